@@ -1,0 +1,1 @@
+//! asciicast (being built).

@@ -1,0 +1,1 @@
+//! The gate's decision for one line (being built).
