@@ -1,1 +1,42 @@
-//! audit (being built).
+//! The audit record: events, and the one interface every part of jitsh writes them through.
+//!
+//! The tamper-evident log (hash chain, signed checkpoints, durable appends) implements
+//! [`AuditSink`]; producers (service, gate) never know how events are stored.
+
+use serde::{Deserialize, Serialize};
+
+/// One audited action. Serialized as a JSON object inside a log record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// RFC 3339 time the action happened (UTC).
+    pub time: String,
+    /// Who did it: a user name, or `jitsh` for the service's own actions (expiry).
+    pub actor: String,
+    /// What was done, dotted: `request.create`, `request.approve`, `request.deny`,
+    /// `request.expire`, `grant.revoke`, `token.issue`, `policy.change`, `user.add`, `lock.set`,
+    /// `session.start`, `session.end`, `gate.decision`, ...
+    pub action: String,
+    /// What it was done to: a request id, a task name, a session id, ...
+    pub subject: String,
+    /// `ok`, `allow`, `approval`, `deny`, `error`, ...
+    pub outcome: String,
+    /// Action-specific details (rule id, token id, reason, line text, params, ...). Secrets
+    /// (credentials, tokens, private keys) never go here.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where audit events go. Implementations must be durable before returning `Ok`, and must fail
+/// (not drop) when they cannot record: callers fail closed on error.
+pub trait AuditSink: Send + Sync {
+    /// Record one event; returns its sequence number in the log.
+    fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError>;
+}
+
+/// Why an event could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log `{path}` could not be written: {message}")]
+pub struct AuditSinkError {
+    pub path: String,
+    pub message: String,
+}
