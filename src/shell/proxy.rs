@@ -1,0 +1,586 @@
+//! The session's event loop: one `tokio::select!` over the admin's keystrokes, the runspace's
+//! output, window-size changes, termination signals, the runspace's exit and the request poll.
+//!
+//! Modes, driven by the runspace's OSC 133 markers:
+//! - `Starting` / `Prompt` (before the first prompt, and between `A` and `B`): keystrokes are
+//!   held, then given to the editor;
+//! - `Editing` (after `B`): jitsh's editor owns the keystrokes; Enter gates the line;
+//! - `Running` (after an allowed line was sent, until the next `A`): keystrokes pass through.
+//!
+//! Typed-ahead lines are never let through to become commands: while a command runs, at most
+//! one line of input is passed on until the runspace reacts with output, the rest is held and,
+//! once the prompt is back, goes through the editor and the gate like any other line; and at
+//! each prompt jitsh discards input the runspace has not read yet.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use super::access::Access;
+use super::line::{decode_key, Action, Decoded, Editor};
+use super::meta::{self, Meta};
+use super::osc::{Marker, Piece, Scanner};
+use super::pty::Runspace;
+use super::record::{Recorder, SessionInfo};
+use super::standin::Effect;
+use super::term::{window_size, RawMode};
+use super::{event, marker_label, refusal_message, FileAudit, ShellConfig, ShellError};
+use crate::audit::AuditSink;
+
+/// How often pending requests are polled for their token.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// How long to keep reading output after the runspace exited.
+const DRAIN_FOR: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Starting,
+    Prompt,
+    Editing,
+    Running,
+}
+
+/// One gated session.
+pub struct Session {
+    runspace: Runspace,
+    access: Access,
+    recorder: Recorder,
+    audit: Box<dyn AuditSink>,
+    session_id: String,
+    editor: Editor,
+    scanner: Scanner,
+    mode: Mode,
+    prompt: Vec<u8>,
+    /// Keystrokes waiting for the editor (typed before the prompt was ready).
+    held: Vec<u8>,
+    /// Keystroke bytes not yet decoded into a key (an escape sequence split across reads).
+    partial_key: Vec<u8>,
+    /// While running: a line was passed through and the runspace has not answered yet.
+    line_in_flight: bool,
+    /// While running: the runspace announced secret input; don't record until a newline.
+    secret: bool,
+    audit_failed: bool,
+    quit: bool,
+    stdout: std::io::Stdout,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("session_id", &self.session_id)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Load policies and tokens, open the recording and audit trail, start the runspace.
+    pub async fn start(config: ShellConfig) -> Result<Session, ShellError> {
+        let access = Access::load(&config.access)?;
+        let session_id = super::new_session_id();
+        let size = window_size();
+        let runspace_text = config
+            .runspace
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let recorder = Recorder::create(
+            &config.record_dir,
+            &SessionInfo {
+                session_id: session_id.clone(),
+                user: access.user().to_string(),
+                runspace: runspace_text.clone(),
+                cols: size.0,
+                rows: size.1,
+            },
+        )?;
+        let audit: Box<dyn AuditSink> = Box::new(FileAudit::open(&config.record_dir.join("audit"))?);
+        let mut start = event(access.user(), "session.start", &session_id, "ok");
+        start.details.insert("runspace".into(), runspace_text.into());
+        start.details.insert(
+            "recording".into(),
+            recorder.path().display().to_string().into(),
+        );
+        audit
+            .append(start)
+            .map_err(|e| ShellError::Record(e.to_string()))?;
+        let runspace = Runspace::spawn(
+            &config.runspace,
+            size,
+            &[("JITSH_SESSION".to_string(), session_id.clone())],
+        )?;
+        let mut editor = Editor::new(size.0);
+        editor.set_words(access.command_names());
+        Ok(Session {
+            runspace,
+            access,
+            recorder,
+            audit,
+            session_id,
+            editor,
+            scanner: Scanner::new(),
+            mode: Mode::Starting,
+            prompt: Vec::new(),
+            held: Vec::new(),
+            partial_key: Vec::new(),
+            line_in_flight: false,
+            secret: false,
+            audit_failed: false,
+            quit: false,
+            stdout: std::io::stdout(),
+        })
+    }
+
+    /// Run until the runspace exits (or a signal ends the session); returns its exit status.
+    pub async fn run(mut self) -> Result<i32, ShellError> {
+        let raw = RawMode::enable().map_err(|e| ShellError::Io(e.to_string()))?;
+        let mut keys = stdin_channel();
+        let io = |e: std::io::Error| ShellError::Io(e.to_string());
+        let mut winch = signal(SignalKind::window_change()).map_err(io)?;
+        let mut term = signal(SignalKind::terminate()).map_err(io)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(io)?;
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stdin_open = true;
+
+        let status = loop {
+            tokio::select! {
+                chunk = self.runspace.output.recv() => match chunk {
+                    Some(bytes) => {
+                        self.on_output(&bytes)?;
+                        self.replay_held().await?;
+                    }
+                    // End of output: the runspace is gone or going; wait for its status.
+                    None => break (&mut self.runspace.exited).await.unwrap_or(1),
+                },
+                input = keys.recv(), if stdin_open => match input {
+                    Some(bytes) => self.on_input(bytes).await?,
+                    None => stdin_open = false,
+                },
+                code = &mut self.runspace.exited => {
+                    self.drain().await?;
+                    break code.unwrap_or(1);
+                }
+                _ = winch.recv() => {
+                    let size = window_size();
+                    self.runspace.resize(size);
+                    self.recorder.resize(size);
+                    self.editor.set_cols(size.0);
+                }
+                _ = term.recv() => { self.runspace.hang_up(); break 128 + 15; }
+                _ = hup.recv() => { self.runspace.hang_up(); break 128 + 1; }
+                _ = poll.tick(), if !self.access.pending().is_empty() => {
+                    let notices = self.access.poll().await;
+                    self.notify(&notices)?;
+                }
+            }
+        };
+        drop(raw);
+        self.end(status)
+    }
+
+    fn end(self, status: i32) -> Result<i32, ShellError> {
+        let Session {
+            recorder,
+            audit,
+            session_id,
+            access,
+            ..
+        } = self;
+        let path = recorder.path().display().to_string();
+        let digest = recorder.finish();
+        let mut end = event(
+            access.user(),
+            "session.end",
+            &session_id,
+            if digest.is_ok() { "ok" } else { "error" },
+        );
+        end.details.insert("status".into(), status.into());
+        end.details.insert("recording".into(), path.into());
+        if let Ok(d) = &digest {
+            end.details.insert("recording_sha256".into(), d.clone().into());
+        }
+        let logged = audit.append(end);
+        digest?;
+        logged.map_err(|e| ShellError::Record(e.to_string()))?;
+        Ok(status)
+    }
+
+    /// Read what is left of the output after the runspace exited.
+    async fn drain(&mut self) -> Result<(), ShellError> {
+        let deadline = tokio::time::Instant::now() + DRAIN_FOR;
+        while let Ok(Some(bytes)) =
+            tokio::time::timeout_at(deadline, self.runspace.output.recv()).await
+        {
+            self.on_output(&bytes)?;
+        }
+        let tail = self.scanner.finish();
+        self.write_out(&tail)?;
+        Ok(())
+    }
+
+    fn write_out(&mut self, bytes: &[u8]) -> Result<(), ShellError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.recorder.output(bytes);
+        let mut out = self.stdout.lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| ShellError::Io(e.to_string()))
+    }
+
+    fn on_output(&mut self, chunk: &[u8]) -> Result<(), ShellError> {
+        if self.mode == Mode::Running && !chunk.is_empty() {
+            self.line_in_flight = false;
+        }
+        for piece in self.scanner.feed(chunk) {
+            match piece {
+                Piece::Bytes(bytes) => match self.mode {
+                    Mode::Prompt => {
+                        self.prompt.extend_from_slice(&bytes);
+                        self.write_out(&bytes)?;
+                    }
+                    Mode::Editing => {
+                        // Output while at the prompt (a background job): show it above the line.
+                        let mut out = Vec::new();
+                        self.editor.leave_for_message(&mut out);
+                        out.extend_from_slice(&bytes);
+                        if !bytes.ends_with(b"\n") {
+                            out.extend_from_slice(b"\r\n");
+                        }
+                        self.editor.redraw_below(&mut out);
+                        self.write_out(&out)?;
+                    }
+                    Mode::Starting | Mode::Running => self.write_out(&bytes)?,
+                },
+                Piece::Marker(Marker::PromptStart) => {
+                    // Input typed while the command ran and not yet read is never a command.
+                    self.runspace.discard_unread_input();
+                    self.mode = Mode::Prompt;
+                    self.prompt.clear();
+                    self.secret = false;
+                }
+                Piece::Marker(Marker::PromptEnd) => {
+                    if self.mode != Mode::Editing {
+                        self.mode = Mode::Editing;
+                        self.editor.begin(&self.prompt);
+                    }
+                }
+                Piece::Marker(Marker::SecretInput) => {
+                    if self.mode == Mode::Running {
+                        self.secret = true;
+                    }
+                }
+                Piece::Marker(Marker::CommandDone(_) | Marker::OutputStart) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Keys held while the prompt was not ready go to the editor once it is.
+    async fn replay_held(&mut self) -> Result<(), ShellError> {
+        if self.mode == Mode::Editing && !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            self.edit(held).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_input(&mut self, bytes: Vec<u8>) -> Result<(), ShellError> {
+        self.replay_held().await?;
+        match self.mode {
+            Mode::Starting | Mode::Prompt => {
+                self.held.extend_from_slice(&bytes);
+                Ok(())
+            }
+            Mode::Running => self.pass_through(bytes),
+            Mode::Editing => self.edit(bytes).await,
+        }
+    }
+
+    /// Running: keystrokes go to the runspace, but at most one line until it reacts.
+    fn pass_through(&mut self, bytes: Vec<u8>) -> Result<(), ShellError> {
+        let mut bytes = bytes;
+        // Ctrl-C goes through at once, whatever is held.
+        if bytes.contains(&0x03) {
+            self.record_input(&[0x03]);
+            self.runspace.send(vec![0x03])?;
+            bytes.retain(|&b| b != 0x03);
+        }
+        let mut queue = std::mem::take(&mut self.held);
+        queue.extend_from_slice(&bytes);
+        if self.line_in_flight {
+            self.held = queue;
+            return Ok(());
+        }
+        let cut = queue
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .map(|i| i + 1);
+        let (now, later) = match cut {
+            Some(i) => {
+                self.line_in_flight = true;
+                let later = queue.split_off(i.min(queue.len()));
+                (queue, later)
+            }
+            None => (queue, Vec::new()),
+        };
+        self.held = later;
+        if !now.is_empty() {
+            self.record_input(&now);
+            self.runspace.send(now)?;
+        }
+        Ok(())
+    }
+
+    fn record_input(&mut self, bytes: &[u8]) {
+        if !self.secret {
+            self.recorder.input(bytes);
+            return;
+        }
+        // Secret input: leave it out of the recording up to and including the newline.
+        if let Some(i) = bytes.iter().position(|&b| b == b'\r' || b == b'\n') {
+            self.secret = false;
+            let rest = bytes.get(i + 1..).unwrap_or_default();
+            if !rest.is_empty() {
+                self.recorder.input(rest);
+            }
+        }
+    }
+
+    /// Editing: decode keys and act on them; bytes after a submitted line are handled in
+    /// whatever mode the line left us in.
+    async fn edit(&mut self, bytes: Vec<u8>) -> Result<(), ShellError> {
+        let mut buf = std::mem::take(&mut self.partial_key);
+        buf.extend_from_slice(&bytes);
+        let mut pos = 0;
+        while pos < buf.len() {
+            if self.mode != Mode::Editing {
+                let rest = buf.get(pos..).unwrap_or_default().to_vec();
+                return match self.mode {
+                    Mode::Running => self.pass_through(rest),
+                    _ => {
+                        self.held.extend_from_slice(&rest);
+                        Ok(())
+                    }
+                };
+            }
+            let rest = buf.get(pos..).unwrap_or_default();
+            let (key, len) = match decode_key(rest) {
+                Decoded::Key(key, len) => (key, len),
+                Decoded::Incomplete => {
+                    self.partial_key = rest.to_vec();
+                    return Ok(());
+                }
+            };
+            let raw = rest.get(..len).unwrap_or_default().to_vec();
+            pos += len;
+            self.recorder.input(&raw);
+            let mut out = Vec::new();
+            let action = self.editor.key(key, &mut out);
+            self.write_out(&out)?;
+            match action {
+                Some(Action::Submit(text)) => self.submit(text).await?,
+                Some(Action::Cancel) => {
+                    let mut out = Vec::new();
+                    self.editor.begin(&self.prompt);
+                    self.editor.redraw_below(&mut out);
+                    self.write_out(&out)?;
+                }
+                Some(Action::EndOfFile) => {
+                    let mut out = Vec::new();
+                    self.editor.leave_for_message(&mut out);
+                    out.extend_from_slice(b"jitsh: type :quit to end the session\r\n");
+                    self.editor.redraw_below(&mut out);
+                    self.write_out(&out)?;
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, text: String) -> Result<(), ShellError> {
+        if meta::is_meta(&text) {
+            return self.meta(&text).await;
+        }
+        // Before deciding: pick up tokens of requests approved meanwhile.
+        if !self.access.pending().is_empty() {
+            let notices = self.access.poll().await;
+            self.notify(&notices)?;
+        }
+        let checked = self.access.check(&text).await;
+        let decision = checked.decision;
+        if decision.incomplete {
+            let mut out = Vec::new();
+            self.editor.continuation(&mut out);
+            return self.write_out(&out);
+        }
+        self.recorder.marker(marker_label(&decision));
+        let mut ev = event(
+            self.access.user(),
+            "gate.decision",
+            &self.session_id,
+            decision.decision.as_str(),
+        );
+        ev.details.insert("line".into(), text.clone().into());
+        ev.details.insert("reason".into(), decision.reason.clone().into());
+        ev.details
+            .insert("result".into(), decision.to_json());
+        let audited = self.audit.append(ev);
+        if audited.is_err() {
+            self.audit_failed = true;
+        }
+
+        let mut out = Vec::new();
+        if decision.decision == Effect::Allow {
+            let durable = audited.is_ok() && self.recorder.sync().await;
+            if checked.privileged && !durable {
+                self.editor.leave_for_message(&mut out);
+                out.extend_from_slice(
+                    b"jitsh: refused: the session recording or audit log cannot be written, \
+so no privileged line runs\r\n",
+                );
+                self.editor.begin(&self.prompt);
+                self.editor.redraw_below(&mut out);
+                return self.write_out(&out);
+            }
+            self.editor.erase_for_runspace(&mut out);
+            if !durable {
+                out.extend_from_slice(
+                    b"\r\njitsh: warning: the session recording or audit log cannot be written\r\n",
+                );
+                out.extend_from_slice(&self.prompt);
+            }
+            self.write_out(&out)?;
+            let mut line: Vec<u8> = text.replace('\n', "\r").into_bytes();
+            line.push(b'\r');
+            self.mode = Mode::Running;
+            self.line_in_flight = true;
+            self.runspace.send(line)?;
+            return Ok(());
+        }
+        self.editor.leave_for_message(&mut out);
+        out.extend_from_slice(refusal_message(&decision).as_bytes());
+        self.editor.begin(&self.prompt);
+        self.editor.redraw_below(&mut out);
+        self.write_out(&out)
+    }
+
+    async fn meta(&mut self, text: &str) -> Result<(), ShellError> {
+        let mut msg = String::new();
+        match meta::parse(text) {
+            Err(e) => msg.push_str(&format!("jitsh: {e}\n")),
+            Ok(Meta::Help) => {
+                msg.push_str(meta::HELP);
+                msg.push('\n');
+            }
+            Ok(Meta::Quit) => {
+                self.quit = true;
+                self.runspace.hang_up();
+                let mut out = Vec::new();
+                self.editor.leave_for_message(&mut out);
+                return self.write_out(&out);
+            }
+            Ok(Meta::Tokens) => msg.push_str(&self.tokens_text()),
+            Ok(Meta::Status) => {
+                let notices = self.access.poll().await;
+                for n in notices {
+                    msg.push_str(&format!("jitsh: {n}\n"));
+                }
+                if self.access.pending().is_empty() {
+                    msg.push_str("no pending requests\n");
+                }
+                for p in self.access.pending() {
+                    msg.push_str(&format!("request {}  {}  {}\n", p.id, p.task, p.status));
+                }
+                msg.push_str(&self.tokens_text());
+                if self.audit_failed {
+                    msg.push_str("warning: the audit log could not be written\n");
+                }
+            }
+            Ok(Meta::Request(spec)) => {
+                let mut ev = event(self.access.user(), "request.create", &spec.task, "ok");
+                ev.details.insert("session".into(), self.session_id.clone().into());
+                match self.access.request(&spec).await {
+                    Ok(id) => {
+                        ev.subject = id.clone();
+                        msg.push_str(&format!(
+                            "jitsh: request {id} for `{}` sent; its token will be used as soon as \
+                             it is approved\n",
+                            spec.task
+                        ));
+                    }
+                    Err(e) => {
+                        ev.outcome = "error".into();
+                        msg.push_str(&format!("jitsh: the request was not sent: {e}\n"));
+                    }
+                }
+                self.recorder.marker(format!("meta request {}", spec.task));
+            }
+        }
+        let mut out = Vec::new();
+        self.editor.leave_for_message(&mut out);
+        out.extend_from_slice(msg.replace('\n', "\r\n").as_bytes());
+        self.editor.begin(&self.prompt);
+        self.editor.redraw_below(&mut out);
+        self.write_out(&out)
+    }
+
+    fn tokens_text(&self) -> String {
+        let lines = self.access.token_lines();
+        if lines.is_empty() {
+            return "no tokens held\n".into();
+        }
+        lines.iter().map(|l| format!("token from {l}\n")).collect()
+    }
+
+    /// Show notices (a request was approved, ...) without disturbing the line being edited.
+    fn notify(&mut self, notices: &[String]) -> Result<(), ShellError> {
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        let editing = self.mode == Mode::Editing;
+        if editing {
+            self.editor.leave_for_message(&mut out);
+        } else {
+            out.extend_from_slice(b"\r\n");
+        }
+        for n in notices {
+            out.extend_from_slice(format!("jitsh: {n}\r\n").as_bytes());
+        }
+        if editing {
+            self.editor.redraw_below(&mut out);
+        }
+        self.write_out(&out)
+    }
+}
+
+/// Keystrokes from stdin, read on a thread of its own (a blocking read cannot be cancelled;
+/// the thread ends with the process).
+fn stdin_channel() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(16);
+    let _ = std::thread::Builder::new()
+        .name("jitsh-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 4096];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buf.get(..n).unwrap_or_default().to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    rx
+}

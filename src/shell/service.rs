@@ -1,0 +1,134 @@
+//! The few approval-service calls a shell session makes (REST, bearer credential).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::meta::RequestSpec;
+use super::ShellError;
+
+/// How long one service call may take before the session treats the service as unreachable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A connection to the approval service.
+pub struct Service {
+    base: String,
+    credential: Option<String>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Service {
+    // The credential is a secret: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(base: &str, credential: Option<String>) -> Result<Service, ShellError> {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| ShellError::Service(e.to_string()))?;
+        Ok(Service {
+            base: base.trim_end_matches('/').to_string(),
+            credential,
+            http,
+        })
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.auth(self.http.get(format!("{}{path}", self.base)))
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credential {
+            Some(c) => rb.bearer_auth(c),
+            None => rb,
+        }
+    }
+
+    async fn json(&self, rb: reqwest::RequestBuilder) -> Result<serde_json::Value, ShellError> {
+        let resp = rb.send().await.map_err(|e| ShellError::Service(short(&e)))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        if !status.is_success() {
+            let msg = body
+                .get("error")
+                .and_then(|e| e.as_str().map(str::to_string).or_else(|| Some(e.to_string())))
+                .unwrap_or_else(|| status.to_string());
+            return Err(ShellError::Service(msg));
+        }
+        Ok(body)
+    }
+
+    pub async fn create_request(&self, spec: &RequestSpec) -> Result<String, ShellError> {
+        let params: serde_json::Map<String, serde_json::Value> = spec
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+            .collect();
+        let mut body = serde_json::json!({
+            "task": spec.task, "reason": spec.reason, "duration": spec.duration,
+        });
+        if !params.is_empty() {
+            body["params"] = serde_json::Value::Object(params);
+        }
+        let rb = self
+            .auth(self.http.post(format!("{}/v1/requests", self.base)))
+            .json(&body);
+        let v = self.json(rb).await?;
+        v.get("id")
+            .and_then(|id| id.as_str().map(str::to_string).or_else(|| Some(id.to_string())))
+            .ok_or_else(|| ShellError::Service("the service did not return a request id".into()))
+    }
+
+    pub async fn request_status(&self, id: &str) -> Result<String, ShellError> {
+        let v = self.json(self.get(&format!("/v1/requests/{id}"))).await?;
+        Ok(v.get("status")
+            .or_else(|| v.get("state"))
+            .and_then(|s| s.as_str())
+            .unwrap_or("unknown")
+            .to_ascii_lowercase())
+    }
+
+    /// The token of an approved request, or `None` when there is none (yet).
+    pub async fn fetch_token(&self, id: &str) -> Result<Option<String>, ShellError> {
+        match self.json(self.get(&format!("/v1/requests/{id}/token"))).await {
+            Ok(v) => Ok(v.get("token").and_then(|t| t.as_str()).map(str::to_string)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Revoked token ids. Accepts a JSON array, or an object with a `jtis` / `revoked` /
+    /// `revocations` array (of strings or of objects with `jti`).
+    pub async fn revocations(&self) -> Result<HashSet<String>, ShellError> {
+        let v = self.json(self.get("/v1/revocations")).await?;
+        let list = match &v {
+            serde_json::Value::Array(a) => Some(a),
+            serde_json::Value::Object(o) => ["jtis", "revoked", "revocations"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(|x| x.as_array())),
+            _ => None,
+        }
+        .ok_or_else(|| ShellError::Service("the revocation list is not in a known form".into()))?;
+        Ok(list
+            .iter()
+            .filter_map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .or_else(|| x.get("jti").and_then(|j| j.as_str()).map(str::to_string))
+            })
+            .collect())
+    }
+}
+
+/// reqwest errors without the URL repeated (it may carry a path the user already knows).
+fn short(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection refused or unreachable".into()
+    } else {
+        e.to_string()
+    }
+}
