@@ -60,6 +60,8 @@ pub struct Session {
     partial_key: Vec<u8>,
     /// While running: a line was passed through and the runspace has not answered yet.
     line_in_flight: bool,
+    /// The terminal echo still expected for the line in flight (echo is not a reaction).
+    echo: Vec<u8>,
     /// While running: the runspace announced secret input; don't record until a newline.
     secret: bool,
     audit_failed: bool,
@@ -128,6 +130,7 @@ impl Session {
             held: Vec::new(),
             partial_key: Vec::new(),
             line_in_flight: false,
+            echo: Vec::new(),
             secret: false,
             audit_failed: false,
             quit: false,
@@ -235,7 +238,7 @@ impl Session {
     }
 
     fn on_output(&mut self, chunk: &[u8]) -> Result<(), ShellError> {
-        if self.mode == Mode::Running && !chunk.is_empty() {
+        if self.mode == Mode::Running && self.line_in_flight && self.reacts(chunk) {
             self.line_in_flight = false;
         }
         for piece in self.scanner.feed(chunk) {
@@ -258,6 +261,14 @@ impl Session {
                     }
                     Mode::Starting | Mode::Running => self.write_out(&bytes)?,
                 },
+                Piece::Marker(Marker::PromptStart | Marker::CommandDone(_))
+                    if self.mode == Mode::Editing =>
+                {
+                    // At the prompt jitsh sent nothing, yet a command ran: the runspace read
+                    // input that did not pass the gate. Stop the session.
+                    self.bypass_detected()?;
+                    return Ok(());
+                }
                 Piece::Marker(Marker::PromptStart) => {
                     // Input typed while the command ran and not yet read is never a command.
                     self.runspace.discard_unread_input();
@@ -279,6 +290,35 @@ impl Session {
                 Piece::Marker(Marker::CommandDone(_) | Marker::OutputStart) => {}
             }
         }
+        Ok(())
+    }
+
+    /// Whether output from the runspace is more than the echo of the line in flight.
+    fn reacts(&mut self, chunk: &[u8]) -> bool {
+        for &b in chunk {
+            if self.echo.first() == Some(&b) {
+                self.echo.remove(0);
+                continue;
+            }
+            self.echo.clear();
+            return true;
+        }
+        false
+    }
+
+    fn bypass_detected(&mut self) -> Result<(), ShellError> {
+        let mut ev = event(self.access.user(), "gate.bypass", &self.session_id, "error");
+        ev.details.insert(
+            "reason".into(),
+            "the runspace ran input that did not pass the gate".into(),
+        );
+        let _ = self.audit.append(ev);
+        self.recorder.marker("gate bypass: the runspace ran ungated input".into());
+        self.write_out(
+            b"\r\njitsh: the runspace ran input that did not pass the gate; the session ends\r\n",
+        )?;
+        self.mode = Mode::Running;
+        self.runspace.hang_up();
         Ok(())
     }
 
@@ -326,6 +366,12 @@ impl Session {
             Some(i) => {
                 self.line_in_flight = true;
                 let later = queue.split_off(i.min(queue.len()));
+                self.echo = queue
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != b'\r' && b != b'\n')
+                    .chain(*b"\r\n")
+                    .collect();
                 (queue, later)
             }
             None => (queue, Vec::new()),
@@ -462,6 +508,8 @@ so no privileged line runs\r\n",
             line.push(b'\r');
             self.mode = Mode::Running;
             self.line_in_flight = true;
+            self.echo = text.replace('\n', "\r\n").into_bytes();
+            self.echo.extend_from_slice(b"\r\n");
             self.runspace.send(line)?;
             return Ok(());
         }
