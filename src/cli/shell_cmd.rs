@@ -74,7 +74,14 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     let Some(record_dir) = record_dir else {
         return super::fail("no recording folder: pass `--record DIR` or set JITSH_RECORD_DIR");
     };
+    let multiline = runspace.first().is_some_and(|p| is_powershell(p));
+    let runspace = if multiline {
+        with_prompt_markers(runspace)
+    } else {
+        runspace
+    };
     let config = ShellConfig {
+        multiline,
         runspace,
         access: access_config(args.gate),
         record_dir,
@@ -181,6 +188,39 @@ fn run_once(program: &OsString, line: &str) -> std::io::Result<i32> {
     } else {
         process
     })
+}
+
+/// The PowerShell prompt function that frames the prompt with OSC 133 markers (`D` with the
+/// last status, `A`, the usual `PS path> ` text, `B`). PSReadLine is removed: jitsh does the
+/// line editing, and PSReadLine would redraw the line itself.
+const PWSH_PROMPT_SETUP: &str = "Remove-Module PSReadLine -ErrorAction SilentlyContinue; \
+function global:prompt { $s = if ($?) { 0 } else { 1 }; $e = [char]27; $b = [char]7; \
+\"$e]133;D;$s$b$e]133;A$b\" + \"PS $($executionContext.SessionState.Path.CurrentLocation)> \" + \"$e]133;B$b\" }";
+
+/// Whether the runspace program is PowerShell (`pwsh`, `powershell`).
+fn is_powershell(program: &OsString) -> bool {
+    let name = std::path::Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    name.starts_with("pwsh") || name.starts_with("powershell")
+}
+
+/// Add the prompt setup to a PowerShell command line unless it already runs a command.
+fn with_prompt_markers(mut argv: Vec<OsString>) -> Vec<OsString> {
+    let runs_something = argv.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy().to_ascii_lowercase();
+        matches!(
+            a.as_str(),
+            "-c" | "-f" | "-file" | "-e" | "-ec" | "-encodedcommand" | "-cwa"
+        ) || a.starts_with("-com")
+    });
+    if !runs_something {
+        argv.push("-NoExit".into());
+        argv.push("-Command".into());
+        argv.push(PWSH_PROMPT_SETUP.into());
+    }
+    argv
 }
 
 fn access_config(gate: GateOpts) -> AccessConfig {

@@ -54,6 +54,10 @@ pub struct ShellConfig {
     pub access: access::AccessConfig,
     /// Folder for `<session-id>.cast` (and `audit/` when no service keeps the audit log).
     pub record_dir: PathBuf,
+    /// The runspace reads a multi-line command as one unit (PowerShell does; jitsh-exsim reads
+    /// one line at a time). When false, multi-line commands are refused: sent line by line,
+    /// they would run as separate commands the gate never judged.
+    pub multiline: bool,
 }
 
 /// Run one interactive session; returns the runspace's exit status (128+signal if killed).
@@ -138,7 +142,7 @@ pub fn marker_label(d: &LineDecision) -> String {
         }
     };
     format!(
-        "gate {} rule={} token={}",
+        "gate: {} rule={} token={}",
         d.decision.as_str(),
         list(&rules),
         list(&tokens)
@@ -235,7 +239,7 @@ mod tests {
         assert!(m.contains("jitsh request --task New-MoveRequest"));
         assert_eq!(
             marker_label(&d),
-            "gate approval rule=read-only,mailbox-moves token=-"
+            "gate: approval rule=read-only,mailbox-moves token=-"
         );
     }
 

@@ -66,6 +66,7 @@ pub struct Session {
     secret: bool,
     audit_failed: bool,
     quit: bool,
+    multiline: bool,
     stdout: std::io::Stdout,
 }
 
@@ -134,6 +135,7 @@ impl Session {
             secret: false,
             audit_failed: false,
             quit: false,
+            multiline: config.multiline,
             stdout: std::io::stdout(),
         })
     }
@@ -465,6 +467,16 @@ impl Session {
         if decision.incomplete {
             let mut out = Vec::new();
             self.editor.continuation(&mut out);
+            return self.write_out(&out);
+        }
+        if text.contains('\n') && !self.multiline {
+            let mut out = Vec::new();
+            self.editor.leave_for_message(&mut out);
+            out.extend_from_slice(
+                b"jitsh: this runspace reads one line at a time; write the command on one line\r\n",
+            );
+            self.editor.begin(&self.prompt);
+            self.editor.redraw_below(&mut out);
             return self.write_out(&out);
         }
         self.recorder.marker(marker_label(&decision));

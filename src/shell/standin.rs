@@ -115,7 +115,11 @@ pub fn check_line(text: &str, ctx: &GateContext) -> LineDecision {
         };
         let (decision, rule) = if word.contains(['&', '`', '(', '$']) {
             (Effect::Deny, None)
-        } else if word.to_ascii_lowercase().starts_with("get-") {
+        } else if word.to_ascii_lowercase().starts_with("get-")
+            || ["Remove-Mailbox", "Start-Sleep", "Read-Host"]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(word))
+        {
             (Effect::Allow, Some("read-only".to_string()))
         } else if word.eq_ignore_ascii_case("New-MoveRequest") {
             (Effect::Approval, Some("mailbox-moves".to_string()))
