@@ -185,6 +185,8 @@ impl Session {
             }
         };
         drop(raw);
+        // `:quit` hangs the runspace up on purpose: that is a normal end, not a failure.
+        let status = if self.quit && status == 128 + 1 { 0 } else { status };
         self.end(status)
     }
 

@@ -116,7 +116,7 @@ pub fn check_line(text: &str, ctx: &GateContext) -> LineDecision {
         let (decision, rule) = if word.contains(['&', '`', '(', '$']) {
             (Effect::Deny, None)
         } else if word.to_ascii_lowercase().starts_with("get-")
-            || ["Remove-Mailbox", "Start-Sleep", "Read-Host"]
+            || ["Remove-Mailbox", "Start-Sleep", "Read-Host", "exit"]
                 .iter()
                 .any(|n| n.eq_ignore_ascii_case(word))
         {

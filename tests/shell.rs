@@ -1,0 +1,526 @@
+//! `jitsh shell` and `jitsh exec` end to end: the real binary in a real PTY, over the real
+//! simulated runspace (`jitsh-exsim`), asserting on the screen, the runspace's state file and
+//! the recording.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+const JITSH: &str = env!("CARGO_BIN_EXE_jitsh");
+
+const POLICY: &str = r#"
+[defaults]
+unmatched = "deny"
+dynamic = "deny"
+
+[[rule]]
+id = "read-only"
+effect = "allow"
+tasks = ["Get-*", "Start-Sleep", "Read-Host", "Select-Object", "Format-Table"]
+
+[[rule]]
+id = "mailbox-cleanup"
+effect = "allow"
+tasks = ["Remove-Mailbox"]
+
+[[rule]]
+id = "mailbox-moves"
+effect = "approval"
+tasks = ["New-MoveRequest"]
+approval = "manual"
+approvers = ["mbmanagers"]
+max_duration = "4h"
+"#;
+
+/// A temp folder with policies, a recording folder and the runspace's state file.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        std::fs::write(dir.path().join("policies/test.toml"), POLICY).unwrap();
+        Fixture { dir }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("state.json")).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+    fn casts(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.path("rec"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "cast"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+    fn shell_args(&self) -> Vec<String> {
+        vec![
+            "shell".into(),
+            "--policies".into(),
+            self.path("policies").display().to_string(),
+            "--user".into(),
+            "alice".into(),
+            "--record".into(),
+            self.path("rec").display().to_string(),
+        ]
+    }
+}
+
+/// `jitsh shell` running in a PTY, its screen output collected by a reader thread.
+struct Screen {
+    writer: Box<dyn Write + Send>,
+    output: Arc<Mutex<Vec<u8>>>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Screen {
+    fn start(fx: &Fixture, extra: &[&str]) -> Screen {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols: 120,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(JITSH);
+        for a in fx.shell_args() {
+            cmd.arg(a);
+        }
+        for a in extra {
+            cmd.arg(a);
+        }
+        if extra.is_empty() {
+            if let Some(rs) = test_runspace() {
+                cmd.arg("--");
+                cmd.arg(rs);
+            }
+        }
+        cmd.cwd(fx.dir.path());
+        cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
+        cmd.env("TERM", "xterm");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let screen = Screen {
+            writer,
+            output,
+            child,
+            _master: pair.master,
+        };
+        screen.wait_for("PS ", 20);
+        screen
+    }
+
+    fn send(&mut self, text: &str) {
+        self.writer.write_all(text.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    /// Type a line at the prompt, wait until the editor shows it, then press Enter. Returns the
+    /// screen position just before Enter: whatever comes after is the gate's or the runspace's.
+    fn line(&mut self, text: &str) -> usize {
+        let before = self.mark();
+        self.send(text);
+        self.wait_after(before, text, 10);
+        let m = self.mark();
+        self.send("\r");
+        m
+    }
+
+    /// Everything shown so far, escape sequences removed.
+    fn text(&self) -> String {
+        strip_ansi(&String::from_utf8_lossy(&self.output.lock().unwrap()))
+    }
+
+    fn mark(&self) -> usize {
+        self.text().len()
+    }
+
+    fn since(&self, mark: usize) -> String {
+        self.text().get(mark..).unwrap_or_default().to_string()
+    }
+
+    /// Wait until `needle` appears after `mark`; panics with the screen on timeout.
+    fn wait_after(&self, mark: usize, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.since(mark);
+            if s.contains(needle) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {needle:?}; screen since mark:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for(&self, needle: &str, secs: u64) -> String {
+        self.wait_after(0, needle, secs)
+    }
+
+    /// Wait for the next prompt after `mark`.
+    fn prompt_after(&self, mark: usize, secs: u64) -> String {
+        self.wait_after(mark, "PS C:\\>", secs)
+    }
+
+    fn quit(mut self) -> u32 {
+        self.send(":quit\r");
+        self.wait_exit(10)
+    }
+
+    fn wait_exit(&mut self, secs: u64) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.exit_code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("jitsh did not exit; screen:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A runspace binary to use instead of the default one (set while developing against a
+/// runspace built elsewhere).
+fn test_runspace() -> Option<String> {
+    std::env::var("JITSH_TEST_RUNSPACE").ok().filter(|s| !s.is_empty())
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('\x40'..='\x7e').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' {
+                            break;
+                        }
+                        if c == '\x1b' {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parse a recording: header, then events; a torn last line is tolerated only when `torn_ok`.
+fn parse_cast(path: &Path, torn_ok: bool) -> (serde_json::Value, Vec<(f64, String, String)>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert!(header["width"].as_u64().unwrap() > 0);
+    let all: Vec<&str> = lines.collect();
+    let mut events = Vec::new();
+    let mut last_time = 0.0;
+    for (i, l) in all.iter().enumerate() {
+        match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(v) => {
+                let t = v[0].as_f64().unwrap();
+                assert!(t >= last_time, "event times go backwards at line {}", i + 2);
+                last_time = t;
+                events.push((
+                    t,
+                    v[1].as_str().unwrap().to_string(),
+                    v[2].as_str().unwrap().to_string(),
+                ));
+            }
+            Err(e) => {
+                assert!(
+                    torn_ok && i + 1 == all.len(),
+                    "line {} is not an event: {e}",
+                    i + 2
+                );
+            }
+        }
+    }
+    (header, events)
+}
+
+fn mailbox_names(state: &serde_json::Value) -> Vec<String> {
+    state["mailboxes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn allowed_line_runs_and_its_output_appears() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox");
+    let out = s.prompt_after(m, 20);
+    assert!(out.contains("Alice Johnson"), "{out}");
+    assert!(out.contains("Frank Miller"), "{out}");
+    assert_eq!(s.quit(), 0, ":quit is a normal end");
+}
+
+#[test]
+fn privileged_line_is_blocked_with_the_request_command_and_nothing_changes() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    let out = s.wait_after(m, ":request New-MoveRequest", 10);
+    assert!(out.contains("mailbox-moves"), "{out}");
+    assert!(out.contains("jitsh request --task New-MoveRequest"), "{out}");
+    // The runspace never saw it: still at the same prompt, and a harmless line still works.
+    let m = s.line("Get-MoveRequest");
+    s.prompt_after(m, 20);
+    let state = fx.state();
+    assert_eq!(state["move_requests"], serde_json::json!([]), "{state}");
+    s.quit();
+}
+
+#[test]
+fn disguised_privileged_lines_are_blocked() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    for line in [
+        "& ('New-'+'MoveRequest') -Identity bob -TargetDatabase DB02",
+        "Ne`w-MoveRequest -Identity bob -TargetDatabase DB02",
+    ] {
+        let m = s.line(line);
+        let out = s.wait_after(m, "jitsh:", 10);
+        assert!(out.contains("denied") || out.contains("needs approval"), "{out}");
+        s.prompt_after(m, 10);
+    }
+    assert_eq!(fx.state()["move_requests"], serde_json::json!([]));
+    s.quit();
+}
+
+#[test]
+fn confirmation_prompt_answer_n_keeps_the_mailbox() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Remove-Mailbox -Identity carol");
+    s.wait_after(m, "[Y] Yes", 10);
+    let m = s.mark();
+    s.send("N\r");
+    s.prompt_after(m, 10);
+    assert!(mailbox_names(&fx.state()).contains(&"Carol Diaz".to_string()));
+    s.quit();
+}
+
+#[test]
+fn ctrl_c_reaches_the_runspace_and_interrupts_start_sleep() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Start-Sleep -Seconds 60");
+    s.wait_after(m, "Start-Sleep -Seconds 60", 10);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let m = s.mark();
+    s.send("\x03");
+    s.prompt_after(m, 10);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The session goes on.
+    let m = s.line("Get-Mailbox -Identity bob");
+    let out = s.prompt_after(m, 10);
+    assert!(out.contains("Bob Smith"), "{out}");
+    s.quit();
+}
+
+#[test]
+fn typed_ahead_lines_are_gated_not_passed_through() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Start-Sleep -Seconds 2");
+    s.wait_after(m, "Start-Sleep -Seconds 2", 10);
+    // Typed while the command runs: must not reach the runspace's next prompt ungated.
+    s.send("New-MoveRequest -Identity bob -TargetDatabase DB02\r");
+    let out = s.wait_after(m, ":request New-MoveRequest", 15);
+    assert!(out.contains("needs approval"), "{out}");
+    assert_eq!(fx.state()["move_requests"], serde_json::json!([]));
+    s.quit();
+}
+
+#[test]
+fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox -Identity alice");
+    s.prompt_after(m, 10);
+    let m = s.line("Remove-Everything");
+    s.wait_after(m, "denied", 10);
+    let m = s.line("Read-Host -Prompt Password -AsSecureString");
+    s.wait_after(m, "Password:", 10);
+    let m = s.mark();
+    s.send("hunter2-secret\r");
+    s.prompt_after(m, 10);
+    s.quit();
+
+    let casts = fx.casts();
+    assert_eq!(casts.len(), 1);
+    let (header, events) = parse_cast(&casts[0], false);
+    assert_eq!(header["user"].as_str().or(header["jitsh"]["user"].as_str()), Some("alice"));
+    let markers: Vec<&str> = events
+        .iter()
+        .filter(|e| e.1 == "m")
+        .map(|e| e.2.as_str())
+        .collect();
+    assert!(markers.iter().any(|m| m.contains("allow") && m.contains("read-only")), "{markers:?}");
+    assert!(markers.iter().any(|m| m.contains("deny")), "{markers:?}");
+    let input: String = events.iter().filter(|e| e.1 == "i").map(|e| e.2.as_str()).collect();
+    assert!(input.contains("Get-Mailbox -Identity alice"));
+    assert!(!input.contains("hunter2"), "secret input was recorded");
+    let output: String = events.iter().filter(|e| e.1 == "o").map(|e| e.2.as_str()).collect();
+    assert!(output.contains("Alice Johnson"));
+    assert!(!output.contains("hunter2"));
+
+    // Other players agree.
+    let replay = Command::new(JITSH).arg("replay").arg(&casts[0]).arg("--speed").arg("100").output();
+    match replay {
+        Ok(o) if o.status.success() => {
+            assert!(String::from_utf8_lossy(&o.stdout).contains("Alice Johnson"))
+        }
+        Ok(o) => eprintln!(
+            "note: `jitsh replay` did not play the recording here: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("jitsh replay: {e}"),
+    }
+    match Command::new("asciinema").arg("cat").arg(&casts[0]).output() {
+        Ok(o) => {
+            assert!(o.status.success(), "asciinema cat failed: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(String::from_utf8_lossy(&o.stdout).contains("Alice Johnson"));
+        }
+        Err(_) => eprintln!("skipped: asciinema is not on PATH, `asciinema cat` not tried"),
+    }
+}
+
+#[test]
+fn kill_9_leaves_a_recording_that_parses_up_to_the_kill() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox");
+    s.prompt_after(m, 10);
+    let pid = s.child.process_id().unwrap();
+    Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
+    s.wait_exit(10);
+    let casts = fx.casts();
+    assert_eq!(casts.len(), 1);
+    let (_, events) = parse_cast(&casts[0], true);
+    let output: String = events.iter().filter(|e| e.1 == "o").map(|e| e.2.as_str()).collect();
+    assert!(output.contains("Frank Miller"), "the output before the kill is in the recording");
+    assert!(events.iter().any(|e| e.1 == "m"));
+}
+
+#[test]
+fn runspace_exit_status_ends_the_session() {
+    let fx = Fixture::new();
+    let policy = POLICY.replace(r#""Format-Table"]"#, r#""Format-Table", "exit"]"#);
+    std::fs::write(fx.path("policies/test.toml"), policy).unwrap();
+    let mut s = Screen::start(&fx, &[]);
+    s.line("exit 7");
+    assert_eq!(s.wait_exit(10), 7);
+}
+
+fn exec(fx: &Fixture, line: &str) -> std::process::Output {
+    Command::new(JITSH)
+        .arg("exec")
+        .arg("--policies")
+        .arg(fx.path("policies"))
+        .arg("--user")
+        .arg("alice")
+        .args(test_runspace().map(|r| vec!["--runspace".to_string(), r]).unwrap_or_default())
+        .arg("--")
+        .arg(line)
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn exec_runs_an_allowed_line_and_refuses_others_with_status() {
+    let fx = Fixture::new();
+    let ok = exec(&fx, "Get-Mailbox -Identity bob");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("Bob Smith"), "{out}");
+    assert!(!out.contains("PS C:\\>"), "prompts are left out: {out}");
+
+    let approval = exec(&fx, "New-MoveRequest -Identity bob -TargetDatabase DB02");
+    assert_eq!(approval.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&approval.stderr).contains(":request New-MoveRequest"));
+
+    let deny = exec(&fx, "Invoke-Expression 'Remove-Mailbox bob'");
+    assert_eq!(deny.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&deny.stderr).contains("denied"));
+    assert_eq!(fx.state()["move_requests"], serde_json::json!([]));
+}
+
+#[test]
+fn exec_passes_on_the_command_status() {
+    let fx = Fixture::new();
+    let failed = exec(&fx, "Get-Mailbox -Identity nobody-here");
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
+}
+
+#[test]
+fn real_powershell_session_when_pwsh_is_installed() {
+    if Command::new("pwsh").arg("-Version").output().is_err() {
+        eprintln!("skipped: pwsh is not on PATH, the real PowerShell session was not tried");
+        return;
+    }
+    let fx = Fixture::new();
+    let policy = POLICY.replace(r#""Format-Table"]"#, r#""Format-Table", "Write-Output"]"#);
+    std::fs::write(fx.path("policies/test.toml"), policy).unwrap();
+    let mut s = Screen::start(&fx, &["--", "pwsh", "-NoLogo", "-NoProfile"]);
+    let m = s.line("Write-Output ('gate' + 'd-ok')");
+    s.wait_after(m, "gated-ok", 30);
+    let m = s.line("Remove-Item -Recurse /tmp/nothing-here");
+    s.wait_after(m, "denied", 10);
+    s.quit();
+}
