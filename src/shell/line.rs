@@ -658,7 +658,7 @@ mod tests {
         let mut ed = Editor::new(80);
         ed.begin(b"PS C:\\> ");
         type_text(&mut ed, b"Get-Mailbx");
-        type_text(&mut ed, b"\x1b[D\x1b[Do\x1b[F s");
+        type_text(&mut ed, b"\x1b[Do\x1b[F s");
         assert_eq!(ed.text(), "Get-Mailbox s");
         type_text(&mut ed, b"\x17");
         assert_eq!(ed.text(), "Get-Mailbox ");
@@ -736,7 +736,7 @@ mod tests {
 
     #[test]
     fn visible_width_skips_escapes() {
-        assert_eq!(visible_width(b"\x1b[32mPS\x1b[0m C:\\> "), 7);
+        assert_eq!(visible_width(b"\x1b[32mPS\x1b[0m C:\\> "), 8);
         assert_eq!(visible_width(b"\x1b]0;title\x07ab"), 2);
     }
 }
