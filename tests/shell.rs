@@ -2,6 +2,13 @@
 //! simulated runspace (`jitsh-exsim`), asserting on the screen, the runspace's state file and
 //! the recording.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step fails the test"
+)]
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -214,7 +221,9 @@ impl Screen {
 /// A runspace binary to use instead of the default one (set while developing against a
 /// runspace built elsewhere).
 fn test_runspace() -> Option<String> {
-    std::env::var("JITSH_TEST_RUNSPACE").ok().filter(|s| !s.is_empty())
+    std::env::var("JITSH_TEST_RUNSPACE")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 fn strip_ansi(s: &str) -> String {
@@ -313,7 +322,10 @@ fn privileged_line_is_blocked_with_the_request_command_and_nothing_changes() {
     let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
     let out = s.wait_after(m, ":request New-MoveRequest", 10);
     assert!(out.contains("mailbox-moves"), "{out}");
-    assert!(out.contains("jitsh request --task New-MoveRequest"), "{out}");
+    assert!(
+        out.contains("jitsh request --task New-MoveRequest"),
+        "{out}"
+    );
     // The runspace never saw it: still at the same prompt, and a harmless line still works.
     let m = s.line("Get-MoveRequest");
     s.prompt_after(m, 20);
@@ -332,7 +344,10 @@ fn disguised_privileged_lines_are_blocked() {
     ] {
         let m = s.line(line);
         let out = s.wait_after(m, "jitsh:", 10);
-        assert!(out.contains("denied") || out.contains("needs approval"), "{out}");
+        assert!(
+            out.contains("denied") || out.contains("needs approval"),
+            "{out}"
+        );
         s.prompt_after(m, 10);
     }
     assert_eq!(fx.state()["move_requests"], serde_json::json!([]));
@@ -403,23 +418,44 @@ fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
     let casts = fx.casts();
     assert_eq!(casts.len(), 1);
     let (header, events) = parse_cast(&casts[0], false);
-    assert_eq!(header["user"].as_str().or(header["jitsh"]["user"].as_str()), Some("alice"));
+    assert_eq!(
+        header["user"].as_str().or(header["jitsh"]["user"].as_str()),
+        Some("alice")
+    );
     let markers: Vec<&str> = events
         .iter()
         .filter(|e| e.1 == "m")
         .map(|e| e.2.as_str())
         .collect();
-    assert!(markers.iter().any(|m| m.contains("allow") && m.contains("read-only")), "{markers:?}");
+    assert!(
+        markers
+            .iter()
+            .any(|m| m.contains("allow") && m.contains("read-only")),
+        "{markers:?}"
+    );
     assert!(markers.iter().any(|m| m.contains("deny")), "{markers:?}");
-    let input: String = events.iter().filter(|e| e.1 == "i").map(|e| e.2.as_str()).collect();
+    let input: String = events
+        .iter()
+        .filter(|e| e.1 == "i")
+        .map(|e| e.2.as_str())
+        .collect();
     assert!(input.contains("Get-Mailbox -Identity alice"));
     assert!(!input.contains("hunter2"), "secret input was recorded");
-    let output: String = events.iter().filter(|e| e.1 == "o").map(|e| e.2.as_str()).collect();
+    let output: String = events
+        .iter()
+        .filter(|e| e.1 == "o")
+        .map(|e| e.2.as_str())
+        .collect();
     assert!(output.contains("Alice Johnson"));
     assert!(!output.contains("hunter2"));
 
     // Other players agree.
-    let replay = Command::new(JITSH).arg("replay").arg(&casts[0]).arg("--speed").arg("100").output();
+    let replay = Command::new(JITSH)
+        .arg("replay")
+        .arg(&casts[0])
+        .arg("--speed")
+        .arg("100")
+        .output();
     match replay {
         Ok(o) if o.status.success() => {
             assert!(String::from_utf8_lossy(&o.stdout).contains("Alice Johnson"))
@@ -432,7 +468,11 @@ fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
     }
     match Command::new("asciinema").arg("cat").arg(&casts[0]).output() {
         Ok(o) => {
-            assert!(o.status.success(), "asciinema cat failed: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "asciinema cat failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             assert!(String::from_utf8_lossy(&o.stdout).contains("Alice Johnson"));
         }
         Err(_) => eprintln!("skipped: asciinema is not on PATH, `asciinema cat` not tried"),
@@ -446,13 +486,24 @@ fn kill_9_leaves_a_recording_that_parses_up_to_the_kill() {
     let m = s.line("Get-Mailbox");
     s.prompt_after(m, 10);
     let pid = s.child.process_id().unwrap();
-    Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     s.wait_exit(10);
     let casts = fx.casts();
     assert_eq!(casts.len(), 1);
     let (_, events) = parse_cast(&casts[0], true);
-    let output: String = events.iter().filter(|e| e.1 == "o").map(|e| e.2.as_str()).collect();
-    assert!(output.contains("Frank Miller"), "the output before the kill is in the recording");
+    let output: String = events
+        .iter()
+        .filter(|e| e.1 == "o")
+        .map(|e| e.2.as_str())
+        .collect();
+    assert!(
+        output.contains("Frank Miller"),
+        "the output before the kill is in the recording"
+    );
     assert!(events.iter().any(|e| e.1 == "m"));
 }
 
@@ -473,7 +524,11 @@ fn exec(fx: &Fixture, line: &str) -> std::process::Output {
         .arg(fx.path("policies"))
         .arg("--user")
         .arg("alice")
-        .args(test_runspace().map(|r| vec!["--runspace".to_string(), r]).unwrap_or_default())
+        .args(
+            test_runspace()
+                .map(|r| vec!["--runspace".to_string(), r])
+                .unwrap_or_default(),
+        )
         .arg("--")
         .arg(line)
         .env("JITSH_EXSIM_STATE", fx.path("state.json"))
@@ -486,7 +541,12 @@ fn exec(fx: &Fixture, line: &str) -> std::process::Output {
 fn exec_runs_an_allowed_line_and_refuses_others_with_status() {
     let fx = Fixture::new();
     let ok = exec(&fx, "Get-Mailbox -Identity bob");
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(out.contains("Bob Smith"), "{out}");
     assert!(!out.contains("PS C:\\>"), "prompts are left out: {out}");
@@ -505,7 +565,12 @@ fn exec_runs_an_allowed_line_and_refuses_others_with_status() {
 fn exec_passes_on_the_command_status() {
     let fx = Fixture::new();
     let failed = exec(&fx, "Get-Mailbox -Identity nobody-here");
-    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failed.stdout)
+    );
 }
 
 #[test]

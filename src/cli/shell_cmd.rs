@@ -14,7 +14,12 @@ use crate::shell::{self, ShellConfig};
 #[derive(Debug, clap::Args)]
 pub struct GateOpts {
     /// Policy folder.
-    #[arg(long, value_name = "DIR", env = "JITSH_POLICIES", default_value = "policies")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "JITSH_POLICIES",
+        default_value = "policies"
+    )]
     policies: PathBuf,
     /// Approval service URL (for `:request`, token pick-up and revocations).
     #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
@@ -68,13 +73,12 @@ pub fn shell(args: ShellArgs) -> ExitCode {
         .record
         .or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
         .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".local/share/jitsh/sessions"))
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh/sessions"))
         });
     let Some(record_dir) = record_dir else {
         return super::fail("no recording folder: pass `--record DIR` or set JITSH_RECORD_DIR");
     };
-    let multiline = runspace.first().is_some_and(|p| is_powershell(p));
+    let multiline = runspace.first().is_some_and(is_powershell);
     let runspace = if multiline {
         with_prompt_markers(runspace)
     } else {
@@ -113,7 +117,9 @@ pub fn exec(args: ExecArgs) -> ExitCode {
     };
     let d = checked.decision;
     if d.incomplete {
-        return super::fail("the line is incomplete: finish it (a closing bracket or quote is missing)");
+        return super::fail(
+            "the line is incomplete: finish it (a closing bracket or quote is missing)",
+        );
     }
     match d.decision {
         Effect::Allow => {}

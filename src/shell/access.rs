@@ -87,9 +87,8 @@ impl Access {
         })?;
         let mut tokens = Vec::new();
         for path in &config.token_files {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ShellError::Config(format!("token file `{}`: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ShellError::Config(format!("token file `{}`: {e}", path.display())))?;
             tokens.push(HeldToken {
                 text: text.trim().to_string(),
                 source: format!("file {}", path.display()),
@@ -243,10 +242,9 @@ impl Access {
                     }
                 },
                 Ok(status) if status == "pending" => still.push(p),
-                Ok(status) => notices.push(format!(
-                    "request {} for `{}` is {status}",
-                    p.id, p.task
-                )),
+                Ok(status) => {
+                    notices.push(format!("request {} for `{}` is {status}", p.id, p.task))
+                }
                 Err(_) => still.push(p),
             }
         }

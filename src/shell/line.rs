@@ -157,7 +157,10 @@ fn decode_utf8(buf: &[u8]) -> Decoded {
             Decoded::Key(Key::Ignored, 1)
         };
     };
-    match std::str::from_utf8(bytes).ok().and_then(|s| s.chars().next()) {
+    match std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.chars().next())
+    {
         Some(c) => Decoded::Key(Key::Char(c), len),
         None => Decoded::Key(Key::Ignored, 1),
     }
@@ -322,11 +325,9 @@ impl Editor {
             Key::EndOfFile if self.buf.is_empty() && self.done.is_empty() => {
                 return Some(Action::EndOfFile);
             }
-            Key::EndOfFile => {
-                if self.cursor < self.buf.len() {
-                    self.buf.remove(self.cursor);
-                    self.after_edit(out);
-                }
+            Key::EndOfFile if self.cursor < self.buf.len() => {
+                self.buf.remove(self.cursor);
+                self.after_edit(out);
             }
             _ => {}
         }
@@ -432,7 +433,12 @@ impl Editor {
         {
             start -= 1;
         }
-        let word: String = self.buf.get(start..self.cursor).unwrap_or_default().iter().collect();
+        let word: String = self
+            .buf
+            .get(start..self.cursor)
+            .unwrap_or_default()
+            .iter()
+            .collect();
         if word.is_empty() {
             return;
         }
@@ -463,7 +469,8 @@ impl Editor {
             replacement = word.chars().collect();
         }
         let grew = replacement.len() > word.chars().count() || matches.len() == 1;
-        self.buf.splice(start..self.cursor, replacement.iter().copied());
+        self.buf
+            .splice(start..self.cursor, replacement.iter().copied());
         self.cursor = start + replacement.len();
         if !grew && matches.len() > 1 {
             // Nothing more to add: list the candidates under the line, then redraw it.

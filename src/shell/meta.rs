@@ -143,7 +143,9 @@ mod tests {
 
     #[test]
     fn request_with_quotes_and_params() {
-        let m = parse(r#":request New-MoveRequest --reason "move bob's box" --for 2h --param Identity=bob@contoso.com"#);
+        let m = parse(
+            r#":request New-MoveRequest --reason "move bob's box" --for 2h --param Identity=bob@contoso.com"#,
+        );
         assert_eq!(
             m,
             Ok(Meta::Request(RequestSpec {

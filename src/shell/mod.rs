@@ -89,7 +89,11 @@ pub fn refusal_message(d: &LineDecision) -> String {
         .invocations
         .iter()
         .find(|i| i.decision == Effect::Deny)
-        .or_else(|| d.invocations.iter().find(|i| i.decision == Effect::Approval));
+        .or_else(|| {
+            d.invocations
+                .iter()
+                .find(|i| i.decision == Effect::Approval)
+        });
     let mut msg = String::new();
     match (d.decision, blocking) {
         (Effect::Approval, Some(inv)) => {

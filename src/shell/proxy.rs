@@ -101,9 +101,12 @@ impl Session {
                 rows: size.1,
             },
         )?;
-        let audit: Box<dyn AuditSink> = Box::new(FileAudit::open(&config.record_dir.join("audit"))?);
+        let audit: Box<dyn AuditSink> =
+            Box::new(FileAudit::open(&config.record_dir.join("audit"))?);
         let mut start = event(access.user(), "session.start", &session_id, "ok");
-        start.details.insert("runspace".into(), runspace_text.into());
+        start
+            .details
+            .insert("runspace".into(), runspace_text.into());
         start.details.insert(
             "recording".into(),
             recorder.path().display().to_string().into(),
@@ -186,7 +189,11 @@ impl Session {
         };
         drop(raw);
         // `:quit` hangs the runspace up on purpose: that is a normal end, not a failure.
-        let status = if self.quit && status == 128 + 1 { 0 } else { status };
+        let status = if self.quit && status == 128 + 1 {
+            0
+        } else {
+            status
+        };
         self.end(status)
     }
 
@@ -209,7 +216,8 @@ impl Session {
         end.details.insert("status".into(), status.into());
         end.details.insert("recording".into(), path.into());
         if let Ok(d) = &digest {
-            end.details.insert("recording_sha256".into(), d.clone().into());
+            end.details
+                .insert("recording_sha256".into(), d.clone().into());
         }
         let logged = audit.append(end);
         digest?;
@@ -317,7 +325,8 @@ impl Session {
             "the runspace ran input that did not pass the gate".into(),
         );
         let _ = self.audit.append(ev);
-        self.recorder.marker("gate bypass: the runspace ran ungated input".into());
+        self.recorder
+            .marker("gate bypass: the runspace ran ungated input".into());
         self.write_out(
             b"\r\njitsh: the runspace ran input that did not pass the gate; the session ends\r\n",
         )?;
@@ -489,9 +498,9 @@ impl Session {
             decision.decision.as_str(),
         );
         ev.details.insert("line".into(), text.clone().into());
-        ev.details.insert("reason".into(), decision.reason.clone().into());
         ev.details
-            .insert("result".into(), decision.to_json());
+            .insert("reason".into(), decision.reason.clone().into());
+        ev.details.insert("result".into(), decision.to_json());
         let audited = self.audit.append(ev);
         if audited.is_err() {
             self.audit_failed = true;
@@ -568,7 +577,8 @@ so no privileged line runs\r\n",
             }
             Ok(Meta::Request(spec)) => {
                 let mut ev = event(self.access.user(), "request.create", &spec.task, "ok");
-                ev.details.insert("session".into(), self.session_id.clone().into());
+                ev.details
+                    .insert("session".into(), self.session_id.clone().into());
                 match self.access.request(&spec).await {
                     Ok(id) => {
                         ev.subject = id.clone();
@@ -637,7 +647,10 @@ fn stdin_channel() -> mpsc::Receiver<Vec<u8>> {
                 match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if tx.blocking_send(buf.get(..n).unwrap_or_default().to_vec()).is_err() {
+                        if tx
+                            .blocking_send(buf.get(..n).unwrap_or_default().to_vec())
+                            .is_err()
+                        {
                             break;
                         }
                     }

@@ -32,7 +32,9 @@ pub struct Runspace {
 
 impl std::fmt::Debug for Runspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runspace").field("pid", &self.pid).finish_non_exhaustive()
+        f.debug_struct("Runspace")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,7 +98,11 @@ impl Runspace {
             .name("jitsh-pty-write".into())
             .spawn(move || {
                 while let Some(bytes) = in_rx.blocking_recv() {
-                    if writer.write_all(&bytes).and_then(|()| writer.flush()).is_err() {
+                    if writer
+                        .write_all(&bytes)
+                        .and_then(|()| writer.flush())
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -145,7 +151,11 @@ impl Runspace {
     /// ran), so they cannot become an ungated command line at the next prompt.
     pub fn discard_unread_input(&self) {
         if let Some(path) = &self.slave_path {
-            if let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open(path) {
+            if let Ok(tty) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+            {
                 let _ = nix::sys::termios::tcflush(&tty, nix::sys::termios::FlushArg::TCIFLUSH);
             }
         }

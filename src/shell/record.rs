@@ -27,7 +27,11 @@ pub struct SessionInfo {
 }
 
 enum Msg {
-    Event { micros: u64, kind: &'static str, data: String },
+    Event {
+        micros: u64,
+        kind: &'static str,
+        data: String,
+    },
     Sync(oneshot::Sender<bool>),
 }
 
@@ -52,8 +56,7 @@ impl Recorder {
     /// Create `dir/<session-id>.cast` (never overwriting) and write the header.
     pub fn create(dir: &Path, info: &SessionInfo) -> Result<Recorder, ShellError> {
         let path = dir.join(format!("{}.cast", info.session_id));
-        let io_err =
-            |e: std::io::Error| ShellError::Record(format!("`{}`: {e}", path.display()));
+        let io_err = |e: std::io::Error| ShellError::Record(format!("`{}`: {e}", path.display()));
         std::fs::create_dir_all(dir).map_err(io_err)?;
         let file = open_private(&path).map_err(io_err)?;
         let mut out = BufWriter::new(file);
@@ -180,7 +183,9 @@ impl Recorder {
         }
         let bytes = std::fs::read(&self.path)
             .map_err(|e| ShellError::Record(format!("`{}`: {e}", self.path.display())))?;
-        Ok(hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()))
+        Ok(hex(
+            ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
+        ))
     }
 
     fn event(&mut self, kind: &'static str, data: String) {

@@ -19,7 +19,9 @@ pub struct Service {
 impl std::fmt::Debug for Service {
     // The credential is a secret: never print it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Service")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,13 +50,20 @@ impl Service {
     }
 
     async fn json(&self, rb: reqwest::RequestBuilder) -> Result<serde_json::Value, ShellError> {
-        let resp = rb.send().await.map_err(|e| ShellError::Service(short(&e)))?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| ShellError::Service(short(&e)))?;
         let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             let msg = body
                 .get("error")
-                .and_then(|e| e.as_str().map(str::to_string).or_else(|| Some(e.to_string())))
+                .and_then(|e| {
+                    e.as_str()
+                        .map(str::to_string)
+                        .or_else(|| Some(e.to_string()))
+                })
                 .unwrap_or_else(|| status.to_string());
             return Err(ShellError::Service(msg));
         }
@@ -78,7 +87,11 @@ impl Service {
             .json(&body);
         let v = self.json(rb).await?;
         v.get("id")
-            .and_then(|id| id.as_str().map(str::to_string).or_else(|| Some(id.to_string())))
+            .and_then(|id| {
+                id.as_str()
+                    .map(str::to_string)
+                    .or_else(|| Some(id.to_string()))
+            })
             .ok_or_else(|| ShellError::Service("the service did not return a request id".into()))
     }
 
@@ -93,7 +106,10 @@ impl Service {
 
     /// The token of an approved request, or `None` when there is none (yet).
     pub async fn fetch_token(&self, id: &str) -> Result<Option<String>, ShellError> {
-        match self.json(self.get(&format!("/v1/requests/{id}/token"))).await {
+        match self
+            .json(self.get(&format!("/v1/requests/{id}/token")))
+            .await
+        {
             Ok(v) => Ok(v.get("token").and_then(|t| t.as_str()).map(str::to_string)),
             Err(_) => Ok(None),
         }

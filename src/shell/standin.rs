@@ -69,10 +69,16 @@ impl Catalog {
         Catalog
     }
     pub fn names(&self) -> Vec<String> {
-        ["Get-Mailbox", "New-MoveRequest", "Remove-Mailbox", "Set-Mailbox", "Start-Sleep"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "Get-Mailbox",
+            "New-MoveRequest",
+            "Remove-Mailbox",
+            "Set-Mailbox",
+            "Start-Sleep",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 }
 
@@ -86,6 +92,7 @@ pub struct VerifiedToken {
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore;
 
+#[derive(Debug)]
 pub struct GateContext<'a> {
     pub policies: &'a PolicySet,
     pub catalog: &'a Catalog,
