@@ -126,9 +126,18 @@ def main():
         + "), used under CC BY 4.0; facts extracted: names, types, aliases, pipeline binding, parameter sets, positions",
         "commands": [convert(c) for c in corpus["cmdlets"]],
     }
+    # One command object per line between a header line and a closing line: still one JSON
+    # document, and the loader can index it by line and convert each command on first use.
+    commands = out.pop("commands")
+    header = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    assert header.endswith("}")
     with open(dst, "w", encoding="utf-8") as f:
-        json.dump(out, f, separators=(",", ":"), ensure_ascii=False)
-        f.write("\n")
+        f.write(header[:-1] + ',"commands":[\n')
+        for i, c in enumerate(commands):
+            f.write(json.dumps(c, separators=(",", ":"), ensure_ascii=False))
+            f.write(",\n" if i + 1 < len(commands) else "\n")
+        f.write("]}\n")
+    out["commands"] = commands
     print(f"wrote {dst}: {len(out['commands'])} commands, {os.path.getsize(dst)} bytes")
 
 

@@ -28,7 +28,8 @@
 
 pub mod aliases;
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -43,13 +44,68 @@ const COMMON_JSON: &str = include_str!("../../data/common-cmdlets.json");
 const FORMAT_VERSION: u32 = 1;
 
 /// Cmdlet and alias metadata, keyed case-insensitively.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Catalog {
-    commands: Vec<CommandMeta>,
+    commands: Vec<Slot>,
     /// Lowercased command name -> index into `commands`.
     by_name: HashMap<String, usize>,
     /// Lowercased alias -> canonical target name.
     aliases: HashMap<String, String>,
+}
+
+/// One command: converted, or (embedded data only) its JSON text, converted on first use.
+///
+/// Converting all 1,400 Exchange cmdlets up front costs far more than a shell start-up can
+/// afford in a debug build; a session touches a handful. The embedded text is checked in full
+/// by the tests, so a lazy conversion does not fail in practice; if it did, the command reads
+/// as unknown, which the resolver treats restrictively.
+#[derive(Clone)]
+enum Slot {
+    Ready(CommandMeta),
+    Lazy {
+        name: String,
+        index: usize,
+        text: &'static str,
+        meta: OnceLock<Option<CommandMeta>>,
+    },
+}
+
+impl Slot {
+    fn name(&self) -> &str {
+        match self {
+            Slot::Ready(meta) => &meta.name,
+            Slot::Lazy { name, .. } => name,
+        }
+    }
+
+    fn meta(&self) -> Option<&CommandMeta> {
+        match self {
+            Slot::Ready(meta) => Some(meta),
+            Slot::Lazy {
+                name,
+                index,
+                text,
+                meta,
+            } => meta
+                .get_or_init(|| {
+                    let raw: RawCommand<'_> = serde_json::from_str(text).ok()?;
+                    convert_command(raw, *index)
+                        .ok()
+                        .filter(|converted| converted.name == *name)
+                })
+                .as_ref(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Catalog {
+    // The full metadata is megabytes; counts are what a log line needs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("commands", &self.commands.len())
+            .field("aliases", &self.aliases.len())
+            .finish()
+    }
 }
 
 /// One command's metadata.
@@ -136,33 +192,93 @@ impl Catalog {
         }
         let mut catalog = Catalog::default();
         for (i, rc) in raw.commands.into_iter().enumerate() {
-            let command = convert_command(rc, i)?;
-            let key = command.name.to_lowercase();
-            if catalog.by_name.contains_key(&key) {
-                return Err(invalid(
-                    format!("commands[{i}]"),
-                    format!("command `{}` is listed twice", command.name),
-                ));
-            }
-            catalog.by_name.insert(key, catalog.commands.len());
-            catalog.commands.push(command);
+            catalog.add_new(Slot::Ready(convert_command(rc, i)?), i)?;
         }
-        for (alias, target) in raw.aliases {
+        catalog.add_aliases(raw.aliases)?;
+        Ok(catalog)
+    }
+
+    /// The embedded Exchange data, with commands converted on first use. The generator writes
+    /// one command object per line between a header line and a closing line; anything else
+    /// is an error here, and the caller falls back to [`Catalog::from_json`].
+    fn from_embedded_lines(text: &'static str) -> Result<Catalog, CatalogError> {
+        let layout = |message: &str| invalid("(embedded layout)".to_string(), message.to_string());
+        let mut lines = text.lines();
+        let header = lines.next().ok_or_else(|| layout("empty"))?;
+        // The header plus a closing bracket is a complete catalog with no commands.
+        let whole_header = format!("{header}]}}");
+        let head: RawCatalog<'_> = serde_json::from_str(&whole_header)
+            .map_err(|_| layout("first line is not a catalog header"))?;
+        if head.format != FORMAT_VERSION {
+            return Err(CatalogError::Version { found: head.format });
+        }
+        let mut catalog = Catalog::default();
+        let mut closed = false;
+        for (i, line) in lines.enumerate() {
+            if closed {
+                return Err(layout("text after the closing line"));
+            }
+            if line == "]}" {
+                closed = true;
+                continue;
+            }
+            let object = line.strip_suffix(',').unwrap_or(line);
+            // The name is the object's first member; reading only that keeps start-up to an
+            // index build. The full object is checked against it when converted.
+            let name = object
+                .strip_prefix("{\"name\":\"")
+                .and_then(|rest| rest.split_once('"'))
+                .map(|(name, _)| name)
+                .filter(|name| !name.contains('\\'))
+                .ok_or_else(|| layout("a line does not start with a command name"))?;
+            let slot = Slot::Lazy {
+                name: name.to_string(),
+                index: i,
+                text: object,
+                meta: OnceLock::new(),
+            };
+            catalog.add_new(slot, i)?;
+        }
+        if !closed {
+            return Err(layout("no closing line"));
+        }
+        Ok(catalog)
+    }
+
+    fn add_new(&mut self, slot: Slot, i: usize) -> Result<(), CatalogError> {
+        let key = slot.name().to_lowercase();
+        if self.by_name.contains_key(&key) {
+            return Err(invalid(
+                format!("commands[{i}]"),
+                format!("command `{}` is listed twice", slot.name()),
+            ));
+        }
+        self.by_name.insert(key, self.commands.len());
+        self.commands.push(slot);
+        Ok(())
+    }
+
+    fn add_aliases(
+        &mut self,
+        aliases: BTreeMap<Cow<'_, str>, Cow<'_, str>>,
+    ) -> Result<(), CatalogError> {
+        for (alias, target) in aliases {
             if alias.is_empty() || target.is_empty() {
                 return Err(invalid(
                     format!("aliases.{alias}"),
                     "alias and target must not be empty".to_string(),
                 ));
             }
-            catalog.aliases.insert(alias.to_lowercase(), target);
+            self.aliases
+                .insert(alias.to_lowercase(), target.into_owned());
         }
-        Ok(catalog)
+        Ok(())
     }
 
     /// Adds `other`'s commands and aliases; on a name clash `other`'s entry wins.
     pub fn merge(&mut self, other: Catalog) {
         for command in other.commands {
-            let key = command.name.to_lowercase();
+            let key = command.name().to_lowercase();
             match self
                 .by_name
                 .get(&key)
@@ -183,6 +299,7 @@ impl Catalog {
         self.by_name
             .get(&name.to_lowercase())
             .and_then(|&i| self.commands.get(i))
+            .and_then(Slot::meta)
     }
 
     /// The canonical command an alias names (case-insensitive), or `None` if `name` is not an
@@ -193,7 +310,7 @@ impl Catalog {
 
     /// Every command name, in catalog order (aliases not included).
     pub fn command_names(&self) -> impl Iterator<Item = &str> {
-        self.commands.iter().map(|c| c.name.as_str())
+        self.commands.iter().map(Slot::name)
     }
 
     /// The alias table: (alias as stored lowercased, canonical target).
@@ -214,7 +331,8 @@ impl Catalog {
 
 /// Builds the shipped catalog; separate from [`Catalog::builtin`] so tests see load errors.
 fn build_builtin() -> Result<Catalog, CatalogError> {
-    let mut catalog = Catalog::from_json(EXCHANGE_JSON)?;
+    let mut catalog = Catalog::from_embedded_lines(EXCHANGE_JSON)
+        .or_else(|_| Catalog::from_json(EXCHANGE_JSON))?;
     catalog.merge(Catalog::from_json(COMMON_JSON)?);
     catalog.merge(Catalog::aliases_only());
     Ok(catalog)
@@ -400,77 +518,79 @@ pub fn is_common_name(name: &str) -> bool {
 
 // ---- the data format ------------------------------------------------------------------
 
+// Raw structs borrow from the input where the JSON has no escapes: the embedded data is
+// parsed on first use in every process, so allocations here are what the start-up pays for.
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCatalog {
+struct RawCatalog<'a> {
     format: u32,
     /// Attribution or provenance text; not used.
-    #[serde(default, rename = "source")]
-    _source: Option<String>,
-    commands: Vec<RawCommand>,
-    #[serde(default)]
-    aliases: HashMap<String, String>,
+    #[serde(default, borrow, rename = "source")]
+    _source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    commands: Vec<RawCommand<'a>>,
+    #[serde(default, borrow)]
+    aliases: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCommand {
-    name: String,
-    #[serde(default)]
-    module: String,
-    parameters: Vec<RawParam>,
-    #[serde(default)]
-    sets: Vec<RawSet>,
+struct RawCommand<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    module: Cow<'a, str>,
+    #[serde(borrow)]
+    parameters: Vec<RawParam<'a>>,
+    #[serde(default, borrow)]
+    sets: Vec<RawSet<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawParam {
-    name: String,
-    #[serde(default, rename = "type")]
-    type_name: String,
-    #[serde(default)]
-    aliases: Vec<String>,
+struct RawParam<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow, rename = "type")]
+    type_name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    aliases: Vec<Cow<'a, str>>,
     #[serde(default)]
     switch: bool,
-    #[serde(default)]
-    pipeline: String,
+    #[serde(default, borrow)]
+    pipeline: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSet {
-    name: String,
+struct RawSet<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     #[serde(default)]
     default: bool,
     /// Left out: every declared parameter.
-    #[serde(default)]
-    parameters: Option<Vec<String>>,
-    #[serde(default)]
-    positions: HashMap<String, usize>,
+    #[serde(default, borrow)]
+    parameters: Option<Vec<Cow<'a, str>>>,
+    #[serde(default, borrow)]
+    positions: BTreeMap<Cow<'a, str>, usize>,
 }
 
-fn convert_command(rc: RawCommand, i: usize) -> Result<CommandMeta, CatalogError> {
-    let path = format!("commands[{i}]");
+fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogError> {
+    let path = || format!("commands[{i}]");
     if rc.name.trim().is_empty() || rc.name.contains(char::is_whitespace) {
-        return Err(invalid(path, format!("bad command name `{}`", rc.name)));
+        return Err(invalid(path(), format!("bad command name `{}`", rc.name)));
     }
     let mut parameters: Vec<ParamMeta> = Vec::with_capacity(rc.parameters.len());
     for (j, rp) in rc.parameters.into_iter().enumerate() {
-        let ppath = || format!("{path}.parameters[{j}]");
+        let ppath = || format!("{}.parameters[{j}]", path());
         if rp.name.is_empty() || rp.name.starts_with('-') || rp.name.contains(char::is_whitespace) {
             return Err(invalid(
                 ppath(),
                 format!("bad parameter name `{}`", rp.name),
             ));
         }
-        if parameters.iter().any(|p| eq_ci(&p.name, &rp.name)) {
-            return Err(invalid(
-                ppath(),
-                format!("parameter `{}` of `{}` is listed twice", rp.name, rc.name),
-            ));
-        }
-        let (by_value, by_property) = match rp.pipeline.as_str() {
+        let (by_value, by_property) = match &*rp.pipeline {
             "" => (false, false),
             "value" => (true, false),
             "property" => (false, true),
@@ -478,7 +598,9 @@ fn convert_command(rc: RawCommand, i: usize) -> Result<CommandMeta, CatalogError
             other => {
                 return Err(invalid(
                     format!("{}.pipeline", ppath()),
-                    format!("unknown pipeline binding `{other}` (expected `value`, `property` or `value,property`)"),
+                    format!(
+                        "unknown pipeline binding `{other}` (expected `value`, `property` or `value,property`)"
+                    ),
                 ))
             }
         };
@@ -490,62 +612,85 @@ fn convert_command(rc: RawCommand, i: usize) -> Result<CommandMeta, CatalogError
         }
         let switch = rp.switch || base_type(&rp.type_name).eq_ignore_ascii_case("SwitchParameter");
         parameters.push(ParamMeta {
-            name: rp.name,
-            aliases: rp.aliases,
-            type_name: rp.type_name,
+            name: rp.name.into_owned(),
+            aliases: rp.aliases.into_iter().map(Cow::into_owned).collect(),
+            type_name: rp.type_name.into_owned(),
             switch,
             pipeline_by_value: by_value,
             pipeline_by_property_name: by_property,
         });
     }
+    // Duplicates, case-insensitively; sorting keeps this linearithmic for 150-parameter cmdlets.
+    let mut lowered: Vec<(String, usize)> = parameters
+        .iter()
+        .enumerate()
+        .map(|(j, p)| (p.name.to_lowercase(), j))
+        .collect();
+    lowered.sort_unstable();
+    if let Some(pair) = lowered.windows(2).find(|w| w[0].0 == w[1].0) {
+        let j = pair[1].1;
+        let name = parameters
+            .get(j)
+            .map(|p| p.name.as_str())
+            .unwrap_or_default();
+        return Err(invalid(
+            format!("{}.parameters[{j}]", path()),
+            format!("parameter `{name}` of `{}` is listed twice", rc.name),
+        ));
+    }
     // Set members must be declared parameters; the canonical casing is the declaration's.
-    let canonical = |name: &str, at: String| -> Result<String, CatalogError> {
+    // Exact spelling first: generated data always uses it, and it is much cheaper.
+    let canonical = |name: &str| -> Option<String> {
         parameters
             .iter()
-            .find(|p| eq_ci(&p.name, name))
+            .find(|p| p.name == name)
+            .or_else(|| parameters.iter().find(|p| eq_ci(&p.name, name)))
             .map(|p| p.name.clone())
-            .ok_or_else(|| {
-                invalid(
-                    at,
-                    format!("parameter `{name}` of `{}` is not declared", rc.name),
-                )
-            })
+    };
+    let undeclared = |name: &str, at: String| {
+        invalid(
+            at,
+            format!("parameter `{name}` of `{}` is not declared", rc.name),
+        )
     };
     let mut parameter_sets = Vec::with_capacity(rc.sets.len());
     for (k, rs) in rc.sets.into_iter().enumerate() {
-        let spath = format!("{path}.sets[{k}]");
+        let spath = || format!("{}.sets[{k}]", path());
         let members = match &rs.parameters {
             None => parameters.iter().map(|p| p.name.clone()).collect(),
             Some(list) => {
                 let mut members = Vec::with_capacity(list.len());
                 for (m, name) in list.iter().enumerate() {
-                    members.push(canonical(name, format!("{spath}.parameters[{m}]"))?);
+                    let found = canonical(name)
+                        .ok_or_else(|| undeclared(name, format!("{}.parameters[{m}]", spath())))?;
+                    members.push(found);
                 }
                 members
             }
         };
         let mut positions = Vec::with_capacity(rs.positions.len());
         for (name, pos) in rs.positions {
-            let name = canonical(&name, format!("{spath}.positions.{name}"))?;
-            if !members.iter().any(|m| m == &name) {
+            let at = || format!("{}.positions.{name}", spath());
+            let found = canonical(&name).ok_or_else(|| undeclared(&name, at()))?;
+            if !members.iter().any(|m| m == &found) {
                 return Err(invalid(
-                    format!("{spath}.positions.{name}"),
-                    format!("positional parameter `{name}` is not in set `{}`", rs.name),
+                    at(),
+                    format!("positional parameter `{found}` is not in set `{}`", rs.name),
                 ));
             }
-            positions.push((pos, name));
+            positions.push((pos, found));
         }
         positions.sort();
         parameter_sets.push(ParamSet {
-            name: rs.name,
+            name: rs.name.into_owned(),
             default: rs.default,
             parameters: members,
             positions,
         });
     }
     Ok(CommandMeta {
-        name: rc.name,
-        module: rc.module,
+        name: rc.name.into_owned(),
+        module: rc.module.into_owned(),
         parameters,
         parameter_sets,
     })
