@@ -198,7 +198,7 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// The embedded Exchange data, with commands converted on first use. The generator writes
+    /// Embedded data, with commands converted on first use. The generator writes
     /// one command object per line between a header line and a closing line; anything else
     /// is an error here, and the caller falls back to [`Catalog::from_json`].
     fn from_embedded_lines(text: &'static str) -> Result<Catalog, CatalogError> {
@@ -242,6 +242,7 @@ impl Catalog {
         if !closed {
             return Err(layout("no closing line"));
         }
+        catalog.add_aliases(head.aliases)?;
         Ok(catalog)
     }
 
@@ -333,7 +334,9 @@ impl Catalog {
 fn build_builtin() -> Result<Catalog, CatalogError> {
     let mut catalog = Catalog::from_embedded_lines(EXCHANGE_JSON)
         .or_else(|_| Catalog::from_json(EXCHANGE_JSON))?;
-    catalog.merge(Catalog::from_json(COMMON_JSON)?);
+    catalog.merge(
+        Catalog::from_embedded_lines(COMMON_JSON).or_else(|_| Catalog::from_json(COMMON_JSON))?,
+    );
     catalog.merge(Catalog::aliases_only());
     Ok(catalog)
 }
@@ -709,4 +712,5 @@ fn strip_position(message: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 mod tests;
