@@ -486,3 +486,24 @@ fn example_parameters_resolve_except_the_documented_errors() {
         misses.len()
     );
 }
+
+#[test]
+fn names_beat_aliases_and_unicode_dashes_are_accepted() {
+    // Get-MoveRequest lists `MoveStatus` as a parameter and as an alias of `Status`; the name
+    // wins whichever comes first. Build both orders.
+    for params in [
+        r#"[{"name":"Status","aliases":["MoveStatus"]},{"name":"MoveStatus"}]"#,
+        r#"[{"name":"MoveStatus"},{"name":"Status","aliases":["MoveStatus"]}]"#,
+    ] {
+        let c = Catalog::from_json(&format!(
+            r#"{{"format":1,"commands":[{{"name":"Get-X","parameters":{params}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            found(c.command("Get-X").unwrap(), "movestatus"),
+            "MoveStatus"
+        );
+    }
+    assert_eq!(found(cmd("Get-Mailbox"), "\u{2013}Ident"), "Identity");
+    assert_eq!(found(cmd("Get-Mailbox"), "\u{2014}ea"), "ErrorAction");
+}

@@ -213,6 +213,8 @@ impl Catalog {
             return Err(CatalogError::Version { found: head.format });
         }
         let mut catalog = Catalog::default();
+        // One line per command: the line count bounds the index size.
+        catalog.by_name.reserve(text.len() / 400);
         let mut closed = false;
         for (i, line) in lines.enumerate() {
             if closed {
@@ -379,22 +381,29 @@ impl CommandMeta {
     /// the command's own (not a common or `WhatIf`/`Confirm` parameter), that one wins;
     /// otherwise the prefix is [`ParamLookup::Ambiguous`].
     pub fn lookup_param(&self, written: &str) -> ParamLookup<'_> {
-        let written = written.strip_prefix('-').unwrap_or(written);
+        // The resolver normally strips the dash; accept one here too, including the Unicode
+        // dashes PowerShell treats as `-`.
+        let written = written
+            .strip_prefix(['-', '\u{2013}', '\u{2014}', '\u{2015}'])
+            .unwrap_or(written);
         if written.is_empty() {
             return ParamLookup::NotFound;
         }
-        let want = written.to_lowercase();
         let own = self.parameters.iter();
         let common = common_parameters()
             .iter()
             .filter(|c| !self.declares(&c.name));
         let all = || own.clone().chain(common.clone());
 
-        if let Some(p) = all().find(|p| p.names().any(|n| n.to_lowercase() == want)) {
+        // As PowerShell: an exact name, then an exact alias, then prefixes of either.
+        if let Some(p) = all().find(|p| eq_ci(&p.name, written)) {
+            return ParamLookup::Found(p);
+        }
+        if let Some(p) = all().find(|p| p.aliases.iter().any(|a| eq_ci(a, written))) {
             return ParamLookup::Found(p);
         }
         let matches: Vec<&ParamMeta> = all()
-            .filter(|p| p.names().any(|n| n.to_lowercase().starts_with(&want)))
+            .filter(|p| p.names().any(|n| starts_with_ci(n, written)))
             .collect();
         match matches.as_slice() {
             [] => ParamLookup::NotFound,
@@ -476,6 +485,19 @@ impl ParamMeta {
 
 fn eq_ci(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || (!a.is_ascii() && a.to_lowercase() == b.to_lowercase())
+}
+
+fn starts_with_ci(text: &str, prefix: &str) -> bool {
+    if text.is_ascii() && prefix.is_ascii() {
+        text.len() >= prefix.len()
+            && text
+                .as_bytes()
+                .iter()
+                .zip(prefix.as_bytes())
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    } else {
+        text.to_lowercase().starts_with(&prefix.to_lowercase())
+    }
 }
 
 /// PowerShell's common parameters (every cmdlet) and risk-mitigation parameters (cmdlets that
@@ -643,10 +665,15 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
     }
     // Set members must be declared parameters; the canonical casing is the declaration's.
     // Exact spelling first: generated data always uses it, and it is much cheaper.
+    let exact: HashMap<&str, usize> = parameters
+        .iter()
+        .enumerate()
+        .map(|(j, p)| (p.name.as_str(), j))
+        .collect();
     let canonical = |name: &str| -> Option<String> {
-        parameters
-            .iter()
-            .find(|p| p.name == name)
+        exact
+            .get(name)
+            .and_then(|&j| parameters.get(j))
             .or_else(|| parameters.iter().find(|p| eq_ci(&p.name, name)))
             .map(|p| p.name.clone())
     };
