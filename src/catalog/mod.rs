@@ -4,9 +4,11 @@
 //! abbreviation names (PowerShell's unique-prefix rule), which parameter a positional argument
 //! binds to, and whether a parameter's type turns a script block into text.
 //!
-//! Pure data: the shipped metadata is embedded with `include_str!` and parsed once, lazily
-//! ([`Catalog::builtin`]). Extra modules' metadata comes in as text ([`Catalog::from_json`]) and is
-//! layered on with [`Catalog::merge`]; this module never reads files.
+//! Pure data: the shipped metadata is embedded with `include_str!`; [`Catalog::builtin`] builds
+//! a name index once, and each command's entry is converted on first lookup (both cached in
+//! `OnceLock`s, never changed afterwards). Extra modules' metadata comes in as text
+//! ([`Catalog::from_json`], checked in full at once) and is layered on with
+//! [`Catalog::merge`]; this module never reads files.
 //!
 //! Data format (`data/*.json`, and what [`Catalog::from_json`] accepts):
 //!
@@ -22,9 +24,12 @@
 //!
 //! `aliases`, `switch`, `pipeline`, `default`, `positions` and the top-level `aliases` map may
 //! be left out; a set without `parameters` holds every declared parameter; a parameter of type
-//! `SwitchParameter` is a switch without saying so. `pipeline` is `value`, `property` or `value,property`. Positions keep the
-//! numbering of the source documentation (Exchange's pages count from 1, PowerShell's from 0):
-//! only their order matters for binding.
+//! `SwitchParameter` is a switch without saying so. `pipeline` is `value`, `property` or
+//! `value,property`. Positions keep the numbering of the source documentation (Exchange's
+//! pages count from 1, PowerShell's from 0): only their order matters for binding. Common
+//! parameters (`-Verbose`, `-ErrorAction`, `-WhatIf`, ...) are implied for every command.
+//! The shipped files also keep one command object per line, which lets the name index be
+//! built without parsing the objects.
 
 pub mod aliases;
 
