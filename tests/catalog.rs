@@ -507,3 +507,16 @@ fn names_beat_aliases_and_unicode_dashes_are_accepted() {
     assert_eq!(found(cmd("Get-Mailbox"), "\u{2013}Ident"), "Identity");
     assert_eq!(found(cmd("Get-Mailbox"), "\u{2014}ea"), "ErrorAction");
 }
+
+#[test]
+fn two_parameters_at_one_position_are_uncertain() {
+    // The Import-TransportRuleCollection docs give Identity and FileData both position 1.
+    let c = cmd("Import-TransportRuleCollection");
+    assert!(c.positional_param(0, &[]).is_none());
+    assert_eq!(c.positional_candidates(0, &[]).len(), 2);
+    assert_eq!(
+        c.positional_param(0, &["Identity"])
+            .map(|p| p.name.as_str()),
+        Some("FileData")
+    );
+}

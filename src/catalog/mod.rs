@@ -456,17 +456,23 @@ impl CommandMeta {
             if !holds_all {
                 continue;
             }
-            let slot = set
+            let unbound: Vec<&(usize, String)> = set
                 .positions
                 .iter()
                 .filter(|(_, p)| !named.iter().any(|n| eq_ci(p, n)))
-                .nth(index);
-            let Some((_, name)) = slot else { continue };
-            let Some(param) = self.param(name) else {
+                .collect();
+            // Slots are distinct position values; a few documented sets give two parameters
+            // the same position, and then the slot names all of them (uncertain).
+            let mut slots = unbound.chunk_by(|a, b| a.0 == b.0);
+            let Some(slot) = slots.nth(index) else {
                 continue;
             };
-            if !out.iter().any(|p| eq_ci(&p.name, &param.name)) {
-                out.push(param);
+            for (_, name) in slot {
+                if let Some(param) = self.param(name) {
+                    if !out.iter().any(|p| eq_ci(&p.name, &param.name)) {
+                        out.push(param);
+                    }
+                }
             }
         }
         out
