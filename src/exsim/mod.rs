@@ -247,15 +247,16 @@ impl Term {
         Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
     }
 
-    /// Read a secret line: marker first, echo off while reading (restored even on error).
+    /// Read a secret line: echo off first (so nothing typed after the prompt appears can be
+    /// echoed), then the marker and prompt; echo is restored even on error.
     fn read_secret(&mut self, prompt: &str) -> std::io::Result<Option<String>> {
-        if self.markers {
-            self.out.write_all(MARK_SECRET_INPUT.as_bytes())?;
-        }
-        self.out.write_all(prompt.as_bytes())?;
-        self.out.flush()?;
         let line = {
             let _guard = if self.input_tty { EchoOff::new() } else { None };
+            if self.markers {
+                self.out.write_all(MARK_SECRET_INPUT.as_bytes())?;
+            }
+            self.out.write_all(prompt.as_bytes())?;
+            self.out.flush()?;
             self.read_line()?
         };
         // The user's Enter was not echoed.
