@@ -15,7 +15,9 @@ pub mod utf8;
 pub mod v2;
 pub mod writer;
 
-pub use player::{classify_marker, MarkerClass, PlayOptions, SessionSummary};
+pub use player::{
+    classify_marker, markers, play, Control, Marker, MarkerClass, PlayOptions, SessionSummary,
+};
 pub use utf8::Utf8Decoder;
 pub use v2::{
     decode, encode_event, encode_header, format_time, Cast, Event, EventKind, Header, JitshInfo,

@@ -61,6 +61,8 @@ pub fn markers(cast: &Cast) -> Vec<Marker> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step<'a> {
     pub delay: Duration,
+    /// When the event happened in the recording.
+    pub time_us: u64,
     pub data: &'a str,
 }
 
@@ -102,23 +104,47 @@ pub fn plan<'a>(cast: &'a Cast, options: &PlayOptions) -> Result<Vec<Step<'a>>, 
         };
         steps.push(Step {
             delay,
+            time_us: event.time_us,
             data: &event.data,
         });
     }
     Ok(steps)
 }
 
-/// Replay the output of `cast` to `out`, calling `sleep` for each pause.
+/// What the viewer asked for while the player waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// The pause ran out; go on.
+    Continue,
+    /// Print everything up to the next marker at once.
+    NextMarker,
+    Quit,
+}
+
+/// Replay the output of `cast` to `out`. `wait` is called for every pause and returns what to
+/// do next (a plain player sleeps and returns [`Control::Continue`]).
 pub fn play(
     cast: &Cast,
     options: &PlayOptions,
     out: &mut dyn Write,
-    sleep: &mut dyn FnMut(Duration),
+    wait: &mut dyn FnMut(Duration) -> Control,
 ) -> Result<(), AsciicastError> {
+    let marker_times: Vec<u64> = markers(cast).iter().map(|m| m.time_us).collect();
+    // While set, output up to this time is written without pauses.
+    let mut skip_until: Option<u64> = None;
     for step in plan(cast, options)? {
-        if !step.delay.is_zero() {
+        let skipping = skip_until.is_some_and(|t| step.time_us < t);
+        if !skipping && !step.delay.is_zero() {
             out.flush().map_err(AsciicastError::Output)?;
-            sleep(step.delay);
+            match wait(step.delay) {
+                Control::Continue => {}
+                Control::Quit => break,
+                Control::NextMarker => {
+                    // The first marker not before the pending output; none left means the end.
+                    let next = marker_times.iter().copied().find(|t| *t >= step.time_us);
+                    skip_until = Some(next.unwrap_or(u64::MAX));
+                }
+            }
         }
         out.write_all(step.data.as_bytes())
             .map_err(AsciicastError::Output)?;
@@ -271,6 +297,37 @@ mod tests {
             err.to_string(),
             "marker 2 does not exist; the recording has 1 markers"
         );
+    }
+
+    #[test]
+    fn next_marker_skips_pauses_until_the_marker_and_quit_stops() {
+        let c = cast(vec![
+            o(0, "a"),
+            o(1_000_000, "b"),
+            o(2_000_000, "c"),
+            Event::new(3_000_000, EventKind::Marker, "gate: allow"),
+            o(4_000_000, "d"),
+            o(5_000_000, "e"),
+        ]);
+        let mut out = Vec::new();
+        let mut calls = 0;
+        play(&c, &PlayOptions::default(), &mut out, &mut |_| {
+            calls += 1;
+            if calls == 1 {
+                Control::NextMarker
+            } else {
+                Control::Continue
+            }
+        })
+        .unwrap();
+        // One pause before "b" (jump), none for "c", then pauses for "d" and "e".
+        assert_eq!((out.as_slice(), calls), (&b"abcde"[..], 3));
+        let mut out = Vec::new();
+        play(&c, &PlayOptions::default(), &mut out, &mut |_| {
+            Control::Quit
+        })
+        .unwrap();
+        assert_eq!(out, b"a");
     }
 
     #[test]
