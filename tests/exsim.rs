@@ -1,6 +1,8 @@
 //! The simulated runspace as a real process: piped stdin for the cmdlets and the state file,
 //! and a real PTY for the prompt markers, Ctrl-C and secret input.
 
+#![allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

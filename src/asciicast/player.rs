@@ -228,6 +228,7 @@ impl SessionSummary {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
     use crate::asciicast::v2::{Event, Header};

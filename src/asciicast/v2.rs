@@ -252,6 +252,7 @@ fn decode_event(line: &str) -> Result<Event, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

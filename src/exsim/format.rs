@@ -158,6 +158,7 @@ pub fn render_list(objs: &[Obj], cols: &[String]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 
