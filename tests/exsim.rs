@@ -356,3 +356,48 @@ fn secret_input_is_marked_and_not_echoed() {
     pty.send(b"exit 3\r");
     assert_eq!(pty.child.wait().unwrap().exit_code(), 3);
 }
+
+#[test]
+fn ctrl_c_at_a_confirmation_cancels_the_command_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = Pty::spawn(dir.path().join("state.json"));
+    pty.wait_for(PROMPT_END, 1, Duration::from_secs(20));
+    pty.send(b"Remove-Mailbox alice\r");
+    pty.wait_for("(default is \"Y\"): ", 1, Duration::from_secs(5));
+    pty.send(&[0x03]);
+    pty.wait_for(PROMPT_END, 2, Duration::from_secs(3));
+    assert!(pty.text().contains("\x1b]133;D;1\x07"), "{:?}", pty.text());
+    pty.send(b"exit\r");
+    assert_eq!(pty.child.wait().unwrap().exit_code(), 0);
+    assert!(mailbox_names(dir.path()).contains(&"Alice Johnson".to_owned()));
+}
+
+#[test]
+fn a_corrupt_state_file_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.json"), "{not json").unwrap();
+    let out = Command::new(EXSIM)
+        .arg("--state")
+        .arg(dir.path().join("state.json"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("jitsh-exsim: state file `")
+            && stderr.contains("is not valid runspace state"),
+        "{stderr}"
+    );
+    // The state file is only ever replaced whole: no temp files are left behind.
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        "Set-Mailbox bob -DisplayName B\nSet-Mailbox bob -DisplayName C\n",
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["state.json"]);
+}

@@ -8,7 +8,7 @@ use super::lang::{bind, parse, wildcard, Bound, Command, Filter, Kind, Value};
 use super::state::{
     AuditEntry, ExportRequest, Mailbox, MoveRequest, Permission, State, StateFile, TransportRule,
 };
-use super::{Interrupt, Term};
+use super::{Input, Interrupt, Term};
 
 /// What a line did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -609,13 +609,13 @@ impl Session {
             );
             self.term.write(&question).map_err(io_text)?;
             self.term.flush().map_err(io_text)?;
-            let answer = self.term.read_line().map_err(io_text)?;
-            if self.interrupted() {
-                return Err(INTERRUPTED.into());
-            }
-            // End of input answers No: never act without consent.
-            let Some(answer) = answer else {
-                return Ok(false);
+            let (count, seen) = (self.interrupt.clone(), self.seen);
+            let stop = move || count.count() != seen;
+            let answer = match self.term.read_line(Some(&stop)).map_err(io_text)? {
+                Input::Line(answer) => answer,
+                Input::Interrupted => return Err(INTERRUPTED.into()),
+                // End of input answers No: never act without consent.
+                Input::Eof => return Ok(false),
             };
             match answer.trim().to_ascii_uppercase().as_str() {
                 "" | "Y" => return Ok(true),
@@ -1627,28 +1627,26 @@ fn read_host(ses: &mut Session, b: &Bound, _: Flow) -> Result<Flow, String> {
         .str("Prompt")
         .map(|p| format!("{p}: "))
         .unwrap_or_default();
+    let (count, seen) = (ses.interrupt.clone(), ses.seen);
+    let stop = move || count.count() != seen;
     if b.flag("AsSecureString") || b.flag("MaskInput") {
-        let line = ses.term.read_secret(&prompt).map_err(io_text)?;
-        if ses.interrupted() {
-            return Err(INTERRUPTED.into());
-        }
-        return match line {
-            None => Err("Read-Host was stopped: the input ended.".into()),
-            Some(_) if b.flag("AsSecureString") => {
+        return match ses.term.read_secret(&prompt, &stop).map_err(io_text)? {
+            Input::Eof => Err("Read-Host was stopped: the input ended.".into()),
+            Input::Interrupted => Err(INTERRUPTED.into()),
+            Input::Line(_) if b.flag("AsSecureString") => {
                 Ok(Flow::Text(vec!["System.Security.SecureString".into()]))
             }
             // `-MaskInput` returns the text; it is not echoed back.
-            Some(_) => Ok(Flow::Nothing),
+            Input::Line(_) => Ok(Flow::Nothing),
         };
     }
     ses.term.write(&prompt).map_err(io_text)?;
     ses.term.flush().map_err(io_text)?;
-    let line = ses.term.read_line().map_err(io_text)?;
-    if ses.interrupted() {
-        return Err(INTERRUPTED.into());
+    match ses.term.read_line(Some(&stop)).map_err(io_text)? {
+        Input::Line(line) => Ok(Flow::Text(vec![line])),
+        Input::Interrupted => Err(INTERRUPTED.into()),
+        Input::Eof => Err("Read-Host was stopped: the input ended.".into()),
     }
-    line.map(|l| Flow::Text(vec![l]))
-        .ok_or_else(|| "Read-Host was stopped: the input ended.".into())
 }
 
 /// Sleep in short steps so Ctrl-C is noticed quickly.

@@ -37,7 +37,9 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -119,7 +121,8 @@ fn run(file: StateFile, markers: bool) -> Result<u8, ExsimError> {
     let mut last: Option<u8> = None;
     loop {
         session.term.prompt(last)?;
-        let Some(line) = session.term.read_line()? else {
+        // Ctrl-C at the prompt is ignored: the terminal already discarded the typed text.
+        let Input::Line(line) = session.term.read_line(None)? else {
             return Ok(0);
         };
         match session.run_line(&line)? {
@@ -185,7 +188,10 @@ impl Interrupt {
 
 /// The runspace's terminal: line input, output, markers.
 pub struct Term {
-    input: Box<dyn BufRead>,
+    /// Lines from the stdin reader thread; `None` is end of input.
+    lines: Receiver<std::io::Result<Option<String>>>,
+    /// Set once end of input (or a read error) was seen.
+    ended: bool,
     out: Box<dyn Write>,
     markers: bool,
     /// Errors in red, as PowerShell prints them on a terminal.
@@ -207,7 +213,8 @@ impl Term {
     fn stdio(markers: bool) -> Self {
         use std::io::IsTerminal;
         Term {
-            input: Box::new(std::io::stdin().lock()),
+            lines: spawn_line_reader(),
+            ended: false,
             out: Box::new(std::io::stdout().lock()),
             markers,
             color: std::io::stdout().is_terminal(),
@@ -229,27 +236,47 @@ impl Term {
         self.out.flush()
     }
 
-    /// One line without its line ending; `None` at end of input.
-    fn read_line(&mut self) -> std::io::Result<Option<String>> {
-        let mut buf = Vec::new();
-        let n = std::io::Read::take(&mut self.input, MAX_LINE).read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(None);
+    /// The next input line, without its line ending. With `interrupted`, gives up as soon as
+    /// it returns true (Ctrl-C while a cmdlet waits for an answer).
+    fn read_line(&mut self, interrupted: Option<&dyn Fn() -> bool>) -> std::io::Result<Input> {
+        if self.ended {
+            return Ok(Input::Eof);
         }
-        if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
-            // Drop the rest of an overlong line rather than run its tail as a command.
-            let mut sink = Vec::new();
-            self.input.read_until(b'\n', &mut sink)?;
+        loop {
+            let next = match interrupted {
+                None => self
+                    .lines
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(stop) => {
+                    if stop() {
+                        return Ok(Input::Interrupted);
+                    }
+                    self.lines.recv_timeout(Duration::from_millis(20))
+                }
+            };
+            match next {
+                Ok(Ok(Some(line))) => return Ok(Input::Line(line)),
+                Ok(Ok(None)) | Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    return Ok(Input::Eof);
+                }
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Err(e);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
         }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
     }
 
     /// Read a secret line: echo off first (so nothing typed after the prompt appears can be
     /// echoed), then the marker and prompt; echo is restored even on error.
-    fn read_secret(&mut self, prompt: &str) -> std::io::Result<Option<String>> {
+    fn read_secret(
+        &mut self,
+        prompt: &str,
+        interrupted: &dyn Fn() -> bool,
+    ) -> std::io::Result<Input> {
         let line = {
             let _guard = if self.input_tty { EchoOff::new() } else { None };
             if self.markers {
@@ -257,7 +284,7 @@ impl Term {
             }
             self.out.write_all(prompt.as_bytes())?;
             self.out.flush()?;
-            self.read_line()?
+            self.read_line(Some(interrupted))?
         };
         // The user's Enter was not echoed.
         self.out.write_all(b"\n")?;
@@ -289,6 +316,57 @@ impl Term {
         };
         self.out.write_all(text.as_bytes())
     }
+}
+
+/// What waiting for a line produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    Line(String),
+    Eof,
+    Interrupted,
+}
+
+/// Read stdin lines on a thread so a waiting cmdlet can notice Ctrl-C without a line arriving.
+/// The channel has no buffer: the thread reads at most one line ahead of the runspace.
+fn spawn_line_reader() -> Receiver<std::io::Result<Option<String>>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(0);
+    let spawned = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut input = std::io::stdin().lock();
+            loop {
+                let line = read_one_line(&mut input);
+                let done = !matches!(line, Ok(Some(_)));
+                if tx.send(line).is_err() || done {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Without a reader the runspace sees a read error at its first prompt.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let _ = tx.send(Err(e));
+        return rx;
+    }
+    rx
+}
+
+/// One line without its line ending; `None` at end of input. An overlong line is cut at
+/// [`MAX_LINE`] and its rest dropped rather than run as a command.
+fn read_one_line(input: &mut impl BufRead) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = std::io::Read::take(&mut *input, MAX_LINE).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
+        let mut sink = Vec::new();
+        input.read_until(b'\n', &mut sink)?;
+    }
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
 }
 
 /// Echo switched off on stdin; restored on drop.
