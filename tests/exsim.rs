@@ -401,3 +401,19 @@ fn a_corrupt_state_file_is_refused_with_its_path() {
         .collect();
     assert_eq!(names, ["state.json"]);
 }
+
+#[test]
+fn large_output_writes_exactly_the_size_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run(dir.path(), "Get-LargeOutput -Megabytes 3\n");
+    let body = out
+        .split(PROMPT_END)
+        .nth(1)
+        .unwrap()
+        .split("\x1b]133;D;")
+        .next()
+        .unwrap();
+    assert_eq!(body.len(), 3 * 1024 * 1024);
+    assert!(body.starts_with("00000001 Received  user01@contoso.com") && body.ends_with('\n'));
+    assert_eq!(statuses(&out), [0]);
+}

@@ -1,6 +1,7 @@
 //! The cmdlets: lookup, argument binding, pipelines, confirmation, and each cmdlet's effect on
 //! the state.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use super::format::{render_default, render_list, render_table, Obj, View};
@@ -1695,24 +1696,23 @@ fn get_large_output(ses: &mut Session, b: &Bound, _: Flow) -> Result<Flow, Strin
         chunk.clear();
         while chunk.len() < 64 * 1024 {
             line_no += 1;
-            chunk.push_str(&format!(
-                "{line_no:08} Received  {:<30} Delivered to mailbox; trace id {:016x}\n",
-                format!("user{}@contoso.com", line_no % 97),
-                line_no.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ));
+            let user = line_no % 97;
+            let trace = line_no.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            // Writing into a String cannot fail.
+            let _ = writeln!(
+                chunk,
+                "{line_no:08} Received  user{user:02}@contoso.com{:12} Delivered to mailbox; trace id {trace:016x}",
+                ""
+            );
         }
         let room = usize::try_from(total - written).unwrap_or(usize::MAX);
-        let part = if chunk.len() > room {
-            // Cut at a line boundary at or before the limit, or exactly at it.
-            let cut = chunk
-                .get(..room)
-                .and_then(|p| p.rfind('\n'))
-                .map(|i| i + 1)
-                .unwrap_or(room);
-            chunk.get(..cut).unwrap_or_default()
-        } else {
-            chunk.as_str()
-        };
+        if chunk.len() > room {
+            // The last line is shortened so the output is exactly the size asked for and still
+            // ends with a newline (the text is ASCII, so any cut is a character boundary).
+            chunk.truncate(room.saturating_sub(1));
+            chunk.push('\n');
+        }
+        let part = chunk.as_str();
         if part.is_empty() {
             break;
         }
