@@ -343,3 +343,71 @@ fn sessions_lists_users_and_counts_decisions() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not be read"));
 }
+
+/// Set in the child process of the kill test: the recording it writes until killed.
+const CHILD_ENV: &str = "JITSH_TEST_RECORDER_CHILD";
+
+#[test]
+fn a_recorder_killed_mid_session_leaves_a_playable_file() {
+    if let Some(path) = std::env::var_os(CHILD_ENV) {
+        // Child: record forever, as a session would, until the parent SIGKILLs us.
+        let mut rec =
+            Recorder::create(Path::new(&path), &header("mallory", 1_795_000_000)).unwrap();
+        for i in 0u64.. {
+            rec.output(i * 1000, format!("output {i} ✓\r\n").as_bytes())
+                .unwrap();
+            if i % 10 == 0 {
+                rec.marker(i * 1000 + 1, &format!("gate: allow rule=r line={i}"))
+                    .unwrap();
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("killed.cast");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_recorder_killed_mid_session_leaves_a_playable_file",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, &path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::fs::read_to_string(&path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 200
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the child did not record"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let cast = decode(&String::from_utf8_lossy(&std::fs::read(&path).unwrap())).unwrap();
+    let outputs: Vec<&str> = cast
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Output)
+        .map(|e| e.data.as_str())
+        .collect();
+    assert!(outputs.len() >= 150, "{} outputs", outputs.len());
+    for (i, data) in outputs.iter().enumerate() {
+        assert_eq!(
+            *data,
+            format!("output {i} ✓\r\n"),
+            "events are complete and in order"
+        );
+    }
+    let out = jitsh(&["replay", "--speed", "1000", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("output 0 ✓\r\noutput 1 ✓\r\n"));
+}

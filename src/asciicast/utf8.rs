@@ -93,4 +93,24 @@ mod tests {
         assert_eq!(d.finish(), "\u{fffd}");
         assert_eq!(d.finish(), "");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn chunked_decoding_equals_lossy_decoding_of_the_whole(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut d = Utf8Decoder::new();
+            let mut got = String::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                got += &d.decode(&bytes[from..cut]);
+                from = cut;
+            }
+            got += &d.finish();
+            proptest::prop_assert_eq!(got, String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
 }

@@ -242,7 +242,8 @@ fn decode_event(line: &str) -> Result<Event, String> {
     if !time.is_finite() || time < 0.0 {
         return Err(format!("time `{time}` is not a non-negative number"));
     }
-    // Rounding recovers the exact microsecond written by `format_time` (f64 holds 15+ digits).
+    // Rounding recovers the exact microsecond written by `format_time`: f64 holds 15 digits,
+    // exact for recordings shorter than 10^9 seconds.
     let time_us = (time * 1_000_000.0).round() as u64;
     Ok(Event {
         time_us,
@@ -350,5 +351,19 @@ mod tests {
         let cast = decode(text).unwrap();
         assert_eq!(cast.events[0].kind, EventKind::Other("x".into()));
         assert_eq!(cast.events[0].time_us, 500_000);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_any_text_never_panics(text in "\\PC{0,200}") {
+            let _ = decode(&text);
+        }
+
+        #[test]
+        fn any_event_round_trips(time_us in 0u64..1_000_000_000_000_000, data in "\\PC{0,40}") {
+            let event = Event::new(time_us, EventKind::Output, data);
+            let text = encode_header(&Header::default()) + "\n" + &encode_event(&event) + "\n";
+            proptest::prop_assert_eq!(decode(&text).unwrap().events, vec![event]);
+        }
     }
 }
