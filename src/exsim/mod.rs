@@ -31,6 +31,7 @@
 mod cmdlets;
 pub mod format;
 pub mod lang;
+mod session;
 pub mod state;
 
 use std::io::{BufRead, Write};
@@ -43,7 +44,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-pub use cmdlets::{cmdlet_names, LineResult, Session};
+pub use cmdlets::cmdlet_names;
+use session::{LineResult, Session};
 pub use state::{State, StateFile};
 
 /// Sent before the prompt text.
