@@ -251,6 +251,10 @@ fn replay_lists_markers_and_starts_at_one() {
         started.elapsed()
     );
 
+    let out = jitsh(&["replay", "--speed", "0", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--speed `0` must be a positive number"));
+
     let out = jitsh(&["replay", "--at-marker", "9", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr)

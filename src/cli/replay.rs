@@ -39,6 +39,17 @@ pub struct SessionsArgs {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return super::fail(format!(
+            "--speed `{}` must be a positive number",
+            args.speed
+        ));
+    }
+    if let Some(limit) = args.idle_limit.filter(|l| !(l.is_finite() && *l > 0.0)) {
+        return super::fail(format!(
+            "--idle-limit `{limit}` must be a positive number of seconds"
+        ));
+    }
     let cast = match load(&args.file) {
         Ok(cast) => cast,
         Err(message) => return super::fail(message),

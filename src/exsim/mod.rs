@@ -26,7 +26,9 @@
 //!
 //! `exit` (status 0), `exit N`, or end of input end the runspace. SIGINT (Ctrl-C) stops the
 //! running command (e.g. `Start-Sleep`, `Get-LargeOutput`) and returns to the prompt with
-//! status 1; the runspace itself keeps running.
+//! status 1; the runspace itself keeps running. Ctrl-C at the prompt is ignored (the terminal
+//! has already discarded the half-typed line); Ctrl-C at a confirmation or `Read-Host` cancels
+//! the command at once.
 
 mod cmdlets;
 pub mod format;
