@@ -56,7 +56,7 @@ pub struct Checked {
 #[derive(Debug)]
 pub struct Access {
     policies: PolicySet,
-    catalog: Catalog,
+    catalog: &'static Catalog,
     trust: TrustStore,
     user: String,
     tokens: Vec<HeldToken>,
@@ -118,7 +118,7 @@ impl Access {
 
     /// Cmdlet names for Tab completion.
     pub fn command_names(&self) -> Vec<String> {
-        self.catalog.names()
+        self.catalog.command_names().map(str::to_string).collect()
     }
 
     pub fn has_service(&self) -> bool {
@@ -165,7 +165,7 @@ impl Access {
         let verified = self.verified_tokens(now);
         let ctx = gate::GateContext {
             policies: &self.policies,
-            catalog: &self.catalog,
+            catalog: self.catalog,
             user: &self.user,
             now,
             tokens: &verified,

@@ -61,26 +61,7 @@ pub fn load_dir(_dir: &Path) -> Result<PolicySet, String> {
     Ok(PolicySet)
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Catalog;
-
-impl Catalog {
-    pub fn builtin() -> Catalog {
-        Catalog
-    }
-    pub fn names(&self) -> Vec<String> {
-        [
-            "Get-Mailbox",
-            "New-MoveRequest",
-            "Remove-Mailbox",
-            "Set-Mailbox",
-            "Start-Sleep",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-}
+pub use crate::catalog::Catalog;
 
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
