@@ -508,7 +508,7 @@ impl Session {
 
         let mut out = Vec::new();
         if decision.decision == Effect::Allow {
-            let durable = audited.is_ok() && self.recorder.sync().await;
+            let durable = audited.is_ok() && self.recorder.healthy();
             if checked.privileged && !durable {
                 self.editor.leave_for_message(&mut out);
                 out.extend_from_slice(

@@ -1,18 +1,15 @@
-//! The session recording: asciicast v2 through [`crate::asciicast::Recorder`], driven by a
-//! thread of its own so a slow disk never stalls the terminal. The recorder writes every event
-//! to the OS at once and syncs markers, so a killed session still leaves a file that parses up
-//! to the kill.
+//! The session recording: asciicast v2 through [`crate::asciicast::Recorder`].
 //!
-//! Fail closed: a write error is remembered, and [`Recorder::sync`] (awaited before a
-//! privileged line runs) reports it, so no approval-needing line runs unrecorded.
+//! Events are written in the proxy's own flow, as they happen: the recorder hands every event
+//! to the OS at once and syncs markers, so a killed session still leaves a file that parses up
+//! to the kill, and a slow disk slows the session down instead of queueing without bound.
+//!
+//! Fail closed: a write error is remembered and [`Recorder::healthy`] reports it; the proxy
+//! asks before a privileged line runs, so no approval-needing line runs unrecorded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
-
-use tokio::sync::{mpsc, oneshot};
 
 use super::ShellError;
 use crate::asciicast::{self, Header, JitshInfo};
@@ -27,21 +24,11 @@ pub struct SessionInfo {
     pub rows: u16,
 }
 
-#[derive(Debug)]
-enum Msg {
-    Output(u64, Vec<u8>),
-    Input(u64, Vec<u8>),
-    Marker(u64, String),
-    Resize(u64, u16, u16),
-    Sync(oneshot::Sender<bool>),
-}
-
-/// Handle to the recording thread.
+/// One session's recording.
 #[derive(Debug)]
 pub struct Recorder {
-    tx: Option<mpsc::UnboundedSender<Msg>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    failed: Arc<AtomicBool>,
+    rec: asciicast::Recorder,
+    failed: bool,
     start: Instant,
     path: PathBuf,
 }
@@ -70,54 +57,11 @@ impl Recorder {
                 runspace: Some(info.runspace.clone()),
             }),
         };
-        let mut rec = asciicast::Recorder::create(&path, &header)
-            .map_err(|e| ShellError::Record(e.to_string()))?;
-
-        let failed = Arc::new(AtomicBool::new(false));
-        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-        let thread_failed = failed.clone();
-        let thread = std::thread::Builder::new()
-            .name("jitsh-record".into())
-            .spawn(move || {
-                let mut last_us = 0;
-                while let Some(msg) = rx.blocking_recv() {
-                    let written = match msg {
-                        Msg::Output(t, b) => {
-                            last_us = t;
-                            rec.output(t, &b)
-                        }
-                        Msg::Input(t, b) => {
-                            last_us = t;
-                            rec.input(t, &b)
-                        }
-                        Msg::Marker(t, label) => {
-                            last_us = t;
-                            rec.marker(t, &label)
-                        }
-                        Msg::Resize(t, c, r) => {
-                            last_us = t;
-                            rec.resize(t, c, r)
-                        }
-                        Msg::Sync(ack) => {
-                            // Every event before this one was written in order; markers are
-                            // synced by the recorder itself.
-                            let _ = ack.send(!thread_failed.load(Ordering::SeqCst));
-                            Ok(())
-                        }
-                    };
-                    if written.is_err() {
-                        thread_failed.store(true, Ordering::SeqCst);
-                    }
-                }
-                if rec.finish(last_us).is_err() {
-                    thread_failed.store(true, Ordering::SeqCst);
-                }
-            })
+        let rec = asciicast::Recorder::create(&path, &header)
             .map_err(|e| ShellError::Record(e.to_string()))?;
         Ok(Recorder {
-            tx: Some(tx),
-            thread: Some(thread),
-            failed,
+            rec,
+            failed: false,
             start: Instant::now(),
             path,
         })
@@ -130,45 +74,40 @@ impl Recorder {
     /// Runspace output as shown to the admin.
     pub fn output(&mut self, bytes: &[u8]) {
         let t = self.now_us();
-        self.send(Msg::Output(t, bytes.to_vec()));
+        let r = self.rec.output(t, bytes);
+        self.note(r.is_ok());
     }
 
     /// Admin input (never secret input: the caller leaves that out).
     pub fn input(&mut self, bytes: &[u8]) {
         let t = self.now_us();
-        self.send(Msg::Input(t, bytes.to_vec()));
+        let r = self.rec.input(t, bytes);
+        self.note(r.is_ok());
     }
 
+    /// A marker, synced to disk before this returns.
     pub fn marker(&mut self, label: String) {
         let t = self.now_us();
-        self.send(Msg::Marker(t, label));
+        let r = self.rec.marker(t, &label);
+        self.note(r.is_ok());
     }
 
     pub fn resize(&mut self, (cols, rows): (u16, u16)) {
         let t = self.now_us();
-        self.send(Msg::Resize(t, cols, rows));
+        let r = self.rec.resize(t, cols, rows);
+        self.note(r.is_ok());
     }
 
-    /// Wait until everything so far is written; false if the recording cannot be written.
-    pub async fn sync(&self) -> bool {
-        if self.failed.load(Ordering::SeqCst) {
-            return false;
-        }
-        let Some(tx) = &self.tx else { return false };
-        let (ack, done) = oneshot::channel();
-        if tx.send(Msg::Sync(ack)).is_err() {
-            return false;
-        }
-        done.await.unwrap_or(false)
+    /// Whether every event so far was written.
+    pub fn healthy(&self) -> bool {
+        !self.failed
     }
 
     /// Finish the file and return its SHA-256 (hex).
-    pub fn finish(mut self) -> Result<String, ShellError> {
-        self.tx = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        if self.failed.load(Ordering::SeqCst) {
+    pub fn finish(self) -> Result<String, ShellError> {
+        let t = self.now_us();
+        let finished = self.rec.finish(t);
+        if self.failed || finished.is_err() {
             return Err(ShellError::Record(format!(
                 "`{}` could not be written completely",
                 self.path.display()
@@ -183,10 +122,9 @@ impl Recorder {
         u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn send(&mut self, msg: Msg) {
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
-        if !sent {
-            self.failed.store(true, Ordering::SeqCst);
+    fn note(&mut self, ok: bool) {
+        if !ok {
+            self.failed = true;
         }
     }
 }
