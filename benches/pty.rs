@@ -82,21 +82,29 @@ impl Term {
     /// Read until the output so far ends with `tail` (looking only at the last bytes); returns
     /// the number of bytes read.
     fn until_tail(&self, tail: &[u8], timeout: Duration) -> usize {
+        self.until_tail_after(tail, 0, timeout)
+    }
+
+    /// Same, but only once at least `min` bytes have arrived (the editor redraws the prompt as
+    /// the command is typed).
+    fn until_tail_after(&self, tail: &[u8], min: usize, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         let mut total = 0;
         let mut last: Vec<u8> = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let chunk = self
-                .rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("timed out; last bytes: {:?}", String::from_utf8_lossy(&last)));
+            let chunk = self.rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "timed out; last bytes: {:?}",
+                    String::from_utf8_lossy(&last)
+                )
+            });
             total += chunk.len();
             last.extend_from_slice(&chunk);
             if last.len() > 4096 {
                 last.drain(..last.len() - 4096);
             }
-            if contains(&last, tail) {
+            if total >= min && contains(&last, tail) {
                 return total;
             }
         }
@@ -173,10 +181,14 @@ fn throughput(argv: &[String], dir: &Path, mb: u64) -> f64 {
     t.drain();
     let t0 = Instant::now();
     t.send(format!("Get-LargeOutput -Megabytes {mb}\r").as_bytes());
-    let bytes = t.until_tail(PROMPT, Duration::from_secs(600));
+    let size = usize::try_from(mb * 1024 * 1024).unwrap();
+    let bytes = t.until_tail_after(PROMPT, size, Duration::from_secs(600));
     let secs = t0.elapsed().as_secs_f64();
     t.end();
-    assert!(bytes as u64 >= mb * 1024 * 1024, "only {bytes} bytes arrived");
+    assert!(
+        bytes as u64 >= mb * 1024 * 1024,
+        "only {bytes} bytes arrived"
+    );
     bytes as f64 / secs / 1e6
 }
 
@@ -238,7 +250,9 @@ fn main() {
             l_jitsh - l_script
         );
     } else {
-        println!("keystroke echo: jitsh median {l_jitsh:.0} us (p99 {l_jitsh99:.0}); script not found");
+        println!(
+            "keystroke echo: jitsh median {l_jitsh:.0} us (p99 {l_jitsh99:.0}); script not found"
+        );
     }
 
     let t_jitsh = throughput(&jitsh, dir.path(), mb);

@@ -91,7 +91,7 @@ struct Screen {
     writer: Box<dyn Write + Send>,
     output: Arc<Mutex<Vec<u8>>>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
 }
 
 impl Screen {
@@ -139,7 +139,7 @@ impl Screen {
             writer,
             output,
             child,
-            _master: pair.master,
+            master: pair.master,
         };
         screen.wait_for("PS ", 20);
         screen
@@ -406,6 +406,16 @@ fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
     let mut s = Screen::start(&fx, &[]);
     let m = s.line("Get-Mailbox -Identity alice");
     s.prompt_after(m, 10);
+    // A window resize reaches the recording as an "r" event.
+    s.master
+        .resize(PtySize {
+            rows: 30,
+            cols: 100,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let m = s.line("Remove-Everything");
     s.wait_after(m, "denied", 10);
     let m = s.line("Read-Host -Prompt Password -AsSecureString");

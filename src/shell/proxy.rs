@@ -19,7 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::access::Access;
-use super::line::{decode_key, Action, Decoded, Editor};
+use super::line::{decode_key, Action, Decoded, Editor, Key};
 use super::meta::{self, Meta};
 use super::osc::{Marker, Piece, Scanner};
 use super::pty::Runspace;
@@ -31,6 +31,9 @@ use crate::audit::AuditSink;
 
 /// How often pending requests are polled for their token.
 const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// Most output bytes handled in one go.
+const BATCH_MAX: usize = 256 * 1024;
 
 /// How long to keep reading output after the runspace exited.
 const DRAIN_FOR: Duration = Duration::from_millis(500);
@@ -67,6 +70,8 @@ pub struct Session {
     audit_failed: bool,
     quit: bool,
     multiline: bool,
+    /// Completion words are loaded on the first Tab (the catalog is large; start fast).
+    words_loaded: bool,
     stdout: std::io::Stdout,
 }
 
@@ -119,8 +124,7 @@ impl Session {
             size,
             &[("JITSH_SESSION".to_string(), session_id.clone())],
         )?;
-        let mut editor = Editor::new(size.0);
-        editor.set_words(access.command_names());
+        let editor = Editor::new(size.0);
         Ok(Session {
             runspace,
             access,
@@ -139,6 +143,7 @@ impl Session {
             audit_failed: false,
             quit: false,
             multiline: config.multiline,
+            words_loaded: false,
             stdout: std::io::stdout(),
         })
     }
@@ -158,7 +163,15 @@ impl Session {
         let status = loop {
             tokio::select! {
                 chunk = self.runspace.output.recv() => match chunk {
-                    Some(bytes) => {
+                    Some(mut bytes) => {
+                        // Take what else is already waiting: fewer, larger writes to the
+                        // terminal and the recording under heavy output.
+                        while bytes.len() < BATCH_MAX {
+                            match self.runspace.output.try_recv() {
+                                Ok(more) => bytes.extend_from_slice(&more),
+                                Err(_) => break,
+                            }
+                        }
                         self.on_output(&bytes)?;
                         self.replay_held().await?;
                     }
@@ -439,6 +452,10 @@ impl Session {
             };
             let raw = rest.get(..len).unwrap_or_default().to_vec();
             pos += len;
+            if key == Key::Tab && !self.words_loaded {
+                self.words_loaded = true;
+                self.editor.set_words(self.access.command_names());
+            }
             self.recorder.input(&raw);
             let mut out = Vec::new();
             let action = self.editor.key(key, &mut out);

@@ -115,7 +115,9 @@ impl Recorder {
         }
         let bytes = std::fs::read(&self.path)
             .map_err(|e| ShellError::Record(format!("`{}`: {e}", self.path.display())))?;
-        Ok(hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()))
+        Ok(hex(
+            ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
+        ))
     }
 
     fn now_us(&self) -> u64 {
