@@ -261,12 +261,15 @@ fn inspect(args: InspectArgs) -> ExitCode {
             )
         }
         Err(outcome) => {
-            let signature = match outcome {
-                Outcome::Failed(m) => Outcome::Failed(m.clone()),
-                Outcome::NotChecked(w) => Outcome::NotChecked(w),
-                Outcome::Ok => Outcome::Ok,
+            let peeked = token::peek_unverified(token_text);
+            // A token that does not even decode says so, trusted keys or not.
+            let signature = match (outcome, &peeked) {
+                (Outcome::Failed(m), _) => Outcome::Failed(m.clone()),
+                (_, Err(e)) => Outcome::Failed(e.to_string()),
+                (Outcome::NotChecked(w), Ok(_)) => Outcome::NotChecked(w),
+                (Outcome::Ok, Ok(_)) => Outcome::Ok,
             };
-            let (claims, kid) = match token::peek_unverified(token_text) {
+            let (claims, kid) = match peeked {
                 Ok(p) => (p.claims.ok(), p.kid),
                 Err(_) => (None, None),
             };
