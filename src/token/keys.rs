@@ -284,6 +284,7 @@ impl FromIterator<PublicKey> for TrustStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

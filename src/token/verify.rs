@@ -178,6 +178,7 @@ fn shown_kid(kid: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
     use time::macros::datetime;
