@@ -618,6 +618,20 @@ fn token_inspect_reports_validity_with_its_exit_status() {
     assert_eq!(untrusted.status.code(), Some(1));
     assert!(text(&untrusted.stdout).contains("UNVERIFIED"));
 
+    // claim text is escaped before it reaches a terminal
+    let mut hostile = claims();
+    hostile.sub = "mallory\u{1b}]0;owned\u{7}".into();
+    let hostile_path = dir.join("hostile.token");
+    std::fs::write(&hostile_path, token::issue(&hostile, &key(9)).unwrap()).unwrap();
+    let shown = jitsh(&["token", "inspect", hostile_path.to_str().unwrap()]);
+    assert_eq!(shown.status.code(), Some(1));
+    let shown = text(&shown.stdout);
+    assert!(shown.contains("mallory\\u{1b}]0;owned"), "{shown}");
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+        "{shown}"
+    );
+
     // a trusted key that did not sign it
     let other = tmp.path().join("other");
     assert!(keygen(&other).status.success());

@@ -315,32 +315,57 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
         return;
     };
     let when = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|i| clean(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if !verified {
         println!("(claims below are UNVERIFIED: the signature was not accepted)");
     }
-    println!("token      {}", c.jti);
-    println!("key id     {}", kid.unwrap_or("(none)"));
-    println!("issuer     {}", c.iss);
-    println!("subject    {}", c.sub);
-    println!("rule       {}", c.rule);
-    println!("tasks      {}", c.tasks.join(", "));
+    println!("token      {}", clean(&c.jti));
+    println!("key id     {}", clean(kid.unwrap_or("(none)")));
+    println!("issuer     {}", clean(&c.iss));
+    println!("subject    {}", clean(&c.sub));
+    println!("rule       {}", clean(&c.rule));
+    println!("tasks      {}", list(&c.tasks));
     if let Some(p) = &c.params {
         println!("params     {p}");
     }
-    println!("request    {}", c.request);
-    println!("approvers  {}", c.approvers.join(", "));
+    println!("request    {}", clean(&c.request));
+    println!("approvers  {}", list(&c.approvers));
     println!("issued     {}", when(c.iat));
     println!("valid      {} until {}", when(c.nbf), when(c.exp));
     if let Some(u) = c.uses {
         println!("uses       {u}");
     }
     if let Some(cmd) = &c.command {
-        println!("command    {cmd}");
+        println!("command    {}", clean(cmd));
     }
     if let Some(aud) = &c.aud {
-        println!("audience   {aud}");
+        println!("audience   {}", clean(aud));
     }
     for (name, value) in &c.extra {
-        println!("{name:<10} {value}");
+        println!("{:<10} {value}", clean(name));
+    }
+}
+
+/// Claim text is escaped before it reaches a terminal: an unverified token is anyone's text, and
+/// control characters could rewrite the screen. (JSON values are escaped by serde_json.)
+fn clean(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_owned()
     }
 }

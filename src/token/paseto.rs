@@ -61,8 +61,7 @@ pub fn sign(
     Ok(sign_with(&pair, message, footer, implicit))
 }
 
-/// Sign with an already constructed key pair (lets callers check seed and public key agree).
-pub fn sign_with(pair: &Ed25519KeyPair, message: &[u8], footer: &[u8], implicit: &[u8]) -> String {
+fn sign_with(pair: &Ed25519KeyPair, message: &[u8], footer: &[u8], implicit: &[u8]) -> String {
     let m2 = pae(&[HEADER.as_bytes(), message, footer, implicit]);
     let sig = pair.sign(&m2);
     let mut body = Vec::with_capacity(message.len() + SIG_LEN);
