@@ -87,6 +87,14 @@ impl<'a> Parser<'a> {
     ///             | pipeline-statement`
     pub(crate) fn statement(&mut self) -> PResult<Statement> {
         let start = self.pos;
+        if self.peek() == Some('[') {
+            if let Some(kind) = self.attributed_param_block()? {
+                return Ok(Statement {
+                    kind,
+                    span: self.span_from(start),
+                });
+            }
+        }
         if let Some(word) = self.keyword_at_cursor() {
             let lower = word.to_ascii_lowercase();
             let kind = match lower.as_str() {
@@ -441,6 +449,29 @@ impl<'a> Parser<'a> {
             params,
             body,
         })
+    }
+
+    /// `attributed-param-block := attribute+ ws-nl param-block` (`[CmdletBinding()] param(...)`)
+    ///
+    /// Returns `None` with the cursor unchanged when the `[...]` is a plain type literal.
+    fn attributed_param_block(&mut self) -> PResult<Option<StatementKind>> {
+        let save = self.pos;
+        let attribute = self.attribute()?;
+        if attribute.args.is_none() {
+            self.pos = save;
+            return Ok(None);
+        }
+        loop {
+            self.skip_ws_nl()?;
+            if self.peek() != Some('[') {
+                break;
+            }
+            self.attribute()?;
+        }
+        if self.keyword_at_cursor().is_some_and(|w| w.eq_ignore_ascii_case("param")) {
+            return self.param_block().map(Some);
+        }
+        self.expected("`param(` after an attribute")
     }
 
     /// `param-block := 'param' '(' param-list ')'`

@@ -1,7 +1,7 @@
 //! Pipelines, commands, parameters, command-mode arguments and redirections.
 
 use super::ast::*;
-use super::lex::{ends_bare_word, escape_char, is_dash, is_double_quote, is_name_char, is_newline, is_quote, is_single_quote, is_space};
+use super::lex::{ends_bare_word, escape_char, is_dash, is_name_char, is_newline, is_quote, is_single_quote, is_space};
 use super::parser::{PResult, Parser};
 
 impl<'a> Parser<'a> {

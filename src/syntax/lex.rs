@@ -114,7 +114,7 @@ pub(crate) fn type_name_chars(i: &str) -> IResult<&str, &str> {
 
 /// The value of a numeric literal as the runspace would print it, when it is simple enough to
 /// compute exactly (integers, hex, multipliers); otherwise the literal as written.
-pub(crate) fn number_value(text: &str) -> String {
+pub fn number_value(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let (body, mult) = [
         ("kb", 1u128 << 10),

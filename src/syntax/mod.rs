@@ -20,6 +20,7 @@ mod print;
 mod string;
 
 pub use error::{ParseError, ParseErrorKind};
+pub use lex::number_value;
 pub use print::print;
 
 /// Deepest nesting of blocks, brackets, subexpressions, strings and unary operators accepted.
