@@ -52,12 +52,20 @@ impl<'a> Parser<'a> {
                 }
                 _ => {}
             }
-            out.push(self.statement()?);
+            let st = self.statement()?;
+            // A statement that ends with its own `}` or `)` (a keyword statement, `param()`)
+            // needs no separator before the next one, as in PowerShell: `{ param($x) Get-X $x }`.
+            let self_delimited = !matches!(
+                st.kind,
+                StatementKind::Chain(_) | StatementKind::Assignment { .. } | StatementKind::Flow { .. }
+            );
+            out.push(st);
             self.skip_ws()?;
             match self.peek() {
                 None => {}
                 Some(c) if is_newline(c) || c == ';' => {}
                 Some(c) if Some(c) == close => {}
+                Some(_) if self_delimited => {}
                 Some(c) => return self.invalid(format!("unexpected `{c}` after a statement")),
             }
         }
