@@ -48,3 +48,99 @@ fn parse_goldens() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The corpus folder: `../shared/corpus` next to the crate first, then `/work/shared/corpus`.
+fn corpus_dir() -> Option<PathBuf> {
+    let near = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    [near, PathBuf::from("/work/shared/corpus")]
+        .into_iter()
+        .find(|d| d.join("exchange-examples.jsonl").is_file())
+}
+
+/// Known failures (examples that do not parse, or do not yield their cmdlet's invocation):
+/// `ID<TAB>reason` lines; `#` starts a comment line.
+fn known_failures() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus-known-failures.txt");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (id, reason) = l.split_once('\t').unwrap_or((l, ""));
+            (id.trim().to_string(), reason.trim().to_string())
+        })
+        .collect()
+}
+
+/// Whether `name` occurs in `text` as a whole command word (not as part of a longer name).
+fn mentions(text: &str, name: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let needle = name.to_ascii_lowercase();
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    lower.match_indices(&needle).any(|(i, _)| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + needle.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+#[test]
+fn corpus_examples_parse_and_name_their_cmdlet() {
+    let Some(dir) = corpus_dir() else {
+        println!("corpus not found (../shared/corpus or /work/shared/corpus); skipping");
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("exchange-examples.jsonl")).expect("read corpus");
+    let known = known_failures();
+    for (id, reason) in &known {
+        assert!(!reason.is_empty(), "known failure `{id}` needs a reason");
+    }
+    let catalog = Catalog::builtin();
+    let mut total = 0usize;
+    let mut failed: Vec<String> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("corpus line");
+        let (Some(id), Some(cmdlet), Some(src)) =
+            (v["id"].as_str(), v["cmdlet"].as_str(), v["text"].as_str())
+        else {
+            continue;
+        };
+        total += 1;
+        ids.insert(id.to_string());
+        match jitsh::resolve::analyse(src, catalog) {
+            Err(e) => {
+                failed.push(id.to_string());
+                if !known.iter().any(|(k, _)| k == id) {
+                    problems.push(format!("{id}: does not parse ({e}) and is not a known failure"));
+                }
+            }
+            Ok(invs) => {
+                // Known to the catalog: the canonical casing must come out exactly.
+                let named = match catalog.command(cmdlet) {
+                    Some(m) => invs.iter().any(|i| i.name == m.name),
+                    None => invs.iter().any(|i| i.name.eq_ignore_ascii_case(cmdlet)),
+                };
+                let is_known = known.iter().any(|(k, _)| k == id);
+                if mentions(src, cmdlet) && !named {
+                    if !is_known {
+                        let names: Vec<&str> = invs.iter().map(|i| i.name.as_str()).collect();
+                        problems.push(format!("{id}: no invocation of `{cmdlet}` (found {names:?})"));
+                    }
+                } else if is_known {
+                    problems.push(format!("{id}: passes now; remove it from corpus-known-failures.txt"));
+                }
+            }
+        }
+    }
+    for (id, _) in &known {
+        if !ids.contains(id) {
+            problems.push(format!("{id}: listed as a known failure but not in the corpus"));
+        }
+    }
+    let parsed = total - failed.len();
+    println!("corpus: {parsed}/{total} examples parse");
+    assert!(total > 0);
+    assert!(parsed * 100 >= total * 99, "only {parsed}/{total} parse");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

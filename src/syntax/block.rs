@@ -493,7 +493,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `param-list := (param-decl (',' param-decl)*)?`
-    /// `param-decl := attribute* variable ('=' expression)?`
+    /// `param-decl := attribute* variable ('=' expression-no-comma)?`
     fn param_list(&mut self, close: char) -> PResult<Vec<ParamDecl>> {
         let mut out = Vec::new();
         loop {
@@ -514,7 +514,7 @@ impl<'a> Parser<'a> {
             self.skip_ws_nl()?;
             let default = if self.eat('=') {
                 self.skip_ws_nl()?;
-                Some(self.expression()?)
+                Some(self.expression_no_comma()?)
             } else {
                 None
             };
