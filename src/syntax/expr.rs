@@ -19,8 +19,50 @@ const CASE_PREFIXABLE: &[&str] = &[
 ];
 const UNARY_WORDS: &[&str] = &["not", "bnot", "split", "join"];
 
-/// Precedence levels of binary operators (1 = loosest); level 7 is the comma list.
-const LEVEL_COMMA: u8 = 7;
+/// Precedence levels of binary operators: 1 (`-and`) is the loosest, 6 (`..`) the tightest.
+const TIGHTEST: u8 = 6;
+
+/// Groups `first (op e)*` into left-associative chains, loosest level outermost. Recursion is
+/// bounded by the number of levels, not by the input.
+fn group_by_level(level: u8, first: Expr, rest: Vec<(u8, String, Expr)>) -> Expr {
+    if rest.is_empty() || level > TIGHTEST {
+        return first;
+    }
+    // Split at operators of this level; each segment is grouped at the next tighter level.
+    let mut segments: Vec<(Option<String>, Expr, Vec<(u8, String, Expr)>)> = Vec::new();
+    let mut current = (None, first, Vec::new());
+    for (op_level, op, e) in rest {
+        if op_level == level {
+            segments.push(current);
+            current = (Some(op), e, Vec::new());
+        } else {
+            current.2.push((op_level, op, e));
+        }
+    }
+    segments.push(current);
+    let mut grouped = segments
+        .into_iter()
+        .map(|(op, first, rest)| (op, group_by_level(level + 1, first, rest)));
+    let Some((_, head)) = grouped.next() else {
+        return Expr {
+            kind: ExprKind::List(Vec::new()),
+            span: crate::span::Span::default(),
+        };
+    };
+    let tail: Vec<(String, Expr)> = grouped.map(|(op, e)| (op.unwrap_or_default(), e)).collect();
+    if tail.is_empty() {
+        return head;
+    }
+    let end = tail.last().map_or(head.span.end, |(_, e)| e.span.end);
+    let span = crate::span::Span::new(head.span.start, end);
+    Expr {
+        kind: ExprKind::Binary {
+            first: Box::new(head),
+            rest: tail,
+        },
+        span,
+    }
+}
 
 impl<'a> Parser<'a> {
     /// `expression := logical-expression`
@@ -44,16 +86,16 @@ impl<'a> Parser<'a> {
     /// `multiplicative-expression := format-expression (('*'|'/'|'%') ws-nl format-expression)*`
     /// `format-expression := range-expression (dash 'f' ws-nl range-expression)*`
     /// `range-expression := comma-list ('..' ws-nl comma-list)*`
+    ///
+    /// The operands and operators are read in one loop, then grouped by precedence
+    /// (`group_by_level`): one parser frame per nesting level instead of one per precedence level.
     fn binary_level(&mut self, level: u8, seed: Option<Expr>, comma: bool) -> PResult<Expr> {
-        if level >= LEVEL_COMMA {
-            return self.comma_list(seed, comma);
-        }
-        let first = self.binary_level(level + 1, seed, comma)?;
-        let mut rest = Vec::new();
+        let first = self.comma_list(seed, comma)?;
+        let mut rest: Vec<(u8, String, Expr)> = Vec::new();
         loop {
             let save = self.pos;
             self.skip_ws()?;
-            let Some(op) = self.binary_operator(level)? else {
+            let Some((op_level, op)) = self.binary_operator()? else {
                 self.pos = save;
                 break;
             };
@@ -61,45 +103,33 @@ impl<'a> Parser<'a> {
             if self.at_end() {
                 return self.incomplete(format!("an operand is missing after `{op}`"));
             }
-            let rhs = self.binary_level(level + 1, None, comma)?;
-            rest.push((op, rhs));
+            let rhs = self.comma_list(None, comma)?;
+            rest.push((op_level, op, rhs));
         }
-        if rest.is_empty() {
-            return Ok(first);
-        }
-        let span = crate::span::Span::new(first.span.start, self.pos);
-        Ok(Expr {
-            kind: ExprKind::Binary {
-                first: Box::new(first),
-                rest,
-            },
-            span,
-        })
+        Ok(group_by_level(level, first, rest))
     }
 
-    /// Consumes a binary operator of precedence `level` at the cursor.
-    fn binary_operator(&mut self, level: u8) -> PResult<Option<String>> {
+    /// Consumes a binary operator at the cursor and returns it with its precedence level.
+    fn binary_operator(&mut self) -> PResult<Option<(u8, String)>> {
         let Some(c) = self.peek() else { return Ok(None) };
         let next = self.peek2();
-        let symbol = match (level, c) {
-            (3, '+') if next != Some('+') && next != Some('=') => Some("+"),
-            (3, d) if is_dash(d)
-                && next.is_none_or(|n| !n.is_alphabetic() && !is_dash(n) && n != '=') =>
-            {
-                Some("-")
+        let symbol = match c {
+            '+' if next != Some('+') && next != Some('=') => Some((3, "+")),
+            d if is_dash(d) && next.is_none_or(|n| !n.is_alphabetic() && !is_dash(n) && n != '=') => {
+                Some((3, "-"))
             }
-            (4, '*') if next != Some('=') => Some("*"),
-            (4, '/') if next != Some('=') => Some("/"),
-            (4, '%') if next != Some('=') => Some("%"),
-            (6, '.') if next == Some('.') => Some(".."),
+            '*' if next != Some('=') => Some((4, "*")),
+            '/' if next != Some('=') => Some((4, "/")),
+            '%' if next != Some('=') => Some((4, "%")),
+            '.' if next == Some('.') => Some((6, "..")),
             _ => None,
         };
-        if let Some(s) = symbol {
+        if let Some((level, s)) = symbol {
             self.pos += c.len_utf8();
             if s == ".." {
                 self.pos += 1;
             }
-            return Ok(Some(s.to_string()));
+            return Ok(Some((level, s.to_string())));
         }
         if !is_dash(c) || !next.is_some_and(|n| n.is_ascii_alphabetic()) {
             return Ok(None);
@@ -117,7 +147,7 @@ impl<'a> Parser<'a> {
             Some(b) if CASE_PREFIXABLE.contains(&b) => b,
             _ => lower.as_str(),
         };
-        let found_level = if LOGICAL.contains(&base) {
+        let level = if LOGICAL.contains(&base) {
             1
         } else if COMPARISON.contains(&base) {
             2
@@ -126,11 +156,8 @@ impl<'a> Parser<'a> {
         } else {
             return self.invalid(format!("unknown operator `-{word}`"));
         };
-        if found_level != level {
-            return Ok(None);
-        }
         self.pos = word_start + word.len();
-        Ok(Some(format!("-{lower}")))
+        Ok(Some((level, format!("-{lower}"))))
     }
 
     /// `comma-list := unary-expression (',' ws-nl unary-expression)*`
@@ -229,7 +256,7 @@ impl<'a> Parser<'a> {
         }
         if c == '[' {
             let ty = self.type_literal()?;
-            if self.rest().starts_with("::") || self.peek() == Some('.') || self.peek() == Some('[') {
+            if self.rest().starts_with("::") || self.peek() == Some('.') {
                 return self.postfix(ty, true);
             }
             let save = self.pos;

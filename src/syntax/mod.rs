@@ -24,7 +24,7 @@ pub use lex::number_value;
 pub use print::print;
 
 /// Deepest nesting of blocks, brackets, subexpressions, strings and unary operators accepted.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 32;
 
 /// Parses one submitted line (which may span several physical lines).
 pub fn parse(src: &str) -> Result<ast::Script, ParseError> {

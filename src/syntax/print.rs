@@ -437,14 +437,12 @@ fn expr(out: &mut String, e: &Expr) {
             out.push_str(text.trim_start_matches('$'));
         }
         ExprKind::List(items) => {
-            out.push('(');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
                 expr(out, item);
             }
-            out.push(')');
         }
         ExprKind::ArraySubexpression(stmts) => {
             out.push_str("@(");
@@ -483,29 +481,27 @@ fn expr(out: &mut String, e: &Expr) {
         }
         ExprKind::Cast { type_name, operand } => {
             let _ = write!(out, "[{type_name}]");
-            expr(out, operand);
+            match operand.kind {
+                ExprKind::Unary { .. } => paren_expr(out, operand),
+                _ => expr(out, operand),
+            }
         }
+        // Operands are printed bare: the tree's shape already follows precedence, and extra
+        // parentheses would add nesting (and change invocation depths) on re-parse.
         ExprKind::Unary { op, operand } => {
             out.push_str(op);
-            if op.len() > 1 && op.starts_with('-') && op != "--" {
-                out.push(' ');
-            }
-            paren_expr(out, operand);
+            out.push(' ');
+            expr(out, operand);
         }
         ExprKind::Binary { first, rest } => {
-            out.push('(');
             expr(out, first);
             for (op, e) in rest {
                 let _ = write!(out, " {op} ");
                 expr(out, e);
             }
-            out.push(')');
         }
         ExprKind::Postfix { base, ops } => {
-            match &base.kind {
-                ExprKind::Variable(_) | ExprKind::Type(_) | ExprKind::Paren(_) | ExprKind::Subexpression(_) | ExprKind::ArraySubexpression(_) | ExprKind::Hashtable(_) => expr(out, base),
-                _ => paren_expr(out, base),
-            }
+            expr(out, base);
             for op in ops {
                 match &op.kind {
                     PostfixKind::Member {
