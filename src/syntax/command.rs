@@ -188,6 +188,9 @@ impl<'a> Parser<'a> {
     fn parameter(&mut self) -> PResult<Option<ParameterToken>> {
         let start = self.pos;
         self.bump();
+        if self.peek_is(is_dash) && self.peek2() == Some('%') {
+            return self.invalid("the `--%` stop-parsing token is not supported");
+        }
         if self.peek_is(is_dash) && self.peek2().is_none_or(|n| is_space(n) || is_newline(n)) {
             self.bump();
             return Ok(Some(ParameterToken {
@@ -500,6 +503,11 @@ impl<'a> Parser<'a> {
         }
         if self.pos == start {
             return self.expected("an argument");
+        }
+        if let Some(c @ ('(' | '{')) = self.peek() {
+            return self.invalid(format!(
+                "`{c}` directly after a word is ambiguous; add a space or quote the word"
+            ));
         }
         Ok(Expr {
             kind: ExprKind::String(StringLit {
