@@ -135,6 +135,22 @@ impl<'a> Parser<'a> {
                     continue;
                 }
             }
+            if c == ',' {
+                // Unary comma in argument position: `,x` is a one-element array.
+                let start = self.pos;
+                self.bump();
+                self.skip_ws_nl()?;
+                let inner = self.argument_list()?;
+                let items = match inner.kind {
+                    ExprKind::List(items) => items,
+                    _ => vec![inner],
+                };
+                elements.push(CommandElement::Argument(Expr {
+                    kind: ExprKind::List(items),
+                    span: self.span_from(start),
+                }));
+                continue;
+            }
             elements.push(CommandElement::Argument(self.argument_list()?));
         }
         Ok(Command {
