@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use jitsh::resolve::{parse_report, Catalog};
+use jitsh::catalog::Catalog;
+use jitsh::resolve::parse_report;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parse");

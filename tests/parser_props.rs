@@ -1,7 +1,8 @@
 //! Robustness properties of the parser and resolver: bounded nesting (never a stack overflow),
 //! no panic on any input, and print → re-parse keeping the invocations.
 
-use jitsh::resolve::{analyse, invocations, Catalog};
+use jitsh::catalog::Catalog;
+use jitsh::resolve::{analyse, invocations};
 use jitsh::syntax::{parse, print, ParseErrorKind, MAX_DEPTH};
 use proptest::prelude::*;
 

@@ -9,15 +9,12 @@
 
 mod safe;
 mod walk;
-// TEMPORARY until crate::catalog lands.
-pub mod catalog_stub;
 
 use serde_json::{json, Value};
 
+use crate::catalog::Catalog;
 use crate::invocation::{Invocation, ParamValue};
 use crate::syntax::{self, ast, ParseError, ParseErrorKind};
-
-pub use catalog_stub::Catalog;
 
 /// Every command invocation in `script` (parsed from `src`), nested ones included, in source order.
 pub fn invocations(script: &ast::Script, src: &str, catalog: &Catalog) -> Vec<Invocation> {

@@ -7,7 +7,7 @@ use crate::span::Span;
 use crate::syntax::ast::*;
 use crate::syntax::number_value;
 
-use super::catalog_stub::{Catalog, CommandMeta, ParamLookup, ParamMeta};
+use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
 use super::safe;
 
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
@@ -498,7 +498,24 @@ impl<'a> Walker<'a> {
                     }
                     b.walk.push((e, Mode::Code));
                     let refs: Vec<&str> = named.iter().map(String::as_str).collect();
-                    let bound = meta.and_then(|m| m.positional_param(positional, &refs));
+                    let bound = meta.and_then(|m| {
+                        m.positional_param(positional, &refs).or_else(|| {
+                            // Sets disagree: a script block literal can only bind to the one
+                            // ScriptBlock-typed candidate (`? { }` is `-FilterScript`).
+                            if !matches!(e.kind, ExprKind::ScriptBlock(_)) {
+                                return None;
+                            }
+                            let blocks: Vec<&ParamMeta> = m
+                                .positional_candidates(positional, &refs)
+                                .into_iter()
+                                .filter(|p| p.is_script_block())
+                                .collect();
+                            match blocks.as_slice() {
+                                [one] => Some(*one),
+                                _ => None,
+                            }
+                        })
+                    });
                     positional += 1;
                     match bound {
                         Some(pm) => {
