@@ -3,6 +3,8 @@
 //! A `.ps1` without a `.json` must fail to parse. `JITSH_BLESS=1` rewrites existing `.json` files
 //! (create an empty `.json` first to add a new golden).
 
+#![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+
 use std::path::{Path, PathBuf};
 
 use jitsh::catalog::Catalog;
@@ -24,13 +26,21 @@ fn parse_goldens() {
     let bless = std::env::var("JITSH_BLESS").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
     let all = fixtures();
-    assert!(all.len() >= 40, "expected at least 40 fixtures, found {}", all.len());
+    assert!(
+        all.len() >= 40,
+        "expected at least 40 fixtures, found {}",
+        all.len()
+    );
     for ps1 in all {
         let text = std::fs::read_to_string(&ps1).expect("read fixture");
         let text = text.strip_suffix('\n').unwrap_or(&text);
         let report = parse_report(text, Catalog::builtin());
         let json_path = ps1.with_extension("json");
-        let name = ps1.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        let name = ps1
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         if !json_path.exists() {
             if report["error"].is_null() {
                 failures.push(format!("{name}: expected a parse error, got {report}"));
@@ -44,7 +54,9 @@ fn parse_goldens() {
         }
         let expected = std::fs::read_to_string(&json_path).expect("read golden");
         if expected != rendered {
-            failures.push(format!("{name}: output differs\n--- expected\n{expected}\n--- actual\n{rendered}"));
+            failures.push(format!(
+                "{name}: output differs\n--- expected\n{expected}\n--- actual\n{rendered}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -61,7 +73,8 @@ fn corpus_dir() -> Option<PathBuf> {
 /// Known failures (examples that do not parse, or do not yield their cmdlet's invocation):
 /// `ID<TAB>reason` lines; `#` starts a comment line.
 fn known_failures() -> Vec<(String, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus-known-failures.txt");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus-known-failures.txt");
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -113,7 +126,9 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
             Err(e) => {
                 failed.push(id.to_string());
                 if !known.iter().any(|(k, _)| k == id) {
-                    problems.push(format!("{id}: does not parse ({e}) and is not a known failure"));
+                    problems.push(format!(
+                        "{id}: does not parse ({e}) and is not a known failure"
+                    ));
                 }
             }
             Ok(invs) => {
@@ -126,17 +141,23 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
                 if mentions(src, cmdlet) && !named {
                     if !is_known {
                         let names: Vec<&str> = invs.iter().map(|i| i.name.as_str()).collect();
-                        problems.push(format!("{id}: no invocation of `{cmdlet}` (found {names:?})"));
+                        problems.push(format!(
+                            "{id}: no invocation of `{cmdlet}` (found {names:?})"
+                        ));
                     }
                 } else if is_known {
-                    problems.push(format!("{id}: passes now; remove it from corpus-known-failures.txt"));
+                    problems.push(format!(
+                        "{id}: passes now; remove it from corpus-known-failures.txt"
+                    ));
                 }
             }
         }
     }
     for (id, _) in &known {
         if !ids.contains(id) {
-            problems.push(format!("{id}: listed as a known failure but not in the corpus"));
+            problems.push(format!(
+                "{id}: listed as a known failure but not in the corpus"
+            ));
         }
     }
     let parsed = total - failed.len();

@@ -1,6 +1,8 @@
 //! Robustness properties of the parser and resolver: bounded nesting (never a stack overflow),
 //! no panic on any input, and print → re-parse keeping the invocations.
 
+#![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+
 use jitsh::catalog::Catalog;
 use jitsh::resolve::{analyse, invocations};
 use jitsh::syntax::{parse, print, ParseErrorKind, MAX_DEPTH};
@@ -40,10 +42,12 @@ const NESTERS: &[(&str, &str)] = &[
 fn hundred_thousand_deep_nesting_is_a_depth_error() {
     for (open, close) in NESTERS {
         let src = format!("$v = {}1{}", open.repeat(100_000), close.repeat(100_000));
-        let kind = on_small_stack(move || {
-            parse(&src).map(|_| ()).map_err(|e| e.kind)
-        });
-        assert_eq!(kind, Err(ParseErrorKind::DepthLimit), "nesting with `{open}`");
+        let kind = on_small_stack(move || parse(&src).map(|_| ()).map_err(|e| e.kind));
+        assert_eq!(
+            kind,
+            Err(ParseErrorKind::DepthLimit),
+            "nesting with `{open}`"
+        );
     }
 }
 
@@ -111,7 +115,13 @@ fn incomplete_input_is_distinguished_from_invalid_input() {
             "{src:?}"
         );
     }
-    for src in ["Get-Mailbox )", "Get-Mailbox &", "$x -foo 1", "class X {}", "Get-Mailbox < x"] {
+    for src in [
+        "Get-Mailbox )",
+        "Get-Mailbox &",
+        "$x -foo 1",
+        "class X {}",
+        "Get-Mailbox < x",
+    ] {
         assert_eq!(
             parse(src).map(|_| ()).map_err(|e| e.kind),
             Err(ParseErrorKind::Invalid),
@@ -194,9 +204,12 @@ proptest! {
 #[test]
 fn print_then_reparse_keeps_corpus_invocations() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    let path = [dir.join("exchange-examples.jsonl"), "/work/shared/corpus/exchange-examples.jsonl".into()]
-        .into_iter()
-        .find(|p| p.is_file());
+    let path = [
+        dir.join("exchange-examples.jsonl"),
+        "/work/shared/corpus/exchange-examples.jsonl".into(),
+    ]
+    .into_iter()
+    .find(|p| p.is_file());
     let Some(path) = path else {
         println!("corpus not found; skipping");
         return;
@@ -212,11 +225,19 @@ fn print_then_reparse_keeps_corpus_invocations() {
         let b = analyse(&printed, Catalog::builtin())
             .unwrap_or_else(|e| panic!("{}: reprint does not parse: {e}\n{printed}", v["id"]));
         let key = |i: &jitsh::invocation::Invocation| {
-            (i.dynamic.is_none().then(|| i.name.clone()), i.depth, i.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>())
+            (
+                i.dynamic.is_none().then(|| i.name.clone()),
+                i.depth,
+                i.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+            )
         };
         let ka: Vec<_> = a.iter().map(key).collect();
         let kb: Vec<_> = b.iter().map(key).collect();
-        assert_eq!(ka, kb, "{}: invocations differ after print\n{src}\n---\n{printed}", v["id"]);
+        assert_eq!(
+            ka, kb,
+            "{}: invocations differ after print\n{src}\n---\n{printed}",
+            v["id"]
+        );
         checked += 1;
     }
     assert!(checked > 2000);

@@ -85,7 +85,11 @@ fn invocation_json(inv: &Invocation) -> Value {
                 ParamValue::Dynamic => Value::Null,
             })
             .collect();
-        if inv.params.iter().any(|p| !matches!(p.value, ParamValue::Switch)) {
+        if inv
+            .params
+            .iter()
+            .any(|p| !matches!(p.value, ParamValue::Switch))
+        {
             map.insert("values".into(), json!(values));
         }
     }

@@ -7,8 +7,8 @@ use crate::span::Span;
 use crate::syntax::ast::*;
 use crate::syntax::number_value;
 
-use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
 use super::safe;
+use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
 
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
 /// this; if it is ever reached the walk stops and reports a dynamic invocation (fail closed).
@@ -441,10 +441,8 @@ impl<'a> Walker<'a> {
                             (p.name.clone(), false, None)
                         }
                         Some(ParamLookup::NotFound) => {
-                            b.uncertain.get_or_insert(format!(
-                                "`{name}` has no parameter `-{}`",
-                                p.name
-                            ));
+                            b.uncertain
+                                .get_or_insert(format!("`{name}` has no parameter `-{}`", p.name));
                             (p.name.clone(), false, None)
                         }
                         None => (p.name.clone(), false, None),
@@ -564,7 +562,7 @@ impl<'a> Walker<'a> {
             } else {
                 self.splat_sources
                     .get(&p.variable)
-                    .and_then(|srcs| srcs.iter().filter(|s| s.end <= p.at).last())
+                    .and_then(|srcs| srcs.iter().rfind(|s| s.end <= p.at))
             };
             let Some(inv) = self.out.get_mut(p.invocation) else {
                 continue;
@@ -618,7 +616,10 @@ impl<'a> Walker<'a> {
                     }
                 }
             }
-            ExprKind::Number(_) | ExprKind::Variable(_) | ExprKind::Splat(_) | ExprKind::Type(_) => {}
+            ExprKind::Number(_)
+            | ExprKind::Variable(_)
+            | ExprKind::Splat(_)
+            | ExprKind::Type(_) => {}
             ExprKind::List(items) => {
                 for item in items {
                     self.expr(item, depth, mode);

@@ -78,7 +78,10 @@ pub enum StatementKind {
     /// `param( ... )` at the top of a script block or script.
     Param(Vec<ParamDecl>),
     /// `begin { }`, `process { }`, `end { }` inside a script block.
-    NamedBlock { name: String, body: Block },
+    NamedBlock {
+        name: String,
+        body: Block,
+    },
     Try {
         body: Block,
         catches: Vec<(Vec<String>, Block)>,
@@ -234,9 +237,15 @@ pub enum ExprKind {
     /// `[TypeName]`
     Type(String),
     /// `[TypeName] operand`
-    Cast { type_name: String, operand: Box<Expr> },
+    Cast {
+        type_name: String,
+        operand: Box<Expr>,
+    },
     /// Prefix operators: `!`, `-not`, `-`, `+`, `-bnot`, `-split`, `-join`, `++`, `--`.
-    Unary { op: String, operand: Box<Expr> },
+    Unary {
+        op: String,
+        operand: Box<Expr>,
+    },
     /// Operators of one precedence level, left to right (`first op e op e ...`).
     Binary {
         first: Box<Expr>,

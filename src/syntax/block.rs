@@ -57,7 +57,9 @@ impl<'a> Parser<'a> {
             // needs no separator before the next one, as in PowerShell: `{ param($x) Get-X $x }`.
             let self_delimited = !matches!(
                 st.kind,
-                StatementKind::Chain(_) | StatementKind::Assignment { .. } | StatementKind::Flow { .. }
+                StatementKind::Chain(_)
+                    | StatementKind::Assignment { .. }
+                    | StatementKind::Flow { .. }
             );
             out.push(st);
             self.skip_ws()?;
@@ -476,7 +478,10 @@ impl<'a> Parser<'a> {
             }
             self.attribute()?;
         }
-        if self.keyword_at_cursor().is_some_and(|w| w.eq_ignore_ascii_case("param")) {
+        if self
+            .keyword_at_cursor()
+            .is_some_and(|w| w.eq_ignore_ascii_case("param"))
+        {
             return self.param_block().map(Some);
         }
         self.expected("`param(` after an attribute")
@@ -660,7 +665,11 @@ impl<'a> Parser<'a> {
     /// `flow-statement := ('return' | 'throw' | 'exit' | 'break' | 'continue') pipeline-statement?`
     fn flow_statement(&mut self, keyword: &str) -> PResult<StatementKind> {
         self.eat_keyword(keyword);
-        let value = if self.at_statement_end()? || self.rest().starts_with("&&") || self.rest().starts_with("||") || self.peek() == Some('|') {
+        let value = if self.at_statement_end()?
+            || self.rest().starts_with("&&")
+            || self.rest().starts_with("||")
+            || self.peek() == Some('|')
+        {
             None
         } else {
             Some(Box::new(self.nested(|p| p.pipeline_statement())?))

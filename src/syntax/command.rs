@@ -1,7 +1,10 @@
 //! Pipelines, commands, parameters, command-mode arguments and redirections.
 
 use super::ast::*;
-use super::lex::{ends_bare_word, escape_char, is_dash, is_name_char, is_newline, is_quote, is_single_quote, is_space};
+use super::lex::{
+    ends_bare_word, escape_char, is_dash, is_name_char, is_newline, is_quote, is_single_quote,
+    is_space,
+};
 use super::parser::{PResult, Parser};
 
 impl<'a> Parser<'a> {
@@ -61,7 +64,9 @@ impl<'a> Parser<'a> {
         match c {
             '&' => next != Some('&'),
             '.' => !next.is_some_and(|n| n.is_ascii_digit()),
-            '$' | '@' | '(' | '[' | '{' | '!' | '+' | ')' | '}' | ';' | '|' | ',' | '>' | '<' => false,
+            '$' | '@' | '(' | '[' | '{' | '!' | '+' | ')' | '}' | ';' | '|' | ',' | '>' | '<' => {
+                false
+            }
             c if is_quote(c) || is_newline(c) || is_space(c) => false,
             c if c.is_ascii_digit() => false,
             c if is_dash(c) => false,
@@ -78,9 +83,9 @@ impl<'a> Parser<'a> {
         let mut call_operator = None;
         let c = self.peek();
         let dot_source = c == Some('.')
-            && self
-                .peek2()
-                .is_none_or(|n| is_space(n) || matches!(n, '$' | '{' | '(') || is_quote(n) || n == '`');
+            && self.peek2().is_none_or(|n| {
+                is_space(n) || matches!(n, '$' | '{' | '(') || is_quote(n) || n == '`'
+            });
         if c == Some('&') || dot_source {
             self.bump();
             call_operator = Some(if dot_source {
@@ -171,9 +176,15 @@ impl<'a> Parser<'a> {
                 break;
             }
             if is_quote(c) {
-                return self.invalid("a quote inside a command name is ambiguous; quote the whole name after `&`");
+                return self.invalid(
+                    "a quote inside a command name is ambiguous; quote the whole name after `&`",
+                );
             }
-            if c == '$' && self.peek2().is_some_and(|n| is_name_char(n) || matches!(n, '{' | '(' | ':')) {
+            if c == '$'
+                && self
+                    .peek2()
+                    .is_some_and(|n| is_name_char(n) || matches!(n, '{' | '(' | ':'))
+            {
                 return self.invalid("a variable inside a command name is not supported");
             }
             if c == '`' {
@@ -247,18 +258,23 @@ impl<'a> Parser<'a> {
             None => {}
             Some(c) if ends_bare_word(c) => {}
             Some(_) if colon => {}
-            Some(c) if c == '.' => {
-                return self.invalid(format!("`{}` is not a valid parameter token", self.text(self.span_from(start))));
+            Some('.') => {
+                return self.invalid(format!(
+                    "`{}` is not a valid parameter token",
+                    self.text(self.span_from(start))
+                ));
             }
             Some(c) => {
                 return self.invalid(format!(
-                    "a parameter name directly followed by `{c}` is ambiguous; add a space or a colon"
-                ))
+                "a parameter name directly followed by `{c}` is ambiguous; add a space or a colon"
+            ))
             }
         }
         let value = if colon {
             self.skip_ws()?;
-            let ends = self.peek().is_none_or(|c| ends_bare_word(c) && !matches!(c, '(' | '{'));
+            let ends = self
+                .peek()
+                .is_none_or(|c| ends_bare_word(c) && !matches!(c, '(' | '{'));
             if ends {
                 return self.expected(&format!("a value after `-{name}:`"));
             }
@@ -420,9 +436,9 @@ impl<'a> Parser<'a> {
     /// would glue them into one argument in ways that are easy to misread, so jitsh refuses.
     fn no_glued_word(&self) -> PResult<()> {
         match self.peek() {
-            Some(c) if !ends_bare_word(c) => {
-                self.invalid(format!("`{c}` directly after a bracketed argument is ambiguous; add a space"))
-            }
+            Some(c) if !ends_bare_word(c) => self.invalid(format!(
+                "`{c}` directly after a bracketed argument is ambiguous; add a space"
+            )),
             _ => Ok(()),
         }
     }
@@ -540,7 +556,8 @@ impl<'a> Parser<'a> {
     pub(crate) fn redirection(&mut self) -> PResult<Option<Redirection>> {
         let start = self.pos;
         let c = self.peek();
-        let has_stream = c.is_some_and(|c| c == '*' || c.is_ascii_digit()) && self.peek2() == Some('>');
+        let has_stream =
+            c.is_some_and(|c| c == '*' || c.is_ascii_digit()) && self.peek2() == Some('>');
         if has_stream {
             self.bump();
         } else if c == Some('<') {
@@ -562,7 +579,10 @@ impl<'a> Parser<'a> {
             }));
         }
         self.skip_ws()?;
-        if self.peek().is_none_or(|c| ends_bare_word(c) && !matches!(c, '(' | '{')) {
+        if self
+            .peek()
+            .is_none_or(|c| ends_bare_word(c) && !matches!(c, '(' | '{'))
+        {
             return self.expected("a redirection target");
         }
         let target = self.command_argument()?;

@@ -8,14 +8,50 @@ use super::parser::{PResult, Parser};
 /// Binary operator levels, loosest first. Dash operators are listed without their dash.
 const LOGICAL: &[&str] = &["and", "or", "xor"];
 const COMPARISON: &[&str] = &[
-    "eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch", "contains",
-    "notcontains", "in", "notin", "replace", "split", "join", "is", "isnot", "as", "band", "bor",
-    "bxor", "shl", "shr",
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "like",
+    "notlike",
+    "match",
+    "notmatch",
+    "contains",
+    "notcontains",
+    "in",
+    "notin",
+    "replace",
+    "split",
+    "join",
+    "is",
+    "isnot",
+    "as",
+    "band",
+    "bor",
+    "bxor",
+    "shl",
+    "shr",
 ];
 /// Comparison operators that take a `c` (case-sensitive) or `i` (insensitive) prefix.
 const CASE_PREFIXABLE: &[&str] = &[
-    "eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch", "contains",
-    "notcontains", "in", "notin", "replace", "split",
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "like",
+    "notlike",
+    "match",
+    "notmatch",
+    "contains",
+    "notcontains",
+    "in",
+    "notin",
+    "replace",
+    "split",
 ];
 const UNARY_WORDS: &[&str] = &["not", "bnot", "split", "join"];
 
@@ -24,12 +60,17 @@ const TIGHTEST: u8 = 6;
 
 /// Groups `first (op e)*` into left-associative chains, loosest level outermost. Recursion is
 /// bounded by the number of levels, not by the input.
-fn group_by_level(level: u8, first: Expr, rest: Vec<(u8, String, Expr)>) -> Expr {
-    if rest.is_empty() || level > TIGHTEST {
+fn group_by_level(level: u8, first: Expr, rest: Vec<OperatorOperand>) -> Expr {
+    if rest.is_empty() {
         return first;
     }
+    if level > TIGHTEST {
+        // Unreachable with the operator table above; kept total so no operand is ever lost.
+        let tail = rest.into_iter().map(|(_, op, e)| (op, e)).collect();
+        return binary(first, tail);
+    }
     // Split at operators of this level; each segment is grouped at the next tighter level.
-    let mut segments: Vec<(Option<String>, Expr, Vec<(u8, String, Expr)>)> = Vec::new();
+    let mut segments: Vec<(Option<String>, Expr, Vec<OperatorOperand>)> = Vec::new();
     let mut current = (None, first, Vec::new());
     for (op_level, op, e) in rest {
         if op_level == level {
@@ -50,6 +91,13 @@ fn group_by_level(level: u8, first: Expr, rest: Vec<(u8, String, Expr)>) -> Expr
         };
     };
     let tail: Vec<(String, Expr)> = grouped.map(|(op, e)| (op.unwrap_or_default(), e)).collect();
+    binary(head, tail)
+}
+
+/// `(precedence level, operator, right operand)` as read by `binary_level`.
+type OperatorOperand = (u8, String, Expr);
+
+fn binary(head: Expr, tail: Vec<(String, Expr)>) -> Expr {
     if tail.is_empty() {
         return head;
     }
@@ -91,7 +139,7 @@ impl<'a> Parser<'a> {
     /// (`group_by_level`): one parser frame per nesting level instead of one per precedence level.
     fn binary_level(&mut self, level: u8, seed: Option<Expr>, comma: bool) -> PResult<Expr> {
         let first = self.comma_list(seed, comma)?;
-        let mut rest: Vec<(u8, String, Expr)> = Vec::new();
+        let mut rest: Vec<OperatorOperand> = Vec::new();
         loop {
             let save = self.pos;
             self.skip_ws()?;
@@ -111,11 +159,15 @@ impl<'a> Parser<'a> {
 
     /// Consumes a binary operator at the cursor and returns it with its precedence level.
     fn binary_operator(&mut self) -> PResult<Option<(u8, String)>> {
-        let Some(c) = self.peek() else { return Ok(None) };
+        let Some(c) = self.peek() else {
+            return Ok(None);
+        };
         let next = self.peek2();
         let symbol = match c {
             '+' if next != Some('+') && next != Some('=') => Some((3, "+")),
-            d if is_dash(d) && next.is_none_or(|n| !n.is_alphabetic() && !is_dash(n) && n != '=') => {
+            d if is_dash(d)
+                && next.is_none_or(|n| !n.is_alphabetic() && !is_dash(n) && n != '=') =>
+            {
                 Some((3, "-"))
             }
             '*' if next != Some('=') => Some((4, "*")),
@@ -226,7 +278,9 @@ impl<'a> Parser<'a> {
                     self.pos += c.len_utf8() + word.len();
                     Some(format!("-{lower}"))
                 } else {
-                    return self.invalid(format!("unexpected `-{word}` where an expression was expected"));
+                    return self.invalid(format!(
+                        "unexpected `-{word}` where an expression was expected"
+                    ));
                 }
             } else {
                 self.bump();
@@ -330,8 +384,13 @@ impl<'a> Parser<'a> {
                     kind: PostfixKind::Index(Box::new(index)),
                     span: self.span_from(op_start),
                 });
-            } else if allow_step && (self.rest().starts_with("++") || self.rest().starts_with("--")) {
-                let op = if self.rest().starts_with("++") { "++" } else { "--" };
+            } else if allow_step && (self.rest().starts_with("++") || self.rest().starts_with("--"))
+            {
+                let op = if self.rest().starts_with("++") {
+                    "++"
+                } else {
+                    "--"
+                };
                 self.pos += 2;
                 ops.push(PostfixOp {
                     kind: PostfixKind::Step(op.to_string()),
@@ -446,7 +505,7 @@ impl<'a> Parser<'a> {
                 let Some(text) = self.recognise(super::lex::number) else {
                     return self.expected("a number");
                 };
-                if self.peek_is(|c| is_name_char(c)) {
+                if self.peek_is(is_name_char) {
                     return self.invalid(format!("`{text}` is not a valid number"));
                 }
                 ExprKind::Number(text.to_string())
@@ -613,4 +672,3 @@ impl<'a> Parser<'a> {
         }
     }
 }
-

@@ -22,7 +22,11 @@ pub(crate) struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
-        Parser { src, pos: 0, depth: 0 }
+        Parser {
+            src,
+            pos: 0,
+            depth: 0,
+        }
     }
 
     /// The unparsed rest of the input.
@@ -125,16 +129,17 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn incomplete<T>(&self, message: impl Into<String>) -> PResult<T> {
-        Err(ParseError::new(ParseErrorKind::Incomplete, message, self.pos))
+        Err(ParseError::new(
+            ParseErrorKind::Incomplete,
+            message,
+            self.pos,
+        ))
     }
 
     /// An error for a missing `what`: `Incomplete` when only white space is left (the user may
     /// still type it), `Invalid` otherwise.
     pub(crate) fn expected<T>(&self, what: &str) -> PResult<T> {
-        let rest_blank = self
-            .rest()
-            .chars()
-            .all(|c| is_space(c) || is_newline(c));
+        let rest_blank = self.rest().chars().all(|c| is_space(c) || is_newline(c));
         if rest_blank {
             self.incomplete(format!("input ended where {what} was expected"))
         } else {

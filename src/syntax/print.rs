@@ -240,7 +240,10 @@ fn pipeline(out: &mut String, p: &Pipeline) {
         }
         match el {
             PipelineElement::Command(c) => command(out, c),
-            PipelineElement::Expression { expr: e, redirections } => {
+            PipelineElement::Expression {
+                expr: e,
+                redirections,
+            } => {
                 expr(out, e);
                 for r in redirections {
                     redirection(out, r);
@@ -279,7 +282,11 @@ fn command(out: &mut String, c: &Command) {
             }
             CommandElement::Argument(e) => {
                 if let ExprKind::String(s) = &e.kind {
-                    if s.quoting == Quoting::Bare && s.static_value().is_some_and(|v| v.starts_with(['-', '\u{2013}', '\u{2014}', '\u{2015}'])) {
+                    if s.quoting == Quoting::Bare
+                        && s.static_value().is_some_and(|v| {
+                            v.starts_with(['-', '\u{2013}', '\u{2014}', '\u{2015}'])
+                        })
+                    {
                         // Keep a dash-led word an argument, not a parameter.
                         string_lit(out, s, true);
                         continue;
@@ -330,7 +337,11 @@ fn redirection(out: &mut String, r: &Redirection) {
 /// A bare word: printed as-is when it is plain, otherwise with every special character escaped.
 fn word(out: &mut String, text: &str) {
     for c in text.chars() {
-        let plain = c.is_alphanumeric() || matches!(c, '-' | '_' | '\\' | '.' | '?' | '%' | '*' | ':' | '/' | '~' | '!' | '+');
+        let plain = c.is_alphanumeric()
+            || matches!(
+                c,
+                '-' | '_' | '\\' | '.' | '?' | '%' | '*' | ':' | '/' | '~' | '!' | '+'
+            );
         if !plain {
             out.push('`');
             out.push(match c {
@@ -359,7 +370,10 @@ fn single_quoted(out: &mut String, text: &str) {
 
 fn var(out: &mut String, v: &VarRef) {
     let simple = !v.name.is_empty()
-        && (v.name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':')
+        && (v
+            .name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == ':')
             && !v.name.starts_with(':')
             && !v.name.ends_with(':')
             && v.name.matches(':').count() <= 1
@@ -511,7 +525,12 @@ fn expr(out: &mut String, e: &Expr) {
                     } => {
                         out.push_str(if *is_static { "::" } else { "." });
                         match name {
-                            MemberName::Name(n) if n.chars().all(|c| c.is_alphanumeric() || c == '_') && !n.is_empty() => out.push_str(n),
+                            MemberName::Name(n)
+                                if n.chars().all(|c| c.is_alphanumeric() || c == '_')
+                                    && !n.is_empty() =>
+                            {
+                                out.push_str(n)
+                            }
                             MemberName::Name(n) => single_quoted(out, n),
                             MemberName::Dynamic(d) => paren_expr(out, d),
                         }

@@ -1,7 +1,9 @@
 //! Quoted strings, here-strings and the expansions inside double-quoted ones.
 
 use super::ast::*;
-use super::lex::{escape_char, is_double_quote, is_name_char, is_newline, is_single_quote, is_space};
+use super::lex::{
+    escape_char, is_double_quote, is_name_char, is_newline, is_single_quote, is_space,
+};
 use super::parser::{PResult, Parser};
 
 impl<'a> Parser<'a> {
@@ -128,11 +130,8 @@ impl<'a> Parser<'a> {
     /// `@`, consumes newline, quote and `@` and returns true.
     fn here_end_after_newline(&mut self, is_close: fn(char) -> bool) -> bool {
         let save = self.pos;
-        if self.eat('\r') {
-            self.eat('\n');
-        } else {
-            self.eat('\n');
-        }
+        self.eat('\r');
+        self.eat('\n');
         if self.peek_is(is_close) && self.peek2() == Some('@') {
             self.bump();
             self.bump();
@@ -161,9 +160,15 @@ impl<'a> Parser<'a> {
                     self.bump();
                 }
             }
-            Some(_) => return self.invalid("a here-string's opening `@'` or `@\"` must end its line"),
+            Some(_) => {
+                return self.invalid("a here-string's opening `@'` or `@\"` must end its line")
+            }
         }
-        let close: fn(char) -> bool = if single { is_single_quote } else { is_double_quote };
+        let close: fn(char) -> bool = if single {
+            is_single_quote
+        } else {
+            is_double_quote
+        };
         let parts = if self.peek_is(close) && self.peek2() == Some('@') {
             self.bump();
             self.bump();
