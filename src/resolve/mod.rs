@@ -95,3 +95,6 @@ fn invocation_json(inv: &Invocation) -> Value {
     }
     obj
 }
+
+#[cfg(test)]
+mod tests;

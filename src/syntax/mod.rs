@@ -40,3 +40,6 @@ pub fn fuzz_parse(data: &[u8]) {
         let _ = parse(&printed);
     }
 }
+
+#[cfg(test)]
+mod tests;
