@@ -166,3 +166,39 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
     assert!(parsed * 100 >= total * 99, "only {parsed}/{total} parse");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// A rough measurement (run with `--nocapture`; use `--release` or `cargo bench --bench parse`
+/// for real numbers): parse and parse+resolve throughput over the whole corpus.
+#[test]
+fn corpus_throughput() {
+    let Some(dir) = corpus_dir() else {
+        println!("corpus not found; skipping");
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("exchange-examples.jsonl")).expect("read corpus");
+    let lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect();
+    let bytes: usize = lines.iter().map(String::len).sum();
+    let catalog = Catalog::builtin();
+    let _ = jitsh::resolve::analyse("Get-Mailbox", catalog); // warm the catalog index
+    let start = std::time::Instant::now();
+    for l in &lines {
+        let _ = std::hint::black_box(jitsh::syntax::parse(l));
+    }
+    let parse = start.elapsed();
+    let start = std::time::Instant::now();
+    for l in &lines {
+        let _ = std::hint::black_box(jitsh::resolve::analyse(l, catalog));
+    }
+    let both = start.elapsed();
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "corpus {mb:.2} MB in {} lines: parse {:.1} MB/s, parse+resolve {:.1} MB/s",
+        lines.len(),
+        mb / parse.as_secs_f64(),
+        mb / both.as_secs_f64()
+    );
+}
