@@ -8,10 +8,14 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jitsh::catalog::Catalog;
 
 fn corpus_lines() -> Vec<String> {
-    let near = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/exchange-examples.jsonl");
-    let path = [near, PathBuf::from("/work/shared/corpus/exchange-examples.jsonl")]
-        .into_iter()
-        .find(|p| p.is_file());
+    let near =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/exchange-examples.jsonl");
+    let path = [
+        near,
+        PathBuf::from("/work/shared/corpus/exchange-examples.jsonl"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file());
     let Some(path) = path else { return Vec::new() };
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()

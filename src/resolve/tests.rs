@@ -188,3 +188,25 @@ fn report_shape_matches_the_spec() {
     assert_eq!(e["error"]["offset"], 12);
     assert_eq!(e["error"]["kind"], "incomplete");
 }
+
+#[test]
+fn foreach_object_member_calls_are_dynamic() {
+    for src in [
+        "{ Remove-Mailbox x } | % Invoke",
+        "[scriptblock] | ForEach-Object -MemberName Create -ArgumentList 'x'",
+        "$x | % $m",
+    ] {
+        assert!(
+            run(src)
+                .iter()
+                .any(|i| i.dynamic.is_some() && i.name.starts_with('.')),
+            "{src:?}"
+        );
+    }
+    assert!(run("Get-Mailbox | % ToString")
+        .iter()
+        .all(|i| i.dynamic.is_none()));
+    assert!(run("Get-Mailbox | % { $_.Name }")
+        .iter()
+        .all(|i| i.dynamic.is_none()));
+}

@@ -364,6 +364,11 @@ impl<'a> Walker<'a> {
         let name = meta.map_or(lookup_name, |m| m.name.clone());
 
         let binding = self.bind(c, meta, &name, pipeline_input);
+        let members = if dynamic.is_none() && name == "ForEach-Object" {
+            self.foreach_members(&binding)
+        } else {
+            Vec::new()
+        };
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -385,6 +390,22 @@ impl<'a> Walker<'a> {
                 at,
             });
         }
+        for (member, span) in members {
+            let display = format!(".{member}()");
+            self.out.push(Invocation {
+                dynamic: Some(format!(
+                    "`ForEach-Object` may call member `{member}` of its input as a method"
+                )),
+                name: display,
+                module: None,
+                as_written: span.text(self.src).to_string(),
+                span,
+                depth,
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: true,
+            });
+        }
         for (e, m) in binding.walk {
             match (&e.kind, m) {
                 (ExprKind::ScriptBlock(b), Mode::Data) => self.block(b, depth + 1, Mode::Data),
@@ -396,6 +417,36 @@ impl<'a> Walker<'a> {
                 self.expr(t, depth, Mode::Code);
             }
         }
+    }
+
+    /// `ForEach-Object Name` / `-MemberName Name` reads a property or calls a method of every
+    /// input object (`{...} | % Invoke` runs a script block). Property and method cannot be told
+    /// apart statically, so every member outside the safe method list is reported as dynamic.
+    fn foreach_members(&self, binding: &Binding<'_>) -> Vec<(String, Span)> {
+        let named = binding
+            .named_values
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("MemberName"))
+            .map(|(_, e)| *e);
+        // A positional argument that is not a block names a member (`% Name`, `% Invoke`).
+        let positional = binding
+            .positional_args
+            .iter()
+            .copied()
+            .filter(|e| !matches!(e.kind, ExprKind::ScriptBlock(_)));
+        let mut out = Vec::new();
+        for e in named.chain(positional) {
+            let member = match &e.kind {
+                ExprKind::String(s) => s.static_value(),
+                _ => None,
+            };
+            match member {
+                Some(m) if safe::instance_method_is_safe(&m) => {}
+                Some(m) => out.push((m, e.span)),
+                None => out.push((e.span.text(self.src).to_string(), e.span)),
+            }
+        }
+        out
     }
 
     /// Walks a command's arguments as code (used when the command itself is not an invocation).
@@ -464,6 +515,9 @@ impl<'a> Walker<'a> {
                     let value = match value_expr {
                         None => ParamValue::Switch,
                         Some(e) => {
+                            if resolved {
+                                b.named_values.push((canon.clone(), e));
+                            }
                             let data = pmeta.is_some_and(|m| is_data_param(m, pipeline_input))
                                 && matches!(e.kind, ExprKind::ScriptBlock(_));
                             b.walk.push((e, if data { Mode::Data } else { Mode::Code }));
@@ -495,6 +549,7 @@ impl<'a> Walker<'a> {
                         continue;
                     }
                     b.walk.push((e, Mode::Code));
+                    b.positional_args.push(e);
                     let refs: Vec<&str> = named.iter().map(String::as_str).collect();
                     let bound = meta.and_then(|m| {
                         m.positional_param(positional, &refs).or_else(|| {
@@ -719,6 +774,10 @@ struct Binding<'c> {
     splats: Vec<(usize, String, String, usize)>,
     /// Argument expressions to walk for nested invocations, with how to treat script blocks.
     walk: Vec<(&'c Expr, Mode)>,
+    /// Values bound by name (resolved canonical name, value).
+    named_values: Vec<(String, &'c Expr)>,
+    /// Arguments bound (or not) by position.
+    positional_args: Vec<&'c Expr>,
 }
 
 /// A script block bound to this parameter is data (OPATH text) only when the parameter is
