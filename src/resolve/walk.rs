@@ -151,7 +151,7 @@ impl<'a> Walker<'a> {
         match &st.kind {
             StatementKind::Chain(c) => self.chain(c, depth, mode),
             StatementKind::Assignment { target, value, .. } => {
-                self.note_assignment_target(target, st, value);
+                self.note_assignment_target(target, st);
                 self.expr(target, depth, mode);
                 self.statement(value, depth, mode);
             }
@@ -239,7 +239,7 @@ impl<'a> Walker<'a> {
 
     /// Any assignment other than a top-level literal hashtable makes the variable unusable as a
     /// splatting source (it may no longer hold what was assigned).
-    fn note_assignment_target(&mut self, target: &Expr, st: &Statement, value: &Statement) {
+    fn note_assignment_target(&mut self, target: &Expr, st: &Statement) {
         let base = match &target.kind {
             ExprKind::Variable(v) => Some((v, true)),
             ExprKind::Postfix { base, .. } => match &base.kind {
@@ -259,7 +259,6 @@ impl<'a> Walker<'a> {
                 .splat_sources
                 .get(&name)
                 .is_some_and(|srcs| srcs.iter().any(|s| s.end == st.span.end));
-        let _ = value;
         if !recorded {
             self.tainted.insert(name);
         }

@@ -243,7 +243,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// `parenthesised-condition := '(' ws-nl pipeline-statement ws-nl ')'`
+    /// `condition := '(' ws-nl pipeline-statement ws-nl ')'`
     fn condition(&mut self) -> PResult<Statement> {
         self.skip_ws()?;
         self.expect_char('(', "`(`")?;
@@ -398,7 +398,6 @@ impl<'a> Parser<'a> {
         }
         let subject = self.condition()?;
         self.skip_ws_nl()?;
-        let start = self.pos;
         self.expect_char('{', "`{`")?;
         let clauses = self.nested(|p| {
             let mut clauses = Vec::new();
@@ -426,7 +425,6 @@ impl<'a> Parser<'a> {
             return self.incomplete("a `}` is missing");
         }
         self.expect_char('}', "`}`")?;
-        let _ = start;
         Ok(StatementKind::Switch {
             options,
             subject: Box::new(subject),
