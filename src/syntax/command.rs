@@ -103,7 +103,7 @@ impl<'a> Parser<'a> {
                 let n = self.peek();
                 if n.is_some_and(|n| matches!(n, '$' | '(' | '{' | '@' | '[') || is_quote(n)) {
                     CommandName::Expr(self.command_argument()?)
-                } else if self.starts_command() {
+                } else if self.starts_command() || self.peek_is(|c| c.is_ascii_digit()) {
                     CommandName::Word(self.command_name()?)
                 } else {
                     return self.expected("a command name");

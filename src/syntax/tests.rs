@@ -119,6 +119,8 @@ fn commands_names_parameters_and_arguments() {
     assert_eq!(arg_text(&c, 5).as_deref(), Some("-5"));
     let c = command("& 'New-MoveRequest' -Identity x");
     assert_eq!(c.call_operator, Some(CallOperator::Call));
+    assert_eq!(word_name(&command("& 7z.exe a x")), "7z.exe");
+    assert_eq!(err("7z.exe a x").kind, ParseErrorKind::Invalid);
     let c = command(". .\\profile.ps1");
     assert_eq!(c.call_operator, Some(CallOperator::DotSource));
     let c = command("X > out.txt 2>&1");
