@@ -210,3 +210,25 @@ fn foreach_object_member_calls_are_dynamic() {
         .iter()
         .all(|i| i.dynamic.is_none()));
 }
+
+#[test]
+fn code_made_from_text_or_passed_in_variables_is_dynamic() {
+    for src in [
+        "$s = [scriptblock]'Remove-Mailbox x'",
+        "$s = 'Remove-Mailbox x' -as [ScriptBlock]",
+        "Invoke-Command -ScriptBlock $s",
+        "Get-Mailbox | Where-Object -FilterScript $s",
+        "Get-Mailbox | ForEach-Object -Process $s",
+    ] {
+        assert!(
+            run(src).iter().any(|i| i.dynamic.is_some()),
+            "{src:?}: {:?}",
+            run(src)
+        );
+    }
+    assert!(
+        run("Get-Mailbox | ForEach-Object -Begin { 1 } -Process { 2 }, { 3 }")
+            .iter()
+            .all(|i| i.dynamic.is_none())
+    );
+}

@@ -368,6 +368,7 @@ impl<'a> Walker<'a> {
         } else {
             Vec::new()
         };
+        let dynamic = dynamic.or(binding.code_from_value.clone());
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -517,6 +518,12 @@ impl<'a> Walker<'a> {
                             if resolved {
                                 b.named_values.push((canon.clone(), e));
                             }
+                            if pmeta.is_some_and(ParamMeta::is_script_block) && !is_block_literal(e)
+                            {
+                                b.code_from_value.get_or_insert(format!(
+                                    "script block parameter `-{canon}` gets code computed at run time"
+                                ));
+                            }
                             let data = pmeta.is_some_and(|m| is_data_param(m, pipeline_input))
                                 && matches!(e.kind, ExprKind::ScriptBlock(_));
                             b.walk.push((e, if data { Mode::Data } else { Mode::Code }));
@@ -571,6 +578,12 @@ impl<'a> Walker<'a> {
                     positional += 1;
                     match bound {
                         Some(pm) => {
+                            if pm.is_script_block() && !is_block_literal(e) {
+                                b.code_from_value.get_or_insert(format!(
+                                    "script block parameter `-{}` gets code computed at run time",
+                                    pm.name
+                                ));
+                            }
                             named.push(pm.name.clone());
                             b.params.push(Param {
                                 name: pm.name.clone(),
@@ -690,13 +703,32 @@ impl<'a> Walker<'a> {
             }
             ExprKind::ScriptBlock(b) => self.block(b, depth + 1, mode),
             ExprKind::Paren(st) => self.statement(st, depth + 1, mode),
-            ExprKind::Cast { operand, .. } | ExprKind::Unary { operand, .. } => {
+            ExprKind::Cast { type_name, operand } => {
                 self.expr(operand, depth, mode);
+                if mode == Mode::Code && is_scriptblock_type(type_name) {
+                    self.push_synthetic(
+                        format!("[{type_name}]"),
+                        e.span,
+                        depth,
+                        "a cast to a script block turns text into code".into(),
+                    );
+                }
             }
+            ExprKind::Unary { operand, .. } => self.expr(operand, depth, mode),
             ExprKind::Binary { first, rest } => {
                 self.expr(first, depth, mode);
-                for (_, e) in rest {
-                    self.expr(e, depth, mode);
+                for (op, operand) in rest {
+                    self.expr(operand, depth, mode);
+                    let to_block =
+                        matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
+                    if mode == Mode::Code && op == "-as" && to_block {
+                        self.push_synthetic(
+                            "-as [scriptblock]".into(),
+                            e.span,
+                            depth,
+                            "a conversion to a script block turns text into code".into(),
+                        );
+                    }
                 }
             }
             ExprKind::Postfix { base, ops } => {
@@ -705,6 +737,20 @@ impl<'a> Walker<'a> {
             }
         }
         self.leave();
+    }
+
+    fn push_synthetic(&mut self, name: String, span: Span, depth: usize, reason: String) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: Some(reason),
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+        });
     }
 
     /// Member access is harmless; method calls outside the safe list become dynamic invocations.
@@ -777,6 +823,9 @@ struct Binding<'c> {
     named_values: Vec<(String, &'c Expr)>,
     /// Arguments bound (or not) by position.
     positional_args: Vec<&'c Expr>,
+    /// Set when a ScriptBlock-typed parameter receives something other than a block literal
+    /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
+    code_from_value: Option<String>,
 }
 
 /// A script block bound to this parameter is data (OPATH text) only when the parameter is
@@ -785,6 +834,26 @@ fn is_data_param(m: &ParamMeta, pipeline_input: bool) -> bool {
     m.is_string_like()
         && !m.is_script_block()
         && !(pipeline_input && (m.pipeline_by_property_name || m.pipeline_by_value))
+}
+
+/// Whether a type name written in a cast or `-as` is `ScriptBlock`.
+fn is_scriptblock_type(type_name: &str) -> bool {
+    let t = type_name.trim().to_ascii_lowercase();
+    let t = t
+        .strip_prefix("system.management.automation.")
+        .unwrap_or(&t);
+    t == "scriptblock"
+}
+
+/// A script block literal, possibly in parentheses: `{ ... }`, `({ ... })`.
+fn is_block_literal(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::ScriptBlock(_) => true,
+        ExprKind::List(items) => items
+            .iter()
+            .all(|i| matches!(i.kind, ExprKind::ScriptBlock(_))),
+        _ => false,
+    }
 }
 
 /// `Exchange\New-MoveRequest` → (`Exchange`, `New-MoveRequest`); paths such as `.\x.ps1` or
