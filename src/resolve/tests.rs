@@ -131,6 +131,8 @@ fn script_blocks_code_or_data() {
     let invs = run("Get-Mailbox -Filter {Name -like 'a*' -and X -eq $(Remove-Mailbox z)}");
     let names: Vec<&str> = invs.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["Get-Mailbox", "Remove-Mailbox"]);
+    let invs = run("Get-Mailbox -Filter { & $(Remove-Mailbox z) }");
+    assert!(invs.iter().any(|i| i.name == "Remove-Mailbox"), "{invs:?}");
     // ScriptBlock parameters, loose blocks, unknown commands: code.
     for src in [
         "Get-Mailbox | Where-Object -FilterScript { Remove-Mailbox x }",

@@ -305,6 +305,14 @@ impl<'a> Walker<'a> {
     fn command(&mut self, c: &Command, depth: usize, pipeline_input: bool, mode: Mode) {
         if mode == Mode::Data {
             // OPATH text: its words are not commands, but `$( )` inside still runs.
+            if let CommandName::Expr(e) = &c.name {
+                self.expr(e, depth, mode);
+            }
+            for r in &c.redirections {
+                if let Some(t) = &r.target {
+                    self.expr(t, depth, mode);
+                }
+            }
             for el in &c.elements {
                 match el {
                     CommandElement::Parameter(p) => {
@@ -705,7 +713,7 @@ impl<'a> Walker<'a> {
             ExprKind::Paren(st) => self.statement(st, depth + 1, mode),
             ExprKind::Cast { type_name, operand } => {
                 self.expr(operand, depth, mode);
-                if mode == Mode::Code && is_scriptblock_type(type_name) {
+                if is_scriptblock_type(type_name) {
                     self.push_synthetic(
                         format!("[{type_name}]"),
                         e.span,
@@ -721,7 +729,7 @@ impl<'a> Walker<'a> {
                     self.expr(operand, depth, mode);
                     let to_block =
                         matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
-                    if mode == Mode::Code && op == "-as" && to_block {
+                    if op == "-as" && to_block {
                         self.push_synthetic(
                             "-as [scriptblock]".into(),
                             e.span,
@@ -771,9 +779,8 @@ impl<'a> Walker<'a> {
                     for a in args {
                         self.expr(a, depth, mode);
                     }
-                    if mode == Mode::Data {
-                        continue;
-                    }
+                    // Even in OPATH text a method call is reported: how much of a filter the
+                    // client evaluates before sending it is not something to bet on.
                     let static_type = match (&base.kind, i, is_static) {
                         (ExprKind::Type(t), 0, true) => Some(t.as_str()),
                         _ => None,
