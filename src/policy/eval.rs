@@ -76,10 +76,18 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
         }
     }
     // Candidates come sorted by rule position; sort by id so nothing depends on file order.
+    // Approval rules go most specific first: the first one is the rule a token must be for,
+    // so a narrow rule with its own approvers (forwarding changes) is never satisfied by a
+    // token from a broad catch-all rule.
     hits.deny.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     hits.allow.sort_by(|a, b| a.id.cmp(&b.id));
     hits.allow_unknown.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    hits.approval.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    hits.approval.sort_by_cached_key(|(r, _)| {
+        (
+            std::cmp::Reverse(specificity(r, &chars, lmodule.as_deref())),
+            r.id.clone(),
+        )
+    });
 
     match (
         hits.deny.as_slice(),
@@ -147,7 +155,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
         // Only approval rules match.
         ([], [], [], [first, ..]) => {
             let certain = hits.approval.iter().find(|(_, why)| why.is_none());
-            let (rule, why) = certain.unwrap_or(first);
+            let (rule, why) = first;
             let reason = match why {
                 None => format!("`{shown}` needs approval under rule `{}`", rule.id),
                 Some(why) => format!(
@@ -175,6 +183,17 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
             rules: Vec::new(),
         },
     }
+}
+
+/// How narrowly `rule` targets this invocation: a rule with parameter conditions is narrower
+/// than one without, and a task named exactly narrower than a glob.
+pub(crate) fn specificity(rule: &Rule, lname: &[char], lmodule: Option<&str>) -> u8 {
+    let conditional = rule.when_any_param.is_some() || rule.params.is_some();
+    let literal = rule
+        .patterns
+        .iter()
+        .any(|p| p.glob.is_literal() && p.covers(lname, lmodule, false));
+    u8::from(conditional) * 2 + u8::from(literal)
 }
 
 fn ids<'a>(rules: impl Iterator<Item = &'a Rule>) -> Vec<String> {

@@ -6,10 +6,12 @@
 //! - `shadowed-approval`: an unconditional allow rule covers tasks of an approval rule, so
 //!   those tasks never need approval (allow wins over approval).
 //! - `unknown-task`: an exact task name the catalog does not know (a typo never matches).
+//! - `no-approvers`: a manual approval rule without approvers (it loads, but nobody can
+//!   approve its requests).
 
 use serde::Serialize;
 
-use crate::policy::model::{Effect, Rule};
+use crate::policy::model::{ApprovalMode, Effect, Rule};
 use crate::policy::PolicySet;
 
 /// One lint finding.
@@ -17,7 +19,7 @@ use crate::policy::PolicySet;
 pub struct LintFinding {
     /// The rule id (or `role:NAME` for a role).
     pub rule: String,
-    /// `never-matches`, `shadowed-approval` or `unknown-task`.
+    /// `never-matches`, `shadowed-approval`, `unknown-task` or `no-approvers`.
     pub kind: String,
     pub message: String,
 }
@@ -31,6 +33,19 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
     };
     let rules = set.rules();
     for rule in rules {
+        if rule.effect == Effect::Approval
+            && rule.approval == ApprovalMode::Manual
+            && rule.approvers.is_empty()
+        {
+            out.push(finding(
+                &rule.id,
+                "no-approvers",
+                format!(
+                    "approval rule `{}` has no `approvers`, so requests under it can never be approved",
+                    rule.id
+                ),
+            ));
+        }
         if let Some(m) = never_matches(rule) {
             out.push(finding(&rule.id, "never-matches", m));
         }

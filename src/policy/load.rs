@@ -31,9 +31,9 @@ const FORMAT_VERSION: i64 = 1;
 #[serde(deny_unknown_fields)]
 struct RawFile {
     version: Option<Spanned<i64>>,
-    defaults: Option<Spanned<RawDefaults>>,
+    defaults: Option<RawDefaults>,
     #[serde(default)]
-    roles: BTreeMap<Spanned<String>, Spanned<RawRole>>,
+    roles: BTreeMap<Spanned<String>, RawRole>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
 }
@@ -65,8 +65,9 @@ struct RawRule {
     requesters: Option<Spanned<Vec<Spanned<String>>>>,
     max_duration: Option<Spanned<String>>,
     min_approvals: Option<Spanned<i64>>,
-    when: Option<Spanned<RawWhen>>,
-    params: Option<Spanned<RawParams>>,
+    // Not `Spanned`: dotted-key tables (`when.any_param = ...`) carry no span of their own.
+    when: Option<RawWhen>,
+    params: Option<RawParams>,
     description: Option<String>,
 }
 
@@ -222,18 +223,22 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
                 );
             }
         }
-        if let Some(d) = raw.defaults.take() {
-            let here = cx.where_(&d.span());
+        // Positions come from the first key set: `defaults.x = ...` tables have no span.
+        if let Some((d, span)) = raw.defaults.take().and_then(|d| {
+            let span = d.unmatched.as_ref().or(d.dynamic.as_ref())?.span();
+            Some((d, span))
+        }) {
+            let here = cx.where_(&span);
             if let Some(first) = &defaults_at {
                 cx.err(
-                    &d.span(),
+                    &span,
                     format!(
                         "`[defaults]` is already set at {first}: set defaults in one file only"
                     ),
                 );
             } else {
                 defaults_at = Some(here);
-                defaults = check_defaults(&mut cx, d.into_inner());
+                defaults = check_defaults(&mut cx, d);
             }
         }
         for (name, role) in std::mem::take(&mut raw.roles) {
@@ -249,7 +254,7 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
                 continue;
             }
             let here = cx.where_(&name.span());
-            let role = check_role(&mut cx, name.get_ref(), role.into_inner());
+            let role = check_role(&mut cx, name.get_ref(), role);
             roles.insert(key, (role, here));
         }
     }
@@ -304,21 +309,27 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
     Ok(PolicySet::assemble(defaults, rules, by_id, roles))
 }
 
-/// The toml error's own message, on one line.
+/// The toml error's own message, on one line (`invalid array: expected `]``).
 fn toml_message(e: &toml::de::Error) -> String {
-    let m = e.message().trim().trim_end_matches('.');
-    m.split_whitespace().collect::<Vec<_>>().join(" ")
+    e.message()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .trim_end_matches('.')
+        .to_string()
 }
 
 fn check_defaults(cx: &mut FileCx<'_>, d: RawDefaults) -> Defaults {
     let mut out = Defaults::default();
     if let Some(u) = d.unmatched {
-        if let Some(e) = effect(cx, &u, "unmatched") {
+        if let Some(e) = effect(cx, &u, "`unmatched` value") {
             out.unmatched = e;
         }
     }
     if let Some(v) = d.dynamic {
-        match effect(cx, &v, "dynamic") {
+        match effect(cx, &v, "`dynamic` value") {
             Some(Effect::Allow) => cx.err(
                 &v.span(),
                 "`dynamic = \"allow\"` is not permitted: an invocation that cannot be analysed is never allowed; use `approval` or `deny`",
@@ -444,7 +455,11 @@ impl RuleCx<'_> {
                 only_for_approval(cx, a.span(), "requesters");
             }
         }
-        if is_approval && approval == ApprovalMode::Manual && approvers.is_empty() {
+        // Written out as `approval = "manual"`, a rule without approvers is an error. Left
+        // implicit (as in the format's own example) it loads, nobody can approve it (fail
+        // closed), and lint reports it.
+        let explicit_manual = r.approval.as_ref().is_some_and(|a| a.get_ref() == "manual");
+        if is_approval && explicit_manual && approvers.is_empty() {
             cx.err(
                 &rule_span,
                 format!("approval rule `{id}` has no `approvers`: a manual approval needs at least one approver group"),
@@ -482,7 +497,7 @@ impl RuleCx<'_> {
         }
 
         let when_any_param = r.when.as_ref().map(|w| {
-            let list = &w.get_ref().any_param;
+            let list = &w.any_param;
             if list.get_ref().is_empty() {
                 cx.err(
                     &list.span(),
@@ -537,9 +552,13 @@ impl RuleCx<'_> {
         }
     }
 
-    fn params(&mut self, cx: &mut FileCx<'_>, p: Spanned<RawParams>) -> Option<ParamConstraints> {
-        let span = p.span();
-        let p = p.into_inner();
+    fn params(&mut self, cx: &mut FileCx<'_>, p: RawParams) -> Option<ParamConstraints> {
+        let span = p
+            .values
+            .first()
+            .map(|(n, _)| n.span())
+            .or_else(|| p.only.as_ref().map(Spanned::span))
+            .unwrap_or_default();
         let before = cx.errors.len();
         let only = p.only.map(|o| param_names(cx, o.get_ref()));
         let mut values = Vec::new();
@@ -568,8 +587,7 @@ impl RuleCx<'_> {
                 continue;
             }
             let built = if let Some(g) = &c.glob {
-                ValueConstraint::glob(g.get_ref())
-                    .map_err(|m| (g.span(), format!("invalid glob {m}")))
+                ValueConstraint::glob(g.get_ref()).map_err(|m| (g.span(), m))
             } else if let Some(r) = &c.regex {
                 ValueConstraint::regex_cached(r.get_ref(), self.cache).map_err(|m| (r.span(), m))
             } else if let Some(o) = c.one_of {

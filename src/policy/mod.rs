@@ -126,7 +126,8 @@ impl PolicySet {
     }
 
     /// Approval rules a request for `task` (a cmdlet name, or `role:NAME`) would fall under,
-    /// sorted by id. For a role: rules that name the role, or that cover each of its tasks.
+    /// most specific first (see [`RuleDecision::rule`]). For a role: rules that name the
+    /// role, or that cover each of its tasks.
     pub fn approval_rules_for(&self, task: &str) -> Vec<&Rule> {
         let approval = self.rules.iter().filter(|r| r.effect == Effect::Approval);
         let mut out: Vec<&Rule> = match task.strip_prefix("role:") {
@@ -146,7 +147,14 @@ impl PolicySet {
             }
             None => approval.filter(|r| r.covers_name(task, None)).collect(),
         };
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        // Most specific first, as in decisions.
+        let lname: Vec<char> = task.chars().map(pattern::lower_char).collect();
+        out.sort_by_cached_key(|r| {
+            (
+                std::cmp::Reverse(eval::specificity(r, &lname, None)),
+                r.id.clone(),
+            )
+        });
         out
     }
 

@@ -103,7 +103,7 @@ impl TaskPattern {
         if name.is_empty() {
             return Err(format!("task `{text}` has an empty name"));
         }
-        let glob = Glob::new(name).map_err(|e| format!("invalid task {e}"))?;
+        let glob = Glob::new(name).map_err(|e| format!("invalid task pattern `{text}`: {e}"))?;
         Ok(TaskPattern { module, glob })
     }
 
@@ -201,15 +201,18 @@ pub(crate) fn split_module<'a>(
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct RuleDecision {
     pub effect: Effect,
-    /// The rule that decided (the smallest id among `rules`), `None` for a default.
+    /// The rule that decided, `None` for a default. For an approval, the most specific
+    /// matching approval rule (parameter conditions, then an exact task name, then the
+    /// smallest id): a token must be issued under this rule to cover the invocation. For a
+    /// deny or allow, the smallest id among `rules` (a deny with a certain condition first).
     pub rule: Option<String>,
     /// True when the decision was reached under uncertainty (dynamic name or parameters that
     /// a rule needed but could not be resolved).
     pub dynamic: bool,
     /// A human sentence explaining the decision.
     pub reason: String,
-    /// Every rule with the deciding effect that matched, sorted by id (for audit and for
-    /// finding a token that covers an approval).
+    /// Every rule with the deciding effect that matched (for audit), in the order described
+    /// for `rule`, which is the first of them.
     pub rules: Vec<String>,
 }
 

@@ -75,7 +75,9 @@ pub(crate) struct RegexCache(HashMap<String, Regex>);
 
 impl ValueConstraint {
     pub fn glob(pattern: &str) -> Result<ValueConstraint, String> {
-        Ok(ValueConstraint::Glob(Glob::new(pattern)?))
+        Glob::new(pattern)
+            .map(ValueConstraint::Glob)
+            .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
     }
 
     pub fn regex(pattern: &str) -> Result<ValueConstraint, String> {

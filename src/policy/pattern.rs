@@ -39,7 +39,7 @@ pub(crate) enum Shape {
 }
 
 impl Glob {
-    /// Compiles `text`; the error is a message fit for a load error (without position).
+    /// Compiles `text`; the error names the problem (the caller adds which pattern).
     pub fn new(text: &str) -> Result<Glob, String> {
         let mut toks = Vec::new();
         let mut chars = text.chars();
@@ -70,9 +70,7 @@ impl Glob {
                                     let lo = prev.take().unwrap_or(c);
                                     ranges.pop();
                                     if lo > c {
-                                        return Err(format!(
-                                            "pattern `{text}` has a reversed range `{lo}-{c}`"
-                                        ));
+                                        return Err(format!("reversed range `{lo}-{c}`"));
                                     }
                                     ranges.push((lo, c));
                                     pending_dash = false;
@@ -84,7 +82,7 @@ impl Glob {
                         }
                     }
                     if !closed {
-                        return Err(format!("pattern `{text}` has an unclosed `[`"));
+                        return Err("unclosed `[`".to_string());
                     }
                     if pending_dash {
                         // A trailing `-` (`[a-]`) is a literal dash.
@@ -97,7 +95,7 @@ impl Glob {
                     }
                     toks.push(Tok::Class(ranges));
                 }
-                ']' => return Err(format!("pattern `{text}` has a `]` without its `[`")),
+                ']' => return Err("`]` without its `[`".to_string()),
                 c => toks.push(Tok::Lit(lower_char(c))),
             }
         }
