@@ -164,3 +164,391 @@ fn shipped_policies_load_and_lint_clean() {
     let findings = s.lint(&|_| true);
     assert!(findings.is_empty(), "{findings:#?}");
 }
+
+// ---- decisions: SPEC §2 semantics ----------------------------------------------------------
+
+const SPEC_EXAMPLE: &str = include_str!("fixtures/policies/valid/spec-example.toml");
+
+#[test]
+fn spec_example_decides_as_documented() {
+    let s = set(SPEC_EXAMPLE);
+    assert_eq!(effect(&s, &inv("Get-Mailbox")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Test-Mailflow")), Effect::Allow);
+    // except
+    assert_eq!(effect(&s, &inv("Get-MailboxAuditBypassAssociation")), Effect::Deny);
+    // role expansion
+    let d = s.decide(&inv("New-MailboxExportRequest").0);
+    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Approval, Some("mailbox-moves")));
+    // when.any_param
+    let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob").p("ForwardingSmtpAddress", "x@evil.net").0);
+    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Approval, Some("forwarding-needs-approval")));
+    // params.only + glob
+    let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob@contoso.com").p("DisplayName", "Bob").0);
+    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Allow, Some("display-name-edits")));
+    assert_eq!(
+        effect(&s, &inv("Set-Mailbox").p("Identity", "bob@fabrikam.com").p("DisplayName", "Bob")),
+        Effect::Deny,
+        "glob does not match: nothing else matches, unmatched = deny"
+    );
+    assert_eq!(
+        effect(&s, &inv("Set-Mailbox").p("Identity", "bob@contoso.com").p("Office", "B2")),
+        Effect::Deny,
+        "a parameter outside params.only"
+    );
+    // deny
+    let d = s.decide(&inv("Invoke-Expression").0);
+    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Deny, Some("never"), false));
+    // unmatched
+    let d = s.decide(&inv("Restart-Computer").0);
+    assert_eq!((d.effect, d.rule, d.dynamic), (Effect::Deny, None, false));
+    assert!(d.reason.contains("no rule matches `Restart-Computer`"), "{}", d.reason);
+}
+
+#[test]
+fn matching_is_case_insensitive() {
+    let s = set(SPEC_EXAMPLE);
+    assert_eq!(effect(&s, &inv("gEt-mAILBOX")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("INVOKE-EXPRESSION")), Effect::Deny);
+    assert_eq!(effect(&s, &inv("get-mailboxauditbypassassociation")), Effect::Deny);
+    let d = s.decide(&inv("set-mailbox").p("identity", "BOB@CONTOSO.COM").p("displayname", "b").0);
+    assert_eq!(d.effect, Effect::Allow);
+}
+
+#[test]
+fn precedence_is_deny_then_allow_then_approval_then_default() {
+    let rules = r#"
+[defaults]
+unmatched = "approval"
+[[rule]]
+id = "a-allow"
+effect = "allow"
+tasks = ["Set-*"]
+[[rule]]
+id = "b-approval"
+effect = "approval"
+tasks = ["Set-Mailbox", "Set-User", "New-Mailbox"]
+approvers = ["g"]
+[[rule]]
+id = "c-deny"
+effect = "deny"
+tasks = ["Set-User"]
+"#;
+    let s = set(rules);
+    assert_eq!(effect(&s, &inv("Set-User")), Effect::Deny);
+    assert_eq!(effect(&s, &inv("Set-Mailbox")), Effect::Allow);
+    let d = s.decide(&inv("New-Mailbox").0);
+    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Approval, Some("b-approval")));
+    let d = s.decide(&inv("Remove-Mailbox").0);
+    assert_eq!((d.effect, d.rule), (Effect::Approval, None));
+}
+
+/// Splits policy text into its `[[rule]]` blocks (the first chunk keeps defaults and roles).
+fn blocks(text: &str) -> (String, Vec<String>) {
+    let mut parts = text.split("\n[[rule]]");
+    let head = parts.next().unwrap_or_default().to_string();
+    (head, parts.map(|p| format!("\n[[rule]]{p}")).collect())
+}
+
+#[test]
+fn decision_does_not_depend_on_rule_or_file_order() {
+    let text = format!("{SPEC_EXAMPLE}\n{}", r#"
+[[rule]]
+id = "moves-too"
+effect = "approval"
+tasks = ["*-MoveRequest"]
+approvers = ["other"]
+[[rule]]
+id = "set-star"
+effect = "allow"
+tasks = ["Set-*"]
+except = ["Set-Mailbox"]
+[[rule]]
+id = "no-moves-for-admins"
+effect = "deny"
+tasks = ["Set-MoveRequest"]
+params.Identity = { glob = "admin*" }
+"#);
+    let (head, rules) = blocks(&text);
+    let invocations = [
+        inv("Get-Mailbox"),
+        inv("Get-MailboxAuditBypassAssociation"),
+        inv("New-MoveRequest"),
+        inv("Exchange\\New-MoveRequest"),
+        inv("Set-MoveRequest").p("Identity", "admin1"),
+        inv("Set-MoveRequest").p("Identity", "bob"),
+        inv("Set-MoveRequest").splatted(),
+        inv("Set-Mailbox").p("ForwardingAddress", "x"),
+        inv("Set-Mailbox").p("Identity", "a@contoso.com"),
+        inv("Set-Mailbox").p("Identity", "a@contoso.com").dyn_value("DisplayName"),
+        inv("Set-User"),
+        inv("Add-Type"),
+        inv("Remove-Mailbox"),
+    ];
+    let reference = set(&text);
+    let expected: Vec<_> = invocations.iter().map(|i| reference.decide(&i.0)).collect();
+    // A small deterministic shuffle; many orders, and the rules split over two files.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..40 {
+        let mut order = rules.clone();
+        for i in (1..order.len()).rev() {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            order.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let cut = round % (order.len() + 1);
+        let first = format!("{head}{}", order[..cut].concat());
+        let second = order[cut..].concat();
+        let shuffled = PolicySet::from_sources(&[
+            PolicySource::new("b.toml", second),
+            PolicySource::new("a.toml", first),
+        ])
+        .unwrap();
+        for (i, want) in invocations.iter().zip(&expected) {
+            let mut got = shuffled.decide(&i.0);
+            let mut want = want.clone();
+            // Only the file names in reasons may differ; decisions must not.
+            got.reason.clear();
+            want.reason.clear();
+            assert_eq!(got, want, "round {round}, {}", i.0.name);
+        }
+    }
+}
+
+#[test]
+fn except_removes_tasks_from_a_rule() {
+    let s = set(r#"
+[[rule]]
+id = "reads"
+effect = "allow"
+tasks = ["Get-*"]
+except = ["Get-Mailbox*", "Get-User"]
+"#);
+    assert_eq!(effect(&s, &inv("Get-Recipient")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Get-User")), Effect::Deny);
+    assert_eq!(effect(&s, &inv("Get-MailboxStatistics")), Effect::Deny);
+    let r = s.rule("reads").unwrap();
+    assert!(r.covers_name("get-recipient", None));
+    assert!(!r.covers_name("GET-USER", None));
+}
+
+#[test]
+fn roles_expand_and_are_queryable() {
+    let s = set(SPEC_EXAMPLE);
+    let tasks = s.role("mailbox import export").unwrap();
+    assert_eq!(tasks.len(), 3);
+    assert!(s.role("nope").is_none());
+    let r = s.rule("mailbox-moves").unwrap();
+    assert!(r.covers_name("Remove-MailboxExportRequest", None));
+    assert!(!r.covers_name("Remove-MailboxImportRequest", None));
+    let ids = |v: Vec<&jitsh::policy::Rule>| v.into_iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(s.approval_rules_for("role:Mailbox Import Export")), ["mailbox-moves"]);
+    assert_eq!(ids(s.approval_rules_for("New-MoveRequest")), ["mailbox-moves"]);
+    assert_eq!(ids(s.approval_rules_for("set-mailbox")), ["forwarding-needs-approval"]);
+    assert!(s.approval_rules_for("Get-Mailbox").is_empty());
+    assert!(s.approval_rules_for("role:unknown").is_empty());
+}
+
+#[test]
+fn module_qualified_tasks() {
+    let s = set(r#"
+[[rule]]
+id = "exo-reads"
+effect = "allow"
+tasks = ["ExchangeOnlineManagement\\Get-EXOMailbox"]
+[[rule]]
+id = "no-iex"
+effect = "deny"
+tasks = ["Microsoft.PowerShell.Utility\\Invoke-Expression"]
+"#);
+    assert_eq!(effect(&s, &inv("Get-EXOMailbox")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Get-EXOMailbox").module("exchangeonlinemanagement")), Effect::Allow);
+    // An allow names one module: another module's command of that name is not allowed.
+    assert_eq!(effect(&s, &inv("Get-EXOMailbox").module("Evil")), Effect::Deny);
+    // A deny is never escaped by writing another module's name.
+    let d = s.decide(&inv("Invoke-Expression").module("Other").0);
+    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Deny, Some("no-iex")));
+    // A qualifier left in the name is split off.
+    assert_eq!(effect(&s, &inv("Evil\\Get-EXOMailbox")), Effect::Deny);
+}
+
+#[test]
+fn globs_prefix_suffix_and_classes() {
+    let s = set(r#"
+[defaults]
+unmatched = "approval"
+[[rule]]
+id = "suffix"
+effect = "deny"
+tasks = ["*-TransportRule"]
+[[rule]]
+id = "middle"
+effect = "allow"
+tasks = ["Get-*Statistics", "?et-Recipient", "[GT]est-Thing"]
+"#);
+    assert_eq!(effect(&s, &inv("Disable-TransportRule")), Effect::Deny);
+    assert_eq!(effect(&s, &inv("Get-MailboxStatistics")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Get-Statistics")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Get-MailboxStatisticsX")), Effect::Approval);
+    assert_eq!(effect(&s, &inv("Set-Recipient")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Test-Thing")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Best-Thing")), Effect::Approval);
+}
+
+const CONSTRAINTS: &str = r#"
+[[rule]]
+id = "contoso-names"
+effect = "allow"
+tasks = ["Set-User"]
+params.only = ["Identity", "DisplayName", "Office"]
+params.Identity = { glob = "*@contoso.com" }
+params.DisplayName = { regex = "[A-Za-z ]{1,40}" }
+params.Office = { one_of = ["B1", "B2"] }
+"#;
+
+#[test]
+fn value_constraints_glob_regex_one_of() {
+    let s = set(CONSTRAINTS);
+    let with = |id: &str, name: &str, office: &str| {
+        inv("Set-User").p("Identity", id).p("DisplayName", name).p("Office", office)
+    };
+    assert_eq!(effect(&s, &with("Ann@Contoso.com", "Ann Smith", "b2")), Effect::Allow);
+    assert_eq!(effect(&s, &with("ann@contoso.com", "Ann; Remove", "B1")), Effect::Deny);
+    assert_eq!(effect(&s, &with("ann@contoso.com", "Ann", "B3")), Effect::Deny);
+    assert_eq!(effect(&s, &with("ann@contoso.com.evil", "Ann", "B1")), Effect::Deny);
+    // A constrained parameter must be given: left out, PowerShell would prompt for it (or
+    // take it from the pipeline) and the value would never be checked.
+    assert_eq!(effect(&s, &inv("Set-User").p("Identity", "ann@contoso.com").p("Office", "B1")), Effect::Deny);
+    // every value of a list must match; a switch is not a value
+    let list = |v: &[&str]| ParamValue::List(v.iter().map(|s| s.to_string()).collect());
+    let ids = |v: ParamValue| inv("Set-User").param("Identity", v, true).p("DisplayName", "A").p("Office", "B1");
+    assert_eq!(effect(&s, &ids(list(&["a@contoso.com", "b@contoso.com"]))), Effect::Allow);
+    assert_eq!(effect(&s, &ids(list(&["a@contoso.com", "b@x.com"]))), Effect::Deny);
+    assert_eq!(effect(&s, &ids(ParamValue::Switch)), Effect::Deny);
+}
+
+#[test]
+fn param_constraints_check_and_json_form() {
+    let s = set(CONSTRAINTS);
+    let c = s.rule("contoso-names").unwrap().params.clone().unwrap();
+    let rest = |i: Inv| i.p("DisplayName", "A").p("Office", "B1");
+    assert_eq!(c.check(&rest(inv("Set-User").p("Identity", "a@contoso.com")).0), Tri::Yes);
+    assert_eq!(c.check(&rest(inv("Set-User").p("Identity", "a@x.com")).0), Tri::No);
+    assert_eq!(c.check(&rest(inv("Set-User").dyn_value("Identity")).0), Tri::Unknown);
+    assert_eq!(c.check(&rest(inv("Set-User")).piped().0), Tri::Unknown);
+    assert_eq!(c.check(&rest(inv("Set-User")).0), Tri::No);
+    let json = c.to_json();
+    assert_eq!(json["Identity"]["glob"], "*@contoso.com");
+    assert_eq!(json["only"][2], "Office");
+    assert_eq!(ParamConstraints::from_json(&json).unwrap(), c);
+}
+
+// ---- uncertainty is restrictive ------------------------------------------------------------
+
+#[test]
+fn dynamic_name_takes_defaults_dynamic() {
+    for (dynamic, want) in [("deny", Effect::Deny), ("approval", Effect::Approval)] {
+        let s = set(&format!("[defaults]\nunmatched = \"allow\"\ndynamic = \"{dynamic}\"\n"));
+        let d = s.decide(&inv("$x").dynamic().0);
+        assert_eq!((d.effect, d.rule, d.dynamic), (want, None, true));
+        assert!(d.reason.contains("cannot be analysed statically"), "{}", d.reason);
+    }
+}
+
+#[test]
+fn allow_with_constraint_and_dynamic_value_does_not_allow() {
+    let s = set(SPEC_EXAMPLE);
+    let d = s.decide(&inv("Set-Mailbox").dyn_value("Identity").p("DisplayName", "Bob").0);
+    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Deny, None, true));
+    assert!(d.reason.contains("display-name-edits"), "{}", d.reason);
+    assert!(d.reason.contains("`Identity`"), "names the parameter: {}", d.reason);
+
+    // With unmatched = allow and dynamic = approval, the uncertain allow still does not allow.
+    let text = SPEC_EXAMPLE.replace("unmatched = \"deny\"", "unmatched = \"allow\"").replace("dynamic   = \"deny\"", "dynamic = \"approval\"");
+    let s = set(&text);
+    let d = s.decide(&inv("Set-Mailbox").dyn_value("Identity").p("DisplayName", "Bob").0);
+    assert_eq!((d.effect, d.dynamic), (Effect::Approval, true));
+    // ...while a certain answer is unaffected.
+    assert_eq!(effect(&s, &inv("Set-Mailbox").p("Identity", "a@contoso.com")), Effect::Allow);
+}
+
+#[test]
+fn allow_with_only_and_unresolved_parameters_does_not_allow() {
+    let s = set(SPEC_EXAMPLE);
+    for i in [
+        inv("Set-Mailbox").p("Identity", "a@contoso.com").splatted(),
+        inv("Set-Mailbox").p("Identity", "a@contoso.com").unresolved("Fo"),
+        inv("Set-Mailbox").piped().p("DisplayName", "x"),
+    ] {
+        let d = s.decide(&i.0);
+        assert_eq!((d.effect, d.dynamic), (Effect::Deny, true), "{:?}", i.0.params);
+    }
+    // A parameter certainly outside `only` is a certain no for the allow rule: the decision
+    // comes from the forwarding approval rule, whose condition is unknown and so counts.
+    let d = s.decide(&inv("Set-Mailbox").p("Identity", "a@contoso.com").p("Office", "x").splatted().0);
+    assert_eq!(
+        (d.effect, d.rule.as_deref(), d.dynamic),
+        (Effect::Approval, Some("forwarding-needs-approval"), true)
+    );
+    assert!(!d.reason.contains("display-name-edits"), "{}", d.reason);
+}
+
+#[test]
+fn deny_with_condition_and_uncertain_params_denies() {
+    let s = set(r#"
+[defaults]
+unmatched = "allow"
+[[rule]]
+id = "no-forwarding"
+effect = "deny"
+tasks = ["Set-Mailbox"]
+when.any_param = ["ForwardingSmtpAddress"]
+"#);
+    let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob").splatted().0);
+    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Deny, Some("no-forwarding"), true));
+    assert!(d.reason.contains("splatted"), "{}", d.reason);
+    let d = s.decide(&inv("Set-Mailbox").unresolved("Forw").0);
+    assert_eq!(d.effect, Effect::Deny);
+    let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob").0);
+    assert_eq!(d.effect, Effect::Allow);
+    let d = s.decide(&inv("Set-Mailbox").p("forwardingsmtpaddress", "x").0);
+    assert_eq!((d.effect, d.dynamic), (Effect::Deny, false));
+}
+
+#[test]
+fn approval_with_uncertain_condition_counts_as_matching() {
+    let s = set(SPEC_EXAMPLE);
+    let d = s.decide(&inv("Set-Mailbox").splatted().0);
+    // the allow is uncertain (dynamic default = deny wins), the approval counts as matching
+    assert_eq!((d.effect, d.dynamic), (Effect::Deny, true));
+    let relaxed = SPEC_EXAMPLE.replace("dynamic   = \"deny\"", "dynamic = \"approval\"");
+    let s = set(&relaxed);
+    let d = s.decide(&inv("Set-Mailbox").splatted().0);
+    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Approval, Some("forwarding-needs-approval"), true));
+}
+
+#[test]
+fn most_specific_approval_rule_decides() {
+    let s = set(r#"
+[[rule]]
+id = "a-broad"
+effect = "approval"
+tasks = ["Set-*"]
+approvers = ["leads"]
+[[rule]]
+id = "b-exact"
+effect = "approval"
+tasks = ["Set-Mailbox"]
+approvers = ["managers"]
+[[rule]]
+id = "c-forwarding"
+effect = "approval"
+tasks = ["Set-*"]
+when.any_param = ["ForwardingAddress"]
+approvers = ["security"]
+"#);
+    let d = s.decide(&inv("Set-User").0);
+    assert_eq!(d.rule.as_deref(), Some("a-broad"));
+    let d = s.decide(&inv("Set-Mailbox").0);
+    assert_eq!(d.rules, ["b-exact", "a-broad"]);
+    let d = s.decide(&inv("Set-Mailbox").p("ForwardingAddress", "x").0);
+    assert_eq!(d.rules, ["c-forwarding", "b-exact", "a-broad"]);
+}
