@@ -175,33 +175,72 @@ fn spec_example_decides_as_documented() {
     assert_eq!(effect(&s, &inv("Get-Mailbox")), Effect::Allow);
     assert_eq!(effect(&s, &inv("Test-Mailflow")), Effect::Allow);
     // except
-    assert_eq!(effect(&s, &inv("Get-MailboxAuditBypassAssociation")), Effect::Deny);
+    assert_eq!(
+        effect(&s, &inv("Get-MailboxAuditBypassAssociation")),
+        Effect::Deny
+    );
     // role expansion
     let d = s.decide(&inv("New-MailboxExportRequest").0);
-    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Approval, Some("mailbox-moves")));
-    // when.any_param
-    let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob").p("ForwardingSmtpAddress", "x@evil.net").0);
-    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Approval, Some("forwarding-needs-approval")));
-    // params.only + glob
-    let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob@contoso.com").p("DisplayName", "Bob").0);
-    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Allow, Some("display-name-edits")));
     assert_eq!(
-        effect(&s, &inv("Set-Mailbox").p("Identity", "bob@fabrikam.com").p("DisplayName", "Bob")),
+        (d.effect, d.rule.as_deref()),
+        (Effect::Approval, Some("mailbox-moves"))
+    );
+    // when.any_param
+    let d = s.decide(
+        &inv("Set-Mailbox")
+            .p("Identity", "bob")
+            .p("ForwardingSmtpAddress", "x@evil.net")
+            .0,
+    );
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Approval, Some("forwarding-needs-approval"))
+    );
+    // params.only + glob
+    let d = s.decide(
+        &inv("Set-Mailbox")
+            .p("Identity", "bob@contoso.com")
+            .p("DisplayName", "Bob")
+            .0,
+    );
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Allow, Some("display-name-edits"))
+    );
+    assert_eq!(
+        effect(
+            &s,
+            &inv("Set-Mailbox")
+                .p("Identity", "bob@fabrikam.com")
+                .p("DisplayName", "Bob")
+        ),
         Effect::Deny,
         "glob does not match: nothing else matches, unmatched = deny"
     );
     assert_eq!(
-        effect(&s, &inv("Set-Mailbox").p("Identity", "bob@contoso.com").p("Office", "B2")),
+        effect(
+            &s,
+            &inv("Set-Mailbox")
+                .p("Identity", "bob@contoso.com")
+                .p("Office", "B2")
+        ),
         Effect::Deny,
         "a parameter outside params.only"
     );
     // deny
     let d = s.decide(&inv("Invoke-Expression").0);
-    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Deny, Some("never"), false));
+    assert_eq!(
+        (d.effect, d.rule.as_deref(), d.dynamic),
+        (Effect::Deny, Some("never"), false)
+    );
     // unmatched
     let d = s.decide(&inv("Restart-Computer").0);
     assert_eq!((d.effect, d.rule, d.dynamic), (Effect::Deny, None, false));
-    assert!(d.reason.contains("no rule matches `Restart-Computer`"), "{}", d.reason);
+    assert!(
+        d.reason.contains("no rule matches `Restart-Computer`"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -209,8 +248,16 @@ fn matching_is_case_insensitive() {
     let s = set(SPEC_EXAMPLE);
     assert_eq!(effect(&s, &inv("gEt-mAILBOX")), Effect::Allow);
     assert_eq!(effect(&s, &inv("INVOKE-EXPRESSION")), Effect::Deny);
-    assert_eq!(effect(&s, &inv("get-mailboxauditbypassassociation")), Effect::Deny);
-    let d = s.decide(&inv("set-mailbox").p("identity", "BOB@CONTOSO.COM").p("displayname", "b").0);
+    assert_eq!(
+        effect(&s, &inv("get-mailboxauditbypassassociation")),
+        Effect::Deny
+    );
+    let d = s.decide(
+        &inv("set-mailbox")
+            .p("identity", "BOB@CONTOSO.COM")
+            .p("displayname", "b")
+            .0,
+    );
     assert_eq!(d.effect, Effect::Allow);
 }
 
@@ -237,7 +284,10 @@ tasks = ["Set-User"]
     assert_eq!(effect(&s, &inv("Set-User")), Effect::Deny);
     assert_eq!(effect(&s, &inv("Set-Mailbox")), Effect::Allow);
     let d = s.decide(&inv("New-Mailbox").0);
-    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Approval, Some("b-approval")));
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Approval, Some("b-approval"))
+    );
     let d = s.decide(&inv("Remove-Mailbox").0);
     assert_eq!((d.effect, d.rule), (Effect::Approval, None));
 }
@@ -251,7 +301,9 @@ fn blocks(text: &str) -> (String, Vec<String>) {
 
 #[test]
 fn decision_does_not_depend_on_rule_or_file_order() {
-    let text = format!("{SPEC_EXAMPLE}\n{}", r#"
+    let text = format!(
+        "{SPEC_EXAMPLE}\n{}",
+        r#"
 [[rule]]
 id = "moves-too"
 effect = "approval"
@@ -267,7 +319,8 @@ id = "no-moves-for-admins"
 effect = "deny"
 tasks = ["Set-MoveRequest"]
 params.Identity = { glob = "admin*" }
-"#);
+"#
+    );
     let (head, rules) = blocks(&text);
     let invocations = [
         inv("Get-Mailbox"),
@@ -279,7 +332,9 @@ params.Identity = { glob = "admin*" }
         inv("Set-MoveRequest").splatted(),
         inv("Set-Mailbox").p("ForwardingAddress", "x"),
         inv("Set-Mailbox").p("Identity", "a@contoso.com"),
-        inv("Set-Mailbox").p("Identity", "a@contoso.com").dyn_value("DisplayName"),
+        inv("Set-Mailbox")
+            .p("Identity", "a@contoso.com")
+            .dyn_value("DisplayName"),
         inv("Set-User"),
         inv("Add-Type"),
         inv("Remove-Mailbox"),
@@ -339,10 +394,20 @@ fn roles_expand_and_are_queryable() {
     let r = s.rule("mailbox-moves").unwrap();
     assert!(r.covers_name("Remove-MailboxExportRequest", None));
     assert!(!r.covers_name("Remove-MailboxImportRequest", None));
-    let ids = |v: Vec<&jitsh::policy::Rule>| v.into_iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(s.approval_rules_for("role:Mailbox Import Export")), ["mailbox-moves"]);
-    assert_eq!(ids(s.approval_rules_for("New-MoveRequest")), ["mailbox-moves"]);
-    assert_eq!(ids(s.approval_rules_for("set-mailbox")), ["forwarding-needs-approval"]);
+    let ids =
+        |v: Vec<&jitsh::policy::Rule>| v.into_iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.approval_rules_for("role:Mailbox Import Export")),
+        ["mailbox-moves"]
+    );
+    assert_eq!(
+        ids(s.approval_rules_for("New-MoveRequest")),
+        ["mailbox-moves"]
+    );
+    assert_eq!(
+        ids(s.approval_rules_for("set-mailbox")),
+        ["forwarding-needs-approval"]
+    );
     assert!(s.approval_rules_for("Get-Mailbox").is_empty());
     assert!(s.approval_rules_for("role:unknown").is_empty());
 }
@@ -360,12 +425,24 @@ effect = "deny"
 tasks = ["Microsoft.PowerShell.Utility\\Invoke-Expression"]
 "#);
     assert_eq!(effect(&s, &inv("Get-EXOMailbox")), Effect::Allow);
-    assert_eq!(effect(&s, &inv("Get-EXOMailbox").module("exchangeonlinemanagement")), Effect::Allow);
+    assert_eq!(
+        effect(
+            &s,
+            &inv("Get-EXOMailbox").module("exchangeonlinemanagement")
+        ),
+        Effect::Allow
+    );
     // An allow names one module: another module's command of that name is not allowed.
-    assert_eq!(effect(&s, &inv("Get-EXOMailbox").module("Evil")), Effect::Deny);
+    assert_eq!(
+        effect(&s, &inv("Get-EXOMailbox").module("Evil")),
+        Effect::Deny
+    );
     // A deny is never escaped by writing another module's name.
     let d = s.decide(&inv("Invoke-Expression").module("Other").0);
-    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Deny, Some("no-iex")));
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Deny, Some("no-iex"))
+    );
     // A qualifier left in the name is split off.
     assert_eq!(effect(&s, &inv("Evil\\Get-EXOMailbox")), Effect::Deny);
 }
@@ -408,20 +485,54 @@ params.Office = { one_of = ["B1", "B2"] }
 fn value_constraints_glob_regex_one_of() {
     let s = set(CONSTRAINTS);
     let with = |id: &str, name: &str, office: &str| {
-        inv("Set-User").p("Identity", id).p("DisplayName", name).p("Office", office)
+        inv("Set-User")
+            .p("Identity", id)
+            .p("DisplayName", name)
+            .p("Office", office)
     };
-    assert_eq!(effect(&s, &with("Ann@Contoso.com", "Ann Smith", "b2")), Effect::Allow);
-    assert_eq!(effect(&s, &with("ann@contoso.com", "Ann; Remove", "B1")), Effect::Deny);
-    assert_eq!(effect(&s, &with("ann@contoso.com", "Ann", "B3")), Effect::Deny);
-    assert_eq!(effect(&s, &with("ann@contoso.com.evil", "Ann", "B1")), Effect::Deny);
+    assert_eq!(
+        effect(&s, &with("Ann@Contoso.com", "Ann Smith", "b2")),
+        Effect::Allow
+    );
+    assert_eq!(
+        effect(&s, &with("ann@contoso.com", "Ann; Remove", "B1")),
+        Effect::Deny
+    );
+    assert_eq!(
+        effect(&s, &with("ann@contoso.com", "Ann", "B3")),
+        Effect::Deny
+    );
+    assert_eq!(
+        effect(&s, &with("ann@contoso.com.evil", "Ann", "B1")),
+        Effect::Deny
+    );
     // A constrained parameter must be given: left out, PowerShell would prompt for it (or
     // take it from the pipeline) and the value would never be checked.
-    assert_eq!(effect(&s, &inv("Set-User").p("Identity", "ann@contoso.com").p("Office", "B1")), Effect::Deny);
+    assert_eq!(
+        effect(
+            &s,
+            &inv("Set-User")
+                .p("Identity", "ann@contoso.com")
+                .p("Office", "B1")
+        ),
+        Effect::Deny
+    );
     // every value of a list must match; a switch is not a value
     let list = |v: &[&str]| ParamValue::List(v.iter().map(|s| s.to_string()).collect());
-    let ids = |v: ParamValue| inv("Set-User").param("Identity", v, true).p("DisplayName", "A").p("Office", "B1");
-    assert_eq!(effect(&s, &ids(list(&["a@contoso.com", "b@contoso.com"]))), Effect::Allow);
-    assert_eq!(effect(&s, &ids(list(&["a@contoso.com", "b@x.com"]))), Effect::Deny);
+    let ids = |v: ParamValue| {
+        inv("Set-User")
+            .param("Identity", v, true)
+            .p("DisplayName", "A")
+            .p("Office", "B1")
+    };
+    assert_eq!(
+        effect(&s, &ids(list(&["a@contoso.com", "b@contoso.com"]))),
+        Effect::Allow
+    );
+    assert_eq!(
+        effect(&s, &ids(list(&["a@contoso.com", "b@x.com"]))),
+        Effect::Deny
+    );
     assert_eq!(effect(&s, &ids(ParamValue::Switch)), Effect::Deny);
 }
 
@@ -430,9 +541,18 @@ fn param_constraints_check_and_json_form() {
     let s = set(CONSTRAINTS);
     let c = s.rule("contoso-names").unwrap().params.clone().unwrap();
     let rest = |i: Inv| i.p("DisplayName", "A").p("Office", "B1");
-    assert_eq!(c.check(&rest(inv("Set-User").p("Identity", "a@contoso.com")).0), Tri::Yes);
-    assert_eq!(c.check(&rest(inv("Set-User").p("Identity", "a@x.com")).0), Tri::No);
-    assert_eq!(c.check(&rest(inv("Set-User").dyn_value("Identity")).0), Tri::Unknown);
+    assert_eq!(
+        c.check(&rest(inv("Set-User").p("Identity", "a@contoso.com")).0),
+        Tri::Yes
+    );
+    assert_eq!(
+        c.check(&rest(inv("Set-User").p("Identity", "a@x.com")).0),
+        Tri::No
+    );
+    assert_eq!(
+        c.check(&rest(inv("Set-User").dyn_value("Identity")).0),
+        Tri::Unknown
+    );
     assert_eq!(c.check(&rest(inv("Set-User")).piped().0), Tri::Unknown);
     assert_eq!(c.check(&rest(inv("Set-User")).0), Tri::No);
     let json = c.to_json();
@@ -446,28 +566,56 @@ fn param_constraints_check_and_json_form() {
 #[test]
 fn dynamic_name_takes_defaults_dynamic() {
     for (dynamic, want) in [("deny", Effect::Deny), ("approval", Effect::Approval)] {
-        let s = set(&format!("[defaults]\nunmatched = \"allow\"\ndynamic = \"{dynamic}\"\n"));
+        let s = set(&format!(
+            "[defaults]\nunmatched = \"allow\"\ndynamic = \"{dynamic}\"\n"
+        ));
         let d = s.decide(&inv("$x").dynamic().0);
         assert_eq!((d.effect, d.rule, d.dynamic), (want, None, true));
-        assert!(d.reason.contains("cannot be analysed statically"), "{}", d.reason);
+        assert!(
+            d.reason.contains("cannot be analysed statically"),
+            "{}",
+            d.reason
+        );
     }
 }
 
 #[test]
 fn allow_with_constraint_and_dynamic_value_does_not_allow() {
     let s = set(SPEC_EXAMPLE);
-    let d = s.decide(&inv("Set-Mailbox").dyn_value("Identity").p("DisplayName", "Bob").0);
-    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Deny, None, true));
+    let d = s.decide(
+        &inv("Set-Mailbox")
+            .dyn_value("Identity")
+            .p("DisplayName", "Bob")
+            .0,
+    );
+    assert_eq!(
+        (d.effect, d.rule.as_deref(), d.dynamic),
+        (Effect::Deny, None, true)
+    );
     assert!(d.reason.contains("display-name-edits"), "{}", d.reason);
-    assert!(d.reason.contains("`Identity`"), "names the parameter: {}", d.reason);
+    assert!(
+        d.reason.contains("`Identity`"),
+        "names the parameter: {}",
+        d.reason
+    );
 
     // With unmatched = allow and dynamic = approval, the uncertain allow still does not allow.
-    let text = SPEC_EXAMPLE.replace("unmatched = \"deny\"", "unmatched = \"allow\"").replace("dynamic   = \"deny\"", "dynamic = \"approval\"");
+    let text = SPEC_EXAMPLE
+        .replace("unmatched = \"deny\"", "unmatched = \"allow\"")
+        .replace("dynamic   = \"deny\"", "dynamic = \"approval\"");
     let s = set(&text);
-    let d = s.decide(&inv("Set-Mailbox").dyn_value("Identity").p("DisplayName", "Bob").0);
+    let d = s.decide(
+        &inv("Set-Mailbox")
+            .dyn_value("Identity")
+            .p("DisplayName", "Bob")
+            .0,
+    );
     assert_eq!((d.effect, d.dynamic), (Effect::Approval, true));
     // ...while a certain answer is unaffected.
-    assert_eq!(effect(&s, &inv("Set-Mailbox").p("Identity", "a@contoso.com")), Effect::Allow);
+    assert_eq!(
+        effect(&s, &inv("Set-Mailbox").p("Identity", "a@contoso.com")),
+        Effect::Allow
+    );
 }
 
 #[test]
@@ -475,15 +623,28 @@ fn allow_with_only_and_unresolved_parameters_does_not_allow() {
     let s = set(SPEC_EXAMPLE);
     for i in [
         inv("Set-Mailbox").p("Identity", "a@contoso.com").splatted(),
-        inv("Set-Mailbox").p("Identity", "a@contoso.com").unresolved("Fo"),
+        inv("Set-Mailbox")
+            .p("Identity", "a@contoso.com")
+            .unresolved("Fo"),
         inv("Set-Mailbox").piped().p("DisplayName", "x"),
     ] {
         let d = s.decide(&i.0);
-        assert_eq!((d.effect, d.dynamic), (Effect::Deny, true), "{:?}", i.0.params);
+        assert_eq!(
+            (d.effect, d.dynamic),
+            (Effect::Deny, true),
+            "{:?}",
+            i.0.params
+        );
     }
     // A parameter certainly outside `only` is a certain no for the allow rule: the decision
     // comes from the forwarding approval rule, whose condition is unknown and so counts.
-    let d = s.decide(&inv("Set-Mailbox").p("Identity", "a@contoso.com").p("Office", "x").splatted().0);
+    let d = s.decide(
+        &inv("Set-Mailbox")
+            .p("Identity", "a@contoso.com")
+            .p("Office", "x")
+            .splatted()
+            .0,
+    );
     assert_eq!(
         (d.effect, d.rule.as_deref(), d.dynamic),
         (Effect::Approval, Some("forwarding-needs-approval"), true)
@@ -503,7 +664,10 @@ tasks = ["Set-Mailbox"]
 when.any_param = ["ForwardingSmtpAddress"]
 "#);
     let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob").splatted().0);
-    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Deny, Some("no-forwarding"), true));
+    assert_eq!(
+        (d.effect, d.rule.as_deref(), d.dynamic),
+        (Effect::Deny, Some("no-forwarding"), true)
+    );
     assert!(d.reason.contains("splatted"), "{}", d.reason);
     let d = s.decide(&inv("Set-Mailbox").unresolved("Forw").0);
     assert_eq!(d.effect, Effect::Deny);
@@ -522,7 +686,10 @@ fn approval_with_uncertain_condition_counts_as_matching() {
     let relaxed = SPEC_EXAMPLE.replace("dynamic   = \"deny\"", "dynamic = \"approval\"");
     let s = set(&relaxed);
     let d = s.decide(&inv("Set-Mailbox").splatted().0);
-    assert_eq!((d.effect, d.rule.as_deref(), d.dynamic), (Effect::Approval, Some("forwarding-needs-approval"), true));
+    assert_eq!(
+        (d.effect, d.rule.as_deref(), d.dynamic),
+        (Effect::Approval, Some("forwarding-needs-approval"), true)
+    );
 }
 
 #[test]
@@ -551,4 +718,436 @@ approvers = ["security"]
     assert_eq!(d.rules, ["b-exact", "a-broad"]);
     let d = s.decide(&inv("Set-Mailbox").p("ForwardingAddress", "x").0);
     assert_eq!(d.rules, ["c-forwarding", "b-exact", "a-broad"]);
+}
+
+// ---- loading: whole-set behaviour ----------------------------------------------------------
+
+#[test]
+fn one_bad_file_fails_the_whole_load_with_all_errors() {
+    let good = PolicySource::new(
+        "good.toml",
+        "[[rule]]\nid = \"a\"\neffect = \"allow\"\ntasks = [\"Get-*\"]\n",
+    );
+    let bad1 = PolicySource::new(
+        "bad1.toml",
+        "[[rule]]\nid = \"b\"\neffect = \"nope\"\ntasks = [\"x\"]\n",
+    );
+    let bad2 = PolicySource::new("bad2.toml", "[rule\n");
+    let err = PolicySet::from_sources(&[good, bad1, bad2]).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.errors().len(), 2, "{text}");
+    assert!(
+        text.starts_with("bad1.toml:3:10: unknown effect `nope`"),
+        "{text}"
+    );
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("bad2.toml:1:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn no_sources_load_an_empty_default_deny_set() {
+    let s = PolicySet::from_sources(&[]).unwrap();
+    assert_eq!(effect(&s, &inv("Get-Mailbox")), Effect::Deny);
+}
+
+#[test]
+fn rules_record_where_they_were_defined() {
+    let s = PolicySet::from_sources(&[PolicySource::new("p/spec.toml", SPEC_EXAMPLE)]).unwrap();
+    assert_eq!(s.rule("read-only").unwrap().source, "p/spec.toml:10");
+    let moves = s.rule("mailbox-moves").unwrap();
+    assert_eq!(
+        moves.max_duration,
+        Some(std::time::Duration::from_secs(4 * 3600))
+    );
+    assert_eq!(moves.approvers, ["mbmanagers"]);
+    assert_eq!(moves.requesters, ["exchange-admins"]);
+    assert_eq!(moves.min_approvals, 1);
+    assert_eq!(s.rules().len(), 5);
+    assert_eq!(format!("{s:?}").lines().count(), 1, "Debug stays short");
+}
+
+#[test]
+fn spec_approval_rule_without_approvers_loads_but_lint_reports_it() {
+    let s = set(SPEC_EXAMPLE);
+    let findings = s.lint(&|_| true);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.rule == "forwarding-needs-approval" && f.kind == "no-approvers"),
+        "{findings:#?}"
+    );
+    assert!(load_err(
+        "[[rule]]\nid = \"x\"\neffect = \"approval\"\napproval = \"manual\"\ntasks = [\"A-B\"]\n"
+    )
+    .contains("has no `approvers`"));
+}
+
+#[test]
+fn load_dir_refuses_missing_empty_and_world_writable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    let e = load_dir(&missing).unwrap_err().to_string();
+    assert!(e.contains("cannot read policy folder"), "{e}");
+
+    let e = load_dir(tmp.path()).unwrap_err().to_string();
+    assert!(e.contains("no `*.toml` files"), "{e}");
+
+    std::fs::write(tmp.path().join("README.md"), "not a policy").unwrap();
+    std::fs::write(
+        tmp.path().join("b.toml"),
+        "[[rule]]\nid = \"b\"\neffect = \"deny\"\ntasks = [\"Add-Type\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("a.toml"),
+        "[[rule]]\nid = \"a\"\neffect = \"allow\"\ntasks = [\"Get-*\"]\n",
+    )
+    .unwrap();
+    let s = load_dir(tmp.path()).unwrap();
+    let ids: Vec<&str> = s.rules().iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"], "files load sorted by name");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let a = tmp.path().join("a.toml");
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = load_dir(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("a.toml: policy file is writable by every user"),
+            "{e}"
+        );
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::create_dir(tmp.path().join("dir.toml")).unwrap();
+    let e = load_dir(tmp.path()).unwrap_err().to_string();
+    assert!(e.contains("dir.toml: not a regular file"), "{e}");
+}
+
+// ---- lint ----------------------------------------------------------------------------------
+
+#[test]
+fn lint_finds_dead_shadowed_and_unknown() {
+    let s = set(r#"
+[roles.ops]
+tasks = ["Get-Mailbx"]
+[[rule]]
+id = "all-reads"
+effect = "allow"
+tasks = ["Get-*", "Set-Mailbox"]
+[[rule]]
+id = "stats-approval"
+effect = "approval"
+tasks = ["Get-MailboxStatistics", "Get-Mail*", "New-MoveRequest"]
+approvers = ["g"]
+[[rule]]
+id = "dead"
+effect = "deny"
+tasks = ["Remove-Mailbox"]
+except = ["Remove-*"]
+[[rule]]
+id = "contradiction"
+effect = "allow"
+tasks = ["Set-User"]
+params.only = ["Identity"]
+params.DisplayName = { glob = "*" }
+[[rule]]
+id = "typo"
+effect = "deny"
+tasks = ["Invoke-Expresion", "Invoke-*"]
+"#);
+    let known = |n: &str| !["Invoke-Expresion", "Get-Mailbx"].contains(&n);
+    let f: Vec<(String, String)> = s
+        .lint(&known)
+        .into_iter()
+        .map(|f| (f.rule, f.kind))
+        .collect();
+    let has = |r: &str, k: &str| f.contains(&(r.to_string(), k.to_string()));
+    assert!(has("stats-approval", "shadowed-approval"), "{f:?}");
+    assert!(has("dead", "never-matches"), "{f:?}");
+    assert!(has("contradiction", "never-matches"), "{f:?}");
+    assert!(has("typo", "unknown-task"), "{f:?}");
+    assert!(has("role:ops", "unknown-task"), "{f:?}");
+    assert_eq!(f.len(), 5, "nothing else is reported: {f:?}");
+    let msg = s
+        .lint(&known)
+        .into_iter()
+        .find(|f| f.kind == "shadowed-approval")
+        .unwrap()
+        .message;
+    assert!(
+        msg.contains("`Get-MailboxStatistics`, `Get-Mail*`") && !msg.contains("New-MoveRequest"),
+        "{msg}"
+    );
+}
+
+// ---- the shipped policies ------------------------------------------------------------------
+
+fn corpus_examples() -> Vec<serde_json::Value> {
+    let text =
+        std::fs::read_to_string("/work/shared/corpus/exchange-examples.jsonl").or_else(|_| {
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/exchange-examples.jsonl"),
+            )
+        });
+    match text {
+        Ok(t) => t
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn shipped_policies_allow_everyday_reads() {
+    let s = shipped();
+    let mut checked = 0;
+    for ex in corpus_examples() {
+        let cmdlet = ex["cmdlet"].as_str().unwrap();
+        if !(cmdlet.starts_with("Get-") || cmdlet.starts_with("Test-"))
+            || cmdlet == "Get-MailboxAuditBypassAssociation"
+        {
+            continue;
+        }
+        let d = s.decide(&inv(cmdlet).p("Identity", "someone").0);
+        assert_eq!(d.effect, Effect::Allow, "{cmdlet}: {}", d.reason);
+        checked += 1;
+    }
+    // Without the corpus, still check a few by hand.
+    for c in [
+        "Get-Mailbox",
+        "Get-MailboxStatistics",
+        "Get-MessageTrace",
+        "Test-Mailflow",
+        "Search-MessageTrackingReport",
+        "Get-MailboxExportRequest",
+    ] {
+        assert_eq!(effect(&s, &inv(c)), Effect::Allow, "{c}");
+    }
+    assert!(checked == 0 || checked > 400, "{checked}");
+    let pipeline = [
+        inv("Where-Object"),
+        inv("Select-Object").p("Property", "Name"),
+        inv("Sort-Object"),
+        inv("Format-Table").p("AutoSize", "x"),
+        inv("Format-List"),
+        inv("Measure-Object"),
+        inv("ForEach-Object").param("Process", ParamValue::Dynamic, true),
+        inv("Out-String"),
+        inv("Get-Date"),
+        inv("Write-Host"),
+        inv("ConvertTo-Json"),
+    ];
+    for i in pipeline {
+        assert_eq!(effect(&s, &i), Effect::Allow, "{}", i.0.name);
+    }
+}
+
+#[test]
+fn shipped_policies_need_approval_for_privileged_tasks() {
+    let s = shipped();
+    let cases = [
+        (inv("New-MoveRequest").p("Identity", "bob"), "mailbox-moves"),
+        (inv("Set-MoveRequest").p("Identity", "bob"), "mailbox-moves"),
+        (
+            inv("New-MailboxExportRequest").p("Mailbox", "bob"),
+            "mailbox-import-export",
+        ),
+        (inv("New-TransportRule").p("Name", "x"), "transport-rules"),
+        (
+            inv("Remove-TransportRule").p("Identity", "x"),
+            "transport-rules",
+        ),
+        (
+            inv("Add-MailboxPermission")
+                .p("Identity", "bob")
+                .p("User", "eve"),
+            "mailbox-permissions",
+        ),
+        (
+            inv("Add-RecipientPermission").p("Identity", "bob"),
+            "mailbox-permissions",
+        ),
+        (
+            inv("Remove-Mailbox").p("Identity", "bob"),
+            "mailbox-removal",
+        ),
+        (
+            inv("Set-Mailbox")
+                .p("Identity", "bob")
+                .p("ForwardingSmtpAddress", "x@evil.net"),
+            "mail-forwarding",
+        ),
+        (
+            inv("Set-Mailbox")
+                .p("Identity", "bob")
+                .p("DisplayName", "Bob"),
+            "other-changes",
+        ),
+        (
+            inv("New-InboxRule")
+                .p("Mailbox", "bob")
+                .p("RedirectTo", "eve"),
+            "inbox-rule-redirects",
+        ),
+        (inv("Search-AdminAuditLog"), "audit-and-search"),
+        (
+            inv("Search-Mailbox")
+                .p("Identity", "bob")
+                .switch("DeleteContent"),
+            "audit-and-search",
+        ),
+        (inv("Get-MailboxAuditBypassAssociation"), "audit-and-search"),
+        (
+            inv("Add-RoleGroupMember").p("Identity", "Organization Management"),
+            "role-management",
+        ),
+        (
+            inv("Export-ExchangeCertificate").p("Thumbprint", "x"),
+            "certificates",
+        ),
+        (
+            inv("Export-Csv").p("Path", "C:\\Windows\\x.csv"),
+            "file-writes",
+        ),
+        (
+            inv("Export-Csv").p("Path", "C:\\Reports\\..\\x.csv"),
+            "file-writes",
+        ),
+        (inv("New-DistributionGroup").p("Name", "x"), "other-changes"),
+        (inv("Invoke-HoldRemovalAction"), "other-changes"),
+    ];
+    for (i, rule) in cases {
+        let d = s.decide(&i.0);
+        assert_eq!(
+            (d.effect, d.rule.as_deref()),
+            (Effect::Approval, Some(rule)),
+            "{}: {}",
+            i.0.name,
+            d.reason
+        );
+        let listed = s.approval_rules_for(&i.0.name);
+        assert!(listed.iter().any(|r| r.id == rule), "{}", i.0.name);
+        assert!(!s.rule(rule).unwrap().approvers.is_empty());
+    }
+    let d = s.decide(
+        &inv("Export-Csv")
+            .p("Path", "C:\\Reports\\mailboxes 2026.csv")
+            .switch("NoTypeInformation")
+            .0,
+    );
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Allow, Some("report-export"))
+    );
+}
+
+#[test]
+fn shipped_policies_deny_code_execution_and_unknowns() {
+    let s = shipped();
+    for i in [
+        inv("Invoke-Expression").p("Command", "whoami"),
+        inv("iex").dynamic(),
+        inv("Add-Type").p("TypeDefinition", "..."),
+        inv("Start-Process").p("FilePath", "cmd"),
+        inv("Invoke-Command"),
+        inv("Invoke-WebRequest"),
+        inv("Invoke-RestMethod"),
+        inv("Start-Job"),
+        inv("Set-ExecutionPolicy"),
+        inv("Disable-ElevatedAccessControl"),
+        inv("Import-Module"),
+        inv("Set-Alias")
+            .p("Name", "Get-Mailbox")
+            .p("Value", "Invoke-Expression"),
+        inv("New-Item").p("Path", "function:Get-X"),
+        inv("Remove-Item"),
+        inv("Get-Item"),
+        inv("Set-Variable").p("Name", "PSDefaultParameterValues"),
+        inv("Get-Content").p("Path", "secrets.txt"),
+        inv("New-Object").p("ComObject", "WScript.Shell"),
+        inv("New-Object").p("TypeName", "System.IO.StreamWriter"),
+        inv("ForEach-Object").p("MemberName", "Delete"),
+        inv("ForEach-Object").unresolved(""),
+        inv("Set-MailboxAuditBypassAssociation"),
+        inv("Restart-Computer"),
+        inv("Some-UnknownThing"),
+    ] {
+        let d = s.decide(&i.0);
+        assert_eq!(d.effect, Effect::Deny, "{}: {}", i.0.name, d.reason);
+    }
+    let d = s.decide(
+        &inv("New-Object")
+            .p("TypeName", "System.Management.Automation.PSCredential")
+            .param("ArgumentList", ParamValue::Dynamic, true)
+            .0,
+    );
+    assert_eq!(d.effect, Effect::Allow, "{}", d.reason);
+    // Splatting into a command whose rules look at parameters is never waved through.
+    let d = s.decide(&inv("Set-Mailbox").splatted().0);
+    assert_eq!(d.effect, Effect::Approval, "{}", d.reason);
+    assert_eq!(d.rule.as_deref(), Some("mail-forwarding"));
+}
+
+#[test]
+fn shipped_policies_decide_every_catalog_cmdlet() {
+    let Ok(text) = std::fs::read_to_string("/work/shared/corpus/exchange-cmdlets.json") else {
+        return;
+    };
+    let catalog: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let s = shipped();
+    let names: Vec<&str> = catalog["cmdlets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let mut unmatched = Vec::new();
+    for n in &names {
+        let d = s.decide(&inv(n).0);
+        if d.rule.is_none() {
+            unmatched.push(*n);
+        }
+        if n.starts_with("Get-") && *n != "Get-MailboxAuditBypassAssociation" {
+            assert_eq!(d.effect, Effect::Allow, "{n}");
+        }
+    }
+    // Every Exchange cmdlet is covered by some rule: nothing falls to the default by accident.
+    assert!(
+        unmatched.len() < names.len() / 20,
+        "{} unmatched: {unmatched:?}",
+        unmatched.len()
+    );
+    // The shipped names are known Exchange or PowerShell commands.
+    let known: std::collections::HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    let findings = s.lint(&|n| known.contains(&n.to_lowercase()));
+    assert!(
+        findings.iter().all(|f| f.kind == "unknown-task"),
+        "{findings:#?}"
+    );
+}
+
+// ---- generated sets and scale --------------------------------------------------------------
+
+#[test]
+fn synthetic_sets_load_and_decide() {
+    for n in [0, 1, 10, 2_000] {
+        let s = set(&synthetic_policy_set(n));
+        assert_eq!(s.rules().len(), n);
+    }
+    let s = set(&synthetic_policy_set(2_000));
+    assert_eq!(effect(&s, &inv("Get-Anything")), Effect::Allow);
+    assert_eq!(effect(&s, &inv("Set-Noun1")), Effect::Approval);
+    assert_eq!(effect(&s, &inv("New-Noun2")), Effect::Deny);
+    let d = s.decide(&inv("Disable-Noun30abc").0);
+    assert_eq!(d.effect, Effect::Allow, "prefix glob r30: {}", d.reason);
+    assert_eq!(
+        effect(&s, &inv("Anything-Thing75")),
+        Effect::Allow,
+        "suffix glob r75"
+    );
+    assert_eq!(effect(&s, &inv("Unknown-Verb")), Effect::Deny);
 }

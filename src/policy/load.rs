@@ -297,6 +297,14 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
         }
     }
 
+    // Report in reading order: by file as given, then by position.
+    let order: HashMap<&str, usize> = sources
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    errors.sort_by_key(|e| (order.get(e.file.as_str()).copied(), e.line, e.col));
     if let Some(errors) = LoadErrors::new(errors) {
         return Err(errors);
     }
