@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench policy -- --warm-up-time 1 --measurement-time 3`
 
+#![allow(clippy::panic, reason = "a bench with a broken fixture must stop")]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -42,7 +44,10 @@ fn load(text: &str) -> PolicySet {
 fn decide(c: &mut Criterion) {
     let invocations = [
         // an exact rule with params constraints (r3: Remove-Noun3, params.only + glob)
-        invocation("Remove-Noun3", &[("Identity", "bob@contoso.com"), ("DisplayName", "Bob")]),
+        invocation(
+            "Remove-Noun3",
+            &[("Identity", "bob@contoso.com"), ("DisplayName", "Bob")],
+        ),
         // a prefix glob (r0: Get-*)
         invocation("Get-MailboxStatistics", &[("Identity", "bob")]),
         // nothing matches
@@ -54,7 +59,7 @@ fn decide(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(n), &set, |b, set| {
             b.iter(|| {
                 for inv in &invocations {
-                    black_box(set.decide(black_box(inv)));
+                    let _ = black_box(set.decide(black_box(inv)));
                 }
             })
         });

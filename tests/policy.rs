@@ -1,6 +1,13 @@
 //! Policy engine: load errors against golden files, decision semantics (SPEC §2), uncertainty,
 //! lint, and the shipped `policies/` folder.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests report failure by panicking"
+)]
+
 use std::path::{Path, PathBuf};
 
 use jitsh::invocation::{Invocation, Param, ParamValue};

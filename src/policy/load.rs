@@ -704,6 +704,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests report failure by panicking")]
 mod tests {
     use super::*;
 

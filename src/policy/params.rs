@@ -401,6 +401,7 @@ fn name_list(names: &[String]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests report failure by panicking")]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -247,6 +247,7 @@ pub(crate) fn lower(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests report failure by panicking")]
 mod tests {
     use super::*;
 
