@@ -1158,3 +1158,59 @@ fn synthetic_sets_load_and_decide() {
     );
     assert_eq!(effect(&s, &inv("Unknown-Verb")), Effect::Deny);
 }
+
+#[test]
+fn load_errors_render_with_source_line_and_caret() {
+    let src = PolicySource::new(
+        "r.toml",
+        "[[rule]]\nid = \"x\"\neffect = \"permit\"\ntasks = [\"A-B\"]\n",
+    );
+    let err = PolicySet::from_sources(std::slice::from_ref(&src)).unwrap_err();
+    assert_eq!(
+        err.render(&[src]),
+        "r.toml:3:10: unknown effect `permit`: expected `allow`, `approval` or `deny`\n  | effect = \"permit\"\n  |          ^\n"
+    );
+}
+
+#[test]
+fn dynamic_name_is_denied_by_a_matching_deny() {
+    let s = set("[defaults]\ndynamic = \"approval\"\n[[rule]]\nid = \"never\"\neffect = \"deny\"\ntasks = [\"Invoke-Expression\"]\n[[rule]]\nid = \"ok\"\neffect = \"allow\"\ntasks = [\"*\"]\n");
+    let d = s.decide(&inv("Invoke-Expression").dynamic().0);
+    assert_eq!(
+        (d.effect, d.rule.as_deref(), d.dynamic),
+        (Effect::Deny, Some("never"), true)
+    );
+    // an allow never applies to a dynamic name
+    let d = s.decide(&inv("Get-Thing").dynamic().0);
+    assert_eq!(
+        (d.effect, d.rule, d.dynamic),
+        (Effect::Approval, None, true)
+    );
+}
+
+mod index_agrees_with_brute_force {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// The compiled index finds exactly the rules a linear scan of `covers_name` finds.
+        #[test]
+        fn same_rules(
+            patterns in proptest::collection::vec("[ab?*-]{0,5}|[ab][ab-]{0,3}\\*|\\*[ab-]{1,3}|\\[ab\\][ab]{0,2}", 1..12),
+            names in proptest::collection::vec("[abAB-]{0,6}", 1..12),
+        ) {
+            let mut text = String::new();
+            for (i, p) in patterns.iter().enumerate() {
+                if p.is_empty() { continue; }
+                text.push_str(&format!("[[rule]]\nid = \"r{i:02}\"\neffect = \"allow\"\ntasks = [\"{p}\"]\n"));
+            }
+            let s = set(&text);
+            for n in &names {
+                let want: Vec<String> = s.rules().iter().filter(|r| r.covers_name(n, None)).map(|r| r.id.clone()).collect();
+                let got = s.decide(&inv(n).0).rules;
+                prop_assert_eq!(got, want, "name {:?}", n);
+            }
+        }
+    }
+}

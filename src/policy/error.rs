@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::policy::PolicySource;
+
 /// One problem found while loading policies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadError {
@@ -57,6 +59,29 @@ impl LoadErrors {
 
     pub fn into_vec(self) -> Vec<LoadError> {
         self.0
+    }
+
+    /// For people at a terminal: each error, then its source line with a caret under the
+    /// column (when the file is among `sources`).
+    pub fn render(&self, sources: &[PolicySource]) -> String {
+        let mut out = String::new();
+        for e in &self.0 {
+            out.push_str(&e.to_string());
+            out.push('\n');
+            let line = sources
+                .iter()
+                .find(|s| s.name == e.file)
+                .and_then(|s| s.text.lines().nth(e.line.checked_sub(1)?));
+            if let Some(line) = line {
+                let pad: String = line
+                    .chars()
+                    .take(e.col.saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                out.push_str(&format!("  | {line}\n  | {pad}^\n"));
+            }
+        }
+        out
     }
 }
 

@@ -38,8 +38,33 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     let defaults = set.defaults();
     let shown = display_name(inv);
 
-    // A name that is not known for certain cannot be matched against any rule.
+    let (name, module) = split_module(&inv.name, inv.module.as_deref());
+    let lname = lower(name);
+    let chars: Vec<char> = name.chars().map(lower_char).collect();
+    let lmodule = module.map(lower);
+
+    // A name that is not known for certain is never matched for allow or approval; only a
+    // deny that its text (as far as it is known) hits can make the default stricter.
     if let Some(why) = &inv.dynamic {
+        let denies: Vec<&Rule> = matching_rules(set, &lname, &chars, lmodule.as_deref())
+            .filter(|r| r.effect == Effect::Deny)
+            .collect();
+        if let Some(first) = denies.iter().min_by(|a, b| a.id.cmp(&b.id)) {
+            return RuleDecision {
+                effect: Effect::Deny,
+                rule: Some(first.id.clone()),
+                dynamic: true,
+                reason: format!(
+                    "`{shown}` cannot be analysed statically ({why}) and is denied by rule `{}`",
+                    first.id
+                ),
+                rules: {
+                    let mut v = ids(denies.iter().copied());
+                    v.sort();
+                    v
+                },
+            };
+        }
         return RuleDecision {
             effect: defaults.dynamic,
             rule: None,
@@ -52,19 +77,8 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
         };
     }
 
-    let (name, module) = split_module(&inv.name, inv.module.as_deref());
-    let lname = lower(name);
-    let chars: Vec<char> = name.chars().map(lower_char).collect();
-    let lmodule = module.map(lower);
-
     let mut hits = Hits::default();
-    for i in set.index.candidates(&lname, &chars, lmodule.as_deref()) {
-        let Some(rule) = usize::try_from(i).ok().and_then(|i| set.rules().get(i)) else {
-            continue;
-        };
-        if rule.excepted(&chars, lmodule.as_deref()) {
-            continue;
-        }
+    for rule in matching_rules(set, &lname, &chars, lmodule.as_deref()) {
         match (rule.effect, condition(rule, inv)) {
             (_, Cond::No) => {}
             (Effect::Deny, Cond::Yes) => hits.deny.push((rule, None)),
@@ -183,6 +197,20 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
             rules: Vec::new(),
         },
     }
+}
+
+/// Rules whose tasks cover the name and whose `except` does not (conditions not checked).
+fn matching_rules<'a>(
+    set: &'a PolicySet,
+    lname: &str,
+    chars: &'a [char],
+    lmodule: Option<&'a str>,
+) -> impl Iterator<Item = &'a Rule> + 'a {
+    set.index
+        .candidates(lname, chars, lmodule)
+        .into_iter()
+        .filter_map(|i| usize::try_from(i).ok().and_then(|i| set.rules().get(i)))
+        .filter(move |r| !r.excepted(chars, lmodule))
 }
 
 /// How narrowly `rule` targets this invocation: a rule with parameter conditions is narrower
