@@ -131,4 +131,47 @@ impl TaskIndex {
         out.dedup();
         out
     }
+
+    /// Indexes of rules with a pattern that may cover every name `glob` matches (a superset
+    /// of what [`Glob::subsumed_by`] confirms; the caller confirms). Lets lint compare
+    /// patterns without trying every pair.
+    pub(crate) fn subsuming(&self, glob: &Glob) -> Vec<u32> {
+        if glob.is_literal() {
+            let text = crate::policy::pattern::lower(glob.as_str());
+            let chars: Vec<char> = text.chars().collect();
+            return self.candidates(&text, &chars, None);
+        }
+        let mut out = Vec::new();
+        let mut take = |entries: Option<&Vec<Entry>>| {
+            out.extend(entries.into_iter().flatten().map(|e| e.rule));
+        };
+        match glob.shape() {
+            Shape::Prefix(lit) | Shape::Other(lit) => {
+                for &n in &self.prefix_lens {
+                    if let Some(k) = lit.get(..n) {
+                        take(self.prefix.get(k));
+                    }
+                }
+            }
+            Shape::Suffix(lit) => {
+                take(self.prefix.get(""));
+                for &n in &self.suffix_lens {
+                    if let Some(k) = lit.len().checked_sub(n).and_then(|s| lit.get(s..)) {
+                        take(self.suffix.get(k));
+                    }
+                }
+            }
+            Shape::Exact(_) => {}
+        }
+        if let Shape::Other(lit) = glob.shape() {
+            for (g, e) in self.other.get(&lit).into_iter().flatten() {
+                if g == glob {
+                    out.push(e.rule);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }

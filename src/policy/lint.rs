@@ -9,6 +9,8 @@
 //! - `no-approvers`: a manual approval rule without approvers (it loads, but nobody can
 //!   approve its requests).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::policy::model::{ApprovalMode, Effect, Rule};
@@ -77,41 +79,49 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
         }
     }
 
-    let allows: Vec<&Rule> = rules
-        .iter()
-        .filter(|r| r.effect == Effect::Allow && r.when_any_param.is_none() && r.params.is_none())
-        .collect();
+    // Pairs found through the index, so lint stays fast on very large sets.
+    let unconditional_allow =
+        |r: &Rule| r.effect == Effect::Allow && r.when_any_param.is_none() && r.params.is_none();
     for appr in rules.iter().filter(|r| r.effect == Effect::Approval) {
-        for allow in &allows {
-            let shadowed: Vec<&str> = appr
-                .patterns
-                .iter()
-                .filter(|ap| {
-                    allow
-                        .patterns
-                        .iter()
-                        .any(|p| p.module.is_none() && ap.glob.subsumed_by(&p.glob))
-                        && if ap.glob.is_literal() {
-                            allow.covers_name(ap.glob.as_str(), None)
-                        } else {
-                            allow.except_patterns.is_empty()
-                        }
-                })
-                .map(|p| p.glob.as_str())
-                .collect();
-            if !shadowed.is_empty() {
-                out.push(finding(
-                    &appr.id,
-                    "shadowed-approval",
-                    format!(
-                        "allow rule `{}` covers {} of approval rule `{}`, so {} never need approval; add them to its `except`",
-                        allow.id,
-                        backticked(&shadowed),
-                        appr.id,
-                        if shadowed.len() == 1 { "it does" } else { "they" },
-                    ),
-                ));
+        let mut by_allow: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+        for ap in &appr.patterns {
+            for i in set.index.subsuming(&ap.glob) {
+                let Some((i, allow)) = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| Some((i, rules.get(i)?)))
+                else {
+                    continue;
+                };
+                if !unconditional_allow(allow) {
+                    continue;
+                }
+                let subsumed = allow
+                    .patterns
+                    .iter()
+                    .any(|p| p.module.is_none() && ap.glob.subsumed_by(&p.glob));
+                let not_excepted = if ap.glob.is_literal() {
+                    allow.covers_name(ap.glob.as_str(), None)
+                } else {
+                    allow.except_patterns.is_empty()
+                };
+                if subsumed && not_excepted {
+                    by_allow.entry(i).or_default().push(ap.glob.as_str());
+                }
             }
+        }
+        for (i, shadowed) in by_allow {
+            let Some(allow) = rules.get(i) else { continue };
+            out.push(finding(
+                &appr.id,
+                "shadowed-approval",
+                format!(
+                    "allow rule `{}` covers {} of approval rule `{}`, so {} never need approval; add them to its `except`",
+                    allow.id,
+                    backticked(&shadowed),
+                    appr.id,
+                    if shadowed.len() == 1 { "it does" } else { "they" },
+                ),
+            ));
         }
     }
     out.sort();
