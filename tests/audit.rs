@@ -1,4 +1,5 @@
 //! The audit log end to end: real files in temp dirs, the real `jitsh` binary, real sockets.
+#![allow(clippy::unwrap_used, reason = "test failures are panics")]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -214,17 +215,15 @@ fn inserted_record_with_recomputed_chain_fails_the_checkpoint() {
     // Insert a record after seq 3 and renumber/rehash everything after it.
     let mut out = ls[..3].to_vec();
     let mut head = decoded[2].1;
-    let mut seq = 4;
     let mut events: Vec<AuditEvent> = vec![event("grant.revoke", "q0", serde_json::json!({}))];
     events.extend(decoded[3..].iter().map(|(r, _)| r.event()));
-    for mut ev in events {
+    for (seq, mut ev) in (4u64..).zip(events) {
         if ev.action == chain::CHECKPOINT_ACTION {
             ev.details.insert("head_seq".into(), (seq - 1).into());
             ev.details.insert("head_hash".into(), head.to_hex().into());
         }
         let e = chain::encode(seq, &head, &ev).unwrap();
         head = e.hash;
-        seq += 1;
         out.push(e.line);
     }
     write_lines(&file, &out);
@@ -305,7 +304,7 @@ fn sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it() {
     }];
 
     // Every complete record verifies; the end is either torn or not yet sealed.
-    let finding = verify_paths(&[file.clone()], &keys, VerifyOptions::default())
+    let finding = verify_paths(std::slice::from_ref(&file), &keys, VerifyOptions::default())
         .unwrap()
         .unwrap_err();
     assert!(
@@ -313,7 +312,7 @@ fn sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it() {
         "{finding}"
     );
     let complete = verify_paths(
-        &[file.clone()],
+        std::slice::from_ref(&file),
         &keys,
         VerifyOptions {
             allow_unsealed: true,
@@ -336,7 +335,7 @@ fn sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it() {
     let torn_bytes = lines(&file).pop().unwrap();
     assert!(!torn_bytes.ends_with(b"\n"));
     let finding = verify_paths(
-        &[file.clone()],
+        std::slice::from_ref(&file),
         &keys,
         VerifyOptions {
             allow_unsealed: true,
@@ -358,7 +357,7 @@ fn sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it() {
     let log = AuditLog::open(&logdir, Some(bench_signer)).unwrap();
     let seq = log.append(numbered(1)).unwrap();
     log.close().unwrap();
-    let summary = verify_paths(&[file.clone()], &keys, VerifyOptions::default())
+    let summary = verify_paths(std::slice::from_ref(&file), &keys, VerifyOptions::default())
         .unwrap()
         .unwrap();
     assert_eq!(summary.last_seq, seq + 1);
@@ -370,7 +369,7 @@ fn sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it() {
     let side = logdir.join(format!("torn-000001-{torn_offset}.bin"));
     assert_eq!(std::fs::read(&side).unwrap(), torn_bytes);
     let mut torn_record = None;
-    for_each_record(&[file.clone()], |_, r| {
+    for_each_record(std::slice::from_ref(&file), |_, r| {
         let r = r.unwrap();
         if r.action == chain::TORN_ACTION {
             torn_record = Some(r);
@@ -413,9 +412,13 @@ fn group_commit_keeps_every_append_once_and_in_chain() {
     assert_eq!(seqs.len(), 4000);
 
     let file = dir.path().join("audit-000001.jsonl");
-    let summary = verify_paths(&[file.clone()], &trusted(), VerifyOptions::default())
-        .unwrap()
-        .unwrap();
+    let summary = verify_paths(
+        std::slice::from_ref(&file),
+        &trusted(),
+        VerifyOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
     // genesis + 4000 + interval checkpoints (every 1000 records) + shutdown checkpoint
     assert_eq!(summary.records, 4000 + 1 + summary.checkpoints);
     assert!(summary.checkpoints >= 4, "{summary:?}");
@@ -625,7 +628,7 @@ fn assert_rfc5424(line: &str) -> u64 {
     .unwrap();
     let caps = re
         .captures(line)
-        .unwrap_or_else(|| panic!("not RFC 5424: {line}"));
+        .unwrap_or_else(|| unreachable!("not RFC 5424: {line}"));
     let pri: u32 = caps[1].parse().unwrap();
     assert_eq!(pri / 8, 13, "facility log audit");
     let _: serde_json::Value = serde_json::from_str(&caps[7]).unwrap();
@@ -771,7 +774,12 @@ fn fixtures_verify_as_expected() {
         jitsh::audit::parse_trust_key(&std::fs::read_to_string(fixture("signing.pub")).unwrap())
             .unwrap();
     let verdict = |name: &str| {
-        verify_paths(&[fixture(name)], &[key.clone()], VerifyOptions::default()).unwrap()
+        verify_paths(
+            &[fixture(name)],
+            std::slice::from_ref(&key),
+            VerifyOptions::default(),
+        )
+        .unwrap()
     };
     let good = verdict("good.jsonl").unwrap();
     assert_eq!((good.records, good.checkpoints), (7, 1));

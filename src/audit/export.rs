@@ -168,6 +168,7 @@ fn epoch_millis(text: &str) -> Option<i128> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test failures are panics")]
 mod tests {
     use super::*;
 

@@ -340,6 +340,7 @@ pub(crate) fn hostname() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test failures are panics")]
 mod tests {
     use super::*;
 

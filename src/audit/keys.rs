@@ -136,6 +136,7 @@ fn shorten(word: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test failures are panics")]
 mod tests {
     use super::*;
 

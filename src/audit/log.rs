@@ -632,6 +632,7 @@ fn scan_tail(data: &[u8], base: u64, whole: bool, path: &Path) -> Result<Option<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test failures are panics")]
 mod tests {
     use super::*;
 

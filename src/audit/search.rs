@@ -244,6 +244,7 @@ fn value_text(v: &Value) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test failures are panics")]
 mod tests {
     use super::*;
 

@@ -19,8 +19,9 @@ use super::fail;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    // Boxed: the search filters would make every `jitsh` command as large as they are.
     #[command(subcommand)]
-    command: AuditCommand,
+    command: Box<AuditCommand>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,7 +136,7 @@ struct BenchAppendArgs {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match args.command {
+    match *args.command {
         AuditCommand::Verify(a) => verify(a),
         AuditCommand::Search(a) => search_cmd(a),
         AuditCommand::Export(a) => export_cmd(a),
