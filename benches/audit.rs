@@ -99,7 +99,6 @@ fn main() {
     }
     let ckpt = chain::checkpoint_event(&cp, seq - 1, &head, "2026-01-01T00:00:00Z", "shutdown");
     write(&ckpt, &mut seq, &mut head);
-    drop(write);
     out.flush().unwrap();
     drop(out);
     let size = std::fs::metadata(&path).unwrap().len();
