@@ -839,6 +839,33 @@ mod tests {
     }
 
     #[test]
+    fn repeated_record_is_inserted() {
+        let mut lines = log(5);
+        let copy = lines[2].clone();
+        lines.insert(3, copy);
+        let f = verify(&lines).unwrap_err();
+        assert_eq!(
+            (f.kind, f.at.line, f.seq),
+            (FindingKind::Inserted, 4, Some(3))
+        );
+    }
+
+    proptest::proptest! {
+        /// Any one changed byte anywhere in a sealed log is found.
+        #[test]
+        fn any_changed_byte_is_found(pos in 0usize..2000, byte in proptest::prelude::any::<u8>()) {
+            let lines = log(3);
+            let mut all: Vec<u8> = lines.concat();
+            let pos = pos % all.len();
+            proptest::prop_assume!(all[pos] != byte);
+            all[pos] = byte;
+            let changed: Vec<Vec<u8>> =
+                all.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            proptest::prop_assert!(verify(&changed).is_err());
+        }
+    }
+
+    #[test]
     fn recomputed_chain_fails_at_the_checkpoint() {
         // Rewrite record 3 and recompute everything after it, without the key.
         let lines = log(4);

@@ -20,7 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -132,9 +132,19 @@ impl AuditLog {
 
     /// Write the shutdown checkpoint and stop. Appends after this fail.
     pub fn close(&self) -> Result<(), AuditError> {
-        let tx = self.tx.lock().map(|mut g| g.take()).unwrap_or(None);
+        // A poisoned lock still holds a usable `Option`; never leave the sender alive, or the
+        // join below would wait forever.
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         drop(tx);
-        let worker = self.worker.lock().map(|mut g| g.take()).unwrap_or(None);
+        let worker = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         match worker {
             Some(handle) => handle.join().unwrap_or_else(|_| {
                 Err(AuditError::Poisoned {
@@ -158,10 +168,7 @@ impl AuditSink for AuditLog {
     fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
         let (reply, answer) = mpsc::sync_channel(1);
         {
-            let guard = self
-                .tx
-                .lock()
-                .map_err(|_| self.sink_error("the writer lock is poisoned"))?;
+            let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
             let tx = guard
                 .as_ref()
                 .ok_or_else(|| self.sink_error("the log is closed"))?;

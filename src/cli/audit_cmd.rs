@@ -28,7 +28,8 @@ pub struct Args {
 enum AuditCommand {
     /// Check the hash chain and signed checkpoints; name the first bad record.
     Verify(VerifyArgs),
-    /// Find events; gate decisions are shown with the request events behind them.
+    /// Find events; gate decisions are shown with the request events behind them (exit 1 when
+    /// nothing matches).
     Search(SearchArgs),
     /// Write events as JSON Lines, ArcSight CEF or RFC 5424 syslog lines.
     Export(ExportArgs),
