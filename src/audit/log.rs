@@ -19,8 +19,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -92,6 +93,22 @@ pub struct AuditLog {
     dir: PathBuf,
     tx: Mutex<Option<Sender<Request>>>,
     worker: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
+    stats: Arc<Counters>,
+}
+
+/// What the writer has done since the log was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Records written (events and the log's own records).
+    pub records: u64,
+    /// `fdatasync` calls; `records / syncs` is the average group-commit batch.
+    pub syncs: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    records: AtomicU64,
+    syncs: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -112,7 +129,9 @@ impl AuditLog {
         signer: Option<AuditSigner>,
         options: AuditLogOptions,
     ) -> Result<AuditLog, AuditError> {
-        let writer = Writer::open(dir, signer.as_ref(), options)?;
+        let stats = Arc::new(Counters::default());
+        let mut writer = Writer::open(dir, signer.as_ref(), options)?;
+        writer.stats = Arc::clone(&stats);
         let (tx, rx) = mpsc::channel();
         let worker = std::thread::Builder::new()
             .name("jitsh-audit".into())
@@ -122,7 +141,16 @@ impl AuditLog {
             dir: dir.to_path_buf(),
             tx: Mutex::new(Some(tx)),
             worker: Mutex::new(Some(worker)),
+            stats,
         })
+    }
+
+    /// Records and syncs so far (for metrics and measurements).
+    pub fn stats(&self) -> AuditStats {
+        AuditStats {
+            records: self.stats.records.load(Ordering::Relaxed),
+            syncs: self.stats.syncs.load(Ordering::Relaxed),
+        }
     }
 
     /// The log's directory.
@@ -252,6 +280,7 @@ struct Writer {
     options: AuditLogOptions,
     /// Encoded, not yet written records.
     buf: Vec<u8>,
+    stats: Arc<Counters>,
 }
 
 /// The last good record of a file, and what follows it if torn.
@@ -324,6 +353,7 @@ impl Writer {
             signer,
             options,
             buf: Vec::new(),
+            stats: Arc::default(),
         };
         if let Some(torn) = &tail.torn {
             writer.set_torn_aside(torn)?;
@@ -383,6 +413,7 @@ impl Writer {
             signer,
             options,
             buf: Vec::new(),
+            stats: Arc::default(),
         };
         writer.stage(&chain::genesis_event(writer.kid(), &now_rfc3339()))?;
         writer.commit()?;
@@ -533,6 +564,9 @@ impl Writer {
         }
         self.file.write_all(&self.buf).map_err(io_err(&self.path))?;
         self.file.sync_data().map_err(io_err(&self.path))?;
+        let records = self.buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.stats.records.fetch_add(records, Ordering::Relaxed);
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.file_len += self.buf.len() as u64;
         self.buf.clear();
         Ok(())

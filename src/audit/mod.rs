@@ -23,7 +23,7 @@ pub mod search;
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
 pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};
 pub use keys::{parse_trust_key, AuditSigner, AuditVerifyKey};
-pub use log::{AuditError, AuditLog, AuditLogOptions};
+pub use log::{AuditError, AuditLog, AuditLogOptions, AuditStats};
 
 /// One audited action. Serialized as a JSON object inside a log record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
