@@ -31,6 +31,8 @@
 //! rewritten with a recomputed chain), `torn` (incomplete last record), `unsealed` (records after
 //! the last signed checkpoint: appended without the key, or the writer did not stop cleanly).
 
+use std::borrow::Cow;
+
 use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +64,19 @@ impl ChainHash {
 
     pub fn to_hex(&self) -> String {
         hex(&self.0)
+    }
+
+    /// Whether `text` is this hash in lowercase hex (without allocating).
+    pub fn eq_hex(&self, text: &str) -> bool {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        text.len() == 64
+            && self
+                .0
+                .iter()
+                .zip(text.as_bytes().chunks(2))
+                .all(|(b, pair)| {
+                    pair == [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]
+                })
     }
 
     pub fn from_hex(text: &str) -> Option<ChainHash> {
@@ -180,6 +195,77 @@ pub fn encode(seq: u64, prev: &ChainHash, event: &AuditEvent) -> Result<Encoded,
 
 /// Decode and check one line (without its newline): the stored hash must match its bytes.
 pub fn decode(line: &[u8]) -> Result<(Record, ChainHash), ChainError> {
+    let (computed, stored) = hash_line(line)?;
+    let record: Record =
+        serde_json::from_slice(line).map_err(|e| ChainError::NotJson(e.to_string()))?;
+    check_hash(&computed, stored, &record.hash)?;
+    Ok((record, computed))
+}
+
+/// What verification needs of a record, borrowed from the line. Every field is still
+/// type-checked; `details` must be an object but its entries are skipped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct View<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    #[allow(dead_code, reason = "type-checked, not used")]
+    time: Cow<'a, str>,
+    #[serde(borrow)]
+    #[allow(dead_code, reason = "type-checked, not used")]
+    actor: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    #[allow(dead_code, reason = "type-checked, not used")]
+    subject: Cow<'a, str>,
+    #[serde(borrow)]
+    #[allow(dead_code, reason = "type-checked, not used")]
+    outcome: Cow<'a, str>,
+    #[allow(dead_code, reason = "type-checked, not used")]
+    details: AnyObject,
+    #[serde(borrow)]
+    prev: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+}
+
+/// A JSON object whose entries are checked for syntax and dropped.
+#[derive(Debug)]
+struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AnyObject, A::Error> {
+                use serde::de::IgnoredAny;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyObject)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// [`decode`] without building the record: the verifier's fast path.
+fn decode_view(line: &[u8]) -> Result<(View<'_>, ChainHash), ChainError> {
+    let (computed, stored) = hash_line(line)?;
+    let view: View<'_> =
+        serde_json::from_slice(line).map_err(|e| ChainError::NotJson(e.to_string()))?;
+    check_hash(&computed, stored, &view.hash)?;
+    Ok((view, computed))
+}
+
+/// The hash of a line's bytes without its `hash` field, and the stored hex digits.
+fn hash_line(line: &[u8]) -> Result<(ChainHash, &[u8]), ChainError> {
     let split = line
         .len()
         .checked_sub(HASH_SUFFIX_LEN)
@@ -189,17 +275,19 @@ pub fn decode(line: &[u8]) -> Result<(Record, ChainHash), ChainError> {
         .strip_prefix(HASH_KEY)
         .and_then(|s| s.strip_suffix(b"\"}"))
         .ok_or(ChainError::NoHash)?;
-    let computed = ChainHash(sha256(&[body, b"}"]));
-    let record: Record =
-        serde_json::from_slice(line).map_err(|e| ChainError::NotJson(e.to_string()))?;
+    Ok((ChainHash(sha256(&[body, b"}"])), stored))
+}
+
+/// The stored hash (as found at the end of the line and as parsed) must be the computed one.
+fn check_hash(computed: &ChainHash, stored: &[u8], parsed: &str) -> Result<(), ChainError> {
     let computed_hex = computed.to_hex();
-    if stored != computed_hex.as_bytes() || record.hash != computed_hex {
+    if stored != computed_hex.as_bytes() || parsed != computed_hex {
         return Err(ChainError::HashMismatch {
-            stored: record.hash,
+            stored: parsed.to_owned(),
             computed: computed_hex,
         });
     }
-    Ok((record, computed))
+    Ok(())
 }
 
 /// The genesis event: names the format, the start time and the checkpoint key id.
@@ -452,7 +540,7 @@ impl<'k> Verifier<'k> {
                 reason: "the last record is incomplete (no line end): a write was cut short".into(),
             });
         }
-        let (record, hash) = match decode(line) {
+        let (record, hash) = match decode_view(line) {
             Ok(ok) => ok,
             Err(e) if e.is_malformed() => {
                 self.pending = Some(Pending::Broken {
@@ -479,7 +567,14 @@ impl<'k> Verifier<'k> {
             return Ok(());
         }
         if record.action == CHECKPOINT_ACTION {
-            self.check_checkpoint(&at, &record)?;
+            // Checkpoints are rare: decode them in full for their details.
+            let full = decode(line).map_err(|e| Finding {
+                at: at.clone(),
+                seq: Some(record.seq),
+                kind: FindingKind::Malformed,
+                reason: e.to_string(),
+            })?;
+            self.check_checkpoint(&at, &full.0)?;
             self.checkpoints += 1;
             self.unsealed_from = None;
             self.unsealed = 0;
@@ -548,7 +643,7 @@ impl<'k> Verifier<'k> {
         })
     }
 
-    fn check_link(&mut self, at: &Location, record: &Record) -> Result<(), Finding> {
+    fn check_link(&mut self, at: &Location, record: &View<'_>) -> Result<(), Finding> {
         let finding = |kind, reason: String| Finding {
             at: at.clone(),
             seq: Some(record.seq),
@@ -566,7 +661,7 @@ impl<'k> Verifier<'k> {
                     ),
                 ));
             }
-            if record.action != GENESIS_ACTION || record.prev != ChainHash::ZERO.to_hex() {
+            if record.action != GENESIS_ACTION || *record.prev != *ChainHash::ZERO.to_hex() {
                 return Err(finding(
                     FindingKind::Inserted,
                     "seq 1 is not a genesis record".into(),
@@ -598,7 +693,7 @@ impl<'k> Verifier<'k> {
                 ),
             ));
         }
-        if record.prev != head.hash.to_hex() {
+        if !head.hash.eq_hex(&record.prev) {
             return Err(finding(
                 FindingKind::Altered,
                 format!(
@@ -943,6 +1038,34 @@ mod tests {
         for junk in [&b""[..], b"}", b"{\"hash\":\"\"}", &[0xff; 80], b"{}"] {
             assert!(decode(junk).is_err());
         }
+    }
+
+    #[test]
+    fn eq_hex_accepts_only_the_lowercase_hex_of_the_hash() {
+        let h = ChainHash(sha256(&[b"x"]));
+        assert!(h.eq_hex(&h.to_hex()));
+        assert!(!h.eq_hex(&h.to_hex().to_uppercase()));
+        assert!(!h.eq_hex(&ChainHash::ZERO.to_hex()));
+        assert!(!h.eq_hex("00"));
+    }
+
+    #[test]
+    fn verifier_fast_path_still_requires_object_details() {
+        let line = br#"{"seq":1,"time":"t","actor":"a","action":"x","subject":"s","outcome":"ok","details":[],"prev":"p""#;
+        let hash = hex(&sha256(&[line, b"}"]));
+        let mut full = line.to_vec();
+        full.extend_from_slice(format!(",\"hash\":\"{hash}\"}}").as_bytes());
+        assert!(matches!(decode_view(&full), Err(ChainError::NotJson(_))));
+        let ok = String::from_utf8(full).unwrap().replace("[]", "{}");
+        let hash = hex(&sha256(&[
+            ok.split(",\"hash\"").next().unwrap().as_bytes(),
+            b"}",
+        ]));
+        let ok = format!(
+            "{},\"hash\":\"{hash}\"}}",
+            ok.split(",\"hash\"").next().unwrap()
+        );
+        assert_eq!(decode_view(ok.as_bytes()).unwrap().0.seq, 1);
     }
 
     #[test]
