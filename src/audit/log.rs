@@ -96,10 +96,10 @@ pub struct AuditLog {
     stats: Arc<Counters>,
 }
 
-/// What the writer has done since the log was opened.
+/// What the writer has done since the log was opened (not counting what opening wrote).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditStats {
-    /// Records written (events and the log's own records).
+    /// Records written (events and the log's own checkpoints).
     pub records: u64,
     /// `fdatasync` calls; `records / syncs` is the average group-commit batch.
     pub syncs: u64,
