@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod audit_cmd;
 mod check;
 mod client;
+mod common;
 mod parse;
 mod policy_cmd;
 mod replay;
@@ -77,7 +78,18 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are successes; every other argument error is a usage error.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_tracing(cli.verbose);
     match cli.command {
         Command::Check(a) => check::run(a),
