@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
+use crate::policy::Effect;
 use crate::shell::access::{Access, AccessConfig};
 use crate::shell::osc::{Marker, Piece, Scanner};
-use crate::shell::standin::Effect;
 use crate::shell::{self, ShellConfig};
 
 /// Options shared by `shell` and `exec`.
@@ -30,9 +30,13 @@ pub struct GateOpts {
     /// Approval token file to use (repeatable).
     #[arg(long = "token", value_name = "FILE")]
     tokens: Vec<PathBuf>,
-    /// Public key that signs approval tokens.
-    #[arg(long, value_name = "FILE", env = "JITSH_TRUST_KEY")]
-    trust_key: Option<PathBuf>,
+    /// Public key file of the approval service that signs tokens (repeatable, for key
+    /// rotation); usually the service's STATE/signing.pub.
+    #[arg(long = "trust-key", value_name = "FILE")]
+    trust_keys: Vec<PathBuf>,
+    /// Clock skew tolerated on token validity, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    skew: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -234,7 +238,8 @@ fn access_config(gate: GateOpts) -> AccessConfig {
         policies_dir: gate.policies,
         user: gate.user.unwrap_or_else(default_user),
         token_files: gate.tokens,
-        trust_key: gate.trust_key,
+        trust_keys: gate.trust_keys,
+        skew: std::time::Duration::from_secs(u64::from(gate.skew)),
         server: gate.server,
         credential: std::env::var("JITSH_CREDENTIAL").ok(),
     }

@@ -10,14 +10,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::service::Service;
-use super::standin::{self as gate, Catalog, Effect, LineDecision, PolicySet, TrustStore};
 use super::ShellError;
+use crate::catalog::Catalog;
+use crate::gate::{self, LineDecision};
+use crate::policy::{self, Effect, PolicySet};
+use crate::token::{self, PublicKey, TrustStore, VerifiedToken};
 
 /// How long a fetched revocation list is trusted.
 const REVOCATIONS_MAX_AGE: Duration = Duration::from_secs(5);
-
-/// Clock skew tolerated on token times.
-const SKEW: Duration = Duration::from_secs(30);
 
 /// A token the session holds, as text, with where it came from.
 #[derive(Clone)]
@@ -58,6 +58,7 @@ pub struct Access {
     policies: PolicySet,
     catalog: &'static Catalog,
     trust: TrustStore,
+    skew: time::Duration,
     user: String,
     tokens: Vec<HeldToken>,
     service: Option<Service>,
@@ -72,29 +73,50 @@ pub struct AccessConfig {
     pub policies_dir: PathBuf,
     pub user: String,
     pub token_files: Vec<PathBuf>,
-    pub trust_key: Option<PathBuf>,
+    pub trust_keys: Vec<PathBuf>,
+    /// Clock skew tolerated on token validity.
+    pub skew: Duration,
     pub server: Option<String>,
     pub credential: Option<String>,
 }
 
 impl Access {
     pub fn load(config: &AccessConfig) -> Result<Access, ShellError> {
-        let policies = gate::load_dir(&config.policies_dir).map_err(|e| {
+        let policies = policy::load_dir(&config.policies_dir).map_err(|errors| {
             ShellError::Config(format!(
-                "policies in `{}` could not be loaded: {e}",
-                config.policies_dir.display()
+                "the policies in `{}` were not loaded: {}",
+                config.policies_dir.display(),
+                errors.to_string().replace('\n', "; ")
             ))
         })?;
+        let mut trust = TrustStore::new();
+        for path in &config.trust_keys {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ShellError::Config(format!("trust key `{}`: {e}", path.display())))?;
+            let key = PublicKey::from_file_text(&text)
+                .map_err(|e| ShellError::Config(format!("trust key `{}`: {e}", path.display())))?;
+            trust.add(key);
+        }
+        if !config.token_files.is_empty() && trust.is_empty() {
+            return Err(ShellError::Config(
+                "a token can only be honoured with the approval service's public key: add \
+                 --trust-key FILE (the service's STATE/signing.pub)"
+                    .into(),
+            ));
+        }
         let mut tokens = Vec::new();
         for path in &config.token_files {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ShellError::Config(format!("token file `{}`: {e}", path.display())))?;
+            let text = text.trim().to_string();
+            // Refuse a bad token file at start rather than ignore it silently.
+            token::verify(&text, &trust)
+                .map_err(|e| ShellError::Config(format!("token file `{}`: {e}", path.display())))?;
             tokens.push(HeldToken {
-                text: text.trim().to_string(),
+                text,
                 source: format!("file {}", path.display()),
             });
         }
-        let trust = TrustStore;
         let service = match &config.server {
             Some(url) => Some(Service::new(url, config.credential.clone())?),
             None => None,
@@ -103,6 +125,7 @@ impl Access {
             policies,
             catalog: Catalog::builtin(),
             trust,
+            skew: time::Duration::try_from(config.skew).unwrap_or(time::Duration::ZERO),
             user: config.user.clone(),
             tokens,
             service,
@@ -131,38 +154,44 @@ impl Access {
 
     /// Gate one line with the clock as it is now.
     pub async fn check(&mut self, line: &str) -> Checked {
-        let first = self.decide(line);
+        let first = self.decide(line, true);
         let privileged = uses_tokens(&first);
-        if !privileged {
+        if !privileged || self.service.is_none() || self.revocations_fresh() {
             return Checked {
                 decision: first,
                 privileged,
             };
         }
-        // The line leans on a token: make sure the revocation list is fresh, or refuse.
-        if self.service.is_some() && !self.revocations_fresh() {
-            if let Err(e) = self.refresh_revocations().await {
-                let mut decision = first;
-                decision.decision = Effect::Approval;
-                decision.reason = format!(
-                    "the approval service could not be reached to check revocations ({e}); \
-                     privileged lines are blocked until it answers"
-                );
-                return Checked {
+        // The line leans on a token: the revocation list must be fresh, or no token counts.
+        match self.refresh_revocations().await {
+            Ok(()) => Checked {
+                decision: self.decide(line, true),
+                privileged,
+            },
+            Err(e) => {
+                let mut decision = self.decide(line, false);
+                if decision.decision == Effect::Approval {
+                    decision.reason = format!(
+                        "the approval service could not be reached to check revocations ({e}); \
+                         no token is honoured until it answers"
+                    );
+                }
+                Checked {
                     decision,
                     privileged,
-                };
+                }
             }
-        }
-        Checked {
-            decision: self.decide(line),
-            privileged,
         }
     }
 
-    fn decide(&self, line: &str) -> LineDecision {
+    /// The gate's decision now; `with_tokens == false` decides as if no token were held.
+    fn decide(&self, line: &str, with_tokens: bool) -> LineDecision {
         let now = time::OffsetDateTime::now_utc();
-        let verified = self.verified_tokens(now);
+        let verified = if with_tokens {
+            self.verified_tokens()
+        } else {
+            Vec::new()
+        };
         let ctx = gate::GateContext {
             policies: &self.policies,
             catalog: self.catalog,
@@ -170,21 +199,54 @@ impl Access {
             now,
             tokens: &verified,
             revoked: &self.revoked,
-            skew: SKEW,
+            skew: self.skew,
+            // Uses are not consumed at the service from here: counted tokens are refused.
+            online: false,
         };
         gate::check_line(line, &ctx)
     }
 
-    /// Tokens whose signature verifies for this user now; the rest are skipped (they cover
-    /// nothing).
-    fn verified_tokens(&self, _now: time::OffsetDateTime) -> Vec<gate::VerifiedToken> {
-        let _ = (&self.trust, &self.tokens);
-        Vec::new()
+    /// Tokens whose signature verifies with a trusted key. Time, user and scope are the gate's
+    /// to check, line by line.
+    fn verified_tokens(&self) -> Vec<VerifiedToken> {
+        self.tokens
+            .iter()
+            .filter_map(|t| token::verify(&t.text, &self.trust).ok())
+            .collect()
     }
 
-    /// Descriptions of the held tokens, for `:tokens` and `:status`.
+    /// One line per held token: where it came from, its id, tasks, expiry and whether it
+    /// counts right now.
     pub fn token_lines(&self) -> Vec<String> {
-        self.tokens.iter().map(|t| t.source.clone()).collect()
+        let now = time::OffsetDateTime::now_utc();
+        self.tokens
+            .iter()
+            .map(|t| match token::verify(&t.text, &self.trust) {
+                Ok(v) => {
+                    let c = v.claims();
+                    let state = if self.revoked.contains(&c.jti) {
+                        "revoked".to_string()
+                    } else {
+                        match v.check(now, self.skew, &self.user) {
+                            Ok(()) => "valid".to_string(),
+                            Err(e) => e.to_string(),
+                        }
+                    };
+                    let exp = c
+                        .exp
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
+                    format!(
+                        "{} ({}): rule {}, tasks {}, until {exp}: {state}",
+                        c.jti,
+                        t.source,
+                        c.rule,
+                        c.tasks.join(","),
+                    )
+                }
+                Err(e) => format!("({}): {e}", t.source),
+            })
+            .collect()
     }
 
     fn revocations_fresh(&self) -> bool {
@@ -226,16 +288,23 @@ impl Access {
         for mut p in std::mem::take(&mut self.pending) {
             match service.request_status(&p.id).await {
                 Ok(status) if status == "approved" => match service.fetch_token(&p.id).await {
-                    Ok(Some(text)) => {
-                        notices.push(format!(
-                            "request {} for `{}` was approved; its token is now in use",
+                    Ok(Some(text)) => match token::verify(&text, &self.trust) {
+                        Ok(_) => {
+                            notices.push(format!(
+                                "request {} for `{}` was approved; its token is now in use",
+                                p.id, p.task
+                            ));
+                            self.tokens.push(HeldToken {
+                                text,
+                                source: format!("request {} ({})", p.id, p.task),
+                            });
+                        }
+                        Err(e) => notices.push(format!(
+                            "request {} for `{}` was approved, but its token cannot be used: {e} \
+                             (is --trust-key the service's signing.pub?)",
                             p.id, p.task
-                        ));
-                        self.tokens.push(HeldToken {
-                            text,
-                            source: format!("request {} ({})", p.id, p.task),
-                        });
-                    }
+                        )),
+                    },
                     _ => {
                         p.status = status;
                         still.push(p);

@@ -17,7 +17,6 @@ pub mod proxy;
 pub mod pty;
 pub mod record;
 pub mod service;
-pub mod standin;
 pub mod term;
 
 use std::ffi::OsString;
@@ -27,7 +26,8 @@ use std::sync::Mutex;
 
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
-use self::standin::{Effect, LineDecision};
+use crate::gate::LineDecision;
+use crate::policy::Effect;
 
 /// Why a session could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -97,11 +97,14 @@ pub fn refusal_message(d: &LineDecision) -> String {
     let mut msg = String::new();
     match (d.decision, blocking) {
         (Effect::Approval, Some(inv)) => {
-            let rule = inv.rule.as_deref().unwrap_or("-");
-            msg.push_str(&format!(
-                "jitsh: `{}` needs approval (rule `{rule}`) and no valid token covers it: {}\r\n",
-                inv.name, d.reason
-            ));
+            if d.reason == inv.reason {
+                msg.push_str(&format!(
+                    "jitsh: {}; no valid token covers it\r\n",
+                    d.reason
+                ));
+            } else {
+                msg.push_str(&format!("jitsh: {}\r\n", d.reason));
+            }
             msg.push_str(&format!(
                 "  ask for it here:   :request {} --reason \"...\" --for 1h\r\n",
                 inv.name
@@ -111,16 +114,7 @@ pub fn refusal_message(d: &LineDecision) -> String {
                 inv.name
             ));
         }
-        (_, Some(inv)) => {
-            let rule = match &inv.rule {
-                Some(r) => format!("rule `{r}`"),
-                None => "no rule allows it".to_string(),
-            };
-            msg.push_str(&format!(
-                "jitsh: denied: `{}` ({rule}): {}\r\n",
-                inv.as_written, d.reason
-            ));
-        }
+        (_, Some(inv)) => msg.push_str(&format!("jitsh: denied: {}\r\n", inv.reason)),
         (_, None) => msg.push_str(&format!("jitsh: denied: {}\r\n", d.reason)),
     }
     msg
@@ -212,8 +206,8 @@ impl AuditSink for FileAudit {
 
 #[cfg(test)]
 mod tests {
-    use super::standin::InvocationDecision;
     use super::*;
+    use crate::gate::InvocationDecision;
 
     fn inv(name: &str, decision: Effect, rule: Option<&str>) -> InvocationDecision {
         InvocationDecision {
@@ -223,14 +217,25 @@ mod tests {
             decision,
             rule: rule.map(str::to_string),
             token: None,
+            dynamic: false,
+            reason: match decision {
+                Effect::Approval => format!(
+                    "`{name}` needs approval under rule `{}`",
+                    rule.unwrap_or("-")
+                ),
+                _ => format!("`{name}` is denied by rule `{}`", rule.unwrap_or("-")),
+            },
+            params: Vec::new(),
         }
     }
 
     #[test]
     fn approval_refusal_names_invocation_rule_and_request_command() {
         let d = LineDecision {
+            text: String::new(),
+            error: None,
             decision: Effect::Approval,
-            reason: "a token is needed".into(),
+            reason: "`New-MoveRequest` needs approval under rule `mailbox-moves`".into(),
             incomplete: false,
             invocations: vec![
                 inv("Get-Mailbox", Effect::Allow, Some("read-only")),
@@ -238,7 +243,9 @@ mod tests {
             ],
         };
         let m = refusal_message(&d);
-        assert!(m.contains("`New-MoveRequest` needs approval (rule `mailbox-moves`)"));
+        assert!(m.contains(
+            "`New-MoveRequest` needs approval under rule `mailbox-moves`; no valid token covers it"
+        ));
         assert!(m.contains(":request New-MoveRequest --reason \"...\" --for 1h"));
         assert!(m.contains("jitsh request --task New-MoveRequest"));
         assert_eq!(
@@ -250,6 +257,8 @@ mod tests {
     #[test]
     fn deny_refusal_prefers_the_denied_invocation() {
         let d = LineDecision {
+            text: String::new(),
+            error: None,
             decision: Effect::Deny,
             reason: "denied".into(),
             incomplete: false,
@@ -258,7 +267,9 @@ mod tests {
                 inv("Invoke-Expression", Effect::Deny, Some("never")),
             ],
         };
-        assert!(refusal_message(&d).contains("`Invoke-Expression` (rule `never`)"));
+        assert!(
+            refusal_message(&d).contains("denied: `Invoke-Expression` is denied by rule `never`")
+        );
     }
 
     #[test]

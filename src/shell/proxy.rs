@@ -24,10 +24,10 @@ use super::meta::{self, Meta};
 use super::osc::{Marker, Piece, Scanner};
 use super::pty::Runspace;
 use super::record::{Recorder, SessionInfo};
-use super::standin::Effect;
 use super::term::{window_size, RawMode};
 use super::{event, marker_label, refusal_message, FileAudit, ShellConfig, ShellError};
 use crate::audit::AuditSink;
+use crate::policy::Effect;
 
 /// How often pending requests are polled for their token.
 const POLL_EVERY: Duration = Duration::from_secs(2);
