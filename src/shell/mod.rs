@@ -20,11 +20,10 @@ pub mod service;
 pub mod term;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
+use crate::audit::log::{AuditError, AuditLog};
+use crate::audit::AuditEvent;
 
 use crate::gate::LineDecision;
 use crate::policy::Effect;
@@ -162,45 +161,14 @@ pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEv
     }
 }
 
-/// Local audit trail (JSON Lines, appended and synced per event) used when no other sink is
-/// configured.
-#[derive(Debug)]
-pub struct FileAudit {
-    path: PathBuf,
-    file: Mutex<std::fs::File>,
-}
-
-impl FileAudit {
-    pub fn open(dir: &Path) -> Result<FileAudit, ShellError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join("shell.jsonl");
-        let err = |e: std::io::Error| ShellError::Record(format!("`{}`: {e}", path.display()));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(err)?;
-        Ok(FileAudit {
-            path,
-            file: Mutex::new(file),
-        })
-    }
-}
-
-impl AuditSink for FileAudit {
-    fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
-        let err = |message: String| AuditSinkError {
-            path: self.path.display().to_string(),
-            message,
-        };
-        let line = serde_json::to_string(&event).map_err(|e| err(e.to_string()))?;
-        let mut file = self.file.lock().map_err(|_| err("lock poisoned".into()))?;
-        writeln!(file, "{line}")
-            .and_then(|()| file.sync_data())
-            .map_err(|e| err(e.to_string()))?;
-        Ok(0)
+/// The local audit log (hash-chained, `crate::audit::log`) in `dir`. When another session
+/// holds it, this session gets a log of its own in `dir/<session-id>/` rather than none.
+pub fn open_audit(dir: &Path, session_id: &str) -> Result<AuditLog, ShellError> {
+    match AuditLog::open(dir, None) {
+        Ok(log) => Ok(log),
+        Err(AuditError::Locked(_)) => AuditLog::open(&dir.join(session_id), None)
+            .map_err(|e| ShellError::Record(e.to_string())),
+        Err(e) => Err(ShellError::Record(e.to_string())),
     }
 }
 

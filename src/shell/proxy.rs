@@ -25,7 +25,8 @@ use super::osc::{Marker, Piece, Scanner};
 use super::pty::Runspace;
 use super::record::{Recorder, SessionInfo};
 use super::term::{window_size, RawMode};
-use super::{event, marker_label, refusal_message, FileAudit, ShellConfig, ShellError};
+use super::{event, marker_label, open_audit, refusal_message, ShellConfig, ShellError};
+use crate::audit::log::AuditLog;
 use crate::audit::AuditSink;
 use crate::policy::Effect;
 
@@ -51,7 +52,7 @@ pub struct Session {
     runspace: Runspace,
     access: Access,
     recorder: Recorder,
-    audit: Box<dyn AuditSink>,
+    audit: AuditLog,
     session_id: String,
     editor: Editor,
     scanner: Scanner,
@@ -106,8 +107,7 @@ impl Session {
                 rows: size.1,
             },
         )?;
-        let audit: Box<dyn AuditSink> =
-            Box::new(FileAudit::open(&config.record_dir.join("audit"))?);
+        let audit = open_audit(&config.record_dir.join("audit"), &session_id)?;
         let mut start = event(access.user(), "session.start", &session_id, "ok");
         start
             .details
@@ -180,7 +180,12 @@ impl Session {
                 },
                 input = keys.recv(), if stdin_open => match input {
                     Some(bytes) => self.on_input(bytes).await?,
-                    None => stdin_open = false,
+                    // The admin's side is gone: end the session as a hang-up would.
+                    None => {
+                        stdin_open = false;
+                        self.quit = true;
+                        self.runspace.hang_up();
+                    }
                 },
                 code = &mut self.runspace.exited => {
                     self.drain().await?;
@@ -233,7 +238,9 @@ impl Session {
                 .insert("recording_sha256".into(), d.clone().into());
         }
         let logged = audit.append(end);
+        let closed = audit.close();
         digest?;
+        closed.map_err(|e| ShellError::Record(e.to_string()))?;
         logged.map_err(|e| ShellError::Record(e.to_string()))?;
         Ok(status)
     }
