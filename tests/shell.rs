@@ -459,6 +459,40 @@ fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
     assert!(output.contains("Alice Johnson"));
     assert!(!output.contains("hunter2"));
 
+    // The audit log has the session's start, each decision, and its end with the recording's
+    // SHA-256.
+    let audit: String = std::fs::read_dir(fx.path("rec/audit"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    let records: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"session.start"), "{actions:?}");
+    assert!(
+        actions.iter().filter(|a| **a == "gate.decision").count() >= 3,
+        "{actions:?}"
+    );
+    let end = records
+        .iter()
+        .find(|r| r["action"] == "session.end")
+        .expect("session.end");
+    let cast_bytes = std::fs::read(&casts[0]).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &cast_bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(end["details"]["recording_sha256"], serde_json::json!(hex));
+    assert!(
+        !audit.contains("hunter2"),
+        "secret input reached the audit log"
+    );
+
     // Other players agree.
     let replay = Command::new(JITSH)
         .arg("replay")
@@ -598,4 +632,156 @@ fn real_powershell_session_when_pwsh_is_installed() {
     let m = s.line("Remove-Item -Recurse /tmp/nothing-here");
     s.wait_after(m, "denied", 10);
     s.quit();
+}
+
+/// A signing key, its public half on disk, and a token for `alice` covering `New-MoveRequest`
+/// under rule `mailbox-moves` until `exp`.
+fn issue_token(fx: &Fixture, jti: &str, exp: time::OffsetDateTime) -> (PathBuf, PathBuf) {
+    use jitsh::token::{issue, Claims, SigningKey};
+    let key = SigningKey::from_seed([7u8; 32]).unwrap();
+    let public = fx.path("signing.pub");
+    std::fs::write(&public, key.public_key().to_file_text()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let claims = Claims {
+        iss: "jitsh-test".into(),
+        sub: "alice".into(),
+        jti: jti.into(),
+        iat: now,
+        nbf: now - time::Duration::seconds(60),
+        exp,
+        rule: "mailbox-moves".into(),
+        tasks: vec!["New-MoveRequest".into()],
+        params: None,
+        request: "r-1".into(),
+        approvers: vec!["bob".into()],
+        uses: None,
+        command: None,
+        aud: None,
+        extra: serde_json::Map::new(),
+    };
+    let token = fx.path(&format!("{jti}.token"));
+    std::fs::write(&token, issue(&claims, &key).unwrap()).unwrap();
+    (token, public)
+}
+
+fn move_requests(fx: &Fixture) -> usize {
+    fx.state()["move_requests"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn a_valid_token_lets_the_privileged_line_run_until_it_expires() {
+    let fx = Fixture::new();
+    let issued = Instant::now();
+    let exp = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let (token, public) = issue_token(&fx, "tok-short", exp);
+    let (token, public) = (token.display().to_string(), public.display().to_string());
+    let mut s = Screen::start(
+        &fx,
+        &[
+            "--token",
+            &token,
+            "--trust-key",
+            &public,
+            "--skew",
+            "0",
+            "--",
+            env!("CARGO_BIN_EXE_jitsh-exsim"),
+        ],
+    );
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.prompt_after(m, 10);
+    assert_eq!(move_requests(&fx), 1, "the covered line ran");
+
+    let m = s.line(":tokens");
+    let out = s.wait_after(m, "tok-short", 10);
+    assert!(out.contains("valid"), "{out}");
+
+    // Same session, same token, after its expiry: refused again.
+    let left = Duration::from_millis(4500).saturating_sub(issued.elapsed());
+    std::thread::sleep(left);
+    let m = s.line("New-MoveRequest -Identity carol -TargetDatabase DB02");
+    let out = s.wait_after(m, ":request New-MoveRequest", 10);
+    assert!(out.contains("no valid token covers it"), "{out}");
+    assert_eq!(move_requests(&fx), 1, "the expired token covered nothing");
+    s.quit();
+
+    let (_, events) = parse_cast(&fx.casts()[0], false);
+    let markers: Vec<&str> = events
+        .iter()
+        .filter(|e| e.1 == "m")
+        .map(|e| e.2.as_str())
+        .collect();
+    assert!(
+        markers
+            .iter()
+            .any(|m| m.contains("allow") && m.contains("token=tok-short")),
+        "{markers:?}"
+    );
+}
+
+#[test]
+fn no_token_is_honoured_while_the_service_cannot_be_reached() {
+    let fx = Fixture::new();
+    let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let (token, public) = issue_token(&fx, "tok-long", exp);
+    let (token, public) = (token.display().to_string(), public.display().to_string());
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let mut s = Screen::start(
+        &fx,
+        &[
+            "--token",
+            &token,
+            "--trust-key",
+            &public,
+            "--server",
+            &server,
+            "--",
+            env!("CARGO_BIN_EXE_jitsh-exsim"),
+        ],
+    );
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    let out = s.wait_after(m, ":request New-MoveRequest", 15);
+    assert!(out.contains("could not be reached"), "{out}");
+    assert_eq!(move_requests(&fx), 0);
+    // Standing access still works.
+    let m = s.line("Get-Mailbox -Identity erin");
+    let out = s.prompt_after(m, 10);
+    assert!(out.contains("Erin Walsh"), "{out}");
+    s.quit();
+}
+
+#[test]
+fn exec_honours_a_token() {
+    let fx = Fixture::new();
+    let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let (token, public) = issue_token(&fx, "tok-exec", exp);
+    let out = Command::new(JITSH)
+        .arg("exec")
+        .arg("--policies")
+        .arg(fx.path("policies"))
+        .arg("--user")
+        .arg("alice")
+        .arg("--token")
+        .arg(&token)
+        .arg("--trust-key")
+        .arg(&public)
+        .arg("--")
+        .arg("New-MoveRequest -Identity bob -TargetDatabase DB02")
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(move_requests(&fx), 1);
 }
