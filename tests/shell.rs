@@ -492,6 +492,24 @@ fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
         !audit.contains("hunter2"),
         "secret input reached the audit log"
     );
+    let logs: Vec<PathBuf> = std::fs::read_dir(fx.path("rec/audit"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    let verify = Command::new(JITSH)
+        .args(["audit", "verify"])
+        .args(&logs)
+        .arg("--trust-key")
+        .arg(fx.path("rec/audit/signing.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 
     // Other players agree.
     let replay = Command::new(JITSH)

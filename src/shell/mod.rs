@@ -22,8 +22,10 @@ pub mod term;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::audit::keys::AuditSigner;
 use crate::audit::log::{AuditError, AuditLog};
 use crate::audit::AuditEvent;
+use crate::token::SigningKey;
 
 use crate::gate::LineDecision;
 use crate::policy::Effect;
@@ -161,15 +163,53 @@ pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEv
     }
 }
 
-/// The local audit log (hash-chained, `crate::audit::log`) in `dir`. When another session
-/// holds it, this session gets a log of its own in `dir/<session-id>/` rather than none.
+/// The local audit log (hash-chained, `crate::audit::log`) in `dir`, its checkpoints signed
+/// with the local audit key (`dir/signing.key`, created on first use; `dir/signing.pub` verifies
+/// it with `jitsh audit verify`). When another session holds the log, this session gets a log
+/// of its own in `dir/<session-id>/` rather than none.
 pub fn open_audit(dir: &Path, session_id: &str) -> Result<AuditLog, ShellError> {
-    match AuditLog::open(dir, None) {
+    let err = |e: &dyn std::fmt::Display| ShellError::Record(format!("audit log: {e}"));
+    let key = local_audit_key(dir).map_err(|e| err(&e))?;
+    let signer = || Some(AuditSigner::from_signing_key(&key));
+    match AuditLog::open(dir, signer()) {
         Ok(log) => Ok(log),
-        Err(AuditError::Locked(_)) => AuditLog::open(&dir.join(session_id), None)
-            .map_err(|e| ShellError::Record(e.to_string())),
-        Err(e) => Err(ShellError::Record(e.to_string())),
+        Err(AuditError::Locked(_)) => {
+            AuditLog::open(&dir.join(session_id), signer()).map_err(|e| err(&e))
+        }
+        Err(e) => Err(err(&e)),
     }
+}
+
+/// Load `dir/signing.key`, or create it (mode 0600) with its `signing.pub`.
+fn local_audit_key(dir: &Path) -> Result<SigningKey, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("signing.key");
+    std::fs::create_dir_all(dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return SigningKey::from_file_text(&text)
+                .map_err(|e| format!("`{}`: {e}", path.display()))
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("`{}`: {e}", path.display()))
+        }
+        Err(_) => {}
+    }
+    let key = SigningKey::generate(&ring::rand::SystemRandom::new())
+        .map_err(|e| format!("a new audit key could not be made: {e}"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("`{}`: {e}", path.display()))?;
+    file.write_all(key.to_file_text().as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("`{}`: {e}", path.display()))?;
+    std::fs::write(dir.join("signing.pub"), key.public_key().to_file_text())
+        .map_err(|e| format!("`{}`: {e}", dir.join("signing.pub").display()))?;
+    Ok(key)
 }
 
 #[cfg(test)]

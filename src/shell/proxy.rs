@@ -33,6 +33,9 @@ use crate::policy::Effect;
 /// How often pending requests are polled for their token.
 const POLL_EVERY: Duration = Duration::from_secs(2);
 
+/// When to explain that no prompt marker has been seen yet.
+const NO_PROMPT_HINT_AFTER: Duration = Duration::from_secs(10);
+
 /// Most output bytes handled in one go.
 const BATCH_MAX: usize = 256 * 1024;
 
@@ -159,6 +162,9 @@ impl Session {
         let mut poll = tokio::time::interval(POLL_EVERY);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stdin_open = true;
+        let no_prompt_hint = tokio::time::sleep(NO_PROMPT_HINT_AFTER);
+        tokio::pin!(no_prompt_hint);
+        let mut hinted = false;
 
         let status = loop {
             tokio::select! {
@@ -190,6 +196,15 @@ impl Session {
                 code = &mut self.runspace.exited => {
                     self.drain().await?;
                     break code.unwrap_or(1);
+                }
+                () = &mut no_prompt_hint, if !hinted => {
+                    hinted = true;
+                    if self.mode == Mode::Starting {
+                        self.write_out(
+                            b"\r\njitsh: still waiting for the runspace's first prompt; a runspace \
+            must frame its prompt with OSC 133 markers (see docs/shell.md)\r\n",
+                        )?;
+                    }
                 }
                 _ = winch.recv() => {
                     let size = window_size();
@@ -368,6 +383,13 @@ impl Session {
         self.replay_held().await?;
         match self.mode {
             Mode::Starting | Mode::Prompt => {
+                // Ctrl-C still interrupts a runspace that is slow to reach its prompt; any
+                // other key waits for the editor.
+                let mut bytes = bytes;
+                if self.mode == Mode::Starting && bytes.contains(&0x03) {
+                    self.runspace.send(vec![0x03])?;
+                    bytes.retain(|&b| b != 0x03);
+                }
                 self.held.extend_from_slice(&bytes);
                 Ok(())
             }
@@ -616,6 +638,9 @@ so no privileged line runs\r\n",
                         ev.outcome = "error".into();
                         msg.push_str(&format!("jitsh: the request was not sent: {e}\n"));
                     }
+                }
+                if self.audit.append(ev).is_err() {
+                    self.audit_failed = true;
                 }
                 self.recorder.marker(format!("meta request {}", spec.task));
             }
