@@ -803,3 +803,144 @@ fn exec_honours_a_token() {
     );
     assert_eq!(move_requests(&fx), 1);
 }
+
+/// Run a `jitsh` client command against the service as the holder of `credential`.
+fn client(server: &str, credential: &str, args: &[&str]) -> std::process::Output {
+    Command::new(JITSH)
+        .args(args)
+        .env("JITSH_SERVER", server)
+        .env("JITSH_CREDENTIAL", credential)
+        .output()
+        .unwrap()
+}
+
+/// `jitsh user add`; the credential is alone on the last line. `None` when the service is not
+/// part of this build.
+fn add_user(state: &Path, name: &str, groups: &str) -> Option<String> {
+    let mut cmd = Command::new(JITSH);
+    cmd.args(["user", "add", name, "--state"]).arg(state);
+    if !groups.is_empty() {
+        cmd.args(["--groups", groups]);
+    }
+    let out = cmd.output().unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        // A build without the service has only the command's stub.
+        assert!(
+            err.contains("not built") || err.contains("unexpected argument"),
+            "user add failed: {err}"
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().last().map(|l| l.trim().to_string())
+}
+
+#[test]
+fn a_request_made_in_the_shell_is_used_once_approved_and_stops_when_revoked() {
+    let fx = Fixture::new();
+    let state = fx.path("state");
+    std::fs::create_dir(&state).unwrap();
+    let Some(alice) = add_user(&state, "alice", "") else {
+        eprintln!("skipped: the approval service is not in this build");
+        return;
+    };
+    let bob = add_user(&state, "bob", "mbmanagers").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let mut service = Command::new(JITSH)
+        .args(["serve", "--state"])
+        .arg(&state)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--policies"])
+        .arg(fx.path("policies"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the service did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let public = state.join("signing.pub").display().to_string();
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 160,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    // Started by hand: the credential travels in the environment, as in real use.
+    let mut cmd = CommandBuilder::new(JITSH);
+    cmd.args(fx.shell_args());
+    cmd.args(["--server", &server, "--trust-key", &public]);
+    cmd.cwd(fx.dir.path());
+    cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
+    cmd.env("JITSH_CREDENTIAL", &alice);
+    let child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut s = Screen {
+        writer: pair.master.take_writer().unwrap(),
+        output,
+        child,
+        master: pair.master,
+    };
+    s.wait_for("PS ", 20);
+
+    let m = s.line(":request New-MoveRequest --reason \"move bob to DB02\" --for 1h");
+    let out = s.wait_after(m, "sent", 15);
+    let id = out
+        .split("jitsh: request ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("request id")
+        .to_string();
+
+    let approved = client(&server, &bob, &["approve", &id, "--comment", "ok"]);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    s.wait_after(m, "its token is now in use", 20);
+
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.prompt_after(m, 15);
+    assert_eq!(
+        move_requests(&fx),
+        1,
+        "the approved request's token covered the line"
+    );
+
+    let revoked = client(&server, &bob, &["revoke", &id]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    // The revocation list is cached for at most 5 s.
+    std::thread::sleep(Duration::from_secs(6));
+    let m = s.line("New-MoveRequest -Identity carol -TargetDatabase DB02");
+    s.wait_after(m, ":request New-MoveRequest", 15);
+    assert_eq!(move_requests(&fx), 1, "the revoked token covered nothing");
+    s.quit();
+    let _ = service.kill();
+    let _ = service.wait();
+}
