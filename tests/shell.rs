@@ -690,7 +690,7 @@ fn move_requests(fx: &Fixture) -> usize {
 fn a_valid_token_lets_the_privileged_line_run_until_it_expires() {
     let fx = Fixture::new();
     let issued = Instant::now();
-    let exp = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let exp = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
     let (token, public) = issue_token(&fx, "tok-short", exp);
     let (token, public) = (token.display().to_string(), public.display().to_string());
     let mut s = Screen::start(
@@ -715,7 +715,7 @@ fn a_valid_token_lets_the_privileged_line_run_until_it_expires() {
     assert!(out.contains("valid"), "{out}");
 
     // Same session, same token, after its expiry: refused again.
-    let left = Duration::from_millis(4500).saturating_sub(issued.elapsed());
+    let left = Duration::from_millis(6500).saturating_sub(issued.elapsed());
     std::thread::sleep(left);
     let m = s.line("New-MoveRequest -Identity carol -TargetDatabase DB02");
     let out = s.wait_after(m, ":request New-MoveRequest", 10);
@@ -943,4 +943,33 @@ fn a_request_made_in_the_shell_is_used_once_approved_and_stops_when_revoked() {
     s.quit();
     let _ = service.kill();
     let _ = service.wait();
+}
+
+#[test]
+fn the_runspace_never_sees_the_service_credential() {
+    let fx = Fixture::new();
+    let mut out = Command::new(JITSH)
+        .args(fx.shell_args())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo \"cred=[$JITSH_CREDENTIAL] session=[$JITSH_SESSION]\"",
+        ])
+        .env("JITSH_CREDENTIAL", "secret-credential-value")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep the input open: its end would hang the session up before the runspace speaks.
+    let input = out.stdin.take();
+    let out = out.wait_with_output().unwrap();
+    drop(input);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cred=[]"), "{text}");
+    assert!(
+        !text.contains("session=[]"),
+        "the session id is passed on: {text}"
+    );
+    assert_eq!(out.status.code(), Some(0));
 }

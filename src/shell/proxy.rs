@@ -7,10 +7,12 @@
 //! - `Editing` (after `B`): jitsh's editor owns the keystrokes; Enter gates the line;
 //! - `Running` (after an allowed line was sent, until the next `A`): keystrokes pass through.
 //!
-//! Typed-ahead lines are never let through to become commands: while a command runs, at most
-//! one line of input is passed on until the runspace reacts with output, the rest is held and,
-//! once the prompt is back, goes through the editor and the gate like any other line; and at
-//! each prompt jitsh discards input the runspace has not read yet.
+//! Typed-ahead lines are kept from becoming ungated commands: while a command runs, at most one
+//! line of input is passed on until the runspace reacts with output other than the echo; the
+//! rest is held and, once the prompt is back, goes through the editor and the gate like any
+//! other line. At each prompt jitsh discards input the runspace has not read yet, and if the
+//! runspace still runs a command jitsh did not send, the session is audited and ended (see
+//! docs/shell.md for the residual race).
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ShellError;
 
+/// Environment variables never passed to the runspace.
+const SECRET_ENV: &[&str] = &["JITSH_CREDENTIAL"];
+
 /// Read size for the runspace's output.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -57,6 +60,11 @@ impl Runspace {
         let mut cmd = CommandBuilder::from_argv(argv.to_vec());
         if let Ok(dir) = std::env::current_dir() {
             cmd.cwd(dir);
+        }
+        // The admin's service credential is not the runspace's business: commands run there
+        // must not be able to read it.
+        for secret in SECRET_ENV {
+            cmd.env_remove(secret);
         }
         for (k, v) in env {
             cmd.env(k, v);
