@@ -93,9 +93,11 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
 pub async fn serve(
     config: &Config,
     listener: tokio::net::TcpListener,
+    ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (service, store) = open(config)?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Server(e.to_string()))?;
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let channels = notify::Channels {
@@ -114,6 +116,7 @@ pub async fn serve(
         service,
         outbox: wake,
     });
+    ready(addr);
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
