@@ -127,18 +127,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(bytes).map(Body).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => ApiError::bad_request(
-                    "invalid_field",
-                    format!("the request body has a field of the wrong type or name: {e}"),
-                ),
-                _ => ApiError::bad_request(
-                    "malformed_json",
-                    format!("the request body is not valid JSON: {e}"),
-                ),
-            }
+        // Syntax first, then shape: a truncated body is malformed even if its start has the
+        // wrong type.
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("the request body is not valid JSON: {e}"),
+            )
+        })?;
+        T::deserialize(value).map(Body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_field",
+                format!("the request body has a field of the wrong type or name: {e}"),
+            )
         })
     }
 }
