@@ -71,4 +71,95 @@ impl Invocation {
             .iter()
             .find(|p| p.resolved && p.name.eq_ignore_ascii_case(name))
     }
+
+    /// The canonical text of this invocation, used to bind an exact-command approval: the
+    /// command name, then every parameter as ` -Name:'value'` sorted by name (values single-quoted
+    /// with `'` doubled, lists joined by `,`, switches bare). `None` when anything about it is not
+    /// known for certain, so such an invocation can never match an exact-command grant.
+    pub fn canonical(&self) -> Option<String> {
+        if self.dynamic.is_some() || self.params_uncertain.is_some() {
+            return None;
+        }
+        let mut params: Vec<(String, String)> = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            if !p.resolved || p.name.is_empty() {
+                return None;
+            }
+            let value = match &p.value {
+                ParamValue::Switch => String::new(),
+                ParamValue::Static(v) => format!(":{}", quote(v)),
+                ParamValue::List(vs) => {
+                    let items: Vec<String> = vs.iter().map(|v| quote(v)).collect();
+                    format!(":{}", items.join(","))
+                }
+                ParamValue::Dynamic => return None,
+            };
+            params.push((p.name.to_ascii_lowercase(), format!(" -{}{value}", p.name)));
+        }
+        params.sort();
+        let mut out = self.name.clone();
+        for (_, text) in params {
+            out.push_str(&text);
+        }
+        Some(out)
+    }
+}
+
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv(params: Vec<Param>) -> Invocation {
+        Invocation {
+            name: "New-MoveRequest".into(),
+            module: None,
+            as_written: "nmr".into(),
+            span: Span::default(),
+            depth: 0,
+            dynamic: None,
+            params,
+            params_uncertain: None,
+            pipeline_input: false,
+        }
+    }
+
+    fn param(name: &str, value: ParamValue) -> Param {
+        Param {
+            name: name.into(),
+            as_written: format!("-{name}"),
+            value,
+            resolved: true,
+        }
+    }
+
+    #[test]
+    fn canonical_sorts_params_and_quotes_values() {
+        let a = inv(vec![
+            param("TargetDatabase", ParamValue::Static("DB 2".into())),
+            param("Identity", ParamValue::Static("o'neil@contoso.com".into())),
+            param("WhatIf", ParamValue::Switch),
+        ]);
+        assert_eq!(
+            a.canonical().as_deref(),
+            Some("New-MoveRequest -Identity:'o''neil@contoso.com' -TargetDatabase:'DB 2' -WhatIf")
+        );
+    }
+
+    #[test]
+    fn canonical_refuses_anything_uncertain() {
+        assert_eq!(
+            inv(vec![param("Identity", ParamValue::Dynamic)]).canonical(),
+            None
+        );
+        let mut unresolved = param("Ident", ParamValue::Static("x".into()));
+        unresolved.resolved = false;
+        assert_eq!(inv(vec![unresolved]).canonical(), None);
+        let mut splatted = inv(vec![]);
+        splatted.params_uncertain = Some("splatted variable".into());
+        assert_eq!(splatted.canonical(), None);
+    }
 }
