@@ -158,19 +158,25 @@ pub fn request(a: RequestArgs) -> ExitCode {
         body.insert("params".into(), Value::Object(params));
     }
     let body = Value::Object(body);
-    run(&a.conn, reqwest::Method::POST, "/v1/requests", Some(body), |v| {
-        let id = str_of(v, "id");
-        if str_of(v, "status") == "approved" {
-            eprintln!("approved at once by rule `{}`; fetch the token with `jitsh token fetch {id} --out FILE`", str_of(v, "rule"));
-        } else {
-            eprintln!(
-                "waiting for approval by {} under rule `{}`",
-                list(v.get("approvers")),
-                str_of(v, "rule")
-            );
-        }
-        println!("{id}");
-    })
+    run(
+        &a.conn,
+        reqwest::Method::POST,
+        "/v1/requests",
+        Some(body),
+        |v| {
+            let id = str_of(v, "id");
+            if str_of(v, "status") == "approved" {
+                eprintln!("approved at once by rule `{}`; fetch the token with `jitsh token fetch {id} --out FILE`", str_of(v, "rule"));
+            } else {
+                eprintln!(
+                    "waiting for approval by {} under rule `{}`",
+                    list(v.get("approvers")),
+                    str_of(v, "rule")
+                );
+            }
+            println!("{id}");
+        },
+    )
 }
 
 pub fn requests(a: RequestsArgs) -> ExitCode {
@@ -196,7 +202,10 @@ pub fn requests(a: RequestsArgs) -> ExitCode {
             println!("no requests");
             return;
         }
-        println!("{:<22} {:<9} {:<12} {:<28} {:<7} REASON", "ID", "STATUS", "REQUESTER", "TASK", "FOR");
+        println!(
+            "{:<22} {:<9} {:<12} {:<28} {:<7} REASON",
+            "ID", "STATUS", "REQUESTER", "TASK", "FOR"
+        );
         for r in items {
             let target = r
                 .get("task")
@@ -228,7 +237,10 @@ pub fn approve(a: ApproveArgs) -> ExitCode {
                 .unwrap_or("");
             println!("approved {} (grant valid until {exp})", str_of(v, "id"));
         } else {
-            let have = v.get("approvals").and_then(Value::as_array).map_or(0, Vec::len);
+            let have = v
+                .get("approvals")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             println!(
                 "approval recorded for {} ({have} of {} needed)",
                 str_of(v, "id"),
@@ -248,9 +260,15 @@ pub fn deny(a: DenyArgs) -> ExitCode {
 
 pub fn revoke(a: RevokeArgs) -> ExitCode {
     let path = format!("/v1/requests/{}/revoke", urlencode(&a.id));
-    run(&a.conn, reqwest::Method::POST, &path, Some(json!({})), |v| {
-        println!("revoked {}", str_of(v, "id"));
-    })
+    run(
+        &a.conn,
+        reqwest::Method::POST,
+        &path,
+        Some(json!({})),
+        |v| {
+            println!("revoked {}", str_of(v, "id"));
+        },
+    )
 }
 
 pub fn lock(a: LockArgs) -> ExitCode {
@@ -265,12 +283,16 @@ pub fn lock(a: LockArgs) -> ExitCode {
     }
     let scope = a.scope.clone().unwrap_or_default();
     let body = json!({ "scope": scope, "reason": a.reason, "expires": a.duration });
-    run(&a.conn, reqwest::Method::POST, "/v1/locks", Some(body), |v| {
-        match v.get("expires_at").and_then(Value::as_str) {
+    run(
+        &a.conn,
+        reqwest::Method::POST,
+        "/v1/locks",
+        Some(body),
+        |v| match v.get("expires_at").and_then(Value::as_str) {
             Some(t) => println!("locked {scope} until {t}"),
             None => println!("locked {scope} until cleared"),
-        }
-    })
+        },
+    )
 }
 
 /// `jitsh token fetch ID --out FILE`: write the signed token of an approved request to `out`
@@ -294,8 +316,9 @@ pub fn token_fetch(
             written = Err("the service answered without a token".into());
             return;
         };
-        written = crate::service::directory::write_private_atomic(out, format!("{token}\n").as_bytes())
-            .map_err(|e| format!("token file `{}` could not be written: {e}", out.display()));
+        written =
+            crate::service::directory::write_private_atomic(out, format!("{token}\n").as_bytes())
+                .map_err(|e| format!("token file `{}` could not be written: {e}", out.display()));
         if written.is_ok() {
             println!(
                 "wrote the token of {id} to {} (valid until {})",

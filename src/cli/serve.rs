@@ -95,12 +95,12 @@ pub fn run(args: Args) -> ExitCode {
     };
     let listen = args.listen;
     let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .map_err(|e| service::ServeError::Bind {
+        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+            service::ServeError::Bind {
                 addr: listen.clone(),
                 message: e.to_string(),
-            })?;
+            }
+        })?;
         service::serve(
             &config,
             listener,
@@ -154,11 +154,11 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return super::fail(e),
     };
-    let credential =
-        match dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone()) {
-            Ok(c) => c,
-            Err(e) => return super::fail(e),
-        };
+    let credential = match dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())
+    {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
     let audit = match service::ports::open_audit(&a.state) {
         Ok(s) => s,
         Err(e) => return super::fail(e),

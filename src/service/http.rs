@@ -54,7 +54,10 @@ impl AppState {
 /// All routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/openapi.json", get(openapi))
         .route("/v1/me", get(me))
         .route("/v1/requests", post(create).get(list))
@@ -93,10 +96,7 @@ struct Caller(Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Caller, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let credential = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -169,7 +169,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| Q(q))
-            .map_err(|e| ApiError::bad_request("invalid_query", format!("{}", e.body_text())))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
     }
 }
 
@@ -219,7 +219,10 @@ async fn show(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.run(move |s, now| s.get(&who, &id, now)).await.map(Json)
+    state
+        .run(move |s, now| s.get(&who, &id, now))
+        .await
+        .map(Json)
 }
 
 #[derive(Debug, Deserialize)]

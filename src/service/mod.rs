@@ -97,7 +97,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (service, store) = open(config)?;
-    let addr = listener.local_addr().map_err(|e| ServeError::Server(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Server(e.to_string()))?;
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let channels = notify::Channels {
@@ -132,11 +134,11 @@ pub async fn serve(
 
 /// Expire pending requests whose time ran out, often enough for short test TTLs.
 async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let every = (service.pending_ttl() / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+    let every =
+        (service.pending_ttl() / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         let s = Arc::clone(&service);
-        match tokio::task::spawn_blocking(move || s.expire(time::OffsetDateTime::now_utc())).await
-        {
+        match tokio::task::spawn_blocking(move || s.expire(time::OffsetDateTime::now_utc())).await {
             Ok(Ok(0)) | Err(_) => {}
             Ok(Ok(n)) => tracing::info!(expired = n, "pending requests expired"),
             Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
@@ -208,6 +210,7 @@ pub fn rfc3339(t: store::UnixTime) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 

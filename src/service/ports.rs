@@ -99,7 +99,11 @@ impl Signer {
                 let seed = text
                     .trim()
                     .strip_prefix(KEY_PREFIX)
-                    .and_then(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b).ok())
+                    .and_then(|b| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(b)
+                            .ok()
+                    })
                     .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
                     .ok_or_else(|| {
                         format!("signing key `{}` is not a jitsh key", key_path.display())
@@ -117,7 +121,12 @@ impl Signer {
                     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seed)
                 );
                 super::directory::write_private_atomic(&key_path, text.as_bytes()).map_err(
-                    |e| format!("signing key `{}` could not be written: {e}", key_path.display()),
+                    |e| {
+                        format!(
+                            "signing key `{}` could not be written: {e}",
+                            key_path.display()
+                        )
+                    },
                 )?;
                 signer
             }
@@ -130,7 +139,10 @@ impl Signer {
         };
         if !pub_path.exists() {
             std::fs::write(&pub_path, signer.public_file_text()).map_err(|e| {
-                format!("public key `{}` could not be written: {e}", pub_path.display())
+                format!(
+                    "public key `{}` could not be written: {e}",
+                    pub_path.display()
+                )
             })?;
         }
         Ok(signer)
@@ -333,7 +345,10 @@ mod interim {
     }
 
     fn base(name: &str) -> String {
-        name.rsplit('\\').next().unwrap_or(name).to_ascii_lowercase()
+        name.rsplit('\\')
+            .next()
+            .unwrap_or(name)
+            .to_ascii_lowercase()
     }
 
     fn glob(pattern: &str, text: &str) -> bool {
@@ -366,10 +381,7 @@ mod interim {
                         .as_deref()
                         .and_then(|d| crate::service::parse_duration(d).ok()),
                     min_approvals: r.min_approvals.unwrap_or(1),
-                    params: r
-                        .params
-                        .as_ref()
-                        .and_then(|p| serde_json::to_value(p).ok()),
+                    params: r.params.as_ref().and_then(|p| serde_json::to_value(p).ok()),
                 })
                 .collect()
         }

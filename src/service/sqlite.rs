@@ -125,7 +125,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             "database schema version {version} is newer than this jitsh ({known}); upgrade jitsh"
         )));
     }
-    for (n, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+    for (n, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -677,6 +681,7 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -734,15 +739,21 @@ mod tests {
             .create_request(&new_request("r1", 2), &[], None, &mut |_| Ok(vec![]))
             .unwrap();
         let first = store
-            .approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| Ok(vec![]))
+            .approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| {
+                Ok(vec![])
+            })
             .unwrap();
         assert!(matches!(first, ApproveOutcome::Recorded { .. }));
-        let again = store.approve("r1", &vote("bob", 201), &grant("r1", 201), &mut |_| Ok(vec![]));
+        let again = store.approve("r1", &vote("bob", 201), &grant("r1", 201), &mut |_| {
+            Ok(vec![])
+        });
         assert!(matches!(again, Err(StoreError::AlreadyApproved { .. })));
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         let second = store
-            .approve("r1", &vote("dave", 300), &grant("r1", 300), &mut |_| Ok(vec![]))
+            .approve("r1", &vote("dave", 300), &grant("r1", 300), &mut |_| {
+                Ok(vec![])
+            })
             .unwrap();
         let ApproveOutcome::Decided { record } = second else {
             panic!("quorum of two not reached");
@@ -776,9 +787,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
         store
-            .create_request(&new_request("r1", 1), &[], Some(&grant("r1", 150)), &mut |_| {
-                Ok(vec![])
-            })
+            .create_request(
+                &new_request("r1", 1),
+                &[],
+                Some(&grant("r1", 150)),
+                &mut |_| Ok(vec![]),
+            )
             .unwrap();
         store.use_grant("j-r1", 200, &mut |_| Ok(vec![])).unwrap();
         let second = store.use_grant("j-r1", 201, &mut |_| Ok(vec![]));

@@ -214,7 +214,13 @@ impl Service {
                 ))
             }
         };
-        let rule = choose_rule(policies.as_ref(), who, &target, &tasks, body.rule.as_deref())?;
+        let rule = choose_rule(
+            policies.as_ref(),
+            who,
+            &target,
+            &tasks,
+            body.rule.as_deref(),
+        )?;
         let limit = rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT);
         if duration > limit {
             return Err(ApiError::policy(
@@ -244,7 +250,10 @@ impl Service {
             ticket: body.ticket.filter(|t| !t.trim().is_empty()),
             command: body.command,
             uses: body.uses,
-            params: pins.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+            params: pins
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
             grant_params,
             duration_secs: secs(duration),
             created_at,
@@ -261,51 +270,43 @@ impl Service {
             format!("rule:{}", rule.id),
         ];
         let dir = self.directory.read()?;
-        let record = self.store.create_request(
-            &new,
-            &scopes,
-            auto_grant.as_ref(),
-            &mut |record| {
-                self.append(event(
-                    &who.name,
-                    "request.create",
-                    &record.new.id,
-                    "ok",
-                    json!({
-                        "rule": record.new.rule, "tasks": record.new.tasks,
-                        "reason": record.new.reason, "duration": format_duration(duration),
-                        "params": record.new.params, "ticket": record.new.ticket,
-                        "command": record.new.command, "uses": record.new.uses,
-                        "mode": record.new.mode,
-                    }),
-                ))?;
-                let mut notes = Vec::new();
-                if record.status == Status::Approved {
+        let record =
+            self.store
+                .create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
                     self.append(event(
-                        "jitsh",
-                        "request.approve",
+                        &who.name,
+                        "request.create",
                         &record.new.id,
-                        "approved",
-                        json!({ "rule": record.new.rule, "mode": "auto",
-                                "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
+                        "ok",
+                        json!({
+                            "rule": record.new.rule, "tasks": record.new.tasks,
+                            "reason": record.new.reason, "duration": format_duration(duration),
+                            "params": record.new.params, "ticket": record.new.ticket,
+                            "command": record.new.command, "uses": record.new.uses,
+                            "mode": record.new.mode,
+                        }),
                     ))?;
-                    notes.extend(self.decision_notes(&dir, record));
-                } else {
-                    notes.extend(self.new_request_notes(&dir, record));
-                }
-                Ok(notes)
-            },
-        )?;
+                    let mut notes = Vec::new();
+                    if record.status == Status::Approved {
+                        self.append(event(
+                            "jitsh",
+                            "request.approve",
+                            &record.new.id,
+                            "approved",
+                            json!({ "rule": record.new.rule, "mode": "auto",
+                                "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
+                        ))?;
+                        notes.extend(self.decision_notes(&dir, record));
+                    } else {
+                        notes.extend(self.new_request_notes(&dir, record));
+                    }
+                    Ok(notes)
+                })?;
         Ok(view(&record, now))
     }
 
     /// A request, if the caller may see it.
-    pub fn get(
-        &self,
-        who: &Principal,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> Result<Value, ApiError> {
+    pub fn get(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
         if !visible(who, &record) {
             return Err(ApiError::forbidden(
@@ -454,12 +455,7 @@ impl Service {
     }
 
     /// The signed token of an approved, live grant (requester only).
-    pub fn token(
-        &self,
-        who: &Principal,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> Result<Value, ApiError> {
+    pub fn token(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
         if !record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
@@ -505,7 +501,11 @@ impl Service {
             tasks: record.new.tasks.clone(),
             params: record.new.grant_params.clone(),
             request: id.to_owned(),
-            approvers: record.approvals.iter().map(|a| a.approver.clone()).collect(),
+            approvers: record
+                .approvals
+                .iter()
+                .map(|a| a.approver.clone())
+                .collect(),
             uses: grant.uses,
             command: record.new.command.clone(),
         };
@@ -545,7 +545,10 @@ impl Service {
             .collect();
         if !locks.is_empty() {
             for g in self.store.live_grants(at)? {
-                if let Some(lock) = locks.iter().find(|l| lock_covers(&l.scope, &g.sub, &g.rule)) {
+                if let Some(lock) = locks
+                    .iter()
+                    .find(|l| lock_covers(&l.scope, &g.sub, &g.rule))
+                {
                     revoked.push(json!({
                         "jti": g.jti, "request": g.request, "sub": g.sub, "rule": g.rule,
                         "revoked_at": rfc3339(lock.set_at), "exp": rfc3339(g.exp),
@@ -554,7 +557,9 @@ impl Service {
                 }
             }
         }
-        Ok(json!({ "now": rfc3339(at), "revoked": revoked, "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
+        Ok(
+            json!({ "now": rfc3339(at), "revoked": revoked, "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }),
+        )
     }
 
     /// Consume one use of a grant (the grant's holder only).
@@ -644,7 +649,10 @@ impl Service {
         let scope = check_scope(scope)?;
         let lock = self.store.clear_lock(&scope, &mut |l| {
             self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
-            Ok(self.webhook_note(format!("jitsh: {} cleared the lock on `{}`", who.name, l.scope)))
+            Ok(self.webhook_note(format!(
+                "jitsh: {} cleared the lock on `{}`",
+                who.name, l.scope
+            )))
         })?;
         Ok(json!({ "cleared": lock_view(&lock) }))
     }
@@ -800,7 +808,9 @@ impl Service {
             n.requester,
             n.target,
             n.target_kind,
-            format_duration(Duration::from_secs(u64::try_from(n.duration_secs).unwrap_or(0))),
+            format_duration(Duration::from_secs(
+                u64::try_from(n.duration_secs).unwrap_or(0)
+            )),
             n.rule,
             n.reason
         );
@@ -1022,10 +1032,7 @@ fn grant_params(
     rule: Option<&Value>,
     pins: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<Value>, ApiError> {
-    let mut out: Map<String, Value> = rule
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut out: Map<String, Value> = rule.and_then(Value::as_object).cloned().unwrap_or_default();
     for (name, value) in pins {
         if !valid_name(name) {
             return Err(ApiError::bad_request(
@@ -1108,7 +1115,8 @@ fn glob_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 fn visible(who: &Principal, r: &RequestRecord) -> bool {
@@ -1269,6 +1277,7 @@ impl From<ApiError> for StoreError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -1286,7 +1295,10 @@ mod tests {
         let mut pins = std::collections::BTreeMap::new();
         pins.insert("Identity".to_owned(), "bob@contoso.com".to_owned());
         let out = grant_params(Some(&rule), &pins).unwrap().unwrap();
-        assert_eq!(out, json!({ "Identity": { "one_of": ["bob@contoso.com"] } }));
+        assert_eq!(
+            out,
+            json!({ "Identity": { "one_of": ["bob@contoso.com"] } })
+        );
         pins.insert("Identity".to_owned(), "eve@evil.com".to_owned());
         assert_eq!(
             grant_params(Some(&rule), &pins).unwrap_err().code,

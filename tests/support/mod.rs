@@ -5,6 +5,7 @@
 //! bodies and can refuse the first few to exercise retries.
 
 #![allow(dead_code, reason = "not every test binary uses every helper")]
+#![allow(clippy::unwrap_used, reason = "test helper")]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
