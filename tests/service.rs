@@ -169,6 +169,12 @@ impl Server {
         }
     }
 
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+
     fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -702,6 +708,10 @@ async fn kill_9_between_request_and_approval_loses_nothing() {
         .await;
     assert_eq!(status, 200);
     let key = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(env.state.join("signing.key")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     server.kill9();
 
     let server = env.start(&[]);
@@ -732,6 +742,10 @@ async fn kill_9_between_request_and_approval_loses_nothing() {
         .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
         .await;
     assert_eq!(status, 200, "{tok}");
+
+    // SIGTERM stops it cleanly.
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1281,6 +1281,65 @@ impl From<ApiError> for StoreError {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct BrokenAudit;
+
+    impl AuditSink for BrokenAudit {
+        fn append(&self, _: AuditEvent) -> Result<u64, AuditSinkError> {
+            Err(AuditSinkError {
+                path: "audit".into(),
+                message: "disk full".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn no_audit_record_means_no_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(super::super::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let policy = "[[rule]]\nid = \"moves\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"mbmanagers\"]\n";
+        let policies =
+            super::super::ports::policies_from_sources(&[("p.toml".into(), policy.into())])
+                .unwrap();
+        let mut directory = Directory::default();
+        directory
+            .add_user("alice", None, vec!["exchange-admins".into()], vec![])
+            .unwrap();
+        let path = dir.path().join("directory.toml");
+        directory.save(&path).unwrap();
+        let service = Service::new(Parts {
+            store: Arc::clone(&store),
+            policies: Arc::from(policies),
+            policies_dir: dir.path().to_owned(),
+            directory_path: path,
+            signer: Signer::load_or_create(dir.path()).unwrap(),
+            audit: Arc::new(BrokenAudit),
+            issuer: "jitsh".into(),
+            pending_ttl: Duration::from_secs(3600),
+            email: false,
+            webhook: false,
+        })
+        .unwrap();
+        let alice = directory.user("alice").unwrap();
+        let body = CreateBody {
+            task: Some("New-MoveRequest".into()),
+            role: None,
+            rule: None,
+            reason: Some("move".into()),
+            duration: Some("1h".into()),
+            params: None,
+            ticket: None,
+            command: None,
+            uses: None,
+        };
+        let err = service
+            .create(&alice, body, OffsetDateTime::now_utc())
+            .unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (503, "audit_unavailable"));
+        assert!(store.list_requests(None, None, 10).unwrap().is_empty());
+    }
+
     #[test]
     fn glob_matches_like_policy_globs() {
         assert!(glob_match("*@contoso.com", "bob@contoso.com"));
