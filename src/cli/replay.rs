@@ -1,13 +1,293 @@
-//! (being built)
+//! `jitsh replay` (play a recording, list its markers) and `jitsh sessions` (list recordings
+//! with their gate decisions).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use crate::asciicast::{self, Cast, Control, PlayOptions, SessionSummary};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
-
-#[derive(Debug, clap::Args)]
-pub struct SessionsArgs {}
-pub fn run(_: Args) -> std::process::ExitCode {
-    super::not_built("replay")
+pub struct Args {
+    /// The recording (asciicast v2) to play.
+    pub file: PathBuf,
+    /// Playback speed factor (2 plays twice as fast).
+    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    pub speed: f64,
+    /// Cap every pause at this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_limit: Option<f64>,
+    /// Print everything before marker N at once, then play in real time from it.
+    #[arg(long, value_name = "N")]
+    pub at_marker: Option<usize>,
+    /// List the markers (index, time, label) instead of playing.
+    #[arg(long)]
+    pub markers: bool,
 }
-pub fn sessions(_: SessionsArgs) -> std::process::ExitCode {
-    super::not_built("sessions")
+
+#[derive(Debug, clap::Args)]
+pub struct SessionsArgs {
+    /// Folder of recordings (default: $JITSH_RECORD_DIR, else ~/.local/share/jitsh/sessions).
+    pub dir: Option<PathBuf>,
+    /// Sessions with refused lines first.
+    #[arg(long)]
+    pub blocked: bool,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return super::fail(format!(
+            "--speed `{}` must be a positive number",
+            args.speed
+        ));
+    }
+    if let Some(limit) = args.idle_limit.filter(|l| !(l.is_finite() && *l > 0.0)) {
+        return super::fail(format!(
+            "--idle-limit `{limit}` must be a positive number of seconds"
+        ));
+    }
+    let cast = match load(&args.file) {
+        Ok(cast) => cast,
+        Err(message) => return super::fail(message),
+    };
+    if let Some(torn) = &cast.torn {
+        eprintln!(
+            "jitsh: recording `{}` ends in a cut-off line (line {}); playing up to it",
+            args.file.display(),
+            torn.line
+        );
+    }
+    if args.markers {
+        for m in asciicast::markers(&cast) {
+            println!("{:>4}  {}  {}", m.index, clock(m.time_us), m.label);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let options = PlayOptions {
+        speed: args.speed,
+        idle_limit: args.idle_limit,
+        at_marker: args.at_marker,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let keys = Keys::start();
+    let result = match &keys {
+        Some(keys) => asciicast::play(&cast, &options, &mut stdout, &mut |d| keys.wait(d)),
+        None => asciicast::play(&cast, &options, &mut stdout, &mut |d| {
+            std::thread::sleep(d);
+            Control::Continue
+        }),
+    };
+    drop(keys);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::fail(e),
+    }
+}
+
+pub fn sessions(args: SessionsArgs) -> ExitCode {
+    let dir = match args.dir.or_else(default_record_dir) {
+        Some(dir) => dir,
+        None => return super::fail("no recordings folder: pass DIR or set JITSH_RECORD_DIR"),
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return super::fail(format!(
+                "recordings folder `{}` could not be read: {e}; pass DIR or set JITSH_RECORD_DIR",
+                dir.display()
+            ))
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cast") && p.is_file())
+        .collect();
+    files.sort();
+    let mut summaries = Vec::new();
+    for path in files {
+        match load(&path) {
+            Ok(cast) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                summaries.push(SessionSummary::of(name, &cast));
+            }
+            Err(message) => eprintln!("jitsh: skipped: {message}"),
+        }
+    }
+    summaries.sort_by(|a, b| {
+        let first = if args.blocked {
+            (a.blocked == 0).cmp(&(b.blocked == 0))
+        } else {
+            std::cmp::Ordering::Equal
+        };
+        first
+            .then(a.started.cmp(&b.started))
+            .then(a.file.cmp(&b.file))
+    });
+    if args.json {
+        return match serde_json::to_string(&summaries) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => super::fail(format!("could not write JSON: {e}")),
+        };
+    }
+    let rows: Vec<[String; 6]> = summaries
+        .iter()
+        .map(|s| {
+            [
+                s.file.clone() + if s.torn { " (cut off)" } else { "" },
+                s.user.clone().unwrap_or_else(|| "-".into()),
+                s.started.map(started).unwrap_or_else(|| "-".into()),
+                clock(s.duration_us),
+                s.allowed.to_string(),
+                s.blocked.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["FILE", "USER", "STARTED", "DURATION", "ALLOWED", "BLOCKED"].map(str::to_owned);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            std::iter::once(&header)
+                .chain(&rows)
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    ExitCode::SUCCESS
+}
+
+fn default_record_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("JITSH_RECORD_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share/jitsh/sessions"))
+}
+
+/// Read and decode a recording; a character cut by a kill becomes U+FFFD, never an error.
+fn load(path: &Path) -> Result<Cast, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("recording `{}` could not be read: {e}", path.display()))?;
+    asciicast::decode(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| format!("recording `{}`: {e}", path.display()))
+}
+
+/// `MM:SS.mmm`, or `H:MM:SS` past an hour.
+fn clock(time_us: u64) -> String {
+    let secs = time_us / 1_000_000;
+    let ms = (time_us % 1_000_000) / 1000;
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    } else {
+        format!("{:02}:{:02}.{ms:03}", secs / 60, secs % 60)
+    }
+}
+
+fn started(unix: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Keyboard control while playing on a terminal: space pauses/resumes, `]` jumps to the next
+/// marker, `q` (or Ctrl-C) quits. The terminal is put in non-canonical, no-echo mode and
+/// restored on drop.
+struct Keys {
+    rx: Receiver<u8>,
+    saved: nix::sys::termios::Termios,
+}
+
+impl Keys {
+    fn start() -> Option<Keys> {
+        use nix::sys::termios::{
+            tcgetattr, tcsetattr, LocalFlags, SetArg, SpecialCharacterIndices,
+        };
+        use std::io::IsTerminal;
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return None;
+        }
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut keys = saved.clone();
+        keys.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG);
+        keys.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+        keys.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        tcsetattr(&stdin, SetArg::TCSANOW, &keys).ok()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The reader thread ends with the process; it only forwards bytes.
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut byte = [0u8; 1];
+            while let Ok(1) = std::io::stdin().read(&mut byte) {
+                if tx.send(byte[0]).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Keys { rx, saved })
+    }
+
+    fn wait(&self, delay: Duration) -> Control {
+        let mut paused = false;
+        loop {
+            let key = if paused {
+                self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                self.rx.recv_timeout(delay)
+            };
+            match key {
+                Err(RecvTimeoutError::Timeout) => return Control::Continue,
+                // No keyboard any more: play on without control.
+                Err(RecvTimeoutError::Disconnected) => {
+                    if !paused {
+                        std::thread::sleep(delay);
+                    }
+                    return Control::Continue;
+                }
+                Ok(b'q' | 0x03) => return Control::Quit,
+                Ok(b']') => return Control::NextMarker,
+                Ok(b' ') => {
+                    if paused {
+                        return Control::Continue;
+                    }
+                    paused = true;
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys")
+    }
 }

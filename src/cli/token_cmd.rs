@@ -1,13 +1,371 @@
-//! (being built)
+//! `jitsh keygen` and `jitsh token inspect`: key files on disk and a readable view of a token.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use crate::token::{self, Claims, PublicKey, SigningKey, TokenError, TrustStore};
+
+/// File names `keygen` writes in its output folder (pinned by SPEC section 6).
+const PRIVATE_FILE: &str = "signing.key";
+const PUBLIC_FILE: &str = "signing.pub";
+
+/// Upper bound on a token or key file read from disk.
+const MAX_FILE: u64 = 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
-pub struct KeygenArgs {}
-
-#[derive(Debug, clap::Args)]
-pub struct TokenArgs {}
-pub fn keygen(_: KeygenArgs) -> std::process::ExitCode {
-    super::not_built("keygen")
+pub struct KeygenArgs {
+    /// Folder to write signing.key (mode 0600) and signing.pub into; created if missing.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace an existing key pair (tokens signed by the old key stop verifying).
+    #[arg(long)]
+    force: bool,
 }
-pub fn run(_: TokenArgs) -> std::process::ExitCode {
-    super::not_built("token")
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenCommand {
+    /// Show a token's claims and whether it verifies (exit 0 valid, 1 not valid, 3 usage error).
+    Inspect(InspectArgs),
+    /// Fetch the signed token of an approved request.
+    Fetch(FetchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// The token file.
+    file: PathBuf,
+    /// A trusted public key file (repeatable); without one the signature cannot be checked.
+    #[arg(long = "trust-key", value_name = "FILE")]
+    trust_keys: Vec<PathBuf>,
+    /// Check the validity window at this instant (RFC 3339) instead of now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+    now: Option<OffsetDateTime>,
+    /// Check that the token is for this user.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Clock skew tolerated at both ends of the validity window, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = token::DEFAULT_SKEW.whole_seconds().unsigned_abs())]
+    skew: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct FetchArgs {
+    /// Request id.
+    id: Option<String>,
+}
+
+fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| format!("`{text}` is not an RFC 3339 time"))
+}
+
+pub fn keygen(args: KeygenArgs) -> ExitCode {
+    match write_key_pair(&args.out, args.force) {
+        Ok(kid) => {
+            println!("{kid}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => super::fail(message),
+    }
+}
+
+pub fn run(args: TokenArgs) -> ExitCode {
+    match args.command {
+        TokenCommand::Inspect(a) => inspect(a),
+        TokenCommand::Fetch(_) => super::not_built("token fetch"),
+    }
+}
+
+/// Write a fresh key pair; returns its kid. Without `force` an existing file is never replaced,
+/// and the private key is never visible with a mode wider than 0600.
+fn write_key_pair(dir: &Path, force: bool) -> Result<String, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let private_path = dir.join(PRIVATE_FILE);
+    let public_path = dir.join(PUBLIC_FILE);
+    if !force {
+        for path in [&private_path, &public_path] {
+            if path.symlink_metadata().is_ok() {
+                return Err(format!(
+                    "`{}` already exists; pass --force to replace the key pair",
+                    path.display()
+                ));
+            }
+        }
+    }
+    let key = SigningKey::generate(&ring::rand::SystemRandom::new()).map_err(|e| e.to_string())?;
+    write_atomic(&private_path, key.to_file_text().as_bytes(), 0o600, force)?;
+    write_atomic(
+        &public_path,
+        key.public_key().to_file_text().as_bytes(),
+        0o644,
+        force,
+    )?;
+    Ok(key.kid().to_owned())
+}
+
+/// Write through a fresh temporary file in the same folder (created with its final mode), then
+/// move it into place: rename when replacing is allowed, hard link otherwise (which fails if the
+/// target exists, so a concurrent writer is never overwritten).
+fn write_atomic(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut suffix = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix)
+        .map_err(|_| TokenError::Random.to_string())?;
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{name}.{suffix}.tmp"));
+    let result = (|| {
+        let mut file = create_new(&tmp, mode)
+            .map_err(|e| format!("cannot create `{}`: {e}", tmp.display()))?;
+        file.write_all(contents)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+        if replace {
+            fs::rename(&tmp, path)
+        } else {
+            fs::hard_link(&tmp, path)
+        }
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "`{}` already exists; pass --force to replace the key pair",
+                path.display()
+            ),
+            _ => format!("cannot write `{}`: {e}", path.display()),
+        })
+    })();
+    // After a rename the temporary name is gone; after a link or a failure it must go.
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
+#[cfg(unix)]
+fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn create_new(path: &Path, _mode: u32) -> std::io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+fn read_text(path: &Path, what: &str) -> Result<String, String> {
+    let file =
+        File::open(path).map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_FILE + 1), &mut text)
+        .map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(format!(
+            "{what} `{}` is larger than {MAX_FILE} bytes",
+            path.display()
+        ));
+    }
+    Ok(text)
+}
+
+/// The outcome of one check in `token inspect`.
+enum Outcome {
+    Ok,
+    Failed(String),
+    NotChecked(&'static str),
+}
+
+impl Outcome {
+    fn passed(&self) -> bool {
+        !matches!(self, Outcome::Failed(_))
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Outcome::Ok => "ok".to_owned(),
+            Outcome::Failed(m) => format!("FAILED: {m}"),
+            Outcome::NotChecked(why) => format!("not checked ({why})"),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Outcome::Ok => json!({"ok": true}),
+            Outcome::Failed(m) => json!({"ok": false, "error": m}),
+            Outcome::NotChecked(why) => json!({"ok": null, "skipped": why}),
+        }
+    }
+}
+
+fn inspect(args: InspectArgs) -> ExitCode {
+    let text = match read_text(&args.file, "token file") {
+        Ok(t) => t,
+        Err(m) => return super::fail(m),
+    };
+    let token_text = text.trim();
+    let mut trust = TrustStore::new();
+    for path in &args.trust_keys {
+        match read_text(path, "key file").and_then(|t| {
+            PublicKey::from_file_text(&t).map_err(|e| format!("`{}`: {e}", path.display()))
+        }) {
+            Ok(key) => {
+                trust.add(key);
+            }
+            Err(m) => return super::fail(m),
+        }
+    }
+    let now = args.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let skew = Duration::seconds(i64::try_from(args.skew).unwrap_or(i64::MAX));
+
+    let verified = if trust.is_empty() {
+        Err(Outcome::NotChecked("no --trust-key given"))
+    } else {
+        token::verify(token_text, &trust).map_err(|e| Outcome::Failed(e.to_string()))
+    };
+    let (signature, time_check, user_check, claims, kid) = match &verified {
+        Ok(v) => {
+            let time = match v.check_time(now, skew) {
+                Ok(()) => Outcome::Ok,
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+            let user = match &args.user {
+                None => Outcome::NotChecked("no --user given"),
+                Some(u) => match v.check_user(u) {
+                    Ok(()) => Outcome::Ok,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                },
+            };
+            (
+                Outcome::Ok,
+                time,
+                user,
+                Some(v.claims().clone()),
+                Some(v.kid().to_owned()),
+            )
+        }
+        Err(outcome) => {
+            let peeked = token::peek_unverified(token_text);
+            // A token that does not even decode says so, trusted keys or not.
+            let signature = match (outcome, &peeked) {
+                (Outcome::Failed(m), _) => Outcome::Failed(m.clone()),
+                (_, Err(e)) => Outcome::Failed(e.to_string()),
+                (Outcome::NotChecked(w), Ok(_)) => Outcome::NotChecked(w),
+                (Outcome::Ok, Ok(_)) => Outcome::Ok,
+            };
+            let (claims, kid) = match peeked {
+                Ok(p) => (p.claims.ok(), p.kid),
+                Err(_) => (None, None),
+            };
+            (
+                signature,
+                Outcome::NotChecked("signature not verified"),
+                Outcome::NotChecked("signature not verified"),
+                claims,
+                kid,
+            )
+        }
+    };
+    let valid = verified.is_ok() && time_check.passed() && user_check.passed();
+    if args.json {
+        let out = json!({
+            "valid": valid,
+            "verified": verified.is_ok(),
+            "kid": kid,
+            "signature": signature.json(),
+            "time": time_check.json(),
+            "user": user_check.json(),
+            "now": now.format(&Rfc3339).ok(),
+            "claims": claims.as_ref().and_then(|c| serde_json::to_value(c).ok()),
+        });
+        println!("{out}");
+    } else {
+        print_human(claims.as_ref(), kid.as_deref(), verified.is_ok());
+        println!("signature  {}", signature.text());
+        println!("time       {}", time_check.text());
+        println!("user       {}", user_check.text());
+        println!("verdict    {}", if valid { "valid" } else { "NOT VALID" });
+    }
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
+    let Some(c) = claims else {
+        println!("claims     (token cannot be decoded)");
+        return;
+    };
+    let when = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|i| clean(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !verified {
+        println!("(claims below are UNVERIFIED: the signature was not accepted)");
+    }
+    println!("token      {}", clean(&c.jti));
+    println!("key id     {}", clean(kid.unwrap_or("(none)")));
+    println!("issuer     {}", clean(&c.iss));
+    println!("subject    {}", clean(&c.sub));
+    println!("rule       {}", clean(&c.rule));
+    println!("tasks      {}", list(&c.tasks));
+    if let Some(p) = &c.params {
+        println!("params     {p}");
+    }
+    println!("request    {}", clean(&c.request));
+    println!("approvers  {}", list(&c.approvers));
+    println!("issued     {}", when(c.iat));
+    println!("valid      {} until {}", when(c.nbf), when(c.exp));
+    if let Some(u) = c.uses {
+        println!("uses       {u}");
+    }
+    if let Some(cmd) = &c.command {
+        println!("command    {}", clean(cmd));
+    }
+    if let Some(aud) = &c.aud {
+        println!("audience   {}", clean(aud));
+    }
+    for (name, value) in &c.extra {
+        println!("{:<10} {value}", clean(name));
+    }
+}
+
+/// Claim text is escaped before it reaches a terminal: an unverified token is anyone's text, and
+/// control characters could rewrite the screen. (JSON values are escaped by serde_json.)
+fn clean(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_owned()
+    }
 }

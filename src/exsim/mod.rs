@@ -1,5 +1,398 @@
-//! The simulated Exchange runspace (being built).
+//! `jitsh-exsim`: a simulated Exchange Management runspace for demos and tests.
+//!
+//! It behaves like an interactive PowerShell session on a line-buffered stdin (when stdin is a
+//! terminal, the PTY line discipline does echo and editing; the runspace never uses raw mode):
+//! it reads a line, runs it against a demo organisation (contoso.com) kept in a JSON state file,
+//! prints PowerShell-style tables, lists, errors and confirmation prompts, and prompts again.
+//!
+//! # Shell integration markers (the gate parses these)
+//!
+//! Unless `--no-marker` is given, the prompt is framed by OSC 133 sequences (`ESC` = 0x1b,
+//! `BEL` = 0x07):
+//!
+//! | bytes | when |
+//! | --- | --- |
+//! | `ESC ] 133 ; D ; <status> BEL` | a submitted line finished; `<status>` is `0` or `1` (any error, unknown command, interrupted) |
+//! | `ESC ] 133 ; A BEL` | the prompt starts |
+//! | `PS C:\> ` | the prompt text |
+//! | `ESC ] 133 ; B BEL` | the prompt ended; the runspace is reading a command line |
+//! | `ESC ] 133 ; P BEL` | jitsh extension: the next input line is secret (a password) — do not record or log it; echo is off until that newline |
+//!
+//! The first prompt has no `D`. Every line read at the prompt, including an empty one, is
+//! followed by exactly one `D`. Confirmation prompts (`[Y] Yes  [A] Yes to All ...`) are not
+//! framed: the gate sees the runspace is busy because no `B` has arrived.
+//!
+//! # Exit and interruption
+//!
+//! `exit` (status 0), `exit N`, or end of input end the runspace. SIGINT (Ctrl-C) stops the
+//! running command (e.g. `Start-Sleep`, `Get-LargeOutput`) and returns to the prompt with
+//! status 1; the runspace itself keeps running. Ctrl-C at the prompt is ignored (the terminal
+//! has already discarded the half-typed line); Ctrl-C at a confirmation or `Read-Host` cancels
+//! the command at once.
 
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+mod cmdlets;
+pub mod format;
+pub mod lang;
+mod session;
+pub mod state;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+pub use cmdlets::cmdlet_names;
+use session::{LineResult, Session};
+pub use state::{State, StateFile};
+
+/// Sent before the prompt text.
+pub const MARK_PROMPT_START: &str = "\x1b]133;A\x07";
+/// Sent after the prompt text: the runspace is now reading a command line.
+pub const MARK_PROMPT_END: &str = "\x1b]133;B\x07";
+/// Sent before a secret prompt (jitsh extension): the next input line must not be recorded.
+pub const MARK_SECRET_INPUT: &str = "\x1b]133;P\x07";
+/// The prompt text.
+pub const PROMPT: &str = "PS C:\\> ";
+
+/// `ESC ] 133 ; D ; <status> BEL`: the previous line finished with `status`.
+pub fn mark_command_done(status: u8) -> String {
+    format!("\x1b]133;D;{status}\x07")
+}
+
+/// Longest input line accepted; the rest of a longer line is dropped.
+const MAX_LINE: u64 = 1 << 20;
+
+/// Why the runspace could not start or keep its state.
+#[derive(Debug, thiserror::Error)]
+pub enum ExsimError {
+    #[error("state file `{path}` could not be read or written: {source}")]
+    StateIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file `{path}` is not valid runspace state: {message}")]
+    StateFormat { path: String, message: String },
+    #[error("could not install the Ctrl-C handler: {0}")]
+    Signal(String),
+    #[error("terminal i/o failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Command-line arguments of `jitsh-exsim`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "jitsh-exsim",
+    about = "A simulated Exchange Management runspace (PowerShell-like)"
+)]
+struct Args {
+    /// State file (default: $JITSH_EXSIM_STATE, else ./exsim-state.json); created with a demo
+    /// organisation when missing.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Do not write OSC 133 prompt markers.
+    #[arg(long)]
+    no_marker: bool,
+}
+
+/// Entry point of the `jitsh-exsim` binary.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let path = args
+        .state
+        .or_else(|| std::env::var_os("JITSH_EXSIM_STATE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("exsim-state.json"));
+    match run(StateFile::new(path), !args.no_marker) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("jitsh-exsim: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// The read-eval-print loop. Returns the exit status.
+fn run(file: StateFile, markers: bool) -> Result<u8, ExsimError> {
+    let state = file.load_or_seed()?;
+    let interrupt = Interrupt::install()?;
+    let term = Term::stdio(markers);
+    let mut session = Session::new(state, file, term, interrupt);
+    let mut last: Option<u8> = None;
+    loop {
+        session.term.prompt(last)?;
+        // Ctrl-C at the prompt is ignored: the terminal already discarded the typed text.
+        let Input::Line(line) = session.term.read_line(None)? else {
+            return Ok(0);
+        };
+        match session.run_line(&line)? {
+            LineResult::Done { ok } => last = Some(u8::from(!ok)),
+            LineResult::Exit(code) => return Ok(code),
+        }
+    }
+}
+
+/// Counts SIGINTs. A command is interrupted when the count moves while it runs; signals that
+/// arrive at the prompt (the kernel already discarded the half-typed line) are ignored.
+#[derive(Debug, Clone)]
+pub struct Interrupt {
+    count: Arc<AtomicU64>,
+}
+
+impl Interrupt {
+    /// Route SIGINT to a counter (on a small signal thread) instead of killing the process.
+    fn install() -> Result<Self, ExsimError> {
+        let count = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&count);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        std::thread::Builder::new()
+            .name("sigint".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let mut sigint = match signal(SignalKind::interrupt()) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    while sigint.recv().await.is_some() {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            })
+            .map_err(|e| ExsimError::Signal(e.to_string()))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Interrupt { count }),
+            Ok(Err(e)) => Err(ExsimError::Signal(e)),
+            Err(e) => Err(ExsimError::Signal(e.to_string())),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+/// The runspace's terminal: line input, output, markers.
+pub struct Term {
+    /// Lines from the stdin reader thread; `None` is end of input.
+    lines: Receiver<std::io::Result<Option<String>>>,
+    /// Set once end of input (or a read error) was seen.
+    ended: bool,
+    out: Box<dyn Write>,
+    markers: bool,
+    /// Errors in red, as PowerShell prints them on a terminal.
+    color: bool,
+    /// Input is a terminal: echo can be switched off for secrets.
+    input_tty: bool,
+}
+
+impl std::fmt::Debug for Term {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Term")
+            .field("markers", &self.markers)
+            .field("color", &self.color)
+            .finish()
+    }
+}
+
+impl Term {
+    fn stdio(markers: bool) -> Self {
+        use std::io::IsTerminal;
+        Term {
+            lines: spawn_line_reader(),
+            ended: false,
+            out: Box::new(std::io::stdout().lock()),
+            markers,
+            color: std::io::stdout().is_terminal(),
+            input_tty: std::io::stdin().is_terminal(),
+        }
+    }
+
+    fn prompt(&mut self, last: Option<u8>) -> std::io::Result<()> {
+        if self.markers {
+            if let Some(status) = last {
+                self.out.write_all(mark_command_done(status).as_bytes())?;
+            }
+            self.out.write_all(MARK_PROMPT_START.as_bytes())?;
+            self.out.write_all(PROMPT.as_bytes())?;
+            self.out.write_all(MARK_PROMPT_END.as_bytes())?;
+        } else {
+            self.out.write_all(PROMPT.as_bytes())?;
+        }
+        self.out.flush()
+    }
+
+    /// The next input line, without its line ending. With `interrupted`, gives up as soon as
+    /// it returns true (Ctrl-C while a cmdlet waits for an answer).
+    fn read_line(&mut self, interrupted: Option<&dyn Fn() -> bool>) -> std::io::Result<Input> {
+        if self.ended {
+            return Ok(Input::Eof);
+        }
+        loop {
+            let next = match interrupted {
+                None => self
+                    .lines
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(stop) => {
+                    if stop() {
+                        return Ok(Input::Interrupted);
+                    }
+                    self.lines.recv_timeout(Duration::from_millis(20))
+                }
+            };
+            match next {
+                Ok(Ok(Some(line))) => return Ok(Input::Line(line)),
+                Ok(Ok(None)) | Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    return Ok(Input::Eof);
+                }
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Err(e);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Read a secret line: echo off first (so nothing typed after the prompt appears can be
+    /// echoed), then the marker and prompt; echo is restored even on error.
+    fn read_secret(
+        &mut self,
+        prompt: &str,
+        interrupted: &dyn Fn() -> bool,
+    ) -> std::io::Result<Input> {
+        let line = {
+            let _guard = if self.input_tty { EchoOff::new() } else { None };
+            if self.markers {
+                self.out.write_all(MARK_SECRET_INPUT.as_bytes())?;
+            }
+            self.out.write_all(prompt.as_bytes())?;
+            self.out.flush()?;
+            self.read_line(Some(interrupted))?
+        };
+        // The user's Enter was not echoed.
+        self.out.write_all(b"\n")?;
+        Ok(line)
+    }
+
+    fn write(&mut self, text: &str) -> std::io::Result<()> {
+        self.out.write_all(text.as_bytes())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    fn error(&mut self, text: &str) -> std::io::Result<()> {
+        let text = if self.color {
+            format!("\x1b[31;1m{text}\x1b[0m\n")
+        } else {
+            format!("{text}\n")
+        };
+        self.out.write_all(text.as_bytes())
+    }
+
+    fn warning(&mut self, text: &str) -> std::io::Result<()> {
+        let text = if self.color {
+            format!("\x1b[33;1mWARNING: {text}\x1b[0m\n")
+        } else {
+            format!("WARNING: {text}\n")
+        };
+        self.out.write_all(text.as_bytes())
+    }
+}
+
+/// What waiting for a line produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    Line(String),
+    Eof,
+    Interrupted,
+}
+
+/// Read stdin lines on a thread so a waiting cmdlet can notice Ctrl-C without a line arriving.
+/// The channel has no buffer: the thread reads at most one line ahead of the runspace.
+fn spawn_line_reader() -> Receiver<std::io::Result<Option<String>>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(0);
+    let spawned = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut input = std::io::stdin().lock();
+            loop {
+                let line = read_one_line(&mut input);
+                let done = !matches!(line, Ok(Some(_)));
+                if tx.send(line).is_err() || done {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Without a reader the runspace sees a read error at its first prompt.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let _ = tx.send(Err(e));
+        return rx;
+    }
+    rx
+}
+
+/// One line without its line ending; `None` at end of input. An overlong line is cut at
+/// [`MAX_LINE`] and its rest dropped rather than run as a command.
+fn read_one_line(input: &mut impl BufRead) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = std::io::Read::take(&mut *input, MAX_LINE).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
+        let mut sink = Vec::new();
+        input.read_until(b'\n', &mut sink)?;
+    }
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// Echo switched off on stdin; restored on drop.
+struct EchoOff {
+    saved: nix::sys::termios::Termios,
+}
+
+impl EchoOff {
+    fn new() -> Option<Self> {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).ok()?;
+        Some(EchoOff { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
 }

@@ -1,0 +1,48 @@
+//! Cost of loading a token (`verify`: decode, kid lookup, Ed25519, claims JSON) and of the
+//! per-line `check`.
+#![allow(clippy::unwrap_used, reason = "benchmark setup")]
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use jitsh::token::{self, Claims, SigningKey, TrustStore, DEFAULT_SKEW};
+use time::macros::datetime;
+
+fn bench(c: &mut Criterion) {
+    let key = SigningKey::from_seed([7; 32]).unwrap();
+    let claims = Claims {
+        iss: "https://approvals.contoso.test".into(),
+        sub: "alice".into(),
+        jti: "tok-0001".into(),
+        iat: datetime!(2026-11-27 10:00 UTC),
+        nbf: datetime!(2026-11-27 10:00 UTC),
+        exp: datetime!(2026-11-27 11:00 UTC),
+        rule: "mailbox-moves".into(),
+        tasks: vec!["New-MoveRequest".into(), "Set-MoveRequest".into()],
+        params: Some(serde_json::json!({"Identity": {"glob": "*@contoso.com"}})),
+        request: "req-42".into(),
+        approvers: vec!["bob".into()],
+        uses: None,
+        command: None,
+        aud: None,
+        extra: serde_json::Map::new(),
+    };
+    let trust: TrustStore = [key.public_key()].into_iter().collect();
+    let text = token::issue(&claims, &key).unwrap();
+    c.bench_function("token verify", |b| {
+        b.iter(|| token::verify(black_box(&text), black_box(&trust)).unwrap())
+    });
+    let verified = token::verify(&text, &trust).unwrap();
+    let now = datetime!(2026-11-27 10:30 UTC);
+    c.bench_function("token check", |b| {
+        b.iter(|| {
+            verified
+                .check(black_box(now), DEFAULT_SKEW, black_box("Alice"))
+                .unwrap()
+        })
+    });
+    c.bench_function("token issue", |b| {
+        b.iter(|| token::issue(black_box(&claims), &key).unwrap())
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,122 @@
+//! Appends a recording to a file as the session runs.
+//!
+//! Every event is written to the OS with one `write_all` (so the file always ends on an event
+//! boundary or a torn last line, never interleaved garbage), markers and the end are
+//! `sync_data`'d, so a session that is killed leaves a recording playable up to the kill.
+//! The file is created new with mode 0600: recordings hold whatever the runspace printed.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::utf8::Utf8Decoder;
+use super::v2::{encode_event, encode_header, Event, EventKind, Header};
+use super::AsciicastError;
+
+/// Writes one recording. Output and input have their own UTF-8 decoders, so a multi-byte
+/// character split across two reads is written whole.
+#[derive(Debug)]
+pub struct Recorder {
+    file: File,
+    path: PathBuf,
+    started: Instant,
+    output: Utf8Decoder,
+    input: Utf8Decoder,
+    last_us: u64,
+}
+
+impl Recorder {
+    /// Create `path` (it must not exist) and write the header.
+    pub fn create(path: &Path, header: &Header) -> Result<Self, AsciicastError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|source| io(path, source))?;
+        let mut recorder = Recorder {
+            file,
+            path: path.to_owned(),
+            started: Instant::now(),
+            output: Utf8Decoder::new(),
+            input: Utf8Decoder::new(),
+            last_us: 0,
+        };
+        recorder.write_line(&encode_header(header))?;
+        recorder.sync()?;
+        Ok(recorder)
+    }
+
+    /// Microseconds since the recorder was created, for callers without their own clock.
+    pub fn elapsed_us(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Bytes the runspace wrote to the terminal.
+    pub fn output(&mut self, time_us: u64, bytes: &[u8]) -> Result<(), AsciicastError> {
+        let text = self.output.decode(bytes);
+        self.event(time_us, EventKind::Output, text)
+    }
+
+    /// Bytes the user typed. Callers must not pass secret input (see the exsim `P` marker).
+    pub fn input(&mut self, time_us: u64, bytes: &[u8]) -> Result<(), AsciicastError> {
+        let text = self.input.decode(bytes);
+        self.event(time_us, EventKind::Input, text)
+    }
+
+    /// A marker (one per gate decision); synced to disk before returning.
+    pub fn marker(&mut self, time_us: u64, label: &str) -> Result<(), AsciicastError> {
+        self.event(time_us, EventKind::Marker, label.to_owned())?;
+        self.sync()
+    }
+
+    /// The terminal was resized.
+    pub fn resize(&mut self, time_us: u64, cols: u16, rows: u16) -> Result<(), AsciicastError> {
+        self.event(time_us, EventKind::Resize, format!("{cols}x{rows}"))
+    }
+
+    /// Flush unfinished characters and sync the file.
+    pub fn finish(mut self, time_us: u64) -> Result<(), AsciicastError> {
+        let out = self.output.finish();
+        self.event(time_us, EventKind::Output, out)?;
+        let inp = self.input.finish();
+        self.event(time_us, EventKind::Input, inp)?;
+        self.sync()
+    }
+
+    fn event(&mut self, time_us: u64, kind: EventKind, data: String) -> Result<(), AsciicastError> {
+        if data.is_empty() && kind != EventKind::Marker {
+            return Ok(());
+        }
+        // Players expect non-decreasing times; a caller's clock hiccup must not reorder events.
+        let time_us = time_us.max(self.last_us);
+        self.last_us = time_us;
+        self.write_line(&encode_event(&Event {
+            time_us,
+            kind,
+            data,
+        }))
+    }
+
+    fn write_line(&mut self, line: &str) -> Result<(), AsciicastError> {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        let path = self.path.clone();
+        self.file
+            .write_all(&bytes)
+            .map_err(|source| io(&path, source))
+    }
+
+    fn sync(&mut self) -> Result<(), AsciicastError> {
+        let path = self.path.clone();
+        self.file.sync_data().map_err(|source| io(&path, source))
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> AsciicastError {
+    AsciicastError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}

@@ -1,0 +1,257 @@
+//! Issuing and verifying jitsh tokens (claims + kid footer on top of [`super::paseto`]).
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use super::{paseto, show_time, Claims, SigningKey, TokenError, TrustStore};
+
+/// Clock skew a gate tolerates by default at both ends of a token's lifetime.
+pub const DEFAULT_SKEW: Duration = Duration::seconds(60);
+
+/// Claim names [`Claims`] owns; `extra` may not repeat them (that would emit duplicate keys).
+const KNOWN_CLAIMS: [&str; 14] = [
+    "iss",
+    "sub",
+    "jti",
+    "iat",
+    "nbf",
+    "exp",
+    "rule",
+    "tasks",
+    "params",
+    "request",
+    "approvers",
+    "uses",
+    "command",
+    "aud",
+];
+
+/// Longest kid echoed back in an error; footers are attacker-controlled text.
+const MAX_SHOWN_KID: usize = 64;
+
+#[derive(Serialize, Deserialize)]
+struct Footer {
+    kid: String,
+}
+
+/// Sign `claims` with `key`; the footer is `{"kid":"<key's kid>"}`.
+pub fn issue(claims: &Claims, key: &SigningKey) -> Result<String, TokenError> {
+    if let Some(name) = claims
+        .extra
+        .keys()
+        .find(|k| KNOWN_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(TokenError::Unissuable(format!(
+            "extra claim `{name}` repeats a standard claim"
+        )));
+    }
+    if claims.exp <= claims.nbf {
+        return Err(TokenError::Unissuable(
+            "`exp` is not after `nbf`, so the token would never be valid".to_owned(),
+        ));
+    }
+    let message = serde_json::to_vec(claims).map_err(|e| TokenError::Unissuable(e.to_string()))?;
+    let footer = serde_json::to_vec(&Footer {
+        kid: key.kid().to_owned(),
+    })
+    .map_err(|e| TokenError::Unissuable(e.to_string()))?;
+    paseto::sign(key.seed(), &message, &footer, b"")
+}
+
+/// A token whose signature, key and claims have been checked. Only [`verify`] makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    claims: Claims,
+    kid: String,
+}
+
+/// Verify a token's structure, footer kid, signature (with a key from `trust`) and claims JSON.
+/// Time and subject are checked per line with [`VerifiedToken::check`].
+pub fn verify(token: &str, trust: &TrustStore) -> Result<VerifiedToken, TokenError> {
+    let decoded = paseto::decode(token)?;
+    let kid = footer_kid(&decoded.footer)?;
+    let key = trust.get(&kid).ok_or_else(|| TokenError::UnknownKey {
+        kid: shown_kid(&kid),
+    })?;
+    paseto::verify_decoded(key.bytes(), &decoded, b"")?;
+    let claims = parse_claims(&decoded.message)?;
+    Ok(VerifiedToken { claims, kid })
+}
+
+impl VerifiedToken {
+    /// The verified claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The token id.
+    pub fn jti(&self) -> &str {
+        &self.claims.jti
+    }
+
+    /// The kid of the key that signed it.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Per-line checks: [`VerifiedToken::check_time`] and [`VerifiedToken::check_user`].
+    pub fn check(&self, now: OffsetDateTime, skew: Duration, user: &str) -> Result<(), TokenError> {
+        self.check_time(now, skew)?;
+        self.check_user(user)
+    }
+
+    /// `nbf - skew <= now < exp + skew`; a negative skew counts as zero.
+    pub fn check_time(&self, now: OffsetDateTime, skew: Duration) -> Result<(), TokenError> {
+        let skew = skew.max(Duration::ZERO);
+        // An overflowing bound lies beyond every representable instant, so it cannot refuse.
+        if let Some(start) = self.claims.nbf.checked_sub(skew) {
+            if now < start {
+                return Err(TokenError::NotYetValid {
+                    nbf: show_time(self.claims.nbf),
+                });
+            }
+        }
+        if let Some(end) = self.claims.exp.checked_add(skew) {
+            if now >= end {
+                return Err(TokenError::Expired {
+                    exp: show_time(self.claims.exp),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The token's subject is `user`, compared case-insensitively.
+    pub fn check_user(&self, user: &str) -> Result<(), TokenError> {
+        if same_user(&self.claims.sub, user) {
+            Ok(())
+        } else {
+            Err(TokenError::WrongUser {
+                token_user: self.claims.sub.clone(),
+                user: user.to_owned(),
+            })
+        }
+    }
+}
+
+/// User names compare case-insensitively, like Windows account names.
+fn same_user(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+/// A token decoded without any signature check, for display only (`jitsh token inspect` shows
+/// what a refused token claims). Nothing in it may be trusted.
+#[derive(Debug, Clone)]
+pub struct Unverified {
+    /// The footer's kid, if the footer has one.
+    pub kid: Option<String>,
+    /// The claims, if the payload is valid claims JSON.
+    pub claims: Result<Claims, TokenError>,
+}
+
+/// Decode a token's footer and claims without checking the signature (display only).
+pub fn peek_unverified(token: &str) -> Result<Unverified, TokenError> {
+    let decoded = paseto::decode(token)?;
+    Ok(Unverified {
+        kid: footer_kid(&decoded.footer).ok().map(|k| shown_kid(&k)),
+        claims: parse_claims(&decoded.message),
+    })
+}
+
+fn footer_kid(footer: &[u8]) -> Result<String, TokenError> {
+    serde_json::from_slice::<Footer>(footer)
+        .map(|f| f.kid)
+        .map_err(|_| TokenError::NoKid)
+}
+
+fn parse_claims(message: &[u8]) -> Result<Claims, TokenError> {
+    serde_json::from_slice(message).map_err(|e| TokenError::BadClaims(e.to_string()))
+}
+
+/// A kid made safe to print: control characters escaped, length bounded.
+fn shown_kid(kid: &str) -> String {
+    let mut shown: String = kid.escape_debug().take(MAX_SHOWN_KID).collect();
+    if kid.escape_debug().nth(MAX_SHOWN_KID).is_some() {
+        shown.push_str("...");
+    }
+    shown
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn claims() -> Claims {
+        Claims {
+            iss: "jitsh".into(),
+            sub: "Alice".into(),
+            jti: "t1".into(),
+            iat: datetime!(2026-11-27 10:00 UTC),
+            nbf: datetime!(2026-11-27 10:00 UTC),
+            exp: datetime!(2026-11-27 11:00 UTC),
+            rule: "mailbox-moves".into(),
+            tasks: vec!["New-MoveRequest".into()],
+            params: None,
+            request: "r1".into(),
+            approvers: vec!["bob".into()],
+            uses: None,
+            command: None,
+            aud: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn check_bounds_are_half_open_with_skew() {
+        let key = SigningKey::from_seed([9; 32]).unwrap();
+        let trust: TrustStore = [key.public_key()].into_iter().collect();
+        let t = verify(&issue(&claims(), &key).unwrap(), &trust).unwrap();
+        let zero = Duration::ZERO;
+        assert!(t
+            .check(datetime!(2026-11-27 10:00 UTC), zero, "alice")
+            .is_ok());
+        assert!(matches!(
+            t.check(datetime!(2026-11-27 11:00 UTC), zero, "alice"),
+            Err(TokenError::Expired { .. })
+        ));
+        assert!(t
+            .check(datetime!(2026-11-27 11:00:59 UTC), DEFAULT_SKEW, "alice")
+            .is_ok());
+        assert!(t
+            .check(datetime!(2026-11-27 11:01 UTC), DEFAULT_SKEW, "alice")
+            .is_err());
+        assert!(t
+            .check(datetime!(2026-11-27 09:59:59 UTC), zero, "alice")
+            .is_err());
+        // negative skew is zero, not a narrower window that hides a bug elsewhere
+        assert!(t
+            .check(
+                datetime!(2026-11-27 10:00 UTC),
+                Duration::seconds(-5),
+                "alice"
+            )
+            .is_ok());
+        assert!(t
+            .check(OffsetDateTime::UNIX_EPOCH, Duration::MAX, "alice")
+            .is_ok());
+    }
+
+    #[test]
+    fn issue_refuses_duplicate_claim_names_and_empty_lifetimes() {
+        let key = SigningKey::from_seed([9; 32]).unwrap();
+        let mut c = claims();
+        c.extra.insert("sub".into(), serde_json::json!("mallory"));
+        assert!(matches!(issue(&c, &key), Err(TokenError::Unissuable(_))));
+        let mut c = claims();
+        c.exp = c.nbf;
+        assert!(matches!(issue(&c, &key), Err(TokenError::Unissuable(_))));
+    }
+
+    #[test]
+    fn shown_kid_escapes_and_bounds() {
+        assert_eq!(shown_kid("a\nb"), "a\\nb");
+        assert_eq!(shown_kid(&"x".repeat(100)).len(), MAX_SHOWN_KID + 3);
+    }
+}
