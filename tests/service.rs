@@ -394,6 +394,12 @@ async fn request_approve_token_with_mail_and_webhook() {
     let (nbf, exp) = (unix(&c["nbf"]), unix(&c["exp"]));
     assert!(nbf >= before && nbf <= before + 5, "nbf {nbf} vs {before}");
     assert_eq!(exp - nbf, 3600);
+    // It verifies with the service's published key.
+    let public = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
+    let mut trust = jitsh::token::TrustStore::new();
+    trust.add(jitsh::token::PublicKey::from_file_text(&public).unwrap());
+    let verified = jitsh::token::verify(token, &trust).unwrap();
+    assert_eq!(verified.claims().sub, "alice");
 
     // Secrets never reach mail, webhooks or the audit log.
     let audit = std::fs::read_to_string(env.state.join("audit.jsonl")).unwrap();
@@ -709,7 +715,9 @@ async fn kill_9_between_request_and_approval_loses_nothing() {
     assert_eq!(status, 200);
     let key = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(env.state.join("signing.key")).unwrap().permissions(),
+        &std::fs::metadata(env.state.join("signing.key"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
     server.kill9();

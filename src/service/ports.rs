@@ -1,13 +1,12 @@
-//! What the service needs from the policy engine, the token signer and the audit log, as small
-//! interfaces. (Interim implementations live here until `crate::policy`, `crate::token` and
+//! What the service needs from the policy engine, the token signer and the audit log.
+//! (Interim policy and audit implementations live here until `crate::policy` and
 //! `crate::audit::log` are available.)
 
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
-
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
+use crate::token::{Claims, SigningKey, TokenError};
 
 /// The parts of an approval rule the workflow uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,80 +54,31 @@ pub fn policies_from_sources(sources: &[(String, String)]) -> Result<Box<dyn Pol
     interim::Set::from_sources(sources).map(|s| Box::new(s) as Box<dyn Policies>)
 }
 
-/// What a grant's token says.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GrantClaims {
-    pub iss: String,
-    pub sub: String,
-    pub jti: String,
-    pub iat: time::OffsetDateTime,
-    pub nbf: time::OffsetDateTime,
-    pub exp: time::OffsetDateTime,
-    pub rule: String,
-    pub tasks: Vec<String>,
-    pub params: Option<serde_json::Value>,
-    pub request: String,
-    pub approvers: Vec<String>,
-    pub uses: Option<u32>,
-    pub command: Option<String>,
-}
-
-/// The service's signing key. `Debug` is redacted.
+/// The service's signing key (`STATE/signing.key`, the format `jitsh keygen` writes).
+#[derive(Debug)]
 pub struct Signer {
-    pair: ring::signature::Ed25519KeyPair,
-    seed: [u8; 32],
+    key: SigningKey,
 }
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Signer(<redacted>)")
-    }
-}
-
-const KEY_PREFIX: &str = "jitsh-ed25519-secret:";
-const PUB_PREFIX: &str = "jitsh-ed25519-public:";
 
 impl Signer {
-    /// Load `STATE/signing.key`, or create it (0600) and `STATE/signing.pub` if absent.
+    /// Load `STATE/signing.key`, or create it (mode 0600) and `STATE/signing.pub` if absent.
     pub fn load_or_create(state: &Path) -> Result<Signer, String> {
-        use ring::rand::SecureRandom as _;
         let key_path = state.join("signing.key");
         let pub_path = state.join("signing.pub");
-        let signer = match std::fs::read_to_string(&key_path) {
-            Ok(text) => {
-                let seed = text
-                    .trim()
-                    .strip_prefix(KEY_PREFIX)
-                    .and_then(|b| {
-                        base64::engine::general_purpose::URL_SAFE_NO_PAD
-                            .decode(b)
-                            .ok()
-                    })
-                    .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-                    .ok_or_else(|| {
-                        format!("signing key `{}` is not a jitsh key", key_path.display())
-                    })?;
-                Signer::from_seed(seed)?
-            }
+        let key = match std::fs::read_to_string(&key_path) {
+            Ok(text) => SigningKey::from_file_text(&text)
+                .map_err(|e| format!("signing key `{}`: {e}", key_path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut seed = [0u8; 32];
-                ring::rand::SystemRandom::new()
-                    .fill(&mut seed)
-                    .map_err(|_| "no randomness available for a signing key".to_owned())?;
-                let signer = Signer::from_seed(seed)?;
-                let text = format!(
-                    "{KEY_PREFIX}{}\n",
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seed)
-                );
-                super::directory::write_private_atomic(&key_path, text.as_bytes()).map_err(
-                    |e| {
+                let key = SigningKey::generate(&ring::rand::SystemRandom::new())
+                    .map_err(|e| format!("no signing key could be made: {e}"))?;
+                super::directory::write_private_atomic(&key_path, key.to_file_text().as_bytes())
+                    .map_err(|e| {
                         format!(
                             "signing key `{}` could not be written: {e}",
                             key_path.display()
                         )
-                    },
-                )?;
-                signer
+                    })?;
+                key
             }
             Err(e) => {
                 return Err(format!(
@@ -138,88 +88,25 @@ impl Signer {
             }
         };
         if !pub_path.exists() {
-            std::fs::write(&pub_path, signer.public_file_text()).map_err(|e| {
+            std::fs::write(&pub_path, key.public_key().to_file_text()).map_err(|e| {
                 format!(
                     "public key `{}` could not be written: {e}",
                     pub_path.display()
                 )
             })?;
         }
-        Ok(signer)
-    }
-
-    fn from_seed(seed: [u8; 32]) -> Result<Signer, String> {
-        use ring::signature::KeyPair as _;
-        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-            .map_err(|_| "signing key is not a valid Ed25519 key".to_owned())?;
-        let _ = pair.public_key();
-        Ok(Signer { pair, seed })
-    }
-
-    fn public_file_text(&self) -> String {
-        use ring::signature::KeyPair as _;
-        format!(
-            "{PUB_PREFIX}{}\n",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.pair.public_key())
-        )
+        Ok(Signer { key })
     }
 
     /// Key id carried in the token footer.
-    pub fn kid(&self) -> String {
-        use ring::signature::KeyPair as _;
-        let d = ring::digest::digest(&ring::digest::SHA256, self.pair.public_key().as_ref());
-        let _ = self.seed.len();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref().get(..16).unwrap_or(&[]))
+    pub fn kid(&self) -> &str {
+        self.key.kid()
     }
 
     /// Sign `claims` as a PASETO v4.public token.
-    pub fn issue(&self, claims: &GrantClaims) -> Result<String, String> {
-        let rfc = |t: &time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .map_err(|e| e.to_string())
-        };
-        let mut body = serde_json::json!({
-            "iss": claims.iss, "sub": claims.sub, "jti": claims.jti,
-            "iat": rfc(&claims.iat)?, "nbf": rfc(&claims.nbf)?, "exp": rfc(&claims.exp)?,
-            "rule": claims.rule, "tasks": claims.tasks, "request": claims.request,
-            "approvers": claims.approvers,
-        });
-        if let Some(obj) = body.as_object_mut() {
-            if let Some(p) = &claims.params {
-                obj.insert("params".into(), p.clone());
-            }
-            if let Some(u) = claims.uses {
-                obj.insert("uses".into(), u.into());
-            }
-            if let Some(c) = &claims.command {
-                obj.insert("command".into(), c.clone().into());
-            }
-        }
-        let message = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-        let footer = serde_json::to_vec(&serde_json::json!({ "kid": self.kid() }))
-            .map_err(|e| e.to_string())?;
-        let header = b"v4.public.";
-        let pae = pae(&[header, &message, &footer, b""]);
-        let sig = self.pair.sign(&pae);
-        let mut payload = message;
-        payload.extend_from_slice(sig.as_ref());
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        Ok(format!(
-            "v4.public.{}.{}",
-            b64.encode(payload),
-            b64.encode(footer)
-        ))
+    pub fn issue(&self, claims: &Claims) -> Result<String, TokenError> {
+        crate::token::issue(claims, &self.key)
     }
-}
-
-fn pae(pieces: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(pieces.len() as u64).to_le_bytes());
-    for p in pieces {
-        out.extend_from_slice(&(p.len() as u64 & (u64::MAX >> 1)).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    out
 }
 
 /// Open the audit log at `STATE/audit.jsonl`.

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::directory::{valid_name, Directory, Principal};
 use super::error::ApiError;
-use super::ports::{ApprovalRule, GrantClaims, Policies, Signer};
+use super::ports::{ApprovalRule, Policies, Signer};
 use super::store::{
     Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, RequestRecord, Status, Store,
     StoreError, UnixTime,
@@ -490,7 +490,7 @@ impl Service {
                 format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
             ));
         }
-        let claims = GrantClaims {
+        let claims = crate::token::Claims {
             iss: self.issuer.clone(),
             sub: grant.sub.clone(),
             jti: grant.jti.clone(),
@@ -508,6 +508,8 @@ impl Service {
                 .collect(),
             uses: grant.uses,
             command: record.new.command.clone(),
+            aud: None,
+            extra: Map::new(),
         };
         let token = self
             .signer
