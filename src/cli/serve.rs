@@ -159,10 +159,6 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return super::fail(e),
     };
-    let audit = match service::ports::open_audit(&a.state) {
-        Ok(s) => s,
-        Err(e) => return super::fail(e),
-    };
     let mut details = serde_json::Map::new();
     details.insert("groups".into(), a.groups.clone().into());
     details.insert("roles".into(), a.roles.clone().into());
@@ -175,8 +171,9 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         outcome: "ok".into(),
         details,
     };
-    // No audit record, no user.
-    if let Err(e) = audit.append(event) {
+    // No audit record, no user. While the service runs it holds the audit log; the event then
+    // waits durably in the state database and the service appends it.
+    if let Err(e) = record_audit(&a.state, event) {
         return super::fail(e);
     }
     if let Err(e) = dir.save(&path) {
@@ -191,6 +188,18 @@ fn user_add(a: UserAddArgs) -> ExitCode {
     );
     println!("{}", credential.expose());
     ExitCode::SUCCESS
+}
+
+fn record_audit(state: &std::path::Path, event: crate::audit::AuditEvent) -> Result<(), String> {
+    match service::ports::open_audit(state) {
+        Ok(sink) => sink.append(event).map(|_| ()).map_err(|e| e.to_string()),
+        Err(service::ports::OpenAuditError::Locked(_)) => {
+            let store = service::sqlite::SqliteStore::open(&state.join("jitsh.db"))
+                .map_err(|e| e.to_string())?;
+            service::Store::queue_audit(&store, &event).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn user_list(a: UserListArgs) -> ExitCode {

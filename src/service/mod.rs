@@ -68,7 +68,7 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
     );
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
-    let audit = ports::open_audit(&config.state).map_err(ServeError::Setup)?;
+    let audit = ports::open_audit(&config.state).map_err(|e| ServeError::Setup(e.to_string()))?;
     let service = Service::new(workflow::Parts {
         store: Arc::clone(&store),
         policies: Arc::from(policies),
@@ -137,6 +137,10 @@ async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver
     let every =
         (service.pending_ttl() / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
     loop {
+        let s = Arc::clone(&service);
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.drain_audit()).await {
+            tracing::error!(error = %e, "queued audit events could not be appended; will retry");
+        }
         let s = Arc::clone(&service);
         match tokio::task::spawn_blocking(move || s.expire(time::OffsetDateTime::now_utc())).await {
             Ok(Ok(0)) | Err(_) => {}

@@ -109,8 +109,18 @@ impl Signer {
     }
 }
 
+/// Why the audit log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenAuditError {
+    /// Another process (a running service) holds it.
+    #[error("audit log `{0}` is in use by another process")]
+    Locked(String),
+    #[error("{0}")]
+    Other(String),
+}
+
 /// Open the audit log at `STATE/audit.jsonl`.
-pub fn open_audit(state: &Path) -> Result<std::sync::Arc<dyn AuditSink>, String> {
+pub fn open_audit(state: &Path) -> Result<std::sync::Arc<dyn AuditSink>, OpenAuditError> {
     Ok(std::sync::Arc::new(interim::JsonlAudit::new(
         state.join("audit.jsonl"),
     )))

@@ -7,13 +7,16 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
+use crate::audit::{AuditEvent, AuditSinkError};
+
 use super::store::{
     Approval, ApproveOutcome, Grant, Hook, Lock, NewRequest, Notification, OutboxItem,
     RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
 };
 
 /// Schema steps; `user_version` is the number applied. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE requests (
     id TEXT PRIMARY KEY,
     requester TEXT NOT NULL,
@@ -67,7 +70,14 @@ CREATE TABLE outbox (
     last_error TEXT
 );
 CREATE INDEX outbox_due ON outbox(delivered_at, failed, next_attempt_at);
-"#];
+"#,
+    r#"
+CREATE TABLE audit_inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event TEXT NOT NULL               -- AuditEvent as JSON, written by another process
+);
+"#,
+];
 
 /// The SQLite store. One connection behind a mutex: SQLite serializes writers anyway, and the
 /// async side reaches it only through `spawn_blocking`.
@@ -627,6 +637,46 @@ impl Store for SqliteStore {
         })
     }
 
+    fn queue_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let text = serde_json::to_string(event).map_err(backend)?;
+        self.step(|tx| {
+            tx.execute("INSERT INTO audit_inbox (event) VALUES (?1)", params![text])
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn drain_audit(
+        &self,
+        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+    ) -> Result<usize, StoreError> {
+        let mut drained = 0;
+        loop {
+            let done = self.step(|tx| {
+                let row = tx
+                    .query_row(
+                        "SELECT id, event FROM audit_inbox ORDER BY id LIMIT 1",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                let Some((id, text)) = row else {
+                    return Ok(true);
+                };
+                let event: AuditEvent = serde_json::from_str(&text).map_err(backend)?;
+                sink(event)?;
+                tx.execute("DELETE FROM audit_inbox WHERE id = ?1", params![id])
+                    .map_err(backend)?;
+                Ok(false)
+            })?;
+            if done {
+                return Ok(drained);
+            }
+            drained += 1;
+        }
+    }
+
     fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
@@ -797,6 +847,38 @@ mod tests {
         store.use_grant("j-r1", 200, &mut |_| Ok(vec![])).unwrap();
         let second = store.use_grant("j-r1", 201, &mut |_| Ok(vec![]));
         assert!(matches!(second, Err(StoreError::Exhausted(_))));
+    }
+
+    #[test]
+    fn queued_audit_events_leave_the_inbox_only_once_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        let event = |subject: &str| AuditEvent {
+            time: "2026-01-01T00:00:00Z".into(),
+            actor: "root".into(),
+            action: "user.add".into(),
+            subject: subject.into(),
+            outcome: "ok".into(),
+            details: Default::default(),
+        };
+        store.queue_audit(&event("a")).unwrap();
+        store.queue_audit(&event("b")).unwrap();
+        let failed = store.drain_audit(&mut |_| {
+            Err(AuditSinkError {
+                path: "audit".into(),
+                message: "locked".into(),
+            })
+        });
+        assert!(failed.is_err());
+        let mut seen = Vec::new();
+        let n = store
+            .drain_audit(&mut |e| {
+                seen.push(e.subject);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((n, seen), (2, vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(store.drain_audit(&mut |_| Ok(())).unwrap(), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! if the hook succeeded. A crash at any point leaves either the whole step or none of it, and an
 //! action whose audit record cannot be written never happens (fail closed).
 
-use crate::audit::AuditSinkError;
+use crate::audit::{AuditEvent, AuditSinkError};
 
 /// Unix seconds (UTC). Kept as an integer so ordering and comparisons are exact in every backend.
 pub type UnixTime = i64;
@@ -268,6 +268,15 @@ pub trait Store: Send + Sync {
     /// Record a side action (policy change, user added, token issued) that has no state of its
     /// own here, still through the hook so its audit record and notifications are atomic.
     fn record(&self, hook: Hook<'_, ()>) -> Result<(), StoreError>;
+
+    /// Keep an audit event written by another process (the CLI's `user add` while the service
+    /// holds the audit log) until the service appends it.
+    fn queue_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Append queued audit events through `sink`, oldest first, each removed in the same step.
+    fn drain_audit(
+        &self,
+        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+    ) -> Result<usize, StoreError>;
 
     /// Queued notifications due at `now`, oldest first.
     fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;

@@ -736,6 +736,11 @@ impl Service {
         Ok(json!({ "name": body.name, "credential": credential.expose() }))
     }
 
+    /// Append audit events other processes queued in the store.
+    pub fn drain_audit(&self) -> Result<usize, ApiError> {
+        Ok(self.store.drain_audit(&mut |event| self.append(event))?)
+    }
+
     /// Expire pending requests whose time ran out.
     pub fn expire(&self, now: OffsetDateTime) -> Result<usize, ApiError> {
         let dir = self.directory.read()?;
