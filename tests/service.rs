@@ -958,8 +958,12 @@ async fn eight_concurrent_approvals_make_exactly_one_decision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_global_admins_change_policies_and_users() {
-    let env = Env::new();
+    let mut env = Env::new();
     let server = env.start(&[]);
+    // Users added with the CLI while the service runs can sign in at once, and are audited.
+    let frank = env.add_user("frank", "helpdesk", "");
+    let (status, me) = server.call("GET", "/v1/me", &frank, None).await;
+    assert_eq!((status, me["name"].as_str()), (200, Some("frank")));
     let (alice, root) = (env.cred("alice"), env.cred("root"));
     let rule = "[[rule]]\nid = \"transport\"\neffect = \"approval\"\ntasks = [\"New-TransportRule\"]\napprovers = [\"mbmanagers\"]\nmax_duration = \"1h\"\n";
     let put = |cred: &str, file: &str, text: &str| {
@@ -1009,6 +1013,15 @@ async fn only_global_admins_change_policies_and_users() {
         server.call("POST", "/v1/users", root, Some(body)).await.0,
         409
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env
+        .audit()
+        .iter()
+        .any(|e| e["action"] == "user.add" && e["subject"] == "frank")
+    {
+        assert!(Instant::now() < deadline, "user.add of frank never audited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let actions: Vec<Value> = env.audit().iter().map(|e| e["action"].clone()).collect();
     assert!(actions.contains(&json!("policy.change")) && actions.contains(&json!("user.add")));
 }

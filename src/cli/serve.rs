@@ -25,8 +25,14 @@ pub struct Args {
     /// Sender address of notification mail.
     #[arg(long, value_name = "ADDR", default_value = "jitsh@localhost")]
     mail_from: String,
-    /// URL that receives a JSON POST (`{"text": ...}`) for every request and decision.
-    #[arg(long, value_name = "URL")]
+    /// URL that receives a JSON POST (`{"text": ...}`) for every request and decision. Chat
+    /// webhook URLs are secrets: prefer the environment variable over the command line.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "JITSH_WEBHOOK",
+        hide_env_values = true
+    )]
     webhook: Option<String>,
     /// How long a request may wait for a decision before it expires.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = service::parse_duration)]

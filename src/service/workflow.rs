@@ -302,6 +302,7 @@ impl Service {
                     }
                     Ok(notes)
                 })?;
+        tracing::info!(request = %record.new.id, requester = %who.name, rule = %record.new.rule, status = record.status.as_str(), "request filed");
         Ok(view(&record, now))
     }
 
@@ -377,6 +378,7 @@ impl Service {
         let record = match outcome {
             ApproveOutcome::Recorded { record } | ApproveOutcome::Decided { record } => record,
         };
+        tracing::info!(request = %id, approver = %who.name, status = record.status.as_str(), "approval recorded");
         Ok(view(&record, now))
     }
 
@@ -901,7 +903,8 @@ impl Service {
 #[derive(Debug)]
 struct DirectoryHandle {
     path: PathBuf,
-    cached: RwLock<(Directory, Option<SystemTime>)>,
+    /// The directory and the file's (mtime, length) it was read at.
+    cached: RwLock<(Directory, Option<(SystemTime, u64)>)>,
     write: Mutex<()>,
 }
 
@@ -962,8 +965,9 @@ impl DirectoryHandle {
     }
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 fn read_sources(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
