@@ -1,1 +1,45 @@
-//! syntax (being built).
+//! The PowerShell subset parser: `&str` → [`ast::Script`] with a [`crate::span::Span`] on every
+//! node, or a [`ParseError`] that says whether more input could complete the line.
+//!
+//! The accepted language is `grammar/jitsh.ebnf`; every parser function is named after its
+//! production and quotes it. Where PowerShell's reading of a line is ambiguous or depends on
+//! run-time state, jitsh rejects the line instead of guessing (grammar/README.md lists where).
+//!
+//! INVARIANTS: pure (no I/O, no global state); never panics on any input; nesting is bounded by
+//! [`MAX_DEPTH`], beyond which the result is [`ParseErrorKind::DepthLimit`], so neither the parser
+//! nor any consumer recursing over the tree can exhaust the stack.
+
+pub mod ast;
+mod block;
+mod command;
+mod error;
+mod expr;
+mod lex;
+mod parser;
+mod print;
+mod string;
+
+pub use error::{ParseError, ParseErrorKind};
+pub use lex::number_value;
+pub use print::print;
+
+/// Deepest nesting of blocks, brackets, subexpressions, strings and unary operators accepted.
+pub const MAX_DEPTH: usize = 32;
+
+/// Parses one submitted line (which may span several physical lines).
+pub fn parse(src: &str) -> Result<ast::Script, ParseError> {
+    parser::Parser::new(src).script()
+}
+
+/// Entry point for fuzzers: parses arbitrary bytes (invalid UTF-8 is replaced) and, when the
+/// parse succeeds, checks that printing and re-parsing succeeds too.
+pub fn fuzz_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(script) = parse(&text) {
+        let printed = print(&script);
+        let _ = parse(&printed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

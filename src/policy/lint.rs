@@ -1,0 +1,187 @@
+//! Lint: rules that load but cannot work as their author meant.
+//!
+//! - `never-matches`: every task is removed by `except`, or the parameter conditions
+//!   contradict each other (`params.only` forbids a parameter that `when` or a value
+//!   constraint needs).
+//! - `shadowed-approval`: an unconditional allow rule covers tasks of an approval rule, so
+//!   those tasks never need approval (allow wins over approval).
+//! - `unknown-task`: an exact task name the catalog does not know (a typo never matches).
+//! - `no-approvers`: a manual approval rule without approvers (it loads, but nobody can
+//!   approve its requests).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::policy::model::{ApprovalMode, Effect, Rule};
+use crate::policy::PolicySet;
+
+/// One lint finding.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct LintFinding {
+    /// The rule id (or `role:NAME` for a role).
+    pub rule: String,
+    /// `never-matches`, `shadowed-approval`, `unknown-task` or `no-approvers`.
+    pub kind: String,
+    pub message: String,
+}
+
+pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFinding> {
+    let mut out = Vec::new();
+    let finding = |rule: &str, kind: &str, message: String| LintFinding {
+        rule: rule.to_string(),
+        kind: kind.to_string(),
+        message,
+    };
+    let rules = set.rules();
+    for rule in rules {
+        if rule.effect == Effect::Approval
+            && rule.approval == ApprovalMode::Manual
+            && rule.approvers.is_empty()
+        {
+            out.push(finding(
+                &rule.id,
+                "no-approvers",
+                format!(
+                    "approval rule `{}` has no `approvers`, so requests under it can never be approved",
+                    rule.id
+                ),
+            ));
+        }
+        if let Some(m) = never_matches(rule) {
+            out.push(finding(&rule.id, "never-matches", m));
+        }
+        for t in rule.tasks.iter().chain(&rule.except) {
+            if let Some(name) = unknown_literal(t, known) {
+                out.push(finding(
+                    &rule.id,
+                    "unknown-task",
+                    format!(
+                        "rule `{}` names `{name}`, which is not a known command",
+                        rule.id
+                    ),
+                ));
+            }
+        }
+    }
+    for role in set.roles() {
+        for t in &role.tasks {
+            if let Some(name) = unknown_literal(t, known) {
+                out.push(finding(
+                    &format!("role:{}", role.name),
+                    "unknown-task",
+                    format!(
+                        "role `{}` names `{name}`, which is not a known command",
+                        role.name
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Pairs found through the index, so lint stays fast on very large sets.
+    let unconditional_allow =
+        |r: &Rule| r.effect == Effect::Allow && r.when_any_param.is_none() && r.params.is_none();
+    for appr in rules.iter().filter(|r| r.effect == Effect::Approval) {
+        let mut by_allow: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+        for ap in &appr.patterns {
+            for i in set.index.subsuming(&ap.glob) {
+                let Some((i, allow)) = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| Some((i, rules.get(i)?)))
+                else {
+                    continue;
+                };
+                if !unconditional_allow(allow) {
+                    continue;
+                }
+                let subsumed = allow
+                    .patterns
+                    .iter()
+                    .any(|p| p.module.is_none() && ap.glob.subsumed_by(&p.glob));
+                let not_excepted = if ap.glob.is_literal() {
+                    allow.covers_name(ap.glob.as_str(), None)
+                } else {
+                    allow.except_patterns.is_empty()
+                };
+                if subsumed && not_excepted {
+                    by_allow.entry(i).or_default().push(ap.glob.as_str());
+                }
+            }
+        }
+        for (i, shadowed) in by_allow {
+            let Some(allow) = rules.get(i) else { continue };
+            out.push(finding(
+                &appr.id,
+                "shadowed-approval",
+                format!(
+                    "allow rule `{}` covers {} of approval rule `{}`, so {} never need approval; add them to its `except`",
+                    allow.id,
+                    backticked(&shadowed),
+                    appr.id,
+                    if shadowed.len() == 1 { "it does" } else { "they" },
+                ),
+            ));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Why `rule` can never match, if it provably cannot.
+fn never_matches(rule: &Rule) -> Option<String> {
+    let all_excepted = !rule.patterns.is_empty()
+        && rule.patterns.iter().all(|p| {
+            rule.except_patterns
+                .iter()
+                .any(|e| e.module.is_none() && p.glob.subsumed_by(&e.glob))
+        });
+    if all_excepted {
+        return Some(format!(
+            "every task of rule `{}` is also listed in its `except`",
+            rule.id
+        ));
+    }
+    let only = rule.params.as_ref().and_then(|p| p.only());
+    if let Some(only) = only {
+        let allowed = |n: &str| only.iter().any(|o| o.eq_ignore_ascii_case(n));
+        if let Some(names) = &rule.when_any_param {
+            if !names.iter().any(|n| allowed(n)) {
+                return Some(format!(
+                    "rule `{}` needs one of `when.any_param` but `params.only` forbids all of them",
+                    rule.id
+                ));
+            }
+        }
+        if let Some((n, _)) = rule
+            .params
+            .iter()
+            .flat_map(|p| p.values())
+            .find(|(n, _)| !allowed(n))
+        {
+            return Some(format!(
+                "rule `{}` constrains parameter `{n}` but `params.only` forbids it",
+                rule.id
+            ));
+        }
+    }
+    None
+}
+
+/// The command name of an exact task the catalog does not know.
+fn unknown_literal<'a>(task: &'a str, known: &dyn Fn(&str) -> bool) -> Option<&'a str> {
+    if task.starts_with("role:") || task.contains(['*', '?', '[']) {
+        return None;
+    }
+    let name = task.rsplit_once('\\').map_or(task, |(_, n)| n);
+    (!known(name)).then_some(name)
+}
+
+fn backticked(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,225 @@
+//! The validated policy model: rules, effects, defaults and the decision for one invocation.
+//!
+//! INVARIANT: a [`Rule`] is built only by the loader (`load.rs`), so its compiled task
+//! patterns always agree with its `tasks`/`except` text and its role expansion.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::params::ParamConstraints;
+use crate::policy::pattern::{lower, Glob};
+
+/// What a rule (or a default) says about an invocation.
+///
+/// `Ord` follows restrictiveness: `Allow < Approval < Deny`, so "the most restrictive of" is
+/// `max`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Approval,
+    Deny,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Approval => "approval",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
+/// How an approval rule's requests are approved.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    /// A member of one of the rule's approver groups (never the requester) approves.
+    Manual,
+    /// The service approves at once; the request and grant are still audited.
+    Auto,
+}
+
+/// The `[defaults]` table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub struct Defaults {
+    /// Decision for an invocation no rule matches.
+    pub unmatched: Effect,
+    /// Decision for an invocation that cannot be analysed statically.
+    /// INVARIANT: never [`Effect::Allow`] (the loader refuses it).
+    pub dynamic: Effect,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            unmatched: Effect::Deny,
+            dynamic: Effect::Deny,
+        }
+    }
+}
+
+/// One task pattern of a rule: an optional module qualifier and a name glob.
+#[derive(Clone, Debug)]
+pub(crate) struct TaskPattern {
+    /// Lowercase module qualifier (`Exchange` in `Exchange\New-MoveRequest`).
+    pub(crate) module: Option<String>,
+    pub(crate) glob: Glob,
+}
+
+impl TaskPattern {
+    /// Parses `Name`, `Module\Name` or a glob; `role:` references are expanded by the loader
+    /// before this is called.
+    pub(crate) fn parse(text: &str) -> Result<TaskPattern, String> {
+        if text.trim().is_empty() {
+            return Err("empty task name".to_string());
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("task `{text}` contains whitespace"));
+        }
+        if text.contains('`') {
+            return Err(format!(
+                "task `{text}` contains a backtick: write the name without escapes"
+            ));
+        }
+        let (module, name) = match text.rsplit_once('\\') {
+            Some((m, n)) => {
+                if m.is_empty() || m.contains('\\') {
+                    return Err(format!(
+                        "task `{text}` has an empty or nested module qualifier"
+                    ));
+                }
+                if m.contains(['*', '?', '[', ']']) {
+                    return Err(format!(
+                        "task `{text}` has wildcards in its module qualifier: only the name may be a pattern"
+                    ));
+                }
+                (Some(lower(m)), n)
+            }
+            None => (None, text),
+        };
+        if name.is_empty() {
+            return Err(format!("task `{text}` has an empty name"));
+        }
+        let glob = Glob::new(name).map_err(|e| format!("invalid task pattern `{text}`: {e}"))?;
+        Ok(TaskPattern { module, glob })
+    }
+
+    /// Whether this pattern covers `name` (already lowercased into chars) in `module`
+    /// (lowercase). `strict_module`: a module qualifier must agree with the invocation's;
+    /// otherwise (deny and approval rules) the qualifier is ignored so that writing another
+    /// module's name never escapes a restrictive rule.
+    pub(crate) fn covers(&self, name: &[char], module: Option<&str>, strict_module: bool) -> bool {
+        self.module_ok(module, strict_module) && self.glob.matches_lower(name)
+    }
+
+    pub(crate) fn module_ok(&self, module: Option<&str>, strict_module: bool) -> bool {
+        match (&self.module, module) {
+            (Some(want), Some(got)) if strict_module => want == got,
+            _ => true,
+        }
+    }
+}
+
+/// One validated rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Unique across all files: `[a-z0-9][a-z0-9-]*`.
+    pub id: String,
+    pub effect: Effect,
+    /// The tasks as written (names, globs, `Module\Name`, `role:NAME`).
+    pub tasks: Vec<String>,
+    /// Tasks this rule does not cover, as written.
+    pub except: Vec<String>,
+    /// For approval rules; `Manual` for the others (where it means nothing).
+    pub approval: ApprovalMode,
+    /// Groups whose members may approve (never the requester). Empty only for `Auto` and for
+    /// allow/deny rules.
+    pub approvers: Vec<String>,
+    /// Groups or roles whose members may request; empty means any user.
+    pub requesters: Vec<String>,
+    /// Longest grant an approver may give (at most 24 hours).
+    pub max_duration: Option<Duration>,
+    /// Distinct approvers needed (extension; default 1).
+    pub min_approvals: u32,
+    /// `when.any_param`: the rule applies only if one of these parameters is used.
+    pub when_any_param: Option<Vec<String>>,
+    /// `params`: `only` and per-parameter value constraints.
+    pub params: Option<ParamConstraints>,
+    /// Free text shown to requesters and approvers.
+    pub description: Option<String>,
+    /// Where the rule's `id` stands: `file:line`.
+    pub source: String,
+    pub(crate) patterns: Vec<TaskPattern>,
+    pub(crate) except_patterns: Vec<TaskPattern>,
+}
+
+impl Rule {
+    /// Whether the rule's tasks (after role expansion) cover the command `name` in `module`
+    /// and no `except` entry does. Conditions (`when`, `params`) are not considered.
+    pub fn covers_name(&self, name: &str, module: Option<&str>) -> bool {
+        let (name, module) = split_module(name, module);
+        let lname: Vec<char> = name
+            .chars()
+            .map(crate::policy::pattern::lower_char)
+            .collect();
+        let lmodule = module.map(lower);
+        let strict = self.effect == Effect::Allow;
+        self.patterns
+            .iter()
+            .any(|p| p.covers(&lname, lmodule.as_deref(), strict))
+            && !self.excepted(&lname, lmodule.as_deref())
+    }
+
+    /// Whether an `except` entry covers the (lowercased) name. The module qualifier of an
+    /// `except` entry is always honoured loosely: an exception can only narrow what an allow
+    /// grants, and for restrictive rules ignoring it would narrow them, so both go the
+    /// restrictive way.
+    pub(crate) fn excepted(&self, lname: &[char], lmodule: Option<&str>) -> bool {
+        let strict = self.effect != Effect::Allow;
+        self.except_patterns
+            .iter()
+            .any(|p| p.covers(lname, lmodule, strict))
+    }
+}
+
+/// Splits a `Module\Name` left in the name (defensively: the resolver normally splits it).
+pub(crate) fn split_module<'a>(
+    name: &'a str,
+    module: Option<&'a str>,
+) -> (&'a str, Option<&'a str>) {
+    match (module, name.rsplit_once('\\')) {
+        (None, Some((m, n))) if !m.is_empty() => (n, Some(m)),
+        _ => (name, module),
+    }
+}
+
+/// The policy decision for one invocation (before tokens are considered).
+#[must_use]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct RuleDecision {
+    pub effect: Effect,
+    /// The rule that decided, `None` for a default. For an approval, the most specific
+    /// matching approval rule (parameter conditions, then an exact task name, then the
+    /// smallest id): a token must be issued under this rule to cover the invocation. For a
+    /// deny or allow, the smallest id among `rules` (a deny with a certain condition first).
+    pub rule: Option<String>,
+    /// True when the decision was reached under uncertainty (dynamic name or parameters that
+    /// a rule needed but could not be resolved).
+    pub dynamic: bool,
+    /// A human sentence explaining the decision.
+    pub reason: String,
+    /// Every rule with the deciding effect that matched (for audit), in the order described
+    /// for `rule`, which is the first of them.
+    pub rules: Vec<String>,
+}
+
+/// A three-valued answer: whether a condition holds when part of the input is unknown.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tri {
+    Yes,
+    No,
+    Unknown,
+}

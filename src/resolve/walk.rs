@@ -1,0 +1,939 @@
+//! The tree walk that turns statements into invocations.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::invocation::{Invocation, Param, ParamValue};
+use crate::span::Span;
+use crate::syntax::ast::*;
+use crate::syntax::number_value;
+
+use super::safe;
+use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
+
+/// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
+/// this; if it is ever reached the walk stops and reports a dynamic invocation (fail closed).
+const MAX_FRAMES: usize = 2048;
+
+/// Whether script-block contents are code (their commands run) or data (OPATH filter text, whose
+/// words are not commands; `$( )` inside is still code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Code,
+    Data,
+}
+
+/// A literal hashtable assigned at the top level: `$h = @{ Identity = 'x'; ... }`.
+#[derive(Debug)]
+struct SplatSource {
+    end: usize,
+    entries: Vec<(String, ParamValue)>,
+}
+
+#[derive(Debug)]
+struct PendingSplat {
+    invocation: usize,
+    param_index: usize,
+    variable: String,
+    written: String,
+    at: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Walker<'a> {
+    src: &'a str,
+    catalog: &'a Catalog,
+    out: Vec<Invocation>,
+    frames: usize,
+    overflowed: bool,
+    splat_sources: HashMap<String, Vec<SplatSource>>,
+    /// Variables modified in any way other than a top-level literal-hashtable assignment.
+    tainted: HashSet<String>,
+    pending: Vec<PendingSplat>,
+}
+
+impl<'a> Walker<'a> {
+    pub(crate) fn new(src: &'a str, catalog: &'a Catalog) -> Self {
+        Walker {
+            src,
+            catalog,
+            out: Vec::new(),
+            frames: 0,
+            overflowed: false,
+            splat_sources: HashMap::new(),
+            tainted: HashSet::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    pub(crate) fn run(mut self, script: &Script) -> Vec<Invocation> {
+        for st in &script.statements {
+            self.note_top_level_assignment(st);
+        }
+        self.statements(&script.statements, 0, Mode::Code);
+        self.resolve_splats();
+        if self.overflowed {
+            self.out.push(Invocation {
+                name: "<too deeply nested>".into(),
+                module: None,
+                as_written: String::new(),
+                span: script.span,
+                depth: 0,
+                dynamic: Some("the line is nested too deeply to analyse".into()),
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: false,
+            });
+        }
+        self.out.sort_by_key(|i| i.span.start);
+        self.out
+    }
+
+    /// Records `$h = @{ literal keys }` at the top level as a splatting source.
+    fn note_top_level_assignment(&mut self, st: &Statement) {
+        let StatementKind::Assignment { target, op, value } = &st.kind else {
+            return;
+        };
+        let ExprKind::Variable(v) = &target.kind else {
+            return;
+        };
+        if op != "=" {
+            return;
+        }
+        let Some(ExprKind::Hashtable(entries)) = single_expression(value).map(|e| &e.kind) else {
+            return;
+        };
+        let mut literal = Vec::new();
+        for entry in entries {
+            let key = match &entry.key.kind {
+                ExprKind::String(s) => s.static_value(),
+                _ => None,
+            };
+            let Some(key) = key else { return };
+            let value = single_expression(&entry.value).map_or(ParamValue::Dynamic, value_of);
+            literal.push((key, value));
+        }
+        self.splat_sources
+            .entry(v.plain_name())
+            .or_default()
+            .push(SplatSource {
+                end: st.span.end,
+                entries: literal,
+            });
+    }
+
+    fn enter(&mut self) -> bool {
+        if self.frames >= MAX_FRAMES {
+            self.overflowed = true;
+            return false;
+        }
+        self.frames += 1;
+        true
+    }
+
+    fn leave(&mut self) {
+        self.frames = self.frames.saturating_sub(1);
+    }
+
+    fn statements(&mut self, list: &[Statement], depth: usize, mode: Mode) {
+        for st in list {
+            self.statement(st, depth, mode);
+        }
+    }
+
+    fn block(&mut self, b: &Block, depth: usize, mode: Mode) {
+        self.statements(&b.statements, depth, mode);
+    }
+
+    fn statement(&mut self, st: &Statement, depth: usize, mode: Mode) {
+        if !self.enter() {
+            return;
+        }
+        match &st.kind {
+            StatementKind::Chain(c) => self.chain(c, depth, mode),
+            StatementKind::Assignment { target, value, .. } => {
+                self.note_assignment_target(target, st);
+                self.expr(target, depth, mode);
+                self.statement(value, depth, mode);
+            }
+            StatementKind::If {
+                clauses,
+                else_block,
+            } => {
+                for (cond, body) in clauses {
+                    self.statement(cond, depth + 1, mode);
+                    self.block(body, depth + 1, mode);
+                }
+                if let Some(b) = else_block {
+                    self.block(b, depth + 1, mode);
+                }
+            }
+            StatementKind::Foreach {
+                variable,
+                iterable,
+                body,
+            } => {
+                self.tainted.insert(variable.plain_name());
+                self.statement(iterable, depth + 1, mode);
+                self.block(body, depth + 1, mode);
+            }
+            StatementKind::For {
+                init,
+                condition,
+                step,
+                body,
+            } => {
+                for s in [init, condition, step].into_iter().flatten() {
+                    self.statement(s, depth + 1, mode);
+                }
+                self.block(body, depth + 1, mode);
+            }
+            StatementKind::While { condition, body } => {
+                self.statement(condition, depth + 1, mode);
+                self.block(body, depth + 1, mode);
+            }
+            StatementKind::Do {
+                body, condition, ..
+            } => {
+                self.block(body, depth + 1, mode);
+                self.statement(condition, depth + 1, mode);
+            }
+            StatementKind::Switch {
+                subject, clauses, ..
+            } => {
+                self.statement(subject, depth + 1, mode);
+                for c in clauses {
+                    if let Some(p) = &c.pattern {
+                        self.expr(p, depth + 1, mode);
+                    }
+                    self.block(&c.body, depth + 1, mode);
+                }
+            }
+            StatementKind::Function { params, body, .. } => {
+                self.param_decls(params, depth + 1, mode);
+                self.block(body, depth + 1, mode);
+            }
+            StatementKind::Param(params) => self.param_decls(params, depth, mode),
+            StatementKind::NamedBlock { body, .. } => self.block(body, depth + 1, mode),
+            StatementKind::Try {
+                body,
+                catches,
+                finally,
+            } => {
+                self.block(body, depth + 1, mode);
+                for (_, b) in catches {
+                    self.block(b, depth + 1, mode);
+                }
+                if let Some(f) = finally {
+                    self.block(f, depth + 1, mode);
+                }
+            }
+            StatementKind::Trap { body, .. } => self.block(body, depth + 1, mode),
+            StatementKind::Flow { value, .. } => {
+                if let Some(v) = value {
+                    self.statement(v, depth, mode);
+                }
+            }
+        }
+        self.leave();
+    }
+
+    /// Any assignment other than a top-level literal hashtable makes the variable unusable as a
+    /// splatting source (it may no longer hold what was assigned).
+    fn note_assignment_target(&mut self, target: &Expr, st: &Statement) {
+        let base = match &target.kind {
+            ExprKind::Variable(v) => Some((v, true)),
+            ExprKind::Postfix { base, .. } => match &base.kind {
+                ExprKind::Variable(v) => Some((v, false)),
+                _ => None,
+            },
+            ExprKind::Cast { operand, .. } => match &operand.kind {
+                ExprKind::Variable(v) => Some((v, false)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((v, plain)) = base else { return };
+        let name = v.plain_name();
+        let recorded = plain
+            && self
+                .splat_sources
+                .get(&name)
+                .is_some_and(|srcs| srcs.iter().any(|s| s.end == st.span.end));
+        if !recorded {
+            self.tainted.insert(name);
+        }
+    }
+
+    fn param_decls(&mut self, params: &[ParamDecl], depth: usize, mode: Mode) {
+        for p in params {
+            for a in &p.attributes {
+                for (_, v) in a.args.iter().flatten() {
+                    if let Some(v) = v {
+                        self.expr(v, depth + 1, mode);
+                    }
+                }
+            }
+            if let Some(d) = &p.default {
+                self.expr(d, depth + 1, mode);
+            }
+        }
+    }
+
+    fn chain(&mut self, c: &Chain, depth: usize, mode: Mode) {
+        self.pipeline(&c.first, depth, mode);
+        for (_, p) in &c.rest {
+            self.pipeline(p, depth, mode);
+        }
+    }
+
+    fn pipeline(&mut self, p: &Pipeline, depth: usize, mode: Mode) {
+        for (i, el) in p.elements.iter().enumerate() {
+            match el {
+                PipelineElement::Command(c) => self.command(c, depth, i > 0, mode),
+                PipelineElement::Expression { expr, redirections } => {
+                    self.expr(expr, depth, mode);
+                    for r in redirections {
+                        if let Some(t) = &r.target {
+                            self.expr(t, depth, mode);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, c: &Command, depth: usize, pipeline_input: bool, mode: Mode) {
+        if mode == Mode::Data {
+            // OPATH text: its words are not commands, but `$( )` inside still runs.
+            if let CommandName::Expr(e) = &c.name {
+                self.expr(e, depth, mode);
+            }
+            for r in &c.redirections {
+                if let Some(t) = &r.target {
+                    self.expr(t, depth, mode);
+                }
+            }
+            for el in &c.elements {
+                match el {
+                    CommandElement::Parameter(p) => {
+                        if let Some(v) = &p.value {
+                            self.expr(v, depth, mode);
+                        }
+                    }
+                    CommandElement::Argument(e) => self.expr(e, depth, mode),
+                }
+            }
+            return;
+        }
+        let (name_text, name_span, dynamic) = match &c.name {
+            CommandName::Word(w) => (w.text.clone(), w.span, None),
+            CommandName::Expr(e) => match &e.kind {
+                ExprKind::String(s) if s.static_value().is_some() => {
+                    (s.static_value().unwrap_or_default(), e.span, None)
+                }
+                ExprKind::ScriptBlock(b) => {
+                    // `& { ... }` / `. { ... }`: the block's own commands are the invocations.
+                    self.block(b, depth + 1, Mode::Code);
+                    self.elements_as_code(c, depth);
+                    return;
+                }
+                _ => {
+                    self.expr(e, depth, mode);
+                    let written = e.span.text(self.src).to_string();
+                    let reason = format!(
+                        "the command is computed at run time (`{}{written}`)",
+                        match c.call_operator {
+                            Some(CallOperator::DotSource) => ". ",
+                            _ => "& ",
+                        }
+                    );
+                    (written, e.span, Some(reason))
+                }
+            },
+        };
+        let as_written = name_span.text(self.src).to_string();
+        let (module, bare) = if dynamic.is_some() {
+            (None, name_text.clone())
+        } else {
+            split_module(&name_text)
+        };
+        let expanded = if module.is_none() {
+            self.catalog.resolve_alias(&bare).map(str::to_string)
+        } else {
+            None
+        };
+        let lookup_name = expanded.clone().unwrap_or(bare);
+        let meta = if dynamic.is_some() {
+            None
+        } else {
+            self.catalog.command(&lookup_name)
+        };
+        let name = meta.map_or(lookup_name, |m| m.name.clone());
+
+        let binding = self.bind(c, meta, &name, pipeline_input);
+        let members = if dynamic.is_none() && name == "ForEach-Object" {
+            self.foreach_members(&binding)
+        } else {
+            Vec::new()
+        };
+        let dynamic = dynamic.or(binding.code_from_value.clone());
+        let index = self.out.len();
+        self.out.push(Invocation {
+            name,
+            module,
+            as_written,
+            span: name_span,
+            depth,
+            dynamic,
+            params: binding.params,
+            params_uncertain: binding.uncertain,
+            pipeline_input,
+        });
+        for (splat_at, variable, written, at) in binding.splats {
+            self.pending.push(PendingSplat {
+                invocation: index,
+                param_index: splat_at,
+                variable,
+                written,
+                at,
+            });
+        }
+        for (member, span) in members {
+            let display = format!(".{member}()");
+            self.out.push(Invocation {
+                dynamic: Some(format!(
+                    "`ForEach-Object` may call member `{member}` of its input as a method"
+                )),
+                name: display,
+                module: None,
+                as_written: span.text(self.src).to_string(),
+                span,
+                depth,
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: true,
+            });
+        }
+        for (e, m) in binding.walk {
+            match (&e.kind, m) {
+                (ExprKind::ScriptBlock(b), Mode::Data) => self.block(b, depth + 1, Mode::Data),
+                _ => self.expr(e, depth, Mode::Code),
+            }
+        }
+        for r in &c.redirections {
+            if let Some(t) = &r.target {
+                self.expr(t, depth, Mode::Code);
+            }
+        }
+    }
+
+    /// `ForEach-Object Name` / `-MemberName Name` reads a property or calls a method of every
+    /// input object (`{...} | % Invoke` runs a script block). Property and method cannot be told
+    /// apart statically, so every member outside the safe method list is reported as dynamic.
+    fn foreach_members(&self, binding: &Binding<'_>) -> Vec<(String, Span)> {
+        let named = binding
+            .named_values
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("MemberName"))
+            .map(|(_, e)| *e);
+        // A positional argument that is not a block names a member (`% Name`, `% Invoke`).
+        let positional = binding
+            .positional_args
+            .iter()
+            .copied()
+            .filter(|e| !matches!(e.kind, ExprKind::ScriptBlock(_)));
+        let mut out = Vec::new();
+        for e in named.chain(positional) {
+            let member = match &e.kind {
+                ExprKind::String(s) => s.static_value(),
+                _ => None,
+            };
+            match member {
+                Some(m) if safe::instance_method_is_safe(&m) => {}
+                Some(m) => out.push((m, e.span)),
+                None => out.push((e.span.text(self.src).to_string(), e.span)),
+            }
+        }
+        out
+    }
+
+    /// Walks a command's arguments as code (used when the command itself is not an invocation).
+    fn elements_as_code(&mut self, c: &Command, depth: usize) {
+        for el in &c.elements {
+            match el {
+                CommandElement::Parameter(p) => {
+                    if let Some(v) = &p.value {
+                        self.expr(v, depth, Mode::Code);
+                    }
+                }
+                CommandElement::Argument(e) => self.expr(e, depth, Mode::Code),
+            }
+        }
+    }
+
+    /// Binds a command's parameters and positional arguments using its metadata.
+    fn bind<'c>(
+        &self,
+        c: &'c Command,
+        meta: Option<&'a CommandMeta>,
+        name: &str,
+        pipeline_input: bool,
+    ) -> Binding<'c> {
+        let mut b = Binding::default();
+        let mut named: Vec<String> = Vec::new();
+        let mut positional = 0usize;
+        let mut i = 0usize;
+        let elements = &c.elements;
+        while let Some(el) = elements.get(i) {
+            i += 1;
+            match el {
+                CommandElement::Parameter(p) => {
+                    let written = p.token_span.text(self.src).to_string();
+                    let (canon, resolved, pmeta) = match meta.map(|m| m.lookup_param(&p.name)) {
+                        Some(ParamLookup::Found(pm)) => (pm.name.clone(), true, Some(pm)),
+                        Some(ParamLookup::Ambiguous(options)) => {
+                            b.uncertain.get_or_insert(format!(
+                                "parameter `-{}` is ambiguous: it could be {}",
+                                p.name,
+                                options.join(", ")
+                            ));
+                            (p.name.clone(), false, None)
+                        }
+                        Some(ParamLookup::NotFound) => {
+                            b.uncertain
+                                .get_or_insert(format!("`{name}` has no parameter `-{}`", p.name));
+                            (p.name.clone(), false, None)
+                        }
+                        None => (p.name.clone(), false, None),
+                    };
+                    let is_switch = pmeta.is_some_and(|m| m.switch);
+                    let value_expr = match &p.value {
+                        Some(v) => Some(v),
+                        None if is_switch => None,
+                        None => match elements.get(i) {
+                            Some(CommandElement::Argument(e))
+                                if !matches!(e.kind, ExprKind::Splat(_)) =>
+                            {
+                                i += 1;
+                                Some(e)
+                            }
+                            _ => None,
+                        },
+                    };
+                    let value = match value_expr {
+                        None => ParamValue::Switch,
+                        Some(e) => {
+                            if resolved {
+                                b.named_values.push((canon.clone(), e));
+                            }
+                            if pmeta.is_some_and(ParamMeta::is_script_block) && !is_block_literal(e)
+                            {
+                                b.code_from_value.get_or_insert(format!(
+                                    "script block parameter `-{canon}` gets code computed at run time"
+                                ));
+                            }
+                            let data = pmeta.is_some_and(|m| is_data_param(m, pipeline_input))
+                                && matches!(e.kind, ExprKind::ScriptBlock(_));
+                            b.walk.push((e, if data { Mode::Data } else { Mode::Code }));
+                            if data {
+                                block_text(e, self.src)
+                            } else {
+                                value_of(e)
+                            }
+                        }
+                    };
+                    if resolved {
+                        named.push(canon.clone());
+                    }
+                    b.params.push(Param {
+                        name: canon,
+                        as_written: written,
+                        value,
+                        resolved,
+                    });
+                }
+                CommandElement::Argument(e) => {
+                    if let ExprKind::Splat(v) = &e.kind {
+                        b.splats.push((
+                            b.params.len(),
+                            v.plain_name(),
+                            e.span.text(self.src).to_string(),
+                            e.span.start,
+                        ));
+                        continue;
+                    }
+                    b.walk.push((e, Mode::Code));
+                    b.positional_args.push(e);
+                    let refs: Vec<&str> = named.iter().map(String::as_str).collect();
+                    let bound = meta.and_then(|m| {
+                        m.positional_param(positional, &refs).or_else(|| {
+                            // Sets disagree: a script block literal can only bind to the one
+                            // ScriptBlock-typed candidate (`? { }` is `-FilterScript`).
+                            if !matches!(e.kind, ExprKind::ScriptBlock(_)) {
+                                return None;
+                            }
+                            let blocks: Vec<&ParamMeta> = m
+                                .positional_candidates(positional, &refs)
+                                .into_iter()
+                                .filter(|p| p.is_script_block())
+                                .collect();
+                            match blocks.as_slice() {
+                                [one] => Some(*one),
+                                _ => None,
+                            }
+                        })
+                    });
+                    positional += 1;
+                    match bound {
+                        Some(pm) => {
+                            if pm.is_script_block() && !is_block_literal(e) {
+                                b.code_from_value.get_or_insert(format!(
+                                    "script block parameter `-{}` gets code computed at run time",
+                                    pm.name
+                                ));
+                            }
+                            named.push(pm.name.clone());
+                            b.params.push(Param {
+                                name: pm.name.clone(),
+                                as_written: String::new(),
+                                value: value_of(e),
+                                resolved: true,
+                            });
+                        }
+                        None => {
+                            b.uncertain.get_or_insert(match meta {
+                                Some(_) => format!(
+                                    "positional argument {positional} of `{name}` matches no single parameter"
+                                ),
+                                None => format!(
+                                    "`{name}` is not in the catalog, so its positional argument {positional} cannot be bound"
+                                ),
+                            });
+                            b.params.push(Param {
+                                name: String::new(),
+                                as_written: String::new(),
+                                value: value_of(e),
+                                resolved: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if !b.splats.is_empty() && positional > 0 {
+            b.uncertain.get_or_insert(
+                "positional arguments next to splatting cannot be bound with certainty".into(),
+            );
+        }
+        b
+    }
+
+    /// Fills in the parameters of splatted literal hashtables, or marks them uncertain.
+    fn resolve_splats(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for p in pending.into_iter().rev() {
+            let source = if self.tainted.contains(&p.variable) {
+                None
+            } else {
+                self.splat_sources
+                    .get(&p.variable)
+                    .and_then(|srcs| srcs.iter().rfind(|s| s.end <= p.at))
+            };
+            let Some(inv) = self.out.get_mut(p.invocation) else {
+                continue;
+            };
+            let Some(source) = source else {
+                inv.params_uncertain.get_or_insert(format!(
+                    "splatted variable `{}` is not a literal hashtable assigned earlier in the line",
+                    p.written
+                ));
+                continue;
+            };
+            let meta = if inv.dynamic.is_some() {
+                None
+            } else {
+                self.catalog.command(&inv.name)
+            };
+            let mut params = Vec::new();
+            for (key, value) in &source.entries {
+                let (name, resolved) = match meta.map(|m| m.lookup_param(key)) {
+                    Some(ParamLookup::Found(pm)) => (pm.name.clone(), true),
+                    Some(ParamLookup::Ambiguous(_)) | Some(ParamLookup::NotFound) => {
+                        inv.params_uncertain.get_or_insert(format!(
+                            "splatted key `{key}` of `{}` is not a parameter of `{}`",
+                            p.written, inv.name
+                        ));
+                        (key.clone(), false)
+                    }
+                    None => (key.clone(), false),
+                };
+                params.push(Param {
+                    name,
+                    as_written: p.written.clone(),
+                    value: value.clone(),
+                    resolved,
+                });
+            }
+            let at = p.param_index.min(inv.params.len());
+            inv.params.splice(at..at, params);
+        }
+    }
+
+    fn expr(&mut self, e: &Expr, depth: usize, mode: Mode) {
+        if !self.enter() {
+            return;
+        }
+        match &e.kind {
+            ExprKind::String(s) => {
+                for part in &s.parts {
+                    if let StringPart::Subexpression(stmts, _) = part {
+                        self.statements(stmts, depth + 1, Mode::Code);
+                    }
+                }
+            }
+            ExprKind::Number(_)
+            | ExprKind::Variable(_)
+            | ExprKind::Splat(_)
+            | ExprKind::Type(_) => {}
+            ExprKind::List(items) => {
+                for item in items {
+                    self.expr(item, depth, mode);
+                }
+            }
+            ExprKind::ArraySubexpression(stmts) | ExprKind::Subexpression(stmts) => {
+                self.statements(stmts, depth + 1, Mode::Code);
+            }
+            ExprKind::Hashtable(entries) => {
+                for entry in entries {
+                    self.expr(&entry.key, depth + 1, mode);
+                    self.statement(&entry.value, depth + 1, mode);
+                }
+            }
+            ExprKind::ScriptBlock(b) => self.block(b, depth + 1, mode),
+            ExprKind::Paren(st) => self.statement(st, depth + 1, mode),
+            ExprKind::Cast { type_name, operand } => {
+                self.expr(operand, depth, mode);
+                if is_scriptblock_type(type_name) {
+                    self.push_synthetic(
+                        format!("[{type_name}]"),
+                        e.span,
+                        depth,
+                        "a cast to a script block turns text into code".into(),
+                    );
+                }
+            }
+            ExprKind::Unary { operand, .. } => self.expr(operand, depth, mode),
+            ExprKind::Binary { first, rest } => {
+                self.expr(first, depth, mode);
+                for (op, operand) in rest {
+                    self.expr(operand, depth, mode);
+                    let to_block =
+                        matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
+                    if op == "-as" && to_block {
+                        self.push_synthetic(
+                            "-as [scriptblock]".into(),
+                            e.span,
+                            depth,
+                            "a conversion to a script block turns text into code".into(),
+                        );
+                    }
+                }
+            }
+            ExprKind::Postfix { base, ops } => {
+                self.expr(base, depth, mode);
+                self.postfix_ops(base, ops, depth, mode);
+            }
+        }
+        self.leave();
+    }
+
+    fn push_synthetic(&mut self, name: String, span: Span, depth: usize, reason: String) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: Some(reason),
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+        });
+    }
+
+    /// Member access is harmless; method calls outside the safe list become dynamic invocations.
+    fn postfix_ops(&mut self, base: &Expr, ops: &[PostfixOp], depth: usize, mode: Mode) {
+        for (i, op) in ops.iter().enumerate() {
+            match &op.kind {
+                PostfixKind::Index(ix) => self.expr(ix, depth, mode),
+                PostfixKind::Step(_) => {}
+                PostfixKind::Member {
+                    name,
+                    is_static,
+                    args,
+                } => {
+                    if let MemberName::Dynamic(d) = name {
+                        self.expr(d, depth, mode);
+                    }
+                    let Some(args) = args else { continue };
+                    for a in args {
+                        self.expr(a, depth, mode);
+                    }
+                    // Even in OPATH text a method call is reported: how much of a filter the
+                    // client evaluates before sending it is not something to bet on.
+                    let static_type = match (&base.kind, i, is_static) {
+                        (ExprKind::Type(t), 0, true) => Some(t.as_str()),
+                        _ => None,
+                    };
+                    let (display, safe) = match (name, static_type) {
+                        (MemberName::Name(m), Some(t)) => {
+                            (format!("[{t}]::{m}"), safe::static_method_is_safe(t, m))
+                        }
+                        (MemberName::Name(m), None) if !is_static => {
+                            (format!(".{m}()"), safe::instance_method_is_safe(m))
+                        }
+                        (MemberName::Name(m), None) => (format!("::{m}()"), false),
+                        (MemberName::Dynamic(d), _) => {
+                            (format!(".{}()", d.span.text(self.src)), false)
+                        }
+                    };
+                    if safe {
+                        continue;
+                    }
+                    let span = Span::new(base.span.start, op.span.end);
+                    self.out.push(Invocation {
+                        dynamic: Some(format!("method call `{display}` is not on the safe list")),
+                        name: display,
+                        module: None,
+                        as_written: span.text(self.src).to_string(),
+                        span,
+                        depth,
+                        params: Vec::new(),
+                        params_uncertain: None,
+                        pipeline_input: false,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Binding<'c> {
+    params: Vec<Param>,
+    uncertain: Option<String>,
+    /// (param index to insert at, variable, text as written, offset)
+    splats: Vec<(usize, String, String, usize)>,
+    /// Argument expressions to walk for nested invocations, with how to treat script blocks.
+    walk: Vec<(&'c Expr, Mode)>,
+    /// Values bound by name (resolved canonical name, value).
+    named_values: Vec<(String, &'c Expr)>,
+    /// Arguments bound (or not) by position.
+    positional_args: Vec<&'c Expr>,
+    /// Set when a ScriptBlock-typed parameter receives something other than a block literal
+    /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
+    code_from_value: Option<String>,
+}
+
+/// A script block bound to this parameter is data (OPATH text) only when the parameter is
+/// string-typed and cannot take it as delay-bound pipeline input.
+fn is_data_param(m: &ParamMeta, pipeline_input: bool) -> bool {
+    m.is_string_like()
+        && !m.is_script_block()
+        && !(pipeline_input && (m.pipeline_by_property_name || m.pipeline_by_value))
+}
+
+/// Whether a type name written in a cast or `-as` is `ScriptBlock`.
+fn is_scriptblock_type(type_name: &str) -> bool {
+    let t = type_name.trim().to_ascii_lowercase();
+    let t = t
+        .strip_prefix("system.management.automation.")
+        .unwrap_or(&t);
+    t == "scriptblock"
+}
+
+/// A script block literal, possibly in parentheses: `{ ... }`, `({ ... })`.
+fn is_block_literal(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::ScriptBlock(_) => true,
+        ExprKind::List(items) => items
+            .iter()
+            .all(|i| matches!(i.kind, ExprKind::ScriptBlock(_))),
+        _ => false,
+    }
+}
+
+/// `Exchange\New-MoveRequest` → (`Exchange`, `New-MoveRequest`); paths such as `.\x.ps1` or
+/// `C:\tools\x.exe` are not module-qualified.
+fn split_module(text: &str) -> (Option<String>, String) {
+    if let Some((module, name)) = text.rsplit_once('\\') {
+        let plain_module = !module.is_empty()
+            && module
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && !module.starts_with('.');
+        if plain_module && !name.is_empty() {
+            return (Some(module.to_string()), name.to_string());
+        }
+    }
+    (None, text.to_string())
+}
+
+/// The single expression a statement consists of, if it is just that.
+fn single_expression(st: &Statement) -> Option<&Expr> {
+    let StatementKind::Chain(c) = &st.kind else {
+        return None;
+    };
+    if !c.rest.is_empty() || c.first.elements.len() != 1 {
+        return None;
+    }
+    match c.first.elements.first() {
+        Some(PipelineElement::Expression { expr, redirections }) if redirections.is_empty() => {
+            Some(expr)
+        }
+        _ => None,
+    }
+}
+
+/// The value an argument expression has without running anything.
+fn value_of(e: &Expr) -> ParamValue {
+    match scalar_of(e) {
+        Some(v) => ParamValue::Static(v),
+        None => match &e.kind {
+            ExprKind::List(items) => {
+                let mut values = Vec::new();
+                for item in items {
+                    match scalar_of(item) {
+                        Some(v) => values.push(v),
+                        None => return ParamValue::Dynamic,
+                    }
+                }
+                ParamValue::List(values)
+            }
+            _ => ParamValue::Dynamic,
+        },
+    }
+}
+
+fn scalar_of(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::String(s) => s.static_value(),
+        ExprKind::Number(n) => Some(number_value(n)),
+        ExprKind::Variable(v) => match v.name.to_ascii_lowercase().as_str() {
+            "true" => Some("True".into()),
+            "false" => Some("False".into()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The text an OPATH filter block turns into: its source without the braces.
+fn block_text(e: &Expr, src: &str) -> ParamValue {
+    let text = e.span.text(src);
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(text);
+    ParamValue::Static(inner.trim().to_string())
+}

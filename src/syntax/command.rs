@@ -1,0 +1,595 @@
+//! Pipelines, commands, parameters, command-mode arguments and redirections.
+
+use super::ast::*;
+use super::lex::{
+    ends_bare_word, escape_char, is_dash, is_name_char, is_newline, is_quote, is_single_quote,
+    is_space,
+};
+use super::parser::{PResult, Parser};
+
+impl<'a> Parser<'a> {
+    /// `pipeline := pipeline-element ('|' ws-nl command)*`
+    ///
+    /// Only the first element may be an expression; `first_operand` is an already parsed
+    /// leading operand (see `pipeline_statement`).
+    pub(crate) fn pipeline(&mut self, first_operand: Option<Expr>) -> PResult<Pipeline> {
+        let start = first_operand.as_ref().map_or(self.pos, |e| e.span.start);
+        let mut elements = vec![self.pipeline_element(first_operand)?];
+        loop {
+            self.skip_ws()?;
+            if self.peek() == Some('|') && self.peek2() != Some('|') {
+                self.bump();
+                self.skip_ws_nl()?;
+                if self.at_end() {
+                    return self.incomplete("a command is missing after `|`");
+                }
+                if !self.starts_command() {
+                    return self.expected("a command after `|`");
+                }
+                elements.push(PipelineElement::Command(self.command()?));
+            } else {
+                break;
+            }
+        }
+        Ok(Pipeline {
+            elements,
+            span: self.span_from(start),
+        })
+    }
+
+    /// `pipeline-element := command | expression redirection*`
+    fn pipeline_element(&mut self, first_operand: Option<Expr>) -> PResult<PipelineElement> {
+        if first_operand.is_none() && self.starts_command() {
+            return Ok(PipelineElement::Command(self.command()?));
+        }
+        if first_operand.is_none() && self.at_end() {
+            return self.expected("a command or expression");
+        }
+        let expr = self.expression_from(first_operand)?;
+        let mut redirections = Vec::new();
+        loop {
+            self.skip_ws()?;
+            match self.redirection()? {
+                Some(r) => redirections.push(r),
+                None => break,
+            }
+        }
+        Ok(PipelineElement::Expression { expr, redirections })
+    }
+
+    /// Whether the cursor is at something that starts a command rather than an expression.
+    pub(crate) fn starts_command(&self) -> bool {
+        let Some(c) = self.peek() else { return false };
+        let next = self.peek2();
+        match c {
+            '&' => next != Some('&'),
+            '.' => !next.is_some_and(|n| n.is_ascii_digit()),
+            '$' | '@' | '(' | '[' | '{' | '!' | '+' | ')' | '}' | ';' | '|' | ',' | '>' | '<' => {
+                false
+            }
+            c if is_quote(c) || is_newline(c) || is_space(c) => false,
+            c if c.is_ascii_digit() => false,
+            c if is_dash(c) => false,
+            '#' => false,
+            _ => true,
+        }
+    }
+
+    /// `command := call-operator ws command-target command-element* | command-name command-element*`
+    /// `call-operator := '&' | '.'`
+    /// `command-target := command-name | string | variable postfix* | '(' ... ')' | '$(' ... ')' | block`
+    pub(crate) fn command(&mut self) -> PResult<Command> {
+        let start = self.pos;
+        let mut call_operator = None;
+        let c = self.peek();
+        let dot_source = c == Some('.')
+            && self.peek2().is_none_or(|n| {
+                is_space(n) || matches!(n, '$' | '{' | '(') || is_quote(n) || n == '`'
+            });
+        if c == Some('&') || dot_source {
+            self.bump();
+            call_operator = Some(if dot_source {
+                CallOperator::DotSource
+            } else {
+                CallOperator::Call
+            });
+            self.skip_ws()?;
+            if self.at_end() {
+                return self.expected("a command after the call operator");
+            }
+        }
+        let name = match call_operator {
+            Some(_) => {
+                let n = self.peek();
+                if n.is_some_and(|n| matches!(n, '$' | '(' | '{' | '@' | '[') || is_quote(n)) {
+                    CommandName::Expr(self.command_argument()?)
+                } else if self.starts_command() || self.peek_is(|c| c.is_ascii_digit()) {
+                    CommandName::Word(self.command_name()?)
+                } else {
+                    return self.expected("a command name");
+                }
+            }
+            None => CommandName::Word(self.command_name()?),
+        };
+        let mut elements = Vec::new();
+        let mut redirections = Vec::new();
+        let mut after_double_dash = false;
+        loop {
+            self.skip_ws()?;
+            let Some(c) = self.peek() else { break };
+            if is_newline(c) || matches!(c, ';' | '|' | ')' | '}') {
+                break;
+            }
+            if c == '&' {
+                if self.peek2() == Some('&') {
+                    break;
+                }
+                return self.invalid("the `&` background operator is not supported");
+            }
+            if let Some(r) = self.redirection()? {
+                redirections.push(r);
+                continue;
+            }
+            if !after_double_dash && is_dash(c) {
+                if let Some(p) = self.parameter()? {
+                    if p.name.is_empty() && !p.colon {
+                        after_double_dash = true;
+                        continue;
+                    }
+                    elements.push(CommandElement::Parameter(p));
+                    continue;
+                }
+            }
+            if c == ',' {
+                // Unary comma in argument position: `,x` is a one-element array.
+                let start = self.pos;
+                self.bump();
+                self.skip_ws_nl()?;
+                let inner = self.argument_list()?;
+                let items = match inner.kind {
+                    ExprKind::List(items) => items,
+                    _ => vec![inner],
+                };
+                elements.push(CommandElement::Argument(Expr {
+                    kind: ExprKind::List(items),
+                    span: self.span_from(start),
+                }));
+                continue;
+            }
+            elements.push(CommandElement::Argument(self.argument_list()?));
+        }
+        Ok(Command {
+            call_operator,
+            name,
+            elements,
+            redirections,
+            span: self.span_from(start),
+        })
+    }
+
+    /// `command-name := bare-word-char+` (no quotes, no `$` expansion; backtick escapes applied)
+    fn command_name(&mut self) -> PResult<Word> {
+        let start = self.pos;
+        let mut text = String::new();
+        while let Some(c) = self.peek() {
+            if ends_bare_word(c) {
+                break;
+            }
+            if is_quote(c) {
+                return self.invalid(
+                    "a quote inside a command name is ambiguous; quote the whole name after `&`",
+                );
+            }
+            if c == '$'
+                && self
+                    .peek2()
+                    .is_some_and(|n| is_name_char(n) || matches!(n, '{' | '(' | ':'))
+            {
+                return self.invalid("a variable inside a command name is not supported");
+            }
+            if c == '`' {
+                self.bump();
+                match self.bump() {
+                    Some(e) => text.push(escape_char(e)),
+                    None => return self.incomplete("a backtick ends the input"),
+                }
+                continue;
+            }
+            text.push(c);
+            self.bump();
+        }
+        if text.is_empty() {
+            return self.expected("a command name");
+        }
+        Ok(Word {
+            text,
+            span: self.span_from(start),
+        })
+    }
+
+    /// `parameter := dash param-name (':' command-argument?)?`
+    /// `param-name := (letter | '_' | '?') (name-char | '-' | '?' | '`' char)*`
+    ///
+    /// Returns `None` (cursor unchanged) when the dash starts an argument instead (`-5`, `-`).
+    /// `--` alone is returned as an empty, colon-less name (end of parameters).
+    fn parameter(&mut self) -> PResult<Option<ParameterToken>> {
+        let start = self.pos;
+        self.bump();
+        if self.peek_is(is_dash) && self.peek2() == Some('%') {
+            return self.invalid("the `--%` stop-parsing token is not supported");
+        }
+        if self.peek_is(is_dash) && self.peek2().is_none_or(|n| is_space(n) || is_newline(n)) {
+            self.bump();
+            return Ok(Some(ParameterToken {
+                name: String::new(),
+                value: None,
+                colon: false,
+                token_span: self.span_from(start),
+                span: self.span_from(start),
+            }));
+        }
+        if !self.peek_is(|c| c.is_alphabetic() || c == '_' || c == '?' || c == '`') {
+            self.pos = start;
+            return Ok(None);
+        }
+        let mut name = String::new();
+        while let Some(c) = self.peek() {
+            if c == '`' {
+                match self.peek2() {
+                    Some(n) if !is_newline(n) => {
+                        self.bump();
+                        self.bump();
+                        name.push(escape_char(n));
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            if is_name_char(c) || is_dash(c) || c == '?' {
+                name.push(c);
+                self.bump();
+            } else {
+                break;
+            }
+        }
+        let colon = self.eat(':');
+        let token_span = self.span_from(start);
+        match self.peek() {
+            None => {}
+            Some(c) if ends_bare_word(c) => {}
+            Some(_) if colon => {}
+            Some('.') => {
+                return self.invalid(format!(
+                    "`{}` is not a valid parameter token",
+                    self.text(self.span_from(start))
+                ));
+            }
+            Some(c) => {
+                return self.invalid(format!(
+                "a parameter name directly followed by `{c}` is ambiguous; add a space or a colon"
+            ))
+            }
+        }
+        let value = if colon {
+            self.skip_ws()?;
+            let ends = self
+                .peek()
+                .is_none_or(|c| ends_bare_word(c) && !matches!(c, '(' | '{'));
+            if ends {
+                return self.expected(&format!("a value after `-{name}:`"));
+            }
+            Some(self.argument_list()?)
+        } else {
+            None
+        };
+        Ok(Some(ParameterToken {
+            name,
+            value,
+            colon,
+            token_span,
+            span: self.span_from(start),
+        }))
+    }
+
+    /// `argument-list := command-argument (ws? ',' ws-nl command-argument)*`
+    pub(crate) fn argument_list(&mut self) -> PResult<Expr> {
+        let start = self.pos;
+        let first = self.command_argument()?;
+        let mut items = Vec::new();
+        loop {
+            let save = self.pos;
+            self.skip_ws()?;
+            if self.eat(',') {
+                self.skip_ws_nl()?;
+                if self.at_end() {
+                    return self.incomplete("a list ends with `,`");
+                }
+                items.push(self.command_argument()?);
+            } else {
+                self.pos = save;
+                break;
+            }
+        }
+        if items.is_empty() {
+            return Ok(first);
+        }
+        items.insert(0, first);
+        Ok(Expr {
+            kind: ExprKind::List(items),
+            span: self.span_from(start),
+        })
+    }
+
+    /// `command-argument := '(' ... ')' postfix* | '$(' ... ')' postfix* | '@(' ... ')' postfix*
+    ///                     | hashtable | block | splat | here-string
+    ///                     | variable postfix* | type-literal postfix* | number | quoted-string | bare-word`
+    pub(crate) fn command_argument(&mut self) -> PResult<Expr> {
+        let start = self.pos;
+        let Some(c) = self.peek() else {
+            return self.expected("an argument");
+        };
+        let next = self.peek2();
+        match c {
+            '(' | '[' => {
+                let e = self.primary()?;
+                let e = self.postfix(e, false)?;
+                self.no_glued_word()?;
+                Ok(e)
+            }
+            '{' => {
+                let e = self.primary()?;
+                self.no_glued_word()?;
+                Ok(e)
+            }
+            '@' if next == Some('(') || next == Some('{') || next.is_some_and(is_quote) => {
+                let e = self.primary()?;
+                let e = self.postfix(e, false)?;
+                self.no_glued_word()?;
+                Ok(e)
+            }
+            '@' if next.is_some_and(|n| is_name_char(n) || n == '{') => {
+                self.bump();
+                let v = self.variable_name()?;
+                self.no_glued_word()?;
+                Ok(Expr {
+                    kind: ExprKind::Splat(v),
+                    span: self.span_from(start),
+                })
+            }
+            '$' if next.is_some_and(|n| n == '(') => {
+                self.bump();
+                let stmts = self.subexpression_body()?;
+                let span = self.span_from(start);
+                if self.peek_is(|c| !ends_bare_word(c) && c != '.' && c != '[') {
+                    let parts = vec![StringPart::Subexpression(stmts, span)];
+                    return self.bare_word_continue(start, parts);
+                }
+                let e = Expr {
+                    kind: ExprKind::Subexpression(stmts),
+                    span,
+                };
+                let e = self.postfix(e, false)?;
+                self.no_glued_word()?;
+                Ok(e)
+            }
+            '$' if next.is_some_and(|n| is_name_char(n) || matches!(n, '{' | '?' | '^' | '$')) => {
+                let v = self.variable()?;
+                let span = self.span_from(start);
+                if self.peek_is(|c| !ends_bare_word(c) && c != '.' && c != '[' && c != ':') {
+                    // `$env:TEMP\file.txt`: one expandable word.
+                    let parts = vec![StringPart::Variable(v, span)];
+                    return self.bare_word_continue(start, parts);
+                }
+                let e = Expr {
+                    kind: ExprKind::Variable(v),
+                    span,
+                };
+                let e = self.postfix(e, false)?;
+                self.no_glued_word()?;
+                Ok(e)
+            }
+            c if is_quote(c) => {
+                let (quoting, parts) = if is_single_quote(c) {
+                    (Quoting::Single, self.single_quoted_body()?)
+                } else {
+                    (Quoting::Double, self.double_quoted_body()?)
+                };
+                if self.peek_is(|c| !ends_bare_word(c)) {
+                    return self.bare_word_continue(start, parts);
+                }
+                Ok(Expr {
+                    kind: ExprKind::String(StringLit { quoting, parts }),
+                    span: self.span_from(start),
+                })
+            }
+            c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
+                if let Some(text) = self.recognise(super::lex::number) {
+                    if self.peek().is_none_or(ends_bare_word) {
+                        return Ok(Expr {
+                            kind: ExprKind::Number(text.to_string()),
+                            span: self.span_from(start),
+                        });
+                    }
+                }
+                self.pos = start;
+                self.bare_word_from(start)
+            }
+            c if is_dash(c) && next.is_some_and(|n| n.is_ascii_digit() || n == '.') => {
+                self.bump();
+                if let Some(text) = self.recognise(super::lex::number) {
+                    if self.peek().is_none_or(ends_bare_word) {
+                        return Ok(Expr {
+                            kind: ExprKind::Number(format!("-{text}")),
+                            span: self.span_from(start),
+                        });
+                    }
+                }
+                self.pos = start;
+                self.bare_word_from(start)
+            }
+            c if ends_bare_word(c) => self.expected("an argument"),
+            _ => self.bare_word_from(start),
+        }
+    }
+
+    /// After `( )`, `{ }`, `@( )` and the like a word must not follow without a space: PowerShell
+    /// would glue them into one argument in ways that are easy to misread, so jitsh refuses.
+    fn no_glued_word(&self) -> PResult<()> {
+        match self.peek() {
+            Some(c) if !ends_bare_word(c) => self.invalid(format!(
+                "`{c}` directly after a bracketed argument is ambiguous; add a space"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `bare-word := (bare-char | '`' char | quoted-string | variable | '$(' ... ')')+`
+    ///
+    /// A generic token in command mode: `user@contoso.com`, `C:\dir\file.txt`, `*.txt`,
+    /// `$env:TEMP\x`, `a"b c"`. Quoted and variable parts are concatenated as PowerShell does.
+    pub(crate) fn bare_word_from(&mut self, start: usize) -> PResult<Expr> {
+        self.pos = start;
+        self.bare_word_continue(start, Vec::new())
+    }
+
+    /// Continues a bare word whose first `parts` (a quoted string, a variable, a subexpression)
+    /// were already parsed; the cursor is after them.
+    fn bare_word_continue(&mut self, start: usize, initial: Vec<StringPart>) -> PResult<Expr> {
+        let mut parts: Vec<StringPart> = Vec::new();
+        let mut text = String::new();
+        for part in initial {
+            match part {
+                StringPart::Text(t) => text.push_str(&t),
+                other => {
+                    if !text.is_empty() {
+                        parts.push(StringPart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(other);
+                }
+            }
+        }
+        while let Some(c) = self.peek() {
+            if ends_bare_word(c) {
+                break;
+            }
+            if c == '`' {
+                self.bump();
+                match self.bump() {
+                    Some('\n') => break,
+                    Some('\r') => {
+                        self.eat('\n');
+                        break;
+                    }
+                    Some(e) => text.push(escape_char(e)),
+                    None => return self.incomplete("a backtick ends the input"),
+                }
+                continue;
+            }
+            if is_quote(c) {
+                let lit = if is_single_quote(c) {
+                    self.single_quoted_body()?
+                } else {
+                    self.double_quoted_body()?
+                };
+                for part in lit {
+                    match part {
+                        StringPart::Text(t) => text.push_str(&t),
+                        other => {
+                            if !text.is_empty() {
+                                parts.push(StringPart::Text(std::mem::take(&mut text)));
+                            }
+                            parts.push(other);
+                        }
+                    }
+                }
+                continue;
+            }
+            if c == '$' {
+                let vstart = self.pos;
+                if self.peek2() == Some('(') {
+                    self.bump();
+                    let stmts = self.subexpression_body()?;
+                    if !text.is_empty() {
+                        parts.push(StringPart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(StringPart::Subexpression(stmts, self.span_from(vstart)));
+                    continue;
+                }
+                if self
+                    .peek2()
+                    .is_some_and(|n| is_name_char(n) || matches!(n, '{' | '?' | '^' | '$'))
+                {
+                    let v = self.variable()?;
+                    if !text.is_empty() {
+                        parts.push(StringPart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(StringPart::Variable(v, self.span_from(vstart)));
+                    continue;
+                }
+            }
+            text.push(c);
+            self.bump();
+        }
+        if !text.is_empty() || parts.is_empty() {
+            parts.push(StringPart::Text(text));
+        }
+        if self.pos == start {
+            return self.expected("an argument");
+        }
+        if let Some(c @ ('(' | '{')) = self.peek() {
+            return self.invalid(format!(
+                "`{c}` directly after a word is ambiguous; add a space or quote the word"
+            ));
+        }
+        Ok(Expr {
+            kind: ExprKind::String(StringLit {
+                quoting: Quoting::Bare,
+                parts,
+            }),
+            span: self.span_from(start),
+        })
+    }
+
+    /// `redirection := ('*' | digit)? ('>' | '>>') ('&' digit | ws command-argument) | '<' ...`
+    ///
+    /// Returns `None` (cursor unchanged) when no redirection starts here.
+    pub(crate) fn redirection(&mut self) -> PResult<Option<Redirection>> {
+        let start = self.pos;
+        let c = self.peek();
+        let has_stream =
+            c.is_some_and(|c| c == '*' || c.is_ascii_digit()) && self.peek2() == Some('>');
+        if has_stream {
+            self.bump();
+        } else if c == Some('<') {
+            return self.invalid("the `<` operator is reserved and not supported");
+        } else if c != Some('>') {
+            return Ok(None);
+        }
+        self.bump();
+        self.eat('>');
+        let mut operator = self.text(self.span_from(start)).to_string();
+        if self.peek() == Some('&') && self.peek2().is_some_and(|n| n.is_ascii_digit()) {
+            self.bump();
+            self.bump();
+            operator = self.text(self.span_from(start)).to_string();
+            return Ok(Some(Redirection {
+                operator,
+                target: None,
+                span: self.span_from(start),
+            }));
+        }
+        self.skip_ws()?;
+        if self
+            .peek()
+            .is_none_or(|c| ends_bare_word(c) && !matches!(c, '(' | '{'))
+        {
+            return self.expected("a redirection target");
+        }
+        let target = self.command_argument()?;
+        Ok(Some(Redirection {
+            operator,
+            target: Some(target),
+            span: self.span_from(start),
+        }))
+    }
+}

@@ -1,0 +1,161 @@
+//! Character classes and small token recognisers shared by the parser: whitespace, dashes and
+//! quotes (PowerShell accepts several Unicode forms of each), backtick escapes, names, numbers.
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag_no_case, take_while, take_while1};
+use nom::character::complete::{char as ch, digit1, one_of};
+use nom::combinator::{opt, recognize};
+use nom::sequence::{pair, preceded};
+use nom::{IResult, Parser as _};
+
+/// `dash := '-' | U+2013 | U+2014 | U+2015`
+pub(crate) fn is_dash(c: char) -> bool {
+    matches!(c, '-' | '\u{2013}' | '\u{2014}' | '\u{2015}')
+}
+
+/// `single-quote := "'" | U+2018 | U+2019 | U+201A | U+201B`
+pub(crate) fn is_single_quote(c: char) -> bool {
+    matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}')
+}
+
+/// `double-quote := '"' | U+201C | U+201D | U+201E`
+pub(crate) fn is_double_quote(c: char) -> bool {
+    matches!(c, '"' | '\u{201C}' | '\u{201D}' | '\u{201E}')
+}
+
+pub(crate) fn is_quote(c: char) -> bool {
+    is_single_quote(c) || is_double_quote(c)
+}
+
+/// Horizontal white space (newlines are statement separators, not white space).
+pub(crate) fn is_space(c: char) -> bool {
+    c != '\n' && c != '\r' && (c.is_whitespace() || c == '\u{feff}')
+}
+
+pub(crate) fn is_newline(c: char) -> bool {
+    c == '\n' || c == '\r'
+}
+
+/// Characters that end a bare word in command mode.
+pub(crate) fn ends_bare_word(c: char) -> bool {
+    is_space(c)
+        || is_newline(c)
+        || matches!(c, ';' | '|' | '&' | '(' | ')' | '{' | '}' | ',' | '<' | '>')
+}
+
+/// `name-char := letter | digit | '_'`
+pub(crate) fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The character a backtick escape stands for (`` `n `` is a newline, `` `x `` is `x`).
+pub(crate) fn escape_char(c: char) -> char {
+    match c {
+        '0' => '\0',
+        'a' => '\u{7}',
+        'b' => '\u{8}',
+        'e' => '\u{1b}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'v' => '\u{b}',
+        other => other,
+    }
+}
+
+/// `number := (hex | decimal) type-suffix? multiplier?`
+/// `hex := '0x' hex-digit+`
+/// `decimal := (digit+ ('.' digit+)? | '.' digit+) (('e'|'E') ('+'|'-')? digit+)?`
+/// `type-suffix := 'l' | 'd' | 'u' | 'ul' | 'y' | 'uy' | 's' | 'us' | 'n'`
+/// `multiplier := 'kb' | 'mb' | 'gb' | 'tb' | 'pb'`
+pub(crate) fn number(i: &str) -> IResult<&str, &str> {
+    let hex = recognize(preceded(
+        tag_no_case("0x"),
+        take_while1(|c: char| c.is_ascii_hexdigit()),
+    ));
+    let decimal = recognize((
+        alt((
+            recognize(pair(digit1, opt(pair(ch('.'), digit1)))),
+            recognize(pair(ch('.'), digit1)),
+        )),
+        opt((one_of("eE"), opt(one_of("+-")), digit1)),
+    ));
+    let suffix = alt((
+        tag_no_case("ul"),
+        tag_no_case("uy"),
+        tag_no_case("us"),
+        tag_no_case("l"),
+        tag_no_case("d"),
+        tag_no_case("u"),
+        tag_no_case("y"),
+        tag_no_case("s"),
+        tag_no_case("n"),
+    ));
+    let multiplier = alt((
+        tag_no_case("kb"),
+        tag_no_case("mb"),
+        tag_no_case("gb"),
+        tag_no_case("tb"),
+        tag_no_case("pb"),
+    ));
+    recognize((alt((hex, decimal)), opt(multiplier), opt(suffix))).parse(i)
+}
+
+/// `simple-name := name-char+`
+pub(crate) fn simple_name(i: &str) -> IResult<&str, &str> {
+    take_while1(is_name_char).parse(i)
+}
+
+/// `type-name-chars := (name-char | '.' | '`' | '+' | ',' | ' ')*` (brackets handled by the caller)
+pub(crate) fn type_name_chars(i: &str) -> IResult<&str, &str> {
+    take_while(|c: char| is_name_char(c) || matches!(c, '.' | '+' | '`' | ',' | ' ')).parse(i)
+}
+
+/// The value of a numeric literal as the runspace would print it, when it is simple enough to
+/// compute exactly (integers, hex, multipliers); otherwise the literal as written.
+pub fn number_value(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let (body, mult) = [
+        ("kb", 1u128 << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("tb", 1 << 40),
+        ("pb", 1 << 50),
+    ]
+    .iter()
+    .find_map(|(s, m)| lower.strip_suffix(s).map(|b| (b.to_string(), *m)))
+    .unwrap_or((lower.clone(), 1));
+    let parsed = if let Some(hex) = body.strip_prefix("0x") {
+        u128::from_str_radix(hex, 16).ok()
+    } else {
+        body.parse::<u128>().ok()
+    };
+    match parsed.and_then(|v| v.checked_mul(mult)) {
+        Some(v) => v.to_string(),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_with_suffixes_and_hex() {
+        assert_eq!(number("10MB rest"), Ok((" rest", "10MB")));
+        assert_eq!(number("0x1F)"), Ok((")", "0x1F")));
+        assert_eq!(number("1.5e3"), Ok(("", "1.5e3")));
+        assert!(number("abc").is_err());
+        assert_eq!(number_value("1KB"), "1024");
+        assert_eq!(number_value("0x10"), "16");
+        assert_eq!(number_value("1.5"), "1.5");
+    }
+
+    #[test]
+    fn unicode_dashes_and_quotes() {
+        assert!(is_dash('\u{2013}') && is_dash('\u{2015}') && !is_dash('_'));
+        assert!(is_single_quote('\u{2019}') && is_double_quote('\u{201E}'));
+        assert!(!is_quote('`'));
+    }
+}

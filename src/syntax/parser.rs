@@ -1,0 +1,271 @@
+//! The parser state shared by the grammar areas (`block`, `command`, `expr`, `string`): a byte
+//! cursor over the source, the nesting depth, and the helpers every production uses.
+//!
+//! INVARIANT: `pos` is always on a char boundary of `src` (it only moves by whole chars or by the
+//! length of text a recogniser consumed), and every slice goes through `get`, so no input can
+//! make the parser panic.
+
+use crate::span::Span;
+
+use super::error::{ParseError, ParseErrorKind};
+use super::lex::{is_newline, is_space};
+use super::MAX_DEPTH;
+
+pub(crate) type PResult<T> = Result<T, ParseError>;
+
+#[derive(Debug)]
+pub(crate) struct Parser<'a> {
+    pub(crate) src: &'a str,
+    pub(crate) pos: usize,
+    depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        Parser {
+            src,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// The unparsed rest of the input.
+    pub(crate) fn rest(&self) -> &'a str {
+        self.src.get(self.pos..).unwrap_or("")
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.src.len()
+    }
+
+    pub(crate) fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    pub(crate) fn peek2(&self) -> Option<char> {
+        let mut it = self.rest().chars();
+        it.next();
+        it.next()
+    }
+
+    pub(crate) fn peek_is(&self, f: impl Fn(char) -> bool) -> bool {
+        self.peek().is_some_and(f)
+    }
+
+    pub(crate) fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    pub(crate) fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn eat_str(&mut self, s: &str) -> bool {
+        if self.rest().starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Runs a nom recogniser on the rest of the input and advances past what it consumed.
+    pub(crate) fn recognise(
+        &mut self,
+        f: impl Fn(&'a str) -> nom::IResult<&'a str, &'a str>,
+    ) -> Option<&'a str> {
+        let rest = self.rest();
+        match f(rest) {
+            Ok((after, matched)) => {
+                self.pos += rest.len().saturating_sub(after.len());
+                Some(matched)
+            }
+            Err(_) => None,
+        }
+    }
+
+    pub(crate) fn span_from(&self, start: usize) -> Span {
+        Span::new(start, self.pos)
+    }
+
+    pub(crate) fn text(&self, span: Span) -> &'a str {
+        span.text(self.src)
+    }
+
+    /// Enters one level of nesting; fails with `DepthLimit` beyond [`MAX_DEPTH`].
+    pub(crate) fn enter(&mut self) -> PResult<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ParseError::new(
+                ParseErrorKind::DepthLimit,
+                format!("nesting is deeper than {MAX_DEPTH} levels"),
+                self.pos,
+            ));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// Runs `f` one nesting level deeper.
+    pub(crate) fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        self.enter()?;
+        let r = f(self);
+        self.leave();
+        r
+    }
+
+    pub(crate) fn invalid<T>(&self, message: impl Into<String>) -> PResult<T> {
+        Err(ParseError::new(ParseErrorKind::Invalid, message, self.pos))
+    }
+
+    pub(crate) fn incomplete<T>(&self, message: impl Into<String>) -> PResult<T> {
+        Err(ParseError::new(
+            ParseErrorKind::Incomplete,
+            message,
+            self.pos,
+        ))
+    }
+
+    /// An error for a missing `what`: `Incomplete` when only white space is left (the user may
+    /// still type it), `Invalid` otherwise.
+    pub(crate) fn expected<T>(&self, what: &str) -> PResult<T> {
+        let rest_blank = self.rest().chars().all(|c| is_space(c) || is_newline(c));
+        if rest_blank {
+            self.incomplete(format!("input ended where {what} was expected"))
+        } else {
+            let found: String = self.rest().chars().take(12).collect();
+            self.invalid(format!("expected {what}, found `{found}`"))
+        }
+    }
+
+    /// `ws := (space | '`' newline | block-comment | line-comment)*`
+    ///
+    /// Skips horizontal white space, line continuations and comments; a line comment stops
+    /// before its newline.
+    pub(crate) fn skip_ws(&mut self) -> PResult<()> {
+        loop {
+            let Some(c) = self.peek() else { return Ok(()) };
+            if is_space(c) {
+                self.bump();
+            } else if c == '`' {
+                match self.peek2() {
+                    None => return self.incomplete("a line-continuation backtick ends the input"),
+                    Some('\n') => self.pos += 2,
+                    Some('\r') => {
+                        self.pos += 2;
+                        self.eat('\n');
+                    }
+                    Some(_) => return Ok(()),
+                }
+                if self.at_end() {
+                    return self.incomplete("a line-continuation backtick ends the input");
+                }
+            } else if c == '#' {
+                while self.peek_is(|c| !is_newline(c)) {
+                    self.bump();
+                }
+            } else if self.rest().starts_with("<#") {
+                self.block_comment()?;
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `block-comment := '<#' any* '#>'`
+    fn block_comment(&mut self) -> PResult<()> {
+        let start = self.pos;
+        self.pos += 2;
+        match self.rest().find("#>") {
+            Some(i) => {
+                self.pos += i + 2;
+                Ok(())
+            }
+            None => {
+                self.pos = start;
+                self.incomplete("a `<#` block comment is not closed")
+            }
+        }
+    }
+
+    /// `ws-nl := (ws | newline)*`
+    pub(crate) fn skip_ws_nl(&mut self) -> PResult<()> {
+        loop {
+            self.skip_ws()?;
+            if self.peek_is(is_newline) {
+                self.bump();
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Skips white space, newlines and `;` between statements.
+    pub(crate) fn skip_separators(&mut self) -> PResult<()> {
+        loop {
+            self.skip_ws_nl()?;
+            if !self.eat(';') {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether a newline, `;`, closing bracket or the end follows (after horizontal white space
+    /// and comments, which are consumed).
+    pub(crate) fn at_statement_end(&mut self) -> PResult<bool> {
+        self.skip_ws()?;
+        Ok(match self.peek() {
+            None => true,
+            Some(c) => is_newline(c) || matches!(c, ';' | ')' | '}'),
+        })
+    }
+
+    /// Looks for the keyword `kw` (case-insensitive, not followed by a name character) after
+    /// white space and newlines; consumes it when present, otherwise restores the position.
+    pub(crate) fn eat_keyword_ahead(&mut self, kw: &str) -> PResult<bool> {
+        let save = self.pos;
+        self.skip_ws_nl()?;
+        if self.eat_keyword(kw) {
+            Ok(true)
+        } else {
+            self.pos = save;
+            Ok(false)
+        }
+    }
+
+    /// Consumes keyword `kw` at the cursor (case-insensitive, whole word only).
+    pub(crate) fn eat_keyword(&mut self, kw: &str) -> bool {
+        let rest = self.rest();
+        let Some(head) = rest.get(..kw.len()) else {
+            return false;
+        };
+        if !head.eq_ignore_ascii_case(kw) {
+            return false;
+        }
+        let next = rest.get(kw.len()..).and_then(|r| r.chars().next());
+        if next.is_some_and(|c| super::lex::is_name_char(c) || c == '-' || c == '\\' || c == '.') {
+            return false;
+        }
+        self.pos += kw.len();
+        true
+    }
+
+    /// `'{' ... '}'` expectation helper: consumes `c` or fails.
+    pub(crate) fn expect_char(&mut self, c: char, what: &str) -> PResult<()> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            self.expected(what)
+        }
+    }
+}
