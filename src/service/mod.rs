@@ -71,7 +71,7 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
     let audit = ports::open_audit(&config.state).map_err(|e| ServeError::Setup(e.to_string()))?;
     let service = Service::new(workflow::Parts {
         store: Arc::clone(&store),
-        policies: Arc::from(policies),
+        policies: Arc::new(policies),
         policies_dir: config.policies.clone(),
         directory_path: config
             .directory
@@ -154,36 +154,9 @@ async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver
     }
 }
 
-/// Parse `1h`, `30m`, `90s`, `1h30m`, `2d` (units d, h, m, s; at least one; no zero).
+/// Parse `1h`, `30m`, `90s`, `1h30m`, `1d` (the policy files' duration form).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration; write it like `1h`, `30m` or `1h30m`");
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            'd' => 86_400,
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        digits.clear();
-        any = true;
-    }
-    if !digits.is_empty() || !any || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
+    crate::policy::parse_duration(text.trim())
 }
 
 /// The shortest form [`parse_duration`] reads back.

@@ -16,13 +16,14 @@ use time::OffsetDateTime;
 
 use super::directory::{valid_name, Directory, Principal};
 use super::error::ApiError;
-use super::ports::{ApprovalRule, Policies, Signer};
+use super::ports::{approval_rule, ApprovalRule, Signer};
 use super::store::{
     Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, RequestRecord, Status, Store,
     StoreError, UnixTime,
 };
 use super::{format_duration, parse_duration, rfc3339};
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
+use crate::policy::PolicySet;
 
 /// Longest grant any rule may give.
 pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
@@ -33,7 +34,7 @@ const MAX_LIST: u32 = 500;
 /// Everything the workflow needs, shared by all handlers.
 pub struct Service {
     store: Arc<dyn Store>,
-    policies: RwLock<Arc<dyn Policies>>,
+    policies: RwLock<Arc<PolicySet>>,
     policies_dir: PathBuf,
     directory: DirectoryHandle,
     signer: Signer,
@@ -57,7 +58,7 @@ impl std::fmt::Debug for Service {
 #[allow(missing_debug_implementations, reason = "holds trait objects")]
 pub struct Parts {
     pub store: Arc<dyn Store>,
-    pub policies: Arc<dyn Policies>,
+    pub policies: Arc<PolicySet>,
     pub policies_dir: PathBuf,
     pub directory_path: PathBuf,
     pub signer: Signer,
@@ -142,7 +143,7 @@ impl Service {
             .ok_or_else(ApiError::unauthorized)
     }
 
-    fn policies(&self) -> Result<Arc<dyn Policies>, ApiError> {
+    fn policies(&self) -> Result<Arc<PolicySet>, ApiError> {
         self.policies
             .read()
             .map(|p| Arc::clone(&p))
@@ -202,9 +203,12 @@ impl Service {
                 (t.trim().to_owned(), "task", vec![t.trim().to_owned()])
             }
             (None, Some(r)) if !r.trim().is_empty() => {
-                let tasks = policies.role_tasks(r.trim()).ok_or_else(|| {
-                    ApiError::policy("unknown_role", format!("no policy role is named `{r}`"))
-                })?;
+                let tasks = policies
+                    .role(r.trim())
+                    .map(<[String]>::to_vec)
+                    .ok_or_else(|| {
+                        ApiError::policy("unknown_role", format!("no policy role is named `{r}`"))
+                    })?;
                 (r.trim().to_owned(), "role", tasks)
             }
             _ => {
@@ -214,13 +218,7 @@ impl Service {
                 ))
             }
         };
-        let rule = choose_rule(
-            policies.as_ref(),
-            who,
-            &target,
-            &tasks,
-            body.rule.as_deref(),
-        )?;
+        let rule = choose_rule(&policies, who, &target, kind, body.rule.as_deref())?;
         let limit = rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT);
         if duration > limit {
             return Err(ApiError::policy(
@@ -710,7 +708,7 @@ impl Service {
             .policies
             .write()
             .map_err(|_| ApiError::internal("policy set unavailable"))?;
-        *current = Arc::from(set);
+        *current = Arc::new(set);
         Ok(json!({ "file": file, "sha256": sha }))
     }
 
@@ -986,25 +984,23 @@ fn read_sources(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
 }
 
 fn choose_rule(
-    policies: &dyn Policies,
+    policies: &PolicySet,
     who: &Principal,
     target: &str,
-    tasks: &[String],
+    kind: &str,
     wanted: Option<&str>,
 ) -> Result<ApprovalRule, ApiError> {
-    // A rule must cover every task of the request.
-    let mut candidates: Option<Vec<ApprovalRule>> = None;
-    for task in tasks {
-        let rules = policies.approval_rules_for(task);
-        candidates = Some(match candidates {
-            None => rules,
-            Some(prev) => prev
-                .into_iter()
-                .filter(|r| rules.iter().any(|x| x.id == r.id))
-                .collect(),
-        });
-    }
-    let mut candidates = candidates.unwrap_or_default();
+    // For a role the policy engine finds rules naming the role or covering all its tasks.
+    let key = if kind == "role" {
+        format!("role:{target}")
+    } else {
+        target.to_owned()
+    };
+    let mut candidates: Vec<ApprovalRule> = policies
+        .approval_rules_for(&key)
+        .into_iter()
+        .map(approval_rule)
+        .collect();
     if let Some(id) = wanted {
         candidates.retain(|r| r.id == id);
     }
@@ -1019,6 +1015,7 @@ fn choose_rule(
             },
         ));
     }
+    // Most specific first; the first the caller may use wins.
     candidates
         .iter()
         .find(|r| r.requesters.is_empty() || who.in_any(&r.requesters))
@@ -1321,7 +1318,7 @@ mod tests {
         directory.save(&path).unwrap();
         let service = Service::new(Parts {
             store: Arc::clone(&store),
-            policies: Arc::from(policies),
+            policies: Arc::new(policies),
             policies_dir: dir.path().to_owned(),
             directory_path: path,
             signer: Signer::load_or_create(dir.path()).unwrap(),
