@@ -1064,7 +1064,7 @@ fn grant_params(
             .find(|k| k.as_str() != "only" && k.eq_ignore_ascii_case(name))
             .cloned();
         if let Some(key) = &key {
-            let allowed = out.get(key).is_some_and(|c| satisfies(c, value));
+            let allowed = out.get(key).is_some_and(|c| satisfies(key, c, value));
             if !allowed {
                 return Err(ApiError::policy(
                     "param_not_allowed",
@@ -1075,56 +1075,29 @@ fn grant_params(
         }
         out.insert(name.clone(), json!({ "one_of": [value] }));
     }
-    Ok((!out.is_empty()).then_some(Value::Object(out)))
+    if out.is_empty() {
+        return Ok(None);
+    }
+    let out = Value::Object(out);
+    // The token carries exactly the form the gate reads back.
+    crate::policy::ParamConstraints::from_json(&out).map_err(|e| {
+        ApiError::policy(
+            "param_not_allowed",
+            format!("parameter constraints are not valid: {e}"),
+        )
+    })?;
+    Ok(Some(out))
 }
 
-fn satisfies(constraint: &Value, value: &str) -> bool {
-    if let Some(list) = constraint.get("one_of").and_then(Value::as_array) {
-        return list
-            .iter()
-            .any(|v| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)));
-    }
-    if let Some(g) = constraint.get("glob").and_then(Value::as_str) {
-        return glob_match(&g.to_ascii_lowercase(), &value.to_ascii_lowercase());
-    }
-    if let Some(r) = constraint.get("regex").and_then(Value::as_str) {
-        return regex::RegexBuilder::new(&format!("^(?:{r})$"))
-            .case_insensitive(true)
-            .size_limit(1 << 20)
-            .build()
-            .is_ok_and(|re| re.is_match(value));
-    }
-    false
-}
-
-/// `*` any run, `?` one character; iterative so long inputs cannot blow the stack.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if *c == '?' || Some(c) == t.get(ti) => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+/// Whether `value` meets one parameter's constraint (policy `params` JSON form), with the
+/// policy engine's own matching.
+fn satisfies(name: &str, constraint: &Value, value: &str) -> bool {
+    let mut one = Map::new();
+    one.insert(name.to_owned(), constraint.clone());
+    crate::policy::ParamConstraints::from_json(&Value::Object(one))
+        .ok()
+        .and_then(|c| c.values().first().map(|(_, vc)| vc.accepts(value)))
+        .unwrap_or(false)
 }
 
 fn visible(who: &Principal, r: &RequestRecord) -> bool {
@@ -1346,14 +1319,6 @@ mod tests {
             .unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (503, "audit_unavailable"));
         assert!(store.list_requests(None, None, 10).unwrap().is_empty());
-    }
-
-    #[test]
-    fn glob_matches_like_policy_globs() {
-        assert!(glob_match("*@contoso.com", "bob@contoso.com"));
-        assert!(!glob_match("*@contoso.com", "bob@evil.com"));
-        assert!(glob_match("a?c*", "abcdef"));
-        assert!(!glob_match("a?c", "ac"));
     }
 
     #[test]
