@@ -1,1 +1,323 @@
-//! The gate's decision for one line (being built).
+//! The gate's decision for one line: parse, resolve every invocation, decide each against the
+//! policies, let valid approval tokens cover approval-needing invocations, and combine.
+//!
+//! Pure: the clock (`now`), tokens, revocations and the catalog are passed in.
+//! INVARIANT: an approval-needing invocation becomes allowed only through [`token_covers`], which
+//! requires a signature-verified token ([`VerifiedToken`] can only come from `token::verify`),
+//! valid at `now` for this user, not revoked, whose rule, tasks, params and exact command cover
+//! the invocation with certainty.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::catalog::Catalog;
+use crate::invocation::Invocation;
+use crate::policy::{Effect, ParamConstraints, PolicySet, Tri};
+use crate::resolve;
+use crate::syntax::{ParseError, ParseErrorKind};
+use crate::token::VerifiedToken;
+
+/// Everything a decision depends on besides the line itself.
+#[derive(Debug, Clone, Copy)]
+pub struct GateContext<'a> {
+    pub policies: &'a PolicySet,
+    pub catalog: &'a Catalog,
+    /// The session's user: a token covers a line only when its `sub` is this user.
+    pub user: &'a str,
+    pub now: OffsetDateTime,
+    /// Tokens whose signature has been verified (at load time).
+    pub tokens: &'a [VerifiedToken],
+    /// Revoked token ids (`jti`) as last known from the approval service.
+    pub revoked: &'a HashSet<String>,
+    /// Clock skew tolerated on `nbf`/`exp`.
+    pub skew: time::Duration,
+    /// Whether the caller will consume a use at the approval service before running the line.
+    /// An offline gate refuses counted (`uses`) tokens rather than over-using them.
+    pub online: bool,
+}
+
+/// The gate's verdict on one line.
+#[must_use]
+#[derive(Debug, Clone, Serialize)]
+pub struct LineDecision {
+    pub text: String,
+    /// The line's decision after tokens: the most restrictive of its invocations'.
+    pub decision: Effect,
+    /// One human sentence saying why.
+    pub reason: String,
+    /// The parser needs more input (unclosed quote, brace, here-string, trailing pipe): a shell
+    /// asks for a continuation line. The decision is still `deny` for the line as it stands.
+    pub incomplete: bool,
+    /// The parse error, when the line does not parse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<LineError>,
+    pub invocations: Vec<InvocationDecision>,
+}
+
+/// Why a line could not be parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineError {
+    pub message: String,
+    pub offset: usize,
+}
+
+/// The decision for one invocation in a line.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvocationDecision {
+    pub name: String,
+    pub as_written: String,
+    pub depth: usize,
+    /// Decision after tokens.
+    pub decision: Effect,
+    /// The rule that decided, if any (none for `defaults`).
+    pub rule: Option<String>,
+    /// The id (`jti`) of the token that covered it, if one did.
+    pub token: Option<String>,
+    /// The invocation could not be analysed statically.
+    pub dynamic: bool,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// Canonical parameter names bound to the invocation, as `-Name`.
+    pub params: Vec<String>,
+}
+
+/// Decide one line.
+pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
+    let invocations = match resolve::analyse(text, ctx.catalog) {
+        Ok(invs) => invs,
+        Err(err) => return refuse_unparsed(text, &err),
+    };
+    let decisions: Vec<InvocationDecision> = invocations
+        .iter()
+        .map(|inv| decide_invocation(inv, ctx))
+        .collect();
+    let decision = decisions
+        .iter()
+        .map(|d| d.decision)
+        .max()
+        .unwrap_or(Effect::Allow);
+    let reason = line_reason(decision, &decisions);
+    LineDecision {
+        text: text.to_string(),
+        decision,
+        reason,
+        incomplete: false,
+        error: None,
+        invocations: decisions,
+    }
+}
+
+fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {
+    let incomplete = matches!(err.kind, ParseErrorKind::Incomplete);
+    LineDecision {
+        text: text.to_string(),
+        decision: Effect::Deny,
+        reason: if incomplete {
+            format!(
+                "the line is incomplete ({}): nothing runs until it is finished",
+                err.message
+            )
+        } else {
+            format!(
+                "the line does not parse at offset {}: {}",
+                err.offset, err.message
+            )
+        },
+        incomplete,
+        error: Some(LineError {
+            message: err.message.clone(),
+            offset: err.offset,
+        }),
+        invocations: Vec::new(),
+    }
+}
+
+fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecision {
+    let rd = ctx.policies.decide(inv);
+    let mut out = InvocationDecision {
+        name: inv.name.clone(),
+        as_written: inv.as_written.clone(),
+        depth: inv.depth,
+        decision: rd.effect,
+        rule: rd.rule.clone(),
+        token: None,
+        dynamic: rd.dynamic,
+        reason: rd.reason.clone(),
+        params: inv
+            .params
+            .iter()
+            .filter(|p| !p.name.is_empty())
+            .map(|p| format!("-{}", p.name))
+            .collect(),
+    };
+    if rd.effect != Effect::Approval || rd.dynamic || inv.dynamic.is_some() {
+        // Dynamic code is never covered by a token: nobody approved what it will run.
+        return out;
+    }
+    let mut refusals = Vec::new();
+    for token in ctx.tokens {
+        match token_covers(token, inv, ctx) {
+            Ok(()) => {
+                out.decision = Effect::Allow;
+                out.token = Some(token.jti().to_string());
+                out.reason = format!(
+                    "`{}` needs approval under rule `{}` and token `{}` covers it",
+                    inv.name,
+                    rd.rule.as_deref().unwrap_or("defaults"),
+                    token.jti()
+                );
+                return out;
+            }
+            Err(why) => refusals.push(format!("token `{}`: {why}", token.jti())),
+        }
+    }
+    if !refusals.is_empty() {
+        out.reason = format!(
+            "{}; no token covers it ({})",
+            out.reason,
+            refusals.join("; ")
+        );
+    }
+    out
+}
+
+/// Whether `token` covers `inv` now. The error says why not, for the user.
+fn token_covers(
+    token: &VerifiedToken,
+    inv: &Invocation,
+    ctx: &GateContext<'_>,
+) -> Result<(), String> {
+    token
+        .check(ctx.now, ctx.skew, ctx.user)
+        .map_err(|e| e.to_string())?;
+    let claims = token.claims();
+    if ctx.revoked.contains(token.jti()) {
+        return Err("it has been revoked".into());
+    }
+    if claims.uses.is_some() && !ctx.online {
+        return Err(
+            "it is a counted grant and the approval service is not reachable to count this use"
+                .into(),
+        );
+    }
+    let rule = ctx
+        .policies
+        .rule(&claims.rule)
+        .ok_or_else(|| format!("its rule `{}` is not in the loaded policies", claims.rule))?;
+    if rule.effect != Effect::Approval || !rule.covers_name(&inv.name, inv.module.as_deref()) {
+        return Err(format!(
+            "its rule `{}` does not cover `{}`",
+            claims.rule, inv.name
+        ));
+    }
+    if !claims
+        .tasks
+        .iter()
+        .any(|t| task_matches(t, &inv.name, ctx.policies))
+    {
+        return Err(format!(
+            "it grants {} but not `{}`",
+            claims.tasks.join(", "),
+            inv.name
+        ));
+    }
+    if let Some(params) = &claims.params {
+        let constraints = ParamConstraints::from_json(params)
+            .map_err(|e| format!("its parameter scope cannot be read: {e}"))?;
+        match constraints.check(inv) {
+            Tri::Yes => {}
+            Tri::No => return Err("the parameters are outside its scope".into()),
+            Tri::Unknown => {
+                return Err(
+                    "the parameters cannot be resolved with certainty against its scope".into(),
+                )
+            }
+        }
+    }
+    if let Some(command) = &claims.command {
+        match inv.canonical() {
+            Some(c) if c == *command => {}
+            Some(_) => return Err("it approves a different exact command".into()),
+            None => {
+                return Err(
+                    "the command cannot be put in canonical form to compare with the approved one"
+                        .into(),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A granted task: a cmdlet name (case-insensitive, optional module qualifier) or `role:NAME`.
+fn task_matches(task: &str, name: &str, policies: &PolicySet) -> bool {
+    if let Some(role) = task.strip_prefix("role:") {
+        return policies
+            .role(role)
+            .is_some_and(|tasks| tasks.iter().any(|t| task_matches(t, name, policies)));
+    }
+    let bare = task.rsplit('\\').next().unwrap_or(task);
+    bare.eq_ignore_ascii_case(name)
+}
+
+fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {
+    if decisions.is_empty() {
+        return "the line runs no command".into();
+    }
+    let deciding: Vec<&InvocationDecision> = decisions
+        .iter()
+        .filter(|d| d.decision == decision)
+        .collect();
+    match decision {
+        Effect::Allow => {
+            let covered: Vec<&str> = decisions
+                .iter()
+                .filter_map(|d| d.token.as_deref())
+                .collect();
+            if covered.is_empty() {
+                "every command in the line is allowed".into()
+            } else {
+                format!(
+                    "every command in the line is allowed (approval tokens: {})",
+                    covered.join(", ")
+                )
+            }
+        }
+        Effect::Approval | Effect::Deny => deciding
+            .first()
+            .map(|d| d.reason.clone())
+            .unwrap_or_default(),
+    }
+}
+
+impl LineDecision {
+    /// The pinned `check` output (SPEC §3).
+    pub fn to_json(&self) -> Value {
+        let invocations: Vec<Value> = self
+            .invocations
+            .iter()
+            .map(|d| {
+                json!({
+                    "name": d.name, "as_written": d.as_written, "depth": d.depth,
+                    "decision": d.decision, "rule": d.rule, "token": d.token,
+                    "dynamic": d.dynamic, "params": d.params, "reason": d.reason,
+                })
+            })
+            .collect();
+        let mut v = json!({
+            "text": self.text, "decision": self.decision, "reason": self.reason,
+            "invocations": invocations,
+        });
+        if let (Some(err), Some(obj)) = (&self.error, v.as_object_mut()) {
+            obj.insert(
+                "error".into(),
+                json!({"message": err.message, "offset": err.offset}),
+            );
+            obj.insert("incomplete".into(), json!(self.incomplete));
+        }
+        v
+    }
+}

@@ -2,8 +2,28 @@
 //!
 //! The tamper-evident log (hash chain, signed checkpoints, durable appends) implements
 //! [`AuditSink`]; producers (service, gate) never know how events are stored.
+//!
+//! - [`chain`] (pure): the record format, hash chain, checkpoints and verification over bytes.
+//! - [`keys`] (pure): checkpoint signing seed and trusted public keys.
+//! - [`search`], [`export`] (pure): filters, request joins, CEF and RFC 5424 formatting.
+//! - [`log`]: the durable writer ([`AuditLog`]), group commit, torn-tail recovery, rotation.
+//! - [`read`]: reading log files for verify, search and export.
+//! - [`forward`]: syslog forwarding with a spool and a delivery cursor.
 
 use serde::{Deserialize, Serialize};
+
+pub mod chain;
+pub mod export;
+pub mod forward;
+pub mod keys;
+pub mod log;
+pub mod read;
+pub mod search;
+
+pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
+pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};
+pub use keys::{parse_trust_key, AuditSigner, AuditVerifyKey};
+pub use log::{AuditError, AuditLog, AuditLogOptions, AuditStats};
 
 /// One audited action. Serialized as a JSON object inside a log record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

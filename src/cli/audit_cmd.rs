@@ -1,7 +1,506 @@
-//! (being built)
+//! `jitsh audit verify|search|export|forward`: review tools over audit log files.
+//!
+//! Every command takes log files in chain order (or a log directory, meaning all its
+//! `audit-NNNNNN.jsonl` files). `verify` exits 0 intact, 1 bad, 3 on usage or read errors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::audit::chain::{Location, Record};
+use crate::audit::read::{expand_paths, for_each_record, verify_paths};
+use crate::audit::search::{parse_decision, parse_time, search, Filter};
+use crate::audit::{export, keys, AuditEvent, AuditLog, AuditSink, ForwardTarget, SyslogForwarder};
+
+use super::fail;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
-pub fn run(_: Args) -> std::process::ExitCode {
-    super::not_built("audit")
+pub struct Args {
+    // Boxed: the search filters would make every `jitsh` command as large as they are.
+    #[command(subcommand)]
+    command: Box<AuditCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and signed checkpoints; name the first bad record.
+    Verify(VerifyArgs),
+    /// Find events; gate decisions are shown with the request events behind them (exit 1 when
+    /// nothing matches).
+    Search(SearchArgs),
+    /// Write events as JSON Lines, ArcSight CEF or RFC 5424 syslog lines.
+    Export(ExportArgs),
+    /// Send events to a syslog collector, spooling what cannot be delivered yet.
+    Forward(ForwardArgs),
+    /// Append synthetic events as fast as possible (tests and measurements).
+    #[command(hide = true)]
+    BenchAppend(BenchAppendArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Log files in order (rotated ones oldest first), or a log directory.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// File with the public key that signs checkpoints (hex or base64, optional `kid=NAME`).
+    #[arg(long, value_name = "FILE")]
+    trust_key: Vec<PathBuf>,
+    /// Accept records after the last checkpoint (a log still being written).
+    #[arg(long)]
+    allow_unsealed: bool,
+    /// Print the verdict as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SearchArgs {
+    /// Events by this user (the actor).
+    #[arg(long, value_name = "U")]
+    user: Option<String>,
+    /// Events about this task, or decisions on this command.
+    #[arg(long, value_name = "T")]
+    task: Option<String>,
+    /// Events with this parameter (and value).
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    param: Option<String>,
+    /// Events decided by this policy rule.
+    #[arg(long, value_name = "R")]
+    rule: Option<String>,
+    /// Gate decisions with this outcome: allow, approval or deny.
+    #[arg(long, value_name = "D")]
+    decision: Option<String>,
+    /// Events at or after this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Events at or before this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Events of this shell session.
+    #[arg(long, value_name = "S")]
+    session: Option<String>,
+    /// Events about this request.
+    #[arg(long, value_name = "ID")]
+    request: Option<String>,
+    /// JSON Lines: `{"record":..,"related":[..]}` per match.
+    #[arg(long)]
+    json: bool,
+    /// Log files in order, or a log directory.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Jsonl,
+    Cef,
+    Syslog,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Log files in order, or a log directory.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ForwardArgs {
+    /// Collector: tcp://HOST:PORT or udp://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Where the spool and delivery cursor live (default: the first log's directory).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Log files in order, or a log directory.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchAppendArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    /// Appends per thread (0: until killed).
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+    /// Checkpoint signing seed as 64 hex digits (kid `bench`).
+    #[arg(long)]
+    seed: Option<String>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match *args.command {
+        AuditCommand::Verify(a) => verify(a),
+        AuditCommand::Search(a) => search_cmd(a),
+        AuditCommand::Export(a) => export_cmd(a),
+        AuditCommand::Forward(a) => forward(a),
+        AuditCommand::BenchAppend(a) => bench_append(a),
+    }
+}
+
+fn verify(a: VerifyArgs) -> ExitCode {
+    let mut trusted = Vec::new();
+    for path in &a.trust_key {
+        match load_trust_key(path) {
+            Ok(k) => trusted.push(k),
+            Err(e) => return fail(e),
+        }
+    }
+    if trusted.is_empty() {
+        return fail("no trusted key: pass the service's public key with `--trust-key FILE`");
+    }
+    let paths = match expand_paths(&a.files) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let options = crate::audit::VerifyOptions {
+        allow_unsealed: a.allow_unsealed,
+    };
+    let verdict = match verify_paths(&paths, &trusted, options) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    match verdict {
+        Ok(s) => {
+            let _ = if a.json {
+                let mut v = serde_json::to_value(&s).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status".into(), "intact".into());
+                }
+                writeln!(out, "{v}")
+            } else {
+                write_intact(&mut out, &s)
+            };
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            let _ = if a.json {
+                let mut v = serde_json::to_value(&f).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status".into(), "bad".into());
+                }
+                writeln!(out, "{v}")
+            } else {
+                writeln!(out, "bad: {f}")
+            };
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn write_intact(out: &mut impl Write, s: &crate::audit::Summary) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "intact: {} records, {} checkpoints, last seq {}",
+        s.records, s.checkpoints, s.last_seq
+    )?;
+    if s.unsealed > 0 {
+        writeln!(
+            out,
+            "note: the last {} records are not yet covered by a checkpoint",
+            s.unsealed
+        )?;
+    }
+    for seq in &s.torn_sealed {
+        writeln!(
+            out,
+            "note: seq {seq} records a torn write found and set aside when the log was reopened"
+        )?;
+    }
+    Ok(())
+}
+
+/// The trust-key file format lives in [`keys::parse_trust_key`].
+fn load_trust_key(path: &Path) -> Result<keys::AuditVerifyKey, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read trust key `{}`: {e}", path.display()))?;
+    keys::parse_trust_key(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
+/// Read every record; lines that are not records are reported on stderr and skipped.
+fn load_records(files: &[PathBuf]) -> Result<Vec<Record>, String> {
+    let paths = expand_paths(files).map_err(|e| e.to_string())?;
+    let mut records = Vec::new();
+    for_each_record(&paths, |at: Location, r| match r {
+        Ok(r) => records.push(r),
+        Err(e) => eprintln!("jitsh: skipping {at}: {e} (run `jitsh audit verify`)"),
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(records)
+}
+
+fn search_cmd(a: SearchArgs) -> ExitCode {
+    let filter = match build_filter(&a) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    let records = match load_records(&a.files) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let hits = search(&records, &filter);
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        for hit in &hits {
+            let related: Vec<&Record> =
+                hit.related.iter().filter_map(|&i| records.get(i)).collect();
+            let line = serde_json::json!({"record": records.get(hit.index), "related": related});
+            let _ = writeln!(out, "{line}");
+        }
+    } else {
+        let _ = write_table(&mut out, &records, &hits);
+    }
+    if hits.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn build_filter(a: &SearchArgs) -> Result<Filter, String> {
+    let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
+    Ok(Filter {
+        user: a.user.clone(),
+        task: a.task.clone(),
+        param: a.param.as_ref().map(|p| match p.split_once('=') {
+            Some((n, v)) => (n.trim_start_matches('-').to_owned(), Some(v.to_owned())),
+            None => (p.trim_start_matches('-').to_owned(), None),
+        }),
+        rule: a.rule.clone(),
+        decision: a
+            .decision
+            .as_deref()
+            .map(parse_decision)
+            .transpose()
+            .map_err(|e| e.to_string())?,
+        since: time(&a.since).map_err(|e| e.to_string())?,
+        until: time(&a.until).map_err(|e| e.to_string())?,
+        session: a.session.clone(),
+        request: a.request.clone(),
+    })
+}
+
+/// A table with one row per match; a decision's request events follow it, indented.
+fn write_table(
+    out: &mut impl Write,
+    records: &[Record],
+    hits: &[crate::audit::search::Hit],
+) -> std::io::Result<()> {
+    let mut rows: Vec<[String; 7]> = vec![[
+        "SEQ".into(),
+        "TIME".into(),
+        "ACTOR".into(),
+        "ACTION".into(),
+        "SUBJECT".into(),
+        "OUTCOME".into(),
+        "DETAILS".into(),
+    ]];
+    let row = |r: &Record, indent: bool| -> [String; 7] {
+        [
+            if indent {
+                format!("  > {}", r.seq)
+            } else {
+                r.seq.to_string()
+            },
+            r.time.clone(),
+            r.actor.clone(),
+            r.action.clone(),
+            r.subject.clone(),
+            r.outcome.clone(),
+            summary(r),
+        ]
+    };
+    for hit in hits {
+        if let Some(r) = records.get(hit.index) {
+            rows.push(row(r, false));
+        }
+        for r in hit.related.iter().filter_map(|&i| records.get(i)) {
+            rows.push(row(r, true));
+        }
+    }
+    let mut widths = [0usize; 6];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for r in &rows {
+        let mut line = String::new();
+        for (cell, w) in r.iter().zip(widths.iter()) {
+            line.push_str(&format!("{cell:<w$}  "));
+        }
+        if let Some(last) = r.last() {
+            line.push_str(last);
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// One-line details: a decision's line and per-command verdicts, else the details JSON.
+fn summary(r: &Record) -> String {
+    use serde_json::Value;
+    let text = if r.action == crate::audit::search::GATE_DECISION {
+        let inv = r
+            .details
+            .get("invocations")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|i| {
+                        let f = |k| i.get(k).and_then(Value::as_str).unwrap_or("-");
+                        format!("{}:{}:{}", f("name"), f("rule"), f("decision"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        format!("{} [{inv}]", r.detail_str("line").unwrap_or_default())
+    } else {
+        Value::Object(r.details.clone()).to_string()
+    };
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if clean.chars().count() > 100 {
+        clean.chars().take(97).collect::<String>() + "..."
+    } else {
+        clean
+    }
+}
+
+fn export_cmd(a: ExportArgs) -> ExitCode {
+    let records = match load_records(&a.files) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let host = crate::audit::forward::hostname();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for r in &records {
+        let line = match a.format {
+            Format::Jsonl => serde_json::to_string(r).unwrap_or_default(),
+            Format::Cef => export::to_cef(r, env!("CARGO_PKG_VERSION")),
+            Format::Syslog => export::to_syslog(r, &host),
+        };
+        if writeln!(out, "{line}").is_err() {
+            // Closed pipe (e.g. `| head`): stop quietly.
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
+fn forward(a: ForwardArgs) -> ExitCode {
+    let target: ForwardTarget = match a.to.parse() {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let state = a.state.clone().unwrap_or_else(|| {
+        a.files
+            .first()
+            .map(|f| {
+                if f.is_dir() {
+                    f.clone()
+                } else {
+                    f.parent().map(Path::to_path_buf).unwrap_or_default()
+                }
+            })
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    });
+    let records = match load_records(&a.files) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let mut fwd = match SyslogForwarder::open(target, &state) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    match fwd.forward(&records) {
+        Ok(n) => {
+            println!(
+                "delivered {n} records; last delivered seq {}",
+                fwd.cursor().unwrap_or(0)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ crate::audit::ForwardError::Unreachable { .. }) => {
+            eprintln!("jitsh: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn bench_append(a: BenchAppendArgs) -> ExitCode {
+    let signer = match a.seed.as_deref().map(parse_seed).transpose() {
+        Ok(s) => s.map(|seed| keys::AuditSigner {
+            kid: "bench".into(),
+            seed,
+        }),
+        Err(e) => return fail(e),
+    };
+    let log = match AuditLog::open(&a.dir, signer) {
+        Ok(l) => Arc::new(l),
+        Err(e) => return fail(e),
+    };
+    let threads: Vec<_> = (0..a.threads.max(1))
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while a.count == 0 || i < a.count {
+                    let mut details = serde_json::Map::new();
+                    details.insert("thread".into(), t.into());
+                    details.insert("n".into(), i.into());
+                    let event = AuditEvent {
+                        time: "2026-01-01T00:00:00Z".into(),
+                        actor: "bench".into(),
+                        action: "bench.append".into(),
+                        subject: format!("t{t}"),
+                        outcome: "ok".into(),
+                        details,
+                    };
+                    if let Err(e) = log.append(event) {
+                        return Err(e.to_string());
+                    }
+                    i += 1;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return fail(e),
+            Err(_) => return fail("an append thread stopped unexpectedly"),
+        }
+    }
+    match log.close() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn parse_seed(hex: &str) -> Result<[u8; 32], String> {
+    crate::audit::chain::hex_decode(hex)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            format!(
+                "`--seed` must be 64 hex digits (got {} characters)",
+                hex.len()
+            )
+        })
 }

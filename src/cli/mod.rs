@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod audit_cmd;
 mod check;
 mod client;
+mod common;
 mod parse;
 mod policy_cmd;
 mod replay;

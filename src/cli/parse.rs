@@ -1,7 +1,69 @@
-//! (being built)
+//! `jitsh parse`: every command invocation in a line, as JSON (SPEC §3).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::common;
+use crate::resolve;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
-pub fn run(_: Args) -> std::process::ExitCode {
-    super::not_built("parse")
+pub struct Args {
+    /// Extra cmdlet metadata (JSON, catalog format) for modules jitsh does not ship.
+    #[arg(long = "catalog", value_name = "FILE")]
+    catalogs: Vec<PathBuf>,
+    /// Read JSON Lines (`{"text": ...}`) from stdin and write one result per line.
+    #[arg(long)]
+    batch: bool,
+    /// The line to parse (read from stdin when absent).
+    line: Option<String>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let catalog = match common::load_catalog(&args.catalogs) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !args.batch {
+        let line = match args.line {
+            Some(l) => l,
+            None => match common::read_stdin() {
+                Ok(l) => l,
+                Err(code) => return code,
+            },
+        };
+        let report = resolve::parse_report(&line, &catalog);
+        let failed = report.get("error").is_some_and(|e| !e.is_null());
+        println!("{report}");
+        return if failed {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in stdin.lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return super::fail(format!("cannot read stdin: {e}")),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = match common::batch_text(&line) {
+            Ok((text, echo)) => {
+                let mut v = resolve::parse_report(&text, &catalog);
+                common::echo_fields(&mut v, echo);
+                v
+            }
+            Err(v) => v,
+        };
+        if writeln!(out, "{result}").is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
 }

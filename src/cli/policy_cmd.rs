@@ -1,7 +1,64 @@
-//! (being built)
+//! `jitsh policy lint`: load a policy folder and report rules that can never match, allow rules
+//! that shadow approval rules, and tasks that name no known cmdlet.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::common;
+use crate::catalog::Catalog;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
-pub fn run(_: Args) -> std::process::ExitCode {
-    super::not_built("policy")
+pub struct Args {
+    #[command(subcommand)]
+    command: PolicyCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PolicyCommand {
+    /// Check a policy folder: load errors (exit 3), findings (exit 1), clean (exit 0).
+    Lint {
+        /// Policy folder: every *.toml in it is loaded.
+        #[arg(long, default_value = "policies", env = "JITSH_POLICIES")]
+        policies: PathBuf,
+        /// Print findings as JSON Lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match args.command {
+        PolicyCommand::Lint { policies, json } => lint(&policies, json),
+    }
+}
+
+fn lint(dir: &std::path::Path, json: bool) -> ExitCode {
+    let set = match common::load_policies(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let catalog = Catalog::builtin();
+    let findings = set.lint(&|name: &str| catalog.command(name).is_some());
+    for f in &findings {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"rule": f.rule, "kind": f.kind, "message": f.message})
+            );
+        } else {
+            println!("{}: {}: {}", f.rule, f.kind, f.message);
+        }
+    }
+    if findings.is_empty() {
+        if !json {
+            println!(
+                "{} rules in `{}`: no findings",
+                set.rules().len(),
+                dir.display()
+            );
+        }
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

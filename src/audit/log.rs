@@ -1,0 +1,730 @@
+//! The durable audit log writer: hash-chained JSON Lines files in one directory.
+//!
+//! Files are `audit-000001.jsonl`, `audit-000002.jsonl`, ... (rotated by size; the chain and
+//! `seq` continue across files). A lock file (`audit.lock`, `flock`) keeps a second writer out.
+//!
+//! Durability: [`AuditSink::append`] returns only after the record is written and
+//! `fdatasync`ed. One writer thread owns the file and takes appends from a channel; everything
+//! queued while it was syncing is written and synced together (group commit), so many
+//! appending threads share one `fdatasync` instead of queueing for one each.
+//!
+//! Recovery on open: the tail of the last file is read and its last record verified. A torn
+//! last record (no line end, or not a record) is copied to `torn-NNNNNN-OFFSET.bin`, the file is
+//! truncated to the last good record, and an `audit.torn` record naming the file, offset, length
+//! and SHA-256 of the torn bytes is appended. A last record whose hash does not match is not a
+//! crash: opening fails. When the log did not end with a checkpoint (unclean stop, or a torn
+//! tail), a checkpoint is written at once. Any write or sync failure poisons the log: every
+//! later append fails, because after a failed `fsync` the file's state is unknown.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::audit::chain::{self, ChainHash, CheckpointSigner, CHECKPOINT_ACTION};
+use crate::audit::keys::AuditSigner;
+use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
+
+/// Most appends written behind one `fdatasync`.
+const MAX_BATCH: usize = 4096;
+/// First read of a file's tail; doubled until a whole line fits.
+const TAIL_CHUNK: u64 = 64 * 1024;
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditLogOptions {
+    /// A checkpoint after this many records since the last one.
+    pub checkpoint_every: u64,
+    /// Rotate to a new file before a record would take the file past this size.
+    pub max_file_bytes: u64,
+}
+
+impl Default for AuditLogOptions {
+    fn default() -> Self {
+        AuditLogOptions {
+            checkpoint_every: 1000,
+            max_file_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why the audit log could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log `{path}`: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("audit log `{0}` is in use by another process")]
+    Locked(String),
+    #[error("audit log `{path}` was tampered with at byte {offset}: {reason}; run `jitsh audit verify` on it")]
+    Tampered {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("audit signing key cannot be used: {0}")]
+    Key(#[from] crate::audit::keys::KeyError),
+    #[error("audit record could not be encoded: {0}")]
+    Encode(#[from] chain::ChainError),
+    #[error("audit log `{path}` stopped after an earlier write failure: {message}")]
+    Poisoned { path: String, message: String },
+    #[error("audit log `{0}` is closed")]
+    Closed(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// An open audit log. Share it (`Arc<AuditLog>`) between producers; it is an [`AuditSink`].
+#[derive(Debug)]
+pub struct AuditLog {
+    dir: PathBuf,
+    tx: Mutex<Option<Sender<Request>>>,
+    worker: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
+    stats: Arc<Counters>,
+}
+
+/// What the writer has done since the log was opened (not counting what opening wrote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Records written (events and the log's own checkpoints).
+    pub records: u64,
+    /// `fdatasync` calls; `records / syncs` is the average group-commit batch.
+    pub syncs: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    records: AtomicU64,
+    syncs: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Request {
+    event: AuditEvent,
+    reply: SyncSender<Result<u64, String>>,
+}
+
+impl AuditLog {
+    /// Open (or create) the log in `dir` with default options. Without a signer no
+    /// checkpoints are written, so the log can never verify as sealed.
+    pub fn open(dir: &Path, signer: Option<AuditSigner>) -> Result<AuditLog, AuditError> {
+        AuditLog::open_with(dir, signer, AuditLogOptions::default())
+    }
+
+    pub fn open_with(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        options: AuditLogOptions,
+    ) -> Result<AuditLog, AuditError> {
+        let stats = Arc::new(Counters::default());
+        let mut writer = Writer::open(dir, signer.as_ref(), options)?;
+        writer.stats = Arc::clone(&stats);
+        let (tx, rx) = mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("jitsh-audit".into())
+            .spawn(move || writer.run(rx))
+            .map_err(io_err(dir))?;
+        Ok(AuditLog {
+            dir: dir.to_path_buf(),
+            tx: Mutex::new(Some(tx)),
+            worker: Mutex::new(Some(worker)),
+            stats,
+        })
+    }
+
+    /// Records and syncs so far (for metrics and measurements).
+    pub fn stats(&self) -> AuditStats {
+        AuditStats {
+            records: self.stats.records.load(Ordering::Relaxed),
+            syncs: self.stats.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Write the shutdown checkpoint and stop. Appends after this fail.
+    pub fn close(&self) -> Result<(), AuditError> {
+        // A poisoned lock still holds a usable `Option`; never leave the sender alive, or the
+        // join below would wait forever.
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(tx);
+        let worker = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match worker {
+            Some(handle) => handle.join().unwrap_or_else(|_| {
+                Err(AuditError::Poisoned {
+                    path: self.dir.display().to_string(),
+                    message: "the writer thread stopped unexpectedly".into(),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn sink_error(&self, message: impl Into<String>) -> AuditSinkError {
+        AuditSinkError {
+            path: self.dir.display().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        {
+            let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = guard
+                .as_ref()
+                .ok_or_else(|| self.sink_error("the log is closed"))?;
+            tx.send(Request { event, reply })
+                .map_err(|_| self.sink_error("the writer thread has stopped"))?;
+        }
+        match answer.recv() {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(message)) => Err(self.sink_error(message)),
+            Err(_) => Err(self.sink_error("the writer thread has stopped")),
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!("closing the audit log failed: {e}");
+        }
+    }
+}
+
+/// Paths of the log files in `dir`, oldest first.
+pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    Ok(numbered_files(dir)?.into_iter().map(|(_, p)| p).collect())
+}
+
+fn numbered_files(dir: &Path) -> Result<Vec<(u32, PathBuf)>, AuditError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(no) = name.to_str().and_then(file_number) else {
+            continue;
+        };
+        files.push((no, entry.path()));
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn file_number(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn file_name(no: u32) -> String {
+    format!("audit-{no:06}.jsonl")
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer thread's state
+
+#[derive(Debug)]
+struct Writer {
+    dir: PathBuf,
+    _lock: Flock<File>,
+    file: File,
+    path: PathBuf,
+    file_no: u32,
+    file_len: u64,
+    next_seq: u64,
+    head: ChainHash,
+    since_checkpoint: u64,
+    signer: Option<CheckpointSigner>,
+    options: AuditLogOptions,
+    /// Encoded, not yet written records.
+    buf: Vec<u8>,
+    stats: Arc<Counters>,
+}
+
+/// The last good record of a file, and what follows it if torn.
+#[derive(Debug)]
+struct Tail {
+    /// Seq, hash and action of the last good record, if the file has one.
+    last: Option<(u64, ChainHash, String)>,
+    /// Offset of the end of the last good record.
+    good_len: u64,
+    /// Bytes after it that are not a complete record.
+    torn: Option<Vec<u8>>,
+}
+
+impl Writer {
+    fn open(
+        dir: &Path,
+        signer: Option<&AuditSigner>,
+        options: AuditLogOptions,
+    ) -> Result<Writer, AuditError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join("audit.lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| AuditError::Locked(dir.display().to_string()))?;
+        let signer = signer.map(CheckpointSigner::new).transpose()?;
+        let files = numbered_files(dir)?;
+
+        let Some((file_no, path)) = files.last().cloned() else {
+            return Writer::create(dir, lock, signer, options);
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let tail = read_tail(&mut file, &path)?;
+        let mut last = tail.last.clone();
+        if last.is_none() {
+            // Nothing good in the last file (crash right after rotating): the head is in the
+            // file before it, which must end cleanly.
+            if let Some((_, prev_path)) = files.iter().rev().nth(1) {
+                let mut prev = File::open(prev_path).map_err(io_err(prev_path))?;
+                let prev_tail = read_tail(&mut prev, prev_path)?;
+                if prev_tail.torn.is_some() {
+                    return Err(AuditError::Tampered {
+                        path: prev_path.display().to_string(),
+                        offset: prev_tail.good_len,
+                        reason: "a rotated file ends in an incomplete record".into(),
+                    });
+                }
+                last = prev_tail.last;
+            }
+        }
+        let file_len = tail.good_len;
+        let mut writer = Writer {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            file,
+            path,
+            file_no,
+            file_len,
+            next_seq: 1,
+            head: ChainHash::ZERO,
+            since_checkpoint: 0,
+            signer,
+            options,
+            buf: Vec::new(),
+            stats: Arc::default(),
+        };
+        if let Some(torn) = &tail.torn {
+            writer.set_torn_aside(torn)?;
+        }
+        match last {
+            None => {
+                // Not even a genesis survived: start the chain, then note the torn bytes.
+                writer.stage(&chain::genesis_event(writer.kid(), &now_rfc3339()))?;
+                if let Some(torn) = &tail.torn {
+                    writer.stage_torn(torn)?;
+                }
+                writer.commit()?;
+            }
+            Some((seq, hash, action)) => {
+                writer.next_seq = seq.saturating_add(1);
+                writer.head = hash;
+                if let Some(torn) = &tail.torn {
+                    writer.stage_torn(torn)?;
+                }
+                if action != CHECKPOINT_ACTION || tail.torn.is_some() {
+                    tracing::warn!(
+                        "audit log `{}` did not end with a checkpoint (unclean stop); sealing it",
+                        writer.dir.display()
+                    );
+                    writer.stage_checkpoint("open")?;
+                }
+                writer.commit()?;
+            }
+        }
+        Ok(writer)
+    }
+
+    fn create(
+        dir: &Path,
+        lock: Flock<File>,
+        signer: Option<CheckpointSigner>,
+        options: AuditLogOptions,
+    ) -> Result<Writer, AuditError> {
+        let path = dir.join(file_name(1));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        sync_dir(dir)?;
+        let mut writer = Writer {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            file,
+            path,
+            file_no: 1,
+            file_len: 0,
+            next_seq: 1,
+            head: ChainHash::ZERO,
+            since_checkpoint: 0,
+            signer,
+            options,
+            buf: Vec::new(),
+            stats: Arc::default(),
+        };
+        writer.stage(&chain::genesis_event(writer.kid(), &now_rfc3339()))?;
+        writer.commit()?;
+        Ok(writer)
+    }
+
+    fn kid(&self) -> Option<&str> {
+        self.signer.as_ref().map(CheckpointSigner::kid)
+    }
+
+    /// The writer thread: batch what is queued, write it, sync once, answer everyone.
+    fn run(mut self, rx: Receiver<Request>) -> Result<(), AuditError> {
+        let mut poisoned: Option<String> = None;
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            if let Some(message) = &poisoned {
+                for r in batch {
+                    let _ = r.reply.send(Err(message.clone()));
+                }
+                continue;
+            }
+            match self.write_batch(&batch) {
+                Ok(first_seq) => {
+                    for (r, seq) in batch.into_iter().zip(first_seq) {
+                        let _ = r.reply.send(Ok(seq));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("audit log write failed: {e}");
+                    let message = e.to_string();
+                    for r in batch {
+                        let _ = r.reply.send(Err(message.clone()));
+                    }
+                    poisoned = Some(message);
+                }
+            }
+        }
+        match poisoned {
+            Some(message) => Err(AuditError::Poisoned {
+                path: self.dir.display().to_string(),
+                message,
+            }),
+            None => {
+                if self.signer.is_some() {
+                    self.stage_checkpoint("shutdown")?;
+                }
+                self.commit()
+            }
+        }
+    }
+
+    /// Write a batch durably; the seqs given to its events, in order.
+    fn write_batch(&mut self, batch: &[Request]) -> Result<Vec<u64>, AuditError> {
+        let mut seqs = Vec::with_capacity(batch.len());
+        for r in batch {
+            seqs.push(self.stage(&r.event)?);
+            if self.signer.is_some() && self.since_checkpoint >= self.options.checkpoint_every {
+                self.stage_checkpoint("interval")?;
+            }
+        }
+        self.commit()?;
+        Ok(seqs)
+    }
+
+    /// Encode one record into the buffer (rotating first if it would not fit).
+    fn stage(&mut self, event: &AuditEvent) -> Result<u64, AuditError> {
+        let seq = self.next_seq;
+        let encoded = chain::encode(seq, &self.head, event)?;
+        let size = self.file_len + self.buf.len() as u64;
+        if size > 0 && size + encoded.line.len() as u64 > self.options.max_file_bytes {
+            self.rotate()?;
+            // The chain head moved (rotation checkpoint): encode again.
+            return self.stage(event);
+        }
+        self.buf.extend_from_slice(&encoded.line);
+        self.head = encoded.hash;
+        self.next_seq = seq.saturating_add(1);
+        self.since_checkpoint += 1;
+        Ok(seq)
+    }
+
+    fn stage_checkpoint(&mut self, reason: &str) -> Result<(), AuditError> {
+        let Some(signer) = &self.signer else {
+            return Ok(());
+        };
+        let event = chain::checkpoint_event(
+            signer,
+            self.next_seq.saturating_sub(1),
+            &self.head,
+            &now_rfc3339(),
+            reason,
+        );
+        // A checkpoint never triggers rotation (it belongs at the end of its file).
+        let encoded = chain::encode(self.next_seq, &self.head, &event)?;
+        self.buf.extend_from_slice(&encoded.line);
+        self.head = encoded.hash;
+        self.next_seq = self.next_seq.saturating_add(1);
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    fn stage_torn(&mut self, torn: &[u8]) -> Result<(), AuditError> {
+        let offset = self.file_len;
+        let event = chain::torn_event(
+            &now_rfc3339(),
+            &file_name(self.file_no),
+            offset,
+            torn,
+            &torn_name(self.file_no, offset),
+        );
+        self.stage(&event).map(|_| ())
+    }
+
+    /// Copy torn bytes aside durably, then cut them off the file.
+    fn set_torn_aside(&mut self, torn: &[u8]) -> Result<(), AuditError> {
+        let offset = self.file_len;
+        let side = self.dir.join(torn_name(self.file_no, offset));
+        tracing::warn!(
+            "audit log `{}` ends in a torn record at byte {offset} ({} bytes); saved to `{}`",
+            self.path.display(),
+            torn.len(),
+            side.display()
+        );
+        let mut out = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&side)
+            .map_err(io_err(&side))?;
+        out.write_all(torn).map_err(io_err(&side))?;
+        out.sync_all().map_err(io_err(&side))?;
+        sync_dir(&self.dir)?;
+        self.file.set_len(offset).map_err(io_err(&self.path))?;
+        self.file.sync_all().map_err(io_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Write the buffer and `fdatasync`.
+    fn commit(&mut self) -> Result<(), AuditError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.buf).map_err(io_err(&self.path))?;
+        self.file.sync_data().map_err(io_err(&self.path))?;
+        let records = self.buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.stats.records.fetch_add(records, Ordering::Relaxed);
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.file_len += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Seal the current file with a checkpoint, write it out and start the next file.
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        self.stage_checkpoint("rotate")?;
+        self.commit()?;
+        let no = self.file_no.saturating_add(1);
+        let path = self.dir.join(file_name(no));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        sync_dir(&self.dir)?;
+        self.file = file;
+        self.path = path;
+        self.file_no = no;
+        self.file_len = 0;
+        Ok(())
+    }
+}
+
+fn torn_name(file_no: u32, offset: u64) -> String {
+    format!("torn-{file_no:06}-{offset}.bin")
+}
+
+/// Find the last good record of a file and any torn bytes after it.
+fn read_tail(file: &mut File, path: &Path) -> Result<Tail, AuditError> {
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let mut chunk = TAIL_CHUNK.min(len);
+    loop {
+        let start = len - chunk;
+        let mut data = Vec::with_capacity(usize::try_from(chunk).unwrap_or(0));
+        file.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
+        Read::by_ref(file)
+            .take(chunk)
+            .read_to_end(&mut data)
+            .map_err(io_err(path))?;
+        if let Some(tail) = scan_tail(&data, start, start == 0, path)? {
+            return Ok(tail);
+        }
+        // The last line starts before this chunk: read more.
+        chunk = chunk.saturating_mul(2).min(len);
+    }
+}
+
+/// Split `data` (the file from `base` to its end) into the last good record and a torn rest.
+/// `None` when the chunk does not reach the start of the lines it needs.
+fn scan_tail(data: &[u8], base: u64, whole: bool, path: &Path) -> Result<Option<Tail>, AuditError> {
+    // Unterminated bytes at the end are torn.
+    let content_end = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if content_end == 0 && !whole {
+        return Ok(None);
+    }
+    let mut torn: Option<Vec<u8>> = data
+        .get(content_end..)
+        .filter(|t| !t.is_empty())
+        .map(<[u8]>::to_vec);
+    let mut good_end = content_end;
+    let mut tried_torn_line = false;
+    loop {
+        let Some(body) = good_end.checked_sub(1).and_then(|e| data.get(..e)) else {
+            // Empty (or everything torn).
+            return Ok(Some(Tail {
+                last: None,
+                good_len: base + good_end as u64,
+                torn,
+            }));
+        };
+        let line_start = match body.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None if whole => 0,
+            None => return Ok(None),
+        };
+        let line = body.get(line_start..).unwrap_or_default();
+        match chain::decode(line) {
+            Ok((record, hash)) => {
+                return Ok(Some(Tail {
+                    last: Some((record.seq, hash, record.action)),
+                    good_len: base + good_end as u64,
+                    torn,
+                }));
+            }
+            // A terminated line that is not a record at all is a torn write only when nothing
+            // unterminated follows it (one write can tear once).
+            Err(e) if e.is_malformed() && torn.is_none() && !tried_torn_line => {
+                tried_torn_line = true;
+                torn = data.get(line_start..good_end).map(<[u8]>::to_vec);
+                good_end = line_start;
+            }
+            Err(e) => {
+                return Err(AuditError::Tampered {
+                    path: path.display().to_string(),
+                    offset: base + line_start as u64,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test failures are panics")]
+mod tests {
+    use super::*;
+
+    fn event(n: u32) -> AuditEvent {
+        AuditEvent {
+            time: "2026-01-02T03:04:05Z".into(),
+            actor: "alice".into(),
+            action: "request.create".into(),
+            subject: format!("r{n}"),
+            outcome: "ok".into(),
+            details: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn second_writer_is_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), None).unwrap();
+        assert!(matches!(
+            AuditLog::open(dir.path(), None),
+            Err(AuditError::Locked(_))
+        ));
+        assert_eq!(log.append(event(1)).unwrap(), 2);
+        log.close().unwrap();
+        assert!(log.append(event(2)).is_err());
+    }
+
+    #[test]
+    fn reopen_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = AuditSigner {
+            kid: "k".into(),
+            seed: [3; 32],
+        };
+        let log = AuditLog::open(dir.path(), Some(signer.clone())).unwrap();
+        assert_eq!(log.append(event(1)).unwrap(), 2);
+        drop(log); // seq 3: shutdown checkpoint
+        let log = AuditLog::open(dir.path(), Some(signer)).unwrap();
+        assert_eq!(log.append(event(2)).unwrap(), 4);
+    }
+
+    #[test]
+    fn altered_last_record_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(AuditLog::open(dir.path(), None).unwrap());
+        let path = dir.path().join(file_name(1));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("jitsh-audit/1", "jitsh-audit/2")).unwrap();
+        assert!(matches!(
+            AuditLog::open(dir.path(), None),
+            Err(AuditError::Tampered { offset: 0, .. })
+        ));
+    }
+}

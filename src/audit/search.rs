@@ -1,0 +1,381 @@
+//! Searching audit records, and joining gate decisions to the requests behind them.
+//!
+//! Pure: records come in parsed; times are compared as parsed RFC 3339.
+//!
+//! A gate decision (`action` `gate.decision`) carries `details.invocations` (each with `name`,
+//! `params`, `rule`, `decision`, `token`), `token_id`, `request`, `session`, `marker`. Its
+//! request is `details.request`, else the request whose `token.issue` record named one of its
+//! token ids. The related records are every non-decision record about that request
+//! (`request.create`, `request.approve`, `token.issue`, ...).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::audit::chain::Record;
+
+pub const GATE_DECISION: &str = "gate.decision";
+
+/// What to look for; every field set must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// The actor.
+    pub user: Option<String>,
+    /// A task name (details `task`/`tasks`) or a command name in a decision (any case).
+    pub task: Option<String>,
+    /// A parameter name (any case), optionally with a value (any case).
+    pub param: Option<(String, Option<String>)>,
+    pub rule: Option<String>,
+    /// `allow`, `approval` or `deny`.
+    pub decision: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub session: Option<String>,
+    pub request: Option<String>,
+}
+
+/// Why a filter value is unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SearchError {
+    #[error("`{0}` is not a time: use RFC 3339 (2026-01-02T03:04:05Z) or a date (2026-01-02)")]
+    BadTime(String),
+    #[error("`{0}` is not a decision: use allow, approval or deny")]
+    BadDecision(String),
+}
+
+/// Parse `--since`/`--until`: RFC 3339, or a date meaning its midnight UTC.
+pub fn parse_time(text: &str) -> Result<OffsetDateTime, SearchError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| SearchError::BadTime(text.to_owned()))
+}
+
+/// Check a `--decision` value.
+pub fn parse_decision(text: &str) -> Result<String, SearchError> {
+    match text {
+        "allow" | "approval" | "deny" => Ok(text.to_owned()),
+        _ => Err(SearchError::BadDecision(text.to_owned())),
+    }
+}
+
+impl Filter {
+    pub fn matches(&self, r: &Record) -> bool {
+        let invocations = invocations(r);
+        self.user.as_ref().is_none_or(|u| &r.actor == u)
+            && self.rule.as_ref().is_none_or(|rule| {
+                r.detail_str("rule") == Some(rule)
+                    || invocations
+                        .iter()
+                        .any(|i| str_field(i, "rule") == Some(rule))
+            })
+            && self.decision.as_ref().is_none_or(|d| {
+                r.action == GATE_DECISION
+                    && (&r.outcome == d
+                        || invocations
+                            .iter()
+                            .any(|i| str_field(i, "decision") == Some(d)))
+            })
+            && self.session.as_ref().is_none_or(|s| {
+                r.detail_str("session") == Some(s)
+                    || (r.action.starts_with("session.") && &r.subject == s)
+            })
+            && self
+                .request
+                .as_ref()
+                .is_none_or(|q| request_of(r).as_deref() == Some(q))
+            && self
+                .task
+                .as_ref()
+                .is_none_or(|t| has_task(r, &invocations, t))
+            && self
+                .param
+                .as_ref()
+                .is_none_or(|(n, v)| has_param(r, &invocations, n, v.as_deref()))
+            && self.in_time(r)
+    }
+
+    fn in_time(&self, r: &Record) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Ok(t) = parse_time(&r.time) else {
+            // An unreadable time never matches a time window.
+            return false;
+        };
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
+    }
+}
+
+/// One search hit: the record's index and, for a gate decision, its request's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub index: usize,
+    pub related: Vec<usize>,
+}
+
+/// Records matching `filter`, each gate decision joined to its request's records.
+pub fn search(records: &[Record], filter: &Filter) -> Vec<Hit> {
+    let mut by_request: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut request_of_token: HashMap<String, String> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.action == GATE_DECISION {
+            continue;
+        }
+        if let Some(req) = request_of(r) {
+            if r.action == "token.issue" {
+                for key in ["token_id", "jti"] {
+                    if let Some(t) = r.detail_str(key) {
+                        request_of_token.insert(t.to_owned(), req.clone());
+                    }
+                }
+            }
+            by_request.entry(req).or_default().push(i);
+        }
+    }
+    records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| filter.matches(r))
+        .map(|(index, r)| {
+            let related = if r.action == GATE_DECISION {
+                decision_request(r, &request_of_token)
+                    .and_then(|q| by_request.get(&q).cloned())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            Hit { index, related }
+        })
+        .collect()
+}
+
+/// The request a record is about: `details.request`, or the subject of `request.*`,
+/// `grant.*` and `token.*` records.
+pub fn request_of(r: &Record) -> Option<String> {
+    if let Some(q) = r.detail_str("request") {
+        return Some(q.to_owned());
+    }
+    let about_request = ["request.", "grant.", "token."]
+        .iter()
+        .any(|p| r.action.starts_with(p));
+    (about_request && !r.subject.is_empty()).then(|| r.subject.clone())
+}
+
+fn decision_request(r: &Record, request_of_token: &HashMap<String, String>) -> Option<String> {
+    if let Some(q) = r.detail_str("request") {
+        return Some(q.to_owned());
+    }
+    let tokens = r.detail_str("token_id").into_iter().chain(
+        invocations(r)
+            .into_iter()
+            .filter_map(|i| str_field(i, "token")),
+    );
+    tokens
+        .filter_map(|t| request_of_token.get(t))
+        .next()
+        .cloned()
+}
+
+fn invocations(r: &Record) -> Vec<&Value> {
+    r.details
+        .get("invocations")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn has_task(r: &Record, invocations: &[&Value], task: &str) -> bool {
+    let eq = |s: &str| s.eq_ignore_ascii_case(task);
+    r.detail_str("task").is_some_and(eq)
+        || r.details
+            .get("tasks")
+            .and_then(Value::as_array)
+            .is_some_and(|ts| ts.iter().filter_map(Value::as_str).any(eq))
+        || invocations
+            .iter()
+            .any(|i| str_field(i, "name").is_some_and(eq) || str_field(i, "task").is_some_and(eq))
+}
+
+fn has_param(r: &Record, invocations: &[&Value], name: &str, value: Option<&str>) -> bool {
+    let sources = r
+        .details
+        .get("params")
+        .into_iter()
+        .chain(invocations.iter().filter_map(|i| i.get("params")));
+    sources
+        .into_iter()
+        .any(|params| params_match(params, name, value))
+}
+
+/// Params as an object (`{"Identity": "x"}`) or a list (`[{"name": .., "value": ..}]`).
+fn params_match(params: &Value, name: &str, value: Option<&str>) -> bool {
+    let value_ok = |v: Option<&Value>| match (value, v) {
+        (None, _) => true,
+        (Some(want), Some(v)) => value_text(v).eq_ignore_ascii_case(want),
+        (Some(_), None) => false,
+    };
+    match params {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(name) && value_ok(Some(v))),
+        Value::Array(items) => items.iter().any(|item| {
+            str_field(item, "name").is_some_and(|n| n.eq_ignore_ascii_case(name))
+                && value_ok(item.get("value"))
+        }),
+        _ => false,
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test failures are panics")]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64, action: &str, subject: &str, details: Value) -> Record {
+        Record {
+            seq,
+            time: format!("2026-01-0{seq}T00:00:00Z"),
+            actor: "alice".into(),
+            action: action.into(),
+            subject: subject.into(),
+            outcome: if action == GATE_DECISION {
+                "allow"
+            } else {
+                "ok"
+            }
+            .into(),
+            details: details.as_object().cloned().unwrap_or_default(),
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn records() -> Vec<Record> {
+        vec![
+            rec(
+                1,
+                "request.create",
+                "q1",
+                serde_json::json!({"task": "mailbox-export"}),
+            ),
+            rec(
+                2,
+                "token.issue",
+                "q1",
+                serde_json::json!({"token_id": "t1"}),
+            ),
+            rec(3, "request.create", "q2", serde_json::json!({})),
+            rec(
+                4,
+                GATE_DECISION,
+                "s1",
+                serde_json::json!({"session": "s1", "token_id": "t1", "invocations": [
+                    {"name": "New-MailboxExportRequest", "params": {"Mailbox": "bob"},
+                     "rule": "export", "decision": "allow", "token": "t1"}]}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn decision_joins_its_request_through_the_token() {
+        let hits = search(
+            &records(),
+            &Filter {
+                decision: Some("allow".into()),
+                ..Filter::default()
+            },
+        );
+        assert_eq!(
+            hits,
+            vec![Hit {
+                index: 3,
+                related: vec![0, 1]
+            }]
+        );
+    }
+
+    #[test]
+    fn filters_match_params_rules_tasks_and_time() {
+        let rs = records();
+        let f = |filter: Filter| {
+            search(&rs, &filter)
+                .iter()
+                .map(|h| h.index)
+                .collect::<Vec<_>>()
+        };
+        let param = |n: &str, v: Option<&str>| Filter {
+            param: Some((n.into(), v.map(Into::into))),
+            ..Filter::default()
+        };
+        assert_eq!(f(param("mailbox", Some("BOB"))), vec![3]);
+        assert_eq!(f(param("mailbox", Some("carol"))), Vec::<usize>::new());
+        assert_eq!(
+            f(Filter {
+                rule: Some("export".into()),
+                ..Filter::default()
+            }),
+            vec![3]
+        );
+        assert_eq!(
+            f(Filter {
+                task: Some("MAILBOX-EXPORT".into()),
+                ..Filter::default()
+            }),
+            vec![0]
+        );
+        assert_eq!(
+            f(Filter {
+                request: Some("q1".into()),
+                ..Filter::default()
+            }),
+            vec![0, 1]
+        );
+        let since = parse_time("2026-01-02").unwrap();
+        let until = parse_time("2026-01-03T00:00:00Z").unwrap();
+        assert_eq!(
+            f(Filter {
+                since: Some(since),
+                until: Some(until),
+                ..Filter::default()
+            }),
+            vec![1, 2]
+        );
+        assert_eq!(
+            f(Filter {
+                session: Some("s1".into()),
+                ..Filter::default()
+            }),
+            vec![3]
+        );
+        assert_eq!(
+            f(Filter {
+                decision: Some("deny".into()),
+                ..Filter::default()
+            }),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn bad_filter_values_are_refused() {
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_decision("maybe").is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! What several subcommands share: loading policies, catalog, trust keys and tokens for a gate,
+//! reading lines, the batch protocol, and the user's name.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::catalog::Catalog;
+use crate::policy::{self, PolicySet};
+use crate::token::{self, PublicKey, TrustStore, VerifiedToken};
+
+/// Everything a gate needs that comes from files, loaded and verified once.
+#[derive(Debug)]
+pub(crate) struct GateInputs {
+    pub policies: PolicySet,
+    pub catalog: Catalog,
+    pub tokens: Vec<VerifiedToken>,
+    pub now: OffsetDateTime,
+}
+
+impl GateInputs {
+    /// Load or print one actionable error and return the exit code.
+    pub fn load(
+        policies: &Path,
+        catalogs: &[PathBuf],
+        tokens: &[PathBuf],
+        trust_keys: &[PathBuf],
+        now: Option<&str>,
+    ) -> Result<GateInputs, ExitCode> {
+        let policies = load_policies(policies)?;
+        let catalog = load_catalog(catalogs)?;
+        let trust = load_trust(trust_keys)?;
+        if !tokens.is_empty() && trust_keys.is_empty() {
+            return Err(super::fail(
+                "a token can only be honoured with the approval service's public key: add --trust-key FILE (the service's STATE/signing.pub)",
+            ));
+        }
+        let mut verified = Vec::with_capacity(tokens.len());
+        for path in tokens {
+            verified.push(load_token(path, &trust).map_err(super::fail)?);
+        }
+        let now = match now {
+            Some(text) => parse_time(text).map_err(super::fail)?,
+            None => OffsetDateTime::now_utc(),
+        };
+        Ok(GateInputs {
+            policies,
+            catalog,
+            tokens: verified,
+            now,
+        })
+    }
+}
+
+/// Load a policy folder; on error print every `file:line:col: message` with the source line.
+pub(crate) fn load_policies(dir: &Path) -> Result<PolicySet, ExitCode> {
+    policy::load_dir(dir).map_err(|errors| {
+        for e in errors.errors() {
+            eprintln!("{}:{}:{}: {}", e.file, e.line, e.col, e.message);
+            if let Some(src) = std::fs::read_to_string(&e.file).ok().and_then(|text| {
+                text.lines()
+                    .nth(e.line.saturating_sub(1))
+                    .map(str::to_owned)
+            }) {
+                eprintln!("  | {src}");
+                eprintln!("  | {}^", " ".repeat(e.col.saturating_sub(1)));
+            }
+        }
+        eprintln!(
+            "jitsh: the policies in `{}` were not loaded (nothing is allowed until they are fixed)",
+            dir.display()
+        );
+        ExitCode::from(super::EXIT_ERROR)
+    })
+}
+
+pub(crate) fn load_catalog(extra: &[PathBuf]) -> Result<Catalog, ExitCode> {
+    let mut catalog = Catalog::builtin().clone();
+    for path in extra {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| super::fail(format!("cannot read catalog `{}`: {e}", path.display())))?;
+        let more = Catalog::from_json(&text)
+            .map_err(|e| super::fail(format!("catalog `{}`: {e}", path.display())))?;
+        catalog.merge(more);
+    }
+    Ok(catalog)
+}
+
+pub(crate) fn load_trust(paths: &[PathBuf]) -> Result<TrustStore, ExitCode> {
+    let mut trust = TrustStore::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| super::fail(format!("cannot read trust key `{}`: {e}", path.display())))?;
+        let key = PublicKey::from_file_text(&text)
+            .map_err(|e| super::fail(format!("trust key `{}`: {e}", path.display())))?;
+        trust.add(key);
+    }
+    Ok(trust)
+}
+
+/// Read and verify one token file: its signature is checked here, once, at load time.
+pub(crate) fn load_token(path: &Path, trust: &TrustStore) -> Result<VerifiedToken, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read token `{}`: {e}", path.display()))?;
+    token::verify(text.trim(), trust)
+        .map_err(|e| format!("token `{}` was refused: {e}", path.display()))
+}
+
+pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z): {e}"))
+}
+
+/// The session's user: the flag or JITSH_USER (already folded in by clap), else the login name.
+pub(crate) fn user_name(flag: Option<&str>) -> String {
+    if let Some(u) = flag.filter(|u| !u.is_empty()) {
+        return u.to_string();
+    }
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// The whole of stdin as one line (a trailing newline removed).
+pub(crate) fn read_stdin() -> Result<String, ExitCode> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| super::fail(format!("cannot read the line from stdin: {e}")))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
+/// One batch input line: its `text` and the other fields to echo back, or the error object to
+/// print in its place.
+pub(crate) fn batch_text(line: &str) -> Result<(String, Map<String, Value>), Value> {
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| json!({"error": format!("input line is not JSON: {e}")}))?;
+    let Value::Object(mut obj) = value else {
+        return Err(json!({"error": "input line is not a JSON object with a string field `text`"}));
+    };
+    match obj.remove("text") {
+        Some(Value::String(text)) => Ok((text, obj)),
+        Some(_) => {
+            obj.insert("error".into(), json!("field `text` must be a string"));
+            Err(Value::Object(obj))
+        }
+        None => {
+            obj.insert("error".into(), json!("missing string field `text`"));
+            Err(Value::Object(obj))
+        }
+    }
+}
+
+/// Copy the input's other fields into the output object, without overwriting the output's own.
+pub(crate) fn echo_fields(out: &mut Value, echo: Map<String, Value>) {
+    if let Some(obj) = out.as_object_mut() {
+        for (k, v) in echo {
+            obj.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// Revoked token ids from the approval service (`GET /v1/revocations`).
+pub(crate) fn fetch_revocations(server: &str) -> Result<HashSet<String>, String> {
+    let url = format!("{}/v1/revocations", server.trim_end_matches('/'));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut req = client.get(&url);
+        if let Ok(cred) = std::env::var("JITSH_CREDENTIAL") {
+            req = req.bearer_auth(cred);
+        }
+        let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url} answered {}", resp.status()));
+        }
+        let body: Value = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
+        Ok(revoked_ids(&body))
+    })
+}
+
+/// Accepts `{"revoked": ["jti", ...]}` or `{"revoked": [{"jti": ...}, ...]}`.
+fn revoked_ids(body: &Value) -> HashSet<String> {
+    body.get("revoked")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| {
+                    i.as_str()
+                        .or_else(|| i.get("jti").and_then(Value::as_str))
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

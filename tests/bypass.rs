@@ -1,0 +1,630 @@
+//! The bypass suite: disguised privileged invocations are never allowed under the shipped
+//! policies, and everyday read-only lines are. Each case names the resolution rule it exercises.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use jitsh::catalog::Catalog;
+use jitsh::gate::{check_line, GateContext};
+use jitsh::policy::{load_dir, Effect, PolicySet};
+
+/// What a case expects of the line's decision.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// Allowed to run with standing access.
+    Allow,
+    /// Must not run without a token (approval) or at all (deny): anything but allow.
+    NotAllow,
+    /// Must be denied outright (dynamic code, code-execution cmdlets, parse errors).
+    Deny,
+}
+use Want::*;
+
+const CASES: &[(&str, Want, &str)] = &[
+    // --- the plain privileged task and its spellings -----------------------------------------
+    (
+        "New-MoveRequest -Identity rob@contoso.com -TargetDatabase DB02",
+        NotAllow,
+        "plain",
+    ),
+    (
+        "new-moverequest -identity rob@contoso.com",
+        NotAllow,
+        "case",
+    ),
+    (
+        "NEW-MOVEREQUEST -IDENTITY rob@contoso.com",
+        NotAllow,
+        "case",
+    ),
+    (
+        "Ne`w-MoveRequest -Identity rob@contoso.com",
+        NotAllow,
+        "backtick escape in name",
+    ),
+    (
+        "N`e`w`-`M`o`v`e`R`e`q`u`e`s`t rob@contoso.com",
+        NotAllow,
+        "backticks everywhere",
+    ),
+    (
+        "Exchange\\New-MoveRequest -Identity rob",
+        NotAllow,
+        "module qualifier",
+    ),
+    (
+        "ExchangePowerShell\\New-MoveRequest -Identity rob",
+        NotAllow,
+        "module qualifier",
+    ),
+    (
+        "Whatever\\New-MoveRequest -Identity rob",
+        NotAllow,
+        "unknown module qualifier",
+    ),
+    (
+        "& New-MoveRequest -Identity rob",
+        NotAllow,
+        "call operator with a name",
+    ),
+    (
+        "& 'New-MoveRequest' -Identity rob",
+        NotAllow,
+        "call operator with a literal",
+    ),
+    (
+        "& \"New-MoveRequest\" -Identity rob",
+        NotAllow,
+        "call operator with a double-quoted literal",
+    ),
+    (
+        ". New-MoveRequest -Identity rob",
+        NotAllow,
+        "dot-source with a name",
+    ),
+    (
+        "New\u{2013}MoveRequest -Identity rob",
+        NotAllow,
+        "en dash inside the name",
+    ),
+    (
+        "New-MoveRequest \u{2013}Identity rob",
+        NotAllow,
+        "en dash parameter",
+    ),
+    (
+        "New-MoveRequest \u{2014}Identity rob",
+        NotAllow,
+        "em dash parameter",
+    ),
+    (
+        "& \u{2018}New-MoveRequest\u{2019} -Identity rob",
+        NotAllow,
+        "smart single quotes",
+    ),
+    (
+        "& \u{201c}New-MoveRequest\u{201d} -Identity rob",
+        NotAllow,
+        "smart double quotes",
+    ),
+    (
+        "New-MoveRequest -Ident rob -TargetDatabase DB02",
+        NotAllow,
+        "abbreviated parameter",
+    ),
+    (
+        "New-MoveRequest -Identity:rob",
+        NotAllow,
+        "colon-bound parameter",
+    ),
+    ("New-MoveRequest rob", NotAllow, "positional argument"),
+    // --- dynamic invocation: never analysable, denied ------------------------------------------
+    (
+        "& ('New-'+'MoveRequest') -Identity rob",
+        Deny,
+        "computed command name",
+    ),
+    (
+        "& (\"New-\" + \"MoveRequest\") rob",
+        Deny,
+        "computed command name",
+    ),
+    ("& $cmd -Identity rob", Deny, "variable command name"),
+    (
+        "$c = 'New-MoveRequest'; & $c -Identity rob",
+        Deny,
+        "variable command name",
+    ),
+    (". $path", Deny, "dot-sourcing a variable path"),
+    (
+        "& $env:COMSPEC /c whoami",
+        Deny,
+        "environment variable command",
+    ),
+    (
+        "&(gcm New-Move*) -Identity rob",
+        Deny,
+        "command found by wildcard at run time",
+    ),
+    (
+        "[scriptblock]::Create('New-MoveRequest rob').Invoke()",
+        Deny,
+        ".NET: ScriptBlock.Create",
+    ),
+    (
+        "$sb = { New-MoveRequest rob }; $sb.Invoke()",
+        Deny,
+        ".NET: Invoke",
+    ),
+    (
+        "{ New-MoveRequest rob }.Invoke()",
+        Deny,
+        ".NET: Invoke on a literal block",
+    ),
+    (
+        "$sb = { New-MoveRequest rob }; & $sb",
+        Deny,
+        "invoking a script block variable",
+    ),
+    (
+        "[System.Diagnostics.Process]::Start('cmd.exe')",
+        Deny,
+        ".NET: Process.Start",
+    ),
+    (
+        "[Reflection.Assembly]::LoadFile('C:\\x.dll')",
+        Deny,
+        ".NET: assembly load",
+    ),
+    (
+        "$x.InvokeScript('New-MoveRequest rob')",
+        Deny,
+        ".NET: InvokeScript",
+    ),
+    (
+        "$ExecutionContext.InvokeCommand.InvokeScript('New-MoveRequest')",
+        Deny,
+        ".NET: InvokeCommand",
+    ),
+    // --- code-execution cmdlets and their aliases ----------------------------------------------
+    (
+        "Invoke-Expression 'New-MoveRequest rob'",
+        Deny,
+        "Invoke-Expression",
+    ),
+    ("iex 'New-MoveRequest rob'", Deny, "alias iex"),
+    (
+        "IEX('New-MoveRequest rob')",
+        Deny,
+        "alias iex, grouped argument",
+    ),
+    (
+        "'New-MoveRequest rob' | iex",
+        Deny,
+        "iex at the end of a pipeline",
+    ),
+    (
+        "Invoke-Command -ScriptBlock { Get-Mailbox }",
+        Deny,
+        "Invoke-Command",
+    ),
+    ("icm { Get-Mailbox }", Deny, "alias icm"),
+    (
+        "Start-Process pwsh -ArgumentList '-c New-MoveRequest rob'",
+        Deny,
+        "Start-Process",
+    ),
+    ("saps pwsh", Deny, "alias saps"),
+    ("start pwsh", Deny, "alias start"),
+    (
+        "Add-Type -TypeDefinition 'public class X {}'",
+        Deny,
+        "Add-Type",
+    ),
+    (
+        "Microsoft.PowerShell.Utility\\Invoke-Expression 'x'",
+        Deny,
+        "module-qualified iex",
+    ),
+    (
+        "inv`oke-ex`pression 'x'",
+        Deny,
+        "backticks in a denied name",
+    ),
+    (
+        "inv`oke-exp`ression 'x'",
+        NotAllow,
+        "backtick-r is a carriage return: an unknown name, never allowed",
+    ),
+    // --- nesting: every invocation inside code is gated -----------------------------------------
+    (
+        "Get-Mailbox | ForEach-Object { New-MoveRequest -Identity $_.Alias }",
+        NotAllow,
+        "ForEach-Object block",
+    ),
+    (
+        "Get-Mailbox | % { New-MoveRequest $_.Alias }",
+        NotAllow,
+        "alias % block",
+    ),
+    (
+        "Get-Mailbox | foreach { New-MoveRequest $_.Alias }",
+        NotAllow,
+        "alias foreach block",
+    ),
+    (
+        "Get-Mailbox | ? { New-MoveRequest x; $true }",
+        NotAllow,
+        "alias ? block",
+    ),
+    (
+        "Get-Mailbox | Where-Object -FilterScript { Remove-Mailbox x }",
+        NotAllow,
+        "named FilterScript",
+    ),
+    (
+        "Get-Mailbox | Where-Object { $_ } | % -Process { Remove-Mailbox $_ -Confirm:$false }",
+        NotAllow,
+        "named -Process",
+    ),
+    (
+        "Write-Host \"$(New-MoveRequest -Identity rob)\"",
+        NotAllow,
+        "string expansion",
+    ),
+    (
+        "Write-Host \"a $(Write-Host \"b $(Remove-Mailbox rob)\")\"",
+        NotAllow,
+        "nested string expansion",
+    ),
+    (
+        "Write-Host @\"\n$(New-MoveRequest rob)\n\"@",
+        NotAllow,
+        "here-string expansion",
+    ),
+    ("$(New-MoveRequest rob)", NotAllow, "subexpression"),
+    ("(New-MoveRequest rob)", NotAllow, "grouping"),
+    ("@(New-MoveRequest rob)", NotAllow, "array subexpression"),
+    (
+        "$x = @{ a = (New-MoveRequest rob) }",
+        NotAllow,
+        "hashtable value",
+    ),
+    (
+        "$list = 1, (Remove-Mailbox rob), 3",
+        NotAllow,
+        "array element",
+    ),
+    (
+        "Get-Mailbox -Identity (New-MoveRequest rob)",
+        NotAllow,
+        "argument expression",
+    ),
+    (
+        "Get-Mailbox -Identity:$(New-MoveRequest rob)",
+        NotAllow,
+        "colon-bound subexpression",
+    ),
+    (
+        "Get-Mailbox -Filter \"Name -like '$(New-MoveRequest rob)'\"",
+        NotAllow,
+        "expansion inside a filter string",
+    ),
+    (
+        "foreach ($m in Get-Mailbox) { New-MoveRequest $m.Alias }",
+        NotAllow,
+        "foreach body",
+    ),
+    (
+        "foreach ($m in (Remove-Mailbox x)) { }",
+        NotAllow,
+        "foreach collection",
+    ),
+    ("if ($true) { Remove-Mailbox rob }", NotAllow, "if body"),
+    ("if (Remove-Mailbox rob) { }", NotAllow, "if condition"),
+    (
+        "if ($false) { } else { Remove-Mailbox rob }",
+        NotAllow,
+        "else body",
+    ),
+    (
+        "while ($true) { Remove-Mailbox rob; break }",
+        NotAllow,
+        "while body",
+    ),
+    (
+        "function f { New-MoveRequest rob }; f",
+        NotAllow,
+        "function body",
+    ),
+    (
+        "Get-Mailbox | Set-Mailbox -DisplayName { New-MoveRequest rob }",
+        NotAllow,
+        "delay-bind script block",
+    ),
+    (
+        "Get-Mailbox | Select-Object @{n='x'; e={ Remove-Mailbox $_ }}",
+        NotAllow,
+        "calculated property block",
+    ),
+    (
+        "Get-Mailbox | Sort-Object { Remove-Mailbox $_ }",
+        NotAllow,
+        "sort key block",
+    ),
+    (
+        "Get-Mailbox -Filter { Name -like 'a*' } | % { Remove-Mailbox $_ }",
+        NotAllow,
+        "filter data then code",
+    ),
+    (
+        "Frobnicate-Thing { New-MoveRequest rob }",
+        NotAllow,
+        "block given to an unknown command",
+    ),
+    (
+        "Get-Mailbox -NoSuchParam { New-MoveRequest rob }",
+        NotAllow,
+        "block bound to an unknown parameter",
+    ),
+    // --- statement separators and line structure ------------------------------------------------
+    ("Get-Mailbox; New-MoveRequest rob", NotAllow, "semicolon"),
+    ("Get-Mailbox && New-MoveRequest rob", NotAllow, "&&"),
+    ("Get-Mailbox || New-MoveRequest rob", NotAllow, "||"),
+    ("Get-Mailbox\nNew-MoveRequest rob", NotAllow, "newline"),
+    (
+        "Get-Mailbox `\n; New-MoveRequest rob",
+        NotAllow,
+        "line continuation",
+    ),
+    (
+        "Get-Mailbox <# comment #> ; New-MoveRequest rob",
+        NotAllow,
+        "block comment between",
+    ),
+    (
+        "Get-Mailbox | Remove-Mailbox",
+        NotAllow,
+        "pipeline into a privileged cmdlet",
+    ),
+    (
+        "Get-Mailbox | Set-Mailbox -ForwardingSmtpAddress evil@example.com",
+        NotAllow,
+        "pipeline forwarding",
+    ),
+    (
+        "Get-Mailbox 2>&1 | Remove-Mailbox -Confirm:$false",
+        NotAllow,
+        "redirection then pipeline",
+    ),
+    // --- parameter-level rules -----------------------------------------------------------------
+    (
+        "Set-Mailbox rob -ForwardingSmtpAddress evil@example.com",
+        NotAllow,
+        "forwarding parameter",
+    ),
+    (
+        "Set-Mailbox rob -ForwardingSmtp evil@example.com",
+        NotAllow,
+        "abbreviated forwarding parameter",
+    ),
+    (
+        "Set-Mailbox rob -forwardingsmtpaddress evil@example.com",
+        NotAllow,
+        "lower-case forwarding parameter",
+    ),
+    (
+        "Set-Mailbox rob -Forw evil@example.com",
+        NotAllow,
+        "ambiguous abbreviation",
+    ),
+    (
+        "Set-Mailbox rob -ForwardingSmtpAddress:evil@example.com",
+        NotAllow,
+        "colon-bound forwarding",
+    ),
+    (
+        "Set-Mailbox rob \u{2013}ForwardingSmtpAddress evil@example.com",
+        NotAllow,
+        "en dash forwarding",
+    ),
+    (
+        "$p = @{Identity='rob'; ForwardingSmtpAddress='evil@example.com'}; Set-Mailbox @p",
+        NotAllow,
+        "splatted hashtable",
+    ),
+    (
+        "Set-Mailbox @PSBoundParameters",
+        NotAllow,
+        "splatted unknown variable",
+    ),
+    ("Set-Mailbox @args", NotAllow, "splatted args"),
+    // --- unparseable input is denied -----------------------------------------------------------
+    ("Get-Mailbox \"unclosed", Deny, "unclosed string"),
+    ("Get-Mailbox | % { Remove-Mailbox x", Deny, "unclosed block"),
+    ("Get-Mailbox |", Deny, "trailing pipe"),
+    ("Get-Mailbox )", Deny, "stray paren"),
+    // --- everyday read-only lines are allowed --------------------------------------------------
+    ("Get-Mailbox", Allow, "bare read"),
+    (
+        "Get-Mailbox -Identity rob@contoso.com",
+        Allow,
+        "read with identity",
+    ),
+    (
+        "get-mailbox rob@contoso.com | fl",
+        Allow,
+        "positional and alias fl",
+    ),
+    (
+        "Get-Mailbox -ResultSize Unlimited | Select-Object Name,Alias,Database",
+        Allow,
+        "select",
+    ),
+    (
+        "Get-Mailbox | ft Name, PrimarySmtpAddress -AutoSize",
+        Allow,
+        "alias ft",
+    ),
+    (
+        "Get-Mailbox | Sort-Object Name | Format-Table",
+        Allow,
+        "sort and format",
+    ),
+    ("Get-Mailbox | Measure-Object", Allow, "measure"),
+    (
+        "Get-Mailbox | ? {$_.ArchiveStatus -eq 'Active'}",
+        Allow,
+        "where block with comparisons",
+    ),
+    (
+        "Get-Mailbox | Where-Object { $_.Name -like 'a*' } | % { $_.Alias }",
+        Allow,
+        "member access in blocks",
+    ),
+    (
+        "Get-Mailbox -Filter {Name -like 'a*'}",
+        Allow,
+        "OPATH filter block is data",
+    ),
+    (
+        "Get-Recipient -Filter \"RecipientType -eq 'UserMailbox'\"",
+        Allow,
+        "OPATH filter string",
+    ),
+    (
+        "Get-MoveRequest | Get-MoveRequestStatistics",
+        Allow,
+        "pipeline of reads",
+    ),
+    (
+        "Get-MailboxStatistics -Identity rob | Format-List",
+        Allow,
+        "statistics",
+    ),
+    (
+        "Get-MessageTrace -StartDate (Get-Date).AddDays(-7) -EndDate (Get-Date)",
+        Allow,
+        "safe .NET method",
+    ),
+    (
+        "(Get-Date).AddDays(-7).ToString('yyyy-MM-dd')",
+        Allow,
+        "chained safe methods",
+    ),
+    (
+        "$m = Get-Mailbox rob; $m.DisplayName",
+        Allow,
+        "assignment and member access",
+    ),
+    (
+        "$since = [datetime]::Parse('2026-01-01'); Get-MessageTrace -StartDate $since",
+        Allow,
+        "safe static method",
+    ),
+    (
+        "Get-Mailbox -Identity rob -ErrorAction SilentlyContinue",
+        Allow,
+        "common parameter",
+    ),
+    (
+        "Get-Mailbox | Select-Object -First 5 # Remove-Mailbox rob",
+        Allow,
+        "comment is not code",
+    ),
+    (
+        "Get-Mailbox <# ; Remove-Mailbox rob #>",
+        Allow,
+        "block comment is not code",
+    ),
+    (
+        "Write-Host 'Remove-Mailbox rob'",
+        Allow,
+        "single-quoted text is not code",
+    ),
+    (
+        "Write-Host \"Remove-Mailbox $name\"",
+        Allow,
+        "expansion of a variable is not code",
+    ),
+    ("Test-ServiceHealth", Allow, "Test-* read"),
+    (
+        "Get-TransportRule | Select-Object Name, State",
+        Allow,
+        "transport rules read",
+    ),
+    ("", Allow, "empty line"),
+    ("# just a comment", Allow, "comment line"),
+];
+
+fn shipped() -> PolicySet {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    match load_dir(&dir) {
+        Ok(p) => p,
+        Err(e) => panic!("shipped policies must load: {e}"),
+    }
+}
+
+#[test]
+fn bypass_suite_holds_under_shipped_policies() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let mut failures = Vec::new();
+    for (line, want, rule) in CASES {
+        let d = check_line(line, &ctx);
+        let ok = match want {
+            Allow => d.decision == Effect::Allow,
+            NotAllow => d.decision != Effect::Allow,
+            Deny => d.decision == Effect::Deny,
+        };
+        if !ok {
+            failures.push(format!(
+                "{rule}: {line:?} wanted {want:?}, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn privileged_lines_name_the_deciding_invocation() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let d = check_line("Get-Mailbox | % { Ne`w-MoveRequest $_ }", &ctx);
+    let nested = d
+        .invocations
+        .iter()
+        .find(|i| i.name == "New-MoveRequest")
+        .map(|i| (i.depth, i.as_written.clone(), i.decision));
+    assert_eq!(
+        nested,
+        Some((1, "Ne`w-MoveRequest".to_string(), Effect::Approval))
+    );
+}
