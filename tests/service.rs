@@ -117,12 +117,23 @@ impl Env {
         Server::start(&self.state, &self.policies, extra)
     }
 
+    /// Every record of the audit log, in order.
     fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.state.join("audit.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+        let files = jitsh::audit::log::log_files(&self.state.join("audit")).unwrap_or_default();
+        files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<Value>>()
+            })
             .collect()
+    }
+
+    fn audit_text(&self) -> String {
+        self.audit().iter().map(|v| v.to_string()).collect()
     }
 }
 
@@ -402,7 +413,7 @@ async fn request_approve_token_with_mail_and_webhook() {
     assert_eq!(verified.claims().sub, "alice");
 
     // Secrets never reach mail, webhooks or the audit log.
-    let audit = std::fs::read_to_string(env.state.join("audit.jsonl")).unwrap();
+    let audit = env.audit_text();
     for secret in [token, alice, bob] {
         assert!(!audit.contains(secret));
         assert!(smtp.mails().iter().all(|m| !m.data.contains(secret)));
@@ -751,9 +762,28 @@ async fn kill_9_between_request_and_approval_loses_nothing() {
         .await;
     assert_eq!(status, 200, "{tok}");
 
-    // SIGTERM stops it cleanly.
+    // SIGTERM stops it cleanly, sealing the audit log, which verifies with the service's key.
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
+    // (The trust-key reader does not take the armoured signing.pub yet: pass the raw key.)
+    let public = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
+    let public = jitsh::token::PublicKey::from_file_text(&public).unwrap();
+    let trust = env.state.join("audit.trust");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(public.bytes());
+    std::fs::write(&trust, format!("kid={} {b64}\n", public.kid())).unwrap();
+    let verify = Command::new(JITSH)
+        .args(["audit", "verify"])
+        .arg(env.state.join("audit"))
+        .arg("--trust-key")
+        .arg(&trust)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        stderr(&verify)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -197,8 +197,12 @@ fn user_add(a: UserAddArgs) -> ExitCode {
 }
 
 fn record_audit(state: &std::path::Path, event: crate::audit::AuditEvent) -> Result<(), String> {
-    match service::ports::open_audit(state) {
-        Ok(sink) => sink.append(event).map(|_| ()).map_err(|e| e.to_string()),
+    let signer = service::ports::Signer::load_or_create(state)?;
+    match service::ports::open_audit(state, &signer) {
+        Ok(log) => {
+            crate::audit::AuditSink::append(log.as_ref(), event).map_err(|e| e.to_string())?;
+            log.close().map_err(|e| e.to_string())
+        }
         Err(service::ports::OpenAuditError::Locked(_)) => {
             let store = service::sqlite::SqliteStore::open(&state.join("jitsh.db"))
                 .map_err(|e| e.to_string())?;

@@ -68,7 +68,13 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
     );
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
-    let audit = ports::open_audit(&config.state).map_err(|e| ServeError::Setup(e.to_string()))?;
+    let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
+        .map_err(|e| match e {
+            ports::OpenAuditError::Locked(path) => ServeError::Setup(format!(
+                "audit log `{path}` is in use: is another `jitsh serve` running on this state folder?"
+            )),
+            other => ServeError::Setup(other.to_string()),
+        })?;
     let service = Service::new(workflow::Parts {
         store: Arc::clone(&store),
         policies: Arc::new(policies),
@@ -132,10 +138,13 @@ pub async fn serve(
     result
 }
 
-/// Expire pending requests whose time ran out, often enough for short test TTLs.
+/// Append audit events queued by other processes and expire pending requests whose time ran
+/// out, often enough for short TTLs.
 async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    // Every second at most: queued audit events (from `jitsh user add` while serving) should
+    // not wait long, and both queries are cheap index lookups.
     let every =
-        (service.pending_ttl() / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+        (service.pending_ttl() / 4).clamp(Duration::from_millis(250), Duration::from_secs(1));
     loop {
         let s = Arc::clone(&service);
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.drain_audit()).await {

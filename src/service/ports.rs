@@ -1,10 +1,11 @@
-//! What the service takes from the policy engine, the token signer and the audit log.
-//! (An interim audit sink lives here until `crate::audit::log` is available.)
+//! What the service takes from the policy engine, the token module and the audit log: rule
+//! snapshots, the signing key, and the audit log opened with that key.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
+use crate::audit::{AuditError, AuditLog, AuditSigner};
 use crate::policy::{ApprovalMode, PolicySet, PolicySource, Rule};
 use crate::token::{Claims, SigningKey, TokenError};
 
@@ -115,54 +116,23 @@ pub enum OpenAuditError {
     Other(String),
 }
 
-/// Open the audit log at `STATE/audit.jsonl`.
-pub fn open_audit(state: &Path) -> Result<std::sync::Arc<dyn AuditSink>, OpenAuditError> {
-    Ok(std::sync::Arc::new(interim::JsonlAudit::new(
-        state.join("audit.jsonl"),
-    )))
-}
-
-mod interim {
-    use std::io::Write as _;
-    use std::path::PathBuf;
-    use std::sync::Mutex;
-
-    use super::*;
-
-    #[derive(Debug)]
-    pub(super) struct JsonlAudit {
-        path: PathBuf,
-        seq: Mutex<u64>,
-    }
-
-    impl JsonlAudit {
-        pub(super) fn new(path: PathBuf) -> JsonlAudit {
-            JsonlAudit {
-                path,
-                seq: Mutex::new(0),
-            }
-        }
-    }
-
-    impl AuditSink for JsonlAudit {
-        fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
-            let err = |m: String| AuditSinkError {
-                path: self.path.display().to_string(),
-                message: m,
-            };
-            let mut seq = self.seq.lock().map_err(|_| err("poisoned".into()))?;
-            let mut line = serde_json::to_string(&event).map_err(|e| err(e.to_string()))?;
-            line.push('\n');
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&self.path)
-                .map_err(|e| err(e.to_string()))?;
-            f.write_all(line.as_bytes())
-                .map_err(|e| err(e.to_string()))?;
-            f.sync_data().map_err(|e| err(e.to_string()))?;
-            *seq += 1;
-            Ok(*seq)
-        }
+/// Open the tamper-evident audit log in `STATE/audit/`, its checkpoints signed with the
+/// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it).
+pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAuditError> {
+    let dir = state.join("audit");
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        OpenAuditError::Other(format!(
+            "audit folder `{}` could not be created: {e}",
+            dir.display()
+        ))
+    })?;
+    let checkpoints = AuditSigner {
+        kid: signer.key.kid().to_owned(),
+        seed: *signer.key.seed(),
+    };
+    match AuditLog::open(&dir, Some(checkpoints)) {
+        Ok(log) => Ok(Arc::new(log)),
+        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
+        Err(e) => Err(OpenAuditError::Other(e.to_string())),
     }
 }
