@@ -1056,41 +1056,53 @@ async fn only_global_admins_change_policies_and_users() {
     assert!(actions.contains(&json!("policy.change")) && actions.contains(&json!("user.add")));
 }
 
-/// Throughput of full request → approve → token cycles over loopback HTTP.
+/// Throughput of full request → approve → token cycles over loopback HTTP, one client and
+/// then eight concurrent clients.
 /// Run: `cargo test --release --test service -- --ignored --nocapture measure_cycles`
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "measurement, not a check"]
 async fn measure_cycles_per_second() {
     let env = Env::new();
-    let server = env.start(&[]);
+    let server = std::sync::Arc::new(env.start(&[]));
     let (alice, bob) = (env.cred("alice").to_owned(), env.cred("bob").to_owned());
-    let cycles = 200;
-    let started = Instant::now();
-    for _ in 0..cycles {
+    async fn cycle(server: &Server, alice: &str, bob: &str) {
         let body = json!({ "task": "New-MoveRequest", "reason": "bench", "duration": "1h" });
-        let (status, made) = server
-            .call("POST", "/v1/requests", &alice, Some(body))
-            .await;
+        let (status, made) = server.call("POST", "/v1/requests", alice, Some(body)).await;
         assert_eq!(status, 201);
         let id = made["id"].as_str().unwrap();
-        assert_eq!(
-            server
-                .call("POST", &format!("/v1/requests/{id}/approve"), &bob, None)
-                .await
-                .0,
-            200
-        );
-        assert_eq!(
-            server
-                .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
-                .await
-                .0,
-            200
-        );
+        let approve = format!("/v1/requests/{id}/approve");
+        assert_eq!(server.call("POST", &approve, bob, None).await.0, 200);
+        let token = format!("/v1/requests/{id}/token");
+        assert_eq!(server.call("GET", &token, alice, None).await.0, 200);
+    }
+    let cycles = 200u32;
+    let started = Instant::now();
+    for _ in 0..cycles {
+        cycle(&server, &alice, &bob).await;
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{cycles} request→approve→token cycles in {secs:.2}s: {:.1} cycles/s",
+        "1 client: {cycles} request→approve→token cycles in {secs:.2}s: {:.1} cycles/s",
         f64::from(cycles) / secs
+    );
+    let (clients, each) = (8u32, 50u32);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (server, alice, bob) = (std::sync::Arc::clone(&server), alice.clone(), bob.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..each {
+                cycle(&server, &alice, &bob).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{clients} clients: {} cycles in {secs:.2}s: {:.1} cycles/s",
+        clients * each,
+        f64::from(clients * each) / secs
     );
 }
