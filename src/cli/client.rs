@@ -297,7 +297,6 @@ pub fn lock(a: LockArgs) -> ExitCode {
 
 /// `jitsh token fetch ID --out FILE`: write the signed token of an approved request to `out`
 /// (mode 0600). `server`/`credential` fall back like every client command.
-#[allow(dead_code, reason = "called by `jitsh token fetch` in token_cmd.rs")]
 pub fn token_fetch(
     server: Option<String>,
     credential: Option<String>,
