@@ -13,6 +13,17 @@ pub struct AuditSigner {
     pub seed: [u8; 32],
 }
 
+impl AuditSigner {
+    /// The checkpoint signer for a service signing key: checkpoints verify with the same
+    /// `signing.pub` that gates trust for tokens.
+    pub fn from_signing_key(key: &crate::token::SigningKey) -> AuditSigner {
+        AuditSigner {
+            kid: key.kid().to_owned(),
+            seed: key.seed_bytes(),
+        }
+    }
+}
+
 impl std::fmt::Debug for AuditSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditSigner")
@@ -89,6 +100,15 @@ pub enum KeyError {
 ///
 /// Kept in one function so the file format can follow the token module's public key files.
 pub fn parse_trust_key(text: &str) -> Result<AuditVerifyKey, KeyError> {
+    // The service's own public key file (`jitsh keygen`, `STATE/signing.pub`).
+    if text.contains("-----BEGIN JITSH ED25519 PUBLIC KEY-----") {
+        let key = crate::token::PublicKey::from_file_text(text)
+            .map_err(|e| KeyError::BadKey(e.to_string()))?;
+        return Ok(AuditVerifyKey {
+            kid: Some(key.kid().to_owned()),
+            public: *key.bytes(),
+        });
+    }
     let mut kid = None;
     let mut public = None;
     let words = text

@@ -260,10 +260,17 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
     }
 
     // Pass 2: rules.
+    let parsed_names: Vec<String> = parsed.iter().map(|(src, _)| src.name.clone()).collect();
     let mut rules = Vec::new();
-    let mut ids: HashMap<String, (usize, String)> = HashMap::new();
+    // id -> (position in `rules` or usize::MAX if invalid, file number, offset of the id);
+    // the place is formatted only for a duplicate.
+    let mut ids: HashMap<String, (usize, usize, usize)> = HashMap::new();
     let mut cache = RegexCache::default();
-    for (src, raw) in &mut parsed {
+    let file_lines: Vec<LineIndex<'_>> = parsed
+        .iter()
+        .map(|(src, _)| LineIndex::new(&src.text))
+        .collect();
+    for (file_no, (src, raw)) in parsed.iter_mut().enumerate() {
         let mut cx = FileCx {
             name: &src.name,
             lines: LineIndex::new(&src.text),
@@ -271,8 +278,15 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
         };
         for r in std::mem::take(&mut raw.rule) {
             let id = r.get_ref().id.clone();
-            let here = cx.where_(&id.span());
-            if let Some((_, first)) = ids.get(id.get_ref()) {
+            let here = (file_no, id.span().start);
+            if let Some(&(_, f, off)) = ids.get(id.get_ref()) {
+                let first = match (parsed_names.get(f), file_lines.get(f)) {
+                    (Some(name), Some(lines)) => {
+                        let (l, c) = lines.line_col(off);
+                        format!("{name}:{l}:{c}")
+                    }
+                    _ => "another file".to_string(),
+                };
                 cx.err(
                     &id.span(),
                     format!(
@@ -287,12 +301,12 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
                 cache: &mut cache,
             };
             if let Some(rule) = check.rule(&mut cx, r) {
-                ids.entry(id.get_ref().clone())
-                    .or_insert((rules.len(), here));
+                ids.entry(id.into_inner())
+                    .or_insert((rules.len(), here.0, here.1));
                 rules.push(rule);
             } else {
-                ids.entry(id.get_ref().clone())
-                    .or_insert((usize::MAX, here));
+                ids.entry(id.into_inner())
+                    .or_insert((usize::MAX, here.0, here.1));
             }
         }
     }
@@ -310,8 +324,8 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
     }
     let by_id = ids
         .into_iter()
-        .filter(|(_, (i, _))| *i != usize::MAX)
-        .map(|(id, (i, _))| (id, i))
+        .filter(|(_, (i, _, _))| *i != usize::MAX)
+        .map(|(id, (i, _, _))| (id, i))
         .collect();
     let roles = roles.into_iter().map(|(k, (role, _))| (k, role)).collect();
     Ok(PolicySet::assemble(defaults, rules, by_id, roles))

@@ -1,6 +1,12 @@
 //! Parameter conditions: a rule's `when.any_param` and its `params` table (`only` plus
 //! per-parameter value constraints), also carried by approval tokens as JSON.
 //!
+//! Semantics: `only` means only; common parameters (`-Confirm`, `-Verbose`, `-OutVariable`,
+//! ...) count like any other. A value-constrained parameter must be given, with every value
+//! matching: left out, PowerShell would prompt for it or bind it from the pipeline, and the
+//! value would never be checked. `only` is a reserved key, so a parameter literally named
+//! `only` cannot carry a value constraint.
+//!
 //! Evaluation is three-valued: a condition that needs a parameter the resolver could not pin
 //! down (splatting, an unresolved abbreviation, a value computed at run time, a parameter that
 //! may come from pipeline input) is `Unknown`, and the caller treats it restrictively.

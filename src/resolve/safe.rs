@@ -42,6 +42,12 @@ const INSTANCE: &[&str] = &[
     "tolongtimestring",
     "touniversaltime",
     "tolocaltime",
+    // Text encoding conversions (`[System.Text.Encoding]::Unicode.GetBytes($s)`): pure.
+    // Not collection mutators (`.Add`, `.Remove`, `.RemoveAt`): on an object of unknown type
+    // they are not harmless (`([ADSI]'LDAP://…').Children.Remove($o)` deletes a directory
+    // object at once).
+    "getbytes",
+    "getstring",
 ];
 
 /// Static methods as `type::method`, lowercase, type without a leading `system.`.
@@ -83,6 +89,9 @@ const STATIC: &[&str] = &[
     "regex::escape",
     "regex::unescape",
     "regex::ismatch",
+    "convert::frombase64string",
+    "convert::tobase64string",
+    "text.encoding::getencoding",
 ];
 
 /// Whether calling instance method `method` is on the safe list.

@@ -66,6 +66,11 @@ impl SigningKey {
     }
 
     /// The key id, as written in token footers.
+    /// The seed, for the audit log's checkpoint signer (same key, same crate). Never printed.
+    pub(crate) fn seed_bytes(&self) -> [u8; 32] {
+        self.seed
+    }
+
     pub fn kid(&self) -> &str {
         &self.kid
     }

@@ -1,0 +1,483 @@
+//! `jitsh check` and `jitsh parse` as a script or an outside check drives them (SPEC §3):
+//! exit codes, the JSON shape, tokens honoured only when they really cover the line, load errors
+//! with file:line:col, and the batch protocol.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use jitsh::token::{issue, Claims, SigningKey};
+use serde_json::Value;
+use time::macros::datetime;
+
+fn jitsh() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jitsh"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("JITSH_SERVER")
+        .env_remove("JITSH_USER")
+        .env_remove("JITSH_POLICIES");
+    c
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn check(args: &[&str]) -> (Option<i32>, Value) {
+    let out = jitsh().arg("check").args(args).output().unwrap();
+    (out.status.code(), json(&out))
+}
+
+struct Keys {
+    _dir: tempfile::TempDir,
+    key: SigningKey,
+    public: PathBuf,
+    root: PathBuf,
+}
+
+fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let out = jitsh()
+        .args(["keygen", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = SigningKey::from_file_text(
+        &std::fs::read_to_string(dir.path().join("signing.key")).unwrap(),
+    )
+    .unwrap();
+    Keys {
+        public: dir.path().join("signing.pub"),
+        root: dir.path().to_path_buf(),
+        key,
+        _dir: dir,
+    }
+}
+
+fn claims(sub: &str, rule: &str, tasks: &[&str]) -> Claims {
+    Claims {
+        iss: "jitsh-test".into(),
+        sub: sub.into(),
+        jti: format!("tok-{sub}-{rule}"),
+        iat: datetime!(2026-11-27 10:00 UTC),
+        nbf: datetime!(2026-11-27 10:00 UTC),
+        exp: datetime!(2026-11-27 11:00 UTC),
+        rule: rule.into(),
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        params: None,
+        request: "req-1".into(),
+        approvers: vec!["bob".into()],
+        uses: None,
+        command: None,
+        aud: None,
+        extra: Default::default(),
+    }
+}
+
+fn write_token(keys: &Keys, name: &str, c: &Claims) -> PathBuf {
+    let path = keys.root.join(name);
+    std::fs::write(&path, issue(c, &keys.key).unwrap()).unwrap();
+    path
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+const MOVE: &str = "New-MoveRequest -Identity rob@contoso.com";
+const IN_WINDOW: &str = "2026-11-27T10:30:00Z";
+
+#[test]
+fn exit_codes_follow_the_decision() {
+    let (code, v) = check(&["Get-Mailbox -Identity rob@contoso.com | Format-List"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(0), Some("allow")));
+    assert_eq!(v["invocations"][1]["name"], "Format-List");
+    let (code, v) = check(&[MOVE]);
+    assert_eq!((code, v["decision"].as_str()), (Some(1), Some("approval")));
+    assert_eq!(v["invocations"][0]["rule"], "mailbox-moves");
+    assert_eq!(v["invocations"][0]["token"], Value::Null);
+    let (code, v) = check(&["iex 'Get-Mailbox'"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(2), Some("deny")));
+    assert_eq!(v["invocations"][0]["name"], "Invoke-Expression");
+    assert_eq!(v["invocations"][0]["as_written"], "iex");
+}
+
+#[test]
+fn an_unparseable_line_is_denied_with_its_position() {
+    let (code, v) = check(&["Get-Mailbox -Identity 'rob"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(v["decision"], "deny");
+    assert!(v["error"]["offset"].is_u64(), "{v}");
+}
+
+#[test]
+fn the_line_can_come_from_stdin() {
+    let mut child = jitsh()
+        .arg("check")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Remove-Mailbox rob\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["text"], "Remove-Mailbox rob");
+}
+
+#[test]
+fn a_valid_token_covers_its_task_for_its_user_in_its_window() {
+    let k = keys();
+    let tok = write_token(
+        &k,
+        "move.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    let base = [
+        "--user",
+        "alice",
+        "--token",
+        p(&tok),
+        "--trust-key",
+        p(&k.public),
+    ];
+    let (code, v) = check(&[&base[..], &["--now", IN_WINDOW, MOVE]].concat());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["invocations"][0]["token"], "tok-alice-mailbox-moves");
+    // after exp
+    let (code, v) = check(&[&base[..], &["--now", "2026-11-27T11:05:00Z", MOVE]].concat());
+    assert_eq!(code, Some(1), "{v}");
+    // before nbf (beyond the skew)
+    let (code, _) = check(&[&base[..], &["--now", "2026-11-27T09:00:00Z", MOVE]].concat());
+    assert_eq!(code, Some(1));
+    // another user
+    let (code, _) = check(&[
+        "--user",
+        "mallory",
+        "--token",
+        p(&tok),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        MOVE,
+    ]);
+    assert_eq!(code, Some(1));
+    // another task under approval
+    let (code, _) = check(&[&base[..], &["--now", IN_WINDOW, "Remove-Mailbox rob"]].concat());
+    assert_eq!(code, Some(1));
+    // a denied task is never covered
+    let (code, _) = check(
+        &[
+            &base[..],
+            &["--now", IN_WINDOW, "iex 'New-MoveRequest rob'"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(2));
+    // dynamic code is never covered
+    let (code, _) = check(
+        &[
+            &base[..],
+            &["--now", IN_WINDOW, "& ('New-'+'MoveRequest') rob"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(2));
+    // disguised but resolvable: still the same task, still covered
+    let (code, _) = check(
+        &[
+            &base[..],
+            &[
+                "--now",
+                IN_WINDOW,
+                "Get-Mailbox rob | % { Ne`w-MoveRequest $_ }",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_token_is_bound_to_its_rule_params_and_exact_command() {
+    let k = keys();
+    // Rule that does not cover the task.
+    let wrong_rule = write_token(
+        &k,
+        "wrong.tok",
+        &claims("alice", "mailbox-removal", &["New-MoveRequest"]),
+    );
+    let (code, v) = check(&[
+        "--user",
+        "alice",
+        "--token",
+        p(&wrong_rule),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        MOVE,
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    // Param scope.
+    let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+    c.params = Some(serde_json::json!({"Identity": {"glob": "rob@*"}}));
+    let scoped = write_token(&k, "scoped.tok", &c);
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&scoped),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    assert_eq!(check(&args(MOVE)).0, Some(0));
+    assert_eq!(
+        check(&args("New-MoveRequest -Identity eve@contoso.com")).0,
+        Some(1)
+    );
+    assert_eq!(check(&args("New-MoveRequest -Identity $who")).0, Some(1));
+    // Exact command.
+    let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+    c.command = Some("New-MoveRequest -Identity:'rob@contoso.com' -TargetDatabase:'DB02'".into());
+    let exact = write_token(&k, "exact.tok", &c);
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&exact),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    assert_eq!(
+        check(&args(
+            "new-moverequest -TargetDatabase DB02 -Ident rob@contoso.com"
+        ))
+        .0,
+        Some(0)
+    );
+    assert_eq!(
+        check(&args(
+            "New-MoveRequest -Identity rob@contoso.com -TargetDatabase DB03"
+        ))
+        .0,
+        Some(1)
+    );
+    assert_eq!(check(&args(MOVE)).0, Some(1));
+    // Counted grants are refused by a gate that cannot count.
+    let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+    c.uses = Some(1);
+    let counted = write_token(&k, "counted.tok", &c);
+    let (code, v) = check(&[
+        "--user",
+        "alice",
+        "--token",
+        p(&counted),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        MOVE,
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+}
+
+#[test]
+fn tokens_are_verified_when_loaded() {
+    let k = keys();
+    let other = keys();
+    let tok = write_token(
+        &other,
+        "other.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    let out = jitsh()
+        .args([
+            "check",
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            MOVE,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused"), "{err}");
+    // Without a trust key a token cannot be honoured at all.
+    let out = jitsh()
+        .args(["check", "--token", p(&tok), MOVE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--trust-key"));
+}
+
+#[test]
+fn an_unreachable_service_means_no_token_is_honoured() {
+    let k = keys();
+    let tok = write_token(
+        &k,
+        "move.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    // Port 9 on loopback: nothing listens there.
+    let (code, v) = check(&[
+        "--server",
+        "http://127.0.0.1:9",
+        "--user",
+        "alice",
+        "--token",
+        p(&tok),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        MOVE,
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["warning"].as_str().unwrap_or("").contains("revocations"),
+        "{v}"
+    );
+}
+
+#[test]
+fn policy_load_errors_name_file_line_col_and_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[rule]]\nid = \"x\"\neffect = \"allow\"\ntasks = [\"Get-*\"]\nmax_duration = \"30h\"\n",
+    )
+    .unwrap();
+    let out = jitsh()
+        .args(["check", "--policies"])
+        .arg(dir.path())
+        .arg("Get-Mailbox")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:5:"), "{err}");
+    assert!(out.stdout.is_empty());
+    let out = jitsh()
+        .args([
+            "check",
+            "--policies",
+            "/nonexistent/policies",
+            "Get-Mailbox",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn batch_echoes_fields_reports_bad_lines_and_goes_on() {
+    let input = "{\"text\":\"Get-Mailbox\",\"id\":1}\nnot json\n{\"id\":3}\n{\"text\":7}\n[1]\n{\"text\":\"Remove-Mailbox rob\",\"id\":6}\n";
+    for sub in ["check", "parse"] {
+        let mut child = jitsh()
+            .args([sub, "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 6, "{sub}: {lines:?}");
+        assert_eq!(lines[0]["id"], 1);
+        assert!(lines[1]["error"].is_string());
+        assert!(lines[2]["error"].is_string());
+        assert_eq!(lines[2]["id"], 3);
+        assert!(lines[3]["error"].is_string());
+        assert!(lines[4]["error"].is_string());
+        assert_eq!(lines[5]["id"], 6);
+        if sub == "check" {
+            assert_eq!(lines[0]["decision"], "allow");
+            assert_eq!(lines[5]["decision"], "approval");
+        } else {
+            assert_eq!(lines[5]["invocations"][0]["name"], "Remove-Mailbox");
+            assert_eq!(lines[5]["error"], Value::Null);
+        }
+    }
+}
+
+#[test]
+fn parse_lists_nested_invocations_in_source_order() {
+    let out = jitsh().args(["parse", "Get-Mailbox | ? { $_.Name -like 'a*' } | % { Set-Mailbox $_ -DisplayName \"$(Get-Date)\" }"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    let names: Vec<(&str, u64)> = v["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap(), i["depth"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("Get-Mailbox", 0),
+            ("Where-Object", 0),
+            ("ForEach-Object", 0),
+            ("Set-Mailbox", 1),
+            ("Get-Date", 2)
+        ]
+    );
+    assert_eq!(v["error"], Value::Null);
+    let out = jitsh().args(["parse", "Get-Mailbox {"]).output().unwrap();
+    let v = json(&out);
+    assert!(
+        v["error"]["message"].is_string() && v["error"]["offset"].is_u64(),
+        "{v}"
+    );
+}
+
+#[test]
+fn now_is_validated() {
+    let out = jitsh()
+        .args(["check", "--now", "yesterday", "Get-Mailbox"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
