@@ -2,7 +2,12 @@
 //! exit codes, the JSON shape, tokens honoured only when they really cover the line, load errors
 //! with file:line:col, and the batch protocol.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly"
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
