@@ -1106,3 +1106,55 @@ async fn measure_cycles_per_second() {
         f64::from(clients * each) / secs
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_takes_its_config_file_and_says_when_it_cannot_connect() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let config = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(config.path().join("jitsh")).unwrap();
+    std::fs::write(
+        config.path().join("jitsh/config.toml"),
+        format!(
+            "server = \"{}\"\ncredential = \"{}\"\n",
+            server.url,
+            env.cred("alice")
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], server: Option<&str>| {
+        let mut cmd = Command::new(JITSH);
+        cmd.args(args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("JITSH_SERVER")
+            .env_remove("JITSH_CREDENTIAL");
+        if let Some(s) = server {
+            cmd.args(["--server", s]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(
+        &[
+            "request",
+            "--task",
+            "New-MoveRequest",
+            "--reason",
+            "r",
+            "--for",
+            "1h",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = run(&["requests", "--mine", "--json"], None);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 1);
+
+    // A flag overrides the file; an unreachable service is a usage/connection error (3).
+    let down = run(&["requests"], Some("http://127.0.0.1:1"));
+    assert_eq!(down.status.code(), Some(3));
+    let message = stderr(&down);
+    assert!(message.contains("could not reach the service"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(!message.contains(env.cred("alice")));
+}

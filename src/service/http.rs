@@ -356,13 +356,7 @@ async fn locks(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(_who): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .run(move |s, now| {
-            s.revocations(i64::MAX, now)
-                .map(|v| json!({ "locks": v.get("locks").cloned().unwrap_or(Value::Null) }))
-        })
-        .await
-        .map(Json)
+    state.run(move |s, now| s.locks(now)).await.map(Json)
 }
 
 async fn put_policy(

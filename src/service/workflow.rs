@@ -235,7 +235,7 @@ impl Service {
         let grant_params = grant_params(rule.params.as_ref(), &pins)?;
         let created_at = now.unix_timestamp();
         let new = NewRequest {
-            id: random_id("r", 10)?,
+            id: request_id()?,
             requester: who.name.clone(),
             target,
             target_kind: kind.to_owned(),
@@ -564,6 +564,12 @@ impl Service {
         )
     }
 
+    /// Active locks.
+    pub fn locks(&self, now: OffsetDateTime) -> Result<Value, ApiError> {
+        let locks = self.store.active_locks(now.unix_timestamp())?;
+        Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
+    }
+
     /// Consume one use of a grant (the grant's holder only).
     pub fn use_grant(
         &self,
@@ -784,7 +790,7 @@ impl Service {
 
     fn new_grant(&self, new: &NewRequest, at: UnixTime) -> Result<Grant, ApiError> {
         Ok(Grant {
-            jti: random_id("g", 16)?,
+            jti: grant_id()?,
             request_id: new.id.clone(),
             sub: new.requester.clone(),
             nbf: at,
@@ -1230,17 +1236,26 @@ pub fn view(r: &RequestRecord, now: OffsetDateTime) -> Value {
     })
 }
 
-fn random_id(prefix: &str, bytes: usize) -> Result<String, ApiError> {
-    let mut buf = vec![0u8; bytes];
+fn random_bytes(n: usize) -> Result<Vec<u8>, ApiError> {
+    let mut buf = vec![0u8; n];
     ring::rand::SystemRandom::new()
         .fill(&mut buf)
         .map_err(|_| ApiError::internal("no randomness available"))?;
-    if prefix == "r" {
-        // Request ids are typed by people: short, lowercase hex.
-        let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-        return Ok(format!("r-{hex}"));
-    }
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+    Ok(buf)
+}
+
+/// Request ids are typed by people: `r-` and 20 lowercase hex digits (80 bits).
+fn request_id() -> Result<String, ApiError> {
+    let hex: String = random_bytes(10)?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("r-{hex}"))
+}
+
+/// Grant (token) ids: 128 random bits, base64url.
+fn grant_id() -> Result<String, ApiError> {
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(16)?))
 }
 
 fn secs(d: Duration) -> i64 {
@@ -1249,12 +1264,6 @@ fn secs(d: Duration) -> i64 {
 
 fn from_unix(t: UnixTime) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|_| ApiError::internal("time out of range"))
-}
-
-impl From<ApiError> for StoreError {
-    fn from(e: ApiError) -> StoreError {
-        StoreError::Backend(e.message)
-    }
 }
 
 #[cfg(test)]
