@@ -65,8 +65,22 @@ struct InspectArgs {
 
 #[derive(Debug, clap::Args)]
 struct FetchArgs {
-    /// Request id.
-    id: Option<String>,
+    /// Request id (as printed by `jitsh request`).
+    id: String,
+    /// Where to write the token (created 0600; the token is a bearer credential).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Approval service URL.
+    #[arg(long, env = "JITSH_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// API credential (printed once by `jitsh user add`).
+    #[arg(
+        long,
+        env = "JITSH_CREDENTIAL",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    credential: Option<String>,
 }
 
 fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
@@ -86,7 +100,7 @@ pub fn keygen(args: KeygenArgs) -> ExitCode {
 pub fn run(args: TokenArgs) -> ExitCode {
     match args.command {
         TokenCommand::Inspect(a) => inspect(a),
-        TokenCommand::Fetch(_) => super::not_built("token fetch"),
+        TokenCommand::Fetch(a) => super::client::token_fetch(a.server, a.credential, &a.id, &a.out),
     }
 }
 

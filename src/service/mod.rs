@@ -1,1 +1,212 @@
-//! service (being built).
+//! The approval service (`jitsh serve`): requests for privileged tasks, approvals by the rule's
+//! approver groups, signed time-bounded grant tokens, revocations and locks for gates, all
+//! audited and all durable.
+//!
+//! Layout: [`store`] (the durable-state trait) and [`sqlite`] (its implementation),
+//! [`directory`] (users and credentials), [`workflow`] (the rules of the game), [`http`] (the
+//! REST API, documented in `openapi.json`), [`notify`] (outbox delivery), [`ports`] (what the
+//! service needs from policies, tokens and the audit log).
+//!
+//! Invariants: every state change is one store transaction whose audit record is written before
+//! the commit (no audit, no action); secrets (credentials, tokens, keys) never reach logs,
+//! mail, webhooks or the audit log.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod directory;
+pub mod error;
+pub mod http;
+pub mod notify;
+pub mod ports;
+pub mod sqlite;
+pub mod store;
+pub mod workflow;
+
+pub use directory::{Directory, Principal};
+pub use error::ApiError;
+pub use store::Store;
+pub use workflow::Service;
+
+/// How to run the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state: PathBuf,
+    pub policies: PathBuf,
+    /// Default `STATE/directory.toml`.
+    pub directory: Option<PathBuf>,
+    pub smtp: Option<String>,
+    pub mail_from: String,
+    pub webhook: Option<String>,
+    pub pending_ttl: Duration,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("state folder `{path}` could not be created: {message}")]
+    State { path: String, message: String },
+    #[error("{0}")]
+    Setup(String),
+    #[error("could not listen on `{addr}`: {message}")]
+    Bind { addr: String, message: String },
+    #[error("server failed: {0}")]
+    Server(String),
+}
+
+/// Open state, keys, policies and directory, ready to serve.
+pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeError> {
+    std::fs::create_dir_all(&config.state).map_err(|e| ServeError::State {
+        path: config.state.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let store: Arc<dyn Store> = Arc::new(
+        sqlite::SqliteStore::open(&config.state.join("jitsh.db"))
+            .map_err(|e| ServeError::Setup(e.to_string()))?,
+    );
+    let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
+    let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
+    let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
+        .map_err(|e| match e {
+            ports::OpenAuditError::Locked(path) => ServeError::Setup(format!(
+                "audit log `{path}` is in use: is another `jitsh serve` running on this state folder?"
+            )),
+            other => ServeError::Setup(other.to_string()),
+        })?;
+    let service = Service::new(workflow::Parts {
+        store: Arc::clone(&store),
+        policies: Arc::new(policies),
+        policies_dir: config.policies.clone(),
+        directory_path: config
+            .directory
+            .clone()
+            .unwrap_or_else(|| config.state.join("directory.toml")),
+        signer,
+        audit,
+        issuer: "jitsh".to_owned(),
+        pending_ttl: config.pending_ttl,
+        email: config.smtp.is_some(),
+        webhook: config.webhook.is_some(),
+    })
+    .map_err(ServeError::Setup)?;
+    Ok((Arc::new(service), store))
+}
+
+/// Serve on `listener` until `shutdown` resolves; then finish in-flight requests and stop the
+/// background workers.
+pub async fn serve(
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (service, store) = open(config)?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Server(e.to_string()))?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let channels = notify::Channels {
+        smtp: config.smtp.clone(),
+        mail_from: config.mail_from.clone(),
+        webhook: config.webhook.clone(),
+    };
+    let outbox = tokio::spawn(notify::run(
+        Arc::clone(&store),
+        channels,
+        Arc::clone(&wake),
+        stop_rx.clone(),
+    ));
+    let sweeper = tokio::spawn(sweep(Arc::clone(&service), stop_rx));
+    let app = http::router(http::AppState {
+        service,
+        outbox: wake,
+    });
+    ready(addr);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| ServeError::Server(e.to_string()));
+    let _ = stop_tx.send(true);
+    let _ = outbox.await;
+    let _ = sweeper.await;
+    result
+}
+
+/// Append audit events queued by other processes and expire pending requests whose time ran
+/// out, often enough for short TTLs.
+async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    // Every second at most: queued audit events (from `jitsh user add` while serving) should
+    // not wait long, and both queries are cheap index lookups.
+    let every =
+        (service.pending_ttl() / 4).clamp(Duration::from_millis(250), Duration::from_secs(1));
+    loop {
+        let s = Arc::clone(&service);
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.drain_audit()).await {
+            tracing::error!(error = %e, "queued audit events could not be appended; will retry");
+        }
+        let s = Arc::clone(&service);
+        match tokio::task::spawn_blocking(move || s.expire(time::OffsetDateTime::now_utc())).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(expired = n, "pending requests expired"),
+            Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Parse `1h`, `30m`, `90s`, `1h30m`, `1d` (the policy files' duration form).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::policy::parse_duration(text.trim())
+}
+
+/// The shortest form [`parse_duration`] reads back.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let mut out = String::new();
+    for (unit, name) in [(3600, 'h'), (60, 'm'), (1, 's')] {
+        let n = (s / unit) % if unit == 3600 { u64::MAX } else { 60 };
+        if n > 0 {
+            out.push_str(&format!("{n}{name}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub fn rfc3339(t: store::UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip_and_reject_nonsense() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::from_secs(45));
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        for bad in ["", "1", "h", "0h", "1x", "-1h", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Who is who: users, their groups and roles, and their credentials' digests, in one TOML file
+//! (default `STATE/directory.toml`).
+//!
+//! Only the SHA-256 of each credential is stored. A credential is 32 random bytes, base64url,
+//! prefixed `jitsh_`; it is shown once when created and never again.
+//!
+//! ```toml
+//! [[user]]
+//! name = "alice"
+//! email = "alice@contoso.com"
+//! groups = ["exchange-admins"]
+//! roles = []
+//! credential_sha256 = "9f86d08..."
+//!
+//! [groups.mbmanagers]          # optional: members listed on the group side
+//! members = ["bob"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use ring::rand::SecureRandom as _;
+
+/// Prefix of every credential, so a leaked one is recognisable by secret scanners.
+pub const CREDENTIAL_PREFIX: &str = "jitsh_";
+/// Role whose members administer policies, users and locks.
+pub const GLOBAL_ADMIN: &str = "global-admin";
+
+/// The directory file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Directory {
+    #[serde(default, rename = "user")]
+    pub users: Vec<User>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, Members>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, Members>,
+}
+
+/// A group or role declared on its own, with members named there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Members {
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One user. `Debug` leaves the digest out.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct User {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Hex SHA-256 of the credential.
+    pub credential_sha256: String,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("groups", &self.groups)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly generated credential. `Debug` is redacted; read it with [`Credential::expose`].
+pub struct Credential(String);
+
+impl Credential {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+/// The authenticated caller, with memberships resolved from both sides of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub email: Option<String>,
+    /// Groups and roles, lowercased.
+    pub memberships: Vec<String>,
+}
+
+impl Principal {
+    /// Whether the user belongs to any of `names` (groups or roles, case-insensitive).
+    pub fn in_any(&self, names: &[String]) -> bool {
+        names
+            .iter()
+            .any(|n| self.memberships.iter().any(|m| m.eq_ignore_ascii_case(n)))
+    }
+
+    pub fn is_global_admin(&self) -> bool {
+        self.memberships.iter().any(|m| m == GLOBAL_ADMIN)
+    }
+}
+
+/// Why the directory could not be read, changed or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("directory `{path}` could not be read: {message}")]
+    Read { path: String, message: String },
+    #[error("directory `{path}` is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("directory `{path}` could not be written: {message}")]
+    Write { path: String, message: String },
+    #[error("user `{0}` already exists")]
+    Exists(String),
+    #[error("`{0}` is not a valid name; use letters, digits, `.`, `_` and `-`")]
+    BadName(String),
+    #[error("no randomness available to make a credential")]
+    Random,
+}
+
+impl Directory {
+    /// Read `path`; a missing file is an empty directory.
+    pub fn load(path: &Path) -> Result<Directory, DirectoryError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Directory::default()),
+            Err(e) => {
+                return Err(DirectoryError::Read {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|e| DirectoryError::Parse {
+            path: path.display().to_string(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Write atomically (temp file, fsync, rename) with mode 0600.
+    pub fn save(&self, path: &Path) -> Result<(), DirectoryError> {
+        let err = |e: &dyn fmt::Display| DirectoryError::Write {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let text = toml::to_string_pretty(self).map_err(|e| err(&e))?;
+        write_private_atomic(path, text.as_bytes()).map_err(|e| err(&e))
+    }
+
+    /// Add a user with a new credential; returns the credential (shown once).
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        email: Option<String>,
+        groups: Vec<String>,
+        roles: Vec<String>,
+    ) -> Result<Credential, DirectoryError> {
+        for n in std::iter::once(name)
+            .chain(groups.iter().map(String::as_str))
+            .chain(roles.iter().map(String::as_str))
+        {
+            if !valid_name(n) {
+                return Err(DirectoryError::BadName(n.to_owned()));
+            }
+        }
+        if self.users.iter().any(|u| u.name.eq_ignore_ascii_case(name)) {
+            return Err(DirectoryError::Exists(name.to_owned()));
+        }
+        let credential = generate_credential()?;
+        self.users.push(User {
+            name: name.to_owned(),
+            email,
+            groups,
+            roles,
+            credential_sha256: hex(&sha256(credential.expose().as_bytes())),
+        });
+        Ok(credential)
+    }
+
+    /// The user presenting `credential`, compared by digest in constant time over all users.
+    pub fn authenticate(&self, credential: &str) -> Option<Principal> {
+        let presented = hex(&sha256(credential.as_bytes()));
+        let mut found = None;
+        for user in &self.users {
+            if constant_time_eq(presented.as_bytes(), user.credential_sha256.as_bytes()) {
+                found = Some(user);
+            }
+        }
+        found.map(|u| self.principal(u))
+    }
+
+    /// A user by name (case-insensitive).
+    pub fn user(&self, name: &str) -> Option<Principal> {
+        self.users
+            .iter()
+            .find(|u| u.name.eq_ignore_ascii_case(name))
+            .map(|u| self.principal(u))
+    }
+
+    /// Users who belong to any of `names`.
+    pub fn members_of(&self, names: &[String]) -> Vec<Principal> {
+        self.users
+            .iter()
+            .map(|u| self.principal(u))
+            .filter(|p| p.in_any(names))
+            .collect()
+    }
+
+    fn principal(&self, user: &User) -> Principal {
+        let mut memberships: Vec<String> = user
+            .groups
+            .iter()
+            .chain(user.roles.iter())
+            .map(|g| g.to_ascii_lowercase())
+            .collect();
+        for (name, members) in self.groups.iter().chain(self.roles.iter()) {
+            if members
+                .members
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&user.name))
+            {
+                memberships.push(name.to_ascii_lowercase());
+            }
+        }
+        memberships.sort();
+        memberships.dedup();
+        Principal {
+            name: user.name.clone(),
+            email: user.email.clone(),
+            memberships,
+        }
+    }
+}
+
+/// Names of users, groups and roles: no spaces or punctuation that would confuse scopes
+/// (`user:NAME`) or mail headers.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn generate_credential() -> Result<Credential, DirectoryError> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| DirectoryError::Random)?;
+    Ok(Credential(format!(
+        "{CREDENTIAL_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )))
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equal-length comparison whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Write `data` to `path` through a temp file in the same folder, fsync, mode 0600, rename.
+pub fn write_private_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let tmp: PathBuf = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_authenticates_only_its_user_and_is_stored_as_digest() {
+        let mut dir = Directory::default();
+        let alice = dir
+            .add_user("alice", None, vec!["exchange-admins".into()], vec![])
+            .unwrap();
+        let bob = dir.add_user("bob", None, vec![], vec![]).unwrap();
+        assert!(alice.expose().starts_with(CREDENTIAL_PREFIX));
+        assert_eq!(dir.authenticate(alice.expose()).unwrap().name, "alice");
+        assert_eq!(dir.authenticate(bob.expose()).unwrap().name, "bob");
+        assert!(dir.authenticate("jitsh_wrong").is_none());
+        let text = toml::to_string(&dir).unwrap();
+        assert!(!text.contains(alice.expose()));
+        assert!(!format!("{alice:?}").contains(alice.expose()));
+    }
+
+    #[test]
+    fn memberships_come_from_both_sides() {
+        let mut dir: Directory = toml::from_str(
+            "[groups.mbmanagers]\nmembers = [\"Bob\"]\n[roles.global-admin]\nmembers = [\"root\"]\n",
+        )
+        .unwrap();
+        dir.add_user("bob", None, vec!["Helpdesk".into()], vec![])
+            .unwrap();
+        let bob = dir.user("bob").unwrap();
+        assert!(bob.in_any(&["MBManagers".into()]));
+        assert!(bob.in_any(&["helpdesk".into()]));
+        assert!(!bob.is_global_admin());
+        assert!(dir.add_user("BOB", None, vec![], vec![]).is_err());
+        assert!(dir.add_user("bad name", None, vec![], vec![]).is_err());
+    }
+}

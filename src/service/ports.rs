@@ -1,0 +1,138 @@
+//! What the service takes from the policy engine, the token module and the audit log: rule
+//! snapshots, the signing key, and the audit log opened with that key.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{AuditError, AuditLog, AuditSigner};
+use crate::policy::{ApprovalMode, PolicySet, PolicySource, Rule};
+use crate::token::{Claims, SigningKey, TokenError};
+
+/// The parts of an approval rule the workflow uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRule {
+    pub id: String,
+    /// `false`: the service approves at once.
+    pub manual: bool,
+    pub approvers: Vec<String>,
+    /// Empty: anyone may request.
+    pub requesters: Vec<String>,
+    pub max_duration: Option<Duration>,
+    pub min_approvals: u32,
+    /// Constraints in the policy file's `params` form, as JSON.
+    pub params: Option<serde_json::Value>,
+}
+
+/// The approval rule's snapshot the workflow keeps with a request.
+pub fn approval_rule(rule: &Rule) -> ApprovalRule {
+    ApprovalRule {
+        id: rule.id.clone(),
+        manual: rule.approval == ApprovalMode::Manual,
+        approvers: rule.approvers.clone(),
+        requesters: rule.requesters.clone(),
+        max_duration: rule.max_duration,
+        min_approvals: rule.min_approvals,
+        params: rule.params.as_ref().map(|p| p.to_json()),
+    }
+}
+
+/// Load every `*.toml` in `dir`; the whole load fails on any error.
+pub fn load_policies(dir: &Path) -> Result<PolicySet, String> {
+    crate::policy::load_dir(dir).map_err(|e| e.to_string())
+}
+
+/// Validate a set of `(file name, text)` sources as one policy set.
+pub fn policies_from_sources(sources: &[(String, String)]) -> Result<PolicySet, String> {
+    let sources: Vec<PolicySource> = sources
+        .iter()
+        .map(|(name, text)| PolicySource::new(name.clone(), text.clone()))
+        .collect();
+    PolicySet::from_sources(&sources).map_err(|e| e.to_string().replace('\n', "; "))
+}
+
+/// The service's signing key (`STATE/signing.key`, the format `jitsh keygen` writes).
+#[derive(Debug)]
+pub struct Signer {
+    key: SigningKey,
+}
+
+impl Signer {
+    /// Load `STATE/signing.key`, or create it (mode 0600) and `STATE/signing.pub` if absent.
+    pub fn load_or_create(state: &Path) -> Result<Signer, String> {
+        let key_path = state.join("signing.key");
+        let pub_path = state.join("signing.pub");
+        let key = match std::fs::read_to_string(&key_path) {
+            Ok(text) => SigningKey::from_file_text(&text)
+                .map_err(|e| format!("signing key `{}`: {e}", key_path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = SigningKey::generate(&ring::rand::SystemRandom::new())
+                    .map_err(|e| format!("no signing key could be made: {e}"))?;
+                super::directory::write_private_atomic(&key_path, key.to_file_text().as_bytes())
+                    .map_err(|e| {
+                        format!(
+                            "signing key `{}` could not be written: {e}",
+                            key_path.display()
+                        )
+                    })?;
+                key
+            }
+            Err(e) => {
+                return Err(format!(
+                    "signing key `{}` could not be read: {e}",
+                    key_path.display()
+                ))
+            }
+        };
+        if !pub_path.exists() {
+            std::fs::write(&pub_path, key.public_key().to_file_text()).map_err(|e| {
+                format!(
+                    "public key `{}` could not be written: {e}",
+                    pub_path.display()
+                )
+            })?;
+        }
+        Ok(Signer { key })
+    }
+
+    /// Key id carried in the token footer.
+    pub fn kid(&self) -> &str {
+        self.key.kid()
+    }
+
+    /// Sign `claims` as a PASETO v4.public token.
+    pub fn issue(&self, claims: &Claims) -> Result<String, TokenError> {
+        crate::token::issue(claims, &self.key)
+    }
+}
+
+/// Why the audit log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenAuditError {
+    /// Another process (a running service) holds it.
+    #[error("audit log `{0}` is in use by another process")]
+    Locked(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Open the tamper-evident audit log in `STATE/audit/`, its checkpoints signed with the
+/// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it).
+pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAuditError> {
+    let dir = state.join("audit");
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        OpenAuditError::Other(format!(
+            "audit folder `{}` could not be created: {e}",
+            dir.display()
+        ))
+    })?;
+    let checkpoints = AuditSigner {
+        kid: signer.key.kid().to_owned(),
+        seed: *signer.key.seed(),
+    };
+    match AuditLog::open(&dir, Some(checkpoints)) {
+        Ok(log) => Ok(Arc::new(log)),
+        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
+        Err(e) => Err(OpenAuditError::Other(e.to_string())),
+    }
+}

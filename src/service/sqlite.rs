@@ -1,0 +1,902 @@
+//! [`Store`] on one SQLite file (`STATE/jitsh.db`): WAL journal, `synchronous = FULL`, schema
+//! versioned by `PRAGMA user_version`. Each step is one `BEGIN IMMEDIATE` transaction, so other
+//! processes on the same file (the CLI's `user add`, a second service) serialize with it too.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use crate::audit::{AuditEvent, AuditSinkError};
+
+use super::store::{
+    Approval, ApproveOutcome, Grant, Hook, Lock, NewRequest, Notification, OutboxItem,
+    RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
+};
+
+/// Schema steps; `user_version` is the number applied. Append only.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    body TEXT NOT NULL,                -- NewRequest as JSON (immutable)
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    pending_expires_at INTEGER NOT NULL,
+    decided_at INTEGER,
+    decided_by TEXT,
+    decision_comment TEXT
+);
+CREATE INDEX requests_status ON requests(status, created_at);
+CREATE INDEX requests_requester ON requests(requester, created_at);
+CREATE TABLE approvals (
+    request_id TEXT NOT NULL REFERENCES requests(id),
+    approver TEXT NOT NULL,
+    comment TEXT,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (request_id, approver)
+);
+CREATE TABLE grants (
+    jti TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE REFERENCES requests(id),
+    sub TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    nbf INTEGER NOT NULL,
+    exp INTEGER NOT NULL,
+    uses INTEGER,
+    used INTEGER NOT NULL DEFAULT 0,
+    revoked_at INTEGER,
+    revoked_by TEXT
+);
+CREATE INDEX grants_revoked ON grants(revoked_at);
+CREATE TABLE locks (
+    scope TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    failed INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX outbox_due ON outbox(delivered_at, failed, next_attempt_at);
+"#,
+    r#"
+CREATE TABLE audit_inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event TEXT NOT NULL               -- AuditEvent as JSON, written by another process
+);
+"#,
+];
+
+/// The SQLite store. One connection behind a mutex: SQLite serializes writers anyway, and the
+/// async side reaches it only through `spawn_blocking`.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Backend("state connection poisoned".into()))
+    }
+
+    /// Run `step` in one immediate transaction; commit only if it returns `Ok`.
+    fn step<T>(
+        &self,
+        step: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let out = step(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(StoreError::Backend(format!(
+            "database schema version {version} is newer than this jitsh ({known}); upgrade jitsh"
+        )));
+    }
+    for (n, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", n + 1)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn enqueue(tx: &Transaction<'_>, notes: &[Notification], now: UnixTime) -> Result<(), StoreError> {
+    for n in notes {
+        tx.execute(
+            "INSERT INTO outbox (channel, recipient, subject, body, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![n.channel, n.recipient, n.subject, n.body, now],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn load(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
+    let row = tx
+        .query_row(
+            "SELECT body, status, decided_at, decided_by, decision_comment FROM requests WHERE id = ?1",
+            params![id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let (body, status, decided_at, decided_by, decision_comment) = row;
+    let new: NewRequest = serde_json::from_str(&body).map_err(backend)?;
+    let status = Status::parse(&status)
+        .ok_or_else(|| StoreError::Backend(format!("unknown status `{status}` in database")))?;
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT approver, comment, at FROM approvals WHERE request_id = ?1 ORDER BY at, approver",
+        )
+        .map_err(backend)?;
+    let approvals = stmt
+        .query_map(params![id], |r| {
+            Ok(Approval {
+                approver: r.get(0)?,
+                comment: r.get(1)?,
+                at: r.get(2)?,
+            })
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let grant = tx
+        .query_row(
+            "SELECT jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by FROM grants WHERE request_id = ?1",
+            params![id],
+            grant_row,
+        )
+        .optional()
+        .map_err(backend)?;
+    Ok(RequestRecord {
+        new,
+        status,
+        approvals,
+        decided_at,
+        decided_by,
+        decision_comment,
+        grant,
+    })
+}
+
+fn grant_row(r: &Row<'_>) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        jti: r.get(0)?,
+        request_id: r.get(1)?,
+        sub: r.get(2)?,
+        nbf: r.get(3)?,
+        exp: r.get(4)?,
+        uses: r.get(5)?,
+        used: r.get(6)?,
+        revoked_at: r.get(7)?,
+        revoked_by: r.get(8)?,
+    })
+}
+
+fn insert_grant(tx: &Transaction<'_>, g: &Grant, rule: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO grants (jti, request_id, sub, rule, nbf, exp, uses, used) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+        params![g.jti, g.request_id, g.sub, rule, g.nbf, g.exp, g.uses],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn set_decided(
+    tx: &Transaction<'_>,
+    id: &str,
+    status: Status,
+    by: &str,
+    comment: Option<&str>,
+    at: UnixTime,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE requests SET status = ?2, decided_at = ?3, decided_by = ?4, decision_comment = ?5 WHERE id = ?1",
+        params![id, status.as_str(), at, by, comment],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The pending request `id`, or why it cannot be decided now.
+fn pending(tx: &Transaction<'_>, id: &str, now: UnixTime) -> Result<RequestRecord, StoreError> {
+    let record = load(tx, id)?;
+    if record.status != Status::Pending {
+        return Err(StoreError::AlreadyDecided {
+            id: id.to_owned(),
+            status: record.status.as_str(),
+        });
+    }
+    if record.new.pending_expires_at <= now {
+        return Err(StoreError::PendingExpired { id: id.to_owned() });
+    }
+    Ok(record)
+}
+
+fn revocation_row(r: &Row<'_>) -> rusqlite::Result<Revocation> {
+    Ok(Revocation {
+        jti: r.get(0)?,
+        request: r.get(1)?,
+        sub: r.get(2)?,
+        rule: r.get(3)?,
+        revoked_at: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+        exp: r.get(5)?,
+    })
+}
+
+fn lock_row(r: &Row<'_>) -> rusqlite::Result<Lock> {
+    Ok(Lock {
+        scope: r.get(0)?,
+        reason: r.get(1)?,
+        set_by: r.get(2)?,
+        set_at: r.get(3)?,
+        expires_at: r.get(4)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn create_request(
+        &self,
+        new: &NewRequest,
+        lock_scopes: &[String],
+        auto_grant: Option<&Grant>,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        self.step(|tx| {
+            for scope in lock_scopes {
+                let lock = tx
+                    .query_row(
+                        "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                        params![scope, new.created_at],
+                        lock_row,
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                if let Some(lock) = lock {
+                    return Err(StoreError::Locked {
+                        scope: lock.scope,
+                        reason: lock.reason,
+                    });
+                }
+            }
+            let body = serde_json::to_string(new).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO requests (id, requester, body, status, created_at, pending_expires_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+                params![new.id, new.requester, body, new.created_at, new.pending_expires_at],
+            )
+            .map_err(backend)?;
+            if let Some(grant) = auto_grant {
+                set_decided(tx, &new.id, Status::Approved, "jitsh", Some("auto"), grant.nbf)?;
+                insert_grant(tx, grant, &new.rule)?;
+            }
+            let record = load(tx, &new.id)?;
+            let notes = hook(&record)?;
+            enqueue(tx, &notes, new.created_at)?;
+            Ok(record)
+        })
+    }
+
+    fn request(&self, id: &str) -> Result<RequestRecord, StoreError> {
+        let conn = self.conn()?;
+        load(&conn, id)
+    }
+
+    fn list_requests(
+        &self,
+        status: Option<Status>,
+        requester: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let conn = self.conn()?;
+        let ids: Vec<String> = {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR requester = ?2) ORDER BY created_at DESC, rowid DESC LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![status.map(Status::as_str), requester, limit], |r| {
+                    r.get(0)
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        ids.iter().map(|id| load(&conn, id)).collect()
+    }
+
+    fn approve(
+        &self,
+        id: &str,
+        vote: &Approval,
+        grant: &Grant,
+        hook: Hook<'_, ApproveOutcome>,
+    ) -> Result<ApproveOutcome, StoreError> {
+        self.step(|tx| {
+            let record = pending(tx, id, vote.at)?;
+            if record.approvals.iter().any(|a| a.approver == vote.approver) {
+                return Err(StoreError::AlreadyApproved {
+                    id: id.to_owned(),
+                    approver: vote.approver.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO approvals (request_id, approver, comment, at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, vote.approver, vote.comment, vote.at],
+            )
+            .map_err(backend)?;
+            let votes = record.approvals.len() + 1;
+            let needed = usize::try_from(record.new.min_approvals.max(1)).unwrap_or(usize::MAX);
+            let outcome = if votes >= needed {
+                set_decided(
+                    tx,
+                    id,
+                    Status::Approved,
+                    &vote.approver,
+                    vote.comment.as_deref(),
+                    vote.at,
+                )?;
+                insert_grant(tx, grant, &record.new.rule)?;
+                ApproveOutcome::Decided {
+                    record: load(tx, id)?,
+                }
+            } else {
+                ApproveOutcome::Recorded {
+                    record: load(tx, id)?,
+                }
+            };
+            let notes = hook(&outcome)?;
+            enqueue(tx, &notes, vote.at)?;
+            Ok(outcome)
+        })
+    }
+
+    fn deny(
+        &self,
+        id: &str,
+        by: &str,
+        comment: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        self.step(|tx| {
+            pending(tx, id, now)?;
+            set_decided(tx, id, Status::Denied, by, Some(comment), now)?;
+            let record = load(tx, id)?;
+            let notes = hook(&record)?;
+            enqueue(tx, &notes, now)?;
+            Ok(record)
+        })
+    }
+
+    fn revoke(
+        &self,
+        id: &str,
+        by: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        self.step(|tx| {
+            let record = load(tx, id)?;
+            if record.status != Status::Approved || record.grant.is_none() {
+                return Err(StoreError::AlreadyDecided {
+                    id: id.to_owned(),
+                    status: record.status.as_str(),
+                });
+            }
+            tx.execute(
+                "UPDATE grants SET revoked_at = ?2, revoked_by = ?3 WHERE request_id = ?1",
+                params![id, now, by],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "UPDATE requests SET status = 'revoked' WHERE id = ?1",
+                params![id],
+            )
+            .map_err(backend)?;
+            let record = load(tx, id)?;
+            let notes = hook(&record)?;
+            enqueue(tx, &notes, now)?;
+            Ok(record)
+        })
+    }
+
+    fn grant(&self, jti: &str) -> Result<Grant, StoreError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by FROM grants WHERE jti = ?1",
+            params![jti],
+            grant_row,
+        )
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))
+    }
+
+    fn use_grant(
+        &self,
+        jti: &str,
+        now: UnixTime,
+        hook: Hook<'_, Grant>,
+    ) -> Result<Grant, StoreError> {
+        self.step(|tx| {
+            let sql = "SELECT jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by FROM grants WHERE jti = ?1";
+            let grant = tx
+                .query_row(sql, params![jti], grant_row)
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+            let not_live = |state| StoreError::NotLive {
+                jti: jti.to_owned(),
+                state,
+            };
+            if grant.revoked_at.is_some() {
+                return Err(not_live("revoked"));
+            }
+            if now >= grant.exp {
+                return Err(not_live("expired"));
+            }
+            if now < grant.nbf {
+                return Err(not_live("not yet valid"));
+            }
+            if let Some(uses) = grant.uses {
+                if grant.used >= uses {
+                    return Err(StoreError::Exhausted(jti.to_owned()));
+                }
+                tx.execute(
+                    "UPDATE grants SET used = used + 1 WHERE jti = ?1",
+                    params![jti],
+                )
+                .map_err(backend)?;
+            }
+            let grant = tx
+                .query_row(sql, params![jti], grant_row)
+                .map_err(backend)?;
+            let notes = hook(&grant)?;
+            enqueue(tx, &notes, now)?;
+            Ok(grant)
+        })
+    }
+
+    fn expire_pending(
+        &self,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let ids: Vec<String> = {
+            let conn = self.conn()?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM requests WHERE status = 'pending' AND pending_expires_at <= ?1 ORDER BY created_at LIMIT 500",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now], |r| r.get(0))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        let mut expired = Vec::new();
+        for id in ids {
+            let record = self.step(|tx| {
+                let record = load(tx, &id)?;
+                if record.status != Status::Pending {
+                    return Ok(None);
+                }
+                tx.execute(
+                    "UPDATE requests SET status = 'expired', decided_at = ?2, decided_by = 'jitsh' WHERE id = ?1",
+                    params![id, now],
+                )
+                .map_err(backend)?;
+                let record = load(tx, &id)?;
+                let notes = hook(&record)?;
+                enqueue(tx, &notes, now)?;
+                Ok(Some(record))
+            })?;
+            expired.extend(record);
+        }
+        Ok(expired)
+    }
+
+    fn set_lock(&self, lock: &Lock, hook: Hook<'_, Lock>) -> Result<(), StoreError> {
+        self.step(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO locks (scope, reason, set_by, set_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![lock.scope, lock.reason, lock.set_by, lock.set_at, lock.expires_at],
+            )
+            .map_err(backend)?;
+            let notes = hook(lock)?;
+            enqueue(tx, &notes, lock.set_at)?;
+            Ok(())
+        })
+    }
+
+    fn clear_lock(&self, scope: &str, hook: Hook<'_, Lock>) -> Result<Lock, StoreError> {
+        self.step(|tx| {
+            let lock = tx
+                .query_row(
+                    "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1",
+                    params![scope],
+                    lock_row,
+                )
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NoLock(scope.to_owned()))?;
+            tx.execute("DELETE FROM locks WHERE scope = ?1", params![scope])
+                .map_err(backend)?;
+            let notes = hook(&lock)?;
+            enqueue(tx, &notes, lock.set_at)?;
+            Ok(lock)
+        })
+    }
+
+    fn active_locks(&self, now: UnixTime) -> Result<Vec<Lock>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY scope",
+            )
+            .map_err(backend)?;
+        let rows = stmt.query_map(params![now], lock_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn revocations(&self, since: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE revoked_at IS NOT NULL AND revoked_at >= ?1 ORDER BY revoked_at, jti",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![since], revocation_row)
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn live_grants(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE revoked_at IS NULL AND exp > ?1 ORDER BY jti",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![now], revocation_row)
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn record(&self, hook: Hook<'_, ()>) -> Result<(), StoreError> {
+        self.step(|tx| {
+            let notes = hook(&())?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            enqueue(tx, &notes, now)
+        })
+    }
+
+    fn queue_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let text = serde_json::to_string(event).map_err(backend)?;
+        self.step(|tx| {
+            tx.execute("INSERT INTO audit_inbox (event) VALUES (?1)", params![text])
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn drain_audit(
+        &self,
+        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+    ) -> Result<usize, StoreError> {
+        let mut drained = 0;
+        loop {
+            let done = self.step(|tx| {
+                let row = tx
+                    .query_row(
+                        "SELECT id, event FROM audit_inbox ORDER BY id LIMIT 1",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                let Some((id, text)) = row else {
+                    return Ok(true);
+                };
+                let event: AuditEvent = serde_json::from_str(&text).map_err(backend)?;
+                sink(event)?;
+                tx.execute("DELETE FROM audit_inbox WHERE id = ?1", params![id])
+                    .map_err(backend)?;
+                Ok(false)
+            })?;
+            if done {
+                return Ok(drained);
+            }
+            drained += 1;
+        }
+    }
+
+    fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, attempts, channel, recipient, subject, body FROM outbox WHERE delivered_at IS NULL AND failed = 0 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![now, limit], |r| {
+                Ok(OutboxItem {
+                    id: r.get(0)?,
+                    attempts: r.get(1)?,
+                    note: Notification {
+                        channel: r.get(2)?,
+                        recipient: r.get(3)?,
+                        subject: r.get(4)?,
+                        body: r.get(5)?,
+                    },
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn mark_delivered(&self, id: i64, now: UnixTime) -> Result<(), StoreError> {
+        self.step(|tx| {
+            tx.execute(
+                "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+                params![id, now],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: UnixTime,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        self.step(|tx| {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, failed = ?4 WHERE id = ?1",
+                params![id, error, next_attempt_at, give_up],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn new_request(id: &str, min: u32) -> NewRequest {
+        NewRequest {
+            id: id.into(),
+            requester: "alice".into(),
+            target: "New-MoveRequest".into(),
+            target_kind: "task".into(),
+            tasks: vec!["New-MoveRequest".into()],
+            rule: "mailbox-moves".into(),
+            mode: "manual".into(),
+            approvers: vec!["mbmanagers".into()],
+            min_approvals: min,
+            reason: "move".into(),
+            ticket: None,
+            command: None,
+            uses: Some(1),
+            params: Default::default(),
+            grant_params: None,
+            duration_secs: 3600,
+            created_at: 100,
+            pending_expires_at: 1000,
+        }
+    }
+
+    fn grant(id: &str, at: i64) -> Grant {
+        Grant {
+            jti: format!("j-{id}"),
+            request_id: id.into(),
+            sub: "alice".into(),
+            nbf: at,
+            exp: at + 3600,
+            uses: Some(1),
+            used: 0,
+            revoked_at: None,
+            revoked_by: None,
+        }
+    }
+
+    fn vote(who: &str, at: i64) -> Approval {
+        Approval {
+            approver: who.into(),
+            comment: None,
+            at,
+        }
+    }
+
+    #[test]
+    fn quorum_needs_distinct_approvers_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jitsh.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .create_request(&new_request("r1", 2), &[], None, &mut |_| Ok(vec![]))
+            .unwrap();
+        let first = store
+            .approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| {
+                Ok(vec![])
+            })
+            .unwrap();
+        assert!(matches!(first, ApproveOutcome::Recorded { .. }));
+        let again = store.approve("r1", &vote("bob", 201), &grant("r1", 201), &mut |_| {
+            Ok(vec![])
+        });
+        assert!(matches!(again, Err(StoreError::AlreadyApproved { .. })));
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let second = store
+            .approve("r1", &vote("dave", 300), &grant("r1", 300), &mut |_| {
+                Ok(vec![])
+            })
+            .unwrap();
+        let ApproveOutcome::Decided { record } = second else {
+            panic!("quorum of two not reached");
+        };
+        assert_eq!(record.status, Status::Approved);
+        assert_eq!(record.grant.unwrap().nbf, 300);
+    }
+
+    #[test]
+    fn failing_hook_rolls_the_step_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        store
+            .create_request(&new_request("r1", 1), &[], None, &mut |_| Ok(vec![]))
+            .unwrap();
+        let failed = store.approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| {
+            Err(crate::audit::AuditSinkError {
+                path: "audit".into(),
+                message: "disk full".into(),
+            })
+        });
+        assert!(matches!(failed, Err(StoreError::Audit(_))));
+        let record = store.request("r1").unwrap();
+        assert_eq!(record.status, Status::Pending);
+        assert!(record.approvals.is_empty());
+        assert!(record.grant.is_none());
+    }
+
+    #[test]
+    fn counted_grant_is_exhausted_after_its_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        store
+            .create_request(
+                &new_request("r1", 1),
+                &[],
+                Some(&grant("r1", 150)),
+                &mut |_| Ok(vec![]),
+            )
+            .unwrap();
+        store.use_grant("j-r1", 200, &mut |_| Ok(vec![])).unwrap();
+        let second = store.use_grant("j-r1", 201, &mut |_| Ok(vec![]));
+        assert!(matches!(second, Err(StoreError::Exhausted(_))));
+    }
+
+    #[test]
+    fn queued_audit_events_leave_the_inbox_only_once_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        let event = |subject: &str| AuditEvent {
+            time: "2026-01-01T00:00:00Z".into(),
+            actor: "root".into(),
+            action: "user.add".into(),
+            subject: subject.into(),
+            outcome: "ok".into(),
+            details: Default::default(),
+        };
+        store.queue_audit(&event("a")).unwrap();
+        store.queue_audit(&event("b")).unwrap();
+        let failed = store.drain_audit(&mut |_| {
+            Err(AuditSinkError {
+                path: "audit".into(),
+                message: "locked".into(),
+            })
+        });
+        assert!(failed.is_err());
+        let mut seen = Vec::new();
+        let n = store
+            .drain_audit(&mut |e| {
+                seen.push(e.subject);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((n, seen), (2, vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(store.drain_audit(&mut |_| Ok(())).unwrap(), 0);
+    }
+
+    #[test]
+    fn lock_refuses_new_requests_in_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        let lock = Lock {
+            scope: "user:alice".into(),
+            reason: "incident".into(),
+            set_by: "root".into(),
+            set_at: 50,
+            expires_at: None,
+        };
+        store.set_lock(&lock, &mut |_| Ok(vec![])).unwrap();
+        let scopes = vec!["all".to_owned(), "user:alice".to_owned()];
+        let refused =
+            store.create_request(&new_request("r1", 1), &scopes, None, &mut |_| Ok(vec![]));
+        assert!(matches!(refused, Err(StoreError::Locked { .. })));
+        assert!(matches!(store.request("r1"), Err(StoreError::NotFound(_))));
+    }
+}

@@ -1,0 +1,1349 @@
+//! The approval workflow: who may ask for what, who may decide, and what a decision yields.
+//!
+//! Every method is blocking (it talks to the store) and is called from `spawn_blocking`. Each
+//! mutating method is one store step whose hook writes the audit event before the commit, so an
+//! action and its audit record happen together or not at all.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use ring::rand::SecureRandom as _;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use super::directory::{valid_name, Directory, Principal};
+use super::error::ApiError;
+use super::ports::{approval_rule, ApprovalRule, Signer};
+use super::store::{
+    Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, RequestRecord, Status, Store,
+    StoreError, UnixTime,
+};
+use super::{format_duration, parse_duration, rfc3339};
+use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
+use crate::policy::PolicySet;
+
+/// Longest grant any rule may give.
+pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
+const MAX_REASON: usize = 2000;
+const MAX_COMMAND: usize = 8192;
+const MAX_LIST: u32 = 500;
+
+/// Everything the workflow needs, shared by all handlers.
+pub struct Service {
+    store: Arc<dyn Store>,
+    policies: RwLock<Arc<PolicySet>>,
+    policies_dir: PathBuf,
+    directory: DirectoryHandle,
+    signer: Signer,
+    audit: Arc<dyn AuditSink>,
+    issuer: String,
+    pending_ttl: Duration,
+    email: bool,
+    webhook: bool,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("policies_dir", &self.policies_dir)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the service is put together.
+#[allow(missing_debug_implementations, reason = "holds trait objects")]
+pub struct Parts {
+    pub store: Arc<dyn Store>,
+    pub policies: Arc<PolicySet>,
+    pub policies_dir: PathBuf,
+    pub directory_path: PathBuf,
+    pub signer: Signer,
+    pub audit: Arc<dyn AuditSink>,
+    pub issuer: String,
+    pub pending_ttl: Duration,
+    /// Whether mail is configured (otherwise no mail is queued).
+    pub email: bool,
+    /// Whether a webhook is configured.
+    pub webhook: bool,
+}
+
+/// `POST /v1/requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    pub task: Option<String>,
+    pub role: Option<String>,
+    /// Pick one of several rules that cover the task.
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub params: Option<std::collections::BTreeMap<String, String>>,
+    pub ticket: Option<String>,
+    pub command: Option<String>,
+    pub uses: Option<u32>,
+}
+
+/// `POST /v1/locks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockBody {
+    pub scope: String,
+    pub reason: Option<String>,
+    /// RFC 3339 time or a duration from now (`2h`).
+    pub expires: Option<String>,
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    pub name: String,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl Service {
+    pub fn new(parts: Parts) -> Result<Service, String> {
+        let directory = DirectoryHandle::open(parts.directory_path).map_err(|e| e.message)?;
+        Ok(Service {
+            store: parts.store,
+            policies: RwLock::new(parts.policies),
+            policies_dir: parts.policies_dir,
+            directory,
+            signer: parts.signer,
+            audit: parts.audit,
+            issuer: parts.issuer,
+            pending_ttl: parts.pending_ttl,
+            email: parts.email,
+            webhook: parts.webhook,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn pending_ttl(&self) -> Duration {
+        self.pending_ttl
+    }
+
+    /// The user presenting `credential`.
+    pub fn authenticate(&self, credential: &str) -> Result<Principal, ApiError> {
+        self.directory
+            .read()?
+            .authenticate(credential)
+            .ok_or_else(ApiError::unauthorized)
+    }
+
+    fn policies(&self) -> Result<Arc<PolicySet>, ApiError> {
+        self.policies
+            .read()
+            .map(|p| Arc::clone(&p))
+            .map_err(|_| ApiError::internal("policy set unavailable"))
+    }
+
+    fn append(&self, event: AuditEvent) -> Result<(), AuditSinkError> {
+        self.audit.append(event).map(|_| ())
+    }
+
+    /// File a request; `auto` rules approve it at once.
+    pub fn create(
+        &self,
+        who: &Principal,
+        body: CreateBody,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
+        if reason.is_empty() {
+            return Err(ApiError::policy(
+                "reason_required",
+                "a request needs a non-empty `reason` saying why the access is needed",
+            ));
+        }
+        if reason.len() > MAX_REASON {
+            return Err(ApiError::policy(
+                "reason_too_long",
+                format!("the reason is longer than {MAX_REASON} bytes; shorten it"),
+            ));
+        }
+        let duration_text = body.duration.as_deref().unwrap_or_default();
+        if duration_text.is_empty() {
+            return Err(ApiError::policy(
+                "duration_required",
+                "a request needs a `duration` such as `1h` or `30m`",
+            ));
+        }
+        let duration = parse_duration(duration_text)
+            .map_err(|e| ApiError::bad_request("invalid_duration", e))?;
+        if let Some(c) = &body.command {
+            if c.len() > MAX_COMMAND || c.contains('\n') {
+                return Err(ApiError::policy(
+                    "invalid_command",
+                    format!("`command` must be one line of at most {MAX_COMMAND} bytes"),
+                ));
+            }
+        }
+        if body.uses == Some(0) {
+            return Err(ApiError::policy(
+                "invalid_uses",
+                "`uses` must be at least 1 when given",
+            ));
+        }
+        let policies = self.policies()?;
+        let (target, kind, tasks) = match (&body.task, &body.role) {
+            (Some(t), None) if !t.trim().is_empty() => {
+                (t.trim().to_owned(), "task", vec![t.trim().to_owned()])
+            }
+            (None, Some(r)) if !r.trim().is_empty() => {
+                let tasks = policies
+                    .role(r.trim())
+                    .map(<[String]>::to_vec)
+                    .ok_or_else(|| {
+                        ApiError::policy("unknown_role", format!("no policy role is named `{r}`"))
+                    })?;
+                (r.trim().to_owned(), "role", tasks)
+            }
+            _ => {
+                return Err(ApiError::policy(
+                    "task_required",
+                    "a request names exactly one of `task` or `role`",
+                ))
+            }
+        };
+        let rule = choose_rule(&policies, who, &target, kind, body.rule.as_deref())?;
+        let limit = rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT);
+        if duration > limit {
+            return Err(ApiError::policy(
+                "duration_too_long",
+                format!(
+                    "rule `{}` grants at most {}; ask for `{}` or less",
+                    rule.id,
+                    format_duration(limit),
+                    format_duration(limit)
+                ),
+            ));
+        }
+        let pins = body.params.unwrap_or_default();
+        let grant_params = grant_params(rule.params.as_ref(), &pins)?;
+        let created_at = now.unix_timestamp();
+        let new = NewRequest {
+            id: request_id()?,
+            requester: who.name.clone(),
+            target,
+            target_kind: kind.to_owned(),
+            tasks,
+            rule: rule.id.clone(),
+            mode: if rule.manual { "manual" } else { "auto" }.to_owned(),
+            approvers: rule.approvers.clone(),
+            min_approvals: rule.min_approvals.max(1),
+            reason: reason.to_owned(),
+            ticket: body.ticket.filter(|t| !t.trim().is_empty()),
+            command: body.command,
+            uses: body.uses,
+            params: pins
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+            grant_params,
+            duration_secs: secs(duration),
+            created_at,
+            pending_expires_at: created_at.saturating_add(secs(self.pending_ttl)),
+        };
+        let auto_grant = if rule.manual {
+            None
+        } else {
+            Some(self.new_grant(&new, created_at)?)
+        };
+        let scopes = vec![
+            "all".to_owned(),
+            format!("user:{}", who.name),
+            format!("rule:{}", rule.id),
+        ];
+        let dir = self.directory.read()?;
+        let record =
+            self.store
+                .create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
+                    self.append(event(
+                        &who.name,
+                        "request.create",
+                        &record.new.id,
+                        "ok",
+                        json!({
+                            "rule": record.new.rule, "tasks": record.new.tasks,
+                            "reason": record.new.reason, "duration": format_duration(duration),
+                            "params": record.new.params, "ticket": record.new.ticket,
+                            "command": record.new.command, "uses": record.new.uses,
+                            "mode": record.new.mode,
+                        }),
+                    ))?;
+                    let mut notes = Vec::new();
+                    if record.status == Status::Approved {
+                        self.append(event(
+                            "jitsh",
+                            "request.approve",
+                            &record.new.id,
+                            "approved",
+                            json!({ "rule": record.new.rule, "mode": "auto",
+                                "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
+                        ))?;
+                        notes.extend(self.decision_notes(&dir, record));
+                    } else {
+                        notes.extend(self.new_request_notes(&dir, record));
+                    }
+                    Ok(notes)
+                })?;
+        tracing::info!(request = %record.new.id, requester = %who.name, rule = %record.new.rule, status = record.status.as_str(), "request filed");
+        Ok(view(&record, now))
+    }
+
+    /// A request, if the caller may see it.
+    pub fn get(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
+        let record = self.store.request(id)?;
+        if !visible(who, &record) {
+            return Err(ApiError::forbidden(
+                "not_visible",
+                format!("request `{id}` is neither yours nor one you may approve"),
+            ));
+        }
+        Ok(view(&record, now))
+    }
+
+    /// Requests the caller may see, newest first.
+    pub fn list(
+        &self,
+        who: &Principal,
+        status: Option<Status>,
+        mine: bool,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let requester = mine.then_some(who.name.as_str());
+        let records = self.store.list_requests(status, requester, MAX_LIST)?;
+        let items: Vec<Value> = records
+            .iter()
+            .filter(|r| visible(who, r))
+            .map(|r| view(r, now))
+            .collect();
+        Ok(json!({ "requests": items }))
+    }
+
+    /// One approver's vote; the last vote of the quorum approves and starts the grant's clock.
+    pub fn approve(
+        &self,
+        who: &Principal,
+        id: &str,
+        comment: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let record = self.store.request(id)?;
+        self.may_decide(who, &record)?;
+        let at = now.unix_timestamp();
+        let grant = self.new_grant(&record.new, at)?;
+        let vote = Approval {
+            approver: who.name.clone(),
+            comment: comment.filter(|c| !c.trim().is_empty()),
+            at,
+        };
+        let dir = self.directory.read()?;
+        let outcome = self.store.approve(id, &vote, &grant, &mut |outcome| {
+            let (record, state) = match outcome {
+                ApproveOutcome::Recorded { record } => (record, "recorded"),
+                ApproveOutcome::Decided { record } => (record, "approved"),
+            };
+            self.append(event(
+                &who.name,
+                "request.approve",
+                id,
+                state,
+                json!({
+                    "rule": record.new.rule, "comment": vote.comment,
+                    "approvals": record.approvals.len(), "needed": record.new.min_approvals,
+                    "jti": record.grant.as_ref().map(|g| g.jti.clone()),
+                }),
+            ))?;
+            Ok(match outcome {
+                ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
+                ApproveOutcome::Recorded { .. } => Vec::new(),
+            })
+        })?;
+        let record = match outcome {
+            ApproveOutcome::Recorded { record } | ApproveOutcome::Decided { record } => record,
+        };
+        tracing::info!(request = %id, approver = %who.name, status = record.status.as_str(), "approval recorded");
+        Ok(view(&record, now))
+    }
+
+    /// Refuse a pending request.
+    pub fn deny(
+        &self,
+        who: &Principal,
+        id: &str,
+        comment: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let comment = comment
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                ApiError::policy(
+                    "comment_required",
+                    "a denial needs a `comment` telling the requester why",
+                )
+            })?;
+        let record = self.store.request(id)?;
+        self.may_decide(who, &record)?;
+        let dir = self.directory.read()?;
+        let record = self.store.deny(
+            id,
+            &who.name,
+            &comment,
+            now.unix_timestamp(),
+            &mut |record| {
+                self.append(event(
+                    &who.name,
+                    "request.deny",
+                    id,
+                    "denied",
+                    json!({ "rule": record.new.rule, "comment": comment }),
+                ))?;
+                Ok(self.decision_notes(&dir, record))
+            },
+        )?;
+        Ok(view(&record, now))
+    }
+
+    /// End an approved grant early: an approver of its rule, a global admin, or the requester.
+    pub fn revoke(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let record = self.store.request(id)?;
+        let own = record.new.requester.eq_ignore_ascii_case(&who.name);
+        if !(own || who.is_global_admin() || who.in_any(&record.new.approvers)) {
+            return Err(ApiError::forbidden(
+                "not_allowed",
+                format!(
+                    "only the requester, an approver of rule `{}` or a global admin may revoke request `{id}`",
+                    record.new.rule
+                ),
+            ));
+        }
+        let dir = self.directory.read()?;
+        let record = self
+            .store
+            .revoke(id, &who.name, now.unix_timestamp(), &mut |record| {
+                self.append(event(
+                    &who.name,
+                    "grant.revoke",
+                    id,
+                    "revoked",
+                    json!({ "rule": record.new.rule,
+                            "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
+                ))?;
+                Ok(self.decision_notes(&dir, record))
+            })?;
+        Ok(view(&record, now))
+    }
+
+    /// The signed token of an approved, live grant (requester only).
+    pub fn token(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
+        let record = self.store.request(id)?;
+        if !record.new.requester.eq_ignore_ascii_case(&who.name) {
+            return Err(ApiError::forbidden(
+                "not_requester",
+                format!("only the requester of `{id}` may fetch its token"),
+            ));
+        }
+        let grant = match (&record.status, &record.grant) {
+            (Status::Approved, Some(g)) => g.clone(),
+            (status, _) => {
+                return Err(ApiError::conflict(
+                    "not_approved",
+                    format!("request `{id}` is {}, so it has no token", status.as_str()),
+                ))
+            }
+        };
+        let at = now.unix_timestamp();
+        if at >= grant.exp {
+            return Err(ApiError::conflict(
+                "grant_not_live",
+                format!("the grant of request `{id}` has expired; file a new request"),
+            ));
+        }
+        if let Some(lock) = self
+            .store
+            .active_locks(at)?
+            .into_iter()
+            .find(|l| lock_covers(&l.scope, &grant.sub, &record.new.rule))
+        {
+            return Err(ApiError::conflict(
+                "locked",
+                format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
+            ));
+        }
+        let claims = crate::token::Claims {
+            iss: self.issuer.clone(),
+            sub: grant.sub.clone(),
+            jti: grant.jti.clone(),
+            iat: from_unix(grant.nbf)?,
+            nbf: from_unix(grant.nbf)?,
+            exp: from_unix(grant.exp)?,
+            rule: record.new.rule.clone(),
+            tasks: record.new.tasks.clone(),
+            params: record.new.grant_params.clone(),
+            request: id.to_owned(),
+            approvers: record
+                .approvals
+                .iter()
+                .map(|a| a.approver.clone())
+                .collect(),
+            uses: grant.uses,
+            command: record.new.command.clone(),
+            aud: None,
+            extra: Map::new(),
+        };
+        let token = self
+            .signer
+            .issue(&claims)
+            .map_err(|e| ApiError::internal(format!("the token could not be signed: {e}")))?;
+        self.store.record(&mut |()| {
+            self.append(event(
+                &who.name,
+                "token.issue",
+                id,
+                "ok",
+                json!({ "jti": grant.jti, "rule": record.new.rule, "exp": rfc3339(grant.exp) }),
+            ))?;
+            Ok(Vec::new())
+        })?;
+        Ok(json!({
+            "token": token, "jti": grant.jti, "request": id,
+            "nbf": rfc3339(grant.nbf), "exp": rfc3339(grant.exp), "kid": self.signer.kid(),
+        }))
+    }
+
+    /// Revoked grants since `since`, plus live grants under an active lock, for gates.
+    pub fn revocations(&self, since: UnixTime, now: OffsetDateTime) -> Result<Value, ApiError> {
+        let at = now.unix_timestamp();
+        let locks = self.store.active_locks(at)?;
+        let mut revoked: Vec<Value> = self
+            .store
+            .revocations(since)?
+            .into_iter()
+            .map(|r| {
+                json!({ "jti": r.jti, "request": r.request, "sub": r.sub, "rule": r.rule,
+                        "revoked_at": rfc3339(r.revoked_at), "exp": rfc3339(r.exp),
+                        "reason": "revoked" })
+            })
+            .collect();
+        if !locks.is_empty() {
+            for g in self.store.live_grants(at)? {
+                if let Some(lock) = locks
+                    .iter()
+                    .find(|l| lock_covers(&l.scope, &g.sub, &g.rule))
+                {
+                    revoked.push(json!({
+                        "jti": g.jti, "request": g.request, "sub": g.sub, "rule": g.rule,
+                        "revoked_at": rfc3339(lock.set_at), "exp": rfc3339(g.exp),
+                        "reason": format!("locked:{}", lock.scope),
+                    }));
+                }
+            }
+        }
+        Ok(
+            json!({ "now": rfc3339(at), "revoked": revoked, "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }),
+        )
+    }
+
+    /// Active locks.
+    pub fn locks(&self, now: OffsetDateTime) -> Result<Value, ApiError> {
+        let locks = self.store.active_locks(now.unix_timestamp())?;
+        Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
+    }
+
+    /// Consume one use of a grant (the grant's holder only).
+    pub fn use_grant(
+        &self,
+        who: &Principal,
+        jti: &str,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let at = now.unix_timestamp();
+        let grant = self.store.grant(jti)?;
+        if !grant.sub.eq_ignore_ascii_case(&who.name) {
+            return Err(ApiError::forbidden(
+                "not_holder",
+                format!("grant `{jti}` belongs to another user"),
+            ));
+        }
+        let record = self.store.request(&grant.request_id)?;
+        if let Some(lock) = self
+            .store
+            .active_locks(at)?
+            .into_iter()
+            .find(|l| lock_covers(&l.scope, &grant.sub, &record.new.rule))
+        {
+            return Err(ApiError::conflict(
+                "locked",
+                format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
+            ));
+        }
+        let grant = self.store.use_grant(jti, at, &mut |g| {
+            self.append(event(
+                &who.name,
+                "grant.use",
+                &g.request_id,
+                "ok",
+                json!({ "jti": g.jti, "used": g.used, "uses": g.uses }),
+            ))?;
+            Ok(Vec::new())
+        })?;
+        Ok(json!({
+            "jti": grant.jti, "used": grant.used, "uses": grant.uses,
+            "remaining": grant.uses.map(|u| u.saturating_sub(grant.used)),
+        }))
+    }
+
+    /// Set a lock (global admin only).
+    pub fn set_lock(
+        &self,
+        who: &Principal,
+        body: LockBody,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        require_admin(who, "set locks")?;
+        let scope = check_scope(&body.scope)?;
+        let reason = body
+            .reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                ApiError::policy("reason_required", "a lock needs a non-empty `reason`")
+            })?;
+        let at = now.unix_timestamp();
+        let expires_at = match body.expires.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(parse_expiry(text, at)?),
+        };
+        let lock = Lock {
+            scope,
+            reason,
+            set_by: who.name.clone(),
+            set_at: at,
+            expires_at,
+        };
+        self.store.set_lock(&lock, &mut |l| {
+            self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
+            Ok(self.webhook_note(format!(
+                "jitsh: {} locked `{}` ({})",
+                who.name, l.scope, l.reason
+            )))
+        })?;
+        Ok(lock_view(&lock))
+    }
+
+    /// Clear a lock (global admin only).
+    pub fn clear_lock(&self, who: &Principal, scope: &str) -> Result<Value, ApiError> {
+        require_admin(who, "clear locks")?;
+        let scope = check_scope(scope)?;
+        let lock = self.store.clear_lock(&scope, &mut |l| {
+            self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
+            Ok(self.webhook_note(format!(
+                "jitsh: {} cleared the lock on `{}`",
+                who.name, l.scope
+            )))
+        })?;
+        Ok(json!({ "cleared": lock_view(&lock) }))
+    }
+
+    /// Replace or add one policy file after validating the whole set (global admin only).
+    pub fn put_policy(&self, who: &Principal, file: &str, text: &str) -> Result<Value, ApiError> {
+        require_admin(who, "change policies")?;
+        let valid_file = file.len() <= 100
+            && file.ends_with(".toml")
+            && file
+                .trim_end_matches(".toml")
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && file.len() > ".toml".len();
+        if !valid_file {
+            return Err(ApiError::bad_request(
+                "invalid_file_name",
+                format!("`{file}` is not a policy file name; use letters, digits, `-`, `_` and the `.toml` extension"),
+            ));
+        }
+        let mut sources = read_sources(&self.policies_dir)
+            .map_err(|e| ApiError::internal(format!("policy folder could not be read: {e}")))?;
+        sources.retain(|(name, _)| name != file);
+        sources.push((file.to_owned(), text.to_owned()));
+        sources.sort();
+        let set = super::ports::policies_from_sources(&sources)
+            .map_err(|e| ApiError::policy("policy_invalid", e))?;
+        let path = self.policies_dir.join(file);
+        let tmp = self.policies_dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text)
+            .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let recorded = self.store.record(&mut |()| {
+            self.append(event(
+                &who.name,
+                "policy.change",
+                file,
+                "ok",
+                json!({ "sha256": sha, "bytes": text.len() }),
+            ))?;
+            Ok(self.webhook_note(format!("jitsh: {} changed policy file `{file}`", who.name)))
+        });
+        if let Err(e) = recorded {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
+        let mut current = self
+            .policies
+            .write()
+            .map_err(|_| ApiError::internal("policy set unavailable"))?;
+        *current = Arc::new(set);
+        Ok(json!({ "file": file, "sha256": sha }))
+    }
+
+    /// Add a user and return their credential, once (global admin only).
+    pub fn add_user(&self, who: &Principal, body: UserBody) -> Result<Value, ApiError> {
+        require_admin(who, "add users")?;
+        let credential = self.directory.add_user(
+            &body.name,
+            body.email.clone(),
+            body.groups.clone(),
+            body.roles.clone(),
+            &mut || {
+                self.store.record(&mut |()| {
+                    self.append(event(
+                        &who.name,
+                        "user.add",
+                        &body.name,
+                        "ok",
+                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email }),
+                    ))?;
+                    Ok(Vec::new())
+                })
+            },
+        )?;
+        Ok(json!({ "name": body.name, "credential": credential.expose() }))
+    }
+
+    /// Append audit events other processes queued in the store.
+    pub fn drain_audit(&self) -> Result<usize, ApiError> {
+        Ok(self.store.drain_audit(&mut |event| self.append(event))?)
+    }
+
+    /// Expire pending requests whose time ran out.
+    pub fn expire(&self, now: OffsetDateTime) -> Result<usize, ApiError> {
+        let dir = self.directory.read()?;
+        let expired = self
+            .store
+            .expire_pending(now.unix_timestamp(), &mut |record| {
+                self.append(event(
+                    "jitsh",
+                    "request.expire",
+                    &record.new.id,
+                    "expired",
+                    json!({ "rule": record.new.rule, "requester": record.new.requester }),
+                ))?;
+                Ok(self.decision_notes(&dir, record))
+            })?;
+        Ok(expired.len())
+    }
+
+    fn may_decide(&self, who: &Principal, record: &RequestRecord) -> Result<(), ApiError> {
+        if record.new.requester.eq_ignore_ascii_case(&who.name) {
+            return Err(ApiError::forbidden(
+                "self_approval",
+                format!(
+                    "you filed request `{}`, so someone else must decide it",
+                    record.new.id
+                ),
+            ));
+        }
+        if !who.in_any(&record.new.approvers) {
+            return Err(ApiError::forbidden(
+                "not_an_approver",
+                format!(
+                    "rule `{}` is decided by members of {}, and you are in none of them",
+                    record.new.rule,
+                    quoted_list(&record.new.approvers)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn new_grant(&self, new: &NewRequest, at: UnixTime) -> Result<Grant, ApiError> {
+        Ok(Grant {
+            jti: grant_id()?,
+            request_id: new.id.clone(),
+            sub: new.requester.clone(),
+            nbf: at,
+            exp: at.saturating_add(new.duration_secs),
+            uses: new.uses,
+            used: 0,
+            revoked_at: None,
+            revoked_by: None,
+        })
+    }
+
+    fn webhook_note(&self, text: String) -> Vec<Notification> {
+        if !self.webhook {
+            return Vec::new();
+        }
+        vec![Notification {
+            channel: "webhook".into(),
+            recipient: String::new(),
+            subject: String::new(),
+            body: json!({ "text": text }).to_string(),
+        }]
+    }
+
+    fn new_request_notes(&self, dir: &Directory, r: &RequestRecord) -> Vec<Notification> {
+        let n = &r.new;
+        let summary = format!(
+            "{} asks for `{}` ({}) for {} under rule `{}`: {}",
+            n.requester,
+            n.target,
+            n.target_kind,
+            format_duration(Duration::from_secs(
+                u64::try_from(n.duration_secs).unwrap_or(0)
+            )),
+            n.rule,
+            n.reason
+        );
+        let mut notes = Vec::new();
+        if self.email {
+            for member in dir.members_of(&n.approvers) {
+                if member.name.eq_ignore_ascii_case(&n.requester) {
+                    continue;
+                }
+                if let Some(email) = member.email {
+                    notes.push(Notification {
+                        channel: "email".into(),
+                        recipient: email,
+                        subject: format!("[jitsh] approval needed: {} by {}", n.target, n.requester),
+                        body: format!(
+                            "{summary}\n\nRequest: {}\nTasks: {}\nParameters: {}\nCommand: {}\nTicket: {}\nApprovals needed: {}\n\nTo approve: jitsh approve {}\nTo deny:    jitsh deny {} --comment \"why\"\n",
+                            n.id,
+                            n.tasks.join(", "),
+                            Value::Object(n.params.clone()),
+                            n.command.as_deref().unwrap_or("(any)"),
+                            n.ticket.as_deref().unwrap_or("(none)"),
+                            n.min_approvals,
+                            n.id,
+                            n.id
+                        ),
+                    });
+                }
+            }
+        }
+        notes.extend(self.webhook_note(format!(
+            "jitsh request {}: {summary}. Approve with `jitsh approve {}`",
+            n.id, n.id
+        )));
+        notes
+    }
+
+    fn decision_notes(&self, dir: &Directory, r: &RequestRecord) -> Vec<Notification> {
+        let n = &r.new;
+        let what = match r.status {
+            Status::Approved => {
+                let exp = r.grant.as_ref().map(|g| rfc3339(g.exp)).unwrap_or_default();
+                format!(
+                    "approved by {} until {exp}; fetch the token with `jitsh token fetch {} --out FILE`",
+                    r.decided_by.as_deref().unwrap_or("jitsh"),
+                    n.id
+                )
+            }
+            Status::Denied => format!(
+                "denied by {}: {}",
+                r.decided_by.as_deref().unwrap_or("?"),
+                r.decision_comment.as_deref().unwrap_or("")
+            ),
+            Status::Expired => "expired before anyone decided it".to_owned(),
+            Status::Revoked => format!(
+                "revoked by {}",
+                r.grant
+                    .as_ref()
+                    .and_then(|g| g.revoked_by.as_deref())
+                    .unwrap_or("?")
+            ),
+            Status::Pending => "still pending".to_owned(),
+        };
+        let line = format!("Request {} for `{}` was {what}", n.id, n.target);
+        let mut notes = Vec::new();
+        if self.email {
+            if let Some(email) = dir.user(&n.requester).and_then(|u| u.email) {
+                notes.push(Notification {
+                    channel: "email".into(),
+                    recipient: email,
+                    subject: format!("[jitsh] {} {}: {}", n.id, r.status.as_str(), n.target),
+                    body: format!("{line}.\n\nReason given: {}\nRule: {}\n", n.reason, n.rule),
+                });
+            }
+        }
+        notes.extend(self.webhook_note(format!("jitsh: {line}")));
+        notes
+    }
+}
+
+/// The directory file, reloaded when it changes on disk (the CLI's `user add` writes it).
+#[derive(Debug)]
+struct DirectoryHandle {
+    path: PathBuf,
+    /// The directory and the file's (mtime, length) it was read at.
+    cached: RwLock<(Directory, Option<(SystemTime, u64)>)>,
+    write: Mutex<()>,
+}
+
+impl DirectoryHandle {
+    fn open(path: PathBuf) -> Result<DirectoryHandle, ApiError> {
+        let dir = Directory::load(&path).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mtime = modified(&path);
+        Ok(DirectoryHandle {
+            path,
+            cached: RwLock::new((dir, mtime)),
+            write: Mutex::new(()),
+        })
+    }
+
+    fn read(&self) -> Result<Directory, ApiError> {
+        let unavailable = || ApiError::internal("directory unavailable");
+        let mtime = modified(&self.path);
+        {
+            let cached = self.cached.read().map_err(|_| unavailable())?;
+            if cached.1 == mtime {
+                return Ok(cached.0.clone());
+            }
+        }
+        let dir = Directory::load(&self.path).map_err(|e| {
+            tracing::error!(error = %e, "directory reload failed");
+            ApiError::internal("the user directory cannot be read; ask an operator to fix it")
+        })?;
+        let mut cached = self.cached.write().map_err(|_| unavailable())?;
+        *cached = (dir.clone(), mtime);
+        Ok(dir)
+    }
+
+    fn add_user(
+        &self,
+        name: &str,
+        email: Option<String>,
+        groups: Vec<String>,
+        roles: Vec<String>,
+        audit: &mut dyn FnMut() -> Result<(), StoreError>,
+    ) -> Result<super::directory::Credential, ApiError> {
+        let _guard = self
+            .write
+            .lock()
+            .map_err(|_| ApiError::internal("directory unavailable"))?;
+        let mut dir = self.read()?;
+        let credential = dir
+            .add_user(name, email, groups, roles)
+            .map_err(|e| match e {
+                super::directory::DirectoryError::Exists(_) => {
+                    ApiError::conflict("user_exists", e.to_string())
+                }
+                _ => ApiError::bad_request("invalid_user", e.to_string()),
+            })?;
+        audit()?;
+        dir.save(&self.path)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(credential)
+    }
+}
+
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn read_sources(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out.push((name, std::fs::read_to_string(&path)?));
+        }
+    }
+    Ok(out)
+}
+
+fn choose_rule(
+    policies: &PolicySet,
+    who: &Principal,
+    target: &str,
+    kind: &str,
+    wanted: Option<&str>,
+) -> Result<ApprovalRule, ApiError> {
+    // For a role the policy engine finds rules naming the role or covering all its tasks.
+    let key = if kind == "role" {
+        format!("role:{target}")
+    } else {
+        target.to_owned()
+    };
+    let mut candidates: Vec<ApprovalRule> = policies
+        .approval_rules_for(&key)
+        .into_iter()
+        .map(approval_rule)
+        .collect();
+    if let Some(id) = wanted {
+        candidates.retain(|r| r.id == id);
+    }
+    if candidates.is_empty() {
+        return Err(ApiError::policy(
+            "no_approval_rule",
+            match wanted {
+                Some(id) => format!("rule `{id}` is not an approval rule covering `{target}`"),
+                None => format!(
+                    "no approval rule covers `{target}`; check the task name or ask a global admin to add a rule"
+                ),
+            },
+        ));
+    }
+    // Most specific first; the first the caller may use wins.
+    candidates
+        .iter()
+        .find(|r| r.requesters.is_empty() || who.in_any(&r.requesters))
+        .cloned()
+        .ok_or_else(|| {
+            let allowed: Vec<String> = candidates
+                .iter()
+                .flat_map(|r| r.requesters.iter().cloned())
+                .collect();
+            ApiError::forbidden(
+                "not_a_requester",
+                format!(
+                    "only members of {} may request `{target}`",
+                    quoted_list(&allowed)
+                ),
+            )
+        })
+}
+
+/// The token's parameter constraints: the rule's, narrowed by the requester's pinned values.
+fn grant_params(
+    rule: Option<&Value>,
+    pins: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Value>, ApiError> {
+    let mut out: Map<String, Value> = rule.and_then(Value::as_object).cloned().unwrap_or_default();
+    for (name, value) in pins {
+        if !valid_name(name) {
+            return Err(ApiError::bad_request(
+                "invalid_param",
+                format!("`{name}` is not a parameter name"),
+            ));
+        }
+        if let Some(only) = out.get("only").and_then(Value::as_array) {
+            if !only
+                .iter()
+                .any(|o| o.as_str().is_some_and(|o| o.eq_ignore_ascii_case(name)))
+            {
+                return Err(ApiError::policy(
+                    "param_not_allowed",
+                    format!("the rule does not allow parameter `{name}`"),
+                ));
+            }
+        }
+        let key = out
+            .keys()
+            .find(|k| k.as_str() != "only" && k.eq_ignore_ascii_case(name))
+            .cloned();
+        if let Some(key) = &key {
+            let allowed = out.get(key).is_some_and(|c| satisfies(key, c, value));
+            if !allowed {
+                return Err(ApiError::policy(
+                    "param_not_allowed",
+                    format!("`{value}` is not an allowed value of `{name}` under this rule"),
+                ));
+            }
+            out.remove(key);
+        }
+        out.insert(name.clone(), json!({ "one_of": [value] }));
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    let out = Value::Object(out);
+    // The token carries exactly the form the gate reads back.
+    crate::policy::ParamConstraints::from_json(&out).map_err(|e| {
+        ApiError::policy(
+            "param_not_allowed",
+            format!("parameter constraints are not valid: {e}"),
+        )
+    })?;
+    Ok(Some(out))
+}
+
+/// Whether `value` meets one parameter's constraint (policy `params` JSON form), with the
+/// policy engine's own matching.
+fn satisfies(name: &str, constraint: &Value, value: &str) -> bool {
+    let mut one = Map::new();
+    one.insert(name.to_owned(), constraint.clone());
+    crate::policy::ParamConstraints::from_json(&Value::Object(one))
+        .ok()
+        .and_then(|c| c.values().first().map(|(_, vc)| vc.accepts(value)))
+        .unwrap_or(false)
+}
+
+fn visible(who: &Principal, r: &RequestRecord) -> bool {
+    r.new.requester.eq_ignore_ascii_case(&who.name)
+        || who.is_global_admin()
+        || who.in_any(&r.new.approvers)
+}
+
+fn require_admin(who: &Principal, what: &str) -> Result<(), ApiError> {
+    if who.is_global_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "not_global_admin",
+            format!("only members of `global-admin` may {what}"),
+        ))
+    }
+}
+
+fn check_scope(scope: &str) -> Result<String, ApiError> {
+    let scope = scope.trim();
+    let ok = scope == "all"
+        || scope
+            .strip_prefix("user:")
+            .or_else(|| scope.strip_prefix("rule:"))
+            .is_some_and(valid_name);
+    if ok {
+        Ok(scope.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_scope",
+            format!("`{scope}` is not a lock scope; use `user:NAME`, `rule:ID` or `all`"),
+        ))
+    }
+}
+
+fn lock_covers(scope: &str, sub: &str, rule: &str) -> bool {
+    scope == "all"
+        || scope
+            .strip_prefix("user:")
+            .is_some_and(|u| u.eq_ignore_ascii_case(sub))
+        || scope.strip_prefix("rule:").is_some_and(|r| r == rule)
+}
+
+fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
+    if let Ok(d) = parse_duration(text) {
+        return Ok(now.saturating_add(secs(d)));
+    }
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_expires",
+                format!("`{text}` is neither a duration like `2h` nor an RFC 3339 time"),
+            )
+        })
+}
+
+fn lock_view(l: &Lock) -> Value {
+    json!({
+        "scope": l.scope, "reason": l.reason, "set_by": l.set_by,
+        "set_at": rfc3339(l.set_at), "expires_at": l.expires_at.map(rfc3339),
+    })
+}
+
+fn quoted_list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "no group".to_owned();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn event(actor: &str, action: &str, subject: &str, outcome: &str, details: Value) -> AuditEvent {
+    let details = match details {
+        Value::Object(map) => map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        _ => Map::new(),
+    };
+    AuditEvent {
+        time: rfc3339(OffsetDateTime::now_utc().unix_timestamp()),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        subject: subject.to_owned(),
+        outcome: outcome.to_owned(),
+        details,
+    }
+}
+
+/// The JSON view of a request.
+pub fn view(r: &RequestRecord, now: OffsetDateTime) -> Value {
+    let n = &r.new;
+    let at = now.unix_timestamp();
+    let grant = r.grant.as_ref().map(|g| {
+        let state = if g.revoked_at.is_some() {
+            "revoked"
+        } else if at >= g.exp {
+            "expired"
+        } else if at < g.nbf {
+            "not_yet_valid"
+        } else if g.uses.is_some_and(|u| g.used >= u) {
+            "used_up"
+        } else {
+            "live"
+        };
+        json!({
+            "jti": g.jti, "nbf": rfc3339(g.nbf), "exp": rfc3339(g.exp), "uses": g.uses,
+            "used": g.used, "state": state, "revoked_at": g.revoked_at.map(rfc3339),
+            "revoked_by": g.revoked_by,
+        })
+    });
+    json!({
+        "id": n.id, "requester": n.requester, "kind": n.target_kind,
+        "task": (n.target_kind == "task").then_some(&n.target),
+        "role": (n.target_kind == "role").then_some(&n.target),
+        "tasks": n.tasks, "rule": n.rule, "mode": n.mode, "approvers": n.approvers,
+        "min_approvals": n.min_approvals, "reason": n.reason, "ticket": n.ticket,
+        "command": n.command, "uses": n.uses, "params": n.params,
+        "grant_params": n.grant_params,
+        "duration": format_duration(Duration::from_secs(u64::try_from(n.duration_secs).unwrap_or(0))),
+        "status": r.status.as_str(), "created_at": rfc3339(n.created_at),
+        "pending_expires_at": rfc3339(n.pending_expires_at),
+        "approvals": r.approvals.iter().map(|a| json!({
+            "approver": a.approver, "comment": a.comment, "at": rfc3339(a.at),
+        })).collect::<Vec<_>>(),
+        "decided_at": r.decided_at.map(rfc3339), "decided_by": r.decided_by,
+        "comment": r.decision_comment, "grant": grant,
+    })
+}
+
+fn random_bytes(n: usize) -> Result<Vec<u8>, ApiError> {
+    let mut buf = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| ApiError::internal("no randomness available"))?;
+    Ok(buf)
+}
+
+/// Request ids are typed by people: `r-` and 20 lowercase hex digits (80 bits).
+fn request_id() -> Result<String, ApiError> {
+    let hex: String = random_bytes(10)?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("r-{hex}"))
+}
+
+/// Grant (token) ids: 128 random bits, base64url.
+fn grant_id() -> Result<String, ApiError> {
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(16)?))
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn from_unix(t: UnixTime) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::from_unix_timestamp(t).map_err(|_| ApiError::internal("time out of range"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct BrokenAudit;
+
+    impl AuditSink for BrokenAudit {
+        fn append(&self, _: AuditEvent) -> Result<u64, AuditSinkError> {
+            Err(AuditSinkError {
+                path: "audit".into(),
+                message: "disk full".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn no_audit_record_means_no_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(super::super::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let policy = "[[rule]]\nid = \"moves\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"mbmanagers\"]\n";
+        let policies =
+            super::super::ports::policies_from_sources(&[("p.toml".into(), policy.into())])
+                .unwrap();
+        let mut directory = Directory::default();
+        directory
+            .add_user("alice", None, vec!["exchange-admins".into()], vec![])
+            .unwrap();
+        let path = dir.path().join("directory.toml");
+        directory.save(&path).unwrap();
+        let service = Service::new(Parts {
+            store: Arc::clone(&store),
+            policies: Arc::new(policies),
+            policies_dir: dir.path().to_owned(),
+            directory_path: path,
+            signer: Signer::load_or_create(dir.path()).unwrap(),
+            audit: Arc::new(BrokenAudit),
+            issuer: "jitsh".into(),
+            pending_ttl: Duration::from_secs(3600),
+            email: false,
+            webhook: false,
+        })
+        .unwrap();
+        let alice = directory.user("alice").unwrap();
+        let body = CreateBody {
+            task: Some("New-MoveRequest".into()),
+            role: None,
+            rule: None,
+            reason: Some("move".into()),
+            duration: Some("1h".into()),
+            params: None,
+            ticket: None,
+            command: None,
+            uses: None,
+        };
+        let err = service
+            .create(&alice, body, OffsetDateTime::now_utc())
+            .unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (503, "audit_unavailable"));
+        assert!(store.list_requests(None, None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pinned_params_narrow_rule_constraints_and_never_widen_them() {
+        let rule = json!({ "Identity": { "glob": "*@contoso.com" } });
+        let mut pins = std::collections::BTreeMap::new();
+        pins.insert("Identity".to_owned(), "bob@contoso.com".to_owned());
+        let out = grant_params(Some(&rule), &pins).unwrap().unwrap();
+        assert_eq!(
+            out,
+            json!({ "Identity": { "one_of": ["bob@contoso.com"] } })
+        );
+        pins.insert("Identity".to_owned(), "eve@evil.com".to_owned());
+        assert_eq!(
+            grant_params(Some(&rule), &pins).unwrap_err().code,
+            "param_not_allowed"
+        );
+    }
+}

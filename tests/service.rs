@@ -1,0 +1,1160 @@
+//! The approval service as a real process on 127.0.0.1, driven over HTTP and through the `jitsh`
+//! client commands, with real SMTP and webhook receivers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use support::{SmtpReceiver, WebhookReceiver};
+
+const JITSH: &str = env!("CARGO_BIN_EXE_jitsh");
+
+const POLICY: &str = r#"
+[roles."Mailbox Import Export"]
+tasks = ["New-MailboxExportRequest", "New-MailboxImportRequest"]
+
+[[rule]]
+id = "mailbox-moves"
+effect = "approval"
+tasks = ["Exchange\\New-MoveRequest", "Set-MoveRequest", "role:Mailbox Import Export"]
+approval = "manual"
+approvers = ["mbmanagers"]
+requesters = ["exchange-admins"]
+max_duration = "4h"
+
+[[rule]]
+id = "mailbox-removal"
+effect = "approval"
+tasks = ["Remove-Mailbox"]
+approval = "manual"
+approvers = ["mbmanagers"]
+min_approvals = 2
+max_duration = "1h"
+
+[[rule]]
+id = "stats-auto"
+effect = "approval"
+tasks = ["Get-MailboxStatistics"]
+approval = "auto"
+max_duration = "30m"
+
+[[rule]]
+id = "read-only"
+effect = "allow"
+tasks = ["Get-*"]
+"#;
+
+/// A state folder, a policy folder and the users in the directory.
+struct Env {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    policies: PathBuf,
+    creds: HashMap<String, String>,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let policies = dir.path().join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        std::fs::write(policies.join("exchange.toml"), POLICY).unwrap();
+        let mut env = Env {
+            _dir: dir,
+            state,
+            policies,
+            creds: HashMap::new(),
+        };
+        env.add_user("alice", "exchange-admins", "");
+        env.add_user("bob", "mbmanagers", "");
+        env.add_user("dave", "mbmanagers", "");
+        env.add_user("carol", "helpdesk", "");
+        env.add_user("root", "", "global-admin");
+        env
+    }
+
+    /// `jitsh user add`: the credential is alone on the last line of stdout.
+    fn add_user(&mut self, name: &str, groups: &str, roles: &str) -> String {
+        let mut cmd = Command::new(JITSH);
+        cmd.args(["user", "add", name, "--state"])
+            .arg(&self.state)
+            .args(["--email", &format!("{name}@contoso.test")]);
+        if !groups.is_empty() {
+            cmd.args(["--groups", groups]);
+        }
+        if !roles.is_empty() {
+            cmd.args(["--roles", roles]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let cred = stdout.lines().last().unwrap().to_owned();
+        assert!(
+            cred.starts_with("jitsh_") && !cred.contains(' '),
+            "{stdout}"
+        );
+        self.creds.insert(name.to_owned(), cred.clone());
+        cred
+    }
+
+    fn cred(&self, name: &str) -> &str {
+        &self.creds[name]
+    }
+
+    fn start(&self, extra: &[&str]) -> Server {
+        Server::start(&self.state, &self.policies, extra)
+    }
+
+    /// Every record of the audit log, in order.
+    fn audit(&self) -> Vec<Value> {
+        let files = jitsh::audit::log::log_files(&self.state.join("audit")).unwrap_or_default();
+        files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<Value>>()
+            })
+            .collect()
+    }
+
+    fn audit_text(&self) -> String {
+        self.audit().iter().map(|v| v.to_string()).collect()
+    }
+}
+
+/// A running `jitsh serve`; killed with SIGKILL when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    fn start(state: &Path, policies: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(JITSH)
+            .arg("serve")
+            .arg("--state")
+            .arg(state)
+            .arg("--policies")
+            .arg(policies)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_owned());
+                } else {
+                    eprintln!("[serve] {line}");
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("service did not start");
+        Server {
+            child,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        cred: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if !cred.is_empty() {
+            req = req.bearer_auth(cred);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn raw(&self, method: &str, path: &str, cred: &str, body: Vec<u8>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(cred)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// A `jitsh` client command against this server as `user`.
+    async fn jitsh(&self, cred: &str, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (url, cred) = (self.url.clone(), cred.to_owned());
+        tokio::task::spawn_blocking(move || {
+            Command::new(JITSH)
+                .args(&args)
+                .env("JITSH_SERVER", url)
+                .env("JITSH_CREDENTIAL", cred)
+                .env("XDG_CONFIG_HOME", "/nonexistent")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `jitsh request` as `cred`; returns the request id.
+    async fn request(&self, cred: &str, task: &str, duration: &str) -> String {
+        let out = self
+            .jitsh(
+                cred,
+                &[
+                    "request",
+                    "--task",
+                    task,
+                    "--reason",
+                    "ticket work",
+                    "--for",
+                    duration,
+                ],
+            )
+            .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(id.starts_with("r-"), "{id}");
+        id
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn claims(token: &str) -> Value {
+    let body = token
+        .strip_prefix("v4.public.")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .unwrap();
+    serde_json::from_slice(&raw[..raw.len() - 64]).unwrap()
+}
+
+fn unix(rfc: &Value) -> i64 {
+    time::OffsetDateTime::parse(
+        rfc.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_approve_token_with_mail_and_webhook() {
+    let env = Env::new();
+    let smtp = SmtpReceiver::start().await;
+    let hook = WebhookReceiver::start(1).await;
+    let relay = smtp.addr.to_string();
+    let server = env.start(&[
+        "--smtp",
+        &relay,
+        "--mail-from",
+        "jitsh@contoso.test",
+        "--webhook",
+        &hook.url,
+    ]);
+    let (alice, bob, carol) = (env.cred("alice"), env.cred("bob"), env.cred("carol"));
+
+    let out = server
+        .jitsh(
+            alice,
+            &[
+                "request",
+                "--task",
+                "New-MoveRequest",
+                "--reason",
+                "move bob's mailbox",
+                "--for",
+                "1h",
+                "--param",
+                "Identity=bob@contoso.com",
+            ],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    // Approvers get mail; the webhook (which refuses its first post) gets it on retry.
+    let mail = smtp.wait_for("bob@contoso.test", &id).await;
+    assert!(mail.from.contains("jitsh@contoso.test"));
+    assert!(mail.data.contains("move bob's mailbox"));
+    assert!(smtp
+        .mails()
+        .iter()
+        .all(|m| !m.to.iter().any(|t| t.contains("alice"))));
+    let posted = hook.wait_for(&id).await;
+    assert!(posted["text"].as_str().unwrap().contains("New-MoveRequest"));
+    assert_eq!(hook.refused(), 1);
+
+    // Nobody decides their own request; only the rule's approver groups decide.
+    let own = server.jitsh(alice, &["approve", &id]).await;
+    assert_eq!(own.status.code(), Some(1));
+    assert!(stderr(&own).contains("self_approval"), "{}", stderr(&own));
+    let (status, body) = server
+        .call("POST", &format!("/v1/requests/{id}/approve"), alice, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("self_approval"))
+    );
+    let (status, body) = server
+        .call("POST", &format!("/v1/requests/{id}/approve"), carol, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_an_approver"))
+    );
+
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ok = server
+        .jitsh(bob, &["approve", &id, "--comment", "ok"])
+        .await;
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    smtp.wait_for("alice@contoso.test", "approved").await;
+
+    let (status, body) = server
+        .call("GET", &format!("/v1/requests/{id}/token"), bob, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_requester"))
+    );
+    let (status, body) = server
+        .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let c = claims(token);
+    assert_eq!(c["sub"], "alice");
+    assert_eq!(c["rule"], "mailbox-moves");
+    assert_eq!(c["request"], id.as_str());
+    assert_eq!(c["approvers"], json!(["bob"]));
+    assert_eq!(
+        c["params"],
+        json!({ "Identity": { "one_of": ["bob@contoso.com"] } })
+    );
+    // The grant's clock starts at approval.
+    let (nbf, exp) = (unix(&c["nbf"]), unix(&c["exp"]));
+    assert!(nbf >= before && nbf <= before + 5, "nbf {nbf} vs {before}");
+    assert_eq!(exp - nbf, 3600);
+    // It verifies with the service's published key.
+    let public = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
+    let mut trust = jitsh::token::TrustStore::new();
+    trust.add(jitsh::token::PublicKey::from_file_text(&public).unwrap());
+    let verified = jitsh::token::verify(token, &trust).unwrap();
+    assert_eq!(verified.claims().sub, "alice");
+
+    // Secrets never reach mail, webhooks or the audit log.
+    let audit = env.audit_text();
+    for secret in [token, alice, bob] {
+        assert!(!audit.contains(secret));
+        assert!(smtp.mails().iter().all(|m| !m.data.contains(secret)));
+        assert!(hook.bodies().iter().all(|b| !b.contains(secret)));
+    }
+    let actions: Vec<String> = env
+        .audit()
+        .iter()
+        .filter(|e| e["subject"] == id.as_str())
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["request.create", "request.approve", "token.issue"]
+    );
+
+    // Listing: bob sees it among approved requests; --json is machine-readable.
+    let list = server
+        .jitsh(bob, &["requests", "--status", "approved", "--json"])
+        .await;
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["requests"][0]["id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deny_revoke_lock_and_policy_limits() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, carol, root) = (
+        env.cred("alice"),
+        env.cred("bob"),
+        env.cred("carol"),
+        env.cred("root"),
+    );
+
+    // Deny needs a comment, is final, and is audited.
+    let id = server.request(alice, "Set-MoveRequest", "30m").await;
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/requests/{id}/deny"),
+            bob,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("comment_required"))
+    );
+    let out = server
+        .jitsh(bob, &["deny", &id, "--comment", "no change window"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, body) = server
+        .call("POST", &format!("/v1/requests/{id}/approve"), bob, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("already_decided"))
+    );
+    let (_, shown) = server
+        .call("GET", &format!("/v1/requests/{id}"), alice, None)
+        .await;
+    assert_eq!(shown["status"], "denied");
+    assert_eq!(shown["comment"], "no change window");
+
+    // Revoke: the requester may drop their own grant; gates see the jti.
+    let id = server.request(alice, "New-MoveRequest", "2h").await;
+    assert!(server.jitsh(bob, &["approve", &id]).await.status.success());
+    let (_, shown) = server
+        .call("GET", &format!("/v1/requests/{id}"), alice, None)
+        .await;
+    let jti = shown["grant"]["jti"].as_str().unwrap().to_owned();
+    let (status, _) = server
+        .call("POST", &format!("/v1/requests/{id}/revoke"), carol, None)
+        .await;
+    assert_eq!(status, 403);
+    let out = server.jitsh(alice, &["revoke", &id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, revs) = server
+        .call("GET", "/v1/revocations?since=0", carol, None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(revs["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["jti"] == jti.as_str()));
+    let (status, body) = server
+        .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("not_approved"))
+    );
+
+    // Policy limits: duration, requester groups, unknown tasks.
+    let long = server
+        .jitsh(
+            alice,
+            &[
+                "request",
+                "--task",
+                "New-MoveRequest",
+                "--reason",
+                "r",
+                "--for",
+                "5h",
+            ],
+        )
+        .await;
+    assert_eq!(long.status.code(), Some(1));
+    assert!(
+        stderr(&long).contains("duration_too_long"),
+        "{}",
+        stderr(&long)
+    );
+    let body = json!({ "task": "New-MoveRequest", "reason": "r", "duration": "5h" });
+    let (status, err) = server.call("POST", "/v1/requests", alice, Some(body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("duration_too_long"))
+    );
+    let body = json!({ "task": "New-MoveRequest", "reason": "r", "duration": "1h" });
+    let (status, err) = server.call("POST", "/v1/requests", carol, Some(body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (403, Some("not_a_requester"))
+    );
+    let body = json!({ "task": "Get-Mailbox", "reason": "r", "duration": "1h" });
+    let (status, err) = server.call("POST", "/v1/requests", alice, Some(body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("no_approval_rule"))
+    );
+    let body = json!({ "task": "New-MoveRequest", "reason": "  ", "duration": "1h" });
+    let (status, err) = server.call("POST", "/v1/requests", alice, Some(body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("reason_required"))
+    );
+    let body = json!({ "role": "Mailbox Import Export", "reason": "export", "duration": "1h" });
+    let (status, made) = server.call("POST", "/v1/requests", alice, Some(body)).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        made["tasks"],
+        json!(["New-MailboxExportRequest", "New-MailboxImportRequest"])
+    );
+
+    // Locks: only global admins; while set, new requests are refused and live grants are listed.
+    let live = server.request(alice, "New-MoveRequest", "1h").await;
+    assert!(server
+        .jitsh(bob, &["approve", &live])
+        .await
+        .status
+        .success());
+    let (_, shown) = server
+        .call("GET", &format!("/v1/requests/{live}"), alice, None)
+        .await;
+    let live_jti = shown["grant"]["jti"].as_str().unwrap().to_owned();
+    let refused = server
+        .jitsh(bob, &["lock", "user:alice", "--reason", "incident"])
+        .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("not_global_admin"));
+    let out = server
+        .jitsh(
+            root,
+            &["lock", "user:alice", "--reason", "incident", "--for", "2h"],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let blocked = server
+        .jitsh(
+            alice,
+            &[
+                "request",
+                "--task",
+                "New-MoveRequest",
+                "--reason",
+                "r",
+                "--for",
+                "1h",
+            ],
+        )
+        .await;
+    assert_eq!(blocked.status.code(), Some(1));
+    assert!(stderr(&blocked).contains("locked"), "{}", stderr(&blocked));
+    let (_, revs) = server.call("GET", "/v1/revocations", carol, None).await;
+    let listed = revs["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["jti"] == live_jti.as_str())
+        .cloned();
+    assert_eq!(listed.unwrap()["reason"], "locked:user:alice");
+    assert_eq!(revs["locks"][0]["scope"], "user:alice");
+    let (status, _) = server
+        .call("GET", &format!("/v1/requests/{live}/token"), alice, None)
+        .await;
+    assert_eq!(status, 409);
+    let out = server.jitsh(root, &["lock", "--clear", "user:alice"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.request(alice, "New-MoveRequest", "1h").await;
+    let actions: Vec<Value> = env.audit().iter().map(|e| e["action"].clone()).collect();
+    for a in ["request.deny", "grant.revoke", "lock.set", "lock.clear"] {
+        assert!(actions.contains(&json!(a)), "{a} not audited");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quorum_auto_approval_and_counted_uses() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, dave, carol) = (
+        env.cred("alice"),
+        env.cred("bob"),
+        env.cred("dave"),
+        env.cred("carol"),
+    );
+
+    // min_approvals = 2: two distinct approvers.
+    let id = server.request(carol, "Remove-Mailbox", "1h").await;
+    let (status, first) = server
+        .call("POST", &format!("/v1/requests/{id}/approve"), bob, None)
+        .await;
+    assert_eq!((status, first["status"].as_str()), (200, Some("pending")));
+    let (status, again) = server
+        .call("POST", &format!("/v1/requests/{id}/approve"), bob, None)
+        .await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (409, Some("already_approved"))
+    );
+    let (status, done) = server
+        .call("POST", &format!("/v1/requests/{id}/approve"), dave, None)
+        .await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("approved")));
+    let (_, tok) = server
+        .call("GET", &format!("/v1/requests/{id}/token"), carol, None)
+        .await;
+    assert_eq!(
+        claims(tok["token"].as_str().unwrap())["approvers"],
+        json!(["bob", "dave"])
+    );
+
+    // auto rules approve at once, still audited.
+    let out = server
+        .jitsh(
+            alice,
+            &[
+                "request",
+                "--task",
+                "Get-MailboxStatistics",
+                "--reason",
+                "sizes",
+                "--for",
+                "10m",
+                "--uses",
+                "2",
+            ],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (status, tok) = server
+        .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+        .await;
+    assert_eq!(status, 200, "{tok}");
+    assert_eq!(claims(tok["token"].as_str().unwrap())["uses"], 2);
+    assert!(env.audit().iter().any(|e| e["action"] == "request.approve"
+        && e["actor"] == "jitsh"
+        && e["subject"] == id.as_str()));
+
+    // Counted grants: two uses, then 409.
+    let jti = tok["jti"].as_str().unwrap();
+    let path = format!("/v1/grants/{jti}/use");
+    let (status, _) = server.call("POST", &path, bob, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        server.call("POST", &path, alice, None).await.1["remaining"],
+        1
+    );
+    assert_eq!(
+        server.call("POST", &path, alice, None).await.1["remaining"],
+        0
+    );
+    let (status, err) = server.call("POST", &path, alice, None).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("uses_exhausted"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_between_request_and_approval_loses_nothing() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let id = server.request(alice, "New-MoveRequest", "1h").await;
+    let pending = server.request(alice, "Remove-Mailbox", "1h").await;
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/requests/{pending}/approve"),
+            bob,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let key = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(env.state.join("signing.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    server.kill9();
+
+    let server = env.start(&[]);
+    assert_eq!(
+        std::fs::read_to_string(env.state.join("signing.pub")).unwrap(),
+        key
+    );
+    let (_, list) = server
+        .call("GET", "/v1/requests?status=pending", bob, None)
+        .await;
+    let ids: Vec<&str> = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&pending.as_str()),
+        "{list}"
+    );
+    // The quorum vote cast before the crash still counts.
+    let (_, shown) = server
+        .call("GET", &format!("/v1/requests/{pending}"), bob, None)
+        .await;
+    assert_eq!(shown["approvals"][0]["approver"], "bob");
+    assert!(server.jitsh(bob, &["approve", &id]).await.status.success());
+    let (status, tok) = server
+        .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+        .await;
+    assert_eq!(status, 200, "{tok}");
+
+    // SIGTERM stops it cleanly, sealing the audit log, which verifies with the service's key.
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    // (The trust-key reader does not take the armoured signing.pub yet: pass the raw key.)
+    let public = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
+    let public = jitsh::token::PublicKey::from_file_text(&public).unwrap();
+    let trust = env.state.join("audit.trust");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(public.bytes());
+    std::fs::write(&trust, format!("kid={} {b64}\n", public.kid())).unwrap();
+    let verify = Command::new(JITSH)
+        .args(["audit", "verify"])
+        .arg(env.state.join("audit"))
+        .arg("--trust-key")
+        .arg(&trust)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        stderr(&verify)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_gets_the_right_status_and_json_shape() {
+    let env = Env::new();
+    let server = env.start(&["--pending-ttl", "1s"]);
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let check = |(status, body): (u16, Value), want: u16, code: &str| {
+        assert_eq!(status, want, "{body}");
+        assert_eq!(body["error"], code, "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    };
+    check(
+        server
+            .raw("POST", "/v1/requests", alice, b"{\"task\": ".to_vec())
+            .await,
+        400,
+        "malformed_json",
+    );
+    check(
+        server
+            .raw("POST", "/v1/requests", alice, b"[1,2".to_vec())
+            .await,
+        400,
+        "malformed_json",
+    );
+    check(
+        server
+            .raw(
+                "POST",
+                "/v1/requests",
+                alice,
+                br#"{"task": 7, "reason": "r"}"#.to_vec(),
+            )
+            .await,
+        400,
+        "invalid_field",
+    );
+    check(
+        server
+            .raw(
+                "POST",
+                "/v1/requests",
+                alice,
+                br#"{"task": "x", "uses": -1}"#.to_vec(),
+            )
+            .await,
+        400,
+        "invalid_field",
+    );
+    check(
+        server
+            .raw(
+                "POST",
+                "/v1/requests",
+                alice,
+                br#"{"task": "New-MoveRequest", "reason": "r", "duration": "soon"}"#.to_vec(),
+            )
+            .await,
+        400,
+        "invalid_duration",
+    );
+    let huge = format!("{{\"reason\": \"{}\"}}", "a".repeat(200 * 1024));
+    check(
+        server
+            .raw("POST", "/v1/requests", alice, huge.into_bytes())
+            .await,
+        413,
+        "body_too_large",
+    );
+    check(
+        server.call("GET", "/v1/requests/r-nope", alice, None).await,
+        404,
+        "not_found",
+    );
+    check(
+        server
+            .call("POST", "/v1/requests/r-nope/approve", bob, None)
+            .await,
+        404,
+        "not_found",
+    );
+    check(
+        server.call("POST", "/v1/grants/nope/use", bob, None).await,
+        404,
+        "not_found",
+    );
+    check(
+        server
+            .call("GET", "/v1/requests", "jitsh_not-a-credential", None)
+            .await,
+        401,
+        "unauthenticated",
+    );
+    check(
+        server.call("GET", "/v1/requests", "", None).await,
+        401,
+        "unauthenticated",
+    );
+    check(
+        server.call("GET", "/v1/nothing-here", alice, None).await,
+        404,
+        "not_found",
+    );
+    check(
+        server
+            .call("GET", "/v1/requests?status=weird", alice, None)
+            .await,
+        400,
+        "invalid_query",
+    );
+    check(
+        server
+            .call("GET", "/v1/revocations?since=yesterday", alice, None)
+            .await,
+        400,
+        "invalid_query",
+    );
+
+    // A request nobody decides expires, stays queryable, and can no longer be approved.
+    let id = server.request(alice, "New-MoveRequest", "1h").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, shown) = server
+        .call("GET", &format!("/v1/requests/{id}"), alice, None)
+        .await;
+    assert_eq!(shown["status"], "expired");
+    check(
+        server
+            .call("POST", &format!("/v1/requests/{id}/approve"), bob, None)
+            .await,
+        409,
+        "already_decided",
+    );
+    assert!(env
+        .audit()
+        .iter()
+        .any(|e| e["action"] == "request.expire" && e["subject"] == id.as_str()));
+
+    let (status, health) = server.call("GET", "/healthz", "", None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, spec) = server.call("GET", "/openapi.json", "", None).await;
+    assert_eq!(status, 200);
+    assert!(spec["paths"]["/v1/requests/{id}/approve"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn eight_concurrent_approvals_make_exactly_one_decision() {
+    let mut env = Env::new();
+    let approvers: Vec<String> = (1..=8)
+        .map(|n| env.add_user(&format!("a{n}"), "mbmanagers", ""))
+        .collect();
+    let server = std::sync::Arc::new(env.start(&[]));
+    let id = server
+        .request(env.cred("alice"), "New-MoveRequest", "1h")
+        .await;
+    let mut tasks = Vec::new();
+    for cred in approvers {
+        let (server, id) = (std::sync::Arc::clone(&server), id.clone());
+        tasks.push(tokio::spawn(async move {
+            server
+                .call("POST", &format!("/v1/requests/{id}/approve"), &cred, None)
+                .await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status != 200 {
+            assert_eq!(body["error"], "already_decided", "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
+    let (_, shown) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{id}"),
+            env.cred("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["approvals"].as_array().unwrap().len(), 1);
+    let approvals = env
+        .audit()
+        .iter()
+        .filter(|e| e["action"] == "request.approve")
+        .count();
+    assert_eq!(approvals, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_global_admins_change_policies_and_users() {
+    let mut env = Env::new();
+    let server = env.start(&[]);
+    // Users added with the CLI while the service runs can sign in at once, and are audited.
+    let frank = env.add_user("frank", "helpdesk", "");
+    let (status, me) = server.call("GET", "/v1/me", &frank, None).await;
+    assert_eq!((status, me["name"].as_str()), (200, Some("frank")));
+    let (alice, root) = (env.cred("alice"), env.cred("root"));
+    let rule = "[[rule]]\nid = \"transport\"\neffect = \"approval\"\ntasks = [\"New-TransportRule\"]\napprovers = [\"mbmanagers\"]\nmax_duration = \"1h\"\n";
+    let put = |cred: &str, file: &str, text: &str| {
+        let req = server
+            .http
+            .put(format!("{}/v1/policies/{file}", server.url))
+            .bearer_auth(cred)
+            .body(text.to_owned());
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(put(alice, "transport.toml", rule).await.0, 403);
+    let (status, err) = put(
+        root,
+        "transport.toml",
+        "[[rule]]\nid = \"mailbox-moves\"\neffect = \"approval\"\ntasks = [\"X\"]\n",
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("policy_invalid")),
+        "{err}"
+    );
+    assert_eq!(put(root, "../escape.toml", rule).await.0, 404);
+    assert_eq!(put(root, "transport.toml", rule).await.0, 200);
+    assert!(env.policies.join("transport.toml").exists());
+    server.request(alice, "New-TransportRule", "1h").await;
+
+    let body = json!({ "name": "erin", "groups": ["mbmanagers"] });
+    assert_eq!(
+        server
+            .call("POST", "/v1/users", alice, Some(body.clone()))
+            .await
+            .0,
+        403
+    );
+    let (status, made) = server
+        .call("POST", "/v1/users", root, Some(body.clone()))
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let erin = made["credential"].as_str().unwrap();
+    let (status, me) = server.call("GET", "/v1/me", erin, None).await;
+    assert_eq!((status, me["name"].as_str()), (200, Some("erin")));
+    assert_eq!(
+        server.call("POST", "/v1/users", root, Some(body)).await.0,
+        409
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env
+        .audit()
+        .iter()
+        .any(|e| e["action"] == "user.add" && e["subject"] == "frank")
+    {
+        assert!(Instant::now() < deadline, "user.add of frank never audited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let actions: Vec<Value> = env.audit().iter().map(|e| e["action"].clone()).collect();
+    assert!(actions.contains(&json!("policy.change")) && actions.contains(&json!("user.add")));
+}
+
+/// Throughput of full request → approve → token cycles over loopback HTTP, one client and
+/// then eight concurrent clients.
+/// Run: `cargo test --release --test service -- --ignored --nocapture measure_cycles`
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "measurement, not a check"]
+async fn measure_cycles_per_second() {
+    let env = Env::new();
+    let server = std::sync::Arc::new(env.start(&[]));
+    let (alice, bob) = (env.cred("alice").to_owned(), env.cred("bob").to_owned());
+    async fn cycle(server: &Server, alice: &str, bob: &str) {
+        let body = json!({ "task": "New-MoveRequest", "reason": "bench", "duration": "1h" });
+        let (status, made) = server.call("POST", "/v1/requests", alice, Some(body)).await;
+        assert_eq!(status, 201);
+        let id = made["id"].as_str().unwrap();
+        let approve = format!("/v1/requests/{id}/approve");
+        assert_eq!(server.call("POST", &approve, bob, None).await.0, 200);
+        let token = format!("/v1/requests/{id}/token");
+        assert_eq!(server.call("GET", &token, alice, None).await.0, 200);
+    }
+    let cycles = 200u32;
+    let started = Instant::now();
+    for _ in 0..cycles {
+        cycle(&server, &alice, &bob).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "1 client: {cycles} request→approve→token cycles in {secs:.2}s: {:.1} cycles/s",
+        f64::from(cycles) / secs
+    );
+    let (clients, each) = (8u32, 50u32);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (server, alice, bob) = (std::sync::Arc::clone(&server), alice.clone(), bob.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..each {
+                cycle(&server, &alice, &bob).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{clients} clients: {} cycles in {secs:.2}s: {:.1} cycles/s",
+        clients * each,
+        f64::from(clients * each) / secs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_takes_its_config_file_and_says_when_it_cannot_connect() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let config = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(config.path().join("jitsh")).unwrap();
+    std::fs::write(
+        config.path().join("jitsh/config.toml"),
+        format!(
+            "server = \"{}\"\ncredential = \"{}\"\n",
+            server.url,
+            env.cred("alice")
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], server: Option<&str>| {
+        let mut cmd = Command::new(JITSH);
+        cmd.args(args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("JITSH_SERVER")
+            .env_remove("JITSH_CREDENTIAL");
+        if let Some(s) = server {
+            cmd.args(["--server", s]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(
+        &[
+            "request",
+            "--task",
+            "New-MoveRequest",
+            "--reason",
+            "r",
+            "--for",
+            "1h",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = run(&["requests", "--mine", "--json"], None);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 1);
+
+    // A flag overrides the file; an unreachable service is a usage/connection error (3).
+    let down = run(&["requests"], Some("http://127.0.0.1:1"));
+    assert_eq!(down.status.code(), Some(3));
+    let message = stderr(&down);
+    assert!(message.contains("could not reach the service"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(!message.contains(env.cred("alice")));
+}
