@@ -234,15 +234,35 @@ fn with_prompt_markers(mut argv: Vec<OsString>) -> Vec<OsString> {
 }
 
 fn access_config(gate: GateOpts) -> AccessConfig {
+    let file = client_config();
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     AccessConfig {
         policies_dir: gate.policies,
         user: gate.user.unwrap_or_else(default_user),
         token_files: gate.tokens,
         trust_keys: gate.trust_keys,
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),
-        server: gate.server,
-        credential: std::env::var("JITSH_CREDENTIAL").ok(),
+        server: gate.server.or(file.server),
+        credential: env("JITSH_CREDENTIAL").or(file.credential),
     }
+}
+
+/// The client settings the other client commands read (`~/.config/jitsh/config.toml`,
+/// `server = "..."`, `credential = "..."`); flags and environment come first.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ClientConfig {
+    server: Option<String>,
+    credential: Option<String>,
+}
+
+fn client_config() -> ClientConfig {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    base.map(|b| b.join("jitsh").join("config.toml"))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| toml::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 /// `$JITSH_USER`, else the login name of the process's user.
