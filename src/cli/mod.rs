@@ -132,8 +132,3 @@ pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("jitsh: {message}");
     ExitCode::from(EXIT_ERROR)
 }
-
-/// Placeholder for subcommands whose issue has not landed yet: refuse clearly, never succeed.
-pub(crate) fn not_built(what: &str) -> ExitCode {
-    fail(format!("{what} is not built yet in this version"))
-}
