@@ -973,3 +973,25 @@ fn the_runspace_never_sees_the_service_credential() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn incomplete_lines_continue_and_meta_commands_answer() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox |");
+    s.wait_after(m, ">> ", 10);
+    let m = s.line("Select-Object Name");
+    // jitsh-exsim reads one line at a time: sent line by line, the parts would run ungated.
+    s.wait_after(m, "one line at a time", 10);
+
+    let m = s.line(":request New-MoveRequest --reason \"x\" --for 1h");
+    s.wait_after(m, "no approval service is configured", 10);
+    let m = s.line(":frobnicate");
+    s.wait_after(m, "unknown meta-command `frobnicate`", 10);
+    let m = s.line(":help");
+    s.wait_after(m, ":request TASK --reason TEXT", 10);
+    let m = s.line(":status");
+    let out = s.wait_after(m, "no tokens held", 10);
+    assert!(out.contains("no pending requests"), "{out}");
+    assert_eq!(s.quit(), 0);
+}
