@@ -51,6 +51,14 @@ impl Scanner {
     /// Scan one chunk. Plain bytes and markers come out in stream order; bytes that may start a
     /// marker are kept for the next call.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Piece> {
+        // Bulk output without escapes (the common case under heavy output): one copy.
+        if self.pending.is_empty() && !chunk.contains(&0x1b) {
+            return if chunk.is_empty() {
+                Vec::new()
+            } else {
+                vec![Piece::Bytes(chunk.to_vec())]
+            };
+        }
         let mut data = std::mem::take(&mut self.pending);
         data.extend_from_slice(chunk);
         let mut out = Vec::new();
