@@ -1158,3 +1158,102 @@ async fn client_takes_its_config_file_and_says_when_it_cannot_connect() {
     assert_eq!(message.trim().lines().count(), 1, "{message}");
     assert!(!message.contains(env.cred("alice")));
 }
+
+/// The pinned smoke path end to end: the token an approver's decision produces is honoured by
+/// `jitsh check` for its user, task and window only, and no longer once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gate_honours_an_approved_token_only_in_scope_and_until_revoked() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let id = server.request(alice, "New-MoveRequest", "1h").await;
+    let ok = server
+        .jitsh(bob, &["approve", &id, "--comment", "ok"])
+        .await;
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    let token_file = env.state.join("alice-move.tok");
+    let tf = token_file.to_str().unwrap();
+    let fetched = server
+        .jitsh(alice, &["token", "fetch", &id, "--out", tf])
+        .await;
+    assert!(fetched.status.success(), "{}", stderr(&fetched));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let exp = claims(std::fs::read_to_string(&token_file).unwrap().trim())["exp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after_exp =
+        time::OffsetDateTime::parse(&exp, &time::format_description::well_known::Rfc3339).unwrap()
+            + time::Duration::minutes(5);
+    let after_exp = after_exp
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+
+    let public = env.state.join("signing.pub");
+    let policies = env.policies.to_str().unwrap().to_owned();
+    let check = |user: &'static str, now: Option<String>, line: &'static str| {
+        let mut args = vec![
+            "check".to_owned(),
+            "--policies".into(),
+            policies.clone(),
+            "--user".into(),
+            user.into(),
+            "--token".into(),
+            tf.to_owned(),
+            "--trust-key".into(),
+            public.to_str().unwrap().to_owned(),
+        ];
+        if let Some(now) = now {
+            args.push("--now".into());
+            args.push(now);
+        }
+        args.push(line.into());
+        args
+    };
+    let run = |args: Vec<String>| {
+        let server = &server;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = server.jitsh(alice, &refs).await;
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| panic!("not JSON: {}", stderr(&out)));
+            (out.status.code(), v)
+        }
+    };
+    const MOVE: &str = "New-MoveRequest -Identity rob@contoso.com";
+
+    let (code, v) = run(check("alice", None, MOVE)).await;
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["invocations"][0]["rule"], "mailbox-moves");
+    assert!(v["invocations"][0]["token"].is_string(), "{v}");
+    // After exp.
+    let (code, v) = run(check("alice", Some(after_exp), MOVE)).await;
+    assert_eq!(code, Some(1), "{v}");
+    // Another user holding alice's token.
+    let (code, v) = run(check("mallory", None, MOVE)).await;
+    assert_eq!(code, Some(1), "{v}");
+    // Another task.
+    let (code, v) = run(check(
+        "alice",
+        None,
+        "Remove-Mailbox -Identity rob@contoso.com",
+    ))
+    .await;
+    assert_eq!(code, Some(1), "{v}");
+
+    // Revoked: a gate that asks the service for revocations refuses it.
+    let revoked = server.jitsh(bob, &["revoke", &id]).await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let (code, v) = run(check("alice", None, MOVE)).await;
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["invocations"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{v}"
+    );
+}
