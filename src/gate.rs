@@ -4,7 +4,8 @@
 //! Pure: the clock (`now`), tokens, revocations and the catalog are passed in.
 //! INVARIANT: an approval-needing invocation becomes allowed only through [`token_covers`], which
 //! requires a signature-verified token ([`VerifiedToken`] can only come from `token::verify`),
-//! valid at `now` for this user, not revoked, whose rule, tasks, params and exact command cover
+//! valid at `now` for this user, not revoked, issued under the rule that decided the invocation
+//! (its most specific approval rule), whose tasks, params and exact command cover
 //! the invocation with certainty.
 
 use std::collections::HashSet;
@@ -159,7 +160,7 @@ fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecis
     }
     let mut refusals = Vec::new();
     for token in ctx.tokens {
-        match token_covers(token, inv, ctx) {
+        match token_covers(token, inv, rd.rule.as_deref(), ctx) {
             Ok(()) => {
                 out.decision = Effect::Allow;
                 out.token = Some(token.jti().to_string());
@@ -184,10 +185,14 @@ fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecis
     out
 }
 
-/// Whether `token` covers `inv` now. The error says why not, for the user.
+/// Whether `token` covers `inv` now. `deciding_rule` is the most specific approval rule that
+/// matched: a token counts only when it was issued under exactly that rule, because a broad rule
+/// (`Set-*`) also names tasks a narrower rule with other approvers (forwarding) decides. The
+/// error says why not, for the user.
 fn token_covers(
     token: &VerifiedToken,
     inv: &Invocation,
+    deciding_rule: Option<&str>,
     ctx: &GateContext<'_>,
 ) -> Result<(), String> {
     token
@@ -202,6 +207,16 @@ fn token_covers(
             "it is a counted grant and the approval service is not reachable to count this use"
                 .into(),
         );
+    }
+    match deciding_rule {
+        Some(id) if id == claims.rule => {}
+        Some(id) => {
+            return Err(format!(
+                "it was issued under rule `{}` but `{}` is decided by rule `{id}`",
+                claims.rule, inv.name
+            ))
+        }
+        None => return Err(format!("no approval rule names `{}`", inv.name)),
     }
     let rule = ctx
         .policies

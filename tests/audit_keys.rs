@@ -1,7 +1,12 @@
 //! The audit log's checkpoints are signed with the service's own key, so `audit verify` trusts
 //! the same `signing.pub` that gates trust for tokens.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly"
+)]
 
 use std::process::Command;
 

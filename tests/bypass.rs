@@ -1,7 +1,12 @@
 //! The bypass suite: disguised privileged invocations are never allowed under the shipped
 //! policies, and everyday read-only lines are. Each case names the resolution rule it exercises.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly"
+)]
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -2,7 +2,12 @@
 //! exit codes, the JSON shape, tokens honoured only when they really cover the line, load errors
 //! with file:line:col, and the batch protocol.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly"
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -480,4 +485,36 @@ fn now_is_validated() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn a_token_counts_only_for_the_most_specific_approval_rule() {
+    let k = keys();
+    // `other-changes` (Set-*) also matches a forwarding change, but `mail-forwarding` is the
+    // rule that decides it, with its own approvers: a catch-all grant must not cover it.
+    let broad = write_token(
+        &k,
+        "broad.tok",
+        &claims("alice", "other-changes", &["Set-Mailbox"]),
+    );
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&broad),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    let (code, v) = check(&args("Set-Mailbox rob -DisplayName Rob"));
+    assert_eq!(code, Some(0), "{v}");
+    let (code, v) = check(&args(
+        "Set-Mailbox rob -ForwardingSmtpAddress evil@example.com",
+    ));
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["invocations"][0]["rule"], "mail-forwarding", "{v}");
 }

@@ -4,7 +4,12 @@
 //! resolver change that makes a harmless example dynamic, or that stops seeing real dynamic code,
 //! fails here. Skips (and says so) when ../shared/corpus is not beside the checkout.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly"
+)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
