@@ -643,6 +643,37 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "preference variables and environment reads",
     ),
+    // --- redirections are Out-File ---------------------------------------------------------
+    (
+        "Write-Output 'Remove-Mailbox rob' > $profile",
+        NotAllow,
+        "redirection plants a profile script",
+    ),
+    (
+        "Get-Mailbox > C:\\Windows\\System32\\x.ps1",
+        NotAllow,
+        "redirection to a file outside the reports folder",
+    ),
+    (
+        "Get-Mailbox *>> C:\\Reports\\..\\x.ps1",
+        NotAllow,
+        "appending redirection of all streams, path escaping the reports folder",
+    ),
+    (
+        "'x' | Write-Output 3> x.txt",
+        NotAllow,
+        "redirection of another stream",
+    ),
+    (
+        "Get-Mailbox | Format-List > C:\\Reports\\mailboxes.txt",
+        Allow,
+        "text report into the reports folder",
+    ),
+    (
+        "Get-Mailbox 2>&1 > $null",
+        Allow,
+        "stream merge and discarding write no file",
+    ),
 ];
 
 fn shipped() -> PolicySet {

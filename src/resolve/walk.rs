@@ -370,11 +370,7 @@ impl<'a> Walker<'a> {
                 PipelineElement::Command(c) => self.command(c, depth, i > 0, mode),
                 PipelineElement::Expression { expr, redirections } => {
                     self.expr(expr, depth, mode);
-                    for r in redirections {
-                        if let Some(t) = &r.target {
-                            self.expr(t, depth, mode);
-                        }
-                    }
+                    self.redirections(redirections, depth, mode);
                 }
             }
         }
@@ -498,10 +494,45 @@ impl<'a> Walker<'a> {
                 _ => self.expr(e, depth, Mode::Code),
             }
         }
-        for r in &c.redirections {
-            if let Some(t) = &r.target {
-                self.expr(t, depth, Mode::Code);
+        self.redirections(&c.redirections, depth, Mode::Code);
+    }
+
+    /// A redirection to a file is `Out-File -FilePath target` (`-Append` for `>>`), and is
+    /// decided as that command: writing a file is not harmless (a profile script runs later).
+    /// Stream merges (`2>&1`) and `> $null` write nothing. In OPATH text it is only text.
+    fn redirections(&mut self, rs: &[Redirection], depth: usize, mode: Mode) {
+        for r in rs {
+            let Some(t) = &r.target else { continue };
+            self.expr(t, depth, mode);
+            let to_null = matches!(&t.kind, ExprKind::Variable(v) if v.plain_name() == "null");
+            if mode == Mode::Data || to_null {
+                continue;
             }
+            let mut params = vec![Param {
+                name: "FilePath".into(),
+                as_written: String::new(),
+                value: value_of(t),
+                resolved: true,
+            }];
+            if r.operator.contains(">>") {
+                params.push(Param {
+                    name: "Append".into(),
+                    as_written: String::new(),
+                    value: ParamValue::Switch,
+                    resolved: true,
+                });
+            }
+            self.out.push(Invocation {
+                name: "Out-File".into(),
+                module: None,
+                as_written: r.span.text(self.src).to_string(),
+                span: r.span,
+                depth,
+                dynamic: None,
+                params,
+                params_uncertain: None,
+                pipeline_input: true,
+            });
         }
     }
 
