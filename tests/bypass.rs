@@ -674,6 +674,14 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "stream merge and discarding write no file",
     ),
+    // --- comments that are statements -------------------------------------------------------
+    ("#requires -Modules EvilModule", Deny, "#requires can load a module"),
+    (
+        "Get-Mailbox #Requires -RunAsAdministrator",
+        Deny,
+        "#requires after a command",
+    ),
+    ("Get-Mailbox # requires nothing", Allow, "an ordinary comment"),
 ];
 
 fn shipped() -> PolicySet {
