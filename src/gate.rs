@@ -6,7 +6,8 @@
 //! requires a signature-verified token ([`VerifiedToken`] can only come from `token::verify`),
 //! valid at `now` for this user, not revoked, issued under the rule that decided the invocation
 //! (its most specific approval rule), whose tasks, params and exact command cover
-//! the invocation with certainty.
+//! the invocation with certainty, and only for an invocation that runs now: one stored in a
+//! function or an assigned script block runs later, outside the token's window.
 
 use std::collections::HashSet;
 
@@ -18,6 +19,7 @@ use crate::catalog::Catalog;
 use crate::invocation::Invocation;
 use crate::policy::{Effect, ParamConstraints, PolicySet, Tri};
 use crate::resolve;
+use crate::span::Span;
 use crate::syntax::{ParseError, ParseErrorKind};
 use crate::token::VerifiedToken;
 
@@ -87,13 +89,14 @@ pub struct InvocationDecision {
 
 /// Decide one line.
 pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
-    let invocations = match resolve::analyse(text, ctx.catalog) {
-        Ok(invs) => invs,
+    let analysis = match resolve::analyse_line(text, ctx.catalog) {
+        Ok(a) => a,
         Err(err) => return refuse_unparsed(text, &err),
     };
-    let decisions: Vec<InvocationDecision> = invocations
+    let decisions: Vec<InvocationDecision> = analysis
+        .invocations
         .iter()
-        .map(|inv| decide_invocation(inv, ctx))
+        .map(|inv| decide_invocation(inv, &analysis.deferred, ctx))
         .collect();
     let decision = decisions
         .iter()
@@ -136,7 +139,11 @@ fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {
     }
 }
 
-fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecision {
+fn decide_invocation(
+    inv: &Invocation,
+    deferred: &[Span],
+    ctx: &GateContext<'_>,
+) -> InvocationDecision {
     let rd = ctx.policies.decide(inv);
     let mut out = InvocationDecision {
         name: inv.name.clone(),
@@ -156,6 +163,20 @@ fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecis
     };
     if rd.effect != Effect::Approval || rd.dynamic || inv.dynamic.is_some() {
         // Dynamic code is never covered by a token: nobody approved what it will run.
+        return out;
+    }
+    if deferred
+        .iter()
+        .any(|d| d.start <= inv.span.start && inv.span.end <= d.end)
+    {
+        // A function body or stored script block runs whenever it is called, in this or a
+        // later line: after the token expires, and as often as wished.
+        if !ctx.tokens.is_empty() {
+            out.reason = format!(
+                "{}; no token covers it: it is stored in a function or script block to run later, outside any approval's window",
+                out.reason
+            );
+        }
         return out;
     }
     let mut refusals = Vec::new();

@@ -518,3 +518,44 @@ fn a_token_counts_only_for_the_most_specific_approval_rule() {
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["invocations"][0]["rule"], "mail-forwarding", "{v}");
 }
+
+#[test]
+fn a_token_never_covers_code_stored_to_run_later() {
+    let k = keys();
+    let tok = write_token(
+        &k,
+        "move.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    // Run now: covered.
+    let (code, v) = check(&args("& { New-MoveRequest -Identity rob@contoso.com }"));
+    assert_eq!(code, Some(0), "{v}");
+    // Stored: `Get-MoveHelper` (allowed as `Get-*`) or `$sb` would run the move again in any
+    // later line, after the token has expired.
+    for line in [
+        "function Get-MoveHelper { New-MoveRequest -Identity rob@contoso.com }",
+        "filter Get-MoveHelper { New-MoveRequest -Identity rob@contoso.com }",
+        "$global:sb = { New-MoveRequest -Identity rob@contoso.com }",
+        "$h = @{ e = { New-MoveRequest -Identity rob@contoso.com } }",
+    ] {
+        let (code, v) = check(&args(line));
+        assert_eq!(code, Some(1), "{line}: {v}");
+        assert!(
+            v["reason"].as_str().unwrap().contains("run later"),
+            "{line}: {v}"
+        );
+    }
+}

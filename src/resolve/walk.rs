@@ -49,6 +49,8 @@ pub(crate) struct Walker<'a> {
     /// Variables modified in any way other than a top-level literal-hashtable assignment.
     tainted: HashSet<String>,
     pending: Vec<PendingSplat>,
+    /// Spans of code stored for later (see [`super::Analysis::deferred`]).
+    deferred: Vec<Span>,
 }
 
 impl<'a> Walker<'a> {
@@ -62,10 +64,11 @@ impl<'a> Walker<'a> {
             splat_sources: HashMap::new(),
             tainted: HashSet::new(),
             pending: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 
-    pub(crate) fn run(mut self, script: &Script) -> Vec<Invocation> {
+    pub(crate) fn run(mut self, script: &Script) -> super::Analysis {
         for st in &script.statements {
             self.note_top_level_assignment(st);
         }
@@ -85,7 +88,44 @@ impl<'a> Walker<'a> {
             });
         }
         self.out.sort_by_key(|i| i.span.start);
-        self.out
+        super::Analysis {
+            invocations: self.out,
+            deferred: self.deferred,
+        }
+    }
+
+    /// Records the script blocks an assigned value stores (`$sb = { … }`, `$h = @{ e = { … } }`,
+    /// `$a = { … }, { … }`).
+    fn note_stored_blocks(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::ScriptBlock(_) => self.deferred.push(e.span),
+            ExprKind::List(items) => {
+                for item in items {
+                    self.note_stored_blocks(item);
+                }
+            }
+            ExprKind::Hashtable(entries) => {
+                for entry in entries {
+                    if let Some(v) = single_expression(&entry.value) {
+                        self.note_stored_blocks(v);
+                    }
+                }
+            }
+            ExprKind::Cast { operand, .. } => self.note_stored_blocks(operand),
+            ExprKind::Paren(st) => {
+                if let Some(v) = single_expression(st) {
+                    self.note_stored_blocks(v);
+                }
+            }
+            ExprKind::ArraySubexpression(stmts) | ExprKind::Subexpression(stmts) => {
+                for st in stmts {
+                    if let Some(v) = single_expression(st) {
+                        self.note_stored_blocks(v);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Records `$h = @{ literal keys }` at the top level as a splatting source.
@@ -153,6 +193,9 @@ impl<'a> Walker<'a> {
             StatementKind::Assignment { target, value, .. } => {
                 self.note_assignment_target(target, st);
                 self.check_assignment_target(target, depth);
+                if let Some(v) = single_expression(value) {
+                    self.note_stored_blocks(v);
+                }
                 if !matches!(target.kind, ExprKind::Variable(_)) {
                     self.expr(target, depth, mode);
                 }
@@ -220,6 +263,7 @@ impl<'a> Walker<'a> {
                 if let Some(why) = self.shadows(name) {
                     self.push_synthetic(format!("function {name}"), st.span, depth, why);
                 }
+                self.deferred.push(st.span);
                 self.param_decls(params, depth + 1, mode);
                 self.block(body, depth + 1, mode);
             }
