@@ -1,5 +1,6 @@
 //! The tree walk that turns statements into invocations.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use crate::invocation::{Invocation, Param, ParamValue};
@@ -51,6 +52,9 @@ pub(crate) struct Walker<'a> {
     pending: Vec<PendingSplat>,
     /// Spans of code stored for later (see [`super::Analysis::deferred`]).
     deferred: Vec<Span>,
+    /// Parameter lookups by (command, name as written), lowercased: a line repeating one
+    /// unknown `-name` (or splat) thousands of times must not scan the metadata each time.
+    param_cache: RefCell<HashMap<(String, String), ParamLookup<'a>>>,
 }
 
 impl<'a> Walker<'a> {
@@ -65,6 +69,7 @@ impl<'a> Walker<'a> {
             tainted: HashSet::new(),
             pending: Vec::new(),
             deferred: Vec::new(),
+            param_cache: RefCell::new(HashMap::new()),
         }
     }
 
@@ -310,10 +315,7 @@ impl<'a> Walker<'a> {
         let bare = bare.rsplit('\\').next().unwrap_or(bare);
         let known = HOST_HOOKS.contains(&bare)
             || self.catalog.resolve_alias(bare).is_some()
-            || self
-                .catalog
-                .command_names()
-                .any(|n| n.eq_ignore_ascii_case(bare));
+            || self.catalog.command(bare).is_some();
         known.then(|| {
             format!(
                 "defining `{name}` replaces an existing command or alias for the rest of the session"
@@ -342,7 +344,7 @@ impl<'a> Walker<'a> {
             && self
                 .splat_sources
                 .get(&name)
-                .is_some_and(|srcs| srcs.iter().any(|s| s.end == st.span.end));
+                .is_some_and(|srcs| srcs.binary_search_by_key(&st.span.end, |s| s.end).is_ok());
         if !recorded {
             self.tainted.insert(name);
         }
@@ -635,6 +637,7 @@ impl<'a> Walker<'a> {
         let mut b = Binding::default();
         let mut named: Vec<String> = Vec::new();
         let mut positional = 0usize;
+        let mut slots_exhausted = false;
         let mut i = 0usize;
         let elements = &c.elements;
         while let Some(el) = elements.get(i) {
@@ -642,7 +645,9 @@ impl<'a> Walker<'a> {
             match el {
                 CommandElement::Parameter(p) => {
                     let written = p.token_span.text(self.src).to_string();
-                    let (canon, resolved, pmeta) = match meta.map(|m| m.lookup_param(&p.name)) {
+                    let (canon, resolved, pmeta) = match meta
+                        .map(|m| cached_lookup(&self.param_cache, m, &p.name))
+                    {
                         Some(ParamLookup::Found(pm)) => (pm.name.clone(), true, Some(pm)),
                         Some(ParamLookup::Ambiguous(options)) => {
                             b.uncertain.get_or_insert(format!(
@@ -717,25 +722,34 @@ impl<'a> Walker<'a> {
                     }
                     b.walk.push((e, Mode::Code));
                     b.positional_args.push(e);
-                    let refs: Vec<&str> = named.iter().map(String::as_str).collect();
-                    let bound = meta.and_then(|m| {
-                        m.positional_param(positional, &refs).or_else(|| {
-                            // Sets disagree: a script block literal can only bind to the one
-                            // ScriptBlock-typed candidate (`? { }` is `-FilterScript`).
-                            if !matches!(e.kind, ExprKind::ScriptBlock(_)) {
-                                return None;
-                            }
-                            let blocks: Vec<&ParamMeta> = m
-                                .positional_candidates(positional, &refs)
-                                .into_iter()
+                    // Once a slot has no candidate in any set, no later slot has one either
+                    // (named parameters only remove slots): skip the lookups, which would
+                    // otherwise cost a scan of every set per argument.
+                    let candidates = match meta {
+                        Some(m) if !slots_exhausted => {
+                            let refs: Vec<&str> = named.iter().map(String::as_str).collect();
+                            m.positional_candidates(positional, &refs)
+                        }
+                        _ => Vec::new(),
+                    };
+                    slots_exhausted |= meta.is_some() && candidates.is_empty();
+                    let bound = match candidates.as_slice() {
+                        [one] => Some(*one),
+                        // Sets disagree: a script block literal can only bind to the one
+                        // ScriptBlock-typed candidate (`? { }` is `-FilterScript`).
+                        _ if matches!(e.kind, ExprKind::ScriptBlock(_)) => {
+                            let blocks: Vec<&ParamMeta> = candidates
+                                .iter()
+                                .copied()
                                 .filter(|p| p.is_script_block())
                                 .collect();
                             match blocks.as_slice() {
                                 [one] => Some(*one),
                                 _ => None,
                             }
-                        })
-                    });
+                        }
+                        _ => None,
+                    };
                     positional += 1;
                     match bound {
                         Some(pm) => {
@@ -784,13 +798,18 @@ impl<'a> Walker<'a> {
     /// Fills in the parameters of splatted literal hashtables, or marks them uncertain.
     fn resolve_splats(&mut self) {
         let pending = std::mem::take(&mut self.pending);
+        // (invocation, parameter index to insert at, parameters), applied at the end in one
+        // pass per invocation: splicing each one in would be quadratic in a long line.
+        let mut inserts: Vec<(usize, usize, Vec<Param>)> = Vec::new();
         for p in pending.into_iter().rev() {
             let source = if self.tainted.contains(&p.variable) {
                 None
             } else {
-                self.splat_sources
-                    .get(&p.variable)
-                    .and_then(|srcs| srcs.iter().rfind(|s| s.end <= p.at))
+                // Sources are recorded in source order: the last one that ends before `at`.
+                self.splat_sources.get(&p.variable).and_then(|srcs| {
+                    let before = srcs.partition_point(|s| s.end <= p.at);
+                    before.checked_sub(1).and_then(|i| srcs.get(i))
+                })
             };
             let Some(inv) = self.out.get_mut(p.invocation) else {
                 continue;
@@ -809,7 +828,8 @@ impl<'a> Walker<'a> {
             };
             let mut params = Vec::new();
             for (key, value) in &source.entries {
-                let (name, resolved) = match meta.map(|m| m.lookup_param(key)) {
+                let (name, resolved) = match meta.map(|m| cached_lookup(&self.param_cache, m, key))
+                {
                     Some(ParamLookup::Found(pm)) => (pm.name.clone(), true),
                     Some(ParamLookup::Ambiguous(_)) | Some(ParamLookup::NotFound) => {
                         inv.params_uncertain.get_or_insert(format!(
@@ -827,8 +847,33 @@ impl<'a> Walker<'a> {
                     resolved,
                 });
             }
-            let at = p.param_index.min(inv.params.len());
-            inv.params.splice(at..at, params);
+            inserts.push((p.invocation, p.param_index, params));
+        }
+        inserts.reverse();
+        // Stable: splats at the same place stay in source order.
+        inserts.sort_by_key(|(index, at, _)| (*index, *at));
+        let mut rest = inserts.into_iter().peekable();
+        while let Some((index, at, params)) = rest.next() {
+            let mut group = vec![(at, params)];
+            while let Some((_, at, params)) = rest.next_if(|(i, _, _)| *i == index) {
+                group.push((at, params));
+            }
+            let Some(inv) = self.out.get_mut(index) else {
+                continue;
+            };
+            let own = std::mem::take(&mut inv.params);
+            let mut merged = Vec::with_capacity(own.len());
+            let mut group = group.into_iter().peekable();
+            for (i, param) in own.into_iter().enumerate() {
+                while let Some((_, ps)) = group.next_if(|(at, _)| *at <= i) {
+                    merged.extend(ps);
+                }
+                merged.push(param);
+            }
+            for (_, ps) in group {
+                merged.extend(ps);
+            }
+            inv.params = merged;
         }
     }
 
@@ -1049,6 +1094,21 @@ const HOST_HOOKS: &[&str] = &[
 /// The dashes PowerShell accepts for `-` (U+2013..U+2015).
 fn is_dash(c: char) -> bool {
     matches!(c, '-' | '\u{2013}' | '\u{2014}' | '\u{2015}')
+}
+
+/// `m.lookup_param(written)`, remembered in `cache` for the line.
+fn cached_lookup<'a>(
+    cache: &RefCell<HashMap<(String, String), ParamLookup<'a>>>,
+    m: &'a CommandMeta,
+    written: &str,
+) -> ParamLookup<'a> {
+    let key = (m.name.to_lowercase(), written.to_lowercase());
+    if let Some(hit) = cache.borrow().get(&key) {
+        return hit.clone();
+    }
+    let found = m.lookup_param(written);
+    cache.borrow_mut().insert(key, found.clone());
+    found
 }
 
 /// A script block bound to this parameter is data (OPATH text) only when the parameter is
