@@ -274,6 +274,15 @@ fn token_covers(
         }
     }
     if let Some(command) = &claims.command {
+        if inv.pipeline_input {
+            // The canonical form names the command and its parameters, not the objects a
+            // pipeline feeds it: `Get-MoveRequest | Remove-MoveRequest` would match a grant
+            // for removing one reviewed request.
+            return Err(
+                "it approves an exact command, and this one takes its input from a pipeline the approval does not fix"
+                    .into(),
+            );
+        }
         match inv.canonical() {
             Some(c) if c == *command => {}
             Some(_) => return Err("it approves a different exact command".into()),

@@ -559,3 +559,32 @@ fn a_token_never_covers_code_stored_to_run_later() {
         );
     }
 }
+
+#[test]
+fn an_exact_command_grant_does_not_cover_pipeline_input() {
+    let k = keys();
+    // Approved: remove the move requests a reviewed pipeline chose. The canonical command does
+    // not say which objects come down the pipeline, so it must not cover any pipeline.
+    let mut c = claims("alice", "mailbox-moves", &["Remove-MoveRequest"]);
+    c.command = Some("Remove-MoveRequest -Confirm:'False'".into());
+    let tok = write_token(&k, "exact.tok", &c);
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    let (code, v) = check(&args("Remove-MoveRequest -Confirm:$false"));
+    assert_eq!(code, Some(0), "{v}");
+    let (code, v) = check(&args(
+        "Get-MoveRequest -ResultSize Unlimited | Remove-MoveRequest -Confirm:$false",
+    ));
+    assert_eq!(code, Some(1), "{v}");
+}
