@@ -682,6 +682,62 @@ const CASES: &[(&str, Want, &str)] = &[
         "#requires after a command",
     ),
     ("Get-Mailbox # requires nothing", Allow, "an ordinary comment"),
+    // --- script blocks from outside the line reaching code-running parameters --------------
+    (
+        "Get-Mailbox rob | Sort-Object -Property ${function:Remove-Mailbox}",
+        Deny,
+        "a proxy function's body as a sort key",
+    ),
+    (
+        "Get-Mailbox rob | Sort-Object (Get-Command Remove-Mailbox).ScriptBlock",
+        Deny,
+        "a command's script block as a positional sort key",
+    ),
+    (
+        "$sb = (Get-Command Remove-Mailbox).ScriptBlock; Get-Mailbox rob | Select-Object @{ n = 'x'; e = $sb }",
+        Deny,
+        "calculated property expression from a variable",
+    ),
+    (
+        "$sb = (Get-Command Remove-Mailbox).ScriptBlock; Get-Mailbox rob | Get-MailboxStatistics -Identity $sb",
+        Deny,
+        "delay-bind parameter given a script block variable",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; Get-Mailbox rob | Format-Table -GroupBy $sb",
+        Deny,
+        "format grouping expression from a variable",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; 'rob' -replace 'r', $sb",
+        Deny,
+        "-replace with a script block replacement",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; 'rob' -split $sb",
+        Deny,
+        "-split with a script block predicate",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; switch ('rob') { $sb { 1 } }",
+        Deny,
+        "switch pattern from a variable",
+    ),
+    (
+        "Get-Mailbox | Select-Object Name, @{ n = 'Size'; e = { $_.ProhibitSendQuota } } | Sort-Object Size -Descending",
+        Allow,
+        "literal calculated properties",
+    ),
+    (
+        "Get-Mailbox | Get-MailboxStatistics -Identity { $_.Alias }",
+        Allow,
+        "literal delay-bind block",
+    ),
+    (
+        "switch ('a') { 'a' { 1 } { $_ -eq 'b' } { 2 } default { 3 } }; 'a,b' -split ','",
+        Allow,
+        "literal switch patterns and split",
+    ),
 ];
 
 fn shipped() -> PolicySet {

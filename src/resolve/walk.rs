@@ -258,6 +258,15 @@ impl<'a> Walker<'a> {
                 for c in clauses {
                     if let Some(p) = &c.pattern {
                         self.expr(p, depth + 1, mode);
+                        // A script block pattern is a condition that runs.
+                        if !is_literal_value(p) && !matches!(p.kind, ExprKind::Type(_)) {
+                            self.push_synthetic(
+                                p.span.text(self.src).to_string(),
+                                p.span,
+                                depth + 1,
+                                "a `switch` pattern computed at run time runs as a condition if it is a script block".into(),
+                            );
+                        }
                     }
                     self.block(&c.body, depth + 1, mode);
                 }
@@ -684,11 +693,10 @@ impl<'a> Walker<'a> {
                             if resolved {
                                 b.named_values.push((canon.clone(), e));
                             }
-                            if pmeta.is_some_and(ParamMeta::is_script_block) && !is_block_literal(e)
+                            if let Some(why) =
+                                pmeta.and_then(|m| code_from_value(name, m, pipeline_input, e))
                             {
-                                b.code_from_value.get_or_insert(format!(
-                                    "script block parameter `-{canon}` gets code computed at run time"
-                                ));
+                                b.code_from_value.get_or_insert(why);
                             }
                             let data = pmeta.is_some_and(|m| is_data_param(m, pipeline_input))
                                 && matches!(e.kind, ExprKind::ScriptBlock(_));
@@ -753,11 +761,8 @@ impl<'a> Walker<'a> {
                     positional += 1;
                     match bound {
                         Some(pm) => {
-                            if pm.is_script_block() && !is_block_literal(e) {
-                                b.code_from_value.get_or_insert(format!(
-                                    "script block parameter `-{}` gets code computed at run time",
-                                    pm.name
-                                ));
+                            if let Some(why) = code_from_value(name, pm, pipeline_input, e) {
+                                b.code_from_value.get_or_insert(why);
                             }
                             named.push(pm.name.clone());
                             b.params.push(Param {
@@ -929,6 +934,20 @@ impl<'a> Walker<'a> {
                     self.expr(operand, depth, mode);
                     let to_block =
                         matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
+                    // `-replace` runs a script block replacement (PowerShell 7) and `-split` a
+                    // script block predicate; a computed operand may be one.
+                    let runs_blocks = matches!(
+                        op.to_ascii_lowercase().as_str(),
+                        "-replace" | "-ireplace" | "-creplace" | "-split" | "-isplit" | "-csplit"
+                    );
+                    if runs_blocks && !is_literal_value(operand) {
+                        self.push_synthetic(
+                            format!("{op} {}", operand.span.text(self.src)),
+                            e.span,
+                            depth,
+                            format!("`{op}` runs a script block operand, and gets one computed at run time"),
+                        );
+                    }
                     if op == "-as" && to_block {
                         self.push_synthetic(
                             "-as [scriptblock]".into(),
@@ -1047,8 +1066,9 @@ const SESSION_VARIABLES: &[&str] = &["psdefaultparametervalues"];
 
 /// Provider drives whose items a `$drive:name` read only looks at session state or the
 /// environment; any other drive (`${C:\\secret.txt}`, `$HKLM:…`) reads through a provider, as
-/// `Get-Content` and `Get-Item` would.
-const READABLE_DRIVES: &[&str] = &["env", "variable", "function", "alias"];
+/// `Get-Content` and `Get-Item` would, and `${function:Remove-Mailbox}` is code as a value
+/// (an Exchange proxy function's body), only useful to run it.
+const READABLE_DRIVES: &[&str] = &["env", "variable", "alias"];
 
 /// The drive a variable reference goes through (`env` for `$env:PATH`, `c` for `${C:\\x}`), if
 /// any; scope qualifiers are not drives.
@@ -1094,6 +1114,79 @@ const HOST_HOOKS: &[&str] = &[
 /// The dashes PowerShell accepts for `-` (U+2013..U+2015).
 fn is_dash(c: char) -> bool {
     matches!(c, '-' | '\u{2013}' | '\u{2014}' | '\u{2015}')
+}
+
+/// Parameters that run a script block given as their value, besides `ScriptBlock`-typed ones:
+/// property expressions (`Sort-Object { … }`, `Select-Object @{ e = { … } }`), lowercased as
+/// `command:parameter`.
+const PROPERTY_EXPRESSIONS: &[&str] = &[
+    "sort-object:property",
+    "select-object:property",
+    "group-object:property",
+    "measure-object:property",
+    "compare-object:property",
+    "format-table:property",
+    "format-table:groupby",
+    "format-list:property",
+    "format-list:groupby",
+    "format-wide:property",
+    "format-wide:groupby",
+    "format-custom:property",
+    "format-custom:groupby",
+    "convertto-html:property",
+];
+
+/// Why the value `e` bound to parameter `m` of `command` may be code the line does not show,
+/// if it may: a parameter that runs a script block value (`ScriptBlock`-typed, a property
+/// expression, or a delay-bind parameter: pipeline-bound, not `Object`-typed, in a command that
+/// receives pipeline input) given anything but literals. A script block can reach a variable
+/// from outside the line (`${function:Remove-Mailbox}`, `(Get-Command X).ScriptBlock`).
+fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr) -> Option<String> {
+    let key = format!("{}:{}", command.to_lowercase(), m.name.to_lowercase());
+    let object_typed = {
+        let t = m.type_name.trim().to_ascii_lowercase();
+        let t = t.strip_prefix("system.").unwrap_or(&t);
+        matches!(t, "object" | "object[]" | "psobject" | "psobject[]")
+    };
+    let runs_blocks = m.is_script_block()
+        || PROPERTY_EXPRESSIONS.contains(&key.as_str())
+        || (pipeline_input && m.takes_pipeline_input() && !object_typed);
+    if !runs_blocks {
+        return None;
+    }
+    if m.is_script_block() {
+        return (!is_block_literal(e)).then(|| {
+            format!(
+                "script block parameter `-{}` gets code computed at run time",
+                m.name
+            )
+        });
+    }
+    (!is_literal_value(e)).then(|| {
+        format!(
+            "parameter `-{}` runs a script block value, and gets one computed at run time",
+            m.name
+        )
+    })
+}
+
+/// A value written out in the line, so any code in it is a block literal the walk checks:
+/// strings (expansion yields text), numbers, `$true`/`$false`/`$null`, block literals, and
+/// lists and hashtables of those (`Name, @{ n = 'x'; e = { … } }`).
+fn is_literal_value(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::String(_) | ExprKind::Number(_) | ExprKind::ScriptBlock(_) => true,
+        ExprKind::Variable(v) => matches!(v.plain_name().as_str(), "true" | "false" | "null"),
+        ExprKind::List(items) => items.iter().all(is_literal_value),
+        ExprKind::Hashtable(entries) => entries.iter().all(|entry| {
+            is_literal_value(&entry.key)
+                && single_expression(&entry.value).is_some_and(is_literal_value)
+        }),
+        ExprKind::ArraySubexpression(stmts) => stmts
+            .iter()
+            .all(|st| single_expression(st).is_some_and(is_literal_value)),
+        _ => false,
+    }
 }
 
 /// `m.lookup_param(written)`, remembered in `cache` for the line.
