@@ -738,6 +738,41 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "literal switch patterns and split",
     ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; $p = @{ Property = $sb }; Get-Mailbox | Sort-Object @p",
+        Deny,
+        "splatted property expression",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; $p = @{ FilterScript = $sb }; Get-Mailbox | Where-Object @p",
+        Deny,
+        "splatted script block parameter",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; $p = @{ Identity = $sb }; Get-Mailbox | Get-MailboxStatistics @p",
+        Deny,
+        "splatted delay-bind value",
+    ),
+    (
+        "Get-Mailbox | Sort-Object @PSBoundParameters",
+        Deny,
+        "unknown splat into a command with code-running parameters",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; Get-Mailbox | Where-Object $sb",
+        Deny,
+        "positional argument the binder gives to -FilterScript by type",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; Get-Mailbox rob | New-TimeSpan -Start $sb",
+        Deny,
+        "delay-bind into a command without metadata",
+    ),
+    (
+        "$p = @{ Identity = 'rob' }; Get-Mailbox @p | Sort-Object Name",
+        Allow,
+        "literal splat into a read",
+    ),
 ];
 
 fn shipped() -> PolicySet {

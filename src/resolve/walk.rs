@@ -698,6 +698,11 @@ impl<'a> Walker<'a> {
                             {
                                 b.code_from_value.get_or_insert(why);
                             }
+                            if meta.is_none() && pipeline_input && !is_literal_value(e) {
+                                b.code_from_value.get_or_insert(format!(
+                                    "`{name}` is not in the catalog and gets pipeline input, so `-{canon}` may run a script block value computed at run time"
+                                ));
+                            }
                             let data = pmeta.is_some_and(|m| is_data_param(m, pipeline_input))
                                 && matches!(e.kind, ExprKind::ScriptBlock(_));
                             b.walk.push((e, if data { Mode::Data } else { Mode::Code }));
@@ -759,6 +764,19 @@ impl<'a> Walker<'a> {
                         _ => None,
                     };
                     positional += 1;
+                    // Unbound but possibly code: the binder picks among the candidates by the
+                    // value's type (`? $sb` is `-FilterScript`), and a command without metadata
+                    // fed by a pipeline may delay-bind any parameter.
+                    let maybe_code = bound.is_none()
+                        && (candidates
+                            .iter()
+                            .any(|m| runs_block_values(name, m, pipeline_input))
+                            || (meta.is_none() && pipeline_input));
+                    if maybe_code && !is_literal_value(e) {
+                        b.code_from_value.get_or_insert(format!(
+                            "positional argument {positional} of `{name}` may bind to a parameter that runs a script block, and is computed at run time"
+                        ));
+                    }
                     match bound {
                         Some(pm) => {
                             if let Some(why) = code_from_value(name, pm, pipeline_input, e) {
@@ -824,6 +842,20 @@ impl<'a> Walker<'a> {
                     "splatted variable `{}` is not a literal hashtable assigned earlier in the line",
                     p.written
                 ));
+                // Unknown keys may bind a script block to a parameter that runs it.
+                let runs_blocks = match self.catalog.command(&inv.name) {
+                    Some(m) => m
+                        .parameters
+                        .iter()
+                        .any(|pm| runs_block_values(&inv.name, pm, inv.pipeline_input)),
+                    None => true,
+                };
+                if runs_blocks && inv.dynamic.is_none() {
+                    inv.dynamic = Some(format!(
+                        "splatted variable `{}` may give code to a parameter that runs it",
+                        p.written
+                    ));
+                }
                 continue;
             };
             let meta = if inv.dynamic.is_some() {
@@ -835,7 +867,21 @@ impl<'a> Walker<'a> {
             for (key, value) in &source.entries {
                 let (name, resolved) = match meta.map(|m| cached_lookup(&self.param_cache, m, key))
                 {
-                    Some(ParamLookup::Found(pm)) => (pm.name.clone(), true),
+                    Some(ParamLookup::Found(pm)) => {
+                        // Splatted values are not kept as expressions: a computed one and a
+                        // block literal both count as code given to a parameter that runs it.
+                        let computed = matches!(value, ParamValue::Dynamic);
+                        if computed
+                            && runs_block_values(&inv.name, pm, inv.pipeline_input)
+                            && inv.dynamic.is_none()
+                        {
+                            inv.dynamic = Some(format!(
+                                "splatted `{}` gives `-{}` a value computed at run time, and it runs script blocks",
+                                p.written, pm.name
+                            ));
+                        }
+                        (pm.name.clone(), true)
+                    }
                     Some(ParamLookup::Ambiguous(_)) | Some(ParamLookup::NotFound) => {
                         inv.params_uncertain.get_or_insert(format!(
                             "splatted key `{key}` of `{}` is not a parameter of `{}`",
@@ -1142,16 +1188,7 @@ const PROPERTY_EXPRESSIONS: &[&str] = &[
 /// receives pipeline input) given anything but literals. A script block can reach a variable
 /// from outside the line (`${function:Remove-Mailbox}`, `(Get-Command X).ScriptBlock`).
 fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr) -> Option<String> {
-    let key = format!("{}:{}", command.to_lowercase(), m.name.to_lowercase());
-    let object_typed = {
-        let t = m.type_name.trim().to_ascii_lowercase();
-        let t = t.strip_prefix("system.").unwrap_or(&t);
-        matches!(t, "object" | "object[]" | "psobject" | "psobject[]")
-    };
-    let runs_blocks = m.is_script_block()
-        || PROPERTY_EXPRESSIONS.contains(&key.as_str())
-        || (pipeline_input && m.takes_pipeline_input() && !object_typed);
-    if !runs_blocks {
+    if !runs_block_values(command, m, pipeline_input) {
         return None;
     }
     if m.is_script_block() {
@@ -1168,6 +1205,20 @@ fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr)
             m.name
         )
     })
+}
+
+/// Whether parameter `m` of `command` runs a script block given as its value (see
+/// [`code_from_value`]).
+fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool {
+    let key = format!("{}:{}", command.to_lowercase(), m.name.to_lowercase());
+    let object_typed = {
+        let t = m.type_name.trim().to_ascii_lowercase();
+        let t = t.strip_prefix("system.").unwrap_or(&t);
+        matches!(t, "object" | "object[]" | "psobject" | "psobject[]")
+    };
+    m.is_script_block()
+        || PROPERTY_EXPRESSIONS.contains(&key.as_str())
+        || (pipeline_input && m.takes_pipeline_input() && !object_typed)
 }
 
 /// A value written out in the line, so any code in it is a block literal the walk checks:
