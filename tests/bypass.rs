@@ -773,6 +773,16 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "literal splat into a read",
     ),
+    (
+        "([regex]'r').Replace('rob', (Get-Command Remove-Mailbox).ScriptBlock)",
+        Deny,
+        "a safe-listed method whose delegate overload runs a script block argument",
+    ),
+    (
+        "$t = 'a<b'; $t.Replace('<', '_')",
+        Allow,
+        "Replace with literal arguments",
+    ),
 ];
 
 fn shipped() -> PolicySet {

@@ -1061,7 +1061,12 @@ impl<'a> Walker<'a> {
                             (format!("[{t}]::{m}"), safe::static_method_is_safe(t, m))
                         }
                         (MemberName::Name(m), None) if !is_static => {
-                            (format!(".{m}()"), safe::instance_method_is_safe(m))
+                            // `[regex]` objects have `Replace(string, MatchEvaluator)`: a script
+                            // block argument becomes the delegate and runs per match.
+                            let literal_args = args.iter().all(is_literal_value);
+                            let safe = safe::instance_method_is_safe(m)
+                                && (literal_args || !safe::has_delegate_overloads(m));
+                            (format!(".{m}()"), safe)
                         }
                         (MemberName::Name(m), None) => (format!("::{m}()"), false),
                         (MemberName::Dynamic(d), _) => {
