@@ -783,6 +783,12 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "Replace with literal arguments",
     ),
+    (
+        "function Get-Mai`lbox { param($Filter) 1 }",
+        Deny,
+        "backtick escape in a shadowing function name",
+    ),
+    ("filter `F`l { $_ }", Deny, "backticks in a shadowing filter name"),
 ];
 
 fn shipped() -> PolicySet {
