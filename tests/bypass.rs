@@ -789,6 +789,16 @@ const CASES: &[(&str, Want, &str)] = &[
         "backtick escape in a shadowing function name",
     ),
     ("filter `F`l { $_ }", Deny, "backticks in a shadowing filter name"),
+    (
+        "Write-Output @{ 'Set-Mailbox:ForwardingSmtpAddress' = 'e@x.com' } -PipelineVariable PSDefaultParameterValues | Get-Mailbox",
+        Deny,
+        "default parameter values set by a common parameter",
+    ),
+    (
+        "Get-Mailbox -OutVariable mbx -ErrorVariable +err",
+        Allow,
+        "ordinary output variables",
+    ),
 ];
 
 fn shipped() -> PolicySet {

@@ -698,6 +698,9 @@ impl<'a> Walker<'a> {
                             {
                                 b.code_from_value.get_or_insert(why);
                             }
+                            if let Some(why) = sets_session_variable(&canon, e) {
+                                b.code_from_value.get_or_insert(why);
+                            }
                             if meta.is_none() && pipeline_input && !is_literal_value(e) {
                                 b.code_from_value.get_or_insert(format!(
                                     "`{name}` is not in the catalog and gets pipeline input, so `-{canon}` may run a script block value computed at run time"
@@ -1127,6 +1130,29 @@ fn drive_of(v: &VarRef) -> Option<String> {
     let plain = v.plain_name();
     let (drive, _) = plain.split_once(':')?;
     Some(drive.to_string())
+}
+
+/// Why common parameter `param` (`-OutVariable`, `-PipelineVariable`, …) given `value` would
+/// set a session variable (or one through a drive), if it would.
+fn sets_session_variable(param: &str, value: &Expr) -> Option<String> {
+    const SETTERS: &[&str] = &[
+        "outvariable",
+        "pipelinevariable",
+        "errorvariable",
+        "warningvariable",
+        "informationvariable",
+    ];
+    if !SETTERS.contains(&param.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    let Some(name) = scalar_of(value) else {
+        return Some(format!("`-{param}` names a variable computed at run time"));
+    };
+    let v = VarRef {
+        name: name.trim_start_matches('+').to_string(),
+        braced: false,
+    };
+    session_write(&v)
 }
 
 /// Why writing variable `v` changes the session beyond the line, if it does.
