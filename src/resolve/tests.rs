@@ -266,3 +266,13 @@ fn splats_keep_their_place_among_parameters() {
     let names: Vec<&str> = i.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["Identity", "Filter", "ResultSize"]);
 }
+
+#[test]
+fn a_line_with_too_many_invocations_is_refused_whole() {
+    let line = format!("Get-Mailbox | % {}", "a ".repeat(5_000));
+    let invs = run(&line);
+    let last = invs.last().unwrap_or_else(|| panic!("no invocations"));
+    assert_eq!(last.name, "<too many invocations>");
+    assert!(last.dynamic.is_some());
+    assert!(invs.len() <= 2049, "{}", invs.len());
+}

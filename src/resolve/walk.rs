@@ -15,6 +15,10 @@ use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
 /// this; if it is ever reached the walk stops and reports a dynamic invocation (fail closed).
 const MAX_FRAMES: usize = 2048;
 
+/// Most invocations one line may have; beyond it the line is refused (fail closed). Admin lines
+/// have a handful; the most in any Exchange documentation example is 17.
+const MAX_INVOCATIONS: usize = 2048;
+
 /// Whether script-block contents are code (their commands run) or data (OPATH filter text, whose
 /// words are not commands; `$( )` inside is still code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +97,25 @@ impl<'a> Walker<'a> {
             });
         }
         self.out.sort_by_key(|i| i.span.start);
+        if self.out.len() > MAX_INVOCATIONS {
+            // Deciding and reporting each costs far more than finding it: a line that is
+            // nothing but `% a a a …` must not keep the gate busy. Refuse it whole.
+            let count = self.out.len();
+            self.out.truncate(MAX_INVOCATIONS);
+            self.out.push(Invocation {
+                name: "<too many invocations>".into(),
+                module: None,
+                as_written: String::new(),
+                span: script.span,
+                depth: 0,
+                dynamic: Some(format!(
+                    "the line has {count} invocations, more than the {MAX_INVOCATIONS} the gate analyses"
+                )),
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: false,
+            });
+        }
         super::Analysis {
             invocations: self.out,
             deferred: self.deferred,
