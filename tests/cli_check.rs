@@ -486,3 +486,105 @@ fn now_is_validated() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn a_token_counts_only_for_the_most_specific_approval_rule() {
+    let k = keys();
+    // `other-changes` (Set-*) also matches a forwarding change, but `mail-forwarding` is the
+    // rule that decides it, with its own approvers: a catch-all grant must not cover it.
+    let broad = write_token(
+        &k,
+        "broad.tok",
+        &claims("alice", "other-changes", &["Set-Mailbox"]),
+    );
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&broad),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    let (code, v) = check(&args("Set-Mailbox rob -DisplayName Rob"));
+    assert_eq!(code, Some(0), "{v}");
+    let (code, v) = check(&args(
+        "Set-Mailbox rob -ForwardingSmtpAddress evil@example.com",
+    ));
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["invocations"][0]["rule"], "mail-forwarding", "{v}");
+}
+
+#[test]
+fn a_token_never_covers_code_stored_to_run_later() {
+    let k = keys();
+    let tok = write_token(
+        &k,
+        "move.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    // Run now: covered.
+    let (code, v) = check(&args("& { New-MoveRequest -Identity rob@contoso.com }"));
+    assert_eq!(code, Some(0), "{v}");
+    // Stored: `Get-MoveHelper` (allowed as `Get-*`) or `$sb` would run the move again in any
+    // later line, after the token has expired.
+    for line in [
+        "function Get-MoveHelper { New-MoveRequest -Identity rob@contoso.com }",
+        "filter Get-MoveHelper { New-MoveRequest -Identity rob@contoso.com }",
+        "$global:sb = { New-MoveRequest -Identity rob@contoso.com }",
+        "$h = @{ e = { New-MoveRequest -Identity rob@contoso.com } }",
+    ] {
+        let (code, v) = check(&args(line));
+        assert_eq!(code, Some(1), "{line}: {v}");
+        assert!(
+            v["reason"].as_str().unwrap().contains("run later"),
+            "{line}: {v}"
+        );
+    }
+}
+
+#[test]
+fn an_exact_command_grant_does_not_cover_pipeline_input() {
+    let k = keys();
+    // Approved: remove the move requests a reviewed pipeline chose. The canonical command does
+    // not say which objects come down the pipeline, so it must not cover any pipeline.
+    let mut c = claims("alice", "mailbox-moves", &["Remove-MoveRequest"]);
+    c.command = Some("Remove-MoveRequest -Confirm:'False'".into());
+    let tok = write_token(&k, "exact.tok", &c);
+    let args = |line: &'static str| {
+        vec![
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]
+    };
+    let (code, v) = check(&args("Remove-MoveRequest -Confirm:$false"));
+    assert_eq!(code, Some(0), "{v}");
+    let (code, v) = check(&args(
+        "Get-MoveRequest -ResultSize Unlimited | Remove-MoveRequest -Confirm:$false",
+    ));
+    assert_eq!(code, Some(1), "{v}");
+}

@@ -87,7 +87,12 @@ fn long_flat_chains_do_not_nest() {
         assert!(parse(&members).is_ok());
         let pipes = format!("Get-A{}", " | Get-B".repeat(20_000));
         let invs = analyse(&pipes, Catalog::builtin()).expect("long pipeline parses");
-        assert_eq!(invs.len(), 20_001);
+        // Resolved, then refused whole: more than 2,048 invocations in one line is a DoS guard.
+        assert_eq!(invs.len(), 2_049);
+        assert_eq!(
+            invs.last().map(|i| i.name.as_str()),
+            Some("<too many invocations>")
+        );
     });
 }
 

@@ -14,17 +14,35 @@ use serde_json::{json, Value};
 
 use crate::catalog::Catalog;
 use crate::invocation::{Invocation, ParamValue};
+use crate::span::Span;
 use crate::syntax::{self, ast, ParseError, ParseErrorKind};
 
 /// Every command invocation in `script` (parsed from `src`), nested ones included, in source order.
 pub fn invocations(script: &ast::Script, src: &str, catalog: &Catalog) -> Vec<Invocation> {
-    walk::Walker::new(src, catalog).run(script)
+    walk::Walker::new(src, catalog).run(script).invocations
 }
 
 /// Parses and resolves one line.
 pub fn analyse(src: &str, catalog: &Catalog) -> Result<Vec<Invocation>, ParseError> {
+    Ok(analyse_line(src, catalog)?.invocations)
+}
+
+/// A resolved line: its invocations, and where it stores code to run later.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Every command invocation, nested ones included, in source order.
+    pub invocations: Vec<Invocation>,
+    /// Code the line keeps for later instead of (or besides) running it now: function and
+    /// filter definitions, and script blocks assigned to a variable (`$sb = { … }`). An
+    /// invocation inside runs whenever it is called, in this or a later line, so an approval
+    /// for this line's moment cannot cover it.
+    pub deferred: Vec<Span>,
+}
+
+/// Parses and resolves one line, keeping where it stores code for later.
+pub fn analyse_line(src: &str, catalog: &Catalog) -> Result<Analysis, ParseError> {
     let script = syntax::parse(src)?;
-    Ok(invocations(&script, src, catalog))
+    Ok(walk::Walker::new(src, catalog).run(&script))
 }
 
 /// The `jitsh parse` output object for one line (SPEC §3): `text`, `error` (`null` or

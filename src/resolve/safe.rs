@@ -99,6 +99,16 @@ pub(crate) fn instance_method_is_safe(method: &str) -> bool {
     INSTANCE.contains(&method.to_ascii_lowercase().as_str())
 }
 
+/// Safe-listed instance methods that some receiver type overloads with a delegate parameter
+/// (`Regex.Replace(string, MatchEvaluator)`), lowercase: PowerShell converts a script block
+/// argument to the delegate, so they are safe only with literal arguments.
+const DELEGATE_OVERLOADS: &[&str] = &["replace"];
+
+/// Whether instance method `method` has a delegate-taking overload on some receiver type.
+pub(crate) fn has_delegate_overloads(method: &str) -> bool {
+    DELEGATE_OVERLOADS.contains(&method.to_ascii_lowercase().as_str())
+}
+
 /// Whether calling static method `method` of type `type_name` (as written) is on the safe list.
 pub(crate) fn static_method_is_safe(type_name: &str, method: &str) -> bool {
     let ty = type_name.trim().to_ascii_lowercase();

@@ -234,3 +234,45 @@ fn code_made_from_text_or_passed_in_variables_is_dynamic() {
             .all(|i| i.dynamic.is_none())
     );
 }
+
+/// 100 KB lines that repeat one parameter lookup: each used to scan the command's metadata
+/// (12 s for `-zz` × 25,000, 25 s for `@p` × 33,000, 3 s for 50,000 positional arguments in a
+/// debug build). The bound is loose so a busy machine does not fail it; the old cost does.
+#[test]
+fn long_lines_resolve_in_linear_time() {
+    let lines = [
+        format!("Get-Mailbox {}", "-zz ".repeat(25_000)),
+        format!("$p = @{{ a = 1 }}; Get-Mailbox {}", "@p ".repeat(33_000)),
+        format!("Get-Mailbox {}", "a ".repeat(50_000)),
+        "$p = @{ a = 1 }; ".repeat(6_000) + "Get-Mailbox @p",
+    ];
+    for line in &lines {
+        let started = std::time::Instant::now();
+        let invs = run(line);
+        let took = started.elapsed();
+        assert!(!invs.is_empty());
+        assert!(
+            took < std::time::Duration::from_secs(4),
+            "{} bytes took {took:?}",
+            line.len()
+        );
+    }
+}
+
+#[test]
+fn splats_keep_their_place_among_parameters() {
+    let i =
+        one("$a = @{ Identity = 'x' }; $b = @{ ResultSize = 5 }; Get-Mailbox @a -Filter 'f' @b");
+    let names: Vec<&str> = i.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Identity", "Filter", "ResultSize"]);
+}
+
+#[test]
+fn a_line_with_too_many_invocations_is_refused_whole() {
+    let line = format!("Get-Mailbox | % {}", "a ".repeat(5_000));
+    let invs = run(&line);
+    let last = invs.last().unwrap_or_else(|| panic!("no invocations"));
+    assert_eq!(last.name, "<too many invocations>");
+    assert!(last.dynamic.is_some());
+    assert!(invs.len() <= 2049, "{}", invs.len());
+}

@@ -1,5 +1,6 @@
 //! The tree walk that turns statements into invocations.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use crate::invocation::{Invocation, Param, ParamValue};
@@ -13,6 +14,10 @@ use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
 /// this; if it is ever reached the walk stops and reports a dynamic invocation (fail closed).
 const MAX_FRAMES: usize = 2048;
+
+/// Most invocations one line may have; beyond it the line is refused (fail closed). Admin lines
+/// have a handful; the most in any Exchange documentation example is 17.
+const MAX_INVOCATIONS: usize = 2048;
 
 /// Whether script-block contents are code (their commands run) or data (OPATH filter text, whose
 /// words are not commands; `$( )` inside is still code).
@@ -49,6 +54,11 @@ pub(crate) struct Walker<'a> {
     /// Variables modified in any way other than a top-level literal-hashtable assignment.
     tainted: HashSet<String>,
     pending: Vec<PendingSplat>,
+    /// Spans of code stored for later (see [`super::Analysis::deferred`]).
+    deferred: Vec<Span>,
+    /// Parameter lookups by (command, name as written), lowercased: a line repeating one
+    /// unknown `-name` (or splat) thousands of times must not scan the metadata each time.
+    param_cache: RefCell<HashMap<(String, String), ParamLookup<'a>>>,
 }
 
 impl<'a> Walker<'a> {
@@ -62,10 +72,12 @@ impl<'a> Walker<'a> {
             splat_sources: HashMap::new(),
             tainted: HashSet::new(),
             pending: Vec::new(),
+            deferred: Vec::new(),
+            param_cache: RefCell::new(HashMap::new()),
         }
     }
 
-    pub(crate) fn run(mut self, script: &Script) -> Vec<Invocation> {
+    pub(crate) fn run(mut self, script: &Script) -> super::Analysis {
         for st in &script.statements {
             self.note_top_level_assignment(st);
         }
@@ -85,7 +97,63 @@ impl<'a> Walker<'a> {
             });
         }
         self.out.sort_by_key(|i| i.span.start);
-        self.out
+        if self.out.len() > MAX_INVOCATIONS {
+            // Deciding and reporting each costs far more than finding it: a line that is
+            // nothing but `% a a a …` must not keep the gate busy. Refuse it whole.
+            let count = self.out.len();
+            self.out.truncate(MAX_INVOCATIONS);
+            self.out.push(Invocation {
+                name: "<too many invocations>".into(),
+                module: None,
+                as_written: String::new(),
+                span: script.span,
+                depth: 0,
+                dynamic: Some(format!(
+                    "the line has {count} invocations, more than the {MAX_INVOCATIONS} the gate analyses"
+                )),
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: false,
+            });
+        }
+        super::Analysis {
+            invocations: self.out,
+            deferred: self.deferred,
+        }
+    }
+
+    /// Records the script blocks an assigned value stores (`$sb = { … }`, `$h = @{ e = { … } }`,
+    /// `$a = { … }, { … }`).
+    fn note_stored_blocks(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::ScriptBlock(_) => self.deferred.push(e.span),
+            ExprKind::List(items) => {
+                for item in items {
+                    self.note_stored_blocks(item);
+                }
+            }
+            ExprKind::Hashtable(entries) => {
+                for entry in entries {
+                    if let Some(v) = single_expression(&entry.value) {
+                        self.note_stored_blocks(v);
+                    }
+                }
+            }
+            ExprKind::Cast { operand, .. } => self.note_stored_blocks(operand),
+            ExprKind::Paren(st) => {
+                if let Some(v) = single_expression(st) {
+                    self.note_stored_blocks(v);
+                }
+            }
+            ExprKind::ArraySubexpression(stmts) | ExprKind::Subexpression(stmts) => {
+                for st in stmts {
+                    if let Some(v) = single_expression(st) {
+                        self.note_stored_blocks(v);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Records `$h = @{ literal keys }` at the top level as a splatting source.
@@ -152,7 +220,13 @@ impl<'a> Walker<'a> {
             StatementKind::Chain(c) => self.chain(c, depth, mode),
             StatementKind::Assignment { target, value, .. } => {
                 self.note_assignment_target(target, st);
-                self.expr(target, depth, mode);
+                self.check_assignment_target(target, depth);
+                if let Some(v) = single_expression(value) {
+                    self.note_stored_blocks(v);
+                }
+                if !matches!(target.kind, ExprKind::Variable(_)) {
+                    self.expr(target, depth, mode);
+                }
                 self.statement(value, depth, mode);
             }
             StatementKind::If {
@@ -173,6 +247,9 @@ impl<'a> Walker<'a> {
                 body,
             } => {
                 self.tainted.insert(variable.plain_name());
+                if let Some(why) = session_write(variable) {
+                    self.push_synthetic(format!("${}", variable.name), st.span, depth, why);
+                }
                 self.statement(iterable, depth + 1, mode);
                 self.block(body, depth + 1, mode);
             }
@@ -204,11 +281,26 @@ impl<'a> Walker<'a> {
                 for c in clauses {
                     if let Some(p) = &c.pattern {
                         self.expr(p, depth + 1, mode);
+                        // A script block pattern is a condition that runs.
+                        if !is_literal_value(p) && !matches!(p.kind, ExprKind::Type(_)) {
+                            self.push_synthetic(
+                                p.span.text(self.src).to_string(),
+                                p.span,
+                                depth + 1,
+                                "a `switch` pattern computed at run time runs as a condition if it is a script block".into(),
+                            );
+                        }
                     }
                     self.block(&c.body, depth + 1, mode);
                 }
             }
-            StatementKind::Function { params, body, .. } => {
+            StatementKind::Function {
+                name, params, body, ..
+            } => {
+                if let Some(why) = self.shadows(name) {
+                    self.push_synthetic(format!("function {name}"), st.span, depth, why);
+                }
+                self.deferred.push(st.span);
                 self.param_decls(params, depth + 1, mode);
                 self.block(body, depth + 1, mode);
             }
@@ -237,6 +329,32 @@ impl<'a> Walker<'a> {
         self.leave();
     }
 
+    /// Why defining a function or filter named `name` would change what an existing name runs,
+    /// if it would. A call to a known command is resolved from the catalog (an OPATH `-Filter`
+    /// block bound to it is data), so a same-named function, which runs first in this line and
+    /// stays defined for later lines, would make the gate's reading of every later call wrong.
+    /// Host hooks (`prompt`, `Out-Default`) run by themselves after every line.
+    fn shadows(&self, name: &str) -> Option<String> {
+        let bare: String = name
+            .chars()
+            .map(|c| if is_dash(c) { '-' } else { c })
+            .collect();
+        let lower = bare.to_lowercase();
+        let bare = ["global:", "script:", "local:", "private:"]
+            .iter()
+            .find_map(|s| lower.strip_prefix(s))
+            .unwrap_or(&lower);
+        let bare = bare.rsplit('\\').next().unwrap_or(bare);
+        let known = HOST_HOOKS.contains(&bare)
+            || self.catalog.resolve_alias(bare).is_some()
+            || self.catalog.command(bare).is_some();
+        known.then(|| {
+            format!(
+                "defining `{name}` replaces an existing command or alias for the rest of the session"
+            )
+        })
+    }
+
     /// Any assignment other than a top-level literal hashtable makes the variable unusable as a
     /// splatting source (it may no longer hold what was assigned).
     fn note_assignment_target(&mut self, target: &Expr, st: &Statement) {
@@ -258,14 +376,52 @@ impl<'a> Walker<'a> {
             && self
                 .splat_sources
                 .get(&name)
-                .is_some_and(|srcs| srcs.iter().any(|s| s.end == st.span.end));
+                .is_some_and(|srcs| srcs.binary_search_by_key(&st.span.end, |s| s.end).is_ok());
         if !recorded {
             self.tainted.insert(name);
         }
     }
 
+    /// Assignments that change the session rather than a variable of the line: through a
+    /// provider (`${function:Get-Mailbox} = '…'` defines a function from text, `$alias:fl = …`
+    /// re-points an alias, `${C:\\x.ps1} = …` writes a file), to `$PSDefaultParameterValues`
+    /// (adds parameters to later commands unseen), or into a member or element of an object
+    /// (`$h['Set-Mailbox:ForwardingSmtpAddress'] = …` where `$h` may be a session object, as
+    /// `.Add()` may be, which is why collection mutators are off the safe list).
+    fn check_assignment_target(&mut self, target: &Expr, depth: usize) {
+        match &target.kind {
+            ExprKind::Variable(v) => {
+                if let Some(why) = session_write(v) {
+                    self.push_synthetic(format!("${}", v.name), target.span, depth, why);
+                }
+            }
+            ExprKind::Cast { operand, .. } => self.check_assignment_target(operand, depth),
+            ExprKind::List(items) => {
+                for item in items {
+                    self.check_assignment_target(item, depth);
+                }
+            }
+            ExprKind::Postfix { .. } => self.push_synthetic(
+                target.span.text(self.src).to_string(),
+                target.span,
+                depth,
+                "assigning to a member or element changes an object the line may share with the session"
+                    .into(),
+            ),
+            _ => self.push_synthetic(
+                target.span.text(self.src).to_string(),
+                target.span,
+                depth,
+                "the assignment target is not a plain variable".into(),
+            ),
+        }
+    }
+
     fn param_decls(&mut self, params: &[ParamDecl], depth: usize, mode: Mode) {
         for p in params {
+            if let Some(why) = session_write(&p.variable) {
+                self.push_synthetic(format!("${}", p.variable.name), p.span, depth, why);
+            }
             for a in &p.attributes {
                 for (_, v) in a.args.iter().flatten() {
                     if let Some(v) = v {
@@ -292,11 +448,7 @@ impl<'a> Walker<'a> {
                 PipelineElement::Command(c) => self.command(c, depth, i > 0, mode),
                 PipelineElement::Expression { expr, redirections } => {
                     self.expr(expr, depth, mode);
-                    for r in redirections {
-                        if let Some(t) = &r.target {
-                            self.expr(t, depth, mode);
-                        }
-                    }
+                    self.redirections(redirections, depth, mode);
                 }
             }
         }
@@ -420,10 +572,45 @@ impl<'a> Walker<'a> {
                 _ => self.expr(e, depth, Mode::Code),
             }
         }
-        for r in &c.redirections {
-            if let Some(t) = &r.target {
-                self.expr(t, depth, Mode::Code);
+        self.redirections(&c.redirections, depth, Mode::Code);
+    }
+
+    /// A redirection to a file is `Out-File -FilePath target` (`-Append` for `>>`), and is
+    /// decided as that command: writing a file is not harmless (a profile script runs later).
+    /// Stream merges (`2>&1`) and `> $null` write nothing. In OPATH text it is only text.
+    fn redirections(&mut self, rs: &[Redirection], depth: usize, mode: Mode) {
+        for r in rs {
+            let Some(t) = &r.target else { continue };
+            self.expr(t, depth, mode);
+            let to_null = matches!(&t.kind, ExprKind::Variable(v) if v.plain_name() == "null");
+            if mode == Mode::Data || to_null {
+                continue;
             }
+            let mut params = vec![Param {
+                name: "FilePath".into(),
+                as_written: String::new(),
+                value: value_of(t),
+                resolved: true,
+            }];
+            if r.operator.contains(">>") {
+                params.push(Param {
+                    name: "Append".into(),
+                    as_written: String::new(),
+                    value: ParamValue::Switch,
+                    resolved: true,
+                });
+            }
+            self.out.push(Invocation {
+                name: "Out-File".into(),
+                module: None,
+                as_written: r.span.text(self.src).to_string(),
+                span: r.span,
+                depth,
+                dynamic: None,
+                params,
+                params_uncertain: None,
+                pipeline_input: true,
+            });
         }
     }
 
@@ -482,6 +669,7 @@ impl<'a> Walker<'a> {
         let mut b = Binding::default();
         let mut named: Vec<String> = Vec::new();
         let mut positional = 0usize;
+        let mut slots_exhausted = false;
         let mut i = 0usize;
         let elements = &c.elements;
         while let Some(el) = elements.get(i) {
@@ -489,7 +677,9 @@ impl<'a> Walker<'a> {
             match el {
                 CommandElement::Parameter(p) => {
                     let written = p.token_span.text(self.src).to_string();
-                    let (canon, resolved, pmeta) = match meta.map(|m| m.lookup_param(&p.name)) {
+                    let (canon, resolved, pmeta) = match meta
+                        .map(|m| cached_lookup(&self.param_cache, m, &p.name))
+                    {
                         Some(ParamLookup::Found(pm)) => (pm.name.clone(), true, Some(pm)),
                         Some(ParamLookup::Ambiguous(options)) => {
                             b.uncertain.get_or_insert(format!(
@@ -526,10 +716,17 @@ impl<'a> Walker<'a> {
                             if resolved {
                                 b.named_values.push((canon.clone(), e));
                             }
-                            if pmeta.is_some_and(ParamMeta::is_script_block) && !is_block_literal(e)
+                            if let Some(why) =
+                                pmeta.and_then(|m| code_from_value(name, m, pipeline_input, e))
                             {
+                                b.code_from_value.get_or_insert(why);
+                            }
+                            if let Some(why) = sets_session_variable(&canon, e) {
+                                b.code_from_value.get_or_insert(why);
+                            }
+                            if meta.is_none() && pipeline_input && !is_literal_value(e) {
                                 b.code_from_value.get_or_insert(format!(
-                                    "script block parameter `-{canon}` gets code computed at run time"
+                                    "`{name}` is not in the catalog and gets pipeline input, so `-{canon}` may run a script block value computed at run time"
                                 ));
                             }
                             let data = pmeta.is_some_and(|m| is_data_param(m, pipeline_input))
@@ -564,33 +761,52 @@ impl<'a> Walker<'a> {
                     }
                     b.walk.push((e, Mode::Code));
                     b.positional_args.push(e);
-                    let refs: Vec<&str> = named.iter().map(String::as_str).collect();
-                    let bound = meta.and_then(|m| {
-                        m.positional_param(positional, &refs).or_else(|| {
-                            // Sets disagree: a script block literal can only bind to the one
-                            // ScriptBlock-typed candidate (`? { }` is `-FilterScript`).
-                            if !matches!(e.kind, ExprKind::ScriptBlock(_)) {
-                                return None;
-                            }
-                            let blocks: Vec<&ParamMeta> = m
-                                .positional_candidates(positional, &refs)
-                                .into_iter()
+                    // Once a slot has no candidate in any set, no later slot has one either
+                    // (named parameters only remove slots): skip the lookups, which would
+                    // otherwise cost a scan of every set per argument.
+                    let candidates = match meta {
+                        Some(m) if !slots_exhausted => {
+                            let refs: Vec<&str> = named.iter().map(String::as_str).collect();
+                            m.positional_candidates(positional, &refs)
+                        }
+                        _ => Vec::new(),
+                    };
+                    slots_exhausted |= meta.is_some() && candidates.is_empty();
+                    let bound = match candidates.as_slice() {
+                        [one] => Some(*one),
+                        // Sets disagree: a script block literal can only bind to the one
+                        // ScriptBlock-typed candidate (`? { }` is `-FilterScript`).
+                        _ if matches!(e.kind, ExprKind::ScriptBlock(_)) => {
+                            let blocks: Vec<&ParamMeta> = candidates
+                                .iter()
+                                .copied()
                                 .filter(|p| p.is_script_block())
                                 .collect();
                             match blocks.as_slice() {
                                 [one] => Some(*one),
                                 _ => None,
                             }
-                        })
-                    });
+                        }
+                        _ => None,
+                    };
                     positional += 1;
+                    // Unbound but possibly code: the binder picks among the candidates by the
+                    // value's type (`? $sb` is `-FilterScript`), and a command without metadata
+                    // fed by a pipeline may delay-bind any parameter.
+                    let maybe_code = bound.is_none()
+                        && (candidates
+                            .iter()
+                            .any(|m| runs_block_values(name, m, pipeline_input))
+                            || (meta.is_none() && pipeline_input));
+                    if maybe_code && !is_literal_value(e) {
+                        b.code_from_value.get_or_insert(format!(
+                            "positional argument {positional} of `{name}` may bind to a parameter that runs a script block, and is computed at run time"
+                        ));
+                    }
                     match bound {
                         Some(pm) => {
-                            if pm.is_script_block() && !is_block_literal(e) {
-                                b.code_from_value.get_or_insert(format!(
-                                    "script block parameter `-{}` gets code computed at run time",
-                                    pm.name
-                                ));
+                            if let Some(why) = code_from_value(name, pm, pipeline_input, e) {
+                                b.code_from_value.get_or_insert(why);
                             }
                             named.push(pm.name.clone());
                             b.params.push(Param {
@@ -631,13 +847,18 @@ impl<'a> Walker<'a> {
     /// Fills in the parameters of splatted literal hashtables, or marks them uncertain.
     fn resolve_splats(&mut self) {
         let pending = std::mem::take(&mut self.pending);
+        // (invocation, parameter index to insert at, parameters), applied at the end in one
+        // pass per invocation: splicing each one in would be quadratic in a long line.
+        let mut inserts: Vec<(usize, usize, Vec<Param>)> = Vec::new();
         for p in pending.into_iter().rev() {
             let source = if self.tainted.contains(&p.variable) {
                 None
             } else {
-                self.splat_sources
-                    .get(&p.variable)
-                    .and_then(|srcs| srcs.iter().rfind(|s| s.end <= p.at))
+                // Sources are recorded in source order: the last one that ends before `at`.
+                self.splat_sources.get(&p.variable).and_then(|srcs| {
+                    let before = srcs.partition_point(|s| s.end <= p.at);
+                    before.checked_sub(1).and_then(|i| srcs.get(i))
+                })
             };
             let Some(inv) = self.out.get_mut(p.invocation) else {
                 continue;
@@ -647,6 +868,20 @@ impl<'a> Walker<'a> {
                     "splatted variable `{}` is not a literal hashtable assigned earlier in the line",
                     p.written
                 ));
+                // Unknown keys may bind a script block to a parameter that runs it.
+                let runs_blocks = match self.catalog.command(&inv.name) {
+                    Some(m) => m
+                        .parameters
+                        .iter()
+                        .any(|pm| runs_block_values(&inv.name, pm, inv.pipeline_input)),
+                    None => true,
+                };
+                if runs_blocks && inv.dynamic.is_none() {
+                    inv.dynamic = Some(format!(
+                        "splatted variable `{}` may give code to a parameter that runs it",
+                        p.written
+                    ));
+                }
                 continue;
             };
             let meta = if inv.dynamic.is_some() {
@@ -656,8 +891,23 @@ impl<'a> Walker<'a> {
             };
             let mut params = Vec::new();
             for (key, value) in &source.entries {
-                let (name, resolved) = match meta.map(|m| m.lookup_param(key)) {
-                    Some(ParamLookup::Found(pm)) => (pm.name.clone(), true),
+                let (name, resolved) = match meta.map(|m| cached_lookup(&self.param_cache, m, key))
+                {
+                    Some(ParamLookup::Found(pm)) => {
+                        // Splatted values are not kept as expressions: a computed one and a
+                        // block literal both count as code given to a parameter that runs it.
+                        let computed = matches!(value, ParamValue::Dynamic);
+                        if computed
+                            && runs_block_values(&inv.name, pm, inv.pipeline_input)
+                            && inv.dynamic.is_none()
+                        {
+                            inv.dynamic = Some(format!(
+                                "splatted `{}` gives `-{}` a value computed at run time, and it runs script blocks",
+                                p.written, pm.name
+                            ));
+                        }
+                        (pm.name.clone(), true)
+                    }
                     Some(ParamLookup::Ambiguous(_)) | Some(ParamLookup::NotFound) => {
                         inv.params_uncertain.get_or_insert(format!(
                             "splatted key `{key}` of `{}` is not a parameter of `{}`",
@@ -674,8 +924,33 @@ impl<'a> Walker<'a> {
                     resolved,
                 });
             }
-            let at = p.param_index.min(inv.params.len());
-            inv.params.splice(at..at, params);
+            inserts.push((p.invocation, p.param_index, params));
+        }
+        inserts.reverse();
+        // Stable: splats at the same place stay in source order.
+        inserts.sort_by_key(|(index, at, _)| (*index, *at));
+        let mut rest = inserts.into_iter().peekable();
+        while let Some((index, at, params)) = rest.next() {
+            let mut group = vec![(at, params)];
+            while let Some((_, at, params)) = rest.next_if(|(i, _, _)| *i == index) {
+                group.push((at, params));
+            }
+            let Some(inv) = self.out.get_mut(index) else {
+                continue;
+            };
+            let own = std::mem::take(&mut inv.params);
+            let mut merged = Vec::with_capacity(own.len());
+            let mut group = group.into_iter().peekable();
+            for (i, param) in own.into_iter().enumerate() {
+                while let Some((_, ps)) = group.next_if(|(at, _)| *at <= i) {
+                    merged.extend(ps);
+                }
+                merged.push(param);
+            }
+            for (_, ps) in group {
+                merged.extend(ps);
+            }
+            inv.params = merged;
         }
     }
 
@@ -686,15 +961,17 @@ impl<'a> Walker<'a> {
         match &e.kind {
             ExprKind::String(s) => {
                 for part in &s.parts {
-                    if let StringPart::Subexpression(stmts, _) = part {
-                        self.statements(stmts, depth + 1, Mode::Code);
+                    match part {
+                        StringPart::Subexpression(stmts, _) => {
+                            self.statements(stmts, depth + 1, Mode::Code)
+                        }
+                        StringPart::Variable(v, span) => self.variable_read(v, *span, depth),
+                        StringPart::Text(_) => {}
                     }
                 }
             }
-            ExprKind::Number(_)
-            | ExprKind::Variable(_)
-            | ExprKind::Splat(_)
-            | ExprKind::Type(_) => {}
+            ExprKind::Variable(v) | ExprKind::Splat(v) => self.variable_read(v, e.span, depth),
+            ExprKind::Number(_) | ExprKind::Type(_) => {}
             ExprKind::List(items) => {
                 for item in items {
                     self.expr(item, depth, mode);
@@ -729,6 +1006,20 @@ impl<'a> Walker<'a> {
                     self.expr(operand, depth, mode);
                     let to_block =
                         matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
+                    // `-replace` runs a script block replacement (PowerShell 7) and `-split` a
+                    // script block predicate; a computed operand may be one.
+                    let runs_blocks = matches!(
+                        op.to_ascii_lowercase().as_str(),
+                        "-replace" | "-ireplace" | "-creplace" | "-split" | "-isplit" | "-csplit"
+                    );
+                    if runs_blocks && !is_literal_value(operand) {
+                        self.push_synthetic(
+                            format!("{op} {}", operand.span.text(self.src)),
+                            e.span,
+                            depth,
+                            format!("`{op}` runs a script block operand, and gets one computed at run time"),
+                        );
+                    }
                     if op == "-as" && to_block {
                         self.push_synthetic(
                             "-as [scriptblock]".into(),
@@ -745,6 +1036,12 @@ impl<'a> Walker<'a> {
             }
         }
         self.leave();
+    }
+
+    fn variable_read(&mut self, v: &VarRef, span: Span, depth: usize) {
+        if let Some(why) = provider_read(v) {
+            self.push_synthetic(format!("${}", v.name), span, depth, why);
+        }
     }
 
     fn push_synthetic(&mut self, name: String, span: Span, depth: usize, reason: String) {
@@ -790,7 +1087,12 @@ impl<'a> Walker<'a> {
                             (format!("[{t}]::{m}"), safe::static_method_is_safe(t, m))
                         }
                         (MemberName::Name(m), None) if !is_static => {
-                            (format!(".{m}()"), safe::instance_method_is_safe(m))
+                            // `[regex]` objects have `Replace(string, MatchEvaluator)`: a script
+                            // block argument becomes the delegate and runs per match.
+                            let literal_args = args.iter().all(is_literal_value);
+                            let safe = safe::instance_method_is_safe(m)
+                                && (literal_args || !safe::has_delegate_overloads(m));
+                            (format!(".{m}()"), safe)
                         }
                         (MemberName::Name(m), None) => (format!("::{m}()"), false),
                         (MemberName::Dynamic(d), _) => {
@@ -833,6 +1135,178 @@ struct Binding<'c> {
     /// Set when a ScriptBlock-typed parameter receives something other than a block literal
     /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
     code_from_value: Option<String>,
+}
+
+/// Variables whose value changes how later commands bind (`Set-Variable` is denied for the same
+/// reason), lowercased.
+const SESSION_VARIABLES: &[&str] = &["psdefaultparametervalues"];
+
+/// Provider drives whose items a `$drive:name` read only looks at session state or the
+/// environment; any other drive (`${C:\\secret.txt}`, `$HKLM:…`) reads through a provider, as
+/// `Get-Content` and `Get-Item` would, and `${function:Remove-Mailbox}` is code as a value
+/// (an Exchange proxy function's body), only useful to run it.
+const READABLE_DRIVES: &[&str] = &["env", "variable", "alias"];
+
+/// The drive a variable reference goes through (`env` for `$env:PATH`, `c` for `${C:\\x}`), if
+/// any; scope qualifiers are not drives.
+fn drive_of(v: &VarRef) -> Option<String> {
+    let plain = v.plain_name();
+    let (drive, _) = plain.split_once(':')?;
+    Some(drive.to_string())
+}
+
+/// Why common parameter `param` (`-OutVariable`, `-PipelineVariable`, …) given `value` would
+/// set a session variable (or one through a drive), if it would.
+fn sets_session_variable(param: &str, value: &Expr) -> Option<String> {
+    const SETTERS: &[&str] = &[
+        "outvariable",
+        "pipelinevariable",
+        "errorvariable",
+        "warningvariable",
+        "informationvariable",
+    ];
+    if !SETTERS.contains(&param.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    let Some(name) = scalar_of(value) else {
+        return Some(format!("`-{param}` names a variable computed at run time"));
+    };
+    let v = VarRef {
+        name: name.trim_start_matches('+').to_string(),
+        braced: false,
+    };
+    session_write(&v)
+}
+
+/// Why writing variable `v` changes the session beyond the line, if it does.
+fn session_write(v: &VarRef) -> Option<String> {
+    if let Some(drive) = drive_of(v) {
+        return Some(format!(
+            "assigning to `${}` writes through the `{drive}:` provider",
+            v.name
+        ));
+    }
+    SESSION_VARIABLES
+        .contains(&v.plain_name().as_str())
+        .then(|| format!("assigning to `${}` changes how later commands bind", v.name))
+}
+
+/// Why reading variable `v` reads through a provider beyond session state, if it does.
+fn provider_read(v: &VarRef) -> Option<String> {
+    let drive = drive_of(v)?;
+    (!READABLE_DRIVES.contains(&drive.as_str())).then(|| {
+        format!(
+            "reading `${}` reads through the `{drive}:` provider, as `Get-Content` would",
+            v.name
+        )
+    })
+}
+
+/// Functions the PowerShell host calls by itself: defining one runs code after every line.
+const HOST_HOOKS: &[&str] = &[
+    "prompt",
+    "out-default",
+    "tabexpansion2",
+    "psconsolehostreadline",
+    "clear-host",
+];
+
+/// The dashes PowerShell accepts for `-` (U+2013..U+2015).
+fn is_dash(c: char) -> bool {
+    matches!(c, '-' | '\u{2013}' | '\u{2014}' | '\u{2015}')
+}
+
+/// Parameters that run a script block given as their value, besides `ScriptBlock`-typed ones:
+/// property expressions (`Sort-Object { … }`, `Select-Object @{ e = { … } }`), lowercased as
+/// `command:parameter`.
+const PROPERTY_EXPRESSIONS: &[&str] = &[
+    "sort-object:property",
+    "select-object:property",
+    "group-object:property",
+    "measure-object:property",
+    "compare-object:property",
+    "format-table:property",
+    "format-table:groupby",
+    "format-list:property",
+    "format-list:groupby",
+    "format-wide:property",
+    "format-wide:groupby",
+    "format-custom:property",
+    "format-custom:groupby",
+    "convertto-html:property",
+];
+
+/// Why the value `e` bound to parameter `m` of `command` may be code the line does not show,
+/// if it may: a parameter that runs a script block value (`ScriptBlock`-typed, a property
+/// expression, or a delay-bind parameter: pipeline-bound, not `Object`-typed, in a command that
+/// receives pipeline input) given anything but literals. A script block can reach a variable
+/// from outside the line (`${function:Remove-Mailbox}`, `(Get-Command X).ScriptBlock`).
+fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr) -> Option<String> {
+    if !runs_block_values(command, m, pipeline_input) {
+        return None;
+    }
+    if m.is_script_block() {
+        return (!is_block_literal(e)).then(|| {
+            format!(
+                "script block parameter `-{}` gets code computed at run time",
+                m.name
+            )
+        });
+    }
+    (!is_literal_value(e)).then(|| {
+        format!(
+            "parameter `-{}` runs a script block value, and gets one computed at run time",
+            m.name
+        )
+    })
+}
+
+/// Whether parameter `m` of `command` runs a script block given as its value (see
+/// [`code_from_value`]).
+fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool {
+    let key = format!("{}:{}", command.to_lowercase(), m.name.to_lowercase());
+    let object_typed = {
+        let t = m.type_name.trim().to_ascii_lowercase();
+        let t = t.strip_prefix("system.").unwrap_or(&t);
+        matches!(t, "object" | "object[]" | "psobject" | "psobject[]")
+    };
+    m.is_script_block()
+        || PROPERTY_EXPRESSIONS.contains(&key.as_str())
+        || (pipeline_input && m.takes_pipeline_input() && !object_typed)
+}
+
+/// A value written out in the line, so any code in it is a block literal the walk checks:
+/// strings (expansion yields text), numbers, `$true`/`$false`/`$null`, block literals, and
+/// lists and hashtables of those (`Name, @{ n = 'x'; e = { … } }`).
+fn is_literal_value(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::String(_) | ExprKind::Number(_) | ExprKind::ScriptBlock(_) => true,
+        ExprKind::Variable(v) => matches!(v.plain_name().as_str(), "true" | "false" | "null"),
+        ExprKind::List(items) => items.iter().all(is_literal_value),
+        ExprKind::Hashtable(entries) => entries.iter().all(|entry| {
+            is_literal_value(&entry.key)
+                && single_expression(&entry.value).is_some_and(is_literal_value)
+        }),
+        ExprKind::ArraySubexpression(stmts) => stmts
+            .iter()
+            .all(|st| single_expression(st).is_some_and(is_literal_value)),
+        _ => false,
+    }
+}
+
+/// `m.lookup_param(written)`, remembered in `cache` for the line.
+fn cached_lookup<'a>(
+    cache: &RefCell<HashMap<(String, String), ParamLookup<'a>>>,
+    m: &'a CommandMeta,
+    written: &str,
+) -> ParamLookup<'a> {
+    let key = (m.name.to_lowercase(), written.to_lowercase());
+    if let Some(hit) = cache.borrow().get(&key) {
+        return hit.clone();
+    }
+    let found = m.lookup_param(written);
+    cache.borrow_mut().insert(key, found.clone());
+    found
 }
 
 /// A script block bound to this parameter is data (OPATH text) only when the parameter is

@@ -436,11 +436,23 @@ impl<'a> Parser<'a> {
     fn function_statement(&mut self, keyword: &str) -> PResult<StatementKind> {
         self.eat_keyword(keyword);
         self.skip_ws()?;
-        let name_start = self.pos;
-        while self.peek_is(|c| !super::lex::ends_bare_word(c) && !super::lex::is_quote(c)) {
+        // The name is a bare word: backtick escapes apply, as in a command name, so
+        // `function Get-Mail``box` defines `Get-Mailbox` and is recognised as such.
+        let mut name = String::new();
+        while let Some(c) = self.peek() {
+            if super::lex::ends_bare_word(c) || super::lex::is_quote(c) {
+                break;
+            }
             self.bump();
+            if c == '`' {
+                match self.bump() {
+                    Some(e) => name.push(super::lex::escape_char(e)),
+                    None => return self.incomplete("a backtick ends the input"),
+                }
+            } else {
+                name.push(c);
+            }
         }
-        let name = self.text(self.span_from(name_start)).to_string();
         if name.is_empty() {
             return self.expected("a function name");
         }

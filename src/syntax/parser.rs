@@ -171,6 +171,11 @@ impl<'a> Parser<'a> {
                     return self.incomplete("a line-continuation backtick ends the input");
                 }
             } else if c == '#' {
+                // `#requires -Modules X` is a statement in comment form: it can load a module.
+                let head: String = self.rest().chars().take(9).collect();
+                if head.eq_ignore_ascii_case("#requires") {
+                    return self.invalid("`#requires` is not supported: it can load modules");
+                }
                 while self.peek_is(|c| !is_newline(c)) {
                     self.bump();
                 }
