@@ -7,6 +7,7 @@ use std::process::{ExitCode, Stdio};
 
 use crate::policy::Effect;
 use crate::shell::access::{Access, AccessConfig};
+use crate::shell::local_service::LocalService;
 use crate::shell::osc::{Marker, Piece, Scanner};
 use crate::shell::{self, ShellConfig};
 
@@ -47,6 +48,11 @@ pub struct ShellArgs {
     /// ~/.local/share/jitsh/sessions).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// Without --server, jitsh starts an approval service in-process on loopback (state in
+    /// $JITSH_STATE or ~/.local/share/jitsh/local-service); this turns that off, so lines that
+    /// need approval are simply refused.
+    #[arg(long)]
+    no_service: bool,
     /// The runspace command (default: jitsh-exsim next to jitsh).
     #[arg(last = true, value_name = "RUNSPACE")]
     runspace: Vec<OsString>,
@@ -88,10 +94,20 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         runspace
     };
+    let mut access = access_config(args.gate);
+    // Kept alive for the whole session; dropping it stops the service cleanly.
+    let _local = if access.server.is_none() && !args.no_service {
+        match start_local_service(&mut access) {
+            Ok(local) => Some(local),
+            Err(e) => return super::fail(e),
+        }
+    } else {
+        None
+    };
     let config = ShellConfig {
         multiline,
         runspace,
-        access: access_config(args.gate),
+        access,
         record_dir,
     };
     let rt = match runtime() {
@@ -231,6 +247,24 @@ fn with_prompt_markers(mut argv: Vec<OsString>) -> Vec<OsString> {
         argv.push(PWSH_PROMPT_SETUP.into());
     }
     argv
+}
+
+/// Start the in-process approval service and point the session at it.
+fn start_local_service(access: &mut AccessConfig) -> Result<LocalService, String> {
+    let policies = crate::policy::load_dir(&access.policies_dir).map_err(|errors| {
+        format!(
+            "the policies in `{}` were not loaded: {}",
+            access.policies_dir.display(),
+            errors.to_string().replace('\n', "; ")
+        )
+    })?;
+    let local = LocalService::start(&access.policies_dir, &policies, &access.user)
+        .map_err(|e| e.to_string())?;
+    eprint!("{}", local.banner());
+    access.server = Some(local.url.clone());
+    access.credential = Some(local.credential.clone());
+    access.trust_keys.push(local.trust_key());
+    Ok(local)
 }
 
 fn access_config(gate: GateOpts) -> AccessConfig {

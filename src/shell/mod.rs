@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod line;
+pub mod local_service;
 pub mod meta;
 pub mod osc;
 pub mod proxy;

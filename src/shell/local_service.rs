@@ -1,0 +1,182 @@
+//! An approval service started in-process on loopback, for a session started without
+//! `--server`: the newcomer's one-command demo shows the whole flow (a privileged line is
+//! refused, `:request` files it, a second terminal approves, the line then runs).
+//!
+//! It keeps its state in `$JITSH_STATE` or `~/.local/share/jitsh/local-service`: the SQLite
+//! store, the signing key, the audit log. Each start writes a fresh directory with two users —
+//! the session user, in every requester group the policies name, and `approver`, in every
+//! approver group — and new credentials for both; the approver's credential is written to
+//! `STATE/approver.credential` (0600) and never printed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::policy::PolicySet;
+use crate::service::directory::{write_private_atomic, Directory};
+use crate::service::{self, Config};
+
+use super::ShellError;
+
+/// A running in-process approval service; stops (with a clean audit checkpoint) on drop.
+#[derive(Debug)]
+pub struct LocalService {
+    pub url: String,
+    pub state: PathBuf,
+    /// The session user's credential, for `:request` and token pick-up.
+    pub credential: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The name of the approver account the local service creates.
+pub const APPROVER: &str = "approver";
+
+impl LocalService {
+    pub fn start(policies_dir: &Path, policies: &PolicySet, user: &str) -> Result<LocalService, ShellError> {
+        let state = state_dir().ok_or_else(|| {
+            ShellError::Config("no folder for the local approval service: set JITSH_STATE or HOME".into())
+        })?;
+        std::fs::create_dir_all(&state)
+            .map_err(|e| ShellError::Config(format!("cannot create `{}`: {e}", state.display())))?;
+        let (credential, approver_credential) = seed_directory(&state, policies, user)?;
+        write_private_atomic(
+            &state.join("approver.credential"),
+            format!("{}\n", approver_credential).as_bytes(),
+        )
+        .map_err(|e| ShellError::Config(format!("cannot write the approver credential: {e}")))?;
+
+        let config = Config {
+            state: state.clone(),
+            policies: policies_dir.to_path_buf(),
+            directory: None,
+            smtp: None,
+            mail_from: "jitsh@localhost".into(),
+            webhook: None,
+            pending_ttl: Duration::from_secs(24 * 3600),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| ShellError::Service(format!("cannot listen on loopback: {e}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ShellError::Service(e.to_string()))?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String, String>>();
+        let thread = std::thread::Builder::new()
+            .name("jitsh-local-service".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let ready = ready_tx.clone();
+                    let result = service::serve(
+                        &config,
+                        listener,
+                        move |addr| {
+                            let _ = ready.send(Ok(format!("http://{addr}")));
+                        },
+                        async move {
+                            let _ = stop_rx.await;
+                        },
+                    )
+                    .await;
+                    if let Err(e) = result {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                    }
+                });
+            })
+            .map_err(|e| ShellError::Service(e.to_string()))?;
+        let url = match ready_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(url)) => url,
+            Ok(Err(e)) => return Err(ShellError::Service(format!("the local approval service did not start: {e}"))),
+            Err(_) => return Err(ShellError::Service("the local approval service did not start in time".into())),
+        };
+        Ok(LocalService {
+            url,
+            state,
+            credential,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The service's public key, for verifying the tokens it issues.
+    pub fn trust_key(&self) -> PathBuf {
+        self.state.join("signing.pub")
+    }
+
+    /// What to tell the user at start: where the service is and how to approve.
+    pub fn banner(&self) -> String {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "jitsh".into());
+        format!(
+            "jitsh: approval service for this session: {url} (state in {state})\r\n\
+             jitsh: approve from a second terminal as `{APPROVER}`:\r\n  \
+             export JITSH_SERVER={url} JITSH_CREDENTIAL=$(cat {state}/approver.credential)\r\n  \
+             {exe} requests --pending\r\n  \
+             {exe} approve REQUEST-ID\r\n",
+            url = self.url,
+            state = self.state.display(),
+        )
+    }
+}
+
+impl Drop for LocalService {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn state_dir() -> Option<PathBuf> {
+    std::env::var_os("JITSH_STATE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh/local-service")))
+}
+
+/// Write a fresh directory: the session user in every requester group, `approver` in every
+/// approver group. Returns (user credential, approver credential).
+fn seed_directory(state: &Path, policies: &PolicySet, user: &str) -> Result<(String, String), ShellError> {
+    let mut requesters: Vec<String> = Vec::new();
+    let mut approvers: Vec<String> = Vec::new();
+    for rule in policies.rules() {
+        for g in &rule.requesters {
+            if !requesters.contains(g) {
+                requesters.push(g.clone());
+            }
+        }
+        for g in &rule.approvers {
+            if !approvers.contains(g) {
+                approvers.push(g.clone());
+            }
+        }
+    }
+    let mut dir = Directory::default();
+    let err = |e: crate::service::directory::DirectoryError| ShellError::Config(e.to_string());
+    let mine = dir.add_user(user, None, requesters.clone(), requesters).map_err(err)?;
+    let theirs = dir
+        .add_user(APPROVER, None, approvers, Vec::new())
+        .map_err(err)?;
+    dir.save(&state.join("directory.toml")).map_err(err)?;
+    Ok((mine.expose().to_owned(), theirs.expose().to_owned()))
+}
