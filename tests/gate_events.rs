@@ -103,6 +103,22 @@ impl Env {
             .collect()
     }
 
+    /// Wait (up to 30 s) until the log holds `n` gate records: accepted events are durable in
+    /// the service's inbox at once and reach the log moments later.
+    fn wait_gate_records(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.gate_records().len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:#?}",
+                self.gate_records()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Anything else queued (a duplicate would be) reaches the log within a sweep (1 s).
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
     /// `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` (service stopped).
     fn verify(&self) {
         let out = Command::new(JITSH)
@@ -268,6 +284,7 @@ fn events_spooled_while_the_service_is_down_arrive_once_in_order_across_a_crash(
     assert_eq!(sink.pending(), 0);
     sink.flush(Duration::from_secs(5)).unwrap();
     drop(sink);
+    env.wait_gate_records(6);
     server.terminate();
 
     env.verify();
@@ -333,6 +350,16 @@ async fn the_service_takes_only_own_gate_events_and_each_batch_once() {
         (status, body["error"].as_str()),
         (422, Some("invalid_event_count"))
     );
+    // The largest batch (500 events, under the 64 KiB body limit) is taken whole.
+    let full: Vec<Value> = (0..500)
+        .map(|i| json!({"time": "2026-11-27T10:00:00Z", "actor": "alice", "action": "gate.x", "subject": format!("f{i}"), "outcome": ""}))
+        .collect();
+    let started = std::time::Instant::now();
+    let (status, body) = server
+        .post(&alice, json!({ "batch": "full", "events": full }))
+        .await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(500)), "{body}");
+    eprintln!("500-event batch accepted in {:?}", started.elapsed());
     let (status, _) = server
         .post(
             "jitsh_wrong",
@@ -369,9 +396,20 @@ async fn the_service_takes_only_own_gate_events_and_each_batch_once() {
         .await;
     assert_eq!((status, &body["duplicate"]), (200, &json!(false)));
 
+    let spec: Value = reqwest::get(format!("{}/openapi.json", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["paths"]["/v1/audit/events"]["post"].is_object());
+    env.wait_gate_records(503);
     server.terminate();
     env.verify();
     let records = env.gate_records();
+    let (bulk, records): (Vec<Value>, Vec<Value>) =
+        records.into_iter().partition(|r| r["action"] == "gate.x");
+    assert_eq!(bulk.len(), 500);
     assert_eq!(subjects(&records), ["r1", "r2", "r4"], "{records:#?}");
     assert_eq!(records[2]["actor"], "bob");
     assert!(records
@@ -401,6 +439,7 @@ fn a_batch_refused_for_good_is_kept_aside_and_later_events_still_flow() {
     assert!(std::fs::read_to_string(&rejected[0])
         .unwrap()
         .contains("forged"));
+    env.wait_gate_records(1);
     server.terminate();
     assert_eq!(subjects(&env.gate_records()), ["own"]);
 }
@@ -474,7 +513,14 @@ fn a_batch_resent_after_a_lost_answer_is_logged_once_even_across_a_restart() {
     // The service takes the first batch (and its resends) but no answer comes back.
     assert!(sink.flush(Duration::from_millis(1500)).is_err());
     assert_eq!(sink.pending(), 3);
-    assert!(!env.gate_records().is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while env.gate_records().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service never took a batch"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(sink);
     // After a restart a new event is spooled before the resend: the batch in flight must not
     // grow, or its id would change and the service would log its events twice.
@@ -483,6 +529,7 @@ fn a_batch_resent_after_a_lost_answer_is_logged_once_even_across_a_restart() {
     proxy.deliver_answers();
     sink.flush(Duration::from_secs(30)).unwrap();
     drop(sink);
+    env.wait_gate_records(4);
     server.terminate();
     env.verify();
     let records = env.gate_records();

@@ -41,7 +41,7 @@ const MAX_BODY: usize = 63 * 1024;
 const MAX_EVENTS: usize = 500;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CURSOR_FILE: &str = "spool.cursor";
 

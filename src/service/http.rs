@@ -395,8 +395,18 @@ async fn gate_events(
     Caller(who): Caller,
     Body(body): Body<GateEventsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    state
+    let out = state
         .run(move |s, now| s.gate_events(&who, body, now))
-        .await
-        .map(Json)
+        .await?;
+    if out["duplicate"] == Value::Bool(false) {
+        // The events are durable in the inbox; append them now rather than at the next sweep,
+        // without holding the answer (one log sync per event makes a full batch take seconds).
+        let service = Arc::clone(&state.service);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = service.drain_audit() {
+                tracing::warn!(error = %e, "gate events queued; appending them will be retried");
+            }
+        });
+    }
+    Ok(Json(out))
 }

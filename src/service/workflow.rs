@@ -755,8 +755,10 @@ impl Service {
         Ok(json!({ "name": body.name, "credential": credential.expose() }))
     }
 
-    /// Take a gate's batch of its own session and gate events into the audit log (through the
-    /// inbox, so the events are durable when this returns and appended in arrival order).
+    /// Take a gate's batch of its own session and gate events for the audit log: queued in the
+    /// inbox in one step, so they are durable when this returns and reach the log in arrival
+    /// order through [`Service::drain_audit`] (run right after by the handler, and every
+    /// second by the sweeper).
     pub fn gate_events(
         &self,
         who: &Principal,
@@ -831,11 +833,6 @@ impl Service {
             events,
         };
         let fresh = self.store.queue_gate_batch(&batch, now.unix_timestamp())?;
-        // Durable in the inbox now; append at once so the log is current (the sweeper retries
-        // if the log cannot be written right now).
-        if let Err(e) = self.drain_audit() {
-            tracing::warn!(error = %e, batch = %id, "gate events queued; appending them will be retried");
-        }
         Ok(json!({ "accepted": count, "duplicate": !fresh }))
     }
 
