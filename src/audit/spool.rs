@@ -111,7 +111,7 @@ struct Segment {
 
 impl Segment {
     fn end(&self) -> u64 {
-        self.base + self.len
+        self.base.saturating_add(self.len)
     }
 }
 
@@ -304,7 +304,7 @@ impl AuditSink for SpoolingSink {
         if let Some(last) = state.segments.last_mut() {
             last.len += line.len() as u64;
         }
-        state.next_seq = seq + 1;
+        state.next_seq = seq.saturating_add(1);
         state.pending += 1;
         self.shared.changed.notify_all();
         Ok(seq)
@@ -474,7 +474,7 @@ fn open_state(dir: &Path) -> Result<State, SpoolError> {
     Ok(State {
         segments,
         file,
-        next_seq: last_seq + 1,
+        next_seq: last_seq.saturating_add(1),
         cursor,
         pending,
         poisoned: None,
@@ -503,15 +503,29 @@ fn is_line_end(segments: &[Segment], offset: u64) -> bool {
         && byte[0] == b'\n'
 }
 
-/// Cut an unterminated last line off `segment`, keeping it in a side file.
+/// Cut a torn last line off `segment` (unterminated, or terminated but not a spool line when
+/// nothing follows it: one interrupted append tears once), keeping it in a side file.
 fn trim_torn(dir: &Path, segment: &mut Segment) -> Result<(), SpoolError> {
     let data = std::fs::read(&segment.path).map_err(io_err(&segment.path))?;
-    let good = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut good = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if good == data.len() {
+        let body = data.get(..good.saturating_sub(1)).unwrap_or_default();
+        let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let last = data.get(start..good).unwrap_or_default();
+        if !last.is_empty() && serde_json::from_slice::<Line>(last).is_err() {
+            good = start;
+        }
+    }
     let Some(torn) = data.get(good..).filter(|t| !t.is_empty()) else {
         return Ok(());
     };
-    let offset = segment.base + good as u64;
-    let side = dir.join(format!("torn-{offset}.bin"));
+    let offset = segment.base.saturating_add(good as u64);
+    let mut side = dir.join(format!("torn-{offset}.bin"));
+    let mut n = 1;
+    while side.exists() {
+        n += 1;
+        side = dir.join(format!("torn-{offset}-{n}.bin"));
+    }
     tracing::warn!(
         "audit spool `{}` ends in a torn line at byte {offset} ({} bytes); saved to `{}`",
         segment.path.display(),
@@ -896,6 +910,27 @@ mod tests {
         let text = std::fs::read_to_string(&segment).unwrap();
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(sink.flush(Duration::from_millis(100)).is_err());
+    }
+
+    #[test]
+    fn a_terminated_but_broken_last_line_is_torn_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "http://127.0.0.1:9".to_owned();
+        let sink = SpoolingSink::open(dir.path(), url.clone(), "c".into()).unwrap();
+        sink.append(event(1)).unwrap();
+        drop(sink);
+        let segment = dir.path().join(segment_name(0));
+        let good = std::fs::metadata(&segment).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&segment).unwrap();
+        f.write_all(b"\0\0\0\n").unwrap();
+        drop(f);
+        let sink = SpoolingSink::open(dir.path(), url, "c".into()).unwrap();
+        assert_eq!(sink.pending(), 1);
+        assert_eq!(sink.append(event(2)).unwrap(), 2);
+        assert_eq!(
+            std::fs::read(dir.path().join(format!("torn-{good}.bin"))).unwrap(),
+            b"\0\0\0\n"
+        );
     }
 
     #[test]

@@ -928,6 +928,49 @@ mod tests {
     }
 
     #[test]
+    fn a_gate_batch_is_queued_once_per_user_and_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        let batch = |user: &str, id: &str, sha: &str, subjects: &[&str]| GateBatch {
+            user: user.into(),
+            id: id.into(),
+            sha256: sha.into(),
+            events: subjects
+                .iter()
+                .map(|s| AuditEvent {
+                    time: "2026-01-01T00:00:00Z".into(),
+                    actor: user.into(),
+                    action: "gate.decision".into(),
+                    subject: (*s).into(),
+                    outcome: "allow".into(),
+                    details: Default::default(),
+                })
+                .collect(),
+        };
+        assert!(store
+            .queue_gate_batch(&batch("alice", "b1", "x", &["a", "b"]), 1)
+            .unwrap());
+        assert!(!store
+            .queue_gate_batch(&batch("alice", "b1", "x", &["a", "b"]), 2)
+            .unwrap());
+        assert!(matches!(
+            store.queue_gate_batch(&batch("alice", "b1", "y", &["c"]), 3),
+            Err(StoreError::BatchConflict(_))
+        ));
+        assert!(store
+            .queue_gate_batch(&batch("bob", "b1", "z", &["d"]), 4)
+            .unwrap());
+        let mut seen = Vec::new();
+        store
+            .drain_audit(&mut |e| {
+                seen.push(e.subject);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, ["a", "b", "d"]);
+    }
+
+    #[test]
     fn lock_refuses_new_requests_in_scope() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
