@@ -797,10 +797,14 @@ async fn send(
 
 /// Record `batch` as accepted; compact when everything is.
 fn mark_forwarded(shared: &Shared, state: &mut State, batch: &Batch) -> Result<(), SpoolError> {
-    state.cursor.forwarded = batch.end;
-    state.cursor.seq = batch.last_seq;
-    state.cursor.inflight = None;
-    save_cursor(&shared.dir, &state.cursor)?;
+    let cursor = Cursor {
+        forwarded: batch.end,
+        seq: batch.last_seq,
+        inflight: None,
+    };
+    // Memory follows the disk: if the save fails the batch stays in flight and is resent.
+    save_cursor(&shared.dir, &cursor)?;
+    state.cursor = cursor;
     state.pending = state.pending.saturating_sub(batch.events.len());
     // Older segments left over from an interrupted compaction go once the cursor passes them.
     let forwarded = state.cursor.forwarded;
