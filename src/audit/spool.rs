@@ -72,6 +72,8 @@ pub enum SpoolError {
         offset: u64,
         reason: String,
     },
+    #[error("`{0}` is not a service address; use http://HOST:PORT or https://HOST")]
+    BadServer(String),
     #[error("the audit forwarder could not start: {0}")]
     Runtime(String),
     #[error("{pending} audit events are not yet delivered to the approval service: {reason}")]
@@ -177,6 +179,10 @@ impl SpoolingSink {
         server: String,
         credential: String,
     ) -> Result<SpoolingSink, SpoolError> {
+        let url = format!("{}/v1/audit/events", server.trim_end_matches('/'));
+        if !reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(SpoolError::BadServer(server));
+        }
         std::fs::create_dir_all(spool_dir).map_err(io_err(spool_dir))?;
         let lock_path = spool_dir.join("spool.lock");
         let lock_file = OpenOptions::new()
@@ -192,7 +198,7 @@ impl SpoolingSink {
         let shared = Arc::new(Shared {
             dir: spool_dir.to_path_buf(),
             id,
-            url: format!("{}/v1/audit/events", server.trim_end_matches('/')),
+            url,
             credential,
             state: Mutex::new(state),
             changed: Condvar::new(),
@@ -945,6 +951,10 @@ mod tests {
         assert!(matches!(
             SpoolingSink::open(dir.path(), url, "c".into()),
             Err(SpoolError::Locked(_))
+        ));
+        assert!(matches!(
+            SpoolingSink::open(&dir.path().join("x"), "127.0.0.1:9".into(), "c".into()),
+            Err(SpoolError::BadServer(_))
         ));
         let mut big = event(1);
         big.details
