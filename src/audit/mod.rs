@@ -9,6 +9,7 @@
 //! - [`log`]: the durable writer ([`AuditLog`]), group commit, torn-tail recovery, rotation.
 //! - [`read`]: reading log files for verify, search and export.
 //! - [`forward`]: syslog forwarding with a spool and a delivery cursor.
+//! - [`spool`]: a gate's sink, spooled locally and forwarded to the approval service.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod log;
 pub mod read;
 pub mod search;
+pub mod spool;
 
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
 pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};

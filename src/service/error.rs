@@ -68,6 +68,7 @@ impl From<StoreError> for ApiError {
             StoreError::PendingExpired { .. } => ApiError::conflict("request_expired", msg),
             StoreError::AlreadyApproved { .. } => ApiError::conflict("already_approved", msg),
             StoreError::Locked { .. } => ApiError::policy("locked", msg),
+            StoreError::BatchConflict(_) => ApiError::conflict("batch_conflict", msg),
             StoreError::Exhausted(_) => ApiError::conflict("uses_exhausted", msg),
             StoreError::NotLive { .. } => ApiError::conflict("grant_not_live", msg),
             StoreError::Audit(e) => {

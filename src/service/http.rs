@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use super::directory::Principal;
 use super::error::ApiError;
 use super::store::Status;
-use super::workflow::{CreateBody, LockBody, Service, UserBody};
+use super::workflow::{CreateBody, GateEventsBody, LockBody, Service, UserBody};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/locks", post(set_lock).delete(clear_lock).get(locks))
         .route("/v1/policies/{file}", put(put_policy))
         .route("/v1/users", post(add_user))
+        .route("/v1/audit/events", post(gate_events))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see GET /openapi.json for the API")
         })
@@ -387,4 +388,25 @@ async fn add_user(
         Json(out),
     )
         .into_response())
+}
+
+async fn gate_events(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<GateEventsBody>,
+) -> Result<Json<Value>, ApiError> {
+    let out = state
+        .run(move |s, now| s.gate_events(&who, body, now))
+        .await?;
+    if out["duplicate"] == Value::Bool(false) {
+        // The events are durable in the inbox; append them now rather than at the next sweep,
+        // without holding the answer (one log sync per event makes a full batch take seconds).
+        let service = Arc::clone(&state.service);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = service.drain_audit() {
+                tracing::warn!(error = %e, "gate events queued; appending them will be retried");
+            }
+        });
+    }
+    Ok(Json(out))
 }

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
-    Approval, ApproveOutcome, Grant, Hook, Lock, NewRequest, Notification, OutboxItem,
+    Approval, ApproveOutcome, GateBatch, Grant, Hook, Lock, NewRequest, Notification, OutboxItem,
     RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
 };
 
@@ -75,6 +75,16 @@ CREATE INDEX outbox_due ON outbox(delivered_at, failed, next_attempt_at);
 CREATE TABLE audit_inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event TEXT NOT NULL               -- AuditEvent as JSON, written by another process
+);
+"#,
+    r#"
+CREATE TABLE gate_batches (
+    user TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    events INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,             -- of the events as sent, to refuse a reused id
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (user, batch)
 );
 "#,
 ];
@@ -646,6 +656,42 @@ impl Store for SqliteStore {
         })
     }
 
+    fn queue_gate_batch(&self, batch: &GateBatch, now: UnixTime) -> Result<bool, StoreError> {
+        let texts = batch
+            .events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        self.step(|tx| {
+            let seen = tx
+                .query_row(
+                    "SELECT sha256 FROM gate_batches WHERE user = ?1 AND batch = ?2",
+                    params![batch.user, batch.id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(sha) = seen {
+                return if sha == batch.sha256 {
+                    Ok(false)
+                } else {
+                    Err(StoreError::BatchConflict(batch.id.clone()))
+                };
+            }
+            for text in &texts {
+                tx.execute("INSERT INTO audit_inbox (event) VALUES (?1)", params![text])
+                    .map_err(backend)?;
+            }
+            tx.execute(
+                "INSERT INTO gate_batches (user, batch, events, sha256, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![batch.user, batch.id, texts.len(), batch.sha256, now],
+            )
+            .map_err(backend)?;
+            Ok(true)
+        })
+    }
+
     fn drain_audit(
         &self,
         sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
@@ -879,6 +925,49 @@ mod tests {
             .unwrap();
         assert_eq!((n, seen), (2, vec!["a".to_owned(), "b".to_owned()]));
         assert_eq!(store.drain_audit(&mut |_| Ok(())).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_gate_batch_is_queued_once_per_user_and_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        let batch = |user: &str, id: &str, sha: &str, subjects: &[&str]| GateBatch {
+            user: user.into(),
+            id: id.into(),
+            sha256: sha.into(),
+            events: subjects
+                .iter()
+                .map(|s| AuditEvent {
+                    time: "2026-01-01T00:00:00Z".into(),
+                    actor: user.into(),
+                    action: "gate.decision".into(),
+                    subject: (*s).into(),
+                    outcome: "allow".into(),
+                    details: Default::default(),
+                })
+                .collect(),
+        };
+        assert!(store
+            .queue_gate_batch(&batch("alice", "b1", "x", &["a", "b"]), 1)
+            .unwrap());
+        assert!(!store
+            .queue_gate_batch(&batch("alice", "b1", "x", &["a", "b"]), 2)
+            .unwrap());
+        assert!(matches!(
+            store.queue_gate_batch(&batch("alice", "b1", "y", &["c"]), 3),
+            Err(StoreError::BatchConflict(_))
+        ));
+        assert!(store
+            .queue_gate_batch(&batch("bob", "b1", "z", &["d"]), 4)
+            .unwrap());
+        let mut seen = Vec::new();
+        store
+            .drain_audit(&mut |e| {
+                seen.push(e.subject);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, ["a", "b", "d"]);
     }
 
     #[test]

@@ -163,6 +163,18 @@ pub struct Revocation {
     pub exp: UnixTime,
 }
 
+/// A batch of a gate's audit events, as the service will log them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateBatch {
+    /// The authenticated sender; batch ids are scoped to it.
+    pub user: String,
+    /// The sender's batch id (stable across its retries).
+    pub id: String,
+    /// SHA-256 (hex) of the events as sent, so a reused id with other events is refused.
+    pub sha256: String,
+    pub events: Vec<AuditEvent>,
+}
+
 /// Why a store step did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -184,6 +196,8 @@ pub enum StoreError {
     NotLive { jti: String, state: &'static str },
     #[error("no lock on `{0}`")]
     NoLock(String),
+    #[error("batch `{0}` was already received with other events")]
+    BatchConflict(String),
     #[error(transparent)]
     Audit(#[from] AuditSinkError),
     #[error("state database error: {0}")]
@@ -272,6 +286,11 @@ pub trait Store: Send + Sync {
     /// Keep an audit event written by another process (the CLI's `user add` while the service
     /// holds the audit log) until the service appends it.
     fn queue_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Queue a gate's batch for the audit log in one step, once per `(user, id)`: `false` when
+    /// the same batch was queued before (nothing is queued again), so a sender retrying after
+    /// a lost answer never duplicates events. A known id with other events is
+    /// [`StoreError::BatchConflict`].
+    fn queue_gate_batch(&self, batch: &GateBatch, now: UnixTime) -> Result<bool, StoreError>;
     /// Append queued audit events through `sink`, oldest first, each removed in the same step.
     fn drain_audit(
         &self,

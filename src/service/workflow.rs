@@ -98,6 +98,19 @@ pub struct LockBody {
     pub expires: Option<String>,
 }
 
+/// `POST /v1/audit/events`: a gate's audit events, forwarded from its spool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateEventsBody {
+    pub events: Vec<AuditEvent>,
+    /// The sender's id for this batch; a repeat is accepted without logging the events twice.
+    pub batch: String,
+}
+
+/// Most events in one `POST /v1/audit/events`.
+pub const MAX_GATE_EVENTS: usize = 500;
+const MAX_BATCH_ID: usize = 200;
+
 /// `POST /v1/users`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -740,6 +753,87 @@ impl Service {
             },
         )?;
         Ok(json!({ "name": body.name, "credential": credential.expose() }))
+    }
+
+    /// Take a gate's batch of its own session and gate events for the audit log: queued in the
+    /// inbox in one step, so they are durable when this returns and reach the log in arrival
+    /// order through [`Service::drain_audit`] (run right after by the handler, and every
+    /// second by the sweeper).
+    pub fn gate_events(
+        &self,
+        who: &Principal,
+        body: GateEventsBody,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let id = body.batch;
+        if id.is_empty() || id.len() > MAX_BATCH_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::bad_request(
+                "invalid_batch",
+                format!(
+                    "`batch` must be 1 to {MAX_BATCH_ID} printable ASCII characters without spaces"
+                ),
+            ));
+        }
+        if body.events.is_empty() || body.events.len() > MAX_GATE_EVENTS {
+            return Err(ApiError::policy(
+                "invalid_event_count",
+                format!(
+                    "a batch carries 1 to {MAX_GATE_EVENTS} events, not {}",
+                    body.events.len()
+                ),
+            ));
+        }
+        for (i, e) in body.events.iter().enumerate() {
+            if !e.actor.eq_ignore_ascii_case(&who.name) {
+                return Err(ApiError::forbidden(
+                    "not_your_event",
+                    format!(
+                        "event {i} is in the name of `{}`; a gate may only send events of its own user `{}`",
+                        e.actor, who.name
+                    ),
+                ));
+            }
+            if !crate::audit::spool::gate_action_allowed(&e.action) {
+                return Err(ApiError::policy(
+                    "action_not_allowed",
+                    format!(
+                        "event {i} has action `{}`; gates send only `session.*`, `gate.*` and `request.local` events",
+                        e.action
+                    ),
+                ));
+            }
+            if OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
+                .is_err()
+            {
+                return Err(ApiError::policy(
+                    "invalid_time",
+                    format!("event {i} has time `{}`, which is not RFC 3339", e.time),
+                ));
+            }
+        }
+        let sent = serde_json::to_vec(&body.events)
+            .map_err(|e| ApiError::internal(format!("events could not be encoded: {e}")))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, &sent);
+        let sha256: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let events: Vec<AuditEvent> = body
+            .events
+            .into_iter()
+            .map(|mut e| {
+                e.actor.clone_from(&who.name);
+                e.details.insert("received_by".into(), json!("service"));
+                e.details.insert("gate_batch".into(), json!(id));
+                e
+            })
+            .collect();
+        let count = events.len();
+        let batch = super::store::GateBatch {
+            user: who.name.clone(),
+            id: id.clone(),
+            sha256,
+            events,
+        };
+        let fresh = self.store.queue_gate_batch(&batch, now.unix_timestamp())?;
+        Ok(json!({ "accepted": count, "duplicate": !fresh }))
     }
 
     /// Append audit events other processes queued in the store.
