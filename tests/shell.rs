@@ -82,6 +82,8 @@ impl Fixture {
             "alice".into(),
             "--record".into(),
             self.path("rec").display().to_string(),
+            // Each test says which approval service it wants; none by default.
+            "--no-service".into(),
         ]
     }
 }
@@ -994,4 +996,128 @@ fn incomplete_lines_continue_and_meta_commands_answer() {
     let out = s.wait_after(m, "no tokens held", 10);
     assert!(out.contains("no pending requests"), "{out}");
     assert_eq!(s.quit(), 0);
+}
+
+/// The README's main command: `jitsh shell` with no `--server` starts an approval service
+/// in-process; a second terminal approves with the approver credential it wrote; the session
+/// picks the token up; the service's audit log holds the workflow and the gate's events.
+#[test]
+fn without_a_server_the_shell_starts_its_own_approval_service() {
+    let fx = Fixture::new();
+    let state = fx.path("local-service");
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 160,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(JITSH);
+    let args: Vec<String> = fx
+        .shell_args()
+        .into_iter()
+        .filter(|a| a != "--no-service")
+        .collect();
+    cmd.args(args);
+    cmd.cwd(fx.dir.path());
+    cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
+    cmd.env("JITSH_STATE", &state);
+    cmd.env_remove("JITSH_SERVER");
+    cmd.env_remove("JITSH_CREDENTIAL");
+    cmd.env("HOME", fx.dir.path());
+    let child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut s = Screen {
+        writer: pair.master.take_writer().unwrap(),
+        output,
+        child,
+        master: pair.master,
+    };
+    let banner = s.wait_for("PS ", 30);
+    assert!(
+        banner.contains("approval service for this session"),
+        "{banner}"
+    );
+    let server = banner
+        .split("approval service for this session: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("service url")
+        .to_string();
+    let approver = std::fs::read_to_string(state.join("approver.credential"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        !banner.contains(&approver),
+        "the approver credential is never printed"
+    );
+
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.wait_after(m, ":request New-MoveRequest", 15);
+    assert_eq!(move_requests(&fx), 0);
+    let m = s.line(":request New-MoveRequest --reason \"move bob\" --for 1h");
+    let out = s.wait_after(m, "sent", 15);
+    let id = out
+        .split("jitsh: request ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("request id")
+        .to_string();
+    let approved = client(&server, &approver, &["approve", &id, "--comment", "ok"]);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    s.wait_after(m, "its token is now in use", 20);
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.prompt_after(m, 15);
+    assert_eq!(move_requests(&fx), 1, "the approved token covered the line");
+    assert_eq!(s.quit(), 0);
+
+    // The service stopped cleanly: its log verifies, and the gate's decisions reached it.
+    let verify = Command::new(JITSH)
+        .args(["audit", "verify"])
+        .arg(state.join("audit"))
+        .arg("--trust-key")
+        .arg(state.join("signing.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let search = Command::new(JITSH)
+        .args(["audit", "search", "--json"])
+        .arg(state.join("audit"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&search.stdout);
+    for action in [
+        "request.create",
+        "request.approve",
+        "token.issue",
+        "session.start",
+    ] {
+        assert!(
+            text.contains(action),
+            "{action} missing from the service's audit log:\n{text}"
+        );
+    }
 }

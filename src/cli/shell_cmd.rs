@@ -99,7 +99,14 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     let _local = if access.server.is_none() && !args.no_service {
         match start_local_service(&mut access) {
             Ok(local) => Some(local),
-            Err(e) => return super::fail(e),
+            Err(e) => {
+                // Fail closed but stay useful: without a service, lines that need approval are
+                // refused and standing access still works.
+                eprintln!(
+                    "jitsh: warning: {e}; this session runs without an approval service (lines that need approval are refused; pass --server URL to use a running one)"
+                );
+                None
+            }
         }
     } else {
         None

@@ -32,9 +32,15 @@ pub struct LocalService {
 pub const APPROVER: &str = "approver";
 
 impl LocalService {
-    pub fn start(policies_dir: &Path, policies: &PolicySet, user: &str) -> Result<LocalService, ShellError> {
+    pub fn start(
+        policies_dir: &Path,
+        policies: &PolicySet,
+        user: &str,
+    ) -> Result<LocalService, ShellError> {
         let state = state_dir().ok_or_else(|| {
-            ShellError::Config("no folder for the local approval service: set JITSH_STATE or HOME".into())
+            ShellError::Config(
+                "no folder for the local approval service: set JITSH_STATE or HOME".into(),
+            )
         })?;
         std::fs::create_dir_all(&state)
             .map_err(|e| ShellError::Config(format!("cannot create `{}`: {e}", state.display())))?;
@@ -103,8 +109,16 @@ impl LocalService {
             .map_err(|e| ShellError::Service(e.to_string()))?;
         let url = match ready_rx.recv_timeout(Duration::from_secs(20)) {
             Ok(Ok(url)) => url,
-            Ok(Err(e)) => return Err(ShellError::Service(format!("the local approval service did not start: {e}"))),
-            Err(_) => return Err(ShellError::Service("the local approval service did not start in time".into())),
+            Ok(Err(e)) => {
+                return Err(ShellError::Service(format!(
+                    "the local approval service did not start: {e}"
+                )))
+            }
+            Err(_) => {
+                return Err(ShellError::Service(
+                    "the local approval service did not start in time".into(),
+                ))
+            }
         };
         Ok(LocalService {
             url,
@@ -151,12 +165,19 @@ impl Drop for LocalService {
 fn state_dir() -> Option<PathBuf> {
     std::env::var_os("JITSH_STATE")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh/local-service")))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".local/share/jitsh/local-service"))
+        })
 }
 
 /// Write a fresh directory: the session user in every requester group, `approver` in every
 /// approver group. Returns (user credential, approver credential).
-fn seed_directory(state: &Path, policies: &PolicySet, user: &str) -> Result<(String, String), ShellError> {
+fn seed_directory(
+    state: &Path,
+    policies: &PolicySet,
+    user: &str,
+) -> Result<(String, String), ShellError> {
     let mut requesters: Vec<String> = Vec::new();
     let mut approvers: Vec<String> = Vec::new();
     for rule in policies.rules() {
@@ -173,7 +194,9 @@ fn seed_directory(state: &Path, policies: &PolicySet, user: &str) -> Result<(Str
     }
     let mut dir = Directory::default();
     let err = |e: crate::service::directory::DirectoryError| ShellError::Config(e.to_string());
-    let mine = dir.add_user(user, None, requesters.clone(), requesters).map_err(err)?;
+    let mine = dir
+        .add_user(user, None, requesters.clone(), requesters)
+        .map_err(err)?;
     let theirs = dir
         .add_user(APPROVER, None, approvers, Vec::new())
         .map_err(err)?;

@@ -164,6 +164,60 @@ pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEv
     }
 }
 
+/// Where a session's audit events go: to the approval service when one is configured (spooled
+/// durably first, forwarded in order, nothing lost while the service is briefly unreachable), to
+/// the local chained log otherwise.
+#[derive(Debug)]
+pub enum SessionAudit {
+    Local(AuditLog),
+    Service(crate::audit::spool::SpoolingSink),
+}
+
+impl SessionAudit {
+    /// Open the sink for a session whose recordings go to `record_dir`.
+    pub fn open(
+        record_dir: &Path,
+        session_id: &str,
+        service: Option<(String, String)>,
+    ) -> Result<SessionAudit, ShellError> {
+        match service {
+            Some((server, credential)) => crate::audit::spool::SpoolingSink::open(
+                &record_dir.join("spool"),
+                server,
+                credential,
+            )
+            .map(SessionAudit::Service)
+            .map_err(|e| ShellError::Record(format!("audit spool: {e}"))),
+            None => open_audit(&record_dir.join("audit"), session_id).map(SessionAudit::Local),
+        }
+    }
+
+    pub fn append(
+        &self,
+        event: crate::audit::AuditEvent,
+    ) -> Result<u64, crate::audit::AuditSinkError> {
+        use crate::audit::AuditSink as _;
+        match self {
+            SessionAudit::Local(log) => log.append(event),
+            SessionAudit::Service(sink) => sink.append(event),
+        }
+    }
+
+    /// End of session: seal the local log, or try to deliver what is spooled. Undelivered
+    /// events stay in the spool and go out with the next session; that is not an error.
+    pub fn close(&self) -> Result<(), String> {
+        match self {
+            SessionAudit::Local(log) => log.close().map_err(|e| e.to_string()),
+            SessionAudit::Service(sink) => {
+                if let Err(e) = sink.flush(std::time::Duration::from_secs(5)) {
+                    tracing::warn!("audit events stay spooled for later delivery: {e}");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The local audit log (hash-chained, `crate::audit::log`) in `dir`, its checkpoints signed
 /// with the local audit key (`dir/signing.key`, created on first use; `dir/signing.pub` verifies
 /// it with `jitsh audit verify`). When another session holds the log, this session gets a log

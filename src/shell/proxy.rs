@@ -27,9 +27,7 @@ use super::osc::{Marker, Piece, Scanner};
 use super::pty::Runspace;
 use super::record::{Recorder, SessionInfo};
 use super::term::{window_size, RawMode};
-use super::{event, marker_label, open_audit, refusal_message, ShellConfig, ShellError};
-use crate::audit::log::AuditLog;
-use crate::audit::AuditSink;
+use super::{event, marker_label, refusal_message, SessionAudit, ShellConfig, ShellError};
 use crate::policy::Effect;
 
 /// How often pending requests are polled for their token.
@@ -57,7 +55,7 @@ pub struct Session {
     runspace: Runspace,
     access: Access,
     recorder: Recorder,
-    audit: AuditLog,
+    audit: SessionAudit,
     session_id: String,
     editor: Editor,
     scanner: Scanner,
@@ -112,7 +110,15 @@ impl Session {
                 rows: size.1,
             },
         )?;
-        let audit = open_audit(&config.record_dir.join("audit"), &session_id)?;
+        let audit = SessionAudit::open(
+            &config.record_dir,
+            &session_id,
+            config
+                .access
+                .server
+                .clone()
+                .zip(config.access.credential.clone()),
+        )?;
         let mut start = event(access.user(), "session.start", &session_id, "ok");
         start
             .details
@@ -257,7 +263,7 @@ impl Session {
         let logged = audit.append(end);
         let closed = audit.close();
         digest?;
-        closed.map_err(|e| ShellError::Record(e.to_string()))?;
+        closed.map_err(ShellError::Record)?;
         logged.map_err(|e| ShellError::Record(e.to_string()))?;
         Ok(status)
     }
@@ -624,7 +630,7 @@ so no privileged line runs\r\n",
                 }
             }
             Ok(Meta::Request(spec)) => {
-                let mut ev = event(self.access.user(), "request.create", &spec.task, "ok");
+                let mut ev = event(self.access.user(), "request.local", &spec.task, "ok");
                 ev.details
                     .insert("session".into(), self.session_id.clone().into());
                 match self.access.request(&spec).await {
