@@ -227,6 +227,7 @@ impl Term {
     }
 
     fn prompt(&mut self, last: Option<u8>) -> std::io::Result<()> {
+        self.discard_typed_ahead();
         if self.markers {
             if let Some(status) = last {
                 self.out.write_all(mark_command_done(status).as_bytes())?;
@@ -238,6 +239,28 @@ impl Term {
             self.out.write_all(PROMPT.as_bytes())?;
         }
         self.out.flush()
+    }
+
+    /// Like PowerShell's console host, drop input typed while the last command ran and that it
+    /// did not read, before showing the prompt: only what is typed at the prompt is a command.
+    /// (A gate in front of this runspace relies on it: it judges lines typed at the prompt.)
+    /// Piped input (scripts, tests) is a queue of commands and is kept.
+    fn discard_typed_ahead(&mut self) {
+        if !self.input_tty || self.ended {
+            return;
+        }
+        let _ = nix::sys::termios::tcflush(std::io::stdin(), nix::sys::termios::FlushArg::TCIFLUSH);
+        loop {
+            match self.lines.try_recv() {
+                Ok(Ok(Some(_))) => {}
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                // End of input typed ahead still ends the session.
+                Ok(Ok(None)) | Ok(Err(_)) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.ended = true;
+                    break;
+                }
+            }
+        }
     }
 
     /// The next input line, without its line ending. With `interrupted`, gives up as soon as
