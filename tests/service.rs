@@ -1257,3 +1257,102 @@ async fn the_gate_honours_an_approved_token_only_in_scope_and_until_revoked() {
         "{v}"
     );
 }
+
+/// Exact-command approval: the service binds the token to the canonical form of the requested
+/// line, so the grant cannot be widened to other arguments; a line that is not one static
+/// invocation of the task is refused at request time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exact_command_grant_covers_that_command_only() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let out = server
+        .jitsh(
+            alice,
+            &[
+                "request",
+                "--task",
+                "New-MoveRequest",
+                "--reason",
+                "move rob",
+                "--for",
+                "1h",
+                "--command",
+                "New-MoveRequest -Ident rob@contoso.com -TargetDatabase DB02",
+            ],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let ok = server.jitsh(bob, &["approve", &id]).await;
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let (status, body) = server
+        .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap();
+    assert_eq!(
+        claims(token)["command"],
+        "New-MoveRequest -Identity:'rob@contoso.com' -TargetDatabase:'DB02'"
+    );
+    let token_file = env.state.join("exact.tok");
+    std::fs::write(&token_file, token).unwrap();
+    let public = env.state.join("signing.pub");
+    for (line, want) in [
+        (
+            "new-moverequest -TargetDatabase DB02 -Identity rob@contoso.com",
+            0,
+        ),
+        (
+            "New-MoveRequest -Identity rob@contoso.com -TargetDatabase DB03",
+            1,
+        ),
+        (
+            "New-MoveRequest -Identity eve@contoso.com -TargetDatabase DB02",
+            1,
+        ),
+    ] {
+        let out = server
+            .jitsh(
+                alice,
+                &[
+                    "check",
+                    "--policies",
+                    env.policies.to_str().unwrap(),
+                    "--user",
+                    "alice",
+                    "--token",
+                    token_file.to_str().unwrap(),
+                    "--trust-key",
+                    public.to_str().unwrap(),
+                    line,
+                ],
+            )
+            .await;
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    for bad in [
+        "New-MoveRequest -Identity $who -TargetDatabase DB02",
+        "Get-Mailbox rob; New-MoveRequest rob",
+        "Remove-Mailbox rob",
+    ] {
+        let (status, body) = server
+            .call(
+                "POST",
+                "/v1/requests",
+                alice,
+                Some(json!({"task": "New-MoveRequest", "reason": "x", "duration": "1h", "command": bad})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (422, Some("invalid_command")),
+            "{bad}: {body}"
+        );
+    }
+}

@@ -196,14 +196,18 @@ impl Service {
         }
         let duration = parse_duration(duration_text)
             .map_err(|e| ApiError::bad_request("invalid_duration", e))?;
-        if let Some(c) = &body.command {
-            if c.len() > MAX_COMMAND || c.contains('\n') {
-                return Err(ApiError::policy(
-                    "invalid_command",
-                    format!("`command` must be one line of at most {MAX_COMMAND} bytes"),
-                ));
+        let command = match &body.command {
+            None => None,
+            Some(c) => {
+                if c.len() > MAX_COMMAND || c.contains('\n') {
+                    return Err(ApiError::policy(
+                        "invalid_command",
+                        format!("`command` must be one line of at most {MAX_COMMAND} bytes"),
+                    ));
+                }
+                Some(canonical_command(c, body.task.as_deref())?)
             }
-        }
+        };
         if body.uses == Some(0) {
             return Err(ApiError::policy(
                 "invalid_uses",
@@ -259,7 +263,7 @@ impl Service {
             min_approvals: rule.min_approvals.max(1),
             reason: reason.to_owned(),
             ticket: body.ticket.filter(|t| !t.trim().is_empty()),
-            command: body.command,
+            command,
             uses: body.uses,
             params: pins
                 .into_iter()
@@ -1440,4 +1444,31 @@ mod tests {
             "param_not_allowed"
         );
     }
+}
+
+/// The canonical form of an exact-command request (`Invocation::canonical`): the one thing the
+/// token will cover. The line must be a single invocation of the requested task, fully known
+/// statically, or the request is refused (an approver must see exactly what will run).
+fn canonical_command(line: &str, task: Option<&str>) -> Result<String, ApiError> {
+    let refuse = |why: String| ApiError::policy("invalid_command", why);
+    let invocations = crate::resolve::analyse(line, crate::catalog::Catalog::builtin())
+        .map_err(|e| refuse(format!("`command` does not parse: {}", e.message)))?;
+    let [inv] = invocations.as_slice() else {
+        return Err(refuse(format!(
+            "`command` must be exactly one command invocation, found {}",
+            invocations.len()
+        )));
+    };
+    if let Some(task) = task {
+        let bare = task.rsplit('\\').next().unwrap_or(task);
+        if !inv.name.eq_ignore_ascii_case(bare) {
+            return Err(refuse(format!(
+                "`command` runs `{}`, not the requested task `{task}`",
+                inv.name
+            )));
+        }
+    }
+    inv.canonical().ok_or_else(|| {
+        refuse("`command` has parts known only at run time (variables, splatting, abbreviations that are not unique), so it cannot be approved exactly".into())
+    })
 }

@@ -544,7 +544,7 @@ impl Session {
             self.editor.redraw_below(&mut out);
             return self.write_out(&out);
         }
-        self.recorder.marker(marker_label(&decision));
+        let marker = self.recorder.marker(marker_label(&decision));
         let mut ev = event(
             self.access.user(),
             "gate.decision",
@@ -555,6 +555,12 @@ impl Session {
         ev.details
             .insert("reason".into(), decision.reason.clone().into());
         ev.details.insert("result".into(), decision.to_json());
+        // From the audit event to the moment in the recording: `jitsh replay FILE --at-marker N`.
+        ev.details.insert(
+            "recording".into(),
+            self.recorder.path().display().to_string().into(),
+        );
+        ev.details.insert("marker".into(), marker.into());
         let audited = self.audit.append(ev);
         if audited.is_err() {
             self.audit_failed = true;

@@ -27,6 +27,8 @@ pub struct SessionInfo {
 /// One session's recording.
 #[derive(Debug)]
 pub struct Recorder {
+    /// Markers written so far.
+    markers: usize,
     rec: asciicast::Recorder,
     failed: bool,
     start: Instant,
@@ -61,6 +63,7 @@ impl Recorder {
             .map_err(|e| ShellError::Record(e.to_string()))?;
         Ok(Recorder {
             rec,
+            markers: 0,
             failed: false,
             start: Instant::now(),
             path,
@@ -85,11 +88,14 @@ impl Recorder {
         self.note(r.is_ok());
     }
 
-    /// A marker, synced to disk before this returns.
-    pub fn marker(&mut self, label: String) {
+    /// A marker, synced to disk before this returns. Returns its 1-based number in the
+    /// recording, as `jitsh replay --at-marker N` counts.
+    pub fn marker(&mut self, label: String) -> usize {
+        self.markers += 1;
         let t = self.now_us();
         let r = self.rec.marker(t, &label);
         self.note(r.is_ok());
+        self.markers
     }
 
     pub fn resize(&mut self, (cols, rows): (u16, u16)) {
