@@ -93,11 +93,12 @@ pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
         Ok(a) => a,
         Err(err) => return refuse_unparsed(text, &err),
     };
-    let decisions: Vec<InvocationDecision> = analysis
+    let mut decisions: Vec<InvocationDecision> = analysis
         .invocations
         .iter()
         .map(|inv| decide_invocation(inv, &analysis.deferred, ctx))
         .collect();
+    limit_counted_grants(&mut decisions, ctx);
     let decision = decisions
         .iter()
         .map(|d| d.decision)
@@ -112,6 +113,56 @@ pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
         error: None,
         invocations: decisions,
     }
+}
+
+/// A counted grant (`uses`) is spent one use per line, so it may cover only one top-level
+/// invocation in that line: one inside a block or loop could run any number of times, and two in
+/// one line would run twice on one use.
+fn limit_counted_grants(decisions: &mut [InvocationDecision], ctx: &GateContext<'_>) {
+    for token in ctx.tokens.iter().filter(|t| t.claims().uses.is_some()) {
+        let jti = token.jti();
+        let covered: Vec<usize> = decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.token.as_deref() == Some(jti))
+            .map(|(i, _)| i)
+            .collect();
+        let single_top_level = covered.len() == 1
+            && covered
+                .first()
+                .and_then(|&i| decisions.get(i))
+                .is_some_and(|d| d.depth == 0);
+        if covered.is_empty() || single_top_level {
+            continue;
+        }
+        for i in covered {
+            if let Some(d) = decisions.get_mut(i) {
+                d.decision = Effect::Approval;
+                d.token = None;
+                d.reason = format!(
+                    "`{}` needs approval and token `{jti}` is a counted grant, which covers one top-level command per line (this line would use it more than once)",
+                    d.name
+                );
+            }
+        }
+    }
+}
+
+/// Token ids of counted grants that cover an invocation of an allowed line: each must be spent
+/// at the approval service (one use) before the line runs.
+pub fn counted_grants_used(decision: &LineDecision, tokens: &[VerifiedToken]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in &decision.invocations {
+        if let Some(jti) = &d.token {
+            let counted = tokens
+                .iter()
+                .any(|t| t.jti() == jti && t.claims().uses.is_some());
+            if counted && !out.contains(jti) {
+                out.push(jti.clone());
+            }
+        }
+    }
+    out
 }
 
 fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {

@@ -98,6 +98,10 @@ struct Screen {
 
 impl Screen {
     fn start(fx: &Fixture, extra: &[&str]) -> Screen {
+        Screen::start_env(fx, extra, &[])
+    }
+
+    fn start_env(fx: &Fixture, extra: &[&str], env: &[(&str, &str)]) -> Screen {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: 40,
@@ -122,6 +126,9 @@ impl Screen {
         cmd.cwd(fx.dir.path());
         cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
         cmd.env("TERM", "xterm");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
@@ -1120,4 +1127,99 @@ fn without_a_server_the_shell_starts_its_own_approval_service() {
             "{action} missing from the service's audit log:\n{text}"
         );
     }
+}
+
+/// A counted grant (`--uses 1`) lets exactly one line run: the shell spends the use at the
+/// service before sending the line, and the next line is refused.
+#[test]
+fn a_single_use_grant_runs_one_line_only() {
+    let fx = Fixture::new();
+    let state = fx.path("state");
+    std::fs::create_dir(&state).unwrap();
+    let alice = add_user(&state, "alice", "").unwrap();
+    let bob = add_user(&state, "bob", "mbmanagers").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let mut service = Command::new(JITSH)
+        .args(["serve", "--state"])
+        .arg(&state)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--policies"])
+        .arg(fx.path("policies"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the service did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let req = client(
+        &server,
+        &alice,
+        &[
+            "request",
+            "--task",
+            "New-MoveRequest",
+            "--reason",
+            "one move",
+            "--for",
+            "1h",
+            "--uses",
+            "1",
+        ],
+    );
+    assert!(
+        req.status.success(),
+        "{}",
+        String::from_utf8_lossy(&req.stderr)
+    );
+    let id = String::from_utf8_lossy(&req.stdout).trim().to_string();
+    let ok = client(&server, &bob, &["approve", &id]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let token = fx.path("one.tok");
+    let fetched = client(
+        &server,
+        &alice,
+        &["token", "fetch", &id, "--out", token.to_str().unwrap()],
+    );
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+
+    let public = state.join("signing.pub").display().to_string();
+    let mut s = Screen::start_env(
+        &fx,
+        &[
+            "--server",
+            &server,
+            "--token",
+            token.to_str().unwrap(),
+            "--trust-key",
+            &public,
+        ],
+        &[("JITSH_CREDENTIAL", &alice)],
+    );
+    // Two moves in one line would spend one use twice: refused.
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02; New-MoveRequest -Identity carol -TargetDatabase DB02");
+    s.wait_after(m, "counted grant", 15);
+    assert_eq!(move_requests(&fx), 0);
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.prompt_after(m, 15);
+    assert_eq!(move_requests(&fx), 1, "the first use ran");
+    let m = s.line("New-MoveRequest -Identity carol -TargetDatabase DB02");
+    s.wait_after(m, "could not be used", 15);
+    assert_eq!(move_requests(&fx), 1, "the grant had no use left");
+    s.quit();
+    let _ = service.kill();
+    let _ = service.wait();
 }

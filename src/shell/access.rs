@@ -156,18 +156,29 @@ impl Access {
     pub async fn check(&mut self, line: &str) -> Checked {
         let first = self.decide(line, true);
         let privileged = uses_tokens(&first);
-        if !privileged || self.service.is_none() || self.revocations_fresh() {
+        if !privileged || self.service.is_none() {
             return Checked {
                 decision: first,
                 privileged,
             };
         }
+        if self.revocations_fresh() {
+            let decision = self.spend_counted_uses(line, first).await;
+            return Checked {
+                decision,
+                privileged,
+            };
+        }
         // The line leans on a token: the revocation list must be fresh, or no token counts.
         match self.refresh_revocations().await {
-            Ok(()) => Checked {
-                decision: self.decide(line, true),
-                privileged,
-            },
+            Ok(()) => {
+                let decision = self.decide(line, true);
+                let decision = self.spend_counted_uses(line, decision).await;
+                Checked {
+                    decision,
+                    privileged,
+                }
+            }
             Err(e) => {
                 let mut decision = self.decide(line, false);
                 if decision.decision == Effect::Approval {
@@ -182,6 +193,27 @@ impl Access {
                 }
             }
         }
+    }
+
+    /// Spend one use of every counted grant the allowed line leans on; if the service does not
+    /// count it, the line is decided again without tokens (it does not run on that grant).
+    async fn spend_counted_uses(&mut self, line: &str, decision: LineDecision) -> LineDecision {
+        if decision.decision != Effect::Allow {
+            return decision;
+        }
+        let verified = self.verified_tokens();
+        let counted = gate::counted_grants_used(&decision, &verified);
+        let Some(service) = &self.service else {
+            return decision;
+        };
+        for jti in counted {
+            if let Err(e) = service.use_grant(&jti).await {
+                let mut refused = self.decide(line, false);
+                refused.reason = format!("{e}; {}", refused.reason);
+                return refused;
+            }
+        }
+        decision
     }
 
     /// The gate's decision now; `with_tokens == false` decides as if no token were held.
@@ -200,8 +232,8 @@ impl Access {
             tokens: &verified,
             revoked: &self.revoked,
             skew: self.skew,
-            // Uses are not consumed at the service from here: counted tokens are refused.
-            online: false,
+            // Counted grants need the service to count each use (see `check`).
+            online: with_tokens && self.service.is_some(),
         };
         gate::check_line(line, &ctx)
     }

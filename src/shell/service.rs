@@ -115,6 +115,32 @@ impl Service {
         }
     }
 
+    /// Spend one use of a counted grant; an error (exhausted, revoked, locked, unreachable)
+    /// means the line must not run.
+    pub async fn use_grant(&self, jti: &str) -> Result<(), ShellError> {
+        let url = format!("{}/v1/grants/{jti}/use", self.base);
+        let mut req = self.http.post(&url);
+        if let Some(c) = &self.credential {
+            req = req.bearer_auth(c);
+        }
+        let resp = req.send().await.map_err(|e| {
+            ShellError::Service(format!("could not count a use of grant `{jti}`: {e}"))
+        })?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        let msg = body
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("refused")
+            .to_string();
+        Err(ShellError::Service(format!(
+            "grant `{jti}` could not be used ({status}): {msg}"
+        )))
+    }
+
     /// Revoked token ids. Accepts a JSON array, or an object with a `jtis` / `revoked` /
     /// `revocations` array (of strings or of objects with `jti`).
     pub async fn revocations(&self) -> Result<HashSet<String>, ShellError> {
