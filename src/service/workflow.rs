@@ -1364,6 +1364,33 @@ fn from_unix(t: UnixTime) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|_| ApiError::internal("time out of range"))
 }
 
+/// The canonical form of an exact-command request (`Invocation::canonical`): the one thing the
+/// token will cover. The line must be a single invocation of the requested task, fully known
+/// statically, or the request is refused (an approver must see exactly what will run).
+fn canonical_command(line: &str, task: Option<&str>) -> Result<String, ApiError> {
+    let refuse = |why: String| ApiError::policy("invalid_command", why);
+    let invocations = crate::resolve::analyse(line, crate::catalog::Catalog::builtin())
+        .map_err(|e| refuse(format!("`command` does not parse: {}", e.message)))?;
+    let [inv] = invocations.as_slice() else {
+        return Err(refuse(format!(
+            "`command` must be exactly one command invocation, found {}",
+            invocations.len()
+        )));
+    };
+    if let Some(task) = task {
+        let bare = task.rsplit('\\').next().unwrap_or(task);
+        if !inv.name.eq_ignore_ascii_case(bare) {
+            return Err(refuse(format!(
+                "`command` runs `{}`, not the requested task `{task}`",
+                inv.name
+            )));
+        }
+    }
+    inv.canonical().ok_or_else(|| {
+        refuse("`command` has parts known only at run time (variables, splatting, abbreviations that are not unique), so it cannot be approved exactly".into())
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
@@ -1444,31 +1471,4 @@ mod tests {
             "param_not_allowed"
         );
     }
-}
-
-/// The canonical form of an exact-command request (`Invocation::canonical`): the one thing the
-/// token will cover. The line must be a single invocation of the requested task, fully known
-/// statically, or the request is refused (an approver must see exactly what will run).
-fn canonical_command(line: &str, task: Option<&str>) -> Result<String, ApiError> {
-    let refuse = |why: String| ApiError::policy("invalid_command", why);
-    let invocations = crate::resolve::analyse(line, crate::catalog::Catalog::builtin())
-        .map_err(|e| refuse(format!("`command` does not parse: {}", e.message)))?;
-    let [inv] = invocations.as_slice() else {
-        return Err(refuse(format!(
-            "`command` must be exactly one command invocation, found {}",
-            invocations.len()
-        )));
-    };
-    if let Some(task) = task {
-        let bare = task.rsplit('\\').next().unwrap_or(task);
-        if !inv.name.eq_ignore_ascii_case(bare) {
-            return Err(refuse(format!(
-                "`command` runs `{}`, not the requested task `{task}`",
-                inv.name
-            )));
-        }
-    }
-    inv.canonical().ok_or_else(|| {
-        refuse("`command` has parts known only at run time (variables, splatting, abbreviations that are not unique), so it cannot be approved exactly".into())
-    })
 }
