@@ -55,7 +55,11 @@ fn fixture() -> &'static Fixture {
             aud: None,
             extra: Default::default(),
         };
-        let broad = claims("t-broad", "mailbox-moves", &["New-MoveRequest", "Set-MoveRequest"]);
+        let broad = claims(
+            "t-broad",
+            "mailbox-moves",
+            &["New-MoveRequest", "Set-MoveRequest"],
+        );
         let mut narrow = claims("t-narrow", "mail-forwarding", &["Set-Mailbox"]);
         narrow.params = Some(serde_json::json!({
             "Identity": { "glob": "alice*" },
