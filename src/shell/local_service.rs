@@ -28,6 +28,9 @@ pub struct LocalService {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Marks a state folder as the local service's own, so its directory may be rewritten.
+const OWNER_MARK: &str = "local-service";
+
 /// The name of the approver account the local service creates.
 pub const APPROVER: &str = "approver";
 
@@ -44,6 +47,16 @@ impl LocalService {
         })?;
         std::fs::create_dir_all(&state)
             .map_err(|e| ShellError::Config(format!("cannot create `{}`: {e}", state.display())))?;
+        // Never rewrite the directory of a real service's state folder.
+        let owned = state.join(OWNER_MARK);
+        if state.join("directory.toml").exists() && !owned.exists() {
+            return Err(ShellError::Config(format!(
+                "`{}` holds another service's directory; point JITSH_STATE at a folder of its own, or pass --server URL",
+                state.display()
+            )));
+        }
+        std::fs::write(&owned, b"made by jitsh shell's local approval service\n")
+            .map_err(|e| ShellError::Config(format!("cannot write `{}`: {e}", owned.display())))?;
         let (credential, approver_credential) = seed_directory(&state, policies, user)?;
         write_private_atomic(
             &state.join("approver.credential"),
