@@ -45,6 +45,16 @@ impl LocalService {
                 "no folder for the local approval service: set JITSH_STATE or HOME".into(),
             )
         })?;
+        LocalService::start_in(state, policies_dir, policies, user)
+    }
+
+    /// Start with its state in `state`.
+    pub fn start_in(
+        state: PathBuf,
+        policies_dir: &Path,
+        policies: &PolicySet,
+        user: &str,
+    ) -> Result<LocalService, ShellError> {
         std::fs::create_dir_all(&state)
             .map_err(|e| ShellError::Config(format!("cannot create `{}`: {e}", state.display())))?;
         // Never rewrite the directory of a real service's state folder.
@@ -215,4 +225,52 @@ fn seed_directory(
         .map_err(err)?;
     dir.save(&state.join("directory.toml")).map_err(err)?;
     Ok((mine.expose().to_owned(), theirs.expose().to_owned()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::policy::PolicySource;
+
+    const POLICY: &str = "[[rule]]\nid = \"moves\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"mbmanagers\"]\nrequesters = [\"exchange-admins\"]\n";
+
+    fn policies() -> PolicySet {
+        PolicySet::from_sources(&[PolicySource {
+            name: "p.toml".into(),
+            text: POLICY.into(),
+        }])
+        .unwrap()
+    }
+
+    #[test]
+    fn never_rewrites_a_state_folder_it_did_not_make() {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = dir.path().join("directory.toml");
+        std::fs::write(&directory, "# a real service's users\n").unwrap();
+        let err =
+            LocalService::start_in(dir.path().to_path_buf(), dir.path(), &policies(), "alice")
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("another service's directory"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&directory).unwrap(),
+            "# a real service's users\n"
+        );
+    }
+
+    #[test]
+    fn seeds_requester_and_approver_with_fresh_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mine, theirs) = seed_directory(dir.path(), &policies(), "alice").unwrap();
+        assert_ne!(mine, theirs);
+        let d = Directory::load(&dir.path().join("directory.toml")).unwrap();
+        let alice = d.authenticate(&mine).unwrap();
+        assert!(alice.in_any(&["exchange-admins".to_string()]));
+        let approver = d.authenticate(&theirs).unwrap();
+        assert!(approver.in_any(&["mbmanagers".to_string()]));
+        assert!(!approver.in_any(&["exchange-admins".to_string()]));
+    }
 }
