@@ -102,33 +102,37 @@ impl Screen {
     }
 
     fn start_env(fx: &Fixture, extra: &[&str], env: &[(&str, &str)]) -> Screen {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: 40,
-                cols: 120,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
         let mut cmd = CommandBuilder::new(JITSH);
-        for a in fx.shell_args() {
-            cmd.arg(a);
-        }
-        for a in extra {
-            cmd.arg(a);
-        }
+        cmd.args(fx.shell_args());
+        cmd.args(extra);
         if extra.is_empty() {
             if let Some(rs) = test_runspace() {
                 cmd.arg("--");
                 cmd.arg(rs);
             }
         }
-        cmd.cwd(fx.dir.path());
-        cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
         cmd.env("TERM", "xterm");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let screen = Screen::spawn(fx, cmd, 120);
+        screen.wait_for("PS ", 20);
+        screen
+    }
+
+    /// Run `cmd` (in the fixture's folder, with its runspace state file) in a fresh PTY of
+    /// `cols` columns, collecting the screen output on a reader thread.
+    fn spawn(fx: &Fixture, mut cmd: CommandBuilder, cols: u16) -> Screen {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        cmd.cwd(fx.dir.path());
+        cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
@@ -144,14 +148,12 @@ impl Screen {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        let screen = Screen {
+        Screen {
             writer,
             output,
             child,
             master: pair.master,
-        };
-        screen.wait_for("PS ", 20);
-        screen
+        }
     }
 
     fn send(&mut self, text: &str) {
@@ -876,41 +878,12 @@ fn a_request_made_in_the_shell_is_used_once_approved_and_stops_when_revoked() {
     }
 
     let public = state.join("signing.pub").display().to_string();
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 160,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
     // Started by hand: the credential travels in the environment, as in real use.
     let mut cmd = CommandBuilder::new(JITSH);
     cmd.args(fx.shell_args());
     cmd.args(["--server", &server, "--trust-key", &public]);
-    cmd.cwd(fx.dir.path());
-    cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
     cmd.env("JITSH_CREDENTIAL", &alice);
-    let child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let sink = output.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let mut s = Screen {
-        writer: pair.master.take_writer().unwrap(),
-        output,
-        child,
-        master: pair.master,
-    };
+    let mut s = Screen::spawn(&fx, cmd, 160);
     s.wait_for("PS ", 20);
 
     let m = s.line(":request New-MoveRequest --reason \"move bob to DB02\" --for 1h");
@@ -1012,14 +985,6 @@ fn incomplete_lines_continue_and_meta_commands_answer() {
 fn without_a_server_the_shell_starts_its_own_approval_service() {
     let fx = Fixture::new();
     let state = fx.path("local-service");
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 160,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
     let mut cmd = CommandBuilder::new(JITSH);
     let args: Vec<String> = fx
         .shell_args()
@@ -1027,32 +992,11 @@ fn without_a_server_the_shell_starts_its_own_approval_service() {
         .filter(|a| a != "--no-service")
         .collect();
     cmd.args(args);
-    cmd.cwd(fx.dir.path());
-    cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
     cmd.env("JITSH_STATE", &state);
     cmd.env_remove("JITSH_SERVER");
     cmd.env_remove("JITSH_CREDENTIAL");
     cmd.env("HOME", fx.dir.path());
-    let child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let sink = output.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let mut s = Screen {
-        writer: pair.master.take_writer().unwrap(),
-        output,
-        child,
-        master: pair.master,
-    };
+    let mut s = Screen::spawn(&fx, cmd, 160);
     let banner = s.wait_for("PS ", 30);
     assert!(
         banner.contains("approval service for this session"),
