@@ -815,6 +815,30 @@ fn exec_honours_a_token() {
     assert_eq!(move_requests(&fx), 1);
 }
 
+/// `jitsh serve` on a free loopback port over `state` and the fixture's policies; returns the
+/// process and its URL once it accepts connections.
+fn start_service(fx: &Fixture, state: &Path) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let service = Command::new(JITSH)
+        .args(["serve", "--state"])
+        .arg(state)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--policies"])
+        .arg(fx.path("policies"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the service did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (service, format!("http://127.0.0.1:{port}"))
+}
+
 /// Run a `jitsh` client command against the service as the holder of `credential`.
 fn client(server: &str, credential: &str, args: &[&str]) -> std::process::Output {
     Command::new(JITSH)
@@ -857,25 +881,7 @@ fn a_request_made_in_the_shell_is_used_once_approved_and_stops_when_revoked() {
         return;
     };
     let bob = add_user(&state, "bob", "mbmanagers").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = format!("http://127.0.0.1:{port}");
-    let mut service = Command::new(JITSH)
-        .args(["serve", "--state"])
-        .arg(&state)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--policies"])
-        .arg(fx.path("policies"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the service did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut service, server) = start_service(&fx, &state);
 
     let public = state.join("signing.pub").display().to_string();
     // Started by hand: the credential travels in the environment, as in real use.
@@ -1082,25 +1088,7 @@ fn a_single_use_grant_runs_one_line_only() {
     std::fs::create_dir(&state).unwrap();
     let alice = add_user(&state, "alice", "").unwrap();
     let bob = add_user(&state, "bob", "mbmanagers").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = format!("http://127.0.0.1:{port}");
-    let mut service = Command::new(JITSH)
-        .args(["serve", "--state"])
-        .arg(&state)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--policies"])
-        .arg(fx.path("policies"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the service did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut service, server) = start_service(&fx, &state);
     let req = client(
         &server,
         &alice,
