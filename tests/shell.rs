@@ -1155,3 +1155,29 @@ fn a_single_use_grant_runs_one_line_only() {
     let _ = service.kill();
     let _ = service.wait();
 }
+
+/// `cargo run -- shell` builds only `jitsh`: without `jitsh-exsim` beside it, jitsh runs the
+/// simulated runspace itself.
+#[test]
+fn jitsh_alone_still_has_its_simulated_runspace() {
+    let fx = Fixture::new();
+    let lonely = fx.path("bin");
+    std::fs::create_dir(&lonely).unwrap();
+    let exe = lonely.join("jitsh");
+    std::fs::copy(JITSH, &exe).unwrap();
+    let out = Command::new(&exe)
+        .args(["exec", "--policies"])
+        .arg(fx.path("policies"))
+        .args(["--user", "alice", "--", "Get-Mailbox -Identity alice"])
+        .current_dir(fx.dir.path())
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .env_remove("JITSH_SERVER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Alice Johnson"));
+}

@@ -75,6 +75,9 @@ enum Command {
     Sessions(replay::SessionsArgs),
     /// Verify, search and export the audit log.
     Audit(audit_cmd::Args),
+    /// The simulated Exchange runspace (what `jitsh-exsim` runs).
+    #[command(hide = true)]
+    Exsim(crate::exsim::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -110,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay::run(a),
         Command::Sessions(a) => replay::sessions(a),
         Command::Audit(a) => audit_cmd::run(a),
+        Command::Exsim(a) => crate::exsim::run_args(a),
     }
 }
 

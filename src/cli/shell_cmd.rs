@@ -73,7 +73,7 @@ pub struct ExecArgs {
 pub fn shell(args: ShellArgs) -> ExitCode {
     let runspace = if args.runspace.is_empty() {
         match default_runspace() {
-            Ok(r) => vec![r],
+            Ok(r) => r,
             Err(e) => return super::fail(e),
         }
     } else {
@@ -129,7 +129,11 @@ pub fn shell(args: ShellArgs) -> ExitCode {
 
 pub fn exec(args: ExecArgs) -> ExitCode {
     let line = args.line.join(" ");
-    let program = match args.runspace.map(Ok).unwrap_or_else(default_runspace) {
+    let program = match args
+        .runspace
+        .map(|p| Ok(vec![p]))
+        .unwrap_or_else(default_runspace)
+    {
         Ok(p) => p,
         Err(e) => return super::fail(e),
     };
@@ -163,7 +167,11 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Ok(status) => exit_code(status),
         Err(e) => super::fail(format!(
             "the runspace `{}` could not run the line: {e}",
-            program.to_string_lossy()
+            program
+                .iter()
+                .map(|p| p.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
         )),
     }
 }
@@ -171,8 +179,12 @@ pub fn exec(args: ExecArgs) -> ExitCode {
 /// Run one line through a fresh runspace over pipes: the line, then end-of-input. Prompts and
 /// their markers are left out of the output; the status is the command's (`133;D`), else the
 /// runspace's.
-fn run_once(program: &OsString, line: &str) -> std::io::Result<i32> {
-    let mut child = std::process::Command::new(program)
+fn run_once(program: &[OsString], line: &str) -> std::io::Result<i32> {
+    let (cmd, args) = program
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no runspace program"))?;
+    let mut child = std::process::Command::new(cmd)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -331,17 +343,16 @@ fn login_name() -> Option<String> {
     })
 }
 
-fn default_runspace() -> Result<OsString, String> {
+/// The simulated Exchange runspace: the `jitsh-exsim` binary beside jitsh, else jitsh itself
+/// running it (`jitsh exsim`, hidden), so `cargo run -- shell` works without building both.
+fn default_runspace() -> Result<Vec<OsString>, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("the jitsh executable could not be located: {e}"))?;
     let sim = exe.with_file_name("jitsh-exsim");
     if sim.exists() {
-        Ok(sim.into_os_string())
+        Ok(vec![sim.into_os_string()])
     } else {
-        Err(format!(
-            "the default runspace `{}` is missing; name one after `--`",
-            sim.display()
-        ))
+        Ok(vec![exe.into_os_string(), "exsim".into()])
     }
 }
 

@@ -90,7 +90,7 @@ pub enum ExsimError {
     name = "jitsh-exsim",
     about = "A simulated Exchange Management runspace (PowerShell-like)"
 )]
-struct Args {
+pub struct Args {
     /// State file (default: $JITSH_EXSIM_STATE, else ./exsim-state.json); created with a demo
     /// organisation when missing.
     #[arg(long, value_name = "FILE")]
@@ -102,7 +102,11 @@ struct Args {
 
 /// Entry point of the `jitsh-exsim` binary.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    run_args(Args::parse())
+}
+
+/// The runspace with parsed arguments (also reached as the hidden `jitsh exsim`).
+pub fn run_args(args: Args) -> ExitCode {
     let path = args
         .state
         .or_else(|| std::env::var_os("JITSH_EXSIM_STATE").map(PathBuf::from))
