@@ -1,7 +1,6 @@
 //! `jitsh check`: the machine interface of the gate (SPEC §3).
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -94,7 +93,7 @@ fn run_with(
         online,
     };
     if args.batch {
-        return run_batch(&ctx);
+        return common::run_batch(|text| check_line(text, &ctx).to_json());
     }
     let line = match &args.line {
         Some(l) => l.clone(),
@@ -119,33 +118,4 @@ fn run_with(
         Effect::Approval => 1,
         Effect::Deny => 2,
     })
-}
-
-fn run_batch(ctx: &GateContext<'_>) -> ExitCode {
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for line in stdin.lock().lines() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return super::fail(format!("cannot read stdin: {e}")),
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let result = match common::batch_text(&line) {
-            Ok((text, echo)) => {
-                let mut v = check_line(&text, ctx).to_json();
-                common::echo_fields(&mut v, echo);
-                v
-            }
-            Err(v) => v,
-        };
-        if writeln!(out, "{result}").is_err() {
-            // Broken pipe: the reader went away; stop quietly like other Unix filters.
-            return ExitCode::SUCCESS;
-        }
-    }
-    let _ = out.flush();
-    ExitCode::SUCCESS
 }

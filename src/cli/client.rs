@@ -5,7 +5,7 @@
 //! `JITSH_CREDENTIAL`, else `~/.config/jitsh/config.toml` (`server = "..."`,
 //! `credential = "..."`). Exit status: 0 success, 1 the service refused, 3 usage or connection.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -347,26 +347,9 @@ enum ClientError {
     Other(String),
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-struct ConfigFile {
-    server: Option<String>,
-    credential: Option<String>,
-}
-
-fn config_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("jitsh").join("config.toml")
-}
-
 fn resolve(conn: &Connection) -> Result<(String, String), ClientError> {
-    let path = config_path();
-    let file: ConfigFile = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| toml::from_str(&t).ok())
-        .unwrap_or_default();
+    let path = super::common::config_path();
+    let file = super::common::client_config();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let shown = path.display().to_string();
     let server = conn

@@ -116,14 +116,91 @@ pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
         .map_err(|e| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z): {e}"))
 }
 
-/// The session's user: the flag or JITSH_USER (already folded in by clap), else the login name.
+/// The session's user, the same for every subcommand: the flag or JITSH_USER (clap folds the
+/// variable into the flag where it is declared), else the passwd name of the process's user id,
+/// else `$USER`.
 pub(crate) fn user_name(flag: Option<&str>) -> String {
     if let Some(u) = flag.filter(|u| !u.is_empty()) {
         return u.to_string();
     }
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string())
+    if let Ok(u) = std::env::var("JITSH_USER") {
+        if !u.is_empty() {
+            return u;
+        }
+    }
+    login_name()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The passwd name of the real user id (read from /proc and /etc/passwd: no unsafe calls).
+fn login_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+/// The client settings file every client command reads (`server = "..."`,
+/// `credential = "..."`); flags and environment come first.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct ClientConfig {
+    pub server: Option<String>,
+    pub credential: Option<String>,
+}
+
+/// `$XDG_CONFIG_HOME/jitsh/config.toml`, else `~/.config/jitsh/config.toml`.
+pub(crate) fn config_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("jitsh").join("config.toml")
+}
+
+/// The settings file, or none when it is missing or unreadable.
+pub(crate) fn client_config() -> ClientConfig {
+    std::fs::read_to_string(config_path())
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The batch protocol (SPEC §3): one JSON object per stdin line, `decide` on its `text`, the
+/// other fields echoed back, an `"error"` object for a malformed line, and the batch goes on.
+pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in stdin.lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return super::fail(format!("cannot read stdin: {e}")),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = match batch_text(&line) {
+            Ok((text, echo)) => {
+                let mut v = decide(&text);
+                echo_fields(&mut v, echo);
+                v
+            }
+            Err(v) => v,
+        };
+        if writeln!(out, "{result}").is_err() {
+            // Broken pipe: the reader went away; stop quietly like other Unix filters.
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
 }
 
 /// The whole of stdin as one line (a trailing newline removed).
@@ -143,7 +220,7 @@ pub(crate) fn read_stdin() -> Result<String, ExitCode> {
 
 /// One batch input line: its `text` and the other fields to echo back, or the error object to
 /// print in its place.
-pub(crate) fn batch_text(line: &str) -> Result<(String, Map<String, Value>), Value> {
+fn batch_text(line: &str) -> Result<(String, Map<String, Value>), Value> {
     let value: Value = serde_json::from_str(line)
         .map_err(|e| json!({"error": format!("input line is not JSON: {e}")}))?;
     let Value::Object(mut obj) = value else {
@@ -163,7 +240,7 @@ pub(crate) fn batch_text(line: &str) -> Result<(String, Map<String, Value>), Val
 }
 
 /// Copy the input's other fields into the output object, without overwriting the output's own.
-pub(crate) fn echo_fields(out: &mut Value, echo: Map<String, Value>) {
+fn echo_fields(out: &mut Value, echo: Map<String, Value>) {
     if let Some(obj) = out.as_object_mut() {
         for (k, v) in echo {
             obj.entry(k).or_insert(v);

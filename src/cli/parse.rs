@@ -1,6 +1,5 @@
 //! `jitsh parse`: every command invocation in a line, as JSON (SPEC §3).
 
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,29 +40,5 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for line in stdin.lock().lines() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return super::fail(format!("cannot read stdin: {e}")),
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let result = match common::batch_text(&line) {
-            Ok((text, echo)) => {
-                let mut v = resolve::parse_report(&text, &catalog);
-                common::echo_fields(&mut v, echo);
-                v
-            }
-            Err(v) => v,
-        };
-        if writeln!(out, "{result}").is_err() {
-            return ExitCode::SUCCESS;
-        }
-    }
-    let _ = out.flush();
-    ExitCode::SUCCESS
+    common::run_batch(|text| resolve::parse_report(text, &catalog))
 }

@@ -287,60 +287,17 @@ fn start_local_service(access: &mut AccessConfig) -> Result<LocalService, String
 }
 
 fn access_config(gate: GateOpts) -> AccessConfig {
-    let file = client_config();
+    let file = super::common::client_config();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     AccessConfig {
         policies_dir: gate.policies,
-        user: gate.user.unwrap_or_else(default_user),
+        user: super::common::user_name(gate.user.as_deref()),
         token_files: gate.tokens,
         trust_keys: gate.trust_keys,
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),
         server: gate.server.or(file.server),
         credential: env("JITSH_CREDENTIAL").or(file.credential),
     }
-}
-
-/// The client settings the other client commands read (`~/.config/jitsh/config.toml`,
-/// `server = "..."`, `credential = "..."`); flags and environment come first.
-#[derive(Debug, Default, serde::Deserialize)]
-struct ClientConfig {
-    server: Option<String>,
-    credential: Option<String>,
-}
-
-fn client_config() -> ClientConfig {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    base.map(|b| b.join("jitsh").join("config.toml"))
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| toml::from_str(&t).ok())
-        .unwrap_or_default()
-}
-
-/// `$JITSH_USER`, else the login name of the process's user.
-fn default_user() -> String {
-    if let Ok(u) = std::env::var("JITSH_USER") {
-        if !u.is_empty() {
-            return u;
-        }
-    }
-    login_name()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The passwd name of the real user id (read from /proc and /etc/passwd: no unsafe calls).
-fn login_name() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let id: u32 = f.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
-    })
 }
 
 /// The simulated Exchange runspace: the `jitsh-exsim` binary beside jitsh, else jitsh itself
