@@ -6,7 +6,9 @@
 //! store, the signing key, the audit log. Each start writes a fresh directory with two users —
 //! the session user, in every requester group the policies name, and `approver`, in every
 //! approver group — and new credentials for both; the approver's credential is written to
-//! `STATE/approver.credential` (0600) and never printed.
+//! `STATE/approver.credential` (0600) and never printed. The same OS user holds both
+//! credentials, so this service demonstrates the flow but does not separate duties; the banner
+//! says so, and real deployments point `--server` at a shared service.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -164,6 +166,7 @@ impl LocalService {
             .unwrap_or_else(|_| "jitsh".into());
         format!(
             "jitsh: approval service for this session: {url} (state in {state})\r\n\
+             jitsh: it is for trying jitsh: its approver credential lives on this machine, so its approvals do not separate duties; use --server with a shared service for real work\r\n\
              jitsh: approve from a second terminal as `{APPROVER}`:\r\n  \
              export JITSH_SERVER={url} JITSH_CREDENTIAL=$(cat {state}/approver.credential)\r\n  \
              {exe} requests --pending\r\n  \
