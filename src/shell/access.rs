@@ -19,10 +19,10 @@ use crate::token::{self, PublicKey, TrustStore, VerifiedToken};
 /// How long a fetched revocation list is trusted.
 const REVOCATIONS_MAX_AGE: Duration = Duration::from_secs(5);
 
-/// A token the session holds, as text, with where it came from.
+/// A token the session holds, verified once when it was loaded, with where it came from.
 #[derive(Clone)]
 pub struct HeldToken {
-    pub text: String,
+    pub token: VerifiedToken,
     /// `file PATH` or `request ID`.
     pub source: String,
 }
@@ -110,10 +110,10 @@ impl Access {
                 .map_err(|e| ShellError::Config(format!("token file `{}`: {e}", path.display())))?;
             let text = text.trim().to_string();
             // Refuse a bad token file at start rather than ignore it silently.
-            token::verify(&text, &trust)
+            let verified = token::verify(&text, &trust)
                 .map_err(|e| ShellError::Config(format!("token file `{}`: {e}", path.display())))?;
             tokens.push(HeldToken {
-                text,
+                token: verified,
                 source: format!("file {}", path.display()),
             });
         }
@@ -238,13 +238,10 @@ impl Access {
         gate::check_line(line, &ctx)
     }
 
-    /// Tokens whose signature verifies with a trusted key. Time, user and scope are the gate's
-    /// to check, line by line.
+    /// The held tokens (signatures verified when loaded). Time, user, scope and revocation are
+    /// the gate's to check, line by line.
     fn verified_tokens(&self) -> Vec<VerifiedToken> {
-        self.tokens
-            .iter()
-            .filter_map(|t| token::verify(&t.text, &self.trust).ok())
-            .collect()
+        self.tokens.iter().map(|t| t.token.clone()).collect()
     }
 
     /// One line per held token: where it came from, its id, tasks, expiry and whether it
@@ -253,30 +250,27 @@ impl Access {
         let now = time::OffsetDateTime::now_utc();
         self.tokens
             .iter()
-            .map(|t| match token::verify(&t.text, &self.trust) {
-                Ok(v) => {
-                    let c = v.claims();
-                    let state = if self.revoked.contains(&c.jti) {
-                        "revoked".to_string()
-                    } else {
-                        match v.check(now, self.skew, &self.user) {
-                            Ok(()) => "valid".to_string(),
-                            Err(e) => e.to_string(),
-                        }
-                    };
-                    let exp = c
-                        .exp
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default();
-                    format!(
-                        "{} ({}): rule {}, tasks {}, until {exp}: {state}",
-                        c.jti,
-                        t.source,
-                        c.rule,
-                        c.tasks.join(","),
-                    )
-                }
-                Err(e) => format!("({}): {e}", t.source),
+            .map(|t| {
+                let c = t.token.claims();
+                let state = if self.revoked.contains(&c.jti) {
+                    "revoked".to_string()
+                } else {
+                    match t.token.check(now, self.skew, &self.user) {
+                        Ok(()) => "valid".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                };
+                let exp = c
+                    .exp
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                format!(
+                    "{} ({}): rule {}, tasks {}, until {exp}: {state}",
+                    c.jti,
+                    t.source,
+                    c.rule,
+                    c.tasks.join(","),
+                )
             })
             .collect()
     }
@@ -321,13 +315,13 @@ impl Access {
             match service.request_status(&p.id).await {
                 Ok(status) if status == "approved" => match service.fetch_token(&p.id).await {
                     Ok(Some(text)) => match token::verify(&text, &self.trust) {
-                        Ok(_) => {
+                        Ok(verified) => {
                             notices.push(format!(
                                 "request {} for `{}` was approved; its token is now in use",
                                 p.id, p.task
                             ));
                             self.tokens.push(HeldToken {
-                                text,
+                                token: verified,
                                 source: format!("request {} ({})", p.id, p.task),
                             });
                         }
