@@ -422,7 +422,12 @@ fn console_host_mode_can_mark_its_continuation_prompt_and_read_words_differently
     let dir = tempfile::tempdir().unwrap();
     let mut pty = Pty::spawn_with(
         dir.path().join("state.json"),
-        &["--console-host", "--mark-continuation", "--read-as", "HERE=@'"],
+        &[
+            "--console-host",
+            "--mark-continuation",
+            "--read-as",
+            "HERE=@'",
+        ],
     );
     pty.wait_for(PROMPT_END, 1, Duration::from_secs(20));
     pty.send(b"Get-Mailbox HERE\r");

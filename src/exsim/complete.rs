@@ -128,7 +128,10 @@ pub fn incomplete(text: &str) -> bool {
                 // A here-string header ends its line; `@'x` on one line is a plain `@` and a
                 // string, which the rules below cover.
                 let mut j = i + 2;
-                while chars.get(j).is_some_and(|&c| c != '\n' && c.is_whitespace()) {
+                while chars
+                    .get(j)
+                    .is_some_and(|&c| c != '\n' && c.is_whitespace())
+                {
                     j += 1;
                 }
                 if j >= chars.len() || chars.get(j) == Some(&'\n') {
@@ -265,8 +268,13 @@ fn here_string_end(chars: &[char], from: usize, single: bool) -> Option<usize> {
     while k < chars.len() {
         if chars.get(k) == Some(&'\n') {
             let quote = chars.get(k + 1).copied();
-            let closes = quote.is_some_and(|q| if single { single_quote(q) } else { double_quote(q) })
-                && chars.get(k + 2) == Some(&'@');
+            let closes = quote.is_some_and(|q| {
+                if single {
+                    single_quote(q)
+                } else {
+                    double_quote(q)
+                }
+            }) && chars.get(k + 2) == Some(&'@');
             if closes {
                 return Some(k + 3);
             }
