@@ -1385,13 +1385,13 @@ fn typed_ahead_answers_still_reach_a_running_command_in_console_host_mode() {
     let mut s = console_host_screen(&fx, &[]);
     let m = s.mark();
     s.send("Remove-Mailbox -Identity carol\rN\r");
-    s.wait_after(m, "[Y] Yes", 10);
-    s.prompt_after(m, 10);
+    let out = s.wait_after(m, "[Y] Yes", 10);
+    s.prompt_after(m + out.find("[Y] Yes").unwrap(), 10);
     assert!(mailbox_names(&fx.state()).contains(&"Carol Diaz".to_string()));
     let m = s.mark();
     s.send("Remove-Mailbox -Identity carol\rY\r");
-    s.wait_after(m, "[Y] Yes", 10);
-    s.prompt_after(m, 10);
+    let out = s.wait_after(m, "[Y] Yes", 10);
+    s.prompt_after(m + out.find("[Y] Yes").unwrap(), 10);
     assert!(!mailbox_names(&fx.state()).contains(&"Carol Diaz".to_string()));
 
     let m = s.line("Start-Sleep -Seconds 60");
