@@ -1407,3 +1407,46 @@ fn typed_ahead_answers_still_reach_a_running_command_in_console_host_mode() {
     assert_eq!(s.quit(), 0);
     assert!(continuation_refusals(&fx).is_empty());
 }
+
+/// The issue's own example, with no stand-in: an index opened after a string. Whether jitsh's
+/// parser reads it as incomplete (then jitsh keeps collecting and refuses the multi-line
+/// command for this runspace) or as complete (then the runspace's block mode is refused), the
+/// command typed after it never runs.
+#[test]
+fn an_index_opened_after_a_string_never_lets_the_next_line_run() {
+    let fx = Fixture::new();
+    let mut s = console_host_screen(&fx, &["--mark-continuation"]);
+    for (line, typed) in [
+        (
+            "Get-Mailbox -Identity \"bob\"[",
+            "0]; Remove-Mailbox alice -Confirm:$false\r\r",
+        ),
+        (
+            "Get-Mailbox -Identity 'bob'[0",
+            "]; Remove-Mailbox carol -Confirm:$false\r\r",
+        ),
+    ] {
+        let m = s.mark();
+        s.send(&format!("{line}\r{typed}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = s.since(m);
+            if out.contains("jitsh: refused") {
+                refused_then_prompt(&s, m);
+                break;
+            }
+            if out.contains("one line at a time") {
+                // jitsh kept the line; drop what the editor collected after it.
+                s.send("\x03");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{line}: {out}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let m = s.line("Get-Mailbox -Identity bob");
+        let out = s.prompt_after(m, 10);
+        assert!(out.contains("Bob Smith"), "{line}: {out}");
+    }
+    assert_eq!(s.quit(), 0);
+    assert_no_block_ran(&fx);
+}
