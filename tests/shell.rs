@@ -1368,6 +1368,19 @@ fn a_bare_continuation_prompt_gets_no_keystrokes() {
         assert!(out.contains("no OSC 133;C mark"), "{line}: {out}");
         assert_no_block_ran(&fx);
     }
+    // Ctrl-C at the bare `>> ` drops the block and what was typed with it; the empty line
+    // after it finds no block to run.
+    let m = s.mark();
+    s.send(&format!(
+        "{}\r0]; Remove-Mailbox alice -Confirm:$false\r",
+        BLOCK_ATTACKS[0].0
+    ));
+    let out = s.wait_after(m, ">> ", 10);
+    let at = m + out.find(">> ").unwrap();
+    s.send("\x03");
+    s.prompt_after(at, 10);
+    let m = s.line("");
+    s.prompt_after(m, 10);
     let m = s.line("Get-Mailbox -Identity frank");
     let out = s.prompt_after(m, 10);
     assert!(out.contains("Frank Miller"), "{out}");

@@ -562,14 +562,21 @@ impl Session {
                 Ok(())
             }
             Mode::Sent => {
-                // Not yet known to run: nothing but Ctrl-C may reach the runspace.
-                let mut bytes = bytes;
-                if bytes.contains(&0x03) {
-                    self.record_input(&[0x03]);
-                    self.runspace.send(vec![0x03])?;
-                    bytes.retain(|&b| b != 0x03);
+                // Not yet known to run: nothing but Ctrl-C may reach the runspace. Ctrl-C also
+                // drops what was typed since the line was sent, as it would in a terminal.
+                match bytes.iter().rposition(|&b| b == 0x03) {
+                    Some(i) => {
+                        self.held
+                            .extend_from_slice(bytes.get(..i).unwrap_or_default());
+                        self.drop_held();
+                        self.dropping = true;
+                        self.record_input(&[0x03]);
+                        self.runspace.send(vec![0x03])?;
+                        self.held
+                            .extend_from_slice(bytes.get(i + 1..).unwrap_or_default());
+                    }
+                    None => self.held.extend_from_slice(&bytes),
                 }
-                self.held.extend_from_slice(&bytes);
                 Ok(())
             }
             Mode::Cancelled => {
