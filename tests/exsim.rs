@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 const EXSIM: &str = env!("CARGO_BIN_EXE_jitsh-exsim");
 const PROMPT_END: &str = "\x1b]133;B\x07";
+const COMMAND_RUNS: &str = "\x1b]133;C\x07";
 
 /// Run the runspace over `input` with a fresh state in `dir`; returns (stdout, exit status).
 fn run(dir: &Path, input: &str) -> (String, i32) {
@@ -108,7 +109,10 @@ fn set_mailbox_changes_the_state_file_and_the_audit_log() {
         ),
         "{out}"
     );
-    assert!(out.contains("\x1b]133;B\x07Bob Smith\n"), "{out}");
+    assert!(
+        out.contains("\x1b]133;B\x07\x1b]133;C\x07Bob Smith\n"),
+        "{out}"
+    );
     // Clearing with $null.
     let (_, _) = run(dir.path(), "Set-Mailbox bob -ForwardingSmtpAddress $null\n");
     let s = state(dir.path());
@@ -249,6 +253,10 @@ struct Pty {
 
 impl Pty {
     fn spawn(state: PathBuf) -> Pty {
+        Pty::spawn_with(state, &[])
+    }
+
+    fn spawn_with(state: PathBuf, args: &[&str]) -> Pty {
         use portable_pty::{native_pty_system, CommandBuilder, PtySize};
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -261,6 +269,7 @@ impl Pty {
         let mut cmd = CommandBuilder::new(EXSIM);
         cmd.arg("--state");
         cmd.arg(state);
+        cmd.args(args);
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
@@ -372,6 +381,67 @@ fn ctrl_c_at_a_confirmation_cancels_the_command_at_once() {
     assert!(mailbox_names(dir.path()).contains(&"Alice Johnson".to_owned()));
 }
 
+/// `--console-host` reads like PowerShell's console host: an incomplete line starts block mode
+/// (a bare `>> `, no prompt markers, nothing runs), each further line joins the block, an empty
+/// line runs it; Ctrl-C drops a block.
+#[test]
+fn console_host_mode_keeps_reading_code_at_a_bare_continuation_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = Pty::spawn_with(dir.path().join("state.json"), &["--console-host"]);
+    pty.wait_for(PROMPT_END, 1, Duration::from_secs(20));
+    pty.send(b"Get-Mailbox \"bob\"[\r");
+    pty.wait_for(">> ", 1, Duration::from_secs(5));
+    pty.send(b"0]; Remove-Mailbox alice -Confirm:$false\r");
+    pty.wait_for(">> ", 2, Duration::from_secs(5));
+    let text = pty.text();
+    assert_eq!(text.matches(PROMPT_END).count(), 1, "{text:?}");
+    assert!(!text.contains(COMMAND_RUNS), "nothing ran yet: {text:?}");
+    assert!(!text.contains("\x1b]133;A;k=c"), "a bare `>> `: {text:?}");
+    assert!(mailbox_names(dir.path()).contains(&"Alice Johnson".to_owned()));
+    // The empty line runs the block, the typed line with it.
+    pty.send(b"\r");
+    pty.wait_for(PROMPT_END, 2, Duration::from_secs(5));
+    assert!(!mailbox_names(dir.path()).contains(&"Alice Johnson".to_owned()));
+
+    // Ctrl-C drops a block: nothing of it runs.
+    pty.send(b"Get-Mailbox bob |\r");
+    pty.wait_for(">> ", 3, Duration::from_secs(5));
+    pty.send(b"Remove-Mailbox bob -Confirm:$false\r");
+    pty.wait_for(">> ", 4, Duration::from_secs(5));
+    pty.send(&[0x03]);
+    pty.wait_for(PROMPT_END, 3, Duration::from_secs(5));
+    pty.send(b"\r");
+    pty.wait_for(PROMPT_END, 4, Duration::from_secs(5));
+    assert!(mailbox_names(dir.path()).contains(&"Bob Smith".to_owned()));
+    pty.send(b"exit\r");
+    assert_eq!(pty.child.wait().unwrap().exit_code(), 0);
+}
+
+#[test]
+fn console_host_mode_can_mark_its_continuation_prompt_and_read_words_differently() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = Pty::spawn_with(
+        dir.path().join("state.json"),
+        &[
+            "--console-host",
+            "--mark-continuation",
+            "--read-as",
+            "HERE=@'",
+        ],
+    );
+    pty.wait_for(PROMPT_END, 1, Duration::from_secs(20));
+    pty.send(b"Get-Mailbox HERE\r");
+    pty.wait_for("\x1b]133;A;k=c\x07>> ", 1, Duration::from_secs(5));
+    pty.send(b"'@\r");
+    // The here-string closed: the block is complete only after the empty line.
+    pty.wait_for("\x1b]133;A;k=c\x07>> ", 2, Duration::from_secs(5));
+    pty.send(b"\r");
+    pty.wait_for(COMMAND_RUNS, 1, Duration::from_secs(5));
+    pty.wait_for(PROMPT_END, 2, Duration::from_secs(5));
+    pty.send(b"exit\r");
+    assert_eq!(pty.child.wait().unwrap().exit_code(), 0);
+}
+
 #[test]
 fn a_corrupt_state_file_is_refused_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -407,7 +477,7 @@ fn large_output_writes_exactly_the_size_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let (out, _) = run(dir.path(), "Get-LargeOutput -Megabytes 3\n");
     let body = out
-        .split(PROMPT_END)
+        .split(COMMAND_RUNS)
         .nth(1)
         .unwrap()
         .split("\x1b]133;D;")

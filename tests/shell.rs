@@ -1181,3 +1181,285 @@ fn jitsh_alone_still_has_its_simulated_runspace() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Alice Johnson"));
 }
+
+// ---- the runspace reads a line as incomplete (PowerShell's block mode) ---------------------
+
+const EXSIM: &str = env!("CARGO_BIN_EXE_jitsh-exsim");
+
+/// `jitsh shell` over the simulated runspace in console-host mode with `runspace_args`.
+fn console_host_screen(fx: &Fixture, runspace_args: &[&str]) -> Screen {
+    let mut extra = vec!["--", EXSIM, "--console-host"];
+    extra.extend_from_slice(runspace_args);
+    Screen::start(fx, &extra)
+}
+
+/// The gate's audit records of the session.
+fn audit_records(fx: &Fixture) -> Vec<serde_json::Value> {
+    std::fs::read_dir(fx.path("rec/audit"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Wait for the refusal after `mark`, then for the runspace's prompt after it (keys typed
+/// before that prompt are dropped); returns the screen from the refusal on.
+fn refused_then_prompt(s: &Screen, mark: usize) -> String {
+    let out = s.wait_after(mark, "jitsh: refused", 15);
+    let at = mark + out.find("jitsh: refused").unwrap();
+    s.prompt_after(at, 15)
+}
+
+fn continuation_refusals(fx: &Fixture) -> Vec<serde_json::Value> {
+    audit_records(fx)
+        .into_iter()
+        .filter(|r| r["action"] == "gate.decision" && r["details"]["continuation"] == true)
+        .collect()
+}
+
+fn cast_markers(fx: &Fixture) -> Vec<String> {
+    let casts = fx.casts();
+    let (_, events) = parse_cast(&casts[0], false);
+    events
+        .into_iter()
+        .filter(|e| e.1 == "m")
+        .map(|e| e.2)
+        .collect()
+}
+
+/// Spellings the gate reads as plain words and the runspace (through `--read-as`) as the
+/// PowerShell text that leaves a line open: the two readers disagree about where the command
+/// ends, whatever the gate's parser does with the PowerShell text itself.
+const DISAGREEING: &[&str] = &[
+    "--read-as",
+    "OPENINDEX='x'[",
+    "--read-as",
+    "OPENPAREN=(",
+    "--read-as",
+    "PIPEEND=|",
+    "--read-as",
+    "OREND=||",
+    "--read-as",
+    "HEREOPEN=@'",
+    "--read-as",
+    "SUBEXPR=$(",
+];
+
+/// Each member: the line jitsh allows and sends (the runspace reads it as incomplete), then
+/// what is typed next as more of it: a privileged command, and the empty line that would run
+/// the block.
+const BLOCK_ATTACKS: &[(&str, &str)] = &[
+    // An index opened after a string.
+    (
+        "Get-Mailbox -Identity bob OPENINDEX",
+        "0]; Remove-Mailbox alice -Confirm:$false\r\r",
+    ),
+    // An unclosed parenthesis.
+    (
+        "Get-Mailbox -Identity OPENPAREN",
+        "'bob'); Remove-Mailbox carol -Confirm:$false\r\r",
+    ),
+    // A trailing pipe, and a trailing `||`.
+    (
+        "Get-Mailbox -Identity bob PIPEEND",
+        "Remove-Mailbox erin -Confirm:$false\r\r",
+    ),
+    (
+        "Get-Mailbox -Identity bob OREND",
+        "New-MoveRequest -Identity bob -TargetDatabase DB02\r\r",
+    ),
+    // A here-string opener: its lines, its end, then a command.
+    (
+        "Get-Mailbox -Identity HEREOPEN",
+        "bob\r'@; Remove-Mailbox frank -Confirm:$false\r\r",
+    ),
+    // A subexpression opened in an argument.
+    (
+        "Get-Mailbox -Identity SUBEXPR",
+        "Remove-Mailbox support -Confirm:$false)\r\r",
+    ),
+];
+
+fn assert_no_block_ran(fx: &Fixture) {
+    let names = mailbox_names(&fx.state());
+    for victim in [
+        "Alice Johnson",
+        "Carol Diaz",
+        "Erin Walsh",
+        "Frank Miller",
+        "Support",
+    ] {
+        assert!(
+            names.contains(&victim.to_string()),
+            "{victim} was removed: {names:?}"
+        );
+    }
+    assert_eq!(fx.state()["move_requests"], serde_json::json!([]));
+}
+
+/// The runspace marks its continuation prompt (as jitsh's PowerShell integration does): each
+/// line it reads as incomplete is interrupted and refused at once, and the lines typed with it
+/// never reach the runspace.
+#[test]
+fn a_line_the_runspace_reads_as_incomplete_is_interrupted_and_refused() {
+    let fx = Fixture::new();
+    let mut args = vec!["--mark-continuation"];
+    args.extend_from_slice(DISAGREEING);
+    let mut s = console_host_screen(&fx, &args);
+    for (line, typed) in BLOCK_ATTACKS {
+        // Typed in one go, as a paste or a fast typist would: the line, Enter, and more.
+        let m = s.mark();
+        s.send(&format!("{line}\r{typed}"));
+        let out = refused_then_prompt(&s, m);
+        assert!(out.contains("continuation prompt"), "{line}: {out}");
+        // The prompt is back and the runspace reads commands again.
+        let m = s.line("Get-Mailbox -Identity bob");
+        let out = s.prompt_after(m, 10);
+        assert!(out.contains("Bob Smith"), "{line}: {out}");
+        assert_no_block_ran(&fx);
+    }
+    assert_eq!(s.quit(), 0);
+    assert_no_block_ran(&fx);
+
+    let refusals = continuation_refusals(&fx);
+    assert_eq!(refusals.len(), BLOCK_ATTACKS.len(), "{refusals:?}");
+    for (r, (line, _)) in refusals.iter().zip(BLOCK_ATTACKS) {
+        assert_eq!(r["outcome"], "deny");
+        assert_eq!(r["details"]["line"], *line);
+        assert!(
+            r["details"]["dropped_input_bytes"].as_u64().unwrap() > 0,
+            "{r}"
+        );
+    }
+    let markers = cast_markers(&fx);
+    assert_eq!(
+        markers
+            .iter()
+            .filter(|m| m.starts_with("gate: deny continuation"))
+            .count(),
+        BLOCK_ATTACKS.len(),
+        "{markers:?}"
+    );
+}
+
+/// PowerShell's own console host shows a bare `>> ` (no prompt function, no marker): the line
+/// is refused because the runspace never says that it runs it, and what is typed meanwhile,
+/// however slowly, is held and dropped.
+#[test]
+fn a_bare_continuation_prompt_gets_no_keystrokes() {
+    let fx = Fixture::new();
+    let mut s = console_host_screen(&fx, DISAGREEING);
+    for (line, typed) in [BLOCK_ATTACKS[0], BLOCK_ATTACKS[2]] {
+        let m = s.line(line);
+        s.wait_after(m, ">> ", 10);
+        std::thread::sleep(Duration::from_millis(300));
+        for part in typed.split_inclusive('\r') {
+            s.send(part);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = refused_then_prompt(&s, m);
+        assert!(out.contains("no OSC 133;C mark"), "{line}: {out}");
+        assert_no_block_ran(&fx);
+    }
+    // Ctrl-C at the bare `>> ` drops the block and what was typed with it; the empty line
+    // after it finds no block to run.
+    let m = s.mark();
+    s.send(&format!(
+        "{}\r0]; Remove-Mailbox alice -Confirm:$false\r",
+        BLOCK_ATTACKS[0].0
+    ));
+    let out = s.wait_after(m, ">> ", 10);
+    let at = m + out.find(">> ").unwrap();
+    s.send("\x03");
+    s.prompt_after(at, 10);
+    let m = s.line("");
+    s.prompt_after(m, 10);
+    let m = s.line("Get-Mailbox -Identity frank");
+    let out = s.prompt_after(m, 10);
+    assert!(out.contains("Frank Miller"), "{out}");
+    assert_eq!(s.quit(), 0);
+    assert_no_block_ran(&fx);
+    assert_eq!(continuation_refusals(&fx).len(), 2);
+}
+
+/// Holding keys until the runspace says it runs the line does not starve a command that runs:
+/// an answer typed ahead with the line reaches its confirmation prompt, Ctrl-C interrupts, and
+/// complete lines run as before.
+#[test]
+fn typed_ahead_answers_still_reach_a_running_command_in_console_host_mode() {
+    let fx = Fixture::new();
+    let mut s = console_host_screen(&fx, &[]);
+    let m = s.mark();
+    s.send("Remove-Mailbox -Identity carol\rN\r");
+    let out = s.wait_after(m, "[Y] Yes", 10);
+    s.prompt_after(m + out.find("[Y] Yes").unwrap(), 10);
+    assert!(mailbox_names(&fx.state()).contains(&"Carol Diaz".to_string()));
+    let m = s.mark();
+    s.send("Remove-Mailbox -Identity carol\rY\r");
+    let out = s.wait_after(m, "[Y] Yes", 10);
+    s.prompt_after(m + out.find("[Y] Yes").unwrap(), 10);
+    assert!(!mailbox_names(&fx.state()).contains(&"Carol Diaz".to_string()));
+
+    let m = s.line("Start-Sleep -Seconds 60");
+    s.wait_after(m, "Start-Sleep -Seconds 60", 10);
+    std::thread::sleep(Duration::from_millis(300));
+    let m = s.mark();
+    s.send("\x03");
+    s.prompt_after(m, 10);
+    let m = s.line("Get-Mailbox -Identity erin");
+    let out = s.prompt_after(m, 10);
+    assert!(out.contains("Erin Walsh"), "{out}");
+    assert!(!out.contains("jitsh: refused"), "{out}");
+    assert_eq!(s.quit(), 0);
+    assert!(continuation_refusals(&fx).is_empty());
+}
+
+/// The issue's own example, with no stand-in: an index opened after a string. Whether jitsh's
+/// parser reads it as incomplete (then jitsh keeps collecting and refuses the multi-line
+/// command for this runspace) or as complete (then the runspace's block mode is refused), the
+/// command typed after it never runs.
+#[test]
+fn an_index_opened_after_a_string_never_lets_the_next_line_run() {
+    let fx = Fixture::new();
+    let mut s = console_host_screen(&fx, &["--mark-continuation"]);
+    for (line, typed) in [
+        (
+            "Get-Mailbox -Identity \"bob\"[",
+            "0]; Remove-Mailbox alice -Confirm:$false\r\r",
+        ),
+        (
+            "Get-Mailbox -Identity 'bob'[0",
+            "]; Remove-Mailbox carol -Confirm:$false\r\r",
+        ),
+    ] {
+        let m = s.mark();
+        s.send(&format!("{line}\r{typed}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = s.since(m);
+            if out.contains("jitsh: refused") {
+                refused_then_prompt(&s, m);
+                break;
+            }
+            if out.contains("one line at a time") {
+                // jitsh kept the line; drop what the editor collected after it.
+                s.send("\x03");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{line}: {out}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let m = s.line("Get-Mailbox -Identity bob");
+        let out = s.prompt_after(m, 10);
+        assert!(out.contains("Bob Smith"), "{line}: {out}");
+    }
+    assert_eq!(s.quit(), 0);
+    assert_no_block_ran(&fx);
+}

@@ -235,12 +235,28 @@ fn run_once(program: &[OsString], line: &str) -> std::io::Result<i32> {
     })
 }
 
-/// The PowerShell prompt function that frames the prompt with OSC 133 markers (`D` with the
-/// last status, `A`, the usual `PS path> ` text, `B`). PSReadLine is removed: jitsh does the
-/// line editing, and PSReadLine would redraw the line itself.
+/// The PowerShell side of jitsh's shell integration (docs/shell.md shows it laid out):
+/// PSReadLine is removed (jitsh does the line editing; PSReadLine would redraw the line itself);
+/// `prompt` frames the prompt with OSC 133 markers (`D` with the last status, `A`, the usual
+/// `PS path> ` text, `B`) and notes that a prompt was shown; `PSConsoleHostReadLine`, which the
+/// console host calls for every line it reads, reads the whole command (more lines while
+/// PowerShell's own parser calls it incomplete, each announced by `A;k=c`), writes `C` once
+/// the command is complete and will run, and refuses to read at the host's bare `>> ` block-mode
+/// prompt (no prompt since the last read): it writes `A;k=s` and returns `$null`, which drops
+/// the block as Ctrl-C does.
 const PWSH_PROMPT_SETUP: &str = "Remove-Module PSReadLine -ErrorAction SilentlyContinue; \
 function global:prompt { $s = if ($?) { 0 } else { 1 }; $e = [char]27; $b = [char]7; \
-\"$e]133;D;$s$b$e]133;A$b\" + \"PS $($executionContext.SessionState.Path.CurrentLocation)> \" + \"$e]133;B$b\" }";
+$global:JitshPrompted = $true; \
+\"$e]133;D;$s$b$e]133;A$b\" + \"PS $($executionContext.SessionState.Path.CurrentLocation)> \" + \"$e]133;B$b\" }; \
+function global:PSConsoleHostReadLine { $e = [char]27; $b = [char]7; \
+if (-not $global:JitshPrompted) { [Console]::Write(\"$e]133;A;k=s$b\"); return $null }; \
+$global:JitshPrompted = $false; $text = [Console]::ReadLine(); \
+while ($null -ne $text) { $errors = $null; \
+$null = [System.Management.Automation.Language.Parser]::ParseInput($text, [ref]$null, [ref]$errors); \
+if (-not ($errors | Where-Object IncompleteInput)) { [Console]::Write(\"$e]133;C$b\"); return $text }; \
+[Console]::Write(\"$e]133;A;k=c$b>> \"); $more = [Console]::ReadLine(); \
+if ($null -eq $more) { break }; $text += \"`n\" + $more }; \
+return $null }";
 
 /// Whether the runspace program is PowerShell (`pwsh`, `powershell`).
 fn is_powershell(program: &OsString) -> bool {

@@ -16,11 +16,22 @@
 //! | `ESC ] 133 ; A BEL` | the prompt starts |
 //! | `PS C:\> ` | the prompt text |
 //! | `ESC ] 133 ; B BEL` | the prompt ended; the runspace is reading a command line |
+//! | `ESC ] 133 ; C BEL` | the line just read runs now (before its first output) |
+//! | `ESC ] 133 ; A ; k=c BEL` | with `--mark-continuation`: before the `>> ` continuation prompt |
 //! | `ESC ] 133 ; P BEL` | jitsh extension: the next input line is secret (a password) — do not record or log it; echo is off until that newline |
 //!
 //! The first prompt has no `D`. Every line read at the prompt, including an empty one, is
-//! followed by exactly one `D`. Confirmation prompts (`[Y] Yes  [A] Yes to All ...`) are not
-//! framed: the gate sees the runspace is busy because no `B` has arrived.
+//! followed by one `C` (it runs) and exactly one `D`. Confirmation prompts (`[Y] Yes  [A] Yes
+//! to All ...`) are not framed: the gate sees the runspace is busy because no `B` has arrived.
+//!
+//! # Console-host mode (`--console-host`)
+//!
+//! Reads input the way PowerShell's console host does (`ConsoleHost.cs`, its input loop): a
+//! line PowerShell reads as incomplete ([`complete::incomplete`]) starts *block mode*: the host
+//! writes a bare `>> ` (no prompt function, so no prompt markers), adds every further non-empty
+//! line to the block without running anything, and runs the whole block on an empty line (if
+//! it is still incomplete, block mode goes on). Ctrl-C at any prompt drops the block. An empty
+//! line at the normal prompt just prompts again (no `C`). Only a line that runs gets `C`.
 //!
 //! # Exit and interruption
 //!
@@ -31,6 +42,7 @@
 //! the command at once.
 
 mod cmdlets;
+pub mod complete;
 pub mod format;
 pub mod lang;
 mod session;
@@ -56,6 +68,12 @@ pub const MARK_PROMPT_START: &str = "\x1b]133;A\x07";
 pub const MARK_PROMPT_END: &str = "\x1b]133;B\x07";
 /// Sent before a secret prompt (jitsh extension): the next input line must not be recorded.
 pub const MARK_SECRET_INPUT: &str = "\x1b]133;P\x07";
+/// Sent when the line just read starts running.
+pub const MARK_COMMAND_RUNS: &str = "\x1b]133;C\x07";
+/// Sent before the continuation prompt with `--mark-continuation`.
+pub const MARK_CONTINUATION: &str = "\x1b]133;A;k=c\x07";
+/// PowerShell's block-mode prompt.
+pub const CONTINUATION_PROMPT: &str = ">> ";
 /// The prompt text.
 pub const PROMPT: &str = "PS C:\\> ";
 
@@ -98,6 +116,41 @@ pub struct Args {
     /// Do not write OSC 133 prompt markers.
     #[arg(long)]
     no_marker: bool,
+    /// Read input as PowerShell's console host does: a line PowerShell reads as incomplete
+    /// starts block mode (a bare `>> ` prompt; further lines are added; an empty line runs the
+    /// block; Ctrl-C drops it).
+    #[arg(long)]
+    console_host: bool,
+    /// With --console-host: write `ESC]133;A;k=c BEL` before `>> `, as jitsh's PowerShell
+    /// integration announces a continuation read.
+    #[arg(long, requires = "console_host")]
+    mark_continuation: bool,
+    /// For testing: read WORD in every input line as TEXT (WORD=TEXT, repeatable). Stands in
+    /// for a spelling that the gate and PowerShell read differently.
+    #[arg(long = "read-as", value_name = "WORD=TEXT", value_parser = parse_read_as)]
+    read_as: Vec<(String, String)>,
+}
+
+fn parse_read_as(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((word, text)) if !word.is_empty() => Ok((word.to_string(), text.to_string())),
+        _ => Err(format!("`{s}` is not WORD=TEXT")),
+    }
+}
+
+/// How the input loop reads lines.
+#[derive(Debug, Clone, Default)]
+struct Reading {
+    console_host: bool,
+    read_as: Vec<(String, String)>,
+}
+
+impl Reading {
+    fn rewrite(&self, line: String) -> String {
+        self.read_as
+            .iter()
+            .fold(line, |line, (word, text)| line.replace(word.as_str(), text))
+    }
 }
 
 /// Entry point of the `jitsh-exsim` binary.
@@ -111,7 +164,13 @@ pub fn run_args(args: Args) -> ExitCode {
         .state
         .or_else(|| std::env::var_os("JITSH_EXSIM_STATE").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("exsim-state.json"));
-    match run(StateFile::new(path), !args.no_marker) {
+    let reading = Reading {
+        console_host: args.console_host,
+        read_as: args.read_as,
+    };
+    let mut term = Term::stdio(!args.no_marker);
+    term.mark_continuation = args.mark_continuation;
+    match run(StateFile::new(path), term, &reading) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("jitsh-exsim: {e}");
@@ -121,11 +180,13 @@ pub fn run_args(args: Args) -> ExitCode {
 }
 
 /// The read-eval-print loop. Returns the exit status.
-fn run(file: StateFile, markers: bool) -> Result<u8, ExsimError> {
+fn run(file: StateFile, term: Term, reading: &Reading) -> Result<u8, ExsimError> {
     let state = file.load_or_seed()?;
     let interrupt = Interrupt::install()?;
-    let term = Term::stdio(markers);
     let mut session = Session::new(state, file, term, interrupt);
+    if reading.console_host {
+        return console_host(&mut session, reading);
+    }
     let mut last: Option<u8> = None;
     loop {
         session.term.prompt(last)?;
@@ -133,11 +194,77 @@ fn run(file: StateFile, markers: bool) -> Result<u8, ExsimError> {
         let Input::Line(line) = session.term.read_line(None)? else {
             return Ok(0);
         };
+        let line = reading.rewrite(line);
+        session.term.command_runs()?;
         match session.run_line(&line)? {
             LineResult::Done { ok } => last = Some(u8::from(!ok)),
             LineResult::Exit(code) => return Ok(code),
         }
     }
+}
+
+/// The input loop of PowerShell's console host (`ConsoleHost.cs`, `InputLoop.Run`): block mode
+/// on incomplete input, a bare `>> ` without calling the prompt function, an empty line runs
+/// the block, Ctrl-C (a null line) drops it.
+fn console_host(session: &mut Session, reading: &Reading) -> Result<u8, ExsimError> {
+    let mut last: Option<u8> = None;
+    let mut block: Option<String> = None;
+    loop {
+        if block.is_some() {
+            session.term.continuation_prompt()?;
+        } else {
+            session.term.prompt(last)?;
+        }
+        let interrupt = session.interrupt.clone();
+        let seen = interrupt.count();
+        let stop = move || interrupt.count() != seen;
+        let line = match session.term.read_line(Some(&stop))? {
+            Input::Line(line) => reading.rewrite(line),
+            Input::Interrupted => {
+                session.term.write("\n")?;
+                block = None;
+                continue;
+            }
+            Input::Eof => return Ok(0),
+        };
+        let text = if line.trim().is_empty() {
+            match block.take() {
+                Some(text) => text,
+                None => continue,
+            }
+        } else if let Some(text) = block.as_mut() {
+            text.push('\n');
+            text.push_str(&line);
+            continue;
+        } else {
+            line
+        };
+        if complete::incomplete(&text) {
+            block = Some(text);
+            continue;
+        }
+        session.term.command_runs()?;
+        match session.run_line(&one_line(&text))? {
+            LineResult::Done { ok } => last = Some(u8::from(!ok)),
+            LineResult::Exit(code) => return Ok(code),
+        }
+    }
+}
+
+/// A block for the one-line engine: a line break continues a line that ends with `|` or `,`
+/// (or an open bracket) and separates statements otherwise.
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            let joins = out
+                .trim_end()
+                .ends_with(['|', ',', '(', '{', '[', '`', '&']);
+            out.push_str(if joins { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Counts SIGINTs. A command is interrupted when the count moves while it runs; signals that
@@ -206,6 +333,8 @@ pub struct Term {
     color: bool,
     /// Input is a terminal: echo can be switched off for secrets.
     input_tty: bool,
+    /// Announce continuation prompts with a marker (`--mark-continuation`).
+    mark_continuation: bool,
 }
 
 impl std::fmt::Debug for Term {
@@ -227,7 +356,26 @@ impl Term {
             markers,
             color: std::io::stdout().is_terminal(),
             input_tty: std::io::stdin().is_terminal(),
+            mark_continuation: false,
         }
+    }
+
+    /// The line just read runs now.
+    fn command_runs(&mut self) -> std::io::Result<()> {
+        if self.markers {
+            self.out.write_all(MARK_COMMAND_RUNS.as_bytes())?;
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Block mode's prompt: PowerShell writes a bare `>> ` and calls no prompt function.
+    fn continuation_prompt(&mut self) -> std::io::Result<()> {
+        if self.markers && self.mark_continuation {
+            self.out.write_all(MARK_CONTINUATION.as_bytes())?;
+        }
+        self.out.write_all(CONTINUATION_PROMPT.as_bytes())?;
+        self.out.flush()
     }
 
     fn prompt(&mut self, last: Option<u8>) -> std::io::Result<()> {

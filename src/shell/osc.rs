@@ -2,8 +2,9 @@
 //!
 //! The runspace tells jitsh where it stands with semantic prompt markers (FinalTerm / OSC 133):
 //! `ESC ]133;A BEL` prompt start, `ESC ]133;B BEL` prompt end (input starts), `ESC ]133;D;N BEL`
-//! command finished with status N, and the private `ESC ]133;P BEL` ("secret input follows until
-//! the next newline"). The scanner splits an output stream into plain bytes and markers, across
+//! command finished with status N, `ESC ]133;C BEL` the command line just read runs now,
+//! `ESC ]133;A;k=c BEL` (or `k=s`) a continuation prompt: the runspace reads more of a command,
+//! and the private `ESC ]133;P BEL` ("secret input follows until the next newline"). The scanner splits an output stream into plain bytes and markers, across
 //! reads of any size. Other escape sequences pass through untouched.
 //!
 //! INVARIANT: bytes are never lost or reordered; a partial marker is held back only while it
@@ -14,9 +15,12 @@
 pub enum Marker {
     /// `133;A`: the prompt begins.
     PromptStart,
+    /// `133;A;k=c` or `133;A;k=s`: a continuation (secondary) prompt begins; the runspace
+    /// reads more lines of a command it has not run yet.
+    ContinuationPrompt,
     /// `133;B`: the prompt ends; the runspace now reads a command line.
     PromptEnd,
-    /// `133;C`: command output begins.
+    /// `133;C`: the command line just read runs now (its output begins).
     OutputStart,
     /// `133;D[;status]`: the previous command finished.
     CommandDone(Option<i32>),
@@ -145,7 +149,13 @@ fn finish_marker(body: Option<&[u8]>, len: usize) -> Match {
     let text = String::from_utf8_lossy(body);
     let mut parts = text.split(';');
     let marker = match parts.next() {
-        Some("A") => Marker::PromptStart,
+        Some("A") => {
+            if parts.any(|option| matches!(option.trim(), "k=c" | "k=s")) {
+                Marker::ContinuationPrompt
+            } else {
+                Marker::PromptStart
+            }
+        }
         Some("B") => Marker::PromptEnd,
         Some("C") => Marker::OutputStart,
         Some("P") => Marker::SecretInput,
@@ -205,6 +215,22 @@ mod tests {
         assert_eq!(scan_all(&bytewise), whole);
         assert!(whole.contains(&Piece::Marker(Marker::SecretInput)));
         assert!(whole.contains(&Piece::Marker(Marker::CommandDone(Some(7)))));
+    }
+
+    #[test]
+    fn continuation_prompts_are_told_from_prompts() {
+        let input = b"\x1b]133;A;k=c\x07>> \x1b]133;A;k=s\x1b\\\x1b]133;A;k=i\x07\x1b]133;A;aid=7\x07\x1b]133;C\x07";
+        assert_eq!(
+            scan_all(&[input]),
+            vec![
+                Piece::Marker(Marker::ContinuationPrompt),
+                Piece::Bytes(b">> ".to_vec()),
+                Piece::Marker(Marker::ContinuationPrompt),
+                Piece::Marker(Marker::PromptStart),
+                Piece::Marker(Marker::PromptStart),
+                Piece::Marker(Marker::OutputStart),
+            ]
+        );
     }
 
     #[test]

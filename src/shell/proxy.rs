@@ -5,7 +5,12 @@
 //! - `Starting` / `Prompt` (before the first prompt, and between `A` and `B`): keystrokes are
 //!   held, then given to the editor;
 //! - `Editing` (after `B`): jitsh's editor owns the keystrokes; Enter gates the line;
-//! - `Running` (after an allowed line was sent, until the next `A`): keystrokes pass through.
+//! - `Sent` (an allowed line was sent): keystrokes are held (only Ctrl-C goes on) until the
+//!   runspace says it runs the line (`C`) or is back at its prompt (`A`). A continuation prompt
+//!   (`A;k=c`), or neither signal within [`RUN_CONFIRM_WITHIN`], means the runspace reads the
+//!   line as incomplete and waits for more code: jitsh interrupts it (Ctrl-C), drops what was
+//!   typed meanwhile and refuses (`Cancelled` until the prompt is back);
+//! - `Running` (after `C`, until the next `A`): keystrokes pass through.
 //!
 //! Typed-ahead lines are kept from becoming ungated commands: while a command runs, at most one
 //! line of input is passed on until the runspace reacts with output other than the echo; the
@@ -42,12 +47,25 @@ const BATCH_MAX: usize = 256 * 1024;
 /// How long to keep reading output after the runspace exited.
 const DRAIN_FOR: Duration = Duration::from_millis(500);
 
+/// How long the runspace has, after a line was sent, to say that it runs it (`133;C`) or to
+/// show its prompt again. Keystrokes are held meanwhile; without either signal the runspace may
+/// be reading more code, and the line is interrupted and refused.
+pub const RUN_CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+
+/// How long the runspace has to show its prompt after jitsh interrupted it; then the session
+/// ends (the runspace may still be reading code, and no key can safely reach it).
+const PROMPT_AFTER_CANCEL_WITHIN: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Starting,
     Prompt,
     Editing,
+    /// A line was sent; waiting for the runspace to run it (`C`) or prompt again (`A`).
+    Sent,
     Running,
+    /// The runspace was interrupted because it read a line as incomplete; waiting for `A`.
+    Cancelled,
 }
 
 /// One gated session.
@@ -71,6 +89,16 @@ pub struct Session {
     echo: Vec<u8>,
     /// While running: the runspace announced secret input; don't record until a newline.
     secret: bool,
+    /// The line last sent to the runspace (for the refusal when it reads it as incomplete).
+    sent_line: String,
+    /// Continuation prompts expected for the line sent (one per further line of a multi-line
+    /// command sent to a runspace that reads it whole); one more is a disagreement.
+    continuations_expected: usize,
+    /// When the `Sent` or `Cancelled` wait gives up.
+    deadline: Option<tokio::time::Instant>,
+    /// After a refused continuation: keys typed before the prompt is back are dropped (they
+    /// were typed as more of the refused command), not given to the editor.
+    dropping: bool,
     audit_failed: bool,
     quit: bool,
     multiline: bool,
@@ -151,6 +179,10 @@ impl Session {
             line_in_flight: false,
             echo: Vec::new(),
             secret: false,
+            sent_line: String::new(),
+            continuations_expected: 0,
+            deadline: None,
+            dropping: false,
             audit_failed: false,
             quit: false,
             multiline: config.multiline,
@@ -175,6 +207,9 @@ impl Session {
         let mut hinted = false;
 
         let status = loop {
+            let deadline = self
+                .deadline
+                .unwrap_or_else(|| tokio::time::Instant::now() + POLL_EVERY);
             tokio::select! {
                 chunk = self.runspace.output.recv() => match chunk {
                     Some(mut bytes) => {
@@ -204,6 +239,9 @@ impl Session {
                 code = &mut self.runspace.exited => {
                     self.drain().await?;
                     break code.unwrap_or(1);
+                }
+                () = tokio::time::sleep_until(deadline), if self.deadline.is_some() => {
+                    self.on_deadline()?;
                 }
                 () = &mut no_prompt_hint, if !hinted => {
                     hinted = true;
@@ -293,9 +331,6 @@ impl Session {
     }
 
     fn on_output(&mut self, chunk: &[u8]) -> Result<(), ShellError> {
-        if self.mode == Mode::Running && self.line_in_flight && self.reacts(chunk) {
-            self.line_in_flight = false;
-        }
         for piece in self.scanner.feed(chunk) {
             match piece {
                 Piece::Bytes(bytes) => match self.mode {
@@ -314,13 +349,22 @@ impl Session {
                         self.editor.redraw_below(&mut out);
                         self.write_out(&out)?;
                     }
-                    Mode::Starting | Mode::Running => self.write_out(&bytes)?,
+                    Mode::Sent | Mode::Running => {
+                        if self.line_in_flight && self.reacts(&bytes) {
+                            self.line_in_flight = false;
+                        }
+                        self.write_out(&bytes)?;
+                    }
+                    Mode::Starting | Mode::Cancelled => self.write_out(&bytes)?,
                 },
-                Piece::Marker(Marker::PromptStart | Marker::CommandDone(_))
-                    if self.mode == Mode::Editing =>
-                {
-                    // At the prompt jitsh sent nothing, yet a command ran: the runspace read
-                    // input that did not pass the gate. Stop the session.
+                Piece::Marker(
+                    Marker::PromptStart
+                    | Marker::CommandDone(_)
+                    | Marker::OutputStart
+                    | Marker::ContinuationPrompt,
+                ) if self.mode == Mode::Editing => {
+                    // At the prompt jitsh sent nothing, yet the runspace ran or reads a
+                    // command: it read input that did not pass the gate. Stop the session.
                     self.bypass_detected()?;
                     return Ok(());
                 }
@@ -330,22 +374,118 @@ impl Session {
                     self.mode = Mode::Prompt;
                     self.prompt.clear();
                     self.secret = false;
+                    self.deadline = None;
                 }
                 Piece::Marker(Marker::PromptEnd) => {
                     if self.mode != Mode::Editing {
+                        if std::mem::take(&mut self.dropping) {
+                            self.drop_held();
+                        }
                         self.mode = Mode::Editing;
+                        self.deadline = None;
                         self.editor.begin(&self.prompt);
                     }
                 }
+                Piece::Marker(Marker::OutputStart) => {
+                    if self.mode == Mode::Sent {
+                        self.mode = Mode::Running;
+                        self.deadline = None;
+                    }
+                }
+                Piece::Marker(Marker::ContinuationPrompt) => match self.mode {
+                    Mode::Sent if self.continuations_expected > 0 => {
+                        self.continuations_expected -= 1;
+                    }
+                    Mode::Sent | Mode::Running => {
+                        self.refuse_continuation(
+                            "the runspace showed a continuation prompt: it reads the line as \
+                             incomplete and waits for more code",
+                        )?;
+                    }
+                    _ => {}
+                },
                 Piece::Marker(Marker::SecretInput) => {
                     if self.mode == Mode::Running {
                         self.secret = true;
                     }
                 }
-                Piece::Marker(Marker::CommandDone(_) | Marker::OutputStart) => {}
+                Piece::Marker(Marker::CommandDone(_)) => {}
             }
         }
         Ok(())
+    }
+
+    /// The `Sent` or `Cancelled` wait ran out.
+    fn on_deadline(&mut self) -> Result<(), ShellError> {
+        self.deadline = None;
+        match self.mode {
+            Mode::Sent => self.refuse_continuation(&format!(
+                "the runspace did not say within {} s that it runs the line (no OSC 133;C mark) \
+                 and did not return to its prompt: it may be reading more code",
+                RUN_CONFIRM_WITHIN.as_secs()
+            )),
+            Mode::Cancelled => {
+                let reason = "the runspace did not return to its prompt after it was interrupted";
+                let mut ev = event(self.access.user(), "gate.abort", &self.session_id, "error");
+                ev.details.insert("reason".into(), reason.into());
+                ev.details
+                    .insert("line".into(), self.sent_line.clone().into());
+                if self.audit.append(ev).is_err() {
+                    self.audit_failed = true;
+                }
+                self.recorder.marker(format!("gate abort: {reason}"));
+                self.write_out(format!("\r\njitsh: {reason}; the session ends\r\n").as_bytes())?;
+                self.runspace.hang_up();
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The runspace reads the line it was sent as incomplete (or would not say that it runs
+    /// it): whatever is typed next would reach it as code that the gate never judged. Interrupt
+    /// it as a user would (Ctrl-C drops PowerShell's block), drop the held keys, refuse, and
+    /// record the refusal; keys wait for the prompt to come back.
+    fn refuse_continuation(&mut self, why: &str) -> Result<(), ShellError> {
+        self.runspace.send(vec![0x03])?;
+        let dropped = self.drop_held();
+        self.dropping = true;
+        let reason = format!("{why}; it was interrupted, and nothing typed meanwhile was sent");
+        let marker = self
+            .recorder
+            .marker(format!("gate: deny continuation: {why}"));
+        let mut ev = event(
+            self.access.user(),
+            "gate.decision",
+            &self.session_id,
+            Effect::Deny.as_str(),
+        );
+        ev.details
+            .insert("line".into(), self.sent_line.clone().into());
+        ev.details.insert("reason".into(), reason.clone().into());
+        ev.details.insert("continuation".into(), true.into());
+        ev.details
+            .insert("dropped_input_bytes".into(), dropped.into());
+        ev.details.insert(
+            "recording".into(),
+            self.recorder.path().display().to_string().into(),
+        );
+        ev.details.insert("marker".into(), marker.into());
+        if self.audit.append(ev).is_err() {
+            self.audit_failed = true;
+        }
+        self.mode = Mode::Cancelled;
+        self.line_in_flight = false;
+        self.echo.clear();
+        self.secret = false;
+        self.deadline = Some(tokio::time::Instant::now() + PROMPT_AFTER_CANCEL_WITHIN);
+        self.write_out(
+            format!(
+                "\r\njitsh: refused: {reason}. Write the command so that it is complete on one \
+                 line.\r\n"
+            )
+            .as_bytes(),
+        )
     }
 
     /// Whether output from the runspace is more than the echo of the line in flight.
@@ -373,18 +513,38 @@ impl Session {
         self.write_out(
             b"\r\njitsh: the runspace ran input that did not pass the gate; the session ends\r\n",
         )?;
-        self.mode = Mode::Running;
+        // Hold every key from now on; the session ends.
+        self.mode = Mode::Cancelled;
+        self.deadline = None;
         self.runspace.hang_up();
         Ok(())
     }
 
-    /// Keys held while the prompt was not ready go to the editor once it is.
-    async fn replay_held(&mut self) -> Result<(), ShellError> {
-        if self.mode == Mode::Editing && !self.held.is_empty() {
-            let held = std::mem::take(&mut self.held);
-            self.edit(held).await?;
+    /// Drop the held keys (typed, never sent: they stay in the recording as input); returns
+    /// how many bytes.
+    fn drop_held(&mut self) -> usize {
+        let mut dropped = std::mem::take(&mut self.held);
+        dropped.append(&mut self.partial_key);
+        if !dropped.is_empty() {
+            self.recorder.input(&dropped);
         }
-        Ok(())
+        dropped.len()
+    }
+
+    /// Keys held while the prompt was not ready go to the editor once it is; keys held while
+    /// a line was being confirmed go on once the command runs and reacts.
+    async fn replay_held(&mut self) -> Result<(), ShellError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        match self.mode {
+            Mode::Editing => {
+                let held = std::mem::take(&mut self.held);
+                self.edit(held).await
+            }
+            Mode::Running if !self.line_in_flight => self.pass_through(Vec::new()),
+            _ => Ok(()),
+        }
     }
 
     async fn on_input(&mut self, bytes: Vec<u8>) -> Result<(), ShellError> {
@@ -398,6 +558,28 @@ impl Session {
                     self.runspace.send(vec![0x03])?;
                     bytes.retain(|&b| b != 0x03);
                 }
+                self.held.extend_from_slice(&bytes);
+                Ok(())
+            }
+            Mode::Sent => {
+                // Not yet known to run: nothing but Ctrl-C may reach the runspace. Ctrl-C also
+                // drops what was typed since the line was sent, as it would in a terminal.
+                match bytes.iter().rposition(|&b| b == 0x03) {
+                    Some(i) => {
+                        self.held
+                            .extend_from_slice(bytes.get(..i).unwrap_or_default());
+                        self.drop_held();
+                        self.dropping = true;
+                        self.record_input(&[0x03]);
+                        self.runspace.send(vec![0x03])?;
+                        self.held
+                            .extend_from_slice(bytes.get(i + 1..).unwrap_or_default());
+                    }
+                    None => self.held.extend_from_slice(&bytes),
+                }
+                Ok(())
+            }
+            Mode::Cancelled => {
                 self.held.extend_from_slice(&bytes);
                 Ok(())
             }
@@ -472,6 +654,7 @@ impl Session {
             if self.mode != Mode::Editing {
                 let rest = buf.get(pos..).unwrap_or_default().to_vec();
                 return match self.mode {
+                    // Only after `C`; `submit` leaves the mode at `Sent`.
                     Mode::Running => self.pass_through(rest),
                     _ => {
                         self.held.extend_from_slice(&rest);
@@ -589,7 +772,10 @@ so no privileged line runs\r\n",
             self.write_out(&out)?;
             let mut line: Vec<u8> = text.replace('\n', "\r").into_bytes();
             line.push(b'\r');
-            self.mode = Mode::Running;
+            self.mode = Mode::Sent;
+            self.deadline = Some(tokio::time::Instant::now() + RUN_CONFIRM_WITHIN);
+            self.continuations_expected = text.matches('\n').count();
+            self.sent_line = text.clone();
             self.line_in_flight = true;
             self.echo = text.replace('\n', "\r\n").into_bytes();
             self.echo.extend_from_slice(b"\r\n");
