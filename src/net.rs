@@ -52,6 +52,36 @@ fn transport() -> Transport {
     })
 }
 
+/// The CA file clients trust instead of the system's, if one is set.
+pub fn configured_ca() -> Option<PathBuf> {
+    transport().ca
+}
+
+/// A client error with its causes (a TLS failure says why the certificate was refused), without
+/// the URL, which the caller names itself.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "no answer in time".to_owned()
+    } else if e.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "the request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    let mut last = String::new();
+    while let Some(cause) = source {
+        let shown = cause.to_string();
+        // hyper and rustls repeat their cause in their own message; show each text once.
+        if !shown.is_empty() && !last.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        last = shown;
+        source = cause.source();
+    }
+    text
+}
+
 /// `JITSH_INSECURE_HTTP=1` (or `true`, `yes`).
 pub fn insecure_from_env() -> bool {
     std::env::var("JITSH_INSECURE_HTTP")
@@ -59,12 +89,16 @@ pub fn insecure_from_env() -> bool {
         .unwrap_or(false)
 }
 
-/// A client for the approval service at `base` with this timeout, after checking that the URL
-/// may carry a credential.
-pub fn client_for(base: &str, timeout: Duration) -> Result<reqwest::Client, NetError> {
+/// A client for the approval service at `base` (whole calls limited to `timeout`, connecting to
+/// `connect`), after checking that the URL may carry a credential.
+pub fn client_for(
+    base: &str,
+    timeout: Duration,
+    connect: Duration,
+) -> Result<reqwest::Client, NetError> {
     let t = transport();
     check_url(base, t.insecure_http)?;
-    build(timeout, &t)
+    build(timeout, connect, &t)
 }
 
 /// Refuse URLs whose traffic would cross a network in clear text.
@@ -89,10 +123,10 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn build(timeout: Duration, t: &Transport) -> Result<reqwest::Client, NetError> {
+fn build(timeout: Duration, connect: Duration, t: &Transport) -> Result<reqwest::Client, NetError> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .connect_timeout(connect)
         // A redirect could move the credential to another URL or down to plain HTTP.
         .redirect(reqwest::redirect::Policy::none())
         .https_only(false);
@@ -191,7 +225,10 @@ mod tests {
                 insecure_http: false,
             };
             assert!(
-                matches!(build(Duration::from_secs(1), &t), Err(NetError::Ca { .. })),
+                matches!(
+                    build(Duration::from_secs(1), Duration::from_secs(1), &t),
+                    Err(NetError::Ca { .. })
+                ),
                 "{}",
                 path.display()
             );
