@@ -175,6 +175,8 @@ mod tests {
             "http://0.0.0.0:8750",
             "http://[fe80::1]:8750",
             "http://localhost.contoso.test:8750",
+            "http://127.0.0.1@jitsh.contoso.test",
+            "http://[::ffff:10.0.0.5]",
         ] {
             assert_eq!(
                 check_url(url, false),

@@ -619,3 +619,31 @@ fn a_service_with_another_signing_key_is_refused() {
         1
     );
 }
+
+#[test]
+fn a_broken_settings_file_stops_client_commands_instead_of_dropping_its_trust() {
+    let w = World::new();
+    std::fs::create_dir_all(w.path("config/jitsh")).unwrap();
+    // A CA and a key the user meant to pin, in a file that no longer parses.
+    std::fs::write(
+        w.path("config/jitsh/config.toml"),
+        "server = \"https://127.0.0.1:9\"\nca = \"/x/ca.pem\"\ntrust_keys = [\"/x/k.pub\"\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["requests"],
+        vec!["login", "--server", "https://127.0.0.1:9"],
+        vec!["check", "--policies", "policies", "Get-Mailbox"],
+    ] {
+        let out = w.jitsh("", &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("is not valid"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // Commands that never talk to a service are not held up.
+    let out = w.jitsh("", &["parse", "Get-Mailbox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -179,6 +179,26 @@ pub(crate) fn config_path() -> PathBuf {
     base.join("jitsh").join("config.toml")
 }
 
+/// The settings file; an error only when it exists and is not valid (a broken file must not
+/// silently drop the CA and keys it names).
+pub(crate) fn client_config_checked() -> Result<ClientConfig, String> {
+    let path = config_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            format!(
+                "the settings file `{}` is not valid ({}); fix it, or remove it and run `jitsh login` again",
+                path.display(),
+                e.message()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
+        Err(e) => Err(format!(
+            "the settings file `{}` could not be read: {e}",
+            path.display()
+        )),
+    }
+}
+
 /// The settings file, or none when it is missing or unreadable.
 pub(crate) fn client_config() -> ClientConfig {
     std::fs::read_to_string(config_path())

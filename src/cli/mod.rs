@@ -88,6 +88,23 @@ enum Command {
     Exsim(crate::exsim::Args),
 }
 
+impl Command {
+    fn uses_client_settings(&self) -> bool {
+        !matches!(
+            self,
+            Command::Parse(_)
+                | Command::Policy(_)
+                | Command::Keygen(_)
+                | Command::Serve(_)
+                | Command::User(_)
+                | Command::Replay(_)
+                | Command::Sessions(_)
+                | Command::Audit(_)
+                | Command::Exsim(_)
+        )
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -102,7 +119,13 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
-    let settings = common::client_config();
+    // Commands that may talk to an approval service need the settings file intact: it names
+    // the CA and the signing keys they trust.
+    let settings = match common::client_config_checked() {
+        Ok(s) => s,
+        Err(e) if cli.command.uses_client_settings() => return fail(e),
+        Err(_) => common::ClientConfig::default(),
+    };
     crate::net::configure(crate::net::Transport {
         ca: cli.ca.or(settings.ca),
         insecure_http: crate::net::insecure_from_env() || settings.insecure_http.unwrap_or(false),
