@@ -79,6 +79,11 @@ pub fn describe(e: &reqwest::Error) -> String {
         last = shown;
         source = cause.source();
     }
+    if text.contains("certificate") {
+        text.push_str(
+            " (the service's TLS certificate is not trusted here: give the CA that issued it with --ca FILE, or check the URL)",
+        );
+    }
     text
 }
 
