@@ -261,12 +261,24 @@ fn a_tls_service_is_reached_with_its_ca_and_refused_under_any_other() {
     let svc = w.serve_tls("state");
     assert!(svc.url.starts_with("https://127.0.0.1:"), "{}", svc.url);
 
+    // Connections that never start their handshake do not hold up the others.
+    let port: u16 = svc.url.rsplit(':').next().unwrap().parse().unwrap();
+    let silent: Vec<_> = (0..40)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let started = std::time::Instant::now();
     let ok = w.jitsh(
         &alice,
         &["requests", "--server", &svc.url, "--ca", &w.s("ca.pem")],
     );
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     assert_eq!(text(&ok.stdout).trim(), "no requests");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
 
     // Another CA, and the system's CAs (which do not hold the test CA): refused before any
     // credential is sent, saying why.

@@ -138,8 +138,7 @@ pub async fn serve(
             .await
         }
         Some(tls) => {
-            let listener = tls::TlsListener::new(listener, Arc::clone(tls))
-                .map_err(|e| ServeError::Server(e.to_string()))?;
+            let listener = tls::TlsListener::new(listener, addr, Arc::clone(tls));
             ready(addr);
             // `tap_io` only so the peer address reaches handlers as it does over plain TCP.
             axum::serve(

@@ -17,9 +17,10 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// A handshake not finished within this time is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; accepting waits while this many are running.
-const MAX_HANDSHAKES: usize = 256;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshakes in progress at once; accepting waits while this many are running (each ends
+/// within the timeout, so a flood of silent connections delays others by that much at most).
+const MAX_HANDSHAKES: usize = 512;
 
 /// Why the certificate or key could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,15 +78,15 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<TlsListener> {
-        let local = listener.local_addr()?;
+    /// Start accepting on `listener` (bound to `local`); must run inside a Tokio runtime.
+    pub fn new(listener: TcpListener, local: SocketAddr, config: Arc<ServerConfig>) -> TlsListener {
         let (tx, ready) = mpsc::channel(64);
         let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
-        Ok(TlsListener {
+        TlsListener {
             local,
             ready,
             acceptor,
-        })
+        }
     }
 }
 
