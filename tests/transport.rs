@@ -659,3 +659,72 @@ fn a_broken_settings_file_stops_client_commands_instead_of_dropping_its_trust() 
     let out = w.jitsh("", &["parse", "Get-Mailbox"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// Run `jitsh ARGS` on a terminal, answer `answer` to its question; returns (status, screen).
+fn on_terminal(w: &World, args: &[&str], answer: &str) -> (u32, String) {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    use std::io::{Read as _, Write as _};
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(JITSH);
+    cmd.args(args);
+    cmd.env("XDG_CONFIG_HOME", w.path("config"));
+    for k in ["JITSH_SERVER", "JITSH_CA", "JITSH_TRUST_KEY"] {
+        cmd.env_remove(k);
+    }
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut writer = pair.master.take_writer().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !screen.contains("[y/N]") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no question: {screen}"
+        );
+        if let Ok(b) = rx.recv_timeout(Duration::from_millis(100)) {
+            screen.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    writer.write_all(format!("{answer}\r").as_bytes()).unwrap();
+    writer.flush().unwrap();
+    let status = child.wait().unwrap();
+    while let Ok(b) = rx.recv_timeout(Duration::from_millis(300)) {
+        screen.push_str(&String::from_utf8_lossy(&b));
+    }
+    (status.exit_code(), screen)
+}
+
+#[test]
+fn login_asks_on_the_terminal_and_trusts_only_on_yes() {
+    let w = World::new();
+    let svc = w.serve_tls("state");
+    let args = ["login", "--server", &svc.url, "--ca", &w.s("ca.pem")];
+    for answer in ["", "n", "no way", "yess"] {
+        let (code, screen) = on_terminal(&w, &args, answer);
+        assert_eq!(code, 3, "{answer:?}: {screen}");
+        assert!(screen.contains(&svc.fingerprint), "{screen}");
+        assert!(screen.contains("nothing was trusted"), "{screen}");
+        assert_eq!(w.config_text(), "", "{answer:?}");
+    }
+    let (code, screen) = on_terminal(&w, &args, "y");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("trusted signing key"), "{screen}");
+    assert!(w.config_text().contains(&svc.url));
+}
