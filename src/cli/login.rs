@@ -117,7 +117,7 @@ fn login(args: &Args) -> Result<(), LoginError> {
     let config = store(&server, &chosen, crate::net::configured_ca()).map_err(LoginError::Store)?;
     let kids: Vec<&str> = chosen.iter().map(PublicKey::kid).collect();
     eprintln!(
-        "trusted signing key {} of {server}; saved in {} (shell, exec, check, request and token fetch use it)",
+        "trusted signing key {} of {server}; saved in {} (shell, exec, check, token fetch and token inspect use it)",
         kids.join(", "),
         config.display()
     );
