@@ -719,3 +719,86 @@ fn login_asks_on_the_terminal_and_trusts_only_on_yes() {
     assert!(screen.contains("trusted signing key"), "{screen}");
     assert!(w.config_text().contains(&svc.url));
 }
+
+/// A fake service on loopback that answers every request with `body` (plain HTTP).
+fn fake_service(body: String) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn login_believes_only_the_key_bytes_never_the_answer_around_them() {
+    let w = World::new();
+    let real = jitsh::token::SigningKey::from_seed([7; 32])
+        .unwrap()
+        .public_key();
+    let fake = jitsh::token::SigningKey::from_seed([8; 32])
+        .unwrap()
+        .public_key();
+    let key_json = |k: &jitsh::token::PublicKey, kid: &str, sha: &str| serde_json::json!({"kid": kid, "sha256": sha, "public_key": k.to_file_text()});
+    // The impersonator's key, labelled with the real key's id and fingerprint.
+    let lying = serde_json::json!({"keys": [key_json(&fake, real.kid(), &real.fingerprint())]});
+    // A key file whose kid line names the real key.
+    let relabelled = fake.to_file_text().replace(fake.kid(), real.kid());
+    let cases = [
+        (lying.to_string(), "does not present a signing key"),
+        (
+            serde_json::json!({"keys": [{"kid": real.kid(), "public_key": relabelled}]})
+                .to_string(),
+            "kid",
+        ),
+        ("not json".to_owned(), "not JSON"),
+        (
+            serde_json::json!({"keys": []}).to_string(),
+            "no `keys` list",
+        ),
+        (
+            serde_json::json!({"keys": vec![key_json(&fake, fake.kid(), ""); 17]}).to_string(),
+            "no `keys` list",
+        ),
+        (
+            format!("{{\"pad\": \"{}\"}}", "x".repeat(70_000)),
+            "over 64 KiB",
+        ),
+    ];
+    for (body, why) in cases {
+        let url = fake_service(body);
+        let out = w.jitsh(
+            "",
+            &[
+                "login",
+                "--server",
+                &url,
+                "--fingerprint",
+                &real.fingerprint(),
+                "--yes",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3), "{why}");
+        let err = text(&out.stderr);
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(
+            !err.contains(&format!(
+                "key {}  SHA-256 {}",
+                real.kid(),
+                real.fingerprint()
+            )),
+            "{err}"
+        );
+        assert_eq!(w.config_text(), "", "{why}");
+    }
+}

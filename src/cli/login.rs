@@ -21,6 +21,8 @@ use crate::token::PublicKey;
 
 /// Most keys a service may present (current plus a few being rotated).
 const MAX_KEYS: usize = 16;
+/// Largest `/v1/keys` answer read.
+const MAX_ANSWER: usize = 64 * 1024;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -189,10 +191,19 @@ fn fetch_keys(server: &str) -> Result<Vec<PublicKey>, LoginError> {
         if !resp.status().is_success() {
             return Err(bad(format!("it answered {}", resp.status())));
         }
-        let bytes = resp
-            .bytes()
+        // A few keys are a few hundred bytes; whoever answers is not trusted yet.
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| connect(crate::net::describe(&e)))?;
+            .map_err(|e| connect(crate::net::describe(&e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER {
+                return Err(bad(format!("the answer is over {} KiB", MAX_ANSWER / 1024)));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&bytes).map_err(|_| bad("the answer is not JSON".into()))
     })?;
     let items = body
