@@ -96,7 +96,10 @@ struct UserListArgs {
 pub fn run(args: Args) -> ExitCode {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match service::tls::server_config(cert, key) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                warn_if_shared(key);
+                Some(c)
+            }
             Err(e) => return super::fail(e),
         },
         _ => None,
@@ -149,6 +152,20 @@ pub fn run(args: Args) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::fail(e),
+    }
+}
+
+/// The TLS private key should be readable by the service's account only.
+fn warn_if_shared(key: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(key) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "jitsh: warning: the TLS key `{}` is readable by other users (mode {mode:o}); `chmod 600` it",
+                key.display()
+            );
+        }
     }
 }
 
