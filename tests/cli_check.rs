@@ -22,7 +22,10 @@ fn jitsh() -> Command {
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("JITSH_SERVER")
         .env_remove("JITSH_USER")
-        .env_remove("JITSH_POLICIES");
+        .env_remove("JITSH_POLICIES")
+        // Keys a `jitsh login` on this machine stored must not stand in for --trust-key.
+        .env_remove("JITSH_TRUST_KEY")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
     c
 }
 

@@ -142,6 +142,8 @@ struct Server {
     child: Child,
     url: String,
     http: reqwest::Client,
+    /// The service's public key, which the client commands trust (as after `jitsh login`).
+    trust_key: PathBuf,
 }
 
 impl Server {
@@ -177,6 +179,7 @@ impl Server {
             child,
             url,
             http: reqwest::Client::new(),
+            trust_key: state.join("signing.pub"),
         }
     }
 
@@ -234,11 +237,13 @@ impl Server {
     async fn jitsh(&self, cred: &str, args: &[&str]) -> Output {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let (url, cred) = (self.url.clone(), cred.to_owned());
+        let trust = self.trust_key.clone();
         tokio::task::spawn_blocking(move || {
             Command::new(JITSH)
                 .args(&args)
                 .env("JITSH_SERVER", url)
                 .env("JITSH_CREDENTIAL", cred)
+                .env("JITSH_TRUST_KEY", trust)
                 .env("XDG_CONFIG_HOME", "/nonexistent")
                 .output()
                 .unwrap()
@@ -1116,9 +1121,10 @@ async fn client_takes_its_config_file_and_says_when_it_cannot_connect() {
     std::fs::write(
         config.path().join("jitsh/config.toml"),
         format!(
-            "server = \"{}\"\ncredential = \"{}\"\n",
+            "server = \"{}\"\ncredential = \"{}\"\ntrust_keys = [\"{}\"]\n",
             server.url,
-            env.cred("alice")
+            env.cred("alice"),
+            env.state.join("signing.pub").display()
         ),
     )
     .unwrap();
@@ -1127,7 +1133,8 @@ async fn client_takes_its_config_file_and_says_when_it_cannot_connect() {
         cmd.args(args)
             .env("XDG_CONFIG_HOME", config.path())
             .env_remove("JITSH_SERVER")
-            .env_remove("JITSH_CREDENTIAL");
+            .env_remove("JITSH_CREDENTIAL")
+            .env_remove("JITSH_TRUST_KEY");
         if let Some(s) = server {
             cmd.args(["--server", s]);
         }

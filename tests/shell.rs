@@ -849,6 +849,23 @@ fn client(server: &str, credential: &str, args: &[&str]) -> std::process::Output
         .unwrap()
 }
 
+/// As [`client`], trusting the signing key of the service in `state` (as after `jitsh login`):
+/// `request` and `token fetch` need it.
+fn client_trusting(
+    state: &Path,
+    server: &str,
+    credential: &str,
+    args: &[&str],
+) -> std::process::Output {
+    Command::new(JITSH)
+        .args(args)
+        .env("JITSH_SERVER", server)
+        .env("JITSH_CREDENTIAL", credential)
+        .env("JITSH_TRUST_KEY", state.join("signing.pub"))
+        .output()
+        .unwrap()
+}
+
 /// `jitsh user add`; the credential is alone on the last line. `None` when the service is not
 /// part of this build.
 fn add_user(state: &Path, name: &str, groups: &str) -> Option<String> {
@@ -1089,7 +1106,8 @@ fn a_single_use_grant_runs_one_line_only() {
     let alice = add_user(&state, "alice", "").unwrap();
     let bob = add_user(&state, "bob", "mbmanagers").unwrap();
     let (mut service, server) = start_service(&fx, &state);
-    let req = client(
+    let req = client_trusting(
+        &state,
         &server,
         &alice,
         &[
@@ -1117,7 +1135,8 @@ fn a_single_use_grant_runs_one_line_only() {
         String::from_utf8_lossy(&ok.stderr)
     );
     let token = fx.path("one.tok");
-    let fetched = client(
+    let fetched = client_trusting(
+        &state,
         &server,
         &alice,
         &["token", "fetch", &id, "--out", token.to_str().unwrap()],

@@ -478,6 +478,9 @@ fn jitsh(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jitsh"))
         .args(args)
         .env_remove("RUST_LOG")
+        // Keys a `jitsh login` on this machine stored must not stand in for --trust-key.
+        .env_remove("JITSH_TRUST_KEY")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
         .output()
         .unwrap()
 }

@@ -183,6 +183,9 @@ impl SpoolingSink {
         if !reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
             return Err(SpoolError::BadServer(server));
         }
+        // Refuses clear text off loopback before anything is written.
+        let client = crate::net::client_for(&url, REQUEST_TIMEOUT, CONNECT_TIMEOUT)
+            .map_err(|e| SpoolError::Runtime(e.to_string()))?;
         std::fs::create_dir_all(spool_dir).map_err(io_err(spool_dir))?;
         let lock_path = spool_dir.join("spool.lock");
         let lock_file = OpenOptions::new()
@@ -207,11 +210,6 @@ impl SpoolingSink {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .map_err(|e| SpoolError::Runtime(e.to_string()))?;
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| SpoolError::Runtime(e.to_string()))?;
         let worker_shared = Arc::clone(&shared);

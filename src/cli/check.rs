@@ -21,7 +21,8 @@ pub struct Args {
     /// Approval token file (repeatable); verified against --trust-key when loaded.
     #[arg(long = "token", value_name = "FILE")]
     tokens: Vec<PathBuf>,
-    /// Public key file of a trusted approval service (repeatable, for key rotation).
+    /// Public key file of a trusted approval service (repeatable, for key rotation); default:
+    /// the keys `jitsh login` stored.
     #[arg(long = "trust-key", value_name = "FILE")]
     trust_keys: Vec<PathBuf>,
     /// Decide as if it were this time (RFC 3339), instead of now.

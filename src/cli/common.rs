@@ -34,11 +34,13 @@ impl GateInputs {
     ) -> Result<GateInputs, ExitCode> {
         let policies = load_policies(policies)?;
         let catalog = load_catalog(catalogs)?;
-        let trust = load_trust(trust_keys)?;
-        if !tokens.is_empty() && trust_keys.is_empty() {
-            return Err(super::fail(
-                "a token can only be honoured with the approval service's public key: add --trust-key FILE (the service's STATE/signing.pub)",
-            ));
+        // The flags, else the keys `jitsh login` stored.
+        let trust = load_trust(&super::login::trust_key_files(trust_keys))?;
+        if !tokens.is_empty() && trust.is_empty() {
+            return Err(super::fail(format!(
+                "a token can only be honoured with the approval service's public key; {}",
+                super::login::no_trusted_key(None)
+            )));
         }
         let mut verified = Vec::with_capacity(tokens.len());
         for path in tokens {
@@ -107,8 +109,14 @@ pub(crate) fn load_trust(paths: &[PathBuf]) -> Result<TrustStore, ExitCode> {
 pub(crate) fn load_token(path: &Path, trust: &TrustStore) -> Result<VerifiedToken, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read token `{}`: {e}", path.display()))?;
-    token::verify(text.trim(), trust)
-        .map_err(|e| format!("token `{}` was refused: {e}", path.display()))
+    token::verify(text.trim(), trust).map_err(|e| match e {
+        token::TokenError::UnknownKey { .. } => format!(
+            "token `{}` was refused: {e}: {}",
+            path.display(),
+            super::login::KEY_CHANGED_HINT
+        ),
+        e => format!("token `{}` was refused: {e}", path.display()),
+    })
 }
 
 pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
@@ -147,11 +155,19 @@ fn login_name() -> Option<String> {
 }
 
 /// The client settings file every client command reads (`server = "..."`,
-/// `credential = "..."`); flags and environment come first.
+/// `credential = "..."`); flags and environment come first. `jitsh login` writes `server`,
+/// `trust_keys` (the service's signing keys it stored) and `ca`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct ClientConfig {
     pub server: Option<String>,
     pub credential: Option<String>,
+    /// PEM file of the CA certificates the service's TLS certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// Allow plain `http://` to hosts that are not loopback.
+    pub insecure_http: Option<bool>,
+    /// Public key files of the service's token signing keys (written by `jitsh login`).
+    #[serde(default)]
+    pub trust_keys: Vec<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/jitsh/config.toml`, else `~/.config/jitsh/config.toml`.
@@ -161,6 +177,26 @@ pub(crate) fn config_path() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("jitsh").join("config.toml")
+}
+
+/// The settings file; an error only when it exists and is not valid (a broken file must not
+/// silently drop the CA and keys it names).
+pub(crate) fn client_config_checked() -> Result<ClientConfig, String> {
+    let path = config_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            format!(
+                "the settings file `{}` is not valid ({}); fix it, or remove it and run `jitsh login` again",
+                path.display(),
+                e.message()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
+        Err(e) => Err(format!(
+            "the settings file `{}` could not be read: {e}",
+            path.display()
+        )),
+    }
 }
 
 /// The settings file, or none when it is missing or unreadable.
@@ -256,10 +292,8 @@ pub(crate) fn fetch_revocations(server: &str) -> Result<HashSet<String>, String>
         .build()
         .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let timeout = std::time::Duration::from_secs(5);
+        let client = crate::net::client_for(server, timeout, timeout).map_err(|e| e.to_string())?;
         let mut req = client.get(&url);
         if let Ok(cred) = std::env::var("JITSH_CREDENTIAL") {
             req = req.bearer_auth(cred);

@@ -9,6 +9,7 @@ mod audit_cmd;
 mod check;
 mod client;
 mod common;
+mod login;
 mod parse;
 mod policy_cmd;
 mod replay;
@@ -33,6 +34,10 @@ struct Cli {
     /// Diagnostics on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Trust only the CA certificates in this PEM file (instead of the system's) for the
+    /// approval service's TLS certificate; also `ca = "FILE"` in the client settings.
+    #[arg(long, global = true, value_name = "FILE", env = "JITSH_CA")]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +58,9 @@ enum Command {
     Serve(serve::Args),
     /// Manage the service's directory of users.
     User(serve::UserArgs),
+    /// Trust an approval service: show its signing-key fingerprints and, once confirmed, store
+    /// its URL and keys in ~/.config/jitsh for the other commands.
+    Login(login::Args),
     /// Ask for access to a privileged task.
     Request(client::RequestArgs),
     /// List requests.
@@ -80,6 +88,23 @@ enum Command {
     Exsim(crate::exsim::Args),
 }
 
+impl Command {
+    fn uses_client_settings(&self) -> bool {
+        !matches!(
+            self,
+            Command::Parse(_)
+                | Command::Policy(_)
+                | Command::Keygen(_)
+                | Command::Serve(_)
+                | Command::User(_)
+                | Command::Replay(_)
+                | Command::Sessions(_)
+                | Command::Audit(_)
+                | Command::Exsim(_)
+        )
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -94,6 +119,17 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    // Commands that may talk to an approval service need the settings file intact: it names
+    // the CA and the signing keys they trust.
+    let settings = match common::client_config_checked() {
+        Ok(s) => s,
+        Err(e) if cli.command.uses_client_settings() => return fail(e),
+        Err(_) => common::ClientConfig::default(),
+    };
+    crate::net::configure(crate::net::Transport {
+        ca: cli.ca.or(settings.ca),
+        insecure_http: crate::net::insecure_from_env() || settings.insecure_http.unwrap_or(false),
+    });
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Parse(a) => parse::run(a),
@@ -102,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Token(a) => token_cmd::run(a),
         Command::Serve(a) => serve::run(a),
         Command::User(a) => serve::user(a),
+        Command::Login(a) => login::run(a),
         Command::Request(a) => client::request(a),
         Command::Requests(a) => client::requests(a),
         Command::Approve(a) => client::approve(a),

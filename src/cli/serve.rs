@@ -10,9 +10,20 @@ pub struct Args {
     /// State folder: database, signing key pair, directory, audit log.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
-    /// Address to listen on (port 0 picks a free port; the address is printed on stderr).
+    /// Address to listen on (port 0 picks a free port; the address is printed on stderr). An
+    /// address other than loopback needs --tls-cert and --tls-key (or --insecure-http).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8750")]
     listen: String,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (only behind a proxy that terminates
+    /// TLS, or on a network you trust with credentials and tokens in clear text).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_http: bool,
     /// Policy folder (every `*.toml` in it).
     #[arg(long, value_name = "DIR", default_value = "policies")]
     policies: PathBuf,
@@ -83,6 +94,17 @@ struct UserListArgs {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match service::tls::server_config(cert, key) {
+            Ok(c) => {
+                warn_if_shared(key);
+                Some(c)
+            }
+            Err(e) => return super::fail(e),
+        },
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = service::Config {
         state: args.state,
         policies: args.policies,
@@ -91,6 +113,7 @@ pub fn run(args: Args) -> ExitCode {
         mail_from: args.mail_from,
         webhook: args.webhook,
         pending_ttl: args.pending_ttl,
+        tls,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,6 +123,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail(format!("could not start the runtime: {e}")),
     };
     let listen = args.listen;
+    let insecure_http = args.insecure_http;
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
             service::ServeError::Bind {
@@ -107,10 +131,20 @@ pub fn run(args: Args) -> ExitCode {
                 message: e.to_string(),
             }
         })?;
+        // The address actually bound decides (a host name may resolve anywhere).
+        let bound = listener
+            .local_addr()
+            .map_err(|e| service::ServeError::Server(e.to_string()))?;
+        if config.tls.is_none() && !insecure_http && !bound.ip().is_loopback() {
+            return Err(service::ServeError::Setup(cleartext_refusal(&listen)));
+        }
         service::serve(
             &config,
             listener,
-            |addr| eprintln!("listening on http://{addr}"),
+            |addr| {
+                announce_keys(&config.state);
+                eprintln!("listening on {scheme}://{addr}");
+            },
             shutdown_signal(),
         )
         .await
@@ -118,6 +152,40 @@ pub fn run(args: Args) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::fail(e),
+    }
+}
+
+/// The TLS private key should be readable by the service's account only.
+fn warn_if_shared(key: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(key) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "jitsh: warning: the TLS key `{}` is readable by other users (mode {mode:o}); `chmod 600` it",
+                key.display()
+            );
+        }
+    }
+}
+
+/// Why `serve` will not speak plain HTTP on a network address, and what to do instead.
+fn cleartext_refusal(listen: &str) -> String {
+    format!(
+        "refusing to serve plain HTTP on `{listen}`, which is not a loopback address, because credentials and tokens would cross the network unencrypted: pass --tls-cert FILE --tls-key FILE, or --insecure-http if a TLS proxy in front of jitsh protects the path"
+    )
+}
+
+/// Print the signing key's fingerprint, which users compare when they run `jitsh login`.
+fn announce_keys(state: &std::path::Path) {
+    // The service has just loaded (or made) this key; read it the same way.
+    if let Ok(signer) = service::ports::Signer::load_or_create(state) {
+        let key = signer.public_key();
+        eprintln!(
+            "token signing key {} (SHA-256 {}): users check this when they run `jitsh login`",
+            key.kid(),
+            key.fingerprint()
+        );
     }
 }
 

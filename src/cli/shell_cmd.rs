@@ -32,7 +32,8 @@ pub struct GateOpts {
     #[arg(long = "token", value_name = "FILE")]
     tokens: Vec<PathBuf>,
     /// Public key file of the approval service that signs tokens (repeatable, for key
-    /// rotation); usually the service's STATE/signing.pub.
+    /// rotation); usually the service's STATE/signing.pub. Default: the keys `jitsh login`
+    /// stored.
     #[arg(long = "trust-key", value_name = "FILE")]
     trust_keys: Vec<PathBuf>,
     /// Clock skew tolerated on token validity, in seconds.
@@ -111,6 +112,9 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         None
     };
+    if let Err(e) = require_trust(&access) {
+        return super::fail(e);
+    }
     let config = ShellConfig {
         multiline,
         runspace,
@@ -138,6 +142,9 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Err(e) => return super::fail(e),
     };
     let config = access_config(args.gate);
+    if let Err(e) = require_trust(&config) {
+        return super::fail(e);
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return super::fail(e),
@@ -302,6 +309,17 @@ fn start_local_service(access: &mut AccessConfig) -> Result<LocalService, String
     Ok(local)
 }
 
+/// A session that talks to an approval service must be able to verify its tokens; say so at
+/// start, not after a request has been approved.
+fn require_trust(access: &AccessConfig) -> Result<(), String> {
+    match &access.server {
+        Some(server) if access.trust_keys.is_empty() => {
+            Err(super::login::no_trusted_key(Some(server)))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn access_config(gate: GateOpts) -> AccessConfig {
     let file = super::common::client_config();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -309,7 +327,7 @@ fn access_config(gate: GateOpts) -> AccessConfig {
         policies_dir: gate.policies,
         user: super::common::user_name(gate.user.as_deref()),
         token_files: gate.tokens,
-        trust_keys: gate.trust_keys,
+        trust_keys: super::login::trust_key_files(&gate.trust_keys),
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),
         server: gate.server.or(file.server),
         credential: env("JITSH_CREDENTIAL").or(file.credential),

@@ -46,7 +46,8 @@ enum TokenCommand {
 struct InspectArgs {
     /// The token file.
     file: PathBuf,
-    /// A trusted public key file (repeatable); without one the signature cannot be checked.
+    /// A trusted public key file (repeatable; default: the keys `jitsh login` stored); without
+    /// one the signature cannot be checked.
     #[arg(long = "trust-key", value_name = "FILE")]
     trust_keys: Vec<PathBuf>,
     /// Check the validity window at this instant (RFC 3339) instead of now.
@@ -235,7 +236,8 @@ fn inspect(args: InspectArgs) -> ExitCode {
     };
     let token_text = text.trim();
     let mut trust = TrustStore::new();
-    for path in &args.trust_keys {
+    // The flags, else the keys `jitsh login` stored.
+    for path in &super::login::trust_key_files(&args.trust_keys) {
         match read_text(path, "key file").and_then(|t| {
             PublicKey::from_file_text(&t).map_err(|e| format!("`{}`: {e}", path.display()))
         }) {
@@ -249,7 +251,9 @@ fn inspect(args: InspectArgs) -> ExitCode {
     let skew = Duration::seconds(i64::try_from(args.skew).unwrap_or(i64::MAX));
 
     let verified = if trust.is_empty() {
-        Err(Outcome::NotChecked("no --trust-key given"))
+        Err(Outcome::NotChecked(
+            "no --trust-key given and no key stored by `jitsh login`",
+        ))
     } else {
         token::verify(token_text, &trust).map_err(|e| Outcome::Failed(e.to_string()))
     };

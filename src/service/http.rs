@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/openapi.json", get(openapi))
+        .route("/v1/keys", get(keys))
         .route("/v1/me", get(me))
         .route("/v1/requests", post(create).get(list))
         .route("/v1/requests/{id}", get(show))
@@ -88,6 +89,24 @@ pub fn router(state: AppState) -> Router {
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The token signing keys, without authentication: `jitsh login` shows their fingerprints to a
+/// user who has no trust in this service yet, and they are public anyway.
+async fn keys(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Value> {
+    let keys: Vec<Value> = state
+        .service
+        .public_keys()
+        .iter()
+        .map(|k| {
+            json!({
+                "kid": k.kid(),
+                "sha256": k.fingerprint(),
+                "public_key": k.to_file_text(),
+            })
+        })
+        .collect();
+    Json(json!({ "keys": keys }))
 }
 
 /// The authenticated caller.

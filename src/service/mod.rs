@@ -23,6 +23,7 @@ pub mod notify;
 pub mod ports;
 pub mod sqlite;
 pub mod store;
+pub mod tls;
 pub mod workflow;
 
 pub use directory::{Directory, Principal};
@@ -41,6 +42,8 @@ pub struct Config {
     pub mail_from: String,
     pub webhook: Option<String>,
     pub pending_ttl: Duration,
+    /// Serve HTTPS with these settings ([`tls::server_config`]); plain HTTP when `None`.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 /// Why the service could not start.
@@ -124,13 +127,28 @@ pub async fn serve(
         service,
         outbox: wake,
     });
-    ready(addr);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let result = match &config.tls {
+        None => {
+            ready(addr);
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, addr, Arc::clone(tls));
+            ready(addr);
+            // `tap_io` only so the peer address reaches handlers as it does over plain TCP.
+            axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, |_| {}),
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
     .map_err(|e| ServeError::Server(e.to_string()));
     let _ = stop_tx.send(true);
     let _ = outbox.await;

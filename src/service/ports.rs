@@ -100,6 +100,11 @@ impl Signer {
         self.key.kid()
     }
 
+    /// The public key gates verify tokens with (published at `GET /v1/keys`).
+    pub fn public_key(&self) -> crate::token::PublicKey {
+        self.key.public_key()
+    }
+
     /// Sign `claims` as a PASETO v4.public token.
     pub fn issue(&self, claims: &Claims) -> Result<String, TokenError> {
         crate::token::issue(claims, &self.key)

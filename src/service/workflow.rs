@@ -148,6 +148,11 @@ impl Service {
         self.pending_ttl
     }
 
+    /// The public keys tokens are signed with (today one: the current signing key).
+    pub fn public_keys(&self) -> Vec<crate::token::PublicKey> {
+        vec![self.signer.public_key()]
+    }
+
     /// The user presenting `credential`.
     pub fn authenticate(&self, credential: &str) -> Result<Principal, ApiError> {
         self.directory

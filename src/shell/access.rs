@@ -327,7 +327,8 @@ impl Access {
                         }
                         Err(e) => notices.push(format!(
                             "request {} for `{}` was approved, but its token cannot be used: {e} \
-                             (is --trust-key the service's signing.pub?)",
+                             (if the service's signing key changed, check its new fingerprint \
+                             with the operator and run `jitsh login` again)",
                             p.id, p.task
                         )),
                     },

@@ -84,6 +84,8 @@ impl LocalService {
             mail_from: "jitsh@localhost".into(),
             webhook: None,
             pending_ttl: Duration::from_secs(24 * 3600),
+            // Loopback only, inside this process's session.
+            tls: None,
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ShellError::Service(format!("cannot listen on loopback: {e}")))?;

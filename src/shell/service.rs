@@ -27,9 +27,7 @@ impl std::fmt::Debug for Service {
 
 impl Service {
     pub fn new(base: &str, credential: Option<String>) -> Result<Service, ShellError> {
-        let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .build()
+        let http = crate::net::client_for(base, CALL_TIMEOUT, CALL_TIMEOUT)
             .map_err(|e| ShellError::Service(e.to_string()))?;
         Ok(Service {
             base: base.trim_end_matches('/').to_string(),
