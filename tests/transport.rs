@@ -387,26 +387,45 @@ fn login_pins_the_confirmed_key_and_later_commands_use_it() {
     assert_eq!(svc.fingerprint.len(), 64, "serve prints the fingerprint");
     let ca = w.s("ca.pem");
 
-    // Before login: a shell or exec with a server stops at once; `request` (which the pinned
-    // smoke path runs with only the server and credential set) goes ahead but says so at once.
-    for gate in ["exec", "shell"] {
-        let out = w.jitsh(
-            &alice,
-            &[
-                gate,
-                "--server",
-                &svc.url,
-                "--policies",
-                &w.s("policies"),
-                "--",
-                "Get-Mailbox",
-            ],
-        );
-        assert_eq!(out.status.code(), Some(3), "{gate}");
-        let err = text(&out.stderr);
-        assert!(err.contains("jitsh login --server"), "{gate}: {err}");
-        assert!(err.contains("no signing key"), "{gate}: {err}");
-    }
+    // Before login: exec with a server says at once that no token can count (standing access
+    // still runs, as the pinned smoke path expects); with a token file it stops at once.
+    // `request` (run with only the server and credential set) goes ahead but says so too.
+    let out = w.jitsh(
+        &alice,
+        &[
+            "exec",
+            "--server",
+            &svc.url,
+            "--policies",
+            &w.s("policies"),
+            "--token",
+            &w.s("policies"),
+            "--",
+            "Get-Mailbox",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(err.contains("jitsh login --server"), "{err}");
+    let out = w.jitsh(
+        &alice,
+        &[
+            "--ca",
+            &ca,
+            "exec",
+            "--server",
+            &svc.url,
+            "--policies",
+            &w.s("policies"),
+            "--",
+            "Get-Mailbox",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no signing key") && err.contains("jitsh login --server"),
+        "{err}"
+    );
     let out = w.jitsh(
         &alice,
         &[
