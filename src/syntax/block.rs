@@ -24,6 +24,18 @@ const DANGLING_KEYWORDS: &[&str] = &["else", "elseif", "catch", "finally", "unti
 impl<'a> Parser<'a> {
     /// `script := statement-list EOF`
     pub(crate) fn script(&mut self) -> PResult<Script> {
+        if let Some((offset, c)) = self
+            .src
+            .char_indices()
+            .find(|(_, c)| super::lex::is_rejected_char(*c))
+        {
+            self.pos = offset;
+            return self.invalid(format!(
+                "the invisible or control character U+{:04X} is not accepted: PowerShell would read \
+                 it as part of a name or as a token break",
+                u32::from(c)
+            ));
+        }
         let statements = self.statement_list(None)?;
         if !self.at_end() {
             let found: String = self.rest().chars().take(12).collect();
@@ -446,7 +458,7 @@ impl<'a> Parser<'a> {
             self.bump();
             if c == '`' {
                 match self.bump() {
-                    Some(e) => name.push(super::lex::escape_char(e)),
+                    Some(e) => name.push(self.escape(e)?),
                     None => return self.incomplete("a backtick ends the input"),
                 }
             } else {
@@ -456,6 +468,10 @@ impl<'a> Parser<'a> {
         if name.is_empty() {
             return self.expected("a function name");
         }
+        if self.peek_is(|c| matches!(c, '<' | '>')) {
+            return self.invalid("`<` or `>` directly after a function name is ambiguous");
+        }
+        self.check_name(&name, "function name")?;
         self.skip_ws_nl()?;
         let mut params = Vec::new();
         if self.eat('(') {

@@ -640,7 +640,7 @@ impl<'a> Parser<'a> {
                         None => return self.incomplete("a `}` is missing in `${...}`"),
                         Some('}') => break,
                         Some('`') => match self.bump() {
-                            Some(c) => name.push(c),
+                            Some(c) => name.push(self.escape(c)?),
                             None => return self.incomplete("a `}` is missing in `${...}`"),
                         },
                         Some(c) => name.push(c),

@@ -125,7 +125,8 @@ fn commands_names_parameters_and_arguments() {
     assert_eq!(c.call_operator, Some(CallOperator::DotSource));
     let c = command("X > out.txt 2>&1");
     assert_eq!(c.redirections.len(), 2);
-    assert_eq!(err("X (a)b").kind, ParseErrorKind::Invalid);
+    // `(a)` is one token in PowerShell: `b` is the next argument.
+    assert_eq!(command("X (a)b").elements.len(), 2);
     assert_eq!(err("X &").kind, ParseErrorKind::Invalid);
     assert_eq!(err("X |").kind, ParseErrorKind::Incomplete);
 }
@@ -242,4 +243,115 @@ fn printer_output_reparses() {
         let printed = print(&ok(src));
         ok(&printed);
     }
+}
+
+/// The parameter names of a one-command line, in order.
+fn param_names(src: &str) -> Vec<String> {
+    command(src)
+        .elements
+        .iter()
+        .filter_map(|e| match e {
+            CommandElement::Parameter(p) => Some(p.name.clone()),
+            CommandElement::Argument(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_ends_at_its_closing_quote_or_bracket() {
+    for src in [
+        "X -A 'v'-B:x",
+        "X -A \"v\"-B:x",
+        "X -A \u{2018}v\u{2019}-B:x",
+        "X -A $(1)-B:x",
+        "X -A (1)-B:x",
+        "X -A @(1)-B:x",
+        "X -A @{a=1}-B:x",
+        "X -A {1}-B:x",
+        "X -A $v.P-B:x",
+        "X -A $v[0]-B:x",
+        "X -A:'v'-B x",
+        "X -A @'\nv\n'@-B x",
+        "X -A 'v'` -B x",
+    ] {
+        let names = param_names(src);
+        assert_eq!(names, ["A", "B"], "{src:?}");
+    }
+    // A splat, a string, a block or a script block may follow directly.
+    let c = command("X 'v'@p");
+    assert!(matches!(
+        &c.elements[1],
+        CommandElement::Argument(Expr {
+            kind: ExprKind::Splat(_),
+            ..
+        })
+    ));
+    assert_eq!(command("X 'a'\"b\"").elements.len(), 2);
+    assert_eq!(command("X 'a''b'").elements.len(), 1);
+    assert_eq!(arg_text(&command("X 'a''b'"), 0).as_deref(), Some("a'b"));
+    assert_eq!(command("X 'a'{b}").elements.len(), 2);
+    // An unbraced variable ends at `=`, which then starts a word (`=-B` is no parameter).
+    assert_eq!(arg_text(&command("X $v=-B"), 1).as_deref(), Some("=-B"));
+    assert_eq!(command("X 'a']").elements.len(), 2);
+    assert_eq!(command("X 'a'>f").redirections.len(), 1);
+    // A word, or a variable glued to a word character, is one token (`ScanGenericToken`).
+    assert_eq!(
+        arg_text(&command("X a'b c'-D"), 0).as_deref(),
+        Some("ab c-D")
+    );
+    assert_eq!(command("X $env:T\\x-D").elements.len(), 1);
+    assert_eq!(arg_text(&command("X a>b"), 0).as_deref(), Some("a>b"));
+    assert_eq!(arg_text(&command("X a#b"), 0).as_deref(), Some("a#b"));
+    // What PowerShell would glue in ways jitsh does not model is rejected.
+    for src in [
+        "X 'a'.5",
+        "X 'a'?.b",
+        "X 'a':b",
+        "X 'a'<#c#>.Length",
+        "X @p'x'",
+        "X @p.x",
+        "X [int]x",
+        "X @$",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+}
+
+#[test]
+fn comments_and_here_strings_glued_to_a_token() {
+    // `#` after a closing quote or bracket starts a comment; the next line is a new statement.
+    for src in [
+        "X 'a'#'\nY b\n#'",
+        "X \"a\"#\"\nY b\n#\"",
+        "X (1)#'\nY b\n#'",
+        "X $(1)#'\nY b\n#'",
+        "X $v.P#'\nY b\n#'",
+    ] {
+        let script = ok(src);
+        assert_eq!(script.statements.len(), 2, "{src:?}");
+    }
+    // `@'` after a closing quote opens a here-string.
+    let script = ok("X 'a'@'\n'@\nY b");
+    assert_eq!(script.statements.len(), 2);
+    // Inside a word `#` and `<#` are word characters, as in PowerShell.
+    let script = ok("X a<#\nY b\n#>");
+    assert!(script.statements.len() >= 2);
+    assert_eq!(err("X -P<#\nY\n#>").kind, ParseErrorKind::Invalid);
+}
+
+#[test]
+fn backtick_before_white_space_is_white_space() {
+    for ws in [
+        " ", "\t", "\u{b}", "\u{c}", "\u{a0}", "\u{85}", "\u{2003}", "\u{3000}", "\u{2028}",
+    ] {
+        let src = format!("X a `{ws}-B y");
+        assert_eq!(param_names(&src), ["B"], "{src:?}");
+    }
+    // Inside a word the backtick escapes the space: one argument.
+    assert_eq!(arg_text(&command("X a` -B"), 0).as_deref(), Some("a -B"));
+    // Inside a word a backtick before a newline keeps the newline in the word; at the end of the
+    // input it is a backtick (`ScanGenericToken`).
+    assert_eq!(arg_text(&command("X a`\n-B"), 0).as_deref(), Some("a\n-B"));
+    assert_eq!(arg_text(&command("X a`"), 0).as_deref(), Some("a`"));
+    assert_eq!(err("X a `").kind, ParseErrorKind::Incomplete);
 }
