@@ -113,7 +113,13 @@ impl<'a> Parser<'a> {
             Some(_) => {
                 let n = self.peek();
                 if n.is_some_and(|n| matches!(n, '$' | '(' | '{' | '@' | '[') || is_quote(n)) {
-                    CommandName::Expr(self.command_argument()?)
+                    let target = self.command_argument()?;
+                    if let ExprKind::String(lit) = &target.kind {
+                        if let Some(name) = lit.static_value() {
+                            self.check_name(&name, "command name")?;
+                        }
+                    }
+                    CommandName::Expr(target)
                 } else if self.starts_command() || self.peek_is(|c| c.is_ascii_digit()) {
                     CommandName::Word(self.command_name()?)
                 } else {

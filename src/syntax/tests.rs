@@ -355,3 +355,73 @@ fn backtick_before_white_space_is_white_space() {
     assert_eq!(arg_text(&command("X a`"), 0).as_deref(), Some("a`"));
     assert_eq!(err("X a `").kind, ParseErrorKind::Incomplete);
 }
+
+#[test]
+fn control_and_invisible_characters_are_refused() {
+    for c in [
+        '\u{0}',
+        '\u{1}',
+        '\u{1b}',
+        '\u{1f}',
+        '\u{7f}',
+        '\u{80}',
+        '\u{9f}',
+        '\u{ad}',
+        '\u{200b}',
+        '\u{200f}',
+        '\u{202e}',
+        '\u{2060}',
+        '\u{feff}',
+        '\u{e0001}',
+    ] {
+        for src in [
+            format!("Remove-Mailbox{c}"),
+            format!("{c}X"),
+            format!("X -P{c}Q"),
+            format!("X 'a{c}'"),
+        ] {
+            let e = err(&src);
+            assert_eq!(e.kind, ParseErrorKind::Invalid, "{src:?}");
+        }
+    }
+    // PowerShell's white space separates tokens.
+    for c in [
+        '\u{85}', '\u{a0}', '\u{b}', '\u{c}', '\u{1680}', '\u{2000}', '\u{2028}', '\u{2029}',
+        '\u{202f}', '\u{3000}',
+    ] {
+        assert_eq!(
+            word_name(&command(&format!("Get-Mailbox{c}x"))),
+            "Get-Mailbox"
+        );
+    }
+    // Escapes that produce such characters are refused in names.
+    for src in [
+        "Get-X`0",
+        "Get-X`a",
+        "Get-X`u{200B}",
+        "& \"Get-X`0\"",
+        "function F`0 { 1 }",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+}
+
+#[test]
+fn unicode_escapes_are_decoded() {
+    assert_eq!(word_name(&command("Get-Mailbo`u{78}")), "Get-Mailbox");
+    assert_eq!(
+        arg_text(&command("X \"`u{41}`u{1F600}\""), 0).as_deref(),
+        Some("A\u{1F600}")
+    );
+    assert_eq!(arg_text(&command("X a`u{2d}b"), 0).as_deref(), Some("a-b"));
+    for src in [
+        "X a`ux",
+        "X a`u{}",
+        "X a`u{1234567}",
+        "X a`u{110000}",
+        "X a`u{D800}",
+        "X \"`u{41\"",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+}
