@@ -960,7 +960,21 @@ const CASES: &[(&str, Want, &str)] = &[
     ("Get-MailboxAuditBypassAssociation\u{b}", NotAllow, "vertical tab is white space"),
     ("Set-Mailbox bob -Forwarding\u{200b}SmtpAddress x", Deny, "format character in a parameter"),
     ("Set-Mailbox bob -Forwarding`u{53}mtpAddress x", Deny, "escape in a parameter name"),
-    ("Get-Mailbox bob\u{0}-Identity x", Deny, "NUL between tokens"),
+    ("Get-Mailbox bob\u{0}-Identity x", Deny, "NUL between tokens"),    // --- stop-parsing `--%`, recognised by its value; its tail ends at `|`, `||`, `&&` -------
+    ("Write-Output --% 'x | Remove-Mailbox bob #'", Deny, "plain stop-parsing"),
+    ("Write-Output `--% 'x | Remove-Mailbox bob #'", Deny, "escaped stop-parsing"),
+    ("Write-Output -`-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an escaped dash"),
+    ("Write-Output '--%' 'x | Remove-Mailbox bob #'", Deny, "single-quoted stop-parsing"),
+    ("Write-Output \"--%\" 'x | Remove-Mailbox bob #'", Deny, "double-quoted stop-parsing"),
+    ("Write-Output \"-`-%\" 'x && Remove-Mailbox bob #'", Deny, "escaped inside quotes"),
+    ("Write-Output @'\n--%\n'@ 'x || Remove-Mailbox bob #'", Deny, "here-string stop-parsing"),
+    ("Write-Output 'a'--% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing glued to a string"),
+    ("Write-Output -- --% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing after end of parameters"),
+    ("& '--%' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing as the command name"),
+    ("Write-Output '--%','y' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing in a list"),
+    ("Write-Output '--%'.Length 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with a member access"),
+    ("Write-Output -InputObject:'--%' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing as a value"),
+    ("Write-Output \u{2013}-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an en dash"),
 ];
 
 fn shipped() -> PolicySet {

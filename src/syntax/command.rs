@@ -175,6 +175,19 @@ impl<'a> Parser<'a> {
             }
             elements.push(CommandElement::Argument(self.argument_list()?));
         }
+        // `Parser.CommandRule` starts stop-parsing at any command element whose first token has
+        // the value `--%`, however it is spelled: `--%`, `` `--% ``, `'--%'`, a here-string, or
+        // glued after another token (`'a'--%`). Its verbatim tail ends at `|`, `||` or `&&`,
+        // after which PowerShell runs a new command; jitsh does not model the tail and refuses.
+        let stop_parsing = matches!(&name, CommandName::Expr(e) if is_stop_parsing(e))
+            || elements.iter().any(|e| match e {
+                CommandElement::Argument(a) => is_stop_parsing(a),
+                CommandElement::Parameter(p) => p.value.as_ref().is_some_and(is_stop_parsing),
+            });
+        if stop_parsing {
+            self.pos = start;
+            return self.invalid("the `--%` stop-parsing token is not supported");
+        }
         Ok(Command {
             call_operator,
             name,
@@ -653,5 +666,21 @@ impl<'a> Parser<'a> {
             target: Some(target),
             span: self.span_from(start),
         }))
+    }
+}
+
+/// Whether an argument's first token has the value `--%` (any dash, any quoting).
+fn is_stop_parsing(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::String(lit) => lit.static_value().is_some_and(|v| {
+            let v: String = v
+                .chars()
+                .map(|c| if is_dash(c) { '-' } else { c })
+                .collect();
+            v == "--%"
+        }),
+        ExprKind::List(items) => items.iter().any(is_stop_parsing),
+        ExprKind::Postfix { base, .. } => is_stop_parsing(base),
+        _ => false,
     }
 }

@@ -425,3 +425,29 @@ fn unicode_escapes_are_decoded() {
         assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
     }
 }
+
+#[test]
+fn stop_parsing_is_refused_in_every_spelling() {
+    for src in [
+        "X --% a | Y",
+        "X `--% a",
+        "X -`-% a",
+        "X '--%' a",
+        "X \"--%\" a",
+        "X \"-`-%\" a",
+        "X @'\n--%\n'@ a",
+        "X 'a'--% b",
+        "X -- --% a",
+        "& '--%' a",
+        "X '--%',b a",
+        "X '--%'.Length a",
+        "X -P:'--%' a",
+        "X \u{2013}-% a",
+        "X \u{2014}\u{2015}% a",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+    // Text that only contains it is an ordinary argument.
+    assert_eq!(arg_text(&command("X 'a--%'"), 0).as_deref(), Some("a--%"));
+    assert_eq!(command("X --").elements.len(), 0);
+}
