@@ -1111,3 +1111,41 @@ fn glued_tokens_show_the_parameter_powershell_binds() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A line PowerShell would read as unfinished is reported incomplete and never allowed: the
+/// shell must ask for the rest rather than let pwsh wait for it while later lines go through.
+#[test]
+fn incomplete_lines_are_reported_incomplete() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    for line in [
+        "Get-Mailbox 'x'[",
+        "Get-Mailbox \"x\"[",
+        "Get-Mailbox $a[",
+        "Get-Mailbox (1)[",
+        "Get-Mailbox $(1)[",
+        "Get-Mailbox @(",
+        "$a.",
+        "$a.Name.",
+        "[int]::",
+        "[System.Collections.Generic.List[string",
+        "$x = 1 -join",
+        "param(",
+        "begin",
+        "$a ??",
+    ] {
+        let d = check_line(line, &ctx);
+        assert!(d.incomplete, "{line:?} should be incomplete: {d:?}");
+        assert_ne!(d.decision, Effect::Allow, "{line:?}");
+    }
+}

@@ -80,6 +80,15 @@ impl<'a> Parser<'a> {
                 Some(c) if is_newline(c) || c == ';' => {}
                 Some(c) if Some(c) == close => {}
                 Some(_) if self_delimited => {}
+                Some('?') => {
+                    // The ternary `? :` and `??` are not supported; PowerShell waits for the
+                    // operand when one of them ends the input, so jitsh says so too.
+                    let rest = self.rest().trim_end();
+                    if rest.ends_with('?') || rest.ends_with(':') {
+                        return self.incomplete("an operand is missing after `?`, `??` or `:`");
+                    }
+                    return self.invalid("the `?:` and `??` operators are not supported");
+                }
                 Some(c) => return self.invalid(format!("unexpected `{c}` after a statement")),
             }
         }
@@ -133,8 +142,13 @@ impl<'a> Parser<'a> {
                 "return" | "throw" | "exit" | "break" | "continue" => {
                     Some(self.flow_statement(&lower)?)
                 }
-                "begin" | "process" | "end" => self.named_block(&lower)?,
+                "begin" | "process" | "end" | "clean" => self.named_block(&lower)?,
                 k if UNSUPPORTED_KEYWORDS.contains(&k) => {
+                    // PowerShell waits for the rest of such a statement (`class` alone is
+                    // incomplete input); say so, so the shell does not run what follows alone.
+                    if self.rest_blank_after(word.len()) {
+                        return self.incomplete(format!("the `{word}` statement is not finished"));
+                    }
                     return self.invalid(format!("the `{word}` keyword is not supported"));
                 }
                 k if DANGLING_KEYWORDS.contains(&k) => {
@@ -628,6 +642,11 @@ impl<'a> Parser<'a> {
         self.eat_keyword(name);
         self.skip_ws_nl()?;
         if self.peek() != Some('{') {
+            // `Parser.NamedBlockListRule`: a block name at the start of a script body needs its
+            // block; at the end of the input PowerShell waits for it.
+            if self.at_end() {
+                return self.incomplete(format!("a `{{` is missing after `{name}`"));
+            }
             self.pos = save;
             return Ok(None);
         }

@@ -245,6 +245,15 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Whether only white space, newlines and comments follow the `skip` bytes after the cursor.
+    pub(crate) fn rest_blank_after(&mut self, skip: usize) -> bool {
+        let save = self.pos;
+        self.pos = (self.pos + skip).min(self.src.len());
+        let blank = self.skip_ws_nl().is_ok() && self.at_end();
+        self.pos = save;
+        blank
+    }
+
     /// `ws-nl := (ws | newline)*`
     pub(crate) fn skip_ws_nl(&mut self) -> PResult<()> {
         loop {
