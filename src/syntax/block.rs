@@ -82,9 +82,14 @@ impl<'a> Parser<'a> {
                 Some(_) if self_delimited => {}
                 Some('?') => {
                     // The ternary `? :` and `??` are not supported; PowerShell waits for the
-                    // operand when one of them ends the input, so jitsh says so too.
+                    // rest when the input ends after one of them, or before a ternary's `:`
+                    // (`$a ? 1`), so jitsh says so too. The statement is refused either way.
                     let rest = self.rest().trim_end();
-                    if rest.ends_with('?') || rest.ends_with(':') {
+                    let ternary = !rest.starts_with("??");
+                    if rest.ends_with('?')
+                        || rest.ends_with(':')
+                        || (ternary && !rest.contains(':'))
+                    {
                         return self.incomplete("an operand is missing after `?`, `??` or `:`");
                     }
                     return self.invalid("the `?:` and `??` operators are not supported");

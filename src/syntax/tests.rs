@@ -565,9 +565,17 @@ fn completeness_agrees_with_powershell() {
         "$a ?",
         "$a ??",
         "$a ? 1 :",
+        "$a ? 1",
+        "function",
+        "filter",
+        "[Parameter(Mandatory)",
         "X | # c",
     ] {
         assert_eq!(err(src).kind, ParseErrorKind::Incomplete, "{src:?}");
+    }
+    // Unsupported but finished: refused, not waited on.
+    for src in ["$a ? 1 : 2", "$a ?? 1"] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
     }
     // Complete in PowerShell, complete here.
     for src in ["if ($a) {}", "X a`", "X $a", "begin { X }", "X 'a'"] {
