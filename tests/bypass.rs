@@ -960,7 +960,12 @@ const CASES: &[(&str, Want, &str)] = &[
     ("Get-MailboxAuditBypassAssociation\u{b}", NotAllow, "vertical tab is white space"),
     ("Set-Mailbox bob -Forwarding\u{200b}SmtpAddress x", Deny, "format character in a parameter"),
     ("Set-Mailbox bob -Forwarding`u{53}mtpAddress x", Deny, "escape in a parameter name"),
-    ("Get-Mailbox bob\u{0}-Identity x", Deny, "NUL between tokens"),    // --- stop-parsing `--%`, recognised by its value; its tail ends at `|`, `||`, `&&` -------
+    ("Get-Mailbox bob\u{0}-Identity x", Deny, "NUL between tokens"),
+    ("Get-Ma\u{131}lboxAuditBypassAssociation", Deny, "dotless i matches `i` in PowerShell's lookup"),
+    ("Remove-Mailbox bob; Get-MailboxAuditBypa\u{17f}\u{17f}Association", Deny, "long s matches `s`"),
+    ("& 'Get-Ma\u{131}lboxAuditBypassAssociation'", Deny, "dotless i in a quoted name"),
+    ("Get-Mailbox | ForEach-Object -ArgumentL\u{131}st x -MemberName Delete", Deny, "dotless i in a parameter"),
+    ("Get-Mailbox -Identity \u{212a}elvin", Allow, "the Kelvin sign in an argument is data"),    // --- stop-parsing `--%`, recognised by its value; its tail ends at `|`, `||`, `&&` -------
     ("Write-Output --% 'x | Remove-Mailbox bob #'", Deny, "plain stop-parsing"),
     ("Write-Output `--% 'x | Remove-Mailbox bob #'", Deny, "escaped stop-parsing"),
     ("Write-Output -`-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an escaped dash"),

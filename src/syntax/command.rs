@@ -248,17 +248,29 @@ impl<'a> Parser<'a> {
     /// reads differently (control and format characters, possibly written as escapes such as
     /// `` `0 `` or `` `u{200B} ``): a name that differs from a catalogued one only by them
     /// must not slip past an `except` list or a deny rule.
+    ///
+    /// Also refused: `ı` (U+0131), `ſ` (U+017F) and the Kelvin sign (U+212A). PowerShell looks
+    /// names up with `OrdinalIgnoreCase`, which upper-cases `ı` to `I` and `ſ` to `S`, so
+    /// `Get-Maılbox` runs `Get-Mailbox` while an ASCII-minded comparison sees another name.
     pub(crate) fn check_name(&self, name: &str, what: &str) -> PResult<()> {
-        match name
+        if let Some(c) = name
             .chars()
             .find(|c| c.is_control() || super::lex::is_rejected_char(*c))
         {
-            Some(c) => self.invalid(format!(
+            return self.invalid(format!(
                 "a {what} holding the control or invisible character U+{:04X} is not accepted",
                 u32::from(c)
-            )),
-            None => Ok(()),
+            ));
         }
+        if let Some(c) = name
+            .chars()
+            .find(|c| matches!(c, '\u{131}' | '\u{17f}' | '\u{212a}'))
+        {
+            return self.invalid(format!(
+                "a {what} holding `{c}` is not accepted: PowerShell matches it to an ASCII letter"
+            ));
+        }
+        Ok(())
     }
 
     /// `parameter := dash param-name (':' command-argument?)?`
@@ -297,6 +309,7 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
+        self.check_name(&name, "parameter name")?;
         let colon = self.eat(':');
         let token_span = self.span_from(start);
         match self.peek() {

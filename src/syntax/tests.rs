@@ -582,3 +582,21 @@ fn completeness_agrees_with_powershell() {
         assert!(parse(src).is_ok(), "{src:?}");
     }
 }
+
+#[test]
+fn names_with_letters_powershell_folds_to_ascii_are_refused() {
+    for src in [
+        "Get-Ma\u{131}lbox",
+        "Get-Mailbox -Identit\u{131} x",
+        "Remove-Mailbox -\u{212a}eep x",
+        "\u{17f}et-Mailbox",
+        "& 'Get-Ma\u{131}lbox'",
+        "function Get-Ma\u{131}lbox { 1 }",
+        "Get-Ma`u{131}lbox",
+    ] {
+        let e = err(src);
+        assert_eq!(e.kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+    // As data they are fine.
+    assert_eq!(arg_text(&command("X -P 'ı'"), 0).as_deref(), Some("ı"));
+}
