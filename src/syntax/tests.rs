@@ -600,3 +600,27 @@ fn names_with_letters_powershell_folds_to_ascii_are_refused() {
     // As data they are fine.
     assert_eq!(arg_text(&command("X -P 'ı'"), 0).as_deref(), Some("ı"));
 }
+
+#[test]
+fn dot_sources_only_where_powershell_does() {
+    // `ScanDot`: `.` before a token break, `$` or an ASCII quote is the dot-source operator.
+    for src in [
+        ". .\\x.ps1",
+        ".$x",
+        ". 'x'",
+        ".'x'",
+        ".\"x\"",
+        ".{ 1 }",
+        ".(1)",
+    ] {
+        assert_eq!(
+            command(src).call_operator,
+            Some(CallOperator::DotSource),
+            "{src:?}"
+        );
+    }
+    // Otherwise it starts a word: `` .`x `` is the command `.x`.
+    let c = command(".`x");
+    assert_eq!((c.call_operator, word_name(&c)), (None, ".x"));
+    assert_eq!(err(".\u{2018}x\u{2019}").kind, ParseErrorKind::Invalid);
+}
