@@ -625,6 +625,12 @@ impl<'a> Parser<'a> {
             return self.expected("an argument");
         }
         if let Some(c @ ('(' | '{')) = self.peek() {
+            // PowerShell reads `a(` as a word and an open bracket: with no closing bracket
+            // anywhere after it, it waits for more input, so jitsh says incomplete.
+            let close = if c == '(' { ')' } else { '}' };
+            if !self.rest().contains(close) {
+                return self.incomplete(format!("a `{close}` is missing"));
+            }
             return self.invalid(format!(
                 "`{c}` directly after a word is ambiguous; add a space or quote the word"
             ));

@@ -569,6 +569,8 @@ fn completeness_agrees_with_powershell() {
         "function",
         "filter",
         "[Parameter(Mandatory)",
+        "X a(",
+        "X a{",
         "X | # c",
     ] {
         assert_eq!(err(src).kind, ParseErrorKind::Incomplete, "{src:?}");
