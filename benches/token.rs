@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
         approvers: vec!["bob".into()],
         uses: None,
         command: None,
-        aud: None,
+        offline: Some(3600),
         extra: serde_json::Map::new(),
     };
     let trust: TrustStore = [key.public_key()].into_iter().collect();

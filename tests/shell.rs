@@ -685,7 +685,7 @@ fn issue_token(fx: &Fixture, jti: &str, exp: time::OffsetDateTime) -> (PathBuf, 
         approvers: vec!["bob".into()],
         uses: None,
         command: None,
-        aud: None,
+        offline: Some(3600),
         extra: serde_json::Map::new(),
     };
     let token = fx.path(&format!("{jti}.token"));

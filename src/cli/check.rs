@@ -27,8 +27,9 @@ pub struct Args {
     /// Decide as if it were this time (RFC 3339), instead of now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<String>,
-    /// Clock skew tolerated on token validity, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// Clock skew tolerated on token validity, in seconds (at most 300).
+    #[arg(long, default_value = super::common::DEFAULT_SKEW_SECS, value_name = "SECONDS",
+          value_parser = super::common::parse_skew)]
     skew: u32,
     /// Approval service to ask for revocations; when given and unreachable, no token is honoured.
     #[arg(long, env = "JITSH_SERVER", value_name = "URL")]

@@ -111,6 +111,25 @@ pub(crate) fn load_token(path: &Path, trust: &TrustStore) -> Result<VerifiedToke
         .map_err(|e| format!("token `{}` was refused: {e}", path.display()))
 }
 
+/// `--skew SECONDS`, the same for every command that checks tokens: at most
+/// [`token::MAX_SKEW`], so no flag stretches a grant past its window by more than a few minutes.
+pub(crate) fn parse_skew(text: &str) -> Result<u32, String> {
+    let max = token::MAX_SKEW.whole_seconds();
+    let secs: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds from 0 to {max}"))?;
+    let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+    if i64::from(secs) > max {
+        return Err(format!(
+            "{secs} s is more clock skew than jitsh tolerates: use at most {max} s (fix the clocks instead)"
+        ));
+    }
+    Ok(secs)
+}
+
+/// The default `--skew`, in seconds (as clap wants it).
+pub(crate) const DEFAULT_SKEW_SECS: &str = "60";
+
 pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|e| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z): {e}"))
@@ -288,4 +307,22 @@ fn revoked_ids(body: &Value) -> HashSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_skew_default_and_a_bound_for_every_command() {
+        let default = parse_skew(DEFAULT_SKEW_SECS).unwrap();
+        assert_eq!(i64::from(default), token::DEFAULT_SKEW.whole_seconds());
+        assert_eq!(parse_skew("300"), Ok(300));
+        for too_much in ["301", "3600", "86400", "4294967295"] {
+            assert!(parse_skew(too_much).is_err(), "{too_much}");
+        }
+        assert!(parse_skew("-1").is_err());
+        assert!(parse_skew("1e9").is_err());
+    }
 }

@@ -35,8 +35,9 @@ pub struct GateOpts {
     /// rotation); usually the service's STATE/signing.pub.
     #[arg(long = "trust-key", value_name = "FILE")]
     trust_keys: Vec<PathBuf>,
-    /// Clock skew tolerated on token validity, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// Clock skew tolerated on token validity, in seconds (at most 300).
+    #[arg(long, default_value = super::common::DEFAULT_SKEW_SECS, value_name = "SECONDS",
+          value_parser = super::common::parse_skew)]
     skew: u32,
 }
 
