@@ -18,8 +18,8 @@ use super::directory::{valid_name, Directory, Principal};
 use super::error::ApiError;
 use super::ports::{approval_rule, ApprovalRule, Signer};
 use super::store::{
-    Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, RequestRecord, Status, Store,
-    StoreError, UnixTime,
+    Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, Quorum, RequestRecord, Status,
+    Store, StoreError, UnixTime,
 };
 use super::{format_duration, parse_duration, rfc3339};
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
@@ -174,6 +174,7 @@ impl Service {
         body: CreateBody,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
+        refuse_control_characters(&body)?;
         let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
         if reason.is_empty() {
             return Err(ApiError::policy(
@@ -235,6 +236,22 @@ impl Service {
                 ))
             }
         };
+        if kind == "task" {
+            known_task(&policies, &target)?;
+        }
+        // A grant for a task that is always denied could never be used: refuse it now rather
+        // than have an approver approve it.
+        if let Some((task, deny)) = tasks
+            .iter()
+            .find_map(|t| always_denied(&policies, t).map(|d| (t, d)))
+        {
+            return Err(ApiError::policy(
+                "task_denied",
+                format!(
+                    "`{task}` is always denied by rule `{deny}`, so no approval can let it run"
+                ),
+            ));
+        }
         let rule = choose_rule(&policies, who, &target, kind, body.rule.as_deref())?;
         let limit = rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT);
         if duration > limit {
@@ -360,7 +377,10 @@ impl Service {
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
-        self.may_decide(who, &record)?;
+        // The rule as the policies define it now: its approver groups say who may vote and whose
+        // earlier votes still count, its quorum how many are needed.
+        let rule = self.rule_in_force(&record)?;
+        self.may_decide(who, &record, &rule.approvers)?;
         let at = now.unix_timestamp();
         let grant = self.new_grant(&record.new, at)?;
         let vote = Approval {
@@ -369,27 +389,39 @@ impl Service {
             at,
         };
         let dir = self.directory.read()?;
-        let outcome = self.store.approve(id, &vote, &grant, &mut |outcome| {
-            let (record, state) = match outcome {
-                ApproveOutcome::Recorded { record } => (record, "recorded"),
-                ApproveOutcome::Decided { record } => (record, "approved"),
-            };
-            self.append(event(
+        let requester = record.new.requester.clone();
+        let counts = |name: &str| {
+            !name.eq_ignore_ascii_case(&requester)
+                && dir.user(name).is_some_and(|p| p.in_any(&rule.approvers))
+        };
+        let quorum = Quorum {
+            needed: rule.min_approvals.max(1),
+            counts: &counts,
+        };
+        let outcome = self
+            .store
+            .approve(id, &vote, &grant, &quorum, &mut |outcome| {
+                let (record, state) = match outcome {
+                    ApproveOutcome::Recorded { record } => (record, "recorded"),
+                    ApproveOutcome::Decided { record } => (record, "approved"),
+                };
+                self.append(event(
                 &who.name,
                 "request.approve",
                 id,
                 state,
                 json!({
                     "rule": record.new.rule, "comment": vote.comment,
-                    "approvals": record.approvals.len(), "needed": record.new.min_approvals,
+                    "approvals": record.approvals.iter().filter(|a| counts(&a.approver)).count(),
+                    "needed": quorum.needed,
                     "jti": record.grant.as_ref().map(|g| g.jti.clone()),
                 }),
             ))?;
-            Ok(match outcome {
-                ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
-                ApproveOutcome::Recorded { .. } => Vec::new(),
-            })
-        })?;
+                Ok(match outcome {
+                    ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
+                    ApproveOutcome::Recorded { .. } => Vec::new(),
+                })
+            })?;
         let record = match outcome {
             ApproveOutcome::Recorded { record } | ApproveOutcome::Decided { record } => record,
         };
@@ -415,7 +447,12 @@ impl Service {
                 )
             })?;
         let record = self.store.request(id)?;
-        self.may_decide(who, &record)?;
+        // A rule that no longer exists leaves its old approvers the right to refuse.
+        let approvers = self
+            .rule_in_force(&record)
+            .map(|r| r.approvers)
+            .unwrap_or_else(|_| record.new.approvers.clone());
+        self.may_decide(who, &record, &approvers)?;
         let dir = self.directory.read()?;
         let record = self.store.deny(
             id,
@@ -507,16 +544,21 @@ impl Service {
                 format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
             ));
         }
+        // Signed only for what the policy in force allows now: a stored row (edited by hand, or
+        // approved under rules since tightened) never yields more than the rule gives.
+        let rule = self.rule_in_force(&record)?;
+        let params = self.issuable(&record, &grant, &rule)?;
         let claims = crate::token::Claims {
             iss: self.issuer.clone(),
             sub: grant.sub.clone(),
             jti: grant.jti.clone(),
-            iat: from_unix(grant.nbf)?,
+            // The issue instant: offline use is bounded from here.
+            iat: from_unix(at.max(grant.nbf))?,
             nbf: from_unix(grant.nbf)?,
             exp: from_unix(grant.exp)?,
             rule: record.new.rule.clone(),
             tasks: record.new.tasks.clone(),
-            params: record.new.grant_params.clone(),
+            params,
             request: id.to_owned(),
             approvers: record
                 .approvals
@@ -525,7 +567,7 @@ impl Service {
                 .collect(),
             uses: grant.uses,
             command: record.new.command.clone(),
-            aud: None,
+            offline: rule.offline.map(|d| d.as_secs()),
             extra: Map::new(),
         };
         let token = self
@@ -863,7 +905,153 @@ impl Service {
         Ok(expired.len())
     }
 
-    fn may_decide(&self, who: &Principal, record: &RequestRecord) -> Result<(), ApiError> {
+    /// The request's rule as the policies in force define it now, or why nothing more may
+    /// come of the request: the rule is gone, no longer an approval rule for the task, or the
+    /// task is now always denied.
+    fn rule_in_force(&self, record: &RequestRecord) -> Result<ApprovalRule, ApiError> {
+        let policies = self.policies()?;
+        let n = &record.new;
+        let key = if n.target_kind == "role" {
+            format!("role:{}", n.target)
+        } else {
+            n.target.clone()
+        };
+        let rule = policies
+            .approval_rules_for(&key)
+            .into_iter()
+            .find(|r| r.id == n.rule)
+            .map(approval_rule)
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "rule_changed",
+                    format!(
+                        "rule `{}` no longer puts `{}` behind approval; file a new request",
+                        n.rule, n.target
+                    ),
+                )
+            })?;
+        if let Some((task, deny)) = n
+            .tasks
+            .iter()
+            .find_map(|t| always_denied(&policies, t).map(|d| (t, d)))
+        {
+            return Err(ApiError::conflict(
+                "task_denied",
+                format!("`{task}` is now always denied by rule `{deny}`"),
+            ));
+        }
+        Ok(rule)
+    }
+
+    /// Whether an approved request may be signed into a token under `rule` as it stands now,
+    /// and the parameter scope the token carries. Every limit is the rule's, checked again: the
+    /// grant's length, the requester, the approvers and their quorum, the task list and the
+    /// parameter scope.
+    fn issuable(
+        &self,
+        record: &RequestRecord,
+        grant: &Grant,
+        rule: &ApprovalRule,
+    ) -> Result<Option<crate::policy::ParamConstraints>, ApiError> {
+        let n = &record.new;
+        let beyond = |why: String| ApiError::conflict("beyond_policy", why);
+        let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
+        if grant.exp.saturating_sub(grant.nbf) > limit || grant.exp <= grant.nbf {
+            return Err(beyond(format!(
+                "the grant of `{}` lasts longer than rule `{}` allows ({})",
+                n.id,
+                rule.id,
+                format_duration(Duration::from_secs(u64::try_from(limit).unwrap_or(0)))
+            )));
+        }
+        if !grant.sub.eq_ignore_ascii_case(&n.requester) {
+            return Err(beyond(format!(
+                "the grant of `{}` is not for its requester",
+                n.id
+            )));
+        }
+        match (n.uses, grant.uses) {
+            (None, _) => {}
+            (Some(asked), Some(given)) if given <= asked => {}
+            _ => {
+                return Err(beyond(format!(
+                    "the grant of `{}` has more uses than were asked for",
+                    n.id
+                )))
+            }
+        }
+        let dir = self.directory.read()?;
+        let requester = dir
+            .user(&n.requester)
+            .ok_or_else(|| beyond(format!("`{}` is no longer a user", n.requester)))?;
+        if !rule.requesters.is_empty() && !requester.in_any(&rule.requesters) {
+            return Err(beyond(format!(
+                "`{}` may no longer request under rule `{}`",
+                n.requester, rule.id
+            )));
+        }
+        if rule.manual {
+            let mut counted: Vec<String> = Vec::new();
+            for a in &record.approvals {
+                let name = a.approver.to_lowercase();
+                let valid = !a.approver.eq_ignore_ascii_case(&n.requester)
+                    && dir
+                        .user(&a.approver)
+                        .is_some_and(|p| p.in_any(&rule.approvers));
+                if valid && !counted.contains(&name) {
+                    counted.push(name);
+                }
+            }
+            let needed = usize::try_from(rule.min_approvals.max(1)).unwrap_or(usize::MAX);
+            if counted.len() < needed {
+                return Err(beyond(format!(
+                    "request `{}` has {} approval(s) from current approvers of rule `{}`, which needs {needed}",
+                    n.id,
+                    counted.len(),
+                    rule.id
+                )));
+            }
+        }
+        let policies = self.policies()?;
+        let tasks_ok = if n.target_kind == "role" {
+            policies.role(&n.target).is_some_and(|role| {
+                n.tasks
+                    .iter()
+                    .all(|t| role.iter().any(|r| r.eq_ignore_ascii_case(t)))
+            })
+        } else {
+            n.tasks.len() == 1 && n.tasks.first() == Some(&n.target)
+        };
+        if !tasks_ok {
+            return Err(beyond(format!(
+                "the tasks of `{}` are not what was requested",
+                n.id
+            )));
+        }
+        let pins: std::collections::BTreeMap<String, String> = n
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let expected = grant_params(rule.params.as_ref(), &pins)?;
+        if expected != n.grant_params {
+            return Err(beyond(format!(
+                "the parameter scope of `{}` is not the one rule `{}` gives",
+                n.id, rule.id
+            )));
+        }
+        expected
+            .map(|v| crate::policy::ParamConstraints::from_json(&v))
+            .transpose()
+            .map_err(|e| beyond(format!("the parameter scope cannot be signed: {e}")))
+    }
+
+    fn may_decide(
+        &self,
+        who: &Principal,
+        record: &RequestRecord,
+        approvers: &[String],
+    ) -> Result<(), ApiError> {
         if record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
                 "self_approval",
@@ -873,13 +1061,13 @@ impl Service {
                 ),
             ));
         }
-        if !who.in_any(&record.new.approvers) {
+        if !who.in_any(approvers) {
             return Err(ApiError::forbidden(
                 "not_an_approver",
                 format!(
                     "rule `{}` is decided by members of {}, and you are in none of them",
                     record.new.rule,
-                    quoted_list(&record.new.approvers)
+                    quoted_list(approvers)
                 ),
             ));
         }
@@ -1137,6 +1325,88 @@ fn choose_rule(
                 ),
             )
         })
+}
+
+/// Text that reaches approvers' terminals, mail and the audit log carries no control characters
+/// (C0, DEL, C1) nor bidirectional overrides: they can make a request look like another.
+fn refuse_control_characters(body: &CreateBody) -> Result<(), ApiError> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let fields = [
+        ("task", body.task.as_deref()),
+        ("role", body.role.as_deref()),
+        ("rule", body.rule.as_deref()),
+        ("reason", body.reason.as_deref()),
+        ("duration", body.duration.as_deref()),
+        ("ticket", body.ticket.as_deref()),
+        ("command", body.command.as_deref()),
+    ];
+    let params = body
+        .params
+        .iter()
+        .flatten()
+        .flat_map(|(k, v)| [("params", Some(k.as_str())), ("params", Some(v.as_str()))]);
+    match fields
+        .into_iter()
+        .chain(params)
+        .find(|(_, text)| text.is_some_and(|t| t.chars().any(hidden)))
+    {
+        Some((field, _)) => Err(ApiError::policy(
+            "control_characters",
+            format!("`{field}` contains control or text-direction characters; send plain text"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A requested task is one command the runspace knows (the catalog) or that a rule names
+/// exactly; a pattern or an unknown name would be approved into a grant nothing runs.
+fn known_task(policies: &PolicySet, task: &str) -> Result<(), ApiError> {
+    if task.contains(['*', '?', '[', ']']) {
+        return Err(ApiError::policy(
+            "unknown_task",
+            format!("`{task}` is a pattern: request one task by its name"),
+        ));
+    }
+    let bare = task.rsplit('\\').next().unwrap_or(task);
+    let named = |t: &String| {
+        let t = t.rsplit('\\').next().unwrap_or(t);
+        t.eq_ignore_ascii_case(bare)
+    };
+    let known = crate::catalog::Catalog::builtin().command(bare).is_some()
+        || policies.rules().iter().any(|r| r.tasks.iter().any(named))
+        || policies.roles().iter().any(|r| r.tasks.iter().any(named));
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::policy(
+            "unknown_task",
+            format!(
+                "`{task}` is not a command jitsh knows nor one a rule names; check the spelling"
+            ),
+        ))
+    }
+}
+
+/// The id of a rule that denies `task` whatever its parameters (no `when`, no `params`), if one
+/// does: a request for it could never be used.
+fn always_denied(policies: &PolicySet, task: &str) -> Option<String> {
+    let (module, name) = match task.rsplit_once('\\') {
+        Some((m, n)) => (Some(m), n),
+        None => (None, task),
+    };
+    policies
+        .rules()
+        .iter()
+        .find(|r| {
+            r.effect == crate::policy::Effect::Deny
+                && r.when_any_param.is_none()
+                && r.params.is_none()
+                && r.covers_name(name, module)
+        })
+        .map(|r| r.id.clone())
 }
 
 /// The token's parameter constraints: the rule's, narrowed by the requester's pinned values.
