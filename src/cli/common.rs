@@ -1,7 +1,6 @@
 //! What several subcommands share: loading policies, catalog, trust keys and tokens for a gate,
 //! reading lines, the batch protocol, and the user's name.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -152,6 +151,11 @@ pub(crate) fn user_name(flag: Option<&str>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether the user was named (flag or JITSH_USER) rather than taken from the login.
+pub(crate) fn user_explicit(flag: Option<&str>) -> bool {
+    flag.is_some_and(|u| !u.is_empty()) || std::env::var("JITSH_USER").is_ok_and(|u| !u.is_empty())
+}
+
 /// The passwd name of the real user id (read from /proc and /etc/passwd: no unsafe calls).
 fn login_name() -> Option<String> {
     use std::os::unix::fs::MetadataExt;
@@ -265,48 +269,6 @@ fn echo_fields(out: &mut Value, echo: Map<String, Value>) {
             obj.entry(k).or_insert(v);
         }
     }
-}
-
-/// Revoked token ids from the approval service (`GET /v1/revocations`).
-pub(crate) fn fetch_revocations(server: &str) -> Result<HashSet<String>, String> {
-    let url = format!("{}/v1/revocations", server.trim_end_matches('/'));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut req = client.get(&url);
-        if let Ok(cred) = std::env::var("JITSH_CREDENTIAL") {
-            req = req.bearer_auth(cred);
-        }
-        let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url} answered {}", resp.status()));
-        }
-        let body: Value = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
-        Ok(revoked_ids(&body))
-    })
-}
-
-/// Accepts `{"revoked": ["jti", ...]}` or `{"revoked": [{"jti": ...}, ...]}`.
-fn revoked_ids(body: &Value) -> HashSet<String> {
-    body.get("revoked")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| {
-                    i.as_str()
-                        .or_else(|| i.get("jti").and_then(Value::as_str))
-                        .map(str::to_owned)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

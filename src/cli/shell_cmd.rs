@@ -25,7 +25,8 @@ pub struct GateOpts {
     /// Approval service URL (for `:request`, token pick-up and revocations).
     #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
     server: Option<String>,
-    /// Session user (default: $JITSH_USER, else the login name).
+    /// Session user (default: $JITSH_USER, else the login name). With an approval service it
+    /// must be the user the credential belongs to (default: that user).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Approval token file to use (repeatable).
@@ -144,7 +145,10 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Err(e) => return super::fail(e),
     };
     let checked = match Access::load(&config) {
-        Ok(mut access) => rt.block_on(access.check(&line)),
+        Ok(mut access) => match rt.block_on(access.bind_identity()) {
+            Ok(()) => rt.block_on(access.check(&line)),
+            Err(e) => return super::fail(e),
+        },
         Err(e) => return super::fail(e),
     };
     let d = checked.decision;
@@ -293,6 +297,7 @@ fn access_config(gate: GateOpts) -> AccessConfig {
     AccessConfig {
         policies_dir: gate.policies,
         user: super::common::user_name(gate.user.as_deref()),
+        user_explicit: super::common::user_explicit(gate.user.as_deref()),
         token_files: gate.tokens,
         trust_keys: gate.trust_keys,
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),

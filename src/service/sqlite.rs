@@ -630,7 +630,7 @@ impl Store for SqliteStore {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
-                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE revoked_at IS NOT NULL AND revoked_at >= ?1 ORDER BY revoked_at, jti",
+                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE (revoked_at IS NOT NULL AND revoked_at >= ?1) OR (uses IS NOT NULL AND used >= uses) ORDER BY revoked_at, jti",
             )
             .map_err(backend)?;
         let rows = stmt

@@ -292,7 +292,7 @@ pub trait Store: Send + Sync {
     /// Locks not yet expired at `now`.
     fn active_locks(&self, now: UnixTime) -> Result<Vec<Lock>, StoreError>;
 
-    /// Grants revoked at or after `since`.
+    /// Grants revoked at or after `since`, and counted grants with no use left.
     fn revocations(&self, since: UnixTime) -> Result<Vec<Revocation>, StoreError>;
     /// Unrevoked grants whose `exp` is after `now`.
     fn live_grants(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;

@@ -590,7 +590,9 @@ impl Service {
         }))
     }
 
-    /// Revoked grants since `since`, plus live grants under an active lock, for gates.
+    /// What a gate needs to stop honouring grants: the token id and expiry of every grant
+    /// revoked since `since`, used up, or under an active lock. Nothing about who holds them or
+    /// why: any authenticated user may read this list.
     pub fn revocations(&self, since: UnixTime, now: OffsetDateTime) -> Result<Value, ApiError> {
         let at = now.unix_timestamp();
         let locks = self.store.active_locks(at)?;
@@ -598,29 +600,16 @@ impl Service {
             .store
             .revocations(since)?
             .into_iter()
-            .map(|r| {
-                json!({ "jti": r.jti, "request": r.request, "sub": r.sub, "rule": r.rule,
-                        "revoked_at": rfc3339(r.revoked_at), "exp": rfc3339(r.exp),
-                        "reason": "revoked" })
-            })
+            .map(|r| json!({ "jti": r.jti, "exp": rfc3339(r.exp) }))
             .collect();
         if !locks.is_empty() {
             for g in self.store.live_grants(at)? {
-                if let Some(lock) = locks
-                    .iter()
-                    .find(|l| lock_covers(&l.scope, &g.sub, &g.rule))
-                {
-                    revoked.push(json!({
-                        "jti": g.jti, "request": g.request, "sub": g.sub, "rule": g.rule,
-                        "revoked_at": rfc3339(lock.set_at), "exp": rfc3339(g.exp),
-                        "reason": format!("locked:{}", lock.scope),
-                    }));
+                if locks.iter().any(|l| lock_covers(&l.scope, &g.sub, &g.rule)) {
+                    revoked.push(json!({ "jti": g.jti, "exp": rfc3339(g.exp) }));
                 }
             }
         }
-        Ok(
-            json!({ "now": rfc3339(at), "revoked": revoked, "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }),
-        )
+        Ok(json!({ "now": rfc3339(at), "revoked": revoked }))
     }
 
     /// Active locks.
@@ -629,7 +618,8 @@ impl Service {
         Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
     }
 
-    /// Consume one use of a grant (the grant's holder only).
+    /// Confirm a grant at the moment a gate uses it, and spend one use of a counted grant: the
+    /// grant's holder only, while it is live, unlocked and its rule still in force.
     pub fn use_grant(
         &self,
         who: &Principal,
@@ -645,6 +635,8 @@ impl Service {
             ));
         }
         let record = self.store.request(&grant.request_id)?;
+        // A grant is confirmed only while the policy in force still puts its task behind its rule.
+        self.rule_in_force(&record)?;
         if let Some(lock) = self
             .store
             .active_locks(at)?
