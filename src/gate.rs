@@ -33,7 +33,8 @@ pub struct GateContext<'a> {
     pub now: OffsetDateTime,
     /// Tokens whose signature has been verified (at load time).
     pub tokens: &'a [VerifiedToken],
-    /// Revoked token ids (`jti`) as last known from the approval service.
+    /// Token ids (`jti`) the approval service refused to confirm for this line (revoked, used
+    /// up, locked, another user's): they cover nothing.
     pub revoked: &'a HashSet<String>,
     /// Clock skew tolerated on `nbf`/`exp`.
     pub skew: time::Duration,
@@ -286,7 +287,7 @@ fn token_covers(
         .map_err(|e| e.to_string())?;
     let claims = token.claims();
     if ctx.revoked.contains(token.jti()) {
-        return Err("it has been revoked".into());
+        return Err("the approval service does not confirm it".into());
     }
     if claims.uses.is_some() && !ctx.online {
         return Err(

@@ -1253,18 +1253,12 @@ async fn the_gate_honours_an_approved_token_only_in_scope_and_until_revoked() {
     .await;
     assert_eq!(code, Some(1), "{v}");
 
-    // Revoked: a gate that asks the service for revocations refuses it.
+    // Revoked: a gate that confirms the token with the service refuses it.
     let revoked = server.jitsh(bob, &["revoke", &id]).await;
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     let (code, v) = run(check("alice", None, MOVE)).await;
     assert_eq!(code, Some(1), "{v}");
-    assert!(
-        v["invocations"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("revoked"),
-        "{v}"
-    );
+    assert!(v["reason"].as_str().unwrap().contains("revoked"), "{v}");
 }
 
 /// Exact-command approval: the service binds the token to the canonical form of the requested
@@ -1364,4 +1358,342 @@ async fn an_exact_command_grant_covers_that_command_only() {
             "{bad}: {body}"
         );
     }
+}
+
+// ---- grants that cannot be stretched or lent (issue 9, items 1-6) ------------------------------
+
+const MOVE_LINE: &str = "New-MoveRequest -Identity rob@contoso.com";
+
+impl Server {
+    /// `jitsh` as `cred` with `input` on stdin.
+    async fn jitsh_stdin(&self, cred: &str, args: &[&str], input: &str) -> Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (url, cred, input) = (self.url.clone(), cred.to_owned(), input.to_owned());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut child = Command::new(JITSH)
+                .args(&args)
+                .env("JITSH_SERVER", url)
+                .env("JITSH_CREDENTIAL", cred)
+                .env("XDG_CONFIG_HOME", "/nonexistent")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// File `args` as `cred`, have `approver` approve it; returns the request id.
+    async fn approved(&self, cred: &str, approver: &str, args: &[&str]) -> String {
+        let mut all = vec!["request", "--reason", "ticket work"];
+        all.extend_from_slice(args);
+        let out = self.jitsh(cred, &all).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let ok = self.jitsh(approver, &["approve", &id]).await;
+        assert!(ok.status.success(), "{}", stderr(&ok));
+        id
+    }
+
+    /// Fetch the token of `id` into `STATE/NAME`.
+    async fn token_file(&self, env: &Env, cred: &str, id: &str, name: &str) -> String {
+        let path = env.state.join(name);
+        let path = path.to_str().unwrap().to_owned();
+        let out = self
+            .jitsh(cred, &["token", "fetch", id, "--out", &path])
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        path
+    }
+}
+
+impl Env {
+    /// `jitsh check` arguments with one token, trusting this service's key.
+    fn check_args<'a>(&'a self, token: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "check",
+            "--policies",
+            self.policies.to_str().unwrap(),
+            "--token",
+            token,
+            "--trust-key",
+            self.public(),
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// `jitsh exec` arguments running `line` through `/bin/true` (exit 0 only if it ran).
+    fn exec_args<'a>(&'a self, token: &'a str, extra: &[&'a str], line: &'a str) -> Vec<&'a str> {
+        let mut args = vec![
+            "exec",
+            "--policies",
+            self.policies.to_str().unwrap(),
+            "--token",
+            token,
+            "--trust-key",
+            self.public(),
+            "--runspace",
+            "/bin/true",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", line]);
+        args
+    }
+
+    fn public(&self) -> &str {
+        Box::leak(
+            self.state
+                .join("signing.pub")
+                .to_str()
+                .unwrap()
+                .to_owned()
+                .into_boxed_str(),
+        )
+    }
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("not JSON: {}", stderr(out)))
+}
+
+/// Item 1: a counted grant is spent at the service by every gate path before it is honoured
+/// (check, check --batch, exec), and a used-up grant is on the revocation list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_gate_path_spends_a_counted_grant_before_honouring_it() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let move_args = ["--task", "New-MoveRequest", "--for", "1h", "--uses"];
+    let id = server
+        .approved(alice, bob, &[&move_args[..], &["3"]].concat())
+        .await;
+    let tok = server.token_file(&env, alice, &id, "three.tok").await;
+
+    // check: the first line spends use 1 of 3.
+    let out = server
+        .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // check --batch: each allowed line spends one; the grant runs out on the third line.
+    let batch = format!(
+        "{}\n{}\n{}\n",
+        json!({"text": MOVE_LINE, "n": 1}),
+        json!({"text": MOVE_LINE, "n": 2}),
+        json!({"text": MOVE_LINE, "n": 3})
+    );
+    let out = server
+        .jitsh_stdin(alice, &env.check_args(&tok, &["--batch"]), &batch)
+        .await;
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decisions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allow", "allow", "approval"], "{lines:?}");
+    assert!(
+        lines[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no uses left"),
+        "{}",
+        lines[2]
+    );
+    // The same grant, five more times: never again.
+    for _ in 0..5 {
+        let out = server
+            .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+            .await;
+        assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    }
+    // exec: one use, one run; the second is refused before the runspace starts.
+    let id = server
+        .approved(alice, bob, &[&move_args[..], &["1"]].concat())
+        .await;
+    let one = server.token_file(&env, alice, &id, "one.tok").await;
+    let out = server
+        .jitsh(alice, &env.exec_args(&one, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = server
+        .jitsh(alice, &env.exec_args(&one, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no uses left"), "{}", stderr(&out));
+
+    // Used-up grants are listed for gates, by token id and expiry only.
+    let (_, revs) = server.call("GET", "/v1/revocations", bob, None).await;
+    let listed: Vec<&str> = revs["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["jti"].as_str().unwrap())
+        .collect();
+    for t in [&tok, &one] {
+        let jti = claims(std::fs::read_to_string(t).unwrap().trim())["jti"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(listed.contains(&jti.as_str()), "{revs}");
+    }
+    assert!(!revs.to_string().contains("alice"), "{revs}");
+}
+
+/// Item 2: a gate that talks to the service runs as its credential's user; another user's token
+/// does not run with someone else's credential, however the user is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_cannot_be_lent_to_another_credential() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, carol) = (env.cred("alice"), env.cred("bob"), env.cred("carol"));
+    let id = server
+        .approved(alice, bob, &["--task", "New-MoveRequest", "--for", "1h"])
+        .await;
+    let tok = server.token_file(&env, alice, &id, "alice.tok").await;
+    // The owner's own gate runs it.
+    let out = server
+        .jitsh(
+            alice,
+            &env.check_args(&tok, &["--user", "alice", MOVE_LINE]),
+        )
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // carol's credential naming alice: refused outright (check and exec), with case games too.
+    for user in ["alice", "ALICE", "Alice"] {
+        let out = server
+            .jitsh(carol, &env.check_args(&tok, &["--user", user, MOVE_LINE]))
+            .await;
+        assert_eq!(code(&out), Some(3), "{user}: {}", stderr(&out));
+        assert!(stderr(&out).contains("credential"), "{}", stderr(&out));
+        let out = server
+            .jitsh(carol, &env.exec_args(&tok, &["--user", user], MOVE_LINE))
+            .await;
+        assert_eq!(code(&out), Some(3), "{user}: {}", stderr(&out));
+    }
+    // carol's credential without --user: the gate runs as carol, and alice's token is not hers.
+    let out = server
+        .jitsh(carol, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let out = server
+        .jitsh(carol, &env.exec_args(&tok, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    // No valid credential at all: nothing to vouch for the user.
+    let out = server
+        .jitsh(
+            "jitsh_not-a-credential",
+            &env.check_args(&tok, &["--user", "alice", MOVE_LINE]),
+        )
+        .await;
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    // And the service itself refuses to confirm a grant for anyone but its holder.
+    let jti = claims(std::fs::read_to_string(&tok).unwrap().trim())["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, err) = server
+        .call("POST", &format!("/v1/grants/{jti}/use"), carol, None)
+        .await;
+    assert_eq!((status, err["error"].as_str()), (403, Some("not_holder")));
+}
+
+/// Item 4: with a service, revocation and locks take effect on the very next line; without
+/// one, a token whose rule does not allow offline use is not honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_and_locks_stop_a_token_on_the_next_line() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, root) = (env.cred("alice"), env.cred("bob"), env.cred("root"));
+    let first = server
+        .approved(alice, bob, &["--task", "New-MoveRequest", "--for", "1h"])
+        .await;
+    let tok = server.token_file(&env, alice, &first, "first.tok").await;
+    let second = server
+        .approved(alice, bob, &["--task", "Set-MoveRequest", "--for", "1h"])
+        .await;
+    let tok2 = server.token_file(&env, alice, &second, "second.tok").await;
+    let out = server
+        .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = server.jitsh(bob, &["revoke", &first]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No cache window: the next check and the next exec are refused.
+    let out = server
+        .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout_json(&out)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused token"),
+        "{}",
+        stdout_json(&out)
+    );
+    let out = server
+        .jitsh(alice, &env.exec_args(&tok, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    // A lock on the user stops the other live grant at once, whatever the name's case.
+    let set = "Set-MoveRequest -Identity rob@contoso.com -BatchName b";
+    let out = server.jitsh(alice, &env.check_args(&tok2, &[set])).await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = server
+        .jitsh(
+            root,
+            &["lock", "user:alice", "--reason", "incident", "--for", "1h"],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.jitsh(alice, &env.check_args(&tok2, &[set])).await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(stdout_json(&out)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("locked"));
+    let out = server.jitsh(root, &["lock", "--clear", "user:alice"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.jitsh(alice, &env.check_args(&tok2, &[set])).await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // The service goes away: the rule has no `offline`, so its token no longer counts.
+    let url = server.url.clone();
+    server.kill9();
+    let out = Command::new(JITSH)
+        .args(env.check_args(&tok2, &["--user", "alice", set]))
+        .env("JITSH_SERVER", &url)
+        .env("JITSH_CREDENTIAL", alice)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert!(v["reason"].as_str().unwrap().contains("offline"), "{v}");
+    // Nor with no service configured at all.
+    let out = Command::new(JITSH)
+        .args(env.check_args(&tok2, &["--user", "alice", set]))
+        .env_remove("JITSH_SERVER")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
 }
