@@ -1697,3 +1697,324 @@ async fn revocation_and_locks_stop_a_token_on_the_next_line() {
         .unwrap();
     assert_eq!(code(&out), Some(1), "{}", stderr(&out));
 }
+
+/// Item 5: a token is signed only for what the rule in force allows. Stored rows edited by
+/// hand (a year-long grant, extra tasks, votes removed, more uses) and rules tightened after
+/// approval all leave the grant unsignable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_is_signed_only_for_what_the_rule_allows_now() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, root) = (env.cred("alice"), env.cred("bob"), env.cred("root"));
+    let mv = ["--task", "New-MoveRequest", "--for", "1h"];
+    let year = server.approved(alice, bob, &mv).await;
+    let tasks = server.approved(alice, bob, &mv).await;
+    let votes = server.approved(alice, bob, &mv).await;
+    let uses = server
+        .approved(alice, bob, &[&mv[..], &["--uses", "1"]].concat())
+        .await;
+    let sub = server.approved(alice, bob, &mv).await;
+    let untouched = server.approved(alice, bob, &mv).await;
+    server.terminate();
+
+    let db = rusqlite::Connection::open(env.state.join("jitsh.db")).unwrap();
+    db.execute(
+        "UPDATE grants SET exp = nbf + 31536000 WHERE request_id = ?1",
+        [&year],
+    )
+    .unwrap();
+    let body: String = db
+        .query_row("SELECT body FROM requests WHERE id = ?1", [&tasks], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut body: Value = serde_json::from_str(&body).unwrap();
+    body["tasks"] = json!(["New-MoveRequest", "Remove-Mailbox"]);
+    db.execute(
+        "UPDATE requests SET body = ?2 WHERE id = ?1",
+        [&tasks, &body.to_string()],
+    )
+    .unwrap();
+    db.execute("DELETE FROM approvals WHERE request_id = ?1", [&votes])
+        .unwrap();
+    db.execute(
+        "UPDATE grants SET uses = NULL WHERE request_id = ?1",
+        [&uses],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE grants SET sub = 'carol' WHERE request_id = ?1",
+        [&sub],
+    )
+    .unwrap();
+    drop(db);
+
+    let server = env.start(&[]);
+    for id in [&year, &tasks, &votes, &uses] {
+        let (status, err) = server
+            .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+            .await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (409, Some("beyond_policy")),
+            "{err}"
+        );
+    }
+    // The grant now names carol: alice may not fetch it, and carol is not its requester.
+    let (status, _) = server
+        .call("GET", &format!("/v1/requests/{sub}/token"), alice, None)
+        .await;
+    assert_eq!(status, 409);
+    let (status, tok) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tok}");
+
+    // Rules tightened after approval: a shorter max_duration, then other approvers.
+    let put = |text: String| {
+        let req = server
+            .http
+            .put(format!("{}/v1/policies/exchange.toml", server.url))
+            .bearer_auth(root)
+            .body(text);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        put(POLICY.replace("max_duration = \"4h\"", "max_duration = \"30m\"")).await,
+        200
+    );
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("beyond_policy")),
+        "{err}"
+    );
+    assert_eq!(
+        put(POLICY.replace(
+            "approvers = [\"mbmanagers\"]\nrequesters",
+            "approvers = [\"seniors\"]\nrequesters"
+        ))
+        .await,
+        200
+    );
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("beyond_policy")),
+        "{err}"
+    );
+    // The task no longer needs approval at all (now allowed, now denied): nothing to sign.
+    assert_eq!(
+        put(POLICY.replace("\"Exchange\\\\New-MoveRequest\", ", "")).await,
+        200
+    );
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("rule_changed")),
+        "{err}"
+    );
+    assert_eq!(put(format!("{POLICY}\n[[rule]]\nid = \"never\"\neffect = \"deny\"\ntasks = [\"New-MoveRequest\"]\n")).await, 200);
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("task_denied")),
+        "{err}"
+    );
+}
+
+/// Item 5: requests that could never become a usable grant, or whose text could mislead an
+/// approver, are refused when filed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unusable_or_disguised_requests_are_refused_when_filed() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, root) = (env.cred("alice"), env.cred("root"));
+    let extra = "[[rule]]\nid = \"other-changes\"\neffect = \"approval\"\ntasks = [\"Set-*\"]\napprovers = [\"mbmanagers\"]\nmax_duration = \"1h\"\n\n[[rule]]\nid = \"never\"\neffect = \"deny\"\ntasks = [\"Set-AdminAuditLogConfig\", \"Set-Mailbox*Permission\"]\n";
+    let status = server
+        .http
+        .put(format!("{}/v1/policies/extra.toml", server.url))
+        .bearer_auth(root)
+        .body(extra)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let file = |body: Value| server.call("POST", "/v1/requests", alice, Some(body));
+    for (task, want) in [
+        ("Set-AdminAuditLogConfig", "task_denied"),
+        ("set-adminauditlogconfig", "task_denied"),
+        ("Set-MailboxFolderPermission", "task_denied"),
+        ("Set-NoSuchThing", "unknown_task"),
+        ("Set-*", "unknown_task"),
+        ("Set-Mail?ox", "unknown_task"),
+    ] {
+        let (status, err) = file(json!({"task": task, "reason": "r", "duration": "30m"})).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some(want)),
+            "{task}: {err}"
+        );
+    }
+    let ok = json!({"task": "Set-Mailbox", "reason": "r", "duration": "30m"});
+    assert_eq!(file(ok.clone()).await.0, 201);
+    for (field, text) in [
+        ("reason", "move rob\r\x1b[2KGet-Mailbox only"),
+        ("reason", "fine\u{202e}xob"),
+        ("reason", "bell\x07"),
+        ("reason", "line\nbreak"),
+        ("reason", "c1\u{9b}2K"),
+        ("ticket", "T-1\x1b]0;x\x07"),
+        ("task", "Set-Mailbox\u{0}"),
+    ] {
+        let mut body = ok.clone();
+        body[field] = json!(text);
+        let (status, err) = file(body).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some("control_characters")),
+            "{field}={text:?}: {err}"
+        );
+    }
+    let mut body = ok.clone();
+    body["params"] = json!({"Identity": "rob\r@contoso.com"});
+    let (status, err) = file(body).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("control_characters")),
+        "{err}"
+    );
+}
+
+/// Item 6: decisions use the policy in force when they are made: votes of people who are no
+/// longer approvers do not count, the new approvers decide, and a changed quorum applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn votes_and_quorum_follow_the_rule_in_force() {
+    let mut env = Env::new();
+    env.add_user("erin", "seniors", "");
+    env.add_user("frank", "seniors", "");
+    let server = env.start(&[]);
+    let (alice, bob, dave, root) = (
+        env.cred("alice"),
+        env.cred("bob"),
+        env.cred("dave"),
+        env.cred("root"),
+    );
+    let (erin, frank) = (env.cred("erin"), env.cred("frank"));
+    let put = |text: String| {
+        let req = server
+            .http
+            .put(format!("{}/v1/policies/exchange.toml", server.url))
+            .bearer_auth(root)
+            .body(text);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let server_ref = &server;
+    let vote = move |id: String, who: String| async move {
+        let (status, v) = server_ref
+            .call("POST", &format!("/v1/requests/{id}/approve"), &who, None)
+            .await;
+        (
+            status,
+            v["status"]
+                .as_str()
+                .unwrap_or(v["error"].as_str().unwrap_or(""))
+                .to_owned(),
+        )
+    };
+    // Remove-Mailbox needs two mbmanagers. bob votes, then the rule moves to seniors.
+    let id = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(vote(id.clone(), bob.into()).await, (200, "pending".into()));
+    let seniors = POLICY.replace(
+        "tasks = [\"Remove-Mailbox\"]\napproval = \"manual\"\napprovers = [\"mbmanagers\"]",
+        "tasks = [\"Remove-Mailbox\"]\napproval = \"manual\"\napprovers = [\"seniors\"]",
+    );
+    assert_ne!(seniors, POLICY);
+    assert_eq!(put(seniors.clone()).await, 200);
+    // dave is no longer an approver of the rule; bob's earlier vote no longer counts.
+    assert_eq!(
+        vote(id.clone(), dave.into()).await,
+        (403, "not_an_approver".into())
+    );
+    assert_eq!(vote(id.clone(), erin.into()).await, (200, "pending".into()));
+    assert_eq!(
+        vote(id.clone(), frank.into()).await,
+        (200, "approved".into())
+    );
+
+    // The quorum raised after a vote: the new quorum applies.
+    let id = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(vote(id.clone(), erin.into()).await, (200, "pending".into()));
+    assert_eq!(
+        put(seniors.replace("min_approvals = 2", "min_approvals = 3")).await,
+        200
+    );
+    assert_eq!(
+        vote(id.clone(), frank.into()).await,
+        (200, "pending".into())
+    );
+    // ...and lowered: the next vote decides under it.
+    let id2 = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(
+        put(seniors.replace("min_approvals = 2", "min_approvals = 1")).await,
+        200
+    );
+    assert_eq!(
+        vote(id2.clone(), erin.into()).await,
+        (200, "approved".into())
+    );
+    // Nothing is decided without a vote: the first request waits for its next one.
+    let (status, v) = server
+        .call("GET", &format!("/v1/requests/{id}"), alice, None)
+        .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("pending")));
+    // A token approved under the old approvers is not signed once they are no longer approvers.
+    let id3 = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(
+        vote(id3.clone(), erin.into()).await,
+        (200, "approved".into())
+    );
+    assert_eq!(put(POLICY.to_owned()).await, 200);
+    let (status, err) = server
+        .call("GET", &format!("/v1/requests/{id3}/token"), alice, None)
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("beyond_policy")),
+        "{err}"
+    );
+}
