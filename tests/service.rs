@@ -1468,7 +1468,9 @@ fn code(out: &Output) -> Option<i32> {
 }
 
 fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("not JSON: {}", stderr(out)))
+    let v = serde_json::from_slice(&out.stdout);
+    assert!(v.is_ok(), "not JSON: {}", stderr(out));
+    v.unwrap()
 }
 
 /// Item 1: a counted grant is spent at the service by every gate path before it is honoured
