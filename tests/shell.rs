@@ -1194,3 +1194,48 @@ fn jitsh_alone_still_has_its_simulated_runspace() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Alice Johnson"));
 }
+
+/// Issue 9 item 2: a shell that talks to the approval service runs as its credential's user.
+/// Another user's credential with `--user alice` (any case) does not start a session as alice,
+/// neither does a credential the service does not know; without `--user` the session takes the
+/// credential's user, so alice's token is not carol's.
+#[test]
+fn a_shell_runs_as_its_credentials_user() {
+    let fx = Fixture::new();
+    let state = fx.path("state");
+    std::fs::create_dir(&state).unwrap();
+    let alice = add_user(&state, "alice", "").unwrap();
+    let carol = add_user(&state, "carol", "").unwrap();
+    let (mut service, server) = start_service(&fx, &state);
+    let shell = |credential: &str, user: &str| {
+        let mut args = fx.shell_args();
+        if let Some(i) = args.iter().position(|a| a == "alice") {
+            args[i] = user.to_string();
+        }
+        Command::new(JITSH)
+            .args(args)
+            .args(["--server", &server, "--", "/bin/true"])
+            .env("JITSH_CREDENTIAL", credential)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for user in ["alice", "ALICE", "Alice"] {
+        let out = shell(&carol, user);
+        assert_eq!(out.status.code(), Some(3), "{user}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("credential belongs to"), "{err}");
+    }
+    let out = shell("jitsh_unknown-credential", "alice");
+    assert_eq!(out.status.code(), Some(3));
+    // The owner's own credential starts the session.
+    let out = shell(&alice, "alice");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = service.kill();
+    let _ = service.wait();
+}
