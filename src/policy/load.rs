@@ -505,10 +505,6 @@ impl RuleCx<'_> {
         let mut offline = None;
         if let Some(d) = &r.offline {
             match parse_duration(d.get_ref()) {
-                Ok(v) if v.is_zero() => cx.err(
-                    &d.span(),
-                    "offline `0s` would allow nothing: leave `offline` out to refuse offline use",
-                ),
                 Ok(v) if v > MAX_DURATION_LIMIT => cx.err(
                     &d.span(),
                     format!("offline `{}` exceeds the 24h limit", d.get_ref()),
