@@ -1884,6 +1884,8 @@ async fn unusable_or_disguised_requests_are_refused_when_filed() {
         ("Set-NoSuchThing", "unknown_task"),
         ("Set-*", "unknown_task"),
         ("Set-Mail?ox", "unknown_task"),
+        // The rule names `Exchange\New-MoveRequest`: another module's command is no task of it.
+        ("Whatever\\New-MoveRequest", "unknown_task"),
     ] {
         let (status, err) = file(json!({"task": task, "reason": "r", "duration": "30m"})).await;
         assert_eq!(

@@ -253,6 +253,25 @@ impl Service {
             ));
         }
         let rule = choose_rule(&policies, who, &target, kind, body.rule.as_deref())?;
+        if kind == "task" {
+            // A task in another module than the rule names would be a grant no gate honours.
+            let (module, name) = match target.rsplit_once('\\') {
+                Some((m, n)) => (Some(m), n),
+                None => (None, target.as_str()),
+            };
+            if !policies
+                .rule(&rule.id)
+                .is_some_and(|r| r.covers_name_strictly(name, module))
+            {
+                return Err(ApiError::policy(
+                    "unknown_task",
+                    format!(
+                        "rule `{}` does not name `{target}` in that module; request the task as the rule names it",
+                        rule.id
+                    ),
+                ));
+            }
+        }
         let limit = rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT);
         if duration > limit {
             return Err(ApiError::policy(
