@@ -2021,4 +2021,14 @@ async fn votes_and_quorum_follow_the_rule_in_force() {
         (409, Some("beyond_policy")),
         "{err}"
     );
+    // A pending request longer than the rule now allows cannot be approved.
+    let id4 = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(
+        put(POLICY.replace("max_duration = \"1h\"", "max_duration = \"30m\"")).await,
+        200
+    );
+    assert_eq!(
+        vote(id4.clone(), bob.into()).await,
+        (409, "beyond_policy".into())
+    );
 }

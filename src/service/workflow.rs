@@ -400,6 +400,16 @@ impl Service {
         // earlier votes still count, its quorum how many are needed.
         let rule = self.rule_in_force(&record)?;
         self.may_decide(who, &record, &rule.approvers)?;
+        let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
+        if record.new.duration_secs > limit || record.new.duration_secs <= 0 {
+            return Err(ApiError::conflict(
+                "beyond_policy",
+                format!(
+                    "request `{id}` asks for longer than rule `{}` now allows; it must be filed again",
+                    rule.id
+                ),
+            ));
+        }
         let at = now.unix_timestamp();
         let grant = self.new_grant(&record.new, at)?;
         let vote = Approval {
