@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
 use crate::invocation::Invocation;
-use crate::policy::{Effect, ParamConstraints, PolicySet, Tri};
+use crate::policy::{Effect, PolicySet, Tri};
 use crate::resolve;
 use crate::span::Span;
 use crate::syntax::{ParseError, ParseErrorKind};
@@ -33,12 +33,15 @@ pub struct GateContext<'a> {
     pub now: OffsetDateTime,
     /// Tokens whose signature has been verified (at load time).
     pub tokens: &'a [VerifiedToken],
-    /// Revoked token ids (`jti`) as last known from the approval service.
+    /// Token ids (`jti`) the approval service refused to confirm for this line (revoked, used
+    /// up, locked, another user's): they cover nothing.
     pub revoked: &'a HashSet<String>,
     /// Clock skew tolerated on `nbf`/`exp`.
     pub skew: time::Duration,
-    /// Whether the caller will consume a use at the approval service before running the line.
-    /// An offline gate refuses counted (`uses`) tokens rather than over-using them.
+    /// Whether the caller confirms every covering token at the approval service before the line
+    /// runs ([`grants_used`]: revocation, locks, the holder's identity and counted uses are the
+    /// service's to check at that moment). An offline gate honours a token only when its rule
+    /// allows offline use and the token is inside that bound, and never a counted one.
     pub online: bool,
 }
 
@@ -151,17 +154,29 @@ fn limit_counted_grants(decisions: &mut [InvocationDecision], ctx: &GateContext<
 /// Token ids of counted grants that cover an invocation of an allowed line: each must be spent
 /// at the approval service (one use) before the line runs.
 pub fn counted_grants_used(decision: &LineDecision, tokens: &[VerifiedToken]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    grants_used(decision, tokens)
+        .into_iter()
+        .filter(|(_, counted)| *counted)
+        .map(|(jti, _)| jti)
+        .collect()
+}
+
+/// Every token that covers an invocation of the line, once each, with whether it is counted;
+/// uncounted ones first, so confirming them (no side effect) comes before spending a use. An
+/// online gate confirms each at the approval service before the line runs.
+pub fn grants_used(decision: &LineDecision, tokens: &[VerifiedToken]) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
     for d in &decision.invocations {
         if let Some(jti) = &d.token {
             let counted = tokens
                 .iter()
                 .any(|t| t.jti() == jti && t.claims().uses.is_some());
-            if counted && !out.contains(jti) {
-                out.push(jti.clone());
+            if !out.iter().any(|(j, _)| j == jti) {
+                out.push((jti.clone(), counted));
             }
         }
     }
+    out.sort_by_key(|(_, counted)| *counted);
     out
 }
 
@@ -272,7 +287,7 @@ fn token_covers(
         .map_err(|e| e.to_string())?;
     let claims = token.claims();
     if ctx.revoked.contains(token.jti()) {
-        return Err("it has been revoked".into());
+        return Err("the approval service does not confirm it".into());
     }
     if claims.uses.is_some() && !ctx.online {
         return Err(
@@ -294,26 +309,32 @@ fn token_covers(
         .policies
         .rule(&claims.rule)
         .ok_or_else(|| format!("its rule `{}` is not in the loaded policies", claims.rule))?;
-    if rule.effect != Effect::Approval || !rule.covers_name(&inv.name, inv.module.as_deref()) {
+    if !ctx.online {
+        offline_allowed(token, rule, ctx.now)?;
+    }
+    // Coverage is strict about module qualifiers: what a grant covers must be the very command
+    // its rule and tasks name, while restrictive matching stays loose.
+    if rule.effect != Effect::Approval
+        || !rule.covers_name_strictly(&inv.name, inv.module.as_deref())
+    {
         return Err(format!(
             "its rule `{}` does not cover `{}`",
-            claims.rule, inv.name
+            claims.rule,
+            shown_name(inv)
         ));
     }
     if !claims
         .tasks
         .iter()
-        .any(|t| task_matches(t, &inv.name, ctx.policies))
+        .any(|t| task_matches(t, inv, ctx.policies, 0))
     {
         return Err(format!(
             "it grants {} but not `{}`",
             claims.tasks.join(", "),
-            inv.name
+            shown_name(inv)
         ));
     }
-    if let Some(params) = &claims.params {
-        let constraints = ParamConstraints::from_json(params)
-            .map_err(|e| format!("its parameter scope cannot be read: {e}"))?;
+    if let Some(constraints) = &claims.params {
         match constraints.check(inv) {
             Tri::Yes => {}
             Tri::No => return Err("the parameters are outside its scope".into()),
@@ -348,15 +369,69 @@ fn token_covers(
     Ok(())
 }
 
-/// A granted task: a cmdlet name (case-insensitive, optional module qualifier) or `role:NAME`.
-fn task_matches(task: &str, name: &str, policies: &PolicySet) -> bool {
+/// A granted task covers an invocation: a cmdlet name (case-insensitive) or `role:NAME`.
+/// Module qualifiers match strictly: an invocation written `Module\Name` is covered only by a
+/// grant naming that same module (`Exchange\New-MoveRequest` never covers
+/// `Whatever\New-MoveRequest`); an unqualified grant covers only the unqualified name, i.e. the
+/// command the runspace resolves by that name. A qualified grant also covers the unqualified
+/// name. Roles nest at most a few levels (the loader refuses cycles; the bound is a guard).
+fn task_matches(task: &str, inv: &Invocation, policies: &PolicySet, depth: u8) -> bool {
     if let Some(role) = task.strip_prefix("role:") {
-        return policies
-            .role(role)
-            .is_some_and(|tasks| tasks.iter().any(|t| task_matches(t, name, policies)));
+        return depth < 4
+            && policies.role(role).is_some_and(|tasks| {
+                tasks
+                    .iter()
+                    .any(|t| task_matches(t, inv, policies, depth + 1))
+            });
     }
-    let bare = task.rsplit('\\').next().unwrap_or(task);
-    bare.eq_ignore_ascii_case(name)
+    let (module, bare) = match task.rsplit_once('\\') {
+        Some((m, n)) => (Some(m), n),
+        None => (None, task),
+    };
+    if !bare.eq_ignore_ascii_case(&inv.name) {
+        return false;
+    }
+    match (inv.module.as_deref(), module) {
+        (None, _) => true,
+        (Some(got), Some(want)) => got.eq_ignore_ascii_case(want),
+        (Some(_), None) => false,
+    }
+}
+
+/// Offline use: the gate cannot confirm the token with the service, so it honours it only when
+/// the rule in the gate's policies allows offline use, the token was issued with that
+/// allowance, and `now` is inside the smaller of the two bounds after the token's issue.
+fn offline_allowed(
+    token: &VerifiedToken,
+    rule: &crate::policy::Rule,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let claims = token.claims();
+    let (Some(by_rule), Some(by_token)) = (rule.offline, claims.offline) else {
+        return Err(format!(
+            "the approval service is not reachable to confirm it, and rule `{}` does not allow offline use (`offline`)",
+            claims.rule
+        ));
+    };
+    let secs = by_rule.as_secs().min(by_token);
+    let bound = i64::try_from(secs)
+        .ok()
+        .and_then(|s| claims.iat.checked_add(time::Duration::seconds(s)));
+    match bound {
+        Some(until) if now < until => Ok(()),
+        _ => Err(format!(
+            "the approval service is not reachable to confirm it, and its offline allowance ({secs} s after issue under rule `{}`) is over",
+            claims.rule
+        )),
+    }
+}
+
+/// The name as the line wrote its module, for messages.
+fn shown_name(inv: &Invocation) -> String {
+    match &inv.module {
+        Some(m) => format!("{m}\\{}", inv.name),
+        None => inv.name.clone(),
+    }
 }
 
 fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {

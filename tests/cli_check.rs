@@ -90,7 +90,7 @@ fn claims(sub: &str, rule: &str, tasks: &[&str]) -> Claims {
         approvers: vec!["bob".into()],
         uses: None,
         command: None,
-        aud: None,
+        offline: Some(3600),
         extra: Default::default(),
     }
 }
@@ -99,6 +99,21 @@ fn write_token(keys: &Keys, name: &str, c: &Claims) -> PathBuf {
     let path = keys.root.join(name);
     std::fs::write(&path, issue(c, &keys.key).unwrap()).unwrap();
     path
+}
+
+/// A copy of the shipped policies in which rule `id` allows offline use for an hour.
+fn policies_with_offline(keys: &Keys, id: &str) -> PathBuf {
+    let dir = keys.root.join(format!("policies-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header = format!("id           = \"{id}\"\n");
+        let text = text.replace(&header, &format!("{header}offline      = \"1h\"\n"));
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    dir
 }
 
 fn p(path: &Path) -> &str {
@@ -247,7 +262,12 @@ fn a_token_is_bound_to_its_rule_params_and_exact_command() {
     assert_eq!(code, Some(1), "{v}");
     // Param scope.
     let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
-    c.params = Some(serde_json::json!({"Identity": {"glob": "rob@*"}}));
+    c.params = Some(
+        jitsh::policy::ParamConstraints::from_json(
+            &serde_json::json!({"Identity": {"glob": "rob@*"}}),
+        )
+        .unwrap(),
+    );
     let scoped = write_token(&k, "scoped.tok", &c);
     let args = |line: &'static str| {
         vec![
@@ -352,33 +372,47 @@ fn tokens_are_verified_when_loaded() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--trust-key"));
 }
 
+/// A gate whose service does not answer decides offline: a token counts only where its rule
+/// allows offline use (the shipped `mailbox-moves` does, for an hour), and it says so.
 #[test]
-fn an_unreachable_service_means_no_token_is_honoured() {
+fn an_unreachable_service_leaves_only_offline_tokens() {
     let k = keys();
-    let tok = write_token(
-        &k,
-        "move.tok",
-        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
-    );
-    // Port 9 on loopback: nothing listens there.
-    let (code, v) = check(&[
-        "--server",
-        "http://127.0.0.1:9",
-        "--user",
-        "alice",
-        "--token",
-        p(&tok),
-        "--trust-key",
-        p(&k.public),
-        "--now",
-        IN_WINDOW,
-        MOVE,
-    ]);
-    assert_eq!(code, Some(1), "{v}");
+    let run = |c: &Claims| {
+        let tok = write_token(&k, &format!("{}.tok", c.jti), c);
+        // Port 9 on loopback: nothing listens there.
+        check(&[
+            "--server",
+            "http://127.0.0.1:9",
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            MOVE,
+        ])
+    };
+    let (code, v) = run(&claims("alice", "mailbox-moves", &["New-MoveRequest"]));
+    assert_eq!(code, Some(0), "{v}");
     assert!(
-        v["warning"].as_str().unwrap_or("").contains("revocations"),
+        v["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("could not be reached"),
         "{v}"
     );
+    let mut online_only = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+    online_only.jti = "online-only".into();
+    online_only.offline = None;
+    let (code, v) = run(&online_only);
+    assert_eq!(code, Some(1), "{v}");
+    let mut counted = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+    counted.jti = "counted".into();
+    counted.uses = Some(1);
+    let (code, v) = run(&counted);
+    assert_eq!(code, Some(1), "{v}");
 }
 
 #[test]
@@ -500,8 +534,32 @@ fn a_token_counts_only_for_the_most_specific_approval_rule() {
         "broad.tok",
         &claims("alice", "other-changes", &["Set-Mailbox"]),
     );
+    // This gate has no approval service: the shipped rule does not allow offline use, so the
+    // grant counts only where the policy says it may.
+    let (code, v) = check(&[
+        "--user",
+        "alice",
+        "--token",
+        p(&broad),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        "Set-Mailbox rob -DisplayName Rob",
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not allow offline use"),
+        "{v}"
+    );
+    let policies = policies_with_offline(&k, "other-changes");
     let args = |line: &'static str| {
         vec![
+            "--policies",
+            p(&policies),
             "--user",
             "alice",
             "--token",
@@ -590,4 +648,215 @@ fn an_exact_command_grant_does_not_cover_pipeline_input() {
         "Get-MoveRequest -ResultSize Unlimited | Remove-MoveRequest -Confirm:$false",
     ));
     assert_eq!(code, Some(1), "{v}");
+}
+
+/// Issue 8 class 13: a grant covers the command its task names and no other module's command of
+/// the same name. An unqualified grant covers only the unqualified name (the command the
+/// runspace resolves); a qualified grant covers that module's command, written qualified or not.
+#[test]
+fn a_grant_covers_its_own_module_only() {
+    let k = keys();
+    let bare = write_token(
+        &k,
+        "bare.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    let mut c = claims("alice", "mailbox-moves", &["Exchange\\New-MoveRequest"]);
+    c.jti = "tok-qualified".into();
+    let qualified = write_token(&k, "qualified.tok", &c);
+    let run = |tok: &Path, line: &str| {
+        let (code, v) = check(&[
+            "--user",
+            "alice",
+            "--token",
+            p(tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]);
+        (code, v)
+    };
+    for (tok, line, want) in [
+        (&bare, "New-MoveRequest rob", 0),
+        (&bare, "Whatever\\New-MoveRequest rob", 1),
+        (&bare, "Exchange\\New-MoveRequest rob", 1),
+        (&bare, "Get-Mailbox rob | % { Evil\\New-MoveRequest $_ }", 1),
+        (&qualified, "Exchange\\New-MoveRequest rob", 0),
+        (&qualified, "exchange\\new-moverequest rob", 0),
+        (&qualified, "New-MoveRequest rob", 0),
+        (&qualified, "Whatever\\New-MoveRequest rob", 1),
+        (&qualified, "Microsoft.Exchange\\New-MoveRequest rob", 1),
+        (
+            &qualified,
+            "Get-Mailbox rob | % { Evil\\New-MoveRequest $_ }",
+            1,
+        ),
+    ] {
+        let (code, v) = run(tok, line);
+        assert_eq!(code, Some(want), "{line}: {v}");
+        if want == 1 {
+            assert_eq!(
+                v["invocations"].as_array().unwrap().last().unwrap()["token"],
+                Value::Null,
+                "{line}: {v}"
+            );
+        }
+    }
+}
+
+/// Issue 9 item 4: a gate that cannot confirm a token with the approval service honours it only
+/// when the rule allows offline use, the token was issued with that allowance, and inside the
+/// smaller of the two bounds after issue; never a counted grant.
+#[test]
+fn offline_use_is_the_rules_explicit_choice_with_a_bound() {
+    let k = keys();
+    let run = |c: &Claims, now: &str| {
+        let tok = write_token(&k, &format!("{}.tok", c.jti), c);
+        check(&[
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            now,
+            MOVE,
+        ])
+    };
+    let long = |jti: &str, offline: Option<u64>| {
+        let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+        c.jti = jti.into();
+        c.exp = datetime!(2026-11-27 13:00 UTC);
+        c.offline = offline;
+        c
+    };
+    // The rule (shipped: 1h) and the token (30 min) both bound it: the smaller wins.
+    let short = long("short", Some(1800));
+    assert_eq!(run(&short, "2026-11-27T10:29:00Z").0, Some(0));
+    let (code, v) = run(&short, "2026-11-27T10:31:00Z");
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("offline allowance"),
+        "{v}"
+    );
+    let generous = long("generous", Some(7200));
+    assert_eq!(run(&generous, "2026-11-27T10:59:00Z").0, Some(0));
+    assert_eq!(run(&generous, "2026-11-27T11:01:00Z").0, Some(1));
+    assert_eq!(run(&generous, "2026-11-27T12:30:00Z").0, Some(1));
+    // A token issued without the allowance is never honoured offline.
+    let (code, v) = run(&long("none", None), IN_WINDOW);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("not reachable"),
+        "{v}"
+    );
+    // A rule without `offline` never lets its tokens count offline, whatever they carry.
+    let mut other = claims(
+        "alice",
+        "mailbox-import-export",
+        &["New-MailboxExportRequest"],
+    );
+    other.offline = Some(7200);
+    let tok = write_token(&k, "export.tok", &other);
+    let (code, v) = check(&[
+        "--user",
+        "alice",
+        "--token",
+        p(&tok),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        "New-MailboxExportRequest rob -FilePath \\\\srv\\pst\\rob.pst",
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not allow offline use"),
+        "{v}"
+    );
+    // A counted grant is never honoured without the service to count it.
+    let mut counted = long("counted", Some(3600));
+    counted.uses = Some(5);
+    let (code, v) = run(&counted, IN_WINDOW);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("counted grant"),
+        "{v}"
+    );
+}
+
+/// Issue 9 item 3: skew has one default and a bound of five minutes on every command that
+/// checks tokens; a larger one is a usage error, never an expired token that runs.
+#[test]
+fn skew_beyond_five_minutes_is_refused_everywhere() {
+    let k = keys();
+    let tok = write_token(
+        &k,
+        "move.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    for skew in ["301", "3600", "86400", "99999999999"] {
+        let out = jitsh()
+            .args([
+                "check",
+                "--user",
+                "alice",
+                "--token",
+                p(&tok),
+                "--trust-key",
+                p(&k.public),
+            ])
+            .args(["--now", "2026-11-27T12:00:00Z", "--skew", skew, MOVE])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "check --skew {skew}");
+        let out = jitsh()
+            .args([
+                "token",
+                "inspect",
+                p(&tok),
+                "--trust-key",
+                p(&k.public),
+                "--skew",
+                skew,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "token inspect --skew {skew}");
+        let out = jitsh()
+            .args(["exec", "--skew", skew, "--", "Get-Mailbox"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "exec --skew {skew}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("300"),
+            "{skew}"
+        );
+    }
+    // Inside the bound: four minutes after exp with the largest skew still counts; the default
+    // (60 s) does not.
+    let base = [
+        "--user",
+        "alice",
+        "--token",
+        p(&tok),
+        "--trust-key",
+        p(&k.public),
+    ];
+    let (code, _) = check(
+        &[
+            &base[..],
+            &["--now", "2026-11-27T10:59:30Z", "--skew", "300", MOVE],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0));
+    let (code, _) = check(&[&base[..], &["--now", "2026-11-27T11:04:00Z", MOVE]].concat());
+    assert_eq!(code, Some(1));
 }

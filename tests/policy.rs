@@ -1214,3 +1214,40 @@ mod index_agrees_with_brute_force {
         }
     }
 }
+
+/// `offline` is an approval rule's explicit, bounded choice; every bad value is refused with
+/// its file, line and column, and the whole load fails.
+#[test]
+fn offline_is_validated_with_its_position() {
+    let rule = |extra: &str| {
+        format!("[[rule]]\nid = \"m\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"g\"]\nmax_duration = \"4h\"\n{extra}\n")
+    };
+    let s = set(&rule("offline = \"15m\""));
+    assert_eq!(
+        s.rule("m").unwrap().offline,
+        Some(std::time::Duration::from_secs(900))
+    );
+    assert_eq!(set(&rule("")).rule("m").unwrap().offline, None);
+    for (value, says) in [
+        ("\"0s\"", "invalid duration"),
+        ("\"5h\"", "longer than the rule's max_duration"),
+        ("\"25h\"", "24h"),
+        ("\"soon\"", "invalid duration"),
+        ("\"-15m\"", "invalid duration"),
+    ] {
+        let src = PolicySource::new("o.toml", rule(&format!("offline = {value}")));
+        let err = PolicySet::from_sources(std::slice::from_ref(&src)).unwrap_err();
+        let shown = err.render(&[src]);
+        assert!(shown.starts_with("o.toml:7:11: "), "{value}: {shown}");
+        assert!(shown.contains(says), "{value}: {shown}");
+    }
+    let err = load_err(&rule("offline = 900"));
+    assert!(err.contains("test.toml:7:"), "{err}");
+    let err = load_err(
+        "[[rule]]\nid = \"a\"\neffect = \"allow\"\ntasks = [\"Get-X\"]\noffline = \"15m\"\n",
+    );
+    assert!(
+        err.contains("test.toml:5:") && err.contains("offline"),
+        "{err}"
+    );
+}

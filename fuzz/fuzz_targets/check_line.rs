@@ -52,7 +52,7 @@ fn fixture() -> &'static Fixture {
             approvers: vec!["bob".into()],
             uses: None,
             command: None,
-            aud: None,
+            offline: Some(3600),
             extra: Default::default(),
         };
         let broad = claims(

@@ -1,7 +1,6 @@
 //! What several subcommands share: loading policies, catalog, trust keys and tokens for a gate,
 //! reading lines, the batch protocol, and the user's name.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -119,6 +118,25 @@ pub(crate) fn load_token(path: &Path, trust: &TrustStore) -> Result<VerifiedToke
     })
 }
 
+/// `--skew SECONDS`, the same for every command that checks tokens: at most
+/// [`token::MAX_SKEW`], so no flag stretches a grant past its window by more than a few minutes.
+pub(crate) fn parse_skew(text: &str) -> Result<u32, String> {
+    let max = token::MAX_SKEW.whole_seconds();
+    let secs: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds from 0 to {max}"))?;
+    let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+    if i64::from(secs) > max {
+        return Err(format!(
+            "{secs} s is more clock skew than jitsh tolerates: use at most {max} s (fix the clocks instead)"
+        ));
+    }
+    Ok(secs)
+}
+
+/// The default `--skew`, in seconds (as clap wants it).
+pub(crate) const DEFAULT_SKEW_SECS: &str = "60";
+
 pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|e| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z): {e}"))
@@ -139,6 +157,11 @@ pub(crate) fn user_name(flag: Option<&str>) -> String {
     login_name()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether the user was named (flag or JITSH_USER) rather than taken from the login.
+pub(crate) fn user_explicit(flag: Option<&str>) -> bool {
+    flag.is_some_and(|u| !u.is_empty()) || std::env::var("JITSH_USER").is_ok_and(|u| !u.is_empty())
 }
 
 /// The passwd name of the real user id (read from /proc and /etc/passwd: no unsafe calls).
@@ -284,42 +307,20 @@ fn echo_fields(out: &mut Value, echo: Map<String, Value>) {
     }
 }
 
-/// Revoked token ids from the approval service (`GET /v1/revocations`).
-pub(crate) fn fetch_revocations(server: &str) -> Result<HashSet<String>, String> {
-    let url = format!("{}/v1/revocations", server.trim_end_matches('/'));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
-    rt.block_on(async {
-        let timeout = std::time::Duration::from_secs(5);
-        let client = crate::net::client_for(server, timeout, timeout).map_err(|e| e.to_string())?;
-        let mut req = client.get(&url);
-        if let Ok(cred) = std::env::var("JITSH_CREDENTIAL") {
-            req = req.bearer_auth(cred);
-        }
-        let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url} answered {}", resp.status()));
-        }
-        let body: Value = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
-        Ok(revoked_ids(&body))
-    })
-}
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
 
-/// Accepts `{"revoked": ["jti", ...]}` or `{"revoked": [{"jti": ...}, ...]}`.
-fn revoked_ids(body: &Value) -> HashSet<String> {
-    body.get("revoked")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| {
-                    i.as_str()
-                        .or_else(|| i.get("jti").and_then(Value::as_str))
-                        .map(str::to_owned)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    #[test]
+    fn one_skew_default_and_a_bound_for_every_command() {
+        let default = parse_skew(DEFAULT_SKEW_SECS).unwrap();
+        assert_eq!(i64::from(default), token::DEFAULT_SKEW.whole_seconds());
+        assert_eq!(parse_skew("300"), Ok(300));
+        for too_much in ["301", "3600", "86400", "4294967295"] {
+            assert!(parse_skew(too_much).is_err(), "{too_much}");
+        }
+        assert!(parse_skew("-1").is_err());
+        assert!(parse_skew("1e9").is_err());
+    }
 }

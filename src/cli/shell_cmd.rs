@@ -25,7 +25,8 @@ pub struct GateOpts {
     /// Approval service URL (for `:request`, token pick-up and revocations).
     #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
     server: Option<String>,
-    /// Session user (default: $JITSH_USER, else the login name).
+    /// Session user (default: $JITSH_USER, else the login name). With an approval service it
+    /// must be the user the credential belongs to (default: that user).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Approval token file to use (repeatable).
@@ -36,8 +37,9 @@ pub struct GateOpts {
     /// stored.
     #[arg(long = "trust-key", value_name = "FILE")]
     trust_keys: Vec<PathBuf>,
-    /// Clock skew tolerated on token validity, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// Clock skew tolerated on token validity, in seconds (at most 300).
+    #[arg(long, default_value = super::common::DEFAULT_SKEW_SECS, value_name = "SECONDS",
+          value_parser = super::common::parse_skew)]
     skew: u32,
 }
 
@@ -150,7 +152,10 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Err(e) => return super::fail(e),
     };
     let checked = match Access::load(&config) {
-        Ok(mut access) => rt.block_on(access.check(&line)),
+        Ok(mut access) => match rt.block_on(access.bind_identity()) {
+            Ok(()) => rt.block_on(access.check(&line)),
+            Err(e) => return super::fail(e),
+        },
         Err(e) => return super::fail(e),
     };
     let d = checked.decision;
@@ -336,6 +341,7 @@ fn access_config(gate: GateOpts) -> AccessConfig {
     AccessConfig {
         policies_dir: gate.policies,
         user: super::common::user_name(gate.user.as_deref()),
+        user_explicit: super::common::user_explicit(gate.user.as_deref()),
         token_files: gate.tokens,
         trust_keys: super::login::trust_key_files(&gate.trust_keys),
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),

@@ -56,9 +56,10 @@ struct InspectArgs {
     /// Check that the token is for this user.
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
-    /// Clock skew tolerated at both ends of the validity window, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = token::DEFAULT_SKEW.whole_seconds().unsigned_abs())]
-    skew: u64,
+    /// Clock skew tolerated at both ends of the validity window, in seconds (at most 300).
+    #[arg(long, value_name = "SECONDS", default_value = super::common::DEFAULT_SKEW_SECS,
+          value_parser = super::common::parse_skew)]
+    skew: u32,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -248,7 +249,7 @@ fn inspect(args: InspectArgs) -> ExitCode {
         }
     }
     let now = args.now.unwrap_or_else(OffsetDateTime::now_utc);
-    let skew = Duration::seconds(i64::try_from(args.skew).unwrap_or(i64::MAX));
+    let skew = Duration::seconds(i64::from(args.skew));
 
     let verified = if trust.is_empty() {
         Err(Outcome::NotChecked(
@@ -350,7 +351,7 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
     println!("rule       {}", clean(&c.rule));
     println!("tasks      {}", list(&c.tasks));
     if let Some(p) = &c.params {
-        println!("params     {p}");
+        println!("params     {}", clean(&p.to_json().to_string()));
     }
     println!("request    {}", clean(&c.request));
     println!("approvers  {}", list(&c.approvers));
@@ -362,8 +363,8 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
     if let Some(cmd) = &c.command {
         println!("command    {}", clean(cmd));
     }
-    if let Some(aud) = &c.aud {
-        println!("audience   {}", clean(aud));
+    if let Some(secs) = c.offline {
+        println!("offline    {secs} s after issue");
     }
     for (name, value) in &c.extra {
         println!("{:<10} {value}", clean(name));

@@ -65,6 +65,7 @@ struct RawRule {
     requesters: Option<Spanned<Vec<Spanned<String>>>>,
     max_duration: Option<Spanned<String>>,
     min_approvals: Option<Spanned<i64>>,
+    offline: Option<Spanned<String>>,
     // Not `Spanned`: dotted-key tables (`when.any_param = ...`) carry no span of their own.
     when: Option<RawWhen>,
     params: Option<RawParams>,
@@ -501,6 +502,27 @@ impl RuleCx<'_> {
                 only_for_approval(cx, d.span(), "max_duration");
             }
         }
+        let mut offline = None;
+        if let Some(d) = &r.offline {
+            match parse_duration(d.get_ref()) {
+                Ok(v) if v > MAX_DURATION_LIMIT => cx.err(
+                    &d.span(),
+                    format!("offline `{}` exceeds the 24h limit", d.get_ref()),
+                ),
+                Ok(v) if max_duration.is_some_and(|m| v > m) => cx.err(
+                    &d.span(),
+                    format!(
+                        "offline `{}` is longer than the rule's max_duration: no grant lasts that long",
+                        d.get_ref()
+                    ),
+                ),
+                Ok(v) => offline = Some(v),
+                Err(m) => cx.err(&d.span(), m),
+            }
+            if effect.is_some() && !is_approval {
+                only_for_approval(cx, d.span(), "offline");
+            }
+        }
         let mut min_approvals = 1;
         if let Some(m) = &r.min_approvals {
             match u32::try_from(*m.get_ref()) {
@@ -549,6 +571,7 @@ impl RuleCx<'_> {
             requesters,
             max_duration,
             min_approvals,
+            offline,
             when_any_param,
             params: params.flatten(),
             description: r.description,

@@ -144,6 +144,9 @@ pub struct Rule {
     pub max_duration: Option<Duration>,
     /// Distinct approvers needed (extension; default 1).
     pub min_approvals: u32,
+    /// `offline`: how long after issue a gate that cannot reach the approval service may still
+    /// honour a grant of this rule (approval rules only; none: never offline).
+    pub offline: Option<Duration>,
     /// `when.any_param`: the rule applies only if one of these parameters is used.
     pub when_any_param: Option<Vec<String>>,
     /// `params`: `only` and per-parameter value constraints.
@@ -171,6 +174,26 @@ impl Rule {
             .iter()
             .any(|p| p.covers(&lname, lmodule.as_deref(), strict))
             && !self.excepted(&lname, lmodule.as_deref())
+    }
+
+    /// Like [`Rule::covers_name`], but a module qualifier in a task must agree with the
+    /// invocation's whatever the effect: what a grant under this rule covers (a token never
+    /// widens to another module's command of the same name).
+    pub fn covers_name_strictly(&self, name: &str, module: Option<&str>) -> bool {
+        let (name, module) = split_module(name, module);
+        let lname: Vec<char> = name
+            .chars()
+            .map(crate::policy::pattern::lower_char)
+            .collect();
+        let lmodule = module.map(lower);
+        self.patterns
+            .iter()
+            .any(|p| p.covers(&lname, lmodule.as_deref(), true))
+            // An exception only narrows a grant, so it matches whatever the qualifier.
+            && !self
+                .except_patterns
+                .iter()
+                .any(|p| p.covers(&lname, lmodule.as_deref(), false))
     }
 
     /// Whether an `except` entry covers the (lowercased) name. The module qualifier of an

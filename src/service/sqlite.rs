@@ -11,7 +11,7 @@ use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
     Approval, ApproveOutcome, GateBatch, Grant, Hook, Lock, NewRequest, Notification, OutboxItem,
-    RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
+    Quorum, RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
 };
 
 /// Schema steps; `user_version` is the number applied. Append only.
@@ -383,6 +383,7 @@ impl Store for SqliteStore {
         id: &str,
         vote: &Approval,
         grant: &Grant,
+        quorum: &Quorum<'_>,
         hook: Hook<'_, ApproveOutcome>,
     ) -> Result<ApproveOutcome, StoreError> {
         self.step(|tx| {
@@ -398,8 +399,20 @@ impl Store for SqliteStore {
                 params![id, vote.approver, vote.comment, vote.at],
             )
             .map_err(backend)?;
-            let votes = record.approvals.len() + 1;
-            let needed = usize::try_from(record.new.min_approvals.max(1)).unwrap_or(usize::MAX);
+            // Earlier votes count only if their voters are still approvers now.
+            let mut voters: Vec<String> = record
+                .approvals
+                .iter()
+                .filter(|a| (quorum.counts)(&a.approver))
+                .map(|a| a.approver.to_lowercase())
+                .collect();
+            if (quorum.counts)(&vote.approver) {
+                voters.push(vote.approver.to_lowercase());
+            }
+            voters.sort_unstable();
+            voters.dedup();
+            let votes = voters.len();
+            let needed = usize::try_from(quorum.needed.max(1)).unwrap_or(usize::MAX);
             let outcome = if votes >= needed {
                 set_decided(
                     tx,
@@ -617,7 +630,7 @@ impl Store for SqliteStore {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
-                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE revoked_at IS NOT NULL AND revoked_at >= ?1 ORDER BY revoked_at, jti",
+                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE (revoked_at IS NOT NULL AND revoked_at >= ?1) OR (uses IS NOT NULL AND used >= uses) ORDER BY revoked_at, jti",
             )
             .map_err(backend)?;
         let rows = stmt
@@ -818,6 +831,14 @@ mod tests {
         }
     }
 
+    /// Every voter counts; `needed` votes decide.
+    fn all(needed: u32) -> Quorum<'static> {
+        Quorum {
+            needed,
+            counts: &|_| true,
+        }
+    }
+
     fn vote(who: &str, at: i64) -> Approval {
         Approval {
             approver: who.into(),
@@ -835,21 +856,33 @@ mod tests {
             .create_request(&new_request("r1", 2), &[], None, &mut |_| Ok(vec![]))
             .unwrap();
         let first = store
-            .approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| {
-                Ok(vec![])
-            })
+            .approve(
+                "r1",
+                &vote("bob", 200),
+                &grant("r1", 200),
+                &all(2),
+                &mut |_| Ok(vec![]),
+            )
             .unwrap();
         assert!(matches!(first, ApproveOutcome::Recorded { .. }));
-        let again = store.approve("r1", &vote("bob", 201), &grant("r1", 201), &mut |_| {
-            Ok(vec![])
-        });
+        let again = store.approve(
+            "r1",
+            &vote("bob", 201),
+            &grant("r1", 201),
+            &all(2),
+            &mut |_| Ok(vec![]),
+        );
         assert!(matches!(again, Err(StoreError::AlreadyApproved { .. })));
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         let second = store
-            .approve("r1", &vote("dave", 300), &grant("r1", 300), &mut |_| {
-                Ok(vec![])
-            })
+            .approve(
+                "r1",
+                &vote("dave", 300),
+                &grant("r1", 300),
+                &all(2),
+                &mut |_| Ok(vec![]),
+            )
             .unwrap();
         let ApproveOutcome::Decided { record } = second else {
             panic!("quorum of two not reached");
@@ -865,12 +898,18 @@ mod tests {
         store
             .create_request(&new_request("r1", 1), &[], None, &mut |_| Ok(vec![]))
             .unwrap();
-        let failed = store.approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| {
-            Err(crate::audit::AuditSinkError {
-                path: "audit".into(),
-                message: "disk full".into(),
-            })
-        });
+        let failed = store.approve(
+            "r1",
+            &vote("bob", 200),
+            &grant("r1", 200),
+            &all(1),
+            &mut |_| {
+                Err(crate::audit::AuditSinkError {
+                    path: "audit".into(),
+                    message: "disk full".into(),
+                })
+            },
+        );
         assert!(matches!(failed, Err(StoreError::Audit(_))));
         let record = store.request("r1").unwrap();
         assert_eq!(record.status, Status::Pending);

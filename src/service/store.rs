@@ -152,6 +152,22 @@ pub enum ApproveOutcome {
     Decided { record: RequestRecord },
 }
 
+/// How an approval step counts votes: under the rule as it is when the vote is cast.
+pub struct Quorum<'a> {
+    /// Distinct counted votes needed.
+    pub needed: u32,
+    /// Whether a voter's approval counts now (still an approver, not the requester).
+    pub counts: &'a dyn Fn(&str) -> bool,
+}
+
+impl std::fmt::Debug for Quorum<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quorum")
+            .field("needed", &self.needed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A revoked grant, for gates.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Revocation {
@@ -226,12 +242,14 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError>;
 
-    /// Add one approver's vote; when it completes the quorum, approve with `grant`.
+    /// Add one approver's vote; when the votes that count under `quorum` (this one included)
+    /// reach its quorum, approve with `grant`.
     fn approve(
         &self,
         id: &str,
         vote: &Approval,
         grant: &Grant,
+        quorum: &Quorum<'_>,
         hook: Hook<'_, ApproveOutcome>,
     ) -> Result<ApproveOutcome, StoreError>;
 
@@ -274,7 +292,7 @@ pub trait Store: Send + Sync {
     /// Locks not yet expired at `now`.
     fn active_locks(&self, now: UnixTime) -> Result<Vec<Lock>, StoreError>;
 
-    /// Grants revoked at or after `since`.
+    /// Grants revoked at or after `since`, and counted grants with no use left.
     fn revocations(&self, since: UnixTime) -> Result<Vec<Revocation>, StoreError>;
     /// Unrevoked grants whose `exp` is after `now`.
     fn live_grants(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;

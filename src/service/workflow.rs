@@ -18,8 +18,8 @@ use super::directory::{valid_name, Directory, Principal};
 use super::error::ApiError;
 use super::ports::{approval_rule, ApprovalRule, Signer};
 use super::store::{
-    Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, RequestRecord, Status, Store,
-    StoreError, UnixTime,
+    Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, Quorum, RequestRecord, Status,
+    Store, StoreError, UnixTime,
 };
 use super::{format_duration, parse_duration, rfc3339};
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
@@ -179,6 +179,7 @@ impl Service {
         body: CreateBody,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
+        refuse_control_characters(&body)?;
         let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
         if reason.is_empty() {
             return Err(ApiError::policy(
@@ -240,7 +241,42 @@ impl Service {
                 ))
             }
         };
+        if kind == "task" {
+            known_task(&policies, &target)?;
+        }
+        // A grant for a task that is always denied could never be used: refuse it now rather
+        // than have an approver approve it.
+        if let Some((task, deny)) = tasks
+            .iter()
+            .find_map(|t| always_denied(&policies, t).map(|d| (t, d)))
+        {
+            return Err(ApiError::policy(
+                "task_denied",
+                format!(
+                    "`{task}` is always denied by rule `{deny}`, so no approval can let it run"
+                ),
+            ));
+        }
         let rule = choose_rule(&policies, who, &target, kind, body.rule.as_deref())?;
+        if kind == "task" {
+            // A task in another module than the rule names would be a grant no gate honours.
+            let (module, name) = match target.rsplit_once('\\') {
+                Some((m, n)) => (Some(m), n),
+                None => (None, target.as_str()),
+            };
+            if !policies
+                .rule(&rule.id)
+                .is_some_and(|r| r.covers_name_strictly(name, module))
+            {
+                return Err(ApiError::policy(
+                    "unknown_task",
+                    format!(
+                        "rule `{}` does not name `{target}` in that module; request the task as the rule names it",
+                        rule.id
+                    ),
+                ));
+            }
+        }
         let limit = rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT);
         if duration > limit {
             return Err(ApiError::policy(
@@ -365,7 +401,20 @@ impl Service {
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
-        self.may_decide(who, &record)?;
+        // The rule as the policies define it now: its approver groups say who may vote and whose
+        // earlier votes still count, its quorum how many are needed.
+        let rule = self.rule_in_force(&record)?;
+        self.may_decide(who, &record, &rule.approvers)?;
+        let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
+        if record.new.duration_secs > limit || record.new.duration_secs <= 0 {
+            return Err(ApiError::conflict(
+                "beyond_policy",
+                format!(
+                    "request `{id}` asks for longer than rule `{}` now allows; it must be filed again",
+                    rule.id
+                ),
+            ));
+        }
         let at = now.unix_timestamp();
         let grant = self.new_grant(&record.new, at)?;
         let vote = Approval {
@@ -374,27 +423,39 @@ impl Service {
             at,
         };
         let dir = self.directory.read()?;
-        let outcome = self.store.approve(id, &vote, &grant, &mut |outcome| {
-            let (record, state) = match outcome {
-                ApproveOutcome::Recorded { record } => (record, "recorded"),
-                ApproveOutcome::Decided { record } => (record, "approved"),
-            };
-            self.append(event(
+        let requester = record.new.requester.clone();
+        let counts = |name: &str| {
+            !name.eq_ignore_ascii_case(&requester)
+                && dir.user(name).is_some_and(|p| p.in_any(&rule.approvers))
+        };
+        let quorum = Quorum {
+            needed: rule.min_approvals.max(1),
+            counts: &counts,
+        };
+        let outcome = self
+            .store
+            .approve(id, &vote, &grant, &quorum, &mut |outcome| {
+                let (record, state) = match outcome {
+                    ApproveOutcome::Recorded { record } => (record, "recorded"),
+                    ApproveOutcome::Decided { record } => (record, "approved"),
+                };
+                self.append(event(
                 &who.name,
                 "request.approve",
                 id,
                 state,
                 json!({
                     "rule": record.new.rule, "comment": vote.comment,
-                    "approvals": record.approvals.len(), "needed": record.new.min_approvals,
+                    "approvals": record.approvals.iter().filter(|a| counts(&a.approver)).count(),
+                    "needed": quorum.needed,
                     "jti": record.grant.as_ref().map(|g| g.jti.clone()),
                 }),
             ))?;
-            Ok(match outcome {
-                ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
-                ApproveOutcome::Recorded { .. } => Vec::new(),
-            })
-        })?;
+                Ok(match outcome {
+                    ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
+                    ApproveOutcome::Recorded { .. } => Vec::new(),
+                })
+            })?;
         let record = match outcome {
             ApproveOutcome::Recorded { record } | ApproveOutcome::Decided { record } => record,
         };
@@ -420,7 +481,12 @@ impl Service {
                 )
             })?;
         let record = self.store.request(id)?;
-        self.may_decide(who, &record)?;
+        // A rule that no longer exists leaves its old approvers the right to refuse.
+        let approvers = self
+            .rule_in_force(&record)
+            .map(|r| r.approvers)
+            .unwrap_or_else(|_| record.new.approvers.clone());
+        self.may_decide(who, &record, &approvers)?;
         let dir = self.directory.read()?;
         let record = self.store.deny(
             id,
@@ -512,16 +578,21 @@ impl Service {
                 format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
             ));
         }
+        // Signed only for what the policy in force allows now: a stored row (edited by hand, or
+        // approved under rules since tightened) never yields more than the rule gives.
+        let rule = self.rule_in_force(&record)?;
+        let params = self.issuable(&record, &grant, &rule)?;
         let claims = crate::token::Claims {
             iss: self.issuer.clone(),
             sub: grant.sub.clone(),
             jti: grant.jti.clone(),
-            iat: from_unix(grant.nbf)?,
+            // The issue instant: offline use is bounded from here.
+            iat: from_unix(at.max(grant.nbf))?,
             nbf: from_unix(grant.nbf)?,
             exp: from_unix(grant.exp)?,
             rule: record.new.rule.clone(),
             tasks: record.new.tasks.clone(),
-            params: record.new.grant_params.clone(),
+            params,
             request: id.to_owned(),
             approvers: record
                 .approvals
@@ -530,7 +601,7 @@ impl Service {
                 .collect(),
             uses: grant.uses,
             command: record.new.command.clone(),
-            aud: None,
+            offline: rule.offline.map(|d| d.as_secs()),
             extra: Map::new(),
         };
         let token = self
@@ -553,7 +624,9 @@ impl Service {
         }))
     }
 
-    /// Revoked grants since `since`, plus live grants under an active lock, for gates.
+    /// What a gate needs to stop honouring grants: the token id and expiry of every grant
+    /// revoked since `since`, used up, or under an active lock. Nothing about who holds them or
+    /// why: any authenticated user may read this list.
     pub fn revocations(&self, since: UnixTime, now: OffsetDateTime) -> Result<Value, ApiError> {
         let at = now.unix_timestamp();
         let locks = self.store.active_locks(at)?;
@@ -561,29 +634,16 @@ impl Service {
             .store
             .revocations(since)?
             .into_iter()
-            .map(|r| {
-                json!({ "jti": r.jti, "request": r.request, "sub": r.sub, "rule": r.rule,
-                        "revoked_at": rfc3339(r.revoked_at), "exp": rfc3339(r.exp),
-                        "reason": "revoked" })
-            })
+            .map(|r| json!({ "jti": r.jti, "exp": rfc3339(r.exp) }))
             .collect();
         if !locks.is_empty() {
             for g in self.store.live_grants(at)? {
-                if let Some(lock) = locks
-                    .iter()
-                    .find(|l| lock_covers(&l.scope, &g.sub, &g.rule))
-                {
-                    revoked.push(json!({
-                        "jti": g.jti, "request": g.request, "sub": g.sub, "rule": g.rule,
-                        "revoked_at": rfc3339(lock.set_at), "exp": rfc3339(g.exp),
-                        "reason": format!("locked:{}", lock.scope),
-                    }));
+                if locks.iter().any(|l| lock_covers(&l.scope, &g.sub, &g.rule)) {
+                    revoked.push(json!({ "jti": g.jti, "exp": rfc3339(g.exp) }));
                 }
             }
         }
-        Ok(
-            json!({ "now": rfc3339(at), "revoked": revoked, "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }),
-        )
+        Ok(json!({ "now": rfc3339(at), "revoked": revoked }))
     }
 
     /// Active locks.
@@ -592,7 +652,8 @@ impl Service {
         Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
     }
 
-    /// Consume one use of a grant (the grant's holder only).
+    /// Confirm a grant at the moment a gate uses it, and spend one use of a counted grant: the
+    /// grant's holder only, while it is live, unlocked and its rule still in force.
     pub fn use_grant(
         &self,
         who: &Principal,
@@ -608,6 +669,8 @@ impl Service {
             ));
         }
         let record = self.store.request(&grant.request_id)?;
+        // A grant is confirmed only while the policy in force still puts its task behind its rule.
+        self.rule_in_force(&record)?;
         if let Some(lock) = self
             .store
             .active_locks(at)?
@@ -868,7 +931,153 @@ impl Service {
         Ok(expired.len())
     }
 
-    fn may_decide(&self, who: &Principal, record: &RequestRecord) -> Result<(), ApiError> {
+    /// The request's rule as the policies in force define it now, or why nothing more may
+    /// come of the request: the rule is gone, no longer an approval rule for the task, or the
+    /// task is now always denied.
+    fn rule_in_force(&self, record: &RequestRecord) -> Result<ApprovalRule, ApiError> {
+        let policies = self.policies()?;
+        let n = &record.new;
+        let key = if n.target_kind == "role" {
+            format!("role:{}", n.target)
+        } else {
+            n.target.clone()
+        };
+        let rule = policies
+            .approval_rules_for(&key)
+            .into_iter()
+            .find(|r| r.id == n.rule)
+            .map(approval_rule)
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "rule_changed",
+                    format!(
+                        "rule `{}` no longer puts `{}` behind approval; file a new request",
+                        n.rule, n.target
+                    ),
+                )
+            })?;
+        if let Some((task, deny)) = n
+            .tasks
+            .iter()
+            .find_map(|t| always_denied(&policies, t).map(|d| (t, d)))
+        {
+            return Err(ApiError::conflict(
+                "task_denied",
+                format!("`{task}` is now always denied by rule `{deny}`"),
+            ));
+        }
+        Ok(rule)
+    }
+
+    /// Whether an approved request may be signed into a token under `rule` as it stands now,
+    /// and the parameter scope the token carries. Every limit is the rule's, checked again: the
+    /// grant's length, the requester, the approvers and their quorum, the task list and the
+    /// parameter scope.
+    fn issuable(
+        &self,
+        record: &RequestRecord,
+        grant: &Grant,
+        rule: &ApprovalRule,
+    ) -> Result<Option<crate::policy::ParamConstraints>, ApiError> {
+        let n = &record.new;
+        let beyond = |why: String| ApiError::conflict("beyond_policy", why);
+        let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
+        if grant.exp.saturating_sub(grant.nbf) > limit || grant.exp <= grant.nbf {
+            return Err(beyond(format!(
+                "the grant of `{}` lasts longer than rule `{}` allows ({})",
+                n.id,
+                rule.id,
+                format_duration(Duration::from_secs(u64::try_from(limit).unwrap_or(0)))
+            )));
+        }
+        if !grant.sub.eq_ignore_ascii_case(&n.requester) {
+            return Err(beyond(format!(
+                "the grant of `{}` is not for its requester",
+                n.id
+            )));
+        }
+        match (n.uses, grant.uses) {
+            (None, _) => {}
+            (Some(asked), Some(given)) if given <= asked => {}
+            _ => {
+                return Err(beyond(format!(
+                    "the grant of `{}` has more uses than were asked for",
+                    n.id
+                )))
+            }
+        }
+        let dir = self.directory.read()?;
+        let requester = dir
+            .user(&n.requester)
+            .ok_or_else(|| beyond(format!("`{}` is no longer a user", n.requester)))?;
+        if !rule.requesters.is_empty() && !requester.in_any(&rule.requesters) {
+            return Err(beyond(format!(
+                "`{}` may no longer request under rule `{}`",
+                n.requester, rule.id
+            )));
+        }
+        if rule.manual {
+            let mut counted: Vec<String> = Vec::new();
+            for a in &record.approvals {
+                let name = a.approver.to_lowercase();
+                let valid = !a.approver.eq_ignore_ascii_case(&n.requester)
+                    && dir
+                        .user(&a.approver)
+                        .is_some_and(|p| p.in_any(&rule.approvers));
+                if valid && !counted.contains(&name) {
+                    counted.push(name);
+                }
+            }
+            let needed = usize::try_from(rule.min_approvals.max(1)).unwrap_or(usize::MAX);
+            if counted.len() < needed {
+                return Err(beyond(format!(
+                    "request `{}` has {} approval(s) from current approvers of rule `{}`, which needs {needed}",
+                    n.id,
+                    counted.len(),
+                    rule.id
+                )));
+            }
+        }
+        let policies = self.policies()?;
+        let tasks_ok = if n.target_kind == "role" {
+            policies.role(&n.target).is_some_and(|role| {
+                n.tasks
+                    .iter()
+                    .all(|t| role.iter().any(|r| r.eq_ignore_ascii_case(t)))
+            })
+        } else {
+            n.tasks.len() == 1 && n.tasks.first() == Some(&n.target)
+        };
+        if !tasks_ok {
+            return Err(beyond(format!(
+                "the tasks of `{}` are not what was requested",
+                n.id
+            )));
+        }
+        let pins: std::collections::BTreeMap<String, String> = n
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let expected = grant_params(rule.params.as_ref(), &pins)?;
+        if expected != n.grant_params {
+            return Err(beyond(format!(
+                "the parameter scope of `{}` is not the one rule `{}` gives",
+                n.id, rule.id
+            )));
+        }
+        expected
+            .map(|v| crate::policy::ParamConstraints::from_json(&v))
+            .transpose()
+            .map_err(|e| beyond(format!("the parameter scope cannot be signed: {e}")))
+    }
+
+    fn may_decide(
+        &self,
+        who: &Principal,
+        record: &RequestRecord,
+        approvers: &[String],
+    ) -> Result<(), ApiError> {
         if record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
                 "self_approval",
@@ -878,13 +1087,13 @@ impl Service {
                 ),
             ));
         }
-        if !who.in_any(&record.new.approvers) {
+        if !who.in_any(approvers) {
             return Err(ApiError::forbidden(
                 "not_an_approver",
                 format!(
                     "rule `{}` is decided by members of {}, and you are in none of them",
                     record.new.rule,
-                    quoted_list(&record.new.approvers)
+                    quoted_list(approvers)
                 ),
             ));
         }
@@ -1142,6 +1351,88 @@ fn choose_rule(
                 ),
             )
         })
+}
+
+/// Text that reaches approvers' terminals, mail and the audit log carries no control characters
+/// (C0, DEL, C1) nor bidirectional overrides: they can make a request look like another.
+fn refuse_control_characters(body: &CreateBody) -> Result<(), ApiError> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let fields = [
+        ("task", body.task.as_deref()),
+        ("role", body.role.as_deref()),
+        ("rule", body.rule.as_deref()),
+        ("reason", body.reason.as_deref()),
+        ("duration", body.duration.as_deref()),
+        ("ticket", body.ticket.as_deref()),
+        ("command", body.command.as_deref()),
+    ];
+    let params = body
+        .params
+        .iter()
+        .flatten()
+        .flat_map(|(k, v)| [("params", Some(k.as_str())), ("params", Some(v.as_str()))]);
+    match fields
+        .into_iter()
+        .chain(params)
+        .find(|(_, text)| text.is_some_and(|t| t.chars().any(hidden)))
+    {
+        Some((field, _)) => Err(ApiError::policy(
+            "control_characters",
+            format!("`{field}` contains control or text-direction characters; send plain text"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A requested task is one command the runspace knows (the catalog) or that a rule names
+/// exactly; a pattern or an unknown name would be approved into a grant nothing runs.
+fn known_task(policies: &PolicySet, task: &str) -> Result<(), ApiError> {
+    if task.contains(['*', '?', '[', ']']) {
+        return Err(ApiError::policy(
+            "unknown_task",
+            format!("`{task}` is a pattern: request one task by its name"),
+        ));
+    }
+    let bare = task.rsplit('\\').next().unwrap_or(task);
+    let named = |t: &String| {
+        let t = t.rsplit('\\').next().unwrap_or(t);
+        t.eq_ignore_ascii_case(bare)
+    };
+    let known = crate::catalog::Catalog::builtin().command(bare).is_some()
+        || policies.rules().iter().any(|r| r.tasks.iter().any(named))
+        || policies.roles().iter().any(|r| r.tasks.iter().any(named));
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::policy(
+            "unknown_task",
+            format!(
+                "`{task}` is not a command jitsh knows nor one a rule names; check the spelling"
+            ),
+        ))
+    }
+}
+
+/// The id of a rule that denies `task` whatever its parameters (no `when`, no `params`), if one
+/// does: a request for it could never be used.
+fn always_denied(policies: &PolicySet, task: &str) -> Option<String> {
+    let (module, name) = match task.rsplit_once('\\') {
+        Some((m, n)) => (Some(m), n),
+        None => (None, task),
+    };
+    policies
+        .rules()
+        .iter()
+        .find(|r| {
+            r.effect == crate::policy::Effect::Deny
+                && r.when_any_param.is_none()
+                && r.params.is_none()
+                && r.covers_name(name, module)
+        })
+        .map(|r| r.id.clone())
 }
 
 /// The token's parameter constraints: the rule's, narrowed by the requester's pinned values.

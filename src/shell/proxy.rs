@@ -119,7 +119,8 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Load policies and tokens, open the recording and audit trail, start the runspace.
     pub async fn start(config: ShellConfig) -> Result<Session, ShellError> {
-        let access = Access::load(&config.access)?;
+        let mut access = Access::load(&config.access)?;
+        access.bind_identity().await?;
         let session_id = super::new_session_id();
         let size = window_size();
         let runspace_text = config
