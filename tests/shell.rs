@@ -1481,8 +1481,13 @@ fn an_index_opened_after_a_string_never_lets_the_next_line_run() {
                 break;
             }
             if out.contains("one line at a time") {
-                // jitsh kept the line; drop what the editor collected after it.
+                // jitsh read the line as incomplete too and refused the joined command; drop
+                // what the editor collected after it and wait until the prompt is back (keys
+                // typed while a sent line awaits the runspace's answer are dropped by design).
+                let m2 = s.mark();
                 s.send("\x03");
+                let _ = s.prompt_after(m2, 10);
+                std::thread::sleep(Duration::from_millis(500));
                 break;
             }
             assert!(Instant::now() < deadline, "{line}: {out}");
