@@ -276,3 +276,111 @@ fn a_line_with_too_many_invocations_is_refused_whole() {
     assert!(last.dynamic.is_some());
     assert!(invs.len() <= 2049, "{}", invs.len());
 }
+
+/// The `Set-Mailbox` invocation of `src`.
+fn set_mailbox(src: &str) -> Invocation {
+    run(src)
+        .into_iter()
+        .find(|i| i.name == "Set-Mailbox")
+        .unwrap_or_else(|| panic!("{src:?}: no Set-Mailbox"))
+}
+
+#[test]
+fn splats_resolve_only_when_the_value_at_run_time_is_certain() {
+    // One literal assignment, in the same body or one that runs where it stands, before
+    // the use, no other writer.
+    for src in [
+        "$h = @{ Identity = 'rob' }; Set-Mailbox @h",
+        "$h = @{ Identity = 'rob' }; if ($x) { Set-Mailbox @h }",
+        "$h = @{ Identity = 'rob' }; Get-Mailbox | ForEach-Object { Set-Mailbox @h }",
+        "$h = @{ Identity = 'rob' }; & { Set-Mailbox @h }",
+        "$h = @{ Identity = 'rob' }; Set-Mailbox @H",
+        "${h} = @{ Identity = 'rob' }; Set-Mailbox @h",
+        "function f { $h = @{ Identity = 'rob' }; Set-Mailbox @h }",
+        "foreach ($m in 1, 2) { $h = @{ Identity = 'rob' }; Set-Mailbox @h }",
+    ] {
+        let i = set_mailbox(src);
+        assert_eq!(i.params_uncertain, None, "{src:?}");
+        assert_eq!(
+            i.param("Identity").map(|p| &p.value),
+            Some(&ParamValue::Static("rob".into())),
+            "{src:?}"
+        );
+    }
+    let h = "$h = @{ Identity = 'rob' }";
+    for src in [
+        // automatic variables
+        "Get-Mailbox | % { Set-Mailbox @_ }".to_string(),
+        "$_ = @{ Identity = 'rob' }; Get-Mailbox | % { Set-Mailbox @_ }".into(),
+        "$args = @{ Identity = 'rob' }; Set-Mailbox @args".into(),
+        "$input = @{ Identity = 'rob' }; Set-Mailbox @input".into(),
+        "$PSBoundParameters = @{ Identity = 'rob' }; Set-Mailbox @PSBoundParameters".into(),
+        // parameters of a function or script block
+        format!("{h}; function f {{ param($h) Set-Mailbox @h }}"),
+        format!("{h}; function f($h) {{ Set-Mailbox @h }}"),
+        format!("{h}; & {{ param($h) Set-Mailbox @h }} @{{ Identity = 'x' }}"),
+        // variables set by common parameters, loops and switch
+        format!("{h}; Get-Mailbox -PipelineVariable h | Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -OutVariable h; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -ov +h; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -ErrorVariable h; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -OutVariable $n; Set-Mailbox @h"),
+        format!("{h}; foreach ($h in $list) {{ }}; Set-Mailbox @h"),
+        format!("{h}; for ($h = 0; $h -lt 1; $h++) {{ }}; Set-Mailbox @h"),
+        format!("{h}; $h++; Set-Mailbox @h"),
+        // reassigned: after a function that splats it was defined, in a nested scope or loop
+        format!("{h}; function f {{ Set-Mailbox @h }}; $h = @{{ Identity = 'x' }}; f"),
+        format!("{h}; function f {{ Set-Mailbox @h }}; f"),
+        format!("{h}; $sb = {{ Set-Mailbox @h }}; & $sb"),
+        format!("{h}; Invoke-Command -ComputerName ex1 -ScriptBlock {{ Set-Mailbox @h }}"),
+        format!("{h}; Start-Job {{ Set-Mailbox @h }}"),
+        format!("{h}; Get-Mailbox | % -Parallel {{ Set-Mailbox @h }}"),
+        format!("{h}; & {{ $h = @{{ Identity = 'x' }} }}; Set-Mailbox @h"),
+        format!("{h}; while ($true) {{ Set-Mailbox @h; $h = @{{ Identity = 'x' }} }}"),
+        format!("{h}; if ($x) {{ $h = @{{ Identity = 'x' }} }}; Set-Mailbox @h"),
+        format!("{h}; $h = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        "if ($x) { $h = @{ Identity = 'rob' } }; Set-Mailbox @h".into(),
+        "try { $h = @{ Identity = 'rob' } } catch { }; Set-Mailbox @h".into(),
+        // written by name, by reference, through the variable: drive or an alias of the table
+        format!("{h}; Set-Variable h @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; New-Variable -Name h -Value 1 -Force; Set-Mailbox @h"),
+        format!("{h}; sv h 1; Set-Mailbox @h"),
+        format!("{h}; Get-Variable h | % {{ $_.Value = 1 }}; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox | Tee-Object -Variable h; Set-Mailbox @h"),
+        format!("{h}; New-Item variable:h -Value 1 -Force; Set-Mailbox @h"),
+        format!("{h}; ${{variable:h}} = 1; Set-Mailbox @h"),
+        format!("{h}; $variable:h = 1; Set-Mailbox @h"),
+        format!("{h}; Do-Thing ([ref]$h); Set-Mailbox @h"),
+        format!("{h}; [void][ref]$h; Set-Mailbox @h"),
+        format!("{h}; $g = $h; $g['ForwardingSmtpAddress'] = 'e@x.com'; Set-Mailbox @h"),
+        format!("{h}; $g = $h; $g.ForwardingSmtpAddress = 'e@x.com'; Set-Mailbox @h"),
+        format!("{h}; [hashtable]$h = @{{}}; Set-Mailbox @h"),
+        // scope qualifiers and spellings of one variable
+        format!("{h}; $global:h = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; $Script:H = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; ${{H}} = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; $local:h = 1; Set-Mailbox @h"),
+        format!("{h}; Set-Mailbox @global:h"),
+        format!("{h}; Set-Mailbox @script:h"),
+        "$global:h = @{ Identity = 'rob' }; Set-Mailbox @h".into(),
+        "$\u{17F} = @{ Identity = 'rob' }; Set-Mailbox @S".into(),
+        // a function or script could assign `$global:h`; a splat of unknown keys could set it
+        format!("{h}; Update-MyThing; Set-Mailbox @h"),
+        format!("{h}; . .\\helpers.ps1; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox @p; Set-Mailbox @h"),
+        format!("{h}; $p = @{{ OutVariable = 'h' }}; Get-Mailbox @p; Set-Mailbox @h"),
+        format!("{h}; $p = @{{ ov = 'h' }}; Get-Mailbox @p; Set-Mailbox @h"),
+        // the use runs before the assignment
+        format!("Set-Mailbox @h; {h}"),
+        "$h = @{ Identity = (Set-Mailbox @h) }".into(),
+    ] {
+        let i = set_mailbox(&src);
+        assert!(
+            i.params_uncertain
+                .as_deref()
+                .is_some_and(|u| u.contains("is not certain")),
+            "{src:?}: {i:?}"
+        );
+        assert_eq!(i.canonical(), None, "{src:?}");
+    }
+}
