@@ -799,6 +799,58 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "ordinary output variables",
     ),
+    // --- arguments that may yield a script block are code ----------------------------------
+    (
+        "Format-Custom -InputObject $m -Property (Get-Command Remove-Mailbox).ScriptBlock",
+        Deny,
+        "computed property expression of Format-Custom",
+    ),
+    (
+        "$m = Get-Mailbox rob; Format-Custom -InputObject $m -Property $sb",
+        Deny,
+        "property expression from a variable",
+    ),
+    (
+        "fc -InputObject $m $sb",
+        Deny,
+        "positional property expression through an alias",
+    ),
+    (
+        "Format-Custom -InputObject $m -GroupBy @{ e = $sb }",
+        Deny,
+        "group-by expression in a hashtable",
+    ),
+    (
+        "Get-Mailbox | Format-Custom -Property Name, Alias -Depth 2",
+        Allow,
+        "literal Format-Custom properties",
+    ),
+    (
+        "Get-Mailbox | Format-Custom -Property Name, @{ n = 'A'; e = { $_.Alias } }",
+        Allow,
+        "literal calculated property",
+    ),
+    (
+        "Get-Mailbox | Out-Report -Title $t",
+        Deny,
+        "command without metadata given a computed argument",
+    ),
+    ("Out-Report $sb", Deny, "positional computed argument of an unknown command"),
+    (
+        "Get-Mailbox | Add-Member -MemberType ScriptMethod -Name Go -Value $sb",
+        Deny,
+        "script method from a computed value",
+    ),
+    (
+        "Register-EngineEvent PowerShell.OnIdle -Action { Get-Mailbox }",
+        Deny,
+        "event action kept for later",
+    ),
+    (
+        "Set-PSBreakpoint -Command Get-Mailbox -Action { Remove-Mailbox rob -Confirm:$false }",
+        Deny,
+        "breakpoint action kept for later",
+    ),
 ];
 
 fn shipped() -> PolicySet {

@@ -384,3 +384,139 @@ fn splats_resolve_only_when_the_value_at_run_time_is_certain() {
         assert_eq!(i.canonical(), None, "{src:?}");
     }
 }
+
+/// Whether `src` resolves the invocation named `name` as dynamic.
+fn is_dynamic(src: &str, name: &str) -> bool {
+    run(src)
+        .iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("{src:?}: no {name}"))
+        .dynamic
+        .is_some()
+}
+
+#[test]
+fn computed_arguments_of_commands_without_metadata_are_code() {
+    for (src, name) in [
+        (
+            "Format-Custom -Property (Get-Command Remove-Mailbox).ScriptBlock",
+            "Format-Custom",
+        ),
+        ("Format-Custom -Property $sb", "Format-Custom"),
+        ("fc $sb", "Format-Custom"),
+        ("Format-Custom -GroupBy $sb", "Format-Custom"),
+        ("Format-Wide $sb", "Format-Wide"),
+        ("Out-Report -Property $sb", "Out-Report"),
+        ("Out-Report (Get-Command X).ScriptBlock", "Out-Report"),
+        ("Out-Report -Property:$sb", "Out-Report"),
+        ("Out-Report -Property @($sb)", "Out-Report"),
+        ("Out-Report -Property @{ e = $sb }", "Out-Report"),
+        ("Out-Report $( $sb )", "Out-Report"),
+        ("Get-Mailbox | Out-Report", "Out-Report"),
+        ("Get-Mailbox | Out-Report -Title 'x'", "Out-Report"),
+        ("ForEach-Object -Begin $sb -Process { }", "ForEach-Object"),
+        ("ForEach-Object -Process { } -End $sb", "ForEach-Object"),
+        ("ForEach-Object -Process { } -RemainingScripts $sb", "ForEach-Object"),
+        ("Trace-Command -Name x -Expression $sb", "Trace-Command"),
+        ("Measure-Command $sb", "Measure-Command"),
+        ("New-Module -ScriptBlock $sb", "New-Module"),
+        ("Start-ThreadJob $sb", "Start-ThreadJob"),
+        ("Add-Member -InputObject $o ScriptMethod Go $sb", "Add-Member"),
+        ("$o | Add-Member -MemberType ScriptProperty -Name P -Value $sb", "Add-Member"),
+        (
+            "Register-EngineEvent -SourceIdentifier PowerShell.OnIdle -Action $sb",
+            "Register-EngineEvent",
+        ),
+        ("Register-ObjectEvent $timer Elapsed x $sb", "Register-ObjectEvent"),
+        ("Set-PSBreakpoint -Command Get-Mailbox -Action $sb", "Set-PSBreakpoint"),
+        (
+            "Register-ArgumentCompleter -CommandName Get-Mailbox -ScriptBlock $sb",
+            "Register-ArgumentCompleter",
+        ),
+        (
+            "Update-TypeData -TypeName System.String -MemberType ScriptMethod -MemberName Go -Value $sb",
+            "Update-TypeData",
+        ),
+    ] {
+        assert!(is_dynamic(src, name), "{src:?}");
+    }
+    // Literal arguments are not code; a block literal's commands are checked on their own.
+    for (src, name) in [
+        (
+            "Out-Report -Title 'x' -Count 3 -Wide $true -Tags a, b",
+            "Out-Report",
+        ),
+        ("Out-Report x 3 @{ a = 'b' }", "Out-Report"),
+        (
+            "Format-Custom -Property Name, Alias -Depth 2",
+            "Format-Custom",
+        ),
+        (
+            "Add-Member -InputObject $o -NotePropertyName N -NotePropertyValue 'v'",
+            "Add-Member",
+        ),
+    ] {
+        assert!(!is_dynamic(src, name), "{src:?}");
+    }
+    let invs = run("Out-Report { Remove-Mailbox rob }");
+    assert!(invs.iter().any(|i| i.name == "Remove-Mailbox"), "{invs:?}");
+}
+
+#[test]
+fn blocks_kept_for_later_are_deferred_code() {
+    for src in [
+        "Out-Report { Remove-Mailbox rob }",
+        "Get-Mailbox | Out-Report -Then { Remove-Mailbox rob }",
+        "$o | Add-Member -MemberType ScriptMethod -Name Go -Value { Remove-Mailbox rob }",
+        "Add-Member -InputObject $o ScriptProperty P { Remove-Mailbox rob }",
+        "Register-EngineEvent -SourceIdentifier PowerShell.OnIdle -Action { Remove-Mailbox rob }",
+        "Register-ObjectEvent $timer Elapsed -Action { Remove-Mailbox rob }",
+        "Register-WmiEvent -Class Win32_ProcessStartTrace -Action { Remove-Mailbox rob }",
+        "Register-CimIndicationEvent -ClassName Win32_ProcessStartTrace -Action { Remove-Mailbox rob }",
+        "Set-PSBreakpoint -Command Get-Mailbox -Action { Remove-Mailbox rob }",
+        "Register-ArgumentCompleter -CommandName Get-Mailbox -ScriptBlock { Remove-Mailbox rob }",
+        "Update-TypeData -TypeName System.String -MemberType ScriptMethod -MemberName Go -Value { Remove-Mailbox rob }",
+        "Start-Job { Remove-Mailbox rob }",
+        "Start-ThreadJob -ScriptBlock { Remove-Mailbox rob }",
+        "Register-ScheduledJob -Name n -ScriptBlock { Remove-Mailbox rob }",
+        "Set-PSReadLineKeyHandler -Chord Enter -ScriptBlock { Remove-Mailbox rob }",
+        "Add-Member -InputObject $o ScriptMethod Go ({ Remove-Mailbox rob })",
+    ] {
+        let a = super::analyse_line(src, Catalog::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        let Some(inv) = a.invocations.iter().find(|i| i.name == "Remove-Mailbox") else {
+            panic!("{src:?}: {:?}", a.invocations);
+        };
+        assert!(
+            a.deferred
+                .iter()
+                .any(|d| d.start <= inv.span.start && inv.span.end <= d.end),
+            "{src:?}: {:?}",
+            a.deferred
+        );
+    }
+    // Blocks that run now, where they stand, are not deferred.
+    for src in [
+        "Get-Mailbox | ForEach-Object { Remove-Mailbox rob }",
+        "Measure-Command { Remove-Mailbox rob }",
+        "Invoke-Command { Remove-Mailbox rob }",
+    ] {
+        let a = super::analyse_line(src, Catalog::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.deferred.is_empty(), "{src:?}: {:?}", a.deferred);
+    }
+}
+
+#[test]
+fn positional_arguments_fill_the_remaining_slots_in_order() {
+    let i = one("Register-ObjectEvent $timer Elapsed Tick");
+    let names: Vec<&str> = i.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["InputObject", "EventName", "SourceIdentifier"]);
+    assert_eq!(
+        i.param("EventName").map(|p| &p.value),
+        Some(&ParamValue::Static("Elapsed".into()))
+    );
+    let i = one("New-Variable v 1");
+    assert_eq!(
+        i.param("Value").map(|p| &p.value),
+        Some(&ParamValue::Static("1".into()))
+    );
+}

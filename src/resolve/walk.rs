@@ -623,7 +623,13 @@ impl<'a> Walker<'a> {
         } else {
             Vec::new()
         };
-        let dynamic = dynamic.or(binding.code_from_value.clone());
+        let dynamic = dynamic.or(binding.code_from_value.clone()).or_else(|| {
+            // Pipeline input may be a script block (`… | Select-Object -Expand ScriptBlock`),
+            // which a parameter of a command without metadata may take by value and run.
+            (meta.is_none() && pipeline_input).then(|| {
+                format!("`{name}` is not in the catalog and gets pipeline input, which may be a script block it runs")
+            })
+        });
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -778,6 +784,7 @@ impl<'a> Walker<'a> {
         let mut b = Binding::default();
         let mut named: Vec<String> = Vec::new();
         let mut positional = 0usize;
+        let mut positional_bound = 0usize;
         let mut slots_exhausted = false;
         let mut i = 0usize;
         let elements = &c.elements;
@@ -882,7 +889,10 @@ impl<'a> Walker<'a> {
                     let candidates = match meta {
                         Some(m) if !slots_exhausted => {
                             let refs: Vec<&str> = named.iter().map(String::as_str).collect();
-                            m.positional_candidates(positional, &refs)
+                            // A parameter bound by position is in `named`, which takes its
+                            // slot out of the list: count only the arguments before this one
+                            // whose slot is still in it.
+                            m.positional_candidates(positional - positional_bound, &refs)
                         }
                         _ => Vec::new(),
                     };
@@ -905,7 +915,25 @@ impl<'a> Walker<'a> {
                         _ => None,
                     };
                     positional += 1;
-                    b.walk.push((e, Mode::Code, block_use(name, meta, bound)));
+                    // Unbound, it runs as the most restrictive of the candidates would.
+                    let when = match bound {
+                        Some(pm) => block_use(name, meta, Some(pm)),
+                        None => {
+                            let uses: Vec<BlockUse> = candidates
+                                .iter()
+                                .map(|pm| block_use(name, meta, Some(pm)))
+                                .collect();
+                            if meta.is_none() || uses.contains(&BlockUse::Later) {
+                                BlockUse::Later
+                            } else if !uses.is_empty() && uses.iter().all(|u| *u == BlockUse::Here)
+                            {
+                                BlockUse::Here
+                            } else {
+                                BlockUse::Elsewhere
+                            }
+                        }
+                    };
+                    b.walk.push((e, Mode::Code, when));
                     // Unbound but possibly code: the binder picks among the candidates by the
                     // value's type (`? $sb` is `-FilterScript`), and a command without metadata
                     // may have a parameter that runs a script block.
@@ -924,6 +952,7 @@ impl<'a> Walker<'a> {
                             if let Some(why) = code_from_value(name, pm, pipeline_input, e) {
                                 b.code_from_value.get_or_insert(why);
                             }
+                            positional_bound += 1;
                             named.push(pm.name.clone());
                             b.params.push(Param {
                                 name: pm.name.clone(),
@@ -1420,6 +1449,9 @@ const STORES_CODE: &[&str] = &[
     "start-job:initializationscript",
     "start-threadjob:scriptblock",
     "start-threadjob:initializationscript",
+    "register-scheduledjob:scriptblock",
+    "register-scheduledjob:initializationscript",
+    "set-psreadlinekeyhandler:scriptblock",
 ];
 
 #[derive(Debug, Default)]
@@ -1708,6 +1740,7 @@ fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool
     };
     m.is_script_block()
         || PROPERTY_EXPRESSIONS.contains(&key.as_str())
+        || STORES_CODE.contains(&key.as_str())
         || (pipeline_input && m.takes_pipeline_input() && !object_typed)
 }
 
