@@ -1031,3 +1031,58 @@ fn splats_are_resolved_by_scope_and_time_not_text_position() {
     failures.extend(check_under(SPLAT_POLICY, &attacks, Deny));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn names_that_are_native_programs_off_windows_follow_the_runspace_platform() {
+    use jitsh::catalog::Platform;
+    // Read-only on Windows (`Sort-Object`, `Compare-Object`, `Write-Output`: standing
+    // access); on Linux and macOS the native `sort` and `diff` read any file, `compare` is
+    // ImageMagick's, `write` messages another user's terminal.
+    let lines = [
+        "sort /etc/shadow",
+        "Get-Mailbox | sort Name",
+        "diff /etc/shadow /etc/passwd",
+        "compare /etc/shadow x",
+        "Get-Mailbox | write",
+        "write root",
+        "Get-Mailbox | SORT Name",
+    ];
+    let revoked = HashSet::new();
+    let mut failures = Vec::new();
+    for (platform, want) in [
+        (Platform::Windows, Allow),
+        (Platform::Unix, NotAllow),
+        (Platform::Unknown, Deny),
+    ] {
+        let mut policies = shipped();
+        policies.set_platform(platform);
+        let ctx = GateContext {
+            policies: &policies,
+            catalog: Catalog::builtin(),
+            user: "alice",
+            now: time::OffsetDateTime::UNIX_EPOCH,
+            tokens: &[],
+            revoked: &revoked,
+            skew: time::Duration::seconds(30),
+            online: false,
+        };
+        for line in lines {
+            let d = check_line(line, &ctx);
+            let ok = match want {
+                Allow => d.decision == Effect::Allow,
+                NotAllow => d.decision != Effect::Allow,
+                Deny => d.decision == Effect::Deny,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{platform:?} {line:?} wanted {want:?}, got {:?}: {}",
+                    d.decision, d.reason
+                ));
+            }
+        }
+    }
+    // A policy that does not say which platform it gates leaves these names uncertain.
+    let unstated = "[[rule]]\nid = \"helpers\"\neffect = \"allow\"\ntasks = [\"Get-*\", \"Sort-Object\", \"Compare-Object\", \"Write-Output\"]\n";
+    failures.extend(check_under(unstated, &lines, Deny));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

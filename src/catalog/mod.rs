@@ -33,6 +33,8 @@
 
 pub mod aliases;
 
+pub use aliases::Platform;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;

@@ -289,3 +289,9 @@ fn revoked_ids(body: &Value) -> HashSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// `--platform` as written on the command line.
+pub(crate) fn parse_platform(text: &str) -> Result<crate::catalog::Platform, String> {
+    crate::catalog::Platform::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a platform: use `windows`, `unix` or `unknown`"))
+}

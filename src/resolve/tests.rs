@@ -520,3 +520,124 @@ fn positional_arguments_fill_the_remaining_slots_in_order() {
         Some(&ParamValue::Static("1".into()))
     );
 }
+
+/// The names PowerShell 7 leaves out of its alias table on Linux and macOS (`#if !UNIX` in
+/// InitialSessionState.cs), with their Windows targets.
+const WINDOWS_ONLY_ALIASES: &[(&str, &str)] = &[
+    ("ac", "Add-Content"),
+    ("clear", "Clear-Host"),
+    ("compare", "Compare-Object"),
+    ("cpp", "Copy-ItemProperty"),
+    ("diff", "Compare-Object"),
+    ("gsv", "Get-Service"),
+    ("sleep", "Start-Sleep"),
+    ("sort", "Sort-Object"),
+    ("start", "Start-Process"),
+    ("sasv", "Start-Service"),
+    ("spsv", "Stop-Service"),
+    ("tee", "Tee-Object"),
+    ("write", "Write-Output"),
+    ("cat", "Get-Content"),
+    ("cp", "Copy-Item"),
+    ("ls", "Get-ChildItem"),
+    ("man", "help"),
+    ("mount", "New-PSDrive"),
+    ("mv", "Move-Item"),
+    ("ps", "Get-Process"),
+    ("rm", "Remove-Item"),
+    ("rmdir", "Remove-Item"),
+    ("cnsn", "Connect-PSSession"),
+    ("dnsn", "Disconnect-PSSession"),
+    ("ogv", "Out-GridView"),
+    ("shcm", "Show-Command"),
+    ("kill", "Stop-Process"),
+];
+
+fn first_on(src: &str, platform: crate::catalog::Platform) -> Invocation {
+    let a = super::analyse_line_on(src, Catalog::builtin(), platform)
+        .unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    a.invocations
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{src:?}: no invocation"))
+}
+
+#[test]
+fn platform_decides_what_windows_only_aliases_run() {
+    use crate::catalog::Platform;
+    use crate::invocation::TaskKind;
+    let platform_only = WINDOWS_ONLY_ALIASES
+        .iter()
+        .copied()
+        // Windows PowerShell 5.1 only (`#if !CORECLR`), and the CimCmdlets module's.
+        .chain([("curl", "Invoke-WebRequest"), ("wget", "Invoke-WebRequest")])
+        .chain([
+            ("sc", "Set-Content"),
+            ("gwmi", "Get-WmiObject"),
+            ("trcm", "Trace-Command"),
+        ])
+        .chain([("gcim", "Get-CimInstance"), ("icim", "Invoke-CimMethod")]);
+    for (alias, target) in platform_only {
+        for written in [alias.to_string(), alias.to_uppercase()] {
+            let line = format!("{written} x");
+            let w = first_on(&line, Platform::Windows);
+            assert_eq!(
+                (w.name.as_str(), w.kind),
+                (target, TaskKind::Command),
+                "{line}"
+            );
+            assert_eq!(w.dynamic, None, "{line}");
+            let u = first_on(&line, Platform::Unix);
+            assert_eq!(
+                (u.name.as_str(), u.kind),
+                (written.as_str(), TaskKind::Program)
+            );
+            assert_eq!(u.task(), format!("program:{written}"));
+            let n = first_on(&line, Platform::Unknown);
+            assert!(
+                n.dynamic
+                    .as_deref()
+                    .is_some_and(|d| d.contains("not known")),
+                "{line}: {n:?}"
+            );
+            assert_ne!(n.name, target, "{line}");
+        }
+    }
+    // Aliases every platform defines resolve the same everywhere.
+    for (alias, target) in [
+        ("%", "ForEach-Object"),
+        ("gci", "Get-ChildItem"),
+        ("dir", "Get-ChildItem"),
+        ("echo", "Write-Output"),
+        ("type", "Get-Content"),
+        ("pwd", "Get-Location"),
+        ("cd", "Set-Location"),
+        ("fc", "Format-Custom"),
+        ("select", "Select-Object"),
+    ] {
+        for p in [Platform::Windows, Platform::Unix, Platform::Unknown] {
+            let i = first_on(&format!("{alias} x"), p);
+            assert_eq!(
+                (i.name.as_str(), &i.dynamic),
+                (target, &None),
+                "{alias} {p:?}"
+            );
+        }
+    }
+    // A native program's arguments and pipeline input are text, not code; nested code in them
+    // is still found.
+    let u = super::analyse_line_on(
+        "Get-Mailbox | sort $(Remove-Mailbox rob)",
+        Catalog::builtin(),
+        Platform::Unix,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = u.invocations.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["Get-Mailbox", "sort", "Remove-Mailbox"]);
+    // Module-qualified names are never aliases.
+    let q = first_on(
+        "Microsoft.PowerShell.Utility\\Sort-Object x",
+        Platform::Unknown,
+    );
+    assert_eq!((q.name.as_str(), &q.dynamic), ("Sort-Object", &None));
+}

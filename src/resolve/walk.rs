@@ -3,13 +3,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::invocation::{Invocation, Param, ParamValue};
+use crate::invocation::{Invocation, Param, ParamValue, TaskKind};
 use crate::span::Span;
 use crate::syntax::ast::*;
 use crate::syntax::number_value;
 
 use super::safe;
-use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
+use crate::catalog::aliases::{self, AliasUse};
+use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta, Platform};
 
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
 /// this; if it is ever reached the walk stops and reports a dynamic invocation (fail closed).
@@ -87,6 +88,8 @@ pub(crate) struct Walker<'a> {
     bodies: Vec<Body>,
     /// The body the walk is in.
     body: usize,
+    /// The runspace's platform: what a default alias runs depends on it.
+    platform: Platform,
     /// Spans of code stored for later (see [`super::Analysis::deferred`]).
     deferred: Vec<Span>,
     /// Parameter lookups by (command, name as written), lowercased: a line repeating one
@@ -111,9 +114,27 @@ impl<'a> Walker<'a> {
                 runs_here: true,
             }],
             body: 0,
+            platform: Platform::Unknown,
             deferred: Vec::new(),
             param_cache: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Resolves names as on `platform`.
+    pub(crate) fn on(mut self, platform: Platform) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// What the default alias `bare` runs on the runspace's platform, with its target, when the
+    /// catalog's alias of that name is the default one.
+    fn platform_alias(&self, bare: &str) -> Option<(AliasUse, &'static str)> {
+        let entry = aliases::builtin_alias(bare)?;
+        let same = self
+            .catalog
+            .resolve_alias(bare)
+            .is_some_and(|t| t.eq_ignore_ascii_case(entry.target));
+        same.then(|| (entry.shell.on(self.platform), entry.target))
     }
 
     pub(crate) fn run(mut self, script: &Script) -> super::Analysis {
@@ -130,6 +151,7 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: false,
+                kind: TaskKind::Command,
             });
         }
         self.out.sort_by_key(|i| i.span.start);
@@ -150,6 +172,7 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: false,
+                kind: TaskKind::Command,
             });
         }
         super::Analysis {
@@ -604,13 +627,31 @@ impl<'a> Walker<'a> {
         } else {
             split_module(&name_text)
         };
-        let expanded = if module.is_none() {
-            self.catalog.resolve_alias(&bare).map(str::to_string)
-        } else {
-            None
+        // A default alias that not every platform defines (`sort`, `ls`, `ps` on Linux and
+        // macOS) is the native program of that name there, and uncertain when the platform is.
+        let on_platform = match (&dynamic, &module) {
+            (None, None) => self.platform_alias(&bare),
+            _ => None,
+        };
+        let mut dynamic = dynamic;
+        let mut kind = TaskKind::Command;
+        match on_platform {
+            Some((AliasUse::Program, _)) => kind = TaskKind::Program,
+            Some((AliasUse::Uncertain, target)) => {
+                dynamic = Some(format!(
+                    "`{bare}` is an alias of `{target}` on Windows but the native program `{bare}` on Linux and macOS, and the runspace's platform is not known (set `platform` in the policy's `[defaults]`)"
+                ));
+            }
+            Some((AliasUse::Alias, _)) | None => {}
+        }
+        let expanded = match (&module, on_platform) {
+            (None, None | Some((AliasUse::Alias, _))) => {
+                self.catalog.resolve_alias(&bare).map(str::to_string)
+            }
+            _ => None,
         };
         let lookup_name = expanded.clone().unwrap_or(bare);
-        let meta = if dynamic.is_some() {
+        let meta = if dynamic.is_some() || kind == TaskKind::Program {
             None
         } else {
             self.catalog.command(&lookup_name)
@@ -623,13 +664,20 @@ impl<'a> Walker<'a> {
         } else {
             Vec::new()
         };
-        let dynamic = dynamic.or(binding.code_from_value.clone()).or_else(|| {
-            // Pipeline input may be a script block (`… | Select-Object -Expand ScriptBlock`),
-            // which a parameter of a command without metadata may take by value and run.
-            (meta.is_none() && pipeline_input).then(|| {
-                format!("`{name}` is not in the catalog and gets pipeline input, which may be a script block it runs")
+        let dynamic = if kind == TaskKind::Program {
+            // A native program gets its arguments and pipeline input as text: it runs no
+            // script block (its parameters are still unknown, so they stay uncertain).
+            dynamic
+        } else {
+            dynamic.or(binding.code_from_value.clone()).or_else(|| {
+                // Pipeline input may be a script block (`… | Select-Object -Expand
+                // ScriptBlock`), which a parameter of a command without metadata may take by
+                // value and run.
+                (meta.is_none() && pipeline_input).then(|| {
+                    format!("`{name}` is not in the catalog and gets pipeline input, which may be a script block it runs")
+                })
             })
-        });
+        };
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -641,6 +689,7 @@ impl<'a> Walker<'a> {
             params: binding.params,
             params_uncertain: binding.uncertain,
             pipeline_input,
+            kind,
         });
         for (splat_at, variable, written, at) in binding.splats {
             self.pending.push(PendingSplat {
@@ -666,6 +715,7 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: true,
+                kind: TaskKind::Command,
             });
         }
         for written in &binding.variable_writes {
@@ -725,6 +775,7 @@ impl<'a> Walker<'a> {
                 params,
                 params_uncertain: None,
                 pipeline_input: true,
+                kind: TaskKind::Command,
             });
         }
     }
@@ -1315,6 +1366,7 @@ impl<'a> Walker<'a> {
             params: Vec::new(),
             params_uncertain: None,
             pipeline_input: false,
+            kind: TaskKind::Command,
         });
     }
 
@@ -1373,6 +1425,7 @@ impl<'a> Walker<'a> {
                         params: Vec::new(),
                         params_uncertain: None,
                         pipeline_input: false,
+                        kind: TaskKind::Command,
                     });
                 }
             }
