@@ -1791,7 +1791,10 @@ fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool
         let t = t.strip_prefix("system.").unwrap_or(&t);
         matches!(t, "object" | "object[]" | "psobject" | "psobject[]")
     };
+    // An undocumented type may be `ScriptBlock`: as with a command without metadata, a
+    // computed value is code.
     m.is_script_block()
+        || m.type_name.trim().is_empty()
         || PROPERTY_EXPRESSIONS.contains(&key.as_str())
         || STORES_CODE.contains(&key.as_str())
         || (pipeline_input && m.takes_pipeline_input() && !object_typed)
