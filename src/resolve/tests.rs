@@ -245,6 +245,9 @@ fn long_lines_resolve_in_linear_time() {
         format!("$p = @{{ a = 1 }}; Get-Mailbox {}", "@p ".repeat(33_000)),
         format!("Get-Mailbox {}", "a ".repeat(50_000)),
         "$p = @{ a = 1 }; ".repeat(6_000) + "Get-Mailbox @p",
+        (0..2_000)
+            .map(|i| format!("$p{i} = @{{ a = 1 }}; Get-Mailbox @p{i}; "))
+            .collect::<String>(),
     ];
     for line in &lines {
         let started = std::time::Instant::now();

@@ -1069,7 +1069,12 @@ impl<'a> Walker<'a> {
     /// of that exact variable, standing in the same body as the use or in one the use's body
     /// runs in while the line runs, executed before the use in straight-line order, and no
     /// other writer of the variable of any kind anywhere in the line.
-    fn splat_source(&self, p: &PendingSplat) -> Result<usize, String> {
+    /// `by_key` lists the sources of each variable (by [`var_key`]).
+    fn splat_source(
+        &self,
+        p: &PendingSplat,
+        by_key: &HashMap<String, Vec<usize>>,
+    ) -> Result<usize, String> {
         if let Some(why) = &self.writes_unseen {
             return Err(why.clone());
         }
@@ -1083,16 +1088,17 @@ impl<'a> Walker<'a> {
         if AUTOMATIC_VARIABLES.contains(&key.as_str()) {
             return Err("PowerShell sets this automatic variable itself".into());
         }
-        let mut sources = self
-            .splat_sources
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| var_key(&s.name) == key);
-        let (index, source) = match (sources.next(), sources.next()) {
-            (Some(one), None) => one,
-            (None, _) => return Err("it is not a literal hashtable assigned in the line".into()),
-            (Some(_), Some(_)) => return Err("it is assigned more than once in the line".into()),
+        let index = match by_key.get(&key).map(Vec::as_slice) {
+            Some([one]) => *one,
+            None | Some([]) => {
+                return Err("it is not a literal hashtable assigned in the line".into())
+            }
+            Some(_) => return Err("it is assigned more than once in the line".into()),
         };
+        let source = self
+            .splat_sources
+            .get(index)
+            .ok_or_else(|| "its assignment is not known".to_string())?;
         if self.writes.get(&key).copied().unwrap_or(0) != 1 {
             return Err("the line also sets it in another way".into());
         }
@@ -1130,8 +1136,14 @@ impl<'a> Walker<'a> {
         if let Some(why) = self.invisible_writer() {
             self.note_unseen_write(why);
         }
-        let mut found: Vec<Result<usize, String>> =
-            pending.iter().map(|p| self.splat_source(p)).collect();
+        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, source) in self.splat_sources.iter().enumerate() {
+            by_key.entry(var_key(&source.name)).or_default().push(i);
+        }
+        let mut found: Vec<Result<usize, String>> = pending
+            .iter()
+            .map(|p| self.splat_source(p, &by_key))
+            .collect();
         // A splat whose keys are unknown may hold `OutVariable = 'h'` and so set any other
         // splatted variable: with one of them uncertain, none is certain.
         if let Some(first) = pending
