@@ -54,13 +54,16 @@ pub enum AliasUse {
 }
 
 impl Shell {
-    /// What an alias defined by this shell runs on `platform`. On Windows an alias that only
-    /// Windows PowerShell 5.1 defines is still resolved to its target (the Exchange Management
-    /// Shell is 5.1); on Linux and macOS only PowerShell 7 exists, without the Windows-only
-    /// aliases and modules.
+    /// What an alias defined by this shell runs on `platform`. On Linux and macOS only
+    /// PowerShell 7 exists, without the Windows-only aliases and modules. On Windows an alias
+    /// only Windows PowerShell 5.1 defines is uncertain: PowerShell 7 runs the native program
+    /// of that name (`sc` is `sc.exe`, `curl` is `curl.exe`), and the platform setting does not
+    /// say which shell runs.
     pub fn on(self, platform: Platform) -> AliasUse {
         match (self, platform) {
-            (Shell::Both, _) | (_, Platform::Windows) => AliasUse::Alias,
+            (Shell::Both, _) => AliasUse::Alias,
+            (Shell::WindowsPowerShell51, Platform::Windows) => AliasUse::Uncertain,
+            (_, Platform::Windows) => AliasUse::Alias,
             (_, Platform::Unix) => AliasUse::Program,
             (_, Platform::Unknown) => AliasUse::Uncertain,
         }

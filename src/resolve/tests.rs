@@ -571,27 +571,40 @@ fn first_on(src: &str, platform: crate::catalog::Platform) -> Invocation {
 fn platform_decides_what_windows_only_aliases_run() {
     use crate::catalog::Platform;
     use crate::invocation::TaskKind;
+    // Windows PowerShell 5.1 only (`#if !CORECLR`): PowerShell 7 on Windows runs `sc.exe`.
+    let windows_powershell_only = [
+        ("curl", "Invoke-WebRequest"),
+        ("wget", "Invoke-WebRequest"),
+        ("sc", "Set-Content"),
+        ("gwmi", "Get-WmiObject"),
+        ("trcm", "Trace-Command"),
+        ("ipsn", "Import-PSSession"),
+    ];
     let platform_only = WINDOWS_ONLY_ALIASES
         .iter()
         .copied()
-        // Windows PowerShell 5.1 only (`#if !CORECLR`), and the CimCmdlets module's.
-        .chain([("curl", "Invoke-WebRequest"), ("wget", "Invoke-WebRequest")])
-        .chain([
-            ("sc", "Set-Content"),
-            ("gwmi", "Get-WmiObject"),
-            ("trcm", "Trace-Command"),
-        ])
+        .chain(windows_powershell_only)
+        // The CimCmdlets module is Windows only.
         .chain([("gcim", "Get-CimInstance"), ("icim", "Invoke-CimMethod")]);
     for (alias, target) in platform_only {
         for written in [alias.to_string(), alias.to_uppercase()] {
             let line = format!("{written} x");
             let w = first_on(&line, Platform::Windows);
-            assert_eq!(
-                (w.name.as_str(), w.kind),
-                (target, TaskKind::Command),
-                "{line}"
-            );
-            assert_eq!(w.dynamic, None, "{line}");
+            if windows_powershell_only.contains(&(alias, target)) {
+                assert!(
+                    w.dynamic
+                        .as_deref()
+                        .is_some_and(|d| d.contains("PowerShell 7")),
+                    "{line}: {w:?}"
+                );
+            } else {
+                assert_eq!(
+                    (w.name.as_str(), w.kind),
+                    (target, TaskKind::Command),
+                    "{line}"
+                );
+                assert_eq!(w.dynamic, None, "{line}");
+            }
             let u = first_on(&line, Platform::Unix);
             assert_eq!(
                 (u.name.as_str(), u.kind),

@@ -128,13 +128,13 @@ impl<'a> Walker<'a> {
 
     /// What the default alias `bare` runs on the runspace's platform, with its target, when the
     /// catalog's alias of that name is the default one.
-    fn platform_alias(&self, bare: &str) -> Option<(AliasUse, &'static str)> {
+    fn platform_alias(&self, bare: &str) -> Option<(AliasUse, &'static aliases::AliasEntry)> {
         let entry = aliases::builtin_alias(bare)?;
         let same = self
             .catalog
             .resolve_alias(bare)
             .is_some_and(|t| t.eq_ignore_ascii_case(entry.target));
-        same.then(|| (entry.shell.on(self.platform), entry.target))
+        same.then(|| (entry.shell.on(self.platform), entry))
     }
 
     pub(crate) fn run(mut self, script: &Script) -> super::Analysis {
@@ -637,10 +637,17 @@ impl<'a> Walker<'a> {
         let mut kind = TaskKind::Command;
         match on_platform {
             Some((AliasUse::Program, _)) => kind = TaskKind::Program,
-            Some((AliasUse::Uncertain, target)) => {
-                dynamic = Some(format!(
-                    "`{bare}` is an alias of `{target}` on Windows but the native program `{bare}` on Linux and macOS, and the runspace's platform is not known (set `platform` in the policy's `[defaults]`)"
-                ));
+            Some((AliasUse::Uncertain, entry)) => {
+                let target = entry.target;
+                dynamic = Some(if entry.shell == aliases::Shell::WindowsPowerShell51 {
+                    format!(
+                        "`{bare}` is an alias of `{target}` in Windows PowerShell 5.1 but the native program `{bare}` in PowerShell 7, and which one runs is not known: write `{target}`"
+                    )
+                } else {
+                    format!(
+                        "`{bare}` is an alias of `{target}` on Windows but the native program `{bare}` on Linux and macOS, and the runspace's platform is not known (set `platform` in the policy's `[defaults]`)"
+                    )
+                });
             }
             Some((AliasUse::Alias, _)) | None => {}
         }
