@@ -486,6 +486,9 @@ fn blocks_kept_for_later_are_deferred_code() {
         "Register-ScheduledJob -Name n -ScriptBlock { Remove-Mailbox rob }",
         "Set-PSReadLineKeyHandler -Chord Enter -ScriptBlock { Remove-Mailbox rob }",
         "Add-Member -InputObject $o ScriptMethod Go ({ Remove-Mailbox rob })",
+        "Invoke-Command -ScriptBlock { Remove-Mailbox rob } -AsJob",
+        "Invoke-Command -ComputerName ex1 -InDisconnectedSession { Remove-Mailbox rob }",
+        "Get-Mailbox | ForEach-Object -Parallel { Remove-Mailbox rob } -AsJob",
     ] {
         let a = super::analyse_line(src, Catalog::builtin()).unwrap_or_else(|e| panic!("{e}"));
         let Some(inv) = a.invocations.iter().find(|i| i.name == "Remove-Mailbox") else {

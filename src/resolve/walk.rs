@@ -685,6 +685,15 @@ impl<'a> Walker<'a> {
                 })
             })
         };
+        // `-AsJob` / `-InDisconnectedSession` (`Invoke-Command`, `ForEach-Object -Parallel`)
+        // run the command's blocks in the background, past the line and its approval window.
+        let in_background = binding.params.iter().any(|p| {
+            p.resolved
+                && matches!(
+                    p.name.to_ascii_lowercase().as_str(),
+                    "asjob" | "indisconnectedsession"
+                )
+        });
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -732,6 +741,7 @@ impl<'a> Walker<'a> {
             }
         }
         for (e, m, when) in binding.walk {
+            let when = if in_background { BlockUse::Later } else { when };
             if m == Mode::Code && when == BlockUse::Later {
                 // Blocks kept for later run outside this line's approval window.
                 self.note_stored_blocks(e);
