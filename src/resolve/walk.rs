@@ -46,7 +46,7 @@ struct SplatSource {
 struct PendingSplat {
     invocation: usize,
     param_index: usize,
-    /// The variable as written, without `@` (`h`, `Local:h`, `{h}` is `h`).
+    /// The variable as written, without `@` (`h`, `Local:h`).
     variable: String,
     written: String,
     at: usize,
