@@ -92,7 +92,8 @@ pub struct InvocationDecision {
 
 /// Decide one line.
 pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
-    let analysis = match resolve::analyse_line(text, ctx.catalog) {
+    let platform = ctx.policies.defaults().platform;
+    let analysis = match resolve::analyse_line_on(text, ctx.catalog, platform) {
         Ok(a) => a,
         Err(err) => return refuse_unparsed(text, &err),
     };

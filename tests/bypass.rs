@@ -13,7 +13,7 @@ use std::path::Path;
 
 use jitsh::catalog::Catalog;
 use jitsh::gate::{check_line, GateContext};
-use jitsh::policy::{load_dir, Effect, PolicySet};
+use jitsh::policy::{load_dir, Effect, PolicySet, PolicySource};
 
 /// What a case expects of the line's decision.
 #[derive(Debug, Clone, Copy)]
@@ -799,6 +799,58 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "ordinary output variables",
     ),
+    // --- arguments that may yield a script block are code ----------------------------------
+    (
+        "Format-Custom -InputObject $m -Property (Get-Command Remove-Mailbox).ScriptBlock",
+        Deny,
+        "computed property expression of Format-Custom",
+    ),
+    (
+        "$m = Get-Mailbox rob; Format-Custom -InputObject $m -Property $sb",
+        Deny,
+        "property expression from a variable",
+    ),
+    (
+        "fc -InputObject $m $sb",
+        Deny,
+        "positional property expression through an alias",
+    ),
+    (
+        "Format-Custom -InputObject $m -GroupBy @{ e = $sb }",
+        Deny,
+        "group-by expression in a hashtable",
+    ),
+    (
+        "Get-Mailbox | Format-Custom -Property Name, Alias -Depth 2",
+        Allow,
+        "literal Format-Custom properties",
+    ),
+    (
+        "Get-Mailbox | Format-Custom -Property Name, @{ n = 'A'; e = { $_.Alias } }",
+        Allow,
+        "literal calculated property",
+    ),
+    (
+        "Get-Mailbox | Out-Report -Title $t",
+        Deny,
+        "command without metadata given a computed argument",
+    ),
+    ("Out-Report $sb", Deny, "positional computed argument of an unknown command"),
+    (
+        "Get-Mailbox | Add-Member -MemberType ScriptMethod -Name Go -Value $sb",
+        Deny,
+        "script method from a computed value",
+    ),
+    (
+        "Register-EngineEvent PowerShell.OnIdle -Action { Get-Mailbox }",
+        Deny,
+        "event action kept for later",
+    ),
+    (
+        "Set-PSBreakpoint -Command Get-Mailbox -Action { Remove-Mailbox rob -Confirm:$false }",
+        Deny,
+        "breakpoint action kept for later",
+    ),
     // --- a token ends at its closing quote or bracket (PowerShell's GetCommandArgument) -------
     (
         "Get-Mailbox | Where-Object -Property 'Name'-FilterScript:$sb",
@@ -1052,6 +1104,168 @@ fn privileged_lines_name_the_deciding_invocation() {
         nested,
         Some((1, "Ne`w-MoveRequest".to_string(), Effect::Approval))
     );
+}
+
+/// A policy under which a splat's value decides the line: display-name edits of contoso
+/// mailboxes are standing access (`params.only`), and so are the commands the attacks use to
+/// change a variable unseen. A splat resolved to the wrong value would let a forwarding change
+/// or another mailbox through as an allowed display-name edit.
+const SPLAT_POLICY: &str = r#"
+[defaults]
+unmatched = "deny"
+dynamic = "deny"
+
+[[rule]]
+id = "reads-and-helpers"
+effect = "allow"
+tasks = ["Get-*", "ForEach-Object", "Where-Object", "Write-Output", "Out-Null", "Set-Variable",
+         "Tee-Object", "Invoke-Command", "Start-Job"]
+
+[[rule]]
+id = "display-names"
+effect = "allow"
+tasks = ["Set-Mailbox"]
+params.only = ["Identity", "DisplayName"]
+params.Identity = { glob = "*@contoso.com" }
+"#;
+
+fn check_under(policy: &str, lines: &[&str], want: Want) -> Vec<String> {
+    let policies = match PolicySet::from_sources(&[PolicySource::new("test.toml", policy)]) {
+        Ok(p) => p,
+        Err(e) => panic!("test policy must load: {e}"),
+    };
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let mut failures = Vec::new();
+    for line in lines {
+        let d = check_line(line, &ctx);
+        let ok = match want {
+            Allow => d.decision == Effect::Allow,
+            NotAllow => d.decision != Effect::Allow,
+            Deny => d.decision == Effect::Deny,
+        };
+        if !ok {
+            failures.push(format!(
+                "{line:?} wanted {want:?}, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    failures
+}
+
+#[test]
+fn splats_are_resolved_by_scope_and_time_not_text_position() {
+    const H: &str = "$h = @{ Identity = 'rob@contoso.com'; DisplayName = 'Rob' }";
+    let allowed = [
+        format!("{H}; Set-Mailbox @h"),
+        format!("{H}; if ($true) {{ Set-Mailbox @h }}"),
+        format!("{H}; Get-Mailbox rob | ForEach-Object {{ Set-Mailbox @h }}"),
+    ];
+    let attacks = [
+        // automatic variables: PowerShell sets them when the command runs
+        "$_ = @{ Identity = 'rob@contoso.com' }; Get-Mailbox | % { Set-Mailbox @_ }".to_string(),
+        "$PSItem = @{ Identity = 'rob@contoso.com' }; Get-Mailbox | % { Set-Mailbox @PSItem }".to_string(),
+        "$args = @{ Identity = 'rob@contoso.com' }; & { Set-Mailbox @args } -ForwardingSmtpAddress e@x.com".to_string(),
+        "$input = @{ Identity = 'rob@contoso.com' }; Get-Mailbox | & { Set-Mailbox @input }".to_string(),
+        // a block parameter shadows the line's variable
+        format!("{H}; & {{ param($h) Set-Mailbox @h }} @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}"),
+        format!("{H}; Get-Mailbox | ForEach-Object -Process {{ param($h) Set-Mailbox @h }}"),
+        // set by common parameters
+        format!("{H}; Get-Mailbox -PipelineVariable h | ForEach-Object {{ Set-Mailbox @h }}"),
+        format!("{H}; Get-Mailbox -OutVariable h | Out-Null; Set-Mailbox @h"),
+        format!("{H}; Get-Mailbox -ov h | Out-Null; Set-Mailbox @h"),
+        format!("{H}; Get-Mailbox -ErrorVariable h | Out-Null; Set-Mailbox @h"),
+        format!("{H}; Get-Mailbox | Tee-Object -Variable h | Out-Null; Set-Mailbox @h"),
+        // set by name
+        format!("{H}; Set-Variable h @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; sv -Name h -Value (Get-Mailbox); Set-Mailbox @h"),
+        // code that runs at another time, when the variable may hold something else
+        format!("{H}; function Set-Name {{ Set-Mailbox @h }}"),
+        format!("{H}; filter Set-Name {{ Set-Mailbox @h }}"),
+        format!("{H}; $later = {{ Set-Mailbox @h }}"),
+        format!("{H}; Invoke-Command -ComputerName ex01 -ScriptBlock {{ Set-Mailbox @h }}"),
+        format!("{H}; Start-Job -ScriptBlock {{ Set-Mailbox @h }}"),
+        // reassigned later, in a loop, in a nested scope, under another spelling
+        format!("{H}; foreach ($i in 1, 2) {{ Set-Mailbox @h; $h = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }} }}"),
+        format!("{H}; if ($true) {{ $h = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }} }}; Set-Mailbox @h"),
+        format!("{H}; $global:h = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; $Script:H = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; ${{H}} = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; foreach ($h in Get-Mailbox) {{ }}; Set-Mailbox @h"),
+        format!("{H}; Set-Mailbox @script:h"),
+        // assigned only after the use
+        format!("Get-Mailbox | ForEach-Object {{ Set-Mailbox @h }}; {H}"),
+    ];
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let attacks: Vec<&str> = attacks.iter().map(String::as_str).collect();
+    let mut failures = check_under(SPLAT_POLICY, &allowed, Allow);
+    failures.extend(check_under(SPLAT_POLICY, &attacks, Deny));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn names_that_are_native_programs_off_windows_follow_the_runspace_platform() {
+    use jitsh::catalog::Platform;
+    // Read-only on Windows (`Sort-Object`, `Compare-Object`, `Write-Output`: standing
+    // access); on Linux and macOS the native `sort` and `diff` read any file, `compare` is
+    // ImageMagick's, `write` messages another user's terminal.
+    let lines = [
+        "sort /etc/shadow",
+        "Get-Mailbox | sort Name",
+        "diff /etc/shadow /etc/passwd",
+        "compare /etc/shadow x",
+        "Get-Mailbox | write",
+        "write root",
+        "Get-Mailbox | SORT Name",
+    ];
+    let revoked = HashSet::new();
+    let mut failures = Vec::new();
+    for (platform, want) in [
+        (Platform::Windows, Allow),
+        (Platform::Unix, NotAllow),
+        (Platform::Unknown, Deny),
+    ] {
+        let mut policies = shipped();
+        policies.set_platform(platform);
+        let ctx = GateContext {
+            policies: &policies,
+            catalog: Catalog::builtin(),
+            user: "alice",
+            now: time::OffsetDateTime::UNIX_EPOCH,
+            tokens: &[],
+            revoked: &revoked,
+            skew: time::Duration::seconds(30),
+            online: false,
+        };
+        for line in lines {
+            let d = check_line(line, &ctx);
+            let ok = match want {
+                Allow => d.decision == Effect::Allow,
+                NotAllow => d.decision != Effect::Allow,
+                Deny => d.decision == Effect::Deny,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{platform:?} {line:?} wanted {want:?}, got {:?}: {}",
+                    d.decision, d.reason
+                ));
+            }
+        }
+    }
+    // A policy that does not say which platform it gates leaves these names uncertain.
+    let unstated = "[[rule]]\nid = \"helpers\"\neffect = \"allow\"\ntasks = [\"Get-*\", \"Sort-Object\", \"Compare-Object\", \"Write-Output\"]\n";
+    failures.extend(check_under(unstated, &lines, Deny));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Where jitsh follows PowerShell's token boundaries, the parameter a glued token hides is bound.

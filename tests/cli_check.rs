@@ -650,6 +650,31 @@ fn an_exact_command_grant_does_not_cover_pipeline_input() {
     assert_eq!(code, Some(1), "{v}");
 }
 
+#[test]
+fn platform_option_overrides_the_policies_platform() {
+    // The shipped policies gate a Windows runspace: `sort` is `Sort-Object`.
+    let (code, v) = check(&["Get-Mailbox | sort Name"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(0), Some("allow")));
+    assert_eq!(v["invocations"][1]["name"], "Sort-Object");
+    let (code, v) = check(&["--platform", "unix", "Get-Mailbox | sort Name"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(2), Some("deny")));
+    assert_eq!(v["invocations"][1]["name"], "sort");
+    let (code, v) = check(&["--platform", "unknown", "Get-Mailbox | sort Name"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(2), Some("deny")));
+    assert_eq!(v["invocations"][1]["dynamic"], true);
+    let out = jitsh()
+        .args(["check", "--platform", "linux", "Get-Mailbox"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = jitsh()
+        .args(["parse", "--platform", "unix", "ls /etc"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(v["invocations"][0]["task"], "program:ls");
+}
+
 /// Issue 8 class 13: a grant covers the command its task names and no other module's command of
 /// the same name. An unqualified grant covers only the unqualified name (the command the
 /// runspace resolves); a qualified grant covers that module's command, written qualified or not.

@@ -10,7 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use jitsh::invocation::{Invocation, Param, ParamValue};
+use jitsh::catalog::Platform;
+use jitsh::invocation::{Invocation, Param, ParamValue, TaskKind};
 use jitsh::policy::{
     load_dir, synthetic_policy_set, Effect, ParamConstraints, PolicySet, PolicySource, Tri,
 };
@@ -49,6 +50,7 @@ fn inv(name: &str) -> Inv {
         params: Vec::new(),
         params_uncertain: None,
         pipeline_input: false,
+        kind: TaskKind::Command,
     })
 }
 
@@ -168,6 +170,8 @@ fn shipped_policies_load_and_lint_clean() {
     let s = shipped();
     assert_eq!(s.defaults().unmatched, Effect::Deny);
     assert_eq!(s.defaults().dynamic, Effect::Deny);
+    // The shipped set gates the Exchange Management Shell, a Windows runspace.
+    assert_eq!(s.defaults().platform, Platform::Windows);
     let findings = s.lint(&|_| true);
     assert!(findings.is_empty(), "{findings:#?}");
 }
@@ -1212,6 +1216,32 @@ mod index_agrees_with_brute_force {
                 prop_assert_eq!(got, want, "name {:?}", n);
             }
         }
+    }
+}
+
+#[test]
+fn platform_is_a_default_that_is_unknown_unless_stated() {
+    for (text, want) in [
+        ("[defaults]\nplatform = \"windows\"\n", Platform::Windows),
+        ("[defaults]\nplatform = \"unix\"\n", Platform::Unix),
+        ("[defaults]\nplatform = \"unknown\"\n", Platform::Unknown),
+        ("[defaults]\nunmatched = \"deny\"\n", Platform::Unknown),
+        ("", Platform::Unknown),
+    ] {
+        let s = PolicySet::from_sources(&[PolicySource::new("p.toml", text)])
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(s.defaults().platform, want, "{text:?}");
+    }
+    for (text, at) in [
+        ("[defaults]\nplatform = \"Windows\"\n", "p.toml:2:12"),
+        ("[defaults]\nplatform = \"macos\"\n", "p.toml:2:12"),
+        ("[defaults]\nplatform = 1\n", "p.toml:2:12"),
+    ] {
+        let e = match PolicySet::from_sources(&[PolicySource::new("p.toml", text)]) {
+            Ok(_) => panic!("{text:?} loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.starts_with(at), "{text:?}: {e}");
     }
 }
 

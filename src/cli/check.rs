@@ -43,6 +43,11 @@ pub struct Args {
     /// Extra cmdlet metadata (JSON, catalog format) for modules jitsh does not ship.
     #[arg(long = "catalog", value_name = "FILE")]
     catalogs: Vec<PathBuf>,
+    /// The runspace's platform (`windows`, `unix` or `unknown`), instead of the policies'
+    /// `[defaults] platform`: `sort`, `ls`, `ps` … are aliases on Windows and native programs
+    /// on Linux and macOS.
+    #[arg(long, value_name = "PLATFORM", value_parser = common::parse_platform)]
+    platform: Option<crate::catalog::Platform>,
     /// Read JSON Lines (`{"text": ...}`) from stdin and write one decision per line.
     #[arg(long)]
     batch: bool,
@@ -51,7 +56,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let inputs = match GateInputs::load(
+    let mut inputs = match GateInputs::load(
         &args.policies,
         &args.catalogs,
         &args.tokens,
@@ -61,6 +66,9 @@ pub fn run(args: Args) -> ExitCode {
         Ok(i) => i,
         Err(code) => return code,
     };
+    if let Some(platform) = args.platform {
+        inputs.policies.set_platform(platform);
+    }
     let mut user = common::user_name(args.user.as_deref());
     let server = match (&args.server, inputs.tokens.is_empty()) {
         (Some(url), false) => Some(url.clone()),

@@ -324,3 +324,9 @@ mod tests {
         assert!(parse_skew("1e9").is_err());
     }
 }
+
+/// `--platform` as written on the command line.
+pub(crate) fn parse_platform(text: &str) -> Result<crate::catalog::Platform, String> {
+    crate::catalog::Platform::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a platform: use `windows`, `unix` or `unknown`"))
+}

@@ -13,6 +13,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::catalog::Platform;
 use crate::policy::error::{LoadError, LoadErrors};
 use crate::policy::model::{ApprovalMode, Defaults, Effect, Rule, TaskPattern};
 use crate::policy::params::{valid_param_name, ParamConstraints, RegexCache, ValueConstraint};
@@ -43,6 +44,7 @@ struct RawFile {
 struct RawDefaults {
     unmatched: Option<Spanned<String>>,
     dynamic: Option<Spanned<String>>,
+    platform: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -226,7 +228,12 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
         }
         // Positions come from the first key set: `defaults.x = ...` tables have no span.
         if let Some((d, span)) = raw.defaults.take().and_then(|d| {
-            let span = d.unmatched.as_ref().or(d.dynamic.as_ref())?.span();
+            let span = d
+                .unmatched
+                .as_ref()
+                .or(d.dynamic.as_ref())
+                .or(d.platform.as_ref())?
+                .span();
             Some((d, span))
         }) {
             let here = cx.where_(&span);
@@ -359,6 +366,18 @@ fn check_defaults(cx: &mut FileCx<'_>, d: RawDefaults) -> Defaults {
             ),
             Some(e) => out.dynamic = e,
             None => {}
+        }
+    }
+    if let Some(p) = d.platform {
+        match Platform::parse(p.get_ref()) {
+            Some(platform) => out.platform = platform,
+            None => cx.err(
+                &p.span(),
+                format!(
+                    "unknown `platform` value `{}`: expected `windows`, `unix` or `unknown`",
+                    p.get_ref()
+                ),
+            ),
         }
     }
     out

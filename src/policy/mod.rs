@@ -105,6 +105,12 @@ impl PolicySet {
         &self.defaults
     }
 
+    /// Resolves names as on `platform` instead of the policies' `[defaults] platform` (the
+    /// `--platform` option of `jitsh check`).
+    pub fn set_platform(&mut self, platform: crate::catalog::Platform) {
+        self.defaults.platform = platform;
+    }
+
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.by_id.get(id).and_then(|&i| self.rules.get(i))
     }

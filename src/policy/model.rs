@@ -3,6 +3,7 @@
 //! INVARIANT: a [`Rule`] is built only by the loader (`load.rs`), so its compiled task
 //! patterns always agree with its `tasks`/`except` text and its role expansion.
 
+use crate::catalog::Platform;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,10 @@ pub struct Defaults {
     /// Decision for an invocation that cannot be analysed statically.
     /// INVARIANT: never [`Effect::Allow`] (the loader refuses it).
     pub dynamic: Effect,
+    /// The runspace's platform: `sort`, `ls`, `ps` … are aliases on Windows and native
+    /// programs on Linux and macOS. Unknown unless a policy says, and then such names are
+    /// uncertain.
+    pub platform: Platform,
 }
 
 impl Default for Defaults {
@@ -57,6 +62,7 @@ impl Default for Defaults {
         Defaults {
             unmatched: Effect::Deny,
             dynamic: Effect::Deny,
+            platform: Platform::Unknown,
         }
     }
 }

@@ -12,7 +12,7 @@ mod walk;
 
 use serde_json::{json, Value};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Platform};
 use crate::invocation::{Invocation, ParamValue};
 use crate::span::Span;
 use crate::syntax::{self, ast, ParseError, ParseErrorKind};
@@ -39,17 +39,33 @@ pub struct Analysis {
     pub deferred: Vec<Span>,
 }
 
-/// Parses and resolves one line, keeping where it stores code for later.
+/// Parses and resolves one line, keeping where it stores code for later. Names whose meaning
+/// depends on the platform are uncertain (see [`analyse_line_on`]).
 pub fn analyse_line(src: &str, catalog: &Catalog) -> Result<Analysis, ParseError> {
+    analyse_line_on(src, catalog, Platform::Unknown)
+}
+
+/// Parses and resolves one line as the runspace on `platform` would: `sort` is `Sort-Object`
+/// on Windows, the native program `sort` on Linux and macOS, and uncertain when unknown.
+pub fn analyse_line_on(
+    src: &str,
+    catalog: &Catalog,
+    platform: Platform,
+) -> Result<Analysis, ParseError> {
     let script = syntax::parse(src)?;
-    Ok(walk::Walker::new(src, catalog).run(&script))
+    Ok(walk::Walker::new(src, catalog).on(platform).run(&script))
 }
 
 /// The `jitsh parse` output object for one line (SPEC §3): `text`, `error` (`null` or
 /// `{message, offset, kind}`) and `invocations` (`name`, `params`, `depth`, plus `as_written`,
 /// `module`, `dynamic`, `params_uncertain` when they carry information).
 pub fn parse_report(src: &str, catalog: &Catalog) -> Value {
-    match analyse(src, catalog) {
+    parse_report_on(src, catalog, Platform::Unknown)
+}
+
+/// [`parse_report`] with names resolved as on `platform`.
+pub fn parse_report_on(src: &str, catalog: &Catalog, platform: Platform) -> Value {
+    match analyse_line_on(src, catalog, platform).map(|a| a.invocations) {
         Ok(invs) => json!({
             "text": src,
             "error": null,
@@ -88,6 +104,10 @@ fn invocation_json(inv: &Invocation) -> Value {
         }
         if let Some(d) = &inv.dynamic {
             map.insert("dynamic".into(), json!(d));
+        }
+        if !inv.kind.is_command() {
+            map.insert("kind".into(), json!(inv.kind.as_str()));
+            map.insert("task".into(), json!(inv.task()));
         }
         if let Some(u) = &inv.params_uncertain {
             map.insert("params_uncertain".into(), json!(u));

@@ -211,7 +211,9 @@ impl Service {
                         format!("`command` must be one line of at most {MAX_COMMAND} bytes"),
                     ));
                 }
-                Some(canonical_command(c, body.task.as_deref())?)
+                // Resolved as the gates resolve it, on the policies' platform.
+                let platform = self.policies()?.defaults().platform;
+                Some(canonical_command(c, body.task.as_deref(), platform)?)
             }
         };
         if body.uses == Some(0) {
@@ -1663,10 +1665,16 @@ fn from_unix(t: UnixTime) -> Result<OffsetDateTime, ApiError> {
 /// The canonical form of an exact-command request (`Invocation::canonical`): the one thing the
 /// token will cover. The line must be a single invocation of the requested task, fully known
 /// statically, or the request is refused (an approver must see exactly what will run).
-fn canonical_command(line: &str, task: Option<&str>) -> Result<String, ApiError> {
+fn canonical_command(
+    line: &str,
+    task: Option<&str>,
+    platform: crate::catalog::Platform,
+) -> Result<String, ApiError> {
     let refuse = |why: String| ApiError::policy("invalid_command", why);
-    let invocations = crate::resolve::analyse(line, crate::catalog::Catalog::builtin())
-        .map_err(|e| refuse(format!("`command` does not parse: {}", e.message)))?;
+    let invocations =
+        crate::resolve::analyse_line_on(line, crate::catalog::Catalog::builtin(), platform)
+            .map(|a| a.invocations)
+            .map_err(|e| refuse(format!("`command` does not parse: {}", e.message)))?;
     let [inv] = invocations.as_slice() else {
         return Err(refuse(format!(
             "`command` must be exactly one command invocation, found {}",
