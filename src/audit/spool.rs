@@ -23,6 +23,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -187,6 +188,7 @@ impl SpoolingSink {
         let lock_path = spool_dir.join("spool.lock");
         let lock_file = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .truncate(false)
             .write(true)
             .open(&lock_path)
@@ -437,7 +439,13 @@ fn open_state(dir: &Path) -> Result<State, SpoolError> {
             );
         }
         let path = dir.join(segment_name(cursor.forwarded));
-        File::create(&path).map_err(io_err(&path))?;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         sync_dir(dir)?;
         segments.push(Segment {
             base: cursor.forwarded,
@@ -551,7 +559,13 @@ fn trim_torn(dir: &Path, segment: &mut Segment) -> Result<(), SpoolError> {
 
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
@@ -830,6 +844,7 @@ fn mark_forwarded(shared: &Shared, state: &mut State, batch: &Batch) -> Result<(
     let path = shared.dir.join(segment_name(base));
     let file = OpenOptions::new()
         .create(true)
+        .mode(0o600)
         .append(true)
         .open(&path)
         .map_err(io_err(&path))?;

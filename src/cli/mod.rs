@@ -61,6 +61,8 @@ enum Command {
     Approve(client::ApproveArgs),
     /// Deny a pending request.
     Deny(client::DenyArgs),
+    /// Take back your own pending request.
+    Withdraw(client::WithdrawArgs),
     /// Revoke an approved grant before it expires.
     Revoke(client::RevokeArgs),
     /// Lock a user, a rule or everything: new requests are refused and live grants stop working.
@@ -106,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Requests(a) => client::requests(a),
         Command::Approve(a) => client::approve(a),
         Command::Deny(a) => client::deny(a),
+        Command::Withdraw(a) => client::withdraw(a),
         Command::Revoke(a) => client::revoke(a),
         Command::Lock(a) => client::lock(a),
         Command::Shell(a) => shell_cmd::shell(a),

@@ -37,6 +37,22 @@ pub struct Args {
     /// How long a request may wait for a decision before it expires.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = service::parse_duration)]
     pending_ttl: std::time::Duration,
+    /// A client must send a request's headers within this time.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = service::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// Close a connection when no bytes moved for this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = service::parse_duration)]
+    idle_timeout: std::time::Duration,
+    /// Open connections at most (lowered to fit the descriptor limit); when full, the oldest
+    /// connection with no request in progress is closed.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Requests one user may file per hour (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    max_requests_per_hour: u32,
+    /// Requests one user may have pending at once (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    max_pending: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +107,17 @@ pub fn run(args: Args) -> ExitCode {
         mail_from: args.mail_from,
         webhook: args.webhook,
         pending_ttl: args.pending_ttl,
+        limits: service::Limits {
+            connections: service::listen::ConnLimits {
+                header_timeout: args.header_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections,
+            },
+            requests: service::workflow::RequestLimits {
+                per_hour: args.max_requests_per_hour,
+                pending: args.max_pending,
+            },
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,15 +183,6 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         .directory
         .clone()
         .unwrap_or_else(|| a.state.join("directory.toml"));
-    let mut dir = match Directory::load(&path) {
-        Ok(d) => d,
-        Err(e) => return super::fail(e),
-    };
-    let credential = match dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())
-    {
-        Ok(c) => c,
-        Err(e) => return super::fail(e),
-    };
     let mut details = serde_json::Map::new();
     details.insert("groups".into(), a.groups.clone().into());
     details.insert("roles".into(), a.roles.clone().into());
@@ -177,14 +195,20 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         outcome: "ok".into(),
         details,
     };
-    // No audit record, no user. While the service runs it holds the audit log; the event then
-    // waits durably in the state database and the service appends it.
-    if let Err(e) = record_audit(&a.state, event) {
-        return super::fail(e);
-    }
-    if let Err(e) = dir.save(&path) {
-        return super::fail(e);
-    }
+    // Under the directory's write lock, on the file as it is now (the service and other
+    // `user add` runs write it too). No audit record, no user: while the service runs it holds
+    // the audit log; the event then waits durably in the state database and the service
+    // appends it.
+    let added = Directory::update(&path, |dir| {
+        let credential =
+            dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())?;
+        record_audit(&a.state, event).map_err(service::directory::DirectoryError::Refused)?;
+        Ok::<_, service::directory::DirectoryError>(credential)
+    });
+    let credential = match added {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
     println!(
         "added user {} (groups: {}; roles: {}) to {}; the credential below is shown only now:",
         a.name,

@@ -4,12 +4,18 @@
 //! Every failure, including malformed JSON, oversized bodies and unknown routes, is answered with
 //! the JSON error shape of [`ApiError`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request,
+};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -21,12 +27,22 @@ use time::OffsetDateTime;
 use super::directory::Principal;
 use super::error::ApiError;
 use super::store::Status;
-use super::workflow::{CreateBody, GateEventsBody, LockBody, Service, UserBody};
+use super::workflow::{CreateBody, Decision, GateEventsBody, LockBody, Page, Service, UserBody};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
 const OPENAPI: &str = include_str!("openapi.json");
+
+/// Longest a request may take, body included; a client trickling its body is cut off here.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Failed authentications one source may make per [`AUTH_WINDOW`] before every attempt from it
+/// is refused (429) until the window ends.
+pub const AUTH_FAILURES: u32 = 10;
+pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// Sources remembered at most; older windows are dropped first.
+const AUTH_SOURCES: usize = 10_000;
 
 /// Shared by all handlers.
 #[derive(Debug, Clone)]
@@ -34,9 +50,19 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Woken after every step so queued notifications go out promptly.
     pub outbox: Arc<tokio::sync::Notify>,
+    /// Failed authentications per source address.
+    pub auth_failures: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
 }
 
 impl AppState {
+    pub fn new(service: Arc<Service>, outbox: Arc<tokio::sync::Notify>) -> AppState {
+        AppState {
+            service,
+            outbox,
+            auth_failures: Arc::default(),
+        }
+    }
+
     /// Run `f` on the blocking pool (the store is synchronous).
     async fn run<T: Send + 'static>(
         &self,
@@ -65,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/approve", post(approve))
         .route("/v1/requests/{id}/deny", post(deny))
         .route("/v1/requests/{id}/revoke", post(revoke))
+        .route("/v1/requests/{id}/withdraw", post(withdraw))
         .route("/v1/requests/{id}/token", get(token))
         .route("/v1/revocations", get(revocations))
         .route("/v1/grants/{jti}/use", post(use_grant))
@@ -83,7 +110,40 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(guard))
         .with_state(state)
+}
+
+/// HEAD is answered only where it has no effect: a GET here may sign a token or write an audit
+/// record, and HEAD would do the same without showing the result. Every request has a deadline.
+async fn guard(req: Request, next: Next) -> Response {
+    if req.method() == Method::HEAD && !matches!(req.uri().path(), "/healthz" | "/openapi.json") {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "HEAD is served only for /healthz and /openapi.json; use GET",
+        )
+        .into_response();
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request took over {} s (a slow body?); send it again",
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 async fn openapi() -> Response {
@@ -98,19 +158,109 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let now = Instant::now();
+        if let Some(ip) = source {
+            if state.failures(ip, now) >= AUTH_FAILURES {
+                return Err(throttled());
+            }
+        }
         let credential = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
+            .and_then(bearer);
         let service = Arc::clone(&state.service);
-        tokio::task::spawn_blocking(move || service.authenticate(&credential))
-            .await
-            .map_err(|_| ApiError::internal("the request worker stopped unexpectedly"))?
-            .map(Caller)
+        let result = match credential {
+            None => Err((
+                "missing or malformed Authorization header",
+                ApiError::unauthorized(),
+            )),
+            Some(credential) => {
+                tokio::task::spawn_blocking(move || service.authenticate(&credential))
+                    .await
+                    .map_err(|_| ApiError::internal("the request worker stopped unexpectedly"))?
+                    .map_err(|e| ("unknown credential", e))
+            }
+        };
+        match result {
+            Ok(who) => Ok(Caller(who)),
+            Err((why, error)) => {
+                state.auth_failed(source, why, now).await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The credential of an `Authorization: Bearer ...` header; the scheme name is
+/// case-insensitive (RFC 7235).
+fn bearer(value: &str) -> Option<String> {
+    let (scheme, credential) = value.trim().split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty() && !credential.contains(' '))
+        .then(|| credential.to_owned())
+}
+
+fn throttled() -> ApiError {
+    ApiError::too_many(
+        "too_many_failures",
+        format!(
+            "too many failed authentications from your address; wait {} s and check your credential",
+            AUTH_WINDOW.as_secs()
+        ),
+    )
+}
+
+impl AppState {
+    /// Failures counted for `ip` in its current window.
+    fn failures(&self, ip: IpAddr, now: Instant) -> u32 {
+        self.auth_failures
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&ip).copied())
+            .filter(|(start, _)| now.duration_since(*start) < AUTH_WINDOW)
+            .map_or(0, |(_, n)| n)
+    }
+
+    /// Count a failed authentication and audit it; the one that reaches the limit is audited
+    /// as `auth.throttle` and later ones only logged, so a flood cannot fill the audit log.
+    async fn auth_failed(&self, source: Option<IpAddr>, why: &'static str, now: Instant) {
+        let count = match (source, self.auth_failures.lock()) {
+            (Some(ip), Ok(mut map)) => {
+                if map.len() >= AUTH_SOURCES {
+                    map.retain(|_, (start, _)| now.duration_since(*start) < AUTH_WINDOW);
+                    if map.len() >= AUTH_SOURCES {
+                        map.clear();
+                    }
+                }
+                let entry = map.entry(ip).or_insert((now, 0));
+                if now.duration_since(entry.0) >= AUTH_WINDOW {
+                    *entry = (now, 0);
+                }
+                entry.1 = entry.1.saturating_add(1);
+                entry.1
+            }
+            _ => 0,
+        };
+        let shown = source.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if count > AUTH_FAILURES {
+            tracing::warn!(source = %shown, why, "authentication refused (throttled)");
+            return;
+        }
+        let why = if count == AUTH_FAILURES {
+            "limit reached: further attempts from this address are refused for a while"
+        } else {
+            why
+        };
+        let service = Arc::clone(&self.service);
+        let audited = tokio::task::spawn_blocking(move || service.auth_failed(&shown, why)).await;
+        if !matches!(audited, Ok(Ok(()))) {
+            tracing::error!("a failed authentication could not be audited");
+        }
     }
 }
 
@@ -136,12 +286,72 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 format!("the request body is not valid JSON: {e}"),
             )
         })?;
+        // A repeated key is ambiguous (parsers keep the first, the last, or both): refused.
+        serde_json::from_slice::<NoDuplicateKeys>(bytes).map_err(|e| {
+            ApiError::bad_request(
+                "duplicate_key",
+                format!("the request body is ambiguous: {e}"),
+            )
+        })?;
         T::deserialize(value).map(Body).map_err(|e| {
             ApiError::bad_request(
                 "invalid_field",
                 format!("the request body has a field of the wrong type or name: {e}"),
             )
         })
+    }
+}
+
+/// Walks a JSON document and fails on the first object with a repeated key. Depth is bounded
+/// by serde_json's recursion limit.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key `{}` appears twice in one object",
+                    crate::text::escape(&key)
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
     }
 }
 
@@ -192,6 +402,8 @@ struct ListQuery {
     status: Option<String>,
     #[serde(default)]
     mine: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
 }
 
 async fn list(
@@ -204,13 +416,17 @@ async fn list(
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_query",
-                format!("`{s}` is not a status; use pending, approved, denied, expired or revoked"),
+                format!("`{}` is not a status; use pending, approved, denied, expired, revoked or withdrawn", crate::text::escape(s)),
             )
         })?),
     };
     let mine = matches!(q.mine.as_deref(), Some("true" | "1" | "yes"));
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+    };
     state
-        .run(move |s, now| s.list(&who, status, mine, now))
+        .run(move |s, now| s.list(&who, status, mine, page, now))
         .await
         .map(Json)
 }
@@ -226,20 +442,14 @@ async fn show(
         .map(Json)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommentBody {
-    comment: Option<String>,
-}
-
 async fn approve(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-    Body(body): Body<CommentBody>,
+    Body(body): Body<Decision>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .run(move |s, now| s.approve(&who, &id, body.comment, now))
+        .run(move |s, now| s.approve(&who, &id, body, now))
         .await
         .map(Json)
 }
@@ -248,10 +458,21 @@ async fn deny(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-    Body(body): Body<CommentBody>,
+    Body(body): Body<Decision>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .run(move |s, now| s.deny(&who, &id, body.comment, now))
+        .run(move |s, now| s.deny(&who, &id, body, now))
+        .await
+        .map(Json)
+}
+
+async fn withdraw(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .run(move |s, now| s.withdraw(&who, &id, now))
         .await
         .map(Json)
 }

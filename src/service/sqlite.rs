@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
-    Approval, ApproveOutcome, GateBatch, Grant, Hook, Lock, NewRequest, Notification, OutboxItem,
-    RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
+    Approval, ApproveOutcome, GateBatch, Grant, Hook, ListQuery, Lock, NewRequest, Notification,
+    OutboxItem, RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
 };
 
 /// Schema steps; `user_version` is the number applied. Append only.
@@ -109,6 +109,12 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(backend)?;
         migrate(&mut conn)?;
+        // Indexes added without a schema step (idempotent): listings of every status page by
+        // creation time.
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS requests_created ON requests(created_at, id);",
+        )
+        .map_err(backend)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -320,7 +326,7 @@ impl Store for SqliteStore {
             for scope in lock_scopes {
                 let lock = tx
                     .query_row(
-                        "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                        "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 COLLATE NOCASE AND (expires_at IS NULL OR expires_at > ?2)",
                         params![scope, new.created_at],
                         lock_row,
                     )
@@ -376,6 +382,87 @@ impl Store for SqliteStore {
             rows.collect::<Result<_, _>>().map_err(backend)?
         };
         ids.iter().map(|id| load(&conn, id)).collect()
+    }
+
+    fn list_page(&self, q: &ListQuery) -> Result<Vec<RequestRecord>, StoreError> {
+        let conn = self.conn()?;
+        let (viewer, groups) = match &q.viewer {
+            Some((name, groups)) => (
+                Some(name.as_str()),
+                Some(serde_json::to_string(groups).map_err(backend)?),
+            ),
+            None => (None, None),
+        };
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        // Visibility and filters apply before LIMIT, so no volume of other people's requests
+        // can push a visible one off the page.
+        let ids: Vec<String> = {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM requests
+                     WHERE (?1 IS NULL OR status = ?1)
+                       AND (?2 IS NULL OR requester = ?2)
+                       AND (?3 IS NULL OR requester = ?3 COLLATE NOCASE
+                            OR EXISTS (SELECT 1 FROM json_each(requests.body, '$.approvers') AS a
+                                       WHERE lower(a.value) IN (SELECT value FROM json_each(?4))))
+                       AND (?5 IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6))
+                     ORDER BY created_at DESC, id DESC LIMIT ?7",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        q.status.map(Status::as_str),
+                        q.requester,
+                        viewer,
+                        groups,
+                        after_at,
+                        after_id,
+                        q.limit
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        ids.iter().map(|id| load(&conn, id)).collect()
+    }
+
+    fn count_requests(
+        &self,
+        requester: &str,
+        since: UnixTime,
+        pending_only: bool,
+    ) -> Result<u64, StoreError> {
+        let conn = self.conn()?;
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM requests WHERE requester = ?1 AND created_at >= ?2 AND (?3 = 0 OR status = 'pending')",
+            )
+            .map_err(backend)?
+            .query_row(params![requester, since, pending_only], |r| r.get(0))
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn withdraw(
+        &self,
+        id: &str,
+        by: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        self.step(|tx| {
+            pending(tx, id, now)?;
+            set_decided(tx, id, Status::Withdrawn, by, None, now)?;
+            let record = load(tx, id)?;
+            let notes = hook(&record)?;
+            enqueue(tx, &notes, now)?;
+            Ok(record)
+        })
     }
 
     fn approve(
@@ -572,6 +659,12 @@ impl Store for SqliteStore {
 
     fn set_lock(&self, lock: &Lock, hook: Hook<'_, Lock>) -> Result<(), StoreError> {
         self.step(|tx| {
+            // One lock per scope whatever its case (older rows may differ only in case).
+            tx.execute(
+                "DELETE FROM locks WHERE scope = ?1 COLLATE NOCASE",
+                params![lock.scope],
+            )
+            .map_err(backend)?;
             tx.execute(
                 "INSERT OR REPLACE INTO locks (scope, reason, set_by, set_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![lock.scope, lock.reason, lock.set_by, lock.set_at, lock.expires_at],
@@ -587,14 +680,17 @@ impl Store for SqliteStore {
         self.step(|tx| {
             let lock = tx
                 .query_row(
-                    "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1",
+                    "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 COLLATE NOCASE",
                     params![scope],
                     lock_row,
                 )
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NoLock(scope.to_owned()))?;
-            tx.execute("DELETE FROM locks WHERE scope = ?1", params![scope])
+            tx.execute(
+                "DELETE FROM locks WHERE scope = ?1 COLLATE NOCASE",
+                params![scope],
+            )
                 .map_err(backend)?;
             let notes = hook(&lock)?;
             enqueue(tx, &notes, lock.set_at)?;
