@@ -82,6 +82,10 @@ struct UserAddArgs {
     /// Mail address for notifications.
     #[arg(long)]
     email: Option<String>,
+    /// Who this account belongs to, when the email does not tell: two accounts of one person
+    /// never approve each other's requests nor count twice toward a quorum.
+    #[arg(long, value_name = "KEY")]
+    person: Option<String>,
     /// State folder of the service.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
@@ -187,6 +191,9 @@ fn user_add(a: UserAddArgs) -> ExitCode {
     details.insert("groups".into(), a.groups.clone().into());
     details.insert("roles".into(), a.roles.clone().into());
     details.insert("via".into(), "cli".into());
+    if let Some(p) = &a.person {
+        details.insert("person".into(), p.clone().into());
+    }
     let event = crate::audit::AuditEvent {
         time: service::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
         actor: std::env::var("USER").unwrap_or_else(|_| "local".into()),
@@ -202,6 +209,7 @@ fn user_add(a: UserAddArgs) -> ExitCode {
     let added = Directory::update(&path, |dir| {
         let credential =
             dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())?;
+        dir.set_person(&a.name, a.person.clone());
         record_audit(&a.state, event).map_err(service::directory::DirectoryError::Refused)?;
         Ok::<_, service::directory::DirectoryError>(credential)
     });

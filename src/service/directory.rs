@@ -238,6 +238,25 @@ impl Directory {
         Ok(credential)
     }
 
+    /// Name the person behind account `name` (see [`person_key`]); `None` falls back to the
+    /// email. Returns whether the account exists.
+    pub fn set_person(&mut self, name: &str, person: Option<String>) -> bool {
+        let person = person
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty());
+        match self
+            .users
+            .iter_mut()
+            .find(|u| u.name.eq_ignore_ascii_case(name))
+        {
+            Some(user) => {
+                user.person = person;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The user presenting `credential`, compared by digest in constant time over all users.
     pub fn authenticate(&self, credential: &str) -> Option<Principal> {
         let presented = hex(&sha256(credential.as_bytes()));

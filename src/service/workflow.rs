@@ -140,6 +140,8 @@ const MAX_BATCH_ID: usize = 200;
 pub struct UserBody {
     pub name: String,
     pub email: Option<String>,
+    /// The person behind the account when the email does not tell (separation of duties).
+    pub person: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
     #[serde(default)]
@@ -880,6 +882,7 @@ impl Service {
         let credential = self.directory.add_user(
             &body.name,
             body.email.clone(),
+            body.person.clone(),
             body.groups.clone(),
             body.roles.clone(),
             &mut || {
@@ -889,7 +892,8 @@ impl Service {
                         "user.add",
                         &body.name,
                         "ok",
-                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email }),
+                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
+                                "person": body.person }),
                     ))?;
                     Ok(Vec::new())
                 })
@@ -1261,6 +1265,7 @@ impl DirectoryHandle {
         &self,
         name: &str,
         email: Option<String>,
+        person: Option<String>,
         groups: Vec<String>,
         roles: Vec<String>,
         audit: &mut dyn FnMut() -> Result<(), StoreError>,
@@ -1273,6 +1278,7 @@ impl DirectoryHandle {
         // write it too.
         Directory::update(&self.path, |dir| {
             let credential = dir.add_user(name, email, groups, roles)?;
+            dir.set_person(name, person);
             audit()?;
             Ok::<_, ApiError>(credential)
         })
@@ -1436,15 +1442,16 @@ fn require_admin(who: &Principal, what: &str) -> Result<(), ApiError> {
 }
 
 fn check_scope(scope: &str) -> Result<String, ApiError> {
-    let scope = scope.trim();
+    // Names compare case-insensitively everywhere: `user:ALICE` is alice's lock.
+    let scope = scope.trim().to_ascii_lowercase();
+    let scope = scope.as_str();
     let ok = scope == "all"
         || scope
             .strip_prefix("user:")
             .or_else(|| scope.strip_prefix("rule:"))
             .is_some_and(valid_name);
     if ok {
-        // Names compare case-insensitively everywhere: `user:ALICE` is alice's lock.
-        Ok(scope.to_ascii_lowercase())
+        Ok(scope.to_owned())
     } else {
         Err(ApiError::bad_request(
             "invalid_scope",
