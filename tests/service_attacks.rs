@@ -10,10 +10,9 @@ mod server;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 use server::{Env, Server};
+use std::time::{Duration, Instant};
 use support::{SmtpReceiver, WebhookReceiver};
 
 const POLICY: &str = r#"
@@ -358,7 +357,7 @@ async fn a_second_account_of_the_same_person_neither_approves_nor_counts_twice()
 
     // All of bob's accounts at once, racing: one vote counts, the quorum is not reached.
     let racing = server.file(&alice, "Remove-Mailbox", "remove jo").await;
-    let votes = futures_join(
+    let votes = futures_util_join_all(
         ["bob", "bob2", "robert"]
             .iter()
             .map(|w| approve(racing.clone(), env.cred(w)))
@@ -374,22 +373,8 @@ async fn a_second_account_of_the_same_person_neither_approves_nor_counts_twice()
     assert_eq!(shown["approvals"].as_array().unwrap().len(), 1);
 }
 
-async fn futures_join<F: std::future::Future<Output = (u16, Value)>>(
-    futures: Vec<F>,
-) -> Vec<(u16, Value)> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(f);
-    }
-    let mut out = Vec::new();
-    // Poll all together so the votes race inside the service.
-    let joined = futures_util_join_all(set).await;
-    out.extend(joined);
-    out
-}
-
-/// A minimal join-all (no extra crate): each future on the runtime as its own task would need
-/// `'static`; polling them together in one task is enough to make the HTTP calls overlap.
+/// Poll `futures` together in this task until all are done (the HTTP calls overlap), without
+/// a futures crate.
 async fn futures_util_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
@@ -706,4 +691,346 @@ async fn small_holes_stay_closed() {
     }
     assert!(env.state.join("jitsh.db-wal").exists());
     assert!(checked >= 6, "{checked}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Timeouts and a connection cap
+
+/// `/healthz` answers within `within`, on a fresh connection.
+async fn healthy(server: &Server, within: Duration) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(within)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    match client.get(format!("{}/healthz", server.url)).send().await {
+        Ok(r) => r.status() == 200,
+        Err(_) => false,
+    }
+}
+
+/// Seconds until the server closes `stream` (a read returns end of file or an error).
+async fn closed_after(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt as _;
+    let start = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), stream.read(&mut buf))
+            .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_thousand_half_sent_requests_do_not_hold_the_service() {
+    use tokio::io::AsyncWriteExt as _;
+    let env = env();
+    // Far fewer descriptors than attacking connections.
+    let mut server =
+        env.start_with_fd_limit(256, &["--header-timeout", "2s", "--idle-timeout", "4s"]);
+    let mut held = Vec::new();
+    for i in 0..2000 {
+        let Ok(mut s) = tokio::net::TcpStream::connect(&server.addr).await else {
+            continue;
+        };
+        // Headers never finished.
+        let _ = s
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: jitsh\r\nX-Slow: ")
+            .await;
+        held.push(s);
+        if i % 250 == 249 {
+            assert!(
+                healthy(&server, Duration::from_secs(3)).await,
+                "/healthz stopped answering after {} half-sent requests",
+                i + 1
+            );
+        }
+    }
+    assert!(
+        held.len() >= 1900,
+        "only {} connections were made",
+        held.len()
+    );
+    assert!(healthy(&server, Duration::from_secs(3)).await);
+
+    // A half-sent request is cut off by the header timeout, not left open.
+    let mut slow = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    slow.write_all(b"POST /v1/requests HTTP/1.1\r\nHost: jitsh\r\n")
+        .await
+        .unwrap();
+    let after = closed_after(&mut slow, Duration::from_secs(8)).await;
+    assert!(
+        after.is_some_and(|d| d >= Duration::from_millis(1500)),
+        "closed after {after:?}"
+    );
+    // So is a connection that sends nothing at all after a finished request.
+    let mut idle = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: jitsh\r\n\r\n")
+        .await
+        .unwrap();
+    let after = closed_after(&mut idle, Duration::from_secs(8)).await;
+    assert!(after.is_some(), "an idle connection stayed open");
+    drop(held);
+    assert!(server.alive());
+    assert!(healthy(&server, Duration::from_secs(3)).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Listings and floods
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_junk_requests_hides_nothing_from_approvers_and_slows_nothing() {
+    let mut env = env();
+    env.add_user("mallory", &["--email", "mallory@contoso.test"]);
+    let server = env.start(&["--max-requests-per-hour", "0", "--max-pending", "0"]);
+    let (alice, bob, mallory, sam) = (
+        env.cred("alice"),
+        env.cred("bob"),
+        env.cred("mallory"),
+        env.cred("sam"),
+    );
+    // alice's request first, then 510 of mallory's for a rule bob does not approve.
+    let wanted = server.file(&alice, "New-MoveRequest", "move rob").await;
+    for i in 0..510 {
+        server
+            .file(&mallory, "Set-Mailbox", &format!("junk {i}"))
+            .await;
+    }
+
+    // The approver's first page has alice's request: filtering happens before the page is cut.
+    let (status, page) = server
+        .call("GET", "/v1/requests?status=pending", &bob, None)
+        .await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = page["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [wanted.as_str()]);
+    assert_eq!(page["next_cursor"], Value::Null);
+    let listed = server.jitsh(&bob, &["requests", "--pending"]).await;
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&wanted));
+
+    // The junk's own approver pages through all of it with the cursor, each item once.
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/v1/requests?status=pending&limit=200".to_owned(),
+            Some(c) => format!("/v1/requests?status=pending&limit=200&cursor={c}"),
+        };
+        let (status, page) = server.call("GET", &path, &sam, None).await;
+        assert_eq!(status, 200, "{page}");
+        for r in page["requests"].as_array().unwrap() {
+            assert!(seen.insert(r["id"].as_str().unwrap().to_owned()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 510);
+    assert!(!seen.contains(&wanted));
+    assert_refused(
+        server
+            .call("GET", "/v1/requests?cursor=nonsense", &sam, None)
+            .await,
+        400,
+        "invalid_cursor",
+    );
+
+    // Filing stays fast while approvers list over and over.
+    let listing = {
+        let (url, sam) = (server.url.clone(), sam.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for _ in 0..40 {
+                let _ = http
+                    .get(format!("{url}/v1/requests?status=pending&limit=500"))
+                    .bearer_auth(&sam)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await;
+            }
+        })
+    };
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let start = Instant::now();
+        server
+            .file(&alice, "New-MoveRequest", &format!("move {i}"))
+            .await;
+        slowest = slowest.max(start.elapsed());
+    }
+    listing.await.unwrap();
+    eprintln!("slowest filing while listing: {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(750),
+        "slowest filing took {slowest:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_cannot_flood_approvers_with_requests_or_mail() {
+    let mut env = env();
+    env.add_user("mallory", &["--email", "mallory@contoso.test"]);
+    let smtp = SmtpReceiver::start().await;
+    let relay = smtp.addr.to_string();
+    let server = env.start(&[
+        "--smtp",
+        &relay,
+        "--max-requests-per-hour",
+        "8",
+        "--max-pending",
+        "5",
+    ]);
+    let (mallory, alice) = (env.cred("mallory"), env.cred("alice"));
+    let body = |i: usize| json!({ "task": "Set-Mailbox", "reason": format!("junk {i}"), "duration": "1h" });
+    let mut filed = Vec::new();
+    for i in 0..5 {
+        let (status, r) = server
+            .call("POST", "/v1/requests", &mallory, Some(body(i)))
+            .await;
+        assert_eq!(status, 201, "{r}");
+        filed.push(r["id"].as_str().unwrap().to_owned());
+    }
+    // Five pending: the sixth waits until one is decided or withdrawn.
+    assert_refused(
+        server
+            .call("POST", "/v1/requests", &mallory, Some(body(5)))
+            .await,
+        429,
+        "too_many_pending",
+    );
+    for id in &filed[..3] {
+        let (status, _) = server
+            .call(
+                "POST",
+                &format!("/v1/requests/{id}/withdraw"),
+                &mallory,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    for i in 5..8 {
+        let (status, r) = server
+            .call("POST", "/v1/requests", &mallory, Some(body(i)))
+            .await;
+        assert_eq!(status, 201, "{r}");
+    }
+    // Eight in the hour: the ninth is refused whatever is pending.
+    for id in &filed[3..] {
+        server
+            .call(
+                "POST",
+                &format!("/v1/requests/{id}/withdraw"),
+                &mallory,
+                None,
+            )
+            .await;
+    }
+    assert_refused(
+        server
+            .call("POST", "/v1/requests", &mallory, Some(body(8)))
+            .await,
+        429,
+        "rate_limited",
+    );
+    // Others are not held back by mallory's allowance.
+    server.file(&alice, "New-MoveRequest", "move rob").await;
+    // The approver got one mail per accepted request, no more.
+    smtp.wait_for("sam@contoso.test", "junk 7").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let to_sam = smtp
+        .mails()
+        .iter()
+        .filter(|m| m.to.iter().any(|t| t.contains("sam@")) && m.data.contains("approval needed"))
+        .count();
+    assert_eq!(to_sam, 8);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Directory writes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_user_additions_from_the_cli_and_the_api_lose_nothing() {
+    let env = env();
+    let server = env.start(&[]);
+    let root = env.cred("root");
+    let state = env.state.clone();
+    let cli: Vec<_> = (0..20)
+        .map(|i| {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                let out = std::process::Command::new(server::JITSH)
+                    .args([
+                        "user",
+                        "add",
+                        &format!("cli{i}"),
+                        "--groups",
+                        "helpdesk",
+                        "--state",
+                    ])
+                    .arg(&state)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let cred = String::from_utf8(out.stdout)
+                    .unwrap()
+                    .lines()
+                    .last()
+                    .unwrap()
+                    .to_owned();
+                (format!("cli{i}"), cred)
+            })
+        })
+        .collect();
+    let api = futures_util_join_all(
+        (0..20)
+            .map(|i| {
+                let server = &server;
+                let root = root.clone();
+                async move {
+                    let (status, body) = server
+                        .call(
+                            "POST",
+                            "/v1/users",
+                            &root,
+                            Some(json!({ "name": format!("api{i}"), "groups": ["helpdesk"] })),
+                        )
+                        .await;
+                    assert_eq!(status, 201, "{body}");
+                    (
+                        format!("api{i}"),
+                        body["credential"].as_str().unwrap().to_owned(),
+                    )
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let mut added: Vec<(String, String)> = cli.into_iter().map(|t| t.join().unwrap()).collect();
+    added.extend(api);
+    assert_eq!(added.len(), 40);
+
+    let dir = jitsh::service::Directory::load(&env.state.join("directory.toml")).unwrap();
+    for (name, cred) in &added {
+        assert!(dir.user(name).is_some(), "{name} was lost");
+        let (status, me) = server.call("GET", "/v1/me", cred, None).await;
+        assert_eq!((status, me["name"].as_str()), (200, Some(name.as_str())));
+    }
+    assert_eq!(dir.users.len(), 45);
 }
