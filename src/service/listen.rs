@@ -139,7 +139,10 @@ pub async fn run(
     tasks.abort_all();
 }
 
-fn admit(table: &Mutex<Table>, max: usize) -> Option<(u64, (Arc<AtomicUsize>, Arc<Notify>))> {
+/// What a connection task holds of its table entry: its in-progress count and its close signal.
+type Handles = (Arc<AtomicUsize>, Arc<Notify>);
+
+fn admit(table: &Mutex<Table>, max: usize) -> Option<(u64, Handles)> {
     let mut t = table.lock().ok()?;
     if t.open.len() >= max && !t.evict_one() {
         return None;
@@ -181,7 +184,7 @@ async fn connection(
     app: Router,
     limits: ConnLimits,
     id: u64,
-    (busy, close): (Arc<AtomicUsize>, Arc<Notify>),
+    (busy, close): Handles,
     table: Arc<Mutex<Table>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {

@@ -1228,7 +1228,7 @@ impl Service {
 struct DirectoryHandle {
     path: PathBuf,
     /// The directory and the file's (mtime, length) it was read at.
-    cached: RwLock<(Directory, Option<(SystemTime, u64, u64)>)>,
+    cached: RwLock<(Directory, Option<FileStamp>)>,
     write: Mutex<()>,
 }
 
@@ -1285,8 +1285,11 @@ impl DirectoryHandle {
     }
 }
 
-/// What tells a rewritten directory file apart: the rename makes a new inode every time.
-fn modified(path: &Path) -> Option<(SystemTime, u64, u64)> {
+/// What tells a rewritten directory file apart: mtime, length and inode (every atomic rewrite
+/// is a new inode, even within one mtime tick).
+type FileStamp = (SystemTime, u64, u64);
+
+fn modified(path: &Path) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len(), meta.ino()))
