@@ -694,6 +694,19 @@ mod tests {
     }
 
     #[test]
+    fn log_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), None).unwrap();
+        log.append(event(1)).unwrap();
+        drop(log);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let meta = entry.unwrap().metadata().unwrap();
+            assert_eq!(meta.permissions().mode() & 0o077, 0);
+        }
+    }
+
+    #[test]
     fn second_writer_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path(), None).unwrap();

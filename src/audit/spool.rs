@@ -906,6 +906,24 @@ mod tests {
     }
 
     #[test]
+    fn spool_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SpoolingSink::open(dir.path(), "http://127.0.0.1:9".into(), "c".into()).unwrap();
+        sink.append(event(1)).unwrap();
+        drop(sink);
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let meta = entry.unwrap().metadata().unwrap();
+            if meta.is_file() {
+                assert_eq!(meta.permissions().mode() & 0o077, 0);
+                files += 1;
+            }
+        }
+        assert!(files >= 2, "{files}");
+    }
+
+    #[test]
     fn torn_tail_is_set_aside_and_seqs_continue() {
         let dir = tempfile::tempdir().unwrap();
         // Nothing listens on port 9 of 127.0.0.1: every send fails and everything stays.

@@ -190,7 +190,7 @@ fn verify(a: VerifyArgs) -> ExitCode {
                 }
                 writeln!(out, "{v}")
             } else {
-                writeln!(out, "bad: {f}")
+                writeln!(out, "bad: {}", esc(&f.to_string()))
             };
             ExitCode::from(1)
         }

@@ -539,7 +539,7 @@ fn report(e: ClientError) -> ExitCode {
             eprintln!("jitsh: the service refused: {}", escape(&e.to_string()));
             ExitCode::from(EXIT_REFUSED)
         }
-        e => super::fail(escape(&e.to_string())),
+        e => super::fail(e),
     }
 }
 

@@ -134,8 +134,9 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// Print one actionable sentence on stderr and return the error exit status.
+/// Print one actionable sentence on stderr and return the error exit status. Messages quote
+/// input (names, paths, answers from the service): escaped for the terminal.
 pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("jitsh: {message}");
+    eprintln!("jitsh: {}", crate::text::escape(&message.to_string()));
     ExitCode::from(EXIT_ERROR)
 }

@@ -252,9 +252,10 @@ fn user_list(a: UserListArgs) -> ExitCode {
         Ok(dir) => {
             for u in &dir.users {
                 println!(
-                    "{}\t{}\tgroups: {}\troles: {}",
+                    "{}\t{}\tperson: {}\tgroups: {}\troles: {}",
                     u.name,
                     u.email.as_deref().unwrap_or("-"),
+                    service::directory::person_key(u),
                     list_or_none(&u.groups),
                     list_or_none(&u.roles)
                 );
