@@ -27,7 +27,7 @@ pub fn is_unsafe(c: char) -> bool {
 }
 
 /// `text` with every [`is_unsafe`] character written as a visible escape: `\n`, `\r`, `\t`, or
-/// `\u{XXXX}`. Borrowed when nothing needed escaping.
+/// `\u{XX}` (Rust's notation). Borrowed when nothing needed escaping.
 pub fn escape(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
@@ -38,7 +38,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
+            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -70,15 +70,15 @@ mod tests {
                 "Remove-Mailbox\rGet-Mailbox    ",
                 "Remove-Mailbox\\rGet-Mailbox    ",
             ),
-            ("a\x1b[2K\x1b[1Ab", "a\\u{001b}[2K\\u{001b}[1Ab"),
-            ("x\u{9b}2Ky", "x\\u{009b}2Ky"),
-            ("del\u{7f}", "del\\u{007f}"),
-            ("bell\x07\x08", "bell\\u{0007}\\u{0008}"),
+            ("a\x1b[2K\x1b[1Ab", "a\\u{1b}[2K\\u{1b}[1Ab"),
+            ("x\u{9b}2Ky", "x\\u{9b}2Ky"),
+            ("del\u{7f}", "del\\u{7f}"),
+            ("bell\x07\x08", "bell\\u{7}\\u{8}"),
             ("moc.evil\u{202e}", "moc.evil\\u{202e}"),
             ("\u{2066}iso\u{2069}", "\\u{2066}iso\\u{2069}"),
             ("zero\u{200b}width\u{feff}", "zero\\u{200b}width\\u{feff}"),
             ("line\u{2028}sep\nnl\ttab", "line\\u{2028}sep\\nnl\\ttab"),
-            ("rlm\u{200f}alm\u{061c}", "rlm\\u{200f}alm\\u{061c}"),
+            ("rlm\u{200f}alm\u{061c}", "rlm\\u{200f}alm\\u{61c}"),
         ];
         for (input, shown) in attacks {
             let out = escape(input);
@@ -96,6 +96,6 @@ mod tests {
 
     #[test]
     fn escape_lines_keeps_our_breaks_and_escapes_the_rest() {
-        assert_eq!(escape_lines("a\rb\nc\x1b", "\r\n"), "a\\rb\r\nc\\u{001b}");
+        assert_eq!(escape_lines("a\rb\nc\x1b", "\r\n"), "a\\rb\r\nc\\u{1b}");
     }
 }

@@ -144,7 +144,7 @@ async fn control_characters_never_reach_an_approvers_terminal() {
     let table = String::from_utf8(list.stdout).unwrap();
     assert_eq!(unsafe_chars(&table), Vec::<char>::new(), "{table:?}");
     assert!(table.contains("Remove-Mailbox"), "{table}");
-    assert!(table.contains("cleanup\\r\\u{001b}[2K"), "{table}");
+    assert!(table.contains("cleanup\\r\\u{1b}[2K"), "{table}");
     assert!(
         table.contains("\\u{202e}xob\\u{2066}\\u{200b}\\u{feff}"),
         "{table}"
@@ -162,7 +162,7 @@ async fn control_characters_never_reach_an_approvers_terminal() {
         "asks for   task Remove-Mailbox",
         "rule       mailbox-removal",
         "duration   30m",
-        "reason     cleanup\\r\\u{001b}[2K",
+        "reason     cleanup\\r\\u{1b}[2K",
         "ticket     CHG\\u{202e}1",
     ] {
         assert!(restated.contains(shown), "missing {shown:?} in {restated}");
