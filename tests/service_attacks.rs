@@ -958,6 +958,30 @@ async fn one_user_cannot_flood_approvers_with_requests_or_mail() {
     assert_eq!(to_sam, 8);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_filings_cannot_together_pass_the_pending_limit() {
+    let mut env = env();
+    env.add_user("mallory", &[]);
+    let server = env.start(&["--max-pending", "5"]);
+    let mallory = env.cred("mallory");
+    let results = futures_util_join_all(
+        (0..16)
+            .map(|i| {
+                let server = &server;
+                let body = json!({ "task": "Set-Mailbox", "reason": format!("junk {i}"), "duration": "1h" });
+                let mallory = mallory.clone();
+                async move { server.call("POST", "/v1/requests", &mallory, Some(body)).await }
+            })
+            .collect(),
+    )
+    .await;
+    let accepted = results.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(accepted, 5, "{results:?}");
+    assert!(results
+        .iter()
+        .all(|(s, b)| *s == 201 || (*s == 429 && b["error"] == "too_many_pending")));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 11. Directory writes
 

@@ -65,6 +65,9 @@ pub struct Service {
     email: bool,
     webhook: bool,
     limits: RequestLimits,
+    /// Held from counting a user's requests to inserting the new one, so concurrent filings
+    /// cannot together pass a limit each passes alone.
+    filing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Service {
@@ -163,6 +166,7 @@ impl Service {
             email: parts.email,
             webhook: parts.webhook,
             limits: parts.limits,
+            filing: Mutex::new(()),
         })
     }
 
@@ -277,6 +281,10 @@ impl Service {
         let pins = body.params.unwrap_or_default();
         let grant_params = grant_params(rule.params.as_ref(), &pins)?;
         let created_at = now.unix_timestamp();
+        let _filing = self
+            .filing
+            .lock()
+            .map_err(|_| ApiError::internal("request filing unavailable"))?;
         self.within_limits(who, created_at)?;
         let new = NewRequest {
             id: request_id()?,
