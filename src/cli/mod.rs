@@ -57,9 +57,9 @@ enum Command {
     Request(client::RequestArgs),
     /// List requests.
     Requests(client::RequestsArgs),
-    /// Approve a pending request.
+    /// Approve a pending request: shows it first, and approves only what was shown.
     Approve(client::ApproveArgs),
-    /// Deny a pending request.
+    /// Deny a pending request: shows it first, and denies only what was shown.
     Deny(client::DenyArgs),
     /// Take back your own pending request.
     Withdraw(client::WithdrawArgs),
