@@ -371,6 +371,27 @@ async fn a_second_account_of_the_same_person_neither_approves_nor_counts_twice()
         .await;
     assert_eq!(shown["status"], "pending");
     assert_eq!(shown["approvals"].as_array().unwrap().len(), 1);
+
+    // A requester who left the directory cannot be told apart from an approver any more: their
+    // pending request can be denied, not approved.
+    let path = env.state.join("directory.toml");
+    let mut dir = jitsh::service::Directory::load(&path).unwrap();
+    dir.users.retain(|u| u.name != "alice");
+    dir.save(&path).unwrap();
+    assert_refused(
+        approve(racing.clone(), env.cred("dave")).await,
+        409,
+        "requester_unknown",
+    );
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/requests/{racing}/deny"),
+            &env.cred("dave"),
+            Some(json!({ "comment": "requester left" })),
+        )
+        .await;
+    assert_eq!(status, 200);
 }
 
 /// Poll `futures` together in this task until all are done (the HTTP calls overlap), without

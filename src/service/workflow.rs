@@ -437,7 +437,7 @@ impl Service {
         let record = self.store.request(id)?;
         check_digest(&record, decision.digest.as_deref(), now)?;
         let dir = self.directory.read()?;
-        self.may_decide(who, &record, &dir)?;
+        self.may_decide(who, &record, &dir, true)?;
         let at = now.unix_timestamp();
         self.not_locked_for_approval(who, &record, at)?;
         let grant = self.new_grant(&record.new, at)?;
@@ -509,7 +509,7 @@ impl Service {
         let record = self.store.request(id)?;
         check_digest(&record, decision.digest.as_deref(), now)?;
         let dir = self.directory.read()?;
-        self.may_decide(who, &record, &dir)?;
+        self.may_decide(who, &record, &dir, false)?;
         let record = self.store.deny(
             id,
             &who.name,
@@ -1015,12 +1015,14 @@ impl Service {
     }
 
     /// Whether `who` may decide `record`: an approver of its rule who is not the requester, under
-    /// any of their accounts (people are compared by [`Principal::person`]).
+    /// any of their accounts (people are compared by [`Principal::person`]). An approval also
+    /// needs the requester to be known (to tell who they are) and counts each person once.
     fn may_decide(
         &self,
         who: &Principal,
         record: &RequestRecord,
         dir: &Directory,
+        approving: bool,
     ) -> Result<(), ApiError> {
         if record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
@@ -1031,16 +1033,17 @@ impl Service {
                 ),
             ));
         }
-        let requester = dir.user(&record.new.requester).ok_or_else(|| {
-            ApiError::conflict(
+        let requester = dir.user(&record.new.requester);
+        if approving && requester.is_none() {
+            return Err(ApiError::conflict(
                 "requester_unknown",
                 format!(
-                    "`{}`, who filed request `{}`, is no longer in the directory, so it cannot be decided",
+                    "`{}`, who filed request `{}`, is no longer in the directory, so it cannot be approved; deny it",
                     record.new.requester, record.new.id
                 ),
-            )
-        })?;
-        if requester.same_person(who) {
+            ));
+        }
+        if requester.is_some_and(|r| r.same_person(who)) {
             return Err(ApiError::forbidden(
                 "self_approval",
                 format!(
@@ -1050,7 +1053,9 @@ impl Service {
             ));
         }
         if let Some(earlier) = record.approvals.iter().find(|a| {
-            !a.approver.eq_ignore_ascii_case(&who.name) && person_of(dir, &a.approver) == who.person
+            approving
+                && !a.approver.eq_ignore_ascii_case(&who.name)
+                && person_of(dir, &a.approver) == who.person
         }) {
             return Err(ApiError::conflict(
                 "already_approved",
