@@ -553,7 +553,14 @@ async fn failed_authentications_are_audited_and_throttled_per_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn small_holes_stay_closed() {
+    use std::os::unix::fs::PermissionsExt as _;
     let env = env();
+    // State files an older version left readable by everyone are narrowed at start.
+    for name in ["jitsh.db", "jitsh.db-wal"] {
+        let path = env.state.join(name);
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let server = env.start(&[]);
     let (alice, bob) = (env.cred("alice"), env.cred("bob"));
 
@@ -695,7 +702,6 @@ async fn small_holes_stay_closed() {
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&approved));
 
     // The database, its journal, the audit log and the directory are private to the service.
-    use std::os::unix::fs::PermissionsExt as _;
     let mut checked = 0;
     let audit_dir = env.state.join("audit");
     for dir in [&env.state, &audit_dir] {

@@ -72,14 +72,23 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         path: config.state.display().to_string(),
         message: e.to_string(),
     })?;
-    private_file(&config.state.join("jitsh.db")).map_err(|e| ServeError::State {
+    let db = config.state.join("jitsh.db");
+    private_file(&db).map_err(|e| ServeError::State {
         path: config.state.display().to_string(),
         message: e.to_string(),
     })?;
-    let store: Arc<dyn Store> = Arc::new(
-        sqlite::SqliteStore::open(&config.state.join("jitsh.db"))
-            .map_err(|e| ServeError::Setup(e.to_string()))?,
-    );
+    // Journal files left by an older version keep their mode until SQLite recreates them.
+    for suffix in ["-wal", "-shm"] {
+        let journal = config.state.join(format!("jitsh.db{suffix}"));
+        if journal.exists() {
+            private_file(&journal).map_err(|e| ServeError::State {
+                path: journal.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    let store: Arc<dyn Store> =
+        Arc::new(sqlite::SqliteStore::open(&db).map_err(|e| ServeError::Setup(e.to_string()))?);
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
     let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
