@@ -109,10 +109,12 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(backend)?;
         migrate(&mut conn)?;
-        // Indexes added without a schema step (idempotent): listings of every status page by
-        // creation time.
+        // Indexes added without a schema step (idempotent): listings page by creation time and
+        // id, within a status, a requester, or all requests.
         conn.execute_batch(
-            "CREATE INDEX IF NOT EXISTS requests_created ON requests(created_at, id);",
+            "CREATE INDEX IF NOT EXISTS requests_created ON requests(created_at, id);
+             CREATE INDEX IF NOT EXISTS requests_status_page ON requests(status, created_at, id);
+             CREATE INDEX IF NOT EXISTS requests_requester_page ON requests(requester, created_at, id);",
         )
         .map_err(backend)?;
         Ok(SqliteStore {
@@ -237,6 +239,41 @@ fn load(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
         decision_comment,
         grant,
     })
+}
+
+/// The listing statement for `q`. Only the conditions asked for are in it, so SQLite seeks the
+/// matching index (status or requester, then creation time and id) from the cursor on, in
+/// order, instead of scanning and sorting. Visibility applies before LIMIT: no volume of other
+/// people's requests can push a visible one off the page.
+fn list_statement(q: &ListQuery) -> Result<(String, Vec<rusqlite::types::Value>), StoreError> {
+    use rusqlite::types::Value as Sql;
+    let mut sql = String::from("SELECT id FROM requests WHERE 1");
+    let mut args: Vec<Sql> = Vec::new();
+    if let Some(status) = q.status {
+        sql.push_str(" AND status = ?");
+        args.push(Sql::Text(status.as_str().to_owned()));
+    }
+    if let Some(requester) = &q.requester {
+        sql.push_str(" AND requester = ?");
+        args.push(Sql::Text(requester.clone()));
+    }
+    if let Some((name, groups)) = &q.viewer {
+        sql.push_str(
+            " AND (requester = ? COLLATE NOCASE
+                   OR EXISTS (SELECT 1 FROM json_each(requests.body, '$.approvers') AS a
+                              WHERE lower(a.value) IN (SELECT value FROM json_each(?))))",
+        );
+        args.push(Sql::Text(name.clone()));
+        args.push(Sql::Text(serde_json::to_string(groups).map_err(backend)?));
+    }
+    if let Some((at, id)) = &q.after {
+        sql.push_str(" AND (created_at, id) < (?, ?)");
+        args.push(Sql::Integer(*at));
+        args.push(Sql::Text(id.clone()));
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+    args.push(Sql::Integer(i64::from(q.limit)));
+    Ok((sql, args))
 }
 
 fn grant_row(r: &Row<'_>) -> rusqlite::Result<Grant> {
@@ -385,46 +422,12 @@ impl Store for SqliteStore {
     }
 
     fn list_page(&self, q: &ListQuery) -> Result<Vec<RequestRecord>, StoreError> {
+        let (sql, args) = list_statement(q)?;
         let conn = self.conn()?;
-        let (viewer, groups) = match &q.viewer {
-            Some((name, groups)) => (
-                Some(name.as_str()),
-                Some(serde_json::to_string(groups).map_err(backend)?),
-            ),
-            None => (None, None),
-        };
-        let (after_at, after_id) = match &q.after {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
-        // Visibility and filters apply before LIMIT, so no volume of other people's requests
-        // can push a visible one off the page.
         let ids: Vec<String> = {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id FROM requests
-                     WHERE (?1 IS NULL OR status = ?1)
-                       AND (?2 IS NULL OR requester = ?2)
-                       AND (?3 IS NULL OR requester = ?3 COLLATE NOCASE
-                            OR EXISTS (SELECT 1 FROM json_each(requests.body, '$.approvers') AS a
-                                       WHERE lower(a.value) IN (SELECT value FROM json_each(?4))))
-                       AND (?5 IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6))
-                     ORDER BY created_at DESC, id DESC LIMIT ?7",
-                )
-                .map_err(backend)?;
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt
-                .query_map(
-                    params![
-                        q.status.map(Status::as_str),
-                        q.requester,
-                        viewer,
-                        groups,
-                        after_at,
-                        after_id,
-                        q.limit
-                    ],
-                    |r| r.get(0),
-                )
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)?
         };
@@ -919,6 +922,60 @@ mod tests {
             approver: who.into(),
             comment: None,
             at,
+        }
+    }
+
+    #[test]
+    fn listings_seek_an_index_and_never_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let conn = store.conn().unwrap();
+        let viewer = Some(("bob".to_owned(), vec!["mbmanagers".to_owned()]));
+        let after = Some((1_700_000_000, "r-00".to_owned()));
+        let queries = [
+            ListQuery {
+                status: Some(Status::Pending),
+                viewer: viewer.clone(),
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                status: Some(Status::Pending),
+                viewer: viewer.clone(),
+                after: after.clone(),
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                requester: Some("alice".into()),
+                after: after.clone(),
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                viewer,
+                after,
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                limit: 500,
+                ..ListQuery::default()
+            },
+        ];
+        for q in &queries {
+            let (sql, args) = list_statement(q).unwrap();
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            let indexed = plan.contains("requests USING INDEX requests_")
+                || plan.contains("requests USING COVERING INDEX requests_");
+            assert!(indexed, "{q:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{q:?}: {plan}");
         }
     }
 
