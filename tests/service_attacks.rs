@@ -759,15 +759,24 @@ async fn two_thousand_half_sent_requests_do_not_hold_the_service() {
     // Far fewer descriptors than attacking connections.
     let mut server =
         env.start_with_fd_limit(256, &["--header-timeout", "2s", "--idle-timeout", "4s"]);
+    // Half stop inside their headers; half send whole headers (with a good credential, so the
+    // body is awaited) and a tenth of the body they announce.
+    let alice = env.cred("alice");
+    let half_body = format!(
+        "POST /v1/requests HTTP/1.1\r\nHost: jitsh\r\nAuthorization: Bearer {alice}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"task\": \"New-"
+    );
     let mut held = Vec::new();
     for i in 0..2000 {
         let Ok(mut s) = tokio::net::TcpStream::connect(&server.addr).await else {
             continue;
         };
-        // Headers never finished.
-        let _ = s
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: jitsh\r\nX-Slow: ")
-            .await;
+        let partial: &[u8] = if i % 2 == 0 {
+            b"GET /healthz HTTP/1.1\r\nHost: jitsh\r\nX-Slow: "
+        } else {
+            half_body.as_bytes()
+        };
+        let _ = s.write_all(partial).await;
         held.push(s);
         if i % 250 == 249 {
             assert!(

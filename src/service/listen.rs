@@ -3,9 +3,9 @@
 //! cannot hold the service.
 //!
 //! When the cap is reached, or the process runs out of descriptors, the oldest connection that
-//! has no request in progress (one still sending its headers, or idle between requests) is
-//! closed to make room: a flood of half-sent requests pushes out itself, never `/healthz` or a
-//! request being answered.
+//! has no request being answered (one still sending its headers or its body, or idle between
+//! requests) is closed to make room: a flood of half-sent requests pushes out itself, never
+//! `/healthz` or a request whose body has arrived.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -61,7 +61,7 @@ pub fn effective_max(wanted: usize) -> usize {
 
 #[derive(Debug)]
 struct Conn {
-    /// Requests being answered on this connection.
+    /// Requests on this connection whose body has arrived and whose answer is not yet made.
     busy: Arc<AtomicUsize>,
     close: Arc<Notify>,
 }
@@ -194,11 +194,18 @@ async fn connection(
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            let in_flight = InFlight::new(&counter);
+            // A request counts as in progress from the end of its body to its answer: a client
+            // still sending the body is as evictable as one still sending headers.
+            let in_flight = Arc::new(Mutex::new(None));
+            let (parts, body) = req.into_parts();
+            let body = Arrival::new(body, &counter, &in_flight);
+            let req = hyper::Request::from_parts(parts, axum::body::Body::new(body));
             let app = app.clone();
             async move {
-                let response = app.oneshot(req.map(axum::body::Body::new)).await;
-                drop(in_flight);
+                let response = app.oneshot(req).await;
+                if let Ok(mut slot) = in_flight.lock() {
+                    slot.take();
+                }
                 response
             }
         });
@@ -223,6 +230,64 @@ async fn connection(
     }
     if let Ok(mut t) = table.lock() {
         t.open.remove(&id);
+    }
+}
+
+/// A request body that marks its request in progress once the last byte has arrived.
+struct Arrival {
+    inner: hyper::body::Incoming,
+    busy: Arc<AtomicUsize>,
+    in_flight: Arc<Mutex<Option<InFlight>>>,
+}
+
+impl Arrival {
+    fn new(
+        inner: hyper::body::Incoming,
+        busy: &Arc<AtomicUsize>,
+        in_flight: &Arc<Mutex<Option<InFlight>>>,
+    ) -> Arrival {
+        let arrival = Arrival {
+            inner,
+            busy: Arc::clone(busy),
+            in_flight: Arc::clone(in_flight),
+        };
+        if hyper::body::Body::is_end_stream(&arrival.inner) {
+            arrival.arrived();
+        }
+        arrival
+    }
+
+    fn arrived(&self) {
+        if let Ok(mut slot) = self.in_flight.lock() {
+            if slot.is_none() {
+                *slot = Some(InFlight::new(&self.busy));
+            }
+        }
+    }
+}
+
+impl hyper::body::Body for Arrival {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.arrived();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
