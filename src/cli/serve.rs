@@ -251,13 +251,15 @@ fn user_list(a: UserListArgs) -> ExitCode {
     match Directory::load(&path) {
         Ok(dir) => {
             for u in &dir.users {
+                // The file is hand-editable: every field escaped for the terminal.
+                let esc = |t: &str| crate::text::escape(t).into_owned();
                 println!(
                     "{}\t{}\tperson: {}\tgroups: {}\troles: {}",
-                    u.name,
-                    u.email.as_deref().unwrap_or("-"),
-                    service::directory::person_key(u),
-                    list_or_none(&u.groups),
-                    list_or_none(&u.roles)
+                    esc(&u.name),
+                    esc(u.email.as_deref().unwrap_or("-")),
+                    esc(&service::directory::person_key(u)),
+                    esc(&list_or_none(&u.groups)),
+                    esc(&list_or_none(&u.roles))
                 );
             }
             ExitCode::SUCCESS
