@@ -41,8 +41,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// is refused (429) until the window ends.
 pub const AUTH_FAILURES: u32 = 10;
 pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
-/// Sources remembered at most; older windows are dropped first.
+/// Sources remembered at most; when full, expired windows go first, then the source with the
+/// fewest failures.
 const AUTH_SOURCES: usize = 10_000;
+/// Failed authentications audited per [`AUTH_WINDOW`] over all sources; more are only logged, so
+/// an attacker with many addresses cannot flood the audit log.
+const AUTH_AUDITS: u32 = 200;
 
 /// Shared by all handlers.
 #[derive(Debug, Clone)]
@@ -50,8 +54,10 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Woken after every step so queued notifications go out promptly.
     pub outbox: Arc<tokio::sync::Notify>,
-    /// Failed authentications per source address.
+    /// Failed authentications per source address (an IPv6 /64 counts as one source).
     pub auth_failures: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
+    /// Failed authentications audited in the current window, over all sources.
+    pub auth_audits: Arc<Mutex<(Instant, u32)>>,
 }
 
 impl AppState {
@@ -60,6 +66,7 @@ impl AppState {
             service,
             outbox,
             auth_failures: Arc::default(),
+            auth_audits: Arc::new(Mutex::new((Instant::now(), 0))),
         }
     }
 
@@ -161,7 +168,7 @@ impl FromRequestParts<AppState> for Caller {
         let source = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+            .map(|ConnectInfo(addr)| source_key(addr.ip()));
         let now = Instant::now();
         if let Some(ip) = source {
             if state.failures(ip, now) >= AUTH_FAILURES {
@@ -205,6 +212,21 @@ fn bearer(value: &str) -> Option<String> {
         .then(|| credential.to_owned())
 }
 
+/// The throttling key of an address: itself, or its /64 for IPv6 (one host usually holds a
+/// whole /64, and could otherwise rotate through it).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 fn throttled() -> ApiError {
     ApiError::too_many(
         "too_many_failures",
@@ -226,15 +248,20 @@ impl AppState {
             .map_or(0, |(_, n)| n)
     }
 
-    /// Count a failed authentication and audit it; the one that reaches the limit is audited
-    /// as `auth.throttle` and later ones only logged, so a flood cannot fill the audit log.
+    /// Count a failed authentication and audit it (`auth.fail`; the one that reaches the limit
+    /// says so). Later ones from the source, and any beyond [`AUTH_AUDITS`] a window overall, are
+    /// only logged, so a flood cannot fill the audit log.
     async fn auth_failed(&self, source: Option<IpAddr>, why: &'static str, now: Instant) {
         let count = match (source, self.auth_failures.lock()) {
             (Some(ip), Ok(mut map)) => {
-                if map.len() >= AUTH_SOURCES {
+                if map.len() >= AUTH_SOURCES && !map.contains_key(&ip) {
                     map.retain(|_, (start, _)| now.duration_since(*start) < AUTH_WINDOW);
+                    // Never forget everyone at once: that would reset the heaviest guessers.
                     if map.len() >= AUTH_SOURCES {
-                        map.clear();
+                        let least = map.iter().min_by_key(|(_, (_, n))| *n).map(|(k, _)| *k);
+                        if let Some(least) = least {
+                            map.remove(&least);
+                        }
                     }
                 }
                 let entry = map.entry(ip).or_insert((now, 0));
@@ -249,6 +276,17 @@ impl AppState {
         let shown = source.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         if count > AUTH_FAILURES {
             tracing::warn!(source = %shown, why, "authentication refused (throttled)");
+            return;
+        }
+        let within_budget = self.auth_audits.lock().is_ok_and(|mut budget| {
+            if now.duration_since(budget.0) >= AUTH_WINDOW {
+                *budget = (now, 0);
+            }
+            budget.1 = budget.1.saturating_add(1);
+            budget.1 <= AUTH_AUDITS
+        });
+        if !within_budget {
+            tracing::warn!(source = %shown, why, "authentication failed (not audited: too many)");
             return;
         }
         let why = if count == AUTH_FAILURES {
@@ -630,4 +668,43 @@ async fn gate_events(
         });
     }
     Ok(Json(out))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_host_rotating_addresses_is_one_source() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_key(a), source_key(b));
+        assert_ne!(source_key(a), source_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(source_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_nothing_else_is_a_credential() {
+        for ok in [
+            "Bearer jitsh_x",
+            "bearer jitsh_x",
+            "BEARER  jitsh_x ",
+            "bEaReR jitsh_x",
+        ] {
+            assert_eq!(bearer(ok).as_deref(), Some("jitsh_x"), "{ok}");
+        }
+        for bad in [
+            "Basic jitsh_x",
+            "Bearer",
+            "Bearer ",
+            "jitsh_x",
+            "Bearer a b",
+            "Bearerjitsh_x",
+        ] {
+            assert_eq!(bearer(bad), None, "{bad}");
+        }
+    }
 }
