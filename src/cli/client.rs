@@ -236,37 +236,33 @@ pub fn requests(a: RequestsArgs) -> ExitCode {
             break;
         }
     }
-    let v = json!({ "requests": all });
     if a.conn.json {
-        println!("{v}");
+        println!("{}", json!({ "requests": all }));
         return ExitCode::SUCCESS;
     }
-    {
-        let items = all.as_slice();
-        if items.is_empty() {
-            println!("no requests");
-            return ExitCode::SUCCESS;
-        }
+    if all.is_empty() {
+        println!("no requests");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<22} {:<9} {:<12} {:<28} {:<7} REASON",
+        "ID", "STATUS", "REQUESTER", "TASK", "FOR"
+    );
+    for r in &all {
+        let target = r
+            .get("task")
+            .and_then(Value::as_str)
+            .or_else(|| r.get("role").and_then(Value::as_str))
+            .unwrap_or("");
         println!(
-            "{:<22} {:<9} {:<12} {:<28} {:<7} REASON",
-            "ID", "STATUS", "REQUESTER", "TASK", "FOR"
+            "{:<22} {:<9} {:<12} {:<28} {:<7} {}",
+            shown(r, "id"),
+            shown(r, "status"),
+            shown(r, "requester"),
+            escape(target),
+            shown(r, "duration"),
+            shown(r, "reason")
         );
-        for r in items {
-            let target = r
-                .get("task")
-                .and_then(Value::as_str)
-                .or_else(|| r.get("role").and_then(Value::as_str))
-                .unwrap_or("");
-            println!(
-                "{:<22} {:<9} {:<12} {:<28} {:<7} {}",
-                shown(r, "id"),
-                shown(r, "status"),
-                shown(r, "requester"),
-                escape(target),
-                shown(r, "duration"),
-                shown(r, "reason")
-            );
-        }
     }
     if cursor.is_some() {
         eprintln!("jitsh: more than {MAX_PAGES} pages; narrow the listing with --status or --mine");
