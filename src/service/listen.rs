@@ -91,10 +91,42 @@ impl Table {
     }
 }
 
+/// Where connections come from: a TCP listener, or any [`axum::serve::Listener`] (a TLS
+/// acceptor) through [`FromListener`].
+pub trait Accept: Send {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+}
+
+/// An [`axum::serve::Listener`] (which handles its own accept errors) as an [`Accept`].
+#[derive(Debug)]
+pub struct FromListener<L>(pub L);
+
+impl<L> Accept for FromListener<L>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    type Io = L::Io;
+
+    async fn accept(&mut self) -> io::Result<(L::Io, SocketAddr)> {
+        Ok(self.0.accept().await)
+    }
+}
+
 /// Serve `app` on `listener` until `shutdown` resolves; then let connections finish their
 /// current request (at most `drain`).
-pub async fn run(
-    listener: TcpListener,
+pub async fn run<A: Accept>(
+    mut listener: A,
     app: Router,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
@@ -178,8 +210,8 @@ impl Drop for InFlight {
 }
 
 #[allow(clippy::too_many_arguments, reason = "one connection's whole context")]
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     limits: ConnLimits,
@@ -188,7 +220,6 @@ async fn connection(
     table: Arc<Mutex<Table>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let io = TokioIo::new(Idle::new(stream, limits.idle_timeout));
     let counter = Arc::clone(&busy);
     let service =
@@ -292,14 +323,14 @@ impl hyper::body::Body for Arrival {
 }
 
 /// A stream that fails with `TimedOut` once no bytes have moved for `idle`.
-struct Idle {
-    inner: TcpStream,
+struct Idle<S> {
+    inner: S,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
 }
 
-impl Idle {
-    fn new(inner: TcpStream, idle: Duration) -> Idle {
+impl<S> Idle<S> {
+    fn new(inner: S, idle: Duration) -> Idle<S> {
         Idle {
             inner,
             idle,
@@ -321,7 +352,7 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "connection idle too long")
 }
 
-impl AsyncRead for Idle {
+impl<S: AsyncRead + Unpin> AsyncRead for Idle<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -342,7 +373,7 @@ impl AsyncRead for Idle {
     }
 }
 
-impl AsyncWrite for Idle {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -389,5 +420,58 @@ impl AsyncWrite for Idle {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    async fn get(addr: SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// Any `axum::serve::Listener` (the TLS acceptor is one) serves through the same loop.
+    #[tokio::test]
+    async fn serves_from_a_plain_listener_and_from_any_axum_listener() {
+        let app = Router::new().route("/x", axum::routing::get(|| async { "hello" }));
+        for adapted in [false, true] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let limits = ConnLimits::default();
+            let app = app.clone();
+            let server = tokio::spawn(async move {
+                let drain = Duration::from_secs(1);
+                if adapted {
+                    run(FromListener(listener), app, limits, shutdown, drain).await;
+                } else {
+                    run(listener, app, limits, shutdown, drain).await;
+                }
+            });
+            let answer = get(addr).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with("hello"), "{answer}");
+            let _ = stop.send(());
+            server.await.unwrap();
+        }
+    }
+
+    #[test]
+    fn the_cap_fits_the_descriptor_limit() {
+        assert!(effective_max(usize::MAX) < usize::MAX);
+        assert_eq!(effective_max(0), 1);
+        assert_eq!(effective_max(3), 3);
     }
 }
