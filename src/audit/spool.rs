@@ -23,6 +23,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -190,6 +191,7 @@ impl SpoolingSink {
         let lock_path = spool_dir.join("spool.lock");
         let lock_file = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .truncate(false)
             .write(true)
             .open(&lock_path)
@@ -435,7 +437,13 @@ fn open_state(dir: &Path) -> Result<State, SpoolError> {
             );
         }
         let path = dir.join(segment_name(cursor.forwarded));
-        File::create(&path).map_err(io_err(&path))?;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         sync_dir(dir)?;
         segments.push(Segment {
             base: cursor.forwarded,
@@ -549,7 +557,13 @@ fn trim_torn(dir: &Path, segment: &mut Segment) -> Result<(), SpoolError> {
 
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
@@ -828,6 +842,7 @@ fn mark_forwarded(shared: &Shared, state: &mut State, batch: &Batch) -> Result<(
     let path = shared.dir.join(segment_name(base));
     let file = OpenOptions::new()
         .create(true)
+        .mode(0o600)
         .append(true)
         .open(&path)
         .map_err(io_err(&path))?;
@@ -886,6 +901,24 @@ mod tests {
         ] {
             assert!(!gate_action_allowed(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn spool_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SpoolingSink::open(dir.path(), "http://127.0.0.1:9".into(), "c".into()).unwrap();
+        sink.append(event(1)).unwrap();
+        drop(sink);
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let meta = entry.unwrap().metadata().unwrap();
+            if meta.is_file() {
+                assert_eq!(meta.permissions().mode() & 0o077, 0);
+                files += 1;
+            }
+        }
+        assert!(files >= 2, "{files}");
     }
 
     #[test]

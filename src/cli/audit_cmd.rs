@@ -190,7 +190,7 @@ fn verify(a: VerifyArgs) -> ExitCode {
                 }
                 writeln!(out, "{v}")
             } else {
-                writeln!(out, "bad: {f}")
+                writeln!(out, "bad: {}", esc(&f.to_string()))
             };
             ExitCode::from(1)
         }
@@ -311,11 +311,12 @@ fn write_table(
             } else {
                 r.seq.to_string()
             },
-            r.time.clone(),
-            r.actor.clone(),
-            r.action.clone(),
-            r.subject.clone(),
-            r.outcome.clone(),
+            // Records carry what requesters and gates wrote: escaped for the terminal.
+            esc(&r.time),
+            esc(&r.actor),
+            esc(&r.action),
+            esc(&r.subject),
+            esc(&r.outcome),
             summary(r),
         ]
     };
@@ -368,15 +369,16 @@ fn summary(r: &Record) -> String {
     } else {
         Value::Object(r.details.clone()).to_string()
     };
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let clean = esc(&text);
     if clean.chars().count() > 100 {
         clean.chars().take(97).collect::<String>() + "..."
     } else {
         clean
     }
+}
+
+fn esc(text: &str) -> String {
+    crate::text::escape(text).into_owned()
 }
 
 fn export_cmd(a: ExportArgs) -> ExitCode {

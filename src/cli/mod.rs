@@ -65,10 +65,12 @@ enum Command {
     Request(client::RequestArgs),
     /// List requests.
     Requests(client::RequestsArgs),
-    /// Approve a pending request.
+    /// Approve a pending request: shows it first, and approves only what was shown.
     Approve(client::ApproveArgs),
-    /// Deny a pending request.
+    /// Deny a pending request: shows it first, and denies only what was shown.
     Deny(client::DenyArgs),
+    /// Take back your own pending request.
+    Withdraw(client::WithdrawArgs),
     /// Revoke an approved grant before it expires.
     Revoke(client::RevokeArgs),
     /// Lock a user, a rule or everything: new requests are refused and live grants stop working.
@@ -143,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Requests(a) => client::requests(a),
         Command::Approve(a) => client::approve(a),
         Command::Deny(a) => client::deny(a),
+        Command::Withdraw(a) => client::withdraw(a),
         Command::Revoke(a) => client::revoke(a),
         Command::Lock(a) => client::lock(a),
         Command::Shell(a) => shell_cmd::shell(a),
@@ -168,8 +171,9 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// Print one actionable sentence on stderr and return the error exit status.
+/// Print one actionable sentence on stderr and return the error exit status. Messages quote
+/// input (names, paths, answers from the service): escaped for the terminal.
 pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("jitsh: {message}");
+    eprintln!("jitsh: {}", crate::text::escape(&message.to_string()));
     ExitCode::from(EXIT_ERROR)
 }

@@ -63,7 +63,13 @@ pub fn run(args: Args) -> ExitCode {
     }
     if args.markers {
         for m in asciicast::markers(&cast) {
-            println!("{:>4}  {}  {}", m.index, clock(m.time_us), m.label);
+            // Labels come from the file, which anyone may have written: escaped.
+            println!(
+                "{:>4}  {}  {}",
+                m.index,
+                clock(m.time_us),
+                crate::text::escape(&m.label)
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -144,8 +150,10 @@ pub fn sessions(args: SessionsArgs) -> ExitCode {
         .iter()
         .map(|s| {
             [
-                s.file.clone() + if s.torn { " (cut off)" } else { "" },
-                s.user.clone().unwrap_or_else(|| "-".into()),
+                crate::text::escape(&s.file).into_owned() + if s.torn { " (cut off)" } else { "" },
+                s.user
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |u| crate::text::escape(u).into_owned()),
                 s.started.map(started).unwrap_or_else(|| "-".into()),
                 clock(s.duration_us),
                 s.allowed.to_string(),

@@ -48,6 +48,22 @@ pub struct Args {
     /// How long a request may wait for a decision before it expires.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = service::parse_duration)]
     pending_ttl: std::time::Duration,
+    /// A client must send a request's headers within this time.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = service::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// Close a connection when no bytes moved for this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = service::parse_duration)]
+    idle_timeout: std::time::Duration,
+    /// Open connections at most (lowered to fit the descriptor limit); when full, the oldest
+    /// connection with no request in progress is closed.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Requests one user may file per hour (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    max_requests_per_hour: u32,
+    /// Requests one user may have pending at once (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    max_pending: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +93,10 @@ struct UserAddArgs {
     /// Mail address for notifications.
     #[arg(long)]
     email: Option<String>,
+    /// Who this account belongs to, when the email does not tell: two accounts of one person
+    /// never approve each other's requests nor count twice toward a quorum.
+    #[arg(long, value_name = "KEY")]
+    person: Option<String>,
     /// State folder of the service.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
@@ -114,6 +134,17 @@ pub fn run(args: Args) -> ExitCode {
         webhook: args.webhook,
         pending_ttl: args.pending_ttl,
         tls,
+        limits: service::Limits {
+            connections: service::listen::ConnLimits {
+                header_timeout: args.header_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections,
+            },
+            requests: service::workflow::RequestLimits {
+                per_hour: args.max_requests_per_hour,
+                pending: args.max_pending,
+            },
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -224,19 +255,13 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         .directory
         .clone()
         .unwrap_or_else(|| a.state.join("directory.toml"));
-    let mut dir = match Directory::load(&path) {
-        Ok(d) => d,
-        Err(e) => return super::fail(e),
-    };
-    let credential = match dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())
-    {
-        Ok(c) => c,
-        Err(e) => return super::fail(e),
-    };
     let mut details = serde_json::Map::new();
     details.insert("groups".into(), a.groups.clone().into());
     details.insert("roles".into(), a.roles.clone().into());
     details.insert("via".into(), "cli".into());
+    if let Some(p) = &a.person {
+        details.insert("person".into(), p.clone().into());
+    }
     let event = crate::audit::AuditEvent {
         time: service::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
         actor: std::env::var("USER").unwrap_or_else(|_| "local".into()),
@@ -245,14 +270,21 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         outcome: "ok".into(),
         details,
     };
-    // No audit record, no user. While the service runs it holds the audit log; the event then
-    // waits durably in the state database and the service appends it.
-    if let Err(e) = record_audit(&a.state, event) {
-        return super::fail(e);
-    }
-    if let Err(e) = dir.save(&path) {
-        return super::fail(e);
-    }
+    // Under the directory's write lock, on the file as it is now (the service and other
+    // `user add` runs write it too). No audit record, no user: while the service runs it holds
+    // the audit log; the event then waits durably in the state database and the service
+    // appends it.
+    let added = Directory::update(&path, |dir| {
+        let credential =
+            dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())?;
+        dir.set_person(&a.name, a.person.clone());
+        record_audit(&a.state, event).map_err(service::directory::DirectoryError::Refused)?;
+        Ok::<_, service::directory::DirectoryError>(credential)
+    });
+    let credential = match added {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
     println!(
         "added user {} (groups: {}; roles: {}) to {}; the credential below is shown only now:",
         a.name,
@@ -287,12 +319,15 @@ fn user_list(a: UserListArgs) -> ExitCode {
     match Directory::load(&path) {
         Ok(dir) => {
             for u in &dir.users {
+                // The file is hand-editable: every field escaped for the terminal.
+                let esc = |t: &str| crate::text::escape(t).into_owned();
                 println!(
-                    "{}\t{}\tgroups: {}\troles: {}",
-                    u.name,
-                    u.email.as_deref().unwrap_or("-"),
-                    list_or_none(&u.groups),
-                    list_or_none(&u.roles)
+                    "{}\t{}\tperson: {}\tgroups: {}\troles: {}",
+                    esc(&u.name),
+                    esc(u.email.as_deref().unwrap_or("-")),
+                    esc(&service::directory::person_key(u)),
+                    esc(&list_or_none(&u.groups)),
+                    esc(&list_or_none(&u.roles))
                 );
             }
             ExitCode::SUCCESS

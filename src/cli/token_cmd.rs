@@ -75,14 +75,10 @@ struct FetchArgs {
     /// Approval service URL.
     #[arg(long, env = "JITSH_SERVER", value_name = "URL")]
     server: Option<String>,
-    /// API credential (printed once by `jitsh user add`).
-    #[arg(
-        long,
-        env = "JITSH_CREDENTIAL",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    credential: Option<String>,
+    /// File holding the API credential (printed once by `jitsh user add`); else
+    /// JITSH_CREDENTIAL. Never on the command line, where every local user sees it.
+    #[arg(long, value_name = "FILE")]
+    credential_file: Option<PathBuf>,
 }
 
 fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
@@ -102,7 +98,9 @@ pub fn keygen(args: KeygenArgs) -> ExitCode {
 pub fn run(args: TokenArgs) -> ExitCode {
     match args.command {
         TokenCommand::Inspect(a) => inspect(a),
-        TokenCommand::Fetch(a) => super::client::token_fetch(a.server, a.credential, &a.id, &a.out),
+        TokenCommand::Fetch(a) => {
+            super::client::token_fetch(a.server, a.credential_file, &a.id, &a.out)
+        }
     }
 }
 
@@ -372,19 +370,7 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
 }
 
 /// Claim text is escaped before it reaches a terminal: an unverified token is anyone's text, and
-/// control characters could rewrite the screen. (JSON values are escaped by serde_json.)
+/// control characters could rewrite the screen.
 fn clean(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        text.to_owned()
-    }
+    crate::text::escape(text).into_owned()
 }

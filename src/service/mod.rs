@@ -4,8 +4,9 @@
 //!
 //! Layout: [`store`] (the durable-state trait) and [`sqlite`] (its implementation),
 //! [`directory`] (users and credentials), [`workflow`] (the rules of the game), [`http`] (the
-//! REST API, documented in `openapi.json`), [`notify`] (outbox delivery), [`ports`] (what the
-//! service needs from policies, tokens and the audit log).
+//! REST API, documented in `openapi.json`), [`listen`] (the accept loop: timeouts and a
+//! connection cap), [`notify`] (outbox delivery), [`ports`] (what the service needs from
+//! policies, tokens and the audit log).
 //!
 //! Invariants: every state change is one store transaction whose audit record is written before
 //! the commit (no audit, no action); secrets (credentials, tokens, keys) never reach logs,
@@ -19,6 +20,7 @@ use std::time::Duration;
 pub mod directory;
 pub mod error;
 pub mod http;
+pub mod listen;
 pub mod notify;
 pub mod ports;
 pub mod sqlite;
@@ -44,6 +46,14 @@ pub struct Config {
     pub pending_ttl: Duration,
     /// Serve HTTPS with these settings ([`tls::server_config`]); plain HTTP when `None`.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    pub limits: Limits,
+}
+
+/// What one client or one user may take of the service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub connections: listen::ConnLimits,
+    pub requests: workflow::RequestLimits,
 }
 
 /// Why the service could not start.
@@ -65,10 +75,23 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         path: config.state.display().to_string(),
         message: e.to_string(),
     })?;
-    let store: Arc<dyn Store> = Arc::new(
-        sqlite::SqliteStore::open(&config.state.join("jitsh.db"))
-            .map_err(|e| ServeError::Setup(e.to_string()))?,
-    );
+    let db = config.state.join("jitsh.db");
+    private_file(&db).map_err(|e| ServeError::State {
+        path: config.state.display().to_string(),
+        message: e.to_string(),
+    })?;
+    // Journal files left by an older version keep their mode until SQLite recreates them.
+    for suffix in ["-wal", "-shm"] {
+        let journal = config.state.join(format!("jitsh.db{suffix}"));
+        if journal.exists() {
+            private_file(&journal).map_err(|e| ServeError::State {
+                path: journal.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    let store: Arc<dyn Store> =
+        Arc::new(sqlite::SqliteStore::open(&db).map_err(|e| ServeError::Setup(e.to_string()))?);
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
     let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
@@ -92,6 +115,7 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         pending_ttl: config.pending_ttl,
         email: config.smtp.is_some(),
         webhook: config.webhook.is_some(),
+        limits: config.limits.requests,
     })
     .map_err(ServeError::Setup)?;
     Ok((Arc::new(service), store))
@@ -123,37 +147,54 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let sweeper = tokio::spawn(sweep(Arc::clone(&service), stop_rx));
-    let app = http::router(http::AppState {
-        service,
-        outbox: wake,
-    });
-    let result = match &config.tls {
+    let app = http::router(http::AppState::new(service, wake));
+    match &config.tls {
         None => {
             ready(addr);
-            axum::serve(
+            listen::run(
                 listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+                app,
+                config.limits.connections,
+                shutdown,
+                http::REQUEST_TIMEOUT,
             )
-            .with_graceful_shutdown(shutdown)
-            .await
+            .await;
         }
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, addr, Arc::clone(tls));
             ready(addr);
-            // `tap_io` only so the peer address reaches handlers as it does over plain TCP.
-            axum::serve(
-                axum::serve::ListenerExt::tap_io(listener, |_| {}),
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+            listen::run(
+                listen::FromListener(listener),
+                app,
+                config.limits.connections,
+                shutdown,
+                http::REQUEST_TIMEOUT,
             )
-            .with_graceful_shutdown(shutdown)
-            .await
+            .await;
         }
     }
-    .map_err(|e| ServeError::Server(e.to_string()));
+    let result: Result<(), ServeError> = Ok(());
     let _ = stop_tx.send(true);
     let _ = outbox.await;
     let _ = sweeper.await;
     result
+}
+
+/// Create `path` empty with mode 0600 if it does not exist, and narrow it to 0600 if it does.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode, so they follow.
+pub fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 /// Append audit events queued by other processes and expire pending requests whose time ran

@@ -23,6 +23,8 @@ pub enum Status {
     Denied,
     Expired,
     Revoked,
+    /// The requester took it back before anyone decided it.
+    Withdrawn,
 }
 
 impl Status {
@@ -33,6 +35,7 @@ impl Status {
             Status::Denied => "denied",
             Status::Expired => "expired",
             Status::Revoked => "revoked",
+            Status::Withdrawn => "withdrawn",
         }
     }
 
@@ -43,6 +46,7 @@ impl Status {
             "denied" => Some(Status::Denied),
             "expired" => Some(Status::Expired),
             "revoked" => Some(Status::Revoked),
+            "withdrawn" => Some(Status::Withdrawn),
             _ => None,
         }
     }
@@ -191,6 +195,20 @@ pub struct GateBatch {
     pub events: Vec<AuditEvent>,
 }
 
+/// One page of a listing, filtered in the store before the limit applies.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    /// Only this requester's requests (case-insensitive).
+    pub requester: Option<String>,
+    /// Only requests this viewer may see: their own, or those whose approver groups include one
+    /// of `groups` (lowercase). `None` lists everything (global admins).
+    pub viewer: Option<(String, Vec<String>)>,
+    /// Continue after this `(created_at, id)`, exclusive (the last item of the previous page).
+    pub after: Option<(UnixTime, String)>,
+    pub limit: u32,
+}
+
 /// Why a store step did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -241,6 +259,27 @@ pub trait Store: Send + Sync {
         requester: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError>;
+
+    /// Newest first by `(created_at, id)`, filtered as `query` says, at most `query.limit`.
+    fn list_page(&self, query: &ListQuery) -> Result<Vec<RequestRecord>, StoreError>;
+
+    /// How many requests `requester` filed at or after `since` (only pending ones if
+    /// `pending_only`).
+    fn count_requests(
+        &self,
+        requester: &str,
+        since: UnixTime,
+        pending_only: bool,
+    ) -> Result<u64, StoreError>;
+
+    /// The requester takes a pending request back.
+    fn withdraw(
+        &self,
+        id: &str,
+        by: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError>;
 
     /// Add one approver's vote; when the votes that count under `quorum` (this one included)
     /// reach its quorum, approve with `grant`.

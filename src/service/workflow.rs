@@ -18,18 +18,39 @@ use super::directory::{valid_name, Directory, Principal};
 use super::error::ApiError;
 use super::ports::{approval_rule, ApprovalRule, Signer};
 use super::store::{
-    Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, Quorum, RequestRecord, Status,
-    Store, StoreError, UnixTime,
+    Approval, ApproveOutcome, Grant, ListQuery, Lock, NewRequest, Notification, Quorum,
+    RequestRecord, Status, Store, StoreError, UnixTime,
 };
 use super::{format_duration, parse_duration, rfc3339};
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 use crate::policy::PolicySet;
+use crate::text::escape;
 
 /// Longest grant any rule may give.
 pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
 const MAX_REASON: usize = 2000;
 const MAX_COMMAND: usize = 8192;
-const MAX_LIST: u32 = 500;
+/// Largest page of a listing; the default page is [`DEFAULT_PAGE`].
+pub const MAX_LIST: u32 = 500;
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// What one user may file, so nobody floods approvers' lists and mailboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Requests one user may file per hour (0: no limit).
+    pub per_hour: u32,
+    /// Requests one user may have pending at once (0: no limit).
+    pub pending: u32,
+}
+
+impl Default for RequestLimits {
+    fn default() -> RequestLimits {
+        RequestLimits {
+            per_hour: 60,
+            pending: 20,
+        }
+    }
+}
 
 /// Everything the workflow needs, shared by all handlers.
 pub struct Service {
@@ -43,6 +64,10 @@ pub struct Service {
     pending_ttl: Duration,
     email: bool,
     webhook: bool,
+    limits: RequestLimits,
+    /// Held from counting a user's requests to inserting the new one, so concurrent filings
+    /// cannot together pass a limit each passes alone.
+    filing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Service {
@@ -69,6 +94,7 @@ pub struct Parts {
     pub email: bool,
     /// Whether a webhook is configured.
     pub webhook: bool,
+    pub limits: RequestLimits,
 }
 
 /// `POST /v1/requests`.
@@ -117,6 +143,8 @@ const MAX_BATCH_ID: usize = 200;
 pub struct UserBody {
     pub name: String,
     pub email: Option<String>,
+    /// The person behind the account when the email does not tell (separation of duties).
+    pub person: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
     #[serde(default)]
@@ -137,6 +165,8 @@ impl Service {
             pending_ttl: parts.pending_ttl,
             email: parts.email,
             webhook: parts.webhook,
+            limits: parts.limits,
+            filing: Mutex::new(()),
         })
     }
 
@@ -294,6 +324,11 @@ impl Service {
         let pins = body.params.unwrap_or_default();
         let grant_params = grant_params(rule.params.as_ref(), &pins)?;
         let created_at = now.unix_timestamp();
+        let _filing = self
+            .filing
+            .lock()
+            .map_err(|_| ApiError::internal("request filing unavailable"))?;
+        self.within_limits(who, created_at)?;
         let new = NewRequest {
             id: request_id()?,
             requester: who.name.clone(),
@@ -324,8 +359,8 @@ impl Service {
         };
         let scopes = vec![
             "all".to_owned(),
-            format!("user:{}", who.name),
-            format!("rule:{}", rule.id),
+            format!("user:{}", who.name.to_ascii_lowercase()),
+            format!("rule:{}", rule.id.to_ascii_lowercase()),
         ];
         let dir = self.directory.read()?;
         let record =
@@ -376,37 +411,79 @@ impl Service {
         Ok(view(&record, now))
     }
 
-    /// Requests the caller may see, newest first.
+    /// Requests the caller may see, newest first, one page at a time: filtered in the store
+    /// before the page is cut, continued with the answer's `next_cursor`.
     pub fn list(
         &self,
         who: &Principal,
         status: Option<Status>,
         mine: bool,
+        page: Page,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
-        let requester = mine.then_some(who.name.as_str());
-        let records = self.store.list_requests(status, requester, MAX_LIST)?;
+        let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_LIST);
+        let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
+        let query = ListQuery {
+            status,
+            requester: mine.then(|| who.name.clone()),
+            viewer: (!who.is_global_admin()).then(|| (who.name.clone(), who.memberships.clone())),
+            after,
+            limit,
+        };
+        let records = self.store.list_page(&query)?;
+        let next = (records.len() >= usize::try_from(limit).unwrap_or(usize::MAX))
+            .then(|| {
+                records
+                    .last()
+                    .map(|r| format!("{}.{}", r.new.created_at, r.new.id))
+            })
+            .flatten();
         let items: Vec<Value> = records
             .iter()
             .filter(|r| visible(who, r))
             .map(|r| view(r, now))
             .collect();
-        Ok(json!({ "requests": items }))
+        Ok(json!({ "requests": items, "next_cursor": next }))
+    }
+
+    /// Refuse a request over the filer's hourly or pending allowance (429).
+    fn within_limits(&self, who: &Principal, now: UnixTime) -> Result<(), ApiError> {
+        let RequestLimits { per_hour, pending } = self.limits;
+        if per_hour > 0
+            && self.store.count_requests(&who.name, now - 3600, false)? >= u64::from(per_hour)
+        {
+            return Err(ApiError::too_many(
+                "rate_limited",
+                format!("you filed {per_hour} requests in the last hour, the most allowed; wait before filing more"),
+            ));
+        }
+        if pending > 0 && self.store.count_requests(&who.name, 0, true)? >= u64::from(pending) {
+            return Err(ApiError::too_many(
+                "too_many_pending",
+                format!("you have {pending} requests waiting for a decision, the most allowed; withdraw some (`jitsh withdraw ID`) or wait for decisions"),
+            ));
+        }
+        Ok(())
     }
 
     /// One approver's vote; the last vote of the quorum approves and starts the grant's clock.
+    ///
+    /// `digest` is [`request_digest`] of the request as the approver was shown it; when given it
+    /// must match, so an approval never applies to something other than what was displayed.
     pub fn approve(
         &self,
         who: &Principal,
         id: &str,
-        comment: Option<String>,
+        decision: Decision,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
         // The rule as the policies define it now: its approver groups say who may vote and whose
         // earlier votes still count, its quorum how many are needed.
+        check_digest(&record, decision.digest.as_deref(), now)?;
         let rule = self.rule_in_force(&record)?;
-        self.may_decide(who, &record, &rule.approvers)?;
+        let dir = self.directory.read()?;
+        self.may_decide(who, &record, &rule.approvers, &dir, true)?;
         let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
         if record.new.duration_secs > limit || record.new.duration_secs <= 0 {
             return Err(ApiError::conflict(
@@ -418,22 +495,29 @@ impl Service {
             ));
         }
         let at = now.unix_timestamp();
+        self.not_locked_for_approval(who, &record, at)?;
         let grant = self.new_grant(&record.new, at)?;
         let vote = Approval {
             approver: who.name.clone(),
-            comment: comment.filter(|c| !c.trim().is_empty()),
+            comment: decision.comment.filter(|c| !c.trim().is_empty()),
             at,
         };
-        let dir = self.directory.read()?;
         let requester = record.new.requester.clone();
+        let requester_person = person_of(&dir, &requester);
+        // Votes count while their people are approvers of the rule in force, and never the
+        // requester's under any of their accounts.
         let counts = |name: &str| {
             !name.eq_ignore_ascii_case(&requester)
+                && person_of(&dir, name) != requester_person
                 && dir.user(name).is_some_and(|p| p.in_any(&rule.approvers))
         };
         let quorum = Quorum {
             needed: rule.min_approvals.max(1),
             counts: &counts,
         };
+        // Set inside the step when the votes, read under its lock, turn out to include this
+        // person twice (two accounts approving at once); the step is then rolled back.
+        let mut twice = None;
         let outcome = self
             .store
             .approve(id, &vote, &grant, &quorum, &mut |outcome| {
@@ -441,6 +525,13 @@ impl Service {
                     ApproveOutcome::Recorded { record } => (record, "recorded"),
                     ApproveOutcome::Decided { record } => (record, "approved"),
                 };
+                if let Some(e) = one_vote_per_person(&dir, record) {
+                    twice = Some(e);
+                    return Err(crate::audit::AuditSinkError {
+                        path: String::new(),
+                        message: "vote refused".into(),
+                    });
+                }
                 self.append(event(
                 &who.name,
                 "request.approve",
@@ -457,7 +548,11 @@ impl Service {
                     ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
                     ApproveOutcome::Recorded { .. } => Vec::new(),
                 })
-            })?;
+            });
+        let outcome = match (outcome, twice) {
+            (_, Some(e)) => return Err(e),
+            (outcome, None) => outcome?,
+        };
         let record = match outcome {
             ApproveOutcome::Recorded { record } | ApproveOutcome::Decided { record } => record,
         };
@@ -470,10 +565,11 @@ impl Service {
         &self,
         who: &Principal,
         id: &str,
-        comment: Option<String>,
+        decision: Decision,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
-        let comment = comment
+        let comment = decision
+            .comment
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty())
             .ok_or_else(|| {
@@ -488,8 +584,9 @@ impl Service {
             .rule_in_force(&record)
             .map(|r| r.approvers)
             .unwrap_or_else(|_| record.new.approvers.clone());
-        self.may_decide(who, &record, &approvers)?;
+        check_digest(&record, decision.digest.as_deref(), now)?;
         let dir = self.directory.read()?;
+        self.may_decide(who, &record, &approvers, &dir, false)?;
         let record = self.store.deny(
             id,
             &who.name,
@@ -507,6 +604,51 @@ impl Service {
             },
         )?;
         Ok(view(&record, now))
+    }
+
+    /// The requester takes back a request nobody has decided yet.
+    pub fn withdraw(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let record = self.store.request(id)?;
+        if !record.new.requester.eq_ignore_ascii_case(&who.name) {
+            return Err(ApiError::forbidden(
+                "not_requester",
+                format!("only the requester of `{id}` may withdraw it"),
+            ));
+        }
+        let dir = self.directory.read()?;
+        let record = self
+            .store
+            .withdraw(id, &who.name, now.unix_timestamp(), &mut |record| {
+                self.append(event(
+                    &who.name,
+                    "request.withdraw",
+                    id,
+                    "withdrawn",
+                    json!({ "rule": record.new.rule }),
+                ))?;
+                Ok(self.decision_notes(&dir, record))
+            })?;
+        Ok(view(&record, now))
+    }
+
+    /// A failed authentication from `source`, for the audit log (never the credential).
+    pub fn auth_failed(&self, source: &str, why: &str) -> Result<(), ApiError> {
+        self.store.record(&mut |()| {
+            self.append(event(
+                "-",
+                "auth.fail",
+                source,
+                "refused",
+                json!({ "why": why }),
+            ))?;
+            Ok(Vec::new())
+        })?;
+        Ok(())
     }
 
     /// End an approved grant early: an approver of its rule, a global admin, or the requester.
@@ -721,6 +863,15 @@ impl Service {
             None | Some("") => None,
             Some(text) => Some(parse_expiry(text, at)?),
         };
+        if let Some(t) = expires_at.filter(|&t| t <= at) {
+            return Err(ApiError::policy(
+                "lock_expired",
+                format!(
+                    "a lock ending at {} would already be over; give a later time or a duration such as `2h`",
+                    rfc3339(t)
+                ),
+            ));
+        }
         let lock = Lock {
             scope,
             reason,
@@ -732,7 +883,9 @@ impl Service {
             self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
             Ok(self.webhook_note(format!(
                 "jitsh: {} locked `{}` ({})",
-                who.name, l.scope, l.reason
+                who.name,
+                l.scope,
+                escape(&l.reason)
             )))
         })?;
         Ok(lock_view(&lock))
@@ -811,6 +964,7 @@ impl Service {
         let credential = self.directory.add_user(
             &body.name,
             body.email.clone(),
+            body.person.clone(),
             body.groups.clone(),
             body.roles.clone(),
             &mut || {
@@ -820,7 +974,8 @@ impl Service {
                         "user.add",
                         &body.name,
                         "ok",
-                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email }),
+                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
+                                "person": body.person }),
                     ))?;
                     Ok(Vec::new())
                 })
@@ -1020,9 +1175,12 @@ impl Service {
         }
         if rule.manual {
             let mut counted: Vec<String> = Vec::new();
+            let requester_person = person_of(&dir, &n.requester);
             for a in &record.approvals {
-                let name = a.approver.to_lowercase();
+                // One vote a person, never the requester's under another account.
+                let name = person_of(&dir, &a.approver);
                 let valid = !a.approver.eq_ignore_ascii_case(&n.requester)
+                    && name != requester_person
                     && dir
                         .user(&a.approver)
                         .is_some_and(|p| p.in_any(&rule.approvers));
@@ -1074,11 +1232,16 @@ impl Service {
             .map_err(|e| beyond(format!("the parameter scope cannot be signed: {e}")))
     }
 
+    /// Whether `who` may decide `record`: an approver of its rule who is not the requester, under
+    /// any of their accounts (people are compared by [`Principal::person`]). An approval also
+    /// needs the requester to be known (to tell who they are) and counts each person once.
     fn may_decide(
         &self,
         who: &Principal,
         record: &RequestRecord,
         approvers: &[String],
+        dir: &Directory,
+        approving: bool,
     ) -> Result<(), ApiError> {
         if record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
@@ -1086,6 +1249,38 @@ impl Service {
                 format!(
                     "you filed request `{}`, so someone else must decide it",
                     record.new.id
+                ),
+            ));
+        }
+        let requester = dir.user(&record.new.requester);
+        if approving && requester.is_none() {
+            return Err(ApiError::conflict(
+                "requester_unknown",
+                format!(
+                    "`{}`, who filed request `{}`, is no longer in the directory, so it cannot be approved; deny it",
+                    record.new.requester, record.new.id
+                ),
+            ));
+        }
+        if requester.is_some_and(|r| r.same_person(who)) {
+            return Err(ApiError::forbidden(
+                "self_approval",
+                format!(
+                    "request `{}` was filed by `{}`, another account of yours, so someone else must decide it",
+                    record.new.id, record.new.requester
+                ),
+            ));
+        }
+        if let Some(earlier) = record.approvals.iter().find(|a| {
+            approving
+                && !a.approver.eq_ignore_ascii_case(&who.name)
+                && person_of(dir, &a.approver) == who.person
+        }) {
+            return Err(ApiError::conflict(
+                "already_approved",
+                format!(
+                    "you already approved request `{}` as `{}`; a quorum needs different people",
+                    record.new.id, earlier.approver
                 ),
             ));
         }
@@ -1100,6 +1295,31 @@ impl Service {
             ));
         }
         Ok(())
+    }
+
+    /// Locks stop approvals too: on the requester, on the approver, on the rule, or on all.
+    fn not_locked_for_approval(
+        &self,
+        who: &Principal,
+        record: &RequestRecord,
+        at: UnixTime,
+    ) -> Result<(), ApiError> {
+        let locks = self.store.active_locks(at)?;
+        let found = locks.iter().find(|l| {
+            lock_covers(&l.scope, &record.new.requester, &record.new.rule)
+                || lock_covers(&l.scope, &who.name, "")
+        });
+        match found {
+            None => Ok(()),
+            Some(l) => Err(ApiError::policy(
+                "locked",
+                format!(
+                    "approvals are locked for `{}`: {}",
+                    l.scope,
+                    escape(&l.reason)
+                ),
+            )),
+        }
     }
 
     fn new_grant(&self, new: &NewRequest, at: UnixTime) -> Result<Grant, ApiError> {
@@ -1124,41 +1344,49 @@ impl Service {
             channel: "webhook".into(),
             recipient: String::new(),
             subject: String::new(),
-            body: json!({ "text": text }).to_string(),
+            body: json!({ "text": escape(&text) }).to_string(),
         }]
     }
 
     fn new_request_notes(&self, dir: &Directory, r: &RequestRecord) -> Vec<Notification> {
         let n = &r.new;
+        // Everything the requester wrote is escaped: mail and chat clients render it.
         let summary = format!(
             "{} asks for `{}` ({}) for {} under rule `{}`: {}",
-            n.requester,
-            n.target,
+            escape(&n.requester),
+            escape(&n.target),
             n.target_kind,
             format_duration(Duration::from_secs(
                 u64::try_from(n.duration_secs).unwrap_or(0)
             )),
             n.rule,
-            n.reason
+            escape(&n.reason)
         );
+        let requester = dir.user(&n.requester);
         let mut notes = Vec::new();
         if self.email {
             for member in dir.members_of(&n.approvers) {
-                if member.name.eq_ignore_ascii_case(&n.requester) {
+                if member.name.eq_ignore_ascii_case(&n.requester)
+                    || requester.as_ref().is_some_and(|p| p.same_person(&member))
+                {
                     continue;
                 }
                 if let Some(email) = member.email {
                     notes.push(Notification {
                         channel: "email".into(),
                         recipient: email,
-                        subject: format!("[jitsh] approval needed: {} by {}", n.target, n.requester),
+                        subject: format!(
+                            "[jitsh] approval needed: {} by {}",
+                            escape(&n.target),
+                            escape(&n.requester)
+                        ),
                         body: format!(
                             "{summary}\n\nRequest: {}\nTasks: {}\nParameters: {}\nCommand: {}\nTicket: {}\nApprovals needed: {}\n\nTo approve: jitsh approve {}\nTo deny:    jitsh deny {} --comment \"why\"\n",
                             n.id,
-                            n.tasks.join(", "),
-                            Value::Object(n.params.clone()),
-                            n.command.as_deref().unwrap_or("(any)"),
-                            n.ticket.as_deref().unwrap_or("(none)"),
+                            escape(&n.tasks.join(", ")),
+                            escape(&Value::Object(n.params.clone()).to_string()),
+                            escape(n.command.as_deref().unwrap_or("(any)")),
+                            escape(n.ticket.as_deref().unwrap_or("(none)")),
                             n.min_approvals,
                             n.id,
                             n.id
@@ -1188,8 +1416,9 @@ impl Service {
             Status::Denied => format!(
                 "denied by {}: {}",
                 r.decided_by.as_deref().unwrap_or("?"),
-                r.decision_comment.as_deref().unwrap_or("")
+                escape(r.decision_comment.as_deref().unwrap_or(""))
             ),
+            Status::Withdrawn => "withdrawn by its requester".to_owned(),
             Status::Expired => "expired before anyone decided it".to_owned(),
             Status::Revoked => format!(
                 "revoked by {}",
@@ -1200,15 +1429,24 @@ impl Service {
             ),
             Status::Pending => "still pending".to_owned(),
         };
-        let line = format!("Request {} for `{}` was {what}", n.id, n.target);
+        let line = format!("Request {} for `{}` was {what}", n.id, escape(&n.target));
         let mut notes = Vec::new();
         if self.email {
             if let Some(email) = dir.user(&n.requester).and_then(|u| u.email) {
                 notes.push(Notification {
                     channel: "email".into(),
                     recipient: email,
-                    subject: format!("[jitsh] {} {}: {}", n.id, r.status.as_str(), n.target),
-                    body: format!("{line}.\n\nReason given: {}\nRule: {}\n", n.reason, n.rule),
+                    subject: format!(
+                        "[jitsh] {} {}: {}",
+                        n.id,
+                        r.status.as_str(),
+                        escape(&n.target)
+                    ),
+                    body: format!(
+                        "{line}.\n\nReason given: {}\nRule: {}\n",
+                        escape(&n.reason),
+                        n.rule
+                    ),
                 });
             }
         }
@@ -1222,7 +1460,7 @@ impl Service {
 struct DirectoryHandle {
     path: PathBuf,
     /// The directory and the file's (mtime, length) it was read at.
-    cached: RwLock<(Directory, Option<(SystemTime, u64)>)>,
+    cached: RwLock<(Directory, Option<FileStamp>)>,
     write: Mutex<()>,
 }
 
@@ -1259,6 +1497,7 @@ impl DirectoryHandle {
         &self,
         name: &str,
         email: Option<String>,
+        person: Option<String>,
         groups: Vec<String>,
         roles: Vec<String>,
         audit: &mut dyn FnMut() -> Result<(), StoreError>,
@@ -1267,25 +1506,25 @@ impl DirectoryHandle {
             .write
             .lock()
             .map_err(|_| ApiError::internal("directory unavailable"))?;
-        let mut dir = self.read()?;
-        let credential = dir
-            .add_user(name, email, groups, roles)
-            .map_err(|e| match e {
-                super::directory::DirectoryError::Exists(_) => {
-                    ApiError::conflict("user_exists", e.to_string())
-                }
-                _ => ApiError::bad_request("invalid_user", e.to_string()),
-            })?;
-        audit()?;
-        dir.save(&self.path)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(credential)
+        // Under the file lock, on the file as it is now: other processes (`jitsh user add`)
+        // write it too.
+        Directory::update(&self.path, |dir| {
+            let credential = dir.add_user(name, email, groups, roles)?;
+            dir.set_person(name, person);
+            audit()?;
+            Ok::<_, ApiError>(credential)
+        })
     }
 }
 
-fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+/// What tells a rewritten directory file apart: mtime, length and inode (every atomic rewrite
+/// is a new inode, even within one mtime tick).
+type FileStamp = (SystemTime, u64, u64);
+
+fn modified(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
 fn read_sources(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
@@ -1520,7 +1759,9 @@ fn require_admin(who: &Principal, what: &str) -> Result<(), ApiError> {
 }
 
 fn check_scope(scope: &str) -> Result<String, ApiError> {
-    let scope = scope.trim();
+    // Names compare case-insensitively everywhere: `user:ALICE` is alice's lock.
+    let scope = scope.trim().to_ascii_lowercase();
+    let scope = scope.as_str();
     let ok = scope == "all"
         || scope
             .strip_prefix("user:")
@@ -1541,7 +1782,9 @@ fn lock_covers(scope: &str, sub: &str, rule: &str) -> bool {
         || scope
             .strip_prefix("user:")
             .is_some_and(|u| u.eq_ignore_ascii_case(sub))
-        || scope.strip_prefix("rule:").is_some_and(|r| r == rule)
+        || scope
+            .strip_prefix("rule:")
+            .is_some_and(|r| !rule.is_empty() && r.eq_ignore_ascii_case(rule))
 }
 
 fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
@@ -1613,7 +1856,7 @@ pub fn view(r: &RequestRecord, now: OffsetDateTime) -> Value {
             "revoked_by": g.revoked_by,
         })
     });
-    json!({
+    let mut out = json!({
         "id": n.id, "requester": n.requester, "kind": n.target_kind,
         "task": (n.target_kind == "task").then_some(&n.target),
         "role": (n.target_kind == "role").then_some(&n.target),
@@ -1629,7 +1872,166 @@ pub fn view(r: &RequestRecord, now: OffsetDateTime) -> Value {
         })).collect::<Vec<_>>(),
         "decided_at": r.decided_at.map(rfc3339), "decided_by": r.decided_by,
         "comment": r.decision_comment, "grant": grant,
-    })
+    });
+    let digest = request_digest(&out);
+    if let Value::Object(map) = &mut out {
+        map.insert("digest".into(), Value::String(digest));
+    }
+    out
+}
+
+/// The fields an approver is shown before deciding, in a fixed order. Everything that
+/// changes what a grant allows or why it was asked for is here.
+pub const SHOWN_FIELDS: [&str; 14] = [
+    "id",
+    "requester",
+    "kind",
+    "task",
+    "role",
+    "tasks",
+    "rule",
+    "params",
+    "grant_params",
+    "command",
+    "uses",
+    "duration",
+    "reason",
+    "ticket",
+];
+
+/// SHA-256 (hex) of [`SHOWN_FIELDS`] of a request's JSON view, in canonical JSON (sorted object
+/// keys, no whitespace). The client computes it over the answer it displayed and sends it with
+/// `approve`/`deny`; the service computes it over the stored request and refuses a mismatch.
+pub fn request_digest(view: &Value) -> String {
+    let mut text = String::new();
+    for field in SHOWN_FIELDS {
+        canonical_json(view.get(field).unwrap_or(&Value::Null), &mut text);
+        text.push('\n');
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Refuse a decision whose digest differs from the stored request's (409).
+fn check_digest(
+    record: &RequestRecord,
+    digest: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let Some(sent) = digest else { return Ok(()) };
+    if sent
+        .trim()
+        .eq_ignore_ascii_case(&request_digest(&view(record, now)))
+    {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "request_mismatch",
+        format!(
+            "request `{}` is not what you were shown (its digest differs), so nothing was decided; show it again with `jitsh approve {}` and check it",
+            record.new.id, record.new.id
+        ),
+    ))
+}
+
+/// The person behind an account name, as the directory knows it (an unknown account is a
+/// person of its own).
+fn person_of(dir: &Directory, account: &str) -> String {
+    dir.user(account).map_or_else(
+        || format!("account:{}", account.to_lowercase()),
+        |p| p.person,
+    )
+}
+
+/// Why the votes on `record` are not one per person (nor by the requester), if they are not.
+fn one_vote_per_person(dir: &Directory, record: &RequestRecord) -> Option<ApiError> {
+    let requester = person_of(dir, &record.new.requester);
+    let mut seen: Vec<String> = Vec::new();
+    for a in &record.approvals {
+        let person = person_of(dir, &a.approver);
+        if person == requester {
+            return Some(ApiError::forbidden(
+                "self_approval",
+                format!(
+                    "request `{}` was filed by another account of the same person, so someone else must decide it",
+                    record.new.id
+                ),
+            ));
+        }
+        if seen.contains(&person) {
+            return Some(ApiError::conflict(
+                "already_approved",
+                format!(
+                    "request `{}` already has an approval from the same person under another account; a quorum needs different people",
+                    record.new.id
+                ),
+            ));
+        }
+        seen.push(person);
+    }
+    None
+}
+
+/// A page of a listing: how many, and where the previous page ended.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// An approver's decision as sent: a comment, and the digest of what they were shown.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub comment: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// `CREATED_AT.ID` as written in `next_cursor`.
+fn parse_cursor(text: &str) -> Result<(UnixTime, String), ApiError> {
+    text.split_once('.')
+        .and_then(|(at, id)| {
+            let ok = !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            Some((at.parse::<UnixTime>().ok()?, id.to_owned())).filter(|_| ok)
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "`cursor` must be the `next_cursor` of a previous page",
+            )
+        })
 }
 
 fn random_bytes(n: usize) -> Result<Vec<u8>, ApiError> {
@@ -1738,6 +2140,7 @@ mod tests {
             pending_ttl: Duration::from_secs(3600),
             email: false,
             webhook: false,
+            limits: RequestLimits::default(),
         })
         .unwrap();
         let alice = directory.user("alice").unwrap();

@@ -86,6 +86,7 @@ impl LocalService {
             pending_ttl: Duration::from_secs(24 * 3600),
             // Loopback only, inside this process's session.
             tls: None,
+            limits: Default::default(),
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ShellError::Service(format!("cannot listen on loopback: {e}")))?;

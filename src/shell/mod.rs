@@ -87,6 +87,10 @@ pub fn new_session_id() -> String {
 /// The message shown when a line is refused: which invocation, which rule, and the exact
 /// command that asks for access. Lines end with `\r\n` (the terminal is in raw mode).
 pub fn refusal_message(d: &LineDecision) -> String {
+    crate::text::escape_lines(&refusal_text(d), "\r\n")
+}
+
+fn refusal_text(d: &LineDecision) -> String {
     let blocking = d
         .invocations
         .iter()
@@ -96,28 +100,29 @@ pub fn refusal_message(d: &LineDecision) -> String {
                 .iter()
                 .find(|i| i.decision == Effect::Approval)
         });
+    let esc = |t: &str| crate::text::escape(t).into_owned();
     let mut msg = String::new();
     match (d.decision, blocking) {
         (Effect::Approval, Some(inv)) => {
             if d.reason == inv.reason {
                 msg.push_str(&format!(
-                    "jitsh: {}; no valid token covers it\r\n",
-                    d.reason
+                    "jitsh: {}; no valid token covers it\n",
+                    esc(&d.reason)
                 ));
             } else {
-                msg.push_str(&format!("jitsh: {}\r\n", d.reason));
+                msg.push_str(&format!("jitsh: {}\n", esc(&d.reason)));
             }
             msg.push_str(&format!(
-                "  ask for it here:   :request {} --reason \"...\" --for 1h\r\n",
-                inv.name
+                "  ask for it here:   :request {} --reason \"...\" --for 1h\n",
+                esc(&inv.name)
             ));
             msg.push_str(&format!(
-                "  or from a shell:   jitsh request --task {} --reason \"...\" --for 1h\r\n",
-                inv.name
+                "  or from a shell:   jitsh request --task {} --reason \"...\" --for 1h\n",
+                esc(&inv.name)
             ));
         }
-        (_, Some(inv)) => msg.push_str(&format!("jitsh: denied: {}\r\n", inv.reason)),
-        (_, None) => msg.push_str(&format!("jitsh: denied: {}\r\n", d.reason)),
+        (_, Some(inv)) => msg.push_str(&format!("jitsh: denied: {}\n", esc(&inv.reason))),
+        (_, None) => msg.push_str(&format!("jitsh: denied: {}\n", esc(&d.reason))),
     }
     msg
 }

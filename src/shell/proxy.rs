@@ -848,7 +848,9 @@ so no privileged line runs\r\n",
         }
         let mut out = Vec::new();
         self.editor.leave_for_message(&mut out);
-        out.extend_from_slice(msg.replace('\n', "\r\n").as_bytes());
+        // Messages carry text from the service and the line (task names, errors): every line is
+        // escaped so nothing in it can move the cursor or reorder what the terminal draws.
+        out.extend_from_slice(crate::text::escape_lines(&msg, "\r\n").as_bytes());
         self.editor.begin(&self.prompt);
         self.editor.redraw_below(&mut out);
         self.write_out(&out)
@@ -875,6 +877,7 @@ so no privileged line runs\r\n",
             out.extend_from_slice(b"\r\n");
         }
         for n in notices {
+            let n = crate::text::escape_lines(n, "\r\n");
             out.extend_from_slice(format!("jitsh: {n}\r\n").as_bytes());
         }
         if editing {
