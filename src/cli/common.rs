@@ -307,6 +307,12 @@ fn echo_fields(out: &mut Value, echo: Map<String, Value>) {
     }
 }
 
+/// `--platform` as written on the command line.
+pub(crate) fn parse_platform(text: &str) -> Result<crate::catalog::Platform, String> {
+    crate::catalog::Platform::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a platform: use `windows`, `unix` or `unknown`"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
@@ -323,10 +329,4 @@ mod tests {
         assert!(parse_skew("-1").is_err());
         assert!(parse_skew("1e9").is_err());
     }
-}
-
-/// `--platform` as written on the command line.
-pub(crate) fn parse_platform(text: &str) -> Result<crate::catalog::Platform, String> {
-    crate::catalog::Platform::parse(text)
-        .ok_or_else(|| format!("`{text}` is not a platform: use `windows`, `unix` or `unknown`"))
 }
