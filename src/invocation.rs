@@ -34,6 +34,76 @@ pub struct Invocation {
     pub params_uncertain: Option<String>,
     /// Whether this command receives pipeline input (it is not the first element of a pipeline).
     pub pipeline_input: bool,
+    /// What kind of task `name` names: a command, a script or program run by path or by a
+    /// file name, or a .NET method. Policies match each kind only with patterns of that kind.
+    #[serde(skip_serializing_if = "TaskKind::is_command")]
+    pub kind: TaskKind,
+}
+
+/// The kinds of task a policy can name (SPEC §2.1). A pattern of one kind never matches a
+/// task of another: `Get-*` does not cover `.\Get-Report.ps1`, `Get-Helper.exe` or a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A cmdlet, function or alias, looked up by name (`Get-Mailbox`, `Exchange\Get-Mailbox`).
+    #[default]
+    Command,
+    /// A script or program run by its path (`.\Get-Report.ps1`, `C:\Tools\x.exe`,
+    /// `\\server\share\x.ps1`); in policies `path:GLOB`. The name is the path with `/` written
+    /// as `\`.
+    Path,
+    /// A script or program named by a file name with an extension and looked up on the
+    /// runspace's `PATH` (`ping.exe`, `Get-Report.ps1`); in policies `program:GLOB`.
+    Program,
+    /// A .NET method: a static call (`[System.IO.File]::ReadAllBytes`) or a constructor run by
+    /// `::new`, a cast or `-as` (`[System.IO.StreamWriter]::new`); type accelerators resolved.
+    Method,
+}
+
+impl TaskKind {
+    pub fn is_command(&self) -> bool {
+        *self == TaskKind::Command
+    }
+
+    /// The kind of a task as written in a policy, a request or a grant, and its name without
+    /// the kind's prefix: `path:…`, `program:…`, `[Type]::Method`, or a command name.
+    pub fn split(task: &str) -> (TaskKind, &str) {
+        if let Some(rest) = strip_prefix_ci(task, "path:") {
+            (TaskKind::Path, rest)
+        } else if let Some(rest) = strip_prefix_ci(task, "program:") {
+            (TaskKind::Program, rest)
+        } else if task.starts_with('[') && task.contains("]::") {
+            (TaskKind::Method, task)
+        } else {
+            (TaskKind::Command, task)
+        }
+    }
+
+    /// The task as a policy names it: `path:` and `program:` prefixed, the others as they are.
+    pub fn display(self, name: &str) -> String {
+        match self {
+            TaskKind::Path => format!("path:{name}"),
+            TaskKind::Program => format!("program:{name}"),
+            TaskKind::Command | TaskKind::Method => name.to_string(),
+        }
+    }
+
+    /// Lowercase-insensitive names for messages (`command`, `path`, `program`, `method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Command => "command",
+            TaskKind::Path => "path",
+            TaskKind::Program => "program",
+            TaskKind::Method => "method",
+        }
+    }
+}
+
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| text.get(prefix.len()..))
+        .flatten()
 }
 
 /// One parameter as bound to an invocation.
@@ -65,6 +135,11 @@ pub enum ParamValue {
 }
 
 impl Invocation {
+    /// The task as a policy names it (see [`TaskKind::display`]).
+    pub fn task(&self) -> String {
+        self.kind.display(&self.name)
+    }
+
     /// The parameter with canonical name `name` (case-insensitive), if bound.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params
@@ -97,7 +172,7 @@ impl Invocation {
             params.push((p.name.to_ascii_lowercase(), format!(" -{}{value}", p.name)));
         }
         params.sort();
-        let mut out = self.name.clone();
+        let mut out = self.task();
         for (_, text) in params {
             out.push_str(&text);
         }
@@ -124,6 +199,7 @@ mod tests {
             params,
             params_uncertain: None,
             pipeline_input: false,
+            kind: TaskKind::Command,
         }
     }
 

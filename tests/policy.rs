@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use jitsh::invocation::{Invocation, Param, ParamValue};
+use jitsh::invocation::{Invocation, Param, ParamValue, TaskKind};
 use jitsh::policy::{
     load_dir, synthetic_policy_set, Effect, ParamConstraints, PolicySet, PolicySource, Tri,
 };
@@ -49,6 +49,7 @@ fn inv(name: &str) -> Inv {
         params: Vec::new(),
         params_uncertain: None,
         pipeline_input: false,
+        kind: TaskKind::Command,
     })
 }
 

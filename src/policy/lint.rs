@@ -85,7 +85,7 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
     for appr in rules.iter().filter(|r| r.effect == Effect::Approval) {
         let mut by_allow: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
         for ap in &appr.patterns {
-            for i in set.index.subsuming(&ap.glob) {
+            for i in set.index.subsuming(ap.kind, &ap.glob) {
                 let Some((i, allow)) = usize::try_from(i)
                     .ok()
                     .and_then(|i| Some((i, rules.get(i)?)))
@@ -98,9 +98,9 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
                 let subsumed = allow
                     .patterns
                     .iter()
-                    .any(|p| p.module.is_none() && ap.glob.subsumed_by(&p.glob));
+                    .any(|p| p.kind == ap.kind && p.module.is_none() && ap.glob.subsumed_by(&p.glob));
                 let not_excepted = if ap.glob.is_literal() {
-                    allow.covers_name(ap.glob.as_str(), None)
+                    allow.covers_task(ap.kind, ap.glob.as_str(), None)
                 } else {
                     allow.except_patterns.is_empty()
                 };
@@ -135,7 +135,7 @@ fn never_matches(rule: &Rule) -> Option<String> {
         && rule.patterns.iter().all(|p| {
             rule.except_patterns
                 .iter()
-                .any(|e| e.module.is_none() && p.glob.subsumed_by(&e.glob))
+                .any(|e| e.kind == p.kind && e.module.is_none() && p.glob.subsumed_by(&e.glob))
         });
     if all_excepted {
         return Some(format!(

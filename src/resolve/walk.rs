@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-use crate::invocation::{Invocation, Param, ParamValue};
+use crate::invocation::{Invocation, Param, ParamValue, TaskKind};
 use crate::span::Span;
 use crate::syntax::ast::*;
 use crate::syntax::number_value;
@@ -94,6 +94,7 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: false,
+                kind: TaskKind::Command,
             });
         }
         self.out.sort_by_key(|i| i.span.start);
@@ -114,6 +115,7 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: false,
+                kind: TaskKind::Command,
             });
         }
         super::Analysis {
@@ -504,6 +506,15 @@ impl<'a> Walker<'a> {
             },
         };
         let as_written = name_span.text(self.src).to_string();
+        let kind = if dynamic.is_some() {
+            TaskKind::Command
+        } else {
+            self.command_kind(&name_text)
+        };
+        if kind != TaskKind::Command {
+            self.file_command(c, kind, &name_text, name_span, depth, pipeline_input);
+            return;
+        }
         let (module, bare) = if dynamic.is_some() {
             (None, name_text.clone())
         } else {
@@ -540,6 +551,7 @@ impl<'a> Walker<'a> {
             params: binding.params,
             params_uncertain: binding.uncertain,
             pipeline_input,
+            kind: TaskKind::Command,
         });
         for (splat_at, variable, written, at) in binding.splats {
             self.pending.push(PendingSplat {
@@ -564,6 +576,7 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: true,
+                kind: TaskKind::Command,
             });
         }
         for (e, m) in binding.walk {
@@ -571,6 +584,84 @@ impl<'a> Walker<'a> {
                 (ExprKind::ScriptBlock(b), Mode::Data) => self.block(b, depth + 1, Mode::Data),
                 _ => self.expr(e, depth, Mode::Code),
             }
+        }
+        self.redirections(&c.redirections, depth, Mode::Code);
+    }
+
+    /// How PowerShell looks up the command name `text` (static, as the runspace sees it): a
+    /// name with a folder (`\`, `/`), a drive or provider (`C:`, `FileSystem::`), or starting
+    /// with `.` or `~` is a script or program run by its path; a name whose last part has an
+    /// extension (`Get-Report.ps1`, `ping.exe`, `notes.txt`) is a file looked up on `PATH`,
+    /// unless the catalog knows a command or alias of exactly that name. `Module\Name` with a
+    /// plain module name and no extension stays a module-qualified command.
+    fn command_kind(&self, text: &str) -> TaskKind {
+        let known = |n: &str| {
+            self.catalog.command(n).is_some() || self.catalog.resolve_alias(n).is_some()
+        };
+        if text.starts_with(['.', '~']) || text.contains(['/', ':']) {
+            return TaskKind::Path;
+        }
+        if text.contains('\\') {
+            return match split_module(text) {
+                (Some(_), name) if !name.contains('.') => TaskKind::Command,
+                _ => TaskKind::Path,
+            };
+        }
+        if text.contains('.') && !known(text) {
+            return TaskKind::Program;
+        }
+        TaskKind::Command
+    }
+
+    /// A script or program run by path or by file name: its own kind of task, which no command
+    /// glob covers. Its arguments are walked as code; parameters are not bound (the gate has no
+    /// metadata for a script), so they are listed as written.
+    fn file_command(
+        &mut self,
+        c: &Command,
+        kind: TaskKind,
+        text: &str,
+        span: Span,
+        depth: usize,
+        pipeline_input: bool,
+    ) {
+        let name = match kind {
+            TaskKind::Path => text.replace('/', "\\"),
+            _ => text.to_string(),
+        };
+        // A policy names folders literally: a `..` step or a wildcard would let a path that
+        // matches `path:C:\Scripts\*` run something outside that folder.
+        let dynamic = if name.split('\\').any(|seg| seg == "..") {
+            Some(format!(
+                "the path `{name}` steps out of a folder with `..`, so it is not compared with path rules"
+            ))
+        } else if name.contains(['*', '?', '[', ']']) {
+            Some(format!(
+                "the path `{name}` has wildcard characters, which the runspace expands to files at run time"
+            ))
+        } else {
+            None
+        };
+        let mut binding = self.bind(c, None, &name, pipeline_input);
+        if let Some((_, _, written, _)) = binding.splats.first() {
+            binding.uncertain.get_or_insert(format!(
+                "splatted variable `{written}` gives parameters the gate does not see"
+            ));
+        }
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: dynamic.or(binding.code_from_value.clone()),
+            params: binding.params,
+            params_uncertain: binding.uncertain,
+            pipeline_input,
+            kind,
+        });
+        for (e, _) in binding.walk {
+            self.expr(e, depth, Mode::Code);
         }
         self.redirections(&c.redirections, depth, Mode::Code);
     }
@@ -610,6 +701,7 @@ impl<'a> Walker<'a> {
                 params,
                 params_uncertain: None,
                 pipeline_input: true,
+                kind: TaskKind::Command,
             });
         }
     }
@@ -1055,6 +1147,7 @@ impl<'a> Walker<'a> {
             params: Vec::new(),
             params_uncertain: None,
             pipeline_input: false,
+            kind: TaskKind::Command,
         });
     }
 
@@ -1113,6 +1206,7 @@ impl<'a> Walker<'a> {
                         params: Vec::new(),
                         params_uncertain: None,
                         pipeline_input: false,
+                        kind: TaskKind::Command,
                     });
                 }
             }
