@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
-use crate::invocation::Invocation;
+use crate::invocation::{Invocation, TaskKind};
 use crate::policy::{Effect, ParamConstraints, PolicySet, Tri};
 use crate::resolve;
 use crate::span::Span;
@@ -85,6 +85,8 @@ pub struct InvocationDecision {
     pub reason: String,
     /// Canonical parameter names bound to the invocation, as `-Name`.
     pub params: Vec<String>,
+    /// The kind of task (`command`, or a script `path`, a `program`, a .NET `method`).
+    pub kind: TaskKind,
 }
 
 /// Decide one line.
@@ -211,6 +213,7 @@ fn decide_invocation(
             .filter(|p| !p.name.is_empty())
             .map(|p| format!("-{}", p.name))
             .collect(),
+        kind: inv.kind,
     };
     if rd.effect != Effect::Approval || rd.dynamic || inv.dynamic.is_some() {
         // Dynamic code is never covered by a token: nobody approved what it will run.
@@ -294,7 +297,9 @@ fn token_covers(
         .policies
         .rule(&claims.rule)
         .ok_or_else(|| format!("its rule `{}` is not in the loaded policies", claims.rule))?;
-    if rule.effect != Effect::Approval || !rule.covers_name(&inv.name, inv.module.as_deref()) {
+    if rule.effect != Effect::Approval
+        || !rule.covers_task(inv.kind, &inv.name, inv.module.as_deref())
+    {
         return Err(format!(
             "its rule `{}` does not cover `{}`",
             claims.rule, inv.name
@@ -303,7 +308,7 @@ fn token_covers(
     if !claims
         .tasks
         .iter()
-        .any(|t| task_matches(t, &inv.name, ctx.policies))
+        .any(|t| task_matches(t, inv.kind, &inv.name, ctx.policies))
     {
         return Err(format!(
             "it grants {} but not `{}`",
@@ -348,15 +353,23 @@ fn token_covers(
     Ok(())
 }
 
-/// A granted task: a cmdlet name (case-insensitive, optional module qualifier) or `role:NAME`.
-fn task_matches(task: &str, name: &str, policies: &PolicySet) -> bool {
+/// A granted task: a cmdlet name (case-insensitive, optional module qualifier), `role:NAME`,
+/// or a task of another kind (`path:…`, `program:…`, `[Type]::Method`), which must be the
+/// invocation's kind and name exactly.
+fn task_matches(task: &str, kind: TaskKind, name: &str, policies: &PolicySet) -> bool {
     if let Some(role) = task.strip_prefix("role:") {
         return policies
             .role(role)
-            .is_some_and(|tasks| tasks.iter().any(|t| task_matches(t, name, policies)));
+            .is_some_and(|tasks| tasks.iter().any(|t| task_matches(t, kind, name, policies)));
     }
-    let bare = task.rsplit('\\').next().unwrap_or(task);
-    bare.eq_ignore_ascii_case(name)
+    match TaskKind::split(task) {
+        (TaskKind::Command, _) if kind == TaskKind::Command => {
+            let bare = task.rsplit('\\').next().unwrap_or(task);
+            bare.eq_ignore_ascii_case(name)
+        }
+        (k, granted) if k == kind => granted.eq_ignore_ascii_case(name),
+        _ => false,
+    }
 }
 
 fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {
@@ -396,11 +409,16 @@ impl LineDecision {
             .invocations
             .iter()
             .map(|d| {
-                json!({
+                let mut v = json!({
                     "name": d.name, "as_written": d.as_written, "depth": d.depth,
                     "decision": d.decision, "rule": d.rule, "token": d.token,
                     "dynamic": d.dynamic, "params": d.params, "reason": d.reason,
-                })
+                });
+                if let (false, Some(obj)) = (d.kind.is_command(), v.as_object_mut()) {
+                    obj.insert("kind".into(), json!(d.kind.as_str()));
+                    obj.insert("task".into(), json!(d.kind.display(&d.name)));
+                }
+                v
             })
             .collect();
         let mut v = json!({

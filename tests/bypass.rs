@@ -12,8 +12,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use jitsh::catalog::Catalog;
+use jitsh::gate::LineDecision;
 use jitsh::gate::{check_line, GateContext};
-use jitsh::policy::{load_dir, Effect, PolicySet};
+use jitsh::invocation::TaskKind;
+use jitsh::policy::{load_dir, Effect, PolicySet, PolicySource};
 
 /// What a case expects of the line's decision.
 #[derive(Debug, Clone, Copy)]
@@ -779,9 +781,14 @@ const CASES: &[(&str, Want, &str)] = &[
         "a safe-listed method whose delegate overload runs a script block argument",
     ),
     (
-        "$t = 'a<b'; $t.Replace('<', '_')",
+        "'a<b'.Replace('<', '_')",
         Allow,
-        "Replace with literal arguments",
+        "Replace on a string literal is String.Replace",
+    ),
+    (
+        "$t = 'a<b'; $t.Replace('<', '_')",
+        Deny,
+        "Replace on a variable may be FileInfo.Replace (a typed variable keeps its type)",
     ),
     (
         "function Get-Mai`lbox { param($Filter) 1 }",
@@ -871,4 +878,400 @@ fn privileged_lines_name_the_deciding_invocation() {
         nested,
         Some((1, "Ne`w-MoveRequest".to_string(), Effect::Approval))
     );
+}
+
+// ---- tasks that are not cmdlets: scripts, programs, .NET methods (SPEC §2.1) -----------------
+
+/// A permissive policy: every command allowed, unmatched commands allowed, dynamic ones sent
+/// for approval, plus `extra` rules. Whatever it lets through, the shipped ones would too.
+fn permissive(extra: &str) -> PolicySet {
+    let text = format!(
+        r#"[defaults]
+unmatched = "allow"
+dynamic = "approval"
+
+[[rule]]
+id = "everything"
+effect = "allow"
+tasks = ["*", "Get-*", "Test-*"]
+{extra}"#
+    );
+    match PolicySet::from_sources(&[PolicySource::new("permissive.toml", text)]) {
+        Ok(p) => p,
+        Err(e) => panic!("test policy must load: {e}"),
+    }
+}
+
+fn check_with(policies: &PolicySet, line: &str) -> LineDecision {
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    check_line(line, &ctx)
+}
+
+/// Scripts and programs run by path or by a file name with an extension are never the cmdlet a
+/// glob names: under a policy that allows every command and every unmatched one, each is still
+/// the dynamic decision (approval here), with its own kind and name.
+#[test]
+fn scripts_and_programs_are_not_cmdlets() {
+    let p = permissive("");
+    let cases: &[(&str, TaskKind, &str)] = &[
+        (r".\Get-Report.ps1", TaskKind::Path, r".\Get-Report.ps1"),
+        (
+            r"C:\Scripts\Get-X.ps1",
+            TaskKind::Path,
+            r"C:\Scripts\Get-X.ps1",
+        ),
+        (
+            r"\\server\share\Get-X.ps1",
+            TaskKind::Path,
+            r"\\server\share\Get-X.ps1",
+        ),
+        (
+            r#"& "C:\Temp\Get-Info.ps1""#,
+            TaskKind::Path,
+            r"C:\Temp\Get-Info.ps1",
+        ),
+        (r". .\Get-Helpers.ps1", TaskKind::Path, r".\Get-Helpers.ps1"),
+        (r"./x", TaskKind::Path, r".\x"),
+        (r"~/x.ps1", TaskKind::Path, r"~\x.ps1"),
+        (r"Scripts\Get-X.ps1", TaskKind::Path, r"Scripts\Get-X.ps1"),
+        (
+            r"Exchange\Get-Mailbox.ps1",
+            TaskKind::Path,
+            r"Exchange\Get-Mailbox.ps1",
+        ),
+        (
+            r"& 'C:/Tools/Get-Info.exe' -Name x",
+            TaskKind::Path,
+            r"C:\Tools\Get-Info.exe",
+        ),
+        (
+            r"FileSystem::C:\x.ps1",
+            TaskKind::Path,
+            r"FileSystem::C:\x.ps1",
+        ),
+        (r"Get-Helper.exe", TaskKind::Program, "Get-Helper.exe"),
+        (r"Get-Report.ps1", TaskKind::Program, "Get-Report.ps1"),
+        (r"Get-X.cmd", TaskKind::Program, "Get-X.cmd"),
+        (r"Get-X.bat /q", TaskKind::Program, "Get-X.bat"),
+        (r"Get-X.com", TaskKind::Program, "Get-X.com"),
+        (r"Get-X.psm1", TaskKind::Program, "Get-X.psm1"),
+        (
+            r"Get-Mailbox | Get-Report.ps1",
+            TaskKind::Program,
+            "Get-Report.ps1",
+        ),
+        (
+            r"Get-Mailbox | % { .\Get-X.ps1 $_ }",
+            TaskKind::Path,
+            r".\Get-X.ps1",
+        ),
+        (r"$(Test-X.vbs)", TaskKind::Program, "Test-X.vbs"),
+    ];
+    let mut failures = Vec::new();
+    for (line, kind, name) in cases {
+        let d = check_with(&p, line);
+        let found = d
+            .invocations
+            .iter()
+            .find(|i| i.kind == *kind && i.name == *name);
+        let ok = d.decision == Effect::Approval && found.is_some_and(|i| i.dynamic);
+        if !ok {
+            failures.push(format!(
+                "{line:?}: wanted a dynamic {kind:?} `{name}` (approval), got {:?}: {:?}",
+                d.decision,
+                d.invocations
+                    .iter()
+                    .map(|i| (&i.name, i.kind, i.dynamic))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A policy names scripts by path and programs by file name; the glob runs over the whole path
+/// (case-insensitive, `/` read as `\`), and `..` or wildcards in a path never match.
+#[test]
+fn path_and_program_rules_name_scripts() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "reports"
+effect = "allow"
+tasks = ['path:C:\Scripts\*.ps1', "program:ping.exe"]
+"#,
+    );
+    let allowed = [
+        r"C:\Scripts\Get-X.ps1",
+        r"c:/scripts/get-x.ps1",
+        r"& 'C:\Scripts\Sub\Report.ps1' -Days 3",
+        r"ping.exe contoso.com",
+        r"PING.EXE x",
+    ];
+    for line in allowed {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Allow, "{line}: {}", d.reason);
+        assert_eq!(d.invocations[0].rule.as_deref(), Some("reports"), "{line}");
+    }
+    let refused = [
+        r"C:\Scripts\..\Temp\evil.ps1",
+        r"C:\Scripts\*.ps1",
+        r"C:\Scripts\Get-[X].ps1",
+        r"C:\Temp\Get-X.ps1",
+        r"C:\Scripts\Get-X.ps1.exe",
+        r"C:\Windows\System32\ping.exe",
+        r".\ping.exe",
+        r"Get-X.ps1",
+    ];
+    for line in refused {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Approval, "{line}: {}", d.reason);
+        assert!(d.invocations.iter().all(|i| i.dynamic), "{line}");
+    }
+}
+
+/// Conversions that run a constructor or setters are the method task `[Full.Type]::new`, and
+/// conversions to unknown types are dynamic; pure conversions are nothing to decide.
+#[test]
+fn conversions_that_act_are_method_tasks() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "no-io"
+effect = "deny"
+tasks = ["[System.IO.*]::*", "[System.Net.*]::*", "[*CimSession]::*", "[System.DirectoryServices.*]::*", "[System.Management.Management*]::*"]
+"#,
+    );
+    let denied: &[(&str, &str)] = &[
+        (
+            r"[IO.StreamWriter]'C:\Windows\x.txt'",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (
+            r"[System.IO.StreamWriter]('C:\x.txt')",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (r"'C:\x' -as [IO.FileStream]", "[System.IO.FileStream]::new"),
+        (
+            r"'C:\x' -AS 'System.IO.FileStream'",
+            "[System.IO.FileStream]::new",
+        ),
+        (
+            r"[System.Net.Sockets.TcpClient]@{}",
+            "[System.Net.Sockets.TcpClient]::new",
+        ),
+        (
+            r"[Net.Sockets.UdpClient]123",
+            "[System.Net.Sockets.UdpClient]::new",
+        ),
+        (
+            r"[System.IO.Pipes.NamedPipeClientStream]'pipe'",
+            "[System.IO.Pipes.NamedPipeClientStream]::new",
+        ),
+        (
+            r"[CimSession]'server01'",
+            "[Microsoft.Management.Infrastructure.CimSession]::new",
+        ),
+        (
+            r"[ADSI]'LDAP://CN=x,DC=contoso,DC=com'",
+            "[System.DirectoryServices.DirectoryEntry]::new",
+        ),
+        (
+            r"[wmi]'\\.\root\cimv2:Win32_Process.Handle=1'",
+            "[System.Management.ManagementObject]::new",
+        ),
+        (
+            r"[wmiclass]'Win32_Process'",
+            "[System.Management.ManagementClass]::new",
+        ),
+        (
+            r"[IO.StreamWriter]$w = 'C:\x.txt'",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (
+            r"function f { param([IO.FileStream]$s = 'C:\x') }",
+            "[System.IO.FileStream]::new",
+        ),
+        (
+            r"[IO.StreamWriter]::new('C:\x.txt')",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (
+            r"[System.IO.File]::WriteAllText('C:\x', 'y')",
+            "[System.IO.File]::WriteAllText",
+        ),
+    ];
+    for (line, task) in denied {
+        let d = check_with(&p, line);
+        let inv = d.invocations.iter().find(|i| i.name == *task);
+        assert_eq!(d.decision, Effect::Deny, "{line}: {}", d.reason);
+        assert!(
+            inv.is_some_and(|i| i.kind == TaskKind::Method
+                && !i.dynamic
+                && i.rule.as_deref() == Some("no-io")),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
+    // Unknown types and code-running types: dynamic whatever the policy says.
+    for line in [
+        r"[Contoso.Tools.Writer]'C:\x'",
+        r"[Contoso.Tools.Writer]@{ Path = 'C:\x' }",
+        r"'x' -as $t",
+        r"[powershell]'x'",
+        r"[type]'System.IO.File'",
+        r"[System.Collections.Generic.List[string]]@('a')",
+    ] {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Approval, "{line}: {}", d.reason);
+        assert!(d.invocations.iter().any(|i| i.dynamic), "{line}");
+    }
+    // Pure conversions build a value and run nothing.
+    for line in [
+        "[int]'5'",
+        "[string[]]('a','b')",
+        "[datetime]'2024-01-01'",
+        "[timespan]'01:00:00'",
+        "[guid]'6f9619ff-8b86-d011-b42d-00cf4fc964ff'",
+        "[version]'1.2.3'",
+        "[ipaddress]'10.0.0.1'",
+        "[mailaddress]'a@contoso.com'",
+        "[xml]'<a/>'",
+        "[regex]'a+'",
+        "[pscustomobject]@{ Name = 'x' }",
+        "[ordered]@{ a = 1 }",
+        "[hashtable]@{}",
+        "[bool]1",
+        "[char]65",
+        "'5' -as [int]",
+    ] {
+        let d = check_with(&p, line);
+        assert!(d.invocations.is_empty(), "{line}: {:?}", d.invocations);
+    }
+}
+
+/// A method name on the safe list must be harmless on every type that has it: `.Replace()`
+/// is `FileInfo.Replace` (moves files) on a file object, so it is safe only on a string.
+#[test]
+fn safe_methods_hold_for_every_receiver() {
+    let p = permissive("");
+    for line in [
+        "(Get-Item C:\\a.txt).Replace('C:\\b.txt', 'C:\\c.txt')",
+        "$f = Get-Item C:\\a.txt; $f.Replace('C:\\b.txt', $null)",
+        "$t.Replace('a', 'b')",
+        "$r.Replace('x', { 'y' })",
+        "Get-ChildItem | % Replace 'a' 'b'",
+        "$f.Delete()",
+        "$c.Children.Remove($o)",
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            d.invocations.iter().any(|i| i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+        assert_eq!(d.decision, Effect::Approval, "{line}");
+    }
+    for line in [
+        "'a,b'.Replace(',', ';')",
+        "([string]$x).Replace('a', 'b')",
+        "\"$x\".Replace('a', 'b')",
+        "$d.AddDays(1).ToShortDateString()",
+        "$s.Trim().Split(',')",
+    ] {
+        let d = check_with(&p, line);
+        assert!(d.invocations.is_empty(), "{line}: {:?}", d.invocations);
+    }
+}
+
+/// Static calls on known types are tasks named `[Full.Type]::Method` (accelerators and the
+/// `System.` prefix resolved), decided by policy like cmdlets; globs work. Code-running types,
+/// unknown types and delegate-taking calls with computed arguments are dynamic.
+#[test]
+fn static_method_calls_are_tasks() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "file-reads"
+effect = "approval"
+approvers = ["admins"]
+tasks = ["[System.IO.File]::Read*"]
+
+[[rule]]
+id = "file-writes"
+effect = "deny"
+tasks = ["[IO.File]::Write*"]
+"#,
+    );
+    let cases: &[(&str, Effect, &str)] = &[
+        (
+            r"[System.IO.File]::ReadAllBytes('C:\x')",
+            Effect::Approval,
+            "[System.IO.File]::ReadAllBytes",
+        ),
+        (
+            r"[IO.File]::ReadAllBytes('C:\x')",
+            Effect::Approval,
+            "[System.IO.File]::ReadAllBytes",
+        ),
+        (
+            r"[system.io.file]::readalltext($p)",
+            Effect::Approval,
+            "[System.IO.File]::readalltext",
+        ),
+        (
+            r"[IO.File]::WriteAllBytes('C:\x', $b)",
+            Effect::Deny,
+            "[System.IO.File]::WriteAllBytes",
+        ),
+        (
+            r"[System.IO.File]::WriteAllText('C:\x', 'y')",
+            Effect::Deny,
+            "[System.IO.File]::WriteAllText",
+        ),
+        (
+            r"[IO.Path]::GetTempFileName()",
+            Effect::Allow,
+            "[System.IO.Path]::GetTempFileName",
+        ),
+    ];
+    for (line, effect, task) in cases {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, *effect, "{line}: {}", d.reason);
+        let inv = d.invocations.iter().find(|i| i.name == *task);
+        assert!(
+            inv.is_some_and(|i| i.kind == TaskKind::Method && !i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
+    for line in [
+        "[scriptblock]::Create('Remove-Mailbox x')",
+        "[System.Management.Automation.ScriptBlock]::Create($s)",
+        "[powershell]::Create()",
+        "[type]::GetType('System.IO.File')",
+        "[System.Reflection.Assembly]::LoadFile('C:\\x.dll')",
+        "[Activator]::CreateInstance($t)",
+        "[Diagnostics.Process]::Start('cmd.exe')",
+        "[Contoso.Tools]::Run()",
+        "[System.Linq.Enumerable]::Where($a, $f)",
+        "[Array]::ForEach($a, $sb)",
+        "[regex]::Replace('a', 'a', $sb)",
+        "[IO.File]::$m('C:\\x')",
+        "[IO.File]::ReadAllBytes::Invoke('x')",
+    ] {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Approval, "{line}: {}", d.reason);
+        assert!(d.invocations.iter().any(|i| i.dynamic), "{line}");
+    }
 }

@@ -95,10 +95,9 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
                 if !unconditional_allow(allow) {
                     continue;
                 }
-                let subsumed = allow
-                    .patterns
-                    .iter()
-                    .any(|p| p.kind == ap.kind && p.module.is_none() && ap.glob.subsumed_by(&p.glob));
+                let subsumed = allow.patterns.iter().any(|p| {
+                    p.kind == ap.kind && p.module.is_none() && ap.glob.subsumed_by(&p.glob)
+                });
                 let not_excepted = if ap.glob.is_literal() {
                     allow.covers_task(ap.kind, ap.glob.as_str(), None)
                 } else {

@@ -197,10 +197,7 @@ fn parse_program(text: &str, rest: &str) -> Result<TaskPattern, String> {
 
 fn parse_method(text: &str, rest: &str) -> Result<TaskPattern, String> {
     let usage = "write a .NET method as `[Full.Type.Name]::Method` (globs allowed in both parts)";
-    let Some((ty, method)) = rest
-        .strip_prefix('[')
-        .and_then(|r| r.split_once("]::"))
-    else {
+    let Some((ty, method)) = rest.strip_prefix('[').and_then(|r| r.split_once("]::")) else {
         return Err(format!("task `{text}` is not a method name: {usage}"));
     };
     let ty = ty.trim();
@@ -214,7 +211,11 @@ fn parse_method(text: &str, rest: &str) -> Result<TaskPattern, String> {
             "task `{text}` has an invalid type name `{ty}` (generic and array types cannot be named): {usage}"
         ));
     }
-    if !method.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '*' | '?')) || method.is_empty() {
+    if !method
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '*' | '?'))
+        || method.is_empty()
+    {
         return Err(format!(
             "task `{text}` has an invalid method name `{method}`: {usage}"
         ));

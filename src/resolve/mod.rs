@@ -96,6 +96,10 @@ fn invocation_json(inv: &Invocation) -> Value {
         if let Some(d) = &inv.dynamic {
             map.insert("dynamic".into(), json!(d));
         }
+        if !inv.kind.is_command() {
+            map.insert("kind".into(), json!(inv.kind.as_str()));
+            map.insert("task".into(), json!(inv.task()));
+        }
         if let Some(u) = &inv.params_uncertain {
             map.insert("params_uncertain".into(), json!(u));
         }

@@ -45,9 +45,18 @@ const ACCELERATORS: &[(&str, &str)] = &[
     ("byte", "System.Byte"),
     ("char", "System.Char"),
     ("cimclass", "Microsoft.Management.Infrastructure.CimClass"),
-    ("cimconverter", "Microsoft.Management.Infrastructure.CimConverter"),
-    ("ciminstance", "Microsoft.Management.Infrastructure.CimInstance"),
-    ("cimsession", "Microsoft.Management.Infrastructure.CimSession"),
+    (
+        "cimconverter",
+        "Microsoft.Management.Infrastructure.CimConverter",
+    ),
+    (
+        "ciminstance",
+        "Microsoft.Management.Infrastructure.CimInstance",
+    ),
+    (
+        "cimsession",
+        "Microsoft.Management.Infrastructure.CimSession",
+    ),
     ("cimtype", "Microsoft.Management.Infrastructure.CimType"),
     ("cultureinfo", "System.Globalization.CultureInfo"),
     ("datetime", "System.DateTime"),
@@ -56,7 +65,10 @@ const ACCELERATORS: &[(&str, &str)] = &[
     ("float", "System.Single"),
     ("guid", "System.Guid"),
     ("hashtable", "System.Collections.Hashtable"),
-    ("initialsessionstate", "System.Management.Automation.Runspaces.InitialSessionState"),
+    (
+        "initialsessionstate",
+        "System.Management.Automation.Runspaces.InitialSessionState",
+    ),
     ("int", "System.Int32"),
     ("int16", "System.Int16"),
     ("int32", "System.Int32"),
@@ -65,28 +77,70 @@ const ACCELERATORS: &[(&str, &str)] = &[
     ("ipendpoint", "System.Net.IPEndPoint"),
     ("long", "System.Int64"),
     ("mailaddress", "System.Net.Mail.MailAddress"),
-    ("nullstring", "System.Management.Automation.Language.NullString"),
-    ("objectsecurity", "System.Security.AccessControl.ObjectSecurity"),
-    ("ordered", "System.Collections.Specialized.OrderedDictionary"),
-    ("physicaladdress", "System.Net.NetworkInformation.PhysicalAddress"),
+    (
+        "nullstring",
+        "System.Management.Automation.Language.NullString",
+    ),
+    (
+        "objectsecurity",
+        "System.Security.AccessControl.ObjectSecurity",
+    ),
+    (
+        "ordered",
+        "System.Collections.Specialized.OrderedDictionary",
+    ),
+    (
+        "physicaladdress",
+        "System.Net.NetworkInformation.PhysicalAddress",
+    ),
     ("powershell", "System.Management.Automation.PowerShell"),
     ("pscredential", "System.Management.Automation.PSCredential"),
     ("pscustomobject", "System.Management.Automation.PSObject"),
-    ("pslistmodifier", "System.Management.Automation.PSListModifier"),
+    (
+        "pslistmodifier",
+        "System.Management.Automation.PSListModifier",
+    ),
     ("psmoduleinfo", "System.Management.Automation.PSModuleInfo"),
-    ("psaliasproperty", "System.Management.Automation.PSAliasProperty"),
-    ("psnoteproperty", "System.Management.Automation.PSNoteProperty"),
+    (
+        "psaliasproperty",
+        "System.Management.Automation.PSAliasProperty",
+    ),
+    (
+        "psnoteproperty",
+        "System.Management.Automation.PSNoteProperty",
+    ),
     ("psobject", "System.Management.Automation.PSObject"),
-    ("psprimitivedictionary", "System.Management.Automation.PSPrimitiveDictionary"),
-    ("pspropertyexpression", "Microsoft.PowerShell.Commands.PSPropertyExpression"),
-    ("psscriptmethod", "System.Management.Automation.PSScriptMethod"),
-    ("psscriptproperty", "System.Management.Automation.PSScriptProperty"),
+    (
+        "psprimitivedictionary",
+        "System.Management.Automation.PSPrimitiveDictionary",
+    ),
+    (
+        "pspropertyexpression",
+        "Microsoft.PowerShell.Commands.PSPropertyExpression",
+    ),
+    (
+        "psscriptmethod",
+        "System.Management.Automation.PSScriptMethod",
+    ),
+    (
+        "psscriptproperty",
+        "System.Management.Automation.PSScriptProperty",
+    ),
     ("psvariable", "System.Management.Automation.PSVariable"),
-    ("psvariableproperty", "System.Management.Automation.PSVariableProperty"),
+    (
+        "psvariableproperty",
+        "System.Management.Automation.PSVariableProperty",
+    ),
     ("ref", "System.Management.Automation.PSReference"),
     ("regex", "System.Text.RegularExpressions.Regex"),
-    ("runspace", "System.Management.Automation.Runspaces.Runspace"),
-    ("runspacefactory", "System.Management.Automation.Runspaces.RunspaceFactory"),
+    (
+        "runspace",
+        "System.Management.Automation.Runspaces.Runspace",
+    ),
+    (
+        "runspacefactory",
+        "System.Management.Automation.Runspaces.RunspaceFactory",
+    ),
     ("sbyte", "System.SByte"),
     ("scriptblock", "System.Management.Automation.ScriptBlock"),
     ("securestring", "System.Security.SecureString"),
@@ -106,12 +160,21 @@ const ACCELERATORS: &[(&str, &str)] = &[
     ("ushort", "System.UInt16"),
     ("version", "System.Version"),
     ("void", "System.Void"),
-    ("wildcardpattern", "System.Management.Automation.WildcardPattern"),
+    (
+        "wildcardpattern",
+        "System.Management.Automation.WildcardPattern",
+    ),
     ("wmi", "System.Management.ManagementObject"),
     ("wmiclass", "System.Management.ManagementClass"),
     ("wmisearcher", "System.Management.ManagementObjectSearcher"),
-    ("x500distinguishedname", "System.Security.Cryptography.X509Certificates.X500DistinguishedName"),
-    ("x509certificate", "System.Security.Cryptography.X509Certificates.X509Certificate"),
+    (
+        "x500distinguishedname",
+        "System.Security.Cryptography.X509Certificates.X500DistinguishedName",
+    ),
+    (
+        "x509certificate",
+        "System.Security.Cryptography.X509Certificates.X509Certificate",
+    ),
     ("xml", "System.Xml.XmlDocument"),
 ];
 
@@ -163,7 +226,11 @@ const TYPES: &[(&str, bool, Calls)] = &[
     ("System.Management.Automation.PSCredential", true, Tasks),
     ("System.Net.NetworkCredential", true, Tasks),
     ("System.Management.Automation.SwitchParameter", true, Tasks),
-    ("System.Management.Automation.Language.NullString", true, Tasks),
+    (
+        "System.Management.Automation.Language.NullString",
+        true,
+        Tasks,
+    ),
     ("System.Void", true, Tasks),
     ("System.Object", true, Tasks),
     ("System.Text.StringBuilder", true, Tasks),
@@ -171,11 +238,19 @@ const TYPES: &[(&str, bool, Calls)] = &[
     ("System.Array", true, Delegates),
     ("System.Collections.Hashtable", true, Tasks),
     ("System.Collections.ArrayList", true, Tasks),
-    ("System.Collections.Specialized.OrderedDictionary", true, Tasks),
+    (
+        "System.Collections.Specialized.OrderedDictionary",
+        true,
+        Tasks,
+    ),
     ("System.Management.Automation.PSObject", true, Tasks),
     ("System.Management.Automation.PSReference", true, Tasks),
     ("System.Management.Automation.PSListModifier", true, Tasks),
-    ("System.Management.Automation.PSPrimitiveDictionary", true, Tasks),
+    (
+        "System.Management.Automation.PSPrimitiveDictionary",
+        true,
+        Tasks,
+    ),
     // Static helpers: each call is a task.
     ("System.Math", false, Tasks),
     ("System.Convert", false, Tasks),
@@ -193,7 +268,11 @@ const TYPES: &[(&str, bool, Calls)] = &[
     ("System.Security.Principal.WindowsIdentity", false, Tasks),
     ("Microsoft.Win32.Registry", false, Tasks),
     ("Microsoft.Management.Infrastructure.CimType", true, Tasks),
-    ("Microsoft.Management.Infrastructure.CimConverter", false, Tasks),
+    (
+        "Microsoft.Management.Infrastructure.CimConverter",
+        false,
+        Tasks,
+    ),
     // Files, streams, network and directories: constructors and conversions act.
     ("System.IO.File", false, Tasks),
     ("System.IO.Directory", false, Tasks),
@@ -218,24 +297,48 @@ const TYPES: &[(&str, bool, Calls)] = &[
     ("System.Net.Sockets.Socket", false, Tasks),
     ("System.Net.NetworkInformation.Ping", false, Tasks),
     ("System.Net.Mail.SmtpClient", false, Tasks),
-    ("System.Security.Cryptography.X509Certificates.X509Certificate", false, Tasks),
-    ("System.Security.Cryptography.X509Certificates.X509Certificate2", false, Tasks),
+    (
+        "System.Security.Cryptography.X509Certificates.X509Certificate",
+        false,
+        Tasks,
+    ),
+    (
+        "System.Security.Cryptography.X509Certificates.X509Certificate2",
+        false,
+        Tasks,
+    ),
     ("System.Security.AccessControl.ObjectSecurity", false, Tasks),
     ("System.DirectoryServices.DirectoryEntry", false, Tasks),
     ("System.DirectoryServices.DirectorySearcher", false, Tasks),
     ("System.Management.ManagementObject", false, Tasks),
     ("System.Management.ManagementClass", false, Tasks),
     ("System.Management.ManagementObjectSearcher", false, Tasks),
-    ("Microsoft.Management.Infrastructure.CimSession", false, Tasks),
-    ("Microsoft.Management.Infrastructure.CimInstance", false, Tasks),
+    (
+        "Microsoft.Management.Infrastructure.CimSession",
+        false,
+        Tasks,
+    ),
+    (
+        "Microsoft.Management.Infrastructure.CimInstance",
+        false,
+        Tasks,
+    ),
     ("Microsoft.Management.Infrastructure.CimClass", false, Tasks),
     // Delegates: a script block argument runs per item.
     ("System.Linq.Enumerable", false, Delegates),
     // Code: text to code, code runners, reflection, processes.
     ("System.Management.Automation.ScriptBlock", false, Code),
     ("System.Management.Automation.PowerShell", false, Code),
-    ("System.Management.Automation.Runspaces.Runspace", false, Code),
-    ("System.Management.Automation.Runspaces.RunspaceFactory", false, Code),
+    (
+        "System.Management.Automation.Runspaces.Runspace",
+        false,
+        Code,
+    ),
+    (
+        "System.Management.Automation.Runspaces.RunspaceFactory",
+        false,
+        Code,
+    ),
     (
         "System.Management.Automation.Runspaces.InitialSessionState",
         false,
@@ -247,9 +350,21 @@ const TYPES: &[(&str, bool, Calls)] = &[
     ("System.Management.Automation.PSNoteProperty", false, Code),
     ("System.Management.Automation.PSAliasProperty", false, Code),
     ("System.Management.Automation.PSVariable", false, Code),
-    ("System.Management.Automation.PSVariableProperty", false, Code),
-    ("Microsoft.PowerShell.Commands.PSPropertyExpression", false, Code),
-    ("System.Management.Automation.LanguagePrimitives", false, Code),
+    (
+        "System.Management.Automation.PSVariableProperty",
+        false,
+        Code,
+    ),
+    (
+        "Microsoft.PowerShell.Commands.PSPropertyExpression",
+        false,
+        Code,
+    ),
+    (
+        "System.Management.Automation.LanguagePrimitives",
+        false,
+        Code,
+    ),
     ("System.Type", false, Code),
     ("System.Activator", false, Code),
     ("System.AppDomain", false, Code),
@@ -275,7 +390,11 @@ pub(crate) fn lookup(written: &str) -> Option<KnownType> {
             calls: Calls::Tasks,
         });
     }
-    if w.is_empty() || !w.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_')) {
+    if w.is_empty()
+        || !w
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_'))
+    {
         return None;
     }
     let lower = w.to_ascii_lowercase();

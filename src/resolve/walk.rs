@@ -9,6 +9,7 @@ use crate::syntax::ast::*;
 use crate::syntax::number_value;
 
 use super::safe;
+use super::types::{self, Calls};
 use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
 
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
@@ -425,6 +426,10 @@ impl<'a> Walker<'a> {
                 self.push_synthetic(format!("${}", p.variable.name), p.span, depth, why);
             }
             for a in &p.attributes {
+                if a.args.is_none() {
+                    // A type constraint converts the value given (and the default).
+                    self.conversion(&a.name, p.span, depth + 1);
+                }
                 for (_, v) in a.args.iter().flatten() {
                     if let Some(v) = v {
                         self.expr(v, depth + 1, mode);
@@ -595,9 +600,8 @@ impl<'a> Walker<'a> {
     /// unless the catalog knows a command or alias of exactly that name. `Module\Name` with a
     /// plain module name and no extension stays a module-qualified command.
     fn command_kind(&self, text: &str) -> TaskKind {
-        let known = |n: &str| {
-            self.catalog.command(n).is_some() || self.catalog.resolve_alias(n).is_some()
-        };
+        let known =
+            |n: &str| self.catalog.command(n).is_some() || self.catalog.resolve_alias(n).is_some();
         if text.starts_with(['.', '~']) || text.contains(['/', ':']) {
             return TaskKind::Path;
         }
@@ -728,7 +732,7 @@ impl<'a> Walker<'a> {
                 _ => None,
             };
             match member {
-                Some(m) if safe::instance_method_is_safe(&m) => {}
+                Some(m) if safe::instance_method_is_safe(&m, false) => {}
                 Some(m) => out.push((m, e.span)),
                 None => out.push((e.span.text(self.src).to_string(), e.span)),
             }
@@ -1082,22 +1086,13 @@ impl<'a> Walker<'a> {
             ExprKind::Paren(st) => self.statement(st, depth + 1, mode),
             ExprKind::Cast { type_name, operand } => {
                 self.expr(operand, depth, mode);
-                if is_scriptblock_type(type_name) {
-                    self.push_synthetic(
-                        format!("[{type_name}]"),
-                        e.span,
-                        depth,
-                        "a cast to a script block turns text into code".into(),
-                    );
-                }
+                self.conversion(type_name, e.span, depth);
             }
             ExprKind::Unary { operand, .. } => self.expr(operand, depth, mode),
             ExprKind::Binary { first, rest } => {
                 self.expr(first, depth, mode);
                 for (op, operand) in rest {
                     self.expr(operand, depth, mode);
-                    let to_block =
-                        matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
                     // `-replace` runs a script block replacement (PowerShell 7) and `-split` a
                     // script block predicate; a computed operand may be one.
                     let runs_blocks = matches!(
@@ -1112,13 +1107,20 @@ impl<'a> Walker<'a> {
                             format!("`{op}` runs a script block operand, and gets one computed at run time"),
                         );
                     }
-                    if op == "-as" && to_block {
-                        self.push_synthetic(
-                            "-as [scriptblock]".into(),
-                            e.span,
-                            depth,
-                            "a conversion to a script block turns text into code".into(),
-                        );
+                    if op.eq_ignore_ascii_case("-as") {
+                        match &operand.kind {
+                            ExprKind::Type(t) => self.conversion(t, e.span, depth),
+                            ExprKind::String(s) if s.static_value().is_some() => {
+                                let t = s.static_value().unwrap_or_default();
+                                self.conversion(&t, e.span, depth);
+                            }
+                            _ => self.push_synthetic(
+                                format!("-as {}", operand.span.text(self.src)),
+                                e.span,
+                                depth,
+                                "`-as` converts to a type computed at run time, whose constructor may act or run code".into(),
+                            ),
+                        }
                     }
                 }
             }
@@ -1128,6 +1130,105 @@ impl<'a> Walker<'a> {
             }
         }
         self.leave();
+    }
+
+    /// A conversion to the type written `type_name` (cast, `-as`, typed variable or parameter).
+    /// Building a value of a type on the pure list is harmless; any other known type runs a
+    /// constructor or setters that may act, which is the task `[Full.Name]::new`; a type the
+    /// gate does not know, or one whose conversion runs code, is dynamic.
+    fn conversion(&mut self, type_name: &str, span: Span, depth: usize) {
+        if is_scriptblock_type(type_name) {
+            self.push_synthetic(
+                format!("[{type_name}]"),
+                span,
+                depth,
+                "a conversion to a script block turns text into code".into(),
+            );
+            return;
+        }
+        match types::lookup(type_name) {
+            Some(t) if t.pure_conversion => {}
+            Some(t) if t.calls == Calls::Code => self.push_synthetic(
+                format!("[{}]::new", t.full),
+                span,
+                depth,
+                format!(
+                    "a conversion to `[{}]` creates an object that runs or reaches code",
+                    t.full
+                ),
+            ),
+            Some(t) => self.push_method(format!("[{}]::new", t.full), span, depth),
+            None => self.push_synthetic(
+                format!("[{type_name}]"),
+                span,
+                depth,
+                format!(
+                    "a conversion to `[{type_name}]`, a type the gate does not know, may run its constructor"
+                ),
+            ),
+        }
+    }
+
+    /// A static method call `[type_name]::method(args)`: nothing to decide when it is on the
+    /// safe list; the task `[Full.Name]::Method` when the type is known; dynamic when the type
+    /// is unknown, its calls run code, or a delegate-taking type gets arguments the line does
+    /// not show.
+    fn static_call(
+        &mut self,
+        type_name: &str,
+        method: &str,
+        args: &[Expr],
+        span: Span,
+        depth: usize,
+    ) {
+        let Some(t) = types::lookup(type_name) else {
+            self.push_synthetic(
+                format!("[{type_name}]::{method}"),
+                span,
+                depth,
+                format!(
+                    "method call `[{type_name}]::{method}` is on a type the gate does not know"
+                ),
+            );
+            return;
+        };
+        if safe::static_method_is_safe(&t.full, method) {
+            return;
+        }
+        let task = format!("[{}]::{method}", t.full);
+        match t.calls {
+            Calls::Code => self.push_synthetic(
+                task.clone(),
+                span,
+                depth,
+                format!("method call `{task}` runs or reaches code"),
+            ),
+            Calls::Delegates if !args.iter().all(is_literal_value) => self.push_synthetic(
+                task.clone(),
+                span,
+                depth,
+                format!(
+                    "method call `{task}` may take a script block as a delegate, and gets arguments computed at run time"
+                ),
+            ),
+            Calls::Tasks | Calls::Delegates => self.push_method(task, span, depth),
+        }
+    }
+
+    /// A .NET method task a policy decides (`[System.IO.File]::ReadAllBytes`).
+    fn push_method(&mut self, name: String, span: Span, depth: usize) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: None,
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+            kind: TaskKind::Method,
+        });
     }
 
     fn variable_read(&mut self, v: &VarRef, span: Span, depth: usize) {
@@ -1175,17 +1276,18 @@ impl<'a> Walker<'a> {
                         (ExprKind::Type(t), 0, true) => Some(t.as_str()),
                         _ => None,
                     };
+                    let span = Span::new(base.span.start, op.span.end);
                     let (display, safe) = match (name, static_type) {
                         (MemberName::Name(m), Some(t)) => {
-                            (format!("[{t}]::{m}"), safe::static_method_is_safe(t, m))
+                            self.static_call(t, m, args, span, depth);
+                            continue;
                         }
                         (MemberName::Name(m), None) if !is_static => {
-                            // `[regex]` objects have `Replace(string, MatchEvaluator)`: a script
-                            // block argument becomes the delegate and runs per match.
-                            let literal_args = args.iter().all(is_literal_value);
-                            let safe = safe::instance_method_is_safe(m)
-                                && (literal_args || !safe::has_delegate_overloads(m));
-                            (format!(".{m}()"), safe)
+                            let string_receiver = i == 0 && is_string_expr(base);
+                            (
+                                format!(".{m}()"),
+                                safe::instance_method_is_safe(m, string_receiver),
+                            )
                         }
                         (MemberName::Name(m), None) => (format!("::{m}()"), false),
                         (MemberName::Dynamic(d), _) => {
@@ -1195,7 +1297,6 @@ impl<'a> Walker<'a> {
                     if safe {
                         continue;
                     }
-                    let span = Span::new(base.span.start, op.span.end);
                     self.out.push(Invocation {
                         dynamic: Some(format!("method call `{display}` is not on the safe list")),
                         name: display,
@@ -1418,6 +1519,19 @@ fn is_scriptblock_type(type_name: &str) -> bool {
         .strip_prefix("system.management.automation.")
         .unwrap_or(&t);
     t == "scriptblock"
+}
+
+/// An expression whose value is certainly a string: a string literal or expansion, or a
+/// `[string]` conversion (`.Replace()` on it is `String.Replace`, not `FileInfo.Replace`).
+fn is_string_expr(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::String(_) => true,
+        ExprKind::Cast { type_name, .. } => {
+            types::lookup(type_name).is_some_and(|t| t.full == "System.String")
+        }
+        ExprKind::Paren(st) => single_expression(st).is_some_and(is_string_expr),
+        _ => false,
+    }
 }
 
 /// A script block literal, possibly in parentheses: `{ ... }`, `({ ... })`.
