@@ -448,6 +448,57 @@ fn batch_echoes_fields_reports_bad_lines_and_goes_on() {
     }
 }
 
+/// Bytes that are not UTF-8 (a stray byte, a truncated sequence, Latin-1 text, a UTF-16
+/// surrogate encoded as UTF-8, CRLF endings) each give one error object and the batch goes on;
+/// a last line without a newline still counts.
+#[test]
+fn batch_survives_invalid_utf8_lines() {
+    let mut input: Vec<u8> = Vec::new();
+    input.extend_from_slice(b"{\"text\":\"Get-Mailbox\",\"id\":1}\n");
+    input.extend_from_slice(b"{\"text\":\"Get-\xff\xfeMailbox\",\"id\":2}\n");
+    input.extend_from_slice(b"\xc3\x28\n");
+    input.extend_from_slice(b"{\"text\":\"Set-Mailbox -Identity caf\xe9\"}\r\n");
+    input.extend_from_slice(b"{\"text\":\"\xed\xa0\x80\"}\n");
+    input.extend_from_slice(b"{\"text\":\"\xe2\x82\"}\n");
+    input.extend_from_slice(b"{\"text\":\"Remove-Mailbox rob\",\"id\":7}\r\n");
+    input.extend_from_slice(b"{\"text\":\"Get-User\",\"id\":8}");
+    for sub in ["check", "parse"] {
+        let mut child = jitsh()
+            .args([sub, "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let text = String::from_utf8(out.stdout).expect("output is UTF-8");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 8, "{sub}: {lines:?}");
+        for (i, bad) in [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6)] {
+            let msg = lines[i]["error"].as_str().unwrap_or_default();
+            assert!(
+                msg.starts_with(&format!("input line {bad} is not valid UTF-8")),
+                "{sub} line {bad}: {msg}"
+            );
+        }
+        assert_eq!(lines[0]["id"], 1);
+        assert_eq!(lines[6]["id"], 7);
+        assert_eq!(lines[7]["id"], 8);
+        if sub == "check" {
+            assert_eq!(lines[0]["decision"], "allow");
+            assert_eq!(lines[6]["decision"], "approval");
+            assert_eq!(lines[7]["decision"], "allow");
+        } else {
+            assert_eq!(lines[6]["invocations"][0]["name"], "Remove-Mailbox");
+            assert_eq!(lines[7]["invocations"][0]["name"], "Get-User");
+        }
+    }
+}
+
 #[test]
 fn parse_lists_nested_invocations_in_source_order() {
     let out = jitsh().args(["parse", "Get-Mailbox | ? { $_.Name -like 'a*' } | % { Set-Mailbox $_ -DisplayName \"$(Get-Date)\" }"]).output().unwrap();
