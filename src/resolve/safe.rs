@@ -110,6 +110,53 @@ pub(crate) fn instance_method_is_safe(method: &str, string_receiver: bool) -> bo
     INSTANCE.contains(&m.as_str()) || (string_receiver && STRING_ONLY.contains(&m.as_str()))
 }
 
+/// Instance methods safe on a receiver of a certain type, lowercase: in-memory collection
+/// edits and string methods. Used only where the receiver's type is certain (a variable
+/// assigned a conversion to that type in the line and written no other way).
+const TYPED: &[(&str, &[&str])] = &[
+    (
+        "system.collections.arraylist",
+        &[
+            "add",
+            "addrange",
+            "insert",
+            "insertrange",
+            "remove",
+            "removeat",
+            "removerange",
+            "clear",
+            "reverse",
+            "toarray",
+            "getrange",
+        ],
+    ),
+    (
+        "system.collections.hashtable",
+        &["add", "remove", "clear", "containskey", "containsvalue"],
+    ),
+    (
+        "system.collections.specialized.ordereddictionary",
+        &["add", "remove", "removeat", "insert", "clear"],
+    ),
+    ("system.string", STRING_ONLY),
+];
+
+/// Whether `method` is safe on some receiver type in the typed list (so a call on a variable
+/// is worth deciding once the variable's type is known).
+pub(crate) fn typed_method_may_be_safe(method: &str) -> bool {
+    let m = method.to_ascii_lowercase();
+    TYPED.iter().any(|(_, ms)| ms.contains(&m.as_str()))
+}
+
+/// Whether `method` is safe on a receiver whose type is certainly `full_type`.
+pub(crate) fn typed_method_is_safe(full_type: &str, method: &str) -> bool {
+    let (t, m) = (full_type.to_ascii_lowercase(), method.to_ascii_lowercase());
+    instance_method_is_safe(&m, t == "system.string")
+        || TYPED
+            .iter()
+            .any(|(ty, ms)| *ty == t && ms.contains(&m.as_str()))
+}
+
 /// Whether calling static method `method` of the type with full name `full_type` is on the
 /// safe list.
 pub(crate) fn static_method_is_safe(full_type: &str, method: &str) -> bool {

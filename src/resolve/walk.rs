@@ -44,6 +44,16 @@ struct PendingSplat {
     at: usize,
 }
 
+/// `$v.Method(…)`, safe only if `$v` certainly holds a type for which `Method` is harmless.
+#[derive(Debug)]
+struct PendingTyped {
+    variable: String,
+    method: String,
+    at: usize,
+    span: Span,
+    depth: usize,
+}
+
 #[derive(Debug)]
 pub(crate) struct Walker<'a> {
     src: &'a str,
@@ -57,6 +67,17 @@ pub(crate) struct Walker<'a> {
     pending: Vec<PendingSplat>,
     /// Spans of code stored for later (see [`super::Analysis::deferred`]).
     deferred: Vec<Span>,
+    /// Variables assigned, at the top level with `=`, a value whose type is certain
+    /// (`$a = [System.Collections.ArrayList]($x)`, `$s = "…"`): (end of the assignment, full
+    /// type name), in source order.
+    typed_sources: HashMap<String, Vec<(usize, String)>>,
+    /// Variables written any other way anywhere in the line (another assignment, `foreach`).
+    other_writes: HashSet<String>,
+    /// The line runs a command that writes variables by name (`Set-Variable`, `-OutVariable`,
+    /// `[ref]`): no variable's type is certain.
+    writes_by_name: bool,
+    /// Method calls on a variable whose type may make them safe, decided after the walk.
+    pending_typed: Vec<PendingTyped>,
     /// Parameter lookups by (command, name as written), lowercased: a line repeating one
     /// unknown `-name` (or splat) thousands of times must not scan the metadata each time.
     param_cache: RefCell<HashMap<(String, String), ParamLookup<'a>>>,
@@ -74,6 +95,10 @@ impl<'a> Walker<'a> {
             tainted: HashSet::new(),
             pending: Vec::new(),
             deferred: Vec::new(),
+            typed_sources: HashMap::new(),
+            other_writes: HashSet::new(),
+            writes_by_name: false,
+            pending_typed: Vec::new(),
             param_cache: RefCell::new(HashMap::new()),
         }
     }
@@ -81,9 +106,11 @@ impl<'a> Walker<'a> {
     pub(crate) fn run(mut self, script: &Script) -> super::Analysis {
         for st in &script.statements {
             self.note_top_level_assignment(st);
+            self.note_typed_assignment(st);
         }
         self.statements(&script.statements, 0, Mode::Code);
         self.resolve_splats();
+        self.resolve_typed_calls();
         if self.overflowed {
             self.out.push(Invocation {
                 name: "<too deeply nested>".into(),
@@ -156,6 +183,85 @@ impl<'a> Walker<'a> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Records `$v = value` at the top level when the value's type is certain (see
+    /// [`static_type`]).
+    fn note_typed_assignment(&mut self, st: &Statement) {
+        let StatementKind::Assignment { target, op, value } = &st.kind else {
+            return;
+        };
+        let (ExprKind::Variable(v), "=") = (&target.kind, op.as_str()) else {
+            return;
+        };
+        if let Some(t) = single_expression(value).and_then(static_type) {
+            self.typed_sources
+                .entry(v.plain_name())
+                .or_default()
+                .push((st.span.end, t));
+        }
+    }
+
+    /// Any write to a variable other than a recorded typed assignment makes its type uncertain.
+    fn note_write(&mut self, name: &str, plain: bool, st: &Statement) {
+        let typed = plain
+            && self
+                .typed_sources
+                .get(name)
+                .is_some_and(|srcs| srcs.iter().any(|(end, _)| *end == st.span.end));
+        if !typed {
+            self.other_writes.insert(name.to_string());
+        }
+    }
+
+    /// Decides the method calls on variables left for after the walk: harmless when the
+    /// variable's type is certain at the call and the method is safe on that type; otherwise
+    /// dynamic, like any method call outside the safe list.
+    fn resolve_typed_calls(&mut self) {
+        if self.pending_typed.is_empty() {
+            return;
+        }
+        // Commands that write variables by name, parameters that do, splats that may pass
+        // such parameters unseen, and scripts (which may be dot-sourced) make every variable's
+        // type uncertain.
+        let by_name = self.out.iter().any(|inv| {
+            VARIABLE_WRITERS.contains(&inv.name.to_ascii_lowercase().as_str())
+                || matches!(inv.kind, TaskKind::Path | TaskKind::Program)
+                || inv.params.iter().any(|p| {
+                    p.as_written.starts_with('@')
+                            || p.name.to_ascii_lowercase().ends_with("variable")
+                            // `-ov`, `-OutVar` on a command without metadata
+                            || (!p.resolved && !p.name.is_empty())
+                })
+        });
+        self.writes_by_name |= by_name;
+        for p in std::mem::take(&mut self.pending_typed) {
+            let certain = !self.writes_by_name && !self.other_writes.contains(&p.variable);
+            let ty = self.typed_sources.get(&p.variable).and_then(|srcs| {
+                srcs.iter()
+                    .rev()
+                    .find(|(end, _)| *end <= p.at)
+                    .map(|(_, t)| t.as_str())
+            });
+            if let (true, Some(t)) = (certain, ty) {
+                if safe::typed_method_is_safe(t, &p.method) {
+                    continue;
+                }
+            }
+            let display = format!(".{}()", p.method);
+            self.out.push(Invocation {
+                dynamic: Some(format!("method call `{display}` is not on the safe list")),
+                name: display,
+                module: None,
+                as_written: p.span.text(self.src).to_string(),
+                span: p.span,
+                depth: p.depth,
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: false,
+                kind: TaskKind::Command,
+            });
         }
     }
 
@@ -250,6 +356,7 @@ impl<'a> Walker<'a> {
                 body,
             } => {
                 self.tainted.insert(variable.plain_name());
+                self.other_writes.insert(variable.plain_name());
                 if let Some(why) = session_write(variable) {
                     self.push_synthetic(format!("${}", variable.name), st.span, depth, why);
                 }
@@ -375,6 +482,7 @@ impl<'a> Walker<'a> {
         };
         let Some((v, plain)) = base else { return };
         let name = v.plain_name();
+        self.note_write(&name, plain, st);
         let recorded = plain
             && self
                 .splat_sources
@@ -558,6 +666,8 @@ impl<'a> Walker<'a> {
             pipeline_input,
             kind: TaskKind::Command,
         });
+        // A splat may pass `-OutVariable` unseen.
+        self.writes_by_name |= !binding.splats.is_empty();
         for (splat_at, variable, written, at) in binding.splats {
             self.pending.push(PendingSplat {
                 invocation: index,
@@ -1147,6 +1257,10 @@ impl<'a> Walker<'a> {
             return;
         }
         match types::lookup(type_name) {
+            Some(t) if t.full == "System.Management.Automation.PSReference" => {
+                // `[ref]$v` lets a method or command write `$v`.
+                self.writes_by_name = true;
+            }
             Some(t) if t.pure_conversion => {}
             Some(t) if t.calls == Calls::Code => self.push_synthetic(
                 format!("[{}]::new", t.full),
@@ -1282,6 +1396,28 @@ impl<'a> Walker<'a> {
                             self.static_call(t, m, args, span, depth);
                             continue;
                         }
+                        (MemberName::Name(m), None)
+                            if !is_static
+                                && i == 0
+                                && !safe::instance_method_is_safe(m, false)
+                                && safe::typed_method_may_be_safe(m) =>
+                        {
+                            if let ExprKind::Variable(v) = &base.kind {
+                                self.pending_typed.push(PendingTyped {
+                                    variable: v.plain_name(),
+                                    method: m.clone(),
+                                    at: base.span.start,
+                                    span,
+                                    depth,
+                                });
+                                continue;
+                            }
+                            let string_receiver = is_string_expr(base);
+                            (
+                                format!(".{m}()"),
+                                safe::instance_method_is_safe(m, string_receiver),
+                            )
+                        }
                         (MemberName::Name(m), None) if !is_static => {
                             let string_receiver = i == 0 && is_string_expr(base);
                             (
@@ -1331,6 +1467,16 @@ struct Binding<'c> {
     /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
     code_from_value: Option<String>,
 }
+
+/// Commands that write a variable named by a string, lowercase.
+const VARIABLE_WRITERS: &[&str] = &[
+    "set-variable",
+    "new-variable",
+    "clear-variable",
+    "remove-variable",
+    "get-variable",
+    "import-localizeddata",
+];
 
 /// Variables whose value changes how later commands bind (`Set-Variable` is denied for the same
 /// reason), lowercased.
@@ -1521,6 +1667,20 @@ fn is_scriptblock_type(type_name: &str) -> bool {
     t == "scriptblock"
 }
 
+/// The full name of the type `e`'s value certainly has, when it is certain: a conversion to
+/// a known type on the pure list (`[System.Collections.ArrayList]($x)`), or a string.
+fn static_type(e: &Expr) -> Option<String> {
+    if is_string_expr(e) {
+        return Some("System.String".into());
+    }
+    match &e.kind {
+        ExprKind::Cast { type_name, .. } => types::lookup(type_name)
+            .filter(|t| t.pure_conversion)
+            .map(|t| t.full),
+        _ => None,
+    }
+}
+
 /// An expression whose value is certainly a string: a string literal or expansion, or a
 /// `[string]` conversion (`.Replace()` on it is `String.Replace`, not `FileInfo.Replace`).
 fn is_string_expr(e: &Expr) -> bool {
@@ -1530,6 +1690,11 @@ fn is_string_expr(e: &Expr) -> bool {
             types::lookup(type_name).is_some_and(|t| t.full == "System.String")
         }
         ExprKind::Paren(st) => single_expression(st).is_some_and(is_string_expr),
+        // `"a" + $x` concatenates; `-f` formats: both give a string.
+        ExprKind::Binary { first, rest } => {
+            rest.iter().all(|(op, _)| op.eq_ignore_ascii_case("-f"))
+                || (is_string_expr(first) && rest.iter().all(|(op, _)| op == "+"))
+        }
         _ => false,
     }
 }
