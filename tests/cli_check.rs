@@ -639,3 +639,39 @@ fn an_exact_command_grant_does_not_cover_pipeline_input() {
     ));
     assert_eq!(code, Some(1), "{v}");
 }
+
+/// `jitsh policy lint --policies policies` reports nothing on the shipped policies, and does
+/// report a typo, an unknown .NET type and a command that exists nowhere.
+#[test]
+fn policy_lint_is_clean_on_shipped_policies() {
+    let out = jitsh()
+        .args(["policy", "lint", "--policies", "policies"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no findings"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        r#"[[rule]]
+id = "typos"
+effect = "deny"
+tasks = ["Stop-Computr", "[Contoso.Unknown]::Run", "Stop-Computer", "[IO.File]::Delete", 'path:C:\x\*.ps1', "program:x.exe"]
+"#,
+    )
+    .unwrap();
+    let out = jitsh()
+        .args(["policy", "lint", "--policies", p(dir.path())])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("unknown-task"))
+        .collect();
+    assert_eq!(findings.len(), 2, "{text}");
+    assert!(text.contains("`Stop-Computr`"), "{text}");
+    assert!(text.contains("`[Contoso.Unknown]::Run`"), "{text}");
+}

@@ -28,6 +28,9 @@ pub(crate) fn condition(rule: &Rule, inv: &Invocation) -> Cond {
     if let Some(names) = &rule.when_any_param {
         cond = cond.and(eval_any_param(names, inv));
     }
+    if let Some(names) = &rule.when_no_param {
+        cond = cond.and(eval_any_param(names, inv).not());
+    }
     if let Some(p) = &rule.params {
         cond = cond.and(p.eval(inv));
     }
@@ -247,7 +250,8 @@ pub(crate) fn specificity(
     lname: &[char],
     lmodule: Option<&str>,
 ) -> u8 {
-    let conditional = rule.when_any_param.is_some() || rule.params.is_some();
+    let conditional =
+        rule.when_any_param.is_some() || rule.when_no_param.is_some() || rule.params.is_some();
     let literal = rule
         .patterns
         .iter()

@@ -277,6 +277,10 @@ pub struct Rule {
     pub min_approvals: u32,
     /// `when.any_param`: the rule applies only if one of these parameters is used.
     pub when_any_param: Option<Vec<String>>,
+    /// `when.no_param`: the rule applies only if none of these parameters is used (an
+    /// extension: standing access to a read cmdlet without the parameters through which it
+    /// acts, `Test-Mailflow` without `-TargetEmailAddress`).
+    pub when_no_param: Option<Vec<String>>,
     /// `params`: `only` and per-parameter value constraints.
     pub params: Option<ParamConstraints>,
     /// Free text shown to requesters and approvers.

@@ -65,6 +65,15 @@ impl Cond {
         }
     }
 
+    /// Negation: an unknown condition stays unknown.
+    pub(crate) fn not(self) -> Cond {
+        match self {
+            Cond::Yes => Cond::No,
+            Cond::No => Cond::Yes,
+            Cond::Unknown(r) => Cond::Unknown(r),
+        }
+    }
+
     pub(crate) fn tri(&self) -> Tri {
         match self {
             Cond::Yes => Tri::Yes,
