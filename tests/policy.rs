@@ -1216,3 +1216,90 @@ mod index_agrees_with_brute_force {
         }
     }
 }
+
+// ---- tasks that are not cmdlets (SPEC §2.1) ---------------------------------------------------
+
+const KINDS: &str = r#"
+[[rule]]
+id = "all-commands"
+effect = "allow"
+tasks = ["*"]
+
+[[rule]]
+id = "scripts"
+effect = "approval"
+approvers = ["leads"]
+tasks = ['path:C:\Scripts\*.ps1', "program:Get-*.ps1"]
+
+[[rule]]
+id = "reads"
+effect = "approval"
+approvers = ["leads"]
+tasks = ["[IO.File]::Read*"]
+except = ["[System.IO.File]::ReadAllLines"]
+"#;
+
+fn of_kind(name: &str, kind: TaskKind) -> Invocation {
+    let mut i = inv(name).0;
+    i.kind = kind;
+    i
+}
+
+/// Each kind of pattern covers only tasks of its kind: `*` covers every command and no
+/// script, program or method; `path:`, `program:` and method globs cover only their own.
+#[test]
+fn task_kinds_never_cross() {
+    let s = set(KINDS);
+    let d = |name: &str, kind| s.decide(&of_kind(name, kind));
+    assert_eq!(
+        d("Get-Mailbox", TaskKind::Command).rule.as_deref(),
+        Some("all-commands")
+    );
+    assert_eq!(
+        d(r"C:\Scripts\a.ps1", TaskKind::Path).rule.as_deref(),
+        Some("scripts")
+    );
+    assert_eq!(
+        d(r"c:\scripts\sub\A.PS1", TaskKind::Path).rule.as_deref(),
+        Some("scripts")
+    );
+    assert_eq!(
+        d("Get-Report.ps1", TaskKind::Program).rule.as_deref(),
+        Some("scripts")
+    );
+    // A command named like the path or the program is not covered by the path rules.
+    assert_eq!(
+        d("Get-Report.ps1", TaskKind::Command).rule.as_deref(),
+        Some("all-commands")
+    );
+    // A path no rule names is code: the dynamic default, never `unmatched`.
+    let other = d(r"C:\Temp\a.ps1", TaskKind::Path);
+    assert_eq!((other.effect, other.dynamic), (Effect::Deny, true));
+    let prog = d("Get-Report.ps1", TaskKind::Path);
+    assert_eq!((prog.effect, prog.dynamic), (Effect::Deny, true));
+    // Methods: accelerators in patterns resolve; `except` applies per kind.
+    let m = d("[System.IO.File]::ReadAllBytes", TaskKind::Method);
+    assert_eq!(
+        (m.effect, m.rule.as_deref()),
+        (Effect::Approval, Some("reads"))
+    );
+    let lines = d("[System.IO.File]::ReadAllLines", TaskKind::Method);
+    assert_eq!((lines.effect, lines.rule), (Effect::Deny, None));
+    assert_eq!(d("[System.IO.File]::Delete", TaskKind::Method).rule, None);
+    // `*` does not cover methods.
+    assert_eq!(
+        d("[System.Math]::Round", TaskKind::Method).effect,
+        Effect::Deny
+    );
+    // Requests name tasks the same way.
+    let ids = |t: &str| -> Vec<String> {
+        s.approval_rules_for(t)
+            .iter()
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    assert_eq!(ids("[System.IO.File]::ReadAllText"), ["reads"]);
+    assert_eq!(ids(r"path:C:\Scripts\x.ps1"), ["scripts"]);
+    assert!(ids("[System.IO.File]::ReadAllLines").is_empty());
+    assert!(ids("Get-Report.ps1").is_empty());
+}

@@ -1378,8 +1378,14 @@ fn canonical_command(line: &str, task: Option<&str>) -> Result<String, ApiError>
         )));
     };
     if let Some(task) = task {
-        let bare = task.rsplit('\\').next().unwrap_or(task);
-        if !inv.name.eq_ignore_ascii_case(bare) {
+        let same = match crate::invocation::TaskKind::split(task) {
+            (crate::invocation::TaskKind::Command, _) => {
+                let bare = task.rsplit('\\').next().unwrap_or(task);
+                inv.kind.is_command() && inv.name.eq_ignore_ascii_case(bare)
+            }
+            (kind, name) => inv.kind == kind && inv.name.eq_ignore_ascii_case(name),
+        };
+        if !same {
             return Err(refuse(format!(
                 "`command` runs `{}`, not the requested task `{task}`",
                 inv.name
