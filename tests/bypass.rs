@@ -1484,3 +1484,36 @@ fn shipped_policies_decide_method_tasks() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A method call that is dynamic keeps its method name and kind, so a deny rule naming it makes
+/// the decision deny even where the dynamic default is approval.
+#[test]
+fn deny_rules_name_dynamic_method_calls() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "no-process"
+effect = "deny"
+tasks = ["[System.Diagnostics.Process]::*", "[System.Management.Automation.ScriptBlock]::*", "[Contoso.*]::*"]
+"#,
+    );
+    for line in [
+        "[Diagnostics.Process]::Start('cmd.exe')",
+        "[System.Diagnostics.Process]::GetProcessById(4).Kill()",
+        "[scriptblock]::Create('Remove-Mailbox x')",
+        "[Contoso.Tools]::Run()",
+        "[Contoso.Writer]'C:\\x'",
+    ] {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Deny, "{line}: {}", d.reason);
+        assert!(
+            d.invocations
+                .iter()
+                .any(|i| i.rule.as_deref() == Some("no-process")
+                    && i.kind == TaskKind::Method
+                    && i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
+}

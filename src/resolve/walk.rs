@@ -1262,7 +1262,7 @@ impl<'a> Walker<'a> {
                 self.writes_by_name = true;
             }
             Some(t) if t.pure_conversion => {}
-            Some(t) if t.calls == Calls::Code => self.push_synthetic(
+            Some(t) if t.calls == Calls::Code => self.push_dynamic_method(
                 format!("[{}]::new", t.full),
                 span,
                 depth,
@@ -1272,8 +1272,8 @@ impl<'a> Walker<'a> {
                 ),
             ),
             Some(t) => self.push_method(format!("[{}]::new", t.full), span, depth),
-            None => self.push_synthetic(
-                format!("[{type_name}]"),
+            None => self.push_dynamic_method(
+                format!("[{type_name}]::new"),
                 span,
                 depth,
                 format!(
@@ -1296,7 +1296,7 @@ impl<'a> Walker<'a> {
         depth: usize,
     ) {
         let Some(t) = types::lookup(type_name) else {
-            self.push_synthetic(
+            self.push_dynamic_method(
                 format!("[{type_name}]::{method}"),
                 span,
                 depth,
@@ -1311,13 +1311,13 @@ impl<'a> Walker<'a> {
         }
         let task = format!("[{}]::{method}", t.full);
         match t.calls {
-            Calls::Code => self.push_synthetic(
+            Calls::Code => self.push_dynamic_method(
                 task.clone(),
                 span,
                 depth,
                 format!("method call `{task}` runs or reaches code"),
             ),
-            Calls::Delegates if !args.iter().all(is_literal_value) => self.push_synthetic(
+            Calls::Delegates if !args.iter().all(is_literal_value) => self.push_dynamic_method(
                 task.clone(),
                 span,
                 depth,
@@ -1327,6 +1327,23 @@ impl<'a> Walker<'a> {
             ),
             Calls::Tasks | Calls::Delegates => self.push_method(task, span, depth),
         }
+    }
+
+    /// A .NET method call or conversion that cannot be decided as a task: dynamic, but still
+    /// of the method kind, so a deny rule naming it (`[System.Diagnostics.Process]::*`) applies.
+    fn push_dynamic_method(&mut self, name: String, span: Span, depth: usize, reason: String) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: Some(reason),
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+            kind: TaskKind::Method,
+        });
     }
 
     /// A .NET method task a policy decides (`[System.IO.File]::ReadAllBytes`).
