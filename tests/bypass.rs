@@ -1188,6 +1188,12 @@ fn safe_methods_hold_for_every_receiver() {
         "Get-ChildItem | % Replace 'a' 'b'",
         "$f.Delete()",
         "$c.Children.Remove($o)",
+        "$t = Get-Item C:\\a; $t = $t.Replace('C:\\b', $null)",
+        "$t = 'a'; $t = $t.Split(','); $t.Replace('a', 'b')",
+        "$a = [System.Collections.ArrayList]@(); Set-Variable a (Get-Item C:\\x); $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Get-Mailbox -OutVariable a; $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Get-Mailbox @h; $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); foreach ($a in $x) {}; $a.Remove(1)",
     ] {
         let d = check_with(&p, line);
         assert!(
@@ -1198,6 +1204,7 @@ fn safe_methods_hold_for_every_receiver() {
         assert_eq!(d.decision, Effect::Approval, "{line}");
     }
     for line in [
+        "$t = \"$p\" + $id; $t = $t.Replace('<', '_'); $t = $t.Replace('>', '_')",
         "'a,b'.Replace(',', ';')",
         "([string]$x).Replace('a', 'b')",
         "\"$x\".Replace('a', 'b')",

@@ -195,12 +195,56 @@ impl<'a> Walker<'a> {
         let (ExprKind::Variable(v), "=") = (&target.kind, op.as_str()) else {
             return;
         };
-        if let Some(t) = single_expression(value).and_then(static_type) {
+        let value = single_expression(value);
+        let ty = value
+            .and_then(static_type)
+            .or_else(|| value.and_then(|e| self.string_method_result(e, st.span.start)));
+        if let Some(t) = ty {
             self.typed_sources
                 .entry(v.plain_name())
                 .or_default()
                 .push((st.span.end, t));
         }
+    }
+
+    /// `System.String` when `e` is `$v.Method(…)` with `$v` recorded as a string before `at`
+    /// and `Method` a string method that returns a string (`$t = $t.Replace('<', '_')`).
+    fn string_method_result(&self, e: &Expr, at: usize) -> Option<String> {
+        const RETURNS_STRING: &[&str] = &[
+            "replace",
+            "trim",
+            "trimstart",
+            "trimend",
+            "tolower",
+            "toupper",
+            "tolowerinvariant",
+            "toupperinvariant",
+            "substring",
+            "padleft",
+            "padright",
+            "tostring",
+        ];
+        let ExprKind::Postfix { base, ops } = &e.kind else {
+            return None;
+        };
+        let (ExprKind::Variable(v), [op]) = (&base.kind, ops.as_slice()) else {
+            return None;
+        };
+        let PostfixKind::Member {
+            name: MemberName::Name(m),
+            is_static: false,
+            args: Some(_),
+        } = &op.kind
+        else {
+            return None;
+        };
+        let is_string = self
+            .typed_sources
+            .get(&v.plain_name())
+            .and_then(|srcs| srcs.iter().rev().find(|(end, _)| *end <= at))
+            .is_some_and(|(_, t)| t == "System.String");
+        (is_string && RETURNS_STRING.contains(&m.to_ascii_lowercase().as_str()))
+            .then(|| "System.String".to_string())
     }
 
     /// Any write to a variable other than a recorded typed assignment makes its type uncertain.
