@@ -1193,6 +1193,9 @@ fn safe_methods_hold_for_every_receiver() {
         "$a = [System.Collections.ArrayList]@(); Set-Variable a (Get-Item C:\\x); $a.Remove(1)",
         "$a = [System.Collections.ArrayList]@(); Get-Mailbox -OutVariable a; $a.Remove(1)",
         "$a = [System.Collections.ArrayList]@(); Get-Mailbox @h; $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Set-Item variable:a (Get-Item C:\\x); $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); sv a (Get-Item C:\\x); $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Get-Mailbox | Tee-Object -Variable a; $a.Remove(1)",
         "$a = [System.Collections.ArrayList]@(); foreach ($a in $x) {}; $a.Remove(1)",
     ] {
         let d = check_with(&p, line);

@@ -1529,7 +1529,8 @@ struct Binding<'c> {
     code_from_value: Option<String>,
 }
 
-/// Commands that write a variable named by a string, lowercase.
+/// Commands that write a variable named by a string, lowercase: the variable cmdlets, and the
+/// item cmdlets, which write `variable:` items.
 const VARIABLE_WRITERS: &[&str] = &[
     "set-variable",
     "new-variable",
@@ -1537,6 +1538,13 @@ const VARIABLE_WRITERS: &[&str] = &[
     "remove-variable",
     "get-variable",
     "import-localizeddata",
+    "set-item",
+    "new-item",
+    "clear-item",
+    "remove-item",
+    "copy-item",
+    "move-item",
+    "rename-item",
 ];
 
 /// Variables whose value changes how later commands bind (`Set-Variable` is denied for the same
