@@ -959,6 +959,12 @@ fn scripts_and_programs_are_not_cmdlets() {
         (r"./x", TaskKind::Path, r".\x"),
         (r"~/x.ps1", TaskKind::Path, r"~\x.ps1"),
         (r"Scripts\Get-X.ps1", TaskKind::Path, r"Scripts\Get-X.ps1"),
+        (r"Scripts\Get-Report", TaskKind::Path, r"Scripts\Get-Report"),
+        (
+            r"Tools\Get-Helper -Days 3",
+            TaskKind::Path,
+            r"Tools\Get-Helper",
+        ),
         (
             r"Exchange\Get-Mailbox.ps1",
             TaskKind::Path,

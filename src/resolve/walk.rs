@@ -752,7 +752,7 @@ impl<'a> Walker<'a> {
     /// with `.` or `~` is a script or program run by its path; a name whose last part has an
     /// extension (`Get-Report.ps1`, `ping.exe`, `notes.txt`) is a file looked up on `PATH`,
     /// unless the catalog knows a command or alias of exactly that name. `Module\Name` with a
-    /// plain module name and no extension stays a module-qualified command.
+    /// plain module name stays a module-qualified command when the catalog knows `Name`.
     fn command_kind(&self, text: &str) -> TaskKind {
         let known =
             |n: &str| self.catalog.command(n).is_some() || self.catalog.resolve_alias(n).is_some();
@@ -760,8 +760,11 @@ impl<'a> Walker<'a> {
             return TaskKind::Path;
         }
         if text.contains('\\') {
+            // `Module\Name` runs the module's command; when no such command exists PowerShell
+            // goes on to read the name as a relative path (`Scripts\Get-Report` runs
+            // `.\Scripts\Get-Report.ps1`). Only a name the catalog knows is read as a command.
             return match split_module(text) {
-                (Some(_), name) if !name.contains('.') => TaskKind::Command,
+                (Some(_), name) if !name.contains('.') && known(&name) => TaskKind::Command,
                 _ => TaskKind::Path,
             };
         }
