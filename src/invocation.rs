@@ -38,6 +38,12 @@ pub struct Invocation {
     /// file name, or a .NET method. Policies match each kind only with patterns of that kind.
     #[serde(skip_serializing_if = "TaskKind::is_command")]
     pub kind: TaskKind,
+    /// For a command that receives pipeline input: the parameters the line does not give that
+    /// the runspace may bind from each input object (by value or by property name), from the
+    /// catalog; `["*"]` when the command has no metadata, so any parameter may be. Empty
+    /// otherwise. A condition on such a parameter cannot be decided from the line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pipeline_params: Vec<String>,
 }
 
 /// The kinds of task a policy can name (SPEC §2.1). A pattern of one kind never matches a
@@ -200,6 +206,7 @@ mod tests {
             params_uncertain: None,
             pipeline_input: false,
             kind: TaskKind::Command,
+            pipeline_params: Vec::new(),
         }
     }
 

@@ -1376,6 +1376,21 @@ fn reads_that_act_through_a_parameter_need_approval() {
             ));
         }
     }
+    // An acting parameter bound by property name from pipeline input is as good as written.
+    for line in [
+        "[pscustomobject]@{ ComputerName = 'evil.example' } | Get-Service",
+        "@{ ComputerName = 'evil.example' } | Get-Process",
+        "Get-Mailbox | Get-Unlisted-Thing | Get-Service",
+        "$servers | Get-Process -Name lsass",
+    ] {
+        let d = check_with(&policies, line);
+        if d.decision == Effect::Allow {
+            failures.push(format!(
+                "{line}: a pipeline may bind -ComputerName, yet allowed: {}",
+                d.reason
+            ));
+        }
+    }
     // An abbreviation that could be an acting parameter is not standing access.
     let d = check_with(&policies, "Test-Mailflow -TargetEmail x@evil.example");
     if d.decision == Effect::Allow {

@@ -50,6 +50,7 @@ fn inv(name: &str) -> Inv {
         params_uncertain: None,
         pipeline_input: false,
         kind: TaskKind::Command,
+        pipeline_params: Vec::new(),
     })
 }
 
@@ -1315,4 +1316,59 @@ fn task_kinds_never_cross() {
     assert_eq!(ids(r"path:C:\Scripts\x.ps1"), ["scripts"]);
     assert!(ids("[System.IO.File]::ReadAllLines").is_empty());
     assert!(ids("Get-Report.ps1").is_empty());
+}
+
+/// A condition on a parameter that may be bound from pipeline input is unknown: `when.any_param`
+/// approvals apply, `when.no_param` and `params.only` allows do not.
+#[test]
+fn parameters_bound_from_the_pipeline_are_not_ruled_out() {
+    let s = set(r#"
+[defaults]
+dynamic = "approval"
+
+[[rule]]
+id = "quiet"
+effect = "allow"
+tasks = ["Get-Service"]
+when.no_param = ["ComputerName"]
+
+[[rule]]
+id = "remote"
+effect = "approval"
+approvers = ["leads"]
+tasks = ["Get-Service"]
+when.any_param = ["ComputerName"]
+
+[[rule]]
+id = "names-only"
+effect = "allow"
+tasks = ["Get-Process"]
+params.only = ["Name"]
+"#);
+    let piped = |name: &str, params: &[&str]| {
+        let mut i = inv(name).0;
+        i.pipeline_input = true;
+        i.pipeline_params = params.iter().map(|p| p.to_string()).collect();
+        i
+    };
+    let d = s.decide(&piped("Get-Service", &["Name", "ComputerName"]));
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Approval, Some("remote")),
+        "{}",
+        d.reason
+    );
+    let d = s.decide(&piped("Get-Service", &["*"]));
+    assert_eq!(d.effect, Effect::Approval, "{}", d.reason);
+    let d = s.decide(&piped("Get-Service", &["Name"]));
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Allow, Some("quiet")),
+        "{}",
+        d.reason
+    );
+    let d = s.decide(&piped("Get-Process", &["ComputerName"]));
+    assert_ne!(d.effect, Effect::Allow, "{}", d.reason);
+    let d = s.decide(&piped("Get-Process", &["Name"]));
+    assert_eq!(d.effect, Effect::Allow, "{}", d.reason);
 }

@@ -123,6 +123,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: false,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         self.out.sort_by_key(|i| i.span.start);
@@ -144,6 +145,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: false,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         super::Analysis {
@@ -305,6 +307,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: false,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
     }
@@ -697,6 +700,22 @@ impl<'a> Walker<'a> {
             Vec::new()
         };
         let dynamic = dynamic.or(binding.code_from_value.clone());
+        let pipeline_params = match (pipeline_input, meta) {
+            (false, _) => Vec::new(),
+            (true, None) => vec!["*".to_string()],
+            (true, Some(m)) => m
+                .parameters
+                .iter()
+                .filter(|p| p.takes_pipeline_input())
+                .filter(|p| {
+                    !binding
+                        .params
+                        .iter()
+                        .any(|b| b.resolved && b.name.eq_ignore_ascii_case(&p.name))
+                })
+                .map(|p| p.name.clone())
+                .collect(),
+        };
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -709,6 +728,7 @@ impl<'a> Walker<'a> {
             params_uncertain: binding.uncertain,
             pipeline_input,
             kind: TaskKind::Command,
+            pipeline_params,
         });
         // A splat may pass `-OutVariable` unseen.
         self.writes_by_name |= !binding.splats.is_empty();
@@ -736,6 +756,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: true,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         for (e, m) in binding.walk {
@@ -820,6 +841,12 @@ impl<'a> Walker<'a> {
             params_uncertain: binding.uncertain,
             pipeline_input,
             kind,
+            // A script's parameters are not known: any of them may bind from the pipeline.
+            pipeline_params: if pipeline_input {
+                vec!["*".into()]
+            } else {
+                Vec::new()
+            },
         });
         for (e, _) in binding.walk {
             self.expr(e, depth, Mode::Code);
@@ -863,6 +890,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: true,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
     }
@@ -1390,6 +1418,7 @@ impl<'a> Walker<'a> {
             params_uncertain: None,
             pipeline_input: false,
             kind: TaskKind::Method,
+            pipeline_params: Vec::new(),
         });
     }
 
@@ -1406,6 +1435,7 @@ impl<'a> Walker<'a> {
             params_uncertain: None,
             pipeline_input: false,
             kind: TaskKind::Method,
+            pipeline_params: Vec::new(),
         });
     }
 
@@ -1427,6 +1457,7 @@ impl<'a> Walker<'a> {
             params_uncertain: None,
             pipeline_input: false,
             kind: TaskKind::Command,
+            pipeline_params: Vec::new(),
         });
     }
 
@@ -1508,6 +1539,7 @@ impl<'a> Walker<'a> {
                         params_uncertain: None,
                         pipeline_input: false,
                         kind: TaskKind::Command,
+                        pipeline_params: Vec::new(),
                     });
                 }
             }
