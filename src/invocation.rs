@@ -158,7 +158,12 @@ impl Invocation {
     /// with `'` doubled, lists joined by `,`, switches bare). `None` when anything about it is not
     /// known for certain, so such an invocation can never match an exact-command grant.
     pub fn canonical(&self) -> Option<String> {
-        if self.dynamic.is_some() || self.params_uncertain.is_some() {
+        // A method's arguments are not kept as parameters, so its canonical form could not
+        // tell `ReadAllBytes('C:\a')` from `ReadAllBytes('C:\secret')`.
+        if self.dynamic.is_some()
+            || self.params_uncertain.is_some()
+            || self.kind == TaskKind::Method
+        {
             return None;
         }
         let mut params: Vec<(String, String)> = Vec::with_capacity(self.params.len());
@@ -230,6 +235,18 @@ mod tests {
             a.canonical().as_deref(),
             Some("New-MoveRequest -Identity:'o''neil@contoso.com' -TargetDatabase:'DB 2' -WhatIf")
         );
+    }
+
+    #[test]
+    fn canonical_refuses_method_calls() {
+        let mut m = inv(Vec::new());
+        m.name = "[System.IO.File]::ReadAllBytes".into();
+        m.kind = TaskKind::Method;
+        assert_eq!(m.canonical(), None);
+        let mut p = inv(Vec::new());
+        p.name = r"C:\Scripts\x.ps1".into();
+        p.kind = TaskKind::Path;
+        assert_eq!(p.canonical().as_deref(), Some(r"path:C:\Scripts\x.ps1"));
     }
 
     #[test]
