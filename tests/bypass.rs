@@ -1144,6 +1144,27 @@ tasks = ["[System.IO.*]::*", "[System.Net.*]::*", "[*CimSession]::*", "[System.D
             d.invocations
         );
     }
+    // A hashtable cast runs the setters of any type that does not hold entries as data.
+    for (line, task) in [
+        (
+            "[xml]@{ InnerXml = '<a/>' }",
+            "[System.Xml.XmlDocument]::new",
+        ),
+        (
+            "[System.Collections.ArrayList]@{ Capacity = 3 }",
+            "[System.Collections.ArrayList]::new",
+        ),
+        ("[mailaddress]@{}", "[System.Net.Mail.MailAddress]::new"),
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            d.invocations
+                .iter()
+                .any(|i| i.name == task && i.kind == TaskKind::Method && !i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
     // Unknown types and code-running types: dynamic whatever the policy says.
     for line in [
         r"[Contoso.Tools.Writer]'C:\x'",

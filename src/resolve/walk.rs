@@ -1271,7 +1271,11 @@ impl<'a> Walker<'a> {
             ExprKind::Paren(st) => self.statement(st, depth + 1, mode),
             ExprKind::Cast { type_name, operand } => {
                 self.expr(operand, depth, mode);
-                self.conversion(type_name, e.span, depth);
+                if matches!(operand.kind, ExprKind::Hashtable(_)) {
+                    self.hashtable_conversion(type_name, e.span, depth);
+                } else {
+                    self.conversion(type_name, e.span, depth);
+                }
             }
             ExprKind::Unary { operand, .. } => self.expr(operand, depth, mode),
             ExprKind::Binary { first, rest } => {
@@ -1355,6 +1359,26 @@ impl<'a> Walker<'a> {
                     "a conversion to `[{type_name}]`, a type the gate does not know, may run its constructor"
                 ),
             ),
+        }
+    }
+
+    /// `[T]@{ Name = value }`: PowerShell builds a `T` with its default constructor and runs
+    /// the setter of each named property. Only the types that hold the entries as data
+    /// (hashtables, ordered dictionaries, custom objects) are harmless; for any other type the
+    /// setters are the task `[Full.Name]::new`, even when a plain conversion to it is pure.
+    fn hashtable_conversion(&mut self, type_name: &str, span: Span, depth: usize) {
+        const DATA: &[&str] = &[
+            "System.Collections.Hashtable",
+            "System.Collections.Specialized.OrderedDictionary",
+            "System.Management.Automation.PSObject",
+            "System.Object",
+        ];
+        match types::lookup(type_name) {
+            Some(t) if DATA.contains(&t.full.as_str()) => {}
+            Some(t) if t.calls != Calls::Code => {
+                self.push_method(format!("[{}]::new", t.full), span, depth)
+            }
+            _ => self.conversion(type_name, span, depth),
         }
     }
 
