@@ -781,6 +781,26 @@ const CASES: &[(&str, Want, &str)] = &[
         "a safe-listed method whose delegate overload runs a script block argument",
     ),
     (
+        "Add-Member -InputObject $o -MemberType ScriptMethod -Name Trim -Value { 1 } -Force",
+        Deny,
+        "a script method makes a later safe-listed call run code",
+    ),
+    (
+        "$o | Add-Member ScriptProperty Count { 1 }",
+        Deny,
+        "a script property added positionally",
+    ),
+    (
+        "Update-TypeData -TypeName System.String -MemberType ScriptMethod -MemberName Trim -Value { 1 }",
+        Deny,
+        "type data attaches code to every string",
+    ),
+    (
+        "Update-FormatData -PrependPath C:\\x.ps1xml",
+        Deny,
+        "format data runs code whenever objects are printed",
+    ),
+    (
         "'a<b'.Replace('<', '_')",
         Allow,
         "Replace on a string literal is String.Replace",
