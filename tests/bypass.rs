@@ -1066,6 +1066,10 @@ tasks = ['path:C:\Scripts\*.ps1', "program:ping.exe"]
     }
     let refused = [
         r"C:\Scripts\..\Temp\evil.ps1",
+        r"C:\Scripts\...\Temp\evil.ps1",
+        r#"& "C:\Scripts\.. \Temp\evil.ps1""#,
+        r"C:\Scripts\notes.txt:evil.ps1",
+        r"FileSystem::C:\Scripts\x.ps1",
         r"C:\Scripts\*.ps1",
         r"C:\Scripts\Get-[X].ps1",
         r"C:\Temp\Get-X.ps1",

@@ -157,7 +157,10 @@ fn parse_path(text: &str, rest: &str) -> Result<TaskPattern, String> {
             "task `{text}` names no folder: `path:` matches scripts and programs run by their path (`path:C:\\Scripts\\*.ps1`, `path:.\\*.ps1`); for a file name looked up on PATH write `program:{path}`"
         ));
     }
-    if path.split('\\').any(|seg| seg == "..") {
+    if path
+        .split('\\')
+        .any(|seg| seg.trim_end_matches([' ', '.']).is_empty() && seg.matches('.').count() >= 2)
+    {
         return Err(format!(
             "task `{text}` contains a `..` folder: name the folder itself"
         ));

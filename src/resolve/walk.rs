@@ -811,11 +811,22 @@ impl<'a> Walker<'a> {
             TaskKind::Path => text.replace('/', "\\"),
             _ => text.to_string(),
         };
-        // A policy names folders literally: a `..` step or a wildcard would let a path that
-        // matches `path:C:\Scripts\*` run something outside that folder.
-        let dynamic = if name.split('\\').any(|seg| seg == "..") {
+        // A policy names folders literally: a `..` step (Windows also trims trailing dots and
+        // spaces, so `...` and `.. ` may be one) or a wildcard would let a path that matches
+        // `path:C:\Scripts\*` run something outside that folder; a `:` after the drive names an
+        // alternate data stream (`x.txt:y.ps1`) or goes through a provider (`FileSystem::`).
+        let up = |seg: &str| {
+            seg.trim_end_matches([' ', '.']).is_empty() && seg.matches('.').count() >= 2
+        };
+        let drive_colon = name.get(1..2) == Some(":");
+        let colons = name.matches(':').count() - usize::from(drive_colon);
+        let dynamic = if name.split('\\').any(up) {
             Some(format!(
                 "the path `{name}` steps out of a folder with `..`, so it is not compared with path rules"
+            ))
+        } else if colons > 0 {
+            Some(format!(
+                "the path `{name}` names a stream or a provider after its drive, so it is not compared with path rules"
             ))
         } else if name.contains(['*', '?', '[', ']']) {
             Some(format!(
