@@ -675,3 +675,60 @@ tasks = ["Stop-Computr", "[Contoso.Unknown]::Run", "Stop-Computer", "[IO.File]::
     assert!(text.contains("`Stop-Computr`"), "{text}");
     assert!(text.contains("`[Contoso.Unknown]::Run`"), "{text}");
 }
+
+/// `check` and `parse` name a task that is not a command with its kind and the task a policy
+/// uses for it; a script no rule names is denied as dynamic even though `Get-*` is standing
+/// access.
+#[test]
+fn check_and_parse_report_task_kinds() {
+    let (code, v) = check(&["--policies", "policies", r".\Get-Report.ps1 -Days 3"]);
+    assert_eq!(code, Some(2), "{v}");
+    let inv = &v["invocations"][0];
+    assert_eq!(inv["kind"], "path", "{v}");
+    assert_eq!(inv["task"], r"path:.\Get-Report.ps1", "{v}");
+    assert_eq!(inv["dynamic"], true, "{v}");
+
+    let (code, v) = check(&["--policies", "policies", "Get-Helper.exe"]);
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["invocations"][0]["task"], "program:Get-Helper.exe", "{v}");
+
+    let (code, v) = check(&[
+        "--policies",
+        "policies",
+        r"[IO.File]::ReadAllBytes('C:\x.pfx')",
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    let inv = &v["invocations"][0];
+    assert_eq!(inv["kind"], "method", "{v}");
+    assert_eq!(inv["name"], "[System.IO.File]::ReadAllBytes", "{v}");
+    assert_eq!(inv["rule"], "file-reads", "{v}");
+
+    let out = jitsh()
+        .args([
+            "parse",
+            r"Get-Mailbox | C:\Tools\x.exe; [IO.StreamWriter]'C:\x'",
+        ])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let kinds: Vec<(&str, &str)> = v["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or_default(),
+                i["kind"].as_str().unwrap_or("command"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Get-Mailbox", "command"),
+            (r"C:\Tools\x.exe", "path"),
+            ("[System.IO.StreamWriter]::new", "method"),
+        ],
+        "{v}"
+    );
+}
