@@ -1788,6 +1788,73 @@ fn safe_methods_hold_for_every_receiver() {
     }
 }
 
+/// A typed variable's type is certain only if nothing else in the line may write it: every
+/// write the resolver counts for splats (nested bodies, loops, parameters, `++`, common
+/// parameters, other spellings) also makes its type uncertain, so do commands that may set
+/// their caller's variables unseen, and a call in code that runs at another time (a function
+/// body, a stored block) may see whatever the variable then holds.
+#[test]
+fn typed_variables_follow_every_write_and_scope() {
+    let p = permissive("");
+    for line in [
+        "$t = 'a'; function f($t) { $t.Replace('C:\\b.txt', $null) }",
+        "$t = 'a'; function f { $t.Replace('C:\\b.txt', $null) }",
+        "$t = 'a'; $later = { $t.Replace('C:\\b.txt', $null) }",
+        "$t = 'a'; & { $t = Get-Item C:\\a.txt }; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; if ($true) { $t = Get-Item C:\\a.txt }; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; $variable:t = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; [object]$T = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; Get-Report; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; Get-Item C:\\a.txt -PipelineVariable t | % { $t.Replace('C:\\b.txt', $null) }",
+        "$a = [System.Collections.ArrayList]@(); $a++; $a.Remove(1)",
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            d.invocations.iter().any(|i| i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+        assert_eq!(d.decision, Effect::Approval, "{line}");
+    }
+    for line in [
+        "$t = 'a<b'; & { $t.Replace('<', '_') }",
+        "$t = 'a<b'; if ($true) { $t.Replace('<', '_') }",
+        "$t = 'a<b'; Get-Mailbox | ForEach-Object { $t.Replace('<', '_') }",
+        "$b = [System.IO.File]::ReadAllBytes('C:\\x'); $t = 'a<b'; $t.Replace('<', '_')",
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            !d.invocations.iter().any(|i| i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+        assert_eq!(d.decision, Effect::Allow, "{line}");
+    }
+}
+
+/// A .NET method task on a known type sets no variable: a splat beside it keeps its value, and
+/// the splat's parameters still decide the line.
+#[test]
+fn method_tasks_leave_splats_certain() {
+    let policy = format!(
+        "{SPLAT_POLICY}\n[[rule]]\nid = \"reads\"\neffect = \"allow\"\ntasks = [\"[System.IO.File]::ReadAllBytes\"]\n"
+    );
+    const H: &str = "$h = @{ Identity = 'rob@contoso.com'; DisplayName = 'Rob' }";
+    const F: &str = "$h = @{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }";
+    let allowed = [format!(
+        "$b = [System.IO.File]::ReadAllBytes('C:\\x'); {H}; Set-Mailbox @h"
+    )];
+    let attacks = [
+        format!("$b = [System.IO.File]::ReadAllBytes('C:\\x'); {F}; Set-Mailbox @h"),
+        format!("{H}; $b = [System.IO.File]::ReadAllBytes('C:\\x'); $h = $b; Set-Mailbox @h"),
+    ];
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let attacks: Vec<&str> = attacks.iter().map(String::as_str).collect();
+    let mut failures = check_under(&policy, &allowed, Allow);
+    failures.extend(check_under(&policy, &attacks, Deny));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Static calls on known types are tasks named `[Full.Type]::Method` (accelerators and the
 /// `System.` prefix resolved), decided by policy like cmdlets; globs work. Code-running types,
 /// unknown types and delegate-taking calls with computed arguments are dynamic.
