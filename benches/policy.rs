@@ -32,6 +32,7 @@ fn invocation(name: &str, params: &[(&str, &str)]) -> Invocation {
         params_uncertain: None,
         pipeline_input: false,
         kind: TaskKind::Command,
+        pipeline_params: Vec::new(),
     }
 }
 

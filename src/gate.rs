@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
-use crate::invocation::Invocation;
+use crate::invocation::{Invocation, TaskKind};
 use crate::policy::{Effect, PolicySet, Tri};
 use crate::resolve;
 use crate::span::Span;
@@ -88,6 +88,8 @@ pub struct InvocationDecision {
     pub reason: String,
     /// Canonical parameter names bound to the invocation, as `-Name`.
     pub params: Vec<String>,
+    /// The kind of task (`command`, or a script `path`, a `program`, a .NET `method`).
+    pub kind: TaskKind,
 }
 
 /// Decide one line.
@@ -227,6 +229,7 @@ fn decide_invocation(
             .filter(|p| !p.name.is_empty())
             .map(|p| format!("-{}", p.name))
             .collect(),
+        kind: inv.kind,
     };
     if rd.effect != Effect::Approval || rd.dynamic || inv.dynamic.is_some() {
         // Dynamic code is never covered by a token: nobody approved what it will run.
@@ -316,7 +319,7 @@ fn token_covers(
     // Coverage is strict about module qualifiers: what a grant covers must be the very command
     // its rule and tasks name, while restrictive matching stays loose.
     if rule.effect != Effect::Approval
-        || !rule.covers_name_strictly(&inv.name, inv.module.as_deref())
+        || !rule.covers_task_strictly(inv.kind, &inv.name, inv.module.as_deref())
     {
         return Err(format!(
             "its rule `{}` does not cover `{}`",
@@ -370,12 +373,14 @@ fn token_covers(
     Ok(())
 }
 
-/// A granted task covers an invocation: a cmdlet name (case-insensitive) or `role:NAME`.
-/// Module qualifiers match strictly: an invocation written `Module\Name` is covered only by a
-/// grant naming that same module (`Exchange\New-MoveRequest` never covers
-/// `Whatever\New-MoveRequest`); an unqualified grant covers only the unqualified name, i.e. the
-/// command the runspace resolves by that name. A qualified grant also covers the unqualified
-/// name. Roles nest at most a few levels (the loader refuses cycles; the bound is a guard).
+/// A granted task covers an invocation: a cmdlet name (case-insensitive), `role:NAME`, or a
+/// task of another kind (`path:…`, `program:…`, `[Type]::Method`), which must be the
+/// invocation's kind and name exactly. Module qualifiers match strictly: an invocation written
+/// `Module\Name` is covered only by a grant naming that same module (`Exchange\New-MoveRequest`
+/// never covers `Whatever\New-MoveRequest`); an unqualified grant covers only the unqualified
+/// name, i.e. the command the runspace resolves by that name. A qualified grant also covers the
+/// unqualified name. Roles nest at most a few levels (the loader refuses cycles; the bound is a
+/// guard).
 fn task_matches(task: &str, inv: &Invocation, policies: &PolicySet, depth: u8) -> bool {
     if let Some(role) = task.strip_prefix("role:") {
         return depth < 4
@@ -385,17 +390,23 @@ fn task_matches(task: &str, inv: &Invocation, policies: &PolicySet, depth: u8) -
                     .any(|t| task_matches(t, inv, policies, depth + 1))
             });
     }
-    let (module, bare) = match task.rsplit_once('\\') {
-        Some((m, n)) => (Some(m), n),
-        None => (None, task),
-    };
-    if !bare.eq_ignore_ascii_case(&inv.name) {
-        return false;
-    }
-    match (inv.module.as_deref(), module) {
-        (None, _) => true,
-        (Some(got), Some(want)) => got.eq_ignore_ascii_case(want),
-        (Some(_), None) => false,
+    match TaskKind::split(task) {
+        (TaskKind::Command, _) if inv.kind == TaskKind::Command => {
+            let (module, bare) = match task.rsplit_once('\\') {
+                Some((m, n)) => (Some(m), n),
+                None => (None, task),
+            };
+            if !bare.eq_ignore_ascii_case(&inv.name) {
+                return false;
+            }
+            match (inv.module.as_deref(), module) {
+                (None, _) => true,
+                (Some(got), Some(want)) => got.eq_ignore_ascii_case(want),
+                (Some(_), None) => false,
+            }
+        }
+        (TaskKind::Command, _) => false,
+        (k, granted) => k == inv.kind && granted.eq_ignore_ascii_case(&inv.name),
     }
 }
 
@@ -472,11 +483,16 @@ impl LineDecision {
             .invocations
             .iter()
             .map(|d| {
-                json!({
+                let mut v = json!({
                     "name": d.name, "as_written": d.as_written, "depth": d.depth,
                     "decision": d.decision, "rule": d.rule, "token": d.token,
                     "dynamic": d.dynamic, "params": d.params, "reason": d.reason,
-                })
+                });
+                if let (false, Some(obj)) = (d.kind.is_command(), v.as_object_mut()) {
+                    obj.insert("kind".into(), json!(d.kind.as_str()));
+                    obj.insert("task".into(), json!(d.kind.display(&d.name)));
+                }
+                v
             })
             .collect();
         let mut v = json!({

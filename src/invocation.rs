@@ -38,6 +38,12 @@ pub struct Invocation {
     /// file name, or a .NET method. Policies match each kind only with patterns of that kind.
     #[serde(skip_serializing_if = "TaskKind::is_command")]
     pub kind: TaskKind,
+    /// For a command that receives pipeline input: the parameters the line does not give that
+    /// the runspace may bind from each input object (by value or by property name), from the
+    /// catalog; `["*"]` when the command has no metadata, so any parameter may be. Empty
+    /// otherwise. A condition on such a parameter cannot be decided from the line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pipeline_params: Vec<String>,
 }
 
 /// The kinds of task a policy can name (SPEC §2.1). A pattern of one kind never matches a
@@ -152,7 +158,12 @@ impl Invocation {
     /// with `'` doubled, lists joined by `,`, switches bare). `None` when anything about it is not
     /// known for certain, so such an invocation can never match an exact-command grant.
     pub fn canonical(&self) -> Option<String> {
-        if self.dynamic.is_some() || self.params_uncertain.is_some() {
+        // A method's arguments are not kept as parameters, so its canonical form could not
+        // tell `ReadAllBytes('C:\a')` from `ReadAllBytes('C:\secret')`.
+        if self.dynamic.is_some()
+            || self.params_uncertain.is_some()
+            || self.kind == TaskKind::Method
+        {
             return None;
         }
         let mut params: Vec<(String, String)> = Vec::with_capacity(self.params.len());
@@ -200,6 +211,7 @@ mod tests {
             params_uncertain: None,
             pipeline_input: false,
             kind: TaskKind::Command,
+            pipeline_params: Vec::new(),
         }
     }
 
@@ -223,6 +235,18 @@ mod tests {
             a.canonical().as_deref(),
             Some("New-MoveRequest -Identity:'o''neil@contoso.com' -TargetDatabase:'DB 2' -WhatIf")
         );
+    }
+
+    #[test]
+    fn canonical_refuses_method_calls() {
+        let mut m = inv(Vec::new());
+        m.name = "[System.IO.File]::ReadAllBytes".into();
+        m.kind = TaskKind::Method;
+        assert_eq!(m.canonical(), None);
+        let mut p = inv(Vec::new());
+        p.name = r"C:\Scripts\x.ps1".into();
+        p.kind = TaskKind::Path;
+        assert_eq!(p.canonical().as_deref(), Some(r"path:C:\Scripts\x.ps1"));
     }
 
     #[test]

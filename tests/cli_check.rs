@@ -485,6 +485,57 @@ fn batch_echoes_fields_reports_bad_lines_and_goes_on() {
     }
 }
 
+/// Bytes that are not UTF-8 (a stray byte, a truncated sequence, Latin-1 text, a UTF-16
+/// surrogate encoded as UTF-8, CRLF endings) each give one error object and the batch goes on;
+/// a last line without a newline still counts.
+#[test]
+fn batch_survives_invalid_utf8_lines() {
+    let mut input: Vec<u8> = Vec::new();
+    input.extend_from_slice(b"{\"text\":\"Get-Mailbox\",\"id\":1}\n");
+    input.extend_from_slice(b"{\"text\":\"Get-\xff\xfeMailbox\",\"id\":2}\n");
+    input.extend_from_slice(b"\xc3\x28\n");
+    input.extend_from_slice(b"{\"text\":\"Set-Mailbox -Identity caf\xe9\"}\r\n");
+    input.extend_from_slice(b"{\"text\":\"\xed\xa0\x80\"}\n");
+    input.extend_from_slice(b"{\"text\":\"\xe2\x82\"}\n");
+    input.extend_from_slice(b"{\"text\":\"Remove-Mailbox rob\",\"id\":7}\r\n");
+    input.extend_from_slice(b"{\"text\":\"Get-User\",\"id\":8}");
+    for sub in ["check", "parse"] {
+        let mut child = jitsh()
+            .args([sub, "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let text = String::from_utf8(out.stdout).expect("output is UTF-8");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 8, "{sub}: {lines:?}");
+        for (i, bad) in [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6)] {
+            let msg = lines[i]["error"].as_str().unwrap_or_default();
+            assert!(
+                msg.starts_with(&format!("input line {bad} is not valid UTF-8")),
+                "{sub} line {bad}: {msg}"
+            );
+        }
+        assert_eq!(lines[0]["id"], 1);
+        assert_eq!(lines[6]["id"], 7);
+        assert_eq!(lines[7]["id"], 8);
+        if sub == "check" {
+            assert_eq!(lines[0]["decision"], "allow");
+            assert_eq!(lines[6]["decision"], "approval");
+            assert_eq!(lines[7]["decision"], "allow");
+        } else {
+            assert_eq!(lines[6]["invocations"][0]["name"], "Remove-Mailbox");
+            assert_eq!(lines[7]["invocations"][0]["name"], "Get-User");
+        }
+    }
+}
+
 #[test]
 fn parse_lists_nested_invocations_in_source_order() {
     let out = jitsh().args(["parse", "Get-Mailbox | ? { $_.Name -like 'a*' } | % { Set-Mailbox $_ -DisplayName \"$(Get-Date)\" }"]).output().unwrap();
@@ -884,4 +935,97 @@ fn skew_beyond_five_minutes_is_refused_everywhere() {
     assert_eq!(code, Some(0));
     let (code, _) = check(&[&base[..], &["--now", "2026-11-27T11:04:00Z", MOVE]].concat());
     assert_eq!(code, Some(1));
+}
+
+/// `jitsh policy lint --policies policies` reports nothing on the shipped policies, and does
+/// report a typo, an unknown .NET type and a command that exists nowhere.
+#[test]
+fn policy_lint_is_clean_on_shipped_policies() {
+    let out = jitsh()
+        .args(["policy", "lint", "--policies", "policies"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no findings"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        r#"[[rule]]
+id = "typos"
+effect = "deny"
+tasks = ["Stop-Computr", "[Contoso.Unknown]::Run", "Stop-Computer", "[IO.File]::Delete", 'path:C:\x\*.ps1', "program:x.exe"]
+"#,
+    )
+    .unwrap();
+    let out = jitsh()
+        .args(["policy", "lint", "--policies", p(dir.path())])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("unknown-task"))
+        .collect();
+    assert_eq!(findings.len(), 2, "{text}");
+    assert!(text.contains("`Stop-Computr`"), "{text}");
+    assert!(text.contains("`[Contoso.Unknown]::Run`"), "{text}");
+}
+
+/// `check` and `parse` name a task that is not a command with its kind and the task a policy
+/// uses for it; a script no rule names is denied as dynamic even though `Get-*` is standing
+/// access.
+#[test]
+fn check_and_parse_report_task_kinds() {
+    let (code, v) = check(&["--policies", "policies", r".\Get-Report.ps1 -Days 3"]);
+    assert_eq!(code, Some(2), "{v}");
+    let inv = &v["invocations"][0];
+    assert_eq!(inv["kind"], "path", "{v}");
+    assert_eq!(inv["task"], r"path:.\Get-Report.ps1", "{v}");
+    assert_eq!(inv["dynamic"], true, "{v}");
+
+    let (code, v) = check(&["--policies", "policies", "Get-Helper.exe"]);
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["invocations"][0]["task"], "program:Get-Helper.exe", "{v}");
+
+    let (code, v) = check(&[
+        "--policies",
+        "policies",
+        r"[IO.File]::ReadAllBytes('C:\x.pfx')",
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    let inv = &v["invocations"][0];
+    assert_eq!(inv["kind"], "method", "{v}");
+    assert_eq!(inv["name"], "[System.IO.File]::ReadAllBytes", "{v}");
+    assert_eq!(inv["rule"], "file-reads", "{v}");
+
+    let out = jitsh()
+        .args([
+            "parse",
+            r"Get-Mailbox | C:\Tools\x.exe; [IO.StreamWriter]'C:\x'",
+        ])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let kinds: Vec<(&str, &str)> = v["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or_default(),
+                i["kind"].as_str().unwrap_or("command"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Get-Mailbox", "command"),
+            (r"C:\Tools\x.exe", "path"),
+            ("[System.IO.StreamWriter]::new", "method"),
+        ],
+        "{v}"
+    );
 }

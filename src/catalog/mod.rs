@@ -32,6 +32,7 @@
 //! built without parsing the objects.
 
 pub mod aliases;
+pub mod names;
 
 pub use aliases::Platform;
 
@@ -312,6 +313,15 @@ impl Catalog {
             .get(&name.to_lowercase())
             .and_then(|&i| self.commands.get(i))
             .and_then(Slot::meta)
+    }
+
+    /// Whether `name` names a command the gate knows of: one in the catalog, an alias, or one
+    /// of PowerShell's own or a common module's commands listed by name only
+    /// ([`names::is_known_name`]). Used by lint to tell real commands from typos.
+    pub fn knows_name(&self, name: &str) -> bool {
+        self.command(name).is_some()
+            || self.resolve_alias(name).is_some()
+            || names::is_known_name(name)
     }
 
     /// The canonical command an alias names (case-insensitive), or `None` if `name` is not an

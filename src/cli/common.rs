@@ -237,21 +237,34 @@ pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for line in stdin.lock().lines() {
-        let line = match line {
-            Ok(l) => l,
+    let mut input = stdin.lock();
+    let mut raw = Vec::new();
+    let mut number = 0usize;
+    loop {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => return super::fail(format!("cannot read stdin: {e}")),
-        };
-        if line.trim().is_empty() {
-            continue;
         }
-        let result = match batch_text(&line) {
-            Ok((text, echo)) => {
-                let mut v = decide(&text);
-                echo_fields(&mut v, echo);
-                v
+        number += 1;
+        if raw.last() == Some(&b'\n') {
+            raw.pop();
+            if raw.last() == Some(&b'\r') {
+                raw.pop();
             }
-            Err(v) => v,
+        }
+        // Bytes are read as they come: a line that is not UTF-8 is one bad line, answered
+        // with an error object, never the end of the batch.
+        let result = match std::str::from_utf8(&raw) {
+            Err(e) => json!({
+                "error": format!(
+                    "input line {number} is not valid UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                )
+            }),
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => batch_result(line, &decide),
         };
         if writeln!(out, "{result}").is_err() {
             // Broken pipe: the reader went away; stop quietly like other Unix filters.
@@ -260,6 +273,18 @@ pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
     }
     let _ = out.flush();
     ExitCode::SUCCESS
+}
+
+/// The output object for one batch line that is valid UTF-8.
+fn batch_result(line: &str, decide: &impl Fn(&str) -> Value) -> Value {
+    match batch_text(line) {
+        Ok((text, echo)) => {
+            let mut v = decide(&text);
+            echo_fields(&mut v, echo);
+            v
+        }
+        Err(v) => v,
+    }
 }
 
 /// The whole of stdin as one line (a trailing newline removed).

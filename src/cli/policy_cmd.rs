@@ -38,7 +38,7 @@ fn lint(dir: &std::path::Path, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     let catalog = Catalog::builtin();
-    let findings = set.lint(&|name: &str| catalog.command(name).is_some());
+    let findings = set.lint(&|name: &str| catalog.knows_name(name));
     for f in &findings {
         if json {
             println!(

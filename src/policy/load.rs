@@ -77,7 +77,8 @@ struct RawRule {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWhen {
-    any_param: Spanned<Vec<Spanned<String>>>,
+    any_param: Option<Spanned<Vec<Spanned<String>>>>,
+    no_param: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `params.only = [...]` plus `params.NAME = { glob | regex | one_of }`.
@@ -559,16 +560,42 @@ impl RuleCx<'_> {
             }
         }
 
-        let when_any_param = r.when.as_ref().map(|w| {
-            let list = &w.any_param;
-            if list.get_ref().is_empty() {
-                cx.err(
-                    &list.span(),
-                    "`when.any_param` is empty: the rule could never apply",
-                );
-            }
-            param_names(cx, list.get_ref())
-        });
+        if let Some(RawWhen {
+            any_param: None,
+            no_param: None,
+        }) = &r.when
+        {
+            cx.err(
+                &r.id.span(),
+                format!("rule `{id}` has a `when` table without `any_param` or `no_param`"),
+            );
+        }
+        let when_any_param = r
+            .when
+            .as_ref()
+            .and_then(|w| w.any_param.as_ref())
+            .map(|list| {
+                if list.get_ref().is_empty() {
+                    cx.err(
+                        &list.span(),
+                        "`when.any_param` is empty: the rule could never apply",
+                    );
+                }
+                param_names(cx, list.get_ref())
+            });
+        let when_no_param = r
+            .when
+            .as_ref()
+            .and_then(|w| w.no_param.as_ref())
+            .map(|list| {
+                if list.get_ref().is_empty() {
+                    cx.err(
+                        &list.span(),
+                        "`when.no_param` is empty: leave it out for a rule that always applies",
+                    );
+                }
+                param_names(cx, list.get_ref())
+            });
         let params = r.params.map(|p| self.params(cx, p));
 
         if cx.errors.len() != before {
@@ -592,6 +619,7 @@ impl RuleCx<'_> {
             min_approvals,
             offline,
             when_any_param,
+            when_no_param,
             params: params.flatten(),
             description: r.description,
             source: format!("{}:{line}", cx.name),

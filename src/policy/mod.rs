@@ -154,10 +154,12 @@ impl PolicySet {
             None => approval.filter(|r| r.covers_name(task, None)).collect(),
         };
         // Most specific first, as in decisions.
-        let lname: Vec<char> = task.chars().map(pattern::lower_char).collect();
+        let (kind, name) = crate::invocation::TaskKind::split(task);
+        let text = model::match_name(kind, name);
+        let lname: Vec<char> = text.chars().map(pattern::lower_char).collect();
         out.sort_by_cached_key(|r| {
             (
-                std::cmp::Reverse(eval::specificity(r, &lname, None)),
+                std::cmp::Reverse(eval::specificity(r, kind, &lname, None)),
                 r.id.clone(),
             )
         });

@@ -8,6 +8,7 @@
 //! is treated as code.
 
 mod safe;
+mod types;
 mod walk;
 
 use serde_json::{json, Value};
@@ -16,6 +17,12 @@ use crate::catalog::{Catalog, Platform};
 use crate::invocation::{Invocation, ParamValue};
 use crate::span::Span;
 use crate::syntax::{self, ast, ParseError, ParseErrorKind};
+
+/// The full name PowerShell resolves a type name written in `[...]` to (`IO.File` is
+/// `System.IO.File`), if the gate knows the type.
+pub(crate) fn canonical_type_name(written: &str) -> Option<String> {
+    types::lookup(written).map(|t| t.full)
+}
 
 /// Every command invocation in `script` (parsed from `src`), nested ones included, in source order.
 pub fn invocations(script: &ast::Script, src: &str, catalog: &Catalog) -> Vec<Invocation> {

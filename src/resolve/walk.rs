@@ -1,7 +1,7 @@
 //! The tree walk that turns statements into invocations.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::invocation::{Invocation, Param, ParamValue, TaskKind};
 use crate::span::Span;
@@ -9,6 +9,7 @@ use crate::syntax::ast::*;
 use crate::syntax::number_value;
 
 use super::safe;
+use super::types::{self, Calls};
 use crate::catalog::aliases::{self, AliasUse};
 use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta, Platform};
 
@@ -67,6 +68,19 @@ struct Body {
     runs_here: bool,
 }
 
+/// `$v.Method(…)`, safe only if `$v` certainly holds a type for which `Method` is harmless.
+#[derive(Debug)]
+struct PendingTyped {
+    /// The variable by [`var_key`].
+    variable: String,
+    method: String,
+    at: usize,
+    span: Span,
+    depth: usize,
+    /// The body the call stands in.
+    body: usize,
+}
+
 #[derive(Debug)]
 pub(crate) struct Walker<'a> {
     src: &'a str,
@@ -92,6 +106,17 @@ pub(crate) struct Walker<'a> {
     platform: Platform,
     /// Spans of code stored for later (see [`super::Analysis::deferred`]).
     deferred: Vec<Span>,
+    /// Variables assigned, at the top level with `=`, a value whose type is certain
+    /// (`$a = [System.Collections.ArrayList]($x)`, `$s = "…"`): (end of the assignment, full
+    /// type name), in source order.
+    typed_sources: HashMap<String, Vec<(usize, String)>>,
+    /// Variables written any other way anywhere in the line (another assignment, `foreach`).
+    other_writes: HashSet<String>,
+    /// The line runs a command that writes variables by name (`Set-Variable`, `-OutVariable`,
+    /// `[ref]`): no variable's type is certain.
+    writes_by_name: bool,
+    /// Method calls on a variable whose type may make them safe, decided after the walk.
+    pending_typed: Vec<PendingTyped>,
     /// Parameter lookups by (command, name as written), lowercased: a line repeating one
     /// unknown `-name` (or splat) thousands of times must not scan the metadata each time.
     param_cache: RefCell<HashMap<(String, String), ParamLookup<'a>>>,
@@ -116,6 +141,10 @@ impl<'a> Walker<'a> {
             body: 0,
             platform: Platform::Unknown,
             deferred: Vec::new(),
+            typed_sources: HashMap::new(),
+            other_writes: HashSet::new(),
+            writes_by_name: false,
+            pending_typed: Vec::new(),
             param_cache: RefCell::new(HashMap::new()),
         }
     }
@@ -138,8 +167,14 @@ impl<'a> Walker<'a> {
     }
 
     pub(crate) fn run(mut self, script: &Script) -> super::Analysis {
+        // Typed variables are recorded first: every other write, wherever it stands, is
+        // compared with them during the walk.
+        for st in &script.statements {
+            self.note_typed_assignment(st);
+        }
         self.body_statements(&script.statements, 0, Mode::Code);
         self.resolve_splats();
+        self.resolve_typed_calls();
         if self.overflowed {
             self.out.push(Invocation {
                 name: "<too deeply nested>".into(),
@@ -152,6 +187,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: false,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         self.out.sort_by_key(|i| i.span.start);
@@ -173,6 +209,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: false,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         super::Analysis {
@@ -212,6 +249,154 @@ impl<'a> Walker<'a> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Records `$v = value` at the top level when the value's type is certain (see
+    /// [`static_type`]).
+    fn note_typed_assignment(&mut self, st: &Statement) {
+        let StatementKind::Assignment { target, op, value } = &st.kind else {
+            return;
+        };
+        let (ExprKind::Variable(v), "=") = (&target.kind, op.as_str()) else {
+            return;
+        };
+        let value = single_expression(value);
+        let ty = value
+            .and_then(static_type)
+            .or_else(|| value.and_then(|e| self.string_method_result(e, st.span.start)));
+        if let Some(t) = ty {
+            self.typed_sources
+                .entry(var_key(&v.name))
+                .or_default()
+                .push((st.span.end, t));
+        }
+    }
+
+    /// `System.String` when `e` is `$v.Method(…)` with `$v` recorded as a string before `at`
+    /// and `Method` a string method that returns a string (`$t = $t.Replace('<', '_')`).
+    fn string_method_result(&self, e: &Expr, at: usize) -> Option<String> {
+        const RETURNS_STRING: &[&str] = &[
+            "replace",
+            "trim",
+            "trimstart",
+            "trimend",
+            "tolower",
+            "toupper",
+            "tolowerinvariant",
+            "toupperinvariant",
+            "substring",
+            "padleft",
+            "padright",
+            "tostring",
+        ];
+        let ExprKind::Postfix { base, ops } = &e.kind else {
+            return None;
+        };
+        let (ExprKind::Variable(v), [op]) = (&base.kind, ops.as_slice()) else {
+            return None;
+        };
+        let PostfixKind::Member {
+            name: MemberName::Name(m),
+            is_static: false,
+            args: Some(_),
+        } = &op.kind
+        else {
+            return None;
+        };
+        let is_string = self
+            .typed_sources
+            .get(&var_key(&v.name))
+            .and_then(|srcs| srcs.iter().rev().find(|(end, _)| *end <= at))
+            .is_some_and(|(_, t)| t == "System.String");
+        (is_string && RETURNS_STRING.contains(&m.to_ascii_lowercase().as_str()))
+            .then(|| "System.String".to_string())
+    }
+
+    /// Any write to variable `name` (as written) other than a recorded typed assignment makes
+    /// its type uncertain. `assignment_end` is the end of the assignment statement when `name`
+    /// is its whole target (`$v = …`).
+    fn note_typed_write(&mut self, name: &str, assignment_end: Option<usize>) {
+        let key = var_key(name);
+        let typed = assignment_end.is_some_and(|at| {
+            self.typed_sources
+                .get(&key)
+                .is_some_and(|srcs| srcs.iter().any(|(end, _)| *end == at))
+        });
+        if !typed {
+            self.other_writes.insert(key);
+        }
+    }
+
+    /// Whether code in `body` runs while the line runs, in the line's own scope: every body
+    /// from it up to the line's runs where it stands.
+    fn runs_in_line(&self, mut body: usize) -> bool {
+        while body != 0 {
+            match self.bodies.get(body) {
+                Some(b) if b.runs_here => match b.parent {
+                    Some(parent) => body = parent,
+                    None => return false,
+                },
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Decides the method calls on variables left for after the walk: harmless when the
+    /// variable's type is certain at the call and the method is safe on that type; otherwise
+    /// dynamic, like any method call outside the safe list.
+    fn resolve_typed_calls(&mut self) {
+        if self.pending_typed.is_empty() {
+            return;
+        }
+        // Commands that write variables by name, parameters that do, splats that may pass
+        // such parameters unseen, and scripts (which may be dot-sourced) make every variable's
+        // type uncertain.
+        let by_name = self.out.iter().any(|inv| {
+            VARIABLE_WRITERS.contains(&inv.name.to_ascii_lowercase().as_str())
+                || matches!(inv.kind, TaskKind::Path | TaskKind::Program)
+                || inv.params.iter().any(|p| {
+                    p.as_written.starts_with('@')
+                            || p.name.to_ascii_lowercase().ends_with("variable")
+                            // `-ov`, `-OutVar` on a command without metadata
+                            || (!p.resolved && !p.name.is_empty())
+                })
+        });
+        // So do commands that may set their caller's variables without naming them (a
+        // function or script the catalog does not know, a dynamic invocation).
+        self.writes_by_name |= by_name || self.invisible_writer().is_some();
+        for p in std::mem::take(&mut self.pending_typed) {
+            // A call in code that runs at another time (a function body, a stored block) may
+            // see whatever the variable then holds.
+            let certain = !self.writes_by_name
+                && !self.other_writes.contains(&p.variable)
+                && self.runs_in_line(p.body);
+            let ty = self.typed_sources.get(&p.variable).and_then(|srcs| {
+                srcs.iter()
+                    .rev()
+                    .find(|(end, _)| *end <= p.at)
+                    .map(|(_, t)| t.as_str())
+            });
+            if let (true, Some(t)) = (certain, ty) {
+                if safe::typed_method_is_safe(t, &p.method) {
+                    continue;
+                }
+            }
+            let display = format!(".{}()", p.method);
+            self.out.push(Invocation {
+                dynamic: Some(format!("method call `{display}` is not on the safe list")),
+                name: display,
+                module: None,
+                as_written: p.span.text(self.src).to_string(),
+                span: p.span,
+                depth: p.depth,
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: false,
+                kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
+            });
         }
     }
 
@@ -256,9 +441,16 @@ impl<'a> Walker<'a> {
         });
     }
 
-    /// Counts one write of variable `name` (as written, any qualifier).
+    /// Counts one write of variable `name` (as written, any qualifier); its type is no longer
+    /// certain.
     fn note_write(&mut self, name: &str) {
+        self.note_write_at(name, None);
+    }
+
+    /// Counts one write of variable `name`; `assignment_end` as in [`Walker::note_typed_write`].
+    fn note_write_at(&mut self, name: &str, assignment_end: Option<usize>) {
         *self.writes.entry(var_key(name)).or_default() += 1;
+        self.note_typed_write(name, assignment_end);
     }
 
     /// Counts a write through an operand of `[ref]` or `++`/`--`: a variable, or anything
@@ -344,7 +536,7 @@ impl<'a> Walker<'a> {
         match &st.kind {
             StatementKind::Chain(c) => self.chain(c, depth, mode),
             StatementKind::Assignment { target, value, .. } => {
-                self.note_assignment_target(target);
+                self.note_assignment_target(target, st.span.end);
                 self.check_assignment_target(target, depth);
                 if let Some(v) = single_expression(value) {
                     self.note_stored_blocks(v);
@@ -482,20 +674,28 @@ impl<'a> Walker<'a> {
 
     /// Counts the variables an assignment writes. A member or element assignment
     /// (`$g['ForwardingSmtpAddress'] = …`) may change a hashtable that another variable also
-    /// holds (`$g = $h`), so it makes every splat in the line uncertain.
-    fn note_assignment_target(&mut self, target: &Expr) {
+    /// holds (`$g = $h`), so it makes every splat in the line uncertain, and the type of the
+    /// variable it starts from. `end` is the end of the assignment statement.
+    fn note_assignment_target(&mut self, target: &Expr, end: usize) {
         match &target.kind {
-            ExprKind::Variable(v) => self.note_write(&v.name),
-            ExprKind::Cast { operand, .. } => self.note_assignment_target(operand),
+            ExprKind::Variable(v) => self.note_write_at(&v.name, Some(end)),
+            ExprKind::Cast { operand, .. } => self.note_assignment_target(operand, end),
             ExprKind::List(items) => {
                 for item in items {
-                    self.note_assignment_target(item);
+                    self.note_assignment_target(item, end);
                 }
             }
-            _ => self.note_unseen_write(format!(
-                "`{}` assigns to a member or element, which may change a hashtable held by another variable",
-                target.span.text(self.src)
-            )),
+            _ => {
+                if let ExprKind::Postfix { base, .. } = &target.kind {
+                    if let ExprKind::Variable(v) = &base.kind {
+                        self.note_typed_write(&v.name, None);
+                    }
+                }
+                self.note_unseen_write(format!(
+                    "`{}` assigns to a member or element, which may change a hashtable held by another variable",
+                    target.span.text(self.src)
+                ))
+            }
         }
     }
 
@@ -541,6 +741,10 @@ impl<'a> Walker<'a> {
                 self.push_synthetic(format!("${}", p.variable.name), p.span, depth, why);
             }
             for a in &p.attributes {
+                if a.args.is_none() {
+                    // A type constraint converts the value given (and the default).
+                    self.conversion(&a.name, p.span, depth + 1);
+                }
                 for (_, v) in a.args.iter().flatten() {
                     if let Some(v) = v {
                         self.expr(v, depth + 1, mode);
@@ -622,6 +826,15 @@ impl<'a> Walker<'a> {
             },
         };
         let as_written = name_span.text(self.src).to_string();
+        let file_kind = if dynamic.is_some() {
+            TaskKind::Command
+        } else {
+            self.command_kind(&name_text)
+        };
+        if file_kind != TaskKind::Command {
+            self.file_command(c, file_kind, &name_text, name_span, depth, pipeline_input);
+            return;
+        }
         let (module, bare) = if dynamic.is_some() {
             (None, name_text.clone())
         } else {
@@ -694,6 +907,22 @@ impl<'a> Walker<'a> {
                     "asjob" | "indisconnectedsession"
                 )
         });
+        let pipeline_params = match (pipeline_input, meta) {
+            (false, _) => Vec::new(),
+            (true, None) => vec!["*".to_string()],
+            (true, Some(m)) => m
+                .parameters
+                .iter()
+                .filter(|p| p.takes_pipeline_input())
+                .filter(|p| {
+                    !binding
+                        .params
+                        .iter()
+                        .any(|b| b.resolved && b.name.eq_ignore_ascii_case(&p.name))
+                })
+                .map(|p| p.name.clone())
+                .collect(),
+        };
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -706,7 +935,10 @@ impl<'a> Walker<'a> {
             params_uncertain: binding.uncertain,
             pipeline_input,
             kind,
+            pipeline_params,
         });
+        // A splat may pass `-OutVariable` unseen.
+        self.writes_by_name |= !binding.splats.is_empty();
         for (splat_at, variable, written, at) in binding.splats {
             self.pending.push(PendingSplat {
                 invocation: index,
@@ -732,6 +964,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: true,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         for written in &binding.variable_writes {
@@ -753,6 +986,113 @@ impl<'a> Walker<'a> {
                 }
                 _ => self.expr(e, depth, Mode::Code),
             }
+        }
+        self.redirections(&c.redirections, depth, Mode::Code);
+    }
+
+    /// How PowerShell looks up the command name `text` (static, as the runspace sees it): a
+    /// name with a folder (`\`, `/`), a drive or provider (`C:`, `FileSystem::`), or starting
+    /// with `.` or `~` is a script or program run by its path; a name whose last part has an
+    /// extension (`Get-Report.ps1`, `ping.exe`, `notes.txt`) is a file looked up on `PATH`,
+    /// unless the catalog knows a command or alias of exactly that name. `Module\Name` with a
+    /// plain module name stays a module-qualified command when the catalog knows `Name`.
+    fn command_kind(&self, text: &str) -> TaskKind {
+        let known =
+            |n: &str| self.catalog.command(n).is_some() || self.catalog.resolve_alias(n).is_some();
+        if text.starts_with(['.', '~']) || text.contains(['/', ':']) {
+            return TaskKind::Path;
+        }
+        if text.contains('\\') {
+            // `Module\Name` runs the module's command; when no such command exists PowerShell
+            // goes on to read the name as a relative path (`Scripts\Get-Report` runs
+            // `.\Scripts\Get-Report.ps1`). Only a name the catalog knows is read as a command.
+            return match split_module(text) {
+                (Some(_), name) if !name.contains('.') && known(&name) => TaskKind::Command,
+                _ => TaskKind::Path,
+            };
+        }
+        if text.contains('.') && !known(text) {
+            return TaskKind::Program;
+        }
+        TaskKind::Command
+    }
+
+    /// A script or program run by path or by file name: its own kind of task, which no command
+    /// glob covers. Its arguments are walked as code; parameters are not bound (the gate has no
+    /// metadata for a script), so they are listed as written.
+    fn file_command(
+        &mut self,
+        c: &Command,
+        kind: TaskKind,
+        text: &str,
+        span: Span,
+        depth: usize,
+        pipeline_input: bool,
+    ) {
+        let name = match kind {
+            TaskKind::Path => text.replace('/', "\\"),
+            _ => text.to_string(),
+        };
+        // A policy names folders literally: a `..` step (Windows also trims trailing dots and
+        // spaces, so `...` and `.. ` may be one) or a wildcard would let a path that matches
+        // `path:C:\Scripts\*` run something outside that folder; a `:` after the drive names an
+        // alternate data stream (`x.txt:y.ps1`) or goes through a provider (`FileSystem::`).
+        let up = |seg: &str| {
+            seg.trim_end_matches([' ', '.']).is_empty() && seg.matches('.').count() >= 2
+        };
+        let drive_colon = name.get(1..2) == Some(":");
+        let colons = name.matches(':').count() - usize::from(drive_colon);
+        let dynamic = if name.split('\\').any(up) {
+            Some(format!(
+                "the path `{name}` steps out of a folder with `..`, so it is not compared with path rules"
+            ))
+        } else if colons > 0 {
+            Some(format!(
+                "the path `{name}` names a stream or a provider after its drive, so it is not compared with path rules"
+            ))
+        } else if name.contains(['*', '?', '[', ']']) {
+            Some(format!(
+                "the path `{name}` has wildcard characters, which the runspace expands to files at run time"
+            ))
+        } else {
+            None
+        };
+        let mut binding = self.bind(c, None, &name, pipeline_input);
+        if let Some((_, _, written, _)) = binding.splats.first() {
+            binding.uncertain.get_or_insert(format!(
+                "splatted variable `{written}` gives parameters the gate does not see"
+            ));
+        }
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: dynamic.or(binding.code_from_value.clone()),
+            params: binding.params,
+            params_uncertain: binding.uncertain,
+            pipeline_input,
+            kind,
+            // A script's parameters are not known: any of them may bind from the pipeline.
+            pipeline_params: if pipeline_input {
+                vec!["*".into()]
+            } else {
+                Vec::new()
+            },
+        });
+        for written in &binding.variable_writes {
+            match written {
+                Ok(variable) => self.note_write(variable),
+                Err(why) => self.note_unseen_write(why.clone()),
+            }
+        }
+        for (e, m, when) in binding.walk {
+            if m == Mode::Code && when == BlockUse::Later {
+                // A script may keep a block it is given and run it after the line.
+                self.note_stored_blocks(e);
+            }
+            self.expr(e, depth, Mode::Code);
         }
         self.redirections(&c.redirections, depth, Mode::Code);
     }
@@ -793,6 +1133,7 @@ impl<'a> Walker<'a> {
                 params_uncertain: None,
                 pipeline_input: true,
                 kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
     }
@@ -819,7 +1160,7 @@ impl<'a> Walker<'a> {
                 _ => None,
             };
             match member {
-                Some(m) if safe::instance_method_is_safe(&m) => {}
+                Some(m) if safe::instance_method_is_safe(&m, false) => {}
                 Some(m) => out.push((m, e.span)),
                 None => out.push((e.span.text(self.src).to_string(), e.span)),
             }
@@ -1068,6 +1409,11 @@ impl<'a> Walker<'a> {
                     "`{}` runs code the gate cannot see, which may set variables",
                     inv.as_written
                 ));
+            }
+            if inv.kind == TaskKind::Method {
+                // A .NET method of a known type that reaches no code (those are dynamic):
+                // it cannot set a PowerShell variable.
+                return None;
             }
             if self.catalog.command(&inv.name).is_none() {
                 return Some(format!(
@@ -1322,13 +1668,10 @@ impl<'a> Walker<'a> {
                     self.note_written_operand(operand);
                 }
                 self.expr(operand, depth, mode);
-                if is_scriptblock_type(type_name) {
-                    self.push_synthetic(
-                        format!("[{type_name}]"),
-                        e.span,
-                        depth,
-                        "a cast to a script block turns text into code".into(),
-                    );
+                if matches!(operand.kind, ExprKind::Hashtable(_)) {
+                    self.hashtable_conversion(type_name, e.span, depth);
+                } else {
+                    self.conversion(type_name, e.span, depth);
                 }
             }
             ExprKind::Unary { op, operand } => {
@@ -1341,8 +1684,6 @@ impl<'a> Walker<'a> {
                 self.expr(first, depth, mode);
                 for (op, operand) in rest {
                     self.expr(operand, depth, mode);
-                    let to_block =
-                        matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
                     // `-replace` runs a script block replacement (PowerShell 7) and `-split` a
                     // script block predicate; a computed operand may be one.
                     let runs_blocks = matches!(
@@ -1357,13 +1698,20 @@ impl<'a> Walker<'a> {
                             format!("`{op}` runs a script block operand, and gets one computed at run time"),
                         );
                     }
-                    if op == "-as" && to_block {
-                        self.push_synthetic(
-                            "-as [scriptblock]".into(),
-                            e.span,
-                            depth,
-                            "a conversion to a script block turns text into code".into(),
-                        );
+                    if op.eq_ignore_ascii_case("-as") {
+                        match &operand.kind {
+                            ExprKind::Type(t) => self.conversion(t, e.span, depth),
+                            ExprKind::String(s) if s.static_value().is_some() => {
+                                let t = s.static_value().unwrap_or_default();
+                                self.conversion(&t, e.span, depth);
+                            }
+                            _ => self.push_synthetic(
+                                format!("-as {}", operand.span.text(self.src)),
+                                e.span,
+                                depth,
+                                "`-as` converts to a type computed at run time, whose constructor may act or run code".into(),
+                            ),
+                        }
                     }
                 }
             }
@@ -1376,6 +1724,148 @@ impl<'a> Walker<'a> {
             }
         }
         self.leave();
+    }
+
+    /// A conversion to the type written `type_name` (cast, `-as`, typed variable or parameter).
+    /// Building a value of a type on the pure list is harmless; any other known type runs a
+    /// constructor or setters that may act, which is the task `[Full.Name]::new`; a type the
+    /// gate does not know, or one whose conversion runs code, is dynamic.
+    fn conversion(&mut self, type_name: &str, span: Span, depth: usize) {
+        if is_scriptblock_type(type_name) {
+            self.push_synthetic(
+                format!("[{type_name}]"),
+                span,
+                depth,
+                "a conversion to a script block turns text into code".into(),
+            );
+            return;
+        }
+        match types::lookup(type_name) {
+            Some(t) if t.full == "System.Management.Automation.PSReference" => {
+                // `[ref]$v` lets a method or command write `$v`.
+                self.writes_by_name = true;
+            }
+            Some(t) if t.pure_conversion => {}
+            Some(t) if t.calls == Calls::Code => self.push_dynamic_method(
+                format!("[{}]::new", t.full),
+                span,
+                depth,
+                format!(
+                    "a conversion to `[{}]` creates an object that runs or reaches code",
+                    t.full
+                ),
+            ),
+            Some(t) => self.push_method(format!("[{}]::new", t.full), span, depth),
+            None => self.push_dynamic_method(
+                format!("[{type_name}]::new"),
+                span,
+                depth,
+                format!(
+                    "a conversion to `[{type_name}]`, a type the gate does not know, may run its constructor"
+                ),
+            ),
+        }
+    }
+
+    /// `[T]@{ Name = value }`: PowerShell builds a `T` with its default constructor and runs
+    /// the setter of each named property. Only the types that hold the entries as data
+    /// (hashtables, ordered dictionaries, custom objects) are harmless; for any other type the
+    /// setters are the task `[Full.Name]::new`, even when a plain conversion to it is pure.
+    fn hashtable_conversion(&mut self, type_name: &str, span: Span, depth: usize) {
+        const DATA: &[&str] = &[
+            "System.Collections.Hashtable",
+            "System.Collections.Specialized.OrderedDictionary",
+            "System.Management.Automation.PSObject",
+            "System.Object",
+        ];
+        match types::lookup(type_name) {
+            Some(t) if DATA.contains(&t.full.as_str()) => {}
+            Some(t) if t.calls != Calls::Code => {
+                self.push_method(format!("[{}]::new", t.full), span, depth)
+            }
+            _ => self.conversion(type_name, span, depth),
+        }
+    }
+
+    /// A static method call `[type_name]::method(args)`: nothing to decide when it is on the
+    /// safe list; the task `[Full.Name]::Method` when the type is known; dynamic when the type
+    /// is unknown, its calls run code, or a delegate-taking type gets arguments the line does
+    /// not show.
+    fn static_call(
+        &mut self,
+        type_name: &str,
+        method: &str,
+        args: &[Expr],
+        span: Span,
+        depth: usize,
+    ) {
+        let Some(t) = types::lookup(type_name) else {
+            self.push_dynamic_method(
+                format!("[{type_name}]::{method}"),
+                span,
+                depth,
+                format!(
+                    "method call `[{type_name}]::{method}` is on a type the gate does not know"
+                ),
+            );
+            return;
+        };
+        if safe::static_method_is_safe(&t.full, method) {
+            return;
+        }
+        let task = format!("[{}]::{method}", t.full);
+        match t.calls {
+            Calls::Code => self.push_dynamic_method(
+                task.clone(),
+                span,
+                depth,
+                format!("method call `{task}` runs or reaches code"),
+            ),
+            Calls::Delegates if !args.iter().all(is_literal_value) => self.push_dynamic_method(
+                task.clone(),
+                span,
+                depth,
+                format!(
+                    "method call `{task}` may take a script block as a delegate, and gets arguments computed at run time"
+                ),
+            ),
+            Calls::Tasks | Calls::Delegates => self.push_method(task, span, depth),
+        }
+    }
+
+    /// A .NET method call or conversion that cannot be decided as a task: dynamic, but still
+    /// of the method kind, so a deny rule naming it (`[System.Diagnostics.Process]::*`) applies.
+    fn push_dynamic_method(&mut self, name: String, span: Span, depth: usize, reason: String) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: Some(reason),
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+            kind: TaskKind::Method,
+            pipeline_params: Vec::new(),
+        });
+    }
+
+    /// A .NET method task a policy decides (`[System.IO.File]::ReadAllBytes`).
+    fn push_method(&mut self, name: String, span: Span, depth: usize) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: None,
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+            kind: TaskKind::Method,
+            pipeline_params: Vec::new(),
+        });
     }
 
     fn variable_read(&mut self, v: &VarRef, span: Span, depth: usize) {
@@ -1396,6 +1886,7 @@ impl<'a> Walker<'a> {
             params_uncertain: None,
             pipeline_input: false,
             kind: TaskKind::Command,
+            pipeline_params: Vec::new(),
         });
     }
 
@@ -1423,17 +1914,41 @@ impl<'a> Walker<'a> {
                         (ExprKind::Type(t), 0, true) => Some(t.as_str()),
                         _ => None,
                     };
+                    let span = Span::new(base.span.start, op.span.end);
                     let (display, safe) = match (name, static_type) {
                         (MemberName::Name(m), Some(t)) => {
-                            (format!("[{t}]::{m}"), safe::static_method_is_safe(t, m))
+                            self.static_call(t, m, args, span, depth);
+                            continue;
+                        }
+                        (MemberName::Name(m), None)
+                            if !is_static
+                                && i == 0
+                                && !safe::instance_method_is_safe(m, false)
+                                && safe::typed_method_may_be_safe(m) =>
+                        {
+                            if let ExprKind::Variable(v) = &base.kind {
+                                self.pending_typed.push(PendingTyped {
+                                    variable: var_key(&v.name),
+                                    method: m.clone(),
+                                    at: base.span.start,
+                                    span,
+                                    depth,
+                                    body: self.body,
+                                });
+                                continue;
+                            }
+                            let string_receiver = is_string_expr(base);
+                            (
+                                format!(".{m}()"),
+                                safe::instance_method_is_safe(m, string_receiver),
+                            )
                         }
                         (MemberName::Name(m), None) if !is_static => {
-                            // `[regex]` objects have `Replace(string, MatchEvaluator)`: a script
-                            // block argument becomes the delegate and runs per match.
-                            let literal_args = args.iter().all(is_literal_value);
-                            let safe = safe::instance_method_is_safe(m)
-                                && (literal_args || !safe::has_delegate_overloads(m));
-                            (format!(".{m}()"), safe)
+                            let string_receiver = i == 0 && is_string_expr(base);
+                            (
+                                format!(".{m}()"),
+                                safe::instance_method_is_safe(m, string_receiver),
+                            )
                         }
                         (MemberName::Name(m), None) => (format!("::{m}()"), false),
                         (MemberName::Dynamic(d), _) => {
@@ -1443,7 +1958,6 @@ impl<'a> Walker<'a> {
                     if safe {
                         continue;
                     }
-                    let span = Span::new(base.span.start, op.span.end);
                     self.out.push(Invocation {
                         dynamic: Some(format!("method call `{display}` is not on the safe list")),
                         name: display,
@@ -1455,6 +1969,7 @@ impl<'a> Walker<'a> {
                         params_uncertain: None,
                         pipeline_input: false,
                         kind: TaskKind::Command,
+                        pipeline_params: Vec::new(),
                     });
                 }
             }
@@ -1555,6 +2070,24 @@ struct Binding<'c> {
     /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
     code_from_value: Option<String>,
 }
+
+/// Commands that write a variable named by a string, lowercase: the variable cmdlets, and the
+/// item cmdlets, which write `variable:` items.
+const VARIABLE_WRITERS: &[&str] = &[
+    "set-variable",
+    "new-variable",
+    "clear-variable",
+    "remove-variable",
+    "get-variable",
+    "import-localizeddata",
+    "set-item",
+    "new-item",
+    "clear-item",
+    "remove-item",
+    "copy-item",
+    "move-item",
+    "rename-item",
+];
 
 /// Variables whose value changes how later commands bind (`Set-Variable` is denied for the same
 /// reason), lowercased.
@@ -1887,6 +2420,38 @@ fn is_scriptblock_type(type_name: &str) -> bool {
         .strip_prefix("system.management.automation.")
         .unwrap_or(&t);
     t == "scriptblock"
+}
+
+/// The full name of the type `e`'s value certainly has, when it is certain: a conversion to
+/// a known type on the pure list (`[System.Collections.ArrayList]($x)`), or a string.
+fn static_type(e: &Expr) -> Option<String> {
+    if is_string_expr(e) {
+        return Some("System.String".into());
+    }
+    match &e.kind {
+        ExprKind::Cast { type_name, .. } => types::lookup(type_name)
+            .filter(|t| t.pure_conversion)
+            .map(|t| t.full),
+        _ => None,
+    }
+}
+
+/// An expression whose value is certainly a string: a string literal or expansion, or a
+/// `[string]` conversion (`.Replace()` on it is `String.Replace`, not `FileInfo.Replace`).
+fn is_string_expr(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::String(_) => true,
+        ExprKind::Cast { type_name, .. } => {
+            types::lookup(type_name).is_some_and(|t| t.full == "System.String")
+        }
+        ExprKind::Paren(st) => single_expression(st).is_some_and(is_string_expr),
+        // `"a" + $x` concatenates; `-f` formats: both give a string.
+        ExprKind::Binary { first, rest } => {
+            rest.iter().all(|(op, _)| op.eq_ignore_ascii_case("-f"))
+                || (is_string_expr(first) && rest.iter().all(|(op, _)| op == "+"))
+        }
+        _ => false,
+    }
 }
 
 /// A script block literal, possibly in parentheses: `{ ... }`, `({ ... })`.

@@ -292,13 +292,14 @@ impl Service {
         let rule = choose_rule(&policies, who, &target, kind, body.rule.as_deref())?;
         if kind == "task" {
             // A task in another module than the rule names would be a grant no gate honours.
-            let (module, name) = match target.rsplit_once('\\') {
-                Some((m, n)) => (Some(m), n),
-                None => (None, target.as_str()),
+            let (task_kind, text) = crate::invocation::TaskKind::split(&target);
+            let (module, name) = match text.rsplit_once('\\') {
+                Some((m, n)) if task_kind == crate::invocation::TaskKind::Command => (Some(m), n),
+                _ => (None, text),
             };
             if !policies
                 .rule(&rule.id)
-                .is_some_and(|r| r.covers_name_strictly(name, module))
+                .is_some_and(|r| r.covers_task_strictly(task_kind, name, module))
             {
                 return Err(ApiError::policy(
                     "unknown_task",
@@ -2084,8 +2085,14 @@ fn canonical_command(
         )));
     };
     if let Some(task) = task {
-        let bare = task.rsplit('\\').next().unwrap_or(task);
-        if !inv.name.eq_ignore_ascii_case(bare) {
+        let same = match crate::invocation::TaskKind::split(task) {
+            (crate::invocation::TaskKind::Command, _) => {
+                let bare = task.rsplit('\\').next().unwrap_or(task);
+                inv.kind.is_command() && inv.name.eq_ignore_ascii_case(bare)
+            }
+            (kind, name) => inv.kind == kind && inv.name.eq_ignore_ascii_case(name),
+        };
+        if !same {
             return Err(refuse(format!(
                 "`command` runs `{}`, not the requested task `{task}`",
                 inv.name

@@ -294,6 +294,7 @@ mod tests {
                 _ => format!("`{name}` is denied by rule `{}`", rule.unwrap_or("-")),
             },
             params: Vec::new(),
+            kind: crate::invocation::TaskKind::Command,
         }
     }
 
