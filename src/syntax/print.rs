@@ -220,7 +220,12 @@ fn param_list(out: &mut String, params: &[ParamDecl]) {
         var(out, &p.variable);
         if let Some(d) = &p.default {
             out.push_str(" = ");
-            paren_expr(out, d);
+            // A default is one expression without a top-level comma; wrapping anything else in
+            // parentheses would add a grouping (and nesting depth) on every print.
+            match d.kind {
+                ExprKind::List(_) => paren_expr(out, d),
+                _ => expr(out, d),
+            }
         }
     }
 }
@@ -255,7 +260,11 @@ fn pipeline(out: &mut String, p: &Pipeline) {
 
 fn command(out: &mut String, c: &Command) {
     match (&c.call_operator, &c.name) {
-        (None, CommandName::Word(w)) => word(out, &w.text),
+        // A name that would need escapes (`.=x`, `a(b`) is called by its quoted text instead:
+        // an escaped first character can read as an operator (`.` dot-sources).
+        (None, CommandName::Word(w)) if w.text.chars().all(is_plain_word_char) => {
+            word(out, &w.text)
+        }
         (op, name) => {
             out.push_str(match op {
                 Some(CallOperator::DotSource) => ". ",
@@ -310,6 +319,10 @@ fn argument(out: &mut String, e: &Expr) {
             out.push(')');
         }
         ExprKind::List(items) => {
+            // A one-element list is the unary comma (`,x`): an array, not the element.
+            if items.len() == 1 {
+                out.push(',');
+            }
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
@@ -337,12 +350,7 @@ fn redirection(out: &mut String, r: &Redirection) {
 /// A bare word: printed as-is when it is plain, otherwise with every special character escaped.
 fn word(out: &mut String, text: &str) {
     for c in text.chars() {
-        let plain = c.is_alphanumeric()
-            || matches!(
-                c,
-                '-' | '_' | '\\' | '.' | '?' | '%' | '*' | ':' | '/' | '~' | '!' | '+'
-            );
-        if !plain {
+        if !is_plain_word_char(c) {
             out.push('`');
             out.push(match c {
                 '\n' => 'n',
@@ -355,6 +363,15 @@ fn word(out: &mut String, text: &str) {
             out.push(c);
         }
     }
+}
+
+/// Characters a bare word is printed with unescaped.
+fn is_plain_word_char(c: char) -> bool {
+    c.is_alphanumeric()
+        || matches!(
+            c,
+            '-' | '_' | '\\' | '.' | '?' | '%' | '*' | ':' | '/' | '~' | '!' | '+'
+        )
 }
 
 fn single_quoted(out: &mut String, text: &str) {
@@ -451,6 +468,9 @@ fn expr(out: &mut String, e: &Expr) {
             out.push_str(text.trim_start_matches('$'));
         }
         ExprKind::List(items) => {
+            if items.len() == 1 {
+                out.push(',');
+            }
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
@@ -472,6 +492,7 @@ fn expr(out: &mut String, e: &Expr) {
                 out.push(' ');
                 match &h.key.kind {
                     ExprKind::String(s) if s.static_value().is_some() => string_lit(out, s, false),
+                    ExprKind::Paren(_) => expr(out, &h.key),
                     _ => paren_expr(out, &h.key),
                 }
                 out.push_str(" = ");
@@ -532,7 +553,14 @@ fn expr(out: &mut String, e: &Expr) {
                                 out.push_str(n)
                             }
                             MemberName::Name(n) => single_quoted(out, n),
-                            MemberName::Dynamic(d) => paren_expr(out, d),
+                            // `.$name`, `.(expr)` and `.$(expr)` print as written: more
+                            // parentheses would add a grouping on every print.
+                            MemberName::Dynamic(d) => match d.kind {
+                                ExprKind::Variable(_)
+                                | ExprKind::Paren(_)
+                                | ExprKind::Subexpression(_) => expr(out, d),
+                                _ => paren_expr(out, d),
+                            },
                         }
                         if let Some(args) = args {
                             out.push('(');
