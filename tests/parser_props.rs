@@ -146,7 +146,26 @@ const SEEDS: &[&str] = &[
 ];
 
 /// Lines whose print must read the same (added as printer classes turn up).
-const TRICKY: &[&str] = &["Get-Mailbox -Identity 'it''s' -ResultSize:10"];
+const TRICKY: &[&str] = &[
+    "Get-Mailbox -Identity 'it''s' -ResultSize:10",
+    // one-element arrays (unary comma)
+    "$x = ,1; $y = ,(Get-Mailbox); Set-Mailbox -Identity (,'a')",
+    // parameter defaults: no grouping added on each print
+    "function F { param([int]$Size = 10000, [bool]$R = $true, $L = (1, 2), $C = (Get-Date)) }",
+    // dynamic member names
+    "$a.$b(); $a.($b); $a.$(Get-Name).x; [scriptblock]::Create('x').$Invoke()",
+    // computed hashtable keys
+    "$h = @{ ($k) = 1; (Get-Key) = 2; 'a' = 3 }",
+    // command names that would read as operators, numbers or keywords when printed bare
+    "`if; `foreach x; .= ; .=Get-Date; `-x; `1x; `+x; `!x; a`(b",
+    "& $cmd ;.> out.txt",
+    // negative numbers as arguments
+    "Set-Mailbox -10GB; Get-Item -Count -1 -5",
+    // escaped characters in parameter names
+    "Set-Mailbox -P`*rohibit 1 -A`$b 2 -`1x 3",
+    // redirections between arguments keep their place
+    "a > Set-Mailbox $m -Y \"$(Get-Date)\"; b 2>&1 c >> f.txt (Get-X)",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
@@ -168,6 +187,9 @@ proptest! {
         ], 0..40)) {
         let s: String = parts.concat();
         let _ = analyse(&s, Catalog::builtin());
+        if let Err(e) = round_trip(&s, Catalog::builtin()) {
+            prop_assert!(false, "{:?}: {}", s, e);
+        }
     }
 
     #[test]
@@ -180,6 +202,9 @@ proptest! {
         s.push_str(&insert);
         s.extend(chars.iter().skip(at + cut));
         let _ = analyse(&s, Catalog::builtin());
+        if let Err(e) = round_trip(&s, Catalog::builtin()) {
+            prop_assert!(false, "{:?}: {}", s, e);
+        }
     }
 
     #[test]

@@ -260,9 +260,17 @@ fn pipeline(out: &mut String, p: &Pipeline) {
 
 fn command(out: &mut String, c: &Command) {
     match (&c.call_operator, &c.name) {
-        // A name that would need escapes (`.=x`, `a(b`) is called by its quoted text instead:
-        // an escaped first character can read as an operator (`.` dot-sources).
-        (None, CommandName::Word(w)) if w.text.chars().all(is_plain_word_char) => {
+        // A name that would need escapes (`.=x`, `a(b`), that would start an operator or a
+        // number when printed bare (`.`, `-x`, `1x`, `+x`, `!x`), or that is a keyword, is
+        // called by its quoted text.
+        (None, CommandName::Word(w))
+            if w.text.chars().all(is_plain_word_char)
+                && w.text != "."
+                && !KEYWORDS.contains(&w.text.to_ascii_lowercase().as_str())
+                && !w.text.starts_with(|c: char| {
+                    super::lex::is_dash(c) || c.is_ascii_digit() || matches!(c, '+' | '!')
+                }) =>
+        {
             word(out, &w.text)
         }
         (op, name) => {
@@ -276,37 +284,50 @@ fn command(out: &mut String, c: &Command) {
             }
         }
     }
+    // Redirections print where they stood among the arguments, so nested invocations keep
+    // their source order.
+    let mut redirections = c.redirections.iter().peekable();
     for el in &c.elements {
+        let at = match el {
+            CommandElement::Parameter(p) => p.span.start,
+            CommandElement::Argument(e) => e.span.start,
+        };
+        while let Some(r) = redirections.next_if(|r| r.span.start < at) {
+            redirection(out, r);
+        }
         out.push(' ');
-        match el {
-            CommandElement::Parameter(p) => {
-                out.push('-');
-                word(out, &p.name);
-                if p.colon {
-                    out.push(':');
-                }
-                if let Some(v) = &p.value {
-                    argument(out, v);
-                }
+        command_element(out, el);
+    }
+    for r in redirections {
+        redirection(out, r);
+    }
+}
+
+fn command_element(out: &mut String, el: &CommandElement) {
+    match el {
+        CommandElement::Parameter(p) => {
+            out.push('-');
+            param_name(out, &p.name);
+            if p.colon {
+                out.push(':');
             }
-            CommandElement::Argument(e) => {
-                if let ExprKind::String(s) = &e.kind {
-                    if s.quoting == Quoting::Bare
-                        && s.static_value().is_some_and(|v| {
-                            v.starts_with(['-', '\u{2013}', '\u{2014}', '\u{2015}'])
-                        })
-                    {
-                        // Keep a dash-led word an argument, not a parameter.
-                        string_lit(out, s, true);
-                        continue;
-                    }
-                }
-                argument(out, e);
+            if let Some(v) = &p.value {
+                argument(out, v);
             }
         }
-    }
-    for r in &c.redirections {
-        redirection(out, r);
+        CommandElement::Argument(e) => {
+            if let ExprKind::String(s) = &e.kind {
+                if s.quoting == Quoting::Bare
+                    && s.static_value()
+                        .is_some_and(|v| v.starts_with(['-', '\u{2013}', '\u{2014}', '\u{2015}']))
+                {
+                    // Keep a dash-led word an argument, not a parameter.
+                    string_lit(out, s, true);
+                    return;
+                }
+            }
+            argument(out, e);
+        }
     }
 }
 
@@ -330,11 +351,6 @@ fn argument(out: &mut String, e: &Expr) {
                 argument(out, item);
             }
         }
-        ExprKind::Number(n) if n.starts_with('-') => {
-            out.push('(');
-            out.push_str(n);
-            out.push(')');
-        }
         _ => expr(out, e),
     }
 }
@@ -351,19 +367,84 @@ fn redirection(out: &mut String, r: &Redirection) {
 fn word(out: &mut String, text: &str) {
     for c in text.chars() {
         if !is_plain_word_char(c) {
-            out.push('`');
-            out.push(match c {
-                '\n' => 'n',
-                '\r' => 'r',
-                '\t' => 't',
-                '\0' => '0',
-                other => other,
-            });
+            escaped(out, c);
         } else {
             out.push(c);
         }
     }
 }
+
+/// A parameter name: characters a parameter token does not take bare are escaped, as is a
+/// first character that would not start a parameter (`-1x` is a number, `--` ends parameters).
+fn param_name(out: &mut String, name: &str) {
+    for (i, c) in name.chars().enumerate() {
+        let bare = if i == 0 {
+            c.is_alphabetic() || c == '_' || c == '?'
+        } else {
+            super::lex::is_name_char(c) || super::lex::is_dash(c) || c == '?'
+        };
+        if bare {
+            out.push(c);
+        } else {
+            escaped(out, c);
+        }
+    }
+}
+
+/// A backtick escape that reads back as `c`.
+fn escaped(out: &mut String, c: char) {
+    out.push('`');
+    out.push(match c {
+        '\n' => 'n',
+        '\r' => 'r',
+        '\t' => 't',
+        '\0' => '0',
+        other => other,
+    });
+}
+
+/// PowerShell's keywords: a command with such a name (written `` `if ``) is printed quoted.
+const KEYWORDS: &[&str] = &[
+    "begin",
+    "break",
+    "catch",
+    "class",
+    "configuration",
+    "continue",
+    "data",
+    "define",
+    "do",
+    "dynamicparam",
+    "else",
+    "elseif",
+    "end",
+    "enum",
+    "exit",
+    "filter",
+    "finally",
+    "for",
+    "foreach",
+    "from",
+    "function",
+    "hidden",
+    "if",
+    "in",
+    "inlinescript",
+    "parallel",
+    "param",
+    "process",
+    "return",
+    "sequence",
+    "switch",
+    "throw",
+    "trap",
+    "try",
+    "until",
+    "using",
+    "var",
+    "while",
+    "workflow",
+];
 
 /// Characters a bare word is printed with unescaped.
 fn is_plain_word_char(c: char) -> bool {
