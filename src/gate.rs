@@ -148,6 +148,100 @@ fn limit_counted_grants(decisions: &mut [InvocationDecision], ctx: &GateContext<
     }
 }
 
+/// Fuzzing entry point: the whole per-line path for arbitrary bytes (lines that are not UTF-8
+/// are skipped) under `policies` and the builtin catalog, user `alice`, with four verified
+/// tokens so privileged lines reach the token checks: a broad one (role tasks), a
+/// parameter-scoped exact-command one, a counted one and a revoked one. Must never panic.
+///
+/// # Panics
+/// Only when the fixed fixture tokens cannot be issued or verified, which no input affects.
+pub fn fuzz_check_line(data: &[u8], policies: &PolicySet) {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    let f = fuzz_fixture();
+    let ctx = GateContext {
+        policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: f.now,
+        tokens: &f.tokens,
+        revoked: &f.revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let _ = check_line(line, &ctx);
+}
+
+struct FuzzFixture {
+    tokens: Vec<VerifiedToken>,
+    revoked: HashSet<String>,
+    now: OffsetDateTime,
+}
+
+fn fuzz_fixture() -> &'static FuzzFixture {
+    use crate::token::{issue, verify, Claims, SigningKey, TrustStore};
+    use time::Duration;
+    static FIXTURE: std::sync::OnceLock<FuzzFixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let key = match SigningKey::from_seed([0x4a; 32]) {
+            Ok(k) => k,
+            Err(e) => panic!("fixed seed must make a key: {e}"),
+        };
+        let trust: TrustStore = [key.public_key()].into_iter().collect();
+        let claims = |jti: &str, rule: &str, tasks: &[&str]| Claims {
+            iss: "fuzz".into(),
+            sub: "alice".into(),
+            jti: jti.into(),
+            iat: now,
+            nbf: now - Duration::minutes(1),
+            exp: now + Duration::hours(1),
+            rule: rule.into(),
+            tasks: tasks.iter().map(|t| t.to_string()).collect(),
+            params: None,
+            request: "req".into(),
+            approvers: vec!["bob".into()],
+            uses: None,
+            command: None,
+            aud: None,
+            extra: Default::default(),
+        };
+        let broad = claims(
+            "t-broad",
+            "mailbox-moves",
+            &["New-MoveRequest", "Set-MoveRequest"],
+        );
+        let mut narrow = claims("t-narrow", "mail-forwarding", &["Set-Mailbox"]);
+        narrow.params = Some(json!({
+            "Identity": { "glob": "alice*" },
+            "ForwardingSmtpAddress": { "one_of": ["$null"] },
+        }));
+        narrow.command = Some("Set-Mailbox -Identity alice -ForwardingSmtpAddress $null".into());
+        let mut counted = claims("t-counted", "mailbox-removal", &["Remove-Mailbox"]);
+        counted.uses = Some(1);
+        let revoked_one = claims("t-revoked", "transport-rules", &["New-TransportRule"]);
+        let tokens = [broad, narrow, counted, revoked_one]
+            .iter()
+            .map(|c| {
+                let text = match issue(c, &key) {
+                    Ok(t) => t,
+                    Err(e) => panic!("fixture token must issue: {e}"),
+                };
+                match verify(&text, &trust) {
+                    Ok(v) => v,
+                    Err(e) => panic!("fixture token must verify: {e}"),
+                }
+            })
+            .collect();
+        FuzzFixture {
+            tokens,
+            revoked: ["t-revoked".to_string()].into_iter().collect(),
+            now,
+        }
+    })
+}
+
 /// Token ids of counted grants that cover an invocation of an allowed line: each must be spent
 /// at the approval service (one use) before the line runs.
 pub fn counted_grants_used(decision: &LineDecision, tokens: &[VerifiedToken]) -> Vec<String> {
