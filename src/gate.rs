@@ -152,9 +152,6 @@ fn limit_counted_grants(decisions: &mut [InvocationDecision], ctx: &GateContext<
 /// are skipped) under `policies` and the builtin catalog, user `alice`, with four verified
 /// tokens so privileged lines reach the token checks: a broad one (role tasks), a
 /// parameter-scoped exact-command one, a counted one and a revoked one. Must never panic.
-///
-/// # Panics
-/// Only when the fixed fixture tokens cannot be issued or verified, which no input affects.
 pub fn fuzz_check_line(data: &[u8], policies: &PolicySet) {
     let Ok(line) = std::str::from_utf8(data) else {
         return;
@@ -185,9 +182,13 @@ fn fuzz_fixture() -> &'static FuzzFixture {
     static FIXTURE: std::sync::OnceLock<FuzzFixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        let key = match SigningKey::from_seed([0x4a; 32]) {
-            Ok(k) => k,
-            Err(e) => panic!("fixed seed must make a key: {e}"),
+        // The fixed seed always makes a key; were it not to, lines are fuzzed without tokens.
+        let Ok(key) = SigningKey::from_seed([0x4a; 32]) else {
+            return FuzzFixture {
+                tokens: Vec::new(),
+                revoked: HashSet::new(),
+                now,
+            };
         };
         let trust: TrustStore = [key.public_key()].into_iter().collect();
         let claims = |jti: &str, rule: &str, tasks: &[&str]| Claims {
@@ -223,16 +224,7 @@ fn fuzz_fixture() -> &'static FuzzFixture {
         let revoked_one = claims("t-revoked", "transport-rules", &["New-TransportRule"]);
         let tokens = [broad, narrow, counted, revoked_one]
             .iter()
-            .map(|c| {
-                let text = match issue(c, &key) {
-                    Ok(t) => t,
-                    Err(e) => panic!("fixture token must issue: {e}"),
-                };
-                match verify(&text, &trust) {
-                    Ok(v) => v,
-                    Err(e) => panic!("fixture token must verify: {e}"),
-                }
-            })
+            .filter_map(|c| verify(&issue(c, &key).ok()?, &trust).ok())
             .collect();
         FuzzFixture {
             tokens,
@@ -509,5 +501,16 @@ impl LineDecision {
             obj.insert("incomplete".into(), json!(self.incomplete));
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod fuzz_fixture_tests {
+    /// The fuzz fixture falls back to no tokens rather than panic; it must not fall back.
+    #[test]
+    fn fuzz_fixture_holds_its_four_tokens() {
+        let f = super::fuzz_fixture();
+        assert_eq!(f.tokens.len(), 4);
+        assert!(f.revoked.contains("t-revoked"));
     }
 }

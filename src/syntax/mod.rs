@@ -37,6 +37,10 @@ pub fn parse(src: &str) -> Result<ast::Script, ParseError> {
 ///
 /// # Panics
 /// When the round trip does not hold: that is the finding the fuzzer reports.
+#[allow(
+    clippy::panic,
+    reason = "a fuzz entry point reports a broken property by panicking"
+)]
 pub fn fuzz_parse(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Err(e) = crate::resolve::round_trip(&text, crate::catalog::Catalog::builtin()) {
