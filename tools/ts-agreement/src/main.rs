@@ -157,9 +157,10 @@ fn json_commands(v: &serde_json::Value, out: &mut Vec<(u64, String)>) {
                 } else {
                     let e = &name["Expr"];
                     match e["kind"].get("String") {
-                        Some(s) if s["parts"].as_array().is_some_and(|p| {
-                            p.iter().all(|part| part.get("Text").is_some())
-                        }) =>
+                        Some(s)
+                            if s["parts"].as_array().is_some_and(|p| {
+                                p.iter().all(|part| part.get("Text").is_some())
+                            }) =>
                         {
                             let parts = s["parts"].as_array().cloned().unwrap_or_default();
                             normalise(
