@@ -19,4 +19,9 @@ if [ -z "$src" ] || [ ! -f "$src" ]; then
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
-exec cargo run --quiet --locked --manifest-path "$here/Cargo.toml" -- "$src"
+# Start from the root's lock file, so jitsh's dependencies resolve to the versions already built;
+# the grammar itself is pinned in Cargo.toml.
+if [ ! -f "$here/Cargo.lock" ]; then
+    cp "$root/Cargo.lock" "$here/Cargo.lock"
+fi
+exec cargo run --quiet --manifest-path "$here/Cargo.toml" -- "$src"
