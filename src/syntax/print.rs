@@ -339,11 +339,8 @@ fn argument(out: &mut String, e: &Expr) {
             expr(out, e);
             out.push(')');
         }
+        // Argument lists have two or more items: there is no unary comma in argument mode.
         ExprKind::List(items) => {
-            // A one-element list is the unary comma (`,x`): an array, not the element.
-            if items.len() == 1 {
-                out.push(',');
-            }
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
@@ -549,6 +546,7 @@ fn expr(out: &mut String, e: &Expr) {
             out.push_str(text.trim_start_matches('$'));
         }
         ExprKind::List(items) => {
+            // A one-element list is the unary comma (`,x`): an array, not the element.
             if items.len() == 1 {
                 out.push(',');
             }
