@@ -163,6 +163,9 @@ const TRICKY: &[&str] = &[
     "Set-Mailbox -10GB; Get-Item -Count -1 -5",
     // escaped characters in parameter names
     "Set-Mailbox -P`*rohibit 1 -A`$b 2 -`1x 3",
+    // a call operator's name and a variable inside it start at the same place (found by fuzzing)
+    "& $dnv:d\0\0\0PECVVVV whoami",
+    "& $env:x\0y a; & $a`0b c",
     // redirections between arguments keep their place
     "a > Set-Mailbox $m -Y \"$(Get-Date)\"; b 2>&1 c >> f.txt (Get-X)",
 ];
