@@ -166,6 +166,8 @@ const TRICKY: &[&str] = &[
     // a call operator's name and a variable inside it start at the same place (found by fuzzing)
     "& $dnv:d\0\0\0PECVVVV whoami",
     "& $env:x\0y a; & $a`0b c",
+    // function names with escapes (found by fuzzing)
+    "filter a```````b { e_ }; function Get-Mail``box { }; function x`(y`{ { }",
     // redirections between arguments keep their place
     "a > Set-Mailbox $m -Y \"$(Get-Date)\"; b 2>&1 c >> f.txt (Get-X)",
 ];

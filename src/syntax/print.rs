@@ -129,7 +129,8 @@ fn statement(out: &mut String, st: &Statement) {
             body,
         } => {
             out.push_str(if *filter { "filter " } else { "function " });
-            out.push_str(name);
+            // The name is read with backtick escapes, like a bare word.
+            word(out, name);
             if !params.is_empty() {
                 out.push('(');
                 param_list(out, params);
