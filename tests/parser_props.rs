@@ -156,6 +156,7 @@ const TRICKY: &[&str] = &[
     "$a.$b(); $a.($b); $a.$(Get-Name).x; [scriptblock]::Create('x').$Invoke()",
     // computed hashtable keys
     "$h = @{ ($k) = 1; (Get-Key) = 2; 'a' = 3 }",
+    "$h = @{ \"a $b $(Get-C)\" = 1; \"x\" = 2 }",
     // command names that would read as operators, numbers or keywords when printed bare
     "`if; `foreach x; .= ; .=Get-Date; `-x; `1x; `+x; `!x; a`(b",
     "& $cmd ;.> out.txt",

@@ -571,7 +571,9 @@ fn expr(out: &mut String, e: &Expr) {
                 }
                 out.push(' ');
                 match &h.key.kind {
-                    ExprKind::String(s) if s.static_value().is_some() => string_lit(out, s, false),
+                    // A string key, expandable or not, needs no parentheses (they would add
+                    // a grouping on every print).
+                    ExprKind::String(s) => string_lit(out, s, false),
                     ExprKind::Paren(_) => expr(out, &h.key),
                     _ => paren_expr(out, &h.key),
                 }
