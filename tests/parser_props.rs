@@ -167,6 +167,9 @@ const TRICKY: &[&str] = &[
     // a call operator's name and a variable inside it start at the same place (found by fuzzing)
     "& $dnv:d\0\0\0PECVVVV whoami",
     "& $env:x\0y a; & $a`0b c",
+    // a filter block whose text ends in an escaped space (found by fuzzing)
+    "Get-Mailbox -Filter { a \0b (Get-Command R)\u{c}\0c` }",
+    "Get-Mailbox -Filter {Name -eq \"x\"` }",
     // function names with escapes (found by fuzzing)
     "filter a```````b { e_ }; function Get-Mail``box { }; function x`(y`{ { }",
     // redirections between arguments keep their place

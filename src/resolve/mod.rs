@@ -216,7 +216,9 @@ fn is_block_text(src: &str, text: &str) -> bool {
 
 /// The canonical print of `text` read as the body of a script block, if it parses as one.
 fn block_print(text: &str) -> Option<String> {
-    syntax::parse(&format!("{{{text}}}"))
+    // Spaces inside the braces restore the context the value was trimmed from (a trailing
+    // backtick escapes the space after it, as in the line).
+    syntax::parse(&format!("{{ {text} }}"))
         .ok()
         .map(|s| syntax::print(&s))
 }
