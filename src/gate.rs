@@ -191,39 +191,57 @@ fn fuzz_fixture() -> &'static FuzzFixture {
             };
         };
         let trust: TrustStore = [key.public_key()].into_iter().collect();
-        let claims = |jti: &str, rule: &str, tasks: &[&str]| Claims {
-            iss: "fuzz".into(),
-            sub: "alice".into(),
-            jti: jti.into(),
-            iat: now,
-            nbf: now - Duration::minutes(1),
-            exp: now + Duration::hours(1),
-            rule: rule.into(),
-            tasks: tasks.iter().map(|t| t.to_string()).collect(),
-            params: None,
-            request: "req".into(),
-            approvers: vec!["bob".into()],
-            uses: None,
-            command: None,
-            aud: None,
-            extra: Default::default(),
+        // Claims are read from their JSON form, as a token carries them, so the fixture names
+        // only the claims it sets.
+        let at = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let claims = |jti: &str, rule: &str, tasks: &[&str], more: Value| -> Option<Claims> {
+            let mut v = json!({
+                "iss": "fuzz", "sub": "alice", "jti": jti,
+                "iat": at(now), "nbf": at(now - Duration::minutes(1)),
+                "exp": at(now + Duration::hours(1)),
+                "rule": rule, "tasks": tasks, "request": "req", "approvers": ["bob"],
+            });
+            if let (Some(map), Value::Object(extra)) = (v.as_object_mut(), more) {
+                map.extend(extra);
+            }
+            serde_json::from_value(v).ok()
         };
         let broad = claims(
             "t-broad",
             "mailbox-moves",
             &["New-MoveRequest", "Set-MoveRequest"],
+            json!({}),
         );
-        let mut narrow = claims("t-narrow", "mail-forwarding", &["Set-Mailbox"]);
-        narrow.params = Some(json!({
-            "Identity": { "glob": "alice*" },
-            "ForwardingSmtpAddress": { "one_of": ["$null"] },
-        }));
-        narrow.command = Some("Set-Mailbox -Identity alice -ForwardingSmtpAddress $null".into());
-        let mut counted = claims("t-counted", "mailbox-removal", &["Remove-Mailbox"]);
-        counted.uses = Some(1);
-        let revoked_one = claims("t-revoked", "transport-rules", &["New-TransportRule"]);
+        let narrow = claims(
+            "t-narrow",
+            "mail-forwarding",
+            &["Set-Mailbox"],
+            json!({
+                "params": {
+                    "Identity": { "glob": "alice*" },
+                    "ForwardingSmtpAddress": { "one_of": ["$null"] },
+                },
+                "command": "Set-Mailbox -Identity alice -ForwardingSmtpAddress $null",
+            }),
+        );
+        let counted = claims(
+            "t-counted",
+            "mailbox-removal",
+            &["Remove-Mailbox"],
+            json!({ "uses": 1 }),
+        );
+        let revoked_one = claims(
+            "t-revoked",
+            "transport-rules",
+            &["New-TransportRule"],
+            json!({}),
+        );
         let tokens = [broad, narrow, counted, revoked_one]
             .iter()
+            .flatten()
             .filter_map(|c| verify(&issue(c, &key).ok()?, &trust).ok())
             .collect();
         FuzzFixture {
@@ -512,5 +530,16 @@ mod fuzz_fixture_tests {
         let f = super::fuzz_fixture();
         assert_eq!(f.tokens.len(), 4);
         assert!(f.revoked.contains("t-revoked"));
+        let narrow = f
+            .tokens
+            .iter()
+            .map(|t| t.claims())
+            .find(|c| c.jti == "t-narrow")
+            .expect("narrow token");
+        assert!(narrow.params.is_some() && narrow.command.is_some());
+        assert!(f
+            .tokens
+            .iter()
+            .any(|t| t.claims().jti == "t-counted" && t.claims().uses == Some(1)));
     }
 }
