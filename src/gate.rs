@@ -154,6 +154,111 @@ fn limit_counted_grants(decisions: &mut [InvocationDecision], ctx: &GateContext<
     }
 }
 
+/// Fuzzing entry point: the whole per-line path for arbitrary bytes (lines that are not UTF-8
+/// are skipped) under `policies` and the builtin catalog, user `alice`, with four verified
+/// tokens so privileged lines reach the token checks: a broad one (role tasks), a
+/// parameter-scoped exact-command one, a counted one and a revoked one. Must never panic.
+pub fn fuzz_check_line(data: &[u8], policies: &PolicySet) {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    let f = fuzz_fixture();
+    let ctx = GateContext {
+        policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: f.now,
+        tokens: &f.tokens,
+        revoked: &f.revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let _ = check_line(line, &ctx);
+}
+
+struct FuzzFixture {
+    tokens: Vec<VerifiedToken>,
+    revoked: HashSet<String>,
+    now: OffsetDateTime,
+}
+
+fn fuzz_fixture() -> &'static FuzzFixture {
+    use crate::token::{issue, verify, Claims, SigningKey, TrustStore};
+    use time::Duration;
+    static FIXTURE: std::sync::OnceLock<FuzzFixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        // The fixed seed always makes a key; were it not to, lines are fuzzed without tokens.
+        let Ok(key) = SigningKey::from_seed([0x4a; 32]) else {
+            return FuzzFixture {
+                tokens: Vec::new(),
+                revoked: HashSet::new(),
+                now,
+            };
+        };
+        let trust: TrustStore = [key.public_key()].into_iter().collect();
+        // Claims are read from their JSON form, as a token carries them, so the fixture names
+        // only the claims it sets.
+        let at = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let claims = |jti: &str, rule: &str, tasks: &[&str], more: Value| -> Option<Claims> {
+            let mut v = json!({
+                "iss": "fuzz", "sub": "alice", "jti": jti,
+                "iat": at(now), "nbf": at(now - Duration::minutes(1)),
+                "exp": at(now + Duration::hours(1)),
+                "rule": rule, "tasks": tasks, "request": "req", "approvers": ["bob"],
+                "offline": 3600,
+            });
+            if let (Some(map), Value::Object(extra)) = (v.as_object_mut(), more) {
+                map.extend(extra);
+            }
+            serde_json::from_value(v).ok()
+        };
+        let broad = claims(
+            "t-broad",
+            "mailbox-moves",
+            &["New-MoveRequest", "Set-MoveRequest"],
+            json!({}),
+        );
+        let narrow = claims(
+            "t-narrow",
+            "mail-forwarding",
+            &["Set-Mailbox"],
+            json!({
+                "params": {
+                    "Identity": { "glob": "alice*" },
+                    "ForwardingSmtpAddress": { "one_of": ["$null"] },
+                },
+                "command": "Set-Mailbox -Identity alice -ForwardingSmtpAddress $null",
+            }),
+        );
+        let counted = claims(
+            "t-counted",
+            "mailbox-removal",
+            &["Remove-Mailbox"],
+            json!({ "uses": 1 }),
+        );
+        let revoked_one = claims(
+            "t-revoked",
+            "transport-rules",
+            &["New-TransportRule"],
+            json!({}),
+        );
+        let tokens = [broad, narrow, counted, revoked_one]
+            .iter()
+            .flatten()
+            .filter_map(|c| verify(&issue(c, &key).ok()?, &trust).ok())
+            .collect();
+        FuzzFixture {
+            tokens,
+            revoked: ["t-revoked".to_string()].into_iter().collect(),
+            now,
+        }
+    })
+}
+
 /// Token ids of counted grants that cover an invocation of an allowed line: each must be spent
 /// at the approval service (one use) before the line runs.
 pub fn counted_grants_used(decision: &LineDecision, tokens: &[VerifiedToken]) -> Vec<String> {
@@ -507,5 +612,27 @@ impl LineDecision {
             obj.insert("incomplete".into(), json!(self.incomplete));
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod fuzz_fixture_tests {
+    /// The fuzz fixture falls back to no tokens rather than panic; it must not fall back.
+    #[test]
+    fn fuzz_fixture_holds_its_four_tokens() {
+        let f = super::fuzz_fixture();
+        assert_eq!(f.tokens.len(), 4);
+        assert!(f.revoked.contains("t-revoked"));
+        let narrow = f
+            .tokens
+            .iter()
+            .map(|t| t.claims())
+            .find(|c| c.jti == "t-narrow")
+            .expect("narrow token");
+        assert!(narrow.params.is_some() && narrow.command.is_some());
+        assert!(f
+            .tokens
+            .iter()
+            .any(|t| t.claims().jti == "t-counted" && t.claims().uses == Some(1)));
     }
 }

@@ -5,7 +5,7 @@
 use crate::catalog::Catalog;
 use crate::invocation::{Invocation, ParamValue};
 
-use super::analyse;
+use super::{analyse, round_trip, same_keys};
 
 fn run(src: &str) -> Vec<Invocation> {
     analyse(src, Catalog::builtin()).unwrap_or_else(|e| panic!("{src:?}: {e}"))
@@ -278,6 +278,35 @@ fn a_line_with_too_many_invocations_is_refused_whole() {
     assert_eq!(last.name, "<too many invocations>");
     assert!(last.dynamic.is_some());
     assert!(invs.len() <= 2049, "{}", invs.len());
+}
+
+#[test]
+fn round_trip_tolerates_reprinted_filter_blocks_only() {
+    let cat = Catalog::builtin();
+    // The print normalises the block's quotes; the filter still reads as the same code.
+    assert_eq!(
+        round_trip(
+            "Get-UnifiedGroup -Filter {ResourceProvisioningOptions -eq \"Team\"}",
+            cat
+        ),
+        Ok(())
+    );
+    let key = |v: &str| {
+        vec![(
+            Some("Get-Mailbox".to_string()),
+            0,
+            false,
+            false,
+            vec![("Identity".to_string(), Some(ParamValue::Static(v.into())))],
+        )]
+    };
+    // A string value must survive the print exactly, even when it reads as the same code.
+    let src = "Get-Mailbox -Identity 'a  \"b\"'";
+    assert!(!same_keys(src, &key("a  \"b\""), &key("a 'b'")));
+    // The text of a block may be reprinted as the same code, not as other code.
+    let src = "Get-Mailbox -Identity { a  \"b\" }";
+    assert!(same_keys(src, &key("a  \"b\""), &key("a 'b'")));
+    assert!(!same_keys(src, &key("a  \"b\""), &key("a 'c'")));
 }
 
 /// The `Set-Mailbox` invocation of `src`.

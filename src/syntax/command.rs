@@ -158,20 +158,11 @@ impl<'a> Parser<'a> {
                 }
             }
             if c == ',' {
-                // Unary comma in argument position: `,x` is a one-element array.
-                let start = self.pos;
-                self.bump();
-                self.skip_ws_nl()?;
-                let inner = self.argument_list()?;
-                let items = match inner.kind {
-                    ExprKind::List(items) => items,
-                    _ => vec![inner],
-                };
-                elements.push(CommandElement::Argument(Expr {
-                    kind: ExprKind::List(items),
-                    span: self.span_from(start),
-                }));
-                continue;
+                // PowerShell reports "Missing argument in parameter list" for a comma that does
+                // not follow an argument (`X ,a`, `X,a`, `X > f ,a`, `X -P: ,a`); there is no
+                // unary comma in argument mode.
+                return self
+                    .invalid("`,` must follow an argument (missing argument in parameter list)");
             }
             elements.push(CommandElement::Argument(self.argument_list()?));
         }

@@ -245,6 +245,36 @@ fn printer_output_reparses() {
     }
 }
 
+#[test]
+fn a_comma_that_follows_no_argument_is_invalid() {
+    // PowerShell: "Missing argument in parameter list"; there is no unary comma in argument mode.
+    for src in [
+        "Set-Mailbox ,alice",
+        "Set-Mailbox,alice",
+        "Set-Mailbox alice > out.txt ,bob",
+        "Set-Mailbox -Identity ,alice",
+        "Set-Mailbox -Identity: ,alice",
+        "$x = @(MBX01,MBX02)",
+        "Get-Mailbox | Set-Mailbox ,(Get-Date)",
+    ] {
+        let e = err(src);
+        assert_eq!(e.kind, ParseErrorKind::Invalid, "{src}");
+        assert!(
+            e.message.contains("missing argument") || e.message.contains("expected a value"),
+            "{src}: {}",
+            e.message
+        );
+    }
+    // A comma after an argument still makes a list.
+    for src in [
+        "Set-Mailbox a, b",
+        "Set-Mailbox a ,b",
+        "Set-Mailbox -Identity:a,b",
+    ] {
+        ok(src);
+    }
+}
+
 /// The parameter names of a one-command line, in order.
 fn param_names(src: &str) -> Vec<String> {
     command(src)
