@@ -149,11 +149,10 @@ pub async fn serve(
     ));
     let sweeper = tokio::spawn(sweep(Arc::clone(&service), stop_rx));
     // The web UI marks its session cookie `Secure` when served over TLS.
-    let app = http::router(http::AppState::new(service, wake)).layer(axum::Extension(
-        ui::Transport {
+    let app =
+        http::router(http::AppState::new(service, wake)).layer(axum::Extension(ui::Transport {
             tls: config.tls.is_some(),
-        },
-    ));
+        }));
     match &config.tls {
         None => {
             ready(addr);

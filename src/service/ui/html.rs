@@ -230,7 +230,10 @@ mod tests {
             ("\" onfocus=\"x", "&quot; onfocus=&quot;x"),
             ("' autofocus '", "&#39; autofocus &#39;"),
             ("a&b", "a&amp;b"),
-            ("Remove-Mailbox\rGet-Mailbox", "Remove-Mailbox\\rGet-Mailbox"),
+            (
+                "Remove-Mailbox\rGet-Mailbox",
+                "Remove-Mailbox\\rGet-Mailbox",
+            ),
             ("x\u{202e}kcatta", "x\\u{202e}kcatta"),
             ("\u{1b}[2J<b>", "\\u{1b}[2J&lt;b&gt;"),
         ] {

@@ -137,8 +137,7 @@ fn random_token() -> Result<String, ApiError> {
 /// Equal strings in time independent of where they differ.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -411,7 +410,9 @@ async fn signin(
                 .await;
             return html(
                 StatusCode::UNAUTHORIZED,
-                signin_page(Some("That credential is not known here. Check it and try again.")),
+                signin_page(Some(
+                    "That credential is not known here. Check it and try again.",
+                )),
             );
         }
         Err(e) => return refused(e.status, &e.message),
@@ -735,7 +736,12 @@ async fn requests(State(ui): State<Ui>, ctx: Ctx) -> Response {
     }
     html(
         StatusCode::OK,
-        page("My requests", Some((&signed.who, &signed.csrf)), None, &body),
+        page(
+            "My requests",
+            Some((&signed.who, &signed.csrf)),
+            None,
+            &body,
+        ),
     )
 }
 
@@ -769,7 +775,11 @@ fn create_body(f: RequestForm) -> Result<CreateBody, String> {
             .split_once('=')
             .ok_or_else(|| format!("Parameter line `{line}` needs the form Name=Value."))?;
         let name = name.trim().trim_start_matches('-').to_owned();
-        if name.is_empty() || params.insert(name.clone(), value.trim().to_owned()).is_some() {
+        if name.is_empty()
+            || params
+                .insert(name.clone(), value.trim().to_owned())
+                .is_some()
+        {
             return Err(format!(
                 "Parameter `{name}` is empty or given twice; give each once."
             ));
