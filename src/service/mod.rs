@@ -148,11 +148,11 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let sweeper = tokio::spawn(sweep(Arc::clone(&service), stop_rx));
-    // The web UI marks its session cookie `Secure` when served over TLS.
-    let app =
-        http::router(http::AppState::new(service, wake)).layer(axum::Extension(ui::Transport {
-            tls: config.tls.is_some(),
-        }));
+    // The web UI marks its session cookie `Secure` under TLS and reads the audit log it shows.
+    let app = http::router(http::AppState::new(service, wake)).layer(axum::Extension(ui::Site {
+        tls: config.tls.is_some(),
+        state: Some(config.state.clone()),
+    }));
     match &config.tls {
         None => {
             ready(addr);

@@ -197,6 +197,12 @@ impl Service {
         Ok(self.directory.read()?.user(name))
     }
 
+    /// Every user in the directory, as principals (never their credential hashes).
+    pub fn users(&self) -> Result<Vec<Principal>, ApiError> {
+        let dir = self.directory.read()?;
+        Ok(dir.users.iter().filter_map(|u| dir.user(&u.name)).collect())
+    }
+
     /// The policies in force (read-only views such as the web UI's).
     pub fn policy_set(&self) -> Result<Arc<PolicySet>, ApiError> {
         self.policies()

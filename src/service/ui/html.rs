@@ -66,11 +66,20 @@ pub fn page(
             r#"<nav aria-label="Main"><ul>
 <li><a href="/ui/approvals">Approvals</a></li>
 <li><a href="/ui/requests">My requests</a></li>
-</ul>
+{admin}</ul>
 <form method="post" action="/ui/signout" class="signout">{}<span>Signed in as <strong>{}</strong></span> <button type="submit">Sign out</button></form>
 </nav>"#,
             csrf_field(csrf),
-            h(&who.name)
+            h(&who.name),
+            admin = if who.is_global_admin() {
+                r#"<li><a href="/ui/audit">Audit</a></li>
+<li><a href="/ui/policies">Policies</a></li>
+<li><a href="/ui/locks">Locks</a></li>
+<li><a href="/ui/users">Users</a></li>
+"#
+            } else {
+                ""
+            },
         );
     }
     let notice = notice

@@ -13,6 +13,7 @@
 //! Decisions go through the workflow functions the API uses; an approval or denial carries the
 //! digest of the request as the page showed it, so a request changed since is not decided.
 
+mod admin;
 pub mod html;
 
 use std::collections::HashMap;
@@ -36,10 +37,13 @@ use super::store::Status;
 use super::workflow::{CreateBody, Decision, Page, MAX_LIST};
 use html::{csrf_field, h, page, request_details};
 
-/// Marks the session cookie `Secure`; set by `jitsh serve` from its TLS setting.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Transport {
+/// What the UI learns from `jitsh serve`'s settings.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// Marks the session cookie `Secure`.
     pub tls: bool,
+    /// The state folder: the audit log (`STATE/audit`) and its key (`STATE/signing.pub`).
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// A session ends this long after sign-in, whatever happens.
@@ -53,7 +57,7 @@ const COOKIE: &str = "jitsh_ui";
 #[derive(Debug)]
 struct Session {
     user: String,
-    csrf: String,
+    pub(super) csrf: String,
     created: Instant,
     seen: Instant,
 }
@@ -144,8 +148,8 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 #[derive(Debug, Clone)]
-struct Ui {
-    app: AppState,
+pub(super) struct Ui {
+    pub(super) app: AppState,
     sessions: Arc<Sessions>,
 }
 
@@ -162,6 +166,10 @@ pub fn router<S>(app: AppState) -> Router<S> {
         .route("/ui/requests/{id}/decide", post(decide))
         .route("/ui/requests/{id}/revoke", post(revoke))
         .route("/ui/requests/{id}/withdraw", post(withdraw))
+        .route("/ui/audit", get(admin::audit))
+        .route("/ui/policies", get(admin::policies))
+        .route("/ui/locks", get(admin::locks))
+        .route("/ui/users", get(admin::users))
         .with_state(Ui {
             app,
             sessions: Arc::default(),
@@ -170,9 +178,10 @@ pub fn router<S>(app: AppState) -> Router<S> {
 
 /// What every handler needs from the request besides its body.
 #[derive(Debug)]
-struct Ctx {
+pub(super) struct Ctx {
     source: Option<IpAddr>,
     tls: bool,
+    pub(super) state: Option<std::path::PathBuf>,
     cookie: Option<String>,
     /// False when the request says it comes from a page of another origin.
     same_origin: bool,
@@ -186,10 +195,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| source_key(a.ip()));
-        let tls = parts.extensions.get::<Transport>().is_some_and(|t| t.tls);
+        let site = parts.extensions.get::<Site>().cloned().unwrap_or_default();
         Ok(Ctx {
             source,
-            tls,
+            tls: site.tls,
+            state: site.state,
             cookie: cookie(&parts.headers),
             same_origin: same_origin(&parts.headers),
         })
@@ -225,14 +235,14 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// The signed-in user of a request.
-struct Signed {
-    who: Principal,
-    csrf: String,
+pub(super) struct Signed {
+    pub(super) who: Principal,
+    pub(super) csrf: String,
 }
 
 impl Ui {
     /// The session's user, if the cookie names a live session and the user still exists.
-    async fn signed(&self, ctx: &Ctx) -> Option<Signed> {
+    pub(super) async fn signed(&self, ctx: &Ctx) -> Option<Signed> {
         let id = ctx.cookie.as_deref()?;
         let (user, csrf) = self.sessions.get(id, Instant::now())?;
         let service = Arc::clone(&self.app.service);
@@ -282,7 +292,7 @@ fn secure(mut response: Response) -> Response {
     response
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(super) fn html(status: StatusCode, body: String) -> Response {
     secure(
         (
             status,
@@ -297,7 +307,7 @@ fn redirect(to: &'static str) -> Response {
     secure((StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response())
 }
 
-fn to_signin() -> Response {
+pub(super) fn to_signin() -> Response {
     redirect("/ui/signin")
 }
 
@@ -314,7 +324,7 @@ fn refused(status: StatusCode, message: &str) -> Response {
 }
 
 /// A workflow error as a page: its sentence, and the way back.
-fn failed(signed: &Signed, e: &ApiError, back: &str) -> Response {
+pub(super) fn failed(signed: &Signed, e: &ApiError, back: &str) -> Response {
     html(
         e.status,
         page(
