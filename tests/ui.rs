@@ -495,3 +495,62 @@ async fn form_mistakes_are_explained_not_filed() {
     }
     assert!(api_requests(&server, &env.cred("alice")).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_policies_locks_and_users_are_for_global_admins_only() {
+    let mut env = env();
+    env.add_user("root", &["--roles", "global-admin"]);
+    let server = env.start(&[]);
+    let alice = Browser::sign_in(&server, &env.cred("alice")).await;
+    assert_eq!(
+        alice
+            .file("Remove-Mailbox", "leaver <script>alert(1)</script>")
+            .await
+            .status,
+        303
+    );
+    let id = api_requests(&server, &env.cred("alice")).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pages = ["/ui/audit", "/ui/policies", "/ui/locks", "/ui/users"];
+    for who in ["alice", "bob"] {
+        let b = Browser::sign_in(&server, &env.cred(who)).await;
+        for path in pages {
+            let a = b.get(path).await;
+            assert_eq!(a.status, 403, "{who} {path}");
+        }
+        assert!(!b.get("/ui/approvals").await.body.contains("/ui/audit"));
+    }
+    let anon = Browser::new(&server);
+    for path in pages {
+        assert_eq!(anon.get(path).await.status, 303, "{path}");
+    }
+
+    let root = Browser::sign_in(&server, &env.cred("root")).await;
+    assert!(root.get("/ui/approvals").await.body.contains("/ui/audit"));
+    let a = root.get(&format!("/ui/audit?request={id}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("intact:"), "{}", a.body);
+    assert!(a.body.contains("request.create"), "{}", a.body);
+    assert!(!a.body.contains("<script>alert"), "details escaped");
+    assert!(a.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // A filter matching nothing shows nothing; a bad filter value is explained.
+    let a = root.get("/ui/audit?user=nobody").await;
+    assert!(a.body.contains("0 records match") && !a.body.contains("request.create"));
+    let a = root.get("/ui/audit?decision=maybe").await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("allow, approval or deny"), "{}", a.body);
+    let a = root.get("/ui/audit?since=yesterday").await;
+    assert_eq!(a.status, 400);
+
+    let a = root.get("/ui/policies").await;
+    assert!(a.body.contains("mailbox-removal") && a.body.contains("mbmanagers"));
+    let a = root.get("/ui/locks").await;
+    assert!(a.body.contains("No locks"), "{}", a.body);
+    let a = root.get("/ui/users").await;
+    for name in ["alice", "bob", "carol", "root"] {
+        assert!(a.body.contains(name), "{name}");
+    }
+    assert!(!a.body.contains(&env.cred("alice")));
+}

@@ -155,7 +155,12 @@ pub(super) async fn audit(
         ("task", "Task", &q.task, "Set-Mailbox"),
         ("param", "Parameter", &q.param, "Identity or Identity=kim"),
         ("rule", "Rule", &q.rule, ""),
-        ("decision", "Decision", &q.decision, "allow, approval or deny"),
+        (
+            "decision",
+            "Decision",
+            &q.decision,
+            "allow, approval or deny",
+        ),
         ("since", "Since", &q.since, "2026-01-02 or RFC 3339"),
         ("until", "Until", &q.until, "2026-01-02 or RFC 3339"),
         ("session", "Session", &q.session, ""),
@@ -167,11 +172,19 @@ pub(super) async fn audit(
     let filter = match q.filter() {
         Ok(f) => f,
         Err(e) => {
-            return failed(&signed, &ApiError::bad_request("invalid_filter", e), "/ui/audit")
+            return failed(
+                &signed,
+                &ApiError::bad_request("invalid_filter", e),
+                "/ui/audit",
+            )
         }
     };
     let Some(state) = ctx.state.clone() else {
-        return show(&signed, "Audit", "<p>This service has no audit log to show.</p>");
+        return show(
+            &signed,
+            "Audit",
+            "<p>This service has no audit log to show.</p>",
+        );
     };
     let read = tokio::task::spawn_blocking(move || {
         read_log(&state).map(|(records, verdict)| {
