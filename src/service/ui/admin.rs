@@ -88,7 +88,7 @@ impl AuditQuery {
 }
 
 /// The log's records and its verify verdict, as one sentence.
-fn read_log(state: &Path) -> Result<(Vec<Record>, String), String> {
+pub(super) fn read_log(state: &Path) -> Result<(Vec<Record>, String), String> {
     let dir = state.join("audit");
     let paths: Vec<PathBuf> =
         crate::audit::log::log_files(&dir).map_err(|e| format!("the audit log: {e}"))?;

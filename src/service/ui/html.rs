@@ -66,6 +66,7 @@ pub fn page(
             r#"<nav aria-label="Main"><ul>
 <li><a href="/ui/approvals">Approvals</a></li>
 <li><a href="/ui/requests">My requests</a></li>
+<li><a href="/ui/sessions">Sessions</a></li>
 {admin}</ul>
 <form method="post" action="/ui/signout" class="signout">{}<span>Signed in as <strong>{}</strong></span> <button type="submit">Sign out</button></form>
 </nav>"#,
@@ -225,6 +226,10 @@ button.secondary { background: #fff; color: var(--accent); }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; border-bottom: 1px solid var(--line); padding: .3rem .5rem; vertical-align: top; }
 .hint { color: var(--muted); font-size: .9rem; }
+.review { display: grid; gap: 1rem; }
+ol.decisions { padding-left: 1.25rem; }
+li.decision { border-left: 4px solid transparent; padding-left: .5rem; margin-bottom: .75rem; }
+li.decision.current { border-left-color: #f2a900; background: #fff8e5; }
 "#;
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 mod admin;
 pub mod html;
+mod player;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -170,6 +171,13 @@ pub fn router<S>(app: AppState) -> Router<S> {
         .route("/ui/policies", get(admin::policies))
         .route("/ui/locks", get(admin::locks))
         .route("/ui/users", get(admin::users))
+        .route("/ui/sessions", get(player::sessions))
+        .route("/ui/sessions/{id}", get(player::session))
+        .route("/ui/sessions/{id}/cast", get(player::cast))
+        .route("/ui/assets/asciinema-player.min.js", get(player::player_js))
+        .route("/ui/assets/asciinema-player.css", get(player::player_css))
+        .route("/ui/assets/asciinema-player.LICENSE", get(player::license))
+        .route("/ui/assets/player.js", get(player::glue_js))
         .with_state(Ui {
             app,
             sessions: Arc::default(),
@@ -275,7 +283,7 @@ impl Ui {
 }
 
 /// Headers every UI answer carries: no script, no framing, nothing cached or leaked.
-fn secure(mut response: Response) -> Response {
+pub(super) fn secure(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (

@@ -1,0 +1,36 @@
+// The admin center's session player: asciinema-player on the recording, and the gate's
+// decisions beside it; choosing one jumps to its marker on the timeline.
+(function () {
+  "use strict";
+  var el = document.getElementById("player");
+  if (!el || !window.AsciinemaPlayer) {
+    return;
+  }
+  var player = window.AsciinemaPlayer.create(el.getAttribute("data-src"), el, {
+    fit: "width",
+    idleTimeLimit: 2,
+    preload: true
+  });
+  var items = document.querySelectorAll("li.decision");
+  document.querySelectorAll("button[data-marker]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var marker = parseInt(button.getAttribute("data-marker"), 10);
+      if (marker > 0) {
+        player.seek({ marker: marker - 1 });
+      }
+      items.forEach(function (li) {
+        li.classList.remove("current");
+        li.removeAttribute("aria-current");
+      });
+      var li = button.closest("li");
+      if (li) {
+        li.classList.add("current");
+        li.setAttribute("aria-current", "true");
+      }
+      var status = document.getElementById("jumped");
+      if (status) {
+        status.textContent = "Playing from decision " + marker;
+      }
+    });
+  });
+})();
