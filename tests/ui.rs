@@ -554,3 +554,127 @@ async fn audit_policies_locks_and_users_are_for_global_admins_only() {
     }
     assert!(!a.body.contains(&env.cred("alice")));
 }
+
+/// A gated session of alice as her gate forwards it, and its recording copied to the service.
+async fn alice_session(env: &Env, server: &Server) -> String {
+    let session = "s-alice-1";
+    let events = serde_json::json!({
+        "batch": "b-1",
+        "events": [
+            {"time": "2026-11-27T10:00:00Z", "actor": "alice", "action": "session.start",
+             "subject": session, "outcome": "ok", "details": {"recording": "/etc/passwd"}},
+            {"time": "2026-11-27T10:00:05Z", "actor": "alice", "action": "gate.decision",
+             "subject": session, "outcome": "allow", "details": {"line": "Get-Mailbox kim",
+              "marker": 1, "invocations": [{"name": "Get-Mailbox", "rule": "read-only", "decision": "allow"}]}},
+            {"time": "2026-11-27T10:00:09Z", "actor": "alice", "action": "gate.decision",
+             "subject": session, "outcome": "deny", "details": {"line": "Remove-Mailbox kim<script>x</script>",
+              "marker": 2, "token_id": "tok-1", "request": "r-00aa",
+              "invocations": [{"name": "Remove-Mailbox", "rule": "mailbox-removal", "decision": "approval"}]}},
+            {"time": "2026-11-27T10:01:10Z", "actor": "alice", "action": "session.end",
+             "subject": session, "outcome": "ok", "details": {"status": 0}}
+        ]
+    });
+    let (status, v) = server
+        .call("POST", "/v1/audit/events", &env.cred("alice"), Some(events))
+        .await;
+    assert!(status < 300, "{status} {v}");
+    let recordings = env.state.join("recordings");
+    std::fs::create_dir_all(&recordings).unwrap();
+    std::fs::write(
+        recordings.join(format!("{session}.cast")),
+        "{\"version\": 2, \"width\": 80, \"height\": 24}\n[0.1, \"o\", \"PS> \"]\n[5.0, \"m\", \"gate: allow\"]\n[9.0, \"m\", \"gate: deny\"]\n",
+    )
+    .unwrap();
+    // Forwarded events reach the log within the sweep's second.
+    for _ in 0..50 {
+        if env.audit().iter().any(|r| r["action"] == "session.end") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    session.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_are_reviewed_by_their_user_and_global_admins_with_the_decisions_beside_the_player(
+) {
+    let mut env = env();
+    env.add_user("root", &["--roles", "global-admin"]);
+    let server = env.start(&[]);
+    let session = alice_session(&env, &server).await;
+
+    for who in ["alice", "root"] {
+        let b = Browser::sign_in(&server, &env.cred(who)).await;
+        let list = b.get("/ui/sessions").await;
+        assert_eq!(list.status, 200);
+        assert!(
+            list.body
+                .contains(&format!(r#"<a href="/ui/sessions/{session}">"#)),
+            "{who}: {}",
+            list.body
+        );
+        assert!(list.body.contains("1m10s"), "duration: {}", list.body);
+        assert!(
+            list.body.contains("<td>2</td><td>1</td>"),
+            "decisions, refusals"
+        );
+        let a = b.get(&format!("/ui/sessions/{session}")).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(a
+            .body
+            .contains(&format!(r#"data-src="/ui/sessions/{session}/cast""#)));
+        assert!(a.body.contains(r#"data-marker="2""#) && a.body.contains("mailbox-removal"));
+        assert!(a.body.contains("tok-1") && a.body.contains("/ui/audit?request=r-00aa"));
+        assert!(a.body.contains("kim&lt;script&gt;x&lt;/script&gt;"));
+        assert!(a
+            .body
+            .contains(r#"<script src="/ui/assets/player.js" defer></script>"#));
+        assert_eq!(
+            a.body.matches("<script").count(),
+            2,
+            "only the two external scripts"
+        );
+        let csp = a.headers["content-security-policy"].to_str().unwrap();
+        let script_src = csp
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap();
+        // Scripts from this service only; WebAssembly may compile, no inline script or eval.
+        assert_eq!(script_src.trim(), "script-src 'self' 'wasm-unsafe-eval'");
+        let cast = b.get(&format!("/ui/sessions/{session}/cast")).await;
+        assert_eq!(cast.status, 200);
+        assert!(cast.body.contains("gate: deny"));
+    }
+    // Bob is neither the session's user nor a global admin: nothing of it.
+    let bob = Browser::sign_in(&server, &env.cred("bob")).await;
+    assert!(!bob.get("/ui/sessions").await.body.contains(&session));
+    assert_eq!(
+        bob.get(&format!("/ui/sessions/{session}")).await.status,
+        404
+    );
+    assert_eq!(
+        bob.get(&format!("/ui/sessions/{session}/cast"))
+            .await
+            .status,
+        404
+    );
+    // Paths in ids, and the recording path a gate wrote in its event, open no other file.
+    let root = Browser::sign_in(&server, &env.cred("root")).await;
+    for id in ["..%2Fdirectory.toml", "..", ".%2E", "%2Fetc%2Fpasswd"] {
+        let a = root.get(&format!("/ui/sessions/{id}/cast")).await;
+        assert_ne!(a.status, 200, "{id}");
+        assert!(!a.body.contains("credential_sha256") && !a.body.contains("root:"));
+    }
+    // The player ships with its licence, from this service.
+    let js = root.get("/ui/assets/asciinema-player.min.js").await;
+    assert_eq!(js.status, 200);
+    assert!(js.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(root
+        .get("/ui/assets/asciinema-player.LICENSE")
+        .await
+        .body
+        .contains("Apache License"));
+}

@@ -24,8 +24,10 @@ use crate::service::error::ApiError;
 /// Largest recording served (a longer one is left to `jitsh replay`).
 const MAX_CAST: u64 = 64 * 1024 * 1024;
 
-pub const PLAYER_JS: &str = include_str!("../../../ui-assets/asciinema-player/asciinema-player.min.js");
-pub const PLAYER_CSS: &str = include_str!("../../../ui-assets/asciinema-player/asciinema-player.css");
+pub const PLAYER_JS: &str =
+    include_str!("../../../ui-assets/asciinema-player/asciinema-player.min.js");
+pub const PLAYER_CSS: &str =
+    include_str!("../../../ui-assets/asciinema-player/asciinema-player.css");
 pub const PLAYER_LICENSE: &str = include_str!("../../../ui-assets/asciinema-player/LICENSE");
 pub const GLUE_JS: &str = include_str!("../../../ui-assets/player.js");
 
@@ -77,11 +79,9 @@ fn summaries(records: &[Record]) -> BTreeMap<String, Summary> {
 fn duration(start: Option<&str>, end: Option<&str>) -> String {
     use crate::audit::search::parse_time;
     match (start.map(parse_time), end.map(parse_time)) {
-        (Some(Ok(a)), Some(Ok(b))) if b >= a => {
-            crate::service::format_duration(std::time::Duration::from_secs(
-                u64::try_from((b - a).whole_seconds()).unwrap_or(0),
-            ))
-        }
+        (Some(Ok(a)), Some(Ok(b))) if b >= a => crate::service::format_duration(
+            std::time::Duration::from_secs(u64::try_from((b - a).whole_seconds()).unwrap_or(0)),
+        ),
         (Some(_), None) => "not ended".to_owned(),
         _ => "—".to_owned(),
     }
@@ -190,11 +190,7 @@ fn decision_items(records: &[&Record]) -> String {
     out
 }
 
-pub(super) async fn session(
-    State(ui): State<Ui>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-) -> Response {
+pub(super) async fn session(State(ui): State<Ui>, ctx: Ctx, Path(id): Path<String>) -> Response {
     let Some(signed) = ui.signed(&ctx).await else {
         return to_signin();
     };
@@ -301,13 +297,9 @@ pub(super) async fn cast(State(ui): State<Ui>, ctx: Ctx, Path(id): Path<String>)
     })
     .await;
     match read {
-        Ok(Ok(bytes)) => secure(
-            (
-                [(header::CONTENT_TYPE, "application/x-asciicast")],
-                bytes,
-            )
-                .into_response(),
-        ),
+        Ok(Ok(bytes)) => {
+            secure(([(header::CONTENT_TYPE, "application/x-asciicast")], bytes).into_response())
+        }
         Ok(Err(e)) => failed(
             &signed,
             &ApiError::not_found(format!("the recording could not be read: {e}")),
@@ -356,7 +348,9 @@ mod tests {
         for ok in ["s-1", "2026-01-02T03-04-05Z-ab12", "a.b_c"] {
             assert!(valid_session(ok), "{ok}");
         }
-        for bad in ["", "../x", "..", ".hidden", "a/b", "a\\b", "a b", "a%2f", "a\0"] {
+        for bad in [
+            "", "../x", "..", ".hidden", "a/b", "a\\b", "a b", "a%2f", "a\0",
+        ] {
             assert!(!valid_session(bad), "{bad:?}");
         }
         assert!(!valid_session(&"a".repeat(101)));
