@@ -6,9 +6,9 @@
   if (!el || !window.AsciinemaPlayer) {
     return;
   }
+  // Real time (no idle compression), so the timer matches the audit log's times.
   var player = window.AsciinemaPlayer.create(el.getAttribute("data-src"), el, {
     fit: "width",
-    idleTimeLimit: 2,
     preload: true
   });
   var items = document.querySelectorAll("li.decision");
