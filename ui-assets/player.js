@@ -16,7 +16,9 @@
     button.addEventListener("click", function () {
       var marker = parseInt(button.getAttribute("data-marker"), 10);
       if (marker > 0) {
-        player.seek({ marker: marker - 1 });
+        player.seek({ marker: marker - 1 }).then(function () {
+          return player.play();
+        });
       }
       items.forEach(function (li) {
         li.classList.remove("current");
