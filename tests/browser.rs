@@ -6,7 +6,12 @@
 //! Needs `chromium` and `chromedriver` (Debian's `chromium` and `chromium-driver`); under
 //! `CI=true` their absence fails the test, elsewhere it prints SKIPPED.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 #[path = "support/server.rs"]
 mod server;

@@ -658,6 +658,34 @@ async fn sessions_are_reviewed_by_their_user_and_global_admins_with_the_decision
             .status,
         404
     );
+    // Bob writing under alice's session id takes it from both of them (global admins only).
+    let forged = serde_json::json!({"batch": "b-2", "events": [
+        {"time": "2026-11-27T10:00:20Z", "actor": "bob", "action": "gate.decision",
+         "subject": session, "outcome": "allow", "details": {"line": "Get-Mailbox"}}]});
+    let (status, _) = server
+        .call("POST", "/v1/audit/events", &env.cred("bob"), Some(forged))
+        .await;
+    assert!(status < 300);
+    for _ in 0..50 {
+        if env
+            .audit()
+            .iter()
+            .any(|r| r["actor"] == "bob" && r["subject"] == session)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for who in ["alice", "bob"] {
+        let b = Browser::sign_in(&server, &env.cred(who)).await;
+        assert!(
+            !b.get("/ui/sessions").await.body.contains(&session),
+            "{who}"
+        );
+        assert_eq!(b.get(&format!("/ui/sessions/{session}")).await.status, 404);
+        let cast = b.get(&format!("/ui/sessions/{session}/cast")).await;
+        assert_eq!(cast.status, 404, "{who}");
+    }
     // Paths in ids, and the recording path a gate wrote in its event, open no other file.
     let root = Browser::sign_in(&server, &env.cred("root")).await;
     for id in ["..%2Fdirectory.toml", "..", ".%2E", "%2Fetc%2Fpasswd"] {

@@ -46,6 +46,9 @@ fn valid_session(id: &str) -> bool {
 #[derive(Debug, Default)]
 struct Summary {
     user: String,
+    /// Every actor of the session's records (lowercase). Gates forward events under their user's
+    /// credential, so a second actor means someone else wrote under this session id.
+    actors: std::collections::BTreeSet<String>,
     start: Option<String>,
     end: Option<String>,
     decisions: usize,
@@ -62,8 +65,12 @@ fn summaries(records: &[Record]) -> BTreeMap<String, Summary> {
         if s.user.is_empty() {
             s.user = r.actor.clone();
         }
+        s.actors.insert(r.actor.to_lowercase());
         match r.action.as_str() {
-            "session.start" => s.start = Some(r.time.clone()),
+            "session.start" => {
+                s.user = r.actor.clone();
+                s.start = Some(r.time.clone());
+            }
             "session.end" => s.end = Some(r.time.clone()),
             _ => {
                 s.decisions += 1;
@@ -87,9 +94,11 @@ fn duration(start: Option<&str>, end: Option<&str>) -> String {
     }
 }
 
-/// Whether `who` may review a session of `user`: their own, or any for a global admin.
-fn may_review(signed: &Signed, user: &str) -> bool {
-    signed.who.is_global_admin() || signed.who.name.eq_ignore_ascii_case(user)
+/// Whether `who` may review a session: a global admin any; a user one whose every record is
+/// theirs (a session id others also wrote under is left to global admins).
+fn may_review(signed: &Signed, s: &Summary) -> bool {
+    signed.who.is_global_admin()
+        || (s.actors.len() == 1 && s.actors.contains(&signed.who.name.to_lowercase()))
 }
 
 async fn load(ctx: &Ctx) -> Result<Vec<Record>, ApiError> {
@@ -112,7 +121,7 @@ pub(super) async fn sessions(State(ui): State<Ui>, ctx: Ctx) -> Response {
     };
     let mut rows: Vec<(String, Summary)> = summaries(&records)
         .into_iter()
-        .filter(|(id, s)| valid_session(id) && may_review(&signed, &s.user))
+        .filter(|(id, s)| valid_session(id) && may_review(&signed, s))
         .collect();
     rows.sort_by(|a, b| b.1.start.cmp(&a.1.start));
     let mut body = String::new();
@@ -199,8 +208,7 @@ pub(super) async fn session(State(ui): State<Ui>, ctx: Ctx, Path(id): Path<Strin
         Err(e) => return failed(&signed, &e, "/ui/sessions"),
     };
     let summary = summaries(&records).remove(&id);
-    let Some(summary) = summary.filter(|s| valid_session(&id) && may_review(&signed, &s.user))
-    else {
+    let Some(summary) = summary.filter(|s| valid_session(&id) && may_review(&signed, s)) else {
         return failed(
             &signed,
             &ApiError::not_found("no such session among those you may review"),
@@ -277,7 +285,7 @@ pub(super) async fn cast(State(ui): State<Ui>, ctx: Ctx, Path(id): Path<String>)
     };
     let allowed = summaries(&records)
         .get(&id)
-        .is_some_and(|s| may_review(&signed, &s.user));
+        .is_some_and(|s| may_review(&signed, s));
     let path = cast_path(&ctx, &id).filter(|_| allowed);
     let Some(path) = path else {
         return failed(
