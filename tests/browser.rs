@@ -329,14 +329,34 @@ async fn the_admin_center_in_headless_chromium() {
         .await
         .unwrap();
     shot(&c, "audit").await;
-    c.goto(&format!("{}/ui/sessions/{session}", server.url))
+    // From the audit search's link: the player starts at the decision's marker.
+    let link = c
+        .find(Locator::Css(&format!(
+            "a[href='/ui/sessions/{session}?marker=1']"
+        )))
         .await
         .unwrap();
+    link.click().await.unwrap();
     c.wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Css("#player .ap-player"))
         .await
         .expect("the player did not start (script refused?)");
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = c
+            .find(Locator::Id("jumped"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !status.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "Playing from decision 1");
     c.find(Locator::Css("button[data-marker='2']"))
         .await
         .unwrap()

@@ -645,6 +645,22 @@ async fn sessions_are_reviewed_by_their_user_and_global_admins_with_the_decision
         assert_eq!(cast.status, 200);
         assert!(cast.body.contains("gate: deny"));
     }
+    // The audit search links a decision to its recording at its marker; the page starts there.
+    let root = Browser::sign_in(&server, &env.cred("root")).await;
+    let a = root.get("/ui/audit?user=alice").await;
+    assert!(
+        a.body
+            .contains(&format!(r#"href="/ui/sessions/{session}?marker=2""#)),
+        "{}",
+        a.body
+    );
+    let a = root.get(&format!("/ui/sessions/{session}?marker=2")).await;
+    assert!(a.body.contains(r#"data-start-marker="2""#));
+    for odd in ["?marker=0", "?marker=-1", "?marker=x%22%3E", "?marker="] {
+        let a = root.get(&format!("/ui/sessions/{session}{odd}")).await;
+        assert_eq!(a.status, 200, "{odd}");
+        assert!(!a.body.contains("data-start-marker"), "{odd}");
+    }
     // Bob is neither the session's user nor a global admin: nothing of it.
     let bob = Browser::sign_in(&server, &env.cred("bob")).await;
     assert!(!bob.get("/ui/sessions").await.body.contains(&session));

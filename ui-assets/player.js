@@ -12,6 +12,14 @@
     preload: true
   });
   var items = document.querySelectorAll("li.decision");
+  // Opened from the audit search at a decision: start at its marker.
+  var start = parseInt(el.getAttribute("data-start-marker") || "0", 10);
+  if (start > 0) {
+    var first = document.querySelector('button[data-marker="' + start + '"]');
+    if (first) {
+      window.setTimeout(function () { first.click(); }, 0);
+    }
+  }
   document.querySelectorAll("button[data-marker]").forEach(function (button) {
     button.addEventListener("click", function () {
       var marker = parseInt(button.getAttribute("data-marker"), 10);

@@ -226,9 +226,22 @@ pub(super) async fn audit(
             .filter(|q| !q.is_empty() && q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
             .map(|q| format!(r#" <a href="/ui/audit?request={q}">request {q}</a>"#))
             .unwrap_or_default();
+        // A gate decision links to its recording at the decision's marker.
+        let recording = match r.details.get("marker").and_then(Value::as_u64) {
+            Some(m)
+                if r.action == crate::audit::search::GATE_DECISION
+                    && super::player::valid_session(&r.subject) =>
+            {
+                format!(
+                    r#" <a href="/ui/sessions/{}?marker={m}">recording at marker {m}</a>"#,
+                    r.subject
+                )
+            }
+            _ => String::new(),
+        };
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{request}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{request}{recording}</td><td>{}</td><td>{}</td></tr>",
             r.seq,
             h(&r.time),
             h(&r.actor),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -33,7 +33,7 @@ pub const GLUE_JS: &str = include_str!("../../../ui-assets/player.js");
 
 /// A session id usable as a file name and in a URL: letters, digits, `-`, `_`, `.`, not
 /// starting with a dot.
-fn valid_session(id: &str) -> bool {
+pub(super) fn valid_session(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 100
         && !id.starts_with('.')
@@ -199,7 +199,19 @@ fn decision_items(records: &[&Record]) -> String {
     out
 }
 
-pub(super) async fn session(State(ui): State<Ui>, ctx: Ctx, Path(id): Path<String>) -> Response {
+/// `?marker=N`: start the player at the session's Nth marker.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct At {
+    marker: Option<u32>,
+}
+
+pub(super) async fn session(
+    State(ui): State<Ui>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    at: Result<Query<At>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let start = at.ok().and_then(|Query(a)| a.marker).filter(|m| *m > 0);
     let Some(signed) = ui.signed(&ctx).await else {
         return to_signin();
     };
@@ -222,9 +234,12 @@ pub(super) async fn session(State(ui): State<Ui>, ctx: Ctx, Path(id): Path<Strin
     let recorded = cast_path(&ctx, &id).is_some_and(|p| p.is_file());
     let player = if recorded {
         format!(
-            r#"<div id="player" class="player" data-src="/ui/sessions/{id}/cast" role="region" aria-label="Recording of session {id}"></div>
+            r#"<div id="player" class="player" data-src="/ui/sessions/{id}/cast"{start} role="region" aria-label="Recording of session {id}"></div>
 <p id="jumped" class="hint" role="status"></p>
-<p class="hint">The player needs JavaScript; the decisions below are listed without it.</p>"#
+<p class="hint">The player needs JavaScript; the decisions below are listed without it.</p>"#,
+            start = start
+                .map(|m| format!(r#" data-start-marker="{m}""#))
+                .unwrap_or_default(),
         )
     } else {
         format!(
