@@ -96,6 +96,7 @@ pub fn page(
 <link rel="stylesheet" href="/ui/assets/style.css">
 </head>
 <body>
+<a class="skip" href="#main">Skip to content</a>
 <header><a class="brand" href="/ui/">jitsh admin center</a>{nav}</header>
 <main id="main">
 <h1>{title}</h1>
@@ -226,6 +227,8 @@ button.secondary { background: #fff; color: var(--accent); }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; border-bottom: 1px solid var(--line); padding: .3rem .5rem; vertical-align: top; }
 .hint { color: var(--muted); font-size: .9rem; }
+.skip { position: absolute; left: -999px; }
+.skip:focus { left: 1rem; top: .5rem; background: #fff; padding: .25rem .5rem; z-index: 1; }
 .review { display: grid; gap: 1rem; }
 ol.decisions { padding-left: 1.25rem; }
 li.decision { border-left: 4px solid transparent; padding-left: .5rem; margin-bottom: .75rem; }

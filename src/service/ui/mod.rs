@@ -58,7 +58,7 @@ const COOKIE: &str = "jitsh_ui";
 #[derive(Debug)]
 struct Session {
     user: String,
-    pub(super) csrf: String,
+    csrf: String,
     created: Instant,
     seen: Instant,
 }
