@@ -87,7 +87,7 @@ pub fn page(
         .map(|n| format!(r#"<p class="notice" role="alert">{}</p>"#, h(n)))
         .unwrap_or_default();
     format!(
-        r#"<!DOCTYPE html>
+        r##"<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -104,7 +104,7 @@ pub fn page(
 </main>
 </body>
 </html>
-"#,
+"##,
         title = h(title),
     )
 }
