@@ -821,3 +821,35 @@ fn login_believes_only_the_key_bytes_never_the_answer_around_them() {
         assert_eq!(w.config_text(), "", "{why}");
     }
 }
+
+/// Under TLS the admin center's session cookie is `Secure`, so a browser never sends it over
+/// plain HTTP.
+#[test]
+fn the_admin_center_cookie_is_secure_under_tls() {
+    let w = World::new();
+    let alice = w.add_user("state", "alice");
+    let svc = w.serve_tls("state");
+    let ca = reqwest::Certificate::from_pem(w.ca.pem.as_bytes()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cookie = runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = http
+            .post(format!("{}/ui/signin", svc.url))
+            .form(&[("credential", alice.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        resp.headers()["set-cookie"].to_str().unwrap().to_owned()
+    });
+    for part in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+}

@@ -71,7 +71,7 @@ impl AppState {
     }
 
     /// Run `f` on the blocking pool (the store is synchronous).
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Service, OffsetDateTime) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policies/{file}", put(put_policy))
         .route("/v1/users", post(add_user))
         .route("/v1/audit/events", post(gate_events))
+        .merge(super::ui::router(state.clone()))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see GET /openapi.json for the API")
         })
@@ -233,7 +234,7 @@ fn bearer(value: &str) -> Option<String> {
 
 /// The throttling key of an address: itself, or its /64 for IPv6 (one host usually holds a
 /// whole /64, and could otherwise rotate through it).
-fn source_key(ip: IpAddr) -> IpAddr {
+pub(super) fn source_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -258,7 +259,7 @@ fn throttled() -> ApiError {
 
 impl AppState {
     /// Failures counted for `ip` in its current window.
-    fn failures(&self, ip: IpAddr, now: Instant) -> u32 {
+    pub(super) fn failures(&self, ip: IpAddr, now: Instant) -> u32 {
         self.auth_failures
             .lock()
             .ok()
@@ -270,7 +271,12 @@ impl AppState {
     /// Count a failed authentication and audit it (`auth.fail`; the one that reaches the limit
     /// says so). Later ones from the source, and any beyond [`AUTH_AUDITS`] a window overall, are
     /// only logged, so a flood cannot fill the audit log.
-    async fn auth_failed(&self, source: Option<IpAddr>, why: &'static str, now: Instant) {
+    pub(super) async fn auth_failed(
+        &self,
+        source: Option<IpAddr>,
+        why: &'static str,
+        now: Instant,
+    ) {
         let count = match (source, self.auth_failures.lock()) {
             (Some(ip), Ok(mut map)) => {
                 if map.len() >= AUTH_SOURCES && !map.contains_key(&ip) {

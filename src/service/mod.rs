@@ -26,6 +26,7 @@ pub mod ports;
 pub mod sqlite;
 pub mod store;
 pub mod tls;
+pub mod ui;
 pub mod workflow;
 
 pub use directory::{Directory, Principal};
@@ -147,7 +148,11 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let sweeper = tokio::spawn(sweep(Arc::clone(&service), stop_rx));
-    let app = http::router(http::AppState::new(service, wake));
+    // The web UI marks its session cookie `Secure` under TLS and reads the audit log it shows.
+    let app = http::router(http::AppState::new(service, wake)).layer(axum::Extension(ui::Site {
+        tls: config.tls.is_some(),
+        state: Some(config.state.clone()),
+    }));
     match &config.tls {
         None => {
             ready(addr);

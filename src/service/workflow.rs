@@ -191,6 +191,23 @@ impl Service {
             .ok_or_else(ApiError::unauthorized)
     }
 
+    /// The user named `name` as the directory knows them now (the web UI's sessions hold only
+    /// the name, so a removed user or a changed group takes effect at once).
+    pub fn user(&self, name: &str) -> Result<Option<Principal>, ApiError> {
+        Ok(self.directory.read()?.user(name))
+    }
+
+    /// Every user in the directory, as principals (never their credential hashes).
+    pub fn users(&self) -> Result<Vec<Principal>, ApiError> {
+        let dir = self.directory.read()?;
+        Ok(dir.users.iter().filter_map(|u| dir.user(&u.name)).collect())
+    }
+
+    /// The policies in force (read-only views such as the web UI's).
+    pub fn policy_set(&self) -> Result<Arc<PolicySet>, ApiError> {
+        self.policies()
+    }
+
     fn policies(&self) -> Result<Arc<PolicySet>, ApiError> {
         self.policies
             .read()
