@@ -1,7 +1,7 @@
 //! The admin center in a real browser: headless Chromium driven over WebDriver (chromedriver).
 //! Signs in, files a request, approves it as another user, checks a non-approver does not see
-//! it, plays a recording and jumps to a decision marker. Saves screenshots of the main pages
-//! into docs/ (`docs/ui-*.png`).
+//! it, plays a recording and jumps to a decision marker. With `JITSH_SCREENSHOTS=docs` it saves
+//! screenshots of the main pages into docs/ (`docs/ui-*.png`, shown in the README).
 //!
 //! Needs `chromium` and `chromedriver` (Debian's `chromium` and `chromium-driver`); under
 //! `CI=true` their absence fails the test, elsewhere it prints SKIPPED.
@@ -139,12 +139,18 @@ async fn sign_out(c: &Client) {
     wait_for_path(c, "/ui/signin").await;
 }
 
+/// Takes a screenshot of the page (which also proves it rendered). Written into docs/ only when
+/// `JITSH_SCREENSHOTS=docs` asks for it (to refresh the README's pictures), so a test run leaves
+/// the checkout as it found it; otherwise into the system's temporary folder.
 async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("docs")
-        .join(format!("ui-{name}.png"));
-    std::fs::write(path, png).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    let dir = if std::env::var("JITSH_SCREENSHOTS").as_deref() == Ok("docs") {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+    } else {
+        std::env::temp_dir()
+    };
+    std::fs::write(dir.join(format!("ui-{name}.png")), png).unwrap();
 }
 
 /// The seconds played, from the player's `MM:SS` timer.
