@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
+mod inputs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -132,7 +134,10 @@ fn asciinema_reads_the_writer_output() {
     let out = match Command::new("asciinema").arg("cat").arg(&path).output() {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipped: asciinema is not on PATH (pip install asciinema)");
+            inputs::skip(
+                "asciinema_reads_the_writer_output",
+                "asciinema is not on PATH (pip install asciinema)",
+            );
             return;
         }
         Err(e) => panic!("asciinema could not run: {e}"),

@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
+mod inputs;
+
 use jitsh::catalog::Catalog;
 use jitsh::resolve::{analyse, invocations};
 use jitsh::syntax::{parse, print, ParseErrorKind, MAX_DEPTH};
@@ -208,15 +210,10 @@ proptest! {
 
 #[test]
 fn print_then_reparse_keeps_corpus_invocations() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    let path = [
-        dir.join("exchange-examples.jsonl"),
-        "/work/shared/corpus/exchange-examples.jsonl".into(),
-    ]
-    .into_iter()
-    .find(|p| p.is_file());
-    let Some(path) = path else {
-        println!("corpus not found; skipping");
+    let Some(path) = inputs::corpus_or_skip(
+        "exchange-examples.jsonl",
+        "print_then_reparse_keeps_corpus_invocations",
+    ) else {
         return;
     };
     let text = std::fs::read_to_string(path).expect("read corpus");
