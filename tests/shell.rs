@@ -125,6 +125,13 @@ impl Screen {
     /// Run `cmd` (in the fixture's folder, with its runspace state file) in a fresh PTY of
     /// `cols` columns, collecting the screen output on a reader thread.
     fn spawn(fx: &Fixture, mut cmd: CommandBuilder, cols: u16) -> Screen {
+        cmd.cwd(fx.dir.path());
+        cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
+        Screen::spawn_as_is(cmd, cols)
+    }
+
+    /// Run `cmd` as given (folder and environment) in a fresh PTY of `cols` columns.
+    fn spawn_as_is(cmd: CommandBuilder, cols: u16) -> Screen {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: 40,
@@ -133,8 +140,6 @@ impl Screen {
                 pixel_height: 0,
             })
             .unwrap();
-        cmd.cwd(fx.dir.path());
-        cmd.env("JITSH_EXSIM_STATE", fx.path("state.json"));
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
@@ -1486,4 +1491,125 @@ fn an_index_opened_after_a_string_never_lets_the_next_line_run() {
     }
     assert_eq!(s.quit(), 0);
     assert_no_block_ran(&fx);
+}
+
+/// A quick-start shell with the same HOME as one already running: `jitsh shell` started without
+/// `--server` and without JITSH_STATE.
+fn quick_start_shell(fx: &Fixture) -> Screen {
+    let mut cmd = CommandBuilder::new(JITSH);
+    let args: Vec<String> = fx
+        .shell_args()
+        .into_iter()
+        .filter(|a| a != "--no-service")
+        .collect();
+    cmd.args(args);
+    cmd.env_remove("JITSH_STATE");
+    cmd.env_remove("JITSH_SERVER");
+    cmd.env_remove("JITSH_CREDENTIAL");
+    cmd.env("HOME", fx.dir.path());
+    cmd.env("TERM", "xterm");
+    let s = Screen::spawn(fx, cmd, 200);
+    s.wait_for("PS ", 30);
+    s
+}
+
+/// Two quick-start shells at once with one HOME: each has its own demo service (the second does
+/// not rewrite the first's credentials or audit log), and in both a read-only line runs and
+/// `:request` files a request.
+#[test]
+fn two_quick_start_shells_with_one_home_both_work() {
+    let fx = Fixture::new();
+    let mut first = quick_start_shell(&fx);
+    let mut second = quick_start_shell(&fx);
+    for s in [&first, &second] {
+        let banner = s.wait_for("PS ", 1);
+        assert!(banner.contains("DEMO"), "{banner}");
+        assert!(!banner.contains("is in use"), "{banner}");
+    }
+    let state_of = |s: &Screen| {
+        s.wait_for("(state in ", 1)
+            .split("(state in ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (a, b) = (state_of(&first), state_of(&second));
+    assert_ne!(a, b, "each quick-start shell keeps its own service state");
+    for (n, s) in [&mut first, &mut second].into_iter().enumerate() {
+        let m = s.line("Get-Mailbox -Identity alice");
+        let out = s.prompt_after(m, 15);
+        assert!(out.contains("Alice Johnson"), "shell {n}: {out}");
+        let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+        s.wait_after(m, ":request New-MoveRequest", 15);
+        let m = s.line(&format!(
+            ":request New-MoveRequest --reason \"move bob {n}\" --for 1h"
+        ));
+        let out = s.wait_after(m, "sent", 15);
+        assert!(!out.contains("401"), "shell {n}: {out}");
+    }
+    // The first shell still reaches its own service after the second one started.
+    let m = first.line(":status");
+    let out = first.wait_after(m, "pending", 10);
+    assert!(!out.contains("401") && !out.contains("unauthor"), "{out}");
+    assert_eq!(second.quit(), 0);
+    assert_eq!(first.quit(), 0);
+    assert_eq!(move_requests(&fx), 0);
+}
+
+/// The README's quick start, run in the checkout with a fresh HOME, leaves the checkout as it
+/// was: the demo service, the simulated organisation and the recordings all live under HOME. The
+/// README's example mailbox exists there, so its approved line would run.
+#[test]
+fn the_quick_start_leaves_the_checkout_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = || {
+        Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=all"])
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let Some(before) = status() else {
+        inputs::skip(
+            "the_quick_start_leaves_the_checkout_clean",
+            "git or the checkout's .git is not available",
+        );
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = CommandBuilder::new(JITSH);
+    cmd.arg("shell");
+    cmd.cwd(root);
+    for var in [
+        "JITSH_STATE",
+        "JITSH_SERVER",
+        "JITSH_CREDENTIAL",
+        "JITSH_EXSIM_STATE",
+        "JITSH_RECORD_DIR",
+        "JITSH_POLICIES",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", home.path());
+    cmd.env("TERM", "xterm");
+    let mut s = Screen::spawn_as_is(cmd, 200);
+    s.wait_for("PS ", 30);
+    let m = s.line("Get-Mailbox -Identity rob@contoso.com");
+    let out = s.prompt_after(m, 15);
+    assert!(out.contains("Rob Turner"), "{out}");
+    let m = s.line("New-MoveRequest -Identity rob@contoso.com -TargetDatabase DB02");
+    s.wait_after(m, ":request New-MoveRequest", 15);
+    assert_eq!(s.quit(), 0);
+    assert!(home
+        .path()
+        .join(".local/share/jitsh/exsim-state.json")
+        .is_file());
+    assert_eq!(
+        status(),
+        Some(before),
+        "the quick start changed the checkout"
+    );
 }

@@ -115,11 +115,13 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     if let Err(e) = require_trust(&access) {
         return super::fail(e);
     }
+    let spool_dir = _local.as_ref().map(|l| l.state.join("spool"));
     let config = ShellConfig {
         multiline,
         runspace,
         access,
         record_dir,
+        spool_dir,
     };
     let rt = match runtime() {
         Ok(rt) => rt,

@@ -60,6 +60,9 @@ pub struct ShellConfig {
     /// one line at a time). When false, multi-line commands are refused: sent line by line,
     /// they would run as separate commands the gate never judged.
     pub multiline: bool,
+    /// The audit spool folder (default: `record_dir/spool`); the in-process demo service keeps
+    /// one in its own state folder, since its credentials are its own.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Run one interactive session; returns the runspace's exit status (128+signal if killed).
@@ -174,20 +177,41 @@ pub enum SessionAudit {
 }
 
 impl SessionAudit {
-    /// Open the sink for a session whose recordings go to `record_dir`.
+    /// Open the sink for a session whose recordings go to `record_dir`. A spool held by another
+    /// running session is left to it: the next free sibling (`spool-2`, ...) is used instead.
     pub fn open(
         record_dir: &Path,
+        spool_dir: Option<&Path>,
         session_id: &str,
         service: Option<(String, String)>,
     ) -> Result<SessionAudit, ShellError> {
         match service {
-            Some((server, credential)) => crate::audit::spool::SpoolingSink::open(
-                &record_dir.join("spool"),
-                server,
-                credential,
-            )
-            .map(SessionAudit::Service)
-            .map_err(|e| ShellError::Record(format!("audit spool: {e}"))),
+            Some((server, credential)) => {
+                let base = spool_dir.map_or_else(|| record_dir.join("spool"), Path::to_path_buf);
+                let mut last = None;
+                for n in 1..=16usize {
+                    let dir = if n == 1 {
+                        base.clone()
+                    } else {
+                        let mut name = base.file_name().unwrap_or_default().to_os_string();
+                        name.push(format!("-{n}"));
+                        base.with_file_name(name)
+                    };
+                    match crate::audit::spool::SpoolingSink::open(
+                        &dir,
+                        server.clone(),
+                        credential.clone(),
+                    ) {
+                        Ok(sink) => return Ok(SessionAudit::Service(sink)),
+                        Err(e @ crate::audit::spool::SpoolError::Locked(_)) => last = Some(e),
+                        Err(e) => return Err(ShellError::Record(format!("audit spool: {e}"))),
+                    }
+                }
+                Err(ShellError::Record(format!(
+                    "audit spool: {}",
+                    last.map(|e| e.to_string()).unwrap_or_default()
+                )))
+            }
             None => open_audit(&record_dir.join("audit"), session_id).map(SessionAudit::Local),
         }
     }

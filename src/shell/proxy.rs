@@ -140,6 +140,7 @@ impl Session {
         )?;
         let audit = SessionAudit::open(
             &config.record_dir,
+            config.spool_dir.as_deref(),
             &session_id,
             config
                 .access
