@@ -340,10 +340,8 @@ fn privileged_line_is_blocked_with_the_request_command_and_nothing_changes() {
     let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
     let out = s.wait_after(m, ":request New-MoveRequest", 10);
     assert!(out.contains("mailbox-moves"), "{out}");
-    assert!(
-        out.contains("jitsh request --task New-MoveRequest"),
-        "{out}"
-    );
+    // One way to ask, the one that works here (`jitsh request` is for other terminals).
+    assert!(!out.contains("jitsh request --task"), "{out}");
     // The runspace never saw it: still at the same prompt, and a harmless line still works.
     let m = s.line("Get-MoveRequest");
     s.prompt_after(m, 20);
@@ -636,7 +634,13 @@ fn exec_runs_an_allowed_line_and_refuses_others_with_status() {
 
     let approval = exec(&fx, "New-MoveRequest -Identity bob -TargetDatabase DB02");
     assert_eq!(approval.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&approval.stderr).contains(":request New-MoveRequest"));
+    let refusal = String::from_utf8_lossy(&approval.stderr);
+    // `:request` exists only inside the shell; exec names the command that works here.
+    assert!(
+        refusal.contains("jitsh request --task New-MoveRequest"),
+        "{refusal}"
+    );
+    assert!(!refusal.contains(":request"), "{refusal}");
 
     let deny = exec(&fx, "Invoke-Expression 'Remove-Mailbox bob'");
     assert_eq!(deny.status.code(), Some(2));
@@ -1612,4 +1616,89 @@ fn the_quick_start_leaves_the_checkout_clean() {
         Some(before),
         "the quick start changed the checkout"
     );
+}
+
+/// `jitsh shell` with its input piped: `echo LINE | jitsh shell --policies DIR`.
+fn piped_shell(fx: &Fixture, input: &str) -> std::process::Output {
+    let mut child = Command::new(JITSH)
+        .args(fx.shell_args())
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Piped input is gated line by line as `exec` gates it: allowed lines run, and the first
+/// refused line (approval needed or denied, however it is disguised) stops the input with
+/// exec's status, before anything after it runs.
+#[test]
+fn piped_input_is_gated_and_run_line_by_line() {
+    let fx = Fixture::new();
+    let out = piped_shell(
+        &fx,
+        "Get-Mailbox -Identity alice\nGet-Mailbox -Identity bob\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Alice Johnson") && stdout.contains("Bob Smith"),
+        "{stdout}"
+    );
+
+    for (input, status) in [
+        ("New-MoveRequest -Identity bob -TargetDatabase DB02\n", 1),
+        (
+            "Get-Mailbox bob | Ne`w-MoveRequest -TargetDatabase DB02\n",
+            1,
+        ),
+        ("Invoke-Expression 'Remove-Mailbox carol'\n", 2),
+        ("& ('Remove-' + 'Mailbox') carol\n", 2),
+    ] {
+        let out = piped_shell(
+            &fx,
+            &format!("Get-Mailbox -Identity alice\n{input}Remove-Mailbox -Identity david\n"),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{input}: {stderr}");
+        assert!(
+            stderr.contains("input line 2 was refused"),
+            "{input}: {stderr}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Alice Johnson"),
+            "the line before the refusal ran"
+        );
+        if status == 1 {
+            assert!(stderr.contains("jitsh request --task"), "{stderr}");
+            assert!(!stderr.contains(":request"), "{stderr}");
+        }
+    }
+    assert_eq!(fx.state()["move_requests"], serde_json::json!([]));
+    let names = mailbox_names(&fx.state());
+    for kept in ["Carol Diaz", "David Lee"] {
+        assert!(
+            names.contains(&kept.to_string()),
+            "nothing after a refusal ran: {names:?}"
+        );
+    }
+
+    // Meta-commands need the interactive shell.
+    let out = piped_shell(&fx, ":request New-MoveRequest --reason x --for 1h\n");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interactive shell"));
 }

@@ -1,7 +1,7 @@
 //! `jitsh shell` (an interactive gated session) and `jitsh exec` (one gated line).
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
@@ -80,6 +80,11 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         args.runspace
     };
+    // Lines piped in (`echo Get-Mailbox | jitsh shell`) are gated and run one by one, as `exec`
+    // runs them; there is no terminal to edit on or to record.
+    if !std::io::stdin().is_terminal() {
+        return piped(args.gate, &runspace);
+    }
     let record_dir = args
         .record
         .or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
@@ -151,38 +156,106 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return super::fail(e),
     };
-    let checked = match Access::load(&config) {
-        Ok(mut access) => rt.block_on(access.check(&line)),
+    let mut access = match Access::load(&config) {
+        Ok(access) => access,
         Err(e) => return super::fail(e),
     };
-    let d = checked.decision;
+    match gate_and_run(&rt, &mut access, &program, &line) {
+        Ok(Gated::Ran(status) | Gated::Refused(status)) => exit_code(status),
+        Err(e) => super::fail(e),
+    }
+}
+
+/// `jitsh shell` with stdin not a terminal: each line is gated and run as `exec` runs it. The
+/// first refused line stops the input (later lines may depend on it) with exec's status: 1
+/// approval needed, 2 denied, 3 incomplete or not runnable. Otherwise the status is the last
+/// line's.
+fn piped(gate: GateOpts, program: &[OsString]) -> ExitCode {
+    let config = access_config(gate);
+    if let Err(e) = require_trust(&config) {
+        return super::fail(e);
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(e),
+    };
+    let mut access = match Access::load(&config) {
+        Ok(access) => access,
+        Err(e) => return super::fail(e),
+    };
+    let mut status = 0;
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => return super::fail(format!("input line {} could not be read: {e}", n + 1)),
+        };
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        if text.starts_with(':') {
+            eprintln!("jitsh: input line {}: meta-commands such as `{text}` need an interactive shell; use `jitsh request`, `jitsh requests`, `jitsh tokens`", n + 1);
+            return ExitCode::from(3);
+        }
+        match gate_and_run(&rt, &mut access, program, &line) {
+            Ok(Gated::Ran(s)) => status = s,
+            Ok(Gated::Refused(s)) => {
+                eprintln!(
+                    "jitsh: input line {} was refused; the lines after it were not run",
+                    n + 1
+                );
+                return exit_code(s);
+            }
+            Err(e) => return super::fail(format!("input line {}: {e}", n + 1)),
+        }
+    }
+    exit_code(status)
+}
+
+/// What became of a gated line.
+#[derive(Debug)]
+enum Gated {
+    /// The runspace ran it; its status.
+    Ran(i32),
+    /// The gate refused it: 1 approval needed, 2 denied.
+    Refused(i32),
+}
+
+/// Gate one line and, if it is allowed, run it through a fresh runspace; a refusal is printed
+/// with the command that asks for access.
+fn gate_and_run(
+    rt: &tokio::runtime::Runtime,
+    access: &mut Access,
+    program: &[OsString],
+    line: &str,
+) -> Result<Gated, String> {
+    let d = rt.block_on(access.check(line)).decision;
     if d.incomplete {
-        return super::fail(
-            "the line is incomplete: finish it (a closing bracket or quote is missing)",
+        return Err(
+            "the line is incomplete: finish it (a closing bracket or quote is missing)".into(),
         );
     }
     match d.decision {
         Effect::Allow => {}
         Effect::Approval => {
-            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
-            return ExitCode::from(1);
+            eprint!("{}", shell::exec_refusal_message(&d));
+            return Ok(Gated::Refused(1));
         }
         Effect::Deny => {
-            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
-            return ExitCode::from(2);
+            eprint!("{}", shell::exec_refusal_message(&d));
+            return Ok(Gated::Refused(2));
         }
     }
-    match run_once(&program, &line) {
-        Ok(status) => exit_code(status),
-        Err(e) => super::fail(format!(
+    run_once(program, line).map(Gated::Ran).map_err(|e| {
+        format!(
             "the runspace `{}` could not run the line: {e}",
             program
                 .iter()
                 .map(|p| p.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join(" ")
-        )),
-    }
+        )
+    })
 }
 
 /// Run one line through a fresh runspace over pipes: the line, then end-of-input. Prompts and

@@ -87,9 +87,20 @@ pub fn new_session_id() -> String {
     )
 }
 
-/// The message shown when a line is refused: which invocation, which rule, and the exact
-/// command that asks for access. Lines end with `\r\n` (the terminal is in raw mode).
+/// The message shown when a line is refused in the shell: which invocation, which rule, and the
+/// `:request` meta-command that asks for access. Lines end with `\r\n` (the terminal is in raw
+/// mode).
 pub fn refusal_message(d: &LineDecision) -> String {
+    refusal_text(d, true)
+}
+
+/// The refusal for `jitsh exec` and piped input, where `:request` does not exist: it names
+/// `jitsh request` instead. Lines end with `\n`.
+pub fn exec_refusal_message(d: &LineDecision) -> String {
+    refusal_text(d, false).replace("\r\n", "\n")
+}
+
+fn refusal_text(d: &LineDecision, in_shell: bool) -> String {
     let blocking = d
         .invocations
         .iter()
@@ -110,14 +121,18 @@ pub fn refusal_message(d: &LineDecision) -> String {
             } else {
                 msg.push_str(&format!("jitsh: {}\r\n", d.reason));
             }
-            msg.push_str(&format!(
-                "  ask for it here:   :request {} --reason \"...\" --for 1h\r\n",
-                inv.name
-            ));
-            msg.push_str(&format!(
-                "  or from a shell:   jitsh request --task {} --reason \"...\" --for 1h\r\n",
-                inv.name
-            ));
+            // One way to ask, the one that works where the line was typed.
+            if in_shell {
+                msg.push_str(&format!(
+                    "  ask for it: :request {} --reason \"...\" --for 1h\r\n",
+                    inv.name
+                ));
+            } else {
+                msg.push_str(&format!(
+                    "  ask for it: jitsh request --task {} --reason \"...\" --for 1h\r\n",
+                    inv.name
+                ));
+            }
         }
         (_, Some(inv)) => msg.push_str(&format!("jitsh: denied: {}\r\n", inv.reason)),
         (_, None) => msg.push_str(&format!("jitsh: denied: {}\r\n", d.reason)),
@@ -334,7 +349,14 @@ mod tests {
             "`New-MoveRequest` needs approval under rule `mailbox-moves`; no valid token covers it"
         ));
         assert!(m.contains(":request New-MoveRequest --reason \"...\" --for 1h"));
-        assert!(m.contains("jitsh request --task New-MoveRequest"));
+        assert!(!m.contains("jitsh request"), "{m}");
+        assert_eq!(m.matches("New-MoveRequest").count(), 2, "{m}");
+        let e = exec_refusal_message(&d);
+        assert!(
+            e.contains("jitsh request --task New-MoveRequest --reason \"...\" --for 1h\n"),
+            "{e}"
+        );
+        assert!(!e.contains(":request") && !e.contains('\r'), "{e}");
         assert_eq!(
             marker_label(&d),
             "gate: approval rule=read-only,mailbox-moves token=-"
