@@ -13,10 +13,15 @@ use crate::policy::Effect;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Policy folder: every *.toml in it is loaded.
-    #[arg(long, default_value = "policies", env = "JITSH_POLICIES")]
+    #[arg(
+        long,
+        default_value = "policies",
+        env = "JITSH_POLICIES",
+        hide_env_values = true
+    )]
     policies: PathBuf,
     /// The user the line runs as (tokens must be issued to this user).
-    #[arg(long, env = "JITSH_USER")]
+    #[arg(long, env = "JITSH_USER", hide_env_values = true)]
     user: Option<String>,
     /// Approval token file (repeatable); verified against --trust-key when loaded.
     #[arg(long = "token", value_name = "FILE")]
@@ -32,7 +37,7 @@ pub struct Args {
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     skew: u32,
     /// Approval service to ask for revocations; when given and unreachable, no token is honoured.
-    #[arg(long, env = "JITSH_SERVER", value_name = "URL")]
+    #[arg(long, env = "JITSH_SERVER", value_name = "URL", hide_env_values = true)]
     server: Option<String>,
     /// Extra cmdlet metadata (JSON, catalog format) for modules jitsh does not ship.
     #[arg(long = "catalog", value_name = "FILE")]

@@ -370,7 +370,7 @@ enum ClientError {
     NoServer(String),
     #[error("no credential configured; pass `--credential`, set JITSH_CREDENTIAL, or write `credential = \"...\"` in {0}")]
     NoCredential(String),
-    #[error("could not reach the service at `{server}`: {message}; check that it runs and the URL is right")]
+    #[error("could not reach the service at `{server}`: {message}")]
     Connect { server: String, message: String },
     #[error("{message} ({code})")]
     Refused { code: String, message: String },
@@ -430,6 +430,7 @@ fn call(
     body: Option<Value>,
 ) -> Result<Value, ClientError> {
     let (server, credential) = resolve(conn)?;
+    crate::net::check_credential(&credential).map_err(ClientError::Other)?;
     let url = format!("{server}{path}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -455,6 +456,10 @@ fn call(
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             Ok(value)
+        } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            Err(ClientError::Other(
+                crate::net::UNKNOWN_CREDENTIAL.to_owned(),
+            ))
         } else {
             Err(ClientError::Refused {
                 code: value

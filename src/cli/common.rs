@@ -63,7 +63,11 @@ impl GateInputs {
 pub(crate) fn load_policies(dir: &Path) -> Result<PolicySet, ExitCode> {
     policy::load_dir(dir).map_err(|errors| {
         for e in errors.errors() {
-            eprintln!("{}:{}:{}: {}", e.file, e.line, e.col, e.message);
+            // `file: message` for a whole folder or file, `file:line:col: message` otherwise.
+            eprintln!("{e}");
+            if e.line == 0 {
+                continue;
+            }
             if let Some(src) = std::fs::read_to_string(&e.file).ok().and_then(|text| {
                 text.lines()
                     .nth(e.line.saturating_sub(1))
@@ -322,4 +326,13 @@ fn revoked_ids(body: &Value) -> HashSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `1 record`, `2 records`: a count with its noun.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

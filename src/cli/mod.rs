@@ -36,7 +36,13 @@ struct Cli {
     verbose: u8,
     /// Trust only the CA certificates in this PEM file (instead of the system's) for the
     /// approval service's TLS certificate; also `ca = "FILE"` in the client settings.
-    #[arg(long, global = true, value_name = "FILE", env = "JITSH_CA")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "JITSH_CA",
+        hide_env_values = true
+    )]
     ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,

@@ -18,7 +18,12 @@ enum PolicyCommand {
     /// Check a policy folder: load errors (exit 3), findings (exit 1), clean (exit 0).
     Lint {
         /// Policy folder: every *.toml in it is loaded.
-        #[arg(long, default_value = "policies", env = "JITSH_POLICIES")]
+        #[arg(
+            long,
+            default_value = "policies",
+            env = "JITSH_POLICIES",
+            hide_env_values = true
+        )]
         policies: PathBuf,
         /// Print findings as JSON Lines.
         #[arg(long)]

@@ -87,8 +87,10 @@ struct UserAddArgs {
 
 #[derive(Debug, clap::Args)]
 struct UserListArgs {
+    /// State folder of the service.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
+    /// Directory file (default STATE/directory.toml).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
 }

@@ -19,11 +19,12 @@ pub struct GateOpts {
         long,
         value_name = "DIR",
         env = "JITSH_POLICIES",
+        hide_env_values = true,
         default_value = "policies"
     )]
     policies: PathBuf,
     /// Approval service URL (for `:request`, token pick-up and revocations).
-    #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
+    #[arg(long, value_name = "URL", env = "JITSH_SERVER", hide_env_values = true)]
     server: Option<String>,
     /// Session user (default: $JITSH_USER, else the login name).
     #[arg(long, value_name = "NAME")]
