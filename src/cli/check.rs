@@ -13,13 +13,14 @@ use crate::policy::Effect;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Policy folder: every *.toml in it is loaded.
+    /// Default: `policies` in the settings, else the demo policies of this build.
     #[arg(
         long,
-        default_value = "policies",
+        value_name = "DIR",
         env = "JITSH_POLICIES",
         hide_env_values = true
     )]
-    policies: PathBuf,
+    policies: Option<PathBuf>,
     /// The user the line runs as (tokens must be issued to this user).
     #[arg(long, env = "JITSH_USER", hide_env_values = true)]
     user: Option<String>,
@@ -50,8 +51,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    let policies = match common::policy_dir(args.policies.clone(), true) {
+        Ok(dir) => dir,
+        Err(e) => return super::fail(e),
+    };
     let inputs = match GateInputs::load(
-        &args.policies,
+        &policies,
         &args.catalogs,
         &args.tokens,
         &args.trust_keys,

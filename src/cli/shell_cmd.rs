@@ -14,15 +14,15 @@ use crate::shell::{self, ShellConfig};
 /// Options shared by `shell` and `exec`.
 #[derive(Debug, clap::Args)]
 pub struct GateOpts {
-    /// Policy folder.
+    /// Policy folder. Default: `policies` in the settings (/etc/jitsh/config.toml,
+    /// ~/.config/jitsh/config.toml), else the demo policies of this build.
     #[arg(
         long,
         value_name = "DIR",
         env = "JITSH_POLICIES",
-        hide_env_values = true,
-        default_value = "policies"
+        hide_env_values = true
     )]
-    policies: PathBuf,
+    policies: Option<PathBuf>,
     /// Approval service URL (for `:request`, token pick-up and revocations).
     #[arg(long, value_name = "URL", env = "JITSH_SERVER", hide_env_values = true)]
     server: Option<String>,
@@ -101,7 +101,15 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         runspace
     };
-    let mut access = access_config(args.gate);
+    let mut access = match access_config(args.gate) {
+        Ok(a) => a,
+        Err(e) => return super::fail(e),
+    };
+    // Policies that do not load end the start here, with how to name another folder, rather
+    // than a warning about the approval service followed by the same failure.
+    if let Err(e) = check_policies(&access) {
+        return super::fail(e);
+    }
     // Kept alive for the whole session; dropping it stops the service cleanly.
     let _local = if access.server.is_none() && !args.no_service {
         match start_local_service(&mut access) {
@@ -149,8 +157,11 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::fail(e),
     };
-    let config = access_config(args.gate);
-    if let Err(e) = require_trust(&config) {
+    let config = match access_config(args.gate) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    if let Err(e) = check_policies(&config).and_then(|()| require_trust(&config)) {
         return super::fail(e);
     }
     let rt = match runtime() {
@@ -172,8 +183,11 @@ pub fn exec(args: ExecArgs) -> ExitCode {
 /// approval needed, 2 denied, 3 incomplete or not runnable. Otherwise the status is the last
 /// line's.
 fn piped(gate: GateOpts, program: &[OsString]) -> ExitCode {
-    let config = access_config(gate);
-    if let Err(e) = require_trust(&config) {
+    let config = match access_config(gate) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    if let Err(e) = check_policies(&config).and_then(|()| require_trust(&config)) {
         return super::fail(e);
     }
     let rt = match runtime() {
@@ -396,18 +410,32 @@ fn require_trust(access: &AccessConfig) -> Result<(), String> {
     }
 }
 
-fn access_config(gate: GateOpts) -> AccessConfig {
+/// The policies load, or the reason why not with how to choose another folder.
+fn check_policies(access: &AccessConfig) -> Result<(), String> {
+    crate::policy::load_dir(&access.policies_dir)
+        .map(|_| ())
+        .map_err(|errors| {
+            format!(
+                "the policies in `{}` were not loaded: {}; choose another folder with --policies DIR, JITSH_POLICIES or `policies` in the settings",
+                access.policies_dir.display(),
+                errors.to_string().replace('\n', "; ")
+            )
+        })
+}
+
+fn access_config(gate: GateOpts) -> Result<AccessConfig, String> {
     let file = super::common::client_config();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    AccessConfig {
-        policies_dir: gate.policies,
+    let policies = super::common::policy_dir(gate.policies, true)?;
+    Ok(AccessConfig {
+        policies_dir: policies,
         user: super::common::user_name(gate.user.as_deref()),
         token_files: gate.tokens,
         trust_keys: super::login::trust_key_files(&gate.trust_keys),
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),
         server: gate.server.or(file.server),
         credential: env("JITSH_CREDENTIAL").or(file.credential),
-    }
+    })
 }
 
 /// The simulated Exchange runspace: the `jitsh-exsim` binary beside jitsh, else jitsh itself
