@@ -1702,3 +1702,45 @@ fn piped_input_is_gated_and_run_line_by_line() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("interactive shell"));
 }
+
+/// While the shell owns the terminal, diagnostics (here the in-process service's `-v` lines when
+/// a request is filed) go to the log file in the recording folder, never over the prompt;
+/// `:status` names the file.
+#[test]
+fn diagnostics_go_to_the_log_file_not_over_the_prompt() {
+    let fx = Fixture::new();
+    let mut cmd = CommandBuilder::new(JITSH);
+    cmd.arg("-v");
+    let args: Vec<String> = fx
+        .shell_args()
+        .into_iter()
+        .filter(|a| a != "--no-service")
+        .collect();
+    cmd.args(args);
+    cmd.env("JITSH_STATE", fx.path("local-service"));
+    cmd.env_remove("JITSH_SERVER");
+    cmd.env_remove("JITSH_CREDENTIAL");
+    cmd.env_remove("RUST_LOG");
+    cmd.env("HOME", fx.dir.path());
+    cmd.env("TERM", "xterm");
+    let mut s = Screen::spawn(&fx, cmd, 200);
+    let start = s.wait_for("PS ", 30);
+    let m = s.line(":request New-MoveRequest --reason \"move bob\" --for 1h");
+    s.wait_after(m, "sent", 15);
+    let m = s.line(":status");
+    let out = s.wait_after(m, "warnings and diagnostics:", 10);
+    let log = fx.path("rec/jitsh.log");
+    assert!(out.contains(&log.display().to_string()), "{out}");
+    let after_start = s.since(start.len());
+    assert!(
+        !after_start.contains("request filed") && !after_start.contains(" INFO "),
+        "a diagnostic was written over the session:\n{after_start}"
+    );
+    assert_eq!(s.quit(), 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("request filed"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes in the file: {text}"
+    );
+}

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod line;
 pub mod local_service;
+pub mod logfile;
 pub mod meta;
 pub mod osc;
 pub mod proxy;
