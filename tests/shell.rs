@@ -967,29 +967,38 @@ fn a_request_made_in_the_shell_is_used_once_approved_and_stops_when_revoked() {
 #[test]
 fn the_runspace_never_sees_the_service_credential() {
     let fx = Fixture::new();
-    let mut out = Command::new(JITSH)
-        .args(fx.shell_args())
-        .args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo \"cred=[$JITSH_CREDENTIAL] session=[$JITSH_SESSION]\"",
-        ])
-        .env("JITSH_CREDENTIAL", "secret-credential-value")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Keep the input open: its end would hang the session up before the runspace speaks.
-    let input = out.stdin.take();
-    let out = out.wait_with_output().unwrap();
-    drop(input);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let show = "echo \"cred=[$JITSH_CREDENTIAL] session=[$JITSH_SESSION]\"";
+    // The interactive session (a terminal on stdin).
+    let mut cmd = CommandBuilder::new(JITSH);
+    cmd.args(fx.shell_args());
+    cmd.args(["--", "/bin/sh", "-c", &format!("{show}; sleep 1")]);
+    cmd.env("JITSH_CREDENTIAL", "secret-credential-value");
+    let mut s = Screen::spawn(&fx, cmd, 120);
+    s.wait_for("session=[", 20);
+    assert_eq!(s.wait_exit(20), 0);
+    let text = s.text();
     assert!(text.contains("cred=[]"), "{text}");
     assert!(
         !text.contains("session=[]"),
         "the session id is passed on: {text}"
     );
+    // Piped input runs each line as `exec` does: the runspace does not see it either.
+    let out = Command::new(JITSH)
+        .args(fx.shell_args())
+        .args(["--", "/bin/sh", "-c", show])
+        .env("JITSH_CREDENTIAL", "secret-credential-value")
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"Get-Mailbox\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cred=[]"), "{text}");
     assert_eq!(out.status.code(), Some(0));
 }
 

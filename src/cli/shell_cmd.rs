@@ -280,7 +280,12 @@ fn run_once(program: &[OsString], line: &str) -> std::io::Result<i32> {
     let (cmd, args) = program
         .split_first()
         .ok_or_else(|| std::io::Error::other("no runspace program"))?;
-    let mut child = std::process::Command::new(cmd)
+    let mut command = std::process::Command::new(cmd);
+    // The runspace runs the admin's code: it never sees the service credential.
+    for secret in crate::shell::pty::SECRET_ENV {
+        command.env_remove(secret);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
