@@ -19,7 +19,7 @@ const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 /// Why no client could be built for a URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetError {
-    #[error("`{0}` is not an http:// or https:// URL")]
+    #[error("`{0}` is not an http:// or https:// URL{hint}", hint = url_hint(.0))]
     BadUrl(String),
     #[error("`{url}` is plain HTTP to a host that is not loopback, so the credential and tokens would cross the network unencrypted; use https:// (the service's --tls-cert), or set JITSH_INSECURE_HTTP=1 if a trusted network or proxy protects the path")]
     Cleartext { url: String },
@@ -27,6 +27,17 @@ pub enum NetError {
     Ca { path: String, message: String },
     #[error("the HTTP client could not be set up: {0}")]
     Client(String),
+}
+
+/// Why a service URL was not accepted, in words: most often the scheme is missing.
+fn url_hint(url: &str) -> String {
+    if !url.contains("://") {
+        format!(": it has no scheme; write `https://{url}` (or `http://{url}` on loopback)")
+    } else if url.chars().any(char::is_whitespace) {
+        ": it contains a space".to_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// Transport settings of this process, set once by the command line before any client is built.
@@ -57,35 +68,75 @@ pub fn configured_ca() -> Option<PathBuf> {
     transport().ca
 }
 
-/// A client error with its causes (a TLS failure says why the certificate was refused), without
-/// the URL, which the caller names itself.
+/// A client error as a person can act on it (connection refused, the host name unknown, a TLS
+/// failure and why, no answer in time), without the URL, which the caller names itself.
 pub fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "no answer in time".to_owned()
-    } else if e.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        "the request failed".to_owned()
-    };
+    // The whole chain of causes, each text once (hyper and rustls repeat their cause).
+    let mut chain: Vec<String> = Vec::new();
+    let mut refused = false;
     let mut source = std::error::Error::source(e);
-    let mut last = String::new();
     while let Some(cause) = source {
-        let shown = cause.to_string();
-        // hyper and rustls repeat their cause in their own message; show each text once.
-        if !shown.is_empty() && !last.contains(&shown) {
-            text.push_str(": ");
-            text.push_str(&shown);
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
         }
-        last = shown;
+        let shown = cause.to_string();
+        if !shown.is_empty() && !chain.iter().any(|c| c.contains(&shown)) {
+            chain.push(shown);
+        }
         source = cause.source();
     }
-    if text.contains("certificate") {
-        text.push_str(
-            " (the service's TLS certificate is not trusted here: give the CA that issued it with --ca FILE, or check the URL)",
+    let all = chain.join(": ");
+    let lower = all.to_ascii_lowercase();
+    describe_causes(e.is_timeout(), e.is_connect(), refused, &all, &lower)
+}
+
+fn describe_causes(timeout: bool, connect: bool, refused: bool, all: &str, lower: &str) -> String {
+    if timeout {
+        return "no answer in time (the service is slow or a firewall drops the traffic)".into();
+    }
+    if refused || lower.contains("connection refused") {
+        return "connection refused: nothing listens at that host and port (is the service running, and is the port right?)".into();
+    }
+    if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        return "the host name could not be resolved (check the spelling of the URL)".into();
+    }
+    if lower.contains("certificate") {
+        return format!(
+            "TLS failure: {all} (the service's TLS certificate is not trusted here: give the CA that issued it with --ca FILE, or check the URL)"
         );
     }
-    text
+    if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
+        return "TLS failure: the server did not answer with TLS (is it plain http://?)".into();
+    }
+    if lower.contains("tls") || lower.contains("handshake") || lower.contains("alert") {
+        return format!("TLS failure: {all}");
+    }
+    if lower.contains("header value") {
+        return "the credential holds characters a credential never has (a space or line break?): check JITSH_CREDENTIAL, --credential, or `credential` in ~/.config/jitsh/config.toml".into();
+    }
+    let head = if connect {
+        "could not connect"
+    } else {
+        "the request failed"
+    };
+    if all.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}: {all}")
+    }
 }
+
+/// A credential is printable ASCII without spaces; anything else (a pasted line break, a quote)
+/// would be refused by the HTTP layer with a message about headers, so say what to fix here.
+pub fn check_credential(credential: &str) -> Result<(), String> {
+    if !credential.is_empty() && credential.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
+    Err("the credential is empty or holds characters a credential never has (a space or line break?): check JITSH_CREDENTIAL, --credential, or `credential` in ~/.config/jitsh/config.toml".into())
+}
+
+/// What to tell a person whose credential the service did not accept (HTTP 401).
+pub const UNKNOWN_CREDENTIAL: &str = "the service does not accept this credential: check JITSH_CREDENTIAL (or --credential, or `credential` in ~/.config/jitsh/config.toml); `jitsh user add` prints a user's credential";
 
 /// `JITSH_INSECURE_HTTP=1` (or `true`, `yes`).
 pub fn insecure_from_env() -> bool {
@@ -171,6 +222,41 @@ fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, NetError> {
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_errors_read_as_what_happened() {
+        let refused = describe_causes(false, true, true, "tcp connect error", "tcp connect error");
+        assert!(refused.starts_with("connection refused"), "{refused}");
+        let dns = "dns error: failed to lookup address information";
+        assert!(describe_causes(false, true, false, dns, dns)
+            .contains("host name could not be resolved"));
+        let tls = "invalid peer certificate: UnknownIssuer";
+        let text = describe_causes(false, true, false, tls, &tls.to_ascii_lowercase());
+        assert!(
+            text.starts_with("TLS failure") && text.contains("--ca FILE"),
+            "{text}"
+        );
+        let plain = "received corrupt message of type InvalidContentType";
+        let text = describe_causes(false, true, false, plain, &plain.to_ascii_lowercase());
+        assert!(text.contains("did not answer with TLS"), "{text}");
+        let header = "failed to parse header value";
+        let text = describe_causes(false, false, false, header, header);
+        assert!(
+            text.contains("JITSH_CREDENTIAL") && !text.contains("header"),
+            "{text}"
+        );
+        assert!(describe_causes(true, false, false, "", "").starts_with("no answer in time"));
+        for bad in ["", "abc def", "abc\n", "ab\u{e9}"] {
+            let e = check_credential(bad).unwrap_err();
+            assert!(e.contains("JITSH_CREDENTIAL"), "{e}");
+        }
+        assert!(check_credential("jitsh_0123abc-_.").is_ok());
+        let bad = NetError::BadUrl("localhost:8443".into()).to_string();
+        assert!(
+            bad.contains("no scheme") && bad.contains("https://localhost:8443"),
+            "{bad}"
+        );
+    }
 
     #[test]
     fn cleartext_is_refused_off_loopback() {

@@ -11,22 +11,21 @@
     reason = "tests fail loudly"
 )]
 
+mod inputs;
+
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jitsh::catalog::Catalog;
 use jitsh::gate::{check_line, GateContext};
 use jitsh::policy::load_dir;
 
-fn corpus() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/exchange-examples.jsonl");
-    p.exists().then_some(p)
-}
-
 #[test]
 fn only_listed_examples_are_dynamic_under_shipped_policies() {
-    let Some(path) = corpus() else {
-        eprintln!("SKIPPED: ../shared/corpus is not beside the checkout; the corpus gate test did not run");
+    let Some(path) = inputs::corpus_or_skip(
+        "exchange-examples.jsonl",
+        "only_listed_examples_are_dynamic_under_shipped_policies",
+    ) else {
         return;
     };
     let policies = match load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")) {
@@ -112,11 +111,10 @@ fn listed(name: &str) -> BTreeMap<String, String> {
 /// parser's own list is the one place for those). The list here is checked both ways.
 #[test]
 fn false_refusals_under_allow_all_are_at_most_one_percent_and_listed() {
-    let Some(path) = corpus() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("../shared/corpus is not beside the checkout, and CI=true requires it");
-        }
-        eprintln!("SKIPPED: ../shared/corpus is not beside the checkout; the false-refusal test did not run");
+    let Some(path) = inputs::corpus_or_skip(
+        "exchange-examples.jsonl",
+        "false_refusals_under_allow_all_are_at_most_one_percent_and_listed",
+    ) else {
         return;
     };
     let policies =

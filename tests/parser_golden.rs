@@ -5,6 +5,8 @@
 
 #![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
+mod inputs;
+
 use std::path::{Path, PathBuf};
 
 use jitsh::catalog::Catalog;
@@ -62,21 +64,6 @@ fn parse_goldens() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// The corpus folder: `../shared/corpus` next to the crate first, then `/work/shared/corpus`.
-fn corpus_dir() -> Option<PathBuf> {
-    let near = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    [near, PathBuf::from("/work/shared/corpus")]
-        .into_iter()
-        .find(|d| d.join("exchange-examples.jsonl").is_file())
-}
-
-/// A missing corpus fails the test under `CI=true` and is reported as skipped otherwise.
-fn skipped() {
-    let why = "the Exchange corpus is not at ../shared/corpus or /work/shared/corpus";
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-    println!("SKIPPED: {why}");
-}
-
 /// Known failures (examples that do not parse, or do not yield their cmdlet's invocation):
 /// `ID<TAB>reason` lines; `#` starts a comment line.
 fn known_failures() -> Vec<(String, String)> {
@@ -106,10 +93,13 @@ fn mentions(text: &str, name: &str) -> bool {
 
 #[test]
 fn corpus_examples_parse_and_name_their_cmdlet() {
-    let Some(dir) = corpus_dir() else {
-        return skipped();
+    let Some(path) = inputs::corpus_or_skip(
+        "exchange-examples.jsonl",
+        "corpus_examples_parse_and_name_their_cmdlet",
+    ) else {
+        return;
     };
-    let text = std::fs::read_to_string(dir.join("exchange-examples.jsonl")).expect("read corpus");
+    let text = std::fs::read_to_string(path).expect("read corpus");
     let known = known_failures();
     for (id, reason) in &known {
         assert!(!reason.is_empty(), "known failure `{id}` needs a reason");
@@ -184,10 +174,10 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
 /// for real numbers): parse and parse+resolve throughput over the whole corpus.
 #[test]
 fn corpus_throughput() {
-    let Some(dir) = corpus_dir() else {
-        return skipped();
+    let Some(path) = inputs::corpus_or_skip("exchange-examples.jsonl", "corpus_throughput") else {
+        return;
     };
-    let text = std::fs::read_to_string(dir.join("exchange-examples.jsonl")).expect("read corpus");
+    let text = std::fs::read_to_string(path).expect("read corpus");
     let lines: Vec<String> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
+mod inputs;
+
 use jitsh::catalog::Catalog;
 use jitsh::resolve::{analyse, invocations, round_trip};
 use jitsh::syntax::{parse, print, ParseErrorKind, MAX_DEPTH};
@@ -230,28 +232,14 @@ proptest! {
     }
 }
 
-/// The corpus folder's examples file, or why it is missing (fails under `CI=true`).
-fn corpus_file() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    let found = [
-        dir.join("exchange-examples.jsonl"),
-        "/work/shared/corpus/exchange-examples.jsonl".into(),
-    ]
-    .into_iter()
-    .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "corpus not found (../shared/corpus/exchange-examples.jsonl)"
-        );
-        println!("SKIPPED: corpus not found (../shared/corpus/exchange-examples.jsonl)");
-    }
-    found
-}
-
 #[test]
 fn print_then_reparse_keeps_corpus_invocations() {
-    let Some(path) = corpus_file() else { return };
+    let Some(path) = inputs::corpus_or_skip(
+        "exchange-examples.jsonl",
+        "print_then_reparse_keeps_corpus_invocations",
+    ) else {
+        return;
+    };
     let text = std::fs::read_to_string(path).expect("read corpus");
     let mut checked = 0;
     let mut failures = Vec::new();

@@ -560,13 +560,27 @@ fn keygen(dir: &Path) -> Output {
     jitsh(&["keygen", "--out", dir.to_str().unwrap()])
 }
 
+/// The key id from keygen's report (`key id: KID`), after checking that it names both files.
+fn keygen_kid(out: &Output, dir: &Path) -> String {
+    let report = text(&out.stdout);
+    for file in ["signing.key", "signing.pub"] {
+        assert!(
+            report.contains(&dir.join(file).display().to_string()),
+            "{report}"
+        );
+    }
+    let kid = report.lines().find_map(|l| l.strip_prefix("key id: "));
+    assert!(kid.is_some(), "no key id in {report}");
+    kid.unwrap_or_default().trim().to_owned()
+}
+
 #[test]
 fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("keys");
     let out = keygen(&dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let kid = text(&out.stdout).trim().to_owned();
+    let kid = keygen_kid(&out, &dir);
     let private = std::fs::read_to_string(dir.join("signing.key")).unwrap();
     let public = std::fs::read_to_string(dir.join("signing.pub")).unwrap();
     let sk = SigningKey::from_file_text(&private).unwrap();
@@ -598,7 +612,7 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite(
     // --force replaces the pair
     let forced = jitsh(&["keygen", "--out", dir.to_str().unwrap(), "--force"]);
     assert!(forced.status.success(), "{}", text(&forced.stderr));
-    let new_kid = text(&forced.stdout).trim().to_owned();
+    let new_kid = keygen_kid(&forced, &dir);
     assert_ne!(new_kid, kid);
     let reloaded =
         SigningKey::from_file_text(&std::fs::read_to_string(dir.join("signing.key")).unwrap())

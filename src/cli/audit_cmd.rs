@@ -200,15 +200,24 @@ fn verify(a: VerifyArgs) -> ExitCode {
 fn write_intact(out: &mut impl Write, s: &crate::audit::Summary) -> std::io::Result<()> {
     writeln!(
         out,
-        "intact: {} records, {} checkpoints, last seq {}",
-        s.records, s.checkpoints, s.last_seq
+        "intact: {}, {}, last seq {}",
+        super::common::plural(s.records, "record"),
+        super::common::plural(s.checkpoints, "checkpoint"),
+        s.last_seq
     )?;
     if s.unsealed > 0 {
-        writeln!(
-            out,
-            "note: the last {} records are not yet covered by a checkpoint",
-            s.unsealed
-        )?;
+        if s.unsealed == 1 {
+            writeln!(
+                out,
+                "note: the last record is not yet covered by a checkpoint"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "note: the last {} records are not yet covered by a checkpoint",
+                s.unsealed
+            )?;
+        }
     }
     for seq in &s.torn_sealed {
         writeln!(

@@ -14,11 +14,17 @@ use crate::shell::service::{decide_confirmed, Confirm, Service};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Policy folder: every *.toml in it is loaded.
-    #[arg(long, default_value = "policies", env = "JITSH_POLICIES")]
-    policies: PathBuf,
+    /// Default: `policies` in the settings, else the demo policies of this build.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "JITSH_POLICIES",
+        hide_env_values = true
+    )]
+    policies: Option<PathBuf>,
     /// The user the line runs as (tokens must be issued to this user; with --server, the
     /// credential's user).
-    #[arg(long, env = "JITSH_USER")]
+    #[arg(long, env = "JITSH_USER", hide_env_values = true)]
     user: Option<String>,
     /// Approval token file (repeatable); verified against --trust-key when loaded.
     #[arg(long = "token", value_name = "FILE")]
@@ -38,7 +44,7 @@ pub struct Args {
     /// counted uses) before the line is allowed; when unreachable, only tokens whose rule allows
     /// offline use are honoured. The credential comes from JITSH_CREDENTIAL or the client
     /// config, and `--user` must be its user.
-    #[arg(long, env = "JITSH_SERVER", value_name = "URL")]
+    #[arg(long, env = "JITSH_SERVER", value_name = "URL", hide_env_values = true)]
     server: Option<String>,
     /// Extra cmdlet metadata (JSON, catalog format) for modules jitsh does not ship.
     #[arg(long = "catalog", value_name = "FILE")]
@@ -56,8 +62,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    let policies = match common::policy_dir(args.policies.clone(), true) {
+        Ok(dir) => dir,
+        Err(e) => return super::fail(e),
+    };
     let mut inputs = match GateInputs::load(
-        &args.policies,
+        &policies,
         &args.catalogs,
         &args.tokens,
         &args.trust_keys,

@@ -577,6 +577,7 @@ fn call(
     body: Option<Value>,
 ) -> Result<Value, ClientError> {
     let (server, credential) = resolve(conn)?;
+    crate::net::check_credential(&credential).map_err(ClientError::Other)?;
     let url = format!("{server}{path}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -602,6 +603,10 @@ fn call(
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             Ok(value)
+        } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            Err(ClientError::Other(
+                crate::net::UNKNOWN_CREDENTIAL.to_owned(),
+            ))
         } else {
             Err(ClientError::Refused {
                 code: value

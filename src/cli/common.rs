@@ -62,7 +62,11 @@ impl GateInputs {
 pub(crate) fn load_policies(dir: &Path) -> Result<PolicySet, ExitCode> {
     policy::load_dir(dir).map_err(|errors| {
         for e in errors.errors() {
-            eprintln!("{}:{}:{}: {}", e.file, e.line, e.col, e.message);
+            // `file: message` for a whole folder or file, `file:line:col: message` otherwise.
+            eprintln!("{e}");
+            if e.line == 0 {
+                continue;
+            }
             if let Some(src) = std::fs::read_to_string(&e.file).ok().and_then(|text| {
                 text.lines()
                     .nth(e.line.saturating_sub(1))
@@ -73,7 +77,7 @@ pub(crate) fn load_policies(dir: &Path) -> Result<PolicySet, ExitCode> {
             }
         }
         eprintln!(
-            "jitsh: the policies in `{}` were not loaded (nothing is allowed until they are fixed)",
+            "jitsh: the policies in `{}` were not loaded (nothing is allowed until they are fixed, or another folder is chosen with --policies DIR, JITSH_POLICIES or `policies` in the settings)",
             dir.display()
         );
         ExitCode::from(super::EXIT_ERROR)
@@ -177,8 +181,9 @@ fn login_name() -> Option<String> {
     })
 }
 
-/// The client settings file every client command reads (`server = "..."`,
-/// `credential = "..."`); flags and environment come first. `jitsh login` writes `server`,
+/// The settings every command reads (`server = "..."`, `credential = "..."`,
+/// `policies = "DIR"`): `/etc/jitsh/config.toml`, then `~/.config/jitsh/config.toml` over it;
+/// environment and flags come first. `jitsh login` writes `server`,
 /// `trust_keys` (the service's signing keys it stored) and `ca`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct ClientConfig {
@@ -191,6 +196,9 @@ pub(crate) struct ClientConfig {
     /// Public key files of the service's token signing keys (written by `jitsh login`).
     #[serde(default)]
     pub trust_keys: Vec<PathBuf>,
+    /// The policy folder of the gate commands (`check`, `shell`, `exec`, `policy lint`) and of
+    /// `serve`.
+    pub policies: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/jitsh/config.toml`, else `~/.config/jitsh/config.toml`.
@@ -202,33 +210,104 @@ pub(crate) fn config_path() -> PathBuf {
     base.join("jitsh").join("config.toml")
 }
 
-/// The settings file; an error only when it exists and is not valid (a broken file must not
-/// silently drop the CA and keys it names).
-pub(crate) fn client_config_checked() -> Result<ClientConfig, String> {
-    let path = config_path();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| {
-            format!(
-                "the settings file `{}` is not valid ({}); fix it, or remove it and run `jitsh login` again",
-                path.display(),
-                e.message()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
-        Err(e) => Err(format!(
-            "the settings file `{}` could not be read: {e}",
-            path.display()
-        )),
+/// The system-wide settings file: `$JITSH_SYSTEM_CONFIG` (for tests and unusual layouts), else
+/// `/etc/jitsh/config.toml`.
+pub(crate) fn system_config_path() -> PathBuf {
+    std::env::var_os("JITSH_SYSTEM_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/etc/jitsh/config.toml"), PathBuf::from)
+}
+
+/// One settings file; `None` when it does not exist. Relative paths in it are taken from its
+/// own folder, never from the current directory.
+fn read_settings(path: &Path) -> Result<Option<ClientConfig>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "the settings file `{}` could not be read: {e}",
+                path.display()
+            ))
+        }
+    };
+    let mut c: ClientConfig = toml::from_str(&text).map_err(|e| {
+        format!(
+            "the settings file `{}` is not valid ({}); fix it, or remove it and run `jitsh login` again",
+            path.display(),
+            e.message()
+        )
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let anchor = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+    c.ca = c.ca.map(anchor);
+    c.policies = c.policies.map(anchor);
+    c.trust_keys = c.trust_keys.into_iter().map(anchor).collect();
+    Ok(Some(c))
+}
+
+/// `over`'s settings where it has them, `under`'s otherwise.
+fn layered(under: ClientConfig, over: ClientConfig) -> ClientConfig {
+    ClientConfig {
+        server: over.server.or(under.server),
+        credential: over.credential.or(under.credential),
+        ca: over.ca.or(under.ca),
+        insecure_http: over.insecure_http.or(under.insecure_http),
+        trust_keys: if over.trust_keys.is_empty() {
+            under.trust_keys
+        } else {
+            over.trust_keys
+        },
+        policies: over.policies.or(under.policies),
     }
 }
 
-/// The settings file, or none when it is missing or unreadable.
-pub(crate) fn client_config() -> ClientConfig {
-    std::fs::read_to_string(config_path())
-        .ok()
-        .and_then(|t| toml::from_str(&t).ok())
-        .unwrap_or_default()
+/// The settings: `/etc/jitsh/config.toml`, then the user's file over it (flags and environment
+/// come first, where each command reads them). An error only when a file exists and is not
+/// valid (a broken file must not silently drop the CA and keys it names).
+pub(crate) fn client_config_checked() -> Result<ClientConfig, String> {
+    let system = read_settings(&system_config_path())?.unwrap_or_default();
+    let user = read_settings(&config_path())?.unwrap_or_default();
+    Ok(layered(system, user))
 }
+
+/// The settings, leaving out a file that is missing, unreadable or not valid.
+pub(crate) fn client_config() -> ClientConfig {
+    let system = read_settings(&system_config_path())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let user = read_settings(&config_path())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    layered(system, user)
+}
+
+/// The policy folder: `--policies` or JITSH_POLICIES (clap folds the variable into the flag),
+/// else `policies` in the settings files, else (for trying jitsh from a checkout) the policies
+/// bundled with this build, which is announced. Never a folder relative to wherever the command
+/// happens to run, unless the user named one.
+pub(crate) fn policy_dir(flag: Option<PathBuf>, bundled: bool) -> Result<PathBuf, String> {
+    if let Some(path) = flag {
+        return Ok(path);
+    }
+    if let Some(path) = client_config().policies {
+        return Ok(path);
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    if bundled && shipped.is_dir() {
+        eprintln!(
+            "jitsh: no policy folder configured; using the demo policies of this build in `{}` (choose one with --policies DIR)",
+            shipped.display()
+        );
+        return Ok(shipped);
+    }
+    Err(NO_POLICY_DIR.to_owned())
+}
+
+/// How to name a policy folder, said whenever none is configured or the one named fails.
+pub(crate) const NO_POLICY_DIR: &str = "no policy folder is configured: pass --policies DIR, set JITSH_POLICIES, or write `policies = \"DIR\"` in ~/.config/jitsh/config.toml or /etc/jitsh/config.toml";
 
 /// The batch protocol (SPEC §3): one JSON object per stdin line, `decide` on its `text`, the
 /// other fields echoed back, an `"error"` object for a malformed line, and the batch goes on.
@@ -353,5 +432,14 @@ mod tests {
         }
         assert!(parse_skew("-1").is_err());
         assert!(parse_skew("1e9").is_err());
+    }
+}
+
+/// `1 record`, `2 records`: a count with its noun.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

@@ -28,7 +28,7 @@ const MAX_ANSWER: usize = 64 * 1024;
 pub struct Args {
     /// The approval service, e.g. https://jitsh.contoso.test:8750 (plain http:// only on
     /// loopback). The TLS certificate is checked against the system's CAs, or --ca FILE.
-    #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
+    #[arg(long, value_name = "URL", env = "JITSH_SERVER", hide_env_values = true)]
     server: String,
     /// SHA-256 fingerprint of a signing key to trust, as `jitsh serve` prints it (64 hex
     /// digits; repeatable). Keys the service presents that are not listed are not trusted.

@@ -36,7 +36,13 @@ struct Cli {
     verbose: u8,
     /// Trust only the CA certificates in this PEM file (instead of the system's) for the
     /// approval service's TLS certificate; also `ca = "FILE"` in the client settings.
-    #[arg(long, global = true, value_name = "FILE", env = "JITSH_CA")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "JITSH_CA",
+        hide_env_values = true
+    )]
     ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -165,9 +171,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal; an interactive shell moves diagnostics to a log file.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::shell::logfile::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -10,8 +10,13 @@ use crate::asciicast::{self, Cast, Control, PlayOptions, SessionSummary};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The recording (asciicast v2) to play.
+    /// The recording to play: a session as `jitsh sessions` lists it (its id, or its file name
+    /// in the recordings folder), or the path of an asciicast v2 file.
     pub file: PathBuf,
+    /// Folder of recordings where session ids are looked up (default: $JITSH_RECORD_DIR, else
+    /// ~/.local/share/jitsh/sessions).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
     /// Playback speed factor (2 plays twice as fast).
     #[arg(long, default_value_t = 1.0, value_name = "N")]
     pub speed: f64,
@@ -50,14 +55,18 @@ pub fn run(args: Args) -> ExitCode {
             "--idle-limit `{limit}` must be a positive number of seconds"
         ));
     }
-    let cast = match load(&args.file) {
+    let file = match find_recording(&args.file, args.dir.clone().or_else(default_record_dir)) {
+        Ok(file) => file,
+        Err(message) => return super::fail(message),
+    };
+    let cast = match load(&file) {
         Ok(cast) => cast,
         Err(message) => return super::fail(message),
     };
     if let Some(torn) = &cast.torn {
         eprintln!(
             "jitsh: recording `{}` ends in a cut-off line (line {}); playing up to it",
-            args.file.display(),
+            file.display(),
             torn.line
         );
     }
@@ -146,11 +155,13 @@ pub fn sessions(args: SessionsArgs) -> ExitCode {
             Err(e) => super::fail(format!("could not write JSON: {e}")),
         };
     }
-    let rows: Vec<[String; 6]> = summaries
+    // The first column is what `jitsh replay` takes: the session id (the file name without
+    // `.cast`), alone in its cell so it can be copied.
+    let rows: Vec<[String; 7]> = summaries
         .iter()
         .map(|s| {
             [
-                crate::text::escape(&s.file).into_owned() + if s.torn { " (cut off)" } else { "" },
+                crate::text::escape(s.file.strip_suffix(".cast").unwrap_or(&s.file)).into_owned(),
                 s.user
                     .as_deref()
                     .map_or_else(|| "-".into(), |u| crate::text::escape(u).into_owned()),
@@ -158,10 +169,14 @@ pub fn sessions(args: SessionsArgs) -> ExitCode {
                 clock(s.duration_us),
                 s.allowed.to_string(),
                 s.blocked.to_string(),
+                if s.torn { "cut off" } else { "" }.to_owned(),
             ]
         })
         .collect();
-    let header = ["FILE", "USER", "STARTED", "DURATION", "ALLOWED", "BLOCKED"].map(str::to_owned);
+    let header = [
+        "SESSION", "USER", "STARTED", "DURATION", "ALLOWED", "REFUSED", "NOTE",
+    ]
+    .map(str::to_owned);
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             std::iter::once(&header)
@@ -181,6 +196,37 @@ pub fn sessions(args: SessionsArgs) -> ExitCode {
         println!("{}", cells.join("  ").trim_end());
     }
     ExitCode::SUCCESS
+}
+
+/// The recording `arg` names: an existing file, else a session id or file name in `dir`.
+fn find_recording(arg: &Path, dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    if arg.is_file() {
+        return Ok(arg.to_path_buf());
+    }
+    let bare = arg.components().count() == 1;
+    if let Some(dir) = dir.as_ref().filter(|_| bare) {
+        let with_ext = {
+            let mut name = arg.as_os_str().to_os_string();
+            name.push(".cast");
+            name
+        };
+        for candidate in [dir.join(arg), dir.join(with_ext)] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(match dir {
+        Some(dir) if bare => format!(
+            "no recording `{}`: not a file here, and no such session in `{}` (`jitsh sessions` lists them; --dir DIR looks elsewhere)",
+            arg.display(),
+            dir.display()
+        ),
+        _ => format!(
+            "recording `{}` could not be read: no such file",
+            arg.display()
+        ),
+    })
 }
 
 fn default_record_dir() -> Option<PathBuf> {

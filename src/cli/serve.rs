@@ -24,9 +24,15 @@ pub struct Args {
     /// TLS, or on a network you trust with credentials and tokens in clear text).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     insecure_http: bool,
-    /// Policy folder (every `*.toml` in it).
-    #[arg(long, value_name = "DIR", default_value = "policies")]
-    policies: PathBuf,
+    /// Policy folder (every `*.toml` in it). Default: `policies` in the settings
+    /// (/etc/jitsh/config.toml, ~/.config/jitsh/config.toml).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "JITSH_POLICIES",
+        hide_env_values = true
+    )]
+    policies: Option<PathBuf>,
     /// Directory of users (default STATE/directory.toml).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
@@ -107,13 +113,20 @@ struct UserAddArgs {
 
 #[derive(Debug, clap::Args)]
 struct UserListArgs {
+    /// State folder of the service.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
+    /// Directory file (default STATE/directory.toml).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> ExitCode {
+    // A service never falls back to demo policies: its folder is always named.
+    let policies = match super::common::policy_dir(args.policies.clone(), false) {
+        Ok(dir) => dir,
+        Err(e) => return super::fail(e),
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match service::tls::server_config(cert, key) {
             Ok(c) => {
@@ -127,7 +140,7 @@ pub fn run(args: Args) -> ExitCode {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let config = service::Config {
         state: args.state,
-        policies: args.policies,
+        policies,
         directory: args.directory,
         smtp: args.smtp,
         mail_from: args.mail_from,

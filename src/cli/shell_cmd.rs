@@ -1,7 +1,7 @@
 //! `jitsh shell` (an interactive gated session) and `jitsh exec` (one gated line).
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
@@ -14,16 +14,17 @@ use crate::shell::{self, ShellConfig};
 /// Options shared by `shell` and `exec`.
 #[derive(Debug, clap::Args)]
 pub struct GateOpts {
-    /// Policy folder.
+    /// Policy folder. Default: `policies` in the settings (/etc/jitsh/config.toml,
+    /// ~/.config/jitsh/config.toml), else the demo policies of this build.
     #[arg(
         long,
         value_name = "DIR",
         env = "JITSH_POLICIES",
-        default_value = "policies"
+        hide_env_values = true
     )]
-    policies: PathBuf,
+    policies: Option<PathBuf>,
     /// Approval service URL (for `:request`, token pick-up and revocations).
-    #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
+    #[arg(long, value_name = "URL", env = "JITSH_SERVER", hide_env_values = true)]
     server: Option<String>,
     /// Session user (default: $JITSH_USER, else the login name). With an approval service it
     /// must be the user the credential belongs to (default: that user).
@@ -82,6 +83,11 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         args.runspace
     };
+    // Lines piped in (`echo Get-Mailbox | jitsh shell`) are gated and run one by one, as `exec`
+    // runs them; there is no terminal to edit on or to record.
+    if !std::io::stdin().is_terminal() {
+        return piped(args.gate, &runspace);
+    }
     let record_dir = args
         .record
         .or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
@@ -97,7 +103,15 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         runspace
     };
-    let mut access = access_config(args.gate);
+    let mut access = match access_config(args.gate) {
+        Ok(a) => a,
+        Err(e) => return super::fail(e),
+    };
+    // Policies that do not load end the start here, with how to name another folder, rather
+    // than a warning about the approval service followed by the same failure.
+    if let Err(e) = check_policies(&access) {
+        return super::fail(e);
+    }
     // Kept alive for the whole session; dropping it stops the service cleanly.
     let _local = if access.server.is_none() && !args.no_service {
         match start_local_service(&mut access) {
@@ -117,11 +131,13 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     if let Err(e) = require_trust(&access) {
         return super::fail(e);
     }
+    let spool_dir = _local.as_ref().map(|l| l.state.join("spool"));
     let config = ShellConfig {
         multiline,
         runspace,
         access,
         record_dir,
+        spool_dir,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -143,49 +159,128 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::fail(e),
     };
-    let config = access_config(args.gate);
-    if let Err(e) = require_trust(&config) {
+    let config = match access_config(args.gate) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    if let Err(e) = check_policies(&config).and_then(|()| require_trust(&config)) {
         return super::fail(e);
     }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return super::fail(e),
     };
-    let checked = match Access::load(&config) {
-        Ok(mut access) => match rt.block_on(access.bind_identity()) {
-            Ok(()) => rt.block_on(access.check(&line)),
-            Err(e) => return super::fail(e),
-        },
+    let mut access = match Access::load(&config) {
+        Ok(access) => access,
         Err(e) => return super::fail(e),
     };
-    let d = checked.decision;
+    // With an approval service, the session runs as the credential's user.
+    if let Err(e) = rt.block_on(access.bind_identity()) {
+        return super::fail(e);
+    }
+    match gate_and_run(&rt, &mut access, &program, &line) {
+        Ok(Gated::Ran(status) | Gated::Refused(status)) => exit_code(status),
+        Err(e) => super::fail(e),
+    }
+}
+
+/// `jitsh shell` with stdin not a terminal: each line is gated and run as `exec` runs it. The
+/// first refused line stops the input (later lines may depend on it) with exec's status: 1
+/// approval needed, 2 denied, 3 incomplete or not runnable. Otherwise the status is the last
+/// line's.
+fn piped(gate: GateOpts, program: &[OsString]) -> ExitCode {
+    let config = match access_config(gate) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    if let Err(e) = check_policies(&config).and_then(|()| require_trust(&config)) {
+        return super::fail(e);
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(e),
+    };
+    let mut access = match Access::load(&config) {
+        Ok(access) => access,
+        Err(e) => return super::fail(e),
+    };
+    // With an approval service, the session runs as the credential's user.
+    if let Err(e) = rt.block_on(access.bind_identity()) {
+        return super::fail(e);
+    }
+    let mut status = 0;
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => return super::fail(format!("input line {} could not be read: {e}", n + 1)),
+        };
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        if text.starts_with(':') {
+            eprintln!("jitsh: input line {}: meta-commands such as `{text}` need an interactive shell; use `jitsh request`, `jitsh requests`, `jitsh tokens`", n + 1);
+            return ExitCode::from(3);
+        }
+        match gate_and_run(&rt, &mut access, program, &line) {
+            Ok(Gated::Ran(s)) => status = s,
+            Ok(Gated::Refused(s)) => {
+                eprintln!(
+                    "jitsh: input line {} was refused; the lines after it were not run",
+                    n + 1
+                );
+                return exit_code(s);
+            }
+            Err(e) => return super::fail(format!("input line {}: {e}", n + 1)),
+        }
+    }
+    exit_code(status)
+}
+
+/// What became of a gated line.
+#[derive(Debug)]
+enum Gated {
+    /// The runspace ran it; its status.
+    Ran(i32),
+    /// The gate refused it: 1 approval needed, 2 denied.
+    Refused(i32),
+}
+
+/// Gate one line and, if it is allowed, run it through a fresh runspace; a refusal is printed
+/// with the command that asks for access.
+fn gate_and_run(
+    rt: &tokio::runtime::Runtime,
+    access: &mut Access,
+    program: &[OsString],
+    line: &str,
+) -> Result<Gated, String> {
+    let d = rt.block_on(access.check(line)).decision;
     if d.incomplete {
-        return super::fail(
-            "the line is incomplete: finish it (a closing bracket or quote is missing)",
+        return Err(
+            "the line is incomplete: finish it (a closing bracket or quote is missing)".into(),
         );
     }
     match d.decision {
         Effect::Allow => {}
         Effect::Approval => {
-            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
-            return ExitCode::from(1);
+            eprint!("{}", shell::exec_refusal_message(&d));
+            return Ok(Gated::Refused(1));
         }
         Effect::Deny => {
-            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
-            return ExitCode::from(2);
+            eprint!("{}", shell::exec_refusal_message(&d));
+            return Ok(Gated::Refused(2));
         }
     }
-    match run_once(&program, &line) {
-        Ok(status) => exit_code(status),
-        Err(e) => super::fail(format!(
+    run_once(program, line).map(Gated::Ran).map_err(|e| {
+        format!(
             "the runspace `{}` could not run the line: {e}",
             program
                 .iter()
                 .map(|p| p.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join(" ")
-        )),
-    }
+        )
+    })
 }
 
 /// Run one line through a fresh runspace over pipes: the line, then end-of-input. Prompts and
@@ -195,7 +290,12 @@ fn run_once(program: &[OsString], line: &str) -> std::io::Result<i32> {
     let (cmd, args) = program
         .split_first()
         .ok_or_else(|| std::io::Error::other("no runspace program"))?;
-    let mut child = std::process::Command::new(cmd)
+    let mut command = std::process::Command::new(cmd);
+    // The runspace runs the admin's code: it never sees the service credential.
+    for secret in crate::shell::pty::SECRET_ENV {
+        command.env_remove(secret);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -335,11 +435,25 @@ fn require_trust(access: &AccessConfig) -> Result<(), String> {
     }
 }
 
-fn access_config(gate: GateOpts) -> AccessConfig {
+/// The policies load, or the reason why not with how to choose another folder.
+fn check_policies(access: &AccessConfig) -> Result<(), String> {
+    crate::policy::load_dir(&access.policies_dir)
+        .map(|_| ())
+        .map_err(|errors| {
+            format!(
+                "the policies in `{}` were not loaded: {}; choose another folder with --policies DIR, JITSH_POLICIES or `policies` in the settings",
+                access.policies_dir.display(),
+                errors.to_string().replace('\n', "; ")
+            )
+        })
+}
+
+fn access_config(gate: GateOpts) -> Result<AccessConfig, String> {
     let file = super::common::client_config();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    AccessConfig {
-        policies_dir: gate.policies,
+    let policies = super::common::policy_dir(gate.policies, true)?;
+    Ok(AccessConfig {
+        policies_dir: policies,
         user: super::common::user_name(gate.user.as_deref()),
         user_explicit: super::common::user_explicit(gate.user.as_deref()),
         token_files: gate.tokens,
@@ -347,7 +461,7 @@ fn access_config(gate: GateOpts) -> AccessConfig {
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),
         server: gate.server.or(file.server),
         credential: env("JITSH_CREDENTIAL").or(file.credential),
-    }
+    })
 }
 
 /// The simulated Exchange runspace: the `jitsh-exsim` binary beside jitsh, else jitsh itself

@@ -73,7 +73,7 @@ struct FetchArgs {
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Approval service URL.
-    #[arg(long, env = "JITSH_SERVER", value_name = "URL")]
+    #[arg(long, env = "JITSH_SERVER", value_name = "URL", hide_env_values = true)]
     server: Option<String>,
     /// File holding the API credential (printed once by `jitsh user add`); else
     /// JITSH_CREDENTIAL. Never on the command line, where every local user sees it.
@@ -88,7 +88,11 @@ fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
 pub fn keygen(args: KeygenArgs) -> ExitCode {
     match write_key_pair(&args.out, args.force) {
         Ok(kid) => {
-            println!("{kid}");
+            println!(
+                "wrote {} (private signing key, owner-only) and {} (public key: give it to gates as --trust-key)\nkey id: {kid}",
+                args.out.join(PRIVATE_FILE).display(),
+                args.out.join(PUBLIC_FILE).display()
+            );
             ExitCode::SUCCESS
         }
         Err(message) => super::fail(message),

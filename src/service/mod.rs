@@ -72,6 +72,8 @@ pub enum ServeError {
 
 /// Open state, keys, policies and directory, ready to serve.
 pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeError> {
+    // Policies first: a service that cannot load them must not leave a database and keys behind.
+    let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
     std::fs::create_dir_all(&config.state).map_err(|e| ServeError::State {
         path: config.state.display().to_string(),
         message: e.to_string(),
@@ -94,7 +96,6 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
     let store: Arc<dyn Store> =
         Arc::new(sqlite::SqliteStore::open(&db).map_err(|e| ServeError::Setup(e.to_string()))?);
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
-    let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
     let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
         .map_err(|e| match e {
             ports::OpenAuditError::Locked(path) => ServeError::Setup(format!(

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod line;
 pub mod local_service;
+pub mod logfile;
 pub mod meta;
 pub mod osc;
 pub mod proxy;
@@ -60,6 +61,9 @@ pub struct ShellConfig {
     /// one line at a time). When false, multi-line commands are refused: sent line by line,
     /// they would run as separate commands the gate never judged.
     pub multiline: bool,
+    /// The audit spool folder (default: `record_dir/spool`); the in-process demo service keeps
+    /// one in its own state folder, since its credentials are its own.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Run one interactive session; returns the runspace's exit status (128+signal if killed).
@@ -84,13 +88,20 @@ pub fn new_session_id() -> String {
     )
 }
 
-/// The message shown when a line is refused: which invocation, which rule, and the exact
-/// command that asks for access. Lines end with `\r\n` (the terminal is in raw mode).
+/// The message shown when a line is refused in the shell: which invocation, which rule, and the
+/// `:request` meta-command that asks for access. Lines end with `\r\n` (the terminal is in raw
+/// mode).
 pub fn refusal_message(d: &LineDecision) -> String {
-    crate::text::escape_lines(&refusal_text(d), "\r\n")
+    crate::text::escape_lines(&refusal_text(d, true), "\r\n")
 }
 
-fn refusal_text(d: &LineDecision) -> String {
+/// The refusal for `jitsh exec` and piped input, where `:request` does not exist: it names
+/// `jitsh request` instead. Lines end with `\n`.
+pub fn exec_refusal_message(d: &LineDecision) -> String {
+    crate::text::escape_lines(&refusal_text(d, false), "\n")
+}
+
+fn refusal_text(d: &LineDecision, in_shell: bool) -> String {
     let blocking = d
         .invocations
         .iter()
@@ -112,14 +123,18 @@ fn refusal_text(d: &LineDecision) -> String {
             } else {
                 msg.push_str(&format!("jitsh: {}\n", esc(&d.reason)));
             }
-            msg.push_str(&format!(
-                "  ask for it here:   :request {} --reason \"...\" --for 1h\n",
-                esc(&inv.name)
-            ));
-            msg.push_str(&format!(
-                "  or from a shell:   jitsh request --task {} --reason \"...\" --for 1h\n",
-                esc(&inv.name)
-            ));
+            // One way to ask, the one that works where the line was typed.
+            if in_shell {
+                msg.push_str(&format!(
+                    "  ask for it: :request {} --reason \"...\" --for 1h\n",
+                    esc(&inv.name)
+                ));
+            } else {
+                msg.push_str(&format!(
+                    "  ask for it: jitsh request --task {} --reason \"...\" --for 1h\n",
+                    esc(&inv.name)
+                ));
+            }
         }
         (_, Some(inv)) => msg.push_str(&format!("jitsh: denied: {}\n", esc(&inv.reason))),
         (_, None) => msg.push_str(&format!("jitsh: denied: {}\n", esc(&d.reason))),
@@ -179,20 +194,41 @@ pub enum SessionAudit {
 }
 
 impl SessionAudit {
-    /// Open the sink for a session whose recordings go to `record_dir`.
+    /// Open the sink for a session whose recordings go to `record_dir`. A spool held by another
+    /// running session is left to it: the next free sibling (`spool-2`, ...) is used instead.
     pub fn open(
         record_dir: &Path,
+        spool_dir: Option<&Path>,
         session_id: &str,
         service: Option<(String, String)>,
     ) -> Result<SessionAudit, ShellError> {
         match service {
-            Some((server, credential)) => crate::audit::spool::SpoolingSink::open(
-                &record_dir.join("spool"),
-                server,
-                credential,
-            )
-            .map(SessionAudit::Service)
-            .map_err(|e| ShellError::Record(format!("audit spool: {e}"))),
+            Some((server, credential)) => {
+                let base = spool_dir.map_or_else(|| record_dir.join("spool"), Path::to_path_buf);
+                let mut last = None;
+                for n in 1..=16usize {
+                    let dir = if n == 1 {
+                        base.clone()
+                    } else {
+                        let mut name = base.file_name().unwrap_or_default().to_os_string();
+                        name.push(format!("-{n}"));
+                        base.with_file_name(name)
+                    };
+                    match crate::audit::spool::SpoolingSink::open(
+                        &dir,
+                        server.clone(),
+                        credential.clone(),
+                    ) {
+                        Ok(sink) => return Ok(SessionAudit::Service(sink)),
+                        Err(e @ crate::audit::spool::SpoolError::Locked(_)) => last = Some(e),
+                        Err(e) => return Err(ShellError::Record(format!("audit spool: {e}"))),
+                    }
+                }
+                Err(ShellError::Record(format!(
+                    "audit spool: {}",
+                    last.map(|e| e.to_string()).unwrap_or_default()
+                )))
+            }
             None => open_audit(&record_dir.join("audit"), session_id).map(SessionAudit::Local),
         }
     }
@@ -316,7 +352,14 @@ mod tests {
             "`New-MoveRequest` needs approval under rule `mailbox-moves`; no valid token covers it"
         ));
         assert!(m.contains(":request New-MoveRequest --reason \"...\" --for 1h"));
-        assert!(m.contains("jitsh request --task New-MoveRequest"));
+        assert!(!m.contains("jitsh request"), "{m}");
+        assert_eq!(m.matches("New-MoveRequest").count(), 2, "{m}");
+        let e = exec_refusal_message(&d);
+        assert!(
+            e.contains("jitsh request --task New-MoveRequest --reason \"...\" --for 1h\n"),
+            "{e}"
+        );
+        assert!(!e.contains(":request") && !e.contains('\r'), "{e}");
         assert_eq!(
             marker_label(&d),
             "gate: approval rule=read-only,mailbox-moves token=-"

@@ -73,6 +73,8 @@ pub struct Session {
     runspace: Runspace,
     access: Access,
     recorder: Recorder,
+    /// Where diagnostics go while the session owns the terminal.
+    log_path: std::path::PathBuf,
     audit: SessionAudit,
     session_id: String,
     editor: Editor,
@@ -141,6 +143,7 @@ impl Session {
         )?;
         let audit = SessionAudit::open(
             &config.record_dir,
+            config.spool_dir.as_deref(),
             &session_id,
             config
                 .access
@@ -169,6 +172,7 @@ impl Session {
             runspace,
             access,
             recorder,
+            log_path: config.record_dir.join("jitsh.log"),
             audit,
             session_id,
             editor,
@@ -195,6 +199,14 @@ impl Session {
     /// Run until the runspace exits (or a signal ends the session); returns its exit status.
     pub async fn run(mut self) -> Result<i32, ShellError> {
         let raw = RawMode::enable().map_err(|e| ShellError::Io(e.to_string()))?;
+        // From here on a line on stderr would land in the prompt: warnings go to the log file.
+        let _log = match super::logfile::redirect_to(&self.log_path) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                tracing::warn!("log file `{}`: {e}", self.log_path.display());
+                None
+            }
+        };
         let mut keys = stdin_channel();
         let io = |e: std::io::Error| ShellError::Io(e.to_string());
         let mut winch = signal(SignalKind::window_change()).map_err(io)?;
@@ -370,6 +382,10 @@ impl Session {
                     return Ok(());
                 }
                 Piece::Marker(Marker::PromptStart) => {
+                    // Between prompts: one short line about warnings that went to the log.
+                    if let Some(notice) = super::logfile::take_notice() {
+                        self.write_out(format!("{notice}\r\n").as_bytes())?;
+                    }
                     // Input typed while the command ran and not yet read is never a command.
                     self.runspace.discard_unread_input();
                     self.mode = Mode::Prompt;
@@ -818,6 +834,9 @@ so no privileged line runs\r\n",
                     msg.push_str(&format!("request {}  {}  {}\n", p.id, p.task, p.status));
                 }
                 msg.push_str(&self.tokens_text());
+                if let Some(path) = super::logfile::current() {
+                    msg.push_str(&format!("warnings and diagnostics: {}\n", path.display()));
+                }
                 if self.audit_failed {
                     msg.push_str("warning: the audit log could not be written\n");
                 }

@@ -55,15 +55,7 @@ impl Service {
         let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
-            let msg = body
-                .get("error")
-                .and_then(|e| {
-                    e.as_str()
-                        .map(str::to_string)
-                        .or_else(|| Some(e.to_string()))
-                })
-                .unwrap_or_else(|| status.to_string());
-            return Err(ShellError::Service(msg));
+            return Err(ShellError::Service(refusal_text(status, &body)));
         }
         Ok(body)
     }
@@ -270,13 +262,47 @@ fn add_notes(decision: &mut crate::gate::LineDecision, notes: &[String]) {
     }
 }
 
-/// reqwest errors without the URL repeated (it may carry a path the user already knows).
+/// reqwest errors as a person can act on them, without the URL (it may carry a path the user
+/// already knows).
 fn short(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection refused or unreachable".into()
-    } else {
-        e.to_string()
+    crate::net::describe(e)
+}
+
+/// A refusal from the service as a sentence: its `message`, not its machine `error` code
+/// (`duration_too_long`); an unknown credential names where the credential comes from.
+fn refusal_text(status: reqwest::StatusCode, body: &serde_json::Value) -> String {
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return crate::net::UNKNOWN_CREDENTIAL.to_owned();
+    }
+    let text = |key: &str| {
+        body.get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    text("message")
+        .or_else(|| text("error"))
+        .unwrap_or_else(|| format!("the service answered {status}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_as_sentences_not_codes() {
+        let body = serde_json::json!({
+            "error": "duration_too_long",
+            "message": "the rule allows at most 4h; ask for less"
+        });
+        let text = refusal_text(reqwest::StatusCode::BAD_REQUEST, &body);
+        assert_eq!(text, "the rule allows at most 4h; ask for less");
+        let text = refusal_text(reqwest::StatusCode::UNAUTHORIZED, &body);
+        assert!(
+            text.contains("JITSH_CREDENTIAL") && !text.contains("Bearer"),
+            "{text}"
+        );
+        let text = refusal_text(reqwest::StatusCode::BAD_GATEWAY, &serde_json::Value::Null);
+        assert!(text.contains("502"), "{text}");
     }
 }
