@@ -151,13 +151,18 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return super::fail(e),
     };
-    let checked = match Access::load(&config) {
+    let mut access = match Access::load(&config) {
         Ok(mut access) => match rt.block_on(access.bind_identity()) {
-            Ok(()) => rt.block_on(access.check(&line)),
+            Ok(()) => access,
             Err(e) => return super::fail(e),
         },
         Err(e) => return super::fail(e),
     };
+    // Purview's own cmdlets are carried out by the gate; they never reach the runspace.
+    if let Some(code) = rt.block_on(shell::purview::exec_line(&line, &mut access)) {
+        return ExitCode::from(code);
+    }
+    let checked = rt.block_on(access.check(&line));
     let d = checked.decision;
     if d.incomplete {
         return super::fail(

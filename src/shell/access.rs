@@ -260,6 +260,30 @@ impl Access {
             .collect()
     }
 
+    /// The approval service connection, if any.
+    pub fn service(&self) -> Option<&Service> {
+        self.service.as_ref()
+    }
+
+    /// The policies the gate decides with.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    pub fn catalog(&self) -> &'static Catalog {
+        self.catalog
+    }
+
+    /// Watch a request made outside `:request` (Purview's `New-ElevatedAccessRequest`): its
+    /// token is picked up once it is approved.
+    pub fn track(&mut self, id: &str, task: &str) {
+        self.pending.push(Pending {
+            id: id.to_string(),
+            task: task.to_string(),
+            status: "pending".into(),
+        });
+    }
+
     /// Send a request to the service; returns its id.
     pub async fn request(&mut self, spec: &super::meta::RequestSpec) -> Result<String, ShellError> {
         let Some(service) = &self.service else {
