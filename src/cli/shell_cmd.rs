@@ -162,7 +162,15 @@ pub fn exec(args: ExecArgs) -> ExitCode {
     if let Some(code) = rt.block_on(shell::purview::exec_line(&line, &mut access)) {
         return ExitCode::from(code);
     }
-    let checked = rt.block_on(access.check(&line));
+    let mut checked = rt.block_on(access.check(&line));
+    // A line that needs approval may be covered by a request approved since (Purview's flow:
+    // New-ElevatedAccessRequest, approval, then the task): take up those tokens and decide again.
+    if checked.decision.decision == Effect::Approval && access.has_service() {
+        for notice in rt.block_on(access.adopt_approved()) {
+            eprintln!("jitsh: {}", crate::text::escape(&notice));
+        }
+        checked = rt.block_on(access.check(&line));
+    }
     let d = checked.decision;
     if d.incomplete {
         return super::fail(

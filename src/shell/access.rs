@@ -284,6 +284,70 @@ impl Access {
         });
     }
 
+    /// Take up the tokens of this user's approved requests that the session does not hold yet
+    /// (a request made with `New-ElevatedAccessRequest` in an earlier `jitsh exec`). Each token
+    /// is verified against the trusted keys like any other and still confirmed at use.
+    pub async fn adopt_approved(&mut self) -> Vec<String> {
+        let Some(service) = &self.service else {
+            return Vec::new();
+        };
+        let Ok(page) = service
+            .api(
+                reqwest::Method::GET,
+                "/v1/requests?mine=true&status=approved",
+                None,
+            )
+            .await
+        else {
+            return Vec::new();
+        };
+        let held: HashSet<String> = self
+            .tokens
+            .iter()
+            .map(|t| t.token.claims().jti.clone())
+            .collect();
+        let ids: Vec<(String, String)> = page
+            .get("requests")
+            .and_then(|r| r.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|r| {
+                        r.get("grant")
+                            .and_then(|g| g.get("jti"))
+                            .and_then(|j| j.as_str())
+                            .is_none_or(|j| !held.contains(j))
+                    })
+                    .filter_map(|r| {
+                        let id = r.get("id")?.as_str()?.to_string();
+                        let task = r
+                            .get("task")
+                            .and_then(|t| t.as_str())
+                            .unwrap_or("")
+                            .to_string();
+                        Some((id, task))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut notices = Vec::new();
+        for (id, task) in ids {
+            let Ok(Some(text)) = service.fetch_token(&id).await else {
+                continue;
+            };
+            match token::verify(&text, &self.trust) {
+                Ok(verified) => self.tokens.push(HeldToken {
+                    token: verified,
+                    source: format!("request {id} ({task})"),
+                }),
+                Err(e) => notices.push(format!(
+                    "request {id} for `{task}` was approved, but its token cannot be used: {e}"
+                )),
+            }
+        }
+        notices
+    }
+
     /// Send a request to the service; returns its id.
     pub async fn request(&mut self, spec: &super::meta::RequestSpec) -> Result<String, ShellError> {
         let Some(service) = &self.service else {

@@ -123,6 +123,9 @@ pub async fn run(line: &PurviewLine, access: &mut Access) -> Outcome {
         Err(Failure::Argument(message)) => {
             Outcome::failed(line, &message, "JitshInvalidArgument", "InvalidArgument")
         }
+        Err(Failure::Unavailable(message)) => {
+            Outcome::failed(line, &message, "JitshNotAvailable", "NotImplemented")
+        }
     }
 }
 
@@ -131,6 +134,8 @@ pub async fn run(line: &PurviewLine, access: &mut Access) -> Outcome {
 pub(super) enum Failure {
     Service(ApiFailure),
     Argument(String),
+    /// The cmdlet is recognised but not carried out by this version.
+    Unavailable(String),
 }
 
 impl From<ApiFailure> for Failure {

@@ -2,7 +2,6 @@
 //! allows them to global admins only, validates, and audits them).
 
 use reqwest::Method;
-use serde_json::{json, Value};
 
 use super::purview::{task_name, Done, Failure};
 use super::service::{url_segment, Service};
@@ -135,29 +134,21 @@ pub(super) async fn remove_policy(line: &PurviewLine, service: &Service) -> Done
     Ok((Vec::new(), None))
 }
 
-pub(super) async fn enable_control(line: &PurviewLine, service: &Service) -> Done {
-    let mut body = json!({ "enabled": true });
-    if let Some(g) = line.text_arg("AdminGroup") {
-        body["admin_group"] = Value::String(g);
-    }
-    if let Some(a) = line.arg("SystemAccounts") {
-        body["system_accounts"] = json!(a.list());
-    }
-    let v = service
-        .api(Method::PUT, "/v1/purview/control", Some(body))
-        .await?;
-    Ok((vec![control_object(&v)], None))
+/// Why the control cmdlets do nothing yet: a clear refusal rather than a silent success.
+const CONTROL_NOT_AVAILABLE: &str = "is not available in this version of jitsh: the gate is always in force. Name the approvers of each rule in its `approvers` list (see README, Coming from Purview)";
+
+pub(super) async fn enable_control(line: &PurviewLine, _service: &Service) -> Done {
+    Err(Failure::Unavailable(format!(
+        "{} {CONTROL_NOT_AVAILABLE}",
+        line.cmdlet.name()
+    )))
 }
 
-pub(super) async fn disable_control(_line: &PurviewLine, service: &Service) -> Done {
-    let v = service
-        .api(
-            Method::PUT,
-            "/v1/purview/control",
-            Some(json!({ "enabled": false })),
-        )
-        .await?;
-    Ok((vec![control_object(&v)], None))
+pub(super) async fn disable_control(line: &PurviewLine, _service: &Service) -> Done {
+    Err(Failure::Unavailable(format!(
+        "{} {CONTROL_NOT_AVAILABLE}",
+        line.cmdlet.name()
+    )))
 }
 
 fn policy_object(id: &str, task: &str, manual: bool, approvers: &[String]) -> Object {
@@ -180,29 +171,6 @@ fn policy_object(id: &str, task: &str, manual: bool, approvers: &[String]) -> Ob
             ),
         ],
         table: vec!["Identity", "Task", "ApprovalType", "ApproverGroup"],
-    }
-}
-
-fn control_object(v: &Value) -> Object {
-    let s = |k: &str| match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(", "),
-        Some(Value::Bool(b)) => b.to_string(),
-        _ => String::new(),
-    };
-    Object {
-        props: vec![
-            ("Enabled".into(), s("enabled")),
-            ("AdminGroup".into(), s("admin_group")),
-            ("SystemAccounts".into(), s("system_accounts")),
-            ("ChangedBy".into(), s("changed_by")),
-            ("ChangedAt".into(), s("changed_at")),
-        ],
-        table: vec!["Enabled", "AdminGroup", "SystemAccounts"],
     }
 }
 
