@@ -1829,7 +1829,7 @@ fn purview_approval_policy_puts_a_task_behind_approval_without_a_restart() {
 #[test]
 fn purview_cmdlets_in_the_shell_request_and_pick_up_the_approval() {
     let fx = Fixture::new();
-    let Some((_service, server, state, [alice, bob, _])) = purview_setup(&fx) else {
+    let Some((_service, server, state, [alice, bob, root])) = purview_setup(&fx) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "the approval service is not in this build"
@@ -1878,5 +1878,26 @@ fn purview_cmdlets_in_the_shell_request_and_pick_up_the_approval() {
         mailbox_names(&fx.state()).contains(&"Bob Smith".to_string()),
         "the mixed line ran nothing"
     );
+
+    // A policy added while the session runs is in force for its next line.
+    let m = s.line("Set-Mailbox -Identity bob -Office B2");
+    s.wait_after(m, "denied", 15);
+    let made = exec_as(
+        &fx,
+        &state,
+        &server,
+        &root,
+        "New-ElevatedAccessApprovalPolicy -Task 'Exchange\\Set-Mailbox' -ApprovalType Manual -ApproverGroup mbmanagers",
+    );
+    assert_eq!(made.status.code(), Some(0), "{}", err_text(&made));
+    let m = s.line("Set-Mailbox -Identity bob -Office B2");
+    s.wait_after(m, ":request Set-Mailbox", 15);
+    // A policy folder that stops loading refuses every line.
+    std::fs::write(fx.path("policies/zz-broken.toml"), "[[rule]\n").unwrap();
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.wait_after(m, "no longer load", 15);
+    std::fs::remove_file(fx.path("policies/zz-broken.toml")).unwrap();
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.wait_after(m, "Bob Smith", 15);
     s.quit();
 }

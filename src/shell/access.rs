@@ -65,6 +65,38 @@ pub struct Access {
     pending: Vec<Pending>,
     /// The user was named explicitly (`--user`, JITSH_USER): it must then be the credential's.
     user_explicit: bool,
+    /// Where the policies come from, and what the folder looked like when they were loaded:
+    /// a policy file added, changed or removed (`New-ElevatedAccessApprovalPolicy`, an edit)
+    /// is in force from the next line on.
+    policies_dir: PathBuf,
+    policies_stamp: Vec<(String, u64, i64, u64)>,
+    /// The folder changed and no longer loads: every line is refused until it does again.
+    policies_error: Option<String>,
+}
+
+/// Name, size, modification time (ns) and inode of every policy file: any edit changes it.
+fn folder_stamp(dir: &std::path::Path) -> Vec<(String, u64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out: Vec<(String, u64, i64, u64)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let m = e.metadata().ok()?;
+                    Some((
+                        name,
+                        m.len(),
+                        m.mtime()
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(m.mtime_nsec()),
+                        m.ino(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// Where policies, tokens and keys come from.
@@ -84,6 +116,7 @@ pub struct AccessConfig {
 
 impl Access {
     pub fn load(config: &AccessConfig) -> Result<Access, ShellError> {
+        let policies_stamp = folder_stamp(&config.policies_dir);
         let policies = policy::load_dir(&config.policies_dir).map_err(|errors| {
             ShellError::Config(format!(
                 "the policies in `{}` were not loaded: {}",
@@ -133,7 +166,33 @@ impl Access {
             service,
             pending: Vec::new(),
             user_explicit: config.user_explicit,
+            policies_dir: config.policies_dir.clone(),
+            policies_stamp,
+            policies_error: None,
         })
+    }
+
+    /// Load the policy folder again when it changed since it was loaded. A folder that no
+    /// longer loads refuses every line (fail closed) until it is fixed.
+    pub fn refresh_policies(&mut self) {
+        let stamp = folder_stamp(&self.policies_dir);
+        if stamp == self.policies_stamp {
+            return;
+        }
+        self.policies_stamp = stamp;
+        match policy::load_dir(&self.policies_dir) {
+            Ok(set) => {
+                self.policies = set;
+                self.policies_error = None;
+            }
+            Err(errors) => {
+                self.policies_error = Some(format!(
+                    "the policies in `{}` changed and no longer load ({}); every line is refused until they do",
+                    self.policies_dir.display(),
+                    errors.to_string().replace('\n', "; ")
+                ));
+            }
+        }
     }
 
     /// With an approval service, the session's user is the one its credential authenticates
@@ -181,6 +240,20 @@ impl Access {
 
     /// Gate one line with the clock as it is now.
     pub async fn check(&mut self, line: &str) -> Checked {
+        self.refresh_policies();
+        if let Some(why) = &self.policies_error {
+            return Checked {
+                decision: LineDecision {
+                    text: line.to_string(),
+                    decision: Effect::Deny,
+                    reason: why.clone(),
+                    incomplete: false,
+                    error: None,
+                    invocations: Vec::new(),
+                },
+                privileged: false,
+            };
+        }
         let first = self.decide(line, &HashSet::new(), self.service.is_some());
         let privileged = uses_tokens(&first);
         let Some(service) = &self.service else {

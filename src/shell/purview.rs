@@ -87,6 +87,7 @@ pub async fn exec_line(text: &str, access: &mut Access) -> Option<u8> {
 
 /// Carry out one recognised line.
 pub async fn run(line: &PurviewLine, access: &mut Access) -> Outcome {
+    access.refresh_policies();
     if line.cmdlet == Cmdlet::GetPolicy {
         return get_policies(line, access);
     }
