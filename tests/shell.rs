@@ -1816,6 +1816,18 @@ fn purview_approval_policy_puts_a_task_behind_approval_without_a_restart() {
         "{}",
         err_text(&shared)
     );
+    // A policy for a task an allow rule covers changes nothing, and says so.
+    let shadowed = run(
+        &root,
+        "New-ElevatedAccessApprovalPolicy -Task Remove-Mailbox -ApprovalType Auto",
+    );
+    assert_eq!(shadowed.status.code(), Some(0), "{}", err_text(&shadowed));
+    assert!(
+        out_text(&shadowed)
+            .contains("WARNING: `Remove-Mailbox` is also allowed by rule mailbox-cleanup"),
+        "{}",
+        out_text(&shadowed)
+    );
     // The control cmdlets are refused, not silently accepted.
     let control = run(&root, "Disable-ElevatedAccessControl");
     assert_eq!(control.status.code(), Some(1));

@@ -115,8 +115,12 @@ pub async fn run(line: &PurviewLine, access: &mut Access) -> Outcome {
             if let Some((id, task)) = tracked {
                 access.track(&id, &task);
             }
+            let mut output = render(objects, &line.stages);
+            if line.cmdlet == Cmdlet::NewPolicy {
+                output.push_str(&shadowed_warning(line, access));
+            }
             Outcome {
-                output: render(objects, &line.stages),
+                output,
                 error: None,
             }
         }
@@ -128,6 +132,30 @@ pub async fn run(line: &PurviewLine, access: &mut Access) -> Outcome {
             Outcome::failed(line, &message, "JitshNotAvailable", "NotImplemented")
         }
     }
+}
+
+/// A new approval policy changes nothing for a task that an `allow` rule also covers (allow
+/// wins over approval): say so, as a PowerShell warning.
+fn shadowed_warning(line: &PurviewLine, access: &Access) -> String {
+    let Some(task) = line.text_arg("Task").map(|t| task_name(&t)) else {
+        return String::new();
+    };
+    let allowing: Vec<&str> = access
+        .policies()
+        .rules()
+        .iter()
+        .filter(|r| r.effect == crate::policy::Effect::Allow && r.covers_name(&task, None))
+        .map(|r| r.id.as_str())
+        .collect();
+    if allowing.is_empty() {
+        return String::new();
+    }
+    crate::text::escape(&format!(
+        "WARNING: `{task}` is also allowed by rule {}: an allow rule wins over an approval rule, so this policy puts nothing behind approval until that rule no longer covers it.",
+        allowing.join(", ")
+    ))
+    .into_owned()
+        + "\n"
 }
 
 /// Why a cmdlet failed.
