@@ -254,7 +254,24 @@ fn gate_and_run(
     program: &[OsString],
     line: &str,
 ) -> Result<Gated, String> {
-    let d = rt.block_on(access.check(line)).decision;
+    // Purview's own cmdlets are carried out by the gate; they never reach the runspace.
+    if let Some(code) = rt.block_on(shell::purview::exec_line(line, access)) {
+        return Ok(if code == 0 {
+            Gated::Ran(0)
+        } else {
+            Gated::Refused(i32::from(code))
+        });
+    }
+    let mut checked = rt.block_on(access.check(line));
+    // A line that needs approval may be covered by a request approved since (Purview's flow:
+    // New-ElevatedAccessRequest, approval, then the task): take up those tokens and decide again.
+    if checked.decision.decision == Effect::Approval && access.has_service() {
+        for notice in rt.block_on(access.adopt_approved()) {
+            eprintln!("jitsh: {}", crate::text::escape(&notice));
+        }
+        checked = rt.block_on(access.check(line));
+    }
+    let d = checked.decision;
     if d.incomplete {
         return Err(
             "the line is incomplete: finish it (a closing bracket or quote is missing)".into(),
