@@ -417,6 +417,15 @@ pub(crate) fn parse_platform(text: &str) -> Result<crate::catalog::Platform, Str
         .ok_or_else(|| format!("`{text}` is not a platform: use `windows`, `unix` or `unknown`"))
 }
 
+/// `1 record`, `2 records`: a count with its noun.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
@@ -432,14 +441,5 @@ mod tests {
         }
         assert!(parse_skew("-1").is_err());
         assert!(parse_skew("1e9").is_err());
-    }
-}
-
-/// `1 record`, `2 records`: a count with its noun.
-pub fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
