@@ -24,6 +24,11 @@ pub struct Args {
     /// TLS, or on a network you trust with credentials and tokens in clear text).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     insecure_http: bool,
+    /// Keep requests, grants, locks and the outbox in this PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`) instead of STATE/jitsh.db; several replicas may share
+    /// it. Contains a password if the URL does: prefer the environment variable.
+    #[arg(long, value_name = "URL", env = "JITSH_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Policy folder (every `*.toml` in it).
     #[arg(long, value_name = "DIR", default_value = "policies")]
     policies: PathBuf,
@@ -134,6 +139,7 @@ pub fn run(args: Args) -> ExitCode {
         webhook: args.webhook,
         pending_ttl: args.pending_ttl,
         tls,
+        store: args.store,
         limits: service::Limits {
             connections: service::listen::ConnLimits {
                 header_timeout: args.header_timeout,
