@@ -1,0 +1,405 @@
+//! Several `jitsh serve` replicas on one PostgreSQL database (`--store postgres://…`): each
+//! workflow step is atomic across replicas. Needs PostgreSQL on 127.0.0.1:5432 with trust
+//! authentication (database `test`, or `JITSH_TEST_PG` as the admin URL); each test makes its
+//! own database and drops it. Without PostgreSQL the tests fail under `CI=true` and say
+//! SKIPPED otherwise.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[path = "support/server.rs"]
+mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use server::{Env, Server};
+
+const POLICY: &str = r#"
+[[rule]]
+id = "mailbox-moves"
+effect = "approval"
+tasks = ["New-MoveRequest"]
+approval = "manual"
+approvers = ["mbmanagers"]
+requesters = ["exchange-admins"]
+max_duration = "4h"
+
+[[rule]]
+id = "mailbox-removal"
+effect = "approval"
+tasks = ["Remove-Mailbox"]
+approval = "manual"
+approvers = ["mbmanagers"]
+min_approvals = 2
+max_duration = "1h"
+
+[[rule]]
+id = "stats-auto"
+effect = "approval"
+tasks = ["Get-MailboxStatistics"]
+approval = "auto"
+max_duration = "30m"
+"#;
+
+fn admin_url() -> String {
+    std::env::var("JITSH_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Run one statement on the admin database.
+async fn admin(sql: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(conn);
+    let out = client.batch_execute(sql).await;
+    drop(client);
+    let _ = task.await;
+    out
+}
+
+/// A database of its own for one test, dropped at the end.
+struct Db {
+    name: String,
+    url: String,
+}
+
+impl Db {
+    /// `None` (after saying SKIPPED) when PostgreSQL is not reachable outside CI.
+    async fn create(tag: &str) -> Option<Db> {
+        if let Err(e) = admin("SELECT 1").await {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL at {} is not reachable: {e}", admin_url());
+            }
+            eprintln!(
+                "SKIPPED: PostgreSQL at {} is not reachable: {e}",
+                admin_url()
+            );
+            return None;
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("jitsh_{tag}_{}_{nanos}", std::process::id());
+        admin(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let base = admin_url();
+        let server = base.rsplit_once('/').map_or(base.as_str(), |(s, _)| s);
+        let url = format!("{server}/{name}");
+        Some(Db { name, url })
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Its own thread and runtime: drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(admin(&sql))
+        })
+        .join();
+    }
+}
+
+/// `n` replicas: one directory and one pair of signing keys, their own state folders (each
+/// has its own audit log), one database.
+struct Replicas {
+    env: Env,
+    servers: Vec<Server>,
+    states: Vec<PathBuf>,
+}
+
+impl Replicas {
+    fn start(env: Env, db: &Db, n: usize) -> Replicas {
+        let directory = env.state.join("directory.toml");
+        let dir_arg = directory.display().to_string();
+        let first = env.start(&["--store", &db.url, "--directory", &dir_arg]);
+        let mut servers = vec![first];
+        let mut states = vec![env.state.clone()];
+        for k in 1..n {
+            let state = env.dir.path().join(format!("state{k}"));
+            std::fs::create_dir_all(&state).unwrap();
+            for key in ["signing.key", "signing.pub"] {
+                std::fs::copy(env.state.join(key), state.join(key)).unwrap();
+            }
+            let mut other = Env::empty(POLICY);
+            other.state = state.clone();
+            other.policies = env.policies.clone();
+            servers.push(other.start(&["--store", &db.url, "--directory", &dir_arg]));
+            states.push(state);
+        }
+        Replicas {
+            env,
+            servers,
+            states,
+        }
+    }
+
+    /// Audit records with `action` across every replica's log.
+    fn audited(&self, action: &str) -> usize {
+        self.states
+            .iter()
+            .flat_map(|s| jitsh::audit::log::log_files(&s.join("audit")).unwrap_or_default())
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|e| e["action"] == action)
+            .count()
+    }
+}
+
+fn env_with_approvers(n: usize) -> (Env, Vec<String>) {
+    let mut env = Env::empty(POLICY);
+    env.add_user("alice", &["--groups", "exchange-admins"]);
+    let approvers = (1..=n)
+        .map(|k| env.add_user(&format!("a{k}"), &["--groups", "mbmanagers"]))
+        .collect();
+    (env, approvers)
+}
+
+async fn file(server: &Server, cred: &str, body: Value) -> String {
+    let (status, out) = server.call("POST", "/v1/requests", cred, Some(body)).await;
+    assert_eq!(status, 201, "{out}");
+    out["id"].as_str().unwrap().to_owned()
+}
+
+/// Every approver votes at once, spread over the replicas; returns `(status, body)` per vote.
+async fn vote_all(r: &Arc<Replicas>, id: &str, creds: &[String]) -> Vec<(u16, Value)> {
+    let mut tasks = Vec::new();
+    for (k, cred) in creds.iter().enumerate() {
+        let (r, id, cred) = (Arc::clone(r), id.to_owned(), cred.clone());
+        tasks.push(tokio::spawn(async move {
+            let server = &r.servers[k % r.servers.len()];
+            server
+                .call("POST", &format!("/v1/requests/{id}/approve"), &cred, None)
+                .await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn twenty_approvals_across_three_replicas_make_one_decision() {
+    let Some(db) = Db::create("approve").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(20);
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start(env, &db, 3));
+    for round in 0..3 {
+        let id = file(
+            &r.servers[round % 3],
+            &alice,
+            json!({"task": "New-MoveRequest", "reason": "ticket work", "duration": "1h"}),
+        )
+        .await;
+        let results = vote_all(&r, &id, &approvers).await;
+        let won: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        assert_eq!(won[0].1["status"], "approved", "{results:?}");
+        for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
+            assert_eq!(
+                (*status, body["error"].as_str()),
+                (409, Some("already_decided")),
+                "{body}"
+            );
+        }
+        // Every replica shows the one decision and its one vote.
+        for server in &r.servers {
+            let (_, shown) = server
+                .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+                .await;
+            assert_eq!(shown["status"], "approved", "{shown}");
+            assert_eq!(shown["approvals"].as_array().unwrap().len(), 1, "{shown}");
+        }
+    }
+    assert_eq!(r.audited("request.approve"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn quorum_votes_through_different_replicas_each_count_once() {
+    let Some(db) = Db::create("quorum").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(10);
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start(env, &db, 2));
+
+    // One approver twice through two replicas counts once.
+    let body = json!({"task": "Remove-Mailbox", "reason": "leaver", "duration": "30m"});
+    let id = file(&r.servers[0], &alice, body.clone()).await;
+    let path = format!("/v1/requests/{id}/approve");
+    let (status, first) = r.servers[0].call("POST", &path, &approvers[0], None).await;
+    assert_eq!((status, first["status"].as_str()), (200, Some("pending")));
+    let (status, again) = r.servers[1].call("POST", &path, &approvers[0], None).await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (409, Some("already_approved"))
+    );
+    let (status, done) = r.servers[1].call("POST", &path, &approvers[1], None).await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("approved")));
+
+    // Ten at once on a quorum of two: one vote recorded, one decides, the rest are too late.
+    let id = file(&r.servers[1], &alice, body).await;
+    let results = vote_all(&r, &id, &approvers).await;
+    let statuses: Vec<Option<&str>> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b["status"].as_str())
+        .collect();
+    assert_eq!(statuses.len(), 2, "{results:?}");
+    assert!(statuses.contains(&Some("pending")), "{results:?}");
+    assert!(statuses.contains(&Some("approved")), "{results:?}");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(_, b)| b["error"] == "already_decided")
+            .count(),
+        8,
+        "{results:?}"
+    );
+    let (_, shown) = r.servers[0]
+        .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+        .await;
+    assert_eq!(shown["approvals"].as_array().unwrap().len(), 2, "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_counted_use_is_spent_once_and_locks_hold_on_every_replica() {
+    let Some(db) = Db::create("uses").await else {
+        return;
+    };
+    let (mut env, _) = env_with_approvers(1);
+    let root = env.add_user("root", &["--roles", "global-admin"]);
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start(env, &db, 3));
+
+    let id = file(
+        &r.servers[0],
+        &alice,
+        json!({"task": "Get-MailboxStatistics", "reason": "sizes", "duration": "10m", "uses": 3}),
+    )
+    .await;
+    // Issued by another replica: the keys are shared, the grant is in the database.
+    let (status, tok) = r.servers[2]
+        .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
+        .await;
+    assert_eq!(status, 200, "{tok}");
+    let jti = tok["jti"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for k in 0..12 {
+        let (r, jti, alice) = (Arc::clone(&r), jti.clone(), alice.clone());
+        tasks.push(tokio::spawn(async move {
+            r.servers[k % 3]
+                .call("POST", &format!("/v1/grants/{jti}/use"), &alice, None)
+                .await
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let mut remaining: Vec<i64> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b["remaining"].as_i64().unwrap())
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, vec![0, 1, 2], "{results:?}");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(s, b)| *s == 409 && b["error"] == "uses_exhausted")
+            .count(),
+        9,
+        "{results:?}"
+    );
+
+    // A lock set through one replica refuses requests through the others at once.
+    let (status, lock) = r.servers[0]
+        .call(
+            "POST",
+            "/v1/locks",
+            &root,
+            Some(json!({"scope": "user:alice", "reason": "incident"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{lock}");
+    for server in &r.servers[1..] {
+        let (status, err) = server
+            .call(
+                "POST",
+                "/v1/requests",
+                &alice,
+                Some(json!({"task": "New-MoveRequest", "reason": "x", "duration": "1h"})),
+            )
+            .await;
+        assert_eq!(err["error"], "locked", "{status} {err}");
+    }
+    let (status, _) = r.servers[2]
+        .call(
+            "DELETE",
+            "/v1/locks",
+            &root,
+            Some(json!({"scope": "USER:ALICE"})),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    file(
+        &r.servers[1],
+        &alice,
+        json!({"task": "New-MoveRequest", "reason": "x", "duration": "1h"}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_store_url_stops_the_service_with_a_reason() {
+    let env = Env::empty(POLICY);
+    let out = std::process::Command::new(server::JITSH)
+        .arg("serve")
+        .arg("--state")
+        .arg(&env.state)
+        .arg("--policies")
+        .arg(&env.policies)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "mysql://x@127.0.0.1/db",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("postgres://"), "{err}");
+    // Unreachable database: refused at start, not at the first request.
+    let out = std::process::Command::new(server::JITSH)
+        .arg("serve")
+        .arg("--state")
+        .arg(&env.state)
+        .arg("--policies")
+        .arg(&env.policies)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not connect to PostgreSQL"), "{err}");
+}
