@@ -4,7 +4,12 @@
 //! own database and drops it. Without PostgreSQL the tests fail under `CI=true` and say
 //! SKIPPED otherwise.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 #[path = "support/server.rs"]
 mod server;
@@ -107,7 +112,8 @@ impl Drop for Db {
 /// `n` replicas: one directory and one pair of signing keys, their own state folders (each
 /// has its own audit log), one database.
 struct Replicas {
-    env: Env,
+    /// Keeps the folders until the replicas stop.
+    _env: Env,
     servers: Vec<Server>,
     states: Vec<PathBuf>,
 }
@@ -132,7 +138,7 @@ impl Replicas {
             states.push(state);
         }
         Replicas {
-            env,
+            _env: env,
             servers,
             states,
         }

@@ -100,7 +100,7 @@ CREATE TABLE gate_batches (
 "#];
 
 /// Key of the advisory lock that serializes migrations across replicas ("jitsh" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6a69_7473_68;
+const MIGRATION_LOCK: i64 = 0x006a_6974_7368;
 
 /// How long a replica holds the notifications it took for delivery before another may retry
 /// them (it died, or delivery hangs).
