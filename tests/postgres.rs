@@ -112,10 +112,10 @@ impl Drop for Db {
 /// `n` replicas: one directory and one pair of signing keys, their own state folders (each
 /// has its own audit log), one database.
 struct Replicas {
-    /// Keeps the folders until the replicas stop.
-    _env: Env,
     servers: Vec<Server>,
     states: Vec<PathBuf>,
+    /// Keeps the folders until the replicas (dropped first) stop.
+    _env: Env,
 }
 
 impl Replicas {
@@ -408,4 +408,42 @@ async fn a_bad_store_url_stops_the_service_with_a_reason() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("could not connect to PostgreSQL"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_added_while_a_replica_serves_is_audited_through_postgres() {
+    let Some(db) = Db::create("useradd").await else {
+        return;
+    };
+    let (env, _) = env_with_approvers(1);
+    let state = env.state.clone();
+    let r = Replicas::start(env, &db, 2);
+    let add = |name: &str, store: Option<&str>| {
+        let mut cmd = std::process::Command::new(server::JITSH);
+        cmd.args(["user", "add", name, "--groups", "mbmanagers", "--state"])
+            .arg(&state)
+            .env_remove("JITSH_STORE");
+        if let Some(url) = store {
+            cmd.args(["--store", url]);
+        }
+        cmd.output().unwrap()
+    };
+    // Without the store the event would wait in a file no replica reads: refused, no user.
+    let out = add("late", None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--store"), "{err}");
+    let out = add("late", Some(&db.url));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Some replica appends it, once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.audited("user.add") < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(r.audited("user.add"), 3);
 }

@@ -80,8 +80,28 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         message: e.to_string(),
     })?;
     let store: Arc<dyn Store> = match &config.store {
-        Some(url) => open_postgres(url)?,
-        None => open_sqlite(config)?,
+        Some(url) => {
+            let store = open_postgres(url)?;
+            std::fs::write(config.state.join(POSTGRES_MARKER), b"postgres\n").map_err(|e| {
+                ServeError::State {
+                    path: config.state.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+            store
+        }
+        None => {
+            match std::fs::remove_file(config.state.join(POSTGRES_MARKER)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ServeError::State {
+                        path: config.state.display().to_string(),
+                        message: e.to_string(),
+                    })
+                }
+                _ => {}
+            }
+            open_sqlite(config)?
+        }
     };
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
@@ -133,6 +153,10 @@ fn open_sqlite(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
         sqlite::SqliteStore::open(&db).map_err(|e| ServeError::Setup(e.to_string()))?,
     ))
 }
+
+/// Written in STATE by a service on PostgreSQL, so `jitsh user add` on that state folder does
+/// not queue its audit event in the SQLite file the service never reads.
+pub const POSTGRES_MARKER: &str = "store-is-postgres";
 
 /// A PostgreSQL database; needs a blocking thread of a Tokio runtime (see [`serve`]).
 fn open_postgres(url: &str) -> Result<Arc<dyn Store>, ServeError> {
