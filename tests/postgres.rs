@@ -447,3 +447,59 @@ async fn a_user_added_while_a_replica_serves_is_audited_through_postgres() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(r.audited("user.add"), 3);
 }
+
+/// Rows of one query on `url`, first column as text.
+async fn column(url: &str, sql: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    let rows = client.query(sql, &[]).await.unwrap();
+    drop(client);
+    let _ = task.await;
+    rows.iter().map(|r| r.get::<_, String>(0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let Some(db) = Db::create("migrate").await else {
+        return;
+    };
+    // Three replicas started at the same moment on an empty database.
+    let envs: Vec<Env> = (0..3).map(|_| Env::empty(POLICY)).collect();
+    let servers: Vec<Server> = std::thread::scope(|s| {
+        let started: Vec<_> = envs
+            .iter()
+            .map(|env| s.spawn(|| env.start(&["--store", &db.url])))
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        column(
+            &db.url,
+            "SELECT version::TEXT FROM schema_version ORDER BY version"
+        )
+        .await,
+        vec!["1"]
+    );
+    drop(servers);
+    let (state, policies) = (envs[0].state.clone(), envs[0].policies.clone());
+    // A schema step this binary does not know: refused at start, nothing touched.
+    column(
+        &db.url,
+        "INSERT INTO schema_version (version) VALUES (99) RETURNING version::TEXT",
+    )
+    .await;
+    let out = std::process::Command::new(server::JITSH)
+        .arg("serve")
+        .arg("--state")
+        .arg(&state)
+        .arg("--policies")
+        .arg(&policies)
+        .args(["--listen", "127.0.0.1:0", "--store", &db.url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newer than this jitsh"), "{err}");
+}
