@@ -120,9 +120,15 @@ struct Replicas {
 
 impl Replicas {
     fn start(env: Env, db: &Db, n: usize) -> Replicas {
+        Replicas::start_with(env, db, n, &[])
+    }
+
+    fn start_with(env: Env, db: &Db, n: usize, extra: &[&str]) -> Replicas {
         let directory = env.state.join("directory.toml");
         let dir_arg = directory.display().to_string();
-        let first = env.start(&["--store", &db.url, "--directory", &dir_arg]);
+        let mut args = vec!["--store", &db.url, "--directory", &dir_arg];
+        args.extend_from_slice(extra);
+        let first = env.start(&args);
         let mut servers = vec![first];
         let mut states = vec![env.state.clone()];
         for k in 1..n {
@@ -134,7 +140,7 @@ impl Replicas {
             let mut other = Env::empty(POLICY);
             other.state = state.clone();
             other.policies = env.policies.clone();
-            servers.push(other.start(&["--store", &db.url, "--directory", &dir_arg]));
+            servers.push(other.start(&args));
             states.push(state);
         }
         Replicas {
@@ -502,4 +508,79 @@ async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused()
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("newer than this jitsh"), "{err}");
+}
+
+/// File a request without panicking on a dead replica: the id when acknowledged (201).
+async fn try_file(server: &Server, cred: &str, reason: &str) -> Option<String> {
+    let resp = server
+        .http
+        .post(format!("{}/v1/requests", server.url))
+        .bearer_auth(cred)
+        .json(&json!({"task": "New-MoveRequest", "reason": reason, "duration": "1h"}))
+        .send()
+        .await
+        .ok()?;
+    if resp.status().as_u16() != 201 {
+        return None;
+    }
+    let body: Value = resp.json().await.ok()?;
+    body["id"].as_str().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn kill_9_of_one_replica_in_a_burst_loses_nothing_acknowledged() {
+    let Some(db) = Db::create("kill").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(1);
+    let alice = env.cred("alice");
+    let limits = ["--max-pending", "0", "--max-requests-per-hour", "0"];
+    let r = Arc::new(Replicas::start_with(env, &db, 3, &limits));
+    let victim = r.servers[1].pid();
+    let mut tasks = Vec::new();
+    for k in 0..90 {
+        let (r, alice) = (Arc::clone(&r), alice.clone());
+        tasks.push(tokio::spawn(async move {
+            try_file(&r.servers[k % 3], &alice, &format!("burst {k}")).await
+        }));
+        if k == 30 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(victim).unwrap()),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+    }
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.extend(t.await.unwrap());
+    }
+    // The survivors served their share of the burst.
+    assert!(acknowledged.len() >= 60, "{}", acknowledged.len());
+    for id in &acknowledged {
+        for server in [&r.servers[0], &r.servers[2]] {
+            let (status, shown) = server
+                .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+                .await;
+            assert_eq!(
+                (status, shown["status"].as_str()),
+                (200, Some("pending")),
+                "{shown}"
+            );
+        }
+    }
+    // And keep deciding.
+    let (status, done) = r.servers[2]
+        .call(
+            "POST",
+            &format!("/v1/requests/{}/approve", acknowledged[0]),
+            &approvers[0],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (200, Some("approved")),
+        "{done}"
+    );
 }
