@@ -13,6 +13,7 @@
 
 #[path = "support/server.rs"]
 mod server;
+mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -583,4 +584,57 @@ async fn kill_9_of_one_replica_in_a_burst_loses_nothing_acknowledged() {
         (200, Some("approved")),
         "{done}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn each_notification_is_mailed_once_however_many_replicas_run() {
+    let Some(db) = Db::create("mail").await else {
+        return;
+    };
+    let smtp = support::SmtpReceiver::start().await;
+    let relay = smtp.addr.to_string();
+    let mut env = Env::empty(POLICY);
+    env.add_user("alice", &["--groups", "exchange-admins"]);
+    for name in ["m1", "m2"] {
+        env.add_user(
+            name,
+            &[
+                "--groups",
+                "mbmanagers",
+                "--email",
+                &format!("{name}@contoso.test"),
+            ],
+        );
+    }
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start_with(env, &db, 3, &["--smtp", &relay]));
+    let mut ids = Vec::new();
+    for k in 0..12 {
+        ids.push(
+            file(
+                &r.servers[k % 3],
+                &alice,
+                json!({"task": "New-MoveRequest", "reason": format!("move {k}"), "duration": "1h"}),
+            )
+            .await,
+        );
+    }
+    let expected = ids.len() * 2;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while smtp.mails().len() < expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Every replica's outbox worker has had time to send a second copy, if it would.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mails = smtp.mails();
+    for id in &ids {
+        for rcpt in ["m1@contoso.test", "m2@contoso.test"] {
+            let n = mails
+                .iter()
+                .filter(|m| m.data.contains(id.as_str()) && m.to.iter().any(|t| t.contains(rcpt)))
+                .count();
+            assert_eq!(n, 1, "{id} to {rcpt}: {n} mails");
+        }
+    }
+    assert_eq!(mails.len(), expected);
 }
