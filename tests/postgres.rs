@@ -638,3 +638,212 @@ async fn each_notification_is_mailed_once_however_many_replicas_run() {
     }
     assert_eq!(mails.len(), expected);
 }
+
+mod store {
+    //! The PostgreSQL store driven directly: listings, visibility, batches, expiry and
+    //! revocations give what the SQLite store gives.
+
+    use super::Db;
+    use jitsh::audit::AuditEvent;
+    use jitsh::service::postgres::PgStore;
+    use jitsh::service::store::{
+        Approval, GateBatch, Grant, ListQuery, NewRequest, Quorum, Status, StoreError,
+    };
+    use jitsh::service::Store;
+
+    fn new_request(id: &str, requester: &str, approvers: &[&str], at: i64) -> NewRequest {
+        NewRequest {
+            id: id.into(),
+            requester: requester.into(),
+            target: "New-MoveRequest".into(),
+            target_kind: "task".into(),
+            tasks: vec!["New-MoveRequest".into()],
+            rule: "mailbox-moves".into(),
+            mode: "manual".into(),
+            approvers: approvers.iter().map(|a| (*a).to_owned()).collect(),
+            min_approvals: 1,
+            reason: "move".into(),
+            ticket: None,
+            command: None,
+            uses: Some(1),
+            params: Default::default(),
+            grant_params: None,
+            duration_secs: 3600,
+            created_at: at,
+            pending_expires_at: at + 100,
+        }
+    }
+
+    fn event(subject: &str) -> AuditEvent {
+        AuditEvent {
+            time: "2026-01-01T00:00:00Z".into(),
+            actor: "gate".into(),
+            action: "gate.decision".into(),
+            subject: subject.into(),
+            outcome: "ok".into(),
+            details: Default::default(),
+        }
+    }
+
+    fn ids(records: &[jitsh::service::store::RequestRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.new.id.as_str()).collect()
+    }
+
+    fn exercise(store: &PgStore) {
+        let mut none = |_: &_| Ok(Vec::new());
+        store
+            .create_request(
+                &new_request("r-1", "alice", &["MBManagers"], 10),
+                &[],
+                None,
+                &mut none,
+            )
+            .unwrap();
+        store
+            .create_request(
+                &new_request("r-2", "bob", &["other"], 20),
+                &[],
+                None,
+                &mut none,
+            )
+            .unwrap();
+        store
+            .create_request(
+                &new_request("r-3", "Alice", &["other"], 30),
+                &[],
+                None,
+                &mut none,
+            )
+            .unwrap();
+
+        // Visibility: one's own (any case) or an approver group of one's; before the limit.
+        let page = |viewer: Option<(&str, &[&str])>, after: Option<(i64, &str)>, limit| {
+            store
+                .list_page(&ListQuery {
+                    viewer: viewer
+                        .map(|(n, g)| (n.to_owned(), g.iter().map(|s| (*s).to_owned()).collect())),
+                    after: after.map(|(t, i)| (t, i.to_owned())),
+                    limit,
+                    ..ListQuery::default()
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            ids(&page(Some(("carol", &["mbmanagers"])), None, 10)),
+            ["r-1"]
+        );
+        assert_eq!(ids(&page(Some(("ALICE", &[])), None, 10)), ["r-3", "r-1"]);
+        assert_eq!(
+            ids(&page(Some(("carol", &[])), None, 10)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(ids(&page(Some(("dave", &["other"])), None, 1)), ["r-3"]);
+        assert_eq!(ids(&page(None, Some((30, "r-3")), 10)), ["r-2", "r-1"]);
+        assert_eq!(ids(&page(None, None, 2)), ["r-3", "r-2"]);
+        let pending = store
+            .list_page(&ListQuery {
+                status: Some(Status::Pending),
+                requester: Some("bob".into()),
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&pending), ["r-2"]);
+        assert_eq!(
+            ids(&store.list_requests(None, Some("alice"), 10).unwrap()),
+            ["r-1"]
+        );
+        assert_eq!(store.count_requests("alice", 0, true).unwrap(), 1);
+
+        // Approve r-1 with a counted grant; revoke it; it is listed as revoked.
+        let grant = Grant {
+            jti: "j-1".into(),
+            request_id: "r-1".into(),
+            sub: "alice".into(),
+            nbf: 15,
+            exp: 1000,
+            uses: Some(1),
+            used: 0,
+            revoked_at: None,
+            revoked_by: None,
+        };
+        let vote = Approval {
+            approver: "bob".into(),
+            comment: None,
+            at: 15,
+        };
+        let quorum = Quorum {
+            needed: 1,
+            counts: &|_| true,
+        };
+        store
+            .approve("r-1", &vote, &grant, &quorum, &mut |_| Ok(Vec::new()))
+            .unwrap();
+        assert_eq!(store.live_grants(16).unwrap().len(), 1);
+        store.revoke("r-1", "root", 17, &mut none).unwrap();
+        let revoked = store.revocations(0).unwrap();
+        assert_eq!(
+            (
+                revoked.len(),
+                revoked[0].jti.as_str(),
+                revoked[0].revoked_at
+            ),
+            (1, "j-1", 17)
+        );
+        assert!(matches!(
+            store.use_grant("j-1", 18, &mut |_| Ok(Vec::new())),
+            Err(StoreError::NotLive {
+                state: "revoked",
+                ..
+            })
+        ));
+
+        // Expiry: once, and only what is still pending.
+        let expired = store.expire_pending(125, &mut none).unwrap();
+        assert_eq!(ids(&expired), ["r-2"]);
+        assert_eq!(store.request("r-2").unwrap().status, Status::Expired);
+        assert!(store.expire_pending(125, &mut none).unwrap().is_empty());
+
+        // A gate's batch: once per (user, id); the same id with other events is refused.
+        let batch = GateBatch {
+            user: "gate1".into(),
+            id: "b-1".into(),
+            sha256: "aa".into(),
+            events: vec![event("x"), event("y")],
+        };
+        assert!(store.queue_gate_batch(&batch, 50).unwrap());
+        assert!(!store.queue_gate_batch(&batch, 51).unwrap());
+        let other = GateBatch {
+            sha256: "bb".into(),
+            ..batch.clone()
+        };
+        assert!(matches!(
+            store.queue_gate_batch(&other, 52),
+            Err(StoreError::BatchConflict(_))
+        ));
+        let mut seen = Vec::new();
+        let n = store
+            .drain_audit(&mut |e| {
+                seen.push(e.subject);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((n, seen), (2, vec!["x".to_owned(), "y".to_owned()]));
+        assert!(matches!(store.request("r-9"), Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listings_visibility_batches_expiry_and_revocations() {
+        let Some(db) = Db::create("store").await else {
+            return;
+        };
+        let url = db.url.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let store = PgStore::open(&url, rt).unwrap();
+            exercise(&store);
+        })
+        .await
+        .unwrap();
+    }
+}
