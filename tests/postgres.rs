@@ -847,3 +847,60 @@ mod store {
         .unwrap();
     }
 }
+
+/// 8 clients each run request → approve → token cycles, spread over the replicas.
+async fn cycles_per_second(r: &Arc<Replicas>, alice: &str, approver: &str) -> f64 {
+    async fn cycle(server: &Server, alice: &str, approver: &str) {
+        let body = json!({ "task": "New-MoveRequest", "reason": "bench", "duration": "1h" });
+        let (status, made) = server.call("POST", "/v1/requests", alice, Some(body)).await;
+        assert_eq!(status, 201, "{made}");
+        let id = made["id"].as_str().unwrap();
+        let approve = format!("/v1/requests/{id}/approve");
+        assert_eq!(server.call("POST", &approve, approver, None).await.0, 200);
+        let token = format!("/v1/requests/{id}/token");
+        assert_eq!(server.call("GET", &token, alice, None).await.0, 200);
+    }
+    let (clients, each) = (8usize, 40u32);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (r, alice, approver) = (Arc::clone(r), alice.to_owned(), approver.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let server = &r.servers[c % r.servers.len()];
+            for _ in 0..each {
+                cycle(server, &alice, &approver).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = u32::try_from(clients).unwrap() * each;
+    f64::from(total) / started.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "measurement, not a check"]
+async fn measure_cycles_per_second_sqlite_and_replicas() {
+    let Some(db) = Db::create("measure").await else {
+        return;
+    };
+    let limits = ["--max-requests-per-hour", "0", "--max-pending", "0"];
+    let (env, approvers) = env_with_approvers(1);
+    let alice = env.cred("alice");
+    let sqlite = Arc::new(Replicas {
+        servers: vec![env.start(&limits)],
+        states: Vec::new(),
+        _env: env,
+    });
+    let rate = cycles_per_second(&sqlite, &alice, &approvers[0]).await;
+    println!("SQLite, 1 service, 8 clients: {rate:.1} cycles/s");
+    drop(sqlite);
+    for n in 1..=3 {
+        let (env, approvers) = env_with_approvers(1);
+        let alice = env.cred("alice");
+        let r = Arc::new(Replicas::start_with(env, &db, n, &limits));
+        let rate = cycles_per_second(&r, &alice, &approvers[0]).await;
+        println!("PostgreSQL, {n} replica(s), 8 clients: {rate:.1} cycles/s");
+    }
+}
