@@ -904,3 +904,92 @@ async fn measure_cycles_per_second_sqlite_and_replicas() {
         println!("PostgreSQL, {n} replica(s), 8 clients: {rate:.1} cycles/s");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_moves_a_sqlite_store_into_postgres_once() {
+    let Some(db) = Db::create("import").await else {
+        return;
+    };
+    let (mut env, approvers) = env_with_approvers(2);
+    let root = env.add_user("root", &["--roles", "global-admin"]);
+    let alice = env.cred("alice");
+    let body = json!({"task": "New-MoveRequest", "reason": "move", "duration": "1h"});
+    let (decided, waiting) = {
+        let sqlite = env.start(&[]);
+        let decided = file(&sqlite, &alice, body.clone()).await;
+        let waiting = file(&sqlite, &alice, body.clone()).await;
+        let (status, _) = sqlite
+            .call(
+                "POST",
+                &format!("/v1/requests/{decided}/approve"),
+                &approvers[0],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = sqlite
+            .call(
+                "POST",
+                "/v1/locks",
+                &root,
+                Some(json!({"scope": "rule:mailbox-removal", "reason": "audit"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        (decided, waiting)
+    };
+    let migrate = || {
+        std::process::Command::new(server::JITSH)
+            .args(["migrate", "--from"])
+            .arg(format!("sqlite:{}", env.state.join("jitsh.db").display()))
+            .args(["--to", &db.url])
+            .env_remove("JITSH_STORE")
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Into a store that has data: refused, nothing written.
+    let out = migrate();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not empty"), "{err}");
+
+    let r = Replicas::start(env, &db, 2);
+    let (_, shown) = r.servers[1]
+        .call("GET", &format!("/v1/requests/{decided}"), &alice, None)
+        .await;
+    assert_eq!(shown["status"], "approved", "{shown}");
+    assert_eq!(shown["approvals"].as_array().unwrap().len(), 1, "{shown}");
+    let (status, tok) = r.servers[1]
+        .call(
+            "GET",
+            &format!("/v1/requests/{decided}/token"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tok}");
+    let (_, locks) = r.servers[0].call("GET", "/v1/locks", &root, None).await;
+    assert!(
+        locks.to_string().contains("rule:mailbox-removal"),
+        "{locks}"
+    );
+    let (status, done) = r.servers[1]
+        .call(
+            "POST",
+            &format!("/v1/requests/{waiting}/approve"),
+            &approvers[1],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (200, Some("approved")),
+        "{done}"
+    );
+}

@@ -1119,3 +1119,158 @@ impl Store for PgStore {
         })
     }
 }
+
+/// How a copied column is typed in PostgreSQL.
+#[derive(Clone, Copy)]
+enum Col {
+    Text,
+    Int,
+    /// An SQLite 0/1 integer.
+    Bool,
+}
+
+/// What `jitsh migrate` copies: SQLite table and columns, PostgreSQL table and columns.
+const COPIED: &[(&str, &str, &str, &[Col])] = {
+    use Col::{Bool, Int, Text};
+    &[
+        (
+            "SELECT id, requester, body, status, created_at, pending_expires_at, decided_at, decided_by, decision_comment FROM requests ORDER BY rowid",
+            "requests",
+            "id, requester, body, status, created_at, pending_expires_at, decided_at, decided_by, decision_comment",
+            &[Text, Text, Text, Text, Int, Int, Int, Text, Text],
+        ),
+        (
+            "SELECT request_id, approver, comment, at FROM approvals",
+            "approvals",
+            "request_id, approver, comment, at",
+            &[Text, Text, Text, Int],
+        ),
+        (
+            "SELECT jti, request_id, sub, rule, nbf, exp, uses, used, revoked_at, revoked_by FROM grants",
+            "grants",
+            "jti, request_id, sub, rule, nbf, exp, uses, used, revoked_at, revoked_by",
+            &[Text, Text, Text, Text, Int, Int, Int, Int, Int, Text],
+        ),
+        (
+            "SELECT scope, reason, set_by, set_at, expires_at FROM locks",
+            "locks",
+            "scope, reason, set_by, set_at, expires_at",
+            &[Text, Text, Text, Int, Int],
+        ),
+        (
+            "SELECT channel, recipient, subject, body, attempts, next_attempt_at, delivered_at, failed, last_error FROM outbox ORDER BY id",
+            "outbox",
+            "channel, recipient, subject, body, attempts, next_attempt_at, delivered_at, failed, last_error",
+            &[Text, Text, Text, Text, Int, Int, Int, Bool, Text],
+        ),
+        (
+            "SELECT event FROM audit_inbox ORDER BY id",
+            "audit_inbox",
+            "event",
+            &[Text],
+        ),
+        (
+            "SELECT user, batch, events, sha256, received_at FROM gate_batches",
+            "gate_batches",
+            "sender, batch, events, sha256, received_at",
+            &[Text, Text, Int, Text, Int],
+        ),
+    ]
+};
+
+type Copied = Vec<Vec<Box<dyn ToSql + Sync + Send>>>;
+
+/// Every row of one SQLite table, typed for PostgreSQL.
+fn read_table(conn: &rusqlite::Connection, sql: &str, cols: &[Col]) -> Result<Copied, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    let mut out: Copied = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(cols.len());
+        for (i, col) in cols.iter().enumerate() {
+            values.push(match col {
+                Col::Text => Box::new(row.get::<_, Option<String>>(i).map_err(backend)?),
+                Col::Int => Box::new(row.get::<_, Option<i64>>(i).map_err(backend)?),
+                Col::Bool => Box::new(
+                    row.get::<_, Option<i64>>(i)
+                        .map_err(backend)?
+                        .map(|v| v != 0),
+                ),
+            });
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+impl PgStore {
+    /// Copy the SQLite store at `path` (brought to the current schema first) into this
+    /// database, in one transaction; refused unless this database has no requests yet.
+    /// Returns the rows copied per table.
+    pub fn import_sqlite(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Vec<(&'static str, usize)>, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Backend(format!(
+                "no SQLite store at `{}`",
+                path.display()
+            )));
+        }
+        // Migrates the file to this jitsh's schema, so the columns read below exist.
+        drop(super::sqlite::SqliteStore::open(path)?);
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(backend)?;
+        let tables = COPIED
+            .iter()
+            .map(|(sql, table, columns, cols)| {
+                Ok((*table, *columns, read_table(&conn, sql, cols)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        step!(self, |tx| {
+            async {
+                // Whole tables at once: a half-filled or in-use database is not merged into.
+                tx.execute("LOCK TABLE requests IN EXCLUSIVE MODE", &[])
+                    .await
+                    .map_err(pg)?;
+                let row = tx
+                    .query_one(
+                        "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM locks)
+                              + (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM audit_inbox)
+                              + (SELECT COUNT(*) FROM gate_batches)",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let existing: i64 = row.try_get(0).map_err(pg)?;
+                if existing > 0 {
+                    return Err(StoreError::Backend(format!(
+                        "the PostgreSQL store is not empty ({existing} rows); migrate into a new database"
+                    )));
+                }
+                let mut counts = Vec::new();
+                for (table, columns, rows) in &tables {
+                    let marks = (1..=columns.split(',').count())
+                        .map(|n| format!("${n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let stmt = tx
+                        .prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({marks})"))
+                        .await
+                        .map_err(pg)?;
+                    for row in rows {
+                        let refs: Vec<&(dyn ToSql + Sync)> = row
+                            .iter()
+                            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                            .collect();
+                        tx.execute(&stmt, &refs).await.map_err(pg)?;
+                    }
+                    counts.push((*table, rows.len()));
+                }
+                Ok(counts)
+            }
+            .await
+        })
+    }
+}
