@@ -14,9 +14,10 @@
 //! The schema is versioned in `schema_version` (one row per applied step, append only); steps
 //! are applied at start under an advisory lock, so replicas starting together migrate once.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
@@ -106,14 +107,38 @@ const MIGRATION_LOCK: i64 = 0x006a_6974_7368;
 /// them (it died, or delivery hangs).
 const OUTBOX_LEASE_SECS: i64 = 120;
 
-/// Connections kept idle at most; more are opened when needed and closed after use.
-const POOL_IDLE: usize = 16;
+/// Connections one replica holds at most (in use or idle), so replicas together stay under
+/// the server's `max_connections`.
+const MAX_CONNECTIONS: usize = 16;
+
+/// How long a step waits for a free connection before it fails (the service answers 500).
+const CONNECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The PostgreSQL store.
 pub struct PgStore {
     url: String,
     rt: Handle,
     idle: Mutex<Vec<Client>>,
+    slots: Arc<Semaphore>,
+}
+
+/// A connection in use; its slot frees when it is dropped or put back.
+struct Conn {
+    client: Client,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -145,6 +170,7 @@ impl PgStore {
             url: url.to_owned(),
             rt,
             idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         };
         store.run(async {
             let mut client = store.client().await?;
@@ -159,7 +185,11 @@ impl PgStore {
         self.rt.block_on(fut)
     }
 
-    async fn client(&self) -> Result<Client, StoreError> {
+    async fn client(&self) -> Result<Conn, StoreError> {
+        let slot = tokio::time::timeout(CONNECTION_WAIT, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .map_err(|_| StoreError::Backend("no free PostgreSQL connection; try again".into()))?
+            .map_err(backend)?;
         let idle = self
             .idle
             .lock()
@@ -167,7 +197,10 @@ impl PgStore {
             .pop();
         if let Some(client) = idle {
             if !client.is_closed() {
-                return Ok(client);
+                return Ok(Conn {
+                    client,
+                    _slot: slot,
+                });
             }
         }
         let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
@@ -178,17 +211,19 @@ impl PgStore {
                 tracing::warn!(error = %e, "PostgreSQL connection closed");
             }
         });
-        Ok(client)
+        Ok(Conn {
+            client,
+            _slot: slot,
+        })
     }
 
-    fn put(&self, client: Client) {
-        if client.is_closed() {
+    /// Keep a working connection for the next step.
+    fn put(&self, conn: Conn) {
+        if conn.client.is_closed() {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < POOL_IDLE {
-                idle.push(client);
-            }
+            idle.push(conn.client);
         }
     }
 }
@@ -490,7 +525,7 @@ impl Store for PgStore {
     fn request(&self, id: &str) -> Result<RequestRecord, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let out = load(&client, id, false).await;
+            let out = load(&*client, id, false).await;
             self.put(client);
             out
         })
@@ -514,7 +549,7 @@ impl Store for PgStore {
                     )
                     .await
                     .map_err(pg)?;
-                load_all(&client, &ids(&rows)?).await
+                load_all(&*client, &ids(&rows)?).await
             }
             .await;
             self.put(client);
@@ -570,7 +605,7 @@ impl Store for PgStore {
             let client = self.client().await?;
             let out = async {
                 let rows = client.query(&sql, &refs).await.map_err(pg)?;
-                load_all(&client, &ids(&rows)?).await
+                load_all(&*client, &ids(&rows)?).await
             }
             .await;
             self.put(client);
