@@ -10,6 +10,7 @@ mod check;
 mod client;
 mod common;
 mod login;
+mod migrate;
 mod parse;
 mod policy_cmd;
 mod replay;
@@ -64,6 +65,8 @@ enum Command {
     Serve(serve::Args),
     /// Manage the service's directory of users.
     User(serve::UserArgs),
+    /// Move the service's state from its SQLite file into a new PostgreSQL store.
+    Migrate(migrate::Args),
     /// Trust an approval service: show its signing-key fingerprints and, once confirmed, store
     /// its URL and keys in ~/.config/jitsh for the other commands.
     Login(login::Args),
@@ -105,6 +108,7 @@ impl Command {
                 | Command::Keygen(_)
                 | Command::Serve(_)
                 | Command::User(_)
+                | Command::Migrate(_)
                 | Command::Replay(_)
                 | Command::Sessions(_)
                 | Command::Audit(_)
@@ -146,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Token(a) => token_cmd::run(a),
         Command::Serve(a) => serve::run(a),
         Command::User(a) => serve::user(a),
+        Command::Migrate(a) => migrate::run(a),
         Command::Login(a) => login::run(a),
         Command::Request(a) => client::request(a),
         Command::Requests(a) => client::requests(a),

@@ -24,6 +24,11 @@ pub struct Args {
     /// TLS, or on a network you trust with credentials and tokens in clear text).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     insecure_http: bool,
+    /// Keep requests, grants, locks and the outbox in this PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`) instead of STATE/jitsh.db; several replicas may share
+    /// it. Contains a password if the URL does: prefer the environment variable.
+    #[arg(long, value_name = "URL", env = "JITSH_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Policy folder (every `*.toml` in it). Default: `policies` in the settings
     /// (/etc/jitsh/config.toml, ~/.config/jitsh/config.toml).
     #[arg(
@@ -109,6 +114,10 @@ struct UserAddArgs {
     /// Directory file (default STATE/directory.toml).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
+    /// The PostgreSQL store of a service running on STATE (its `--store`): the audit event
+    /// waits there for the service.
+    #[arg(long, value_name = "URL", env = "JITSH_STORE", hide_env_values = true)]
+    store: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,6 +156,7 @@ pub fn run(args: Args) -> ExitCode {
         webhook: args.webhook,
         pending_ttl: args.pending_ttl,
         tls,
+        store: args.store,
         limits: service::Limits {
             connections: service::listen::ConnLimits {
                 header_timeout: args.header_timeout,
@@ -291,7 +301,8 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         let credential =
             dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())?;
         dir.set_person(&a.name, a.person.clone());
-        record_audit(&a.state, event).map_err(service::directory::DirectoryError::Refused)?;
+        record_audit(&a.state, a.store.as_deref(), event)
+            .map_err(service::directory::DirectoryError::Refused)?;
         Ok::<_, service::directory::DirectoryError>(credential)
     });
     let credential = match added {
@@ -309,7 +320,11 @@ fn user_add(a: UserAddArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn record_audit(state: &std::path::Path, event: crate::audit::AuditEvent) -> Result<(), String> {
+fn record_audit(
+    state: &std::path::Path,
+    store: Option<&str>,
+    event: crate::audit::AuditEvent,
+) -> Result<(), String> {
     let signer = service::ports::Signer::load_or_create(state)?;
     match service::ports::open_audit(state, &signer) {
         Ok(log) => {
@@ -317,12 +332,35 @@ fn record_audit(state: &std::path::Path, event: crate::audit::AuditEvent) -> Res
             log.close().map_err(|e| e.to_string())
         }
         Err(service::ports::OpenAuditError::Locked(_)) => {
+            if let Some(url) = store {
+                return queue_in_postgres(url, &event);
+            }
+            // A service on PostgreSQL never reads the SQLite file: the event would be lost.
+            if state.join(service::POSTGRES_MARKER).exists() {
+                return Err(
+                    "the service on this state folder keeps its state in PostgreSQL: pass its --store URL (or JITSH_STORE)"
+                        .into(),
+                );
+            }
             let store = service::sqlite::SqliteStore::open(&state.join("jitsh.db"))
                 .map_err(|e| e.to_string())?;
             service::Store::queue_audit(&store, &event).map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Queue `event` in the PostgreSQL store for the service to append.
+fn queue_in_postgres(url: &str, event: &crate::audit::AuditEvent) -> Result<(), String> {
+    // The store blocks on a runtime that drives its connections, from a thread outside it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("could not start the runtime: {e}"))?;
+    let store = service::postgres::PgStore::open(url, rt.handle().clone())
+        .map_err(|e| format!("PostgreSQL store: {e}"))?;
+    service::Store::queue_audit(&store, event).map_err(|e| e.to_string())
 }
 
 fn user_list(a: UserListArgs) -> ExitCode {

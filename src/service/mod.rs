@@ -23,6 +23,7 @@ pub mod http;
 pub mod listen;
 pub mod notify;
 pub mod ports;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 pub mod tls;
@@ -48,6 +49,9 @@ pub struct Config {
     /// Serve HTTPS with these settings ([`tls::server_config`]); plain HTTP when `None`.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     pub limits: Limits,
+    /// A `postgres://` URL: keep state in that database (shared by replicas) instead of
+    /// `STATE/jitsh.db`.
+    pub store: Option<String>,
 }
 
 /// What one client or one user may take of the service.
@@ -78,23 +82,30 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         path: config.state.display().to_string(),
         message: e.to_string(),
     })?;
-    let db = config.state.join("jitsh.db");
-    private_file(&db).map_err(|e| ServeError::State {
-        path: config.state.display().to_string(),
-        message: e.to_string(),
-    })?;
-    // Journal files left by an older version keep their mode until SQLite recreates them.
-    for suffix in ["-wal", "-shm"] {
-        let journal = config.state.join(format!("jitsh.db{suffix}"));
-        if journal.exists() {
-            private_file(&journal).map_err(|e| ServeError::State {
-                path: journal.display().to_string(),
-                message: e.to_string(),
+    let store: Arc<dyn Store> = match &config.store {
+        Some(url) => {
+            let store = open_postgres(url)?;
+            std::fs::write(config.state.join(POSTGRES_MARKER), b"postgres\n").map_err(|e| {
+                ServeError::State {
+                    path: config.state.display().to_string(),
+                    message: e.to_string(),
+                }
             })?;
+            store
         }
-    }
-    let store: Arc<dyn Store> =
-        Arc::new(sqlite::SqliteStore::open(&db).map_err(|e| ServeError::Setup(e.to_string()))?);
+        None => {
+            match std::fs::remove_file(config.state.join(POSTGRES_MARKER)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ServeError::State {
+                        path: config.state.display().to_string(),
+                        message: e.to_string(),
+                    })
+                }
+                _ => {}
+            }
+            open_sqlite(config)?
+        }
+    };
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
         .map_err(|e| match e {
@@ -123,6 +134,48 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
     Ok((Arc::new(service), store))
 }
 
+/// The SQLite file `STATE/jitsh.db`, private to the service's account.
+fn open_sqlite(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    let db = config.state.join("jitsh.db");
+    private_file(&db).map_err(|e| ServeError::State {
+        path: config.state.display().to_string(),
+        message: e.to_string(),
+    })?;
+    // Journal files left by an older version keep their mode until SQLite recreates them.
+    for suffix in ["-wal", "-shm"] {
+        let journal = config.state.join(format!("jitsh.db{suffix}"));
+        if journal.exists() {
+            private_file(&journal).map_err(|e| ServeError::State {
+                path: journal.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    Ok(Arc::new(
+        sqlite::SqliteStore::open(&db).map_err(|e| ServeError::Setup(e.to_string()))?,
+    ))
+}
+
+/// Written in STATE by a service on PostgreSQL, so `jitsh user add` on that state folder does
+/// not queue its audit event in the SQLite file the service never reads.
+pub const POSTGRES_MARKER: &str = "store-is-postgres";
+
+/// A PostgreSQL database; needs a blocking thread of a Tokio runtime (see [`serve`]).
+fn open_postgres(url: &str) -> Result<Arc<dyn Store>, ServeError> {
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        return Err(ServeError::Setup(format!(
+            "--store takes a `postgres://` URL, not `{}`",
+            url.split(':').next().unwrap_or_default()
+        )));
+    }
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+        ServeError::Setup("the PostgreSQL store needs the service's runtime".into())
+    })?;
+    let store = postgres::PgStore::open(url, rt)
+        .map_err(|e| ServeError::Setup(format!("PostgreSQL store: {e}")))?;
+    Ok(Arc::new(store))
+}
+
 /// Serve on `listener` until `shutdown` resolves; then finish in-flight requests and stop the
 /// background workers.
 pub async fn serve(
@@ -131,7 +184,14 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (service, store) = open(config)?;
+    // On a blocking thread: opening a store does I/O (and the PostgreSQL store blocks on the
+    // runtime, which async code must not do).
+    let (service, store) = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open(&config))
+            .await
+            .map_err(|e| ServeError::Setup(e.to_string()))??
+    };
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Server(e.to_string()))?;

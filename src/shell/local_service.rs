@@ -123,6 +123,7 @@ impl LocalService {
             // Loopback only, inside this process's session.
             tls: None,
             limits: Default::default(),
+            store: None,
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ShellError::Service(format!("cannot listen on loopback: {e}")))?;

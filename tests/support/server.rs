@@ -223,6 +223,11 @@ impl Server {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }

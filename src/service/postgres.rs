@@ -1,0 +1,1311 @@
+//! [`Store`] on PostgreSQL (`jitsh serve --store postgres://…`), so several replicas of the
+//! service can share one database.
+//!
+//! The [`Store`] trait is synchronous and the service calls it only from blocking threads
+//! (`spawn_blocking`), so each method drives tokio-postgres on the service's own runtime with
+//! `Handle::block_on`. Connections are kept in a small pool and dropped when broken.
+//!
+//! Every step is one READ COMMITTED transaction that first locks the rows it decides on
+//! (`SELECT … FOR UPDATE`): two replicas approving one request serialize on its row, so the
+//! second sees the first's vote or decision; a counted use locks its grant row, so a use is
+//! spent once. Steps are never retried, because the step's hook has already written its audit
+//! record when the commit runs; a serialization-failure retry would write it twice.
+//!
+//! The schema is versioned in `schema_version` (one row per applied step, append only); steps
+//! are applied at start under an advisory lock, so replicas starting together migrate once.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Transaction};
+
+use crate::audit::{AuditEvent, AuditSinkError};
+
+use super::store::{
+    Approval, ApproveOutcome, GateBatch, Grant, Hook, ListQuery, Lock, NewRequest, Notification,
+    OutboxItem, Quorum, RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
+};
+
+/// Schema steps; the highest `schema_version.version` is the number applied. Append only.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE requests (
+    seq BIGSERIAL UNIQUE,
+    id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    pending_expires_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    decided_by TEXT,
+    decision_comment TEXT
+);
+CREATE INDEX requests_created ON requests(created_at, id);
+CREATE INDEX requests_status_page ON requests(status, created_at, id);
+CREATE INDEX requests_requester_page ON requests(requester, created_at, id);
+CREATE TABLE approvals (
+    request_id TEXT NOT NULL REFERENCES requests(id),
+    approver TEXT NOT NULL,
+    comment TEXT,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (request_id, approver)
+);
+CREATE TABLE grants (
+    jti TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE REFERENCES requests(id),
+    sub TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    nbf BIGINT NOT NULL,
+    exp BIGINT NOT NULL,
+    uses BIGINT,
+    used BIGINT NOT NULL DEFAULT 0,
+    revoked_at BIGINT,
+    revoked_by TEXT
+);
+CREATE INDEX grants_revoked ON grants(revoked_at);
+CREATE TABLE locks (
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at BIGINT NOT NULL,
+    expires_at BIGINT
+);
+CREATE UNIQUE INDEX locks_scope ON locks(lower(scope));
+CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY,
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    delivered_at BIGINT,
+    failed BOOLEAN NOT NULL DEFAULT FALSE,
+    last_error TEXT
+);
+CREATE INDEX outbox_due ON outbox(next_attempt_at) WHERE delivered_at IS NULL AND NOT failed;
+CREATE TABLE audit_inbox (
+    id BIGSERIAL PRIMARY KEY,
+    event TEXT NOT NULL
+);
+CREATE TABLE gate_batches (
+    sender TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    events BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (sender, batch)
+);
+"#];
+
+/// Key of the advisory lock that serializes migrations across replicas ("jitsh" in ASCII).
+const MIGRATION_LOCK: i64 = 0x006a_6974_7368;
+
+/// How long a replica holds the notifications it took for delivery before another may retry
+/// them (it died, or delivery hangs).
+const OUTBOX_LEASE_SECS: i64 = 120;
+
+/// Connections one replica holds at most (in use or idle), so replicas together stay under
+/// the server's `max_connections`.
+const MAX_CONNECTIONS: usize = 16;
+
+/// How long a step waits for a free connection before it fails (the service answers 500).
+const CONNECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    url: String,
+    rt: Handle,
+    idle: Mutex<Vec<Client>>,
+    slots: Arc<Semaphore>,
+}
+
+/// A connection in use; its slot frees when it is dropped or put back.
+struct Conn {
+    client: Client,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A database error's text with its detail (tokio-postgres's own text is only "db error").
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!("{} ({})", db.message(), db.code().code())),
+        None => StoreError::Backend(e.to_string()),
+    }
+}
+
+impl PgStore {
+    /// Connect to `url` and apply the schema steps not yet applied. Call from a blocking
+    /// thread of the runtime `rt` (never from async code: it blocks).
+    pub fn open(url: &str, rt: Handle) -> Result<PgStore, StoreError> {
+        url.parse::<tokio_postgres::Config>()
+            .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+        let store = PgStore {
+            url: url.to_owned(),
+            rt,
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        };
+        store.run(async {
+            let mut client = store.client().await?;
+            let out = migrate(&mut client).await;
+            store.put(client);
+            out
+        })?;
+        Ok(store)
+    }
+
+    fn run<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
+        self.rt.block_on(fut)
+    }
+
+    async fn client(&self) -> Result<Conn, StoreError> {
+        let slot = tokio::time::timeout(CONNECTION_WAIT, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .map_err(|_| StoreError::Backend("no free PostgreSQL connection; try again".into()))?
+            .map_err(backend)?;
+        let idle = self
+            .idle
+            .lock()
+            .map_err(|_| StoreError::Backend("state connection pool poisoned".into()))?
+            .pop();
+        if let Some(client) = idle {
+            if !client.is_closed() {
+                return Ok(Conn {
+                    client,
+                    _slot: slot,
+                });
+            }
+        }
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .map_err(|e| StoreError::Backend(format!("could not connect to PostgreSQL: {e}")))?;
+        self.rt.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL connection closed");
+            }
+        });
+        Ok(Conn {
+            client,
+            _slot: slot,
+        })
+    }
+
+    /// Keep a working connection for the next step.
+    fn put(&self, conn: Conn) {
+        if conn.client.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn.client);
+        }
+    }
+}
+
+/// Run one step: `$body` sees the open transaction as `$tx` and commits only on `Ok`.
+macro_rules! step {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let store = $store;
+        store.run(async {
+            let mut client = store.client().await?;
+            let out = async {
+                let $tx = client.transaction().await.map_err(pg)?;
+                let out: Result<_, StoreError> = $body;
+                match out {
+                    Ok(v) => {
+                        $tx.commit().await.map_err(pg)?;
+                        Ok(v)
+                    }
+                    // Dropping the transaction rolls it back.
+                    Err(e) => Err(e),
+                }
+            }
+            .await;
+            store.put(client);
+            out
+        })
+    }};
+}
+
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(pg)?;
+    let row = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+        .await
+        .map_err(pg)?;
+    let version: i64 = row.try_get(0).map_err(pg)?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(StoreError::Backend(format!(
+            "database schema version {version} is newer than this jitsh ({known}); upgrade jitsh"
+        )));
+    }
+    for (n, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.batch_execute(sql).await.map_err(pg)?;
+        let applied = i64::try_from(n + 1).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&applied],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)
+}
+
+fn to_u32(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Backend(format!("count {v} out of range")))
+}
+
+async fn enqueue(
+    tx: &Transaction<'_>,
+    notes: &[Notification],
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    for n in notes {
+        tx.execute(
+            "INSERT INTO outbox (channel, recipient, subject, body, next_attempt_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&n.channel, &n.recipient, &n.subject, &n.body, &now],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+const GRANT_COLUMNS: &str = "jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by";
+
+fn grant_row(r: &Row) -> Result<Grant, StoreError> {
+    Ok(Grant {
+        jti: r.try_get(0).map_err(pg)?,
+        request_id: r.try_get(1).map_err(pg)?,
+        sub: r.try_get(2).map_err(pg)?,
+        nbf: r.try_get(3).map_err(pg)?,
+        exp: r.try_get(4).map_err(pg)?,
+        uses: r
+            .try_get::<_, Option<i64>>(5)
+            .map_err(pg)?
+            .map(to_u32)
+            .transpose()?,
+        used: to_u32(r.try_get(6).map_err(pg)?)?,
+        revoked_at: r.try_get(7).map_err(pg)?,
+        revoked_by: r.try_get(8).map_err(pg)?,
+    })
+}
+
+fn lock_row(r: &Row) -> Result<Lock, StoreError> {
+    Ok(Lock {
+        scope: r.try_get(0).map_err(pg)?,
+        reason: r.try_get(1).map_err(pg)?,
+        set_by: r.try_get(2).map_err(pg)?,
+        set_at: r.try_get(3).map_err(pg)?,
+        expires_at: r.try_get(4).map_err(pg)?,
+    })
+}
+
+fn revocation_row(r: &Row) -> Result<Revocation, StoreError> {
+    Ok(Revocation {
+        jti: r.try_get(0).map_err(pg)?,
+        request: r.try_get(1).map_err(pg)?,
+        sub: r.try_get(2).map_err(pg)?,
+        rule: r.try_get(3).map_err(pg)?,
+        revoked_at: r.try_get::<_, Option<i64>>(4).map_err(pg)?.unwrap_or(0),
+        exp: r.try_get(5).map_err(pg)?,
+    })
+}
+
+/// The request `id` with its votes and grant; `for_update` locks its row until the step ends.
+async fn load(
+    c: &impl tokio_postgres::GenericClient,
+    id: &str,
+    for_update: bool,
+) -> Result<RequestRecord, StoreError> {
+    let sql = if for_update {
+        "SELECT body, status, decided_at, decided_by, decision_comment FROM requests WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT body, status, decided_at, decided_by, decision_comment FROM requests WHERE id = $1"
+    };
+    let row = c
+        .query_opt(sql, &[&id])
+        .await
+        .map_err(pg)?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let body: String = row.try_get(0).map_err(pg)?;
+    let status: String = row.try_get(1).map_err(pg)?;
+    let new: NewRequest = serde_json::from_str(&body).map_err(backend)?;
+    let status = Status::parse(&status)
+        .ok_or_else(|| StoreError::Backend(format!("unknown status `{status}` in database")))?;
+    let approvals = c
+        .query(
+            "SELECT approver, comment, at FROM approvals WHERE request_id = $1 ORDER BY at, approver",
+            &[&id],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| {
+            Ok(Approval {
+                approver: r.try_get(0).map_err(pg)?,
+                comment: r.try_get(1).map_err(pg)?,
+                at: r.try_get(2).map_err(pg)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let grant = c
+        .query_opt(
+            &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE request_id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(pg)?
+        .as_ref()
+        .map(grant_row)
+        .transpose()?;
+    Ok(RequestRecord {
+        new,
+        status,
+        approvals,
+        decided_at: row.try_get(2).map_err(pg)?,
+        decided_by: row.try_get(3).map_err(pg)?,
+        decision_comment: row.try_get(4).map_err(pg)?,
+        grant,
+    })
+}
+
+async fn load_all(
+    c: &impl tokio_postgres::GenericClient,
+    ids: &[String],
+) -> Result<Vec<RequestRecord>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(load(c, id, false).await?);
+    }
+    Ok(out)
+}
+
+/// The pending request `id`, locked for this step, or why it cannot be decided now.
+async fn pending(
+    tx: &Transaction<'_>,
+    id: &str,
+    now: UnixTime,
+) -> Result<RequestRecord, StoreError> {
+    let record = load(tx, id, true).await?;
+    if record.status != Status::Pending {
+        return Err(StoreError::AlreadyDecided {
+            id: id.to_owned(),
+            status: record.status.as_str(),
+        });
+    }
+    if record.new.pending_expires_at <= now {
+        return Err(StoreError::PendingExpired { id: id.to_owned() });
+    }
+    Ok(record)
+}
+
+async fn insert_grant(tx: &Transaction<'_>, g: &Grant, rule: &str) -> Result<(), StoreError> {
+    let uses = g.uses.map(i64::from);
+    tx.execute(
+        "INSERT INTO grants (jti, request_id, sub, rule, nbf, exp, uses, used) VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
+        &[&g.jti, &g.request_id, &g.sub, &rule, &g.nbf, &g.exp, &uses],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn set_decided(
+    tx: &Transaction<'_>,
+    id: &str,
+    status: Status,
+    by: &str,
+    comment: Option<&str>,
+    at: UnixTime,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE requests SET status = $2, decided_at = $3, decided_by = $4, decision_comment = $5 WHERE id = $1",
+        &[&id, &status.as_str(), &at, &by, &comment],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+fn ids(rows: &[Row]) -> Result<Vec<String>, StoreError> {
+    rows.iter()
+        .map(|r| r.try_get::<_, String>(0).map_err(pg))
+        .collect()
+}
+
+impl Store for PgStore {
+    fn create_request(
+        &self,
+        new: &NewRequest,
+        lock_scopes: &[String],
+        auto_grant: Option<&Grant>,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        step!(self, |tx| {
+            async {
+                for scope in lock_scopes {
+                    // FOR SHARE: a lock being cleared or replaced is waited for, not skipped.
+                    let lock = tx
+                        .query_opt(
+                            "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE lower(scope) = lower($1) AND (expires_at IS NULL OR expires_at > $2) FOR SHARE",
+                            &[scope, &new.created_at],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    if let Some(lock) = lock {
+                        let lock = lock_row(&lock)?;
+                        return Err(StoreError::Locked {
+                            scope: lock.scope,
+                            reason: lock.reason,
+                        });
+                    }
+                }
+                let body = serde_json::to_string(new).map_err(backend)?;
+                tx.execute(
+                    "INSERT INTO requests (id, requester, body, status, created_at, pending_expires_at) VALUES ($1, $2, $3, 'pending', $4, $5)",
+                    &[&new.id, &new.requester, &body, &new.created_at, &new.pending_expires_at],
+                )
+                .await
+                .map_err(pg)?;
+                if let Some(grant) = auto_grant {
+                    set_decided(&tx, &new.id, Status::Approved, "jitsh", Some("auto"), grant.nbf)
+                        .await?;
+                    insert_grant(&tx, grant, &new.rule).await?;
+                }
+                let record = load(&tx, &new.id, false).await?;
+                let notes = hook(&record)?;
+                enqueue(&tx, &notes, new.created_at).await?;
+                Ok(record)
+            }
+            .await
+        })
+    }
+
+    fn request(&self, id: &str) -> Result<RequestRecord, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let out = load(&*client, id, false).await;
+            self.put(client);
+            out
+        })
+    }
+
+    fn list_requests(
+        &self,
+        status: Option<Status>,
+        requester: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let status = status.map(Status::as_str);
+        let limit = i64::from(limit);
+        self.run(async {
+            let client = self.client().await?;
+            let out = async {
+                let rows = client
+                    .query(
+                        "SELECT id FROM requests WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR requester = $2) ORDER BY created_at DESC, seq DESC LIMIT $3",
+                        &[&status, &requester, &limit],
+                    )
+                    .await
+                    .map_err(pg)?;
+                load_all(&*client, &ids(&rows)?).await
+            }
+            .await;
+            self.put(client);
+            out
+        })
+    }
+
+    fn list_page(&self, q: &ListQuery) -> Result<Vec<RequestRecord>, StoreError> {
+        // Only the conditions asked for are in the statement, so the planner can use the
+        // matching index; visibility applies before LIMIT.
+        let mut sql = String::from("SELECT id FROM requests WHERE TRUE");
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut arg = |sql: &mut String, text: &str, v: Box<dyn ToSql + Sync + Send>| {
+            args.push(v);
+            sql.push_str(&text.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(status) = q.status {
+            arg(
+                &mut sql,
+                " AND status = ?",
+                Box::new(status.as_str().to_owned()),
+            );
+        }
+        if let Some(requester) = &q.requester {
+            arg(&mut sql, " AND requester = ?", Box::new(requester.clone()));
+        }
+        if let Some((name, groups)) = &q.viewer {
+            arg(
+                &mut sql,
+                " AND (lower(requester) = lower(?)",
+                Box::new(name.clone()),
+            );
+            arg(
+                &mut sql,
+                " OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(requests.body::jsonb -> 'approvers') AS a(v) WHERE lower(a.v) = ANY(?)))",
+                Box::new(groups.clone()),
+            );
+        }
+        if let Some((at, id)) = &q.after {
+            arg(&mut sql, " AND (created_at, id) < (?", Box::new(*at));
+            arg(&mut sql, ", ?)", Box::new(id.clone()));
+        }
+        arg(
+            &mut sql,
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            Box::new(i64::from(q.limit)),
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        self.run(async {
+            let client = self.client().await?;
+            let out = async {
+                let rows = client.query(&sql, &refs).await.map_err(pg)?;
+                load_all(&*client, &ids(&rows)?).await
+            }
+            .await;
+            self.put(client);
+            out
+        })
+    }
+
+    fn count_requests(
+        &self,
+        requester: &str,
+        since: UnixTime,
+        pending_only: bool,
+    ) -> Result<u64, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let out = client
+                .query_one(
+                    "SELECT COUNT(*) FROM requests WHERE requester = $1 AND created_at >= $2 AND (NOT $3 OR status = 'pending')",
+                    &[&requester, &since, &pending_only],
+                )
+                .await
+                .map_err(pg)
+                .and_then(|r| r.try_get::<_, i64>(0).map_err(pg));
+            self.put(client);
+            Ok(u64::try_from(out?).unwrap_or(0))
+        })
+    }
+
+    fn withdraw(
+        &self,
+        id: &str,
+        by: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        step!(self, |tx| {
+            async {
+                pending(&tx, id, now).await?;
+                set_decided(&tx, id, Status::Withdrawn, by, None, now).await?;
+                let record = load(&tx, id, false).await?;
+                let notes = hook(&record)?;
+                enqueue(&tx, &notes, now).await?;
+                Ok(record)
+            }
+            .await
+        })
+    }
+
+    fn approve(
+        &self,
+        id: &str,
+        vote: &Approval,
+        grant: &Grant,
+        quorum: &Quorum<'_>,
+        hook: Hook<'_, ApproveOutcome>,
+    ) -> Result<ApproveOutcome, StoreError> {
+        step!(self, |tx| {
+            async {
+                // The row lock makes every vote on this request wait for the one before it, so
+                // the votes read here are all the votes there are.
+                let record = pending(&tx, id, vote.at).await?;
+                if record.approvals.iter().any(|a| a.approver == vote.approver) {
+                    return Err(StoreError::AlreadyApproved {
+                        id: id.to_owned(),
+                        approver: vote.approver.clone(),
+                    });
+                }
+                tx.execute(
+                    "INSERT INTO approvals (request_id, approver, comment, at) VALUES ($1, $2, $3, $4)",
+                    &[&id, &vote.approver, &vote.comment, &vote.at],
+                )
+                .await
+                .map_err(pg)?;
+                // Earlier votes count only if their voters are still approvers now.
+                let mut voters: Vec<String> = record
+                    .approvals
+                    .iter()
+                    .filter(|a| (quorum.counts)(&a.approver))
+                    .map(|a| a.approver.to_lowercase())
+                    .collect();
+                if (quorum.counts)(&vote.approver) {
+                    voters.push(vote.approver.to_lowercase());
+                }
+                voters.sort_unstable();
+                voters.dedup();
+                let needed = usize::try_from(quorum.needed.max(1)).unwrap_or(usize::MAX);
+                let outcome = if voters.len() >= needed {
+                    set_decided(
+                        &tx,
+                        id,
+                        Status::Approved,
+                        &vote.approver,
+                        vote.comment.as_deref(),
+                        vote.at,
+                    )
+                    .await?;
+                    insert_grant(&tx, grant, &record.new.rule).await?;
+                    ApproveOutcome::Decided {
+                        record: load(&tx, id, false).await?,
+                    }
+                } else {
+                    ApproveOutcome::Recorded {
+                        record: load(&tx, id, false).await?,
+                    }
+                };
+                let notes = hook(&outcome)?;
+                enqueue(&tx, &notes, vote.at).await?;
+                Ok(outcome)
+            }
+            .await
+        })
+    }
+
+    fn deny(
+        &self,
+        id: &str,
+        by: &str,
+        comment: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        step!(self, |tx| {
+            async {
+                pending(&tx, id, now).await?;
+                set_decided(&tx, id, Status::Denied, by, Some(comment), now).await?;
+                let record = load(&tx, id, false).await?;
+                let notes = hook(&record)?;
+                enqueue(&tx, &notes, now).await?;
+                Ok(record)
+            }
+            .await
+        })
+    }
+
+    fn revoke(
+        &self,
+        id: &str,
+        by: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        step!(self, |tx| {
+            async {
+                let record = load(&tx, id, true).await?;
+                if record.status != Status::Approved || record.grant.is_none() {
+                    return Err(StoreError::AlreadyDecided {
+                        id: id.to_owned(),
+                        status: record.status.as_str(),
+                    });
+                }
+                tx.execute(
+                    "UPDATE grants SET revoked_at = $2, revoked_by = $3 WHERE request_id = $1",
+                    &[&id, &now, &by],
+                )
+                .await
+                .map_err(pg)?;
+                tx.execute(
+                    "UPDATE requests SET status = 'revoked' WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(pg)?;
+                let record = load(&tx, id, false).await?;
+                let notes = hook(&record)?;
+                enqueue(&tx, &notes, now).await?;
+                Ok(record)
+            }
+            .await
+        })
+    }
+
+    fn grant(&self, jti: &str) -> Result<Grant, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE jti = $1"),
+                    &[&jti],
+                )
+                .await
+                .map_err(pg);
+            self.put(client);
+            row?.as_ref()
+                .map(grant_row)
+                .transpose()?
+                .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))
+        })
+    }
+
+    fn use_grant(
+        &self,
+        jti: &str,
+        now: UnixTime,
+        hook: Hook<'_, Grant>,
+    ) -> Result<Grant, StoreError> {
+        step!(self, |tx| {
+            async {
+                // Locked: two uses of one counted grant through two replicas take turns.
+                let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE jti = $1 FOR UPDATE");
+                let grant = tx
+                    .query_opt(&sql, &[&jti])
+                    .await
+                    .map_err(pg)?
+                    .as_ref()
+                    .map(grant_row)
+                    .transpose()?
+                    .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+                let not_live = |state| StoreError::NotLive {
+                    jti: jti.to_owned(),
+                    state,
+                };
+                if grant.revoked_at.is_some() {
+                    return Err(not_live("revoked"));
+                }
+                if now >= grant.exp {
+                    return Err(not_live("expired"));
+                }
+                if now < grant.nbf {
+                    return Err(not_live("not yet valid"));
+                }
+                if let Some(uses) = grant.uses {
+                    if grant.used >= uses {
+                        return Err(StoreError::Exhausted(jti.to_owned()));
+                    }
+                    tx.execute("UPDATE grants SET used = used + 1 WHERE jti = $1", &[&jti])
+                        .await
+                        .map_err(pg)?;
+                }
+                let row = tx.query_one(&sql, &[&jti]).await.map_err(pg)?;
+                let grant = grant_row(&row)?;
+                let notes = hook(&grant)?;
+                enqueue(&tx, &notes, now).await?;
+                Ok(grant)
+            }
+            .await
+        })
+    }
+
+    fn expire_pending(
+        &self,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let due: Vec<String> = self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT id FROM requests WHERE status = 'pending' AND pending_expires_at <= $1 ORDER BY created_at LIMIT 500",
+                    &[&now],
+                )
+                .await
+                .map_err(pg);
+            self.put(client);
+            ids(&rows?)
+        })?;
+        let mut expired = Vec::new();
+        for id in due {
+            // Locked and re-checked: a replica sweeping at the same time skips what this one
+            // expired, and a vote that got in first wins.
+            let record = step!(self, |tx| {
+                async {
+                    let record = load(&tx, &id, true).await?;
+                    if record.status != Status::Pending {
+                        return Ok(None);
+                    }
+                    tx.execute(
+                        "UPDATE requests SET status = 'expired', decided_at = $2, decided_by = 'jitsh' WHERE id = $1",
+                        &[&id, &now],
+                    )
+                    .await
+                    .map_err(pg)?;
+                    let record = load(&tx, &id, false).await?;
+                    let notes = hook(&record)?;
+                    enqueue(&tx, &notes, now).await?;
+                    Ok(Some(record))
+                }
+                .await
+            })?;
+            expired.extend(record);
+        }
+        Ok(expired)
+    }
+
+    fn set_lock(&self, lock: &Lock, hook: Hook<'_, Lock>) -> Result<(), StoreError> {
+        step!(self, |tx| {
+            async {
+                tx.execute(
+                    "INSERT INTO locks (scope, reason, set_by, set_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (lower(scope)) DO UPDATE SET scope = EXCLUDED.scope, reason = EXCLUDED.reason,
+                       set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at, expires_at = EXCLUDED.expires_at",
+                    &[&lock.scope, &lock.reason, &lock.set_by, &lock.set_at, &lock.expires_at],
+                )
+                .await
+                .map_err(pg)?;
+                let notes = hook(lock)?;
+                enqueue(&tx, &notes, lock.set_at).await?;
+                Ok(())
+            }
+            .await
+        })
+    }
+
+    fn clear_lock(&self, scope: &str, hook: Hook<'_, Lock>) -> Result<Lock, StoreError> {
+        step!(self, |tx| {
+            async {
+                let row = tx
+                    .query_opt(
+                        "DELETE FROM locks WHERE lower(scope) = lower($1) RETURNING scope, reason, set_by, set_at, expires_at",
+                        &[&scope],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .ok_or_else(|| StoreError::NoLock(scope.to_owned()))?;
+                let lock = lock_row(&row)?;
+                let notes = hook(&lock)?;
+                enqueue(&tx, &notes, lock.set_at).await?;
+                Ok(lock)
+            }
+            .await
+        })
+    }
+
+    fn active_locks(&self, now: UnixTime) -> Result<Vec<Lock>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE expires_at IS NULL OR expires_at > $1 ORDER BY scope",
+                    &[&now],
+                )
+                .await
+                .map_err(pg);
+            self.put(client);
+            rows?.iter().map(lock_row).collect()
+        })
+    }
+
+    fn revocations(&self, since: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE (revoked_at IS NOT NULL AND revoked_at >= $1) OR (uses IS NOT NULL AND used >= uses) ORDER BY revoked_at NULLS FIRST, jti",
+                    &[&since],
+                )
+                .await
+                .map_err(pg);
+            self.put(client);
+            rows?.iter().map(revocation_row).collect()
+        })
+    }
+
+    fn live_grants(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE revoked_at IS NULL AND exp > $1 ORDER BY jti",
+                    &[&now],
+                )
+                .await
+                .map_err(pg);
+            self.put(client);
+            rows?.iter().map(revocation_row).collect()
+        })
+    }
+
+    fn record(&self, hook: Hook<'_, ()>) -> Result<(), StoreError> {
+        step!(self, |tx| {
+            async {
+                let notes = hook(&())?;
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                enqueue(&tx, &notes, now).await
+            }
+            .await
+        })
+    }
+
+    fn queue_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let text = serde_json::to_string(event).map_err(backend)?;
+        step!(self, |tx| {
+            async {
+                tx.execute("INSERT INTO audit_inbox (event) VALUES ($1)", &[&text])
+                    .await
+                    .map_err(pg)?;
+                Ok(())
+            }
+            .await
+        })
+    }
+
+    fn queue_gate_batch(&self, batch: &GateBatch, now: UnixTime) -> Result<bool, StoreError> {
+        let texts = batch
+            .events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        let count = i64::try_from(texts.len()).unwrap_or(i64::MAX);
+        step!(self, |tx| {
+            async {
+                // The batch row first: a replica queuing the same batch at once waits here for
+                // this step and then finds it.
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO gate_batches (sender, batch, events, sha256, received_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        &[&batch.user, &batch.id, &count, &batch.sha256, &now],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if inserted == 0 {
+                    let row = tx
+                        .query_one(
+                            "SELECT sha256 FROM gate_batches WHERE sender = $1 AND batch = $2",
+                            &[&batch.user, &batch.id],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    let sha: String = row.try_get(0).map_err(pg)?;
+                    return if sha == batch.sha256 {
+                        Ok(false)
+                    } else {
+                        Err(StoreError::BatchConflict(batch.id.clone()))
+                    };
+                }
+                for text in &texts {
+                    tx.execute("INSERT INTO audit_inbox (event) VALUES ($1)", &[text])
+                        .await
+                        .map_err(pg)?;
+                }
+                Ok(true)
+            }
+            .await
+        })
+    }
+
+    fn drain_audit(
+        &self,
+        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+    ) -> Result<usize, StoreError> {
+        let mut drained = 0;
+        loop {
+            let done = step!(self, |tx| {
+                async {
+                    // SKIP LOCKED: each queued event is taken by one replica only.
+                    let row = tx
+                        .query_opt(
+                            "SELECT id, event FROM audit_inbox ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                            &[],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    let Some(row) = row else {
+                        return Ok(true);
+                    };
+                    let id: i64 = row.try_get(0).map_err(pg)?;
+                    let text: String = row.try_get(1).map_err(pg)?;
+                    let event: AuditEvent = serde_json::from_str(&text).map_err(backend)?;
+                    sink(event)?;
+                    tx.execute("DELETE FROM audit_inbox WHERE id = $1", &[&id])
+                        .await
+                        .map_err(pg)?;
+                    Ok(false)
+                }
+                .await
+            })?;
+            if done {
+                return Ok(drained);
+            }
+            drained += 1;
+        }
+    }
+
+    fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let limit = i64::from(limit);
+        let lease = now.saturating_add(OUTBOX_LEASE_SECS);
+        // Taking an item moves its next attempt past a lease, in the same step: another
+        // replica does not see it again unless this one fails to report back in time.
+        step!(self, |tx| {
+            async {
+                let rows = tx
+                    .query(
+                        "UPDATE outbox SET next_attempt_at = $3 WHERE id IN (
+                           SELECT id FROM outbox WHERE delivered_at IS NULL AND NOT failed AND next_attempt_at <= $1
+                           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         RETURNING id, attempts, channel, recipient, subject, body",
+                        &[&now, &limit, &lease],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let mut items = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(OutboxItem {
+                            id: r.try_get(0).map_err(pg)?,
+                            attempts: to_u32(r.try_get(1).map_err(pg)?)?,
+                            note: Notification {
+                                channel: r.try_get(2).map_err(pg)?,
+                                recipient: r.try_get(3).map_err(pg)?,
+                                subject: r.try_get(4).map_err(pg)?,
+                                body: r.try_get(5).map_err(pg)?,
+                            },
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                items.sort_by_key(|i| i.id);
+                Ok(items)
+            }
+            .await
+        })
+    }
+
+    fn mark_delivered(&self, id: i64, now: UnixTime) -> Result<(), StoreError> {
+        step!(self, |tx| {
+            async {
+                tx.execute(
+                    "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1 WHERE id = $1",
+                    &[&id, &now],
+                )
+                .await
+                .map_err(pg)?;
+                Ok(())
+            }
+            .await
+        })
+    }
+
+    fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: UnixTime,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        step!(self, |tx| {
+            async {
+                tx.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, failed = $4 WHERE id = $1",
+                    &[&id, &error, &next_attempt_at, &give_up],
+                )
+                .await
+                .map_err(pg)?;
+                Ok(())
+            }
+            .await
+        })
+    }
+}
+
+/// How a copied column is typed in PostgreSQL.
+#[derive(Clone, Copy)]
+enum Col {
+    Text,
+    Int,
+    /// An SQLite 0/1 integer.
+    Bool,
+}
+
+/// What `jitsh migrate` copies: SQLite table and columns, PostgreSQL table and columns.
+const COPIED: &[(&str, &str, &str, &[Col])] = {
+    use Col::{Bool, Int, Text};
+    &[
+        (
+            "SELECT id, requester, body, status, created_at, pending_expires_at, decided_at, decided_by, decision_comment FROM requests ORDER BY rowid",
+            "requests",
+            "id, requester, body, status, created_at, pending_expires_at, decided_at, decided_by, decision_comment",
+            &[Text, Text, Text, Text, Int, Int, Int, Text, Text],
+        ),
+        (
+            "SELECT request_id, approver, comment, at FROM approvals",
+            "approvals",
+            "request_id, approver, comment, at",
+            &[Text, Text, Text, Int],
+        ),
+        (
+            "SELECT jti, request_id, sub, rule, nbf, exp, uses, used, revoked_at, revoked_by FROM grants",
+            "grants",
+            "jti, request_id, sub, rule, nbf, exp, uses, used, revoked_at, revoked_by",
+            &[Text, Text, Text, Text, Int, Int, Int, Int, Int, Text],
+        ),
+        (
+            "SELECT scope, reason, set_by, set_at, expires_at FROM locks",
+            "locks",
+            "scope, reason, set_by, set_at, expires_at",
+            &[Text, Text, Text, Int, Int],
+        ),
+        (
+            "SELECT channel, recipient, subject, body, attempts, next_attempt_at, delivered_at, failed, last_error FROM outbox ORDER BY id",
+            "outbox",
+            "channel, recipient, subject, body, attempts, next_attempt_at, delivered_at, failed, last_error",
+            &[Text, Text, Text, Text, Int, Int, Int, Bool, Text],
+        ),
+        (
+            "SELECT event FROM audit_inbox ORDER BY id",
+            "audit_inbox",
+            "event",
+            &[Text],
+        ),
+        (
+            "SELECT user, batch, events, sha256, received_at FROM gate_batches",
+            "gate_batches",
+            "sender, batch, events, sha256, received_at",
+            &[Text, Text, Int, Text, Int],
+        ),
+    ]
+};
+
+type Copied = Vec<Vec<Box<dyn ToSql + Sync + Send>>>;
+
+/// Every row of one SQLite table, typed for PostgreSQL.
+fn read_table(conn: &rusqlite::Connection, sql: &str, cols: &[Col]) -> Result<Copied, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    let mut out: Copied = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(cols.len());
+        for (i, col) in cols.iter().enumerate() {
+            values.push(match col {
+                Col::Text => Box::new(row.get::<_, Option<String>>(i).map_err(backend)?),
+                Col::Int => Box::new(row.get::<_, Option<i64>>(i).map_err(backend)?),
+                Col::Bool => Box::new(
+                    row.get::<_, Option<i64>>(i)
+                        .map_err(backend)?
+                        .map(|v| v != 0),
+                ),
+            });
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+impl PgStore {
+    /// Copy the SQLite store at `path` (brought to the current schema first) into this
+    /// database, in one transaction; refused unless this database has no requests yet.
+    /// Returns the rows copied per table.
+    pub fn import_sqlite(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Vec<(&'static str, usize)>, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Backend(format!(
+                "no SQLite store at `{}`",
+                path.display()
+            )));
+        }
+        // Migrates the file to this jitsh's schema, so the columns read below exist.
+        drop(super::sqlite::SqliteStore::open(path)?);
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(backend)?;
+        let tables = COPIED
+            .iter()
+            .map(|(sql, table, columns, cols)| {
+                Ok((*table, *columns, read_table(&conn, sql, cols)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        step!(self, |tx| {
+            async {
+                // Whole tables at once: a half-filled or in-use database is not merged into.
+                tx.execute("LOCK TABLE requests IN EXCLUSIVE MODE", &[])
+                    .await
+                    .map_err(pg)?;
+                let row = tx
+                    .query_one(
+                        "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM locks)
+                              + (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM audit_inbox)
+                              + (SELECT COUNT(*) FROM gate_batches)",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let existing: i64 = row.try_get(0).map_err(pg)?;
+                if existing > 0 {
+                    return Err(StoreError::Backend(format!(
+                        "the PostgreSQL store is not empty ({existing} rows); migrate into a new database"
+                    )));
+                }
+                let mut counts = Vec::new();
+                for (table, columns, rows) in &tables {
+                    let marks = (1..=columns.split(',').count())
+                        .map(|n| format!("${n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let stmt = tx
+                        .prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({marks})"))
+                        .await
+                        .map_err(pg)?;
+                    for row in rows {
+                        let refs: Vec<&(dyn ToSql + Sync)> = row
+                            .iter()
+                            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                            .collect();
+                        tx.execute(&stmt, &refs).await.map_err(pg)?;
+                    }
+                    counts.push((*table, rows.len()));
+                }
+                Ok(counts)
+            }
+            .await
+        })
+    }
+}

@@ -1,0 +1,995 @@
+//! Several `jitsh serve` replicas on one PostgreSQL database (`--store postgres://…`): each
+//! workflow step is atomic across replicas. Needs PostgreSQL on 127.0.0.1:5432 with trust
+//! authentication (database `test`, or `JITSH_TEST_PG` as the admin URL); each test makes its
+//! own database and drops it. Without PostgreSQL the tests fail under `CI=true` and say
+//! SKIPPED otherwise.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+#[path = "support/server.rs"]
+mod server;
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use server::{Env, Server};
+
+const POLICY: &str = r#"
+[[rule]]
+id = "mailbox-moves"
+effect = "approval"
+tasks = ["New-MoveRequest"]
+approval = "manual"
+approvers = ["mbmanagers"]
+requesters = ["exchange-admins"]
+max_duration = "4h"
+
+[[rule]]
+id = "mailbox-removal"
+effect = "approval"
+tasks = ["Remove-Mailbox"]
+approval = "manual"
+approvers = ["mbmanagers"]
+min_approvals = 2
+max_duration = "1h"
+
+[[rule]]
+id = "stats-auto"
+effect = "approval"
+tasks = ["Get-MailboxStatistics"]
+approval = "auto"
+max_duration = "30m"
+"#;
+
+fn admin_url() -> String {
+    std::env::var("JITSH_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Run one statement on the admin database.
+async fn admin(sql: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(conn);
+    let out = client.batch_execute(sql).await;
+    drop(client);
+    let _ = task.await;
+    out
+}
+
+/// A database of its own for one test, dropped at the end.
+struct Db {
+    name: String,
+    url: String,
+}
+
+impl Db {
+    /// `None` (after saying SKIPPED) when PostgreSQL is not reachable outside CI.
+    async fn create(tag: &str) -> Option<Db> {
+        if let Err(e) = admin("SELECT 1").await {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL at {} is not reachable: {e}", admin_url());
+            }
+            eprintln!(
+                "SKIPPED: PostgreSQL at {} is not reachable: {e}",
+                admin_url()
+            );
+            return None;
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("jitsh_{tag}_{}_{nanos}", std::process::id());
+        admin(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let base = admin_url();
+        let server = base.rsplit_once('/').map_or(base.as_str(), |(s, _)| s);
+        let url = format!("{server}/{name}");
+        Some(Db { name, url })
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Its own thread and runtime: drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(admin(&sql))
+        })
+        .join();
+    }
+}
+
+/// `n` replicas: one directory and one pair of signing keys, their own state folders (each
+/// has its own audit log), one database.
+struct Replicas {
+    servers: Vec<Server>,
+    states: Vec<PathBuf>,
+    /// Keeps the folders until the replicas (dropped first) stop.
+    _env: Env,
+}
+
+impl Replicas {
+    fn start(env: Env, db: &Db, n: usize) -> Replicas {
+        Replicas::start_with(env, db, n, &[])
+    }
+
+    fn start_with(env: Env, db: &Db, n: usize, extra: &[&str]) -> Replicas {
+        let directory = env.state.join("directory.toml");
+        let dir_arg = directory.display().to_string();
+        let mut args = vec!["--store", &db.url, "--directory", &dir_arg];
+        args.extend_from_slice(extra);
+        let first = env.start(&args);
+        let mut servers = vec![first];
+        let mut states = vec![env.state.clone()];
+        for k in 1..n {
+            let state = env.dir.path().join(format!("state{k}"));
+            std::fs::create_dir_all(&state).unwrap();
+            for key in ["signing.key", "signing.pub"] {
+                std::fs::copy(env.state.join(key), state.join(key)).unwrap();
+            }
+            let mut other = Env::empty(POLICY);
+            other.state = state.clone();
+            other.policies = env.policies.clone();
+            servers.push(other.start(&args));
+            states.push(state);
+        }
+        Replicas {
+            _env: env,
+            servers,
+            states,
+        }
+    }
+
+    /// Audit records with `action` across every replica's log.
+    fn audited(&self, action: &str) -> usize {
+        self.states
+            .iter()
+            .flat_map(|s| jitsh::audit::log::log_files(&s.join("audit")).unwrap_or_default())
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|e| e["action"] == action)
+            .count()
+    }
+}
+
+fn env_with_approvers(n: usize) -> (Env, Vec<String>) {
+    let mut env = Env::empty(POLICY);
+    env.add_user("alice", &["--groups", "exchange-admins"]);
+    let approvers = (1..=n)
+        .map(|k| env.add_user(&format!("a{k}"), &["--groups", "mbmanagers"]))
+        .collect();
+    (env, approvers)
+}
+
+async fn file(server: &Server, cred: &str, body: Value) -> String {
+    let (status, out) = server.call("POST", "/v1/requests", cred, Some(body)).await;
+    assert_eq!(status, 201, "{out}");
+    out["id"].as_str().unwrap().to_owned()
+}
+
+/// Every approver votes at once, spread over the replicas; returns `(status, body)` per vote.
+async fn vote_all(r: &Arc<Replicas>, id: &str, creds: &[String]) -> Vec<(u16, Value)> {
+    let mut tasks = Vec::new();
+    for (k, cred) in creds.iter().enumerate() {
+        let (r, id, cred) = (Arc::clone(r), id.to_owned(), cred.clone());
+        tasks.push(tokio::spawn(async move {
+            let server = &r.servers[k % r.servers.len()];
+            server
+                .call("POST", &format!("/v1/requests/{id}/approve"), &cred, None)
+                .await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn twenty_approvals_across_three_replicas_make_one_decision() {
+    let Some(db) = Db::create("approve").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(20);
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start(env, &db, 3));
+    for round in 0..3 {
+        let id = file(
+            &r.servers[round % 3],
+            &alice,
+            json!({"task": "New-MoveRequest", "reason": "ticket work", "duration": "1h"}),
+        )
+        .await;
+        let results = vote_all(&r, &id, &approvers).await;
+        let won: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        assert_eq!(won[0].1["status"], "approved", "{results:?}");
+        for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
+            assert_eq!(
+                (*status, body["error"].as_str()),
+                (409, Some("already_decided")),
+                "{body}"
+            );
+        }
+        // Every replica shows the one decision and its one vote.
+        for server in &r.servers {
+            let (_, shown) = server
+                .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+                .await;
+            assert_eq!(shown["status"], "approved", "{shown}");
+            assert_eq!(shown["approvals"].as_array().unwrap().len(), 1, "{shown}");
+        }
+    }
+    assert_eq!(r.audited("request.approve"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn quorum_votes_through_different_replicas_each_count_once() {
+    let Some(db) = Db::create("quorum").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(10);
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start(env, &db, 2));
+
+    // One approver twice through two replicas counts once.
+    let body = json!({"task": "Remove-Mailbox", "reason": "leaver", "duration": "30m"});
+    let id = file(&r.servers[0], &alice, body.clone()).await;
+    let path = format!("/v1/requests/{id}/approve");
+    let (status, first) = r.servers[0].call("POST", &path, &approvers[0], None).await;
+    assert_eq!((status, first["status"].as_str()), (200, Some("pending")));
+    let (status, again) = r.servers[1].call("POST", &path, &approvers[0], None).await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (409, Some("already_approved"))
+    );
+    let (status, done) = r.servers[1].call("POST", &path, &approvers[1], None).await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("approved")));
+
+    // Ten at once on a quorum of two: one vote recorded, one decides, the rest are too late.
+    let id = file(&r.servers[1], &alice, body).await;
+    let results = vote_all(&r, &id, &approvers).await;
+    let statuses: Vec<Option<&str>> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b["status"].as_str())
+        .collect();
+    assert_eq!(statuses.len(), 2, "{results:?}");
+    assert!(statuses.contains(&Some("pending")), "{results:?}");
+    assert!(statuses.contains(&Some("approved")), "{results:?}");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(_, b)| b["error"] == "already_decided")
+            .count(),
+        8,
+        "{results:?}"
+    );
+    let (_, shown) = r.servers[0]
+        .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+        .await;
+    assert_eq!(shown["approvals"].as_array().unwrap().len(), 2, "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_counted_use_is_spent_once_and_locks_hold_on_every_replica() {
+    let Some(db) = Db::create("uses").await else {
+        return;
+    };
+    let (mut env, _) = env_with_approvers(1);
+    let root = env.add_user("root", &["--roles", "global-admin"]);
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start(env, &db, 3));
+
+    let id = file(
+        &r.servers[0],
+        &alice,
+        json!({"task": "Get-MailboxStatistics", "reason": "sizes", "duration": "10m", "uses": 3}),
+    )
+    .await;
+    // Issued by another replica: the keys are shared, the grant is in the database.
+    let (status, tok) = r.servers[2]
+        .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
+        .await;
+    assert_eq!(status, 200, "{tok}");
+    let jti = tok["jti"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for k in 0..12 {
+        let (r, jti, alice) = (Arc::clone(&r), jti.clone(), alice.clone());
+        tasks.push(tokio::spawn(async move {
+            r.servers[k % 3]
+                .call("POST", &format!("/v1/grants/{jti}/use"), &alice, None)
+                .await
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let mut remaining: Vec<i64> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b["remaining"].as_i64().unwrap())
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, vec![0, 1, 2], "{results:?}");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(s, b)| *s == 409 && b["error"] == "uses_exhausted")
+            .count(),
+        9,
+        "{results:?}"
+    );
+
+    // A lock set through one replica refuses requests through the others at once.
+    let (status, lock) = r.servers[0]
+        .call(
+            "POST",
+            "/v1/locks",
+            &root,
+            Some(json!({"scope": "user:alice", "reason": "incident"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{lock}");
+    for server in &r.servers[1..] {
+        let (status, err) = server
+            .call(
+                "POST",
+                "/v1/requests",
+                &alice,
+                Some(json!({"task": "New-MoveRequest", "reason": "x", "duration": "1h"})),
+            )
+            .await;
+        assert_eq!(err["error"], "locked", "{status} {err}");
+    }
+    let (status, _) = r.servers[2]
+        .call(
+            "DELETE",
+            "/v1/locks",
+            &root,
+            Some(json!({"scope": "USER:ALICE"})),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    file(
+        &r.servers[1],
+        &alice,
+        json!({"task": "New-MoveRequest", "reason": "x", "duration": "1h"}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_store_url_stops_the_service_with_a_reason() {
+    let env = Env::empty(POLICY);
+    let out = std::process::Command::new(server::JITSH)
+        .arg("serve")
+        .arg("--state")
+        .arg(&env.state)
+        .arg("--policies")
+        .arg(&env.policies)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "mysql://x@127.0.0.1/db",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("postgres://"), "{err}");
+    // Unreachable database: refused at start, not at the first request.
+    let out = std::process::Command::new(server::JITSH)
+        .arg("serve")
+        .arg("--state")
+        .arg(&env.state)
+        .arg("--policies")
+        .arg(&env.policies)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not connect to PostgreSQL"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_added_while_a_replica_serves_is_audited_through_postgres() {
+    let Some(db) = Db::create("useradd").await else {
+        return;
+    };
+    let (env, _) = env_with_approvers(1);
+    let state = env.state.clone();
+    let r = Replicas::start(env, &db, 2);
+    let add = |name: &str, store: Option<&str>| {
+        let mut cmd = std::process::Command::new(server::JITSH);
+        cmd.args(["user", "add", name, "--groups", "mbmanagers", "--state"])
+            .arg(&state)
+            .env_remove("JITSH_STORE");
+        if let Some(url) = store {
+            cmd.args(["--store", url]);
+        }
+        cmd.output().unwrap()
+    };
+    // Without the store the event would wait in a file no replica reads: refused, no user.
+    let out = add("late", None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--store"), "{err}");
+    let out = add("late", Some(&db.url));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Some replica appends it, once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.audited("user.add") < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(r.audited("user.add"), 3);
+}
+
+/// Rows of one query on `url`, first column as text.
+async fn column(url: &str, sql: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    let rows = client.query(sql, &[]).await.unwrap();
+    drop(client);
+    let _ = task.await;
+    rows.iter().map(|r| r.get::<_, String>(0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let Some(db) = Db::create("migrate").await else {
+        return;
+    };
+    // Three replicas started at the same moment on an empty database.
+    let envs: Vec<Env> = (0..3).map(|_| Env::empty(POLICY)).collect();
+    let servers: Vec<Server> = std::thread::scope(|s| {
+        let started: Vec<_> = envs
+            .iter()
+            .map(|env| s.spawn(|| env.start(&["--store", &db.url])))
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        column(
+            &db.url,
+            "SELECT version::TEXT FROM schema_version ORDER BY version"
+        )
+        .await,
+        vec!["1"]
+    );
+    drop(servers);
+    let (state, policies) = (envs[0].state.clone(), envs[0].policies.clone());
+    // A schema step this binary does not know: refused at start, nothing touched.
+    column(
+        &db.url,
+        "INSERT INTO schema_version (version) VALUES (99) RETURNING version::TEXT",
+    )
+    .await;
+    let out = std::process::Command::new(server::JITSH)
+        .arg("serve")
+        .arg("--state")
+        .arg(&state)
+        .arg("--policies")
+        .arg(&policies)
+        .args(["--listen", "127.0.0.1:0", "--store", &db.url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newer than this jitsh"), "{err}");
+}
+
+/// File a request without panicking on a dead replica: the id when acknowledged (201).
+async fn try_file(server: &Server, cred: &str, reason: &str) -> Option<String> {
+    let resp = server
+        .http
+        .post(format!("{}/v1/requests", server.url))
+        .bearer_auth(cred)
+        .json(&json!({"task": "New-MoveRequest", "reason": reason, "duration": "1h"}))
+        .send()
+        .await
+        .ok()?;
+    if resp.status().as_u16() != 201 {
+        return None;
+    }
+    let body: Value = resp.json().await.ok()?;
+    body["id"].as_str().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn kill_9_of_one_replica_in_a_burst_loses_nothing_acknowledged() {
+    let Some(db) = Db::create("kill").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(1);
+    let alice = env.cred("alice");
+    let limits = ["--max-pending", "0", "--max-requests-per-hour", "0"];
+    let r = Arc::new(Replicas::start_with(env, &db, 3, &limits));
+    let victim = r.servers[1].pid();
+    let mut tasks = Vec::new();
+    for k in 0..90 {
+        let (r, alice) = (Arc::clone(&r), alice.clone());
+        tasks.push(tokio::spawn(async move {
+            try_file(&r.servers[k % 3], &alice, &format!("burst {k}")).await
+        }));
+        if k == 30 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(victim).unwrap()),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+    }
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.extend(t.await.unwrap());
+    }
+    // The survivors served their share of the burst.
+    assert!(acknowledged.len() >= 60, "{}", acknowledged.len());
+    for id in &acknowledged {
+        for server in [&r.servers[0], &r.servers[2]] {
+            let (status, shown) = server
+                .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+                .await;
+            assert_eq!(
+                (status, shown["status"].as_str()),
+                (200, Some("pending")),
+                "{shown}"
+            );
+        }
+    }
+    // And keep deciding.
+    let (status, done) = r.servers[2]
+        .call(
+            "POST",
+            &format!("/v1/requests/{}/approve", acknowledged[0]),
+            &approvers[0],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (200, Some("approved")),
+        "{done}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn each_notification_is_mailed_once_however_many_replicas_run() {
+    let Some(db) = Db::create("mail").await else {
+        return;
+    };
+    let smtp = support::SmtpReceiver::start().await;
+    let relay = smtp.addr.to_string();
+    let mut env = Env::empty(POLICY);
+    env.add_user("alice", &["--groups", "exchange-admins"]);
+    for name in ["m1", "m2"] {
+        env.add_user(
+            name,
+            &[
+                "--groups",
+                "mbmanagers",
+                "--email",
+                &format!("{name}@contoso.test"),
+            ],
+        );
+    }
+    let alice = env.cred("alice");
+    let r = Arc::new(Replicas::start_with(env, &db, 3, &["--smtp", &relay]));
+    let mut ids = Vec::new();
+    for k in 0..12 {
+        ids.push(
+            file(
+                &r.servers[k % 3],
+                &alice,
+                json!({"task": "New-MoveRequest", "reason": format!("move {k}"), "duration": "1h"}),
+            )
+            .await,
+        );
+    }
+    let expected = ids.len() * 2;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while smtp.mails().len() < expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Every replica's outbox worker has had time to send a second copy, if it would.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mails = smtp.mails();
+    for id in &ids {
+        for rcpt in ["m1@contoso.test", "m2@contoso.test"] {
+            let n = mails
+                .iter()
+                .filter(|m| m.data.contains(id.as_str()) && m.to.iter().any(|t| t.contains(rcpt)))
+                .count();
+            assert_eq!(n, 1, "{id} to {rcpt}: {n} mails");
+        }
+    }
+    assert_eq!(mails.len(), expected);
+}
+
+mod store {
+    //! The PostgreSQL store driven directly: listings, visibility, batches, expiry and
+    //! revocations give what the SQLite store gives.
+
+    use super::Db;
+    use jitsh::audit::AuditEvent;
+    use jitsh::service::postgres::PgStore;
+    use jitsh::service::store::{
+        Approval, GateBatch, Grant, ListQuery, NewRequest, Quorum, Status, StoreError,
+    };
+    use jitsh::service::Store;
+
+    fn new_request(id: &str, requester: &str, approvers: &[&str], at: i64) -> NewRequest {
+        NewRequest {
+            id: id.into(),
+            requester: requester.into(),
+            target: "New-MoveRequest".into(),
+            target_kind: "task".into(),
+            tasks: vec!["New-MoveRequest".into()],
+            rule: "mailbox-moves".into(),
+            mode: "manual".into(),
+            approvers: approvers.iter().map(|a| (*a).to_owned()).collect(),
+            min_approvals: 1,
+            reason: "move".into(),
+            ticket: None,
+            command: None,
+            uses: Some(1),
+            params: Default::default(),
+            grant_params: None,
+            duration_secs: 3600,
+            created_at: at,
+            pending_expires_at: at + 100,
+        }
+    }
+
+    fn event(subject: &str) -> AuditEvent {
+        AuditEvent {
+            time: "2026-01-01T00:00:00Z".into(),
+            actor: "gate".into(),
+            action: "gate.decision".into(),
+            subject: subject.into(),
+            outcome: "ok".into(),
+            details: Default::default(),
+        }
+    }
+
+    fn ids(records: &[jitsh::service::store::RequestRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.new.id.as_str()).collect()
+    }
+
+    fn exercise(store: &PgStore) {
+        let mut none = |_: &_| Ok(Vec::new());
+        store
+            .create_request(
+                &new_request("r-1", "alice", &["MBManagers"], 10),
+                &[],
+                None,
+                &mut none,
+            )
+            .unwrap();
+        store
+            .create_request(
+                &new_request("r-2", "bob", &["other"], 20),
+                &[],
+                None,
+                &mut none,
+            )
+            .unwrap();
+        store
+            .create_request(
+                &new_request("r-3", "Alice", &["other"], 30),
+                &[],
+                None,
+                &mut none,
+            )
+            .unwrap();
+
+        // Visibility: one's own (any case) or an approver group of one's; before the limit.
+        let page = |viewer: Option<(&str, &[&str])>, after: Option<(i64, &str)>, limit| {
+            store
+                .list_page(&ListQuery {
+                    viewer: viewer
+                        .map(|(n, g)| (n.to_owned(), g.iter().map(|s| (*s).to_owned()).collect())),
+                    after: after.map(|(t, i)| (t, i.to_owned())),
+                    limit,
+                    ..ListQuery::default()
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            ids(&page(Some(("carol", &["mbmanagers"])), None, 10)),
+            ["r-1"]
+        );
+        assert_eq!(ids(&page(Some(("ALICE", &[])), None, 10)), ["r-3", "r-1"]);
+        assert_eq!(
+            ids(&page(Some(("carol", &[])), None, 10)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(ids(&page(Some(("dave", &["other"])), None, 1)), ["r-3"]);
+        assert_eq!(ids(&page(None, Some((30, "r-3")), 10)), ["r-2", "r-1"]);
+        assert_eq!(ids(&page(None, None, 2)), ["r-3", "r-2"]);
+        let pending = store
+            .list_page(&ListQuery {
+                status: Some(Status::Pending),
+                requester: Some("bob".into()),
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&pending), ["r-2"]);
+        assert_eq!(
+            ids(&store.list_requests(None, Some("alice"), 10).unwrap()),
+            ["r-1"]
+        );
+        assert_eq!(store.count_requests("alice", 0, true).unwrap(), 1);
+
+        // Approve r-1 with a counted grant; revoke it; it is listed as revoked.
+        let grant = Grant {
+            jti: "j-1".into(),
+            request_id: "r-1".into(),
+            sub: "alice".into(),
+            nbf: 15,
+            exp: 1000,
+            uses: Some(1),
+            used: 0,
+            revoked_at: None,
+            revoked_by: None,
+        };
+        let vote = Approval {
+            approver: "bob".into(),
+            comment: None,
+            at: 15,
+        };
+        let quorum = Quorum {
+            needed: 1,
+            counts: &|_| true,
+        };
+        store
+            .approve("r-1", &vote, &grant, &quorum, &mut |_| Ok(Vec::new()))
+            .unwrap();
+        assert_eq!(store.live_grants(16).unwrap().len(), 1);
+        store.revoke("r-1", "root", 17, &mut none).unwrap();
+        let revoked = store.revocations(0).unwrap();
+        assert_eq!(
+            (
+                revoked.len(),
+                revoked[0].jti.as_str(),
+                revoked[0].revoked_at
+            ),
+            (1, "j-1", 17)
+        );
+        assert!(matches!(
+            store.use_grant("j-1", 18, &mut |_| Ok(Vec::new())),
+            Err(StoreError::NotLive {
+                state: "revoked",
+                ..
+            })
+        ));
+
+        // Expiry: once, and only what is still pending.
+        let expired = store.expire_pending(125, &mut none).unwrap();
+        assert_eq!(ids(&expired), ["r-2"]);
+        assert_eq!(store.request("r-2").unwrap().status, Status::Expired);
+        assert!(store.expire_pending(125, &mut none).unwrap().is_empty());
+
+        // A gate's batch: once per (user, id); the same id with other events is refused.
+        let batch = GateBatch {
+            user: "gate1".into(),
+            id: "b-1".into(),
+            sha256: "aa".into(),
+            events: vec![event("x"), event("y")],
+        };
+        assert!(store.queue_gate_batch(&batch, 50).unwrap());
+        assert!(!store.queue_gate_batch(&batch, 51).unwrap());
+        let other = GateBatch {
+            sha256: "bb".into(),
+            ..batch.clone()
+        };
+        assert!(matches!(
+            store.queue_gate_batch(&other, 52),
+            Err(StoreError::BatchConflict(_))
+        ));
+        let mut seen = Vec::new();
+        let n = store
+            .drain_audit(&mut |e| {
+                seen.push(e.subject);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((n, seen), (2, vec!["x".to_owned(), "y".to_owned()]));
+        assert!(matches!(store.request("r-9"), Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listings_visibility_batches_expiry_and_revocations() {
+        let Some(db) = Db::create("store").await else {
+            return;
+        };
+        let url = db.url.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let store = PgStore::open(&url, rt).unwrap();
+            exercise(&store);
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// 8 clients each run request → approve → token cycles, spread over the replicas.
+async fn cycles_per_second(r: &Arc<Replicas>, alice: &str, approver: &str) -> f64 {
+    async fn cycle(server: &Server, alice: &str, approver: &str) {
+        let body = json!({ "task": "New-MoveRequest", "reason": "bench", "duration": "1h" });
+        let (status, made) = server.call("POST", "/v1/requests", alice, Some(body)).await;
+        assert_eq!(status, 201, "{made}");
+        let id = made["id"].as_str().unwrap();
+        let approve = format!("/v1/requests/{id}/approve");
+        assert_eq!(server.call("POST", &approve, approver, None).await.0, 200);
+        let token = format!("/v1/requests/{id}/token");
+        assert_eq!(server.call("GET", &token, alice, None).await.0, 200);
+    }
+    let (clients, each) = (8usize, 40u32);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (r, alice, approver) = (Arc::clone(r), alice.to_owned(), approver.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let server = &r.servers[c % r.servers.len()];
+            for _ in 0..each {
+                cycle(server, &alice, &approver).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = u32::try_from(clients).unwrap() * each;
+    f64::from(total) / started.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "measurement, not a check"]
+async fn measure_cycles_per_second_sqlite_and_replicas() {
+    let Some(db) = Db::create("measure").await else {
+        return;
+    };
+    let limits = ["--max-requests-per-hour", "0", "--max-pending", "0"];
+    let (env, approvers) = env_with_approvers(1);
+    let alice = env.cred("alice");
+    let sqlite = Arc::new(Replicas {
+        servers: vec![env.start(&limits)],
+        states: Vec::new(),
+        _env: env,
+    });
+    let rate = cycles_per_second(&sqlite, &alice, &approvers[0]).await;
+    println!("SQLite, 1 service, 8 clients: {rate:.1} cycles/s");
+    drop(sqlite);
+    for n in 1..=3 {
+        let (env, approvers) = env_with_approvers(1);
+        let alice = env.cred("alice");
+        let r = Arc::new(Replicas::start_with(env, &db, n, &limits));
+        let rate = cycles_per_second(&r, &alice, &approvers[0]).await;
+        println!("PostgreSQL, {n} replica(s), 8 clients: {rate:.1} cycles/s");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_moves_a_sqlite_store_into_postgres_once() {
+    let Some(db) = Db::create("import").await else {
+        return;
+    };
+    let (mut env, approvers) = env_with_approvers(2);
+    let root = env.add_user("root", &["--roles", "global-admin"]);
+    let alice = env.cred("alice");
+    let body = json!({"task": "New-MoveRequest", "reason": "move", "duration": "1h"});
+    let (decided, waiting) = {
+        let sqlite = env.start(&[]);
+        let decided = file(&sqlite, &alice, body.clone()).await;
+        let waiting = file(&sqlite, &alice, body.clone()).await;
+        let (status, _) = sqlite
+            .call(
+                "POST",
+                &format!("/v1/requests/{decided}/approve"),
+                &approvers[0],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = sqlite
+            .call(
+                "POST",
+                "/v1/locks",
+                &root,
+                Some(json!({"scope": "rule:mailbox-removal", "reason": "audit"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        (decided, waiting)
+    };
+    let migrate = || {
+        std::process::Command::new(server::JITSH)
+            .args(["migrate", "--from"])
+            .arg(format!("sqlite:{}", env.state.join("jitsh.db").display()))
+            .args(["--to", &db.url])
+            .env_remove("JITSH_STORE")
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Into a store that has data: refused, nothing written.
+    let out = migrate();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not empty"), "{err}");
+
+    let r = Replicas::start(env, &db, 2);
+    let (_, shown) = r.servers[1]
+        .call("GET", &format!("/v1/requests/{decided}"), &alice, None)
+        .await;
+    assert_eq!(shown["status"], "approved", "{shown}");
+    assert_eq!(shown["approvals"].as_array().unwrap().len(), 1, "{shown}");
+    let (status, tok) = r.servers[1]
+        .call(
+            "GET",
+            &format!("/v1/requests/{decided}/token"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tok}");
+    let (_, locks) = r.servers[0].call("GET", "/v1/locks", &root, None).await;
+    assert!(
+        locks.to_string().contains("rule:mailbox-removal"),
+        "{locks}"
+    );
+    let (status, done) = r.servers[1]
+        .call(
+            "POST",
+            &format!("/v1/requests/{waiting}/approve"),
+            &approvers[1],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (200, Some("approved")),
+        "{done}"
+    );
+}
