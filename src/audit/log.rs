@@ -26,7 +26,8 @@ use std::thread::JoinHandle;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::audit::chain::{self, ChainHash, CheckpointSigner, CHECKPOINT_ACTION};
+use crate::audit::anchor::{self, Anchor, AnchorState, Standing};
+use crate::audit::chain::{self, ChainHash, CheckpointSigner};
 use crate::audit::keys::AuditSigner;
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
@@ -78,6 +79,15 @@ pub enum AuditError {
     Poisoned { path: String, message: String },
     #[error("audit log `{0}` is closed")]
     Closed(String),
+    #[error(
+        "audit log `{path}` does not match the head its store anchored: {reason}. Nothing was \
+         written. Check it with `jitsh audit verify {path} --store STATE/jitsh.db`; once a \
+         person has reviewed what changed, `jitsh audit repair --state STATE` re-anchors it \
+         (the repair is recorded in the log)"
+    )]
+    Anchor { path: String, reason: String },
+    #[error("audit log `{path}`: {message}")]
+    AnchorStore { path: String, message: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -111,6 +121,16 @@ struct Counters {
     syncs: AtomicU64,
 }
 
+/// Whether opening checks the anchor or adopts the log's head after a review.
+#[derive(Debug)]
+enum Mode {
+    Normal,
+    Repair {
+        actor: String,
+        found: Arc<Mutex<Option<String>>>,
+    },
+}
+
 #[derive(Debug)]
 struct Request {
     event: AuditEvent,
@@ -129,8 +149,53 @@ impl AuditLog {
         signer: Option<AuditSigner>,
         options: AuditLogOptions,
     ) -> Result<AuditLog, AuditError> {
+        AuditLog::start(dir, signer, options, None, Mode::Normal)
+    }
+
+    /// Open the log anchored in `anchor`: refused when the log is behind the anchored head,
+    /// diverges from it, or goes on after a clean shutdown ([`AuditError::Anchor`]).
+    pub fn open_anchored(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        options: AuditLogOptions,
+        anchor: Box<dyn Anchor>,
+    ) -> Result<AuditLog, AuditError> {
+        AuditLog::start(dir, signer, options, Some(anchor), Mode::Normal)
+    }
+
+    /// Re-anchor a log that no longer matches its anchor, after a person has reviewed it: an
+    /// `audit.repair` record naming the old anchor and the log's head is written, then a
+    /// checkpoint, and the log is closed. Returns what the anchor said before (`None`: it
+    /// matched, nothing to repair, nothing written).
+    pub fn repair(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        anchor: Box<dyn Anchor>,
+        actor: &str,
+    ) -> Result<Option<String>, AuditError> {
+        let repaired = Arc::new(Mutex::new(None));
+        let mode = Mode::Repair {
+            actor: actor.to_owned(),
+            found: Arc::clone(&repaired),
+        };
+        let log = AuditLog::start(dir, signer, AuditLogOptions::default(), Some(anchor), mode)?;
+        log.close()?;
+        let found = repaired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Ok(found)
+    }
+
+    fn start(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        options: AuditLogOptions,
+        anchor: Option<Box<dyn Anchor>>,
+        mode: Mode,
+    ) -> Result<AuditLog, AuditError> {
         let stats = Arc::new(Counters::default());
-        let mut writer = Writer::open(dir, signer.as_ref(), options)?;
+        let mut writer = Writer::open(dir, signer.as_ref(), options, anchor, mode)?;
         writer.stats = Arc::clone(&stats);
         let (tx, rx) = mpsc::channel();
         let worker = std::thread::Builder::new()
@@ -281,6 +346,7 @@ struct Writer {
     /// Encoded, not yet written records.
     buf: Vec<u8>,
     stats: Arc<Counters>,
+    anchor: Option<Box<dyn Anchor>>,
 }
 
 /// The last good record of a file, and what follows it if torn.
@@ -299,6 +365,8 @@ impl Writer {
         dir: &Path,
         signer: Option<&AuditSigner>,
         options: AuditLogOptions,
+        anchor: Option<Box<dyn Anchor>>,
+        mode: Mode,
     ) -> Result<Writer, AuditError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = dir.join("audit.lock");
@@ -314,7 +382,15 @@ impl Writer {
         let files = numbered_files(dir)?;
 
         let Some((file_no, path)) = files.last().cloned() else {
-            return Writer::create(dir, lock, signer, options);
+            let standing = stand(dir, anchor.as_deref(), None, &files)?;
+            let note = judge(dir, standing, &mode)?;
+            let mut writer = Writer::create(dir, lock, signer, options, anchor)?;
+            if let Some(event) = note {
+                writer.stage(&event)?;
+                writer.stage_checkpoint("open")?;
+                writer.commit()?;
+            }
+            return Ok(writer);
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -339,6 +415,15 @@ impl Writer {
                 last = prev_tail.last;
             }
         }
+        // Before anything is changed (torn bytes set aside, records added): a log cut back,
+        // rewritten or extended by hand is refused as found.
+        let standing = stand(
+            dir,
+            anchor.as_deref(),
+            last.as_ref().map(|(seq, hash, _)| (*seq, *hash)),
+            &files,
+        )?;
+        let note = judge(dir, standing, &mode)?;
         let file_len = tail.good_len;
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -354,6 +439,7 @@ impl Writer {
             options,
             buf: Vec::new(),
             stats: Arc::default(),
+            anchor,
         };
         if let Some(torn) = &tail.torn {
             writer.set_torn_aside(torn)?;
@@ -365,7 +451,6 @@ impl Writer {
                 if let Some(torn) = &tail.torn {
                     writer.stage_torn(torn)?;
                 }
-                writer.commit()?;
             }
             Some((seq, hash, action)) => {
                 writer.next_seq = seq.saturating_add(1);
@@ -373,16 +458,21 @@ impl Writer {
                 if let Some(torn) = &tail.torn {
                     writer.stage_torn(torn)?;
                 }
-                if action != CHECKPOINT_ACTION || tail.torn.is_some() {
+                if action != chain::CHECKPOINT_ACTION || tail.torn.is_some() {
                     tracing::warn!(
                         "audit log `{}` did not end with a checkpoint (unclean stop); sealing it",
                         writer.dir.display()
                     );
-                    writer.stage_checkpoint("open")?;
                 }
-                writer.commit()?;
             }
         }
+        if let Some(event) = note {
+            writer.stage(&event)?;
+        }
+        // Every start is sealed by a signed checkpoint: records found after a shutdown
+        // checkpoint without one were not written by a writer holding the key.
+        writer.stage_checkpoint("open")?;
+        writer.commit()?;
         Ok(writer)
     }
 
@@ -391,6 +481,7 @@ impl Writer {
         lock: Flock<File>,
         signer: Option<CheckpointSigner>,
         options: AuditLogOptions,
+        anchor: Option<Box<dyn Anchor>>,
     ) -> Result<Writer, AuditError> {
         let path = dir.join(file_name(1));
         let file = OpenOptions::new()
@@ -414,6 +505,7 @@ impl Writer {
             options,
             buf: Vec::new(),
             stats: Arc::default(),
+            anchor,
         };
         writer.stage(&chain::genesis_event(writer.kid(), &now_rfc3339()))?;
         writer.commit()?;
@@ -465,6 +557,8 @@ impl Writer {
             None => {
                 if self.signer.is_some() {
                     self.stage_checkpoint("shutdown")?;
+                    self.commit()?;
+                    return self.save_anchor(true);
                 }
                 self.commit()
             }
@@ -569,7 +663,25 @@ impl Writer {
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.file_len += self.buf.len() as u64;
         self.buf.clear();
-        Ok(())
+        self.save_anchor(false)
+    }
+
+    /// Anchor the head outside the log, before any appender hears of its records.
+    fn save_anchor(&self, clean: bool) -> Result<(), AuditError> {
+        let Some(anchor) = &self.anchor else {
+            return Ok(());
+        };
+        let state = AnchorState {
+            seq: self.next_seq.saturating_sub(1),
+            hash: self.head,
+            clean,
+        };
+        anchor
+            .save(&state)
+            .map_err(|message| AuditError::AnchorStore {
+                path: self.dir.display().to_string(),
+                message,
+            })
     }
 
     /// Seal the current file with a checkpoint, write it out and start the next file.
@@ -591,6 +703,95 @@ impl Writer {
         self.file_len = 0;
         Ok(())
     }
+}
+
+/// Where the log's head (`last`) stands against its anchor; no anchor: nothing to compare.
+fn stand(
+    dir: &Path,
+    anchor: Option<&dyn Anchor>,
+    last: Option<(u64, ChainHash)>,
+    files: &[(u32, PathBuf)],
+) -> Result<Option<Standing>, AuditError> {
+    let Some(anchor) = anchor else {
+        return Ok(None);
+    };
+    let store_err = |message: String| AuditError::AnchorStore {
+        path: dir.display().to_string(),
+        message,
+    };
+    let state = anchor.load().map_err(store_err)?;
+    anchor::check(state.as_ref(), last, |seq| hash_at(files, seq))
+        .map(Some)
+        .map_err(store_err)
+}
+
+/// What opening does about the standing: refuse, or the record to write before the open
+/// checkpoint (unanchored records found, or a repair).
+fn judge(
+    dir: &Path,
+    standing: Option<Standing>,
+    mode: &Mode,
+) -> Result<Option<AuditEvent>, AuditError> {
+    let time = now_rfc3339();
+    let mut details = serde_json::Map::new();
+    match (standing, mode) {
+        (None | Some(Standing::Matches), _) => Ok(None),
+        (Some(Standing::Mismatch(reason)), Mode::Normal) => Err(AuditError::Anchor {
+            path: dir.display().to_string(),
+            reason,
+        }),
+        (Some(Standing::Mismatch(reason)), Mode::Repair { actor, found }) => {
+            tracing::warn!("re-anchoring audit log `{}`: {reason}", dir.display());
+            details.insert("found".into(), reason.clone().into());
+            *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+            Ok(Some(AuditEvent {
+                time,
+                actor: actor.clone(),
+                action: chain::REPAIR_ACTION.into(),
+                subject: chain::SELF_SUBJECT.into(),
+                outcome: "ok".into(),
+                details,
+            }))
+        }
+        (Some(Standing::Unanchored { from, to }), _) => {
+            tracing::warn!(
+                "audit log `{}`: records {from}..={to} were written but never acknowledged \
+                 (the writer stopped before anchoring them); keeping them, noted",
+                dir.display()
+            );
+            details.insert("from".into(), from.into());
+            details.insert("to".into(), to.into());
+            Ok(Some(chain::self_event(
+                chain::UNANCHORED_ACTION,
+                &time,
+                details,
+            )))
+        }
+    }
+}
+
+/// The hash of record `seq`, searched from the newest file back.
+fn hash_at(files: &[(u32, PathBuf)], seq: u64) -> Result<Option<ChainHash>, String> {
+    for (_, path) in files.iter().rev() {
+        let mut first_seq = None;
+        let mut found = None;
+        crate::audit::read::for_each_record(std::slice::from_ref(path), |_, r| {
+            if let Ok(r) = r {
+                first_seq.get_or_insert(r.seq);
+                if r.seq == seq {
+                    found = ChainHash::from_hex(&r.hash);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        if first_seq.is_some_and(|first| first <= seq) {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }
 
 fn torn_name(file_no: u32, offset: u64) -> String {
@@ -712,7 +913,8 @@ mod tests {
         assert_eq!(log.append(event(1)).unwrap(), 2);
         drop(log); // seq 3: shutdown checkpoint
         let log = AuditLog::open(dir.path(), Some(signer)).unwrap();
-        assert_eq!(log.append(event(2)).unwrap(), 4);
+        // seq 4: the checkpoint every start writes
+        assert_eq!(log.append(event(2)).unwrap(), 5);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod anchor;
 pub mod chain;
 pub mod export;
 pub mod forward;
@@ -22,6 +23,7 @@ pub mod read;
 pub mod search;
 pub mod spool;
 
+pub use anchor::{Anchor, AnchorState, SqliteAnchor};
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
 pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};
 pub use keys::{parse_trust_key, AuditSigner, AuditVerifyKey};

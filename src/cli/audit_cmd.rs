@@ -35,6 +35,9 @@ enum AuditCommand {
     Export(ExportArgs),
     /// Send events to a syslog collector, spooling what cannot be delivered yet.
     Forward(ForwardArgs),
+    /// Re-anchor a service's log that no longer matches its store, after a person has reviewed
+    /// it (`jitsh serve` refuses to start until then). The repair is recorded in the log.
+    Repair(RepairArgs),
     /// Append synthetic events as fast as possible (tests and measurements).
     #[command(hide = true)]
     BenchAppend(BenchAppendArgs),
@@ -51,9 +54,20 @@ struct VerifyArgs {
     /// Accept records after the last checkpoint (a log still being written).
     #[arg(long)]
     allow_unsealed: bool,
+    /// The service's state database (`STATE/jitsh.db`): the log must reach the head anchored
+    /// there, match it, and (after a clean stop) end there.
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
     /// Print the verdict as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RepairArgs {
+    /// The service's state folder (its log is `STATE/audit`, its store `STATE/jitsh.db`).
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +156,7 @@ pub fn run(args: Args) -> ExitCode {
         AuditCommand::Search(a) => search_cmd(a),
         AuditCommand::Export(a) => export_cmd(a),
         AuditCommand::Forward(a) => forward(a),
+        AuditCommand::Repair(a) => repair(a),
         AuditCommand::BenchAppend(a) => bench_append(a),
     }
 }
@@ -164,10 +179,18 @@ fn verify(a: VerifyArgs) -> ExitCode {
     let options = crate::audit::VerifyOptions {
         allow_unsealed: a.allow_unsealed,
     };
-    let verdict = match verify_paths(&paths, &trusted, options) {
+    let mut verdict = match verify_paths(&paths, &trusted, options) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    let mut unanchored = None;
+    if let (Some(store), Ok(summary)) = (&a.store, &verdict) {
+        match against_store(store, &paths, summary) {
+            Ok(Ok(note)) => unanchored = note,
+            Ok(Err(finding)) => verdict = Err(finding),
+            Err(e) => return fail(e),
+        }
+    }
     let mut out = std::io::stdout().lock();
     match verdict {
         Ok(s) => {
@@ -178,7 +201,14 @@ fn verify(a: VerifyArgs) -> ExitCode {
                 }
                 writeln!(out, "{v}")
             } else {
-                write_intact(&mut out, &s)
+                write_intact(&mut out, &s).and_then(|()| match unanchored {
+                    Some((from, to)) => writeln!(
+                        out,
+                        "note: records {from}..={to} are past the head the store anchored (the \
+                         writer stopped before anchoring them, or is still running)"
+                    ),
+                    None => Ok(()),
+                })
             };
             ExitCode::SUCCESS
         }
@@ -194,6 +224,70 @@ fn verify(a: VerifyArgs) -> ExitCode {
             };
             ExitCode::from(1)
         }
+    }
+}
+
+/// Compare a verified log with the head anchored in the store: a finding when it is behind,
+/// diverges or goes on after a clean stop; else the unanchored range, if any.
+#[allow(
+    clippy::type_complexity,
+    reason = "outer: read errors; inner: the verdict"
+)]
+fn against_store(
+    store: &Path,
+    paths: &[PathBuf],
+    summary: &crate::audit::Summary,
+) -> Result<Result<Option<(u64, u64)>, crate::audit::Finding>, String> {
+    use crate::audit::anchor::{self, Standing};
+    use crate::audit::chain::ChainHash;
+    let state = crate::audit::SqliteAnchor::read(store)?;
+    let last = ChainHash::from_hex(&summary.last_hash).map(|h| (summary.last_seq, h));
+    let standing = anchor::check(state.as_ref(), last, |seq| {
+        let mut found = None;
+        for_each_record(paths, |_, r| {
+            if let Ok(r) = r {
+                if r.seq == seq {
+                    found = ChainHash::from_hex(&r.hash);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(found)
+    })?;
+    match standing {
+        Standing::Matches => Ok(Ok(None)),
+        Standing::Unanchored { from, to } => Ok(Ok(Some((from, to)))),
+        Standing::Mismatch(reason) => Ok(Err(crate::audit::Finding {
+            at: Location {
+                file: store.display().to_string(),
+                line: 0,
+            },
+            seq: state.map(|s| s.seq),
+            kind: crate::audit::FindingKind::Anchor,
+            reason,
+        })),
+    }
+}
+
+fn repair(a: RepairArgs) -> ExitCode {
+    let signer = match crate::service::ports::Signer::load_existing(&a.state) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let actor = std::env::var("USER").unwrap_or_else(|_| "local".into());
+    match crate::service::ports::repair_audit(&a.state, &signer, &actor) {
+        Ok(Some(found)) => {
+            println!("re-anchored `{}`: {found}", a.state.join("audit").display());
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("the log matches its store; nothing to repair");
+            ExitCode::SUCCESS
+        }
+        Err(crate::service::ports::OpenAuditError::Locked(path)) => fail(format!(
+            "audit log `{path}` is in use: stop `jitsh serve` on this state folder first"
+        )),
+        Err(e) => fail(e),
     }
 }
 

@@ -95,6 +95,20 @@ impl Signer {
         Ok(Signer { key })
     }
 
+    /// Load `STATE/signing.key`, which must exist (repairs never make a new key).
+    pub fn load_existing(state: &Path) -> Result<Signer, String> {
+        let key_path = state.join("signing.key");
+        let text = std::fs::read_to_string(&key_path).map_err(|e| {
+            format!(
+                "signing key `{}` could not be read: {e}",
+                key_path.display()
+            )
+        })?;
+        SigningKey::from_file_text(&text)
+            .map(|key| Signer { key })
+            .map_err(|e| format!("signing key `{}`: {e}", key_path.display()))
+    }
+
     /// Key id carried in the token footer.
     pub fn kid(&self) -> &str {
         self.key.kid()
@@ -117,8 +131,40 @@ pub enum OpenAuditError {
 }
 
 /// Open the tamper-evident audit log in `STATE/audit/`, its checkpoints signed with the
-/// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it).
+/// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it)
+/// and its head anchored in `STATE/jitsh.db` (a log cut back, rewritten or extended by hand
+/// does not open).
 pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAuditError> {
+    let (dir, checkpoints, anchor) = audit_parts(state, signer)?;
+    match AuditLog::open_anchored(&dir, Some(checkpoints), Default::default(), anchor) {
+        Ok(log) => Ok(Arc::new(log)),
+        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
+        Err(e) => Err(OpenAuditError::Other(e.to_string())),
+    }
+}
+
+/// `jitsh audit repair`: re-anchor the state folder's log after a person reviewed it. Returns
+/// the mismatch that was repaired, or `None` when log and store agreed.
+pub fn repair_audit(
+    state: &Path,
+    signer: &Signer,
+    actor: &str,
+) -> Result<Option<String>, OpenAuditError> {
+    let (dir, checkpoints, anchor) = audit_parts(state, signer)?;
+    match AuditLog::repair(&dir, Some(checkpoints), anchor, actor) {
+        Ok(found) => Ok(found),
+        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
+        Err(e) => Err(OpenAuditError::Other(e.to_string())),
+    }
+}
+
+type AuditParts = (
+    std::path::PathBuf,
+    AuditSigner,
+    Box<dyn crate::audit::Anchor>,
+);
+
+fn audit_parts(state: &Path, signer: &Signer) -> Result<AuditParts, OpenAuditError> {
     let dir = state.join("audit");
     std::fs::create_dir_all(&dir).map_err(|e| {
         OpenAuditError::Other(format!(
@@ -130,9 +176,7 @@ pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAu
         kid: signer.key.kid().to_owned(),
         seed: *signer.key.seed(),
     };
-    match AuditLog::open(&dir, Some(checkpoints)) {
-        Ok(log) => Ok(Arc::new(log)),
-        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
-        Err(e) => Err(OpenAuditError::Other(e.to_string())),
-    }
+    let anchor =
+        crate::audit::SqliteAnchor::open(&state.join("jitsh.db")).map_err(OpenAuditError::Other)?;
+    Ok((dir, checkpoints, Box::new(anchor)))
 }
