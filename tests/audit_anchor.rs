@@ -77,7 +77,7 @@ fn verify_with_store(state: &Path) -> (i32, serde_json::Value) {
         "--trust-key",
         state.join("signing.pub").to_str().unwrap(),
         "--store",
-        state.join("jitsh.db").to_str().unwrap(),
+        state.to_str().unwrap(),
         state.join("audit").to_str().unwrap(),
     ]);
     let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
@@ -158,7 +158,7 @@ fn a_log_cut_back_to_a_checkpoint_is_refused_and_named_by_verify() {
     std::fs::write(&file, all.concat()).unwrap();
     start(&state).unwrap();
     for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(state.join(format!("jitsh.db{suffix}")));
+        let _ = std::fs::remove_file(state.join(format!("audit-anchor.db{suffix}")));
     }
     let err = start(&state).unwrap_err();
     assert!(err.contains("holds no anchor"), "{err}");
@@ -227,7 +227,7 @@ fn records_written_but_never_anchored_after_a_crash_are_kept_and_noted() {
     let all = lines(&file);
     let before_last = &all[all.len() - 2];
     let (rec, head) = chain::decode(&before_last[..before_last.len() - 1]).unwrap();
-    let anchor = jitsh::audit::SqliteAnchor::open(&state.join("jitsh.db")).unwrap();
+    let anchor = jitsh::audit::SqliteAnchor::open(&state.join("audit-anchor.db")).unwrap();
     jitsh::audit::Anchor::save(
         &anchor,
         &jitsh::audit::AnchorState {
@@ -244,7 +244,7 @@ fn records_written_but_never_anchored_after_a_crash_are_kept_and_noted() {
         "--trust-key",
         state.join("signing.pub").to_str().unwrap(),
         "--store",
-        state.join("jitsh.db").to_str().unwrap(),
+        state.to_str().unwrap(),
         state.join("audit").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0));

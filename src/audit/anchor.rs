@@ -4,7 +4,10 @@
 //! The writer saves the head (last seq and hash) after every `fdatasync`, before any appender
 //! is answered: every acknowledged record is anchored. On a clean stop it saves the shutdown
 //! checkpoint with `clean` set, so anything after it is tampering. The service keeps its anchor
-//! in its state database ([`SqliteAnchor`]).
+//! in a small database in its state folder ([`SqliteAnchor`], [`STATE_FILE`]). Its own file, not
+//! `jitsh.db`: every workflow step appends to the log while it holds `jitsh.db`'s write lock, so
+//! the writer could not save there before answering. The order still holds what matters: a
+//! step commits only after its record is synced and anchored.
 //!
 //! [`check`] compares a log's head with an anchor (pure); the writer refuses to open a log that
 //! is behind or diverges, and `jitsh audit repair` re-anchors one after a human has looked.
@@ -15,6 +18,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::audit::chain::ChainHash;
+
+/// The anchor database's name in the service's state folder.
+pub const STATE_FILE: &str = "audit-anchor.db";
 
 /// The anchored head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +121,7 @@ pub fn check(
     })
 }
 
-/// The anchor in the service's state database (table `audit_anchor`, one row). Its own
-/// connection: saves are small and must not wait behind a workflow step.
+/// The anchor in an SQLite file (table `audit_anchor`, one row).
 #[derive(Debug)]
 pub struct SqliteAnchor {
     conn: Mutex<Connection>,

@@ -81,7 +81,7 @@ pub enum AuditError {
     Closed(String),
     #[error(
         "audit log `{path}` does not match the head its store anchored: {reason}. Nothing was \
-         written. Check it with `jitsh audit verify {path} --store STATE/jitsh.db`; once a \
+         written. Check it with `jitsh audit verify {path} --store STATE`; once a \
          person has reviewed what changed, `jitsh audit repair --state STATE` re-anchors it \
          (the repair is recorded in the log)"
     )]

@@ -54,8 +54,8 @@ struct VerifyArgs {
     /// Accept records after the last checkpoint (a log still being written).
     #[arg(long)]
     allow_unsealed: bool,
-    /// The service's state database (`STATE/jitsh.db`): the log must reach the head anchored
-    /// there, match it, and (after a clean stop) end there.
+    /// The service's state folder (or its `audit-anchor.db`): the log must reach the head
+    /// anchored there, match it, and (after a clean stop) end there.
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
     /// Print the verdict as one JSON object.
@@ -240,7 +240,15 @@ fn against_store(
 ) -> Result<Result<Option<(u64, u64)>, crate::audit::Finding>, String> {
     use crate::audit::anchor::{self, Standing};
     use crate::audit::chain::ChainHash;
-    let state = crate::audit::SqliteAnchor::read(store)?;
+    let db = if store.is_dir() {
+        store.join(anchor::STATE_FILE)
+    } else {
+        store.to_path_buf()
+    };
+    if !db.is_file() {
+        return Err(format!("no audit anchor at `{}`", db.display()));
+    }
+    let state = crate::audit::SqliteAnchor::read(&db)?;
     let last = ChainHash::from_hex(&summary.last_hash).map(|h| (summary.last_seq, h));
     let standing = anchor::check(state.as_ref(), last, |seq| {
         let mut found = None;

@@ -132,8 +132,8 @@ pub enum OpenAuditError {
 
 /// Open the tamper-evident audit log in `STATE/audit/`, its checkpoints signed with the
 /// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it)
-/// and its head anchored in `STATE/jitsh.db` (a log cut back, rewritten or extended by hand
-/// does not open).
+/// and its head anchored in `STATE/audit-anchor.db` (a log cut back, rewritten or extended by
+/// hand does not open).
 pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAuditError> {
     let (dir, checkpoints, anchor) = audit_parts(state, signer)?;
     match AuditLog::open_anchored(&dir, Some(checkpoints), Default::default(), anchor) {
@@ -176,7 +176,7 @@ fn audit_parts(state: &Path, signer: &Signer) -> Result<AuditParts, OpenAuditErr
         kid: signer.key.kid().to_owned(),
         seed: *signer.key.seed(),
     };
-    let anchor =
-        crate::audit::SqliteAnchor::open(&state.join("jitsh.db")).map_err(OpenAuditError::Other)?;
+    let anchor = crate::audit::SqliteAnchor::open(&state.join(crate::audit::anchor::STATE_FILE))
+        .map_err(OpenAuditError::Other)?;
     Ok((dir, checkpoints, Box::new(anchor)))
 }
