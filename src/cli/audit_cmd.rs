@@ -356,7 +356,7 @@ fn search_cmd(a: SearchArgs) -> ExitCode {
             let related: Vec<&Record> =
                 hit.related.iter().filter_map(|&i| records.get(i)).collect();
             let line = serde_json::json!({"record": records.get(hit.index), "related": related});
-            let _ = writeln!(out, "{line}");
+            let _ = writeln!(out, "{}", export::json_one_line(&line.to_string()));
         }
     } else {
         let _ = write_table(&mut out, &records, &hits);
@@ -406,6 +406,9 @@ fn write_table(
         "OUTCOME".into(),
         "DETAILS".into(),
     ]];
+    // Every field comes from the log, which gates and users feed: no control character
+    // reaches the terminal raw.
+    let cell = |s: &str| export::printable(s).into_owned();
     let row = |r: &Record, indent: bool| -> [String; 7] {
         [
             if indent {
@@ -413,11 +416,11 @@ fn write_table(
             } else {
                 r.seq.to_string()
             },
-            r.time.clone(),
-            r.actor.clone(),
-            r.action.clone(),
-            r.subject.clone(),
-            r.outcome.clone(),
+            cell(&r.time),
+            cell(&r.actor),
+            cell(&r.action),
+            cell(&r.subject),
+            cell(&r.outcome),
             summary(r),
         ]
     };
@@ -470,10 +473,7 @@ fn summary(r: &Record) -> String {
     } else {
         Value::Object(r.details.clone()).to_string()
     };
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let clean = export::printable(&text).into_owned();
     if clean.chars().count() > 100 {
         clean.chars().take(97).collect::<String>() + "..."
     } else {
@@ -490,7 +490,7 @@ fn export_cmd(a: ExportArgs) -> ExitCode {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for r in &records {
         let line = match a.format {
-            Format::Jsonl => serde_json::to_string(r).unwrap_or_default(),
+            Format::Jsonl => export::json_one_line(&serde_json::to_string(r).unwrap_or_default()),
             Format::Cef => export::to_cef(r, env!("CARGO_PKG_VERSION")),
             Format::Syslog => export::to_syslog(r, &host),
         };
