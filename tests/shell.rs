@@ -1463,3 +1463,145 @@ fn an_index_opened_after_a_string_never_lets_the_next_line_run() {
     assert_eq!(s.quit(), 0);
     assert_no_block_ran(&fx);
 }
+
+/// `jitsh audit search` over `files`: exit code and stdout.
+fn audit_search(args: &[&str], files: &[&Path]) -> (Option<i32>, String) {
+    let out = Command::new(JITSH)
+        .args(["audit", "search"])
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn audit_search_sees_the_decisions_of_a_real_shell_session_and_a_real_exec() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.prompt_after(m, 20);
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.wait_after(m, ":request New-MoveRequest", 10);
+    s.quit();
+
+    // `jitsh exec` with the approved request's token, recording into the same folder.
+    let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let (token, public) = issue_token(&fx, "tok-exec", exp);
+    let out = Command::new(JITSH)
+        .arg("exec")
+        .arg("--policies")
+        .arg(fx.path("policies"))
+        .arg("--user")
+        .arg("alice")
+        .arg("--record")
+        .arg(fx.path("rec"))
+        .arg("--token")
+        .arg(&token)
+        .arg("--trust-key")
+        .arg(&public)
+        .arg("--")
+        .arg("New-MoveRequest -Identity bob -TargetDatabase DB02")
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A refused exec is recorded too.
+    let denied = exec_recorded(&fx, "Invoke-Expression 'Remove-Mailbox bob'");
+    assert_eq!(denied.status.code(), Some(2));
+
+    // The service's side of the request: its creation and the token it issued.
+    let svc = fx.path("svc");
+    let log = jitsh::audit::AuditLog::open(&svc, None).unwrap();
+    for (action, details) in [
+        (
+            "request.create",
+            serde_json::json!({"task": "New-MoveRequest"}),
+        ),
+        ("token.issue", serde_json::json!({"token_id": "tok-exec"})),
+    ] {
+        jitsh::audit::AuditSink::append(
+            &log,
+            jitsh::audit::AuditEvent {
+                time: "2026-01-01T00:00:00Z".into(),
+                actor: "bob".into(),
+                action: action.into(),
+                subject: "r-1".into(),
+                outcome: "ok".into(),
+                details: details.as_object().cloned().unwrap(),
+            },
+        )
+        .unwrap();
+    }
+    log.close().unwrap();
+    let rec = fx.path("rec/audit");
+
+    // --task finds the shell's decision, with the command's verdict in DETAILS.
+    let (code, out) = audit_search(&["--task", "Get-Mailbox"], &[&rec]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Get-Mailbox -Identity bob [Get-Mailbox:read-only:allow]"),
+        "{out}"
+    );
+    let (code, out) = audit_search(&["--decision", "approval"], &[&rec]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("[New-MoveRequest:mailbox-moves:approval]"),
+        "{out}"
+    );
+    let (code, out) = audit_search(&["--decision", "deny"], &[&rec]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Invoke-Expression"), "{out}");
+
+    // --request joins exec's decision (through its token) to the request's records.
+    let (code, out) = audit_search(&["--request", "r-1"], &[&svc, &rec]);
+    assert_eq!(code, Some(0), "{out}");
+    let decision = out
+        .lines()
+        .position(|l| l.contains("[New-MoveRequest:mailbox-moves:allow]"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let joined: Vec<&str> = out.lines().skip(decision + 1).take(2).collect();
+    assert!(
+        joined[0].trim_start().starts_with("> ") && joined[0].contains("request.create"),
+        "{out}"
+    );
+    assert!(joined[1].contains("token.issue"), "{out}");
+
+    // The exec decision says where it came from.
+    let (_, json) = audit_search(
+        &["--json", "--task", "New-MoveRequest", "--decision", "allow"],
+        &[&rec],
+    );
+    let hit: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(hit["record"]["details"]["via"], "exec", "{json}");
+    assert_eq!(
+        hit["record"]["details"]["invocations"][0]["token"], "tok-exec",
+        "{json}"
+    );
+}
+
+fn exec_recorded(fx: &Fixture, line: &str) -> std::process::Output {
+    Command::new(JITSH)
+        .arg("exec")
+        .arg("--policies")
+        .arg(fx.path("policies"))
+        .arg("--user")
+        .arg("alice")
+        .arg("--record")
+        .arg(fx.path("rec"))
+        .arg("--")
+        .arg(line)
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap()
+}

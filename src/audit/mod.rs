@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod anchor;
 pub mod chain;
+pub mod decision;
 pub mod export;
 pub mod forward;
 pub mod keys;

@@ -455,20 +455,14 @@ fn write_table(
 fn summary(r: &Record) -> String {
     use serde_json::Value;
     let text = if r.action == crate::audit::search::GATE_DECISION {
-        let inv = r
-            .details
-            .get("invocations")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|i| {
-                        let f = |k| i.get(k).and_then(Value::as_str).unwrap_or("-");
-                        format!("{}:{}:{}", f("name"), f("rule"), f("decision"))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
+        let inv = crate::audit::decision::invocations(r)
+            .iter()
+            .map(|i| {
+                let f = |k| i.get(k).and_then(Value::as_str).unwrap_or("-");
+                format!("{}:{}:{}", f("name"), f("rule"), f("decision"))
             })
-            .unwrap_or_default();
+            .collect::<Vec<_>>()
+            .join(" ");
         format!("{} [{inv}]", r.detail_str("line").unwrap_or_default())
     } else {
         Value::Object(r.details.clone()).to_string()

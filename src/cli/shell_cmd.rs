@@ -65,6 +65,10 @@ pub struct ExecArgs {
     /// The runspace command (default: jitsh-exsim next to jitsh).
     #[arg(long, value_name = "PROGRAM")]
     runspace: Option<OsString>,
+    /// Folder whose `audit/` log records the decision when no approval service is configured
+    /// (default: $JITSH_RECORD_DIR, else ~/.local/share/jitsh/sessions).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// The line to run (words are joined with spaces).
     #[arg(last = true, required = true, value_name = "LINE")]
     line: Vec<String>,
@@ -79,13 +83,7 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         args.runspace
     };
-    let record_dir = args
-        .record
-        .or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh/sessions"))
-        });
-    let Some(record_dir) = record_dir else {
+    let Some(record_dir) = record_dir(args.record) else {
         return super::fail("no recording folder: pass `--record DIR` or set JITSH_RECORD_DIR");
     };
     let multiline = runspace.first().is_some_and(is_powershell);
@@ -127,6 +125,45 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     }
 }
 
+/// `--record`, else $JITSH_RECORD_DIR, else ~/.local/share/jitsh/sessions.
+fn record_dir(arg: Option<PathBuf>) -> Option<PathBuf> {
+    arg.or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh/sessions"))
+        })
+}
+
+/// Record `exec`'s decision: to the approval service when one is configured, else to the
+/// local chained log, exactly as the shell records its lines.
+fn audit_exec(
+    config: &AccessConfig,
+    record: Option<PathBuf>,
+    line: &str,
+    decision: &crate::gate::LineDecision,
+) -> Result<(), String> {
+    let dir = record_dir(record)
+        .ok_or("no folder for the audit log: pass `--record DIR` or set JITSH_RECORD_DIR")?;
+    let session = shell::new_session_id();
+    let sink = shell::SessionAudit::open(
+        &dir,
+        &session,
+        config.server.clone().zip(config.credential.clone()),
+    )
+    .map_err(|e| e.to_string())?;
+    let event = crate::audit::decision::event(
+        &config.user,
+        &session,
+        line,
+        decision,
+        "exec",
+        shell::now_rfc3339(),
+    );
+    let appended = sink.append(event).map_err(|e| e.to_string());
+    let closed = sink.close();
+    appended?;
+    closed
+}
+
 pub fn exec(args: ExecArgs) -> ExitCode {
     let line = args.line.join(" ");
     let program = match args
@@ -147,6 +184,12 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Err(e) => return super::fail(e),
     };
     let d = checked.decision;
+    // No record, no run: every decision is audited before anything else happens.
+    if let Err(e) = audit_exec(&config, args.record, &line, &d) {
+        return super::fail(format!(
+            "the decision could not be recorded, so the line does not run: {e}"
+        ));
+    }
     if d.incomplete {
         return super::fail(
             "the line is incomplete: finish it (a closing bracket or quote is missing)",

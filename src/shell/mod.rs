@@ -151,17 +151,21 @@ pub fn marker_label(d: &LineDecision) -> String {
 
 /// Audit event helper.
 pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEvent {
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     AuditEvent {
-        time,
+        time: now_rfc3339(),
         actor: actor.to_string(),
         action: action.to_string(),
         subject: subject.to_string(),
         outcome: outcome.to_string(),
         details: serde_json::Map::new(),
     }
+}
+
+/// The current time as an audit event's RFC 3339 text.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Where a session's audit events go: to the approval service when one is configured (spooled

@@ -728,16 +728,14 @@ impl Session {
             return self.write_out(&out);
         }
         let marker = self.recorder.marker(marker_label(&decision));
-        let mut ev = event(
+        let mut ev = crate::audit::decision::event(
             self.access.user(),
-            "gate.decision",
             &self.session_id,
-            decision.decision.as_str(),
+            &text,
+            &decision,
+            "shell",
+            super::now_rfc3339(),
         );
-        ev.details.insert("line".into(), text.clone().into());
-        ev.details
-            .insert("reason".into(), decision.reason.clone().into());
-        ev.details.insert("result".into(), decision.to_json());
         // From the audit event to the moment in the recording: `jitsh replay FILE --at-marker N`.
         ev.details.insert(
             "recording".into(),
