@@ -15,6 +15,19 @@ use crate::gate::LineDecision;
 
 pub const ACTION: &str = "gate.decision";
 
+/// The actions a gate writes, each with the outcomes it may have. Nothing else is a gate's to
+/// write: request, approval, token and grant records are the service's.
+pub fn gate_outcomes(action: &str) -> Option<&'static [&'static str]> {
+    Some(match action {
+        "session.start" => &["ok"],
+        "session.end" => &["ok", "error"],
+        ACTION => &["allow", "approval", "deny"],
+        "gate.request" => &["ok", "error"],
+        "gate.abort" | "gate.bypass" => &["error"],
+        _ => return None,
+    })
+}
+
 /// The gate decision record for `line`, decided as `decision`, by `actor` in `session`.
 pub fn event(
     actor: &str,

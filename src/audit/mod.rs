@@ -56,6 +56,12 @@ pub struct AuditEvent {
 pub trait AuditSink: Send + Sync {
     /// Record one event; returns its sequence number in the log.
     fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError>;
+
+    /// Record several events in order, durable together (the log writes them behind one
+    /// sync); all or, on error, an unknown prefix of them.
+    fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
+        events.into_iter().map(|e| self.append(e)).collect()
+    }
 }
 
 /// Why an event could not be recorded.

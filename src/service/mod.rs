@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub mod directory;
 pub mod error;
+pub mod gate_events;
 pub mod http;
 pub mod notify;
 pub mod ports;

@@ -694,32 +694,38 @@ impl Store for SqliteStore {
 
     fn drain_audit(
         &self,
-        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+        sink: &mut dyn FnMut(Vec<AuditEvent>) -> Result<(), AuditSinkError>,
     ) -> Result<usize, StoreError> {
         let mut drained = 0;
         loop {
-            let done = self.step(|tx| {
-                let row = tx
-                    .query_row(
-                        "SELECT id, event FROM audit_inbox ORDER BY id LIMIT 1",
-                        [],
-                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-                    )
-                    .optional()
+            let n = self.step(|tx| {
+                let mut stmt = tx
+                    .prepare_cached("SELECT id, event FROM audit_inbox ORDER BY id LIMIT ?1")
                     .map_err(backend)?;
-                let Some((id, text)) = row else {
-                    return Ok(true);
+                let rows = stmt
+                    .query_map(params![super::store::DRAIN_CHUNK], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                let Some(&(last, _)) = rows.last() else {
+                    return Ok(0);
                 };
-                let event: AuditEvent = serde_json::from_str(&text).map_err(backend)?;
-                sink(event)?;
-                tx.execute("DELETE FROM audit_inbox WHERE id = ?1", params![id])
+                let events = rows
+                    .iter()
+                    .map(|(_, text)| serde_json::from_str::<AuditEvent>(text).map_err(backend))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let n = events.len();
+                sink(events)?;
+                tx.execute("DELETE FROM audit_inbox WHERE id <= ?1", params![last])
                     .map_err(backend)?;
-                Ok(false)
+                Ok(n)
             })?;
-            if done {
+            if n == 0 {
                 return Ok(drained);
             }
-            drained += 1;
+            drained += n;
         }
     }
 
@@ -917,13 +923,19 @@ mod tests {
         });
         assert!(failed.is_err());
         let mut seen = Vec::new();
+        let mut calls = 0;
         let n = store
-            .drain_audit(&mut |e| {
-                seen.push(e.subject);
+            .drain_audit(&mut |events| {
+                calls += 1;
+                seen.extend(events.into_iter().map(|e| e.subject));
                 Ok(())
             })
             .unwrap();
-        assert_eq!((n, seen), (2, vec!["a".to_owned(), "b".to_owned()]));
+        // One hand-over (one log sync) for the whole queue.
+        assert_eq!(
+            (n, seen, calls),
+            (2, vec!["a".to_owned(), "b".to_owned()], 1)
+        );
         assert_eq!(store.drain_audit(&mut |_| Ok(())).unwrap(), 0);
     }
 
@@ -962,8 +974,8 @@ mod tests {
             .unwrap());
         let mut seen = Vec::new();
         store
-            .drain_audit(&mut |e| {
-                seen.push(e.subject);
+            .drain_audit(&mut |events| {
+                seen.extend(events.into_iter().map(|e| e.subject));
                 Ok(())
             })
             .unwrap();

@@ -43,6 +43,7 @@ pub struct Service {
     pending_ttl: Duration,
     email: bool,
     webhook: bool,
+    gate_limiter: super::gate_events::RateLimiter,
 }
 
 impl std::fmt::Debug for Service {
@@ -137,6 +138,7 @@ impl Service {
             pending_ttl: parts.pending_ttl,
             email: parts.email,
             webhook: parts.webhook,
+            gate_limiter: Default::default(),
         })
     }
 
@@ -787,48 +789,13 @@ impl Service {
                 ),
             ));
         }
-        for (i, e) in body.events.iter().enumerate() {
-            if !e.actor.eq_ignore_ascii_case(&who.name) {
-                return Err(ApiError::forbidden(
-                    "not_your_event",
-                    format!(
-                        "event {i} is in the name of `{}`; a gate may only send events of its own user `{}`",
-                        e.actor, who.name
-                    ),
-                ));
-            }
-            if !crate::audit::spool::gate_action_allowed(&e.action) {
-                return Err(ApiError::policy(
-                    "action_not_allowed",
-                    format!(
-                        "event {i} has action `{}`; gates send only `session.*`, `gate.*` and `request.local` events",
-                        e.action
-                    ),
-                ));
-            }
-            if OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
-                .is_err()
-            {
-                return Err(ApiError::policy(
-                    "invalid_time",
-                    format!("event {i} has time `{}`, which is not RFC 3339", e.time),
-                ));
-            }
-        }
+        self.gate_limiter.take(&who.name, body.events.len(), now)?;
         let sent = serde_json::to_vec(&body.events)
             .map_err(|e| ApiError::internal(format!("events could not be encoded: {e}")))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, &sent);
         let sha256: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        let events: Vec<AuditEvent> = body
-            .events
-            .into_iter()
-            .map(|mut e| {
-                e.actor.clone_from(&who.name);
-                e.details.insert("received_by".into(), json!("service"));
-                e.details.insert("gate_batch".into(), json!(id));
-                e
-            })
-            .collect();
+        let events =
+            super::gate_events::admit(&who.name, &id, body.events, self.store.as_ref(), now)?;
         let count = events.len();
         let batch = super::store::GateBatch {
             user: who.name.clone(),
@@ -842,7 +809,9 @@ impl Service {
 
     /// Append audit events other processes queued in the store.
     pub fn drain_audit(&self) -> Result<usize, ApiError> {
-        Ok(self.store.drain_audit(&mut |event| self.append(event))?)
+        Ok(self
+            .store
+            .drain_audit(&mut |events| self.audit.append_all(events).map(|_| ()))?)
     }
 
     /// Expire pending requests whose time ran out.

@@ -820,12 +820,13 @@ so no privileged line runs\r\n",
                 }
             }
             Ok(Meta::Request(spec)) => {
-                let mut ev = event(self.access.user(), "request.local", &spec.task, "ok");
-                ev.details
-                    .insert("session".into(), self.session_id.clone().into());
+                // The gate's note that it filed a request: about the session, naming the
+                // request (the service's own `request.create` is the request's record).
+                let mut ev = event(self.access.user(), "gate.request", &self.session_id, "ok");
+                ev.details.insert("task".into(), spec.task.clone().into());
                 match self.access.request(&spec).await {
                     Ok(id) => {
-                        ev.subject = id.clone();
+                        ev.details.insert("request".into(), id.clone().into());
                         msg.push_str(&format!(
                             "jitsh: request {id} for `{}` sent; its token will be used as soon as \
                              it is approved\n",
