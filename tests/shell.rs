@@ -1605,3 +1605,73 @@ fn exec_recorded(fx: &Fixture, line: &str) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+#[test]
+fn an_edited_or_removed_recording_is_named_by_verify_and_replay() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.prompt_after(m, 20);
+    s.quit();
+    let cast = fx.casts().pop().unwrap();
+    let audit = fx.path("rec/audit");
+    let verify = |extra: &[&str]| {
+        let out = Command::new(JITSH)
+            .args(["audit", "verify", "--json", "--trust-key"])
+            .arg(audit.join("signing.pub"))
+            .args(extra)
+            .arg(&audit)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    let replay = || {
+        Command::new(JITSH)
+            .args(["replay", "--markers"])
+            .arg(&cast)
+            .output()
+            .unwrap()
+    };
+    let (code, v) = verify(&[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(replay().status.code(), Some(0));
+
+    let original = std::fs::read(&cast).unwrap();
+    // Edits of several kinds: output rewritten in place, a line dropped, bytes appended.
+    let text = String::from_utf8(original.clone()).unwrap();
+    let rewritten = text.replacen("Bob", "Eve", 1);
+    assert_ne!(rewritten, text);
+    let mut dropped: Vec<&str> = text.lines().collect();
+    dropped.remove(2);
+    let dropped = dropped.join("\n") + "\n";
+    let appended = text.clone() + "[9.0, \"o\", \"forged\"]\n";
+    for edited in [rewritten, dropped, appended] {
+        std::fs::write(&cast, &edited).unwrap();
+        let (code, v) = verify(&[]);
+        assert_eq!(
+            (code, &v["kind"]),
+            (Some(1), &serde_json::json!("recording")),
+            "{v}"
+        );
+        let out = replay();
+        assert_eq!(out.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not match the hash recorded"), "{err}");
+        assert!(out.stdout.is_empty(), "an edited recording is not played");
+    }
+    // Moved away: missing, unless verify is told where recordings are now.
+    let moved = fx.path("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::write(moved.join(cast.file_name().unwrap()), &original).unwrap();
+    std::fs::remove_file(&cast).unwrap();
+    let (code, v) = verify(&[]);
+    assert_eq!(
+        (code, &v["kind"]),
+        (Some(1), &serde_json::json!("recording")),
+        "{v}"
+    );
+    assert!(v["reason"].as_str().unwrap().contains("missing"), "{v}");
+    let (code, v) = verify(&["--recordings", moved.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{v}");
+}

@@ -426,6 +426,8 @@ pub enum FindingKind {
     Appended,
     /// The log does not match the head anchored in the service's store.
     Anchor,
+    /// A session recording the log vouches for is missing or was changed.
+    Recording,
     Empty,
 }
 
@@ -442,6 +444,7 @@ impl FindingKind {
             FindingKind::Unsealed => "unsealed",
             FindingKind::Appended => "appended",
             FindingKind::Anchor => "anchor",
+            FindingKind::Recording => "recording",
             FindingKind::Empty => "empty",
         }
     }

@@ -21,6 +21,7 @@ pub mod forward;
 pub mod keys;
 pub mod log;
 pub mod read;
+pub mod recordings;
 pub mod search;
 pub mod spool;
 

@@ -54,6 +54,13 @@ struct VerifyArgs {
     /// Accept records after the last checkpoint (a log still being written).
     #[arg(long)]
     allow_unsealed: bool,
+    /// Look for session recordings by file name in this folder (default: where each
+    /// `session.end` record says it was written).
+    #[arg(long, value_name = "DIR")]
+    recordings: Option<PathBuf>,
+    /// Do not check the session recordings the log names (on a host that does not keep them).
+    #[arg(long)]
+    no_recordings: bool,
     /// The service's state folder (or its `audit-anchor.db`): the log must reach the head
     /// anchored there, match it, and (after a clean stop) end there.
     #[arg(long, value_name = "PATH")]
@@ -183,6 +190,20 @@ fn verify(a: VerifyArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    let mut checked_recordings = 0;
+    if verdict.is_ok() && !a.no_recordings {
+        let vouched = match crate::audit::recordings::vouched(&paths) {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        };
+        checked_recordings = vouched.len();
+        if let Some(f) = vouched
+            .iter()
+            .find_map(|v| crate::audit::recordings::check(v, a.recordings.as_deref()))
+        {
+            verdict = Err(f);
+        }
+    }
     let mut unanchored = None;
     if let (Some(store), Ok(summary)) = (&a.store, &verdict) {
         match against_store(store, &paths, summary) {
@@ -201,14 +222,19 @@ fn verify(a: VerifyArgs) -> ExitCode {
                 }
                 writeln!(out, "{v}")
             } else {
-                write_intact(&mut out, &s).and_then(|()| match unanchored {
-                    Some((from, to)) => writeln!(
+                write_intact(&mut out, &s)
+                    .and_then(|()| match checked_recordings {
+                        0 => Ok(()),
+                        n => writeln!(out, "recordings: {n} checked, each as recorded"),
+                    })
+                    .and_then(|()| match unanchored {
+                        Some((from, to)) => writeln!(
                         out,
                         "note: records {from}..={to} are past the head the store anchored (the \
                          writer stopped before anchoring them, or is still running)"
                     ),
-                    None => Ok(()),
-                })
+                        None => Ok(()),
+                    })
             };
             ExitCode::SUCCESS
         }

@@ -24,6 +24,55 @@ pub struct Args {
     /// List the markers (index, time, label) instead of playing.
     #[arg(long)]
     pub markers: bool,
+    /// Audit log (files or folder) whose `session.end` records vouch for recordings (default:
+    /// the `audit` folder beside the recording, when there is one).
+    #[arg(long, value_name = "PATH")]
+    pub audit: Vec<PathBuf>,
+    /// Play a recording even when it does not match the hash its audit record holds.
+    #[arg(long)]
+    pub ignore_mismatch: bool,
+}
+
+/// Compare the recording with the hash its `session.end` record holds. `Err` when it was
+/// changed (or cannot be read); a note on stderr when no record vouches for it.
+fn check_recording(args: &Args) -> Result<(), String> {
+    let logs = if args.audit.is_empty() {
+        let beside = args
+            .file
+            .parent()
+            .map(|p| p.join("audit"))
+            .filter(|p| p.is_dir());
+        beside.into_iter().collect()
+    } else {
+        args.audit.clone()
+    };
+    if logs.is_empty() {
+        eprintln!(
+            "jitsh: note: no audit log given (`--audit PATH`), so `{}` is not checked against \
+             its session.end record",
+            args.file.display()
+        );
+        return Ok(());
+    }
+    let paths = crate::audit::read::expand_paths(&logs).map_err(|e| e.to_string())?;
+    let found =
+        crate::audit::recordings::vouching_for(&paths, &args.file).map_err(|e| e.to_string())?;
+    let Some(v) = found else {
+        eprintln!(
+            "jitsh: note: no session.end record in the audit log vouches for `{}` (a session \
+             still running, or one that was killed): it cannot be checked",
+            args.file.display()
+        );
+        return Ok(());
+    };
+    let here = crate::audit::recordings::Vouched {
+        recording: args.file.clone(),
+        ..v
+    };
+    match crate::audit::recordings::check(&here, None) {
+        None => Ok(()),
+        Some(f) => Err(format!("{} (audit record {})", f.reason, f.at)),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +98,14 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail(format!(
             "--idle-limit `{limit}` must be a positive number of seconds"
         ));
+    }
+    if let Err(message) = check_recording(&args) {
+        if !args.ignore_mismatch {
+            return super::fail(format!(
+                "{message}; not playing it (`--ignore-mismatch` plays it anyway)"
+            ));
+        }
+        eprintln!("jitsh: warning: {message}");
     }
     let cast = match load(&args.file) {
         Ok(cast) => cast,
