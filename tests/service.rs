@@ -1356,3 +1356,93 @@ async fn an_exact_command_grant_covers_that_command_only() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_edited_in_the_database_are_refused_at_token_issue_and_audited() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let alice = env.cred("alice");
+    let pending = server.request(alice, "New-MoveRequest", "1h").await;
+    let widened = server.request(alice, "Get-MailboxStatistics", "30m").await;
+    let retasked = server.request(alice, "Get-MailboxStatistics", "30m").await;
+    let voted = server.request(alice, "Remove-Mailbox", "1h").await;
+    let untouched = server.request(alice, "Get-MailboxStatistics", "30m").await;
+
+    let db = rusqlite::Connection::open(env.state.join("jitsh.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // The issue's edit: a pending request flipped to approved with a one-year grant.
+    db.execute(
+        "UPDATE requests SET status = 'approved', decided_at = ?2, decided_by = 'bob' WHERE id = ?1",
+        rusqlite::params![pending, now],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO grants (jti, request_id, sub, rule, nbf, exp, uses, used) VALUES ('forged-jti', ?1, 'alice', 'mailbox-moves', ?2, ?3, NULL, 0)",
+        rusqlite::params![pending, now, now + 365 * 86400],
+    )
+    .unwrap();
+    // A real grant's window stretched; a request's tasks rewritten; a vote added.
+    db.execute(
+        "UPDATE grants SET exp = exp + 31536000 WHERE request_id = ?1",
+        rusqlite::params![widened],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE requests SET body = replace(body, 'Get-MailboxStatistics', 'Remove-Mailbox') WHERE id = ?1",
+        rusqlite::params![retasked],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO approvals (request_id, approver, comment, at) VALUES (?1, 'dave', 'ok', ?2)",
+        rusqlite::params![voted, now],
+    )
+    .unwrap();
+    drop(db);
+
+    for id in [&pending, &widened, &retasked] {
+        let (status, body) = server
+            .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (409, Some("tampered")),
+            "{id}: {body}"
+        );
+    }
+    // The edited vote does not count towards the quorum: the request cannot be decided.
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/requests/{voted}/approve"),
+            env.cred("bob"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("tampered")),
+        "{body}"
+    );
+    let (status, body) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    assert!(server.terminate().success());
+    let alarms: Vec<Value> = env
+        .audit()
+        .into_iter()
+        .filter(|r| r["action"] == "store.tampered")
+        .collect();
+    let subjects: Vec<&str> = alarms
+        .iter()
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, [&pending, &widened, &retasked], "{alarms:#?}");
+}

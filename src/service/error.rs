@@ -71,6 +71,10 @@ impl From<StoreError> for ApiError {
             StoreError::BatchConflict(_) => ApiError::conflict("batch_conflict", msg),
             StoreError::Exhausted(_) => ApiError::conflict("uses_exhausted", msg),
             StoreError::NotLive { .. } => ApiError::conflict("grant_not_live", msg),
+            StoreError::Tampered(id) => {
+                tracing::error!(request = %id, "state database edited outside the service");
+                ApiError::conflict("tampered", msg)
+            }
             StoreError::Audit(e) => {
                 tracing::error!(error = %e, "audit write failed; action refused");
                 ApiError::new(

@@ -63,11 +63,11 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         path: config.state.display().to_string(),
         message: e.to_string(),
     })?;
+    let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let store: Arc<dyn Store> = Arc::new(
-        sqlite::SqliteStore::open(&config.state.join("jitsh.db"))
+        sqlite::SqliteStore::open_sealed(&config.state.join("jitsh.db"), signer.store_sealer())
             .map_err(|e| ServeError::Setup(e.to_string()))?,
     );
-    let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
     let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
         .map_err(|e| match e {

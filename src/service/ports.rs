@@ -109,6 +109,11 @@ impl Signer {
             .map_err(|e| format!("signing key `{}`: {e}", key_path.display()))
     }
 
+    /// The key that seals the store's requests, derived from the signing key (never stored).
+    pub fn store_sealer(&self) -> super::sqlite::Sealer {
+        super::sqlite::Sealer::from_seed(self.key.seed())
+    }
+
     /// Key id carried in the token footer.
     pub fn kid(&self) -> &str {
         self.key.kid()

@@ -87,6 +87,12 @@ CREATE TABLE gate_batches (
     PRIMARY KEY (user, batch)
 );
 "#,
+    r#"
+CREATE TABLE request_seals (
+    request_id TEXT PRIMARY KEY REFERENCES requests(id),
+    mac TEXT NOT NULL                 -- HMAC-SHA256 over the request, its votes and its grant
+);
+"#,
 ];
 
 /// The SQLite store. One connection behind a mutex: SQLite serializes writers anyway, and the
@@ -94,6 +100,57 @@ CREATE TABLE gate_batches (
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Seals every request with its votes and grant (see [`SqliteStore::open_sealed`]).
+    seal: Option<Sealer>,
+}
+
+/// The key that seals requests. Derived from the service's signing key, never stored or
+/// logged; not `Debug`-printed.
+pub struct Sealer(ring::hmac::Key);
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+/// Domain of the seal key derivation and of the sealed bytes.
+const SEAL_DOMAIN: &[u8] = b"jitsh store seal v1\0";
+
+impl Sealer {
+    /// The sealing key for a service whose signing key has `seed`.
+    pub fn from_seed(seed: &[u8; 32]) -> Sealer {
+        let derived = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed),
+            SEAL_DOMAIN,
+        );
+        Sealer(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            derived.as_ref(),
+        ))
+    }
+
+    /// The sealed bytes: the request id (length-prefixed) and the whole record as JSON.
+    fn message(record: &RequestRecord) -> Result<Vec<u8>, StoreError> {
+        let mut msg = SEAL_DOMAIN.to_vec();
+        msg.extend_from_slice(&(record.new.id.len() as u64).to_be_bytes());
+        msg.extend_from_slice(record.new.id.as_bytes());
+        serde_json::to_writer(&mut msg, record).map_err(backend)?;
+        Ok(msg)
+    }
+
+    fn mac(&self, record: &RequestRecord) -> Result<String, StoreError> {
+        let tag = ring::hmac::sign(&self.0, &Sealer::message(record)?);
+        Ok(crate::audit::chain::hex(tag.as_ref()))
+    }
+
+    /// Whether `stored` (hex) is the record's seal, compared in constant time.
+    fn verify(&self, record: &RequestRecord, stored: &str) -> Result<bool, StoreError> {
+        let Some(tag) = crate::audit::chain::hex_decode(stored) else {
+            return Ok(false);
+        };
+        Ok(ring::hmac::verify(&self.0, &Sealer::message(record)?, &tag).is_ok())
+    }
 }
 
 impl SqliteStore {
@@ -111,7 +168,89 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            seal: None,
         })
+    }
+
+    /// Open as the service does: every step seals the requests it changes (request, votes,
+    /// grant window and uses, under an HMAC keyed from the signing key), and every read of a
+    /// request checks its seal, so a row edited in the database is refused
+    /// ([`StoreError::Tampered`]) rather than trusted. Requests written before seals existed
+    /// are sealed once, as found, when the store is first opened this way.
+    pub fn open_sealed(path: &Path, sealer: Sealer) -> Result<SqliteStore, StoreError> {
+        let mut store = SqliteStore::open(path)?;
+        store.seal = Some(sealer);
+        store.step(|tx| {
+            let ids: Vec<String> = tx
+                .prepare("SELECT id FROM requests WHERE id NOT IN (SELECT request_id FROM request_seals)")
+                .map_err(backend)?
+                .query_map([], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            for id in ids {
+                store.reseal(tx, &id)?;
+            }
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Recompute the seal of request `id` after a step changed it.
+    fn reseal(&self, tx: &Connection, id: &str) -> Result<(), StoreError> {
+        let Some(sealer) = &self.seal else {
+            return Ok(());
+        };
+        let mac = sealer.mac(&load_unchecked(tx, id)?)?;
+        tx.execute(
+            "INSERT INTO request_seals (request_id, mac) VALUES (?1, ?2) ON CONFLICT(request_id) DO UPDATE SET mac = ?2",
+            params![id, mac],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Reseal request `id` after a step changed it, and read it back.
+    fn after_change(&self, tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
+        self.reseal(tx, id)?;
+        load_unchecked(tx, id)
+    }
+
+    /// `grant` as its sealed request holds it: a grant row changed on its own (window, uses,
+    /// revocation) no longer matches the request's seal.
+    fn sealed_grant(&self, tx: &Connection, grant: Grant) -> Result<Grant, StoreError> {
+        if self.seal.is_none() {
+            return Ok(grant);
+        }
+        let record = self.load(tx, &grant.request_id)?;
+        match record.grant {
+            Some(g) if g == grant => Ok(g),
+            _ => Err(StoreError::Tampered(grant.request_id)),
+        }
+    }
+
+    /// Request `id`, its seal checked.
+    fn load(&self, tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
+        let record = load_unchecked(tx, id)?;
+        let Some(sealer) = &self.seal else {
+            return Ok(record);
+        };
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT mac FROM request_seals WHERE request_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let same = match stored {
+            Some(stored) => sealer.verify(&record, &stored)?,
+            None => false,
+        };
+        if !same {
+            return Err(StoreError::Tampered(id.to_owned()));
+        }
+        Ok(record)
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -176,7 +315,7 @@ fn enqueue(tx: &Transaction<'_>, notes: &[Notification], now: UnixTime) -> Resul
     Ok(())
 }
 
-fn load(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
+fn load_unchecked(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
     let row = tx
         .query_row(
             "SELECT body, status, decided_at, decided_by, decision_comment FROM requests WHERE id = ?1",
@@ -273,8 +412,13 @@ fn set_decided(
 }
 
 /// The pending request `id`, or why it cannot be decided now.
-fn pending(tx: &Transaction<'_>, id: &str, now: UnixTime) -> Result<RequestRecord, StoreError> {
-    let record = load(tx, id)?;
+fn pending(
+    store: &SqliteStore,
+    tx: &Transaction<'_>,
+    id: &str,
+    now: UnixTime,
+) -> Result<RequestRecord, StoreError> {
+    let record = store.load(tx, id)?;
     if record.status != Status::Pending {
         return Err(StoreError::AlreadyDecided {
             id: id.to_owned(),
@@ -343,7 +487,7 @@ impl Store for SqliteStore {
                 set_decided(tx, &new.id, Status::Approved, "jitsh", Some("auto"), grant.nbf)?;
                 insert_grant(tx, grant, &new.rule)?;
             }
-            let record = load(tx, &new.id)?;
+            let record = self.after_change(tx, &new.id)?;
             let notes = hook(&record)?;
             enqueue(tx, &notes, new.created_at)?;
             Ok(record)
@@ -352,7 +496,7 @@ impl Store for SqliteStore {
 
     fn request(&self, id: &str) -> Result<RequestRecord, StoreError> {
         let conn = self.conn()?;
-        load(&conn, id)
+        self.load(&conn, id)
     }
 
     fn list_requests(
@@ -375,7 +519,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)?
         };
-        ids.iter().map(|id| load(&conn, id)).collect()
+        ids.iter().map(|id| self.load(&conn, id)).collect()
     }
 
     fn approve(
@@ -386,7 +530,7 @@ impl Store for SqliteStore {
         hook: Hook<'_, ApproveOutcome>,
     ) -> Result<ApproveOutcome, StoreError> {
         self.step(|tx| {
-            let record = pending(tx, id, vote.at)?;
+            let record = pending(self, tx, id, vote.at)?;
             if record.approvals.iter().any(|a| a.approver == vote.approver) {
                 return Err(StoreError::AlreadyApproved {
                     id: id.to_owned(),
@@ -411,11 +555,11 @@ impl Store for SqliteStore {
                 )?;
                 insert_grant(tx, grant, &record.new.rule)?;
                 ApproveOutcome::Decided {
-                    record: load(tx, id)?,
+                    record: self.after_change(tx, id)?,
                 }
             } else {
                 ApproveOutcome::Recorded {
-                    record: load(tx, id)?,
+                    record: self.after_change(tx, id)?,
                 }
             };
             let notes = hook(&outcome)?;
@@ -433,9 +577,9 @@ impl Store for SqliteStore {
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
         self.step(|tx| {
-            pending(tx, id, now)?;
+            pending(self, tx, id, now)?;
             set_decided(tx, id, Status::Denied, by, Some(comment), now)?;
-            let record = load(tx, id)?;
+            let record = self.after_change(tx, id)?;
             let notes = hook(&record)?;
             enqueue(tx, &notes, now)?;
             Ok(record)
@@ -450,7 +594,7 @@ impl Store for SqliteStore {
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
         self.step(|tx| {
-            let record = load(tx, id)?;
+            let record = self.load(tx, id)?;
             if record.status != Status::Approved || record.grant.is_none() {
                 return Err(StoreError::AlreadyDecided {
                     id: id.to_owned(),
@@ -467,7 +611,7 @@ impl Store for SqliteStore {
                 params![id],
             )
             .map_err(backend)?;
-            let record = load(tx, id)?;
+            let record = self.after_change(tx, id)?;
             let notes = hook(&record)?;
             enqueue(tx, &notes, now)?;
             Ok(record)
@@ -476,14 +620,16 @@ impl Store for SqliteStore {
 
     fn grant(&self, jti: &str) -> Result<Grant, StoreError> {
         let conn = self.conn()?;
-        conn.query_row(
-            "SELECT jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by FROM grants WHERE jti = ?1",
-            params![jti],
-            grant_row,
-        )
-        .optional()
-        .map_err(backend)?
-        .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))
+        let grant = conn
+            .query_row(
+                "SELECT jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by FROM grants WHERE jti = ?1",
+                params![jti],
+                grant_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+        self.sealed_grant(&conn, grant)
     }
 
     fn use_grant(
@@ -499,6 +645,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+            let grant = self.sealed_grant(tx, grant)?;
             let not_live = |state| StoreError::NotLive {
                 jti: jti.to_owned(),
                 state,
@@ -521,6 +668,7 @@ impl Store for SqliteStore {
                     params![jti],
                 )
                 .map_err(backend)?;
+                self.reseal(tx, &grant.request_id)?;
             }
             let grant = tx
                 .query_row(sql, params![jti], grant_row)
@@ -551,7 +699,7 @@ impl Store for SqliteStore {
         let mut expired = Vec::new();
         for id in ids {
             let record = self.step(|tx| {
-                let record = load(tx, &id)?;
+                let record = self.load(tx, &id)?;
                 if record.status != Status::Pending {
                     return Ok(None);
                 }
@@ -560,7 +708,7 @@ impl Store for SqliteStore {
                     params![id, now],
                 )
                 .map_err(backend)?;
-                let record = load(tx, &id)?;
+                let record = self.after_change(tx, &id)?;
                 let notes = hook(&record)?;
                 enqueue(tx, &notes, now)?;
                 Ok(Some(record))

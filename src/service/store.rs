@@ -201,6 +201,13 @@ pub enum StoreError {
     NoLock(String),
     #[error("batch `{0}` was already received with other events")]
     BatchConflict(String),
+    /// A request's rows no longer match the seal the service wrote with them: the database was
+    /// edited outside the service.
+    #[error(
+        "request `{0}` was changed in the state database outside the service (its seal does not \
+         match); it is not used"
+    )]
+    Tampered(String),
     #[error(transparent)]
     Audit(#[from] AuditSinkError),
     #[error("state database error: {0}")]

@@ -165,6 +165,24 @@ impl Service {
             .map_err(|_| ApiError::internal("policy set unavailable"))
     }
 
+    /// A store error on the way to a decision; an edited database is audited before the
+    /// refusal goes out.
+    fn tamper_alarm(&self, who: &Principal, step: &str, e: StoreError) -> ApiError {
+        if let StoreError::Tampered(id) = &e {
+            let logged = self.append(event(
+                "jitsh",
+                "store.tampered",
+                id,
+                "error",
+                json!({ "refused": step, "caller": who.name }),
+            ));
+            if let Err(a) = logged {
+                tracing::error!(error = %a, "the tampered request could not be audited");
+            }
+        }
+        e.into()
+    }
+
     fn append(&self, event: AuditEvent) -> Result<(), AuditSinkError> {
         self.audit.append(event).map(|_| ())
     }
@@ -475,7 +493,10 @@ impl Service {
 
     /// The signed token of an approved, live grant (requester only).
     pub fn token(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
-        let record = self.store.request(id)?;
+        let record = self
+            .store
+            .request(id)
+            .map_err(|e| self.tamper_alarm(who, "token.issue", e))?;
         if !record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
                 "not_requester",
