@@ -1,7 +1,11 @@
 //! The audit log's head anchored in the service's store: each way of rewriting the log's end by
 //! hand (append then restart, cut to a checkpoint, torn cut then restart, replaced log or store)
 //! is refused at the next start and named by `jitsh audit verify --store`.
-#![allow(clippy::unwrap_used, reason = "test failures are panics")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test failures are panics"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,7 +2,12 @@
 //! no field can forge a line, a structured-data parameter or a CEF extension, and no control
 //! character reaches the output raw. Each format is read back by a strict parser written here,
 //! independent of the exporter.
-#![allow(clippy::unwrap_used, reason = "test failures are panics")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test failures are panics"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -104,9 +109,7 @@ fn take_token<'a>(s: &mut &'a str, what: &str, max: usize) -> &'a str {
 }
 
 fn sd_name(s: &mut &str) -> String {
-    let end = s
-        .find(|c: char| c == '=' || c == ' ' || c == ']' || c == '"')
-        .unwrap();
+    let end = s.find(['=', ' ', ']', '"']).unwrap();
     let name = &s[..end];
     assert!(
         (1..=32).contains(&name.len()) && name.chars().all(|c| c.is_ascii_graphic()),

@@ -425,9 +425,17 @@ async fn request_approve_token_with_mail_and_webhook() {
         .filter(|e| e["subject"] == id.as_str())
         .map(|e| e["action"].as_str().unwrap().to_owned())
         .collect();
+    // The refused attempts above (self-approval, not an approver) are on record too.
     assert_eq!(
         actions,
-        ["request.create", "request.approve", "token.issue"]
+        [
+            "request.create",
+            "request.refused",
+            "request.refused",
+            "request.refused",
+            "request.approve",
+            "token.issue"
+        ]
     );
 
     // Listing: bob sees it among approved requests; --json is machine-readable.
@@ -1445,4 +1453,71 @@ async fn requests_edited_in_the_database_are_refused_at_token_issue_and_audited(
         .map(|r| r["subject"].as_str().unwrap())
         .collect();
     assert_eq!(subjects, [&pending, &widened, &retasked], "{alarms:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_approvals_failed_logins_and_refused_lock_changes_are_audited() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, carol) = (env.cred("alice"), env.cred("carol"));
+    let id = server.request(alice, "New-MoveRequest", "1h").await;
+    let approve = format!("/v1/requests/{id}/approve");
+    let (status, body) = server.call("POST", &approve, alice, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("self_approval"))
+    );
+    let (status, body) = server.call("POST", &approve, carol, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_an_approver"))
+    );
+    let (status, _) = server
+        .call("GET", "/v1/me", "jitsh_not_a_credential", None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = server
+        .call(
+            "POST",
+            "/v1/locks",
+            carol,
+            Some(json!({"scope": "all", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_global_admin"))
+    );
+    let (status, _) = server
+        .call("DELETE", "/v1/locks?scope=all", carol, None)
+        .await;
+    assert_eq!(status, 403);
+    assert!(server.terminate().success());
+
+    let refusals: Vec<(String, String, String)> = env
+        .audit()
+        .into_iter()
+        .filter(|r| r["outcome"] == "refused")
+        .map(|r| {
+            (
+                r["actor"].as_str().unwrap().to_owned(),
+                r["action"].as_str().unwrap().to_owned(),
+                r["details"]["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("alice", "request.refused", "self_approval"),
+        ("carol", "request.refused", "not_an_approver"),
+        ("-", "auth.fail", "unauthenticated"),
+        ("carol", "lock.refused", "not_global_admin"),
+        ("carol", "lock.refused", "not_global_admin"),
+    ];
+    let got: Vec<(&str, &str, &str)> = refusals
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(got, expected);
+    // The failed credential itself is never logged.
+    assert!(!env.audit_text().contains("jitsh_not_a_credential"));
 }

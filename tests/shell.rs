@@ -982,6 +982,24 @@ fn incomplete_lines_continue_and_meta_commands_answer() {
     let out = s.wait_after(m, "no tokens held", 10);
     assert!(out.contains("no pending requests"), "{out}");
     assert_eq!(s.quit(), 0);
+    // The multi-line refusal left a record and a marker.
+    let refused: Vec<serde_json::Value> = audit_records(&fx)
+        .into_iter()
+        .filter(|r| r["action"] == "gate.decision" && r["details"]["multiline"] == true)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0]["outcome"], "deny");
+    assert_eq!(
+        refused[0]["details"]["line"],
+        "Get-Mailbox |\nSelect-Object Name"
+    );
+    assert!(
+        cast_markers(&fx)
+            .iter()
+            .any(|m| m.starts_with("gate: deny multi-line")),
+        "{:?}",
+        cast_markers(&fx)
+    );
 }
 
 /// The README's main command: `jitsh shell` with no `--server` starts an approval service

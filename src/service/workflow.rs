@@ -152,10 +152,39 @@ impl Service {
 
     /// The user presenting `credential`.
     pub fn authenticate(&self, credential: &str) -> Result<Principal, ApiError> {
-        self.directory
-            .read()?
-            .authenticate(credential)
-            .ok_or_else(ApiError::unauthorized)
+        let found = self.directory.read()?.authenticate(credential);
+        found.ok_or_else(|| {
+            // Audited without the credential: a short digest lets repeats be counted.
+            let digest = ring::digest::digest(&ring::digest::SHA256, credential.as_bytes());
+            let tag = crate::audit::chain::hex(digest.as_ref().get(..6).unwrap_or_default());
+            self.audit_refusal(
+                "-",
+                "auth.fail",
+                "credential",
+                &ApiError::unauthorized(),
+                json!({ "credential_sha256_prefix": tag }),
+            );
+            ApiError::unauthorized()
+        })
+    }
+
+    /// Record a refused action (who tried what, and why it was refused). The refusal stands
+    /// whether or not it could be recorded.
+    fn audit_refusal(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        e: &ApiError,
+        mut details: Value,
+    ) {
+        if let Some(d) = details.as_object_mut() {
+            d.insert("error".into(), json!(e.code));
+            d.insert("message".into(), json!(e.message));
+        }
+        if let Err(a) = self.append(event(actor, action, subject, "refused", details)) {
+            tracing::error!(error = %a, action, "a refusal could not be audited");
+        }
     }
 
     fn policies(&self) -> Result<Arc<PolicySet>, ApiError> {
@@ -380,7 +409,9 @@ impl Service {
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
-        self.may_decide(who, &record)?;
+        self.may_decide(who, &record).inspect_err(|e| {
+            self.audit_refusal(&who.name, "request.refused", id, e, json!({}));
+        })?;
         let at = now.unix_timestamp();
         let grant = self.new_grant(&record.new, at)?;
         let vote = Approval {
@@ -435,7 +466,9 @@ impl Service {
                 )
             })?;
         let record = self.store.request(id)?;
-        self.may_decide(who, &record)?;
+        self.may_decide(who, &record).inspect_err(|e| {
+            self.audit_refusal(&who.name, "request.refused", id, e, json!({}));
+        })?;
         let dir = self.directory.read()?;
         let record = self.store.deny(
             id,
@@ -660,7 +693,15 @@ impl Service {
         body: LockBody,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
-        require_admin(who, "set locks")?;
+        require_admin(who, "set locks").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "lock.refused",
+                "-",
+                e,
+                json!({ "wanted": "set locks" }),
+            );
+        })?;
         let scope = check_scope(&body.scope)?;
         let reason = body
             .reason
@@ -693,7 +734,15 @@ impl Service {
 
     /// Clear a lock (global admin only).
     pub fn clear_lock(&self, who: &Principal, scope: &str) -> Result<Value, ApiError> {
-        require_admin(who, "clear locks")?;
+        require_admin(who, "clear locks").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "lock.refused",
+                "-",
+                e,
+                json!({ "wanted": "clear locks" }),
+            );
+        })?;
         let scope = check_scope(scope)?;
         let lock = self.store.clear_lock(&scope, &mut |l| {
             self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
@@ -707,7 +756,15 @@ impl Service {
 
     /// Replace or add one policy file after validating the whole set (global admin only).
     pub fn put_policy(&self, who: &Principal, file: &str, text: &str) -> Result<Value, ApiError> {
-        require_admin(who, "change policies")?;
+        require_admin(who, "change policies").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "policy.refused",
+                "-",
+                e,
+                json!({ "wanted": "change policies" }),
+            );
+        })?;
         let valid_file = file.len() <= 100
             && file.ends_with(".toml")
             && file
@@ -760,7 +817,15 @@ impl Service {
 
     /// Add a user and return their credential, once (global admin only).
     pub fn add_user(&self, who: &Principal, body: UserBody) -> Result<Value, ApiError> {
-        require_admin(who, "add users")?;
+        require_admin(who, "add users").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "user.refused",
+                "-",
+                e,
+                json!({ "wanted": "add users" }),
+            );
+        })?;
         let credential = self.directory.add_user(
             &body.name,
             body.email.clone(),

@@ -718,6 +718,30 @@ impl Session {
             return self.write_out(&out);
         }
         if text.contains('\n') && !self.multiline {
+            // Refused like any other line: a marker in the recording and a record in the log.
+            let reason = "this runspace reads one line at a time; the line was not sent";
+            let marker = self
+                .recorder
+                .marker(format!("gate: deny multi-line: {reason}"));
+            let mut ev = crate::audit::decision::event(
+                self.access.user(),
+                &self.session_id,
+                &text,
+                &decision,
+                "shell",
+                super::now_rfc3339(),
+            );
+            ev.outcome = Effect::Deny.as_str().into();
+            ev.details.insert("reason".into(), reason.into());
+            ev.details.insert("multiline".into(), true.into());
+            ev.details.insert(
+                "recording".into(),
+                self.recorder.path().display().to_string().into(),
+            );
+            ev.details.insert("marker".into(), marker.into());
+            if self.audit.append(ev).is_err() {
+                self.audit_failed = true;
+            }
             let mut out = Vec::new();
             self.editor.leave_for_message(&mut out);
             out.extend_from_slice(
