@@ -147,6 +147,7 @@ fn audit_exec(
     let sink = shell::SessionAudit::open(
         &dir,
         &session,
+        &config.user,
         config.server.clone().zip(config.credential.clone()),
     )
     .map_err(|e| e.to_string())?;

@@ -178,15 +178,18 @@ pub enum SessionAudit {
 }
 
 impl SessionAudit {
-    /// Open the sink for a session whose recordings go to `record_dir`.
+    /// Open the sink for `user`'s session whose recordings go to `record_dir`. With a service,
+    /// the spool is that service's and that user's alone ([`spool_dir`]): events are never
+    /// delivered to another service or under another user's credential.
     pub fn open(
         record_dir: &Path,
         session_id: &str,
+        user: &str,
         service: Option<(String, String)>,
     ) -> Result<SessionAudit, ShellError> {
         match service {
             Some((server, credential)) => crate::audit::spool::SpoolingSink::open(
-                &record_dir.join("spool"),
+                &spool_dir(record_dir, &server, user)?,
                 server,
                 credential,
             )
@@ -220,6 +223,24 @@ impl SessionAudit {
             }
         }
     }
+}
+
+/// `RECORD_DIR/spool/<digest of service URL and user>`, created private (0700).
+pub fn spool_dir(record_dir: &Path, server: &str, user: &str) -> Result<PathBuf, ShellError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut key = Vec::with_capacity(server.len() + user.len() + 1);
+    key.extend_from_slice(server.trim_end_matches('/').as_bytes());
+    key.push(0);
+    key.extend_from_slice(user.to_ascii_lowercase().as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &key);
+    let name = crate::audit::chain::hex(digest.as_ref().get(..12).unwrap_or_default());
+    let dir = record_dir.join("spool").join(name);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| ShellError::Record(format!("audit spool `{}`: {e}", dir.display())))?;
+    Ok(dir)
 }
 
 /// The local audit log (hash-chained, `crate::audit::log`) in `dir`, its checkpoints signed
@@ -275,6 +296,25 @@ fn local_audit_key(dir: &Path) -> Result<SigningKey, String> {
 mod tests {
     use super::*;
     use crate::gate::InvocationDecision;
+
+    #[test]
+    #[allow(clippy::unwrap_used, reason = "test failures are panics")]
+    fn each_service_and_user_has_a_private_spool() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = spool_dir(dir.path(), "https://svc-a:8750", "alice").unwrap();
+        assert_eq!(
+            a,
+            spool_dir(dir.path(), "https://svc-a:8750/", "Alice").unwrap()
+        );
+        let others = [
+            spool_dir(dir.path(), "https://svc-b:8750", "alice").unwrap(),
+            spool_dir(dir.path(), "https://svc-a:8750", "bob").unwrap(),
+        ];
+        assert!(others.iter().all(|o| *o != a), "{others:?}");
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     fn inv(name: &str, decision: Effect, rule: Option<&str>) -> InvocationDecision {
         InvocationDecision {

@@ -141,6 +141,7 @@ impl Session {
         let audit = SessionAudit::open(
             &config.record_dir,
             &session_id,
+            access.user(),
             config
                 .access
                 .server
