@@ -1453,6 +1453,30 @@ async fn requests_edited_in_the_database_are_refused_at_token_issue_and_audited(
         .map(|r| r["subject"].as_str().unwrap())
         .collect();
     assert_eq!(subjects, [&pending, &widened, &retasked], "{alarms:#?}");
+
+    // `audit verify --store` finds the edits too; the log itself is intact.
+    let verify = |store: bool| {
+        let mut cmd = Command::new(JITSH);
+        cmd.args([
+            "audit",
+            "verify",
+            "--json",
+            "--no-recordings",
+            "--trust-key",
+        ])
+        .arg(env.state.join("signing.pub"))
+        .arg(env.state.join("audit"));
+        if store {
+            cmd.arg("--store").arg(&env.state);
+        }
+        let out = cmd.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    assert_eq!(verify(false).0, Some(0));
+    let (code, v) = verify(true);
+    assert_eq!((code, &v["kind"]), (Some(1), &json!("store")), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("4 such"), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

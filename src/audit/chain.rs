@@ -428,6 +428,8 @@ pub enum FindingKind {
     Anchor,
     /// A session recording the log vouches for is missing or was changed.
     Recording,
+    /// A request in the service's state database was changed outside the service.
+    Store,
     Empty,
 }
 
@@ -445,6 +447,7 @@ impl FindingKind {
             FindingKind::Appended => "appended",
             FindingKind::Anchor => "anchor",
             FindingKind::Recording => "recording",
+            FindingKind::Store => "store",
             FindingKind::Empty => "empty",
         }
     }

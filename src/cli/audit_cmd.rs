@@ -190,6 +190,13 @@ fn verify(a: VerifyArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    if let (Some(store), Ok(_)) = (&a.store, &verdict) {
+        match sealed_requests(store) {
+            Ok(Some(f)) => verdict = Err(f),
+            Ok(None) => {}
+            Err(e) => return fail(e),
+        }
+    }
     let mut checked_recordings = 0;
     if verdict.is_ok() && !a.no_recordings {
         let vouched = match crate::audit::recordings::vouched(&paths) {
@@ -301,6 +308,31 @@ fn against_store(
             reason,
         })),
     }
+}
+
+/// With `--store STATE` (a state folder holding `jitsh.db` and `signing.key`): the first request
+/// whose seal does not match.
+fn sealed_requests(store: &Path) -> Result<Option<crate::audit::Finding>, String> {
+    let db = store.join("jitsh.db");
+    if !store.is_dir() || !db.is_file() {
+        return Ok(None);
+    }
+    let signer = crate::service::ports::Signer::load_existing(store)?;
+    let bad = crate::service::sqlite::SqliteStore::tampered_requests(&db, &signer.store_sealer())
+        .map_err(|e| e.to_string())?;
+    Ok(bad.first().map(|id| crate::audit::Finding {
+        at: Location {
+            file: db.display().to_string(),
+            line: 0,
+        },
+        seq: None,
+        kind: crate::audit::FindingKind::Store,
+        reason: format!(
+            "request `{id}` was changed in the database outside the service: its seal does not \
+             match ({} such request(s) in all)",
+            bad.len()
+        ),
+    }))
 }
 
 fn repair(a: RepairArgs) -> ExitCode {

@@ -196,6 +196,50 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Requests in the database at `path` whose seal does not match (read only: for
+    /// `jitsh audit verify --store`).
+    pub fn tampered_requests(path: &Path, sealer: &Sealer) -> Result<Vec<String>, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM requests ORDER BY created_at, id")
+            .map_err(backend)?
+            .query_map([], |r| r.get(0))
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        let has_seals: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'request_seals'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(backend)?
+            > 0;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            seal: Some(Sealer(sealer.0.clone())),
+        };
+        let conn = store.conn()?;
+        let mut bad = Vec::new();
+        for id in ids {
+            let tampered = !has_seals
+                || match store.load(&conn, &id) {
+                    Ok(_) => false,
+                    Err(StoreError::Tampered(_)) => true,
+                    // A row that no longer even reads as a request was edited too.
+                    Err(StoreError::Backend(_)) => true,
+                    Err(e) => return Err(e),
+                };
+            if tampered {
+                bad.push(id);
+            }
+        }
+        Ok(bad)
+    }
+
     /// Recompute the seal of request `id` after a step changed it.
     fn reseal(&self, tx: &Connection, id: &str) -> Result<(), StoreError> {
         let Some(sealer) = &self.seal else {
