@@ -265,3 +265,66 @@ fn records_written_but_never_anchored_after_a_crash_are_kept_and_noted() {
         [chain::UNANCHORED_ACTION, chain::CHECKPOINT_ACTION]
     );
 }
+
+/// Everything a collector on `listener` receives over one connection, until it closes.
+fn collect(listener: std::net::TcpListener) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        use std::io::Read as _;
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut all = Vec::new();
+        let _ = conn.read_to_end(&mut all);
+        String::from_utf8(all).unwrap()
+    })
+}
+
+#[test]
+fn every_checkpoint_is_sent_to_the_syslog_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let signer = Signer::load_or_create(&state).unwrap();
+    for run in 0..2 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = jitsh::audit::ForwardTarget::Tcp(listener.local_addr().unwrap().to_string());
+        let got = collect(listener);
+        let log = ports::open_audit_witnessed(&state, &signer, Some(&target)).unwrap();
+        for i in 0..3 {
+            log.append(numbered(i)).unwrap();
+        }
+        log.close().unwrap();
+        drop(log);
+        let received = got.join().unwrap();
+        let checkpoints: Vec<jitsh::audit::chain::Record> = {
+            let mut out = Vec::new();
+            for_each_record(&[log_file(&state)], |_, r| {
+                let r = r.unwrap();
+                if r.action == chain::CHECKPOINT_ACTION {
+                    out.push(r);
+                }
+            })
+            .unwrap();
+            out
+        };
+        // A new log's first run writes only its shutdown checkpoint; later runs also the one
+        // every start writes. Each reached the collector, with its seq and hash.
+        let this_run = &checkpoints[if run == 0 { 0 } else { 1 }..];
+        assert_eq!(this_run.len(), run + 1);
+        assert_eq!(
+            received.matches(" - audit.checkpoint [").count(),
+            run + 1,
+            "{received}"
+        );
+        for c in this_run {
+            assert!(
+                received.contains(&format!("seq=\"{}\"", c.seq)),
+                "{received}"
+            );
+            assert!(
+                received.contains(&format!("hash=\"{}\"", c.hash)),
+                "{received}"
+            );
+        }
+    }
+}

@@ -29,6 +29,7 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::audit::anchor::{self, Anchor, AnchorState, Standing};
 use crate::audit::chain::{self, ChainHash, CheckpointSigner};
 use crate::audit::keys::AuditSigner;
+use crate::audit::witness::Witness;
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
 /// Most appends written behind one `fdatasync`.
@@ -149,7 +150,7 @@ impl AuditLog {
         signer: Option<AuditSigner>,
         options: AuditLogOptions,
     ) -> Result<AuditLog, AuditError> {
-        AuditLog::start(dir, signer, options, None, Mode::Normal)
+        AuditLog::start(dir, signer, options, None, None, Mode::Normal)
     }
 
     /// Open the log anchored in `anchor`: refused when the log is behind the anchored head,
@@ -160,7 +161,26 @@ impl AuditLog {
         options: AuditLogOptions,
         anchor: Box<dyn Anchor>,
     ) -> Result<AuditLog, AuditError> {
-        AuditLog::start(dir, signer, options, Some(anchor), Mode::Normal)
+        AuditLog::start(dir, signer, options, Some(anchor), None, Mode::Normal)
+    }
+
+    /// [`AuditLog::open_anchored`], with every synced checkpoint also handed to `witness`
+    /// (a collector off the host).
+    pub fn open_witnessed(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        options: AuditLogOptions,
+        anchor: Box<dyn Anchor>,
+        witness: Box<dyn Witness>,
+    ) -> Result<AuditLog, AuditError> {
+        AuditLog::start(
+            dir,
+            signer,
+            options,
+            Some(anchor),
+            Some(witness),
+            Mode::Normal,
+        )
     }
 
     /// Re-anchor a log that no longer matches its anchor, after a person has reviewed it: an
@@ -178,7 +198,14 @@ impl AuditLog {
             actor: actor.to_owned(),
             found: Arc::clone(&repaired),
         };
-        let log = AuditLog::start(dir, signer, AuditLogOptions::default(), Some(anchor), mode)?;
+        let log = AuditLog::start(
+            dir,
+            signer,
+            AuditLogOptions::default(),
+            Some(anchor),
+            None,
+            mode,
+        )?;
         log.close()?;
         let found = repaired
             .lock()
@@ -192,10 +219,11 @@ impl AuditLog {
         signer: Option<AuditSigner>,
         options: AuditLogOptions,
         anchor: Option<Box<dyn Anchor>>,
+        witness: Option<Box<dyn Witness>>,
         mode: Mode,
     ) -> Result<AuditLog, AuditError> {
         let stats = Arc::new(Counters::default());
-        let mut writer = Writer::open(dir, signer.as_ref(), options, anchor, mode)?;
+        let mut writer = Writer::open(dir, signer.as_ref(), options, anchor, witness, mode)?;
         writer.stats = Arc::clone(&stats);
         let (tx, rx) = mpsc::channel();
         let worker = std::thread::Builder::new()
@@ -372,6 +400,9 @@ struct Writer {
     buf: Vec<u8>,
     stats: Arc<Counters>,
     anchor: Option<Box<dyn Anchor>>,
+    witness: Option<Box<dyn Witness>>,
+    /// Checkpoint lines in `buf`, for the witness once they are synced.
+    witnessed: Vec<Vec<u8>>,
 }
 
 /// The last good record of a file, and what follows it if torn.
@@ -391,6 +422,7 @@ impl Writer {
         signer: Option<&AuditSigner>,
         options: AuditLogOptions,
         anchor: Option<Box<dyn Anchor>>,
+        witness: Option<Box<dyn Witness>>,
         mode: Mode,
     ) -> Result<Writer, AuditError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -409,7 +441,7 @@ impl Writer {
         let Some((file_no, path)) = files.last().cloned() else {
             let standing = stand(dir, anchor.as_deref(), None, &files)?;
             let note = judge(dir, standing, &mode)?;
-            let mut writer = Writer::create(dir, lock, signer, options, anchor)?;
+            let mut writer = Writer::create(dir, lock, signer, options, anchor, witness)?;
             if let Some(event) = note {
                 writer.stage(&event)?;
                 writer.stage_checkpoint("open")?;
@@ -465,6 +497,8 @@ impl Writer {
             buf: Vec::new(),
             stats: Arc::default(),
             anchor,
+            witness,
+            witnessed: Vec::new(),
         };
         if let Some(torn) = &tail.torn {
             writer.set_torn_aside(torn)?;
@@ -507,6 +541,7 @@ impl Writer {
         signer: Option<CheckpointSigner>,
         options: AuditLogOptions,
         anchor: Option<Box<dyn Anchor>>,
+        witness: Option<Box<dyn Witness>>,
     ) -> Result<Writer, AuditError> {
         let path = dir.join(file_name(1));
         let file = OpenOptions::new()
@@ -531,6 +566,8 @@ impl Writer {
             buf: Vec::new(),
             stats: Arc::default(),
             anchor,
+            witness,
+            witnessed: Vec::new(),
         };
         writer.stage(&chain::genesis_event(writer.kid(), &now_rfc3339()))?;
         writer.commit()?;
@@ -633,6 +670,10 @@ impl Writer {
         );
         // A checkpoint never triggers rotation (it belongs at the end of its file).
         let encoded = chain::encode(self.next_seq, &self.head, &event)?;
+        if self.witness.is_some() {
+            let line = encoded.line.strip_suffix(b"\n").unwrap_or(&encoded.line);
+            self.witnessed.push(line.to_vec());
+        }
         self.buf.extend_from_slice(&encoded.line);
         self.head = encoded.hash;
         self.next_seq = self.next_seq.saturating_add(1);
@@ -688,7 +729,13 @@ impl Writer {
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.file_len += self.buf.len() as u64;
         self.buf.clear();
-        self.save_anchor(false)
+        self.save_anchor(false)?;
+        if let Some(witness) = &self.witness {
+            for line in self.witnessed.drain(..) {
+                witness.checkpoint(&line);
+            }
+        }
+        Ok(())
     }
 
     /// Anchor the head outside the log, before any appender hears of its records.

@@ -24,6 +24,7 @@ pub mod read;
 pub mod recordings;
 pub mod search;
 pub mod spool;
+pub mod witness;
 
 pub use anchor::{Anchor, AnchorState, SqliteAnchor};
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};

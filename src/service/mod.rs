@@ -42,6 +42,8 @@ pub struct Config {
     pub mail_from: String,
     pub webhook: Option<String>,
     pub pending_ttl: Duration,
+    /// Syslog collector that witnesses every audit checkpoint (`tcp://HOST:PORT`).
+    pub syslog: Option<crate::audit::ForwardTarget>,
 }
 
 /// Why the service could not start.
@@ -69,13 +71,15 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
             .map_err(|e| ServeError::Setup(e.to_string()))?,
     );
     let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
-    let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
-        .map_err(|e| match e {
-            ports::OpenAuditError::Locked(path) => ServeError::Setup(format!(
-                "audit log `{path}` is in use: is another `jitsh serve` running on this state folder?"
-            )),
-            other => ServeError::Setup(other.to_string()),
-        })?;
+    let audit: Arc<dyn crate::audit::AuditSink> =
+        ports::open_audit_witnessed(&config.state, &signer, config.syslog.as_ref()).map_err(
+            |e| match e {
+                ports::OpenAuditError::Locked(path) => ServeError::Setup(format!(
+            "audit log `{path}` is in use: is another `jitsh serve` running on this state folder?"
+        )),
+                other => ServeError::Setup(other.to_string()),
+            },
+        )?;
     let service = Service::new(workflow::Parts {
         store: Arc::clone(&store),
         policies: Arc::new(policies),

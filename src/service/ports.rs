@@ -140,8 +140,35 @@ pub enum OpenAuditError {
 /// and its head anchored in `STATE/audit-anchor.db` (a log cut back, rewritten or extended by
 /// hand does not open).
 pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAuditError> {
+    open_audit_witnessed(state, signer, None)
+}
+
+/// [`open_audit`], every checkpoint also sent to `syslog` (spooled in `STATE/audit-witness/`
+/// while the collector is away).
+pub fn open_audit_witnessed(
+    state: &Path,
+    signer: &Signer,
+    syslog: Option<&crate::audit::ForwardTarget>,
+) -> Result<Arc<AuditLog>, OpenAuditError> {
     let (dir, checkpoints, anchor) = audit_parts(state, signer)?;
-    match AuditLog::open_anchored(&dir, Some(checkpoints), Default::default(), anchor) {
+    let opened = match syslog {
+        None => AuditLog::open_anchored(&dir, Some(checkpoints), Default::default(), anchor),
+        Some(target) => {
+            let witness = crate::audit::witness::SyslogWitness::start(
+                target.clone(),
+                &state.join("audit-witness"),
+            )
+            .map_err(|e| OpenAuditError::Other(e.to_string()))?;
+            AuditLog::open_witnessed(
+                &dir,
+                Some(checkpoints),
+                Default::default(),
+                anchor,
+                Box::new(witness),
+            )
+        }
+    };
+    match opened {
         Ok(log) => Ok(Arc::new(log)),
         Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
         Err(e) => Err(OpenAuditError::Other(e.to_string())),

@@ -84,6 +84,7 @@ impl LocalService {
             mail_from: "jitsh@localhost".into(),
             webhook: None,
             pending_ttl: Duration::from_secs(24 * 3600),
+            syslog: None,
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ShellError::Service(format!("cannot listen on loopback: {e}")))?;
