@@ -13,7 +13,7 @@ use std::time::Instant;
 use jitsh::audit::chain::{self, ChainHash, CheckpointSigner};
 use jitsh::audit::read::verify_paths;
 use jitsh::audit::{
-    AuditEvent, AuditLog, AuditLogOptions, AuditSigner, AuditSink, SqliteAnchor, VerifyOptions,
+    AuditEvent, AuditLog, AuditLogOptions, AuditSigner, AuditSink, FileAnchor, VerifyOptions,
 };
 
 fn signer() -> AuditSigner {
@@ -44,8 +44,8 @@ fn event(thread: u64, n: u64) -> AuditEvent {
 fn appends(threads: u64, per_thread: u64, anchored: bool) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let log = if anchored {
-        // As the service opens it: the head saved in `audit-anchor.db` after every sync.
-        let anchor = SqliteAnchor::open(&dir.path().join("audit-anchor.db")).unwrap();
+        // As the service opens it: the head saved in `audit.anchor` after every sync.
+        let anchor = FileAnchor::open(&dir.path().join("audit.anchor")).unwrap();
         AuditLog::open_anchored(
             &dir.path().join("audit"),
             Some(signer()),

@@ -161,9 +161,7 @@ fn a_log_cut_back_to_a_checkpoint_is_refused_and_named_by_verify() {
     assert!(err.contains("records were removed"), "{err}");
     std::fs::write(&file, all.concat()).unwrap();
     start(&state).unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(state.join(format!("audit-anchor.db{suffix}")));
-    }
+    std::fs::remove_file(state.join("audit.anchor")).unwrap();
     let err = start(&state).unwrap_err();
     assert!(err.contains("holds no anchor"), "{err}");
 }
@@ -231,7 +229,7 @@ fn records_written_but_never_anchored_after_a_crash_are_kept_and_noted() {
     let all = lines(&file);
     let before_last = &all[all.len() - 2];
     let (rec, head) = chain::decode(&before_last[..before_last.len() - 1]).unwrap();
-    let anchor = jitsh::audit::SqliteAnchor::open(&state.join("audit-anchor.db")).unwrap();
+    let anchor = jitsh::audit::FileAnchor::open(&state.join("audit.anchor")).unwrap();
     jitsh::audit::Anchor::save(
         &anchor,
         &jitsh::audit::AnchorState {

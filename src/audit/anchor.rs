@@ -4,10 +4,11 @@
 //! The writer saves the head (last seq and hash) after every `fdatasync`, before any appender
 //! is answered: every acknowledged record is anchored. On a clean stop it saves the shutdown
 //! checkpoint with `clean` set, so anything after it is tampering. The service keeps its anchor
-//! in a small database in its state folder ([`SqliteAnchor`], [`STATE_FILE`]). Its own file, not
+//! in a small file in its state folder ([`FileAnchor`], [`STATE_FILE`]). Its own file, not
 //! `jitsh.db`: every workflow step appends to the log while it holds `jitsh.db`'s write lock, so
-//! the writer could not save there before answering. The order still holds what matters: a
-//! step commits only after its record is synced and anchored.
+//! the writer could not save there before answering, and a database commit per sync would
+//! halve the log's rate. The order still holds what matters: a step commits only after its
+//! record is synced and anchored.
 //!
 //! [`check`] compares a log's head with an anchor (pure); the writer refuses to open a log that
 //! is behind or diverges, and `jitsh audit repair` re-anchors one after a human has looked.
@@ -15,12 +16,10 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use crate::audit::chain::ChainHash;
 
-/// The anchor database's name in the service's state folder.
-pub const STATE_FILE: &str = "audit-anchor.db";
+/// The anchor file's name in the service's state folder.
+pub const STATE_FILE: &str = "audit.anchor";
 
 /// The anchored head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,101 +120,150 @@ pub fn check(
     })
 }
 
-/// The anchor in an SQLite file (table `audit_anchor`, one row).
+/// Size of one slot of an anchor file.
+const SLOT: usize = 128;
+const MAGIC: &[u8; 8] = b"JANCHOR1";
+
+/// The anchor in a small file of two 128-byte slots, written alternately with `pwrite` and no
+/// sync of its own. Each slot holds magic, seq, hash, the clean flag and a SHA-256 of those; the
+/// valid slot with the highest seq is the anchor. A process crash loses nothing (the bytes are
+/// in the page cache); a power loss can only leave an older valid slot (the log was synced
+/// first), which opens as [`Standing::Unanchored`]. A write torn by a power loss spoils only the
+/// slot being written.
 #[derive(Debug)]
-pub struct SqliteAnchor {
-    conn: Mutex<Connection>,
+pub struct FileAnchor {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    /// The slot the next save writes (never the one holding the newest anchor), and its
+    /// generation (one more than the newest slot's).
+    next: Mutex<(u64, u64)>,
 }
 
-impl SqliteAnchor {
-    pub fn open(db: &Path) -> Result<SqliteAnchor, String> {
-        let err = |e: rusqlite::Error| format!("audit anchor in `{}`: {e}", db.display());
-        let conn = Connection::open(db).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        // A WAL commit without its own sync survives a process crash; after a power loss the
-        // anchor can only be behind the (already synced) log, which opens as `Unanchored`.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS audit_anchor (
-                id INTEGER PRIMARY KEY CHECK (id = 1),
-                seq INTEGER NOT NULL,
-                hash TEXT NOT NULL,
-                clean INTEGER NOT NULL
-            )",
-        )
-        .map_err(err)?;
-        Ok(SqliteAnchor {
-            conn: Mutex::new(conn),
-        })
+impl FileAnchor {
+    pub fn open(path: &Path) -> Result<FileAnchor, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("audit anchor `{}`: {e}", path.display()))?;
+        let anchor = FileAnchor {
+            file,
+            path: path.to_path_buf(),
+            next: Mutex::new((0, 1)),
+        };
+        if let Some((slot, gen, _)) = anchor.newest_slot()? {
+            *anchor.lock() = (1 - slot, gen.saturating_add(1));
+        }
+        Ok(anchor)
     }
 
-    /// The anchor in `db`, read without writing (for `jitsh audit verify --store`).
-    pub fn read(db: &Path) -> Result<Option<AnchorState>, String> {
-        let err = |e: rusqlite::Error| format!("store `{}`: {e}", db.display());
-        let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(err)?;
-        let has_table: bool = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_anchor'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(err)?
-            > 0;
-        if !has_table {
-            return Ok(None);
-        }
-        SqliteAnchor {
-            conn: Mutex::new(conn),
-        }
-        .load()
+    /// The anchor in the file at `path`, read without writing (for `jitsh audit verify
+    /// --store`); `None` when there is no such file.
+    pub fn read(path: &Path) -> Result<Option<AnchorState>, String> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("audit anchor `{}`: {e}", path.display())),
+        };
+        newest(&bytes, path).map(|n| n.map(|(_, _, s)| s))
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, u64)> {
+        self.next
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    fn newest_slot(&self) -> Result<Option<(u64, u64, AnchorState)>, String> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0u8; 2 * SLOT];
+        let mut read = 0;
+        while read < bytes.len() {
+            let n = self
+                .file
+                .read_at(bytes.get_mut(read..).unwrap_or_default(), read as u64)
+                .map_err(|e| format!("audit anchor `{}`: {e}", self.path.display()))?;
+            if n == 0 {
+                break;
+            }
+            read += n;
+        }
+        bytes.truncate(read);
+        newest(&bytes, &self.path)
+    }
 }
 
-impl Anchor for SqliteAnchor {
-    fn load(&self) -> Result<Option<AnchorState>, String> {
-        let row: Option<(i64, String, i64)> = self
-            .conn()
-            .query_row(
-                "SELECT seq, hash, clean FROM audit_anchor WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(|e| format!("audit anchor could not be read: {e}"))?;
-        let Some((seq, hash, clean)) = row else {
-            return Ok(None);
+/// The valid slot written last (highest generation): slot, generation, anchor. An empty file has
+/// none; a file with bytes but no valid slot was damaged, which is an error.
+fn newest(bytes: &[u8], path: &Path) -> Result<Option<(u64, u64, AnchorState)>, String> {
+    let mut best: Option<(u64, u64, AnchorState)> = None;
+    for slot in 0..2u64 {
+        let start = usize::try_from(slot).unwrap_or(0) * SLOT;
+        let Some(raw) = bytes.get(start..start + SLOT) else {
+            continue;
         };
-        let seq = u64::try_from(seq).map_err(|_| "audit anchor has a negative seq".to_owned())?;
-        let hash = ChainHash::from_hex(&hash)
-            .ok_or_else(|| "audit anchor hash is not 64 hex digits".to_owned())?;
-        Ok(Some(AnchorState {
-            seq,
-            hash,
-            clean: clean != 0,
-        }))
+        if let Some((gen, state)) = decode_slot(raw) {
+            if best.as_ref().is_none_or(|(_, g, _)| gen > *g) {
+                best = Some((slot, gen, state));
+            }
+        }
+    }
+    if best.is_none() && bytes.iter().any(|&b| b != 0) {
+        return Err(format!(
+            "audit anchor `{}` is damaged (no valid slot)",
+            path.display()
+        ));
+    }
+    Ok(best)
+}
+
+fn encode_slot(gen: u64, state: &AnchorState) -> [u8; SLOT] {
+    let mut out = [0u8; SLOT];
+    out[..8].copy_from_slice(MAGIC);
+    out[8..16].copy_from_slice(&state.seq.to_be_bytes());
+    out[16..48].copy_from_slice(&state.hash.0);
+    out[48] = u8::from(state.clean);
+    out[56..64].copy_from_slice(&gen.to_be_bytes());
+    let sum = crate::audit::chain::sha256(&[&out[..96]]);
+    out[96..].copy_from_slice(&sum);
+    out
+}
+
+fn decode_slot(raw: &[u8]) -> Option<(u64, AnchorState)> {
+    let body = raw.get(..96)?;
+    if raw.get(..8)? != MAGIC || raw.get(96..)? != crate::audit::chain::sha256(&[body]) {
+        return None;
+    }
+    let seq = u64::from_be_bytes(raw.get(8..16)?.try_into().ok()?);
+    let hash = ChainHash(raw.get(16..48)?.try_into().ok()?);
+    let clean = *raw.get(48)? != 0;
+    let gen = u64::from_be_bytes(raw.get(56..64)?.try_into().ok()?);
+    Some((gen, AnchorState { seq, hash, clean }))
+}
+
+impl Anchor for FileAnchor {
+    fn load(&self) -> Result<Option<AnchorState>, String> {
+        Ok(self.newest_slot()?.map(|(_, _, s)| s))
     }
 
     fn save(&self, state: &AnchorState) -> Result<(), String> {
-        let seq = i64::try_from(state.seq).map_err(|_| "audit seq out of range".to_owned())?;
-        self.conn()
-            .execute(
-                "INSERT INTO audit_anchor (id, seq, hash, clean) VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2, clean = ?3",
-                params![seq, state.hash.to_hex(), i64::from(state.clean)],
-            )
-            .map(|_| ())
-            .map_err(|e| format!("audit anchor could not be saved: {e}"))
+        use std::os::unix::fs::FileExt;
+        let mut next = self.lock();
+        let (slot, gen) = *next;
+        self.file
+            .write_all_at(&encode_slot(gen, state), slot * SLOT as u64)
+            .map_err(|e| {
+                format!(
+                    "audit anchor `{}` could not be saved: {e}",
+                    self.path.display()
+                )
+            })?;
+        *next = (1 - slot, gen.saturating_add(1));
+        Ok(())
     }
 }
 
@@ -272,17 +320,32 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_anchor_round_trips() {
+    fn file_anchor_round_trips_and_survives_a_spoiled_slot() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("jitsh.db");
-        let anchor = SqliteAnchor::open(&db).unwrap();
+        let path = dir.path().join("audit.anchor");
+        let anchor = FileAnchor::open(&path).unwrap();
         assert_eq!(anchor.load().unwrap(), None);
         anchor.save(&a(9, 3, true)).unwrap();
         anchor.save(&a(10, 4, false)).unwrap();
         drop(anchor);
-        assert_eq!(
-            SqliteAnchor::open(&db).unwrap().load().unwrap(),
-            Some(a(10, 4, false))
-        );
+        assert_eq!(FileAnchor::read(&path).unwrap(), Some(a(10, 4, false)));
+        let anchor = FileAnchor::open(&path).unwrap();
+        assert_eq!(anchor.load().unwrap(), Some(a(10, 4, false)));
+        anchor.save(&a(11, 5, false)).unwrap();
+        // The same head saved again (a clean stop right after a sync): the later save wins.
+        anchor.save(&a(11, 5, true)).unwrap();
+        assert_eq!(anchor.load().unwrap(), Some(a(11, 5, true)));
+        drop(anchor);
+        // A torn write spoils one slot: the other, older anchor stands.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let newest = if bytes[48] == 1 { 0 } else { SLOT };
+        bytes[newest + 20] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(FileAnchor::read(&path).unwrap(), Some(a(11, 5, false)));
+        // Both spoiled: damaged, never read as "no anchor".
+        bytes[(SLOT - newest) + 20] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(FileAnchor::read(&path).is_err());
+        assert!(FileAnchor::open(&path).is_err());
     }
 }

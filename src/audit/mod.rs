@@ -26,7 +26,7 @@ pub mod search;
 pub mod spool;
 pub mod witness;
 
-pub use anchor::{Anchor, AnchorState, SqliteAnchor};
+pub use anchor::{Anchor, AnchorState, FileAnchor};
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
 pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};
 pub use keys::{parse_trust_key, AuditSigner, AuditVerifyKey};

@@ -61,7 +61,7 @@ struct VerifyArgs {
     /// Do not check the session recordings the log names (on a host that does not keep them).
     #[arg(long)]
     no_recordings: bool,
-    /// The service's state folder (or its `audit-anchor.db`): the log must reach the head
+    /// The service's state folder (or its `audit.anchor`): the log must reach the head
     /// anchored there, match it, and (after a clean stop) end there.
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
@@ -281,7 +281,7 @@ fn against_store(
     if !db.is_file() {
         return Err(format!("no audit anchor at `{}`", db.display()));
     }
-    let state = crate::audit::SqliteAnchor::read(&db)?;
+    let state = crate::audit::FileAnchor::read(&db)?;
     let last = ChainHash::from_hex(&summary.last_hash).map(|h| (summary.last_seq, h));
     let standing = anchor::check(state.as_ref(), last, |seq| {
         let mut found = None;

@@ -137,7 +137,7 @@ pub enum OpenAuditError {
 
 /// Open the tamper-evident audit log in `STATE/audit/`, its checkpoints signed with the
 /// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it)
-/// and its head anchored in `STATE/audit-anchor.db` (a log cut back, rewritten or extended by
+/// and its head anchored in `STATE/audit.anchor` (a log cut back, rewritten or extended by
 /// hand does not open).
 pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAuditError> {
     open_audit_witnessed(state, signer, None)
@@ -208,7 +208,7 @@ fn audit_parts(state: &Path, signer: &Signer) -> Result<AuditParts, OpenAuditErr
         kid: signer.key.kid().to_owned(),
         seed: *signer.key.seed(),
     };
-    let anchor = crate::audit::SqliteAnchor::open(&state.join(crate::audit::anchor::STATE_FILE))
+    let anchor = crate::audit::FileAnchor::open(&state.join(crate::audit::anchor::STATE_FILE))
         .map_err(OpenAuditError::Other)?;
     Ok((dir, checkpoints, Box::new(anchor)))
 }
