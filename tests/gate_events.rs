@@ -699,6 +699,17 @@ async fn forged_gate_events_never_reach_the_log_or_another_users_request() {
         .post(&alice, json!({"batch": "own", "events": [own_time]}))
         .await;
     assert_eq!(status, 200, "{body}");
+    // Her session is hers: bob cannot add records to it, even in his own name.
+    let mut intruder = serde_json::to_value(event("bob", "gate.decision", "s-alice")).unwrap();
+    intruder["details"] = json!({"line": "approved by CAB-1234"});
+    let (status, body) = server
+        .post(&bob, json!({"batch": "intrude", "events": [intruder]}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_your_session")),
+        "{body}"
+    );
     env.wait_gate_records(1);
     server.terminate();
     env.verify();
@@ -720,7 +731,7 @@ async fn one_caller_flooding_the_log_is_slowed_and_others_are_not() {
     let (alice, bob) = (env.cred("alice"), env.cred("bob"));
     let batch = |who: &str, n: usize| -> Value {
         let events: Vec<Value> = (0..500)
-            .map(|i| json!({"time": "2026-11-27T10:00:00Z", "actor": who, "action": "gate.decision", "subject": format!("s{n}-{i}"), "outcome": "deny"}))
+            .map(|i| json!({"time": "2026-11-27T10:00:00Z", "actor": who, "action": "gate.decision", "subject": format!("{who}-s{n}-{i}"), "outcome": "deny"}))
             .collect();
         json!({"batch": format!("{who}-{n}"), "events": events})
     };

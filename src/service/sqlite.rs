@@ -88,6 +88,12 @@ CREATE TABLE gate_batches (
 );
 "#,
     r#"
+CREATE TABLE gate_sessions (
+    session TEXT PRIMARY KEY,         -- a gate session id, owned by the first user to send it
+    user TEXT NOT NULL
+);
+"#,
+    r#"
 CREATE TABLE request_seals (
     request_id TEXT PRIMARY KEY REFERENCES requests(id),
     mac TEXT NOT NULL                 -- HMAC-SHA256 over the request, its votes and its grant
@@ -878,6 +884,28 @@ impl Store for SqliteStore {
                 } else {
                     Err(StoreError::BatchConflict(batch.id.clone()))
                 };
+            }
+            // A session belongs to the first user who sent events of it: nobody else can add
+            // records to it.
+            let mut sessions: Vec<&str> = batch.events.iter().map(|e| e.subject.as_str()).collect();
+            sessions.sort_unstable();
+            sessions.dedup();
+            for session in sessions {
+                tx.execute(
+                    "INSERT OR IGNORE INTO gate_sessions (session, user) VALUES (?1, ?2)",
+                    params![session, batch.user.to_ascii_lowercase()],
+                )
+                .map_err(backend)?;
+                let owner: String = tx
+                    .query_row(
+                        "SELECT user FROM gate_sessions WHERE session = ?1",
+                        params![session],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if !owner.eq_ignore_ascii_case(&batch.user) {
+                    return Err(StoreError::SessionNotYours(session.to_owned()));
+                }
             }
             for text in &texts {
                 tx.execute("INSERT INTO audit_inbox (event) VALUES (?1)", params![text])

@@ -201,6 +201,10 @@ pub enum StoreError {
     NoLock(String),
     #[error("batch `{0}` was already received with other events")]
     BatchConflict(String),
+    #[error(
+        "session `{0}` belongs to another user; a gate may only send events of its own sessions"
+    )]
+    SessionNotYours(String),
     /// A request's rows no longer match the seal the service wrote with them: the database was
     /// edited outside the service.
     #[error(
