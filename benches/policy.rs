@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use jitsh::invocation::{Invocation, Param, ParamValue};
+use jitsh::invocation::{Invocation, Param, ParamValue, TaskKind};
 use jitsh::policy::{synthetic_policy_set, PolicySet, PolicySource};
 use jitsh::span::Span;
 
@@ -31,6 +31,8 @@ fn invocation(name: &str, params: &[(&str, &str)]) -> Invocation {
             .collect(),
         params_uncertain: None,
         pipeline_input: false,
+        kind: TaskKind::Command,
+        pipeline_params: Vec::new(),
     }
 }
 

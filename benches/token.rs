@@ -17,12 +17,17 @@ fn bench(c: &mut Criterion) {
         exp: datetime!(2026-11-27 11:00 UTC),
         rule: "mailbox-moves".into(),
         tasks: vec!["New-MoveRequest".into(), "Set-MoveRequest".into()],
-        params: Some(serde_json::json!({"Identity": {"glob": "*@contoso.com"}})),
+        params: Some(
+            jitsh::policy::ParamConstraints::from_json(
+                &serde_json::json!({"Identity": {"glob": "*@contoso.com"}}),
+            )
+            .unwrap(),
+        ),
         request: "req-42".into(),
         approvers: vec!["bob".into()],
         uses: None,
         command: None,
-        aud: None,
+        offline: Some(3600),
         extra: serde_json::Map::new(),
     };
     let trust: TrustStore = [key.public_key()].into_iter().collect();

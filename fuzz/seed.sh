@@ -1,13 +1,21 @@
 #!/bin/sh
-# Seeds the fuzz corpora (fuzz/corpus/<target>, gitignored):
-#   parse, check_line  one file per example line of the Exchange corpus (field `text`)
+# Writes the fuzz seed corpora, fuzz/corpus/<target> (committed; `tests/fuzz_corpus.rs` replays
+# them through the fuzz entry functions on every `cargo test`):
+#   parse, check_line  a minimised set of lines: every line of the bypass suite
+#                      (tests/bypass.rs) plus the fewest Exchange examples that, with them,
+#                      contain every token class, pair and triple of neighbouring token classes
+#                      found in the whole corpus (greedy cover, shortest first)
 #   token_decode       v4.public tokens signed with the fixed fuzz key (seed 0x4a * 32, the key
 #                      `jitsh::token::fuzz_decode` trusts), malformed variants of them, the
 #                      matching armoured key files, and the v4.public test vectors
-# Usage: fuzz/seed.sh [path/to/exchange-examples.jsonl]
-# Needs python3 with the `cryptography` package for the token seeds (skipped without it).
+# With --all, parse and check_line get every example instead, in fuzz/work/<target> (not
+# committed), for long local runs.
+# Usage: fuzz/seed.sh [--all] [path/to/exchange-examples.jsonl]
+# Needs python3; the token seeds also need its `cryptography` package (skipped without it).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+mode=minimal
+if [ "${1:-}" = "--all" ]; then mode=all; shift; fi
 src=${1:-}
 if [ -z "$src" ]; then
     for candidate in "$here/../../shared/corpus/exchange-examples.jsonl" /work/shared/corpus/exchange-examples.jsonl; do
@@ -18,29 +26,137 @@ if [ -z "$src" ] || [ ! -f "$src" ]; then
     echo "seed.sh: exchange-examples.jsonl not found; pass its path" >&2
     exit 1
 fi
-mkdir -p "$here/corpus/parse" "$here/corpus/check_line" "$here/corpus/token_decode"
-python3 - "$src" "$here/corpus" <<'PY'
-import hashlib, json, os, sys
-src, out = sys.argv[1], sys.argv[2]
+if [ "$mode" = all ]; then out=$here/work; else out=$here/corpus; fi
+rm -rf "$out/parse" "$out/check_line" "$out/token_decode"
+mkdir -p "$out/parse" "$out/check_line" "$out/token_decode"
+python3 - "$src" "$here/../tests/bypass.rs" "$out" "$mode" <<'PY'
+import hashlib, json, os, re, sys
+
+def rust_strings(path):
+    """The first string literal of each `(line, Want, reason)` case in tests/bypass.rs."""
+    text = open(path, encoding="utf-8").read()
+    out = []
+    pat = re.compile(r'\(\s*(r#*"|")', re.S)
+    pos = 0
+    while True:
+        m = pat.search(text, pos)
+        if not m:
+            break
+        start = m.end()
+        opener = m.group(1)
+        if opener.startswith("r"):
+            hashes = opener[1:-1]
+            end = text.find('"' + hashes, start)
+            if end < 0:
+                break
+            lit, after = text[start:end], end + 1 + len(hashes)
+        else:
+            buf, i = [], start
+            while i < len(text) and text[i] != '"':
+                c = text[i]
+                if c == "\\":
+                    n = text[i + 1]
+                    if n == "u":
+                        close = text.index("}", i)
+                        buf.append(chr(int(text[i + 3:close], 16)))
+                        i = close + 1
+                        continue
+                    if n == "\n":  # line continuation: skip the newline and leading spaces
+                        i += 2
+                        while i < len(text) and text[i] in " \t":
+                            i += 1
+                        continue
+                    buf.append({"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}.get(n, n))
+                    i += 2
+                    continue
+                buf.append(c)
+                i += 1
+            lit, after = "".join(buf), i + 1
+        if re.match(r"\s*,\s*(Allow|NotAllow|Deny)\b", text[after:after + 40]):
+            out.append(lit)
+        pos = after
+    return out
+
+TOKEN = re.compile(r"""
+    (?P<open>\$\(|@\(|@\{|\$\{|@'|@"|'@|"@)
+  | (?P<var>\$[\w:?^]+)
+  | (?P<splat>@\w+)
+  | (?P<param>[-\u2013\u2014\u2015]\w+:?)
+  | (?P<num>\d[\w.]*)
+  | (?P<sq>'(?:[^']|'')*')
+  | (?P<dq>"(?:[^"`]|`.)*")
+  | (?P<type>\[[\w.\[\],]+\])
+  | (?P<word>[\w\\.*/?%~+!]+)
+  | (?P<nl>\n)
+  | (?P<ws>[ \t]+)
+  | (?P<other>.)
+""", re.X | re.S)
+KEYWORDS = {"if", "else", "elseif", "foreach", "for", "while", "do", "until", "switch", "function",
+            "filter", "param", "begin", "process", "end", "try", "catch", "finally", "trap",
+            "return", "throw", "exit", "break", "continue"}
+
+def features(text):
+    classes = []
+    for m in TOKEN.finditer(text):
+        kind = m.lastgroup
+        if kind == "ws":
+            continue
+        val = m.group(kind)
+        if kind == "word" and val.lower() in KEYWORDS:
+            kind = "kw:" + val.lower()
+        elif kind in ("open", "other"):
+            kind = val
+        elif kind == "param" and val.endswith(":"):
+            kind = "param:"
+        classes.append(kind)
+    feats = set(classes)
+    feats.update(zip(classes, classes[1:]))
+    feats.update(zip(classes, classes[1:], classes[2:]))
+    return feats
+
+def cover(lines, limit):
+    """Greedy set cover: the fewest lines (shortest first among equals) with every feature."""
+    cands = sorted({l for l in lines if l.strip()}, key=lambda l: (len(l.encode()), l))
+    feats = {l: features(l) for l in cands}
+    todo = set().union(*feats.values())
+    chosen = []
+    while todo and len(chosen) < limit:
+        best = max(cands, key=lambda l: (len(feats[l] & todo), -len(l)))
+        gain = feats[best] & todo
+        if not gain:
+            break
+        chosen.append(best)
+        todo -= gain
+    return chosen, len(todo)
+
 
 def put(target, data):
     name = hashlib.sha1(data).hexdigest()
     with open(os.path.join(out, target, name), "wb") as g:
         g.write(data)
 
-n = 0
+src, bypass_rs, out, mode = sys.argv[1:5]
+examples = []
 with open(src, encoding="utf-8") as f:
     for line in f:
         text = json.loads(line).get("text")
-        if not isinstance(text, str):
-            continue
-        data = text.encode("utf-8")
-        put("parse", data)
-        put("check_line", data)
-        n += 1
-print(f"seed.sh: wrote {n} seeds to {out}/parse and {out}/check_line")
+        if isinstance(text, str):
+            examples.append(text)
+bypass = rust_strings(bypass_rs)
+if mode == "all":
+    lines = sorted(set(examples + bypass))
+else:
+    have = set().union(*(features(l) for l in bypass)) if bypass else set()
+    rest = [l for l in examples if features(l) - have]
+    chosen, _ = cover(rest, 400)
+    lines = sorted(set(bypass + chosen))
+for l in lines:
+    data = l.encode("utf-8")
+    put("parse", data)
+    put("check_line", data)
+print(f"seed.sh: wrote {len(lines)} lines ({len(bypass)} from the bypass suite) to {out}/parse and {out}/check_line")
 PY
-python3 - "$here/corpus/token_decode" "$here/../tests/fixtures/paseto-v4.json" <<'PY'
+python3 - "$out/token_decode" "$here/../tests/fixtures/paseto-v4.json" <<'PY'
 import base64, hashlib, json, os, sys
 out, vectors = sys.argv[1], sys.argv[2]
 try:

@@ -34,6 +34,82 @@ pub struct Invocation {
     pub params_uncertain: Option<String>,
     /// Whether this command receives pipeline input (it is not the first element of a pipeline).
     pub pipeline_input: bool,
+    /// What kind of task `name` names: a command, a script or program run by path or by a
+    /// file name, or a .NET method. Policies match each kind only with patterns of that kind.
+    #[serde(skip_serializing_if = "TaskKind::is_command")]
+    pub kind: TaskKind,
+    /// For a command that receives pipeline input: the parameters the line does not give that
+    /// the runspace may bind from each input object (by value or by property name), from the
+    /// catalog; `["*"]` when the command has no metadata, so any parameter may be. Empty
+    /// otherwise. A condition on such a parameter cannot be decided from the line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pipeline_params: Vec<String>,
+}
+
+/// The kinds of task a policy can name (SPEC §2.1). A pattern of one kind never matches a
+/// task of another: `Get-*` does not cover `.\Get-Report.ps1`, `Get-Helper.exe` or a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A cmdlet, function or alias, looked up by name (`Get-Mailbox`, `Exchange\Get-Mailbox`).
+    #[default]
+    Command,
+    /// A script or program run by its path (`.\Get-Report.ps1`, `C:\Tools\x.exe`,
+    /// `\\server\share\x.ps1`); in policies `path:GLOB`. The name is the path with `/` written
+    /// as `\`.
+    Path,
+    /// A script or program named by a file name with an extension and looked up on the
+    /// runspace's `PATH` (`ping.exe`, `Get-Report.ps1`); in policies `program:GLOB`.
+    Program,
+    /// A .NET method: a static call (`[System.IO.File]::ReadAllBytes`) or a constructor run by
+    /// `::new`, a cast or `-as` (`[System.IO.StreamWriter]::new`); type accelerators resolved.
+    Method,
+}
+
+impl TaskKind {
+    pub fn is_command(&self) -> bool {
+        *self == TaskKind::Command
+    }
+
+    /// The kind of a task as written in a policy, a request or a grant, and its name without
+    /// the kind's prefix: `path:…`, `program:…`, `[Type]::Method`, or a command name.
+    pub fn split(task: &str) -> (TaskKind, &str) {
+        if let Some(rest) = strip_prefix_ci(task, "path:") {
+            (TaskKind::Path, rest)
+        } else if let Some(rest) = strip_prefix_ci(task, "program:") {
+            (TaskKind::Program, rest)
+        } else if task.starts_with('[') && task.contains("]::") {
+            (TaskKind::Method, task)
+        } else {
+            (TaskKind::Command, task)
+        }
+    }
+
+    /// The task as a policy names it: `path:` and `program:` prefixed, the others as they are.
+    pub fn display(self, name: &str) -> String {
+        match self {
+            TaskKind::Path => format!("path:{name}"),
+            TaskKind::Program => format!("program:{name}"),
+            TaskKind::Command | TaskKind::Method => name.to_string(),
+        }
+    }
+
+    /// Lowercase-insensitive names for messages (`command`, `path`, `program`, `method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Command => "command",
+            TaskKind::Path => "path",
+            TaskKind::Program => "program",
+            TaskKind::Method => "method",
+        }
+    }
+}
+
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| text.get(prefix.len()..))
+        .flatten()
 }
 
 /// One parameter as bound to an invocation.
@@ -65,6 +141,11 @@ pub enum ParamValue {
 }
 
 impl Invocation {
+    /// The task as a policy names it (see [`TaskKind::display`]).
+    pub fn task(&self) -> String {
+        self.kind.display(&self.name)
+    }
+
     /// The parameter with canonical name `name` (case-insensitive), if bound.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params
@@ -77,7 +158,12 @@ impl Invocation {
     /// with `'` doubled, lists joined by `,`, switches bare). `None` when anything about it is not
     /// known for certain, so such an invocation can never match an exact-command grant.
     pub fn canonical(&self) -> Option<String> {
-        if self.dynamic.is_some() || self.params_uncertain.is_some() {
+        // A method's arguments are not kept as parameters, so its canonical form could not
+        // tell `ReadAllBytes('C:\a')` from `ReadAllBytes('C:\secret')`.
+        if self.dynamic.is_some()
+            || self.params_uncertain.is_some()
+            || self.kind == TaskKind::Method
+        {
             return None;
         }
         let mut params: Vec<(String, String)> = Vec::with_capacity(self.params.len());
@@ -97,7 +183,7 @@ impl Invocation {
             params.push((p.name.to_ascii_lowercase(), format!(" -{}{value}", p.name)));
         }
         params.sort();
-        let mut out = self.name.clone();
+        let mut out = self.task();
         for (_, text) in params {
             out.push_str(&text);
         }
@@ -124,6 +210,8 @@ mod tests {
             params,
             params_uncertain: None,
             pipeline_input: false,
+            kind: TaskKind::Command,
+            pipeline_params: Vec::new(),
         }
     }
 
@@ -147,6 +235,18 @@ mod tests {
             a.canonical().as_deref(),
             Some("New-MoveRequest -Identity:'o''neil@contoso.com' -TargetDatabase:'DB 2' -WhatIf")
         );
+    }
+
+    #[test]
+    fn canonical_refuses_method_calls() {
+        let mut m = inv(Vec::new());
+        m.name = "[System.IO.File]::ReadAllBytes".into();
+        m.kind = TaskKind::Method;
+        assert_eq!(m.canonical(), None);
+        let mut p = inv(Vec::new());
+        p.name = r"C:\Scripts\x.ps1".into();
+        p.kind = TaskKind::Path;
+        assert_eq!(p.canonical().as_deref(), Some(r"path:C:\Scripts\x.ps1"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! jitsh: zero standing privileges for administrators' shells.
 //!
 //! Layer 0 (pure: no I/O, no clock, time is passed in): [`span`], [`syntax`], [`catalog`],
-//! [`resolve`], [`invocation`], [`policy`], [`token`], [`gate`], and the formats in [`audit`]
-//! and [`asciicast`]. Layer 1/2 (I/O and runtimes): [`cli`], [`service`], [`shell`], [`exsim`].
+//! [`resolve`], [`invocation`], [`policy`], [`token`], [`gate`], [`text`], and the formats in
+//! [`audit`] and [`asciicast`]. Layer 1/2 (I/O and runtimes): [`cli`], [`service`], [`shell`],
+//! [`net`], [`exsim`].
 
 pub mod asciicast;
 pub mod audit;
@@ -11,10 +12,12 @@ pub mod cli;
 pub mod exsim;
 pub mod gate;
 pub mod invocation;
+pub mod net;
 pub mod policy;
 pub mod resolve;
 pub mod service;
 pub mod shell;
 pub mod span;
 pub mod syntax;
+pub mod text;
 pub mod token;

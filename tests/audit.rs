@@ -128,7 +128,7 @@ fn untouched_log_verifies_and_says_so() {
     // genesis + 10 events + shutdown checkpoint
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "intact: 12 records, 1 checkpoints, last seq 12"
+        "intact: 12 records, 1 checkpoint, last seq 12"
     );
 }
 

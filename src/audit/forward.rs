@@ -16,6 +16,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -167,6 +168,7 @@ impl SyslogForwarder {
         }
         let mut file = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .append(true)
             .open(&self.spool)
             .map_err(io_err(&self.spool))?;
@@ -293,7 +295,13 @@ impl SyslogForwarder {
             return Ok(());
         };
         let tmp = self.cursor_path.with_extension("cursor.tmp");
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
         f.write_all(format!("{seq}\n").as_bytes())
             .map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;

@@ -18,6 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -429,6 +430,7 @@ impl Writer {
         let lock_path = dir.join("audit.lock");
         let lock_file = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .truncate(false)
             .write(true)
             .open(&lock_path)
@@ -546,6 +548,7 @@ impl Writer {
         let path = dir.join(file_name(1));
         let file = OpenOptions::new()
             .create_new(true)
+            .mode(0o600)
             .append(true)
             .read(true)
             .open(&path)
@@ -705,6 +708,7 @@ impl Writer {
         );
         let mut out = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .truncate(true)
             .write(true)
             .open(&side)
@@ -764,6 +768,7 @@ impl Writer {
         let path = self.dir.join(file_name(no));
         let file = OpenOptions::new()
             .create_new(true)
+            .mode(0o600)
             .append(true)
             .read(true)
             .open(&path)
@@ -958,6 +963,19 @@ mod tests {
             subject: format!("r{n}"),
             outcome: "ok".into(),
             details: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn log_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), None).unwrap();
+        log.append(event(1)).unwrap();
+        drop(log);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let meta = entry.unwrap().metadata().unwrap();
+            assert_eq!(meta.permissions().mode() & 0o077, 0);
         }
     }
 

@@ -23,6 +23,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -178,10 +179,14 @@ impl SpoolingSink {
         if !reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
             return Err(SpoolError::BadServer(server));
         }
+        // Refuses clear text off loopback before anything is written.
+        let client = crate::net::client_for(&url, REQUEST_TIMEOUT, CONNECT_TIMEOUT)
+            .map_err(|e| SpoolError::Runtime(e.to_string()))?;
         std::fs::create_dir_all(spool_dir).map_err(io_err(spool_dir))?;
         let lock_path = spool_dir.join("spool.lock");
         let lock_file = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .truncate(false)
             .write(true)
             .open(&lock_path)
@@ -202,11 +207,6 @@ impl SpoolingSink {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .map_err(|e| SpoolError::Runtime(e.to_string()))?;
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| SpoolError::Runtime(e.to_string()))?;
         let worker_shared = Arc::clone(&shared);
@@ -433,7 +433,13 @@ fn open_state(dir: &Path) -> Result<State, SpoolError> {
             );
         }
         let path = dir.join(segment_name(cursor.forwarded));
-        File::create(&path).map_err(io_err(&path))?;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         sync_dir(dir)?;
         segments.push(Segment {
             base: cursor.forwarded,
@@ -547,7 +553,13 @@ fn trim_torn(dir: &Path, segment: &mut Segment) -> Result<(), SpoolError> {
 
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
@@ -826,6 +838,7 @@ fn mark_forwarded(shared: &Shared, state: &mut State, batch: &Batch) -> Result<(
     let path = shared.dir.join(segment_name(base));
     let file = OpenOptions::new()
         .create(true)
+        .mode(0o600)
         .append(true)
         .open(&path)
         .map_err(io_err(&path))?;
@@ -885,6 +898,24 @@ mod tests {
         ] {
             assert!(!gate_action_allowed(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn spool_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SpoolingSink::open(dir.path(), "http://127.0.0.1:9".into(), "c".into()).unwrap();
+        sink.append(event(1)).unwrap();
+        drop(sink);
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let meta = entry.unwrap().metadata().unwrap();
+            if meta.is_file() {
+                assert_eq!(meta.permissions().mode() & 0o077, 0);
+                files += 1;
+            }
+        }
+        assert!(files >= 2, "{files}");
     }
 
     #[test]

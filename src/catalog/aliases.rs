@@ -1,16 +1,89 @@
 //! PowerShell's default alias table.
 //!
 //! Every alias a fresh Windows PowerShell 5.1 or PowerShell 7 session defines, plus those a
-//! module exports on autoload. Where the shells differ the alias is still included: resolving
-//! an alias to the command it names in one shell is safer than leaving it unresolved.
-//! Targets are canonical command names; a few name functions (`help`, `mkdir`) or an
-//! application (`powershell_ise.exe`) rather than cmdlets.
+//! module exports on autoload, with the shells and platforms that define it (PowerShell's
+//! `InitialSessionState.cs`: `#if !UNIX` leaves aliases that shadow native tools out on Linux
+//! and macOS, `#if !CORECLR` keeps some to Windows PowerShell 5.1). What a name means on the
+//! runspace's [`Platform`] is [`Shell::on`]. Targets are canonical command names; a few name
+//! functions (`help`, `mkdir`) or an application (`powershell_ise.exe`) rather than cmdlets.
+
+use serde::Serialize;
+
+/// The operating system the runspace runs on, as far as name resolution depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// Windows: Windows PowerShell 5.1 (the Exchange Management Shell) or PowerShell 7.
+    Windows,
+    /// Linux or macOS: PowerShell 7, where `sort`, `ls`, `ps`, `kill` … are native programs.
+    Unix,
+    /// Not known: a name whose meaning depends on the platform is uncertain.
+    #[default]
+    Unknown,
+}
+
+impl Platform {
+    /// The platform as written in a policy or on the command line.
+    pub fn parse(text: &str) -> Option<Platform> {
+        match text {
+            "windows" => Some(Platform::Windows),
+            "unix" => Some(Platform::Unix),
+            "unknown" => Some(Platform::Unknown),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Windows => "windows",
+            Platform::Unix => "unix",
+            Platform::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a default alias name runs on a platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasUse {
+    /// The alias's target command.
+    Alias,
+    /// Not an alias there: the native program of that name on `PATH`.
+    Program,
+    /// Either, depending on the platform or the shell, which are not known.
+    Uncertain,
+}
+
+impl Shell {
+    /// What an alias defined by this shell runs on `platform`. On Linux and macOS only
+    /// PowerShell 7 exists, without the Windows-only aliases and modules. On Windows an alias
+    /// only Windows PowerShell 5.1 defines is uncertain: PowerShell 7 runs the native program
+    /// of that name (`sc` is `sc.exe`, `curl` is `curl.exe`), and the platform setting does not
+    /// say which shell runs.
+    pub fn on(self, platform: Platform) -> AliasUse {
+        match (self, platform) {
+            (Shell::Both, _) => AliasUse::Alias,
+            (Shell::WindowsPowerShell51, Platform::Windows) => AliasUse::Uncertain,
+            (_, Platform::Windows) => AliasUse::Alias,
+            (_, Platform::Unix) => AliasUse::Program,
+            (_, Platform::Unknown) => AliasUse::Uncertain,
+        }
+    }
+}
+
+/// The default alias named `name` (case-insensitive), if there is one.
+pub fn builtin_alias(name: &str) -> Option<&'static AliasEntry> {
+    DEFAULT_ALIASES
+        .iter()
+        .find(|e| e.alias.eq_ignore_ascii_case(name))
+}
 
 /// Which shell defines an alias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shell {
-    /// Windows PowerShell 5.1 and PowerShell 7.
+    /// Windows PowerShell 5.1 and PowerShell 7, on every platform.
     Both,
+    /// Windows PowerShell 5.1 and PowerShell 7 on Windows; not PowerShell 7 on Linux or macOS.
+    Windows,
     /// Windows PowerShell 5.1 only.
     WindowsPowerShell51,
     /// The CimCmdlets module (both shells, on autoload).
@@ -35,38 +108,27 @@ const fn a(alias: &'static str, target: &'static str, shell: Shell) -> AliasEntr
 
 /// The table, sorted by alias within each group.
 pub const DEFAULT_ALIASES: &[AliasEntry] = &[
-    // Built into both Windows PowerShell 5.1 and PowerShell 7 (on Windows; PowerShell 7 on
-    // Linux and macOS leaves out the ones that shadow native tools, e.g. `ls`, `cat`, `rm`).
+    // Built into Windows PowerShell 5.1 and PowerShell 7 on every platform.
     a("%", "ForEach-Object", Shell::Both),
     a("?", "Where-Object", Shell::Both),
-    a("ac", "Add-Content", Shell::Both),
-    a("cat", "Get-Content", Shell::Both),
     a("cd", "Set-Location", Shell::Both),
     a("chdir", "Set-Location", Shell::Both),
     a("clc", "Clear-Content", Shell::Both),
-    a("clear", "Clear-Host", Shell::Both),
     a("clhy", "Clear-History", Shell::Both),
     a("cli", "Clear-Item", Shell::Both),
     a("clp", "Clear-ItemProperty", Shell::Both),
     a("cls", "Clear-Host", Shell::Both),
     a("clv", "Clear-Variable", Shell::Both),
-    a("cnsn", "Connect-PSSession", Shell::Both),
-    a("compare", "Compare-Object", Shell::Both),
     a("copy", "Copy-Item", Shell::Both),
-    a("cp", "Copy-Item", Shell::Both),
     a("cpi", "Copy-Item", Shell::Both),
-    a("cpp", "Copy-ItemProperty", Shell::Both),
     a("cvpa", "Convert-Path", Shell::Both),
     a("dbp", "Disable-PSBreakpoint", Shell::Both),
     a("del", "Remove-Item", Shell::Both),
-    a("diff", "Compare-Object", Shell::Both),
     a("dir", "Get-ChildItem", Shell::Both),
-    a("dnsn", "Disconnect-PSSession", Shell::Both),
     a("ebp", "Enable-PSBreakpoint", Shell::Both),
     a("echo", "Write-Output", Shell::Both),
     a("epal", "Export-Alias", Shell::Both),
     a("epcsv", "Export-Csv", Shell::Both),
-    a("epsn", "Export-PSSession", Shell::Both),
     a("erase", "Remove-Item", Shell::Both),
     a("etsn", "Enter-PSSession", Shell::Both),
     a("exsn", "Exit-PSSession", Shell::Both),
@@ -96,7 +158,6 @@ pub const DEFAULT_ALIASES: &[AliasEntry] = &[
     a("gpv", "Get-ItemPropertyValue", Shell::Both),
     a("group", "Group-Object", Shell::Both),
     a("gsn", "Get-PSSession", Shell::Both),
-    a("gsv", "Get-Service", Shell::Both),
     a("gtz", "Get-TimeZone", Shell::Both),
     a("gu", "Get-Unique", Shell::Both),
     a("gv", "Get-Variable", Shell::Both),
@@ -109,30 +170,21 @@ pub const DEFAULT_ALIASES: &[AliasEntry] = &[
     a("ipal", "Import-Alias", Shell::Both),
     a("ipcsv", "Import-Csv", Shell::Both),
     a("ipmo", "Import-Module", Shell::Both),
-    a("ipsn", "Import-PSSession", Shell::Both),
     a("irm", "Invoke-RestMethod", Shell::Both),
     a("iwr", "Invoke-WebRequest", Shell::Both),
-    a("kill", "Stop-Process", Shell::Both),
-    a("ls", "Get-ChildItem", Shell::Both),
-    a("man", "help", Shell::Both),
     a("md", "mkdir", Shell::Both),
     a("measure", "Measure-Object", Shell::Both),
     a("mi", "Move-Item", Shell::Both),
-    a("mount", "New-PSDrive", Shell::Both),
     a("move", "Move-Item", Shell::Both),
     a("mp", "Move-ItemProperty", Shell::Both),
-    a("mv", "Move-Item", Shell::Both),
     a("nal", "New-Alias", Shell::Both),
     a("ndr", "New-PSDrive", Shell::Both),
     a("ni", "New-Item", Shell::Both),
     a("nmo", "New-Module", Shell::Both),
-    a("npssc", "New-PSSessionConfigurationFile", Shell::Both),
     a("nsn", "New-PSSession", Shell::Both),
     a("nv", "New-Variable", Shell::Both),
-    a("ogv", "Out-GridView", Shell::Both),
     a("oh", "Out-Host", Shell::Both),
     a("popd", "Pop-Location", Shell::Both),
-    a("ps", "Get-Process", Shell::Both),
     a("pushd", "Push-Location", Shell::Both),
     a("pwd", "Get-Location", Shell::Both),
     a("r", "Invoke-History", Shell::Both),
@@ -144,47 +196,74 @@ pub const DEFAULT_ALIASES: &[AliasEntry] = &[
     a("ren", "Rename-Item", Shell::Both),
     a("ri", "Remove-Item", Shell::Both),
     a("rjb", "Remove-Job", Shell::Both),
-    a("rm", "Remove-Item", Shell::Both),
-    a("rmdir", "Remove-Item", Shell::Both),
     a("rmo", "Remove-Module", Shell::Both),
     a("rni", "Rename-Item", Shell::Both),
     a("rnp", "Rename-ItemProperty", Shell::Both),
     a("rp", "Remove-ItemProperty", Shell::Both),
     a("rsn", "Remove-PSSession", Shell::Both),
-    a("rujb", "Resume-Job", Shell::Both),
     a("rv", "Remove-Variable", Shell::Both),
     a("rvpa", "Resolve-Path", Shell::Both),
     a("sajb", "Start-Job", Shell::Both),
     a("sal", "Set-Alias", Shell::Both),
     a("saps", "Start-Process", Shell::Both),
-    a("sasv", "Start-Service", Shell::Both),
     a("sbp", "Set-PSBreakpoint", Shell::Both),
     a("scb", "Set-Clipboard", Shell::Both),
     a("select", "Select-Object", Shell::Both),
     a("set", "Set-Variable", Shell::Both),
-    a("shcm", "Show-Command", Shell::Both),
     a("si", "Set-Item", Shell::Both),
     a("sl", "Set-Location", Shell::Both),
-    a("sleep", "Start-Sleep", Shell::Both),
     a("sls", "Select-String", Shell::Both),
-    a("sort", "Sort-Object", Shell::Both),
     a("sp", "Set-ItemProperty", Shell::Both),
     a("spjb", "Stop-Job", Shell::Both),
     a("spps", "Stop-Process", Shell::Both),
-    a("spsv", "Stop-Service", Shell::Both),
-    a("start", "Start-Process", Shell::Both),
     a("stz", "Set-TimeZone", Shell::Both),
-    a("sujb", "Suspend-Job", Shell::Both),
     a("sv", "Set-Variable", Shell::Both),
-    a("tee", "Tee-Object", Shell::Both),
-    a("trcm", "Trace-Command", Shell::Both),
     a("type", "Get-Content", Shell::Both),
     a("where", "Where-Object", Shell::Both),
     a("wjb", "Wait-Job", Shell::Both),
-    a("write", "Write-Output", Shell::Both),
+    // Built into Windows PowerShell 5.1 and PowerShell 7 on Windows only: PowerShell 7 on
+    // Linux and macOS leaves them out (`#if !UNIX` in PowerShell's InitialSessionState.cs), so
+    // there the name runs the native program of that name (`sort`, `ls`, `ps`, `kill`).
+    a("ac", "Add-Content", Shell::Windows),
+    a("cat", "Get-Content", Shell::Windows),
+    a("clear", "Clear-Host", Shell::Windows),
+    a("cnsn", "Connect-PSSession", Shell::Windows),
+    a("compare", "Compare-Object", Shell::Windows),
+    a("cp", "Copy-Item", Shell::Windows),
+    a("cpp", "Copy-ItemProperty", Shell::Windows),
+    a("diff", "Compare-Object", Shell::Windows),
+    a("dnsn", "Disconnect-PSSession", Shell::Windows),
+    a("gsv", "Get-Service", Shell::Windows),
+    a("kill", "Stop-Process", Shell::Windows),
+    a("ls", "Get-ChildItem", Shell::Windows),
+    a("man", "help", Shell::Windows),
+    a("mount", "New-PSDrive", Shell::Windows),
+    a("mv", "Move-Item", Shell::Windows),
+    a("ogv", "Out-GridView", Shell::Windows),
+    a("ps", "Get-Process", Shell::Windows),
+    a("rm", "Remove-Item", Shell::Windows),
+    a("rmdir", "Remove-Item", Shell::Windows),
+    a("sasv", "Start-Service", Shell::Windows),
+    a("shcm", "Show-Command", Shell::Windows),
+    a("sleep", "Start-Sleep", Shell::Windows),
+    a("sort", "Sort-Object", Shell::Windows),
+    a("spsv", "Stop-Service", Shell::Windows),
+    a("start", "Start-Process", Shell::Windows),
+    a("tee", "Tee-Object", Shell::Windows),
+    a("write", "Write-Output", Shell::Windows),
     // Windows PowerShell 5.1 only (PowerShell 7 dropped them with their cmdlets, or to let
     // the native `curl`/`wget`/`sc.exe` run).
     a("asnp", "Add-PSSnapin", Shell::WindowsPowerShell51),
+    a("epsn", "Export-PSSession", Shell::WindowsPowerShell51),
+    a("ipsn", "Import-PSSession", Shell::WindowsPowerShell51),
+    a(
+        "npssc",
+        "New-PSSessionConfigurationFile",
+        Shell::WindowsPowerShell51,
+    ),
+    a("rujb", "Resume-Job", Shell::WindowsPowerShell51),
+    a("sujb", "Suspend-Job", Shell::WindowsPowerShell51),
+    a("trcm", "Trace-Command", Shell::WindowsPowerShell51),
     a("CFS", "ConvertFrom-String", Shell::WindowsPowerShell51),
     a("curl", "Invoke-WebRequest", Shell::WindowsPowerShell51),
     a("gsnp", "Get-PSSnapin", Shell::WindowsPowerShell51),

@@ -32,6 +32,9 @@
 //! built without parsing the objects.
 
 pub mod aliases;
+pub mod names;
+
+pub use aliases::Platform;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +45,9 @@ use serde::Deserialize;
 /// The Exchange Online / Exchange Server cmdlets, derived from the public reference docs by
 /// `tools/gen-catalog.py`.
 const EXCHANGE_JSON: &str = include_str!("../../data/exchange-cmdlets.json");
-/// The PowerShell cmdlets administrators pipe Exchange output into.
+/// The PowerShell cmdlets administrators pipe Exchange output into, and those that take script
+/// blocks or keep them to run later (`Add-Member`, `Register-EngineEvent`, `Set-PSBreakpoint`,
+/// …), so that the parameters that run code are known by type.
 const COMMON_JSON: &str = include_str!("../../data/common-cmdlets.json");
 
 /// The only data format version this code reads.
@@ -308,6 +313,15 @@ impl Catalog {
             .get(&name.to_lowercase())
             .and_then(|&i| self.commands.get(i))
             .and_then(Slot::meta)
+    }
+
+    /// Whether `name` names a command the gate knows of: one in the catalog, an alias, or one
+    /// of PowerShell's own or a common module's commands listed by name only
+    /// ([`names::is_known_name`]). Used by lint to tell real commands from typos.
+    pub fn knows_name(&self, name: &str) -> bool {
+        self.command(name).is_some()
+            || self.resolve_alias(name).is_some()
+            || names::is_known_name(name)
     }
 
     /// The canonical command an alias names (case-insensitive), or `None` if `name` is not an

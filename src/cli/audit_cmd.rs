@@ -253,7 +253,7 @@ fn verify(a: VerifyArgs) -> ExitCode {
                 }
                 writeln!(out, "{v}")
             } else {
-                writeln!(out, "bad: {f}")
+                writeln!(out, "bad: {}", esc(&f.to_string()))
             };
             ExitCode::from(1)
         }
@@ -360,15 +360,24 @@ fn repair(a: RepairArgs) -> ExitCode {
 fn write_intact(out: &mut impl Write, s: &crate::audit::Summary) -> std::io::Result<()> {
     writeln!(
         out,
-        "intact: {} records, {} checkpoints, last seq {}",
-        s.records, s.checkpoints, s.last_seq
+        "intact: {}, {}, last seq {}",
+        super::common::plural(s.records, "record"),
+        super::common::plural(s.checkpoints, "checkpoint"),
+        s.last_seq
     )?;
     if s.unsealed > 0 {
-        writeln!(
-            out,
-            "note: the last {} records are not yet covered by a checkpoint",
-            s.unsealed
-        )?;
+        if s.unsealed == 1 {
+            writeln!(
+                out,
+                "note: the last record is not yet covered by a checkpoint"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "note: the last {} records are not yet covered by a checkpoint",
+                s.unsealed
+            )?;
+        }
     }
     for seq in &s.torn_sealed {
         writeln!(
@@ -464,9 +473,6 @@ fn write_table(
         "OUTCOME".into(),
         "DETAILS".into(),
     ]];
-    // Every field comes from the log, which gates and users feed: no control character
-    // reaches the terminal raw.
-    let cell = |s: &str| export::printable(s).into_owned();
     let row = |r: &Record, indent: bool| -> [String; 7] {
         [
             if indent {
@@ -474,11 +480,12 @@ fn write_table(
             } else {
                 r.seq.to_string()
             },
-            cell(&r.time),
-            cell(&r.actor),
-            cell(&r.action),
-            cell(&r.subject),
-            cell(&r.outcome),
+            // Records carry what requesters and gates wrote: escaped for the terminal.
+            esc(&r.time),
+            esc(&r.actor),
+            esc(&r.action),
+            esc(&r.subject),
+            esc(&r.outcome),
             summary(r),
         ]
     };
@@ -525,12 +532,19 @@ fn summary(r: &Record) -> String {
     } else {
         Value::Object(r.details.clone()).to_string()
     };
-    let clean = export::printable(&text).into_owned();
+    let clean = esc(&text);
     if clean.chars().count() > 100 {
         clean.chars().take(97).collect::<String>() + "..."
     } else {
         clean
     }
+}
+
+/// Every field comes from the log, which gates and users feed: control characters are shown
+/// as pictures (as in the other one-line exports) and whatever else can redraw the terminal
+/// (bidi overrides, zero-width characters) is escaped.
+fn esc(text: &str) -> String {
+    crate::text::escape(&export::printable(text)).into_owned()
 }
 
 fn export_cmd(a: ExportArgs) -> ExitCode {

@@ -1,15 +1,23 @@
-//! Client commands for the approval service: `request`, `requests`, `approve`, `deny`, `revoke`,
-//! `lock`, and `token fetch` (through [`token_fetch`]).
+//! Client commands for the approval service: `request`, `requests`, `approve`, `deny`,
+//! `withdraw`, `revoke`, `lock`, and `token fetch` (through [`token_fetch`]).
 //!
-//! The server and credential come from `--server`/`--credential`, else `JITSH_SERVER` /
-//! `JITSH_CREDENTIAL`, else `~/.config/jitsh/config.toml` (`server = "..."`,
-//! `credential = "..."`). Exit status: 0 success, 1 the service refused, 3 usage or connection.
+//! The server comes from `--server`, else `JITSH_SERVER`, else `~/.config/jitsh/config.toml`
+//! (`server = "..."`); the credential from `--credential-file FILE`, else `JITSH_CREDENTIAL`,
+//! else the same file (`credential = "..."`). A credential is never taken from the command line,
+//! where every local user sees it (`ps`). Exit status: 0 success, 1 the service refused, 3 usage
+//! or connection.
+//!
+//! Everything the service returns that people wrote (reasons, comments, task names) is shown
+//! through [`crate::text::escape`]. `approve` and `deny` first fetch and restate the request,
+//! then send the digest of what they showed; the service refuses if it differs.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::text::escape;
 
 /// Exit status when the service answered with a refusal.
 const EXIT_REFUSED: u8 = 1;
@@ -20,8 +28,11 @@ pub struct Connection {
     /// Service URL, e.g. http://127.0.0.1:8750 [env: JITSH_SERVER]
     #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// Credential from `jitsh user add` [env: JITSH_CREDENTIAL]
-    #[arg(long, value_name = "CREDENTIAL")]
+    /// File holding the credential from `jitsh user add` [env: JITSH_CREDENTIAL]
+    #[arg(long, value_name = "FILE")]
+    credential_file: Option<std::path::PathBuf>,
+    /// Refused: a credential on the command line is visible to every local user.
+    #[arg(long, value_name = "CREDENTIAL", hide = true)]
     credential: Option<String>,
     /// Print the service's JSON answer instead of a summary.
     #[arg(long)]
@@ -99,6 +110,14 @@ pub struct DenyArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct WithdrawArgs {
+    /// Id of your pending request.
+    id: String,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct RevokeArgs {
     /// Request id whose grant ends now.
     id: String,
@@ -125,6 +144,10 @@ pub struct LockArgs {
 }
 
 pub fn request(a: RequestArgs) -> ExitCode {
+    // The token this request may become is useless without the service's key: say so now.
+    if let Err(code) = trusted(a.conn.server.as_deref()) {
+        return code;
+    }
     let mut params = serde_json::Map::new();
     for p in &a.params {
         match p.split_once('=') {
@@ -164,14 +187,14 @@ pub fn request(a: RequestArgs) -> ExitCode {
         "/v1/requests",
         Some(body),
         |v| {
-            let id = str_of(v, "id");
+            let id = shown(v, "id");
             if str_of(v, "status") == "approved" {
-                eprintln!("approved at once by rule `{}`; fetch the token with `jitsh token fetch {id} --out FILE`", str_of(v, "rule"));
+                eprintln!("approved at once by rule `{}`; fetch the token with `jitsh token fetch {id} --out FILE`", shown(v, "rule"));
             } else {
                 eprintln!(
                     "waiting for approval by {} under rule `{}`",
                     list(v.get("approvers")),
-                    str_of(v, "rule")
+                    shown(v, "rule")
                 );
             }
             println!("{id}");
@@ -179,8 +202,11 @@ pub fn request(a: RequestArgs) -> ExitCode {
     )
 }
 
+/// Most pages `jitsh requests` follows (500 requests each).
+const MAX_PAGES: usize = 100;
+
 pub fn requests(a: RequestsArgs) -> ExitCode {
-    let mut query = Vec::new();
+    let mut query = vec!["limit=500".to_owned()];
     if a.pending {
         query.push("status=pending".to_owned());
     }
@@ -190,43 +216,70 @@ pub fn requests(a: RequestsArgs) -> ExitCode {
     if a.mine {
         query.push("mine=true".to_owned());
     }
-    let path = if query.is_empty() {
-        "/v1/requests".to_owned()
-    } else {
-        format!("/v1/requests?{}", query.join("&"))
-    };
-    run(&a.conn, reqwest::Method::GET, &path, None, |v| {
-        let items = v.get("requests").and_then(Value::as_array);
-        let items = items.map(Vec::as_slice).unwrap_or_default();
-        if items.is_empty() {
-            println!("no requests");
-            return;
+    let base = format!("/v1/requests?{}", query.join("&"));
+    // Every page, following `next_cursor`, so nothing pending is ever left off.
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let path = match &cursor {
+            None => base.clone(),
+            Some(c) => format!("{base}&cursor={}", urlencode(c)),
+        };
+        let page = match call(&a.conn, reqwest::Method::GET, &path, None) {
+            Ok(v) => v,
+            Err(e) => return report(e),
+        };
+        if let Some(items) = page.get("requests").and_then(Value::as_array) {
+            all.extend(items.iter().cloned());
         }
+        cursor = page
+            .get("next_cursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    if a.conn.json {
+        println!("{}", json!({ "requests": all }));
+        return ExitCode::SUCCESS;
+    }
+    if all.is_empty() {
+        println!("no requests");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<22} {:<9} {:<12} {:<28} {:<7} REASON",
+        "ID", "STATUS", "REQUESTER", "TASK", "FOR"
+    );
+    for r in &all {
+        let target = r
+            .get("task")
+            .and_then(Value::as_str)
+            .or_else(|| r.get("role").and_then(Value::as_str))
+            .unwrap_or("");
         println!(
-            "{:<22} {:<9} {:<12} {:<28} {:<7} REASON",
-            "ID", "STATUS", "REQUESTER", "TASK", "FOR"
+            "{:<22} {:<9} {:<12} {:<28} {:<7} {}",
+            shown(r, "id"),
+            shown(r, "status"),
+            shown(r, "requester"),
+            escape(target),
+            shown(r, "duration"),
+            shown(r, "reason")
         );
-        for r in items {
-            let target = r
-                .get("task")
-                .and_then(Value::as_str)
-                .or_else(|| r.get("role").and_then(Value::as_str))
-                .unwrap_or("");
-            println!(
-                "{:<22} {:<9} {:<12} {:<28} {:<7} {}",
-                str_of(r, "id"),
-                str_of(r, "status"),
-                str_of(r, "requester"),
-                target,
-                str_of(r, "duration"),
-                str_of(r, "reason")
-            );
-        }
-    })
+    }
+    if cursor.is_some() {
+        eprintln!("jitsh: more than {MAX_PAGES} pages; narrow the listing with --status or --mine");
+    }
+    ExitCode::SUCCESS
 }
 
 pub fn approve(a: ApproveArgs) -> ExitCode {
-    let body = json!({ "comment": a.comment });
+    let digest = match restate(&a.conn, &a.id) {
+        Ok(d) => d,
+        Err(e) => return report(e),
+    };
+    let body = json!({ "comment": a.comment, "digest": digest });
     let path = format!("/v1/requests/{}/approve", urlencode(&a.id));
     run(&a.conn, reqwest::Method::POST, &path, Some(body), |v| {
         if str_of(v, "status") == "approved" {
@@ -235,7 +288,11 @@ pub fn approve(a: ApproveArgs) -> ExitCode {
                 .and_then(|g| g.get("exp"))
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            println!("approved {} (grant valid until {exp})", str_of(v, "id"));
+            println!(
+                "approved {} (grant valid until {})",
+                shown(v, "id"),
+                escape(exp)
+            );
         } else {
             let have = v
                 .get("approvals")
@@ -243,7 +300,7 @@ pub fn approve(a: ApproveArgs) -> ExitCode {
                 .map_or(0, Vec::len);
             println!(
                 "approval recorded for {} ({have} of {} needed)",
-                str_of(v, "id"),
+                shown(v, "id"),
                 v.get("min_approvals").and_then(Value::as_u64).unwrap_or(1)
             );
         }
@@ -251,11 +308,79 @@ pub fn approve(a: ApproveArgs) -> ExitCode {
 }
 
 pub fn deny(a: DenyArgs) -> ExitCode {
-    let body = json!({ "comment": a.comment });
+    let digest = match restate(&a.conn, &a.id) {
+        Ok(d) => d,
+        Err(e) => return report(e),
+    };
+    let body = json!({ "comment": a.comment, "digest": digest });
     let path = format!("/v1/requests/{}/deny", urlencode(&a.id));
     run(&a.conn, reqwest::Method::POST, &path, Some(body), |v| {
-        println!("denied {}", str_of(v, "id"));
+        println!("denied {}", shown(v, "id"));
     })
+}
+
+/// Fetch the request, show everything an approver decides on (on stderr, escaped), and return
+/// the digest of what was shown.
+fn restate(conn: &Connection, id: &str) -> Result<String, ClientError> {
+    let path = format!("/v1/requests/{}", urlencode(id));
+    let v = call(conn, reqwest::Method::GET, &path, None)?;
+    eprint!("{}", restatement(&v));
+    Ok(crate::service::workflow::request_digest(&v))
+}
+
+/// The request as an approver reads it; one escaped value per line.
+fn restatement(v: &Value) -> String {
+    let text = |key: &str| match v.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(escape(s).into_owned()),
+        Some(other) => Some(escape(&other.to_string()).into_owned()),
+    };
+    let or = |key: &str, none: &str| text(key).unwrap_or_else(|| none.to_owned());
+    let target = match (text("task"), text("role")) {
+        (Some(t), _) => format!("task {t}"),
+        (None, Some(r)) => format!("role {r} (tasks {})", or("tasks", "?")),
+        (None, None) => "?".to_owned(),
+    };
+    let params = v
+        .get("params")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+        .map_or_else(
+            || "any parameters the rule allows".to_owned(),
+            |m| {
+                m.iter()
+                    .map(|(k, val)| {
+                        let val = val.as_str().map_or_else(|| val.to_string(), str::to_owned);
+                        format!("{}={}", escape(k), escape(&val))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
+    format!(
+        "request    {} ({})\nrequester  {}\nasks for   {target}\nrule       {}\nscope      {params}\nconstraint {}\ncommand    {}\nuses       {}\nduration   {}\nreason     {}\nticket     {}\n",
+        or("id", "?"),
+        or("status", "?"),
+        or("requester", "?"),
+        or("rule", "?"),
+        or("grant_params", "none"),
+        or("command", "any"),
+        or("uses", "unlimited"),
+        or("duration", "?"),
+        or("reason", ""),
+        or("ticket", "none"),
+    )
+}
+
+pub fn withdraw(a: WithdrawArgs) -> ExitCode {
+    let path = format!("/v1/requests/{}/withdraw", urlencode(&a.id));
+    run(
+        &a.conn,
+        reqwest::Method::POST,
+        &path,
+        Some(json!({})),
+        |v| println!("withdrew {}", shown(v, "id")),
+    )
 }
 
 pub fn revoke(a: RevokeArgs) -> ExitCode {
@@ -266,7 +391,7 @@ pub fn revoke(a: RevokeArgs) -> ExitCode {
         &path,
         Some(json!({})),
         |v| {
-            println!("revoked {}", str_of(v, "id"));
+            println!("revoked {}", shown(v, "id"));
         },
     )
 }
@@ -289,24 +414,29 @@ pub fn lock(a: LockArgs) -> ExitCode {
         "/v1/locks",
         Some(body),
         |v| match v.get("expires_at").and_then(Value::as_str) {
-            Some(t) => println!("locked {scope} until {t}"),
-            None => println!("locked {scope} until cleared"),
+            Some(t) => println!("locked {} until {}", escape(&scope), escape(t)),
+            None => println!("locked {} until cleared", escape(&scope)),
         },
     )
 }
 
 /// `jitsh token fetch ID --out FILE`: write the signed token of an approved request to `out`
-/// (mode 0600). `server`/`credential` fall back like every client command.
+/// (mode 0600). `server`/`credential_file` fall back like every client command.
 pub fn token_fetch(
     server: Option<String>,
-    credential: Option<String>,
+    credential_file: Option<std::path::PathBuf>,
     id: &str,
     out: &Path,
 ) -> ExitCode {
     let conn = Connection {
         server,
-        credential,
+        credential_file,
+        credential: None,
         json: false,
+    };
+    let trust = match trusted(conn.server.as_deref()) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let path = format!("/v1/requests/{}/token", urlencode(id));
     let mut written: Result<(), String> = Ok(());
@@ -315,14 +445,26 @@ pub fn token_fetch(
             written = Err("the service answered without a token".into());
             return;
         };
+        // Only a token a gate of ours will honour is worth keeping.
+        if let Some(Err(e)) = trust.as_ref().map(|t| crate::token::verify(token, t)) {
+            written = Err(match e {
+                crate::token::TokenError::UnknownKey { .. } => format!(
+                    "the token from the service was refused: {e}: {}",
+                    super::login::KEY_CHANGED_HINT
+                ),
+                e => format!("the token from the service was refused: {e}"),
+            });
+            return;
+        }
         written =
             crate::service::directory::write_private_atomic(out, format!("{token}\n").as_bytes())
                 .map_err(|e| format!("token file `{}` could not be written: {e}", out.display()));
         if written.is_ok() {
             println!(
-                "wrote the token of {id} to {} (valid until {})",
+                "wrote the token of {} to {} (valid until {})",
+                escape(id),
                 out.display(),
-                str_of(v, "exp")
+                shown(v, "exp")
             );
         }
     });
@@ -332,13 +474,29 @@ pub fn token_fetch(
     }
 }
 
+/// The service signing keys this user trusts (`JITSH_TRUST_KEY`, else what `jitsh login`
+/// stored). None yet is not an error here (the smoke path runs these commands with only the
+/// server and credential set), but it is said at once, not when a gate refuses the token.
+fn trusted(server: Option<&str>) -> Result<Option<crate::token::TrustStore>, ExitCode> {
+    let trust = super::common::load_trust(&super::login::trust_key_files(&[]))?;
+    if trust.is_empty() {
+        eprintln!("jitsh: warning: {}", super::login::no_trusted_key(server));
+        return Ok(None);
+    }
+    Ok(Some(trust))
+}
+
 /// Everything that keeps a command from getting an answer.
 #[derive(Debug, thiserror::Error)]
 enum ClientError {
     #[error("no service configured; pass `--server URL`, set JITSH_SERVER, or write `server = \"URL\"` in {0}")]
     NoServer(String),
-    #[error("no credential configured; pass `--credential`, set JITSH_CREDENTIAL, or write `credential = \"...\"` in {0}")]
+    #[error("no credential configured; pass `--credential-file FILE`, set JITSH_CREDENTIAL, or write `credential = \"...\"` in {0}")]
     NoCredential(String),
+    #[error("a credential on the command line is visible to every local user (`ps`); put it in a file for `--credential-file FILE`, or in JITSH_CREDENTIAL")]
+    CredentialOnCommandLine,
+    #[error("credential file `{path}` could not be read: {message}")]
+    CredentialFile { path: String, message: String },
     #[error("could not reach the service at `{server}`: {message}; check that it runs and the URL is right")]
     Connect { server: String, message: String },
     #[error("{message} ({code})")]
@@ -358,9 +516,22 @@ fn resolve(conn: &Connection) -> Result<(String, String), ClientError> {
         .or_else(|| env("JITSH_SERVER"))
         .or(file.server)
         .ok_or_else(|| ClientError::NoServer(shown.clone()))?;
-    let credential = conn
-        .credential
-        .clone()
+    if conn.credential.is_some() {
+        return Err(ClientError::CredentialOnCommandLine);
+    }
+    let from_file = match &conn.credential_file {
+        None => None,
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map(|t| t.trim().to_owned())
+                .map_err(|e| ClientError::CredentialFile {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?,
+        ),
+    };
+    let credential = from_file
+        .filter(|c| !c.is_empty())
         .or_else(|| env("JITSH_CREDENTIAL"))
         .or(file.credential)
         .ok_or(ClientError::NoCredential(shown))?;
@@ -384,11 +555,18 @@ fn run(
             }
             ExitCode::SUCCESS
         }
-        Err(e @ ClientError::Refused { .. }) => {
-            eprintln!("jitsh: the service refused: {e}");
+        Err(e) => report(e),
+    }
+}
+
+/// Say why a command got no answer, with the matching exit status.
+fn report(e: ClientError) -> ExitCode {
+    match e {
+        e @ ClientError::Refused { .. } => {
+            eprintln!("jitsh: the service refused: {}", escape(&e.to_string()));
             ExitCode::from(EXIT_REFUSED)
         }
-        Err(e) => super::fail(e),
+        e => super::fail(e),
     }
 }
 
@@ -399,23 +577,23 @@ fn call(
     body: Option<Value>,
 ) -> Result<Value, ClientError> {
     let (server, credential) = resolve(conn)?;
+    crate::net::check_credential(&credential).map_err(ClientError::Other)?;
     let url = format!("{server}{path}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ClientError::Other(format!("could not start the runtime: {e}")))?;
     runtime.block_on(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let client =
+            crate::net::client_for(&server, Duration::from_secs(30), Duration::from_secs(10))
+                .map_err(|e| ClientError::Other(e.to_string()))?;
         let mut req = client.request(method, &url).bearer_auth(&credential);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let response = req.send().await.map_err(|e| ClientError::Connect {
             server: server.clone(),
-            message: e.without_url().to_string(),
+            message: crate::net::describe(&e),
         })?;
         let status = response.status();
         let text = response.text().await.map_err(|e| ClientError::Connect {
@@ -425,6 +603,10 @@ fn call(
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             Ok(value)
+        } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            Err(ClientError::Other(
+                crate::net::UNKNOWN_CREDENTIAL.to_owned(),
+            ))
         } else {
             Err(ClientError::Refused {
                 code: value
@@ -446,6 +628,11 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A string field of an answer, escaped for the terminal.
+fn shown(v: &Value, key: &str) -> String {
+    escape(str_of(v, key)).into_owned()
+}
+
 fn list(v: Option<&Value>) -> String {
     v.and_then(Value::as_array)
         .map(|a| {
@@ -455,6 +642,7 @@ fn list(v: Option<&Value>) -> String {
                 .join(", ")
         })
         .filter(|s| !s.is_empty())
+        .map(|s| escape(&s).into_owned())
         .unwrap_or_else(|| "an approver".into())
 }
 

@@ -1,7 +1,6 @@
 //! What several subcommands share: loading policies, catalog, trust keys and tokens for a gate,
 //! reading lines, the batch protocol, and the user's name.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,11 +33,13 @@ impl GateInputs {
     ) -> Result<GateInputs, ExitCode> {
         let policies = load_policies(policies)?;
         let catalog = load_catalog(catalogs)?;
-        let trust = load_trust(trust_keys)?;
-        if !tokens.is_empty() && trust_keys.is_empty() {
-            return Err(super::fail(
-                "a token can only be honoured with the approval service's public key: add --trust-key FILE (the service's STATE/signing.pub)",
-            ));
+        // The flags, else the keys `jitsh login` stored.
+        let trust = load_trust(&super::login::trust_key_files(trust_keys))?;
+        if !tokens.is_empty() && trust.is_empty() {
+            return Err(super::fail(format!(
+                "a token can only be honoured with the approval service's public key; {}",
+                super::login::no_trusted_key(None)
+            )));
         }
         let mut verified = Vec::with_capacity(tokens.len());
         for path in tokens {
@@ -61,7 +62,11 @@ impl GateInputs {
 pub(crate) fn load_policies(dir: &Path) -> Result<PolicySet, ExitCode> {
     policy::load_dir(dir).map_err(|errors| {
         for e in errors.errors() {
-            eprintln!("{}:{}:{}: {}", e.file, e.line, e.col, e.message);
+            // `file: message` for a whole folder or file, `file:line:col: message` otherwise.
+            eprintln!("{e}");
+            if e.line == 0 {
+                continue;
+            }
             if let Some(src) = std::fs::read_to_string(&e.file).ok().and_then(|text| {
                 text.lines()
                     .nth(e.line.saturating_sub(1))
@@ -72,7 +77,7 @@ pub(crate) fn load_policies(dir: &Path) -> Result<PolicySet, ExitCode> {
             }
         }
         eprintln!(
-            "jitsh: the policies in `{}` were not loaded (nothing is allowed until they are fixed)",
+            "jitsh: the policies in `{}` were not loaded (nothing is allowed until they are fixed, or another folder is chosen with --policies DIR, JITSH_POLICIES or `policies` in the settings)",
             dir.display()
         );
         ExitCode::from(super::EXIT_ERROR)
@@ -107,9 +112,34 @@ pub(crate) fn load_trust(paths: &[PathBuf]) -> Result<TrustStore, ExitCode> {
 pub(crate) fn load_token(path: &Path, trust: &TrustStore) -> Result<VerifiedToken, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read token `{}`: {e}", path.display()))?;
-    token::verify(text.trim(), trust)
-        .map_err(|e| format!("token `{}` was refused: {e}", path.display()))
+    token::verify(text.trim(), trust).map_err(|e| match e {
+        token::TokenError::UnknownKey { .. } => format!(
+            "token `{}` was refused: {e}: {}",
+            path.display(),
+            super::login::KEY_CHANGED_HINT
+        ),
+        e => format!("token `{}` was refused: {e}", path.display()),
+    })
 }
+
+/// `--skew SECONDS`, the same for every command that checks tokens: at most
+/// [`token::MAX_SKEW`], so no flag stretches a grant past its window by more than a few minutes.
+pub(crate) fn parse_skew(text: &str) -> Result<u32, String> {
+    let max = token::MAX_SKEW.whole_seconds();
+    let secs: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds from 0 to {max}"))?;
+    let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+    if i64::from(secs) > max {
+        return Err(format!(
+            "{secs} s is more clock skew than jitsh tolerates: use at most {max} s (fix the clocks instead)"
+        ));
+    }
+    Ok(secs)
+}
+
+/// The default `--skew`, in seconds (as clap wants it).
+pub(crate) const DEFAULT_SKEW_SECS: &str = "60";
 
 pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339)
@@ -133,6 +163,11 @@ pub(crate) fn user_name(flag: Option<&str>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether the user was named (flag or JITSH_USER) rather than taken from the login.
+pub(crate) fn user_explicit(flag: Option<&str>) -> bool {
+    flag.is_some_and(|u| !u.is_empty()) || std::env::var("JITSH_USER").is_ok_and(|u| !u.is_empty())
+}
+
 /// The passwd name of the real user id (read from /proc and /etc/passwd: no unsafe calls).
 fn login_name() -> Option<String> {
     use std::os::unix::fs::MetadataExt;
@@ -146,12 +181,24 @@ fn login_name() -> Option<String> {
     })
 }
 
-/// The client settings file every client command reads (`server = "..."`,
-/// `credential = "..."`); flags and environment come first.
+/// The settings every command reads (`server = "..."`, `credential = "..."`,
+/// `policies = "DIR"`): `/etc/jitsh/config.toml`, then `~/.config/jitsh/config.toml` over it;
+/// environment and flags come first. `jitsh login` writes `server`,
+/// `trust_keys` (the service's signing keys it stored) and `ca`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct ClientConfig {
     pub server: Option<String>,
     pub credential: Option<String>,
+    /// PEM file of the CA certificates the service's TLS certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// Allow plain `http://` to hosts that are not loopback.
+    pub insecure_http: Option<bool>,
+    /// Public key files of the service's token signing keys (written by `jitsh login`).
+    #[serde(default)]
+    pub trust_keys: Vec<PathBuf>,
+    /// The policy folder of the gate commands (`check`, `shell`, `exec`, `policy lint`) and of
+    /// `serve`.
+    pub policies: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/jitsh/config.toml`, else `~/.config/jitsh/config.toml`.
@@ -163,13 +210,104 @@ pub(crate) fn config_path() -> PathBuf {
     base.join("jitsh").join("config.toml")
 }
 
-/// The settings file, or none when it is missing or unreadable.
-pub(crate) fn client_config() -> ClientConfig {
-    std::fs::read_to_string(config_path())
-        .ok()
-        .and_then(|t| toml::from_str(&t).ok())
-        .unwrap_or_default()
+/// The system-wide settings file: `$JITSH_SYSTEM_CONFIG` (for tests and unusual layouts), else
+/// `/etc/jitsh/config.toml`.
+pub(crate) fn system_config_path() -> PathBuf {
+    std::env::var_os("JITSH_SYSTEM_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/etc/jitsh/config.toml"), PathBuf::from)
 }
+
+/// One settings file; `None` when it does not exist. Relative paths in it are taken from its
+/// own folder, never from the current directory.
+fn read_settings(path: &Path) -> Result<Option<ClientConfig>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "the settings file `{}` could not be read: {e}",
+                path.display()
+            ))
+        }
+    };
+    let mut c: ClientConfig = toml::from_str(&text).map_err(|e| {
+        format!(
+            "the settings file `{}` is not valid ({}); fix it, or remove it and run `jitsh login` again",
+            path.display(),
+            e.message()
+        )
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let anchor = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+    c.ca = c.ca.map(anchor);
+    c.policies = c.policies.map(anchor);
+    c.trust_keys = c.trust_keys.into_iter().map(anchor).collect();
+    Ok(Some(c))
+}
+
+/// `over`'s settings where it has them, `under`'s otherwise.
+fn layered(under: ClientConfig, over: ClientConfig) -> ClientConfig {
+    ClientConfig {
+        server: over.server.or(under.server),
+        credential: over.credential.or(under.credential),
+        ca: over.ca.or(under.ca),
+        insecure_http: over.insecure_http.or(under.insecure_http),
+        trust_keys: if over.trust_keys.is_empty() {
+            under.trust_keys
+        } else {
+            over.trust_keys
+        },
+        policies: over.policies.or(under.policies),
+    }
+}
+
+/// The settings: `/etc/jitsh/config.toml`, then the user's file over it (flags and environment
+/// come first, where each command reads them). An error only when a file exists and is not
+/// valid (a broken file must not silently drop the CA and keys it names).
+pub(crate) fn client_config_checked() -> Result<ClientConfig, String> {
+    let system = read_settings(&system_config_path())?.unwrap_or_default();
+    let user = read_settings(&config_path())?.unwrap_or_default();
+    Ok(layered(system, user))
+}
+
+/// The settings, leaving out a file that is missing, unreadable or not valid.
+pub(crate) fn client_config() -> ClientConfig {
+    let system = read_settings(&system_config_path())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let user = read_settings(&config_path())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    layered(system, user)
+}
+
+/// The policy folder: `--policies` or JITSH_POLICIES (clap folds the variable into the flag),
+/// else `policies` in the settings files, else (for trying jitsh from a checkout) the policies
+/// bundled with this build, which is announced. Never a folder relative to wherever the command
+/// happens to run, unless the user named one.
+pub(crate) fn policy_dir(flag: Option<PathBuf>, bundled: bool) -> Result<PathBuf, String> {
+    if let Some(path) = flag {
+        return Ok(path);
+    }
+    if let Some(path) = client_config().policies {
+        return Ok(path);
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    if bundled && shipped.is_dir() {
+        eprintln!(
+            "jitsh: no policy folder configured; using the demo policies of this build in `{}` (choose one with --policies DIR)",
+            shipped.display()
+        );
+        return Ok(shipped);
+    }
+    Err(NO_POLICY_DIR.to_owned())
+}
+
+/// How to name a policy folder, said whenever none is configured or the one named fails.
+pub(crate) const NO_POLICY_DIR: &str = "no policy folder is configured: pass --policies DIR, set JITSH_POLICIES, or write `policies = \"DIR\"` in ~/.config/jitsh/config.toml or /etc/jitsh/config.toml";
 
 /// The batch protocol (SPEC §3): one JSON object per stdin line, `decide` on its `text`, the
 /// other fields echoed back, an `"error"` object for a malformed line, and the batch goes on.
@@ -178,21 +316,34 @@ pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for line in stdin.lock().lines() {
-        let line = match line {
-            Ok(l) => l,
+    let mut input = stdin.lock();
+    let mut raw = Vec::new();
+    let mut number = 0usize;
+    loop {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => return super::fail(format!("cannot read stdin: {e}")),
-        };
-        if line.trim().is_empty() {
-            continue;
         }
-        let result = match batch_text(&line) {
-            Ok((text, echo)) => {
-                let mut v = decide(&text);
-                echo_fields(&mut v, echo);
-                v
+        number += 1;
+        if raw.last() == Some(&b'\n') {
+            raw.pop();
+            if raw.last() == Some(&b'\r') {
+                raw.pop();
             }
-            Err(v) => v,
+        }
+        // Bytes are read as they come: a line that is not UTF-8 is one bad line, answered
+        // with an error object, never the end of the batch.
+        let result = match std::str::from_utf8(&raw) {
+            Err(e) => json!({
+                "error": format!(
+                    "input line {number} is not valid UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                )
+            }),
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => batch_result(line, &decide),
         };
         if writeln!(out, "{result}").is_err() {
             // Broken pipe: the reader went away; stop quietly like other Unix filters.
@@ -201,6 +352,18 @@ pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
     }
     let _ = out.flush();
     ExitCode::SUCCESS
+}
+
+/// The output object for one batch line that is valid UTF-8.
+fn batch_result(line: &str, decide: &impl Fn(&str) -> Value) -> Value {
+    match batch_text(line) {
+        Ok((text, echo)) => {
+            let mut v = decide(&text);
+            echo_fields(&mut v, echo);
+            v
+        }
+        Err(v) => v,
+    }
 }
 
 /// The whole of stdin as one line (a trailing newline removed).
@@ -248,44 +411,35 @@ fn echo_fields(out: &mut Value, echo: Map<String, Value>) {
     }
 }
 
-/// Revoked token ids from the approval service (`GET /v1/revocations`).
-pub(crate) fn fetch_revocations(server: &str) -> Result<HashSet<String>, String> {
-    let url = format!("{}/v1/revocations", server.trim_end_matches('/'));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut req = client.get(&url);
-        if let Ok(cred) = std::env::var("JITSH_CREDENTIAL") {
-            req = req.bearer_auth(cred);
-        }
-        let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url} answered {}", resp.status()));
-        }
-        let body: Value = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
-        Ok(revoked_ids(&body))
-    })
+/// `--platform` as written on the command line.
+pub(crate) fn parse_platform(text: &str) -> Result<crate::catalog::Platform, String> {
+    crate::catalog::Platform::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a platform: use `windows`, `unix` or `unknown`"))
 }
 
-/// Accepts `{"revoked": ["jti", ...]}` or `{"revoked": [{"jti": ...}, ...]}`.
-fn revoked_ids(body: &Value) -> HashSet<String> {
-    body.get("revoked")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| {
-                    i.as_str()
-                        .or_else(|| i.get("jti").and_then(Value::as_str))
-                        .map(str::to_owned)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// `1 record`, `2 records`: a count with its noun.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_skew_default_and_a_bound_for_every_command() {
+        let default = parse_skew(DEFAULT_SKEW_SECS).unwrap();
+        assert_eq!(i64::from(default), token::DEFAULT_SKEW.whole_seconds());
+        assert_eq!(parse_skew("300"), Ok(300));
+        for too_much in ["301", "3600", "86400", "4294967295"] {
+            assert!(parse_skew(too_much).is_err(), "{too_much}");
+        }
+        assert!(parse_skew("-1").is_err());
+        assert!(parse_skew("1e9").is_err());
+    }
 }

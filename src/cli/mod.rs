@@ -9,6 +9,7 @@ mod audit_cmd;
 mod check;
 mod client;
 mod common;
+mod login;
 mod parse;
 mod policy_cmd;
 mod replay;
@@ -33,6 +34,16 @@ struct Cli {
     /// Diagnostics on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Trust only the CA certificates in this PEM file (instead of the system's) for the
+    /// approval service's TLS certificate; also `ca = "FILE"` in the client settings.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "JITSH_CA",
+        hide_env_values = true
+    )]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,14 +64,19 @@ enum Command {
     Serve(serve::Args),
     /// Manage the service's directory of users.
     User(serve::UserArgs),
+    /// Trust an approval service: show its signing-key fingerprints and, once confirmed, store
+    /// its URL and keys in ~/.config/jitsh for the other commands.
+    Login(login::Args),
     /// Ask for access to a privileged task.
     Request(client::RequestArgs),
     /// List requests.
     Requests(client::RequestsArgs),
-    /// Approve a pending request.
+    /// Approve a pending request: shows it first, and approves only what was shown.
     Approve(client::ApproveArgs),
-    /// Deny a pending request.
+    /// Deny a pending request: shows it first, and denies only what was shown.
     Deny(client::DenyArgs),
+    /// Take back your own pending request.
+    Withdraw(client::WithdrawArgs),
     /// Revoke an approved grant before it expires.
     Revoke(client::RevokeArgs),
     /// Lock a user, a rule or everything: new requests are refused and live grants stop working.
@@ -80,6 +96,23 @@ enum Command {
     Exsim(crate::exsim::Args),
 }
 
+impl Command {
+    fn uses_client_settings(&self) -> bool {
+        !matches!(
+            self,
+            Command::Parse(_)
+                | Command::Policy(_)
+                | Command::Keygen(_)
+                | Command::Serve(_)
+                | Command::User(_)
+                | Command::Replay(_)
+                | Command::Sessions(_)
+                | Command::Audit(_)
+                | Command::Exsim(_)
+        )
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -94,6 +127,17 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    // Commands that may talk to an approval service need the settings file intact: it names
+    // the CA and the signing keys they trust.
+    let settings = match common::client_config_checked() {
+        Ok(s) => s,
+        Err(e) if cli.command.uses_client_settings() => return fail(e),
+        Err(_) => common::ClientConfig::default(),
+    };
+    crate::net::configure(crate::net::Transport {
+        ca: cli.ca.or(settings.ca),
+        insecure_http: crate::net::insecure_from_env() || settings.insecure_http.unwrap_or(false),
+    });
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Parse(a) => parse::run(a),
@@ -102,10 +146,12 @@ pub fn main() -> ExitCode {
         Command::Token(a) => token_cmd::run(a),
         Command::Serve(a) => serve::run(a),
         Command::User(a) => serve::user(a),
+        Command::Login(a) => login::run(a),
         Command::Request(a) => client::request(a),
         Command::Requests(a) => client::requests(a),
         Command::Approve(a) => client::approve(a),
         Command::Deny(a) => client::deny(a),
+        Command::Withdraw(a) => client::withdraw(a),
         Command::Revoke(a) => client::revoke(a),
         Command::Lock(a) => client::lock(a),
         Command::Shell(a) => shell_cmd::shell(a),
@@ -125,14 +171,17 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal; an interactive shell moves diagnostics to a log file.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::shell::logfile::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
-/// Print one actionable sentence on stderr and return the error exit status.
+/// Print one actionable sentence on stderr and return the error exit status. Messages quote
+/// input (names, paths, answers from the service): escaped for the terminal.
 pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("jitsh: {message}");
+    eprintln!("jitsh: {}", crate::text::escape(&message.to_string()));
     ExitCode::from(EXIT_ERROR)
 }

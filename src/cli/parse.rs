@@ -11,6 +11,10 @@ pub struct Args {
     /// Extra cmdlet metadata (JSON, catalog format) for modules jitsh does not ship.
     #[arg(long = "catalog", value_name = "FILE")]
     catalogs: Vec<PathBuf>,
+    /// The runspace's platform (`windows`, `unix` or `unknown`, the default): `sort`, `ls`,
+    /// `ps` … are aliases on Windows and native programs on Linux and macOS.
+    #[arg(long, value_name = "PLATFORM", value_parser = common::parse_platform, default_value = "unknown")]
+    platform: crate::catalog::Platform,
     /// Read JSON Lines (`{"text": ...}`) from stdin and write one result per line.
     #[arg(long)]
     batch: bool,
@@ -31,7 +35,7 @@ pub fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             },
         };
-        let report = resolve::parse_report(&line, &catalog);
+        let report = resolve::parse_report_on(&line, &catalog, args.platform);
         let failed = report.get("error").is_some_and(|e| !e.is_null());
         println!("{report}");
         return if failed {
@@ -40,5 +44,5 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
-    common::run_batch(|text| resolve::parse_report(text, &catalog))
+    common::run_batch(|text| resolve::parse_report_on(text, &catalog, args.platform))
 }

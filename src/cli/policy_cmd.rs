@@ -17,9 +17,15 @@ pub struct Args {
 enum PolicyCommand {
     /// Check a policy folder: load errors (exit 3), findings (exit 1), clean (exit 0).
     Lint {
-        /// Policy folder: every *.toml in it is loaded.
-        #[arg(long, default_value = "policies", env = "JITSH_POLICIES")]
-        policies: PathBuf,
+        /// Policy folder: every *.toml in it is loaded. Default: `policies` in the settings,
+        /// else the demo policies of this build.
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "JITSH_POLICIES",
+            hide_env_values = true
+        )]
+        policies: Option<PathBuf>,
         /// Print findings as JSON Lines.
         #[arg(long)]
         json: bool,
@@ -28,7 +34,10 @@ enum PolicyCommand {
 
 pub fn run(args: Args) -> ExitCode {
     match args.command {
-        PolicyCommand::Lint { policies, json } => lint(&policies, json),
+        PolicyCommand::Lint { policies, json } => match common::policy_dir(policies, true) {
+            Ok(dir) => lint(&dir, json),
+            Err(e) => super::fail(e),
+        },
     }
 }
 
@@ -38,7 +47,7 @@ fn lint(dir: &std::path::Path, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     let catalog = Catalog::builtin();
-    let findings = set.lint(&|name: &str| catalog.command(name).is_some());
+    let findings = set.lint(&|name: &str| catalog.knows_name(name));
     for f in &findings {
         if json {
             println!(

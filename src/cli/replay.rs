@@ -10,8 +10,13 @@ use crate::asciicast::{self, Cast, Control, PlayOptions, SessionSummary};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The recording (asciicast v2) to play.
+    /// The recording to play: a session as `jitsh sessions` lists it (its id, or its file name
+    /// in the recordings folder), or the path of an asciicast v2 file.
     pub file: PathBuf,
+    /// Folder of recordings where session ids are looked up (default: $JITSH_RECORD_DIR, else
+    /// ~/.local/share/jitsh/sessions).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
     /// Playback speed factor (2 plays twice as fast).
     #[arg(long, default_value_t = 1.0, value_name = "N")]
     pub speed: f64,
@@ -35,10 +40,9 @@ pub struct Args {
 
 /// Compare the recording with the hash its `session.end` record holds. `Err` when it was
 /// changed (or cannot be read); a note on stderr when no record vouches for it.
-fn check_recording(args: &Args) -> Result<(), String> {
+fn check_recording(args: &Args, file: &Path) -> Result<(), String> {
     let logs = if args.audit.is_empty() {
-        let beside = args
-            .file
+        let beside = file
             .parent()
             .map(|p| p.join("audit"))
             .filter(|p| p.is_dir());
@@ -50,23 +54,22 @@ fn check_recording(args: &Args) -> Result<(), String> {
         eprintln!(
             "jitsh: note: no audit log given (`--audit PATH`), so `{}` is not checked against \
              its session.end record",
-            args.file.display()
+            file.display()
         );
         return Ok(());
     }
     let paths = crate::audit::read::expand_paths(&logs).map_err(|e| e.to_string())?;
-    let found =
-        crate::audit::recordings::vouching_for(&paths, &args.file).map_err(|e| e.to_string())?;
+    let found = crate::audit::recordings::vouching_for(&paths, file).map_err(|e| e.to_string())?;
     let Some(v) = found else {
         eprintln!(
             "jitsh: note: no session.end record in the audit log vouches for `{}` (a session \
              still running, or one that was killed): it cannot be checked",
-            args.file.display()
+            file.display()
         );
         return Ok(());
     };
     let here = crate::audit::recordings::Vouched {
-        recording: args.file.clone(),
+        recording: file.to_path_buf(),
         ..v
     };
     match crate::audit::recordings::check(&here, None) {
@@ -99,7 +102,11 @@ pub fn run(args: Args) -> ExitCode {
             "--idle-limit `{limit}` must be a positive number of seconds"
         ));
     }
-    if let Err(message) = check_recording(&args) {
+    let file = match find_recording(&args.file, args.dir.clone().or_else(default_record_dir)) {
+        Ok(file) => file,
+        Err(message) => return super::fail(message),
+    };
+    if let Err(message) = check_recording(&args, &file) {
         if !args.ignore_mismatch {
             return super::fail(format!(
                 "{message}; not playing it (`--ignore-mismatch` plays it anyway)"
@@ -107,20 +114,26 @@ pub fn run(args: Args) -> ExitCode {
         }
         eprintln!("jitsh: warning: {message}");
     }
-    let cast = match load(&args.file) {
+    let cast = match load(&file) {
         Ok(cast) => cast,
         Err(message) => return super::fail(message),
     };
     if let Some(torn) = &cast.torn {
         eprintln!(
             "jitsh: recording `{}` ends in a cut-off line (line {}); playing up to it",
-            args.file.display(),
+            file.display(),
             torn.line
         );
     }
     if args.markers {
         for m in asciicast::markers(&cast) {
-            println!("{:>4}  {}  {}", m.index, clock(m.time_us), m.label);
+            // Labels come from the file, which anyone may have written: escaped.
+            println!(
+                "{:>4}  {}  {}",
+                m.index,
+                clock(m.time_us),
+                crate::text::escape(&m.label)
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -197,20 +210,28 @@ pub fn sessions(args: SessionsArgs) -> ExitCode {
             Err(e) => super::fail(format!("could not write JSON: {e}")),
         };
     }
-    let rows: Vec<[String; 6]> = summaries
+    // The first column is what `jitsh replay` takes: the session id (the file name without
+    // `.cast`), alone in its cell so it can be copied.
+    let rows: Vec<[String; 7]> = summaries
         .iter()
         .map(|s| {
             [
-                s.file.clone() + if s.torn { " (cut off)" } else { "" },
-                s.user.clone().unwrap_or_else(|| "-".into()),
+                crate::text::escape(s.file.strip_suffix(".cast").unwrap_or(&s.file)).into_owned(),
+                s.user
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |u| crate::text::escape(u).into_owned()),
                 s.started.map(started).unwrap_or_else(|| "-".into()),
                 clock(s.duration_us),
                 s.allowed.to_string(),
                 s.blocked.to_string(),
+                if s.torn { "cut off" } else { "" }.to_owned(),
             ]
         })
         .collect();
-    let header = ["FILE", "USER", "STARTED", "DURATION", "ALLOWED", "BLOCKED"].map(str::to_owned);
+    let header = [
+        "SESSION", "USER", "STARTED", "DURATION", "ALLOWED", "REFUSED", "NOTE",
+    ]
+    .map(str::to_owned);
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             std::iter::once(&header)
@@ -230,6 +251,37 @@ pub fn sessions(args: SessionsArgs) -> ExitCode {
         println!("{}", cells.join("  ").trim_end());
     }
     ExitCode::SUCCESS
+}
+
+/// The recording `arg` names: an existing file, else a session id or file name in `dir`.
+fn find_recording(arg: &Path, dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    if arg.is_file() {
+        return Ok(arg.to_path_buf());
+    }
+    let bare = arg.components().count() == 1;
+    if let Some(dir) = dir.as_ref().filter(|_| bare) {
+        let with_ext = {
+            let mut name = arg.as_os_str().to_os_string();
+            name.push(".cast");
+            name
+        };
+        for candidate in [dir.join(arg), dir.join(with_ext)] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(match dir {
+        Some(dir) if bare => format!(
+            "no recording `{}`: not a file here, and no such session in `{}` (`jitsh sessions` lists them; --dir DIR looks elsewhere)",
+            arg.display(),
+            dir.display()
+        ),
+        _ => format!(
+            "recording `{}` could not be read: no such file",
+            arg.display()
+        ),
+    })
 }
 
 fn default_record_dir() -> Option<PathBuf> {

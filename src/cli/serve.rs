@@ -10,12 +10,29 @@ pub struct Args {
     /// State folder: database, signing key pair, directory, audit log.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
-    /// Address to listen on (port 0 picks a free port; the address is printed on stderr).
+    /// Address to listen on (port 0 picks a free port; the address is printed on stderr). An
+    /// address other than loopback needs --tls-cert and --tls-key (or --insecure-http).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8750")]
     listen: String,
-    /// Policy folder (every `*.toml` in it).
-    #[arg(long, value_name = "DIR", default_value = "policies")]
-    policies: PathBuf,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (only behind a proxy that terminates
+    /// TLS, or on a network you trust with credentials and tokens in clear text).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_http: bool,
+    /// Policy folder (every `*.toml` in it). Default: `policies` in the settings
+    /// (/etc/jitsh/config.toml, ~/.config/jitsh/config.toml).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "JITSH_POLICIES",
+        hide_env_values = true
+    )]
+    policies: Option<PathBuf>,
     /// Directory of users (default STATE/directory.toml).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
@@ -41,6 +58,22 @@ pub struct Args {
     /// How long a request may wait for a decision before it expires.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = service::parse_duration)]
     pending_ttl: std::time::Duration,
+    /// A client must send a request's headers within this time.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = service::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// Close a connection when no bytes moved for this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = service::parse_duration)]
+    idle_timeout: std::time::Duration,
+    /// Open connections at most (lowered to fit the descriptor limit); when full, the oldest
+    /// connection with no request in progress is closed.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Requests one user may file per hour (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    max_requests_per_hour: u32,
+    /// Requests one user may have pending at once (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    max_pending: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +103,10 @@ struct UserAddArgs {
     /// Mail address for notifications.
     #[arg(long)]
     email: Option<String>,
+    /// Who this account belongs to, when the email does not tell: two accounts of one person
+    /// never approve each other's requests nor count twice toward a quorum.
+    #[arg(long, value_name = "KEY")]
+    person: Option<String>,
     /// State folder of the service.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
@@ -80,22 +117,52 @@ struct UserAddArgs {
 
 #[derive(Debug, clap::Args)]
 struct UserListArgs {
+    /// State folder of the service.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
+    /// Directory file (default STATE/directory.toml).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> ExitCode {
+    // A service never falls back to demo policies: its folder is always named.
+    let policies = match super::common::policy_dir(args.policies.clone(), false) {
+        Ok(dir) => dir,
+        Err(e) => return super::fail(e),
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match service::tls::server_config(cert, key) {
+            Ok(c) => {
+                warn_if_shared(key);
+                Some(c)
+            }
+            Err(e) => return super::fail(e),
+        },
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = service::Config {
         state: args.state,
-        policies: args.policies,
+        policies,
         directory: args.directory,
         smtp: args.smtp,
         mail_from: args.mail_from,
         webhook: args.webhook,
         pending_ttl: args.pending_ttl,
         syslog: args.syslog,
+        tls,
+        limits: service::Limits {
+            connections: service::listen::ConnLimits {
+                header_timeout: args.header_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections,
+            },
+            requests: service::workflow::RequestLimits {
+                per_hour: args.max_requests_per_hour,
+                pending: args.max_pending,
+            },
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -105,6 +172,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail(format!("could not start the runtime: {e}")),
     };
     let listen = args.listen;
+    let insecure_http = args.insecure_http;
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
             service::ServeError::Bind {
@@ -112,10 +180,20 @@ pub fn run(args: Args) -> ExitCode {
                 message: e.to_string(),
             }
         })?;
+        // The address actually bound decides (a host name may resolve anywhere).
+        let bound = listener
+            .local_addr()
+            .map_err(|e| service::ServeError::Server(e.to_string()))?;
+        if config.tls.is_none() && !insecure_http && !bound.ip().is_loopback() {
+            return Err(service::ServeError::Setup(cleartext_refusal(&listen)));
+        }
         service::serve(
             &config,
             listener,
-            |addr| eprintln!("listening on http://{addr}"),
+            |addr| {
+                announce_keys(&config.state);
+                eprintln!("listening on {scheme}://{addr}");
+            },
             shutdown_signal(),
         )
         .await
@@ -123,6 +201,40 @@ pub fn run(args: Args) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::fail(e),
+    }
+}
+
+/// The TLS private key should be readable by the service's account only.
+fn warn_if_shared(key: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(key) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "jitsh: warning: the TLS key `{}` is readable by other users (mode {mode:o}); `chmod 600` it",
+                key.display()
+            );
+        }
+    }
+}
+
+/// Why `serve` will not speak plain HTTP on a network address, and what to do instead.
+fn cleartext_refusal(listen: &str) -> String {
+    format!(
+        "refusing to serve plain HTTP on `{listen}`, which is not a loopback address, because credentials and tokens would cross the network unencrypted: pass --tls-cert FILE --tls-key FILE, or --insecure-http if a TLS proxy in front of jitsh protects the path"
+    )
+}
+
+/// Print the signing key's fingerprint, which users compare when they run `jitsh login`.
+fn announce_keys(state: &std::path::Path) {
+    // The service has just loaded (or made) this key; read it the same way.
+    if let Ok(signer) = service::ports::Signer::load_or_create(state) {
+        let key = signer.public_key();
+        eprintln!(
+            "token signing key {} (SHA-256 {}): users check this when they run `jitsh login`",
+            key.kid(),
+            key.fingerprint()
+        );
     }
 }
 
@@ -161,19 +273,13 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         .directory
         .clone()
         .unwrap_or_else(|| a.state.join("directory.toml"));
-    let mut dir = match Directory::load(&path) {
-        Ok(d) => d,
-        Err(e) => return super::fail(e),
-    };
-    let credential = match dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())
-    {
-        Ok(c) => c,
-        Err(e) => return super::fail(e),
-    };
     let mut details = serde_json::Map::new();
     details.insert("groups".into(), a.groups.clone().into());
     details.insert("roles".into(), a.roles.clone().into());
     details.insert("via".into(), "cli".into());
+    if let Some(p) = &a.person {
+        details.insert("person".into(), p.clone().into());
+    }
     let event = crate::audit::AuditEvent {
         time: service::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
         actor: std::env::var("USER").unwrap_or_else(|_| "local".into()),
@@ -182,14 +288,21 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         outcome: "ok".into(),
         details,
     };
-    // No audit record, no user. While the service runs it holds the audit log; the event then
-    // waits durably in the state database and the service appends it.
-    if let Err(e) = record_audit(&a.state, event) {
-        return super::fail(e);
-    }
-    if let Err(e) = dir.save(&path) {
-        return super::fail(e);
-    }
+    // Under the directory's write lock, on the file as it is now (the service and other
+    // `user add` runs write it too). No audit record, no user: while the service runs it holds
+    // the audit log; the event then waits durably in the state database and the service
+    // appends it.
+    let added = Directory::update(&path, |dir| {
+        let credential =
+            dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())?;
+        dir.set_person(&a.name, a.person.clone());
+        record_audit(&a.state, event).map_err(service::directory::DirectoryError::Refused)?;
+        Ok::<_, service::directory::DirectoryError>(credential)
+    });
+    let credential = match added {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
     println!(
         "added user {} (groups: {}; roles: {}) to {}; the credential below is shown only now:",
         a.name,
@@ -224,12 +337,15 @@ fn user_list(a: UserListArgs) -> ExitCode {
     match Directory::load(&path) {
         Ok(dir) => {
             for u in &dir.users {
+                // The file is hand-editable: every field escaped for the terminal.
+                let esc = |t: &str| crate::text::escape(t).into_owned();
                 println!(
-                    "{}\t{}\tgroups: {}\troles: {}",
-                    u.name,
-                    u.email.as_deref().unwrap_or("-"),
-                    list_or_none(&u.groups),
-                    list_or_none(&u.roles)
+                    "{}\t{}\tperson: {}\tgroups: {}\troles: {}",
+                    esc(&u.name),
+                    esc(u.email.as_deref().unwrap_or("-")),
+                    esc(&service::directory::person_key(u)),
+                    esc(&list_or_none(&u.groups)),
+                    esc(&list_or_none(&u.roles))
                 );
             }
             ExitCode::SUCCESS

@@ -1,7 +1,7 @@
 //! `jitsh shell` (an interactive gated session) and `jitsh exec` (one gated line).
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
@@ -14,29 +14,33 @@ use crate::shell::{self, ShellConfig};
 /// Options shared by `shell` and `exec`.
 #[derive(Debug, clap::Args)]
 pub struct GateOpts {
-    /// Policy folder.
+    /// Policy folder. Default: `policies` in the settings (/etc/jitsh/config.toml,
+    /// ~/.config/jitsh/config.toml), else the demo policies of this build.
     #[arg(
         long,
         value_name = "DIR",
         env = "JITSH_POLICIES",
-        default_value = "policies"
+        hide_env_values = true
     )]
-    policies: PathBuf,
+    policies: Option<PathBuf>,
     /// Approval service URL (for `:request`, token pick-up and revocations).
-    #[arg(long, value_name = "URL", env = "JITSH_SERVER")]
+    #[arg(long, value_name = "URL", env = "JITSH_SERVER", hide_env_values = true)]
     server: Option<String>,
-    /// Session user (default: $JITSH_USER, else the login name).
+    /// Session user (default: $JITSH_USER, else the login name). With an approval service it
+    /// must be the user the credential belongs to (default: that user).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Approval token file to use (repeatable).
     #[arg(long = "token", value_name = "FILE")]
     tokens: Vec<PathBuf>,
     /// Public key file of the approval service that signs tokens (repeatable, for key
-    /// rotation); usually the service's STATE/signing.pub.
+    /// rotation); usually the service's STATE/signing.pub. Default: the keys `jitsh login`
+    /// stored.
     #[arg(long = "trust-key", value_name = "FILE")]
     trust_keys: Vec<PathBuf>,
-    /// Clock skew tolerated on token validity, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// Clock skew tolerated on token validity, in seconds (at most 300).
+    #[arg(long, default_value = super::common::DEFAULT_SKEW_SECS, value_name = "SECONDS",
+          value_parser = super::common::parse_skew)]
     skew: u32,
 }
 
@@ -86,13 +90,27 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     let Some(record_dir) = record_dir(args.record) else {
         return super::fail("no recording folder: pass `--record DIR` or set JITSH_RECORD_DIR");
     };
+    // Lines piped in (`echo Get-Mailbox | jitsh shell`) are gated and run one by one, as `exec`
+    // runs them (each decision recorded as exec records it); there is no terminal to edit on or
+    // to record.
+    if !std::io::stdin().is_terminal() {
+        return piped(args.gate, &runspace, record_dir);
+    }
     let multiline = runspace.first().is_some_and(is_powershell);
     let runspace = if multiline {
         with_prompt_markers(runspace)
     } else {
         runspace
     };
-    let mut access = access_config(args.gate);
+    let mut access = match access_config(args.gate) {
+        Ok(a) => a,
+        Err(e) => return super::fail(e),
+    };
+    // Policies that do not load end the start here, with how to name another folder, rather
+    // than a warning about the approval service followed by the same failure.
+    if let Err(e) = check_policies(&access) {
+        return super::fail(e);
+    }
     // Kept alive for the whole session; dropping it stops the service cleanly.
     let _local = if access.server.is_none() && !args.no_service {
         match start_local_service(&mut access) {
@@ -109,11 +127,16 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         None
     };
+    if let Err(e) = require_trust(&access) {
+        return super::fail(e);
+    }
+    let spool_dir = _local.as_ref().map(|l| l.state.join("spool"));
     let config = ShellConfig {
         multiline,
         runspace,
         access,
         record_dir,
+        spool_dir,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -133,32 +156,27 @@ fn record_dir(arg: Option<PathBuf>) -> Option<PathBuf> {
         })
 }
 
-/// Record `exec`'s decision: to the approval service when one is configured, else to the
-/// local chained log, exactly as the shell records its lines.
+/// Record a decision of `exec` (or of a piped line): to the approval service when one is
+/// configured, else to the local chained log in `dir/audit`, exactly as the shell records its
+/// lines. `user` is the user the session runs as.
 fn audit_exec(
     config: &AccessConfig,
-    record: Option<PathBuf>,
+    dir: &std::path::Path,
+    session: &str,
+    user: &str,
     line: &str,
     decision: &crate::gate::LineDecision,
 ) -> Result<(), String> {
-    let dir = record_dir(record)
-        .ok_or("no folder for the audit log: pass `--record DIR` or set JITSH_RECORD_DIR")?;
-    let session = shell::new_session_id();
     let sink = shell::SessionAudit::open(
-        &dir,
-        &session,
-        &config.user,
+        dir,
+        None,
+        session,
+        user,
         config.server.clone().zip(config.credential.clone()),
     )
     .map_err(|e| e.to_string())?;
-    let event = crate::audit::decision::event(
-        &config.user,
-        &session,
-        line,
-        decision,
-        "exec",
-        shell::now_rfc3339(),
-    );
+    let event =
+        crate::audit::decision::event(user, session, line, decision, "exec", shell::now_rfc3339());
     let appended = sink.append(event).map_err(|e| e.to_string());
     let closed = sink.close();
     appended?;
@@ -175,49 +193,150 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::fail(e),
     };
-    let config = access_config(args.gate);
+    let config = match access_config(args.gate) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    if let Err(e) = check_policies(&config).and_then(|()| require_trust(&config)) {
+        return super::fail(e);
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return super::fail(e),
     };
-    let checked = match Access::load(&config) {
-        Ok(mut access) => rt.block_on(access.check(&line)),
+    let mut access = match Access::load(&config) {
+        Ok(access) => access,
         Err(e) => return super::fail(e),
     };
-    let d = checked.decision;
-    // No record, no run: every decision is audited before anything else happens.
-    if let Err(e) = audit_exec(&config, args.record, &line, &d) {
-        return super::fail(format!(
-            "the decision could not be recorded, so the line does not run: {e}"
-        ));
+    // With an approval service, the session runs as the credential's user.
+    if let Err(e) = rt.block_on(access.bind_identity()) {
+        return super::fail(e);
     }
-    if d.incomplete {
+    let Some(dir) = record_dir(args.record) else {
         return super::fail(
-            "the line is incomplete: finish it (a closing bracket or quote is missing)",
+            "no folder for the audit log: pass `--record DIR` or set JITSH_RECORD_DIR",
+        );
+    };
+    let session = shell::new_session_id();
+    let record = |line: &str, d: &crate::gate::LineDecision, user: &str| {
+        audit_exec(&config, &dir, &session, user, line, d)
+    };
+    match gate_and_run(&rt, &mut access, &program, &line, &record) {
+        Ok(Gated::Ran(status) | Gated::Refused(status)) => exit_code(status),
+        Err(e) => super::fail(e),
+    }
+}
+
+/// `jitsh shell` with stdin not a terminal: each line is gated and run as `exec` runs it. The
+/// first refused line stops the input (later lines may depend on it) with exec's status: 1
+/// approval needed, 2 denied, 3 incomplete or not runnable. Otherwise the status is the last
+/// line's.
+fn piped(gate: GateOpts, program: &[OsString], record_dir: PathBuf) -> ExitCode {
+    let config = match access_config(gate) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    if let Err(e) = check_policies(&config).and_then(|()| require_trust(&config)) {
+        return super::fail(e);
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(e),
+    };
+    let mut access = match Access::load(&config) {
+        Ok(access) => access,
+        Err(e) => return super::fail(e),
+    };
+    // With an approval service, the session runs as the credential's user.
+    if let Err(e) = rt.block_on(access.bind_identity()) {
+        return super::fail(e);
+    }
+    // One session for the whole input, so its decisions can be found together.
+    let session = shell::new_session_id();
+    let record = |line: &str, d: &crate::gate::LineDecision, user: &str| {
+        audit_exec(&config, &record_dir, &session, user, line, d)
+    };
+    let mut status = 0;
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => return super::fail(format!("input line {} could not be read: {e}", n + 1)),
+        };
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        if text.starts_with(':') {
+            eprintln!("jitsh: input line {}: meta-commands such as `{text}` need an interactive shell; use `jitsh request`, `jitsh requests`, `jitsh tokens`", n + 1);
+            return ExitCode::from(3);
+        }
+        match gate_and_run(&rt, &mut access, program, &line, &record) {
+            Ok(Gated::Ran(s)) => status = s,
+            Ok(Gated::Refused(s)) => {
+                eprintln!(
+                    "jitsh: input line {} was refused; the lines after it were not run",
+                    n + 1
+                );
+                return exit_code(s);
+            }
+            Err(e) => return super::fail(format!("input line {}: {e}", n + 1)),
+        }
+    }
+    exit_code(status)
+}
+
+/// What became of a gated line.
+#[derive(Debug)]
+enum Gated {
+    /// The runspace ran it; its status.
+    Ran(i32),
+    /// The gate refused it: 1 approval needed, 2 denied.
+    Refused(i32),
+}
+
+/// What records a decision (line, decision, the session's user) before anything else happens.
+type Record<'a> = dyn Fn(&str, &crate::gate::LineDecision, &str) -> Result<(), String> + 'a;
+
+/// Gate one line, record the decision, and, if it is allowed, run it through a fresh runspace;
+/// a refusal is printed with the command that asks for access.
+fn gate_and_run(
+    rt: &tokio::runtime::Runtime,
+    access: &mut Access,
+    program: &[OsString],
+    line: &str,
+    record: &Record<'_>,
+) -> Result<Gated, String> {
+    let d = rt.block_on(access.check(line)).decision;
+    // No record, no run: every decision is audited before anything else happens.
+    record(line, &d, access.user()).map_err(|e| {
+        format!("the decision could not be recorded, so the line does not run: {e}")
+    })?;
+    if d.incomplete {
+        return Err(
+            "the line is incomplete: finish it (a closing bracket or quote is missing)".into(),
         );
     }
     match d.decision {
         Effect::Allow => {}
         Effect::Approval => {
-            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
-            return ExitCode::from(1);
+            eprint!("{}", shell::exec_refusal_message(&d));
+            return Ok(Gated::Refused(1));
         }
         Effect::Deny => {
-            eprint!("{}", shell::refusal_message(&d).replace("\r\n", "\n"));
-            return ExitCode::from(2);
+            eprint!("{}", shell::exec_refusal_message(&d));
+            return Ok(Gated::Refused(2));
         }
     }
-    match run_once(&program, &line) {
-        Ok(status) => exit_code(status),
-        Err(e) => super::fail(format!(
+    run_once(program, line).map(Gated::Ran).map_err(|e| {
+        format!(
             "the runspace `{}` could not run the line: {e}",
             program
                 .iter()
                 .map(|p| p.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join(" ")
-        )),
-    }
+        )
+    })
 }
 
 /// Run one line through a fresh runspace over pipes: the line, then end-of-input. Prompts and
@@ -227,7 +346,12 @@ fn run_once(program: &[OsString], line: &str) -> std::io::Result<i32> {
     let (cmd, args) = program
         .split_first()
         .ok_or_else(|| std::io::Error::other("no runspace program"))?;
-    let mut child = std::process::Command::new(cmd)
+    let mut command = std::process::Command::new(cmd);
+    // The runspace runs the admin's code: it never sees the service credential.
+    for secret in crate::shell::pty::SECRET_ENV {
+        command.env_remove(secret);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -346,18 +470,54 @@ fn start_local_service(access: &mut AccessConfig) -> Result<LocalService, String
     Ok(local)
 }
 
-fn access_config(gate: GateOpts) -> AccessConfig {
+/// A session that talks to an approval service must be able to verify its tokens; say so at
+/// start, not after a request has been approved. Token files given without a trusted key are an
+/// error; with none given, standing access still works (the pinned smoke path runs `exec
+/// --server URL` alone), so the session starts and says at once that no token can count.
+fn require_trust(access: &AccessConfig) -> Result<(), String> {
+    match &access.server {
+        Some(server) if access.trust_keys.is_empty() => {
+            if access.token_files.is_empty() {
+                eprintln!(
+                    "jitsh: warning: {}; until then only standing access runs",
+                    super::login::no_trusted_key(Some(server))
+                );
+                Ok(())
+            } else {
+                Err(super::login::no_trusted_key(Some(server)))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The policies load, or the reason why not with how to choose another folder.
+fn check_policies(access: &AccessConfig) -> Result<(), String> {
+    crate::policy::load_dir(&access.policies_dir)
+        .map(|_| ())
+        .map_err(|errors| {
+            format!(
+                "the policies in `{}` were not loaded: {}; choose another folder with --policies DIR, JITSH_POLICIES or `policies` in the settings",
+                access.policies_dir.display(),
+                errors.to_string().replace('\n', "; ")
+            )
+        })
+}
+
+fn access_config(gate: GateOpts) -> Result<AccessConfig, String> {
     let file = super::common::client_config();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    AccessConfig {
-        policies_dir: gate.policies,
+    let policies = super::common::policy_dir(gate.policies, true)?;
+    Ok(AccessConfig {
+        policies_dir: policies,
         user: super::common::user_name(gate.user.as_deref()),
+        user_explicit: super::common::user_explicit(gate.user.as_deref()),
         token_files: gate.tokens,
-        trust_keys: gate.trust_keys,
+        trust_keys: super::login::trust_key_files(&gate.trust_keys),
         skew: std::time::Duration::from_secs(u64::from(gate.skew)),
         server: gate.server.or(file.server),
         credential: env("JITSH_CREDENTIAL").or(file.credential),
-    }
+    })
 }
 
 /// The simulated Exchange runspace: the `jitsh-exsim` binary beside jitsh, else jitsh itself

@@ -46,7 +46,8 @@ enum TokenCommand {
 struct InspectArgs {
     /// The token file.
     file: PathBuf,
-    /// A trusted public key file (repeatable); without one the signature cannot be checked.
+    /// A trusted public key file (repeatable; default: the keys `jitsh login` stored); without
+    /// one the signature cannot be checked.
     #[arg(long = "trust-key", value_name = "FILE")]
     trust_keys: Vec<PathBuf>,
     /// Check the validity window at this instant (RFC 3339) instead of now.
@@ -55,9 +56,10 @@ struct InspectArgs {
     /// Check that the token is for this user.
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
-    /// Clock skew tolerated at both ends of the validity window, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = token::DEFAULT_SKEW.whole_seconds().unsigned_abs())]
-    skew: u64,
+    /// Clock skew tolerated at both ends of the validity window, in seconds (at most 300).
+    #[arg(long, value_name = "SECONDS", default_value = super::common::DEFAULT_SKEW_SECS,
+          value_parser = super::common::parse_skew)]
+    skew: u32,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -71,16 +73,12 @@ struct FetchArgs {
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Approval service URL.
-    #[arg(long, env = "JITSH_SERVER", value_name = "URL")]
+    #[arg(long, env = "JITSH_SERVER", value_name = "URL", hide_env_values = true)]
     server: Option<String>,
-    /// API credential (printed once by `jitsh user add`).
-    #[arg(
-        long,
-        env = "JITSH_CREDENTIAL",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    credential: Option<String>,
+    /// File holding the API credential (printed once by `jitsh user add`); else
+    /// JITSH_CREDENTIAL. Never on the command line, where every local user sees it.
+    #[arg(long, value_name = "FILE")]
+    credential_file: Option<PathBuf>,
 }
 
 fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
@@ -90,7 +88,11 @@ fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
 pub fn keygen(args: KeygenArgs) -> ExitCode {
     match write_key_pair(&args.out, args.force) {
         Ok(kid) => {
-            println!("{kid}");
+            println!(
+                "wrote {} (private signing key, owner-only) and {} (public key: give it to gates as --trust-key)\nkey id: {kid}",
+                args.out.join(PRIVATE_FILE).display(),
+                args.out.join(PUBLIC_FILE).display()
+            );
             ExitCode::SUCCESS
         }
         Err(message) => super::fail(message),
@@ -100,7 +102,9 @@ pub fn keygen(args: KeygenArgs) -> ExitCode {
 pub fn run(args: TokenArgs) -> ExitCode {
     match args.command {
         TokenCommand::Inspect(a) => inspect(a),
-        TokenCommand::Fetch(a) => super::client::token_fetch(a.server, a.credential, &a.id, &a.out),
+        TokenCommand::Fetch(a) => {
+            super::client::token_fetch(a.server, a.credential_file, &a.id, &a.out)
+        }
     }
 }
 
@@ -235,7 +239,8 @@ fn inspect(args: InspectArgs) -> ExitCode {
     };
     let token_text = text.trim();
     let mut trust = TrustStore::new();
-    for path in &args.trust_keys {
+    // The flags, else the keys `jitsh login` stored.
+    for path in &super::login::trust_key_files(&args.trust_keys) {
         match read_text(path, "key file").and_then(|t| {
             PublicKey::from_file_text(&t).map_err(|e| format!("`{}`: {e}", path.display()))
         }) {
@@ -246,10 +251,12 @@ fn inspect(args: InspectArgs) -> ExitCode {
         }
     }
     let now = args.now.unwrap_or_else(OffsetDateTime::now_utc);
-    let skew = Duration::seconds(i64::try_from(args.skew).unwrap_or(i64::MAX));
+    let skew = Duration::seconds(i64::from(args.skew));
 
     let verified = if trust.is_empty() {
-        Err(Outcome::NotChecked("no --trust-key given"))
+        Err(Outcome::NotChecked(
+            "no --trust-key given and no key stored by `jitsh login`",
+        ))
     } else {
         token::verify(token_text, &trust).map_err(|e| Outcome::Failed(e.to_string()))
     };
@@ -346,7 +353,7 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
     println!("rule       {}", clean(&c.rule));
     println!("tasks      {}", list(&c.tasks));
     if let Some(p) = &c.params {
-        println!("params     {p}");
+        println!("params     {}", clean(&p.to_json().to_string()));
     }
     println!("request    {}", clean(&c.request));
     println!("approvers  {}", list(&c.approvers));
@@ -358,8 +365,8 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
     if let Some(cmd) = &c.command {
         println!("command    {}", clean(cmd));
     }
-    if let Some(aud) = &c.aud {
-        println!("audience   {}", clean(aud));
+    if let Some(secs) = c.offline {
+        println!("offline    {secs} s after issue");
     }
     for (name, value) in &c.extra {
         println!("{:<10} {value}", clean(name));
@@ -367,19 +374,7 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
 }
 
 /// Claim text is escaped before it reaches a terminal: an unverified token is anyone's text, and
-/// control characters could rewrite the screen. (JSON values are escaped by serde_json.)
+/// control characters could rewrite the screen.
 fn clean(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        text.to_owned()
-    }
+    crate::text::escape(text).into_owned()
 }

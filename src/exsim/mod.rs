@@ -109,8 +109,8 @@ pub enum ExsimError {
     about = "A simulated Exchange Management runspace (PowerShell-like)"
 )]
 pub struct Args {
-    /// State file (default: $JITSH_EXSIM_STATE, else ./exsim-state.json); created with a demo
-    /// organisation when missing.
+    /// State file (default: $JITSH_EXSIM_STATE, else exsim-state.json in $JITSH_STATE or
+    /// ~/.local/share/jitsh); created with a demo organisation when missing.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Do not write OSC 133 prompt markers.
@@ -160,10 +160,21 @@ pub fn main() -> ExitCode {
 
 /// The runspace with parsed arguments (also reached as the hidden `jitsh exsim`).
 pub fn run_args(args: Args) -> ExitCode {
-    let path = args
+    let Some(path) = args
         .state
         .or_else(|| std::env::var_os("JITSH_EXSIM_STATE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("exsim-state.json"));
+        .or_else(default_state_file)
+    else {
+        eprintln!("jitsh-exsim: no state file: pass --state FILE or set JITSH_EXSIM_STATE or HOME");
+        return ExitCode::from(3);
+    };
+    // The state folder may not exist yet on a first run.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("jitsh-exsim: cannot create `{}`: {e}", dir.display());
+            return ExitCode::from(3);
+        }
+    }
     let reading = Reading {
         console_host: args.console_host,
         read_as: args.read_as,
@@ -177,6 +188,16 @@ pub fn run_args(args: Args) -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// The simulator's state lives with jitsh's other state, never in the current folder (a demo
+/// started from a checkout must not change it).
+fn default_state_file() -> Option<PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    nonempty("JITSH_STATE")
+        .map(PathBuf::from)
+        .or_else(|| nonempty("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh")))
+        .map(|dir| dir.join("exsim-state.json"))
 }
 
 /// The read-eval-print loop. Returns the exit status.

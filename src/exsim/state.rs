@@ -134,6 +134,8 @@ impl State {
             ),
             ("Bob Smith", "bob", "Bob Smith", "DB01", "UserMailbox"),
             ("Carol Diaz", "carol", "Carol Diaz", "DB01", "UserMailbox"),
+            // The mailbox the README's quick start moves.
+            ("Rob Turner", "rob", "Rob Turner", "DB01", "UserMailbox"),
             ("David Lee", "david", "David Lee", "DB02", "UserMailbox"),
             ("Erin Walsh", "erin", "Erin Walsh", "DB02", "UserMailbox"),
             (

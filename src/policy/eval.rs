@@ -6,8 +6,8 @@
 //! condition is unknown does not, and if it could have allowed, the decision falls to
 //! `defaults.dynamic` (or stricter).
 
-use crate::invocation::Invocation;
-use crate::policy::model::{split_module, Effect, Rule, RuleDecision};
+use crate::invocation::{Invocation, TaskKind};
+use crate::policy::model::{match_name, split_module, Effect, Rule, RuleDecision};
 use crate::policy::params::{eval_any_param, Cond};
 use crate::policy::pattern::{lower, lower_char};
 use crate::policy::PolicySet;
@@ -28,6 +28,9 @@ pub(crate) fn condition(rule: &Rule, inv: &Invocation) -> Cond {
     if let Some(names) = &rule.when_any_param {
         cond = cond.and(eval_any_param(names, inv));
     }
+    if let Some(names) = &rule.when_no_param {
+        cond = cond.and(eval_any_param(names, inv).not());
+    }
     if let Some(p) = &rule.params {
         cond = cond.and(p.eval(inv));
     }
@@ -38,7 +41,13 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     let defaults = set.defaults();
     let shown = display_name(inv);
 
-    let (name, module) = split_module(&inv.name, inv.module.as_deref());
+    let kind = inv.kind;
+    let (name, module) = match kind {
+        TaskKind::Command => split_module(&inv.name, inv.module.as_deref()),
+        _ => (inv.name.as_str(), None),
+    };
+    let name = match_name(kind, name);
+    let name = name.as_ref();
     let lname = lower(name);
     let chars: Vec<char> = name.chars().map(lower_char).collect();
     let lmodule = module.map(lower);
@@ -46,7 +55,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     // A name that is not known for certain is never matched for allow or approval; only a
     // deny that its text (as far as it is known) hits can make the default stricter.
     if let Some(why) = &inv.dynamic {
-        let denies: Vec<&Rule> = matching_rules(set, &lname, &chars, lmodule.as_deref())
+        let denies: Vec<&Rule> = matching_rules(set, kind, &lname, &chars, lmodule.as_deref())
             .filter(|r| r.effect == Effect::Deny)
             .collect();
         if let Some(first) = denies.iter().min_by(|a, b| a.id.cmp(&b.id)) {
@@ -77,8 +86,17 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
         };
     }
 
+    // A script or program no rule names is code the gate cannot see: never the plain
+    // `unmatched` default (which may be allow), but the dynamic one, or stricter.
+    let file = matches!(kind, TaskKind::Path | TaskKind::Program);
+    let unmatched = if file {
+        defaults.dynamic.max(defaults.unmatched)
+    } else {
+        defaults.unmatched
+    };
+
     let mut hits = Hits::default();
-    for rule in matching_rules(set, &lname, &chars, lmodule.as_deref()) {
+    for rule in matching_rules(set, kind, &lname, &chars, lmodule.as_deref()) {
         match (rule.effect, condition(rule, inv)) {
             (_, Cond::No) => {}
             (Effect::Deny, Cond::Yes) => hits.deny.push((rule, None)),
@@ -98,7 +116,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     hits.allow_unknown.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     hits.approval.sort_by_cached_key(|(r, _)| {
         (
-            std::cmp::Reverse(specificity(r, &chars, lmodule.as_deref())),
+            std::cmp::Reverse(specificity(r, kind, &chars, lmodule.as_deref())),
             r.id.clone(),
         )
     });
@@ -140,7 +158,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
         // default, or what the other rules say if that is stricter.
         ([], [], [(allow, why), ..], approvals) => {
             let fallback = if approvals.is_empty() {
-                defaults.unmatched
+                unmatched
             } else {
                 Effect::Approval
             };
@@ -186,6 +204,16 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
             }
         }
         // Nothing matches.
+        ([], [], [], []) if file => RuleDecision {
+            effect: unmatched,
+            rule: None,
+            dynamic: true,
+            reason: format!(
+                "`{shown}` runs a script or program that no rule names, which is code the gate cannot see; the decision is the policy's default for dynamic invocations, {}",
+                unmatched.as_str()
+            ),
+            rules: Vec::new(),
+        },
         ([], [], [], []) => RuleDecision {
             effect: defaults.unmatched,
             rule: None,
@@ -202,25 +230,32 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
 /// Rules whose tasks cover the name and whose `except` does not (conditions not checked).
 fn matching_rules<'a>(
     set: &'a PolicySet,
+    kind: TaskKind,
     lname: &str,
     chars: &'a [char],
     lmodule: Option<&'a str>,
 ) -> impl Iterator<Item = &'a Rule> + 'a {
     set.index
-        .candidates(lname, chars, lmodule)
+        .candidates(kind, lname, chars, lmodule)
         .into_iter()
         .filter_map(|i| usize::try_from(i).ok().and_then(|i| set.rules().get(i)))
-        .filter(move |r| !r.excepted(chars, lmodule))
+        .filter(move |r| !r.excepted(kind, chars, lmodule))
 }
 
 /// How narrowly `rule` targets this invocation: a rule with parameter conditions is narrower
 /// than one without, and a task named exactly narrower than a glob.
-pub(crate) fn specificity(rule: &Rule, lname: &[char], lmodule: Option<&str>) -> u8 {
-    let conditional = rule.when_any_param.is_some() || rule.params.is_some();
+pub(crate) fn specificity(
+    rule: &Rule,
+    kind: TaskKind,
+    lname: &[char],
+    lmodule: Option<&str>,
+) -> u8 {
+    let conditional =
+        rule.when_any_param.is_some() || rule.when_no_param.is_some() || rule.params.is_some();
     let literal = rule
         .patterns
         .iter()
-        .any(|p| p.glob.is_literal() && p.covers(lname, lmodule, false));
+        .any(|p| p.kind == kind && p.glob.is_literal() && p.covers(lname, lmodule, false));
     u8::from(conditional) * 2 + u8::from(literal)
 }
 
@@ -231,6 +266,6 @@ fn ids<'a>(rules: impl Iterator<Item = &'a Rule>) -> Vec<String> {
 fn display_name(inv: &Invocation) -> String {
     match &inv.module {
         Some(m) => format!("{m}\\{}", inv.name),
-        None => inv.name.clone(),
+        None => inv.task(),
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::invocation::TaskKind;
 use crate::policy::model::{Effect, Rule, TaskPattern};
 use crate::policy::pattern::{Glob, Shape};
 
@@ -30,8 +31,69 @@ impl Entry {
     }
 }
 
+/// One index per task kind: a pattern only ever covers tasks of its own kind (`*` written for
+/// commands never covers a script path or a method).
 #[derive(Default, Debug)]
 pub(crate) struct TaskIndex {
+    command: NameIndex,
+    path: NameIndex,
+    program: NameIndex,
+    method: NameIndex,
+}
+
+impl TaskIndex {
+    pub(crate) fn build(rules: &[Rule]) -> TaskIndex {
+        let mut ix = TaskIndex::default();
+        for kind in [
+            TaskKind::Command,
+            TaskKind::Path,
+            TaskKind::Program,
+            TaskKind::Method,
+        ] {
+            *ix.of_mut(kind) = NameIndex::build(rules, kind);
+        }
+        ix
+    }
+
+    fn of(&self, kind: TaskKind) -> &NameIndex {
+        match kind {
+            TaskKind::Command => &self.command,
+            TaskKind::Path => &self.path,
+            TaskKind::Program => &self.program,
+            TaskKind::Method => &self.method,
+        }
+    }
+
+    fn of_mut(&mut self, kind: TaskKind) -> &mut NameIndex {
+        match kind {
+            TaskKind::Command => &mut self.command,
+            TaskKind::Path => &mut self.path,
+            TaskKind::Program => &mut self.program,
+            TaskKind::Method => &mut self.method,
+        }
+    }
+
+    /// Indexes of the rules with a pattern of `kind` covering the lowercase `lname` (see
+    /// [`NameIndex::candidates`]).
+    pub(crate) fn candidates(
+        &self,
+        kind: TaskKind,
+        lname: &str,
+        chars: &[char],
+        module: Option<&str>,
+    ) -> Vec<u32> {
+        self.of(kind).candidates(lname, chars, module)
+    }
+
+    /// Indexes of rules with a pattern of `kind` that may cover every name `glob` matches.
+    pub(crate) fn subsuming(&self, kind: TaskKind, glob: &Glob) -> Vec<u32> {
+        self.of(kind).subsuming(glob)
+    }
+}
+
+/// The patterns of one task kind.
+#[derive(Default, Debug)]
+struct NameIndex {
     exact: HashMap<String, Vec<Entry>>,
     prefix: HashMap<String, Vec<Entry>>,
     suffix: HashMap<String, Vec<Entry>>,
@@ -43,16 +105,16 @@ pub(crate) struct TaskIndex {
     other_lens: Vec<usize>,
 }
 
-impl TaskIndex {
-    pub(crate) fn build(rules: &[Rule]) -> TaskIndex {
-        let mut ix = TaskIndex::default();
+impl NameIndex {
+    fn build(rules: &[Rule], kind: TaskKind) -> NameIndex {
+        let mut ix = NameIndex::default();
         let (mut pl, mut sl, mut ol) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for (i, rule) in rules.iter().enumerate() {
             let Ok(rule_no) = u32::try_from(i) else {
                 // More than 4 billion rules cannot be loaded from text anyway.
                 break;
             };
-            for p in &rule.patterns {
+            for p in rule.patterns.iter().filter(|p| p.kind == kind) {
                 ix.insert(rule_no, rule.effect, p, &mut pl, &mut sl, &mut ol);
             }
         }
@@ -99,7 +161,7 @@ impl TaskIndex {
     /// Indexes of the rules with a task pattern covering the lowercase `lname` (`chars` is
     /// the same text split into chars) in lowercase `module`; sorted, without duplicates.
     /// `except` and conditions are not applied here.
-    pub(crate) fn candidates(&self, lname: &str, chars: &[char], module: Option<&str>) -> Vec<u32> {
+    fn candidates(&self, lname: &str, chars: &[char], module: Option<&str>) -> Vec<u32> {
         let mut out = Vec::new();
         let mut take = |entries: Option<&Vec<Entry>>| {
             for e in entries.into_iter().flatten() {
@@ -135,7 +197,7 @@ impl TaskIndex {
     /// Indexes of rules with a pattern that may cover every name `glob` matches (a superset
     /// of what [`Glob::subsumed_by`] confirms; the caller confirms). Lets lint compare
     /// patterns without trying every pair.
-    pub(crate) fn subsuming(&self, glob: &Glob) -> Vec<u32> {
+    fn subsuming(&self, glob: &Glob) -> Vec<u32> {
         if glob.is_literal() {
             let text = crate::policy::pattern::lower(glob.as_str());
             let chars: Vec<char> = text.chars().collect();

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::invocation::TaskKind;
 use crate::policy::model::{ApprovalMode, Effect, Rule};
 use crate::policy::PolicySet;
 
@@ -52,40 +53,38 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
             out.push(finding(&rule.id, "never-matches", m));
         }
         for t in rule.tasks.iter().chain(&rule.except) {
-            if let Some(name) = unknown_literal(t, known) {
+            if let Some(why) = unknown_literal(t, known) {
                 out.push(finding(
                     &rule.id,
                     "unknown-task",
-                    format!(
-                        "rule `{}` names `{name}`, which is not a known command",
-                        rule.id
-                    ),
+                    format!("rule `{}` names {why}", rule.id),
                 ));
             }
         }
     }
     for role in set.roles() {
         for t in &role.tasks {
-            if let Some(name) = unknown_literal(t, known) {
+            if let Some(why) = unknown_literal(t, known) {
                 out.push(finding(
                     &format!("role:{}", role.name),
                     "unknown-task",
-                    format!(
-                        "role `{}` names `{name}`, which is not a known command",
-                        role.name
-                    ),
+                    format!("role `{}` names {why}", role.name),
                 ));
             }
         }
     }
 
     // Pairs found through the index, so lint stays fast on very large sets.
-    let unconditional_allow =
-        |r: &Rule| r.effect == Effect::Allow && r.when_any_param.is_none() && r.params.is_none();
+    let unconditional_allow = |r: &Rule| {
+        r.effect == Effect::Allow
+            && r.when_any_param.is_none()
+            && r.when_no_param.is_none()
+            && r.params.is_none()
+    };
     for appr in rules.iter().filter(|r| r.effect == Effect::Approval) {
         let mut by_allow: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
         for ap in &appr.patterns {
-            for i in set.index.subsuming(&ap.glob) {
+            for i in set.index.subsuming(ap.kind, &ap.glob) {
                 let Some((i, allow)) = usize::try_from(i)
                     .ok()
                     .and_then(|i| Some((i, rules.get(i)?)))
@@ -95,12 +94,11 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
                 if !unconditional_allow(allow) {
                     continue;
                 }
-                let subsumed = allow
-                    .patterns
-                    .iter()
-                    .any(|p| p.module.is_none() && ap.glob.subsumed_by(&p.glob));
+                let subsumed = allow.patterns.iter().any(|p| {
+                    p.kind == ap.kind && p.module.is_none() && ap.glob.subsumed_by(&p.glob)
+                });
                 let not_excepted = if ap.glob.is_literal() {
-                    allow.covers_name(ap.glob.as_str(), None)
+                    allow.covers_task(ap.kind, ap.glob.as_str(), None)
                 } else {
                     allow.except_patterns.is_empty()
                 };
@@ -135,7 +133,7 @@ fn never_matches(rule: &Rule) -> Option<String> {
         && rule.patterns.iter().all(|p| {
             rule.except_patterns
                 .iter()
-                .any(|e| e.module.is_none() && p.glob.subsumed_by(&e.glob))
+                .any(|e| e.kind == p.kind && e.module.is_none() && p.glob.subsumed_by(&e.glob))
         });
     if all_excepted {
         return Some(format!(
@@ -169,13 +167,33 @@ fn never_matches(rule: &Rule) -> Option<String> {
     None
 }
 
-/// The command name of an exact task the catalog does not know.
-fn unknown_literal<'a>(task: &'a str, known: &dyn Fn(&str) -> bool) -> Option<&'a str> {
-    if task.starts_with("role:") || task.contains(['*', '?', '[']) {
+/// Why an exact task names nothing the gate knows, if it does: a command the catalog and the
+/// known command names lack, or a method of a .NET type the gate does not know (calls to it
+/// are always dynamic, so such a rule never applies). Scripts and programs name files, which
+/// lint cannot see.
+fn unknown_literal(task: &str, known: &dyn Fn(&str) -> bool) -> Option<String> {
+    if task.starts_with("role:") {
         return None;
     }
-    let name = task.rsplit_once('\\').map_or(task, |(_, n)| n);
-    (!known(name)).then_some(name)
+    match TaskKind::split(task) {
+        (TaskKind::Path | TaskKind::Program, _) => None,
+        (TaskKind::Method, m) => {
+            let ty = m.strip_prefix('[')?.split_once("]::")?.0;
+            if ty.contains(['*', '?']) || crate::resolve::canonical_type_name(ty).is_some() {
+                return None;
+            }
+            Some(format!(
+                "`{task}`, a method of a type the gate does not know: calls to it are always dynamic"
+            ))
+        }
+        (TaskKind::Command, _) => {
+            if task.contains(['*', '?', '[']) {
+                return None;
+            }
+            let name = task.rsplit_once('\\').map_or(task, |(_, n)| n);
+            (!known(name)).then(|| format!("`{name}`, which is not a known command"))
+        }
+    }
 }
 
 fn backticked(names: &[&str]) -> String {

@@ -13,6 +13,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::catalog::Platform;
 use crate::policy::error::{LoadError, LoadErrors};
 use crate::policy::model::{ApprovalMode, Defaults, Effect, Rule, TaskPattern};
 use crate::policy::params::{valid_param_name, ParamConstraints, RegexCache, ValueConstraint};
@@ -43,6 +44,7 @@ struct RawFile {
 struct RawDefaults {
     unmatched: Option<Spanned<String>>,
     dynamic: Option<Spanned<String>>,
+    platform: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +67,7 @@ struct RawRule {
     requesters: Option<Spanned<Vec<Spanned<String>>>>,
     max_duration: Option<Spanned<String>>,
     min_approvals: Option<Spanned<i64>>,
+    offline: Option<Spanned<String>>,
     // Not `Spanned`: dotted-key tables (`when.any_param = ...`) carry no span of their own.
     when: Option<RawWhen>,
     params: Option<RawParams>,
@@ -74,7 +77,8 @@ struct RawRule {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWhen {
-    any_param: Spanned<Vec<Spanned<String>>>,
+    any_param: Option<Spanned<Vec<Spanned<String>>>>,
+    no_param: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `params.only = [...]` plus `params.NAME = { glob | regex | one_of }`.
@@ -225,7 +229,12 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
         }
         // Positions come from the first key set: `defaults.x = ...` tables have no span.
         if let Some((d, span)) = raw.defaults.take().and_then(|d| {
-            let span = d.unmatched.as_ref().or(d.dynamic.as_ref())?.span();
+            let span = d
+                .unmatched
+                .as_ref()
+                .or(d.dynamic.as_ref())
+                .or(d.platform.as_ref())?
+                .span();
             Some((d, span))
         }) {
             let here = cx.where_(&span);
@@ -358,6 +367,18 @@ fn check_defaults(cx: &mut FileCx<'_>, d: RawDefaults) -> Defaults {
             ),
             Some(e) => out.dynamic = e,
             None => {}
+        }
+    }
+    if let Some(p) = d.platform {
+        match Platform::parse(p.get_ref()) {
+            Some(platform) => out.platform = platform,
+            None => cx.err(
+                &p.span(),
+                format!(
+                    "unknown `platform` value `{}`: expected `windows`, `unix` or `unknown`",
+                    p.get_ref()
+                ),
+            ),
         }
     }
     out
@@ -501,6 +522,27 @@ impl RuleCx<'_> {
                 only_for_approval(cx, d.span(), "max_duration");
             }
         }
+        let mut offline = None;
+        if let Some(d) = &r.offline {
+            match parse_duration(d.get_ref()) {
+                Ok(v) if v > MAX_DURATION_LIMIT => cx.err(
+                    &d.span(),
+                    format!("offline `{}` exceeds the 24h limit", d.get_ref()),
+                ),
+                Ok(v) if max_duration.is_some_and(|m| v > m) => cx.err(
+                    &d.span(),
+                    format!(
+                        "offline `{}` is longer than the rule's max_duration: no grant lasts that long",
+                        d.get_ref()
+                    ),
+                ),
+                Ok(v) => offline = Some(v),
+                Err(m) => cx.err(&d.span(), m),
+            }
+            if effect.is_some() && !is_approval {
+                only_for_approval(cx, d.span(), "offline");
+            }
+        }
         let mut min_approvals = 1;
         if let Some(m) = &r.min_approvals {
             match u32::try_from(*m.get_ref()) {
@@ -518,16 +560,42 @@ impl RuleCx<'_> {
             }
         }
 
-        let when_any_param = r.when.as_ref().map(|w| {
-            let list = &w.any_param;
-            if list.get_ref().is_empty() {
-                cx.err(
-                    &list.span(),
-                    "`when.any_param` is empty: the rule could never apply",
-                );
-            }
-            param_names(cx, list.get_ref())
-        });
+        if let Some(RawWhen {
+            any_param: None,
+            no_param: None,
+        }) = &r.when
+        {
+            cx.err(
+                &r.id.span(),
+                format!("rule `{id}` has a `when` table without `any_param` or `no_param`"),
+            );
+        }
+        let when_any_param = r
+            .when
+            .as_ref()
+            .and_then(|w| w.any_param.as_ref())
+            .map(|list| {
+                if list.get_ref().is_empty() {
+                    cx.err(
+                        &list.span(),
+                        "`when.any_param` is empty: the rule could never apply",
+                    );
+                }
+                param_names(cx, list.get_ref())
+            });
+        let when_no_param = r
+            .when
+            .as_ref()
+            .and_then(|w| w.no_param.as_ref())
+            .map(|list| {
+                if list.get_ref().is_empty() {
+                    cx.err(
+                        &list.span(),
+                        "`when.no_param` is empty: leave it out for a rule that always applies",
+                    );
+                }
+                param_names(cx, list.get_ref())
+            });
         let params = r.params.map(|p| self.params(cx, p));
 
         if cx.errors.len() != before {
@@ -549,7 +617,9 @@ impl RuleCx<'_> {
             requesters,
             max_duration,
             min_approvals,
+            offline,
             when_any_param,
+            when_no_param,
             params: params.flatten(),
             description: r.description,
             source: format!("{}:{line}", cx.name),

@@ -105,6 +105,12 @@ impl PolicySet {
         &self.defaults
     }
 
+    /// Resolves names as on `platform` instead of the policies' `[defaults] platform` (the
+    /// `--platform` option of `jitsh check`).
+    pub fn set_platform(&mut self, platform: crate::catalog::Platform) {
+        self.defaults.platform = platform;
+    }
+
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.by_id.get(id).and_then(|&i| self.rules.get(i))
     }
@@ -148,10 +154,12 @@ impl PolicySet {
             None => approval.filter(|r| r.covers_name(task, None)).collect(),
         };
         // Most specific first, as in decisions.
-        let lname: Vec<char> = task.chars().map(pattern::lower_char).collect();
+        let (kind, name) = crate::invocation::TaskKind::split(task);
+        let text = model::match_name(kind, name);
+        let lname: Vec<char> = text.chars().map(pattern::lower_char).collect();
         out.sort_by_cached_key(|r| {
             (
-                std::cmp::Reverse(eval::specificity(r, &lname, None)),
+                std::cmp::Reverse(eval::specificity(r, kind, &lname, None)),
                 r.id.clone(),
             )
         });

@@ -3,10 +3,12 @@
 //! INVARIANT: a [`Rule`] is built only by the loader (`load.rs`), so its compiled task
 //! patterns always agree with its `tasks`/`except` text and its role expansion.
 
+use crate::catalog::Platform;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::invocation::TaskKind;
 use crate::policy::params::ParamConstraints;
 use crate::policy::pattern::{lower, Glob};
 
@@ -50,6 +52,10 @@ pub struct Defaults {
     /// Decision for an invocation that cannot be analysed statically.
     /// INVARIANT: never [`Effect::Allow`] (the loader refuses it).
     pub dynamic: Effect,
+    /// The runspace's platform: `sort`, `ls`, `ps` … are aliases on Windows and native
+    /// programs on Linux and macOS. Unknown unless a policy says, and then such names are
+    /// uncertain.
+    pub platform: Platform,
 }
 
 impl Default for Defaults {
@@ -57,24 +63,34 @@ impl Default for Defaults {
         Defaults {
             unmatched: Effect::Deny,
             dynamic: Effect::Deny,
+            platform: Platform::Unknown,
         }
     }
 }
 
-/// One task pattern of a rule: an optional module qualifier and a name glob.
+/// One task pattern of a rule: its kind, an optional module qualifier and a name glob.
 #[derive(Clone, Debug)]
 pub(crate) struct TaskPattern {
+    /// Which kind of task it names; it covers tasks of that kind only.
+    pub(crate) kind: TaskKind,
     /// Lowercase module qualifier (`Exchange` in `Exchange\New-MoveRequest`).
     pub(crate) module: Option<String>,
+    /// For methods, over `Full.Type.Name::Method` (see [`match_name`]).
     pub(crate) glob: Glob,
 }
 
 impl TaskPattern {
-    /// Parses `Name`, `Module\Name` or a glob; `role:` references are expanded by the loader
-    /// before this is called.
+    /// Parses `Name`, `Module\Name`, `path:GLOB`, `program:GLOB`, `[Type]::Method` or a glob
+    /// of one of them; `role:` references are expanded by the loader before this is called.
     pub(crate) fn parse(text: &str) -> Result<TaskPattern, String> {
         if text.trim().is_empty() {
             return Err("empty task name".to_string());
+        }
+        match TaskKind::split(text) {
+            (TaskKind::Command, _) => {}
+            (TaskKind::Path, rest) => return parse_path(text, rest),
+            (TaskKind::Program, rest) => return parse_program(text, rest),
+            (TaskKind::Method, rest) => return parse_method(text, rest),
         }
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("task `{text}` contains whitespace"));
@@ -104,7 +120,11 @@ impl TaskPattern {
             return Err(format!("task `{text}` has an empty name"));
         }
         let glob = Glob::new(name).map_err(|e| format!("invalid task pattern `{text}`: {e}"))?;
-        Ok(TaskPattern { module, glob })
+        Ok(TaskPattern {
+            kind: TaskKind::Command,
+            module,
+            glob,
+        })
     }
 
     /// Whether this pattern covers `name` (already lowercased into chars) in `module`
@@ -120,6 +140,126 @@ impl TaskPattern {
             (Some(want), Some(got)) if strict_module => want == got,
             _ => true,
         }
+    }
+}
+
+/// Characters a file path or name in a task may not contain: controls, and the quoting and
+/// escape characters PowerShell would have removed before the name is known.
+fn bad_file_char(c: char) -> bool {
+    c.is_control() || matches!(c, '`' | '"' | '\'' | '\u{2018}'..='\u{201E}')
+}
+
+fn parse_path(text: &str, rest: &str) -> Result<TaskPattern, String> {
+    let path = rest.trim();
+    if path.is_empty() || path.chars().any(bad_file_char) || path != rest {
+        return Err(format!(
+            "task `{text}` needs a path without quotes, backticks or surrounding spaces after `path:`, e.g. `path:C:\\Scripts\\*.ps1`"
+        ));
+    }
+    let path = normalize_path(path);
+    let looks_like_path = path.contains('\\') || path.starts_with('~') || path.contains(':');
+    if !looks_like_path {
+        return Err(format!(
+            "task `{text}` names no folder: `path:` matches scripts and programs run by their path (`path:C:\\Scripts\\*.ps1`, `path:.\\*.ps1`); for a file name looked up on PATH write `program:{path}`"
+        ));
+    }
+    if path
+        .split('\\')
+        .any(|seg| seg.trim_end_matches([' ', '.']).is_empty() && seg.matches('.').count() >= 2)
+    {
+        return Err(format!(
+            "task `{text}` contains a `..` folder: name the folder itself"
+        ));
+    }
+    let glob = Glob::new(&path).map_err(|e| format!("invalid task pattern `{text}`: {e}"))?;
+    Ok(TaskPattern {
+        kind: TaskKind::Path,
+        module: None,
+        glob,
+    })
+}
+
+fn parse_program(text: &str, rest: &str) -> Result<TaskPattern, String> {
+    let name = rest.trim();
+    if name.is_empty() || name.chars().any(bad_file_char) || name != rest {
+        return Err(format!(
+            "task `{text}` needs a file name without quotes, backticks or surrounding spaces after `program:`, e.g. `program:ping.exe`"
+        ));
+    }
+    if name.contains(['\\', '/', ':']) {
+        return Err(format!(
+            "task `{text}` contains a folder: `program:` matches file names looked up on PATH; for a script or program run by its path write `path:{name}`"
+        ));
+    }
+    if !name.contains('.') {
+        return Err(format!(
+            "task `{text}` has no extension: `program:` matches names with one (`program:ping.exe`, `program:Get-Report.ps1`)"
+        ));
+    }
+    let glob = Glob::new(name).map_err(|e| format!("invalid task pattern `{text}`: {e}"))?;
+    Ok(TaskPattern {
+        kind: TaskKind::Program,
+        module: None,
+        glob,
+    })
+}
+
+fn parse_method(text: &str, rest: &str) -> Result<TaskPattern, String> {
+    let usage = "write a .NET method as `[Full.Type.Name]::Method` (globs allowed in both parts)";
+    let Some((ty, method)) = rest.strip_prefix('[').and_then(|r| r.split_once("]::")) else {
+        return Err(format!("task `{text}` is not a method name: {usage}"));
+    };
+    let ty = ty.trim();
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '*' | '?' | '`' | '+'))
+    };
+    if !ident(ty) || ty.contains('`') {
+        return Err(format!(
+            "task `{text}` has an invalid type name `{ty}` (generic and array types cannot be named): {usage}"
+        ));
+    }
+    if !method
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '*' | '?'))
+        || method.is_empty()
+    {
+        return Err(format!(
+            "task `{text}` has an invalid method name `{method}`: {usage}"
+        ));
+    }
+    // `[IO.File]` and `[System.IO.File]` are one type: match the full name PowerShell resolves.
+    let ty = if ty.contains(['*', '?']) {
+        ty.to_string()
+    } else {
+        crate::resolve::canonical_type_name(ty).unwrap_or_else(|| ty.to_string())
+    };
+    let glob = Glob::new(&format!("{ty}::{method}"))
+        .map_err(|e| format!("invalid task pattern `{text}`: {e}"))?;
+    Ok(TaskPattern {
+        kind: TaskKind::Method,
+        module: None,
+        glob,
+    })
+}
+
+/// A path as the gate compares it: `/` written as `\` (Windows accepts both).
+pub(crate) fn normalize_path(path: &str) -> String {
+    path.replace('/', "\\")
+}
+
+/// The text a pattern of `kind` is matched against for a task named `name`: the name itself,
+/// or for a method `[Full.Type]::Method` without its brackets (`Full.Type::Method`), so that a
+/// glob's `[` keeps its meaning as a character class.
+pub(crate) fn match_name(kind: TaskKind, name: &str) -> std::borrow::Cow<'_, str> {
+    match kind {
+        TaskKind::Method => match name.strip_prefix('[').and_then(|r| r.split_once("]::")) {
+            Some((ty, m)) => format!("{ty}::{m}").into(),
+            None => name.into(),
+        },
+        TaskKind::Path => normalize_path(name).into(),
+        TaskKind::Command | TaskKind::Program => name.into(),
     }
 }
 
@@ -144,8 +284,15 @@ pub struct Rule {
     pub max_duration: Option<Duration>,
     /// Distinct approvers needed (extension; default 1).
     pub min_approvals: u32,
+    /// `offline`: how long after issue a gate that cannot reach the approval service may still
+    /// honour a grant of this rule (approval rules only; none: never offline).
+    pub offline: Option<Duration>,
     /// `when.any_param`: the rule applies only if one of these parameters is used.
     pub when_any_param: Option<Vec<String>>,
+    /// `when.no_param`: the rule applies only if none of these parameters is used (an
+    /// extension: standing access to a read cmdlet without the parameters through which it
+    /// acts, `Test-Mailflow` without `-TargetEmailAddress`).
+    pub when_no_param: Option<Vec<String>>,
     /// `params`: `only` and per-parameter value constraints.
     pub params: Option<ParamConstraints>,
     /// Free text shown to requesters and approvers.
@@ -157,11 +304,23 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether the rule's tasks (after role expansion) cover the command `name` in `module`
-    /// and no `except` entry does. Conditions (`when`, `params`) are not considered.
-    pub fn covers_name(&self, name: &str, module: Option<&str>) -> bool {
-        let (name, module) = split_module(name, module);
-        let lname: Vec<char> = name
+    /// Whether the rule's tasks (after role expansion) cover the task written as `task` (a
+    /// command name, `path:…`, `program:…` or `[Type]::Method`) in `module` and no `except`
+    /// entry does. Conditions (`when`, `params`) are not considered.
+    pub fn covers_name(&self, task: &str, module: Option<&str>) -> bool {
+        let (kind, name) = TaskKind::split(task);
+        self.covers_task(kind, name, module)
+    }
+
+    /// Whether the rule covers the task of `kind` named `name` (as an invocation names it) in
+    /// `module`, and no `except` entry does.
+    pub fn covers_task(&self, kind: TaskKind, name: &str, module: Option<&str>) -> bool {
+        let (name, module) = match kind {
+            TaskKind::Command => split_module(name, module),
+            _ => (name, None),
+        };
+        let text = match_name(kind, name);
+        let lname: Vec<char> = text
             .chars()
             .map(crate::policy::pattern::lower_char)
             .collect();
@@ -169,19 +328,43 @@ impl Rule {
         let strict = self.effect == Effect::Allow;
         self.patterns
             .iter()
-            .any(|p| p.covers(&lname, lmodule.as_deref(), strict))
-            && !self.excepted(&lname, lmodule.as_deref())
+            .any(|p| p.kind == kind && p.covers(&lname, lmodule.as_deref(), strict))
+            && !self.excepted(kind, &lname, lmodule.as_deref())
     }
 
-    /// Whether an `except` entry covers the (lowercased) name. The module qualifier of an
-    /// `except` entry is always honoured loosely: an exception can only narrow what an allow
-    /// grants, and for restrictive rules ignoring it would narrow them, so both go the
+    /// Like [`Rule::covers_task`], but a module qualifier in a task must agree with the
+    /// invocation's whatever the effect: what a grant under this rule covers (a token never
+    /// widens to another module's command of the same name).
+    pub fn covers_task_strictly(&self, kind: TaskKind, name: &str, module: Option<&str>) -> bool {
+        let (name, module) = match kind {
+            TaskKind::Command => split_module(name, module),
+            _ => (name, None),
+        };
+        let text = match_name(kind, name);
+        let lname: Vec<char> = text
+            .chars()
+            .map(crate::policy::pattern::lower_char)
+            .collect();
+        let lmodule = module.map(lower);
+        self.patterns
+            .iter()
+            .any(|p| p.kind == kind && p.covers(&lname, lmodule.as_deref(), true))
+            // An exception only narrows a grant, so it matches whatever the qualifier.
+            && !self
+                .except_patterns
+                .iter()
+                .any(|p| p.kind == kind && p.covers(&lname, lmodule.as_deref(), false))
+    }
+
+    /// Whether an `except` entry of `kind` covers the (lowercased) name. The module qualifier
+    /// of an `except` entry is always honoured loosely: an exception can only narrow what an
+    /// allow grants, and for restrictive rules ignoring it would narrow them, so both go the
     /// restrictive way.
-    pub(crate) fn excepted(&self, lname: &[char], lmodule: Option<&str>) -> bool {
+    pub(crate) fn excepted(&self, kind: TaskKind, lname: &[char], lmodule: Option<&str>) -> bool {
         let strict = self.effect != Effect::Allow;
         self.except_patterns
             .iter()
-            .any(|p| p.covers(lname, lmodule, strict))
+            .any(|p| p.kind == kind && p.covers(lname, lmodule, strict))
     }
 }
 

@@ -65,6 +65,15 @@ impl Cond {
         }
     }
 
+    /// Negation: an unknown condition stays unknown.
+    pub(crate) fn not(self) -> Cond {
+        match self {
+            Cond::Yes => Cond::No,
+            Cond::No => Cond::Yes,
+            Cond::Unknown(r) => Cond::Unknown(r),
+        }
+    }
+
     pub(crate) fn tri(&self) -> Tri {
         match self {
             Cond::Yes => Tri::Yes,
@@ -330,13 +339,23 @@ pub(crate) fn eval_any_param(names: &[String], inv: &Invocation) -> Cond {
     if used {
         return Cond::Yes;
     }
-    match uncertainty(inv) {
-        Some(why) => Cond::Unknown(format!(
+    if let Some(why) = uncertainty(inv) {
+        return Cond::Unknown(format!(
             "whether {} is used is not known: {why}",
             name_list(names)
-        )),
+        ));
+    }
+    match names.iter().find(|n| from_pipeline(n, inv)) {
+        Some(n) => Cond::Unknown(format!("parameter `{n}` may be bound from pipeline input")),
         None => Cond::No,
     }
+}
+
+/// Whether parameter `name` may be bound from the invocation's pipeline input.
+fn from_pipeline(name: &str, inv: &Invocation) -> bool {
+    inv.pipeline_params
+        .iter()
+        .any(|p| p == "*" || p.eq_ignore_ascii_case(name))
 }
 
 /// `params.only`: no parameter outside `only` is used.
@@ -348,9 +367,19 @@ fn eval_only(only: &[String], inv: &Invocation) -> Cond {
     if outside.is_some() {
         return Cond::No;
     }
-    match uncertainty(inv) {
-        Some(why) => Cond::Unknown(format!(
+    if let Some(why) = uncertainty(inv) {
+        return Cond::Unknown(format!(
             "whether only {} are used is not known: {why}",
+            name_list(only)
+        ));
+    }
+    let piped = inv
+        .pipeline_params
+        .iter()
+        .find(|p| *p == "*" || !only.iter().any(|n| n.eq_ignore_ascii_case(p)));
+    match piped {
+        Some(p) => Cond::Unknown(format!(
+            "parameter `{p}`, outside {}, may be bound from pipeline input",
             name_list(only)
         )),
         None => Cond::Yes,

@@ -8,14 +8,21 @@
 //! is treated as code.
 
 mod safe;
+mod types;
 mod walk;
 
 use serde_json::{json, Value};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Platform};
 use crate::invocation::{Invocation, ParamValue};
 use crate::span::Span;
 use crate::syntax::{self, ast, ParseError, ParseErrorKind};
+
+/// The full name PowerShell resolves a type name written in `[...]` to (`IO.File` is
+/// `System.IO.File`), if the gate knows the type.
+pub(crate) fn canonical_type_name(written: &str) -> Option<String> {
+    types::lookup(written).map(|t| t.full)
+}
 
 /// Every command invocation in `script` (parsed from `src`), nested ones included, in source order.
 pub fn invocations(script: &ast::Script, src: &str, catalog: &Catalog) -> Vec<Invocation> {
@@ -39,17 +46,33 @@ pub struct Analysis {
     pub deferred: Vec<Span>,
 }
 
-/// Parses and resolves one line, keeping where it stores code for later.
+/// Parses and resolves one line, keeping where it stores code for later. Names whose meaning
+/// depends on the platform are uncertain (see [`analyse_line_on`]).
 pub fn analyse_line(src: &str, catalog: &Catalog) -> Result<Analysis, ParseError> {
+    analyse_line_on(src, catalog, Platform::Unknown)
+}
+
+/// Parses and resolves one line as the runspace on `platform` would: `sort` is `Sort-Object`
+/// on Windows, the native program `sort` on Linux and macOS, and uncertain when unknown.
+pub fn analyse_line_on(
+    src: &str,
+    catalog: &Catalog,
+    platform: Platform,
+) -> Result<Analysis, ParseError> {
     let script = syntax::parse(src)?;
-    Ok(walk::Walker::new(src, catalog).run(&script))
+    Ok(walk::Walker::new(src, catalog).on(platform).run(&script))
 }
 
 /// The `jitsh parse` output object for one line (SPEC §3): `text`, `error` (`null` or
 /// `{message, offset, kind}`) and `invocations` (`name`, `params`, `depth`, plus `as_written`,
 /// `module`, `dynamic`, `params_uncertain` when they carry information).
 pub fn parse_report(src: &str, catalog: &Catalog) -> Value {
-    match analyse(src, catalog) {
+    parse_report_on(src, catalog, Platform::Unknown)
+}
+
+/// [`parse_report`] with names resolved as on `platform`.
+pub fn parse_report_on(src: &str, catalog: &Catalog, platform: Platform) -> Value {
+    match analyse_line_on(src, catalog, platform).map(|a| a.invocations) {
         Ok(invs) => json!({
             "text": src,
             "error": null,
@@ -89,6 +112,10 @@ fn invocation_json(inv: &Invocation) -> Value {
         if let Some(d) = &inv.dynamic {
             map.insert("dynamic".into(), json!(d));
         }
+        if !inv.kind.is_command() {
+            map.insert("kind".into(), json!(inv.kind.as_str()));
+            map.insert("task".into(), json!(inv.task()));
+        }
         if let Some(u) = &inv.params_uncertain {
             map.insert("params_uncertain".into(), json!(u));
         }
@@ -112,6 +139,134 @@ fn invocation_json(inv: &Invocation) -> Value {
         }
     }
     obj
+}
+
+/// Checks that printing `src`'s syntax tree and parsing the print again gives a line that
+/// parses and runs the same invocations: the same names (for statically known commands), depths,
+/// dynamic markers, parameter names and statically known values. A line that does not parse
+/// passes trivially. The printer promises a normal form that reads as the same
+/// line; fuzzing and the corpus tests hold it to that.
+pub fn round_trip(src: &str, catalog: &Catalog) -> Result<(), String> {
+    let Ok(script) = syntax::parse(src) else {
+        return Ok(());
+    };
+    let printed = syntax::print(&script);
+    let again = syntax::parse(&printed)
+        .map_err(|e| format!("the print does not parse ({e}):\n{printed}"))?;
+    let before = invocations(&script, src, catalog);
+    let after = invocations(&again, &printed, catalog);
+    // Compared as collections: invocations that start at the same place (a call operator's name
+    // expression and a variable inside it) may come out in either order, so both lists are
+    // sorted, stably, by everything but their values.
+    let sorted = |invs: &[Invocation]| {
+        let mut keys: Vec<RoundTripKey> = invs.iter().map(round_trip_key).collect();
+        keys.sort_by(|x, y| {
+            (
+                &x.0,
+                x.1,
+                x.2,
+                x.3,
+                x.4.iter().map(|p| &p.0).collect::<Vec<_>>(),
+            )
+                .cmp(&(
+                    &y.0,
+                    y.1,
+                    y.2,
+                    y.3,
+                    y.4.iter().map(|p| &p.0).collect::<Vec<_>>(),
+                ))
+        });
+        keys
+    };
+    let a = sorted(&before);
+    let b = sorted(&after);
+    if !same_keys(src, &a, &b) {
+        return Err(format!(
+            "the print runs other invocations:\n{a:?}\n---\n{b:?}\n--- printed:\n{printed}"
+        ));
+    }
+    let reprinted = syntax::print(&again);
+    if reprinted != printed {
+        return Err(format!(
+            "printing is not stable:\n{printed}\n--- printed again:\n{reprinted}"
+        ));
+    }
+    Ok(())
+}
+
+/// What must survive a print: a dynamic invocation's name is its source text, which the printer
+/// normalises, so only whether it is dynamic is kept.
+type RoundTripKey = (
+    Option<String>,
+    usize,
+    bool,
+    bool,
+    Vec<(String, Option<ParamValue>)>,
+);
+
+/// Keys are equal, except that a static value may differ where it is the text of a script block
+/// in `src` passed to a string parameter (an OPATH `-Filter {...}`): the printer normalises code,
+/// so such a value must only read as the same code (both parse, as a block, to the same print).
+fn same_keys(src: &str, a: &[RoundTripKey], b: &[RoundTripKey]) -> bool {
+    let same_value = |x: &Option<ParamValue>, y: &Option<ParamValue>| match (x, y) {
+        (Some(ParamValue::Static(s)), Some(ParamValue::Static(t))) => {
+            s == t
+                || (is_block_text(src, s)
+                    && block_print(s).is_some_and(|p| Some(p) == block_print(t)))
+        }
+        _ => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.0 == y.0
+                && x.1 == y.1
+                && x.2 == y.2
+                && x.3 == y.3
+                && x.4.len() == y.4.len()
+                && x.4
+                    .iter()
+                    .zip(&y.4)
+                    .all(|(p, q)| p.0 == q.0 && same_value(&p.1, &q.1))
+        })
+}
+
+/// Whether `text` stands in `src` as the whole (trimmed) body of a `{ }` block.
+fn is_block_text(src: &str, text: &str) -> bool {
+    !text.is_empty()
+        && src.match_indices(text).any(|(i, _)| {
+            src.get(..i).is_some_and(|b| b.trim_end().ends_with('{'))
+                && src
+                    .get(i + text.len()..)
+                    .is_some_and(|a| a.trim_start().starts_with('}'))
+        })
+}
+
+/// The canonical print of `text` read as the body of a script block, if it parses as one.
+fn block_print(text: &str) -> Option<String> {
+    // Spaces inside the braces restore the context the value was trimmed from (a trailing
+    // backtick escapes the space after it, as in the line).
+    syntax::parse(&format!("{{ {text} }}"))
+        .ok()
+        .map(|s| syntax::print(&s))
+}
+
+fn round_trip_key(inv: &Invocation) -> RoundTripKey {
+    (
+        inv.dynamic.is_none().then(|| inv.name.clone()),
+        inv.depth,
+        inv.dynamic.is_some(),
+        inv.params_uncertain.is_some(),
+        inv.params
+            .iter()
+            .map(|p| {
+                let value = match &p.value {
+                    ParamValue::Dynamic => None,
+                    v => Some(v.clone()),
+                };
+                (p.name.clone(), value)
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use crate::catalog::Catalog;
 use crate::invocation::{Invocation, ParamValue};
 
-use super::analyse;
+use super::{analyse, round_trip, same_keys};
 
 fn run(src: &str) -> Vec<Invocation> {
     analyse(src, Catalog::builtin()).unwrap_or_else(|e| panic!("{src:?}: {e}"))
@@ -245,6 +245,9 @@ fn long_lines_resolve_in_linear_time() {
         format!("$p = @{{ a = 1 }}; Get-Mailbox {}", "@p ".repeat(33_000)),
         format!("Get-Mailbox {}", "a ".repeat(50_000)),
         "$p = @{ a = 1 }; ".repeat(6_000) + "Get-Mailbox @p",
+        (0..2_000)
+            .map(|i| format!("$p{i} = @{{ a = 1 }}; Get-Mailbox @p{i}; "))
+            .collect::<String>(),
     ];
     for line in &lines {
         let started = std::time::Instant::now();
@@ -275,4 +278,416 @@ fn a_line_with_too_many_invocations_is_refused_whole() {
     assert_eq!(last.name, "<too many invocations>");
     assert!(last.dynamic.is_some());
     assert!(invs.len() <= 2049, "{}", invs.len());
+}
+
+#[test]
+fn round_trip_tolerates_reprinted_filter_blocks_only() {
+    let cat = Catalog::builtin();
+    // The print normalises the block's quotes; the filter still reads as the same code.
+    assert_eq!(
+        round_trip(
+            "Get-UnifiedGroup -Filter {ResourceProvisioningOptions -eq \"Team\"}",
+            cat
+        ),
+        Ok(())
+    );
+    let key = |v: &str| {
+        vec![(
+            Some("Get-Mailbox".to_string()),
+            0,
+            false,
+            false,
+            vec![("Identity".to_string(), Some(ParamValue::Static(v.into())))],
+        )]
+    };
+    // A string value must survive the print exactly, even when it reads as the same code.
+    let src = "Get-Mailbox -Identity 'a  \"b\"'";
+    assert!(!same_keys(src, &key("a  \"b\""), &key("a 'b'")));
+    // The text of a block may be reprinted as the same code, not as other code.
+    let src = "Get-Mailbox -Identity { a  \"b\" }";
+    assert!(same_keys(src, &key("a  \"b\""), &key("a 'b'")));
+    assert!(!same_keys(src, &key("a  \"b\""), &key("a 'c'")));
+}
+
+/// The `Set-Mailbox` invocation of `src`.
+fn set_mailbox(src: &str) -> Invocation {
+    run(src)
+        .into_iter()
+        .find(|i| i.name == "Set-Mailbox")
+        .unwrap_or_else(|| panic!("{src:?}: no Set-Mailbox"))
+}
+
+#[test]
+fn splats_resolve_only_when_the_value_at_run_time_is_certain() {
+    // One literal assignment, in the same body or one that runs where it stands, before
+    // the use, no other writer.
+    for src in [
+        "$h = @{ Identity = 'rob' }; Set-Mailbox @h",
+        "$h = @{ Identity = 'rob' }; if ($x) { Set-Mailbox @h }",
+        "$h = @{ Identity = 'rob' }; Get-Mailbox | ForEach-Object { Set-Mailbox @h }",
+        "$h = @{ Identity = 'rob' }; & { Set-Mailbox @h }",
+        "$h = @{ Identity = 'rob' }; Set-Mailbox @H",
+        "${h} = @{ Identity = 'rob' }; Set-Mailbox @h",
+        "function f { $h = @{ Identity = 'rob' }; Set-Mailbox @h }",
+        "foreach ($m in 1, 2) { $h = @{ Identity = 'rob' }; Set-Mailbox @h }",
+    ] {
+        let i = set_mailbox(src);
+        assert_eq!(i.params_uncertain, None, "{src:?}");
+        assert_eq!(
+            i.param("Identity").map(|p| &p.value),
+            Some(&ParamValue::Static("rob".into())),
+            "{src:?}"
+        );
+    }
+    let h = "$h = @{ Identity = 'rob' }";
+    for src in [
+        // automatic variables
+        "Get-Mailbox | % { Set-Mailbox @_ }".to_string(),
+        "$_ = @{ Identity = 'rob' }; Get-Mailbox | % { Set-Mailbox @_ }".into(),
+        "$args = @{ Identity = 'rob' }; Set-Mailbox @args".into(),
+        "$input = @{ Identity = 'rob' }; Set-Mailbox @input".into(),
+        "$PSBoundParameters = @{ Identity = 'rob' }; Set-Mailbox @PSBoundParameters".into(),
+        // parameters of a function or script block
+        format!("{h}; function f {{ param($h) Set-Mailbox @h }}"),
+        format!("{h}; function f($h) {{ Set-Mailbox @h }}"),
+        format!("{h}; & {{ param($h) Set-Mailbox @h }} @{{ Identity = 'x' }}"),
+        // variables set by common parameters, loops and switch
+        format!("{h}; Get-Mailbox -PipelineVariable h | Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -OutVariable h; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -ov +h; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -ErrorVariable h; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox -OutVariable $n; Set-Mailbox @h"),
+        format!("{h}; foreach ($h in $list) {{ }}; Set-Mailbox @h"),
+        format!("{h}; for ($h = 0; $h -lt 1; $h++) {{ }}; Set-Mailbox @h"),
+        format!("{h}; $h++; Set-Mailbox @h"),
+        // reassigned: after a function that splats it was defined, in a nested scope or loop
+        format!("{h}; function f {{ Set-Mailbox @h }}; $h = @{{ Identity = 'x' }}; f"),
+        format!("{h}; function f {{ Set-Mailbox @h }}; f"),
+        format!("{h}; $sb = {{ Set-Mailbox @h }}; & $sb"),
+        format!("{h}; Invoke-Command -ComputerName ex1 -ScriptBlock {{ Set-Mailbox @h }}"),
+        format!("{h}; Start-Job {{ Set-Mailbox @h }}"),
+        format!("{h}; Get-Mailbox | % -Parallel {{ Set-Mailbox @h }}"),
+        format!("{h}; & {{ $h = @{{ Identity = 'x' }} }}; Set-Mailbox @h"),
+        format!("{h}; while ($true) {{ Set-Mailbox @h; $h = @{{ Identity = 'x' }} }}"),
+        format!("{h}; if ($x) {{ $h = @{{ Identity = 'x' }} }}; Set-Mailbox @h"),
+        format!("{h}; $h = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        "if ($x) { $h = @{ Identity = 'rob' } }; Set-Mailbox @h".into(),
+        "try { $h = @{ Identity = 'rob' } } catch { }; Set-Mailbox @h".into(),
+        // written by name, by reference, through the variable: drive or an alias of the table
+        format!("{h}; Set-Variable h @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; New-Variable -Name h -Value 1 -Force; Set-Mailbox @h"),
+        format!("{h}; sv h 1; Set-Mailbox @h"),
+        format!("{h}; Get-Variable h | % {{ $_.Value = 1 }}; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox | Tee-Object -Variable h; Set-Mailbox @h"),
+        format!("{h}; New-Item variable:h -Value 1 -Force; Set-Mailbox @h"),
+        format!("{h}; ${{variable:h}} = 1; Set-Mailbox @h"),
+        format!("{h}; $variable:h = 1; Set-Mailbox @h"),
+        format!("{h}; Do-Thing ([ref]$h); Set-Mailbox @h"),
+        format!("{h}; [void][ref]$h; Set-Mailbox @h"),
+        format!("{h}; $g = $h; $g['ForwardingSmtpAddress'] = 'e@x.com'; Set-Mailbox @h"),
+        format!("{h}; $g = $h; $g.ForwardingSmtpAddress = 'e@x.com'; Set-Mailbox @h"),
+        format!("{h}; [hashtable]$h = @{{}}; Set-Mailbox @h"),
+        // scope qualifiers and spellings of one variable
+        format!("{h}; $global:h = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; $Script:H = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; ${{H}} = @{{ Identity = 'x' }}; Set-Mailbox @h"),
+        format!("{h}; $local:h = 1; Set-Mailbox @h"),
+        format!("{h}; Set-Mailbox @global:h"),
+        format!("{h}; Set-Mailbox @script:h"),
+        "$global:h = @{ Identity = 'rob' }; Set-Mailbox @h".into(),
+        "$\u{17F} = @{ Identity = 'rob' }; Set-Mailbox @S".into(),
+        // a function or script could assign `$global:h`; a splat of unknown keys could set it
+        format!("{h}; Update-MyThing; Set-Mailbox @h"),
+        format!("{h}; . .\\helpers.ps1; Set-Mailbox @h"),
+        format!("{h}; Get-Mailbox @p; Set-Mailbox @h"),
+        format!("{h}; $p = @{{ OutVariable = 'h' }}; Get-Mailbox @p; Set-Mailbox @h"),
+        format!("{h}; $p = @{{ ov = 'h' }}; Get-Mailbox @p; Set-Mailbox @h"),
+        // the use runs before the assignment
+        format!("Set-Mailbox @h; {h}"),
+        "$h = @{ Identity = (Set-Mailbox @h) }".into(),
+    ] {
+        let i = set_mailbox(&src);
+        assert!(
+            i.params_uncertain
+                .as_deref()
+                .is_some_and(|u| u.contains("is not certain")),
+            "{src:?}: {i:?}"
+        );
+        assert_eq!(i.canonical(), None, "{src:?}");
+    }
+}
+
+/// Whether `src` resolves the invocation named `name` as dynamic.
+fn is_dynamic(src: &str, name: &str) -> bool {
+    run(src)
+        .iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("{src:?}: no {name}"))
+        .dynamic
+        .is_some()
+}
+
+#[test]
+fn computed_arguments_of_commands_without_metadata_are_code() {
+    for (src, name) in [
+        (
+            "Format-Custom -Property (Get-Command Remove-Mailbox).ScriptBlock",
+            "Format-Custom",
+        ),
+        ("Format-Custom -Property $sb", "Format-Custom"),
+        ("fc $sb", "Format-Custom"),
+        ("Format-Custom -GroupBy $sb", "Format-Custom"),
+        ("Format-Wide $sb", "Format-Wide"),
+        ("Out-Report -Property $sb", "Out-Report"),
+        ("Out-Report (Get-Command X).ScriptBlock", "Out-Report"),
+        ("Out-Report -Property:$sb", "Out-Report"),
+        ("Out-Report -Property @($sb)", "Out-Report"),
+        ("Out-Report -Property @{ e = $sb }", "Out-Report"),
+        ("Out-Report $( $sb )", "Out-Report"),
+        ("Get-Mailbox | Out-Report", "Out-Report"),
+        ("Get-Mailbox | Out-Report -Title 'x'", "Out-Report"),
+        ("ForEach-Object -Begin $sb -Process { }", "ForEach-Object"),
+        ("ForEach-Object -Process { } -End $sb", "ForEach-Object"),
+        ("ForEach-Object -Process { } -RemainingScripts $sb", "ForEach-Object"),
+        ("Trace-Command -Name x -Expression $sb", "Trace-Command"),
+        ("Measure-Command $sb", "Measure-Command"),
+        ("New-Module -ScriptBlock $sb", "New-Module"),
+        ("Start-ThreadJob $sb", "Start-ThreadJob"),
+        ("Add-Member -InputObject $o ScriptMethod Go $sb", "Add-Member"),
+        ("$o | Add-Member -MemberType ScriptProperty -Name P -Value $sb", "Add-Member"),
+        (
+            "Register-EngineEvent -SourceIdentifier PowerShell.OnIdle -Action $sb",
+            "Register-EngineEvent",
+        ),
+        ("Register-ObjectEvent $timer Elapsed x $sb", "Register-ObjectEvent"),
+        ("Set-PSBreakpoint -Command Get-Mailbox -Action $sb", "Set-PSBreakpoint"),
+        (
+            "Register-ArgumentCompleter -CommandName Get-Mailbox -ScriptBlock $sb",
+            "Register-ArgumentCompleter",
+        ),
+        (
+            "Update-TypeData -TypeName System.String -MemberType ScriptMethod -MemberName Go -Value $sb",
+            "Update-TypeData",
+        ),
+        // A catalogued parameter whose type the documentation does not give.
+        ("Set-UserPhoto rob -UseCustomRouting $sb", "Set-UserPhoto"),
+    ] {
+        assert!(is_dynamic(src, name), "{src:?}");
+    }
+    // Literal arguments are not code; a block literal's commands are checked on their own.
+    for (src, name) in [
+        (
+            "Out-Report -Title 'x' -Count 3 -Wide $true -Tags a, b",
+            "Out-Report",
+        ),
+        ("Out-Report x 3 @{ a = 'b' }", "Out-Report"),
+        (
+            "Format-Custom -Property Name, Alias -Depth 2",
+            "Format-Custom",
+        ),
+        (
+            "Add-Member -InputObject $o -NotePropertyName N -NotePropertyValue 'v'",
+            "Add-Member",
+        ),
+    ] {
+        assert!(!is_dynamic(src, name), "{src:?}");
+    }
+    let invs = run("Out-Report { Remove-Mailbox rob }");
+    assert!(invs.iter().any(|i| i.name == "Remove-Mailbox"), "{invs:?}");
+}
+
+#[test]
+fn blocks_kept_for_later_are_deferred_code() {
+    for src in [
+        "Out-Report { Remove-Mailbox rob }",
+        "Get-Mailbox | Out-Report -Then { Remove-Mailbox rob }",
+        "$o | Add-Member -MemberType ScriptMethod -Name Go -Value { Remove-Mailbox rob }",
+        "Add-Member -InputObject $o ScriptProperty P { Remove-Mailbox rob }",
+        "Register-EngineEvent -SourceIdentifier PowerShell.OnIdle -Action { Remove-Mailbox rob }",
+        "Register-ObjectEvent $timer Elapsed -Action { Remove-Mailbox rob }",
+        "Register-WmiEvent -Class Win32_ProcessStartTrace -Action { Remove-Mailbox rob }",
+        "Register-CimIndicationEvent -ClassName Win32_ProcessStartTrace -Action { Remove-Mailbox rob }",
+        "Set-PSBreakpoint -Command Get-Mailbox -Action { Remove-Mailbox rob }",
+        "Register-ArgumentCompleter -CommandName Get-Mailbox -ScriptBlock { Remove-Mailbox rob }",
+        "Update-TypeData -TypeName System.String -MemberType ScriptMethod -MemberName Go -Value { Remove-Mailbox rob }",
+        "Start-Job { Remove-Mailbox rob }",
+        "Start-ThreadJob -ScriptBlock { Remove-Mailbox rob }",
+        "Register-ScheduledJob -Name n -ScriptBlock { Remove-Mailbox rob }",
+        "Set-PSReadLineKeyHandler -Chord Enter -ScriptBlock { Remove-Mailbox rob }",
+        "Add-Member -InputObject $o ScriptMethod Go ({ Remove-Mailbox rob })",
+        "Invoke-Command -ScriptBlock { Remove-Mailbox rob } -AsJob",
+        "Invoke-Command -ComputerName ex1 -InDisconnectedSession { Remove-Mailbox rob }",
+        "Get-Mailbox | ForEach-Object -Parallel { Remove-Mailbox rob } -AsJob",
+    ] {
+        let a = super::analyse_line(src, Catalog::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        let Some(inv) = a.invocations.iter().find(|i| i.name == "Remove-Mailbox") else {
+            panic!("{src:?}: {:?}", a.invocations);
+        };
+        assert!(
+            a.deferred
+                .iter()
+                .any(|d| d.start <= inv.span.start && inv.span.end <= d.end),
+            "{src:?}: {:?}",
+            a.deferred
+        );
+    }
+    // Blocks that run now, where they stand, are not deferred.
+    for src in [
+        "Get-Mailbox | ForEach-Object { Remove-Mailbox rob }",
+        "Measure-Command { Remove-Mailbox rob }",
+        "Invoke-Command { Remove-Mailbox rob }",
+    ] {
+        let a = super::analyse_line(src, Catalog::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.deferred.is_empty(), "{src:?}: {:?}", a.deferred);
+    }
+}
+
+#[test]
+fn positional_arguments_fill_the_remaining_slots_in_order() {
+    let i = one("Register-ObjectEvent $timer Elapsed Tick");
+    let names: Vec<&str> = i.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["InputObject", "EventName", "SourceIdentifier"]);
+    assert_eq!(
+        i.param("EventName").map(|p| &p.value),
+        Some(&ParamValue::Static("Elapsed".into()))
+    );
+    let i = one("New-Variable v 1");
+    assert_eq!(
+        i.param("Value").map(|p| &p.value),
+        Some(&ParamValue::Static("1".into()))
+    );
+}
+
+/// The names PowerShell 7 leaves out of its alias table on Linux and macOS (`#if !UNIX` in
+/// InitialSessionState.cs), with their Windows targets.
+const WINDOWS_ONLY_ALIASES: &[(&str, &str)] = &[
+    ("ac", "Add-Content"),
+    ("clear", "Clear-Host"),
+    ("compare", "Compare-Object"),
+    ("cpp", "Copy-ItemProperty"),
+    ("diff", "Compare-Object"),
+    ("gsv", "Get-Service"),
+    ("sleep", "Start-Sleep"),
+    ("sort", "Sort-Object"),
+    ("start", "Start-Process"),
+    ("sasv", "Start-Service"),
+    ("spsv", "Stop-Service"),
+    ("tee", "Tee-Object"),
+    ("write", "Write-Output"),
+    ("cat", "Get-Content"),
+    ("cp", "Copy-Item"),
+    ("ls", "Get-ChildItem"),
+    ("man", "help"),
+    ("mount", "New-PSDrive"),
+    ("mv", "Move-Item"),
+    ("ps", "Get-Process"),
+    ("rm", "Remove-Item"),
+    ("rmdir", "Remove-Item"),
+    ("cnsn", "Connect-PSSession"),
+    ("dnsn", "Disconnect-PSSession"),
+    ("ogv", "Out-GridView"),
+    ("shcm", "Show-Command"),
+    ("kill", "Stop-Process"),
+];
+
+fn first_on(src: &str, platform: crate::catalog::Platform) -> Invocation {
+    let a = super::analyse_line_on(src, Catalog::builtin(), platform)
+        .unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    a.invocations
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{src:?}: no invocation"))
+}
+
+#[test]
+fn platform_decides_what_windows_only_aliases_run() {
+    use crate::catalog::Platform;
+    use crate::invocation::TaskKind;
+    // Windows PowerShell 5.1 only (`#if !CORECLR`): PowerShell 7 on Windows runs `sc.exe`.
+    let windows_powershell_only = [
+        ("curl", "Invoke-WebRequest"),
+        ("wget", "Invoke-WebRequest"),
+        ("sc", "Set-Content"),
+        ("gwmi", "Get-WmiObject"),
+        ("trcm", "Trace-Command"),
+        ("ipsn", "Import-PSSession"),
+    ];
+    let platform_only = WINDOWS_ONLY_ALIASES
+        .iter()
+        .copied()
+        .chain(windows_powershell_only)
+        // The CimCmdlets module is Windows only.
+        .chain([("gcim", "Get-CimInstance"), ("icim", "Invoke-CimMethod")]);
+    for (alias, target) in platform_only {
+        for written in [alias.to_string(), alias.to_uppercase()] {
+            let line = format!("{written} x");
+            let w = first_on(&line, Platform::Windows);
+            if windows_powershell_only.contains(&(alias, target)) {
+                assert!(
+                    w.dynamic
+                        .as_deref()
+                        .is_some_and(|d| d.contains("PowerShell 7")),
+                    "{line}: {w:?}"
+                );
+            } else {
+                assert_eq!(
+                    (w.name.as_str(), w.kind),
+                    (target, TaskKind::Command),
+                    "{line}"
+                );
+                assert_eq!(w.dynamic, None, "{line}");
+            }
+            let u = first_on(&line, Platform::Unix);
+            assert_eq!(
+                (u.name.as_str(), u.kind),
+                (written.as_str(), TaskKind::Program)
+            );
+            assert_eq!(u.task(), format!("program:{written}"));
+            let n = first_on(&line, Platform::Unknown);
+            assert!(
+                n.dynamic
+                    .as_deref()
+                    .is_some_and(|d| d.contains("not known")),
+                "{line}: {n:?}"
+            );
+            assert_ne!(n.name, target, "{line}");
+        }
+    }
+    // Aliases every platform defines resolve the same everywhere.
+    for (alias, target) in [
+        ("%", "ForEach-Object"),
+        ("gci", "Get-ChildItem"),
+        ("dir", "Get-ChildItem"),
+        ("echo", "Write-Output"),
+        ("type", "Get-Content"),
+        ("pwd", "Get-Location"),
+        ("cd", "Set-Location"),
+        ("fc", "Format-Custom"),
+        ("select", "Select-Object"),
+    ] {
+        for p in [Platform::Windows, Platform::Unix, Platform::Unknown] {
+            let i = first_on(&format!("{alias} x"), p);
+            assert_eq!(
+                (i.name.as_str(), &i.dynamic),
+                (target, &None),
+                "{alias} {p:?}"
+            );
+        }
+    }
+    // A native program's arguments and pipeline input are text, not code; nested code in them
+    // is still found.
+    let u = super::analyse_line_on(
+        "Get-Mailbox | sort $(Remove-Mailbox rob)",
+        Catalog::builtin(),
+        Platform::Unix,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = u.invocations.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["Get-Mailbox", "sort", "Remove-Mailbox"]);
+    // Module-qualified names are never aliases.
+    let q = first_on(
+        "Microsoft.PowerShell.Utility\\Sort-Object x",
+        Platform::Unknown,
+    );
+    assert_eq!((q.name.as_str(), &q.dynamic), ("Sort-Object", &None));
 }

@@ -3,13 +3,15 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-use crate::invocation::{Invocation, Param, ParamValue};
+use crate::invocation::{Invocation, Param, ParamValue, TaskKind};
 use crate::span::Span;
 use crate::syntax::ast::*;
 use crate::syntax::number_value;
 
 use super::safe;
-use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta};
+use super::types::{self, Calls};
+use crate::catalog::aliases::{self, AliasUse};
+use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta, Platform};
 
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
 /// this; if it is ever reached the walk stops and reports a dynamic invocation (fail closed).
@@ -27,9 +29,16 @@ enum Mode {
     Data,
 }
 
-/// A literal hashtable assigned at the top level: `$h = @{ Identity = 'x'; ... }`.
+/// A literal hashtable assigned by a statement that stands directly in a body's statement list
+/// (so it runs exactly once, before every later statement of that body): `$h = @{ Identity =
+/// 'x'; ... }`. Whether a splat may use it is decided at the end of the line, when every writer
+/// of the variable is known.
 #[derive(Debug)]
 struct SplatSource {
+    /// The variable as written, without `$` (for the strict name comparison).
+    name: String,
+    /// The body whose statement list holds the assignment.
+    body: usize,
     end: usize,
     entries: Vec<(String, ParamValue)>,
 }
@@ -38,9 +47,38 @@ struct SplatSource {
 struct PendingSplat {
     invocation: usize,
     param_index: usize,
+    /// The variable as written, without `@` (`h`, `Local:h`).
     variable: String,
     written: String,
     at: usize,
+    /// The body the command stands in.
+    body: usize,
+}
+
+/// A statement list the walk is in: the line itself, a block, a function body, a
+/// subexpression. Bodies form a tree that follows the text.
+#[derive(Debug, Clone, Copy)]
+struct Body {
+    parent: Option<usize>,
+    /// Whether the body runs where it stands, in the same runspace and while the line runs:
+    /// a branch or loop body, `$( )`, `& { }`, a block given to `ForEach-Object`. A function
+    /// body, a stored script block or one handed to a command that may keep it, run remotely
+    /// or in a job does not: it runs at another time, with whatever the variables then hold
+    /// (PowerShell scoping is dynamic: a function sees its caller's variables at call time).
+    runs_here: bool,
+}
+
+/// `$v.Method(…)`, safe only if `$v` certainly holds a type for which `Method` is harmless.
+#[derive(Debug)]
+struct PendingTyped {
+    /// The variable by [`var_key`].
+    variable: String,
+    method: String,
+    at: usize,
+    span: Span,
+    depth: usize,
+    /// The body the call stands in.
+    body: usize,
 }
 
 #[derive(Debug)]
@@ -50,12 +88,35 @@ pub(crate) struct Walker<'a> {
     out: Vec<Invocation>,
     frames: usize,
     overflowed: bool,
-    splat_sources: HashMap<String, Vec<SplatSource>>,
-    /// Variables modified in any way other than a top-level literal-hashtable assignment.
-    tainted: HashSet<String>,
+    /// Literal hashtable assignments that may feed a splat.
+    splat_sources: Vec<SplatSource>,
+    /// How many times each variable (by [`var_key`]) is written anywhere in the line, in any
+    /// way: assignments (splat sources included), loop variables, parameters, `[ref]`,
+    /// `++`/`--`, `-OutVariable` and its kin.
+    writes: HashMap<String, usize>,
+    /// Set when something in the line may write any variable unseen (a function or script, a
+    /// dynamic invocation, `Set-Variable`, a member assignment that may reach a hashtable
+    /// through another name): then no splat's value is certain.
+    writes_unseen: Option<String>,
     pending: Vec<PendingSplat>,
+    bodies: Vec<Body>,
+    /// The body the walk is in.
+    body: usize,
+    /// The runspace's platform: what a default alias runs depends on it.
+    platform: Platform,
     /// Spans of code stored for later (see [`super::Analysis::deferred`]).
     deferred: Vec<Span>,
+    /// Variables assigned, at the top level with `=`, a value whose type is certain
+    /// (`$a = [System.Collections.ArrayList]($x)`, `$s = "…"`): (end of the assignment, full
+    /// type name), in source order.
+    typed_sources: HashMap<String, Vec<(usize, String)>>,
+    /// Variables written any other way anywhere in the line (another assignment, `foreach`).
+    other_writes: HashSet<String>,
+    /// The line runs a command that writes variables by name (`Set-Variable`, `-OutVariable`,
+    /// `[ref]`): no variable's type is certain.
+    writes_by_name: bool,
+    /// Method calls on a variable whose type may make them safe, decided after the walk.
+    pending_typed: Vec<PendingTyped>,
     /// Parameter lookups by (command, name as written), lowercased: a line repeating one
     /// unknown `-name` (or splat) thousands of times must not scan the metadata each time.
     param_cache: RefCell<HashMap<(String, String), ParamLookup<'a>>>,
@@ -69,20 +130,51 @@ impl<'a> Walker<'a> {
             out: Vec::new(),
             frames: 0,
             overflowed: false,
-            splat_sources: HashMap::new(),
-            tainted: HashSet::new(),
+            splat_sources: Vec::new(),
+            writes: HashMap::new(),
+            writes_unseen: None,
             pending: Vec::new(),
+            bodies: vec![Body {
+                parent: None,
+                runs_here: true,
+            }],
+            body: 0,
+            platform: Platform::Unknown,
             deferred: Vec::new(),
+            typed_sources: HashMap::new(),
+            other_writes: HashSet::new(),
+            writes_by_name: false,
+            pending_typed: Vec::new(),
             param_cache: RefCell::new(HashMap::new()),
         }
     }
 
+    /// Resolves names as on `platform`.
+    pub(crate) fn on(mut self, platform: Platform) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// What the default alias `bare` runs on the runspace's platform, with its target, when the
+    /// catalog's alias of that name is the default one.
+    fn platform_alias(&self, bare: &str) -> Option<(AliasUse, &'static aliases::AliasEntry)> {
+        let entry = aliases::builtin_alias(bare)?;
+        let same = self
+            .catalog
+            .resolve_alias(bare)
+            .is_some_and(|t| t.eq_ignore_ascii_case(entry.target));
+        same.then(|| (entry.shell.on(self.platform), entry))
+    }
+
     pub(crate) fn run(mut self, script: &Script) -> super::Analysis {
+        // Typed variables are recorded first: every other write, wherever it stands, is
+        // compared with them during the walk.
         for st in &script.statements {
-            self.note_top_level_assignment(st);
+            self.note_typed_assignment(st);
         }
-        self.statements(&script.statements, 0, Mode::Code);
+        self.body_statements(&script.statements, 0, Mode::Code);
         self.resolve_splats();
+        self.resolve_typed_calls();
         if self.overflowed {
             self.out.push(Invocation {
                 name: "<too deeply nested>".into(),
@@ -94,6 +186,8 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: false,
+                kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         self.out.sort_by_key(|i| i.span.start);
@@ -114,6 +208,8 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: false,
+                kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
         super::Analysis {
@@ -156,15 +252,165 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Records `$h = @{ literal keys }` at the top level as a splatting source.
-    fn note_top_level_assignment(&mut self, st: &Statement) {
+    /// Records `$v = value` at the top level when the value's type is certain (see
+    /// [`static_type`]).
+    fn note_typed_assignment(&mut self, st: &Statement) {
+        let StatementKind::Assignment { target, op, value } = &st.kind else {
+            return;
+        };
+        let (ExprKind::Variable(v), "=") = (&target.kind, op.as_str()) else {
+            return;
+        };
+        let value = single_expression(value);
+        let ty = value
+            .and_then(static_type)
+            .or_else(|| value.and_then(|e| self.string_method_result(e, st.span.start)));
+        if let Some(t) = ty {
+            self.typed_sources
+                .entry(var_key(&v.name))
+                .or_default()
+                .push((st.span.end, t));
+        }
+    }
+
+    /// `System.String` when `e` is `$v.Method(…)` with `$v` recorded as a string before `at`
+    /// and `Method` a string method that returns a string (`$t = $t.Replace('<', '_')`).
+    fn string_method_result(&self, e: &Expr, at: usize) -> Option<String> {
+        const RETURNS_STRING: &[&str] = &[
+            "replace",
+            "trim",
+            "trimstart",
+            "trimend",
+            "tolower",
+            "toupper",
+            "tolowerinvariant",
+            "toupperinvariant",
+            "substring",
+            "padleft",
+            "padright",
+            "tostring",
+        ];
+        let ExprKind::Postfix { base, ops } = &e.kind else {
+            return None;
+        };
+        let (ExprKind::Variable(v), [op]) = (&base.kind, ops.as_slice()) else {
+            return None;
+        };
+        let PostfixKind::Member {
+            name: MemberName::Name(m),
+            is_static: false,
+            args: Some(_),
+        } = &op.kind
+        else {
+            return None;
+        };
+        let is_string = self
+            .typed_sources
+            .get(&var_key(&v.name))
+            .and_then(|srcs| srcs.iter().rev().find(|(end, _)| *end <= at))
+            .is_some_and(|(_, t)| t == "System.String");
+        (is_string && RETURNS_STRING.contains(&m.to_ascii_lowercase().as_str()))
+            .then(|| "System.String".to_string())
+    }
+
+    /// Any write to variable `name` (as written) other than a recorded typed assignment makes
+    /// its type uncertain. `assignment_end` is the end of the assignment statement when `name`
+    /// is its whole target (`$v = …`).
+    fn note_typed_write(&mut self, name: &str, assignment_end: Option<usize>) {
+        let key = var_key(name);
+        let typed = assignment_end.is_some_and(|at| {
+            self.typed_sources
+                .get(&key)
+                .is_some_and(|srcs| srcs.iter().any(|(end, _)| *end == at))
+        });
+        if !typed {
+            self.other_writes.insert(key);
+        }
+    }
+
+    /// Whether code in `body` runs while the line runs, in the line's own scope: every body
+    /// from it up to the line's runs where it stands.
+    fn runs_in_line(&self, mut body: usize) -> bool {
+        while body != 0 {
+            match self.bodies.get(body) {
+                Some(b) if b.runs_here => match b.parent {
+                    Some(parent) => body = parent,
+                    None => return false,
+                },
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Decides the method calls on variables left for after the walk: harmless when the
+    /// variable's type is certain at the call and the method is safe on that type; otherwise
+    /// dynamic, like any method call outside the safe list.
+    fn resolve_typed_calls(&mut self) {
+        if self.pending_typed.is_empty() {
+            return;
+        }
+        // Commands that write variables by name, parameters that do, splats that may pass
+        // such parameters unseen, and scripts (which may be dot-sourced) make every variable's
+        // type uncertain.
+        let by_name = self.out.iter().any(|inv| {
+            VARIABLE_WRITERS.contains(&inv.name.to_ascii_lowercase().as_str())
+                || matches!(inv.kind, TaskKind::Path | TaskKind::Program)
+                || inv.params.iter().any(|p| {
+                    p.as_written.starts_with('@')
+                            || p.name.to_ascii_lowercase().ends_with("variable")
+                            // `-ov`, `-OutVar` on a command without metadata
+                            || (!p.resolved && !p.name.is_empty())
+                })
+        });
+        // So do commands that may set their caller's variables without naming them (a
+        // function or script the catalog does not know, a dynamic invocation).
+        self.writes_by_name |= by_name || self.invisible_writer().is_some();
+        for p in std::mem::take(&mut self.pending_typed) {
+            // A call in code that runs at another time (a function body, a stored block) may
+            // see whatever the variable then holds.
+            let certain = !self.writes_by_name
+                && !self.other_writes.contains(&p.variable)
+                && self.runs_in_line(p.body);
+            let ty = self.typed_sources.get(&p.variable).and_then(|srcs| {
+                srcs.iter()
+                    .rev()
+                    .find(|(end, _)| *end <= p.at)
+                    .map(|(_, t)| t.as_str())
+            });
+            if let (true, Some(t)) = (certain, ty) {
+                if safe::typed_method_is_safe(t, &p.method) {
+                    continue;
+                }
+            }
+            let display = format!(".{}()", p.method);
+            self.out.push(Invocation {
+                dynamic: Some(format!("method call `{display}` is not on the safe list")),
+                name: display,
+                module: None,
+                as_written: p.span.text(self.src).to_string(),
+                span: p.span,
+                depth: p.depth,
+                params: Vec::new(),
+                params_uncertain: None,
+                pipeline_input: false,
+                kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
+            });
+        }
+    }
+
+    /// Records `$h = @{ literal keys }`, standing directly in the current body's statement
+    /// list, as a possible splatting source. A scope-qualified target (`$global:h`) is only
+    /// counted as a write: which scope it reaches depends on where the code runs.
+    fn note_splat_source(&mut self, st: &Statement) {
         let StatementKind::Assignment { target, op, value } = &st.kind else {
             return;
         };
         let ExprKind::Variable(v) = &target.kind else {
             return;
         };
-        if op != "=" {
+        if op != "=" || v.name.contains(':') {
             return;
         }
         let Some(ExprKind::Hashtable(entries)) = single_expression(value).map(|e| &e.kind) else {
@@ -177,16 +423,82 @@ impl<'a> Walker<'a> {
                 _ => None,
             };
             let Some(key) = key else { return };
+            if names_variable_setter(&key) {
+                // Splatted, it sets a variable this check does not follow by name.
+                self.note_unseen_write(format!(
+                    "the hashtable assigned to `${}` has key `{key}`, which may name a parameter that sets a variable",
+                    v.name
+                ));
+            }
             let value = single_expression(&entry.value).map_or(ParamValue::Dynamic, value_of);
             literal.push((key, value));
         }
-        self.splat_sources
-            .entry(v.plain_name())
-            .or_default()
-            .push(SplatSource {
-                end: st.span.end,
-                entries: literal,
-            });
+        self.splat_sources.push(SplatSource {
+            name: v.name.clone(),
+            body: self.body,
+            end: st.span.end,
+            entries: literal,
+        });
+    }
+
+    /// Counts one write of variable `name` (as written, any qualifier); its type is no longer
+    /// certain.
+    fn note_write(&mut self, name: &str) {
+        self.note_write_at(name, None);
+    }
+
+    /// Counts one write of variable `name`; `assignment_end` as in [`Walker::note_typed_write`].
+    fn note_write_at(&mut self, name: &str, assignment_end: Option<usize>) {
+        *self.writes.entry(var_key(name)).or_default() += 1;
+        self.note_typed_write(name, assignment_end);
+    }
+
+    /// Counts a write through an operand of `[ref]` or `++`/`--`: a variable, or anything
+    /// else (`$h.n++`, `[ref]$h.x`), which may reach a hashtable held by another variable.
+    fn note_written_operand(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Variable(v) => self.note_write(&v.name),
+            ExprKind::Postfix { base, ops }
+                if ops.iter().all(|op| matches!(op.kind, PostfixKind::Step(_))) =>
+            {
+                self.note_written_operand(base)
+            }
+            ExprKind::Paren(st) => match single_expression(st) {
+                Some(inner) => self.note_written_operand(inner),
+                None => self.note_unseen_write(format!(
+                    "`{}` is written through a reference",
+                    e.span.text(self.src)
+                )),
+            },
+            _ => self.note_unseen_write(format!(
+                "`{}` is written through a reference or `++`/`--`, which may change a hashtable held by another variable",
+                e.span.text(self.src)
+            )),
+        }
+    }
+
+    /// Something may write variables the walk cannot name: no splat in the line is certain.
+    fn note_unseen_write(&mut self, why: String) {
+        self.writes_unseen.get_or_insert(why);
+    }
+
+    /// Walks `list` as a body of its own (see [`Body`]), noting the splat sources it holds.
+    fn body(&mut self, list: &[Statement], depth: usize, mode: Mode, runs_here: bool) {
+        let parent = self.body;
+        self.bodies.push(Body {
+            parent: Some(parent),
+            runs_here,
+        });
+        self.body = self.bodies.len() - 1;
+        self.body_statements(list, depth, mode);
+        self.body = parent;
+    }
+
+    fn body_statements(&mut self, list: &[Statement], depth: usize, mode: Mode) {
+        for st in list {
+            self.note_splat_source(st);
+            self.statement(st, depth, mode);
+        }
     }
 
     fn enter(&mut self) -> bool {
@@ -202,14 +514,19 @@ impl<'a> Walker<'a> {
         self.frames = self.frames.saturating_sub(1);
     }
 
+    /// A statement list that runs where it stands (`$( )`, `@( )`).
     fn statements(&mut self, list: &[Statement], depth: usize, mode: Mode) {
-        for st in list {
-            self.statement(st, depth, mode);
-        }
+        self.body(list, depth, mode, true);
     }
 
+    /// A block that runs where it stands (a branch or loop body, `& { }`).
     fn block(&mut self, b: &Block, depth: usize, mode: Mode) {
-        self.statements(&b.statements, depth, mode);
+        self.body(&b.statements, depth, mode, true);
+    }
+
+    /// A block that runs at another time or place (a function body, a stored script block).
+    fn block_elsewhere(&mut self, b: &Block, depth: usize, mode: Mode) {
+        self.body(&b.statements, depth, mode, false);
     }
 
     fn statement(&mut self, st: &Statement, depth: usize, mode: Mode) {
@@ -219,7 +536,7 @@ impl<'a> Walker<'a> {
         match &st.kind {
             StatementKind::Chain(c) => self.chain(c, depth, mode),
             StatementKind::Assignment { target, value, .. } => {
-                self.note_assignment_target(target, st);
+                self.note_assignment_target(target, st.span.end);
                 self.check_assignment_target(target, depth);
                 if let Some(v) = single_expression(value) {
                     self.note_stored_blocks(v);
@@ -246,7 +563,7 @@ impl<'a> Walker<'a> {
                 iterable,
                 body,
             } => {
-                self.tainted.insert(variable.plain_name());
+                self.note_write(&variable.name);
                 if let Some(why) = session_write(variable) {
                     self.push_synthetic(format!("${}", variable.name), st.span, depth, why);
                 }
@@ -302,7 +619,7 @@ impl<'a> Walker<'a> {
                 }
                 self.deferred.push(st.span);
                 self.param_decls(params, depth + 1, mode);
-                self.block(body, depth + 1, mode);
+                self.block_elsewhere(body, depth + 1, mode);
             }
             StatementKind::Param(params) => self.param_decls(params, depth, mode),
             StatementKind::NamedBlock { body, .. } => self.block(body, depth + 1, mode),
@@ -319,7 +636,7 @@ impl<'a> Walker<'a> {
                     self.block(f, depth + 1, mode);
                 }
             }
-            StatementKind::Trap { body, .. } => self.block(body, depth + 1, mode),
+            StatementKind::Trap { body, .. } => self.block_elsewhere(body, depth + 1, mode),
             StatementKind::Flow { value, .. } => {
                 if let Some(v) = value {
                     self.statement(v, depth, mode);
@@ -355,30 +672,30 @@ impl<'a> Walker<'a> {
         })
     }
 
-    /// Any assignment other than a top-level literal hashtable makes the variable unusable as a
-    /// splatting source (it may no longer hold what was assigned).
-    fn note_assignment_target(&mut self, target: &Expr, st: &Statement) {
-        let base = match &target.kind {
-            ExprKind::Variable(v) => Some((v, true)),
-            ExprKind::Postfix { base, .. } => match &base.kind {
-                ExprKind::Variable(v) => Some((v, false)),
-                _ => None,
-            },
-            ExprKind::Cast { operand, .. } => match &operand.kind {
-                ExprKind::Variable(v) => Some((v, false)),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some((v, plain)) = base else { return };
-        let name = v.plain_name();
-        let recorded = plain
-            && self
-                .splat_sources
-                .get(&name)
-                .is_some_and(|srcs| srcs.binary_search_by_key(&st.span.end, |s| s.end).is_ok());
-        if !recorded {
-            self.tainted.insert(name);
+    /// Counts the variables an assignment writes. A member or element assignment
+    /// (`$g['ForwardingSmtpAddress'] = …`) may change a hashtable that another variable also
+    /// holds (`$g = $h`), so it makes every splat in the line uncertain, and the type of the
+    /// variable it starts from. `end` is the end of the assignment statement.
+    fn note_assignment_target(&mut self, target: &Expr, end: usize) {
+        match &target.kind {
+            ExprKind::Variable(v) => self.note_write_at(&v.name, Some(end)),
+            ExprKind::Cast { operand, .. } => self.note_assignment_target(operand, end),
+            ExprKind::List(items) => {
+                for item in items {
+                    self.note_assignment_target(item, end);
+                }
+            }
+            _ => {
+                if let ExprKind::Postfix { base, .. } = &target.kind {
+                    if let ExprKind::Variable(v) = &base.kind {
+                        self.note_typed_write(&v.name, None);
+                    }
+                }
+                self.note_unseen_write(format!(
+                    "`{}` assigns to a member or element, which may change a hashtable held by another variable",
+                    target.span.text(self.src)
+                ))
+            }
         }
     }
 
@@ -419,10 +736,15 @@ impl<'a> Walker<'a> {
 
     fn param_decls(&mut self, params: &[ParamDecl], depth: usize, mode: Mode) {
         for p in params {
+            self.note_write(&p.variable.name);
             if let Some(why) = session_write(&p.variable) {
                 self.push_synthetic(format!("${}", p.variable.name), p.span, depth, why);
             }
             for a in &p.attributes {
+                if a.args.is_none() {
+                    // A type constraint converts the value given (and the default).
+                    self.conversion(&a.name, p.span, depth + 1);
+                }
                 for (_, v) in a.args.iter().flatten() {
                     if let Some(v) = v {
                         self.expr(v, depth + 1, mode);
@@ -504,18 +826,52 @@ impl<'a> Walker<'a> {
             },
         };
         let as_written = name_span.text(self.src).to_string();
+        let file_kind = if dynamic.is_some() {
+            TaskKind::Command
+        } else {
+            self.command_kind(&name_text)
+        };
+        if file_kind != TaskKind::Command {
+            self.file_command(c, file_kind, &name_text, name_span, depth, pipeline_input);
+            return;
+        }
         let (module, bare) = if dynamic.is_some() {
             (None, name_text.clone())
         } else {
             split_module(&name_text)
         };
-        let expanded = if module.is_none() {
-            self.catalog.resolve_alias(&bare).map(str::to_string)
-        } else {
-            None
+        // A default alias that not every platform defines (`sort`, `ls`, `ps` on Linux and
+        // macOS) is the native program of that name there, and uncertain when the platform is.
+        let on_platform = match (&dynamic, &module) {
+            (None, None) => self.platform_alias(&bare),
+            _ => None,
+        };
+        let mut dynamic = dynamic;
+        let mut kind = TaskKind::Command;
+        match on_platform {
+            Some((AliasUse::Program, _)) => kind = TaskKind::Program,
+            Some((AliasUse::Uncertain, entry)) => {
+                let target = entry.target;
+                dynamic = Some(if entry.shell == aliases::Shell::WindowsPowerShell51 {
+                    format!(
+                        "`{bare}` is an alias of `{target}` in Windows PowerShell 5.1 but the native program `{bare}` in PowerShell 7, and which one runs is not known: write `{target}`"
+                    )
+                } else {
+                    format!(
+                        "`{bare}` is an alias of `{target}` on Windows but the native program `{bare}` on Linux and macOS, and the runspace's platform is not known (set `platform` in the policy's `[defaults]`)"
+                    )
+                });
+            }
+            Some((AliasUse::Alias, _)) | None => {}
+        }
+        let expanded = match (&module, on_platform) {
+            (None, None | Some((AliasUse::Alias, _))) => {
+                self.catalog.resolve_alias(&bare).map(str::to_string)
+            }
+            _ => None,
         };
         let lookup_name = expanded.clone().unwrap_or(bare);
-        let meta = if dynamic.is_some() {
+        let meta = if dynamic.is_some() || kind == TaskKind::Program {
             None
         } else {
             self.catalog.command(&lookup_name)
@@ -528,7 +884,45 @@ impl<'a> Walker<'a> {
         } else {
             Vec::new()
         };
-        let dynamic = dynamic.or(binding.code_from_value.clone());
+        let dynamic = if kind == TaskKind::Program {
+            // A native program gets its arguments and pipeline input as text: it runs no
+            // script block (its parameters are still unknown, so they stay uncertain).
+            dynamic
+        } else {
+            dynamic.or(binding.code_from_value.clone()).or_else(|| {
+                // Pipeline input may be a script block (`… | Select-Object -Expand
+                // ScriptBlock`), which a parameter of a command without metadata may take by
+                // value and run.
+                (meta.is_none() && pipeline_input).then(|| {
+                    format!("`{name}` is not in the catalog and gets pipeline input, which may be a script block it runs")
+                })
+            })
+        };
+        // `-AsJob` / `-InDisconnectedSession` (`Invoke-Command`, `ForEach-Object -Parallel`)
+        // run the command's blocks in the background, past the line and its approval window.
+        let in_background = binding.params.iter().any(|p| {
+            p.resolved
+                && matches!(
+                    p.name.to_ascii_lowercase().as_str(),
+                    "asjob" | "indisconnectedsession"
+                )
+        });
+        let pipeline_params = match (pipeline_input, meta) {
+            (false, _) => Vec::new(),
+            (true, None) => vec!["*".to_string()],
+            (true, Some(m)) => m
+                .parameters
+                .iter()
+                .filter(|p| p.takes_pipeline_input())
+                .filter(|p| {
+                    !binding
+                        .params
+                        .iter()
+                        .any(|b| b.resolved && b.name.eq_ignore_ascii_case(&p.name))
+                })
+                .map(|p| p.name.clone())
+                .collect(),
+        };
         let index = self.out.len();
         self.out.push(Invocation {
             name,
@@ -540,7 +934,11 @@ impl<'a> Walker<'a> {
             params: binding.params,
             params_uncertain: binding.uncertain,
             pipeline_input,
+            kind,
+            pipeline_params,
         });
+        // A splat may pass `-OutVariable` unseen.
+        self.writes_by_name |= !binding.splats.is_empty();
         for (splat_at, variable, written, at) in binding.splats {
             self.pending.push(PendingSplat {
                 invocation: index,
@@ -548,6 +946,7 @@ impl<'a> Walker<'a> {
                 variable,
                 written,
                 at,
+                body: self.body,
             });
         }
         for (member, span) in members {
@@ -564,13 +963,136 @@ impl<'a> Walker<'a> {
                 params: Vec::new(),
                 params_uncertain: None,
                 pipeline_input: true,
+                kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
-        for (e, m) in binding.walk {
+        for written in &binding.variable_writes {
+            match written {
+                Ok(variable) => self.note_write(variable),
+                Err(why) => self.note_unseen_write(why.clone()),
+            }
+        }
+        for (e, m, when) in binding.walk {
+            let when = if in_background { BlockUse::Later } else { when };
+            if m == Mode::Code && when == BlockUse::Later {
+                // Blocks kept for later run outside this line's approval window.
+                self.note_stored_blocks(e);
+            }
             match (&e.kind, m) {
                 (ExprKind::ScriptBlock(b), Mode::Data) => self.block(b, depth + 1, Mode::Data),
+                (ExprKind::ScriptBlock(b), Mode::Code) => {
+                    self.body(&b.statements, depth + 1, Mode::Code, when == BlockUse::Here)
+                }
                 _ => self.expr(e, depth, Mode::Code),
             }
+        }
+        self.redirections(&c.redirections, depth, Mode::Code);
+    }
+
+    /// How PowerShell looks up the command name `text` (static, as the runspace sees it): a
+    /// name with a folder (`\`, `/`), a drive or provider (`C:`, `FileSystem::`), or starting
+    /// with `.` or `~` is a script or program run by its path; a name whose last part has an
+    /// extension (`Get-Report.ps1`, `ping.exe`, `notes.txt`) is a file looked up on `PATH`,
+    /// unless the catalog knows a command or alias of exactly that name. `Module\Name` with a
+    /// plain module name stays a module-qualified command when the catalog knows `Name`.
+    fn command_kind(&self, text: &str) -> TaskKind {
+        let known =
+            |n: &str| self.catalog.command(n).is_some() || self.catalog.resolve_alias(n).is_some();
+        if text.starts_with(['.', '~']) || text.contains(['/', ':']) {
+            return TaskKind::Path;
+        }
+        if text.contains('\\') {
+            // `Module\Name` runs the module's command; when no such command exists PowerShell
+            // goes on to read the name as a relative path (`Scripts\Get-Report` runs
+            // `.\Scripts\Get-Report.ps1`). Only a name the catalog knows is read as a command.
+            return match split_module(text) {
+                (Some(_), name) if !name.contains('.') && known(&name) => TaskKind::Command,
+                _ => TaskKind::Path,
+            };
+        }
+        if text.contains('.') && !known(text) {
+            return TaskKind::Program;
+        }
+        TaskKind::Command
+    }
+
+    /// A script or program run by path or by file name: its own kind of task, which no command
+    /// glob covers. Its arguments are walked as code; parameters are not bound (the gate has no
+    /// metadata for a script), so they are listed as written.
+    fn file_command(
+        &mut self,
+        c: &Command,
+        kind: TaskKind,
+        text: &str,
+        span: Span,
+        depth: usize,
+        pipeline_input: bool,
+    ) {
+        let name = match kind {
+            TaskKind::Path => text.replace('/', "\\"),
+            _ => text.to_string(),
+        };
+        // A policy names folders literally: a `..` step (Windows also trims trailing dots and
+        // spaces, so `...` and `.. ` may be one) or a wildcard would let a path that matches
+        // `path:C:\Scripts\*` run something outside that folder; a `:` after the drive names an
+        // alternate data stream (`x.txt:y.ps1`) or goes through a provider (`FileSystem::`).
+        let up = |seg: &str| {
+            seg.trim_end_matches([' ', '.']).is_empty() && seg.matches('.').count() >= 2
+        };
+        let drive_colon = name.get(1..2) == Some(":");
+        let colons = name.matches(':').count() - usize::from(drive_colon);
+        let dynamic = if name.split('\\').any(up) {
+            Some(format!(
+                "the path `{name}` steps out of a folder with `..`, so it is not compared with path rules"
+            ))
+        } else if colons > 0 {
+            Some(format!(
+                "the path `{name}` names a stream or a provider after its drive, so it is not compared with path rules"
+            ))
+        } else if name.contains(['*', '?', '[', ']']) {
+            Some(format!(
+                "the path `{name}` has wildcard characters, which the runspace expands to files at run time"
+            ))
+        } else {
+            None
+        };
+        let mut binding = self.bind(c, None, &name, pipeline_input);
+        if let Some((_, _, written, _)) = binding.splats.first() {
+            binding.uncertain.get_or_insert(format!(
+                "splatted variable `{written}` gives parameters the gate does not see"
+            ));
+        }
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: dynamic.or(binding.code_from_value.clone()),
+            params: binding.params,
+            params_uncertain: binding.uncertain,
+            pipeline_input,
+            kind,
+            // A script's parameters are not known: any of them may bind from the pipeline.
+            pipeline_params: if pipeline_input {
+                vec!["*".into()]
+            } else {
+                Vec::new()
+            },
+        });
+        for written in &binding.variable_writes {
+            match written {
+                Ok(variable) => self.note_write(variable),
+                Err(why) => self.note_unseen_write(why.clone()),
+            }
+        }
+        for (e, m, when) in binding.walk {
+            if m == Mode::Code && when == BlockUse::Later {
+                // A script may keep a block it is given and run it after the line.
+                self.note_stored_blocks(e);
+            }
+            self.expr(e, depth, Mode::Code);
         }
         self.redirections(&c.redirections, depth, Mode::Code);
     }
@@ -610,6 +1132,8 @@ impl<'a> Walker<'a> {
                 params,
                 params_uncertain: None,
                 pipeline_input: true,
+                kind: TaskKind::Command,
+                pipeline_params: Vec::new(),
             });
         }
     }
@@ -636,7 +1160,7 @@ impl<'a> Walker<'a> {
                 _ => None,
             };
             match member {
-                Some(m) if safe::instance_method_is_safe(&m) => {}
+                Some(m) if safe::instance_method_is_safe(&m, false) => {}
                 Some(m) => out.push((m, e.span)),
                 None => out.push((e.span.text(self.src).to_string(), e.span)),
             }
@@ -669,6 +1193,7 @@ impl<'a> Walker<'a> {
         let mut b = Binding::default();
         let mut named: Vec<String> = Vec::new();
         let mut positional = 0usize;
+        let mut positional_bound = 0usize;
         let mut slots_exhausted = false;
         let mut i = 0usize;
         let elements = &c.elements;
@@ -724,14 +1249,21 @@ impl<'a> Walker<'a> {
                             if let Some(why) = sets_session_variable(&canon, e) {
                                 b.code_from_value.get_or_insert(why);
                             }
-                            if meta.is_none() && pipeline_input && !is_literal_value(e) {
+                            if resolved && is_variable_setter(&canon) {
+                                b.variable_writes.push(variable_named_by(&canon, e));
+                            }
+                            if meta.is_none() && !is_literal_value(e) {
                                 b.code_from_value.get_or_insert(format!(
-                                    "`{name}` is not in the catalog and gets pipeline input, so `-{canon}` may run a script block value computed at run time"
+                                    "`{name}` is not in the catalog, so `-{canon}` may be a parameter that runs a script block, and it gets a value computed at run time"
                                 ));
                             }
                             let data = pmeta.is_some_and(|m| is_data_param(m, pipeline_input))
                                 && matches!(e.kind, ExprKind::ScriptBlock(_));
-                            b.walk.push((e, if data { Mode::Data } else { Mode::Code }));
+                            b.walk.push((
+                                e,
+                                if data { Mode::Data } else { Mode::Code },
+                                block_use(name, meta, pmeta),
+                            ));
                             if data {
                                 block_text(e, self.src)
                             } else {
@@ -753,13 +1285,12 @@ impl<'a> Walker<'a> {
                     if let ExprKind::Splat(v) = &e.kind {
                         b.splats.push((
                             b.params.len(),
-                            v.plain_name(),
+                            v.name.clone(),
                             e.span.text(self.src).to_string(),
                             e.span.start,
                         ));
                         continue;
                     }
-                    b.walk.push((e, Mode::Code));
                     b.positional_args.push(e);
                     // Once a slot has no candidate in any set, no later slot has one either
                     // (named parameters only remove slots): skip the lookups, which would
@@ -767,7 +1298,10 @@ impl<'a> Walker<'a> {
                     let candidates = match meta {
                         Some(m) if !slots_exhausted => {
                             let refs: Vec<&str> = named.iter().map(String::as_str).collect();
-                            m.positional_candidates(positional, &refs)
+                            // A parameter bound by position is in `named`, which takes its
+                            // slot out of the list: count only the arguments before this one
+                            // whose slot is still in it.
+                            m.positional_candidates(positional - positional_bound, &refs)
                         }
                         _ => Vec::new(),
                     };
@@ -790,14 +1324,33 @@ impl<'a> Walker<'a> {
                         _ => None,
                     };
                     positional += 1;
+                    // Unbound, it runs as the most restrictive of the candidates would.
+                    let when = match bound {
+                        Some(pm) => block_use(name, meta, Some(pm)),
+                        None => {
+                            let uses: Vec<BlockUse> = candidates
+                                .iter()
+                                .map(|pm| block_use(name, meta, Some(pm)))
+                                .collect();
+                            if meta.is_none() || uses.contains(&BlockUse::Later) {
+                                BlockUse::Later
+                            } else if !uses.is_empty() && uses.iter().all(|u| *u == BlockUse::Here)
+                            {
+                                BlockUse::Here
+                            } else {
+                                BlockUse::Elsewhere
+                            }
+                        }
+                    };
+                    b.walk.push((e, Mode::Code, when));
                     // Unbound but possibly code: the binder picks among the candidates by the
                     // value's type (`? $sb` is `-FilterScript`), and a command without metadata
-                    // fed by a pipeline may delay-bind any parameter.
+                    // may have a parameter that runs a script block.
                     let maybe_code = bound.is_none()
                         && (candidates
                             .iter()
                             .any(|m| runs_block_values(name, m, pipeline_input))
-                            || (meta.is_none() && pipeline_input));
+                            || meta.is_none());
                     if maybe_code && !is_literal_value(e) {
                         b.code_from_value.get_or_insert(format!(
                             "positional argument {positional} of `{name}` may bind to a parameter that runs a script block, and is computed at run time"
@@ -808,6 +1361,7 @@ impl<'a> Walker<'a> {
                             if let Some(why) = code_from_value(name, pm, pipeline_input, e) {
                                 b.code_from_value.get_or_insert(why);
                             }
+                            positional_bound += 1;
                             named.push(pm.name.clone());
                             b.params.push(Param {
                                 name: pm.name.clone(),
@@ -844,45 +1398,165 @@ impl<'a> Walker<'a> {
         b
     }
 
+    /// Something in the line that may set variables without naming them, if there is one:
+    /// a dynamic invocation, a command the catalog does not know (a function or script may
+    /// assign `$global:h`, and a dot-sourced one any variable), or a command that sets
+    /// variables by name or path.
+    fn invisible_writer(&self) -> Option<String> {
+        self.out.iter().find_map(|inv| {
+            if inv.dynamic.is_some() {
+                return Some(format!(
+                    "`{}` runs code the gate cannot see, which may set variables",
+                    inv.as_written
+                ));
+            }
+            if inv.kind == TaskKind::Method {
+                // A .NET method of a known type that reaches no code (those are dynamic):
+                // it cannot set a PowerShell variable.
+                return None;
+            }
+            if self.catalog.command(&inv.name).is_none() {
+                return Some(format!(
+                    "`{}` is not in the catalog: a function or script may set variables of its caller",
+                    inv.as_written
+                ));
+            }
+            TOUCHES_VARIABLES
+                .contains(&inv.name.to_ascii_lowercase().as_str())
+                .then(|| format!("`{}` may set variables by name", inv.name))
+        })
+    }
+
+    /// The literal hashtable a splat certainly receives (index into `splat_sources`), or why
+    /// its value when the command runs is not certain. Certain means: one literal assignment
+    /// of that exact variable, standing in the same body as the use or in one the use's body
+    /// runs in while the line runs, executed before the use in straight-line order, and no
+    /// other writer of the variable of any kind anywhere in the line.
+    /// `by_key` lists the sources of each variable (by [`var_key`]).
+    fn splat_source(
+        &self,
+        p: &PendingSplat,
+        by_key: &HashMap<String, Vec<usize>>,
+    ) -> Result<usize, String> {
+        if let Some(why) = &self.writes_unseen {
+            return Err(why.clone());
+        }
+        if p.variable.contains(':') {
+            return Err(
+                "a scope- or drive-qualified name may reach another variable than the line assigns"
+                    .into(),
+            );
+        }
+        let key = var_key(&p.variable);
+        if AUTOMATIC_VARIABLES.contains(&key.as_str()) {
+            return Err("PowerShell sets this automatic variable itself".into());
+        }
+        let index = match by_key.get(&key).map(Vec::as_slice) {
+            Some([one]) => *one,
+            None | Some([]) => {
+                return Err("it is not a literal hashtable assigned in the line".into())
+            }
+            Some(_) => return Err("it is assigned more than once in the line".into()),
+        };
+        let source = self
+            .splat_sources
+            .get(index)
+            .ok_or_else(|| "its assignment is not known".to_string())?;
+        if self.writes.get(&key).copied().unwrap_or(0) != 1 {
+            return Err("the line also sets it in another way".into());
+        }
+        if !same_variable(&source.name, &p.variable) {
+            return Err(format!(
+                "it is spelt `{}` where assigned, which may be another variable",
+                source.name
+            ));
+        }
+        if source.end > p.at {
+            return Err("it is used before the line assigns it".into());
+        }
+        let mut body = p.body;
+        while body != source.body {
+            let b = self
+                .bodies
+                .get(body)
+                .ok_or_else(|| "its scope is not known".to_string())?;
+            if !b.runs_here {
+                return Err(
+                    "it is used in code that runs at another time or place (a function, a stored or handed-over script block), when the variable may hold something else"
+                        .into(),
+                );
+            }
+            body = b
+                .parent
+                .ok_or_else(|| "it is assigned in a block the use does not run in".to_string())?;
+        }
+        Ok(index)
+    }
+
     /// Fills in the parameters of splatted literal hashtables, or marks them uncertain.
     fn resolve_splats(&mut self) {
         let pending = std::mem::take(&mut self.pending);
+        if let Some(why) = self.invisible_writer() {
+            self.note_unseen_write(why);
+        }
+        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, source) in self.splat_sources.iter().enumerate() {
+            by_key.entry(var_key(&source.name)).or_default().push(i);
+        }
+        let mut found: Vec<Result<usize, String>> = pending
+            .iter()
+            .map(|p| self.splat_source(p, &by_key))
+            .collect();
+        // A splat whose keys are unknown may hold `OutVariable = 'h'` and so set any other
+        // splatted variable: with one of them uncertain, none is certain.
+        if let Some(first) = pending
+            .iter()
+            .zip(&found)
+            .find_map(|(p, f)| f.is_err().then_some(p.written.clone()))
+        {
+            for f in &mut found {
+                if f.is_ok() {
+                    *f = Err(format!(
+                        "`{first}` in the same line splats unknown keys, which may set this variable too (`-OutVariable`)"
+                    ));
+                }
+            }
+        }
         // (invocation, parameter index to insert at, parameters), applied at the end in one
         // pass per invocation: splicing each one in would be quadratic in a long line.
         let mut inserts: Vec<(usize, usize, Vec<Param>)> = Vec::new();
-        for p in pending.into_iter().rev() {
-            let source = if self.tainted.contains(&p.variable) {
-                None
-            } else {
-                // Sources are recorded in source order: the last one that ends before `at`.
-                self.splat_sources.get(&p.variable).and_then(|srcs| {
-                    let before = srcs.partition_point(|s| s.end <= p.at);
-                    before.checked_sub(1).and_then(|i| srcs.get(i))
-                })
-            };
+        for (p, found) in pending.into_iter().zip(found).rev() {
+            let source = found.and_then(|i| {
+                self.splat_sources
+                    .get(i)
+                    .ok_or_else(|| "no source".to_string())
+            });
             let Some(inv) = self.out.get_mut(p.invocation) else {
                 continue;
             };
-            let Some(source) = source else {
-                inv.params_uncertain.get_or_insert(format!(
-                    "splatted variable `{}` is not a literal hashtable assigned earlier in the line",
-                    p.written
-                ));
-                // Unknown keys may bind a script block to a parameter that runs it.
-                let runs_blocks = match self.catalog.command(&inv.name) {
-                    Some(m) => m
-                        .parameters
-                        .iter()
-                        .any(|pm| runs_block_values(&inv.name, pm, inv.pipeline_input)),
-                    None => true,
-                };
-                if runs_blocks && inv.dynamic.is_none() {
-                    inv.dynamic = Some(format!(
-                        "splatted variable `{}` may give code to a parameter that runs it",
+            let source = match source {
+                Ok(source) => source,
+                Err(why) => {
+                    inv.params_uncertain.get_or_insert(format!(
+                        "the value of splatted variable `{}` when the command runs is not certain: {why}",
                         p.written
                     ));
+                    // Unknown keys may bind a script block to a parameter that runs it.
+                    let runs_blocks = match self.catalog.command(&inv.name) {
+                        Some(m) => m
+                            .parameters
+                            .iter()
+                            .any(|pm| runs_block_values(&inv.name, pm, inv.pipeline_input)),
+                        None => true,
+                    };
+                    if runs_blocks && inv.dynamic.is_none() {
+                        inv.dynamic = Some(format!(
+                            "splatted variable `{}` may give code to a parameter that runs it",
+                            p.written
+                        ));
+                    }
+                    continue;
                 }
-                continue;
             };
             let meta = if inv.dynamic.is_some() {
                 None
@@ -986,26 +1660,30 @@ impl<'a> Walker<'a> {
                     self.statement(&entry.value, depth + 1, mode);
                 }
             }
-            ExprKind::ScriptBlock(b) => self.block(b, depth + 1, mode),
+            ExprKind::ScriptBlock(b) => self.block_elsewhere(b, depth + 1, mode),
             ExprKind::Paren(st) => self.statement(st, depth + 1, mode),
             ExprKind::Cast { type_name, operand } => {
+                if is_ref_type(type_name) {
+                    // `[ref]$h` lets whatever receives it assign `$h`.
+                    self.note_written_operand(operand);
+                }
                 self.expr(operand, depth, mode);
-                if is_scriptblock_type(type_name) {
-                    self.push_synthetic(
-                        format!("[{type_name}]"),
-                        e.span,
-                        depth,
-                        "a cast to a script block turns text into code".into(),
-                    );
+                if matches!(operand.kind, ExprKind::Hashtable(_)) {
+                    self.hashtable_conversion(type_name, e.span, depth);
+                } else {
+                    self.conversion(type_name, e.span, depth);
                 }
             }
-            ExprKind::Unary { operand, .. } => self.expr(operand, depth, mode),
+            ExprKind::Unary { op, operand } => {
+                if op == "++" || op == "--" {
+                    self.note_written_operand(operand);
+                }
+                self.expr(operand, depth, mode)
+            }
             ExprKind::Binary { first, rest } => {
                 self.expr(first, depth, mode);
                 for (op, operand) in rest {
                     self.expr(operand, depth, mode);
-                    let to_block =
-                        matches!(&operand.kind, ExprKind::Type(t) if is_scriptblock_type(t));
                     // `-replace` runs a script block replacement (PowerShell 7) and `-split` a
                     // script block predicate; a computed operand may be one.
                     let runs_blocks = matches!(
@@ -1020,22 +1698,174 @@ impl<'a> Walker<'a> {
                             format!("`{op}` runs a script block operand, and gets one computed at run time"),
                         );
                     }
-                    if op == "-as" && to_block {
-                        self.push_synthetic(
-                            "-as [scriptblock]".into(),
-                            e.span,
-                            depth,
-                            "a conversion to a script block turns text into code".into(),
-                        );
+                    if op.eq_ignore_ascii_case("-as") {
+                        match &operand.kind {
+                            ExprKind::Type(t) => self.conversion(t, e.span, depth),
+                            ExprKind::String(s) if s.static_value().is_some() => {
+                                let t = s.static_value().unwrap_or_default();
+                                self.conversion(&t, e.span, depth);
+                            }
+                            _ => self.push_synthetic(
+                                format!("-as {}", operand.span.text(self.src)),
+                                e.span,
+                                depth,
+                                "`-as` converts to a type computed at run time, whose constructor may act or run code".into(),
+                            ),
+                        }
                     }
                 }
             }
             ExprKind::Postfix { base, ops } => {
+                if ops.iter().any(|op| matches!(op.kind, PostfixKind::Step(_))) {
+                    self.note_written_operand(e);
+                }
                 self.expr(base, depth, mode);
                 self.postfix_ops(base, ops, depth, mode);
             }
         }
         self.leave();
+    }
+
+    /// A conversion to the type written `type_name` (cast, `-as`, typed variable or parameter).
+    /// Building a value of a type on the pure list is harmless; any other known type runs a
+    /// constructor or setters that may act, which is the task `[Full.Name]::new`; a type the
+    /// gate does not know, or one whose conversion runs code, is dynamic.
+    fn conversion(&mut self, type_name: &str, span: Span, depth: usize) {
+        if is_scriptblock_type(type_name) {
+            self.push_synthetic(
+                format!("[{type_name}]"),
+                span,
+                depth,
+                "a conversion to a script block turns text into code".into(),
+            );
+            return;
+        }
+        match types::lookup(type_name) {
+            Some(t) if t.full == "System.Management.Automation.PSReference" => {
+                // `[ref]$v` lets a method or command write `$v`.
+                self.writes_by_name = true;
+            }
+            Some(t) if t.pure_conversion => {}
+            Some(t) if t.calls == Calls::Code => self.push_dynamic_method(
+                format!("[{}]::new", t.full),
+                span,
+                depth,
+                format!(
+                    "a conversion to `[{}]` creates an object that runs or reaches code",
+                    t.full
+                ),
+            ),
+            Some(t) => self.push_method(format!("[{}]::new", t.full), span, depth),
+            None => self.push_dynamic_method(
+                format!("[{type_name}]::new"),
+                span,
+                depth,
+                format!(
+                    "a conversion to `[{type_name}]`, a type the gate does not know, may run its constructor"
+                ),
+            ),
+        }
+    }
+
+    /// `[T]@{ Name = value }`: PowerShell builds a `T` with its default constructor and runs
+    /// the setter of each named property. Only the types that hold the entries as data
+    /// (hashtables, ordered dictionaries, custom objects) are harmless; for any other type the
+    /// setters are the task `[Full.Name]::new`, even when a plain conversion to it is pure.
+    fn hashtable_conversion(&mut self, type_name: &str, span: Span, depth: usize) {
+        const DATA: &[&str] = &[
+            "System.Collections.Hashtable",
+            "System.Collections.Specialized.OrderedDictionary",
+            "System.Management.Automation.PSObject",
+            "System.Object",
+        ];
+        match types::lookup(type_name) {
+            Some(t) if DATA.contains(&t.full.as_str()) => {}
+            Some(t) if t.calls != Calls::Code => {
+                self.push_method(format!("[{}]::new", t.full), span, depth)
+            }
+            _ => self.conversion(type_name, span, depth),
+        }
+    }
+
+    /// A static method call `[type_name]::method(args)`: nothing to decide when it is on the
+    /// safe list; the task `[Full.Name]::Method` when the type is known; dynamic when the type
+    /// is unknown, its calls run code, or a delegate-taking type gets arguments the line does
+    /// not show.
+    fn static_call(
+        &mut self,
+        type_name: &str,
+        method: &str,
+        args: &[Expr],
+        span: Span,
+        depth: usize,
+    ) {
+        let Some(t) = types::lookup(type_name) else {
+            self.push_dynamic_method(
+                format!("[{type_name}]::{method}"),
+                span,
+                depth,
+                format!(
+                    "method call `[{type_name}]::{method}` is on a type the gate does not know"
+                ),
+            );
+            return;
+        };
+        if safe::static_method_is_safe(&t.full, method) {
+            return;
+        }
+        let task = format!("[{}]::{method}", t.full);
+        match t.calls {
+            Calls::Code => self.push_dynamic_method(
+                task.clone(),
+                span,
+                depth,
+                format!("method call `{task}` runs or reaches code"),
+            ),
+            Calls::Delegates if !args.iter().all(is_literal_value) => self.push_dynamic_method(
+                task.clone(),
+                span,
+                depth,
+                format!(
+                    "method call `{task}` may take a script block as a delegate, and gets arguments computed at run time"
+                ),
+            ),
+            Calls::Tasks | Calls::Delegates => self.push_method(task, span, depth),
+        }
+    }
+
+    /// A .NET method call or conversion that cannot be decided as a task: dynamic, but still
+    /// of the method kind, so a deny rule naming it (`[System.Diagnostics.Process]::*`) applies.
+    fn push_dynamic_method(&mut self, name: String, span: Span, depth: usize, reason: String) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: Some(reason),
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+            kind: TaskKind::Method,
+            pipeline_params: Vec::new(),
+        });
+    }
+
+    /// A .NET method task a policy decides (`[System.IO.File]::ReadAllBytes`).
+    fn push_method(&mut self, name: String, span: Span, depth: usize) {
+        self.out.push(Invocation {
+            name,
+            module: None,
+            as_written: span.text(self.src).to_string(),
+            span,
+            depth,
+            dynamic: None,
+            params: Vec::new(),
+            params_uncertain: None,
+            pipeline_input: false,
+            kind: TaskKind::Method,
+            pipeline_params: Vec::new(),
+        });
     }
 
     fn variable_read(&mut self, v: &VarRef, span: Span, depth: usize) {
@@ -1055,6 +1885,8 @@ impl<'a> Walker<'a> {
             params: Vec::new(),
             params_uncertain: None,
             pipeline_input: false,
+            kind: TaskKind::Command,
+            pipeline_params: Vec::new(),
         });
     }
 
@@ -1082,17 +1914,41 @@ impl<'a> Walker<'a> {
                         (ExprKind::Type(t), 0, true) => Some(t.as_str()),
                         _ => None,
                     };
+                    let span = Span::new(base.span.start, op.span.end);
                     let (display, safe) = match (name, static_type) {
                         (MemberName::Name(m), Some(t)) => {
-                            (format!("[{t}]::{m}"), safe::static_method_is_safe(t, m))
+                            self.static_call(t, m, args, span, depth);
+                            continue;
+                        }
+                        (MemberName::Name(m), None)
+                            if !is_static
+                                && i == 0
+                                && !safe::instance_method_is_safe(m, false)
+                                && safe::typed_method_may_be_safe(m) =>
+                        {
+                            if let ExprKind::Variable(v) = &base.kind {
+                                self.pending_typed.push(PendingTyped {
+                                    variable: var_key(&v.name),
+                                    method: m.clone(),
+                                    at: base.span.start,
+                                    span,
+                                    depth,
+                                    body: self.body,
+                                });
+                                continue;
+                            }
+                            let string_receiver = is_string_expr(base);
+                            (
+                                format!(".{m}()"),
+                                safe::instance_method_is_safe(m, string_receiver),
+                            )
                         }
                         (MemberName::Name(m), None) if !is_static => {
-                            // `[regex]` objects have `Replace(string, MatchEvaluator)`: a script
-                            // block argument becomes the delegate and runs per match.
-                            let literal_args = args.iter().all(is_literal_value);
-                            let safe = safe::instance_method_is_safe(m)
-                                && (literal_args || !safe::has_delegate_overloads(m));
-                            (format!(".{m}()"), safe)
+                            let string_receiver = i == 0 && is_string_expr(base);
+                            (
+                                format!(".{m}()"),
+                                safe::instance_method_is_safe(m, string_receiver),
+                            )
                         }
                         (MemberName::Name(m), None) => (format!("::{m}()"), false),
                         (MemberName::Dynamic(d), _) => {
@@ -1102,7 +1958,6 @@ impl<'a> Walker<'a> {
                     if safe {
                         continue;
                     }
-                    let span = Span::new(base.span.start, op.span.end);
                     self.out.push(Invocation {
                         dynamic: Some(format!("method call `{display}` is not on the safe list")),
                         name: display,
@@ -1113,6 +1968,8 @@ impl<'a> Walker<'a> {
                         params: Vec::new(),
                         params_uncertain: None,
                         pipeline_input: false,
+                        kind: TaskKind::Command,
+                        pipeline_params: Vec::new(),
                     });
                 }
             }
@@ -1120,14 +1977,91 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// When a script block given to a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockUse {
+    /// Where it stands, in this runspace, while the line runs (`ForEach-Object { }`).
+    Here,
+    /// Now, but in another scope or place (`Invoke-Command`, `Start-Job`'s process, a
+    /// delay-bind block).
+    Elsewhere,
+    /// Kept to run later (an event action, a breakpoint action, a script method), or given to
+    /// a command whose metadata is unknown, which may keep it.
+    Later,
+}
+
+/// When a script block bound to parameter `param` of `command` runs.
+fn block_use(command: &str, meta: Option<&CommandMeta>, param: Option<&ParamMeta>) -> BlockUse {
+    if meta.is_none() {
+        return BlockUse::Later;
+    }
+    let command = command.to_ascii_lowercase();
+    let param = param.map(|p| p.name.to_ascii_lowercase());
+    if let Some(p) = &param {
+        if STORES_CODE.contains(&format!("{command}:{p}").as_str()) {
+            return BlockUse::Later;
+        }
+    }
+    // `ForEach-Object -Parallel` runs its block in other runspaces.
+    if RUNS_BLOCKS_HERE.contains(&command.as_str()) && param.as_deref() != Some("parallel") {
+        BlockUse::Here
+    } else {
+        BlockUse::Elsewhere
+    }
+}
+
+/// Commands that run the script blocks they are given at once, in the caller's runspace,
+/// lowercased.
+const RUNS_BLOCKS_HERE: &[&str] = &[
+    "foreach-object",
+    "where-object",
+    "sort-object",
+    "select-object",
+    "group-object",
+    "measure-object",
+    "compare-object",
+    "format-table",
+    "format-list",
+    "format-wide",
+    "format-custom",
+    "convertto-html",
+    "measure-command",
+    "trace-command",
+];
+
+/// Parameters that keep a script block to run later, outside the line (and outside any
+/// approval's window), lowercased as `command:parameter`.
+const STORES_CODE: &[&str] = &[
+    "add-member:value",
+    "add-member:secondvalue",
+    "update-typedata:value",
+    "update-typedata:secondvalue",
+    "register-argumentcompleter:scriptblock",
+    "register-engineevent:action",
+    "register-objectevent:action",
+    "register-wmievent:action",
+    "register-cimindicationevent:action",
+    "set-psbreakpoint:action",
+    "start-job:scriptblock",
+    "start-job:initializationscript",
+    "start-threadjob:scriptblock",
+    "start-threadjob:initializationscript",
+    "register-scheduledjob:scriptblock",
+    "register-scheduledjob:initializationscript",
+    "set-psreadlinekeyhandler:scriptblock",
+];
+
 #[derive(Debug, Default)]
 struct Binding<'c> {
     params: Vec<Param>,
     uncertain: Option<String>,
     /// (param index to insert at, variable, text as written, offset)
     splats: Vec<(usize, String, String, usize)>,
-    /// Argument expressions to walk for nested invocations, with how to treat script blocks.
-    walk: Vec<(&'c Expr, Mode)>,
+    /// Argument expressions to walk for nested invocations, with how to treat script blocks
+    /// and when a block given there runs.
+    walk: Vec<(&'c Expr, Mode, BlockUse)>,
+    /// Variables set through `-OutVariable` and its kin: the name, or why it is not known.
+    variable_writes: Vec<Result<String, String>>,
     /// Values bound by name (resolved canonical name, value).
     named_values: Vec<(String, &'c Expr)>,
     /// Arguments bound (or not) by position.
@@ -1136,6 +2070,24 @@ struct Binding<'c> {
     /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
     code_from_value: Option<String>,
 }
+
+/// Commands that write a variable named by a string, lowercase: the variable cmdlets, and the
+/// item cmdlets, which write `variable:` items.
+const VARIABLE_WRITERS: &[&str] = &[
+    "set-variable",
+    "new-variable",
+    "clear-variable",
+    "remove-variable",
+    "get-variable",
+    "import-localizeddata",
+    "set-item",
+    "new-item",
+    "clear-item",
+    "remove-item",
+    "copy-item",
+    "move-item",
+    "rename-item",
+];
 
 /// Variables whose value changes how later commands bind (`Set-Variable` is denied for the same
 /// reason), lowercased.
@@ -1155,28 +2107,159 @@ fn drive_of(v: &VarRef) -> Option<String> {
     Some(drive.to_string())
 }
 
+/// Parameters that set a variable named by their value (common parameters, `Tee-Object
+/// -Variable`), lowercased.
+const VARIABLE_SETTERS: &[&str] = &[
+    "outvariable",
+    "pipelinevariable",
+    "errorvariable",
+    "warningvariable",
+    "informationvariable",
+    "variable",
+    "bindingvariable",
+];
+
+/// The built-in aliases of [`VARIABLE_SETTERS`], lowercased.
+const VARIABLE_SETTER_ALIASES: &[&str] = &["ov", "pv", "ev", "wv", "iv"];
+
+fn is_variable_setter(param: &str) -> bool {
+    VARIABLE_SETTERS.contains(&param.to_ascii_lowercase().as_str())
+}
+
+/// Whether hashtable key `key`, splatted, may bind to a parameter that sets a variable: a
+/// setter's name, a prefix of one, or one of their aliases.
+fn names_variable_setter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !key.is_empty()
+        && (VARIABLE_SETTERS.iter().any(|s| s.starts_with(&key))
+            || VARIABLE_SETTER_ALIASES.contains(&key.as_str()))
+}
+
+/// The variable a setter parameter (`-OutVariable +h`) names, or why it is not known.
+fn variable_named_by(param: &str, value: &Expr) -> Result<String, String> {
+    scalar_of(value)
+        .map(|name| name.trim_start_matches('+').to_string())
+        .ok_or_else(|| format!("`-{param}` sets a variable whose name is computed at run time"))
+}
+
 /// Why common parameter `param` (`-OutVariable`, `-PipelineVariable`, …) given `value` would
 /// set a session variable (or one through a drive), if it would.
 fn sets_session_variable(param: &str, value: &Expr) -> Option<String> {
-    const SETTERS: &[&str] = &[
-        "outvariable",
-        "pipelinevariable",
-        "errorvariable",
-        "warningvariable",
-        "informationvariable",
-    ];
-    if !SETTERS.contains(&param.to_ascii_lowercase().as_str()) {
+    if !is_variable_setter(param) {
         return None;
     }
-    let Some(name) = scalar_of(value) else {
-        return Some(format!("`-{param}` names a variable computed at run time"));
+    let name = match variable_named_by(param, value) {
+        Ok(name) => name,
+        Err(why) => return Some(why),
     };
     let v = VarRef {
-        name: name.trim_start_matches('+').to_string(),
+        name,
         braced: false,
     };
     session_write(&v)
 }
+
+/// The key under which writes to a variable are counted: scope qualifiers and the
+/// `variable:` drive removed, case folded loosely. PowerShell compares variable names
+/// ignoring case (.NET `OrdinalIgnoreCase`); folding through upper and then lower case puts
+/// every pair it may consider equal under one key, so a write is never missed (it may merge
+/// names PowerShell keeps apart, which only makes a splat uncertain).
+fn var_key(name: &str) -> String {
+    let folded = name.to_uppercase().to_lowercase();
+    let mut rest = folded.as_str();
+    for scope in ["global:", "script:", "local:", "private:", "using:"] {
+        if let Some(r) = rest.strip_prefix(scope) {
+            rest = r;
+            break;
+        }
+    }
+    if let Some(r) = rest.strip_prefix("variable:") {
+        rest = r.trim_start_matches(['/', '\\']);
+    }
+    rest.to_string()
+}
+
+/// Whether two spellings certainly name one variable: equal ignoring ASCII case when both
+/// are ASCII (PowerShell's rule for them), identical otherwise.
+fn same_variable(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+/// Variables PowerShell itself sets (`$_` per pipeline object, `$args` and
+/// `$PSBoundParameters` per call, …), lowercased: what they hold when a command runs is never
+/// what an assignment in the line left there.
+const AUTOMATIC_VARIABLES: &[&str] = &[
+    "_",
+    "psitem",
+    "args",
+    "input",
+    "this",
+    "psboundparameters",
+    "myinvocation",
+    "pscmdlet",
+    "matches",
+    "foreach",
+    "switch",
+    "error",
+    "event",
+    "eventargs",
+    "eventsubscriber",
+    "sender",
+    "stacktrace",
+    "lastexitcode",
+    "?",
+    "^",
+    "$",
+    "psdebugcontext",
+    "pssenderinfo",
+    "psscriptroot",
+    "pscommandpath",
+    "executioncontext",
+    "host",
+    "psdefaultparametervalues",
+    "true",
+    "false",
+    "null",
+];
+
+/// Commands that may set variables of the caller's scope by name, or run code that does,
+/// without the line saying which (`Set-Variable`, `New-Item variable:h`, `Import-Module`),
+/// lowercased. Any of them in a line makes every splat in it uncertain.
+const TOUCHES_VARIABLES: &[&str] = &[
+    "set-variable",
+    "new-variable",
+    "remove-variable",
+    "clear-variable",
+    "get-variable",
+    "tee-object",
+    "import-localizeddata",
+    "set-item",
+    "new-item",
+    "clear-item",
+    "remove-item",
+    "copy-item",
+    "move-item",
+    "rename-item",
+    "set-content",
+    "add-content",
+    "clear-content",
+    "import-module",
+    "import-pssession",
+    "new-module",
+    "invoke-expression",
+    "invoke-command",
+    "invoke-history",
+    "set-psbreakpoint",
+    "register-engineevent",
+    "register-objectevent",
+    "register-wmievent",
+    "register-cimindicationevent",
+    "enter-pssession",
+];
 
 /// Why writing variable `v` changes the session beyond the line, if it does.
 fn session_write(v: &VarRef) -> Option<String> {
@@ -1270,8 +2353,12 @@ fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool
         let t = t.strip_prefix("system.").unwrap_or(&t);
         matches!(t, "object" | "object[]" | "psobject" | "psobject[]")
     };
+    // An undocumented type may be `ScriptBlock`: as with a command without metadata, a
+    // computed value is code.
     m.is_script_block()
+        || m.type_name.trim().is_empty()
         || PROPERTY_EXPRESSIONS.contains(&key.as_str())
+        || STORES_CODE.contains(&key.as_str())
         || (pipeline_input && m.takes_pipeline_input() && !object_typed)
 }
 
@@ -1317,6 +2404,15 @@ fn is_data_param(m: &ParamMeta, pipeline_input: bool) -> bool {
         && !(pipeline_input && (m.pipeline_by_property_name || m.pipeline_by_value))
 }
 
+/// Whether a type name written in a cast is `[ref]` (`PSReference`).
+fn is_ref_type(type_name: &str) -> bool {
+    let t = type_name.trim().to_ascii_lowercase();
+    let t = t
+        .strip_prefix("system.management.automation.")
+        .unwrap_or(&t);
+    matches!(t, "ref" | "psreference")
+}
+
 /// Whether a type name written in a cast or `-as` is `ScriptBlock`.
 fn is_scriptblock_type(type_name: &str) -> bool {
     let t = type_name.trim().to_ascii_lowercase();
@@ -1324,6 +2420,38 @@ fn is_scriptblock_type(type_name: &str) -> bool {
         .strip_prefix("system.management.automation.")
         .unwrap_or(&t);
     t == "scriptblock"
+}
+
+/// The full name of the type `e`'s value certainly has, when it is certain: a conversion to
+/// a known type on the pure list (`[System.Collections.ArrayList]($x)`), or a string.
+fn static_type(e: &Expr) -> Option<String> {
+    if is_string_expr(e) {
+        return Some("System.String".into());
+    }
+    match &e.kind {
+        ExprKind::Cast { type_name, .. } => types::lookup(type_name)
+            .filter(|t| t.pure_conversion)
+            .map(|t| t.full),
+        _ => None,
+    }
+}
+
+/// An expression whose value is certainly a string: a string literal or expansion, or a
+/// `[string]` conversion (`.Replace()` on it is `String.Replace`, not `FileInfo.Replace`).
+fn is_string_expr(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::String(_) => true,
+        ExprKind::Cast { type_name, .. } => {
+            types::lookup(type_name).is_some_and(|t| t.full == "System.String")
+        }
+        ExprKind::Paren(st) => single_expression(st).is_some_and(is_string_expr),
+        // `"a" + $x` concatenates; `-f` formats: both give a string.
+        ExprKind::Binary { first, rest } => {
+            rest.iter().all(|(op, _)| op.eq_ignore_ascii_case("-f"))
+                || (is_string_expr(first) && rest.iter().all(|(op, _)| op == "+"))
+        }
+        _ => false,
+    }
 }
 
 /// A script block literal, possibly in parentheses: `{ ... }`, `({ ... })`.

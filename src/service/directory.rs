@@ -1,6 +1,14 @@
 //! Who is who: users, their groups and roles, and their credentials' digests, in one TOML file
 //! (default `STATE/directory.toml`).
 //!
+//! Separation of duties compares people, not accounts: two accounts with the same `person` key
+//! (by default the normalised email, else the account name) are one person, who never approves
+//! their own request under another account nor counts twice toward a quorum.
+//!
+//! Writers (`jitsh user add`, `POST /v1/users`) serialise on an exclusive lock of
+//! `.NAME.lock` beside the file and re-read it under the lock ([`Directory::update`]), so
+//! concurrent additions from several processes never overwrite each other.
+//!
 //! Only the SHA-256 of each credential is stored. A credential is 32 random bytes, base64url,
 //! prefixed `jitsh_`; it is shown once when created and never again.
 //!
@@ -8,6 +16,7 @@
 //! [[user]]
 //! name = "alice"
 //! email = "alice@contoso.com"
+//! person = "alice.smith"      # optional: who this account belongs to (default: the email)
 //! groups = ["exchange-admins"]
 //! roles = []
 //! credential_sha256 = "9f86d08..."
@@ -54,6 +63,9 @@ pub struct User {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The person behind the account, when it is not told by the email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
     #[serde(default)]
@@ -67,6 +79,7 @@ impl fmt::Debug for User {
         f.debug_struct("User")
             .field("name", &self.name)
             .field("email", &self.email)
+            .field("person", &self.person)
             .field("groups", &self.groups)
             .field("roles", &self.roles)
             .finish_non_exhaustive()
@@ -93,11 +106,18 @@ impl fmt::Debug for Credential {
 pub struct Principal {
     pub name: String,
     pub email: Option<String>,
+    /// Who the account belongs to: [`person_key`] of the user entry.
+    pub person: String,
     /// Groups and roles, lowercased.
     pub memberships: Vec<String>,
 }
 
 impl Principal {
+    /// Whether `other` is the same person (possibly under another account).
+    pub fn same_person(&self, other: &Principal) -> bool {
+        self.person == other.person
+    }
+
     /// Whether the user belongs to any of `names` (groups or roles, case-insensitive).
     pub fn in_any(&self, names: &[String]) -> bool {
         names
@@ -125,6 +145,22 @@ pub enum DirectoryError {
     BadName(String),
     #[error("no randomness available to make a credential")]
     Random,
+    #[error("the directory was not changed: {0}")]
+    Refused(String),
+    #[error("directory `{path}` could not be locked for writing: {message}")]
+    Lock { path: String, message: String },
+}
+
+/// The person an account belongs to: its `person` key, else its email, else its name; trimmed
+/// and lowercased, so `Bob@Contoso.com` and `bob@contoso.com ` are one person.
+pub fn person_key(user: &User) -> String {
+    let key = [user.person.as_deref(), user.email.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|k| !k.is_empty())
+        .map_or_else(|| format!("account:{}", user.name), |k| k.to_owned());
+    key.to_lowercase()
 }
 
 impl Directory {
@@ -156,6 +192,21 @@ impl Directory {
         write_private_atomic(path, text.as_bytes()).map_err(|e| err(&e))
     }
 
+    /// Read-modify-write `path` under an exclusive lock held across processes: the file is read
+    /// after the lock is taken, `change` runs on it, and the result is written atomically (temp
+    /// file, fsync, rename) before the lock is released. Nothing `change` added is lost to a
+    /// concurrent writer. The directory is saved only when `change` returns `Ok`.
+    pub fn update<T, E: From<DirectoryError>>(
+        path: &Path,
+        change: impl FnOnce(&mut Directory) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _lock = lock_exclusive(path)?;
+        let mut dir = Directory::load(path)?;
+        let out = change(&mut dir)?;
+        dir.save(path)?;
+        Ok(out)
+    }
+
     /// Add a user with a new credential; returns the credential (shown once).
     pub fn add_user(
         &mut self,
@@ -179,11 +230,31 @@ impl Directory {
         self.users.push(User {
             name: name.to_owned(),
             email,
+            person: None,
             groups,
             roles,
             credential_sha256: hex(&sha256(credential.expose().as_bytes())),
         });
         Ok(credential)
+    }
+
+    /// Name the person behind account `name` (see [`person_key`]); `None` falls back to the
+    /// email. Returns whether the account exists.
+    pub fn set_person(&mut self, name: &str, person: Option<String>) -> bool {
+        let person = person
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty());
+        match self
+            .users
+            .iter_mut()
+            .find(|u| u.name.eq_ignore_ascii_case(name))
+        {
+            Some(user) => {
+                user.person = person;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The user presenting `credential`, compared by digest in constant time over all users.
@@ -236,6 +307,7 @@ impl Directory {
         Principal {
             name: user.name.clone(),
             email: user.email.clone(),
+            person: person_key(user),
             memberships,
         }
     }
@@ -280,6 +352,30 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// An exclusive `flock` on `.NAME.lock` beside `path`, released when the file is dropped.
+fn lock_exclusive(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DirectoryError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let err = |e: &dyn fmt::Display| DirectoryError::Lock {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "directory".into());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(format!(".{name}.lock")))
+        .map_err(|e| err(&e))?;
+    // Blocks until other writers are done; each holds it for one read-modify-write.
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| err(&e))
+}
+
 /// Write `data` to `path` through a temp file in the same folder, fsync, mode 0600, rename.
 pub fn write_private_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -289,7 +385,10 @@ pub fn write_private_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp: PathBuf = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    // Unique per process and call, so concurrent writers never share a temp file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = dir.join(format!(".{file_name}.tmp{}.{n}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -341,5 +440,62 @@ mod tests {
         assert!(!bob.is_global_admin());
         assert!(dir.add_user("BOB", None, vec![], vec![]).is_err());
         assert!(dir.add_user("bad name", None, vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn accounts_of_one_person_share_a_person_key() {
+        let dir: Directory = toml::from_str(
+            r#"
+[[user]]
+name = "bob"
+email = "Bob@Contoso.com"
+credential_sha256 = "x"
+[[user]]
+name = "bob-admin"
+email = " bob@contoso.com"
+credential_sha256 = "y"
+[[user]]
+name = "robert"
+person = "BOB@contoso.com"
+credential_sha256 = "z"
+[[user]]
+name = "eve"
+credential_sha256 = "w"
+[[user]]
+name = "mallory"
+person = "eve"
+email = "m@contoso.com"
+credential_sha256 = "v"
+"#,
+        )
+        .unwrap();
+        let bob = dir.user("bob").unwrap();
+        for other in ["bob-admin", "robert"] {
+            assert!(bob.same_person(&dir.user(other).unwrap()), "{other}");
+        }
+        let eve = dir.user("eve").unwrap();
+        assert_eq!(eve.person, "account:eve");
+        assert!(!eve.same_person(&bob));
+        // An explicit key names a person, never another account's name.
+        assert!(!eve.same_person(&dir.user("mallory").unwrap()));
+    }
+
+    #[test]
+    fn concurrent_updates_lose_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("directory.toml");
+        std::thread::scope(|s| {
+            for i in 0..16 {
+                let path = &path;
+                s.spawn(move || {
+                    Directory::update(path, |d| {
+                        d.add_user(&format!("u{i}"), None, vec![], vec![])
+                            .map(|_| ())
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        assert_eq!(Directory::load(&path).unwrap().users.len(), 16);
     }
 }

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::directory::DirectoryError;
 use super::store::StoreError;
 
 /// An API error.
@@ -52,6 +53,11 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
+    /// 429: the caller did too much of something that costs others; `message` says when to retry.
+    pub fn too_many(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -91,6 +97,19 @@ impl From<StoreError> for ApiError {
                     "store_unavailable",
                     "the service's state store failed, so the action was not taken; retry later",
                 )
+            }
+        }
+    }
+}
+
+impl From<DirectoryError> for ApiError {
+    fn from(e: DirectoryError) -> ApiError {
+        match e {
+            DirectoryError::Exists(_) => ApiError::conflict("user_exists", e.to_string()),
+            DirectoryError::BadName(_) => ApiError::bad_request("invalid_user", e.to_string()),
+            other => {
+                tracing::error!(error = %other, "directory write failed");
+                ApiError::internal(other.to_string())
             }
         }
     }

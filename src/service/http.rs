@@ -4,12 +4,18 @@
 //! Every failure, including malformed JSON, oversized bodies and unknown routes, is answered with
 //! the JSON error shape of [`ApiError`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request,
+};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -21,12 +27,26 @@ use time::OffsetDateTime;
 use super::directory::Principal;
 use super::error::ApiError;
 use super::store::Status;
-use super::workflow::{CreateBody, GateEventsBody, LockBody, Service, UserBody};
+use super::workflow::{CreateBody, Decision, GateEventsBody, LockBody, Page, Service, UserBody};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
 const OPENAPI: &str = include_str!("openapi.json");
+
+/// Longest a request may take, body included; a client trickling its body is cut off here.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Failed authentications one source may make per [`AUTH_WINDOW`] before every attempt from it
+/// is refused (429) until the window ends.
+pub const AUTH_FAILURES: u32 = 10;
+pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// Sources remembered at most; when full, expired windows go first, then the source with the
+/// fewest failures.
+const AUTH_SOURCES: usize = 10_000;
+/// Failed authentications audited per [`AUTH_WINDOW`] over all sources; more are only logged, so
+/// an attacker with many addresses cannot flood the audit log.
+const AUTH_AUDITS: u32 = 200;
 
 /// Shared by all handlers.
 #[derive(Debug, Clone)]
@@ -34,11 +54,24 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Woken after every step so queued notifications go out promptly.
     pub outbox: Arc<tokio::sync::Notify>,
+    /// Failed authentications per source address (an IPv6 /64 counts as one source).
+    pub auth_failures: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
+    /// Failed authentications audited in the current window, over all sources.
+    pub auth_audits: Arc<Mutex<(Instant, u32)>>,
 }
 
 impl AppState {
+    pub fn new(service: Arc<Service>, outbox: Arc<tokio::sync::Notify>) -> AppState {
+        AppState {
+            service,
+            outbox,
+            auth_failures: Arc::default(),
+            auth_audits: Arc::new(Mutex::new((Instant::now(), 0))),
+        }
+    }
+
     /// Run `f` on the blocking pool (the store is synchronous).
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Service, OffsetDateTime) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -59,12 +92,14 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/openapi.json", get(openapi))
+        .route("/v1/keys", get(keys))
         .route("/v1/me", get(me))
         .route("/v1/requests", post(create).get(list))
         .route("/v1/requests/{id}", get(show))
         .route("/v1/requests/{id}/approve", post(approve))
         .route("/v1/requests/{id}/deny", post(deny))
         .route("/v1/requests/{id}/revoke", post(revoke))
+        .route("/v1/requests/{id}/withdraw", post(withdraw))
         .route("/v1/requests/{id}/token", get(token))
         .route("/v1/revocations", get(revocations))
         .route("/v1/grants/{jti}/use", post(use_grant))
@@ -72,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policies/{file}", put(put_policy))
         .route("/v1/users", post(add_user))
         .route("/v1/audit/events", post(gate_events))
+        .merge(super::ui::router(state.clone()))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see GET /openapi.json for the API")
         })
@@ -83,11 +119,62 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(guard))
         .with_state(state)
+}
+
+/// HEAD is answered only where it has no effect: a GET here may sign a token or write an audit
+/// record, and HEAD would do the same without showing the result. Every request has a deadline.
+async fn guard(req: Request, next: Next) -> Response {
+    if req.method() == Method::HEAD && !matches!(req.uri().path(), "/healthz" | "/openapi.json") {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "HEAD is served only for /healthz and /openapi.json; use GET",
+        )
+        .into_response();
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request took over {} s (a slow body?); send it again",
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The token signing keys, without authentication: `jitsh login` shows their fingerprints to a
+/// user who has no trust in this service yet, and they are public anyway.
+async fn keys(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Value> {
+    let keys: Vec<Value> = state
+        .service
+        .public_keys()
+        .iter()
+        .map(|k| {
+            json!({
+                "kid": k.kid(),
+                "sha256": k.fingerprint(),
+                "public_key": k.to_file_text(),
+            })
+        })
+        .collect();
+    Json(json!({ "keys": keys }))
 }
 
 /// The authenticated caller.
@@ -98,19 +185,145 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| source_key(addr.ip()));
+        let now = Instant::now();
+        if let Some(ip) = source {
+            if state.failures(ip, now) >= AUTH_FAILURES {
+                return Err(throttled());
+            }
+        }
         let credential = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
+            .and_then(bearer);
         let service = Arc::clone(&state.service);
-        tokio::task::spawn_blocking(move || service.authenticate(&credential))
-            .await
-            .map_err(|_| ApiError::internal("the request worker stopped unexpectedly"))?
-            .map(Caller)
+        let result = match credential {
+            None => Err((
+                "missing or malformed Authorization header",
+                ApiError::unauthorized(),
+            )),
+            Some(credential) => {
+                tokio::task::spawn_blocking(move || service.authenticate(&credential))
+                    .await
+                    .map_err(|_| ApiError::internal("the request worker stopped unexpectedly"))?
+                    .map_err(|e| ("unknown credential", e))
+            }
+        };
+        match result {
+            Ok(who) => Ok(Caller(who)),
+            Err((why, error)) => {
+                state.auth_failed(source, why, now).await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The credential of an `Authorization: Bearer ...` header; the scheme name is
+/// case-insensitive (RFC 7235).
+fn bearer(value: &str) -> Option<String> {
+    let (scheme, credential) = value.trim().split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty() && !credential.contains(' '))
+        .then(|| credential.to_owned())
+}
+
+/// The throttling key of an address: itself, or its /64 for IPv6 (one host usually holds a
+/// whole /64, and could otherwise rotate through it).
+pub(super) fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+fn throttled() -> ApiError {
+    ApiError::too_many(
+        "too_many_failures",
+        format!(
+            "too many failed authentications from your address; wait {} s and check your credential",
+            AUTH_WINDOW.as_secs()
+        ),
+    )
+}
+
+impl AppState {
+    /// Failures counted for `ip` in its current window.
+    pub(super) fn failures(&self, ip: IpAddr, now: Instant) -> u32 {
+        self.auth_failures
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&ip).copied())
+            .filter(|(start, _)| now.duration_since(*start) < AUTH_WINDOW)
+            .map_or(0, |(_, n)| n)
+    }
+
+    /// Count a failed authentication and audit it (`auth.fail`; the one that reaches the limit
+    /// says so). Later ones from the source, and any beyond [`AUTH_AUDITS`] a window overall, are
+    /// only logged, so a flood cannot fill the audit log.
+    pub(super) async fn auth_failed(
+        &self,
+        source: Option<IpAddr>,
+        why: &'static str,
+        now: Instant,
+    ) {
+        let count = match (source, self.auth_failures.lock()) {
+            (Some(ip), Ok(mut map)) => {
+                if map.len() >= AUTH_SOURCES && !map.contains_key(&ip) {
+                    map.retain(|_, (start, _)| now.duration_since(*start) < AUTH_WINDOW);
+                    // Never forget everyone at once: that would reset the heaviest guessers.
+                    if map.len() >= AUTH_SOURCES {
+                        let least = map.iter().min_by_key(|(_, (_, n))| *n).map(|(k, _)| *k);
+                        if let Some(least) = least {
+                            map.remove(&least);
+                        }
+                    }
+                }
+                let entry = map.entry(ip).or_insert((now, 0));
+                if now.duration_since(entry.0) >= AUTH_WINDOW {
+                    *entry = (now, 0);
+                }
+                entry.1 = entry.1.saturating_add(1);
+                entry.1
+            }
+            _ => 0,
+        };
+        let shown = source.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if count > AUTH_FAILURES {
+            tracing::warn!(source = %shown, why, "authentication refused (throttled)");
+            return;
+        }
+        let within_budget = self.auth_audits.lock().is_ok_and(|mut budget| {
+            if now.duration_since(budget.0) >= AUTH_WINDOW {
+                *budget = (now, 0);
+            }
+            budget.1 = budget.1.saturating_add(1);
+            budget.1 <= AUTH_AUDITS
+        });
+        if !within_budget {
+            tracing::warn!(source = %shown, why, "authentication failed (not audited: too many)");
+            return;
+        }
+        let why = if count == AUTH_FAILURES {
+            "limit reached: further attempts from this address are refused for a while"
+        } else {
+            why
+        };
+        let service = Arc::clone(&self.service);
+        let audited = tokio::task::spawn_blocking(move || service.auth_failed(&shown, why)).await;
+        if !matches!(audited, Ok(Ok(()))) {
+            tracing::error!("a failed authentication could not be audited");
+        }
     }
 }
 
@@ -136,12 +349,72 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 format!("the request body is not valid JSON: {e}"),
             )
         })?;
+        // A repeated key is ambiguous (parsers keep the first, the last, or both): refused.
+        serde_json::from_slice::<NoDuplicateKeys>(bytes).map_err(|e| {
+            ApiError::bad_request(
+                "duplicate_key",
+                format!("the request body is ambiguous: {e}"),
+            )
+        })?;
         T::deserialize(value).map(Body).map_err(|e| {
             ApiError::bad_request(
                 "invalid_field",
                 format!("the request body has a field of the wrong type or name: {e}"),
             )
         })
+    }
+}
+
+/// Walks a JSON document and fails on the first object with a repeated key. Depth is bounded
+/// by serde_json's recursion limit.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key `{}` appears twice in one object",
+                    crate::text::escape(&key)
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
     }
 }
 
@@ -192,6 +465,8 @@ struct ListQuery {
     status: Option<String>,
     #[serde(default)]
     mine: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
 }
 
 async fn list(
@@ -204,13 +479,17 @@ async fn list(
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_query",
-                format!("`{s}` is not a status; use pending, approved, denied, expired or revoked"),
+                format!("`{}` is not a status; use pending, approved, denied, expired, revoked or withdrawn", crate::text::escape(s)),
             )
         })?),
     };
     let mine = matches!(q.mine.as_deref(), Some("true" | "1" | "yes"));
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+    };
     state
-        .run(move |s, now| s.list(&who, status, mine, now))
+        .run(move |s, now| s.list(&who, status, mine, page, now))
         .await
         .map(Json)
 }
@@ -226,20 +505,14 @@ async fn show(
         .map(Json)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommentBody {
-    comment: Option<String>,
-}
-
 async fn approve(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-    Body(body): Body<CommentBody>,
+    Body(body): Body<Decision>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .run(move |s, now| s.approve(&who, &id, body.comment, now))
+        .run(move |s, now| s.approve(&who, &id, body, now))
         .await
         .map(Json)
 }
@@ -248,10 +521,21 @@ async fn deny(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-    Body(body): Body<CommentBody>,
+    Body(body): Body<Decision>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .run(move |s, now| s.deny(&who, &id, body.comment, now))
+        .run(move |s, now| s.deny(&who, &id, body, now))
+        .await
+        .map(Json)
+}
+
+async fn withdraw(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .run(move |s, now| s.withdraw(&who, &id, now))
         .await
         .map(Json)
 }
@@ -409,4 +693,43 @@ async fn gate_events(
         });
     }
     Ok(Json(out))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_host_rotating_addresses_is_one_source() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_key(a), source_key(b));
+        assert_ne!(source_key(a), source_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(source_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_nothing_else_is_a_credential() {
+        for ok in [
+            "Bearer jitsh_x",
+            "bearer jitsh_x",
+            "BEARER  jitsh_x ",
+            "bEaReR jitsh_x",
+        ] {
+            assert_eq!(bearer(ok).as_deref(), Some("jitsh_x"), "{ok}");
+        }
+        for bad in [
+            "Basic jitsh_x",
+            "Bearer",
+            "Bearer ",
+            "jitsh_x",
+            "Bearer a b",
+            "Bearerjitsh_x",
+        ] {
+            assert_eq!(bearer(bad), None, "{bad}");
+        }
+    }
 }

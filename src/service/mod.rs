@@ -4,8 +4,9 @@
 //!
 //! Layout: [`store`] (the durable-state trait) and [`sqlite`] (its implementation),
 //! [`directory`] (users and credentials), [`workflow`] (the rules of the game), [`http`] (the
-//! REST API, documented in `openapi.json`), [`notify`] (outbox delivery), [`ports`] (what the
-//! service needs from policies, tokens and the audit log).
+//! REST API, documented in `openapi.json`), [`listen`] (the accept loop: timeouts and a
+//! connection cap), [`notify`] (outbox delivery), [`ports`] (what the service needs from
+//! policies, tokens and the audit log).
 //!
 //! Invariants: every state change is one store transaction whose audit record is written before
 //! the commit (no audit, no action); secrets (credentials, tokens, keys) never reach logs,
@@ -20,10 +21,13 @@ pub mod directory;
 pub mod error;
 pub mod gate_events;
 pub mod http;
+pub mod listen;
 pub mod notify;
 pub mod ports;
 pub mod sqlite;
 pub mod store;
+pub mod tls;
+pub mod ui;
 pub mod workflow;
 
 pub use directory::{Directory, Principal};
@@ -44,6 +48,16 @@ pub struct Config {
     pub pending_ttl: Duration,
     /// Syslog collector that witnesses every audit checkpoint (`tcp://HOST:PORT`).
     pub syslog: Option<crate::audit::ForwardTarget>,
+    /// Serve HTTPS with these settings ([`tls::server_config`]); plain HTTP when `None`.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    pub limits: Limits,
+}
+
+/// What one client or one user may take of the service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub connections: listen::ConnLimits,
+    pub requests: workflow::RequestLimits,
 }
 
 /// Why the service could not start.
@@ -61,16 +75,33 @@ pub enum ServeError {
 
 /// Open state, keys, policies and directory, ready to serve.
 pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeError> {
+    // Policies first: a service that cannot load them must not leave a database and keys behind.
+    let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
     std::fs::create_dir_all(&config.state).map_err(|e| ServeError::State {
         path: config.state.display().to_string(),
         message: e.to_string(),
     })?;
+    let db = config.state.join("jitsh.db");
+    private_file(&db).map_err(|e| ServeError::State {
+        path: config.state.display().to_string(),
+        message: e.to_string(),
+    })?;
+    // Journal files left by an older version keep their mode until SQLite recreates them.
+    for suffix in ["-wal", "-shm"] {
+        let journal = config.state.join(format!("jitsh.db{suffix}"));
+        if journal.exists() {
+            private_file(&journal).map_err(|e| ServeError::State {
+                path: journal.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    // The signing key first: the store seals each request with a key derived from it.
     let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let store: Arc<dyn Store> = Arc::new(
-        sqlite::SqliteStore::open_sealed(&config.state.join("jitsh.db"), signer.store_sealer())
+        sqlite::SqliteStore::open_sealed(&db, signer.store_sealer())
             .map_err(|e| ServeError::Setup(e.to_string()))?,
     );
-    let policies = ports::load_policies(&config.policies).map_err(ServeError::Setup)?;
     let audit: Arc<dyn crate::audit::AuditSink> =
         ports::open_audit_witnessed(&config.state, &signer, config.syslog.as_ref()).map_err(
             |e| match e {
@@ -94,6 +125,7 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         pending_ttl: config.pending_ttl,
         email: config.smtp.is_some(),
         webhook: config.webhook.is_some(),
+        limits: config.limits.requests,
     })
     .map_err(ServeError::Setup)?;
     Ok((Arc::new(service), store))
@@ -125,22 +157,58 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let sweeper = tokio::spawn(sweep(Arc::clone(&service), stop_rx));
-    let app = http::router(http::AppState {
-        service,
-        outbox: wake,
-    });
-    ready(addr);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|e| ServeError::Server(e.to_string()));
+    // The web UI marks its session cookie `Secure` under TLS and reads the audit log it shows.
+    let app = http::router(http::AppState::new(service, wake)).layer(axum::Extension(ui::Site {
+        tls: config.tls.is_some(),
+        state: Some(config.state.clone()),
+    }));
+    match &config.tls {
+        None => {
+            ready(addr);
+            listen::run(
+                listener,
+                app,
+                config.limits.connections,
+                shutdown,
+                http::REQUEST_TIMEOUT,
+            )
+            .await;
+        }
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, addr, Arc::clone(tls));
+            ready(addr);
+            listen::run(
+                listen::FromListener(listener),
+                app,
+                config.limits.connections,
+                shutdown,
+                http::REQUEST_TIMEOUT,
+            )
+            .await;
+        }
+    }
+    let result: Result<(), ServeError> = Ok(());
     let _ = stop_tx.send(true);
     let _ = outbox.await;
     let _ = sweeper.await;
     result
+}
+
+/// Create `path` empty with mode 0600 if it does not exist, and narrow it to 0600 if it does.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode, so they follow.
+pub fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 /// Append audit events queued by other processes and expire pending requests whose time ran

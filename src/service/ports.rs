@@ -22,6 +22,8 @@ pub struct ApprovalRule {
     pub min_approvals: u32,
     /// Constraints in the policy file's `params` form, as JSON.
     pub params: Option<serde_json::Value>,
+    /// How long after issue a gate may honour the grant without reaching the service.
+    pub offline: Option<Duration>,
 }
 
 /// The approval rule's snapshot the workflow keeps with a request.
@@ -34,6 +36,7 @@ pub fn approval_rule(rule: &Rule) -> ApprovalRule {
         max_duration: rule.max_duration,
         min_approvals: rule.min_approvals,
         params: rule.params.as_ref().map(|p| p.to_json()),
+        offline: rule.offline,
     }
 }
 
@@ -117,6 +120,11 @@ impl Signer {
     /// Key id carried in the token footer.
     pub fn kid(&self) -> &str {
         self.key.kid()
+    }
+
+    /// The public key gates verify tokens with (published at `GET /v1/keys`).
+    pub fn public_key(&self) -> crate::token::PublicKey {
+        self.key.public_key()
     }
 
     /// Sign `claims` as a PASETO v4.public token.

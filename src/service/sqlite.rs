@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
-    Approval, ApproveOutcome, GateBatch, Grant, Hook, Lock, NewRequest, Notification, OutboxItem,
-    RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
+    Approval, ApproveOutcome, GateBatch, Grant, Hook, ListQuery, Lock, NewRequest, Notification,
+    OutboxItem, Quorum, RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
 };
 
 /// Schema steps; `user_version` is the number applied. Append only.
@@ -172,6 +172,14 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(backend)?;
         migrate(&mut conn)?;
+        // Indexes added without a schema step (idempotent): listings page by creation time and
+        // id, within a status, a requester, or all requests.
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS requests_created ON requests(created_at, id);
+             CREATE INDEX IF NOT EXISTS requests_status_page ON requests(status, created_at, id);
+             CREATE INDEX IF NOT EXISTS requests_requester_page ON requests(requester, created_at, id);",
+        )
+        .map_err(backend)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             seal: None,
@@ -422,6 +430,41 @@ fn load_unchecked(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError
     })
 }
 
+/// The listing statement for `q`. Only the conditions asked for are in it, so SQLite seeks the
+/// matching index (status or requester, then creation time and id) from the cursor on, in
+/// order, instead of scanning and sorting. Visibility applies before LIMIT: no volume of other
+/// people's requests can push a visible one off the page.
+fn list_statement(q: &ListQuery) -> Result<(String, Vec<rusqlite::types::Value>), StoreError> {
+    use rusqlite::types::Value as Sql;
+    let mut sql = String::from("SELECT id FROM requests WHERE 1");
+    let mut args: Vec<Sql> = Vec::new();
+    if let Some(status) = q.status {
+        sql.push_str(" AND status = ?");
+        args.push(Sql::Text(status.as_str().to_owned()));
+    }
+    if let Some(requester) = &q.requester {
+        sql.push_str(" AND requester = ?");
+        args.push(Sql::Text(requester.clone()));
+    }
+    if let Some((name, groups)) = &q.viewer {
+        sql.push_str(
+            " AND (requester = ? COLLATE NOCASE
+                   OR EXISTS (SELECT 1 FROM json_each(requests.body, '$.approvers') AS a
+                              WHERE lower(a.value) IN (SELECT value FROM json_each(?))))",
+        );
+        args.push(Sql::Text(name.clone()));
+        args.push(Sql::Text(serde_json::to_string(groups).map_err(backend)?));
+    }
+    if let Some((at, id)) = &q.after {
+        sql.push_str(" AND (created_at, id) < (?, ?)");
+        args.push(Sql::Integer(*at));
+        args.push(Sql::Text(id.clone()));
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+    args.push(Sql::Integer(i64::from(q.limit)));
+    Ok((sql, args))
+}
+
 fn grant_row(r: &Row<'_>) -> rusqlite::Result<Grant> {
     Ok(Grant {
         jti: r.get(0)?,
@@ -514,7 +557,7 @@ impl Store for SqliteStore {
             for scope in lock_scopes {
                 let lock = tx
                     .query_row(
-                        "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                        "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 COLLATE NOCASE AND (expires_at IS NULL OR expires_at > ?2)",
                         params![scope, new.created_at],
                         lock_row,
                     )
@@ -572,11 +615,59 @@ impl Store for SqliteStore {
         ids.iter().map(|id| self.load(&conn, id)).collect()
     }
 
+    fn list_page(&self, q: &ListQuery) -> Result<Vec<RequestRecord>, StoreError> {
+        let (sql, args) = list_statement(q)?;
+        let conn = self.conn()?;
+        let ids: Vec<String> = {
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        ids.iter().map(|id| self.load(&conn, id)).collect()
+    }
+
+    fn count_requests(
+        &self,
+        requester: &str,
+        since: UnixTime,
+        pending_only: bool,
+    ) -> Result<u64, StoreError> {
+        let conn = self.conn()?;
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM requests WHERE requester = ?1 AND created_at >= ?2 AND (?3 = 0 OR status = 'pending')",
+            )
+            .map_err(backend)?
+            .query_row(params![requester, since, pending_only], |r| r.get(0))
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn withdraw(
+        &self,
+        id: &str,
+        by: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError> {
+        self.step(|tx| {
+            pending(self, tx, id, now)?;
+            set_decided(tx, id, Status::Withdrawn, by, None, now)?;
+            let record = self.after_change(tx, id)?;
+            let notes = hook(&record)?;
+            enqueue(tx, &notes, now)?;
+            Ok(record)
+        })
+    }
+
     fn approve(
         &self,
         id: &str,
         vote: &Approval,
         grant: &Grant,
+        quorum: &Quorum<'_>,
         hook: Hook<'_, ApproveOutcome>,
     ) -> Result<ApproveOutcome, StoreError> {
         self.step(|tx| {
@@ -592,8 +683,20 @@ impl Store for SqliteStore {
                 params![id, vote.approver, vote.comment, vote.at],
             )
             .map_err(backend)?;
-            let votes = record.approvals.len() + 1;
-            let needed = usize::try_from(record.new.min_approvals.max(1)).unwrap_or(usize::MAX);
+            // Earlier votes count only if their voters are still approvers now.
+            let mut voters: Vec<String> = record
+                .approvals
+                .iter()
+                .filter(|a| (quorum.counts)(&a.approver))
+                .map(|a| a.approver.to_lowercase())
+                .collect();
+            if (quorum.counts)(&vote.approver) {
+                voters.push(vote.approver.to_lowercase());
+            }
+            voters.sort_unstable();
+            voters.dedup();
+            let votes = voters.len();
+            let needed = usize::try_from(quorum.needed.max(1)).unwrap_or(usize::MAX);
             let outcome = if votes >= needed {
                 set_decided(
                     tx,
@@ -778,6 +881,12 @@ impl Store for SqliteStore {
 
     fn set_lock(&self, lock: &Lock, hook: Hook<'_, Lock>) -> Result<(), StoreError> {
         self.step(|tx| {
+            // One lock per scope whatever its case (older rows may differ only in case).
+            tx.execute(
+                "DELETE FROM locks WHERE scope = ?1 COLLATE NOCASE",
+                params![lock.scope],
+            )
+            .map_err(backend)?;
             tx.execute(
                 "INSERT OR REPLACE INTO locks (scope, reason, set_by, set_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![lock.scope, lock.reason, lock.set_by, lock.set_at, lock.expires_at],
@@ -793,14 +902,17 @@ impl Store for SqliteStore {
         self.step(|tx| {
             let lock = tx
                 .query_row(
-                    "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1",
+                    "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 COLLATE NOCASE",
                     params![scope],
                     lock_row,
                 )
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NoLock(scope.to_owned()))?;
-            tx.execute("DELETE FROM locks WHERE scope = ?1", params![scope])
+            tx.execute(
+                "DELETE FROM locks WHERE scope = ?1 COLLATE NOCASE",
+                params![scope],
+            )
                 .map_err(backend)?;
             let notes = hook(&lock)?;
             enqueue(tx, &notes, lock.set_at)?;
@@ -823,7 +935,7 @@ impl Store for SqliteStore {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
-                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE revoked_at IS NOT NULL AND revoked_at >= ?1 ORDER BY revoked_at, jti",
+                "SELECT jti, request_id, sub, rule, revoked_at, exp FROM grants WHERE (revoked_at IS NOT NULL AND revoked_at >= ?1) OR (uses IS NOT NULL AND used >= uses) ORDER BY revoked_at, jti",
             )
             .map_err(backend)?;
         let rows = stmt
@@ -1052,11 +1164,73 @@ mod tests {
         }
     }
 
+    /// Every voter counts; `needed` votes decide.
+    fn all(needed: u32) -> Quorum<'static> {
+        Quorum {
+            needed,
+            counts: &|_| true,
+        }
+    }
+
     fn vote(who: &str, at: i64) -> Approval {
         Approval {
             approver: who.into(),
             comment: None,
             at,
+        }
+    }
+
+    #[test]
+    fn listings_seek_an_index_and_never_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let conn = store.conn().unwrap();
+        let viewer = Some(("bob".to_owned(), vec!["mbmanagers".to_owned()]));
+        let after = Some((1_700_000_000, "r-00".to_owned()));
+        let queries = [
+            ListQuery {
+                status: Some(Status::Pending),
+                viewer: viewer.clone(),
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                status: Some(Status::Pending),
+                viewer: viewer.clone(),
+                after: after.clone(),
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                requester: Some("alice".into()),
+                after: after.clone(),
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                viewer,
+                after,
+                limit: 100,
+                ..ListQuery::default()
+            },
+            ListQuery {
+                limit: 500,
+                ..ListQuery::default()
+            },
+        ];
+        for q in &queries {
+            let (sql, args) = list_statement(q).unwrap();
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            let indexed = plan.contains("requests USING INDEX requests_")
+                || plan.contains("requests USING COVERING INDEX requests_");
+            assert!(indexed, "{q:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{q:?}: {plan}");
         }
     }
 
@@ -1069,21 +1243,33 @@ mod tests {
             .create_request(&new_request("r1", 2), &[], None, &mut |_| Ok(vec![]))
             .unwrap();
         let first = store
-            .approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| {
-                Ok(vec![])
-            })
+            .approve(
+                "r1",
+                &vote("bob", 200),
+                &grant("r1", 200),
+                &all(2),
+                &mut |_| Ok(vec![]),
+            )
             .unwrap();
         assert!(matches!(first, ApproveOutcome::Recorded { .. }));
-        let again = store.approve("r1", &vote("bob", 201), &grant("r1", 201), &mut |_| {
-            Ok(vec![])
-        });
+        let again = store.approve(
+            "r1",
+            &vote("bob", 201),
+            &grant("r1", 201),
+            &all(2),
+            &mut |_| Ok(vec![]),
+        );
         assert!(matches!(again, Err(StoreError::AlreadyApproved { .. })));
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         let second = store
-            .approve("r1", &vote("dave", 300), &grant("r1", 300), &mut |_| {
-                Ok(vec![])
-            })
+            .approve(
+                "r1",
+                &vote("dave", 300),
+                &grant("r1", 300),
+                &all(2),
+                &mut |_| Ok(vec![]),
+            )
             .unwrap();
         let ApproveOutcome::Decided { record } = second else {
             panic!("quorum of two not reached");
@@ -1099,12 +1285,18 @@ mod tests {
         store
             .create_request(&new_request("r1", 1), &[], None, &mut |_| Ok(vec![]))
             .unwrap();
-        let failed = store.approve("r1", &vote("bob", 200), &grant("r1", 200), &mut |_| {
-            Err(crate::audit::AuditSinkError {
-                path: "audit".into(),
-                message: "disk full".into(),
-            })
-        });
+        let failed = store.approve(
+            "r1",
+            &vote("bob", 200),
+            &grant("r1", 200),
+            &all(1),
+            &mut |_| {
+                Err(crate::audit::AuditSinkError {
+                    path: "audit".into(),
+                    message: "disk full".into(),
+                })
+            },
+        );
         assert!(matches!(failed, Err(StoreError::Audit(_))));
         let record = store.request("r1").unwrap();
         assert_eq!(record.status, Status::Pending);

@@ -26,6 +26,8 @@ pub enum Status {
     Denied,
     Expired,
     Revoked,
+    /// The requester took it back before anyone decided it.
+    Withdrawn,
 }
 
 impl Status {
@@ -36,6 +38,7 @@ impl Status {
             Status::Denied => "denied",
             Status::Expired => "expired",
             Status::Revoked => "revoked",
+            Status::Withdrawn => "withdrawn",
         }
     }
 
@@ -46,6 +49,7 @@ impl Status {
             "denied" => Some(Status::Denied),
             "expired" => Some(Status::Expired),
             "revoked" => Some(Status::Revoked),
+            "withdrawn" => Some(Status::Withdrawn),
             _ => None,
         }
     }
@@ -155,6 +159,22 @@ pub enum ApproveOutcome {
     Decided { record: RequestRecord },
 }
 
+/// How an approval step counts votes: under the rule as it is when the vote is cast.
+pub struct Quorum<'a> {
+    /// Distinct counted votes needed.
+    pub needed: u32,
+    /// Whether a voter's approval counts now (still an approver, not the requester).
+    pub counts: &'a dyn Fn(&str) -> bool,
+}
+
+impl std::fmt::Debug for Quorum<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quorum")
+            .field("needed", &self.needed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A revoked grant, for gates.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Revocation {
@@ -176,6 +196,20 @@ pub struct GateBatch {
     /// SHA-256 (hex) of the events as sent, so a reused id with other events is refused.
     pub sha256: String,
     pub events: Vec<AuditEvent>,
+}
+
+/// One page of a listing, filtered in the store before the limit applies.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    /// Only this requester's requests (case-insensitive).
+    pub requester: Option<String>,
+    /// Only requests this viewer may see: their own, or those whose approver groups include one
+    /// of `groups` (lowercase). `None` lists everything (global admins).
+    pub viewer: Option<(String, Vec<String>)>,
+    /// Continue after this `(created_at, id)`, exclusive (the last item of the previous page).
+    pub after: Option<(UnixTime, String)>,
+    pub limit: u32,
 }
 
 /// Why a store step did not happen.
@@ -240,12 +274,35 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError>;
 
-    /// Add one approver's vote; when it completes the quorum, approve with `grant`.
+    /// Newest first by `(created_at, id)`, filtered as `query` says, at most `query.limit`.
+    fn list_page(&self, query: &ListQuery) -> Result<Vec<RequestRecord>, StoreError>;
+
+    /// How many requests `requester` filed at or after `since` (only pending ones if
+    /// `pending_only`).
+    fn count_requests(
+        &self,
+        requester: &str,
+        since: UnixTime,
+        pending_only: bool,
+    ) -> Result<u64, StoreError>;
+
+    /// The requester takes a pending request back.
+    fn withdraw(
+        &self,
+        id: &str,
+        by: &str,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<RequestRecord, StoreError>;
+
+    /// Add one approver's vote; when the votes that count under `quorum` (this one included)
+    /// reach its quorum, approve with `grant`.
     fn approve(
         &self,
         id: &str,
         vote: &Approval,
         grant: &Grant,
+        quorum: &Quorum<'_>,
         hook: Hook<'_, ApproveOutcome>,
     ) -> Result<ApproveOutcome, StoreError>;
 
@@ -288,7 +345,7 @@ pub trait Store: Send + Sync {
     /// Locks not yet expired at `now`.
     fn active_locks(&self, now: UnixTime) -> Result<Vec<Lock>, StoreError>;
 
-    /// Grants revoked at or after `since`.
+    /// Grants revoked at or after `since`, and counted grants with no use left.
     fn revocations(&self, since: UnixTime) -> Result<Vec<Revocation>, StoreError>;
     /// Unrevoked grants whose `exp` is after `now`.
     fn live_grants(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;

@@ -18,18 +18,39 @@ use super::directory::{valid_name, Directory, Principal};
 use super::error::ApiError;
 use super::ports::{approval_rule, ApprovalRule, Signer};
 use super::store::{
-    Approval, ApproveOutcome, Grant, Lock, NewRequest, Notification, RequestRecord, Status, Store,
-    StoreError, UnixTime,
+    Approval, ApproveOutcome, Grant, ListQuery, Lock, NewRequest, Notification, Quorum,
+    RequestRecord, Status, Store, StoreError, UnixTime,
 };
 use super::{format_duration, parse_duration, rfc3339};
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 use crate::policy::PolicySet;
+use crate::text::escape;
 
 /// Longest grant any rule may give.
 pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
 const MAX_REASON: usize = 2000;
 const MAX_COMMAND: usize = 8192;
-const MAX_LIST: u32 = 500;
+/// Largest page of a listing; the default page is [`DEFAULT_PAGE`].
+pub const MAX_LIST: u32 = 500;
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// What one user may file, so nobody floods approvers' lists and mailboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Requests one user may file per hour (0: no limit).
+    pub per_hour: u32,
+    /// Requests one user may have pending at once (0: no limit).
+    pub pending: u32,
+}
+
+impl Default for RequestLimits {
+    fn default() -> RequestLimits {
+        RequestLimits {
+            per_hour: 60,
+            pending: 20,
+        }
+    }
+}
 
 /// Everything the workflow needs, shared by all handlers.
 pub struct Service {
@@ -44,6 +65,10 @@ pub struct Service {
     email: bool,
     webhook: bool,
     gate_limiter: super::gate_events::RateLimiter,
+    limits: RequestLimits,
+    /// Held from counting a user's requests to inserting the new one, so concurrent filings
+    /// cannot together pass a limit each passes alone.
+    filing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Service {
@@ -70,6 +95,7 @@ pub struct Parts {
     pub email: bool,
     /// Whether a webhook is configured.
     pub webhook: bool,
+    pub limits: RequestLimits,
 }
 
 /// `POST /v1/requests`.
@@ -118,6 +144,8 @@ const MAX_BATCH_ID: usize = 200;
 pub struct UserBody {
     pub name: String,
     pub email: Option<String>,
+    /// The person behind the account when the email does not tell (separation of duties).
+    pub person: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
     #[serde(default)]
@@ -139,6 +167,8 @@ impl Service {
             email: parts.email,
             webhook: parts.webhook,
             gate_limiter: Default::default(),
+            limits: parts.limits,
+            filing: Mutex::new(()),
         })
     }
 
@@ -150,22 +180,19 @@ impl Service {
         self.pending_ttl
     }
 
+    /// The public keys tokens are signed with (today one: the current signing key).
+    pub fn public_keys(&self) -> Vec<crate::token::PublicKey> {
+        vec![self.signer.public_key()]
+    }
+
     /// The user presenting `credential`.
     pub fn authenticate(&self, credential: &str) -> Result<Principal, ApiError> {
-        let found = self.directory.read()?.authenticate(credential);
-        found.ok_or_else(|| {
-            // Audited without the credential: a short digest lets repeats be counted.
-            let digest = ring::digest::digest(&ring::digest::SHA256, credential.as_bytes());
-            let tag = crate::audit::chain::hex(digest.as_ref().get(..6).unwrap_or_default());
-            self.audit_refusal(
-                "-",
-                "auth.fail",
-                "credential",
-                &ApiError::unauthorized(),
-                json!({ "credential_sha256_prefix": tag }),
-            );
-            ApiError::unauthorized()
-        })
+        // A failure is audited (with its source, within a budget) by the HTTP layer that
+        // throttles guessing; never the credential.
+        self.directory
+            .read()?
+            .authenticate(credential)
+            .ok_or_else(ApiError::unauthorized)
     }
 
     /// Record a refused action (who tried what, and why it was refused). The refusal stands
@@ -185,6 +212,23 @@ impl Service {
         if let Err(a) = self.append(event(actor, action, subject, "refused", details)) {
             tracing::error!(error = %a, action, "a refusal could not be audited");
         }
+    }
+
+    /// The user named `name` as the directory knows them now (the web UI's sessions hold only
+    /// the name, so a removed user or a changed group takes effect at once).
+    pub fn user(&self, name: &str) -> Result<Option<Principal>, ApiError> {
+        Ok(self.directory.read()?.user(name))
+    }
+
+    /// Every user in the directory, as principals (never their credential hashes).
+    pub fn users(&self) -> Result<Vec<Principal>, ApiError> {
+        let dir = self.directory.read()?;
+        Ok(dir.users.iter().filter_map(|u| dir.user(&u.name)).collect())
+    }
+
+    /// The policies in force (read-only views such as the web UI's).
+    pub fn policy_set(&self) -> Result<Arc<PolicySet>, ApiError> {
+        self.policies()
     }
 
     fn policies(&self) -> Result<Arc<PolicySet>, ApiError> {
@@ -223,6 +267,7 @@ impl Service {
         body: CreateBody,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
+        refuse_control_characters(&body)?;
         let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
         if reason.is_empty() {
             return Err(ApiError::policy(
@@ -254,7 +299,9 @@ impl Service {
                         format!("`command` must be one line of at most {MAX_COMMAND} bytes"),
                     ));
                 }
-                Some(canonical_command(c, body.task.as_deref())?)
+                // Resolved as the gates resolve it, on the policies' platform.
+                let platform = self.policies()?.defaults().platform;
+                Some(canonical_command(c, body.task.as_deref(), platform)?)
             }
         };
         if body.uses == Some(0) {
@@ -284,7 +331,43 @@ impl Service {
                 ))
             }
         };
+        if kind == "task" {
+            known_task(&policies, &target)?;
+        }
+        // A grant for a task that is always denied could never be used: refuse it now rather
+        // than have an approver approve it.
+        if let Some((task, deny)) = tasks
+            .iter()
+            .find_map(|t| always_denied(&policies, t).map(|d| (t, d)))
+        {
+            return Err(ApiError::policy(
+                "task_denied",
+                format!(
+                    "`{task}` is always denied by rule `{deny}`, so no approval can let it run"
+                ),
+            ));
+        }
         let rule = choose_rule(&policies, who, &target, kind, body.rule.as_deref())?;
+        if kind == "task" {
+            // A task in another module than the rule names would be a grant no gate honours.
+            let (task_kind, text) = crate::invocation::TaskKind::split(&target);
+            let (module, name) = match text.rsplit_once('\\') {
+                Some((m, n)) if task_kind == crate::invocation::TaskKind::Command => (Some(m), n),
+                _ => (None, text),
+            };
+            if !policies
+                .rule(&rule.id)
+                .is_some_and(|r| r.covers_task_strictly(task_kind, name, module))
+            {
+                return Err(ApiError::policy(
+                    "unknown_task",
+                    format!(
+                        "rule `{}` does not name `{target}` in that module; request the task as the rule names it",
+                        rule.id
+                    ),
+                ));
+            }
+        }
         let limit = rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT);
         if duration > limit {
             return Err(ApiError::policy(
@@ -300,6 +383,11 @@ impl Service {
         let pins = body.params.unwrap_or_default();
         let grant_params = grant_params(rule.params.as_ref(), &pins)?;
         let created_at = now.unix_timestamp();
+        let _filing = self
+            .filing
+            .lock()
+            .map_err(|_| ApiError::internal("request filing unavailable"))?;
+        self.within_limits(who, created_at)?;
         let new = NewRequest {
             id: request_id()?,
             requester: who.name.clone(),
@@ -330,8 +418,8 @@ impl Service {
         };
         let scopes = vec![
             "all".to_owned(),
-            format!("user:{}", who.name),
-            format!("rule:{}", rule.id),
+            format!("user:{}", who.name.to_ascii_lowercase()),
+            format!("rule:{}", rule.id.to_ascii_lowercase()),
         ];
         let dir = self.directory.read()?;
         let record =
@@ -382,65 +470,155 @@ impl Service {
         Ok(view(&record, now))
     }
 
-    /// Requests the caller may see, newest first.
+    /// Requests the caller may see, newest first, one page at a time: filtered in the store
+    /// before the page is cut, continued with the answer's `next_cursor`.
     pub fn list(
         &self,
         who: &Principal,
         status: Option<Status>,
         mine: bool,
+        page: Page,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
-        let requester = mine.then_some(who.name.as_str());
-        let records = self.store.list_requests(status, requester, MAX_LIST)?;
+        let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_LIST);
+        let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
+        let query = ListQuery {
+            status,
+            requester: mine.then(|| who.name.clone()),
+            viewer: (!who.is_global_admin()).then(|| (who.name.clone(), who.memberships.clone())),
+            after,
+            limit,
+        };
+        let records = self.store.list_page(&query)?;
+        let next = (records.len() >= usize::try_from(limit).unwrap_or(usize::MAX))
+            .then(|| {
+                records
+                    .last()
+                    .map(|r| format!("{}.{}", r.new.created_at, r.new.id))
+            })
+            .flatten();
         let items: Vec<Value> = records
             .iter()
             .filter(|r| visible(who, r))
             .map(|r| view(r, now))
             .collect();
-        Ok(json!({ "requests": items }))
+        Ok(json!({ "requests": items, "next_cursor": next }))
+    }
+
+    /// Refuse a request over the filer's hourly or pending allowance (429).
+    fn within_limits(&self, who: &Principal, now: UnixTime) -> Result<(), ApiError> {
+        let RequestLimits { per_hour, pending } = self.limits;
+        if per_hour > 0
+            && self.store.count_requests(&who.name, now - 3600, false)? >= u64::from(per_hour)
+        {
+            return Err(ApiError::too_many(
+                "rate_limited",
+                format!("you filed {per_hour} requests in the last hour, the most allowed; wait before filing more"),
+            ));
+        }
+        if pending > 0 && self.store.count_requests(&who.name, 0, true)? >= u64::from(pending) {
+            return Err(ApiError::too_many(
+                "too_many_pending",
+                format!("you have {pending} requests waiting for a decision, the most allowed; withdraw some (`jitsh withdraw ID`) or wait for decisions"),
+            ));
+        }
+        Ok(())
     }
 
     /// One approver's vote; the last vote of the quorum approves and starts the grant's clock.
+    ///
+    /// `digest` is [`request_digest`] of the request as the approver was shown it; when given it
+    /// must match, so an approval never applies to something other than what was displayed.
     pub fn approve(
         &self,
         who: &Principal,
         id: &str,
-        comment: Option<String>,
+        decision: Decision,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
-        self.may_decide(who, &record).inspect_err(|e| {
-            self.audit_refusal(&who.name, "request.refused", id, e, json!({}));
-        })?;
+        // Every refusal of this vote is audited (who tried, and why).
+        let refused = |e: ApiError| {
+            self.audit_refusal(&who.name, "request.refused", id, &e, json!({}));
+            e
+        };
+        // The rule as the policies define it now: its approver groups say who may vote and whose
+        // earlier votes still count, its quorum how many are needed.
+        check_digest(&record, decision.digest.as_deref(), now).map_err(refused)?;
+        let rule = self.rule_in_force(&record).map_err(refused)?;
+        let dir = self.directory.read()?;
+        self.may_decide(who, &record, &rule.approvers, &dir, true)
+            .map_err(refused)?;
+        let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
+        if record.new.duration_secs > limit || record.new.duration_secs <= 0 {
+            return Err(refused(ApiError::conflict(
+                "beyond_policy",
+                format!(
+                    "request `{id}` asks for longer than rule `{}` now allows; it must be filed again",
+                    rule.id
+                ),
+            )));
+        }
         let at = now.unix_timestamp();
+        self.not_locked_for_approval(who, &record, at)
+            .map_err(refused)?;
         let grant = self.new_grant(&record.new, at)?;
         let vote = Approval {
             approver: who.name.clone(),
-            comment: comment.filter(|c| !c.trim().is_empty()),
+            comment: decision.comment.filter(|c| !c.trim().is_empty()),
             at,
         };
-        let dir = self.directory.read()?;
-        let outcome = self.store.approve(id, &vote, &grant, &mut |outcome| {
-            let (record, state) = match outcome {
-                ApproveOutcome::Recorded { record } => (record, "recorded"),
-                ApproveOutcome::Decided { record } => (record, "approved"),
-            };
-            self.append(event(
+        let requester = record.new.requester.clone();
+        let requester_person = person_of(&dir, &requester);
+        // Votes count while their people are approvers of the rule in force, and never the
+        // requester's under any of their accounts.
+        let counts = |name: &str| {
+            !name.eq_ignore_ascii_case(&requester)
+                && person_of(&dir, name) != requester_person
+                && dir.user(name).is_some_and(|p| p.in_any(&rule.approvers))
+        };
+        let quorum = Quorum {
+            needed: rule.min_approvals.max(1),
+            counts: &counts,
+        };
+        // Set inside the step when the votes, read under its lock, turn out to include this
+        // person twice (two accounts approving at once); the step is then rolled back.
+        let mut twice = None;
+        let outcome = self
+            .store
+            .approve(id, &vote, &grant, &quorum, &mut |outcome| {
+                let (record, state) = match outcome {
+                    ApproveOutcome::Recorded { record } => (record, "recorded"),
+                    ApproveOutcome::Decided { record } => (record, "approved"),
+                };
+                if let Some(e) = one_vote_per_person(&dir, record) {
+                    twice = Some(e);
+                    return Err(crate::audit::AuditSinkError {
+                        path: String::new(),
+                        message: "vote refused".into(),
+                    });
+                }
+                self.append(event(
                 &who.name,
                 "request.approve",
                 id,
                 state,
                 json!({
                     "rule": record.new.rule, "comment": vote.comment,
-                    "approvals": record.approvals.len(), "needed": record.new.min_approvals,
+                    "approvals": record.approvals.iter().filter(|a| counts(&a.approver)).count(),
+                    "needed": quorum.needed,
                     "jti": record.grant.as_ref().map(|g| g.jti.clone()),
                 }),
             ))?;
-            Ok(match outcome {
-                ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
-                ApproveOutcome::Recorded { .. } => Vec::new(),
-            })
-        })?;
+                Ok(match outcome {
+                    ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
+                    ApproveOutcome::Recorded { .. } => Vec::new(),
+                })
+            });
+        let outcome = match (outcome, twice) {
+            (_, Some(e)) => return Err(e),
+            (outcome, None) => outcome?,
+        };
         let record = match outcome {
             ApproveOutcome::Recorded { record } | ApproveOutcome::Decided { record } => record,
         };
@@ -453,10 +631,11 @@ impl Service {
         &self,
         who: &Principal,
         id: &str,
-        comment: Option<String>,
+        decision: Decision,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
-        let comment = comment
+        let comment = decision
+            .comment
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty())
             .ok_or_else(|| {
@@ -466,10 +645,19 @@ impl Service {
                 )
             })?;
         let record = self.store.request(id)?;
-        self.may_decide(who, &record).inspect_err(|e| {
-            self.audit_refusal(&who.name, "request.refused", id, e, json!({}));
-        })?;
+        let refused = |e: ApiError| {
+            self.audit_refusal(&who.name, "request.refused", id, &e, json!({}));
+            e
+        };
+        // A rule that no longer exists leaves its old approvers the right to refuse.
+        let approvers = self
+            .rule_in_force(&record)
+            .map(|r| r.approvers)
+            .unwrap_or_else(|_| record.new.approvers.clone());
+        check_digest(&record, decision.digest.as_deref(), now).map_err(refused)?;
         let dir = self.directory.read()?;
+        self.may_decide(who, &record, &approvers, &dir, false)
+            .map_err(refused)?;
         let record = self.store.deny(
             id,
             &who.name,
@@ -487,6 +675,51 @@ impl Service {
             },
         )?;
         Ok(view(&record, now))
+    }
+
+    /// The requester takes back a request nobody has decided yet.
+    pub fn withdraw(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        let record = self.store.request(id)?;
+        if !record.new.requester.eq_ignore_ascii_case(&who.name) {
+            return Err(ApiError::forbidden(
+                "not_requester",
+                format!("only the requester of `{id}` may withdraw it"),
+            ));
+        }
+        let dir = self.directory.read()?;
+        let record = self
+            .store
+            .withdraw(id, &who.name, now.unix_timestamp(), &mut |record| {
+                self.append(event(
+                    &who.name,
+                    "request.withdraw",
+                    id,
+                    "withdrawn",
+                    json!({ "rule": record.new.rule }),
+                ))?;
+                Ok(self.decision_notes(&dir, record))
+            })?;
+        Ok(view(&record, now))
+    }
+
+    /// A failed authentication from `source`, for the audit log (never the credential).
+    pub fn auth_failed(&self, source: &str, why: &str) -> Result<(), ApiError> {
+        self.store.record(&mut |()| {
+            self.append(event(
+                "-",
+                "auth.fail",
+                source,
+                "refused",
+                json!({ "why": why }),
+            ))?;
+            Ok(Vec::new())
+        })?;
+        Ok(())
     }
 
     /// End an approved grant early: an approver of its rule, a global admin, or the requester.
@@ -563,16 +796,21 @@ impl Service {
                 format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
             ));
         }
+        // Signed only for what the policy in force allows now: a stored row (edited by hand, or
+        // approved under rules since tightened) never yields more than the rule gives.
+        let rule = self.rule_in_force(&record)?;
+        let params = self.issuable(&record, &grant, &rule)?;
         let claims = crate::token::Claims {
             iss: self.issuer.clone(),
             sub: grant.sub.clone(),
             jti: grant.jti.clone(),
-            iat: from_unix(grant.nbf)?,
+            // The issue instant: offline use is bounded from here.
+            iat: from_unix(at.max(grant.nbf))?,
             nbf: from_unix(grant.nbf)?,
             exp: from_unix(grant.exp)?,
             rule: record.new.rule.clone(),
             tasks: record.new.tasks.clone(),
-            params: record.new.grant_params.clone(),
+            params,
             request: id.to_owned(),
             approvers: record
                 .approvals
@@ -581,7 +819,7 @@ impl Service {
                 .collect(),
             uses: grant.uses,
             command: record.new.command.clone(),
-            aud: None,
+            offline: rule.offline.map(|d| d.as_secs()),
             extra: Map::new(),
         };
         let token = self
@@ -604,7 +842,9 @@ impl Service {
         }))
     }
 
-    /// Revoked grants since `since`, plus live grants under an active lock, for gates.
+    /// What a gate needs to stop honouring grants: the token id and expiry of every grant
+    /// revoked since `since`, used up, or under an active lock. Nothing about who holds them or
+    /// why: any authenticated user may read this list.
     pub fn revocations(&self, since: UnixTime, now: OffsetDateTime) -> Result<Value, ApiError> {
         let at = now.unix_timestamp();
         let locks = self.store.active_locks(at)?;
@@ -612,29 +852,16 @@ impl Service {
             .store
             .revocations(since)?
             .into_iter()
-            .map(|r| {
-                json!({ "jti": r.jti, "request": r.request, "sub": r.sub, "rule": r.rule,
-                        "revoked_at": rfc3339(r.revoked_at), "exp": rfc3339(r.exp),
-                        "reason": "revoked" })
-            })
+            .map(|r| json!({ "jti": r.jti, "exp": rfc3339(r.exp) }))
             .collect();
         if !locks.is_empty() {
             for g in self.store.live_grants(at)? {
-                if let Some(lock) = locks
-                    .iter()
-                    .find(|l| lock_covers(&l.scope, &g.sub, &g.rule))
-                {
-                    revoked.push(json!({
-                        "jti": g.jti, "request": g.request, "sub": g.sub, "rule": g.rule,
-                        "revoked_at": rfc3339(lock.set_at), "exp": rfc3339(g.exp),
-                        "reason": format!("locked:{}", lock.scope),
-                    }));
+                if locks.iter().any(|l| lock_covers(&l.scope, &g.sub, &g.rule)) {
+                    revoked.push(json!({ "jti": g.jti, "exp": rfc3339(g.exp) }));
                 }
             }
         }
-        Ok(
-            json!({ "now": rfc3339(at), "revoked": revoked, "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }),
-        )
+        Ok(json!({ "now": rfc3339(at), "revoked": revoked }))
     }
 
     /// Active locks.
@@ -643,7 +870,8 @@ impl Service {
         Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
     }
 
-    /// Consume one use of a grant (the grant's holder only).
+    /// Confirm a grant at the moment a gate uses it, and spend one use of a counted grant: the
+    /// grant's holder only, while it is live, unlocked and its rule still in force.
     pub fn use_grant(
         &self,
         who: &Principal,
@@ -659,6 +887,8 @@ impl Service {
             ));
         }
         let record = self.store.request(&grant.request_id)?;
+        // A grant is confirmed only while the policy in force still puts its task behind its rule.
+        self.rule_in_force(&record)?;
         if let Some(lock) = self
             .store
             .active_locks(at)?
@@ -715,6 +945,15 @@ impl Service {
             None | Some("") => None,
             Some(text) => Some(parse_expiry(text, at)?),
         };
+        if let Some(t) = expires_at.filter(|&t| t <= at) {
+            return Err(ApiError::policy(
+                "lock_expired",
+                format!(
+                    "a lock ending at {} would already be over; give a later time or a duration such as `2h`",
+                    rfc3339(t)
+                ),
+            ));
+        }
         let lock = Lock {
             scope,
             reason,
@@ -726,7 +965,9 @@ impl Service {
             self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
             Ok(self.webhook_note(format!(
                 "jitsh: {} locked `{}` ({})",
-                who.name, l.scope, l.reason
+                who.name,
+                l.scope,
+                escape(&l.reason)
             )))
         })?;
         Ok(lock_view(&lock))
@@ -829,6 +1070,7 @@ impl Service {
         let credential = self.directory.add_user(
             &body.name,
             body.email.clone(),
+            body.person.clone(),
             body.groups.clone(),
             body.roles.clone(),
             &mut || {
@@ -838,7 +1080,8 @@ impl Service {
                         "user.add",
                         &body.name,
                         "ok",
-                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email }),
+                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
+                                "person": body.person }),
                     ))?;
                     Ok(Vec::new())
                 })
@@ -918,7 +1161,161 @@ impl Service {
         Ok(expired.len())
     }
 
-    fn may_decide(&self, who: &Principal, record: &RequestRecord) -> Result<(), ApiError> {
+    /// The request's rule as the policies in force define it now, or why nothing more may
+    /// come of the request: the rule is gone, no longer an approval rule for the task, or the
+    /// task is now always denied.
+    fn rule_in_force(&self, record: &RequestRecord) -> Result<ApprovalRule, ApiError> {
+        let policies = self.policies()?;
+        let n = &record.new;
+        let key = if n.target_kind == "role" {
+            format!("role:{}", n.target)
+        } else {
+            n.target.clone()
+        };
+        let rule = policies
+            .approval_rules_for(&key)
+            .into_iter()
+            .find(|r| r.id == n.rule)
+            .map(approval_rule)
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "rule_changed",
+                    format!(
+                        "rule `{}` no longer puts `{}` behind approval; file a new request",
+                        n.rule, n.target
+                    ),
+                )
+            })?;
+        if let Some((task, deny)) = n
+            .tasks
+            .iter()
+            .find_map(|t| always_denied(&policies, t).map(|d| (t, d)))
+        {
+            return Err(ApiError::conflict(
+                "task_denied",
+                format!("`{task}` is now always denied by rule `{deny}`"),
+            ));
+        }
+        Ok(rule)
+    }
+
+    /// Whether an approved request may be signed into a token under `rule` as it stands now,
+    /// and the parameter scope the token carries. Every limit is the rule's, checked again: the
+    /// grant's length, the requester, the approvers and their quorum, the task list and the
+    /// parameter scope.
+    fn issuable(
+        &self,
+        record: &RequestRecord,
+        grant: &Grant,
+        rule: &ApprovalRule,
+    ) -> Result<Option<crate::policy::ParamConstraints>, ApiError> {
+        let n = &record.new;
+        let beyond = |why: String| ApiError::conflict("beyond_policy", why);
+        let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
+        if grant.exp.saturating_sub(grant.nbf) > limit || grant.exp <= grant.nbf {
+            return Err(beyond(format!(
+                "the grant of `{}` lasts longer than rule `{}` allows ({})",
+                n.id,
+                rule.id,
+                format_duration(Duration::from_secs(u64::try_from(limit).unwrap_or(0)))
+            )));
+        }
+        if !grant.sub.eq_ignore_ascii_case(&n.requester) {
+            return Err(beyond(format!(
+                "the grant of `{}` is not for its requester",
+                n.id
+            )));
+        }
+        match (n.uses, grant.uses) {
+            (None, _) => {}
+            (Some(asked), Some(given)) if given <= asked => {}
+            _ => {
+                return Err(beyond(format!(
+                    "the grant of `{}` has more uses than were asked for",
+                    n.id
+                )))
+            }
+        }
+        let dir = self.directory.read()?;
+        let requester = dir
+            .user(&n.requester)
+            .ok_or_else(|| beyond(format!("`{}` is no longer a user", n.requester)))?;
+        if !rule.requesters.is_empty() && !requester.in_any(&rule.requesters) {
+            return Err(beyond(format!(
+                "`{}` may no longer request under rule `{}`",
+                n.requester, rule.id
+            )));
+        }
+        if rule.manual {
+            let mut counted: Vec<String> = Vec::new();
+            let requester_person = person_of(&dir, &n.requester);
+            for a in &record.approvals {
+                // One vote a person, never the requester's under another account.
+                let name = person_of(&dir, &a.approver);
+                let valid = !a.approver.eq_ignore_ascii_case(&n.requester)
+                    && name != requester_person
+                    && dir
+                        .user(&a.approver)
+                        .is_some_and(|p| p.in_any(&rule.approvers));
+                if valid && !counted.contains(&name) {
+                    counted.push(name);
+                }
+            }
+            let needed = usize::try_from(rule.min_approvals.max(1)).unwrap_or(usize::MAX);
+            if counted.len() < needed {
+                return Err(beyond(format!(
+                    "request `{}` has {} approval(s) from current approvers of rule `{}`, which needs {needed}",
+                    n.id,
+                    counted.len(),
+                    rule.id
+                )));
+            }
+        }
+        let policies = self.policies()?;
+        let tasks_ok = if n.target_kind == "role" {
+            policies.role(&n.target).is_some_and(|role| {
+                n.tasks
+                    .iter()
+                    .all(|t| role.iter().any(|r| r.eq_ignore_ascii_case(t)))
+            })
+        } else {
+            n.tasks.len() == 1 && n.tasks.first() == Some(&n.target)
+        };
+        if !tasks_ok {
+            return Err(beyond(format!(
+                "the tasks of `{}` are not what was requested",
+                n.id
+            )));
+        }
+        let pins: std::collections::BTreeMap<String, String> = n
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let expected = grant_params(rule.params.as_ref(), &pins)?;
+        if expected != n.grant_params {
+            return Err(beyond(format!(
+                "the parameter scope of `{}` is not the one rule `{}` gives",
+                n.id, rule.id
+            )));
+        }
+        expected
+            .map(|v| crate::policy::ParamConstraints::from_json(&v))
+            .transpose()
+            .map_err(|e| beyond(format!("the parameter scope cannot be signed: {e}")))
+    }
+
+    /// Whether `who` may decide `record`: an approver of its rule who is not the requester, under
+    /// any of their accounts (people are compared by [`Principal::person`]). An approval also
+    /// needs the requester to be known (to tell who they are) and counts each person once.
+    fn may_decide(
+        &self,
+        who: &Principal,
+        record: &RequestRecord,
+        approvers: &[String],
+        dir: &Directory,
+        approving: bool,
+    ) -> Result<(), ApiError> {
         if record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
                 "self_approval",
@@ -928,17 +1325,74 @@ impl Service {
                 ),
             ));
         }
-        if !who.in_any(&record.new.approvers) {
+        let requester = dir.user(&record.new.requester);
+        if approving && requester.is_none() {
+            return Err(ApiError::conflict(
+                "requester_unknown",
+                format!(
+                    "`{}`, who filed request `{}`, is no longer in the directory, so it cannot be approved; deny it",
+                    record.new.requester, record.new.id
+                ),
+            ));
+        }
+        if requester.is_some_and(|r| r.same_person(who)) {
+            return Err(ApiError::forbidden(
+                "self_approval",
+                format!(
+                    "request `{}` was filed by `{}`, another account of yours, so someone else must decide it",
+                    record.new.id, record.new.requester
+                ),
+            ));
+        }
+        if let Some(earlier) = record.approvals.iter().find(|a| {
+            approving
+                && !a.approver.eq_ignore_ascii_case(&who.name)
+                && person_of(dir, &a.approver) == who.person
+        }) {
+            return Err(ApiError::conflict(
+                "already_approved",
+                format!(
+                    "you already approved request `{}` as `{}`; a quorum needs different people",
+                    record.new.id, earlier.approver
+                ),
+            ));
+        }
+        if !who.in_any(approvers) {
             return Err(ApiError::forbidden(
                 "not_an_approver",
                 format!(
                     "rule `{}` is decided by members of {}, and you are in none of them",
                     record.new.rule,
-                    quoted_list(&record.new.approvers)
+                    quoted_list(approvers)
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// Locks stop approvals too: on the requester, on the approver, on the rule, or on all.
+    fn not_locked_for_approval(
+        &self,
+        who: &Principal,
+        record: &RequestRecord,
+        at: UnixTime,
+    ) -> Result<(), ApiError> {
+        let locks = self.store.active_locks(at)?;
+        let found = locks.iter().find(|l| {
+            lock_covers(&l.scope, &record.new.requester, &record.new.rule)
+                || lock_covers(&l.scope, &who.name, "")
+        });
+        match found {
+            None => Ok(()),
+            Some(l) => Err(ApiError::policy(
+                "locked",
+                format!(
+                    "approvals are locked for `{}`: {}",
+                    l.scope,
+                    escape(&l.reason)
+                ),
+            )),
+        }
     }
 
     fn new_grant(&self, new: &NewRequest, at: UnixTime) -> Result<Grant, ApiError> {
@@ -963,41 +1417,49 @@ impl Service {
             channel: "webhook".into(),
             recipient: String::new(),
             subject: String::new(),
-            body: json!({ "text": text }).to_string(),
+            body: json!({ "text": escape(&text) }).to_string(),
         }]
     }
 
     fn new_request_notes(&self, dir: &Directory, r: &RequestRecord) -> Vec<Notification> {
         let n = &r.new;
+        // Everything the requester wrote is escaped: mail and chat clients render it.
         let summary = format!(
             "{} asks for `{}` ({}) for {} under rule `{}`: {}",
-            n.requester,
-            n.target,
+            escape(&n.requester),
+            escape(&n.target),
             n.target_kind,
             format_duration(Duration::from_secs(
                 u64::try_from(n.duration_secs).unwrap_or(0)
             )),
             n.rule,
-            n.reason
+            escape(&n.reason)
         );
+        let requester = dir.user(&n.requester);
         let mut notes = Vec::new();
         if self.email {
             for member in dir.members_of(&n.approvers) {
-                if member.name.eq_ignore_ascii_case(&n.requester) {
+                if member.name.eq_ignore_ascii_case(&n.requester)
+                    || requester.as_ref().is_some_and(|p| p.same_person(&member))
+                {
                     continue;
                 }
                 if let Some(email) = member.email {
                     notes.push(Notification {
                         channel: "email".into(),
                         recipient: email,
-                        subject: format!("[jitsh] approval needed: {} by {}", n.target, n.requester),
+                        subject: format!(
+                            "[jitsh] approval needed: {} by {}",
+                            escape(&n.target),
+                            escape(&n.requester)
+                        ),
                         body: format!(
                             "{summary}\n\nRequest: {}\nTasks: {}\nParameters: {}\nCommand: {}\nTicket: {}\nApprovals needed: {}\n\nTo approve: jitsh approve {}\nTo deny:    jitsh deny {} --comment \"why\"\n",
                             n.id,
-                            n.tasks.join(", "),
-                            Value::Object(n.params.clone()),
-                            n.command.as_deref().unwrap_or("(any)"),
-                            n.ticket.as_deref().unwrap_or("(none)"),
+                            escape(&n.tasks.join(", ")),
+                            escape(&Value::Object(n.params.clone()).to_string()),
+                            escape(n.command.as_deref().unwrap_or("(any)")),
+                            escape(n.ticket.as_deref().unwrap_or("(none)")),
                             n.min_approvals,
                             n.id,
                             n.id
@@ -1027,8 +1489,9 @@ impl Service {
             Status::Denied => format!(
                 "denied by {}: {}",
                 r.decided_by.as_deref().unwrap_or("?"),
-                r.decision_comment.as_deref().unwrap_or("")
+                escape(r.decision_comment.as_deref().unwrap_or(""))
             ),
+            Status::Withdrawn => "withdrawn by its requester".to_owned(),
             Status::Expired => "expired before anyone decided it".to_owned(),
             Status::Revoked => format!(
                 "revoked by {}",
@@ -1039,15 +1502,24 @@ impl Service {
             ),
             Status::Pending => "still pending".to_owned(),
         };
-        let line = format!("Request {} for `{}` was {what}", n.id, n.target);
+        let line = format!("Request {} for `{}` was {what}", n.id, escape(&n.target));
         let mut notes = Vec::new();
         if self.email {
             if let Some(email) = dir.user(&n.requester).and_then(|u| u.email) {
                 notes.push(Notification {
                     channel: "email".into(),
                     recipient: email,
-                    subject: format!("[jitsh] {} {}: {}", n.id, r.status.as_str(), n.target),
-                    body: format!("{line}.\n\nReason given: {}\nRule: {}\n", n.reason, n.rule),
+                    subject: format!(
+                        "[jitsh] {} {}: {}",
+                        n.id,
+                        r.status.as_str(),
+                        escape(&n.target)
+                    ),
+                    body: format!(
+                        "{line}.\n\nReason given: {}\nRule: {}\n",
+                        escape(&n.reason),
+                        n.rule
+                    ),
                 });
             }
         }
@@ -1061,7 +1533,7 @@ impl Service {
 struct DirectoryHandle {
     path: PathBuf,
     /// The directory and the file's (mtime, length) it was read at.
-    cached: RwLock<(Directory, Option<(SystemTime, u64)>)>,
+    cached: RwLock<(Directory, Option<FileStamp>)>,
     write: Mutex<()>,
 }
 
@@ -1098,6 +1570,7 @@ impl DirectoryHandle {
         &self,
         name: &str,
         email: Option<String>,
+        person: Option<String>,
         groups: Vec<String>,
         roles: Vec<String>,
         audit: &mut dyn FnMut() -> Result<(), StoreError>,
@@ -1106,25 +1579,25 @@ impl DirectoryHandle {
             .write
             .lock()
             .map_err(|_| ApiError::internal("directory unavailable"))?;
-        let mut dir = self.read()?;
-        let credential = dir
-            .add_user(name, email, groups, roles)
-            .map_err(|e| match e {
-                super::directory::DirectoryError::Exists(_) => {
-                    ApiError::conflict("user_exists", e.to_string())
-                }
-                _ => ApiError::bad_request("invalid_user", e.to_string()),
-            })?;
-        audit()?;
-        dir.save(&self.path)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(credential)
+        // Under the file lock, on the file as it is now: other processes (`jitsh user add`)
+        // write it too.
+        Directory::update(&self.path, |dir| {
+            let credential = dir.add_user(name, email, groups, roles)?;
+            dir.set_person(name, person);
+            audit()?;
+            Ok::<_, ApiError>(credential)
+        })
     }
 }
 
-fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+/// What tells a rewritten directory file apart: mtime, length and inode (every atomic rewrite
+/// is a new inode, even within one mtime tick).
+type FileStamp = (SystemTime, u64, u64);
+
+fn modified(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
 fn read_sources(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
@@ -1192,6 +1665,88 @@ fn choose_rule(
                 ),
             )
         })
+}
+
+/// Text that reaches approvers' terminals, mail and the audit log carries no control characters
+/// (C0, DEL, C1) nor bidirectional overrides: they can make a request look like another.
+fn refuse_control_characters(body: &CreateBody) -> Result<(), ApiError> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let fields = [
+        ("task", body.task.as_deref()),
+        ("role", body.role.as_deref()),
+        ("rule", body.rule.as_deref()),
+        ("reason", body.reason.as_deref()),
+        ("duration", body.duration.as_deref()),
+        ("ticket", body.ticket.as_deref()),
+        ("command", body.command.as_deref()),
+    ];
+    let params = body
+        .params
+        .iter()
+        .flatten()
+        .flat_map(|(k, v)| [("params", Some(k.as_str())), ("params", Some(v.as_str()))]);
+    match fields
+        .into_iter()
+        .chain(params)
+        .find(|(_, text)| text.is_some_and(|t| t.chars().any(hidden)))
+    {
+        Some((field, _)) => Err(ApiError::policy(
+            "control_characters",
+            format!("`{field}` contains control or text-direction characters; send plain text"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A requested task is one command the runspace knows (the catalog) or that a rule names
+/// exactly; a pattern or an unknown name would be approved into a grant nothing runs.
+fn known_task(policies: &PolicySet, task: &str) -> Result<(), ApiError> {
+    if task.contains(['*', '?', '[', ']']) {
+        return Err(ApiError::policy(
+            "unknown_task",
+            format!("`{task}` is a pattern: request one task by its name"),
+        ));
+    }
+    let bare = task.rsplit('\\').next().unwrap_or(task);
+    let named = |t: &String| {
+        let t = t.rsplit('\\').next().unwrap_or(t);
+        t.eq_ignore_ascii_case(bare)
+    };
+    let known = crate::catalog::Catalog::builtin().command(bare).is_some()
+        || policies.rules().iter().any(|r| r.tasks.iter().any(named))
+        || policies.roles().iter().any(|r| r.tasks.iter().any(named));
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::policy(
+            "unknown_task",
+            format!(
+                "`{task}` is not a command jitsh knows nor one a rule names; check the spelling"
+            ),
+        ))
+    }
+}
+
+/// The id of a rule that denies `task` whatever its parameters (no `when`, no `params`), if one
+/// does: a request for it could never be used.
+fn always_denied(policies: &PolicySet, task: &str) -> Option<String> {
+    let (module, name) = match task.rsplit_once('\\') {
+        Some((m, n)) => (Some(m), n),
+        None => (None, task),
+    };
+    policies
+        .rules()
+        .iter()
+        .find(|r| {
+            r.effect == crate::policy::Effect::Deny
+                && r.when_any_param.is_none()
+                && r.params.is_none()
+                && r.covers_name(name, module)
+        })
+        .map(|r| r.id.clone())
 }
 
 /// The token's parameter constraints: the rule's, narrowed by the requester's pinned values.
@@ -1277,7 +1832,9 @@ fn require_admin(who: &Principal, what: &str) -> Result<(), ApiError> {
 }
 
 fn check_scope(scope: &str) -> Result<String, ApiError> {
-    let scope = scope.trim();
+    // Names compare case-insensitively everywhere: `user:ALICE` is alice's lock.
+    let scope = scope.trim().to_ascii_lowercase();
+    let scope = scope.as_str();
     let ok = scope == "all"
         || scope
             .strip_prefix("user:")
@@ -1298,7 +1855,9 @@ fn lock_covers(scope: &str, sub: &str, rule: &str) -> bool {
         || scope
             .strip_prefix("user:")
             .is_some_and(|u| u.eq_ignore_ascii_case(sub))
-        || scope.strip_prefix("rule:").is_some_and(|r| r == rule)
+        || scope
+            .strip_prefix("rule:")
+            .is_some_and(|r| !rule.is_empty() && r.eq_ignore_ascii_case(rule))
 }
 
 fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
@@ -1370,7 +1929,7 @@ pub fn view(r: &RequestRecord, now: OffsetDateTime) -> Value {
             "revoked_by": g.revoked_by,
         })
     });
-    json!({
+    let mut out = json!({
         "id": n.id, "requester": n.requester, "kind": n.target_kind,
         "task": (n.target_kind == "task").then_some(&n.target),
         "role": (n.target_kind == "role").then_some(&n.target),
@@ -1386,7 +1945,166 @@ pub fn view(r: &RequestRecord, now: OffsetDateTime) -> Value {
         })).collect::<Vec<_>>(),
         "decided_at": r.decided_at.map(rfc3339), "decided_by": r.decided_by,
         "comment": r.decision_comment, "grant": grant,
-    })
+    });
+    let digest = request_digest(&out);
+    if let Value::Object(map) = &mut out {
+        map.insert("digest".into(), Value::String(digest));
+    }
+    out
+}
+
+/// The fields an approver is shown before deciding, in a fixed order. Everything that
+/// changes what a grant allows or why it was asked for is here.
+pub const SHOWN_FIELDS: [&str; 14] = [
+    "id",
+    "requester",
+    "kind",
+    "task",
+    "role",
+    "tasks",
+    "rule",
+    "params",
+    "grant_params",
+    "command",
+    "uses",
+    "duration",
+    "reason",
+    "ticket",
+];
+
+/// SHA-256 (hex) of [`SHOWN_FIELDS`] of a request's JSON view, in canonical JSON (sorted object
+/// keys, no whitespace). The client computes it over the answer it displayed and sends it with
+/// `approve`/`deny`; the service computes it over the stored request and refuses a mismatch.
+pub fn request_digest(view: &Value) -> String {
+    let mut text = String::new();
+    for field in SHOWN_FIELDS {
+        canonical_json(view.get(field).unwrap_or(&Value::Null), &mut text);
+        text.push('\n');
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Refuse a decision whose digest differs from the stored request's (409).
+fn check_digest(
+    record: &RequestRecord,
+    digest: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let Some(sent) = digest else { return Ok(()) };
+    if sent
+        .trim()
+        .eq_ignore_ascii_case(&request_digest(&view(record, now)))
+    {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "request_mismatch",
+        format!(
+            "request `{}` is not what you were shown (its digest differs), so nothing was decided; show it again with `jitsh approve {}` and check it",
+            record.new.id, record.new.id
+        ),
+    ))
+}
+
+/// The person behind an account name, as the directory knows it (an unknown account is a
+/// person of its own).
+fn person_of(dir: &Directory, account: &str) -> String {
+    dir.user(account).map_or_else(
+        || format!("account:{}", account.to_lowercase()),
+        |p| p.person,
+    )
+}
+
+/// Why the votes on `record` are not one per person (nor by the requester), if they are not.
+fn one_vote_per_person(dir: &Directory, record: &RequestRecord) -> Option<ApiError> {
+    let requester = person_of(dir, &record.new.requester);
+    let mut seen: Vec<String> = Vec::new();
+    for a in &record.approvals {
+        let person = person_of(dir, &a.approver);
+        if person == requester {
+            return Some(ApiError::forbidden(
+                "self_approval",
+                format!(
+                    "request `{}` was filed by another account of the same person, so someone else must decide it",
+                    record.new.id
+                ),
+            ));
+        }
+        if seen.contains(&person) {
+            return Some(ApiError::conflict(
+                "already_approved",
+                format!(
+                    "request `{}` already has an approval from the same person under another account; a quorum needs different people",
+                    record.new.id
+                ),
+            ));
+        }
+        seen.push(person);
+    }
+    None
+}
+
+/// A page of a listing: how many, and where the previous page ended.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// An approver's decision as sent: a comment, and the digest of what they were shown.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub comment: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// `CREATED_AT.ID` as written in `next_cursor`.
+fn parse_cursor(text: &str) -> Result<(UnixTime, String), ApiError> {
+    text.split_once('.')
+        .and_then(|(at, id)| {
+            let ok = !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            Some((at.parse::<UnixTime>().ok()?, id.to_owned())).filter(|_| ok)
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "`cursor` must be the `next_cursor` of a previous page",
+            )
+        })
 }
 
 fn random_bytes(n: usize) -> Result<Vec<u8>, ApiError> {
@@ -1422,10 +2140,16 @@ fn from_unix(t: UnixTime) -> Result<OffsetDateTime, ApiError> {
 /// The canonical form of an exact-command request (`Invocation::canonical`): the one thing the
 /// token will cover. The line must be a single invocation of the requested task, fully known
 /// statically, or the request is refused (an approver must see exactly what will run).
-fn canonical_command(line: &str, task: Option<&str>) -> Result<String, ApiError> {
+fn canonical_command(
+    line: &str,
+    task: Option<&str>,
+    platform: crate::catalog::Platform,
+) -> Result<String, ApiError> {
     let refuse = |why: String| ApiError::policy("invalid_command", why);
-    let invocations = crate::resolve::analyse(line, crate::catalog::Catalog::builtin())
-        .map_err(|e| refuse(format!("`command` does not parse: {}", e.message)))?;
+    let invocations =
+        crate::resolve::analyse_line_on(line, crate::catalog::Catalog::builtin(), platform)
+            .map(|a| a.invocations)
+            .map_err(|e| refuse(format!("`command` does not parse: {}", e.message)))?;
     let [inv] = invocations.as_slice() else {
         return Err(refuse(format!(
             "`command` must be exactly one command invocation, found {}",
@@ -1433,8 +2157,14 @@ fn canonical_command(line: &str, task: Option<&str>) -> Result<String, ApiError>
         )));
     };
     if let Some(task) = task {
-        let bare = task.rsplit('\\').next().unwrap_or(task);
-        if !inv.name.eq_ignore_ascii_case(bare) {
+        let same = match crate::invocation::TaskKind::split(task) {
+            (crate::invocation::TaskKind::Command, _) => {
+                let bare = task.rsplit('\\').next().unwrap_or(task);
+                inv.kind.is_command() && inv.name.eq_ignore_ascii_case(bare)
+            }
+            (kind, name) => inv.kind == kind && inv.name.eq_ignore_ascii_case(name),
+        };
+        if !same {
             return Err(refuse(format!(
                 "`command` runs `{}`, not the requested task `{task}`",
                 inv.name
@@ -1489,6 +2219,7 @@ mod tests {
             pending_ttl: Duration::from_secs(3600),
             email: false,
             webhook: false,
+            limits: RequestLimits::default(),
         })
         .unwrap();
         let alice = directory.user("alice").unwrap();

@@ -1,23 +1,23 @@
 //! What the session may do right now: policies, the tokens it holds, the approval service.
 //!
 //! Every line is checked with a fresh clock reading, so a token that expires mid-session stops
-//! covering the very next line. Tokens are re-verified on every check (signature, user, time),
-//! never cached as "good". Fail closed: when the service cannot be reached for revocations, a
-//! line that needs a token is refused; lines that standing access allows still run.
+//! covering the very next line. Tokens are verified once, when loaded; time, user, scope are the
+//! gate's to check on every line. With an approval service, every token a line leans on is
+//! confirmed at the service before the line runs (revocation, locks, the holder's identity and
+//! counted uses take effect on the next line, with no cache). When the service cannot be
+//! reached, only tokens whose rule allows offline use count, inside that rule's bound; lines
+//! that standing access allows still run.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::service::Service;
+use super::service::{self, Service};
 use super::ShellError;
 use crate::catalog::Catalog;
 use crate::gate::{self, LineDecision};
 use crate::policy::{self, Effect, PolicySet};
 use crate::token::{self, PublicKey, TrustStore, VerifiedToken};
-
-/// How long a fetched revocation list is trusted.
-const REVOCATIONS_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// A token the session holds, verified once when it was loaded, with where it came from.
 #[derive(Clone)]
@@ -63,8 +63,8 @@ pub struct Access {
     tokens: Vec<HeldToken>,
     service: Option<Service>,
     pending: Vec<Pending>,
-    revoked: HashSet<String>,
-    revoked_at: Option<Instant>,
+    /// The user was named explicitly (`--user`, JITSH_USER): it must then be the credential's.
+    user_explicit: bool,
 }
 
 /// Where policies, tokens and keys come from.
@@ -72,6 +72,8 @@ pub struct Access {
 pub struct AccessConfig {
     pub policies_dir: PathBuf,
     pub user: String,
+    /// `user` came from `--user` or JITSH_USER rather than the login name.
+    pub user_explicit: bool,
     pub token_files: Vec<PathBuf>,
     pub trust_keys: Vec<PathBuf>,
     /// Clock skew tolerated on token validity.
@@ -130,9 +132,34 @@ impl Access {
             tokens,
             service,
             pending: Vec::new(),
-            revoked: HashSet::new(),
-            revoked_at: None,
+            user_explicit: config.user_explicit,
         })
+    }
+
+    /// With an approval service, the session's user is the one its credential authenticates
+    /// as: a token is honoured only for its holder. An explicit `--user` that names someone
+    /// else is refused; without one the credential's name is taken. When the service cannot be
+    /// reached the name stays as configured (the service checks the holder at each use anyway).
+    pub async fn bind_identity(&mut self) -> Result<(), ShellError> {
+        let Some(service) = &self.service else {
+            return Ok(());
+        };
+        let name = match service.me().await {
+            Ok(name) => name,
+            Err(service::Confirm::Refused(why)) => return Err(ShellError::Config(why)),
+            Err(_) => return Ok(()),
+        };
+        if name == self.user || name.to_lowercase() == self.user.to_lowercase() {
+            return Ok(());
+        }
+        if self.user_explicit {
+            return Err(ShellError::Config(format!(
+                "--user `{}` is not `{name}`, the user the approval service credential belongs to: a gate that talks to the service runs as its credential's user",
+                self.user
+            )));
+        }
+        self.user = name;
+        Ok(())
     }
 
     pub fn user(&self) -> &str {
@@ -154,86 +181,45 @@ impl Access {
 
     /// Gate one line with the clock as it is now.
     pub async fn check(&mut self, line: &str) -> Checked {
-        let first = self.decide(line, true);
+        let first = self.decide(line, &HashSet::new(), self.service.is_some());
         let privileged = uses_tokens(&first);
-        if !privileged || self.service.is_none() {
+        let Some(service) = &self.service else {
+            return Checked {
+                decision: first,
+                privileged,
+            };
+        };
+        if !privileged {
             return Checked {
                 decision: first,
                 privileged,
             };
         }
-        if self.revocations_fresh() {
-            let decision = self.spend_counted_uses(line, first).await;
-            return Checked {
-                decision,
-                privileged,
-            };
-        }
-        // The line leans on a token: the revocation list must be fresh, or no token counts.
-        match self.refresh_revocations().await {
-            Ok(()) => {
-                let decision = self.decide(line, true);
-                let decision = self.spend_counted_uses(line, decision).await;
-                Checked {
-                    decision,
-                    privileged,
-                }
-            }
-            Err(e) => {
-                let mut decision = self.decide(line, false);
-                if decision.decision == Effect::Approval {
-                    decision.reason = format!(
-                        "the approval service could not be reached to check revocations ({e}); \
-                         no token is honoured until it answers"
-                    );
-                }
-                Checked {
-                    decision,
-                    privileged,
-                }
-            }
+        let tokens = self.verified_tokens();
+        let decision = service::decide_confirmed(service, &tokens, |refused, online| {
+            self.decide(line, refused, online)
+        })
+        .await;
+        Checked {
+            decision,
+            privileged,
         }
     }
 
-    /// Spend one use of every counted grant the allowed line leans on; if the service does not
-    /// count it, the line is decided again without tokens (it does not run on that grant).
-    async fn spend_counted_uses(&mut self, line: &str, decision: LineDecision) -> LineDecision {
-        if decision.decision != Effect::Allow {
-            return decision;
-        }
-        let verified = self.verified_tokens();
-        let counted = gate::counted_grants_used(&decision, &verified);
-        let Some(service) = &self.service else {
-            return decision;
-        };
-        for jti in counted {
-            if let Err(e) = service.use_grant(&jti).await {
-                let mut refused = self.decide(line, false);
-                refused.reason = format!("{e}; {}", refused.reason);
-                return refused;
-            }
-        }
-        decision
-    }
-
-    /// The gate's decision now; `with_tokens == false` decides as if no token were held.
-    fn decide(&self, line: &str, with_tokens: bool) -> LineDecision {
+    /// The gate's decision now, without the tokens in `refused`; `online` says every covering
+    /// token will be confirmed at the service before the line runs.
+    fn decide(&self, line: &str, refused: &HashSet<String>, online: bool) -> LineDecision {
         let now = time::OffsetDateTime::now_utc();
-        let verified = if with_tokens {
-            self.verified_tokens()
-        } else {
-            Vec::new()
-        };
+        let verified = self.verified_tokens();
         let ctx = gate::GateContext {
             policies: &self.policies,
             catalog: self.catalog,
             user: &self.user,
             now,
             tokens: &verified,
-            revoked: &self.revoked,
+            revoked: refused,
             skew: self.skew,
-            // Counted grants need the service to count each use (see `check`).
-            online: with_tokens && self.service.is_some(),
+            online,
         };
         gate::check_line(line, &ctx)
     }
@@ -252,13 +238,12 @@ impl Access {
             .iter()
             .map(|t| {
                 let c = t.token.claims();
-                let state = if self.revoked.contains(&c.jti) {
-                    "revoked".to_string()
-                } else {
-                    match t.token.check(now, self.skew, &self.user) {
-                        Ok(()) => "valid".to_string(),
-                        Err(e) => e.to_string(),
+                let state = match t.token.check(now, self.skew, &self.user) {
+                    Ok(()) if self.service.is_some() => {
+                        "valid (confirmed with the service at each use)".to_string()
                     }
+                    Ok(()) => "valid".to_string(),
+                    Err(e) => e.to_string(),
                 };
                 let exp = c
                     .exp
@@ -273,20 +258,6 @@ impl Access {
                 )
             })
             .collect()
-    }
-
-    fn revocations_fresh(&self) -> bool {
-        self.revoked_at
-            .is_some_and(|at| at.elapsed() <= REVOCATIONS_MAX_AGE)
-    }
-
-    async fn refresh_revocations(&mut self) -> Result<(), ShellError> {
-        let Some(service) = &self.service else {
-            return Ok(());
-        };
-        self.revoked = service.revocations().await?;
-        self.revoked_at = Some(Instant::now());
-        Ok(())
     }
 
     /// Send a request to the service; returns its id.
@@ -327,7 +298,8 @@ impl Access {
                         }
                         Err(e) => notices.push(format!(
                             "request {} for `{}` was approved, but its token cannot be used: {e} \
-                             (is --trust-key the service's signing.pub?)",
+                             (if the service's signing key changed, check its new fingerprint \
+                             with the operator and run `jitsh login` again)",
                             p.id, p.task
                         )),
                     },

@@ -6,7 +6,9 @@
 //!
 //! Rendering model: the prompt's last line, then the line being edited; continuation lines
 //! (`>> `) below it. The editor remembers which row of its rendering the cursor is on, so it can
-//! redraw in place on any terminal width. Widths count characters (one column each).
+//! redraw in place on any terminal width. Widths are display columns (`unicode-width`): CJK and
+//! most emoji take two, combining marks none; a wide character that does not fit at the end of a
+//! row wraps whole to the next one, as terminals do.
 
 /// Continuation prompt shown while the parser asks for more input.
 pub const CONTINUATION_PROMPT: &str = ">> ";
@@ -189,9 +191,14 @@ pub struct Editor {
     cols: usize,
     /// Row of the cursor, counted from the prompt's row.
     cursor_row: usize,
+    /// Whole commands: a multi-line command is one entry, its lines joined with `\n`.
     history: Vec<String>,
-    /// Position while browsing history, and the unsent line it replaced.
-    browsing: Option<(usize, Vec<char>)>,
+    /// Position while browsing history, and the unsent command it replaced (finished lines and
+    /// the line being edited).
+    browsing: Option<(usize, Vec<String>, Vec<char>)>,
+    /// The last Enter added a history entry; if the parser then asks for more, that entry was
+    /// only the start of a command and gives way to the whole command.
+    added_partial: bool,
     words: Vec<String>,
 }
 
@@ -207,6 +214,7 @@ impl Editor {
             cursor_row: 0,
             history: Vec::new(),
             browsing: None,
+            added_partial: false,
             words: Vec::new(),
         }
     }
@@ -336,6 +344,9 @@ impl Editor {
 
     /// The parser wants more: keep the text and open a continuation line.
     pub fn continuation(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.added_partial) {
+            self.history.pop();
+        }
         self.move_to_end(out);
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(CONTINUATION_PROMPT.as_bytes());
@@ -378,10 +389,12 @@ impl Editor {
     }
 
     fn add_history(&mut self) {
-        let line: String = self.buf.iter().collect();
+        self.added_partial = false;
+        let line = self.text();
         if line.trim().is_empty() || self.history.last() == Some(&line) {
             return;
         }
+        self.added_partial = true;
         if self.history.len() >= HISTORY_MAX {
             self.history.remove(0);
         }
@@ -390,7 +403,7 @@ impl Editor {
 
     fn history_step(&mut self, older: bool, out: &mut Vec<u8>) {
         let len = self.history.len();
-        let current = self.browsing.as_ref().map_or(len, |(i, _)| *i);
+        let current = self.browsing.as_ref().map_or(len, |(i, _, _)| *i);
         let next = if older {
             match current.checked_sub(1) {
                 Some(n) => n,
@@ -402,22 +415,27 @@ impl Editor {
             return;
         };
         if self.browsing.is_none() {
-            self.browsing = Some((len, self.buf.clone()));
+            self.browsing = Some((len, self.done.clone(), self.buf.clone()));
         }
-        let text: Vec<char> = if next == len {
+        let (done, text): (Vec<String>, Vec<char>) = if next == len {
             self.browsing
                 .take()
-                .map(|(_, saved)| saved)
+                .map(|(_, done, saved)| (done, saved))
                 .unwrap_or_default()
         } else {
-            if let Some((i, _)) = self.browsing.as_mut() {
+            if let Some((i, _, _)) = self.browsing.as_mut() {
                 *i = next;
             }
-            self.history
+            // A multi-line entry comes back as its lines: all but the last finished.
+            let mut lines: Vec<String> = self
+                .history
                 .get(next)
-                .map(|s| s.chars().collect())
-                .unwrap_or_default()
+                .map(|s| s.split('\n').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let last = lines.pop().unwrap_or_default();
+            (lines, last.chars().collect())
         };
+        self.done = done;
         self.buf = text;
         self.cursor = self.buf.len();
         self.refresh(out);
@@ -503,7 +521,7 @@ impl Editor {
             } else {
                 CONTINUATION_PROMPT.len()
             };
-            rows += rows_for(lead + line.chars().count(), self.cols);
+            rows += rows_for(end_column(lead, line.chars(), self.cols), self.cols);
         }
         rows
     }
@@ -548,13 +566,21 @@ impl Editor {
 
         let base = self.rows_before_current();
         let lead = self.current_lead();
-        let end = lead + self.buf.len();
+        let end = end_column(lead, self.buf.iter().copied(), self.cols);
         if end > 0 && end % self.cols == 0 {
             // The terminal waits at the right margin; make the wrap happen so the model holds.
             out.extend_from_slice(b"\r\n");
         }
         let end_row = base + end / self.cols;
-        let at = lead + self.cursor;
+        let at = end_column(
+            lead,
+            self.buf
+                .get(..self.cursor)
+                .unwrap_or_default()
+                .iter()
+                .copied(),
+            self.cols,
+        );
         let (row, col) = (base + at / self.cols, at % self.cols);
         self.move_up(end_row.saturating_sub(row), out);
         out.push(b'\r');
@@ -563,6 +589,26 @@ impl Editor {
         }
         self.cursor_row = row;
     }
+}
+
+/// Columns a character takes on screen (0 for combining marks and controls).
+fn char_width(c: char) -> usize {
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// The screen position (counted in cells from the start of the first row) after writing
+/// `text` from position `start`: a character wider than what is left of its row moves whole to
+/// the next row, as terminals place CJK and emoji.
+fn end_column(start: usize, text: impl Iterator<Item = char>, cols: usize) -> usize {
+    text.fold(start, |at, c| {
+        let w = char_width(c);
+        let left = cols - at % cols;
+        if w > left && w <= cols {
+            at + left + w
+        } else {
+            at + w
+        }
+    })
 }
 
 /// Rows a finished line of `width` columns takes (at least one).
@@ -603,7 +649,7 @@ pub fn visible_width(bytes: &[u8]) -> usize {
                 _ => {}
             },
             c if c.is_control() => {}
-            _ => width += 1,
+            c => width += char_width(c),
         }
     }
     width
@@ -739,6 +785,95 @@ mod tests {
         out.clear();
         ed.erase_for_runspace(&mut out);
         assert!(out.starts_with(b"\x1b[1A\r\x1b[4C\x1b[J"));
+    }
+
+    #[test]
+    fn a_multi_line_command_is_one_history_entry() {
+        let mut ed = Editor::new(80);
+        ed.begin(b"> ");
+        type_text(&mut ed, b"Get-Mailbox |\r");
+        let mut out = Vec::new();
+        ed.continuation(&mut out);
+        type_text(&mut ed, b"Where-Object {\r");
+        ed.continuation(&mut out);
+        type_text(&mut ed, b"$_.Name -like 'a*' }\r");
+        let whole = "Get-Mailbox |\nWhere-Object {\n$_.Name -like 'a*' }";
+        assert_eq!(ed.history, vec![whole.to_string()]);
+        // A repeated first line does not take the earlier entry with it.
+        ed.begin(b"> ");
+        type_text(&mut ed, b"Get-Mailbox\r");
+        ed.begin(b"> ");
+        type_text(&mut ed, b"Get-Mailbox\r");
+        ed.begin(b"> ");
+        type_text(&mut ed, b"draft");
+        type_text(&mut ed, b"\x1b[A");
+        assert_eq!(ed.text(), "Get-Mailbox");
+        type_text(&mut ed, b"\x1b[A");
+        assert_eq!(ed.text(), whole, "recalled whole, lines kept apart");
+        assert_eq!(ed.done.len(), 2);
+        out.clear();
+        ed.refresh(&mut out);
+        let shown = String::from_utf8_lossy(&out);
+        assert!(
+            shown.contains("Get-Mailbox |\r\n>> Where-Object {\r\n>> $_.Name"),
+            "{shown:?}"
+        );
+        type_text(&mut ed, b"\x1b[B\x1b[B");
+        assert_eq!(ed.text(), "draft");
+        assert!(ed.done.is_empty());
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        assert_eq!(visible_width("日本".as_bytes()), 4);
+        assert_eq!(visible_width("😀a".as_bytes()), 3);
+        assert_eq!(visible_width("e\u{301}".as_bytes()), 1);
+        // A wide character that does not fit at the end of a row wraps whole.
+        assert_eq!(end_column(9, "あ".chars(), 10), 12);
+        assert_eq!(end_column(8, "あ".chars(), 10), 10);
+
+        let mut ed = Editor::new(80);
+        ed.begin(b"PS> ");
+        let mut out = Vec::new();
+        for c in "Get-Mailbox 日本😀".chars() {
+            ed.key(Key::Char(c), &mut out);
+        }
+        // 4 + 12 + 4 + 2 = 22: the cursor is put in column 22, not 18.
+        assert!(
+            out.ends_with(b"\r\x1b[22C"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+        out.clear();
+        ed.key(Key::Left, &mut out);
+        assert!(
+            out.ends_with(b"\r\x1b[20C"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+
+        // On a 10-column terminal, `PS> ` + 3 wide characters = 10: the row is full.
+        let mut ed = Editor::new(10);
+        ed.begin(b"PS> ");
+        for c in "日本語".chars() {
+            ed.key(Key::Char(c), &mut out);
+        }
+        assert_eq!(ed.cursor_row, 1);
+        ed.key(Key::Char('語'), &mut out);
+        assert_eq!(ed.cursor_row, 1);
+        for c in "abcdefg".chars() {
+            ed.key(Key::Char(c), &mut out);
+        }
+        // 19 cells: one left on row two, too few for the next wide character, which starts
+        // row three; the cursor goes after it, in column 2.
+        out.clear();
+        ed.key(Key::Char('日'), &mut out);
+        assert_eq!(ed.cursor_row, 2);
+        assert!(
+            out.ends_with(b"\r\x1b[2C"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[test]

@@ -9,9 +9,17 @@
 //! `STATE/approver.credential` (0600) and never printed. The same OS user holds both
 //! credentials, so this service demonstrates the flow but does not separate duties; the banner
 //! says so, and real deployments point `--server` at a shared service.
+//!
+//! Each running service holds a lock (`STATE/service.lock`) on its folder. A second shell started
+//! meanwhile with the same HOME finds the folder taken and uses the next free one
+//! (`local-service-2`, `-3`, ...), so it never rewrites the first one's directory, credentials or
+//! audit log.
 
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::policy::PolicySet;
 use crate::service::directory::{write_private_atomic, Directory};
@@ -28,7 +36,12 @@ pub struct LocalService {
     pub credential: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Held while the service runs; released after `Drop` has stopped it.
+    _lock: Flock<File>,
 }
+
+/// How many quick-start shells may run at once with one HOME.
+const MAX_SLOTS: usize = 16;
 
 /// Marks a state folder as the local service's own, so its directory may be rewritten.
 const OWNER_MARK: &str = "local-service";
@@ -42,23 +55,46 @@ impl LocalService {
         policies: &PolicySet,
         user: &str,
     ) -> Result<LocalService, ShellError> {
-        let state = state_dir().ok_or_else(|| {
+        let base = state_dir().ok_or_else(|| {
             ShellError::Config(
                 "no folder for the local approval service: set JITSH_STATE or HOME".into(),
             )
         })?;
-        LocalService::start_in(state, policies_dir, policies, user)
+        for slot in 1..=MAX_SLOTS {
+            let state = slot_dir(&base, slot);
+            if let Some(lock) = lock_state(&state)? {
+                return LocalService::start_locked(state, lock, policies_dir, policies, user);
+            }
+        }
+        Err(ShellError::Config(format!(
+            "{MAX_SLOTS} local approval services already run from `{}`; end a session or pass --server URL",
+            base.display()
+        )))
     }
 
-    /// Start with its state in `state`.
+    /// Start with its state in `state` (fails if another service runs there).
     pub fn start_in(
         state: PathBuf,
         policies_dir: &Path,
         policies: &PolicySet,
         user: &str,
     ) -> Result<LocalService, ShellError> {
-        std::fs::create_dir_all(&state)
-            .map_err(|e| ShellError::Config(format!("cannot create `{}`: {e}", state.display())))?;
+        let lock = lock_state(&state)?.ok_or_else(|| {
+            ShellError::Config(format!(
+                "`{}` is in use by another session's approval service",
+                state.display()
+            ))
+        })?;
+        LocalService::start_locked(state, lock, policies_dir, policies, user)
+    }
+
+    fn start_locked(
+        state: PathBuf,
+        lock: Flock<File>,
+        policies_dir: &Path,
+        policies: &PolicySet,
+        user: &str,
+    ) -> Result<LocalService, ShellError> {
         // Never rewrite the directory of a real service's state folder.
         let owned = state.join(OWNER_MARK);
         if state.join("directory.toml").exists() && !owned.exists() {
@@ -85,6 +121,9 @@ impl LocalService {
             webhook: None,
             pending_ttl: Duration::from_secs(24 * 3600),
             syslog: None,
+            // Loopback only, inside this process's session.
+            tls: None,
+            limits: Default::default(),
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ShellError::Service(format!("cannot listen on loopback: {e}")))?;
@@ -152,6 +191,7 @@ impl LocalService {
             credential,
             stop: Some(stop_tx),
             thread: Some(thread),
+            _lock: lock,
         })
     }
 
@@ -166,8 +206,8 @@ impl LocalService {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "jitsh".into());
         format!(
-            "jitsh: approval service for this session: {url} (state in {state})\r\n\
-             jitsh: it is for trying jitsh: its approver credential lives on this machine, so its approvals do not separate duties; use --server with a shared service for real work\r\n\
+            "jitsh: DEMO: approval service for this session: {url} (state in {state})\r\n\
+             jitsh: this is a demo service for trying jitsh: its approver credential lives on this machine, so its approvals do not separate duties; use --server with a shared service for real work\r\n\
              jitsh: approve from a second terminal as `{APPROVER}`:\r\n  \
              export JITSH_SERVER={url} JITSH_CREDENTIAL=$(cat {state}/approver.credential)\r\n  \
              {exe} requests --pending\r\n  \
@@ -186,6 +226,37 @@ impl Drop for LocalService {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// The folder for slot `n`: the base itself, then `BASE-2`, `BASE-3`, ...
+fn slot_dir(base: &Path, n: usize) -> PathBuf {
+    if n <= 1 {
+        return base.to_path_buf();
+    }
+    let mut name = base.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("-{n}"));
+    base.with_file_name(name)
+}
+
+/// Create `state` and take its lock; `None` when another running service holds it.
+fn lock_state(state: &Path) -> Result<Option<Flock<File>>, ShellError> {
+    std::fs::create_dir_all(state)
+        .map_err(|e| ShellError::Config(format!("cannot create `{}`: {e}", state.display())))?;
+    let path = state.join("service.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ShellError::Config(format!("cannot open `{}`: {e}", path.display())))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(ShellError::Config(format!(
+            "cannot lock `{}`: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -262,6 +333,27 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&directory).unwrap(),
             "# a real service's users\n"
+        );
+    }
+
+    #[test]
+    fn a_folder_in_use_is_not_taken_again_and_slots_are_siblings() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("local-service");
+        let held = lock_state(&base).unwrap().expect("a free folder locks");
+        assert!(
+            lock_state(&base).unwrap().is_none(),
+            "a held folder is busy"
+        );
+        assert_eq!(slot_dir(&base, 1), base);
+        assert_eq!(slot_dir(&base, 2), dir.path().join("local-service-2"));
+        let err =
+            LocalService::start_in(base.clone(), dir.path(), &policies(), "alice").unwrap_err();
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(held);
+        assert!(
+            lock_state(&base).unwrap().is_some(),
+            "released with the service"
         );
     }
 

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod line;
 pub mod local_service;
+pub mod logfile;
 pub mod meta;
 pub mod osc;
 pub mod proxy;
@@ -60,6 +61,9 @@ pub struct ShellConfig {
     /// one line at a time). When false, multi-line commands are refused: sent line by line,
     /// they would run as separate commands the gate never judged.
     pub multiline: bool,
+    /// The audit spool folder (default: `record_dir/spool`); the in-process demo service keeps
+    /// one in its own state folder, since its credentials are its own.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Run one interactive session; returns the runspace's exit status (128+signal if killed).
@@ -84,9 +88,20 @@ pub fn new_session_id() -> String {
     )
 }
 
-/// The message shown when a line is refused: which invocation, which rule, and the exact
-/// command that asks for access. Lines end with `\r\n` (the terminal is in raw mode).
+/// The message shown when a line is refused in the shell: which invocation, which rule, and the
+/// `:request` meta-command that asks for access. Lines end with `\r\n` (the terminal is in raw
+/// mode).
 pub fn refusal_message(d: &LineDecision) -> String {
+    crate::text::escape_lines(&refusal_text(d, true), "\r\n")
+}
+
+/// The refusal for `jitsh exec` and piped input, where `:request` does not exist: it names
+/// `jitsh request` instead. Lines end with `\n`.
+pub fn exec_refusal_message(d: &LineDecision) -> String {
+    crate::text::escape_lines(&refusal_text(d, false), "\n")
+}
+
+fn refusal_text(d: &LineDecision, in_shell: bool) -> String {
     let blocking = d
         .invocations
         .iter()
@@ -96,28 +111,33 @@ pub fn refusal_message(d: &LineDecision) -> String {
                 .iter()
                 .find(|i| i.decision == Effect::Approval)
         });
+    let esc = |t: &str| crate::text::escape(t).into_owned();
     let mut msg = String::new();
     match (d.decision, blocking) {
         (Effect::Approval, Some(inv)) => {
             if d.reason == inv.reason {
                 msg.push_str(&format!(
-                    "jitsh: {}; no valid token covers it\r\n",
-                    d.reason
+                    "jitsh: {}; no valid token covers it\n",
+                    esc(&d.reason)
                 ));
             } else {
-                msg.push_str(&format!("jitsh: {}\r\n", d.reason));
+                msg.push_str(&format!("jitsh: {}\n", esc(&d.reason)));
             }
-            msg.push_str(&format!(
-                "  ask for it here:   :request {} --reason \"...\" --for 1h\r\n",
-                inv.name
-            ));
-            msg.push_str(&format!(
-                "  or from a shell:   jitsh request --task {} --reason \"...\" --for 1h\r\n",
-                inv.name
-            ));
+            // One way to ask, the one that works where the line was typed.
+            if in_shell {
+                msg.push_str(&format!(
+                    "  ask for it: :request {} --reason \"...\" --for 1h\n",
+                    esc(&inv.name)
+                ));
+            } else {
+                msg.push_str(&format!(
+                    "  ask for it: jitsh request --task {} --reason \"...\" --for 1h\n",
+                    esc(&inv.name)
+                ));
+            }
         }
-        (_, Some(inv)) => msg.push_str(&format!("jitsh: denied: {}\r\n", inv.reason)),
-        (_, None) => msg.push_str(&format!("jitsh: denied: {}\r\n", d.reason)),
+        (_, Some(inv)) => msg.push_str(&format!("jitsh: denied: {}\n", esc(&inv.reason))),
+        (_, None) => msg.push_str(&format!("jitsh: denied: {}\n", esc(&d.reason))),
     }
     msg
 }
@@ -179,22 +199,47 @@ pub enum SessionAudit {
 
 impl SessionAudit {
     /// Open the sink for `user`'s session whose recordings go to `record_dir`. With a service,
-    /// the spool is that service's and that user's alone ([`spool_dir`]): events are never
-    /// delivered to another service or under another user's credential.
+    /// the spool is that service's and that user's alone ([`spool_dir`], under `spool_base`,
+    /// default `record_dir/spool`): events are never delivered to another service or under
+    /// another user's credential. A spool held by another running session is left to it: the
+    /// next free sibling (`<key>-2`, ...) is used instead.
     pub fn open(
         record_dir: &Path,
+        spool_base: Option<&Path>,
         session_id: &str,
         user: &str,
         service: Option<(String, String)>,
     ) -> Result<SessionAudit, ShellError> {
         match service {
-            Some((server, credential)) => crate::audit::spool::SpoolingSink::open(
-                &spool_dir(record_dir, &server, user)?,
-                server,
-                credential,
-            )
-            .map(SessionAudit::Service)
-            .map_err(|e| ShellError::Record(format!("audit spool: {e}"))),
+            Some((server, credential)) => {
+                let default_base = record_dir.join("spool");
+                let base = spool_dir(spool_base.unwrap_or(&default_base), &server, user)?;
+                let mut last = None;
+                for n in 1..=16usize {
+                    let dir = if n == 1 {
+                        base.clone()
+                    } else {
+                        let mut name = base.file_name().unwrap_or_default().to_os_string();
+                        name.push(format!("-{n}"));
+                        let sibling = base.with_file_name(name);
+                        private_dir(&sibling)?;
+                        sibling
+                    };
+                    match crate::audit::spool::SpoolingSink::open(
+                        &dir,
+                        server.clone(),
+                        credential.clone(),
+                    ) {
+                        Ok(sink) => return Ok(SessionAudit::Service(sink)),
+                        Err(e @ crate::audit::spool::SpoolError::Locked(_)) => last = Some(e),
+                        Err(e) => return Err(ShellError::Record(format!("audit spool: {e}"))),
+                    }
+                }
+                Err(ShellError::Record(format!(
+                    "audit spool: {}",
+                    last.map(|e| e.to_string()).unwrap_or_default()
+                )))
+            }
             None => open_audit(&record_dir.join("audit"), session_id).map(SessionAudit::Local),
         }
     }
@@ -225,22 +270,27 @@ impl SessionAudit {
     }
 }
 
-/// `RECORD_DIR/spool/<digest of service URL and user>`, created private (0700).
-pub fn spool_dir(record_dir: &Path, server: &str, user: &str) -> Result<PathBuf, ShellError> {
-    use std::os::unix::fs::DirBuilderExt;
+/// `BASE/<digest of service URL and user>` (BASE is usually `RECORD_DIR/spool`), created
+/// private (0700).
+pub fn spool_dir(base: &Path, server: &str, user: &str) -> Result<PathBuf, ShellError> {
     let mut key = Vec::with_capacity(server.len() + user.len() + 1);
     key.extend_from_slice(server.trim_end_matches('/').as_bytes());
     key.push(0);
     key.extend_from_slice(user.to_ascii_lowercase().as_bytes());
     let digest = ring::digest::digest(&ring::digest::SHA256, &key);
     let name = crate::audit::chain::hex(digest.as_ref().get(..12).unwrap_or_default());
-    let dir = record_dir.join("spool").join(name);
+    let dir = base.join(name);
+    private_dir(&dir)?;
+    Ok(dir)
+}
+
+fn private_dir(dir: &Path) -> Result<(), ShellError> {
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&dir)
-        .map_err(|e| ShellError::Record(format!("audit spool `{}`: {e}", dir.display())))?;
-    Ok(dir)
+        .create(dir)
+        .map_err(|e| ShellError::Record(format!("audit spool `{}`: {e}", dir.display())))
 }
 
 /// The local audit log (hash-chained, `crate::audit::log`) in `dir`, its checkpoints signed
@@ -302,14 +352,14 @@ mod tests {
     fn each_service_and_user_has_a_private_spool() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let a = spool_dir(dir.path(), "https://svc-a:8750", "alice").unwrap();
+        let a = spool_dir(&dir.path().join("spool"), "https://svc-a:8750", "alice").unwrap();
         assert_eq!(
             a,
-            spool_dir(dir.path(), "https://svc-a:8750/", "Alice").unwrap()
+            spool_dir(&dir.path().join("spool"), "https://svc-a:8750/", "Alice").unwrap()
         );
         let others = [
-            spool_dir(dir.path(), "https://svc-b:8750", "alice").unwrap(),
-            spool_dir(dir.path(), "https://svc-a:8750", "bob").unwrap(),
+            spool_dir(&dir.path().join("spool"), "https://svc-b:8750", "alice").unwrap(),
+            spool_dir(&dir.path().join("spool"), "https://svc-a:8750", "bob").unwrap(),
         ];
         assert!(others.iter().all(|o| *o != a), "{others:?}");
         let mode = std::fs::metadata(&a).unwrap().permissions().mode();
@@ -333,6 +383,7 @@ mod tests {
                 _ => format!("`{name}` is denied by rule `{}`", rule.unwrap_or("-")),
             },
             params: Vec::new(),
+            kind: crate::invocation::TaskKind::Command,
         }
     }
 
@@ -354,7 +405,14 @@ mod tests {
             "`New-MoveRequest` needs approval under rule `mailbox-moves`; no valid token covers it"
         ));
         assert!(m.contains(":request New-MoveRequest --reason \"...\" --for 1h"));
-        assert!(m.contains("jitsh request --task New-MoveRequest"));
+        assert!(!m.contains("jitsh request"), "{m}");
+        assert_eq!(m.matches("New-MoveRequest").count(), 2, "{m}");
+        let e = exec_refusal_message(&d);
+        assert!(
+            e.contains("jitsh request --task New-MoveRequest --reason \"...\" --for 1h\n"),
+            "{e}"
+        );
+        assert!(!e.contains(":request") && !e.contains('\r'), "{e}");
         assert_eq!(
             marker_label(&d),
             "gate: approval rule=read-only,mailbox-moves token=-"

@@ -73,6 +73,8 @@ pub struct Session {
     runspace: Runspace,
     access: Access,
     recorder: Recorder,
+    /// Where diagnostics go while the session owns the terminal.
+    log_path: std::path::PathBuf,
     audit: SessionAudit,
     session_id: String,
     editor: Editor,
@@ -119,7 +121,8 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Load policies and tokens, open the recording and audit trail, start the runspace.
     pub async fn start(config: ShellConfig) -> Result<Session, ShellError> {
-        let access = Access::load(&config.access)?;
+        let mut access = Access::load(&config.access)?;
+        access.bind_identity().await?;
         let session_id = super::new_session_id();
         let size = window_size();
         let runspace_text = config
@@ -140,6 +143,7 @@ impl Session {
         )?;
         let audit = SessionAudit::open(
             &config.record_dir,
+            config.spool_dir.as_deref(),
             &session_id,
             access.user(),
             config
@@ -169,6 +173,7 @@ impl Session {
             runspace,
             access,
             recorder,
+            log_path: config.record_dir.join("jitsh.log"),
             audit,
             session_id,
             editor,
@@ -195,6 +200,14 @@ impl Session {
     /// Run until the runspace exits (or a signal ends the session); returns its exit status.
     pub async fn run(mut self) -> Result<i32, ShellError> {
         let raw = RawMode::enable().map_err(|e| ShellError::Io(e.to_string()))?;
+        // From here on a line on stderr would land in the prompt: warnings go to the log file.
+        let _log = match super::logfile::redirect_to(&self.log_path) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                tracing::warn!("log file `{}`: {e}", self.log_path.display());
+                None
+            }
+        };
         let mut keys = stdin_channel();
         let io = |e: std::io::Error| ShellError::Io(e.to_string());
         let mut winch = signal(SignalKind::window_change()).map_err(io)?;
@@ -370,6 +383,10 @@ impl Session {
                     return Ok(());
                 }
                 Piece::Marker(Marker::PromptStart) => {
+                    // Between prompts: one short line about warnings that went to the log.
+                    if let Some(notice) = super::logfile::take_notice() {
+                        self.write_out(format!("{notice}\r\n").as_bytes())?;
+                    }
                     // Input typed while the command ran and not yet read is never a command.
                     self.runspace.discard_unread_input();
                     self.mode = Mode::Prompt;
@@ -840,6 +857,9 @@ so no privileged line runs\r\n",
                     msg.push_str(&format!("request {}  {}  {}\n", p.id, p.task, p.status));
                 }
                 msg.push_str(&self.tokens_text());
+                if let Some(path) = super::logfile::current() {
+                    msg.push_str(&format!("warnings and diagnostics: {}\n", path.display()));
+                }
                 if self.audit_failed {
                     msg.push_str("warning: the audit log could not be written\n");
                 }
@@ -871,7 +891,9 @@ so no privileged line runs\r\n",
         }
         let mut out = Vec::new();
         self.editor.leave_for_message(&mut out);
-        out.extend_from_slice(msg.replace('\n', "\r\n").as_bytes());
+        // Messages carry text from the service and the line (task names, errors): every line is
+        // escaped so nothing in it can move the cursor or reorder what the terminal draws.
+        out.extend_from_slice(crate::text::escape_lines(&msg, "\r\n").as_bytes());
         self.editor.begin(&self.prompt);
         self.editor.redraw_below(&mut out);
         self.write_out(&out)
@@ -898,6 +920,7 @@ so no privileged line runs\r\n",
             out.extend_from_slice(b"\r\n");
         }
         for n in notices {
+            let n = crate::text::escape_lines(n, "\r\n");
             out.extend_from_slice(format!("jitsh: {n}\r\n").as_bytes());
         }
         if editing {

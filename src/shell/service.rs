@@ -27,9 +27,7 @@ impl std::fmt::Debug for Service {
 
 impl Service {
     pub fn new(base: &str, credential: Option<String>) -> Result<Service, ShellError> {
-        let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .build()
+        let http = crate::net::client_for(base, CALL_TIMEOUT, CALL_TIMEOUT)
             .map_err(|e| ShellError::Service(e.to_string()))?;
         Ok(Service {
             base: base.trim_end_matches('/').to_string(),
@@ -57,15 +55,7 @@ impl Service {
         let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
-            let msg = body
-                .get("error")
-                .and_then(|e| {
-                    e.as_str()
-                        .map(str::to_string)
-                        .or_else(|| Some(e.to_string()))
-                })
-                .unwrap_or_else(|| status.to_string());
-            return Err(ShellError::Service(msg));
+            return Err(ShellError::Service(refusal_text(status, &body)));
         }
         Ok(body)
     }
@@ -115,30 +105,61 @@ impl Service {
         }
     }
 
-    /// Spend one use of a counted grant; an error (exhausted, revoked, locked, unreachable)
-    /// means the line must not run.
-    pub async fn use_grant(&self, jti: &str) -> Result<(), ShellError> {
-        let url = format!("{}/v1/grants/{jti}/use", self.base);
+    /// Confirm a grant at the moment it is used: the service checks that it is live (not
+    /// revoked, expired or locked), that it belongs to this credential's user, and spends one
+    /// use of a counted grant. Only [`Confirm::Confirmed`] lets the line run on it.
+    pub async fn use_grant(&self, jti: &str) -> Confirm {
+        let url = format!("{}/v1/grants/{}/use", self.base, url_segment(jti));
         let mut req = self.http.post(&url);
         if let Some(c) = &self.credential {
             req = req.bearer_auth(c);
         }
-        let resp = req.send().await.map_err(|e| {
-            ShellError::Service(format!("could not count a use of grant `{jti}`: {e}"))
-        })?;
-        if resp.status().is_success() {
-            return Ok(());
-        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Confirm::Unreachable(short(&e)),
+        };
         let status = resp.status();
+        if status.is_success() {
+            return Confirm::Confirmed;
+        }
+        if status.is_server_error() {
+            return Confirm::Unreachable(format!("the service answered {status}"));
+        }
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
         let msg = body
             .get("message")
             .and_then(|m| m.as_str())
             .unwrap_or("refused")
             .to_string();
-        Err(ShellError::Service(format!(
-            "grant `{jti}` could not be used ({status}): {msg}"
-        )))
+        Confirm::Refused(format!("the approval service refused token `{jti}`: {msg}"))
+    }
+
+    /// The user the credential authenticates as (`GET /v1/me`): `Refused` when the service
+    /// answers but does not accept the credential, `Unreachable` when it does not answer.
+    pub async fn me(&self) -> Result<String, Confirm> {
+        let resp = self
+            .get("/v1/me")
+            .send()
+            .await
+            .map_err(|e| Confirm::Unreachable(short(&e)))?;
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(Confirm::Unreachable(format!(
+                "the service answered {status}"
+            )));
+        }
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(Confirm::Refused(format!(
+                "the approval service does not accept the credential ({status}); check JITSH_CREDENTIAL"
+            )));
+        }
+        body.get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Confirm::Unreachable("the service did not say who the credential is".into())
+            })
     }
 
     /// Revoked token ids. Accepts a JSON array, or an object with a `jtis` / `revoked` /
@@ -164,13 +185,124 @@ impl Service {
     }
 }
 
-/// reqwest errors without the URL repeated (it may carry a path the user already knows).
+/// What the service said about a grant at use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirm {
+    Confirmed,
+    /// The service answered no (revoked, used up, locked, another user's, ...).
+    Refused(String),
+    /// No answer: the gate is offline for this line.
+    Unreachable(String),
+}
+
+/// Token ids are base64url; anything else is percent-encoded so it stays one path segment.
+fn url_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Decide a line with every token it leans on confirmed at the service before it may run.
+/// `decide(refused, online)` is the pure gate decision without the tokens in `refused`; a token
+/// the service refuses is dropped and the line decided again; when the service cannot be
+/// reached the line is decided offline (only tokens whose rule allows offline use count).
+pub async fn decide_confirmed(
+    service: &Service,
+    tokens: &[crate::token::VerifiedToken],
+    decide: impl Fn(&HashSet<String>, bool) -> crate::gate::LineDecision,
+) -> crate::gate::LineDecision {
+    let mut refused: HashSet<String> = HashSet::new();
+    let mut notes: Vec<String> = Vec::new();
+    // Each round drops at least one token, so this ends after at most one round per token.
+    for _ in 0..=tokens.len() {
+        let mut decision = decide(&refused, true);
+        if decision.decision != crate::policy::Effect::Allow {
+            add_notes(&mut decision, &notes);
+            return decision;
+        }
+        let mut dropped = false;
+        for (jti, _) in crate::gate::grants_used(&decision, tokens) {
+            match service.use_grant(&jti).await {
+                Confirm::Confirmed => {}
+                Confirm::Refused(why) => {
+                    notes.push(why);
+                    refused.insert(jti);
+                    dropped = true;
+                    break;
+                }
+                Confirm::Unreachable(why) => {
+                    let mut offline = decide(&refused, false);
+                    notes.push(format!(
+                        "the approval service could not be reached to confirm token `{jti}` ({why})"
+                    ));
+                    add_notes(&mut offline, &notes);
+                    return offline;
+                }
+            }
+        }
+        if !dropped {
+            return decision;
+        }
+    }
+    let mut last = decide(&refused, false);
+    last.decision = last.decision.max(crate::policy::Effect::Approval);
+    add_notes(&mut last, &notes);
+    last
+}
+
+fn add_notes(decision: &mut crate::gate::LineDecision, notes: &[String]) {
+    if !notes.is_empty() && decision.decision != crate::policy::Effect::Allow {
+        decision.reason = format!("{}; {}", notes.join("; "), decision.reason);
+    }
+}
+
+/// reqwest errors as a person can act on them, without the URL (it may carry a path the user
+/// already knows).
 fn short(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection refused or unreachable".into()
-    } else {
-        e.to_string()
+    crate::net::describe(e)
+}
+
+/// A refusal from the service as a sentence: its `message`, not its machine `error` code
+/// (`duration_too_long`); an unknown credential names where the credential comes from.
+fn refusal_text(status: reqwest::StatusCode, body: &serde_json::Value) -> String {
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return crate::net::UNKNOWN_CREDENTIAL.to_owned();
+    }
+    let text = |key: &str| {
+        body.get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    text("message")
+        .or_else(|| text("error"))
+        .unwrap_or_else(|| format!("the service answered {status}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_as_sentences_not_codes() {
+        let body = serde_json::json!({
+            "error": "duration_too_long",
+            "message": "the rule allows at most 4h; ask for less"
+        });
+        let text = refusal_text(reqwest::StatusCode::BAD_REQUEST, &body);
+        assert_eq!(text, "the rule allows at most 4h; ask for less");
+        let text = refusal_text(reqwest::StatusCode::UNAUTHORIZED, &body);
+        assert!(
+            text.contains("JITSH_CREDENTIAL") && !text.contains("Bearer"),
+            "{text}"
+        );
+        let text = refusal_text(reqwest::StatusCode::BAD_GATEWAY, &serde_json::Value::Null);
+        assert!(text.contains("502"), "{text}");
     }
 }

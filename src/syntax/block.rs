@@ -24,6 +24,18 @@ const DANGLING_KEYWORDS: &[&str] = &["else", "elseif", "catch", "finally", "unti
 impl<'a> Parser<'a> {
     /// `script := statement-list EOF`
     pub(crate) fn script(&mut self) -> PResult<Script> {
+        if let Some((offset, c)) = self
+            .src
+            .char_indices()
+            .find(|(_, c)| super::lex::is_rejected_char(*c))
+        {
+            self.pos = offset;
+            return self.invalid(format!(
+                "the invisible or control character U+{:04X} is not accepted: PowerShell would read \
+                 it as part of a name or as a token break",
+                u32::from(c)
+            ));
+        }
         let statements = self.statement_list(None)?;
         if !self.at_end() {
             let found: String = self.rest().chars().take(12).collect();
@@ -68,6 +80,20 @@ impl<'a> Parser<'a> {
                 Some(c) if is_newline(c) || c == ';' => {}
                 Some(c) if Some(c) == close => {}
                 Some(_) if self_delimited => {}
+                Some('?') => {
+                    // The ternary `? :` and `??` are not supported; PowerShell waits for the
+                    // rest when the input ends after one of them, or before a ternary's `:`
+                    // (`$a ? 1`), so jitsh says so too. The statement is refused either way.
+                    let rest = self.rest().trim_end();
+                    let ternary = !rest.starts_with("??");
+                    if rest.ends_with('?')
+                        || rest.ends_with(':')
+                        || (ternary && !rest.contains(':'))
+                    {
+                        return self.incomplete("an operand is missing after `?`, `??` or `:`");
+                    }
+                    return self.invalid("the `?:` and `??` operators are not supported");
+                }
                 Some(c) => return self.invalid(format!("unexpected `{c}` after a statement")),
             }
         }
@@ -121,8 +147,13 @@ impl<'a> Parser<'a> {
                 "return" | "throw" | "exit" | "break" | "continue" => {
                     Some(self.flow_statement(&lower)?)
                 }
-                "begin" | "process" | "end" => self.named_block(&lower)?,
+                "begin" | "process" | "end" | "clean" => self.named_block(&lower)?,
                 k if UNSUPPORTED_KEYWORDS.contains(&k) => {
+                    // PowerShell waits for the rest of such a statement (`class` alone is
+                    // incomplete input); say so, so the shell does not run what follows alone.
+                    if self.rest_blank_after(word.len()) {
+                        return self.incomplete(format!("the `{word}` statement is not finished"));
+                    }
                     return self.invalid(format!("the `{word}` keyword is not supported"));
                 }
                 k if DANGLING_KEYWORDS.contains(&k) => {
@@ -446,7 +477,7 @@ impl<'a> Parser<'a> {
             self.bump();
             if c == '`' {
                 match self.bump() {
-                    Some(e) => name.push(super::lex::escape_char(e)),
+                    Some(e) => name.push(self.escape(e)?),
                     None => return self.incomplete("a backtick ends the input"),
                 }
             } else {
@@ -456,6 +487,10 @@ impl<'a> Parser<'a> {
         if name.is_empty() {
             return self.expected("a function name");
         }
+        if self.peek_is(|c| matches!(c, '<' | '>')) {
+            return self.invalid("`<` or `>` directly after a function name is ambiguous");
+        }
+        self.check_name(&name, "function name")?;
         self.skip_ws_nl()?;
         let mut params = Vec::new();
         if self.eat('(') {
@@ -612,6 +647,11 @@ impl<'a> Parser<'a> {
         self.eat_keyword(name);
         self.skip_ws_nl()?;
         if self.peek() != Some('{') {
+            // `Parser.NamedBlockListRule`: a block name at the start of a script body needs its
+            // block; at the end of the input PowerShell waits for it.
+            if self.at_end() {
+                return self.incomplete(format!("a `{{` is missing after `{name}`"));
+            }
             self.pos = save;
             return Ok(None);
         }

@@ -2,7 +2,7 @@
 
 use super::ast::*;
 use super::lex::{
-    ends_bare_word, escape_char, is_dash, is_name_char, is_newline, is_quote, is_single_quote,
+    ends_bare_word, ends_token, is_dash, is_name_char, is_newline, is_quote, is_single_quote,
     is_space,
 };
 use super::parser::{PResult, Parser};
@@ -82,10 +82,21 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         let mut call_operator = None;
         let c = self.peek();
+        // `ScanDot`: `.` is the dot-source operator before a token break, `$` or an ASCII quote;
+        // otherwise it starts a word (`.\x.ps1`, `` .`x ``). A typographic quote after it is
+        // rejected: PowerShell would read `.‘x’` as a word, not as dot-sourcing `x`.
+        if c == Some('.')
+            && self
+                .peek2()
+                .is_some_and(|n| is_quote(n) && !matches!(n, '\'' | '"'))
+        {
+            return self
+                .invalid("a typographic quote directly after `.` is ambiguous; add a space");
+        }
         let dot_source = c == Some('.')
-            && self.peek2().is_none_or(|n| {
-                is_space(n) || matches!(n, '$' | '{' | '(') || is_quote(n) || n == '`'
-            });
+            && self
+                .peek2()
+                .is_none_or(|n| ends_token(n) || matches!(n, '$' | '\'' | '"'));
         if c == Some('&') || dot_source {
             self.bump();
             call_operator = Some(if dot_source {
@@ -102,7 +113,13 @@ impl<'a> Parser<'a> {
             Some(_) => {
                 let n = self.peek();
                 if n.is_some_and(|n| matches!(n, '$' | '(' | '{' | '@' | '[') || is_quote(n)) {
-                    CommandName::Expr(self.command_argument()?)
+                    let target = self.command_argument()?;
+                    if let ExprKind::String(lit) = &target.kind {
+                        if let Some(name) = lit.static_value() {
+                            self.check_name(&name, "command name")?;
+                        }
+                    }
+                    CommandName::Expr(target)
                 } else if self.starts_command() || self.peek_is(|c| c.is_ascii_digit()) {
                     CommandName::Word(self.command_name()?)
                 } else {
@@ -141,22 +158,26 @@ impl<'a> Parser<'a> {
                 }
             }
             if c == ',' {
-                // Unary comma in argument position: `,x` is a one-element array.
-                let start = self.pos;
-                self.bump();
-                self.skip_ws_nl()?;
-                let inner = self.argument_list()?;
-                let items = match inner.kind {
-                    ExprKind::List(items) => items,
-                    _ => vec![inner],
-                };
-                elements.push(CommandElement::Argument(Expr {
-                    kind: ExprKind::List(items),
-                    span: self.span_from(start),
-                }));
-                continue;
+                // PowerShell reports "Missing argument in parameter list" for a comma that does
+                // not follow an argument (`X ,a`, `X,a`, `X > f ,a`, `X -P: ,a`); there is no
+                // unary comma in argument mode.
+                return self
+                    .invalid("`,` must follow an argument (missing argument in parameter list)");
             }
             elements.push(CommandElement::Argument(self.argument_list()?));
+        }
+        // `Parser.CommandRule` starts stop-parsing at any command element whose first token has
+        // the value `--%`, however it is spelled: `--%`, `` `--% ``, `'--%'`, a here-string, or
+        // glued after another token (`'a'--%`). Its verbatim tail ends at `|`, `||` or `&&`,
+        // after which PowerShell runs a new command; jitsh does not model the tail and refuses.
+        let stop_parsing = matches!(&name, CommandName::Expr(e) if is_stop_parsing(e))
+            || elements.iter().any(|e| match e {
+                CommandElement::Argument(a) => is_stop_parsing(a),
+                CommandElement::Parameter(p) => p.value.as_ref().is_some_and(is_stop_parsing),
+            });
+        if stop_parsing {
+            self.pos = start;
+            return self.invalid("the `--%` stop-parsing token is not supported");
         }
         Ok(Command {
             call_operator,
@@ -168,11 +189,14 @@ impl<'a> Parser<'a> {
     }
 
     /// `command-name := bare-word-char+` (no quotes, no `$` expansion; backtick escapes applied)
+    ///
+    /// A generic token as PowerShell scans it (`ScanGenericToken`): it ends only at a token break
+    /// (`ends_token`), so `Get-Mailbox#x` is one name, as in PowerShell.
     fn command_name(&mut self) -> PResult<Word> {
         let start = self.pos;
         let mut text = String::new();
         while let Some(c) = self.peek() {
-            if ends_bare_word(c) {
+            if ends_token(c) {
                 break;
             }
             if is_quote(c) {
@@ -190,8 +214,11 @@ impl<'a> Parser<'a> {
             if c == '`' {
                 self.bump();
                 match self.bump() {
-                    Some(e) => text.push(escape_char(e)),
-                    None => return self.incomplete("a backtick ends the input"),
+                    Some(e) => text.push(self.escape(e)?),
+                    None => {
+                        text.push('`');
+                        break;
+                    }
                 }
                 continue;
             }
@@ -201,10 +228,40 @@ impl<'a> Parser<'a> {
         if text.is_empty() {
             return self.expected("a command name");
         }
+        self.check_name(&text, "command name")?;
         Ok(Word {
             text,
             span: self.span_from(start),
         })
+    }
+
+    /// A name a policy matches must not hold characters that are invisible or that PowerShell
+    /// reads differently (control and format characters, possibly written as escapes such as
+    /// `` `0 `` or `` `u{200B} ``): a name that differs from a catalogued one only by them
+    /// must not slip past an `except` list or a deny rule.
+    ///
+    /// Also refused: `ı` (U+0131), `ſ` (U+017F) and the Kelvin sign (U+212A). PowerShell looks
+    /// names up with `OrdinalIgnoreCase`, which upper-cases `ı` to `I` and `ſ` to `S`, so
+    /// `Get-Maılbox` runs `Get-Mailbox` while an ASCII-minded comparison sees another name.
+    pub(crate) fn check_name(&self, name: &str, what: &str) -> PResult<()> {
+        if let Some(c) = name
+            .chars()
+            .find(|c| c.is_control() || super::lex::is_rejected_char(*c))
+        {
+            return self.invalid(format!(
+                "a {what} holding the control or invisible character U+{:04X} is not accepted",
+                u32::from(c)
+            ));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| matches!(c, '\u{131}' | '\u{17f}' | '\u{212a}'))
+        {
+            return self.invalid(format!(
+                "a {what} holding `{c}` is not accepted: PowerShell matches it to an ASCII letter"
+            ));
+        }
+        Ok(())
     }
 
     /// `parameter := dash param-name (':' command-argument?)?`
@@ -218,7 +275,7 @@ impl<'a> Parser<'a> {
         if self.peek_is(is_dash) && self.peek2() == Some('%') {
             return self.invalid("the `--%` stop-parsing token is not supported");
         }
-        if self.peek_is(is_dash) && self.peek2().is_none_or(|n| is_space(n) || is_newline(n)) {
+        if self.peek_is(is_dash) && self.peek2().is_none_or(ends_token) {
             self.bump();
             return Ok(Some(ParameterToken {
                 name: String::new(),
@@ -228,23 +285,14 @@ impl<'a> Parser<'a> {
                 span: self.span_from(start),
             }));
         }
-        if !self.peek_is(|c| c.is_alphabetic() || c == '_' || c == '?' || c == '`') {
+        // `Tokenizer.NextToken`: a dash starts a parameter only before a letter, `_` or `?`;
+        // `` -`x `` is a word.
+        if !self.peek_is(|c| c.is_alphabetic() || c == '_' || c == '?') {
             self.pos = start;
             return Ok(None);
         }
         let mut name = String::new();
         while let Some(c) = self.peek() {
-            if c == '`' {
-                match self.peek2() {
-                    Some(n) if !is_newline(n) => {
-                        self.bump();
-                        self.bump();
-                        name.push(escape_char(n));
-                        continue;
-                    }
-                    _ => break,
-                }
-            }
             if is_name_char(c) || is_dash(c) || c == '?' {
                 name.push(c);
                 self.bump();
@@ -252,11 +300,12 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
+        self.check_name(&name, "parameter name")?;
         let colon = self.eat(':');
         let token_span = self.span_from(start);
         match self.peek() {
             None => {}
-            Some(c) if ends_bare_word(c) => {}
+            Some(c) if ends_token(c) => {}
             Some(_) if colon => {}
             Some('.') => {
                 return self.invalid(format!(
@@ -264,6 +313,8 @@ impl<'a> Parser<'a> {
                     self.text(self.span_from(start))
                 ));
             }
+            // `ScanParameter` keeps any other character in the name (a backtick too, unescaped),
+            // so `-Name<#` or `` -Na`me `` is no parameter jitsh could name.
             Some(c) => {
                 return self.invalid(format!(
                 "a parameter name directly followed by `{c}` is ambiguous; add a space or a colon"
@@ -320,9 +371,17 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// `command-argument := '(' ... ')' postfix* | '$(' ... ')' postfix* | '@(' ... ')' postfix*
-    ///                     | hashtable | block | splat | here-string
-    ///                     | variable postfix* | type-literal postfix* | number | quoted-string | bare-word`
+    /// `command-argument := ('(' ... ')' | '$(' ... ')' | '@(' ... ')' | hashtable | block | here-string
+    ///                      | quoted-string | variable) postfix* | '[' type-name ']' postfix* | splat
+    ///                     | number | bare-word`
+    ///
+    /// As in PowerShell (`Parser.GetCommandArgument`, `PrimaryExpressionRule`), an argument that
+    /// starts with a quote, a bracket, a block or a variable is one token: it ends after its
+    /// closing quote or bracket and any member access or index glued to it, and what follows
+    /// starts a new command element even without white space (`'Rob'-Force` is an argument and a
+    /// parameter, `'a'@p` an argument and a splat, `'a'#x` an argument and a comment). Only a
+    /// variable directly followed by a word character is part of a bare word (`$env:TEMP\x`),
+    /// because PowerShell's `ScanVariable` rescans such a token as a generic token.
     pub(crate) fn command_argument(&mut self) -> PResult<Expr> {
         let start = self.pos;
         let Some(c) = self.peek() else {
@@ -330,26 +389,33 @@ impl<'a> Parser<'a> {
         };
         let next = self.peek2();
         match c {
-            '(' | '[' => {
+            '[' => {
+                // PowerShell reads `[int]x` in argument mode as one word, jitsh as a type
+                // literal: anything glued to it is rejected rather than guessed at.
                 let e = self.primary()?;
                 let e = self.postfix(e, false)?;
                 self.no_glued_word()?;
                 Ok(e)
             }
-            '{' => {
+            '(' | '{' => {
                 let e = self.primary()?;
-                self.no_glued_word()?;
+                let e = self.postfix(e, false)?;
+                self.end_of_primary()?;
                 Ok(e)
             }
             '@' if next == Some('(') || next == Some('{') || next.is_some_and(is_quote) => {
                 let e = self.primary()?;
                 let e = self.postfix(e, false)?;
-                self.no_glued_word()?;
+                self.end_of_primary()?;
                 Ok(e)
+            }
+            '@' if next.is_some_and(|n| matches!(n, '?' | '^' | '$' | ':')) => {
+                self.invalid("splatting an automatic variable is not supported")
             }
             '@' if next.is_some_and(|n| is_name_char(n) || n == '{') => {
                 self.bump();
                 let v = self.variable_name()?;
+                // PowerShell makes `@p'x'` one word and `@p.x` a member access: both rejected.
                 self.no_glued_word()?;
                 Ok(Expr {
                     kind: ExprKind::Splat(v),
@@ -359,24 +425,26 @@ impl<'a> Parser<'a> {
             '$' if next.is_some_and(|n| n == '(') => {
                 self.bump();
                 let stmts = self.subexpression_body()?;
-                let span = self.span_from(start);
-                if self.peek_is(|c| !ends_bare_word(c) && c != '.' && c != '[') {
-                    let parts = vec![StringPart::Subexpression(stmts, span)];
-                    return self.bare_word_continue(start, parts);
-                }
                 let e = Expr {
                     kind: ExprKind::Subexpression(stmts),
-                    span,
+                    span: self.span_from(start),
                 };
                 let e = self.postfix(e, false)?;
-                self.no_glued_word()?;
+                self.end_of_primary()?;
                 Ok(e)
             }
             '$' if next.is_some_and(|n| is_name_char(n) || matches!(n, '{' | '?' | '^' | '$')) => {
+                let braced = next == Some('{');
                 let v = self.variable()?;
                 let span = self.span_from(start);
-                if self.peek_is(|c| !ends_bare_word(c) && c != '.' && c != '[' && c != ':') {
-                    // `$env:TEMP\file.txt`: one expandable word.
+                // `ScanVariable`: a variable ends at a token break, `.`, `[` (and, unbraced, at
+                // `=` or `::`); any other character makes the whole token a bare word.
+                let double_colon = self.rest().starts_with("::");
+                let glued = self.peek().is_some_and(|c| {
+                    let ends_unbraced = c == '=' || (c == ':' && double_colon);
+                    !ends_token(c) && !matches!(c, '.' | '[') && (braced || !ends_unbraced)
+                });
+                if glued {
                     let parts = vec![StringPart::Variable(v, span)];
                     return self.bare_word_continue(start, parts);
                 }
@@ -385,26 +453,18 @@ impl<'a> Parser<'a> {
                     span,
                 };
                 let e = self.postfix(e, false)?;
-                self.no_glued_word()?;
+                self.end_of_primary()?;
                 Ok(e)
             }
             c if is_quote(c) => {
-                let (quoting, parts) = if is_single_quote(c) {
-                    (Quoting::Single, self.single_quoted_body()?)
-                } else {
-                    (Quoting::Double, self.double_quoted_body()?)
-                };
-                if self.peek_is(|c| !ends_bare_word(c)) {
-                    return self.bare_word_continue(start, parts);
-                }
-                Ok(Expr {
-                    kind: ExprKind::String(StringLit { quoting, parts }),
-                    span: self.span_from(start),
-                })
+                let e = self.quoted_string()?;
+                let e = self.postfix(e, false)?;
+                self.end_of_primary()?;
+                Ok(e)
             }
             c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
                 if let Some(text) = self.recognise(super::lex::number) {
-                    if self.peek().is_none_or(ends_bare_word) {
+                    if self.peek().is_none_or(ends_token) {
                         return Ok(Expr {
                             kind: ExprKind::Number(text.to_string()),
                             span: self.span_from(start),
@@ -417,7 +477,7 @@ impl<'a> Parser<'a> {
             c if is_dash(c) && next.is_some_and(|n| n.is_ascii_digit() || n == '.') => {
                 self.bump();
                 if let Some(text) = self.recognise(super::lex::number) {
-                    if self.peek().is_none_or(ends_bare_word) {
+                    if self.peek().is_none_or(ends_token) {
                         return Ok(Expr {
                             kind: ExprKind::Number(format!("-{text}")),
                             span: self.span_from(start),
@@ -432,11 +492,30 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// After `( )`, `{ }`, `@( )` and the like a word must not follow without a space: PowerShell
-    /// would glue them into one argument in ways that are easy to misread, so jitsh refuses.
+    /// After an argument that is one PowerShell token (a quoted string, variable, bracketed
+    /// expression or block, with its member accesses): the next command element may follow
+    /// directly. A few characters would continue the token in PowerShell in ways jitsh does not
+    /// model, so they are rejected: `.` that is not a member access jitsh read (`'a'.5`), `?`
+    /// (`?.`/`?[` are null-conditional accesses), a single `:`, and `<#` (PowerShell allows a
+    /// block comment between a value and its member access).
+    fn end_of_primary(&self) -> PResult<()> {
+        let Some(c) = self.peek() else { return Ok(()) };
+        let what = match c {
+            '.' | '?' | ':' => c.to_string(),
+            '<' if self.peek2() == Some('#') => "<#".to_string(),
+            _ => return Ok(()),
+        };
+        self.invalid(format!(
+            "`{what}` directly after a quoted string, variable or bracketed argument is ambiguous; \
+             add a space"
+        ))
+    }
+
+    /// After a type literal or a splat a word must not follow without a space: PowerShell would
+    /// read them as one bare word, jitsh as two things, so jitsh refuses.
     fn no_glued_word(&self) -> PResult<()> {
         match self.peek() {
-            Some(c) if !ends_bare_word(c) => self.invalid(format!(
+            Some(c) if !ends_token(c) => self.invalid(format!(
                 "`{c}` directly after a bracketed argument is ambiguous; add a space"
             )),
             _ => Ok(()),
@@ -469,19 +548,19 @@ impl<'a> Parser<'a> {
             }
         }
         while let Some(c) = self.peek() {
-            if ends_bare_word(c) {
+            if ends_token(c) {
                 break;
             }
             if c == '`' {
+                // `ScanGenericToken`: inside a word every backtick escapes the next character,
+                // a newline too (the word goes on); at the end of the input it is a backtick.
                 self.bump();
                 match self.bump() {
-                    Some('\n') => break,
-                    Some('\r') => {
-                        self.eat('\n');
+                    Some(e) => text.push(self.escape(e)?),
+                    None => {
+                        text.push('`');
                         break;
                     }
-                    Some(e) => text.push(escape_char(e)),
-                    None => return self.incomplete("a backtick ends the input"),
                 }
                 continue;
             }
@@ -537,6 +616,12 @@ impl<'a> Parser<'a> {
             return self.expected("an argument");
         }
         if let Some(c @ ('(' | '{')) = self.peek() {
+            // PowerShell reads `a(` as a word and an open bracket: with no closing bracket
+            // anywhere after it, it waits for more input, so jitsh says incomplete.
+            let close = if c == '(' { ')' } else { '}' };
+            if !self.rest().contains(close) {
+                return self.incomplete(format!("a `{close}` is missing"));
+            }
             return self.invalid(format!(
                 "`{c}` directly after a word is ambiguous; add a space or quote the word"
             ));
@@ -591,5 +676,21 @@ impl<'a> Parser<'a> {
             target: Some(target),
             span: self.span_from(start),
         }))
+    }
+}
+
+/// Whether an argument's first token has the value `--%` (any dash, any quoting).
+fn is_stop_parsing(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::String(lit) => lit.static_value().is_some_and(|v| {
+            let v: String = v
+                .chars()
+                .map(|c| if is_dash(c) { '-' } else { c })
+                .collect();
+            v == "--%"
+        }),
+        ExprKind::List(items) => items.iter().any(is_stop_parsing),
+        ExprKind::Postfix { base, .. } => is_stop_parsing(base),
+        _ => false,
     }
 }

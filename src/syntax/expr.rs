@@ -355,6 +355,17 @@ impl<'a> Parser<'a> {
                     && self.peek2().is_some_and(|n| {
                         n.is_alphabetic() || n == '_' || n == '$' || n == '(' || is_quote(n)
                     }));
+            // `Parser.MemberAccessRule`: in expression mode a `.` with nothing after it waits
+            // for the member name (`$a.` is incomplete input).
+            if allow_step
+                && !is_member
+                && self.peek() == Some('.')
+                && self.peek2() != Some('.')
+                && self.rest_blank_after(1)
+            {
+                self.pos += 1;
+                return self.incomplete("a member name is missing after `.`");
+            }
             if is_member {
                 self.pos += if is_static { 2 } else { 1 };
                 let name = self.member_name()?;
@@ -640,7 +651,7 @@ impl<'a> Parser<'a> {
                         None => return self.incomplete("a `}` is missing in `${...}`"),
                         Some('}') => break,
                         Some('`') => match self.bump() {
-                            Some(c) => name.push(c),
+                            Some(c) => name.push(self.escape(c)?),
                             None => return self.incomplete("a `}` is missing in `${...}`"),
                         },
                         Some(c) => name.push(c),

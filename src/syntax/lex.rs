@@ -27,20 +27,66 @@ pub(crate) fn is_quote(c: char) -> bool {
     is_single_quote(c) || is_double_quote(c)
 }
 
-/// Horizontal white space (newlines are statement separators, not white space).
+/// Horizontal white space as PowerShell counts it (`CharExtensions.IsWhitespace`): space, tab,
+/// vertical tab, form feed, NBSP, NEL and the Unicode separators (Zs, Zl, Zp). Newlines are
+/// statement separators, not white space. U+FEFF and the other format characters are not white
+/// space to PowerShell; the parser rejects them (see `is_rejected_char`).
 pub(crate) fn is_space(c: char) -> bool {
-    c != '\n' && c != '\r' && (c.is_whitespace() || c == '\u{feff}')
+    c != '\n' && c != '\r' && c.is_whitespace()
 }
 
 pub(crate) fn is_newline(c: char) -> bool {
     c == '\n' || c == '\r'
 }
 
-/// Characters that end a bare word in command mode.
-pub(crate) fn ends_bare_word(c: char) -> bool {
+/// Characters that end a generic token (a bare word or command name) and start a new one:
+/// PowerShell's `ForceStartNewToken` trait (white space, newlines, NUL, `& ( ) , ; { | }`).
+/// `<`, `>` and `#` do not: `a>b` is one word, not a redirection, and `a<#` opens no comment.
+pub(crate) fn ends_token(c: char) -> bool {
     is_space(c)
         || is_newline(c)
-        || matches!(c, ';' | '|' | '&' | '(' | ')' | '{' | '}' | ',' | '<' | '>')
+        || matches!(c, '\0' | '&' | '(' | ')' | ',' | ';' | '{' | '|' | '}')
+}
+
+/// Characters that cannot start a command argument: token breaks, and `<`/`>`, which start a
+/// redirection there.
+pub(crate) fn ends_bare_word(c: char) -> bool {
+    ends_token(c) || matches!(c, '<' | '>')
+}
+
+/// Characters jitsh refuses anywhere in a line: control characters other than tab, vertical tab,
+/// form feed, CR, LF and NEL (PowerShell reads NUL as a token break and the others as parts of a
+/// name), and Unicode format characters (zero-width spaces and joiners, direction marks, U+FEFF),
+/// which are invisible but make a name differ from the one a policy lists.
+pub(crate) fn is_rejected_char(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{85}'))
+        || is_format_char(c)
+}
+
+/// Unicode general category Cf (format characters).
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{ad}'
+        | '\u{600}'..='\u{605}'
+        | '\u{61c}'
+        | '\u{6dd}'
+        | '\u{70f}'
+        | '\u{890}'..='\u{891}'
+        | '\u{8e2}'
+        | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}'
+        | '\u{110bd}'
+        | '\u{110cd}'
+        | '\u{13430}'..='\u{1343f}'
+        | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0001}'
+        | '\u{e0020}'..='\u{e007f}')
 }
 
 /// `name-char := letter | digit | '_'`

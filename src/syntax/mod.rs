@@ -32,12 +32,19 @@ pub fn parse(src: &str) -> Result<ast::Script, ParseError> {
 }
 
 /// Entry point for fuzzers: parses arbitrary bytes (invalid UTF-8 is replaced) and, when the
-/// parse succeeds, checks that printing and re-parsing succeeds too.
+/// parse succeeds, asserts that the print parses again, runs the same invocations and prints
+/// the same (see [`crate::resolve::round_trip`]).
+///
+/// # Panics
+/// When the round trip does not hold: that is the finding the fuzzer reports.
+#[allow(
+    clippy::panic,
+    reason = "a fuzz entry point reports a broken property by panicking"
+)]
 pub fn fuzz_parse(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Ok(script) = parse(&text) {
-        let printed = print(&script);
-        let _ = parse(&printed);
+    if let Err(e) = crate::resolve::round_trip(&text, crate::catalog::Catalog::builtin()) {
+        panic!("print round trip fails for {text:?}: {e}");
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::span::Span;
 
 use super::error::{ParseError, ParseErrorKind};
-use super::lex::{is_newline, is_space};
+use super::lex::{escape_char, is_newline, is_space};
 use super::MAX_DEPTH;
 
 pub(crate) type PResult<T> = Result<T, ParseError>;
@@ -158,12 +158,20 @@ impl<'a> Parser<'a> {
             if is_space(c) {
                 self.bump();
             } else if c == '`' {
+                // At the start of a token a backtick before a newline continues the line and one
+                // before white space is white space (`Tokenizer.NextToken`, `SkipWhiteSpace`);
+                // .NET's `char.IsWhiteSpace` is Rust's `char::is_whitespace`.
                 match self.peek2() {
                     None => return self.incomplete("a line-continuation backtick ends the input"),
                     Some('\n') => self.pos += 2,
                     Some('\r') => {
                         self.pos += 2;
                         self.eat('\n');
+                    }
+                    Some(n) if n.is_whitespace() => {
+                        self.bump();
+                        self.bump();
+                        continue;
                     }
                     Some(_) => return Ok(()),
                 }
@@ -187,6 +195,40 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The character a backtick escape stands for; the cursor is after `` `c `` (`c` consumed).
+    /// `` `u{hex} `` (one to six hex digits) is a code point, as in PowerShell
+    /// (`Tokenizer.Backtick`, `ScanUnicodeEscape`); a malformed one is an error there too.
+    pub(crate) fn escape(&mut self, c: char) -> PResult<char> {
+        if c != 'u' {
+            return Ok(escape_char(c));
+        }
+        let start = self.pos;
+        if !self.eat('{') {
+            return self.invalid("`` `u `` must be followed by `{hex digits}`");
+        }
+        let digits: String = self
+            .rest()
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .take(7)
+            .collect();
+        self.pos += digits.len();
+        if digits.is_empty() || digits.len() > 6 || !self.eat('}') {
+            self.pos = start;
+            return self.invalid("a `` `u{...} `` escape needs one to six hex digits and `}`");
+        }
+        match u32::from_str_radix(&digits, 16)
+            .ok()
+            .and_then(char::from_u32)
+        {
+            Some(ch) => Ok(ch),
+            None => {
+                self.pos = start;
+                self.invalid(format!("`` `u{{{digits}}} `` is not a Unicode character"))
+            }
+        }
+    }
+
     /// `block-comment := '<#' any* '#>'`
     fn block_comment(&mut self) -> PResult<()> {
         let start = self.pos;
@@ -201,6 +243,15 @@ impl<'a> Parser<'a> {
                 self.incomplete("a `<#` block comment is not closed")
             }
         }
+    }
+
+    /// Whether only white space, newlines and comments follow the `skip` bytes after the cursor.
+    pub(crate) fn rest_blank_after(&mut self, skip: usize) -> bool {
+        let save = self.pos;
+        self.pos = (self.pos + skip).min(self.src.len());
+        let blank = self.skip_ws_nl().is_ok() && self.at_end();
+        self.pos = save;
+        blank
     }
 
     /// `ws-nl := (ws | newline)*`

@@ -129,7 +129,8 @@ fn statement(out: &mut String, st: &Statement) {
             body,
         } => {
             out.push_str(if *filter { "filter " } else { "function " });
-            out.push_str(name);
+            // The name is read with backtick escapes, like a bare word.
+            word(out, name);
             if !params.is_empty() {
                 out.push('(');
                 param_list(out, params);
@@ -220,7 +221,12 @@ fn param_list(out: &mut String, params: &[ParamDecl]) {
         var(out, &p.variable);
         if let Some(d) = &p.default {
             out.push_str(" = ");
-            paren_expr(out, d);
+            // A default is one expression without a top-level comma; wrapping anything else in
+            // parentheses would add a grouping (and nesting depth) on every print.
+            match d.kind {
+                ExprKind::List(_) => paren_expr(out, d),
+                _ => expr(out, d),
+            }
         }
     }
 }
@@ -255,7 +261,19 @@ fn pipeline(out: &mut String, p: &Pipeline) {
 
 fn command(out: &mut String, c: &Command) {
     match (&c.call_operator, &c.name) {
-        (None, CommandName::Word(w)) => word(out, &w.text),
+        // A name that would need escapes (`.=x`, `a(b`), that would start an operator or a
+        // number when printed bare (`.`, `-x`, `1x`, `+x`, `!x`), or that is a keyword, is
+        // called by its quoted text.
+        (None, CommandName::Word(w))
+            if w.text.chars().all(is_plain_word_char)
+                && w.text != "."
+                && !KEYWORDS.contains(&w.text.to_ascii_lowercase().as_str())
+                && !w.text.starts_with(|c: char| {
+                    super::lex::is_dash(c) || c.is_ascii_digit() || matches!(c, '+' | '!')
+                }) =>
+        {
+            word(out, &w.text)
+        }
         (op, name) => {
             out.push_str(match op {
                 Some(CallOperator::DotSource) => ". ",
@@ -267,37 +285,50 @@ fn command(out: &mut String, c: &Command) {
             }
         }
     }
+    // Redirections print where they stood among the arguments, so nested invocations keep
+    // their source order.
+    let mut redirections = c.redirections.iter().peekable();
     for el in &c.elements {
+        let at = match el {
+            CommandElement::Parameter(p) => p.span.start,
+            CommandElement::Argument(e) => e.span.start,
+        };
+        while let Some(r) = redirections.next_if(|r| r.span.start < at) {
+            redirection(out, r);
+        }
         out.push(' ');
-        match el {
-            CommandElement::Parameter(p) => {
-                out.push('-');
-                word(out, &p.name);
-                if p.colon {
-                    out.push(':');
-                }
-                if let Some(v) = &p.value {
-                    argument(out, v);
-                }
+        command_element(out, el);
+    }
+    for r in redirections {
+        redirection(out, r);
+    }
+}
+
+fn command_element(out: &mut String, el: &CommandElement) {
+    match el {
+        CommandElement::Parameter(p) => {
+            out.push('-');
+            param_name(out, &p.name);
+            if p.colon {
+                out.push(':');
             }
-            CommandElement::Argument(e) => {
-                if let ExprKind::String(s) = &e.kind {
-                    if s.quoting == Quoting::Bare
-                        && s.static_value().is_some_and(|v| {
-                            v.starts_with(['-', '\u{2013}', '\u{2014}', '\u{2015}'])
-                        })
-                    {
-                        // Keep a dash-led word an argument, not a parameter.
-                        string_lit(out, s, true);
-                        continue;
-                    }
-                }
-                argument(out, e);
+            if let Some(v) = &p.value {
+                argument(out, v);
             }
         }
-    }
-    for r in &c.redirections {
-        redirection(out, r);
+        CommandElement::Argument(e) => {
+            if let ExprKind::String(s) = &e.kind {
+                if s.quoting == Quoting::Bare
+                    && s.static_value()
+                        .is_some_and(|v| v.starts_with(['-', '\u{2013}', '\u{2014}', '\u{2015}']))
+                {
+                    // Keep a dash-led word an argument, not a parameter.
+                    string_lit(out, s, true);
+                    return;
+                }
+            }
+            argument(out, e);
+        }
     }
 }
 
@@ -309,6 +340,7 @@ fn argument(out: &mut String, e: &Expr) {
             expr(out, e);
             out.push(')');
         }
+        // Argument lists have two or more items: there is no unary comma in argument mode.
         ExprKind::List(items) => {
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -316,11 +348,6 @@ fn argument(out: &mut String, e: &Expr) {
                 }
                 argument(out, item);
             }
-        }
-        ExprKind::Number(n) if n.starts_with('-') => {
-            out.push('(');
-            out.push_str(n);
-            out.push(')');
         }
         _ => expr(out, e),
     }
@@ -337,24 +364,93 @@ fn redirection(out: &mut String, r: &Redirection) {
 /// A bare word: printed as-is when it is plain, otherwise with every special character escaped.
 fn word(out: &mut String, text: &str) {
     for c in text.chars() {
-        let plain = c.is_alphanumeric()
-            || matches!(
-                c,
-                '-' | '_' | '\\' | '.' | '?' | '%' | '*' | ':' | '/' | '~' | '!' | '+'
-            );
-        if !plain {
-            out.push('`');
-            out.push(match c {
-                '\n' => 'n',
-                '\r' => 'r',
-                '\t' => 't',
-                '\0' => '0',
-                other => other,
-            });
+        if !is_plain_word_char(c) {
+            escaped(out, c);
         } else {
             out.push(c);
         }
     }
+}
+
+/// A parameter name: characters a parameter token does not take bare are escaped, as is a
+/// first character that would not start a parameter (`-1x` is a number, `--` ends parameters).
+fn param_name(out: &mut String, name: &str) {
+    for (i, c) in name.chars().enumerate() {
+        let bare = if i == 0 {
+            c.is_alphabetic() || c == '_' || c == '?'
+        } else {
+            super::lex::is_name_char(c) || super::lex::is_dash(c) || c == '?'
+        };
+        if bare {
+            out.push(c);
+        } else {
+            escaped(out, c);
+        }
+    }
+}
+
+/// A backtick escape that reads back as `c`.
+fn escaped(out: &mut String, c: char) {
+    out.push('`');
+    out.push(match c {
+        '\n' => 'n',
+        '\r' => 'r',
+        '\t' => 't',
+        '\0' => '0',
+        other => other,
+    });
+}
+
+/// PowerShell's keywords: a command with such a name (written `` `if ``) is printed quoted.
+const KEYWORDS: &[&str] = &[
+    "begin",
+    "break",
+    "catch",
+    "class",
+    "configuration",
+    "continue",
+    "data",
+    "define",
+    "do",
+    "dynamicparam",
+    "else",
+    "elseif",
+    "end",
+    "enum",
+    "exit",
+    "filter",
+    "finally",
+    "for",
+    "foreach",
+    "from",
+    "function",
+    "hidden",
+    "if",
+    "in",
+    "inlinescript",
+    "parallel",
+    "param",
+    "process",
+    "return",
+    "sequence",
+    "switch",
+    "throw",
+    "trap",
+    "try",
+    "until",
+    "using",
+    "var",
+    "while",
+    "workflow",
+];
+
+/// Characters a bare word is printed with unescaped.
+fn is_plain_word_char(c: char) -> bool {
+    c.is_alphanumeric()
+        || matches!(
+            c,
+            '-' | '_' | '\\' | '.' | '?' | '%' | '*' | ':' | '/' | '~' | '!' | '+'
+        )
 }
 
 fn single_quoted(out: &mut String, text: &str) {
@@ -451,6 +547,10 @@ fn expr(out: &mut String, e: &Expr) {
             out.push_str(text.trim_start_matches('$'));
         }
         ExprKind::List(items) => {
+            // A one-element list is the unary comma (`,x`): an array, not the element.
+            if items.len() == 1 {
+                out.push(',');
+            }
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
@@ -471,7 +571,10 @@ fn expr(out: &mut String, e: &Expr) {
                 }
                 out.push(' ');
                 match &h.key.kind {
-                    ExprKind::String(s) if s.static_value().is_some() => string_lit(out, s, false),
+                    // A string key, expandable or not, needs no parentheses (they would add
+                    // a grouping on every print).
+                    ExprKind::String(s) => string_lit(out, s, false),
+                    ExprKind::Paren(_) => expr(out, &h.key),
                     _ => paren_expr(out, &h.key),
                 }
                 out.push_str(" = ");
@@ -532,7 +635,14 @@ fn expr(out: &mut String, e: &Expr) {
                                 out.push_str(n)
                             }
                             MemberName::Name(n) => single_quoted(out, n),
-                            MemberName::Dynamic(d) => paren_expr(out, d),
+                            // `.$name`, `.(expr)` and `.$(expr)` print as written: more
+                            // parentheses would add a grouping on every print.
+                            MemberName::Dynamic(d) => match d.kind {
+                                ExprKind::Variable(_)
+                                | ExprKind::Paren(_)
+                                | ExprKind::Subexpression(_) => expr(out, d),
+                                _ => paren_expr(out, d),
+                            },
                         }
                         if let Some(args) = args {
                             out.push('(');

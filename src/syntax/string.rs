@@ -1,9 +1,7 @@
 //! Quoted strings, here-strings and the expansions inside double-quoted ones.
 
 use super::ast::*;
-use super::lex::{
-    escape_char, is_double_quote, is_name_char, is_newline, is_single_quote, is_space,
-};
+use super::lex::{is_double_quote, is_name_char, is_newline, is_single_quote, is_space};
 use super::parser::{PResult, Parser};
 
 impl<'a> Parser<'a> {
@@ -89,7 +87,7 @@ impl<'a> Parser<'a> {
             if c == '`' {
                 self.bump();
                 match self.bump() {
-                    Some(e) => text.push(escape_char(e)),
+                    Some(e) => text.push(self.escape(e)?),
                     None => {
                         return Err(super::error::ParseError::new(
                             super::error::ParseErrorKind::Incomplete,

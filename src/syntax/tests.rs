@@ -125,7 +125,8 @@ fn commands_names_parameters_and_arguments() {
     assert_eq!(c.call_operator, Some(CallOperator::DotSource));
     let c = command("X > out.txt 2>&1");
     assert_eq!(c.redirections.len(), 2);
-    assert_eq!(err("X (a)b").kind, ParseErrorKind::Invalid);
+    // `(a)` is one token in PowerShell: `b` is the next argument.
+    assert_eq!(command("X (a)b").elements.len(), 2);
     assert_eq!(err("X &").kind, ParseErrorKind::Invalid);
     assert_eq!(err("X |").kind, ParseErrorKind::Incomplete);
 }
@@ -242,4 +243,416 @@ fn printer_output_reparses() {
         let printed = print(&ok(src));
         ok(&printed);
     }
+}
+
+#[test]
+fn a_comma_that_follows_no_argument_is_invalid() {
+    // PowerShell: "Missing argument in parameter list"; there is no unary comma in argument mode.
+    for src in [
+        "Set-Mailbox ,alice",
+        "Set-Mailbox,alice",
+        "Set-Mailbox alice > out.txt ,bob",
+        "Set-Mailbox -Identity ,alice",
+        "Set-Mailbox -Identity: ,alice",
+        "$x = @(MBX01,MBX02)",
+        "Get-Mailbox | Set-Mailbox ,(Get-Date)",
+    ] {
+        let e = err(src);
+        assert_eq!(e.kind, ParseErrorKind::Invalid, "{src}");
+        assert!(
+            e.message.contains("missing argument") || e.message.contains("expected a value"),
+            "{src}: {}",
+            e.message
+        );
+    }
+    // A comma after an argument still makes a list.
+    for src in [
+        "Set-Mailbox a, b",
+        "Set-Mailbox a ,b",
+        "Set-Mailbox -Identity:a,b",
+    ] {
+        ok(src);
+    }
+}
+
+/// The parameter names of a one-command line, in order.
+fn param_names(src: &str) -> Vec<String> {
+    command(src)
+        .elements
+        .iter()
+        .filter_map(|e| match e {
+            CommandElement::Parameter(p) => Some(p.name.clone()),
+            CommandElement::Argument(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_ends_at_its_closing_quote_or_bracket() {
+    for src in [
+        "X -A 'v'-B:x",
+        "X -A \"v\"-B:x",
+        "X -A \u{2018}v\u{2019}-B:x",
+        "X -A $(1)-B:x",
+        "X -A (1)-B:x",
+        "X -A @(1)-B:x",
+        "X -A @{a=1}-B:x",
+        "X -A {1}-B:x",
+        "X -A $v.P-B:x",
+        "X -A $v[0]-B:x",
+        "X -A:'v'-B x",
+        "X -A @'\nv\n'@-B x",
+        "X -A 'v'` -B x",
+    ] {
+        let names = param_names(src);
+        assert_eq!(names, ["A", "B"], "{src:?}");
+    }
+    // A splat, a string, a block or a script block may follow directly.
+    let c = command("X 'v'@p");
+    assert!(matches!(
+        &c.elements[1],
+        CommandElement::Argument(Expr {
+            kind: ExprKind::Splat(_),
+            ..
+        })
+    ));
+    assert_eq!(command("X 'a'\"b\"").elements.len(), 2);
+    assert_eq!(command("X 'a''b'").elements.len(), 1);
+    assert_eq!(arg_text(&command("X 'a''b'"), 0).as_deref(), Some("a'b"));
+    assert_eq!(command("X 'a'{b}").elements.len(), 2);
+    // An unbraced variable ends at `=`, which then starts a word (`=-B` is no parameter).
+    assert_eq!(arg_text(&command("X $v=-B"), 1).as_deref(), Some("=-B"));
+    assert_eq!(command("X 'a']").elements.len(), 2);
+    assert_eq!(command("X 'a'>f").redirections.len(), 1);
+    // A word, or a variable glued to a word character, is one token (`ScanGenericToken`).
+    assert_eq!(
+        arg_text(&command("X a'b c'-D"), 0).as_deref(),
+        Some("ab c-D")
+    );
+    assert_eq!(command("X $env:T\\x-D").elements.len(), 1);
+    assert_eq!(arg_text(&command("X a>b"), 0).as_deref(), Some("a>b"));
+    assert_eq!(arg_text(&command("X a#b"), 0).as_deref(), Some("a#b"));
+    // What PowerShell would glue in ways jitsh does not model is rejected.
+    for src in [
+        "X 'a'.5",
+        "X 'a'?.b",
+        "X 'a':b",
+        "X 'a'<#c#>.Length",
+        "X @p'x'",
+        "X @p.x",
+        "X [int]x",
+        "X @$",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+}
+
+#[test]
+fn comments_and_here_strings_glued_to_a_token() {
+    // `#` after a closing quote or bracket starts a comment; the next line is a new statement.
+    for src in [
+        "X 'a'#'\nY b\n#'",
+        "X \"a\"#\"\nY b\n#\"",
+        "X (1)#'\nY b\n#'",
+        "X $(1)#'\nY b\n#'",
+        "X $v.P#'\nY b\n#'",
+    ] {
+        let script = ok(src);
+        assert_eq!(script.statements.len(), 2, "{src:?}");
+    }
+    // `@'` after a closing quote opens a here-string.
+    let script = ok("X 'a'@'\n'@\nY b");
+    assert_eq!(script.statements.len(), 2);
+    // Inside a word `#` and `<#` are word characters, as in PowerShell.
+    let script = ok("X a<#\nY b\n#>");
+    assert!(script.statements.len() >= 2);
+    assert_eq!(err("X -P<#\nY\n#>").kind, ParseErrorKind::Invalid);
+}
+
+#[test]
+fn backtick_before_white_space_is_white_space() {
+    for ws in [
+        " ", "\t", "\u{b}", "\u{c}", "\u{a0}", "\u{85}", "\u{2003}", "\u{3000}", "\u{2028}",
+    ] {
+        let src = format!("X a `{ws}-B y");
+        assert_eq!(param_names(&src), ["B"], "{src:?}");
+    }
+    // Inside a word the backtick escapes the space: one argument.
+    assert_eq!(arg_text(&command("X a` -B"), 0).as_deref(), Some("a -B"));
+    // Inside a word a backtick before a newline keeps the newline in the word; at the end of the
+    // input it is a backtick (`ScanGenericToken`).
+    assert_eq!(arg_text(&command("X a`\n-B"), 0).as_deref(), Some("a\n-B"));
+    assert_eq!(arg_text(&command("X a`"), 0).as_deref(), Some("a`"));
+    assert_eq!(err("X a `").kind, ParseErrorKind::Incomplete);
+}
+
+#[test]
+fn control_and_invisible_characters_are_refused() {
+    for c in [
+        '\u{0}',
+        '\u{1}',
+        '\u{1b}',
+        '\u{1f}',
+        '\u{7f}',
+        '\u{80}',
+        '\u{9f}',
+        '\u{ad}',
+        '\u{200b}',
+        '\u{200f}',
+        '\u{202e}',
+        '\u{2060}',
+        '\u{feff}',
+        '\u{e0001}',
+    ] {
+        for src in [
+            format!("Remove-Mailbox{c}"),
+            format!("{c}X"),
+            format!("X -P{c}Q"),
+            format!("X 'a{c}'"),
+        ] {
+            let e = err(&src);
+            assert_eq!(e.kind, ParseErrorKind::Invalid, "{src:?}");
+        }
+    }
+    // PowerShell's white space separates tokens.
+    for c in [
+        '\u{85}', '\u{a0}', '\u{b}', '\u{c}', '\u{1680}', '\u{2000}', '\u{2028}', '\u{2029}',
+        '\u{202f}', '\u{3000}',
+    ] {
+        assert_eq!(
+            word_name(&command(&format!("Get-Mailbox{c}x"))),
+            "Get-Mailbox"
+        );
+    }
+    // Escapes that produce such characters are refused in names.
+    for src in [
+        "Get-X`0",
+        "Get-X`a",
+        "Get-X`u{200B}",
+        "& \"Get-X`0\"",
+        "function F`0 { 1 }",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+}
+
+#[test]
+fn unicode_escapes_are_decoded() {
+    assert_eq!(word_name(&command("Get-Mailbo`u{78}")), "Get-Mailbox");
+    assert_eq!(
+        arg_text(&command("X \"`u{41}`u{1F600}\""), 0).as_deref(),
+        Some("A\u{1F600}")
+    );
+    assert_eq!(arg_text(&command("X a`u{2d}b"), 0).as_deref(), Some("a-b"));
+    for src in [
+        "X a`ux",
+        "X a`u{}",
+        "X a`u{1234567}",
+        "X a`u{110000}",
+        "X a`u{D800}",
+        "X \"`u{41\"",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+}
+
+#[test]
+fn stop_parsing_is_refused_in_every_spelling() {
+    for src in [
+        "X --% a | Y",
+        "X `--% a",
+        "X -`-% a",
+        "X '--%' a",
+        "X \"--%\" a",
+        "X \"-`-%\" a",
+        "X @'\n--%\n'@ a",
+        "X 'a'--% b",
+        "X -- --% a",
+        "& '--%' a",
+        "X '--%',b a",
+        "X '--%'.Length a",
+        "X -P:'--%' a",
+        "X \u{2013}-% a",
+        "X \u{2014}\u{2015}% a",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+    // Text that only contains it is an ordinary argument.
+    assert_eq!(arg_text(&command("X 'a--%'"), 0).as_deref(), Some("a--%"));
+    assert_eq!(command("X --").elements.len(), 0);
+}
+
+/// Every input PowerShell's parser reports as incomplete (`ReportIncompleteInput` in Parser.cs
+/// and tokenizer.cs) is `Incomplete`: the shell then asks for more instead of sending a line
+/// pwsh would wait on.
+#[test]
+fn completeness_agrees_with_powershell() {
+    for src in [
+        "X 'x'[",
+        "X \"x\"[",
+        "X $a[",
+        "X $a[0",
+        "X (1)[",
+        "X $(1)[",
+        "X @(1)[",
+        "X @{a=1}[",
+        "X {1}[",
+        "X @'\nx\n'@[",
+        "$a.",
+        "$a::",
+        "$a.b.",
+        "[int]::",
+        "$a.b(",
+        "$a.b(1,",
+        "'x'[",
+        "'x'.",
+        "@(",
+        "@{",
+        "@{a",
+        "@{a=",
+        "[int",
+        "[",
+        "[System.Collections.Generic.List[string",
+        "-join",
+        "1 -join",
+        "param(",
+        "param($a,",
+        "[CmdletBinding()]",
+        "function f",
+        "function f(",
+        "filter f",
+        "if",
+        "if (",
+        "if ($a)",
+        "if ($a) {} else",
+        "if ($a) {} elseif",
+        "foreach",
+        "foreach (",
+        "foreach ($a",
+        "foreach ($a in",
+        "foreach ($a in $b)",
+        "for",
+        "for (",
+        "for ($i=0;",
+        "while",
+        "while ($a)",
+        "do",
+        "do {}",
+        "do {} while",
+        "do {} until (",
+        "switch",
+        "switch (",
+        "switch ($a)",
+        "switch ($a) {",
+        "switch ($a) { 'a'",
+        "switch -file",
+        "try",
+        "try {}",
+        "try {} catch",
+        "try {} finally",
+        "trap",
+        "$a =",
+        "$a +=",
+        "1 +",
+        "1 -and",
+        "1 ..",
+        "1,",
+        "!",
+        "-not",
+        "X |",
+        "X &&",
+        "X ||",
+        "X -P:",
+        "&",
+        "X <#",
+        "\"abc",
+        "'abc",
+        "\"$(",
+        "${a",
+        "$(",
+        "(",
+        "{",
+        "X `",
+        "begin",
+        "process",
+        "end",
+        "dynamicparam",
+        "return (",
+        "throw (",
+        "exit (",
+        "X @(",
+        "X -P:@(",
+        "$a = @{ b = ",
+        ",",
+        "X a,",
+        "$a[1,",
+        "[int]$",
+        "$a.b.",
+        "'x'.",
+        "$a.  # c",
+        "clean",
+        "class",
+        "$a ?",
+        "$a ??",
+        "$a ? 1 :",
+        "$a ? 1",
+        "function",
+        "filter",
+        "[Parameter(Mandatory)",
+        "X a(",
+        "X a{",
+        "X | # c",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Incomplete, "{src:?}");
+    }
+    // Unsupported but finished: refused, not waited on.
+    for src in ["$a ? 1 : 2", "$a ?? 1"] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+    // Complete in PowerShell, complete here.
+    for src in ["if ($a) {}", "X a`", "X $a", "begin { X }", "X 'a'"] {
+        assert!(parse(src).is_ok(), "{src:?}");
+    }
+}
+
+#[test]
+fn names_with_letters_powershell_folds_to_ascii_are_refused() {
+    for src in [
+        "Get-Ma\u{131}lbox",
+        "Get-Mailbox -Identit\u{131} x",
+        "Remove-Mailbox -\u{212a}eep x",
+        "\u{17f}et-Mailbox",
+        "& 'Get-Ma\u{131}lbox'",
+        "function Get-Ma\u{131}lbox { 1 }",
+        "Get-Ma`u{131}lbox",
+    ] {
+        let e = err(src);
+        assert_eq!(e.kind, ParseErrorKind::Invalid, "{src:?}");
+    }
+    // As data they are fine.
+    assert_eq!(arg_text(&command("X -P 'ı'"), 0).as_deref(), Some("ı"));
+}
+
+#[test]
+fn dot_sources_only_where_powershell_does() {
+    // `ScanDot`: `.` before a token break, `$` or an ASCII quote is the dot-source operator.
+    for src in [
+        ". .\\x.ps1",
+        ".$x",
+        ". 'x'",
+        ".'x'",
+        ".\"x\"",
+        ".{ 1 }",
+        ".(1)",
+    ] {
+        assert_eq!(
+            command(src).call_operator,
+            Some(CallOperator::DotSource),
+            "{src:?}"
+        );
+    }
+    // Otherwise it starts a word: `` .`x `` is the command `.x`.
+    let c = command(".`x");
+    assert_eq!((c.call_operator, word_name(&c)), (None, ".x"));
+    assert_eq!(err(".\u{2018}x\u{2019}").kind, ParseErrorKind::Invalid);
 }

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::policy::ParamConstraints;
+
 /// The payload of a jitsh approval token. Times are RFC 3339 strings on the wire.
 ///
 /// Claims this version does not know are kept in [`Claims::extra`] so that a newer issuer's
@@ -28,10 +30,11 @@ pub struct Claims {
     pub rule: String,
     /// Granted task names (cmdlet names, as in the rule).
     pub tasks: Vec<String>,
-    /// Optional parameter constraints, in the same form as a policy rule's `params` table; the
-    /// gate interprets them.
+    /// Optional parameter scope, in the same form as a policy rule's `params` table on the
+    /// wire. Typed: it is parsed and its patterns compiled once, when the token is verified, and
+    /// a token whose scope does not parse is refused then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params: Option<serde_json::Value>,
+    pub params: Option<ParamConstraints>,
     /// The approval request id.
     pub request: String,
     /// Who approved.
@@ -42,9 +45,13 @@ pub struct Claims {
     /// Exact-command approval: the canonical invocation text the grant is limited to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
-    /// Audience: the gate or runspace the token is meant for.
+    /// Offline use: for how many seconds after `iat` a gate that cannot reach the approval
+    /// service may still honour the token, copied from the rule's `offline` at issue time. None:
+    /// never without the service. (jitsh tokens carry no `aud`: a token is bound to the service
+    /// by its signing key and to its user by `sub`, and a gate refuses a token that names an
+    /// audience, since it enforces none.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub offline: Option<u64>,
     /// Claims this version does not interpret, preserved as received.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,

@@ -165,6 +165,16 @@ impl PublicKey {
         &self.bytes
     }
 
+    /// The SHA-256 of the 32 key bytes in lowercase hex (64 digits): what a person compares
+    /// before trusting the key (the kid is its first 16 digits).
+    pub fn fingerprint(&self) -> String {
+        ring::digest::digest(&ring::digest::SHA256, &self.bytes)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The public key file text: as the private key file, with `PUBLIC` in the armour lines and
     /// the 32-byte public key as the body.
     pub fn to_file_text(&self) -> String {
@@ -308,6 +318,21 @@ mod tests {
         assert!(key.kid().bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(key.kid(), kid_of(key.public_key().bytes()));
         assert_ne!(key.kid(), SigningKey::from_seed([2; 32]).unwrap().kid());
+    }
+
+    #[test]
+    fn fingerprint_is_the_full_hash_the_kid_starts_with() {
+        let key = SigningKey::from_seed([4; 32]).unwrap().public_key();
+        let fp = key.fingerprint();
+        assert_eq!(fp.len(), 64);
+        assert!(fp.starts_with(key.kid()));
+        assert_ne!(
+            fp,
+            SigningKey::from_seed([5; 32])
+                .unwrap()
+                .public_key()
+                .fingerprint()
+        );
     }
 
     #[test]

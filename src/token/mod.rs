@@ -33,7 +33,9 @@ mod verify;
 
 pub use claims::Claims;
 pub use keys::{kid_of, PublicKey, SigningKey, TrustStore};
-pub use verify::{issue, peek_unverified, verify, Unverified, VerifiedToken, DEFAULT_SKEW};
+pub use verify::{
+    issue, peek_unverified, verify, Unverified, VerifiedToken, DEFAULT_SKEW, MAX_SKEW,
+};
 
 use time::OffsetDateTime;
 

@@ -5,8 +5,14 @@ use time::{Duration, OffsetDateTime};
 
 use super::{paseto, show_time, Claims, SigningKey, TokenError, TrustStore};
 
-/// Clock skew a gate tolerates by default at both ends of a token's lifetime.
+/// Clock skew a gate tolerates by default at both ends of a token's lifetime; every command
+/// that checks a token uses this default.
 pub const DEFAULT_SKEW: Duration = Duration::seconds(60);
+
+/// The largest skew any check tolerates: a larger one would stretch a grant past the window its
+/// approver gave, so it is refused where it is configured and capped here whatever the caller
+/// passes.
+pub const MAX_SKEW: Duration = Duration::minutes(5);
 
 /// Claim names [`Claims`] owns; `extra` may not repeat them (that would emit duplicate keys).
 const KNOWN_CLAIMS: [&str; 14] = [
@@ -23,8 +29,13 @@ const KNOWN_CLAIMS: [&str; 14] = [
     "approvers",
     "uses",
     "command",
-    "aud",
+    "offline",
 ];
+
+/// Claims a jitsh token must not carry: `aud` would promise a restriction to one gate that no
+/// jitsh gate enforces, so a token naming one is refused rather than honoured more widely than
+/// its issuer meant.
+const REFUSED_CLAIMS: [&str; 1] = ["aud"];
 
 /// Longest kid echoed back in an error; footers are attacker-controlled text.
 const MAX_SHOWN_KID: usize = 64;
@@ -43,6 +54,15 @@ pub fn issue(claims: &Claims, key: &SigningKey) -> Result<String, TokenError> {
     {
         return Err(TokenError::Unissuable(format!(
             "extra claim `{name}` repeats a standard claim"
+        )));
+    }
+    if let Some(name) = claims
+        .extra
+        .keys()
+        .find(|k| REFUSED_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(TokenError::Unissuable(format!(
+            "claim `{name}` is not part of jitsh tokens"
         )));
     }
     if claims.exp <= claims.nbf {
@@ -75,6 +95,15 @@ pub fn verify(token: &str, trust: &TrustStore) -> Result<VerifiedToken, TokenErr
     })?;
     paseto::verify_decoded(key.bytes(), &decoded, b"")?;
     let claims = parse_claims(&decoded.message)?;
+    if let Some(name) = claims
+        .extra
+        .keys()
+        .find(|k| REFUSED_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(TokenError::BadClaims(format!(
+            "claim `{name}` restricts the token in a way jitsh gates do not enforce"
+        )));
+    }
     Ok(VerifiedToken { claims, kid })
 }
 
@@ -100,9 +129,10 @@ impl VerifiedToken {
         self.check_user(user)
     }
 
-    /// `nbf - skew <= now < exp + skew`; a negative skew counts as zero.
+    /// `nbf - skew <= now < exp + skew`; a negative skew counts as zero and one over
+    /// [`MAX_SKEW`] counts as [`MAX_SKEW`].
     pub fn check_time(&self, now: OffsetDateTime, skew: Duration) -> Result<(), TokenError> {
-        let skew = skew.max(Duration::ZERO);
+        let skew = skew.clamp(Duration::ZERO, MAX_SKEW);
         // An overflowing bound lies beyond every representable instant, so it cannot refuse.
         if let Some(start) = self.claims.nbf.checked_sub(skew) {
             if now < start {
@@ -198,7 +228,7 @@ mod tests {
             approvers: vec!["bob".into()],
             uses: None,
             command: None,
-            aud: None,
+            offline: None,
             extra: serde_json::Map::new(),
         }
     }
@@ -233,8 +263,21 @@ mod tests {
                 "alice"
             )
             .is_ok());
+        // a huge skew is capped, never a way to run an expired token
+        assert!(matches!(
+            t.check(OffsetDateTime::UNIX_EPOCH, Duration::MAX, "alice"),
+            Err(TokenError::NotYetValid { .. })
+        ));
+        assert!(matches!(
+            t.check(datetime!(2026-11-28 11:00 UTC), Duration::days(1), "alice"),
+            Err(TokenError::Expired { .. })
+        ));
         assert!(t
-            .check(OffsetDateTime::UNIX_EPOCH, Duration::MAX, "alice")
+            .check(
+                datetime!(2026-11-27 11:04:59 UTC),
+                Duration::days(1),
+                "alice"
+            )
             .is_ok());
     }
 
