@@ -14,6 +14,7 @@ pub mod gate;
 pub mod invocation;
 pub mod net;
 pub mod policy;
+pub mod purview;
 pub mod resolve;
 pub mod service;
 pub mod shell;

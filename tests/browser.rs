@@ -1,7 +1,8 @@
 //! The admin center in a real browser: headless Chromium driven over WebDriver (chromedriver).
 //! Signs in, files a request, approves it as another user, checks a non-approver does not see
-//! it, plays a recording and jumps to a decision marker. With `JITSH_SCREENSHOTS=docs` it saves
-//! screenshots of the main pages into docs/ (`docs/ui-*.png`, shown in the README).
+//! it, plays a recording and jumps to a decision marker. Saves screenshots of the main pages into
+//! docs/ (`docs/ui-*.png`, shown in the README; `JITSH_SCREENSHOTS=tmp` keeps them out of the
+//! checkout).
 //!
 //! Needs `chromium` and `chromedriver` (Debian's `chromium` and `chromium-driver`); under
 //! `CI=true` their absence fails the test, elsewhere it prints SKIPPED.
@@ -139,16 +140,15 @@ async fn sign_out(c: &Client) {
     wait_for_path(c, "/ui/signin").await;
 }
 
-/// Takes a screenshot of the page (which also proves it rendered). Written into docs/ only when
-/// `JITSH_SCREENSHOTS=docs` asks for it (to refresh the README's pictures), so a test run leaves
-/// the checkout as it found it; otherwise into the system's temporary folder.
+/// Takes a screenshot of the page (which also proves it rendered) into docs/, where the README
+/// shows it; `JITSH_SCREENSHOTS=tmp` writes it to the system's temporary folder instead.
 async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
-    let dir = if std::env::var("JITSH_SCREENSHOTS").as_deref() == Ok("docs") {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
-    } else {
+    let dir = if std::env::var("JITSH_SCREENSHOTS").as_deref() == Ok("tmp") {
         std::env::temp_dir()
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
     };
     std::fs::write(dir.join(format!("ui-{name}.png")), png).unwrap();
 }

@@ -119,8 +119,17 @@ fn client_connection_mistakes_say_what_is_wrong() {
         ("http://127.0.0.1:1", "line\nbreak", "JITSH_CREDENTIAL"),
     ];
     for (server, credential, expected) in cases {
+        // The credential comes from a file (never the command line, where `ps` shows it).
+        let cred_file = tmp.path().join("credential");
+        std::fs::write(&cred_file, credential).unwrap();
         let out = jitsh(
-            &["requests", "--server", server, "--credential", credential],
+            &[
+                "requests",
+                "--server",
+                server,
+                "--credential-file",
+                cred_file.to_str().unwrap(),
+            ],
             tmp.path(),
         );
         let err = stderr(&out);

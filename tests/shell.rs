@@ -2053,3 +2053,371 @@ fn an_edited_or_removed_recording_is_named_by_verify_and_replay() {
     let (code, v) = verify(&["--recordings", moved.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{v}");
 }
+
+// Purview's own cmdlets (`*-ElevatedAccess*`), carried out by the gate against a real service.
+
+/// `jitsh exec` as the holder of `credential`, trusting the service in `state`.
+fn exec_as(
+    fx: &Fixture,
+    state: &Path,
+    server: &str,
+    credential: &str,
+    line: &str,
+) -> std::process::Output {
+    Command::new(JITSH)
+        .arg("exec")
+        .arg("--policies")
+        .arg(fx.path("policies"))
+        .args(["--server", server, "--trust-key"])
+        .arg(state.join("signing.pub"))
+        .args(
+            test_runspace()
+                .map(|r| vec!["--runspace".to_string(), r])
+                .unwrap_or_default(),
+        )
+        .arg("--")
+        .arg(line)
+        .env("JITSH_CREDENTIAL", credential)
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap()
+}
+
+fn out_text(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err_text(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The RequestId in the first row of a default request table.
+fn request_id_from_table(out: &str) -> String {
+    out.lines()
+        .skip_while(|l| !l.trim_start().starts_with("---------"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no request row in:\n{out}"))
+        .to_string()
+}
+
+/// A service process, stopped when the test ends (also when it fails).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fixture with a running service and users alice (requester), bob (approver) and root
+/// (global admin); `None` when the service is not in this build.
+fn purview_setup(fx: &Fixture) -> Option<(Running, String, PathBuf, [String; 3])> {
+    let state = fx.path("state");
+    std::fs::create_dir(&state).unwrap();
+    let alice = add_user(&state, "alice", "");
+    let bob = add_user(&state, "bob", "mbmanagers");
+    let root = add_user(&state, "root", "global-admin");
+    let (service, server) = start_service(fx, &state);
+    Some((Running(service), server, state, [alice, bob, root]))
+}
+
+#[test]
+fn purview_request_approve_status_and_the_task_runs_through_exec() {
+    let fx = Fixture::new();
+    let Some((_service, server, state, [alice, bob, _])) = purview_setup(&fx) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the approval service is not in this build"
+        );
+        println!("SKIPPED: the approval service is not in this build");
+        return;
+    };
+    let run = |who: &str, line: &str| exec_as(&fx, &state, &server, who, line);
+
+    let made = run(
+        &alice,
+        "New-ElevatedAccessRequest -Task 'Exchange\\New-MoveRequest' -Reason 'move bob to DB02'",
+    );
+    assert_eq!(made.status.code(), Some(0), "{}", err_text(&made));
+    let table = out_text(&made);
+    assert!(
+        table.contains("RequestId") && table.contains("RequestStatus"),
+        "{table}"
+    );
+    assert!(table.contains("Pending"), "{table}");
+    let id = request_id_from_table(&table);
+    // The default duration is 4 hours.
+    let shown = run(
+        &alice,
+        &format!("Get-ElevatedAccessRequest -Identity {id} | Format-List"),
+    );
+    assert!(
+        out_text(&shown).contains("DurationHours  : 4"),
+        "{}",
+        out_text(&shown)
+    );
+
+    // Not yet approved: the task needs approval and nothing runs.
+    let early = run(&alice, "New-MoveRequest -Identity bob -TargetDatabase DB02");
+    assert_eq!(early.status.code(), Some(1), "{}", err_text(&early));
+    assert_eq!(move_requests(&fx), 0);
+
+    // The requester cannot approve her own request: an error record, nothing approved.
+    let own = run(
+        &alice,
+        &format!("Approve-ElevatedAccessRequest -RequestId {id} -Comment ok"),
+    );
+    assert_eq!(own.status.code(), Some(1));
+    let e = err_text(&own);
+    assert!(e.starts_with("Approve-ElevatedAccessRequest : "), "{e}");
+    assert!(
+        e.contains("+ CategoryInfo") && e.contains("+ FullyQualifiedErrorId"),
+        "{e}"
+    );
+
+    let approved = run(
+        &bob,
+        &format!("Approve-ElevatedAccessRequest -RequestId {id} -Comment 'ok for tonight'"),
+    );
+    assert_eq!(approved.status.code(), Some(0), "{}", err_text(&approved));
+
+    let status = run(
+        &alice,
+        &format!("Get-ElevatedAccessRequest -Identity {id} | Select-Object RequestStatus"),
+    );
+    assert_eq!(
+        out_text(&status),
+        "\nRequestStatus\n-------------\nApproved\n\n"
+    );
+    let filtered = run(&alice, "Get-ElevatedAccessRequest | Where-Object {$_.RequestStatus -eq 'Approved'} | select RequestId");
+    assert!(out_text(&filtered).contains(&id), "{}", out_text(&filtered));
+    let none = run(
+        &alice,
+        "Get-ElevatedAccessRequest | ? RequestStatus -EQ Denied",
+    );
+    assert_eq!(out_text(&none), "");
+
+    let ran = run(&alice, "New-MoveRequest -Identity bob -TargetDatabase DB02");
+    assert_eq!(ran.status.code(), Some(0), "{}", err_text(&ran));
+    assert_eq!(
+        move_requests(&fx),
+        1,
+        "the approved request covered the task"
+    );
+}
+
+#[test]
+fn purview_lines_mixed_with_runspace_commands_are_refused_whole() {
+    let fx = Fixture::new();
+    let Some((_service, server, state, [alice, ..])) = purview_setup(&fx) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the approval service is not in this build"
+        );
+        println!("SKIPPED: the approval service is not in this build");
+        return;
+    };
+    for line in [
+        "Get-ElevatedAccessRequest; Remove-Mailbox bob",
+        "Remove-Mailbox bob; Get-ElevatedAccessRequest",
+        "Get-ElevatedAccessRequest | ForEach-Object { Remove-Mailbox bob }",
+        "Get-ElevatedAccessRequest | Where-Object { Remove-Mailbox bob }",
+        "Get-Mailbox | Get-ElevatedAccessRequest",
+        "New-ElevatedAccessRequest -Task New-MoveRequest -Reason \"$(Remove-Mailbox bob)\"",
+    ] {
+        let o = exec_as(&fx, &state, &server, &alice, line);
+        assert_eq!(o.status.code(), Some(1), "{line}: {}", err_text(&o));
+        assert!(
+            err_text(&o).contains("FullyQualifiedErrorId"),
+            "{line}: {}",
+            err_text(&o)
+        );
+        // The runspace never started (it writes its state file when it does).
+        assert!(fx.state().is_null(), "{line}: nothing ran in the runspace");
+    }
+}
+
+#[test]
+fn purview_approval_policy_puts_a_task_behind_approval_without_a_restart() {
+    let fx = Fixture::new();
+    let Some((_service, server, state, [alice, bob, root])) = purview_setup(&fx) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the approval service is not in this build"
+        );
+        println!("SKIPPED: the approval service is not in this build");
+        return;
+    };
+    let run = |who: &str, line: &str| exec_as(&fx, &state, &server, who, line);
+    let line = "Set-Mailbox -Identity bob -Office B2";
+    assert_eq!(run(&alice, line).status.code(), Some(2), "no rule: denied");
+
+    let policy = "New-ElevatedAccessApprovalPolicy -Task 'Exchange\\Set-Mailbox' -ApprovalType Manual -ApproverGroup 'mbmanagers'";
+    for who in [&alice, &bob] {
+        let o = run(who, policy);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "only global admins: {}",
+            out_text(&o)
+        );
+        assert!(
+            err_text(&o).contains("not_global_admin"),
+            "{}",
+            err_text(&o)
+        );
+    }
+    let made = run(&root, policy);
+    assert_eq!(made.status.code(), Some(0), "{}", err_text(&made));
+    let file = std::fs::read_to_string(fx.path("policies/purview-set-mailbox.toml")).unwrap();
+    assert!(
+        file.starts_with("# Generated by New-ElevatedAccessApprovalPolicy"),
+        "{file}"
+    );
+
+    // In force for the very next line, with no restart of anything.
+    let o = run(&alice, line);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "now behind approval: {}",
+        err_text(&o)
+    );
+    let listed = run(&alice, "Get-ElevatedAccessApprovalPolicy | Where-Object Task -Like 'Set-*' | Format-List Identity,ApprovalType,ApproverGroup");
+    assert_eq!(
+        out_text(&listed),
+        "\nIdentity      : purview-set-mailbox\nApprovalType  : Manual\nApproverGroup : mbmanagers\n\n"
+    );
+    // The service uses the new rule too: a request for the task names it.
+    let asked = run(&alice, "New-ElevatedAccessRequest -Task Set-Mailbox -Reason 'office move' | Select-Object ApprovalPolicy");
+    assert!(
+        out_text(&asked).contains("purview-set-mailbox"),
+        "{}{}",
+        out_text(&asked),
+        err_text(&asked)
+    );
+
+    assert_eq!(
+        run(
+            &alice,
+            "Remove-ElevatedAccessApprovalPolicy -Identity purview-set-mailbox"
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+    let removed = run(
+        &root,
+        "Remove-ElevatedAccessApprovalPolicy -Identity purview-set-mailbox",
+    );
+    assert_eq!(removed.status.code(), Some(0), "{}", err_text(&removed));
+    assert!(!fx.path("policies/purview-set-mailbox.toml").exists());
+    assert_eq!(run(&alice, line).status.code(), Some(2), "denied again");
+    // A rule that shares its file with others is not removed by id.
+    let shared = run(&root, "Remove-ElevatedAccessApprovalPolicy mailbox-moves");
+    assert_eq!(shared.status.code(), Some(1));
+    assert!(
+        err_text(&shared).contains("policy_shared_file"),
+        "{}",
+        err_text(&shared)
+    );
+    // A policy for a task an allow rule covers changes nothing, and says so.
+    let shadowed = run(
+        &root,
+        "New-ElevatedAccessApprovalPolicy -Task Remove-Mailbox -ApprovalType Auto",
+    );
+    assert_eq!(shadowed.status.code(), Some(0), "{}", err_text(&shadowed));
+    assert!(
+        out_text(&shadowed)
+            .contains("WARNING: `Remove-Mailbox` is also allowed by rule mailbox-cleanup"),
+        "{}",
+        out_text(&shadowed)
+    );
+    // The control cmdlets are refused, not silently accepted.
+    let control = run(&root, "Disable-ElevatedAccessControl");
+    assert_eq!(control.status.code(), Some(1));
+    assert!(
+        err_text(&control).contains("JitshNotAvailable"),
+        "{}",
+        err_text(&control)
+    );
+}
+
+#[test]
+fn purview_cmdlets_in_the_shell_request_and_pick_up_the_approval() {
+    let fx = Fixture::new();
+    let Some((_service, server, state, [alice, bob, root])) = purview_setup(&fx) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the approval service is not in this build"
+        );
+        println!("SKIPPED: the approval service is not in this build");
+        return;
+    };
+    let public = state.join("signing.pub").display().to_string();
+    let mut cmd = CommandBuilder::new(JITSH);
+    cmd.args(fx.shell_args());
+    cmd.args(["--server", &server, "--trust-key", &public]);
+    cmd.env("JITSH_CREDENTIAL", &alice);
+    let mut s = Screen::spawn(&fx, cmd, 160);
+    s.wait_for("PS ", 20);
+
+    let m = s.line("New-ElevatedAccessRequest -Task 'Exchange\\New-MoveRequest' -Reason 'move bob' -DurationHours 2");
+    let out = s.wait_after(m, "Pending", 15);
+    let id = request_id_from_table(&out);
+    let approved = exec_as(
+        &fx,
+        &state,
+        &server,
+        &bob,
+        &format!("Approve-ElevatedAccessRequest -RequestId {id} -Comment ok"),
+    );
+    assert_eq!(approved.status.code(), Some(0), "{}", err_text(&approved));
+    s.wait_after(m, "its token is now in use", 20);
+
+    let m = s.line(&format!(
+        "Get-ElevatedAccessRequest -Identity {id} | select RequestStatus,DurationHours"
+    ));
+    let out = s.wait_after(m, "Approved", 15);
+    assert!(out.contains("RequestStatus DurationHours"), "{out}");
+
+    let m = s.line("Get-ElevatedAccessRequest; Remove-Mailbox bob");
+    s.wait_after(m, "JitshGateOnlyCommand", 15);
+
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.prompt_after(m, 15);
+    assert_eq!(
+        move_requests(&fx),
+        1,
+        "the approved request's token covered the line"
+    );
+    assert!(
+        mailbox_names(&fx.state()).contains(&"Bob Smith".to_string()),
+        "the mixed line ran nothing"
+    );
+
+    // A policy added while the session runs is in force for its next line.
+    let m = s.line("Set-Mailbox -Identity bob -Office B2");
+    s.wait_after(m, "denied", 15);
+    let made = exec_as(
+        &fx,
+        &state,
+        &server,
+        &root,
+        "New-ElevatedAccessApprovalPolicy -Task 'Exchange\\Set-Mailbox' -ApprovalType Manual -ApproverGroup mbmanagers",
+    );
+    assert_eq!(made.status.code(), Some(0), "{}", err_text(&made));
+    let m = s.line("Set-Mailbox -Identity bob -Office B2");
+    s.wait_after(m, ":request Set-Mailbox", 15);
+    // A policy folder that stops loading refuses every line.
+    std::fs::write(fx.path("policies/zz-broken.toml"), "[[rule]\n").unwrap();
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.wait_after(m, "no longer load", 15);
+    std::fs::remove_file(fx.path("policies/zz-broken.toml")).unwrap();
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.wait_after(m, "Bob Smith", 15);
+    s.quit();
+}

@@ -24,6 +24,8 @@ pub fn gate_outcomes(action: &str) -> Option<&'static [&'static str]> {
         ACTION => &["allow", "approval", "deny"],
         "gate.request" => &["ok", "error"],
         "gate.abort" | "gate.bypass" => &["error"],
+        // A Purview cmdlet the gate carried out against the service (which audits the action).
+        "purview.command" => &["ok", "error"],
         _ => return None,
     })
 }

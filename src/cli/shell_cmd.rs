@@ -165,7 +165,7 @@ fn audit_exec(
     session: &str,
     user: &str,
     line: &str,
-    decision: &crate::gate::LineDecision,
+    what: Recorded<'_>,
 ) -> Result<(), String> {
     let sink = shell::SessionAudit::open(
         dir,
@@ -175,8 +175,18 @@ fn audit_exec(
         config.server.clone().zip(config.credential.clone()),
     )
     .map_err(|e| e.to_string())?;
-    let event =
-        crate::audit::decision::event(user, session, line, decision, "exec", shell::now_rfc3339());
+    let event = match what {
+        Recorded::Decision(d) => {
+            crate::audit::decision::event(user, session, line, d, "exec", shell::now_rfc3339())
+        }
+        Recorded::Purview(code) => {
+            let outcome = if code == 0 { "ok" } else { "error" };
+            let mut ev = shell::event(user, "purview.command", session, outcome);
+            ev.details.insert("line".into(), line.into());
+            ev.details.insert("via".into(), "exec".into());
+            ev
+        }
+    };
     let appended = sink.append(event).map_err(|e| e.to_string());
     let closed = sink.close();
     appended?;
@@ -218,8 +228,8 @@ pub fn exec(args: ExecArgs) -> ExitCode {
         );
     };
     let session = shell::new_session_id();
-    let record = |line: &str, d: &crate::gate::LineDecision, user: &str| {
-        audit_exec(&config, &dir, &session, user, line, d)
+    let record = |line: &str, user: &str, what: Recorded<'_>| {
+        audit_exec(&config, &dir, &session, user, line, what)
     };
     match gate_and_run(&rt, &mut access, &program, &line, &record) {
         Ok(Gated::Ran(status) | Gated::Refused(status)) => exit_code(status),
@@ -253,8 +263,8 @@ fn piped(gate: GateOpts, program: &[OsString], record_dir: PathBuf) -> ExitCode 
     }
     // One session for the whole input, so its decisions can be found together.
     let session = shell::new_session_id();
-    let record = |line: &str, d: &crate::gate::LineDecision, user: &str| {
-        audit_exec(&config, &record_dir, &session, user, line, d)
+    let record = |line: &str, user: &str, what: Recorded<'_>| {
+        audit_exec(&config, &record_dir, &session, user, line, what)
     };
     let mut status = 0;
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
@@ -294,8 +304,17 @@ enum Gated {
     Refused(i32),
 }
 
-/// What records a decision (line, decision, the session's user) before anything else happens.
-type Record<'a> = dyn Fn(&str, &crate::gate::LineDecision, &str) -> Result<(), String> + 'a;
+/// What a line of exec or piped input left to record.
+#[derive(Debug, Clone, Copy)]
+enum Recorded<'d> {
+    /// The gate's decision, recorded before anything runs.
+    Decision(&'d crate::gate::LineDecision),
+    /// A Purview cmdlet the gate carried out, with its status (0 done).
+    Purview(u8),
+}
+
+/// What records a line (the line, the session's user, what to record).
+type Record<'a> = dyn Fn(&str, &str, Recorded<'_>) -> Result<(), String> + 'a;
 
 /// Gate one line, record the decision, and, if it is allowed, run it through a fresh runspace;
 /// a refusal is printed with the command that asks for access.
@@ -306,9 +325,30 @@ fn gate_and_run(
     line: &str,
     record: &Record<'_>,
 ) -> Result<Gated, String> {
-    let d = rt.block_on(access.check(line)).decision;
+    // Purview's own cmdlets are carried out by the gate; they never reach the runspace. The
+    // service audits what they do; the gate records the line and its outcome, as the shell does.
+    if let Some(code) = rt.block_on(shell::purview::exec_line(line, access)) {
+        record(line, access.user(), Recorded::Purview(code)).map_err(|e| {
+            format!("the command ran but could not be recorded in the audit log: {e}")
+        })?;
+        return Ok(if code == 0 {
+            Gated::Ran(0)
+        } else {
+            Gated::Refused(i32::from(code))
+        });
+    }
+    let mut checked = rt.block_on(access.check(line));
+    // A line that needs approval may be covered by a request approved since (Purview's flow:
+    // New-ElevatedAccessRequest, approval, then the task): take up those tokens and decide again.
+    if checked.decision.decision == Effect::Approval && access.has_service() {
+        for notice in rt.block_on(access.adopt_approved()) {
+            eprintln!("jitsh: {}", crate::text::escape(&notice));
+        }
+        checked = rt.block_on(access.check(line));
+    }
+    let d = checked.decision;
     // No record, no run: every decision is audited before anything else happens.
-    record(line, &d, access.user()).map_err(|e| {
+    record(line, access.user(), Recorded::Decision(&d)).map_err(|e| {
         format!("the decision could not be recorded, so the line does not run: {e}")
     })?;
     if d.incomplete {

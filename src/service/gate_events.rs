@@ -4,7 +4,8 @@
 //! - sets each event's `time` (the gate's own time is kept as `details.sent_time`), its actor
 //!   (the authenticated caller) and the receipt fields (`received_by`, `gate_batch`);
 //! - accepts only the gate's own actions, each with its outcomes: `session.start`,
-//!   `session.end`, `gate.decision`, `gate.request`, `gate.abort`, `gate.bypass`; never a
+//!   `session.end`, `gate.decision`, `gate.request`, `gate.abort`, `gate.bypass`,
+//!   `purview.command`; never a
 //!   `request.*`, `grant.*`, `token.*` or any other service action;
 //! - lets an event name a request (`details.request`) or a token (`details.token_id`, an
 //!   invocation's `token`) only when that request or grant belongs to the caller, so a gate
@@ -58,7 +59,8 @@ pub fn admit(
                 "action_not_allowed",
                 format!(
                     "event {i} has action `{}`; gates send only session.start, session.end, \
-                     gate.decision, gate.request, gate.abort and gate.bypass events",
+                     gate.decision, gate.request, gate.abort, gate.bypass and purview.command \
+                     events",
                     e.action
                 ),
             ));
@@ -206,7 +208,12 @@ mod tests {
 
     #[test]
     fn only_gate_actions_pass() {
-        for a in ["session.start", "gate.decision", "gate.request"] {
+        for a in [
+            "session.start",
+            "gate.decision",
+            "gate.request",
+            "purview.command",
+        ] {
             assert!(gate_action(a), "{a}");
         }
         for a in [

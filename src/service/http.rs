@@ -104,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/revocations", get(revocations))
         .route("/v1/grants/{jti}/use", post(use_grant))
         .route("/v1/locks", post(set_lock).delete(clear_lock).get(locks))
-        .route("/v1/policies/{file}", put(put_policy))
+        .route("/v1/policies/{file}", put(put_policy).delete(remove_policy))
         .route("/v1/users", post(add_user))
         .route("/v1/audit/events", post(gate_events))
         .merge(super::ui::router(state.clone()))
@@ -656,6 +656,17 @@ async fn put_policy(
     })?;
     state
         .run(move |s, _| s.put_policy(&who, &file, &text))
+        .await
+        .map(Json)
+}
+
+async fn remove_policy(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .run(move |s, _| s.remove_policy(&who, &id))
         .await
         .map(Json)
 }

@@ -65,6 +65,38 @@ pub struct Access {
     pending: Vec<Pending>,
     /// The user was named explicitly (`--user`, JITSH_USER): it must then be the credential's.
     user_explicit: bool,
+    /// Where the policies come from, and what the folder looked like when they were loaded:
+    /// a policy file added, changed or removed (`New-ElevatedAccessApprovalPolicy`, an edit)
+    /// is in force from the next line on.
+    policies_dir: PathBuf,
+    policies_stamp: Vec<(String, u64, i64, u64)>,
+    /// The folder changed and no longer loads: every line is refused until it does again.
+    policies_error: Option<String>,
+}
+
+/// Name, size, modification time (ns) and inode of every policy file: any edit changes it.
+fn folder_stamp(dir: &std::path::Path) -> Vec<(String, u64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out: Vec<(String, u64, i64, u64)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let m = e.metadata().ok()?;
+                    Some((
+                        name,
+                        m.len(),
+                        m.mtime()
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(m.mtime_nsec()),
+                        m.ino(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// Where policies, tokens and keys come from.
@@ -84,6 +116,7 @@ pub struct AccessConfig {
 
 impl Access {
     pub fn load(config: &AccessConfig) -> Result<Access, ShellError> {
+        let policies_stamp = folder_stamp(&config.policies_dir);
         let policies = policy::load_dir(&config.policies_dir).map_err(|errors| {
             ShellError::Config(format!(
                 "the policies in `{}` were not loaded: {}",
@@ -133,7 +166,33 @@ impl Access {
             service,
             pending: Vec::new(),
             user_explicit: config.user_explicit,
+            policies_dir: config.policies_dir.clone(),
+            policies_stamp,
+            policies_error: None,
         })
+    }
+
+    /// Load the policy folder again when it changed since it was loaded. A folder that no
+    /// longer loads refuses every line (fail closed) until it is fixed.
+    pub fn refresh_policies(&mut self) {
+        let stamp = folder_stamp(&self.policies_dir);
+        if stamp == self.policies_stamp {
+            return;
+        }
+        self.policies_stamp = stamp;
+        match policy::load_dir(&self.policies_dir) {
+            Ok(set) => {
+                self.policies = set;
+                self.policies_error = None;
+            }
+            Err(errors) => {
+                self.policies_error = Some(format!(
+                    "the policies in `{}` changed and no longer load ({}); every line is refused until they do",
+                    self.policies_dir.display(),
+                    errors.to_string().replace('\n', "; ")
+                ));
+            }
+        }
     }
 
     /// With an approval service, the session's user is the one its credential authenticates
@@ -181,6 +240,20 @@ impl Access {
 
     /// Gate one line with the clock as it is now.
     pub async fn check(&mut self, line: &str) -> Checked {
+        self.refresh_policies();
+        if let Some(why) = &self.policies_error {
+            return Checked {
+                decision: LineDecision {
+                    text: line.to_string(),
+                    decision: Effect::Deny,
+                    reason: why.clone(),
+                    incomplete: false,
+                    error: None,
+                    invocations: Vec::new(),
+                },
+                privileged: false,
+            };
+        }
         let first = self.decide(line, &HashSet::new(), self.service.is_some());
         let privileged = uses_tokens(&first);
         let Some(service) = &self.service else {
@@ -258,6 +331,94 @@ impl Access {
                 )
             })
             .collect()
+    }
+
+    /// The approval service connection, if any.
+    pub fn service(&self) -> Option<&Service> {
+        self.service.as_ref()
+    }
+
+    /// The policies the gate decides with.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    pub fn catalog(&self) -> &'static Catalog {
+        self.catalog
+    }
+
+    /// Watch a request made outside `:request` (Purview's `New-ElevatedAccessRequest`): its
+    /// token is picked up once it is approved.
+    pub fn track(&mut self, id: &str, task: &str) {
+        self.pending.push(Pending {
+            id: id.to_string(),
+            task: task.to_string(),
+            status: "pending".into(),
+        });
+    }
+
+    /// Take up the tokens of this user's approved requests that the session does not hold yet
+    /// (a request made with `New-ElevatedAccessRequest` in an earlier `jitsh exec`). Each token
+    /// is verified against the trusted keys like any other and still confirmed at use.
+    pub async fn adopt_approved(&mut self) -> Vec<String> {
+        let Some(service) = &self.service else {
+            return Vec::new();
+        };
+        let Ok(page) = service
+            .api(
+                reqwest::Method::GET,
+                "/v1/requests?mine=true&status=approved",
+                None,
+            )
+            .await
+        else {
+            return Vec::new();
+        };
+        let held: HashSet<String> = self
+            .tokens
+            .iter()
+            .map(|t| t.token.claims().jti.clone())
+            .collect();
+        let ids: Vec<(String, String)> = page
+            .get("requests")
+            .and_then(|r| r.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|r| {
+                        r.get("grant")
+                            .and_then(|g| g.get("jti"))
+                            .and_then(|j| j.as_str())
+                            .is_none_or(|j| !held.contains(j))
+                    })
+                    .filter_map(|r| {
+                        let id = r.get("id")?.as_str()?.to_string();
+                        let task = r
+                            .get("task")
+                            .and_then(|t| t.as_str())
+                            .unwrap_or("")
+                            .to_string();
+                        Some((id, task))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut notices = Vec::new();
+        for (id, task) in ids {
+            let Ok(Some(text)) = service.fetch_token(&id).await else {
+                continue;
+            };
+            match token::verify(&text, &self.trust) {
+                Ok(verified) => self.tokens.push(HeldToken {
+                    token: verified,
+                    source: format!("request {id} ({task})"),
+                }),
+                Err(e) => notices.push(format!(
+                    "request {id} for `{task}` was approved, but its token cannot be used: {e}"
+                )),
+            }
+        }
+        notices
     }
 
     /// Send a request to the service; returns its id.

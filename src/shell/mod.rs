@@ -17,6 +17,8 @@ pub mod meta;
 pub mod osc;
 pub mod proxy;
 pub mod pty;
+pub mod purview;
+pub mod purview_admin;
 pub mod record;
 pub mod service;
 pub mod term;

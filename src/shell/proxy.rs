@@ -728,6 +728,9 @@ impl Session {
             let notices = self.access.poll().await;
             self.notify(&notices)?;
         }
+        if let Some(plan) = super::purview::recognise(&self.access, &text) {
+            return self.purview(&text, plan).await;
+        }
         let checked = self.access.check(&text).await;
         let decision = checked.decision;
         if decision.incomplete {
@@ -824,6 +827,59 @@ so no privileged line runs\r\n",
         }
         self.editor.leave_for_message(&mut out);
         out.extend_from_slice(refusal_message(&decision).as_bytes());
+        self.editor.begin(&self.prompt);
+        self.editor.redraw_below(&mut out);
+        self.write_out(&out)
+    }
+
+    /// A Purview cmdlet (`*-ElevatedAccess*`): carried out here, against the approval service,
+    /// audited and marked in the recording; nothing reaches the runspace.
+    async fn purview(
+        &mut self,
+        text: &str,
+        plan: Result<crate::purview::PurviewLine, crate::purview::PurviewError>,
+    ) -> Result<(), ShellError> {
+        let outcome = match &plan {
+            Ok(line) => super::purview::run(line, &mut self.access).await,
+            Err(e) => super::purview::Outcome {
+                output: String::new(),
+                error: Some(super::purview::refused(text, e)),
+            },
+        };
+        let marker = self.recorder.marker(format!(
+            "purview {}",
+            if outcome.error.is_some() {
+                "error"
+            } else {
+                "ok"
+            }
+        ));
+        let mut ev = event(
+            self.access.user(),
+            "purview.command",
+            &self.session_id,
+            if outcome.error.is_some() {
+                "error"
+            } else {
+                "ok"
+            },
+        );
+        ev.details.insert("line".into(), text.to_string().into());
+        if let Some(err) = &outcome.error {
+            ev.details.insert("error".into(), err.clone().into());
+        }
+        ev.details.insert("marker".into(), marker.into());
+        if self.audit.append(ev).is_err() {
+            self.audit_failed = true;
+        }
+        let mut out = Vec::new();
+        self.editor.leave_for_message(&mut out);
+        let mut msg = outcome.output;
+        if let Some(err) = outcome.error {
+            msg.push_str(&err);
+        }
+        // The text is already escaped value by value; only the line ends change.
+        out.extend_from_slice(msg.replace('\n', "\r\n").as_bytes());
         self.editor.begin(&self.prompt);
         self.editor.redraw_below(&mut out);
         self.write_out(&out)

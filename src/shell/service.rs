@@ -60,6 +60,58 @@ impl Service {
         Ok(body)
     }
 
+    /// One call to the service's REST API: the answer's JSON, or the service's error code and
+    /// message (`unreachable` when it did not answer).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, ApiFailure> {
+        let mut rb = self.auth(self.http.request(method, format!("{}{path}", self.base)));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        self.answer(rb).await
+    }
+
+    async fn answer(&self, rb: reqwest::RequestBuilder) -> Result<serde_json::Value, ApiFailure> {
+        let resp = rb.send().await.map_err(|e| ApiFailure {
+            code: "unreachable".into(),
+            message: format!("the approval service could not be reached ({})", short(&e)),
+        })?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(ApiFailure {
+            code: body
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("http_error")
+                .to_string(),
+            message: body
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("the approval service answered {status}")),
+        })
+    }
+
+    /// `PUT` a text body (a policy file) and return the answer.
+    pub async fn put_text(
+        &self,
+        path: &str,
+        text: String,
+    ) -> Result<serde_json::Value, ApiFailure> {
+        let rb = self
+            .auth(self.http.put(format!("{}{path}", self.base)))
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(text);
+        self.answer(rb).await
+    }
+
     pub async fn create_request(&self, spec: &RequestSpec) -> Result<String, ShellError> {
         let params: serde_json::Map<String, serde_json::Value> = spec
             .params
@@ -185,6 +237,13 @@ impl Service {
     }
 }
 
+/// Why a service call failed: the service's error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFailure {
+    pub code: String,
+    pub message: String,
+}
+
 /// What the service said about a grant at use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
@@ -196,7 +255,7 @@ pub enum Confirm {
 }
 
 /// Token ids are base64url; anything else is percent-encoded so it stays one path segment.
-fn url_segment(text: &str) -> String {
+pub fn url_segment(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
