@@ -667,6 +667,17 @@ async fn forged_gate_events_never_reach_the_log_or_another_users_request() {
             422,
             "invalid_outcome",
         ),
+        // A Purview line the gate carried out is `ok` or `error`, never a decision.
+        (
+            with("purview.command", "allow", json!({})),
+            422,
+            "invalid_outcome",
+        ),
+        (
+            with("purview.command", "approved", json!({})),
+            422,
+            "invalid_outcome",
+        ),
         (
             with("gate.decision", "allow", json!({"request": 7})),
             422,

@@ -2078,6 +2078,8 @@ fn exec_as(
         .arg("--")
         .arg(line)
         .env("JITSH_CREDENTIAL", credential)
+        // Each decision is spooled here for the service, never in the tester's home.
+        .env("JITSH_RECORD_DIR", fx.path("rec"))
         .env("JITSH_EXSIM_STATE", fx.path("state.json"))
         .current_dir(fx.dir.path())
         .output()
