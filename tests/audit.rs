@@ -187,20 +187,25 @@ fn forged_appended_record_is_named() {
     let trust = trust_file(dir.path());
     let (code, v) = verify_cli(&[&file], &trust);
     assert_eq!(code, 1);
-    assert_bad(&v, "unsealed", 13, Some(13));
+    // The log had stopped cleanly: a record after the shutdown checkpoint is never an unclean
+    // stop.
+    assert_bad(&v, "appended", 13, Some(13));
 
-    // Sealing it with a checkpoint from another key does not help.
+    // Sealing the log with a checkpoint from another key does not help.
+    ls.pop();
     let other = AuditSigner {
         kid: "svc-1".into(),
         seed: [1; 32],
     };
     let cp = chain::CheckpointSigner::new(&other).unwrap();
-    let ckpt = chain::checkpoint_event(&cp, 13, &forged.hash, "2026-03-04T05:06:08Z", "shutdown");
-    ls.push(chain::encode(14, &forged.hash, &ckpt).unwrap().line);
+    let ckpt = chain::checkpoint_event(&cp, 12, &head, "2026-03-04T05:06:08Z", "open");
+    let sealed = chain::encode(13, &head, &ckpt).unwrap();
+    ls.push(sealed.line.clone());
+    ls.push(chain::encode(14, &sealed.hash, &numbered(99)).unwrap().line);
     write_lines(&file, &ls);
     let (code, v) = verify_cli(&[&file], &trust);
     assert_eq!(code, 1);
-    assert_bad(&v, "forged", 14, Some(14));
+    assert_bad(&v, "forged", 13, Some(13));
 }
 
 #[test]
@@ -755,15 +760,15 @@ fn forward_command_sends_only_what_is_new() {
     log.append(numbered(50)).unwrap();
     log.close().unwrap();
     let out = jitsh(&["audit", "forward", "--to", &to, logdir.to_str().unwrap()]);
-    // The log ended sealed, so reopening adds no checkpoint: 6 is the event, 7 the shutdown one.
-    assert!(String::from_utf8_lossy(&out.stdout).contains("delivered 2 records"));
+    // 6 is the checkpoint every start writes, 7 the event, 8 the shutdown checkpoint.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("delivered 3 records"));
     let seqs: Vec<u64> = collector
         .join()
         .unwrap()
         .iter()
         .map(|m| assert_rfc5424(m))
         .collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 // ---------------------------------------------------------------------------------------------

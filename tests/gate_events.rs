@@ -21,6 +21,13 @@ const POLICY: &str = r#"
 id = "read-only"
 effect = "allow"
 tasks = ["Get-*"]
+
+[[rule]]
+id = "moves"
+effect = "approval"
+tasks = ["New-MoveRequest"]
+approval = "auto"
+max_duration = "4h"
 "#;
 
 /// A state folder, a policy folder, users and a spool folder.
@@ -208,7 +215,12 @@ fn event(actor: &str, action: &str, subject: &str) -> AuditEvent {
         actor: actor.into(),
         action: action.into(),
         subject: subject.into(),
-        outcome: "allow".into(),
+        outcome: if action.starts_with("session.") {
+            "ok"
+        } else {
+            "allow"
+        }
+        .into(),
         details: json!({ "line": format!("Get-Mailbox {subject}") })
             .as_object()
             .cloned()
@@ -353,7 +365,7 @@ async fn the_service_takes_only_own_gate_events_and_each_batch_once() {
     );
     // The largest batch (500 events, under the 64 KiB body limit) is taken whole.
     let full: Vec<Value> = (0..500)
-        .map(|i| json!({"time": "2026-11-27T10:00:00Z", "actor": "alice", "action": "gate.x", "subject": format!("f{i}"), "outcome": ""}))
+        .map(|i| json!({"time": "2026-11-27T10:00:00Z", "actor": "alice", "action": "gate.decision", "subject": format!("f{i}"), "outcome": "allow"}))
         .collect();
     let started = std::time::Instant::now();
     let (status, body) = server
@@ -408,8 +420,9 @@ async fn the_service_takes_only_own_gate_events_and_each_batch_once() {
     server.terminate();
     env.verify();
     let records = env.gate_records();
-    let (bulk, records): (Vec<Value>, Vec<Value>) =
-        records.into_iter().partition(|r| r["action"] == "gate.x");
+    let (bulk, records): (Vec<Value>, Vec<Value>) = records
+        .into_iter()
+        .partition(|r| r["subject"].as_str().unwrap_or_default().starts_with('f'));
     assert_eq!(bulk.len(), 500);
     assert_eq!(subjects(&records), ["r1", "r2", "r4"], "{records:#?}");
     assert_eq!(records[2]["actor"], "bob");
@@ -536,4 +549,216 @@ fn a_batch_resent_after_a_lost_answer_is_logged_once_even_across_a_restart() {
     env.verify();
     let records = env.gate_records();
     assert_eq!(subjects(&records), ["e1", "e2", "e3", "e4"], "{records:#?}");
+}
+
+impl Server {
+    async fn call(&self, cred: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let client = reqwest::Client::new();
+        let url = format!("{}{path}", self.url);
+        let req = match method {
+            "GET" => client.get(url),
+            _ => client.post(url).json(&body),
+        };
+        let resp = req.bearer_auth(cred).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_gate_events_never_reach_the_log_or_another_users_request() {
+    let env = Env::new();
+    let server = env.start("127.0.0.1:0");
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    // Bob's request, approved at once by its rule, and alice's own.
+    let mut grants = HashMap::new();
+    let mut requests = HashMap::new();
+    for (who, cred) in [("bob", &bob), ("alice", &alice)] {
+        let (status, body) = server
+            .call(
+                cred,
+                "POST",
+                "/v1/requests",
+                json!({"task": "New-MoveRequest", "reason": "ticket 1", "duration": "1h"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let (_, shown) = server
+            .call(cred, "GET", &format!("/v1/requests/{id}"), Value::Null)
+            .await;
+        let jti = shown["grant"]["jti"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{shown}"));
+        grants.insert(who, jti.to_owned());
+        requests.insert(who, id);
+    }
+    let with = |action: &str, outcome: &str, details: Value| {
+        let mut e = serde_json::to_value(event("alice", action, "s-alice")).unwrap();
+        e["outcome"] = json!(outcome);
+        e["details"] = details;
+        e
+    };
+    let refused = [
+        // The issue's forgery: an approval note joined to bob's request.
+        (
+            with(
+                "gate.decision",
+                "allow",
+                json!({"line": "approved by CAB-1234", "request": requests["bob"]}),
+            ),
+            403,
+            "not_your_request",
+        ),
+        // The same through bob's token, at the top or in an invocation.
+        (
+            with("gate.decision", "allow", json!({"token_id": grants["bob"]})),
+            403,
+            "not_your_request",
+        ),
+        (
+            with(
+                "gate.decision",
+                "allow",
+                json!({"invocations": [{"name": "New-MoveRequest", "token": grants["bob"]}]}),
+            ),
+            403,
+            "not_your_request",
+        ),
+        (
+            with("gate.request", "ok", json!({"request": "r-does-not-exist"})),
+            403,
+            "not_your_request",
+        ),
+        // Service actions are never a gate's to write.
+        (
+            with("request.approve", "approved", json!({})),
+            422,
+            "action_not_allowed",
+        ),
+        (
+            with("request.local", "ok", json!({})),
+            422,
+            "action_not_allowed",
+        ),
+        (
+            with("token.issue", "ok", json!({})),
+            422,
+            "action_not_allowed",
+        ),
+        (
+            with("grant.revoke", "ok", json!({})),
+            422,
+            "action_not_allowed",
+        ),
+        (
+            with("audit.checkpoint", "ok", json!({})),
+            422,
+            "action_not_allowed",
+        ),
+        // Each action has its outcomes.
+        (
+            with("gate.decision", "approved", json!({})),
+            422,
+            "invalid_outcome",
+        ),
+        (
+            with("session.start", "allow", json!({})),
+            422,
+            "invalid_outcome",
+        ),
+        // A Purview line the gate carried out is `ok` or `error`, never a decision.
+        (
+            with("purview.command", "allow", json!({})),
+            422,
+            "invalid_outcome",
+        ),
+        (
+            with("purview.command", "approved", json!({})),
+            422,
+            "invalid_outcome",
+        ),
+        (
+            with("gate.decision", "allow", json!({"request": 7})),
+            422,
+            "invalid_details",
+        ),
+    ];
+    for (n, (e, status, code)) in refused.into_iter().enumerate() {
+        let (got, body) = server
+            .post(
+                &alice,
+                json!({"batch": format!("forged-{n}"), "events": [e]}),
+            )
+            .await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(code)),
+            "{n}: {body}"
+        );
+    }
+
+    // Her own request and token may be named; the time is the service's.
+    let own = with(
+        "gate.decision",
+        "allow",
+        json!({"request": requests["alice"], "invocations": [{"name": "New-MoveRequest", "token": grants["alice"]}]}),
+    );
+    let mut own_time = own.clone();
+    own_time["time"] = json!("1999-01-01T00:00:00Z");
+    let (status, body) = server
+        .post(&alice, json!({"batch": "own", "events": [own_time]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Her session is hers: bob cannot add records to it, even in his own name.
+    let mut intruder = serde_json::to_value(event("bob", "gate.decision", "s-alice")).unwrap();
+    intruder["details"] = json!({"line": "approved by CAB-1234"});
+    let (status, body) = server
+        .post(&bob, json!({"batch": "intrude", "events": [intruder]}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_your_session")),
+        "{body}"
+    );
+    env.wait_gate_records(1);
+    server.terminate();
+    env.verify();
+    let records = env.gate_records();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let r = &records[0];
+    assert_eq!(r["details"]["sent_time"], "1999-01-01T00:00:00Z");
+    assert!(r["time"].as_str().unwrap() > "2026", "{r}");
+    assert!(env
+        .audit()
+        .iter()
+        .all(|r| !r.to_string().contains("CAB-1234")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_flooding_the_log_is_slowed_and_others_are_not() {
+    let env = Env::new();
+    let server = env.start("127.0.0.1:0");
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let batch = |who: &str, n: usize| -> Value {
+        let events: Vec<Value> = (0..500)
+            .map(|i| json!({"time": "2026-11-27T10:00:00Z", "actor": who, "action": "gate.decision", "subject": format!("{who}-s{n}-{i}"), "outcome": "deny"}))
+            .collect();
+        json!({"batch": format!("{who}-{n}"), "events": events})
+    };
+    let mut limited = None;
+    for n in 0..20 {
+        let (status, body) = server.post(&alice, batch("alice", n)).await;
+        if status == 429 {
+            assert_eq!(body["error"], "rate_limited", "{body}");
+            limited = Some(n);
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let n = limited.expect("never rate limited");
+    assert!((10..=11).contains(&n), "limited at batch {n}");
+    let (status, body) = server.post(&bob, batch("bob", 0)).await;
+    assert_eq!(status, 200, "{body}");
+    drop(server);
 }

@@ -823,8 +823,8 @@ mod store {
         ));
         let mut seen = Vec::new();
         let n = store
-            .drain_audit(&mut |e| {
-                seen.push(e.subject);
+            .drain_audit(&mut |events| {
+                seen.extend(events.into_iter().map(|e| e.subject));
                 Ok(())
             })
             .unwrap();

@@ -430,9 +430,17 @@ async fn request_approve_token_with_mail_and_webhook() {
         .filter(|e| e["subject"] == id.as_str())
         .map(|e| e["action"].as_str().unwrap().to_owned())
         .collect();
+    // The refused attempts above (self-approval, not an approver) are on record too.
     assert_eq!(
         actions,
-        ["request.create", "request.approve", "token.issue"]
+        [
+            "request.create",
+            "request.refused",
+            "request.refused",
+            "request.refused",
+            "request.approve",
+            "token.issue"
+        ]
     );
 
     // Listing: bob sees it among approved requests; --json is machine-readable.
@@ -1710,8 +1718,9 @@ async fn revocation_and_locks_stop_a_token_on_the_next_line() {
 }
 
 /// Item 5: a token is signed only for what the rule in force allows. Stored rows edited by
-/// hand (a year-long grant, extra tasks, votes removed, more uses) and rules tightened after
-/// approval all leave the grant unsignable.
+/// hand (a year-long grant, extra tasks, votes removed, more uses) no longer match their
+/// request's seal and are refused as tampered; rules tightened after approval leave the grant
+/// unsignable (`beyond_policy`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_token_is_signed_only_for_what_the_rule_allows_now() {
     let env = Env::new();
@@ -1767,15 +1776,19 @@ async fn a_token_is_signed_only_for_what_the_rule_allows_now() {
             .await;
         assert_eq!(
             (status, err["error"].as_str()),
-            (409, Some("beyond_policy")),
+            (409, Some("tampered")),
             "{err}"
         );
     }
     // The grant now names carol: alice may not fetch it, and carol is not its requester.
-    let (status, _) = server
+    let (status, err) = server
         .call("GET", &format!("/v1/requests/{sub}/token"), alice, None)
         .await;
-    assert_eq!(status, 409);
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("tampered")),
+        "{err}"
+    );
     let (status, tok) = server
         .call(
             "GET",
@@ -2040,4 +2053,190 @@ async fn votes_and_quorum_follow_the_rule_in_force() {
         vote(id4.clone(), bob.into()).await,
         (409, "beyond_policy".into())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_edited_in_the_database_are_refused_at_token_issue_and_audited() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let alice = env.cred("alice");
+    let pending = server.request(alice, "New-MoveRequest", "1h").await;
+    let widened = server.request(alice, "Get-MailboxStatistics", "30m").await;
+    let retasked = server.request(alice, "Get-MailboxStatistics", "30m").await;
+    let voted = server.request(alice, "Remove-Mailbox", "1h").await;
+    let untouched = server.request(alice, "Get-MailboxStatistics", "30m").await;
+
+    let db = rusqlite::Connection::open(env.state.join("jitsh.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // The issue's edit: a pending request flipped to approved with a one-year grant.
+    db.execute(
+        "UPDATE requests SET status = 'approved', decided_at = ?2, decided_by = 'bob' WHERE id = ?1",
+        rusqlite::params![pending, now],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO grants (jti, request_id, sub, rule, nbf, exp, uses, used) VALUES ('forged-jti', ?1, 'alice', 'mailbox-moves', ?2, ?3, NULL, 0)",
+        rusqlite::params![pending, now, now + 365 * 86400],
+    )
+    .unwrap();
+    // A real grant's window stretched; a request's tasks rewritten; a vote added.
+    db.execute(
+        "UPDATE grants SET exp = exp + 31536000 WHERE request_id = ?1",
+        rusqlite::params![widened],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE requests SET body = replace(body, 'Get-MailboxStatistics', 'Remove-Mailbox') WHERE id = ?1",
+        rusqlite::params![retasked],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO approvals (request_id, approver, comment, at) VALUES (?1, 'dave', 'ok', ?2)",
+        rusqlite::params![voted, now],
+    )
+    .unwrap();
+    drop(db);
+
+    for id in [&pending, &widened, &retasked] {
+        let (status, body) = server
+            .call("GET", &format!("/v1/requests/{id}/token"), alice, None)
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (409, Some("tampered")),
+            "{id}: {body}"
+        );
+    }
+    // The edited vote does not count towards the quorum: the request cannot be decided.
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/requests/{voted}/approve"),
+            env.cred("bob"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("tampered")),
+        "{body}"
+    );
+    let (status, body) = server
+        .call(
+            "GET",
+            &format!("/v1/requests/{untouched}/token"),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    assert!(server.terminate().success());
+    let alarms: Vec<Value> = env
+        .audit()
+        .into_iter()
+        .filter(|r| r["action"] == "store.tampered")
+        .collect();
+    let subjects: Vec<&str> = alarms
+        .iter()
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, [&pending, &widened, &retasked], "{alarms:#?}");
+
+    // `audit verify --store` finds the edits too; the log itself is intact.
+    let verify = |store: bool| {
+        let mut cmd = Command::new(JITSH);
+        cmd.args([
+            "audit",
+            "verify",
+            "--json",
+            "--no-recordings",
+            "--trust-key",
+        ])
+        .arg(env.state.join("signing.pub"))
+        .arg(env.state.join("audit"));
+        if store {
+            cmd.arg("--store").arg(&env.state);
+        }
+        let out = cmd.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    assert_eq!(verify(false).0, Some(0));
+    let (code, v) = verify(true);
+    assert_eq!((code, &v["kind"]), (Some(1), &json!("store")), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("4 such"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_approvals_failed_logins_and_refused_lock_changes_are_audited() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, carol) = (env.cred("alice"), env.cred("carol"));
+    let id = server.request(alice, "New-MoveRequest", "1h").await;
+    let approve = format!("/v1/requests/{id}/approve");
+    let (status, body) = server.call("POST", &approve, alice, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("self_approval"))
+    );
+    let (status, body) = server.call("POST", &approve, carol, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_an_approver"))
+    );
+    let (status, _) = server
+        .call("GET", "/v1/me", "jitsh_not_a_credential", None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = server
+        .call(
+            "POST",
+            "/v1/locks",
+            carol,
+            Some(json!({"scope": "all", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_global_admin"))
+    );
+    let (status, _) = server
+        .call("DELETE", "/v1/locks?scope=all", carol, None)
+        .await;
+    assert_eq!(status, 403);
+    assert!(server.terminate().success());
+
+    let refusals: Vec<(String, String, String)> = env
+        .audit()
+        .into_iter()
+        .filter(|r| r["outcome"] == "refused")
+        .map(|r| {
+            (
+                r["actor"].as_str().unwrap().to_owned(),
+                r["action"].as_str().unwrap().to_owned(),
+                // Refused steps carry the error code; failed logins say why.
+                r["details"]["error"]
+                    .as_str()
+                    .or(r["details"]["why"].as_str())
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("alice", "request.refused", "self_approval"),
+        ("carol", "request.refused", "not_an_approver"),
+        ("-", "auth.fail", "unknown credential"),
+        ("carol", "lock.refused", "not_global_admin"),
+        ("carol", "lock.refused", "not_global_admin"),
+    ];
+    let got: Vec<(&str, &str, &str)> = refusals
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(got, expected);
+    // The failed credential itself is never logged.
+    assert!(!env.audit_text().contains("jitsh_not_a_credential"));
 }

@@ -623,6 +623,7 @@ fn exec(fx: &Fixture, line: &str) -> std::process::Output {
         )
         .arg("--")
         .arg(line)
+        .env("JITSH_RECORD_DIR", fx.path("rec"))
         .env("JITSH_EXSIM_STATE", fx.path("state.json"))
         .current_dir(fx.dir.path())
         .output()
@@ -835,6 +836,7 @@ fn exec_honours_a_token() {
         .arg(&public)
         .arg("--")
         .arg("New-MoveRequest -Identity bob -TargetDatabase DB02")
+        .env("JITSH_RECORD_DIR", fx.path("rec"))
         .env("JITSH_EXSIM_STATE", fx.path("state.json"))
         .current_dir(fx.dir.path())
         .output()
@@ -1035,6 +1037,24 @@ fn incomplete_lines_continue_and_meta_commands_answer() {
     let out = s.wait_after(m, "no tokens held", 10);
     assert!(out.contains("no pending requests"), "{out}");
     assert_eq!(s.quit(), 0);
+    // The multi-line refusal left a record and a marker.
+    let refused: Vec<serde_json::Value> = audit_records(&fx)
+        .into_iter()
+        .filter(|r| r["action"] == "gate.decision" && r["details"]["multiline"] == true)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0]["outcome"], "deny");
+    assert_eq!(
+        refused[0]["details"]["line"],
+        "Get-Mailbox |\nSelect-Object Name"
+    );
+    assert!(
+        cast_markers(&fx)
+            .iter()
+            .any(|m| m.starts_with("gate: deny multi-line")),
+        "{:?}",
+        cast_markers(&fx)
+    );
 }
 
 /// The README's main command: `jitsh shell` with no `--server` starts an approval service
@@ -1226,6 +1246,7 @@ fn jitsh_alone_still_has_its_simulated_runspace() {
         .args(["--user", "alice", "--", "Get-Mailbox -Identity alice"])
         .current_dir(fx.dir.path())
         .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .env("JITSH_RECORD_DIR", fx.path("rec"))
         .env_remove("JITSH_SERVER")
         .output()
         .unwrap();
@@ -1817,6 +1838,222 @@ fn a_shell_runs_as_its_credentials_user() {
     let _ = service.wait();
 }
 
+/// `jitsh audit search` over `files`: exit code and stdout.
+fn audit_search(args: &[&str], files: &[&Path]) -> (Option<i32>, String) {
+    let out = Command::new(JITSH)
+        .args(["audit", "search"])
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn audit_search_sees_the_decisions_of_a_real_shell_session_and_a_real_exec() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.prompt_after(m, 20);
+    let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
+    s.wait_after(m, ":request New-MoveRequest", 10);
+    s.quit();
+
+    // `jitsh exec` with the approved request's token, recording into the same folder (the
+    // token is checked offline: no service confirms its use here).
+    allow_offline(&fx);
+    let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let (token, public) = issue_token(&fx, "tok-exec", exp);
+    let out = Command::new(JITSH)
+        .arg("exec")
+        .arg("--policies")
+        .arg(fx.path("policies"))
+        .arg("--user")
+        .arg("alice")
+        .arg("--record")
+        .arg(fx.path("rec"))
+        .arg("--token")
+        .arg(&token)
+        .arg("--trust-key")
+        .arg(&public)
+        .arg("--")
+        .arg("New-MoveRequest -Identity bob -TargetDatabase DB02")
+        .env("JITSH_RECORD_DIR", fx.path("rec"))
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A refused exec is recorded too.
+    let denied = exec_recorded(&fx, "Invoke-Expression 'Remove-Mailbox bob'");
+    assert_eq!(denied.status.code(), Some(2));
+
+    // The service's side of the request: its creation and the token it issued.
+    let svc = fx.path("svc");
+    let log = jitsh::audit::AuditLog::open(&svc, None).unwrap();
+    for (action, details) in [
+        (
+            "request.create",
+            serde_json::json!({"task": "New-MoveRequest"}),
+        ),
+        ("token.issue", serde_json::json!({"token_id": "tok-exec"})),
+    ] {
+        jitsh::audit::AuditSink::append(
+            &log,
+            jitsh::audit::AuditEvent {
+                time: "2026-01-01T00:00:00Z".into(),
+                actor: "bob".into(),
+                action: action.into(),
+                subject: "r-1".into(),
+                outcome: "ok".into(),
+                details: details.as_object().cloned().unwrap(),
+            },
+        )
+        .unwrap();
+    }
+    log.close().unwrap();
+    let rec = fx.path("rec/audit");
+
+    // --task finds the shell's decision, with the command's verdict in DETAILS.
+    let (code, out) = audit_search(&["--task", "Get-Mailbox"], &[&rec]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Get-Mailbox -Identity bob [Get-Mailbox:read-only:allow]"),
+        "{out}"
+    );
+    let (code, out) = audit_search(&["--decision", "approval"], &[&rec]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("[New-MoveRequest:mailbox-moves:approval]"),
+        "{out}"
+    );
+    let (code, out) = audit_search(&["--decision", "deny"], &[&rec]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Invoke-Expression"), "{out}");
+
+    // --request joins exec's decision (through its token) to the request's records.
+    let (code, out) = audit_search(&["--request", "r-1"], &[&svc, &rec]);
+    assert_eq!(code, Some(0), "{out}");
+    let decision = out
+        .lines()
+        .position(|l| l.contains("[New-MoveRequest:mailbox-moves:allow]"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let joined: Vec<&str> = out.lines().skip(decision + 1).take(2).collect();
+    assert!(
+        joined[0].trim_start().starts_with("> ") && joined[0].contains("request.create"),
+        "{out}"
+    );
+    assert!(joined[1].contains("token.issue"), "{out}");
+
+    // The exec decision says where it came from.
+    let (_, json) = audit_search(
+        &["--json", "--task", "New-MoveRequest", "--decision", "allow"],
+        &[&rec],
+    );
+    let hit: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(hit["record"]["details"]["via"], "exec", "{json}");
+    assert_eq!(
+        hit["record"]["details"]["invocations"][0]["token"], "tok-exec",
+        "{json}"
+    );
+}
+
+fn exec_recorded(fx: &Fixture, line: &str) -> std::process::Output {
+    Command::new(JITSH)
+        .arg("exec")
+        .arg("--policies")
+        .arg(fx.path("policies"))
+        .arg("--user")
+        .arg("alice")
+        .arg("--record")
+        .arg(fx.path("rec"))
+        .arg("--")
+        .arg(line)
+        .env("JITSH_RECORD_DIR", fx.path("rec"))
+        .env("JITSH_EXSIM_STATE", fx.path("state.json"))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_edited_or_removed_recording_is_named_by_verify_and_replay() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.prompt_after(m, 20);
+    s.quit();
+    let cast = fx.casts().pop().unwrap();
+    let audit = fx.path("rec/audit");
+    let verify = |extra: &[&str]| {
+        let out = Command::new(JITSH)
+            .args(["audit", "verify", "--json", "--trust-key"])
+            .arg(audit.join("signing.pub"))
+            .args(extra)
+            .arg(&audit)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    let replay = || {
+        Command::new(JITSH)
+            .args(["replay", "--markers"])
+            .arg(&cast)
+            .output()
+            .unwrap()
+    };
+    let (code, v) = verify(&[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(replay().status.code(), Some(0));
+
+    let original = std::fs::read(&cast).unwrap();
+    // Edits of several kinds: output rewritten in place, a line dropped, bytes appended.
+    let text = String::from_utf8(original.clone()).unwrap();
+    let rewritten = text.replacen("Bob", "Eve", 1);
+    assert_ne!(rewritten, text);
+    let mut dropped: Vec<&str> = text.lines().collect();
+    dropped.remove(2);
+    let dropped = dropped.join("\n") + "\n";
+    let appended = text.clone() + "[9.0, \"o\", \"forged\"]\n";
+    for edited in [rewritten, dropped, appended] {
+        std::fs::write(&cast, &edited).unwrap();
+        let (code, v) = verify(&[]);
+        assert_eq!(
+            (code, &v["kind"]),
+            (Some(1), &serde_json::json!("recording")),
+            "{v}"
+        );
+        let out = replay();
+        assert_eq!(out.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not match the hash recorded"), "{err}");
+        assert!(out.stdout.is_empty(), "an edited recording is not played");
+    }
+    // Moved away: missing, unless verify is told where recordings are now.
+    let moved = fx.path("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::write(moved.join(cast.file_name().unwrap()), &original).unwrap();
+    std::fs::remove_file(&cast).unwrap();
+    let (code, v) = verify(&[]);
+    assert_eq!(
+        (code, &v["kind"]),
+        (Some(1), &serde_json::json!("recording")),
+        "{v}"
+    );
+    assert!(v["reason"].as_str().unwrap().contains("missing"), "{v}");
+    let (code, v) = verify(&["--recordings", moved.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{v}");
+}
+
 // Purview's own cmdlets (`*-ElevatedAccess*`), carried out by the gate against a real service.
 
 /// `jitsh exec` as the holder of `credential`, trusting the service in `state`.
@@ -1841,6 +2078,8 @@ fn exec_as(
         .arg("--")
         .arg(line)
         .env("JITSH_CREDENTIAL", credential)
+        // Each decision is spooled here for the service, never in the tester's home.
+        .env("JITSH_RECORD_DIR", fx.path("rec"))
         .env("JITSH_EXSIM_STATE", fx.path("state.json"))
         .current_dir(fx.dir.path())
         .output()

@@ -24,12 +24,16 @@
 //!   `sig`, the base64url Ed25519 signature over [`checkpoint_message`]. A signature covers the
 //!   whole chain up to the head it names; a checkpoint's own fields are covered by the next one.
 //! - `audit.torn` records note a torn last record found (and set aside) when the log was opened.
+//! - Every start of the writer writes a checkpoint (`reason` `open`). After a checkpoint with
+//!   `reason` `shutdown` (a clean stop) the next record other than `audit.torn` must be a
+//!   checkpoint: anything else was appended by hand (`appended`).
 //!
 //! Verification ([`Verifier`]) stops at the first bad record and says why: `malformed`,
 //! `altered` (hash mismatch, or `prev` not matching), `removed` (seq gap), `reordered`,
 //! `inserted` (seq repeats), `forged` (checkpoint signature fails: records were inserted or
-//! rewritten with a recomputed chain), `torn` (incomplete last record), `unsealed` (records after
-//! the last signed checkpoint: appended without the key, or the writer did not stop cleanly).
+//! rewritten with a recomputed chain), `torn` (incomplete last record), `appended` (records after
+//! a clean shutdown without the next start's checkpoint), `unsealed` (records after the last
+//! signed checkpoint: appended without the key, or the writer did not stop cleanly).
 
 use std::borrow::Cow;
 
@@ -44,6 +48,10 @@ pub const FORMAT: &str = "jitsh-audit/1";
 pub const GENESIS_ACTION: &str = "audit.genesis";
 pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
 pub const TORN_ACTION: &str = "audit.torn";
+/// Records found after the anchored head when the writer reopened after a crash.
+pub const UNANCHORED_ACTION: &str = "audit.unanchored";
+/// A person re-anchored a log that did not match its store (`jitsh audit repair`).
+pub const REPAIR_ACTION: &str = "audit.repair";
 /// Actor and subject of the log's own records.
 pub const SELF_ACTOR: &str = "jitsh";
 pub const SELF_SUBJECT: &str = "audit-log";
@@ -352,7 +360,7 @@ pub fn torn_event(time: &str, file: &str, offset: u64, torn: &[u8], saved_as: &s
     event
 }
 
-fn self_event(
+pub(crate) fn self_event(
     action: &str,
     time: &str,
     details: serde_json::Map<String, serde_json::Value>,
@@ -415,6 +423,13 @@ pub enum FindingKind {
     Forged,
     Torn,
     Unsealed,
+    Appended,
+    /// The log does not match the head anchored in the service's store.
+    Anchor,
+    /// A session recording the log vouches for is missing or was changed.
+    Recording,
+    /// A request in the service's state database was changed outside the service.
+    Store,
     Empty,
 }
 
@@ -429,6 +444,10 @@ impl FindingKind {
             FindingKind::Forged => "forged",
             FindingKind::Torn => "torn",
             FindingKind::Unsealed => "unsealed",
+            FindingKind::Appended => "appended",
+            FindingKind::Anchor => "anchor",
+            FindingKind::Recording => "recording",
+            FindingKind::Store => "store",
             FindingKind::Empty => "empty",
         }
     }
@@ -460,6 +479,8 @@ pub struct Summary {
     pub records: u64,
     pub checkpoints: u64,
     pub last_seq: u64,
+    /// Hash of the last record (compared with the store's anchor).
+    pub last_hash: String,
     /// Records after the last checkpoint (only non-zero with `allow_unsealed`).
     pub unsealed: u64,
     /// Seqs of `audit.torn` records: earlier crashes that were detected and sealed.
@@ -490,6 +511,8 @@ pub struct Verifier<'k> {
     unsealed_from: Option<(Location, u64)>,
     unsealed: u64,
     torn_sealed: Vec<u64>,
+    /// The last checkpoint was a clean shutdown's.
+    after_shutdown: bool,
 }
 
 #[derive(Debug)]
@@ -519,6 +542,7 @@ impl<'k> Verifier<'k> {
             unsealed_from: None,
             unsealed: 0,
             torn_sealed: Vec::new(),
+            after_shutdown: false,
         }
     }
 
@@ -566,6 +590,17 @@ impl<'k> Verifier<'k> {
         if self.pending.is_some() {
             return Ok(());
         }
+        if self.after_shutdown && record.action != CHECKPOINT_ACTION && record.action != TORN_ACTION
+        {
+            return Err(Finding {
+                at,
+                seq: Some(record.seq),
+                kind: FindingKind::Appended,
+                reason: "this record follows the checkpoint of a clean shutdown without the \
+                         signed checkpoint every start writes: it was appended by hand"
+                    .into(),
+            });
+        }
         if record.action == CHECKPOINT_ACTION {
             // Checkpoints are rare: decode them in full for their details.
             let full = decode(line).map_err(|e| Finding {
@@ -575,6 +610,7 @@ impl<'k> Verifier<'k> {
                 reason: e.to_string(),
             })?;
             self.check_checkpoint(&at, &full.0)?;
+            self.after_shutdown = full.0.detail_str("reason") == Some("shutdown");
             self.checkpoints += 1;
             self.unsealed_from = None;
             self.unsealed = 0;
@@ -638,6 +674,7 @@ impl<'k> Verifier<'k> {
             records: self.records,
             checkpoints: self.checkpoints,
             last_seq: head.seq,
+            last_hash: head.hash.to_hex(),
             unsealed: self.unsealed,
             torn_sealed: self.torn_sealed,
         })
@@ -986,14 +1023,62 @@ mod tests {
 
     #[test]
     fn appended_record_without_key_is_unsealed() {
+        // After an interval checkpoint (a live or crashed writer): not yet sealed.
         let mut lines = log(2);
+        let cp = CheckpointSigner::new(&signer()).unwrap();
+        lines.pop();
         let (rec, head) = decode(lines.last().unwrap().strip_suffix(b"\n").unwrap()).unwrap();
-        lines.push(encode(rec.seq + 1, &head, &event(99)).unwrap().line);
+        let ckpt = checkpoint_event(&cp, rec.seq, &head, T, "interval");
+        let sealed = encode(rec.seq + 1, &head, &ckpt).unwrap();
+        lines.push(sealed.line);
+        lines.push(encode(rec.seq + 2, &sealed.hash, &event(99)).unwrap().line);
         let f = verify(&lines).unwrap_err();
         assert_eq!(
             (f.kind, f.at.line, f.seq),
             (FindingKind::Unsealed, 5, Some(5))
         );
+    }
+
+    #[test]
+    fn records_after_a_clean_shutdown_are_appended_unless_a_start_checkpoint_comes_first() {
+        let mut lines = log(2);
+        let (rec, head) = decode(lines.last().unwrap().strip_suffix(b"\n").unwrap()).unwrap();
+        let mut appended = lines.clone();
+        appended.push(encode(rec.seq + 1, &head, &event(99)).unwrap().line);
+        let f = verify(&appended).unwrap_err();
+        assert_eq!((f.kind, f.seq), (FindingKind::Appended, Some(5)));
+        // The torn-write note a start may write first is no cover either.
+        let mut torn = lines.clone();
+        let note = encode(rec.seq + 1, &head, &torn_event(T, "f", 0, b"x", "t")).unwrap();
+        torn.push(note.line);
+        torn.push(encode(rec.seq + 2, &note.hash, &event(99)).unwrap().line);
+        let f = verify(&torn).unwrap_err();
+        assert_eq!((f.kind, f.seq), (FindingKind::Appended, Some(6)));
+        // A start's signed checkpoint, then records: a live log.
+        let cp = CheckpointSigner::new(&signer()).unwrap();
+        let open = encode(
+            rec.seq + 1,
+            &head,
+            &checkpoint_event(&cp, rec.seq, &head, T, "open"),
+        )
+        .unwrap();
+        lines.push(open.line);
+        lines.push(encode(rec.seq + 2, &open.hash, &event(99)).unwrap().line);
+        let keys = [signer().verify_key().unwrap()];
+        let mut v = Verifier::new(
+            &keys,
+            VerifyOptions {
+                allow_unsealed: true,
+            },
+        );
+        for (i, l) in lines.iter().enumerate() {
+            let at = Location {
+                file: "f".into(),
+                line: i as u64 + 1,
+            };
+            v.push(at, l.strip_suffix(b"\n").unwrap(), true).unwrap();
+        }
+        assert_eq!(v.finish().unwrap().unsealed, 1);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Export formats for SIEMs: ArcSight CEF and RFC 5424 syslog.
 //!
 //! Pure: a record in, one line out (no line end). Every field taken from a record is escaped
-//! for its position, so a record cannot inject CEF fields or syslog structured data.
+//! for its position, so a record cannot inject CEF fields, syslog structured data or lines.
+//! Control characters (C0, DEL, C1, and the Unicode line and paragraph separators) never reach
+//! the output raw: CEF and text output show them as their Unicode control pictures (see
+//! [`printable`]), syslog structured data as `\uXXXX` (backslashes themselves are doubled, so
+//! this is unambiguous), and the JSON message as JSON escapes.
 
 use serde_json::Value;
 
@@ -73,21 +77,51 @@ pub fn to_cef(r: &Record, version: &str) -> String {
     )
 }
 
-/// Header fields: backslash and pipe are escaped; line breaks become spaces.
+/// Whether a character could end a line, move the cursor or drive a terminal or parser: C0,
+/// DEL, C1, U+2028 and U+2029.
+pub fn is_control(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// One control character made visible: C0 and DEL as their Unicode control pictures (ESC as
+/// `␛`, NUL as `␀`), the others as U+FFFD.
+fn control_picture(c: char) -> char {
+    match u32::from(c) {
+        n @ 0..=0x1f => char::from_u32(0x2400 + n).unwrap_or('\u{fffd}'),
+        0x7f => '\u{2421}',
+        _ => '\u{fffd}',
+    }
+}
+
+/// `s` with every control character shown as a visible picture: for one-line text output
+/// (`audit search`) and CEF, where no escape exists for them.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| if is_control(c) { control_picture(c) } else { c })
+            .collect(),
+    )
+}
+
+/// Header fields: backslash and pipe are escaped; control characters are made visible.
 fn cef_header_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '|' => out.push_str("\\|"),
-            '\r' | '\n' => out.push(' '),
+            c if is_control(c) => out.push(control_picture(c)),
             c => out.push(c),
         }
     }
     out
 }
 
-/// Extension values: backslash and equals are escaped; line breaks as `\n`/`\r`.
+/// Extension values: backslash and equals are escaped; line breaks as `\n`/`\r`; other
+/// control characters are made visible.
 fn cef_ext_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -96,6 +130,7 @@ fn cef_ext_escape(s: &str) -> String {
             '=' => out.push_str("\\="),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            c if is_control(c) => out.push(control_picture(c)),
             c => out.push(c),
         }
     }
@@ -121,7 +156,7 @@ pub fn to_syslog(r: &Record, hostname: &str) -> String {
     }
     param("hash", &r.hash);
     sd.push(']');
-    let msg = serde_json::to_string(&r.event()).unwrap_or_default();
+    let msg = json_one_line(&serde_json::to_string(&r.event()).unwrap_or_default());
     format!("<{pri}>1 {timestamp} {host} jitsh - {msgid} {sd} \u{feff}{msg}")
 }
 
@@ -139,14 +174,32 @@ fn header_token(s: &str, max: usize) -> String {
     }
 }
 
-/// PARAM-VALUE: `"`, `\` and `]` are escaped.
+/// PARAM-VALUE: `"`, `\` and `]` are escaped as RFC 5424 says; control characters (which it
+/// leaves raw, and which would end or forge a line) as `\uXXXX`.
 fn sd_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '"' | '\\' | ']') {
             out.push('\\');
+        } else if is_control(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            continue;
         }
         out.push(c);
+    }
+    out
+}
+
+/// JSON text with the characters serde leaves raw that some readers take as line ends (C1's
+/// NEL, U+2028, U+2029, DEL) escaped. They only occur inside strings, where `\uXXXX` is valid.
+pub fn json_one_line(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if is_control(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
     }
     out
 }

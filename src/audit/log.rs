@@ -27,8 +27,10 @@ use std::thread::JoinHandle;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::audit::chain::{self, ChainHash, CheckpointSigner, CHECKPOINT_ACTION};
+use crate::audit::anchor::{self, Anchor, AnchorState, Standing};
+use crate::audit::chain::{self, ChainHash, CheckpointSigner};
 use crate::audit::keys::AuditSigner;
+use crate::audit::witness::Witness;
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
 /// Most appends written behind one `fdatasync`.
@@ -79,6 +81,15 @@ pub enum AuditError {
     Poisoned { path: String, message: String },
     #[error("audit log `{0}` is closed")]
     Closed(String),
+    #[error(
+        "audit log `{path}` does not match the head its store anchored: {reason}. Nothing was \
+         written. Check it with `jitsh audit verify {path} --store STATE`; once a \
+         person has reviewed what changed, `jitsh audit repair --state STATE` re-anchors it \
+         (the repair is recorded in the log)"
+    )]
+    Anchor { path: String, reason: String },
+    #[error("audit log `{path}`: {message}")]
+    AnchorStore { path: String, message: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -112,6 +123,16 @@ struct Counters {
     syncs: AtomicU64,
 }
 
+/// Whether opening checks the anchor or adopts the log's head after a review.
+#[derive(Debug)]
+enum Mode {
+    Normal,
+    Repair {
+        actor: String,
+        found: Arc<Mutex<Option<String>>>,
+    },
+}
+
 #[derive(Debug)]
 struct Request {
     event: AuditEvent,
@@ -130,8 +151,80 @@ impl AuditLog {
         signer: Option<AuditSigner>,
         options: AuditLogOptions,
     ) -> Result<AuditLog, AuditError> {
+        AuditLog::start(dir, signer, options, None, None, Mode::Normal)
+    }
+
+    /// Open the log anchored in `anchor`: refused when the log is behind the anchored head,
+    /// diverges from it, or goes on after a clean shutdown ([`AuditError::Anchor`]).
+    pub fn open_anchored(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        options: AuditLogOptions,
+        anchor: Box<dyn Anchor>,
+    ) -> Result<AuditLog, AuditError> {
+        AuditLog::start(dir, signer, options, Some(anchor), None, Mode::Normal)
+    }
+
+    /// [`AuditLog::open_anchored`], with every synced checkpoint also handed to `witness`
+    /// (a collector off the host).
+    pub fn open_witnessed(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        options: AuditLogOptions,
+        anchor: Box<dyn Anchor>,
+        witness: Box<dyn Witness>,
+    ) -> Result<AuditLog, AuditError> {
+        AuditLog::start(
+            dir,
+            signer,
+            options,
+            Some(anchor),
+            Some(witness),
+            Mode::Normal,
+        )
+    }
+
+    /// Re-anchor a log that no longer matches its anchor, after a person has reviewed it: an
+    /// `audit.repair` record naming the old anchor and the log's head is written, then a
+    /// checkpoint, and the log is closed. Returns what the anchor said before (`None`: it
+    /// matched, nothing to repair, nothing written).
+    pub fn repair(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        anchor: Box<dyn Anchor>,
+        actor: &str,
+    ) -> Result<Option<String>, AuditError> {
+        let repaired = Arc::new(Mutex::new(None));
+        let mode = Mode::Repair {
+            actor: actor.to_owned(),
+            found: Arc::clone(&repaired),
+        };
+        let log = AuditLog::start(
+            dir,
+            signer,
+            AuditLogOptions::default(),
+            Some(anchor),
+            None,
+            mode,
+        )?;
+        log.close()?;
+        let found = repaired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Ok(found)
+    }
+
+    fn start(
+        dir: &Path,
+        signer: Option<AuditSigner>,
+        options: AuditLogOptions,
+        anchor: Option<Box<dyn Anchor>>,
+        witness: Option<Box<dyn Witness>>,
+        mode: Mode,
+    ) -> Result<AuditLog, AuditError> {
         let stats = Arc::new(Counters::default());
-        let mut writer = Writer::open(dir, signer.as_ref(), options)?;
+        let mut writer = Writer::open(dir, signer.as_ref(), options, anchor, witness, mode)?;
         writer.stats = Arc::clone(&stats);
         let (tx, rx) = mpsc::channel();
         let worker = std::thread::Builder::new()
@@ -194,6 +287,31 @@ impl AuditLog {
 }
 
 impl AuditSink for AuditLog {
+    fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
+        // Queue them all before waiting: the writer takes what is queued as one batch.
+        let mut answers = Vec::with_capacity(events.len());
+        {
+            let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = guard
+                .as_ref()
+                .ok_or_else(|| self.sink_error("the log is closed"))?;
+            for event in events {
+                let (reply, answer) = mpsc::sync_channel(1);
+                tx.send(Request { event, reply })
+                    .map_err(|_| self.sink_error("the writer thread has stopped"))?;
+                answers.push(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| match answer.recv() {
+                Ok(Ok(seq)) => Ok(seq),
+                Ok(Err(message)) => Err(self.sink_error(message)),
+                Err(_) => Err(self.sink_error("the writer thread has stopped")),
+            })
+            .collect()
+    }
+
     fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
         let (reply, answer) = mpsc::sync_channel(1);
         {
@@ -282,6 +400,10 @@ struct Writer {
     /// Encoded, not yet written records.
     buf: Vec<u8>,
     stats: Arc<Counters>,
+    anchor: Option<Box<dyn Anchor>>,
+    witness: Option<Box<dyn Witness>>,
+    /// Checkpoint lines in `buf`, for the witness once they are synced.
+    witnessed: Vec<Vec<u8>>,
 }
 
 /// The last good record of a file, and what follows it if torn.
@@ -300,6 +422,9 @@ impl Writer {
         dir: &Path,
         signer: Option<&AuditSigner>,
         options: AuditLogOptions,
+        anchor: Option<Box<dyn Anchor>>,
+        witness: Option<Box<dyn Witness>>,
+        mode: Mode,
     ) -> Result<Writer, AuditError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = dir.join("audit.lock");
@@ -316,7 +441,15 @@ impl Writer {
         let files = numbered_files(dir)?;
 
         let Some((file_no, path)) = files.last().cloned() else {
-            return Writer::create(dir, lock, signer, options);
+            let standing = stand(dir, anchor.as_deref(), None, &files)?;
+            let note = judge(dir, standing, &mode)?;
+            let mut writer = Writer::create(dir, lock, signer, options, anchor, witness)?;
+            if let Some(event) = note {
+                writer.stage(&event)?;
+                writer.stage_checkpoint("open")?;
+                writer.commit()?;
+            }
+            return Ok(writer);
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -341,6 +474,15 @@ impl Writer {
                 last = prev_tail.last;
             }
         }
+        // Before anything is changed (torn bytes set aside, records added): a log cut back,
+        // rewritten or extended by hand is refused as found.
+        let standing = stand(
+            dir,
+            anchor.as_deref(),
+            last.as_ref().map(|(seq, hash, _)| (*seq, *hash)),
+            &files,
+        )?;
+        let note = judge(dir, standing, &mode)?;
         let file_len = tail.good_len;
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -356,6 +498,9 @@ impl Writer {
             options,
             buf: Vec::new(),
             stats: Arc::default(),
+            anchor,
+            witness,
+            witnessed: Vec::new(),
         };
         if let Some(torn) = &tail.torn {
             writer.set_torn_aside(torn)?;
@@ -367,7 +512,6 @@ impl Writer {
                 if let Some(torn) = &tail.torn {
                     writer.stage_torn(torn)?;
                 }
-                writer.commit()?;
             }
             Some((seq, hash, action)) => {
                 writer.next_seq = seq.saturating_add(1);
@@ -375,16 +519,21 @@ impl Writer {
                 if let Some(torn) = &tail.torn {
                     writer.stage_torn(torn)?;
                 }
-                if action != CHECKPOINT_ACTION || tail.torn.is_some() {
+                if action != chain::CHECKPOINT_ACTION || tail.torn.is_some() {
                     tracing::warn!(
                         "audit log `{}` did not end with a checkpoint (unclean stop); sealing it",
                         writer.dir.display()
                     );
-                    writer.stage_checkpoint("open")?;
                 }
-                writer.commit()?;
             }
         }
+        if let Some(event) = note {
+            writer.stage(&event)?;
+        }
+        // Every start is sealed by a signed checkpoint: records found after a shutdown
+        // checkpoint without one were not written by a writer holding the key.
+        writer.stage_checkpoint("open")?;
+        writer.commit()?;
         Ok(writer)
     }
 
@@ -393,6 +542,8 @@ impl Writer {
         lock: Flock<File>,
         signer: Option<CheckpointSigner>,
         options: AuditLogOptions,
+        anchor: Option<Box<dyn Anchor>>,
+        witness: Option<Box<dyn Witness>>,
     ) -> Result<Writer, AuditError> {
         let path = dir.join(file_name(1));
         let file = OpenOptions::new()
@@ -417,6 +568,9 @@ impl Writer {
             options,
             buf: Vec::new(),
             stats: Arc::default(),
+            anchor,
+            witness,
+            witnessed: Vec::new(),
         };
         writer.stage(&chain::genesis_event(writer.kid(), &now_rfc3339()))?;
         writer.commit()?;
@@ -468,6 +622,8 @@ impl Writer {
             None => {
                 if self.signer.is_some() {
                     self.stage_checkpoint("shutdown")?;
+                    self.commit()?;
+                    return self.save_anchor(true);
                 }
                 self.commit()
             }
@@ -517,6 +673,10 @@ impl Writer {
         );
         // A checkpoint never triggers rotation (it belongs at the end of its file).
         let encoded = chain::encode(self.next_seq, &self.head, &event)?;
+        if self.witness.is_some() {
+            let line = encoded.line.strip_suffix(b"\n").unwrap_or(&encoded.line);
+            self.witnessed.push(line.to_vec());
+        }
         self.buf.extend_from_slice(&encoded.line);
         self.head = encoded.hash;
         self.next_seq = self.next_seq.saturating_add(1);
@@ -573,7 +733,31 @@ impl Writer {
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.file_len += self.buf.len() as u64;
         self.buf.clear();
+        self.save_anchor(false)?;
+        if let Some(witness) = &self.witness {
+            for line in self.witnessed.drain(..) {
+                witness.checkpoint(&line);
+            }
+        }
         Ok(())
+    }
+
+    /// Anchor the head outside the log, before any appender hears of its records.
+    fn save_anchor(&self, clean: bool) -> Result<(), AuditError> {
+        let Some(anchor) = &self.anchor else {
+            return Ok(());
+        };
+        let state = AnchorState {
+            seq: self.next_seq.saturating_sub(1),
+            hash: self.head,
+            clean,
+        };
+        anchor
+            .save(&state)
+            .map_err(|message| AuditError::AnchorStore {
+                path: self.dir.display().to_string(),
+                message,
+            })
     }
 
     /// Seal the current file with a checkpoint, write it out and start the next file.
@@ -596,6 +780,95 @@ impl Writer {
         self.file_len = 0;
         Ok(())
     }
+}
+
+/// Where the log's head (`last`) stands against its anchor; no anchor: nothing to compare.
+fn stand(
+    dir: &Path,
+    anchor: Option<&dyn Anchor>,
+    last: Option<(u64, ChainHash)>,
+    files: &[(u32, PathBuf)],
+) -> Result<Option<Standing>, AuditError> {
+    let Some(anchor) = anchor else {
+        return Ok(None);
+    };
+    let store_err = |message: String| AuditError::AnchorStore {
+        path: dir.display().to_string(),
+        message,
+    };
+    let state = anchor.load().map_err(store_err)?;
+    anchor::check(state.as_ref(), last, |seq| hash_at(files, seq))
+        .map(Some)
+        .map_err(store_err)
+}
+
+/// What opening does about the standing: refuse, or the record to write before the open
+/// checkpoint (unanchored records found, or a repair).
+fn judge(
+    dir: &Path,
+    standing: Option<Standing>,
+    mode: &Mode,
+) -> Result<Option<AuditEvent>, AuditError> {
+    let time = now_rfc3339();
+    let mut details = serde_json::Map::new();
+    match (standing, mode) {
+        (None | Some(Standing::Matches), _) => Ok(None),
+        (Some(Standing::Mismatch(reason)), Mode::Normal) => Err(AuditError::Anchor {
+            path: dir.display().to_string(),
+            reason,
+        }),
+        (Some(Standing::Mismatch(reason)), Mode::Repair { actor, found }) => {
+            tracing::warn!("re-anchoring audit log `{}`: {reason}", dir.display());
+            details.insert("found".into(), reason.clone().into());
+            *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+            Ok(Some(AuditEvent {
+                time,
+                actor: actor.clone(),
+                action: chain::REPAIR_ACTION.into(),
+                subject: chain::SELF_SUBJECT.into(),
+                outcome: "ok".into(),
+                details,
+            }))
+        }
+        (Some(Standing::Unanchored { from, to }), _) => {
+            tracing::warn!(
+                "audit log `{}`: records {from}..={to} were written but never acknowledged \
+                 (the writer stopped before anchoring them); keeping them, noted",
+                dir.display()
+            );
+            details.insert("from".into(), from.into());
+            details.insert("to".into(), to.into());
+            Ok(Some(chain::self_event(
+                chain::UNANCHORED_ACTION,
+                &time,
+                details,
+            )))
+        }
+    }
+}
+
+/// The hash of record `seq`, searched from the newest file back.
+fn hash_at(files: &[(u32, PathBuf)], seq: u64) -> Result<Option<ChainHash>, String> {
+    for (_, path) in files.iter().rev() {
+        let mut first_seq = None;
+        let mut found = None;
+        crate::audit::read::for_each_record(std::slice::from_ref(path), |_, r| {
+            if let Ok(r) = r {
+                first_seq.get_or_insert(r.seq);
+                if r.seq == seq {
+                    found = ChainHash::from_hex(&r.hash);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        if first_seq.is_some_and(|first| first <= seq) {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }
 
 fn torn_name(file_no: u32, offset: u64) -> String {
@@ -730,7 +1003,22 @@ mod tests {
         assert_eq!(log.append(event(1)).unwrap(), 2);
         drop(log); // seq 3: shutdown checkpoint
         let log = AuditLog::open(dir.path(), Some(signer)).unwrap();
-        assert_eq!(log.append(event(2)).unwrap(), 4);
+        // seq 4: the checkpoint every start writes
+        assert_eq!(log.append(event(2)).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_batch_handed_over_whole_costs_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), None).unwrap();
+        let before = log.stats();
+        let seqs = log.append_all((0..500).map(event).collect()).unwrap();
+        assert_eq!(seqs.first().copied(), Some(2));
+        assert_eq!(seqs.last().copied(), Some(501));
+        let after = log.stats();
+        assert_eq!(after.records - before.records, 500);
+        // The writer may wake while the first events are still being queued; never one each.
+        assert!(after.syncs - before.syncs <= 10, "{after:?}");
     }
 
     #[test]

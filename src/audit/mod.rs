@@ -13,15 +13,20 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod anchor;
 pub mod chain;
+pub mod decision;
 pub mod export;
 pub mod forward;
 pub mod keys;
 pub mod log;
 pub mod read;
+pub mod recordings;
 pub mod search;
 pub mod spool;
+pub mod witness;
 
+pub use anchor::{Anchor, AnchorState, FileAnchor};
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
 pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};
 pub use keys::{parse_trust_key, AuditSigner, AuditVerifyKey};
@@ -53,6 +58,12 @@ pub struct AuditEvent {
 pub trait AuditSink: Send + Sync {
     /// Record one event; returns its sequence number in the log.
     fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError>;
+
+    /// Record several events in order, durable together (the log writes them behind one
+    /// sync); all or, on error, an unknown prefix of them.
+    fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
+        events.into_iter().map(|e| self.append(e)).collect()
+    }
 }
 
 /// Why an event could not be recorded.

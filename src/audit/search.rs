@@ -2,8 +2,9 @@
 //!
 //! Pure: records come in parsed; times are compared as parsed RFC 3339.
 //!
-//! A gate decision (`action` `gate.decision`) carries `details.invocations` (each with `name`,
-//! `params`, `rule`, `decision`, `token`), `token_id`, `request`, `session`, `marker`. Its
+//! A gate decision (`action` `gate.decision`, shaped by [`crate::audit::decision`]) carries
+//! `details.invocations` (each with `name`, `params`, `rule`, `decision`, `token`), `token_id`,
+//! `request`, `session`, `marker`. Its
 //! request is `details.request`, else the request whose `token.issue` record named one of its
 //! token ids. The related records are every non-decision record about that request
 //! (`request.create`, `request.approve`, `token.issue`, ...).
@@ -15,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::audit::chain::Record;
 
-pub const GATE_DECISION: &str = "gate.decision";
+pub const GATE_DECISION: &str = crate::audit::decision::ACTION;
 
 /// What to look for; every field set must match.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +67,12 @@ pub fn parse_decision(text: &str) -> Result<String, SearchError> {
 
 impl Filter {
     pub fn matches(&self, r: &Record) -> bool {
+        self.matches_about(r, request_of(r).as_deref())
+    }
+
+    /// [`Filter::matches`] with the record's request already worked out (a gate decision's
+    /// comes from the token it used).
+    fn matches_about(&self, r: &Record, request: Option<&str>) -> bool {
         let invocations = invocations(r);
         self.user.as_ref().is_none_or(|u| &r.actor == u)
             && self.rule.as_ref().is_none_or(|rule| {
@@ -83,12 +90,13 @@ impl Filter {
             })
             && self.session.as_ref().is_none_or(|s| {
                 r.detail_str("session") == Some(s)
-                    || (r.action.starts_with("session.") && &r.subject == s)
+                    || ((r.action.starts_with("session.") || r.action == GATE_DECISION)
+                        && &r.subject == s)
             })
             && self
                 .request
                 .as_ref()
-                .is_none_or(|q| request_of(r).as_deref() == Some(q))
+                .is_none_or(|q| request == Some(q.as_str()))
             && self
                 .task
                 .as_ref()
@@ -141,16 +149,21 @@ pub fn search(records: &[Record], filter: &Filter) -> Vec<Hit> {
     records
         .iter()
         .enumerate()
-        .filter(|(_, r)| filter.matches(r))
-        .map(|(index, r)| {
-            let related = if r.action == GATE_DECISION {
+        .filter_map(|(index, r)| {
+            let decision = r.action == GATE_DECISION;
+            let request = if decision {
                 decision_request(r, &request_of_token)
-                    .and_then(|q| by_request.get(&q).cloned())
-                    .unwrap_or_default()
             } else {
-                Vec::new()
+                request_of(r)
             };
-            Hit { index, related }
+            if !filter.matches_about(r, request.as_deref()) {
+                return None;
+            }
+            let related = match (decision, request) {
+                (true, Some(q)) => by_request.get(&q).cloned().unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            Some(Hit { index, related })
         })
         .collect()
 }
@@ -183,11 +196,7 @@ fn decision_request(r: &Record, request_of_token: &HashMap<String, String>) -> O
 }
 
 fn invocations(r: &Record) -> Vec<&Value> {
-    r.details
-        .get("invocations")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default()
+    crate::audit::decision::invocations(r)
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -294,6 +303,25 @@ mod tests {
     }
 
     #[test]
+    fn decisions_in_the_shape_written_before_are_still_read() {
+        let old = rec(
+            5,
+            GATE_DECISION,
+            "s2",
+            serde_json::json!({"line": "Get-Mailbox", "result": {"invocations": [
+                {"name": "Get-Mailbox", "rule": "read", "decision": "allow"}]}}),
+        );
+        let hits = search(
+            &[old],
+            &Filter {
+                task: Some("get-mailbox".into()),
+                ..Filter::default()
+            },
+        );
+        assert_eq!(hits.len(), 1);
+    }
+
+    #[test]
     fn decision_joins_its_request_through_the_token() {
         let hits = search(
             &records(),
@@ -345,7 +373,15 @@ mod tests {
                 request: Some("q1".into()),
                 ..Filter::default()
             }),
-            vec![0, 1]
+            // The decision used q1's token: it is about q1 too.
+            vec![0, 1, 3]
+        );
+        assert_eq!(
+            f(Filter {
+                session: Some("s1".into()),
+                ..Filter::default()
+            }),
+            vec![3]
         );
         let since = parse_time("2026-01-02").unwrap();
         let until = parse_time("2026-01-03T00:00:00Z").unwrap();

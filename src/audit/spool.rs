@@ -48,12 +48,7 @@ const CURSOR_FILE: &str = "spool.cursor";
 
 /// Whether a gate may send events with `action` (session and gate events only).
 pub fn gate_action_allowed(action: &str) -> bool {
-    let rest = |prefix: &str| {
-        action
-            .strip_prefix(prefix)
-            .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_graphic()))
-    };
-    rest("session.") || rest("gate.") || action == "request.local"
+    crate::audit::decision::gate_outcomes(action).is_some()
 }
 
 /// Why the spool could not be opened or emptied.
@@ -280,7 +275,8 @@ impl AuditSink for SpoolingSink {
     fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
         if !gate_action_allowed(&event.action) {
             return Err(self.sink_error(format!(
-                "action `{}` is not a gate event (`session.*`, `gate.*`, `request.local`)",
+                "action `{}` is not a gate event (session.start, session.end, gate.decision, \
+                 gate.request, gate.abort, gate.bypass)",
                 event.action
             )));
         }
@@ -887,12 +883,13 @@ mod tests {
             "session.end",
             "gate.decision",
             "gate.bypass",
-            "request.local",
+            "gate.request",
         ] {
             assert!(gate_action_allowed(ok), "{ok}");
         }
         for bad in [
             "request.approve",
+            "request.local",
             "user.add",
             "gate.",
             "session",

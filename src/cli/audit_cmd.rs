@@ -35,6 +35,9 @@ enum AuditCommand {
     Export(ExportArgs),
     /// Send events to a syslog collector, spooling what cannot be delivered yet.
     Forward(ForwardArgs),
+    /// Re-anchor a service's log that no longer matches its store, after a person has reviewed
+    /// it (`jitsh serve` refuses to start until then). The repair is recorded in the log.
+    Repair(RepairArgs),
     /// Append synthetic events as fast as possible (tests and measurements).
     #[command(hide = true)]
     BenchAppend(BenchAppendArgs),
@@ -51,9 +54,27 @@ struct VerifyArgs {
     /// Accept records after the last checkpoint (a log still being written).
     #[arg(long)]
     allow_unsealed: bool,
+    /// Look for session recordings by file name in this folder (default: where each
+    /// `session.end` record says it was written).
+    #[arg(long, value_name = "DIR")]
+    recordings: Option<PathBuf>,
+    /// Do not check the session recordings the log names (on a host that does not keep them).
+    #[arg(long)]
+    no_recordings: bool,
+    /// The service's state folder (or its `audit.anchor`): the log must reach the head
+    /// anchored there, match it, and (after a clean stop) end there.
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
     /// Print the verdict as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RepairArgs {
+    /// The service's state folder (its log is `STATE/audit`, its store `STATE/jitsh.db`).
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +163,7 @@ pub fn run(args: Args) -> ExitCode {
         AuditCommand::Search(a) => search_cmd(a),
         AuditCommand::Export(a) => export_cmd(a),
         AuditCommand::Forward(a) => forward(a),
+        AuditCommand::Repair(a) => repair(a),
         AuditCommand::BenchAppend(a) => bench_append(a),
     }
 }
@@ -164,10 +186,39 @@ fn verify(a: VerifyArgs) -> ExitCode {
     let options = crate::audit::VerifyOptions {
         allow_unsealed: a.allow_unsealed,
     };
-    let verdict = match verify_paths(&paths, &trusted, options) {
+    let mut verdict = match verify_paths(&paths, &trusted, options) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    if let (Some(store), Ok(_)) = (&a.store, &verdict) {
+        match sealed_requests(store) {
+            Ok(Some(f)) => verdict = Err(f),
+            Ok(None) => {}
+            Err(e) => return fail(e),
+        }
+    }
+    let mut checked_recordings = 0;
+    if verdict.is_ok() && !a.no_recordings {
+        let vouched = match crate::audit::recordings::vouched(&paths) {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        };
+        checked_recordings = vouched.len();
+        if let Some(f) = vouched
+            .iter()
+            .find_map(|v| crate::audit::recordings::check(v, a.recordings.as_deref()))
+        {
+            verdict = Err(f);
+        }
+    }
+    let mut unanchored = None;
+    if let (Some(store), Ok(summary)) = (&a.store, &verdict) {
+        match against_store(store, &paths, summary) {
+            Ok(Ok(note)) => unanchored = note,
+            Ok(Err(finding)) => verdict = Err(finding),
+            Err(e) => return fail(e),
+        }
+    }
     let mut out = std::io::stdout().lock();
     match verdict {
         Ok(s) => {
@@ -179,6 +230,18 @@ fn verify(a: VerifyArgs) -> ExitCode {
                 writeln!(out, "{v}")
             } else {
                 write_intact(&mut out, &s)
+                    .and_then(|()| match checked_recordings {
+                        0 => Ok(()),
+                        n => writeln!(out, "recordings: {n} checked, each as recorded"),
+                    })
+                    .and_then(|()| match unanchored {
+                        Some((from, to)) => writeln!(
+                        out,
+                        "note: records {from}..={to} are past the head the store anchored (the \
+                         writer stopped before anchoring them, or is still running)"
+                    ),
+                        None => Ok(()),
+                    })
             };
             ExitCode::SUCCESS
         }
@@ -194,6 +257,103 @@ fn verify(a: VerifyArgs) -> ExitCode {
             };
             ExitCode::from(1)
         }
+    }
+}
+
+/// Compare a verified log with the head anchored in the store: a finding when it is behind,
+/// diverges or goes on after a clean stop; else the unanchored range, if any.
+#[allow(
+    clippy::type_complexity,
+    reason = "outer: read errors; inner: the verdict"
+)]
+fn against_store(
+    store: &Path,
+    paths: &[PathBuf],
+    summary: &crate::audit::Summary,
+) -> Result<Result<Option<(u64, u64)>, crate::audit::Finding>, String> {
+    use crate::audit::anchor::{self, Standing};
+    use crate::audit::chain::ChainHash;
+    let db = if store.is_dir() {
+        store.join(anchor::STATE_FILE)
+    } else {
+        store.to_path_buf()
+    };
+    if !db.is_file() {
+        return Err(format!("no audit anchor at `{}`", db.display()));
+    }
+    let state = crate::audit::FileAnchor::read(&db)?;
+    let last = ChainHash::from_hex(&summary.last_hash).map(|h| (summary.last_seq, h));
+    let standing = anchor::check(state.as_ref(), last, |seq| {
+        let mut found = None;
+        for_each_record(paths, |_, r| {
+            if let Ok(r) = r {
+                if r.seq == seq {
+                    found = ChainHash::from_hex(&r.hash);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(found)
+    })?;
+    match standing {
+        Standing::Matches => Ok(Ok(None)),
+        Standing::Unanchored { from, to } => Ok(Ok(Some((from, to)))),
+        Standing::Mismatch(reason) => Ok(Err(crate::audit::Finding {
+            at: Location {
+                file: store.display().to_string(),
+                line: 0,
+            },
+            seq: state.map(|s| s.seq),
+            kind: crate::audit::FindingKind::Anchor,
+            reason,
+        })),
+    }
+}
+
+/// With `--store STATE` (a state folder holding `jitsh.db` and `signing.key`): the first request
+/// whose seal does not match.
+fn sealed_requests(store: &Path) -> Result<Option<crate::audit::Finding>, String> {
+    let db = store.join("jitsh.db");
+    if !store.is_dir() || !db.is_file() {
+        return Ok(None);
+    }
+    let signer = crate::service::ports::Signer::load_existing(store)?;
+    let bad = crate::service::sqlite::SqliteStore::tampered_requests(&db, &signer.store_sealer())
+        .map_err(|e| e.to_string())?;
+    Ok(bad.first().map(|id| crate::audit::Finding {
+        at: Location {
+            file: db.display().to_string(),
+            line: 0,
+        },
+        seq: None,
+        kind: crate::audit::FindingKind::Store,
+        reason: format!(
+            "request `{id}` was changed in the database outside the service: its seal does not \
+             match ({} such request(s) in all)",
+            bad.len()
+        ),
+    }))
+}
+
+fn repair(a: RepairArgs) -> ExitCode {
+    let signer = match crate::service::ports::Signer::load_existing(&a.state) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let actor = std::env::var("USER").unwrap_or_else(|_| "local".into());
+    match crate::service::ports::repair_audit(&a.state, &signer, &actor) {
+        Ok(Some(found)) => {
+            println!("re-anchored `{}`: {found}", a.state.join("audit").display());
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("the log matches its store; nothing to repair");
+            ExitCode::SUCCESS
+        }
+        Err(crate::service::ports::OpenAuditError::Locked(path)) => fail(format!(
+            "audit log `{path}` is in use: stop `jitsh serve` on this state folder first"
+        )),
+        Err(e) => fail(e),
     }
 }
 
@@ -263,7 +423,7 @@ fn search_cmd(a: SearchArgs) -> ExitCode {
             let related: Vec<&Record> =
                 hit.related.iter().filter_map(|&i| records.get(i)).collect();
             let line = serde_json::json!({"record": records.get(hit.index), "related": related});
-            let _ = writeln!(out, "{line}");
+            let _ = writeln!(out, "{}", export::json_one_line(&line.to_string()));
         }
     } else {
         let _ = write_table(&mut out, &records, &hits);
@@ -360,20 +520,14 @@ fn write_table(
 fn summary(r: &Record) -> String {
     use serde_json::Value;
     let text = if r.action == crate::audit::search::GATE_DECISION {
-        let inv = r
-            .details
-            .get("invocations")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|i| {
-                        let f = |k| i.get(k).and_then(Value::as_str).unwrap_or("-");
-                        format!("{}:{}:{}", f("name"), f("rule"), f("decision"))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
+        let inv = crate::audit::decision::invocations(r)
+            .iter()
+            .map(|i| {
+                let f = |k| i.get(k).and_then(Value::as_str).unwrap_or("-");
+                format!("{}:{}:{}", f("name"), f("rule"), f("decision"))
             })
-            .unwrap_or_default();
+            .collect::<Vec<_>>()
+            .join(" ");
         format!("{} [{inv}]", r.detail_str("line").unwrap_or_default())
     } else {
         Value::Object(r.details.clone()).to_string()
@@ -386,8 +540,11 @@ fn summary(r: &Record) -> String {
     }
 }
 
+/// Every field comes from the log, which gates and users feed: control characters are shown
+/// as pictures (as in the other one-line exports) and whatever else can redraw the terminal
+/// (bidi overrides, zero-width characters) is escaped.
 fn esc(text: &str) -> String {
-    crate::text::escape(text).into_owned()
+    crate::text::escape(&export::printable(text)).into_owned()
 }
 
 fn export_cmd(a: ExportArgs) -> ExitCode {
@@ -399,7 +556,7 @@ fn export_cmd(a: ExportArgs) -> ExitCode {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for r in &records {
         let line = match a.format {
-            Format::Jsonl => serde_json::to_string(r).unwrap_or_default(),
+            Format::Jsonl => export::json_one_line(&serde_json::to_string(r).unwrap_or_default()),
             Format::Cef => export::to_cef(r, env!("CARGO_PKG_VERSION")),
             Format::Syslog => export::to_syslog(r, &host),
         };

@@ -29,6 +29,53 @@ pub struct Args {
     /// List the markers (index, time, label) instead of playing.
     #[arg(long)]
     pub markers: bool,
+    /// Audit log (files or folder) whose `session.end` records vouch for recordings (default:
+    /// the `audit` folder beside the recording, when there is one).
+    #[arg(long, value_name = "PATH")]
+    pub audit: Vec<PathBuf>,
+    /// Play a recording even when it does not match the hash its audit record holds.
+    #[arg(long)]
+    pub ignore_mismatch: bool,
+}
+
+/// Compare the recording with the hash its `session.end` record holds. `Err` when it was
+/// changed (or cannot be read); a note on stderr when no record vouches for it.
+fn check_recording(args: &Args, file: &Path) -> Result<(), String> {
+    let logs = if args.audit.is_empty() {
+        let beside = file
+            .parent()
+            .map(|p| p.join("audit"))
+            .filter(|p| p.is_dir());
+        beside.into_iter().collect()
+    } else {
+        args.audit.clone()
+    };
+    if logs.is_empty() {
+        eprintln!(
+            "jitsh: note: no audit log given (`--audit PATH`), so `{}` is not checked against \
+             its session.end record",
+            file.display()
+        );
+        return Ok(());
+    }
+    let paths = crate::audit::read::expand_paths(&logs).map_err(|e| e.to_string())?;
+    let found = crate::audit::recordings::vouching_for(&paths, file).map_err(|e| e.to_string())?;
+    let Some(v) = found else {
+        eprintln!(
+            "jitsh: note: no session.end record in the audit log vouches for `{}` (a session \
+             still running, or one that was killed): it cannot be checked",
+            file.display()
+        );
+        return Ok(());
+    };
+    let here = crate::audit::recordings::Vouched {
+        recording: file.to_path_buf(),
+        ..v
+    };
+    match crate::audit::recordings::check(&here, None) {
+        None => Ok(()),
+        Some(f) => Err(format!("{} (audit record {})", f.reason, f.at)),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +106,14 @@ pub fn run(args: Args) -> ExitCode {
         Ok(file) => file,
         Err(message) => return super::fail(message),
     };
+    if let Err(message) = check_recording(&args, &file) {
+        if !args.ignore_mismatch {
+            return super::fail(format!(
+                "{message}; not playing it (`--ignore-mismatch` plays it anyway)"
+            ));
+        }
+        eprintln!("jitsh: warning: {message}");
+    }
     let cast = match load(&file) {
         Ok(cast) => cast,
         Err(message) => return super::fail(message),

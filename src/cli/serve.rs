@@ -56,6 +56,10 @@ pub struct Args {
         hide_env_values = true
     )]
     webhook: Option<String>,
+    /// Syslog collector (`tcp://HOST:PORT` or `udp://HOST:PORT`) that receives every audit
+    /// checkpoint as it is written: a witness of the log's head off this host.
+    #[arg(long, value_name = "URL")]
+    syslog: Option<crate::audit::ForwardTarget>,
     /// How long a request may wait for a decision before it expires.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = service::parse_duration)]
     pending_ttl: std::time::Duration,
@@ -155,6 +159,7 @@ pub fn run(args: Args) -> ExitCode {
         mail_from: args.mail_from,
         webhook: args.webhook,
         pending_ttl: args.pending_ttl,
+        syslog: args.syslog,
         tls,
         store: args.store,
         limits: service::Limits {

@@ -69,6 +69,10 @@ pub struct ExecArgs {
     /// The runspace command (default: jitsh-exsim next to jitsh).
     #[arg(long, value_name = "PROGRAM")]
     runspace: Option<OsString>,
+    /// Folder whose `audit/` log records the decision when no approval service is configured
+    /// (default: $JITSH_RECORD_DIR, else ~/.local/share/jitsh/sessions).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// The line to run (words are joined with spaces).
     #[arg(last = true, required = true, value_name = "LINE")]
     line: Vec<String>,
@@ -83,20 +87,15 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     } else {
         args.runspace
     };
-    // Lines piped in (`echo Get-Mailbox | jitsh shell`) are gated and run one by one, as `exec`
-    // runs them; there is no terminal to edit on or to record.
-    if !std::io::stdin().is_terminal() {
-        return piped(args.gate, &runspace);
-    }
-    let record_dir = args
-        .record
-        .or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh/sessions"))
-        });
-    let Some(record_dir) = record_dir else {
+    let Some(record_dir) = record_dir(args.record) else {
         return super::fail("no recording folder: pass `--record DIR` or set JITSH_RECORD_DIR");
     };
+    // Lines piped in (`echo Get-Mailbox | jitsh shell`) are gated and run one by one, as `exec`
+    // runs them (each decision recorded as exec records it); there is no terminal to edit on or
+    // to record.
+    if !std::io::stdin().is_terminal() {
+        return piped(args.gate, &runspace, record_dir);
+    }
     let multiline = runspace.first().is_some_and(is_powershell);
     let runspace = if multiline {
         with_prompt_markers(runspace)
@@ -149,6 +148,51 @@ pub fn shell(args: ShellArgs) -> ExitCode {
     }
 }
 
+/// `--record`, else $JITSH_RECORD_DIR, else ~/.local/share/jitsh/sessions.
+fn record_dir(arg: Option<PathBuf>) -> Option<PathBuf> {
+    arg.or_else(|| std::env::var_os("JITSH_RECORD_DIR").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/jitsh/sessions"))
+        })
+}
+
+/// Record a decision of `exec` (or of a piped line): to the approval service when one is
+/// configured, else to the local chained log in `dir/audit`, exactly as the shell records its
+/// lines. `user` is the user the session runs as.
+fn audit_exec(
+    config: &AccessConfig,
+    dir: &std::path::Path,
+    session: &str,
+    user: &str,
+    line: &str,
+    what: Recorded<'_>,
+) -> Result<(), String> {
+    let sink = shell::SessionAudit::open(
+        dir,
+        None,
+        session,
+        user,
+        config.server.clone().zip(config.credential.clone()),
+    )
+    .map_err(|e| e.to_string())?;
+    let event = match what {
+        Recorded::Decision(d) => {
+            crate::audit::decision::event(user, session, line, d, "exec", shell::now_rfc3339())
+        }
+        Recorded::Purview(code) => {
+            let outcome = if code == 0 { "ok" } else { "error" };
+            let mut ev = shell::event(user, "purview.command", session, outcome);
+            ev.details.insert("line".into(), line.into());
+            ev.details.insert("via".into(), "exec".into());
+            ev
+        }
+    };
+    let appended = sink.append(event).map_err(|e| e.to_string());
+    let closed = sink.close();
+    appended?;
+    closed
+}
+
 pub fn exec(args: ExecArgs) -> ExitCode {
     let line = args.line.join(" ");
     let program = match args
@@ -178,7 +222,16 @@ pub fn exec(args: ExecArgs) -> ExitCode {
     if let Err(e) = rt.block_on(access.bind_identity()) {
         return super::fail(e);
     }
-    match gate_and_run(&rt, &mut access, &program, &line) {
+    let Some(dir) = record_dir(args.record) else {
+        return super::fail(
+            "no folder for the audit log: pass `--record DIR` or set JITSH_RECORD_DIR",
+        );
+    };
+    let session = shell::new_session_id();
+    let record = |line: &str, user: &str, what: Recorded<'_>| {
+        audit_exec(&config, &dir, &session, user, line, what)
+    };
+    match gate_and_run(&rt, &mut access, &program, &line, &record) {
         Ok(Gated::Ran(status) | Gated::Refused(status)) => exit_code(status),
         Err(e) => super::fail(e),
     }
@@ -188,7 +241,7 @@ pub fn exec(args: ExecArgs) -> ExitCode {
 /// first refused line stops the input (later lines may depend on it) with exec's status: 1
 /// approval needed, 2 denied, 3 incomplete or not runnable. Otherwise the status is the last
 /// line's.
-fn piped(gate: GateOpts, program: &[OsString]) -> ExitCode {
+fn piped(gate: GateOpts, program: &[OsString], record_dir: PathBuf) -> ExitCode {
     let config = match access_config(gate) {
         Ok(c) => c,
         Err(e) => return super::fail(e),
@@ -208,6 +261,11 @@ fn piped(gate: GateOpts, program: &[OsString]) -> ExitCode {
     if let Err(e) = rt.block_on(access.bind_identity()) {
         return super::fail(e);
     }
+    // One session for the whole input, so its decisions can be found together.
+    let session = shell::new_session_id();
+    let record = |line: &str, user: &str, what: Recorded<'_>| {
+        audit_exec(&config, &record_dir, &session, user, line, what)
+    };
     let mut status = 0;
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
         let line = match line {
@@ -222,7 +280,7 @@ fn piped(gate: GateOpts, program: &[OsString]) -> ExitCode {
             eprintln!("jitsh: input line {}: meta-commands such as `{text}` need an interactive shell; use `jitsh request`, `jitsh requests`, `jitsh tokens`", n + 1);
             return ExitCode::from(3);
         }
-        match gate_and_run(&rt, &mut access, program, &line) {
+        match gate_and_run(&rt, &mut access, program, &line, &record) {
             Ok(Gated::Ran(s)) => status = s,
             Ok(Gated::Refused(s)) => {
                 eprintln!(
@@ -246,16 +304,33 @@ enum Gated {
     Refused(i32),
 }
 
-/// Gate one line and, if it is allowed, run it through a fresh runspace; a refusal is printed
-/// with the command that asks for access.
+/// What a line of exec or piped input left to record.
+#[derive(Debug, Clone, Copy)]
+enum Recorded<'d> {
+    /// The gate's decision, recorded before anything runs.
+    Decision(&'d crate::gate::LineDecision),
+    /// A Purview cmdlet the gate carried out, with its status (0 done).
+    Purview(u8),
+}
+
+/// What records a line (the line, the session's user, what to record).
+type Record<'a> = dyn Fn(&str, &str, Recorded<'_>) -> Result<(), String> + 'a;
+
+/// Gate one line, record the decision, and, if it is allowed, run it through a fresh runspace;
+/// a refusal is printed with the command that asks for access.
 fn gate_and_run(
     rt: &tokio::runtime::Runtime,
     access: &mut Access,
     program: &[OsString],
     line: &str,
+    record: &Record<'_>,
 ) -> Result<Gated, String> {
-    // Purview's own cmdlets are carried out by the gate; they never reach the runspace.
+    // Purview's own cmdlets are carried out by the gate; they never reach the runspace. The
+    // service audits what they do; the gate records the line and its outcome, as the shell does.
     if let Some(code) = rt.block_on(shell::purview::exec_line(line, access)) {
+        record(line, access.user(), Recorded::Purview(code)).map_err(|e| {
+            format!("the command ran but could not be recorded in the audit log: {e}")
+        })?;
         return Ok(if code == 0 {
             Gated::Ran(0)
         } else {
@@ -272,6 +347,10 @@ fn gate_and_run(
         checked = rt.block_on(access.check(line));
     }
     let d = checked.decision;
+    // No record, no run: every decision is audited before anything else happens.
+    record(line, access.user(), Recorded::Decision(&d)).map_err(|e| {
+        format!("the decision could not be recorded, so the line does not run: {e}")
+    })?;
     if d.incomplete {
         return Err(
             "the line is incomplete: finish it (a closing bracket or quote is missing)".into(),

@@ -75,8 +75,13 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyApproved { .. } => ApiError::conflict("already_approved", msg),
             StoreError::Locked { .. } => ApiError::policy("locked", msg),
             StoreError::BatchConflict(_) => ApiError::conflict("batch_conflict", msg),
+            StoreError::SessionNotYours(_) => ApiError::forbidden("not_your_session", msg),
             StoreError::Exhausted(_) => ApiError::conflict("uses_exhausted", msg),
             StoreError::NotLive { .. } => ApiError::conflict("grant_not_live", msg),
+            StoreError::Tampered(id) => {
+                tracing::error!(request = %id, "state database edited outside the service");
+                ApiError::conflict("tampered", msg)
+            }
             StoreError::Audit(e) => {
                 tracing::error!(error = %e, "audit write failed; action refused");
                 ApiError::new(

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 pub mod directory;
 pub mod error;
+pub mod gate_events;
 pub mod http;
 pub mod listen;
 pub mod notify;
@@ -46,6 +47,8 @@ pub struct Config {
     pub mail_from: String,
     pub webhook: Option<String>,
     pub pending_ttl: Duration,
+    /// Syslog collector that witnesses every audit checkpoint (`tcp://HOST:PORT`).
+    pub syslog: Option<crate::audit::ForwardTarget>,
     /// Serve HTTPS with these settings ([`tls::server_config`]); plain HTTP when `None`.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     pub limits: Limits,
@@ -82,6 +85,8 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
         path: config.state.display().to_string(),
         message: e.to_string(),
     })?;
+    // The signing key first: the SQLite store seals each request with a key derived from it.
+    let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
     let store: Arc<dyn Store> = match &config.store {
         Some(url) => {
             let store = open_postgres(url)?;
@@ -91,6 +96,9 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
                     message: e.to_string(),
                 }
             })?;
+            tracing::warn!(
+                "the PostgreSQL store does not seal request rows yet: an edit in the database is not detected at token issue (the SQLite store detects it)"
+            );
             store
         }
         None => {
@@ -103,17 +111,18 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
                 }
                 _ => {}
             }
-            open_sqlite(config)?
+            open_sqlite(config, &signer)?
         }
     };
-    let signer = ports::Signer::load_or_create(&config.state).map_err(ServeError::Setup)?;
-    let audit: Arc<dyn crate::audit::AuditSink> = ports::open_audit(&config.state, &signer)
-        .map_err(|e| match e {
-            ports::OpenAuditError::Locked(path) => ServeError::Setup(format!(
-                "audit log `{path}` is in use: is another `jitsh serve` running on this state folder?"
-            )),
-            other => ServeError::Setup(other.to_string()),
-        })?;
+    let audit: Arc<dyn crate::audit::AuditSink> =
+        ports::open_audit_witnessed(&config.state, &signer, config.syslog.as_ref()).map_err(
+            |e| match e {
+                ports::OpenAuditError::Locked(path) => ServeError::Setup(format!(
+            "audit log `{path}` is in use: is another `jitsh serve` running on this state folder?"
+        )),
+                other => ServeError::Setup(other.to_string()),
+            },
+        )?;
     let service = Service::new(workflow::Parts {
         store: Arc::clone(&store),
         policies: Arc::new(policies),
@@ -135,7 +144,7 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
 }
 
 /// The SQLite file `STATE/jitsh.db`, private to the service's account.
-fn open_sqlite(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+fn open_sqlite(config: &Config, signer: &ports::Signer) -> Result<Arc<dyn Store>, ServeError> {
     let db = config.state.join("jitsh.db");
     private_file(&db).map_err(|e| ServeError::State {
         path: config.state.display().to_string(),
@@ -152,7 +161,8 @@ fn open_sqlite(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
         }
     }
     Ok(Arc::new(
-        sqlite::SqliteStore::open(&db).map_err(|e| ServeError::Setup(e.to_string()))?,
+        sqlite::SqliteStore::open_sealed(&db, signer.store_sealer())
+            .map_err(|e| ServeError::Setup(e.to_string()))?,
     ))
 }
 

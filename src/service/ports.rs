@@ -98,6 +98,25 @@ impl Signer {
         Ok(Signer { key })
     }
 
+    /// Load `STATE/signing.key`, which must exist (repairs never make a new key).
+    pub fn load_existing(state: &Path) -> Result<Signer, String> {
+        let key_path = state.join("signing.key");
+        let text = std::fs::read_to_string(&key_path).map_err(|e| {
+            format!(
+                "signing key `{}` could not be read: {e}",
+                key_path.display()
+            )
+        })?;
+        SigningKey::from_file_text(&text)
+            .map(|key| Signer { key })
+            .map_err(|e| format!("signing key `{}`: {e}", key_path.display()))
+    }
+
+    /// The key that seals the store's requests, derived from the signing key (never stored).
+    pub fn store_sealer(&self) -> super::sqlite::Sealer {
+        super::sqlite::Sealer::from_seed(self.key.seed())
+    }
+
     /// Key id carried in the token footer.
     pub fn kid(&self) -> &str {
         self.key.kid()
@@ -125,8 +144,67 @@ pub enum OpenAuditError {
 }
 
 /// Open the tamper-evident audit log in `STATE/audit/`, its checkpoints signed with the
-/// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it).
+/// service's key (so `jitsh audit verify STATE/audit --trust-key STATE/signing.pub` checks it)
+/// and its head anchored in `STATE/audit.anchor` (a log cut back, rewritten or extended by
+/// hand does not open).
 pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAuditError> {
+    open_audit_witnessed(state, signer, None)
+}
+
+/// [`open_audit`], every checkpoint also sent to `syslog` (spooled in `STATE/audit-witness/`
+/// while the collector is away).
+pub fn open_audit_witnessed(
+    state: &Path,
+    signer: &Signer,
+    syslog: Option<&crate::audit::ForwardTarget>,
+) -> Result<Arc<AuditLog>, OpenAuditError> {
+    let (dir, checkpoints, anchor) = audit_parts(state, signer)?;
+    let opened = match syslog {
+        None => AuditLog::open_anchored(&dir, Some(checkpoints), Default::default(), anchor),
+        Some(target) => {
+            let witness = crate::audit::witness::SyslogWitness::start(
+                target.clone(),
+                &state.join("audit-witness"),
+            )
+            .map_err(|e| OpenAuditError::Other(e.to_string()))?;
+            AuditLog::open_witnessed(
+                &dir,
+                Some(checkpoints),
+                Default::default(),
+                anchor,
+                Box::new(witness),
+            )
+        }
+    };
+    match opened {
+        Ok(log) => Ok(Arc::new(log)),
+        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
+        Err(e) => Err(OpenAuditError::Other(e.to_string())),
+    }
+}
+
+/// `jitsh audit repair`: re-anchor the state folder's log after a person reviewed it. Returns
+/// the mismatch that was repaired, or `None` when log and store agreed.
+pub fn repair_audit(
+    state: &Path,
+    signer: &Signer,
+    actor: &str,
+) -> Result<Option<String>, OpenAuditError> {
+    let (dir, checkpoints, anchor) = audit_parts(state, signer)?;
+    match AuditLog::repair(&dir, Some(checkpoints), anchor, actor) {
+        Ok(found) => Ok(found),
+        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
+        Err(e) => Err(OpenAuditError::Other(e.to_string())),
+    }
+}
+
+type AuditParts = (
+    std::path::PathBuf,
+    AuditSigner,
+    Box<dyn crate::audit::Anchor>,
+);
+
+fn audit_parts(state: &Path, signer: &Signer) -> Result<AuditParts, OpenAuditError> {
     let dir = state.join("audit");
     std::fs::create_dir_all(&dir).map_err(|e| {
         OpenAuditError::Other(format!(
@@ -138,9 +216,7 @@ pub fn open_audit(state: &Path, signer: &Signer) -> Result<Arc<AuditLog>, OpenAu
         kid: signer.key.kid().to_owned(),
         seed: *signer.key.seed(),
     };
-    match AuditLog::open(&dir, Some(checkpoints)) {
-        Ok(log) => Ok(Arc::new(log)),
-        Err(AuditError::Locked(path)) => Err(OpenAuditError::Locked(path)),
-        Err(e) => Err(OpenAuditError::Other(e.to_string())),
-    }
+    let anchor = crate::audit::FileAnchor::open(&state.join(crate::audit::anchor::STATE_FILE))
+        .map_err(OpenAuditError::Other)?;
+    Ok((dir, checkpoints, Box::new(anchor)))
 }

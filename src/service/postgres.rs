@@ -1044,38 +1044,45 @@ impl Store for PgStore {
 
     fn drain_audit(
         &self,
-        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+        sink: &mut dyn FnMut(Vec<AuditEvent>) -> Result<(), AuditSinkError>,
     ) -> Result<usize, StoreError> {
+        let chunk = i64::try_from(super::store::DRAIN_CHUNK).unwrap_or(i64::MAX);
         let mut drained = 0;
         loop {
-            let done = step!(self, |tx| {
+            let n = step!(self, |tx| {
                 async {
-                    // SKIP LOCKED: each queued event is taken by one replica only.
-                    let row = tx
-                        .query_opt(
-                            "SELECT id, event FROM audit_inbox ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                            &[],
+                    // SKIP LOCKED: each queued event is taken by one replica only; a chunk is
+                    // handed over whole (one log sync) and removed in the same step.
+                    let rows = tx
+                        .query(
+                            "SELECT id, event FROM audit_inbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                            &[&chunk],
                         )
                         .await
                         .map_err(pg)?;
-                    let Some(row) = row else {
-                        return Ok(true);
-                    };
-                    let id: i64 = row.try_get(0).map_err(pg)?;
-                    let text: String = row.try_get(1).map_err(pg)?;
-                    let event: AuditEvent = serde_json::from_str(&text).map_err(backend)?;
-                    sink(event)?;
-                    tx.execute("DELETE FROM audit_inbox WHERE id = $1", &[&id])
+                    if rows.is_empty() {
+                        return Ok(0usize);
+                    }
+                    let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
+                    let mut events = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        ids.push(row.try_get(0).map_err(pg)?);
+                        let text: String = row.try_get(1).map_err(pg)?;
+                        events.push(serde_json::from_str::<AuditEvent>(&text).map_err(backend)?);
+                    }
+                    let n = events.len();
+                    sink(events)?;
+                    tx.execute("DELETE FROM audit_inbox WHERE id = ANY($1)", &[&ids])
                         .await
                         .map_err(pg)?;
-                    Ok(false)
+                    Ok(n)
                 }
                 .await
             })?;
-            if done {
+            if n == 0 {
                 return Ok(drained);
             }
-            drained += 1;
+            drained += n;
         }
     }
 

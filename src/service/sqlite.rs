@@ -87,6 +87,18 @@ CREATE TABLE gate_batches (
     PRIMARY KEY (user, batch)
 );
 "#,
+    r#"
+CREATE TABLE gate_sessions (
+    session TEXT PRIMARY KEY,         -- a gate session id, owned by the first user to send it
+    user TEXT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE request_seals (
+    request_id TEXT PRIMARY KEY REFERENCES requests(id),
+    mac TEXT NOT NULL                 -- HMAC-SHA256 over the request, its votes and its grant
+);
+"#,
 ];
 
 /// The SQLite store. One connection behind a mutex: SQLite serializes writers anyway, and the
@@ -94,6 +106,57 @@ CREATE TABLE gate_batches (
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Seals every request with its votes and grant (see [`SqliteStore::open_sealed`]).
+    seal: Option<Sealer>,
+}
+
+/// The key that seals requests. Derived from the service's signing key, never stored or
+/// logged; not `Debug`-printed.
+pub struct Sealer(ring::hmac::Key);
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+/// Domain of the seal key derivation and of the sealed bytes.
+const SEAL_DOMAIN: &[u8] = b"jitsh store seal v1\0";
+
+impl Sealer {
+    /// The sealing key for a service whose signing key has `seed`.
+    pub fn from_seed(seed: &[u8; 32]) -> Sealer {
+        let derived = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed),
+            SEAL_DOMAIN,
+        );
+        Sealer(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            derived.as_ref(),
+        ))
+    }
+
+    /// The sealed bytes: the request id (length-prefixed) and the whole record as JSON.
+    fn message(record: &RequestRecord) -> Result<Vec<u8>, StoreError> {
+        let mut msg = SEAL_DOMAIN.to_vec();
+        msg.extend_from_slice(&(record.new.id.len() as u64).to_be_bytes());
+        msg.extend_from_slice(record.new.id.as_bytes());
+        serde_json::to_writer(&mut msg, record).map_err(backend)?;
+        Ok(msg)
+    }
+
+    fn mac(&self, record: &RequestRecord) -> Result<String, StoreError> {
+        let tag = ring::hmac::sign(&self.0, &Sealer::message(record)?);
+        Ok(crate::audit::chain::hex(tag.as_ref()))
+    }
+
+    /// Whether `stored` (hex) is the record's seal, compared in constant time.
+    fn verify(&self, record: &RequestRecord, stored: &str) -> Result<bool, StoreError> {
+        let Some(tag) = crate::audit::chain::hex_decode(stored) else {
+            return Ok(false);
+        };
+        Ok(ring::hmac::verify(&self.0, &Sealer::message(record)?, &tag).is_ok())
+    }
 }
 
 impl SqliteStore {
@@ -119,7 +182,133 @@ impl SqliteStore {
         .map_err(backend)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            seal: None,
         })
+    }
+
+    /// Open as the service does: every step seals the requests it changes (request, votes,
+    /// grant window and uses, under an HMAC keyed from the signing key), and every read of a
+    /// request checks its seal, so a row edited in the database is refused
+    /// ([`StoreError::Tampered`]) rather than trusted. Requests written before seals existed
+    /// are sealed once, as found, when the store is first opened this way.
+    pub fn open_sealed(path: &Path, sealer: Sealer) -> Result<SqliteStore, StoreError> {
+        let mut store = SqliteStore::open(path)?;
+        store.seal = Some(sealer);
+        store.step(|tx| {
+            let ids: Vec<String> = tx
+                .prepare("SELECT id FROM requests WHERE id NOT IN (SELECT request_id FROM request_seals)")
+                .map_err(backend)?
+                .query_map([], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            for id in ids {
+                store.reseal(tx, &id)?;
+            }
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Requests in the database at `path` whose seal does not match (read only: for
+    /// `jitsh audit verify --store`).
+    pub fn tampered_requests(path: &Path, sealer: &Sealer) -> Result<Vec<String>, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM requests ORDER BY created_at, id")
+            .map_err(backend)?
+            .query_map([], |r| r.get(0))
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        let has_seals: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'request_seals'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(backend)?
+            > 0;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            seal: Some(Sealer(sealer.0.clone())),
+        };
+        let conn = store.conn()?;
+        let mut bad = Vec::new();
+        for id in ids {
+            let tampered = !has_seals
+                || match store.load(&conn, &id) {
+                    Ok(_) => false,
+                    Err(StoreError::Tampered(_)) => true,
+                    // A row that no longer even reads as a request was edited too.
+                    Err(StoreError::Backend(_)) => true,
+                    Err(e) => return Err(e),
+                };
+            if tampered {
+                bad.push(id);
+            }
+        }
+        Ok(bad)
+    }
+
+    /// Recompute the seal of request `id` after a step changed it.
+    fn reseal(&self, tx: &Connection, id: &str) -> Result<(), StoreError> {
+        let Some(sealer) = &self.seal else {
+            return Ok(());
+        };
+        let mac = sealer.mac(&load_unchecked(tx, id)?)?;
+        tx.execute(
+            "INSERT INTO request_seals (request_id, mac) VALUES (?1, ?2) ON CONFLICT(request_id) DO UPDATE SET mac = ?2",
+            params![id, mac],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Reseal request `id` after a step changed it, and read it back.
+    fn after_change(&self, tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
+        self.reseal(tx, id)?;
+        load_unchecked(tx, id)
+    }
+
+    /// `grant` as its sealed request holds it: a grant row changed on its own (window, uses,
+    /// revocation) no longer matches the request's seal.
+    fn sealed_grant(&self, tx: &Connection, grant: Grant) -> Result<Grant, StoreError> {
+        if self.seal.is_none() {
+            return Ok(grant);
+        }
+        let record = self.load(tx, &grant.request_id)?;
+        match record.grant {
+            Some(g) if g == grant => Ok(g),
+            _ => Err(StoreError::Tampered(grant.request_id)),
+        }
+    }
+
+    /// Request `id`, its seal checked.
+    fn load(&self, tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
+        let record = load_unchecked(tx, id)?;
+        let Some(sealer) = &self.seal else {
+            return Ok(record);
+        };
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT mac FROM request_seals WHERE request_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let same = match stored {
+            Some(stored) => sealer.verify(&record, &stored)?,
+            None => false,
+        };
+        if !same {
+            return Err(StoreError::Tampered(id.to_owned()));
+        }
+        Ok(record)
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -184,7 +373,7 @@ fn enqueue(tx: &Transaction<'_>, notes: &[Notification], now: UnixTime) -> Resul
     Ok(())
 }
 
-fn load(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
+fn load_unchecked(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
     let row = tx
         .query_row(
             "SELECT body, status, decided_at, decided_by, decision_comment FROM requests WHERE id = ?1",
@@ -316,8 +505,13 @@ fn set_decided(
 }
 
 /// The pending request `id`, or why it cannot be decided now.
-fn pending(tx: &Transaction<'_>, id: &str, now: UnixTime) -> Result<RequestRecord, StoreError> {
-    let record = load(tx, id)?;
+fn pending(
+    store: &SqliteStore,
+    tx: &Transaction<'_>,
+    id: &str,
+    now: UnixTime,
+) -> Result<RequestRecord, StoreError> {
+    let record = store.load(tx, id)?;
     if record.status != Status::Pending {
         return Err(StoreError::AlreadyDecided {
             id: id.to_owned(),
@@ -386,7 +580,7 @@ impl Store for SqliteStore {
                 set_decided(tx, &new.id, Status::Approved, "jitsh", Some("auto"), grant.nbf)?;
                 insert_grant(tx, grant, &new.rule)?;
             }
-            let record = load(tx, &new.id)?;
+            let record = self.after_change(tx, &new.id)?;
             let notes = hook(&record)?;
             enqueue(tx, &notes, new.created_at)?;
             Ok(record)
@@ -395,7 +589,7 @@ impl Store for SqliteStore {
 
     fn request(&self, id: &str) -> Result<RequestRecord, StoreError> {
         let conn = self.conn()?;
-        load(&conn, id)
+        self.load(&conn, id)
     }
 
     fn list_requests(
@@ -418,7 +612,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)?
         };
-        ids.iter().map(|id| load(&conn, id)).collect()
+        ids.iter().map(|id| self.load(&conn, id)).collect()
     }
 
     fn list_page(&self, q: &ListQuery) -> Result<Vec<RequestRecord>, StoreError> {
@@ -431,7 +625,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)?
         };
-        ids.iter().map(|id| load(&conn, id)).collect()
+        ids.iter().map(|id| self.load(&conn, id)).collect()
     }
 
     fn count_requests(
@@ -459,9 +653,9 @@ impl Store for SqliteStore {
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
         self.step(|tx| {
-            pending(tx, id, now)?;
+            pending(self, tx, id, now)?;
             set_decided(tx, id, Status::Withdrawn, by, None, now)?;
-            let record = load(tx, id)?;
+            let record = self.after_change(tx, id)?;
             let notes = hook(&record)?;
             enqueue(tx, &notes, now)?;
             Ok(record)
@@ -477,7 +671,7 @@ impl Store for SqliteStore {
         hook: Hook<'_, ApproveOutcome>,
     ) -> Result<ApproveOutcome, StoreError> {
         self.step(|tx| {
-            let record = pending(tx, id, vote.at)?;
+            let record = pending(self, tx, id, vote.at)?;
             if record.approvals.iter().any(|a| a.approver == vote.approver) {
                 return Err(StoreError::AlreadyApproved {
                     id: id.to_owned(),
@@ -514,11 +708,11 @@ impl Store for SqliteStore {
                 )?;
                 insert_grant(tx, grant, &record.new.rule)?;
                 ApproveOutcome::Decided {
-                    record: load(tx, id)?,
+                    record: self.after_change(tx, id)?,
                 }
             } else {
                 ApproveOutcome::Recorded {
-                    record: load(tx, id)?,
+                    record: self.after_change(tx, id)?,
                 }
             };
             let notes = hook(&outcome)?;
@@ -536,9 +730,9 @@ impl Store for SqliteStore {
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
         self.step(|tx| {
-            pending(tx, id, now)?;
+            pending(self, tx, id, now)?;
             set_decided(tx, id, Status::Denied, by, Some(comment), now)?;
-            let record = load(tx, id)?;
+            let record = self.after_change(tx, id)?;
             let notes = hook(&record)?;
             enqueue(tx, &notes, now)?;
             Ok(record)
@@ -553,7 +747,7 @@ impl Store for SqliteStore {
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
         self.step(|tx| {
-            let record = load(tx, id)?;
+            let record = self.load(tx, id)?;
             if record.status != Status::Approved || record.grant.is_none() {
                 return Err(StoreError::AlreadyDecided {
                     id: id.to_owned(),
@@ -570,7 +764,7 @@ impl Store for SqliteStore {
                 params![id],
             )
             .map_err(backend)?;
-            let record = load(tx, id)?;
+            let record = self.after_change(tx, id)?;
             let notes = hook(&record)?;
             enqueue(tx, &notes, now)?;
             Ok(record)
@@ -579,14 +773,16 @@ impl Store for SqliteStore {
 
     fn grant(&self, jti: &str) -> Result<Grant, StoreError> {
         let conn = self.conn()?;
-        conn.query_row(
-            "SELECT jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by FROM grants WHERE jti = ?1",
-            params![jti],
-            grant_row,
-        )
-        .optional()
-        .map_err(backend)?
-        .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))
+        let grant = conn
+            .query_row(
+                "SELECT jti, request_id, sub, nbf, exp, uses, used, revoked_at, revoked_by FROM grants WHERE jti = ?1",
+                params![jti],
+                grant_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+        self.sealed_grant(&conn, grant)
     }
 
     fn use_grant(
@@ -602,6 +798,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+            let grant = self.sealed_grant(tx, grant)?;
             let not_live = |state| StoreError::NotLive {
                 jti: jti.to_owned(),
                 state,
@@ -624,6 +821,7 @@ impl Store for SqliteStore {
                     params![jti],
                 )
                 .map_err(backend)?;
+                self.reseal(tx, &grant.request_id)?;
             }
             let grant = tx
                 .query_row(sql, params![jti], grant_row)
@@ -654,7 +852,7 @@ impl Store for SqliteStore {
         let mut expired = Vec::new();
         for id in ids {
             let record = self.step(|tx| {
-                let record = load(tx, &id)?;
+                let record = self.load(tx, &id)?;
                 if record.status != Status::Pending {
                     return Ok(None);
                 }
@@ -663,11 +861,19 @@ impl Store for SqliteStore {
                     params![id, now],
                 )
                 .map_err(backend)?;
-                let record = load(tx, &id)?;
+                let record = self.after_change(tx, &id)?;
                 let notes = hook(&record)?;
                 enqueue(tx, &notes, now)?;
                 Ok(Some(record))
-            })?;
+            });
+            let record = match record {
+                // An edited request is never acted on, and must not hold up the others.
+                Err(StoreError::Tampered(id)) => {
+                    tracing::error!(request = %id, "not expiring a request edited outside the service");
+                    None
+                }
+                other => other?,
+            };
             expired.extend(record);
         }
         Ok(expired)
@@ -791,6 +997,28 @@ impl Store for SqliteStore {
                     Err(StoreError::BatchConflict(batch.id.clone()))
                 };
             }
+            // A session belongs to the first user who sent events of it: nobody else can add
+            // records to it.
+            let mut sessions: Vec<&str> = batch.events.iter().map(|e| e.subject.as_str()).collect();
+            sessions.sort_unstable();
+            sessions.dedup();
+            for session in sessions {
+                tx.execute(
+                    "INSERT OR IGNORE INTO gate_sessions (session, user) VALUES (?1, ?2)",
+                    params![session, batch.user.to_ascii_lowercase()],
+                )
+                .map_err(backend)?;
+                let owner: String = tx
+                    .query_row(
+                        "SELECT user FROM gate_sessions WHERE session = ?1",
+                        params![session],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if !owner.eq_ignore_ascii_case(&batch.user) {
+                    return Err(StoreError::SessionNotYours(session.to_owned()));
+                }
+            }
             for text in &texts {
                 tx.execute("INSERT INTO audit_inbox (event) VALUES (?1)", params![text])
                     .map_err(backend)?;
@@ -806,32 +1034,38 @@ impl Store for SqliteStore {
 
     fn drain_audit(
         &self,
-        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+        sink: &mut dyn FnMut(Vec<AuditEvent>) -> Result<(), AuditSinkError>,
     ) -> Result<usize, StoreError> {
         let mut drained = 0;
         loop {
-            let done = self.step(|tx| {
-                let row = tx
-                    .query_row(
-                        "SELECT id, event FROM audit_inbox ORDER BY id LIMIT 1",
-                        [],
-                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-                    )
-                    .optional()
+            let n = self.step(|tx| {
+                let mut stmt = tx
+                    .prepare_cached("SELECT id, event FROM audit_inbox ORDER BY id LIMIT ?1")
                     .map_err(backend)?;
-                let Some((id, text)) = row else {
-                    return Ok(true);
+                let rows = stmt
+                    .query_map(params![super::store::DRAIN_CHUNK], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                let Some(&(last, _)) = rows.last() else {
+                    return Ok(0);
                 };
-                let event: AuditEvent = serde_json::from_str(&text).map_err(backend)?;
-                sink(event)?;
-                tx.execute("DELETE FROM audit_inbox WHERE id = ?1", params![id])
+                let events = rows
+                    .iter()
+                    .map(|(_, text)| serde_json::from_str::<AuditEvent>(text).map_err(backend))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let n = events.len();
+                sink(events)?;
+                tx.execute("DELETE FROM audit_inbox WHERE id <= ?1", params![last])
                     .map_err(backend)?;
-                Ok(false)
+                Ok(n)
             })?;
-            if done {
+            if n == 0 {
                 return Ok(drained);
             }
-            drained += 1;
+            drained += n;
         }
     }
 
@@ -1109,13 +1343,19 @@ mod tests {
         });
         assert!(failed.is_err());
         let mut seen = Vec::new();
+        let mut calls = 0;
         let n = store
-            .drain_audit(&mut |e| {
-                seen.push(e.subject);
+            .drain_audit(&mut |events| {
+                calls += 1;
+                seen.extend(events.into_iter().map(|e| e.subject));
                 Ok(())
             })
             .unwrap();
-        assert_eq!((n, seen), (2, vec!["a".to_owned(), "b".to_owned()]));
+        // One hand-over (one log sync) for the whole queue.
+        assert_eq!(
+            (n, seen, calls),
+            (2, vec!["a".to_owned(), "b".to_owned()], 1)
+        );
         assert_eq!(store.drain_audit(&mut |_| Ok(())).unwrap(), 0);
     }
 
@@ -1154,8 +1394,8 @@ mod tests {
             .unwrap());
         let mut seen = Vec::new();
         store
-            .drain_audit(&mut |e| {
-                seen.push(e.subject);
+            .drain_audit(&mut |events| {
+                seen.extend(events.into_iter().map(|e| e.subject));
                 Ok(())
             })
             .unwrap();

@@ -8,6 +8,9 @@
 
 use crate::audit::{AuditEvent, AuditSinkError};
 
+/// Most queued audit events appended behind one log sync by [`Store::drain_audit`].
+pub const DRAIN_CHUNK: usize = 500;
+
 /// Unix seconds (UTC). Kept as an integer so ordering and comparisons are exact in every backend.
 pub type UnixTime = i64;
 
@@ -232,6 +235,17 @@ pub enum StoreError {
     NoLock(String),
     #[error("batch `{0}` was already received with other events")]
     BatchConflict(String),
+    #[error(
+        "session `{0}` belongs to another user; a gate may only send events of its own sessions"
+    )]
+    SessionNotYours(String),
+    /// A request's rows no longer match the seal the service wrote with them: the database was
+    /// edited outside the service.
+    #[error(
+        "request `{0}` was changed in the state database outside the service (its seal does not \
+         match); it is not used"
+    )]
+    Tampered(String),
     #[error(transparent)]
     Audit(#[from] AuditSinkError),
     #[error("state database error: {0}")]
@@ -348,10 +362,12 @@ pub trait Store: Send + Sync {
     /// a lost answer never duplicates events. A known id with other events is
     /// [`StoreError::BatchConflict`].
     fn queue_gate_batch(&self, batch: &GateBatch, now: UnixTime) -> Result<bool, StoreError>;
-    /// Append queued audit events through `sink`, oldest first, each removed in the same step.
+    /// Append queued audit events through `sink`, oldest first, in chunks of at most
+    /// [`DRAIN_CHUNK`]: each chunk is handed over whole (one log sync) and removed in the
+    /// same step.
     fn drain_audit(
         &self,
-        sink: &mut dyn FnMut(AuditEvent) -> Result<(), AuditSinkError>,
+        sink: &mut dyn FnMut(Vec<AuditEvent>) -> Result<(), AuditSinkError>,
     ) -> Result<usize, StoreError>;
 
     /// Queued notifications due at `now`, oldest first.

@@ -66,6 +66,7 @@ pub struct Service {
     pending_ttl: Duration,
     email: bool,
     webhook: bool,
+    gate_limiter: super::gate_events::RateLimiter,
     limits: RequestLimits,
     /// Held from counting a user's requests to inserting the new one, so concurrent filings
     /// cannot together pass a limit each passes alone.
@@ -167,6 +168,7 @@ impl Service {
             pending_ttl: parts.pending_ttl,
             email: parts.email,
             webhook: parts.webhook,
+            gate_limiter: Default::default(),
             limits: parts.limits,
             filing: Mutex::new(()),
         })
@@ -187,10 +189,31 @@ impl Service {
 
     /// The user presenting `credential`.
     pub fn authenticate(&self, credential: &str) -> Result<Principal, ApiError> {
+        // A failure is audited (with its source, within a budget) by the HTTP layer that
+        // throttles guessing; never the credential.
         self.directory
             .read()?
             .authenticate(credential)
             .ok_or_else(ApiError::unauthorized)
+    }
+
+    /// Record a refused action (who tried what, and why it was refused). The refusal stands
+    /// whether or not it could be recorded.
+    fn audit_refusal(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        e: &ApiError,
+        mut details: Value,
+    ) {
+        if let Some(d) = details.as_object_mut() {
+            d.insert("error".into(), json!(e.code));
+            d.insert("message".into(), json!(e.message));
+        }
+        if let Err(a) = self.append(event(actor, action, subject, "refused", details)) {
+            tracing::error!(error = %a, action, "a refusal could not be audited");
+        }
     }
 
     /// The user named `name` as the directory knows them now (the web UI's sessions hold only
@@ -215,6 +238,24 @@ impl Service {
             .read()
             .map(|p| Arc::clone(&p))
             .map_err(|_| ApiError::internal("policy set unavailable"))
+    }
+
+    /// A store error on the way to a decision; an edited database is audited before the
+    /// refusal goes out.
+    fn tamper_alarm(&self, who: &Principal, step: &str, e: StoreError) -> ApiError {
+        if let StoreError::Tampered(id) = &e {
+            let logged = self.append(event(
+                "jitsh",
+                "store.tampered",
+                id,
+                "error",
+                json!({ "refused": step, "caller": who.name }),
+            ));
+            if let Err(a) = logged {
+                tracing::error!(error = %a, "the tampered request could not be audited");
+            }
+        }
+        e.into()
     }
 
     fn append(&self, event: AuditEvent) -> Result<(), AuditSinkError> {
@@ -498,24 +539,31 @@ impl Service {
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
+        // Every refusal of this vote is audited (who tried, and why).
+        let refused = |e: ApiError| {
+            self.audit_refusal(&who.name, "request.refused", id, &e, json!({}));
+            e
+        };
         // The rule as the policies define it now: its approver groups say who may vote and whose
         // earlier votes still count, its quorum how many are needed.
-        check_digest(&record, decision.digest.as_deref(), now)?;
-        let rule = self.rule_in_force(&record)?;
+        check_digest(&record, decision.digest.as_deref(), now).map_err(refused)?;
+        let rule = self.rule_in_force(&record).map_err(refused)?;
         let dir = self.directory.read()?;
-        self.may_decide(who, &record, &rule.approvers, &dir, true)?;
+        self.may_decide(who, &record, &rule.approvers, &dir, true)
+            .map_err(refused)?;
         let limit = secs(rule.max_duration.unwrap_or(MAX_GRANT).min(MAX_GRANT));
         if record.new.duration_secs > limit || record.new.duration_secs <= 0 {
-            return Err(ApiError::conflict(
+            return Err(refused(ApiError::conflict(
                 "beyond_policy",
                 format!(
                     "request `{id}` asks for longer than rule `{}` now allows; it must be filed again",
                     rule.id
                 ),
-            ));
+            )));
         }
         let at = now.unix_timestamp();
-        self.not_locked_for_approval(who, &record, at)?;
+        self.not_locked_for_approval(who, &record, at)
+            .map_err(refused)?;
         let grant = self.new_grant(&record.new, at)?;
         let vote = Approval {
             approver: who.name.clone(),
@@ -599,14 +647,19 @@ impl Service {
                 )
             })?;
         let record = self.store.request(id)?;
+        let refused = |e: ApiError| {
+            self.audit_refusal(&who.name, "request.refused", id, &e, json!({}));
+            e
+        };
         // A rule that no longer exists leaves its old approvers the right to refuse.
         let approvers = self
             .rule_in_force(&record)
             .map(|r| r.approvers)
             .unwrap_or_else(|_| record.new.approvers.clone());
-        check_digest(&record, decision.digest.as_deref(), now)?;
+        check_digest(&record, decision.digest.as_deref(), now).map_err(refused)?;
         let dir = self.directory.read()?;
-        self.may_decide(who, &record, &approvers, &dir, false)?;
+        self.may_decide(who, &record, &approvers, &dir, false)
+            .map_err(refused)?;
         let record = self.store.deny(
             id,
             &who.name,
@@ -708,7 +761,10 @@ impl Service {
 
     /// The signed token of an approved, live grant (requester only).
     pub fn token(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
-        let record = self.store.request(id)?;
+        let record = self
+            .store
+            .request(id)
+            .map_err(|e| self.tamper_alarm(who, "token.issue", e))?;
         if !record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
                 "not_requester",
@@ -869,7 +925,15 @@ impl Service {
         body: LockBody,
         now: OffsetDateTime,
     ) -> Result<Value, ApiError> {
-        require_admin(who, "set locks")?;
+        require_admin(who, "set locks").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "lock.refused",
+                "-",
+                e,
+                json!({ "wanted": "set locks" }),
+            );
+        })?;
         let scope = check_scope(&body.scope)?;
         let reason = body
             .reason
@@ -913,7 +977,15 @@ impl Service {
 
     /// Clear a lock (global admin only).
     pub fn clear_lock(&self, who: &Principal, scope: &str) -> Result<Value, ApiError> {
-        require_admin(who, "clear locks")?;
+        require_admin(who, "clear locks").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "lock.refused",
+                "-",
+                e,
+                json!({ "wanted": "clear locks" }),
+            );
+        })?;
         let scope = check_scope(scope)?;
         let lock = self.store.clear_lock(&scope, &mut |l| {
             self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
@@ -927,7 +999,15 @@ impl Service {
 
     /// Replace or add one policy file after validating the whole set (global admin only).
     pub fn put_policy(&self, who: &Principal, file: &str, text: &str) -> Result<Value, ApiError> {
-        require_admin(who, "change policies")?;
+        require_admin(who, "change policies").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "policy.refused",
+                "-",
+                e,
+                json!({ "wanted": "change policies" }),
+            );
+        })?;
         let valid_file = file.len() <= 100
             && file.ends_with(".toml")
             && file
@@ -980,7 +1060,15 @@ impl Service {
 
     /// Add a user and return their credential, once (global admin only).
     pub fn add_user(&self, who: &Principal, body: UserBody) -> Result<Value, ApiError> {
-        require_admin(who, "add users")?;
+        require_admin(who, "add users").inspect_err(|e| {
+            self.audit_refusal(
+                &who.name,
+                "user.refused",
+                "-",
+                e,
+                json!({ "wanted": "add users" }),
+            );
+        })?;
         let credential = self.directory.add_user(
             &body.name,
             body.email.clone(),
@@ -1032,48 +1120,13 @@ impl Service {
                 ),
             ));
         }
-        for (i, e) in body.events.iter().enumerate() {
-            if !e.actor.eq_ignore_ascii_case(&who.name) {
-                return Err(ApiError::forbidden(
-                    "not_your_event",
-                    format!(
-                        "event {i} is in the name of `{}`; a gate may only send events of its own user `{}`",
-                        e.actor, who.name
-                    ),
-                ));
-            }
-            if !crate::audit::spool::gate_action_allowed(&e.action) {
-                return Err(ApiError::policy(
-                    "action_not_allowed",
-                    format!(
-                        "event {i} has action `{}`; gates send only `session.*`, `gate.*` and `request.local` events",
-                        e.action
-                    ),
-                ));
-            }
-            if OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
-                .is_err()
-            {
-                return Err(ApiError::policy(
-                    "invalid_time",
-                    format!("event {i} has time `{}`, which is not RFC 3339", e.time),
-                ));
-            }
-        }
+        self.gate_limiter.take(&who.name, body.events.len(), now)?;
         let sent = serde_json::to_vec(&body.events)
             .map_err(|e| ApiError::internal(format!("events could not be encoded: {e}")))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, &sent);
         let sha256: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        let events: Vec<AuditEvent> = body
-            .events
-            .into_iter()
-            .map(|mut e| {
-                e.actor.clone_from(&who.name);
-                e.details.insert("received_by".into(), json!("service"));
-                e.details.insert("gate_batch".into(), json!(id));
-                e
-            })
-            .collect();
+        let events =
+            super::gate_events::admit(&who.name, &id, body.events, self.store.as_ref(), now)?;
         let count = events.len();
         let batch = super::store::GateBatch {
             user: who.name.clone(),
@@ -1087,7 +1140,9 @@ impl Service {
 
     /// Append audit events other processes queued in the store.
     pub fn drain_audit(&self) -> Result<usize, ApiError> {
-        Ok(self.store.drain_audit(&mut |event| self.append(event))?)
+        Ok(self
+            .store
+            .drain_audit(&mut |events| self.audit.append_all(events).map(|_| ()))?)
     }
 
     /// Expire pending requests whose time ran out.

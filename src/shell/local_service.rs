@@ -120,6 +120,7 @@ impl LocalService {
             mail_from: "jitsh@localhost".into(),
             webhook: None,
             pending_ttl: Duration::from_secs(24 * 3600),
+            syslog: None,
             // Loopback only, inside this process's session.
             tls: None,
             limits: Default::default(),

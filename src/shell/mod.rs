@@ -173,17 +173,21 @@ pub fn marker_label(d: &LineDecision) -> String {
 
 /// Audit event helper.
 pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEvent {
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     AuditEvent {
-        time,
+        time: now_rfc3339(),
         actor: actor.to_string(),
         action: action.to_string(),
         subject: subject.to_string(),
         outcome: outcome.to_string(),
         details: serde_json::Map::new(),
     }
+}
+
+/// The current time as an audit event's RFC 3339 text.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Where a session's audit events go: to the approval service when one is configured (spooled
@@ -196,17 +200,22 @@ pub enum SessionAudit {
 }
 
 impl SessionAudit {
-    /// Open the sink for a session whose recordings go to `record_dir`. A spool held by another
-    /// running session is left to it: the next free sibling (`spool-2`, ...) is used instead.
+    /// Open the sink for `user`'s session whose recordings go to `record_dir`. With a service,
+    /// the spool is that service's and that user's alone ([`spool_dir`], under `spool_base`,
+    /// default `record_dir/spool`): events are never delivered to another service or under
+    /// another user's credential. A spool held by another running session is left to it: the
+    /// next free sibling (`<key>-2`, ...) is used instead.
     pub fn open(
         record_dir: &Path,
-        spool_dir: Option<&Path>,
+        spool_base: Option<&Path>,
         session_id: &str,
+        user: &str,
         service: Option<(String, String)>,
     ) -> Result<SessionAudit, ShellError> {
         match service {
             Some((server, credential)) => {
-                let base = spool_dir.map_or_else(|| record_dir.join("spool"), Path::to_path_buf);
+                let default_base = record_dir.join("spool");
+                let base = spool_dir(spool_base.unwrap_or(&default_base), &server, user)?;
                 let mut last = None;
                 for n in 1..=16usize {
                     let dir = if n == 1 {
@@ -214,7 +223,9 @@ impl SessionAudit {
                     } else {
                         let mut name = base.file_name().unwrap_or_default().to_os_string();
                         name.push(format!("-{n}"));
-                        base.with_file_name(name)
+                        let sibling = base.with_file_name(name);
+                        private_dir(&sibling)?;
+                        sibling
                     };
                     match crate::audit::spool::SpoolingSink::open(
                         &dir,
@@ -259,6 +270,29 @@ impl SessionAudit {
             }
         }
     }
+}
+
+/// `BASE/<digest of service URL and user>` (BASE is usually `RECORD_DIR/spool`), created
+/// private (0700).
+pub fn spool_dir(base: &Path, server: &str, user: &str) -> Result<PathBuf, ShellError> {
+    let mut key = Vec::with_capacity(server.len() + user.len() + 1);
+    key.extend_from_slice(server.trim_end_matches('/').as_bytes());
+    key.push(0);
+    key.extend_from_slice(user.to_ascii_lowercase().as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &key);
+    let name = crate::audit::chain::hex(digest.as_ref().get(..12).unwrap_or_default());
+    let dir = base.join(name);
+    private_dir(&dir)?;
+    Ok(dir)
+}
+
+fn private_dir(dir: &Path) -> Result<(), ShellError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| ShellError::Record(format!("audit spool `{}`: {e}", dir.display())))
 }
 
 /// The local audit log (hash-chained, `crate::audit::log`) in `dir`, its checkpoints signed
@@ -314,6 +348,25 @@ fn local_audit_key(dir: &Path) -> Result<SigningKey, String> {
 mod tests {
     use super::*;
     use crate::gate::InvocationDecision;
+
+    #[test]
+    #[allow(clippy::unwrap_used, reason = "test failures are panics")]
+    fn each_service_and_user_has_a_private_spool() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = spool_dir(&dir.path().join("spool"), "https://svc-a:8750", "alice").unwrap();
+        assert_eq!(
+            a,
+            spool_dir(&dir.path().join("spool"), "https://svc-a:8750/", "Alice").unwrap()
+        );
+        let others = [
+            spool_dir(&dir.path().join("spool"), "https://svc-b:8750", "alice").unwrap(),
+            spool_dir(&dir.path().join("spool"), "https://svc-a:8750", "bob").unwrap(),
+        ];
+        assert!(others.iter().all(|o| *o != a), "{others:?}");
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     fn inv(name: &str, decision: Effect, rule: Option<&str>) -> InvocationDecision {
         InvocationDecision {

@@ -145,6 +145,7 @@ impl Session {
             &config.record_dir,
             config.spool_dir.as_deref(),
             &session_id,
+            access.user(),
             config
                 .access
                 .server
@@ -738,6 +739,30 @@ impl Session {
             return self.write_out(&out);
         }
         if text.contains('\n') && !self.multiline {
+            // Refused like any other line: a marker in the recording and a record in the log.
+            let reason = "this runspace reads one line at a time; the line was not sent";
+            let marker = self
+                .recorder
+                .marker(format!("gate: deny multi-line: {reason}"));
+            let mut ev = crate::audit::decision::event(
+                self.access.user(),
+                &self.session_id,
+                &text,
+                &decision,
+                "shell",
+                super::now_rfc3339(),
+            );
+            ev.outcome = Effect::Deny.as_str().into();
+            ev.details.insert("reason".into(), reason.into());
+            ev.details.insert("multiline".into(), true.into());
+            ev.details.insert(
+                "recording".into(),
+                self.recorder.path().display().to_string().into(),
+            );
+            ev.details.insert("marker".into(), marker.into());
+            if self.audit.append(ev).is_err() {
+                self.audit_failed = true;
+            }
             let mut out = Vec::new();
             self.editor.leave_for_message(&mut out);
             out.extend_from_slice(
@@ -748,16 +773,14 @@ impl Session {
             return self.write_out(&out);
         }
         let marker = self.recorder.marker(marker_label(&decision));
-        let mut ev = event(
+        let mut ev = crate::audit::decision::event(
             self.access.user(),
-            "gate.decision",
             &self.session_id,
-            decision.decision.as_str(),
+            &text,
+            &decision,
+            "shell",
+            super::now_rfc3339(),
         );
-        ev.details.insert("line".into(), text.clone().into());
-        ev.details
-            .insert("reason".into(), decision.reason.clone().into());
-        ev.details.insert("result".into(), decision.to_json());
         // From the audit event to the moment in the recording: `jitsh replay FILE --at-marker N`.
         ev.details.insert(
             "recording".into(),
@@ -898,12 +921,13 @@ so no privileged line runs\r\n",
                 }
             }
             Ok(Meta::Request(spec)) => {
-                let mut ev = event(self.access.user(), "request.local", &spec.task, "ok");
-                ev.details
-                    .insert("session".into(), self.session_id.clone().into());
+                // The gate's note that it filed a request: about the session, naming the
+                // request (the service's own `request.create` is the request's record).
+                let mut ev = event(self.access.user(), "gate.request", &self.session_id, "ok");
+                ev.details.insert("task".into(), spec.task.clone().into());
                 match self.access.request(&spec).await {
                     Ok(id) => {
-                        ev.subject = id.clone();
+                        ev.details.insert("request".into(), id.clone().into());
                         msg.push_str(&format!(
                             "jitsh: request {id} for `{}` sent; its token will be used as soon as \
                              it is approved\n",

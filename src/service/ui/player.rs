@@ -18,6 +18,7 @@ use super::admin::read_log;
 use super::html::{h, page, value};
 use super::{failed, html, secure, to_signin, Ctx, Signed, Ui};
 use crate::audit::chain::Record;
+use crate::audit::decision;
 use crate::audit::search::GATE_DECISION;
 use crate::service::error::ApiError;
 
@@ -69,9 +70,9 @@ fn summaries(records: &[Record]) -> BTreeMap<String, Summary> {
         match r.action.as_str() {
             "session.start" => {
                 s.user = r.actor.clone();
-                s.start = Some(r.time.clone());
+                s.start = Some(decision::gate_time(r).to_owned());
             }
-            "session.end" => s.end = Some(r.time.clone()),
+            "session.end" => s.end = Some(decision::gate_time(r).to_owned()),
             _ => {
                 s.decisions += 1;
                 if r.outcome == "deny" {
@@ -158,17 +159,17 @@ fn decision_items(records: &[&Record]) -> String {
     let mut out = String::new();
     for (i, r) in records.iter().enumerate() {
         let marker = r.details.get("marker").and_then(Value::as_u64).unwrap_or(0);
-        let rules: Vec<String> = r
-            .details
-            .get("invocations")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|i| i.get("rule").and_then(Value::as_str))
-                    .map(h)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rules: Vec<String> = decision::invocations(r)
+            .into_iter()
+            .filter_map(|i| i.get("rule").and_then(Value::as_str))
+            .map(h)
+            .collect();
+        let tokens: Vec<String> = decision::tokens(r).into_iter().map(h).collect();
+        let tokens = if tokens.is_empty() {
+            "—".to_owned()
+        } else {
+            tokens.join(", ")
+        };
         let rule = if rules.is_empty() {
             value(r.details.get("rule"))
         } else {
@@ -188,11 +189,10 @@ fn decision_items(records: &[&Record]) -> String {
         let _ = write!(
             out,
             r#"<li class="decision" id="d-{i}"><strong>{}</strong> at {}: <code>{}</code>
-<dl class="request"><dt>Rule</dt><dd>{rule}</dd><dt>Token</dt><dd>{}</dd><dt>Request</dt><dd>{request}</dd><dt>Reason</dt><dd>{}</dd></dl>{jump}</li>"#,
+<dl class="request"><dt>Rule</dt><dd>{rule}</dd><dt>Token</dt><dd>{tokens}</dd><dt>Request</dt><dd>{request}</dd><dt>Reason</dt><dd>{}</dd></dl>{jump}</li>"#,
             h(&r.outcome),
-            h(&r.time),
+            h(decision::gate_time(r)),
             value(r.details.get("line")),
-            value(r.details.get("token_id")),
             value(r.details.get("reason")),
         );
     }
