@@ -391,14 +391,63 @@ fn param_name(out: &mut String, name: &str) {
 
 /// A backtick escape that reads back as `c`.
 fn escaped(out: &mut String, c: char) {
+    if let Some(code) = control_escape(c) {
+        out.push_str(&code);
+        return;
+    }
     out.push('`');
-    out.push(match c {
+    out.push(c);
+}
+
+/// The escape for a control or invisible character, which the reader refuses raw in a line:
+/// PowerShell's letter escapes where one exists, else `` `u{hex} ``.
+fn control_escape(c: char) -> Option<String> {
+    let letter = match c {
+        '\0' => '0',
+        '\u{7}' => 'a',
+        '\u{8}' => 'b',
+        '\u{1b}' => 'e',
+        '\u{c}' => 'f',
         '\n' => 'n',
         '\r' => 'r',
         '\t' => 't',
-        '\0' => '0',
-        other => other,
-    });
+        '\u{b}' => 'v',
+        c if super::lex::is_rejected_char(c) => return Some(format!("`u{{{:x}}}", u32::from(c))),
+        _ => return None,
+    };
+    Some(format!("`{letter}"))
+}
+
+/// Text that holds a character the reader refuses raw, printed as a double-quoted string with
+/// escapes so that it reads back as the same value.
+fn needs_double_quotes(text: &str) -> bool {
+    text.chars()
+        .any(|c| c == '\n' || c == '\r' || super::lex::is_rejected_char(c))
+}
+
+fn double_quoted(out: &mut String, text: &str) {
+    out.push('"');
+    double_quoted_text(out, text);
+    out.push('"');
+}
+
+fn double_quoted_text(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '`' | '$' => {
+                out.push('`');
+                out.push(c);
+            }
+            c if super::lex::is_double_quote(c) => {
+                out.push('`');
+                out.push(c);
+            }
+            c => match control_escape(c) {
+                Some(code) => out.push_str(&code),
+                None => out.push(c),
+            },
+        }
+    }
 }
 
 /// PowerShell's keywords: a command with such a name (written `` `if ``) is printed quoted.
@@ -454,6 +503,9 @@ fn is_plain_word_char(c: char) -> bool {
 }
 
 fn single_quoted(out: &mut String, text: &str) {
+    if needs_double_quotes(text) {
+        return double_quoted(out, text);
+    }
     out.push('\'');
     for c in text.chars() {
         if super::lex::is_single_quote(c) {
@@ -496,24 +548,7 @@ fn string_lit(out: &mut String, s: &StringLit, _arg: bool) {
     out.push('"');
     for p in &s.parts {
         match p {
-            StringPart::Text(t) => {
-                for c in t.chars() {
-                    match c {
-                        '`' | '$' => {
-                            out.push('`');
-                            out.push(c);
-                        }
-                        '\n' => out.push_str("`n"),
-                        '\r' => out.push_str("`r"),
-                        '\0' => out.push_str("`0"),
-                        c if super::lex::is_double_quote(c) => {
-                            out.push('`');
-                            out.push(c);
-                        }
-                        c => out.push(c),
-                    }
-                }
-            }
+            StringPart::Text(t) => double_quoted_text(out, t),
             StringPart::Variable(v, _) => var(out, &{
                 let mut b = v.clone();
                 b.braced = true;
