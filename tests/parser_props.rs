@@ -167,6 +167,7 @@ const TRICKY: &[&str] = &[
     // control and invisible characters written as escapes print as escapes (found by fuzzing)
     "Get-Mailbox `e x; Get-Mailbox a`u{200b}b `a`b`f`v",
     "Get-Mailbox \"a`u{200b}b`e\" 'multi\nline'",
+    "${functbo/r xb'; Gll`et-Mailbo}; .`4p-ath",
     // escaped characters in parameter names
     "Set-Mailbox -`x 1 -`1x 3",
     // a call operator's name and a variable inside it start at the same place (found by fuzzing)

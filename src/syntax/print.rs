@@ -267,6 +267,8 @@ fn command(out: &mut String, c: &Command) {
         (None, CommandName::Word(w))
             if w.text.chars().all(is_plain_word_char)
                 && w.text != "."
+                && !(w.text.starts_with('.')
+                    && w.text[1..].starts_with(|c: char| c.is_ascii_digit()))
                 && !KEYWORDS.contains(&w.text.to_ascii_lowercase().as_str())
                 && !w.text.starts_with(|c: char| {
                     super::lex::is_dash(c) || c.is_ascii_digit() || matches!(c, '+' | '!')
@@ -531,6 +533,10 @@ fn var(out: &mut String, v: &VarRef) {
     } else {
         out.push_str("${");
         for c in v.name.chars() {
+            if let Some(code) = control_escape(c) {
+                out.push_str(&code);
+                continue;
+            }
             if c == '}' || c == '`' || c == '{' {
                 out.push('`');
             }
