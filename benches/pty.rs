@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 const JITSH: &str = env!("CARGO_BIN_EXE_jitsh");
-const EXSIM: &str = env!("CARGO_BIN_EXE_jitsh-exsim");
+/// The simulated runspace as jitsh's hidden subcommand (feature `demo-runspace`): the
+/// `jitsh-exsim` binary belongs to another package, so this package's benches cannot name it.
+const EXSIM: [&str; 2] = [JITSH, "exsim"];
 const PROMPT: &[u8] = b"PS C:\\> ";
 
 const POLICY: &str = r#"
@@ -144,7 +146,8 @@ fn jitsh_argv(dir: &Path) -> Vec<String> {
         "--record".into(),
         dir.join("rec").display().to_string(),
         "--".into(),
-        EXSIM.into(),
+        EXSIM[0].into(),
+        EXSIM[1].into(),
     ]
 }
 
@@ -153,7 +156,7 @@ fn script_argv() -> Vec<String> {
         "script".into(),
         "-q".into(),
         "-c".into(),
-        EXSIM.into(),
+        EXSIM.join(" "),
         "/dev/null".into(),
     ]
 }
@@ -232,7 +235,7 @@ fn main() {
         .is_ok();
     let jitsh = jitsh_argv(dir.path());
     let script = script_argv();
-    let bare = vec![EXSIM.to_string()];
+    let bare: Vec<String> = EXSIM.iter().map(|a| a.to_string()).collect();
 
     println!("pty bench: {mb} MB of output, 2-core shared machine, same run for both sides");
     let p_bare = first_prompt(&bare, dir.path(), 5);

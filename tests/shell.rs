@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 const JITSH: &str = env!("CARGO_BIN_EXE_jitsh");
+/// The simulated runspace as jitsh's hidden subcommand (feature `demo-runspace`): the
+/// `jitsh-exsim` binary belongs to another package, so this package's tests cannot name it.
+const EXSIM: [&str; 2] = [JITSH, "exsim"];
 
 /// The fixture's policy with `mailbox-moves` allowing offline use for an hour: for tests that
 /// use a token with no approval service at all.
@@ -746,7 +749,8 @@ fn a_valid_token_lets_the_privileged_line_run_until_it_expires() {
             "--skew",
             "0",
             "--",
-            env!("CARGO_BIN_EXE_jitsh-exsim"),
+            EXSIM[0],
+            EXSIM[1],
         ],
     );
     let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
@@ -803,7 +807,8 @@ fn no_token_is_honoured_while_the_service_cannot_be_reached() {
             "--server",
             &server,
             "--",
-            env!("CARGO_BIN_EXE_jitsh-exsim"),
+            EXSIM[0],
+            EXSIM[1],
         ],
     );
     let m = s.line("New-MoveRequest -Identity bob -TargetDatabase DB02");
@@ -1260,11 +1265,9 @@ fn jitsh_alone_still_has_its_simulated_runspace() {
 
 // ---- the runspace reads a line as incomplete (PowerShell's block mode) ---------------------
 
-const EXSIM: &str = env!("CARGO_BIN_EXE_jitsh-exsim");
-
 /// `jitsh shell` over the simulated runspace in console-host mode with `runspace_args`.
 fn console_host_screen(fx: &Fixture, runspace_args: &[&str]) -> Screen {
-    let mut extra = vec!["--", EXSIM, "--console-host"];
+    let mut extra = vec!["--", EXSIM[0], EXSIM[1], "--console-host"];
     extra.extend_from_slice(runspace_args);
     Screen::start(fx, &extra)
 }

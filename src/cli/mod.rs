@@ -95,8 +95,9 @@ enum Command {
     /// Verify, search and export the audit log.
     Audit(audit_cmd::Args),
     /// The simulated Exchange runspace (what `jitsh-exsim` runs).
+    #[cfg(feature = "demo-runspace")]
     #[command(hide = true)]
-    Exsim(crate::exsim::Args),
+    Exsim(jitsh_exsim::Args),
 }
 
 impl Command {
@@ -112,8 +113,17 @@ impl Command {
                 | Command::Replay(_)
                 | Command::Sessions(_)
                 | Command::Audit(_)
-                | Command::Exsim(_)
-        )
+        ) && !self.is_runspace()
+    }
+
+    #[cfg(feature = "demo-runspace")]
+    fn is_runspace(&self) -> bool {
+        matches!(self, Command::Exsim(_))
+    }
+
+    #[cfg(not(feature = "demo-runspace"))]
+    fn is_runspace(&self) -> bool {
+        false
     }
 }
 
@@ -164,7 +174,8 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay::run(a),
         Command::Sessions(a) => replay::sessions(a),
         Command::Audit(a) => audit_cmd::run(a),
-        Command::Exsim(a) => crate::exsim::run_args(a),
+        #[cfg(feature = "demo-runspace")]
+        Command::Exsim(a) => jitsh_exsim::run_args(a),
     }
 }
 

@@ -561,15 +561,21 @@ fn access_config(gate: GateOpts) -> Result<AccessConfig, String> {
 }
 
 /// The simulated Exchange runspace: the `jitsh-exsim` binary beside jitsh, else jitsh itself
-/// running it (`jitsh exsim`, hidden), so `cargo run -- shell` works without building both.
+/// running it (`jitsh exsim`, hidden; feature `demo-runspace`, on by default), so
+/// `cargo run -- shell` works without building both.
 fn default_runspace() -> Result<Vec<OsString>, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("the jitsh executable could not be located: {e}"))?;
     let sim = exe.with_file_name("jitsh-exsim");
     if sim.exists() {
         Ok(vec![sim.into_os_string()])
-    } else {
+    } else if cfg!(feature = "demo-runspace") {
         Ok(vec![exe.into_os_string(), "exsim".into()])
+    } else {
+        Err(format!(
+            "no runspace given and `{}` does not exist: name the runspace command after `--` (e.g. `jitsh shell -- pwsh -NoLogo`)",
+            sim.display()
+        ))
     }
 }
 

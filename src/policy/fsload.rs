@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::policy::error::{LoadError, LoadErrors};
+use crate::policy::{LoadError, LoadErrors};
 use crate::policy::{PolicySet, PolicySource};
 
 /// Loads the policy folder `dir`. A missing folder, a folder without `*.toml` files, an

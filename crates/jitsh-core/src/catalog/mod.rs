@@ -44,11 +44,11 @@ use serde::Deserialize;
 
 /// The Exchange Online / Exchange Server cmdlets, derived from the public reference docs by
 /// `tools/gen-catalog.py`.
-const EXCHANGE_JSON: &str = include_str!("../../data/exchange-cmdlets.json");
+const EXCHANGE_JSON: &str = include_str!("../../../../data/exchange-cmdlets.json");
 /// The PowerShell cmdlets administrators pipe Exchange output into, and those that take script
 /// blocks or keep them to run later (`Add-Member`, `Register-EngineEvent`, `Set-PSBreakpoint`,
 /// …), so that the parameters that run code are known by type.
-const COMMON_JSON: &str = include_str!("../../data/common-cmdlets.json");
+const COMMON_JSON: &str = include_str!("../../../../data/common-cmdlets.json");
 
 /// The only data format version this code reads.
 const FORMAT_VERSION: u32 = 1;

@@ -65,12 +65,12 @@ impl SigningKey {
         })
     }
 
-    /// The key id, as written in token footers.
-    /// The seed, for the audit log's checkpoint signer (same key, same crate). Never printed.
-    pub(crate) fn seed_bytes(&self) -> [u8; 32] {
+    /// The seed, for the audit log's checkpoint signer (same key). Never printed.
+    pub fn seed_bytes(&self) -> [u8; 32] {
         self.seed
     }
 
+    /// The key id, as written in token footers.
     pub fn kid(&self) -> &str {
         &self.kid
     }
@@ -83,7 +83,8 @@ impl SigningKey {
         }
     }
 
-    pub(crate) fn seed(&self) -> &[u8; 32] {
+    /// The seed, for the service store's sealing key (derived from the same key). Never printed.
+    pub fn seed(&self) -> &[u8; 32] {
         &self.seed
     }
 

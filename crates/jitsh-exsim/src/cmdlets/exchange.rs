@@ -2,10 +2,10 @@
 //! admin audit log and export requests.
 
 use super::{boolean, cols, id_matches, list, number, opt, required, s};
-use crate::exsim::format::{Obj, View};
-use crate::exsim::lang::{Bound, Value};
-use crate::exsim::session::{Flow, Session, Stop};
-use crate::exsim::state::{ExportRequest, Mailbox, MoveRequest, Permission, State, TransportRule};
+use crate::format::{Obj, View};
+use crate::lang::{Bound, Value};
+use crate::session::{Flow, Session, Stop};
+use crate::state::{ExportRequest, Mailbox, MoveRequest, Permission, State, TransportRule};
 
 // ---- mailboxes ---------------------------------------------------------------------------
 

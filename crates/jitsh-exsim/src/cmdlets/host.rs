@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use super::{cmdlet_names, cols, id_matches, number, s};
-use crate::exsim::format::{Obj, View};
-use crate::exsim::lang::{Bound, Value};
-use crate::exsim::session::{Flow, Session, Stop};
-use crate::exsim::Input;
+use crate::format::{Obj, View};
+use crate::lang::{Bound, Value};
+use crate::session::{Flow, Session, Stop};
+use crate::Input;
 
 // ---- host and utility cmdlets ------------------------------------------------------------
 

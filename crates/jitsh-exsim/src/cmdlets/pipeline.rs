@@ -1,11 +1,11 @@
 //! Pipeline cmdlets: selecting, filtering, sorting, formatting and counting objects.
 
 use super::{cols, number};
-use crate::exsim::format::{render_list, render_table};
-use crate::exsim::format::{Obj, View};
-use crate::exsim::lang::Filter;
-use crate::exsim::lang::{Bound, Value};
-use crate::exsim::session::{Flow, Session, Stop};
+use crate::format::{render_list, render_table};
+use crate::format::{Obj, View};
+use crate::lang::Filter;
+use crate::lang::{Bound, Value};
+use crate::session::{Flow, Session, Stop};
 
 // ---- pipeline cmdlets --------------------------------------------------------------------
 

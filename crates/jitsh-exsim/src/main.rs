@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    jitsh::exsim::main()
+    jitsh_exsim::main()
 }

@@ -1,8 +1,8 @@
 //! Task-level policies, format v1 (SPEC §2): loading and validation with `file:line:col`
 //! errors, a compiled matcher, the order-independent decision for one invocation, and lint.
 //!
-//! Layer 0 and pure, except [`load_dir`] (in `fsload.rs`), the one I/O adapter that reads a
-//! policy folder and hands its text to [`PolicySet::from_sources`].
+//! Layer 0 and pure. Reading a policy folder from disk is the product's adapter (`jitsh`'s
+//! `policy::load_dir`), which hands the text to [`PolicySet::from_sources`].
 //!
 //! INVARIANT: a [`PolicySet`] exists only fully validated: every rule id unique, every glob,
 //! regex and role reference compiled, `defaults.dynamic` never `allow`. A load with any error
@@ -15,7 +15,6 @@ use crate::invocation::Invocation;
 
 mod error;
 mod eval;
-mod fsload;
 mod index;
 mod lint;
 mod load;
@@ -25,7 +24,6 @@ mod pattern;
 mod synthetic;
 
 pub use error::{ConstraintError, LoadError, LoadErrors};
-pub use fsload::load_dir;
 pub use lint::LintFinding;
 pub use load::{parse_duration, MAX_DURATION_LIMIT};
 pub use model::{ApprovalMode, Defaults, Effect, Rule, RuleDecision, Tri};
