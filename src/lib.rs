@@ -1,7 +1,7 @@
 //! jitsh: zero standing privileges for administrators' shells.
 //!
 //! Layer 0 (pure: no I/O, no clock, time is passed in): [`span`], [`syntax`], [`catalog`],
-//! [`resolve`], [`invocation`], [`policy`], [`token`], [`gate`], [`text`], and the formats in
+//! [`resolve`], [`rfc3339`], [`invocation`], [`policy`], [`token`], [`gate`], [`text`], and the formats in
 //! [`audit`] and [`asciicast`]. Layer 1/2 (I/O and runtimes): [`cli`], [`service`], [`shell`],
 //! [`net`], [`exsim`].
 
@@ -16,6 +16,7 @@ pub mod net;
 pub mod policy;
 pub mod purview;
 pub mod resolve;
+pub mod rfc3339;
 pub mod service;
 pub mod shell;
 pub mod span;

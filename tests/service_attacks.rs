@@ -91,7 +91,7 @@ fn assert_refused(got: (u16, Value), status: u16, code: &str) {
 fn plant_request(env: &Env, id: &str, task: &str, rule: &str, reason: &str) {
     use jitsh::service::store::{NewRequest, Store as _};
     let store = jitsh::service::sqlite::SqliteStore::open(&env.state.join("jitsh.db")).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = chrono::Utc::now().timestamp();
     let new = NewRequest {
         id: id.into(),
         requester: "alice".into(),
@@ -505,10 +505,8 @@ async fn locks_hold_whatever_the_case_and_stop_approvals_too() {
     assert_eq!((status, body["status"].as_str()), (200, Some("approved")));
 
     // A lock that would already be over is refused, not silently accepted.
-    let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
-    let past = past
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let past = jitsh::rfc3339::format(past).unwrap();
     for expires in [past.as_str(), "2000-01-01T00:00:00Z"] {
         assert_refused(lock("user:alice", Some(expires)).await, 422, "lock_expired");
     }

@@ -370,9 +370,7 @@ fn file_name(no: u32) -> String {
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    crate::rfc3339::format(chrono::Utc::now()).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {

@@ -5,9 +5,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
 
 use crate::token::{self, Claims, PublicKey, SigningKey, TokenError, TrustStore};
 
@@ -52,7 +51,7 @@ struct InspectArgs {
     trust_keys: Vec<PathBuf>,
     /// Check the validity window at this instant (RFC 3339) instead of now.
     #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
-    now: Option<OffsetDateTime>,
+    now: Option<DateTime<Utc>>,
     /// Check that the token is for this user.
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
@@ -81,8 +80,8 @@ struct FetchArgs {
     credential_file: Option<PathBuf>,
 }
 
-fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| format!("`{text}` is not an RFC 3339 time"))
+fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
+    crate::rfc3339::parse(text).ok_or_else(|| format!("`{text}` is not an RFC 3339 time"))
 }
 
 pub fn keygen(args: KeygenArgs) -> ExitCode {
@@ -250,7 +249,7 @@ fn inspect(args: InspectArgs) -> ExitCode {
             Err(m) => return super::fail(m),
         }
     }
-    let now = args.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let now = args.now.unwrap_or_else(Utc::now);
     let skew = Duration::seconds(i64::from(args.skew));
 
     let verified = if trust.is_empty() {
@@ -312,7 +311,7 @@ fn inspect(args: InspectArgs) -> ExitCode {
             "signature": signature.json(),
             "time": time_check.json(),
             "user": user_check.json(),
-            "now": now.format(&Rfc3339).ok(),
+            "now": crate::rfc3339::format(now),
             "claims": claims.as_ref().and_then(|c| serde_json::to_value(c).ok()),
         });
         println!("{out}");
@@ -335,7 +334,7 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
         println!("claims     (token cannot be decoded)");
         return;
     };
-    let when = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let when = |t: DateTime<Utc>| crate::rfc3339::format(t).unwrap_or_else(|| t.to_string());
     let list = |items: &[String]| {
         items
             .iter()

@@ -308,12 +308,7 @@ impl Session {
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    crate::rfc3339::from_unix(chrono::Utc::now().timestamp())
+        .and_then(crate::rfc3339::format)
         .unwrap_or_default()
 }

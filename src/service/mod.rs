@@ -286,7 +286,7 @@ async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver
             tracing::error!(error = %e, "queued audit events could not be appended; will retry");
         }
         let s = Arc::clone(&service);
-        match tokio::task::spawn_blocking(move || s.expire(time::OffsetDateTime::now_utc())).await {
+        match tokio::task::spawn_blocking(move || s.expire(chrono::Utc::now())).await {
             Ok(Ok(0)) | Err(_) => {}
             Ok(Ok(n)) => tracing::info!(expired = n, "pending requests expired"),
             Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
@@ -321,12 +321,8 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Unix seconds as RFC 3339 UTC.
 pub fn rfc3339(t: store::UnixTime) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    crate::rfc3339::from_unix(t)
+        .and_then(crate::rfc3339::format)
         .unwrap_or_default()
 }
 

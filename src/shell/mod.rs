@@ -75,19 +75,10 @@ pub async fn run(config: ShellConfig) -> Result<i32, ShellError> {
 
 /// A fresh session id: UTC time plus randomness, so ids sort by start time and never collide.
 pub fn new_session_id() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    let now = chrono::Utc::now();
     let mut random = [0u8; 6];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        record::hex(&random)
-    )
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), record::hex(&random))
 }
 
 /// The message shown when a line is refused in the shell: which invocation, which rule, and the
@@ -185,9 +176,7 @@ pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEv
 
 /// The current time as an audit event's RFC 3339 text.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    crate::rfc3339::format(chrono::Utc::now()).unwrap_or_default()
 }
 
 /// Where a session's audit events go: to the approval service when one is configured (spooled
