@@ -704,16 +704,8 @@ impl Writer {
             torn.len(),
             side.display()
         );
-        let mut out = OpenOptions::new()
-            .create(true)
-            .mode(0o600)
-            .truncate(true)
-            .write(true)
-            .open(&side)
+        crate::atomic_write::write(&side, torn, crate::atomic_write::Mode::Private)
             .map_err(io_err(&side))?;
-        out.write_all(torn).map_err(io_err(&side))?;
-        out.sync_all().map_err(io_err(&side))?;
-        sync_dir(&self.dir)?;
         self.file.set_len(offset).map_err(io_err(&self.path))?;
         self.file.sync_all().map_err(io_err(&self.path))?;
         Ok(())

@@ -90,11 +90,14 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
     let store: Arc<dyn Store> = match &config.store {
         Some(url) => {
             let store = open_postgres(url)?;
-            std::fs::write(config.state.join(POSTGRES_MARKER), b"postgres\n").map_err(|e| {
-                ServeError::State {
-                    path: config.state.display().to_string(),
-                    message: e.to_string(),
-                }
+            crate::atomic_write::write(
+                &config.state.join(POSTGRES_MARKER),
+                b"postgres\n",
+                crate::atomic_write::Mode::Public,
+            )
+            .map_err(|e| ServeError::State {
+                path: config.state.display().to_string(),
+                message: e.to_string(),
             })?;
             tracing::warn!(
                 "the PostgreSQL store does not seal request rows yet: an edit in the database is not detected at token issue (the SQLite store detects it)"

@@ -1020,9 +1020,13 @@ impl Service {
         let set = super::ports::policies_from_sources(&sources)
             .map_err(|e| ApiError::policy("policy_invalid", e))?;
         let path = self.policies_dir.join(file);
-        let tmp = self.policies_dir.join(format!(".{file}.tmp"));
-        std::fs::write(&tmp, text)
-            .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
+        // Staged beside the target (fsynced, mode kept) and put in place only once audited.
+        let staged = crate::atomic_write::stage(
+            &path,
+            text.as_bytes(),
+            crate::atomic_write::Mode::KeepOr(0o644),
+        )
+        .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         let recorded = self.store.record(&mut |()| {
@@ -1035,11 +1039,10 @@ impl Service {
             ))?;
             Ok(self.webhook_note(format!("jitsh: {} changed policy file `{file}`", who.name)))
         });
-        if let Err(e) = recorded {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        std::fs::rename(&tmp, &path)
+        // Dropping the staged file on failure leaves the old policy file as it was.
+        recorded?;
+        staged
+            .commit()
             .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
         let mut current = self
             .policies

@@ -303,8 +303,6 @@ pub fn open_audit(dir: &Path, session_id: &str) -> Result<AuditLog, ShellError> 
 
 /// Load `dir/signing.key`, or create it (mode 0600) with its `signing.pub`.
 fn local_audit_key(dir: &Path) -> Result<SigningKey, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("signing.key");
     std::fs::create_dir_all(dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
     match std::fs::read_to_string(&path) {
@@ -319,17 +317,16 @@ fn local_audit_key(dir: &Path) -> Result<SigningKey, String> {
     }
     let key = SigningKey::generate(&ring::rand::SystemRandom::new())
         .map_err(|e| format!("a new audit key could not be made: {e}"))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
+    use crate::atomic_write::{write, write_new, Mode};
+    write_new(&path, key.to_file_text().as_bytes(), Mode::Private)
         .map_err(|e| format!("`{}`: {e}", path.display()))?;
-    file.write_all(key.to_file_text().as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("`{}`: {e}", path.display()))?;
-    std::fs::write(dir.join("signing.pub"), key.public_key().to_file_text())
-        .map_err(|e| format!("`{}`: {e}", dir.join("signing.pub").display()))?;
+    let public = dir.join("signing.pub");
+    write(
+        &public,
+        key.public_key().to_file_text().as_bytes(),
+        Mode::Public,
+    )
+    .map_err(|e| format!("`{}`: {e}", public.display()))?;
     Ok(key)
 }
 

@@ -71,7 +71,7 @@ impl Service {
             ))?;
             Ok(self.webhook_note(format!("jitsh: {} removed policy file `{file}`", who.name)))
         })?;
-        std::fs::remove_file(self.policies_dir.join(&file))
+        crate::atomic_write::remove(&self.policies_dir.join(&file))
             .map_err(|e| ApiError::internal(format!("policy file could not be removed: {e}")))?;
         let mut guard = self
             .policies
