@@ -25,7 +25,7 @@ mod pattern;
 mod synthetic;
 
 pub use error::{ConstraintError, LoadError, LoadErrors};
-pub use fsload::load_dir;
+pub use fsload::{load_dir, read_folder};
 pub use lint::LintFinding;
 pub use load::{parse_duration, MAX_DURATION_LIMIT};
 pub use model::{ApprovalMode, Defaults, Effect, Rule, RuleDecision, Tri};

@@ -1012,8 +1012,7 @@ impl Service {
                 format!("`{file}` is not a policy file name; use letters, digits, `-`, `_` and the `.toml` extension"),
             ));
         }
-        let mut sources = read_sources(&self.policies_dir)
-            .map_err(|e| ApiError::internal(format!("policy folder could not be read: {e}")))?;
+        let mut sources = read_sources(&self.policies_dir)?;
         sources.retain(|(name, _)| name != file);
         sources.push((file.to_owned(), text.to_owned()));
         sources.sort();
@@ -1594,19 +1593,30 @@ fn modified(path: &Path) -> Option<FileStamp> {
     Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
-fn read_sources(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "toml") {
-            let name = path
+/// The policy folder's files as `(file name, text)`, read by the gate's reader with the gate's
+/// checks: a folder or file another user could change is refused here as at start.
+fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, ApiError> {
+    let sources = crate::policy::read_folder(dir).map_err(|e| {
+        tracing::error!(error = %e, "policy folder refused");
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "policy_folder_unsafe",
+            format!(
+                "the policy folder cannot be trusted, so no policy was changed; ask an operator to fix it: {}",
+                e.to_string().replace('\n', "; ")
+            ),
+        )
+    })?;
+    Ok(sources
+        .into_iter()
+        .map(|s| {
+            let name = Path::new(&s.name)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            out.push((name, std::fs::read_to_string(&path)?));
-        }
-    }
-    Ok(out)
+            (name, s.text)
+        })
+        .collect())
 }
 
 fn choose_rule(
