@@ -101,10 +101,10 @@ fn main() {
             policies: &set,
             catalog,
             user: "alice",
-            now: time::OffsetDateTime::UNIX_EPOCH,
+            now: chrono::DateTime::UNIX_EPOCH,
             tokens: &[],
             revoked: &revoked,
-            skew: time::Duration::seconds(30),
+            skew: chrono::Duration::seconds(30),
             online: false,
         };
         let reps = if quick { 1 } else { 5 };

@@ -1092,10 +1092,10 @@ fn bypass_suite_holds_under_shipped_policies() {
         policies: &policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     let mut failures = Vec::new();
@@ -1130,10 +1130,10 @@ fn privileged_lines_name_the_deciding_invocation() {
         policies: &policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     let d = check_line("Get-Mailbox | % { Ne`w-MoveRequest $_ }", &ctx);
@@ -1181,10 +1181,10 @@ fn check_under(policy: &str, lines: &[&str], want: Want) -> Vec<String> {
         policies: &policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     let mut failures = Vec::new();
@@ -1283,10 +1283,10 @@ fn names_that_are_native_programs_off_windows_follow_the_runspace_platform() {
             policies: &policies,
             catalog: Catalog::builtin(),
             user: "alice",
-            now: time::OffsetDateTime::UNIX_EPOCH,
+            now: chrono::DateTime::UNIX_EPOCH,
             tokens: &[],
             revoked: &revoked,
-            skew: time::Duration::seconds(30),
+            skew: chrono::Duration::seconds(30),
             online: false,
         };
         for line in lines {
@@ -1319,10 +1319,10 @@ fn glued_tokens_show_the_parameter_powershell_binds() {
         policies: &policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     let cases: &[(&str, &str, &str)] = &[
@@ -1403,10 +1403,10 @@ fn incomplete_lines_are_reported_incomplete() {
         policies: &policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     for line in [
@@ -1459,10 +1459,10 @@ fn check_with(policies: &PolicySet, line: &str) -> LineDecision {
         policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     check_line(line, &ctx)

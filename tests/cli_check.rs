@@ -15,7 +15,6 @@ use std::process::{Command, Output, Stdio};
 
 use jitsh::token::{issue, Claims, SigningKey};
 use serde_json::Value;
-use time::macros::datetime;
 
 fn jitsh() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_jitsh"));
@@ -75,14 +74,19 @@ fn keys() -> Keys {
     }
 }
 
+/// An instant from RFC 3339 text.
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    jitsh::rfc3339::parse(text).unwrap()
+}
+
 fn claims(sub: &str, rule: &str, tasks: &[&str]) -> Claims {
     Claims {
         iss: "jitsh-test".into(),
         sub: sub.into(),
         jti: format!("tok-{sub}-{rule}"),
-        iat: datetime!(2026-11-27 10:00 UTC),
-        nbf: datetime!(2026-11-27 10:00 UTC),
-        exp: datetime!(2026-11-27 11:00 UTC),
+        iat: at("2026-11-27T10:00:00Z"),
+        nbf: at("2026-11-27T10:00:00Z"),
+        exp: at("2026-11-27T11:00:00Z"),
         rule: rule.into(),
         tasks: tasks.iter().map(|t| t.to_string()).collect(),
         params: None,
@@ -805,7 +809,7 @@ fn offline_use_is_the_rules_explicit_choice_with_a_bound() {
     let long = |jti: &str, offline: Option<u64>| {
         let mut c = claims("alice", "mailbox-moves", &["New-MoveRequest"]);
         c.jti = jti.into();
-        c.exp = datetime!(2026-11-27 13:00 UTC);
+        c.exp = at("2026-11-27T13:00:00Z");
         c.offline = offline;
         c
     };

@@ -37,10 +37,10 @@ fn only_listed_examples_are_dynamic_under_shipped_policies() {
         policies: &policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     let listed_text = std::fs::read_to_string(
@@ -127,10 +127,10 @@ fn false_refusals_under_allow_all_are_at_most_one_percent_and_listed() {
         policies: &policies,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     let refused_list = listed("corpus-refused-allow-all.txt");

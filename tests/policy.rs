@@ -1440,3 +1440,41 @@ params.only = ["Name"]
     let d = s.decide(&piped("Get-Process", &["Name"]));
     assert_eq!(d.effect, Effect::Allow, "{}", d.reason);
 }
+
+#[cfg(unix)]
+#[test]
+fn load_dir_refuses_a_folder_or_file_another_user_could_change() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("policies");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.toml"),
+        "[[rule]]\nid = \"a\"\neffect = \"allow\"\ntasks = [\"Get-*\"]\n",
+    )
+    .unwrap();
+    assert!(load_dir(&dir).is_ok());
+    // Anyone could add a policy file that allows everything: refused, sticky bit or not.
+    for bits in [0o777, 0o1777, 0o757] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(bits)).unwrap();
+        let e = load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("policy folder is writable by every user"),
+            "{bits:o}: {e}"
+        );
+        assert!(jitsh::policy::read_folder(&dir).is_err());
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Owned by another user (only root can give a file away to make the case).
+    let file = dir.join("a.toml");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).unwrap());
+    if std::os::unix::fs::chown(&file, Some(65534), None).is_ok() {
+        let e = load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("a.toml: policy file is owned by user id 65534"),
+            "{e}"
+        );
+        std::os::unix::fs::chown(&file, Some(owner), None).unwrap();
+    }
+    assert!(load_dir(&dir).is_ok());
+}

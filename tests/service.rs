@@ -304,12 +304,9 @@ fn claims(token: &str) -> Value {
 }
 
 fn unix(rfc: &Value) -> i64 {
-    time::OffsetDateTime::parse(
-        rfc.as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap()
-    .unix_timestamp()
+    jitsh::rfc3339::parse(rfc.as_str().unwrap())
+        .unwrap()
+        .timestamp()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -378,7 +375,7 @@ async fn request_approve_token_with_mail_and_webhook() {
         (403, Some("not_an_approver"))
     );
 
-    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let before = chrono::Utc::now().timestamp();
     let ok = server
         .jitsh(bob, &["approve", &id, "--comment", "ok"])
         .await;
@@ -1208,12 +1205,8 @@ async fn the_gate_honours_an_approved_token_only_in_scope_and_until_revoked() {
         .as_str()
         .unwrap()
         .to_owned();
-    let after_exp =
-        time::OffsetDateTime::parse(&exp, &time::format_description::well_known::Rfc3339).unwrap()
-            + time::Duration::minutes(5);
-    let after_exp = after_exp
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let after_exp = jitsh::rfc3339::parse(&exp).unwrap() + chrono::Duration::minutes(5);
+    let after_exp = jitsh::rfc3339::format(after_exp).unwrap();
 
     let public = env.state.join("signing.pub");
     let policies = env.policies.to_str().unwrap().to_owned();
@@ -2068,7 +2061,7 @@ async fn requests_edited_in_the_database_are_refused_at_token_issue_and_audited(
 
     let db = rusqlite::Connection::open(env.state.join("jitsh.db")).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = chrono::Utc::now().timestamp();
     // The issue's edit: a pending request flipped to approved with a one-year grant.
     db.execute(
         "UPDATE requests SET status = 'approved', decided_at = ?2, decided_by = 'bob' WHERE id = ?1",

@@ -91,7 +91,7 @@ fn assert_refused(got: (u16, Value), status: u16, code: &str) {
 fn plant_request(env: &Env, id: &str, task: &str, rule: &str, reason: &str) {
     use jitsh::service::store::{NewRequest, Store as _};
     let store = jitsh::service::sqlite::SqliteStore::open(&env.state.join("jitsh.db")).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = chrono::Utc::now().timestamp();
     let new = NewRequest {
         id: id.into(),
         requester: "alice".into(),
@@ -505,10 +505,8 @@ async fn locks_hold_whatever_the_case_and_stop_approvals_too() {
     assert_eq!((status, body["status"].as_str()), (200, Some("approved")));
 
     // A lock that would already be over is refused, not silently accepted.
-    let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
-    let past = past
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let past = jitsh::rfc3339::format(past).unwrap();
     for expires in [past.as_str(), "2000-01-01T00:00:00Z"] {
         assert_refused(lock("user:alice", Some(expires)).await, 422, "lock_expired");
     }
@@ -1102,4 +1100,126 @@ async fn concurrent_user_additions_from_the_cli_and_the_api_lose_nothing() {
         assert_eq!((status, me["name"].as_str()), (200, Some(name.as_str())));
     }
     assert_eq!(dir.users.len(), 45);
+}
+
+/// A policy folder another user could change (a world-writable file or folder, a file planted
+/// by another user) is refused by the service when it changes policies exactly as the gate
+/// refuses it: one reader, one set of checks. Nothing is written while it is unsafe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_folder_others_can_change_is_refused_by_service_and_gate_alike() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env();
+    let server = env.start(&[]);
+    let root = env.cred("root");
+    let extra = "[[rule]]\nid = \"extra\"\neffect = \"deny\"\ntasks = [\"Add-Type\"]\n";
+    let put = |file: &'static str| {
+        let req = server
+            .http
+            .put(format!("{}/v1/policies/{file}", server.url))
+            .bearer_auth(&root)
+            .body(extra);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let gate = || {
+        let out = std::process::Command::new(server::JITSH)
+            .args(["check", "--policies"])
+            .arg(&env.policies)
+            .arg("Get-Mailbox")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mode = |path: &std::path::Path, bits: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits)).unwrap()
+    };
+    let file = env.policies.join("exchange.toml");
+    let planted = env.policies.join("planted.toml");
+
+    // (attack, make it, undo it, the refusal's words)
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let attacks: Vec<(&str, Step, Step, &str)> = vec![
+        (
+            "a world-writable policy file",
+            Box::new(|| mode(&file, 0o666)),
+            Box::new(|| mode(&file, 0o644)),
+            "policy file is writable by every user",
+        ),
+        (
+            "a world-writable policy folder",
+            Box::new(|| mode(&env.policies, 0o777)),
+            Box::new(|| mode(&env.policies, 0o755)),
+            "policy folder is writable by every user",
+        ),
+        (
+            "a world-writable file planted beside the others",
+            Box::new(|| {
+                std::fs::write(&planted, extra).unwrap();
+                mode(&planted, 0o666);
+            }),
+            Box::new(|| std::fs::remove_file(&planted).unwrap()),
+            "policy file is writable by every user",
+        ),
+    ];
+    for (attack, make, undo, why) in &attacks {
+        make();
+        let (code, stderr) = gate();
+        assert_eq!(code, Some(3), "{attack}: the gate must refuse: {stderr}");
+        assert!(stderr.contains(why), "{attack}: {stderr}");
+        let (status, body) = put("extra.toml").await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("policy_folder_unsafe")),
+            "{attack}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(why),
+            "{attack}: {body}"
+        );
+        let (status, body) = server
+            .call("DELETE", "/v1/policies/exchange.toml", &root, None)
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("policy_folder_unsafe")),
+            "{attack}: {body}"
+        );
+        assert!(!env.policies.join("extra.toml").exists(), "{attack}");
+        assert!(file.exists(), "{attack}");
+        undo();
+    }
+
+    // A file owned by another user (only root can give one away to make the case).
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).unwrap());
+    if std::os::unix::fs::chown(&file, Some(65534), None).is_ok() {
+        let (code, stderr) = gate();
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stderr.contains("owned by user id 65534"), "{stderr}");
+        let (status, body) = put("extra.toml").await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("policy_folder_unsafe")),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("owned by user id 65534"),
+            "{body}"
+        );
+        std::os::unix::fs::chown(&file, Some(owner), None).unwrap();
+    }
+
+    // Safe again: both accept, and the change goes through.
+    assert_eq!(gate().0, Some(0));
+    let (status, body) = put("extra.toml").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(env.policies.join("extra.toml").exists());
 }

@@ -699,18 +699,18 @@ fn real_powershell_session_when_pwsh_is_installed() {
 
 /// A signing key, its public half on disk, and a token for `alice` covering `New-MoveRequest`
 /// under rule `mailbox-moves` until `exp`.
-fn issue_token(fx: &Fixture, jti: &str, exp: time::OffsetDateTime) -> (PathBuf, PathBuf) {
+fn issue_token(fx: &Fixture, jti: &str, exp: chrono::DateTime<chrono::Utc>) -> (PathBuf, PathBuf) {
     use jitsh::token::{issue, Claims, SigningKey};
     let key = SigningKey::from_seed([7u8; 32]).unwrap();
     let public = fx.path("signing.pub");
     std::fs::write(&public, key.public_key().to_file_text()).unwrap();
-    let now = time::OffsetDateTime::now_utc();
+    let now = chrono::Utc::now();
     let claims = Claims {
         iss: "jitsh-test".into(),
         sub: "alice".into(),
         jti: jti.into(),
         iat: now,
-        nbf: now - time::Duration::seconds(60),
+        nbf: now - chrono::Duration::seconds(60),
         exp,
         rule: "mailbox-moves".into(),
         tasks: vec!["New-MoveRequest".into()],
@@ -735,7 +735,7 @@ fn move_requests(fx: &Fixture) -> usize {
 fn a_valid_token_lets_the_privileged_line_run_until_it_expires() {
     let fx = Fixture::new();
     let issued = Instant::now();
-    let exp = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
+    let exp = chrono::Utc::now() + chrono::Duration::seconds(6);
     allow_offline(&fx);
     let (token, public) = issue_token(&fx, "tok-short", exp);
     let (token, public) = (token.display().to_string(), public.display().to_string());
@@ -787,7 +787,7 @@ fn a_valid_token_lets_the_privileged_line_run_until_it_expires() {
 #[test]
 fn no_token_is_honoured_while_the_service_cannot_be_reached() {
     let fx = Fixture::new();
-    let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let exp = chrono::Utc::now() + chrono::Duration::hours(1);
     let (token, public) = issue_token(&fx, "tok-long", exp);
     let (token, public) = (token.display().to_string(), public.display().to_string());
     // A port nothing listens on.
@@ -826,7 +826,7 @@ fn no_token_is_honoured_while_the_service_cannot_be_reached() {
 #[test]
 fn exec_honours_a_token() {
     let fx = Fixture::new();
-    let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let exp = chrono::Utc::now() + chrono::Duration::hours(1);
     allow_offline(&fx);
     let (token, public) = issue_token(&fx, "tok-exec", exp);
     let out = Command::new(JITSH)
@@ -1868,7 +1868,7 @@ fn audit_search_sees_the_decisions_of_a_real_shell_session_and_a_real_exec() {
     // `jitsh exec` with the approved request's token, recording into the same folder (the
     // token is checked offline: no service confirms its use here).
     allow_offline(&fx);
-    let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let exp = chrono::Utc::now() + chrono::Duration::hours(1);
     let (token, public) = issue_token(&fx, "tok-exec", exp);
     let out = Command::new(JITSH)
         .arg("exec")

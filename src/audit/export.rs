@@ -204,20 +204,20 @@ pub fn json_one_line(json: &str) -> String {
     out
 }
 
-fn parse_rfc3339(text: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+fn parse_rfc3339(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    crate::rfc3339::parse(text)
 }
 
 /// The record time in RFC 5424 form (RFC 3339, UTC, at most microseconds).
 fn rfc5424_time(text: &str) -> Option<String> {
-    let t = parse_rfc3339(text)?.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_nanosecond(t.nanosecond() / 1000 * 1000).ok()?;
-    t.format(&time::format_description::well_known::Rfc3339)
-        .ok()
+    use chrono::Timelike;
+    let t = parse_rfc3339(text)?;
+    let t = t.with_nanosecond(t.nanosecond() / 1000 * 1000)?;
+    crate::rfc3339::format(t)
 }
 
 fn epoch_millis(text: &str) -> Option<i128> {
-    Some(parse_rfc3339(text)?.unix_timestamp_nanos() / 1_000_000)
+    Some(i128::from(parse_rfc3339(text)?.timestamp_millis()))
 }
 
 #[cfg(test)]

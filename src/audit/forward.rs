@@ -294,19 +294,12 @@ impl SyslogForwarder {
         let Some(seq) = self.cursor else {
             return Ok(());
         };
-        let tmp = self.cursor_path.with_extension("cursor.tmp");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        f.write_all(format!("{seq}\n").as_bytes())
-            .map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &self.cursor_path).map_err(io_err(&self.cursor_path))?;
-        Ok(())
+        crate::atomic_write::write(
+            &self.cursor_path,
+            format!("{seq}\n").as_bytes(),
+            crate::atomic_write::Mode::Private,
+        )
+        .map_err(io_err(&self.cursor_path))
     }
 }
 

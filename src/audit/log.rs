@@ -370,9 +370,7 @@ fn file_name(no: u32) -> String {
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    crate::rfc3339::format(chrono::Utc::now()).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {
@@ -706,16 +704,8 @@ impl Writer {
             torn.len(),
             side.display()
         );
-        let mut out = OpenOptions::new()
-            .create(true)
-            .mode(0o600)
-            .truncate(true)
-            .write(true)
-            .open(&side)
+        crate::atomic_write::write(&side, torn, crate::atomic_write::Mode::Private)
             .map_err(io_err(&side))?;
-        out.write_all(torn).map_err(io_err(&side))?;
-        out.sync_all().map_err(io_err(&side))?;
-        sync_dir(&self.dir)?;
         self.file.set_len(offset).map_err(io_err(&self.path))?;
         self.file.sync_all().map_err(io_err(&self.path))?;
         Ok(())

@@ -11,8 +11,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::audit::chain::Record;
 
@@ -30,8 +30,8 @@ pub struct Filter {
     pub rule: Option<String>,
     /// `allow`, `approval` or `deny`.
     pub decision: Option<String>,
-    pub since: Option<OffsetDateTime>,
-    pub until: Option<OffsetDateTime>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
     pub session: Option<String>,
     pub request: Option<String>,
 }
@@ -46,15 +46,22 @@ pub enum SearchError {
 }
 
 /// Parse `--since`/`--until`: RFC 3339, or a date meaning its midnight UTC.
-pub fn parse_time(text: &str) -> Result<OffsetDateTime, SearchError> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, SearchError> {
+    if let Some(t) = crate::rfc3339::parse(text) {
         return Ok(t);
     }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text, &format)
-        .map(|d| d.midnight().assume_utc())
-        .map_err(|_| SearchError::BadTime(text.to_owned()))
+    // Exactly YYYY-MM-DD: chrono alone would also read unpadded or longer years.
+    let digits = |r: std::ops::Range<usize>| {
+        text.get(r)
+            .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let shaped = text.len() == 10 && digits(0..4) && digits(5..7) && digits(8..10);
+    shaped
+        .then(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| SearchError::BadTime(text.to_owned()))
 }
 
 /// Check a `--decision` value.

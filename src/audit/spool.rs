@@ -352,7 +352,7 @@ fn spool_id(dir: &Path) -> Result<String, SpoolError> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| SpoolError::Runtime("no randomness available".into()))?;
     let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_atomic(dir, &path, format!("{id}\n").as_bytes())?;
+    write_atomic(&path, format!("{id}\n").as_bytes())?;
     Ok(id)
 }
 
@@ -540,7 +540,7 @@ fn trim_torn(dir: &Path, segment: &mut Segment) -> Result<(), SpoolError> {
         torn.len(),
         side.display()
     );
-    write_atomic(dir, &side, torn)?;
+    write_atomic(&side, torn)?;
     let file = OpenOptions::new()
         .write(true)
         .open(&segment.path)
@@ -551,19 +551,9 @@ fn trim_torn(dir: &Path, segment: &mut Segment) -> Result<(), SpoolError> {
     Ok(())
 }
 
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    sync_dir(dir)
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+    crate::atomic_write::write(path, bytes, crate::atomic_write::Mode::Private)
+        .map_err(io_err(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
@@ -644,7 +634,7 @@ fn forward_loop(
                     b.end,
                     side.display()
                 );
-                match write_atomic(&shared.dir, &side, &b.raw) {
+                match write_atomic(&side, &b.raw) {
                     Ok(()) => {
                         state.last_error = Some(reason);
                         Some(b)
@@ -857,7 +847,7 @@ fn save_cursor(dir: &Path, cursor: &Cursor) -> Result<(), SpoolError> {
         offset: 0,
         reason: e.to_string(),
     })?;
-    write_atomic(dir, &dir.join(CURSOR_FILE), &bytes)
+    write_atomic(&dir.join(CURSOR_FILE), &bytes)
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ enum Online<'a> {
 }
 
 fn run_with(args: &Args, inputs: &GateInputs, user: &str, online: Online<'_>) -> ExitCode {
-    let skew = time::Duration::seconds(i64::from(args.skew));
+    let skew = chrono::Duration::seconds(i64::from(args.skew));
     let decide = |text: &str, refused: &HashSet<String>, confirmed: bool| {
         let ctx = GateContext {
             policies: &inputs.policies,

@@ -5,9 +5,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
 use crate::policy::{self, PolicySet};
@@ -19,7 +18,7 @@ pub(crate) struct GateInputs {
     pub policies: PolicySet,
     pub catalog: Catalog,
     pub tokens: Vec<VerifiedToken>,
-    pub now: OffsetDateTime,
+    pub now: DateTime<Utc>,
 }
 
 impl GateInputs {
@@ -47,7 +46,7 @@ impl GateInputs {
         }
         let now = match now {
             Some(text) => parse_time(text).map_err(super::fail)?,
-            None => OffsetDateTime::now_utc(),
+            None => chrono::Utc::now(),
         };
         Ok(GateInputs {
             policies,
@@ -125,7 +124,7 @@ pub(crate) fn load_token(path: &Path, trust: &TrustStore) -> Result<VerifiedToke
 /// `--skew SECONDS`, the same for every command that checks tokens: at most
 /// [`token::MAX_SKEW`], so no flag stretches a grant past its window by more than a few minutes.
 pub(crate) fn parse_skew(text: &str) -> Result<u32, String> {
-    let max = token::MAX_SKEW.whole_seconds();
+    let max = token::MAX_SKEW.num_seconds();
     let secs: u64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds from 0 to {max}"))?;
@@ -141,9 +140,9 @@ pub(crate) fn parse_skew(text: &str) -> Result<u32, String> {
 /// The default `--skew`, in seconds (as clap wants it).
 pub(crate) const DEFAULT_SKEW_SECS: &str = "60";
 
-pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|e| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z): {e}"))
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    crate::rfc3339::parse(text)
+        .ok_or_else(|| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z)"))
 }
 
 /// The session's user, the same for every subcommand: the flag or JITSH_USER (clap folds the
@@ -434,7 +433,7 @@ mod tests {
     #[test]
     fn one_skew_default_and_a_bound_for_every_command() {
         let default = parse_skew(DEFAULT_SKEW_SECS).unwrap();
-        assert_eq!(i64::from(default), token::DEFAULT_SKEW.whole_seconds());
+        assert_eq!(i64::from(default), token::DEFAULT_SKEW.num_seconds());
         assert_eq!(parse_skew("300"), Ok(300));
         for too_much in ["301", "3600", "86400", "4294967295"] {
             assert!(parse_skew(too_much).is_err(), "{too_much}");

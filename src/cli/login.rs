@@ -325,18 +325,7 @@ fn store(server: &str, keys: &[PublicKey], ca: Option<PathBuf>) -> Result<PathBu
 
 /// Write a public file (0644) through a temporary file and a rename.
 fn write_public(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    file.write_all(data)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
+    crate::atomic_write::write(path, data, crate::atomic_write::Mode::Public)
 }
 
 #[cfg(test)]

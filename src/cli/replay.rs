@@ -311,10 +311,10 @@ fn clock(time_us: u64) -> String {
 }
 
 fn started(unix: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
+    // Years past 9999 would print with a sign; the raw seconds say more then.
+    crate::rfc3339::from_unix(unix)
+        .filter(|t| (0..=9999).contains(&chrono::Datelike::year(t)))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| unix.to_string())
 }
 

@@ -291,7 +291,7 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         details.insert("person".into(), p.clone().into());
     }
     let event = crate::audit::AuditEvent {
-        time: service::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
+        time: service::rfc3339(chrono::Utc::now().timestamp()),
         actor: std::env::var("USER").unwrap_or_else(|_| "local".into()),
         action: "user.add".into(),
         subject: a.name.clone(),

@@ -1,15 +1,14 @@
 //! `jitsh keygen` and `jitsh token inspect`: key files on disk and a readable view of a token.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
 
-use crate::token::{self, Claims, PublicKey, SigningKey, TokenError, TrustStore};
+use crate::atomic_write::{self, Mode};
+use crate::token::{self, Claims, PublicKey, SigningKey, TrustStore};
 
 /// File names `keygen` writes in its output folder (pinned by SPEC section 6).
 const PRIVATE_FILE: &str = "signing.key";
@@ -52,7 +51,7 @@ struct InspectArgs {
     trust_keys: Vec<PathBuf>,
     /// Check the validity window at this instant (RFC 3339) instead of now.
     #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
-    now: Option<OffsetDateTime>,
+    now: Option<DateTime<Utc>>,
     /// Check that the token is for this user.
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
@@ -81,8 +80,8 @@ struct FetchArgs {
     credential_file: Option<PathBuf>,
 }
 
-fn parse_now(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| format!("`{text}` is not an RFC 3339 time"))
+fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
+    crate::rfc3339::parse(text).ok_or_else(|| format!("`{text}` is not an RFC 3339 time"))
 }
 
 pub fn keygen(args: KeygenArgs) -> ExitCode {
@@ -125,67 +124,36 @@ fn write_key_pair(dir: &Path, force: bool) -> Result<String, String> {
         }
     }
     let key = SigningKey::generate(&ring::rand::SystemRandom::new()).map_err(|e| e.to_string())?;
-    write_atomic(&private_path, key.to_file_text().as_bytes(), 0o600, force)?;
+    write_atomic(
+        &private_path,
+        key.to_file_text().as_bytes(),
+        Mode::Private,
+        force,
+    )?;
     write_atomic(
         &public_path,
         key.public_key().to_file_text().as_bytes(),
-        0o644,
+        Mode::Public,
         force,
     )?;
     Ok(key.kid().to_owned())
 }
 
-/// Write through a fresh temporary file in the same folder (created with its final mode), then
-/// move it into place: rename when replacing is allowed, hard link otherwise (which fails if the
-/// target exists, so a concurrent writer is never overwritten).
-fn write_atomic(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut suffix = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix)
-        .map_err(|_| TokenError::Random.to_string())?;
-    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = dir.join(format!(".{name}.{suffix}.tmp"));
-    let result = (|| {
-        let mut file = create_new(&tmp, mode)
-            .map_err(|e| format!("cannot create `{}`: {e}", tmp.display()))?;
-        file.write_all(contents)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
-        if replace {
-            fs::rename(&tmp, path)
-        } else {
-            fs::hard_link(&tmp, path)
-        }
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => format!(
-                "`{}` already exists; pass --force to replace the key pair",
-                path.display()
-            ),
-            _ => format!("cannot write `{}`: {e}", path.display()),
-        })
-    })();
-    // After a rename the temporary name is gone; after a link or a failure it must go.
-    let _ = fs::remove_file(&tmp);
-    result
-}
-
-#[cfg(unix)]
-fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn create_new(path: &Path, _mode: u32) -> std::io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
+/// Write through the atomic writer: replace when allowed, otherwise create only (a concurrent
+/// writer is never overwritten).
+fn write_atomic(path: &Path, contents: &[u8], mode: Mode, replace: bool) -> Result<(), String> {
+    if replace {
+        atomic_write::write(path, contents, mode)
+    } else {
+        atomic_write::write_new(path, contents, mode)
+    }
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => format!(
+            "`{}` already exists; pass --force to replace the key pair",
+            path.display()
+        ),
+        _ => format!("cannot write `{}`: {e}", path.display()),
+    })
 }
 
 fn read_text(path: &Path, what: &str) -> Result<String, String> {
@@ -250,7 +218,7 @@ fn inspect(args: InspectArgs) -> ExitCode {
             Err(m) => return super::fail(m),
         }
     }
-    let now = args.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let now = args.now.unwrap_or_else(Utc::now);
     let skew = Duration::seconds(i64::from(args.skew));
 
     let verified = if trust.is_empty() {
@@ -312,7 +280,7 @@ fn inspect(args: InspectArgs) -> ExitCode {
             "signature": signature.json(),
             "time": time_check.json(),
             "user": user_check.json(),
-            "now": now.format(&Rfc3339).ok(),
+            "now": crate::rfc3339::format(now),
             "claims": claims.as_ref().and_then(|c| serde_json::to_value(c).ok()),
         });
         println!("{out}");
@@ -335,7 +303,7 @@ fn print_human(claims: Option<&Claims>, kid: Option<&str>, verified: bool) {
         println!("claims     (token cannot be decoded)");
         return;
     };
-    let when = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let when = |t: DateTime<Utc>| crate::rfc3339::format(t).unwrap_or_else(|| t.to_string());
     let list = |items: &[String]| {
         items
             .iter()

@@ -1,5 +1,7 @@
-//! I/O adapter: the only file in `policy/` that touches the filesystem. Reads every `*.toml`
-//! in a policy folder (sorted by file name) and hands the text to [`PolicySet::from_sources`].
+//! I/O adapter: the only file in `policy/` that touches the filesystem, and the one reader of
+//! policy folders for every command (gate, `check`, `policy`, the service at start and when it
+//! changes a policy): [`read_folder`] reads every `*.toml` in a folder (sorted by file name) with
+//! the same safety checks; [`load_dir`] hands the text to [`PolicySet::from_sources`].
 
 use std::path::Path;
 
@@ -7,9 +9,27 @@ use crate::policy::{LoadError, LoadErrors};
 use crate::policy::{PolicySet, PolicySource};
 
 /// Loads the policy folder `dir`. A missing folder, a folder without `*.toml` files, an
-/// unreadable file or a file anyone may write are refused: a gate must never run on a policy
-/// it did not mean to load.
+/// unreadable file, or a folder or file that another user may change are refused: a gate must
+/// never run on a policy it did not mean to load.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
+    let sources = read_folder(dir)?;
+    if sources.is_empty() {
+        return Err(LoadErrors::one(LoadError {
+            file: dir.display().to_string(),
+            line: 0,
+            col: 0,
+            message: "policy folder has no `*.toml` files: refusing to run without policies"
+                .to_string(),
+        }));
+    }
+    PolicySet::from_sources(&sources)
+}
+
+/// The `*.toml` sources of the policy folder `dir`, sorted by file name, each named by its
+/// path. Refused, with every problem listed: an unreadable folder or file, a file that is not
+/// a regular file, and a folder or file that a user other than this process's user or root
+/// could change (writable by every user, or owned by someone else).
+pub fn read_folder(dir: &Path) -> Result<Vec<PolicySource>, LoadErrors> {
     let shown = dir.display().to_string();
     let whole = |message: String| {
         LoadErrors::one(LoadError {
@@ -19,6 +39,11 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
             message,
         })
     };
+    let folder = std::fs::metadata(dir)
+        .map_err(|e| whole(format!("cannot read policy folder: {}", io_message(&e))))?;
+    if let Some(problem) = unsafe_to_trust(&folder, "policy folder") {
+        return Err(whole(problem));
+    }
     let entries = std::fs::read_dir(dir)
         .map_err(|e| whole(format!("cannot read policy folder: {}", io_message(&e))))?;
     let mut paths = Vec::new();
@@ -59,11 +84,8 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
             errors.push(file_error("not a regular file".to_string()));
             continue;
         }
-        if world_writable(&meta) {
-            errors.push(file_error(
-                "policy file is writable by every user: remove write access for others (chmod o-w)"
-                    .to_string(),
-            ));
+        if let Some(problem) = unsafe_to_trust(&meta, "policy file") {
+            errors.push(file_error(problem));
             continue;
         }
         match std::fs::read_to_string(&path) {
@@ -74,26 +96,36 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
             ))),
         }
     }
-    if let Some(errors) = LoadErrors::new(errors) {
-        return Err(errors);
+    match LoadErrors::new(errors) {
+        Some(errors) => Err(errors),
+        None => Ok(sources),
     }
-    if sources.is_empty() {
-        return Err(whole(
-            "policy folder has no `*.toml` files: refusing to run without policies".to_string(),
-        ));
-    }
-    PolicySet::from_sources(&sources)
 }
 
+/// Why `what` could be changed by a user other than this process's user or root, if it could:
+/// writable by every user, or owned by another user.
 #[cfg(unix)]
-fn world_writable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o002 != 0
+fn unsafe_to_trust(meta: &std::fs::Metadata, what: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.mode() & 0o002 != 0 {
+        return Some(format!(
+            "{what} is writable by every user: remove write access for others (chmod o-w)"
+        ));
+    }
+    // The process's user, as the owner of its /proc entry (no unsafe call needed).
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let owner = meta.uid();
+    if owner != 0 && me.is_some_and(|me| me != owner) {
+        return Some(format!(
+            "{what} is owned by user id {owner}, neither root nor the user running jitsh, who could change it: give it to root or to this user (chown)"
+        ));
+    }
+    None
 }
 
 #[cfg(not(unix))]
-fn world_writable(_: &std::fs::Metadata) -> bool {
-    false
+fn unsafe_to_trust(_: &std::fs::Metadata, _: &str) -> Option<String> {
+    None
 }
 
 /// The OS error in lowercase without Rust's " (os error N)" suffix.

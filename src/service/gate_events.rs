@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::error::ApiError;
 use super::store::{Store, StoreError};
@@ -40,9 +40,9 @@ pub fn admit(
     batch: &str,
     events: Vec<AuditEvent>,
     store: &dyn Store,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
 ) -> Result<Vec<AuditEvent>, ApiError> {
-    let time = super::rfc3339(now.unix_timestamp());
+    let time = super::rfc3339(now.timestamp());
     let mut out = Vec::with_capacity(events.len());
     for (i, mut e) in events.into_iter().enumerate() {
         if !e.actor.eq_ignore_ascii_case(caller) {
@@ -159,12 +159,12 @@ fn check_references(
 /// [`EVENTS_PER_SECOND`] on average, so one gate cannot flood the log for everyone.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, (f64, OffsetDateTime)>>,
+    buckets: Mutex<HashMap<String, (f64, DateTime<Utc>)>>,
 }
 
 impl RateLimiter {
     /// Take `n` events from `caller`'s bucket at `now`, or say when to come back.
-    pub fn take(&self, caller: &str, n: usize, now: OffsetDateTime) -> Result<(), ApiError> {
+    pub fn take(&self, caller: &str, n: usize, now: DateTime<Utc>) -> Result<(), ApiError> {
         let mut buckets = self
             .buckets
             .lock()
@@ -196,13 +196,13 @@ mod tests {
     #[test]
     fn each_caller_has_its_own_bucket_that_refills() {
         let limiter = RateLimiter::default();
-        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let t0 = chrono::DateTime::UNIX_EPOCH;
         limiter.take("alice", 5000, t0).unwrap();
         let err = limiter.take("alice", 1, t0).unwrap_err();
         assert_eq!(err.code, "rate_limited");
         limiter.take("bob", 500, t0).unwrap();
         limiter
-            .take("ALICE", 100, t0 + time::Duration::seconds(1))
+            .take("ALICE", 100, t0 + chrono::Duration::seconds(1))
             .unwrap();
     }
 

@@ -19,10 +19,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::directory::Principal;
 use super::error::ApiError;
@@ -73,10 +73,10 @@ impl AppState {
     /// Run `f` on the blocking pool (the store is synchronous).
     pub(super) async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Service, OffsetDateTime) -> Result<T, ApiError> + Send + 'static,
+        f: impl FnOnce(&Service, DateTime<Utc>) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let service = Arc::clone(&self.service);
-        let out = tokio::task::spawn_blocking(move || f(&service, OffsetDateTime::now_utc()))
+        let out = tokio::task::spawn_blocking(move || f(&service, chrono::Utc::now()))
             .await
             .map_err(|_| ApiError::internal("the request worker stopped unexpectedly"))?;
         self.outbox.notify_one();
@@ -575,9 +575,9 @@ async fn revocations(
         None | Some("") => 0,
         Some(text) => match text.parse::<i64>() {
             Ok(n) => n,
-            Err(_) => OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map(|t| t.unix_timestamp())
-                .map_err(|_| {
+            Err(_) => crate::rfc3339::parse(text)
+                .map(|t| t.timestamp())
+                .ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_query",
                         format!("`since` must be an RFC 3339 time or Unix seconds, not `{text}`"),

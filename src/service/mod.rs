@@ -90,11 +90,14 @@ pub fn open(config: &Config) -> Result<(Arc<Service>, Arc<dyn Store>), ServeErro
     let store: Arc<dyn Store> = match &config.store {
         Some(url) => {
             let store = open_postgres(url)?;
-            std::fs::write(config.state.join(POSTGRES_MARKER), b"postgres\n").map_err(|e| {
-                ServeError::State {
-                    path: config.state.display().to_string(),
-                    message: e.to_string(),
-                }
+            crate::atomic_write::write(
+                &config.state.join(POSTGRES_MARKER),
+                b"postgres\n",
+                crate::atomic_write::Mode::Public,
+            )
+            .map_err(|e| ServeError::State {
+                path: config.state.display().to_string(),
+                message: e.to_string(),
             })?;
             tracing::warn!(
                 "the PostgreSQL store does not seal request rows yet: an edit in the database is not detected at token issue (the SQLite store detects it)"
@@ -286,7 +289,7 @@ async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver
             tracing::error!(error = %e, "queued audit events could not be appended; will retry");
         }
         let s = Arc::clone(&service);
-        match tokio::task::spawn_blocking(move || s.expire(time::OffsetDateTime::now_utc())).await {
+        match tokio::task::spawn_blocking(move || s.expire(chrono::Utc::now())).await {
             Ok(Ok(0)) | Err(_) => {}
             Ok(Ok(n)) => tracing::info!(expired = n, "pending requests expired"),
             Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
@@ -321,12 +324,8 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Unix seconds as RFC 3339 UTC.
 pub fn rfc3339(t: store::UnixTime) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    crate::rfc3339::from_unix(t)
+        .and_then(crate::rfc3339::format)
         .unwrap_or_default()
 }
 

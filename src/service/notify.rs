@@ -67,7 +67,7 @@ pub async fn run(
         None => None,
     };
     loop {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = chrono::Utc::now().timestamp();
         let s = Arc::clone(&store);
         let due = tokio::task::spawn_blocking(move || s.due_notifications(now, 50)).await;
         let due = match due {

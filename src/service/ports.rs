@@ -88,7 +88,12 @@ impl Signer {
             }
         };
         if !pub_path.exists() {
-            std::fs::write(&pub_path, key.public_key().to_file_text()).map_err(|e| {
+            crate::atomic_write::write(
+                &pub_path,
+                key.public_key().to_file_text().as_bytes(),
+                crate::atomic_write::Mode::Public,
+            )
+            .map_err(|e| {
                 format!(
                     "public key `{}` could not be written: {e}",
                     pub_path.display()

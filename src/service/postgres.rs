@@ -977,7 +977,7 @@ impl Store for PgStore {
         step!(self, |tx| {
             async {
                 let notes = hook(&())?;
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let now = chrono::Utc::now().timestamp();
                 enqueue(&tx, &notes, now).await
             }
             .await

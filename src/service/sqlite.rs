@@ -960,7 +960,7 @@ impl Store for SqliteStore {
     fn record(&self, hook: Hook<'_, ()>) -> Result<(), StoreError> {
         self.step(|tx| {
             let notes = hook(&())?;
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let now = chrono::Utc::now().timestamp();
             enqueue(tx, &notes, now)
         })
     }

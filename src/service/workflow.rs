@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use ring::rand::SecureRandom as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use time::OffsetDateTime;
 
 use super::directory::{valid_name, Directory, Principal};
 use super::error::ApiError;
@@ -267,7 +267,7 @@ impl Service {
         &self,
         who: &Principal,
         body: CreateBody,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         refuse_control_characters(&body)?;
         let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
@@ -384,7 +384,7 @@ impl Service {
         }
         let pins = body.params.unwrap_or_default();
         let grant_params = grant_params(rule.params.as_ref(), &pins)?;
-        let created_at = now.unix_timestamp();
+        let created_at = now.timestamp();
         let _filing = self
             .filing
             .lock()
@@ -461,7 +461,7 @@ impl Service {
     }
 
     /// A request, if the caller may see it.
-    pub fn get(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
+    pub fn get(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
         if !visible(who, &record) {
             return Err(ApiError::forbidden(
@@ -480,7 +480,7 @@ impl Service {
         status: Option<Status>,
         mine: bool,
         page: Page,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_LIST);
         let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
@@ -536,7 +536,7 @@ impl Service {
         who: &Principal,
         id: &str,
         decision: Decision,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
         // Every refusal of this vote is audited (who tried, and why).
@@ -561,7 +561,7 @@ impl Service {
                 ),
             )));
         }
-        let at = now.unix_timestamp();
+        let at = now.timestamp();
         self.not_locked_for_approval(who, &record, at)
             .map_err(refused)?;
         let grant = self.new_grant(&record.new, at)?;
@@ -634,7 +634,7 @@ impl Service {
         who: &Principal,
         id: &str,
         decision: Decision,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         let comment = decision
             .comment
@@ -660,12 +660,9 @@ impl Service {
         let dir = self.directory.read()?;
         self.may_decide(who, &record, &approvers, &dir, false)
             .map_err(refused)?;
-        let record = self.store.deny(
-            id,
-            &who.name,
-            &comment,
-            now.unix_timestamp(),
-            &mut |record| {
+        let record = self
+            .store
+            .deny(id, &who.name, &comment, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "request.deny",
@@ -674,8 +671,7 @@ impl Service {
                     json!({ "rule": record.new.rule, "comment": comment }),
                 ))?;
                 Ok(self.decision_notes(&dir, record))
-            },
-        )?;
+            })?;
         Ok(view(&record, now))
     }
 
@@ -684,7 +680,7 @@ impl Service {
         &self,
         who: &Principal,
         id: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
         if !record.new.requester.eq_ignore_ascii_case(&who.name) {
@@ -696,7 +692,7 @@ impl Service {
         let dir = self.directory.read()?;
         let record = self
             .store
-            .withdraw(id, &who.name, now.unix_timestamp(), &mut |record| {
+            .withdraw(id, &who.name, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "request.withdraw",
@@ -725,12 +721,7 @@ impl Service {
     }
 
     /// End an approved grant early: an approver of its rule, a global admin, or the requester.
-    pub fn revoke(
-        &self,
-        who: &Principal,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> Result<Value, ApiError> {
+    pub fn revoke(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
         let own = record.new.requester.eq_ignore_ascii_case(&who.name);
         if !(own || who.is_global_admin() || who.in_any(&record.new.approvers)) {
@@ -745,7 +736,7 @@ impl Service {
         let dir = self.directory.read()?;
         let record = self
             .store
-            .revoke(id, &who.name, now.unix_timestamp(), &mut |record| {
+            .revoke(id, &who.name, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "grant.revoke",
@@ -760,7 +751,7 @@ impl Service {
     }
 
     /// The signed token of an approved, live grant (requester only).
-    pub fn token(&self, who: &Principal, id: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
+    pub fn token(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
         let record = self
             .store
             .request(id)
@@ -780,7 +771,7 @@ impl Service {
                 ))
             }
         };
-        let at = now.unix_timestamp();
+        let at = now.timestamp();
         if at >= grant.exp {
             return Err(ApiError::conflict(
                 "grant_not_live",
@@ -847,8 +838,8 @@ impl Service {
     /// What a gate needs to stop honouring grants: the token id and expiry of every grant
     /// revoked since `since`, used up, or under an active lock. Nothing about who holds them or
     /// why: any authenticated user may read this list.
-    pub fn revocations(&self, since: UnixTime, now: OffsetDateTime) -> Result<Value, ApiError> {
-        let at = now.unix_timestamp();
+    pub fn revocations(&self, since: UnixTime, now: DateTime<Utc>) -> Result<Value, ApiError> {
+        let at = now.timestamp();
         let locks = self.store.active_locks(at)?;
         let mut revoked: Vec<Value> = self
             .store
@@ -867,8 +858,8 @@ impl Service {
     }
 
     /// Active locks.
-    pub fn locks(&self, now: OffsetDateTime) -> Result<Value, ApiError> {
-        let locks = self.store.active_locks(now.unix_timestamp())?;
+    pub fn locks(&self, now: DateTime<Utc>) -> Result<Value, ApiError> {
+        let locks = self.store.active_locks(now.timestamp())?;
         Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
     }
 
@@ -878,9 +869,9 @@ impl Service {
         &self,
         who: &Principal,
         jti: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
-        let at = now.unix_timestamp();
+        let at = now.timestamp();
         let grant = self.store.grant(jti)?;
         if !grant.sub.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
@@ -923,7 +914,7 @@ impl Service {
         &self,
         who: &Principal,
         body: LockBody,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         require_admin(who, "set locks").inspect_err(|e| {
             self.audit_refusal(
@@ -942,7 +933,7 @@ impl Service {
             .ok_or_else(|| {
                 ApiError::policy("reason_required", "a lock needs a non-empty `reason`")
             })?;
-        let at = now.unix_timestamp();
+        let at = now.timestamp();
         let expires_at = match body.expires.as_deref() {
             None | Some("") => None,
             Some(text) => Some(parse_expiry(text, at)?),
@@ -1021,17 +1012,20 @@ impl Service {
                 format!("`{file}` is not a policy file name; use letters, digits, `-`, `_` and the `.toml` extension"),
             ));
         }
-        let mut sources = read_sources(&self.policies_dir)
-            .map_err(|e| ApiError::internal(format!("policy folder could not be read: {e}")))?;
+        let mut sources = read_sources(&self.policies_dir)?;
         sources.retain(|(name, _)| name != file);
         sources.push((file.to_owned(), text.to_owned()));
         sources.sort();
         let set = super::ports::policies_from_sources(&sources)
             .map_err(|e| ApiError::policy("policy_invalid", e))?;
         let path = self.policies_dir.join(file);
-        let tmp = self.policies_dir.join(format!(".{file}.tmp"));
-        std::fs::write(&tmp, text)
-            .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
+        // Staged beside the target (fsynced, mode kept) and put in place only once audited.
+        let staged = crate::atomic_write::stage(
+            &path,
+            text.as_bytes(),
+            crate::atomic_write::Mode::KeepOr(0o644),
+        )
+        .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         let recorded = self.store.record(&mut |()| {
@@ -1044,11 +1038,10 @@ impl Service {
             ))?;
             Ok(self.webhook_note(format!("jitsh: {} changed policy file `{file}`", who.name)))
         });
-        if let Err(e) = recorded {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        std::fs::rename(&tmp, &path)
+        // Dropping the staged file on failure leaves the old policy file as it was.
+        recorded?;
+        staged
+            .commit()
             .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
         let mut current = self
             .policies
@@ -1100,7 +1093,7 @@ impl Service {
         &self,
         who: &Principal,
         body: GateEventsBody,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         let id = body.batch;
         if id.is_empty() || id.len() > MAX_BATCH_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
@@ -1134,7 +1127,7 @@ impl Service {
             sha256,
             events,
         };
-        let fresh = self.store.queue_gate_batch(&batch, now.unix_timestamp())?;
+        let fresh = self.store.queue_gate_batch(&batch, now.timestamp())?;
         Ok(json!({ "accepted": count, "duplicate": !fresh }))
     }
 
@@ -1146,20 +1139,18 @@ impl Service {
     }
 
     /// Expire pending requests whose time ran out.
-    pub fn expire(&self, now: OffsetDateTime) -> Result<usize, ApiError> {
+    pub fn expire(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
         let dir = self.directory.read()?;
-        let expired = self
-            .store
-            .expire_pending(now.unix_timestamp(), &mut |record| {
-                self.append(event(
-                    "jitsh",
-                    "request.expire",
-                    &record.new.id,
-                    "expired",
-                    json!({ "rule": record.new.rule, "requester": record.new.requester }),
-                ))?;
-                Ok(self.decision_notes(&dir, record))
-            })?;
+        let expired = self.store.expire_pending(now.timestamp(), &mut |record| {
+            self.append(event(
+                "jitsh",
+                "request.expire",
+                &record.new.id,
+                "expired",
+                json!({ "rule": record.new.rule, "requester": record.new.requester }),
+            ))?;
+            Ok(self.decision_notes(&dir, record))
+        })?;
         Ok(expired.len())
     }
 
@@ -1602,19 +1593,30 @@ fn modified(path: &Path) -> Option<FileStamp> {
     Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
-fn read_sources(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "toml") {
-            let name = path
+/// The policy folder's files as `(file name, text)`, read by the gate's reader with the gate's
+/// checks: a folder or file another user could change is refused here as at start.
+fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, ApiError> {
+    let sources = crate::policy::read_folder(dir).map_err(|e| {
+        tracing::error!(error = %e, "policy folder refused");
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "policy_folder_unsafe",
+            format!(
+                "the policy folder cannot be trusted, so no policy was changed; ask an operator to fix it: {}",
+                e.to_string().replace('\n', "; ")
+            ),
+        )
+    })?;
+    Ok(sources
+        .into_iter()
+        .map(|s| {
+            let name = Path::new(&s.name)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            out.push((name, std::fs::read_to_string(&path)?));
-        }
-    }
-    Ok(out)
+            (name, s.text)
+        })
+        .collect())
 }
 
 fn choose_rule(
@@ -1866,9 +1868,9 @@ fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
     if let Ok(d) = parse_duration(text) {
         return Ok(now.saturating_add(secs(d)));
     }
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp())
-        .map_err(|_| {
+    crate::rfc3339::parse(text)
+        .map(|t| t.timestamp())
+        .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_expires",
                 format!("`{text}` is neither a duration like `2h` nor an RFC 3339 time"),
@@ -1900,7 +1902,7 @@ fn event(actor: &str, action: &str, subject: &str, outcome: &str, details: Value
         _ => Map::new(),
     };
     AuditEvent {
-        time: rfc3339(OffsetDateTime::now_utc().unix_timestamp()),
+        time: rfc3339(chrono::Utc::now().timestamp()),
         actor: actor.to_owned(),
         action: action.to_owned(),
         subject: subject.to_owned(),
@@ -1910,9 +1912,9 @@ fn event(actor: &str, action: &str, subject: &str, outcome: &str, details: Value
 }
 
 /// The JSON view of a request.
-pub fn view(r: &RequestRecord, now: OffsetDateTime) -> Value {
+pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> Value {
     let n = &r.new;
-    let at = now.unix_timestamp();
+    let at = now.timestamp();
     let grant = r.grant.as_ref().map(|g| {
         let state = if g.revoked_at.is_some() {
             "revoked"
@@ -2021,7 +2023,7 @@ fn canonical_json(v: &Value, out: &mut String) {
 fn check_digest(
     record: &RequestRecord,
     digest: Option<&str>,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let Some(sent) = digest else { return Ok(()) };
     if sent
@@ -2135,8 +2137,8 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn from_unix(t: UnixTime) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::from_unix_timestamp(t).map_err(|_| ApiError::internal("time out of range"))
+fn from_unix(t: UnixTime) -> Result<DateTime<Utc>, ApiError> {
+    crate::rfc3339::from_unix(t).ok_or_else(|| ApiError::internal("time out of range"))
 }
 
 /// The canonical form of an exact-command request (`Invocation::canonical`): the one thing the
@@ -2237,7 +2239,7 @@ mod tests {
             uses: None,
         };
         let err = service
-            .create(&alice, body, OffsetDateTime::now_utc())
+            .create(&alice, body, chrono::Utc::now())
             .unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (503, "audit_unavailable"));
         assert!(store.list_requests(None, None, 10).unwrap().is_empty());

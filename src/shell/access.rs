@@ -58,7 +58,7 @@ pub struct Access {
     policies: PolicySet,
     catalog: &'static Catalog,
     trust: TrustStore,
-    skew: time::Duration,
+    skew: chrono::Duration,
     user: String,
     tokens: Vec<HeldToken>,
     service: Option<Service>,
@@ -160,7 +160,7 @@ impl Access {
             policies,
             catalog: Catalog::builtin(),
             trust,
-            skew: time::Duration::try_from(config.skew).unwrap_or(time::Duration::ZERO),
+            skew: chrono::Duration::from_std(config.skew).unwrap_or(chrono::Duration::zero()),
             user: config.user.clone(),
             tokens,
             service,
@@ -282,7 +282,7 @@ impl Access {
     /// The gate's decision now, without the tokens in `refused`; `online` says every covering
     /// token will be confirmed at the service before the line runs.
     fn decide(&self, line: &str, refused: &HashSet<String>, online: bool) -> LineDecision {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let verified = self.verified_tokens();
         let ctx = gate::GateContext {
             policies: &self.policies,
@@ -306,7 +306,7 @@ impl Access {
     /// One line per held token: where it came from, its id, tasks, expiry and whether it
     /// counts right now.
     pub fn token_lines(&self) -> Vec<String> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         self.tokens
             .iter()
             .map(|t| {
@@ -318,10 +318,7 @@ impl Access {
                     Ok(()) => "valid".to_string(),
                     Err(e) => e.to_string(),
                 };
-                let exp = c
-                    .exp
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
+                let exp = crate::rfc3339::format(c.exp).unwrap_or_default();
                 format!(
                     "{} ({}): rule {}, tasks {}, until {exp}: {state}",
                     c.jti,

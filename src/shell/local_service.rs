@@ -103,8 +103,12 @@ impl LocalService {
                 state.display()
             )));
         }
-        std::fs::write(&owned, b"made by jitsh shell's local approval service\n")
-            .map_err(|e| ShellError::Config(format!("cannot write `{}`: {e}", owned.display())))?;
+        crate::atomic_write::write(
+            &owned,
+            b"made by jitsh shell's local approval service\n",
+            crate::atomic_write::Mode::Public,
+        )
+        .map_err(|e| ShellError::Config(format!("cannot write `{}`: {e}", owned.display())))?;
         let (credential, approver_credential) = seed_directory(&state, policies, user)?;
         write_private_atomic(
             &state.join("approver.credential"),

@@ -75,19 +75,10 @@ pub async fn run(config: ShellConfig) -> Result<i32, ShellError> {
 
 /// A fresh session id: UTC time plus randomness, so ids sort by start time and never collide.
 pub fn new_session_id() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    let now = chrono::Utc::now();
     let mut random = [0u8; 6];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        record::hex(&random)
-    )
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), record::hex(&random))
 }
 
 /// The message shown when a line is refused in the shell: which invocation, which rule, and the
@@ -185,9 +176,7 @@ pub fn event(actor: &str, action: &str, subject: &str, outcome: &str) -> AuditEv
 
 /// The current time as an audit event's RFC 3339 text.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    crate::rfc3339::format(chrono::Utc::now()).unwrap_or_default()
 }
 
 /// Where a session's audit events go: to the approval service when one is configured (spooled
@@ -314,8 +303,6 @@ pub fn open_audit(dir: &Path, session_id: &str) -> Result<AuditLog, ShellError> 
 
 /// Load `dir/signing.key`, or create it (mode 0600) with its `signing.pub`.
 fn local_audit_key(dir: &Path) -> Result<SigningKey, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("signing.key");
     std::fs::create_dir_all(dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
     match std::fs::read_to_string(&path) {
@@ -330,17 +317,16 @@ fn local_audit_key(dir: &Path) -> Result<SigningKey, String> {
     }
     let key = SigningKey::generate(&ring::rand::SystemRandom::new())
         .map_err(|e| format!("a new audit key could not be made: {e}"))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
+    use crate::atomic_write::{write, write_new, Mode};
+    write_new(&path, key.to_file_text().as_bytes(), Mode::Private)
         .map_err(|e| format!("`{}`: {e}", path.display()))?;
-    file.write_all(key.to_file_text().as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("`{}`: {e}", path.display()))?;
-    std::fs::write(dir.join("signing.pub"), key.public_key().to_file_text())
-        .map_err(|e| format!("`{}`: {e}", dir.join("signing.pub").display()))?;
+    let public = dir.join("signing.pub");
+    write(
+        &public,
+        key.public_key().to_file_text().as_bytes(),
+        Mode::Public,
+    )
+    .map_err(|e| format!("`{}`: {e}", public.display()))?;
     Ok(key)
 }
 

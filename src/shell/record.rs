@@ -48,7 +48,7 @@ impl Recorder {
         let header = Header {
             width: info.cols,
             height: info.rows,
-            timestamp: Some(time::OffsetDateTime::now_utc().unix_timestamp()),
+            timestamp: Some(chrono::Utc::now().timestamp()),
             idle_time_limit: None,
             command: Some(info.runspace.clone()),
             title: Some(format!("jitsh session {} ({})", info.session_id, info.user)),

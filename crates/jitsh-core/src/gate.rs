@@ -11,9 +11,9 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
 use crate::invocation::{Invocation, TaskKind};
@@ -30,14 +30,14 @@ pub struct GateContext<'a> {
     pub catalog: &'a Catalog,
     /// The session's user: a token covers a line only when its `sub` is this user.
     pub user: &'a str,
-    pub now: OffsetDateTime,
+    pub now: DateTime<Utc>,
     /// Tokens whose signature has been verified (at load time).
     pub tokens: &'a [VerifiedToken],
     /// Token ids (`jti`) the approval service refused to confirm for this line (revoked, used
     /// up, locked, another user's): they cover nothing.
     pub revoked: &'a HashSet<String>,
     /// Clock skew tolerated on `nbf`/`exp`.
-    pub skew: time::Duration,
+    pub skew: chrono::Duration,
     /// Whether the caller confirms every covering token at the approval service before the line
     /// runs ([`grants_used`]: revocation, locks, the holder's identity and counted uses are the
     /// service's to check at that moment). An offline gate honours a token only when its rule
@@ -170,7 +170,7 @@ pub fn fuzz_check_line(data: &[u8], policies: &PolicySet) {
         now: f.now,
         tokens: &f.tokens,
         revoked: &f.revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::Duration::seconds(30),
         online: false,
     };
     let _ = check_line(line, &ctx);
@@ -179,15 +179,15 @@ pub fn fuzz_check_line(data: &[u8], policies: &PolicySet) {
 struct FuzzFixture {
     tokens: Vec<VerifiedToken>,
     revoked: HashSet<String>,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
 }
 
 fn fuzz_fixture() -> &'static FuzzFixture {
     use crate::token::{issue, verify, Claims, SigningKey, TrustStore};
-    use time::Duration;
+    use chrono::Duration;
     static FIXTURE: std::sync::OnceLock<FuzzFixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let now = chrono::DateTime::UNIX_EPOCH + Duration::days(20_000);
         // The fixed seed always makes a key; were it not to, lines are fuzzed without tokens.
         let Ok(key) = SigningKey::from_seed([0x4a; 32]) else {
             return FuzzFixture {
@@ -199,10 +199,7 @@ fn fuzz_fixture() -> &'static FuzzFixture {
         let trust: TrustStore = [key.public_key()].into_iter().collect();
         // Claims are read from their JSON form, as a token carries them, so the fixture names
         // only the claims it sets.
-        let at = |t: OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
+        let at = |t: DateTime<Utc>| crate::rfc3339::format(t).unwrap_or_default();
         let claims = |jti: &str, rule: &str, tasks: &[&str], more: Value| -> Option<Claims> {
             let mut v = json!({
                 "iss": "fuzz", "sub": "alice", "jti": jti,
@@ -521,7 +518,7 @@ fn task_matches(task: &str, inv: &Invocation, policies: &PolicySet, depth: u8) -
 fn offline_allowed(
     token: &VerifiedToken,
     rule: &crate::policy::Rule,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
 ) -> Result<(), String> {
     let claims = token.claims();
     let (Some(by_rule), Some(by_token)) = (rule.offline, claims.offline) else {
@@ -533,7 +530,8 @@ fn offline_allowed(
     let secs = by_rule.as_secs().min(by_token);
     let bound = i64::try_from(secs)
         .ok()
-        .and_then(|s| claims.iat.checked_add(time::Duration::seconds(s)));
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| claims.iat.checked_add_signed(d));
     match bound {
         Some(until) if now < until => Ok(()),
         _ => Err(format!(

@@ -18,6 +18,7 @@ pub mod gate;
 pub mod invocation;
 pub mod policy;
 pub mod resolve;
+pub mod rfc3339;
 pub mod span;
 pub mod syntax;
 pub mod token;

@@ -54,13 +54,13 @@ const FORBIDDEN_STD_MODULES: &[&str] = &["fs", "net", "process", "env", "os", "t
 /// `SecureRandom` the caller passes in).
 const ALLOWED_DEPENDENCIES: &[&str] = &[
     "base64",
+    "chrono",
     "nom",
     "regex",
     "ring",
     "serde",
     "serde_json",
     "thiserror",
-    "time",
     "toml",
 ];
 

@@ -88,7 +88,7 @@ fn duration(start: Option<&str>, end: Option<&str>) -> String {
     use crate::audit::search::parse_time;
     match (start.map(parse_time), end.map(parse_time)) {
         (Some(Ok(a)), Some(Ok(b))) if b >= a => crate::service::format_duration(
-            std::time::Duration::from_secs(u64::try_from((b - a).whole_seconds()).unwrap_or(0)),
+            std::time::Duration::from_secs(u64::try_from((b - a).num_seconds()).unwrap_or(0)),
         ),
         (Some(_), None) => "not ended".to_owned(),
         _ => "—".to_owned(),

@@ -34,8 +34,7 @@ impl Service {
                 )))
             }
         };
-        let mut sources = read_sources(&self.policies_dir)
-            .map_err(|e| ApiError::internal(format!("policy folder could not be read: {e}")))?;
+        let mut sources = read_sources(&self.policies_dir)?;
         let Some(pos) = sources.iter().position(|(name, _)| *name == file) else {
             return Err(ApiError::not_found(format!(
                 "no policy file `{}` is in the policy folder",
@@ -71,7 +70,7 @@ impl Service {
             ))?;
             Ok(self.webhook_note(format!("jitsh: {} removed policy file `{file}`", who.name)))
         })?;
-        std::fs::remove_file(self.policies_dir.join(&file))
+        crate::atomic_write::remove(&self.policies_dir.join(&file))
             .map_err(|e| ApiError::internal(format!("policy file could not be removed: {e}")))?;
         let mut guard = self
             .policies

@@ -1,7 +1,7 @@
 //! The claims an approval token carries.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::policy::ParamConstraints;
 
@@ -18,14 +18,14 @@ pub struct Claims {
     /// Token id, unique per token.
     pub jti: String,
     /// When the token was issued.
-    #[serde(with = "time::serde::rfc3339")]
-    pub iat: OffsetDateTime,
+    #[serde(with = "crate::rfc3339::serde")]
+    pub iat: DateTime<Utc>,
     /// Not valid before this instant.
-    #[serde(with = "time::serde::rfc3339")]
-    pub nbf: OffsetDateTime,
+    #[serde(with = "crate::rfc3339::serde")]
+    pub nbf: DateTime<Utc>,
     /// Not valid at or after this instant.
-    #[serde(with = "time::serde::rfc3339")]
-    pub exp: OffsetDateTime,
+    #[serde(with = "crate::rfc3339::serde")]
+    pub exp: DateTime<Utc>,
     /// The policy rule id the grant was approved under.
     pub rule: String,
     /// Granted task names (cmdlet names, as in the rule).

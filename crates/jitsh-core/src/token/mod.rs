@@ -37,7 +37,7 @@ pub use verify::{
     issue, peek_unverified, verify, Unverified, VerifiedToken, DEFAULT_SKEW, MAX_SKEW,
 };
 
-use time::OffsetDateTime;
+use chrono::{DateTime, Utc};
 
 /// Why a token or key was refused. Messages are one actionable sentence each.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -76,9 +76,8 @@ pub enum TokenError {
 }
 
 /// RFC 3339 text for messages; falls back to the debug form if the instant cannot be formatted.
-fn show_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| format!("{t}"))
+fn show_time(t: DateTime<Utc>) -> String {
+    crate::rfc3339::format(t).unwrap_or_else(|| format!("{t}"))
 }
 
 /// Fuzzing entry point: run every decoder over arbitrary bytes. Must never panic.
@@ -94,7 +93,7 @@ pub fn fuzz_decode(data: &[u8]) {
     if let Ok(key) = SigningKey::from_seed([0x4a; 32]) {
         let trust: TrustStore = [key.public_key()].into_iter().collect();
         if let Ok(verified) = verify(text, &trust) {
-            let _ = verified.check(OffsetDateTime::UNIX_EPOCH, DEFAULT_SKEW, "fuzz");
+            let _ = verified.check(chrono::DateTime::UNIX_EPOCH, DEFAULT_SKEW, "fuzz");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Issuing and verifying jitsh tokens (claims + kid footer on top of [`super::paseto`]).
 
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
 
 use super::{paseto, show_time, Claims, SigningKey, TokenError, TrustStore};
 
@@ -124,24 +124,24 @@ impl VerifiedToken {
     }
 
     /// Per-line checks: [`VerifiedToken::check_time`] and [`VerifiedToken::check_user`].
-    pub fn check(&self, now: OffsetDateTime, skew: Duration, user: &str) -> Result<(), TokenError> {
+    pub fn check(&self, now: DateTime<Utc>, skew: Duration, user: &str) -> Result<(), TokenError> {
         self.check_time(now, skew)?;
         self.check_user(user)
     }
 
     /// `nbf - skew <= now < exp + skew`; a negative skew counts as zero and one over
     /// [`MAX_SKEW`] counts as [`MAX_SKEW`].
-    pub fn check_time(&self, now: OffsetDateTime, skew: Duration) -> Result<(), TokenError> {
-        let skew = skew.clamp(Duration::ZERO, MAX_SKEW);
+    pub fn check_time(&self, now: DateTime<Utc>, skew: Duration) -> Result<(), TokenError> {
+        let skew = skew.clamp(Duration::zero(), MAX_SKEW);
         // An overflowing bound lies beyond every representable instant, so it cannot refuse.
-        if let Some(start) = self.claims.nbf.checked_sub(skew) {
+        if let Some(start) = self.claims.nbf.checked_sub_signed(skew) {
             if now < start {
                 return Err(TokenError::NotYetValid {
                     nbf: show_time(self.claims.nbf),
                 });
             }
         }
-        if let Some(end) = self.claims.exp.checked_add(skew) {
+        if let Some(end) = self.claims.exp.checked_add_signed(skew) {
             if now >= end {
                 return Err(TokenError::Expired {
                     exp: show_time(self.claims.exp),
@@ -211,16 +211,20 @@ fn shown_kid(kid: &str) -> String {
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
-    use time::macros::datetime;
+
+    /// An instant from RFC 3339 text.
+    fn at(text: &str) -> DateTime<Utc> {
+        crate::rfc3339::parse(text).unwrap()
+    }
 
     fn claims() -> Claims {
         Claims {
             iss: "jitsh".into(),
             sub: "Alice".into(),
             jti: "t1".into(),
-            iat: datetime!(2026-11-27 10:00 UTC),
-            nbf: datetime!(2026-11-27 10:00 UTC),
-            exp: datetime!(2026-11-27 11:00 UTC),
+            iat: at("2026-11-27T10:00:00Z"),
+            nbf: at("2026-11-27T10:00:00Z"),
+            exp: at("2026-11-27T11:00:00Z"),
             rule: "mailbox-moves".into(),
             tasks: vec!["New-MoveRequest".into()],
             params: None,
@@ -238,46 +242,34 @@ mod tests {
         let key = SigningKey::from_seed([9; 32]).unwrap();
         let trust: TrustStore = [key.public_key()].into_iter().collect();
         let t = verify(&issue(&claims(), &key).unwrap(), &trust).unwrap();
-        let zero = Duration::ZERO;
-        assert!(t
-            .check(datetime!(2026-11-27 10:00 UTC), zero, "alice")
-            .is_ok());
+        let zero = Duration::zero();
+        assert!(t.check(at("2026-11-27T10:00:00Z"), zero, "alice").is_ok());
         assert!(matches!(
-            t.check(datetime!(2026-11-27 11:00 UTC), zero, "alice"),
+            t.check(at("2026-11-27T11:00:00Z"), zero, "alice"),
             Err(TokenError::Expired { .. })
         ));
         assert!(t
-            .check(datetime!(2026-11-27 11:00:59 UTC), DEFAULT_SKEW, "alice")
+            .check(at("2026-11-27T11:00:59Z"), DEFAULT_SKEW, "alice")
             .is_ok());
         assert!(t
-            .check(datetime!(2026-11-27 11:01 UTC), DEFAULT_SKEW, "alice")
+            .check(at("2026-11-27T11:01:00Z"), DEFAULT_SKEW, "alice")
             .is_err());
-        assert!(t
-            .check(datetime!(2026-11-27 09:59:59 UTC), zero, "alice")
-            .is_err());
+        assert!(t.check(at("2026-11-27T09:59:59Z"), zero, "alice").is_err());
         // negative skew is zero, not a narrower window that hides a bug elsewhere
         assert!(t
-            .check(
-                datetime!(2026-11-27 10:00 UTC),
-                Duration::seconds(-5),
-                "alice"
-            )
+            .check(at("2026-11-27T10:00:00Z"), Duration::seconds(-5), "alice")
             .is_ok());
         // a huge skew is capped, never a way to run an expired token
         assert!(matches!(
-            t.check(OffsetDateTime::UNIX_EPOCH, Duration::MAX, "alice"),
+            t.check(chrono::DateTime::UNIX_EPOCH, Duration::MAX, "alice"),
             Err(TokenError::NotYetValid { .. })
         ));
         assert!(matches!(
-            t.check(datetime!(2026-11-28 11:00 UTC), Duration::days(1), "alice"),
+            t.check(at("2026-11-28T11:00:00Z"), Duration::days(1), "alice"),
             Err(TokenError::Expired { .. })
         ));
         assert!(t
-            .check(
-                datetime!(2026-11-27 11:04:59 UTC),
-                Duration::days(1),
-                "alice"
-            )
+            .check(at("2026-11-27T11:04:59Z"), Duration::days(1), "alice")
             .is_ok());
     }
 

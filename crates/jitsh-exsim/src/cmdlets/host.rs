@@ -12,16 +12,12 @@ use crate::Input;
 // ---- host and utility cmdlets ------------------------------------------------------------
 
 pub(super) fn get_date(_: &mut Session, b: &Bound, _: Flow) -> Result<Flow, Stop> {
-    use time::format_description::well_known::Rfc3339;
-    let now = time::OffsetDateTime::now_utc();
+    let now = chrono::Utc::now();
     let text = match b.str("Format").as_deref() {
-        Some("o") | Some("s") | Some("u") => now.format(&Rfc3339).map_err(|e| e.to_string())?,
-        _ => {
-            let fmt = time::macros::format_description!(
-                "[weekday], [month repr:long] [day padding:none], [year] [hour repr:12 padding:none]:[minute]:[second] [period]"
-            );
-            now.format(&fmt).map_err(|e| e.to_string())?
+        Some("o") | Some("s") | Some("u") => {
+            now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
         }
+        _ => now.format("%A, %B %-d, %Y %-I:%M:%S %p").to_string(),
     };
     Ok(Flow::Text(vec![String::new(), text, String::new()]))
 }
