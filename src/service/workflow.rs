@@ -26,7 +26,24 @@ use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 use crate::policy::PolicySet;
 use crate::text::escape;
 
+mod control;
 mod purview;
+
+pub use control::{DisableBody, EnableBody};
+
+/// A request's `mode` when it was granted at once because its requester is a system account.
+pub const MODE_SYSTEM: &str = "system-account";
+/// A request's `mode` when it was granted at once because approval control was disabled.
+pub const MODE_DISABLED: &str = "control-disabled";
+
+/// Why a request was granted without approval, for its audit record.
+fn unattended_why(mode: &str) -> Option<&'static str> {
+    match mode {
+        MODE_SYSTEM => Some("system account"),
+        MODE_DISABLED => Some("approval control disabled"),
+        _ => None,
+    }
+}
 
 /// Longest grant any rule may give.
 pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
@@ -384,6 +401,19 @@ impl Service {
         }
         let pins = body.params.unwrap_or_default();
         let grant_params = grant_params(rule.params.as_ref(), &pins)?;
+        // A rule without approvers is approved by the default approver group; a system
+        // account's request, or any while approval control is disabled, is granted at once
+        // (and audited as such): the gate still needs the token.
+        let control = self.store.control()?;
+        let mode = if !rule.manual {
+            "auto"
+        } else if control.is_system_account(&who.name) {
+            MODE_SYSTEM
+        } else if control.disabled.is_some() {
+            MODE_DISABLED
+        } else {
+            "manual"
+        };
         let created_at = now.unix_timestamp();
         let _filing = self
             .filing
@@ -397,8 +427,8 @@ impl Service {
             target_kind: kind.to_owned(),
             tasks,
             rule: rule.id.clone(),
-            mode: if rule.manual { "manual" } else { "auto" }.to_owned(),
-            approvers: rule.approvers.clone(),
+            mode: mode.to_owned(),
+            approvers: control.approvers(&rule.approvers),
             min_approvals: rule.min_approvals.max(1),
             reason: reason.to_owned(),
             ticket: body.ticket.filter(|t| !t.trim().is_empty()),
@@ -413,7 +443,7 @@ impl Service {
             created_at,
             pending_expires_at: created_at.saturating_add(secs(self.pending_ttl)),
         };
-        let auto_grant = if rule.manual {
+        let auto_grant = if mode == "manual" {
             None
         } else {
             Some(self.new_grant(&new, created_at)?)
@@ -448,6 +478,7 @@ impl Service {
                             &record.new.id,
                             "approved",
                             json!({ "rule": record.new.rule, "mode": "auto",
+                                "why": unattended_why(&record.new.mode),
                                 "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
                         ))?;
                         notes.extend(self.decision_notes(&dir, record));
@@ -1133,6 +1164,7 @@ impl Service {
             id: id.clone(),
             sha256,
             events,
+            review: self.store.control()?.is_system_account(&who.name),
         };
         let fresh = self.store.queue_gate_batch(&batch, now.unix_timestamp())?;
         Ok(json!({ "accepted": count, "duplicate": !fresh }))
@@ -1174,7 +1206,7 @@ impl Service {
         } else {
             n.target.clone()
         };
-        let rule = policies
+        let mut rule = policies
             .approval_rules_for(&key)
             .into_iter()
             .find(|r| r.id == n.rule)
@@ -1198,6 +1230,7 @@ impl Service {
                 format!("`{task}` is now always denied by rule `{deny}`"),
             ));
         }
+        rule.approvers = self.store.control()?.approvers(&rule.approvers);
         Ok(rule)
     }
 
@@ -1248,7 +1281,15 @@ impl Service {
                 n.requester, rule.id
             )));
         }
-        if rule.manual {
+        // Granted without approval only while what allowed it still holds: the requester is
+        // still a system account, or approval control is still disabled.
+        let control = self.store.control()?;
+        let unattended = match n.mode.as_str() {
+            MODE_SYSTEM => control.is_system_account(&n.requester),
+            MODE_DISABLED => control.disabled.is_some(),
+            _ => false,
+        };
+        if rule.manual && !unattended {
             let mut counted: Vec<String> = Vec::new();
             let requester_person = person_of(&dir, &n.requester);
             for a in &record.approvals {
