@@ -345,6 +345,12 @@ fn gate_and_run(
             eprintln!("jitsh: {}", crate::text::escape(&notice));
         }
         checked = rt.block_on(access.check(line));
+        // Shown only: with approval control disabled the line still needs its token.
+        if checked.decision.decision == Effect::Approval {
+            if let Some(notice) = rt.block_on(access.control_notice()) {
+                eprintln!("jitsh: {notice}");
+            }
+        }
     }
     let d = checked.decision;
     // No record, no run: every decision is audited before anything else happens.

@@ -72,7 +72,13 @@ pub struct Access {
     policies_stamp: Vec<(String, u64, i64, u64)>,
     /// The folder changed and no longer loads: every line is refused until it does again.
     policies_error: Option<String>,
+    /// The elevated access control notice last shown, and when the service was last asked.
+    control_seen: Option<Option<String>>,
+    control_checked: Option<std::time::Instant>,
 }
+
+/// How often a session asks the service whether the elevated access control changed.
+const CONTROL_EVERY: Duration = Duration::from_secs(5);
 
 /// Name, size, modification time (ns) and inode of every policy file: any edit changes it.
 fn folder_stamp(dir: &std::path::Path) -> Vec<(String, u64, i64, u64)> {
@@ -169,6 +175,8 @@ impl Access {
             policies_dir: config.policies_dir.clone(),
             policies_stamp,
             policies_error: None,
+            control_seen: None,
+            control_checked: None,
         })
     }
 
@@ -223,6 +231,41 @@ impl Access {
 
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// The elevated access control notice now (banner, `:status`): approval control disabled,
+    /// or this is a system account. Display only; nothing the gate decides depends on it.
+    pub async fn control_notice(&mut self) -> Option<String> {
+        let service = self.service.as_ref()?;
+        let now = super::control::notice(service).await?;
+        self.control_checked = Some(std::time::Instant::now());
+        self.control_seen = Some(now.clone());
+        now
+    }
+
+    /// A notice line when the control changed since it was last shown (asked at most every
+    /// few seconds).
+    pub async fn control_change(&mut self) -> Option<String> {
+        let service = self.service.as_ref()?;
+        if self
+            .control_checked
+            .is_some_and(|t| t.elapsed() < CONTROL_EVERY)
+        {
+            return None;
+        }
+        self.control_checked = Some(std::time::Instant::now());
+        let now = super::control::notice(service).await?;
+        if self.control_seen.as_ref() == Some(&now) {
+            return None;
+        }
+        let before = self.control_seen.replace(now.clone());
+        match now {
+            Some(text) => Some(text),
+            None if before.flatten().is_some() => Some(
+                "approval control is enabled again: requests under approval rules wait for their approvers".into(),
+            ),
+            None => None,
+        }
     }
 
     /// Cmdlet names for Tab completion.
