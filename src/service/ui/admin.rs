@@ -54,6 +54,8 @@ pub(super) struct AuditQuery {
     until: Option<String>,
     session: Option<String>,
     request: Option<String>,
+    /// `1`/`true`/`on`: only sessions whose review is open.
+    unreviewed: Option<String>,
 }
 
 fn given(v: &Option<String>) -> Option<String> {
@@ -83,6 +85,10 @@ impl AuditQuery {
             until: time(&self.until).map_err(|e| e.to_string())?,
             session: given(&self.session),
             request: given(&self.request),
+            unreviewed: matches!(
+                given(&self.unreviewed).as_deref(),
+                Some("1" | "true" | "on" | "yes")
+            ),
         })
     }
 }
