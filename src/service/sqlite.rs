@@ -103,7 +103,8 @@ CREATE TABLE request_seals (
     r#"
 CREATE TABLE control (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    body TEXT NOT NULL                -- Control as JSON
+    body TEXT NOT NULL,               -- Control as JSON
+    mac TEXT                          -- its seal (HMAC-SHA256), as requests are sealed
 );
 CREATE TABLE reviews (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -172,6 +173,24 @@ impl Sealer {
     fn mac(&self, record: &RequestRecord) -> Result<String, StoreError> {
         let tag = ring::hmac::sign(&self.0, &Sealer::message(record)?);
         Ok(crate::audit::chain::hex(tag.as_ref()))
+    }
+
+    /// The seal of the elevated access control as stored (`body`, its JSON).
+    fn control_mac(&self, body: &str) -> String {
+        let mut msg = SEAL_DOMAIN.to_vec();
+        msg.extend_from_slice(b"control\0");
+        msg.extend_from_slice(body.as_bytes());
+        crate::audit::chain::hex(ring::hmac::sign(&self.0, &msg).as_ref())
+    }
+
+    fn control_verify(&self, body: &str, stored: &str) -> bool {
+        let Some(tag) = crate::audit::chain::hex_decode(stored) else {
+            return false;
+        };
+        let mut msg = SEAL_DOMAIN.to_vec();
+        msg.extend_from_slice(b"control\0");
+        msg.extend_from_slice(body.as_bytes());
+        ring::hmac::verify(&self.0, &msg, &tag).is_ok()
     }
 
     /// Whether `stored` (hex) is the record's seal, compared in constant time.
@@ -1205,22 +1224,32 @@ impl Store for SqliteStore {
 
     fn control(&self) -> Result<Control, StoreError> {
         let conn = self.conn()?;
-        let body: Option<String> = conn
-            .query_row("SELECT body FROM control WHERE id = 1", [], |r| r.get(0))
+        let row: Option<(String, Option<String>)> = conn
+            .query_row("SELECT body, mac FROM control WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(backend)?;
-        match body {
-            None => Ok(Control::default()),
-            Some(text) => serde_json::from_str(&text).map_err(backend),
+        let Some((text, mac)) = row else {
+            return Ok(Control::default());
+        };
+        // A control row the service did not write (its seal does not match) is not used: it
+        // could disable approval or name system accounts.
+        if let Some(sealer) = &self.seal {
+            if !mac.is_some_and(|m| sealer.control_verify(&text, &m)) {
+                return Err(StoreError::ControlTampered);
+            }
         }
+        serde_json::from_str(&text).map_err(backend)
     }
 
     fn set_control(&self, control: &Control, hook: Hook<'_, Control>) -> Result<(), StoreError> {
         let text = serde_json::to_string(control).map_err(backend)?;
         self.step(|tx| {
+            let mac = self.seal.as_ref().map(|s| s.control_mac(&text));
             tx.execute(
-                "INSERT INTO control (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                params![text],
+                "INSERT INTO control (id, body, mac) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET body = excluded.body, mac = excluded.mac",
+                params![text, mac],
             )
             .map_err(backend)?;
             let notes = hook(control)?;

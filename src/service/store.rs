@@ -356,6 +356,13 @@ pub enum StoreError {
          match); it is not used"
     )]
     Tampered(String),
+    /// The control row no longer matches the seal the service wrote with it.
+    #[error(
+        "the elevated access control was changed in the state database outside the service (its \
+         seal does not match), so it is not used; a global admin sets it again with \
+         Enable-ElevatedAccessControl"
+    )]
+    ControlTampered,
     #[error("no review `{0}`")]
     ReviewNotFound(i64),
     #[error("review `{0}` is already acknowledged")]

@@ -1400,6 +1400,15 @@ impl Service {
                 ),
             ));
         }
+        if approvers.is_empty() {
+            return Err(ApiError::forbidden(
+                "no_approvers",
+                format!(
+                    "rule `{}` names no approvers and no default approver group is set, so nobody can decide its requests; a global admin sets one with Enable-ElevatedAccessControl -AdminGroup GROUP",
+                    record.new.rule
+                ),
+            ));
+        }
         if !who.in_any(approvers) {
             return Err(ApiError::forbidden(
                 "not_an_approver",

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::{event, person_of, require_admin, rfc3339, ApiError, Principal, Service};
 use crate::service::directory::{valid_name, Directory};
-use crate::service::store::{Control, ControlChange, Notification, Review};
+use crate::service::store::{Control, ControlChange, Notification, Review, StoreError};
 use crate::text::escape;
 
 /// Most reviews one listing shows.
@@ -67,7 +67,22 @@ impl Service {
     ) -> Result<Value, ApiError> {
         self.admin_for_control(who, "enable elevated access control")?;
         let dir = self.directory.read()?;
-        let mut c = self.store.control()?;
+        // A control row edited outside the service is replaced, never kept: start afresh.
+        let mut c = match self.store.control() {
+            Ok(c) => c,
+            Err(StoreError::ControlTampered) => {
+                self.append(event(
+                    "jitsh",
+                    "store.tampered",
+                    "approval-control",
+                    "error",
+                    json!({ "replaced_by": who.name }),
+                ))
+                .map_err(StoreError::from)?;
+                Control::default()
+            }
+            Err(e) => return Err(e.into()),
+        };
         let before = c.clone();
         if let Some(group) = body.admin_group {
             let group = group.trim().to_ascii_lowercase();
