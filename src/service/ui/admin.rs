@@ -270,6 +270,17 @@ pub(super) async fn policies(State(ui): State<Ui>, ctx: Ctx) -> Response {
         Ok(s) => s,
         Err(e) => return failed(&signed, &e, "/ui/"),
     };
+    let who = signed.who.clone();
+    let default_group = ui
+        .app
+        .run(move |s, _| s.control_view(&who))
+        .await
+        .ok()
+        .and_then(|c| {
+            c.get("admin_group")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     let lint_set = Arc::clone(&set);
     let findings = tokio::task::spawn_blocking(move || {
         let catalog = crate::catalog::Catalog::builtin();
@@ -313,7 +324,18 @@ pub(super) async fn policies(State(ui): State<Ui>, ctx: Ctx) -> Response {
             } else {
                 format!(" except {}", list(&r.except))
             },
-            list(&r.approvers),
+            if r.effect == crate::policy::Effect::Approval
+                && r.approval == crate::policy::ApprovalMode::Manual
+                && r.approvers.is_empty()
+            {
+                // Approved by the default approver group (Enable-ElevatedAccessControl).
+                match &default_group {
+                    Some(g) => format!("{} (default approver group)", h(g)),
+                    None => "none: no default approver group is set".to_owned(),
+                }
+            } else {
+                list(&r.approvers)
+            },
             list(&r.requesters),
             r.max_duration
                 .map(crate::service::format_duration)
