@@ -373,9 +373,10 @@ mod tests {
         ack.actor = "carol".into();
         rs.push(ack);
         assert!(search(&rs, &f).is_empty());
-        // Reopened by a line after the acknowledgement.
+        // Reopened by a line after the acknowledgement: both openings and the line are listed.
         rs.push(open);
-        assert_eq!(search(&rs, &f).len(), 2);
+        let hits: Vec<usize> = search(&rs, &f).iter().map(|h| h.index).collect();
+        assert_eq!(hits, vec![0, 2, 6]);
     }
 
     #[test]
