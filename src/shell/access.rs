@@ -478,6 +478,53 @@ impl Access {
         Ok(id)
     }
 
+    /// A system account needs no approval: for a line that waits on approval, file a request
+    /// for each command it needs (the service grants a system account's requests at once, and
+    /// audits them) and take up the tokens. The tokens stay the gate's only proof: when the
+    /// service does not grant, nothing changes. Returns what happened, one notice each; nothing
+    /// when the user is not a system account.
+    pub async fn request_as_system_account(&mut self, decision: &LineDecision) -> Vec<String> {
+        let Some(service) = &self.service else {
+            return Vec::new();
+        };
+        let system = service
+            .api(reqwest::Method::GET, "/v1/control", None)
+            .await
+            .ok()
+            .and_then(|v| v.get("system_account").and_then(|s| s.as_bool()))
+            == Some(true);
+        if !system {
+            return Vec::new();
+        }
+        let mut tasks: Vec<String> = decision
+            .invocations
+            .iter()
+            .filter(|i| {
+                i.decision == Effect::Approval && i.kind == crate::invocation::TaskKind::Command
+            })
+            .map(|i| i.name.clone())
+            .collect();
+        tasks.sort();
+        tasks.dedup();
+        let mut notices = Vec::new();
+        for task in tasks {
+            let spec = super::meta::RequestSpec {
+                task: task.clone(),
+                reason: "system account: automation without approval (Enable-ElevatedAccessControl -SystemAccounts)".into(),
+                duration: "1h".into(),
+                params: Vec::new(),
+            };
+            match self.request(&spec).await {
+                Ok(id) => notices.push(format!(
+                    "request {id} for `{task}` filed as a system account"
+                )),
+                Err(e) => notices.push(format!("no request for `{task}` could be filed: {e}")),
+            }
+        }
+        notices.extend(self.poll().await);
+        notices
+    }
+
     /// Ask the service about pending requests; fetch the tokens of approved ones. Returns one
     /// notice per change (approved, denied, ...).
     pub async fn poll(&mut self) -> Vec<String> {

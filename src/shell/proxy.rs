@@ -742,7 +742,18 @@ impl Session {
         if let Some(plan) = super::purview::recognise(&self.access, &text) {
             return self.purview(&text, plan).await;
         }
-        let checked = self.access.check(&text).await;
+        let mut checked = self.access.check(&text).await;
+        // A system account's line that waits on approval: its requests are granted at once.
+        if checked.decision.decision == Effect::Approval && !checked.decision.incomplete {
+            let filed = self
+                .access
+                .request_as_system_account(&checked.decision)
+                .await;
+            if !filed.is_empty() {
+                self.notify(&filed)?;
+                checked = self.access.check(&text).await;
+            }
+        }
         let decision = checked.decision;
         if decision.incomplete {
             let mut out = Vec::new();
