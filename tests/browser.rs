@@ -227,6 +227,8 @@ async fn the_admin_center_in_headless_chromium() {
     env.add_user("bob", &["--groups", "mbmanagers"]);
     env.add_user("carol", &["--groups", "helpdesk"]);
     env.add_user("root", &["--roles", "global-admin"]);
+    env.add_user("erin", &["--groups", "secops"]);
+    env.add_user("svc", &["--groups", "secops"]);
     let server = env.start(&[]);
     let session = alice_session(&env, &server).await;
 
@@ -409,6 +411,84 @@ async fn the_admin_center_in_headless_chromium() {
     );
     c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
     shot(&c, "session").await;
+    sign_out(&c).await;
+
+    // A system account's session opens a review; a member of the admin group acknowledges it
+    // from the Reviews page, and the account itself cannot.
+    let (status, v) = server
+        .call(
+            "POST",
+            "/v1/control/enable",
+            &env.cred("root"),
+            Some(json!({ "admin_group": "secops", "system_accounts": ["svc"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let batch = json!({"batch": "svc-1", "events": [
+        {"time": "2026-11-27T11:00:00Z", "actor": "svc", "action": "gate.decision",
+         "subject": "s-svc-1", "outcome": "allow", "details": {"line": "Get-Mailbox -ResultSize 10"}}
+    ]});
+    let (status, v) = server
+        .call("POST", "/v1/audit/events", &env.cred("svc"), Some(batch))
+        .await;
+    assert!(status < 300, "{status} {v}");
+    sign_in(&c, &server, &env.cred("svc")).await;
+    c.goto(&format!("{}/ui/reviews", server.url)).await.unwrap();
+    let page = body_text(&c).await;
+    assert!(page.contains("Get-Mailbox -ResultSize 10"), "{page}");
+    c.find(Locator::Css("section.review form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("p.notice"))
+        .await
+        .unwrap();
+    assert!(body_text(&c).await.contains("an account of yours"));
+    c.goto(&format!("{}/ui/approvals", server.url))
+        .await
+        .unwrap();
+    sign_out(&c).await;
+    sign_in(&c, &server, &env.cred("erin")).await;
+    c.goto(&format!("{}/ui/reviews", server.url)).await.unwrap();
+    let id = server
+        .call("GET", "/v1/reviews", &env.cred("erin"), None)
+        .await
+        .1["reviews"][0]["id"]
+        .as_i64()
+        .unwrap();
+    c.find(Locator::Id(&format!("ack-{id}")))
+        .await
+        .unwrap()
+        .send_keys("nightly job, as planned")
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!(
+        "form[action='/ui/reviews/{id}/ack'] button"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_for_path(&c, "/ui/reviews").await;
+    let mut acked = serde_json::Value::Null;
+    for _ in 0..50 {
+        acked = server
+            .call("GET", &format!("/v1/reviews/{id}"), &env.cred("erin"), None)
+            .await
+            .1;
+        if acked["status"] == "acknowledged" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(acked["acked_by"], "erin", "{acked}");
+    assert_eq!(acked["comment"], "nightly job, as planned", "{acked}");
+    assert!(body_text(&c).await.contains("No open reviews."));
     c.close().await.unwrap();
     drop(driver);
 }

@@ -647,7 +647,8 @@ mod store {
     use jitsh::audit::AuditEvent;
     use jitsh::service::postgres::PgStore;
     use jitsh::service::store::{
-        Approval, GateBatch, Grant, ListQuery, NewRequest, Quorum, Status, StoreError,
+        Approval, Control, ControlChange, GateBatch, Grant, ListQuery, NewRequest, Quorum, Status,
+        StoreError,
     };
     use jitsh::service::Store;
 
@@ -810,6 +811,7 @@ mod store {
             id: "b-1".into(),
             sha256: "aa".into(),
             events: vec![event("x"), event("y")],
+            review: false,
         };
         assert!(store.queue_gate_batch(&batch, 50).unwrap());
         assert!(!store.queue_gate_batch(&batch, 51).unwrap());
@@ -830,6 +832,138 @@ mod store {
             .unwrap();
         assert_eq!((n, seen), (2, vec!["x".to_owned(), "y".to_owned()]));
         assert!(matches!(store.request("r-9"), Err(StoreError::NotFound(_))));
+    }
+
+    fn line_event(actor: &str, subject: &str, line: &str) -> AuditEvent {
+        let mut e = event(subject);
+        e.actor = actor.into();
+        e.outcome = "allow".into();
+        e.details.insert("line".into(), line.into());
+        e
+    }
+
+    fn drained(store: &dyn Store) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        store
+            .drain_audit(&mut |events| {
+                seen.extend(events.into_iter().map(|e| (e.action, e.subject)));
+                Ok(())
+            })
+            .unwrap();
+        seen
+    }
+
+    /// The elevated access control and system accounts' reviews, on either store.
+    pub(super) fn control_and_reviews(store: &dyn Store) {
+        let mut none = |_: &Control| Ok(Vec::new());
+        let mut no_notes = |_: &jitsh::service::store::Review| Ok(Vec::new());
+        assert_eq!(store.control().unwrap(), Control::default());
+        let control = Control {
+            admin_group: Some("secops".into()),
+            system_accounts: vec!["svc".into(), "svc2".into()],
+            disabled: Some(ControlChange {
+                by: "root".into(),
+                at: 5,
+            }),
+            changed: None,
+        };
+        store.set_control(&control, &mut none).unwrap();
+        assert_eq!(store.control().unwrap(), control);
+        assert_eq!(control.approvers(&[]), vec!["secops".to_owned()]);
+
+        let batch = |user: &str, id: &str, lines: &[&str]| GateBatch {
+            user: user.into(),
+            id: id.into(),
+            sha256: id.into(),
+            events: lines.iter().map(|l| line_event(user, "s1", l)).collect(),
+            review: true,
+        };
+        assert!(store
+            .queue_gate_batch(&batch("svc", "b1", &["Get-Mailbox"]), 10)
+            .unwrap());
+        // The review opens in the batch's step, its record ahead of the session's.
+        assert_eq!(
+            drained(store),
+            vec![
+                ("review.open".to_owned(), "s1".to_owned()),
+                ("gate.decision".to_owned(), "s1".to_owned())
+            ]
+        );
+        let open = store.reviews(true, 10).unwrap();
+        assert_eq!(open.len(), 1);
+        let id = open[0].id;
+        assert_eq!((open[0].account.as_str(), open[0].commands), ("svc", 1));
+        assert_eq!(store.review(id).unwrap().ran, ["allow: Get-Mailbox"]);
+
+        let acked = store
+            .ack_review(id, "carol", Some("fine"), 20, &mut no_notes)
+            .unwrap();
+        assert_eq!(acked.acked_by.as_deref(), Some("carol"));
+        assert!(matches!(
+            store.ack_review(id, "carol", None, 21, &mut no_notes),
+            Err(StoreError::AlreadyAcked(_))
+        ));
+        assert!(store.reviews(true, 10).unwrap().is_empty());
+        assert_eq!(store.reviews(false, 10).unwrap().len(), 1);
+
+        // Another system account naming the session adds nothing to this review (the SQLite
+        // store refuses the batch outright: the session is another user's).
+        match store.queue_gate_batch(&batch("svc2", "b2", &["Remove-Mailbox x"]), 30) {
+            Ok(_) | Err(StoreError::SessionNotYours(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(store.review(id).unwrap().commands, 1);
+        assert!(store.reviews(true, 10).unwrap().is_empty());
+        drained(store);
+        // A line after the acknowledgement opens the review again.
+        store
+            .queue_gate_batch(&batch("svc", "b3", &["Set-Mailbox x"]), 40)
+            .unwrap();
+        let again = store.review(id).unwrap();
+        assert_eq!(again.acked_by, None);
+        assert_eq!(again.ran, ["allow: Get-Mailbox", "allow: Set-Mailbox x"]);
+        assert_eq!(
+            drained(store)[0],
+            ("review.open".to_owned(), "s1".to_owned())
+        );
+        // A failing hook leaves the review open.
+        let mut failing = |_: &jitsh::service::store::Review| {
+            Err(jitsh::audit::AuditSinkError {
+                path: String::new(),
+                message: "no audit".into(),
+            })
+        };
+        assert!(store
+            .ack_review(id, "carol", None, 50, &mut failing)
+            .is_err());
+        assert_eq!(store.reviews(true, 10).unwrap().len(), 1);
+        assert!(matches!(
+            store.review(999_999),
+            Err(StoreError::ReviewNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn control_and_reviews_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            jitsh::service::sqlite::SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
+        control_and_reviews(&store);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn control_and_reviews_on_postgres() {
+        let Some(db) = Db::create("reviews").await else {
+            return;
+        };
+        let url = db.url.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let store = PgStore::open(&url, rt).unwrap();
+            control_and_reviews(&store);
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

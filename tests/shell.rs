@@ -10,6 +10,7 @@
 )]
 
 mod inputs;
+mod support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -2341,11 +2342,11 @@ fn purview_approval_policy_puts_a_task_behind_approval_without_a_restart() {
         "{}",
         out_text(&shadowed)
     );
-    // The control cmdlets are refused, not silently accepted.
-    let control = run(&root, "Disable-ElevatedAccessControl");
+    // The control cmdlets are global admins' only.
+    let control = run(&alice, "Disable-ElevatedAccessControl");
     assert_eq!(control.status.code(), Some(1));
     assert!(
-        err_text(&control).contains("JitshNotAvailable"),
+        err_text(&control).contains("not_global_admin"),
         "{}",
         err_text(&control)
     );
@@ -2425,4 +2426,636 @@ fn purview_cmdlets_in_the_shell_request_and_pick_up_the_approval() {
     let m = s.line("Get-Mailbox -Identity bob");
     s.wait_after(m, "Bob Smith", 15);
     s.quit();
+}
+
+// Purview's elevated access control: the default approver group, system accounts and their
+// reviews, and approval control disabled, all against a real service.
+
+/// A rule without approvers: the default approver group (`-AdminGroup`) approves it.
+const NO_APPROVERS: &str = r#"
+[[rule]]
+id = "mailbox-settings"
+effect = "approval"
+tasks = ["Set-Mailbox"]
+max_duration = "4h"
+"#;
+
+/// The users of the control tests, by name: alice (requester), bob (mbmanagers), root
+/// (global-admin), carol and erin (secops, the admin group), dave (no group), svc (a system
+/// account, also in secops) and svc-alt (another account of svc's owner, in secops).
+struct ControlEnv {
+    _service: Running,
+    server: String,
+    state: PathBuf,
+    creds: std::collections::HashMap<&'static str, String>,
+}
+
+impl ControlEnv {
+    fn start(fx: &Fixture, serve_extra: &[&str]) -> ControlEnv {
+        std::fs::write(fx.path("policies/default.toml"), NO_APPROVERS).unwrap();
+        let state = fx.path("state");
+        std::fs::create_dir(&state).unwrap();
+        let mut creds = std::collections::HashMap::new();
+        for (name, args) in [
+            ("alice", vec![]),
+            ("bob", vec!["--groups", "mbmanagers"]),
+            ("root", vec!["--roles", "global-admin"]),
+            (
+                "carol",
+                vec!["--groups", "secops", "--email", "carol@example.test"],
+            ),
+            ("erin", vec!["--groups", "secops"]),
+            ("dave", vec![]),
+            (
+                "svc",
+                vec![
+                    "--groups",
+                    "secops",
+                    "--email",
+                    "svc@example.test",
+                    "--person",
+                    "ops-robot",
+                ],
+            ),
+            (
+                "svc-alt",
+                vec!["--groups", "secops", "--person", "ops-robot"],
+            ),
+        ] {
+            let out = Command::new(JITSH)
+                .args(["user", "add", name, "--state"])
+                .arg(&state)
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", err_text(&out));
+            let cred = out_text(&out).lines().last().unwrap().trim().to_string();
+            creds.insert(name, cred);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(JITSH)
+            .args(["serve", "--state"])
+            .arg(&state)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--policies"])
+            .arg(fx.path("policies"))
+            .args(serve_extra)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let service = Running(child);
+        // The port accepts before the store is open: wait for an answer.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        while !rt
+            .block_on(reqwest::get(&health))
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "the service did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ControlEnv {
+            _service: service,
+            server: format!("http://127.0.0.1:{port}"),
+            state,
+            creds,
+        }
+    }
+
+    fn cred(&self, who: &str) -> &str {
+        &self.creds[who]
+    }
+
+    /// `jitsh exec LINE` as `who`.
+    fn exec(&self, fx: &Fixture, who: &str, line: &str) -> std::process::Output {
+        exec_as(fx, &self.state, &self.server, self.cred(who), line)
+    }
+
+    /// A `jitsh` client command as `who`.
+    fn client(&self, who: &str, args: &[&str]) -> std::process::Output {
+        client(&self.server, self.cred(who), args)
+    }
+
+    /// Every record of the service's audit log.
+    fn audit(&self) -> Vec<serde_json::Value> {
+        let files = jitsh::audit::log::log_files(&self.state.join("audit")).unwrap_or_default();
+        files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<serde_json::Value>>()
+            })
+            .collect()
+    }
+
+    /// Wait until the audit log holds a record that `pred` accepts.
+    fn wait_audit(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(r) = self.audit().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no audit record: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn purview_default_approver_group_approves_rules_without_approvers() {
+    let fx = Fixture::new();
+    let env = ControlEnv::start(&fx, &[]);
+    let line = "Set-Mailbox -Identity bob -ProhibitSendQuota 5GB";
+    let ask = "New-ElevatedAccessRequest -Task 'Exchange\\Set-Mailbox' -Reason 'quota'";
+
+    // No default group yet: the policy says nobody can approve, and nobody can.
+    let shown = env.exec(
+        &fx,
+        "alice",
+        "Get-ElevatedAccessApprovalPolicy mailbox-settings | Format-List ApproverGroup",
+    );
+    assert!(
+        out_text(&shown).contains("no default approver group is set"),
+        "{}{}",
+        out_text(&shown),
+        err_text(&shown)
+    );
+    let early = env.exec(&fx, "alice", ask);
+    assert_eq!(early.status.code(), Some(0), "{}", err_text(&early));
+    let early_id = request_id_from_table(&out_text(&early));
+    // A global admin sees every request, and is told why nobody can decide this one.
+    let refused = env.exec(
+        &fx,
+        "root",
+        &format!("Approve-ElevatedAccessRequest -RequestId {early_id}"),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        err_text(&refused).contains("no default approver group is set"),
+        "{}",
+        err_text(&refused)
+    );
+    let hidden = env.exec(
+        &fx,
+        "carol",
+        &format!("Approve-ElevatedAccessRequest -RequestId {early_id}"),
+    );
+    assert_eq!(hidden.status.code(), Some(1));
+
+    let enable = "Enable-ElevatedAccessControl -AdminGroup 'secops'";
+    // Only global admins set it: an attack from every other kind of user is refused.
+    for who in ["alice", "bob", "carol", "svc"] {
+        let o = env.exec(&fx, who, enable);
+        assert_eq!(o.status.code(), Some(1), "{who}");
+        assert!(
+            err_text(&o).contains("not_global_admin"),
+            "{who}: {}",
+            err_text(&o)
+        );
+    }
+    let enabled = env.exec(&fx, "root", enable);
+    assert_eq!(enabled.status.code(), Some(0), "{}", err_text(&enabled));
+    assert!(
+        out_text(&enabled).contains("secops"),
+        "{}",
+        out_text(&enabled)
+    );
+    let shown = env.exec(
+        &fx,
+        "alice",
+        "Get-ElevatedAccessApprovalPolicy mailbox-settings | Format-List ApproverGroup",
+    );
+    assert_eq!(
+        out_text(&shown),
+        "\nApproverGroup : secops (default)\n\n",
+        "{}",
+        err_text(&shown)
+    );
+
+    let made = env.exec(&fx, "alice", ask);
+    assert_eq!(made.status.code(), Some(0), "{}", err_text(&made));
+    let id = request_id_from_table(&out_text(&made));
+    let listed = env.exec(
+        &fx,
+        "alice",
+        &format!(
+            "Get-ElevatedAccessRequest -Identity {id} | Format-List ApproverGroup,RequestStatus"
+        ),
+    );
+    assert_eq!(
+        out_text(&listed),
+        "\nApproverGroup : secops\nRequestStatus : Pending\n\n"
+    );
+    // Not a member of the default group: refused, and nothing changes.
+    for who in ["bob", "dave", "alice", "root"] {
+        let o = env.exec(
+            &fx,
+            who,
+            &format!("Approve-ElevatedAccessRequest -RequestId {id} -Comment ok"),
+        );
+        assert_eq!(o.status.code(), Some(1), "{who} must not approve");
+    }
+    assert_eq!(env.exec(&fx, "alice", line).status.code(), Some(1));
+    let approved = env.exec(
+        &fx,
+        "carol",
+        &format!("Approve-ElevatedAccessRequest -RequestId {id} -Comment 'ok'"),
+    );
+    assert_eq!(approved.status.code(), Some(0), "{}", err_text(&approved));
+    let ran = env.exec(&fx, "alice", line);
+    assert_eq!(
+        ran.status.code(),
+        Some(0),
+        "{}{}",
+        out_text(&ran),
+        err_text(&ran)
+    );
+    // The request filed before the group was set is decided by it too.
+    let late = env.exec(
+        &fx,
+        "erin",
+        &format!("Approve-ElevatedAccessRequest -RequestId {early_id}"),
+    );
+    assert_eq!(late.status.code(), Some(0), "{}", err_text(&late));
+    env.wait_audit("control.enable by root", |r| {
+        r["action"] == "control.enable" && r["actor"] == "root"
+    });
+    env.wait_audit("a refused enable", |r| {
+        r["action"] == "control.refused" && r["actor"] == "alice"
+    });
+}
+
+#[test]
+fn purview_system_account_sessions_open_reviews_the_admin_group_acknowledges() {
+    let fx = Fixture::new();
+    let env = ControlEnv::start(&fx, &[]);
+    let enabled = env.exec(
+        &fx,
+        "root",
+        "Enable-ElevatedAccessControl -AdminGroup 'secops' -SystemAccounts @('svc@example.test')",
+    );
+    assert_eq!(enabled.status.code(), Some(0), "{}", err_text(&enabled));
+    assert!(
+        out_text(&enabled).contains("svc"),
+        "the UPN names the user: {}",
+        out_text(&enabled)
+    );
+    // An account the directory does not know is refused, not kept.
+    let unknown = env.exec(
+        &fx,
+        "root",
+        "Enable-ElevatedAccessControl -SystemAccounts 'ghost@example.test'",
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        err_text(&unknown).contains("unknown_account"),
+        "{}",
+        err_text(&unknown)
+    );
+
+    // The system account's line runs with nobody approving: the gate files the request, the
+    // service grants it at once, and the token it issues covers the line.
+    let line = "New-MoveRequest -Identity bob -TargetDatabase DB02";
+    let ran = env.exec(&fx, "svc", line);
+    assert_eq!(ran.status.code(), Some(0), "{}", err_text(&ran));
+    assert!(
+        err_text(&ran).contains("filed as a system account"),
+        "{}",
+        err_text(&ran)
+    );
+    assert_eq!(move_requests(&fx), 1);
+    // Purview's own way works too: the request is approved as it is made.
+    let asked = env.exec(
+        &fx,
+        "svc",
+        "New-ElevatedAccessRequest -Task New-MoveRequest -Reason 'nightly rebalancing'",
+    );
+    assert_eq!(asked.status.code(), Some(0), "{}", err_text(&asked));
+    assert!(
+        out_text(&asked).contains("Approved"),
+        "{}",
+        out_text(&asked)
+    );
+    // Anyone else still waits for approval.
+    let other = env.exec(&fx, "alice", line);
+    assert_eq!(other.status.code(), Some(1), "{}", err_text(&other));
+    assert_eq!(move_requests(&fx), 1);
+    // Deny rules still deny a system account.
+    let denied = env.exec(&fx, "svc", "New-Mailbox -Name intruder");
+    assert_eq!(denied.status.code(), Some(2), "{}", err_text(&denied));
+    env.wait_audit("the grant says why no one approved it", |r| {
+        r["action"] == "request.approve" && r["details"]["why"] == "system account"
+    });
+
+    // Each of its sessions opened a review; the audit search lists them while open.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reviews = loop {
+        let o = env.client("carol", &["review", "list", "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", err_text(&o));
+        let v: serde_json::Value = serde_json::from_str(&out_text(&o)).unwrap();
+        let items = v["reviews"].as_array().cloned().unwrap_or_default();
+        if items.len() >= 3 {
+            break items;
+        }
+        assert!(Instant::now() < deadline, "reviews: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(reviews
+        .iter()
+        .all(|r| r["account"] == "svc" && r["status"] == "open"));
+    let ran_line = reviews
+        .iter()
+        .find(|r| r["commands"] == 1 && r["session"].is_string())
+        .unwrap();
+    let shown = env.client("carol", &["review", "show", &ran_line["id"].to_string()]);
+    assert_eq!(shown.status.code(), Some(0), "{}", err_text(&shown));
+    assert!(out_text(&shown).contains(": "), "{}", out_text(&shown));
+    let log = env.state.join("audit");
+    let (code, found) = audit_search(&["--unreviewed"], &[&log]);
+    assert_eq!(code, Some(0), "{found}");
+    assert!(
+        found.contains("review.open") && found.contains("gate.decision"),
+        "{found}"
+    );
+    assert!(found.contains("New-MoveRequest"), "{found}");
+
+    // Attacks on the acknowledgement: the account itself (an admin group member), another
+    // account of its owner, someone outside the group, a global admin outside the group.
+    let first = reviews[0]["id"].to_string();
+    for (who, code) in [
+        ("svc", "self_review"),
+        ("svc-alt", "self_review"),
+        ("dave", "not_admin_group"),
+        ("root", "not_admin_group"),
+    ] {
+        let o = env.client(who, &["review", "ack", &first, "--comment", "fine"]);
+        assert_eq!(o.status.code(), Some(1), "{who} must not acknowledge");
+        assert!(err_text(&o).contains(code), "{who}: {}", err_text(&o));
+    }
+    env.wait_audit("a refused acknowledgement", |r| {
+        r["action"] == "review.refused" && r["actor"] == "svc"
+    });
+    assert_eq!(
+        audit_search(&["--unreviewed"], &[&log]).0,
+        Some(0),
+        "still open after the refused attempts"
+    );
+
+    for r in &reviews {
+        let o = env.client(
+            "carol",
+            &["review", "ack", &r["id"].to_string(), "--comment", "seen"],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", err_text(&o));
+    }
+    let again = env.client("erin", &["review", "ack", &first]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        err_text(&again).contains("already_acknowledged"),
+        "{}",
+        err_text(&again)
+    );
+    let open = env.client("carol", &["review", "list"]);
+    assert!(
+        out_text(&open).contains("no open reviews"),
+        "{}",
+        out_text(&open)
+    );
+    env.wait_audit("the acknowledgement", |r| {
+        r["action"] == "review.ack" && r["actor"] == "carol"
+    });
+    // Acknowledged reviews are no longer listed by the search.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, found) = audit_search(&["--unreviewed"], &[&log]);
+        if code == Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still listed: {found}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A user who is not a system account opens no review.
+    assert_eq!(
+        env.exec(&fx, "alice", "Get-Mailbox -Identity bob")
+            .status
+            .code(),
+        Some(0)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let all = env.client("carol", &["review", "list", "--all", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out_text(&all)).unwrap();
+    assert!(
+        v["reviews"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["account"] == "svc"),
+        "{v}"
+    );
+}
+
+#[test]
+fn purview_disable_elevated_access_control_grants_at_once_is_shown_audited_and_announced() {
+    let fx = Fixture::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let smtp = rt.block_on(support::SmtpReceiver::start());
+    let hook = rt.block_on(support::WebhookReceiver::start(0));
+    let relay = smtp.addr.to_string();
+    let env = ControlEnv::start(&fx, &["--smtp", &relay, "--webhook", &hook.url]);
+    let enabled = env.exec(
+        &fx,
+        "root",
+        "Enable-ElevatedAccessControl -AdminGroup secops",
+    );
+    assert_eq!(enabled.status.code(), Some(0), "{}", err_text(&enabled));
+
+    // Refused for everyone but global admins, and the refusal is audited.
+    for who in ["alice", "bob", "carol", "svc"] {
+        let o = env.exec(&fx, who, "Disable-ElevatedAccessControl -Force");
+        assert_eq!(o.status.code(), Some(1), "{who}");
+        assert!(
+            err_text(&o).contains("not_global_admin"),
+            "{}",
+            err_text(&o)
+        );
+    }
+    env.wait_audit("a refused disable", |r| {
+        r["action"] == "control.refused" && r["actor"] == "bob"
+    });
+    let line = "New-MoveRequest -Identity bob -TargetDatabase DB02";
+    let ask = "New-ElevatedAccessRequest -Task New-MoveRequest -Reason 'maintenance window'";
+
+    let disabled = env.exec(&fx, "root", "Disable-ElevatedAccessControl");
+    assert_eq!(disabled.status.code(), Some(0), "{}", err_text(&disabled));
+    assert!(
+        out_text(&disabled).contains("False"),
+        "{}",
+        out_text(&disabled)
+    );
+    // Announced to the admin group (mail) and on the webhook.
+    rt.block_on(smtp.wait_for("carol@example.test", "approval control is DISABLED"));
+    rt.block_on(hook.wait_for("disabled elevated access control"));
+    env.wait_audit("control.disable", |r| {
+        r["action"] == "control.disable" && r["actor"] == "root"
+    });
+
+    // The gate still needs a token: the line alone does not run, and the gate says why.
+    let o = env.exec(&fx, "alice", line);
+    assert_eq!(o.status.code(), Some(1), "{}", err_text(&o));
+    assert!(
+        err_text(&o).contains("APPROVAL CONTROL IS DISABLED"),
+        "{}",
+        err_text(&o)
+    );
+    assert_eq!(move_requests(&fx), 0);
+
+    // In the shell: the banner and :status say it; a request is granted at once and its token
+    // lets the line through.
+    let public = env.state.join("signing.pub").display().to_string();
+    let mut cmd = CommandBuilder::new(JITSH);
+    cmd.args(fx.shell_args());
+    cmd.args(["--server", &env.server, "--trust-key", &public]);
+    cmd.env("JITSH_CREDENTIAL", env.cred("alice"));
+    let mut s = Screen::spawn(&fx, cmd, 160);
+    s.wait_for("APPROVAL CONTROL IS DISABLED (by root", 20);
+    s.wait_for("PS ", 20);
+    let m = s.line(":status");
+    s.wait_after(m, "APPROVAL CONTROL IS DISABLED", 10);
+    let m = s.line(ask);
+    s.wait_after(m, "Approved", 15);
+    s.wait_after(m, "its token is now in use", 20);
+    let m = s.line(line);
+    s.prompt_after(m, 15);
+    assert_eq!(
+        move_requests(&fx),
+        1,
+        "the granted request's token covered the line"
+    );
+    env.wait_audit("the grant says approval control was disabled", |r| {
+        r["action"] == "request.approve" && r["details"]["why"] == "approval control disabled"
+    });
+
+    // Enable restores approval: the session is told, new requests wait, the line is refused.
+    let enabled = env.exec(&fx, "root", "Enable-ElevatedAccessControl");
+    assert_eq!(enabled.status.code(), Some(0), "{}", err_text(&enabled));
+    rt.block_on(hook.wait_for("enabled elevated access control"));
+    std::thread::sleep(Duration::from_secs(6));
+    let m = s.line("Get-Mailbox -Identity bob");
+    s.wait_after(m, "approval control is enabled again", 15);
+    s.quit();
+    let pending = env.exec(&fx, "alice", ask);
+    assert_eq!(pending.status.code(), Some(0), "{}", err_text(&pending));
+    assert!(
+        out_text(&pending).contains("Pending"),
+        "{}",
+        out_text(&pending)
+    );
+    let o = env.exec(&fx, "bob", line);
+    assert_eq!(o.status.code(), Some(1), "{}", err_text(&o));
+    assert!(!err_text(&o).contains("DISABLED"), "{}", err_text(&o));
+}
+
+#[test]
+fn purview_forged_control_state_grants_nothing() {
+    let fx = Fixture::new();
+    let env = ControlEnv::start(&fx, &[]);
+    let line = "New-MoveRequest -Identity bob -TargetDatabase DB02";
+    let ask = "New-ElevatedAccessRequest -Task New-MoveRequest -Reason 'forged'";
+    // 1. The control row written into the state database behind the service's back
+    // (approval disabled, alice a system account) is not used: nothing is granted.
+    let db = rusqlite::Connection::open(env.state.join("jitsh.db")).unwrap();
+    let forged =
+        r#"{"admin_group":"secops","system_accounts":["alice"],"disabled":{"by":"root","at":1}}"#;
+    db.execute(
+        "INSERT INTO control (id, body, mac) VALUES (1, ?1, NULL) ON CONFLICT (id) DO UPDATE SET body = ?1",
+        [forged],
+    )
+    .unwrap();
+    let o = env.exec(&fx, "alice", ask);
+    assert_eq!(o.status.code(), Some(1), "{}", out_text(&o));
+    assert!(err_text(&o).contains("tampered"), "{}", err_text(&o));
+    assert_eq!(env.exec(&fx, "alice", line).status.code(), Some(1));
+    assert_eq!(move_requests(&fx), 0);
+    // A global admin sets the control again, and the forged row is gone (audited).
+    let reset = env.exec(
+        &fx,
+        "root",
+        "Enable-ElevatedAccessControl -AdminGroup secops",
+    );
+    assert_eq!(reset.status.code(), Some(0), "{}", err_text(&reset));
+    env.wait_audit("the tampered control", |r| {
+        r["action"] == "store.tampered" && r["subject"] == "approval-control"
+    });
+    let o = env.exec(&fx, "alice", ask);
+    assert!(out_text(&o).contains("Pending"), "{}", out_text(&o));
+
+    // 2. A gate cannot claim the state: the request body has no such field, and a gate that
+    // says it is disabled still needs a token (the line above was refused).
+    let post = |who: &str, path: &str, body: &str| -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::Client::new()
+                .post(format!("{}{path}", env.server))
+                .bearer_auth(env.cred(who))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
+    };
+    for body in [
+        r#"{"task":"New-MoveRequest","reason":"x","duration":"1h","mode":"control-disabled"}"#,
+        r#"{"task":"New-MoveRequest","reason":"x","duration":"1h","system_account":true}"#,
+    ] {
+        let v = post("alice", "/v1/requests", body);
+        assert_eq!(v["error"], "invalid_field", "{body}: {v}");
+    }
+    // 3. Control changes sent straight to the API by non-admins, some with fields naming an
+    // admin or the state they want.
+    for who in ["alice", "carol", "svc"] {
+        for (path, body) in [
+            ("/v1/control/disable", r#"{"reason":"x"}"#),
+            ("/v1/control/disable", r#"{"by":"root"}"#),
+            ("/v1/control/enable", r#"{"system_accounts":["alice"]}"#),
+            (
+                "/v1/control/enable",
+                r#"{"admin_group":"everyone","disabled":null}"#,
+            ),
+        ] {
+            let v = post(who, path, body);
+            assert!(
+                v["error"] == "not_global_admin" || v["error"] == "invalid_field",
+                "{who} {path} {body}: {v}"
+            );
+        }
+    }
+    let control = env.client("root", &["review", "list"]);
+    assert_eq!(control.status.code(), Some(0), "{}", err_text(&control));
+    let v = env.exec(
+        &fx,
+        "alice",
+        "Get-ElevatedAccessRequest | Select-Object RequestStatus",
+    );
+    assert!(!out_text(&v).contains("Approved"), "{}", out_text(&v));
 }

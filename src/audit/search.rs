@@ -34,6 +34,9 @@ pub struct Filter {
     pub until: Option<DateTime<Utc>>,
     pub session: Option<String>,
     pub request: Option<String>,
+    /// Only records of system accounts' sessions whose review is still open (the service's
+    /// `review.open` without a later `review.ack`), and those review records.
+    pub unreviewed: bool,
 }
 
 /// Why a filter value is unusable.
@@ -134,8 +137,39 @@ pub struct Hit {
     pub related: Vec<usize>,
 }
 
+/// Sessions whose last review record opens a review: `review.open` (written by the service
+/// only) not followed by a `review.ack`.
+pub fn unreviewed_sessions(records: &[Record]) -> std::collections::HashSet<&str> {
+    let mut open = std::collections::HashSet::new();
+    for r in records {
+        match r.action.as_str() {
+            "review.open" if r.actor == "jitsh" => {
+                open.insert(r.subject.as_str());
+            }
+            "review.ack" => {
+                open.remove(r.subject.as_str());
+            }
+            _ => {}
+        }
+    }
+    open
+}
+
+/// Whether a record belongs to an open review: one of the session's own (gate) records, or the
+/// review's opening.
+fn in_open_review(r: &Record, open: &std::collections::HashSet<&str>) -> bool {
+    let session_record = crate::audit::decision::gate_outcomes(&r.action).is_some()
+        || (r.action == "review.open" && r.actor == "jitsh");
+    session_record && open.contains(r.subject.as_str())
+}
+
 /// Records matching `filter`, each gate decision joined to its request's records.
 pub fn search(records: &[Record], filter: &Filter) -> Vec<Hit> {
+    let open = if filter.unreviewed {
+        unreviewed_sessions(records)
+    } else {
+        Default::default()
+    };
     let mut by_request: HashMap<String, Vec<usize>> = HashMap::new();
     let mut request_of_token: HashMap<String, String> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -163,7 +197,9 @@ pub fn search(records: &[Record], filter: &Filter) -> Vec<Hit> {
             } else {
                 request_of(r)
             };
-            if !filter.matches_about(r, request.as_deref()) {
+            if !filter.matches_about(r, request.as_deref())
+                || (filter.unreviewed && !in_open_review(r, &open))
+            {
                 return None;
             }
             let related = match (decision, request) {
@@ -307,6 +343,47 @@ mod tests {
                      "rule": "export", "decision": "allow", "token": "t1"}]}),
             ),
         ]
+    }
+
+    #[test]
+    fn unreviewed_lists_the_sessions_whose_review_is_open_until_acknowledged() {
+        let mut open = rec(1, "review.open", "s9", serde_json::json!({"review": 1}));
+        open.actor = "jitsh".into();
+        let mut forged = rec(2, "review.open", "s8", serde_json::json!({"review": 2}));
+        forged.actor = "svc".into();
+        let mut rs = vec![
+            open.clone(),
+            forged,
+            rec(
+                3,
+                GATE_DECISION,
+                "s9",
+                serde_json::json!({"line": "Get-Mailbox"}),
+            ),
+            rec(
+                4,
+                GATE_DECISION,
+                "s8",
+                serde_json::json!({"line": "Get-Mailbox"}),
+            ),
+            rec(5, "request.create", "s9", serde_json::json!({})),
+        ];
+        let f = Filter {
+            unreviewed: true,
+            ..Filter::default()
+        };
+        let hits: Vec<usize> = search(&rs, &f).iter().map(|h| h.index).collect();
+        // The service's opening and the session's gate record; not a review "opened" by
+        // anyone else, nor a service record that merely shares the subject.
+        assert_eq!(hits, vec![0, 2]);
+        let mut ack = rec(6, "review.ack", "s9", serde_json::json!({"review": 1}));
+        ack.actor = "carol".into();
+        rs.push(ack);
+        assert!(search(&rs, &f).is_empty());
+        // Reopened by a line after the acknowledgement: both openings and the line are listed.
+        rs.push(open);
+        let hits: Vec<usize> = search(&rs, &f).iter().map(|h| h.index).collect();
+        assert_eq!(hits, vec![0, 2, 6]);
     }
 
     #[test]

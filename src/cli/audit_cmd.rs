@@ -106,6 +106,10 @@ struct SearchArgs {
     /// Events about this request.
     #[arg(long, value_name = "ID")]
     request: Option<String>,
+    /// Only system accounts' sessions whose review is still open (`jitsh review`): their
+    /// gate records and the review's opening.
+    #[arg(long)]
+    unreviewed: bool,
     /// JSON Lines: `{"record":..,"related":[..]}` per match.
     #[arg(long)]
     json: bool,
@@ -455,6 +459,7 @@ fn build_filter(a: &SearchArgs) -> Result<Filter, String> {
         until: time(&a.until).map_err(|e| e.to_string())?,
         session: a.session.clone(),
         request: a.request.clone(),
+        unreviewed: a.unreviewed,
     })
 }
 

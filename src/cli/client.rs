@@ -1,5 +1,5 @@
 //! Client commands for the approval service: `request`, `requests`, `approve`, `deny`,
-//! `withdraw`, `revoke`, `lock`, and `token fetch` (through [`token_fetch`]).
+//! `withdraw`, `revoke`, `lock`, `review`, and `token fetch` (through [`token_fetch`]).
 //!
 //! The server comes from `--server`, else `JITSH_SERVER`, else `~/.config/jitsh/config.toml`
 //! (`server = "..."`); the credential from `--credential-file FILE`, else `JITSH_CREDENTIAL`,
@@ -417,6 +417,121 @@ pub fn lock(a: LockArgs) -> ExitCode {
             Some(t) => println!("locked {} until {}", escape(&scope), escape(t)),
             None => println!("locked {} until cleared", escape(&scope)),
         },
+    )
+}
+
+/// `jitsh review`: the reviews of system accounts' sessions.
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    #[command(subcommand)]
+    command: ReviewCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ReviewCommand {
+    /// Reviews still open (or all of them with --all).
+    List {
+        /// Acknowledged reviews too.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// One review with what ran in its session.
+    Show {
+        /// Review id.
+        id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Acknowledge a review (a member of the admin group, never the account itself).
+    Ack {
+        /// Review id.
+        id: String,
+        /// Note for the record.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+pub fn review(a: ReviewArgs) -> ExitCode {
+    match a.command {
+        ReviewCommand::List { all, conn } => {
+            let path = if all {
+                "/v1/reviews?status=all"
+            } else {
+                "/v1/reviews"
+            };
+            run(&conn, reqwest::Method::GET, path, None, |v| {
+                let items = v
+                    .get("reviews")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if items.is_empty() {
+                    println!("no {}reviews", if all { "" } else { "open " });
+                }
+                for r in &items {
+                    println!("{}", review_line(r));
+                }
+            })
+        }
+        ReviewCommand::Show { id, conn } => {
+            let path = format!("/v1/reviews/{}", urlencode(&id));
+            run(&conn, reqwest::Method::GET, &path, None, |v| {
+                println!("{}", review_line(v));
+                if let Some(by) = v.get("acked_by").and_then(Value::as_str) {
+                    println!(
+                        "acknowledged by {} at {}{}",
+                        escape(by),
+                        shown(v, "acked_at"),
+                        v.get("comment")
+                            .and_then(Value::as_str)
+                            .map(|c| format!(": {}", escape(c)))
+                            .unwrap_or_default()
+                    );
+                }
+                for line in v
+                    .get("ran")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    println!("  {}", escape(line));
+                }
+            })
+        }
+        ReviewCommand::Ack { id, comment, conn } => {
+            let path = format!("/v1/reviews/{}/ack", urlencode(&id));
+            run(
+                &conn,
+                reqwest::Method::POST,
+                &path,
+                Some(json!({ "comment": comment })),
+                |v| {
+                    println!(
+                        "acknowledged review {}",
+                        v.get("id").unwrap_or(&Value::Null)
+                    )
+                },
+            )
+        }
+    }
+}
+
+/// `ID  STATUS  ACCOUNT  session SESSION  started START  N command(s)`.
+fn review_line(r: &Value) -> String {
+    format!(
+        "{}  {}  {}  session {}  started {}  {} command(s)",
+        r.get("id").unwrap_or(&Value::Null),
+        shown(r, "status"),
+        shown(r, "account"),
+        shown(r, "session"),
+        shown(r, "started_at"),
+        r.get("commands").and_then(Value::as_u64).unwrap_or(0)
     )
 }
 

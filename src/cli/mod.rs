@@ -84,6 +84,8 @@ enum Command {
     Revoke(client::RevokeArgs),
     /// Lock a user, a rule or everything: new requests are refused and live grants stop working.
     Lock(client::LockArgs),
+    /// List, show and acknowledge the reviews of system accounts' sessions.
+    Review(client::ReviewArgs),
     /// Start a gated shell over a management runspace.
     Shell(shell_cmd::ShellArgs),
     /// Run one gated line through a fresh runspace.
@@ -169,6 +171,7 @@ pub fn main() -> ExitCode {
         Command::Withdraw(a) => client::withdraw(a),
         Command::Revoke(a) => client::revoke(a),
         Command::Lock(a) => client::lock(a),
+        Command::Review(a) => client::review(a),
         Command::Shell(a) => shell_cmd::shell(a),
         Command::Exec(a) => shell_cmd::exec(a),
         Command::Replay(a) => replay::run(a),

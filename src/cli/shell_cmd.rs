@@ -345,6 +345,19 @@ fn gate_and_run(
             eprintln!("jitsh: {}", crate::text::escape(&notice));
         }
         checked = rt.block_on(access.check(line));
+        // Shown only: with approval control disabled the line still needs its token.
+        if checked.decision.decision == Effect::Approval {
+            if let Some(notice) = rt.block_on(access.control_notice()) {
+                eprintln!("jitsh: {}", crate::text::escape(&notice));
+            }
+            let filed = rt.block_on(access.request_as_system_account(&checked.decision));
+            if !filed.is_empty() {
+                for notice in filed {
+                    eprintln!("jitsh: {}", crate::text::escape(&notice));
+                }
+                checked = rt.block_on(access.check(line));
+            }
+        }
     }
     let d = checked.decision;
     // No record, no run: every decision is audited before anything else happens.

@@ -75,6 +75,12 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyApproved { .. } => ApiError::conflict("already_approved", msg),
             StoreError::Locked { .. } => ApiError::policy("locked", msg),
             StoreError::BatchConflict(_) => ApiError::conflict("batch_conflict", msg),
+            StoreError::ReviewNotFound(_) => ApiError::not_found(msg),
+            StoreError::ControlTampered => {
+                tracing::error!("elevated access control edited outside the service");
+                ApiError::conflict("tampered", msg)
+            }
+            StoreError::AlreadyAcked(_) => ApiError::conflict("already_acknowledged", msg),
             StoreError::SessionNotYours(_) => ApiError::forbidden("not_your_session", msg),
             StoreError::Exhausted(_) => ApiError::conflict("uses_exhausted", msg),
             StoreError::NotLive { .. } => ApiError::conflict("grant_not_live", msg),

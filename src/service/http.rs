@@ -27,7 +27,10 @@ use serde_json::{json, Value};
 use super::directory::Principal;
 use super::error::ApiError;
 use super::store::Status;
-use super::workflow::{CreateBody, Decision, GateEventsBody, LockBody, Page, Service, UserBody};
+use super::workflow::{
+    CreateBody, Decision, DisableBody, EnableBody, GateEventsBody, LockBody, Page, Service,
+    UserBody,
+};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -107,6 +110,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policies/{file}", put(put_policy).delete(remove_policy))
         .route("/v1/users", post(add_user))
         .route("/v1/audit/events", post(gate_events))
+        .route("/v1/control", get(control))
+        .route("/v1/control/enable", post(enable_control))
+        .route("/v1/control/disable", post(disable_control))
+        .route("/v1/reviews", get(reviews))
+        .route("/v1/reviews/{id}", get(show_review))
+        .route("/v1/reviews/{id}/ack", post(ack_review))
         .merge(super::ui::router(state.clone()))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see GET /openapi.json for the API")
@@ -633,6 +642,107 @@ async fn clear_lock(
     })?;
     state
         .run(move |s, _| s.clear_lock(&who, &scope))
+        .await
+        .map(Json)
+}
+
+async fn control(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<Value>, ApiError> {
+    state.run(move |s, _| s.control_view(&who)).await.map(Json)
+}
+
+async fn enable_control(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<EnableBody>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .run(move |s, now| s.enable_control(&who, body, now))
+        .await
+        .map(Json)
+}
+
+async fn disable_control(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<DisableBody>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .run(move |s, now| s.disable_control(&who, body, now))
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewQuery {
+    /// `open` (the default) or `all`.
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn reviews(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Q(q): Q<ReviewQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let open_only = match q.status.as_deref() {
+        None | Some("") | Some("open") => true,
+        Some("all") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "`{}` is not a review status; use open or all",
+                    crate::text::escape(other)
+                ),
+            ))
+        }
+    };
+    state
+        .run(move |s, _| s.list_reviews(&who, open_only, q.limit))
+        .await
+        .map(Json)
+}
+
+fn review_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no review `{}`; review ids are numbers (see GET /v1/reviews)",
+            crate::text::escape(text)
+        ))
+    })
+}
+
+async fn show_review(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = review_id(&id)?;
+    state
+        .run(move |s, _| s.show_review(&who, id))
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    comment: Option<String>,
+}
+
+async fn ack_review(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(body): Body<AckBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = review_id(&id)?;
+    state
+        .run(move |s, now| s.ack_review(&who, id, body.comment, now))
         .await
         .map(Json)
 }

@@ -24,12 +24,14 @@ use tokio_postgres::{Client, NoTls, Row, Transaction};
 use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
-    Approval, ApproveOutcome, GateBatch, Grant, Hook, ListQuery, Lock, NewRequest, Notification,
-    OutboxItem, Quorum, RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
+    review_event, review_line, Approval, ApproveOutcome, Control, GateBatch, Grant, Hook,
+    ListQuery, Lock, NewRequest, Notification, OutboxItem, Quorum, RequestRecord, Review,
+    Revocation, Status, Store, StoreError, UnixTime, REVIEW_LINES,
 };
 
 /// Schema steps; the highest `schema_version.version` is the number applied. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE requests (
     seq BIGSERIAL UNIQUE,
     id TEXT PRIMARY KEY,
@@ -98,7 +100,31 @@ CREATE TABLE gate_batches (
     received_at BIGINT NOT NULL,
     PRIMARY KEY (sender, batch)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE control (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    body TEXT NOT NULL
+);
+CREATE TABLE reviews (
+    id BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL,
+    session TEXT NOT NULL UNIQUE,
+    started_at BIGINT NOT NULL,
+    commands BIGINT NOT NULL DEFAULT 0,
+    acked_by TEXT,
+    acked_at BIGINT,
+    ack_comment TEXT
+);
+CREATE INDEX reviews_open ON reviews(id) WHERE acked_at IS NULL;
+CREATE TABLE review_lines (
+    review_id BIGINT NOT NULL REFERENCES reviews(id),
+    n BIGINT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (review_id, n)
+);
+"#,
+];
 
 /// Key of the advisory lock that serializes migrations across replicas ("jitsh" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006a_6974_7368;
@@ -289,6 +315,130 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .map_err(pg)?;
     }
     tx.commit().await.map_err(pg)
+}
+
+/// Open or extend the reviews of a system account's batch, in the batch's step (as the SQLite
+/// store does: a session's first batch opens its review, a line after an acknowledgement opens
+/// it again).
+async fn note_reviews(
+    tx: &Transaction<'_>,
+    batch: &GateBatch,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let mut sessions: Vec<&str> = batch.events.iter().map(|e| e.subject.as_str()).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    for session in sessions {
+        let opened = tx
+            .execute(
+                "INSERT INTO reviews (account, session, started_at) VALUES ($1, $2, $3) ON CONFLICT (session) DO NOTHING",
+                &[&batch.user, &session, &now],
+            )
+            .await
+            .map_err(pg)?;
+        let row = tx
+            .query_one(
+                "SELECT id, account, acked_at FROM reviews WHERE session = $1 FOR UPDATE",
+                &[&session],
+            )
+            .await
+            .map_err(pg)?;
+        let id: i64 = row.try_get(0).map_err(pg)?;
+        let account: String = row.try_get(1).map_err(pg)?;
+        let acked: Option<i64> = row.try_get(2).map_err(pg)?;
+        // Another account's review is never extended by this sender.
+        if !account.eq_ignore_ascii_case(&batch.user) {
+            continue;
+        }
+        let lines: Vec<String> = batch
+            .events
+            .iter()
+            .filter(|e| e.subject == session)
+            .filter_map(review_line)
+            .collect();
+        let reopened = acked.is_some() && !lines.is_empty();
+        if reopened {
+            tx.execute(
+                "UPDATE reviews SET acked_by = NULL, acked_at = NULL, ack_comment = NULL WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if opened == 1 || reopened {
+            let mut event = review_event("review.open", id, &account, session, now);
+            if reopened {
+                event.details.insert("reopened".into(), true.into());
+            }
+            let text = serde_json::to_string(&event).map_err(backend)?;
+            tx.execute("INSERT INTO audit_inbox (event) VALUES ($1)", &[&text])
+                .await
+                .map_err(pg)?;
+        }
+        for line in lines {
+            let row = tx
+                .query_one(
+                    "UPDATE reviews SET commands = commands + 1 WHERE id = $1 RETURNING commands",
+                    &[&id],
+                )
+                .await
+                .map_err(pg)?;
+            let n: i64 = row.try_get(0).map_err(pg)?;
+            if u64::try_from(n).unwrap_or(u64::MAX) <= REVIEW_LINES {
+                tx.execute(
+                    "INSERT INTO review_lines (review_id, n, line) VALUES ($1, $2, $3)",
+                    &[&id, &n, &line],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const REVIEW_COLUMNS: &str =
+    "id, account, session, started_at, commands, acked_by, acked_at, ack_comment";
+
+fn review_row(r: &Row) -> Result<Review, StoreError> {
+    Ok(Review {
+        id: r.try_get(0).map_err(pg)?,
+        account: r.try_get(1).map_err(pg)?,
+        session: r.try_get(2).map_err(pg)?,
+        started_at: r.try_get(3).map_err(pg)?,
+        commands: u64::try_from(r.try_get::<_, i64>(4).map_err(pg)?).unwrap_or(0),
+        ran: Vec::new(),
+        acked_by: r.try_get(5).map_err(pg)?,
+        acked_at: r.try_get(6).map_err(pg)?,
+        ack_comment: r.try_get(7).map_err(pg)?,
+    })
+}
+
+async fn load_review(
+    client: &impl tokio_postgres::GenericClient,
+    id: i64,
+) -> Result<Review, StoreError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(pg)?
+        .ok_or(StoreError::ReviewNotFound(id))?;
+    let mut review = review_row(&row)?;
+    let rows = client
+        .query(
+            "SELECT line FROM review_lines WHERE review_id = $1 ORDER BY n",
+            &[&id],
+        )
+        .await
+        .map_err(pg)?;
+    review.ran = rows
+        .iter()
+        .map(|r| r.try_get(0).map_err(pg))
+        .collect::<Result<_, _>>()?;
+    Ok(review)
 }
 
 fn to_u32(v: i64) -> Result<u32, StoreError> {
@@ -1031,6 +1181,9 @@ impl Store for PgStore {
                         Err(StoreError::BatchConflict(batch.id.clone()))
                     };
                 }
+                if batch.review {
+                    note_reviews(&tx, batch, now).await?;
+                }
                 for text in &texts {
                     tx.execute("INSERT INTO audit_inbox (event) VALUES ($1)", &[text])
                         .await
@@ -1084,6 +1237,103 @@ impl Store for PgStore {
             }
             drained += n;
         }
+    }
+
+    fn control(&self) -> Result<Control, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt("SELECT body FROM control WHERE id = 1", &[])
+                .await
+                .map_err(pg);
+            self.put(client);
+            match row? {
+                None => Ok(Control::default()),
+                Some(row) => {
+                    let text: String = row.try_get(0).map_err(pg)?;
+                    serde_json::from_str(&text).map_err(backend)
+                }
+            }
+        })
+    }
+
+    fn set_control(&self, control: &Control, hook: Hook<'_, Control>) -> Result<(), StoreError> {
+        let text = serde_json::to_string(control).map_err(backend)?;
+        step!(self, |tx| {
+            async {
+                tx.execute(
+                    "INSERT INTO control (id, body) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+                    &[&text],
+                )
+                .await
+                .map_err(pg)?;
+                let notes = hook(control)?;
+                let now = control.changed.as_ref().map_or(0, |c| c.at);
+                enqueue(&tx, &notes, now).await
+            }
+            .await
+        })
+    }
+
+    fn reviews(&self, open_only: bool, limit: u32) -> Result<Vec<Review>, StoreError> {
+        let filter = if open_only {
+            "WHERE acked_at IS NULL"
+        } else {
+            ""
+        };
+        let limit = i64::from(limit);
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {REVIEW_COLUMNS} FROM reviews {filter} ORDER BY id DESC LIMIT $1"
+                    ),
+                    &[&limit],
+                )
+                .await
+                .map_err(pg);
+            self.put(client);
+            rows?.iter().map(review_row).collect()
+        })
+    }
+
+    fn review(&self, id: i64) -> Result<Review, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let review = load_review(&*client, id).await;
+            self.put(client);
+            review
+        })
+    }
+
+    fn ack_review(
+        &self,
+        id: i64,
+        by: &str,
+        comment: Option<&str>,
+        at: UnixTime,
+        hook: Hook<'_, Review>,
+    ) -> Result<Review, StoreError> {
+        step!(self, |tx| {
+            async {
+                let changed = tx
+                    .execute(
+                        "UPDATE reviews SET acked_by = $2, acked_at = $3, ack_comment = $4 WHERE id = $1 AND acked_at IS NULL",
+                        &[&id, &by, &at, &comment],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let review = load_review(&tx, id).await?;
+                if changed == 0 {
+                    return Err(StoreError::AlreadyAcked(id));
+                }
+                let notes = hook(&review)?;
+                enqueue(&tx, &notes, at).await?;
+                Ok(review)
+            }
+            .await
+        })
     }
 
     fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
@@ -1212,6 +1462,24 @@ const COPIED: &[(&str, &str, &str, &[Col])] = {
             &[Text],
         ),
         (
+            "SELECT id, body FROM control",
+            "control",
+            "id, body",
+            &[Int, Text],
+        ),
+        (
+            "SELECT id, account, session, started_at, commands, acked_by, acked_at, ack_comment FROM reviews ORDER BY id",
+            "reviews",
+            "id, account, session, started_at, commands, acked_by, acked_at, ack_comment",
+            &[Int, Text, Text, Int, Int, Text, Int, Text],
+        ),
+        (
+            "SELECT review_id, n, line FROM review_lines",
+            "review_lines",
+            "review_id, n, line",
+            &[Int, Int, Text],
+        ),
+        (
             "SELECT user, batch, events, sha256, received_at FROM gate_batches",
             "gate_batches",
             "sender, batch, events, sha256, received_at",
@@ -1310,6 +1578,13 @@ impl PgStore {
                     }
                     counts.push((*table, rows.len()));
                 }
+                // Review ids were copied as they were: new ones continue after them.
+                tx.execute(
+                    "SELECT setval(pg_get_serial_sequence('reviews', 'id'), GREATEST((SELECT MAX(id) FROM reviews), 1))",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
                 Ok(counts)
             }
             .await

@@ -10,8 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
-    Approval, ApproveOutcome, GateBatch, Grant, Hook, ListQuery, Lock, NewRequest, Notification,
-    OutboxItem, Quorum, RequestRecord, Revocation, Status, Store, StoreError, UnixTime,
+    review_event, review_line, Approval, ApproveOutcome, Control, GateBatch, Grant, Hook,
+    ListQuery, Lock, NewRequest, Notification, OutboxItem, Quorum, RequestRecord, Review,
+    Revocation, Status, Store, StoreError, UnixTime, REVIEW_LINES,
 };
 
 /// Schema steps; `user_version` is the number applied. Append only.
@@ -99,6 +100,30 @@ CREATE TABLE request_seals (
     mac TEXT NOT NULL                 -- HMAC-SHA256 over the request, its votes and its grant
 );
 "#,
+    r#"
+CREATE TABLE control (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    body TEXT NOT NULL,               -- Control as JSON
+    mac TEXT                          -- its seal (HMAC-SHA256), as requests are sealed
+);
+CREATE TABLE reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    session TEXT NOT NULL UNIQUE,
+    started_at INTEGER NOT NULL,
+    commands INTEGER NOT NULL DEFAULT 0,
+    acked_by TEXT,
+    acked_at INTEGER,
+    ack_comment TEXT
+);
+CREATE INDEX reviews_open ON reviews(acked_at, id);
+CREATE TABLE review_lines (
+    review_id INTEGER NOT NULL REFERENCES reviews(id),
+    n INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (review_id, n)
+);
+"#,
 ];
 
 /// The SQLite store. One connection behind a mutex: SQLite serializes writers anyway, and the
@@ -148,6 +173,24 @@ impl Sealer {
     fn mac(&self, record: &RequestRecord) -> Result<String, StoreError> {
         let tag = ring::hmac::sign(&self.0, &Sealer::message(record)?);
         Ok(crate::audit::chain::hex(tag.as_ref()))
+    }
+
+    /// The seal of the elevated access control as stored (`body`, its JSON).
+    fn control_mac(&self, body: &str) -> String {
+        let mut msg = SEAL_DOMAIN.to_vec();
+        msg.extend_from_slice(b"control\0");
+        msg.extend_from_slice(body.as_bytes());
+        crate::audit::chain::hex(ring::hmac::sign(&self.0, &msg).as_ref())
+    }
+
+    fn control_verify(&self, body: &str, stored: &str) -> bool {
+        let Some(tag) = crate::audit::chain::hex_decode(stored) else {
+            return false;
+        };
+        let mut msg = SEAL_DOMAIN.to_vec();
+        msg.extend_from_slice(b"control\0");
+        msg.extend_from_slice(body.as_bytes());
+        ring::hmac::verify(&self.0, &msg, &tag).is_ok()
     }
 
     /// Whether `stored` (hex) is the record's seal, compared in constant time.
@@ -371,6 +414,113 @@ fn enqueue(tx: &Transaction<'_>, notes: &[Notification], now: UnixTime) -> Resul
         .map_err(backend)?;
     }
     Ok(())
+}
+
+/// Open or extend the reviews of a system account's batch, in the batch's step: a session's
+/// first batch opens its review, its lines are added, and a line after an acknowledgement opens
+/// it again (an acknowledgement covers only what was shown). Review events go to the inbox
+/// ahead of the batch's own.
+fn note_reviews(tx: &Transaction<'_>, batch: &GateBatch, now: UnixTime) -> Result<(), StoreError> {
+    let mut sessions: Vec<&str> = batch.events.iter().map(|e| e.subject.as_str()).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    for session in sessions {
+        let opened = tx
+            .execute(
+                "INSERT OR IGNORE INTO reviews (account, session, started_at) VALUES (?1, ?2, ?3)",
+                params![batch.user, session, now],
+            )
+            .map_err(backend)?;
+        let (id, account, acked): (i64, String, Option<i64>) = tx
+            .query_row(
+                "SELECT id, account, acked_at FROM reviews WHERE session = ?1",
+                params![session],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(backend)?;
+        // Another account's review is never extended by this sender.
+        if !account.eq_ignore_ascii_case(&batch.user) {
+            continue;
+        }
+        let lines: Vec<String> = batch
+            .events
+            .iter()
+            .filter(|e| e.subject == session)
+            .filter_map(review_line)
+            .collect();
+        let reopened = acked.is_some() && !lines.is_empty();
+        if reopened {
+            tx.execute(
+                "UPDATE reviews SET acked_by = NULL, acked_at = NULL, ack_comment = NULL WHERE id = ?1",
+                params![id],
+            )
+            .map_err(backend)?;
+        }
+        if opened == 1 || reopened {
+            let mut event = review_event("review.open", id, &account, session, now);
+            if reopened {
+                event.details.insert("reopened".into(), true.into());
+            }
+            let text = serde_json::to_string(&event).map_err(backend)?;
+            tx.execute("INSERT INTO audit_inbox (event) VALUES (?1)", params![text])
+                .map_err(backend)?;
+        }
+        for line in lines {
+            let n: i64 = tx
+                .query_row(
+                    "UPDATE reviews SET commands = commands + 1 WHERE id = ?1 RETURNING commands",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if u64::try_from(n).unwrap_or(u64::MAX) <= REVIEW_LINES {
+                tx.execute(
+                    "INSERT INTO review_lines (review_id, n, line) VALUES (?1, ?2, ?3)",
+                    params![id, n, line],
+                )
+                .map_err(backend)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const REVIEW_COLUMNS: &str =
+    "id, account, session, started_at, commands, acked_by, acked_at, ack_comment";
+
+fn review_row(r: &Row<'_>) -> rusqlite::Result<Review> {
+    Ok(Review {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        session: r.get(2)?,
+        started_at: r.get(3)?,
+        commands: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+        ran: Vec::new(),
+        acked_by: r.get(5)?,
+        acked_at: r.get(6)?,
+        ack_comment: r.get(7)?,
+    })
+}
+
+fn load_review(tx: &Connection, id: i64) -> Result<Review, StoreError> {
+    let mut review = tx
+        .query_row(
+            &format!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = ?1"),
+            params![id],
+            review_row,
+        )
+        .optional()
+        .map_err(backend)?
+        .ok_or(StoreError::ReviewNotFound(id))?;
+    let mut stmt = tx
+        .prepare_cached("SELECT line FROM review_lines WHERE review_id = ?1 ORDER BY n")
+        .map_err(backend)?;
+    review.ran = stmt
+        .query_map(params![id], |r| r.get(0))
+        .map_err(backend)?
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(backend)?;
+    Ok(review)
 }
 
 fn load_unchecked(tx: &Connection, id: &str) -> Result<RequestRecord, StoreError> {
@@ -1019,6 +1169,9 @@ impl Store for SqliteStore {
                     return Err(StoreError::SessionNotYours(session.to_owned()));
                 }
             }
+            if batch.review {
+                note_reviews(tx, batch, now)?;
+            }
             for text in &texts {
                 tx.execute("INSERT INTO audit_inbox (event) VALUES (?1)", params![text])
                     .map_err(backend)?;
@@ -1067,6 +1220,90 @@ impl Store for SqliteStore {
             }
             drained += n;
         }
+    }
+
+    fn control(&self) -> Result<Control, StoreError> {
+        let conn = self.conn()?;
+        let row: Option<(String, Option<String>)> = conn
+            .query_row("SELECT body, mac FROM control WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(backend)?;
+        let Some((text, mac)) = row else {
+            return Ok(Control::default());
+        };
+        // A control row the service did not write (its seal does not match) is not used: it
+        // could disable approval or name system accounts.
+        if let Some(sealer) = &self.seal {
+            if !mac.is_some_and(|m| sealer.control_verify(&text, &m)) {
+                return Err(StoreError::ControlTampered);
+            }
+        }
+        serde_json::from_str(&text).map_err(backend)
+    }
+
+    fn set_control(&self, control: &Control, hook: Hook<'_, Control>) -> Result<(), StoreError> {
+        let text = serde_json::to_string(control).map_err(backend)?;
+        self.step(|tx| {
+            let mac = self.seal.as_ref().map(|s| s.control_mac(&text));
+            tx.execute(
+                "INSERT INTO control (id, body, mac) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET body = excluded.body, mac = excluded.mac",
+                params![text, mac],
+            )
+            .map_err(backend)?;
+            let notes = hook(control)?;
+            let now = control.changed.as_ref().map_or(0, |c| c.at);
+            enqueue(tx, &notes, now)
+        })
+    }
+
+    fn reviews(&self, open_only: bool, limit: u32) -> Result<Vec<Review>, StoreError> {
+        let conn = self.conn()?;
+        let filter = if open_only {
+            "WHERE acked_at IS NULL"
+        } else {
+            ""
+        };
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {REVIEW_COLUMNS} FROM reviews {filter} ORDER BY id DESC LIMIT ?1"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![limit], review_row)
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn review(&self, id: i64) -> Result<Review, StoreError> {
+        let conn = self.conn()?;
+        load_review(&conn, id)
+    }
+
+    fn ack_review(
+        &self,
+        id: i64,
+        by: &str,
+        comment: Option<&str>,
+        at: UnixTime,
+        hook: Hook<'_, Review>,
+    ) -> Result<Review, StoreError> {
+        self.step(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE reviews SET acked_by = ?2, acked_at = ?3, ack_comment = ?4 WHERE id = ?1 AND acked_at IS NULL",
+                    params![id, by, at, comment],
+                )
+                .map_err(backend)?;
+            let review = load_review(tx, id)?;
+            if changed == 0 {
+                return Err(StoreError::AlreadyAcked(id));
+            }
+            let notes = hook(&review)?;
+            enqueue(tx, &notes, at)?;
+            Ok(review)
+        })
     }
 
     fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
@@ -1378,6 +1615,7 @@ mod tests {
                     details: Default::default(),
                 })
                 .collect(),
+            review: false,
         };
         assert!(store
             .queue_gate_batch(&batch("alice", "b1", "x", &["a", "b"]), 1)

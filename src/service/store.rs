@@ -68,7 +68,8 @@ pub struct NewRequest {
     /// Task names the grant covers.
     pub tasks: Vec<String>,
     pub rule: String,
-    /// `manual` or `auto`.
+    /// `manual`, `auto`, or granted at once without approval: `system-account` (the requester
+    /// is a system account) or `control-disabled` (approval control was disabled).
     pub mode: String,
     pub approvers: Vec<String>,
     pub min_approvals: u32,
@@ -196,6 +197,115 @@ pub struct GateBatch {
     /// SHA-256 (hex) of the events as sent, so a reused id with other events is refused.
     pub sha256: String,
     pub events: Vec<AuditEvent>,
+    /// The sender is a system account: every session the batch names has a review item (opened
+    /// by the first batch of the session), and the lines it ran are added to it.
+    pub review: bool,
+}
+
+/// Purview's elevated access control (`Enable-/Disable-ElevatedAccessControl`), as global
+/// admins set it. Kept in the store so every replica sees the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Control {
+    /// The default approver group (`-AdminGroup`): approves rules that name no approvers, is told
+    /// of control changes, and acknowledges system accounts' reviews.
+    #[serde(default)]
+    pub admin_group: Option<String>,
+    /// Accounts for automation (`-SystemAccounts`): their requests are granted at once, and each
+    /// of their sessions opens a review item.
+    #[serde(default)]
+    pub system_accounts: Vec<String>,
+    /// Set while approval control is disabled: who disabled it, and when.
+    #[serde(default)]
+    pub disabled: Option<ControlChange>,
+    /// The last change.
+    #[serde(default)]
+    pub changed: Option<ControlChange>,
+}
+
+/// Who changed the control, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ControlChange {
+    pub by: String,
+    pub at: UnixTime,
+}
+
+impl Control {
+    /// Whether `name` is one of the system accounts (names compare case-insensitively).
+    pub fn is_system_account(&self, name: &str) -> bool {
+        self.system_accounts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(name))
+    }
+
+    /// The approver groups of a rule: its own, else the default approver group, else none
+    /// (nobody can approve: fail closed).
+    pub fn approvers(&self, rule_approvers: &[String]) -> Vec<String> {
+        if rule_approvers.is_empty() {
+            self.admin_group.iter().cloned().collect()
+        } else {
+            rule_approvers.to_vec()
+        }
+    }
+}
+
+/// A system account's session waiting for (or given) a person's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Review {
+    pub id: i64,
+    pub account: String,
+    pub session: String,
+    pub started_at: UnixTime,
+    /// Gate records of the session so far.
+    pub commands: u64,
+    /// What ran (`OUTCOME: LINE`), oldest first; filled by [`Store::review`] only.
+    pub ran: Vec<String>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<UnixTime>,
+    pub ack_comment: Option<String>,
+}
+
+/// Most lines one review keeps (the audit log keeps every one).
+pub const REVIEW_LINES: u64 = 1000;
+
+/// The line a gate record of a reviewed session adds to its review, if any.
+pub fn review_line(e: &AuditEvent) -> Option<String> {
+    if e.action != crate::audit::decision::ACTION && e.action != "purview.command" {
+        return None;
+    }
+    let line = e.details.get("line").and_then(serde_json::Value::as_str)?;
+    let mut text = format!("{}: {line}", e.outcome);
+    if text.len() > 2000 {
+        let mut cut = 2000;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    Some(text)
+}
+
+/// The audit event a store writes with a review step: `review.open` (its session's first
+/// batch, or a line after an acknowledgement reopens it). Its subject is the session, so a
+/// search for the session finds it.
+pub fn review_event(
+    action: &str,
+    review: i64,
+    account: &str,
+    session: &str,
+    now: UnixTime,
+) -> AuditEvent {
+    let mut details = serde_json::Map::new();
+    details.insert("review".into(), review.into());
+    details.insert("account".into(), account.into());
+    AuditEvent {
+        time: super::rfc3339(now),
+        actor: "jitsh".into(),
+        action: action.into(),
+        subject: session.into(),
+        outcome: "ok".into(),
+        details,
+    }
 }
 
 /// One page of a listing, filtered in the store before the limit applies.
@@ -246,6 +356,17 @@ pub enum StoreError {
          match); it is not used"
     )]
     Tampered(String),
+    /// The control row no longer matches the seal the service wrote with it.
+    #[error(
+        "the elevated access control was changed in the state database outside the service (its \
+         seal does not match), so it is not used; a global admin sets it again with \
+         Enable-ElevatedAccessControl"
+    )]
+    ControlTampered,
+    #[error("no review `{0}`")]
+    ReviewNotFound(i64),
+    #[error("review `{0}` is already acknowledged")]
+    AlreadyAcked(i64),
     #[error(transparent)]
     Audit(#[from] AuditSinkError),
     #[error("state database error: {0}")]
@@ -369,6 +490,25 @@ pub trait Store: Send + Sync {
         &self,
         sink: &mut dyn FnMut(Vec<AuditEvent>) -> Result<(), AuditSinkError>,
     ) -> Result<usize, StoreError>;
+
+    /// The elevated access control (the default when never set).
+    fn control(&self) -> Result<Control, StoreError>;
+    /// Replace the elevated access control.
+    fn set_control(&self, control: &Control, hook: Hook<'_, Control>) -> Result<(), StoreError>;
+    /// Reviews, newest first, at most `limit`; only those not acknowledged when `open_only`.
+    /// Their `ran` is left empty.
+    fn reviews(&self, open_only: bool, limit: u32) -> Result<Vec<Review>, StoreError>;
+    /// One review with what ran.
+    fn review(&self, id: i64) -> Result<Review, StoreError>;
+    /// Acknowledge an open review.
+    fn ack_review(
+        &self,
+        id: i64,
+        by: &str,
+        comment: Option<&str>,
+        at: UnixTime,
+        hook: Hook<'_, Review>,
+    ) -> Result<Review, StoreError>;
 
     /// Queued notifications due at `now`, oldest first.
     fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;

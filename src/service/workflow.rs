@@ -26,7 +26,24 @@ use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 use crate::policy::PolicySet;
 use crate::text::escape;
 
+mod control;
 mod purview;
+
+pub use control::{DisableBody, EnableBody};
+
+/// A request's `mode` when it was granted at once because its requester is a system account.
+pub const MODE_SYSTEM: &str = "system-account";
+/// A request's `mode` when it was granted at once because approval control was disabled.
+pub const MODE_DISABLED: &str = "control-disabled";
+
+/// Why a request was granted without approval, for its audit record.
+fn unattended_why(mode: &str) -> Option<&'static str> {
+    match mode {
+        MODE_SYSTEM => Some("system account"),
+        MODE_DISABLED => Some("approval control disabled"),
+        _ => None,
+    }
+}
 
 /// Longest grant any rule may give.
 pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
@@ -384,6 +401,19 @@ impl Service {
         }
         let pins = body.params.unwrap_or_default();
         let grant_params = grant_params(rule.params.as_ref(), &pins)?;
+        // A rule without approvers is approved by the default approver group; a system
+        // account's request, or any while approval control is disabled, is granted at once
+        // (and audited as such): the gate still needs the token.
+        let control = self.store.control()?;
+        let mode = if !rule.manual {
+            "auto"
+        } else if control.is_system_account(&who.name) {
+            MODE_SYSTEM
+        } else if control.disabled.is_some() {
+            MODE_DISABLED
+        } else {
+            "manual"
+        };
         let created_at = now.timestamp();
         let _filing = self
             .filing
@@ -397,8 +427,8 @@ impl Service {
             target_kind: kind.to_owned(),
             tasks,
             rule: rule.id.clone(),
-            mode: if rule.manual { "manual" } else { "auto" }.to_owned(),
-            approvers: rule.approvers.clone(),
+            mode: mode.to_owned(),
+            approvers: control.approvers(&rule.approvers),
             min_approvals: rule.min_approvals.max(1),
             reason: reason.to_owned(),
             ticket: body.ticket.filter(|t| !t.trim().is_empty()),
@@ -413,7 +443,7 @@ impl Service {
             created_at,
             pending_expires_at: created_at.saturating_add(secs(self.pending_ttl)),
         };
-        let auto_grant = if rule.manual {
+        let auto_grant = if mode == "manual" {
             None
         } else {
             Some(self.new_grant(&new, created_at)?)
@@ -448,6 +478,7 @@ impl Service {
                             &record.new.id,
                             "approved",
                             json!({ "rule": record.new.rule, "mode": "auto",
+                                "why": unattended_why(&record.new.mode),
                                 "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
                         ))?;
                         notes.extend(self.decision_notes(&dir, record));
@@ -463,7 +494,11 @@ impl Service {
     /// A request, if the caller may see it.
     pub fn get(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
         let record = self.store.request(id)?;
-        if !visible(who, &record) {
+        // A request filed under a rule without approvers before the default approver group was
+        // set is the group's to decide now, so its members see it too.
+        let default_group =
+            record.new.approvers.is_empty() && who.in_any(&self.store.control()?.approvers(&[]));
+        if !(visible(who, &record) || default_group) {
             return Err(ApiError::forbidden(
                 "not_visible",
                 format!("request `{id}` is neither yours nor one you may approve"),
@@ -1120,12 +1155,26 @@ impl Service {
         let sha256: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         let events =
             super::gate_events::admit(&who.name, &id, body.events, self.store.as_ref(), now)?;
+        // Events are taken even when the control row was edited outside the service: refusing
+        // them would lose audit records (a gate sets a refused batch aside). Only the review is
+        // skipped, and the edit is reported.
+        let review = match self.store.control() {
+            Ok(c) => c.is_system_account(&who.name),
+            Err(StoreError::ControlTampered) => {
+                tracing::error!(
+                    "the elevated access control was edited outside the service; no review is opened for this batch"
+                );
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
         let count = events.len();
         let batch = super::store::GateBatch {
             user: who.name.clone(),
             id: id.clone(),
             sha256,
             events,
+            review,
         };
         let fresh = self.store.queue_gate_batch(&batch, now.timestamp())?;
         Ok(json!({ "accepted": count, "duplicate": !fresh }))
@@ -1165,7 +1214,7 @@ impl Service {
         } else {
             n.target.clone()
         };
-        let rule = policies
+        let mut rule = policies
             .approval_rules_for(&key)
             .into_iter()
             .find(|r| r.id == n.rule)
@@ -1189,6 +1238,7 @@ impl Service {
                 format!("`{task}` is now always denied by rule `{deny}`"),
             ));
         }
+        rule.approvers = self.store.control()?.approvers(&rule.approvers);
         Ok(rule)
     }
 
@@ -1239,7 +1289,15 @@ impl Service {
                 n.requester, rule.id
             )));
         }
-        if rule.manual {
+        // Granted without approval only while what allowed it still holds: the requester is
+        // still a system account, or approval control is still disabled.
+        let control = self.store.control()?;
+        let unattended = match n.mode.as_str() {
+            MODE_SYSTEM => control.is_system_account(&n.requester),
+            MODE_DISABLED => control.disabled.is_some(),
+            _ => false,
+        };
+        if rule.manual && !unattended {
             let mut counted: Vec<String> = Vec::new();
             let requester_person = person_of(&dir, &n.requester);
             for a in &record.approvals {
@@ -1347,6 +1405,15 @@ impl Service {
                 format!(
                     "you already approved request `{}` as `{}`; a quorum needs different people",
                     record.new.id, earlier.approver
+                ),
+            ));
+        }
+        if approvers.is_empty() {
+            return Err(ApiError::forbidden(
+                "no_approvers",
+                format!(
+                    "rule `{}` names no approvers and no default approver group is set, so nobody can decide its requests; a global admin sets one with Enable-ElevatedAccessControl -AdminGroup GROUP",
+                    record.new.rule
                 ),
             ));
         }

@@ -72,7 +72,13 @@ pub struct Access {
     policies_stamp: Vec<(String, u64, i64, u64)>,
     /// The folder changed and no longer loads: every line is refused until it does again.
     policies_error: Option<String>,
+    /// The elevated access control notice last shown, and when the service was last asked.
+    control_seen: Option<Option<String>>,
+    control_checked: Option<std::time::Instant>,
 }
+
+/// How often a session asks the service whether the elevated access control changed.
+const CONTROL_EVERY: Duration = Duration::from_secs(5);
 
 /// Name, size, modification time (ns) and inode of every policy file: any edit changes it.
 fn folder_stamp(dir: &std::path::Path) -> Vec<(String, u64, i64, u64)> {
@@ -169,6 +175,8 @@ impl Access {
             policies_dir: config.policies_dir.clone(),
             policies_stamp,
             policies_error: None,
+            control_seen: None,
+            control_checked: None,
         })
     }
 
@@ -223,6 +231,41 @@ impl Access {
 
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// The elevated access control notice now (banner, `:status`): approval control disabled,
+    /// or this is a system account. Display only; nothing the gate decides depends on it.
+    pub async fn control_notice(&mut self) -> Option<String> {
+        let service = self.service.as_ref()?;
+        let now = super::control::notice(service).await?;
+        self.control_checked = Some(std::time::Instant::now());
+        self.control_seen = Some(now.clone());
+        now
+    }
+
+    /// A notice line when the control changed since it was last shown (asked at most every
+    /// few seconds).
+    pub async fn control_change(&mut self) -> Option<String> {
+        let service = self.service.as_ref()?;
+        if self
+            .control_checked
+            .is_some_and(|t| t.elapsed() < CONTROL_EVERY)
+        {
+            return None;
+        }
+        self.control_checked = Some(std::time::Instant::now());
+        let now = super::control::notice(service).await?;
+        if self.control_seen.as_ref() == Some(&now) {
+            return None;
+        }
+        let before = self.control_seen.replace(now.clone());
+        match now {
+            Some(text) => Some(text),
+            None if before.flatten().is_some() => Some(
+                "approval control is enabled again: requests under approval rules wait for their approvers".into(),
+            ),
+            None => None,
+        }
     }
 
     /// Cmdlet names for Tab completion.
@@ -430,6 +473,53 @@ impl Access {
             status: "pending".into(),
         });
         Ok(id)
+    }
+
+    /// A system account needs no approval: for a line that waits on approval, file a request
+    /// for each command it needs (the service grants a system account's requests at once, and
+    /// audits them) and take up the tokens. The tokens stay the gate's only proof: when the
+    /// service does not grant, nothing changes. Returns what happened, one notice each; nothing
+    /// when the user is not a system account.
+    pub async fn request_as_system_account(&mut self, decision: &LineDecision) -> Vec<String> {
+        let Some(service) = &self.service else {
+            return Vec::new();
+        };
+        let system = service
+            .api(reqwest::Method::GET, "/v1/control", None)
+            .await
+            .ok()
+            .and_then(|v| v.get("system_account").and_then(|s| s.as_bool()))
+            == Some(true);
+        if !system {
+            return Vec::new();
+        }
+        let mut tasks: Vec<String> = decision
+            .invocations
+            .iter()
+            .filter(|i| {
+                i.decision == Effect::Approval && i.kind == crate::invocation::TaskKind::Command
+            })
+            .map(|i| i.name.clone())
+            .collect();
+        tasks.sort();
+        tasks.dedup();
+        let mut notices = Vec::new();
+        for task in tasks {
+            let spec = super::meta::RequestSpec {
+                task: task.clone(),
+                reason: "system account: automation without approval (Enable-ElevatedAccessControl -SystemAccounts)".into(),
+                duration: "1h".into(),
+                params: Vec::new(),
+            };
+            match self.request(&spec).await {
+                Ok(id) => notices.push(format!(
+                    "request {id} for `{task}` filed as a system account"
+                )),
+                Err(e) => notices.push(format!("no request for `{task}` could be filed: {e}")),
+            }
+        }
+        notices.extend(self.poll().await);
+        notices
     }
 
     /// Ask the service about pending requests; fetch the tokens of approved ones. Returns one

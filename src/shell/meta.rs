@@ -6,7 +6,8 @@ pub const HELP: &str = "\
 jitsh meta-commands (handled by jitsh, never sent to the runspace):
   :request TASK --reason TEXT --for DURATION [--param NAME=VALUE]...
                       ask the approval service for TASK (for example New-MoveRequest)
-  :status             pending requests and active tokens
+  :status             pending requests, active tokens, and the elevated access
+                      control when approval control is disabled
   :tokens             the tokens this session holds
   :help               this text
   :quit               end the session";

@@ -10,6 +10,7 @@
 //! (policies and tokens) do the I/O; [`proxy`] is the event loop.
 
 pub mod access;
+pub mod control;
 pub mod line;
 pub mod local_service;
 pub mod logfile;

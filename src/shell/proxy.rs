@@ -106,6 +106,8 @@ pub struct Session {
     multiline: bool,
     /// Completion words are loaded on the first Tab (the catalog is large; start fast).
     words_loaded: bool,
+    /// Shown when the session starts: the elevated access control notice, if any.
+    banner: Option<String>,
     stdout: std::io::Stdout,
 }
 
@@ -123,6 +125,7 @@ impl Session {
     pub async fn start(config: ShellConfig) -> Result<Session, ShellError> {
         let mut access = Access::load(&config.access)?;
         access.bind_identity().await?;
+        let banner = access.control_notice().await;
         let session_id = super::new_session_id();
         let size = window_size();
         let runspace_text = config
@@ -193,6 +196,7 @@ impl Session {
             quit: false,
             multiline: config.multiline,
             words_loaded: false,
+            banner,
             stdout: std::io::stdout(),
         })
     }
@@ -208,6 +212,10 @@ impl Session {
                 None
             }
         };
+        if let Some(banner) = self.banner.take() {
+            let text = crate::text::escape_lines(&format!("jitsh: {banner}"), "\r\n");
+            self.write_out(format!("{text}\r\n").as_bytes())?;
+        }
         let mut keys = stdin_channel();
         let io = |e: std::io::Error| ShellError::Io(e.to_string());
         let mut winch = signal(SignalKind::window_change()).map_err(io)?;
@@ -728,10 +736,24 @@ impl Session {
             let notices = self.access.poll().await;
             self.notify(&notices)?;
         }
+        if let Some(change) = self.access.control_change().await {
+            self.notify(&[change])?;
+        }
         if let Some(plan) = super::purview::recognise(&self.access, &text) {
             return self.purview(&text, plan).await;
         }
-        let checked = self.access.check(&text).await;
+        let mut checked = self.access.check(&text).await;
+        // A system account's line that waits on approval: its requests are granted at once.
+        if checked.decision.decision == Effect::Approval && !checked.decision.incomplete {
+            let filed = self
+                .access
+                .request_as_system_account(&checked.decision)
+                .await;
+            if !filed.is_empty() {
+                self.notify(&filed)?;
+                checked = self.access.check(&text).await;
+            }
+        }
         let decision = checked.decision;
         if decision.incomplete {
             let mut out = Vec::new();
@@ -904,6 +926,9 @@ so no privileged line runs\r\n",
             Ok(Meta::Status) => {
                 let notices = self.access.poll().await;
                 for n in notices {
+                    msg.push_str(&format!("jitsh: {n}\n"));
+                }
+                if let Some(n) = self.access.control_notice().await {
                     msg.push_str(&format!("jitsh: {n}\n"));
                 }
                 if self.access.pending().is_empty() {

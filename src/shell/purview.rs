@@ -89,7 +89,21 @@ pub async fn exec_line(text: &str, access: &mut Access) -> Option<u8> {
 pub async fn run(line: &PurviewLine, access: &mut Access) -> Outcome {
     access.refresh_policies();
     if line.cmdlet == Cmdlet::GetPolicy {
-        return get_policies(line, access);
+        // Rules without approvers are approved by the default approver group, which the
+        // service keeps.
+        let default_group = match access.service() {
+            Some(service) => service
+                .api(Method::GET, "/v1/control", None)
+                .await
+                .ok()
+                .and_then(|v| {
+                    v.get("admin_group")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                }),
+            None => None,
+        };
+        return get_policies(line, access, default_group.as_deref());
     }
     let Some(service) = access.service() else {
         return Outcome::failed(
@@ -128,9 +142,6 @@ pub async fn run(line: &PurviewLine, access: &mut Access) -> Outcome {
         Err(Failure::Argument(message)) => {
             Outcome::failed(line, &message, "JitshInvalidArgument", "InvalidArgument")
         }
-        Err(Failure::Unavailable(message)) => {
-            Outcome::failed(line, &message, "JitshNotAvailable", "NotImplemented")
-        }
     }
 }
 
@@ -163,8 +174,6 @@ fn shadowed_warning(line: &PurviewLine, access: &Access) -> String {
 pub(super) enum Failure {
     Service(ApiFailure),
     Argument(String),
-    /// The cmdlet is recognised but not carried out by this version.
-    Unavailable(String),
 }
 
 impl From<ApiFailure> for Failure {
@@ -296,7 +305,7 @@ async fn decide(line: &PurviewLine, service: &Service, verb: &str) -> Done {
 
 /// Purview's `Get-ElevatedAccessApprovalPolicy`: the approval rules of every policy file the
 /// gate loaded, one object each.
-fn get_policies(line: &PurviewLine, access: &Access) -> Outcome {
+fn get_policies(line: &PurviewLine, access: &Access, default_group: Option<&str>) -> Outcome {
     let filter = line.text_arg("Identity").map(|i| i.to_lowercase());
     let objects: Vec<Object> = access
         .policies()
@@ -330,7 +339,7 @@ fn get_policies(line: &PurviewLine, access: &Access) -> Outcome {
                             crate::policy::ApprovalMode::Auto => "Auto".into(),
                         },
                     ),
-                    ("ApproverGroup".into(), r.approvers.join(", ")),
+                    ("ApproverGroup".into(), approver_group(r, default_group)),
                     ("MaxDurationHours".into(), hours),
                     (
                         "Description".into(),
@@ -355,6 +364,17 @@ fn get_policies(line: &PurviewLine, access: &Access) -> Outcome {
     Outcome {
         output: render(objects, &line.stages),
         error: None,
+    }
+}
+
+/// A rule's approvers; a manual rule without any is approved by the default approver group.
+fn approver_group(r: &crate::policy::Rule, default_group: Option<&str>) -> String {
+    if !r.approvers.is_empty() || r.approval == crate::policy::ApprovalMode::Auto {
+        return r.approvers.join(", ");
+    }
+    match default_group {
+        Some(g) => format!("{g} (default)"),
+        None => "(none: no default approver group is set, so nobody can approve)".into(),
     }
 }
 

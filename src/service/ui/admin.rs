@@ -54,6 +54,8 @@ pub(super) struct AuditQuery {
     until: Option<String>,
     session: Option<String>,
     request: Option<String>,
+    /// `1`/`true`/`on`: only sessions whose review is open.
+    unreviewed: Option<String>,
 }
 
 fn given(v: &Option<String>) -> Option<String> {
@@ -83,6 +85,10 @@ impl AuditQuery {
             until: time(&self.until).map_err(|e| e.to_string())?,
             session: given(&self.session),
             request: given(&self.request),
+            unreviewed: matches!(
+                given(&self.unreviewed).as_deref(),
+                Some("1" | "true" | "on" | "yes")
+            ),
         })
     }
 }
@@ -264,6 +270,17 @@ pub(super) async fn policies(State(ui): State<Ui>, ctx: Ctx) -> Response {
         Ok(s) => s,
         Err(e) => return failed(&signed, &e, "/ui/"),
     };
+    let who = signed.who.clone();
+    let default_group = ui
+        .app
+        .run(move |s, _| s.control_view(&who))
+        .await
+        .ok()
+        .and_then(|c| {
+            c.get("admin_group")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     let lint_set = Arc::clone(&set);
     let findings = tokio::task::spawn_blocking(move || {
         let catalog = crate::catalog::Catalog::builtin();
@@ -307,7 +324,18 @@ pub(super) async fn policies(State(ui): State<Ui>, ctx: Ctx) -> Response {
             } else {
                 format!(" except {}", list(&r.except))
             },
-            list(&r.approvers),
+            if r.effect == crate::policy::Effect::Approval
+                && r.approval == crate::policy::ApprovalMode::Manual
+                && r.approvers.is_empty()
+            {
+                // Approved by the default approver group (Enable-ElevatedAccessControl).
+                match &default_group {
+                    Some(g) => format!("{} (default approver group)", h(g)),
+                    None => "none: no default approver group is set".to_owned(),
+                }
+            } else {
+                list(&r.approvers)
+            },
             list(&r.requesters),
             r.max_duration
                 .map(crate::service::format_duration)

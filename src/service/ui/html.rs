@@ -67,6 +67,7 @@ pub fn page(
 <li><a href="/ui/approvals">Approvals</a></li>
 <li><a href="/ui/requests">My requests</a></li>
 <li><a href="/ui/sessions">Sessions</a></li>
+<li><a href="/ui/reviews">Reviews</a></li>
 {admin}</ul>
 <form method="post" action="/ui/signout" class="signout">{}<span>Signed in as <strong>{}</strong></span> <button type="submit">Sign out</button></form>
 </nav>"#,

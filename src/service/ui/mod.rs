@@ -16,6 +16,7 @@
 mod admin;
 pub mod html;
 mod player;
+mod reviews;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -171,6 +172,8 @@ pub fn router<S>(app: AppState) -> Router<S> {
         .route("/ui/policies", get(admin::policies))
         .route("/ui/locks", get(admin::locks))
         .route("/ui/users", get(admin::users))
+        .route("/ui/reviews", get(reviews::reviews))
+        .route("/ui/reviews/{id}/ack", post(reviews::ack))
         .route("/ui/sessions", get(player::sessions))
         .route("/ui/sessions/{id}", get(player::session))
         .route("/ui/sessions/{id}/cast", get(player::cast))

@@ -6,8 +6,8 @@
 //! - `shadowed-approval`: an unconditional allow rule covers tasks of an approval rule, so
 //!   those tasks never need approval (allow wins over approval).
 //! - `unknown-task`: an exact task name the catalog does not know (a typo never matches).
-//! - `no-approvers`: a manual approval rule without approvers (it loads, but nobody can
-//!   approve its requests).
+//! - `no-approvers`: a manual approval rule without approvers (it loads; only the service's
+//!   default approver group can approve its requests, nobody while none is set).
 
 use std::collections::BTreeMap;
 
@@ -44,7 +44,7 @@ pub(crate) fn lint(set: &PolicySet, known: &dyn Fn(&str) -> bool) -> Vec<LintFin
                 &rule.id,
                 "no-approvers",
                 format!(
-                    "approval rule `{}` has no `approvers`, so requests under it can never be approved",
+                    "approval rule `{}` has no `approvers`: only the service's default approver group (Enable-ElevatedAccessControl -AdminGroup) can approve its requests, and nobody while none is set",
                     rule.id
                 ),
             ));
