@@ -1,0 +1,520 @@
+//! A full disk under the state folder: the service (a real `jitsh serve` on a 3 MiB tmpfs)
+//! refuses every action with a clear error, its audit log and store agree record by record,
+//! `/healthz` reports the degraded state, and once space is freed it resumes without a
+//! restart and records the outage; the log verifies.
+//!
+//! Where a filesystem cannot be mounted (not root, or no `CAP_SYS_ADMIN`), the same writes are
+//! made to fail with `ENOSPC` at the same call sites (`JITSH_FAULT_FULL_DISK`) and the test says
+//! so; under `CI=true` the mount must work. `JITSH_TEST_NO_MOUNT=1` takes the fallback anyway.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[path = "inputs/mod.rs"]
+mod inputs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const JITSH: &str = env!("CARGO_BIN_EXE_jitsh");
+const FAULT_ENV: &str = jitsh::audit::outage::FAULT_ENV;
+
+const POLICY: &str = r#"
+[[rule]]
+id = "mailbox-moves"
+effect = "approval"
+tasks = ["New-MoveRequest"]
+approval = "manual"
+approvers = ["mbmanagers"]
+requesters = ["exchange-admins"]
+max_duration = "4h"
+"#;
+
+/// How the disk is made full.
+enum Full {
+    /// A tmpfs of this size mounted on the folder; filled for real.
+    Tmpfs(PathBuf),
+    /// Writes fail with ENOSPC while this file exists.
+    Injected(PathBuf),
+}
+
+impl Full {
+    /// Mount a `size` tmpfs on `dir`, or fall back to an injected error (a failure under CI).
+    fn on(dir: &Path, size: &str, flag: PathBuf, test: &str) -> Full {
+        std::fs::create_dir_all(dir).unwrap();
+        // Set to test the fallback on a host where mounting works.
+        let out = if std::env::var_os("JITSH_TEST_NO_MOUNT").is_some() {
+            Err(std::io::Error::other("JITSH_TEST_NO_MOUNT is set"))
+        } else {
+            Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(dir)
+                .output()
+        };
+        match out {
+            Ok(o) if o.status.success() => Full::Tmpfs(dir.to_owned()),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    !inputs::in_ci(),
+                    "{test}: a {size} tmpfs could not be mounted on `{}`: {why} (CI=true runs as \
+                     root and must test a real full filesystem)",
+                    dir.display()
+                );
+                eprintln!(
+                    "NOTE: {test}: mounting a tmpfs is not permitted here ({why}); faking a full \
+                     disk with an injected ENOSPC at the same write call sites ({FAULT_ENV})"
+                );
+                Full::Injected(flag)
+            }
+        }
+    }
+
+    fn real(&self) -> bool {
+        matches!(self, Full::Tmpfs(_))
+    }
+
+    /// Leave only `room` bytes free (tmpfs), returning the filler; nothing when injected.
+    fn leave_room(&self, room: u64) -> Option<PathBuf> {
+        let Full::Tmpfs(dir) = self else { return None };
+        let filler = dir.join("filler.bin");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5a; 64 * 1024];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling `{}`: {e}", filler.display()),
+            }
+        }
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(room)).unwrap();
+        Some(filler)
+    }
+
+    /// Make writes fail now: fill what is left (tmpfs), or raise the flag.
+    fn fill(&self) {
+        match self {
+            Full::Tmpfs(dir) => {
+                let mut f = std::fs::File::create(dir.join("filler-rest.bin")).unwrap();
+                let chunk = vec![0x5a; 4096];
+                while f.write(&chunk).is_ok_and(|n| n > 0) {}
+            }
+            Full::Injected(flag) => {
+                std::fs::write(flag, b"full").unwrap();
+            }
+        }
+    }
+
+    /// Give the space back.
+    fn free(&self) {
+        match self {
+            Full::Tmpfs(dir) => {
+                for name in ["filler.bin", "filler-rest.bin"] {
+                    let _ = std::fs::remove_file(dir.join(name));
+                }
+            }
+            Full::Injected(flag) => {
+                let _ = std::fs::remove_file(flag);
+            }
+        }
+    }
+}
+
+impl Drop for Full {
+    fn drop(&mut self) {
+        if let Full::Tmpfs(dir) = self {
+            let _ = Command::new("umount").arg(&*dir).status();
+        }
+    }
+}
+
+/// A running `jitsh serve`, its stderr kept; killed when dropped.
+struct Service {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Service {
+    fn start(state: &Path, policies: &Path, fault: Option<&Path>) -> Service {
+        let mut cmd = Command::new(JITSH);
+        cmd.arg("serve")
+            .arg("--state")
+            .arg(state)
+            .arg("--policies")
+            .arg(policies)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--max-requests-per-hour", "0", "--max-pending", "0"])
+            .env_remove(FAULT_ENV)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(flag) = fault {
+            cmd.env(FAULT_ENV, flag);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+                kept.lock().unwrap().push(line);
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("service did not start");
+        Service {
+            child,
+            url,
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        cred: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if !cred.is_empty() {
+            req = req.bearer_auth(cred);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// SIGTERM, and wait for the clean stop (the shutdown checkpoint).
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "service stopped with {status}");
+    }
+
+    fn operator_log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn add_user(state: &Path, name: &str, groups: &str) -> String {
+    let out = Command::new(JITSH)
+        .args(["user", "add", name, "--groups", groups, "--state"])
+        .arg(state)
+        .env_remove(FAULT_ENV)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every record of the service's log, in order.
+fn audit_records(state: &Path) -> Vec<Value> {
+    jitsh::audit::log::log_files(&state.join("audit"))
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+fn stored_requests(state: &Path) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        state.join("jitsh.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn.prepare("SELECT id FROM requests").unwrap();
+    let ids = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    ids
+}
+
+/// Log and store agree record by record: every `request.create` record not followed by an
+/// `audit.abandoned` naming it has a stored request, every stored request has its record, and
+/// every abandonment names a create record whose request is not stored.
+fn assert_log_matches_store(state: &Path, acknowledged: &BTreeSet<String>) -> Vec<Value> {
+    let records = audit_records(state);
+    let stored = stored_requests(state);
+    let creates: BTreeMap<u64, String> = records
+        .iter()
+        .filter(|r| r["action"] == "request.create")
+        .map(|r| {
+            (
+                r["seq"].as_u64().unwrap(),
+                r["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut withdrawn = BTreeSet::new();
+    for r in records.iter().filter(|r| r["action"] == "audit.abandoned") {
+        let seq = r["details"]["seq"].as_u64().unwrap();
+        let subject = creates
+            .get(&seq)
+            .unwrap_or_else(|| panic!("abandonment {r} names no request.create record"));
+        assert_eq!(r["subject"].as_str(), Some(subject.as_str()), "{r}");
+        assert!(!stored.contains(subject), "abandoned {subject} is stored");
+        assert!(r["seq"].as_u64().unwrap() > seq, "{r}");
+        withdrawn.insert(seq);
+    }
+    let effective: BTreeSet<String> = creates
+        .iter()
+        .filter(|(seq, _)| !withdrawn.contains(seq))
+        .map(|(_, id)| id.clone())
+        .collect();
+    let claimed = creates.len() - withdrawn.len();
+    assert_eq!(claimed, effective.len(), "a request was recorded twice");
+    assert_eq!(effective, stored, "log and store disagree");
+    assert_eq!(
+        &stored, acknowledged,
+        "acknowledged requests and the store disagree"
+    );
+    eprintln!(
+        "{} request.create records, {} abandoned, {} stored, {} acknowledged",
+        creates.len(),
+        withdrawn.len(),
+        stored.len(),
+        acknowledged.len()
+    );
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_refuses_on_a_full_disk_keeps_log_and_store_in_step_and_recovers_without_restart() {
+    let test = "service_on_a_full_disk";
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("exchange.toml"), POLICY).unwrap();
+    let full = Full::on(&state, "3m", dir.path().join("full.flag"), test);
+    let alice = add_user(&state, "alice", "exchange-admins");
+    let fault = match &full {
+        Full::Injected(flag) => Some(flag.as_path()),
+        Full::Tmpfs(_) => None,
+    };
+    let service = Service::start(&state, &policies, fault);
+
+    // Room for some requests, then none.
+    let filler = full.leave_room(1024 * 1024);
+    let mut acknowledged = BTreeSet::new();
+    let mut refusals: Vec<(u16, Value)> = Vec::new();
+    let mut audit_refusals = 0;
+    let mut topped = false;
+    for i in 0..4000 {
+        if !full.real() && i == 40 {
+            full.fill();
+        }
+        if full.real() && !topped && filler.is_some() && refusals.len() == 5 {
+            // Whatever fails first, fill the last bytes too so both the store and the log do.
+            full.fill();
+            topped = true;
+        }
+        let body = json!({ "task": "New-MoveRequest", "duration": "30m",
+            "reason": format!("move mailbox {i} to the new database before the weekend") });
+        let (status, body) = service
+            .call("POST", "/v1/requests", &alice, Some(body))
+            .await;
+        if status == 201 {
+            assert!(
+                refusals.is_empty() || full.real(),
+                "accepted after a refusal: {body}"
+            );
+            acknowledged.insert(body["id"].as_str().unwrap().to_owned());
+            continue;
+        }
+        if body["error"] == "audit_unavailable" {
+            audit_refusals += 1;
+        }
+        refusals.push((status, body));
+        if audit_refusals >= 3 {
+            break;
+        }
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing was filed before the disk filled"
+    );
+    assert!(
+        audit_refusals >= 3,
+        "the audit log never became unavailable: {refusals:?}"
+    );
+    for (status, body) in &refusals {
+        let code = body["error"].as_str().unwrap_or_default();
+        let message = body["message"].as_str().unwrap_or_default();
+        assert_eq!(*status, 503, "{body}");
+        assert!(
+            (code == "audit_unavailable" && message.contains("audit log"))
+                || (code == "store_unavailable" && message.contains("out of disk space")),
+            "not a clear full-disk refusal: {body}"
+        );
+    }
+    eprintln!(
+        "{test}: {} acknowledged, {} refused ({audit_refusals} audit_unavailable), {}",
+        acknowledged.len(),
+        refusals.len(),
+        if full.real() {
+            "3 MiB tmpfs"
+        } else {
+            "injected ENOSPC"
+        }
+    );
+
+    // Degraded while full; the operator is told what to do, once.
+    let (status, health) = service.call("GET", "/healthz", "", None).await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["error"], "audit_unavailable", "{health}");
+    assert!(
+        !health.to_string().contains(&state.display().to_string()),
+        "{health}"
+    );
+    let operator = service.operator_log();
+    let warnings = operator
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("free space on its filesystem"))
+        .count();
+    assert_eq!(warnings, 1, "{operator}");
+    assert!(
+        operator.contains(&state.join("audit").display().to_string()),
+        "{operator}"
+    );
+    // Still refused while full, and the log still agrees with the store.
+    let (status, body) = service
+        .call(
+            "POST",
+            "/v1/requests",
+            &alice,
+            Some(json!({ "task": "New-MoveRequest",
+            "duration": "30m", "reason": "still full" })),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+
+    // Space comes back: the service resumes by itself.
+    full.free();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, health) = service.call("GET", "/healthz", "", None).await;
+        if status == 200 {
+            assert_eq!(health["status"], "ok");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still degraded after space was freed: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = service
+        .call(
+            "POST",
+            "/v1/requests",
+            &alice,
+            Some(json!({ "task": "New-MoveRequest",
+            "duration": "30m", "reason": "after the disk was freed" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    acknowledged.insert(body["id"].as_str().unwrap().to_owned());
+    assert!(
+        service.operator_log().contains("can be written again"),
+        "{}",
+        service.operator_log()
+    );
+
+    let records = assert_log_matches_store(&state, &acknowledged);
+    let resumed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "audit.resumed")
+        .collect();
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    let details = &resumed[0]["details"];
+    assert!(details["from"].as_str().unwrap() <= details["to"].as_str().unwrap());
+    assert!(details["refused"].as_u64().unwrap() >= 3, "{details}");
+    // The resumption is sealed by a checkpoint right after it.
+    let at = records
+        .iter()
+        .position(|r| r["action"] == "audit.resumed")
+        .unwrap();
+    assert_eq!(records[at + 1]["action"], "audit.checkpoint");
+    assert_eq!(records[at + 1]["details"]["reason"], "resume");
+
+    // A clean stop; the whole log verifies against its key and anchor.
+    service.stop();
+    let out = Command::new(JITSH)
+        .args(["audit", "verify"])
+        .arg(state.join("audit"))
+        .arg("--trust-key")
+        .arg(state.join("signing.pub"))
+        .arg("--store")
+        .arg(&state)
+        .env_remove(FAULT_ENV)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Store and log still agree after the shutdown checkpoint.
+    assert_log_matches_store(&state, &acknowledged);
+}
