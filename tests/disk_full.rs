@@ -7,7 +7,7 @@
 //! made to fail with `ENOSPC` at the same call sites (`JITSH_FAULT_FULL_DISK`) and the test says
 //! so; under `CI=true` the mount must work. `JITSH_TEST_NO_MOUNT=1` takes the fallback anyway.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 #[path = "inputs/mod.rs"]
 mod inputs;
