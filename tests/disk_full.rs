@@ -7,7 +7,12 @@
 //! made to fail with `ENOSPC` at the same call sites (`JITSH_FAULT_FULL_DISK`) and the test says
 //! so; under `CI=true` the mount must work. `JITSH_TEST_NO_MOUNT=1` takes the fallback anyway.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 #[path = "inputs/mod.rs"]
 mod inputs;
@@ -139,7 +144,8 @@ impl Full {
 impl Drop for Full {
     fn drop(&mut self) {
         if let Full::Tmpfs(dir) = self {
-            let _ = Command::new("umount").arg(&*dir).status();
+            // Lazily: a process of a failed test may still hold a file there.
+            let _ = Command::new("umount").arg("-l").arg(&*dir).status();
         }
     }
 }
@@ -517,4 +523,380 @@ async fn service_refuses_on_a_full_disk_keeps_log_and_store_in_step_and_recovers
     );
     // Store and log still agree after the shutdown checkpoint.
     assert_log_matches_store(&state, &acknowledged);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shell: its local audit log and its recording on a full disk.
+
+const SHELL_POLICY: &str = r#"
+[defaults]
+unmatched = "deny"
+dynamic = "deny"
+
+[[rule]]
+id = "read-only"
+effect = "allow"
+tasks = ["Get-*"]
+
+[[rule]]
+id = "mailbox-moves"
+effect = "approval"
+tasks = ["New-MoveRequest"]
+approval = "manual"
+approvers = ["mbmanagers"]
+max_duration = "4h"
+offline = "1h"
+"#;
+
+/// `jitsh shell` in a real PTY, its screen collected by a reader thread.
+struct Screen {
+    writer: Box<dyn std::io::Write + Send>,
+    output: Arc<Mutex<Vec<u8>>>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Screen {
+    fn spawn(cmd: portable_pty::CommandBuilder) -> Screen {
+        use std::io::Read as _;
+        let pair = portable_pty::native_pty_system()
+            .openpty(portable_pty::PtySize {
+                rows: 40,
+                cols: 160,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Screen {
+            writer,
+            output,
+            child,
+            _master: pair.master,
+        }
+    }
+
+    fn text(&self) -> String {
+        strip_ansi(&String::from_utf8_lossy(&self.output.lock().unwrap()))
+    }
+
+    fn wait_after(&self, mark: usize, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.text().get(mark..).unwrap_or_default().to_owned();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}; screen since mark:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Type `line`, press Enter, and return what the session showed up to the next prompt.
+    fn run(&mut self, line: &str) -> String {
+        let before = self.text().len();
+        self.writer.write_all(line.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+        self.wait_after(before, line);
+        let mark = self.text().len();
+        self.writer.write_all(b"\r").unwrap();
+        self.writer.flush().unwrap();
+        self.wait_after(mark, "PS C:\\>")
+    }
+
+    fn quit(mut self) {
+        self.writer.write_all(b":quit\r").unwrap();
+        self.writer.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "jitsh did not exit:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('\x40'..='\x7e').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' {
+                            break;
+                        }
+                        if c == '\x1b' {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An offline token for `New-MoveRequest` and the key that verifies it.
+fn offline_token(dir: &Path) -> (PathBuf, PathBuf) {
+    use jitsh::token::{issue, Claims, SigningKey};
+    let key = SigningKey::from_seed([7u8; 32]).unwrap();
+    let public = dir.join("signing.pub");
+    std::fs::write(&public, key.public_key().to_file_text()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let claims = Claims {
+        iss: "jitsh-test".into(),
+        sub: "alice".into(),
+        jti: "tok-disk".into(),
+        iat: now,
+        nbf: now - time::Duration::seconds(60),
+        exp: now + time::Duration::hours(1),
+        rule: "mailbox-moves".into(),
+        tasks: vec!["New-MoveRequest".into()],
+        params: None,
+        request: "r-1".into(),
+        approvers: vec!["bob".into()],
+        uses: None,
+        command: None,
+        offline: Some(3600),
+        extra: serde_json::Map::new(),
+    };
+    let token = dir.join("tok.token");
+    std::fs::write(&token, issue(&claims, &key).unwrap()).unwrap();
+    (token, public)
+}
+
+fn move_requests(dir: &Path) -> usize {
+    let text = std::fs::read_to_string(dir.join("state.json")).unwrap_or_default();
+    let state: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    state["move_requests"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn shell_refuses_privileged_lines_on_a_full_disk_and_resumes_by_itself() {
+    let test = "shell_on_a_full_disk";
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("policies")).unwrap();
+    std::fs::write(root.join("policies/test.toml"), SHELL_POLICY).unwrap();
+    let rec = root.join("rec");
+    let full = Full::on(&rec, "3m", root.join("full.flag"), test);
+    let (token, public) = offline_token(root);
+
+    let mut cmd = portable_pty::CommandBuilder::new(JITSH);
+    cmd.arg("shell");
+    cmd.args(["--user", "alice", "--no-service", "--policies"]);
+    cmd.arg(root.join("policies"));
+    cmd.arg("--record");
+    cmd.arg(&rec);
+    cmd.arg("--token");
+    cmd.arg(&token);
+    cmd.arg("--trust-key");
+    cmd.arg(&public);
+    cmd.args(["--", env!("CARGO_BIN_EXE_jitsh-exsim")]);
+    cmd.cwd(root);
+    cmd.env("TERM", "xterm");
+    cmd.env("JITSH_EXSIM_STATE", root.join("state.json"));
+    cmd.env_remove(FAULT_ENV);
+    if let Full::Injected(flag) = &full {
+        cmd.env(FAULT_ENV, flag);
+    }
+    let mut s = Screen::spawn(cmd);
+    s.wait_after(0, "PS C:\\>");
+    // The runspace takes one move request per mailbox: a fresh one each time.
+    let mut mailboxes = [
+        ("bob", "DB02"),
+        ("carol", "DB02"),
+        ("rob", "DB02"),
+        ("alice", "DB02"),
+        ("david", "DB01"),
+        ("erin", "DB01"),
+        ("frank", "DB01"),
+    ]
+    .into_iter();
+    let mut privileged = || {
+        let (who, db) = mailboxes.next().expect("out of mailboxes");
+        format!("New-MoveRequest -Identity {who} -TargetDatabase {db}")
+    };
+    let out = s.run(&privileged());
+    assert!(!out.contains("refused"), "{out}");
+    assert_eq!(move_requests(root), 1, "the covered line ran");
+
+    // The disk fills: privileged lines are refused. On a tmpfs the files' last pages may still
+    // take a few records, so the line is tried until it is refused.
+    let _filler = full.leave_room(0);
+    full.fill();
+    let mut ran_while_filling = 0;
+    let refusal = loop {
+        let out = s.run(&privileged());
+        if out.contains("jitsh: refused") {
+            break out;
+        }
+        ran_while_filling += 1;
+        assert!(
+            full.real() && ran_while_filling < 4,
+            "never refused on a full disk: {out}"
+        );
+    };
+    assert!(
+        refusal.contains("cannot be written") && refusal.contains("resumes by itself"),
+        "{refusal}"
+    );
+    // Still full: refused until the local audit log has failed too (on a tmpfs its last page
+    // takes a few more records), which `:status` reports.
+    let spare = "New-MoveRequest -Identity support -TargetDatabase DB01";
+    let mut tries = 0;
+    loop {
+        let out = s.run(spare);
+        assert!(out.contains("jitsh: refused"), "still full: {out}");
+        if s.run(":status")
+            .contains("the audit log could not be written")
+        {
+            break;
+        }
+        tries += 1;
+        assert!(
+            tries < 30,
+            "the local audit log never failed:\n{}",
+            s.text()
+        );
+    }
+    assert_eq!(
+        move_requests(root),
+        1 + ran_while_filling,
+        "a refused line ran"
+    );
+    // Read-only lines still run (with a warning).
+    let out = s.run("Get-Mailbox");
+    assert!(!out.contains("jitsh: refused"), "{out}");
+
+    // Space comes back: the same session runs privileged lines again.
+    full.free();
+    let out = s.run(&privileged());
+    assert!(!out.contains("refused"), "{out}");
+    assert_eq!(
+        move_requests(root),
+        2 + ran_while_filling,
+        "runs again once space is back: {}",
+        s.text()
+    );
+    s.quit();
+
+    // The recording marks its gap, then goes on with the next decision.
+    let cast = std::fs::read_dir(&rec)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "cast"))
+        .unwrap();
+    let text = std::fs::read_to_string(&cast).unwrap();
+    let markers: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v[1] == "m")
+        .map(|v| v[2].as_str().unwrap().to_owned())
+        .collect();
+    let gap = markers
+        .iter()
+        .position(|m| m.starts_with("recording gap: "))
+        .unwrap_or_else(|| panic!("no gap marker: {markers:?}"));
+    assert!(
+        markers[gap].contains("not recorded (the disk was full)"),
+        "{markers:?}"
+    );
+    assert!(
+        markers[gap + 1..].iter().any(|m| m.contains("allow")),
+        "{markers:?}"
+    );
+
+    // The local log records the outage and verifies, recording included.
+    let local = rec.join("audit");
+    let records: Vec<Value> = jitsh::audit::log::log_files(&local)
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect();
+    assert!(
+        records.iter().any(|r| r["action"] == "audit.resumed"),
+        "no audit.resumed record"
+    );
+    // Every allowed move either ran or is followed by its `gate.abort`.
+    let allowed = records
+        .iter()
+        .filter(|r| {
+            r["action"] == "gate.decision"
+                && r["outcome"] == "allow"
+                && r["details"]["line"]
+                    .as_str()
+                    .is_some_and(|l| l.starts_with("New-MoveRequest"))
+        })
+        .count();
+    let aborted = records
+        .iter()
+        .filter(|r| r["action"] == "gate.abort" && r["details"]["decision_seq"].is_u64())
+        .count();
+    eprintln!("{test}: {allowed} allowed moves recorded, {aborted} recorded as not run");
+    assert_eq!(
+        allowed - aborted,
+        2 + ran_while_filling,
+        "the log's allowed-and-not-aborted lines are the lines that ran"
+    );
+    let out = Command::new(JITSH)
+        .args(["audit", "verify"])
+        .arg(&local)
+        .arg("--trust-key")
+        .arg(local.join("signing.pub"))
+        .env_remove(FAULT_ENV)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
