@@ -900,3 +900,78 @@ fn shell_refuses_privileged_lines_on_a_full_disk_and_resumes_by_itself() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A gate's spool (events waiting for the service) on a full disk.
+
+#[test]
+fn spool_refuses_on_a_full_disk_without_stopping_and_keeps_every_event_once() {
+    use jitsh::audit::spool::SpoolingSink;
+    use jitsh::audit::{AuditEvent, AuditSink as _};
+    let test = "spool_on_a_full_disk";
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let full = Full::on(&spool, "1m", dir.path().join("full.flag"), test);
+    if let Full::Injected(flag) = &full {
+        // This test writes in this process; the others name the switch for each child.
+        std::env::set_var(FAULT_ENV, flag);
+    }
+    // Nothing listens on port 9: every event stays spooled.
+    let sink = SpoolingSink::open(&spool, "http://127.0.0.1:9".into(), "c".into()).unwrap();
+    let event = |n: u64| {
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "line".into(),
+            format!("Get-Mailbox -Identity user{n:06}").into(),
+        );
+        AuditEvent {
+            time: "2026-01-02T03:04:05Z".into(),
+            actor: "alice".into(),
+            action: "gate.decision".into(),
+            subject: "session-1".into(),
+            outcome: "allow".into(),
+            details,
+        }
+    };
+    let _filler = full.leave_room(32 * 1024);
+    let mut spooled = 0;
+    let refusal = loop {
+        if !full.real() && spooled == 20 {
+            full.fill();
+        }
+        match sink.append(event(spooled + 1)) {
+            Ok(seq) => {
+                spooled += 1;
+                assert_eq!(seq, spooled);
+            }
+            Err(e) => break e.to_string(),
+        }
+        assert!(spooled < 100_000, "the spool never filled");
+    };
+    assert!(spooled > 0, "nothing was spooled before the disk filled");
+    assert!(refusal.contains("free space in"), "{refusal}");
+    for n in 0..3 {
+        assert!(sink.append(event(1000 + n)).is_err(), "appended while full");
+    }
+    assert_eq!(sink.pending(), usize::try_from(spooled).unwrap());
+
+    // Space comes back: the same spool takes events again, numbering on without a gap.
+    full.free();
+    assert_eq!(sink.append(event(spooled + 1)).unwrap(), spooled + 1);
+    drop(sink);
+    let mut seqs = Vec::new();
+    for entry in std::fs::read_dir(&spool).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("spool-") && name.ends_with(".jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("`{name}` holds a broken line {line:?}: {e}"));
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=spooled + 1).collect::<Vec<u64>>());
+    eprintln!("{test}: {spooled} events spooled before the disk filled, all kept once");
+}
