@@ -56,7 +56,8 @@ const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct AuditLogOptions {
     /// A checkpoint after this many records since the last one.
     pub checkpoint_every: u64,
-    /// Rotate to a new file before a record would take the file past this size.
+    /// Rotate to a new file before a record would take the file past this size (checked
+    /// between batches: one batch is written whole to one file, which it may take past it).
     pub max_file_bytes: u64,
 }
 
@@ -851,7 +852,12 @@ impl Writer {
         let seq = self.next_seq;
         let encoded = chain::encode(seq, &self.head, event)?;
         let size = self.file_len + self.buf.len() as u64;
-        if size > 0 && size + encoded.line.len() as u64 > self.options.max_file_bytes {
+        // Only between batches: rotating commits what is staged, and a batch that then failed
+        // would leave records its appenders were told are not written.
+        if self.buf.is_empty()
+            && size > 0
+            && size + encoded.line.len() as u64 > self.options.max_file_bytes
+        {
             self.rotate()?;
             // The chain head moved (rotation checkpoint): encode again.
             return self.stage(event);
