@@ -4,9 +4,14 @@
 //! boundary or a torn last line, never interleaved garbage), markers and the end are
 //! `sync_data`'d, so a session that is killed leaves a recording playable up to the kill.
 //! The file is created new with mode 0600: recordings hold whatever the runspace printed.
+//!
+//! A full disk: an event refused for lack of space is cut off again (the file is set back to
+//! its last whole event), so the recording stays well formed and a later event can be written
+//! once there is space; the caller notes the gap ([`Recorder::broken`] stays false). Any other
+//! write failure breaks the recorder for good.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek as _, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,6 +29,10 @@ pub struct Recorder {
     output: Utf8Decoder,
     input: Utf8Decoder,
     last_us: u64,
+    /// Length up to the last whole event written.
+    good_len: u64,
+    /// A write failed other than for lack of space: the file's state is unknown.
+    broken: bool,
 }
 
 impl Recorder {
@@ -41,6 +50,8 @@ impl Recorder {
             output: Utf8Decoder::new(),
             input: Utf8Decoder::new(),
             last_us: 0,
+            good_len: 0,
+            broken: false,
         };
         recorder.write_line(&encode_header(header))?;
         recorder.sync()?;
@@ -66,8 +77,14 @@ impl Recorder {
 
     /// A marker (one per gate decision); synced to disk before returning.
     pub fn marker(&mut self, time_us: u64, label: &str) -> Result<(), AsciicastError> {
+        let before = self.good_len;
         self.event(time_us, EventKind::Marker, label.to_owned())?;
-        self.sync()
+        self.sync().inspect_err(|e| self.cut_back(e, before))
+    }
+
+    /// Whether a write failed other than for lack of space (nothing more can be written).
+    pub fn broken(&self) -> bool {
+        self.broken
     }
 
     /// The terminal was resized.
@@ -99,13 +116,39 @@ impl Recorder {
     }
 
     fn write_line(&mut self, line: &str) -> Result<(), AsciicastError> {
+        if self.broken {
+            return Err(io(
+                &self.path,
+                std::io::Error::other("an earlier write failed"),
+            ));
+        }
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
         let path = self.path.clone();
-        self.file
-            .write_all(&bytes)
+        let before = self.good_len;
+        crate::audit::outage::injected()
+            .and_then(|()| self.file.write_all(&bytes))
             .map_err(|source| io(&path, source))
+            .inspect_err(|e| self.cut_back(e, before))?;
+        self.good_len = before.saturating_add(bytes.len() as u64);
+        Ok(())
+    }
+
+    /// After a failed write: lack of space cuts the file back to `len` (its last whole event
+    /// before the failure); anything else, or a failed cut, breaks the recorder.
+    fn cut_back(&mut self, e: &AsciicastError, len: u64) {
+        let full = matches!(e, AsciicastError::Io { source, .. }
+            if crate::audit::outage::is_out_of_space(source));
+        // The next write goes where the cut ends (the file is not opened for appending).
+        let cut = full
+            && self.file.set_len(len).is_ok()
+            && self.file.seek(std::io::SeekFrom::Start(len)).is_ok();
+        if cut {
+            self.good_len = len;
+        } else {
+            self.broken = true;
+        }
     }
 
     fn sync(&mut self) -> Result<(), AsciicastError> {

@@ -23,7 +23,10 @@
 //!   `head_hash` (the previous record: the checkpoint's own `seq - 1` and `prev`), `reason`, and
 //!   `sig`, the base64url Ed25519 signature over [`checkpoint_message`]. A signature covers the
 //!   whole chain up to the head it names; a checkpoint's own fields are covered by the next one.
-//! - `audit.torn` records note a torn last record found (and set aside) when the log was opened.
+//! - `audit.torn` records note a torn last record found (and set aside) when the log was opened,
+//!   or the bytes a write failed for lack of space left behind (set aside when writing resumed).
+//! - `audit.resumed` follows a full disk: the log was unavailable from `from` to `to`.
+//! - `audit.abandoned` says the action of record `details.seq` did not take effect.
 //! - Every start of the writer writes a checkpoint (`reason` `open`). After a checkpoint with
 //!   `reason` `shutdown` (a clean stop) the next record other than `audit.torn` must be a
 //!   checkpoint: anything else was appended by hand (`appended`).
@@ -50,6 +53,12 @@ pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
 pub const TORN_ACTION: &str = "audit.torn";
 /// Records found after the anchored head when the writer reopened after a crash.
 pub const UNANCHORED_ACTION: &str = "audit.unanchored";
+/// The log could be written again after a full disk: `details` name the outage (`from`, `to`,
+/// `reason`, `refused`: appends refused meanwhile).
+pub const RESUMED_ACTION: &str = "audit.resumed";
+/// An action whose record was written but which did not take effect (its store step failed
+/// after the record was synced): `details.seq` names that record.
+pub const ABANDONED_ACTION: &str = "audit.abandoned";
 /// A person re-anchored a log that did not match its store (`jitsh audit repair`).
 pub const REPAIR_ACTION: &str = "audit.repair";
 /// Actor and subject of the log's own records.

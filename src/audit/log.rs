@@ -13,8 +13,18 @@
 //! truncated to the last good record, and an `audit.torn` record naming the file, offset, length
 //! and SHA-256 of the torn bytes is appended. A last record whose hash does not match is not a
 //! crash: opening fails. When the log did not end with a checkpoint (unclean stop, or a torn
-//! tail), a checkpoint is written at once. Any write or sync failure poisons the log: every
-//! later append fails, because after a failed `fsync` the file's state is unknown.
+//! tail), a checkpoint is written at once.
+//!
+//! A full disk: a write or sync refused for lack of space (`ENOSPC`, `EDQUOT`) fails the batch
+//! (every appender in it is told), and the file is cut back to its last synced length at once,
+//! so the log is in a known state and holds no record of a refused append. The log is then
+//! *unavailable*: one warning tells the operator to free space, [`AuditLog::unavailable`] says
+//! so (the service's `/healthz`), and every append, or a probe each second, tries again. The
+//! first write that works sets the cut bytes aside as opening does (`torn-*.bin` and an
+//! `audit.torn` record), appends an `audit.resumed` record naming the outage (from, to, why,
+//! appends refused) and a checkpoint, and the log goes on without a restart. Any other write or
+//! sync failure poisons the log: every later append fails, because after a failed `fsync` the
+//! file's state is unknown.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -30,6 +40,7 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::audit::anchor::{self, Anchor, AnchorState, Standing};
 use crate::audit::chain::{self, ChainHash, CheckpointSigner};
 use crate::audit::keys::AuditSigner;
+use crate::audit::outage::{self, Unavailable};
 use crate::audit::witness::Witness;
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
@@ -37,13 +48,16 @@ use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 const MAX_BATCH: usize = 4096;
 /// First read of a file's tail; doubled until a whole line fits.
 const TAIL_CHUNK: u64 = 64 * 1024;
+/// How often an unavailable log tries to write again when nothing is appended.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writer settings.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditLogOptions {
     /// A checkpoint after this many records since the last one.
     pub checkpoint_every: u64,
-    /// Rotate to a new file before a record would take the file past this size.
+    /// Rotate to a new file before a record would take the file past this size (checked
+    /// between batches: one batch is written whole to one file, which it may take past it).
     pub max_file_bytes: u64,
 }
 
@@ -106,7 +120,11 @@ pub struct AuditLog {
     tx: Mutex<Option<Sender<Request>>>,
     worker: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
     stats: Arc<Counters>,
+    health: Health,
 }
+
+/// Set by the writer while the disk is full.
+type Health = Arc<Mutex<Option<Unavailable>>>;
 
 /// What the writer has done since the log was opened (not counting what opening wrote).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,8 +242,10 @@ impl AuditLog {
         mode: Mode,
     ) -> Result<AuditLog, AuditError> {
         let stats = Arc::new(Counters::default());
+        let health = Health::default();
         let mut writer = Writer::open(dir, signer.as_ref(), options, anchor, witness, mode)?;
         writer.stats = Arc::clone(&stats);
+        writer.health = Arc::clone(&health);
         let (tx, rx) = mpsc::channel();
         let worker = std::thread::Builder::new()
             .name("jitsh-audit".into())
@@ -236,7 +256,16 @@ impl AuditLog {
             tx: Mutex::new(Some(tx)),
             worker: Mutex::new(Some(worker)),
             stats,
+            health,
         })
+    }
+
+    /// Why appends fail now (the disk is full), while they do.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Records and syncs so far (for metrics and measurements).
@@ -287,6 +316,10 @@ impl AuditLog {
 }
 
 impl AuditSink for AuditLog {
+    fn unavailable(&self) -> Option<Unavailable> {
+        AuditLog::unavailable(self)
+    }
+
     fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
         // Queue them all before waiting: the writer takes what is queued as one batch.
         let mut answers = Vec::with_capacity(events.len());
@@ -373,6 +406,13 @@ fn now_rfc3339() -> String {
     crate::rfc3339::format(chrono::Utc::now()).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
+/// Write `bytes` to `path` (private, replacing an earlier attempt) durably.
+fn write_aside(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    outage::injected().map_err(io_err(path))?;
+    crate::atomic_write::write(path, bytes, crate::atomic_write::Mode::Private)
+        .map_err(io_err(path))
+}
+
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -402,6 +442,25 @@ struct Writer {
     witness: Option<Box<dyn Witness>>,
     /// Checkpoint lines in `buf`, for the witness once they are synced.
     witnessed: Vec<Vec<u8>>,
+    /// Head, next seq and records since the last checkpoint as of the last sync: what a
+    /// failed write goes back to.
+    synced: (ChainHash, u64, u64),
+    /// Set while writes fail for lack of space.
+    outage: Option<Outage>,
+    health: Health,
+}
+
+/// A full disk: since when, why, and what a failed write left behind (cut off the file).
+#[derive(Debug)]
+struct Outage {
+    since: String,
+    reason: String,
+    /// Bytes of the first failed write that reached the file, and where they were.
+    cut: Vec<u8>,
+    cut_file_no: u32,
+    cut_offset: u64,
+    /// Appends refused meanwhile.
+    refused: u64,
 }
 
 /// The last good record of a file, and what follows it if torn.
@@ -499,6 +558,9 @@ impl Writer {
             anchor,
             witness,
             witnessed: Vec::new(),
+            synced: (ChainHash::ZERO, 1, 0),
+            outage: None,
+            health: Health::default(),
         };
         if let Some(torn) = &tail.torn {
             writer.set_torn_aside(torn)?;
@@ -569,6 +631,9 @@ impl Writer {
             anchor,
             witness,
             witnessed: Vec::new(),
+            synced: (ChainHash::ZERO, 1, 0),
+            outage: None,
+            health: Health::default(),
         };
         writer.stage(&chain::genesis_event(writer.kid(), &now_rfc3339()))?;
         writer.commit()?;
@@ -582,9 +647,22 @@ impl Writer {
     /// The writer thread: batch what is queued, write it, sync once, answer everyone.
     fn run(mut self, rx: Receiver<Request>) -> Result<(), AuditError> {
         let mut poisoned: Option<String> = None;
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+        loop {
+            // While the disk is full, wake up each second to try again even if nobody appends.
+            let first = if self.outage.is_some() && poisoned.is_none() {
+                match rx.recv_timeout(PROBE_EVERY) {
+                    Ok(r) => Some(r),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(r) => Some(r),
+                    Err(_) => break,
+                }
+            };
+            let mut batch: Vec<Request> = first.into_iter().collect();
+            while !batch.is_empty() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(r) => batch.push(r),
                     Err(_) => break,
@@ -596,19 +674,25 @@ impl Writer {
                 }
                 continue;
             }
-            match self.write_batch(&batch) {
+            let written = self.recover().and_then(|()| self.write_batch(&batch));
+            match written {
                 Ok(first_seq) => {
                     for (r, seq) in batch.into_iter().zip(first_seq) {
                         let _ = r.reply.send(Ok(seq));
                     }
                 }
                 Err(e) => {
-                    tracing::error!("audit log write failed: {e}");
-                    let message = e.to_string();
+                    let refused = batch.len() as u64;
+                    let message = match self.fail(e, refused) {
+                        Ok(message) => message,
+                        Err(message) => {
+                            poisoned = Some(message.clone());
+                            message
+                        }
+                    };
                     for r in batch {
                         let _ = r.reply.send(Err(message.clone()));
                     }
-                    poisoned = Some(message);
                 }
             }
         }
@@ -618,6 +702,7 @@ impl Writer {
                 message,
             }),
             None => {
+                self.recover()?;
                 if self.signer.is_some() {
                     self.stage_checkpoint("shutdown")?;
                     self.commit()?;
@@ -626,6 +711,117 @@ impl Writer {
                 self.commit()
             }
         }
+    }
+
+    /// A write failed. Out of space: cut the file back to its last synced length (known
+    /// state, no record of a refused append), note the outage, and answer with what to do
+    /// (`Ok`). Anything else, or when cutting back fails: the message that poisons the log.
+    fn fail(&mut self, e: AuditError, refused: u64) -> Result<String, String> {
+        self.buf.clear();
+        self.witnessed.clear();
+        (self.head, self.next_seq, self.since_checkpoint) = self.synced;
+        let message = e.to_string();
+        let full = matches!(&e, AuditError::Io { source, .. } if outage::is_out_of_space(source));
+        if !full {
+            tracing::error!("audit log write failed: {e}");
+            return Err(message);
+        }
+        let cut = match self.cut_back() {
+            Ok(cut) => cut,
+            Err(e2) => {
+                tracing::error!("audit log write failed: {e}; cutting it back failed too: {e2}");
+                return Err(format!("{message}; cutting it back failed too: {e2}"));
+            }
+        };
+        let outage = self.outage.get_or_insert_with(|| Outage {
+            since: now_rfc3339(),
+            reason: match &e {
+                AuditError::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+            cut,
+            cut_file_no: self.file_no,
+            cut_offset: self.file_len,
+            refused: 0,
+        });
+        outage.refused = outage.refused.saturating_add(refused);
+        let unavailable = Unavailable {
+            dir: self.dir.display().to_string(),
+            since: outage.since.clone(),
+            reason: outage.reason.clone(),
+        };
+        let advice = unavailable.advice();
+        let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        if health.is_none() {
+            // The one line for the operator; retries stay quiet.
+            tracing::warn!("{advice}");
+            *health = Some(unavailable);
+        }
+        Ok(advice)
+    }
+
+    /// Cut the current file back to its last synced length; the bytes cut off.
+    fn cut_back(&mut self) -> Result<Vec<u8>, AuditError> {
+        use std::os::unix::fs::FileExt as _;
+        let len = self.file.metadata().map_err(io_err(&self.path))?.len();
+        let extra = len.saturating_sub(self.file_len);
+        if extra == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cut = vec![0; usize::try_from(extra).unwrap_or(0)];
+        self.file
+            .read_exact_at(&mut cut, self.file_len)
+            .map_err(io_err(&self.path))?;
+        self.file
+            .set_len(self.file_len)
+            .map_err(io_err(&self.path))?;
+        self.file.sync_all().map_err(io_err(&self.path))?;
+        Ok(cut)
+    }
+
+    /// After a full disk, the first write that works: set aside what the failed write left,
+    /// record the outage and seal it with a checkpoint. Nothing to do when writing works.
+    fn recover(&mut self) -> Result<(), AuditError> {
+        let Some(outage) = self.outage.take() else {
+            return Ok(());
+        };
+        let to = now_rfc3339();
+        if let Err(e) = self.write_resumed(&outage, &to) {
+            self.outage = Some(outage);
+            return Err(e);
+        }
+        tracing::warn!(
+            "audit log `{}` can be written again; it was unavailable from {} to {to} ({} appends \
+             refused), recorded in the log",
+            self.dir.display(),
+            outage.since,
+            outage.refused
+        );
+        *self.health.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        Ok(())
+    }
+
+    fn write_resumed(&mut self, outage: &Outage, to: &str) -> Result<(), AuditError> {
+        if !outage.cut.is_empty() {
+            let name = torn_name(outage.cut_file_no, outage.cut_offset);
+            write_aside(&self.dir.join(&name), &outage.cut)?;
+            let event = chain::torn_event(
+                to,
+                &file_name(outage.cut_file_no),
+                outage.cut_offset,
+                &outage.cut,
+                &name,
+            );
+            self.stage(&event)?;
+        }
+        let mut details = serde_json::Map::new();
+        details.insert("from".into(), outage.since.clone().into());
+        details.insert("to".into(), to.into());
+        details.insert("reason".into(), outage.reason.clone().into());
+        details.insert("refused".into(), outage.refused.into());
+        self.stage(&chain::self_event(chain::RESUMED_ACTION, to, details))?;
+        self.stage_checkpoint("resume")?;
+        self.commit()
     }
 
     /// Write a batch durably; the seqs given to its events, in order.
@@ -646,7 +842,12 @@ impl Writer {
         let seq = self.next_seq;
         let encoded = chain::encode(seq, &self.head, event)?;
         let size = self.file_len + self.buf.len() as u64;
-        if size > 0 && size + encoded.line.len() as u64 > self.options.max_file_bytes {
+        // Only between batches: rotating commits what is staged, and a batch that then failed
+        // would leave records its appenders were told are not written.
+        if self.buf.is_empty()
+            && size > 0
+            && size + encoded.line.len() as u64 > self.options.max_file_bytes
+        {
             self.rotate()?;
             // The chain head moved (rotation checkpoint): encode again.
             return self.stage(event);
@@ -704,8 +905,7 @@ impl Writer {
             torn.len(),
             side.display()
         );
-        crate::atomic_write::write(&side, torn, crate::atomic_write::Mode::Private)
-            .map_err(io_err(&side))?;
+        write_aside(&side, torn)?;
         self.file.set_len(offset).map_err(io_err(&self.path))?;
         self.file.sync_all().map_err(io_err(&self.path))?;
         Ok(())
@@ -714,8 +914,10 @@ impl Writer {
     /// Write the buffer and `fdatasync`.
     fn commit(&mut self) -> Result<(), AuditError> {
         if self.buf.is_empty() {
+            self.synced = (self.head, self.next_seq, self.since_checkpoint);
             return Ok(());
         }
+        outage::injected().map_err(io_err(&self.path))?;
         self.file.write_all(&self.buf).map_err(io_err(&self.path))?;
         self.file.sync_data().map_err(io_err(&self.path))?;
         let records = self.buf.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -723,6 +925,7 @@ impl Writer {
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.file_len += self.buf.len() as u64;
         self.buf.clear();
+        self.synced = (self.head, self.next_seq, self.since_checkpoint);
         self.save_anchor(false)?;
         if let Some(witness) = &self.witness {
             for line in self.witnessed.drain(..) {

@@ -7,6 +7,7 @@
 //! - [`keys`] (pure): checkpoint signing seed and trusted public keys.
 //! - [`search`], [`export`] (pure): filters, request joins, CEF and RFC 5424 formatting.
 //! - [`log`]: the durable writer ([`AuditLog`]), group commit, torn-tail recovery, rotation.
+//! - [`outage`]: full-disk failures: telling them apart, reporting them, faking them in tests.
 //! - [`read`]: reading log files for verify, search and export.
 //! - [`forward`]: syslog forwarding with a spool and a delivery cursor.
 //! - [`spool`]: a gate's sink, spooled locally and forwarded to the approval service.
@@ -20,6 +21,7 @@ pub mod export;
 pub mod forward;
 pub mod keys;
 pub mod log;
+pub mod outage;
 pub mod read;
 pub mod recordings;
 pub mod search;
@@ -63,6 +65,11 @@ pub trait AuditSink: Send + Sync {
     /// sync); all or, on error, an unknown prefix of them.
     fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
         events.into_iter().map(|e| self.append(e)).collect()
+    }
+
+    /// Why appends fail now (a full disk), while they do; `None` when writing works.
+    fn unavailable(&self) -> Option<outage::Unavailable> {
+        None
     }
 }
 

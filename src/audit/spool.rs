@@ -122,7 +122,8 @@ struct State {
     cursor: Cursor,
     /// Events not yet accepted by the service.
     pending: usize,
-    /// After a failed write the file's state is unknown: refuse every later append.
+    /// After a failed write other than a full disk the file's state is unknown: refuse every
+    /// later append.
     poisoned: Option<String>,
     last_error: Option<String>,
     /// Callers waiting in `flush`: retry without the long backoff.
@@ -294,12 +295,26 @@ impl AuditSink for SpoolingSink {
                 line.len()
             )));
         }
-        let written = state
-            .file
-            .write_all(&line)
+        let written = crate::audit::outage::injected()
+            .and_then(|()| state.file.write_all(&line))
             .and_then(|()| state.file.sync_data());
         if let Err(e) = written {
             let message = e.to_string();
+            // Out of space: cut the segment back to its last event, a known state, and let a
+            // later append try again. Anything else leaves the file's state unknown.
+            let good = state.segments.last().map_or(0, |s| s.len);
+            let cut = crate::audit::outage::is_out_of_space(&e)
+                && state
+                    .file
+                    .set_len(good)
+                    .and_then(|()| state.file.sync_all())
+                    .is_ok();
+            if cut {
+                return Err(self.sink_error(format!(
+                    "{message}; free space in `{}` (the spool resumes by itself)",
+                    self.shared.dir.display()
+                )));
+            }
             state.poisoned = Some(message.clone());
             return Err(self.sink_error(message));
         }

@@ -98,10 +98,16 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "state store failed");
+                let full = m.contains("disk is full") || m.contains("No space left");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
-                    "the service's state store failed, so the action was not taken; retry later",
+                    if full {
+                        "the service's state store is out of disk space, so the action was not \
+                         taken; retry once an operator has freed space"
+                    } else {
+                        "the service's state store failed, so the action was not taken; retry later"
+                    },
                 )
             }
         }

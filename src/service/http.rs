@@ -90,10 +90,7 @@ impl AppState {
 /// All routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/v1/keys", get(keys))
         .route("/v1/me", get(me))
@@ -162,6 +159,38 @@ async fn guard(req: Request, next: Next) -> Response {
             response
         }
     }
+}
+
+/// `{"status": "ok"}`, or 503 `{"status": "degraded", "error", "message", "since"}` while
+/// actions are refused because the audit log cannot be written. Unauthenticated, so it names
+/// no path: the operator log does.
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    use super::workflow::Degraded;
+    let (message, since) = match state.service.degraded() {
+        None => return Json(json!({ "status": "ok" })).into_response(),
+        Some(Degraded::AuditUnavailable(u)) => (
+            format!(
+                "the audit log cannot be written ({}), so every action is refused; the service \
+                 resumes by itself once space is freed where the operator log says",
+                u.reason
+            ),
+            Some(u.since),
+        ),
+        Some(Degraded::AbandonmentsOwed(n)) => (
+            format!(
+                "{n} abandoned actions are not yet recorded in the audit log, so every action \
+                 is refused until they are"
+            ),
+            None,
+        ),
+    };
+    let body = json!({
+        "status": "degraded",
+        "error": "audit_unavailable",
+        "message": message,
+        "since": since,
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 async fn openapi() -> Response {

@@ -284,6 +284,11 @@ async fn sweep(service: Arc<Service>, mut shutdown: tokio::sync::watch::Receiver
     let every =
         (service.pending_ttl() / 4).clamp(Duration::from_millis(250), Duration::from_secs(1));
     loop {
+        // Withdrawals of abandoned actions first: until they are written, nothing else is.
+        let s = Arc::clone(&service);
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.settle()).await {
+            tracing::debug!(error = %e, "abandoned actions still wait for the audit log");
+        }
         let s = Arc::clone(&service);
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.drain_audit()).await {
             tracing::error!(error = %e, "queued audit events could not be appended; will retry");

@@ -3,9 +3,24 @@
 //! Every method is blocking (it talks to the store) and is called from `spawn_blocking`. Each
 //! mutating method is one store step whose hook writes the audit event before the commit, so an
 //! action and its audit record happen together or not at all.
+//!
+//! Log and store agree both ways:
+//! - No action without a record: the record is synced (by the hook) before the step commits;
+//!   when it cannot be written the step rolls back and the caller gets `audit_unavailable`.
+//! - No record without an action: when the step fails after its hook wrote records (the
+//!   commit failed, typically on a full disk), each of those records is followed, in the same
+//!   chain, by an `audit.abandoned` record naming its seq: the action did not take effect. If
+//!   the log cannot take that record either, it is owed: kept in memory and written before any
+//!   other record once the log can be written again (every append settles it first, and the
+//!   sweeper tries each second), so nothing is recorded after a claim that was not withdrawn.
+//!
+//! Writing the record after the commit instead would reverse the failure: a crash between the
+//! two would leave an action with no record, which a tamper-evident log must never allow. A
+//! false claim followed by its withdrawal is the honest failure mode of the two.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -22,6 +37,7 @@ use super::store::{
     RequestRecord, Status, Store, StoreError, UnixTime,
 };
 use super::{format_duration, parse_duration, rfc3339};
+use crate::audit::outage::Unavailable;
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 use crate::policy::PolicySet;
 use crate::text::escape;
@@ -88,6 +104,24 @@ pub struct Service {
     /// Held from counting a user's requests to inserting the new one, so concurrent filings
     /// cannot together pass a limit each passes alone.
     filing: Mutex<()>,
+    /// `audit.abandoned` records the log could not take yet; written before any other record.
+    owed: Mutex<Vec<AuditEvent>>,
+}
+
+thread_local! {
+    /// Records (seq, action, subject) appended by the store step running on this thread: the
+    /// hook runs on the caller's thread in both stores.
+    static STEP_RECORDS: RefCell<Option<Vec<(u64, String, String)>>> = const { RefCell::new(None) };
+}
+
+/// Why the service cannot take actions now (`GET /healthz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Degraded {
+    /// The audit log cannot be written (full disk); every action is refused until it can.
+    AuditUnavailable(Unavailable),
+    /// `n` records claim actions whose store step failed, and their withdrawals still wait for
+    /// the log.
+    AbandonmentsOwed(usize),
 }
 
 impl std::fmt::Debug for Service {
@@ -188,7 +222,85 @@ impl Service {
             gate_limiter: Default::default(),
             limits: parts.limits,
             filing: Mutex::new(()),
+            owed: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Whether the service can take actions; why not, when it cannot.
+    pub fn degraded(&self) -> Option<Degraded> {
+        if let Some(u) = self.audit.unavailable() {
+            return Some(Degraded::AuditUnavailable(u));
+        }
+        let owed = self
+            .owed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        (owed > 0).then_some(Degraded::AbandonmentsOwed(owed))
+    }
+
+    /// Run one store step; when it fails after its hook wrote records, withdraw them (see the
+    /// module comment).
+    fn step<T>(
+        &self,
+        run: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let outer = STEP_RECORDS.with(|s| s.replace(Some(Vec::new())));
+        let result = run(self.store.as_ref());
+        let written = STEP_RECORDS.with(|s| s.replace(outer)).unwrap_or_default();
+        if let Err(e) = &result {
+            if !written.is_empty() {
+                self.abandon(written, e);
+            }
+        }
+        result
+    }
+
+    /// The records written so far by this step belong to parts of it that committed (a store
+    /// method that commits item by item calls this before each item's hook).
+    fn step_committed() {
+        STEP_RECORDS.with(|s| {
+            if let Some(v) = s.borrow_mut().as_mut() {
+                v.clear();
+            }
+        });
+    }
+
+    /// Follow each record of a failed step with an `audit.abandoned` record; owed when the log
+    /// cannot take them now.
+    fn abandon(&self, written: Vec<(u64, String, String)>, why: &StoreError) {
+        let reason = why.to_string();
+        let events: Vec<AuditEvent> = written
+            .into_iter()
+            .map(|(seq, action, subject)| {
+                tracing::error!(seq, action, subject, error = %reason, "a recorded action did not take effect; recording that it was abandoned");
+                event(
+                    "jitsh",
+                    crate::audit::chain::ABANDONED_ACTION,
+                    &subject,
+                    "error",
+                    json!({ "seq": seq, "action": action, "reason": reason }),
+                )
+            })
+            .collect();
+        self.owed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(events);
+        if let Err(e) = self.settle() {
+            tracing::error!(error = %e, "abandoned actions could not be recorded yet; they will be before any other record");
+        }
+    }
+
+    /// Write owed `audit.abandoned` records, oldest first. Until they are written no other
+    /// record is.
+    pub fn settle(&self) -> Result<(), AuditSinkError> {
+        let mut owed = self.owed.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(first) = owed.first() {
+            self.audit.append(first.clone())?;
+            owed.remove(0);
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -276,7 +388,15 @@ impl Service {
     }
 
     fn append(&self, event: AuditEvent) -> Result<(), AuditSinkError> {
-        self.audit.append(event).map(|_| ())
+        self.settle()?;
+        let (action, subject) = (event.action.clone(), event.subject.clone());
+        let seq = self.audit.append(event)?;
+        STEP_RECORDS.with(|s| {
+            if let Some(v) = s.borrow_mut().as_mut() {
+                v.push((seq, action, subject));
+            }
+        });
+        Ok(())
     }
 
     /// File a request; `auto` rules approve it at once.
@@ -454,39 +574,39 @@ impl Service {
             format!("rule:{}", rule.id.to_ascii_lowercase()),
         ];
         let dir = self.directory.read()?;
-        let record =
-            self.store
-                .create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
+        let record = self.step(|store| {
+            store.create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
+                self.append(event(
+                    &who.name,
+                    "request.create",
+                    &record.new.id,
+                    "ok",
+                    json!({
+                        "rule": record.new.rule, "tasks": record.new.tasks,
+                        "reason": record.new.reason, "duration": format_duration(duration),
+                        "params": record.new.params, "ticket": record.new.ticket,
+                        "command": record.new.command, "uses": record.new.uses,
+                        "mode": record.new.mode,
+                    }),
+                ))?;
+                let mut notes = Vec::new();
+                if record.status == Status::Approved {
                     self.append(event(
-                        &who.name,
-                        "request.create",
+                        "jitsh",
+                        "request.approve",
                         &record.new.id,
-                        "ok",
-                        json!({
-                            "rule": record.new.rule, "tasks": record.new.tasks,
-                            "reason": record.new.reason, "duration": format_duration(duration),
-                            "params": record.new.params, "ticket": record.new.ticket,
-                            "command": record.new.command, "uses": record.new.uses,
-                            "mode": record.new.mode,
-                        }),
-                    ))?;
-                    let mut notes = Vec::new();
-                    if record.status == Status::Approved {
-                        self.append(event(
-                            "jitsh",
-                            "request.approve",
-                            &record.new.id,
-                            "approved",
-                            json!({ "rule": record.new.rule, "mode": "auto",
+                        "approved",
+                        json!({ "rule": record.new.rule, "mode": "auto",
                                 "why": unattended_why(&record.new.mode),
                                 "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
-                        ))?;
-                        notes.extend(self.decision_notes(&dir, record));
-                    } else {
-                        notes.extend(self.new_request_notes(&dir, record));
-                    }
-                    Ok(notes)
-                })?;
+                    ))?;
+                    notes.extend(self.decision_notes(&dir, record));
+                } else {
+                    notes.extend(self.new_request_notes(&dir, record));
+                }
+                Ok(notes)
+            })
+        })?;
         tracing::info!(request = %record.new.id, requester = %who.name, rule = %record.new.rule, status = record.status.as_str(), "request filed");
         Ok(view(&record, now))
     }
@@ -621,9 +741,8 @@ impl Service {
         // Set inside the step when the votes, read under its lock, turn out to include this
         // person twice (two accounts approving at once); the step is then rolled back.
         let mut twice = None;
-        let outcome = self
-            .store
-            .approve(id, &vote, &grant, &quorum, &mut |outcome| {
+        let outcome = self.step(|store| {
+            store.approve(id, &vote, &grant, &quorum, &mut |outcome| {
                 let (record, state) = match outcome {
                     ApproveOutcome::Recorded { record } => (record, "recorded"),
                     ApproveOutcome::Decided { record } => (record, "approved"),
@@ -651,7 +770,8 @@ impl Service {
                     ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
                     ApproveOutcome::Recorded { .. } => Vec::new(),
                 })
-            });
+            })
+        });
         let outcome = match (outcome, twice) {
             (_, Some(e)) => return Err(e),
             (outcome, None) => outcome?,
@@ -695,9 +815,8 @@ impl Service {
         let dir = self.directory.read()?;
         self.may_decide(who, &record, &approvers, &dir, false)
             .map_err(refused)?;
-        let record = self
-            .store
-            .deny(id, &who.name, &comment, now.timestamp(), &mut |record| {
+        let record = self.step(|store| {
+            store.deny(id, &who.name, &comment, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "request.deny",
@@ -706,7 +825,8 @@ impl Service {
                     json!({ "rule": record.new.rule, "comment": comment }),
                 ))?;
                 Ok(self.decision_notes(&dir, record))
-            })?;
+            })
+        })?;
         Ok(view(&record, now))
     }
 
@@ -725,9 +845,8 @@ impl Service {
             ));
         }
         let dir = self.directory.read()?;
-        let record = self
-            .store
-            .withdraw(id, &who.name, now.timestamp(), &mut |record| {
+        let record = self.step(|store| {
+            store.withdraw(id, &who.name, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "request.withdraw",
@@ -736,21 +855,24 @@ impl Service {
                     json!({ "rule": record.new.rule }),
                 ))?;
                 Ok(self.decision_notes(&dir, record))
-            })?;
+            })
+        })?;
         Ok(view(&record, now))
     }
 
     /// A failed authentication from `source`, for the audit log (never the credential).
     pub fn auth_failed(&self, source: &str, why: &str) -> Result<(), ApiError> {
-        self.store.record(&mut |()| {
-            self.append(event(
-                "-",
-                "auth.fail",
-                source,
-                "refused",
-                json!({ "why": why }),
-            ))?;
-            Ok(Vec::new())
+        self.step(|store| {
+            store.record(&mut |()| {
+                self.append(event(
+                    "-",
+                    "auth.fail",
+                    source,
+                    "refused",
+                    json!({ "why": why }),
+                ))?;
+                Ok(Vec::new())
+            })
         })?;
         Ok(())
     }
@@ -769,9 +891,8 @@ impl Service {
             ));
         }
         let dir = self.directory.read()?;
-        let record = self
-            .store
-            .revoke(id, &who.name, now.timestamp(), &mut |record| {
+        let record = self.step(|store| {
+            store.revoke(id, &who.name, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "grant.revoke",
@@ -781,7 +902,8 @@ impl Service {
                             "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
                 ))?;
                 Ok(self.decision_notes(&dir, record))
-            })?;
+            })
+        })?;
         Ok(view(&record, now))
     }
 
@@ -854,15 +976,17 @@ impl Service {
             .signer
             .issue(&claims)
             .map_err(|e| ApiError::internal(format!("the token could not be signed: {e}")))?;
-        self.store.record(&mut |()| {
-            self.append(event(
-                &who.name,
-                "token.issue",
-                id,
-                "ok",
-                json!({ "jti": grant.jti, "rule": record.new.rule, "exp": rfc3339(grant.exp) }),
-            ))?;
-            Ok(Vec::new())
+        self.step(|store| {
+            store.record(&mut |()| {
+                self.append(event(
+                    &who.name,
+                    "token.issue",
+                    id,
+                    "ok",
+                    json!({ "jti": grant.jti, "rule": record.new.rule, "exp": rfc3339(grant.exp) }),
+                ))?;
+                Ok(Vec::new())
+            })
         })?;
         Ok(json!({
             "token": token, "jti": grant.jti, "request": id,
@@ -928,15 +1052,17 @@ impl Service {
                 format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
             ));
         }
-        let grant = self.store.use_grant(jti, at, &mut |g| {
-            self.append(event(
-                &who.name,
-                "grant.use",
-                &g.request_id,
-                "ok",
-                json!({ "jti": g.jti, "used": g.used, "uses": g.uses }),
-            ))?;
-            Ok(Vec::new())
+        let grant = self.step(|store| {
+            store.use_grant(jti, at, &mut |g| {
+                self.append(event(
+                    &who.name,
+                    "grant.use",
+                    &g.request_id,
+                    "ok",
+                    json!({ "jti": g.jti, "used": g.used, "uses": g.uses }),
+                ))?;
+                Ok(Vec::new())
+            })
         })?;
         Ok(json!({
             "jti": grant.jti, "used": grant.used, "uses": grant.uses,
@@ -989,14 +1115,16 @@ impl Service {
             set_at: at,
             expires_at,
         };
-        self.store.set_lock(&lock, &mut |l| {
-            self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
-            Ok(self.webhook_note(format!(
-                "jitsh: {} locked `{}` ({})",
-                who.name,
-                l.scope,
-                escape(&l.reason)
-            )))
+        self.step(|store| {
+            store.set_lock(&lock, &mut |l| {
+                self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
+                Ok(self.webhook_note(format!(
+                    "jitsh: {} locked `{}` ({})",
+                    who.name,
+                    l.scope,
+                    escape(&l.reason)
+                )))
+            })
         })?;
         Ok(lock_view(&lock))
     }
@@ -1013,12 +1141,14 @@ impl Service {
             );
         })?;
         let scope = check_scope(scope)?;
-        let lock = self.store.clear_lock(&scope, &mut |l| {
-            self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
-            Ok(self.webhook_note(format!(
-                "jitsh: {} cleared the lock on `{}`",
-                who.name, l.scope
-            )))
+        let lock = self.step(|store| {
+            store.clear_lock(&scope, &mut |l| {
+                self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
+                Ok(self.webhook_note(format!(
+                    "jitsh: {} cleared the lock on `{}`",
+                    who.name, l.scope
+                )))
+            })
         })?;
         Ok(json!({ "cleared": lock_view(&lock) }))
     }
@@ -1063,15 +1193,17 @@ impl Service {
         .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        let recorded = self.store.record(&mut |()| {
-            self.append(event(
-                &who.name,
-                "policy.change",
-                file,
-                "ok",
-                json!({ "sha256": sha, "bytes": text.len() }),
-            ))?;
-            Ok(self.webhook_note(format!("jitsh: {} changed policy file `{file}`", who.name)))
+        let recorded = self.step(|store| {
+            store.record(&mut |()| {
+                self.append(event(
+                    &who.name,
+                    "policy.change",
+                    file,
+                    "ok",
+                    json!({ "sha256": sha, "bytes": text.len() }),
+                ))?;
+                Ok(self.webhook_note(format!("jitsh: {} changed policy file `{file}`", who.name)))
+            })
         });
         // Dropping the staged file on failure leaves the old policy file as it was.
         recorded?;
@@ -1104,16 +1236,18 @@ impl Service {
             body.groups.clone(),
             body.roles.clone(),
             &mut || {
-                self.store.record(&mut |()| {
-                    self.append(event(
-                        &who.name,
-                        "user.add",
-                        &body.name,
-                        "ok",
-                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
+                self.step(|store| {
+                    store.record(&mut |()| {
+                        self.append(event(
+                            &who.name,
+                            "user.add",
+                            &body.name,
+                            "ok",
+                            json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
                                 "person": body.person }),
-                    ))?;
-                    Ok(Vec::new())
+                        ))?;
+                        Ok(Vec::new())
+                    })
                 })
             },
         )?;
@@ -1182,6 +1316,7 @@ impl Service {
 
     /// Append audit events other processes queued in the store.
     pub fn drain_audit(&self) -> Result<usize, ApiError> {
+        self.settle().map_err(StoreError::from)?;
         Ok(self
             .store
             .drain_audit(&mut |events| self.audit.append_all(events).map(|_| ()))?)
@@ -1190,15 +1325,19 @@ impl Service {
     /// Expire pending requests whose time ran out.
     pub fn expire(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
         let dir = self.directory.read()?;
-        let expired = self.store.expire_pending(now.timestamp(), &mut |record| {
-            self.append(event(
-                "jitsh",
-                "request.expire",
-                &record.new.id,
-                "expired",
-                json!({ "rule": record.new.rule, "requester": record.new.requester }),
-            ))?;
-            Ok(self.decision_notes(&dir, record))
+        let expired = self.step(|store| {
+            store.expire_pending(now.timestamp(), &mut |record| {
+                // Each request expires in its own transaction: the ones before this committed.
+                Self::step_committed();
+                self.append(event(
+                    "jitsh",
+                    "request.expire",
+                    &record.new.id,
+                    "expired",
+                    json!({ "rule": record.new.rule, "requester": record.new.requester }),
+                ))?;
+                Ok(self.decision_notes(&dir, record))
+            })
         })?;
         Ok(expired.len())
     }
@@ -2264,11 +2403,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn no_audit_record_means_no_action() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A service on a real SQLite file with `audit` as its log, alice as a requester.
+    fn service_with(dir: &Path, audit: Arc<dyn AuditSink>) -> (Service, Arc<dyn Store>, Principal) {
         let store: Arc<dyn Store> =
-            Arc::new(super::super::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+            Arc::new(super::super::sqlite::SqliteStore::open(&dir.join("db")).unwrap());
         let policy = "[[rule]]\nid = \"moves\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"mbmanagers\"]\n";
         let policies =
             super::super::ports::policies_from_sources(&[("p.toml".into(), policy.into())])
@@ -2277,15 +2415,15 @@ mod tests {
         directory
             .add_user("alice", None, vec!["exchange-admins".into()], vec![])
             .unwrap();
-        let path = dir.path().join("directory.toml");
+        let path = dir.join("directory.toml");
         directory.save(&path).unwrap();
         let service = Service::new(Parts {
             store: Arc::clone(&store),
             policies: Arc::new(policies),
-            policies_dir: dir.path().to_owned(),
+            policies_dir: dir.to_owned(),
             directory_path: path,
-            signer: Signer::load_or_create(dir.path()).unwrap(),
-            audit: Arc::new(BrokenAudit),
+            signer: Signer::load_or_create(dir).unwrap(),
+            audit,
             issuer: "jitsh".into(),
             pending_ttl: Duration::from_secs(3600),
             email: false,
@@ -2294,7 +2432,11 @@ mod tests {
         })
         .unwrap();
         let alice = directory.user("alice").unwrap();
-        let body = CreateBody {
+        (service, store, alice)
+    }
+
+    fn move_request() -> CreateBody {
+        CreateBody {
             task: Some("New-MoveRequest".into()),
             role: None,
             rule: None,
@@ -2304,12 +2446,120 @@ mod tests {
             ticket: None,
             command: None,
             uses: None,
-        };
+        }
+    }
+
+    #[test]
+    fn no_audit_record_means_no_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, store, alice) = service_with(dir.path(), Arc::new(BrokenAudit));
         let err = service
-            .create(&alice, body, chrono::Utc::now())
+            .create(&alice, move_request(), chrono::Utc::now())
             .unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (503, "audit_unavailable"));
         assert!(store.list_requests(None, None, 10).unwrap().is_empty());
+    }
+
+    /// A log in memory that refuses appends while `down` is set.
+    #[derive(Debug, Default)]
+    struct MemAudit {
+        events: Mutex<Vec<AuditEvent>>,
+        down: std::sync::atomic::AtomicBool,
+        /// Go down after this many more appends (0: never).
+        down_after: std::sync::atomic::AtomicUsize,
+    }
+
+    impl AuditSink for MemAudit {
+        fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self.down.load(SeqCst) {
+                return Err(AuditSinkError {
+                    path: "audit".into(),
+                    message: "No space left on device".into(),
+                });
+            }
+            if self.down_after.load(SeqCst) == 1 {
+                self.down.store(true, SeqCst);
+            }
+            let _ = self
+                .down_after
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+            let mut events = self.events.lock().unwrap();
+            events.push(event);
+            Ok(events.len() as u64)
+        }
+    }
+
+    /// Make every commit of a request fail at COMMIT (a deferred foreign key, checked only
+    /// there), after the step's hook has run: as a full disk fails SQLite's commit.
+    fn fail_commits(db: &Path, on: bool) {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let sql = if on {
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE doomed (ref INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TRIGGER doom AFTER INSERT ON requests BEGIN INSERT INTO doomed VALUES (1); END;"
+        } else {
+            "DROP TRIGGER doom;"
+        };
+        conn.execute_batch(sql).unwrap();
+    }
+
+    #[test]
+    fn a_record_whose_step_did_not_commit_is_followed_by_its_abandonment() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Arc::new(MemAudit::default());
+        let (service, store, alice) = service_with(dir.path(), audit.clone());
+        fail_commits(&dir.path().join("db"), true);
+        let now = chrono::Utc::now();
+
+        // The log works: the record is written, the commit fails, the withdrawal follows.
+        let err = service.create(&alice, move_request(), now).unwrap_err();
+        assert_eq!(err.code, "store_unavailable");
+        assert!(store.list_requests(None, None, 10).unwrap().is_empty());
+        {
+            let events = audit.events.lock().unwrap();
+            let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+            assert_eq!(actions, ["request.create", "audit.abandoned"]);
+            assert_eq!(events[1].subject, events[0].subject);
+            assert_eq!(events[1].details["seq"], json!(1));
+            assert_eq!(events[1].details["action"], json!("request.create"));
+        }
+        assert_eq!(service.degraded(), None);
+
+        // The log fails right after the record: the withdrawal is owed, and nothing else is
+        // recorded (nor done) before it.
+        audit.down_after.store(1, SeqCst);
+        assert!(service.create(&alice, move_request(), now).is_err());
+        assert_eq!(audit.events.lock().unwrap().len(), 3);
+        assert_eq!(service.degraded(), Some(Degraded::AbandonmentsOwed(1)));
+        fail_commits(&dir.path().join("db"), false);
+        let err = service.create(&alice, move_request(), now).unwrap_err();
+        assert_eq!(err.code, "audit_unavailable");
+        assert!(store.list_requests(None, None, 10).unwrap().is_empty());
+
+        // The log is back: the withdrawal comes first, then the new request.
+        audit.down.store(false, SeqCst);
+        let created = service.create(&alice, move_request(), now).unwrap();
+        assert_eq!(service.degraded(), None);
+        let events = audit.events.lock().unwrap();
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "request.create",
+                "audit.abandoned",
+                "request.create",
+                "audit.abandoned",
+                "request.create"
+            ]
+        );
+        assert_eq!(events[3].details["seq"], json!(3));
+        assert_eq!(events[3].subject, events[2].subject);
+        assert_eq!(json!(events[4].subject), created["id"]);
+        let stored = store.list_requests(None, None, 10).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(json!(stored[0].new.id), created["id"]);
     }
 
     #[test]

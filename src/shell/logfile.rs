@@ -27,8 +27,9 @@ impl Write for LogWriter {
         let mut guard = file();
         match guard.as_mut() {
             Some((f, _)) => {
-                // Colour codes are for terminals; the file gets the plain text.
-                f.write_all(&strip_ansi(buf))?;
+                // Colour codes are for terminals; the file gets the plain text. A line the file
+                // cannot take (a full disk) is dropped: reported, it would land in the prompt.
+                let _ = f.write_all(&strip_ansi(buf));
                 Ok(buf.len())
             }
             None => {

@@ -183,8 +183,18 @@ pub fn now_rfc3339() -> String {
 /// Where a session's audit events go: to the approval service when one is configured (spooled
 /// durably first, forwarded in order, nothing lost while the service is briefly unreachable), to
 /// the local chained log otherwise.
+///
+/// A record that withdraws an earlier one (an allowed line that did not run after all) is
+/// owed when the sink cannot take it: it is written before any later record, and until it is,
+/// nothing else is recorded (so no privileged line runs).
 #[derive(Debug)]
-pub enum SessionAudit {
+pub struct SessionAudit {
+    sink: Sink,
+    owed: std::sync::Mutex<Vec<crate::audit::AuditEvent>>,
+}
+
+#[derive(Debug)]
+enum Sink {
     Local(AuditLog),
     Service(crate::audit::spool::SpoolingSink),
 }
@@ -222,7 +232,7 @@ impl SessionAudit {
                         server.clone(),
                         credential.clone(),
                     ) {
-                        Ok(sink) => return Ok(SessionAudit::Service(sink)),
+                        Ok(sink) => return Ok(SessionAudit::new(Sink::Service(sink))),
                         Err(e @ crate::audit::spool::SpoolError::Locked(_)) => last = Some(e),
                         Err(e) => return Err(ShellError::Record(format!("audit spool: {e}"))),
                     }
@@ -232,27 +242,70 @@ impl SessionAudit {
                     last.map(|e| e.to_string()).unwrap_or_default()
                 )))
             }
-            None => open_audit(&record_dir.join("audit"), session_id).map(SessionAudit::Local),
+            None => open_audit(&record_dir.join("audit"), session_id)
+                .map(|log| SessionAudit::new(Sink::Local(log))),
         }
     }
 
+    fn new(sink: Sink) -> SessionAudit {
+        SessionAudit {
+            sink,
+            owed: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Record `event`, after any owed records.
     pub fn append(
         &self,
         event: crate::audit::AuditEvent,
     ) -> Result<u64, crate::audit::AuditSinkError> {
+        let mut owed = self
+            .owed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(first) = owed.first() {
+            self.write(first.clone())?;
+            owed.remove(0);
+        }
+        self.write(event)
+    }
+
+    /// Record `event`, which withdraws an earlier record; owed when it cannot be written now.
+    pub fn append_or_owe(&self, event: crate::audit::AuditEvent) {
+        if let Err(e) = self.append(event.clone()) {
+            tracing::warn!("a record is owed to the audit log until it can be written: {e}");
+            self.owed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(event);
+        }
+    }
+
+    fn write(&self, event: crate::audit::AuditEvent) -> Result<u64, crate::audit::AuditSinkError> {
         use crate::audit::AuditSink as _;
-        match self {
-            SessionAudit::Local(log) => log.append(event),
-            SessionAudit::Service(sink) => sink.append(event),
+        match &self.sink {
+            Sink::Local(log) => log.append(event),
+            Sink::Service(sink) => sink.append(event),
         }
     }
 
     /// End of session: seal the local log, or try to deliver what is spooled. Undelivered
     /// events stay in the spool and go out with the next session; that is not an error.
     pub fn close(&self) -> Result<(), String> {
-        match self {
-            SessionAudit::Local(log) => log.close().map_err(|e| e.to_string()),
-            SessionAudit::Service(sink) => {
+        let owed = std::mem::take(
+            &mut *self
+                .owed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for event in owed {
+            if let Err(e) = self.write(event) {
+                tracing::error!("an owed audit record was lost at the end of the session: {e}");
+            }
+        }
+        match &self.sink {
+            Sink::Local(log) => log.close().map_err(|e| e.to_string()),
+            Sink::Service(sink) => {
                 if let Err(e) = sink.flush(std::time::Duration::from_secs(5)) {
                     tracing::warn!("audit events stay spooled for later delivery: {e}");
                 }

@@ -818,10 +818,23 @@ impl Session {
         if decision.decision == Effect::Allow {
             let durable = audited.is_ok() && self.recorder.healthy();
             if checked.privileged && !durable {
+                // The log says `allow` but the line does not run (the recording failed): say
+                // so in the same log, so it records no action that did not happen.
+                if let Ok(seq) = &audited {
+                    let mut ev = event(self.access.user(), "gate.abort", &self.session_id, "error");
+                    ev.details.insert(
+                        "reason".into(),
+                        "the session recording cannot be written; the allowed line was not run"
+                            .into(),
+                    );
+                    ev.details.insert("line".into(), text.clone().into());
+                    ev.details.insert("decision_seq".into(), (*seq).into());
+                    self.audit.append_or_owe(ev);
+                }
                 self.editor.leave_for_message(&mut out);
                 out.extend_from_slice(
                     b"jitsh: refused: the session recording or audit log cannot be written, \
-so no privileged line runs\r\n",
+so no privileged line runs; free disk space and run it again (the session resumes by itself)\r\n",
                 );
                 self.editor.begin(&self.prompt);
                 self.editor.redraw_below(&mut out);
