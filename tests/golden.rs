@@ -209,9 +209,8 @@ fn recording_matches_the_pinned_bytes() {
     rec.output(6_000, &[0xff, b'z', 0xe2, 0x82]).unwrap();
     rec.marker(7_000, "deny Remove-Mailbox: \u{1F512} \"quoted\"")
         .unwrap();
-    rec.finish(8_000).unwrap();
+    let digest = rec.finish(8_000).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let digest = sha256_hex(&bytes);
     assert_eq!(
         digest,
         sha256_hex(&bytes),
@@ -229,4 +228,55 @@ fn recording_matches_the_pinned_bytes() {
         String::from_utf8_lossy(&bytes),
         String::from_utf8_lossy(&pinned)
     );
+}
+
+/// The recorder writes event lines straight into its buffer; they must be the bytes the
+/// reference encoding (time as `format_time`, code and data as JSON strings) gives.
+#[test]
+fn event_lines_match_the_reference_encoding() {
+    use jitsh::asciicast::v2::{encode_event, format_time, Event, EventKind};
+    let times = [
+        0,
+        1,
+        9,
+        10,
+        100_000,
+        999_999,
+        1_000_000,
+        1_000_001,
+        1_234_500,
+        86_400_000_000,
+    ];
+    let data = [
+        "",
+        "plain",
+        "\"q\" \\ \u{1b}[0m\t\r\n",
+        "€ 🔒",
+        "\u{7f}\u{0}",
+    ];
+    let kinds = [
+        EventKind::Output,
+        EventKind::Input,
+        EventKind::Marker,
+        EventKind::Resize,
+        EventKind::Other("x".into()),
+    ];
+    for t in times {
+        for d in data {
+            for k in &kinds {
+                let reference = format!(
+                    "[{}, {}, {}]",
+                    format_time(t),
+                    serde_json::Value::from(k.code()),
+                    serde_json::Value::from(d)
+                );
+                let ev = Event {
+                    time_us: t,
+                    kind: k.clone(),
+                    data: d.to_string(),
+                };
+                assert_eq!(encode_event(&ev), reference);
+            }
+        }
+    }
 }
