@@ -5,7 +5,7 @@
 //! action and its audit record happen together or not at all.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -71,6 +71,17 @@ pub struct Service {
     /// Held from counting a user's requests to inserting the new one, so concurrent filings
     /// cannot together pass a limit each passes alone.
     filing: Mutex<()>,
+    /// Tokens already signed, by grant `jti`: a grant's token is signed and audited once and
+    /// served again while the claims the grant yields now are the same (every check before
+    /// signing still runs on each fetch). Expired grants are dropped as new ones arrive.
+    issued: Mutex<std::collections::HashMap<String, IssuedToken>>,
+}
+
+/// A token as signed for a grant, with the claims it carries.
+struct IssuedToken {
+    claims: crate::token::Claims,
+    token: String,
+    exp: i64,
 }
 
 impl std::fmt::Debug for Service {
@@ -171,6 +182,7 @@ impl Service {
             gate_limiter: Default::default(),
             limits: parts.limits,
             filing: Mutex::new(()),
+            issued: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -824,6 +836,26 @@ impl Service {
             offline: rule.offline.map(|d| d.as_secs()),
             extra: Map::new(),
         };
+        let reply = |token: &str| {
+            json!({
+                "token": token, "jti": grant.jti, "request": id,
+                "nbf": rfc3339(grant.nbf), "exp": rfc3339(grant.exp), "kid": self.signer.kid(),
+            })
+        };
+        // The same grant yielding the same claims (but for the issue instant): serve the token
+        // signed before. Anything that changed (rule tightened, approvers, the row) signs anew.
+        {
+            let issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(prev) = issued.get(&grant.jti) {
+                let same = crate::token::Claims {
+                    iat: prev.claims.iat,
+                    ..claims.clone()
+                };
+                if same == prev.claims {
+                    return Ok(reply(&prev.token));
+                }
+            }
+        }
         let token = self
             .signer
             .issue(&claims)
@@ -838,10 +870,17 @@ impl Service {
             ))?;
             Ok(Vec::new())
         })?;
-        Ok(json!({
-            "token": token, "jti": grant.jti, "request": id,
-            "nbf": rfc3339(grant.nbf), "exp": rfc3339(grant.exp), "kid": self.signer.kid(),
-        }))
+        let mut issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
+        issued.retain(|_, t| t.exp > at);
+        issued.insert(
+            grant.jti.clone(),
+            IssuedToken {
+                claims,
+                token: token.clone(),
+                exp: grant.exp,
+            },
+        );
+        Ok(reply(&token))
     }
 
     /// What a gate needs to stop honouring grants: the token id and expiry of every grant
