@@ -4,9 +4,10 @@
 //! `seq` continue across files). A lock file (`audit.lock`, `flock`) keeps a second writer out.
 //!
 //! Durability: [`AuditSink::append`] returns only after the record is written and
-//! `fdatasync`ed. One writer thread owns the file and takes appends from a channel; everything
-//! queued while it was syncing is written and synced together (group commit), so many
-//! appending threads share one `fdatasync` instead of queueing for one each.
+//! `fdatasync`ed. Appenders queue their records; one of them at a time takes the writer and
+//! writes and syncs everything queued (group commit), so many appending threads share one
+//! `fdatasync` instead of queueing for one each, and a lone appender syncs in its own thread
+//! with no hand-off to another.
 //!
 //! Recovery on open: the tail of the last file is read and its last record verified. A torn
 //! last record (no line end, or not a record) is copied to `torn-NNNNNN-OFFSET.bin`, the file is
@@ -16,14 +17,13 @@
 //! tail), a checkpoint is written at once. Any write or sync failure poisons the log: every
 //! later append fails, because after a failed `fsync` the file's state is unknown.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -103,9 +103,46 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
 #[derive(Debug)]
 pub struct AuditLog {
     dir: PathBuf,
-    tx: Mutex<Option<Sender<Request>>>,
-    worker: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
+    shared: Mutex<Shared>,
+    /// Signalled whenever a batch is done (results posted, writer handed back).
+    turn: Condvar,
     stats: Arc<Counters>,
+}
+
+/// What appenders share, under [`AuditLog::shared`].
+#[derive(Debug)]
+struct Shared {
+    /// The writer, when no appender is writing with it (and the log is open).
+    writer: Option<Writer>,
+    /// An appender has taken the writer and is writing a batch.
+    writing: bool,
+    /// Closed: new appends are refused.
+    closed: bool,
+    /// A write or sync failed: every later append fails (the file's state is unknown).
+    poisoned: Option<String>,
+    /// Records waiting for the next batch, by ticket.
+    queue: Vec<(u64, AuditEvent)>,
+    /// Outcomes not yet collected by their appenders, by ticket.
+    done: HashMap<u64, Result<u64, String>>,
+    next_ticket: u64,
+}
+
+impl Shared {
+    /// Ends a batch: posts `results`, and on a failure poisons the log and fails everything
+    /// still queued.
+    fn settle(&mut self, results: Vec<(u64, Result<u64, String>)>) {
+        for (ticket, r) in results {
+            if let Err(message) = &r {
+                self.poisoned.get_or_insert_with(|| message.clone());
+            }
+            self.done.insert(ticket, r);
+        }
+        if let Some(message) = self.poisoned.clone() {
+            for (ticket, _) in self.queue.drain(..) {
+                self.done.insert(ticket, Err(message.clone()));
+            }
+        }
+    }
 }
 
 /// What the writer has done since the log was opened (not counting what opening wrote).
@@ -131,12 +168,6 @@ enum Mode {
         actor: String,
         found: Arc<Mutex<Option<String>>>,
     },
-}
-
-#[derive(Debug)]
-struct Request {
-    event: AuditEvent,
-    reply: SyncSender<Result<u64, String>>,
 }
 
 impl AuditLog {
@@ -226,15 +257,18 @@ impl AuditLog {
         let stats = Arc::new(Counters::default());
         let mut writer = Writer::open(dir, signer.as_ref(), options, anchor, witness, mode)?;
         writer.stats = Arc::clone(&stats);
-        let (tx, rx) = mpsc::channel();
-        let worker = std::thread::Builder::new()
-            .name("jitsh-audit".into())
-            .spawn(move || writer.run(rx))
-            .map_err(io_err(dir))?;
         Ok(AuditLog {
             dir: dir.to_path_buf(),
-            tx: Mutex::new(Some(tx)),
-            worker: Mutex::new(Some(worker)),
+            shared: Mutex::new(Shared {
+                writer: Some(writer),
+                writing: false,
+                closed: false,
+                poisoned: None,
+                queue: Vec::new(),
+                done: HashMap::new(),
+                next_ticket: 0,
+            }),
+            turn: Condvar::new(),
             stats,
         })
     }
@@ -252,32 +286,134 @@ impl AuditLog {
         &self.dir
     }
 
-    /// Write the shutdown checkpoint and stop. Appends after this fail.
+    /// Write the shutdown checkpoint and stop. Appends after this fail; appends already
+    /// queued are written first.
     pub fn close(&self) -> Result<(), AuditError> {
-        // A poisoned lock still holds a usable `Option`; never leave the sender alive, or the
-        // join below would wait forever.
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(tx);
-        let worker = self
-            .worker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match worker {
-            Some(handle) => handle.join().unwrap_or_else(|_| {
-                Err(AuditError::Poisoned {
-                    path: self.dir.display().to_string(),
-                    message: "the writer thread stopped unexpectedly".into(),
-                })
+        let mut g = self.lock();
+        g.closed = true;
+        let writer = loop {
+            if g.writing {
+                g = self.wait(g);
+            } else if !g.queue.is_empty() {
+                g = self.write_queued(g);
+            } else {
+                break g.writer.take();
+            }
+        };
+        let poisoned = g.poisoned.clone();
+        drop(g);
+        let Some(mut writer) = writer else {
+            return Ok(());
+        };
+        match poisoned {
+            Some(message) => Err(AuditError::Poisoned {
+                path: self.dir.display().to_string(),
+                message,
             }),
-            None => Ok(()),
+            None => writer.shut_down(),
         }
     }
 
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // The state stays consistent across a panic elsewhere (see `Leader`).
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
+        self.turn.wait(g).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queue `events` and wait until they are written and synced, writing them (with whatever
+    /// else is queued) in this thread when no other appender is writing.
+    fn submit(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
+        let mut g = self.lock();
+        if g.closed {
+            return Err(self.sink_error("the log is closed"));
+        }
+        if let Some(message) = &g.poisoned {
+            return Err(self.sink_error(message.clone()));
+        }
+        let first = g.next_ticket;
+        for event in events {
+            let t = g.next_ticket;
+            g.queue.push((t, event));
+            g.next_ticket = t.saturating_add(1);
+        }
+        let mine = first..g.next_ticket;
+        loop {
+            if mine.clone().all(|t| g.done.contains_key(&t)) {
+                break;
+            }
+            let queued = g.queue.iter().any(|(t, _)| mine.contains(t));
+            g = if queued && !g.writing {
+                self.write_queued(g)
+            } else {
+                // Ours are in the batch another appender is writing, or wait their turn.
+                self.wait(g)
+            };
+        }
+        let mut seqs = Vec::with_capacity(mine.clone().count());
+        let mut failure = None;
+        for t in mine {
+            match g.done.remove(&t) {
+                Some(Ok(seq)) => seqs.push(seq),
+                Some(Err(message)) => failure = Some(message),
+                None => failure = Some("the record's outcome was lost".to_string()),
+            }
+        }
+        drop(g);
+        match failure {
+            Some(message) => Err(self.sink_error(message)),
+            None => Ok(seqs),
+        }
+    }
+
+    /// Take the writer and write up to [`MAX_BATCH`] queued records with one sync, without
+    /// holding the lock; post the outcomes and wake the waiting appenders. The caller holds
+    /// the lock, no one is writing and the queue is not empty.
+    fn write_queued<'a>(&'a self, mut g: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
+        let Some(mut writer) = g.writer.take() else {
+            // The writer was lost (see `Leader`): nothing queued can be written.
+            g.poisoned
+                .get_or_insert_with(|| "the audit writer stopped unexpectedly".to_string());
+            g.settle(Vec::new());
+            self.turn.notify_all();
+            return g;
+        };
+        if g.poisoned.is_some() {
+            g.writer = Some(writer);
+            g.settle(Vec::new());
+            self.turn.notify_all();
+            return g;
+        }
+        let take = g.queue.len().min(MAX_BATCH);
+        let batch: Vec<(u64, AuditEvent)> = g.queue.drain(..take).collect();
+        g.writing = true;
+        drop(g);
+        let leader = Leader { log: self };
+        let results: Vec<(u64, Result<u64, String>)> = match writer.write_batch(&batch) {
+            Ok(seqs) => batch
+                .iter()
+                .map(|(t, _)| *t)
+                .zip(seqs.into_iter().map(Ok))
+                .collect(),
+            Err(e) => {
+                tracing::error!("audit log write failed: {e}");
+                let message = e.to_string();
+                batch
+                    .iter()
+                    .map(|(t, _)| (*t, Err(message.clone())))
+                    .collect()
+            }
+        };
+        std::mem::forget(leader);
+        let mut g = self.lock();
+        g.settle(results);
+        g.writer = Some(writer);
+        g.writing = false;
+        self.turn.notify_all();
+        g
+    }
     fn sink_error(&self, message: impl Into<String>) -> AuditSinkError {
         AuditSinkError {
             path: self.dir.display().to_string(),
@@ -288,45 +424,33 @@ impl AuditLog {
 
 impl AuditSink for AuditLog {
     fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
-        // Queue them all before waiting: the writer takes what is queued as one batch.
-        let mut answers = Vec::with_capacity(events.len());
-        {
-            let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = guard
-                .as_ref()
-                .ok_or_else(|| self.sink_error("the log is closed"))?;
-            for event in events {
-                let (reply, answer) = mpsc::sync_channel(1);
-                tx.send(Request { event, reply })
-                    .map_err(|_| self.sink_error("the writer thread has stopped"))?;
-                answers.push(answer);
-            }
-        }
-        answers
-            .into_iter()
-            .map(|answer| match answer.recv() {
-                Ok(Ok(seq)) => Ok(seq),
-                Ok(Err(message)) => Err(self.sink_error(message)),
-                Err(_) => Err(self.sink_error("the writer thread has stopped")),
-            })
-            .collect()
+        // All queued before any is written: they go out as one batch.
+        self.submit(events)
     }
 
     fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        {
-            let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = guard
-                .as_ref()
-                .ok_or_else(|| self.sink_error("the log is closed"))?;
-            tx.send(Request { event, reply })
-                .map_err(|_| self.sink_error("the writer thread has stopped"))?;
-        }
-        match answer.recv() {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(message)) => Err(self.sink_error(message)),
-            Err(_) => Err(self.sink_error("the writer thread has stopped")),
-        }
+        self.submit(vec![event])?
+            .first()
+            .copied()
+            .ok_or_else(|| self.sink_error("the record's outcome was lost"))
+    }
+}
+
+/// Held by the appender writing a batch: if that thread panics mid-batch, the writer is lost
+/// with it, so the log is poisoned and the waiting appenders are woken to fail, never to wait
+/// forever. Forgotten once the batch is done.
+struct Leader<'a> {
+    log: &'a AuditLog,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut g = self.log.lock();
+        g.writing = false;
+        g.poisoned
+            .get_or_insert_with(|| "the audit writer stopped unexpectedly".to_string());
+        g.settle(Vec::new());
+        self.log.turn.notify_all();
     }
 }
 
@@ -382,7 +506,7 @@ fn sync_dir(dir: &Path) -> Result<(), AuditError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The writer thread's state
+// The writer's state
 
 #[derive(Debug)]
 struct Writer {
@@ -582,59 +706,21 @@ impl Writer {
     }
 
     /// The writer thread: batch what is queued, write it, sync once, answer everyone.
-    fn run(mut self, rx: Receiver<Request>) -> Result<(), AuditError> {
-        let mut poisoned: Option<String> = None;
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            if let Some(message) = &poisoned {
-                for r in batch {
-                    let _ = r.reply.send(Err(message.clone()));
-                }
-                continue;
-            }
-            match self.write_batch(&batch) {
-                Ok(first_seq) => {
-                    for (r, seq) in batch.into_iter().zip(first_seq) {
-                        let _ = r.reply.send(Ok(seq));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("audit log write failed: {e}");
-                    let message = e.to_string();
-                    for r in batch {
-                        let _ = r.reply.send(Err(message.clone()));
-                    }
-                    poisoned = Some(message);
-                }
-            }
+    /// The shutdown checkpoint (with a signer), synced and anchored as a clean stop.
+    fn shut_down(&mut self) -> Result<(), AuditError> {
+        if self.signer.is_some() {
+            self.stage_checkpoint("shutdown")?;
+            self.commit()?;
+            return self.save_anchor(true);
         }
-        match poisoned {
-            Some(message) => Err(AuditError::Poisoned {
-                path: self.dir.display().to_string(),
-                message,
-            }),
-            None => {
-                if self.signer.is_some() {
-                    self.stage_checkpoint("shutdown")?;
-                    self.commit()?;
-                    return self.save_anchor(true);
-                }
-                self.commit()
-            }
-        }
+        self.commit()
     }
 
     /// Write a batch durably; the seqs given to its events, in order.
-    fn write_batch(&mut self, batch: &[Request]) -> Result<Vec<u64>, AuditError> {
+    fn write_batch(&mut self, batch: &[(u64, AuditEvent)]) -> Result<Vec<u64>, AuditError> {
         let mut seqs = Vec::with_capacity(batch.len());
-        for r in batch {
-            seqs.push(self.stage(&r.event)?);
+        for (_, event) in batch {
+            seqs.push(self.stage(event)?);
             if self.signer.is_some() && self.since_checkpoint >= self.options.checkpoint_every {
                 self.stage_checkpoint("interval")?;
             }
