@@ -873,6 +873,105 @@ mod tests {
         assert!(accepted >= texts.len() - 1, "{accepted} of {}", texts.len());
     }
 
+    /// Mutated policy text: whenever the fast reader accepts a file, the full parser accepts it
+    /// too and the loads agree (the fast reader never lets through what TOML refuses).
+    #[test]
+    fn fast_reader_never_accepts_what_the_full_parser_refuses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut bases = vec![super::super::synthetic_policy_set(12)];
+        for f in [
+            "policies/privileged-tasks.toml",
+            "policies/standing-access.toml",
+        ] {
+            bases.push(std::fs::read_to_string(root.join(f)).unwrap());
+        }
+        let alphabet: &[&str] = &[
+            "\"",
+            "'",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "=",
+            ".",
+            "#",
+            "\n",
+            "\r",
+            "\t",
+            " ",
+            "\\",
+            "\\u00e9",
+            "a",
+            "-",
+            "_",
+            "1",
+            "0",
+            "+",
+            "\u{1}",
+            "\u{7f}",
+            "é",
+            "[[rule]]\n",
+            "tasks",
+            "id",
+            "params.",
+            "when.",
+            "\"\"\"",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let (mut accepted, mut tried) = (0, 0);
+        for base in &bases {
+            for _ in 0..400 {
+                let mut text = base.clone();
+                for _ in 0..1 + next(3) {
+                    let mut at = next(text.len() + 1);
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    let mut end = (at + next(4)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    let with = alphabet[next(alphabet.len())];
+                    text.replace_range(at..end, with);
+                }
+                tried += 1;
+                if super::super::fast::parse(&text).is_none() {
+                    continue;
+                }
+                accepted += 1;
+                assert!(
+                    toml::from_str::<RawFile>(&text).is_ok(),
+                    "the fast reader accepted what TOML refuses:\n{text}"
+                );
+                let src = [PolicySource::new("m.toml", text.clone())];
+                match (load_with(&src, false), load_with(&src, true)) {
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(
+                            format!("{:?}", a.rules()),
+                            format!("{:?}", b.rules()),
+                            "{text}"
+                        )
+                    }
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a.to_string().is_empty(), b.to_string().is_empty())
+                    }
+                    _ => panic!("the readers disagree on:\n{text}"),
+                }
+            }
+        }
+        assert!(
+            accepted > tried / 10,
+            "{accepted} of {tried} accepted: mutations too harsh"
+        );
+    }
+
     /// Outside the subset the fast reader steps aside rather than guess.
     #[test]
     fn fast_reader_declines_what_it_does_not_know() {
