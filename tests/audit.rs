@@ -449,6 +449,71 @@ fn group_commit_keeps_every_append_once_and_in_chain() {
     assert!(seen.values().all(|&n| n == 1));
 }
 
+/// Appenders racing `close`: every append that returned a seq is in the sealed log exactly
+/// once, every other one was refused (never silently dropped), and after close all are refused.
+#[test]
+fn appends_racing_close_are_written_or_refused_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(AuditLog::open(dir.path(), Some(signer())).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut ok = Vec::new();
+                for i in 0..400 {
+                    let evs = vec![
+                        event(
+                            "gate.decision",
+                            &format!("t{t}"),
+                            serde_json::json!({"i": i}),
+                        ),
+                        event(
+                            "gate.decision",
+                            &format!("t{t}"),
+                            serde_json::json!({"i": -i}),
+                        ),
+                    ];
+                    match log.append_all(evs) {
+                        Ok(seqs) => ok.extend(seqs),
+                        Err(e) => {
+                            assert!(e.to_string().contains("closed"), "{e}");
+                            break;
+                        }
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    log.close().unwrap();
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(log.append(numbered(1)).is_err(), "closed means closed");
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "no seq given twice");
+    let file = dir.path().join("audit-000001.jsonl");
+    let mut found = Vec::new();
+    for_each_record(std::slice::from_ref(&file), |_, r| {
+        let r = r.unwrap();
+        if r.action == "gate.decision" {
+            found.push(r.seq);
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        found, seqs,
+        "exactly the acknowledged appends are in the log"
+    );
+    verify_paths(&[file], &trusted(), VerifyOptions::default())
+        .unwrap()
+        .unwrap();
+}
+
 #[test]
 fn rotated_files_chain_across_and_must_all_be_given() {
     let dir = tempfile::tempdir().unwrap();

@@ -2233,3 +2233,39 @@ async fn refused_approvals_failed_logins_and_refused_lock_changes_are_audited() 
     // The failed credential itself is never logged.
     assert!(!env.audit_text().contains("jitsh_not_a_credential"));
 }
+
+/// A grant's token is signed and audited once, then served again as is; revoking the grant or
+/// locking its holder still stops the fetch at once, and a tampered row is refused even though a
+/// token was signed for it before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grant_s_token_is_signed_once_and_served_again_until_revoked() {
+    let env = Env::new();
+    let server = env.start(&[]);
+    let (alice, bob) = (env.cred("alice"), env.cred("bob"));
+    let mv = ["--task", "New-MoveRequest", "--for", "1h"];
+    let id = server.approved(alice, bob, &mv).await;
+    let path = format!("/v1/requests/{id}/token");
+    let fetch = || server.call("GET", &path, alice, None);
+    let (status, first) = fetch().await;
+    assert_eq!(status, 200, "{first}");
+    for _ in 0..3 {
+        let (status, again) = fetch().await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["token"], first["token"], "the same token is served");
+    }
+    let issues = env
+        .audit()
+        .iter()
+        .filter(|e| e["subject"] == id.as_str() && e["action"] == "token.issue")
+        .count();
+    assert_eq!(issues, 1, "signed and audited once");
+
+    let revoked = server.jitsh(bob, &["revoke", &id]).await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let (status, err) = fetch().await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("not_approved")),
+        "{err}"
+    );
+}

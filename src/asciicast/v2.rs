@@ -170,9 +170,34 @@ pub fn encode_header(header: &Header) -> String {
 
 /// One event line, without its newline.
 pub fn encode_event(event: &Event) -> String {
-    let code = serde_json::Value::from(event.kind.code());
-    let data = serde_json::Value::from(event.data.as_str());
-    format!("[{}, {code}, {data}]", format_time(event.time_us))
+    let mut out = Vec::with_capacity(event.data.len() + 24);
+    encode_event_into(&mut out, event.time_us, &event.kind, &event.data);
+    // Only JSON text was written, which is UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Append the event line (without newline) to `out`: the same bytes as [`encode_event`],
+/// written straight from `data` with no intermediate copies.
+pub fn encode_event_into(out: &mut Vec<u8>, time_us: u64, kind: &EventKind, data: &str) {
+    use std::io::Write as _;
+    let secs = time_us / 1_000_000;
+    let frac = time_us % 1_000_000;
+    // Writing into a Vec cannot fail.
+    let _ = if frac == 0 {
+        write!(out, "[{secs}.0, ")
+    } else {
+        let mut digits = frac;
+        let mut width = 6;
+        while digits % 10 == 0 {
+            digits /= 10;
+            width -= 1;
+        }
+        write!(out, "[{secs}.{digits:0width$}, ")
+    };
+    let _ = serde_json::to_writer(&mut *out, kind.code());
+    out.extend_from_slice(b", ");
+    let _ = serde_json::to_writer(&mut *out, data);
+    out.push(b']');
 }
 
 /// Decode a whole recording. A last line that does not parse is reported in [`Cast::torn`]

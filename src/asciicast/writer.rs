@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::utf8::Utf8Decoder;
-use super::v2::{encode_event, encode_header, Event, EventKind, Header};
+use super::v2::{encode_event_into, encode_header, EventKind, Header};
 use super::AsciicastError;
 
 /// Writes one recording. Output and input have their own UTF-8 decoders, so a multi-byte
@@ -33,6 +33,20 @@ pub struct Recorder {
     good_len: u64,
     /// A write failed other than for lack of space: the file's state is unknown.
     broken: bool,
+    /// The next line, reused so an event costs no allocation once it has grown.
+    line: Vec<u8>,
+    /// SHA-256 of everything written so far: the digest is ready at the end without reading
+    /// the file back (which would cost memory the size of the recording).
+    hash: Digest,
+}
+
+/// The running SHA-256 (`ring`'s context has no `Debug`).
+struct Digest(ring::digest::Context);
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Digest(SHA-256)")
+    }
 }
 
 impl Recorder {
@@ -52,8 +66,12 @@ impl Recorder {
             last_us: 0,
             good_len: 0,
             broken: false,
+            line: Vec::new(),
+            hash: Digest(ring::digest::Context::new(&ring::digest::SHA256)),
         };
-        recorder.write_line(&encode_header(header))?;
+        let head = encode_header(header);
+        recorder.line.extend_from_slice(head.as_bytes());
+        recorder.write_line()?;
         recorder.sync()?;
         Ok(recorder)
     }
@@ -92,13 +110,23 @@ impl Recorder {
         self.event(time_us, EventKind::Resize, format!("{cols}x{rows}"))
     }
 
-    /// Flush unfinished characters and sync the file.
-    pub fn finish(mut self, time_us: u64) -> Result<(), AsciicastError> {
+    /// Flush unfinished characters and sync the file; returns the SHA-256 (hex) of all the
+    /// bytes written, which is the file's as long as nothing else wrote to it.
+    pub fn finish(mut self, time_us: u64) -> Result<String, AsciicastError> {
         let out = self.output.finish();
         self.event(time_us, EventKind::Output, out)?;
         let inp = self.input.finish();
         self.event(time_us, EventKind::Input, inp)?;
-        self.sync()
+        self.sync()?;
+        let digest = self.hash.0.clone().finish();
+        Ok(digest
+            .as_ref()
+            .iter()
+            .fold(String::with_capacity(64), |mut s, b| {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{b:02x}");
+                s
+            }))
     }
 
     fn event(&mut self, time_us: u64, kind: EventKind, data: String) -> Result<(), AsciicastError> {
@@ -108,31 +136,39 @@ impl Recorder {
         // Players expect non-decreasing times; a caller's clock hiccup must not reorder events.
         let time_us = time_us.max(self.last_us);
         self.last_us = time_us;
-        self.write_line(&encode_event(&Event {
-            time_us,
-            kind,
-            data,
-        }))
+        self.line.clear();
+        encode_event_into(&mut self.line, time_us, &kind, &data);
+        self.write_line()
     }
 
-    fn write_line(&mut self, line: &str) -> Result<(), AsciicastError> {
+    /// Write `self.line` and a newline with one `write_all`, and hash what was written.
+    fn write_line(&mut self) -> Result<(), AsciicastError> {
         if self.broken {
             return Err(io(
                 &self.path,
                 std::io::Error::other("an earlier write failed"),
             ));
         }
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        let path = self.path.clone();
+        self.line.push(b'\n');
         let before = self.good_len;
-        crate::audit::outage::injected()
-            .and_then(|()| self.file.write_all(&bytes))
+        let written =
+            crate::audit::outage::injected().and_then(|()| self.file.write_all(&self.line));
+        let len = self.line.len() as u64;
+        if written.is_ok() {
+            // Only what stays in the file is hashed: a refused line is cut off again below.
+            self.hash.0.update(&self.line);
+            self.good_len = before.saturating_add(len);
+        }
+        // A burst of large output must not keep its largest line's buffer for the session.
+        if self.line.capacity() > 1 << 20 {
+            self.line = Vec::new();
+        } else {
+            self.line.clear();
+        }
+        let path = self.path.clone();
+        written
             .map_err(|source| io(&path, source))
-            .inspect_err(|e| self.cut_back(e, before))?;
-        self.good_len = before.saturating_add(bytes.len() as u64);
-        Ok(())
+            .inspect_err(|e| self.cut_back(e, before))
     }
 
     /// After a failed write: lack of space cuts the file back to `len` (its last whole event
@@ -152,8 +188,9 @@ impl Recorder {
     }
 
     fn sync(&mut self) -> Result<(), AsciicastError> {
-        let path = self.path.clone();
-        self.file.sync_data().map_err(|source| io(&path, source))
+        self.file
+            .sync_data()
+            .map_err(|source| io(&self.path, source))
     }
 }
 

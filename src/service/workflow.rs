@@ -106,6 +106,17 @@ pub struct Service {
     filing: Mutex<()>,
     /// `audit.abandoned` records the log could not take yet; written before any other record.
     owed: Mutex<Vec<AuditEvent>>,
+    /// Tokens already signed, by grant `jti`: a grant's token is signed and audited once and
+    /// served again while the claims the grant yields now are the same (every check before
+    /// signing still runs on each fetch). Expired grants are dropped as new ones arrive.
+    issued: Mutex<std::collections::HashMap<String, IssuedToken>>,
+}
+
+/// A token as signed for a grant, with the claims it carries.
+struct IssuedToken {
+    claims: crate::token::Claims,
+    token: String,
+    exp: i64,
 }
 
 thread_local! {
@@ -223,6 +234,7 @@ impl Service {
             limits: parts.limits,
             filing: Mutex::new(()),
             owed: Mutex::new(Vec::new()),
+            issued: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -972,6 +984,26 @@ impl Service {
             offline: rule.offline.map(|d| d.as_secs()),
             extra: Map::new(),
         };
+        let reply = |token: &str| {
+            json!({
+                "token": token, "jti": grant.jti, "request": id,
+                "nbf": rfc3339(grant.nbf), "exp": rfc3339(grant.exp), "kid": self.signer.kid(),
+            })
+        };
+        // The same grant yielding the same claims (but for the issue instant): serve the token
+        // signed before. Anything that changed (rule tightened, approvers, the row) signs anew.
+        {
+            let issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(prev) = issued.get(&grant.jti) {
+                let same = crate::token::Claims {
+                    iat: prev.claims.iat,
+                    ..claims.clone()
+                };
+                if same == prev.claims {
+                    return Ok(reply(&prev.token));
+                }
+            }
+        }
         let token = self
             .signer
             .issue(&claims)
@@ -988,10 +1020,17 @@ impl Service {
                 Ok(Vec::new())
             })
         })?;
-        Ok(json!({
-            "token": token, "jti": grant.jti, "request": id,
-            "nbf": rfc3339(grant.nbf), "exp": rfc3339(grant.exp), "kid": self.signer.kid(),
-        }))
+        let mut issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
+        issued.retain(|_, t| t.exp > at);
+        issued.insert(
+            grant.jti.clone(),
+            IssuedToken {
+                claims,
+                token: token.clone(),
+                exp: grant.exp,
+            },
+        );
+        Ok(reply(&token))
     }
 
     /// What a gate needs to stop honouring grants: the token id and expiry of every grant

@@ -152,17 +152,13 @@ impl Recorder {
         let t = self.now_us();
         let closed = self.resume(t);
         let finished = self.rec.finish(t);
-        if self.failed || !closed || finished.is_err() {
-            return Err(ShellError::Record(format!(
+        match finished {
+            Ok(digest) if !self.failed && closed => Ok(digest),
+            _ => Err(ShellError::Record(format!(
                 "`{}` could not be written completely",
                 self.path.display()
-            )));
+            ))),
         }
-        let bytes = std::fs::read(&self.path)
-            .map_err(|e| ShellError::Record(format!("`{}`: {e}", self.path.display())))?;
-        Ok(hex(
-            ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
-        ))
     }
 
     fn now_us(&self) -> u64 {

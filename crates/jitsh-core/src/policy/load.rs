@@ -30,69 +30,69 @@ const FORMAT_VERSION: i64 = 1;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
-    version: Option<Spanned<i64>>,
-    defaults: Option<RawDefaults>,
+pub(crate) struct RawFile {
+    pub(crate) version: Option<Spanned<i64>>,
+    pub(crate) defaults: Option<RawDefaults>,
     #[serde(default)]
-    roles: BTreeMap<Spanned<String>, RawRole>,
+    pub(crate) roles: BTreeMap<Spanned<String>, RawRole>,
     #[serde(default)]
-    rule: Vec<Spanned<RawRule>>,
+    pub(crate) rule: Vec<Spanned<RawRule>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDefaults {
-    unmatched: Option<Spanned<String>>,
-    dynamic: Option<Spanned<String>>,
-    platform: Option<Spanned<String>>,
+pub(crate) struct RawDefaults {
+    pub(crate) unmatched: Option<Spanned<String>>,
+    pub(crate) dynamic: Option<Spanned<String>>,
+    pub(crate) platform: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRole {
-    tasks: Spanned<Vec<Spanned<String>>>,
-    description: Option<String>,
+pub(crate) struct RawRole {
+    pub(crate) tasks: Spanned<Vec<Spanned<String>>>,
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
-    id: Spanned<String>,
-    effect: Spanned<String>,
-    tasks: Spanned<Vec<Spanned<String>>>,
+pub(crate) struct RawRule {
+    pub(crate) id: Spanned<String>,
+    pub(crate) effect: Spanned<String>,
+    pub(crate) tasks: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
-    except: Vec<Spanned<String>>,
-    approval: Option<Spanned<String>>,
-    approvers: Option<Spanned<Vec<Spanned<String>>>>,
-    requesters: Option<Spanned<Vec<Spanned<String>>>>,
-    max_duration: Option<Spanned<String>>,
-    min_approvals: Option<Spanned<i64>>,
-    offline: Option<Spanned<String>>,
+    pub(crate) except: Vec<Spanned<String>>,
+    pub(crate) approval: Option<Spanned<String>>,
+    pub(crate) approvers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) requesters: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) max_duration: Option<Spanned<String>>,
+    pub(crate) min_approvals: Option<Spanned<i64>>,
+    pub(crate) offline: Option<Spanned<String>>,
     // Not `Spanned`: dotted-key tables (`when.any_param = ...`) carry no span of their own.
-    when: Option<RawWhen>,
-    params: Option<RawParams>,
-    description: Option<String>,
+    pub(crate) when: Option<RawWhen>,
+    pub(crate) params: Option<RawParams>,
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawWhen {
-    any_param: Option<Spanned<Vec<Spanned<String>>>>,
-    no_param: Option<Spanned<Vec<Spanned<String>>>>,
+pub(crate) struct RawWhen {
+    pub(crate) any_param: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) no_param: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `params.only = [...]` plus `params.NAME = { glob | regex | one_of }`.
-struct RawParams {
-    only: Option<Spanned<Vec<Spanned<String>>>>,
-    values: Vec<(Spanned<String>, Spanned<RawConstraint>)>,
+pub(crate) struct RawParams {
+    pub(crate) only: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) values: Vec<(Spanned<String>, Spanned<RawConstraint>)>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConstraint {
-    glob: Option<Spanned<String>>,
-    regex: Option<Spanned<String>>,
-    one_of: Option<Spanned<Vec<String>>>,
+pub(crate) struct RawConstraint {
+    pub(crate) glob: Option<Spanned<String>>,
+    pub(crate) regex: Option<Spanned<String>>,
+    pub(crate) one_of: Option<Spanned<Vec<String>>>,
 }
 
 impl<'de> Deserialize<'de> for RawParams {
@@ -185,13 +185,24 @@ impl FileCx<'_> {
 // ---- the load --------------------------------------------------------------------------------
 
 pub(crate) fn load(sources: &[PolicySource]) -> Result<PolicySet, LoadErrors> {
+    // The fast reader first; any error at all, and the load is redone with the full TOML
+    // parser alone, so what is reported never depends on which reader ran.
+    load_with(sources, true).or_else(|_| load_with(sources, false))
+}
+
+fn load_with(sources: &[PolicySource], fast: bool) -> Result<PolicySet, LoadErrors> {
     let mut errors = Vec::new();
 
     // Pass 1: parse every file; gather defaults and roles.
     let mut parsed: Vec<(&PolicySource, RawFile)> = Vec::new();
     let mut any_unparsed = false;
     for src in sources {
-        match toml::from_str::<RawFile>(&src.text) {
+        let quick = if fast {
+            super::fast::parse(&src.text)
+        } else {
+            None
+        };
+        match quick.map_or_else(|| toml::from_str::<RawFile>(&src.text), Ok) {
             Ok(raw) => parsed.push((src, raw)),
             Err(e) => {
                 any_unparsed = true;
@@ -791,6 +802,198 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[allow(clippy::unwrap_used, reason = "tests report failure by panicking")]
 mod tests {
     use super::*;
+
+    /// The fast reader and the full TOML parser give the same policy set for every file the
+    /// fast reader accepts, and it accepts the shipped, fixture and generated policies.
+    #[test]
+    fn fast_reader_agrees_with_the_full_parser() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts: Vec<(String, String)> = Vec::new();
+        for dir in [
+            "policies",
+            "tests/fixtures/policies/valid",
+            "tests/fixtures/allow-all",
+        ] {
+            let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for f in files {
+                texts.push((
+                    f.display().to_string(),
+                    std::fs::read_to_string(&f).unwrap(),
+                ));
+            }
+        }
+        for n in [1, 10, 200] {
+            texts.push((
+                format!("synthetic-{n}"),
+                super::super::synthetic_policy_set(n),
+            ));
+        }
+        let quoted = "version = 1\n[defaults]\nunmatched = 'deny' # c\r\n\n[roles.\"Mail Ops\"]\ntasks = [\n  \"Get-*\", # first\n  'Set-Mailbox',\n]\ndescription = \"t\\u00e9\\\"x\\\"\"\n[[ rule ]]\n\"id\" = \"a-1\"\neffect = \"approval\"\ntasks = [\"role:Mail Ops\"]\napprovers = [\"g\"]\nmin_approvals = 2\nparams.Identity = { glob = \"*@x.com\", }\nparams.Other = {regex='[a-z]+'}\nwhen.no_param = []\n";
+        texts.push(("quoted".into(), quoted.to_string()));
+        let mut accepted = 0;
+        for (name, text) in &texts {
+            let src = [PolicySource::new(name.clone(), text.clone())];
+            let slow = load_with(&src, false);
+            if super::super::fast::parse(text).is_some() {
+                accepted += 1;
+                let quick = load_with(&src, true);
+                match (&slow, &quick) {
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(
+                            format!("{:?}", a.rules()),
+                            format!("{:?}", b.rules()),
+                            "{name}"
+                        );
+                        assert_eq!(
+                            format!("{:?}", a.defaults()),
+                            format!("{:?}", b.defaults()),
+                            "{name}"
+                        );
+                        let mut ra: Vec<_> = a.roles().iter().map(|r| format!("{r:?}")).collect();
+                        let mut rb: Vec<_> = b.roles().iter().map(|r| format!("{r:?}")).collect();
+                        ra.sort();
+                        rb.sort();
+                        assert_eq!(ra, rb, "{name}");
+                    }
+                    (Err(_), Err(_)) => {}
+                    _ => panic!("{name}: the readers disagree on whether it loads"),
+                }
+            } else {
+                assert!(
+                    !name.starts_with("synthetic") && !name.contains("/policies/"),
+                    "{name}: the fast reader should take it"
+                );
+            }
+        }
+        assert!(accepted >= texts.len() - 1, "{accepted} of {}", texts.len());
+    }
+
+    /// Mutated policy text: whenever the fast reader accepts a file, the full parser accepts it
+    /// too and the loads agree (the fast reader never lets through what TOML refuses).
+    #[test]
+    fn fast_reader_never_accepts_what_the_full_parser_refuses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut bases = vec![super::super::synthetic_policy_set(12)];
+        for f in [
+            "policies/privileged-tasks.toml",
+            "policies/standing-access.toml",
+        ] {
+            bases.push(std::fs::read_to_string(root.join(f)).unwrap());
+        }
+        let alphabet: &[&str] = &[
+            "\"",
+            "'",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "=",
+            ".",
+            "#",
+            "\n",
+            "\r",
+            "\t",
+            " ",
+            "\\",
+            "\\u00e9",
+            "a",
+            "-",
+            "_",
+            "1",
+            "0",
+            "+",
+            "\u{1}",
+            "\u{7f}",
+            "é",
+            "[[rule]]\n",
+            "tasks",
+            "id",
+            "params.",
+            "when.",
+            "\"\"\"",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let (mut accepted, mut tried) = (0, 0);
+        for base in &bases {
+            for _ in 0..400 {
+                let mut text = base.clone();
+                for _ in 0..1 + next(3) {
+                    let mut at = next(text.len() + 1);
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    let mut end = (at + next(4)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    let with = alphabet[next(alphabet.len())];
+                    text.replace_range(at..end, with);
+                }
+                tried += 1;
+                if super::super::fast::parse(&text).is_none() {
+                    continue;
+                }
+                accepted += 1;
+                assert!(
+                    toml::from_str::<RawFile>(&text).is_ok(),
+                    "the fast reader accepted what TOML refuses:\n{text}"
+                );
+                let src = [PolicySource::new("m.toml", text.clone())];
+                match (load_with(&src, false), load_with(&src, true)) {
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(
+                            format!("{:?}", a.rules()),
+                            format!("{:?}", b.rules()),
+                            "{text}"
+                        )
+                    }
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a.to_string().is_empty(), b.to_string().is_empty())
+                    }
+                    _ => panic!("the readers disagree on:\n{text}"),
+                }
+            }
+        }
+        assert!(
+            accepted > tried / 10,
+            "{accepted} of {tried} accepted: mutations too harsh"
+        );
+    }
+
+    /// Outside the subset the fast reader steps aside rather than guess.
+    #[test]
+    fn fast_reader_declines_what_it_does_not_know() {
+        for text in [
+            "[[rule]]\nid = \"a\"\neffect = \"deny\"\n",
+            "[[rule]]\nid = \"a\"\nid = \"b\"\neffect = \"deny\"\ntasks = [\"x\"]\n",
+            "[[rule]]\nid = \"\"\"a\"\"\"\neffect = \"deny\"\ntasks = [\"x\"]\n",
+            "[[rule]]\nid = \"a\"\neffect = \"deny\"\ntasks = [\"x\"]\nfoo = 1\n",
+            "[[rule]]\nid = \"a\u{1}\"\neffect = \"deny\"\ntasks = [\"x\"]\n",
+            "# \u{7f}\n",
+            "version = 1_0\n",
+            "version = 01\n",
+            "[defaults]\n[defaults]\n",
+            "[roles.a]\ntasks=[\"x\"]\n[roles.a]\ntasks=[\"y\"]\n",
+            "[rule]\n",
+            "a.b.c = 1\n",
+            "x = 1\r",
+            "\u{feff}version = 1\n",
+        ] {
+            assert!(super::super::fast::parse(text).is_none(), "{text:?}");
+        }
+    }
 
     #[test]
     fn durations() {

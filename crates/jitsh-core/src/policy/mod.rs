@@ -15,6 +15,7 @@ use crate::invocation::Invocation;
 
 mod error;
 mod eval;
+mod fast;
 mod index;
 mod lint;
 mod load;

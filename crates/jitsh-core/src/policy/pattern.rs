@@ -6,23 +6,26 @@
 
 use std::fmt;
 
-/// One element of a compiled glob.
-#[derive(Clone, PartialEq, Eq)]
+/// One element of a compiled glob: 8 bytes, so a policy of many literal names stays small.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Tok {
     Lit(char),
     /// `?`: exactly one character.
     One,
     /// `*`: any run of characters, including none.
     Star,
-    /// `[...]`: one character from the listed ranges (a single character is a range of one).
-    Class(Vec<(char, char)>),
+    /// `[...]`: one character from the ranges of the glob's class at this index (a single
+    /// character is a range of one).
+    Class(u32),
 }
 
 /// A compiled, case-insensitive wildcard pattern.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Glob {
-    text: String,
-    toks: Vec<Tok>,
+    text: Box<str>,
+    toks: Box<[Tok]>,
+    /// The `[...]` classes, in order of appearance.
+    classes: Box<[Box<[(char, char)]>]>,
 }
 
 /// How a glob can be looked up without trying it against every name.
@@ -42,6 +45,7 @@ impl Glob {
     /// Compiles `text`; the error names the problem (the caller adds which pattern).
     pub fn new(text: &str) -> Result<Glob, String> {
         let mut toks = Vec::new();
+        let mut classes: Vec<Box<[(char, char)]>> = Vec::new();
         let mut chars = text.chars();
         while let Some(c) = chars.next() {
             match c {
@@ -93,15 +97,20 @@ impl Glob {
                             "pattern `{text}` has an empty character class `[]`"
                         ));
                     }
-                    toks.push(Tok::Class(ranges));
+                    let Ok(n) = u32::try_from(classes.len()) else {
+                        return Err("too many character classes".to_string());
+                    };
+                    classes.push(ranges.into_boxed_slice());
+                    toks.push(Tok::Class(n));
                 }
                 ']' => return Err("`]` without its `[`".to_string()),
                 c => toks.push(Tok::Lit(lower_char(c))),
             }
         }
         Ok(Glob {
-            text: text.to_string(),
-            toks,
+            text: text.into(),
+            toks: toks.into_boxed_slice(),
+            classes: classes.into_boxed_slice(),
         })
     }
 
@@ -135,7 +144,7 @@ impl Glob {
                     star = Some((p, t));
                     p += 1;
                 }
-                (Some(tok), Some(&c)) if tok.accepts(c) => {
+                (Some(&tok), Some(&c)) if self.accepts(tok, c) => {
                     p += 1;
                     t += 1;
                 }
@@ -202,21 +211,24 @@ impl Glob {
             (Shape::Prefix(a), Shape::Prefix(b)) => a.starts_with(&b),
             (Shape::Other(a), Shape::Prefix(b)) => a.starts_with(&b),
             (Shape::Suffix(a), Shape::Suffix(b)) => a.ends_with(&b),
-            _ => self.toks == other.toks,
+            _ => self.toks == other.toks && self.classes == other.classes,
+        }
+    }
+
+    fn accepts(&self, tok: Tok, c: char) -> bool {
+        match tok {
+            Tok::Lit(l) => l == c,
+            Tok::One => true,
+            Tok::Star => false,
+            Tok::Class(i) => self
+                .classes
+                .get(i as usize)
+                .is_some_and(|ranges| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c))),
         }
     }
 }
 
 impl Tok {
-    fn accepts(&self, c: char) -> bool {
-        match self {
-            Tok::Lit(l) => *l == c,
-            Tok::One => true,
-            Tok::Star => false,
-            Tok::Class(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)),
-        }
-    }
-
     fn lit(&self) -> Option<char> {
         match self {
             Tok::Lit(c) => Some(*c),

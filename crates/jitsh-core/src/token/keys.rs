@@ -32,11 +32,13 @@ pub fn kid_of(public_key: &[u8; 32]) -> String {
 /// An Ed25519 private key (the 32-byte seed) with its key id.
 ///
 /// `Debug` shows only the kid; the seed is overwritten when the key is dropped (best effort: the
-/// compiler may have copied it, and `ring` keeps its own short-lived copy while signing).
+/// compiler may have copied it, and `ring` keeps the expanded key in `pair`, which it does not
+/// wipe). The key pair is built once here: deriving it costs about as much as a signature.
 pub struct SigningKey {
     kid: String,
     seed: [u8; 32],
     public: [u8; 32],
+    pair: Ed25519KeyPair,
 }
 
 impl SigningKey {
@@ -62,6 +64,7 @@ impl SigningKey {
             kid: kid_of(&public),
             seed,
             public,
+            pair,
         })
     }
 
@@ -86,6 +89,11 @@ impl SigningKey {
     /// The seed, for the service store's sealing key (derived from the same key). Never printed.
     pub fn seed(&self) -> &[u8; 32] {
         &self.seed
+    }
+
+    /// The key pair, derived once when the key was made.
+    pub(crate) fn pair(&self) -> &Ed25519KeyPair {
+        &self.pair
     }
 
     /// The private key file text:

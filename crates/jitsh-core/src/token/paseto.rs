@@ -61,7 +61,13 @@ pub fn sign(
     Ok(sign_with(&pair, message, footer, implicit))
 }
 
-fn sign_with(pair: &Ed25519KeyPair, message: &[u8], footer: &[u8], implicit: &[u8]) -> String {
+/// Sign `message` as a `v4.public` token with an already derived key pair.
+pub(crate) fn sign_with(
+    pair: &Ed25519KeyPair,
+    message: &[u8],
+    footer: &[u8],
+    implicit: &[u8],
+) -> String {
     let m2 = pae(&[HEADER.as_bytes(), message, footer, implicit]);
     let sig = pair.sign(&m2);
     let mut body = Vec::with_capacity(message.len() + SIG_LEN);

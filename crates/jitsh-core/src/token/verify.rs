@@ -75,7 +75,7 @@ pub fn issue(claims: &Claims, key: &SigningKey) -> Result<String, TokenError> {
         kid: key.kid().to_owned(),
     })
     .map_err(|e| TokenError::Unissuable(e.to_string()))?;
-    paseto::sign(key.seed(), &message, &footer, b"")
+    Ok(paseto::sign_with(key.pair(), &message, &footer, b""))
 }
 
 /// A token whose signature, key and claims have been checked. Only [`verify`] makes one.
