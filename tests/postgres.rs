@@ -487,7 +487,7 @@ async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused()
             "SELECT version::TEXT FROM schema_version ORDER BY version"
         )
         .await,
-        vec!["1"]
+        vec!["1", "2"]
     );
     drop(servers);
     let (state, policies) = (envs[0].state.clone(), envs[0].policies.clone());
