@@ -2657,6 +2657,29 @@ fn purview_default_approver_group_approves_rules_without_approvers() {
         out_text(&listed),
         "\nApproverGroup : secops\nRequestStatus : Pending\n\n"
     );
+    // Purview's defaults: 4 hours of access, and 24 hours for someone to decide.
+    let times = env.exec(
+        &fx,
+        "alice",
+        &format!("Get-ElevatedAccessRequest -Identity {id} | Format-List DurationHours,CreatedDate,ExpirationTime"),
+    );
+    let field = |name: &str| {
+        out_text(&times)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .map(|v| v.trim_start().trim_start_matches(':').trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {}", out_text(&times)))
+    };
+    assert_eq!(field("DurationHours"), "4");
+    let rfc = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    assert_eq!(
+        rfc(&field("ExpirationTime")) - rfc(&field("CreatedDate")),
+        time::Duration::hours(24)
+    );
     // Not a member of the default group: refused, and nothing changes.
     for who in ["bob", "dave", "alice", "root"] {
         let o = env.exec(
