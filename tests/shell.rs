@@ -2987,6 +2987,19 @@ fn purview_disable_elevated_access_control_grants_at_once_is_shown_audited_and_a
     let o = env.exec(&fx, "bob", line);
     assert_eq!(o.status.code(), Some(1), "{}", err_text(&o));
     assert!(!err_text(&o).contains("DISABLED"), "{}", err_text(&o));
+    // A rule without approvers: its requests are announced to the default approver group.
+    let quota = env.exec(
+        &fx,
+        "alice",
+        "New-ElevatedAccessRequest -Task Set-Mailbox -Reason 'quota for bob'",
+    );
+    assert!(out_text(&quota).contains("Pending"), "{}", err_text(&quota));
+    let mail = rt.block_on(smtp.wait_for("carol@example.test", "approval needed"));
+    assert!(
+        mail.data.contains("rule `mailbox-settings`"),
+        "{}",
+        mail.data
+    );
 }
 
 #[test]
