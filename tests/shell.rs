@@ -2976,6 +2976,10 @@ fn purview_disable_elevated_access_control_grants_at_once_is_shown_audited_and_a
     std::thread::sleep(Duration::from_secs(6));
     let m = s.line("Get-Mailbox -Identity bob");
     s.wait_after(m, "approval control is enabled again", 15);
+    // The grant nobody approved ends with the disabled control: its token no longer counts.
+    let m = s.line(line);
+    s.wait_after(m, "no longer holds", 15);
+    assert_eq!(move_requests(&fx), 1, "the line did not run again");
     s.quit();
     let pending = env.exec(&fx, "alice", ask);
     assert_eq!(pending.status.code(), Some(0), "{}", err_text(&pending));
