@@ -487,7 +487,7 @@ async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused()
             "SELECT version::TEXT FROM schema_version ORDER BY version"
         )
         .await,
-        vec!["1"]
+        vec!["1", "2"]
     );
     drop(servers);
     let (state, policies) = (envs[0].state.clone(), envs[0].policies.clone());
@@ -1046,10 +1046,35 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
     };
     let (mut env, approvers) = env_with_approvers(2);
     let root = env.add_user("root", &["--roles", "global-admin"]);
+    let svc = env.add_user("svc", &[]);
     let alice = env.cred("alice");
     let body = json!({"task": "New-MoveRequest", "reason": "move", "duration": "1h"});
+    let svc_batch = |batch: &str, session: &str| {
+        json!({"batch": batch, "events": [{"time": "2026-01-01T00:00:00Z", "actor": "svc",
+            "action": "gate.decision", "subject": session, "outcome": "allow",
+            "details": {"line": "Get-Mailbox"}}]})
+    };
     let (decided, waiting) = {
         let sqlite = env.start(&[]);
+        // The elevated access control and a system account's review move too.
+        let (status, v) = sqlite
+            .call(
+                "POST",
+                "/v1/control/enable",
+                &root,
+                Some(json!({"admin_group": "mbmanagers", "system_accounts": ["svc"]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = sqlite
+            .call(
+                "POST",
+                "/v1/audit/events",
+                &svc,
+                Some(svc_batch("b1", "s-1")),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
         let decided = file(&sqlite, &alice, body.clone()).await;
         let waiting = file(&sqlite, &alice, body.clone()).await;
         let (status, _) = sqlite
@@ -1126,4 +1151,25 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
         (200, Some("approved")),
         "{done}"
     );
+    let (_, control) = r.servers[0].call("GET", "/v1/control", &root, None).await;
+    assert_eq!(control["admin_group"], "mbmanagers", "{control}");
+    assert_eq!(control["system_accounts"], json!(["svc"]), "{control}");
+    // A new session's review takes the next id after the copied ones.
+    let (status, v) = r.servers[1]
+        .call(
+            "POST",
+            "/v1/audit/events",
+            &svc,
+            Some(svc_batch("b2", "s-2")),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, reviews) = r.servers[0].call("GET", "/v1/reviews", &root, None).await;
+    let ids: Vec<i64> = reviews["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2, 1], "{reviews}");
 }

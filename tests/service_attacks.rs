@@ -1102,6 +1102,150 @@ async fn concurrent_user_additions_from_the_cli_and_the_api_lose_nothing() {
     assert_eq!(dir.users.len(), 45);
 }
 
+/// The elevated access control and reviews attacked through the API: control changes by
+/// everyone but global admins, acknowledgements by the reviewed account, its other account,
+/// people outside the admin group, twice, and review ids that are not ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_and_reviews_refuse_everyone_but_who_may() {
+    let mut env = env();
+    env.add_user("svc", &["--groups", "secops", "--person", "robot"]);
+    env.add_user("svc2", &["--groups", "secops", "--person", "robot"]);
+    env.add_user("carol", &["--groups", "secops"]);
+    let server = env.start(&[]);
+    let enable = json!({"admin_group": "secops", "system_accounts": ["svc"]});
+    for who in ["alice", "bob", "sam", "svc", "carol"] {
+        for (path, body) in [
+            ("/v1/control/enable", enable.clone()),
+            ("/v1/control/disable", json!({})),
+            ("/v1/control/disable", json!({"reason": "maintenance"})),
+        ] {
+            let got = server.call("POST", path, &env.cred(who), Some(body)).await;
+            assert_refused(got, 403, "not_global_admin");
+        }
+    }
+    // Nothing changed, and every attempt is on record.
+    let (_, control) = server
+        .call("GET", "/v1/control", &env.cred("alice"), None)
+        .await;
+    assert_eq!(control["approval_control"], "enabled", "{control}");
+    assert!(control["admin_group"].is_null(), "{control}");
+    // Nobody but global admins and the admin group learns who the system accounts are.
+    assert!(control.get("system_accounts").is_none(), "{control}");
+    let (status, v) = server
+        .call(
+            "POST",
+            "/v1/control/enable",
+            &env.cred("root"),
+            Some(enable),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // A second disable says it already is.
+    let root = env.cred("root");
+    assert_eq!(
+        server
+            .call("POST", "/v1/control/disable", &root, Some(json!({})))
+            .await
+            .0,
+        200
+    );
+    assert_refused(
+        server
+            .call("POST", "/v1/control/disable", &root, Some(json!({})))
+            .await,
+        409,
+        "already_disabled",
+    );
+    // A system account's session: one review.
+    let batch = json!({"batch": "b1", "events": [{"time": "2026-01-01T00:00:00Z",
+        "actor": "svc", "action": "gate.decision", "subject": "s-1", "outcome": "allow",
+        "details": {"line": "Get-Mailbox"}}]});
+    let (status, v) = server
+        .call("POST", "/v1/audit/events", &env.cred("svc"), Some(batch))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, list) = server
+        .call("GET", "/v1/reviews", &env.cred("carol"), None)
+        .await;
+    let id = list["reviews"][0]["id"].as_i64().unwrap();
+    let ack = format!("/v1/reviews/{id}/ack");
+    for (who, status, code) in [
+        ("svc", 403, "self_review"),
+        ("svc2", 403, "self_review"),
+        ("alice", 403, "not_admin_group"),
+        ("bob", 403, "not_admin_group"),
+        ("root", 403, "not_admin_group"),
+    ] {
+        let got = server
+            .call("POST", &ack, &env.cred(who), Some(json!({"comment": "ok"})))
+            .await;
+        assert_refused(got, status, code);
+    }
+    for who in ["alice", "bob"] {
+        assert_refused(
+            server
+                .call("GET", "/v1/reviews", &env.cred(who), None)
+                .await,
+            403,
+            "not_admin_group",
+        );
+    }
+    // Fields the acknowledgement does not take are refused, not ignored.
+    assert_refused(
+        server
+            .call(
+                "POST",
+                &ack,
+                &env.cred("carol"),
+                Some(json!({"comment": "ok", "acked_by": "root"})),
+            )
+            .await,
+        400,
+        "invalid_field",
+    );
+    for bad in [
+        "0",
+        "-1",
+        "abc",
+        "1%3B1",
+        "99999999999999999999999",
+        "%2E%2E",
+    ] {
+        let got = server
+            .call(
+                "POST",
+                &format!("/v1/reviews/{bad}/ack"),
+                &env.cred("carol"),
+                Some(json!({})),
+            )
+            .await;
+        assert_refused(got, 404, "not_found");
+    }
+    let got = server
+        .call(
+            "POST",
+            &ack,
+            &env.cred("carol"),
+            Some(json!({"comment": "seen"})),
+        )
+        .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert_eq!(got.1["acked_by"], "carol");
+    assert_refused(
+        server
+            .call("POST", &ack, &env.cred("carol"), Some(json!({})))
+            .await,
+        409,
+        "already_acknowledged",
+    );
+    let refusals = env
+        .audit()
+        .iter()
+        .filter(|r| r["action"] == "review.refused" || r["action"] == "control.refused")
+        .count();
+    assert_eq!(refusals, 5 * 3 + 5, "every refused change is audited");
+}
+
 /// A policy folder another user could change (a world-writable file or folder, a file planted
 /// by another user) is refused by the service when it changes policies exactly as the gate
 /// refuses it: one reader, one set of checks. Nothing is written while it is unsafe.

@@ -2660,6 +2660,27 @@ fn purview_default_approver_group_approves_rules_without_approvers() {
         out_text(&listed),
         "\nApproverGroup : secops\nRequestStatus : Pending\n\n"
     );
+    // Purview's defaults: 4 hours of access, and 24 hours for someone to decide.
+    let times = env.exec(
+        &fx,
+        "alice",
+        &format!("Get-ElevatedAccessRequest -Identity {id} | Format-List DurationHours,CreatedDate,ExpirationTime"),
+    );
+    let field = |name: &str| {
+        out_text(&times)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .map(|v| v.trim_start().trim_start_matches(':').trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {}", out_text(&times)))
+    };
+    assert_eq!(field("DurationHours"), "4");
+    let rfc = |t: &str| jitsh::rfc3339::parse(t).unwrap();
+    assert_eq!(
+        rfc(&field("ExpirationTime")) - rfc(&field("CreatedDate")),
+        chrono::TimeDelta::hours(24)
+    );
     // Not a member of the default group: refused, and nothing changes.
     for who in ["bob", "dave", "alice", "root"] {
         let o = env.exec(
@@ -2956,6 +2977,10 @@ fn purview_disable_elevated_access_control_grants_at_once_is_shown_audited_and_a
     std::thread::sleep(Duration::from_secs(6));
     let m = s.line("Get-Mailbox -Identity bob");
     s.wait_after(m, "approval control is enabled again", 15);
+    // The grant nobody approved ends with the disabled control: its token no longer counts.
+    let m = s.line(line);
+    s.wait_after(m, "no longer holds", 15);
+    assert_eq!(move_requests(&fx), 1, "the line did not run again");
     s.quit();
     let pending = env.exec(&fx, "alice", ask);
     assert_eq!(pending.status.code(), Some(0), "{}", err_text(&pending));
@@ -2967,6 +2992,19 @@ fn purview_disable_elevated_access_control_grants_at_once_is_shown_audited_and_a
     let o = env.exec(&fx, "bob", line);
     assert_eq!(o.status.code(), Some(1), "{}", err_text(&o));
     assert!(!err_text(&o).contains("DISABLED"), "{}", err_text(&o));
+    // A rule without approvers: its requests are announced to the default approver group.
+    let quota = env.exec(
+        &fx,
+        "alice",
+        "New-ElevatedAccessRequest -Task Set-Mailbox -Reason 'quota for bob'",
+    );
+    assert!(out_text(&quota).contains("Pending"), "{}", err_text(&quota));
+    let mail = rt.block_on(smtp.wait_for("carol@example.test", "approval needed"));
+    assert!(
+        mail.data.contains("rule `mailbox-settings`"),
+        "{}",
+        mail.data
+    );
 }
 
 #[test]

@@ -729,3 +729,74 @@ async fn sessions_are_reviewed_by_their_user_and_global_admins_with_the_decision
         .body
         .contains("Apache License"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_review_is_acknowledged_only_with_this_sessions_token_by_the_admin_group() {
+    let mut env = env();
+    env.add_user("root", &["--roles", "global-admin"]);
+    env.add_user("erin", &["--groups", "secops"]);
+    env.add_user("svc", &["--groups", "secops"]);
+    let server = env.start(&[]);
+    let (status, v) = server
+        .call(
+            "POST",
+            "/v1/control/enable",
+            &env.cred("root"),
+            Some(serde_json::json!({"admin_group": "secops", "system_accounts": ["svc"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let batch = serde_json::json!({"batch": "b1", "events": [{"time": "2026-01-01T00:00:00Z",
+        "actor": "svc", "action": "gate.decision", "subject": "s-svc", "outcome": "allow",
+        "details": {"line": "Get-Mailbox <script>x</script>\u{202e}"}}]});
+    let (status, v) = server
+        .call("POST", "/v1/audit/events", &env.cred("svc"), Some(batch))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let id = server
+        .call("GET", "/v1/reviews", &env.cred("erin"), None)
+        .await
+        .1["reviews"][0]["id"]
+        .as_i64()
+        .unwrap();
+
+    let erin = Browser::sign_in(&server, &env.cred("erin")).await;
+    let page = erin.get("/ui/reviews").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // What the account ran is shown escaped, never as markup or a reordering character.
+    assert!(page.body.contains("&lt;script&gt;"), "{}", page.body);
+    assert!(!page.body.contains("<script>") && !page.body.contains('\u{202e}'));
+    let ack = format!("/ui/reviews/{id}/ack");
+    let carol = Browser::sign_in(&server, &env.cred("carol")).await;
+    let carol_csrf = carol.csrf().await;
+    for token in ["", "forged", carol_csrf.as_str()] {
+        let a = erin.post(&ack, &[("csrf", token), ("comment", "x")]).await;
+        assert_eq!(a.status, 403, "{token}: {}", a.body);
+    }
+    // Outside the admin group: the page and the button say no.
+    assert_eq!(carol.get("/ui/reviews").await.status, 403);
+    let a = carol.post(&ack, &[("csrf", &carol_csrf)]).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let open = server
+        .call("GET", &format!("/v1/reviews/{id}"), &env.cred("erin"), None)
+        .await
+        .1;
+    assert_eq!(open["status"], "open", "{open}");
+
+    let csrf = page.field("csrf");
+    let a = erin
+        .post(&ack, &[("csrf", &csrf), ("comment", "seen")])
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/ui/reviews"), "{}", a.body);
+    let done = server
+        .call("GET", &format!("/v1/reviews/{id}"), &env.cred("erin"), None)
+        .await
+        .1;
+    assert_eq!(
+        (&done["status"], &done["acked_by"]),
+        (
+            &serde_json::json!("acknowledged"),
+            &serde_json::json!("erin")
+        )
+    );
+}

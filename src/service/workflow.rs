@@ -1079,7 +1079,21 @@ impl Service {
         }
         let record = self.store.request(&grant.request_id)?;
         // A grant is confirmed only while the policy in force still puts its task behind its rule.
-        self.rule_in_force(&record)?;
+        let rule = self.rule_in_force(&record)?;
+        // A grant nobody approved ends with what allowed it (control enabled again, or no
+        // longer a system account).
+        if rule.manual
+            && (record.new.mode == MODE_SYSTEM || record.new.mode == MODE_DISABLED)
+            && !self.unattended_holds(&record.new)?
+        {
+            return Err(ApiError::conflict(
+                "grant_not_live",
+                format!(
+                    "grant `{jti}` was given without approval ({}), which no longer holds; file a new request",
+                    unattended_why(&record.new.mode).unwrap_or("unattended")
+                ),
+            ));
+        }
         if let Some(lock) = self
             .store
             .active_locks(at)?
@@ -1467,14 +1481,7 @@ impl Service {
                 n.requester, rule.id
             )));
         }
-        // Granted without approval only while what allowed it still holds: the requester is
-        // still a system account, or approval control is still disabled.
-        let control = self.store.control()?;
-        let unattended = match n.mode.as_str() {
-            MODE_SYSTEM => control.is_system_account(&n.requester),
-            MODE_DISABLED => control.disabled.is_some(),
-            _ => false,
-        };
+        let unattended = self.unattended_holds(n)?;
         if rule.manual && !unattended {
             let mut counted: Vec<String> = Vec::new();
             let requester_person = person_of(&dir, &n.requester);
@@ -1532,6 +1539,20 @@ impl Service {
             .map(|v| crate::policy::ParamConstraints::from_json(&v))
             .transpose()
             .map_err(|e| beyond(format!("the parameter scope cannot be signed: {e}")))
+    }
+
+    /// A request granted without approval counts only while what allowed it still holds: its
+    /// requester is still a system account, or approval control is still disabled. `false` for
+    /// every other request.
+    fn unattended_holds(&self, n: &NewRequest) -> Result<bool, ApiError> {
+        if n.mode != MODE_SYSTEM && n.mode != MODE_DISABLED {
+            return Ok(false);
+        }
+        let control = self.store.control()?;
+        Ok(match n.mode.as_str() {
+            MODE_SYSTEM => control.is_system_account(&n.requester),
+            _ => control.disabled.is_some(),
+        })
     }
 
     /// Whether `who` may decide `record`: an approver of its rule who is not the requester, under
