@@ -2390,6 +2390,49 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_that_did_not_commit_is_withdrawn_and_one_that_did_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Arc::new(MemAudit::default());
+        let (service, store, alice) = service_with(dir.path(), audit.clone());
+        let now = OffsetDateTime::now_utc();
+        let first = service.create(&alice, move_request(), now).unwrap();
+        // Filed a second later: expired second, after the first one committed.
+        let later = now + time::Duration::seconds(1);
+        let doomed = service.create(&alice, move_request(), later).unwrap();
+        let doomed = doomed["id"].as_str().unwrap().to_owned();
+        // The commit that expires `doomed` fails (a deferred foreign key, checked at COMMIT).
+        let conn = rusqlite::Connection::open(dir.path().join("db")).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE doomed (ref INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TRIGGER doom AFTER UPDATE ON requests WHEN NEW.id = '{doomed}'
+             BEGIN INSERT INTO doomed VALUES (1); END;"
+        ))
+        .unwrap();
+        assert!(service.expire(now + time::Duration::hours(2)).is_err());
+        let events = audit.events.lock().unwrap();
+        let expiries: Vec<(u64, &str)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.action == "request.expire")
+            .map(|(i, e)| (i as u64 + 1, e.subject.as_str()))
+            .collect();
+        let abandoned: Vec<&AuditEvent> = events
+            .iter()
+            .filter(|e| e.action == "audit.abandoned")
+            .collect();
+        assert_eq!(abandoned.len(), 1, "{events:?}");
+        assert_eq!(abandoned[0].subject, doomed);
+        let seq = abandoned[0].details["seq"].as_u64().unwrap();
+        assert!(expiries.contains(&(seq, doomed.as_str())), "{events:?}");
+        assert_eq!(store.request(&doomed).unwrap().status, Status::Pending);
+        // The first one expired, and its record stands.
+        let other = first["id"].as_str().unwrap();
+        assert_eq!(store.request(other).unwrap().status, Status::Expired);
+        assert!(expiries.iter().any(|(_, s)| *s == other), "{events:?}");
+    }
+
+    #[test]
     fn pinned_params_narrow_rule_constraints_and_never_widen_them() {
         let rule = json!({ "Identity": { "glob": "*@contoso.com" } });
         let mut pins = std::collections::BTreeMap::new();

@@ -89,10 +89,21 @@ impl Steps {
 
     /// Run one step; when it fails after its hook wrote records, withdraw them.
     fn watched<T>(&self, run: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.watched_unless(run, |_| false)
+    }
+
+    /// [`Steps::watched`], for a method that commits item by item: a record whose subject
+    /// `took_effect` (an earlier item that committed) is not withdrawn.
+    fn watched_unless<T>(
+        &self,
+        run: impl FnOnce() -> Result<T, StoreError>,
+        took_effect: impl Fn(&str) -> bool,
+    ) -> Result<T, StoreError> {
         let outer = STEP_RECORDS.with(|s| s.replace(Some(Vec::new())));
         let result = run();
-        let written = STEP_RECORDS.with(|s| s.replace(outer)).unwrap_or_default();
+        let mut written = STEP_RECORDS.with(|s| s.replace(outer)).unwrap_or_default();
         if let Err(e) = &result {
+            written.retain(|(_, _, subject)| !took_effect(subject));
             if !written.is_empty() {
                 self.abandon(written, e);
             }
@@ -225,13 +236,16 @@ impl Store for Steps {
         hook: Hook<'_, RequestRecord>,
     ) -> Result<Vec<RequestRecord>, StoreError> {
         // One transaction per request: when the hook runs for the next one, the ones before
-        // it committed.
-        self.watched(|| {
-            self.inner.expire_pending(now, &mut |record| {
-                committed_so_far();
-                hook(record)
-            })
-        })
+        // it committed; and a request the store holds as expired did expire.
+        self.watched_unless(
+            || {
+                self.inner.expire_pending(now, &mut |record| {
+                    committed_so_far();
+                    hook(record)
+                })
+            },
+            |id| matches!(self.inner.request(id), Ok(r) if r.status == Status::Expired),
+        )
     }
 
     fn set_lock(&self, lock: &Lock, hook: Hook<'_, Lock>) -> Result<(), StoreError> {
