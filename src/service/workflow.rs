@@ -2,25 +2,11 @@
 //!
 //! Every method is blocking (it talks to the store) and is called from `spawn_blocking`. Each
 //! mutating method is one store step whose hook writes the audit event before the commit, so an
-//! action and its audit record happen together or not at all.
-//!
-//! Log and store agree both ways:
-//! - No action without a record: the record is synced (by the hook) before the step commits;
-//!   when it cannot be written the step rolls back and the caller gets `audit_unavailable`.
-//! - No record without an action: when the step fails after its hook wrote records (the
-//!   commit failed, typically on a full disk), each of those records is followed, in the same
-//!   chain, by an `audit.abandoned` record naming its seq: the action did not take effect. If
-//!   the log cannot take that record either, it is owed: kept in memory and written before any
-//!   other record once the log can be written again (every append settles it first, and the
-//!   sweeper tries each second), so nothing is recorded after a claim that was not withdrawn.
-//!
-//! Writing the record after the commit instead would reverse the failure: a crash between the
-//! two would leave an action with no record, which a tamper-evident log must never allow. A
-//! false claim followed by its withdrawal is the honest failure mode of the two.
+//! action and its audit record happen together or not at all; a record whose step then fails
+//! to commit is withdrawn in the same log ([`steps`]).
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -44,6 +30,7 @@ use crate::text::escape;
 
 mod control;
 mod purview;
+mod steps;
 
 pub use control::{DisableBody, EnableBody};
 
@@ -104,8 +91,8 @@ pub struct Service {
     /// Held from counting a user's requests to inserting the new one, so concurrent filings
     /// cannot together pass a limit each passes alone.
     filing: Mutex<()>,
-    /// `audit.abandoned` records the log could not take yet; written before any other record.
-    owed: Mutex<Vec<AuditEvent>>,
+    /// The store as `store` sees it, with the withdrawals it owes the log.
+    steps: Arc<steps::Steps>,
     /// Tokens already signed, by grant `jti`: a grant's token is signed and audited once and
     /// served again while the claims the grant yields now are the same (every check before
     /// signing still runs on each fetch). Expired grants are dropped as new ones arrive.
@@ -117,12 +104,6 @@ struct IssuedToken {
     claims: crate::token::Claims,
     token: String,
     exp: i64,
-}
-
-thread_local! {
-    /// Records (seq, action, subject) appended by the store step running on this thread: the
-    /// hook runs on the caller's thread in both stores.
-    static STEP_RECORDS: RefCell<Option<Vec<(u64, String, String)>>> = const { RefCell::new(None) };
 }
 
 /// Why the service cannot take actions now (`GET /healthz`).
@@ -219,8 +200,10 @@ pub struct UserBody {
 impl Service {
     pub fn new(parts: Parts) -> Result<Service, String> {
         let directory = DirectoryHandle::open(parts.directory_path).map_err(|e| e.message)?;
+        let steps = Arc::new(steps::Steps::new(parts.store, Arc::clone(&parts.audit)));
         Ok(Service {
-            store: parts.store,
+            store: Arc::clone(&steps) as Arc<dyn Store>,
+            steps,
             policies: RwLock::new(parts.policies),
             policies_dir: parts.policies_dir,
             directory,
@@ -233,7 +216,6 @@ impl Service {
             gate_limiter: Default::default(),
             limits: parts.limits,
             filing: Mutex::new(()),
-            owed: Mutex::new(Vec::new()),
             issued: Mutex::new(std::collections::HashMap::new()),
         })
     }
@@ -243,76 +225,13 @@ impl Service {
         if let Some(u) = self.audit.unavailable() {
             return Some(Degraded::AuditUnavailable(u));
         }
-        let owed = self
-            .owed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
+        let owed = self.steps.owed();
         (owed > 0).then_some(Degraded::AbandonmentsOwed(owed))
     }
 
-    /// Run one store step; when it fails after its hook wrote records, withdraw them (see the
-    /// module comment).
-    fn step<T>(
-        &self,
-        run: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let outer = STEP_RECORDS.with(|s| s.replace(Some(Vec::new())));
-        let result = run(self.store.as_ref());
-        let written = STEP_RECORDS.with(|s| s.replace(outer)).unwrap_or_default();
-        if let Err(e) = &result {
-            if !written.is_empty() {
-                self.abandon(written, e);
-            }
-        }
-        result
-    }
-
-    /// The records written so far by this step belong to parts of it that committed (a store
-    /// method that commits item by item calls this before each item's hook).
-    fn step_committed() {
-        STEP_RECORDS.with(|s| {
-            if let Some(v) = s.borrow_mut().as_mut() {
-                v.clear();
-            }
-        });
-    }
-
-    /// Follow each record of a failed step with an `audit.abandoned` record; owed when the log
-    /// cannot take them now.
-    fn abandon(&self, written: Vec<(u64, String, String)>, why: &StoreError) {
-        let reason = why.to_string();
-        let events: Vec<AuditEvent> = written
-            .into_iter()
-            .map(|(seq, action, subject)| {
-                tracing::error!(seq, action, subject, error = %reason, "a recorded action did not take effect; recording that it was abandoned");
-                event(
-                    "jitsh",
-                    crate::audit::chain::ABANDONED_ACTION,
-                    &subject,
-                    "error",
-                    json!({ "seq": seq, "action": action, "reason": reason }),
-                )
-            })
-            .collect();
-        self.owed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(events);
-        if let Err(e) = self.settle() {
-            tracing::error!(error = %e, "abandoned actions could not be recorded yet; they will be before any other record");
-        }
-    }
-
-    /// Write owed `audit.abandoned` records, oldest first. Until they are written no other
-    /// record is.
+    /// Write the withdrawals the log is owed (the sweeper calls this each second).
     pub fn settle(&self) -> Result<(), AuditSinkError> {
-        let mut owed = self.owed.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(first) = owed.first() {
-            self.audit.append(first.clone())?;
-            owed.remove(0);
-        }
-        Ok(())
+        self.steps.settle()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -400,14 +319,10 @@ impl Service {
     }
 
     fn append(&self, event: AuditEvent) -> Result<(), AuditSinkError> {
-        self.settle()?;
+        self.steps.settle()?;
         let (action, subject) = (event.action.clone(), event.subject.clone());
         let seq = self.audit.append(event)?;
-        STEP_RECORDS.with(|s| {
-            if let Some(v) = s.borrow_mut().as_mut() {
-                v.push((seq, action, subject));
-            }
-        });
+        steps::note(seq, &action, &subject);
         Ok(())
     }
 
@@ -586,39 +501,39 @@ impl Service {
             format!("rule:{}", rule.id.to_ascii_lowercase()),
         ];
         let dir = self.directory.read()?;
-        let record = self.step(|store| {
-            store.create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
-                self.append(event(
-                    &who.name,
-                    "request.create",
-                    &record.new.id,
-                    "ok",
-                    json!({
-                        "rule": record.new.rule, "tasks": record.new.tasks,
-                        "reason": record.new.reason, "duration": format_duration(duration),
-                        "params": record.new.params, "ticket": record.new.ticket,
-                        "command": record.new.command, "uses": record.new.uses,
-                        "mode": record.new.mode,
-                    }),
-                ))?;
-                let mut notes = Vec::new();
-                if record.status == Status::Approved {
+        let record =
+            self.store
+                .create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
                     self.append(event(
-                        "jitsh",
-                        "request.approve",
+                        &who.name,
+                        "request.create",
                         &record.new.id,
-                        "approved",
-                        json!({ "rule": record.new.rule, "mode": "auto",
+                        "ok",
+                        json!({
+                            "rule": record.new.rule, "tasks": record.new.tasks,
+                            "reason": record.new.reason, "duration": format_duration(duration),
+                            "params": record.new.params, "ticket": record.new.ticket,
+                            "command": record.new.command, "uses": record.new.uses,
+                            "mode": record.new.mode,
+                        }),
+                    ))?;
+                    let mut notes = Vec::new();
+                    if record.status == Status::Approved {
+                        self.append(event(
+                            "jitsh",
+                            "request.approve",
+                            &record.new.id,
+                            "approved",
+                            json!({ "rule": record.new.rule, "mode": "auto",
                                 "why": unattended_why(&record.new.mode),
                                 "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
-                    ))?;
-                    notes.extend(self.decision_notes(&dir, record));
-                } else {
-                    notes.extend(self.new_request_notes(&dir, record));
-                }
-                Ok(notes)
-            })
-        })?;
+                        ))?;
+                        notes.extend(self.decision_notes(&dir, record));
+                    } else {
+                        notes.extend(self.new_request_notes(&dir, record));
+                    }
+                    Ok(notes)
+                })?;
         tracing::info!(request = %record.new.id, requester = %who.name, rule = %record.new.rule, status = record.status.as_str(), "request filed");
         Ok(view(&record, now))
     }
@@ -753,8 +668,9 @@ impl Service {
         // Set inside the step when the votes, read under its lock, turn out to include this
         // person twice (two accounts approving at once); the step is then rolled back.
         let mut twice = None;
-        let outcome = self.step(|store| {
-            store.approve(id, &vote, &grant, &quorum, &mut |outcome| {
+        let outcome = self
+            .store
+            .approve(id, &vote, &grant, &quorum, &mut |outcome| {
                 let (record, state) = match outcome {
                     ApproveOutcome::Recorded { record } => (record, "recorded"),
                     ApproveOutcome::Decided { record } => (record, "approved"),
@@ -782,8 +698,7 @@ impl Service {
                     ApproveOutcome::Decided { record } => self.decision_notes(&dir, record),
                     ApproveOutcome::Recorded { .. } => Vec::new(),
                 })
-            })
-        });
+            });
         let outcome = match (outcome, twice) {
             (_, Some(e)) => return Err(e),
             (outcome, None) => outcome?,
@@ -827,8 +742,9 @@ impl Service {
         let dir = self.directory.read()?;
         self.may_decide(who, &record, &approvers, &dir, false)
             .map_err(refused)?;
-        let record = self.step(|store| {
-            store.deny(id, &who.name, &comment, now.timestamp(), &mut |record| {
+        let record = self
+            .store
+            .deny(id, &who.name, &comment, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "request.deny",
@@ -837,8 +753,7 @@ impl Service {
                     json!({ "rule": record.new.rule, "comment": comment }),
                 ))?;
                 Ok(self.decision_notes(&dir, record))
-            })
-        })?;
+            })?;
         Ok(view(&record, now))
     }
 
@@ -857,8 +772,9 @@ impl Service {
             ));
         }
         let dir = self.directory.read()?;
-        let record = self.step(|store| {
-            store.withdraw(id, &who.name, now.timestamp(), &mut |record| {
+        let record = self
+            .store
+            .withdraw(id, &who.name, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "request.withdraw",
@@ -867,24 +783,21 @@ impl Service {
                     json!({ "rule": record.new.rule }),
                 ))?;
                 Ok(self.decision_notes(&dir, record))
-            })
-        })?;
+            })?;
         Ok(view(&record, now))
     }
 
     /// A failed authentication from `source`, for the audit log (never the credential).
     pub fn auth_failed(&self, source: &str, why: &str) -> Result<(), ApiError> {
-        self.step(|store| {
-            store.record(&mut |()| {
-                self.append(event(
-                    "-",
-                    "auth.fail",
-                    source,
-                    "refused",
-                    json!({ "why": why }),
-                ))?;
-                Ok(Vec::new())
-            })
+        self.store.record(&mut |()| {
+            self.append(event(
+                "-",
+                "auth.fail",
+                source,
+                "refused",
+                json!({ "why": why }),
+            ))?;
+            Ok(Vec::new())
         })?;
         Ok(())
     }
@@ -903,8 +816,9 @@ impl Service {
             ));
         }
         let dir = self.directory.read()?;
-        let record = self.step(|store| {
-            store.revoke(id, &who.name, now.timestamp(), &mut |record| {
+        let record = self
+            .store
+            .revoke(id, &who.name, now.timestamp(), &mut |record| {
                 self.append(event(
                     &who.name,
                     "grant.revoke",
@@ -914,8 +828,7 @@ impl Service {
                             "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
                 ))?;
                 Ok(self.decision_notes(&dir, record))
-            })
-        })?;
+            })?;
         Ok(view(&record, now))
     }
 
@@ -993,7 +906,10 @@ impl Service {
         // The same grant yielding the same claims (but for the issue instant): serve the token
         // signed before. Anything that changed (rule tightened, approvers, the row) signs anew.
         {
-            let issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
+            let issued = self
+                .issued
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(prev) = issued.get(&grant.jti) {
                 let same = crate::token::Claims {
                     iat: prev.claims.iat,
@@ -1008,19 +924,20 @@ impl Service {
             .signer
             .issue(&claims)
             .map_err(|e| ApiError::internal(format!("the token could not be signed: {e}")))?;
-        self.step(|store| {
-            store.record(&mut |()| {
-                self.append(event(
-                    &who.name,
-                    "token.issue",
-                    id,
-                    "ok",
-                    json!({ "jti": grant.jti, "rule": record.new.rule, "exp": rfc3339(grant.exp) }),
-                ))?;
-                Ok(Vec::new())
-            })
+        self.store.record(&mut |()| {
+            self.append(event(
+                &who.name,
+                "token.issue",
+                id,
+                "ok",
+                json!({ "jti": grant.jti, "rule": record.new.rule, "exp": rfc3339(grant.exp) }),
+            ))?;
+            Ok(Vec::new())
         })?;
-        let mut issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut issued = self
+            .issued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         issued.retain(|_, t| t.exp > at);
         issued.insert(
             grant.jti.clone(),
@@ -1105,17 +1022,15 @@ impl Service {
                 format!("grants for `{}` are locked: {}", lock.scope, lock.reason),
             ));
         }
-        let grant = self.step(|store| {
-            store.use_grant(jti, at, &mut |g| {
-                self.append(event(
-                    &who.name,
-                    "grant.use",
-                    &g.request_id,
-                    "ok",
-                    json!({ "jti": g.jti, "used": g.used, "uses": g.uses }),
-                ))?;
-                Ok(Vec::new())
-            })
+        let grant = self.store.use_grant(jti, at, &mut |g| {
+            self.append(event(
+                &who.name,
+                "grant.use",
+                &g.request_id,
+                "ok",
+                json!({ "jti": g.jti, "used": g.used, "uses": g.uses }),
+            ))?;
+            Ok(Vec::new())
         })?;
         Ok(json!({
             "jti": grant.jti, "used": grant.used, "uses": grant.uses,
@@ -1168,16 +1083,14 @@ impl Service {
             set_at: at,
             expires_at,
         };
-        self.step(|store| {
-            store.set_lock(&lock, &mut |l| {
-                self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
-                Ok(self.webhook_note(format!(
-                    "jitsh: {} locked `{}` ({})",
-                    who.name,
-                    l.scope,
-                    escape(&l.reason)
-                )))
-            })
+        self.store.set_lock(&lock, &mut |l| {
+            self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
+            Ok(self.webhook_note(format!(
+                "jitsh: {} locked `{}` ({})",
+                who.name,
+                l.scope,
+                escape(&l.reason)
+            )))
         })?;
         Ok(lock_view(&lock))
     }
@@ -1194,14 +1107,12 @@ impl Service {
             );
         })?;
         let scope = check_scope(scope)?;
-        let lock = self.step(|store| {
-            store.clear_lock(&scope, &mut |l| {
-                self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
-                Ok(self.webhook_note(format!(
-                    "jitsh: {} cleared the lock on `{}`",
-                    who.name, l.scope
-                )))
-            })
+        let lock = self.store.clear_lock(&scope, &mut |l| {
+            self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
+            Ok(self.webhook_note(format!(
+                "jitsh: {} cleared the lock on `{}`",
+                who.name, l.scope
+            )))
         })?;
         Ok(json!({ "cleared": lock_view(&lock) }))
     }
@@ -1246,17 +1157,15 @@ impl Service {
         .map_err(|e| ApiError::internal(format!("policy file could not be written: {e}")))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        let recorded = self.step(|store| {
-            store.record(&mut |()| {
-                self.append(event(
-                    &who.name,
-                    "policy.change",
-                    file,
-                    "ok",
-                    json!({ "sha256": sha, "bytes": text.len() }),
-                ))?;
-                Ok(self.webhook_note(format!("jitsh: {} changed policy file `{file}`", who.name)))
-            })
+        let recorded = self.store.record(&mut |()| {
+            self.append(event(
+                &who.name,
+                "policy.change",
+                file,
+                "ok",
+                json!({ "sha256": sha, "bytes": text.len() }),
+            ))?;
+            Ok(self.webhook_note(format!("jitsh: {} changed policy file `{file}`", who.name)))
         });
         // Dropping the staged file on failure leaves the old policy file as it was.
         recorded?;
@@ -1289,18 +1198,16 @@ impl Service {
             body.groups.clone(),
             body.roles.clone(),
             &mut || {
-                self.step(|store| {
-                    store.record(&mut |()| {
-                        self.append(event(
-                            &who.name,
-                            "user.add",
-                            &body.name,
-                            "ok",
-                            json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
+                self.store.record(&mut |()| {
+                    self.append(event(
+                        &who.name,
+                        "user.add",
+                        &body.name,
+                        "ok",
+                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
                                 "person": body.person }),
-                        ))?;
-                        Ok(Vec::new())
-                    })
+                    ))?;
+                    Ok(Vec::new())
                 })
             },
         )?;
@@ -1369,7 +1276,6 @@ impl Service {
 
     /// Append audit events other processes queued in the store.
     pub fn drain_audit(&self) -> Result<usize, ApiError> {
-        self.settle().map_err(StoreError::from)?;
         Ok(self
             .store
             .drain_audit(&mut |events| self.audit.append_all(events).map(|_| ()))?)
@@ -1378,19 +1284,15 @@ impl Service {
     /// Expire pending requests whose time ran out.
     pub fn expire(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
         let dir = self.directory.read()?;
-        let expired = self.step(|store| {
-            store.expire_pending(now.timestamp(), &mut |record| {
-                // Each request expires in its own transaction: the ones before this committed.
-                Self::step_committed();
-                self.append(event(
-                    "jitsh",
-                    "request.expire",
-                    &record.new.id,
-                    "expired",
-                    json!({ "rule": record.new.rule, "requester": record.new.requester }),
-                ))?;
-                Ok(self.decision_notes(&dir, record))
-            })
+        let expired = self.store.expire_pending(now.timestamp(), &mut |record| {
+            self.append(event(
+                "jitsh",
+                "request.expire",
+                &record.new.id,
+                "expired",
+                json!({ "rule": record.new.rule, "requester": record.new.requester }),
+            ))?;
+            Ok(self.decision_notes(&dir, record))
         })?;
         Ok(expired.len())
     }
@@ -2620,6 +2522,49 @@ mod tests {
         let stored = store.list_requests(None, None, 10).unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(json!(stored[0].new.id), created["id"]);
+    }
+
+    #[test]
+    fn an_expiry_that_did_not_commit_is_withdrawn_and_one_that_did_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Arc::new(MemAudit::default());
+        let (service, store, alice) = service_with(dir.path(), audit.clone());
+        let now = chrono::Utc::now();
+        let first = service.create(&alice, move_request(), now).unwrap();
+        // Filed a second later: expired second, after the first one committed.
+        let later = now + chrono::TimeDelta::seconds(1);
+        let doomed = service.create(&alice, move_request(), later).unwrap();
+        let doomed = doomed["id"].as_str().unwrap().to_owned();
+        // The commit that expires `doomed` fails (a deferred foreign key, checked at COMMIT).
+        let conn = rusqlite::Connection::open(dir.path().join("db")).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE doomed (ref INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TRIGGER doom AFTER UPDATE ON requests WHEN NEW.id = '{doomed}'
+             BEGIN INSERT INTO doomed VALUES (1); END;"
+        ))
+        .unwrap();
+        assert!(service.expire(now + chrono::TimeDelta::hours(2)).is_err());
+        let events = audit.events.lock().unwrap();
+        let expiries: Vec<(u64, &str)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.action == "request.expire")
+            .map(|(i, e)| (i as u64 + 1, e.subject.as_str()))
+            .collect();
+        let abandoned: Vec<&AuditEvent> = events
+            .iter()
+            .filter(|e| e.action == "audit.abandoned")
+            .collect();
+        assert_eq!(abandoned.len(), 1, "{events:?}");
+        assert_eq!(abandoned[0].subject, doomed);
+        let seq = abandoned[0].details["seq"].as_u64().unwrap();
+        assert!(expiries.contains(&(seq, doomed.as_str())), "{events:?}");
+        assert_eq!(store.request(&doomed).unwrap().status, Status::Pending);
+        // The first one expired, and its record stands.
+        let other = first["id"].as_str().unwrap();
+        assert_eq!(store.request(other).unwrap().status, Status::Expired);
+        assert!(expiries.iter().any(|(_, s)| *s == other), "{events:?}");
     }
 
     #[test]

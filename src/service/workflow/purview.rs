@@ -60,17 +60,15 @@ impl Service {
         sources.sort();
         let set = crate::service::ports::policies_from_sources(&sources)
             .map_err(|e| ApiError::policy("policy_invalid", e))?;
-        self.step(|store| {
-            store.record(&mut |()| {
-                self.append(event(
-                    &who.name,
-                    "policy.remove",
-                    &file,
-                    "ok",
-                    json!({ "rule": id }),
-                ))?;
-                Ok(self.webhook_note(format!("jitsh: {} removed policy file `{file}`", who.name)))
-            })
+        self.store.record(&mut |()| {
+            self.append(event(
+                &who.name,
+                "policy.remove",
+                &file,
+                "ok",
+                json!({ "rule": id }),
+            ))?;
+            Ok(self.webhook_note(format!("jitsh: {} removed policy file `{file}`", who.name)))
         })?;
         crate::atomic_write::remove(&self.policies_dir.join(&file))
             .map_err(|e| ApiError::internal(format!("policy file could not be removed: {e}")))?;
