@@ -112,8 +112,9 @@ pub struct AuditLog {
 /// What appenders share, under [`AuditLog::shared`].
 #[derive(Debug)]
 struct Shared {
-    /// The writer, when no appender is writing with it (and the log is open).
-    writer: Option<Writer>,
+    /// The writer, when no appender is writing with it (and the log is open); boxed, so the
+    /// log itself stays small.
+    writer: Option<Box<Writer>>,
     /// An appender has taken the writer and is writing a batch.
     writing: bool,
     /// Closed: new appends are refused.
@@ -260,7 +261,7 @@ impl AuditLog {
         Ok(AuditLog {
             dir: dir.to_path_buf(),
             shared: Mutex::new(Shared {
-                writer: Some(writer),
+                writer: Some(Box::new(writer)),
                 writing: false,
                 closed: false,
                 poisoned: None,
