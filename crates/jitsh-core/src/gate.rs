@@ -315,7 +315,7 @@ fn decide_invocation(
     deferred: &[Span],
     ctx: &GateContext<'_>,
 ) -> InvocationDecision {
-    let rd = ctx.policies.decide(inv);
+    let mut rd = ctx.policies.decide(inv);
     let mut out = InvocationDecision {
         name: inv.name.clone(),
         as_written: inv.as_written.clone(),
@@ -324,7 +324,7 @@ fn decide_invocation(
         rule: rd.rule.clone(),
         token: None,
         dynamic: rd.dynamic,
-        reason: rd.reason.clone(),
+        reason: std::mem::take(&mut rd.reason),
         params: inv
             .params
             .iter()

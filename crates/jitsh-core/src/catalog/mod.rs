@@ -309,9 +309,8 @@ impl Catalog {
 
     /// The command named `name` (case-insensitive, without a module qualifier).
     pub fn command(&self, name: &str) -> Option<&CommandMeta> {
-        self.by_name
-            .get(&name.to_lowercase())
-            .and_then(|&i| self.commands.get(i))
+        with_lower(name, |key| self.by_name.get(key).copied())
+            .and_then(|i| self.commands.get(i))
             .and_then(Slot::meta)
     }
 
@@ -327,7 +326,7 @@ impl Catalog {
     /// The canonical command an alias names (case-insensitive), or `None` if `name` is not an
     /// alias. One level only: PowerShell aliases name commands, not other aliases.
     pub fn resolve_alias(&self, name: &str) -> Option<&str> {
-        self.aliases.get(&name.to_lowercase()).map(String::as_str)
+        with_lower(name, |key| self.aliases.get(key)).map(String::as_str)
     }
 
     /// Every command name, in catalog order (aliases not included).
@@ -408,21 +407,34 @@ impl CommandMeta {
         if written.is_empty() {
             return ParamLookup::NotFound;
         }
-        let own = self.parameters.iter();
-        let common = common_parameters()
-            .iter()
-            .filter(|c| !self.declares(&c.name));
-        let all = || own.clone().chain(common.clone());
+        // The command's own parameters, then the common ones it does not declare itself. The
+        // test is applied first and `declares` (a scan of the command's parameters) only to
+        // the common parameters that pass it.
+        let find = |test: &dyn Fn(&ParamMeta) -> bool| {
+            self.parameters.iter().find(|p| test(p)).or_else(|| {
+                common_parameters()
+                    .iter()
+                    .find(|c| test(c) && !self.declares(&c.name))
+            })
+        };
 
         // As PowerShell: an exact name, then an exact alias, then prefixes of either.
-        if let Some(p) = all().find(|p| eq_ci(&p.name, written)) {
+        if let Some(p) = find(&|p| eq_ci(&p.name, written)) {
             return ParamLookup::Found(p);
         }
-        if let Some(p) = all().find(|p| p.aliases.iter().any(|a| eq_ci(a, written))) {
+        if let Some(p) = find(&|p| p.aliases.iter().any(|a| eq_ci(a, written))) {
             return ParamLookup::Found(p);
         }
-        let matches: Vec<&ParamMeta> = all()
-            .filter(|p| p.names().any(|n| starts_with_ci(n, written)))
+        let prefixed = |p: &ParamMeta| p.names().any(|n| starts_with_ci(n, written));
+        let matches: Vec<&ParamMeta> = self
+            .parameters
+            .iter()
+            .filter(|p| prefixed(p))
+            .chain(
+                common_parameters()
+                    .iter()
+                    .filter(|c| prefixed(c) && !self.declares(&c.name)),
+            )
             .collect();
         match matches.as_slice() {
             [] => ParamLookup::NotFound,
@@ -506,6 +518,22 @@ impl ParamMeta {
     fn names(&self) -> impl Iterator<Item = &str> + '_ {
         std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
+}
+
+/// Calls `f` with `name` lowercased as `str::to_lowercase` does, without allocating for the
+/// short ASCII names commands and aliases have.
+fn with_lower<T>(name: &str, f: impl FnOnce(&str) -> T) -> T {
+    let mut buf = [0u8; 64];
+    if name.is_ascii() {
+        if let Some(dst) = buf.get_mut(..name.len()) {
+            dst.copy_from_slice(name.as_bytes());
+            dst.make_ascii_lowercase();
+            if let Ok(key) = std::str::from_utf8(dst) {
+                return f(key);
+            }
+        }
+    }
+    f(&name.to_lowercase())
 }
 
 fn eq_ci(a: &str, b: &str) -> bool {

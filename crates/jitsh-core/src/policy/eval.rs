@@ -9,7 +9,7 @@
 use crate::invocation::{Invocation, TaskKind};
 use crate::policy::model::{match_name, split_module, Effect, Rule, RuleDecision};
 use crate::policy::params::{eval_any_param, Cond};
-use crate::policy::pattern::{lower, lower_char};
+use crate::policy::pattern::lower;
 use crate::policy::PolicySet;
 
 /// Rules that matched, by how.
@@ -49,7 +49,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     let name = match_name(kind, name);
     let name = name.as_ref();
     let lname = lower(name);
-    let chars: Vec<char> = name.chars().map(lower_char).collect();
+    let chars: Vec<char> = lname.chars().collect();
     let lmodule = module.map(lower);
 
     // A name that is not known for certain is never matched for allow or approval; only a

@@ -27,6 +27,13 @@ pub(crate) fn parse(text: &str) -> Option<RawFile> {
     p.file()
 }
 
+/// A `[roles."NAME"]` table being read: its name, `tasks` and `description`.
+type RolePart = (
+    Spanned<String>,
+    Option<Spanned<Vec<Spanned<String>>>>,
+    Option<String>,
+);
+
 /// Which table the following `key = value` lines belong to.
 enum Table {
     Root,
@@ -83,11 +90,7 @@ impl Parser<'_> {
         let mut version: Option<Spanned<i64>> = None;
         let mut defaults: Option<RawDefaults> = None;
         let mut roles: BTreeMap<Spanned<String>, RawRole> = BTreeMap::new();
-        let mut role_parts: Vec<(
-            Spanned<String>,
-            Option<Spanned<Vec<Spanned<String>>>>,
-            Option<String>,
-        )> = Vec::new();
+        let mut role_parts: Vec<RolePart> = Vec::new();
         let mut rules: Vec<PartRule> = Vec::new();
         let mut table = Table::Root;
         if self.text.starts_with('\u{feff}') {

@@ -280,9 +280,12 @@ impl<T> Trie<T> {
     }
 }
 
+/// A node under construction: its sorted edges and its items.
+type BuildNode<T> = (Vec<(u8, u32)>, Vec<T>);
+
 /// A trie under construction.
 struct TrieBuilder<T> {
-    nodes: Vec<(Vec<(u8, u32)>, Vec<T>)>,
+    nodes: Vec<BuildNode<T>>,
 }
 
 impl<T> TrieBuilder<T> {

@@ -19,13 +19,16 @@ enum Tok {
     Class(u32),
 }
 
+/// The ranges of one `[...]` class.
+type Ranges = Box<[(char, char)]>;
+
 /// A compiled, case-insensitive wildcard pattern.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Glob {
     text: Box<str>,
     toks: Box<[Tok]>,
     /// The `[...]` classes, in order of appearance.
-    classes: Box<[Box<[(char, char)]>]>,
+    classes: Box<[Ranges]>,
 }
 
 /// How a glob can be looked up without trying it against every name.
@@ -45,7 +48,7 @@ impl Glob {
     /// Compiles `text`; the error names the problem (the caller adds which pattern).
     pub fn new(text: &str) -> Result<Glob, String> {
         let mut toks = Vec::new();
-        let mut classes: Vec<Box<[(char, char)]>> = Vec::new();
+        let mut classes: Vec<Ranges> = Vec::new();
         let mut chars = text.chars();
         while let Some(c) = chars.next() {
             match c {
