@@ -30,13 +30,18 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::audit::anchor::{self, Anchor, AnchorState, Standing};
 use crate::audit::chain::{self, ChainHash, CheckpointSigner};
 use crate::audit::keys::AuditSigner;
-use crate::audit::witness::Witness;
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
 /// Most appends written behind one `fdatasync`.
 const MAX_BATCH: usize = 4096;
 /// First read of a file's tail; doubled until a whole line fits.
 const TAIL_CHUNK: u64 = 64 * 1024;
+
+/// Receives each synced checkpoint line (without its newline): an off-host witness such as
+/// [`crate::audit::transport::witness::SyslogWitness`]. Must not block the writer.
+pub trait Witness: Send + std::fmt::Debug {
+    fn checkpoint(&self, line: &[u8]);
+}
 
 /// Writer settings.
 #[derive(Debug, Clone, Copy)]

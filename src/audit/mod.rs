@@ -8,8 +8,10 @@
 //! - [`search`], [`export`] (pure): filters, request joins, CEF and RFC 5424 formatting.
 //! - [`log`]: the durable writer ([`AuditLog`]), group commit, torn-tail recovery, rotation.
 //! - [`read`]: reading log files for verify, search and export.
-//! - [`forward`]: syslog forwarding with a spool and a delivery cursor.
 //! - [`spool`]: a gate's sink, spooled locally and forwarded to the approval service.
+//! - [`transport`]: what sends records off the machine: [`transport::syslog`] forwarding with a
+//!   delivery cursor, the checkpoint [`transport::witness`], and [`transport::http`] to the
+//!   approval service.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,20 +19,19 @@ pub mod anchor;
 pub mod chain;
 pub mod decision;
 pub mod export;
-pub mod forward;
 pub mod keys;
 pub mod log;
 pub mod read;
 pub mod recordings;
 pub mod search;
 pub mod spool;
-pub mod witness;
+pub mod transport;
 
 pub use anchor::{Anchor, AnchorState, FileAnchor};
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
-pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};
 pub use keys::{parse_trust_key, AuditSigner, AuditVerifyKey};
 pub use log::{AuditError, AuditLog, AuditLogOptions, AuditStats};
+pub use transport::syslog::{ForwardError, ForwardTarget, SyslogForwarder};
 
 /// One audited action. Serialized as a JSON object inside a log record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

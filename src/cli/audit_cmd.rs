@@ -533,7 +533,7 @@ fn export_cmd(a: ExportArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let host = crate::audit::forward::hostname();
+    let host = crate::audit::transport::syslog::hostname();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for r in &records {
         let line = match a.format {

@@ -162,7 +162,7 @@ pub fn open_audit_witnessed(
     let opened = match syslog {
         None => AuditLog::open_anchored(&dir, Some(checkpoints), Default::default(), anchor),
         Some(target) => {
-            let witness = crate::audit::witness::SyslogWitness::start(
+            let witness = crate::audit::transport::witness::SyslogWitness::start(
                 target.clone(),
                 &state.join("audit-witness"),
             )
