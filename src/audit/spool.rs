@@ -46,7 +46,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CURSOR_FILE: &str = "spool.cursor";
 
 /// Whether a gate may send events with `action` (session and gate events only).
-pub fn gate_action_allowed(action: &str) -> bool {
+pub(crate) fn gate_action_allowed(action: &str) -> bool {
     crate::audit::decision::gate_outcomes(action).is_some()
 }
 

@@ -16,7 +16,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why the uplink could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum UplinkError {
+pub(crate) enum UplinkError {
     #[error("`{0}` is not a service address; use http://HOST:PORT or https://HOST")]
     BadServer(String),
     #[error("the audit forwarder could not start: {0}")]
@@ -35,7 +35,7 @@ pub enum Outcome {
 }
 
 /// The sending side, owned by the forwarder thread.
-pub struct ServiceUplink {
+pub(crate) struct ServiceUplink {
     url: String,
     credential: String,
     client: reqwest::Client,
@@ -54,7 +54,7 @@ impl std::fmt::Debug for ServiceUplink {
 
 /// Cuts a request in flight short (the sink is closing).
 #[derive(Debug)]
-pub struct StopHandle(tokio::sync::watch::Sender<bool>);
+pub(crate) struct StopHandle(tokio::sync::watch::Sender<bool>);
 
 impl StopHandle {
     pub fn stop(&self) {
@@ -90,11 +90,6 @@ impl ServiceUplink {
             },
             StopHandle(stop),
         ))
-    }
-
-    /// The events endpoint, for messages.
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// Send one batch named `batch` (the service takes a repeated name once); blocks until the

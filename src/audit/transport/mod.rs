@@ -10,4 +10,4 @@
 
 pub mod http;
 pub mod syslog;
-pub mod witness;
+pub(crate) mod witness;

@@ -17,7 +17,7 @@ use crate::audit::transport::syslog::{ForwardError, ForwardTarget, SyslogForward
 
 /// Checkpoints forwarded to a syslog collector.
 #[derive(Debug)]
-pub struct SyslogWitness {
+pub(crate) struct SyslogWitness {
     tx: Option<Sender<Vec<u8>>>,
     worker: Option<JoinHandle<()>>,
 }
