@@ -18,7 +18,7 @@ const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 
 /// Why no client could be built for a URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NetError {
+pub(crate) enum NetError {
     #[error("`{0}` is not an http:// or https:// URL{hint}", hint = url_hint(.0))]
     BadUrl(String),
     #[error("`{url}` is plain HTTP to a host that is not loopback, so the credential and tokens would cross the network unencrypted; use https:// (the service's --tls-cert), or set JITSH_INSECURE_HTTP=1 if a trusted network or proxy protects the path")]
@@ -52,7 +52,7 @@ pub struct Transport {
 static TRANSPORT: OnceLock<Transport> = OnceLock::new();
 
 /// Set the process's transport settings; the first call wins (the CLI calls it once at start).
-pub fn configure(transport: Transport) {
+pub(crate) fn configure(transport: Transport) {
     let _ = TRANSPORT.set(transport);
 }
 
@@ -64,7 +64,7 @@ fn transport() -> Transport {
 }
 
 /// The CA file clients trust instead of the system's, if one is set.
-pub fn configured_ca() -> Option<PathBuf> {
+pub(crate) fn configured_ca() -> Option<PathBuf> {
     transport().ca
 }
 
@@ -128,7 +128,7 @@ fn describe_causes(timeout: bool, connect: bool, refused: bool, all: &str, lower
 
 /// A credential is printable ASCII without spaces; anything else (a pasted line break, a quote)
 /// would be refused by the HTTP layer with a message about headers, so say what to fix here.
-pub fn check_credential(credential: &str) -> Result<(), String> {
+pub(crate) fn check_credential(credential: &str) -> Result<(), String> {
     if !credential.is_empty() && credential.bytes().all(|b| b.is_ascii_graphic()) {
         return Ok(());
     }
@@ -136,10 +136,10 @@ pub fn check_credential(credential: &str) -> Result<(), String> {
 }
 
 /// What to tell a person whose credential the service did not accept (HTTP 401).
-pub const UNKNOWN_CREDENTIAL: &str = "the service does not accept this credential: check JITSH_CREDENTIAL (or --credential, or `credential` in ~/.config/jitsh/config.toml); `jitsh user add` prints a user's credential";
+pub(crate) const UNKNOWN_CREDENTIAL: &str = "the service does not accept this credential: check JITSH_CREDENTIAL (or --credential, or `credential` in ~/.config/jitsh/config.toml); `jitsh user add` prints a user's credential";
 
 /// `JITSH_INSECURE_HTTP=1` (or `true`, `yes`).
-pub fn insecure_from_env() -> bool {
+pub(crate) fn insecure_from_env() -> bool {
     std::env::var("JITSH_INSECURE_HTTP")
         .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
         .unwrap_or(false)
@@ -147,7 +147,7 @@ pub fn insecure_from_env() -> bool {
 
 /// A client for the approval service at `base` (whole calls limited to `timeout`, connecting to
 /// `connect`), after checking that the URL may carry a credential.
-pub fn client_for(
+pub(crate) fn client_for(
     base: &str,
     timeout: Duration,
     connect: Duration,
@@ -158,7 +158,7 @@ pub fn client_for(
 }
 
 /// Refuse URLs whose traffic would cross a network in clear text.
-pub fn check_url(url: &str, insecure_http: bool) -> Result<(), NetError> {
+pub(crate) fn check_url(url: &str, insecure_http: bool) -> Result<(), NetError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| NetError::BadUrl(url.to_owned()))?;
     match parsed.scheme() {
         "https" => Ok(()),

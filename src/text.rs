@@ -47,7 +47,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 
 /// A multi-line message (our own line breaks) whose every line is escaped; lines are joined
 /// with `eol` (`"\r\n"` for a terminal in raw mode).
-pub fn escape_lines(text: &str, eol: &str) -> String {
+pub(crate) fn escape_lines(text: &str, eol: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -274,22 +274,64 @@ fn wrong_or_missing_trust_key_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Crash, group commit, rotation
 
+/// The log folder of the writer process the SIGKILL test starts (see [`appender_process`]).
+const APPEND_DIR: &str = "JITSH_TEST_APPEND_DIR";
+
+/// The writer the SIGKILL test kills: four threads append to the log in `$JITSH_TEST_APPEND_DIR`
+/// (checkpoints signed with [`SEED`], kid `bench`) until the process is killed. Started by
+/// `sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it` as this test binary
+/// with only this test selected; on its own it has nothing to write to.
+#[test]
+#[ignore = "the writer process of sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it"]
+fn appender_process() {
+    let Some(dir) = std::env::var_os(APPEND_DIR) else {
+        panic!("{APPEND_DIR} is not set: this runs only as the SIGKILL test's writer process");
+    };
+    let signer = AuditSigner {
+        kid: "bench".into(),
+        seed: SEED,
+    };
+    let log = Arc::new(AuditLog::open(Path::new(&dir), Some(signer)).unwrap());
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0u64.. {
+                    let mut details = serde_json::Map::new();
+                    details.insert("thread".into(), t.into());
+                    details.insert("n".into(), i.into());
+                    log.append(AuditEvent {
+                        time: "2026-01-01T00:00:00Z".into(),
+                        actor: "bench".into(),
+                        action: "bench.append".into(),
+                        subject: format!("t{t}"),
+                        outcome: "ok".into(),
+                        details,
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
 #[test]
 fn sigkilled_writer_leaves_a_verifiable_prefix_and_reopening_seals_it() {
     let dir = tempfile::tempdir().unwrap();
     let logdir = dir.path().join("log");
-    let seed_hex = chain::hex(&SEED);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jitsh"))
+    // The writer is this test binary running `appender_process` (a real process to SIGKILL).
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "audit",
-            "bench-append",
-            "--threads",
-            "4",
-            "--seed",
-            &seed_hex,
-            "--dir",
+            "--exact",
+            "appender_process",
+            "--ignored",
+            "--test-threads=1",
         ])
-        .arg(&logdir)
+        .env(APPEND_DIR, &logdir)
+        .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let file = logdir.join("audit-000001.jsonl");

@@ -11,7 +11,7 @@
 //! see [`player::classify_marker`].
 
 pub mod player;
-pub mod utf8;
+pub(crate) mod utf8;
 pub mod v2;
 pub mod writer;
 

@@ -67,7 +67,10 @@ pub struct Step<'a> {
 }
 
 /// The output events to write and the pause before each.
-pub fn plan<'a>(cast: &'a Cast, options: &PlayOptions) -> Result<Vec<Step<'a>>, AsciicastError> {
+pub(crate) fn plan<'a>(
+    cast: &'a Cast,
+    options: &PlayOptions,
+) -> Result<Vec<Step<'a>>, AsciicastError> {
     let speed = if options.speed.is_finite() && options.speed > 0.0 {
         options.speed
     } else {

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use crate::audit::chain::ChainHash;
 
 /// The anchor file's name in the service's state folder.
-pub const STATE_FILE: &str = "audit.anchor";
+pub(crate) const STATE_FILE: &str = "audit.anchor";
 
 /// The anchored head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

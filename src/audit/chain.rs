@@ -47,8 +47,8 @@ use crate::audit::keys::{AuditSigner, AuditVerifyKey};
 use crate::audit::AuditEvent;
 
 /// Name of the record format, written in the genesis record.
-pub const FORMAT: &str = "jitsh-audit/1";
-pub const GENESIS_ACTION: &str = "audit.genesis";
+pub(crate) const FORMAT: &str = "jitsh-audit/1";
+pub(crate) const GENESIS_ACTION: &str = "audit.genesis";
 pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
 pub const TORN_ACTION: &str = "audit.torn";
 /// Records found after the anchored head when the writer reopened after a crash.
@@ -62,8 +62,8 @@ pub const ABANDONED_ACTION: &str = "audit.abandoned";
 /// A person re-anchored a log that did not match its store (`jitsh audit repair`).
 pub const REPAIR_ACTION: &str = "audit.repair";
 /// Actor and subject of the log's own records.
-pub const SELF_ACTOR: &str = "jitsh";
-pub const SELF_SUBJECT: &str = "audit-log";
+pub(crate) const SELF_ACTOR: &str = "jitsh";
+pub(crate) const SELF_SUBJECT: &str = "audit-log";
 
 /// `,"hash":"` + 64 hex digits + `"}`.
 const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
@@ -320,7 +320,7 @@ pub fn genesis_event(kid: Option<&str>, time: &str) -> AuditEvent {
 }
 
 /// The bytes a checkpoint signature covers: the key id, and the head record's seq and hash.
-pub fn checkpoint_message(kid: &str, head_seq: u64, head: &ChainHash) -> Vec<u8> {
+pub(crate) fn checkpoint_message(kid: &str, head_seq: u64, head: &ChainHash) -> Vec<u8> {
     let mut msg = Vec::with_capacity(CHECKPOINT_DOMAIN.len() + 8 + 8 + kid.len() + 32);
     msg.extend_from_slice(CHECKPOINT_DOMAIN);
     msg.extend_from_slice(&(kid.len() as u64).to_be_bytes());
@@ -357,7 +357,13 @@ pub fn checkpoint_event(
 }
 
 /// An `audit.torn` event: a torn record at `offset` of `file` was set aside.
-pub fn torn_event(time: &str, file: &str, offset: u64, torn: &[u8], saved_as: &str) -> AuditEvent {
+pub(crate) fn torn_event(
+    time: &str,
+    file: &str,
+    offset: u64,
+    torn: &[u8],
+    saved_as: &str,
+) -> AuditEvent {
     let mut details = serde_json::Map::new();
     details.insert("file".into(), file.into());
     details.insert("offset".into(), offset.into());
@@ -509,7 +515,7 @@ pub struct VerifyOptions {
 /// sometimes only known one record later (a seq gap is a removal, or a reordering if the missing
 /// seq comes next), so `push` may report a finding about an earlier line.
 #[derive(Debug)]
-pub struct Verifier<'k> {
+pub(crate) struct Verifier<'k> {
     keys: &'k [AuditVerifyKey],
     options: VerifyOptions,
     head: Option<Head>,
@@ -849,7 +855,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Decode hex (either case); `None` on odd length or a non-hex digit.
-pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),

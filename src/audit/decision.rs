@@ -13,11 +13,11 @@ use crate::audit::chain::Record;
 use crate::audit::AuditEvent;
 use crate::gate::LineDecision;
 
-pub const ACTION: &str = "gate.decision";
+pub(crate) const ACTION: &str = "gate.decision";
 
 /// The actions a gate writes, each with the outcomes it may have. Nothing else is a gate's to
 /// write: request, approval, token and grant records are the service's.
-pub fn gate_outcomes(action: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn gate_outcomes(action: &str) -> Option<&'static [&'static str]> {
     Some(match action {
         "session.start" => &["ok"],
         "session.end" => &["ok", "error"],
@@ -64,7 +64,7 @@ pub fn event(
 /// When the gate says it wrote `r`: the service stamps gate events with its own time on arrival
 /// and keeps the gate's as `details.sent_time`. Only for showing a session's own timeline (its
 /// recording runs on the gate's clock); ordering and review use the record's time.
-pub fn gate_time(r: &Record) -> &str {
+pub(crate) fn gate_time(r: &Record) -> &str {
     r.details
         .get("sent_time")
         .and_then(Value::as_str)

@@ -39,7 +39,7 @@ fn syslog_severity(outcome: &str) -> u8 {
 }
 
 /// `CEF:0|jitsh|jitsh|VERSION|action|action|severity|extension`.
-pub fn to_cef(r: &Record, version: &str) -> String {
+pub(crate) fn to_cef(r: &Record, version: &str) -> String {
     let mut ext: Vec<(&str, String)> = vec![
         ("cn1", r.seq.to_string()),
         ("cn1Label", "seq".into()),
@@ -95,7 +95,7 @@ fn control_picture(c: char) -> char {
 
 /// `s` with every control character shown as a visible picture: for one-line text output
 /// (`audit search`) and CEF, where no escape exists for them.
-pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(is_control) {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -138,7 +138,7 @@ fn cef_ext_escape(s: &str) -> String {
 }
 
 /// An RFC 5424 message: `<PRI>1 TIMESTAMP HOST jitsh - MSGID [jitsh@32473 ...] BOM{record}`.
-pub fn to_syslog(r: &Record, hostname: &str) -> String {
+pub(crate) fn to_syslog(r: &Record, hostname: &str) -> String {
     let pri = u16::from(FACILITY_AUDIT) * 8 + u16::from(syslog_severity(&r.outcome));
     let timestamp = rfc5424_time(&r.time).unwrap_or_else(|| "-".into());
     let host = header_token(hostname, 255);
@@ -192,7 +192,7 @@ fn sd_escape(s: &str) -> String {
 
 /// JSON text with the characters serde leaves raw that some readers take as line ends (C1's
 /// NEL, U+2028, U+2029, DEL) escaped. They only occur inside strings, where `\uXXXX` is valid.
-pub fn json_one_line(json: &str) -> String {
+pub(crate) fn json_one_line(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
         if is_control(c) {

@@ -41,7 +41,6 @@ use crate::audit::anchor::{self, Anchor, AnchorState, Standing};
 use crate::audit::chain::{self, ChainHash, CheckpointSigner};
 use crate::audit::keys::AuditSigner;
 use crate::audit::outage::{self, Unavailable};
-use crate::audit::witness::Witness;
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
 /// Most appends written behind one `fdatasync`.
@@ -50,6 +49,12 @@ const MAX_BATCH: usize = 4096;
 const TAIL_CHUNK: u64 = 64 * 1024;
 /// How often an unavailable log tries to write again when nothing is appended.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Receives each synced checkpoint line (without its newline): an off-host witness such as
+/// [`crate::audit::transport::witness::SyslogWitness`]. Must not block the writer.
+pub trait Witness: Send + std::fmt::Debug {
+    fn checkpoint(&self, line: &[u8]);
+}
 
 /// Writer settings.
 #[derive(Debug, Clone, Copy)]

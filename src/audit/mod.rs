@@ -9,8 +9,10 @@
 //! - [`log`]: the durable writer ([`AuditLog`]), group commit, torn-tail recovery, rotation.
 //! - [`outage`]: full-disk failures: telling them apart, reporting them, faking them in tests.
 //! - [`read`]: reading log files for verify, search and export.
-//! - [`forward`]: syslog forwarding with a spool and a delivery cursor.
 //! - [`spool`]: a gate's sink, spooled locally and forwarded to the approval service.
+//! - [`transport`]: what sends records off the machine: [`transport::syslog`] forwarding with a
+//!   delivery cursor, the checkpoint [`transport::witness`], and [`transport::http`] to the
+//!   approval service.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +20,6 @@ pub mod anchor;
 pub mod chain;
 pub mod decision;
 pub mod export;
-pub mod forward;
 pub mod keys;
 pub mod log;
 pub mod outage;
@@ -26,13 +27,13 @@ pub mod read;
 pub mod recordings;
 pub mod search;
 pub mod spool;
-pub mod witness;
+pub mod transport;
 
 pub use anchor::{Anchor, AnchorState, FileAnchor};
 pub use chain::{Finding, FindingKind, Summary, VerifyOptions};
-pub use forward::{ForwardError, ForwardTarget, SyslogForwarder};
 pub use keys::{parse_trust_key, AuditSigner, AuditVerifyKey};
 pub use log::{AuditError, AuditLog, AuditLogOptions, AuditStats};
+pub use transport::syslog::{ForwardError, ForwardTarget, SyslogForwarder};
 
 /// One audited action. Serialized as a JSON object inside a log record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ pub enum ReadError {
 }
 
 /// Replace each directory by its log files, oldest first; keep files as given.
-pub fn expand_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
+pub(crate) fn expand_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
     let mut out = Vec::new();
     for input in inputs {
         if input.is_dir() {

@@ -18,7 +18,7 @@ pub struct Vouched {
 }
 
 /// Every recording named with its hash by a `session.end` record in `paths`.
-pub fn vouched(paths: &[PathBuf]) -> Result<Vec<Vouched>, ReadError> {
+pub(crate) fn vouched(paths: &[PathBuf]) -> Result<Vec<Vouched>, ReadError> {
     let mut out = Vec::new();
     for_each_record(paths, |at, r| {
         let Ok(r) = r else { return };
@@ -40,7 +40,7 @@ pub fn vouched(paths: &[PathBuf]) -> Result<Vec<Vouched>, ReadError> {
 }
 
 /// Where to look for a recording: as recorded, or by its file name in `dir`.
-pub fn locate(recording: &Path, dir: Option<&Path>) -> PathBuf {
+pub(crate) fn locate(recording: &Path, dir: Option<&Path>) -> PathBuf {
     match (dir, recording.file_name()) {
         (Some(dir), Some(name)) => dir.join(name),
         _ => recording.to_path_buf(),
@@ -48,7 +48,7 @@ pub fn locate(recording: &Path, dir: Option<&Path>) -> PathBuf {
 }
 
 /// SHA-256 (hex) of a file's bytes.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -93,7 +93,10 @@ pub fn check(v: &Vouched, dir: Option<&Path>) -> Option<Finding> {
 }
 
 /// The `session.end` that vouches for `recording` (matched by file name), if any.
-pub fn vouching_for(paths: &[PathBuf], recording: &Path) -> Result<Option<Vouched>, ReadError> {
+pub(crate) fn vouching_for(
+    paths: &[PathBuf],
+    recording: &Path,
+) -> Result<Option<Vouched>, ReadError> {
     let name = recording.file_name();
     Ok(vouched(paths)?
         .into_iter()

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::audit::chain::Record;
 
-pub const GATE_DECISION: &str = crate::audit::decision::ACTION;
+pub(crate) const GATE_DECISION: &str = crate::audit::decision::ACTION;
 
 /// What to look for; every field set must match.
 #[derive(Debug, Clone, Default)]
@@ -41,7 +41,7 @@ pub struct Filter {
 
 /// Why a filter value is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SearchError {
+pub(crate) enum SearchError {
     #[error("`{0}` is not a time: use RFC 3339 (2026-01-02T03:04:05Z) or a date (2026-01-02)")]
     BadTime(String),
     #[error("`{0}` is not a decision: use allow, approval or deny")]
@@ -49,7 +49,7 @@ pub enum SearchError {
 }
 
 /// Parse `--since`/`--until`: RFC 3339, or a date meaning its midnight UTC.
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, SearchError> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, SearchError> {
     if let Some(t) = crate::rfc3339::parse(text) {
         return Ok(t);
     }
@@ -68,7 +68,7 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, SearchError> {
 }
 
 /// Check a `--decision` value.
-pub fn parse_decision(text: &str) -> Result<String, SearchError> {
+pub(crate) fn parse_decision(text: &str) -> Result<String, SearchError> {
     match text {
         "allow" | "approval" | "deny" => Ok(text.to_owned()),
         _ => Err(SearchError::BadDecision(text.to_owned())),
@@ -213,7 +213,7 @@ pub fn search(records: &[Record], filter: &Filter) -> Vec<Hit> {
 
 /// The request a record is about: `details.request`, or the subject of `request.*`,
 /// `grant.*` and `token.*` records.
-pub fn request_of(r: &Record) -> Option<String> {
+pub(crate) fn request_of(r: &Record) -> Option<String> {
     if let Some(q) = r.detail_str("request") {
         return Some(q.to_owned());
     }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::transport::http::{Outcome, ServiceUplink, StopHandle, UplinkError};
 use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 
 /// Largest spool line; with the batch envelope it stays under the service's 64 KiB body limit.
@@ -42,12 +43,10 @@ const MAX_BODY: usize = 63 * 1024;
 const MAX_EVENTS: usize = 500;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CURSOR_FILE: &str = "spool.cursor";
 
 /// Whether a gate may send events with `action` (session and gate events only).
-pub fn gate_action_allowed(action: &str) -> bool {
+pub(crate) fn gate_action_allowed(action: &str) -> bool {
     crate::audit::decision::gate_outcomes(action).is_some()
 }
 
@@ -136,8 +135,6 @@ struct State {
 struct Shared {
     dir: PathBuf,
     id: String,
-    url: String,
-    credential: String,
     state: Mutex<State>,
     changed: Condvar,
     _lock: Flock<File>,
@@ -145,11 +142,9 @@ struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the credential.
         f.debug_struct("Shared")
             .field("dir", &self.dir)
             .field("id", &self.id)
-            .field("url", &self.url)
             .finish_non_exhaustive()
     }
 }
@@ -164,7 +159,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct SpoolingSink {
     shared: Arc<Shared>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: StopHandle,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -176,13 +171,11 @@ impl SpoolingSink {
         server: String,
         credential: String,
     ) -> Result<SpoolingSink, SpoolError> {
-        let url = format!("{}/v1/audit/events", server.trim_end_matches('/'));
-        if !reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
-            return Err(SpoolError::BadServer(server));
-        }
         // Refuses clear text off loopback before anything is written.
-        let client = crate::net::client_for(&url, REQUEST_TIMEOUT, CONNECT_TIMEOUT)
-            .map_err(|e| SpoolError::Runtime(e.to_string()))?;
+        let (uplink, stop) = ServiceUplink::new(&server, credential).map_err(|e| match e {
+            UplinkError::BadServer(s) => SpoolError::BadServer(s),
+            UplinkError::Setup(m) => SpoolError::Runtime(m),
+        })?;
         std::fs::create_dir_all(spool_dir).map_err(io_err(spool_dir))?;
         let lock_path = spool_dir.join("spool.lock");
         let lock_file = OpenOptions::new()
@@ -199,21 +192,14 @@ impl SpoolingSink {
         let shared = Arc::new(Shared {
             dir: spool_dir.to_path_buf(),
             id,
-            url,
-            credential,
             state: Mutex::new(state),
             changed: Condvar::new(),
             _lock: lock,
         });
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SpoolError::Runtime(e.to_string()))?;
         let worker_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("jitsh-audit-forward".into())
-            .spawn(move || forward_loop(&worker_shared, &runtime, &client, stop_rx))
+            .spawn(move || forward_loop(&worker_shared, uplink))
             .map_err(|e| SpoolError::Runtime(e.to_string()))?;
         Ok(SpoolingSink {
             shared,
@@ -332,7 +318,7 @@ impl Drop for SpoolingSink {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
         self.shared.changed.notify_all();
-        let _ = self.stop.send(true);
+        self.stop.stop();
         let worker = self
             .worker
             .lock()
@@ -590,22 +576,7 @@ struct Batch {
     raw: Vec<u8>,
 }
 
-/// What the service said.
-#[derive(Debug)]
-enum Outcome {
-    Accepted,
-    /// Refused for good: keep it aside and go on.
-    Rejected(String),
-    Retry(String),
-    Stopped,
-}
-
-fn forward_loop(
-    shared: &Shared,
-    runtime: &tokio::runtime::Runtime,
-    client: &reqwest::Client,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+fn forward_loop(shared: &Shared, mut uplink: ServiceUplink) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let batch = {
@@ -629,7 +600,7 @@ fn forward_loop(
             }
         };
         let outcome = match &batch {
-            Some(b) => runtime.block_on(send(shared, client, b, &mut stop)),
+            Some(b) => uplink.send(&format!("{}:{}-{}", shared.id, b.start, b.end), &b.events),
             None => Outcome::Retry("the spool could not be read".into()),
         };
         let mut state = shared.lock();
@@ -776,42 +747,6 @@ fn next_batch(shared: &Shared, state: &mut State) -> Result<Option<Batch>, Spool
         events,
         raw: data,
     }))
-}
-
-async fn send(
-    shared: &Shared,
-    client: &reqwest::Client,
-    batch: &Batch,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Outcome {
-    let body = serde_json::json!({
-        "events": batch.events,
-        "batch": format!("{}:{}-{}", shared.id, batch.start, batch.end),
-    });
-    let request = client
-        .post(&shared.url)
-        .bearer_auth(&shared.credential)
-        .json(&body)
-        .send();
-    let response = tokio::select! {
-        r = request => r,
-        _ = stop.wait_for(|s| *s) => return Outcome::Stopped,
-    };
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => return Outcome::Retry(format!("`{}` is unreachable: {e}", shared.url)),
-    };
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    match status {
-        200 => Outcome::Accepted,
-        400 | 403 | 409 | 413 | 422 => Outcome::Rejected(format!("{status}: {message}")),
-        _ => Outcome::Retry(format!("the service answered {status}: {message}")),
-    }
 }
 
 /// Record `batch` as accepted; compact when everything is.

@@ -6,14 +6,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 
 use crate::audit::chain::{Location, Record};
 use crate::audit::read::{expand_paths, for_each_record, verify_paths};
 use crate::audit::search::{parse_decision, parse_time, search, Filter};
-use crate::audit::{export, keys, AuditEvent, AuditLog, AuditSink, ForwardTarget, SyslogForwarder};
+use crate::audit::{export, keys, ForwardTarget, SyslogForwarder};
 
 use super::fail;
 
@@ -38,9 +37,6 @@ enum AuditCommand {
     /// Re-anchor a service's log that no longer matches its store, after a person has reviewed
     /// it (`jitsh serve` refuses to start until then). The repair is recorded in the log.
     Repair(RepairArgs),
-    /// Append synthetic events as fast as possible (tests and measurements).
-    #[command(hide = true)]
-    BenchAppend(BenchAppendArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,20 +143,6 @@ struct ForwardArgs {
     files: Vec<PathBuf>,
 }
 
-#[derive(Debug, clap::Args)]
-struct BenchAppendArgs {
-    #[arg(long)]
-    dir: PathBuf,
-    /// Appends per thread (0: until killed).
-    #[arg(long, default_value_t = 0)]
-    count: u64,
-    #[arg(long, default_value_t = 1)]
-    threads: u32,
-    /// Checkpoint signing seed as 64 hex digits (kid `bench`).
-    #[arg(long)]
-    seed: Option<String>,
-}
-
 pub fn run(args: Args) -> ExitCode {
     match *args.command {
         AuditCommand::Verify(a) => verify(a),
@@ -168,7 +150,6 @@ pub fn run(args: Args) -> ExitCode {
         AuditCommand::Export(a) => export_cmd(a),
         AuditCommand::Forward(a) => forward(a),
         AuditCommand::Repair(a) => repair(a),
-        AuditCommand::BenchAppend(a) => bench_append(a),
     }
 }
 
@@ -557,7 +538,7 @@ fn export_cmd(a: ExportArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let host = crate::audit::forward::hostname();
+    let host = crate::audit::transport::syslog::hostname();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for r in &records {
         let line = match a.format {
@@ -614,66 +595,4 @@ fn forward(a: ForwardArgs) -> ExitCode {
         }
         Err(e) => fail(e),
     }
-}
-
-fn bench_append(a: BenchAppendArgs) -> ExitCode {
-    let signer = match a.seed.as_deref().map(parse_seed).transpose() {
-        Ok(s) => s.map(|seed| keys::AuditSigner {
-            kid: "bench".into(),
-            seed,
-        }),
-        Err(e) => return fail(e),
-    };
-    let log = match AuditLog::open(&a.dir, signer) {
-        Ok(l) => Arc::new(l),
-        Err(e) => return fail(e),
-    };
-    let threads: Vec<_> = (0..a.threads.max(1))
-        .map(|t| {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                let mut i = 0u64;
-                while a.count == 0 || i < a.count {
-                    let mut details = serde_json::Map::new();
-                    details.insert("thread".into(), t.into());
-                    details.insert("n".into(), i.into());
-                    let event = AuditEvent {
-                        time: "2026-01-01T00:00:00Z".into(),
-                        actor: "bench".into(),
-                        action: "bench.append".into(),
-                        subject: format!("t{t}"),
-                        outcome: "ok".into(),
-                        details,
-                    };
-                    if let Err(e) = log.append(event) {
-                        return Err(e.to_string());
-                    }
-                    i += 1;
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    for t in threads {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return fail(e),
-            Err(_) => return fail("an append thread stopped unexpectedly"),
-        }
-    }
-    match log.close() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
-}
-
-fn parse_seed(hex: &str) -> Result<[u8; 32], String> {
-    crate::audit::chain::hex_decode(hex)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            format!(
-                "`--seed` must be 64 hex digits (got {} characters)",
-                hex.len()
-            )
-        })
 }

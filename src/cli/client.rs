@@ -40,7 +40,7 @@ pub struct Connection {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RequestArgs {
+pub(crate) struct RequestArgs {
     /// Task (cmdlet) to ask for.
     #[arg(long, required_unless_present = "role", conflicts_with = "role")]
     task: Option<String>,
@@ -73,7 +73,7 @@ pub struct RequestArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RequestsArgs {
+pub(crate) struct RequestsArgs {
     /// Only pending requests.
     #[arg(long, conflicts_with = "status")]
     pending: bool,
@@ -88,7 +88,7 @@ pub struct RequestsArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ApproveArgs {
+pub(crate) struct ApproveArgs {
     /// Request id.
     id: String,
     /// Note for the record.
@@ -99,7 +99,7 @@ pub struct ApproveArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DenyArgs {
+pub(crate) struct DenyArgs {
     /// Request id.
     id: String,
     /// Why (sent to the requester).
@@ -110,7 +110,7 @@ pub struct DenyArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct WithdrawArgs {
+pub(crate) struct WithdrawArgs {
     /// Id of your pending request.
     id: String,
     #[command(flatten)]
@@ -118,7 +118,7 @@ pub struct WithdrawArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RevokeArgs {
+pub(crate) struct RevokeArgs {
     /// Request id whose grant ends now.
     id: String,
     #[command(flatten)]
@@ -126,7 +126,7 @@ pub struct RevokeArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct LockArgs {
+pub(crate) struct LockArgs {
     /// `user:NAME`, `rule:ID` or `all`.
     #[arg(value_name = "SCOPE", required_unless_present = "clear")]
     scope: Option<String>,
@@ -537,7 +537,7 @@ fn review_line(r: &Value) -> String {
 
 /// `jitsh token fetch ID --out FILE`: write the signed token of an approved request to `out`
 /// (mode 0600). `server`/`credential_file` fall back like every client command.
-pub fn token_fetch(
+pub(crate) fn token_fetch(
     server: Option<String>,
     credential_file: Option<std::path::PathBuf>,
     id: &str,

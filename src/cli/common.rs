@@ -417,7 +417,7 @@ pub(crate) fn parse_platform(text: &str) -> Result<crate::catalog::Platform, Str
 }
 
 /// `1 record`, `2 records`: a count with its noun.
-pub fn plural(n: u64, noun: &str) -> String {
+pub(crate) fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {

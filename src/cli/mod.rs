@@ -19,7 +19,7 @@ mod shell_cmd;
 mod token_cmd;
 
 /// Exit status shared by every subcommand for errors (usage, load, I/O).
-pub const EXIT_ERROR: u8 = 3;
+pub(crate) const EXIT_ERROR: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(

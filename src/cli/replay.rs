@@ -79,7 +79,7 @@ fn check_recording(args: &Args, file: &Path) -> Result<(), String> {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct SessionsArgs {
+pub(crate) struct SessionsArgs {
     /// Folder of recordings (default: $JITSH_RECORD_DIR, else ~/.local/share/jitsh/sessions).
     pub dir: Option<PathBuf>,
     /// Sessions with refused lines first.

@@ -82,7 +82,7 @@ pub struct Args {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct UserArgs {
+pub(crate) struct UserArgs {
     #[command(subcommand)]
     command: UserCommand,
 }

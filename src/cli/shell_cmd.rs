@@ -13,7 +13,7 @@ use crate::shell::{self, ShellConfig};
 
 /// Options shared by `shell` and `exec`.
 #[derive(Debug, clap::Args)]
-pub struct GateOpts {
+pub(crate) struct GateOpts {
     /// Policy folder. Default: `policies` in the settings (/etc/jitsh/config.toml,
     /// ~/.config/jitsh/config.toml), else the demo policies of this build.
     #[arg(
@@ -45,7 +45,7 @@ pub struct GateOpts {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ShellArgs {
+pub(crate) struct ShellArgs {
     #[command(flatten)]
     gate: GateOpts,
     /// Folder for session recordings (default: $JITSH_RECORD_DIR, else
@@ -63,7 +63,7 @@ pub struct ShellArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     #[command(flatten)]
     gate: GateOpts,
     /// The runspace command (default: jitsh-exsim next to jitsh).

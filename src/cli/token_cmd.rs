@@ -18,7 +18,7 @@ const PUBLIC_FILE: &str = "signing.pub";
 const MAX_FILE: u64 = 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// Folder to write signing.key (mode 0600) and signing.pub into; created if missing.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -28,7 +28,7 @@ pub struct KeygenArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     #[command(subcommand)]
     command: TokenCommand,
 }

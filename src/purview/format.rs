@@ -469,7 +469,13 @@ fn cell(v: &str) -> String {
 }
 
 /// An error record the way PowerShell prints one for a cmdlet.
-pub fn error_record(cmdlet: &str, line: &str, message: &str, id: &str, category: &str) -> String {
+pub(crate) fn error_record(
+    cmdlet: &str,
+    line: &str,
+    message: &str,
+    id: &str,
+    category: &str,
+) -> String {
     let esc = |t: &str| crate::text::escape(&t.replace(['\r', '\n'], " ")).into_owned();
     let shown = esc(line);
     format!(

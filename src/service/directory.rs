@@ -33,9 +33,9 @@ use base64::Engine as _;
 use ring::rand::SecureRandom as _;
 
 /// Prefix of every credential, so a leaked one is recognisable by secret scanners.
-pub const CREDENTIAL_PREFIX: &str = "jitsh_";
+pub(crate) const CREDENTIAL_PREFIX: &str = "jitsh_";
 /// Role whose members administer policies, users and locks.
-pub const GLOBAL_ADMIN: &str = "global-admin";
+pub(crate) const GLOBAL_ADMIN: &str = "global-admin";
 
 /// The directory file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -153,7 +153,7 @@ pub enum DirectoryError {
 
 /// The person an account belongs to: its `person` key, else its email, else its name; trimmed
 /// and lowercased, so `Bob@Contoso.com` and `bob@contoso.com ` are one person.
-pub fn person_key(user: &User) -> String {
+pub(crate) fn person_key(user: &User) -> String {
     let key = [user.person.as_deref(), user.email.as_deref()]
         .into_iter()
         .flatten()
@@ -315,7 +315,7 @@ impl Directory {
 
 /// Names of users, groups and roles: no spaces or punctuation that would confuse scopes
 /// (`user:NAME`) or mail headers.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -377,7 +377,7 @@ fn lock_exclusive(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Direc
 }
 
 /// Write `data` to `path` through a temp file in the same folder, fsync, mode 0600, rename.
-pub fn write_private_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     crate::atomic_write::write(path, data, crate::atomic_write::Mode::Private)
 }
 

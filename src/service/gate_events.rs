@@ -25,9 +25,9 @@ use crate::audit::AuditEvent;
 /// Longest subject (a session id) a gate may send.
 const MAX_SUBJECT: usize = 128;
 /// Events a caller may send at once after a quiet spell (a spool emptying after an outage).
-pub const BURST_EVENTS: f64 = 5000.0;
+pub(crate) const BURST_EVENTS: f64 = 5000.0;
 /// Events per second a caller may send on average.
-pub const EVENTS_PER_SECOND: f64 = 100.0;
+pub(crate) const EVENTS_PER_SECOND: f64 = 100.0;
 
 /// Whether a gate may send `action` at all.
 pub fn gate_action(action: &str) -> bool {
@@ -35,7 +35,7 @@ pub fn gate_action(action: &str) -> bool {
 }
 
 /// Check a gate's events and put them in the form the log keeps. `i`-th event errors name it.
-pub fn admit(
+pub(crate) fn admit(
     caller: &str,
     batch: &str,
     events: Vec<AuditEvent>,
@@ -158,7 +158,7 @@ fn check_references(
 /// Per-caller token buckets: each caller may send [`BURST_EVENTS`] at once and
 /// [`EVENTS_PER_SECOND`] on average, so one gate cannot flood the log for everyone.
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     buckets: Mutex<HashMap<String, (f64, DateTime<Utc>)>>,
 }
 

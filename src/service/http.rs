@@ -33,17 +33,17 @@ use super::workflow::{
 };
 
 /// Largest request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// Longest a request may take, body included; a client trickling its body is cut off here.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Failed authentications one source may make per [`AUTH_WINDOW`] before every attempt from it
 /// is refused (429) until the window ends.
-pub const AUTH_FAILURES: u32 = 10;
-pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const AUTH_FAILURES: u32 = 10;
+pub(crate) const AUTH_WINDOW: Duration = Duration::from_secs(60);
 /// Sources remembered at most; when full, expired windows go first, then the source with the
 /// fewest failures.
 const AUTH_SOURCES: usize = 10_000;
@@ -53,7 +53,7 @@ const AUTH_AUDITS: u32 = 200;
 
 /// Shared by all handlers.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub service: Arc<Service>,
     /// Woken after every step so queued notifications go out promptly.
     pub outbox: Arc<tokio::sync::Notify>,
@@ -88,7 +88,7 @@ impl AppState {
 }
 
 /// All routes.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))

@@ -51,7 +51,7 @@ impl Default for ConnLimits {
 const RESERVED_FDS: u64 = 64;
 
 /// `wanted`, lowered so that connections never take the descriptors the service itself needs.
-pub fn effective_max(wanted: usize) -> usize {
+pub(crate) fn effective_max(wanted: usize) -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(soft, _)| soft)
         .unwrap_or(1024);
@@ -110,7 +110,7 @@ impl Accept for TcpListener {
 
 /// An [`axum::serve::Listener`] (which handles its own accept errors) as an [`Accept`].
 #[derive(Debug)]
-pub struct FromListener<L>(pub L);
+pub(crate) struct FromListener<L>(pub L);
 
 impl<L> Accept for FromListener<L>
 where

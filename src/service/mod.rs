@@ -22,7 +22,7 @@ pub mod error;
 pub mod gate_events;
 pub mod http;
 pub mod listen;
-pub mod notify;
+pub(crate) mod notify;
 pub mod ports;
 pub mod postgres;
 pub mod sqlite;
@@ -171,7 +171,7 @@ fn open_sqlite(config: &Config, signer: &ports::Signer) -> Result<Arc<dyn Store>
 
 /// Written in STATE by a service on PostgreSQL, so `jitsh user add` on that state folder does
 /// not queue its audit event in the SQLite file the service never reads.
-pub const POSTGRES_MARKER: &str = "store-is-postgres";
+pub(crate) const POSTGRES_MARKER: &str = "store-is-postgres";
 
 /// A PostgreSQL database; needs a blocking thread of a Tokio runtime (see [`serve`]).
 fn open_postgres(url: &str) -> Result<Arc<dyn Store>, ServeError> {
@@ -261,7 +261,7 @@ pub async fn serve(
 
 /// Create `path` empty with mode 0600 if it does not exist, and narrow it to 0600 if it does.
 /// SQLite gives its `-wal` and `-shm` files the database file's mode, so they follow.
-pub fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn private_file(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -312,7 +312,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The shortest form [`parse_duration`] reads back.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     let mut out = String::new();
     for (unit, name) in [(3600, 'h'), (60, 'm'), (1, 's')] {

@@ -17,13 +17,13 @@ use tokio::sync::Notify;
 use super::store::{OutboxItem, Store};
 
 /// Attempts before a message is marked failed.
-pub const MAX_ATTEMPTS: u32 = 30;
+pub(crate) const MAX_ATTEMPTS: u32 = 30;
 /// Longest wait between attempts.
 const MAX_BACKOFF_SECS: i64 = 300;
 
 /// Where notifications go.
 #[derive(Debug, Clone, Default)]
-pub struct Channels {
+pub(crate) struct Channels {
     /// `HOST:PORT` of the SMTP relay.
     pub smtp: Option<String>,
     pub mail_from: String,
@@ -32,7 +32,7 @@ pub struct Channels {
 
 /// Why one delivery failed.
 #[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
+pub(crate) enum NotifyError {
     #[error("smtp relay `{0}` is not HOST:PORT")]
     BadRelay(String),
     #[error("mail address `{0}` is not valid")]

@@ -11,7 +11,7 @@ use crate::token::{Claims, SigningKey, TokenError};
 
 /// The parts of an approval rule the workflow uses.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApprovalRule {
+pub(crate) struct ApprovalRule {
     pub id: String,
     /// `false`: the service approves at once.
     pub manual: bool,
@@ -27,7 +27,7 @@ pub struct ApprovalRule {
 }
 
 /// The approval rule's snapshot the workflow keeps with a request.
-pub fn approval_rule(rule: &Rule) -> ApprovalRule {
+pub(crate) fn approval_rule(rule: &Rule) -> ApprovalRule {
     ApprovalRule {
         id: rule.id.clone(),
         manual: rule.approval == ApprovalMode::Manual,
@@ -41,12 +41,12 @@ pub fn approval_rule(rule: &Rule) -> ApprovalRule {
 }
 
 /// Load every `*.toml` in `dir`; the whole load fails on any error.
-pub fn load_policies(dir: &Path) -> Result<PolicySet, String> {
+pub(crate) fn load_policies(dir: &Path) -> Result<PolicySet, String> {
     crate::policy::load_dir(dir).map_err(|e| e.to_string())
 }
 
 /// Validate a set of `(file name, text)` sources as one policy set.
-pub fn policies_from_sources(sources: &[(String, String)]) -> Result<PolicySet, String> {
+pub(crate) fn policies_from_sources(sources: &[(String, String)]) -> Result<PolicySet, String> {
     let sources: Vec<PolicySource> = sources
         .iter()
         .map(|(name, text)| PolicySource::new(name.clone(), text.clone()))
@@ -167,7 +167,7 @@ pub fn open_audit_witnessed(
     let opened = match syslog {
         None => AuditLog::open_anchored(&dir, Some(checkpoints), Default::default(), anchor),
         Some(target) => {
-            let witness = crate::audit::witness::SyslogWitness::start(
+            let witness = crate::audit::transport::witness::SyslogWitness::start(
                 target.clone(),
                 &state.join("audit-witness"),
             )
@@ -190,7 +190,7 @@ pub fn open_audit_witnessed(
 
 /// `jitsh audit repair`: re-anchor the state folder's log after a person reviewed it. Returns
 /// the mismatch that was repaired, or `None` when log and store agreed.
-pub fn repair_audit(
+pub(crate) fn repair_audit(
     state: &Path,
     signer: &Signer,
     actor: &str,

@@ -9,13 +9,13 @@
 use crate::audit::{AuditEvent, AuditSinkError};
 
 /// Most queued audit events appended behind one log sync by [`Store::drain_audit`].
-pub const DRAIN_CHUNK: usize = 500;
+pub(crate) const DRAIN_CHUNK: usize = 500;
 
 /// Unix seconds (UTC). Kept as an integer so ordering and comparisons are exact in every backend.
-pub type UnixTime = i64;
+pub(crate) type UnixTime = i64;
 
 /// Runs inside the step's transaction, after its checks and writes and before its commit.
-pub type Hook<'a, T> = &'a mut dyn FnMut(&T) -> Result<Vec<Notification>, AuditSinkError>;
+pub(crate) type Hook<'a, T> = &'a mut dyn FnMut(&T) -> Result<Vec<Notification>, AuditSinkError>;
 
 /// Where a request stands. Stored as the lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -24,7 +24,7 @@ const MAX_HANDSHAKES: usize = 512;
 
 /// Why the certificate or key could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("TLS certificate file `{path}`: {message}")]
     Cert { path: String, message: String },
     #[error("TLS key file `{path}`: {message}")]
@@ -35,7 +35,7 @@ pub enum TlsError {
 
 /// Server settings from a PEM certificate chain (leaf first) and a PEM private key (PKCS#8,
 /// PKCS#1 or SEC1). HTTP/1.1 only, TLS 1.2 and 1.3, no client certificates.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_err = |message: String| TlsError::Cert {
         path: cert.display().to_string(),
         message,
@@ -71,7 +71,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 
 /// Accepts TCP connections and hands out those whose TLS handshake succeeded.
 #[derive(Debug)]
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     local: SocketAddr,
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     acceptor: JoinHandle<()>,

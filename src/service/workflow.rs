@@ -49,12 +49,12 @@ fn unattended_why(mode: &str) -> Option<&'static str> {
 }
 
 /// Longest grant any rule may give.
-pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
 const MAX_REASON: usize = 2000;
 const MAX_COMMAND: usize = 8192;
 /// Largest page of a listing; the default page is [`DEFAULT_PAGE`].
-pub const MAX_LIST: u32 = 500;
-pub const DEFAULT_PAGE: u32 = 100;
+pub(crate) const MAX_LIST: u32 = 500;
+pub(crate) const DEFAULT_PAGE: u32 = 100;
 
 /// What one user may file, so nobody floods approvers' lists and mailboxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,7 @@ pub struct GateEventsBody {
 }
 
 /// Most events in one `POST /v1/audit/events`.
-pub const MAX_GATE_EVENTS: usize = 500;
+pub(crate) const MAX_GATE_EVENTS: usize = 500;
 const MAX_BATCH_ID: usize = 200;
 
 /// `POST /v1/users`.
@@ -2127,7 +2127,7 @@ pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> Value {
 
 /// The fields an approver is shown before deciding, in a fixed order. Everything that
 /// changes what a grant allows or why it was asked for is here.
-pub const SHOWN_FIELDS: [&str; 14] = [
+pub(crate) const SHOWN_FIELDS: [&str; 14] = [
     "id",
     "requester",
     "kind",

@@ -21,7 +21,7 @@ use crate::token::{self, PublicKey, TrustStore, VerifiedToken};
 
 /// A token the session holds, verified once when it was loaded, with where it came from.
 #[derive(Clone)]
-pub struct HeldToken {
+pub(crate) struct HeldToken {
     pub token: VerifiedToken,
     /// `file PATH` or `request ID`.
     pub source: String,

@@ -59,7 +59,7 @@ pub enum Decoded {
 }
 
 /// Decode one key from the front of `buf` (which must not be empty to yield a key).
-pub fn decode_key(buf: &[u8]) -> Decoded {
+pub(crate) fn decode_key(buf: &[u8]) -> Decoded {
     let Some(&b) = buf.first() else {
         return Decoded::Incomplete;
     };
@@ -621,7 +621,7 @@ fn rows_for(width: usize, cols: usize) -> usize {
 }
 
 /// Columns the text takes on screen: characters, minus escape sequences and control bytes.
-pub fn visible_width(bytes: &[u8]) -> usize {
+pub(crate) fn visible_width(bytes: &[u8]) -> usize {
     let text = String::from_utf8_lossy(bytes);
     let mut width = 0;
     let mut chars = text.chars().peekable();

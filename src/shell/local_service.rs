@@ -47,7 +47,7 @@ const MAX_SLOTS: usize = 16;
 const OWNER_MARK: &str = "local-service";
 
 /// The name of the approver account the local service creates.
-pub const APPROVER: &str = "approver";
+pub(crate) const APPROVER: &str = "approver";
 
 impl LocalService {
     pub fn start(

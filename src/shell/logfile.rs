@@ -20,7 +20,7 @@ fn file() -> MutexGuard<'static, Option<(File, PathBuf)>> {
 
 /// The `tracing` writer: the log file while one is set, else stderr.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -63,7 +63,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 }
 
 /// Send diagnostics to `path` (appended, owner-only) until the returned guard is dropped.
-pub fn redirect_to(path: &Path) -> std::io::Result<Redirect> {
+pub(crate) fn redirect_to(path: &Path) -> std::io::Result<Redirect> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -82,7 +82,7 @@ pub fn redirect_to(path: &Path) -> std::io::Result<Redirect> {
 
 /// Diagnostics go back to stderr when this is dropped.
 #[derive(Debug)]
-pub struct Redirect {
+pub(crate) struct Redirect {
     _private: (),
 }
 
@@ -98,7 +98,7 @@ pub fn current() -> Option<PathBuf> {
 }
 
 /// One short line about warnings logged since the last call, if there were any.
-pub fn take_notice() -> Option<String> {
+pub(crate) fn take_notice() -> Option<String> {
     let n = UNSEEN.swap(0, Ordering::Relaxed);
     let path = current()?;
     (n > 0).then(|| {

@@ -2,7 +2,7 @@
 //! jitsh itself and never reach the runspace. Pure parsing.
 
 /// Help text for `:help`.
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 jitsh meta-commands (handled by jitsh, never sent to the runspace):
   :request TASK --reason TEXT --for DURATION [--param NAME=VALUE]...
                       ask the approval service for TASK (for example New-MoveRequest)
@@ -43,7 +43,7 @@ pub enum MetaError {
 
 /// Whether a submitted line is meant for jitsh rather than the runspace. A leading `:` is not
 /// valid PowerShell at the start of a line, so nothing legitimate is shadowed.
-pub fn is_meta(line: &str) -> bool {
+pub(crate) fn is_meta(line: &str) -> bool {
     line.trim_start().starts_with(':')
 }
 

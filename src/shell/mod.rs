@@ -13,13 +13,13 @@ pub mod access;
 pub mod control;
 pub mod line;
 pub mod local_service;
-pub mod logfile;
+pub(crate) mod logfile;
 pub mod meta;
-pub mod osc;
+pub(crate) mod osc;
 pub mod proxy;
 pub mod pty;
 pub mod purview;
-pub mod purview_admin;
+pub(crate) mod purview_admin;
 pub mod record;
 pub mod service;
 pub mod term;
@@ -75,7 +75,7 @@ pub async fn run(config: ShellConfig) -> Result<i32, ShellError> {
 }
 
 /// A fresh session id: UTC time plus randomness, so ids sort by start time and never collide.
-pub fn new_session_id() -> String {
+pub(crate) fn new_session_id() -> String {
     let now = chrono::Utc::now();
     let mut random = [0u8; 6];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
@@ -85,13 +85,13 @@ pub fn new_session_id() -> String {
 /// The message shown when a line is refused in the shell: which invocation, which rule, and the
 /// `:request` meta-command that asks for access. Lines end with `\r\n` (the terminal is in raw
 /// mode).
-pub fn refusal_message(d: &LineDecision) -> String {
+pub(crate) fn refusal_message(d: &LineDecision) -> String {
     crate::text::escape_lines(&refusal_text(d, true), "\r\n")
 }
 
 /// The refusal for `jitsh exec` and piped input, where `:request` does not exist: it names
 /// `jitsh request` instead. Lines end with `\n`.
-pub fn exec_refusal_message(d: &LineDecision) -> String {
+pub(crate) fn exec_refusal_message(d: &LineDecision) -> String {
     crate::text::escape_lines(&refusal_text(d, false), "\n")
 }
 
@@ -137,7 +137,7 @@ fn refusal_text(d: &LineDecision, in_shell: bool) -> String {
 }
 
 /// The asciicast marker label for a gate decision: decision, deciding rule(s), token id(s).
-pub fn marker_label(d: &LineDecision) -> String {
+pub(crate) fn marker_label(d: &LineDecision) -> String {
     let rules: Vec<&str> = d
         .invocations
         .iter()
@@ -188,7 +188,7 @@ pub fn now_rfc3339() -> String {
 /// owed when the sink cannot take it: it is written before any later record, and until it is,
 /// nothing else is recorded (so no privileged line runs).
 #[derive(Debug)]
-pub struct SessionAudit {
+pub(crate) struct SessionAudit {
     sink: Sink,
     owed: std::sync::Mutex<Vec<crate::audit::AuditEvent>>,
 }
@@ -317,7 +317,7 @@ impl SessionAudit {
 
 /// `BASE/<digest of service URL and user>` (BASE is usually `RECORD_DIR/spool`), created
 /// private (0700).
-pub fn spool_dir(base: &Path, server: &str, user: &str) -> Result<PathBuf, ShellError> {
+pub(crate) fn spool_dir(base: &Path, server: &str, user: &str) -> Result<PathBuf, ShellError> {
     let mut key = Vec::with_capacity(server.len() + user.len() + 1);
     key.extend_from_slice(server.trim_end_matches('/').as_bytes());
     key.push(0);

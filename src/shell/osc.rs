@@ -30,20 +30,20 @@ pub enum Marker {
 
 /// A piece of scanned output: plain bytes, or a marker at that point of the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     Bytes(Vec<u8>),
     Marker(Marker),
 }
 
 /// Longest OSC 133 sequence we hold back while waiting for its terminator. Anything longer is
 /// not a marker we know and is passed through as is.
-pub const MAX_PENDING: usize = 64;
+pub(crate) const MAX_PENDING: usize = 64;
 
 const PREFIX: &[u8] = b"\x1b]133;";
 
 /// Incremental scanner; feed it output chunks in order.
 #[derive(Debug, Default)]
-pub struct Scanner {
+pub(crate) struct Scanner {
     pending: Vec<u8>,
 }
 

@@ -50,7 +50,7 @@ const DRAIN_FOR: Duration = Duration::from_millis(500);
 /// How long the runspace has, after a line was sent, to say that it runs it (`133;C`) or to
 /// show its prompt again. Keystrokes are held meanwhile; without either signal the runspace may
 /// be reading more code, and the line is interrupted and refused.
-pub const RUN_CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+pub(crate) const RUN_CONFIRM_WITHIN: Duration = Duration::from_secs(5);
 
 /// How long the runspace has to show its prompt after jitsh interrupted it; then the session
 /// ends (the runspace may still be reading code, and no key can safely reach it).

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::ShellError;
 
 /// Environment variables never passed to the runspace.
-pub const SECRET_ENV: &[&str] = &["JITSH_CREDENTIAL"];
+pub(crate) const SECRET_ENV: &[&str] = &["JITSH_CREDENTIAL"];
 
 /// Read size for the runspace's output.
 const READ_CHUNK: usize = 64 * 1024;

@@ -12,7 +12,7 @@ use crate::purview::format::{error_record, render, Object};
 use crate::purview::{Cmdlet, PurviewError, PurviewLine};
 
 /// A request's duration when `-DurationHours` is not given (Purview's default).
-pub const DEFAULT_DURATION_HOURS: u32 = 4;
+pub(crate) const DEFAULT_DURATION_HOURS: u32 = 4;
 
 /// Longest `-DurationHours` accepted (a rule's `max_duration` may allow less).
 const MAX_DURATION_HOURS: u32 = 24;
@@ -66,7 +66,7 @@ pub fn recognise(access: &Access, text: &str) -> Option<Result<PurviewLine, Purv
 
 /// `jitsh exec`: carry out the line when it names a Purview cmdlet, printing its output and
 /// error; the exit status (0, or 1 on an error), or `None` when the gate decides the line.
-pub async fn exec_line(text: &str, access: &mut Access) -> Option<u8> {
+pub(crate) async fn exec_line(text: &str, access: &mut Access) -> Option<u8> {
     let plan = recognise(access, text)?;
     let outcome = match plan {
         Ok(line) => run(&line, access).await,

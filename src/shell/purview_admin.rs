@@ -9,10 +9,10 @@ use crate::purview::format::Object;
 use crate::purview::PurviewLine;
 
 /// Prefix of the rule ids and file names `New-ElevatedAccessApprovalPolicy` generates.
-pub const GENERATED_PREFIX: &str = "purview-";
+pub(crate) const GENERATED_PREFIX: &str = "purview-";
 
 /// The rule id for a task: `purview-` and the task in lower case, other characters as `-`.
-pub fn policy_id(task: &str) -> String {
+pub(crate) fn policy_id(task: &str) -> String {
     let mut id = String::from(GENERATED_PREFIX);
     let mut dash = false;
     for c in task.chars() {
@@ -29,7 +29,7 @@ pub fn policy_id(task: &str) -> String {
 
 /// The commented policy file for one Purview approval policy. `approvers` empty: the default
 /// approver group (`Enable-ElevatedAccessControl -AdminGroup`) approves.
-pub fn policy_file(
+pub(crate) fn policy_file(
     id: &str,
     task: &str,
     manual: bool,

@@ -255,7 +255,7 @@ pub enum Confirm {
 }
 
 /// Token ids are base64url; anything else is percent-encoded so it stays one path segment.
-pub fn url_segment(text: &str) -> String {
+pub(crate) fn url_segment(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
@@ -271,7 +271,7 @@ pub fn url_segment(text: &str) -> String {
 /// `decide(refused, online)` is the pure gate decision without the tokens in `refused`; a token
 /// the service refuses is dropped and the line decided again; when the service cannot be
 /// reached the line is decided offline (only tokens whose rule allows offline use count).
-pub async fn decide_confirmed(
+pub(crate) async fn decide_confirmed(
     service: &Service,
     tokens: &[crate::token::VerifiedToken],
     decide: impl Fn(&HashSet<String>, bool) -> crate::gate::LineDecision,

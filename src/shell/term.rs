@@ -15,7 +15,7 @@ static HOOK: Once = Once::new();
 
 /// Raw mode on stdin while alive.
 #[derive(Debug)]
-pub struct RawMode {
+pub(crate) struct RawMode {
     _private: (),
 }
 
@@ -63,7 +63,7 @@ fn restore() {
 }
 
 /// The admin's window size (columns, rows), or 80x24 when stdout is not a terminal.
-pub fn window_size() -> (u16, u16) {
+pub(crate) fn window_size() -> (u16, u16) {
     match terminal_size::terminal_size_of(std::io::stdout()) {
         Some((terminal_size::Width(c), terminal_size::Height(r))) if c > 0 && r > 0 => (c, r),
         _ => (80, 24),

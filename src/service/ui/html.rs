@@ -48,7 +48,7 @@ pub fn value(v: Option<&Value>) -> String {
 }
 
 /// A hidden CSRF field for a form.
-pub fn csrf_field(csrf: &str) -> String {
+pub(crate) fn csrf_field(csrf: &str) -> String {
     format!(r#"<input type="hidden" name="csrf" value="{}">"#, h(csrf))
 }
 
@@ -111,7 +111,7 @@ pub fn page(
 }
 
 /// The fields of a request, as a definition list (what an approver decides on).
-pub fn request_details(r: &Value) -> String {
+pub(crate) fn request_details(r: &Value) -> String {
     let mut out = String::from("<dl class=\"request\">");
     let target = match r.get("kind").and_then(Value::as_str) {
         Some("role") => ("Role", r.get("role")),
@@ -196,13 +196,13 @@ pub fn request_details(r: &Value) -> String {
 
 /// The request id as a safe path segment (ids are `r-` and hex; anything else is refused
 /// before it reaches a URL).
-pub fn id_of(r: &Value) -> Option<&str> {
+pub(crate) fn id_of(r: &Value) -> Option<&str> {
     r.get("id")
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
-pub const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root { color-scheme: light; --fg: #1b1b1b; --bg: #ffffff; --muted: #4a4a4a; --accent: #0b4f9c; --line: #c8c8c8; --warn: #8a1c1c; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); }

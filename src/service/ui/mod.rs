@@ -41,7 +41,7 @@ use html::{csrf_field, h, page, request_details};
 
 /// What the UI learns from `jitsh serve`'s settings.
 #[derive(Debug, Clone, Default)]
-pub struct Site {
+pub(crate) struct Site {
     /// Marks the session cookie `Secure`.
     pub tls: bool,
     /// The state folder: the audit log (`STATE/audit`) and its key (`STATE/signing.pub`).
@@ -49,9 +49,9 @@ pub struct Site {
 }
 
 /// A session ends this long after sign-in, whatever happens.
-pub const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// ... or after this long without a request.
-pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Sessions held at most; beyond, expired ones are dropped and then sign-ins are refused.
 const MAX_SESSIONS: usize = 10_000;
 const COOKIE: &str = "jitsh_ui";
@@ -156,7 +156,7 @@ pub(super) struct Ui {
 }
 
 /// The UI's routes, to be merged into the service's router.
-pub fn router<S>(app: AppState) -> Router<S> {
+pub(crate) fn router<S>(app: AppState) -> Router<S> {
     Router::new()
         .route("/ui", get(home))
         .route("/ui/", get(home))

@@ -25,12 +25,12 @@ use crate::service::error::ApiError;
 /// Largest recording served (a longer one is left to `jitsh replay`).
 const MAX_CAST: u64 = 64 * 1024 * 1024;
 
-pub const PLAYER_JS: &str =
+pub(crate) const PLAYER_JS: &str =
     include_str!("../../../ui-assets/asciinema-player/asciinema-player.min.js");
-pub const PLAYER_CSS: &str =
+pub(crate) const PLAYER_CSS: &str =
     include_str!("../../../ui-assets/asciinema-player/asciinema-player.css");
-pub const PLAYER_LICENSE: &str = include_str!("../../../ui-assets/asciinema-player/LICENSE");
-pub const GLUE_JS: &str = include_str!("../../../ui-assets/player.js");
+pub(crate) const PLAYER_LICENSE: &str = include_str!("../../../ui-assets/asciinema-player/LICENSE");
+pub(crate) const GLUE_JS: &str = include_str!("../../../ui-assets/player.js");
 
 /// A session id usable as a file name and in a URL: letters, digits, `-`, `_`, `.`, not
 /// starting with a dot.

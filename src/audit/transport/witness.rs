@@ -12,16 +12,12 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 
 use crate::audit::chain;
-use crate::audit::forward::{ForwardError, ForwardTarget, SyslogForwarder};
-
-/// Receives each synced checkpoint line (without its newline).
-pub trait Witness: Send + std::fmt::Debug {
-    fn checkpoint(&self, line: &[u8]);
-}
+use crate::audit::log::Witness;
+use crate::audit::transport::syslog::{ForwardError, ForwardTarget, SyslogForwarder};
 
 /// Checkpoints forwarded to a syslog collector.
 #[derive(Debug)]
-pub struct SyslogWitness {
+pub(crate) struct SyslogWitness {
     tx: Option<Sender<Vec<u8>>>,
     worker: Option<JoinHandle<()>>,
 }
