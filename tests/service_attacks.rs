@@ -113,7 +113,7 @@ fn plant_request(env: &Env, id: &str, task: &str, rule: &str, reason: &str) {
         pending_expires_at: now + 3600,
     };
     store
-        .create_request(&new, &[], None, &mut |_| Ok(Vec::new()))
+        .create_request(&new, None, &mut |_| Ok(Vec::new()))
         .unwrap();
 }
 

@@ -418,44 +418,39 @@ impl Service {
         } else {
             Some(self.new_grant(&new, created_at)?)
         };
-        let scopes = vec![
-            "all".to_owned(),
-            format!("user:{}", who.name.to_ascii_lowercase()),
-            format!("rule:{}", rule.id.to_ascii_lowercase()),
-        ];
         let dir = self.directory.read()?;
-        let record =
-            self.store
-                .create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
+        let record = self
+            .store
+            .create_request(&new, auto_grant.as_ref(), &mut |record| {
+                self.append(event(
+                    &who.name,
+                    "request.create",
+                    &record.new.id,
+                    "ok",
+                    json!({
+                        "rule": record.new.rule, "tasks": record.new.tasks,
+                        "reason": record.new.reason, "duration": format_duration(duration),
+                        "params": record.new.params, "ticket": record.new.ticket,
+                        "command": record.new.command, "uses": record.new.uses,
+                        "mode": record.new.mode,
+                    }),
+                ))?;
+                let mut notes = Vec::new();
+                if record.status == Status::Approved {
                     self.append(event(
-                        &who.name,
-                        "request.create",
+                        "jitsh",
+                        "request.approve",
                         &record.new.id,
-                        "ok",
-                        json!({
-                            "rule": record.new.rule, "tasks": record.new.tasks,
-                            "reason": record.new.reason, "duration": format_duration(duration),
-                            "params": record.new.params, "ticket": record.new.ticket,
-                            "command": record.new.command, "uses": record.new.uses,
-                            "mode": record.new.mode,
-                        }),
-                    ))?;
-                    let mut notes = Vec::new();
-                    if record.status == Status::Approved {
-                        self.append(event(
-                            "jitsh",
-                            "request.approve",
-                            &record.new.id,
-                            "approved",
-                            json!({ "rule": record.new.rule, "mode": "auto",
+                        "approved",
+                        json!({ "rule": record.new.rule, "mode": "auto",
                                 "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
-                        ))?;
-                        notes.extend(self.decision_notes(&dir, record));
-                    } else {
-                        notes.extend(self.new_request_notes(&dir, record));
-                    }
-                    Ok(notes)
-                })?;
+                    ))?;
+                    notes.extend(self.decision_notes(&dir, record));
+                } else {
+                    notes.extend(self.new_request_notes(&dir, record));
+                }
+                Ok(notes)
+            })?;
         tracing::info!(request = %record.new.id, requester = %who.name, rule = %record.new.rule, status = record.status.as_str(), "request filed");
         Ok(view(&record, now))
     }
@@ -782,7 +777,7 @@ impl Service {
             .store
             .active_locks(at)?
             .into_iter()
-            .find(|l| lock_covers(&l.scope, &grant.sub, &record.new.rule))
+            .find(|l| l.blocks(&grant.sub, &record.new.rule))
         {
             return Err(ApiError::conflict(
                 "locked",
@@ -849,7 +844,7 @@ impl Service {
             .collect();
         if !locks.is_empty() {
             for g in self.store.live_grants(at)? {
-                if locks.iter().any(|l| lock_covers(&l.scope, &g.sub, &g.rule)) {
+                if locks.iter().any(|l| l.blocks(&g.sub, &g.rule)) {
                     revoked.push(json!({ "jti": g.jti, "exp": rfc3339(g.exp) }));
                 }
             }
@@ -886,7 +881,7 @@ impl Service {
             .store
             .active_locks(at)?
             .into_iter()
-            .find(|l| lock_covers(&l.scope, &grant.sub, &record.new.rule))
+            .find(|l| l.blocks(&grant.sub, &record.new.rule))
         {
             return Err(ApiError::conflict(
                 "locked",
@@ -1371,10 +1366,9 @@ impl Service {
         at: UnixTime,
     ) -> Result<(), ApiError> {
         let locks = self.store.active_locks(at)?;
-        let found = locks.iter().find(|l| {
-            lock_covers(&l.scope, &record.new.requester, &record.new.rule)
-                || lock_covers(&l.scope, &who.name, "")
-        });
+        let found = locks
+            .iter()
+            .find(|l| l.blocks(&record.new.requester, &record.new.rule) || l.blocks(&who.name, ""));
         match found {
             None => Ok(()),
             Some(l) => Err(ApiError::policy(
@@ -1852,16 +1846,6 @@ fn check_scope(scope: &str) -> Result<String, ApiError> {
             format!("`{scope}` is not a lock scope; use `user:NAME`, `rule:ID` or `all`"),
         ))
     }
-}
-
-fn lock_covers(scope: &str, sub: &str, rule: &str) -> bool {
-    scope == "all"
-        || scope
-            .strip_prefix("user:")
-            .is_some_and(|u| u.eq_ignore_ascii_case(sub))
-        || scope
-            .strip_prefix("rule:")
-            .is_some_and(|r| !rule.is_empty() && r.eq_ignore_ascii_case(rule))
 }
 
 fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
