@@ -3,8 +3,9 @@
 //! Layer 0 (pure: no I/O, no clock, time is passed in): [`span`], [`syntax`], [`catalog`],
 //! [`resolve`], [`rfc3339`], [`invocation`], [`policy`], [`token`], [`gate`], [`text`], and the formats in
 //! [`audit`] and [`asciicast`]. Layer 1/2 (I/O and runtimes): [`cli`], [`service`], [`shell`],
-//! [`net`], [`atomic_write`], [`exsim`].
+//! [`net`], [`api`], [`atomic_write`], [`exsim`].
 
+pub mod api;
 pub mod asciicast;
 pub mod atomic_write;
 pub mod audit;

@@ -136,7 +136,6 @@ struct Shared {
     dir: PathBuf,
     id: String,
     url: String,
-    credential: String,
     state: Mutex<State>,
     changed: Condvar,
     _lock: Flock<File>,
@@ -144,7 +143,6 @@ struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the credential.
         f.debug_struct("Shared")
             .field("dir", &self.dir)
             .field("id", &self.id)
@@ -180,7 +178,11 @@ impl SpoolingSink {
             return Err(SpoolError::BadServer(server));
         }
         // Refuses clear text off loopback before anything is written.
-        let client = crate::net::client_for(&url, REQUEST_TIMEOUT, CONNECT_TIMEOUT)
+        let timeouts = crate::api::Timeouts {
+            call: REQUEST_TIMEOUT,
+            connect: CONNECT_TIMEOUT,
+        };
+        let client = crate::api::ApiClient::new(&server, Some(credential), timeouts)
             .map_err(|e| SpoolError::Runtime(e.to_string()))?;
         std::fs::create_dir_all(spool_dir).map_err(io_err(spool_dir))?;
         let lock_path = spool_dir.join("spool.lock");
@@ -199,7 +201,6 @@ impl SpoolingSink {
             dir: spool_dir.to_path_buf(),
             id,
             url,
-            credential,
             state: Mutex::new(state),
             changed: Condvar::new(),
             _lock: lock,
@@ -588,7 +589,7 @@ enum Outcome {
 fn forward_loop(
     shared: &Shared,
     runtime: &tokio::runtime::Runtime,
-    client: &reqwest::Client,
+    client: &crate::api::ApiClient,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut backoff = FIRST_BACKOFF;
@@ -765,7 +766,7 @@ fn next_batch(shared: &Shared, state: &mut State) -> Result<Option<Batch>, Spool
 
 async fn send(
     shared: &Shared,
-    client: &reqwest::Client,
+    client: &crate::api::ApiClient,
     batch: &Batch,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Outcome {
@@ -773,29 +774,23 @@ async fn send(
         "events": batch.events,
         "batch": format!("{}:{}-{}", shared.id, batch.start, batch.end),
     });
-    let request = client
-        .post(&shared.url)
-        .bearer_auth(&shared.credential)
-        .json(&body)
-        .send();
-    let response = tokio::select! {
+    let request = client.call(reqwest::Method::POST, "/v1/audit/events", Some(&body));
+    let answer = tokio::select! {
         r = request => r,
         _ = stop.wait_for(|s| *s) => return Outcome::Stopped,
     };
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => return Outcome::Retry(format!("`{}` is unreachable: {e}", shared.url)),
-    };
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    match status {
-        200 => Outcome::Accepted,
-        400 | 403 | 409 | 413 | 422 => Outcome::Rejected(format!("{status}: {message}")),
-        _ => Outcome::Retry(format!("the service answered {status}: {message}")),
+    match answer {
+        Ok(_) => Outcome::Accepted,
+        Err(crate::api::CallError::Unreachable { message, .. }) => {
+            Outcome::Retry(format!("`{}` is unreachable: {message}", shared.url))
+        }
+        // Refused for good: kept aside, never resent. Anything else may pass on a retry.
+        Err(crate::api::CallError::Refused {
+            status: status @ (400 | 403 | 409 | 413 | 422),
+            message,
+            ..
+        }) => Outcome::Rejected(format!("{status}: {message}")),
+        Err(e) => Outcome::Retry(format!("the service did not take the batch: {e}")),
     }
 }
 
