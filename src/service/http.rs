@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::directory::Principal;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorKind};
 use super::store::Status;
 use super::workflow::{CreateBody, Decision, GateEventsBody, LockBody, Page, Service, UserBody};
 
@@ -113,7 +113,7 @@ pub fn router(state: AppState) -> Router {
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorKind::NotAllowed,
                 "method_not_allowed",
                 "this endpoint does not accept that method; see GET /openapi.json",
             )
@@ -128,7 +128,7 @@ pub fn router(state: AppState) -> Router {
 async fn guard(req: Request, next: Next) -> Response {
     if req.method() == Method::HEAD && !matches!(req.uri().path(), "/healthz" | "/openapi.json") {
         return ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::NotAllowed,
             "method_not_allowed",
             "HEAD is served only for /healthz and /openapi.json; use GET",
         )
@@ -138,7 +138,7 @@ async fn guard(req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => {
             let mut response = ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
+                ErrorKind::Timeout,
                 "request_timeout",
                 format!(
                     "the request took over {} s (a slow body?); send it again",
@@ -422,7 +422,7 @@ async fn raw_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiE
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::TooLarge,
                 "body_too_large",
                 format!("the request body is over {} KiB", MAX_BODY / 1024),
             )
@@ -741,6 +741,84 @@ mod tests {
             "Bearerjitsh_x",
         ] {
             assert_eq!(bearer(bad), None, "{bad}");
+        }
+    }
+}
+
+/// The HTTP status of each kind of service error: the one place errors get HTTP shapes.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::NotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Policy => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// `{"error": CODE, "message": SENTENCE}` with the kind's status.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "message": self.message });
+        let mut response = (status_of(self.kind), Json(body)).into_response();
+        if self.kind == ErrorKind::TooLarge {
+            // The rest of the body was never read; the connection cannot carry another request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod error_shape_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn domain_errors_get_their_status_and_the_json_shape_here() {
+        for (e, status) in [
+            (ApiError::bad_request("invalid_x", "x"), 400),
+            (ApiError::unauthorized(), 401),
+            (ApiError::forbidden("not_global_admin", "x"), 403),
+            (ApiError::not_found("x"), 404),
+            (ApiError::conflict("already_decided", "x"), 409),
+            (ApiError::policy("locked", "x"), 422),
+            (ApiError::too_many("rate_limited", "x"), 429),
+            (ApiError::internal("x"), 500),
+            (ApiError::unavailable("store_unavailable", "x"), 503),
+            (
+                ApiError::new(ErrorKind::TooLarge, "body_too_large", "x"),
+                413,
+            ),
+            (
+                ApiError::new(ErrorKind::NotAllowed, "method_not_allowed", "x"),
+                405,
+            ),
+            (
+                ApiError::new(ErrorKind::Timeout, "request_timeout", "x"),
+                408,
+            ),
+        ] {
+            let (code, message) = (e.code, e.message.clone());
+            let response = e.into_response();
+            assert_eq!(response.status().as_u16(), status, "{code}");
+            let closes = response.headers().get(header::CONNECTION).is_some();
+            assert_eq!(closes, status == 413, "{code}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body, json!({ "error": code, "message": message }));
         }
     }
 }

@@ -1592,8 +1592,7 @@ fn modified(path: &Path) -> Option<FileStamp> {
 fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, ApiError> {
     let sources = crate::policy::read_folder(dir).map_err(|e| {
         tracing::error!(error = %e, "policy folder refused");
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::unavailable(
             "policy_folder_unsafe",
             format!(
                 "the policy folder cannot be trusted, so no policy was changed; ask an operator to fix it: {}",
@@ -2225,7 +2224,13 @@ mod tests {
         let err = service
             .create(&alice, body, chrono::Utc::now())
             .unwrap_err();
-        assert_eq!((err.status.as_u16(), err.code), (503, "audit_unavailable"));
+        assert_eq!(
+            (err.kind, err.code),
+            (
+                crate::service::error::ErrorKind::Unavailable,
+                "audit_unavailable"
+            )
+        );
         assert!(store.list_requests(None, None, 10).unwrap().is_empty());
     }
 

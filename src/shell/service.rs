@@ -127,9 +127,11 @@ impl Service {
             }
             Err(e) if e.is_server_error() => return Err(Confirm::Unreachable(e.to_string())),
             Err(e @ CallError::Unauthorized) => return Err(Confirm::Refused(e.to_string())),
-            Err(e) => return Err(Confirm::Refused(format!(
+            Err(e) => {
+                return Err(Confirm::Refused(format!(
                 "the approval service does not accept the credential ({e}); check JITSH_CREDENTIAL"
-            ))),
+            )))
+            }
         };
         body.get("name")
             .and_then(|n| n.as_str())

@@ -335,7 +335,7 @@ fn refused(status: StatusCode, message: &str) -> Response {
 /// A workflow error as a page: its sentence, and the way back.
 pub(super) fn failed(signed: &Signed, e: &ApiError, back: &str) -> Response {
     html(
-        e.status,
+        super::http::status_of(e.kind),
         page(
             "Not done",
             Some((&signed.who, &signed.csrf)),
@@ -423,7 +423,7 @@ async fn signin(
     };
     let who = match result {
         Ok(who) => who,
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+        Err(e) if e.kind == super::error::ErrorKind::Unauthenticated => {
             ui.app
                 .auth_failed(ctx.source, "web sign-in: unknown credential", now)
                 .await;
@@ -434,7 +434,7 @@ async fn signin(
                 )),
             );
         }
-        Err(e) => return refused(e.status, &e.message),
+        Err(e) => return refused(super::http::status_of(e.kind), &e.message),
     };
     // A new session id on every sign-in: a cookie planted before sign-in is worthless.
     if let Some(old) = &ctx.cookie {
@@ -442,7 +442,7 @@ async fn signin(
     }
     let (id, _) = match ui.sessions.open(&who.name, now) {
         Ok(s) => s,
-        Err(e) => return refused(e.status, &e.message),
+        Err(e) => return refused(super::http::status_of(e.kind), &e.message),
     };
     let mut response = redirect("/ui/approvals");
     let cookie = format!(
