@@ -473,7 +473,7 @@ async fn list(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Q(q): Q<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
@@ -570,7 +570,7 @@ async fn revocations(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(_who): Caller,
     Q(q): Q<SinceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let since = match q.since.as_deref() {
         None | Some("") => 0,
         Some(text) => match text.parse::<i64>() {
@@ -595,7 +595,7 @@ async fn use_grant(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(jti): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.use_grant(&who, &jti, now))
         .await
@@ -627,7 +627,7 @@ async fn clear_lock(
     Caller(who): Caller,
     Q(q): Q<ScopeQuery>,
     Body(body): Body<ScopeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let scope = body.scope.or(q.scope).ok_or_else(|| {
         ApiError::bad_request("scope_required", "name the lock to clear with `scope`")
     })?;
@@ -640,7 +640,7 @@ async fn clear_lock(
 async fn locks(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(_who): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state.run(move |s, now| s.locks(now)).await.map(Json)
 }
 
@@ -649,7 +649,7 @@ async fn put_policy(
     Caller(who): Caller,
     Path(file): Path<String>,
     req: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let bytes = raw_body(req, &()).await?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
         ApiError::bad_request("invalid_encoding", "a policy file must be UTF-8 text")
@@ -664,7 +664,7 @@ async fn remove_policy(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, _| s.remove_policy(&who, &id))
         .await
@@ -689,11 +689,11 @@ async fn gate_events(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Body(body): Body<GateEventsBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let out = state
         .run(move |s, now| s.gate_events(&who, body, now))
         .await?;
-    if out["duplicate"] == Value::Bool(false) {
+    if !out.duplicate {
         // The events are durable in the inbox; append them now rather than at the next sweep,
         // without holding the answer (one log sync per event makes a full batch take seconds).
         let service = Arc::clone(&state.service);

@@ -26,7 +26,13 @@ use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 use crate::policy::PolicySet;
 use crate::text::escape;
 
+mod answers;
 mod purview;
+
+pub use answers::{
+    EventsAccepted, GrantUse, IssuedToken, LockCleared, LockView, Locks, PolicyChanged,
+    PolicyRemoved, RequestPage, Revocations, RevokedGrant, UserAdded,
+};
 
 /// Longest grant any rule may give.
 pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
@@ -476,7 +482,7 @@ impl Service {
         mine: bool,
         page: Page,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestPage, ApiError> {
         let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_LIST);
         let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
         let query = ListQuery {
@@ -499,7 +505,10 @@ impl Service {
             .filter(|r| visible(who, r))
             .map(|r| view(r, now))
             .collect();
-        Ok(json!({ "requests": items, "next_cursor": next }))
+        Ok(RequestPage {
+            next_cursor: next,
+            requests: items,
+        })
     }
 
     /// Refuse a request over the filer's hourly or pending allowance (429).
@@ -746,7 +755,12 @@ impl Service {
     }
 
     /// The signed token of an approved, live grant (requester only).
-    pub fn token(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn token(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, ApiError> {
         let record = self
             .store
             .request(id)
@@ -824,38 +838,57 @@ impl Service {
             ))?;
             Ok(Vec::new())
         })?;
-        Ok(json!({
-            "token": token, "jti": grant.jti, "request": id,
-            "nbf": rfc3339(grant.nbf), "exp": rfc3339(grant.exp), "kid": self.signer.kid(),
-        }))
+        Ok(IssuedToken {
+            exp: rfc3339(grant.exp),
+            jti: grant.jti.clone(),
+            kid: self.signer.kid().to_owned(),
+            nbf: rfc3339(grant.nbf),
+            request: id.to_owned(),
+            token,
+        })
     }
 
     /// What a gate needs to stop honouring grants: the token id and expiry of every grant
     /// revoked since `since`, used up, or under an active lock. Nothing about who holds them or
     /// why: any authenticated user may read this list.
-    pub fn revocations(&self, since: UnixTime, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn revocations(
+        &self,
+        since: UnixTime,
+        now: DateTime<Utc>,
+    ) -> Result<Revocations, ApiError> {
         let at = now.timestamp();
         let locks = self.store.active_locks(at)?;
-        let mut revoked: Vec<Value> = self
+        let mut revoked: Vec<RevokedGrant> = self
             .store
             .revocations(since)?
             .into_iter()
-            .map(|r| json!({ "jti": r.jti, "exp": rfc3339(r.exp) }))
+            .map(|r| RevokedGrant {
+                exp: rfc3339(r.exp),
+                jti: r.jti,
+            })
             .collect();
         if !locks.is_empty() {
             for g in self.store.live_grants(at)? {
                 if locks.iter().any(|l| l.blocks(&g.sub, &g.rule)) {
-                    revoked.push(json!({ "jti": g.jti, "exp": rfc3339(g.exp) }));
+                    revoked.push(RevokedGrant {
+                        exp: rfc3339(g.exp),
+                        jti: g.jti,
+                    });
                 }
             }
         }
-        Ok(json!({ "now": rfc3339(at), "revoked": revoked }))
+        Ok(Revocations {
+            now: rfc3339(at),
+            revoked,
+        })
     }
 
     /// Active locks.
-    pub fn locks(&self, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn locks(&self, now: DateTime<Utc>) -> Result<Locks, ApiError> {
         let locks = self.store.active_locks(now.timestamp())?;
-        Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
+        Ok(Locks {
+            locks: locks.iter().map(lock_view).collect(),
+        })
     }
 
     /// Confirm a grant at the moment a gate uses it, and spend one use of a counted grant: the
@@ -865,7 +898,7 @@ impl Service {
         who: &Principal,
         jti: &str,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<GrantUse, ApiError> {
         let at = now.timestamp();
         let grant = self.store.grant(jti)?;
         if !grant.sub.eq_ignore_ascii_case(&who.name) {
@@ -898,10 +931,12 @@ impl Service {
             ))?;
             Ok(Vec::new())
         })?;
-        Ok(json!({
-            "jti": grant.jti, "used": grant.used, "uses": grant.uses,
-            "remaining": grant.uses.map(|u| u.saturating_sub(grant.used)),
-        }))
+        Ok(GrantUse {
+            remaining: grant.uses.map(|u| u.saturating_sub(grant.used)),
+            jti: grant.jti,
+            used: grant.used,
+            uses: grant.uses,
+        })
     }
 
     /// Set a lock (global admin only).
@@ -910,7 +945,7 @@ impl Service {
         who: &Principal,
         body: LockBody,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<LockView, ApiError> {
         require_admin(who, "set locks").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -950,7 +985,13 @@ impl Service {
             expires_at,
         };
         self.store.set_lock(&lock, &mut |l| {
-            self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
+            self.append(event(
+                &who.name,
+                "lock.set",
+                &l.scope,
+                "ok",
+                lock_details(l),
+            ))?;
             Ok(self.webhook_note(format!(
                 "jitsh: {} locked `{}` ({})",
                 who.name,
@@ -962,7 +1003,7 @@ impl Service {
     }
 
     /// Clear a lock (global admin only).
-    pub fn clear_lock(&self, who: &Principal, scope: &str) -> Result<Value, ApiError> {
+    pub fn clear_lock(&self, who: &Principal, scope: &str) -> Result<LockCleared, ApiError> {
         require_admin(who, "clear locks").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -974,17 +1015,30 @@ impl Service {
         })?;
         let scope = check_scope(scope)?;
         let lock = self.store.clear_lock(&scope, &mut |l| {
-            self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
+            self.append(event(
+                &who.name,
+                "lock.clear",
+                &l.scope,
+                "ok",
+                lock_details(l),
+            ))?;
             Ok(self.webhook_note(format!(
                 "jitsh: {} cleared the lock on `{}`",
                 who.name, l.scope
             )))
         })?;
-        Ok(json!({ "cleared": lock_view(&lock) }))
+        Ok(LockCleared {
+            cleared: lock_view(&lock),
+        })
     }
 
     /// Replace or add one policy file after validating the whole set (global admin only).
-    pub fn put_policy(&self, who: &Principal, file: &str, text: &str) -> Result<Value, ApiError> {
+    pub fn put_policy(
+        &self,
+        who: &Principal,
+        file: &str,
+        text: &str,
+    ) -> Result<PolicyChanged, ApiError> {
         require_admin(who, "change policies").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -1043,11 +1097,14 @@ impl Service {
             .write()
             .map_err(|_| ApiError::internal("policy set unavailable"))?;
         *current = Arc::new(set);
-        Ok(json!({ "file": file, "sha256": sha }))
+        Ok(PolicyChanged {
+            file: file.to_owned(),
+            sha256: sha,
+        })
     }
 
     /// Add a user and return their credential, once (global admin only).
-    pub fn add_user(&self, who: &Principal, body: UserBody) -> Result<Value, ApiError> {
+    pub fn add_user(&self, who: &Principal, body: UserBody) -> Result<UserAdded, ApiError> {
         require_admin(who, "add users").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -1077,7 +1134,10 @@ impl Service {
                 })
             },
         )?;
-        Ok(json!({ "name": body.name, "credential": credential.expose() }))
+        Ok(UserAdded {
+            credential: credential.expose().to_owned(),
+            name: body.name,
+        })
     }
 
     /// Take a gate's batch of its own session and gate events for the audit log: queued in the
@@ -1089,7 +1149,7 @@ impl Service {
         who: &Principal,
         body: GateEventsBody,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<EventsAccepted, ApiError> {
         let id = body.batch;
         if id.is_empty() || id.len() > MAX_BATCH_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ApiError::bad_request(
@@ -1123,7 +1183,10 @@ impl Service {
             events,
         };
         let fresh = self.store.queue_gate_batch(&batch, now.timestamp())?;
-        Ok(json!({ "accepted": count, "duplicate": !fresh }))
+        Ok(EventsAccepted {
+            accepted: count,
+            duplicate: !fresh,
+        })
     }
 
     /// Append audit events other processes queued in the store.
@@ -1861,11 +1924,19 @@ fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
         })
 }
 
-fn lock_view(l: &Lock) -> Value {
-    json!({
-        "scope": l.scope, "reason": l.reason, "set_by": l.set_by,
-        "set_at": rfc3339(l.set_at), "expires_at": l.expires_at.map(rfc3339),
-    })
+fn lock_view(l: &Lock) -> LockView {
+    LockView {
+        expires_at: l.expires_at.map(rfc3339),
+        reason: l.reason.clone(),
+        scope: l.scope.clone(),
+        set_at: rfc3339(l.set_at),
+        set_by: l.set_by.clone(),
+    }
+}
+
+/// A lock as an audit record's details (the same fields as its view).
+fn lock_details(l: &Lock) -> Value {
+    serde_json::to_value(lock_view(l)).unwrap_or(Value::Null)
 }
 
 fn quoted_list(names: &[String]) -> String {

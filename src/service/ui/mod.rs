@@ -498,11 +498,7 @@ async fn listed(
         .app
         .run(move |s, now| s.list(&who, status, mine, page, now))
         .await?;
-    Ok(out
-        .get("requests")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default())
+    Ok(out.requests)
 }
 
 fn approver_of(who: &Principal, r: &Value) -> bool {
