@@ -498,7 +498,7 @@ async fn show(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.get(&who, &id, now))
         .await
@@ -510,7 +510,7 @@ async fn approve(
     Caller(who): Caller,
     Path(id): Path<String>,
     Body(body): Body<Decision>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.approve(&who, &id, body, now))
         .await
@@ -522,7 +522,7 @@ async fn deny(
     Caller(who): Caller,
     Path(id): Path<String>,
     Body(body): Body<Decision>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.deny(&who, &id, body, now))
         .await
@@ -533,7 +533,7 @@ async fn withdraw(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.withdraw(&who, &id, now))
         .await
@@ -544,7 +544,7 @@ async fn revoke(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.revoke(&who, &id, now))
         .await

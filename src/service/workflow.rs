@@ -30,8 +30,8 @@ mod answers;
 mod purview;
 
 pub use answers::{
-    EventsAccepted, GrantUse, IssuedToken, LockCleared, LockView, Locks, PolicyChanged,
-    PolicyRemoved, RequestPage, Revocations, RevokedGrant, UserAdded,
+    ApprovalView, EventsAccepted, GrantUse, GrantView, IssuedToken, LockCleared, LockView, Locks,
+    PolicyChanged, PolicyRemoved, RequestPage, RequestView, Revocations, RevokedGrant, UserAdded,
 };
 
 /// Longest grant any rule may give.
@@ -274,7 +274,7 @@ impl Service {
         who: &Principal,
         body: CreateBody,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         refuse_control_characters(&body)?;
         let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
         if reason.is_empty() {
@@ -462,7 +462,12 @@ impl Service {
     }
 
     /// A request, if the caller may see it.
-    pub fn get(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn get(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         if !visible(who, &record) {
             return Err(ApiError::forbidden(
@@ -500,7 +505,7 @@ impl Service {
                     .map(|r| format!("{}.{}", r.new.created_at, r.new.id))
             })
             .flatten();
-        let items: Vec<Value> = records
+        let items: Vec<RequestView> = records
             .iter()
             .filter(|r| visible(who, r))
             .map(|r| view(r, now))
@@ -541,7 +546,7 @@ impl Service {
         id: &str,
         decision: Decision,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         // Every refusal of this vote is audited (who tried, and why).
         let refused = |e: ApiError| {
@@ -639,7 +644,7 @@ impl Service {
         id: &str,
         decision: Decision,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         let comment = decision
             .comment
             .map(|c| c.trim().to_owned())
@@ -685,7 +690,7 @@ impl Service {
         who: &Principal,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         if !record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
@@ -725,7 +730,12 @@ impl Service {
     }
 
     /// End an approved grant early: an approver of its rule, a global admin, or the requester.
-    pub fn revoke(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn revoke(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         let own = record.new.requester.eq_ignore_ascii_case(&who.name);
         if !(own || who.is_global_admin() || who.in_any(&record.new.approvers)) {
@@ -1965,8 +1975,8 @@ fn event(actor: &str, action: &str, subject: &str, outcome: &str, details: Value
     }
 }
 
-/// The JSON view of a request.
-pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> Value {
+/// The view of a request the API answers with.
+pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> RequestView {
     let n = &r.new;
     let at = now.timestamp();
     let grant = r.grant.as_ref().map(|g| {
@@ -1981,33 +1991,56 @@ pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> Value {
         } else {
             "live"
         };
-        json!({
-            "jti": g.jti, "nbf": rfc3339(g.nbf), "exp": rfc3339(g.exp), "uses": g.uses,
-            "used": g.used, "state": state, "revoked_at": g.revoked_at.map(rfc3339),
-            "revoked_by": g.revoked_by,
-        })
+        GrantView {
+            exp: rfc3339(g.exp),
+            jti: g.jti.clone(),
+            nbf: rfc3339(g.nbf),
+            revoked_at: g.revoked_at.map(rfc3339),
+            revoked_by: g.revoked_by.clone(),
+            state,
+            used: g.used,
+            uses: g.uses,
+        }
     });
-    let mut out = json!({
-        "id": n.id, "requester": n.requester, "kind": n.target_kind,
-        "task": (n.target_kind == "task").then_some(&n.target),
-        "role": (n.target_kind == "role").then_some(&n.target),
-        "tasks": n.tasks, "rule": n.rule, "mode": n.mode, "approvers": n.approvers,
-        "min_approvals": n.min_approvals, "reason": n.reason, "ticket": n.ticket,
-        "command": n.command, "uses": n.uses, "params": n.params,
-        "grant_params": n.grant_params,
-        "duration": format_duration(Duration::from_secs(u64::try_from(n.duration_secs).unwrap_or(0))),
-        "status": r.status.as_str(), "created_at": rfc3339(n.created_at),
-        "pending_expires_at": rfc3339(n.pending_expires_at),
-        "approvals": r.approvals.iter().map(|a| json!({
-            "approver": a.approver, "comment": a.comment, "at": rfc3339(a.at),
-        })).collect::<Vec<_>>(),
-        "decided_at": r.decided_at.map(rfc3339), "decided_by": r.decided_by,
-        "comment": r.decision_comment, "grant": grant,
-    });
-    let digest = request_digest(&out);
-    if let Value::Object(map) = &mut out {
-        map.insert("digest".into(), Value::String(digest));
-    }
+    let mut out = RequestView {
+        approvals: r
+            .approvals
+            .iter()
+            .map(|a| ApprovalView {
+                approver: a.approver.clone(),
+                at: rfc3339(a.at),
+                comment: a.comment.clone(),
+            })
+            .collect(),
+        approvers: n.approvers.clone(),
+        command: n.command.clone(),
+        comment: r.decision_comment.clone(),
+        created_at: rfc3339(n.created_at),
+        decided_at: r.decided_at.map(rfc3339),
+        decided_by: r.decided_by.clone(),
+        digest: String::new(),
+        duration: format_duration(Duration::from_secs(
+            u64::try_from(n.duration_secs).unwrap_or(0),
+        )),
+        grant,
+        grant_params: n.grant_params.clone(),
+        id: n.id.clone(),
+        kind: n.target_kind.clone(),
+        min_approvals: n.min_approvals,
+        mode: n.mode.clone(),
+        params: n.params.clone(),
+        pending_expires_at: rfc3339(n.pending_expires_at),
+        reason: n.reason.clone(),
+        requester: n.requester.clone(),
+        role: (n.target_kind == "role").then(|| n.target.clone()),
+        rule: n.rule.clone(),
+        status: r.status.as_str(),
+        task: (n.target_kind == "task").then(|| n.target.clone()),
+        tasks: n.tasks.clone(),
+        ticket: n.ticket.clone(),
+        uses: n.uses,
+    };
+    out.digest = request_digest(&out.to_value());
     out
 }
 
@@ -2080,10 +2113,7 @@ fn check_digest(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let Some(sent) = digest else { return Ok(()) };
-    if sent
-        .trim()
-        .eq_ignore_ascii_case(&request_digest(&view(record, now)))
-    {
+    if sent.trim().eq_ignore_ascii_case(&view(record, now).digest) {
         return Ok(());
     }
     Err(ApiError::conflict(
@@ -2320,5 +2350,82 @@ mod tests {
             grant_params(Some(&rule), &pins).unwrap_err().code,
             "param_not_allowed"
         );
+    }
+
+    /// The typed request view writes the bytes the `json!` view wrote (kept here as the
+    /// reference), digest included.
+    #[test]
+    fn the_typed_request_view_is_the_json_it_replaced() {
+        use super::super::store::{Approval, Grant, NewRequest, RequestRecord, Status};
+        let record = RequestRecord {
+            new: NewRequest {
+                id: "r1".into(),
+                requester: "alice".into(),
+                target: "New-MoveRequest".into(),
+                target_kind: "task".into(),
+                tasks: vec!["New-MoveRequest".into()],
+                rule: "mailbox-moves".into(),
+                mode: "manual".into(),
+                approvers: vec!["mbmanagers".into()],
+                min_approvals: 2,
+                reason: "move \u{202e}it".into(),
+                ticket: Some("CHG1".into()),
+                command: None,
+                uses: Some(3),
+                params: [("Identity".to_owned(), json!("bob"))]
+                    .into_iter()
+                    .collect(),
+                grant_params: Some(json!({ "Identity": { "one_of": ["bob"] } })),
+                duration_secs: 5400,
+                created_at: 1_796_119_200,
+                pending_expires_at: 1_796_122_800,
+            },
+            status: Status::Approved,
+            approvals: vec![Approval {
+                approver: "bob".into(),
+                comment: None,
+                at: 1_796_119_260,
+            }],
+            decided_at: Some(1_796_119_300),
+            decided_by: Some("dave".into()),
+            decision_comment: Some("ok".into()),
+            grant: Some(Grant {
+                jti: "j1".into(),
+                request_id: "r1".into(),
+                sub: "alice".into(),
+                nbf: 1_796_119_300,
+                exp: 1_796_124_700,
+                uses: Some(3),
+                used: 1,
+                revoked_at: None,
+                revoked_by: None,
+            }),
+        };
+        let now = crate::rfc3339::from_unix(1_796_119_400).unwrap();
+        let n = &record.new;
+        let g = record.grant.as_ref().unwrap();
+        let mut before = json!({
+            "id": n.id, "requester": n.requester, "kind": n.target_kind,
+            "task": (n.target_kind == "task").then_some(&n.target),
+            "role": (n.target_kind == "role").then_some(&n.target),
+            "tasks": n.tasks, "rule": n.rule, "mode": n.mode, "approvers": n.approvers,
+            "min_approvals": n.min_approvals, "reason": n.reason, "ticket": n.ticket,
+            "command": n.command, "uses": n.uses, "params": n.params,
+            "grant_params": n.grant_params,
+            "duration": "1h30m",
+            "status": "approved", "created_at": rfc3339(n.created_at),
+            "pending_expires_at": rfc3339(n.pending_expires_at),
+            "approvals": [{ "approver": "bob", "comment": null, "at": rfc3339(1_796_119_260) }],
+            "decided_at": rfc3339(1_796_119_300), "decided_by": "dave",
+            "comment": "ok", "grant": {
+                "jti": g.jti, "nbf": rfc3339(g.nbf), "exp": rfc3339(g.exp), "uses": g.uses,
+                "used": g.used, "state": "live", "revoked_at": null, "revoked_by": null,
+            },
+        });
+        let digest = request_digest(&before);
+        before["digest"] = Value::String(digest);
+        let typed = view(&record, now);
+        assert_eq!(serde_json::to_string(&typed).unwrap(), before.to_string());
+        assert_eq!(typed.to_value(), before);
     }
 }

@@ -35,7 +35,7 @@ use super::directory::Principal;
 use super::error::ApiError;
 use super::http::{source_key, AppState, AUTH_FAILURES, AUTH_WINDOW};
 use super::store::Status;
-use super::workflow::{CreateBody, Decision, Page, MAX_LIST};
+use super::workflow::{CreateBody, Decision, Page, RequestView, MAX_LIST};
 use html::{csrf_field, h, page, request_details};
 
 /// What the UI learns from `jitsh serve`'s settings.
@@ -498,7 +498,7 @@ async fn listed(
         .app
         .run(move |s, now| s.list(&who, status, mine, page, now))
         .await?;
-    Ok(out.requests)
+    Ok(out.requests.iter().map(RequestView::to_value).collect())
 }
 
 fn approver_of(who: &Principal, r: &Value) -> bool {

@@ -106,11 +106,72 @@ pub struct EventsAccepted {
     pub duplicate: bool,
 }
 
-/// `GET /v1/requests`: request views (see `workflow::view`) and where the next page starts.
+/// `GET /v1/requests`: request views and where the next page starts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RequestPage {
     pub next_cursor: Option<String>,
-    pub requests: Vec<Value>,
+    pub requests: Vec<RequestView>,
+}
+
+/// A request as the API shows it (`workflow::view`); `digest` is `request_digest` of the
+/// fields an approver is shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestView {
+    pub approvals: Vec<ApprovalView>,
+    pub approvers: Vec<String>,
+    pub command: Option<String>,
+    pub comment: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub digest: String,
+    pub duration: String,
+    pub grant: Option<GrantView>,
+    pub grant_params: Option<Value>,
+    pub id: String,
+    pub kind: String,
+    pub min_approvals: u32,
+    pub mode: String,
+    pub params: serde_json::Map<String, Value>,
+    pub pending_expires_at: String,
+    pub reason: String,
+    pub requester: String,
+    pub role: Option<String>,
+    pub rule: String,
+    pub status: &'static str,
+    pub task: Option<String>,
+    pub tasks: Vec<String>,
+    pub ticket: Option<String>,
+    pub uses: Option<u32>,
+}
+
+impl RequestView {
+    /// The view as JSON, for pages that render any field and for the digest.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// One approval of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalView {
+    pub approver: String,
+    pub at: String,
+    pub comment: Option<String>,
+}
+
+/// The grant of an approved request and its state (`live`, `expired`, `not_yet_valid`,
+/// `used_up`, `revoked`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantView {
+    pub exp: String,
+    pub jti: String,
+    pub nbf: String,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+    pub state: &'static str,
+    pub used: u32,
+    pub uses: Option<u32>,
 }
 
 #[cfg(test)]
@@ -213,11 +274,11 @@ mod tests {
         );
         same(
             serde_json::to_string(&RequestPage {
-                next_cursor: None,
-                requests: vec![json!({"id": "r"})],
+                next_cursor: Some("5.r".into()),
+                requests: vec![],
             })
             .unwrap(),
-            json!({ "requests": [{"id": "r"}], "next_cursor": null }),
+            json!({ "requests": [], "next_cursor": "5.r" }),
         );
         let shown = format!(
             "{:?}{:?}",
