@@ -208,6 +208,20 @@ impl ApiClient {
     }
 }
 
+/// `text` as one URL path segment or query value: every byte but ASCII letters, digits, `-` and
+/// `_` percent-encoded, so an id can never add a path step (`..`, `/`) or a query (`?`, `&`).
+pub fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// An answer as JSON, or the service's error. A success that is not JSON reads as `null`
 /// (some answers carry no body); an error body that is not JSON still yields a sentence.
 fn decode(status: StatusCode, bytes: &[u8]) -> Result<Value, CallError> {
@@ -287,6 +301,20 @@ mod tests {
             decode(StatusCode::OK, br#"{"id": "r1"}"#).unwrap()["id"],
             "r1"
         );
+    }
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        assert_eq!(segment("r-1_Ab9"), "r-1_Ab9");
+        for (id, encoded) in [
+            ("..", "%2E%2E"),
+            ("a/../b", "a%2F%2E%2E%2Fb"),
+            ("x?all=1&y", "x%3Fall%3D1%26y"),
+            ("ä", "%C3%A4"),
+            ("a b#c", "a%20b%23c"),
+        ] {
+            assert_eq!(segment(id), encoded, "{id}");
+        }
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl Service {
 
     pub async fn request_status(&self, id: &str) -> Result<String, ShellError> {
         let v = self
-            .json(Method::GET, &format!("/v1/requests/{id}"), None)
+            .json(
+                Method::GET,
+                &format!("/v1/requests/{}", url_segment(id)),
+                None,
+            )
             .await?;
         Ok(v.get("status")
             .or_else(|| v.get("state"))
@@ -96,7 +100,11 @@ impl Service {
     /// The token of an approved request, or `None` when there is none (yet).
     pub async fn fetch_token(&self, id: &str) -> Result<Option<String>, ShellError> {
         match self
-            .json(Method::GET, &format!("/v1/requests/{id}/token"), None)
+            .json(
+                Method::GET,
+                &format!("/v1/requests/{}/token", url_segment(id)),
+                None,
+            )
             .await
         {
             Ok(v) => Ok(v.get("token").and_then(|t| t.as_str()).map(str::to_string)),
@@ -196,18 +204,7 @@ pub enum Confirm {
     Unreachable(String),
 }
 
-/// Token ids are base64url; anything else is percent-encoded so it stays one path segment.
-pub fn url_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+pub use crate::api::segment as url_segment;
 
 /// Decide a line with every token it leans on confirmed at the service before it may run.
 /// `decide(refused, online)` is the pure gate decision without the tokens in `refused`; a token
