@@ -4,11 +4,12 @@
 //! re-exported here under its usual paths: [`span`], [`syntax`], [`catalog`], [`resolve`],
 //! [`rfc3339`], [`invocation`], [`policy`] (plus [`policy::load_dir`], the one adapter that reads a policy
 //! folder), [`token`], [`gate`]. Also pure: [`text`] and the formats in [`audit`] and
-//! [`asciicast`]. Layer 1/2 (I/O and runtimes): [`cli`], [`service`], [`shell`], [`net`], [`atomic_write`], and
+//! [`asciicast`]. Layer 1/2 (I/O and runtimes): [`cli`], [`service`], [`shell`], [`net`], [`api`], [`atomic_write`], and
 //! the transports in [`audit`].
 
 pub use jitsh_core::{catalog, gate, invocation, resolve, rfc3339, span, syntax, token};
 
+pub mod api;
 pub mod asciicast;
 pub mod atomic_write;
 pub mod audit;

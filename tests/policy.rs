@@ -1443,7 +1443,7 @@ params.only = ["Name"]
 
 #[cfg(unix)]
 #[test]
-fn load_dir_refuses_a_folder_or_file_another_user_could_change() {
+fn load_dir_refuses_a_folder_anyone_could_write() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("policies");
@@ -1465,15 +1465,12 @@ fn load_dir_refuses_a_folder_or_file_another_user_could_change() {
         assert!(jitsh::policy::read_folder(&dir).is_err());
     }
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // Owned by another user (only root can give a file away to make the case).
+    // Owned by another account (a policy admin's, only root can make the case): that is how a
+    // policy folder should be held, and it loads.
     let file = dir.join("a.toml");
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).unwrap());
     if std::os::unix::fs::chown(&file, Some(65534), None).is_ok() {
-        let e = load_dir(&dir).unwrap_err().to_string();
-        assert!(
-            e.contains("a.toml: policy file is owned by user id 65534"),
-            "{e}"
-        );
+        assert!(load_dir(&dir).is_ok());
         std::os::unix::fs::chown(&file, Some(owner), None).unwrap();
     }
     assert!(load_dir(&dir).is_ok());

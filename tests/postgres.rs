@@ -695,23 +695,16 @@ mod store {
         store
             .create_request(
                 &new_request("r-1", "alice", &["MBManagers"], 10),
-                &[],
                 None,
                 &mut none,
             )
             .unwrap();
         store
-            .create_request(
-                &new_request("r-2", "bob", &["other"], 20),
-                &[],
-                None,
-                &mut none,
-            )
+            .create_request(&new_request("r-2", "bob", &["other"], 20), None, &mut none)
             .unwrap();
         store
             .create_request(
                 &new_request("r-3", "Alice", &["other"], 30),
-                &[],
                 None,
                 &mut none,
             )

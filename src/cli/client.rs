@@ -13,10 +13,10 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::api::{ApiClient, CallError, Timeouts};
 use crate::text::escape;
 
 /// Exit status when the service answered with a refusal.
@@ -692,51 +692,13 @@ fn call(
     body: Option<Value>,
 ) -> Result<Value, ClientError> {
     let (server, credential) = resolve(conn)?;
-    crate::net::check_credential(&credential).map_err(ClientError::Other)?;
-    let url = format!("{server}{path}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ClientError::Other(format!("could not start the runtime: {e}")))?;
-    runtime.block_on(async move {
-        let client =
-            crate::net::client_for(&server, Duration::from_secs(30), Duration::from_secs(10))
-                .map_err(|e| ClientError::Other(e.to_string()))?;
-        let mut req = client.request(method, &url).bearer_auth(&credential);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let response = req.send().await.map_err(|e| ClientError::Connect {
-            server: server.clone(),
-            message: crate::net::describe(&e),
-        })?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| ClientError::Connect {
-            server: server.clone(),
-            message: e.without_url().to_string(),
-        })?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(value)
-        } else if status == reqwest::StatusCode::UNAUTHORIZED {
-            Err(ClientError::Other(
-                crate::net::UNKNOWN_CREDENTIAL.to_owned(),
-            ))
-        } else {
-            Err(ClientError::Refused {
-                code: value
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("http_error")
-                    .to_owned(),
-                message: value
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("the service answered {status}")),
-            })
-        }
-    })
+    ApiClient::new(&server, Some(credential), Timeouts::COMMAND)
+        .and_then(|client| client.call_blocking(method, path, body.as_ref()))
+        .map_err(|e| match e {
+            CallError::Unreachable { server, message } => ClientError::Connect { server, message },
+            CallError::Refused { code, message, .. } => ClientError::Refused { code, message },
+            e => ClientError::Other(e.to_string()),
+        })
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -763,12 +725,5 @@ fn list(v: Option<&Value>) -> String {
 
 /// Percent-encode a path or query component.
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::api::segment(s)
 }

@@ -174,38 +174,27 @@ fn fetch_keys(server: &str) -> Result<Vec<PublicKey>, LoginError> {
         server: server.to_owned(),
         message,
     };
-    let url = format!("{server}/v1/keys");
-    let timeout = Duration::from_secs(10);
+    let timeouts = crate::api::Timeouts {
+        call: Duration::from_secs(10),
+        connect: Duration::from_secs(10),
+    };
     let client =
-        crate::net::client_for(server, timeout, timeout).map_err(|e| connect(e.to_string()))?;
+        crate::api::ApiClient::new(server, None, timeouts).map_err(|e| connect(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| connect(format!("could not start the runtime: {e}")))?;
-    let body: Value = runtime.block_on(async {
-        let resp = client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| connect(crate::net::describe(&e)))?;
-        if !resp.status().is_success() {
-            return Err(bad(format!("it answered {}", resp.status())));
-        }
-        // A few keys are a few hundred bytes; whoever answers is not trusted yet.
-        let mut resp = resp;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| connect(crate::net::describe(&e)))?
-        {
-            if bytes.len() + chunk.len() > MAX_ANSWER {
-                return Err(bad(format!("the answer is over {} KiB", MAX_ANSWER / 1024)));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&bytes).map_err(|_| bad("the answer is not JSON".into()))
-    })?;
+    // A few keys are a few hundred bytes; whoever answers is not trusted yet.
+    let body: Value = runtime
+        .block_on(client.get_capped("/v1/keys", MAX_ANSWER))
+        .map_err(|e| match e {
+            crate::api::CallError::Unreachable { message, .. } => connect(message),
+            crate::api::CallError::BadAnswer { message, .. } => bad(message),
+            e => bad(format!("it answered: {e}")),
+        })?;
+    if body.is_null() {
+        return Err(bad("the answer is not JSON".into()));
+    }
     let items = body
         .get("keys")
         .and_then(Value::as_array)

@@ -1,65 +1,97 @@
-//! The one error every API call can return: an HTTP status, a stable snake_case code for
-//! scripts, and one sentence for people. Serialized as `{"error": CODE, "message": SENTENCE}`.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+//! The one error every service operation can return: what kind of failure it is (a domain
+//! kind, mapped to an HTTP status in `http.rs` only), a stable snake_case code for scripts, and
+//! one sentence for people.
 
 use super::directory::DirectoryError;
 use super::store::StoreError;
 
-/// An API error.
+/// What kind of failure an [`ApiError`] is. The HTTP layer maps each kind to one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input is malformed.
+    BadRequest,
+    /// No known credential.
+    Unauthenticated,
+    /// The caller may not do this.
+    Forbidden,
+    /// No such thing.
+    NotFound,
+    /// The operation does not exist in that form (a method an endpoint does not take).
+    NotAllowed,
+    /// The input took too long to arrive.
+    Timeout,
+    /// The state does not allow it now (already decided, used up, tampered, ...).
+    Conflict,
+    /// The input is over a size limit.
+    TooLarge,
+    /// Well-formed, but policy refuses it (too long, not a task of the rule, locked, ...).
+    Policy,
+    /// The caller did too much of something that costs others.
+    TooMany,
+    /// A fault of the service itself.
+    Internal,
+    /// Something the service depends on is not usable (store, audit log, policy folder).
+    Unavailable,
+}
+
+/// A service error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
-    pub status: StatusCode,
+    pub kind: ErrorKind,
     pub code: &'static str,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
+            kind,
             code,
             message: message.into(),
         }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        ApiError::new(ErrorKind::BadRequest, code, message)
     }
 
     pub fn unauthorized() -> ApiError {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
+            ErrorKind::Unauthenticated,
             "unauthenticated",
             "missing or unknown credential; send `Authorization: Bearer <credential>`",
         )
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, code, message)
+        ApiError::new(ErrorKind::Forbidden, code, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(ErrorKind::NotFound, "not_found", message)
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, code, message)
+        ApiError::new(ErrorKind::Conflict, code, message)
     }
 
     pub fn policy(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+        ApiError::new(ErrorKind::Policy, code, message)
     }
 
-    /// 429: the caller did too much of something that costs others; `message` says when to retry.
+    /// The caller did too much of something that costs others; `message` says when to retry.
     pub fn too_many(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        ApiError::new(ErrorKind::TooMany, code, message)
+    }
+
+    /// Something the service depends on is not usable; `message` says who can fix it.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorKind::Unavailable, code, message)
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        ApiError::new(ErrorKind::Internal, "internal", message)
     }
 }
 
@@ -90,8 +122,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Audit(e) => {
                 tracing::error!(error = %e, "audit write failed; action refused");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                ApiError::unavailable(
                     "audit_unavailable",
                     "the audit log cannot be written, so the action was not taken; ask an operator to check the service",
                 )
@@ -99,8 +130,7 @@ impl From<StoreError> for ApiError {
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "state store failed");
                 let full = m.contains("disk is full") || m.contains("No space left");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                ApiError::unavailable(
                     "store_unavailable",
                     if full {
                         "the service's state store is out of disk space, so the action was not \
@@ -124,20 +154,5 @@ impl From<DirectoryError> for ApiError {
                 ApiError::internal(other.to_string())
             }
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the body was never read; the connection cannot carry another request.
-            response.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-        }
-        response
     }
 }

@@ -177,8 +177,7 @@ impl RateLimiter {
         if want > level {
             let wait = ((want - level) / EVENTS_PER_SECOND).ceil().max(1.0);
             buckets.insert(key, (level, now));
-            return Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
+            return Err(ApiError::too_many(
                 "rate_limited",
                 format!("too many audit events from `{caller}`; send them again in {wait:.0}s"),
             ));

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::directory::Principal;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorKind};
 use super::store::Status;
 use super::workflow::{
     CreateBody, Decision, DisableBody, EnableBody, GateEventsBody, LockBody, Page, Service,
@@ -119,7 +119,7 @@ pub(crate) fn router(state: AppState) -> Router {
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorKind::NotAllowed,
                 "method_not_allowed",
                 "this endpoint does not accept that method; see GET /openapi.json",
             )
@@ -134,7 +134,7 @@ pub(crate) fn router(state: AppState) -> Router {
 async fn guard(req: Request, next: Next) -> Response {
     if req.method() == Method::HEAD && !matches!(req.uri().path(), "/healthz" | "/openapi.json") {
         return ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::NotAllowed,
             "method_not_allowed",
             "HEAD is served only for /healthz and /openapi.json; use GET",
         )
@@ -144,7 +144,7 @@ async fn guard(req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => {
             let mut response = ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
+                ErrorKind::Timeout,
                 "request_timeout",
                 format!(
                     "the request took over {} s (a slow body?); send it again",
@@ -460,7 +460,7 @@ async fn raw_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiE
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::TooLarge,
                 "body_too_large",
                 format!("the request body is over {} KiB", MAX_BODY / 1024),
             )
@@ -511,7 +511,7 @@ async fn list(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Q(q): Q<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
@@ -536,7 +536,7 @@ async fn show(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.get(&who, &id, now))
         .await
@@ -548,7 +548,7 @@ async fn approve(
     Caller(who): Caller,
     Path(id): Path<String>,
     Body(body): Body<Decision>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.approve(&who, &id, body, now))
         .await
@@ -560,7 +560,7 @@ async fn deny(
     Caller(who): Caller,
     Path(id): Path<String>,
     Body(body): Body<Decision>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.deny(&who, &id, body, now))
         .await
@@ -571,7 +571,7 @@ async fn withdraw(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.withdraw(&who, &id, now))
         .await
@@ -582,7 +582,7 @@ async fn revoke(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.revoke(&who, &id, now))
         .await
@@ -608,7 +608,7 @@ async fn revocations(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(_who): Caller,
     Q(q): Q<SinceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let since = match q.since.as_deref() {
         None | Some("") => 0,
         Some(text) => match text.parse::<i64>() {
@@ -633,7 +633,7 @@ async fn use_grant(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(jti): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, now| s.use_grant(&who, &jti, now))
         .await
@@ -665,7 +665,7 @@ async fn clear_lock(
     Caller(who): Caller,
     Q(q): Q<ScopeQuery>,
     Body(body): Body<ScopeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let scope = body.scope.or(q.scope).ok_or_else(|| {
         ApiError::bad_request("scope_required", "name the lock to clear with `scope`")
     })?;
@@ -779,7 +779,7 @@ async fn ack_review(
 async fn locks(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(_who): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state.run(move |s, now| s.locks(now)).await.map(Json)
 }
 
@@ -788,7 +788,7 @@ async fn put_policy(
     Caller(who): Caller,
     Path(file): Path<String>,
     req: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let bytes = raw_body(req, &()).await?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
         ApiError::bad_request("invalid_encoding", "a policy file must be UTF-8 text")
@@ -803,7 +803,7 @@ async fn remove_policy(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     state
         .run(move |s, _| s.remove_policy(&who, &id))
         .await
@@ -828,11 +828,11 @@ async fn gate_events(
     axum::extract::State(state): axum::extract::State<AppState>,
     Caller(who): Caller,
     Body(body): Body<GateEventsBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl serde::Serialize>, ApiError> {
     let out = state
         .run(move |s, now| s.gate_events(&who, body, now))
         .await?;
-    if out["duplicate"] == Value::Bool(false) {
+    if !out.duplicate {
         // The events are durable in the inbox; append them now rather than at the next sweep,
         // without holding the answer (one log sync per event makes a full batch take seconds).
         let service = Arc::clone(&state.service);
@@ -880,6 +880,84 @@ mod tests {
             "Bearerjitsh_x",
         ] {
             assert_eq!(bearer(bad), None, "{bad}");
+        }
+    }
+}
+
+/// The HTTP status of each kind of service error: the one place errors get HTTP shapes.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::NotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Policy => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// `{"error": CODE, "message": SENTENCE}` with the kind's status.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "message": self.message });
+        let mut response = (status_of(self.kind), Json(body)).into_response();
+        if self.kind == ErrorKind::TooLarge {
+            // The rest of the body was never read; the connection cannot carry another request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod error_shape_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn domain_errors_get_their_status_and_the_json_shape_here() {
+        for (e, status) in [
+            (ApiError::bad_request("invalid_x", "x"), 400),
+            (ApiError::unauthorized(), 401),
+            (ApiError::forbidden("not_global_admin", "x"), 403),
+            (ApiError::not_found("x"), 404),
+            (ApiError::conflict("already_decided", "x"), 409),
+            (ApiError::policy("locked", "x"), 422),
+            (ApiError::too_many("rate_limited", "x"), 429),
+            (ApiError::internal("x"), 500),
+            (ApiError::unavailable("store_unavailable", "x"), 503),
+            (
+                ApiError::new(ErrorKind::TooLarge, "body_too_large", "x"),
+                413,
+            ),
+            (
+                ApiError::new(ErrorKind::NotAllowed, "method_not_allowed", "x"),
+                405,
+            ),
+            (
+                ApiError::new(ErrorKind::Timeout, "request_timeout", "x"),
+                408,
+            ),
+        ] {
+            let (code, message) = (e.code, e.message.clone());
+            let response = e.into_response();
+            assert_eq!(response.status().as_u16(), status, "{code}");
+            let closes = response.headers().get(header::CONNECTION).is_some();
+            assert_eq!(closes, status == 413, "{code}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body, json!({ "error": code, "message": message }));
         }
     }
 }

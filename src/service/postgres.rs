@@ -24,8 +24,8 @@ use tokio_postgres::{Client, NoTls, Row, Transaction};
 use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
-    review_event, review_line, Approval, ApproveOutcome, Control, GateBatch, Grant, Hook,
-    ListQuery, Lock, NewRequest, Notification, OutboxItem, Quorum, RequestRecord, Review,
+    blocking_lock, review_event, review_line, Approval, ApproveOutcome, Control, GateBatch, Grant,
+    Hook, ListQuery, Lock, NewRequest, Notification, OutboxItem, Quorum, RequestRecord, Review,
     Revocation, Status, Store, StoreError, UnixTime, REVIEW_LINES,
 };
 
@@ -628,28 +628,27 @@ impl Store for PgStore {
     fn create_request(
         &self,
         new: &NewRequest,
-        lock_scopes: &[String],
         auto_grant: Option<&Grant>,
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
         step!(self, |tx| {
             async {
-                for scope in lock_scopes {
-                    // FOR SHARE: a lock being cleared or replaced is waited for, not skipped.
-                    let lock = tx
-                        .query_opt(
-                            "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE lower(scope) = lower($1) AND (expires_at IS NULL OR expires_at > $2) FOR SHARE",
-                            &[scope, &new.created_at],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    if let Some(lock) = lock {
-                        let lock = lock_row(&lock)?;
-                        return Err(StoreError::Locked {
-                            scope: lock.scope,
-                            reason: lock.reason,
-                        });
-                    }
+                // FOR SHARE: a lock being cleared or replaced is waited for, not skipped.
+                let locks = tx
+                    .query(
+                        "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE expires_at IS NULL OR expires_at > $1 FOR SHARE",
+                        &[&new.created_at],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .iter()
+                    .map(lock_row)
+                    .collect::<Result<Vec<Lock>, StoreError>>()?;
+                if let Some(lock) = blocking_lock(&locks, &new.requester, &new.rule) {
+                    return Err(StoreError::Locked {
+                        scope: lock.scope.clone(),
+                        reason: lock.reason.clone(),
+                    });
                 }
                 let body = serde_json::to_string(new).map_err(backend)?;
                 tx.execute(

@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use crate::audit::{AuditEvent, AuditSinkError};
 
 use super::store::{
-    review_event, review_line, Approval, ApproveOutcome, Control, GateBatch, Grant, Hook,
-    ListQuery, Lock, NewRequest, Notification, OutboxItem, Quorum, RequestRecord, Review,
+    blocking_lock, review_event, review_line, Approval, ApproveOutcome, Control, GateBatch, Grant,
+    Hook, ListQuery, Lock, NewRequest, Notification, OutboxItem, Quorum, RequestRecord, Review,
     Revocation, Status, Store, StoreError, UnixTime, REVIEW_LINES,
 };
 
@@ -699,26 +699,24 @@ impl Store for SqliteStore {
     fn create_request(
         &self,
         new: &NewRequest,
-        lock_scopes: &[String],
         auto_grant: Option<&Grant>,
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
         self.step(|tx| {
-            for scope in lock_scopes {
-                let lock = tx
-                    .query_row(
-                        "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE scope = ?1 COLLATE NOCASE AND (expires_at IS NULL OR expires_at > ?2)",
-                        params![scope, new.created_at],
-                        lock_row,
-                    )
-                    .optional()
-                    .map_err(backend)?;
-                if let Some(lock) = lock {
-                    return Err(StoreError::Locked {
-                        scope: lock.scope,
-                        reason: lock.reason,
-                    });
-                }
+            let locks = tx
+                .prepare(
+                    "SELECT scope, reason, set_by, set_at, expires_at FROM locks WHERE expires_at IS NULL OR expires_at > ?1",
+                )
+                .and_then(|mut q| {
+                    q.query_map(params![new.created_at], lock_row)?
+                        .collect::<rusqlite::Result<Vec<Lock>>>()
+                })
+                .map_err(backend)?;
+            if let Some(lock) = blocking_lock(&locks, &new.requester, &new.rule) {
+                return Err(StoreError::Locked {
+                    scope: lock.scope.clone(),
+                    reason: lock.reason.clone(),
+                });
             }
             let body = serde_json::to_string(new).map_err(backend)?;
             tx.execute(
@@ -1477,7 +1475,7 @@ mod tests {
         let path = dir.path().join("jitsh.db");
         let store = SqliteStore::open(&path).unwrap();
         store
-            .create_request(&new_request("r1", 2), &[], None, &mut |_| Ok(vec![]))
+            .create_request(&new_request("r1", 2), None, &mut |_| Ok(vec![]))
             .unwrap();
         let first = store
             .approve(
@@ -1520,7 +1518,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
         store
-            .create_request(&new_request("r1", 1), &[], None, &mut |_| Ok(vec![]))
+            .create_request(&new_request("r1", 1), None, &mut |_| Ok(vec![]))
             .unwrap();
         let failed = store.approve(
             "r1",
@@ -1546,12 +1544,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("jitsh.db")).unwrap();
         store
-            .create_request(
-                &new_request("r1", 1),
-                &[],
-                Some(&grant("r1", 150)),
-                &mut |_| Ok(vec![]),
-            )
+            .create_request(&new_request("r1", 1), Some(&grant("r1", 150)), &mut |_| {
+                Ok(vec![])
+            })
             .unwrap();
         store.use_grant("j-r1", 200, &mut |_| Ok(vec![])).unwrap();
         let second = store.use_grant("j-r1", 201, &mut |_| Ok(vec![]));
@@ -1652,10 +1647,28 @@ mod tests {
             expires_at: None,
         };
         store.set_lock(&lock, &mut |_| Ok(vec![])).unwrap();
-        let scopes = vec!["all".to_owned(), "user:alice".to_owned()];
-        let refused =
-            store.create_request(&new_request("r1", 1), &scopes, None, &mut |_| Ok(vec![]));
+        let refused = store.create_request(&new_request("r1", 1), None, &mut |_| Ok(vec![]));
         assert!(matches!(refused, Err(StoreError::Locked { .. })));
         assert!(matches!(store.request("r1"), Err(StoreError::NotFound(_))));
+        // The rule's lock, in another case, blocks too; an expired one does not.
+        store.clear_lock("user:alice", &mut |_| Ok(vec![])).unwrap();
+        let by_rule = Lock {
+            scope: "RULE:Mailbox-Moves".into(),
+            expires_at: Some(150),
+            ..lock
+        };
+        store.set_lock(&by_rule, &mut |_| Ok(vec![])).unwrap();
+        let refused = store.create_request(&new_request("r1", 1), None, &mut |_| Ok(vec![]));
+        assert!(
+            matches!(&refused, Err(StoreError::Locked { scope, .. }) if scope == "RULE:Mailbox-Moves"),
+            "{refused:?}"
+        );
+        let later = NewRequest {
+            created_at: 150,
+            ..new_request("r1", 1)
+        };
+        store
+            .create_request(&later, None, &mut |_| Ok(vec![]))
+            .unwrap();
     }
 }

@@ -132,6 +132,31 @@ pub struct Lock {
     pub expires_at: Option<UnixTime>,
 }
 
+impl Lock {
+    /// The one lock check, used by every path (filing a request, approving, issuing, using
+    /// and listing grants): whether this lock blocks an action by `user` under `rule` (empty
+    /// when no rule is involved, as for an approver's own lock). Names compare
+    /// case-insensitively, as everywhere.
+    pub fn blocks(&self, user: &str, rule: &str) -> bool {
+        let scope = self.scope.as_str();
+        scope.eq_ignore_ascii_case("all")
+            || strip_prefix_ci(scope, "user:").is_some_and(|u| u.eq_ignore_ascii_case(user))
+            || strip_prefix_ci(scope, "rule:")
+                .is_some_and(|r| !rule.is_empty() && r.eq_ignore_ascii_case(rule))
+    }
+}
+
+/// The first of `locks` (active ones) that blocks `user` under `rule`.
+pub fn blocking_lock<'a>(locks: &'a [Lock], user: &str, rule: &str) -> Option<&'a Lock> {
+    locks.iter().find(|l| l.blocks(user, rule))
+}
+
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
 /// A message waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
@@ -375,12 +400,12 @@ pub enum StoreError {
 
 /// Durable state of the approval service.
 pub trait Store: Send + Sync {
-    /// Insert a request; refused with [`StoreError::Locked`] when any of `lock_scopes` is locked.
-    /// When `auto_grant` is set the request is approved in the same step.
+    /// Insert a request; refused with [`StoreError::Locked`], in the same step, when an active
+    /// lock blocks its requester under its rule ([`Lock::blocks`]). When `auto_grant` is set
+    /// the request is approved in the same step.
     fn create_request(
         &self,
         new: &NewRequest,
-        lock_scopes: &[String],
         auto_grant: Option<&Grant>,
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError>;
@@ -521,4 +546,58 @@ pub trait Store: Send + Sync {
         next_attempt_at: UnixTime,
         give_up: bool,
     ) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    fn lock(scope: &str) -> Lock {
+        Lock {
+            scope: scope.into(),
+            reason: "incident".into(),
+            set_by: "root".into(),
+            set_at: 0,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn one_check_decides_every_scope_whatever_the_case() {
+        for (scope, user, rule, blocks) in [
+            ("all", "alice", "moves", true),
+            ("ALL", "alice", "", true),
+            ("user:alice", "alice", "moves", true),
+            ("user:ALICE", "Alice", "", true),
+            ("USER:alice", "alice", "moves", true),
+            ("rule:moves", "bob", "moves", true),
+            ("Rule:MOVES", "bob", "Moves", true),
+            // near misses never block
+            ("user:alice", "alice2", "moves", false),
+            ("user:alic", "alice", "moves", false),
+            ("user:alice", "bob", "alice", false),
+            ("rule:moves", "moves", "other", false),
+            ("rule:moves", "bob", "", false),
+            ("rule:", "bob", "", false),
+            ("alice", "alice", "moves", false),
+            ("all:", "alice", "moves", false),
+            ("", "alice", "moves", false),
+            ("user:ä", "Ä", "", false),
+        ] {
+            assert_eq!(
+                lock(scope).blocks(user, rule),
+                blocks,
+                "{scope} {user} {rule}"
+            );
+        }
+        let locks = [lock("rule:other"), lock("user:alice"), lock("all")];
+        assert_eq!(
+            blocking_lock(&locks, "alice", "moves").map(|l| l.scope.as_str()),
+            Some("user:alice")
+        );
+        assert_eq!(
+            blocking_lock(&locks[..1], "alice", "moves").map(|l| l.scope.as_str()),
+            None
+        );
+    }
 }

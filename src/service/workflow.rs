@@ -28,6 +28,7 @@ use crate::audit::{AuditEvent, AuditSink, AuditSinkError};
 use crate::policy::PolicySet;
 use crate::text::escape;
 
+mod answers;
 mod control;
 mod purview;
 mod steps;
@@ -47,6 +48,11 @@ fn unattended_why(mode: &str) -> Option<&'static str> {
         _ => None,
     }
 }
+
+pub use answers::{
+    ApprovalView, EventsAccepted, GrantUse, GrantView, IssuedToken, LockCleared, LockView, Locks,
+    PolicyChanged, PolicyRemoved, RequestPage, RequestView, Revocations, RevokedGrant, UserAdded,
+};
 
 /// Longest grant any rule may give.
 pub(crate) const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
@@ -96,11 +102,11 @@ pub struct Service {
     /// Tokens already signed, by grant `jti`: a grant's token is signed and audited once and
     /// served again while the claims the grant yields now are the same (every check before
     /// signing still runs on each fetch). Expired grants are dropped as new ones arrive.
-    issued: Mutex<std::collections::HashMap<String, IssuedToken>>,
+    issued: Mutex<std::collections::HashMap<String, SignedToken>>,
 }
 
 /// A token as signed for a grant, with the claims it carries.
-struct IssuedToken {
+struct SignedToken {
     claims: crate::token::Claims,
     token: String,
     exp: i64,
@@ -332,7 +338,7 @@ impl Service {
         who: &Principal,
         body: CreateBody,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         refuse_control_characters(&body)?;
         let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
         if reason.is_empty() {
@@ -495,51 +501,51 @@ impl Service {
         } else {
             Some(self.new_grant(&new, created_at)?)
         };
-        let scopes = vec![
-            "all".to_owned(),
-            format!("user:{}", who.name.to_ascii_lowercase()),
-            format!("rule:{}", rule.id.to_ascii_lowercase()),
-        ];
         let dir = self.directory.read()?;
-        let record =
-            self.store
-                .create_request(&new, &scopes, auto_grant.as_ref(), &mut |record| {
+        let record = self
+            .store
+            .create_request(&new, auto_grant.as_ref(), &mut |record| {
+                self.append(event(
+                    &who.name,
+                    "request.create",
+                    &record.new.id,
+                    "ok",
+                    json!({
+                        "rule": record.new.rule, "tasks": record.new.tasks,
+                        "reason": record.new.reason, "duration": format_duration(duration),
+                        "params": record.new.params, "ticket": record.new.ticket,
+                        "command": record.new.command, "uses": record.new.uses,
+                        "mode": record.new.mode,
+                    }),
+                ))?;
+                let mut notes = Vec::new();
+                if record.status == Status::Approved {
                     self.append(event(
-                        &who.name,
-                        "request.create",
+                        "jitsh",
+                        "request.approve",
                         &record.new.id,
-                        "ok",
-                        json!({
-                            "rule": record.new.rule, "tasks": record.new.tasks,
-                            "reason": record.new.reason, "duration": format_duration(duration),
-                            "params": record.new.params, "ticket": record.new.ticket,
-                            "command": record.new.command, "uses": record.new.uses,
-                            "mode": record.new.mode,
-                        }),
-                    ))?;
-                    let mut notes = Vec::new();
-                    if record.status == Status::Approved {
-                        self.append(event(
-                            "jitsh",
-                            "request.approve",
-                            &record.new.id,
-                            "approved",
-                            json!({ "rule": record.new.rule, "mode": "auto",
+                        "approved",
+                        json!({ "rule": record.new.rule, "mode": "auto",
                                 "why": unattended_why(&record.new.mode),
                                 "jti": record.grant.as_ref().map(|g| g.jti.clone()) }),
-                        ))?;
-                        notes.extend(self.decision_notes(&dir, record));
-                    } else {
-                        notes.extend(self.new_request_notes(&dir, record));
-                    }
-                    Ok(notes)
-                })?;
+                    ))?;
+                    notes.extend(self.decision_notes(&dir, record));
+                } else {
+                    notes.extend(self.new_request_notes(&dir, record));
+                }
+                Ok(notes)
+            })?;
         tracing::info!(request = %record.new.id, requester = %who.name, rule = %record.new.rule, status = record.status.as_str(), "request filed");
         Ok(view(&record, now))
     }
 
     /// A request, if the caller may see it.
-    pub fn get(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn get(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         // A request filed under a rule without approvers before the default approver group was
         // set is the group's to decide now, so its members see it too.
@@ -563,7 +569,7 @@ impl Service {
         mine: bool,
         page: Page,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestPage, ApiError> {
         let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_LIST);
         let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
         let query = ListQuery {
@@ -581,12 +587,15 @@ impl Service {
                     .map(|r| format!("{}.{}", r.new.created_at, r.new.id))
             })
             .flatten();
-        let items: Vec<Value> = records
+        let items: Vec<RequestView> = records
             .iter()
             .filter(|r| visible(who, r))
             .map(|r| view(r, now))
             .collect();
-        Ok(json!({ "requests": items, "next_cursor": next }))
+        Ok(RequestPage {
+            next_cursor: next,
+            requests: items,
+        })
     }
 
     /// Refuse a request over the filer's hourly or pending allowance (429).
@@ -619,7 +628,7 @@ impl Service {
         id: &str,
         decision: Decision,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         // Every refusal of this vote is audited (who tried, and why).
         let refused = |e: ApiError| {
@@ -717,7 +726,7 @@ impl Service {
         id: &str,
         decision: Decision,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         let comment = decision
             .comment
             .map(|c| c.trim().to_owned())
@@ -763,7 +772,7 @@ impl Service {
         who: &Principal,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         if !record.new.requester.eq_ignore_ascii_case(&who.name) {
             return Err(ApiError::forbidden(
@@ -803,7 +812,12 @@ impl Service {
     }
 
     /// End an approved grant early: an approver of its rule, a global admin, or the requester.
-    pub fn revoke(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn revoke(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RequestView, ApiError> {
         let record = self.store.request(id)?;
         let own = record.new.requester.eq_ignore_ascii_case(&who.name);
         if !(own || who.is_global_admin() || who.in_any(&record.new.approvers)) {
@@ -833,7 +847,12 @@ impl Service {
     }
 
     /// The signed token of an approved, live grant (requester only).
-    pub fn token(&self, who: &Principal, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn token(
+        &self,
+        who: &Principal,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, ApiError> {
         let record = self
             .store
             .request(id)
@@ -864,7 +883,7 @@ impl Service {
             .store
             .active_locks(at)?
             .into_iter()
-            .find(|l| lock_covers(&l.scope, &grant.sub, &record.new.rule))
+            .find(|l| l.blocks(&grant.sub, &record.new.rule))
         {
             return Err(ApiError::conflict(
                 "locked",
@@ -897,11 +916,13 @@ impl Service {
             offline: rule.offline.map(|d| d.as_secs()),
             extra: Map::new(),
         };
-        let reply = |token: &str| {
-            json!({
-                "token": token, "jti": grant.jti, "request": id,
-                "nbf": rfc3339(grant.nbf), "exp": rfc3339(grant.exp), "kid": self.signer.kid(),
-            })
+        let reply = |token: &str| IssuedToken {
+            exp: rfc3339(grant.exp),
+            jti: grant.jti.clone(),
+            kid: self.signer.kid().to_owned(),
+            nbf: rfc3339(grant.nbf),
+            request: id.to_owned(),
+            token: token.to_owned(),
         };
         // The same grant yielding the same claims (but for the issue instant): serve the token
         // signed before. Anything that changed (rule tightened, approvers, the row) signs anew.
@@ -941,7 +962,7 @@ impl Service {
         issued.retain(|_, t| t.exp > at);
         issued.insert(
             grant.jti.clone(),
-            IssuedToken {
+            SignedToken {
                 claims,
                 token: token.clone(),
                 exp: grant.exp,
@@ -953,29 +974,44 @@ impl Service {
     /// What a gate needs to stop honouring grants: the token id and expiry of every grant
     /// revoked since `since`, used up, or under an active lock. Nothing about who holds them or
     /// why: any authenticated user may read this list.
-    pub fn revocations(&self, since: UnixTime, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn revocations(
+        &self,
+        since: UnixTime,
+        now: DateTime<Utc>,
+    ) -> Result<Revocations, ApiError> {
         let at = now.timestamp();
         let locks = self.store.active_locks(at)?;
-        let mut revoked: Vec<Value> = self
+        let mut revoked: Vec<RevokedGrant> = self
             .store
             .revocations(since)?
             .into_iter()
-            .map(|r| json!({ "jti": r.jti, "exp": rfc3339(r.exp) }))
+            .map(|r| RevokedGrant {
+                exp: rfc3339(r.exp),
+                jti: r.jti,
+            })
             .collect();
         if !locks.is_empty() {
             for g in self.store.live_grants(at)? {
-                if locks.iter().any(|l| lock_covers(&l.scope, &g.sub, &g.rule)) {
-                    revoked.push(json!({ "jti": g.jti, "exp": rfc3339(g.exp) }));
+                if locks.iter().any(|l| l.blocks(&g.sub, &g.rule)) {
+                    revoked.push(RevokedGrant {
+                        exp: rfc3339(g.exp),
+                        jti: g.jti,
+                    });
                 }
             }
         }
-        Ok(json!({ "now": rfc3339(at), "revoked": revoked }))
+        Ok(Revocations {
+            now: rfc3339(at),
+            revoked,
+        })
     }
 
     /// Active locks.
-    pub fn locks(&self, now: DateTime<Utc>) -> Result<Value, ApiError> {
+    pub fn locks(&self, now: DateTime<Utc>) -> Result<Locks, ApiError> {
         let locks = self.store.active_locks(now.timestamp())?;
-        Ok(json!({ "locks": locks.iter().map(lock_view).collect::<Vec<_>>() }))
+        Ok(Locks {
+            locks: locks.iter().map(lock_view).collect(),
+        })
     }
 
     /// Confirm a grant at the moment a gate uses it, and spend one use of a counted grant: the
@@ -985,7 +1021,7 @@ impl Service {
         who: &Principal,
         jti: &str,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<GrantUse, ApiError> {
         let at = now.timestamp();
         let grant = self.store.grant(jti)?;
         if !grant.sub.eq_ignore_ascii_case(&who.name) {
@@ -1015,7 +1051,7 @@ impl Service {
             .store
             .active_locks(at)?
             .into_iter()
-            .find(|l| lock_covers(&l.scope, &grant.sub, &record.new.rule))
+            .find(|l| l.blocks(&grant.sub, &record.new.rule))
         {
             return Err(ApiError::conflict(
                 "locked",
@@ -1032,10 +1068,12 @@ impl Service {
             ))?;
             Ok(Vec::new())
         })?;
-        Ok(json!({
-            "jti": grant.jti, "used": grant.used, "uses": grant.uses,
-            "remaining": grant.uses.map(|u| u.saturating_sub(grant.used)),
-        }))
+        Ok(GrantUse {
+            remaining: grant.uses.map(|u| u.saturating_sub(grant.used)),
+            jti: grant.jti,
+            used: grant.used,
+            uses: grant.uses,
+        })
     }
 
     /// Set a lock (global admin only).
@@ -1044,7 +1082,7 @@ impl Service {
         who: &Principal,
         body: LockBody,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<LockView, ApiError> {
         require_admin(who, "set locks").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -1084,7 +1122,13 @@ impl Service {
             expires_at,
         };
         self.store.set_lock(&lock, &mut |l| {
-            self.append(event(&who.name, "lock.set", &l.scope, "ok", lock_view(l)))?;
+            self.append(event(
+                &who.name,
+                "lock.set",
+                &l.scope,
+                "ok",
+                lock_details(l),
+            ))?;
             Ok(self.webhook_note(format!(
                 "jitsh: {} locked `{}` ({})",
                 who.name,
@@ -1096,7 +1140,7 @@ impl Service {
     }
 
     /// Clear a lock (global admin only).
-    pub fn clear_lock(&self, who: &Principal, scope: &str) -> Result<Value, ApiError> {
+    pub fn clear_lock(&self, who: &Principal, scope: &str) -> Result<LockCleared, ApiError> {
         require_admin(who, "clear locks").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -1108,17 +1152,30 @@ impl Service {
         })?;
         let scope = check_scope(scope)?;
         let lock = self.store.clear_lock(&scope, &mut |l| {
-            self.append(event(&who.name, "lock.clear", &l.scope, "ok", lock_view(l)))?;
+            self.append(event(
+                &who.name,
+                "lock.clear",
+                &l.scope,
+                "ok",
+                lock_details(l),
+            ))?;
             Ok(self.webhook_note(format!(
                 "jitsh: {} cleared the lock on `{}`",
                 who.name, l.scope
             )))
         })?;
-        Ok(json!({ "cleared": lock_view(&lock) }))
+        Ok(LockCleared {
+            cleared: lock_view(&lock),
+        })
     }
 
     /// Replace or add one policy file after validating the whole set (global admin only).
-    pub fn put_policy(&self, who: &Principal, file: &str, text: &str) -> Result<Value, ApiError> {
+    pub fn put_policy(
+        &self,
+        who: &Principal,
+        file: &str,
+        text: &str,
+    ) -> Result<PolicyChanged, ApiError> {
         require_admin(who, "change policies").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -1177,11 +1234,14 @@ impl Service {
             .write()
             .map_err(|_| ApiError::internal("policy set unavailable"))?;
         *current = Arc::new(set);
-        Ok(json!({ "file": file, "sha256": sha }))
+        Ok(PolicyChanged {
+            file: file.to_owned(),
+            sha256: sha,
+        })
     }
 
     /// Add a user and return their credential, once (global admin only).
-    pub fn add_user(&self, who: &Principal, body: UserBody) -> Result<Value, ApiError> {
+    pub fn add_user(&self, who: &Principal, body: UserBody) -> Result<UserAdded, ApiError> {
         require_admin(who, "add users").inspect_err(|e| {
             self.audit_refusal(
                 &who.name,
@@ -1211,7 +1271,10 @@ impl Service {
                 })
             },
         )?;
-        Ok(json!({ "name": body.name, "credential": credential.expose() }))
+        Ok(UserAdded {
+            credential: credential.expose().to_owned(),
+            name: body.name,
+        })
     }
 
     /// Take a gate's batch of its own session and gate events for the audit log: queued in the
@@ -1223,7 +1286,7 @@ impl Service {
         who: &Principal,
         body: GateEventsBody,
         now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<EventsAccepted, ApiError> {
         let id = body.batch;
         if id.is_empty() || id.len() > MAX_BATCH_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ApiError::bad_request(
@@ -1271,7 +1334,10 @@ impl Service {
             review,
         };
         let fresh = self.store.queue_gate_batch(&batch, now.timestamp())?;
-        Ok(json!({ "accepted": count, "duplicate": !fresh }))
+        Ok(EventsAccepted {
+            accepted: count,
+            duplicate: !fresh,
+        })
     }
 
     /// Append audit events other processes queued in the store.
@@ -1539,10 +1605,9 @@ impl Service {
         at: UnixTime,
     ) -> Result<(), ApiError> {
         let locks = self.store.active_locks(at)?;
-        let found = locks.iter().find(|l| {
-            lock_covers(&l.scope, &record.new.requester, &record.new.rule)
-                || lock_covers(&l.scope, &who.name, "")
-        });
+        let found = locks
+            .iter()
+            .find(|l| l.blocks(&record.new.requester, &record.new.rule) || l.blocks(&who.name, ""));
         match found {
             None => Ok(()),
             Some(l) => Err(ApiError::policy(
@@ -1766,8 +1831,7 @@ fn modified(path: &Path) -> Option<FileStamp> {
 fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, ApiError> {
     let sources = crate::policy::read_folder(dir).map_err(|e| {
         tracing::error!(error = %e, "policy folder refused");
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::unavailable(
             "policy_folder_unsafe",
             format!(
                 "the policy folder cannot be trusted, so no policy was changed; ask an operator to fix it: {}",
@@ -2022,16 +2086,6 @@ fn check_scope(scope: &str) -> Result<String, ApiError> {
     }
 }
 
-fn lock_covers(scope: &str, sub: &str, rule: &str) -> bool {
-    scope == "all"
-        || scope
-            .strip_prefix("user:")
-            .is_some_and(|u| u.eq_ignore_ascii_case(sub))
-        || scope
-            .strip_prefix("rule:")
-            .is_some_and(|r| !rule.is_empty() && r.eq_ignore_ascii_case(rule))
-}
-
 fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
     if let Ok(d) = parse_duration(text) {
         return Ok(now.saturating_add(secs(d)));
@@ -2046,11 +2100,19 @@ fn parse_expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
         })
 }
 
-fn lock_view(l: &Lock) -> Value {
-    json!({
-        "scope": l.scope, "reason": l.reason, "set_by": l.set_by,
-        "set_at": rfc3339(l.set_at), "expires_at": l.expires_at.map(rfc3339),
-    })
+fn lock_view(l: &Lock) -> LockView {
+    LockView {
+        expires_at: l.expires_at.map(rfc3339),
+        reason: l.reason.clone(),
+        scope: l.scope.clone(),
+        set_at: rfc3339(l.set_at),
+        set_by: l.set_by.clone(),
+    }
+}
+
+/// A lock as an audit record's details (the same fields as its view).
+fn lock_details(l: &Lock) -> Value {
+    serde_json::to_value(lock_view(l)).unwrap_or(Value::Null)
 }
 
 fn quoted_list(names: &[String]) -> String {
@@ -2079,8 +2141,8 @@ fn event(actor: &str, action: &str, subject: &str, outcome: &str, details: Value
     }
 }
 
-/// The JSON view of a request.
-pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> Value {
+/// The view of a request the API answers with.
+pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> RequestView {
     let n = &r.new;
     let at = now.timestamp();
     let grant = r.grant.as_ref().map(|g| {
@@ -2095,33 +2157,56 @@ pub fn view(r: &RequestRecord, now: DateTime<Utc>) -> Value {
         } else {
             "live"
         };
-        json!({
-            "jti": g.jti, "nbf": rfc3339(g.nbf), "exp": rfc3339(g.exp), "uses": g.uses,
-            "used": g.used, "state": state, "revoked_at": g.revoked_at.map(rfc3339),
-            "revoked_by": g.revoked_by,
-        })
+        GrantView {
+            exp: rfc3339(g.exp),
+            jti: g.jti.clone(),
+            nbf: rfc3339(g.nbf),
+            revoked_at: g.revoked_at.map(rfc3339),
+            revoked_by: g.revoked_by.clone(),
+            state,
+            used: g.used,
+            uses: g.uses,
+        }
     });
-    let mut out = json!({
-        "id": n.id, "requester": n.requester, "kind": n.target_kind,
-        "task": (n.target_kind == "task").then_some(&n.target),
-        "role": (n.target_kind == "role").then_some(&n.target),
-        "tasks": n.tasks, "rule": n.rule, "mode": n.mode, "approvers": n.approvers,
-        "min_approvals": n.min_approvals, "reason": n.reason, "ticket": n.ticket,
-        "command": n.command, "uses": n.uses, "params": n.params,
-        "grant_params": n.grant_params,
-        "duration": format_duration(Duration::from_secs(u64::try_from(n.duration_secs).unwrap_or(0))),
-        "status": r.status.as_str(), "created_at": rfc3339(n.created_at),
-        "pending_expires_at": rfc3339(n.pending_expires_at),
-        "approvals": r.approvals.iter().map(|a| json!({
-            "approver": a.approver, "comment": a.comment, "at": rfc3339(a.at),
-        })).collect::<Vec<_>>(),
-        "decided_at": r.decided_at.map(rfc3339), "decided_by": r.decided_by,
-        "comment": r.decision_comment, "grant": grant,
-    });
-    let digest = request_digest(&out);
-    if let Value::Object(map) = &mut out {
-        map.insert("digest".into(), Value::String(digest));
-    }
+    let mut out = RequestView {
+        approvals: r
+            .approvals
+            .iter()
+            .map(|a| ApprovalView {
+                approver: a.approver.clone(),
+                at: rfc3339(a.at),
+                comment: a.comment.clone(),
+            })
+            .collect(),
+        approvers: n.approvers.clone(),
+        command: n.command.clone(),
+        comment: r.decision_comment.clone(),
+        created_at: rfc3339(n.created_at),
+        decided_at: r.decided_at.map(rfc3339),
+        decided_by: r.decided_by.clone(),
+        digest: String::new(),
+        duration: format_duration(Duration::from_secs(
+            u64::try_from(n.duration_secs).unwrap_or(0),
+        )),
+        grant,
+        grant_params: n.grant_params.clone(),
+        id: n.id.clone(),
+        kind: n.target_kind.clone(),
+        min_approvals: n.min_approvals,
+        mode: n.mode.clone(),
+        params: n.params.clone(),
+        pending_expires_at: rfc3339(n.pending_expires_at),
+        reason: n.reason.clone(),
+        requester: n.requester.clone(),
+        role: (n.target_kind == "role").then(|| n.target.clone()),
+        rule: n.rule.clone(),
+        status: r.status.as_str(),
+        task: (n.target_kind == "task").then(|| n.target.clone()),
+        tasks: n.tasks.clone(),
+        ticket: n.ticket.clone(),
+        uses: n.uses,
+    };
+    out.digest = request_digest(&out.to_value());
     out
 }
 
@@ -2194,10 +2279,7 @@ fn check_digest(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let Some(sent) = digest else { return Ok(()) };
-    if sent
-        .trim()
-        .eq_ignore_ascii_case(&request_digest(&view(record, now)))
-    {
+    if sent.trim().eq_ignore_ascii_case(&view(record, now).digest) {
         return Ok(());
     }
     Err(ApiError::conflict(
@@ -2418,7 +2500,13 @@ mod tests {
         let err = service
             .create(&alice, move_request(), chrono::Utc::now())
             .unwrap_err();
-        assert_eq!((err.status.as_u16(), err.code), (503, "audit_unavailable"));
+        assert_eq!(
+            (err.kind, err.code),
+            (
+                crate::service::error::ErrorKind::Unavailable,
+                "audit_unavailable"
+            )
+        );
         assert!(store.list_requests(None, None, 10).unwrap().is_empty());
     }
 
@@ -2518,10 +2606,10 @@ mod tests {
         );
         assert_eq!(events[3].details["seq"], json!(3));
         assert_eq!(events[3].subject, events[2].subject);
-        assert_eq!(json!(events[4].subject), created["id"]);
+        assert_eq!(events[4].subject, created.id);
         let stored = store.list_requests(None, None, 10).unwrap();
         assert_eq!(stored.len(), 1);
-        assert_eq!(json!(stored[0].new.id), created["id"]);
+        assert_eq!(stored[0].new.id, created.id);
     }
 
     #[test]
@@ -2534,7 +2622,7 @@ mod tests {
         // Filed a second later: expired second, after the first one committed.
         let later = now + chrono::TimeDelta::seconds(1);
         let doomed = service.create(&alice, move_request(), later).unwrap();
-        let doomed = doomed["id"].as_str().unwrap().to_owned();
+        let doomed = doomed.id.clone();
         // The commit that expires `doomed` fails (a deferred foreign key, checked at COMMIT).
         let conn = rusqlite::Connection::open(dir.path().join("db")).unwrap();
         conn.execute_batch(&format!(
@@ -2562,7 +2650,7 @@ mod tests {
         assert!(expiries.contains(&(seq, doomed.as_str())), "{events:?}");
         assert_eq!(store.request(&doomed).unwrap().status, Status::Pending);
         // The first one expired, and its record stands.
-        let other = first["id"].as_str().unwrap();
+        let other = first.id.as_str();
         assert_eq!(store.request(other).unwrap().status, Status::Expired);
         assert!(expiries.iter().any(|(_, s)| *s == other), "{events:?}");
     }
@@ -2582,5 +2670,82 @@ mod tests {
             grant_params(Some(&rule), &pins).unwrap_err().code,
             "param_not_allowed"
         );
+    }
+
+    /// The typed request view writes the bytes the `json!` view wrote (kept here as the
+    /// reference), digest included.
+    #[test]
+    fn the_typed_request_view_is_the_json_it_replaced() {
+        use super::super::store::{Approval, Grant, NewRequest, RequestRecord, Status};
+        let record = RequestRecord {
+            new: NewRequest {
+                id: "r1".into(),
+                requester: "alice".into(),
+                target: "New-MoveRequest".into(),
+                target_kind: "task".into(),
+                tasks: vec!["New-MoveRequest".into()],
+                rule: "mailbox-moves".into(),
+                mode: "manual".into(),
+                approvers: vec!["mbmanagers".into()],
+                min_approvals: 2,
+                reason: "move \u{202e}it".into(),
+                ticket: Some("CHG1".into()),
+                command: None,
+                uses: Some(3),
+                params: [("Identity".to_owned(), json!("bob"))]
+                    .into_iter()
+                    .collect(),
+                grant_params: Some(json!({ "Identity": { "one_of": ["bob"] } })),
+                duration_secs: 5400,
+                created_at: 1_796_119_200,
+                pending_expires_at: 1_796_122_800,
+            },
+            status: Status::Approved,
+            approvals: vec![Approval {
+                approver: "bob".into(),
+                comment: None,
+                at: 1_796_119_260,
+            }],
+            decided_at: Some(1_796_119_300),
+            decided_by: Some("dave".into()),
+            decision_comment: Some("ok".into()),
+            grant: Some(Grant {
+                jti: "j1".into(),
+                request_id: "r1".into(),
+                sub: "alice".into(),
+                nbf: 1_796_119_300,
+                exp: 1_796_124_700,
+                uses: Some(3),
+                used: 1,
+                revoked_at: None,
+                revoked_by: None,
+            }),
+        };
+        let now = crate::rfc3339::from_unix(1_796_119_400).unwrap();
+        let n = &record.new;
+        let g = record.grant.as_ref().unwrap();
+        let mut before = json!({
+            "id": n.id, "requester": n.requester, "kind": n.target_kind,
+            "task": (n.target_kind == "task").then_some(&n.target),
+            "role": (n.target_kind == "role").then_some(&n.target),
+            "tasks": n.tasks, "rule": n.rule, "mode": n.mode, "approvers": n.approvers,
+            "min_approvals": n.min_approvals, "reason": n.reason, "ticket": n.ticket,
+            "command": n.command, "uses": n.uses, "params": n.params,
+            "grant_params": n.grant_params,
+            "duration": "1h30m",
+            "status": "approved", "created_at": rfc3339(n.created_at),
+            "pending_expires_at": rfc3339(n.pending_expires_at),
+            "approvals": [{ "approver": "bob", "comment": null, "at": rfc3339(1_796_119_260) }],
+            "decided_at": rfc3339(1_796_119_300), "decided_by": "dave",
+            "comment": "ok", "grant": {
+                "jti": g.jti, "nbf": rfc3339(g.nbf), "exp": rfc3339(g.exp), "uses": g.uses,
+                "used": g.used, "state": "live", "revoked_at": null, "revoked_by": null,
+            },
+        });
+        let digest = request_digest(&before);
+        before["digest"] = Value::String(digest);
+        let typed = view(&record, now);
+        assert_eq!(serde_json::to_string(&typed).unwrap(), before.to_string());
+        assert_eq!(typed.to_value(), before);
     }
 }

@@ -1,102 +1,51 @@
 //! The few approval-service calls a shell session makes (REST, bearer credential).
 
 use std::collections::HashSet;
-use std::time::Duration;
+
+use reqwest::Method;
 
 use super::meta::RequestSpec;
 use super::ShellError;
+use crate::api::{ApiClient, CallError, Timeouts};
 
-/// How long one service call may take before the session treats the service as unreachable.
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A connection to the approval service.
+/// A connection to the approval service, through the one API client.
+#[derive(Debug)]
 pub struct Service {
-    base: String,
-    credential: Option<String>,
-    http: reqwest::Client,
-}
-
-impl std::fmt::Debug for Service {
-    // The credential is a secret: never print it.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
+    client: ApiClient,
 }
 
 impl Service {
     pub fn new(base: &str, credential: Option<String>) -> Result<Service, ShellError> {
-        let http = crate::net::client_for(base, CALL_TIMEOUT, CALL_TIMEOUT)
+        let client = ApiClient::new(base, credential, Timeouts::SHELL)
             .map_err(|e| ShellError::Service(e.to_string()))?;
-        Ok(Service {
-            base: base.trim_end_matches('/').to_string(),
-            credential,
-            http,
-        })
+        Ok(Service { client })
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.auth(self.http.get(format!("{}{path}", self.base)))
-    }
-
-    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.credential {
-            Some(c) => rb.bearer_auth(c),
-            None => rb,
-        }
-    }
-
-    async fn json(&self, rb: reqwest::RequestBuilder) -> Result<serde_json::Value, ShellError> {
-        let resp = rb
-            .send()
+    /// A call whose failure the session shows as one sentence.
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ShellError> {
+        self.client
+            .call(method, path, body)
             .await
-            .map_err(|e| ShellError::Service(short(&e)))?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
-        if !status.is_success() {
-            return Err(ShellError::Service(refusal_text(status, &body)));
-        }
-        Ok(body)
+            .map_err(|e| ShellError::Service(refusal_text(&e)))
     }
 
     /// One call to the service's REST API: the answer's JSON, or the service's error code and
     /// message (`unreachable` when it did not answer).
     pub async fn api(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, ApiFailure> {
-        let mut rb = self.auth(self.http.request(method, format!("{}{path}", self.base)));
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        self.answer(rb).await
-    }
-
-    async fn answer(&self, rb: reqwest::RequestBuilder) -> Result<serde_json::Value, ApiFailure> {
-        let resp = rb.send().await.map_err(|e| ApiFailure {
-            code: "unreachable".into(),
-            message: format!("the approval service could not be reached ({})", short(&e)),
-        })?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        Err(ApiFailure {
-            code: body
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("http_error")
-                .to_string(),
-            message: body
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("the approval service answered {status}")),
-        })
+        self.client
+            .call(method, path, body.as_ref())
+            .await
+            .map_err(ApiFailure::from)
     }
 
     /// `PUT` a text body (a policy file) and return the answer.
@@ -105,11 +54,10 @@ impl Service {
         path: &str,
         text: String,
     ) -> Result<serde_json::Value, ApiFailure> {
-        let rb = self
-            .auth(self.http.put(format!("{}{path}", self.base)))
-            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(text);
-        self.answer(rb).await
+        self.client
+            .put_text(path, text)
+            .await
+            .map_err(ApiFailure::from)
     }
 
     pub async fn create_request(&self, spec: &RequestSpec) -> Result<String, ShellError> {
@@ -124,10 +72,7 @@ impl Service {
         if !params.is_empty() {
             body["params"] = serde_json::Value::Object(params);
         }
-        let rb = self
-            .auth(self.http.post(format!("{}/v1/requests", self.base)))
-            .json(&body);
-        let v = self.json(rb).await?;
+        let v = self.json(Method::POST, "/v1/requests", Some(&body)).await?;
         v.get("id")
             .and_then(|id| {
                 id.as_str()
@@ -138,7 +83,13 @@ impl Service {
     }
 
     pub async fn request_status(&self, id: &str) -> Result<String, ShellError> {
-        let v = self.json(self.get(&format!("/v1/requests/{id}"))).await?;
+        let v = self
+            .json(
+                Method::GET,
+                &format!("/v1/requests/{}", url_segment(id)),
+                None,
+            )
+            .await?;
         Ok(v.get("status")
             .or_else(|| v.get("state"))
             .and_then(|s| s.as_str())
@@ -149,7 +100,11 @@ impl Service {
     /// The token of an approved request, or `None` when there is none (yet).
     pub async fn fetch_token(&self, id: &str) -> Result<Option<String>, ShellError> {
         match self
-            .json(self.get(&format!("/v1/requests/{id}/token")))
+            .json(
+                Method::GET,
+                &format!("/v1/requests/{}/token", url_segment(id)),
+                None,
+            )
             .await
         {
             Ok(v) => Ok(v.get("token").and_then(|t| t.as_str()).map(str::to_string)),
@@ -161,51 +116,31 @@ impl Service {
     /// revoked, expired or locked), that it belongs to this credential's user, and spends one
     /// use of a counted grant. Only [`Confirm::Confirmed`] lets the line run on it.
     pub async fn use_grant(&self, jti: &str) -> Confirm {
-        let url = format!("{}/v1/grants/{}/use", self.base, url_segment(jti));
-        let mut req = self.http.post(&url);
-        if let Some(c) = &self.credential {
-            req = req.bearer_auth(c);
+        let path = format!("/v1/grants/{}/use", url_segment(jti));
+        match self.client.call(Method::POST, &path, None).await {
+            Ok(_) => Confirm::Confirmed,
+            Err(CallError::Unreachable { message, .. }) => Confirm::Unreachable(message),
+            Err(e) if e.is_server_error() => Confirm::Unreachable(e.to_string()),
+            Err(e) => Confirm::Refused(format!("the approval service refused token `{jti}`: {e}")),
         }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Confirm::Unreachable(short(&e)),
-        };
-        let status = resp.status();
-        if status.is_success() {
-            return Confirm::Confirmed;
-        }
-        if status.is_server_error() {
-            return Confirm::Unreachable(format!("the service answered {status}"));
-        }
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        let msg = body
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("refused")
-            .to_string();
-        Confirm::Refused(format!("the approval service refused token `{jti}`: {msg}"))
     }
 
     /// The user the credential authenticates as (`GET /v1/me`): `Refused` when the service
     /// answers but does not accept the credential, `Unreachable` when it does not answer.
     pub async fn me(&self) -> Result<String, Confirm> {
-        let resp = self
-            .get("/v1/me")
-            .send()
-            .await
-            .map_err(|e| Confirm::Unreachable(short(&e)))?;
-        let status = resp.status();
-        if status.is_server_error() {
-            return Err(Confirm::Unreachable(format!(
-                "the service answered {status}"
-            )));
-        }
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(Confirm::Refused(format!(
-                "the approval service does not accept the credential ({status}); check JITSH_CREDENTIAL"
-            )));
-        }
+        let body = match self.client.call(Method::GET, "/v1/me", None).await {
+            Ok(body) => body,
+            Err(CallError::Unreachable { message, .. }) => {
+                return Err(Confirm::Unreachable(message))
+            }
+            Err(e) if e.is_server_error() => return Err(Confirm::Unreachable(e.to_string())),
+            Err(e @ CallError::Unauthorized) => return Err(Confirm::Refused(e.to_string())),
+            Err(e) => {
+                return Err(Confirm::Refused(format!(
+                "the approval service does not accept the credential ({e}); check JITSH_CREDENTIAL"
+            )))
+            }
+        };
         body.get("name")
             .and_then(|n| n.as_str())
             .map(str::to_string)
@@ -217,7 +152,7 @@ impl Service {
     /// Revoked token ids. Accepts a JSON array, or an object with a `jtis` / `revoked` /
     /// `revocations` array (of strings or of objects with `jti`).
     pub async fn revocations(&self) -> Result<HashSet<String>, ShellError> {
-        let v = self.json(self.get("/v1/revocations")).await?;
+        let v = self.json(Method::GET, "/v1/revocations", None).await?;
         let list = match &v {
             serde_json::Value::Array(a) => Some(a),
             serde_json::Value::Object(o) => ["jtis", "revoked", "revocations"]
@@ -244,6 +179,21 @@ pub struct ApiFailure {
     pub message: String,
 }
 
+impl From<CallError> for ApiFailure {
+    fn from(e: CallError) -> ApiFailure {
+        let message = match &e {
+            CallError::Unreachable { message, .. } => {
+                format!("the approval service could not be reached ({message})")
+            }
+            e => e.to_string(),
+        };
+        ApiFailure {
+            code: e.code().to_owned(),
+            message,
+        }
+    }
+}
+
 /// What the service said about a grant at use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
@@ -254,18 +204,7 @@ pub enum Confirm {
     Unreachable(String),
 }
 
-/// Token ids are base64url; anything else is percent-encoded so it stays one path segment.
-pub(crate) fn url_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+pub(crate) use crate::api::segment as url_segment;
 
 /// Decide a line with every token it leans on confirmed at the service before it may run.
 /// `decide(refused, online)` is the pure gate decision without the tokens in `refused`; a token
@@ -321,27 +260,14 @@ fn add_notes(decision: &mut crate::gate::LineDecision, notes: &[String]) {
     }
 }
 
-/// reqwest errors as a person can act on them, without the URL (it may carry a path the user
-/// already knows).
-fn short(e: &reqwest::Error) -> String {
-    crate::net::describe(e)
-}
-
-/// A refusal from the service as a sentence: its `message`, not its machine `error` code
-/// (`duration_too_long`); an unknown credential names where the credential comes from.
-fn refusal_text(status: reqwest::StatusCode, body: &serde_json::Value) -> String {
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return crate::net::UNKNOWN_CREDENTIAL.to_owned();
+/// A failed call as the session shows it: the service's `message`, not its machine `error`
+/// code (`duration_too_long`); an unknown credential names where the credential comes from;
+/// no answer says why, without the URL (the user knows it).
+fn refusal_text(e: &CallError) -> String {
+    match e {
+        CallError::Unreachable { message, .. } => message.clone(),
+        e => e.to_string(),
     }
-    let text = |key: &str| {
-        body.get(key)
-            .and_then(serde_json::Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .map(str::to_owned)
-    };
-    text("message")
-        .or_else(|| text("error"))
-        .unwrap_or_else(|| format!("the service answered {status}"))
 }
 
 #[cfg(test)]
@@ -350,18 +276,32 @@ mod tests {
 
     #[test]
     fn refusals_read_as_sentences_not_codes() {
-        let body = serde_json::json!({
-            "error": "duration_too_long",
-            "message": "the rule allows at most 4h; ask for less"
-        });
-        let text = refusal_text(reqwest::StatusCode::BAD_REQUEST, &body);
-        assert_eq!(text, "the rule allows at most 4h; ask for less");
-        let text = refusal_text(reqwest::StatusCode::UNAUTHORIZED, &body);
+        let refused = CallError::Refused {
+            status: 422,
+            code: "duration_too_long".into(),
+            message: "the rule allows at most 4h; ask for less".into(),
+        };
+        assert_eq!(
+            refusal_text(&refused),
+            "the rule allows at most 4h; ask for less"
+        );
+        let failure = ApiFailure::from(refused);
+        assert_eq!(failure.code, "duration_too_long");
+        let text = refusal_text(&CallError::Unauthorized);
         assert!(
             text.contains("JITSH_CREDENTIAL") && !text.contains("Bearer"),
             "{text}"
         );
-        let text = refusal_text(reqwest::StatusCode::BAD_GATEWAY, &serde_json::Value::Null);
-        assert!(text.contains("502"), "{text}");
+        let unreachable = CallError::Unreachable {
+            server: "http://127.0.0.1:1".into(),
+            message: "connection refused".into(),
+        };
+        assert_eq!(refusal_text(&unreachable), "connection refused");
+        let failure = ApiFailure::from(unreachable);
+        assert_eq!(failure.code, "unreachable");
+        assert!(
+            failure.message.contains("could not be reached"),
+            "{failure:?}"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! answer sorted into accepted, refused for good, or retry. What to send, in which order, and
 //! the cursor are the spool's ([`crate::audit::spool`]); this knows only HTTP.
 //!
-//! The client is the one every jitsh client uses ([`crate::net::client_for`]: same TLS trust,
-//! clear text refused off loopback). The spool's appends are synchronous and its forwarder is
+//! The client is the one every jitsh client uses ([`crate::api::ApiClient`]: same TLS trust,
+//! clear text refused off loopback, one error type). The spool's appends are synchronous and its forwarder is
 //! a thread of its own, so that thread drives requests on a small runtime it owns rather than
 //! on the caller's (a gate may have none, or be blocked in it).
 
@@ -35,21 +35,11 @@ pub enum Outcome {
 }
 
 /// The sending side, owned by the forwarder thread.
+#[derive(Debug)]
 pub(crate) struct ServiceUplink {
-    url: String,
-    credential: String,
-    client: reqwest::Client,
+    client: crate::api::ApiClient,
     runtime: tokio::runtime::Runtime,
     stop: tokio::sync::watch::Receiver<bool>,
-}
-
-impl std::fmt::Debug for ServiceUplink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the credential.
-        f.debug_struct("ServiceUplink")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Cuts a request in flight short (the sink is closing).
@@ -73,7 +63,11 @@ impl ServiceUplink {
         if !reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
             return Err(UplinkError::BadServer(server.to_owned()));
         }
-        let client = crate::net::client_for(&url, REQUEST_TIMEOUT, CONNECT_TIMEOUT)
+        let timeouts = crate::api::Timeouts {
+            call: REQUEST_TIMEOUT,
+            connect: CONNECT_TIMEOUT,
+        };
+        let client = crate::api::ApiClient::new(server, Some(credential), timeouts)
             .map_err(|e| UplinkError::Setup(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -82,8 +76,6 @@ impl ServiceUplink {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         Ok((
             ServiceUplink {
-                url,
-                credential,
                 client,
                 runtime,
                 stop: stop_rx,
@@ -99,29 +91,27 @@ impl ServiceUplink {
             "events": events,
             "batch": batch,
         });
-        let (client, url, credential) = (&self.client, &self.url, &self.credential);
+        let client = &self.client;
         let stop = &mut self.stop;
         // The request is built inside the runtime: its timeout needs the runtime's timer.
         self.runtime.block_on(async move {
-            let request = client.post(url).bearer_auth(credential).json(&body).send();
-            let response = tokio::select! {
+            let request = client.call(reqwest::Method::POST, "/v1/audit/events", Some(&body));
+            let answer = tokio::select! {
                 r = request => r,
                 _ = stop.wait_for(|s| *s) => return Outcome::Stopped,
             };
-            let response = match response {
-                Ok(r) => r,
-                Err(e) => return Outcome::Retry(format!("`{url}` is unreachable: {e}")),
-            };
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| text.chars().take(200).collect());
-            match status {
-                200 => Outcome::Accepted,
-                400 | 403 | 409 | 413 | 422 => Outcome::Rejected(format!("{status}: {message}")),
-                _ => Outcome::Retry(format!("the service answered {status}: {message}")),
+            match answer {
+                Ok(_) => Outcome::Accepted,
+                Err(crate::api::CallError::Unreachable { server, message }) => {
+                    Outcome::Retry(format!("`{server}` is unreachable: {message}"))
+                }
+                // Refused for good: kept aside, never resent. Anything else may pass on a retry.
+                Err(crate::api::CallError::Refused {
+                    status: status @ (400 | 403 | 409 | 413 | 422),
+                    message,
+                    ..
+                }) => Outcome::Rejected(format!("{status}: {message}")),
+                Err(e) => Outcome::Retry(format!("the service did not take the batch: {e}")),
             }
         })
     }

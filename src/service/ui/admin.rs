@@ -356,11 +356,7 @@ pub(super) async fn locks(State(ui): State<Ui>, ctx: Ctx) -> Response {
         Ok(v) => v,
         Err(e) => return failed(&signed, &e, "/ui/"),
     };
-    let items = locks
-        .get("locks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let items = locks.locks;
     let mut body = String::new();
     if items.is_empty() {
         body.push_str("<p>No locks are in force.</p>");
@@ -370,11 +366,11 @@ pub(super) async fn locks(State(ui): State<Ui>, ctx: Ctx) -> Response {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                value(l.get("scope")),
-                value(l.get("reason")),
-                value(l.get("set_by")),
-                value(l.get("set_at")),
-                value(l.get("expires_at")),
+                h(&l.scope),
+                h(&l.reason),
+                h(&l.set_by),
+                h(&l.set_at),
+                l.expires_at.as_deref().map_or_else(|| "—".to_owned(), h),
             );
         }
         body.push_str("</tbody></table>");

@@ -36,7 +36,7 @@ use super::directory::Principal;
 use super::error::ApiError;
 use super::http::{source_key, AppState, AUTH_FAILURES, AUTH_WINDOW};
 use super::store::Status;
-use super::workflow::{CreateBody, Decision, Page, MAX_LIST};
+use super::workflow::{CreateBody, Decision, Page, RequestView, MAX_LIST};
 use html::{csrf_field, h, page, request_details};
 
 /// What the UI learns from `jitsh serve`'s settings.
@@ -338,7 +338,7 @@ fn refused(status: StatusCode, message: &str) -> Response {
 /// A workflow error as a page: its sentence, and the way back.
 pub(super) fn failed(signed: &Signed, e: &ApiError, back: &str) -> Response {
     html(
-        e.status,
+        super::http::status_of(e.kind),
         page(
             "Not done",
             Some((&signed.who, &signed.csrf)),
@@ -426,7 +426,7 @@ async fn signin(
     };
     let who = match result {
         Ok(who) => who,
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+        Err(e) if e.kind == super::error::ErrorKind::Unauthenticated => {
             ui.app
                 .auth_failed(ctx.source, "web sign-in: unknown credential", now)
                 .await;
@@ -437,7 +437,7 @@ async fn signin(
                 )),
             );
         }
-        Err(e) => return refused(e.status, &e.message),
+        Err(e) => return refused(super::http::status_of(e.kind), &e.message),
     };
     // A new session id on every sign-in: a cookie planted before sign-in is worthless.
     if let Some(old) = &ctx.cookie {
@@ -445,7 +445,7 @@ async fn signin(
     }
     let (id, _) = match ui.sessions.open(&who.name, now) {
         Ok(s) => s,
-        Err(e) => return refused(e.status, &e.message),
+        Err(e) => return refused(super::http::status_of(e.kind), &e.message),
     };
     let mut response = redirect("/ui/approvals");
     let cookie = format!(
@@ -501,11 +501,7 @@ async fn listed(
         .app
         .run(move |s, now| s.list(&who, status, mine, page, now))
         .await?;
-    Ok(out
-        .get("requests")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default())
+    Ok(out.requests.iter().map(RequestView::to_value).collect())
 }
 
 fn approver_of(who: &Principal, r: &Value) -> bool {

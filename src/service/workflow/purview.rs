@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{event, read_sources, require_admin, ApiError, Principal, Service};
+use super::{event, read_sources, require_admin, ApiError, PolicyRemoved, Principal, Service};
 
 impl Service {
     /// Remove the policy file that holds rule `id` (or is named `id`), when that file holds
     /// that one rule only; the rest of the set must still load.
-    pub fn remove_policy(&self, who: &Principal, id: &str) -> Result<Value, ApiError> {
+    pub fn remove_policy(&self, who: &Principal, id: &str) -> Result<PolicyRemoved, ApiError> {
         require_admin(who, "change policies")?;
         let current = self
             .policies
@@ -77,6 +77,9 @@ impl Service {
             .write()
             .map_err(|_| ApiError::internal("policy set unavailable"))?;
         *guard = Arc::new(set);
-        Ok(json!({ "removed": file, "rule": id }))
+        Ok(PolicyRemoved {
+            removed: file,
+            rule: id.to_owned(),
+        })
     }
 }

@@ -166,14 +166,10 @@ impl Store for Steps {
     fn create_request(
         &self,
         new: &NewRequest,
-        lock_scopes: &[String],
         auto_grant: Option<&Grant>,
         hook: Hook<'_, RequestRecord>,
     ) -> Result<RequestRecord, StoreError> {
-        self.watched(|| {
-            self.inner
-                .create_request(new, lock_scopes, auto_grant, hook)
-        })
+        self.watched(|| self.inner.create_request(new, auto_grant, hook))
     }
 
     fn request(&self, id: &str) -> Result<RequestRecord, StoreError> {
