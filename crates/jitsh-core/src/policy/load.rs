@@ -807,7 +807,8 @@ mod tests {
     /// fast reader accepts, and it accepts the shipped, fixture and generated policies.
     #[test]
     fn fast_reader_agrees_with_the_full_parser() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The workspace root, where the shipped policies and the fixtures live.
+        let root = &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut texts: Vec<(String, String)> = Vec::new();
         for dir in [
             "policies",
@@ -877,7 +878,8 @@ mod tests {
     /// too and the loads agree (the fast reader never lets through what TOML refuses).
     #[test]
     fn fast_reader_never_accepts_what_the_full_parser_refuses() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The workspace root, where the shipped policies and the fixtures live.
+        let root = &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut bases = vec![super::super::synthetic_policy_set(12)];
         for f in [
             "policies/privileged-tasks.toml",
