@@ -338,8 +338,11 @@ macro_rules! snapshot {
         store.run(async {
             let mut client = store.client().await?;
             let out = async {
-                let $tx = client.transaction().await.map_err(pg)?;
-                $tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                let $tx = client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
                     .await
                     .map_err(pg)?;
                 let out: Result<_, StoreError> = $body;
