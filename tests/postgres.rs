@@ -921,6 +921,34 @@ async fn the_chain_in_postgres_names_the_record_that_was_edited_removed_or_reord
         .await;
     }
     chain_verifies(&db.url).await;
+    // Rewritten with the chain recomputed from the edited record on (hashes and links all
+    // match): only the signed checkpoint after it tells, and it is named as forged.
+    let lines = column(&db.url, "SELECT line FROM audit_chain ORDER BY seq").await;
+    let mut prev = jitsh::audit::chain::ChainHash::ZERO;
+    let mut rewrite = String::new();
+    for line in &lines {
+        let (record, hash) = jitsh::audit::chain::decode(line.as_bytes()).unwrap();
+        if i64::try_from(record.seq).unwrap() < approve_seq {
+            prev = hash;
+            continue;
+        }
+        let mut event = record.event();
+        if i64::try_from(record.seq).unwrap() == approve_seq {
+            event.actor = "mallory".into();
+        }
+        let encoded = jitsh::audit::chain::encode(record.seq, &prev, &event).unwrap();
+        prev = encoded.hash;
+        let text = String::from_utf8(encoded.line).unwrap();
+        rewrite.push_str(&format!(
+            "UPDATE audit_chain SET line = '{}' WHERE seq = {};",
+            text.trim_end().replace('\'', "''"),
+            record.seq
+        ));
+    }
+    exec(&db.url, &rewrite).await;
+    let (ok, said) = audit_cli(&db.url, &["verify", &db.url, "--no-recordings"]).await;
+    assert!(!ok, "{said}");
+    assert!(said.contains("forged"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
