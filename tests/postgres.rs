@@ -593,6 +593,38 @@ async fn a_user_added_through_one_replica_acts_through_another() {
     }
     assert_eq!(r.audited("directory.import").await, 1);
     assert_eq!(r.audited("user.add").await, 2);
+    // The admin center of either replica shows the one chain, verified.
+    for server in &r.servers {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed = http
+            .post(format!("{}/ui/signin", server.url))
+            .form(&[("credential", root.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status().as_u16(), 303);
+        let cookie = signed.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let page = http
+            .get(format!("{}/ui/audit", server.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("intact (PostgreSQL chain)"), "{page}");
+        assert!(page.contains(&id), "{page}");
+    }
     r.stop();
     chain_verifies(&db.url).await;
 }

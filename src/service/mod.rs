@@ -316,10 +316,12 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let sweeper = tokio::spawn(sweep(Arc::clone(&service), pg.clone(), stop_rx));
-    // The web UI marks its session cookie `Secure` under TLS and reads the audit log it shows.
+    // The web UI marks its session cookie `Secure` under TLS and reads the audit log it shows
+    // (the PostgreSQL chain on a replica).
     let app = http::router(http::AppState::new(service, wake)).layer(axum::Extension(ui::Site {
         tls: config.tls.is_some(),
         state: Some(config.state.clone()),
+        chain: pg.clone(),
     }));
     match &config.tls {
         None => {

@@ -13,6 +13,12 @@
 //!
 //! The schema is versioned in `schema_version` (one row per applied step, append only); steps
 //! are applied at start under an advisory lock, so replicas starting together migrate once.
+//!
+//! The store also holds what replicas must share to be one deployment: the audit chain (each
+//! step appends what its hook audits in its own transaction, see [`pg_chain`]), the directory
+//! of users (versioned, so replicas cache it safely), the signing key, request seals (as the
+//! SQLite store) and gate session owners. Non-locking reads run in one REPEATABLE READ
+//! snapshot, so a request, its votes, grant and seal are always read as one committed state.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
