@@ -1074,7 +1074,7 @@ async fn a_request_edited_in_postgres_is_refused_by_every_replica() {
     let mut r = Replicas::start(env, &db, 2);
     let body = json!({"task": "New-MoveRequest", "reason": "seal", "duration": "1h"});
     let mut ids = Vec::new();
-    for k in 0..4 {
+    for k in 0..6 {
         let id = file(&r.servers[k % 2], &alice, body.clone()).await;
         let (status, _) = r.servers[(k + 1) % 2]
             .call(
@@ -1089,16 +1089,19 @@ async fn a_request_edited_in_postgres_is_refused_by_every_replica() {
     }
     let pending = file(&r.servers[0], &alice, body.clone()).await;
     // Edits a database user could make: a longer grant in the request body, a later grant
-    // end, a forged vote, more uses.
+    // end, more uses, a forged vote; and on the seals themselves: one copied from another
+    // request, one removed.
     exec(&db.url, &format!(
         "UPDATE requests SET body = replace(body, '\"duration_secs\":3600', '\"duration_secs\":86400') WHERE id = '{}';
          UPDATE grants SET exp = exp + 86400 WHERE request_id = '{}';
          UPDATE grants SET uses = 1000 WHERE request_id = '{}';
-         INSERT INTO approvals (request_id, approver, comment, at) VALUES ('{pending}', 'a2', NULL, 1)",
-        ids[0], ids[1], ids[2]
+         INSERT INTO approvals (request_id, approver, comment, at) VALUES ('{pending}', 'a2', NULL, 1);
+         UPDATE request_seals SET mac = (SELECT mac FROM request_seals WHERE request_id = '{}') WHERE request_id = '{}';
+         DELETE FROM request_seals WHERE request_id = '{}'",
+        ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]
     ))
     .await;
-    for id in [&ids[0], &ids[1], &ids[2]] {
+    for id in [&ids[0], &ids[1], &ids[2], &ids[4], &ids[5]] {
         for server in &r.servers {
             let (status, err) = server
                 .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
@@ -1139,7 +1142,7 @@ async fn a_request_edited_in_postgres_is_refused_by_every_replica() {
     let (ok, said) = audit_cli(&db.url, &["verify", &db.url, "--no-recordings"]).await;
     assert!(!ok, "{said}");
     assert!(
-        said.contains("store") && said.contains("4 such request"),
+        said.contains("store") && said.contains("6 such request"),
         "{said}"
     );
 }
