@@ -1064,6 +1064,112 @@ async fn replicas_with_their_own_keys_sign_with_the_deployment_key() {
     drop((first, second));
 }
 
+/// `jitsh serve` on `env`'s folders with the key secret file `secret` (or none): the listening
+/// URL, or the error output when it stops.
+fn serve_with_secret(
+    env: &Env,
+    url: &str,
+    secret: Option<&std::path::Path>,
+) -> Result<(std::process::Child, String), String> {
+    use std::io::BufRead as _;
+    let mut cmd = std::process::Command::new(server::JITSH);
+    cmd.arg("serve")
+        .arg("--state")
+        .arg(&env.state)
+        .arg("--policies")
+        .arg(&env.policies)
+        .args(["--listen", "127.0.0.1:0", "--store", url])
+        .env_remove("JITSH_KEY_SECRET_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(path) = secret {
+        cmd.env("JITSH_KEY_SECRET_FILE", path);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut said = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Some(listening) = line.strip_prefix("listening on ") {
+            return Ok((child, listening.to_owned()));
+        }
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let _ = child.wait();
+    Err(said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stored_signing_key_opens_only_with_the_replicas_secret() {
+    let Some(db) = Db::create("secret").await else {
+        return;
+    };
+    let (env, _) = env_with_approvers(1);
+    let secret = env.dir.path().join("key-secret");
+    std::fs::write(&secret, "correct horse battery staple 42\n").unwrap();
+    let wrong = env.dir.path().join("wrong-secret");
+    std::fs::write(&wrong, "incorrect horse battery staple 7\n").unwrap();
+    let (mut child, url) = serve_with_secret(&env, &db.url, Some(&secret)).unwrap();
+    // Stored encrypted: neither the seed nor the key file appear in the database.
+    let local = std::fs::read_to_string(env.state.join("signing.key")).unwrap();
+    let seed_line = local.lines().nth(2).unwrap().to_owned();
+    let stored = column(&db.url, "SELECT key_text FROM signing_keys").await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].starts_with("enc:v1:"), "{}", stored[0]);
+    assert!(!stored[0].contains(&seed_line));
+    let alice = env.cred("alice");
+    let http = reqwest::Client::new();
+    let me: Value = http
+        .get(format!("{url}/v1/me"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "alice", "{me}");
+    // A replica without the secret, or with another one, does not start; nothing is changed.
+    let other = Env::empty(POLICY);
+    for (given, says) in [
+        (None, "JITSH_KEY_SECRET_FILE"),
+        (Some(wrong.as_path()), "could not be decrypted"),
+    ] {
+        let err = serve_with_secret(&other, &db.url, given)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.contains(says), "{err}");
+    }
+    // A too short secret is refused with what to do.
+    let short = env.dir.path().join("short-secret");
+    std::fs::write(&short, "tiny").unwrap();
+    let err = serve_with_secret(&other, &db.url, Some(&short))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.contains("at least 16"), "{err}");
+    assert_eq!(
+        column(&db.url, "SELECT key_text FROM signing_keys").await,
+        stored
+    );
+    // With the secret it joins, and signs with the deployment's key.
+    let (mut second, second_url) = serve_with_secret(&other, &db.url, Some(&secret)).unwrap();
+    let keys: Value = http
+        .get(format!("{second_url}/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = local.lines().nth(1).unwrap().trim_start_matches("kid: ");
+    assert_eq!(keys["keys"][0]["kid"], kid, "{keys}");
+    for c in [&mut child, &mut second] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_edited_in_postgres_is_refused_by_every_replica() {
     let Some(db) = Db::create("seals").await else {

@@ -24,6 +24,7 @@ pub mod http;
 pub mod listen;
 pub mod notify;
 pub mod pg_chain;
+pub mod pg_keys;
 pub mod ports;
 pub mod postgres;
 pub mod sqlite;
@@ -110,6 +111,12 @@ fn open_parts(config: &Config) -> Result<Opened, ServeError> {
             let (deployment, audit) =
                 join_postgres(&pg, &signer, &directory_file, "open").map_err(ServeError::Setup)?;
             adopt_key(&config.state, &signer, deployment.key())?;
+            if !pg.encrypts_key() {
+                tracing::warn!(
+                    "the deployment's signing key is kept unencrypted in PostgreSQL: whoever can read the database can sign tokens and audit checkpoints; set {} to a file holding a secret every replica shares",
+                    pg_keys::KEY_SECRET_ENV
+                );
+            }
             let signer = deployment;
             pg.start_sealing(signer.store_sealer())
                 .map_err(|e| ServeError::Setup(format!("PostgreSQL store: {e}")))?;

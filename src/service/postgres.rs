@@ -32,6 +32,7 @@ use crate::audit::{AuditEvent, AuditSigner, AuditSinkError};
 
 use super::directory::{Directory, DirectoryError, Members, User};
 use super::pg_chain::{self, Capture};
+use super::pg_keys::{self, KeySecret};
 use super::sqlite::Sealer;
 
 use super::store::{
@@ -197,6 +198,8 @@ pub struct PgStore {
     chain: OnceLock<CheckpointSigner>,
     /// Set by [`PgStore::start_sealing`]: requests are sealed and their seals checked.
     seal: OnceLock<Sealer>,
+    /// Encrypts the deployment's signing key in the store ([`super::pg_keys`]).
+    key_secret: Option<KeySecret>,
 }
 
 /// A connection in use; its slot frees when it is dropped or put back.
@@ -250,6 +253,7 @@ impl PgStore {
             slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             chain: OnceLock::new(),
             seal: OnceLock::new(),
+            key_secret: KeySecret::from_env().map_err(|e| StoreError::Backend(e.to_string()))?,
         };
         store.run(async {
             let mut client = store.client().await?;
@@ -1498,40 +1502,62 @@ impl PgStore {
     }
 
     /// The deployment's token and checkpoint signing key: the current key in the store, or
-    /// `local` (this replica's key file), imported when the store has none yet. The key is
-    /// kept as its key file text (never logged; protect the database like the key files).
+    /// `local` (this replica's key file), imported when the store has none yet. Kept encrypted
+    /// with the replicas' key secret when there is one ([`pg_keys`]; a key stored before a
+    /// secret was set is encrypted now), else as its key file text. Never logged.
     pub fn deployment_key(
         &self,
         local: &crate::token::SigningKey,
     ) -> Result<crate::token::SigningKey, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let text = step!(self, |tx| {
+        let secret = self.key_secret.as_ref();
+        let key_err = |e: pg_keys::KeyStoreError| StoreError::Backend(e.to_string());
+        step!(self, |tx| {
             async {
                 // Replicas starting together import one key.
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
                     .await
                     .map_err(pg)?;
                 let current = tx
-                    .query_opt("SELECT key_text FROM signing_keys WHERE current", &[])
+                    .query_opt("SELECT kid, key_text FROM signing_keys WHERE current", &[])
                     .await
                     .map_err(pg)?;
                 if let Some(row) = current {
-                    return row.try_get::<_, String>(0).map_err(pg);
+                    let kid: String = row.try_get(0).map_err(pg)?;
+                    let stored: String = row.try_get(1).map_err(pg)?;
+                    let key = pg_keys::open(&stored, secret).map_err(key_err)?;
+                    if key.kid() != kid {
+                        return Err(StoreError::Backend(
+                            "the stored signing key does not match its key id: the row was changed".into(),
+                        ));
+                    }
+                    if secret.is_some() && !pg_keys::is_sealed(&stored) {
+                        let sealed = pg_keys::seal(&key, secret).map_err(key_err)?;
+                        tx.execute(
+                            "UPDATE signing_keys SET key_text = $2 WHERE kid = $1",
+                            &[&kid, &sealed],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    }
+                    return Ok(key);
                 }
-                let text = local.to_file_text();
+                let sealed = pg_keys::seal(local, secret).map_err(key_err)?;
                 tx.execute(
                     "INSERT INTO signing_keys (kid, key_text, public_text, added_at, current) VALUES ($1, $2, $3, $4, TRUE)",
-                    &[&local.kid(), &text, &local.public_key().to_file_text(), &now],
+                    &[&local.kid(), &sealed, &local.public_key().to_file_text(), &now],
                 )
                 .await
                 .map_err(pg)?;
-                Ok(text)
+                pg_keys::open(&sealed, secret).map_err(key_err)
             }
             .await
-        })?;
-        crate::token::SigningKey::from_file_text(&text).map_err(|e| {
-            StoreError::Backend(format!("the signing key in the store cannot be read: {e}"))
         })
+    }
+
+    /// Whether the deployment's key is kept encrypted (a key secret is configured).
+    pub fn encrypts_key(&self) -> bool {
+        self.key_secret.is_some()
     }
 
     /// Check request seals with `sealer` on reads, without sealing anything (review tools).
@@ -1551,36 +1577,10 @@ impl PgStore {
             row?.map(|r| r.try_get(0)).transpose().map_err(pg)
         })?;
         text.map(|t| {
-            crate::token::SigningKey::from_file_text(&t).map_err(|e| {
-                StoreError::Backend(format!("the signing key in the store cannot be read: {e}"))
-            })
+            pg_keys::open(&t, self.key_secret.as_ref())
+                .map_err(|e| StoreError::Backend(e.to_string()))
         })
         .transpose()
-    }
-
-    /// Every public key of the deployment (the current one and any earlier ones).
-    pub fn public_keys(&self) -> Result<Vec<crate::token::PublicKey>, StoreError> {
-        let texts: Vec<String> = self.with_client(|c| {
-            Box::pin(async move {
-                c.query(
-                    "SELECT public_text FROM signing_keys ORDER BY current DESC, added_at DESC",
-                    &[],
-                )
-                .await
-                .map_err(pg)?
-                .iter()
-                .map(|r| r.try_get(0).map_err(pg))
-                .collect()
-            })
-        })?;
-        texts
-            .iter()
-            .map(|t| {
-                crate::token::PublicKey::from_file_text(t).map_err(|e| {
-                    StoreError::Backend(format!("a public key in the store cannot be read: {e}"))
-                })
-            })
-            .collect()
     }
 
     /// Requests whose seal does not match (for `jitsh audit verify postgres://…`); empty when
