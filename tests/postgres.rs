@@ -830,6 +830,12 @@ async fn each_notification_is_mailed_once_however_many_replicas_run() {
         }
     }
     assert_eq!(mails.len(), expected);
+    // Twelve requests through three replicas: twelve records in the one chain, which verifies.
+    let url = r.url.clone().unwrap();
+    let mut r = Arc::try_unwrap(r).ok().unwrap();
+    r.stop();
+    assert_eq!(r.audited("request.create").await, ids.len());
+    chain_verifies(&url).await;
 }
 
 /// Run statements on `url`.
