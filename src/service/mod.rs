@@ -2,7 +2,9 @@
 //! approver groups, signed time-bounded grant tokens, revocations and locks for gates, all
 //! audited and all durable.
 //!
-//! Layout: [`store`] (the durable-state trait) and [`sqlite`] (its implementation),
+//! Layout: [`store`] (the durable-state trait), [`sqlite`] and [`postgres`] (its
+//! implementations; on PostgreSQL [`pg_chain`] keeps the deployment's audit chain and
+//! [`pg_keys`] its encrypted signing key),
 //! [`directory`] (users and credentials), [`workflow`] (the rules of the game), [`http`] (the
 //! REST API, documented in `openapi.json`), [`listen`] (the accept loop: timeouts and a
 //! connection cap), [`notify`] (outbox delivery), [`ports`] (what the service needs from
