@@ -1658,8 +1658,29 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
             )
             .await;
         assert_eq!(status, 201);
+        // Stopped as an operator stops it: its log ends sealed.
+        let mut sqlite = sqlite;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(sqlite.pid()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        while sqlite.alive() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         (decided, waiting)
     };
+    let file_log: Vec<String> = jitsh::audit::log::log_files(&env.state.join("audit"))
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let migrate = || {
         std::process::Command::new(server::JITSH)
             .args(["migrate", "--from"])
@@ -1724,4 +1745,18 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
         (200, Some("approved")),
         "{done}"
     );
+    // One record: the SQLite-era log, byte for byte, then the deployment's records, all in
+    // one chain that verifies.
+    let mut r = r;
+    r.stop();
+    let chain = column(&db.url, "SELECT line FROM audit_chain ORDER BY seq").await;
+    assert_eq!(chain[..file_log.len()], file_log[..]);
+    assert!(
+        chain[file_log.len()].contains("\"reason\":\"migrate\""),
+        "{}",
+        chain[file_log.len()]
+    );
+    assert_eq!(r.audited("request.create").await, 2);
+    assert_eq!(r.audited("request.approve").await, 2);
+    chain_verifies(&db.url).await;
 }

@@ -1,6 +1,7 @@
 //! `jitsh migrate --from sqlite:PATH --to postgres://…`: move a service's state from its SQLite
 //! file into a new PostgreSQL store, for replicas: requests, grants, locks, outbox, seals, and
-//! from the state folder around the file its signing key and its directory of users.
+//! from the state folder around the file its signing key, its directory of users and its audit
+//! log (which the deployment's chain continues).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,9 +48,28 @@ pub fn run(args: Args) -> ExitCode {
         }
         Err(e) => return super::fail(format!("PostgreSQL store: {e}")),
     }
+    // The SQLite-era audit log becomes the start of the deployment's chain, which goes on
+    // after a checkpoint of the migration.
+    let adopted = local
+        .audit_signer()
+        .verify_key()
+        .map_err(|e| e.to_string())
+        .and_then(|key| {
+            store
+                .adopt_file_log(&state.join("audit"), &key)
+                .map_err(|e| e.to_string())
+        });
+    match adopted {
+        Ok(n) => eprintln!("audit log: {n} records"),
+        Err(e) => return super::fail(format!("migration refused, no state was copied: {e}")),
+    }
     let counts = match store.import_sqlite(&path) {
         Ok(counts) => counts,
-        Err(e) => return super::fail(format!("migration failed, nothing was written: {e}")),
+        Err(e) => {
+            return super::fail(format!(
+                "migration failed, no state was copied (the audit log was): {e}"
+            ))
+        }
     };
     for (table, n) in &counts {
         eprintln!("{table}: {n} rows");
@@ -61,7 +81,7 @@ pub fn run(args: Args) -> ExitCode {
         &store,
         &local,
         &directory,
-        service::pg_chain::GENESIS_ONLY,
+        "migrate",
     ) {
         Ok((_, audit)) => audit,
         Err(e) => {

@@ -230,6 +230,46 @@ pub(crate) async fn seal(
     Ok(due)
 }
 
+/// Take over a file log's records (`(seq, line)`, verified by the caller, in order) as the
+/// start of an empty chain, so the deployment's record goes on from the file log's head.
+pub(crate) async fn adopt(
+    tx: &Transaction<'_>,
+    records: &[(i64, String)],
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    let mut head = lock_head(tx).await?;
+    if head.seq != 0 {
+        return Err(StoreError::Backend(
+            "the PostgreSQL audit chain is not empty; migrate into a new database".into(),
+        ));
+    }
+    for (seq, line) in records {
+        let (record, hash) = chain::decode(line.as_bytes()).map_err(encode_err)?;
+        if *seq != head.seq + 1 {
+            return Err(StoreError::Backend(format!(
+                "the file audit log skips from seq {} to {seq}",
+                head.seq
+            )));
+        }
+        tx.execute(
+            "INSERT INTO audit_chain (seq, line, action) VALUES ($1, $2, $3)",
+            &[seq, line, &record.action],
+        )
+        .await
+        .map_err(pg)?;
+        head.seq = *seq;
+        head.hash = hash;
+        head.since_checkpoint = if record.action == chain::CHECKPOINT_ACTION {
+            0
+        } else {
+            head.since_checkpoint + 1
+        };
+    }
+    head.sealed_at = now;
+    store_head(tx, &head).await?;
+    Ok(records.len())
+}
+
 /// Append events from a step's transaction, if any were audited in it.
 pub(crate) async fn flush(
     tx: &Transaction<'_>,

@@ -1560,6 +1560,42 @@ impl PgStore {
         self.key_secret.is_some()
     }
 
+    /// Start the (empty) audit chain with the records of the file log in `dir`, which must
+    /// verify, sealed, with `key` (`jitsh migrate`: the deployment's record then goes on from
+    /// the SQLite-era log). Returns how many records were taken over (0: no log there).
+    pub fn adopt_file_log(
+        &self,
+        dir: &std::path::Path,
+        key: &crate::audit::AuditVerifyKey,
+    ) -> Result<usize, StoreError> {
+        let paths = crate::audit::log::log_files(dir).map_err(backend)?;
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        let verdict =
+            crate::audit::read::verify_paths(&paths, std::slice::from_ref(key), Default::default())
+                .map_err(backend)?;
+        if let Err(finding) = verdict {
+            return Err(StoreError::Backend(format!(
+                "the file audit log `{}` does not verify ({finding}); check it with `jitsh audit verify`, or start and stop the service once so it is sealed",
+                dir.display()
+            )));
+        }
+        let mut records = Vec::new();
+        for path in &paths {
+            let text = std::fs::read_to_string(path).map_err(backend)?;
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                let (record, _) = crate::audit::chain::decode(line.as_bytes()).map_err(backend)?;
+                let seq = i64::try_from(record.seq).map_err(backend)?;
+                records.push((seq, line.to_owned()));
+            }
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        step!(self, |tx| {
+            async { pg_chain::adopt(&tx, &records, now).await }.await
+        })
+    }
+
     /// Check request seals with `sealer` on reads, without sealing anything (review tools).
     pub fn check_seals_with(&self, sealer: Sealer) {
         let _ = self.seal.set(sealer);
