@@ -15,7 +15,6 @@
 mod server;
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -110,11 +109,12 @@ impl Drop for Db {
     }
 }
 
-/// `n` replicas: one directory and one pair of signing keys, their own state folders (each
-/// has its own audit log), one database.
+/// `n` replicas: their own state folders, one database (which holds the directory, the
+/// signing key and the audit chain of the deployment).
 struct Replicas {
     servers: Vec<Server>,
-    states: Vec<PathBuf>,
+    /// The database, when the replicas run on PostgreSQL.
+    url: Option<String>,
     /// Keeps the folders until the replicas (dropped first) stop.
     _env: Env,
 }
@@ -131,7 +131,6 @@ impl Replicas {
         args.extend_from_slice(extra);
         let first = env.start(&args);
         let mut servers = vec![first];
-        let mut states = vec![env.state.clone()];
         for k in 1..n {
             let state = env.dir.path().join(format!("state{k}"));
             std::fs::create_dir_all(&state).unwrap();
@@ -142,30 +141,95 @@ impl Replicas {
             other.state = state.clone();
             other.policies = env.policies.clone();
             servers.push(other.start(&args));
-            states.push(state);
         }
         Replicas {
             _env: env,
             servers,
-            states,
+            url: Some(db.url.clone()),
         }
     }
 
-    /// Audit records with `action` across every replica's log.
-    fn audited(&self, action: &str) -> usize {
-        self.states
-            .iter()
-            .flat_map(|s| jitsh::audit::log::log_files(&s.join("audit")).unwrap_or_default())
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|e| e["action"] == action)
-            .count()
+    /// Audit records with `action` in the deployment's one chain.
+    async fn audited(&self, action: &str) -> usize {
+        let url = self.url.as_deref().unwrap();
+        let n = column(
+            url,
+            &format!("SELECT COUNT(*)::TEXT FROM audit_chain WHERE action = '{action}'"),
+        )
+        .await;
+        n[0].parse().unwrap()
     }
+
+    /// Stop every replica still running as an operator would (SIGTERM): each seals the
+    /// chain as it stops.
+    fn stop(&mut self) {
+        for server in &mut self.servers {
+            if !server.alive() {
+                continue;
+            }
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(server.pid()).unwrap()),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while server.alive() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a replica did not stop"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// `jitsh audit ARGS` with the deployment's public key (read from the database) trusted:
+/// exit success and stdout.
+async fn audit_cli(url: &str, args: &[&str]) -> (bool, String) {
+    let keys = column(url, "SELECT public_text FROM signing_keys WHERE current").await;
+    let dir = tempfile::tempdir().unwrap();
+    let trust = dir.path().join("signing.pub");
+    std::fs::write(&trust, &keys[0]).unwrap();
+    let out = std::process::Command::new(server::JITSH)
+        .arg("audit")
+        .args(args)
+        .arg("--trust-key")
+        .arg(&trust)
+        .env_remove("JITSH_STORE")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The deployment's chain verifies in the database, and exported to a file it verifies as
+/// the file log does; returns the number of records.
+async fn chain_verifies(url: &str) -> usize {
+    let (ok, said) = audit_cli(url, &["verify", url, "--no-recordings"]).await;
+    assert!(ok, "{said}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit-000001.jsonl");
+    let out = std::process::Command::new(server::JITSH)
+        .args(["audit", "export", "--from", url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&file, &out.stdout).unwrap();
+    let (ok, said) = audit_cli(url, &["verify", file.to_str().unwrap(), "--no-recordings"]).await;
+    assert!(ok, "{said}");
+    let n = String::from_utf8_lossy(&out.stdout).lines().count();
+    let rows = column(url, "SELECT COUNT(*)::TEXT FROM audit_chain").await;
+    assert_eq!(rows[0], n.to_string());
+    n
 }
 
 fn env_with_approvers(n: usize) -> (Env, Vec<String>) {
@@ -237,7 +301,12 @@ async fn twenty_approvals_across_three_replicas_make_one_decision() {
             assert_eq!(shown["approvals"].as_array().unwrap().len(), 1, "{shown}");
         }
     }
-    assert_eq!(r.audited("request.approve"), 3);
+    assert_eq!(r.audited("request.approve").await, 3);
+    // Sixty votes from three replicas, one chain: it verifies once they stop.
+    let url = r.url.clone().unwrap();
+    let mut r = Arc::try_unwrap(r).ok().unwrap();
+    r.stop();
+    chain_verifies(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -418,24 +487,33 @@ async fn a_bad_store_url_stops_the_service_with_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_user_added_while_a_replica_serves_is_audited_through_postgres() {
+async fn a_user_added_through_one_replica_acts_through_another() {
     let Some(db) = Db::create("useradd").await else {
         return;
     };
-    let (env, _) = env_with_approvers(1);
+    let (mut env, _) = env_with_approvers(1);
+    let root = env.add_user("root", &["--roles", "global-admin"]);
     let state = env.state.clone();
-    let r = Replicas::start(env, &db, 2);
+    // Two replicas start on an empty database: the directory file is imported once.
+    let mut r = Replicas::start(env, &db, 2);
     let add = |name: &str, store: Option<&str>| {
         let mut cmd = std::process::Command::new(server::JITSH);
-        cmd.args(["user", "add", name, "--groups", "mbmanagers", "--state"])
-            .arg(&state)
-            .env_remove("JITSH_STORE");
+        cmd.args([
+            "user",
+            "add",
+            name,
+            "--groups",
+            "exchange-admins",
+            "--state",
+        ])
+        .arg(&state)
+        .env_remove("JITSH_STORE");
         if let Some(url) = store {
             cmd.args(["--store", url]);
         }
         cmd.output().unwrap()
     };
-    // Without the store the event would wait in a file no replica reads: refused, no user.
+    // Without the store the user would go into a file no replica reads: refused, no user.
     let out = add("late", None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -446,13 +524,109 @@ async fn a_user_added_while_a_replica_serves_is_audited_through_postgres() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Some replica appends it, once.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while r.audited("user.add") < 3 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let late = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    // At once, through either replica: no replica serves a stale directory.
+    for server in &r.servers {
+        let (status, me) = server.call("GET", "/v1/me", &late, None).await;
+        assert_eq!((status, me["name"].as_str()), (200, Some("late")), "{me}");
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(r.audited("user.add"), 3);
+    // Added through the API of one replica, acting through the other at once.
+    let (status, made) = r.servers[0]
+        .call(
+            "POST",
+            "/v1/users",
+            &root,
+            Some(json!({"name": "newbie", "groups": ["exchange-admins"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let newbie = made["credential"].as_str().unwrap().to_owned();
+    let id = file(
+        &r.servers[1],
+        &newbie,
+        json!({"task": "New-MoveRequest", "reason": "first day", "duration": "1h"}),
+    )
+    .await;
+    let (_, shown) = r.servers[0]
+        .call("GET", &format!("/v1/requests/{id}"), &newbie, None)
+        .await;
+    assert_eq!(shown["requester"], "newbie", "{shown}");
+    // The same name through the other replica: refused, the first credential stands.
+    let (status, again) = r.servers[1]
+        .call(
+            "POST",
+            "/v1/users",
+            &root,
+            Some(json!({"name": "NEWBIE", "groups": ["mbmanagers"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (409, Some("user_exists"))
+    );
+    // A credential that is no one's still fails on every replica.
+    for server in &r.servers {
+        let (status, _) = server
+            .call(
+                "GET",
+                "/v1/me",
+                "jitsh_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                None,
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    // Listed from the store; each addition audited once in the one chain.
+    let out = std::process::Command::new(server::JITSH)
+        .args(["user", "list", "--state"])
+        .arg(&state)
+        .args(["--store", &db.url])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for name in ["alice", "a1", "root", "late", "newbie"] {
+        assert!(listed.lines().any(|l| l.starts_with(name)), "{listed}");
+    }
+    assert_eq!(r.audited("directory.import").await, 1);
+    assert_eq!(r.audited("user.add").await, 2);
+    // The admin center of either replica shows the one chain, verified.
+    for server in &r.servers {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed = http
+            .post(format!("{}/ui/signin", server.url))
+            .form(&[("credential", root.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status().as_u16(), 303);
+        let cookie = signed.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let page = http
+            .get(format!("{}/ui/audit", server.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("intact (PostgreSQL chain)"), "{page}");
+        assert!(page.contains(&id), "{page}");
+    }
+    r.stop();
+    chain_verifies(&db.url).await;
 }
 
 /// Rows of one query on `url`, first column as text.
@@ -487,7 +661,7 @@ async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused()
             "SELECT version::TEXT FROM schema_version ORDER BY version"
         )
         .await,
-        vec!["1", "2"]
+        vec!["1", "2", "3"]
     );
     drop(servers);
     let (state, policies) = (envs[0].state.clone(), envs[0].policies.clone());
@@ -584,6 +758,25 @@ async fn kill_9_of_one_replica_in_a_burst_loses_nothing_acknowledged() {
         (200, Some("approved")),
         "{done}"
     );
+    // The one chain survives the kill: every acknowledged request is in it once, and it
+    // verifies (the dead replica's cut-off steps left no record, as they left no state).
+    let url = r.url.clone().unwrap();
+    let mut r = Arc::try_unwrap(r).ok().unwrap();
+    r.stop();
+    for id in &acknowledged {
+        let n = column(
+            &url,
+            &format!(
+                "SELECT seq::TEXT FROM audit_chain WHERE action = 'request.create' AND line LIKE '%\"subject\":\"{id}\"%'"
+            ),
+        )
+        .await;
+        assert_eq!(n.len(), 1, "{id}");
+    }
+    let created = r.audited("request.create").await;
+    let rows = column(&url, "SELECT COUNT(*)::TEXT FROM requests").await;
+    assert_eq!(created.to_string(), rows[0]);
+    chain_verifies(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -637,6 +830,533 @@ async fn each_notification_is_mailed_once_however_many_replicas_run() {
         }
     }
     assert_eq!(mails.len(), expected);
+    // Twelve requests through three replicas: twelve records in the one chain, which verifies.
+    let url = r.url.clone().unwrap();
+    let mut r = Arc::try_unwrap(r).ok().unwrap();
+    r.stop();
+    assert_eq!(r.audited("request.create").await, ids.len());
+    chain_verifies(&url).await;
+}
+
+/// Run statements on `url`.
+async fn exec(url: &str, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(sql).await.unwrap();
+    drop(client);
+    let _ = task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_chain_in_postgres_names_the_record_that_was_edited_removed_or_reordered() {
+    let Some(db) = Db::create("chain").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(2);
+    let alice = env.cred("alice");
+    let mut r = Replicas::start(env, &db, 2);
+    let mut ids = Vec::new();
+    for k in 0..4 {
+        let body =
+            json!({"task": "New-MoveRequest", "reason": format!("move {k}"), "duration": "1h"});
+        let id = file(&r.servers[k % 2], &alice, body).await;
+        let path = format!("/v1/requests/{id}/approve");
+        let (status, _) = r.servers[(k + 1) % 2]
+            .call("POST", &path, &approvers[k % 2], None)
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = r.servers[k % 2]
+            .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
+            .await;
+        assert_eq!(status, 200);
+        ids.push(id);
+    }
+    // While the replicas run, a reviewer verifies the live chain (its tail may wait for the
+    // next checkpoint) ...
+    let (ok, said) = audit_cli(
+        &db.url,
+        &["verify", &db.url, "--allow-unsealed", "--no-recordings"],
+    )
+    .await;
+    assert!(ok, "{said}");
+    // ... and, once they stop, the whole chain: genesis, each replica's open checkpoint, the
+    // twelve steps, sealed.
+    r.stop();
+    let records = chain_verifies(&db.url).await;
+    assert!(records >= 12 + 3, "{records}");
+    for (action, n) in [
+        ("request.create", 4),
+        ("request.approve", 4),
+        ("token.issue", 4),
+    ] {
+        assert_eq!(r.audited(action).await, n, "{action}");
+    }
+    let approve_seq: i64 = column(
+        &db.url,
+        &format!(
+            "SELECT seq::TEXT FROM audit_chain WHERE action = 'request.approve' AND line LIKE '%{}%'",
+            ids[1]
+        ),
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    // Each tampering is named with the seq of the record it hit; each is undone after.
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            format!("UPDATE audit_chain SET line = replace(line, '\"outcome\":\"approved\"', '\"outcome\":\"denied\"') WHERE seq = {approve_seq}"),
+            format!("seq {approve_seq}: altered"),
+            "edited",
+        ),
+        (
+            format!("DELETE FROM audit_chain WHERE seq = {approve_seq}"),
+            format!("seq {}: removed", approve_seq + 1),
+            "removed",
+        ),
+        (
+            format!(
+                "UPDATE audit_chain SET seq = -seq WHERE seq IN ({a}, {b});
+                 UPDATE audit_chain SET seq = {b} WHERE seq = -{a};
+                 UPDATE audit_chain SET seq = {a} WHERE seq = -{b}",
+                a = approve_seq,
+                b = approve_seq + 1
+            ),
+            format!("seq {}", approve_seq + 1),
+            "reordered",
+        ),
+    ];
+    exec(
+        &db.url,
+        "CREATE TABLE chain_copy AS SELECT * FROM audit_chain",
+    )
+    .await;
+    for (attack, named, what) in cases {
+        exec(&db.url, &attack).await;
+        let (ok, said) = audit_cli(&db.url, &["verify", &db.url, "--no-recordings"]).await;
+        assert!(!ok, "{what}: {said}");
+        assert!(said.contains(&named), "{what}: {said}");
+        assert!(said.contains("postgres:audit_chain"), "{what}: {said}");
+        // The export of a tampered chain fails verification the same way.
+        let out = std::process::Command::new(server::JITSH)
+            .args(["audit", "export", "--from", &db.url])
+            .output()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit-000001.jsonl");
+        std::fs::write(&file, &out.stdout).unwrap();
+        let (ok, said) = audit_cli(
+            &db.url,
+            &["verify", file.to_str().unwrap(), "--no-recordings"],
+        )
+        .await;
+        assert!(!ok && said.contains(&named), "{what} (exported): {said}");
+        exec(
+            &db.url,
+            "DELETE FROM audit_chain; INSERT INTO audit_chain SELECT * FROM chain_copy",
+        )
+        .await;
+    }
+    chain_verifies(&db.url).await;
+    // Rewritten with the chain recomputed from the edited record on (hashes and links all
+    // match): only the signed checkpoint after it tells, and it is named as forged.
+    let lines = column(&db.url, "SELECT line FROM audit_chain ORDER BY seq").await;
+    let mut prev = jitsh::audit::chain::ChainHash::ZERO;
+    let mut rewrite = String::new();
+    for line in &lines {
+        let (record, hash) = jitsh::audit::chain::decode(line.as_bytes()).unwrap();
+        if i64::try_from(record.seq).unwrap() < approve_seq {
+            prev = hash;
+            continue;
+        }
+        let mut event = record.event();
+        if i64::try_from(record.seq).unwrap() == approve_seq {
+            event.actor = "mallory".into();
+        }
+        let encoded = jitsh::audit::chain::encode(record.seq, &prev, &event).unwrap();
+        prev = encoded.hash;
+        let text = String::from_utf8(encoded.line).unwrap();
+        rewrite.push_str(&format!(
+            "UPDATE audit_chain SET line = '{}' WHERE seq = {};",
+            text.trim_end().replace('\'', "''"),
+            record.seq
+        ));
+    }
+    exec(&db.url, &rewrite).await;
+    let (ok, said) = audit_cli(&db.url, &["verify", &db.url, "--no-recordings"]).await;
+    assert!(!ok, "{said}");
+    assert!(said.contains("forged"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_with_their_own_keys_sign_with_the_deployment_key() {
+    let Some(db) = Db::create("keys").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(1);
+    let alice = env.cred("alice");
+    let first = env.start(&["--store", &db.url]);
+    // A second replica with a key of its own (made at its start): it adopts the stored one.
+    let other = Env::empty(POLICY);
+    let second = other.start(&["--store", &db.url]);
+    let body = json!({"task": "New-MoveRequest", "reason": "keys", "duration": "1h"});
+    let id = file(&first, &alice, body).await;
+    let (status, _) = second
+        .call(
+            "POST",
+            &format!("/v1/requests/{id}/approve"),
+            &approvers[0],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, issued) = first
+        .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["token"].as_str().unwrap();
+    // Verified with the keys the other replica publishes, and the other way round.
+    for (issuer, publisher) in [(&first, &second), (&second, &first)] {
+        let (status, issued) = issuer
+            .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
+            .await;
+        assert_eq!(status, 200, "{issued}");
+        let (_, keys) = publisher.call("GET", "/v1/keys", &alice, None).await;
+        let trust: jitsh::token::TrustStore = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                jitsh::token::PublicKey::from_file_text(k["public_key"].as_str().unwrap()).unwrap()
+            })
+            .collect();
+        jitsh::token::verify(issued["token"].as_str().unwrap(), &trust).unwrap();
+    }
+    // A token signed by a key outside the deployment is not: the set-aside local key.
+    let set_aside: Vec<_> = std::fs::read_dir(&other.state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("signing.key."))
+        .collect();
+    assert_eq!(set_aside.len(), 1, "{set_aside:?}");
+    let stray = jitsh::token::SigningKey::from_file_text(
+        &std::fs::read_to_string(other.state.join(&set_aside[0])).unwrap(),
+    )
+    .unwrap();
+    let (_, keys) = second.call("GET", "/v1/keys", &alice, None).await;
+    let trust: jitsh::token::TrustStore = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            jitsh::token::PublicKey::from_file_text(k["public_key"].as_str().unwrap()).unwrap()
+        })
+        .collect();
+    let claims = jitsh::token::peek_unverified(token).unwrap();
+    let forged = jitsh::token::issue(claims.claims.as_ref().unwrap(), &stray).unwrap();
+    assert!(jitsh::token::verify(&forged, &trust).is_err());
+    // Both state folders now hold the deployment's public key; the store holds one key, and
+    // its private half never appears in a replica's log output or in the audit chain.
+    assert_eq!(
+        std::fs::read_to_string(env.state.join("signing.pub")).unwrap(),
+        std::fs::read_to_string(other.state.join("signing.pub")).unwrap()
+    );
+    let stored = column(&db.url, "SELECT key_text FROM signing_keys").await;
+    assert_eq!(stored.len(), 1);
+    let seed_line = stored[0].lines().nth(2).unwrap().to_owned();
+    let chain = column(&db.url, "SELECT line FROM audit_chain").await;
+    assert!(chain.iter().all(|l| !l.contains(&seed_line)));
+    drop((first, second));
+}
+
+/// `jitsh serve` on `env`'s folders with the key secret file `secret` (or none): the listening
+/// URL, or the error output when it stops.
+fn serve_with_secret(
+    env: &Env,
+    url: &str,
+    secret: Option<&std::path::Path>,
+) -> Result<(std::process::Child, String), String> {
+    use std::io::BufRead as _;
+    let mut cmd = std::process::Command::new(server::JITSH);
+    cmd.arg("serve")
+        .arg("--state")
+        .arg(&env.state)
+        .arg("--policies")
+        .arg(&env.policies)
+        .args(["--listen", "127.0.0.1:0", "--store", url])
+        .env_remove("JITSH_KEY_SECRET_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(path) = secret {
+        cmd.env("JITSH_KEY_SECRET_FILE", path);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut said = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Some(listening) = line.strip_prefix("listening on ") {
+            return Ok((child, listening.to_owned()));
+        }
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let _ = child.wait();
+    Err(said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stored_signing_key_opens_only_with_the_replicas_secret() {
+    let Some(db) = Db::create("secret").await else {
+        return;
+    };
+    let (env, _) = env_with_approvers(1);
+    let secret = env.dir.path().join("key-secret");
+    std::fs::write(&secret, "correct horse battery staple 42\n").unwrap();
+    let wrong = env.dir.path().join("wrong-secret");
+    std::fs::write(&wrong, "incorrect horse battery staple 7\n").unwrap();
+    let (mut child, url) = serve_with_secret(&env, &db.url, Some(&secret)).unwrap();
+    // Stored encrypted: neither the seed nor the key file appear in the database.
+    let local = std::fs::read_to_string(env.state.join("signing.key")).unwrap();
+    let seed_line = local.lines().nth(2).unwrap().to_owned();
+    let stored = column(&db.url, "SELECT key_text FROM signing_keys").await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].starts_with("enc:v1:"), "{}", stored[0]);
+    assert!(!stored[0].contains(&seed_line));
+    let alice = env.cred("alice");
+    let http = reqwest::Client::new();
+    let me: Value = http
+        .get(format!("{url}/v1/me"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "alice", "{me}");
+    // A replica without the secret, or with another one, does not start; nothing is changed.
+    let other = Env::empty(POLICY);
+    for (given, says) in [
+        (None, "JITSH_KEY_SECRET_FILE"),
+        (Some(wrong.as_path()), "could not be decrypted"),
+    ] {
+        let err = serve_with_secret(&other, &db.url, given)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.contains(says), "{err}");
+    }
+    // A too short secret is refused with what to do.
+    let short = env.dir.path().join("short-secret");
+    std::fs::write(&short, "tiny").unwrap();
+    let err = serve_with_secret(&other, &db.url, Some(&short))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.contains("at least 16"), "{err}");
+    assert_eq!(
+        column(&db.url, "SELECT key_text FROM signing_keys").await,
+        stored
+    );
+    // With the secret it joins, and signs with the deployment's key.
+    let (mut second, second_url) = serve_with_secret(&other, &db.url, Some(&secret)).unwrap();
+    let keys: Value = http
+        .get(format!("{second_url}/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = local.lines().nth(1).unwrap().trim_start_matches("kid: ");
+    assert_eq!(keys["keys"][0]["kid"], kid, "{keys}");
+    for c in [&mut child, &mut second] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_edited_in_postgres_is_refused_by_every_replica() {
+    let Some(db) = Db::create("seals").await else {
+        return;
+    };
+    let (env, approvers) = env_with_approvers(2);
+    let alice = env.cred("alice");
+    let mut r = Replicas::start(env, &db, 2);
+    let body = json!({"task": "New-MoveRequest", "reason": "seal", "duration": "1h"});
+    let mut ids = Vec::new();
+    for k in 0..6 {
+        let id = file(&r.servers[k % 2], &alice, body.clone()).await;
+        let (status, _) = r.servers[(k + 1) % 2]
+            .call(
+                "POST",
+                &format!("/v1/requests/{id}/approve"),
+                &approvers[0],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        ids.push(id);
+    }
+    let pending = file(&r.servers[0], &alice, body.clone()).await;
+    // Edits a database user could make: a longer grant in the request body, a later grant
+    // end, more uses, a forged vote; and on the seals themselves: one copied from another
+    // request, one removed.
+    exec(&db.url, &format!(
+        "UPDATE requests SET body = replace(body, '\"duration_secs\":3600', '\"duration_secs\":86400') WHERE id = '{}';
+         UPDATE grants SET exp = exp + 86400 WHERE request_id = '{}';
+         UPDATE grants SET uses = 1000 WHERE request_id = '{}';
+         INSERT INTO approvals (request_id, approver, comment, at) VALUES ('{pending}', 'a2', NULL, 1);
+         UPDATE request_seals SET mac = (SELECT mac FROM request_seals WHERE request_id = '{}') WHERE request_id = '{}';
+         DELETE FROM request_seals WHERE request_id = '{}'",
+        ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]
+    ))
+    .await;
+    for id in [&ids[0], &ids[1], &ids[2], &ids[4], &ids[5]] {
+        for server in &r.servers {
+            let (status, err) = server
+                .call("GET", &format!("/v1/requests/{id}/token"), &alice, None)
+                .await;
+            assert_eq!(
+                (status, err["error"].as_str()),
+                (409, Some("tampered")),
+                "{id}: {err}"
+            );
+        }
+    }
+    let (status, err) = r.servers[1]
+        .call(
+            "POST",
+            &format!("/v1/requests/{pending}/approve"),
+            &approvers[1],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (409, Some("tampered")),
+        "{err}"
+    );
+    // The untouched one still works; the refusals are audited.
+    let (status, _) = r.servers[1]
+        .call(
+            "GET",
+            &format!("/v1/requests/{}/token", ids[3]),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(r.audited("store.tampered").await >= 3);
+    // The review names the edited requests.
+    r.stop();
+    let (ok, said) = audit_cli(&db.url, &["verify", &db.url, "--no-recordings"]).await;
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("store") && said.contains("6 such request"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gate_session_belongs_to_its_first_sender_across_replicas() {
+    let Some(db) = Db::create("sessions").await else {
+        return;
+    };
+    let (mut env, _) = env_with_approvers(1);
+    let bob = env.add_user("bob", &["--groups", "exchange-admins"]);
+    let alice = env.cred("alice");
+    let r = Replicas::start(env, &db, 2);
+    let batch = |who: &str, id: &str, session: &str| {
+        json!({"batch": id, "events": [
+            {"time": "2026-11-27T10:00:00Z", "actor": who, "action": "session.start",
+             "subject": session, "outcome": "ok", "details": {}}]})
+    };
+    let (status, out) = r.servers[0]
+        .call(
+            "POST",
+            "/v1/audit/events",
+            &alice,
+            Some(batch("alice", "b-1", "sess-one")),
+        )
+        .await;
+    assert!(status < 300, "{status} {out}");
+    // Bob, through the other replica, under alice's session: refused; under his own: taken.
+    for (server, session, expect) in [
+        (&r.servers[1], "sess-one", Some("not_your_session")),
+        (&r.servers[0], "sess-one", Some("not_your_session")),
+        (&r.servers[1], "sess-two", None),
+    ] {
+        let (status, out) = server
+            .call(
+                "POST",
+                "/v1/audit/events",
+                &bob,
+                Some(batch(
+                    "bob",
+                    &format!("b-{session}-{}", server.addr),
+                    session,
+                )),
+            )
+            .await;
+        match expect {
+            Some(code) => assert_eq!((status, out["error"].as_str()), (403, Some(code)), "{out}"),
+            None => assert!(status < 300, "{status} {out}"),
+        }
+    }
+    let owners = column(
+        &db.url,
+        "SELECT session || '=' || owner FROM gate_sessions ORDER BY session",
+    )
+    .await;
+    assert_eq!(owners, ["sess-one=alice", "sess-two=bob"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pending_requests_expire_once_across_replicas() {
+    let Some(db) = Db::create("expiry").await else {
+        return;
+    };
+    let (env, _) = env_with_approvers(1);
+    let alice = env.cred("alice");
+    let limits = ["--pending-ttl", "2s", "--max-pending", "0"];
+    let mut r = Replicas::start_with(env, &db, 3, &limits);
+    // The sweep is one replica's at a time, under an advisory lock: while something else
+    // holds it, no replica expires anything.
+    let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    holder
+        .execute("SELECT pg_advisory_lock(x'006a69747377'::BIGINT)", &[])
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for k in 0..9 {
+        let body =
+            json!({"task": "New-MoveRequest", "reason": format!("wait {k}"), "duration": "1h"});
+        ids.push(file(&r.servers[k % 3], &alice, body).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(r.audited("request.expire").await, 0);
+    drop(holder);
+    let _ = conn.await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while r.audited("request.expire").await < ids.len() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Three sweepers, each several rounds since: still one expiry per request.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(r.audited("request.expire").await, ids.len());
+    for id in &ids {
+        let (_, shown) = r.servers[2]
+            .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+            .await;
+        assert_eq!(shown["status"], "expired", "{shown}");
+    }
+    r.stop();
+    chain_verifies(&db.url).await;
 }
 
 mod store {
@@ -1009,21 +1729,23 @@ async fn cycles_per_second(r: &Arc<Replicas>, alice: &str, approver: &str) -> f6
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 #[ignore = "measurement, not a check"]
 async fn measure_cycles_per_second_sqlite_and_replicas() {
-    let Some(db) = Db::create("measure").await else {
+    if Db::create("probe").await.is_none() {
         return;
-    };
+    }
     let limits = ["--max-requests-per-hour", "0", "--max-pending", "0"];
     let (env, approvers) = env_with_approvers(1);
     let alice = env.cred("alice");
     let sqlite = Arc::new(Replicas {
         servers: vec![env.start(&limits)],
-        states: Vec::new(),
+        url: None,
         _env: env,
     });
     let rate = cycles_per_second(&sqlite, &alice, &approvers[0]).await;
     println!("SQLite, 1 service, 8 clients: {rate:.1} cycles/s");
     drop(sqlite);
     for n in 1..=3 {
+        // A deployment of its own each time (its directory is imported once, at first start).
+        let db = Db::create("measure").await.unwrap();
         let (env, approvers) = env_with_approvers(1);
         let alice = env.cred("alice");
         let r = Arc::new(Replicas::start_with(env, &db, n, &limits));
@@ -1088,8 +1810,29 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
             )
             .await;
         assert_eq!(status, 201);
+        // Stopped as an operator stops it: its log ends sealed.
+        let mut sqlite = sqlite;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(sqlite.pid()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        while sqlite.alive() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         (decided, waiting)
     };
+    let file_log: Vec<String> = jitsh::audit::log::log_files(&env.state.join("audit"))
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let migrate = || {
         std::process::Command::new(server::JITSH)
             .args(["migrate", "--from"])
@@ -1111,7 +1854,17 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not empty"), "{err}");
 
-    let r = Replicas::start(env, &db, 2);
+    // The directory and the signing key came along: the replicas below start with an empty
+    // directory file and keys of their own, and still know everyone.
+    let users = column(&db.url, "SELECT name FROM directory_users ORDER BY name").await;
+    assert_eq!(users, ["a1", "a2", "alice", "root"]);
+    let kid = column(&db.url, "SELECT kid FROM signing_keys WHERE current").await;
+    let local = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
+    assert!(local.contains(&kid[0]), "{local}");
+    let fresh = Env::empty(POLICY);
+    let r = Replicas::start(fresh, &db, 2);
+    assert_eq!(r.audited("store.migrate").await, 1);
+    assert_eq!(r.audited("directory.import").await, 1);
     let (_, shown) = r.servers[1]
         .call("GET", &format!("/v1/requests/{decided}"), &alice, None)
         .await;
@@ -1165,4 +1918,18 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, vec![2, 1], "{reviews}");
+    // One record: the SQLite-era log, byte for byte, then the deployment's records, all in
+    // one chain that verifies.
+    let mut r = r;
+    r.stop();
+    let chain = column(&db.url, "SELECT line FROM audit_chain ORDER BY seq").await;
+    assert_eq!(chain[..file_log.len()], file_log[..]);
+    assert!(
+        chain[file_log.len()].contains("\"reason\":\"migrate\""),
+        "{}",
+        chain[file_log.len()]
+    );
+    assert_eq!(r.audited("request.create").await, 2);
+    assert_eq!(r.audited("request.approve").await, 2);
+    chain_verifies(&db.url).await;
 }

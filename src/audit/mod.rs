@@ -72,6 +72,12 @@ pub trait AuditSink: Send + Sync {
     fn unavailable(&self) -> Option<outage::Unavailable> {
         None
     }
+
+    /// Whether records appended during a store step commit in the step's own transaction (so
+    /// a step that fails leaves no record to withdraw), rather than before it.
+    fn commits_with_store(&self) -> bool {
+        false
+    }
 }
 
 /// Why an event could not be recorded.

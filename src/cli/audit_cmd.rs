@@ -41,7 +41,8 @@ enum AuditCommand {
 
 #[derive(Debug, clap::Args)]
 struct VerifyArgs {
-    /// Log files in order (rotated ones oldest first), or a log directory.
+    /// Log files in order (rotated ones oldest first), or a log directory; or the
+    /// `postgres://` URL of a PostgreSQL store, to verify its audit chain in the database.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// File with the public key that signs checkpoints (hex or base64, optional `kid=NAME`).
@@ -123,10 +124,15 @@ enum Format {
 
 #[derive(Debug, clap::Args)]
 struct ExportArgs {
-    #[arg(long, value_enum)]
-    format: Format,
+    /// Output format (with --from and no --format: the log's own format, which `jitsh audit
+    /// verify` checks).
+    #[arg(long, value_enum, required_unless_present = "from")]
+    format: Option<Format>,
+    /// Export the audit chain of this PostgreSQL store (`postgres://…`).
+    #[arg(long, value_name = "URL", conflicts_with = "files")]
+    from: Option<String>,
     /// Log files in order, or a log directory.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from")]
     files: Vec<PathBuf>,
 }
 
@@ -163,6 +169,12 @@ fn verify(a: VerifyArgs) -> ExitCode {
     }
     if trusted.is_empty() {
         return fail("no trusted key: pass the service's public key with `--trust-key FILE`");
+    }
+    if let [url] = a.files.as_slice() {
+        let url = url.to_string_lossy();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return verify_postgres(&url, &trusted, &a);
+        }
     }
     let paths = match expand_paths(&a.files) {
         Ok(p) => p,
@@ -227,6 +239,76 @@ fn verify(a: VerifyArgs) -> ExitCode {
                     ),
                         None => Ok(()),
                     })
+            };
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            let _ = if a.json {
+                let mut v = serde_json::to_value(&f).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status".into(), "bad".into());
+                }
+                writeln!(out, "{v}")
+            } else {
+                writeln!(out, "bad: {}", esc(&f.to_string()))
+            };
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `jitsh audit verify postgres://…`: the chain and the request seals, in the database.
+fn verify_postgres(url: &str, trusted: &[keys::AuditVerifyKey], a: &VerifyArgs) -> ExitCode {
+    use crate::service::pg_chain::Verdict;
+    let (_rt, pg) = match super::serve::open_postgres(url) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    match pg.current_key() {
+        Ok(Some(key)) => {
+            pg.check_seals_with(crate::service::ports::Signer::from_key(key).store_sealer())
+        }
+        Ok(None) => {}
+        Err(e) => return fail(e),
+    }
+    let options = crate::audit::VerifyOptions {
+        allow_unsealed: a.allow_unsealed,
+    };
+    let verdict = pg.verify_chain(trusted, options);
+    let verdict = match verdict {
+        Ok(Verdict::Intact(s)) => match pg.tampered_requests() {
+            Ok(bad) => match bad.first() {
+                None => Ok(s),
+                Some(id) => Err(crate::audit::Finding {
+                    at: Location {
+                        file: "postgres:requests".into(),
+                        line: 0,
+                    },
+                    seq: None,
+                    kind: crate::audit::FindingKind::Store,
+                    reason: format!(
+                        "request `{id}` was changed in the database outside the service: its \
+                         seal does not match ({} such request(s) in all)",
+                        bad.len()
+                    ),
+                }),
+            },
+            Err(e) => return fail(e),
+        },
+        Ok(Verdict::Bad(f)) => Err(f),
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    match verdict {
+        Ok(s) => {
+            let _ = if a.json {
+                let mut v = serde_json::to_value(&s).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status".into(), "intact".into());
+                }
+                writeln!(out, "{v}")
+            } else {
+                write_intact(&mut out, &s)
             };
             ExitCode::SUCCESS
         }
@@ -534,14 +616,21 @@ fn esc(text: &str) -> String {
 }
 
 fn export_cmd(a: ExportArgs) -> ExitCode {
-    let records = match load_records(&a.files) {
+    if let (Some(url), None) = (&a.from, a.format) {
+        return export_postgres(url);
+    }
+    let records = match &a.from {
+        Some(url) => postgres_records(url),
+        None => load_records(&a.files),
+    };
+    let records = match records {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
     let host = crate::audit::transport::syslog::hostname();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for r in &records {
-        let line = match a.format {
+        let line = match a.format.unwrap_or(Format::Jsonl) {
             Format::Jsonl => export::json_one_line(&serde_json::to_string(r).unwrap_or_default()),
             Format::Cef => export::to_cef(r, env!("CARGO_PKG_VERSION")),
             Format::Syslog => export::to_syslog(r, &host),
@@ -553,6 +642,43 @@ fn export_cmd(a: ExportArgs) -> ExitCode {
     }
     let _ = out.flush();
     ExitCode::SUCCESS
+}
+
+/// The chain of a PostgreSQL store as log lines, byte for byte as stored and hashed.
+fn export_postgres(url: &str) -> ExitCode {
+    let (_rt, pg) = match super::serve::open_postgres(url) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = pg.export_chain(&mut out).and_then(|n| {
+        out.flush()
+            .map(|()| n)
+            .map_err(|e| crate::service::store::StoreError::Backend(e.to_string()))
+    });
+    match written {
+        Ok(n) => {
+            eprintln!("{n} records exported");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("export failed: {e}")),
+    }
+}
+
+/// Every record of a PostgreSQL store's chain, parsed (for the CEF and syslog exports).
+fn postgres_records(url: &str) -> Result<Vec<Record>, String> {
+    let (_rt, pg) = super::serve::open_postgres(url)?;
+    let mut lines = Vec::new();
+    pg.export_chain(&mut lines).map_err(|e| e.to_string())?;
+    lines
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            crate::audit::chain::decode(l)
+                .map(|(r, _)| r)
+                .map_err(|e| format!("a record in the chain does not decode: {e}"))
+        })
+        .collect()
 }
 
 fn forward(a: ForwardArgs) -> ExitCode {

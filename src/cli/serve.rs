@@ -132,6 +132,9 @@ struct UserListArgs {
     /// Directory file (default STATE/directory.toml).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
+    /// The PostgreSQL store of the service (its `--store`): list the directory kept there.
+    #[arg(long, value_name = "URL", env = "JITSH_STORE", hide_env_values = true)]
+    store: Option<String>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -298,6 +301,29 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         outcome: "ok".into(),
         details,
     };
+    // With the PostgreSQL store the directory lives there: one step adds the user and
+    // appends the audit record, and every replica sees the user at once.
+    if let Some(url) = a.store.as_deref() {
+        return match add_in_postgres(url, &a, &path, event) {
+            Ok(credential) => {
+                println!(
+                    "added user {} (groups: {}; roles: {}) to the PostgreSQL store; the credential below is shown only now:",
+                    a.name,
+                    list_or_none(&a.groups),
+                    list_or_none(&a.roles),
+                );
+                println!("{}", credential.expose());
+                ExitCode::SUCCESS
+            }
+            Err(e) => super::fail(e),
+        };
+    }
+    // A service on PostgreSQL reads neither this file nor this folder's audit log.
+    if a.state.join(service::POSTGRES_MARKER).exists() {
+        return super::fail(
+            "the service on this state folder keeps its directory in PostgreSQL: pass its --store URL (or JITSH_STORE)",
+        );
+    }
     // Under the directory's write lock, on the file as it is now (the service and other
     // `user add` runs write it too). No audit record, no user: while the service runs it holds
     // the audit log; the event then waits durably in the state database and the service
@@ -306,8 +332,7 @@ fn user_add(a: UserAddArgs) -> ExitCode {
         let credential =
             dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())?;
         dir.set_person(&a.name, a.person.clone());
-        record_audit(&a.state, a.store.as_deref(), event)
-            .map_err(service::directory::DirectoryError::Refused)?;
+        record_audit(&a.state, event).map_err(service::directory::DirectoryError::Refused)?;
         Ok::<_, service::directory::DirectoryError>(credential)
     });
     let credential = match added {
@@ -325,11 +350,7 @@ fn user_add(a: UserAddArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn record_audit(
-    state: &std::path::Path,
-    store: Option<&str>,
-    event: crate::audit::AuditEvent,
-) -> Result<(), String> {
+fn record_audit(state: &std::path::Path, event: crate::audit::AuditEvent) -> Result<(), String> {
     let signer = service::ports::Signer::load_or_create(state)?;
     match service::ports::open_audit(state, &signer) {
         Ok(log) => {
@@ -337,16 +358,6 @@ fn record_audit(
             log.close().map_err(|e| e.to_string())
         }
         Err(service::ports::OpenAuditError::Locked(_)) => {
-            if let Some(url) = store {
-                return queue_in_postgres(url, &event);
-            }
-            // A service on PostgreSQL never reads the SQLite file: the event would be lost.
-            if state.join(service::POSTGRES_MARKER).exists() {
-                return Err(
-                    "the service on this state folder keeps its state in PostgreSQL: pass its --store URL (or JITSH_STORE)"
-                        .into(),
-                );
-            }
             let store = service::sqlite::SqliteStore::open(&state.join("jitsh.db"))
                 .map_err(|e| e.to_string())?;
             service::Store::queue_audit(&store, &event).map_err(|e| e.to_string())
@@ -355,8 +366,19 @@ fn record_audit(
     }
 }
 
-/// Queue `event` in the PostgreSQL store for the service to append.
-fn queue_in_postgres(url: &str, event: &crate::audit::AuditEvent) -> Result<(), String> {
+/// The PostgreSQL store at `url`, on a runtime of its own (kept alive with it).
+pub(super) fn open_postgres(
+    url: &str,
+) -> Result<
+    (
+        tokio::runtime::Runtime,
+        std::sync::Arc<service::postgres::PgStore>,
+    ),
+    String,
+> {
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        return Err("--store takes a `postgres://` URL".into());
+    }
     // The store blocks on a runtime that drives its connections, from a thread outside it.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -365,14 +387,51 @@ fn queue_in_postgres(url: &str, event: &crate::audit::AuditEvent) -> Result<(), 
         .map_err(|e| format!("could not start the runtime: {e}"))?;
     let store = service::postgres::PgStore::open(url, rt.handle().clone())
         .map_err(|e| format!("PostgreSQL store: {e}"))?;
-    service::Store::queue_audit(&store, event).map_err(|e| e.to_string())
+    Ok((rt, std::sync::Arc::new(store)))
+}
+
+/// Add the user to the directory in the PostgreSQL store, audited in the same step.
+fn add_in_postgres(
+    url: &str,
+    a: &UserAddArgs,
+    directory_file: &std::path::Path,
+    event: crate::audit::AuditEvent,
+) -> Result<service::directory::Credential, String> {
+    let (_rt, pg) = open_postgres(url)?;
+    let local = service::ports::Signer::load_or_create(&a.state)?;
+    let (_, audit) =
+        service::join_postgres(&pg, &local, directory_file, service::pg_chain::GENESIS_ONLY)?;
+    let mut credential = None;
+    service::Store::change_directory(
+        pg.as_ref(),
+        &mut |dir| {
+            let c = dir.add_user(&a.name, a.email.clone(), a.groups.clone(), a.roles.clone())?;
+            dir.set_person(&a.name, a.person.clone());
+            credential = Some(c);
+            Ok(())
+        },
+        &mut |()| {
+            crate::audit::AuditSink::append(audit.as_ref(), event.clone())?;
+            Ok(Vec::new())
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    credential.ok_or_else(|| "the user was not added".to_owned())
 }
 
 fn user_list(a: UserListArgs) -> ExitCode {
     let path = a
         .directory
         .unwrap_or_else(|| a.state.join("directory.toml"));
-    match Directory::load(&path) {
+    let loaded = match a.store.as_deref() {
+        Some(url) => open_postgres(url).and_then(|(_rt, pg)| {
+            service::Store::load_directory(pg.as_ref())
+                .map(|(_, dir)| dir)
+                .map_err(|e| e.to_string())
+        }),
+        None => Directory::load(&path).map_err(|e| e.to_string()),
+    };
+    match loaded {
         Ok(dir) => {
             for u in &dir.users {
                 // The file is hand-editable: every field escaped for the terminal.

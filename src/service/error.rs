@@ -120,6 +120,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(request = %id, "state database edited outside the service");
                 ApiError::conflict("tampered", msg)
             }
+            StoreError::Directory(e) => e.into(),
             StoreError::Audit(e) => {
                 tracing::error!(error = %e, "audit write failed; action refused");
                 ApiError::unavailable(

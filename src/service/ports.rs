@@ -117,6 +117,24 @@ impl Signer {
             .map_err(|e| format!("signing key `{}`: {e}", key_path.display()))
     }
 
+    /// A signer for `key` (the deployment's key, from the PostgreSQL store).
+    pub fn from_key(key: SigningKey) -> Signer {
+        Signer { key }
+    }
+
+    /// The key itself, to share it through the PostgreSQL store.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The audit checkpoint signer of this key.
+    pub fn audit_signer(&self) -> AuditSigner {
+        AuditSigner {
+            kid: self.key.kid().to_owned(),
+            seed: *self.key.seed(),
+        }
+    }
+
     /// The key that seals the store's requests, derived from the signing key (never stored).
     pub fn store_sealer(&self) -> super::sqlite::Sealer {
         super::sqlite::Sealer::from_seed(self.key.seed())

@@ -13,15 +13,27 @@
 //!
 //! The schema is versioned in `schema_version` (one row per applied step, append only); steps
 //! are applied at start under an advisory lock, so replicas starting together migrate once.
+//!
+//! The store also holds what replicas must share to be one deployment: the audit chain (each
+//! step appends what its hook audits in its own transaction, see [`pg_chain`]), the directory
+//! of users (versioned, so replicas cache it safely), the signing key, request seals (as the
+//! SQLite store) and gate session owners. Non-locking reads run in one REPEATABLE READ
+//! snapshot, so a request, its votes, grant and seal are always read as one committed state.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
-use crate::audit::{AuditEvent, AuditSinkError};
+use crate::audit::chain::CheckpointSigner;
+use crate::audit::{AuditEvent, AuditSigner, AuditSinkError};
+
+use super::directory::{Directory, DirectoryError, Members, User};
+use super::pg_chain::{self, Capture};
+use super::pg_keys::{self, KeySecret};
+use super::sqlite::Sealer;
 
 use super::store::{
     blocking_lock, review_event, review_line, Approval, ApproveOutcome, Control, GateBatch, Grant,
@@ -124,10 +136,70 @@ CREATE TABLE review_lines (
     PRIMARY KEY (review_id, n)
 );
 "#,
+    r#"
+CREATE TABLE audit_chain (
+    seq BIGINT PRIMARY KEY,
+    line TEXT NOT NULL,
+    action TEXT NOT NULL
+);
+CREATE TABLE audit_head (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    since_checkpoint BIGINT NOT NULL,
+    sealed_at BIGINT NOT NULL
+);
+INSERT INTO audit_head VALUES (1, 0, repeat('0', 64), 0, 0);
+CREATE TABLE directory_version (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL,
+    imported BOOLEAN NOT NULL
+);
+INSERT INTO directory_version VALUES (1, 0, FALSE);
+CREATE TABLE directory_users (
+    position BIGSERIAL UNIQUE,
+    name TEXT PRIMARY KEY,
+    email TEXT,
+    person TEXT,
+    groups TEXT[] NOT NULL,
+    roles TEXT[] NOT NULL,
+    credential_sha256 TEXT NOT NULL
+);
+CREATE UNIQUE INDEX directory_users_name ON directory_users(lower(name));
+CREATE TABLE directory_sets (
+    kind TEXT NOT NULL CHECK (kind IN ('group', 'role')),
+    name TEXT NOT NULL,
+    members TEXT[] NOT NULL,
+    description TEXT,
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    key_text TEXT NOT NULL,
+    public_text TEXT NOT NULL,
+    added_at BIGINT NOT NULL,
+    current BOOLEAN NOT NULL
+);
+CREATE UNIQUE INDEX signing_keys_current ON signing_keys(current) WHERE current;
+CREATE TABLE request_seals (
+    request_id TEXT PRIMARY KEY REFERENCES requests(id),
+    mac TEXT NOT NULL
+);
+CREATE TABLE gate_sessions (
+    session TEXT PRIMARY KEY,
+    owner TEXT NOT NULL
+);
+"#,
 ];
 
 /// Key of the advisory lock that serializes migrations across replicas ("jitsh" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006a_6974_7368;
+
+/// Key of the advisory lock under which the first replica imports its signing key.
+const KEYS_LOCK: i64 = 0x006a_6974_6b79;
+
+/// Key of the advisory lock held by the replica sweeping expired requests.
+const SWEEP_LOCK: i64 = 0x006a_6974_7377;
 
 /// How long a replica holds the notifications it took for delivery before another may retry
 /// them (it died, or delivery hangs).
@@ -146,6 +218,12 @@ pub struct PgStore {
     rt: Handle,
     idle: Mutex<Vec<Client>>,
     slots: Arc<Semaphore>,
+    /// Set by [`PgStore::start_audit`]: every step appends what it audits to the chain.
+    chain: OnceLock<CheckpointSigner>,
+    /// Set by [`PgStore::start_sealing`]: requests are sealed and their seals checked.
+    seal: OnceLock<Sealer>,
+    /// Encrypts the deployment's signing key in the store ([`super::pg_keys`]).
+    key_secret: Option<KeySecret>,
 }
 
 /// A connection in use; its slot frees when it is dropped or put back.
@@ -197,6 +275,9 @@ impl PgStore {
             rt,
             idle: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            chain: OnceLock::new(),
+            seal: OnceLock::new(),
+            key_secret: KeySecret::from_env().map_err(|e| StoreError::Backend(e.to_string()))?,
         };
         store.run(async {
             let mut client = store.client().await?;
@@ -255,9 +336,11 @@ impl PgStore {
 }
 
 /// Run one step: `$body` sees the open transaction as `$tx` and commits only on `Ok`.
+/// What the step's hook audits is appended to the chain in the same transaction.
 macro_rules! step {
     ($store:expr, |$tx:ident| $body:expr) => {{
         let store = $store;
+        let _capture = store.chain.get().map(|_| Capture::start());
         store.run(async {
             let mut client = store.client().await?;
             let out = async {
@@ -265,12 +348,42 @@ macro_rules! step {
                 let out: Result<_, StoreError> = $body;
                 match out {
                     Ok(v) => {
+                        pg_chain::flush(&$tx, store.chain.get()).await?;
                         $tx.commit().await.map_err(pg)?;
                         Ok(v)
                     }
                     // Dropping the transaction rolls it back.
                     Err(e) => Err(e),
                 }
+            }
+            .await;
+            store.put(client);
+            out
+        })
+    }};
+}
+
+/// Read in one snapshot: `$body` sees a REPEATABLE READ, READ ONLY transaction as `$tx`, so
+/// a request, its votes, its grant and its seal are read as one committed state (a step
+/// committing between two statements would otherwise look like an edited row).
+macro_rules! snapshot {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let store = $store;
+        store.run(async {
+            let mut client = store.client().await?;
+            let out = async {
+                let $tx = client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await
+                    .map_err(pg)?;
+                let out: Result<_, StoreError> = $body;
+                if out.is_ok() {
+                    $tx.commit().await.map_err(pg)?;
+                }
+                out
             }
             .await;
             store.put(client);
@@ -503,7 +616,8 @@ fn revocation_row(r: &Row) -> Result<Revocation, StoreError> {
 }
 
 /// The request `id` with its votes and grant; `for_update` locks its row until the step ends.
-async fn load(
+/// Its seal is not checked: see [`load`].
+async fn load_unchecked(
     c: &impl tokio_postgres::GenericClient,
     id: &str,
     for_update: bool,
@@ -560,13 +674,91 @@ async fn load(
     })
 }
 
+/// Request `id`, its seal checked when the store seals ([`StoreError::Tampered`] when a row
+/// of it was changed outside the service).
+async fn load(
+    c: &impl tokio_postgres::GenericClient,
+    seal: Option<&Sealer>,
+    id: &str,
+    for_update: bool,
+) -> Result<RequestRecord, StoreError> {
+    let record = load_unchecked(c, id, for_update).await?;
+    let Some(sealer) = seal else {
+        return Ok(record);
+    };
+    let stored: Option<String> = c
+        .query_opt(
+            "SELECT mac FROM request_seals WHERE request_id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(pg)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(pg)?;
+    let same = match stored {
+        Some(stored) => sealer.verify(&record, &stored)?,
+        None => false,
+    };
+    if !same {
+        return Err(StoreError::Tampered(id.to_owned()));
+    }
+    Ok(record)
+}
+
+/// Seal request `id` as a step left it, and read it back.
+async fn after_change(
+    tx: &Transaction<'_>,
+    seal: Option<&Sealer>,
+    id: &str,
+) -> Result<RequestRecord, StoreError> {
+    let record = load_unchecked(tx, id, false).await?;
+    if let Some(sealer) = seal {
+        reseal(tx, sealer, &record).await?;
+    }
+    Ok(record)
+}
+
+async fn reseal(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    record: &RequestRecord,
+) -> Result<(), StoreError> {
+    let mac = sealer.mac(record)?;
+    tx.execute(
+        "INSERT INTO request_seals (request_id, mac) VALUES ($1, $2) ON CONFLICT (request_id) DO UPDATE SET mac = EXCLUDED.mac",
+        &[&record.new.id, &mac],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// `grant` as its sealed request holds it: a grant row changed on its own (window, uses,
+/// revocation) no longer matches the request's seal.
+async fn sealed_grant(
+    c: &impl tokio_postgres::GenericClient,
+    seal: Option<&Sealer>,
+    grant: Grant,
+) -> Result<Grant, StoreError> {
+    if seal.is_none() {
+        return Ok(grant);
+    }
+    let record = load(c, seal, &grant.request_id, false).await?;
+    match record.grant {
+        Some(g) if g == grant => Ok(g),
+        _ => Err(StoreError::Tampered(grant.request_id)),
+    }
+}
+
 async fn load_all(
     c: &impl tokio_postgres::GenericClient,
+    seal: Option<&Sealer>,
     ids: &[String],
 ) -> Result<Vec<RequestRecord>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(load(c, id, false).await?);
+        out.push(load(c, seal, id, false).await?);
     }
     Ok(out)
 }
@@ -574,10 +766,11 @@ async fn load_all(
 /// The pending request `id`, locked for this step, or why it cannot be decided now.
 async fn pending(
     tx: &Transaction<'_>,
+    seal: Option<&Sealer>,
     id: &str,
     now: UnixTime,
 ) -> Result<RequestRecord, StoreError> {
-    let record = load(tx, id, true).await?;
+    let record = load(tx, seal, id, true).await?;
     if record.status != Status::Pending {
         return Err(StoreError::AlreadyDecided {
             id: id.to_owned(),
@@ -662,7 +855,7 @@ impl Store for PgStore {
                         .await?;
                     insert_grant(&tx, grant, &new.rule).await?;
                 }
-                let record = load(&tx, &new.id, false).await?;
+                let record = after_change(&tx, self.seal.get(), &new.id).await?;
                 let notes = hook(&record)?;
                 enqueue(&tx, &notes, new.created_at).await?;
                 Ok(record)
@@ -672,12 +865,7 @@ impl Store for PgStore {
     }
 
     fn request(&self, id: &str) -> Result<RequestRecord, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let out = load(&*client, id, false).await;
-            self.put(client);
-            out
-        })
+        snapshot!(self, |tx| load(&tx, self.seal.get(), id, false).await)
     }
 
     fn list_requests(
@@ -688,21 +876,18 @@ impl Store for PgStore {
     ) -> Result<Vec<RequestRecord>, StoreError> {
         let status = status.map(Status::as_str);
         let limit = i64::from(limit);
-        self.run(async {
-            let client = self.client().await?;
-            let out = async {
-                let rows = client
+        snapshot!(self, |tx| {
+            async {
+                let rows = tx
                     .query(
                         "SELECT id FROM requests WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR requester = $2) ORDER BY created_at DESC, seq DESC LIMIT $3",
                         &[&status, &requester, &limit],
                     )
                     .await
                     .map_err(pg)?;
-                load_all(&*client, &ids(&rows)?).await
+                load_all(&tx, self.seal.get(), &ids(&rows)?).await
             }
-            .await;
-            self.put(client);
-            out
+            .await
         })
     }
 
@@ -750,15 +935,12 @@ impl Store for PgStore {
             .iter()
             .map(|a| a.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        self.run(async {
-            let client = self.client().await?;
-            let out = async {
-                let rows = client.query(&sql, &refs).await.map_err(pg)?;
-                load_all(&*client, &ids(&rows)?).await
+        snapshot!(self, |tx| {
+            async {
+                let rows = tx.query(&sql, &refs).await.map_err(pg)?;
+                load_all(&tx, self.seal.get(), &ids(&rows)?).await
             }
-            .await;
-            self.put(client);
-            out
+            .await
         })
     }
 
@@ -792,9 +974,9 @@ impl Store for PgStore {
     ) -> Result<RequestRecord, StoreError> {
         step!(self, |tx| {
             async {
-                pending(&tx, id, now).await?;
+                pending(&tx, self.seal.get(), id, now).await?;
                 set_decided(&tx, id, Status::Withdrawn, by, None, now).await?;
-                let record = load(&tx, id, false).await?;
+                let record = after_change(&tx, self.seal.get(), id).await?;
                 let notes = hook(&record)?;
                 enqueue(&tx, &notes, now).await?;
                 Ok(record)
@@ -815,7 +997,7 @@ impl Store for PgStore {
             async {
                 // The row lock makes every vote on this request wait for the one before it, so
                 // the votes read here are all the votes there are.
-                let record = pending(&tx, id, vote.at).await?;
+                let record = pending(&tx, self.seal.get(), id, vote.at).await?;
                 if record.approvals.iter().any(|a| a.approver == vote.approver) {
                     return Err(StoreError::AlreadyApproved {
                         id: id.to_owned(),
@@ -853,11 +1035,11 @@ impl Store for PgStore {
                     .await?;
                     insert_grant(&tx, grant, &record.new.rule).await?;
                     ApproveOutcome::Decided {
-                        record: load(&tx, id, false).await?,
+                        record: after_change(&tx, self.seal.get(), id).await?,
                     }
                 } else {
                     ApproveOutcome::Recorded {
-                        record: load(&tx, id, false).await?,
+                        record: after_change(&tx, self.seal.get(), id).await?,
                     }
                 };
                 let notes = hook(&outcome)?;
@@ -878,9 +1060,9 @@ impl Store for PgStore {
     ) -> Result<RequestRecord, StoreError> {
         step!(self, |tx| {
             async {
-                pending(&tx, id, now).await?;
+                pending(&tx, self.seal.get(), id, now).await?;
                 set_decided(&tx, id, Status::Denied, by, Some(comment), now).await?;
-                let record = load(&tx, id, false).await?;
+                let record = after_change(&tx, self.seal.get(), id).await?;
                 let notes = hook(&record)?;
                 enqueue(&tx, &notes, now).await?;
                 Ok(record)
@@ -898,7 +1080,7 @@ impl Store for PgStore {
     ) -> Result<RequestRecord, StoreError> {
         step!(self, |tx| {
             async {
-                let record = load(&tx, id, true).await?;
+                let record = load(&tx, self.seal.get(), id, true).await?;
                 if record.status != Status::Approved || record.grant.is_none() {
                     return Err(StoreError::AlreadyDecided {
                         id: id.to_owned(),
@@ -917,7 +1099,7 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(pg)?;
-                let record = load(&tx, id, false).await?;
+                let record = after_change(&tx, self.seal.get(), id).await?;
                 let notes = hook(&record)?;
                 enqueue(&tx, &notes, now).await?;
                 Ok(record)
@@ -927,20 +1109,22 @@ impl Store for PgStore {
     }
 
     fn grant(&self, jti: &str) -> Result<Grant, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let row = client
-                .query_opt(
-                    &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE jti = $1"),
-                    &[&jti],
-                )
-                .await
-                .map_err(pg);
-            self.put(client);
-            row?.as_ref()
-                .map(grant_row)
-                .transpose()?
-                .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))
+        snapshot!(self, |tx| {
+            async {
+                let grant = tx
+                    .query_opt(
+                        &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE jti = $1"),
+                        &[&jti],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .as_ref()
+                    .map(grant_row)
+                    .transpose()?
+                    .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+                sealed_grant(&tx, self.seal.get(), grant).await
+            }
+            .await
         })
     }
 
@@ -952,7 +1136,21 @@ impl Store for PgStore {
     ) -> Result<Grant, StoreError> {
         step!(self, |tx| {
             async {
-                // Locked: two uses of one counted grant through two replicas take turns.
+                // Locked: two uses of one counted grant through two replicas take turns. The
+                // request row first, as every step on a request locks it (one lock order, and
+                // no other step changes the request's rows or seal while this one reads them).
+                let request = tx
+                    .query_opt("SELECT request_id FROM grants WHERE jti = $1", &[&jti])
+                    .await
+                    .map_err(pg)?
+                    .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+                let request: String = request.try_get(0).map_err(pg)?;
+                tx.execute(
+                    "SELECT 1 FROM requests WHERE id = $1 FOR UPDATE",
+                    &[&request],
+                )
+                .await
+                .map_err(pg)?;
                 let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE jti = $1 FOR UPDATE");
                 let grant = tx
                     .query_opt(&sql, &[&jti])
@@ -962,6 +1160,7 @@ impl Store for PgStore {
                     .map(grant_row)
                     .transpose()?
                     .ok_or_else(|| StoreError::GrantNotFound(jti.to_owned()))?;
+                let grant = sealed_grant(&tx, self.seal.get(), grant).await?;
                 let not_live = |state| StoreError::NotLive {
                     jti: jti.to_owned(),
                     state,
@@ -982,6 +1181,7 @@ impl Store for PgStore {
                     tx.execute("UPDATE grants SET used = used + 1 WHERE jti = $1", &[&jti])
                         .await
                         .map_err(pg)?;
+                    after_change(&tx, self.seal.get(), &grant.request_id).await?;
                 }
                 let row = tx.query_one(&sql, &[&jti]).await.map_err(pg)?;
                 let grant = grant_row(&row)?;
@@ -998,44 +1198,32 @@ impl Store for PgStore {
         now: UnixTime,
         hook: Hook<'_, RequestRecord>,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let due: Vec<String> = self.run(async {
+        // One sweep at a time across replicas: the others skip this round (a session lock on
+        // a connection held for the sweep; it goes with the connection if the replica dies).
+        let holder = self.run(async {
             let client = self.client().await?;
-            let rows = client
-                .query(
-                    "SELECT id FROM requests WHERE status = 'pending' AND pending_expires_at <= $1 ORDER BY created_at LIMIT 500",
-                    &[&now],
-                )
+            let got: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
                 .await
-                .map_err(pg);
-            self.put(client);
-            ids(&rows?)
+                .map_err(pg)?
+                .try_get(0)
+                .map_err(pg)?;
+            Ok::<_, StoreError>(got.then_some(client))
         })?;
-        let mut expired = Vec::new();
-        for id in due {
-            // Locked and re-checked: a replica sweeping at the same time skips what this one
-            // expired, and a vote that got in first wins.
-            let record = step!(self, |tx| {
-                async {
-                    let record = load(&tx, &id, true).await?;
-                    if record.status != Status::Pending {
-                        return Ok(None);
-                    }
-                    tx.execute(
-                        "UPDATE requests SET status = 'expired', decided_at = $2, decided_by = 'jitsh' WHERE id = $1",
-                        &[&id, &now],
-                    )
-                    .await
-                    .map_err(pg)?;
-                    let record = load(&tx, &id, false).await?;
-                    let notes = hook(&record)?;
-                    enqueue(&tx, &notes, now).await?;
-                    Ok(Some(record))
-                }
+        let Some(holder) = holder else {
+            return Ok(Vec::new());
+        };
+        let out = self.expire_locked(now, hook);
+        self.run(async {
+            if holder
+                .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
                 .await
-            })?;
-            expired.extend(record);
-        }
-        Ok(expired)
+                .is_ok()
+            {
+                self.put(holder);
+            }
+        });
+        out
     }
 
     fn set_lock(&self, lock: &Lock, hook: Hook<'_, Lock>) -> Result<(), StoreError> {
@@ -1180,6 +1368,30 @@ impl Store for PgStore {
                         Err(StoreError::BatchConflict(batch.id.clone()))
                     };
                 }
+                // A session belongs to the first user who sent events of it: nobody else can
+                // add records to it. The insert waits for a replica inserting the same session.
+                let mut sessions: Vec<&str> =
+                    batch.events.iter().map(|e| e.subject.as_str()).collect();
+                sessions.sort_unstable();
+                sessions.dedup();
+                let sender = batch.user.to_ascii_lowercase();
+                for session in sessions {
+                    tx.execute(
+                        "INSERT INTO gate_sessions (session, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        &[&session, &sender],
+                    )
+                    .await
+                    .map_err(pg)?;
+                    let owner: String = tx
+                        .query_one("SELECT owner FROM gate_sessions WHERE session = $1", &[&session])
+                        .await
+                        .map_err(pg)?
+                        .try_get(0)
+                        .map_err(pg)?;
+                    if !owner.eq_ignore_ascii_case(&batch.user) {
+                        return Err(StoreError::SessionNotYours(session.to_owned()));
+                    }
+                }
                 if batch.review {
                     note_reviews(&tx, batch, now).await?;
                 }
@@ -1268,6 +1480,65 @@ impl Store for PgStore {
                 .map_err(pg)?;
                 let notes = hook(control)?;
                 let now = control.changed.as_ref().map_or(0, |c| c.at);
+                enqueue(&tx, &notes, now).await
+            }
+            .await
+        })
+    }
+
+    fn keeps_directory(&self) -> bool {
+        true
+    }
+
+    fn directory_version(&self) -> Result<i64, StoreError> {
+        self.with_client(|c| {
+            Box::pin(async move {
+                c.query_one("SELECT version FROM directory_version WHERE id = 1", &[])
+                    .await
+                    .map_err(pg)?
+                    .try_get(0)
+                    .map_err(pg)
+            })
+        })
+    }
+
+    fn load_directory(&self) -> Result<(i64, Directory), StoreError> {
+        // One snapshot: the version and the rows it names.
+        step!(self, |tx| {
+            async {
+                tx.execute(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+                read_directory(&tx).await
+            }
+            .await
+        })
+    }
+
+    fn change_directory(
+        &self,
+        change: &mut dyn FnMut(&mut Directory) -> Result<(), DirectoryError>,
+        hook: Hook<'_, ()>,
+    ) -> Result<(), StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        step!(self, |tx| {
+            async {
+                // The version row is the directory's lock: changes through any replica take
+                // turns, each on the directory as the one before left it.
+                tx.query_one(
+                    "SELECT version FROM directory_version WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+                let (_, before) = read_directory(&tx).await?;
+                let mut after = before.clone();
+                change(&mut after)?;
+                write_directory(&tx, &before, &after).await?;
+                let notes = hook(&())?;
                 enqueue(&tx, &notes, now).await
             }
             .await
@@ -1411,6 +1682,477 @@ impl Store for PgStore {
     }
 }
 
+impl PgStore {
+    /// Keep the audit record in this database from now on, checkpoints signed with `signer`:
+    /// the chain is started if empty and a checkpoint for `reason` is written (`open` for a
+    /// replica; [`pg_chain::GENESIS_ONLY`] writes none).
+    pub fn start_audit(&self, signer: &AuditSigner, reason: &str) -> Result<(), StoreError> {
+        let checkpoints = CheckpointSigner::new(signer)
+            .map_err(|e| StoreError::Backend(format!("audit signing key: {e}")))?;
+        if self.chain.set(checkpoints).is_err() {
+            return Err(StoreError::Backend(
+                "the audit chain is already started".into(),
+            ));
+        }
+        self.seal_audit(reason, 0).map(|_| ())
+    }
+
+    /// A checkpoint over the chain's head (`reason` `seal`: only when records are unsealed
+    /// and the last checkpoint is at least `max_age` seconds old). Whether one was written.
+    pub fn seal_audit(&self, reason: &str, max_age: i64) -> Result<bool, StoreError> {
+        let Some(signer) = self.chain.get() else {
+            return Ok(false);
+        };
+        let now = chrono::Utc::now().timestamp();
+        step!(self, |tx| {
+            async { pg_chain::seal(&tx, signer, reason, now, max_age).await }.await
+        })
+    }
+
+    /// Append `events` in a transaction of their own; returns the last record's seq.
+    pub fn append_audit(&self, events: &[AuditEvent]) -> Result<i64, StoreError> {
+        let Some(signer) = self.chain.get() else {
+            return Err(StoreError::Backend(
+                "the PostgreSQL store has no audit chain".into(),
+            ));
+        };
+        let now = chrono::Utc::now().timestamp();
+        step!(self, |tx| {
+            async { pg_chain::append(&tx, signer, events, now).await }.await
+        })
+    }
+
+    /// Seal every request from now on (the key derived from the deployment's signing key,
+    /// as the SQLite store does) and check the seal on every read; requests written before
+    /// (an older jitsh, or `jitsh migrate`) are sealed once, as found.
+    pub fn start_sealing(&self, sealer: Sealer) -> Result<(), StoreError> {
+        if self.seal.set(sealer).is_err() {
+            return Err(StoreError::Backend("requests are already sealed".into()));
+        }
+        let seal = self.seal.get();
+        step!(self, |tx| {
+            async {
+                let rows = tx
+                    .query(
+                        "SELECT id FROM requests WHERE id NOT IN (SELECT request_id FROM request_seals) FOR UPDATE",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg)?;
+                for id in ids(&rows)? {
+                    after_change(&tx, seal, &id).await?;
+                }
+                Ok(())
+            }
+            .await
+        })
+    }
+
+    /// The deployment's token and checkpoint signing key: the current key in the store, or
+    /// `local` (this replica's key file), imported when the store has none yet. Kept encrypted
+    /// with the replicas' key secret when there is one ([`pg_keys`]; a key stored before a
+    /// secret was set is encrypted now), else as its key file text. Never logged.
+    pub fn deployment_key(
+        &self,
+        local: &crate::token::SigningKey,
+    ) -> Result<crate::token::SigningKey, StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let secret = self.key_secret.as_ref();
+        let key_err = |e: pg_keys::KeyStoreError| StoreError::Backend(e.to_string());
+        step!(self, |tx| {
+            async {
+                // Replicas starting together import one key.
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
+                    .await
+                    .map_err(pg)?;
+                let current = tx
+                    .query_opt("SELECT kid, key_text FROM signing_keys WHERE current", &[])
+                    .await
+                    .map_err(pg)?;
+                if let Some(row) = current {
+                    let kid: String = row.try_get(0).map_err(pg)?;
+                    let stored: String = row.try_get(1).map_err(pg)?;
+                    let key = pg_keys::open(&stored, secret).map_err(key_err)?;
+                    if key.kid() != kid {
+                        return Err(StoreError::Backend(
+                            "the stored signing key does not match its key id: the row was changed".into(),
+                        ));
+                    }
+                    if secret.is_some() && !pg_keys::is_sealed(&stored) {
+                        let sealed = pg_keys::seal(&key, secret).map_err(key_err)?;
+                        tx.execute(
+                            "UPDATE signing_keys SET key_text = $2 WHERE kid = $1",
+                            &[&kid, &sealed],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    }
+                    return Ok(key);
+                }
+                let sealed = pg_keys::seal(local, secret).map_err(key_err)?;
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, key_text, public_text, added_at, current) VALUES ($1, $2, $3, $4, TRUE)",
+                    &[&local.kid(), &sealed, &local.public_key().to_file_text(), &now],
+                )
+                .await
+                .map_err(pg)?;
+                pg_keys::open(&sealed, secret).map_err(key_err)
+            }
+            .await
+        })
+    }
+
+    /// Whether the deployment's key is kept encrypted (a key secret is configured).
+    pub fn encrypts_key(&self) -> bool {
+        self.key_secret.is_some()
+    }
+
+    /// Start the (empty) audit chain with the records of the file log in `dir`, which must
+    /// verify, sealed, with `key` (`jitsh migrate`: the deployment's record then goes on from
+    /// the SQLite-era log). Returns how many records were taken over (0: no log there).
+    pub fn adopt_file_log(
+        &self,
+        dir: &std::path::Path,
+        key: &crate::audit::AuditVerifyKey,
+    ) -> Result<usize, StoreError> {
+        let paths = crate::audit::log::log_files(dir).map_err(backend)?;
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        let verdict =
+            crate::audit::read::verify_paths(&paths, std::slice::from_ref(key), Default::default())
+                .map_err(backend)?;
+        if let Err(finding) = verdict {
+            return Err(StoreError::Backend(format!(
+                "the file audit log `{}` does not verify ({finding}); check it with `jitsh audit verify`, or start and stop the service once so it is sealed",
+                dir.display()
+            )));
+        }
+        let mut records = Vec::new();
+        for path in &paths {
+            let text = std::fs::read_to_string(path).map_err(backend)?;
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                let (record, _) = crate::audit::chain::decode(line.as_bytes()).map_err(backend)?;
+                let seq = i64::try_from(record.seq).map_err(backend)?;
+                records.push((seq, line.to_owned()));
+            }
+        }
+        let now = chrono::Utc::now().timestamp();
+        step!(self, |tx| {
+            async { pg_chain::adopt(&tx, &records, now).await }.await
+        })
+    }
+
+    /// Check request seals with `sealer` on reads, without sealing anything (review tools).
+    pub fn check_seals_with(&self, sealer: Sealer) {
+        let _ = self.seal.set(sealer);
+    }
+
+    /// The deployment's current signing key, if a replica or `jitsh migrate` stored one.
+    pub fn current_key(&self) -> Result<Option<crate::token::SigningKey>, StoreError> {
+        let text: Option<String> = self.run(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt("SELECT key_text FROM signing_keys WHERE current", &[])
+                .await
+                .map_err(pg);
+            self.put(client);
+            row?.map(|r| r.try_get(0)).transpose().map_err(pg)
+        })?;
+        text.map(|t| {
+            pg_keys::open(&t, self.key_secret.as_ref())
+                .map_err(|e| StoreError::Backend(e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// Requests whose seal does not match (for `jitsh audit verify postgres://…`); empty when
+    /// the store does not seal.
+    pub fn tampered_requests(&self) -> Result<Vec<String>, StoreError> {
+        let seal = self.seal.get();
+        snapshot!(self, |tx| {
+            async {
+                let c = &tx;
+                let rows = c
+                    .query("SELECT id FROM requests ORDER BY created_at, id", &[])
+                    .await
+                    .map_err(pg)?;
+                let mut bad = Vec::new();
+                for id in ids(&rows)? {
+                    match load(c, seal, &id, false).await {
+                        Ok(_) => {}
+                        // A row that no longer even reads as a request was edited too.
+                        Err(StoreError::Tampered(_) | StoreError::Backend(_)) => bad.push(id),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(bad)
+            }
+            .await
+        })
+    }
+
+    /// Verify the audit chain in the database (see [`pg_chain::verify`]).
+    pub fn verify_chain(
+        &self,
+        keys: &[crate::audit::AuditVerifyKey],
+        options: crate::audit::VerifyOptions,
+    ) -> Result<pg_chain::Verdict, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let out = pg_chain::verify(&client, keys, options).await;
+            self.put(client);
+            out
+        })
+    }
+
+    /// Write the audit chain as log lines (see [`pg_chain::export`]).
+    pub fn export_chain(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let n = pg_chain::export(&client, out).await;
+            self.put(client);
+            n
+        })
+    }
+
+    /// Run `f` on a connection of the pool (read-only tools: verify, export).
+    pub fn with_client<T>(
+        &self,
+        f: impl for<'c> FnOnce(
+            &'c Client,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, StoreError>> + 'c>,
+        >,
+    ) -> Result<T, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let out = f(&client).await;
+            self.put(client);
+            out
+        })
+    }
+}
+
+impl PgStore {
+    /// [`Store::expire_pending`] under the sweep lock.
+    fn expire_locked(
+        &self,
+        now: UnixTime,
+        hook: Hook<'_, RequestRecord>,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let due: Vec<String> = self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT id FROM requests WHERE status = 'pending' AND pending_expires_at <= $1 ORDER BY created_at LIMIT 500",
+                    &[&now],
+                )
+                .await
+                .map_err(pg);
+            self.put(client);
+            ids(&rows?)
+        })?;
+        let mut expired = Vec::new();
+        for id in due {
+            // Locked and re-checked: a replica sweeping at the same time skips what this one
+            // expired, and a vote that got in first wins.
+            let record = match step!(self, |tx| {
+                async {
+                    let record = load(&tx, self.seal.get(), &id, true).await?;
+                    if record.status != Status::Pending {
+                        return Ok(None);
+                    }
+                    tx.execute(
+                        "UPDATE requests SET status = 'expired', decided_at = $2, decided_by = 'jitsh' WHERE id = $1",
+                        &[&id, &now],
+                    )
+                    .await
+                    .map_err(pg)?;
+                    let record = after_change(&tx, self.seal.get(), &id).await?;
+                    let notes = hook(&record)?;
+                    enqueue(&tx, &notes, now).await?;
+                    Ok(Some(record))
+                }
+                .await
+            }) {
+                // An edited request is never acted on, and must not hold up the others.
+                Err(StoreError::Tampered(id)) => {
+                    tracing::error!(request = %id, "not expiring a request edited outside the service");
+                    None
+                }
+                other => other?,
+            };
+            expired.extend(record);
+        }
+        Ok(expired)
+    }
+}
+
+/// The directory as stored, with its version.
+async fn read_directory(tx: &Transaction<'_>) -> Result<(i64, Directory), StoreError> {
+    let version: i64 = tx
+        .query_one("SELECT version FROM directory_version WHERE id = 1", &[])
+        .await
+        .map_err(pg)?
+        .try_get(0)
+        .map_err(pg)?;
+    let mut dir = Directory::default();
+    for r in tx
+        .query(
+            "SELECT name, email, person, groups, roles, credential_sha256 FROM directory_users ORDER BY position",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+    {
+        dir.users.push(User {
+            name: r.try_get(0).map_err(pg)?,
+            email: r.try_get(1).map_err(pg)?,
+            person: r.try_get(2).map_err(pg)?,
+            groups: r.try_get(3).map_err(pg)?,
+            roles: r.try_get(4).map_err(pg)?,
+            credential_sha256: r.try_get(5).map_err(pg)?,
+        });
+    }
+    for r in tx
+        .query(
+            "SELECT kind, name, members, description FROM directory_sets",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+    {
+        let kind: String = r.try_get(0).map_err(pg)?;
+        let members = Members {
+            members: r.try_get(2).map_err(pg)?,
+            description: r.try_get(3).map_err(pg)?,
+        };
+        let name: String = r.try_get(1).map_err(pg)?;
+        match kind.as_str() {
+            "role" => dir.roles.insert(name, members),
+            _ => dir.groups.insert(name, members),
+        };
+    }
+    Ok((version, dir))
+}
+
+/// Store what changed from `before` to `after` and move the version on.
+async fn write_directory(
+    tx: &Transaction<'_>,
+    before: &Directory,
+    after: &Directory,
+) -> Result<(), StoreError> {
+    if before == after {
+        return Ok(());
+    }
+    for user in &before.users {
+        if !after.users.iter().any(|u| u.name == user.name) {
+            tx.execute("DELETE FROM directory_users WHERE name = $1", &[&user.name])
+                .await
+                .map_err(pg)?;
+        }
+    }
+    for user in &after.users {
+        if before.users.contains(user) {
+            continue;
+        }
+        tx.execute(
+            "INSERT INTO directory_users (name, email, person, groups, roles, credential_sha256) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (name) DO UPDATE SET email = EXCLUDED.email, person = EXCLUDED.person, groups = EXCLUDED.groups,
+               roles = EXCLUDED.roles, credential_sha256 = EXCLUDED.credential_sha256",
+            &[&user.name, &user.email, &user.person, &user.groups, &user.roles, &user.credential_sha256],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if before.groups != after.groups || before.roles != after.roles {
+        tx.execute("DELETE FROM directory_sets", &[])
+            .await
+            .map_err(pg)?;
+        for (kind, sets) in [("group", &after.groups), ("role", &after.roles)] {
+            for (name, m) in sets {
+                tx.execute(
+                    "INSERT INTO directory_sets (kind, name, members, description) VALUES ($1, $2, $3, $4)",
+                    &[&kind, name, &m.members, &m.description],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE directory_version SET version = version + 1 WHERE id = 1",
+        &[],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Bring the directory file `file` into the store, once per deployment (the first
+    /// replica, or `jitsh migrate`): later starts find it imported and leave the file alone.
+    /// Returns how many users were imported (`None`: imported before).
+    pub fn import_directory(
+        &self,
+        file: &Directory,
+        hook: Hook<'_, usize>,
+    ) -> Result<Option<usize>, StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        step!(self, |tx| {
+            async {
+                let imported: bool = tx
+                    .query_one(
+                        "SELECT imported FROM directory_version WHERE id = 1 FOR UPDATE",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .try_get(0)
+                    .map_err(pg)?;
+                if imported {
+                    return Ok(None);
+                }
+                let (_, before) = read_directory(&tx).await?;
+                // Users already added through the store stay; the file's others join them.
+                let mut after = before.clone();
+                let mut added = 0;
+                for user in &file.users {
+                    if !after
+                        .users
+                        .iter()
+                        .any(|u| u.name.eq_ignore_ascii_case(&user.name))
+                    {
+                        after.users.push(user.clone());
+                        added += 1;
+                    }
+                }
+                for (name, m) in &file.groups {
+                    after
+                        .groups
+                        .entry(name.clone())
+                        .or_insert_with(|| m.clone());
+                }
+                for (name, m) in &file.roles {
+                    after.roles.entry(name.clone()).or_insert_with(|| m.clone());
+                }
+                write_directory(&tx, &before, &after).await?;
+                tx.execute(
+                    "UPDATE directory_version SET imported = TRUE WHERE id = 1",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+                let notes = hook(&added)?;
+                enqueue(&tx, &notes, now).await?;
+                Ok(Some(added))
+            }
+            .await
+        })
+    }
+}
+
 /// How a copied column is typed in PostgreSQL.
 #[derive(Clone, Copy)]
 enum Col {
@@ -1483,6 +2225,19 @@ const COPIED: &[(&str, &str, &str, &[Col])] = {
             "gate_batches",
             "sender, batch, events, sha256, received_at",
             &[Text, Text, Int, Text, Int],
+        ),
+        // Seals made with the same key: an edit made before the move is still found after.
+        (
+            "SELECT request_id, mac FROM request_seals",
+            "request_seals",
+            "request_id, mac",
+            &[Text, Text],
+        ),
+        (
+            "SELECT session, user FROM gate_sessions",
+            "gate_sessions",
+            "session, owner",
+            &[Text, Text],
         ),
     ]
 };

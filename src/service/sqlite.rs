@@ -170,7 +170,7 @@ impl Sealer {
         Ok(msg)
     }
 
-    fn mac(&self, record: &RequestRecord) -> Result<String, StoreError> {
+    pub(crate) fn mac(&self, record: &RequestRecord) -> Result<String, StoreError> {
         let tag = ring::hmac::sign(&self.0, &Sealer::message(record)?);
         Ok(crate::audit::chain::hex(tag.as_ref()))
     }
@@ -194,7 +194,7 @@ impl Sealer {
     }
 
     /// Whether `stored` (hex) is the record's seal, compared in constant time.
-    fn verify(&self, record: &RequestRecord, stored: &str) -> Result<bool, StoreError> {
+    pub(crate) fn verify(&self, record: &RequestRecord, stored: &str) -> Result<bool, StoreError> {
         let Some(tag) = crate::audit::chain::hex_decode(stored) else {
             return Ok(false);
         };

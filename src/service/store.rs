@@ -392,6 +392,9 @@ pub enum StoreError {
     ReviewNotFound(i64),
     #[error("review `{0}` is already acknowledged")]
     AlreadyAcked(i64),
+    /// A directory change the directory refused (the user exists, a bad name).
+    #[error(transparent)]
+    Directory(#[from] super::directory::DirectoryError),
     #[error(transparent)]
     Audit(#[from] AuditSinkError),
     #[error("state database error: {0}")]
@@ -534,6 +537,31 @@ pub trait Store: Send + Sync {
         at: UnixTime,
         hook: Hook<'_, Review>,
     ) -> Result<Review, StoreError>;
+    /// Whether the directory of users lives in this store (PostgreSQL, shared by replicas)
+    /// rather than in a file beside the service (SQLite).
+    fn keeps_directory(&self) -> bool {
+        false
+    }
+    /// The stored directory's version: it grows with every change, so a cached copy is
+    /// current while the version is the same.
+    fn directory_version(&self) -> Result<i64, StoreError> {
+        Err(StoreError::Backend("this store keeps no directory".into()))
+    }
+    /// The stored directory and its version.
+    fn load_directory(&self) -> Result<(i64, super::Directory), StoreError> {
+        Err(StoreError::Backend("this store keeps no directory".into()))
+    }
+    /// Change the stored directory in one step: `change` runs on the directory as it is now
+    /// (changes serialised across replicas), then `hook` audits it; all commit together.
+    fn change_directory(
+        &self,
+        _change: &mut dyn FnMut(
+            &mut super::Directory,
+        ) -> Result<(), super::directory::DirectoryError>,
+        _hook: Hook<'_, ()>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Backend("this store keeps no directory".into()))
+    }
 
     /// Queued notifications due at `now`, oldest first.
     fn due_notifications(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;

@@ -205,7 +205,8 @@ pub struct UserBody {
 
 impl Service {
     pub fn new(parts: Parts) -> Result<Service, String> {
-        let directory = DirectoryHandle::open(parts.directory_path).map_err(|e| e.message)?;
+        let directory =
+            DirectoryHandle::open(parts.directory_path, &parts.store).map_err(|e| e.message)?;
         let steps = Arc::new(steps::Steps::new(parts.store, Arc::clone(&parts.audit)));
         Ok(Service {
             store: Arc::clone(&steps) as Arc<dyn Store>,
@@ -1251,26 +1252,52 @@ impl Service {
                 json!({ "wanted": "add users" }),
             );
         })?;
-        let credential = self.directory.add_user(
-            &body.name,
-            body.email.clone(),
-            body.person.clone(),
-            body.groups.clone(),
-            body.roles.clone(),
-            &mut || {
-                self.store.record(&mut |()| {
-                    self.append(event(
-                        &who.name,
-                        "user.add",
+        let added = || {
+            event(
+                &who.name,
+                "user.add",
+                &body.name,
+                "ok",
+                json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
+                        "person": body.person }),
+            )
+        };
+        let credential = if self.store.keeps_directory() {
+            // One step on the shared directory: every replica sees the user at once.
+            let mut credential = None;
+            self.store.change_directory(
+                &mut |dir| {
+                    let c = dir.add_user(
                         &body.name,
-                        "ok",
-                        json!({ "groups": body.groups, "roles": body.roles, "email": body.email,
-                                "person": body.person }),
-                    ))?;
+                        body.email.clone(),
+                        body.groups.clone(),
+                        body.roles.clone(),
+                    )?;
+                    dir.set_person(&body.name, body.person.clone());
+                    credential = Some(c);
+                    Ok(())
+                },
+                &mut |()| {
+                    self.append(added())?;
                     Ok(Vec::new())
-                })
-            },
-        )?;
+                },
+            )?;
+            credential.ok_or_else(|| ApiError::internal("the user was not added"))?
+        } else {
+            self.directory.add_user(
+                &body.name,
+                body.email.clone(),
+                body.person.clone(),
+                body.groups.clone(),
+                body.roles.clone(),
+                &mut || {
+                    self.store.record(&mut |()| {
+                        self.append(added())?;
+                        Ok(Vec::new())
+                    })
+                },
+            )?
+        };
         Ok(UserAdded {
             credential: credential.expose().to_owned(),
             name: body.name,
@@ -1754,27 +1781,69 @@ impl Service {
     }
 }
 
-/// The directory file, reloaded when it changes on disk (the CLI's `user add` writes it).
-#[derive(Debug)]
+/// The directory file, reloaded when it changes on disk (the CLI's `user add` writes it); or,
+/// on a store that keeps the directory (PostgreSQL), the stored directory, read again whenever
+/// its version moved (another replica added a user).
 struct DirectoryHandle {
     path: PathBuf,
     /// The directory and the file's (mtime, length) it was read at.
     cached: RwLock<(Directory, Option<FileStamp>)>,
     write: Mutex<()>,
+    /// The store that keeps the directory, and the version cached from it.
+    store: Option<(Arc<dyn Store>, StoredCache)>,
+}
+
+/// The stored directory as last read, with its version.
+type StoredCache = RwLock<Option<(i64, Directory)>>;
+
+impl std::fmt::Debug for DirectoryHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryHandle")
+            .field("path", &self.path)
+            .field("stored", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DirectoryHandle {
-    fn open(path: PathBuf) -> Result<DirectoryHandle, ApiError> {
+    fn open(path: PathBuf, store: &Arc<dyn Store>) -> Result<DirectoryHandle, ApiError> {
+        if store.keeps_directory() {
+            return Ok(DirectoryHandle {
+                path,
+                cached: RwLock::new((Directory::default(), None)),
+                write: Mutex::new(()),
+                store: Some((Arc::clone(store), RwLock::new(None))),
+            });
+        }
         let dir = Directory::load(&path).map_err(|e| ApiError::internal(e.to_string()))?;
         let mtime = modified(&path);
         Ok(DirectoryHandle {
             path,
             cached: RwLock::new((dir, mtime)),
             write: Mutex::new(()),
+            store: None,
         })
     }
 
+    /// The stored directory: the cached copy while its version is current (one indexed read
+    /// of one row), else read again.
+    fn read_stored(store: &dyn Store, cache: &StoredCache) -> Result<Directory, ApiError> {
+        let unavailable = || ApiError::internal("directory unavailable");
+        let version = store.directory_version()?;
+        if let Some((v, dir)) = cache.read().map_err(|_| unavailable())?.as_ref() {
+            if *v == version {
+                return Ok(dir.clone());
+            }
+        }
+        let (version, dir) = store.load_directory()?;
+        *cache.write().map_err(|_| unavailable())? = Some((version, dir.clone()));
+        Ok(dir)
+    }
+
     fn read(&self) -> Result<Directory, ApiError> {
+        if let Some((store, cache)) = &self.store {
+            return DirectoryHandle::read_stored(store.as_ref(), cache);
+        }
         let unavailable = || ApiError::internal("directory unavailable");
         let mtime = modified(&self.path);
         {

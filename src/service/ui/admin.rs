@@ -94,7 +94,13 @@ impl AuditQuery {
 }
 
 /// The log's records and its verify verdict, as one sentence.
-pub(super) fn read_log(state: &Path) -> Result<(Vec<Record>, String), String> {
+pub(super) fn read_log(
+    state: &Path,
+    chain: Option<&crate::service::postgres::PgStore>,
+) -> Result<(Vec<Record>, String), String> {
+    if let Some(pg) = chain {
+        return read_chain(state, pg);
+    }
     let dir = state.join("audit");
     let paths: Vec<PathBuf> =
         crate::audit::log::log_files(&dir).map_err(|e| format!("the audit log: {e}"))?;
@@ -133,6 +139,57 @@ pub(super) fn read_log(state: &Path) -> Result<(Vec<Record>, String), String> {
     };
     let verdict = if unreadable > 0 {
         format!("{verdict}; {unreadable} lines are not records")
+    } else {
+        verdict
+    };
+    Ok((records, verdict))
+}
+
+/// The deployment's chain in PostgreSQL, verified with the key in `STATE/signing.pub` (the
+/// deployment's, which the replica wrote there at start).
+fn read_chain(
+    state: &Path,
+    pg: &crate::service::postgres::PgStore,
+) -> Result<(Vec<Record>, String), String> {
+    let mut lines = Vec::new();
+    pg.export_chain(&mut lines)
+        .map_err(|e| format!("the audit chain: {e}"))?;
+    let mut records = Vec::new();
+    let mut unreadable = 0usize;
+    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match crate::audit::chain::decode(line) {
+            Ok((r, _)) => records.push(r),
+            Err(_) => unreadable += 1,
+        }
+    }
+    let verdict = match std::fs::read_to_string(state.join("signing.pub"))
+        .map_err(|e| e.to_string())
+        .and_then(|t| crate::audit::keys::parse_trust_key(&t).map_err(|e| e.to_string()))
+    {
+        Err(e) => format!("not verified: the service's key could not be read ({e})"),
+        Ok(key) => {
+            let options = crate::audit::VerifyOptions {
+                allow_unsealed: true,
+            };
+            match pg.verify_chain(&[key], options) {
+                Ok(crate::service::pg_chain::Verdict::Intact(s)) => format!(
+                    "intact (PostgreSQL chain): {} records, {} checkpoints, last seq {}{}",
+                    s.records,
+                    s.checkpoints,
+                    s.last_seq,
+                    if s.unsealed > 0 {
+                        format!(" ({} not yet covered by a checkpoint)", s.unsealed)
+                    } else {
+                        String::new()
+                    }
+                ),
+                Ok(crate::service::pg_chain::Verdict::Bad(f)) => format!("BAD: {f}"),
+                Err(e) => format!("not verified: {e}"),
+            }
+        }
+    };
+    let verdict = if unreadable > 0 {
+        format!("{verdict}; {unreadable} records do not decode")
     } else {
         verdict
     };
@@ -192,8 +249,9 @@ pub(super) async fn audit(
             "<p>This service has no audit log to show.</p>",
         );
     };
+    let chain = ctx.chain.clone();
     let read = tokio::task::spawn_blocking(move || {
-        read_log(&state).map(|(records, verdict)| {
+        read_log(&state, chain.as_deref()).map(|(records, verdict)| {
             let hits = search(&records, &filter);
             (records, verdict, hits)
         })

@@ -46,6 +46,8 @@ pub(crate) struct Site {
     pub tls: bool,
     /// The state folder: the audit log (`STATE/audit`) and its key (`STATE/signing.pub`).
     pub state: Option<std::path::PathBuf>,
+    /// The PostgreSQL store whose audit chain replaces the state folder's log.
+    pub chain: Option<std::sync::Arc<super::postgres::PgStore>>,
 }
 
 /// A session ends this long after sign-in, whatever happens.
@@ -193,6 +195,7 @@ pub(super) struct Ctx {
     source: Option<IpAddr>,
     tls: bool,
     pub(super) state: Option<std::path::PathBuf>,
+    pub(super) chain: Option<std::sync::Arc<super::postgres::PgStore>>,
     cookie: Option<String>,
     /// False when the request says it comes from a page of another origin.
     same_origin: bool,
@@ -211,6 +214,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             source,
             tls: site.tls,
             state: site.state,
+            chain: site.chain,
             cookie: cookie(&parts.headers),
             same_origin: same_origin(&parts.headers),
         })

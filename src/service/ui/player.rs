@@ -106,10 +106,13 @@ async fn load(ctx: &Ctx) -> Result<Vec<Record>, ApiError> {
     let Some(state) = ctx.state.clone() else {
         return Ok(Vec::new());
     };
-    tokio::task::spawn_blocking(move || read_log(&state).map(|(records, _)| records))
-        .await
-        .map_err(|_| ApiError::internal("the audit reader stopped"))?
-        .map_err(ApiError::internal)
+    let chain = ctx.chain.clone();
+    tokio::task::spawn_blocking(move || {
+        read_log(&state, chain.as_deref()).map(|(records, _)| records)
+    })
+    .await
+    .map_err(|_| ApiError::internal("the audit reader stopped"))?
+    .map_err(ApiError::internal)
 }
 
 pub(super) async fn sessions(State(ui): State<Ui>, ctx: Ctx) -> Response {

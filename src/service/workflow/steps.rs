@@ -114,6 +114,10 @@ impl Steps {
     /// Follow each record of a failed step with an `audit.abandoned` record; owed when the log
     /// cannot take them now.
     fn abandon(&self, written: Vec<(u64, String, String)>, why: &StoreError) {
+        if self.audit.commits_with_store() {
+            // The step's records rolled back with it (PostgreSQL): nothing to withdraw.
+            return;
+        }
         let reason = why.to_string();
         let events = written.into_iter().map(|(seq, action, subject)| {
             tracing::error!(seq, action, subject, error = %reason, "a recorded action did not take effect; recording that it was abandoned");
@@ -136,6 +140,28 @@ impl Steps {
 }
 
 impl Store for Steps {
+    fn keeps_directory(&self) -> bool {
+        self.inner.keeps_directory()
+    }
+
+    fn directory_version(&self) -> Result<i64, StoreError> {
+        self.inner.directory_version()
+    }
+
+    fn load_directory(&self) -> Result<(i64, crate::service::Directory), StoreError> {
+        self.inner.load_directory()
+    }
+
+    fn change_directory(
+        &self,
+        change: &mut dyn FnMut(
+            &mut crate::service::Directory,
+        ) -> Result<(), crate::service::directory::DirectoryError>,
+        hook: Hook<'_, ()>,
+    ) -> Result<(), StoreError> {
+        self.watched(|| self.inner.change_directory(change, hook))
+    }
+
     fn control(&self) -> Result<Control, StoreError> {
         self.inner.control()
     }
