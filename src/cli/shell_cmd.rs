@@ -586,7 +586,7 @@ fn default_runspace() -> Result<Vec<OsString>, String> {
         Ok(vec![exe.into_os_string(), "exsim".into()])
     } else {
         Err(format!(
-            "no runspace given and `{}` does not exist: name the runspace command after `--` (e.g. `jitsh shell -- pwsh -NoLogo`)",
+            "no runspace given and `{}` does not exist (this jitsh is built without the simulated one): name the runspace (`jitsh shell -- pwsh -NoLogo`, `jitsh exec --runspace pwsh -- LINE`)",
             sim.display()
         ))
     }
