@@ -18,6 +18,12 @@ impl Utf8Decoder {
     /// Decode the next chunk. Bytes of a character split at the end of `input` are kept for the
     /// next call.
     pub fn decode(&mut self, input: &[u8]) -> String {
+        // The common case, nothing carried over and whole characters only: one copy.
+        if self.pending.is_empty() {
+            if let Ok(valid) = std::str::from_utf8(input) {
+                return valid.to_owned();
+            }
+        }
         let mut bytes = std::mem::take(&mut self.pending);
         bytes.extend_from_slice(input);
         let mut out = String::with_capacity(bytes.len());

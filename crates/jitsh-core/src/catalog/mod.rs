@@ -125,6 +125,9 @@ pub struct CommandMeta {
     pub module: String,
     pub parameters: Vec<ParamMeta>,
     pub parameter_sets: Vec<ParamSet>,
+    /// Index in `parameters` of the first parameter with each lowercase name, so an exact
+    /// name is one probe instead of a scan of a few hundred parameters.
+    by_lower: HashMap<String, usize>,
 }
 
 /// One parameter set.
@@ -419,7 +422,11 @@ impl CommandMeta {
         };
 
         // As PowerShell: an exact name, then an exact alias, then prefixes of either.
-        if let Some(p) = find(&|p| eq_ci(&p.name, written)) {
+        if let Some(p) = self.param(written).or_else(|| {
+            common_parameters()
+                .iter()
+                .find(|c| eq_ci(&c.name, written) && !self.declares(&c.name))
+        }) {
             return ParamLookup::Found(p);
         }
         if let Some(p) = find(&|p| p.aliases.iter().any(|a| eq_ci(a, written))) {
@@ -506,6 +513,12 @@ impl CommandMeta {
 
     /// The command's own parameter with canonical name `name` (case-insensitive).
     pub fn param(&self, name: &str) -> Option<&ParamMeta> {
+        // For an ASCII name, `eq_ci` with a parameter's name is equality of their lowercase
+        // forms, which the index holds (first parameter first, as the scan finds it).
+        if name.is_ascii() {
+            return with_lower(name, |key| self.by_lower.get(key).copied())
+                .and_then(|i| self.parameters.get(i));
+        }
         self.parameters.iter().find(|p| eq_ci(&p.name, name))
     }
 
@@ -771,11 +784,16 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
             positions,
         });
     }
+    let mut by_lower = HashMap::with_capacity(parameters.len());
+    for (i, p) in parameters.iter().enumerate() {
+        by_lower.entry(p.name.to_lowercase()).or_insert(i);
+    }
     Ok(CommandMeta {
         name: rc.name.into_owned(),
         module: rc.module.into_owned(),
         parameters,
         parameter_sets,
+        by_lower,
     })
 }
 

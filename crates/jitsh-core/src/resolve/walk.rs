@@ -2387,6 +2387,11 @@ fn cached_lookup<'a>(
     m: &'a CommandMeta,
     written: &str,
 ) -> ParamLookup<'a> {
+    // An exact name (the usual case) is one probe of the command's own index: cheaper than
+    // building the cache key. `lookup_param` would find the same parameter first.
+    if let Some(p) = m.param(written) {
+        return ParamLookup::Found(p);
+    }
     let key = (m.name.to_lowercase(), written.to_lowercase());
     if let Some(hit) = cache.borrow().get(&key) {
         return hit.clone();

@@ -59,6 +59,10 @@ pub(crate) fn ends_bare_word(c: char) -> bool {
 /// name), and Unicode format characters (zero-width spaces and joiners, direction marks, U+FEFF),
 /// which are invisible but make a name differ from the one a policy lists.
 pub(crate) fn is_rejected_char(c: char) -> bool {
+    // Printable ASCII, nearly every character of a line, is neither.
+    if (' '..='~').contains(&c) {
+        return false;
+    }
     (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{85}'))
         || is_format_char(c)
 }
