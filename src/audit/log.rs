@@ -460,9 +460,14 @@ impl Core {
         let batch: Vec<(u64, AuditEvent)> = g.queue.drain(..take).collect();
         g.writing = true;
         drop(g);
+        // Tickets are handed out and drained in order: a batch's form a range.
+        let tickets = match (batch.first(), batch.last()) {
+            (Some((first, _)), Some((last, _))) => *first..last.saturating_add(1),
+            _ => 0..0,
+        };
         let leader = Leader {
             core: self,
-            tickets: batch.iter().map(|(t, _)| *t).collect(),
+            tickets,
         };
         // After a full disk every batch first retries the recovery (a no-op otherwise).
         let written = writer.recover().and_then(|()| writer.write_batch(&batch));
@@ -584,7 +589,8 @@ impl AuditSink for AuditLog {
 /// never to wait forever. Forgotten once the batch is done.
 struct Leader<'a> {
     core: &'a Core,
-    tickets: Vec<u64>,
+    /// The batch's tickets (a range: forgetting the guard leaks nothing).
+    tickets: std::ops::Range<u64>,
 }
 
 impl Drop for Leader<'_> {
@@ -592,8 +598,8 @@ impl Drop for Leader<'_> {
         let message = "the audit writer stopped unexpectedly".to_string();
         let lost = self
             .tickets
-            .iter()
-            .map(|&t| (t, Err(message.clone())))
+            .clone()
+            .map(|t| (t, Err(message.clone())))
             .collect();
         let mut g = self.core.lock();
         g.writing = false;
