@@ -990,3 +990,80 @@ fn spool_refuses_on_a_full_disk_without_stopping_and_keeps_every_event_once() {
     assert_eq!(seqs, (1..=spooled + 1).collect::<Vec<u64>>());
     eprintln!("{test}: {spooled} events spooled before the disk filled, all kept once");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The audit log alone: nothing appends after the disk filled, yet it comes back by itself.
+
+#[test]
+fn an_idle_audit_log_resumes_by_itself_once_space_is_back() {
+    use jitsh::audit::{AuditEvent, AuditLog, AuditSigner, AuditSink as _};
+    let test = "idle_audit_log_resumes";
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let full = Full::on(&audit, "1m", dir.path().join("full.flag"), test);
+    if !full.real() {
+        // The injected switch is read once per process, and the spool test owns it here.
+        inputs::skip(test, "no tmpfs could be mounted for the audit log");
+        return;
+    }
+    let signer = AuditSigner {
+        kid: "k".into(),
+        seed: [9; 32],
+    };
+    let log = AuditLog::open(&audit, Some(signer)).unwrap();
+    let event = |n: u64| AuditEvent {
+        time: "2026-01-02T03:04:05Z".into(),
+        actor: "alice".into(),
+        action: "gate.decision".into(),
+        subject: format!("line {n}"),
+        outcome: "allow".into(),
+        details: serde_json::Map::new(),
+    };
+    let _filler = full.leave_room(16 * 1024);
+    let mut appended = 0;
+    let refusal = loop {
+        match log.append(event(appended)) {
+            Ok(_) => appended += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(appended < 100_000, "the log never filled");
+    };
+    assert!(refusal.contains("free space"), "{refusal}");
+    assert!(log.unavailable().is_some(), "not unavailable while full");
+
+    // Nothing is appended from here on: the probe retries each second.
+    full.free();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.unavailable().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "still unavailable 10 s after space was freed, with no append"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let records: Vec<Value> = jitsh::audit::log::log_files(&audit)
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect();
+    let at = records
+        .iter()
+        .position(|r| r["action"] == "audit.resumed")
+        .unwrap_or_else(|| panic!("no audit.resumed record: {records:?}"));
+    assert_eq!(records[at]["details"]["refused"], 1, "{}", records[at]);
+    assert_eq!(records[at + 1]["action"], "audit.checkpoint");
+    assert_eq!(records[at + 1]["details"]["reason"], "resume");
+    // Every acknowledged append is in the log, once.
+    let events = records
+        .iter()
+        .filter(|r| r["action"] == "gate.decision")
+        .count();
+    assert_eq!(events, usize::try_from(appended).unwrap());
+    log.close().unwrap();
+}

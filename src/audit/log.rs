@@ -4,9 +4,10 @@
 //! `seq` continue across files). A lock file (`audit.lock`, `flock`) keeps a second writer out.
 //!
 //! Durability: [`AuditSink::append`] returns only after the record is written and
-//! `fdatasync`ed. One writer thread owns the file and takes appends from a channel; everything
-//! queued while it was syncing is written and synced together (group commit), so many
-//! appending threads share one `fdatasync` instead of queueing for one each.
+//! `fdatasync`ed. Appenders queue their records; one of them at a time takes the writer and
+//! writes and syncs everything queued (group commit), so many appending threads share one
+//! `fdatasync` instead of queueing for one each, and a lone appender syncs in its own thread
+//! with no hand-off to another.
 //!
 //! Recovery on open: the tail of the last file is read and its last record verified. A torn
 //! last record (no line end, or not a record) is copied to `torn-NNNNNN-OFFSET.bin`, the file is
@@ -19,21 +20,23 @@
 //! (every appender in it is told), and the file is cut back to its last synced length at once,
 //! so the log is in a known state and holds no record of a refused append. The log is then
 //! *unavailable*: one warning tells the operator to free space, [`AuditLog::unavailable`] says
-//! so (the service's `/healthz`), and every append, or a probe each second, tries again. The
+//! so (the service's `/healthz`), and every append, or a probe each second (a thread that
+//! exists only during the outage, when no appender holds the writer), tries again. The
 //! first write that works sets the cut bytes aside as opening does (`torn-*.bin` and an
 //! `audit.torn` record), appends an `audit.resumed` record naming the outage (from, to, why,
 //! appends refused) and a checkpoint, and the log goes on without a restart. Any other write or
 //! sync failure poisons the log: every later append fails, because after a failed `fsync` the
 //! file's state is unknown.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -121,15 +124,63 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
 /// An open audit log. Share it (`Arc<AuditLog>`) between producers; it is an [`AuditSink`].
 #[derive(Debug)]
 pub struct AuditLog {
+    core: Arc<Core>,
+}
+
+/// What the log's appenders (and, during an outage, its probe) share.
+#[derive(Debug)]
+struct Core {
     dir: PathBuf,
-    tx: Mutex<Option<Sender<Request>>>,
-    worker: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
+    shared: Mutex<Shared>,
+    /// Signalled whenever a batch is done (results posted, writer handed back) and on close.
+    turn: Condvar,
     stats: Arc<Counters>,
     health: Health,
 }
 
 /// Set by the writer while the disk is full.
 type Health = Arc<Mutex<Option<Unavailable>>>;
+
+/// What appenders share, under [`Core::shared`].
+#[derive(Debug)]
+struct Shared {
+    /// The writer, when no appender is writing with it (and the log is open); boxed, so the
+    /// shared state stays small.
+    writer: Option<Box<Writer>>,
+    /// An appender (or the probe) has taken the writer and is writing a batch.
+    writing: bool,
+    /// Closed: new appends are refused.
+    closed: bool,
+    /// A write or sync failed other than for lack of space: every later append fails (the
+    /// file's state is unknown).
+    poisoned: Option<String>,
+    /// Records waiting for the next batch, by ticket.
+    queue: Vec<(u64, AuditEvent)>,
+    /// Outcomes not yet collected by their appenders, by ticket.
+    done: HashMap<u64, Result<u64, String>>,
+    next_ticket: u64,
+    /// The thread retrying each second while the disk is full (see [`Core::probe`]); none
+    /// otherwise.
+    probe: Option<JoinHandle<()>>,
+}
+
+impl Shared {
+    /// Ends a batch: posts `results`; `poison` (or an earlier poisoning) fails everything
+    /// still queued. A full disk does not poison: what is queued is the next retry.
+    fn settle(&mut self, results: Vec<(u64, Result<u64, String>)>, poison: Option<String>) {
+        if let Some(message) = poison {
+            self.poisoned.get_or_insert(message);
+        }
+        for (ticket, r) in results {
+            self.done.insert(ticket, r);
+        }
+        if let Some(message) = self.poisoned.clone() {
+            for (ticket, _) in self.queue.drain(..) {
+                self.done.insert(ticket, Err(message.clone()));
+            }
+        }
+    }
+}
 
 /// What the writer has done since the log was opened (not counting what opening wrote).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,12 +205,6 @@ enum Mode {
         actor: String,
         found: Arc<Mutex<Option<String>>>,
     },
-}
-
-#[derive(Debug)]
-struct Request {
-    event: AuditEvent,
-    reply: SyncSender<Result<u64, String>>,
 }
 
 impl AuditLog {
@@ -251,23 +296,31 @@ impl AuditLog {
         let mut writer = Writer::open(dir, signer.as_ref(), options, anchor, witness, mode)?;
         writer.stats = Arc::clone(&stats);
         writer.health = Arc::clone(&health);
-        let (tx, rx) = mpsc::channel();
-        let worker = std::thread::Builder::new()
-            .name("jitsh-audit".into())
-            .spawn(move || writer.run(rx))
-            .map_err(io_err(dir))?;
         Ok(AuditLog {
-            dir: dir.to_path_buf(),
-            tx: Mutex::new(Some(tx)),
-            worker: Mutex::new(Some(worker)),
-            stats,
-            health,
+            core: Arc::new(Core {
+                dir: dir.to_path_buf(),
+                shared: Mutex::new(Shared {
+                    writer: Some(Box::new(writer)),
+                    writing: false,
+                    closed: false,
+                    poisoned: None,
+                    queue: Vec::new(),
+                    done: HashMap::new(),
+                    next_ticket: 0,
+                    probe: None,
+                }),
+                turn: Condvar::new(),
+                stats,
+                health,
+            }),
         })
     }
 
-    /// Why appends fail now (the disk is full), while they do.
+    /// Why appends fail now (the disk is full), while they do. Only reads: the probe (see
+    /// [`Core::probe`]) does the retrying, so `/healthz` never waits on the disk.
     pub fn unavailable(&self) -> Option<Unavailable> {
-        self.health
+        self.core
+            .health
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -276,39 +329,236 @@ impl AuditLog {
     /// Records and syncs so far (for metrics and measurements).
     pub fn stats(&self) -> AuditStats {
         AuditStats {
-            records: self.stats.records.load(Ordering::Relaxed),
-            syncs: self.stats.syncs.load(Ordering::Relaxed),
+            records: self.core.stats.records.load(Ordering::Relaxed),
+            syncs: self.core.stats.syncs.load(Ordering::Relaxed),
         }
     }
 
     /// The log's directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.core.dir
     }
 
-    /// Write the shutdown checkpoint and stop. Appends after this fail.
+    /// Write the shutdown checkpoint and stop. Appends after this fail; appends already
+    /// queued are written first.
     pub fn close(&self) -> Result<(), AuditError> {
-        // A poisoned lock still holds a usable `Option`; never leave the sender alive, or the
-        // join below would wait forever.
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(tx);
-        let worker = self
-            .worker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match worker {
-            Some(handle) => handle.join().unwrap_or_else(|_| {
-                Err(AuditError::Poisoned {
-                    path: self.dir.display().to_string(),
-                    message: "the writer thread stopped unexpectedly".into(),
-                })
-            }),
-            None => Ok(()),
+        let core = &self.core;
+        let mut g = core.lock();
+        let first_close = !g.closed;
+        g.closed = true;
+        let writer = loop {
+            if g.writing {
+                g = core.wait(g);
+            } else if !g.queue.is_empty() {
+                g = core.write_queued(g);
+            } else {
+                break g.writer.take();
+            }
+        };
+        let poisoned = g.poisoned.clone();
+        let probe = g.probe.take();
+        // Wakes the probe, which sees the log closed and ends.
+        core.turn.notify_all();
+        drop(g);
+        if let Some(probe) = probe {
+            if probe.join().is_err() {
+                tracing::error!("the audit log's full-disk probe stopped unexpectedly");
+            }
+        }
+        let poisoned_err = |message| AuditError::Poisoned {
+            path: core.dir.display().to_string(),
+            message,
+        };
+        let Some(mut writer) = writer else {
+            // Closed before, or the writer was lost with a panicking batch (see `Leader`):
+            // that is said once, by the first close.
+            return match poisoned {
+                Some(message) if first_close => Err(poisoned_err(message)),
+                _ => Ok(()),
+            };
+        };
+        match poisoned {
+            Some(message) => Err(poisoned_err(message)),
+            None => writer.shut_down(),
+        }
+    }
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // The state stays consistent across a panic elsewhere (see `Leader`).
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
+        self.turn.wait(g).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queue `events` and wait until they are written and synced, writing them (with whatever
+    /// else is queued) in this thread when no other appender is writing.
+    fn submit(self: &Arc<Self>, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
+        let mut g = self.lock();
+        if g.closed {
+            return Err(self.sink_error("the log is closed"));
+        }
+        if let Some(message) = &g.poisoned {
+            return Err(self.sink_error(message.clone()));
+        }
+        let first = g.next_ticket;
+        for event in events {
+            let t = g.next_ticket;
+            g.queue.push((t, event));
+            g.next_ticket = t.saturating_add(1);
+        }
+        let mine = first..g.next_ticket;
+        loop {
+            if mine.clone().all(|t| g.done.contains_key(&t)) {
+                break;
+            }
+            let queued = g.queue.iter().any(|(t, _)| mine.contains(t));
+            g = if queued && !g.writing {
+                self.write_queued(g)
+            } else {
+                // Ours are in the batch another appender is writing, or wait their turn.
+                self.wait(g)
+            };
+        }
+        let mut seqs = Vec::with_capacity(mine.clone().count());
+        let mut failure = None;
+        for t in mine {
+            match g.done.remove(&t) {
+                Some(Ok(seq)) => seqs.push(seq),
+                Some(Err(message)) => failure = Some(message),
+                None => failure = Some("the record's outcome was lost".to_string()),
+            }
+        }
+        drop(g);
+        match failure {
+            Some(message) => Err(self.sink_error(message)),
+            None => Ok(seqs),
+        }
+    }
+
+    /// Take the writer and write up to [`MAX_BATCH`] queued records (none: the probe's
+    /// retry) with one sync, without holding the lock; post the outcomes and wake the waiting
+    /// appenders. The caller holds the lock and no one is writing.
+    fn write_queued<'a>(
+        self: &'a Arc<Self>,
+        mut g: MutexGuard<'a, Shared>,
+    ) -> MutexGuard<'a, Shared> {
+        let Some(mut writer) = g.writer.take() else {
+            // The writer was lost (see `Leader`): nothing queued can be written.
+            g.settle(
+                Vec::new(),
+                Some("the audit writer stopped unexpectedly".to_string()),
+            );
+            self.turn.notify_all();
+            return g;
+        };
+        if g.poisoned.is_some() {
+            g.writer = Some(writer);
+            g.settle(Vec::new(), None);
+            self.turn.notify_all();
+            return g;
+        }
+        let take = g.queue.len().min(MAX_BATCH);
+        let batch: Vec<(u64, AuditEvent)> = g.queue.drain(..take).collect();
+        g.writing = true;
+        drop(g);
+        // Tickets are handed out and drained in order: a batch's form a range.
+        let tickets = match (batch.first(), batch.last()) {
+            (Some((first, _)), Some((last, _))) => *first..last.saturating_add(1),
+            _ => 0..0,
+        };
+        let leader = Leader {
+            core: self,
+            tickets,
+        };
+        // After a full disk every batch first retries the recovery (a no-op otherwise).
+        let written = writer.recover().and_then(|()| writer.write_batch(&batch));
+        let (results, poison) = match written {
+            Ok(seqs) => (
+                batch
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .zip(seqs.into_iter().map(Ok))
+                    .collect(),
+                None,
+            ),
+            Err(e) => {
+                let (message, poison) = match writer.fail(e, batch.len() as u64) {
+                    Ok(advice) => (advice, None),
+                    Err(message) => (message.clone(), Some(message)),
+                };
+                (
+                    batch
+                        .iter()
+                        .map(|(t, _)| (*t, Err(message.clone())))
+                        .collect(),
+                    poison,
+                )
+            }
+        };
+        let outage = writer.outage.is_some();
+        std::mem::forget(leader);
+        let mut g = self.lock();
+        g.settle(results, poison);
+        g.writer = Some(writer);
+        g.writing = false;
+        if outage && g.probe.is_none() && !g.closed && g.poisoned.is_none() {
+            g.probe = self.start_probe();
+        }
+        self.turn.notify_all();
+        g
+    }
+
+    fn start_probe(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        let core = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("jitsh-audit-probe".into())
+            .spawn(move || core.probe())
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "audit log `{}`: no thread to retry each second ({e}); appends still retry",
+                    self.dir.display()
+                );
+            })
+            .ok()
+    }
+
+    /// While the disk is full and nothing is appended, retry each second, so the log (and
+    /// `/healthz`) comes back without waiting for an append. A thread that lives only during
+    /// an outage rather than a permanent one (appends sync in their own threads) or a retry
+    /// inside [`AuditLog::unavailable`] (called from async handlers, which must not wait on a
+    /// disk). A round is skipped while an appender holds the writer: its batch is a retry.
+    /// Ends once the log can be written, is closed or poisoned.
+    fn probe(self: Arc<Self>) {
+        let mut g = self.lock();
+        loop {
+            let due = Instant::now() + PROBE_EVERY;
+            while !g.closed {
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                g = self
+                    .turn
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if g.writing {
+                continue;
+            }
+            let over = g.closed
+                || g.poisoned.is_some()
+                || g.writer.as_ref().is_none_or(|w| w.outage.is_none());
+            if over {
+                // Close may have taken the handle already; otherwise this detaches it.
+                g.probe = None;
+                return;
+            }
+            g = self.write_queued(g);
         }
     }
 
@@ -326,45 +576,40 @@ impl AuditSink for AuditLog {
     }
 
     fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, AuditSinkError> {
-        // Queue them all before waiting: the writer takes what is queued as one batch.
-        let mut answers = Vec::with_capacity(events.len());
-        {
-            let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = guard
-                .as_ref()
-                .ok_or_else(|| self.sink_error("the log is closed"))?;
-            for event in events {
-                let (reply, answer) = mpsc::sync_channel(1);
-                tx.send(Request { event, reply })
-                    .map_err(|_| self.sink_error("the writer thread has stopped"))?;
-                answers.push(answer);
-            }
-        }
-        answers
-            .into_iter()
-            .map(|answer| match answer.recv() {
-                Ok(Ok(seq)) => Ok(seq),
-                Ok(Err(message)) => Err(self.sink_error(message)),
-                Err(_) => Err(self.sink_error("the writer thread has stopped")),
-            })
-            .collect()
+        // All queued before any is written: they go out as one batch.
+        self.core.submit(events)
     }
 
     fn append(&self, event: AuditEvent) -> Result<u64, AuditSinkError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        {
-            let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = guard
-                .as_ref()
-                .ok_or_else(|| self.sink_error("the log is closed"))?;
-            tx.send(Request { event, reply })
-                .map_err(|_| self.sink_error("the writer thread has stopped"))?;
-        }
-        match answer.recv() {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(message)) => Err(self.sink_error(message)),
-            Err(_) => Err(self.sink_error("the writer thread has stopped")),
-        }
+        self.core
+            .submit(vec![event])?
+            .first()
+            .copied()
+            .ok_or_else(|| self.core.sink_error("the record's outcome was lost"))
+    }
+}
+
+/// Held by the thread writing a batch: if it panics mid-batch, the writer is lost with it, so
+/// the log is poisoned, the batch's appenders are told and the waiting ones woken to fail,
+/// never to wait forever. Forgotten once the batch is done.
+struct Leader<'a> {
+    core: &'a Core,
+    /// The batch's tickets (a range: forgetting the guard leaks nothing).
+    tickets: std::ops::Range<u64>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let message = "the audit writer stopped unexpectedly".to_string();
+        let lost = self
+            .tickets
+            .clone()
+            .map(|t| (t, Err(message.clone())))
+            .collect();
+        let mut g = self.core.lock();
+        g.writing = false;
+        g.settle(lost, Some(message));
+        self.core.turn.notify_all();
     }
 }
 
@@ -425,7 +670,7 @@ fn sync_dir(dir: &Path) -> Result<(), AuditError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The writer thread's state
+// The writer's state
 
 #[derive(Debug)]
 struct Writer {
@@ -649,73 +894,16 @@ impl Writer {
         self.signer.as_ref().map(CheckpointSigner::kid)
     }
 
-    /// The writer thread: batch what is queued, write it, sync once, answer everyone.
-    fn run(mut self, rx: Receiver<Request>) -> Result<(), AuditError> {
-        let mut poisoned: Option<String> = None;
-        loop {
-            // While the disk is full, wake up each second to try again even if nobody appends.
-            let first = if self.outage.is_some() && poisoned.is_none() {
-                match rx.recv_timeout(PROBE_EVERY) {
-                    Ok(r) => Some(r),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(r) => Some(r),
-                    Err(_) => break,
-                }
-            };
-            let mut batch: Vec<Request> = first.into_iter().collect();
-            while !batch.is_empty() && batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            if let Some(message) = &poisoned {
-                for r in batch {
-                    let _ = r.reply.send(Err(message.clone()));
-                }
-                continue;
-            }
-            let written = self.recover().and_then(|()| self.write_batch(&batch));
-            match written {
-                Ok(first_seq) => {
-                    for (r, seq) in batch.into_iter().zip(first_seq) {
-                        let _ = r.reply.send(Ok(seq));
-                    }
-                }
-                Err(e) => {
-                    let refused = batch.len() as u64;
-                    let message = match self.fail(e, refused) {
-                        Ok(message) => message,
-                        Err(message) => {
-                            poisoned = Some(message.clone());
-                            message
-                        }
-                    };
-                    for r in batch {
-                        let _ = r.reply.send(Err(message.clone()));
-                    }
-                }
-            }
+    /// The shutdown checkpoint (with a signer), synced and anchored as a clean stop; after a
+    /// full disk, the outage is recorded first.
+    fn shut_down(&mut self) -> Result<(), AuditError> {
+        self.recover()?;
+        if self.signer.is_some() {
+            self.stage_checkpoint("shutdown")?;
+            self.commit()?;
+            return self.save_anchor(true);
         }
-        match poisoned {
-            Some(message) => Err(AuditError::Poisoned {
-                path: self.dir.display().to_string(),
-                message,
-            }),
-            None => {
-                self.recover()?;
-                if self.signer.is_some() {
-                    self.stage_checkpoint("shutdown")?;
-                    self.commit()?;
-                    return self.save_anchor(true);
-                }
-                self.commit()
-            }
-        }
+        self.commit()
     }
 
     /// A write failed. Out of space: cut the file back to its last synced length (known
@@ -830,10 +1018,10 @@ impl Writer {
     }
 
     /// Write a batch durably; the seqs given to its events, in order.
-    fn write_batch(&mut self, batch: &[Request]) -> Result<Vec<u64>, AuditError> {
+    fn write_batch(&mut self, batch: &[(u64, AuditEvent)]) -> Result<Vec<u64>, AuditError> {
         let mut seqs = Vec::with_capacity(batch.len());
-        for r in batch {
-            seqs.push(self.stage(&r.event)?);
+        for (_, event) in batch {
+            seqs.push(self.stage(event)?);
             if self.signer.is_some() && self.since_checkpoint >= self.options.checkpoint_every {
                 self.stage_checkpoint("interval")?;
             }
@@ -1217,6 +1405,94 @@ mod tests {
         assert_eq!(after.records - before.records, 500);
         // The writer may wake while the first events are still being queued; never one each.
         assert!(after.syncs - before.syncs <= 10, "{after:?}");
+    }
+
+    /// Notes which thread hands each synced checkpoint on, and panics once told to.
+    #[derive(Debug, Default)]
+    struct Spy {
+        threads: Arc<Mutex<Vec<std::thread::ThreadId>>>,
+        panic: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Witness for Spy {
+        fn checkpoint(&self, _line: &[u8]) {
+            assert!(!self.panic.load(Ordering::SeqCst), "the witness broke");
+            self.threads
+                .lock()
+                .unwrap()
+                .push(std::thread::current().id());
+        }
+    }
+
+    /// A log whose every append is sealed by a checkpoint, witnessed by `spy`.
+    fn spied(dir: &Path, spy: Spy) -> AuditLog {
+        let anchor = crate::audit::FileAnchor::open(&dir.join("audit.anchor")).unwrap();
+        let signer = AuditSigner {
+            kid: "k".into(),
+            seed: [5; 32],
+        };
+        let options = AuditLogOptions {
+            checkpoint_every: 1,
+            ..AuditLogOptions::default()
+        };
+        AuditLog::open_witnessed(
+            &dir.join("audit"),
+            Some(signer),
+            options,
+            Box::new(anchor),
+            Box::new(spy),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_lone_appender_writes_and_syncs_in_its_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let spy = Spy::default();
+        let threads = Arc::clone(&spy.threads);
+        let log = spied(dir.path(), spy);
+        threads.lock().unwrap().clear();
+        let before = log.stats();
+        for n in 0..5 {
+            log.append(event(n)).unwrap();
+        }
+        let after = log.stats();
+        assert_eq!(after.syncs - before.syncs, 5, "{after:?}");
+        let seen = threads.lock().unwrap().clone();
+        assert_eq!(seen.len(), 5);
+        assert!(
+            seen.iter().all(|&t| t == std::thread::current().id()),
+            "written by another thread: {seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_panic_mid_batch_poisons_the_log_and_wakes_every_appender() {
+        let dir = tempfile::tempdir().unwrap();
+        let spy = Spy::default();
+        let panic = Arc::clone(&spy.panic);
+        let log = Arc::new(spied(dir.path(), spy));
+        log.append(event(0)).unwrap();
+        panic.store(true, Ordering::SeqCst);
+        let appenders: Vec<_> = (1..=6)
+            .map(|n| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || log.append_all(vec![event(n), event(n + 100)]))
+            })
+            .collect();
+        let mut panicked = 0;
+        for appender in appenders {
+            match appender.join() {
+                Err(_) => panicked += 1,
+                Ok(Err(e)) => assert!(e.to_string().contains("stopped unexpectedly"), "{e}"),
+                Ok(Ok(seqs)) => panic!("acknowledged after the writer was lost: {seqs:?}"),
+            }
+        }
+        assert!(panicked >= 1);
+        // The writer is gone: later appends fail at once, and close says why, once.
+        assert!(log.append(event(99)).is_err());
+        assert!(matches!(log.close(), Err(AuditError::Poisoned { .. })));
+        assert!(log.close().is_ok());
     }
 
     #[test]
