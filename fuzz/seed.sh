@@ -27,8 +27,9 @@ if [ -z "$src" ] || [ ! -f "$src" ]; then
     exit 1
 fi
 if [ "$mode" = all ]; then out=$here/work; else out=$here/corpus; fi
-rm -rf "$out/parse" "$out/check_line" "$out/token_decode"
+# Regression inputs the fuzzers found (`regress-*`) are kept; everything else is rewritten.
 mkdir -p "$out/parse" "$out/check_line" "$out/token_decode"
+find "$out/parse" "$out/check_line" "$out/token_decode" -type f ! -name 'regress-*' -exec rm -f {} +
 python3 - "$src" "$here/../tests/bypass.rs" "$out" "$mode" <<'PY'
 import hashlib, json, os, re, sys
 

@@ -1074,6 +1074,12 @@ const CASES: &[(&str, Want, &str)] = &[
     ("Write-Output '--%'.Length 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with a member access"),
     ("Write-Output -InputObject:'--%' 'x | Remove-Mailbox bob #'", Deny, "stop-parsing as a value"),
     ("Write-Output \u{2013}-% 'x | Remove-Mailbox bob #'", Deny, "stop-parsing with an en dash"),
+    // --- a `:label` before a loop keyword is a labelled loop to PowerShell, not the command `:label`
+    (":outer while ($true) { Get-Mailbox }", Deny, "labelled while read as a command"),
+    (":l foreach ($m in 1) { Get-Mailbox }", Deny, "labelled foreach"),
+    (":l do { Get-Mailbox } while ($false)", Deny, "labelled do"),
+    (":S SWITCH (1) { 1 { Get-Mailbox } }", Deny, "labelled switch in upper case"),
+    ("Get-Mailbox; :l <# c #> while(1) { Get-Mailbox }", Deny, "labelled loop after a comment"),
 ];
 
 fn shipped() -> PolicySet {

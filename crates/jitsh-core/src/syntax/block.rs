@@ -168,7 +168,36 @@ impl<'a> Parser<'a> {
                 });
             }
         }
+        if self.peek() == Some(':') {
+            if let Some(keyword) = self.keyword_after_label() {
+                return self.invalid(format!(
+                    "loop labels are not supported: `:label {keyword}` is a labelled loop, not a command"
+                ));
+            }
+        }
         self.pipeline_statement()
+    }
+
+    /// PowerShell reads `:name` at the start of a statement as a loop label when `switch`,
+    /// `foreach`, `for`, `while` or `do` follows (`Parser.LabeledStatementRule`), and as a command
+    /// name otherwise. Labels are outside the subset, so the keyword is returned for the caller to
+    /// refuse the line rather than read the loop as the command `:name` with arguments. The
+    /// cursor is left where it was.
+    fn keyword_after_label(&mut self) -> Option<&'a str> {
+        let save = self.pos;
+        self.bump();
+        let name_start = self.pos;
+        while self.peek_is(|c| !super::lex::ends_bare_word(c)) {
+            self.bump();
+        }
+        let labelled = self.pos > name_start && self.skip_ws().is_ok();
+        let keyword = self.keyword_at_cursor().filter(|_| labelled).filter(|k| {
+            ["switch", "foreach", "for", "while", "do"]
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case(k))
+        });
+        self.pos = save;
+        keyword
     }
 
     /// The bare word at the cursor when it could be a keyword (letters only, then a non-word char).

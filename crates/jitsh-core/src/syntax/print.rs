@@ -660,7 +660,7 @@ fn expr(out: &mut String, e: &Expr) {
         }
         ExprKind::Postfix { base, ops } => {
             expr(out, base);
-            for op in ops {
+            for (i, op) in ops.iter().enumerate() {
                 match &op.kind {
                     PostfixKind::Member {
                         name,
@@ -668,10 +668,15 @@ fn expr(out: &mut String, e: &Expr) {
                         args,
                     } => {
                         out.push_str(if *is_static { "::" } else { "." });
+                        // A bare name starting with a digit, or any bare name right after a
+                        // number, would join the number token (`3.'3V'` is not `3.3V`): those
+                        // are quoted.
+                        let after_number = i == 0 && matches!(base.kind, ExprKind::Number(_));
                         match name {
                             MemberName::Name(n)
                                 if n.chars().all(|c| c.is_alphanumeric() || c == '_')
-                                    && !n.is_empty() =>
+                                    && n.starts_with(|c: char| c.is_alphabetic() || c == '_')
+                                    && !after_number =>
                             {
                                 out.push_str(n)
                             }

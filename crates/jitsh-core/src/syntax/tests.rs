@@ -656,3 +656,95 @@ fn dot_sources_only_where_powershell_does() {
     assert_eq!((c.call_operator, word_name(&c)), (None, ".x"));
     assert_eq!(err(".\u{2018}x\u{2019}").kind, ParseErrorKind::Invalid);
 }
+
+/// Each line parses, and its print reads back as the same invocations and prints the same
+/// (`resolve::round_trip`, the property the `parse` fuzz target asserts). Several members of each
+/// class where a printer can lose meaning: escapes and quotes, token boundaries, numbers,
+/// here-strings, type literals, redirections, parameters and operators.
+#[test]
+fn print_round_trip_holds_for_each_printing_class() {
+    let lines = [
+        // characters that need escaping or quoting; Unicode quotes, dashes and spaces
+        "Get-X \"a`\"b\" 'a''b' \u{201c}x\u{201d} \u{2018}b\u{2019}\u{2019}c\u{2018}",
+        "Get-X `$a `#a a`# `@a `'a `-a `<a a`>b `u{41}",
+        "Get-X ${a b} a${b}c \"$a:b\" \"$($a)x\" \"`u{1F600}\" \"$\" \"a$\" \"$ a\"",
+        "Get-X\u{a0}a\u{85}b \u{2013}Identity x \u{2014}y; $a \u{2013}eq $b",
+        // token boundaries a print could join or split
+        "Get-X 'a'b a'b' \"a\"b $a$b $a'b' $(1)a (1)a @{}a {}a",
+        "Get-X a=b a:b a'b'c =1 a==1 !a a! a? a[0] $a[0]b",
+        "Get-X $a.b $a[1] $a::b 1kb.x 'a'.Length (1).x a.b .\\a.ps1",
+        "Get-X -a:1,2 b -a: 1 -a -1 -a:$true:1 a:$b $a:b $a`:b -? -- -a",
+        // numbers, as arguments and in expressions
+        "1.5e3kb; 0x10L; .5d; 1ul; 0xFFuy; 10n",
+        "Get-X 1..3 -5 +5 .5 1kb2 0x 1. 1e 1a 0x1g 1.2.3 1e5x -1e5 1-2 1+2",
+        "$a = 1..-1; $a = 1,-1; $a = - -1; $a = 1 -f 2, 3",
+        // here-strings
+        "$x = @'\na 'b' \"c\"\n'@; Get-X @\"\nx $y `$z\n\"@ 3",
+        "Get-X @'\n\n'@ @\"\n$(Get-Y)\n\"@",
+        // type literals and casts
+        "[System.Collections.Generic.List[int]]::new(); [int[]]$a = 1,2",
+        "[int]-1; [int]::MaxValue; [int] $x; $a = [int][string]1; $a = [int]-$b",
+        "Get-X [int] [int]::x; $a = $b -as [int]; $a = $b -is [int[]]",
+        // redirections between and after arguments
+        "Get-X 2>&1 *>$null 3>> f.txt; Get-X 1>a 2>b; Get-X > a b",
+        // unary operators and one-element arrays
+        "$a = ,,1; $a = -,1; $a = [int],1; $a = !!$b; $a = -not -not $b; $a.b++; --$a",
+    ];
+    for src in lines {
+        ok(src);
+        if let Err(e) = crate::resolve::round_trip(src, crate::catalog::Catalog::builtin()) {
+            panic!("{src:?}: {e}");
+        }
+    }
+}
+
+/// PowerShell reads `:name` before `switch`, `foreach`, `for`, `while` or `do` at the start of a
+/// statement as a loop label (`Parser.LabeledStatementRule`). Labels are outside the subset, so
+/// such a line is refused, not read as the command `:name` whose arguments are the loop.
+#[test]
+fn labelled_loops_are_refused_not_read_as_commands() {
+    for src in [
+        ":lbl foreach ($a in $b) { break lbl }",
+        ":outer while ($true) { continue outer }",
+        ":outer WHILE($true) { Remove-Mailbox x }",
+        ":l for (;;) { }",
+        ":l do { Remove-Mailbox x } while ($false)",
+        ":s switch (1) { 1 { Remove-Mailbox x } }",
+        "Get-X; :l <# c #> while (1) { }",
+        "if ($x) { :l `\n while (1) { } }",
+        "$a = $(:l while (1) { })",
+    ] {
+        let e = err(src);
+        assert!(e.message.contains("loop labels"), "{src:?}: {e}");
+    }
+    // Not labels to PowerShell either: a command `:name` (or `:`) with arguments.
+    for src in [
+        ":l Get-X",
+        ": while (1)",
+        "Name : value",
+        ":l\nwhile (1) { }",
+    ] {
+        ok(src);
+    }
+}
+
+/// A member name printed bare right after a number joins the number token (`3.'3V'` printed as
+/// `3.3V` reads as the number `3.3`), and a bare member name cannot start with a digit: both are
+/// printed quoted (found by fuzzing).
+#[test]
+fn member_names_after_numbers_or_starting_with_digits_print_quoted() {
+    for (src, printed) in [
+        (",3.'3V'", ", 3.'3V'"),
+        ("3.'e5'", "3.'e5'"),
+        ("3.'kb'", "3.'kb'"),
+        ("3.x", "3.'x'"),
+        ("1kb.'1'", "1kb.'1'"),
+        ("0x10.'d'", "0x10.'d'"),
+        ("$a.'3'.'4x'.y", "$a.'3'.'4x'.y"),
+    ] {
+        assert_eq!(print(&ok(src)), printed, "{src:?}");
+        if let Err(e) = crate::resolve::round_trip(src, crate::catalog::Catalog::builtin()) {
+            panic!("{src:?}: {e}");
+        }
+    }
+}
