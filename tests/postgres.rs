@@ -1857,7 +1857,7 @@ async fn migrate_moves_a_sqlite_store_into_postgres_once() {
     // The directory and the signing key came along: the replicas below start with an empty
     // directory file and keys of their own, and still know everyone.
     let users = column(&db.url, "SELECT name FROM directory_users ORDER BY name").await;
-    assert_eq!(users, ["a1", "a2", "alice", "root"]);
+    assert_eq!(users, ["a1", "a2", "alice", "root", "svc"]);
     let kid = column(&db.url, "SELECT kid FROM signing_keys WHERE current").await;
     let local = std::fs::read_to_string(env.state.join("signing.pub")).unwrap();
     assert!(local.contains(&kid[0]), "{local}");
