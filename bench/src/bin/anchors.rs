@@ -278,10 +278,10 @@ fn profile_check(secs: u64) {
         policies: &set,
         catalog: Catalog::builtin(),
         user: "alice",
-        now: time::OffsetDateTime::UNIX_EPOCH,
+        now: chrono::DateTime::UNIX_EPOCH,
         tokens: &[],
         revoked: &revoked,
-        skew: time::Duration::seconds(30),
+        skew: chrono::TimeDelta::seconds(30),
         online: false,
     };
     let end = Instant::now() + Duration::from_secs(secs);
