@@ -4,7 +4,7 @@
 //!
 //! Pure: no clock. Callers take `now` from `chrono::Utc::now()` at the edges.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 pub use chrono::TimeDelta;
 
@@ -16,16 +16,50 @@ pub fn format(t: Instant) -> Option<String> {
     if !(0..=9999).contains(&t.year()) {
         return None;
     }
-    let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    // A leap second is carried as nanoseconds past 1e9; its fraction is the remainder.
-    let nanos = t.timestamp_subsec_nanos() % 1_000_000_000;
+    // Digits are written directly: chrono's `format` reads its pattern on every call, and tokens
+    // and audit records write several instants each.
+    let mut out = String::with_capacity(30);
+    let (date, time) = (t.date_naive(), t.time());
+    // A leap second is carried as nanoseconds past 1e9: its second is `60`, its fraction the
+    // remainder.
+    let raw = t.timestamp_subsec_nanos();
+    let second = if raw >= 1_000_000_000 {
+        60
+    } else {
+        time.second()
+    };
+    let year = u32::try_from(date.year()).ok()?;
+    push_digits(&mut out, year, 4);
+    out.push('-');
+    push_digits(&mut out, date.month(), 2);
+    out.push('-');
+    push_digits(&mut out, date.day(), 2);
+    out.push('T');
+    push_digits(&mut out, time.hour(), 2);
+    out.push(':');
+    push_digits(&mut out, time.minute(), 2);
+    out.push(':');
+    push_digits(&mut out, second, 2);
+    let mut nanos = raw % 1_000_000_000;
     if nanos != 0 {
-        let digits = format!("{nanos:09}");
         out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        let mut width = 9;
+        while nanos % 10 == 0 {
+            nanos /= 10;
+            width -= 1;
+        }
+        push_digits(&mut out, nanos, width);
     }
     out.push('Z');
     Some(out)
+}
+
+/// `n` in decimal, zero-padded to `width` digits (`n` has at most `width` digits here).
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (n / 10u32.pow(place)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Parse RFC 3339 text (`T` between date and time; `Z` or a numeric offset) into UTC.
@@ -87,6 +121,33 @@ mod tests {
             format(DateTime::UNIX_EPOCH).unwrap(),
             "1970-01-01T00:00:00Z"
         );
+        // Years below 1000 keep four digits; a leap second is second 60 with its fraction.
+        let early = DateTime::from_timestamp(-62_135_596_800 + 86_400 * 400, 7).unwrap();
+        assert_eq!(format(early).unwrap(), "0002-02-05T00:00:00.000000007Z");
+        let leap = DateTime::from_timestamp(1_483_228_799, 1_250_000_000).unwrap();
+        assert_eq!(format(leap).unwrap(), "2016-12-31T23:59:60.25Z");
+    }
+
+    /// The direct writer gives what chrono's pattern gave, across the range and its edges.
+    #[test]
+    fn direct_digits_match_chrono_pattern() {
+        let mut secs: i64 = -62_167_219_200; // 0000-01-01
+        while secs < 253_402_300_800 {
+            for nanos in [0, 1, 10, 999_999_999, 1_000_000_000, 1_999_999_999] {
+                let Some(t) = DateTime::from_timestamp(secs, nanos) else {
+                    continue;
+                };
+                let mut want = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+                let frac = nanos % 1_000_000_000;
+                if frac != 0 {
+                    want.push('.');
+                    want.push_str(format!("{frac:09}").trim_end_matches('0'));
+                }
+                want.push('Z');
+                assert_eq!(format(t).as_deref(), Some(want.as_str()), "{secs} {nanos}");
+            }
+            secs += 7_777_777;
+        }
     }
 
     #[test]
