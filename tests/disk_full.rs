@@ -16,6 +16,8 @@
 
 #[path = "inputs/mod.rs"]
 mod inputs;
+#[path = "support/server.rs"]
+mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, Write as _};
@@ -206,21 +208,7 @@ impl Service {
         cred: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
-        if !cred.is_empty() {
-            req = req.bearer_auth(cred);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        server::api_call(&self.http, &self.url, method, path, cred, body).await
     }
 
     /// SIGTERM, and wait for the clean stop (the shutdown checkpoint).

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+#[path = "support/server.rs"]
+mod server;
 mod support;
 
 use std::collections::HashMap;
@@ -201,21 +203,7 @@ impl Server {
         cred: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
-        if !cred.is_empty() {
-            req = req.bearer_auth(cred);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        server::api_call(&self.http, &self.url, method, path, cred, body).await
     }
 
     async fn raw(&self, method: &str, path: &str, cred: &str, body: Vec<u8>) -> (u16, Value) {

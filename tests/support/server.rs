@@ -149,21 +149,7 @@ impl Server {
         cred: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
-        if !cred.is_empty() {
-            req = req.bearer_auth(cred);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        api_call(&self.http, &self.url, method, path, cred, body).await
     }
 
     /// A call with a raw body and a raw `Authorization` header.
@@ -238,4 +224,31 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One API call against `url`, with `cred` as bearer credential (none when empty); the body
+/// parsed as JSON, or kept as a string.
+pub async fn api_call(
+    http: &reqwest::Client,
+    url: &str,
+    method: &str,
+    path: &str,
+    cred: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = http.request(method, format!("{url}{path}"));
+    if !cred.is_empty() {
+        req = req.bearer_auth(cred);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

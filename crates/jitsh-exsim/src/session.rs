@@ -305,6 +305,17 @@ impl Session {
             .find_mailbox(&identity)
             .ok_or_else(|| self.not_found(&identity))
     }
+
+    /// The name of the mailbox that `param` names (an error when it names none).
+    pub(super) fn mailbox_name(&self, bound: &Bound, param: &str) -> Result<String, Stop> {
+        let index = self.mailbox_index(bound, param)?;
+        Ok(self
+            .state
+            .mailboxes
+            .get(index)
+            .map(|m| m.name.clone())
+            .unwrap_or_default())
+    }
 }
 
 fn now_rfc3339() -> String {

@@ -200,13 +200,7 @@ pub(super) fn new_mailbox(ses: &mut Session, b: &Bound, _: Flow) -> Result<Flow,
 }
 
 pub(super) fn remove_mailbox(ses: &mut Session, b: &Bound, _: Flow) -> Result<Flow, Stop> {
-    let index = ses.mailbox_index(b, "Identity")?;
-    let name = ses
-        .state
-        .mailboxes
-        .get(index)
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
+    let name = ses.mailbox_name(b, "Identity")?;
     if !ses.should_process(b, &format!("Removing mailbox \"{name}\"."), true)? {
         return Ok(Flow::Nothing);
     }
@@ -545,13 +539,7 @@ fn rights(b: &Bound) -> Result<Vec<String>, String> {
 }
 
 pub(super) fn add_mailbox_permission(ses: &mut Session, b: &Bound, _: Flow) -> Result<Flow, Stop> {
-    let index = ses.mailbox_index(b, "Identity")?;
-    let name = ses
-        .state
-        .mailboxes
-        .get(index)
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
+    let name = ses.mailbox_name(b, "Identity")?;
     let user = required(b, "User")?;
     let rights = rights(b)?;
     let deny = b.flag("Deny");
@@ -592,13 +580,7 @@ pub(super) fn add_mailbox_permission(ses: &mut Session, b: &Bound, _: Flow) -> R
 }
 
 pub(super) fn get_mailbox_permission(ses: &mut Session, b: &Bound, _: Flow) -> Result<Flow, Stop> {
-    let index = ses.mailbox_index(b, "Identity")?;
-    let name = ses
-        .state
-        .mailboxes
-        .get(index)
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
+    let name = ses.mailbox_name(b, "Identity")?;
     let user = b.str("User");
     let own = Permission {
         identity: name.clone(),
@@ -625,13 +607,7 @@ pub(super) fn remove_mailbox_permission(
     b: &Bound,
     _: Flow,
 ) -> Result<Flow, Stop> {
-    let index = ses.mailbox_index(b, "Identity")?;
-    let name = ses
-        .state
-        .mailboxes
-        .get(index)
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
+    let name = ses.mailbox_name(b, "Identity")?;
     let user = required(b, "User")?;
     let rights = rights(b)?;
     let deny = b.flag("Deny");
@@ -766,13 +742,7 @@ pub(super) fn new_mailbox_export_request(
     b: &Bound,
     _: Flow,
 ) -> Result<Flow, Stop> {
-    let index = ses.mailbox_index(b, "Mailbox")?;
-    let mailbox = ses
-        .state
-        .mailboxes
-        .get(index)
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
+    let mailbox = ses.mailbox_name(b, "Mailbox")?;
     let path = required(b, "FilePath")?;
     if !path.starts_with("\\\\") {
         return Err(Stop::Error(format!("The specified path \"{path}\" isn't a UNC path. Use a path like \\\\server\\share\\file.pst.")));
