@@ -1259,6 +1259,74 @@ async fn a_request_edited_in_postgres_is_refused_by_every_replica() {
     );
 }
 
+/// The elevated access control decides who is granted at once (system accounts, a disabled
+/// control). A database user who edits its row, drops its seal or writes one of their own gets
+/// nothing through any replica: requests are refused as tampered, not granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_elevated_access_control_edited_in_postgres_grants_nothing() {
+    let Some(db) = Db::create("control_seal").await else {
+        return;
+    };
+    let (mut env, _) = env_with_approvers(1);
+    let root = env.add_user("root", &["--roles", "global-admin"]);
+    let alice = env.cred("alice");
+    let r = Replicas::start(env, &db, 2);
+    let (status, v) = r.servers[0]
+        .call(
+            "POST",
+            "/v1/control/enable",
+            &root,
+            Some(json!({"admin_group": "mbmanagers", "system_accounts": []})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let body = json!({"task": "New-MoveRequest", "reason": "control", "duration": "1h"});
+    // Sealed as the service wrote it: alice's request waits for approval on both replicas.
+    for server in &r.servers {
+        let id = file(server, &alice, body.clone()).await;
+        let (_, shown) = server
+            .call("GET", &format!("/v1/requests/{id}"), &alice, None)
+            .await;
+        assert_eq!(shown["status"], "pending", "{shown}");
+    }
+    let edits = [
+        // alice named a system account in the body, the seal left as it was
+        "UPDATE control SET body = replace(body, '\"system_accounts\":[]', '\"system_accounts\":[\"alice\"]')",
+        // the control disabled, and the seal removed
+        "UPDATE control SET body = replace(body, '\"disabled\":null', '\"disabled\":{\"by\":\"root\",\"at\":1}'), mac = NULL",
+        // a seal of the attacker's own making
+        "UPDATE control SET body = replace(body, '\"system_accounts\":[]', '\"system_accounts\":[\"alice\"]'), mac = repeat('0', 64)",
+    ];
+    let sealed = column(&db.url, "SELECT body || '|' || mac FROM control").await;
+    for edit in edits {
+        let (text, mac) = sealed[0].split_once('|').unwrap();
+        exec(
+            &db.url,
+            &format!(
+                "UPDATE control SET body = '{}', mac = '{mac}'; {edit}",
+                text.replace('\'', "''")
+            ),
+        )
+        .await;
+        let changed = column(
+            &db.url,
+            "SELECT body || '|' || coalesce(mac, '') FROM control",
+        )
+        .await;
+        assert_ne!(changed, sealed, "{edit}: the edit changed nothing");
+        for server in &r.servers {
+            let (status, err) = server
+                .call("POST", "/v1/requests", &alice, Some(body.clone()))
+                .await;
+            assert_eq!(
+                (status, err["error"].as_str()),
+                (409, Some("tampered")),
+                "{edit}: {err}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gate_session_belongs_to_its_first_sender_across_replicas() {
     let Some(db) = Db::create("sessions").await else {

@@ -116,7 +116,8 @@ CREATE TABLE gate_batches (
     r#"
 CREATE TABLE control (
     id BIGINT PRIMARY KEY CHECK (id = 1),
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    mac TEXT
 );
 CREATE TABLE reviews (
     id BIGSERIAL PRIMARY KEY,
@@ -1454,27 +1455,34 @@ impl Store for PgStore {
         self.run(async {
             let client = self.client().await?;
             let row = client
-                .query_opt("SELECT body FROM control WHERE id = 1", &[])
+                .query_opt("SELECT body, mac FROM control WHERE id = 1", &[])
                 .await
                 .map_err(pg);
             self.put(client);
-            match row? {
-                None => Ok(Control::default()),
-                Some(row) => {
-                    let text: String = row.try_get(0).map_err(pg)?;
-                    serde_json::from_str(&text).map_err(backend)
+            let Some(row) = row? else {
+                return Ok(Control::default());
+            };
+            let text: String = row.try_get(0).map_err(pg)?;
+            let mac: Option<String> = row.try_get(1).map_err(pg)?;
+            // As on SQLite: a control row the service did not write could disable approval or
+            // name system accounts, so it is not used.
+            if let Some(sealer) = self.seal.get() {
+                if !mac.is_some_and(|m| sealer.control_verify(&text, &m)) {
+                    return Err(StoreError::ControlTampered);
                 }
             }
+            serde_json::from_str(&text).map_err(backend)
         })
     }
 
     fn set_control(&self, control: &Control, hook: Hook<'_, Control>) -> Result<(), StoreError> {
         let text = serde_json::to_string(control).map_err(backend)?;
+        let mac = self.seal.get().map(|s| s.control_mac(&text));
         step!(self, |tx| {
             async {
                 tx.execute(
-                    "INSERT INTO control (id, body) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
-                    &[&text],
+                    "INSERT INTO control (id, body, mac) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, mac = EXCLUDED.mac",
+                    &[&text, &mac],
                 )
                 .await
                 .map_err(pg)?;
@@ -2203,10 +2211,10 @@ const COPIED: &[(&str, &str, &str, &[Col])] = {
             &[Text],
         ),
         (
-            "SELECT id, body FROM control",
+            "SELECT id, body, mac FROM control",
             "control",
-            "id, body",
-            &[Int, Text],
+            "id, body, mac",
+            &[Int, Text, Text],
         ),
         (
             "SELECT id, account, session, started_at, commands, acked_by, acked_at, ack_comment FROM reviews ORDER BY id",

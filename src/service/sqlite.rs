@@ -176,14 +176,14 @@ impl Sealer {
     }
 
     /// The seal of the elevated access control as stored (`body`, its JSON).
-    fn control_mac(&self, body: &str) -> String {
+    pub(crate) fn control_mac(&self, body: &str) -> String {
         let mut msg = SEAL_DOMAIN.to_vec();
         msg.extend_from_slice(b"control\0");
         msg.extend_from_slice(body.as_bytes());
         crate::audit::chain::hex(ring::hmac::sign(&self.0, &msg).as_ref())
     }
 
-    fn control_verify(&self, body: &str, stored: &str) -> bool {
+    pub(crate) fn control_verify(&self, body: &str, stored: &str) -> bool {
         let Some(tag) = crate::audit::chain::hex_decode(stored) else {
             return false;
         };
