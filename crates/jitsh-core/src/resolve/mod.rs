@@ -211,8 +211,9 @@ fn same_keys(src: &str, a: &[RoundTripKey], b: &[RoundTripKey]) -> bool {
     let same_value = |x: &Option<ParamValue>, y: &Option<ParamValue>| match (x, y) {
         (Some(ParamValue::Static(s)), Some(ParamValue::Static(t))) => {
             s == t
-                || (is_block_text(src, s)
-                    && block_print(s).is_some_and(|p| Some(p) == block_print(t)))
+                || block_sources(src, s).any(|block| {
+                    print_of(block).is_some_and(|p| Some(p) == print_of(&format!("{{ {t} }}")))
+                })
         }
         _ => x == y,
     };
@@ -230,24 +231,26 @@ fn same_keys(src: &str, a: &[RoundTripKey], b: &[RoundTripKey]) -> bool {
         })
 }
 
-/// Whether `text` stands in `src` as the whole (trimmed) body of a `{ }` block.
-fn is_block_text(src: &str, text: &str) -> bool {
-    !text.is_empty()
-        && src.match_indices(text).any(|(i, _)| {
-            src.get(..i).is_some_and(|b| b.trim_end().ends_with('{'))
-                && src
-                    .get(i + text.len()..)
-                    .is_some_and(|a| a.trim_start().starts_with('}'))
+/// Every place where `text` stands in `src` as the whole (trimmed) body of a `{ }` block, as the
+/// block's own source from `{` to `}`: the whitespace the value was trimmed from is kept, since
+/// it matters (a comment ends at a newline, a trailing backtick escapes what follows it).
+fn block_sources<'a>(src: &'a str, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    src.match_indices(text)
+        .filter(move |_| !text.is_empty())
+        .filter_map(move |(i, _)| {
+            let before = src.get(..i)?;
+            let open = before.trim_end();
+            let open = open.strip_suffix('{').map(str::len)?;
+            let after = src.get(i + text.len()..)?;
+            let close = i + text.len() + (after.len() - after.trim_start().len());
+            after.trim_start().starts_with('}').then_some(())?;
+            src.get(open..=close)
         })
 }
 
-/// The canonical print of `text` read as the body of a script block, if it parses as one.
-fn block_print(text: &str) -> Option<String> {
-    // Spaces inside the braces restore the context the value was trimmed from (a trailing
-    // backtick escapes the space after it, as in the line).
-    syntax::parse(&format!("{{ {text} }}"))
-        .ok()
-        .map(|s| syntax::print(&s))
+/// The canonical print of `block`, if it parses.
+fn print_of(block: &str) -> Option<String> {
+    syntax::parse(block).ok().map(|s| syntax::print(&s))
 }
 
 fn round_trip_key(inv: &Invocation) -> RoundTripKey {

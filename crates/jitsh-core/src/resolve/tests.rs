@@ -307,6 +307,15 @@ fn round_trip_tolerates_reprinted_filter_blocks_only() {
     let src = "Get-Mailbox -Identity { a  \"b\" }";
     assert!(same_keys(src, &key("a  \"b\""), &key("a 'b'")));
     assert!(!same_keys(src, &key("a  \"b\""), &key("a 'c'")));
+    // A block that ends in a comment closes on the next line: it is read in its own context,
+    // where the comment stops at the newline (found by the `parse` fuzz target).
+    for src in [
+        "Set-Mailbox -DisplayName { Get-Mailbox  x # note }\n}",
+        "Set-Mailbox -DisplayName {\n  Get-Mailbox  'x'\n  #a } b\n}",
+        "Get-Mailbox | Set-Mailbox -DisplayName { a \"b\" #c\n\n#d $p}e\n}",
+    ] {
+        assert_eq!(round_trip(src, cat), Ok(()), "{src:?}");
+    }
 }
 
 /// The `Set-Mailbox` invocation of `src`.
