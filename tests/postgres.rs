@@ -1261,7 +1261,8 @@ async fn a_request_edited_in_postgres_is_refused_by_every_replica() {
 
 /// The elevated access control decides who is granted at once (system accounts, a disabled
 /// control). A database user who edits its row, drops its seal or writes one of their own gets
-/// nothing through any replica: requests are refused as tampered, not granted.
+/// nothing through any replica: requests are refused as tampered, not granted, and every
+/// session's events open a review until a global admin enables the control again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_elevated_access_control_edited_in_postgres_grants_nothing() {
     let Some(db) = Db::create("control_seal").await else {
@@ -1298,6 +1299,7 @@ async fn an_elevated_access_control_edited_in_postgres_grants_nothing() {
         "UPDATE control SET body = replace(body, '\"system_accounts\":[]', '\"system_accounts\":[\"alice\"]'), mac = repeat('0', 64)",
     ];
     let sealed = column(&db.url, "SELECT body || '|' || mac FROM control").await;
+    let mut sessions_reviewed: Vec<String> = Vec::new();
     for edit in edits {
         let (text, mac) = sealed[0].split_once('|').unwrap();
         exec(
@@ -1324,7 +1326,39 @@ async fn an_elevated_access_control_edited_in_postgres_grants_nothing() {
                 "{edit}: {err}"
             );
         }
+        // A session's events are still taken; since who is a system account cannot be told,
+        // each batch opens a review rather than none.
+        let n = sessions_reviewed.len() + 1;
+        let batch = json!({"batch": format!("t{n}"), "events": [{"time": "2026-01-01T00:00:00Z",
+            "actor": "alice", "action": "gate.decision", "subject": format!("s-{n}"),
+            "outcome": "allow", "details": {"line": "Get-Mailbox"}}]});
+        let (status, v) = r.servers[n % 2]
+            .call("POST", "/v1/audit/events", &alice, Some(batch))
+            .await;
+        assert_eq!(status, 200, "{edit}: {v}");
+        sessions_reviewed.push(format!("s-{n}"));
     }
+    // A global admin enables the control again, which replaces the edited row; the reviews
+    // opened meanwhile are there to acknowledge.
+    let (status, v) = r.servers[1]
+        .call(
+            "POST",
+            "/v1/control/enable",
+            &root,
+            Some(json!({"admin_group": "mbmanagers", "system_accounts": []})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, reviews) = r.servers[0].call("GET", "/v1/reviews", &root, None).await;
+    assert_eq!(status, 200, "{reviews}");
+    let mut subjects: Vec<String> = reviews["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["session"].as_str().unwrap_or_default().to_string())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, sessions_reviewed, "{reviews}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1340,15 +1340,16 @@ impl Service {
         let events =
             super::gate_events::admit(&who.name, &id, body.events, self.store.as_ref(), now)?;
         // Events are taken even when the control row was edited outside the service: refusing
-        // them would lose audit records (a gate sets a refused batch aside). Only the review is
-        // skipped, and the edit is reported.
+        // them would lose audit records (a gate sets a refused batch aside). Who is a system
+        // account cannot be told then, so the batch opens a review (fail closed: a review too
+        // many costs an acknowledgement, one too few hides a session), and the edit is reported.
         let review = match self.store.control() {
             Ok(c) => c.is_system_account(&who.name),
             Err(StoreError::ControlTampered) => {
                 tracing::error!(
-                    "the elevated access control was edited outside the service; no review is opened for this batch"
+                    "the elevated access control was edited outside the service; this batch opens a review, and a global admin must enable the control again"
                 );
-                false
+                true
             }
             Err(e) => return Err(e.into()),
         };

@@ -202,21 +202,7 @@ impl<'a> Parser<'a> {
 
     /// The bare word at the cursor when it could be a keyword (letters only, then a non-word char).
     fn keyword_at_cursor(&self) -> Option<&'a str> {
-        let rest = self.rest();
-        let len = rest
-            .char_indices()
-            .find(|(_, c)| !c.is_ascii_alphabetic())
-            .map(|(i, _)| i)
-            .unwrap_or(rest.len());
-        let word = rest.get(..len)?;
-        if word.is_empty() {
-            return None;
-        }
-        let next = rest.get(len..).and_then(|r| r.chars().next());
-        if next.is_some_and(|c| is_name_char(c) || is_dash(c) || matches!(c, '\\' | '.' | ':')) {
-            return None;
-        }
-        Some(word)
+        super::lex::keyword_prefix(self.rest())
     }
 
     /// `pipeline-statement := assignment | chain`

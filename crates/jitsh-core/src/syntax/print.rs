@@ -262,14 +262,15 @@ fn pipeline(out: &mut String, p: &Pipeline) {
 fn command(out: &mut String, c: &Command) {
     match (&c.call_operator, &c.name) {
         // A name that would need escapes (`.=x`, `a(b`), that would start an operator or a
-        // number when printed bare (`.`, `-x`, `1x`, `+x`, `!x`), or that is a keyword, is
-        // called by its quoted text.
+        // number when printed bare (`.`, `-x`, `1x`, `+x`, `!x`), or that starts with a keyword
+        // the reader would stop at (`if`, `do+`), is called by its quoted text.
         (None, CommandName::Word(w))
             if w.text.chars().all(is_plain_word_char)
                 && w.text != "."
                 && !(w.text.starts_with('.')
                     && w.text[1..].starts_with(|c: char| c.is_ascii_digit()))
-                && !KEYWORDS.contains(&w.text.to_ascii_lowercase().as_str())
+                && !super::lex::keyword_prefix(&w.text)
+                    .is_some_and(|k| KEYWORDS.contains(&k.to_ascii_lowercase().as_str()))
                 && !w.text.starts_with(|c: char| {
                     super::lex::is_dash(c) || c.is_ascii_digit() || matches!(c, '+' | '!')
                 }) =>
@@ -458,6 +459,7 @@ const KEYWORDS: &[&str] = &[
     "break",
     "catch",
     "class",
+    "clean",
     "configuration",
     "continue",
     "data",

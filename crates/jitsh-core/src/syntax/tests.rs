@@ -657,6 +657,70 @@ fn dot_sources_only_where_powershell_does() {
     assert_eq!(err(".\u{2018}x\u{2019}").kind, ParseErrorKind::Invalid);
 }
 
+/// A command whose name starts with a keyword the reader would stop at (`` `do+ ``, written
+/// with an escape so it is a command) is printed so that it reads back as that command, not as
+/// the keyword's statement (found by the `parse` fuzz target). Every keyword the reader knows,
+/// with each kind of character that ends one, and names that only look alike.
+#[test]
+fn print_keeps_commands_named_like_keywords() {
+    let keywords = [
+        "if",
+        "elseif",
+        "else",
+        "foreach",
+        "for",
+        "while",
+        "do",
+        "until",
+        "switch",
+        "function",
+        "filter",
+        "param",
+        "try",
+        "catch",
+        "finally",
+        "trap",
+        "return",
+        "throw",
+        "exit",
+        "break",
+        "continue",
+        "begin",
+        "process",
+        "end",
+        "clean",
+        "class",
+        "enum",
+        "using",
+        "data",
+        "workflow",
+        "configuration",
+        "parallel",
+        "sequence",
+        "inlinescript",
+        "dynamicparam",
+    ];
+    for k in keywords {
+        for tail in ["", "+", "!", "%", "*", "?", "/", "~", "+x", "1"] {
+            for src in [
+                format!("`{k}{tail}"),
+                format!("a | `{k}{tail} b"),
+                format!("`{}{tail}", k.to_uppercase()),
+            ] {
+                if let Err(e) = crate::resolve::round_trip(&src, crate::catalog::Catalog::builtin())
+                {
+                    panic!("{src:?}: {e}");
+                }
+            }
+        }
+    }
+    // Names that only start like a keyword stay bare.
+    for (src, printed) in [("dog", "dog"), ("do-it x", "do-it 'x'"), ("if.ps1", "if.ps1")] {
+        let script = super::parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+        assert_eq!(super::print(&script), printed);
+    }
+}
+
 /// Each line parses, and its print reads back as the same invocations and prints the same
 /// (`resolve::round_trip`, the property the `parse` fuzz target asserts). Several members of each
 /// class where a printer can lose meaning: escapes and quotes, token boundaries, numbers,
