@@ -216,7 +216,8 @@ impl Session {
             let text = crate::text::escape_lines(&format!("jitsh: {banner}"), "\r\n");
             self.write_out(format!("{text}\r\n").as_bytes())?;
         }
-        let mut keys = stdin_channel();
+        let mut keys = Keys::open();
+        let mut out = vec![0u8; BATCH_MAX];
         let io = |e: std::io::Error| ShellError::Io(e.to_string());
         let mut winch = signal(SignalKind::window_change()).map_err(io)?;
         let mut term = signal(SignalKind::terminate()).map_err(io)?;
@@ -233,22 +234,24 @@ impl Session {
                 .deadline
                 .unwrap_or_else(|| tokio::time::Instant::now() + POLL_EVERY);
             tokio::select! {
-                chunk = self.runspace.output.recv() => match chunk {
-                    Some(mut bytes) => {
-                        // Take what else is already waiting: fewer, larger writes to the
+                read = self.runspace.io.read(&mut out) => match read {
+                    Ok(n) if n > 0 => {
+                        // Take what else is already there: fewer, larger writes to the
                         // terminal and the recording under heavy output.
-                        while bytes.len() < BATCH_MAX {
-                            match self.runspace.output.try_recv() {
-                                Ok(more) => bytes.extend_from_slice(&more),
-                                Err(_) => break,
+                        let mut n = n;
+                        while n < out.len() {
+                            match self.runspace.io.read_now(out.get_mut(n..).unwrap_or_default()) {
+                                Some(more) => n += more,
+                                None => break,
                             }
                         }
-                        self.on_output(&bytes)?;
+                        self.on_output(out.get(..n).unwrap_or_default())?;
                         self.replay_held().await?;
                     }
                     // End of output: the runspace is gone or going; wait for its status.
-                    None => break (&mut self.runspace.exited).await.unwrap_or(1),
+                    _ => break (&mut self.runspace.exited).await.unwrap_or(1),
                 },
+                flushed = self.runspace.io.flush(), if self.runspace.io.has_pending() => flushed?,
                 input = keys.recv(), if stdin_open => match input {
                     Some(bytes) => self.on_input(bytes).await?,
                     // The admin's side is gone: end the session as a hang-up would.
@@ -331,10 +334,14 @@ impl Session {
     /// Read what is left of the output after the runspace exited.
     async fn drain(&mut self) -> Result<(), ShellError> {
         let deadline = tokio::time::Instant::now() + DRAIN_FOR;
-        while let Ok(Some(bytes)) =
-            tokio::time::timeout_at(deadline, self.runspace.output.recv()).await
+        let mut out = vec![0u8; BATCH_MAX];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout_at(deadline, self.runspace.io.read(&mut out)).await
         {
-            self.on_output(&bytes)?;
+            if n == 0 {
+                break;
+            }
+            self.on_output(out.get(..n).unwrap_or_default())?;
         }
         let tail = self.scanner.finish();
         self.write_out(&tail)?;
@@ -473,7 +480,7 @@ impl Session {
     /// it as a user would (Ctrl-C drops PowerShell's block), drop the held keys, refuse, and
     /// record the refusal; keys wait for the prompt to come back.
     fn refuse_continuation(&mut self, why: &str) -> Result<(), ShellError> {
-        self.runspace.send(vec![0x03])?;
+        self.runspace.send(&[0x03])?;
         let dropped = self.drop_held();
         self.dropping = true;
         let reason = format!("{why}; it was interrupted, and nothing typed meanwhile was sent");
@@ -581,7 +588,7 @@ impl Session {
                 // other key waits for the editor.
                 let mut bytes = bytes;
                 if self.mode == Mode::Starting && bytes.contains(&0x03) {
-                    self.runspace.send(vec![0x03])?;
+                    self.runspace.send(&[0x03])?;
                     bytes.retain(|&b| b != 0x03);
                 }
                 self.held.extend_from_slice(&bytes);
@@ -597,7 +604,7 @@ impl Session {
                         self.drop_held();
                         self.dropping = true;
                         self.record_input(&[0x03]);
-                        self.runspace.send(vec![0x03])?;
+                        self.runspace.send(&[0x03])?;
                         self.held
                             .extend_from_slice(bytes.get(i + 1..).unwrap_or_default());
                     }
@@ -620,7 +627,7 @@ impl Session {
         // Ctrl-C goes through at once, whatever is held.
         if bytes.contains(&0x03) {
             self.record_input(&[0x03]);
-            self.runspace.send(vec![0x03])?;
+            self.runspace.send(&[0x03])?;
             bytes.retain(|&b| b != 0x03);
         }
         let mut queue = std::mem::take(&mut self.held);
@@ -650,7 +657,7 @@ impl Session {
         self.held = later;
         if !now.is_empty() {
             self.record_input(&now);
-            self.runspace.send(now)?;
+            self.runspace.send(&now)?;
         }
         Ok(())
     }
@@ -857,7 +864,7 @@ so no privileged line runs; free disk space and run it again (the session resume
             self.line_in_flight = true;
             self.echo = text.replace('\n', "\r\n").into_bytes();
             self.echo.extend_from_slice(b"\r\n");
-            self.runspace.send(line)?;
+            self.runspace.send(&line)?;
             return Ok(());
         }
         self.editor.leave_for_message(&mut out);
@@ -1022,6 +1029,59 @@ so no privileged line runs; free disk space and run it again (the session resume
         }
         self.write_out(&out)
     }
+}
+
+/// The admin's keystrokes.
+enum Keys {
+    /// The terminal, opened again by its name: an open file of jitsh's own, so reading it
+    /// without blocking, on the event loop, leaves the parent shell's stdin as it was.
+    Tty(tokio::net::unix::pipe::Receiver),
+    /// Read on a thread of its own where the terminal cannot be opened by name.
+    Thread(mpsc::Receiver<Vec<u8>>),
+}
+
+impl Keys {
+    fn open() -> Keys {
+        match open_tty() {
+            Ok(rx) => Keys::Tty(rx),
+            Err(e) => {
+                tracing::debug!("keystrokes are read on a thread: {e}");
+                Keys::Thread(stdin_channel())
+            }
+        }
+    }
+
+    /// The next keystrokes; `None` once the terminal is gone.
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Keys::Thread(rx) => rx.recv().await,
+            Keys::Tty(rx) => loop {
+                rx.readable().await.ok()?;
+                let mut buf = [0u8; 4096];
+                match rx.try_read(&mut buf) {
+                    Ok(0) => return None,
+                    Ok(n) => return Some(buf.get(..n).unwrap_or_default().to_vec()),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(_) => return None,
+                }
+            },
+        }
+    }
+}
+
+/// Standard input's terminal, opened again for non-blocking reads.
+fn open_tty() -> std::io::Result<tokio::net::unix::pipe::Receiver> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = nix::unistd::ttyname(std::io::stdin())?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    tokio::net::unix::pipe::Receiver::from_file_unchecked(tty)
 }
 
 /// Keystrokes from stdin, read on a thread of its own (a blocking read cannot be cancelled;

@@ -1,36 +1,55 @@
-//! The runspace in a pseudo-terminal, bridged to tokio.
+//! The runspace in a pseudo-terminal, on tokio's event loop.
 //!
-//! portable-pty does blocking I/O, so the reader, the writer and the waiter each run on a
-//! thread of their own and talk to the proxy through channels. The slave end is dropped right
-//! after the spawn (otherwise the reader never sees end-of-file), the writer is taken once, and
-//! the master is dropped last, after the child has been reaped.
+//! The master end is read and written without blocking, from the session's own task: a
+//! keystroke goes from the terminal to the runspace, and its echo back, without a hop through
+//! another thread (as `script(1)` does it, with one poll loop). Input the PTY does not take at
+//! once is kept, in order, and written when it becomes writable. Only the waiter, which blocks
+//! in `waitpid`, has a thread of its own. The slave end is dropped right after the spawn
+//! (otherwise reads never see the hang-up), and the master is dropped last, after the child has
+//! been reaped.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::unix::pipe;
+use tokio::sync::oneshot;
 
 use super::ShellError;
 
 /// Environment variables never passed to the runspace.
 pub(crate) const SECRET_ENV: &[&str] = &["JITSH_CREDENTIAL"];
 
-/// Read size for the runspace's output.
-const READ_CHUNK: usize = 64 * 1024;
-
 /// A running runspace.
 pub struct Runspace {
-    /// Output chunks, in order; closed at end-of-file.
-    pub output: mpsc::Receiver<Vec<u8>>,
+    /// The master end: output in, input out.
+    pub io: PtyIo,
     /// The exit status, once: `128 + signal` when a signal killed it.
     pub exited: oneshot::Receiver<i32>,
-    input: mpsc::UnboundedSender<Vec<u8>>,
     pid: Option<u32>,
     slave_path: Option<PathBuf>,
     // Dropped last: closing the master hangs up the runspace.
     master: Box<dyn MasterPty + Send>,
+}
+
+/// Non-blocking reads and writes on the PTY master, through descriptors of its own (copies of
+/// the master's, on the same open file).
+pub struct PtyIo {
+    rx: pipe::Receiver,
+    tx: pipe::Sender,
+    /// Input the PTY has not taken yet, written before anything sent later.
+    pending: Mutex<Vec<u8>>,
+}
+
+/// The master's descriptor number, to copy it.
+struct MasterFd(RawFd);
+
+impl AsRawFd for MasterFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
 }
 
 impl std::fmt::Debug for Runspace {
@@ -39,6 +58,120 @@ impl std::fmt::Debug for Runspace {
             .field("pid", &self.pid)
             .finish_non_exhaustive()
     }
+}
+
+impl std::fmt::Debug for PtyIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PtyIo").finish_non_exhaustive()
+    }
+}
+
+impl PtyIo {
+    /// Non-blocking I/O on `master` (the flag is on the open file: portable-pty does no I/O on
+    /// it after this).
+    fn new(master: &dyn MasterPty) -> std::io::Result<PtyIo> {
+        let raw = master
+            .as_raw_fd()
+            .ok_or_else(|| std::io::Error::other("the PTY has no file descriptor"))?;
+        let copy =
+            filedescriptor::FileDescriptor::dup(&MasterFd(raw)).map_err(std::io::Error::other)?;
+        let flags = nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        // A PTY master is not a pipe, but reads and writes on it work as on one: tokio's pipe
+        // types register any non-blocking descriptor with the event loop.
+        Ok(PtyIo {
+            rx: pipe::Receiver::from_owned_fd_unchecked(copy.as_fd().try_clone_to_owned()?)?,
+            tx: pipe::Sender::from_owned_fd_unchecked(copy.as_fd().try_clone_to_owned()?)?,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Reads the next output into `buf`: `Ok(0)` at the end of output (Linux reports a hung-up
+    /// PTY with EIO).
+    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            self.rx.readable().await?;
+            match self.rx.try_read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => return Ok(0),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// More output that is already there, without waiting: `None` when there is none now.
+    pub fn read_now(&self, buf: &mut [u8]) -> Option<usize> {
+        match self.rx.try_read(buf) {
+            Ok(n) if n > 0 => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Writes `bytes` to the runspace's input as far as the PTY takes them now; the rest is kept,
+    /// in order, for [`PtyIo::flush`]. Fails when the runspace is gone.
+    pub fn send(&self, bytes: &[u8]) -> Result<(), ShellError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if !pending.is_empty() {
+            pending.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self.tx.try_write(rest) {
+                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return Err(gone()),
+            }
+        }
+        pending.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// Whether input is waiting for the PTY to take it.
+    pub fn has_pending(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Waits until the PTY takes more of the waiting input, and writes it.
+    pub async fn flush(&self) -> Result<(), ShellError> {
+        self.tx.writable().await.map_err(|_| gone())?;
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        while !pending.is_empty() {
+            match self.tx.try_write(&pending) {
+                Ok(n) => {
+                    let n = n.min(pending.len());
+                    pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return Err(gone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops input the PTY has not taken yet.
+    fn discard_pending(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+fn gone() -> ShellError {
+    ShellError::Io("the runspace no longer accepts input".into())
 }
 
 impl Runspace {
@@ -70,52 +203,12 @@ impl Runspace {
             cmd.env(k, v);
         }
         let mut child = pair.slave.spawn_command(cmd).map_err(|e| spawn_err(&e))?;
-        // The slave must go now: while we hold it, the reader never sees end-of-file.
+        // The slave must go now: while we hold it, reads never see the hang-up.
         drop(pair.slave);
         let master = pair.master;
         let pid = child.process_id();
         let slave_path = master.tty_name();
-
-        let mut reader = master.try_clone_reader().map_err(|e| spawn_err(&e))?;
-        let mut writer = master.take_writer().map_err(|e| spawn_err(&e))?;
-
-        let (out_tx, output) = mpsc::channel::<Vec<u8>>(64);
-        std::thread::Builder::new()
-            .name("jitsh-pty-read".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; READ_CHUNK];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            let chunk = buf.get(..n).unwrap_or_default().to_vec();
-                            if out_tx.blocking_send(chunk).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        // EIO is how Linux reports a hung-up PTY: end of output.
-                        Err(_) => break,
-                    }
-                }
-            })
-            .map_err(|e| spawn_err(&e))?;
-
-        let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        std::thread::Builder::new()
-            .name("jitsh-pty-write".into())
-            .spawn(move || {
-                while let Some(bytes) = in_rx.blocking_recv() {
-                    if writer
-                        .write_all(&bytes)
-                        .and_then(|()| writer.flush())
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| spawn_err(&e))?;
+        let io = PtyIo::new(master.as_ref()).map_err(|e| spawn_err(&e))?;
 
         let (exit_tx, exited) = oneshot::channel();
         std::thread::Builder::new()
@@ -134,20 +227,17 @@ impl Runspace {
             .map_err(|e| spawn_err(&e))?;
 
         Ok(Runspace {
-            output,
+            io,
             exited,
-            input: in_tx,
             pid,
             slave_path,
             master,
         })
     }
 
-    /// Queue bytes for the runspace's input. Fails when the writer has stopped (runspace gone).
-    pub fn send(&self, bytes: Vec<u8>) -> Result<(), ShellError> {
-        self.input
-            .send(bytes)
-            .map_err(|_| ShellError::Io("the runspace no longer accepts input".into()))
+    /// Write bytes to the runspace's input (see [`PtyIo::send`]).
+    pub fn send(&self, bytes: &[u8]) -> Result<(), ShellError> {
+        self.io.send(bytes)
     }
 
     /// Tell the runspace its window changed size.
@@ -158,6 +248,7 @@ impl Runspace {
     /// Throw away input the runspace has not read yet (keystrokes typed ahead while a command
     /// ran), so they cannot become an ungated command line at the next prompt.
     pub fn discard_unread_input(&self) {
+        self.io.discard_pending();
         if let Some(path) = &self.slave_path {
             if let Ok(tty) = std::fs::OpenOptions::new()
                 .read(true)

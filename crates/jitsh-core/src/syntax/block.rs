@@ -1,7 +1,7 @@
 //! Statements, statement lists, blocks and the control-flow keywords.
 
 use super::ast::*;
-use super::lex::{is_dash, is_name_char, is_newline};
+use super::lex::{is_dash, is_newline};
 use super::parser::{PResult, Parser};
 
 /// Keywords jitsh recognises at the start of a statement but does not accept (see grammar/README.md).

@@ -187,6 +187,22 @@ pub fn number_value(text: &str) -> String {
     }
 }
 
+/// The word at the start of `rest` when the reader would take it for a keyword, were it one:
+/// ASCII letters only, followed by the end or a character that does not continue a command
+/// name (`do+` starts with the keyword `do`; `dog`, `do-it`, `do.ps1` and `do:` do not).
+pub(crate) fn keyword_prefix(rest: &str) -> Option<&str> {
+    let len = rest
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_alphabetic())
+        .map_or(rest.len(), |(i, _)| i);
+    let word = rest.get(..len).filter(|w| !w.is_empty())?;
+    let next = rest.get(len..).and_then(|r| r.chars().next());
+    if next.is_some_and(|c| is_name_char(c) || is_dash(c) || matches!(c, '\\' | '.' | ':')) {
+        return None;
+    }
+    Some(word)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,20 +224,4 @@ mod tests {
         assert!(is_single_quote('\u{2019}') && is_double_quote('\u{201E}'));
         assert!(!is_quote('`'));
     }
-}
-
-/// The word at the start of `rest` when the reader would take it for a keyword, were it one:
-/// ASCII letters only, followed by the end or a character that does not continue a command
-/// name (`do+` starts with the keyword `do`; `dog`, `do-it`, `do.ps1` and `do:` do not).
-pub(crate) fn keyword_prefix(rest: &str) -> Option<&str> {
-    let len = rest
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_alphabetic())
-        .map_or(rest.len(), |(i, _)| i);
-    let word = rest.get(..len).filter(|w| !w.is_empty())?;
-    let next = rest.get(len..).and_then(|r| r.chars().next());
-    if next.is_some_and(|c| is_name_char(c) || is_dash(c) || matches!(c, '\\' | '.' | ':')) {
-        return None;
-    }
-    Some(word)
 }

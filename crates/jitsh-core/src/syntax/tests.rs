@@ -715,7 +715,11 @@ fn print_keeps_commands_named_like_keywords() {
         }
     }
     // Names that only start like a keyword stay bare.
-    for (src, printed) in [("dog", "dog"), ("do-it x", "do-it 'x'"), ("if.ps1", "if.ps1")] {
+    for (src, printed) in [
+        ("dog", "dog"),
+        ("do-it x", "do-it 'x'"),
+        ("if.ps1", "if.ps1"),
+    ] {
         let script = super::parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
         assert_eq!(super::print(&script), printed);
     }
