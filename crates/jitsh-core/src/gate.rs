@@ -329,7 +329,12 @@ fn decide_invocation(
             .params
             .iter()
             .filter(|p| !p.name.is_empty())
-            .map(|p| format!("-{}", p.name))
+            .map(|p| {
+                let mut dashed = String::with_capacity(p.name.len() + 1);
+                dashed.push('-');
+                dashed.push_str(&p.name);
+                dashed
+            })
             .collect(),
         kind: inv.kind,
     };

@@ -902,10 +902,8 @@ impl<'a> Walker<'a> {
         // run the command's blocks in the background, past the line and its approval window.
         let in_background = binding.params.iter().any(|p| {
             p.resolved
-                && matches!(
-                    p.name.to_ascii_lowercase().as_str(),
-                    "asjob" | "indisconnectedsession"
-                )
+                && (p.name.eq_ignore_ascii_case("asjob")
+                    || p.name.eq_ignore_ascii_case("indisconnectedsession"))
         });
         let pipeline_params = match (pipeline_input, meta) {
             (false, _) => Vec::new(),
@@ -1995,15 +1993,15 @@ fn block_use(command: &str, meta: Option<&CommandMeta>, param: Option<&ParamMeta
     if meta.is_none() {
         return BlockUse::Later;
     }
-    let command = command.to_ascii_lowercase();
-    let param = param.map(|p| p.name.to_ascii_lowercase());
-    if let Some(p) = &param {
-        if STORES_CODE.contains(&format!("{command}:{p}").as_str()) {
-            return BlockUse::Later;
-        }
+    if param.is_some_and(|p| pair_listed(STORES_CODE, command, &p.name)) {
+        return BlockUse::Later;
     }
     // `ForEach-Object -Parallel` runs its block in other runspaces.
-    if RUNS_BLOCKS_HERE.contains(&command.as_str()) && param.as_deref() != Some("parallel") {
+    if RUNS_BLOCKS_HERE
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(command))
+        && !param.is_some_and(|p| p.name.eq_ignore_ascii_case("parallel"))
+    {
         BlockUse::Here
     } else {
         BlockUse::Elsewhere
@@ -2123,7 +2121,9 @@ const VARIABLE_SETTERS: &[&str] = &[
 const VARIABLE_SETTER_ALIASES: &[&str] = &["ov", "pv", "ev", "wv", "iv"];
 
 fn is_variable_setter(param: &str) -> bool {
-    VARIABLE_SETTERS.contains(&param.to_ascii_lowercase().as_str())
+    VARIABLE_SETTERS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(param))
 }
 
 /// Whether hashtable key `key`, splatted, may bind to a parameter that sets a variable: a
@@ -2347,19 +2347,39 @@ fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr)
 /// Whether parameter `m` of `command` runs a script block given as its value (see
 /// [`code_from_value`]).
 fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool {
-    let key = format!("{}:{}", command.to_lowercase(), m.name.to_lowercase());
     let object_typed = {
-        let t = m.type_name.trim().to_ascii_lowercase();
-        let t = t.strip_prefix("system.").unwrap_or(&t);
-        matches!(t, "object" | "object[]" | "psobject" | "psobject[]")
+        let t = m.type_name.trim();
+        let t = t
+            .get(..7)
+            .filter(|head| head.eq_ignore_ascii_case("system."))
+            .and_then(|_| t.get(7..))
+            .unwrap_or(t);
+        ["object", "object[]", "psobject", "psobject[]"]
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(t))
     };
     // An undocumented type may be `ScriptBlock`: as with a command without metadata, a
     // computed value is code.
     m.is_script_block()
         || m.type_name.trim().is_empty()
-        || PROPERTY_EXPRESSIONS.contains(&key.as_str())
-        || STORES_CODE.contains(&key.as_str())
+        || pair_listed(PROPERTY_EXPRESSIONS, command, &m.name)
+        || pair_listed(STORES_CODE, command, &m.name)
         || (pipeline_input && m.takes_pipeline_input() && !object_typed)
+}
+
+/// Whether `table` (lowercase `command:parameter` entries) lists `command` and `param`, compared
+/// as `str::to_lowercase` would compare them; without allocating for ASCII names, which every
+/// catalog name is (this runs for each parameter of each invocation).
+fn pair_listed(table: &[&str], command: &str, param: &str) -> bool {
+    if command.is_ascii() && param.is_ascii() {
+        return table.iter().any(|entry| {
+            entry.split_once(':').is_some_and(|(c, p)| {
+                c.eq_ignore_ascii_case(command) && p.eq_ignore_ascii_case(param)
+            })
+        });
+    }
+    let key = format!("{}:{}", command.to_lowercase(), param.to_lowercase());
+    table.contains(&key.as_str())
 }
 
 /// A value written out in the line, so any code in it is a block literal the walk checks:

@@ -39,10 +39,21 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
+        // Lines are mostly ASCII: a byte below 0x80 is a whole character, no decoding needed.
+        match self.src.as_bytes().get(self.pos) {
+            Some(&b) if b.is_ascii() => Some(char::from(b)),
+            Some(_) => self.rest().chars().next(),
+            None => None,
+        }
     }
 
     pub(crate) fn peek2(&self) -> Option<char> {
+        let bytes = self.src.as_bytes();
+        if let (Some(&a), Some(&b)) = (bytes.get(self.pos), bytes.get(self.pos + 1)) {
+            if a.is_ascii() && b.is_ascii() {
+                return Some(char::from(b));
+            }
+        }
         let mut it = self.rest().chars();
         it.next();
         it.next()

@@ -683,12 +683,14 @@ fn expr(out: &mut String, e: &Expr) {
                                 out.push_str(n)
                             }
                             MemberName::Name(n) => single_quoted(out, n),
-                            // `.$name`, `.(expr)` and `.$(expr)` print as written: more
-                            // parentheses would add a grouping on every print.
+                            // `.$name`, `.(expr)`, `.$(expr)` and `."string"` print as
+                            // written: parentheses would add a grouping, which the code
+                            // inside an expandable name would count as one more level.
                             MemberName::Dynamic(d) => match d.kind {
                                 ExprKind::Variable(_)
                                 | ExprKind::Paren(_)
-                                | ExprKind::Subexpression(_) => expr(out, d),
+                                | ExprKind::Subexpression(_)
+                                | ExprKind::String(_) => expr(out, d),
                                 _ => paren_expr(out, d),
                             },
                         }

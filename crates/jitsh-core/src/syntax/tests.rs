@@ -757,6 +757,11 @@ fn print_round_trip_holds_for_each_printing_class() {
         "Get-X 2>&1 *>$null 3>> f.txt; Get-X 1>a 2>b; Get-X > a b",
         // unary operators and one-element arrays
         "$a = ,,1; $a = -,1; $a = [int],1; $a = !!$b; $a = -not -not $b; $a.b++; --$a",
+        // member names computed by an expandable string, with code inside (found by the
+        // `parse` fuzz target: a print in parentheses nested that code one level deeper)
+        "t((\"\").\"$(o \"\"\"\")\")\"\"",
+        "$a.\"$(Get-Mailbox)\"; $a::\"x$(Get-User)\"(); $a.\"$b\".\"$(Get-X 'y')\"",
+        "Get-X ($a).\"p$((Get-Y).z)\" $a.\u{201c}$(Get-Z)\u{201d}",
     ];
     for src in lines {
         ok(src);
