@@ -618,7 +618,19 @@ fn expr(out: &mut String, e: &Expr) {
                     // a grouping on every print).
                     ExprKind::String(s) => string_lit(out, s, false),
                     ExprKind::Paren(_) => expr(out, &h.key),
-                    _ => paren_expr(out, &h.key),
+                    // Any other key was read as one unary expression (`$(…)`, `@x`, `-$a`),
+                    // and its print reads back as one unless it starts like a bare-word key
+                    // (a name character): only then are parentheses needed, since they add a
+                    // grouping, one level more for the code inside.
+                    _ => {
+                        let mut key = String::new();
+                        expr(&mut key, &h.key);
+                        if key.starts_with(|c: char| !super::lex::is_name_char(c)) {
+                            out.push_str(&key);
+                        } else {
+                            paren_expr(out, &h.key);
+                        }
+                    }
                 }
                 out.push_str(" = ");
                 statement(out, &h.value);

@@ -762,6 +762,11 @@ fn print_round_trip_holds_for_each_printing_class() {
         "t((\"\").\"$(o \"\"\"\")\")\"\"",
         "$a.\"$(Get-Mailbox)\"; $a::\"x$(Get-User)\"(); $a.\"$b\".\"$(Get-X 'y')\"",
         "Get-X ($a).\"p$((Get-Y).z)\" $a.\u{201c}$(Get-Z)\u{201d}",
+        // hashtable keys that are expressions (a print in parentheses nested their code one
+        // level deeper; found by the `parse` fuzz target)
+        "$sb = (gcm Remove-laMbiox).Scrck; $p = @{ @de:tity = $sb }; Get-Mabox | G.einway@p",
+        "$p = @{ $(Get-X) = 1; -$(Get-Y) = 2; @(Get-Z) = 3; $a.(Get-W) = 4; [int]$(Get-V) = 5 }",
+        "$p = @{ !$(Get-X) = 1; ,$(Get-Y) = 2; $a[$(Get-Z)] = 3; .5 = 4; -1 = 5; ($(Get-U)) = 6 }",
     ];
     for src in lines {
         ok(src);
