@@ -217,7 +217,6 @@ impl Session {
             self.write_out(format!("{text}\r\n").as_bytes())?;
         }
         let mut keys = Keys::open();
-        let mut out = vec![0u8; BATCH_MAX];
         let io = |e: std::io::Error| ShellError::Io(e.to_string());
         let mut winch = signal(SignalKind::window_change()).map_err(io)?;
         let mut term = signal(SignalKind::terminate()).map_err(io)?;
@@ -234,22 +233,21 @@ impl Session {
                 .deadline
                 .unwrap_or_else(|| tokio::time::Instant::now() + POLL_EVERY);
             tokio::select! {
-                read = self.runspace.io.read(&mut out) => match read {
-                    Ok(n) if n > 0 => {
-                        // Take what else is already there: fewer, larger writes to the
+                chunk = self.runspace.output.recv() => match chunk {
+                    Some(mut bytes) => {
+                        // Take what else is already waiting: fewer, larger writes to the
                         // terminal and the recording under heavy output.
-                        let mut n = n;
-                        while n < out.len() {
-                            match self.runspace.io.read_now(out.get_mut(n..).unwrap_or_default()) {
-                                Some(more) => n += more,
-                                None => break,
+                        while bytes.len() < BATCH_MAX {
+                            match self.runspace.output.try_recv() {
+                                Ok(more) => bytes.extend_from_slice(&more),
+                                Err(_) => break,
                             }
                         }
-                        self.on_output(out.get(..n).unwrap_or_default())?;
+                        self.on_output(&bytes)?;
                         self.replay_held().await?;
                     }
                     // End of output: the runspace is gone or going; wait for its status.
-                    _ => break (&mut self.runspace.exited).await.unwrap_or(1),
+                    None => break (&mut self.runspace.exited).await.unwrap_or(1),
                 },
                 flushed = self.runspace.io.flush(), if self.runspace.io.has_pending() => flushed?,
                 input = keys.recv(), if stdin_open => match input {
@@ -334,14 +332,10 @@ impl Session {
     /// Read what is left of the output after the runspace exited.
     async fn drain(&mut self) -> Result<(), ShellError> {
         let deadline = tokio::time::Instant::now() + DRAIN_FOR;
-        let mut out = vec![0u8; BATCH_MAX];
-        while let Ok(Ok(n)) =
-            tokio::time::timeout_at(deadline, self.runspace.io.read(&mut out)).await
+        while let Ok(Some(bytes)) =
+            tokio::time::timeout_at(deadline, self.runspace.output.recv()).await
         {
-            if n == 0 {
-                break;
-            }
-            self.on_output(out.get(..n).unwrap_or_default())?;
+            self.on_output(&bytes)?;
         }
         let tail = self.scanner.finish();
         self.write_out(&tail)?;

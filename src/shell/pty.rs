@@ -1,30 +1,38 @@
-//! The runspace in a pseudo-terminal, on tokio's event loop.
+//! The runspace in a pseudo-terminal, bridged to tokio.
 //!
-//! The master end is read and written without blocking, from the session's own task: a
-//! keystroke goes from the terminal to the runspace, and its echo back, without a hop through
-//! another thread (as `script(1)` does it, with one poll loop). Input the PTY does not take at
-//! once is kept, in order, and written when it becomes writable. Only the waiter, which blocks
-//! in `waitpid`, has a thread of its own. The slave end is dropped right after the spawn
-//! (otherwise reads never see the hang-up), and the master is dropped last, after the child has
-//! been reaped.
+//! Input is written from the session's own task without blocking: a keystroke goes from the
+//! terminal to the runspace without a hop through another thread. Input the PTY does not take
+//! at once is kept, in order, and written when it becomes writable (a runspace that does not
+//! read can never block the session, which must go on reading its output). Output is read on a
+//! thread of its own, so reading the next chunk overlaps with recording and showing the last
+//! (on two cores, a single loop was measured slower under heavy output); the waiter, which
+//! blocks in `waitpid`, has a thread too. The slave end is dropped right after the spawn
+//! (otherwise reads never see the hang-up), and the master is dropped last, after the child
+//! has been reaped.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
 use tokio::net::unix::pipe;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::ShellError;
 
 /// Environment variables never passed to the runspace.
 pub(crate) const SECRET_ENV: &[&str] = &["JITSH_CREDENTIAL"];
 
+/// Read size for the runspace's output.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// A running runspace.
 pub struct Runspace {
-    /// The master end: output in, input out.
+    /// Output chunks, in order; closed at end-of-file.
+    pub output: mpsc::Receiver<Vec<u8>>,
+    /// The master end's input.
     pub io: PtyIo,
     /// The exit status, once: `128 + signal` when a signal killed it.
     pub exited: oneshot::Receiver<i32>,
@@ -34,10 +42,9 @@ pub struct Runspace {
     master: Box<dyn MasterPty + Send>,
 }
 
-/// Non-blocking reads and writes on the PTY master, through descriptors of its own (copies of
-/// the master's, on the same open file).
+/// Non-blocking writes to the PTY master, through a descriptor of its own (a copy of the
+/// master's, on the same open file).
 pub struct PtyIo {
-    rx: pipe::Receiver,
     tx: pipe::Sender,
     /// Input the PTY has not taken yet, written before anything sent later.
     pending: Mutex<Vec<u8>>,
@@ -67,9 +74,10 @@ impl std::fmt::Debug for PtyIo {
 }
 
 impl PtyIo {
-    /// Non-blocking I/O on `master` (the flag is on the open file: portable-pty does no I/O on
-    /// it after this).
-    fn new(master: &dyn MasterPty) -> std::io::Result<PtyIo> {
+    /// Non-blocking input to `master`, and a copy of its descriptor for the output reader
+    /// (the flag is on the open file, which the copies share: portable-pty does no I/O on it
+    /// after this, and the reader waits in `poll`).
+    fn new(master: &dyn MasterPty) -> std::io::Result<(PtyIo, filedescriptor::FileDescriptor)> {
         let raw = master
             .as_raw_fd()
             .ok_or_else(|| std::io::Error::other("the PTY has no file descriptor"))?;
@@ -78,39 +86,16 @@ impl PtyIo {
         let flags = nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
         let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
-        // A PTY master is not a pipe, but reads and writes on it work as on one: tokio's pipe
-        // types register any non-blocking descriptor with the event loop.
-        Ok(PtyIo {
-            rx: pipe::Receiver::from_owned_fd_unchecked(copy.as_fd().try_clone_to_owned()?)?,
-            tx: pipe::Sender::from_owned_fd_unchecked(copy.as_fd().try_clone_to_owned()?)?,
-            pending: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Reads the next output into `buf`: `Ok(0)` at the end of output (Linux reports a hung-up
-    /// PTY with EIO).
-    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            self.rx.readable().await?;
-            match self.rx.try_read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => return Ok(0),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// More output that is already there, without waiting: `None` when there is none now.
-    pub fn read_now(&self, buf: &mut [u8]) -> Option<usize> {
-        match self.rx.try_read(buf) {
-            Ok(n) if n > 0 => Some(n),
-            _ => None,
-        }
+        // A PTY master is not a pipe, but writes to it work as on one: tokio's pipe type
+        // registers any non-blocking descriptor with the event loop.
+        let tx = pipe::Sender::from_owned_fd_unchecked(copy.as_fd().try_clone_to_owned()?)?;
+        Ok((
+            PtyIo {
+                tx,
+                pending: Mutex::new(Vec::new()),
+            },
+            copy,
+        ))
     }
 
     /// Writes `bytes` to the runspace's input as far as the PTY takes them now; the rest is kept,
@@ -208,7 +193,40 @@ impl Runspace {
         let master = pair.master;
         let pid = child.process_id();
         let slave_path = master.tty_name();
-        let io = PtyIo::new(master.as_ref()).map_err(|e| spawn_err(&e))?;
+        let (io, mut reader) = PtyIo::new(master.as_ref()).map_err(|e| spawn_err(&e))?;
+
+        let (out_tx, output) = mpsc::channel::<Vec<u8>>(16);
+        std::thread::Builder::new()
+            .name("jitsh-pty-read".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; READ_CHUNK];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let chunk = buf.get(..n).unwrap_or_default().to_vec();
+                            if out_tx.blocking_send(chunk).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // The descriptor is non-blocking (for the input side): wait here.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            let mut fds = [nix::poll::PollFd::new(
+                                reader.as_fd(),
+                                nix::poll::PollFlags::POLLIN,
+                            )];
+                            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        // EIO is how Linux reports a hung-up PTY: end of output.
+                        Err(_) => break,
+                    }
+                }
+            })
+            .map_err(|e| spawn_err(&e))?;
 
         let (exit_tx, exited) = oneshot::channel();
         std::thread::Builder::new()
@@ -227,6 +245,7 @@ impl Runspace {
             .map_err(|e| spawn_err(&e))?;
 
         Ok(Runspace {
+            output,
             io,
             exited,
             pid,
