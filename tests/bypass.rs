@@ -2191,17 +2191,6 @@ tasks = ["[System.Diagnostics.Process]::*", "[System.Management.Automation.Scrip
 #[test]
 fn labelled_loops_are_refused_for_what_they_are() {
     let policies = shipped();
-    let revoked = HashSet::new();
-    let ctx = GateContext {
-        policies: &policies,
-        catalog: Catalog::builtin(),
-        user: "alice",
-        now: chrono::DateTime::UNIX_EPOCH,
-        tokens: &[],
-        revoked: &revoked,
-        skew: chrono::Duration::seconds(30),
-        online: false,
-    };
     for line in [
         ":outer while ($true) { Remove-Mailbox bob }",
         ":l foreach ($m in Get-Mailbox) { Set-Mailbox $m -HiddenFromAddressListsEnabled $true }",
@@ -2209,7 +2198,7 @@ fn labelled_loops_are_refused_for_what_they_are() {
         ":S SWITCH (1) { 1 { Remove-Mailbox bob } }",
         "Get-Mailbox; :l <# c #> for (;;) { Get-Mailbox }",
     ] {
-        let d = check_line(line, &ctx);
+        let d = check_with(&policies, line);
         assert_eq!(d.decision, Effect::Deny, "{line:?}: {}", d.reason);
         assert!(d.reason.contains("loop labels"), "{line:?}: {}", d.reason);
     }

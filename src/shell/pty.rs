@@ -14,7 +14,6 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
 use tokio::net::unix::pipe;
@@ -47,7 +46,7 @@ pub struct Runspace {
 pub struct PtyIo {
     tx: pipe::Sender,
     /// Input the PTY has not taken yet, written before anything sent later.
-    pending: Mutex<Vec<u8>>,
+    pending: Vec<u8>,
 }
 
 /// The master's descriptor number, to copy it.
@@ -92,7 +91,7 @@ impl PtyIo {
         Ok((
             PtyIo {
                 tx,
-                pending: Mutex::new(Vec::new()),
+                pending: Vec::new(),
             },
             copy,
         ))
@@ -100,43 +99,29 @@ impl PtyIo {
 
     /// Writes `bytes` to the runspace's input as far as the PTY takes them now; the rest is kept,
     /// in order, for [`PtyIo::flush`]. Fails when the runspace is gone.
-    pub fn send(&self, bytes: &[u8]) -> Result<(), ShellError> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if !pending.is_empty() {
-            pending.extend_from_slice(bytes);
-            return Ok(());
-        }
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            match self.tx.try_write(rest) {
-                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => return Err(gone()),
-            }
-        }
-        pending.extend_from_slice(rest);
-        Ok(())
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), ShellError> {
+        self.pending.extend_from_slice(bytes);
+        self.write_pending()
     }
 
     /// Whether input is waiting for the PTY to take it.
     pub fn has_pending(&self) -> bool {
-        !self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
+        !self.pending.is_empty()
     }
 
     /// Waits until the PTY takes more of the waiting input, and writes it.
-    pub async fn flush(&self) -> Result<(), ShellError> {
+    pub async fn flush(&mut self) -> Result<(), ShellError> {
         self.tx.writable().await.map_err(|_| gone())?;
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        while !pending.is_empty() {
-            match self.tx.try_write(&pending) {
+        self.write_pending()
+    }
+
+    /// Writes what is waiting, as far as the PTY takes it without blocking.
+    fn write_pending(&mut self) -> Result<(), ShellError> {
+        while !self.pending.is_empty() {
+            match self.tx.try_write(&self.pending) {
+                Ok(0) => return Err(gone()),
                 Ok(n) => {
-                    let n = n.min(pending.len());
-                    pending.drain(..n);
+                    self.pending.drain(..n.min(self.pending.len()));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -144,14 +129,6 @@ impl PtyIo {
             }
         }
         Ok(())
-    }
-
-    /// Drops input the PTY has not taken yet.
-    fn discard_pending(&self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
     }
 }
 
@@ -255,7 +232,7 @@ impl Runspace {
     }
 
     /// Write bytes to the runspace's input (see [`PtyIo::send`]).
-    pub fn send(&self, bytes: &[u8]) -> Result<(), ShellError> {
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), ShellError> {
         self.io.send(bytes)
     }
 
@@ -266,8 +243,8 @@ impl Runspace {
 
     /// Throw away input the runspace has not read yet (keystrokes typed ahead while a command
     /// ran), so they cannot become an ungated command line at the next prompt.
-    pub fn discard_unread_input(&self) {
-        self.io.discard_pending();
+    pub fn discard_unread_input(&mut self) {
+        self.io.pending.clear();
         if let Some(path) = &self.slave_path {
             if let Ok(tty) = std::fs::OpenOptions::new()
                 .read(true)

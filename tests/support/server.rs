@@ -170,12 +170,7 @@ impl Server {
             .send()
             .await
             .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        answer(resp).await
     }
 
     /// A `jitsh` client command against this server with `cred` in JITSH_CREDENTIAL.
@@ -244,7 +239,11 @@ pub async fn api_call(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.unwrap();
+    answer(req.send().await.unwrap()).await
+}
+
+/// A response's status and body: JSON when it parses, else the text as a string.
+async fn answer(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     (

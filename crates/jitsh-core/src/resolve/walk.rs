@@ -2349,11 +2349,7 @@ fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr)
 fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool {
     let object_typed = {
         let t = m.type_name.trim();
-        let t = t
-            .get(..7)
-            .filter(|head| head.eq_ignore_ascii_case("system."))
-            .and_then(|_| t.get(7..))
-            .unwrap_or(t);
+        let t = crate::invocation::strip_prefix_ci(t, "system.").unwrap_or(t);
         ["object", "object[]", "psobject", "psobject[]"]
             .iter()
             .any(|o| o.eq_ignore_ascii_case(t))

@@ -625,10 +625,12 @@ fn expr(out: &mut String, e: &Expr) {
                     _ => {
                         let mut key = String::new();
                         expr(&mut key, &h.key);
-                        if key.starts_with(|c: char| !super::lex::is_name_char(c)) {
+                        if key.starts_with(|c: char| super::lex::is_name_char(c)) {
+                            out.push('(');
                             out.push_str(&key);
+                            out.push(')');
                         } else {
-                            paren_expr(out, &h.key);
+                            out.push_str(&key);
                         }
                     }
                 }
