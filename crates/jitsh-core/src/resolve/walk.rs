@@ -1993,7 +1993,7 @@ fn block_use(command: &str, meta: Option<&CommandMeta>, param: Option<&ParamMeta
     if meta.is_none() {
         return BlockUse::Later;
     }
-    if param.is_some_and(|p| pair_listed(STORES_CODE, command, &p.name)) {
+    if param.is_some_and(|p| pair_listed(&STORES_CODE, command, &p.name)) {
         return BlockUse::Later;
     }
     // `ForEach-Object -Parallel` runs its block in other runspaces.
@@ -2029,7 +2029,7 @@ const RUNS_BLOCKS_HERE: &[&str] = &[
 
 /// Parameters that keep a script block to run later, outside the line (and outside any
 /// approval's window), lowercased as `command:parameter`.
-const STORES_CODE: &[&str] = &[
+static STORES_CODE: PairTable = PairTable::new(&[
     "add-member:value",
     "add-member:secondvalue",
     "update-typedata:value",
@@ -2047,7 +2047,7 @@ const STORES_CODE: &[&str] = &[
     "register-scheduledjob:scriptblock",
     "register-scheduledjob:initializationscript",
     "set-psreadlinekeyhandler:scriptblock",
-];
+]);
 
 #[derive(Debug, Default)]
 struct Binding<'c> {
@@ -2302,7 +2302,7 @@ fn is_dash(c: char) -> bool {
 /// Parameters that run a script block given as their value, besides `ScriptBlock`-typed ones:
 /// property expressions (`Sort-Object { … }`, `Select-Object @{ e = { … } }`), lowercased as
 /// `command:parameter`.
-const PROPERTY_EXPRESSIONS: &[&str] = &[
+static PROPERTY_EXPRESSIONS: PairTable = PairTable::new(&[
     "sort-object:property",
     "select-object:property",
     "group-object:property",
@@ -2317,7 +2317,7 @@ const PROPERTY_EXPRESSIONS: &[&str] = &[
     "format-custom:property",
     "format-custom:groupby",
     "convertto-html:property",
-];
+]);
 
 /// Why the value `e` bound to parameter `m` of `command` may be code the line does not show,
 /// if it may: a parameter that runs a script block value (`ScriptBlock`-typed, a property
@@ -2358,24 +2358,54 @@ fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool
     // computed value is code.
     m.is_script_block()
         || m.type_name.trim().is_empty()
-        || pair_listed(PROPERTY_EXPRESSIONS, command, &m.name)
-        || pair_listed(STORES_CODE, command, &m.name)
+        || pair_listed(&PROPERTY_EXPRESSIONS, command, &m.name)
+        || pair_listed(&STORES_CODE, command, &m.name)
         || (pipeline_input && m.takes_pipeline_input() && !object_typed)
 }
 
 /// Whether `table` (lowercase `command:parameter` entries) lists `command` and `param`, compared
-/// as `str::to_lowercase` would compare them; without allocating for ASCII names, which every
-/// catalog name is (this runs for each parameter of each invocation).
-fn pair_listed(table: &[&str], command: &str, param: &str) -> bool {
+/// as `str::to_lowercase` would compare them. This runs for each parameter of each invocation, so
+/// the table is searched sorted, with the key lowercased on the stack for the ASCII names every
+/// catalog name is.
+fn pair_listed(table: &PairTable, command: &str, param: &str) -> bool {
+    let sorted = table.sorted.get_or_init(|| {
+        let mut v = table.entries.to_vec();
+        v.sort_unstable();
+        v
+    });
+    let mut buf = [0u8; 128];
+    let len = command.len() + 1 + param.len();
     if command.is_ascii() && param.is_ascii() {
-        return table.iter().any(|entry| {
-            entry.split_once(':').is_some_and(|(c, p)| {
-                c.eq_ignore_ascii_case(command) && p.eq_ignore_ascii_case(param)
-            })
-        });
+        if let Some(dst) = buf.get_mut(..len) {
+            let (c, rest) = dst.split_at_mut(command.len());
+            c.copy_from_slice(command.as_bytes());
+            if let Some((colon, p)) = rest.split_first_mut() {
+                *colon = b':';
+                p.copy_from_slice(param.as_bytes());
+            }
+            dst.make_ascii_lowercase();
+            if let Ok(key) = std::str::from_utf8(dst) {
+                return sorted.binary_search(&key).is_ok();
+            }
+        }
     }
     let key = format!("{}:{}", command.to_lowercase(), param.to_lowercase());
-    table.contains(&key.as_str())
+    sorted.binary_search(&key.as_str()).is_ok()
+}
+
+/// A `command:parameter` table and its sorted copy, made on first use.
+struct PairTable {
+    entries: &'static [&'static str],
+    sorted: std::sync::OnceLock<Vec<&'static str>>,
+}
+
+impl PairTable {
+    const fn new(entries: &'static [&'static str]) -> Self {
+        PairTable {
+            entries,
+            sorted: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// A value written out in the line, so any code in it is a block literal the walk checks:
@@ -2559,4 +2589,30 @@ fn block_text(e: &Expr, src: &str) -> ParamValue {
         .and_then(|t| t.strip_suffix('}'))
         .unwrap_or(text);
     ParamValue::Static(inner.trim().to_string())
+}
+
+#[cfg(test)]
+mod pair_table_tests {
+    use super::{pair_listed, PROPERTY_EXPRESSIONS, STORES_CODE};
+
+    #[test]
+    fn pair_tables_find_every_entry_in_any_case_and_nothing_else() {
+        for table in [&STORES_CODE, &PROPERTY_EXPRESSIONS] {
+            for entry in table.entries {
+                let (c, p) = entry.split_once(':').unwrap_or_default();
+                assert!(pair_listed(table, c, p), "{entry}");
+                assert!(
+                    pair_listed(table, &c.to_uppercase(), &p.to_uppercase()),
+                    "{entry}"
+                );
+                assert!(!pair_listed(table, c, &format!("{p}x")), "{entry}");
+                assert!(!pair_listed(table, &c[1..], p), "{entry}");
+                assert!(!pair_listed(table, p, c), "{entry}");
+            }
+        }
+        // Beyond the stack key (128 bytes) and outside ASCII: the allocating path.
+        assert!(!pair_listed(&STORES_CODE, &"a".repeat(200), "value"));
+        assert!(pair_listed(&STORES_CODE, "ADD-MEMBER", "VALUE"));
+        assert!(!pair_listed(&STORES_CODE, "add-membér", "value"));
+    }
 }
