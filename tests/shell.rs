@@ -1569,6 +1569,62 @@ fn quick_start_shell(fx: &Fixture) -> Screen {
     s
 }
 
+/// The quick start's approval service runs in a process of its own and holds the demo
+/// approver's credential: it must not outlive its shell, however the shell ends. Killed with
+/// SIGKILL (no clean-up code runs), SIGTERM, SIGHUP (its terminal closed), or `:quit`, the shell
+/// leaves no service listening, and its state folder is free for the next quick start.
+#[test]
+fn the_local_service_ends_with_its_shell_however_the_shell_ends() {
+    let fx = Fixture::new();
+    for how in ["KILL", "TERM", "HUP", "quit"] {
+        let mut s = quick_start_shell(&fx);
+        let banner = s.wait_for("PS ", 1);
+        let server = banner
+            .split("approval service for this session: ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("service url")
+            .to_string();
+        let addr = server.trim_start_matches("http://").to_string();
+        assert!(
+            std::net::TcpStream::connect(&addr).is_ok(),
+            "{how}: the service listens at {addr}"
+        );
+        let pid = s.child.process_id().unwrap();
+        match how {
+            "KILL" | "TERM" | "HUP" => {
+                let signalled = Command::new("kill")
+                    .arg(format!("-{how}"))
+                    .arg(pid.to_string())
+                    .status()
+                    .unwrap();
+                assert!(signalled.success());
+                s.wait_exit(10);
+            }
+            _ => {
+                s.quit();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(&addr).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{how}: the service at {addr} still listens after its shell ended"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Its state folder is free again: the next quick start takes the same one.
+        let next = quick_start_shell(&fx);
+        let banner = next.wait_for("PS ", 1);
+        let state = fx.path(".local/share/jitsh/local-service");
+        assert!(
+            banner.contains(&format!("(state in {})", state.display())),
+            "{how}: the first folder is free again:\n{banner}"
+        );
+        assert_eq!(next.quit(), 0);
+    }
+}
+
 /// Two quick-start shells at once with one HOME: each has its own demo service (the second does
 /// not rewrite the first's credentials or audit log), and in both a read-only line runs and
 /// `:request` files a request.
@@ -1790,11 +1846,17 @@ fn diagnostics_go_to_the_log_file_not_over_the_prompt() {
     );
     assert_eq!(s.quit(), 0);
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("request filed"), "{text}");
-    assert!(
-        !text.contains('\u{1b}'),
-        "no colour codes in the file: {text}"
-    );
+    assert!(text.contains("request sent"), "{text}");
+    // The local service runs in a process of its own, with the session's verbosity, and logs
+    // to its state folder.
+    let service = std::fs::read_to_string(fx.path("local-service/service.log")).unwrap();
+    assert!(service.contains("request filed"), "{service}");
+    for text in [text, service] {
+        assert!(
+            !text.contains('\u{1b}'),
+            "no colour codes in the file: {text}"
+        );
+    }
 }
 
 /// Issue 9 item 2: a shell that talks to the approval service runs as its credential's user.

@@ -79,6 +79,10 @@ pub struct Args {
     /// Requests one user may have pending at once (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 20)]
     max_pending: u32,
+    /// Stop (cleanly) when standard input reaches its end: the demo service a `jitsh shell`
+    /// session starts in a process of its own ends with that shell, however the shell ends.
+    #[arg(long, hide = true)]
+    exit_with_stdin: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,6 +190,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let listen = args.listen;
     let insecure_http = args.insecure_http;
+    let exit_with_stdin = args.exit_with_stdin;
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
             service::ServeError::Bind {
@@ -207,7 +212,16 @@ pub fn run(args: Args) -> ExitCode {
                 announce_keys(&config.state);
                 eprintln!("listening on {scheme}://{addr}");
             },
-            shutdown_signal(),
+            async move {
+                if exit_with_stdin {
+                    tokio::select! {
+                        () = shutdown_signal() => {}
+                        () = stdin_closed() => tracing::info!("standard input closed"),
+                    }
+                } else {
+                    shutdown_signal().await;
+                }
+            },
         )
         .await
     });
@@ -248,6 +262,18 @@ fn announce_keys(state: &std::path::Path) {
             key.kid(),
             key.fingerprint()
         );
+    }
+}
+
+/// Standard input at its end (or unreadable): what was given is discarded.
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt as _;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
     }
 }
 

@@ -52,9 +52,9 @@ pub(crate) struct ShellArgs {
     /// ~/.local/share/jitsh/sessions).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
-    /// Without --server, jitsh starts an approval service in-process on loopback (state in
-    /// $JITSH_STATE or ~/.local/share/jitsh/local-service); this turns that off, so lines that
-    /// need approval are simply refused.
+    /// Without --server, jitsh starts an approval service on loopback in a process of its own
+    /// (state and its log in $JITSH_STATE or ~/.local/share/jitsh/local-service); this turns
+    /// that off, so lines that need approval are simply refused.
     #[arg(long)]
     no_service: bool,
     /// The runspace command (default: jitsh-exsim next to jitsh).
@@ -505,7 +505,7 @@ fn with_prompt_markers(mut argv: Vec<OsString>) -> Vec<OsString> {
     argv
 }
 
-/// Start the in-process approval service and point the session at it.
+/// Start the local approval service and point the session at it.
 fn start_local_service(access: &mut AccessConfig) -> Result<LocalService, String> {
     let policies = crate::policy::load_dir(&access.policies_dir).map_err(|errors| {
         format!(

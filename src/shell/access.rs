@@ -467,6 +467,7 @@ impl Access {
             return Err(ShellError::NoService);
         };
         let id = service.create_request(spec).await?;
+        tracing::info!("request sent: `{id}` for `{}`", spec.task);
         self.pending.push(Pending {
             id: id.clone(),
             task: spec.task.clone(),

@@ -1,4 +1,4 @@
-//! An approval service started in-process on loopback, for a session started without
+//! An approval service started on loopback for a session started without
 //! `--server`: the newcomer's one-command demo shows the whole flow (a privileged line is
 //! refused, `:request` files it, a second terminal approves, the line then runs).
 //!
@@ -10,32 +10,38 @@
 //! credentials, so this service demonstrates the flow but does not separate duties; the banner
 //! says so, and real deployments point `--server` at a shared service.
 //!
+//! The service is `jitsh serve` in a process of its own, as a deployed one is: the shell talks
+//! to it over HTTP only, stays as small as a shell connected to a shared service, and the
+//! service's log is `STATE/service.log`. It stops when the shell closes its standard input,
+//! which happens however the shell ends.
+//!
 //! Each running service holds a lock (`STATE/service.lock`) on its folder. A second shell started
 //! meanwhile with the same HOME finds the folder taken and uses the next free one
 //! (`local-service-2`, `-3`, ...), so it never rewrites the first one's directory, credentials or
 //! audit log.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::policy::PolicySet;
 use crate::service::directory::{write_private_atomic, Directory};
-use crate::service::{self, Config};
 
 use super::ShellError;
 
-/// A running in-process approval service; stops (with a clean audit checkpoint) on drop.
+/// A running local approval service; stops (with a clean audit checkpoint) on drop.
 #[derive(Debug)]
 pub struct LocalService {
     pub url: String,
     pub state: PathBuf,
     /// The session user's credential, for `:request` and token pick-up.
     pub credential: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The service's process (`jitsh serve`); its standard input is held here.
+    child: Option<Child>,
     /// Held while the service runs; released after `Drop` has stopped it.
     _lock: Flock<File>,
 }
@@ -45,6 +51,10 @@ const MAX_SLOTS: usize = 16;
 
 /// Marks a state folder as the local service's own, so its directory may be rewritten.
 const OWNER_MARK: &str = "local-service";
+
+/// How long the service may take to start listening, and to stop once told.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 /// The name of the approver account the local service creates.
 pub(crate) const APPROVER: &str = "approver";
@@ -116,88 +126,89 @@ impl LocalService {
         )
         .map_err(|e| ShellError::Config(format!("cannot write the approver credential: {e}")))?;
 
-        let config = Config {
-            state: state.clone(),
-            policies: policies_dir.to_path_buf(),
-            directory: None,
-            smtp: None,
-            mail_from: "jitsh@localhost".into(),
-            webhook: None,
-            pending_ttl: Duration::from_secs(24 * 3600),
-            syslog: None,
-            // Loopback only, inside this process's session.
-            tls: None,
-            limits: Default::default(),
-            store: None,
-        };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| ShellError::Service(format!("cannot listen on loopback: {e}")))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| ShellError::Service(e.to_string()))?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String, String>>();
-        let thread = std::thread::Builder::new()
-            .name("jitsh-local-service".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                    let ready = ready_tx.clone();
-                    let result = service::serve(
-                        &config,
-                        listener,
-                        move |addr| {
-                            let _ = ready.send(Ok(format!("http://{addr}")));
-                        },
-                        async move {
-                            let _ = stop_rx.await;
-                        },
-                    )
-                    .await;
-                    if let Err(e) = result {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                    }
-                });
-            })
-            .map_err(|e| ShellError::Service(e.to_string()))?;
-        let url = match ready_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Ok(url)) => url,
-            Ok(Err(e)) => {
-                return Err(ShellError::Service(format!(
-                    "the local approval service did not start: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(ShellError::Service(
-                    "the local approval service did not start in time".into(),
-                ))
-            }
-        };
-        Ok(LocalService {
-            url,
+        let log_path = state.join("service.log");
+        let log = File::create(&log_path).map_err(|e| {
+            ShellError::Service(format!("cannot write `{}`: {e}", log_path.display()))
+        })?;
+        let exe = std::env::current_exe().map_err(|e| {
+            ShellError::Service(format!(
+                "cannot find the jitsh program to start the local approval service: {e}"
+            ))
+        })?;
+        let mut command = Command::new(exe);
+        command
+            .arg("serve")
+            .arg("--state")
+            .arg(&state)
+            .arg("--policies")
+            .arg(policies_dir)
+            .args(["--listen", "127.0.0.1:0", "--exit-with-stdin"]);
+        // The demo service keeps its state in its folder, sends no mail and calls no hook,
+        // whatever the environment names for a real one.
+        for name in ["JITSH_STORE", "JITSH_WEBHOOK", "JITSH_POLICIES"] {
+            command.env_remove(name);
+        }
+        // The session's verbosity (`-v`) carries over to the service's log.
+        let level = tracing::level_filters::LevelFilter::current();
+        if std::env::var_os("RUST_LOG").is_none() && level >= tracing::Level::INFO {
+            command.env("RUST_LOG", level.to_string().to_lowercase());
+        }
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            // Its own process group: keys and signals meant for the session's terminal are
+            // not its business. It ends when its standard input (held here) closes.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                ShellError::Service(format!("the local approval service did not start: {e}"))
+            })?;
+        let mut service = LocalService {
+            url: String::new(),
             state,
             credential,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            child: Some(child),
             _lock: lock,
-        })
+        };
+        service.url = service.wait_ready(&log_path)?;
+        Ok(service)
+    }
+
+    /// Waits for the service to say where it listens (`listening on URL` in its log).
+    fn wait_ready(&mut self, log_path: &Path) -> Result<String, ShellError> {
+        let started = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            if let Some(url) = log
+                .lines()
+                .find_map(|l| l.strip_prefix("listening on "))
+                .map(str::trim)
+            {
+                return Ok(url.to_string());
+            }
+            let exited = match self.child.as_mut().map(Child::try_wait) {
+                Some(Ok(None)) => None,
+                Some(Ok(Some(status))) => Some(status.to_string()),
+                Some(Err(e)) => Some(e.to_string()),
+                None => Some("not running".into()),
+            };
+            if let Some(status) = exited {
+                let last = log.lines().last().unwrap_or("no output").to_string();
+                return Err(ShellError::Service(format!(
+                    "the local approval service stopped ({status}): {last} (its log: {})",
+                    log_path.display()
+                )));
+            }
+            if started.elapsed() > READY_WITHIN {
+                return Err(ShellError::Service(format!(
+                    "the local approval service did not start within {} s (its log: {})",
+                    READY_WITHIN.as_secs(),
+                    log_path.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The service's public key, for verifying the tokens it issues.
@@ -224,13 +235,22 @@ impl LocalService {
 }
 
 impl Drop for LocalService {
+    /// Closes the service's standard input, which stops it cleanly (its audit log ends with a
+    /// checkpoint); one that does not stop in time is killed.
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        drop(child.stdin.take());
+        let started = Instant::now();
+        while started.elapsed() < STOP_WITHIN {
+            match child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(Some(_)) | Err(_) => return,
+            }
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

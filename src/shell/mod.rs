@@ -64,7 +64,7 @@ pub struct ShellConfig {
     /// one line at a time). When false, multi-line commands are refused: sent line by line,
     /// they would run as separate commands the gate never judged.
     pub multiline: bool,
-    /// The audit spool folder (default: `record_dir/spool`); the in-process demo service keeps
+    /// The audit spool folder (default: `record_dir/spool`); the local demo service keeps
     /// one in its own state folder, since its credentials are its own.
     pub spool_dir: Option<PathBuf>,
 }
