@@ -99,10 +99,17 @@ pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
         Ok(a) => a,
         Err(err) => return refuse_unparsed(text, &err),
     };
+    let deferred = &analysis.deferred;
     let mut decisions: Vec<InvocationDecision> = analysis
         .invocations
-        .iter()
-        .map(|inv| decide_invocation(inv, &analysis.deferred, ctx))
+        .into_iter()
+        .map(|inv| {
+            // The decision takes the invocation's names over rather than copying them.
+            let mut d = decide_invocation(&inv, deferred, ctx);
+            d.name = inv.name;
+            d.as_written = inv.as_written;
+            d
+        })
         .collect();
     limit_counted_grants(&mut decisions, ctx);
     let decision = decisions
@@ -310,6 +317,7 @@ fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {
     }
 }
 
+/// The decision for `inv`, with `name` and `as_written` left empty for the caller to fill.
 fn decide_invocation(
     inv: &Invocation,
     deferred: &[Span],
@@ -317,8 +325,8 @@ fn decide_invocation(
 ) -> InvocationDecision {
     let mut rd = ctx.policies.decide(inv);
     let mut out = InvocationDecision {
-        name: inv.name.clone(),
-        as_written: inv.as_written.clone(),
+        name: String::new(),
+        as_written: String::new(),
         depth: inv.depth,
         decision: rd.effect,
         rule: rd.rule.clone(),

@@ -55,6 +55,7 @@ const FORBIDDEN_STD_MODULES: &[&str] = &["fs", "net", "process", "env", "os", "t
 const ALLOWED_DEPENDENCIES: &[&str] = &[
     "base64",
     "chrono",
+    "foldhash",
     "nom",
     "regex",
     "ring",

@@ -37,7 +37,11 @@ pub mod names;
 pub use aliases::Platform;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Looked up for every command and parameter of every line: a fast hash (the keys are catalog
+// names, not chosen by whoever types a line).
+use foldhash::{HashMap, HashMapExt as _};
 use std::sync::OnceLock;
 
 use serde::Deserialize;

@@ -8,7 +8,8 @@
 //! pattern continues with, so the cost of a lookup grows with the name's length and the number
 //! of patterns that actually match, not with the number of rules.
 
-use std::collections::HashMap;
+// Looked up for every invocation of every line: a fast hash (the keys come from the policies).
+use foldhash::{HashMap, HashMapExt as _};
 
 use crate::invocation::TaskKind;
 use crate::policy::model::{Effect, Rule};

@@ -258,7 +258,12 @@ pub(crate) fn lower_char(c: char) -> char {
 
 /// `text` lowercased with [`lower_char`].
 pub(crate) fn lower(text: &str) -> String {
-    text.chars().map(lower_char).collect()
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    let mut out = String::with_capacity(text.len());
+    out.extend(text.chars().map(lower_char));
+    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The tree walk that turns statements into invocations.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
@@ -799,12 +800,14 @@ impl<'a> Walker<'a> {
             }
             return;
         }
-        let (name_text, name_span, dynamic) = match &c.name {
-            CommandName::Word(w) => (w.text.clone(), w.span, None),
+        let (name_text, name_span, dynamic): (Cow<'_, str>, Span, Option<String>) = match &c.name {
+            CommandName::Word(w) => (Cow::Borrowed(w.text.as_str()), w.span, None),
             CommandName::Expr(e) => match &e.kind {
-                ExprKind::String(s) if s.static_value().is_some() => {
-                    (s.static_value().unwrap_or_default(), e.span, None)
-                }
+                ExprKind::String(s) if s.static_value().is_some() => (
+                    Cow::Owned(s.static_value().unwrap_or_default()),
+                    e.span,
+                    None,
+                ),
                 ExprKind::ScriptBlock(b) => {
                     // `& { ... }` / `. { ... }`: the block's own commands are the invocations.
                     self.block(b, depth + 1, Mode::Code);
@@ -821,7 +824,7 @@ impl<'a> Walker<'a> {
                             _ => "& ",
                         }
                     );
-                    (written, e.span, Some(reason))
+                    (Cow::Owned(written), e.span, Some(reason))
                 }
             },
         };
@@ -836,14 +839,14 @@ impl<'a> Walker<'a> {
             return;
         }
         let (module, bare) = if dynamic.is_some() {
-            (None, name_text.clone())
+            (None, name_text.as_ref())
         } else {
             split_module(&name_text)
         };
         // A default alias that not every platform defines (`sort`, `ls`, `ps` on Linux and
         // macOS) is the native program of that name there, and uncertain when the platform is.
         let on_platform = match (&dynamic, &module) {
-            (None, None) => self.platform_alias(&bare),
+            (None, None) => self.platform_alias(bare),
             _ => None,
         };
         let mut dynamic = dynamic;
@@ -865,18 +868,17 @@ impl<'a> Walker<'a> {
             Some((AliasUse::Alias, _)) | None => {}
         }
         let expanded = match (&module, on_platform) {
-            (None, None | Some((AliasUse::Alias, _))) => {
-                self.catalog.resolve_alias(&bare).map(str::to_string)
-            }
+            (None, None | Some((AliasUse::Alias, _))) => self.catalog.resolve_alias(bare),
             _ => None,
         };
-        let lookup_name = expanded.clone().unwrap_or(bare);
+        let lookup_name = expanded.unwrap_or(bare);
         let meta = if dynamic.is_some() || kind == TaskKind::Program {
             None
         } else {
-            self.catalog.command(&lookup_name)
+            self.catalog.command(lookup_name)
         };
-        let name = meta.map_or(lookup_name, |m| m.name.clone());
+        let name = meta.map_or_else(|| lookup_name.to_string(), |m| m.name.clone());
+        let module = module.map(str::to_string);
 
         let binding = self.bind(c, meta, &name, pipeline_input);
         let members = if dynamic.is_none() && name == "ForEach-Object" {
@@ -1005,7 +1007,7 @@ impl<'a> Walker<'a> {
             // goes on to read the name as a relative path (`Scripts\Get-Report` runs
             // `.\Scripts\Get-Report.ps1`). Only a name the catalog knows is read as a command.
             return match split_module(text) {
-                (Some(_), name) if !name.contains('.') && known(&name) => TaskKind::Command,
+                (Some(_), name) if !name.contains('.') && known(name) => TaskKind::Command,
                 _ => TaskKind::Path,
             };
         }
@@ -1139,7 +1141,7 @@ impl<'a> Walker<'a> {
     /// `ForEach-Object Name` / `-MemberName Name` reads a property or calls a method of every
     /// input object (`{...} | % Invoke` runs a script block). Property and method cannot be told
     /// apart statically, so every member outside the safe method list is reported as dynamic.
-    fn foreach_members(&self, binding: &Binding<'_>) -> Vec<(String, Span)> {
+    fn foreach_members(&self, binding: &Binding<'_, '_>) -> Vec<(String, Span)> {
         let named = binding
             .named_values
             .iter()
@@ -1187,9 +1189,17 @@ impl<'a> Walker<'a> {
         meta: Option<&'a CommandMeta>,
         name: &str,
         pipeline_input: bool,
-    ) -> Binding<'c> {
-        let mut b = Binding::default();
-        let mut named: Vec<String> = Vec::new();
+    ) -> Binding<'a, 'c> {
+        // Sized once for the elements: growing these per parameter cost more than the binding.
+        let n = c.elements.len();
+        let mut b = Binding {
+            params: Vec::with_capacity(n),
+            walk: Vec::with_capacity(n),
+            named_values: Vec::with_capacity(n),
+            ..Binding::default()
+        };
+        // Canonical names bound so far, as the catalog spells them.
+        let mut named: Vec<&'a str> = Vec::with_capacity(n);
         let mut positional = 0usize;
         let mut positional_bound = 0usize;
         let mut slots_exhausted = false;
@@ -1236,8 +1246,8 @@ impl<'a> Walker<'a> {
                     let value = match value_expr {
                         None => ParamValue::Switch,
                         Some(e) => {
-                            if resolved {
-                                b.named_values.push((canon.clone(), e));
+                            if let Some(pm) = pmeta.filter(|_| resolved) {
+                                b.named_values.push((pm.name.as_str(), e));
                             }
                             if let Some(why) =
                                 pmeta.and_then(|m| code_from_value(name, m, pipeline_input, e))
@@ -1269,8 +1279,8 @@ impl<'a> Walker<'a> {
                             }
                         }
                     };
-                    if resolved {
-                        named.push(canon.clone());
+                    if let Some(pm) = pmeta.filter(|_| resolved) {
+                        named.push(pm.name.as_str());
                     }
                     b.params.push(Param {
                         name: canon,
@@ -1295,11 +1305,10 @@ impl<'a> Walker<'a> {
                     // otherwise cost a scan of every set per argument.
                     let candidates = match meta {
                         Some(m) if !slots_exhausted => {
-                            let refs: Vec<&str> = named.iter().map(String::as_str).collect();
                             // A parameter bound by position is in `named`, which takes its
                             // slot out of the list: count only the arguments before this one
                             // whose slot is still in it.
-                            m.positional_candidates(positional - positional_bound, &refs)
+                            m.positional_candidates(positional - positional_bound, &named)
                         }
                         _ => Vec::new(),
                     };
@@ -1360,7 +1369,7 @@ impl<'a> Walker<'a> {
                                 b.code_from_value.get_or_insert(why);
                             }
                             positional_bound += 1;
-                            named.push(pm.name.clone());
+                            named.push(pm.name.as_str());
                             b.params.push(Param {
                                 name: pm.name.clone(),
                                 as_written: String::new(),
@@ -2050,7 +2059,7 @@ static STORES_CODE: PairTable = PairTable::new(&[
 ]);
 
 #[derive(Debug, Default)]
-struct Binding<'c> {
+struct Binding<'a, 'c> {
     params: Vec<Param>,
     uncertain: Option<String>,
     /// (param index to insert at, variable, text as written, offset)
@@ -2061,7 +2070,7 @@ struct Binding<'c> {
     /// Variables set through `-OutVariable` and its kin: the name, or why it is not known.
     variable_writes: Vec<Result<String, String>>,
     /// Values bound by name (resolved canonical name, value).
-    named_values: Vec<(String, &'c Expr)>,
+    named_values: Vec<(&'a str, &'c Expr)>,
     /// Arguments bound (or not) by position.
     positional_args: Vec<&'c Expr>,
     /// Set when a ScriptBlock-typed parameter receives something other than a block literal
@@ -2364,39 +2373,39 @@ fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool
 }
 
 /// Whether `table` (lowercase `command:parameter` entries) lists `command` and `param`, compared
-/// as `str::to_lowercase` would compare them. This runs for each parameter of each invocation, so
-/// the table is searched sorted, with the key lowercased on the stack for the ASCII names every
-/// catalog name is.
+/// as `str::to_lowercase` would compare them. This runs for each parameter of each invocation:
+/// the table is searched sorted, comparing ASCII names (every catalog name is one) without
+/// building a key.
 fn pair_listed(table: &PairTable, command: &str, param: &str) -> bool {
     let sorted = table.sorted.get_or_init(|| {
-        let mut v = table.entries.to_vec();
+        let mut v: Vec<(&str, &str)> = table
+            .entries
+            .iter()
+            .map(|e| e.split_once(':').unwrap_or((e, "")))
+            .collect();
         v.sort_unstable();
         v
     });
-    let mut buf = [0u8; 128];
-    let len = command.len() + 1 + param.len();
-    if command.is_ascii() && param.is_ascii() {
-        if let Some(dst) = buf.get_mut(..len) {
-            let (c, rest) = dst.split_at_mut(command.len());
-            c.copy_from_slice(command.as_bytes());
-            if let Some((colon, p)) = rest.split_first_mut() {
-                *colon = b':';
-                p.copy_from_slice(param.as_bytes());
-            }
-            dst.make_ascii_lowercase();
-            if let Ok(key) = std::str::from_utf8(dst) {
-                return sorted.binary_search(&key).is_ok();
-            }
-        }
+    if !(command.is_ascii() && param.is_ascii()) {
+        let (command, param) = (command.to_lowercase(), param.to_lowercase());
+        return sorted
+            .binary_search(&(command.as_str(), param.as_str()))
+            .is_ok();
     }
-    let key = format!("{}:{}", command.to_lowercase(), param.to_lowercase());
-    sorted.binary_search(&key.as_str()).is_ok()
+    let ci = |entry: &str, name: &str| {
+        entry
+            .bytes()
+            .cmp(name.bytes().map(|b| b.to_ascii_lowercase()))
+    };
+    sorted
+        .binary_search_by(|(c, p)| ci(c, command).then_with(|| ci(p, param)))
+        .is_ok()
 }
 
-/// A `command:parameter` table and its sorted copy, made on first use.
+/// A `command:parameter` table and its sorted (command, parameter) pairs, made on first use.
 struct PairTable {
     entries: &'static [&'static str],
-    sorted: std::sync::OnceLock<Vec<&'static str>>,
+    sorted: std::sync::OnceLock<Vec<(&'static str, &'static str)>>,
 }
 
 impl PairTable {
@@ -2518,7 +2527,7 @@ fn is_block_literal(e: &Expr) -> bool {
 
 /// `Exchange\New-MoveRequest` → (`Exchange`, `New-MoveRequest`); paths such as `.\x.ps1` or
 /// `C:\tools\x.exe` are not module-qualified.
-fn split_module(text: &str) -> (Option<String>, String) {
+fn split_module(text: &str) -> (Option<&str>, &str) {
     if let Some((module, name)) = text.rsplit_once('\\') {
         let plain_module = !module.is_empty()
             && module
@@ -2526,10 +2535,10 @@ fn split_module(text: &str) -> (Option<String>, String) {
                 .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
             && !module.starts_with('.');
         if plain_module && !name.is_empty() {
-            return (Some(module.to_string()), name.to_string());
+            return (Some(module), name);
         }
     }
-    (None, text.to_string())
+    (None, text)
 }
 
 /// The single expression a statement consists of, if it is just that.

@@ -24,9 +24,15 @@ const DANGLING_KEYWORDS: &[&str] = &["else", "elseif", "catch", "finally", "unti
 impl<'a> Parser<'a> {
     /// `script := statement-list EOF`
     pub(crate) fn script(&mut self) -> PResult<Script> {
+        // Printable ASCII and ASCII whitespace, nearly every line, hold no refused character.
+        let plain = self
+            .src
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c));
         if let Some((offset, c)) = self
             .src
             .char_indices()
+            .filter(|_| !plain)
             .find(|(_, c)| super::lex::is_rejected_char(*c))
         {
             self.pos = offset;

@@ -194,8 +194,14 @@ impl<'a> Parser<'a> {
     /// (`ends_token`), so `Get-Mailbox#x` is one name, as in PowerShell.
     fn command_name(&mut self) -> PResult<Word> {
         let start = self.pos;
-        let mut text = String::new();
-        while let Some(c) = self.peek() {
+        let mut text = self.text_buffer();
+        loop {
+            let run = self.plain_run();
+            if !run.is_empty() {
+                text.push_str(run);
+                continue;
+            }
+            let Some(c) = self.peek() else { break };
             if ends_token(c) {
                 break;
             }
@@ -539,7 +545,7 @@ impl<'a> Parser<'a> {
     /// were already parsed; the cursor is after them.
     fn bare_word_continue(&mut self, start: usize, initial: Vec<StringPart>) -> PResult<Expr> {
         let mut parts: Vec<StringPart> = Vec::new();
-        let mut text = String::new();
+        let mut text = self.text_buffer();
         for part in initial {
             match part {
                 StringPart::Text(t) => text.push_str(&t),
@@ -551,7 +557,13 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        while let Some(c) = self.peek() {
+        loop {
+            let run = self.plain_run();
+            if !run.is_empty() {
+                text.push_str(run);
+                continue;
+            }
+            let Some(c) = self.peek() else { break };
             if ends_token(c) {
                 break;
             }
@@ -686,13 +698,22 @@ impl<'a> Parser<'a> {
 /// Whether an argument's first token has the value `--%` (any dash, any quoting).
 fn is_stop_parsing(e: &Expr) -> bool {
     match &e.kind {
-        ExprKind::String(lit) => lit.static_value().is_some_and(|v| {
-            let v: String = v
-                .chars()
-                .map(|c| if is_dash(c) { '-' } else { c })
-                .collect();
-            v == "--%"
-        }),
+        // Compared character by character: this runs for every argument of every command.
+        ExprKind::String(lit) => {
+            let mut want = "--%".chars();
+            for part in &lit.parts {
+                let StringPart::Text(text) = part else {
+                    return false;
+                };
+                for c in text.chars() {
+                    let c = if is_dash(c) { '-' } else { c };
+                    if want.next() != Some(c) {
+                        return false;
+                    }
+                }
+            }
+            want.next().is_none()
+        }
         ExprKind::List(items) => items.iter().any(is_stop_parsing),
         ExprKind::Postfix { base, .. } => is_stop_parsing(base),
         _ => false,

@@ -102,6 +102,24 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Takes the run of ASCII letters, digits and `-_.` at the cursor: characters that no word
+    /// production treats specially, copied in one piece rather than one at a time.
+    pub(crate) fn plain_run(&mut self) -> &'a str {
+        let rest = self.rest();
+        let n = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .count();
+        self.pos += n;
+        rest.get(..n).unwrap_or("")
+    }
+
+    /// An empty string for the text of the token that starts here, with room for a typical
+    /// word: built a character at a time, it would otherwise grow (and copy) several times.
+    pub(crate) fn text_buffer(&self) -> String {
+        String::with_capacity(self.src.len().saturating_sub(self.pos).min(32))
+    }
+
     pub(crate) fn span_from(&self, start: usize) -> Span {
         Span::new(start, self.pos)
     }

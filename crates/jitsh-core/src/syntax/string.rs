@@ -25,8 +25,9 @@ impl<'a> Parser<'a> {
     pub(crate) fn single_quoted_body(&mut self) -> PResult<Vec<StringPart>> {
         let open = self.pos;
         self.bump();
-        let mut text = String::new();
+        let mut text = self.text_buffer();
         loop {
+            text.push_str(self.plain_run());
             match self.bump() {
                 None => {
                     return Err(super::error::ParseError::new(
@@ -59,8 +60,13 @@ impl<'a> Parser<'a> {
     /// closing quote (or the `"@` line).
     fn expandable(&mut self, open: usize, here: bool) -> PResult<Vec<StringPart>> {
         let mut parts = Vec::new();
-        let mut text = String::new();
+        let mut text = self.text_buffer();
         loop {
+            let run = self.plain_run();
+            if !run.is_empty() {
+                text.push_str(run);
+                continue;
+            }
             let Some(c) = self.peek() else {
                 return Err(super::error::ParseError::new(
                     super::error::ParseErrorKind::Incomplete,
