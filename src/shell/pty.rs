@@ -181,7 +181,17 @@ impl Runspace {
                     match reader.read(&mut buf) {
                         Ok(0) => break,
                         Ok(n) => {
-                            let chunk = buf.get(..n).unwrap_or_default().to_vec();
+                            // Take what else is already there (the descriptor does not block)
+                            // before waking the session: under heavy output, fewer and larger
+                            // hand-overs; a keystroke's echo costs one more read.
+                            let mut len = n;
+                            while let Some(free) = buf.get_mut(len..).filter(|f| !f.is_empty()) {
+                                match reader.read(free) {
+                                    Ok(more) if more > 0 => len += more,
+                                    _ => break,
+                                }
+                            }
+                            let chunk = buf.get(..len).unwrap_or_default().to_vec();
                             if out_tx.blocking_send(chunk).is_err() {
                                 break;
                             }
