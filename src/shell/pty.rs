@@ -172,7 +172,9 @@ impl Runspace {
         let slave_path = master.tty_name();
         let (io, mut reader) = PtyIo::new(master.as_ref()).map_err(|e| spawn_err(&e))?;
 
-        let (out_tx, output) = mpsc::channel::<Vec<u8>>(16);
+        // Chunks are up to READ_CHUNK: a few in flight keep the reader ahead of the session
+        // without holding megabytes of output in memory.
+        let (out_tx, output) = mpsc::channel::<Vec<u8>>(4);
         std::thread::Builder::new()
             .name("jitsh-pty-read".into())
             .spawn(move || {
