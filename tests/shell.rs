@@ -1590,6 +1590,24 @@ fn the_local_service_ends_with_its_shell_however_the_shell_ends() {
             std::net::TcpStream::connect(&addr).is_ok(),
             "{how}: the service listens at {addr}"
         );
+        // The service process itself holds the folder's lock (its stdout is the locked file),
+        // so the lock outlives a killed shell for as long as the service runs.
+        let state = fx.path(".local/share/jitsh/local-service");
+        let service = Command::new("pgrep")
+            .arg("-f")
+            .arg(format!("serve --state {}", state.display()))
+            .output()
+            .unwrap();
+        let service = String::from_utf8_lossy(&service.stdout).trim().to_string();
+        assert!(
+            !service.is_empty() && !service.contains('\n'),
+            "{how}: one service: {service:?}"
+        );
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{service}/fd/1")).unwrap(),
+            state.join("service.lock"),
+            "{how}"
+        );
         let pid = s.child.process_id().unwrap();
         match how {
             "KILL" | "TERM" | "HUP" => {
@@ -1613,10 +1631,25 @@ fn the_local_service_ends_with_its_shell_however_the_shell_ends() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Its state folder is free again: the next quick start takes the same one.
+        // Its state folder is free again once the service has stopped (it holds the folder's
+        // lock until then, shell or no shell): the next quick start takes the same one.
+        let lock = state.join("service.lock");
+        while !Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{how}: the service's folder is still locked after its shell ended"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let next = quick_start_shell(&fx);
         let banner = next.wait_for("PS ", 1);
-        let state = fx.path(".local/share/jitsh/local-service");
         assert!(
             banner.contains(&format!("(state in {})", state.display())),
             "{how}: the first folder is free again:\n{banner}"

@@ -13,7 +13,7 @@
 //! The service is `jitsh serve` in a process of its own, as a deployed one is: the shell talks
 //! to it over HTTP only, stays as small as a shell connected to a shared service, and the
 //! service's log is `STATE/service.log`. It stops when the shell closes its standard input,
-//! which happens however the shell ends.
+//! which happens however the shell ends, and holds the folder's lock until it has stopped.
 //!
 //! Each running service holds a lock (`STATE/service.lock`) on its folder. A second shell started
 //! meanwhile with the same HOME finds the folder taken and uses the next free one
@@ -153,9 +153,15 @@ impl LocalService {
         if std::env::var_os("RUST_LOG").is_none() && level >= tracing::Level::INFO {
             command.env("RUST_LOG", level.to_string().to_lowercase());
         }
+        // The service's standard output is a copy of the folder's locked file: the lock is
+        // held until the service itself has ended, even when this shell was killed first, so
+        // no other session's service starts on this folder while it still writes there.
+        let holder = lock
+            .try_clone()
+            .map_err(|e| ShellError::Service(format!("cannot pass on the folder's lock: {e}")))?;
         let child = command
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(holder))
             .stderr(Stdio::from(log))
             // Its own process group: keys and signals meant for the session's terminal are
             // not its business. It ends when its standard input (held here) closes.
