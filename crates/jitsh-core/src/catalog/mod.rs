@@ -38,11 +38,11 @@ pub use aliases::Platform;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 // Looked up for every command and parameter of every line: a fast hash (the keys are catalog
 // names, not chosen by whoever types a line).
 use foldhash::{HashMap, HashMapExt as _};
-use std::sync::OnceLock;
 
 use serde::Deserialize;
 
