@@ -2257,3 +2257,30 @@ async fn a_grant_s_token_is_signed_once_and_served_again_until_revoked() {
         "{err}"
     );
 }
+
+/// `serve --exit-with-stdin` (how a quick-start shell runs its demo service) stops when its
+/// standard input closes, and still stops on each signal while that input stays open: the
+/// watcher of the input must not keep the process alive.
+#[test]
+fn a_service_that_watches_its_stdin_still_stops_on_signals_and_on_close() {
+    for how in ["TERM", "INT", "close"] {
+        let env = server::Env::empty(POLICY);
+        let mut service = env.start(&["--exit-with-stdin"]);
+        assert!(
+            std::net::TcpStream::connect(&service.addr).is_ok(),
+            "{how}: the service listens"
+        );
+        assert!(
+            !service.exits_within(Duration::from_millis(300)),
+            "{how}: it runs while its input is open"
+        );
+        match how {
+            "close" => drop(service.stdin.take()),
+            signal => service.signal(signal),
+        }
+        assert!(
+            service.exits_within(Duration::from_secs(10)),
+            "{how}: the service did not stop"
+        );
+    }
+}

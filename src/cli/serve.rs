@@ -265,15 +265,33 @@ fn announce_keys(state: &std::path::Path) {
     }
 }
 
-/// Standard input at its end (or unreadable): what was given is discarded.
+/// Standard input at its end (or unreadable): what was given is discarded. The blocking read
+/// runs on a thread of its own, outside the runtime: tokio's stdin reads on a blocking task
+/// that cannot be cancelled, and the runtime would wait for it at shutdown, so a SIGTERM
+/// with stdin still open would never end the process.
 async fn stdin_closed() {
-    use tokio::io::AsyncReadExt as _;
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 64];
-    while let Ok(n) = stdin.read(&mut buf).await {
-        if n == 0 {
-            break;
+    let (done, closed) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("jitsh-stdin".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 64];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
+                    _ => {}
+                }
+            }
+            let _ = done.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = closed.await;
         }
+        // Without the watcher the service would never stop on its own: stop now.
+        Err(e) => tracing::warn!("cannot watch standard input ({e}); stopping"),
     }
 }
 

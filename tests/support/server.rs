@@ -90,6 +90,8 @@ impl Env {
 /// A running `jitsh serve`; killed when dropped.
 pub struct Server {
     child: Child,
+    /// Its standard input, held open (`serve --exit-with-stdin` stops when it closes).
+    pub stdin: Option<std::process::ChildStdin>,
     pub url: String,
     pub addr: String,
     pub http: reqwest::Client,
@@ -113,10 +115,12 @@ impl Server {
             .arg(&env.policies)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stdin = child.stdin.take();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -135,10 +139,33 @@ impl Server {
         let addr = url.trim_start_matches("http://").to_owned();
         Server {
             child,
+            stdin,
             url,
             addr,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, ...) to the service process.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Whether the process has ended within `within`.
+    pub fn exits_within(&mut self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// One API call; the body parsed as JSON (or kept as a string).
