@@ -1087,12 +1087,7 @@ fn without_a_server_the_shell_starts_its_own_approval_service() {
         banner.contains("approval service for this session"),
         "{banner}"
     );
-    let server = banner
-        .split("approval service for this session: ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("service url")
-        .to_string();
+    let server = service_url(&banner);
     let approver = std::fs::read_to_string(state.join("approver.credential"))
         .unwrap()
         .trim()
@@ -1551,6 +1546,16 @@ fn an_index_opened_after_a_string_never_lets_the_next_line_run() {
 
 /// A quick-start shell with the same HOME as one already running: `jitsh shell` started without
 /// `--server` and without JITSH_STATE.
+/// The URL of the local approval service a quick-start banner names.
+fn service_url(banner: &str) -> String {
+    banner
+        .split("approval service for this session: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("service url")
+        .to_string()
+}
+
 fn quick_start_shell(fx: &Fixture) -> Screen {
     let mut cmd = CommandBuilder::new(JITSH);
     let args: Vec<String> = fx
@@ -1579,12 +1584,7 @@ fn the_local_service_ends_with_its_shell_however_the_shell_ends() {
     for how in ["KILL", "TERM", "HUP", "quit"] {
         let mut s = quick_start_shell(&fx);
         let banner = s.wait_for("PS ", 1);
-        let server = banner
-            .split("approval service for this session: ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("service url")
-            .to_string();
+        let server = service_url(&banner);
         let addr = server.trim_start_matches("http://").to_string();
         assert!(
             std::net::TcpStream::connect(&addr).is_ok(),

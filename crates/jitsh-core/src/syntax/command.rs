@@ -196,11 +196,7 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         let mut text = self.text_buffer();
         loop {
-            let run = self.plain_run();
-            if !run.is_empty() {
-                text.push_str(run);
-                continue;
-            }
+            text.push_str(self.plain_run());
             let Some(c) = self.peek() else { break };
             if ends_token(c) {
                 break;
@@ -558,11 +554,7 @@ impl<'a> Parser<'a> {
             }
         }
         loop {
-            let run = self.plain_run();
-            if !run.is_empty() {
-                text.push_str(run);
-                continue;
-            }
+            text.push_str(self.plain_run());
             let Some(c) = self.peek() else { break };
             if ends_token(c) {
                 break;

@@ -62,11 +62,7 @@ impl<'a> Parser<'a> {
         let mut parts = Vec::new();
         let mut text = self.text_buffer();
         loop {
-            let run = self.plain_run();
-            if !run.is_empty() {
-                text.push_str(run);
-                continue;
-            }
+            text.push_str(self.plain_run());
             let Some(c) = self.peek() else {
                 return Err(super::error::ParseError::new(
                     super::error::ParseErrorKind::Incomplete,
