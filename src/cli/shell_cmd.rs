@@ -592,9 +592,12 @@ fn default_runspace() -> Result<Vec<OsString>, String> {
     }
 }
 
+/// One thread runs the session and waits for its events itself: a keystroke and its echo wake
+/// only that thread (with a multi-threaded runtime a worker owns the event loop and wakes the
+/// session's thread for each event). Heavy output has a reader thread of its own (see
+/// `shell::pty`).
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("the async runtime could not start: {e}"))

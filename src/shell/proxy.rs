@@ -233,16 +233,8 @@ impl Session {
                 .deadline
                 .unwrap_or_else(|| tokio::time::Instant::now() + POLL_EVERY);
             tokio::select! {
-                chunk = self.runspace.output.recv() => match chunk {
-                    Some(mut bytes) => {
-                        // Take what else is already waiting: fewer, larger writes to the
-                        // terminal and the recording under heavy output.
-                        while bytes.len() < BATCH_MAX {
-                            match self.runspace.output.try_recv() {
-                                Ok(more) => bytes.extend_from_slice(&more),
-                                Err(_) => break,
-                            }
-                        }
+                chunk = self.runspace.output.recv(BATCH_MAX) => match chunk {
+                    Some(bytes) => {
                         self.on_output(&bytes)?;
                         self.replay_held().await?;
                     }
@@ -333,7 +325,7 @@ impl Session {
     async fn drain(&mut self) -> Result<(), ShellError> {
         let deadline = tokio::time::Instant::now() + DRAIN_FOR;
         while let Ok(Some(bytes)) =
-            tokio::time::timeout_at(deadline, self.runspace.output.recv()).await
+            tokio::time::timeout_at(deadline, self.runspace.output.recv(BATCH_MAX)).await
         {
             self.on_output(&bytes)?;
         }

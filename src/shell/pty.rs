@@ -3,16 +3,20 @@
 //! Input is written from the session's own task without blocking: a keystroke goes from the
 //! terminal to the runspace without a hop through another thread. Input the PTY does not take
 //! at once is kept, in order, and written when it becomes writable (a runspace that does not
-//! read can never block the session, which must go on reading its output). Output is read on a
-//! thread of its own, so reading the next chunk overlaps with recording and showing the last
-//! (on two cores, a single loop was measured slower under heavy output); the waiter, which
-//! blocks in `waitpid`, has a thread too. The slave end is dropped right after the spawn
-//! (otherwise reads never see the hang-up), and the master is dropped last, after the child
-//! has been reaped.
+//! read can never block the session, which must go on reading its output).
+//!
+//! Output is read on the session's loop too, so a keystroke's echo reaches the terminal
+//! without waking another thread. A burst of output (64 KiB within a few milliseconds) is
+//! handed to a reader thread instead, so reading the next chunk overlaps with recording and
+//! showing the last (on two cores a single loop was measured at about 0.66x `script`'s
+//! throughput under heavy output); once output pauses, the thread hands reading back. Exactly
+//! one of the two reads at any time, so output stays in order. The waiter, which blocks in
+//! `waitpid`, has a thread too. The slave end is dropped right after the spawn (otherwise
+//! reads never see the hang-up), and the master is dropped last, after the child has been
+//! reaped.
 
 use std::ffi::OsString;
-use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
@@ -29,8 +33,8 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// A running runspace.
 pub struct Runspace {
-    /// Output chunks, in order; closed at end-of-file.
-    pub output: mpsc::Receiver<Vec<u8>>,
+    /// The runspace's output.
+    pub output: Output,
     /// The master end's input.
     pub io: PtyIo,
     /// The exit status, once: `128 + signal` when a signal killed it.
@@ -47,6 +51,242 @@ pub struct PtyIo {
     tx: pipe::Sender,
     /// Input the PTY has not taken yet, written before anything sent later.
     pending: Vec<u8>,
+}
+
+/// The runspace's output, read on the session's own loop: a keystroke's echo reaches the
+/// terminal without waking another thread.
+pub struct Output {
+    /// The master registered with the event loop, while the loop reads it.
+    rx: Option<pipe::Receiver>,
+    /// The master taken off the event loop while the bulk reader reads it (otherwise every
+    /// write of a burst would wake the loop for nothing).
+    parked: Option<OwnedFd>,
+    buf: Vec<u8>,
+    ended: bool,
+    /// A burst of output is being read by the bulk reader thread, not by the loop.
+    bulk: bool,
+    /// Starts the bulk reader (it reads until output pauses, then hands back).
+    go: std::sync::mpsc::Sender<()>,
+    chunks: mpsc::Receiver<Bulk>,
+    /// Bytes read directly in the current burst, and when the last of them came.
+    burst: usize,
+    /// Bursts handed to the bulk reader so far.
+    bursts: usize,
+    last: std::time::Instant,
+}
+
+/// What the bulk reader hands over.
+enum Bulk {
+    Data(Vec<u8>),
+    /// Output paused: the loop reads again.
+    Idle,
+    End,
+}
+
+/// Output read directly within this long of the previous read counts as one burst.
+const BURST_GAP: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A burst this large goes to the bulk reader.
+const BULK_AT: usize = 64 * 1024;
+
+/// The bulk reader hands back after output paused this long.
+const BULK_IDLE_MS: u16 = 50;
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("bulk", &self.bulk)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Output {
+    /// Everything the runspace has written that is waiting now, up to about `max` bytes, once
+    /// there is some; `None` at the end of output. Cancel-safe: bytes are read only when they
+    /// are returned.
+    pub async fn recv(&mut self, max: usize) -> Option<Vec<u8>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            if self.bulk {
+                match self.chunks.recv().await {
+                    Some(Bulk::Data(mut bytes)) => {
+                        while bytes.len() < max {
+                            match self.chunks.try_recv() {
+                                Ok(Bulk::Data(more)) => bytes.extend_from_slice(&more),
+                                Ok(Bulk::Idle) => {
+                                    self.end_bulk();
+                                    break;
+                                }
+                                Ok(Bulk::End) => {
+                                    self.ended = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        return Some(bytes);
+                    }
+                    Some(Bulk::Idle) => {
+                        self.end_bulk();
+                        continue;
+                    }
+                    Some(Bulk::End) | None => {
+                        self.ended = true;
+                        return None;
+                    }
+                }
+            }
+            let Some((bytes, ended)) = self.read_direct(max).await else {
+                continue;
+            };
+            self.ended = ended;
+            if bytes.is_empty() {
+                return None;
+            }
+            let now = std::time::Instant::now();
+            if now.duration_since(self.last) > BURST_GAP {
+                self.burst = 0;
+            }
+            self.last = now;
+            self.burst += bytes.len();
+            if !ended && self.burst >= BULK_AT {
+                self.start_bulk();
+            }
+            return Some(bytes);
+        }
+    }
+
+    /// Hands reading to the bulk reader, taking the master off the event loop meanwhile.
+    fn start_bulk(&mut self) {
+        let Some(rx) = self.rx.take() else {
+            return;
+        };
+        match rx.into_nonblocking_fd() {
+            Ok(fd) if self.go.send(()).is_ok() => {
+                self.parked = Some(fd);
+                self.bulk = true;
+                self.burst = 0;
+                self.bursts += 1;
+            }
+            // The bulk reader is gone: keep reading here.
+            Ok(fd) => self.rx = pipe::Receiver::from_owned_fd_unchecked(fd).ok(),
+            Err(_) => self.ended = true,
+        }
+    }
+
+    /// Takes reading back from the bulk reader once it found output paused.
+    fn end_bulk(&mut self) {
+        self.bulk = false;
+        match self
+            .parked
+            .take()
+            .map(pipe::Receiver::from_owned_fd_unchecked)
+        {
+            Some(Ok(rx)) => self.rx = Some(rx),
+            // Without the event loop the master cannot be read here: leave it to the reader.
+            _ => {
+                if self.go.send(()).is_ok() {
+                    self.bulk = true;
+                } else {
+                    self.ended = true;
+                }
+            }
+        }
+    }
+
+    /// What is waiting, read on the loop, and whether output ended; `None` when the
+    /// readiness was stale.
+    async fn read_direct(&mut self, max: usize) -> Option<(Vec<u8>, bool)> {
+        let Some(rx) = &self.rx else {
+            return Some((Vec::new(), true));
+        };
+        if rx.readable().await.is_err() {
+            return Some((Vec::new(), true));
+        }
+        let mut out = Vec::new();
+        loop {
+            match rx.try_read(&mut self.buf) {
+                Ok(0) => return Some((out, true)),
+                Ok(n) => {
+                    out.extend_from_slice(self.buf.get(..n).unwrap_or_default());
+                    if out.len() >= max {
+                        return Some((out, false));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return (!out.is_empty()).then_some((out, false));
+                }
+                // EIO is how Linux reports a hung-up PTY: end of output.
+                Err(_) => return Some((out, true)),
+            }
+        }
+    }
+}
+
+/// The bulk reader: waits for the loop to hand it a burst, reads until output pauses for
+/// [`BULK_IDLE_MS`] (then hands back) or ends. Exactly one of the two reads at any time, so
+/// output stays in order.
+fn bulk_reader(
+    mut reader: std::fs::File,
+    go: std::sync::mpsc::Receiver<()>,
+    tx: mpsc::Sender<Bulk>,
+) {
+    use std::io::Read as _;
+    let mut buf = vec![0u8; READ_CHUNK];
+    while go.recv().is_ok() {
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => {
+                    let _ = tx.blocking_send(Bulk::End);
+                    return;
+                }
+                Ok(n) => {
+                    // Take what else is already there before handing over: fewer, larger
+                    // chunks under heavy output.
+                    let mut len = n;
+                    while let Some(free) = buf.get_mut(len..).filter(|f| !f.is_empty()) {
+                        match reader.read(free) {
+                            Ok(more) if more > 0 => len += more,
+                            _ => break,
+                        }
+                    }
+                    let chunk = buf.get(..len).unwrap_or_default().to_vec();
+                    if tx.blocking_send(Bulk::Data(chunk)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut fds = [nix::poll::PollFd::new(
+                        reader.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    )];
+                    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(BULK_IDLE_MS)) {
+                        Ok(0) => {
+                            if tx.blocking_send(Bulk::Idle).is_err() {
+                                return;
+                            }
+                            break;
+                        }
+                        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                        Err(_) => {
+                            let _ = tx.blocking_send(Bulk::End);
+                            return;
+                        }
+                    }
+                }
+                // EIO is how Linux reports a hung-up PTY: end of output.
+                Err(_) => {
+                    let _ = tx.blocking_send(Bulk::End);
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The master's descriptor number, to copy it.
@@ -170,52 +410,32 @@ impl Runspace {
         let master = pair.master;
         let pid = child.process_id();
         let slave_path = master.tty_name();
-        let (io, mut reader) = PtyIo::new(master.as_ref()).map_err(|e| spawn_err(&e))?;
+        let (io, reader) = PtyIo::new(master.as_ref()).map_err(|e| spawn_err(&e))?;
 
-        // Chunks are up to READ_CHUNK: a few in flight keep the reader ahead of the session
-        // without holding megabytes of output in memory.
-        let (out_tx, output) = mpsc::channel::<Vec<u8>>(4);
+        let owned = |r: &filedescriptor::FileDescriptor| r.as_fd().try_clone_to_owned();
+        let bulk = std::fs::File::from(owned(&reader).map_err(|e| spawn_err(&e))?);
+        let direct = owned(&reader).map_err(|e| spawn_err(&e))?;
+        drop(reader);
+        let (go, go_rx) = std::sync::mpsc::channel();
+        // Chunks are up to READ_CHUNK: a few in flight keep the bulk reader ahead of the
+        // session without holding megabytes of output in memory.
+        let (chunk_tx, chunks) = mpsc::channel(4);
         std::thread::Builder::new()
             .name("jitsh-pty-read".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; READ_CHUNK];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            // Take what else is already there (the descriptor does not block)
-                            // before waking the session: under heavy output, fewer and larger
-                            // hand-overs; a keystroke's echo costs one more read.
-                            let mut len = n;
-                            while let Some(free) = buf.get_mut(len..).filter(|f| !f.is_empty()) {
-                                match reader.read(free) {
-                                    Ok(more) if more > 0 => len += more,
-                                    _ => break,
-                                }
-                            }
-                            let chunk = buf.get(..len).unwrap_or_default().to_vec();
-                            if out_tx.blocking_send(chunk).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        // The descriptor is non-blocking (for the input side): wait here.
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            let mut fds = [nix::poll::PollFd::new(
-                                reader.as_fd(),
-                                nix::poll::PollFlags::POLLIN,
-                            )];
-                            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
-                                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                                Err(_) => break,
-                            }
-                        }
-                        // EIO is how Linux reports a hung-up PTY: end of output.
-                        Err(_) => break,
-                    }
-                }
-            })
+            .spawn(move || bulk_reader(bulk, go_rx, chunk_tx))
             .map_err(|e| spawn_err(&e))?;
+        let output = Output {
+            rx: Some(pipe::Receiver::from_owned_fd_unchecked(direct).map_err(|e| spawn_err(&e))?),
+            parked: None,
+            buf: vec![0u8; READ_CHUNK],
+            ended: false,
+            bulk: false,
+            go,
+            chunks,
+            burst: 0,
+            bursts: 0,
+            last: std::time::Instant::now(),
+        };
 
         let (exit_tx, exited) = oneshot::channel();
         std::thread::Builder::new()
@@ -303,5 +523,55 @@ fn pty_size((cols, rows): (u16, u16)) -> PtySize {
         cols,
         pixel_width: 0,
         pixel_height: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Output read by the loop and by the bulk reader, handed back and forth across bursts
+    /// and pauses, arrives whole and in order: a lost or reordered chunk could drop the prompt
+    /// marker that ends pass-through.
+    #[tokio::test(flavor = "current_thread")]
+    async fn bursts_and_pauses_reach_the_session_whole_and_in_order() {
+        let script = "stty -onlcr; seq 1 40000; sleep 0.3; echo one; sleep 0.3; echo two; \
+                      sleep 0.2; seq 40001 90000; sleep 0.3; echo end";
+        let argv: Vec<OsString> = ["sh", "-c", script].iter().map(OsString::from).collect();
+        let mut rs = Runspace::spawn(&argv, (80, 24), &[]).expect("sh runs in a PTY");
+        let mut got = Vec::new();
+        let mut chunks = 0usize;
+        let read = async {
+            while let Some(bytes) = rs.output.recv(256 * 1024).await {
+                got.extend_from_slice(&bytes);
+                chunks += 1;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .expect("output ends");
+        let mut want = String::new();
+        for i in 1..=40000 {
+            want.push_str(&format!("{i}\n"));
+        }
+        want.push_str("one\ntwo\n");
+        for i in 40001..=90000 {
+            want.push_str(&format!("{i}\n"));
+        }
+        want.push_str("end\n");
+        let got = String::from_utf8(got).expect("ASCII output");
+        assert!(
+            got == want,
+            "{} bytes in {chunks} chunks, want {}; first difference at {:?}",
+            got.len(),
+            want.len(),
+            got.bytes().zip(want.bytes()).position(|(a, b)| a != b)
+        );
+        assert!(
+            rs.output.bursts >= 2,
+            "both bursts went to the bulk reader ({} did)",
+            rs.output.bursts
+        );
+        assert!(!rs.output.bulk, "the loop reads again after a pause");
     }
 }
