@@ -338,11 +338,14 @@ impl Session {
         if bytes.is_empty() {
             return Ok(());
         }
+        // Shown first, then recorded (recorded even when showing fails): the admin waits on
+        // the terminal, not on the recording.
+        let shown = {
+            let mut out = self.stdout.lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        };
         self.recorder.output(bytes);
-        let mut out = self.stdout.lock();
-        out.write_all(bytes)
-            .and_then(|()| out.flush())
-            .map_err(|e| ShellError::Io(e.to_string()))
+        shown.map_err(|e| ShellError::Io(e.to_string()))
     }
 
     fn on_output(&mut self, chunk: &[u8]) -> Result<(), ShellError> {

@@ -212,7 +212,9 @@ impl Output {
                 Ok(0) => return Some((out, true)),
                 Ok(n) => {
                     out.extend_from_slice(self.buf.get(..n).unwrap_or_default());
-                    if out.len() >= max {
+                    // A short read took all there was: hand it over now, and let the read
+                    // that finds nothing more come after it is shown.
+                    if out.len() >= max || n < self.buf.len() {
                         return Some((out, false));
                     }
                 }
