@@ -329,7 +329,7 @@ fn decide_invocation(
         as_written: String::new(),
         depth: inv.depth,
         decision: rd.effect,
-        rule: rd.rule.clone(),
+        rule: rd.rule.take(),
         token: None,
         dynamic: rd.dynamic,
         reason: std::mem::take(&mut rd.reason),
@@ -366,14 +366,14 @@ fn decide_invocation(
     }
     let mut refusals = Vec::new();
     for token in ctx.tokens {
-        match token_covers(token, inv, rd.rule.as_deref(), ctx) {
+        match token_covers(token, inv, out.rule.as_deref(), ctx) {
             Ok(()) => {
                 out.decision = Effect::Allow;
                 out.token = Some(token.jti().to_string());
                 out.reason = format!(
                     "`{}` needs approval under rule `{}` and token `{}` covers it",
                     inv.name,
-                    rd.rule.as_deref().unwrap_or("defaults"),
+                    out.rule.as_deref().unwrap_or("defaults"),
                     token.jti()
                 );
                 return out;

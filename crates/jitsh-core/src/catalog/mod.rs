@@ -493,18 +493,28 @@ impl CommandMeta {
             if !holds_all {
                 continue;
             }
-            let unbound: Vec<&(usize, String)> = set
+            // Slots are runs of one position value among the positions not bound by name; a
+            // few documented sets give two parameters the same position, and then the slot
+            // names all of them (uncertain). Counted as they go by: this runs per argument.
+            let mut slot = 0usize;
+            let mut at: Option<usize> = None;
+            let unbound = set
                 .positions
                 .iter()
-                .filter(|(_, p)| !named.iter().any(|n| eq_ci(p, n)))
-                .collect();
-            // Slots are distinct position values; a few documented sets give two parameters
-            // the same position, and then the slot names all of them (uncertain).
-            let mut slots = unbound.chunk_by(|a, b| a.0 == b.0);
-            let Some(slot) = slots.nth(index) else {
-                continue;
-            };
-            for (_, name) in slot {
+                .filter(|(_, p)| !named.iter().any(|n| eq_ci(p, n)));
+            for (position, name) in unbound {
+                match at {
+                    Some(a) if a == *position => {}
+                    Some(_) => slot += 1,
+                    None => {}
+                }
+                at = Some(*position);
+                if slot > index {
+                    break;
+                }
+                if slot < index {
+                    continue;
+                }
                 if let Some(param) = self.param(name) {
                     if !out.iter().any(|p| eq_ci(&p.name, &param.name)) {
                         out.push(param);

@@ -9,7 +9,7 @@
 use crate::invocation::{Invocation, TaskKind};
 use crate::policy::model::{match_name, split_module, Effect, Rule, RuleDecision};
 use crate::policy::params::{eval_any_param, Cond};
-use crate::policy::pattern::lower;
+use crate::policy::pattern::{lower, LowerName};
 use crate::policy::PolicySet;
 
 /// Rules that matched, by how.
@@ -39,7 +39,7 @@ pub(crate) fn condition(rule: &Rule, inv: &Invocation) -> Cond {
 
 pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     let defaults = set.defaults();
-    let shown = display_name(inv);
+    let shown = Shown(inv);
 
     let kind = inv.kind;
     let (name, module) = match kind {
@@ -49,13 +49,13 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     let name = match_name(kind, name);
     let name = name.as_ref();
     let lname = lower(name);
-    let chars: Vec<char> = lname.chars().collect();
+    let lname = LowerName::new(&lname);
     let lmodule = module.map(lower);
 
     // A name that is not known for certain is never matched for allow or approval; only a
     // deny that its text (as far as it is known) hits can make the default stricter.
     if let Some(why) = &inv.dynamic {
-        let denies: Vec<&Rule> = matching_rules(set, kind, &lname, &chars, lmodule.as_deref())
+        let denies: Vec<&Rule> = matching_rules(set, kind, &lname, lmodule.as_deref())
             .filter(|r| r.effect == Effect::Deny)
             .collect();
         if let Some(first) = denies.iter().min_by(|a, b| a.id.cmp(&b.id)) {
@@ -96,7 +96,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     };
 
     let mut hits = Hits::default();
-    for rule in matching_rules(set, kind, &lname, &chars, lmodule.as_deref()) {
+    for rule in matching_rules(set, kind, &lname, lmodule.as_deref()) {
         match (rule.effect, condition(rule, inv)) {
             (_, Cond::No) => {}
             (Effect::Deny, Cond::Yes) => hits.deny.push((rule, None)),
@@ -116,7 +116,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     hits.allow_unknown.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     hits.approval.sort_by_cached_key(|(r, _)| {
         (
-            std::cmp::Reverse(specificity(r, kind, &chars, lmodule.as_deref())),
+            std::cmp::Reverse(specificity(r, kind, lname.chars(), lmodule.as_deref())),
             r.id.clone(),
         )
     });
@@ -231,15 +231,14 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
 fn matching_rules<'a>(
     set: &'a PolicySet,
     kind: TaskKind,
-    lname: &str,
-    chars: &'a [char],
+    lname: &'a LowerName<'a>,
     lmodule: Option<&'a str>,
 ) -> impl Iterator<Item = &'a Rule> + 'a {
     set.index
-        .candidates(kind, lname, chars, lmodule)
+        .candidates(kind, lname, lmodule)
         .into_iter()
         .filter_map(|i| usize::try_from(i).ok().and_then(|i| set.rules().get(i)))
-        .filter(move |r| !r.excepted(kind, chars, lmodule))
+        .filter(move |r| !r.excepted(kind, lname, lmodule))
 }
 
 /// How narrowly `rule` targets this invocation: a rule with parameter conditions is narrower
@@ -263,9 +262,18 @@ fn ids<'a>(rules: impl Iterator<Item = &'a Rule>) -> Vec<String> {
     rules.map(|r| r.id.clone()).collect()
 }
 
-fn display_name(inv: &Invocation) -> String {
-    match &inv.module {
-        Some(m) => format!("{m}\\{}", inv.name),
-        None => inv.task(),
+/// The invocation as messages name it: `Module\Name`, or the task as a policy names it
+/// (written straight into the message, without a string of its own).
+struct Shown<'a>(&'a Invocation);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inv = self.0;
+        match (&inv.module, inv.kind) {
+            (Some(m), _) => write!(f, "{m}\\{}", inv.name),
+            (None, TaskKind::Path) => write!(f, "path:{}", inv.name),
+            (None, TaskKind::Program) => write!(f, "program:{}", inv.name),
+            (None, TaskKind::Command | TaskKind::Method) => f.write_str(&inv.name),
+        }
     }
 }

@@ -13,7 +13,7 @@ use foldhash::{HashMap, HashMapExt as _};
 
 use crate::invocation::TaskKind;
 use crate::policy::model::{Effect, Rule};
-use crate::policy::pattern::{Glob, Shape};
+use crate::policy::pattern::{Glob, LowerName, Shape};
 
 /// A pattern occurrence: which rule, and the module qualifier it carries.
 #[derive(Clone, Debug)]
@@ -80,11 +80,10 @@ impl TaskIndex {
     pub(crate) fn candidates(
         &self,
         kind: TaskKind,
-        lname: &str,
-        chars: &[char],
+        lname: &LowerName<'_>,
         module: Option<&str>,
     ) -> Vec<u32> {
-        self.of(kind).candidates(lname, chars, module)
+        self.of(kind).candidates(lname, module)
     }
 
     /// Indexes of rules with a pattern of `kind` that may cover every name `glob` matches.
@@ -138,10 +137,10 @@ impl NameIndex {
         }
     }
 
-    /// Indexes of the rules with a task pattern covering the lowercase `lname` (`chars` is
-    /// the same text split into chars) in lowercase `module`; sorted, without duplicates.
-    /// `except` and conditions are not applied here.
-    fn candidates(&self, lname: &str, chars: &[char], module: Option<&str>) -> Vec<u32> {
+    /// Indexes of the rules with a task pattern covering the lowercase `name` in lowercase
+    /// `module`; sorted, without duplicates. `except` and conditions are not applied here.
+    fn candidates(&self, name: &LowerName<'_>, module: Option<&str>) -> Vec<u32> {
+        let lname = name.text();
         let mut out = Vec::new();
         let take = |out: &mut Vec<u32>, entries: &[Entry]| {
             out.extend(
@@ -160,7 +159,7 @@ impl NameIndex {
         self.suffix.walk(lname.bytes().rev(), |e| take(&mut out, e));
         self.other.walk(lname.bytes(), |entries| {
             for (g, e) in entries {
-                if e.module_ok(module) && g.matches_lower(chars) {
+                if e.module_ok(module) && g.matches_lower(name.chars()) {
                     out.push(e.rule);
                 }
             }
@@ -176,8 +175,7 @@ impl NameIndex {
     fn subsuming(&self, glob: &Glob) -> Vec<u32> {
         if glob.is_literal() {
             let text = crate::policy::pattern::lower(glob.as_str());
-            let chars: Vec<char> = text.chars().collect();
-            return self.candidates(&text, &chars, None);
+            return self.candidates(&LowerName::new(&text), None);
         }
         let mut out = Vec::new();
         let take = |out: &mut Vec<u32>, entries: &[Entry]| {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::invocation::TaskKind;
 use crate::policy::params::ParamConstraints;
-use crate::policy::pattern::{lower, Glob};
+use crate::policy::pattern::{lower, Glob, LowerName};
 
 /// What a rule (or a default) says about an invocation.
 ///
@@ -319,16 +319,13 @@ impl Rule {
             TaskKind::Command => split_module(name, module),
             _ => (name, None),
         };
-        let text = match_name(kind, name);
-        let lname: Vec<char> = text
-            .chars()
-            .map(crate::policy::pattern::lower_char)
-            .collect();
+        let text = lower(&match_name(kind, name));
+        let lname = LowerName::new(&text);
         let lmodule = module.map(lower);
         let strict = self.effect == Effect::Allow;
         self.patterns
             .iter()
-            .any(|p| p.kind == kind && p.covers(&lname, lmodule.as_deref(), strict))
+            .any(|p| p.kind == kind && p.covers(lname.chars(), lmodule.as_deref(), strict))
             && !self.excepted(kind, &lname, lmodule.as_deref())
     }
 
@@ -360,11 +357,16 @@ impl Rule {
     /// of an `except` entry is always honoured loosely: an exception can only narrow what an
     /// allow grants, and for restrictive rules ignoring it would narrow them, so both go the
     /// restrictive way.
-    pub(crate) fn excepted(&self, kind: TaskKind, lname: &[char], lmodule: Option<&str>) -> bool {
+    pub(crate) fn excepted(
+        &self,
+        kind: TaskKind,
+        lname: &LowerName<'_>,
+        lmodule: Option<&str>,
+    ) -> bool {
         let strict = self.effect != Effect::Allow;
         self.except_patterns
             .iter()
-            .any(|p| p.kind == kind && p.covers(lname, lmodule, strict))
+            .any(|p| p.kind == kind && p.covers(lname.chars(), lmodule, strict))
     }
 }
 

@@ -256,6 +256,32 @@ pub(crate) fn lower_char(c: char) -> char {
     }
 }
 
+/// A lowercase name, and its chars when a glob needs them: most lookups are settled by the
+/// name's bytes (a hash probe, trie walks), so the chars are split only for the glob matches
+/// that happen.
+pub(crate) struct LowerName<'a> {
+    text: &'a str,
+    chars: std::cell::OnceCell<Vec<char>>,
+}
+
+impl<'a> LowerName<'a> {
+    /// `text` must already be lowercase (see [`lower`]).
+    pub(crate) fn new(text: &'a str) -> Self {
+        LowerName {
+            text,
+            chars: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
+    pub(crate) fn chars(&self) -> &[char] {
+        self.chars.get_or_init(|| self.text.chars().collect())
+    }
+}
+
 /// `text` lowercased with [`lower_char`].
 pub(crate) fn lower(text: &str) -> String {
     if text.is_ascii() {

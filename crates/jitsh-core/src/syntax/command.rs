@@ -297,15 +297,16 @@ impl<'a> Parser<'a> {
             self.pos = start;
             return Ok(None);
         }
-        let mut name = String::new();
+        // The name is the source text as it stands: taken in one piece once its end is known.
+        let name_start = self.pos;
         while let Some(c) = self.peek() {
             if is_name_char(c) || is_dash(c) || c == '?' {
-                name.push(c);
                 self.bump();
             } else {
                 break;
             }
         }
+        let name = self.text(self.span_from(name_start)).to_string();
         self.check_name(&name, "parameter name")?;
         let colon = self.eat(':');
         let token_span = self.span_from(start);
