@@ -1200,6 +1200,7 @@ impl<'a> Walker<'a> {
         };
         // Canonical names bound so far, as the catalog spells them.
         let mut named: Vec<&'a str> = Vec::with_capacity(n);
+        let listed = Listed::new(name);
         let mut positional = 0usize;
         let mut positional_bound = 0usize;
         let mut slots_exhausted = false;
@@ -1250,7 +1251,7 @@ impl<'a> Walker<'a> {
                                 b.named_values.push((pm.name.as_str(), e));
                             }
                             if let Some(why) =
-                                pmeta.and_then(|m| code_from_value(name, m, pipeline_input, e))
+                                pmeta.and_then(|m| code_from_value(&listed, m, pipeline_input, e))
                             {
                                 b.code_from_value.get_or_insert(why);
                             }
@@ -1270,7 +1271,7 @@ impl<'a> Walker<'a> {
                             b.walk.push((
                                 e,
                                 if data { Mode::Data } else { Mode::Code },
-                                block_use(name, meta, pmeta),
+                                block_use(&listed, meta, pmeta),
                             ));
                             if data {
                                 block_text(e, self.src)
@@ -1333,11 +1334,11 @@ impl<'a> Walker<'a> {
                     positional += 1;
                     // Unbound, it runs as the most restrictive of the candidates would.
                     let when = match bound {
-                        Some(pm) => block_use(name, meta, Some(pm)),
+                        Some(pm) => block_use(&listed, meta, Some(pm)),
                         None => {
                             let uses: Vec<BlockUse> = candidates
                                 .iter()
-                                .map(|pm| block_use(name, meta, Some(pm)))
+                                .map(|pm| block_use(&listed, meta, Some(pm)))
                                 .collect();
                             if meta.is_none() || uses.contains(&BlockUse::Later) {
                                 BlockUse::Later
@@ -1356,7 +1357,7 @@ impl<'a> Walker<'a> {
                     let maybe_code = bound.is_none()
                         && (candidates
                             .iter()
-                            .any(|m| runs_block_values(name, m, pipeline_input))
+                            .any(|m| runs_block_values(&listed, m, pipeline_input))
                             || meta.is_none());
                     if maybe_code && !is_literal_value(e) {
                         b.code_from_value.get_or_insert(format!(
@@ -1365,7 +1366,7 @@ impl<'a> Walker<'a> {
                     }
                     match bound {
                         Some(pm) => {
-                            if let Some(why) = code_from_value(name, pm, pipeline_input, e) {
+                            if let Some(why) = code_from_value(&listed, pm, pipeline_input, e) {
                                 b.code_from_value.get_or_insert(why);
                             }
                             positional_bound += 1;
@@ -1550,10 +1551,9 @@ impl<'a> Walker<'a> {
                     ));
                     // Unknown keys may bind a script block to a parameter that runs it.
                     let runs_blocks = match self.catalog.command(&inv.name) {
-                        Some(m) => m
-                            .parameters
-                            .iter()
-                            .any(|pm| runs_block_values(&inv.name, pm, inv.pipeline_input)),
+                        Some(m) => m.parameters.iter().any(|pm| {
+                            runs_block_values(&Listed::new(&inv.name), pm, inv.pipeline_input)
+                        }),
                         None => true,
                     };
                     if runs_blocks && inv.dynamic.is_none() {
@@ -1579,7 +1579,7 @@ impl<'a> Walker<'a> {
                         // block literal both count as code given to a parameter that runs it.
                         let computed = matches!(value, ParamValue::Dynamic);
                         if computed
-                            && runs_block_values(&inv.name, pm, inv.pipeline_input)
+                            && runs_block_values(&Listed::new(&inv.name), pm, inv.pipeline_input)
                             && inv.dynamic.is_none()
                         {
                             inv.dynamic = Some(format!(
@@ -1998,17 +1998,21 @@ enum BlockUse {
 }
 
 /// When a script block bound to parameter `param` of `command` runs.
-fn block_use(command: &str, meta: Option<&CommandMeta>, param: Option<&ParamMeta>) -> BlockUse {
+fn block_use(
+    command: &Listed<'_>,
+    meta: Option<&CommandMeta>,
+    param: Option<&ParamMeta>,
+) -> BlockUse {
     if meta.is_none() {
         return BlockUse::Later;
     }
-    if param.is_some_and(|p| pair_listed(&STORES_CODE, command, &p.name)) {
+    if param.is_some_and(|p| command.stores_code(&p.name)) {
         return BlockUse::Later;
     }
     // `ForEach-Object -Parallel` runs its block in other runspaces.
     if RUNS_BLOCKS_HERE
         .iter()
-        .any(|c| c.eq_ignore_ascii_case(command))
+        .any(|c| c.eq_ignore_ascii_case(command.name))
         && !param.is_some_and(|p| p.name.eq_ignore_ascii_case("parallel"))
     {
         BlockUse::Here
@@ -2333,7 +2337,12 @@ static PROPERTY_EXPRESSIONS: PairTable = PairTable::new(&[
 /// expression, or a delay-bind parameter: pipeline-bound, not `Object`-typed, in a command that
 /// receives pipeline input) given anything but literals. A script block can reach a variable
 /// from outside the line (`${function:Remove-Mailbox}`, `(Get-Command X).ScriptBlock`).
-fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr) -> Option<String> {
+fn code_from_value(
+    command: &Listed<'_>,
+    m: &ParamMeta,
+    pipeline_input: bool,
+    e: &Expr,
+) -> Option<String> {
     if !runs_block_values(command, m, pipeline_input) {
         return None;
     }
@@ -2355,7 +2364,7 @@ fn code_from_value(command: &str, m: &ParamMeta, pipeline_input: bool, e: &Expr)
 
 /// Whether parameter `m` of `command` runs a script block given as its value (see
 /// [`code_from_value`]).
-fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool {
+fn runs_block_values(command: &Listed<'_>, m: &ParamMeta, pipeline_input: bool) -> bool {
     let object_typed = {
         let t = m.type_name.trim();
         let t = crate::invocation::strip_prefix_ci(t, "system.").unwrap_or(t);
@@ -2367,8 +2376,8 @@ fn runs_block_values(command: &str, m: &ParamMeta, pipeline_input: bool) -> bool
     // computed value is code.
     m.is_script_block()
         || m.type_name.trim().is_empty()
-        || pair_listed(&PROPERTY_EXPRESSIONS, command, &m.name)
-        || pair_listed(&STORES_CODE, command, &m.name)
+        || command.property_expression(&m.name)
+        || command.stores_code(&m.name)
         || (pipeline_input && m.takes_pipeline_input() && !object_typed)
 }
 
@@ -2406,6 +2415,35 @@ fn pair_listed(table: &PairTable, command: &str, param: &str) -> bool {
 struct PairTable {
     entries: &'static [&'static str],
     sorted: std::sync::OnceLock<Vec<(&'static str, &'static str)>>,
+    /// The commands the table names.
+    commands: std::sync::OnceLock<foldhash::HashSet<&'static str>>,
+}
+
+/// A command's name, with whether the `command:parameter` tables name it: looked up once per
+/// invocation, since the tables are asked about each of its parameters and most commands are
+/// in neither.
+struct Listed<'n> {
+    name: &'n str,
+    in_stores_code: bool,
+    in_property_expressions: bool,
+}
+
+impl<'n> Listed<'n> {
+    fn new(name: &'n str) -> Self {
+        Listed {
+            name,
+            in_stores_code: STORES_CODE.names_command(name),
+            in_property_expressions: PROPERTY_EXPRESSIONS.names_command(name),
+        }
+    }
+
+    fn stores_code(&self, param: &str) -> bool {
+        self.in_stores_code && pair_listed(&STORES_CODE, self.name, param)
+    }
+
+    fn property_expression(&self, param: &str) -> bool {
+        self.in_property_expressions && pair_listed(&PROPERTY_EXPRESSIONS, self.name, param)
+    }
 }
 
 impl PairTable {
@@ -2413,6 +2451,26 @@ impl PairTable {
         PairTable {
             entries,
             sorted: std::sync::OnceLock::new(),
+            commands: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether any entry is for `command` (compared as `str::to_lowercase` would compare).
+    fn names_command(&self, command: &str) -> bool {
+        let commands = self.commands.get_or_init(|| {
+            self.entries
+                .iter()
+                .map(|e| e.split_once(':').map_or(*e, |(c, _)| c))
+                .collect()
+        });
+        let mut buf = [0u8; 64];
+        match buf.get_mut(..command.len()) {
+            Some(lower) if command.is_ascii() => {
+                lower.copy_from_slice(command.as_bytes());
+                lower.make_ascii_lowercase();
+                std::str::from_utf8(lower).is_ok_and(|c| commands.contains(c))
+            }
+            _ => commands.contains(command.to_lowercase().as_str()),
         }
     }
 }
@@ -2602,7 +2660,7 @@ fn block_text(e: &Expr, src: &str) -> ParamValue {
 
 #[cfg(test)]
 mod pair_table_tests {
-    use super::{pair_listed, PROPERTY_EXPRESSIONS, STORES_CODE};
+    use super::{pair_listed, Listed, PROPERTY_EXPRESSIONS, STORES_CODE};
 
     #[test]
     fn pair_tables_find_every_entry_in_any_case_and_nothing_else() {
@@ -2623,5 +2681,41 @@ mod pair_table_tests {
         assert!(!pair_listed(&STORES_CODE, &"a".repeat(200), "value"));
         assert!(pair_listed(&STORES_CODE, "ADD-MEMBER", "VALUE"));
         assert!(!pair_listed(&STORES_CODE, "add-membér", "value"));
+    }
+
+    /// The per-invocation shortcut may only skip commands no entry names: every entry's
+    /// command, in any case, still reaches the pair lookup.
+    #[test]
+    fn listed_commands_are_every_table_command_in_any_case_and_nothing_else() {
+        for entry in STORES_CODE.entries {
+            let (c, p) = entry.split_once(':').unwrap_or_default();
+            for name in [c.to_string(), c.to_uppercase(), c.to_ascii_uppercase()] {
+                let listed = Listed::new(&name);
+                assert!(listed.stores_code(p), "{entry} as {name}");
+                assert!(listed.stores_code(&p.to_uppercase()), "{entry} as {name}");
+            }
+        }
+        for entry in PROPERTY_EXPRESSIONS.entries {
+            let (c, p) = entry.split_once(':').unwrap_or_default();
+            let upper = c.to_uppercase();
+            assert!(Listed::new(c).property_expression(p), "{entry}");
+            assert!(Listed::new(&upper).property_expression(p), "{entry}");
+        }
+        for name in [
+            "Set-Mailbox",
+            "Add-Membe",
+            "Add-Memberx",
+            "ADD-MEMBÉR",
+            "",
+            &"a".repeat(200),
+            &format!("add-member{}", "x".repeat(100)),
+        ] {
+            let listed = Listed::new(name);
+            assert!(
+                !listed.in_stores_code && !listed.in_property_expressions,
+                "{name}"
+            );
+        }
+        assert!(STORES_CODE.names_command(&"ADD-MEMBER".to_lowercase()));
     }
 }
