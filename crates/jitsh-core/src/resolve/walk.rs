@@ -1551,9 +1551,12 @@ impl<'a> Walker<'a> {
                     ));
                     // Unknown keys may bind a script block to a parameter that runs it.
                     let runs_blocks = match self.catalog.command(&inv.name) {
-                        Some(m) => m.parameters.iter().any(|pm| {
-                            runs_block_values(&Listed::new(&inv.name), pm, inv.pipeline_input)
-                        }),
+                        Some(m) => {
+                            let listed = Listed::new(&inv.name);
+                            m.parameters
+                                .iter()
+                                .any(|pm| runs_block_values(&listed, pm, inv.pipeline_input))
+                        }
                         None => true,
                     };
                     if runs_blocks && inv.dynamic.is_none() {
