@@ -576,4 +576,38 @@ mod tests {
         );
         assert!(!rs.output.bulk, "the loop reads again after a pause");
     }
+
+    /// A runspace that ends in the middle of a burst: the bulk reader's last chunks and the
+    /// end of output still arrive, in order, and the exit status is the runspace's.
+    #[tokio::test(flavor = "current_thread")]
+    async fn output_that_ends_during_a_burst_arrives_whole_with_the_status() {
+        let argv: Vec<OsString> = ["sh", "-c", "stty -onlcr; seq 1 120000; exit 3"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let mut rs = Runspace::spawn(&argv, (80, 24), &[]).expect("sh runs in a PTY");
+        let mut got = Vec::new();
+        let read = async {
+            while let Some(bytes) = rs.output.recv(256 * 1024).await {
+                got.extend_from_slice(&bytes);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .expect("output ends");
+        let want: String = (1..=120_000).map(|i| format!("{i}\n")).collect();
+        let got = String::from_utf8(got).expect("ASCII output");
+        assert!(
+            got == want,
+            "{} bytes, want {}; first difference at {:?}",
+            got.len(),
+            want.len(),
+            got.bytes().zip(want.bytes()).position(|(a, b)| a != b)
+        );
+        assert!(rs.output.bursts >= 1, "the burst went to the bulk reader");
+        let status = tokio::time::timeout(std::time::Duration::from_secs(10), &mut rs.exited)
+            .await
+            .expect("the runspace is reaped");
+        assert_eq!(status.ok(), Some(3));
+    }
 }
