@@ -532,17 +532,12 @@ fn pty_size((cols, rows): (u16, u16)) -> PtySize {
 mod tests {
     use super::*;
 
-    /// Output read by the loop and by the bulk reader, handed back and forth across bursts
-    /// and pauses, arrives whole and in order: a lost or reordered chunk could drop the prompt
-    /// marker that ends pass-through.
-    #[tokio::test(flavor = "current_thread")]
-    async fn bursts_and_pauses_reach_the_session_whole_and_in_order() {
-        let script = "stty -onlcr; seq 1 40000; sleep 0.3; echo one; sleep 0.3; echo two; \
-                      sleep 0.2; seq 40001 90000; sleep 0.3; echo end";
+    /// Runs `sh -c script` in a PTY and reads its output to the end, as the session does:
+    /// the text, in how many chunks it came, and the runspace.
+    async fn read_all(script: &str) -> (String, usize, Runspace) {
         let argv: Vec<OsString> = ["sh", "-c", script].iter().map(OsString::from).collect();
         let mut rs = Runspace::spawn(&argv, (80, 24), &[]).expect("sh runs in a PTY");
-        let mut got = Vec::new();
-        let mut chunks = 0usize;
+        let (mut got, mut chunks) = (Vec::new(), 0usize);
         let read = async {
             while let Some(bytes) = rs.output.recv(256 * 1024).await {
                 got.extend_from_slice(&bytes);
@@ -552,16 +547,14 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(60), read)
             .await
             .expect("output ends");
-        let mut want = String::new();
-        for i in 1..=40000 {
-            want.push_str(&format!("{i}\n"));
-        }
-        want.push_str("one\ntwo\n");
-        for i in 40001..=90000 {
-            want.push_str(&format!("{i}\n"));
-        }
-        want.push_str("end\n");
-        let got = String::from_utf8(got).expect("ASCII output");
+        (String::from_utf8(got).expect("ASCII output"), chunks, rs)
+    }
+
+    fn lines(from: u32, to: u32) -> String {
+        (from..=to).map(|i| format!("{i}\n")).collect()
+    }
+
+    fn assert_same(got: &str, want: &str, chunks: usize) {
         assert!(
             got == want,
             "{} bytes in {chunks} chunks, want {}; first difference at {:?}",
@@ -569,6 +562,20 @@ mod tests {
             want.len(),
             got.bytes().zip(want.bytes()).position(|(a, b)| a != b)
         );
+    }
+
+    /// Output read by the loop and by the bulk reader, handed back and forth across bursts
+    /// and pauses, arrives whole and in order: a lost or reordered chunk could drop the prompt
+    /// marker that ends pass-through.
+    #[tokio::test(flavor = "current_thread")]
+    async fn bursts_and_pauses_reach_the_session_whole_and_in_order() {
+        let (got, chunks, rs) = read_all(
+            "stty -onlcr; seq 1 40000; sleep 0.3; echo one; sleep 0.3; echo two; \
+             sleep 0.2; seq 40001 90000; sleep 0.3; echo end",
+        )
+        .await;
+        let want = format!("{}one\ntwo\n{}end\n", lines(1, 40000), lines(40001, 90000));
+        assert_same(&got, &want, chunks);
         assert!(
             rs.output.bursts >= 2,
             "both bursts went to the bulk reader ({} did)",
@@ -581,29 +588,8 @@ mod tests {
     /// end of output still arrive, in order, and the exit status is the runspace's.
     #[tokio::test(flavor = "current_thread")]
     async fn output_that_ends_during_a_burst_arrives_whole_with_the_status() {
-        let argv: Vec<OsString> = ["sh", "-c", "stty -onlcr; seq 1 120000; exit 3"]
-            .iter()
-            .map(OsString::from)
-            .collect();
-        let mut rs = Runspace::spawn(&argv, (80, 24), &[]).expect("sh runs in a PTY");
-        let mut got = Vec::new();
-        let read = async {
-            while let Some(bytes) = rs.output.recv(256 * 1024).await {
-                got.extend_from_slice(&bytes);
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(60), read)
-            .await
-            .expect("output ends");
-        let want: String = (1..=120_000).map(|i| format!("{i}\n")).collect();
-        let got = String::from_utf8(got).expect("ASCII output");
-        assert!(
-            got == want,
-            "{} bytes, want {}; first difference at {:?}",
-            got.len(),
-            want.len(),
-            got.bytes().zip(want.bytes()).position(|(a, b)| a != b)
-        );
+        let (got, chunks, mut rs) = read_all("stty -onlcr; seq 1 120000; exit 3").await;
+        assert_same(&got, &lines(1, 120_000), chunks);
         assert!(rs.output.bursts >= 1, "the burst went to the bulk reader");
         let status = tokio::time::timeout(std::time::Duration::from_secs(10), &mut rs.exited)
             .await

@@ -274,6 +274,20 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(idx).copied().unwrap_or_default().as_secs_f64() * 1e6
 }
 
+/// The gate's context for the per-line rows: user `alice`, no tokens, a fixed clock.
+fn gate_context<'a>(set: &'a PolicySet, revoked: &'a HashSet<String>) -> GateContext<'a> {
+    GateContext {
+        policies: set,
+        catalog: Catalog::builtin(),
+        user: "alice",
+        now: chrono::DateTime::UNIX_EPOCH,
+        tokens: &[],
+        revoked,
+        skew: chrono::TimeDelta::seconds(30),
+        online: false,
+    }
+}
+
 fn profile_check(secs: u64) {
     let lines = corpus_lines();
     let set = PolicySet::from_sources(&[PolicySource::new(
@@ -282,16 +296,7 @@ fn profile_check(secs: u64) {
     )])
     .expect("synthetic set loads");
     let revoked = HashSet::new();
-    let ctx = GateContext {
-        policies: &set,
-        catalog: Catalog::builtin(),
-        user: "alice",
-        now: chrono::DateTime::UNIX_EPOCH,
-        tokens: &[],
-        revoked: &revoked,
-        skew: chrono::TimeDelta::seconds(30),
-        online: false,
-    };
+    let ctx = gate_context(&set, &revoked);
     let end = Instant::now() + Duration::from_secs(secs);
     let mut n = 0u64;
     while Instant::now() < end {
@@ -321,16 +326,7 @@ fn policy_side(engine: &str, n: usize) {
                 .expect("synthetic set loads"),
             ));
             let revoked: &'static HashSet<String> = Box::leak(Box::new(HashSet::new()));
-            let ctx = GateContext {
-                policies: set,
-                catalog: Catalog::builtin(),
-                user: "alice",
-                now: chrono::DateTime::UNIX_EPOCH,
-                tokens: &[],
-                revoked,
-                skew: chrono::TimeDelta::seconds(30),
-                online: false,
-            };
+            let ctx = gate_context(set, revoked);
             Box::new(move || {
                 lines
                     .iter()
