@@ -7,6 +7,8 @@
 //! runspace's [`Platform`] is [`Shell::on`]. Targets are canonical command names; a few name
 //! functions (`help`, `mkdir`) or an application (`powershell_ise.exe`) rather than cmdlets.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 
 /// The operating system the runspace runs on, as far as name resolution depends on it.
@@ -71,10 +73,28 @@ impl Shell {
 }
 
 /// The default alias named `name` (case-insensitive), if there is one.
+///
+/// Asked for every command of every line, and most commands are no alias: one hashed probe
+/// of the ASCII-lowercased name instead of a scan of the table. ASCII lowercasing on both
+/// sides is exactly `eq_ignore_ascii_case`, and the first entry of a name wins, as a scan
+/// in table order would find it.
 pub fn builtin_alias(name: &str) -> Option<&'static AliasEntry> {
-    DEFAULT_ALIASES
-        .iter()
-        .find(|e| e.alias.eq_ignore_ascii_case(name))
+    static BY_LOWER: OnceLock<foldhash::HashMap<String, &'static AliasEntry>> = OnceLock::new();
+    let by_lower = BY_LOWER.get_or_init(|| {
+        let mut map = foldhash::HashMap::default();
+        for e in DEFAULT_ALIASES {
+            map.entry(e.alias.to_ascii_lowercase()).or_insert(e);
+        }
+        map
+    });
+    // Every alias is short: a longer name is none of them.
+    let mut buf = [0u8; 32];
+    let key = buf.get_mut(..name.len())?;
+    key.copy_from_slice(name.as_bytes());
+    key.make_ascii_lowercase();
+    // ASCII lowercasing leaves other bytes as they are, so `key` is still UTF-8.
+    let key = std::str::from_utf8(key).ok()?;
+    by_lower.get(key).copied()
 }
 
 /// Which shell defines an alias.
@@ -294,3 +314,65 @@ pub const DEFAULT_ALIASES: &[AliasEntry] = &[
     a("rcms", "Remove-CimSession", Shell::CimCmdletsModule),
     a("scim", "Set-CimInstance", Shell::CimCmdletsModule),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table scan the hashed lookup stands for.
+    fn scanned(name: &str) -> Option<&'static AliasEntry> {
+        DEFAULT_ALIASES
+            .iter()
+            .find(|e| e.alias.eq_ignore_ascii_case(name))
+    }
+
+    #[test]
+    fn every_alias_is_found_in_any_ascii_case_and_nothing_else_is() {
+        for e in DEFAULT_ALIASES {
+            assert!(
+                e.alias.len() <= 32,
+                "`{}` is longer than the lookup's buffer",
+                e.alias
+            );
+            let mixed: String = e
+                .alias
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for name in [
+                e.alias.to_string(),
+                e.alias.to_ascii_uppercase(),
+                e.alias.to_ascii_lowercase(),
+                mixed,
+            ] {
+                let found = builtin_alias(&name);
+                assert_eq!(found, scanned(&name), "`{name}`");
+                assert!(found.is_some(), "`{name}` is a default alias");
+            }
+        }
+        let long = "g".repeat(40);
+        for name in [
+            "",
+            "Get-Mailbox",
+            "gcix",
+            "lss",
+            " ls",
+            "ls ",
+            "l\u{17f}",
+            "\u{130}ex",
+            "K\u{212a}",
+            "\u{fb00}",
+            long.as_str(),
+        ] {
+            assert_eq!(builtin_alias(name), scanned(name), "`{name}`");
+        }
+        assert_eq!(builtin_alias("\u{17f}c"), None, "no Unicode case folding");
+    }
+}
