@@ -157,6 +157,49 @@ pub struct ParamMeta {
     pub switch: bool,
     pub pipeline_by_value: bool,
     pub pipeline_by_property_name: bool,
+    /// What `type_name` means to the resolver ([`TypeClass::of`]), worked out when the
+    /// metadata is loaded.
+    pub class: TypeClass,
+}
+
+/// What the resolver asks of a parameter's type, worked out once from its documented name:
+/// it is asked for every parameter a line gives a value, where comparing the type's text
+/// each time cost more than binding the parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TypeClass {
+    script_block: bool,
+    string_like: bool,
+    object: bool,
+    undocumented: bool,
+}
+
+impl TypeClass {
+    /// The class of the type documented as `type_name`.
+    pub fn of(type_name: &str) -> TypeClass {
+        let base = base_type(type_name);
+        let trimmed = type_name.trim();
+        let unqualified = crate::invocation::strip_prefix_ci(trimmed, "system.").unwrap_or(trimmed);
+        TypeClass {
+            script_block: base.eq_ignore_ascii_case("ScriptBlock")
+                || base.eq_ignore_ascii_case("ScriptBlock[]"),
+            string_like: base.eq_ignore_ascii_case("String")
+                || base.eq_ignore_ascii_case("String[]"),
+            object: ["object", "object[]", "psobject", "psobject[]"]
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(unqualified)),
+            undocumented: trimmed.is_empty(),
+        }
+    }
+
+    /// `Object`, `Object[]`, `PSObject` or `PSObject[]` (with or without `System.`).
+    pub fn is_object(self) -> bool {
+        self.object
+    }
+
+    /// The documentation names the parameter but gives no type.
+    pub fn is_undocumented(self) -> bool {
+        self.undocumented
+    }
 }
 
 /// The outcome of looking up a parameter name as written.
@@ -371,8 +414,7 @@ fn build_builtin() -> Result<Catalog, CatalogError> {
 impl ParamMeta {
     /// True for `ScriptBlock` and `ScriptBlock[]`: an argument bound here is code.
     pub fn is_script_block(&self) -> bool {
-        let t = base_type(&self.type_name);
-        t.eq_ignore_ascii_case("ScriptBlock") || t.eq_ignore_ascii_case("ScriptBlock[]")
+        self.class.script_block
     }
 
     /// True when the runspace turns a script block bound here into its text: `String` and
@@ -380,8 +422,7 @@ impl ParamMeta {
     /// (`MultiValuedProperty`, `Object`, `PSObject`, identity types, an undocumented type) is
     /// not string-like, so a script block given to it counts as code: the restrictive choice.
     pub fn is_string_like(&self) -> bool {
-        let t = base_type(&self.type_name);
-        t.eq_ignore_ascii_case("String") || t.eq_ignore_ascii_case("String[]")
+        self.class.string_like
     }
 
     /// True when the parameter takes pipeline input in any way.
@@ -611,6 +652,7 @@ fn common_parameters() -> &'static [ParamMeta] {
                 switch: type_name == "SwitchParameter",
                 pipeline_by_value: false,
                 pipeline_by_property_name: false,
+                class: TypeClass::of(type_name),
             })
             .collect()
     })
@@ -719,6 +761,7 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
         parameters.push(ParamMeta {
             name: rp.name.into_owned(),
             aliases: rp.aliases.into_iter().map(Cow::into_owned).collect(),
+            class: TypeClass::of(&rp.type_name),
             type_name: rp.type_name.into_owned(),
             switch,
             pipeline_by_value: by_value,

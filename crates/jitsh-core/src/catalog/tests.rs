@@ -62,6 +62,7 @@ fn string_like_and_script_block_types() {
         switch: false,
         pipeline_by_value: false,
         pipeline_by_property_name: false,
+        class: TypeClass::of(t),
     };
     for t in ["String", "string[]", "System.String", "System.String[]"] {
         assert!(p(t).is_string_like(), "{t}");
@@ -112,4 +113,89 @@ fn measure_parse_time() {
             t.elapsed()
         );
     }
+}
+
+#[test]
+fn type_class_is_the_documented_types_reading() {
+    let class = TypeClass::of;
+    for t in [
+        "ScriptBlock",
+        "scriptblock[]",
+        "System.Management.Automation.ScriptBlock",
+        "System.Management.Automation.ScriptBlock[]",
+        " ScriptBlock ",
+    ] {
+        let c = class(t);
+        assert!(
+            c.script_block && !c.string_like && !c.is_object() && !c.is_undocumented(),
+            "{t}"
+        );
+    }
+    for t in [
+        "String",
+        "string[]",
+        "System.String",
+        "System.String[]",
+        " String ",
+    ] {
+        let c = class(t);
+        assert!(c.string_like && !c.script_block && !c.is_object(), "{t}");
+    }
+    for t in [
+        "Object",
+        "object[]",
+        "PSObject",
+        "psobject[]",
+        "System.Object",
+        "SYSTEM.OBJECT[]",
+        "System.PSObject",
+        " Object ",
+    ] {
+        let c = class(t);
+        assert!(c.is_object() && !c.script_block && !c.string_like, "{t}");
+    }
+    for t in ["", "  "] {
+        assert!(class(t).is_undocumented(), "`{t}`");
+    }
+    for t in [
+        "Strings",
+        "ScriptBlocks",
+        "MultiValuedProperty",
+        "MailboxIdParameter",
+        "Objects",
+        "system.management.automation.scriptblock",
+        "Microsoft.PowerShell.Object",
+    ] {
+        assert_eq!(class(t), TypeClass::default(), "{t}");
+    }
+}
+
+/// The class every loaded parameter carries is the one its type text gives: a parameter read
+/// with a stale or missing class would let a computed script block pass as data.
+#[test]
+fn every_builtin_parameter_carries_its_types_class() {
+    let catalog = Catalog::builtin();
+    let mut checked = 0usize;
+    let mut script_blocks = 0usize;
+    for name in catalog.command_names() {
+        let Some(meta) = catalog.command(name) else {
+            continue;
+        };
+        for p in meta.parameters.iter().chain(common_parameters()) {
+            assert_eq!(
+                p.class,
+                TypeClass::of(&p.type_name),
+                "{name} -{} ({})",
+                p.name,
+                p.type_name
+            );
+            checked += 1;
+            script_blocks += usize::from(p.is_script_block());
+        }
+    }
+    assert!(checked > 10_000, "only {checked} parameters checked");
+    assert!(
+        script_blocks > 10,
+        "only {script_blocks} script block parameters"
+    );
 }

@@ -2368,20 +2368,13 @@ fn code_from_value(
 /// Whether parameter `m` of `command` runs a script block given as its value (see
 /// [`code_from_value`]).
 fn runs_block_values(command: &Listed<'_>, m: &ParamMeta, pipeline_input: bool) -> bool {
-    let object_typed = {
-        let t = m.type_name.trim();
-        let t = crate::invocation::strip_prefix_ci(t, "system.").unwrap_or(t);
-        ["object", "object[]", "psobject", "psobject[]"]
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(t))
-    };
     // An undocumented type may be `ScriptBlock`: as with a command without metadata, a
     // computed value is code.
     m.is_script_block()
-        || m.type_name.trim().is_empty()
+        || m.class.is_undocumented()
         || command.property_expression(&m.name)
         || command.stores_code(&m.name)
-        || (pipeline_input && m.takes_pipeline_input() && !object_typed)
+        || (pipeline_input && m.takes_pipeline_input() && !m.class.is_object())
 }
 
 /// Whether `table` (lowercase `command:parameter` entries) lists `command` and `param`, compared
