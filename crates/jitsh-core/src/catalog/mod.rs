@@ -164,8 +164,9 @@ pub struct ParamMeta {
 
 /// What the resolver asks of a parameter's type, worked out once from its documented name:
 /// it is asked for every parameter a line gives a value, where comparing the type's text
-/// each time cost more than binding the parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// each time cost more than binding the parameter. Only [`TypeClass::of`] makes one (no
+/// `Default`): a class not read from the type could call a script block parameter data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeClass {
     script_block: bool,
     string_like: bool,
