@@ -87,10 +87,15 @@ impl TaskKind {
 
     /// The task as a policy names it: `path:` and `program:` prefixed, the others as they are.
     pub fn display(self, name: &str) -> String {
+        format!("{}{name}", self.prefix())
+    }
+
+    /// What a policy writes before a task of this kind (`path:`, `program:`, or nothing).
+    pub fn prefix(self) -> &'static str {
         match self {
-            TaskKind::Path => format!("path:{name}"),
-            TaskKind::Program => format!("program:{name}"),
-            TaskKind::Command | TaskKind::Method => name.to_string(),
+            TaskKind::Path => "path:",
+            TaskKind::Program => "program:",
+            TaskKind::Command | TaskKind::Method => "",
         }
     }
 

@@ -75,9 +75,10 @@ impl Shell {
 /// The default alias named `name` (case-insensitive), if there is one.
 ///
 /// Asked for every command of every line, and most commands are no alias: one hashed probe
-/// of the ASCII-lowercased name instead of a scan of the table. ASCII lowercasing on both
-/// sides is exactly `eq_ignore_ascii_case`, and the first entry of a name wins, as a scan
-/// in table order would find it.
+/// of the lowercased name instead of a scan of the table. Every alias is ASCII, so a name
+/// that is not equals none of them ignoring ASCII case; for an ASCII name, lowercasing both
+/// sides is exactly `eq_ignore_ascii_case`. The first entry of a name wins, as a scan in
+/// table order would find it.
 pub fn builtin_alias(name: &str) -> Option<&'static AliasEntry> {
     static BY_LOWER: OnceLock<foldhash::HashMap<String, &'static AliasEntry>> = OnceLock::new();
     let by_lower = BY_LOWER.get_or_init(|| {
@@ -87,14 +88,10 @@ pub fn builtin_alias(name: &str) -> Option<&'static AliasEntry> {
         }
         map
     });
-    // Every alias is short: a longer name is none of them.
-    let mut buf = [0u8; 32];
-    let key = buf.get_mut(..name.len())?;
-    key.copy_from_slice(name.as_bytes());
-    key.make_ascii_lowercase();
-    // ASCII lowercasing leaves other bytes as they are, so `key` is still UTF-8.
-    let key = std::str::from_utf8(key).ok()?;
-    by_lower.get(key).copied()
+    if !name.is_ascii() {
+        return None;
+    }
+    super::with_lower(name, |key| by_lower.get(key).copied())
 }
 
 /// Which shell defines an alias.

@@ -591,7 +591,7 @@ impl ParamMeta {
 
 /// Calls `f` with `name` lowercased as `str::to_lowercase` does, without allocating for the
 /// short ASCII names commands and aliases have.
-fn with_lower<T>(name: &str, f: impl FnOnce(&str) -> T) -> T {
+pub(crate) fn with_lower<T>(name: &str, f: impl FnOnce(&str) -> T) -> T {
     let mut buf = [0u8; 64];
     if name.is_ascii() {
         if let Some(dst) = buf.get_mut(..name.len()) {

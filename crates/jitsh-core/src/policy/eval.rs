@@ -269,11 +269,9 @@ struct Shown<'a>(&'a Invocation);
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inv = self.0;
-        match (&inv.module, inv.kind) {
-            (Some(m), _) => write!(f, "{m}\\{}", inv.name),
-            (None, TaskKind::Path) => write!(f, "path:{}", inv.name),
-            (None, TaskKind::Program) => write!(f, "program:{}", inv.name),
-            (None, TaskKind::Command | TaskKind::Method) => f.write_str(&inv.name),
+        match &inv.module {
+            Some(m) => write!(f, "{m}\\{}", inv.name),
+            None => write!(f, "{}{}", inv.kind.prefix(), inv.name),
         }
     }
 }

@@ -2459,15 +2459,7 @@ impl PairTable {
                 .map(|e| e.split_once(':').map_or(*e, |(c, _)| c))
                 .collect()
         });
-        let mut buf = [0u8; 64];
-        match buf.get_mut(..command.len()) {
-            Some(lower) if command.is_ascii() => {
-                lower.copy_from_slice(command.as_bytes());
-                lower.make_ascii_lowercase();
-                std::str::from_utf8(lower).is_ok_and(|c| commands.contains(c))
-            }
-            _ => commands.contains(command.to_lowercase().as_str()),
-        }
+        crate::catalog::with_lower(command, |c| commands.contains(c))
     }
 }
 
