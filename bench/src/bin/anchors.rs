@@ -132,9 +132,13 @@ fn corpus_lines() -> Vec<String> {
                 alt.display()
             )
         });
+    // The odd-numbered examples: the release build's profile (tools/pgo.sh) is recorded on the
+    // even-numbered ones, so the lines timed here are lines it has never seen.
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_owned))
+        .skip(1)
+        .step_by(2)
         .collect()
 }
 
