@@ -71,6 +71,7 @@ done
 # Named by its content: cargo reruns rustc when RUSTFLAGS change, not when the file a flag
 # names does, so a new profile must be a new path.
 sum=$(cksum <"$work/merged.profdata" | cut -d' ' -f1)
+rm -f "$work"/jitsh-*.profdata
 mv "$work/merged.profdata" "$work/jitsh-$sum.profdata"
 printf '%s\n' "$work/jitsh-$sum.profdata" >"$work/profile"
 printf '%s\n' "$profdata" >"$work/llvm-profdata"

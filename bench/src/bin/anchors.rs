@@ -133,7 +133,8 @@ fn corpus_lines() -> Vec<String> {
             )
         });
     // The odd-numbered examples: the release build's profile (tools/pgo.sh) is recorded on the
-    // even-numbered ones, so the lines timed here are lines it has never seen.
+    // even-numbered ones, so the lines timed here are lines it has not seen (5 of the 1,343
+    // also occur, word for word, among the even-numbered).
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_owned))
