@@ -157,6 +157,12 @@ fn type_class_is_the_documented_types_reading() {
     for t in ["", "  "] {
         assert!(class(t).is_undocumented(), "`{t}`");
     }
+    let none = TypeClass {
+        script_block: false,
+        string_like: false,
+        object: false,
+        undocumented: false,
+    };
     for t in [
         "Strings",
         "ScriptBlocks",
@@ -166,12 +172,6 @@ fn type_class_is_the_documented_types_reading() {
         "system.management.automation.scriptblock",
         "Microsoft.PowerShell.Object",
     ] {
-        let none = TypeClass {
-            script_block: false,
-            string_like: false,
-            object: false,
-            undocumented: false,
-        };
         assert_eq!(class(t), none, "{t}");
     }
 }
