@@ -86,7 +86,9 @@ pub struct InvocationDecision {
     pub dynamic: bool,
     /// Why, in one sentence.
     pub reason: String,
-    /// Canonical parameter names bound to the invocation, as `-Name`.
+    /// Canonical parameter names bound to the invocation, without the dash: written out
+    /// (JSON, audit) as `-Name`. Taken over from the invocation, so no name is copied.
+    #[serde(serialize_with = "dashed")]
     pub params: Vec<String>,
     /// The kind of task (`command`, or a script `path`, a `program`, a .NET `method`).
     pub kind: TaskKind,
@@ -108,6 +110,12 @@ pub fn check_line(text: &str, ctx: &GateContext<'_>) -> LineDecision {
             let mut d = decide_invocation(&inv, deferred, ctx);
             d.name = inv.name;
             d.as_written = inv.as_written;
+            d.params = inv
+                .params
+                .into_iter()
+                .map(|p| p.name)
+                .filter(|n| !n.is_empty())
+                .collect();
             d
         })
         .collect();
@@ -317,7 +325,8 @@ fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {
     }
 }
 
-/// The decision for `inv`, with `name` and `as_written` left empty for the caller to fill.
+/// The decision for `inv`, with `name`, `as_written` and `params` left empty for the caller
+/// to fill.
 fn decide_invocation(
     inv: &Invocation,
     deferred: &[Span],
@@ -333,17 +342,7 @@ fn decide_invocation(
         token: None,
         dynamic: rd.dynamic,
         reason: std::mem::take(&mut rd.reason),
-        params: inv
-            .params
-            .iter()
-            .filter(|p| !p.name.is_empty())
-            .map(|p| {
-                let mut dashed = String::with_capacity(p.name.len() + 1);
-                dashed.push('-');
-                dashed.push_str(&p.name);
-                dashed
-            })
-            .collect(),
+        params: Vec::new(),
         kind: inv.kind,
     };
     if rd.effect != Effect::Approval || rd.dynamic || inv.dynamic.is_some() {
@@ -566,10 +565,6 @@ fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {
     if decisions.is_empty() {
         return "the line runs no command".into();
     }
-    let deciding: Vec<&InvocationDecision> = decisions
-        .iter()
-        .filter(|d| d.decision == decision)
-        .collect();
     match decision {
         Effect::Allow => {
             let covered: Vec<&str> = decisions
@@ -585,10 +580,31 @@ fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {
                 )
             }
         }
-        Effect::Approval | Effect::Deny => deciding
-            .first()
+        Effect::Approval | Effect::Deny => decisions
+            .iter()
+            .find(|d| d.decision == decision)
             .map(|d| d.reason.clone())
             .unwrap_or_default(),
+    }
+}
+
+/// Parameter names as a command line writes them: `-Name`.
+fn dashed<S: serde::Serializer>(params: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(params.iter().map(|p| Dashed(p)))
+}
+
+/// A parameter name written with its dash.
+struct Dashed<'a>(&'a str);
+
+impl std::fmt::Display for Dashed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "-{}", self.0)
+    }
+}
+
+impl Serialize for Dashed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -602,7 +618,9 @@ impl LineDecision {
                 let mut v = json!({
                     "name": d.name, "as_written": d.as_written, "depth": d.depth,
                     "decision": d.decision, "rule": d.rule, "token": d.token,
-                    "dynamic": d.dynamic, "params": d.params, "reason": d.reason,
+                    "dynamic": d.dynamic,
+                    "params": d.params.iter().map(|p| Dashed(p)).collect::<Vec<_>>(),
+                    "reason": d.reason,
                 });
                 if let (false, Some(obj)) = (d.kind.is_command(), v.as_object_mut()) {
                     obj.insert("kind".into(), json!(d.kind.as_str()));

@@ -9,7 +9,7 @@
 use crate::invocation::{Invocation, TaskKind};
 use crate::policy::model::{match_name, split_module, Effect, Rule, RuleDecision};
 use crate::policy::params::{eval_any_param, Cond};
-use crate::policy::pattern::{lower, LowerName};
+use crate::policy::pattern::{lower, with_lower, LowerName};
 use crate::policy::PolicySet;
 
 /// Rules that matched, by how.
@@ -38,24 +38,33 @@ pub(crate) fn condition(rule: &Rule, inv: &Invocation) -> Cond {
 }
 
 pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
-    let defaults = set.defaults();
-    let shown = Shown(inv);
-
     let kind = inv.kind;
     let (name, module) = match kind {
         TaskKind::Command => split_module(&inv.name, inv.module.as_deref()),
         _ => (inv.name.as_str(), None),
     };
     let name = match_name(kind, name);
-    let name = name.as_ref();
-    let lname = lower(name);
-    let lname = LowerName::new(&lname);
+    with_lower(name.as_ref(), |lname| {
+        decide_lower(set, inv, &LowerName::new(lname), module)
+    })
+}
+
+/// [`decide`] for the invocation's task name, lowercased, and its module as written.
+fn decide_lower(
+    set: &PolicySet,
+    inv: &Invocation,
+    lname: &LowerName<'_>,
+    module: Option<&str>,
+) -> RuleDecision {
+    let defaults = set.defaults();
+    let shown = Shown(inv);
+    let kind = inv.kind;
     let lmodule = module.map(lower);
 
     // A name that is not known for certain is never matched for allow or approval; only a
     // deny that its text (as far as it is known) hits can make the default stricter.
     if let Some(why) = &inv.dynamic {
-        let denies: Vec<&Rule> = matching_rules(set, kind, &lname, lmodule.as_deref())
+        let denies: Vec<&Rule> = matching_rules(set, kind, lname, lmodule.as_deref())
             .filter(|r| r.effect == Effect::Deny)
             .collect();
         if let Some(first) = denies.iter().min_by(|a, b| a.id.cmp(&b.id)) {
@@ -96,7 +105,7 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
     };
 
     let mut hits = Hits::default();
-    for rule in matching_rules(set, kind, &lname, lmodule.as_deref()) {
+    for rule in matching_rules(set, kind, lname, lmodule.as_deref()) {
         match (rule.effect, condition(rule, inv)) {
             (_, Cond::No) => {}
             (Effect::Deny, Cond::Yes) => hits.deny.push((rule, None)),

@@ -282,6 +282,20 @@ impl<'a> LowerName<'a> {
     }
 }
 
+/// Calls `f` with `text` lowercased as [`lower`] does, on the stack for the short ASCII names
+/// commands have: a line's decision then lowercases its names without allocating.
+pub(crate) fn with_lower<T>(text: &str, f: impl FnOnce(&str) -> T) -> T {
+    let mut buf = [0u8; 64];
+    if let (true, Some(dst)) = (text.is_ascii(), buf.get_mut(..text.len())) {
+        dst.copy_from_slice(text.as_bytes());
+        dst.make_ascii_lowercase();
+        if let Ok(l) = std::str::from_utf8(dst) {
+            return f(l);
+        }
+    }
+    f(&lower(text))
+}
+
 /// `text` lowercased with [`lower_char`].
 pub(crate) fn lower(text: &str) -> String {
     if text.is_ascii() {

@@ -420,7 +420,7 @@ impl<'a> Walker<'a> {
         let mut literal = Vec::new();
         for entry in entries {
             let key = match &entry.key.kind {
-                ExprKind::String(s) => s.static_value(),
+                ExprKind::String(s) => s.static_value().map(Cow::into_owned),
                 _ => None,
             };
             let Some(key) = key else { return };
@@ -803,11 +803,9 @@ impl<'a> Walker<'a> {
         let (name_text, name_span, dynamic): (Cow<'_, str>, Span, Option<String>) = match &c.name {
             CommandName::Word(w) => (Cow::Borrowed(w.text.as_str()), w.span, None),
             CommandName::Expr(e) => match &e.kind {
-                ExprKind::String(s) if s.static_value().is_some() => (
-                    Cow::Owned(s.static_value().unwrap_or_default()),
-                    e.span,
-                    None,
-                ),
+                ExprKind::String(s) if s.static_value().is_some() => {
+                    (s.static_value().unwrap_or_default(), e.span, None)
+                }
                 ExprKind::ScriptBlock(b) => {
                     // `& { ... }` / `. { ... }`: the block's own commands are the invocations.
                     self.block(b, depth + 1, Mode::Code);
@@ -1161,7 +1159,7 @@ impl<'a> Walker<'a> {
             };
             match member {
                 Some(m) if safe::instance_method_is_safe(&m, false) => {}
-                Some(m) => out.push((m, e.span)),
+                Some(m) => out.push((m.into_owned(), e.span)),
                 None => out.push((e.span.text(self.src).to_string(), e.span)),
             }
         }
@@ -1430,7 +1428,8 @@ impl<'a> Walker<'a> {
                 ));
             }
             TOUCHES_VARIABLES
-                .contains(&inv.name.to_ascii_lowercase().as_str())
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&inv.name))
                 .then(|| format!("`{}` may set variables by name", inv.name))
         })
     }
@@ -2625,7 +2624,7 @@ fn value_of(e: &Expr) -> ParamValue {
 
 fn scalar_of(e: &Expr) -> Option<String> {
     match &e.kind {
-        ExprKind::String(s) => s.static_value(),
+        ExprKind::String(s) => s.static_value().map(Cow::into_owned),
         ExprKind::Number(n) => Some(number_value(n)),
         ExprKind::Variable(v) => match v.name.to_ascii_lowercase().as_str() {
             "true" => Some("True".into()),

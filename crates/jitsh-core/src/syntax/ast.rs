@@ -5,6 +5,8 @@
 //! nesting (parentheses, blocks, subexpressions), which the parser bounds: consumers may recurse
 //! over the tree without risking the stack.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::span::Span;
@@ -326,16 +328,23 @@ pub struct VarRef {
 }
 
 impl StringLit {
-    /// The literal value when the string has no run-time expansion.
-    pub fn static_value(&self) -> Option<String> {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                StringPart::Text(t) => out.push_str(t),
-                StringPart::Variable(..) | StringPart::Subexpression(..) => return None,
+    /// The literal value when the string has no run-time expansion: borrowed when it is one
+    /// piece of text (most words and strings), so asking costs no copy.
+    pub fn static_value(&self) -> Option<Cow<'_, str>> {
+        match self.parts.as_slice() {
+            [] => Some(Cow::Borrowed("")),
+            [StringPart::Text(t)] => Some(Cow::Borrowed(t)),
+            parts => {
+                let mut out = String::new();
+                for p in parts {
+                    match p {
+                        StringPart::Text(t) => out.push_str(t),
+                        StringPart::Variable(..) | StringPart::Subexpression(..) => return None,
+                    }
+                }
+                Some(Cow::Owned(out))
             }
         }
-        Some(out)
     }
 }
 

@@ -437,7 +437,7 @@ impl<'a> Parser<'a> {
             let e = self.quoted_string()?;
             if let ExprKind::String(s) = &e.kind {
                 if let Some(v) = s.static_value() {
-                    return Ok(MemberName::Name(v));
+                    return Ok(MemberName::Name(v.into_owned()));
                 }
             }
             e

@@ -49,7 +49,7 @@ fn arg_text(c: &Command, i: usize) -> Option<String> {
         })
         .collect();
     match &args.get(i)?.kind {
-        ExprKind::String(s) => s.static_value(),
+        ExprKind::String(s) => s.static_value().map(std::borrow::Cow::into_owned),
         ExprKind::Number(n) => Some(n.clone()),
         _ => None,
     }
