@@ -1386,10 +1386,13 @@ fn glued_tokens_show_the_parameter_powershell_binds() {
     let mut failures = Vec::new();
     for (line, name, param) in cases {
         let d = check_line(line, &ctx);
-        let seen = d
-            .invocations
-            .iter()
-            .any(|i| i.name == *name && i.params.iter().any(|p| p == param));
+        let seen = d.invocations.iter().any(|i| {
+            // The decision holds parameter names without their dash.
+            i.name == *name
+                && i.params
+                    .iter()
+                    .any(|p| Some(p.as_str()) == param.strip_prefix('-'))
+        });
         if !seen || d.decision == Effect::Allow {
             failures.push(format!(
                 "{line:?}: {name} {param} not seen or allowed: {d:?}"

@@ -665,3 +665,56 @@ mod fuzz_fixture_tests {
             .any(|t| t.claims().jti == "t-counted" && t.claims().uses == Some(1)));
     }
 }
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+    use crate::policy::PolicySource;
+
+    /// The decision keeps its parameter names without the dash and writes them with it, the
+    /// same in the pinned `check` JSON and in its serde form (audit records): only bound names,
+    /// in source order, positional ones by their canonical name.
+    #[test]
+    fn parameter_names_are_written_dashed_in_both_forms() {
+        let set = PolicySet::from_sources(&[PolicySource::new(
+            "p.toml",
+            "version = 1\n[[rule]]\nid = \"r\"\neffect = \"allow\"\ntasks = [\"Get-Mailbox\", \"Set-Mailbox\"]\n",
+        )])
+        .expect("policy loads");
+        let revoked = HashSet::new();
+        let ctx = GateContext {
+            policies: &set,
+            catalog: Catalog::builtin(),
+            user: "alice",
+            now: chrono::DateTime::UNIX_EPOCH,
+            tokens: &[],
+            revoked: &revoked,
+            skew: chrono::TimeDelta::seconds(30),
+            online: false,
+        };
+        let d = check_line(
+            "Get-Mailbox bob -ResultSize 5 | Set-Mailbox -HiddenFromAddressListsEnabled:$true",
+            &ctx,
+        );
+        let names: Vec<&[String]> = d.invocations.iter().map(|i| i.params.as_slice()).collect();
+        assert_eq!(
+            names,
+            [
+                &["Identity".to_string(), "ResultSize".to_string()][..],
+                &["HiddenFromAddressListsEnabled".to_string()][..]
+            ]
+        );
+        let pinned = d.to_json();
+        let derived = serde_json::to_value(&d).expect("serialises");
+        for v in [&pinned, &derived] {
+            assert_eq!(
+                v["invocations"][0]["params"],
+                serde_json::json!(["-Identity", "-ResultSize"])
+            );
+            assert_eq!(
+                v["invocations"][1]["params"],
+                serde_json::json!(["-HiddenFromAddressListsEnabled"])
+            );
+        }
+    }
+}

@@ -37,7 +37,7 @@ pub(crate) fn condition(rule: &Rule, inv: &Invocation) -> Cond {
     cond
 }
 
-pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
+pub(crate) fn decide<'s>(set: &'s PolicySet, inv: &Invocation) -> RuleDecision<'s> {
     let kind = inv.kind;
     let (name, module) = match kind {
         TaskKind::Command => split_module(&inv.name, inv.module.as_deref()),
@@ -50,12 +50,12 @@ pub(crate) fn decide(set: &PolicySet, inv: &Invocation) -> RuleDecision {
 }
 
 /// [`decide`] for the invocation's task name, lowercased, and its module as written.
-fn decide_lower(
-    set: &PolicySet,
+fn decide_lower<'s>(
+    set: &'s PolicySet,
     inv: &Invocation,
     lname: &LowerName<'_>,
     module: Option<&str>,
-) -> RuleDecision {
+) -> RuleDecision<'s> {
     let defaults = set.defaults();
     let shown = Shown(inv);
     let kind = inv.kind;
@@ -237,12 +237,12 @@ fn decide_lower(
 }
 
 /// Rules whose tasks cover the name and whose `except` does not (conditions not checked).
-fn matching_rules<'a>(
-    set: &'a PolicySet,
+fn matching_rules<'s: 'q, 'q>(
+    set: &'s PolicySet,
     kind: TaskKind,
-    lname: &'a LowerName<'a>,
-    lmodule: Option<&'a str>,
-) -> impl Iterator<Item = &'a Rule> + 'a {
+    lname: &'q LowerName<'q>,
+    lmodule: Option<&'q str>,
+) -> impl Iterator<Item = &'s Rule> + 'q {
     set.index
         .candidates(kind, lname, lmodule)
         .into_iter()
@@ -267,8 +267,8 @@ pub(crate) fn specificity(
     u8::from(conditional) * 2 + u8::from(literal)
 }
 
-fn ids<'a>(rules: impl Iterator<Item = &'a Rule>) -> Vec<String> {
-    rules.map(|r| r.id.clone()).collect()
+fn ids<'a>(rules: impl Iterator<Item = &'a Rule>) -> Vec<&'a str> {
+    rules.map(|r| r.id.as_str()).collect()
 }
 
 /// The invocation as messages name it: `Module\Name`, or the task as a policy names it

@@ -96,7 +96,7 @@ impl PolicySet {
 
     /// The policy decision for one invocation (tokens are the gate's business). Pure; the
     /// same for any order of rules and files.
-    pub fn decide(&self, inv: &Invocation) -> RuleDecision {
+    pub fn decide(&self, inv: &Invocation) -> RuleDecision<'_> {
         eval::decide(self, inv)
     }
 

@@ -384,7 +384,7 @@ pub(crate) fn split_module<'a>(
 /// The policy decision for one invocation (before tokens are considered).
 #[must_use]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
-pub struct RuleDecision {
+pub struct RuleDecision<'a> {
     pub effect: Effect,
     /// The rule that decided, `None` for a default. For an approval, the most specific
     /// matching approval rule (parameter conditions, then an exact task name, then the
@@ -397,8 +397,9 @@ pub struct RuleDecision {
     /// A human sentence explaining the decision.
     pub reason: String,
     /// Every rule with the deciding effect that matched (for audit), in the order described
-    /// for `rule`, which is the first of them.
-    pub rules: Vec<String>,
+    /// for `rule`, which is the first of them; borrowed from the policy set, since most
+    /// callers never read them.
+    pub rules: Vec<&'a str>,
 }
 
 /// A three-valued answer: whether a condition holds when part of the input is unknown.

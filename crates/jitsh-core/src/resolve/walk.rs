@@ -100,6 +100,8 @@ pub(crate) struct Walker<'a> {
     /// through another name): then no splat's value is certain.
     writes_unseen: Option<String>,
     pending: Vec<PendingSplat>,
+    /// The bodies inside the line: body `k` is `bodies[k - 1]`, body 0 the line itself (see
+    /// [`Walker::body_at`]), so a line without blocks makes no list.
     bodies: Vec<Body>,
     /// The body the walk is in.
     body: usize,
@@ -135,10 +137,7 @@ impl<'a> Walker<'a> {
             writes: HashMap::new(),
             writes_unseen: None,
             pending: Vec::new(),
-            bodies: vec![Body {
-                parent: None,
-                runs_here: true,
-            }],
+            bodies: Vec::new(),
             body: 0,
             platform: Platform::Unknown,
             deferred: Vec::new(),
@@ -333,7 +332,7 @@ impl<'a> Walker<'a> {
     /// from it up to the line's runs where it stands.
     fn runs_in_line(&self, mut body: usize) -> bool {
         while body != 0 {
-            match self.bodies.get(body) {
+            match self.body_at(body) {
                 Some(b) if b.runs_here => match b.parent {
                     Some(parent) => body = parent,
                     None => return false,
@@ -490,9 +489,21 @@ impl<'a> Walker<'a> {
             parent: Some(parent),
             runs_here,
         });
-        self.body = self.bodies.len() - 1;
+        self.body = self.bodies.len();
         self.body_statements(list, depth, mode);
         self.body = parent;
+    }
+
+    /// Body `id`: 0 is the line's own, which runs where it stands.
+    fn body_at(&self, id: usize) -> Option<&Body> {
+        const LINE: Body = Body {
+            parent: None,
+            runs_here: true,
+        };
+        match id.checked_sub(1) {
+            None => Some(&LINE),
+            Some(k) => self.bodies.get(k),
+        }
     }
 
     fn body_statements(&mut self, list: &[Statement], depth: usize, mode: Mode) {
@@ -1484,8 +1495,7 @@ impl<'a> Walker<'a> {
         let mut body = p.body;
         while body != source.body {
             let b = self
-                .bodies
-                .get(body)
+                .body_at(body)
                 .ok_or_else(|| "its scope is not known".to_string())?;
             if !b.runs_here {
                 return Err(
