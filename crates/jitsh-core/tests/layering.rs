@@ -56,6 +56,7 @@ const ALLOWED_DEPENDENCIES: &[&str] = &[
     "base64",
     "chrono",
     "foldhash",
+    "hashbrown",
     "nom",
     "regex",
     "ring",

@@ -74,24 +74,24 @@ impl Shell {
 
 /// The default alias named `name` (case-insensitive), if there is one.
 ///
-/// Asked for every command of every line, and most commands are no alias: one hashed probe
-/// of the lowercased name instead of a scan of the table. Every alias is ASCII, so a name
-/// that is not equals none of them ignoring ASCII case; for an ASCII name, lowercasing both
-/// sides is exactly `eq_ignore_ascii_case`. The first entry of a name wins, as a scan in
+/// Asked for every command of every line, and most commands are no alias: one hashed probe,
+/// case folded as the name is hashed, instead of a scan of the table. Every alias is ASCII,
+/// so a name that is not equals none of them ignoring ASCII case; for an ASCII name, folding
+/// both sides is exactly `eq_ignore_ascii_case`. The first entry of a name wins, as a scan in
 /// table order would find it.
 pub fn builtin_alias(name: &str) -> Option<&'static AliasEntry> {
-    static BY_LOWER: OnceLock<foldhash::HashMap<String, &'static AliasEntry>> = OnceLock::new();
+    static BY_LOWER: OnceLock<super::ci_map::CiMap<&'static AliasEntry>> = OnceLock::new();
     let by_lower = BY_LOWER.get_or_init(|| {
-        let mut map = foldhash::HashMap::default();
+        let mut map = super::ci_map::CiMap::with_capacity(DEFAULT_ALIASES.len());
         for e in DEFAULT_ALIASES {
-            map.entry(e.alias.to_ascii_lowercase()).or_insert(e);
+            map.insert_first(e.alias, e);
         }
         map
     });
     if !name.is_ascii() {
         return None;
     }
-    super::with_lower(name, |key| by_lower.get(key).copied())
+    by_lower.get(name).copied()
 }
 
 /// Which shell defines an alias.

@@ -32,6 +32,7 @@
 //! built without parsing the objects.
 
 pub mod aliases;
+mod ci_map;
 pub mod names;
 
 pub use aliases::Platform;
@@ -40,11 +41,13 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-// Looked up for every command and parameter of every line: a fast hash (the keys are catalog
-// names, not chosen by whoever types a line).
-use foldhash::{HashMap, HashMapExt as _};
+// Converting a command's metadata: a fast hash (the keys are catalog names, not chosen by
+// whoever types a line).
+use foldhash::HashMap;
 
 use serde::Deserialize;
+
+use ci_map::CiMap;
 
 /// The Exchange Online / Exchange Server cmdlets, derived from the public reference docs by
 /// `tools/gen-catalog.py`.
@@ -61,10 +64,10 @@ const FORMAT_VERSION: u32 = 1;
 #[derive(Clone, Default)]
 pub struct Catalog {
     commands: Vec<Slot>,
-    /// Lowercased command name -> index into `commands`.
-    by_name: HashMap<String, usize>,
-    /// Lowercased alias -> canonical target name.
-    aliases: HashMap<String, String>,
+    /// Command name (case-insensitive) -> index into `commands`.
+    by_name: CiMap<usize>,
+    /// Alias (case-insensitive) -> canonical target name.
+    aliases: CiMap<String>,
 }
 
 /// One command: converted, or (embedded data only) its JSON text, converted on first use.
@@ -129,9 +132,9 @@ pub struct CommandMeta {
     pub module: String,
     pub parameters: Vec<ParamMeta>,
     pub parameter_sets: Vec<ParamSet>,
-    /// Index in `parameters` of the first parameter with each lowercase name, so an exact
-    /// name is one probe instead of a scan of a few hundred parameters.
-    by_lower: HashMap<String, usize>,
+    /// Index in `parameters` of the first parameter with each name (case-insensitive), so an
+    /// exact name is one probe instead of a scan of a few hundred parameters.
+    by_lower: CiMap<usize>,
 }
 
 /// One parameter set.
@@ -273,9 +276,11 @@ impl Catalog {
         if head.format != FORMAT_VERSION {
             return Err(CatalogError::Version { found: head.format });
         }
-        let mut catalog = Catalog::default();
         // One line per command: the line count bounds the index size.
-        catalog.by_name.reserve(text.len() / 400);
+        let mut catalog = Catalog {
+            by_name: CiMap::with_capacity(text.len() / 400),
+            ..Catalog::default()
+        };
         let mut closed = false;
         for (i, line) in lines.enumerate() {
             if closed {
@@ -310,14 +315,13 @@ impl Catalog {
     }
 
     fn add_new(&mut self, slot: Slot, i: usize) -> Result<(), CatalogError> {
-        let key = slot.name().to_lowercase();
-        if self.by_name.contains_key(&key) {
+        if self.by_name.contains_key(slot.name()) {
             return Err(invalid(
                 format!("commands[{i}]"),
                 format!("command `{}` is listed twice", slot.name()),
             ));
         }
-        self.by_name.insert(key, self.commands.len());
+        self.by_name.insert(slot.name(), self.commands.len());
         self.commands.push(slot);
         Ok(())
     }
@@ -333,8 +337,7 @@ impl Catalog {
                     "alias and target must not be empty".to_string(),
                 ));
             }
-            self.aliases
-                .insert(alias.to_lowercase(), target.into_owned());
+            self.aliases.insert(&alias, target.into_owned());
         }
         Ok(())
     }
@@ -342,15 +345,14 @@ impl Catalog {
     /// Adds `other`'s commands and aliases; on a name clash `other`'s entry wins.
     pub fn merge(&mut self, other: Catalog) {
         for command in other.commands {
-            let key = command.name().to_lowercase();
             match self
                 .by_name
-                .get(&key)
+                .get(command.name())
                 .and_then(|&i| self.commands.get_mut(i))
             {
                 Some(slot) => *slot = command,
                 None => {
-                    self.by_name.insert(key, self.commands.len());
+                    self.by_name.insert(command.name(), self.commands.len());
                     self.commands.push(command);
                 }
             }
@@ -360,8 +362,9 @@ impl Catalog {
 
     /// The command named `name` (case-insensitive, without a module qualifier).
     pub fn command(&self, name: &str) -> Option<&CommandMeta> {
-        with_lower(name, |key| self.by_name.get(key).copied())
-            .and_then(|i| self.commands.get(i))
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.commands.get(i))
             .and_then(Slot::meta)
     }
 
@@ -377,7 +380,7 @@ impl Catalog {
     /// The canonical command an alias names (case-insensitive), or `None` if `name` is not an
     /// alias. One level only: PowerShell aliases name commands, not other aliases.
     pub fn resolve_alias(&self, name: &str) -> Option<&str> {
-        with_lower(name, |key| self.aliases.get(key)).map(String::as_str)
+        self.aliases.get(name).map(String::as_str)
     }
 
     /// Every command name, in catalog order (aliases not included).
@@ -387,7 +390,7 @@ impl Catalog {
 
     /// The alias table: (alias as stored lowercased, canonical target).
     pub fn aliases(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.aliases.iter().map(|(a, t)| (a.as_str(), t.as_str()))
+        self.aliases.iter().map(|(a, t)| (a, t.as_str()))
     }
 
     fn aliases_only() -> Catalog {
@@ -395,7 +398,7 @@ impl Catalog {
         for entry in aliases::DEFAULT_ALIASES {
             catalog
                 .aliases
-                .insert(entry.alias.to_lowercase(), entry.target.to_string());
+                .insert(entry.alias, entry.target.to_string());
         }
         catalog
     }
@@ -572,8 +575,10 @@ impl CommandMeta {
         // For an ASCII name, `eq_ci` with a parameter's name is equality of their lowercase
         // forms, which the index holds (first parameter first, as the scan finds it).
         if name.is_ascii() {
-            return with_lower(name, |key| self.by_lower.get(key).copied())
-                .and_then(|i| self.parameters.get(i));
+            return self
+                .by_lower
+                .get(name)
+                .and_then(|&i| self.parameters.get(i));
         }
         self.parameters.iter().find(|p| eq_ci(&p.name, name))
     }
@@ -842,9 +847,9 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
             positions,
         });
     }
-    let mut by_lower = HashMap::with_capacity(parameters.len());
+    let mut by_lower = CiMap::with_capacity(parameters.len());
     for (i, p) in parameters.iter().enumerate() {
-        by_lower.entry(p.name.to_lowercase()).or_insert(i);
+        by_lower.insert_first(&p.name, i);
     }
     Ok(CommandMeta {
         name: rc.name.into_owned(),

@@ -1,0 +1,147 @@
+//! A map keyed by names compared as `str::to_lowercase` compares them.
+//!
+//! Every command word and every parameter of every line is looked up here (command, alias,
+//! parameter). A `str`-keyed map needs the lowercased query as a `str`, which costs a UTF-8
+//! check per lookup that an ASCII name cannot fail; this one takes the lowercased bytes.
+
+use std::hash::{Hash, Hasher};
+
+/// Values by name, case-insensitively (`str::to_lowercase`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CiMap<V> {
+    map: hashbrown::HashMap<Lower, V, foldhash::fast::RandomState>,
+}
+
+/// A key as stored: the name lowercased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Lower(String);
+
+/// A query: a name lowercased, as bytes.
+struct Query<'a>(&'a [u8]);
+
+impl Hash for Lower {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write(self.0.as_bytes());
+    }
+}
+
+impl Hash for Query<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write(self.0);
+    }
+}
+
+impl hashbrown::Equivalent<Lower> for Query<'_> {
+    fn equivalent(&self, key: &Lower) -> bool {
+        self.0 == key.0.as_bytes()
+    }
+}
+
+impl<V> CiMap<V> {
+    pub(crate) fn with_capacity(n: usize) -> CiMap<V> {
+        CiMap {
+            map: hashbrown::HashMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&V> {
+        // Lowercased on the stack for the short ASCII names commands and parameters have. As
+        // bytes: a `str` would need a UTF-8 check that ASCII cannot fail.
+        let mut buf = [0u8; 64];
+        if let (true, Some(lower)) = (name.is_ascii(), buf.get_mut(..name.len())) {
+            lower.copy_from_slice(name.as_bytes());
+            lower.make_ascii_lowercase();
+            return self.map.get(&Query(lower));
+        }
+        self.map.get(&Query(name.to_lowercase().as_bytes()))
+    }
+
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name`'s value, replacing any under a name that folds alike.
+    pub(crate) fn insert(&mut self, name: &str, value: V) {
+        self.map.insert(Lower(name.to_lowercase()), value);
+    }
+
+    /// Sets `name`'s value unless a name that folds alike has one.
+    pub(crate) fn insert_first(&mut self, name: &str, value: V) {
+        if !self.contains_key(name) {
+            self.insert(name, value);
+        }
+    }
+
+    /// Every (lowercased name, value).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.map.iter().map(|(k, v)| (k.0.as_str(), v))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Adds `other`'s entries; on a clash `other`'s value wins.
+    pub(crate) fn extend(&mut self, other: CiMap<V>) {
+        self.map.extend(other.map);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CiMap;
+
+    /// Names found in any ASCII casing and, when not ASCII, as `str::to_lowercase` folds them;
+    /// the first of two names that fold alike kept by `insert_first`, the last by `insert`;
+    /// near misses (one byte more or less, another letter, an ASCII-only fold of a non-ASCII
+    /// name) not found; over enough names that the table grows several times.
+    #[test]
+    fn finds_names_as_to_lowercase_compares_them_and_nothing_else() {
+        let mut m = CiMap::with_capacity(0);
+        let names: Vec<String> = (0..500)
+            .map(|i| format!("Get-Mailbox{i}Statistics"))
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            m.insert_first(n, i);
+        }
+        m.insert_first("GET-MAILBOX7STATISTICS", 9999);
+        m.insert_first("Ärger-Ölfass", 500);
+        m.insert_first("\u{212A}elvin", 501); // KELVIN SIGN folds to `k`
+        m.insert_first("x", 502);
+        assert_eq!(m.len(), 503);
+        for (i, n) in names.iter().enumerate() {
+            for q in [n.clone(), n.to_uppercase(), n.to_lowercase()] {
+                assert_eq!(m.get(&q), Some(&i), "{q}");
+            }
+        }
+        for q in ["ärger-ölfass", "ÄRGER-ÖLFASS", "Ärger-Ölfass"] {
+            assert_eq!(m.get(q), Some(&500), "{q}");
+        }
+        for q in ["kelvin", "KELVIN", "\u{212A}ELVIN"] {
+            assert_eq!(m.get(q), Some(&501), "{q}");
+        }
+        assert_eq!(m.get("X"), Some(&502));
+        for q in [
+            "",
+            "Get-Mailbox7Statistic",
+            "Get-Mailbox7Statisticss",
+            "Get_Mailbox7Statistics",
+            "Get-Mailbox500Statistics",
+            "äRGER-öLFASS ",
+            "y",
+            "ärger-Ölfas",
+        ] {
+            assert_eq!(m.get(q), None, "{q}");
+        }
+        m.insert("get-mailbox7statistics", 7777);
+        assert_eq!(m.get("Get-Mailbox7Statistics"), Some(&7777));
+        assert_eq!(m.len(), 503);
+        let mut keys: Vec<&str> = m
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !k.starts_with("get-"))
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["kelvin", "x", "ärger-ölfass"]);
+    }
+}
