@@ -24,17 +24,20 @@ const DANGLING_KEYWORDS: &[&str] = &["else", "elseif", "catch", "finally", "unti
 impl<'a> Parser<'a> {
     /// `script := statement-list EOF`
     pub(crate) fn script(&mut self) -> PResult<Script> {
-        // Printable ASCII and ASCII whitespace, nearly every line, hold no refused character.
-        let plain = self
-            .src
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c));
-        if let Some((offset, c)) = self
-            .src
-            .char_indices()
-            .filter(|_| !plain)
-            .find(|(_, c)| super::lex::is_rejected_char(*c))
-        {
+        // Printable ASCII (0x20..=0x7e) and ASCII whitespace (0x09..=0x0d), nearly every line,
+        // hold no refused character. Folded without stopping early, so it runs on whole words.
+        let plain = self.src.bytes().fold(true, |plain, b| {
+            plain & ((b.wrapping_sub(0x20) < 0x5f) | (b.wrapping_sub(0x09) < 5))
+        });
+        // Only a line that is not plain is read again, character by character.
+        let rejected = if plain {
+            None
+        } else {
+            self.src
+                .char_indices()
+                .find(|(_, c)| super::lex::is_rejected_char(*c))
+        };
+        if let Some((offset, c)) = rejected {
             self.pos = offset;
             return self.invalid(format!(
                 "the invisible or control character U+{:04X} is not accepted: PowerShell would read \
