@@ -826,3 +826,32 @@ fn member_names_after_numbers_or_starting_with_digits_print_quoted() {
         }
     }
 }
+
+/// Every ASCII character, and some beyond, in the middle of a word and at either end of a line:
+/// refused exactly when `is_rejected_char` refuses it, whether or not the rest of the line is
+/// plain (the parser's one-pass check over a plain line must not let a control character by).
+#[test]
+fn each_character_is_refused_exactly_when_rejected() {
+    let extra = [
+        '\u{85}', '\u{a0}', '\u{ad}', '\u{200b}', '\u{202e}', '\u{feff}', 'é', '\u{2028}',
+    ];
+    for c in (0u8..0x80).map(char::from).chain(extra) {
+        for line in [
+            format!("Get-Mailbox a{c}b"),
+            format!("{c}Get-Mailbox"),
+            format!("Get-Mailbox x{c}"),
+            format!("Get-Mailbox 'é' a{c}b"),
+        ] {
+            let refused = matches!(
+                parse(&line),
+                Err(e) if e.message.contains("invisible or control character")
+            );
+            assert_eq!(
+                refused,
+                lex::is_rejected_char(c),
+                "U+{:04X} in {line:?}",
+                u32::from(c)
+            );
+        }
+    }
+}
