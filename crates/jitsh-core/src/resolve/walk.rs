@@ -1513,6 +1513,11 @@ impl<'a> Walker<'a> {
     /// Fills in the parameters of splatted literal hashtables, or marks them uncertain.
     fn resolve_splats(&mut self) {
         let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            // Nothing is splatted (nearly every line): what may write variables unseen, and
+            // which assignments are splat sources, matter only to a splat.
+            return;
+        }
         if let Some(why) = self.invisible_writer() {
             self.note_unseen_write(why);
         }
