@@ -87,7 +87,7 @@ pub struct InvocationDecision {
     /// Why, in one sentence.
     pub reason: String,
     /// Canonical parameter names bound to the invocation, without the dash: written out
-    /// (JSON, audit) as `-Name`. Taken over from the invocation, so no name is copied.
+    /// (`to_json`, serde) as `-Name`. Taken over from the invocation, so no name is copied.
     #[serde(serialize_with = "dashed")]
     pub params: Vec<String>,
     /// The kind of task (`command`, or a script `path`, a `program`, a .NET `method`).
@@ -672,8 +672,8 @@ mod output_tests {
     use crate::policy::PolicySource;
 
     /// The decision keeps its parameter names without the dash and writes them with it, the
-    /// same in the pinned `check` JSON and in its serde form (audit records): only bound names,
-    /// in source order, positional ones by their canonical name.
+    /// same in the pinned `check` JSON (which `check` and the audit log write) and in its serde
+    /// form: only bound names, in source order, positional ones by their canonical name.
     #[test]
     fn parameter_names_are_written_dashed_in_both_forms() {
         let set = PolicySet::from_sources(&[PolicySource::new(
