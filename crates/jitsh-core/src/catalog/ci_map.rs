@@ -48,12 +48,10 @@ impl<V> CiMap<V> {
         // Lowercased on the stack for the short ASCII names commands and parameters have. As
         // bytes: a `str` would need a UTF-8 check that ASCII cannot fail.
         let mut buf = [0u8; 64];
-        if let (true, Some(lower)) = (name.is_ascii(), buf.get_mut(..name.len())) {
-            lower.copy_from_slice(name.as_bytes());
-            lower.make_ascii_lowercase();
-            return self.map.get(&Query(lower));
+        match super::ascii_lower(name, &mut buf) {
+            Some(lower) => self.map.get(&Query(lower)),
+            None => self.map.get(&Query(name.to_lowercase().as_bytes())),
         }
-        self.map.get(&Query(name.to_lowercase().as_bytes()))
     }
 
     pub(crate) fn contains_key(&self, name: &str) -> bool {

@@ -598,16 +598,19 @@ impl ParamMeta {
 /// short ASCII names commands and aliases have.
 pub(crate) fn with_lower<T>(name: &str, f: impl FnOnce(&str) -> T) -> T {
     let mut buf = [0u8; 64];
-    if name.is_ascii() {
-        if let Some(dst) = buf.get_mut(..name.len()) {
-            dst.copy_from_slice(name.as_bytes());
-            dst.make_ascii_lowercase();
-            if let Ok(key) = std::str::from_utf8(dst) {
-                return f(key);
-            }
-        }
+    match ascii_lower(name, &mut buf).and_then(|l| std::str::from_utf8(l).ok()) {
+        Some(key) => f(key),
+        None => f(&name.to_lowercase()),
     }
-    f(&name.to_lowercase())
+}
+
+/// `name` lowercased into `buf`, when it is ASCII and fits (which `str::to_lowercase` would
+/// lowercase the same way); `None` otherwise, for the caller's own fallback.
+pub(crate) fn ascii_lower<'b>(name: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
+    let dst = buf.get_mut(..name.len()).filter(|_| name.is_ascii())?;
+    dst.copy_from_slice(name.as_bytes());
+    dst.make_ascii_lowercase();
+    Some(dst)
 }
 
 fn eq_ci(a: &str, b: &str) -> bool {

@@ -285,15 +285,13 @@ impl<'a> LowerName<'a> {
 /// Calls `f` with `text` lowercased as [`lower`] does, on the stack for the short ASCII names
 /// commands have: a line's decision then lowercases its names without allocating.
 pub(crate) fn with_lower<T>(text: &str, f: impl FnOnce(&str) -> T) -> T {
+    // ASCII lowercases alike under `lower_char` and `str::to_lowercase`; beyond it they differ,
+    // hence this function's own fallback.
     let mut buf = [0u8; 64];
-    if let (true, Some(dst)) = (text.is_ascii(), buf.get_mut(..text.len())) {
-        dst.copy_from_slice(text.as_bytes());
-        dst.make_ascii_lowercase();
-        if let Ok(l) = std::str::from_utf8(dst) {
-            return f(l);
-        }
+    match crate::catalog::ascii_lower(text, &mut buf).and_then(|l| std::str::from_utf8(l).ok()) {
+        Some(l) => f(l),
+        None => f(&lower(text)),
     }
-    f(&lower(text))
 }
 
 /// `text` lowercased with [`lower_char`].
