@@ -231,13 +231,15 @@ fn console_host(session: &mut Session, reading: &Reading) -> Result<u8, ExsimErr
     let mut last: Option<u8> = None;
     let mut block: Option<String> = None;
     loop {
+        // Counted before the prompt is shown: a Ctrl-C sent as soon as the prompt appears
+        // may be counted before this thread reads the count after writing it, and would be lost.
+        let interrupt = session.interrupt.clone();
+        let seen = interrupt.count();
         if block.is_some() {
             session.term.continuation_prompt()?;
         } else {
             session.term.prompt(last)?;
         }
-        let interrupt = session.interrupt.clone();
-        let seen = interrupt.count();
         let stop = move || interrupt.count() != seen;
         let line = match session.term.read_line(Some(&stop))? {
             Input::Line(line) => reading.rewrite(line),
