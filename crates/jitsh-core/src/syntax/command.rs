@@ -153,7 +153,7 @@ impl<'a> Parser<'a> {
                         after_double_dash = true;
                         continue;
                     }
-                    elements.push(CommandElement::Parameter(p));
+                    push_element(&mut elements, CommandElement::Parameter(p));
                     continue;
                 }
             }
@@ -164,7 +164,10 @@ impl<'a> Parser<'a> {
                 return self
                     .invalid("`,` must follow an argument (missing argument in parameter list)");
             }
-            elements.push(CommandElement::Argument(self.argument_list()?));
+            push_element(
+                &mut elements,
+                CommandElement::Argument(self.argument_list()?),
+            );
         }
         // `Parser.CommandRule` starts stop-parsing at any command element whose first token has
         // the value `--%`, however it is spelled: `--%`, `` `--% ``, `'--%'`, a here-string, or
@@ -711,4 +714,14 @@ fn is_stop_parsing(e: &Expr) -> bool {
         ExprKind::Postfix { base, .. } => is_stop_parsing(base),
         _ => false,
     }
+}
+
+/// Pushes a command's element, room for eight made at the first: most commands have a few
+/// parameters with values, two elements each, and growing from four to eight was a copy and a
+/// second allocation for each such command.
+fn push_element(elements: &mut Vec<CommandElement>, el: CommandElement) {
+    if elements.capacity() == 0 {
+        elements.reserve_exact(8);
+    }
+    elements.push(el);
 }
