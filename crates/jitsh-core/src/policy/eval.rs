@@ -12,12 +12,58 @@ use crate::policy::params::{eval_any_param, Cond};
 use crate::policy::pattern::{lower, with_lower, LowerName};
 use crate::policy::PolicySet;
 
-/// A message from its pieces, sized once: every invocation of every line gets one, and
-/// `format!` cost several times as much as the copying (4% of a line's instructions).
+/// A message from its pieces (`str`s, `String`s and the invocation as [`shown`]), sized once:
+/// every invocation of every line gets one, and `format!` cost several times as much as the
+/// copying (4% of a line's instructions). Each piece is a place or a cheap accessor: the macro
+/// reads it twice.
 macro_rules! msg {
-    ($($part:expr),+ $(,)?) => {
-        [$(AsRef::<str>::as_ref(&$part)),+].concat()
-    };
+    ($($part:expr),+ $(,)?) => {{
+        let mut text = String::with_capacity(0 $(+ Piece::len(&$part))+);
+        $(Piece::push(&$part, &mut text);)+
+        text
+    }};
+}
+
+/// A piece of a [`msg!`].
+trait Piece {
+    fn len(&self) -> usize;
+    fn push(&self, to: &mut String);
+}
+
+impl Piece for str {
+    fn len(&self) -> usize {
+        str::len(self)
+    }
+    fn push(&self, to: &mut String) {
+        to.push_str(self);
+    }
+}
+
+impl Piece for String {
+    fn len(&self) -> usize {
+        String::len(self)
+    }
+    fn push(&self, to: &mut String) {
+        to.push_str(self);
+    }
+}
+
+impl<T: Piece + ?Sized> Piece for &T {
+    fn len(&self) -> usize {
+        T::len(self)
+    }
+    fn push(&self, to: &mut String) {
+        T::push(self, to);
+    }
+}
+
+impl Piece for [&str; 3] {
+    fn len(&self) -> usize {
+        self.iter().map(|p| p.len()).sum()
+    }
+    fn push(&self, to: &mut String) {
+        self.iter().for_each(|p| to.push_str(p));
+    }
 }
 
 /// Rules that matched, by how.
@@ -80,17 +126,10 @@ fn decide_lower<'s>(
                 effect: Effect::Deny,
                 rule: Some(first.id.clone()),
                 dynamic: true,
-                reason: msg!(
-                    "`",
-                    sh[0],
-                    sh[1],
-                    sh[2],
-                    "` cannot be analysed statically (",
-                    why,
-                    ") and is denied by rule `",
-                    first.id,
-                    "`"
-                ),
+                reason: msg! {
+                    "`", sh, "` cannot be analysed statically (", why,
+                    ") and is denied by rule `", first.id, "`"
+                },
                 rules: {
                     let mut v = ids(denies.iter().copied());
                     v.sort();
@@ -102,16 +141,10 @@ fn decide_lower<'s>(
             effect: defaults.dynamic,
             rule: None,
             dynamic: true,
-            reason: msg!(
-                "`",
-                sh[0],
-                sh[1],
-                sh[2],
-                "` cannot be analysed statically (",
-                why,
-                "); the policy's default for such invocations is ",
-                defaults.dynamic.as_str()
-            ),
+            reason: msg! {
+                "`", sh, "` cannot be analysed statically (", why,
+                "); the policy's default for such invocations is ", defaults.dynamic.as_str()
+            },
             rules: Vec::new(),
         };
     }
@@ -162,25 +195,11 @@ fn decide_lower<'s>(
             let certain = hits.deny.iter().find(|(_, why)| why.is_none());
             let (rule, why) = certain.unwrap_or(first);
             let reason = match why {
-                None => msg!(
-                    "`",
-                    sh[0],
-                    sh[1],
-                    sh[2],
-                    "` is denied by rule `",
-                    rule.id,
-                    "`"
-                ),
-                Some(why) => msg!(
-                    "`",
-                    sh[0],
-                    sh[1],
-                    sh[2],
-                    "` is denied by rule `",
-                    rule.id,
-                    "` because its condition cannot be ruled out: ",
-                    why
-                ),
+                None => msg! {"`", sh, "` is denied by rule `", rule.id, "`"},
+                Some(why) => msg! {
+                    "`", sh, "` is denied by rule `", rule.id,
+                    "` because its condition cannot be ruled out: ", why
+                },
             };
             RuleDecision {
                 effect: Effect::Deny,
@@ -195,15 +214,7 @@ fn decide_lower<'s>(
             effect: Effect::Allow,
             rule: Some(first.id.clone()),
             dynamic: false,
-            reason: msg!(
-                "`",
-                sh[0],
-                sh[1],
-                sh[2],
-                "` is allowed by rule `",
-                first.id,
-                "`"
-            ),
+            reason: msg! {"`", sh, "` is allowed by rule `", first.id, "`"},
             rules: ids(hits.allow.iter().copied()),
         },
         // An allow that might apply but cannot be confirmed: never allow; take the dynamic
@@ -224,18 +235,11 @@ fn decide_lower<'s>(
                     None
                 },
                 dynamic: true,
-                reason: msg!(
-                    "rule `",
-                    allow.id,
-                    "` would allow `",
-                    sh[0],
-                    sh[1],
-                    sh[2],
-                    "` only if its parameter conditions hold, and that cannot be checked (",
-                    why,
-                    "); the decision is ",
-                    effect.as_str()
-                ),
+                reason: msg! {
+                    "rule `", allow.id, "` would allow `", sh,
+                    "` only if its parameter conditions hold, and that cannot be checked (", why,
+                    "); the decision is ", effect.as_str()
+                },
                 rules: if by_approval {
                     ids(approvals.iter().map(|(r, _)| *r))
                 } else {
@@ -248,25 +252,11 @@ fn decide_lower<'s>(
             let certain = hits.approval.iter().find(|(_, why)| why.is_none());
             let (rule, why) = first;
             let reason = match why {
-                None => msg!(
-                    "`",
-                    sh[0],
-                    sh[1],
-                    sh[2],
-                    "` needs approval under rule `",
-                    rule.id,
-                    "`"
-                ),
-                Some(why) => msg!(
-                    "`",
-                    sh[0],
-                    sh[1],
-                    sh[2],
-                    "` needs approval under rule `",
-                    rule.id,
-                    "` because its condition cannot be ruled out: ",
-                    why
-                ),
+                None => msg! {"`", sh, "` needs approval under rule `", rule.id, "`"},
+                Some(why) => msg! {
+                    "`", sh, "` needs approval under rule `", rule.id,
+                    "` because its condition cannot be ruled out: ", why
+                },
             };
             RuleDecision {
                 effect: Effect::Approval,
@@ -281,26 +271,22 @@ fn decide_lower<'s>(
             effect: unmatched,
             rule: None,
             dynamic: true,
-            reason: msg!(
-                "`", sh[0], sh[1], sh[2],
-                "` runs a script or program that no rule names, which is code the gate cannot see; \
-                 the decision is the policy's default for dynamic invocations, ",
+            reason: msg! {
+                "`", sh,
+                "` runs a script or program that no rule names, which is code the gate cannot \
+                 see; the decision is the policy's default for dynamic invocations, ",
                 unmatched.as_str()
-            ),
+            },
             rules: Vec::new(),
         },
         ([], [], [], []) => RuleDecision {
             effect: defaults.unmatched,
             rule: None,
             dynamic: false,
-            reason: msg!(
-                "no rule matches `",
-                sh[0],
-                sh[1],
-                sh[2],
-                "`; the policy's default for unmatched commands is ",
+            reason: msg! {
+                "no rule matches `", sh, "`; the policy's default for unmatched commands is ",
                 defaults.unmatched.as_str()
-            ),
+            },
             rules: Vec::new(),
         },
     }
