@@ -2425,8 +2425,6 @@ fn pair_listed(table: &PairTable, command: &str, param: &str) -> bool {
 struct PairTable {
     entries: &'static [&'static str],
     sorted: std::sync::OnceLock<Vec<(&'static str, &'static str)>>,
-    /// The commands the table names.
-    commands: std::sync::OnceLock<foldhash::HashSet<&'static str>>,
 }
 
 /// A command's name, with whether the `command:parameter` tables name it: looked up once per
@@ -2440,10 +2438,11 @@ struct Listed<'n> {
 
 impl<'n> Listed<'n> {
     fn new(name: &'n str) -> Self {
+        let (in_stores_code, in_property_expressions) = listed_command(name);
         Listed {
             name,
-            in_stores_code: STORES_CODE.names_command(name),
-            in_property_expressions: PROPERTY_EXPRESSIONS.names_command(name),
+            in_stores_code,
+            in_property_expressions,
         }
     }
 
@@ -2461,20 +2460,34 @@ impl PairTable {
         PairTable {
             entries,
             sorted: std::sync::OnceLock::new(),
-            commands: std::sync::OnceLock::new(),
         }
     }
 
-    /// Whether any entry is for `command` (compared as `str::to_lowercase` would compare).
-    fn names_command(&self, command: &str) -> bool {
-        let commands = self.commands.get_or_init(|| {
-            self.entries
-                .iter()
-                .map(|e| e.split_once(':').map_or(*e, |(c, _)| c))
-                .collect()
-        });
-        crate::catalog::with_lower(command, |c| commands.contains(c))
+    /// The commands the table's entries are for.
+    fn commands(&self) -> impl Iterator<Item = &'static str> {
+        self.entries
+            .iter()
+            .map(|e| e.split_once(':').map_or(*e, |(c, _)| c))
     }
+}
+
+/// Whether [`STORES_CODE`] and [`PROPERTY_EXPRESSIONS`] have entries for `command` (compared as
+/// `str::to_lowercase` would compare). Both tables' commands are in one map, made on first use:
+/// every invocation asks about both, and one probe costs half of two.
+fn listed_command(command: &str) -> (bool, bool) {
+    static COMMANDS: std::sync::OnceLock<foldhash::HashMap<&'static str, (bool, bool)>> =
+        std::sync::OnceLock::new();
+    let commands = COMMANDS.get_or_init(|| {
+        let mut map = foldhash::HashMap::<&'static str, (bool, bool)>::default();
+        for c in STORES_CODE.commands() {
+            map.entry(c).or_default().0 = true;
+        }
+        for c in PROPERTY_EXPRESSIONS.commands() {
+            map.entry(c).or_default().1 = true;
+        }
+        map
+    });
+    crate::catalog::with_lower(command, |c| commands.get(c).copied().unwrap_or_default())
 }
 
 /// A value written out in the line, so any code in it is a block literal the walk checks:
@@ -2662,7 +2675,7 @@ fn block_text(e: &Expr, src: &str) -> ParamValue {
 
 #[cfg(test)]
 mod pair_table_tests {
-    use super::{pair_listed, Listed, PROPERTY_EXPRESSIONS, STORES_CODE};
+    use super::{listed_command, pair_listed, Listed, PROPERTY_EXPRESSIONS, STORES_CODE};
 
     #[test]
     fn pair_tables_find_every_entry_in_any_case_and_nothing_else() {
@@ -2718,6 +2731,6 @@ mod pair_table_tests {
                 "{name}"
             );
         }
-        assert!(STORES_CODE.names_command(&"ADD-MEMBER".to_lowercase()));
+        assert_eq!(listed_command("ADD-MEMBER"), (true, false));
     }
 }
