@@ -165,10 +165,11 @@ impl Recorder {
         } else {
             self.line.clear();
         }
-        let path = self.path.clone();
-        written
-            .map_err(|source| io(&path, source))
-            .inspect_err(|e| self.cut_back(e, before))
+        written.map_err(|source| {
+            let e = io(&self.path, source);
+            self.cut_back(&e, before);
+            e
+        })
     }
 
     /// After a failed write: lack of space cuts the file back to `len` (its last whole event

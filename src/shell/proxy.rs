@@ -228,10 +228,10 @@ impl Session {
         tokio::pin!(no_prompt_hint);
         let mut hinted = false;
 
+        // The sleep's branch is off without a deadline; any instant will do for it then.
+        let idle = tokio::time::Instant::now();
         let status = loop {
-            let deadline = self
-                .deadline
-                .unwrap_or_else(|| tokio::time::Instant::now() + POLL_EVERY);
+            let deadline = self.deadline.unwrap_or(idle);
             tokio::select! {
                 chunk = self.runspace.output.recv(BATCH_MAX) => match chunk {
                     Some(bytes) => {

@@ -48,7 +48,11 @@ pub struct Runspace {
 /// Non-blocking writes to the PTY master, through a descriptor of its own (a copy of the
 /// master's, on the same open file).
 pub struct PtyIo {
-    tx: pipe::Sender,
+    /// Written directly. Registered with the event loop for good, the master's write side woke
+    /// the loop once more after every keystroke it took (one more loop turn per key).
+    file: std::fs::File,
+    /// The registration, held only while input waits for the PTY to take it.
+    waiter: Option<pipe::Sender>,
     /// Input the PTY has not taken yet, written before anything sent later.
     pending: Vec<u8>,
 }
@@ -327,12 +331,11 @@ impl PtyIo {
         let flags = nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
         let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
-        // A PTY master is not a pipe, but writes to it work as on one: tokio's pipe type
-        // registers any non-blocking descriptor with the event loop.
-        let tx = pipe::Sender::from_owned_fd_unchecked(copy.as_fd().try_clone_to_owned()?)?;
+        let file = std::fs::File::from(copy.as_fd().try_clone_to_owned()?);
         Ok((
             PtyIo {
-                tx,
+                file,
+                waiter: None,
                 pending: Vec::new(),
             },
             copy,
@@ -353,23 +356,43 @@ impl PtyIo {
 
     /// Waits until the PTY takes more of the waiting input, and writes it.
     pub async fn flush(&mut self) -> Result<(), ShellError> {
-        self.tx.writable().await.map_err(|_| gone())?;
+        if let Some(waiter) = &self.waiter {
+            waiter.writable().await.map_err(|_| gone())?;
+        }
         self.write_pending()
     }
 
-    /// Writes what is waiting, as far as the PTY takes it without blocking.
+    /// Writes what is waiting, as far as the PTY takes it without blocking; registers the
+    /// write side with the event loop when the PTY is full, and drops it once nothing waits.
     fn write_pending(&mut self) -> Result<(), ShellError> {
+        use std::io::Write as _;
         while !self.pending.is_empty() {
-            match self.tx.try_write(&self.pending) {
+            // Through the registration while there is one, so its readiness is cleared when
+            // the PTY is full again.
+            let wrote = match &self.waiter {
+                Some(waiter) => waiter.try_write(&self.pending),
+                None => (&self.file).write(&self.pending),
+            };
+            match wrote {
                 Ok(0) => return Err(gone()),
                 Ok(n) => {
                     self.pending.drain(..n.min(self.pending.len()));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if self.waiter.is_none() {
+                        // A PTY master is not a pipe, but writes to it work as on one: tokio's
+                        // pipe type registers any non-blocking descriptor with the event loop.
+                        let fd = self.file.as_fd().try_clone_to_owned().map_err(|_| gone())?;
+                        self.waiter =
+                            Some(pipe::Sender::from_owned_fd_unchecked(fd).map_err(|_| gone())?);
+                    }
+                    return Ok(());
+                }
                 Err(_) => return Err(gone()),
             }
         }
+        self.waiter = None;
         Ok(())
     }
 }
@@ -595,5 +618,62 @@ mod tests {
             .await
             .expect("the runspace is reaped");
         assert_eq!(status.ok(), Some(3));
+    }
+
+    /// Input the PTY cannot take at once (the runspace is not reading) is kept, written as
+    /// the PTY takes it, whole and in order, and the write side waits on the event loop only
+    /// while input is kept.
+    #[tokio::test(flavor = "current_thread")]
+    async fn input_the_pty_cannot_take_yet_arrives_whole_and_in_order() {
+        let size = 256 * 1024;
+        let argv: Vec<OsString> = [
+            "sh",
+            "-c",
+            &format!("stty raw -echo; echo ready; sleep 1; head -c {size} | sha256sum"),
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let mut rs = Runspace::spawn(&argv, (80, 24), &[]).expect("sh runs in a PTY");
+        let limit = std::time::Duration::from_secs(60);
+        let mut got = Vec::new();
+        tokio::time::timeout(limit, async {
+            while !String::from_utf8_lossy(&got).contains("ready") {
+                let bytes = rs.output.recv(65536).await.expect("output before the end");
+                got.extend_from_slice(&bytes);
+            }
+        })
+        .await
+        .expect("the runspace is ready");
+        assert!(rs.io.waiter.is_none(), "nothing waits yet");
+
+        let data: Vec<u8> = (0..size).map(|i| b"abcdefghij"[i % 10]).collect();
+        rs.send(&data).expect("the runspace is there");
+        assert!(rs.io.has_pending(), "the PTY took all {size} bytes at once");
+        assert!(rs.io.waiter.is_some(), "a full PTY waits on the event loop");
+        tokio::time::timeout(limit, async {
+            while rs.io.has_pending() {
+                rs.io.flush().await.expect("the runspace reads its input");
+            }
+        })
+        .await
+        .expect("the PTY takes the input");
+        assert!(
+            rs.io.waiter.is_none(),
+            "nothing waits once the input is taken"
+        );
+
+        let mut out = Vec::new();
+        tokio::time::timeout(limit, async {
+            while let Some(bytes) = rs.output.recv(65536).await {
+                out.extend_from_slice(&bytes);
+            }
+        })
+        .await
+        .expect("output ends");
+        let digest = ring::digest::digest(&ring::digest::SHA256, &data);
+        let want: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.contains(&want), "runspace read another input: {out}");
     }
 }
