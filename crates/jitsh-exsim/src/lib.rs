@@ -216,7 +216,7 @@ fn run(file: StateFile, term: Term, reading: &Reading) -> Result<u8, ExsimError>
             return Ok(0);
         };
         let line = reading.rewrite(line);
-        session.term.command_runs()?;
+        session.start_line()?;
         match session.run_line(&line)? {
             LineResult::Done { ok } => last = Some(u8::from(!ok)),
             LineResult::Exit(code) => return Ok(code),
@@ -266,7 +266,7 @@ fn console_host(session: &mut Session, reading: &Reading) -> Result<u8, ExsimErr
             block = Some(text);
             continue;
         }
-        session.term.command_runs()?;
+        session.start_line()?;
         match session.run_line(&one_line(&text))? {
             LineResult::Done { ok } => last = Some(u8::from(!ok)),
             LineResult::Exit(code) => return Ok(code),

@@ -87,9 +87,16 @@ impl Session {
         }
     }
 
-    /// Run one input line.
-    pub fn run_line(&mut self, line: &str) -> std::io::Result<LineResult> {
+    /// The line just read runs now: from here a Ctrl-C interrupts it. The count is read before
+    /// the mark is written: a Ctrl-C sent the moment the mark appears may be counted before
+    /// this thread reads the count after writing it, and would be lost.
+    pub fn start_line(&mut self) -> std::io::Result<()> {
         self.seen = self.interrupt.count();
+        self.term.command_runs()
+    }
+
+    /// Run one input line, after [`Session::start_line`].
+    pub fn run_line(&mut self, line: &str) -> std::io::Result<LineResult> {
         let script = match parse(line) {
             Ok(script) => script,
             Err(message) => {
