@@ -12,16 +12,53 @@ pub(crate) struct CiMap<V> {
     map: hashbrown::HashMap<Lower, V, foldhash::fast::RandomState>,
 }
 
-/// A key as stored: the name lowercased.
+/// A key as stored: the name lowercased, in place when it is short (nearly every command and
+/// parameter name). A probe then compares with the table's own memory instead of reading
+/// another allocation, which the load of a large policy set leaves anywhere in the heap.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Lower(String);
+pub(crate) enum Lower {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+/// The longest key held in place: the key is then as large as a `String`'s header plus eight.
+const INLINE: usize = 30;
+
+impl Lower {
+    /// `lower`, already lowercased, as a key.
+    pub(crate) fn new(lower: String) -> Lower {
+        let mut bytes = [0u8; INLINE];
+        match (bytes.get_mut(..lower.len()), u8::try_from(lower.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(lower.as_bytes());
+                Lower::Inline { len, bytes }
+            }
+            _ => Lower::Heap(lower.into_boxed_str()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Lower::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Lower::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// The key as text: a whole lowercased `str`'s bytes, so always UTF-8.
+    fn as_str(&self) -> &str {
+        match self {
+            Lower::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Lower::Heap(s) => s,
+        }
+    }
+}
 
 /// A query: a name lowercased, as bytes.
-struct Query<'a>(&'a [u8]);
+pub(crate) struct Query<'a>(pub(crate) &'a [u8]);
 
 impl Hash for Lower {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write(self.0.as_bytes());
+        h.write(self.as_bytes());
     }
 }
 
@@ -33,7 +70,7 @@ impl Hash for Query<'_> {
 
 impl hashbrown::Equivalent<Lower> for Query<'_> {
     fn equivalent(&self, key: &Lower) -> bool {
-        self.0 == key.0.as_bytes()
+        self.0 == key.as_bytes()
     }
 }
 
@@ -60,7 +97,7 @@ impl<V> CiMap<V> {
 
     /// Sets `name`'s value, replacing any under a name that folds alike.
     pub(crate) fn insert(&mut self, name: &str, value: V) {
-        self.map.insert(Lower(name.to_lowercase()), value);
+        self.map.insert(Lower::new(name.to_lowercase()), value);
     }
 
     /// Sets `name`'s value unless a name that folds alike has one.
@@ -72,7 +109,7 @@ impl<V> CiMap<V> {
 
     /// Every (lowercased name, value).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
-        self.map.iter().map(|(k, v)| (k.0.as_str(), v))
+        self.map.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -141,5 +178,33 @@ mod tests {
             .collect();
         keys.sort_unstable();
         assert_eq!(keys, ["kelvin", "x", "ärger-ölfass"]);
+    }
+
+    /// Keys short enough to be held in place and keys too long for it are found alike, and
+    /// never for a query that is one byte longer or shorter: names of 29 to 32 bytes, one
+    /// ending in a character of two bytes across the limit.
+    #[test]
+    fn keys_in_place_and_on_the_heap_are_found_alike() {
+        let mut m = CiMap::with_capacity(0);
+        let names: Vec<String> = (29..=32)
+            .map(|n| "Get-".to_string() + &"a".repeat(n - 4))
+            .chain(["Set-".to_string() + &"b".repeat(25) + "É"])
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            m.insert_first(n, i);
+        }
+        assert_eq!(m.len(), names.len());
+        for (i, n) in names.iter().enumerate() {
+            for q in [n.clone(), n.to_uppercase(), n.to_lowercase()] {
+                assert_eq!(m.get(&q), Some(&i), "{q}");
+            }
+            assert_eq!(m.get(&format!("{n}x")), None, "{n}x");
+            assert_eq!(m.get(&n[1..]), None, "{}", &n[1..]);
+        }
+        let mut keys: Vec<&str> = m.iter().map(|(k, _)| k).collect();
+        keys.sort_unstable();
+        let mut want: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+        want.sort_unstable();
+        assert_eq!(keys, want);
     }
 }

@@ -32,7 +32,7 @@
 //! built without parsing the objects.
 
 pub mod aliases;
-mod ci_map;
+pub(crate) mod ci_map;
 pub mod names;
 
 pub use aliases::Platform;

@@ -8,9 +8,7 @@
 //! pattern continues with, so the cost of a lookup grows with the name's length and the number
 //! of patterns that actually match, not with the number of rules.
 
-// Looked up for every invocation of every line: a fast hash (the keys come from the policies).
-use foldhash::{HashMap, HashMapExt as _};
-
+use crate::catalog::ci_map::{Lower, Query};
 use crate::invocation::TaskKind;
 use crate::policy::model::{Effect, Rule};
 use crate::policy::pattern::{Glob, LowerName, Shape};
@@ -92,10 +90,16 @@ impl TaskIndex {
     }
 }
 
+/// Exact task names. Looked up for every invocation of every line: a fast hash (the keys come
+/// from the policies).
+type ExactMap = hashbrown::HashMap<Lower, Vec<Entry>, foldhash::fast::RandomState>;
+
 /// The patterns of one task kind.
 #[derive(Default, Debug)]
 struct NameIndex {
-    exact: HashMap<String, Vec<Entry>>,
+    /// By the name lowercased, held in place when short: a probe then compares with the
+    /// table's own memory, not a string allocated anywhere in a large set's heap.
+    exact: ExactMap,
     /// `literal*` patterns by their literal, a trie walked along the name.
     prefix: Trie<Entry>,
     /// `*literal` patterns by their literal reversed, walked along the name from its end.
@@ -106,7 +110,7 @@ struct NameIndex {
 
 impl NameIndex {
     fn build(rules: &[Rule], kind: TaskKind) -> NameIndex {
-        let mut exact: HashMap<String, Vec<Entry>> = HashMap::new();
+        let mut exact = ExactMap::default();
         let (mut prefix, mut suffix, mut other) =
             (TrieBuilder::new(), TrieBuilder::new(), TrieBuilder::new());
         for (i, rule) in rules.iter().enumerate() {
@@ -121,7 +125,7 @@ impl NameIndex {
                     strict_module: rule.effect == Effect::Allow,
                 };
                 match p.glob.shape() {
-                    Shape::Exact(k) => exact.entry(k).or_default().push(entry),
+                    Shape::Exact(k) => exact.entry(Lower::new(k)).or_default().push(entry),
                     Shape::Prefix(k) => prefix.insert(k.bytes(), entry),
                     Shape::Suffix(k) => suffix.insert(k.bytes().rev(), entry),
                     Shape::Other(k) => other.insert(k.bytes(), (p.glob.clone(), entry)),
@@ -150,7 +154,7 @@ impl NameIndex {
                     .map(|e| e.rule),
             );
         };
-        if let Some(entries) = self.exact.get(lname) {
+        if let Some(entries) = self.exact.get(&Query(lname.as_bytes())) {
             take(&mut out, entries);
         }
         // Byte walks: a literal ends on a char boundary, so matching its bytes is matching
