@@ -2636,7 +2636,7 @@ fn value_of(e: &Expr) -> ParamValue {
         Some(v) => ParamValue::Static(v),
         None => match &e.kind {
             ExprKind::List(items) => {
-                let mut values = Vec::new();
+                let mut values = Vec::with_capacity(items.len());
                 for item in items {
                     match scalar_of(item) {
                         Some(v) => values.push(v),
@@ -2654,11 +2654,8 @@ fn scalar_of(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::String(s) => s.static_value().map(Cow::into_owned),
         ExprKind::Number(n) => Some(number_value(n)),
-        ExprKind::Variable(v) => match v.name.to_ascii_lowercase().as_str() {
-            "true" => Some("True".into()),
-            "false" => Some("False".into()),
-            _ => None,
-        },
+        ExprKind::Variable(v) if v.name.eq_ignore_ascii_case("true") => Some("True".into()),
+        ExprKind::Variable(v) if v.name.eq_ignore_ascii_case("false") => Some("False".into()),
         _ => None,
     }
 }
