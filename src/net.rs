@@ -154,7 +154,11 @@ pub(crate) fn client_for(
 ) -> Result<reqwest::Client, NetError> {
     let t = transport();
     check_url(base, t.insecure_http)?;
-    build(timeout, connect, &t)
+    // Plain HTTP (loopback, or allowed by configuration) never reaches TLS, since redirects are
+    // refused: the system's roots, whose parsing was most of a gated shell's start-up (about
+    // 10 ms), are left unloaded. Should such a client ever meet TLS, it trusts nothing.
+    let tls = reqwest::Url::parse(base).map_or(true, |u| u.scheme() != "http");
+    build(timeout, connect, &t, tls)
 }
 
 /// Refuse URLs whose traffic would cross a network in clear text.
@@ -179,15 +183,22 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn build(timeout: Duration, connect: Duration, t: &Transport) -> Result<reqwest::Client, NetError> {
+fn build(
+    timeout: Duration,
+    connect: Duration,
+    t: &Transport,
+    tls: bool,
+) -> Result<reqwest::Client, NetError> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(connect)
         // A redirect could move the credential to another URL or down to plain HTTP.
         .redirect(reqwest::redirect::Policy::none())
         .https_only(false);
-    if let Some(path) = &t.ca {
+    if t.ca.is_some() || !tls {
         builder = builder.tls_built_in_root_certs(false);
+    }
+    if let Some(path) = &t.ca {
         for cert in read_ca(path)? {
             builder = builder.add_root_certificate(cert);
         }
@@ -319,7 +330,7 @@ mod tests {
             };
             assert!(
                 matches!(
-                    build(Duration::from_secs(1), Duration::from_secs(1), &t),
+                    build(Duration::from_secs(1), Duration::from_secs(1), &t, true),
                     Err(NetError::Ca { .. })
                 ),
                 "{}",

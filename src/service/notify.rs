@@ -54,10 +54,14 @@ pub async fn run(
     wake: Arc<Notify>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
+    // Only with a webhook: building a client loads and parses the system's TLS roots, most of
+    // the service's start-up (which a gated shell without `--server` waits for).
+    let http = channels.webhook.is_some().then(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default()
+    });
     let mailer = match channels.smtp.as_deref().map(mailer) {
         Some(Ok(m)) => Some(m),
         Some(Err(e)) => {
@@ -79,7 +83,7 @@ pub async fn run(
             Err(_) => Vec::new(),
         };
         for item in due {
-            let result = deliver(&item, &channels, mailer.as_ref(), &http).await;
+            let result = deliver(&item, &channels, mailer.as_ref(), http.as_ref()).await;
             let s = Arc::clone(&store);
             let id = item.id;
             let done = match result {
@@ -138,7 +142,7 @@ async fn deliver(
     item: &OutboxItem,
     channels: &Channels,
     mailer: Option<&AsyncSmtpTransport<Tokio1Executor>>,
-    http: &reqwest::Client,
+    http: Option<&reqwest::Client>,
 ) -> Result<(), NotifyError> {
     let note = &item.note;
     match note.channel.as_str() {
@@ -165,10 +169,9 @@ async fn deliver(
                 .map_err(|e| NotifyError::Smtp(e.to_string()))
         }
         "webhook" => {
-            let url = channels
-                .webhook
-                .as_deref()
-                .ok_or(NotifyError::NotConfigured("webhook"))?;
+            let (Some(url), Some(http)) = (channels.webhook.as_deref(), http) else {
+                return Err(NotifyError::NotConfigured("webhook"));
+            };
             let response = http
                 .post(url)
                 .header("content-type", "application/json")
