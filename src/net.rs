@@ -155,8 +155,9 @@ pub(crate) fn client_for(
     let t = transport();
     check_url(base, t.insecure_http)?;
     // Plain HTTP (loopback, or allowed by configuration) never reaches TLS, since redirects are
-    // refused: the system's roots, whose parsing was most of a gated shell's start-up (about
-    // 10 ms), are left unloaded. Should such a client ever meet TLS, it trusts nothing.
+    // refused: the system's roots, whose parsing was most of a gated shell's start-up (34 of
+    // its 43 million instructions), are left unloaded. Should such a client meet TLS, it
+    // trusts nothing.
     let tls = reqwest::Url::parse(base).map_or(true, |u| u.scheme() != "http");
     build(timeout, connect, &t, tls)
 }
