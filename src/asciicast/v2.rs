@@ -196,8 +196,69 @@ pub fn encode_event_into(out: &mut Vec<u8>, time_us: u64, kind: &EventKind, data
     };
     let _ = serde_json::to_writer(&mut *out, kind.code());
     out.extend_from_slice(b", ");
-    let _ = serde_json::to_writer(&mut *out, data);
+    push_json_str(out, data);
     out.push(b']');
+}
+
+/// `text` as a JSON string, byte for byte as serde_json writes it: `"` and `\` escaped, the
+/// control characters below U+0020 as `\b \t \n \f \r` or `\u00xx`, everything else as it is.
+/// Runs that need no escape are found eight bytes at a time and copied whole: a terminal's
+/// output is mostly such runs, and serde_json's byte-at-a-time escaping was the largest part of
+/// the shell's own work under heavy output.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether any byte of `w` is zero (exact: no false answer either way).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    // Whether any byte of `w` is below 0x20, a quote or a backslash.
+    let needs_escape = |w: u64| {
+        w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+    };
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let (mut start, mut i) = (0, 0);
+    loop {
+        while let Some(w) = bytes
+            .get(i..i + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .map(u64::from_ne_bytes)
+        {
+            if needs_escape(w) {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = bytes.get(i) else { break };
+        let short = match b {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            0x08 => Some(b'b'),
+            0x09 => Some(b't'),
+            0x0A => Some(b'n'),
+            0x0C => Some(b'f'),
+            0x0D => Some(b'r'),
+            _ => None,
+        };
+        i += 1;
+        if short.is_none() && b >= 0x20 {
+            continue;
+        }
+        out.extend_from_slice(bytes.get(start..i - 1).unwrap_or_default());
+        start = i;
+        match short {
+            Some(c) => out.extend_from_slice(&[b'\\', c]),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hex = |n: u8| HEX.get(usize::from(n)).copied().unwrap_or(b'0');
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0xF)]);
+            }
+        }
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
 }
 
 /// Decode a whole recording. A last line that does not parse is reported in [`Cast::torn`]
@@ -376,6 +437,47 @@ mod tests {
         let cast = decode(text).unwrap();
         assert_eq!(cast.events[0].kind, EventKind::Other("x".into()));
         assert_eq!(cast.events[0].time_us, 500_000);
+    }
+
+    /// The recording's strings are written as serde_json writes them, byte for byte: every
+    /// byte value below 0x80 at each position of an eight-byte word, runs of plain text around
+    /// them, and characters of two, three and four bytes.
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut cases: Vec<String> = Vec::new();
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            for at in 0..9 {
+                let mut t = "abcdefghijklmnop".to_string();
+                t.insert(at, c);
+                cases.push(t);
+            }
+            cases.push(c.to_string());
+        }
+        cases.extend(
+            [
+                "",
+                "plain text of some length without anything to escape",
+                "\u{1b}[31mred\u{1b}[0m\r\n",
+                "é\"ü\\€𝄞\u{7f}\u{80}\u{2028}",
+                "\r\n\r\n\t\t\u{0}\u{1f}",
+            ]
+            .map(String::from),
+        );
+        for t in cases {
+            let mut got = Vec::new();
+            push_json_str(&mut got, &t);
+            assert_eq!(got, serde_json::to_vec(&t).unwrap(), "{t:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_escaped_as_serde_json_escapes_it(t in "\\PC*|[\\x00-\\x7f]*") {
+            let mut got = Vec::new();
+            push_json_str(&mut got, &t);
+            proptest::prop_assert_eq!(got, serde_json::to_vec(&t).unwrap());
+        }
     }
 
     proptest::proptest! {
