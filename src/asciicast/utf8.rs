@@ -17,11 +17,11 @@ impl Utf8Decoder {
 
     /// Decode the next chunk. Bytes of a character split at the end of `input` are kept for the
     /// next call.
-    pub fn decode(&mut self, input: &[u8]) -> String {
-        // The common case, nothing carried over and whole characters only: one copy.
+    pub fn decode<'a>(&mut self, input: &'a [u8]) -> std::borrow::Cow<'a, str> {
+        // The common case, nothing carried over and whole characters only: no copy.
         if self.pending.is_empty() {
             if let Ok(valid) = std::str::from_utf8(input) {
-                return valid.to_owned();
+                return std::borrow::Cow::Borrowed(valid);
             }
         }
         let mut bytes = std::mem::take(&mut self.pending);
@@ -52,7 +52,7 @@ impl Utf8Decoder {
                 }
             }
         }
-        out
+        std::borrow::Cow::Owned(out)
     }
 
     /// End of stream: an unfinished character becomes U+FFFD.
@@ -78,7 +78,7 @@ mod tests {
         for cut in 0..=bytes.len() {
             let mut d = Utf8Decoder::new();
             let (a, b) = bytes.split_at(cut);
-            let got = d.decode(a) + &d.decode(b) + &d.finish();
+            let got = d.decode(a).into_owned() + &d.decode(b) + &d.finish();
             assert_eq!(got, text, "cut at {cut}");
         }
     }
@@ -87,7 +87,11 @@ mod tests {
     fn byte_by_byte_decoding_matches() {
         let text = "αβγ 🎉";
         let mut d = Utf8Decoder::new();
-        let got: String = text.as_bytes().iter().map(|b| d.decode(&[*b])).collect();
+        let got: String = text
+            .as_bytes()
+            .iter()
+            .map(|b| d.decode(&[*b]).into_owned())
+            .collect();
         assert_eq!(got, text);
     }
 

@@ -84,19 +84,19 @@ impl Recorder {
     /// Bytes the runspace wrote to the terminal.
     pub fn output(&mut self, time_us: u64, bytes: &[u8]) -> Result<(), AsciicastError> {
         let text = self.output.decode(bytes);
-        self.event(time_us, EventKind::Output, text)
+        self.event(time_us, EventKind::Output, &text)
     }
 
     /// Bytes the user typed. Callers must not pass secret input (see the exsim `P` marker).
     pub fn input(&mut self, time_us: u64, bytes: &[u8]) -> Result<(), AsciicastError> {
         let text = self.input.decode(bytes);
-        self.event(time_us, EventKind::Input, text)
+        self.event(time_us, EventKind::Input, &text)
     }
 
     /// A marker (one per gate decision); synced to disk before returning.
     pub fn marker(&mut self, time_us: u64, label: &str) -> Result<(), AsciicastError> {
         let before = self.good_len;
-        self.event(time_us, EventKind::Marker, label.to_owned())?;
+        self.event(time_us, EventKind::Marker, label)?;
         self.sync().inspect_err(|e| self.cut_back(e, before))
     }
 
@@ -107,16 +107,16 @@ impl Recorder {
 
     /// The terminal was resized.
     pub fn resize(&mut self, time_us: u64, cols: u16, rows: u16) -> Result<(), AsciicastError> {
-        self.event(time_us, EventKind::Resize, format!("{cols}x{rows}"))
+        self.event(time_us, EventKind::Resize, &format!("{cols}x{rows}"))
     }
 
     /// Flush unfinished characters and sync the file; returns the SHA-256 (hex) of all the
     /// bytes written, which is the file's as long as nothing else wrote to it.
     pub fn finish(mut self, time_us: u64) -> Result<String, AsciicastError> {
         let out = self.output.finish();
-        self.event(time_us, EventKind::Output, out)?;
+        self.event(time_us, EventKind::Output, &out)?;
         let inp = self.input.finish();
-        self.event(time_us, EventKind::Input, inp)?;
+        self.event(time_us, EventKind::Input, &inp)?;
         self.sync()?;
         let digest = self.hash.0.clone().finish();
         Ok(digest
@@ -129,7 +129,7 @@ impl Recorder {
             }))
     }
 
-    fn event(&mut self, time_us: u64, kind: EventKind, data: String) -> Result<(), AsciicastError> {
+    fn event(&mut self, time_us: u64, kind: EventKind, data: &str) -> Result<(), AsciicastError> {
         if data.is_empty() && kind != EventKind::Marker {
             return Ok(());
         }
@@ -137,7 +137,7 @@ impl Recorder {
         let time_us = time_us.max(self.last_us);
         self.last_us = time_us;
         self.line.clear();
-        encode_event_into(&mut self.line, time_us, &kind, &data);
+        encode_event_into(&mut self.line, time_us, &kind, data);
         self.write_line()
     }
 
