@@ -3,6 +3,8 @@
 //! Every command word and every parameter of every line is looked up here (command, alias,
 //! parameter). A `str`-keyed map needs the lowercased query as a `str`, which costs a UTF-8
 //! check per lookup that an ASCII name cannot fail; this one takes the lowercased bytes.
+//! Its key ([`Lower`]) and query ([`Query`]) also serve the policy index's exact task names,
+//! which the policy lowercases by its own rule before they get here.
 
 use std::hash::{Hash, Hasher};
 

@@ -594,16 +594,6 @@ impl ParamMeta {
     }
 }
 
-/// Calls `f` with `name` lowercased as `str::to_lowercase` does, without allocating for the
-/// short ASCII names commands and aliases have.
-pub(crate) fn with_lower<T>(name: &str, f: impl FnOnce(&str) -> T) -> T {
-    let mut buf = [0u8; 64];
-    match ascii_lower(name, &mut buf).and_then(|l| std::str::from_utf8(l).ok()) {
-        Some(key) => f(key),
-        None => f(&name.to_lowercase()),
-    }
-}
-
 /// `name` lowercased into `buf`, when it is ASCII and fits (which `str::to_lowercase` would
 /// lowercase the same way); `None` otherwise, for the caller's own fallback.
 pub(crate) fn ascii_lower<'b>(name: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {

@@ -12,6 +12,7 @@ use crate::syntax::number_value;
 use super::safe;
 use super::types::{self, Calls};
 use crate::catalog::aliases::{self, AliasUse};
+use crate::catalog::ci_map::CiMap;
 use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta, Platform};
 
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
@@ -2475,19 +2476,20 @@ impl PairTable {
 /// `str::to_lowercase` would compare). Both tables' commands are in one map, made on first use:
 /// every invocation asks about both, and one probe costs half of two.
 fn listed_command(command: &str) -> (bool, bool) {
-    static COMMANDS: std::sync::OnceLock<foldhash::HashMap<&'static str, (bool, bool)>> =
-        std::sync::OnceLock::new();
+    static COMMANDS: std::sync::OnceLock<CiMap<(bool, bool)>> = std::sync::OnceLock::new();
     let commands = COMMANDS.get_or_init(|| {
-        let mut map = foldhash::HashMap::<&'static str, (bool, bool)>::default();
+        let mut map = CiMap::with_capacity(STORES_CODE.entries.len());
         for c in STORES_CODE.commands() {
-            map.entry(c).or_default().0 = true;
+            let (_, props) = map.get(c).copied().unwrap_or_default();
+            map.insert(c, (true, props));
         }
         for c in PROPERTY_EXPRESSIONS.commands() {
-            map.entry(c).or_default().1 = true;
+            let (stores, _) = map.get(c).copied().unwrap_or_default();
+            map.insert(c, (stores, true));
         }
         map
     });
-    crate::catalog::with_lower(command, |c| commands.get(c).copied().unwrap_or_default())
+    commands.get(command).copied().unwrap_or_default()
 }
 
 /// A value written out in the line, so any code in it is a block literal the walk checks:
