@@ -428,19 +428,26 @@ impl Side {
 }
 
 /// p50 and p99 (µs) of jitsh's `check_line` and of Cedar's sliced request, per size: each
-/// engine in its own process (see [`policy_side`]), rounds alternating between them so
-/// background load hits both alike.
+/// engine and size in its own process (see [`policy_side`]), all started before any is timed,
+/// and each repetition runs one round of every engine at every size in turn. Sizes measured
+/// one after another would put a drift of the machine's speed over the run (Cedar's own
+/// "growth" ranged from 0.70x to 1.37x that way) into the growth rows; taken in turn, a
+/// slow moment falls on every size alike.
 fn policy_rows() -> Vec<Row> {
-    let reps = 7;
-    let mut results = Vec::new();
-    for n in SIZES {
-        let mut jitsh = Side::start("jitsh", n);
-        let mut cedar = Side::start("cedar", n);
-        let (mut j, mut c) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            jitsh.round(&mut j);
-            cedar.round(&mut c);
+    let reps = 15;
+    let mut sides: Vec<(usize, Side, Side)> = SIZES
+        .iter()
+        .map(|&n| (n, Side::start("jitsh", n), Side::start("cedar", n)))
+        .collect();
+    let mut times = vec![(Vec::new(), Vec::new()); sides.len()];
+    for _ in 0..reps {
+        for ((_, jitsh, cedar), (j, c)) in sides.iter_mut().zip(times.iter_mut()) {
+            jitsh.round(j);
+            cedar.round(c);
         }
+    }
+    let mut results = Vec::new();
+    for ((n, jitsh, cedar), (mut j, mut c)) in sides.drain(..).zip(times) {
         let (lines, calls) = (j.len() / reps, c.len() / reps);
         jitsh.end();
         cedar.end();
@@ -454,7 +461,7 @@ fn policy_rows() -> Vec<Row> {
             percentile(&c, 0.99),
         ));
         eprintln!(
-            "policy {n}: jitsh p50 {:.2} µs p99 {:.2} µs; cedar sliced p50 {:.2} µs p99 {:.2} µs ({lines} lines, {calls} cedar calls)",
+            "policy {n}: jitsh p50 {:.2} µs p99 {:.2} µs; cedar sliced p50 {:.2} µs p99 {:.2} µs ({lines} lines, {calls} cedar calls, {reps} rounds each)",
             percentile(&j, 0.5),
             percentile(&j, 0.99),
             percentile(&c, 0.5),
