@@ -236,6 +236,7 @@ impl Session {
                 chunk = self.runspace.output.recv(BATCH_MAX) => match chunk {
                     Some(bytes) => {
                         self.on_output(&bytes)?;
+                        self.runspace.output.recycle(bytes);
                         self.replay_held().await?;
                     }
                     // End of output: the runspace is gone or going; wait for its status.

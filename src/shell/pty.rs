@@ -72,6 +72,15 @@ pub struct Output {
     /// Starts the bulk reader (it reads until output pauses, then hands back).
     go: std::sync::mpsc::Sender<()>,
     chunks: mpsc::Receiver<Bulk>,
+    /// Buffers the bulk reader filled, handed back once shown and recorded: it fills them
+    /// again instead of allocating one per chunk that another thread frees.
+    spares: std::sync::mpsc::Sender<Vec<u8>>,
+    /// The last batch came from the bulk reader (its buffers go back there).
+    from_bulk: bool,
+    /// A chunk taken from the bulk reader that did not fit the last batch: the next one.
+    held: Option<Vec<u8>>,
+    /// Buffers the bulk reader has allocated in all.
+    reader_buffers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Bytes read directly in the current burst, and when the last of them came.
     burst: usize,
     /// Bursts handed to the bulk reader so far.
@@ -101,6 +110,12 @@ impl std::fmt::Debug for Output {
         f.debug_struct("Output")
             .field("bulk", &self.bulk)
             .field("ended", &self.ended)
+            .field(
+                "reader_buffers",
+                &self
+                    .reader_buffers
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -114,12 +129,28 @@ impl Output {
             if self.ended {
                 return None;
             }
+            self.from_bulk = self.bulk;
             if self.bulk {
-                match self.chunks.recv().await {
+                let next = match self.held.take() {
+                    Some(bytes) => Some(Bulk::Data(bytes)),
+                    None => self.chunks.recv().await,
+                };
+                match next {
                     Some(Bulk::Data(mut bytes)) => {
                         while bytes.len() < max {
                             match self.chunks.try_recv() {
-                                Ok(Bulk::Data(more)) => bytes.extend_from_slice(&more),
+                                // Merged only into room the batch already has: a buffer
+                                // never grows, so those in circulation stay READ_CHUNK.
+                                Ok(Bulk::Data(more))
+                                    if more.len() > bytes.capacity() - bytes.len() =>
+                                {
+                                    self.held = Some(more);
+                                    break;
+                                }
+                                Ok(Bulk::Data(more)) => {
+                                    bytes.extend_from_slice(&more);
+                                    let _ = self.spares.send(more);
+                                }
                                 Ok(Bulk::Idle) => {
                                     self.end_bulk();
                                     break;
@@ -160,6 +191,15 @@ impl Output {
                 self.start_bulk();
             }
             return Some(bytes);
+        }
+    }
+
+    /// Takes back the last batch [`Output::recv`] returned, once it has been used: a batch the
+    /// bulk reader filled goes back to it to be filled again. Only those: the buffers in
+    /// circulation are the few the reader had to allocate, however long the session.
+    pub fn recycle(&mut self, batch: Vec<u8>) {
+        if self.from_bulk {
+            let _ = self.spares.send(batch);
         }
     }
 
@@ -240,6 +280,8 @@ fn bulk_reader(
     mut reader: std::fs::File,
     go: std::sync::mpsc::Receiver<()>,
     tx: mpsc::Sender<Bulk>,
+    spares: std::sync::mpsc::Receiver<Vec<u8>>,
+    allocated: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::io::Read as _;
     let mut buf = vec![0u8; READ_CHUNK];
@@ -260,7 +302,13 @@ fn bulk_reader(
                             _ => break,
                         }
                     }
-                    let chunk = buf.get(..len).unwrap_or_default().to_vec();
+                    // A buffer handed back, else a new one: a few circulate for the session.
+                    let mut chunk = spares.try_recv().unwrap_or_else(|_| {
+                        allocated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Vec::with_capacity(READ_CHUNK)
+                    });
+                    chunk.clear();
+                    chunk.extend_from_slice(buf.get(..len).unwrap_or_default());
                     if tx.blocking_send(Bulk::Data(chunk)).is_err() {
                         return;
                     }
@@ -445,9 +493,12 @@ impl Runspace {
         // Chunks are up to READ_CHUNK: a few in flight keep the bulk reader ahead of the
         // session without holding megabytes of output in memory.
         let (chunk_tx, chunks) = mpsc::channel(4);
+        let (spares, spares_rx) = std::sync::mpsc::channel();
+        let reader_buffers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let allocated = reader_buffers.clone();
         std::thread::Builder::new()
             .name("jitsh-pty-read".into())
-            .spawn(move || bulk_reader(bulk, go_rx, chunk_tx))
+            .spawn(move || bulk_reader(bulk, go_rx, chunk_tx, spares_rx, allocated))
             .map_err(|e| spawn_err(&e))?;
         let output = Output {
             rx: Some(pipe::Receiver::from_owned_fd_unchecked(direct).map_err(|e| spawn_err(&e))?),
@@ -457,6 +508,10 @@ impl Runspace {
             bulk: false,
             go,
             chunks,
+            spares,
+            from_bulk: false,
+            held: None,
+            reader_buffers,
             burst: 0,
             bursts: 0,
             last: std::time::Instant::now(),
@@ -565,6 +620,7 @@ mod tests {
             while let Some(bytes) = rs.output.recv(256 * 1024).await {
                 got.extend_from_slice(&bytes);
                 chunks += 1;
+                rs.output.recycle(bytes);
             }
         };
         tokio::time::timeout(std::time::Duration::from_secs(60), read)
@@ -618,6 +674,29 @@ mod tests {
             .await
             .expect("the runspace is reaped");
         assert_eq!(status.ok(), Some(3));
+    }
+
+    /// A long burst goes through a few buffers that the bulk reader fills again once the
+    /// session has used them, however much output there is (one allocated per chunk and freed
+    /// on the other thread, they left the shell at 66 MiB resident after 200 MB under
+    /// mimalloc); nothing is lost or reordered on the way.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_long_burst_reuses_the_bulk_readers_buffers() {
+        let (got, chunks, rs) = read_all("stty -onlcr; seq 1 600000").await;
+        assert_same(&got, &lines(1, 600_000), chunks);
+        let allocated = rs
+            .output
+            .reader_buffers
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            chunks >= 40,
+            "{chunks} batches: too few to show reuse ({} bytes)",
+            got.len()
+        );
+        assert!(
+            (1..=8).contains(&allocated),
+            "the bulk reader allocated {allocated} buffers for {chunks} batches"
+        );
     }
 
     /// Input the PTY cannot take at once (the runspace is not reading) is kept, written as

@@ -39,6 +39,17 @@ use jitsh::policy::{synthetic_policy_set, PolicySet, PolicySource};
 
 const SIZES: [usize; 3] = [10, 1_000, 100_000];
 
+/// The program an engine's child processes run: `anchors` itself for jitsh (under the allocator
+/// the shipped `jitsh` uses), `cedar-side` for Cedar (the same program under the system
+/// allocator, which a dependency gets by default; see `cedar-side.rs`).
+fn engine_bin(engine: &str) -> PathBuf {
+    if engine == "jitsh" {
+        std::env::current_exe().expect("own path")
+    } else {
+        release_bin("cedar-side")
+    }
+}
+
 /// One printed row.
 struct Row {
     name: String,
@@ -49,7 +60,7 @@ struct Row {
     met: Option<bool>,
 }
 
-fn main() {
+pub fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Child modes: one load in a fresh process, so wall time and memory are the load's alone.
     if let [mode, n] = args.as_slice() {
@@ -387,7 +398,7 @@ struct Side {
 impl Side {
     fn start(engine: &str, n: usize) -> Side {
         use std::io::BufRead as _;
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
+        let mut child = Command::new(engine_bin(engine))
             .args(["--policy-side", engine, &n.to_string()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -547,7 +558,7 @@ fn load_child(engine: &str, n: usize) {
 
 /// (seconds, resident growth KiB, peak KiB), median of `runs` child processes by time.
 fn load_in_child(engine: &str, n: usize, runs: usize) -> (f64, u64, u64) {
-    let exe = std::env::current_exe().expect("own path");
+    let exe = engine_bin(engine);
     let mut results: Vec<(f64, u64, u64)> = (0..runs)
         .map(|_| {
             let out = Command::new(&exe)
