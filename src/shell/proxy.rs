@@ -41,7 +41,8 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 /// When to explain that no prompt marker has been seen yet.
 const NO_PROMPT_HINT_AFTER: Duration = Duration::from_secs(10);
 
-/// Most output bytes handled in one go.
+/// Most output bytes handled in one go (read on the loop; a batch from the bulk reader is at
+/// most one of its buffers, 64 KiB).
 const BATCH_MAX: usize = 256 * 1024;
 
 /// How long to keep reading output after the runspace exited.
