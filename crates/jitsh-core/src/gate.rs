@@ -506,7 +506,7 @@ fn task_matches(task: &str, inv: &Invocation, policies: &PolicySet, depth: u8) -
     }
     match TaskKind::split(task) {
         (TaskKind::Command, _) if inv.kind == TaskKind::Command => {
-            let (module, bare) = match task.rsplit_once('\\') {
+            let (module, bare) = match crate::policy::rsplit_backslash(task) {
                 Some((m, n)) => (Some(m), n),
                 None => (None, task),
             };

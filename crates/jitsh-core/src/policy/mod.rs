@@ -33,6 +33,7 @@ pub use pattern::Glob;
 pub use synthetic::synthetic_policy_set;
 
 use index::TaskIndex;
+pub(crate) use model::rsplit_backslash;
 use model::TaskPattern;
 use pattern::lower;
 

@@ -131,7 +131,8 @@ impl<'a> Walker<'a> {
         Walker {
             src,
             catalog,
-            out: Vec::new(),
+            // Nearly every line has an invocation: room made at once, not on the first push.
+            out: Vec::with_capacity(4),
             frames: 0,
             overflowed: false,
             splat_sources: Vec::new(),
@@ -2603,7 +2604,7 @@ fn is_block_literal(e: &Expr) -> bool {
 /// `Exchange\New-MoveRequest` → (`Exchange`, `New-MoveRequest`); paths such as `.\x.ps1` or
 /// `C:\tools\x.exe` are not module-qualified.
 fn split_module(text: &str) -> (Option<&str>, &str) {
-    if let Some((module, name)) = text.rsplit_once('\\') {
+    if let Some((module, name)) = crate::policy::rsplit_backslash(text) {
         let plain_module = !module.is_empty()
             && module
                 .chars()

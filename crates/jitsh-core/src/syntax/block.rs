@@ -61,7 +61,8 @@ impl<'a> Parser<'a> {
     ///
     /// Stops before `close` (`)` or `}`); `None` means the list runs to the end of input.
     pub(crate) fn statement_list(&mut self, close: Option<char>) -> PResult<Vec<Statement>> {
-        let mut out = Vec::new();
+        // Most lists hold one statement (a line, a script block's body).
+        let mut out = Vec::with_capacity(1);
         loop {
             self.skip_separators()?;
             match (self.peek(), close) {

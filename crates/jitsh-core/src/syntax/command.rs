@@ -544,7 +544,8 @@ impl<'a> Parser<'a> {
     /// Continues a bare word whose first `parts` (a quoted string, a variable, a subexpression)
     /// were already parsed; the cursor is after them.
     fn bare_word_continue(&mut self, start: usize, initial: Vec<StringPart>) -> PResult<Expr> {
-        let mut parts: Vec<StringPart> = Vec::new();
+        // A word is nearly always one part (its text).
+        let mut parts: Vec<StringPart> = Vec::with_capacity(1);
         let mut text = self.text_buffer();
         for part in initial {
             match part {

@@ -59,7 +59,8 @@ impl<'a> Parser<'a> {
     /// The body of a double-quoted string or `@" "@` here-string after its opening; consumes the
     /// closing quote (or the `"@` line).
     fn expandable(&mut self, open: usize, here: bool) -> PResult<Vec<StringPart>> {
-        let mut parts = Vec::new();
+        // Most strings are one part (text) or a few.
+        let mut parts = Vec::with_capacity(2);
         let mut text = self.text_buffer();
         loop {
             text.push_str(self.plain_run());
