@@ -445,23 +445,52 @@ impl Side {
 /// "growth" ranged from 0.70x to 1.37x that way) into the growth rows; taken in turn, a
 /// slow moment falls on every size alike.
 fn policy_rows() -> Vec<Row> {
-    let reps = 15;
-    let mut sides: Vec<(usize, Side, Side)> = SIZES
+    // Several processes per engine and size, pooled: one process's p50 depends on where its
+    // heap and code landed (the same build's sides read 2.7 to 3.6 µs from run to run), and a
+    // row taken from one process each carried that luck into the ratio.
+    let (reps, procs) = (8, 3);
+    let mut sides: Vec<(usize, Vec<Side>, Vec<Side>)> = SIZES
         .iter()
-        .map(|&n| (n, Side::start("jitsh", n), Side::start("cedar", n)))
+        .map(|&n| {
+            let jitsh = (0..procs).map(|_| Side::start("jitsh", n)).collect();
+            let cedar = (0..procs).map(|_| Side::start("cedar", n)).collect();
+            (n, jitsh, cedar)
+        })
         .collect();
+    // Per size: every sample, and each process's own p50 (to show the spread).
     let mut times = vec![(Vec::new(), Vec::new()); sides.len()];
+    let mut own = vec![(vec![Vec::new(); procs], vec![Vec::new(); procs]); sides.len()];
     for _ in 0..reps {
-        for ((_, jitsh, cedar), (j, c)) in sides.iter_mut().zip(times.iter_mut()) {
-            jitsh.round(j);
-            cedar.round(c);
+        for ((_, jitsh, cedar), (oj, oc)) in sides.iter_mut().zip(own.iter_mut()) {
+            for (k, (js, cs)) in jitsh.iter_mut().zip(cedar.iter_mut()).enumerate() {
+                js.round(&mut oj[k]);
+                cs.round(&mut oc[k]);
+            }
         }
     }
+    let spread = |per: &mut [Vec<Duration>]| -> String {
+        let mut p50s: Vec<f64> = per
+            .iter_mut()
+            .map(|v| {
+                v.sort();
+                percentile(v, 0.5)
+            })
+            .collect();
+        p50s.sort_by(f64::total_cmp);
+        let text: Vec<String> = p50s.iter().map(|p| format!("{p:.2}")).collect();
+        text.join(" / ")
+    };
+    for ((oj, oc), (j, c)) in own.iter_mut().zip(times.iter_mut()) {
+        j.extend(oj.iter().flatten().copied());
+        c.extend(oc.iter().flatten().copied());
+    }
     let mut results = Vec::new();
-    for ((n, jitsh, cedar), (mut j, mut c)) in sides.drain(..).zip(times) {
-        let (lines, calls) = (j.len() / reps, c.len() / reps);
-        jitsh.end();
-        cedar.end();
+    for (((n, jitsh, cedar), (mut j, mut c)), (oj, oc)) in
+        sides.drain(..).zip(times).zip(own.iter_mut())
+    {
+        let (lines, calls) = (j.len() / reps / procs, c.len() / reps / procs);
+        jitsh.into_iter().for_each(Side::end);
+        cedar.into_iter().for_each(Side::end);
         j.sort();
         c.sort();
         results.push((
@@ -472,11 +501,13 @@ fn policy_rows() -> Vec<Row> {
             percentile(&c, 0.99),
         ));
         eprintln!(
-            "policy {n}: jitsh p50 {:.2} µs p99 {:.2} µs; cedar sliced p50 {:.2} µs p99 {:.2} µs ({lines} lines, {calls} cedar calls, {reps} rounds each)",
+            "policy {n}: jitsh p50 {:.2} µs p99 {:.2} µs (processes' own p50 {}); cedar sliced p50 {:.2} µs p99 {:.2} µs ({}) ({lines} lines, {calls} cedar calls, {reps} rounds of each of {procs} processes per engine)",
             percentile(&j, 0.5),
             percentile(&j, 0.99),
+            spread(oj),
             percentile(&c, 0.5),
             percentile(&c, 0.99),
+            spread(oc),
         );
     }
     let mut rows = Vec::new();
