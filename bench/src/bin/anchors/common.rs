@@ -439,15 +439,15 @@ impl Side {
 }
 
 /// p50 and p99 (µs) of jitsh's `check_line` and of Cedar's sliced request, per size: each
-/// engine and size in its own process (see [`policy_side`]), all started before any is timed,
-/// and each repetition runs one round of every engine at every size in turn. Sizes measured
+/// engine and size in processes of its own (see [`policy_side`]), all started before any is
+/// timed, and each repetition runs one round of every process in turn. Sizes measured
 /// one after another would put a drift of the machine's speed over the run (Cedar's own
 /// "growth" ranged from 0.70x to 1.37x that way) into the growth rows; taken in turn, a
 /// slow moment falls on every size alike.
 fn policy_rows() -> Vec<Row> {
-    // Several processes per engine and size, pooled: one process's p50 depends on where its
-    // heap and code landed (the same build's sides read 2.7 to 3.6 µs from run to run), and a
-    // row taken from one process each carried that luck into the ratio.
+    // Several processes per engine and size, pooled: a row no longer rests on where one
+    // process's heap and code landed (three processes of one build read within 1-3% of each
+    // other; each one's p50 is printed to show it).
     let (reps, procs) = (8, 3);
     let mut sides: Vec<(usize, Vec<Side>, Vec<Side>)> = SIZES
         .iter()
