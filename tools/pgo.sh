@@ -71,10 +71,10 @@ done
 # And one shell session (tools/pgo-shell.py): the PTY, the recording and the line editor. Left
 # out, the profile counts that path as never run and it is optimised for size: the shell's CPU
 # for 200 MB read 1.13x-1.15x `script`'s in four of five runs, against 1.05x-1.08x for the build
-# without a profile.
-# The runspace is the simulated one, built without instrumentation. A session that does not go
-# as expected leaves that path out of the profile, and says so.
-if cargo build --locked --quiet -p jitsh-exsim --bin jitsh-exsim \
+# without a profile. The runspace is the simulated one, built without instrumentation. A session
+# that does not go as expected leaves that path out of the profile, and says so.
+# Its target folder is named, so a CARGO_TARGET_DIR elsewhere cannot leave the path below stale.
+if cargo build --locked --quiet --target-dir "$here/target" -p jitsh-exsim --bin jitsh-exsim \
     && python3 tools/pgo-shell.py "$bin" "$here/target/debug/jitsh-exsim" "$work/train"; then
     echo "pgo: training on a shell session too"
 else

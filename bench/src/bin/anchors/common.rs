@@ -457,8 +457,7 @@ fn policy_rows() -> Vec<Row> {
             (n, jitsh, cedar)
         })
         .collect();
-    // Per size: every sample, and each process's own p50 (to show the spread).
-    let mut times = vec![(Vec::new(), Vec::new()); sides.len()];
+    // Per size, each process's samples: pooled for the rows, and its own p50 for the spread.
     let mut own = vec![(vec![Vec::new(); procs], vec![Vec::new(); procs]); sides.len()];
     for _ in 0..reps {
         for ((_, jitsh, cedar), (oj, oc)) in sides.iter_mut().zip(own.iter_mut()) {
@@ -480,14 +479,10 @@ fn policy_rows() -> Vec<Row> {
         let text: Vec<String> = p50s.iter().map(|p| format!("{p:.2}")).collect();
         text.join(" / ")
     };
-    for ((oj, oc), (j, c)) in own.iter_mut().zip(times.iter_mut()) {
-        j.extend(oj.iter().flatten().copied());
-        c.extend(oc.iter().flatten().copied());
-    }
     let mut results = Vec::new();
-    for (((n, jitsh, cedar), (mut j, mut c)), (oj, oc)) in
-        sides.drain(..).zip(times).zip(own.iter_mut())
-    {
+    for ((n, jitsh, cedar), (oj, oc)) in sides.drain(..).zip(own.iter_mut()) {
+        let mut j: Vec<Duration> = oj.iter().flatten().copied().collect();
+        let mut c: Vec<Duration> = oc.iter().flatten().copied().collect();
         let (lines, calls) = (j.len() / reps / procs, c.len() / reps / procs);
         jitsh.into_iter().for_each(Side::end);
         cedar.into_iter().for_each(Side::end);
