@@ -219,9 +219,7 @@ impl Session {
         }
         let mut keys = Keys::open();
         let io = |e: std::io::Error| ShellError::Io(e.to_string());
-        let mut winch = signal(SignalKind::window_change()).map_err(io)?;
-        let mut term = signal(SignalKind::terminate()).map_err(io)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(io)?;
+        let mut signals = Signals::listen().map_err(io)?;
         let mut poll = tokio::time::interval(POLL_EVERY);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stdin_open = true;
@@ -260,7 +258,7 @@ impl Session {
                 () = tokio::time::sleep_until(deadline), if self.deadline.is_some() => {
                     self.on_deadline()?;
                 }
-                () = &mut no_prompt_hint, if !hinted => {
+                () = &mut no_prompt_hint, if !hinted && self.mode == Mode::Starting => {
                     hinted = true;
                     if self.mode == Mode::Starting {
                         self.write_out(
@@ -269,14 +267,16 @@ impl Session {
                         )?;
                     }
                 }
-                _ = winch.recv() => {
-                    let size = window_size();
-                    self.runspace.resize(size);
-                    self.recorder.resize(size);
-                    self.editor.set_cols(size.0);
-                }
-                _ = term.recv() => { self.runspace.hang_up(); break 128 + 15; }
-                _ = hup.recv() => { self.runspace.hang_up(); break 128 + 1; }
+                sig = signals.recv() => match sig {
+                    Sig::Winch => {
+                        let size = window_size();
+                        self.runspace.resize(size);
+                        self.recorder.resize(size);
+                        self.editor.set_cols(size.0);
+                    }
+                    Sig::Term => { self.runspace.hang_up(); break 128 + 15; }
+                    Sig::Hup => { self.runspace.hang_up(); break 128 + 1; }
+                },
                 _ = poll.tick(), if !self.access.pending().is_empty() => {
                     let notices = self.access.poll().await;
                     self.notify(&notices)?;
@@ -1022,11 +1022,65 @@ so no privileged line runs; free disk space and run it again (the session resume
     }
 }
 
+/// The signals a session acts on.
+#[derive(Debug, Clone, Copy)]
+enum Sig {
+    Winch,
+    Term,
+    Hup,
+}
+
+/// The three signals, watched by a task of their own and handed over through one channel:
+/// polled on every turn of the session's loop, three signal streams cost a keystroke more
+/// instructions than reading and sending it.
+struct Signals {
+    rx: mpsc::Receiver<Sig>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Signals> {
+        let mut winch = signal(SignalKind::window_change())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(async move {
+            loop {
+                let sig = tokio::select! {
+                    Some(()) = winch.recv() => Sig::Winch,
+                    Some(()) = term.recv() => Sig::Term,
+                    Some(()) = hup.recv() => Sig::Hup,
+                    else => return,
+                };
+                if tx.send(sig).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Signals { rx, task })
+    }
+
+    /// The next signal; pending for ever once none can come.
+    async fn recv(&mut self) -> Sig {
+        match self.rx.recv().await {
+            Some(sig) => sig,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The admin's keystrokes.
 enum Keys {
     /// The terminal, opened again by its name: an open file of jitsh's own, so reading it
-    /// without blocking, on the event loop, leaves the parent shell's stdin as it was.
-    Tty(tokio::net::unix::pipe::Receiver),
+    /// without blocking, on the event loop, leaves the parent shell's stdin as it was. The
+    /// buffer is kept: zeroing a fresh one per read was a third of a keystroke's instructions.
+    Tty(tokio::net::unix::pipe::Receiver, Box<[u8]>),
     /// Read on a thread of its own where the terminal cannot be opened by name.
     Thread(mpsc::Receiver<Vec<u8>>),
 }
@@ -1034,7 +1088,7 @@ enum Keys {
 impl Keys {
     fn open() -> Keys {
         match open_tty() {
-            Ok(rx) => Keys::Tty(rx),
+            Ok(rx) => Keys::Tty(rx, vec![0u8; 4096].into_boxed_slice()),
             Err(e) => {
                 tracing::debug!("keystrokes are read on a thread: {e}");
                 Keys::Thread(stdin_channel())
@@ -1046,10 +1100,9 @@ impl Keys {
     async fn recv(&mut self) -> Option<Vec<u8>> {
         match self {
             Keys::Thread(rx) => rx.recv().await,
-            Keys::Tty(rx) => loop {
+            Keys::Tty(rx, buf) => loop {
                 rx.readable().await.ok()?;
-                let mut buf = [0u8; 4096];
-                match rx.try_read(&mut buf) {
+                match rx.try_read(buf) {
                     Ok(0) => return None,
                     Ok(n) => return Some(buf.get(..n).unwrap_or_default().to_vec()),
                     Err(e)
