@@ -258,14 +258,13 @@ impl Session {
                 () = tokio::time::sleep_until(deadline), if self.deadline.is_some() => {
                     self.on_deadline()?;
                 }
+                // Off once the first prompt is seen: a timer polled on every turn costs each key.
                 () = &mut no_prompt_hint, if !hinted && self.mode == Mode::Starting => {
                     hinted = true;
-                    if self.mode == Mode::Starting {
-                        self.write_out(
-                            b"\r\njitsh: still waiting for the runspace's first prompt; a runspace \
+                    self.write_out(
+                        b"\r\njitsh: still waiting for the runspace's first prompt; a runspace \
             must frame its prompt with OSC 133 markers (see docs/shell.md)\r\n",
-                        )?;
-                    }
+                    )?;
                 }
                 sig = signals.recv() => match sig {
                     Sig::Winch => {
