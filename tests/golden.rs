@@ -246,6 +246,9 @@ fn event_lines_match_the_reference_encoding() {
         1_000_001,
         1_234_500,
         86_400_000_000,
+        123_456_789_012,
+        u64::MAX - 1,
+        u64::MAX,
     ];
     let data = [
         "",
@@ -279,4 +282,19 @@ fn event_lines_match_the_reference_encoding() {
             }
         }
     }
+    // And at random: any time, any text, every kind.
+    proptest::proptest!(|(t in proptest::prelude::any::<u64>(), d in ".*", k in 0usize..5)| {
+        let reference = format!(
+            "[{}, {}, {}]",
+            format_time(t),
+            serde_json::Value::from(kinds[k].code()),
+            serde_json::Value::from(d.as_str())
+        );
+        let ev = Event {
+            time_us: t,
+            kind: kinds[k].clone(),
+            data: d,
+        };
+        proptest::prop_assert_eq!(encode_event(&ev), reference);
+    });
 }
