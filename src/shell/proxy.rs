@@ -22,6 +22,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt as _;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -1099,16 +1100,13 @@ impl Keys {
     async fn recv(&mut self) -> Option<Vec<u8>> {
         match self {
             Keys::Thread(rx) => rx.recv().await,
+            // tokio's `read` clears the readiness after a short read (it took all there was),
+            // so no read that finds nothing follows each keystroke.
             Keys::Tty(rx, buf) => loop {
-                rx.readable().await.ok()?;
-                match rx.try_read(buf) {
+                match rx.read(buf).await {
                     Ok(0) => return None,
                     Ok(n) => return Some(buf.get(..n).unwrap_or_default().to_vec()),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                        ) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => return None,
                 }
             },

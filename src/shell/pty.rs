@@ -20,6 +20,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
 
@@ -244,13 +245,22 @@ impl Output {
     /// What is waiting, read on the loop, and whether output ended; `None` when the
     /// readiness was stale.
     async fn read_direct(&mut self, max: usize) -> Option<(Vec<u8>, bool)> {
-        let Some(rx) = &self.rx else {
+        let Some(rx) = &mut self.rx else {
             return Some((Vec::new(), true));
         };
-        if rx.readable().await.is_err() {
-            return Some((Vec::new(), true));
+        // The first read waits for output. When it is short it took all there was, and tokio's
+        // `read` then clears the readiness itself: the read that would find nothing is not made
+        // before the loop sleeps (a system call saved on every echo).
+        let mut out = match rx.read(&mut self.buf).await {
+            Ok(0) => return Some((Vec::new(), true)),
+            Ok(n) => self.buf.get(..n).unwrap_or_default().to_vec(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return None,
+            // EIO is how Linux reports a hung-up PTY: end of output.
+            Err(_) => return Some((Vec::new(), true)),
+        };
+        if out.len() < self.buf.len() || out.len() >= max {
+            return Some((out, false));
         }
-        let mut out = Vec::new();
         loop {
             match rx.try_read(&mut self.buf) {
                 Ok(0) => return Some((out, true)),
