@@ -489,6 +489,75 @@ fn batch_echoes_fields_reports_bad_lines_and_goes_on() {
     }
 }
 
+/// `check` and `parse` write every object's keys sorted, a batch line's own fields among them,
+/// whatever else is built alongside: a workspace build once wrote them in the order the code
+/// inserted them, the crate built alone sorted.
+#[test]
+fn output_keys_are_sorted_at_every_level_in_every_build() {
+    // serde_json keeps an object's keys in the order read (`preserve_order`, on in every build
+    // now), so this sees the order written.
+    fn unsorted(v: &Value, at: &str, found: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                let keys: Vec<&String> = map.keys().collect();
+                if !keys.is_sorted() {
+                    found.push(format!("{at}: {keys:?}"));
+                }
+                for (k, v) in map {
+                    unsorted(v, &format!("{at}.{k}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    unsorted(v, &format!("{at}[{i}]"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let lines = [
+        ("check", MOVE),
+        ("check", "Get-Mailbox | % { & $_.Name } | Set-Mailbox -X 1"),
+        ("check", "Get-Mailbox -Identity 'rob"),
+        (
+            "parse",
+            "Get-Mailbox | Set-Mailbox -X 1 -Identity (Get-User bob)",
+        ),
+        ("parse", "Get-Mailbox {"),
+    ];
+    for (sub, line) in lines {
+        let out = jitsh().args([sub, line]).output().unwrap();
+        let v = json(&out);
+        let mut found = Vec::new();
+        unsorted(&v, sub, &mut found);
+        assert!(found.is_empty(), "{sub} {line:?}: {found:#?}");
+    }
+    let input = "{\"zeta\":1,\"text\":\"Get-Mailbox | Set-Mailbox\",\"alpha\":{\"z\":1,\"a\":2}}\nnot json\n";
+    for sub in ["check", "parse"] {
+        let mut child = jitsh()
+            .args([sub, "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let mut found = Vec::new();
+            unsorted(&v, sub, &mut found);
+            assert!(found.is_empty(), "{sub} --batch: {found:#?}");
+        }
+    }
+}
+
 /// Bytes that are not UTF-8 (a stray byte, a truncated sequence, Latin-1 text, a UTF-16
 /// surrogate encoded as UTF-8, CRLF endings) each give one error object and the batch goes on;
 /// a last line without a newline still counts.

@@ -182,7 +182,7 @@ fn run_with(args: &Args, inputs: &GateInputs, user: &str, online: Online<'_>) ->
     let decision = decide_line(&line);
     let mut out = decision.to_json();
     warn(&mut out);
-    println!("{out}");
+    println!("{}", common::machine_json(out));
     ExitCode::from(match decision.decision {
         Effect::Allow => 0,
         Effect::Approval => 1,

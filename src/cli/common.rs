@@ -310,6 +310,14 @@ pub(crate) const NO_POLICY_DIR: &str = "no policy folder is configured: pass --p
 
 /// The batch protocol (SPEC §3): one JSON object per stdin line, `decide` on its `text`, the
 /// other fields echoed back, an `"error"` object for a malformed line, and the batch goes on.
+/// `check` and `parse` write an object's keys sorted at every level, as they always have:
+/// serde_json's map keeps insertion order, so the fields added after the decision or report
+/// (a warning, a batch line's own fields) are sorted in here.
+pub(crate) fn machine_json(mut v: Value) -> Value {
+    v.sort_all_objects();
+    v
+}
+
 pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
     use std::io::{BufRead, Write};
     let stdin = std::io::stdin();
@@ -344,7 +352,7 @@ pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) => batch_result(line, &decide),
         };
-        if writeln!(out, "{result}").is_err() {
+        if writeln!(out, "{}", machine_json(result)).is_err() {
             // Broken pipe: the reader went away; stop quietly like other Unix filters.
             return ExitCode::SUCCESS;
         }

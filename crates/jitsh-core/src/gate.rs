@@ -640,6 +640,9 @@ impl LineDecision {
             );
             obj.insert("incomplete".into(), json!(self.incomplete));
         }
+        // Keys sorted at every level: the bytes `check` and the audit log have always written
+        // (serde_json's map keeps insertion order).
+        v.sort_all_objects();
         v
     }
 }

@@ -72,7 +72,7 @@ pub fn parse_report(src: &str, catalog: &Catalog) -> Value {
 
 /// [`parse_report`] with names resolved as on `platform`.
 pub fn parse_report_on(src: &str, catalog: &Catalog, platform: Platform) -> Value {
-    match analyse_line_on(src, catalog, platform).map(|a| a.invocations) {
+    let mut report = match analyse_line_on(src, catalog, platform).map(|a| a.invocations) {
         Ok(invs) => json!({
             "text": src,
             "error": null,
@@ -91,7 +91,11 @@ pub fn parse_report_on(src: &str, catalog: &Catalog, platform: Platform) -> Valu
             },
             "invocations": [],
         }),
-    }
+    };
+    // Keys sorted at every level: the bytes `parse` has always written (serde_json's map keeps
+    // insertion order).
+    report.sort_all_objects();
+    report
 }
 
 fn invocation_json(inv: &Invocation) -> Value {
