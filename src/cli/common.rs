@@ -308,8 +308,6 @@ pub(crate) fn policy_dir(flag: Option<PathBuf>, bundled: bool) -> Result<PathBuf
 /// How to name a policy folder, said whenever none is configured or the one named fails.
 pub(crate) const NO_POLICY_DIR: &str = "no policy folder is configured: pass --policies DIR, set JITSH_POLICIES, or write `policies = \"DIR\"` in ~/.config/jitsh/config.toml or /etc/jitsh/config.toml";
 
-/// The batch protocol (SPEC §3): one JSON object per stdin line, `decide` on its `text`, the
-/// other fields echoed back, an `"error"` object for a malformed line, and the batch goes on.
 /// `check` and `parse` write an object's keys sorted at every level, as they always have:
 /// serde_json's map keeps insertion order, so the fields added after the decision or report
 /// (a warning, a batch line's own fields) are sorted in here.
@@ -318,6 +316,8 @@ pub(crate) fn machine_json(mut v: Value) -> Value {
     v
 }
 
+/// The batch protocol (SPEC §3): one JSON object per stdin line, `decide` on its `text`, the
+/// other fields echoed back, an `"error"` object for a malformed line, and the batch goes on.
 pub(crate) fn run_batch(decide: impl Fn(&str) -> Value) -> ExitCode {
     use std::io::{BufRead, Write};
     let stdin = std::io::stdin();

@@ -37,7 +37,7 @@ pub fn run(args: Args) -> ExitCode {
         };
         let report = resolve::parse_report_on(&line, &catalog, args.platform);
         let failed = report.get("error").is_some_and(|e| !e.is_null());
-        println!("{}", common::machine_json(report));
+        println!("{report}");
         return if failed {
             ExitCode::from(2)
         } else {
