@@ -38,6 +38,18 @@ fn json(out: &Output) -> Value {
     })
 }
 
+/// `jitsh ARGS` with `input` on its standard input.
+fn with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = jitsh()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn check(args: &[&str]) -> (Option<i32>, Value) {
     let out = jitsh().arg("check").args(args).output().unwrap();
     (out.status.code(), json(&out))
@@ -152,19 +164,7 @@ fn an_unparseable_line_is_denied_with_its_position() {
 
 #[test]
 fn the_line_can_come_from_stdin() {
-    let mut child = jitsh()
-        .arg("check")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Remove-Mailbox rob\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(&["check"], b"Remove-Mailbox rob\n");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["text"], "Remove-Mailbox rob");
 }
@@ -453,19 +453,7 @@ fn policy_load_errors_name_file_line_col_and_exit_3() {
 fn batch_echoes_fields_reports_bad_lines_and_goes_on() {
     let input = "{\"text\":\"Get-Mailbox\",\"id\":1}\nnot json\n{\"id\":3}\n{\"text\":7}\n[1]\n{\"text\":\"Remove-Mailbox rob\",\"id\":6}\n";
     for sub in ["check", "parse"] {
-        let mut child = jitsh()
-            .args([sub, "--batch"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = with_stdin(&[sub, "--batch"], input.as_bytes());
         assert_eq!(out.status.code(), Some(0));
         let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -534,19 +522,7 @@ fn output_keys_are_sorted_at_every_level_in_every_build() {
     }
     let input = "{\"zeta\":1,\"text\":\"Get-Mailbox | Set-Mailbox\",\"alpha\":{\"z\":1,\"a\":2}}\nnot json\n";
     for sub in ["check", "parse"] {
-        let mut child = jitsh()
-            .args([sub, "--batch"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = with_stdin(&[sub, "--batch"], input.as_bytes());
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.lines().count(), 2, "{text}");
         for line in text.lines() {
@@ -573,14 +549,7 @@ fn batch_survives_invalid_utf8_lines() {
     input.extend_from_slice(b"{\"text\":\"Remove-Mailbox rob\",\"id\":7}\r\n");
     input.extend_from_slice(b"{\"text\":\"Get-User\",\"id\":8}");
     for sub in ["check", "parse"] {
-        let mut child = jitsh()
-            .args([sub, "--batch"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&input).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = with_stdin(&[sub, "--batch"], &input);
         assert_eq!(out.status.code(), Some(0), "{sub}");
         let text = String::from_utf8(out.stdout).expect("output is UTF-8");
         let lines: Vec<Value> = text
