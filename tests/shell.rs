@@ -231,6 +231,35 @@ impl Screen {
         self.wait_after(mark, "PS C:\\>", secs)
     }
 
+    /// SIGKILL jitsh the moment `needle` shows on the raw screen after byte `from` (a tight
+    /// loop on the reader's buffer, so within microseconds of its write, not a poll's 20 ms).
+    fn kill_9_when_shown(&mut self, from: usize, needle: &[u8]) {
+        let pid = nix::unistd::Pid::from_raw(self.child.process_id().unwrap() as i32);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let shown = {
+                let out = self.output.lock().unwrap();
+                out.get(from..)
+                    .is_some_and(|o| o.windows(needle.len()).any(|w| w == needle))
+            };
+            if shown {
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never shown:\n{}",
+                self.text()
+            );
+            std::hint::spin_loop();
+        }
+        self.wait_exit(10);
+    }
+
+    fn raw_len(&self) -> usize {
+        self.output.lock().unwrap().len()
+    }
+
     fn quit(mut self) -> u32 {
         self.send(":quit\r");
         self.wait_exit(10)
@@ -581,6 +610,18 @@ fn kill_9_leaves_a_recording_that_parses_up_to_the_kill() {
     let mut s = Screen::start(&fx, &[]);
     let m = s.line("Get-Mailbox");
     s.prompt_after(m, 10);
+    // Output is written to the recording as it is shown: it is there while the session waits,
+    // with nothing else happening in it.
+    std::thread::sleep(Duration::from_millis(100));
+    let casts = fx.casts();
+    assert_eq!(casts.len(), 1);
+    let (_, events) = parse_cast(&casts[0], true);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.1 == "o" && e.2.contains("Frank Miller")),
+        "the output shown is in the recording while the session waits"
+    );
     let pid = s.child.process_id().unwrap();
     Command::new("kill")
         .arg("-9")
@@ -588,8 +629,6 @@ fn kill_9_leaves_a_recording_that_parses_up_to_the_kill() {
         .status()
         .unwrap();
     s.wait_exit(10);
-    let casts = fx.casts();
-    assert_eq!(casts.len(), 1);
     let (_, events) = parse_cast(&casts[0], true);
     let output: String = events
         .iter()
@@ -601,6 +640,65 @@ fn kill_9_leaves_a_recording_that_parses_up_to_the_kill() {
         "the output before the kill is in the recording"
     );
     assert!(events.iter().any(|e| e.1 == "m"));
+}
+
+/// Attack: hide what was typed by killing the gate the moment the runspace has it. Every key
+/// is in the recording before the runspace can read it (and at the prompt before its echo is
+/// shown), so a kill as soon as the first key's echo shows cannot take any of them out: one key
+/// passed to a running command, an answer with Enter, several keys at once, and keys typed at
+/// the prompt.
+#[test]
+fn kill_9_the_moment_a_key_shows_cannot_keep_it_out_of_the_recording() {
+    // (keys typed in one write, command to run first)
+    let cases: [(&str, Option<&str>); 4] = [
+        ("y", Some("Read-Host 'Delete everything'")),
+        ("Y\r", Some("Read-Host 'Really'; Get-Mailbox")),
+        ("Yes-I-am", Some("Read-Host 'Type the phrase'")),
+        ("Remove-Mailbox", None),
+    ];
+    for (keys, first) in cases {
+        let fx = Fixture::new();
+        let mut s = Screen::start(&fx, &[]);
+        if let Some(cmd) = first {
+            let m = s.line(cmd);
+            s.wait_after(m, ": ", 10);
+        }
+        let from = s.raw_len();
+        s.send(keys);
+        s.kill_9_when_shown(from, &keys.as_bytes()[..1]);
+        let casts = fx.casts();
+        assert_eq!(casts.len(), 1);
+        let (_, events) = parse_cast(&casts[0], true);
+        let input: String = events
+            .iter()
+            .filter(|e| e.1 == "i")
+            .map(|e| e.2.as_str())
+            .collect();
+        // Keys are read and acted on as they come: those after the kill may never have been
+        // read. Every key shown (echoed by the runspace or the editor) must be recorded.
+        let shown = {
+            let raw = s.output.lock().unwrap();
+            strip_ansi(&String::from_utf8_lossy(
+                raw.get(from..).unwrap_or_default(),
+            ))
+        };
+        let prefix = |k: usize| keys.get(..k).unwrap_or_default();
+        // (Enter shows as a new line, not as itself: a prefix ending in it is not counted.)
+        let echoed = (1..=keys.len())
+            .rev()
+            .filter(|&k| !prefix(k).ends_with('\r'))
+            .find(|&k| shown.contains(prefix(k)))
+            .unwrap_or(0);
+        let recorded = (1..=keys.len())
+            .rev()
+            .find(|&k| input.ends_with(prefix(k)))
+            .unwrap_or(0);
+        assert!(
+            echoed >= 1 && recorded >= echoed,
+            "{keys:?}: {echoed} keys shown, then the gate killed: the recording's input ends \
+             {input:?}"
+        );
+    }
 }
 
 #[test]
