@@ -649,10 +649,11 @@ fn kill_9_leaves_a_recording_that_parses_up_to_the_kill() {
 /// the prompt.
 #[test]
 fn kill_9_the_moment_a_key_shows_cannot_keep_it_out_of_the_recording() {
-    // (keys typed in one write, command to run first)
+    // (keys typed in one write, command to run first; no prompt holds the first key, whose
+    // echo the kill waits for)
     let cases: [(&str, Option<&str>); 4] = [
-        ("y", Some("Read-Host 'Delete everything'")),
-        ("Y\r", Some("Read-Host 'Really'; Get-Mailbox")),
+        ("y", Some("Read-Host 'Delete all'")),
+        ("Y\r", Some("Read-Host 'Sure'; Get-Mailbox")),
         ("Yes-I-am", Some("Read-Host 'Type the phrase'")),
         ("Remove-Mailbox", None),
     ];
