@@ -355,6 +355,15 @@ fn parse_cast(path: &Path, torn_ok: bool) -> (serde_json::Value, Vec<(f64, Strin
     (header, events)
 }
 
+/// The text of every event of `kind` (`"i"`, `"o"`) in a parsed recording, joined in order.
+fn cast_text(events: &[(f64, String, String)], kind: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e.1 == kind)
+        .map(|e| e.2.as_str())
+        .collect()
+}
+
 fn mailbox_names(state: &serde_json::Value) -> Vec<String> {
     state["mailboxes"]
         .as_array()
@@ -504,18 +513,10 @@ fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
         "{markers:?}"
     );
     assert!(markers.iter().any(|m| m.contains("deny")), "{markers:?}");
-    let input: String = events
-        .iter()
-        .filter(|e| e.1 == "i")
-        .map(|e| e.2.as_str())
-        .collect();
+    let input = cast_text(&events, "i");
     assert!(input.contains("Get-Mailbox -Identity alice"));
     assert!(!input.contains("hunter2"), "secret input was recorded");
-    let output: String = events
-        .iter()
-        .filter(|e| e.1 == "o")
-        .map(|e| e.2.as_str())
-        .collect();
+    let output = cast_text(&events, "o");
     assert!(output.contains("Alice Johnson"));
     assert!(!output.contains("hunter2"));
 
@@ -630,11 +631,7 @@ fn kill_9_leaves_a_recording_that_parses_up_to_the_kill() {
         .unwrap();
     s.wait_exit(10);
     let (_, events) = parse_cast(&casts[0], true);
-    let output: String = events
-        .iter()
-        .filter(|e| e.1 == "o")
-        .map(|e| e.2.as_str())
-        .collect();
+    let output = cast_text(&events, "o");
     assert!(
         output.contains("Frank Miller"),
         "the output before the kill is in the recording"
@@ -670,11 +667,7 @@ fn kill_9_the_moment_a_key_shows_cannot_keep_it_out_of_the_recording() {
         let casts = fx.casts();
         assert_eq!(casts.len(), 1);
         let (_, events) = parse_cast(&casts[0], true);
-        let input: String = events
-            .iter()
-            .filter(|e| e.1 == "i")
-            .map(|e| e.2.as_str())
-            .collect();
+        let input = cast_text(&events, "i");
         // Keys are read and acted on as they come: those after the kill may never have been
         // read. Every key shown (echoed by the runspace or the editor) must be recorded.
         let shown = {
