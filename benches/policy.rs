@@ -14,18 +14,18 @@ use jitsh::span::Span;
 
 fn invocation(name: &str, params: &[(&str, &str)]) -> Invocation {
     Invocation {
-        name: name.to_string(),
+        name: name.into(),
         module: None,
-        as_written: name.to_string(),
+        as_written: name.into(),
         span: Span::new(0, name.len()),
         depth: 0,
         dynamic: None,
         params: params
             .iter()
             .map(|(n, v)| Param {
-                name: n.to_string(),
-                as_written: format!("-{n}"),
-                value: ParamValue::Static(v.to_string()),
+                name: (*n).into(),
+                as_written: format!("-{n}").into(),
+                value: ParamValue::Static((*v).into()),
                 resolved: true,
             })
             .collect(),

@@ -1147,7 +1147,7 @@ fn privileged_lines_name_the_deciding_invocation() {
         .invocations
         .iter()
         .find(|i| i.name == "New-MoveRequest")
-        .map(|i| (i.depth, i.as_written.clone(), i.decision));
+        .map(|i| (i.depth, i.as_written.to_string(), i.decision));
     assert_eq!(
         nested,
         Some((1, "Ne`w-MoveRequest".to_string(), Effect::Approval))

@@ -18,7 +18,7 @@ fn cmd(name: &str) -> &'static CommandMeta {
 
 fn found(meta: &CommandMeta, written: &str) -> String {
     match meta.lookup_param(written) {
-        ParamLookup::Found(p) => p.name.clone(),
+        ParamLookup::Found(p) => p.name.to_string(),
         other => panic!("{} -{written}: {other:?}", meta.name),
     }
 }

@@ -43,9 +43,9 @@ struct Inv(Invocation);
 
 fn inv(name: &str) -> Inv {
     Inv(Invocation {
-        name: name.to_string(),
+        name: name.into(),
         module: None,
-        as_written: name.to_string(),
+        as_written: name.into(),
         span: Span::new(0, name.len()),
         depth: 0,
         dynamic: None,
@@ -60,15 +60,15 @@ fn inv(name: &str) -> Inv {
 impl Inv {
     fn param(mut self, name: &str, value: ParamValue, resolved: bool) -> Self {
         self.0.params.push(Param {
-            name: name.to_string(),
-            as_written: format!("-{name}"),
+            name: name.into(),
+            as_written: format!("-{name}").into(),
             value,
             resolved,
         });
         self
     }
     fn p(self, name: &str, value: &str) -> Self {
-        self.param(name, ParamValue::Static(value.to_string()), true)
+        self.param(name, ParamValue::Static(value.into()), true)
     }
     fn switch(self, name: &str) -> Self {
         self.param(name, ParamValue::Switch, true)
@@ -88,7 +88,7 @@ impl Inv {
         self
     }
     fn module(mut self, m: &str) -> Self {
-        self.0.module = Some(m.to_string());
+        self.0.module = Some(m.into());
         self
     }
     fn dynamic(mut self) -> Self {
@@ -533,7 +533,7 @@ fn value_constraints_glob_regex_one_of() {
         Effect::Deny
     );
     // every value of a list must match; a switch is not a value
-    let list = |v: &[&str]| ParamValue::List(v.iter().map(|s| s.to_string()).collect());
+    let list = |v: &[&str]| ParamValue::List(v.iter().map(|&s| s.into()).collect());
     let ids = |v: ParamValue| {
         inv("Set-User")
             .param("Identity", v, true)
@@ -1416,7 +1416,7 @@ params.only = ["Name"]
     let piped = |name: &str, params: &[&str]| {
         let mut i = inv(name).0;
         i.pipeline_input = true;
-        i.pipeline_params = params.iter().map(|p| p.to_string()).collect();
+        i.pipeline_params = params.iter().map(|&p| p.into()).collect();
         i
     };
     let d = s.decide(&piped("Get-Service", &["Name", "ComputerName"]));

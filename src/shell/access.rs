@@ -500,7 +500,7 @@ impl Access {
             .filter(|i| {
                 i.decision == Effect::Approval && i.kind == crate::invocation::TaskKind::Command
             })
-            .map(|i| i.name.clone())
+            .map(|i| i.name.to_string())
             .collect();
         tasks.sort();
         tasks.dedup();

@@ -393,7 +393,7 @@ fn text(v: &Value, key: &str) -> String {
 
 /// Whole hours as `4`, others as `1.5`.
 pub(super) fn hours_text(secs: u64) -> String {
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         (secs / 3600).to_string()
     } else {
         let tenths = secs * 10 / 3600;

@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
+use smol_str::SmolStr;
 
 use crate::catalog::Catalog;
 use crate::invocation::{Invocation, TaskKind};
@@ -73,8 +74,8 @@ pub struct LineError {
 /// The decision for one invocation in a line.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvocationDecision {
-    pub name: String,
-    pub as_written: String,
+    pub name: SmolStr,
+    pub as_written: SmolStr,
     pub depth: usize,
     /// Decision after tokens.
     pub decision: Effect,
@@ -89,7 +90,7 @@ pub struct InvocationDecision {
     /// Canonical parameter names bound to the invocation, without the dash: written out
     /// (`to_json`, serde) as `-Name`. Taken over from the invocation, so no name is copied.
     #[serde(serialize_with = "dashed")]
-    pub params: Vec<String>,
+    pub params: Vec<SmolStr>,
     /// The kind of task (`command`, or a script `path`, a `program`, a .NET `method`).
     pub kind: TaskKind,
 }
@@ -334,8 +335,8 @@ fn decide_invocation(
 ) -> InvocationDecision {
     let mut rd = ctx.policies.decide(inv);
     let mut out = InvocationDecision {
-        name: String::new(),
-        as_written: String::new(),
+        name: SmolStr::default(),
+        as_written: SmolStr::default(),
         depth: inv.depth,
         decision: rd.effect,
         rule: rd.rule.take(),
@@ -557,7 +558,7 @@ fn offline_allowed(
 fn shown_name(inv: &Invocation) -> String {
     match &inv.module {
         Some(m) => format!("{m}\\{}", inv.name),
-        None => inv.name.clone(),
+        None => inv.name.to_string(),
     }
 }
 
@@ -589,7 +590,7 @@ fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {
 }
 
 /// Parameter names as a command line writes them: `-Name`.
-fn dashed<S: serde::Serializer>(params: &[String], s: S) -> Result<S::Ok, S::Error> {
+fn dashed<S: serde::Serializer>(params: &[SmolStr], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(params.iter().map(|p| Dashed(p)))
 }
 
@@ -699,7 +700,7 @@ mod output_tests {
             "Get-Mailbox bob -ResultSize 5 | Set-Mailbox -HiddenFromAddressListsEnabled:$true",
             &ctx,
         );
-        let names: Vec<&[String]> = d.invocations.iter().map(|i| i.params.as_slice()).collect();
+        let names: Vec<&[SmolStr]> = d.invocations.iter().map(|i| i.params.as_slice()).collect();
         assert_eq!(
             names,
             [

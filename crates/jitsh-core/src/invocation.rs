@@ -6,6 +6,7 @@
 //! guessed. Consumers treat uncertainty as restrictive.
 
 use serde::Serialize;
+use smol_str::SmolStr;
 
 use crate::span::Span;
 
@@ -14,11 +15,11 @@ use crate::span::Span;
 pub struct Invocation {
     /// Canonical command name: alias expanded, module qualifier and backticks removed, in the
     /// catalog's casing when the command is known. For a dynamic invocation, the text as written.
-    pub name: String,
+    pub name: SmolStr,
     /// Module qualifier as written (`Exchange\New-MoveRequest` gives `Exchange`).
-    pub module: Option<String>,
+    pub module: Option<SmolStr>,
     /// The command word exactly as it stands in the source.
-    pub as_written: String,
+    pub as_written: SmolStr,
     /// Where the command word stands in the source.
     pub span: Span,
     /// 0 for a top-level command; one more for each enclosing script block, subexpression,
@@ -43,7 +44,7 @@ pub struct Invocation {
     /// catalog; `["*"]` when the command has no metadata, so any parameter may be. Empty
     /// otherwise. A condition on such a parameter cannot be decided from the line.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pipeline_params: Vec<String>,
+    pub pipeline_params: Vec<SmolStr>,
 }
 
 /// The kinds of task a policy can name (SPEC §2.1). A pattern of one kind never matches a
@@ -122,9 +123,9 @@ pub(crate) fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str
 pub struct Param {
     /// Canonical parameter name (catalog casing, no dash) when `resolved`; otherwise the name as
     /// written without its dash, or "" for a positional argument that could not be bound.
-    pub name: String,
+    pub name: SmolStr,
     /// The parameter token as written (`-Ident`, `-Identity:`), or "" for a positional argument.
-    pub as_written: String,
+    pub as_written: SmolStr,
     pub value: ParamValue,
     /// True when the name is certain (exact, unique prefix, alias, or positional binding from
     /// metadata).
@@ -138,9 +139,9 @@ pub enum ParamValue {
     /// A switch given without a value (`-Confirm`).
     Switch,
     /// A value known statically, as the runspace would see it (quotes removed, escapes applied).
-    Static(String),
+    Static(SmolStr),
     /// Several static values (`-Tasks a,b,c`).
-    List(Vec<String>),
+    List(Vec<SmolStr>),
     /// A value computed at run time (variable, subexpression, method call, ...).
     Dynamic,
 }
@@ -223,7 +224,7 @@ mod tests {
     fn param(name: &str, value: ParamValue) -> Param {
         Param {
             name: name.into(),
-            as_written: format!("-{name}"),
+            as_written: format!("-{name}").into(),
             value,
             resolved: true,
         }

@@ -44,7 +44,7 @@ pub fn format(t: Instant) -> Option<String> {
     if nanos != 0 {
         out.push('.');
         let mut width = 9;
-        while nanos % 10 == 0 {
+        while nanos.is_multiple_of(10) {
             nanos /= 10;
             width -= 1;
         }

@@ -57,6 +57,7 @@ const ALLOWED_DEPENDENCIES: &[&str] = &[
     "chrono",
     "foldhash",
     "hashbrown",
+    "smol_str",
     "nom",
     "regex",
     "ring",

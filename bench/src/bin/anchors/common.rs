@@ -233,12 +233,12 @@ fn cedar_calls(lines: &[String]) -> Vec<CedarCall> {
         .filter_map(|l| jitsh::resolve::analyse(l, catalog).ok())
         .filter_map(|invs| invs.into_iter().next())
         .map(|inv| CedarCall {
-            name: inv.name.clone(),
+            name: inv.name.to_string(),
             params: inv
                 .params
                 .iter()
                 .filter_map(|p| match &p.value {
-                    ParamValue::Static(v) => Some((p.name.clone(), v.clone())),
+                    ParamValue::Static(v) => Some((p.name.to_string(), v.to_string())),
                     _ => None,
                 })
                 .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()))

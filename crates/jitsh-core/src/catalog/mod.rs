@@ -46,6 +46,7 @@ use std::sync::OnceLock;
 use foldhash::HashMap;
 
 use serde::Deserialize;
+use smol_str::SmolStr;
 
 use ci_map::CiMap;
 
@@ -128,7 +129,7 @@ impl std::fmt::Debug for Catalog {
 /// One command's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandMeta {
-    pub name: String,
+    pub name: SmolStr,
     pub module: String,
     pub parameters: Vec<ParamMeta>,
     pub parameter_sets: Vec<ParamSet>,
@@ -152,7 +153,7 @@ pub struct ParamSet {
 /// One parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamMeta {
-    pub name: String,
+    pub name: SmolStr,
     pub aliases: Vec<String>,
     /// The type as documented (`String`, `MailboxIdParameter`, `ScriptBlock[]`, ...); empty when
     /// the documentation names the parameter but gives no type.
@@ -645,7 +646,7 @@ fn common_parameters() -> &'static [ParamMeta] {
         COMMON
             .iter()
             .map(|&(name, alias, type_name)| ParamMeta {
-                name: name.to_string(),
+                name: SmolStr::new_static(name),
                 aliases: vec![alias.to_string()],
                 type_name: type_name.to_string(),
                 switch: type_name == "SwitchParameter",
@@ -758,7 +759,7 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
         }
         let switch = rp.switch || base_type(&rp.type_name).eq_ignore_ascii_case("SwitchParameter");
         parameters.push(ParamMeta {
-            name: rp.name.into_owned(),
+            name: SmolStr::new(&rp.name),
             aliases: rp.aliases.into_iter().map(Cow::into_owned).collect(),
             class: TypeClass::of(&rp.type_name),
             type_name: rp.type_name.into_owned(),
@@ -797,7 +798,7 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
             .get(name)
             .and_then(|&j| parameters.get(j))
             .or_else(|| parameters.iter().find(|p| eq_ci(&p.name, name)))
-            .map(|p| p.name.clone())
+            .map(|p| p.name.to_string())
     };
     let undeclared = |name: &str, at: String| {
         invalid(
@@ -809,7 +810,7 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
     for (k, rs) in rc.sets.into_iter().enumerate() {
         let spath = || format!("{}.sets[{k}]", path());
         let members = match &rs.parameters {
-            None => parameters.iter().map(|p| p.name.clone()).collect(),
+            None => parameters.iter().map(|p| p.name.to_string()).collect(),
             Some(list) => {
                 let mut members = Vec::with_capacity(list.len());
                 for (m, name) in list.iter().enumerate() {
@@ -845,7 +846,7 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
         by_lower.insert_first(&p.name, i);
     }
     Ok(CommandMeta {
-        name: rc.name.into_owned(),
+        name: SmolStr::new(&rc.name),
         module: rc.module.into_owned(),
         parameters,
         parameter_sets,

@@ -259,7 +259,7 @@ fn print_of(block: &str) -> Option<String> {
 
 fn round_trip_key(inv: &Invocation) -> RoundTripKey {
     (
-        inv.dynamic.is_none().then(|| inv.name.clone()),
+        inv.dynamic.is_none().then(|| inv.name.to_string()),
         inv.depth,
         inv.dynamic.is_some(),
         inv.params_uncertain.is_some(),
@@ -270,7 +270,7 @@ fn round_trip_key(inv: &Invocation) -> RoundTripKey {
                     ParamValue::Dynamic => None,
                     v => Some(v.clone()),
                 };
-                (p.name.clone(), value)
+                (p.name.to_string(), value)
             })
             .collect(),
     )

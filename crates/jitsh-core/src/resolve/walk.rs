@@ -8,6 +8,7 @@ use crate::invocation::{Invocation, Param, ParamValue, TaskKind};
 use crate::span::Span;
 use crate::syntax::ast::*;
 use crate::syntax::number_value;
+use smol_str::SmolStr;
 
 use super::safe;
 use super::types::{self, Calls};
@@ -181,7 +182,7 @@ impl<'a> Walker<'a> {
             self.out.push(Invocation {
                 name: "<too deeply nested>".into(),
                 module: None,
-                as_written: String::new(),
+                as_written: SmolStr::default(),
                 span: script.span,
                 depth: 0,
                 dynamic: Some("the line is nested too deeply to analyse".into()),
@@ -201,7 +202,7 @@ impl<'a> Walker<'a> {
             self.out.push(Invocation {
                 name: "<too many invocations>".into(),
                 module: None,
-                as_written: String::new(),
+                as_written: SmolStr::default(),
                 span: script.span,
                 depth: 0,
                 dynamic: Some(format!(
@@ -388,9 +389,9 @@ impl<'a> Walker<'a> {
             let display = format!(".{}()", p.method);
             self.out.push(Invocation {
                 dynamic: Some(format!("method call `{display}` is not on the safe list")),
-                name: display,
+                name: display.into(),
                 module: None,
-                as_written: p.span.text(self.src).to_string(),
+                as_written: p.span.text(self.src).into(),
                 span: p.span,
                 depth: p.depth,
                 params: Vec::new(),
@@ -839,7 +840,7 @@ impl<'a> Walker<'a> {
                 }
             },
         };
-        let as_written = name_span.text(self.src).to_string();
+        let as_written = SmolStr::new(name_span.text(self.src));
         let file_kind = if dynamic.is_some() {
             TaskKind::Command
         } else {
@@ -888,8 +889,8 @@ impl<'a> Walker<'a> {
         } else {
             self.catalog.command(lookup_name)
         };
-        let name = meta.map_or_else(|| lookup_name.to_string(), |m| m.name.clone());
-        let module = module.map(str::to_string);
+        let name = meta.map_or_else(|| SmolStr::new(lookup_name), |m| m.name.clone());
+        let module = module.map(SmolStr::new);
 
         let binding = self.bind(c, meta, &name, pipeline_input);
         let members = if dynamic.is_none() && name == "ForEach-Object" {
@@ -920,7 +921,7 @@ impl<'a> Walker<'a> {
         });
         let pipeline_params = match (pipeline_input, meta) {
             (false, _) => Vec::new(),
-            (true, None) => vec!["*".to_string()],
+            (true, None) => vec![SmolStr::new_static("*")],
             (true, Some(m)) => m
                 .parameters
                 .iter()
@@ -966,9 +967,9 @@ impl<'a> Walker<'a> {
                 dynamic: Some(format!(
                     "`ForEach-Object` may call member `{member}` of its input as a method"
                 )),
-                name: display,
+                name: display.into(),
                 module: None,
-                as_written: span.text(self.src).to_string(),
+                as_written: span.text(self.src).into(),
                 span,
                 depth,
                 params: Vec::new(),
@@ -1075,9 +1076,9 @@ impl<'a> Walker<'a> {
             ));
         }
         self.out.push(Invocation {
-            name,
+            name: name.into(),
             module: None,
-            as_written: span.text(self.src).to_string(),
+            as_written: span.text(self.src).into(),
             span,
             depth,
             dynamic: dynamic.or(binding.code_from_value.clone()),
@@ -1121,14 +1122,14 @@ impl<'a> Walker<'a> {
             }
             let mut params = vec![Param {
                 name: "FilePath".into(),
-                as_written: String::new(),
+                as_written: SmolStr::default(),
                 value: value_of(t),
                 resolved: true,
             }];
             if r.operator.contains(">>") {
                 params.push(Param {
                     name: "Append".into(),
-                    as_written: String::new(),
+                    as_written: SmolStr::default(),
                     value: ParamValue::Switch,
                     resolved: true,
                 });
@@ -1136,7 +1137,7 @@ impl<'a> Walker<'a> {
             self.out.push(Invocation {
                 name: "Out-File".into(),
                 module: None,
-                as_written: r.span.text(self.src).to_string(),
+                as_written: r.span.text(self.src).into(),
                 span: r.span,
                 depth,
                 dynamic: None,
@@ -1221,7 +1222,7 @@ impl<'a> Walker<'a> {
             i += 1;
             match el {
                 CommandElement::Parameter(p) => {
-                    let written = p.token_span.text(self.src).to_string();
+                    let written = SmolStr::new(p.token_span.text(self.src));
                     let (canon, resolved, pmeta) = match meta
                         .map(|m| cached_lookup(&self.param_cache, m, &p.name))
                     {
@@ -1384,7 +1385,7 @@ impl<'a> Walker<'a> {
                             named.push(pm.name.as_str());
                             b.params.push(Param {
                                 name: pm.name.clone(),
-                                as_written: String::new(),
+                                as_written: SmolStr::default(),
                                 value: value_of(e),
                                 resolved: true,
                             });
@@ -1399,8 +1400,8 @@ impl<'a> Walker<'a> {
                                 ),
                             });
                             b.params.push(Param {
-                                name: String::new(),
-                                as_written: String::new(),
+                                name: SmolStr::default(),
+                                as_written: SmolStr::default(),
                                 value: value_of(e),
                                 resolved: false,
                             });
@@ -1613,13 +1614,13 @@ impl<'a> Walker<'a> {
                             "splatted key `{key}` of `{}` is not a parameter of `{}`",
                             p.written, inv.name
                         ));
-                        (key.clone(), false)
+                        (SmolStr::new(key), false)
                     }
-                    None => (key.clone(), false),
+                    None => (SmolStr::new(key), false),
                 };
                 params.push(Param {
                     name,
-                    as_written: p.written.clone(),
+                    as_written: SmolStr::new(&p.written),
                     value: value.clone(),
                     resolved,
                 });
@@ -1863,9 +1864,9 @@ impl<'a> Walker<'a> {
     /// of the method kind, so a deny rule naming it (`[System.Diagnostics.Process]::*`) applies.
     fn push_dynamic_method(&mut self, name: String, span: Span, depth: usize, reason: String) {
         self.out.push(Invocation {
-            name,
+            name: name.into(),
             module: None,
-            as_written: span.text(self.src).to_string(),
+            as_written: span.text(self.src).into(),
             span,
             depth,
             dynamic: Some(reason),
@@ -1880,9 +1881,9 @@ impl<'a> Walker<'a> {
     /// A .NET method task a policy decides (`[System.IO.File]::ReadAllBytes`).
     fn push_method(&mut self, name: String, span: Span, depth: usize) {
         self.out.push(Invocation {
-            name,
+            name: name.into(),
             module: None,
-            as_written: span.text(self.src).to_string(),
+            as_written: span.text(self.src).into(),
             span,
             depth,
             dynamic: None,
@@ -1902,9 +1903,9 @@ impl<'a> Walker<'a> {
 
     fn push_synthetic(&mut self, name: String, span: Span, depth: usize, reason: String) {
         self.out.push(Invocation {
-            name,
+            name: name.into(),
             module: None,
-            as_written: span.text(self.src).to_string(),
+            as_written: span.text(self.src).into(),
             span,
             depth,
             dynamic: Some(reason),
@@ -1986,9 +1987,9 @@ impl<'a> Walker<'a> {
                     }
                     self.out.push(Invocation {
                         dynamic: Some(format!("method call `{display}` is not on the safe list")),
-                        name: display,
+                        name: display.into(),
                         module: None,
-                        as_written: span.text(self.src).to_string(),
+                        as_written: span.text(self.src).into(),
                         span,
                         depth,
                         params: Vec::new(),
@@ -2653,12 +2654,21 @@ fn value_of(e: &Expr) -> ParamValue {
     }
 }
 
-fn scalar_of(e: &Expr) -> Option<String> {
+fn scalar_of(e: &Expr) -> Option<SmolStr> {
     match &e.kind {
-        ExprKind::String(s) => s.static_value().map(Cow::into_owned),
-        ExprKind::Number(n) => Some(number_value(n)),
-        ExprKind::Variable(v) if v.name.eq_ignore_ascii_case("true") => Some("True".into()),
-        ExprKind::Variable(v) if v.name.eq_ignore_ascii_case("false") => Some("False".into()),
+        // One piece of text (nearly every value) is the parser's own string: a copy of a short
+        // one, a shared reference to a long one, never an allocation.
+        ExprKind::String(s) => match s.parts.as_slice() {
+            [StringPart::Text(t)] => Some(t.clone()),
+            _ => s.static_value().map(SmolStr::from),
+        },
+        ExprKind::Number(n) => Some(number_value(n).into()),
+        ExprKind::Variable(v) if v.name.eq_ignore_ascii_case("true") => {
+            Some(SmolStr::new_static("True"))
+        }
+        ExprKind::Variable(v) if v.name.eq_ignore_ascii_case("false") => {
+            Some(SmolStr::new_static("False"))
+        }
         _ => None,
     }
 }
@@ -2670,7 +2680,7 @@ fn block_text(e: &Expr, src: &str) -> ParamValue {
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
         .unwrap_or(text);
-    ParamValue::Static(inner.trim().to_string())
+    ParamValue::Static(SmolStr::new(inner.trim()))
 }
 
 #[cfg(test)]

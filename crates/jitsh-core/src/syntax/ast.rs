@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
+use smol_str::SmolStr;
 
 use crate::span::Span;
 
@@ -178,7 +179,7 @@ pub enum CommandName {
 /// A bare word with backtick escapes applied (`text`); its span gives the text as written.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Word {
-    pub text: String,
+    pub text: SmolStr,
     pub span: Span,
 }
 
@@ -192,7 +193,7 @@ pub enum CommandElement {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParameterToken {
     /// The name without its dash, backtick escapes applied.
-    pub name: String,
+    pub name: SmolStr,
     /// The value given with `-Name:value` (`None` for `-Name` alone).
     pub value: Option<Expr>,
     /// Whether the token was written with a colon (`-Name:` / `-Name:value`).
@@ -312,7 +313,7 @@ pub enum Quoting {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum StringPart {
     /// Literal text, escapes applied.
-    Text(String),
+    Text(SmolStr),
     /// `$name` or `${name}` expanded at run time.
     Variable(VarRef, Span),
     /// `$( ... )` expanded at run time.

@@ -1,5 +1,7 @@
 //! Pipelines, commands, parameters, command-mode arguments and redirections.
 
+use smol_str::SmolStr;
+
 use super::ast::*;
 use super::lex::{
     ends_bare_word, ends_token, is_dash, is_name_char, is_newline, is_quote, is_single_quote,
@@ -233,9 +235,9 @@ impl<'a> Parser<'a> {
         if text.is_empty() {
             return self.expected("a command name");
         }
-        self.check_name(&text, "command name")?;
+        self.check_name(text.as_str(), "command name")?;
         Ok(Word {
-            text,
+            text: text.finish(),
             span: self.span_from(start),
         })
     }
@@ -287,7 +289,7 @@ impl<'a> Parser<'a> {
         if self.peek_is(is_dash) && self.peek2().is_none_or(ends_token) {
             self.bump();
             return Ok(Some(ParameterToken {
-                name: String::new(),
+                name: SmolStr::default(),
                 value: None,
                 colon: false,
                 token_span: self.span_from(start),
@@ -309,7 +311,7 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        let name = self.text(self.span_from(name_start)).to_string();
+        let name = SmolStr::new(self.text(self.span_from(name_start)));
         self.check_name(&name, "parameter name")?;
         let colon = self.eat(':');
         let token_span = self.span_from(start);
@@ -552,7 +554,7 @@ impl<'a> Parser<'a> {
                 StringPart::Text(t) => text.push_str(&t),
                 other => {
                     if !text.is_empty() {
-                        parts.push(StringPart::Text(std::mem::take(&mut text)));
+                        parts.push(StringPart::Text(std::mem::take(&mut text).finish()));
                     }
                     parts.push(other);
                 }
@@ -588,7 +590,7 @@ impl<'a> Parser<'a> {
                         StringPart::Text(t) => text.push_str(&t),
                         other => {
                             if !text.is_empty() {
-                                parts.push(StringPart::Text(std::mem::take(&mut text)));
+                                parts.push(StringPart::Text(std::mem::take(&mut text).finish()));
                             }
                             parts.push(other);
                         }
@@ -602,7 +604,7 @@ impl<'a> Parser<'a> {
                     self.bump();
                     let stmts = self.subexpression_body()?;
                     if !text.is_empty() {
-                        parts.push(StringPart::Text(std::mem::take(&mut text)));
+                        parts.push(StringPart::Text(std::mem::take(&mut text).finish()));
                     }
                     parts.push(StringPart::Subexpression(stmts, self.span_from(vstart)));
                     continue;
@@ -613,7 +615,7 @@ impl<'a> Parser<'a> {
                 {
                     let v = self.variable()?;
                     if !text.is_empty() {
-                        parts.push(StringPart::Text(std::mem::take(&mut text)));
+                        parts.push(StringPart::Text(std::mem::take(&mut text).finish()));
                     }
                     parts.push(StringPart::Variable(v, self.span_from(vstart)));
                     continue;
@@ -623,7 +625,7 @@ impl<'a> Parser<'a> {
             self.bump();
         }
         if !text.is_empty() || parts.is_empty() {
-            parts.push(StringPart::Text(text));
+            parts.push(StringPart::Text(text.finish()));
         }
         if self.pos == start {
             return self.expected("an argument");

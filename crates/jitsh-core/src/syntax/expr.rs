@@ -1,6 +1,8 @@
 //! Expressions (expression mode): operators by precedence, unary operators and casts, postfix
 //! member access / method calls / indexing, and primary expressions.
 
+use smol_str::SmolStr;
+
 use super::ast::*;
 use super::lex::{is_dash, is_name_char, is_newline, is_quote};
 use super::parser::{PResult, Parser};
@@ -557,7 +559,7 @@ impl<'a> Parser<'a> {
                         while p.peek_is(|c| is_name_char(c) || is_dash(c) || c == '.') {
                             p.bump();
                         }
-                        let text = p.text(p.span_from(start)).to_string();
+                        let text = SmolStr::new(p.text(p.span_from(start)));
                         Expr {
                             kind: ExprKind::String(StringLit {
                                 quoting: Quoting::Bare,

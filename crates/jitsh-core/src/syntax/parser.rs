@@ -5,6 +5,8 @@
 //! length of text a recogniser consumed), and every slice goes through `get`, so no input can
 //! make the parser panic.
 
+use smol_str::SmolStrBuilder;
+
 use crate::span::Span;
 
 use super::error::{ParseError, ParseErrorKind};
@@ -114,10 +116,11 @@ impl<'a> Parser<'a> {
         rest.get(..n).unwrap_or("")
     }
 
-    /// An empty string for the text of the token that starts here, with room for a typical
-    /// word: built a character at a time, it would otherwise grow (and copy) several times.
-    pub(crate) fn text_buffer(&self) -> String {
-        String::with_capacity(self.src.len().saturating_sub(self.pos).min(32))
+    /// An empty buffer for the text of the token that starts here: held in place up to
+    /// 23 bytes, as nearly every word and string is, so the token's text
+    /// costs no allocation.
+    pub(crate) fn text_buffer(&self) -> SmolStrBuilder {
+        SmolStrBuilder::new()
     }
 
     pub(crate) fn span_from(&self, start: usize) -> Span {

@@ -1,5 +1,7 @@
 //! Quoted strings, here-strings and the expansions inside double-quoted ones.
 
+use smol_str::{SmolStr, SmolStrBuilder};
+
 use super::ast::*;
 use super::lex::{is_double_quote, is_name_char, is_newline, is_single_quote, is_space};
 use super::parser::{PResult, Parser};
@@ -41,7 +43,7 @@ impl<'a> Parser<'a> {
                         self.bump();
                         text.push(c);
                     } else {
-                        return Ok(vec![StringPart::Text(text)]);
+                        return Ok(vec![StringPart::Text(text.finish())]);
                     }
                 }
                 Some(c) => text.push(c),
@@ -122,7 +124,7 @@ impl<'a> Parser<'a> {
             self.bump();
         }
         if !text.is_empty() || parts.is_empty() {
-            parts.push(StringPart::Text(text));
+            parts.push(StringPart::Text(text.finish()));
         }
         Ok(parts)
     }
@@ -173,9 +175,9 @@ impl<'a> Parser<'a> {
         let parts = if self.peek_is(close) && self.peek2() == Some('@') {
             self.bump();
             self.bump();
-            vec![StringPart::Text(String::new())]
+            vec![StringPart::Text(SmolStr::default())]
         } else if single {
-            let mut text = String::new();
+            let mut text = SmolStrBuilder::new();
             loop {
                 let Some(c) = self.peek() else {
                     return Err(super::error::ParseError::new(
@@ -190,7 +192,7 @@ impl<'a> Parser<'a> {
                 text.push(c);
                 self.bump();
             }
-            vec![StringPart::Text(text)]
+            vec![StringPart::Text(text.finish())]
         } else {
             self.expandable(start, true)?
         };
@@ -208,8 +210,8 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn flush(parts: &mut Vec<StringPart>, text: &mut String) {
+fn flush(parts: &mut Vec<StringPart>, text: &mut SmolStrBuilder) {
     if !text.is_empty() {
-        parts.push(StringPart::Text(std::mem::take(text)));
+        parts.push(StringPart::Text(std::mem::take(text).finish()));
     }
 }

@@ -281,7 +281,7 @@ fn param_names(src: &str) -> Vec<String> {
         .elements
         .iter()
         .filter_map(|e| match e {
-            CommandElement::Parameter(p) => Some(p.name.clone()),
+            CommandElement::Parameter(p) => Some(p.name.to_string()),
             CommandElement::Argument(_) => None,
         })
         .collect()
