@@ -177,6 +177,10 @@ pub enum CommandName {
 }
 
 /// A bare word with backtick escapes applied (`text`); its span gives the text as written.
+///
+/// The tree's text is `SmolStr`: up to 23 bytes held in place, as nearly every word, name and
+/// string of a line is, so reading a line and copying its names into invocations allocates
+/// little, and a longer text is shared rather than copied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Word {
     pub text: SmolStr,

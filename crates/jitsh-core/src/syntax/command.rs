@@ -1,6 +1,6 @@
 //! Pipelines, commands, parameters, command-mode arguments and redirections.
 
-use smol_str::SmolStr;
+use smol_str::{SmolStr, SmolStrBuilder};
 
 use super::ast::*;
 use super::lex::{
@@ -199,7 +199,7 @@ impl<'a> Parser<'a> {
     /// (`ends_token`), so `Get-Mailbox#x` is one name, as in PowerShell.
     fn command_name(&mut self) -> PResult<Word> {
         let start = self.pos;
-        let mut text = self.text_buffer();
+        let mut text = SmolStrBuilder::new();
         loop {
             text.push_str(self.plain_run());
             let Some(c) = self.peek() else { break };
@@ -548,7 +548,7 @@ impl<'a> Parser<'a> {
     fn bare_word_continue(&mut self, start: usize, initial: Vec<StringPart>) -> PResult<Expr> {
         // A word is nearly always one part (its text).
         let mut parts: Vec<StringPart> = Vec::with_capacity(1);
-        let mut text = self.text_buffer();
+        let mut text = SmolStrBuilder::new();
         for part in initial {
             match part {
                 StringPart::Text(t) => text.push_str(&t),

@@ -5,8 +5,6 @@
 //! length of text a recogniser consumed), and every slice goes through `get`, so no input can
 //! make the parser panic.
 
-use smol_str::SmolStrBuilder;
-
 use crate::span::Span;
 
 use super::error::{ParseError, ParseErrorKind};
@@ -114,13 +112,6 @@ impl<'a> Parser<'a> {
             .count();
         self.pos += n;
         rest.get(..n).unwrap_or("")
-    }
-
-    /// An empty buffer for the text of the token that starts here: held in place up to
-    /// 23 bytes, as nearly every word and string is, so the token's text
-    /// costs no allocation.
-    pub(crate) fn text_buffer(&self) -> SmolStrBuilder {
-        SmolStrBuilder::new()
     }
 
     pub(crate) fn span_from(&self, start: usize) -> Span {

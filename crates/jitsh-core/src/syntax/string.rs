@@ -27,7 +27,7 @@ impl<'a> Parser<'a> {
     pub(crate) fn single_quoted_body(&mut self) -> PResult<Vec<StringPart>> {
         let open = self.pos;
         self.bump();
-        let mut text = self.text_buffer();
+        let mut text = SmolStrBuilder::new();
         loop {
             text.push_str(self.plain_run());
             match self.bump() {
@@ -63,7 +63,7 @@ impl<'a> Parser<'a> {
     fn expandable(&mut self, open: usize, here: bool) -> PResult<Vec<StringPart>> {
         // Most strings are one part (text) or a few.
         let mut parts = Vec::with_capacity(2);
-        let mut text = self.text_buffer();
+        let mut text = SmolStrBuilder::new();
         loop {
             text.push_str(self.plain_run());
             let Some(c) = self.peek() else {

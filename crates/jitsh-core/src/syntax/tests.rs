@@ -855,3 +855,62 @@ fn each_character_is_refused_exactly_when_rejected() {
         }
     }
 }
+
+/// Text is held in place up to 23 bytes and moves to the heap beyond: words, names and strings
+/// of 18 to 30 bytes, with a two-byte character, an escape or a doubled quote at every place
+/// across that limit, read the same as built one character at a time.
+#[test]
+fn text_across_the_in_place_limit_reads_whole() {
+    for len in 18..=30 {
+        for at in 0..len {
+            let mut plain: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123".chars().take(len).collect();
+            plain[at] = 'é';
+            let want: String = plain.iter().collect();
+            let with_tick: String = plain
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == at {
+                        "`t".to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            let tick_want = want.replacen('é', "\t", 1);
+            let quoted: String = plain
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == at {
+                        "''".to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            let quote_want = want.replacen('é', "'", 1);
+            for (src, expect) in [
+                (format!("Get-{want} -{want} {want}"), want.clone()),
+                (format!("Get-X '{want}'"), want.clone()),
+                (format!("Get-X \"{want}\""), want.clone()),
+                (format!("Get-X {with_tick}"), tick_want.clone()),
+                (format!("Get-X \"{with_tick}\""), tick_want.clone()),
+                (format!("Get-X '{quoted}'"), quote_want.clone()),
+            ] {
+                let c = command(&src);
+                let Some(CommandElement::Argument(arg)) = c.elements.last() else {
+                    panic!("{src}: {:?}", c.elements);
+                };
+                let ExprKind::String(s) = &arg.kind else {
+                    panic!("{src}: {arg:?}");
+                };
+                assert_eq!(s.static_value().as_deref(), Some(expect.as_str()), "{src}");
+                if let Some(CommandElement::Parameter(p)) = c.elements.first() {
+                    assert_eq!(p.name, want, "{src}");
+                    assert_eq!(word_name(&c), format!("Get-{want}"), "{src}");
+                }
+            }
+        }
+    }
+}
