@@ -12,6 +12,10 @@ use std::hash::{Hash, Hasher};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct CiMap<V> {
     map: hashbrown::HashMap<Lower, V, foldhash::fast::RandomState>,
+    /// The longest key's length in bytes. Lowercasing ASCII keeps a name's length, so an ASCII
+    /// name longer than this is in no key: most command words are full cmdlet names, longer
+    /// than any alias, and are turned away without hashing them or reading the table.
+    longest: usize,
 }
 
 /// A key as stored: the name lowercased, in place when it is short (nearly every command and
@@ -80,12 +84,16 @@ impl<V> CiMap<V> {
     pub(crate) fn with_capacity(n: usize) -> CiMap<V> {
         CiMap {
             map: hashbrown::HashMap::with_capacity_and_hasher(n, Default::default()),
+            longest: 0,
         }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&V> {
         // Lowercased on the stack for the short ASCII names commands and parameters have. As
         // bytes: a `str` would need a UTF-8 check that ASCII cannot fail.
+        if name.len() > self.longest && name.is_ascii() {
+            return None;
+        }
         let mut buf = [0u8; 64];
         match super::ascii_lower(name, &mut buf) {
             Some(lower) => self.map.get(&Query(lower)),
@@ -99,7 +107,9 @@ impl<V> CiMap<V> {
 
     /// Sets `name`'s value, replacing any under a name that folds alike.
     pub(crate) fn insert(&mut self, name: &str, value: V) {
-        self.map.insert(Lower::new(name.to_lowercase()), value);
+        let lower = name.to_lowercase();
+        self.longest = self.longest.max(lower.len());
+        self.map.insert(Lower::new(lower), value);
     }
 
     /// Sets `name`'s value unless a name that folds alike has one.
@@ -120,6 +130,7 @@ impl<V> CiMap<V> {
 
     /// Adds `other`'s entries; on a clash `other`'s value wins.
     pub(crate) fn extend(&mut self, other: CiMap<V>) {
+        self.longest = self.longest.max(other.longest);
         self.map.extend(other.map);
     }
 }
@@ -180,6 +191,35 @@ mod tests {
             .collect();
         keys.sort_unstable();
         assert_eq!(keys, ["kelvin", "x", "ärger-ölfass"]);
+    }
+
+    /// The length bound turns away only names that are in no key: ASCII names one byte longer
+    /// than the longest key are not found, names of its length are, and a non-ASCII name that
+    /// is longer than every key until lowercased (the Kelvin sign's three bytes fold to `k`) is
+    /// found; the bound follows keys added by `insert` and `extend`.
+    #[test]
+    fn names_longer_than_every_key_are_turned_away_only_when_absent() {
+        let mut m = CiMap::with_capacity(0);
+        assert_eq!(m.get(""), None::<&u8>);
+        m.insert_first("gci", 1);
+        m.insert_first("\u{212A}", 2);
+        assert_eq!(m.get("GCI"), Some(&1));
+        assert_eq!(m.get("gcix"), None);
+        assert_eq!(m.get("Get-ChildItem"), None);
+        for q in ["\u{212A}", "k", "K"] {
+            assert_eq!(m.get(q), Some(&2), "{q}");
+        }
+        let mut longer = CiMap::with_capacity(0);
+        longer.insert_first("Get-ChildItem", 3);
+        m.extend(longer);
+        assert_eq!(m.get("GET-CHILDITEM"), Some(&3));
+        m.insert("Set-MailboxAutoReplyConfiguration", 4);
+        assert_eq!(m.get("set-mailboxautoreplyconfiguration"), Some(&4));
+        assert_eq!(m.get("Set-MailboxAutoReplyConfigurationX"), None);
+        // A name that lowercases longer than it is written (U+0130 is two bytes, three once
+        // lowercased) is found by its folded form.
+        m.insert_first("\u{130}x", 5);
+        assert_eq!(m.get("\u{130}X"), Some(&5));
     }
 
     /// Keys short enough to be held in place and keys too long for it are found alike, and

@@ -472,11 +472,7 @@ impl CommandMeta {
         };
 
         // As PowerShell: an exact name, then an exact alias, then prefixes of either.
-        if let Some(p) = self.param(written).or_else(|| {
-            common_parameters()
-                .iter()
-                .find(|c| eq_ci(&c.name, written) && !self.declares(&c.name))
-        }) {
+        if let Some(p) = self.exact_param(written) {
             return ParamLookup::Found(p);
         }
         if let Some(p) = find(&|p| p.aliases.iter().any(|a| eq_ci(a, written))) {
@@ -510,6 +506,17 @@ impl CommandMeta {
                 ParamLookup::Ambiguous(names)
             }
         }
+    }
+
+    /// The parameter named exactly `name` (case-insensitive, no dash): the command's own, or a
+    /// common parameter it does not declare itself. [`CommandMeta::lookup_param`]'s first step,
+    /// and all it comes to for nearly every parameter a line writes.
+    pub fn exact_param(&self, name: &str) -> Option<&ParamMeta> {
+        self.param(name).or_else(|| {
+            common_parameters()
+                .iter()
+                .find(|c| eq_ci(&c.name, name) && !self.declares(&c.name))
+        })
     }
 
     /// The parameter bound to positional slot `index` (0-based among positional arguments),

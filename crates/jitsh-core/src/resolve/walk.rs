@@ -840,7 +840,12 @@ impl<'a> Walker<'a> {
                 }
             },
         };
-        let as_written = SmolStr::new(name_span.text(self.src));
+        // The word's own text when it is written as it stands (no escapes): a long name is
+        // then shared, not copied.
+        let as_written = match &c.name {
+            CommandName::Word(w) if w.text == name_span.text(self.src) => w.text.clone(),
+            _ => SmolStr::new(name_span.text(self.src)),
+        };
         let file_kind = if dynamic.is_some() {
             TaskKind::Command
         } else {
@@ -850,7 +855,7 @@ impl<'a> Walker<'a> {
             self.file_command(c, file_kind, &name_text, name_span, depth, pipeline_input);
             return;
         }
-        let (module, bare) = if dynamic.is_some() {
+        let (module, bare) = if dynamic.is_some() || !has_path_char(&name_text) {
             (None, name_text.as_ref())
         } else {
             split_module(&name_text)
@@ -1009,6 +1014,11 @@ impl<'a> Walker<'a> {
     /// unless the catalog knows a command or alias of exactly that name. `Module\Name` with a
     /// plain module name stays a module-qualified command when the catalog knows `Name`.
     fn command_kind(&self, text: &str) -> TaskKind {
+        // A cmdlet name (nearly every command word) has none of the characters that make a
+        // path or a file name: one pass over it settles that.
+        if !has_path_char(text) {
+            return TaskKind::Command;
+        }
         let known =
             |n: &str| self.catalog.command(n).is_some() || self.catalog.resolve_alias(n).is_some();
         if text.starts_with(['.', '~']) || text.contains(['/', ':']) {
@@ -2519,9 +2529,10 @@ fn cached_lookup<'a>(
     m: &'a CommandMeta,
     written: &str,
 ) -> ParamLookup<'a> {
-    // An exact name (the usual case) is one probe of the command's own index: cheaper than
-    // building the cache key. `lookup_param` would find the same parameter first.
-    if let Some(p) = m.param(written) {
+    // An exact name (the usual case: the command's own, or a common one such as `-Confirm`)
+    // is one probe of the command's own index and a scan of the few common parameters:
+    // cheaper than building the cache key. `lookup_param` would find the same parameter first.
+    if let Some(p) = m.exact_param(written) {
         return ParamLookup::Found(p);
     }
     let key = (m.name.to_lowercase(), written.to_lowercase());
@@ -2600,6 +2611,13 @@ fn is_block_literal(e: &Expr) -> bool {
             .all(|i| matches!(i.kind, ExprKind::ScriptBlock(_))),
         _ => false,
     }
+}
+
+/// Whether `text` has a character that [`Walker::command_kind`] or [`split_module`] reads
+/// (`.`, `~`, `/`, `:`, `\`); without one it is a plain command name with no module.
+fn has_path_char(text: &str) -> bool {
+    text.bytes()
+        .any(|b| matches!(b, b'.' | b'~' | b'/' | b':' | b'\\'))
 }
 
 /// `Exchange\New-MoveRequest` → (`Exchange`, `New-MoveRequest`); paths such as `.\x.ps1` or

@@ -176,6 +176,20 @@ impl<'a> Parser<'a> {
     /// Skips horizontal white space, line continuations and comments; a line comment stops
     /// before its newline.
     pub(crate) fn skip_ws(&mut self) -> PResult<()> {
+        // Between the tokens of most lines stand plain spaces before an ASCII character that
+        // starts no comment or escape: settled byte by byte here, the same way the loop below
+        // would settle it (ASCII white space is tab, VT, FF and space; `\n` and `\r` end it).
+        let bytes = self.src.as_bytes();
+        loop {
+            match bytes.get(self.pos) {
+                Some(b' ' | b'\t') => self.pos += 1,
+                None => return Ok(()),
+                Some(&b) if b.is_ascii() && !matches!(b, b'`' | b'#' | b'<' | 0x0b | 0x0c) => {
+                    return Ok(())
+                }
+                Some(_) => break,
+            }
+        }
         loop {
             let Some(c) = self.peek() else { return Ok(()) };
             if is_space(c) {
