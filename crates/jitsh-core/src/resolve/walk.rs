@@ -2208,7 +2208,12 @@ fn sets_session_variable(param: &str, value: &Expr) -> Option<String> {
 /// every pair it may consider equal under one key, so a write is never missed (it may merge
 /// names PowerShell keeps apart, which only makes a splat uncertain).
 fn var_key(name: &str) -> String {
-    let folded = name.to_uppercase().to_lowercase();
+    // ASCII folds the same through upper and lower case as through lower case alone.
+    let folded = if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_uppercase().to_lowercase()
+    };
     let mut rest = folded.as_str();
     for scope in ["global:", "script:", "local:", "private:", "using:"] {
         if let Some(r) = rest.strip_prefix(scope) {
@@ -2219,7 +2224,11 @@ fn var_key(name: &str) -> String {
     if let Some(r) = rest.strip_prefix("variable:") {
         rest = r.trim_start_matches(['/', '\\']);
     }
-    rest.to_string()
+    // The key is the end of the folded name: cut off what was stripped instead of copying.
+    let cut = folded.len() - rest.len();
+    let mut key = folded;
+    key.drain(..cut);
+    key
 }
 
 /// Whether two spellings certainly name one variable: equal ignoring ASCII case when both
@@ -2760,5 +2769,65 @@ mod pair_table_tests {
             );
         }
         assert_eq!(listed_command("ADD-MEMBER"), (true, false));
+    }
+}
+
+#[cfg(test)]
+mod variable_key_tests {
+    use super::var_key;
+
+    /// A variable's key and plain name read as the full Unicode folds would read them, for
+    /// ASCII names (now folded by the ASCII path) and for others, with and without scope
+    /// qualifiers and the `variable:` drive.
+    #[test]
+    fn variable_keys_and_plain_names_fold_as_unicode_folds_them() {
+        use crate::syntax::ast::VarRef;
+        let names = [
+            "x",
+            "MailBox",
+            "Global:Count",
+            "SCRIPT:h",
+            "local:_",
+            "private:a1",
+            "using:Cred",
+            "variable:/x",
+            "Variable:\\\\Y",
+            "global:variable:z",
+            "env:PATH",
+            "C:\\x",
+            "\u{212A}elvin",
+            "\u{130}x",
+            "script:\u{17F}essions",
+            "Ärger",
+            "using:ΣΑΣ",
+            "a-very-long-variable-name-beyond-the-inline-limit",
+            "Global:A-Very-Long-Variable-Name-Beyond-The-Inline-Limit",
+        ];
+        for name in names {
+            let folded = name.to_uppercase().to_lowercase();
+            let mut rest = folded.as_str();
+            for scope in ["global:", "script:", "local:", "private:", "using:"] {
+                if let Some(r) = rest.strip_prefix(scope) {
+                    rest = r;
+                    break;
+                }
+            }
+            if let Some(r) = rest.strip_prefix("variable:") {
+                rest = r.trim_start_matches(['/', '\\']);
+            }
+            assert_eq!(var_key(name), rest, "{name}");
+
+            let lower = name.to_lowercase();
+            let plain = ["global:", "script:", "local:", "private:", "using:"]
+                .iter()
+                .find_map(|s| lower.strip_prefix(s))
+                .unwrap_or(&lower)
+                .to_string();
+            let v = VarRef {
+                name: name.into(),
+                braced: false,
+            };
+            assert_eq!(v.plain_name(), plain, "{name}");
+        }
     }
 }

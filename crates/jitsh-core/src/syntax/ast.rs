@@ -355,11 +355,16 @@ impl StringLit {
 
 impl VarRef {
     /// The name without a `scope:` qualifier, lowercased, for comparisons (`$Script:H` is `h`).
-    pub fn plain_name(&self) -> String {
-        let lower = self.name.to_lowercase();
+    pub fn plain_name(&self) -> SmolStr {
+        // An ASCII name (nearly all) lowercases the same either way, and in place when short.
+        let lower: SmolStr = if self.name.is_ascii() {
+            smol_str::StrExt::to_ascii_lowercase_smolstr(self.name.as_str())
+        } else {
+            self.name.to_lowercase().into()
+        };
         for scope in ["global:", "script:", "local:", "private:", "using:"] {
             if let Some(rest) = lower.strip_prefix(scope) {
-                return rest.to_string();
+                return SmolStr::new(rest);
             }
         }
         lower
