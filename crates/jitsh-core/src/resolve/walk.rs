@@ -898,7 +898,7 @@ impl<'a> Walker<'a> {
         let module = module.map(SmolStr::new);
 
         let binding = self.bind(c, meta, &name, pipeline_input);
-        let members = if dynamic.is_none() && name == "ForEach-Object" {
+        let members = if dynamic.is_none() && name == FOREACH {
             self.foreach_members(&binding)
         } else {
             Vec::new()
@@ -1217,9 +1217,11 @@ impl<'a> Walker<'a> {
         let mut b = Binding {
             params: Vec::with_capacity(n),
             walk: Vec::with_capacity(n),
-            named_values: Vec::with_capacity(n),
             ..Binding::default()
         };
+        // The values by name and the positional arguments are read only for `ForEach-Object`
+        // (its member names): kept for it alone, so no other command pays for them.
+        let members = name == FOREACH;
         // Canonical names bound so far, as the catalog spells them.
         let mut named: Vec<&'a str> = Vec::with_capacity(n);
         let listed = Listed::new(name);
@@ -1269,7 +1271,7 @@ impl<'a> Walker<'a> {
                     let value = match value_expr {
                         None => ParamValue::Switch,
                         Some(e) => {
-                            if let Some(pm) = pmeta.filter(|_| resolved) {
+                            if let Some(pm) = pmeta.filter(|_| resolved && members) {
                                 b.named_values.push((pm.name.as_str(), e));
                             }
                             if let Some(why) =
@@ -1322,7 +1324,9 @@ impl<'a> Walker<'a> {
                         ));
                         continue;
                     }
-                    b.positional_args.push(e);
+                    if members {
+                        b.positional_args.push(e);
+                    }
                     // Once a slot has no candidate in any set, no later slot has one either
                     // (named parameters only remove slots): skip the lookups, which would
                     // otherwise cost a scan of every set per argument.
@@ -2092,6 +2096,10 @@ static STORES_CODE: PairTable = PairTable::new(&[
     "set-psreadlinekeyhandler:scriptblock",
 ]);
 
+/// The command whose member names [`Walker::foreach_members`] reads from its binding (its
+/// canonical name, as the catalog spells it).
+const FOREACH: &str = "ForEach-Object";
+
 #[derive(Debug, Default)]
 struct Binding<'a, 'c> {
     params: Vec<Param>,
@@ -2103,9 +2111,9 @@ struct Binding<'a, 'c> {
     walk: Vec<(&'c Expr, Mode, BlockUse)>,
     /// Variables set through `-OutVariable` and its kin: the name, or why it is not known.
     variable_writes: Vec<Result<String, String>>,
-    /// Values bound by name (resolved canonical name, value).
+    /// Values bound by name (resolved canonical name, value); for [`FOREACH`] only.
     named_values: Vec<(&'a str, &'c Expr)>,
-    /// Arguments bound (or not) by position.
+    /// Arguments bound (or not) by position; for [`FOREACH`] only.
     positional_args: Vec<&'c Expr>,
     /// Set when a ScriptBlock-typed parameter receives something other than a block literal
     /// (`Invoke-Command -ScriptBlock $sb`): the code it runs is not visible in the line.
