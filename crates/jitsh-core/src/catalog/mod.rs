@@ -605,10 +605,27 @@ impl ParamMeta {
 /// `name` lowercased into `buf`, when it is ASCII and fits (which `str::to_lowercase` would
 /// lowercase the same way); `None` otherwise, for the caller's own fallback.
 pub(crate) fn ascii_lower<'b>(name: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
-    let dst = buf.get_mut(..name.len()).filter(|_| name.is_ascii())?;
-    dst.copy_from_slice(name.as_bytes());
-    dst.make_ascii_lowercase();
-    Some(dst)
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let len = name.len();
+    buf.get_mut(..len)?.copy_from_slice(name.as_bytes());
+    // Eight bytes at a time (every command and parameter name is looked up through here), in
+    // place: a word is ASCII when no byte has its high bit; then adding 0x80 - b'A' sets the
+    // high bit of the bytes from `A` up and adding 0x80 - b'[' that of the bytes past `Z`,
+    // with no carry from one byte into the next, and an upper-case letter gets its 0x20 bit.
+    // The bytes after the name in its last word are masked off, whatever `buf` held there.
+    for (i, chunk) in buf.chunks_exact_mut(8).take(len.div_ceil(8)).enumerate() {
+        let word: &mut [u8; 8] = chunk.try_into().ok()?;
+        let kept = len.saturating_sub(i * 8).min(8);
+        let mask = u64::MAX >> (64 - 8 * kept);
+        let x = u64::from_le_bytes(*word) & mask;
+        if x & HIGH != 0 {
+            return None;
+        }
+        let from_a = x.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+        let past_z = x.wrapping_add(0x2525_2525_2525_2525);
+        *word = (x | ((from_a & !past_z & HIGH & mask) >> 2)).to_le_bytes();
+    }
+    buf.get(..len)
 }
 
 fn eq_ci(a: &str, b: &str) -> bool {

@@ -205,3 +205,45 @@ fn every_builtin_parameter_carries_its_types_class() {
         "only {script_blocks} script block parameters"
     );
 }
+
+/// The eight-bytes-at-a-time lowercasing agrees with `to_ascii_lowercase` for every ASCII byte
+/// at every position of names from 1 to 64 bytes (`@`, `[`, `` ` `` and `{` included, just
+/// outside the letters), whatever the buffer held before, and refuses names with a non-ASCII
+/// character anywhere or longer than its buffer.
+#[test]
+fn ascii_lowering_eight_bytes_at_a_time_agrees_with_the_standard_one() {
+    let mut buf = [0u8; 64];
+    for len in 1..=64usize {
+        for at in 0..len {
+            for b in 0u8..=0x7f {
+                let mut name = vec![b'q'; len];
+                name[at] = b;
+                name[len - 1 - at] = b'Q';
+                let text = String::from_utf8(name).unwrap();
+                assert_eq!(
+                    ascii_lower(&text, &mut buf),
+                    Some(text.to_ascii_lowercase().as_bytes()),
+                    "{text:?}"
+                );
+            }
+        }
+        if len >= 2 {
+            let wide = "x".repeat(len % 2) + &"É".repeat(len / 2);
+            assert_eq!(ascii_lower(&wide, &mut buf), None, "{wide}");
+        }
+    }
+    // Whatever the buffer held after the name does not count: here, high bytes.
+    for len in 1..=64usize {
+        let mut dirty = [0xffu8; 64];
+        let name: String = "Get-MailboxStatistics-".chars().cycle().take(len).collect();
+        assert_eq!(
+            ascii_lower(&name, &mut dirty),
+            Some(name.to_ascii_lowercase().as_bytes()),
+            "{name}"
+        );
+    }
+    let at_the_end = "get-mailbox".to_string() + "\u{e9}";
+    assert_eq!(ascii_lower(&at_the_end, &mut buf), None);
+    assert_eq!(ascii_lower(&"A".repeat(65), &mut buf), None);
+    assert_eq!(ascii_lower("", &mut buf), Some(&b""[..]));
+}
