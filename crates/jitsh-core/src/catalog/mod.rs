@@ -623,7 +623,7 @@ pub(crate) fn ascii_lower<'b>(name: &str, buf: &'b mut [u8; 64]) -> Option<&'b [
         }
         let from_a = x.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
         let past_z = x.wrapping_add(0x2525_2525_2525_2525);
-        *word = (x | ((from_a & !past_z & HIGH & mask) >> 2)).to_le_bytes();
+        *word = (x | ((from_a & !past_z & HIGH) >> 2)).to_le_bytes();
     }
     buf.get(..len)
 }

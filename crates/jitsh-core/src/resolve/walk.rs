@@ -2222,7 +2222,16 @@ fn var_key(name: &str) -> String {
     } else {
         name.to_uppercase().to_lowercase()
     };
-    let mut rest = folded.as_str();
+    // The key is the end of the folded name: cut off what was stripped instead of copying.
+    let cut = folded.len() - unqualified(&folded).len();
+    let mut key = folded;
+    key.drain(..cut);
+    key
+}
+
+/// A folded variable name without its scope qualifier and `variable:` drive.
+fn unqualified(folded: &str) -> &str {
+    let mut rest = folded;
     for scope in ["global:", "script:", "local:", "private:", "using:"] {
         if let Some(r) = rest.strip_prefix(scope) {
             rest = r;
@@ -2232,11 +2241,7 @@ fn var_key(name: &str) -> String {
     if let Some(r) = rest.strip_prefix("variable:") {
         rest = r.trim_start_matches(['/', '\\']);
     }
-    // The key is the end of the folded name: cut off what was stripped instead of copying.
-    let cut = folded.len() - rest.len();
-    let mut key = folded;
-    key.drain(..cut);
-    key
+    rest
 }
 
 /// Whether two spellings certainly name one variable: equal ignoring ASCII case when both
@@ -2782,7 +2787,7 @@ mod pair_table_tests {
 
 #[cfg(test)]
 mod variable_key_tests {
-    use super::var_key;
+    use super::{unqualified, var_key};
 
     /// A variable's key and plain name read as the full Unicode folds would read them, for
     /// ASCII names (now folded by the ASCII path) and for others, with and without scope
@@ -2813,17 +2818,7 @@ mod variable_key_tests {
         ];
         for name in names {
             let folded = name.to_uppercase().to_lowercase();
-            let mut rest = folded.as_str();
-            for scope in ["global:", "script:", "local:", "private:", "using:"] {
-                if let Some(r) = rest.strip_prefix(scope) {
-                    rest = r;
-                    break;
-                }
-            }
-            if let Some(r) = rest.strip_prefix("variable:") {
-                rest = r.trim_start_matches(['/', '\\']);
-            }
-            assert_eq!(var_key(name), rest, "{name}");
+            assert_eq!(var_key(name), unqualified(&folded), "{name}");
 
             let lower = name.to_lowercase();
             let plain = ["global:", "script:", "local:", "private:", "using:"]

@@ -122,13 +122,10 @@ pub(crate) fn escape_char(c: char) -> char {
 /// combinators, the alternatives cost about 2,300 instructions a number; the test keeps that
 /// form as the reference.)
 pub(crate) fn number(i: &str) -> IResult<&str, &str> {
-    match number_len(i.as_bytes()) {
-        Some(n) => match (i.get(n..), i.get(..n)) {
-            (Some(rest), Some(text)) => Ok((rest, text)),
-            _ => Err(nom::Err::Error(nom::error::Error::new(i, ErrorKind::Digit))),
-        },
-        None => Err(nom::Err::Error(nom::error::Error::new(i, ErrorKind::Digit))),
-    }
+    number_len(i.as_bytes())
+        .and_then(|n| i.split_at_checked(n))
+        .map(|(text, rest)| (rest, text))
+        .ok_or_else(|| nom::Err::Error(nom::error::Error::new(i, ErrorKind::Digit)))
 }
 
 /// The length of the [`number`] at the start of `b`, if one is there.
