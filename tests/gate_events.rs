@@ -14,6 +14,9 @@ use jitsh::audit::spool::{SpoolError, SpoolingSink};
 use jitsh::audit::{AuditEvent, AuditSink};
 use serde_json::{json, Value};
 
+#[path = "support/server.rs"]
+mod server;
+
 const JITSH: &str = env!("CARGO_BIN_EXE_jitsh");
 
 const POLICY: &str = r#"
@@ -84,20 +87,9 @@ impl Env {
         Server::start(&self.state, &self.policies, listen)
     }
 
-    /// Every record of the service's audit log, in order (while the service runs, a line being
-    /// written is skipped; the checks that count come after it stopped and `verify` passed).
+    /// Every complete record of the service's audit log, in order.
     fn audit(&self) -> Vec<Value> {
-        let files = jitsh::audit::log::log_files(&self.state.join("audit")).unwrap_or_default();
-        files
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect::<Vec<Value>>()
-            })
-            .collect()
+        server::audit_records(&self.state.join("audit"))
     }
 
     /// Records of gate events (`session.*`, `gate.*`).

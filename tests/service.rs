@@ -121,17 +121,7 @@ impl Env {
 
     /// Every record of the audit log, in order.
     fn audit(&self) -> Vec<Value> {
-        let files = jitsh::audit::log::log_files(&self.state.join("audit")).unwrap_or_default();
-        files
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<Value>>()
-            })
-            .collect()
+        server::audit_records(&self.state.join("audit"))
     }
 
     fn audit_text(&self) -> String {

@@ -10,6 +10,8 @@
 )]
 
 mod inputs;
+#[path = "support/server.rs"]
+mod server;
 mod support;
 
 use std::io::{Read, Write};
@@ -2736,19 +2738,9 @@ impl ControlEnv {
         client(&self.server, self.cred(who), args)
     }
 
-    /// Every record of the service's audit log.
+    /// Every complete record of the service's audit log, in order.
     fn audit(&self) -> Vec<serde_json::Value> {
-        let files = jitsh::audit::log::log_files(&self.state.join("audit")).unwrap_or_default();
-        files
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<serde_json::Value>>()
-            })
-            .collect()
+        server::audit_records(&self.state.join("audit"))
     }
 
     /// Wait until the audit log holds a record that `pred` accepts.

@@ -64,17 +64,7 @@ impl Env {
 
     /// Every record of the audit log, in order.
     pub fn audit(&self) -> Vec<Value> {
-        let files = jitsh::audit::log::log_files(&self.state.join("audit")).unwrap_or_default();
-        files
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<Value>>()
-            })
-            .collect()
+        audit_records(&self.state.join("audit"))
     }
 
     pub fn start(&self, extra: &[&str]) -> Server {
@@ -85,6 +75,24 @@ impl Env {
     pub fn start_with_fd_limit(&self, fds: u32, extra: &[&str]) -> Server {
         Server::start(self, extra, Some(fds))
     }
+}
+
+/// Every complete record of the audit log in `dir`, in order. A running service may be in the
+/// middle of appending one: a last line without its newline is that record in flight, not yet in
+/// the log, so a poll skips it; every complete line must be a record.
+pub fn audit_records(dir: &std::path::Path) -> Vec<Value> {
+    let files = jitsh::audit::log::log_files(dir).unwrap_or_default();
+    let mut records = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+        for (n, line) in complete.lines().enumerate() {
+            let record = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}:{}: not a record: {e}", f.display(), n + 1));
+            records.push(record);
+        }
+    }
+    records
 }
 
 /// A running `jitsh serve`; killed when dropped.
