@@ -2,7 +2,12 @@
 //! drive the service over HTTP, raw TCP and the `jitsh` client commands.
 
 #![allow(dead_code, reason = "not every test binary uses every helper")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helper")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helper"
+)]
 
 use std::collections::HashMap;
 use std::io::BufRead as _;
