@@ -2206,3 +2206,139 @@ fn labelled_loops_are_refused_for_what_they_are() {
         assert!(d.reason.contains("loop labels"), "{line:?}: {}", d.reason);
     }
 }
+
+// ---- numeric literals read as PowerShell's tokenizer reads them ------------------------------
+
+const LIMITS_POLICY: &str = r#"
+[defaults]
+unmatched = "deny"
+dynamic = "deny"
+
+[[rule]]
+id = "helpers"
+effect = "allow"
+tasks = ["Get-*", "Write-Output", "Out-Null", "ForEach-Object"]
+
+[[rule]]
+id = "mailbox-limits"
+effect = "allow"
+tasks = ["Set-Mailbox"]
+
+[[rule]]
+id = "no-1024-recipients"
+effect = "deny"
+tasks = ["Set-Mailbox"]
+params.RecipientLimits = { one_of = ["1024"] }
+
+[[rule]]
+id = "no-unlimited-recipients"
+effect = "deny"
+tasks = ["Set-Mailbox"]
+params.RecipientLimits = { one_of = ["-1", "Unlimited"] }
+"#;
+
+/// A deny rule written against a number holds however the number is spelled: PowerShell binds
+/// the literal's value, not its text. A type suffix before the multiplier (`1lkb`), binary
+/// literals, a trailing point, doubles, hex and binary literals whose sign bit makes them -1,
+/// suffixes that only name a type: each was text to the gate, or another number, and let the
+/// line through the `allow` rule.
+#[test]
+fn a_number_constraint_sees_the_value_powershell_binds() {
+    let denied_1024 = [
+        "1lkb",
+        "1LKB",
+        "1ukb",
+        "1ulkb",
+        "1dkb",
+        "1nkb",
+        "1skb",
+        "0b10000000000",
+        "0B1kb",
+        "1024.",
+        "1024.0",
+        "1.0kb",
+        "1.e0kb",
+        "0.0009765625mb",
+        "1024l",
+        "1024d",
+        "1024n",
+        "1024u",
+        "1024us",
+        "1024s",
+        "1024ul",
+        "0x400",
+        "0x400l",
+        "1.024e3",
+        "10.24e2",
+        "1024e\u{2013}0",
+    ];
+    let denied_minus_1 = [
+        "0xFFFFFFFF",
+        "0xffffffff",
+        "0xFFFFFFFFFFFFFFFF",
+        "0xFFy",
+        "0xFFFFs",
+        "0xFFFFFFFFn",
+        "0b11111111",
+        "0b1111111111111111",
+        "0b11111111111111111111111111111111",
+        "-1",
+    ];
+    let lines: Vec<String> = denied_1024
+        .iter()
+        .chain(&denied_minus_1)
+        .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let failures = check_under(LIMITS_POLICY, &lines, Deny);
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Values the gate cannot compute exactly are never guessed: a decimal keeps its scale, a
+    // double beyond fixed notation prints in scientific form, an en dash passes as text.
+    let unknown: Vec<String> = ["1.5d", "1e15", "1024.0d", "\u{2013}1", "-0x1", "-1kb"]
+        .iter()
+        .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
+        .collect();
+    let unknown: Vec<&str> = unknown.iter().map(String::as_str).collect();
+    let failures = check_under(LIMITS_POLICY, &unknown, Deny);
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Values that are neither stay allowed: the rule is not a blanket refusal.
+    let other: Vec<String> = ["1000", "1023", "1kbx", "0x3FF", "1.5kb", "300y", "1025."]
+        .iter()
+        .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
+        .collect();
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    let failures = check_under(LIMITS_POLICY, &other, Allow);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A word that starts like a number but is not one to PowerShell's tokenizer is a generic
+/// token: at the start of a pipeline, the name of a command it runs (`5.ps1` runs a script on
+/// the path). The gate read a number and a member access, no command, and allowed the line.
+#[test]
+fn words_that_only_look_like_numbers_are_not_read_as_harmless_numbers() {
+    let lines = [
+        "5.ps1",
+        "1.exe | Out-Null",
+        "$x = 2.cmd",
+        "Write-Output (3.bat)",
+        "Write-Output $(4.ps1)",
+        "Write-Output @(6.exe)",
+        "if (5.ps1) { Get-Mailbox }",
+        "Get-Mailbox | ForEach-Object { 7.ps1 }",
+        "8.dll",
+        "9.e",
+        "1.5.5.ps1 ; 5.x",
+        "(5.ToString())",
+        "Write-Output (5$x)",
+    ];
+    let failures = check_under(LIMITS_POLICY, &lines, Deny);
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The same words as command arguments are text, as PowerShell passes them.
+    let args = [
+        "Write-Output 5.ps1",
+        "Write-Output 1.exe 2.cmd",
+        "Get-Mailbox -Identity 5.x",
+    ];
+    let failures = check_under(LIMITS_POLICY, &args, Allow);
+    assert!(failures.is_empty(), "{failures:#?}");
+}

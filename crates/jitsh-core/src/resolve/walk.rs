@@ -2702,7 +2702,7 @@ fn scalar_of(e: &Expr) -> Option<SmolStr> {
             [StringPart::Text(t)] => Some(t.clone()),
             _ => s.static_value().map(SmolStr::from),
         },
-        ExprKind::Number(n) => Some(number_value(n).into()),
+        ExprKind::Number(n) => number_value(n).map(SmolStr::from),
         ExprKind::Variable(v) if v.name.eq_ignore_ascii_case("true") => {
             Some(SmolStr::new_static("True"))
         }

@@ -479,7 +479,7 @@ impl<'a> Parser<'a> {
                 Ok(e)
             }
             c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
-                if let Some(text) = self.recognise(super::lex::number) {
+                if let Some(text) = self.recognise(super::number::number) {
                     if self.peek().is_none_or(ends_token) {
                         return Ok(Expr {
                             kind: ExprKind::Number(text.to_string()),
@@ -492,13 +492,16 @@ impl<'a> Parser<'a> {
             }
             c if is_dash(c) && next.is_some_and(|n| n.is_ascii_digit() || n == '.') => {
                 self.bump();
-                if let Some(text) = self.recognise(super::lex::number) {
-                    if self.peek().is_none_or(ends_token) {
-                        return Ok(Expr {
-                            kind: ExprKind::Number(format!("-{text}")),
-                            span: self.span_from(start),
-                        });
-                    }
+                if self.recognise(super::number::number).is_some()
+                    && self.peek().is_none_or(ends_token)
+                {
+                    // The word as written, its dash included: PowerShell passes `–5` (an en
+                    // dash) as that text, not as `-5`.
+                    let span = self.span_from(start);
+                    return Ok(Expr {
+                        kind: ExprKind::Number(self.text(span).to_string()),
+                        span,
+                    });
                 }
                 self.pos = start;
                 self.bare_word_from(start)

@@ -4,7 +4,7 @@
 use smol_str::SmolStr;
 
 use super::ast::*;
-use super::lex::{is_dash, is_name_char, is_newline, is_quote};
+use super::lex::{ends_token, is_dash, is_name_char, is_newline, is_quote};
 use super::parser::{PResult, Parser};
 
 /// Binary operator levels, loosest first. Dash operators are listed without their dash.
@@ -515,12 +515,20 @@ impl<'a> Parser<'a> {
             '[' => return self.type_literal(),
             c if is_quote(c) => return self.quoted_string(),
             c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
-                let Some(text) = self.recognise(super::lex::number) else {
-                    return self.expected("a number");
+                let word = self.rest();
+                let text = self.recognise(super::number::number).filter(|_| {
+                    self.peek()
+                        .is_none_or(super::number::ends_number_in_expression)
+                });
+                let Some(text) = text else {
+                    // PowerShell reads the whole word as a generic token: at the start of a
+                    // pipeline, a command's name (`5.ps1`, `(1.exe)`), run by that name.
+                    self.pos = start;
+                    let word = word.split(ends_token).next().unwrap_or(word);
+                    return self.invalid(format!(
+                        "`{word}` is not a number to PowerShell but a command name; call a command so named with `&` and its name in quotes"
+                    ));
                 };
-                if self.peek_is(is_name_char) {
-                    return self.invalid(format!("`{text}` is not a valid number"));
-                }
                 ExprKind::Number(text.to_string())
             }
             _ => return self.expected("an expression"),

@@ -15,12 +15,13 @@ mod command;
 mod error;
 mod expr;
 mod lex;
+mod number;
 mod parser;
 mod print;
 mod string;
 
 pub use error::{ParseError, ParseErrorKind};
-pub use lex::number_value;
+pub use number::number_value;
 pub use print::print;
 
 /// Deepest nesting of blocks, brackets, subexpressions, strings and unary operators accepted.

@@ -806,24 +806,28 @@ fn labelled_loops_are_refused_not_read_as_commands() {
     }
 }
 
-/// A member name printed bare right after a number joins the number token (`3.'3V'` printed as
-/// `3.3V` reads as the number `3.3`), and a bare member name cannot start with a digit: both are
-/// printed quoted (found by fuzzing).
+/// A member name printed bare right after a number joins the number token (`1.5.'3V'` printed
+/// as `1.5.3V` reads as other tokens), and a bare member name cannot start with a digit: both are
+/// printed quoted (found by fuzzing). A point right after an integer's digits is the number's
+/// own (`3.` is 3.0), so `3.x` is no member access but, to PowerShell, one generic word: refused.
 #[test]
 fn member_names_after_numbers_or_starting_with_digits_print_quoted() {
     for (src, printed) in [
-        (",3.'3V'", ", 3.'3V'"),
-        ("3.'e5'", "3.'e5'"),
-        ("3.'kb'", "3.'kb'"),
-        ("3.x", "3.'x'"),
+        (",1.5.'3V'", ", 1.5.'3V'"),
+        ("3..'e5'", "3 .. 'e5'"),
+        ("1e3.x", "1e3.'x'"),
         ("1kb.'1'", "1kb.'1'"),
         ("0x10.'d'", "0x10.'d'"),
+        ("3.5.kb", "3.5.'kb'"),
         ("$a.'3'.'4x'.y", "$a.'3'.'4x'.y"),
     ] {
         assert_eq!(print(&ok(src)), printed, "{src:?}");
         if let Err(e) = crate::resolve::round_trip(src, crate::catalog::Catalog::builtin()) {
             panic!("{src:?}: {e}");
         }
+    }
+    for src in [",3.'3V'", "3.'e5'", "3.'kb'", "3.x", "3.x()", "(3.ps1)"] {
+        assert!(parse(src).is_err(), "{src:?}");
     }
 }
 
