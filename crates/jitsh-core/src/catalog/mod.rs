@@ -136,6 +136,9 @@ pub struct CommandMeta {
     /// Index in `parameters` of the first parameter with each name (case-insensitive), so an
     /// exact name is one probe instead of a scan of a few hundred parameters.
     by_lower: CiMap<usize>,
+    /// Indices in `parameters` of those that take pipeline input, in order: a piped command
+    /// looks at these few, not at every parameter.
+    pipeline_inputs: Vec<usize>,
 }
 
 /// One parameter set.
@@ -591,6 +594,13 @@ impl CommandMeta {
         self.parameters.iter().find(|p| eq_ci(&p.name, name))
     }
 
+    /// The parameters that take pipeline input (by value or by property name), in order.
+    pub fn pipeline_input_params(&self) -> impl Iterator<Item = &ParamMeta> + '_ {
+        self.pipeline_inputs
+            .iter()
+            .filter_map(|&i| self.parameters.get(i))
+    }
+
     fn declares(&self, name: &str) -> bool {
         self.param(name).is_some()
     }
@@ -869,12 +879,19 @@ fn convert_command(rc: RawCommand<'_>, i: usize) -> Result<CommandMeta, CatalogE
     for (i, p) in parameters.iter().enumerate() {
         by_lower.insert_first(&p.name, i);
     }
+    let pipeline_inputs = parameters
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.takes_pipeline_input())
+        .map(|(i, _)| i)
+        .collect();
     Ok(CommandMeta {
         name: SmolStr::new(&rc.name),
         module: rc.module.into_owned(),
         parameters,
         parameter_sets,
         by_lower,
+        pipeline_inputs,
     })
 }
 

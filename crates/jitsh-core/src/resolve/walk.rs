@@ -928,9 +928,7 @@ impl<'a> Walker<'a> {
             (false, _) => Vec::new(),
             (true, None) => vec![SmolStr::new_static("*")],
             (true, Some(m)) => m
-                .parameters
-                .iter()
-                .filter(|p| p.takes_pipeline_input())
+                .pipeline_input_params()
                 .filter(|p| {
                     !binding
                         .params
