@@ -2271,6 +2271,8 @@ fn a_number_constraint_sees_the_value_powershell_binds() {
         "1.024e3",
         "10.24e2",
         "1024e\u{2013}0",
+        // Leading zeros, however many, change nothing.
+        "0x0000000000000000000000000000000000000000000400",
     ];
     let denied_minus_1 = [
         "0xFFFFFFFF",
@@ -2282,6 +2284,8 @@ fn a_number_constraint_sees_the_value_powershell_binds() {
         "0b11111111",
         "0b1111111111111111",
         "0b11111111111111111111111111111111",
+        // 128 or more binary digits with a leading 1 carry a sign bit too.
+        &format!("0b{}", "1".repeat(130)),
         "-1",
     ];
     let lines: Vec<String> = denied_1024

@@ -296,13 +296,12 @@ fn hex_value(digits: &str, suffix: Suffix) -> (Option<i128>, Suffix) {
     };
     let signed = !unsigned && with_zero == width + 1;
     let read = if signed { digits.len() } else { with_zero };
-    let value = if digits.is_empty() {
-        Some(0)
-    } else if digits.len() > 31 {
-        None
-    } else {
-        i128::from_str_radix(digits, 16).ok().map(|v| {
-            // A leading digit of 8 or more is the sign bit of `digits.len() * 4` bits.
+    // Leading zeros make no difference to the value, however many there are.
+    let value = match digits.trim_start_matches('0') {
+        "" => Some(0),
+        significant => i128::from_str_radix(significant, 16).ok().map(|v| {
+            // A leading digit of 8 or more is the sign bit of `digits.len() * 4` bits (at most
+            // 64: a signed reading has the width of a type).
             let top = digits.as_bytes().first().map_or(0, |c| match c {
                 b'0'..=b'9' => c - b'0',
                 _ => c.to_ascii_lowercase() - b'a' + 10,
@@ -312,7 +311,7 @@ fn hex_value(digits: &str, suffix: Suffix) -> (Option<i128>, Suffix) {
             } else {
                 v
             }
-        })
+        }),
     };
     (value, widen_to_long(suffix, read == 16))
 }
@@ -327,16 +326,23 @@ fn binary_value(digits: &str, suffix: Suffix) -> (Option<i128>, Suffix) {
     let signed = !unsigned
         && digits.starts_with('1')
         && matches!(digits.len(), 8 | 16 | 32 | 64 | 96 | 128..);
-    let value = if digits.len() > 126 {
-        None
+    let value = if signed {
+        // Two's complement over `digits.len()` bits: minus (the complement plus one).
+        let complement: String = digits
+            .chars()
+            .map(|c| if c == '0' { '1' } else { '0' })
+            .collect();
+        match complement.trim_start_matches('0') {
+            "" => Some(0),
+            significant => i128::from_str_radix(significant, 2).ok(),
+        }
+        .and_then(|c| c.checked_add(1))
+        .map(|c| -c)
     } else {
-        i128::from_str_radix(digits, 2).ok().map(|v| {
-            if signed {
-                v - (1i128 << digits.len())
-            } else {
-                v
-            }
-        })
+        match digits.trim_start_matches('0') {
+            "" => Some(0),
+            significant => i128::from_str_radix(significant, 2).ok(),
+        }
     };
     (value, widen_to_long(suffix, digits.len() == 64))
 }
@@ -508,6 +514,12 @@ mod tests {
     /// suffix before multiplier, binary, a trailing point, doubles in fixed notation, sign bits
     /// of hex and binary literals that fill their type, a value too large for its suffix (the
     /// word as text), and what is left to the run time (`None`).
+    const ONES_128: &str = "0b11111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111";
+    const ONES_128_UNSIGNED: &str = "0b11111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111u";
+    const ONES_128_BIG: &str = "0b11111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111n";
+    const ONES_96: &str = "0b111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111";
+    const ONES_100: &str = "0b1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111";
+
     #[test]
     fn values_are_the_ones_the_runspace_binds() {
         let cases: &[(&str, Option<&str>)] = &[
@@ -532,6 +544,13 @@ mod tests {
             ("0b11111111u", Some("255")),
             ("0b011111111", Some("255")),
             ("0b1kb", Some("1024")),
+            ("0b10000000", Some("-128")),
+            ("0b0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001", Some("1")),
+            (ONES_128, Some("-1")),
+            (ONES_128_UNSIGNED, Some("0b11111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111u")),
+            (ONES_128_BIG, Some("-1")),
+            (ONES_96, Some("-1")),
+            (ONES_100, Some("0b1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111")),
             ("0x10", Some("16")),
             ("0x400", Some("1024")),
             ("0xFF", Some("255")),
@@ -554,6 +573,9 @@ mod tests {
             ("0x", Some("0")),
             ("0xkb", Some("0")),
             ("0x1d", Some("29")),
+            ("0x0000000000000000000000000000000000000001", Some("1")),
+            ("0x0000000000000000000000000000000000000001y", Some("1")),
+            ("0x00000000000000000000000000000000000000010000000000000000000000000000000000000000", Some("0x00000000000000000000000000000000000000010000000000000000000000000000000000000000")),
             ("5.", Some("5")),
             ("5.0", Some("5")),
             ("1024.", Some("1024")),
