@@ -2333,6 +2333,9 @@ fn words_that_only_look_like_numbers_are_not_read_as_harmless_numbers() {
         "9.e",
         "1.5.5.ps1 ; 5.x",
         "(5.ToString())",
+        // `[` does not end a number either: `5[0]` is one word, not an index into 5.
+        "5[0]",
+        "$x = 7[1]",
         "Write-Output (5$x)",
     ];
     let failures = check_under(LIMITS_POLICY, &lines, Deny);
