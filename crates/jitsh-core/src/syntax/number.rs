@@ -223,52 +223,32 @@ pub fn number_value(text: &str) -> Option<String> {
     if s.real {
         return real_value(text, body, s);
     }
-    let big = |digits: &str, radix: u32| -> Option<i128> {
-        if digits.is_empty() {
-            return Some(0);
-        }
-        i128::from_str_radix(digits, radix).ok()
-    };
     let (value, suffix) = match s.format {
-        Format::Decimal => (big(body, 10), s.suffix),
+        // Digits only: the scanner takes no sign.
+        Format::Decimal => (body.parse::<i128>().ok(), s.suffix),
         Format::Hex => hex_value(body.get(2..)?, s.suffix),
         Format::Binary => binary_value(body.get(2..)?, s.suffix),
     };
-    // Digits beyond i128 are beyond every type but BigInteger and, unsuffixed, double.
-    let Some(value) = value else {
+    // Beyond i128 is beyond every type but BigInteger and, unsuffixed, double.
+    let Some(value) = value.and_then(|v| v.checked_mul(i128::from(s.multiplier))) else {
         return match suffix {
             Suffix::BigInteger => None,
             Suffix::None if s.format == Format::Decimal => None,
             _ => Some(text.to_string()),
         };
     };
-    let Some(value) = value.checked_mul(i128::from(s.multiplier)) else {
-        return match suffix {
-            Suffix::BigInteger => None,
-            Suffix::None if s.format == Format::Decimal => None,
-            _ => Some(text.to_string()),
-        };
-    };
-    let fits = |lo: i128, hi: i128| (lo..=hi).contains(&value);
     let ok = match suffix {
-        Suffix::SignedByte => fits(i8::MIN.into(), i8::MAX.into()),
-        Suffix::Byte => fits(0, u8::MAX.into()),
-        Suffix::Short => fits(i16::MIN.into(), i16::MAX.into()),
-        Suffix::UShort => fits(0, u16::MAX.into()),
-        Suffix::Long => fits(i64::MIN.into(), i64::MAX.into()),
-        Suffix::ULong | Suffix::Unsigned => fits(0, u64::MAX.into()),
-        Suffix::Decimal => fits(-DECIMAL_MAX, DECIMAL_MAX),
-        Suffix::BigInteger => true,
         // int, then long; a decimal literal then takes decimal, then double.
-        Suffix::None if fits(i64::MIN.into(), i64::MAX.into()) => true,
+        Suffix::None if fits(Suffix::Long, value) => true,
         Suffix::None if s.format == Format::Decimal => {
-            if !fits(-DECIMAL_MAX, DECIMAL_MAX) {
+            if !fits(Suffix::Decimal, value) {
                 // A double: printed in the runspace's own way, not computed here.
                 return None;
             }
             true
         }
         Suffix::None => false,
+        typed => fits(typed, value),
     };
     Some(if ok {
         value.to_string()
@@ -278,13 +258,34 @@ pub fn number_value(text: &str) -> Option<String> {
     })
 }
 
+/// Whether `value` fits the type a suffix names (an unsuffixed literal's types are tried by the
+/// caller).
+fn fits(suffix: Suffix, value: i128) -> bool {
+    let (lo, hi): (i128, i128) = match suffix {
+        Suffix::SignedByte => (i8::MIN.into(), i8::MAX.into()),
+        Suffix::Byte => (0, u8::MAX.into()),
+        Suffix::Short => (i16::MIN.into(), i16::MAX.into()),
+        Suffix::UShort => (0, u16::MAX.into()),
+        Suffix::Long => (i64::MIN.into(), i64::MAX.into()),
+        Suffix::ULong | Suffix::Unsigned => (0, u64::MAX.into()),
+        Suffix::Decimal => (-DECIMAL_MAX, DECIMAL_MAX),
+        Suffix::BigInteger => (i128::MIN, i128::MAX),
+        Suffix::None => (i32::MIN.into(), i32::MAX.into()),
+    };
+    (lo..=hi).contains(&value)
+}
+
+/// A `u` among the suffixes: hex and binary digits carry no sign bit.
+fn is_unsigned(suffix: Suffix) -> bool {
+    matches!(
+        suffix,
+        Suffix::Unsigned | Suffix::ULong | Suffix::UShort | Suffix::Byte
+    )
+}
+
 /// A hex literal's value: with no `u`, digits that fill the suffix's type (8 for an int, 16 for
 /// a long, 2 for `y`, 4 for `s`) carry a sign bit (`0xFFFFFFFF` is -1); 16 digits make a long.
 fn hex_value(digits: &str, suffix: Suffix) -> (Option<i128>, Suffix) {
-    let unsigned = matches!(
-        suffix,
-        Suffix::Unsigned | Suffix::ULong | Suffix::UShort | Suffix::Byte
-    );
     // PowerShell reads "0" + digits, dropping that 0 when the rest has exactly the type's width.
     let with_zero = digits.len() + 1;
     let width = match suffix {
@@ -294,7 +295,7 @@ fn hex_value(digits: &str, suffix: Suffix) -> (Option<i128>, Suffix) {
         _ if with_zero < 16 => 8,
         _ => 16,
     };
-    let signed = !unsigned && with_zero == width + 1;
+    let signed = !is_unsigned(suffix) && with_zero == width + 1;
     let read = if signed { digits.len() } else { with_zero };
     // Leading zeros make no difference to the value, however many there are.
     let value = match digits.trim_start_matches('0') {
@@ -319,11 +320,7 @@ fn hex_value(digits: &str, suffix: Suffix) -> (Option<i128>, Suffix) {
 /// A binary literal's value: with no `u` and a leading 1, lengths 8, 16, 32, 64, 96 and 128 or
 /// more carry a sign bit (`0b11111111` is -1); 64 digits make a long.
 fn binary_value(digits: &str, suffix: Suffix) -> (Option<i128>, Suffix) {
-    let unsigned = matches!(
-        suffix,
-        Suffix::Unsigned | Suffix::ULong | Suffix::UShort | Suffix::Byte
-    );
-    let signed = !unsigned
+    let signed = !is_unsigned(suffix)
         && digits.starts_with('1')
         && matches!(digits.len(), 8 | 16 | 32 | 64 | 96 | 128..);
     let value = if signed {
@@ -387,16 +384,9 @@ fn real_value(text: &str, body: &str, s: Scan) -> Option<String> {
         return None;
     }
     let whole = v as i128;
-    let fits = |lo: i128, hi: i128| (lo..=hi).contains(&whole);
     let ok = match s.suffix {
-        Suffix::SignedByte => fits(i8::MIN.into(), i8::MAX.into()),
-        Suffix::Byte => fits(0, u8::MAX.into()),
-        Suffix::Short => fits(i16::MIN.into(), i16::MAX.into()),
-        Suffix::UShort => fits(0, u16::MAX.into()),
-        Suffix::Long => fits(i64::MIN.into(), i64::MAX.into()),
-        Suffix::ULong | Suffix::Unsigned => fits(0, u64::MAX.into()),
-        Suffix::BigInteger => true,
         Suffix::None | Suffix::Decimal => return None,
+        typed => fits(typed, whole),
     };
     Some(if ok {
         whole.to_string()
@@ -418,7 +408,8 @@ mod tests {
     /// Whether a whole word is a number is PowerShell's grammar, written out as one regular
     /// expression from tokenizer.cs's rules: an independent reference for the byte scanner, on
     /// every word of up to four characters over the characters of numbers and those around them
-    /// (and on longer ones). `5..` is no number: a point followed by a point is a range.
+    /// (and on longer ones). A grammar over whole words needs no rule for `5..` (a point followed
+    /// by a point is a range): no word with two points is a number.
     #[test]
     fn which_words_are_numbers_follows_the_tokenizer_rules() {
         let reference = regex::Regex::new(
@@ -479,7 +470,7 @@ mod tests {
         );
         let mut checked = 0;
         for w in &words {
-            let want = reference.is_match(w) && !w.contains("..");
+            let want = reference.is_match(w);
             assert_eq!(is_number_word(w), want, "{w:?}");
             checked += 1;
         }
