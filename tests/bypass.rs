@@ -2298,15 +2298,26 @@ fn a_number_constraint_sees_the_value_powershell_binds() {
     assert!(failures.is_empty(), "{failures:#?}");
     // Values the gate cannot compute exactly are never guessed: a decimal keeps its scale, a
     // double beyond fixed notation prints in scientific form, an en dash passes as text.
-    let unknown: Vec<String> = ["1.5d", "1e15", "1024.0d", "\u{2013}1", "-0x1", "-1kb"]
-        .iter()
-        .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
-        .collect();
+    // `-RecipientLimits` is Exchange's `Unlimited`, which parses text itself: a word that is
+    // not a plain number (`1kbx`, `300y`) is not compared as written either.
+    let unknown: Vec<String> = [
+        "1.5d",
+        "1e15",
+        "1024.0d",
+        "\u{2013}1",
+        "-0x1",
+        "-1kb",
+        "1kbx",
+        "300y",
+    ]
+    .iter()
+    .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
+    .collect();
     let unknown: Vec<&str> = unknown.iter().map(String::as_str).collect();
     let failures = check_under(LIMITS_POLICY, &unknown, Deny);
     assert!(failures.is_empty(), "{failures:#?}");
     // Values that are neither stay allowed: the rule is not a blanket refusal.
-    let other: Vec<String> = ["1000", "1023", "1kbx", "0x3FF", "1.5kb", "300y", "1025."]
+    let other: Vec<String> = ["1000", "1023", "0x3FF", "1.5kb", "1025."]
         .iter()
         .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
         .collect();
@@ -2347,5 +2358,84 @@ fn words_that_only_look_like_numbers_are_not_read_as_harmless_numbers() {
         "Get-Mailbox -Identity 5.x",
     ];
     let failures = check_under(LIMITS_POLICY, &args, Allow);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+const TYPED_POLICY: &str = r#"
+[defaults]
+unmatched = "deny"
+dynamic = "deny"
+
+[[rule]]
+id = "mailbox-settings"
+effect = "allow"
+tasks = ["Set-Mailbox"]
+
+[[rule]]
+id = "never-hide"
+effect = "deny"
+tasks = ["Set-Mailbox"]
+params.HiddenFromAddressListsEnabled = { one_of = ["True"] }
+
+[[rule]]
+id = "no-100-folders"
+effect = "deny"
+tasks = ["Set-Mailbox"]
+params.FoldersCountReceiveQuota = { one_of = ["100"] }
+
+[[rule]]
+id = "no-1024-recipients"
+effect = "deny"
+tasks = ["Set-Mailbox"]
+params.RecipientLimits = { one_of = ["1024"] }
+"#;
+
+/// A value constraint holds for the value the parameter receives after PowerShell converts it,
+/// not for the text as written: a Boolean parameter takes any non-zero number as `True`
+/// (ParameterBinderBase), an `Int32` one rounds `99.5` to 100 and reads `'0x64'` as 100, and
+/// Exchange's `Unlimited` parses `'0x400'` or `' 1024'` itself. Each of these was compared as
+/// written and let the line through the `allow` rule; a conversion the gate does not compute
+/// is now a value known only at run time (denied here by `dynamic = "deny"`).
+#[test]
+fn a_constraint_sees_the_value_after_the_parameter_converts_it() {
+    let mut denied = Vec::new();
+    for v in [
+        "1", ":1", ":0x1", " 0x1", " -1", " 2", " 1.5", " 0b1", " 1kb", " 1lkb",
+    ] {
+        denied.push(format!("Set-Mailbox bob -HiddenFromAddressListsEnabled{v}"));
+    }
+    denied.push(
+        "$p = @{ HiddenFromAddressListsEnabled = 1 }; Set-Mailbox -Identity bob @p".to_string(),
+    );
+    for v in [
+        "'0x64'", "'1e2'", "99.5", "100.4", "' 100'", "'100.0'", "1e2", "0x64",
+    ] {
+        denied.push(format!("Set-Mailbox bob -FoldersCountReceiveQuota {v}"));
+    }
+    denied.push(
+        "$p = @{ FoldersCountReceiveQuota = '0x64' }; Set-Mailbox -Identity bob @p".to_string(),
+    );
+    for v in [
+        "'0x400'", "' 1024'", "'1KB'", "'1024.0'", "1023.5", "'+1024'",
+    ] {
+        denied.push(format!("Set-Mailbox bob -RecipientLimits {v}"));
+    }
+    let lines: Vec<&str> = denied.iter().map(String::as_str).collect();
+    let failures = check_under(TYPED_POLICY, &lines, Deny);
+    assert!(failures.is_empty(), "{failures:#?}");
+    // What converts to another value stays allowed.
+    let allowed = [
+        "Set-Mailbox bob -HiddenFromAddressListsEnabled 0",
+        "Set-Mailbox bob -HiddenFromAddressListsEnabled:0x0",
+        "Set-Mailbox bob -HiddenFromAddressListsEnabled 0.0",
+        "Set-Mailbox bob -HiddenFromAddressListsEnabled $false",
+        "$p = @{ HiddenFromAddressListsEnabled = 0 }; Set-Mailbox -Identity bob @p",
+        "$p = @{ FoldersCountReceiveQuota = '99' }; Set-Mailbox -Identity bob @p",
+        "Set-Mailbox bob -FoldersCountReceiveQuota 99",
+        "Set-Mailbox bob -FoldersCountReceiveQuota '101'",
+        "Set-Mailbox bob -RecipientLimits Unlimited",
+        "Set-Mailbox bob -RecipientLimits 1000",
+    ];
+    let failures = check_under(TYPED_POLICY, &allowed, Allow);
     assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -179,6 +179,26 @@ pub struct TypeClass {
     string_like: bool,
     object: bool,
     undocumented: bool,
+    value: ValueKind,
+}
+
+/// How the runspace converts a value for a parameter of this type, where that changes what a
+/// value constraint must compare: PowerShell binds `1` to a Boolean parameter as `True`, rounds
+/// `1023.5` for an `Int32`, and reads `'0x400'` as 1024 for a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Taken as given (strings, identities, enumerations, and every type not below).
+    Text,
+    /// `Boolean` or `SwitchParameter`: a number is `True` unless it is zero; text is refused.
+    Boolean,
+    /// A whole number type (`Int32`, `UInt64`, `Byte`, ...), or an array of one.
+    Integer,
+    /// `Double`, `Single` or `Decimal`.
+    Float,
+    /// Exchange's `Unlimited`: `Unlimited` or a quantity the type parses itself.
+    Unlimited,
+    /// Exchange's `ByteQuantifiedSize`: a quantity the type parses itself (`1GB`, `1 GB`).
+    Size,
 }
 
 impl TypeClass {
@@ -196,7 +216,13 @@ impl TypeClass {
                 .iter()
                 .any(|o| o.eq_ignore_ascii_case(unqualified)),
             undocumented: trimmed.is_empty(),
+            value: ValueKind::of(base),
         }
+    }
+
+    /// How a value for this type is converted.
+    pub fn value_kind(self) -> ValueKind {
+        self.value
     }
 
     /// `Object`, `Object[]`, `PSObject` or `PSObject[]` (with or without `System.`).
@@ -436,6 +462,32 @@ impl ParamMeta {
     /// True when the parameter takes pipeline input in any way.
     pub fn takes_pipeline_input(&self) -> bool {
         self.pipeline_by_value || self.pipeline_by_property_name
+    }
+}
+
+impl ValueKind {
+    /// The kind of a type name without its `System.` prefix (`Int32[]` is an integer).
+    fn of(base: &str) -> ValueKind {
+        let element = base.strip_suffix("[]").unwrap_or(base);
+        let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(element));
+        if is(&["Boolean", "SwitchParameter"]) {
+            ValueKind::Boolean
+        } else if is(&[
+            "Int16", "Int32", "Int64", "UInt16", "UInt32", "UInt64", "Byte", "SByte",
+        ]) {
+            ValueKind::Integer
+        } else if is(&["Double", "Single", "Decimal"]) {
+            ValueKind::Float
+        } else if is(&["Unlimited", "UnlimitedInt"]) || element.contains(".Unlimited`1[") {
+            ValueKind::Unlimited
+        } else if is(&[
+            "ByteQuantifiedSize",
+            "Microsoft.Exchange.Data.ByteQuantifiedSize",
+        ]) {
+            ValueKind::Size
+        } else {
+            ValueKind::Text
+        }
     }
 }
 

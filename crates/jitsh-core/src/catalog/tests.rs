@@ -162,6 +162,7 @@ fn type_class_is_the_documented_types_reading() {
         string_like: false,
         object: false,
         undocumented: false,
+        value: ValueKind::Text,
     };
     for t in [
         "Strings",
@@ -173,6 +174,50 @@ fn type_class_is_the_documented_types_reading() {
         "Microsoft.PowerShell.Object",
     ] {
         assert_eq!(class(t), none, "{t}");
+    }
+}
+
+/// How a parameter converts its value follows its documented type, with or without `System.`,
+/// in any case, and for arrays of a type; every other type takes the value as given.
+#[test]
+fn value_kinds_follow_the_documented_type() {
+    for (t, want) in [
+        ("Boolean", ValueKind::Boolean),
+        ("System.Boolean", ValueKind::Boolean),
+        ("SwitchParameter", ValueKind::Boolean),
+        (
+            "System.Management.Automation.SwitchParameter",
+            ValueKind::Boolean,
+        ),
+        ("Int32", ValueKind::Integer),
+        ("System.Int32", ValueKind::Integer),
+        ("Int32[]", ValueKind::Integer),
+        ("UInt32", ValueKind::Integer),
+        ("System.UInt64", ValueKind::Integer),
+        ("Int64[]", ValueKind::Integer),
+        ("Int16", ValueKind::Integer),
+        ("Byte[]", ValueKind::Integer),
+        ("int32", ValueKind::Integer),
+        ("Double", ValueKind::Float),
+        ("Decimal", ValueKind::Float),
+        ("Unlimited", ValueKind::Unlimited),
+        ("UnlimitedInt", ValueKind::Unlimited),
+        (
+            "Microsoft.Exchange.Management.RestApiClient.Unlimited`1[System.UInt32]",
+            ValueKind::Unlimited,
+        ),
+        ("ByteQuantifiedSize", ValueKind::Size),
+        (
+            "Microsoft.Exchange.Data.ByteQuantifiedSize",
+            ValueKind::Size,
+        ),
+        ("String", ValueKind::Text),
+        ("MailboxIdParameter", ValueKind::Text),
+        ("LocalLongFullPath", ValueKind::Text),
+        ("Int32Parameter", ValueKind::Text),
+        ("", ValueKind::Text),
+    ] {
+        assert_eq!(TypeClass::of(t).value_kind(), want, "{t}");
     }
 }
 

@@ -14,7 +14,7 @@ use super::safe;
 use super::types::{self, Calls};
 use crate::catalog::aliases::{self, AliasUse};
 use crate::catalog::ci_map::CiMap;
-use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta, Platform};
+use crate::catalog::{Catalog, CommandMeta, ParamLookup, ParamMeta, Platform, ValueKind};
 
 /// Recursion budget for the walk. The parser bounds nesting, so a valid tree stays far below
 /// this; if it is ever reached the walk stops and reports a dynamic invocation (fail closed).
@@ -1302,9 +1302,13 @@ impl<'a> Walker<'a> {
                             }
                         }
                     };
-                    if let Some(pm) = pmeta.filter(|_| resolved) {
-                        named.push(pm.name.as_str());
-                    }
+                    let value = match pmeta.filter(|_| resolved) {
+                        Some(pm) => {
+                            named.push(pm.name.as_str());
+                            typed(pm.class.value_kind(), value)
+                        }
+                        None => value,
+                    };
                     b.params.push(Param {
                         name: canon,
                         as_written: written,
@@ -1398,7 +1402,7 @@ impl<'a> Walker<'a> {
                             b.params.push(Param {
                                 name: pm.name.clone(),
                                 as_written: SmolStr::default(),
-                                value: value_of(e),
+                                value: typed(pm.class.value_kind(), value_of(e)),
                                 resolved: true,
                             });
                         }
@@ -1604,8 +1608,7 @@ impl<'a> Walker<'a> {
             };
             let mut params = Vec::new();
             for (key, value) in &source.entries {
-                let (name, resolved) = match meta.map(|m| cached_lookup(&self.param_cache, m, key))
-                {
+                let (name, kind) = match meta.map(|m| cached_lookup(&self.param_cache, m, key)) {
                     Some(ParamLookup::Found(pm)) => {
                         // Splatted values are not kept as expressions: a computed one and a
                         // block literal both count as code given to a parameter that runs it.
@@ -1619,22 +1622,25 @@ impl<'a> Walker<'a> {
                                 p.written, pm.name
                             ));
                         }
-                        (pm.name.clone(), true)
+                        (pm.name.clone(), Some(pm.class.value_kind()))
                     }
                     Some(ParamLookup::Ambiguous(_)) | Some(ParamLookup::NotFound) => {
                         inv.params_uncertain.get_or_insert(format!(
                             "splatted key `{key}` of `{}` is not a parameter of `{}`",
                             p.written, inv.name
                         ));
-                        (SmolStr::new(key), false)
+                        (SmolStr::new(key), None)
                     }
-                    None => (SmolStr::new(key), false),
+                    None => (SmolStr::new(key), None),
                 };
                 params.push(Param {
                     name,
                     as_written: SmolStr::new(&p.written),
-                    value: value.clone(),
-                    resolved,
+                    value: match kind {
+                        Some(kind) => typed(kind, value.clone()),
+                        None => value.clone(),
+                    },
+                    resolved: kind.is_some(),
                 });
             }
             inserts.push((p.invocation, p.param_index, params));
@@ -2692,6 +2698,90 @@ fn value_of(e: &Expr) -> ParamValue {
     }
 }
 
+/// The value a parameter of `kind` receives for `value`, where the runspace converts it (see
+/// [`ValueKind`]). A value whose conversion is not computed exactly here is dynamic: a value
+/// constraint never compares text the parameter does not receive.
+fn typed(kind: ValueKind, value: ParamValue) -> ParamValue {
+    match value {
+        ParamValue::Static(v) => {
+            typed_scalar(kind, v).map_or(ParamValue::Dynamic, ParamValue::Static)
+        }
+        ParamValue::List(vs) => vs
+            .into_iter()
+            .map(|v| typed_scalar(kind, v))
+            .collect::<Option<Vec<_>>>()
+            .map_or(ParamValue::Dynamic, ParamValue::List),
+        other => other,
+    }
+}
+
+fn typed_scalar(kind: ValueKind, v: SmolStr) -> Option<SmolStr> {
+    match kind {
+        ValueKind::Text => Some(v),
+        ValueKind::Boolean => {
+            if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false") {
+                return Some(v);
+            }
+            match numeric(&v) {
+                // A number is `True` unless it is zero (ParameterBinderBase).
+                Numeric::Value(x) => {
+                    Some(SmolStr::new_static(if x == 0.0 { "False" } else { "True" }))
+                }
+                Numeric::Unknown => None,
+                // Text is refused for a Boolean parameter: the command does not run.
+                Numeric::Not => Some(v),
+            }
+        }
+        // Only a whole number written plainly reads the same as text and as the number.
+        ValueKind::Integer | ValueKind::Size => is_plain_integer(&v).then_some(v),
+        ValueKind::Unlimited => {
+            (is_plain_integer(&v) || v.eq_ignore_ascii_case("unlimited")).then_some(v)
+        }
+        ValueKind::Float => {
+            (is_plain_integer(&v) || number_value(&v).is_some_and(|n| n == v.as_str())).then_some(v)
+        }
+    }
+}
+
+/// `0`, or an optional `-` and digits without a leading zero: the same text whether a parameter
+/// keeps it or converts it to a number.
+fn is_plain_integer(v: &str) -> bool {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    digits == "0"
+        || (!digits.is_empty()
+            && !digits.starts_with('0')
+            && digits.len() <= 18
+            && digits.bytes().all(|c| c.is_ascii_digit()))
+}
+
+enum Numeric {
+    Value(f64),
+    /// A number whose value is not computed here.
+    Unknown,
+    Not,
+}
+
+/// The number a static value stands for, read as a numeric literal (with an optional sign).
+fn numeric(v: &str) -> Numeric {
+    let (negative, body) = match v.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, v),
+    };
+    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return Numeric::Not;
+    }
+    match number_value(body) {
+        None => Numeric::Unknown,
+        Some(n) => match n.parse::<f64>() {
+            Ok(x) if negative => Numeric::Value(-x),
+            Ok(x) => Numeric::Value(x),
+            // Too large for its suffix (`300y`): PowerShell reads the word as text.
+            Err(_) if n == body => Numeric::Not,
+            Err(_) => Numeric::Unknown,
+        },
+    }
+}
+
 fn scalar_of(e: &Expr) -> Option<SmolStr> {
     match &e.kind {
         // One piece of text (nearly every value) is the parser's own string: a copy of a short
@@ -2830,5 +2920,81 @@ mod variable_key_tests {
             };
             assert_eq!(v.plain_name(), plain, "{name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod typed_value_tests {
+    use super::{typed, ParamValue, ValueKind};
+
+    fn one(kind: ValueKind, v: &str) -> Option<String> {
+        match typed(kind, ParamValue::Static(v.into())) {
+            ParamValue::Static(t) => Some(t.to_string()),
+            ParamValue::Dynamic => None,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each kind's conversion as ParameterBinderBase and the types' parsers make it: a number
+    /// to a Boolean is `True` unless zero, text to a Boolean stays (the binder refuses it), a
+    /// whole-number type keeps only plain integers, and what is not computed is dynamic.
+    #[test]
+    fn each_kind_converts_as_the_runspace_does() {
+        use ValueKind::*;
+        let cases: &[(ValueKind, &str, Option<&str>)] = &[
+            (Boolean, "True", Some("True")),
+            (Boolean, "False", Some("False")),
+            (Boolean, "1", Some("True")),
+            (Boolean, "-1", Some("True")),
+            (Boolean, "0.5", Some("True")),
+            (Boolean, "0", Some("False")),
+            (Boolean, "0.0", Some("False")),
+            (Boolean, "-0", Some("False")),
+            (Boolean, "0x1", Some("True")),
+            (Boolean, "0x0", Some("False")),
+            (Boolean, "1e15", None),
+            (Boolean, "1.5d", None),
+            (Boolean, "1abc", None),
+            (Boolean, "300y", Some("300y")),
+            (Boolean, "yes", Some("yes")),
+            (Integer, "100", Some("100")),
+            (Integer, "-100", Some("-100")),
+            (Integer, "0", Some("0")),
+            (Integer, "0100", None),
+            (Integer, "0x64", None),
+            (Integer, " 100", None),
+            (Integer, "+100", None),
+            (Integer, "99.5", None),
+            (Integer, "1e2", None),
+            (Integer, "Unlimited", None),
+            (Float, "1.5", Some("1.5")),
+            (Float, "100", Some("100")),
+            (Float, "1.50", None),
+            (Float, "1e2", None),
+            (Unlimited, "Unlimited", Some("Unlimited")),
+            (Unlimited, "unlimited", Some("unlimited")),
+            (Unlimited, "1073741824", Some("1073741824")),
+            (Unlimited, "1GB", None),
+            (Unlimited, "1 GB", None),
+            (Size, "1073741824", Some("1073741824")),
+            (Size, "1GB", None),
+            (Size, "Unlimited", None),
+            (Text, "0x64", Some("0x64")),
+        ];
+        for (kind, v, want) in cases {
+            assert_eq!(one(*kind, v).as_deref(), *want, "{kind:?} {v:?}");
+        }
+        // A list is dynamic when any member is.
+        let list = |vs: &[&str]| {
+            typed(
+                Integer,
+                ParamValue::List(vs.iter().map(|v| (*v).into()).collect()),
+            )
+        };
+        assert_eq!(
+            list(&["1", "2"]),
+            ParamValue::List(vec!["1".into(), "2".into()])
+        );
+        assert_eq!(list(&["1", "0x2"]), ParamValue::Dynamic);
     }
 }
