@@ -2400,7 +2400,7 @@ params.RecipientLimits = { one_of = ["1024"] }
 fn a_constraint_sees_the_value_after_the_parameter_converts_it() {
     let mut denied = Vec::new();
     for v in [
-        "1", ":1", ":0x1", " 0x1", " -1", " 2", " 1.5", " 0b1", " 1kb", " 1lkb",
+        " 1", ":1", ":0x1", " 0x1", " -1", " 2", " 1.5", " 0b1", " 1kb", " 1lkb",
     ] {
         denied.push(format!("Set-Mailbox bob -HiddenFromAddressListsEnabled{v}"));
     }
