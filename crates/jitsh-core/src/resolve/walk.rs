@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use crate::invocation::{Invocation, Param, ParamValue, TaskKind};
 use crate::span::Span;
 use crate::syntax::ast::*;
-use crate::syntax::number_value;
+use crate::syntax::{is_plain_integer, number_value};
 use smol_str::SmolStr;
 
 use super::safe;
@@ -2743,17 +2743,6 @@ fn typed_scalar(kind: ValueKind, v: SmolStr) -> Option<SmolStr> {
     }
 }
 
-/// `0`, or an optional `-` and digits without a leading zero: the same text whether a parameter
-/// keeps it or converts it to a number.
-fn is_plain_integer(v: &str) -> bool {
-    let digits = v.strip_prefix('-').unwrap_or(v);
-    digits == "0"
-        || (!digits.is_empty()
-            && !digits.starts_with('0')
-            && digits.len() <= 18
-            && digits.bytes().all(|c| c.is_ascii_digit()))
-}
-
 enum Numeric {
     Value(f64),
     /// A number whose value is not computed here.
@@ -2961,6 +2950,7 @@ mod typed_value_tests {
             (Integer, "-100", Some("-100")),
             (Integer, "0", Some("0")),
             (Integer, "0100", None),
+            (Integer, "-0", None),
             (Integer, "0x64", None),
             (Integer, " 100", None),
             (Integer, "+100", None),

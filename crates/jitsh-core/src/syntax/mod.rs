@@ -21,6 +21,7 @@ mod print;
 mod string;
 
 pub use error::{ParseError, ParseErrorKind};
+pub(crate) use number::is_plain_integer;
 pub use number::number_value;
 pub use print::print;
 

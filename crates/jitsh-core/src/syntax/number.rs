@@ -198,6 +198,17 @@ pub(crate) fn ends_number_in_expression(c: char) -> bool {
         )
 }
 
+/// `0`, or an optional `-` and at most 18 digits without a leading zero: the same text whether
+/// it is kept as a word or read as a number (`-0` is 0, `007` is 7).
+pub(crate) fn is_plain_integer(v: &str) -> bool {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    v == "0"
+        || (!digits.is_empty()
+            && !digits.starts_with('0')
+            && digits.len() <= 18
+            && digits.bytes().all(|c| c.is_ascii_digit()))
+}
+
 /// Largest `decimal`: 2^96 - 1.
 const DECIMAL_MAX: i128 = (1 << 96) - 1;
 
@@ -211,11 +222,7 @@ pub fn number_value(text: &str) -> Option<String> {
     if is_dash(first) {
         // A command argument: the word itself, or the number PowerShell converts it to for a
         // numeric parameter. Only when both read the same (`-5`) is the value certain.
-        let digits = text.strip_prefix('-')?;
-        let plain = digits.len() <= 18
-            && digits.bytes().all(|c| c.is_ascii_digit())
-            && !digits.starts_with('0');
-        return plain.then(|| text.to_string());
+        return is_plain_integer(text).then(|| text.to_string());
     }
     let b = text.as_bytes();
     let s = scan(b).filter(|s| s.len == b.len())?;
