@@ -1211,6 +1211,19 @@ fn check_under(policy: &str, lines: &[&str], want: Want) -> Vec<String> {
     failures
 }
 
+/// Every line, decided under `policy`, is `want`; otherwise the test fails listing each that
+/// is not.
+fn assert_all(policy: &str, lines: &[String], want: Want) {
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let failures = check_under(policy, &lines, want);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// `prefix` followed by each of `values`.
+fn with_values(prefix: &str, values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| format!("{prefix}{v}")).collect()
+}
+
 #[test]
 fn splats_are_resolved_by_scope_and_time_not_text_position() {
     const H: &str = "$h = @{ Identity = 'rob@contoso.com'; DisplayName = 'Rob' }";
@@ -2288,19 +2301,14 @@ fn a_number_constraint_sees_the_value_powershell_binds() {
         &format!("0b{}", "1".repeat(130)),
         "-1",
     ];
-    let lines: Vec<String> = denied_1024
-        .iter()
-        .chain(&denied_minus_1)
-        .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
-        .collect();
-    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let failures = check_under(LIMITS_POLICY, &lines, Deny);
-    assert!(failures.is_empty(), "{failures:#?}");
+    const LIMITS: &str = "Set-Mailbox bob@contoso.com -RecipientLimits ";
+    let spellings: Vec<&str> = denied_1024.iter().chain(&denied_minus_1).copied().collect();
+    assert_all(LIMITS_POLICY, &with_values(LIMITS, &spellings), Deny);
     // Values the gate cannot compute exactly are never guessed: a decimal keeps its scale, a
     // double beyond fixed notation prints in scientific form, an en dash passes as text.
     // `-RecipientLimits` is Exchange's `Unlimited`, which parses text itself: a word that is
     // not a plain number (`1kbx`, `300y`) is not compared as written either.
-    let unknown: Vec<String> = [
+    let unknown = [
         "1.5d",
         "1e15",
         "1024.0d",
@@ -2309,21 +2317,11 @@ fn a_number_constraint_sees_the_value_powershell_binds() {
         "-1kb",
         "1kbx",
         "300y",
-    ]
-    .iter()
-    .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
-    .collect();
-    let unknown: Vec<&str> = unknown.iter().map(String::as_str).collect();
-    let failures = check_under(LIMITS_POLICY, &unknown, Deny);
-    assert!(failures.is_empty(), "{failures:#?}");
+    ];
+    assert_all(LIMITS_POLICY, &with_values(LIMITS, &unknown), Deny);
     // Values that are neither stay allowed: the rule is not a blanket refusal.
-    let other: Vec<String> = ["1000", "1023", "0x3FF", "1.5kb", "1025."]
-        .iter()
-        .map(|n| format!("Set-Mailbox bob@contoso.com -RecipientLimits {n}"))
-        .collect();
-    let other: Vec<&str> = other.iter().map(String::as_str).collect();
-    let failures = check_under(LIMITS_POLICY, &other, Allow);
-    assert!(failures.is_empty(), "{failures:#?}");
+    let other = ["1000", "1023", "0x3FF", "1.5kb", "1025."];
+    assert_all(LIMITS_POLICY, &with_values(LIMITS, &other), Allow);
 }
 
 /// A word that starts like a number but is not one to PowerShell's tokenizer is a generic
@@ -2398,31 +2396,27 @@ params.RecipientLimits = { one_of = ["1024"] }
 /// is now a value known only at run time (denied here by `dynamic = "deny"`).
 #[test]
 fn a_constraint_sees_the_value_after_the_parameter_converts_it() {
-    let mut denied = Vec::new();
-    for v in [
-        " 1", ":1", ":0x1", " 0x1", " -1", " 2", " 1.5", " 0b1", " 1kb", " 1lkb",
-    ] {
-        denied.push(format!("Set-Mailbox bob -HiddenFromAddressListsEnabled{v}"));
-    }
-    denied.push(
-        "$p = @{ HiddenFromAddressListsEnabled = 1 }; Set-Mailbox -Identity bob @p".to_string(),
+    let mut denied = with_values(
+        "Set-Mailbox bob -HiddenFromAddressListsEnabled",
+        &[
+            " 1", ":1", ":0x1", " 0x1", " -1", " 2", " 1.5", " 0b1", " 1kb", " 1lkb",
+        ],
     );
-    for v in [
-        "'0x64'", "'1e2'", "99.5", "100.4", "' 100'", "'100.0'", "1e2", "0x64",
-    ] {
-        denied.push(format!("Set-Mailbox bob -FoldersCountReceiveQuota {v}"));
-    }
-    denied.push(
-        "$p = @{ FoldersCountReceiveQuota = '0x64' }; Set-Mailbox -Identity bob @p".to_string(),
-    );
-    for v in [
-        "'0x400'", "' 1024'", "'1KB'", "'1024.0'", "1023.5", "'+1024'",
-    ] {
-        denied.push(format!("Set-Mailbox bob -RecipientLimits {v}"));
-    }
-    let lines: Vec<&str> = denied.iter().map(String::as_str).collect();
-    let failures = check_under(TYPED_POLICY, &lines, Deny);
-    assert!(failures.is_empty(), "{failures:#?}");
+    denied.push("$p = @{ HiddenFromAddressListsEnabled = 1 }; Set-Mailbox -Identity bob @p".into());
+    denied.extend(with_values(
+        "Set-Mailbox bob -FoldersCountReceiveQuota ",
+        &[
+            "'0x64'", "'1e2'", "99.5", "100.4", "' 100'", "'100.0'", "1e2", "0x64",
+        ],
+    ));
+    denied.push("$p = @{ FoldersCountReceiveQuota = '0x64' }; Set-Mailbox -Identity bob @p".into());
+    denied.extend(with_values(
+        "Set-Mailbox bob -RecipientLimits ",
+        &[
+            "'0x400'", "' 1024'", "'1KB'", "'1024.0'", "1023.5", "'+1024'",
+        ],
+    ));
+    assert_all(TYPED_POLICY, &denied, Deny);
     // What converts to another value stays allowed.
     let allowed = [
         "Set-Mailbox bob -HiddenFromAddressListsEnabled 0",
