@@ -156,7 +156,7 @@ fn false_refusals_under_allow_all_are_at_most_one_percent_and_listed() {
         ) {
             (Some(e), _) => format!("does not parse: {}", e.message),
             (None, Some(inv)) => format!("{}: {}", inv.as_written, inv.reason),
-            (None, None) => d.reason.clone(),
+            (None, None) => d.reason.to_string(),
         };
         refused.insert(id.to_string(), (why, d.error.is_some()));
     }

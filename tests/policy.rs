@@ -197,7 +197,7 @@ fn spec_example_decides_as_documented() {
     // role expansion
     let d = s.decide(&inv("New-MailboxExportRequest").0);
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Approval, Some("mailbox-moves"))
     );
     // when.any_param
@@ -208,7 +208,7 @@ fn spec_example_decides_as_documented() {
             .0,
     );
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Approval, Some("forwarding-needs-approval"))
     );
     // params.only + glob
@@ -219,7 +219,7 @@ fn spec_example_decides_as_documented() {
             .0,
     );
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Allow, Some("display-name-edits"))
     );
     assert_eq!(
@@ -245,7 +245,7 @@ fn spec_example_decides_as_documented() {
     // deny
     let d = s.decide(&inv("Invoke-Expression").0);
     assert_eq!(
-        (d.effect, d.rule.as_deref(), d.dynamic),
+        (d.effect, d.rule, d.dynamic),
         (Effect::Deny, Some("never"), false)
     );
     // unmatched
@@ -300,7 +300,7 @@ tasks = ["Set-User"]
     assert_eq!(effect(&s, &inv("Set-Mailbox")), Effect::Allow);
     let d = s.decide(&inv("New-Mailbox").0);
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Approval, Some("b-approval"))
     );
     let d = s.decide(&inv("Remove-Mailbox").0);
@@ -455,7 +455,7 @@ tasks = ["Microsoft.PowerShell.Utility\\Invoke-Expression"]
     // A deny is never escaped by writing another module's name.
     let d = s.decide(&inv("Invoke-Expression").module("Other").0);
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Deny, Some("no-iex"))
     );
     // A qualifier left in the name is split off.
@@ -604,7 +604,7 @@ fn allow_with_constraint_and_dynamic_value_does_not_allow() {
             .0,
     );
     assert_eq!(
-        (d.effect, d.rule.as_deref(), d.dynamic),
+        (d.effect, d.rule, d.dynamic),
         (Effect::Deny, None, true)
     );
     assert!(d.reason.contains("display-name-edits"), "{}", d.reason);
@@ -661,7 +661,7 @@ fn allow_with_only_and_unresolved_parameters_does_not_allow() {
             .0,
     );
     assert_eq!(
-        (d.effect, d.rule.as_deref(), d.dynamic),
+        (d.effect, d.rule, d.dynamic),
         (Effect::Approval, Some("forwarding-needs-approval"), true)
     );
     assert!(!d.reason.contains("display-name-edits"), "{}", d.reason);
@@ -680,7 +680,7 @@ when.any_param = ["ForwardingSmtpAddress"]
 "#);
     let d = s.decide(&inv("Set-Mailbox").p("Identity", "bob").splatted().0);
     assert_eq!(
-        (d.effect, d.rule.as_deref(), d.dynamic),
+        (d.effect, d.rule, d.dynamic),
         (Effect::Deny, Some("no-forwarding"), true)
     );
     assert!(d.reason.contains("splatted"), "{}", d.reason);
@@ -702,7 +702,7 @@ fn approval_with_uncertain_condition_counts_as_matching() {
     let s = set(&relaxed);
     let d = s.decide(&inv("Set-Mailbox").splatted().0);
     assert_eq!(
-        (d.effect, d.rule.as_deref(), d.dynamic),
+        (d.effect, d.rule, d.dynamic),
         (Effect::Approval, Some("forwarding-needs-approval"), true)
     );
 }
@@ -728,7 +728,7 @@ when.any_param = ["ForwardingAddress"]
 approvers = ["security"]
 "#);
     let d = s.decide(&inv("Set-User").0);
-    assert_eq!(d.rule.as_deref(), Some("a-broad"));
+    assert_eq!(d.rule, Some("a-broad"));
     let d = s.decide(&inv("Set-Mailbox").0);
     assert_eq!(d.rules, ["b-exact", "a-broad"]);
     let d = s.decide(&inv("Set-Mailbox").p("ForwardingAddress", "x").0);
@@ -1039,7 +1039,7 @@ fn shipped_policies_need_approval_for_privileged_tasks() {
     for (i, rule) in cases {
         let d = s.decide(&i.0);
         assert_eq!(
-            (d.effect, d.rule.as_deref()),
+            (d.effect, d.rule),
             (Effect::Approval, Some(rule)),
             "{}: {}",
             i.0.name,
@@ -1056,7 +1056,7 @@ fn shipped_policies_need_approval_for_privileged_tasks() {
             .0,
     );
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Allow, Some("report-export"))
     );
 }
@@ -1098,7 +1098,7 @@ fn shipped_policies_deny_code_execution_and_unknowns() {
     // .NET method alike.
     let d = s.decide(&inv("Get-Content").p("Path", "secrets.txt").0);
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Approval, Some("file-reads")),
         "{}",
         d.reason
@@ -1113,7 +1113,7 @@ fn shipped_policies_deny_code_execution_and_unknowns() {
     // Splatting into a command whose rules look at parameters is never waved through.
     let d = s.decide(&inv("Set-Mailbox").splatted().0);
     assert_eq!(d.effect, Effect::Approval, "{}", d.reason);
-    assert_eq!(d.rule.as_deref(), Some("mail-forwarding"));
+    assert_eq!(d.rule, Some("mail-forwarding"));
 }
 
 #[test]
@@ -1198,7 +1198,7 @@ fn dynamic_name_is_denied_by_a_matching_deny() {
     let s = set("[defaults]\ndynamic = \"approval\"\n[[rule]]\nid = \"never\"\neffect = \"deny\"\ntasks = [\"Invoke-Expression\"]\n[[rule]]\nid = \"ok\"\neffect = \"allow\"\ntasks = [\"*\"]\n");
     let d = s.decide(&inv("Invoke-Expression").dynamic().0);
     assert_eq!(
-        (d.effect, d.rule.as_deref(), d.dynamic),
+        (d.effect, d.rule, d.dynamic),
         (Effect::Deny, Some("never"), true)
     );
     // an allow never applies to a dynamic name
@@ -1334,24 +1334,24 @@ fn task_kinds_never_cross() {
     let s = set(KINDS);
     let d = |name: &str, kind| s.decide(&of_kind(name, kind));
     assert_eq!(
-        d("Get-Mailbox", TaskKind::Command).rule.as_deref(),
+        d("Get-Mailbox", TaskKind::Command).rule,
         Some("all-commands")
     );
     assert_eq!(
-        d(r"C:\Scripts\a.ps1", TaskKind::Path).rule.as_deref(),
+        d(r"C:\Scripts\a.ps1", TaskKind::Path).rule,
         Some("scripts")
     );
     assert_eq!(
-        d(r"c:\scripts\sub\A.PS1", TaskKind::Path).rule.as_deref(),
+        d(r"c:\scripts\sub\A.PS1", TaskKind::Path).rule,
         Some("scripts")
     );
     assert_eq!(
-        d("Get-Report.ps1", TaskKind::Program).rule.as_deref(),
+        d("Get-Report.ps1", TaskKind::Program).rule,
         Some("scripts")
     );
     // A command named like the path or the program is not covered by the path rules.
     assert_eq!(
-        d("Get-Report.ps1", TaskKind::Command).rule.as_deref(),
+        d("Get-Report.ps1", TaskKind::Command).rule,
         Some("all-commands")
     );
     // A path no rule names is code: the dynamic default, never `unmatched`.
@@ -1362,7 +1362,7 @@ fn task_kinds_never_cross() {
     // Methods: accelerators in patterns resolve; `except` applies per kind.
     let m = d("[System.IO.File]::ReadAllBytes", TaskKind::Method);
     assert_eq!(
-        (m.effect, m.rule.as_deref()),
+        (m.effect, m.rule),
         (Effect::Approval, Some("reads"))
     );
     let lines = d("[System.IO.File]::ReadAllLines", TaskKind::Method);
@@ -1421,7 +1421,7 @@ params.only = ["Name"]
     };
     let d = s.decide(&piped("Get-Service", &["Name", "ComputerName"]));
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Approval, Some("remote")),
         "{}",
         d.reason
@@ -1430,7 +1430,7 @@ params.only = ["Name"]
     assert_eq!(d.effect, Effect::Approval, "{}", d.reason);
     let d = s.decide(&piped("Get-Service", &["Name"]));
     assert_eq!(
-        (d.effect, d.rule.as_deref()),
+        (d.effect, d.rule),
         (Effect::Allow, Some("quiet")),
         "{}",
         d.reason

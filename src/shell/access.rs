@@ -289,7 +289,7 @@ impl Access {
                 decision: LineDecision {
                     text: line.to_string(),
                     decision: Effect::Deny,
-                    reason: why.clone(),
+                    reason: why.clone().into(),
                     incomplete: false,
                     error: None,
                     invocations: Vec::new(),

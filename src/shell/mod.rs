@@ -414,7 +414,7 @@ mod tests {
             as_written: name.into(),
             depth: 0,
             decision,
-            rule: rule.map(str::to_string),
+            rule: rule.map(Into::into),
             token: None,
             dynamic: false,
             reason: match decision {

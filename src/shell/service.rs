@@ -256,7 +256,7 @@ pub(crate) async fn decide_confirmed(
 
 fn add_notes(decision: &mut crate::gate::LineDecision, notes: &[String]) {
     if !notes.is_empty() && decision.decision != crate::policy::Effect::Allow {
-        decision.reason = format!("{}; {}", notes.join("; "), decision.reason);
+        decision.reason = format!("{}; {}", notes.join("; "), decision.reason).into();
     }
 }
 

@@ -9,6 +9,7 @@
 //! the invocation with certainty, and only for an invocation that runs now: one stored in a
 //! function or an assigned script block runs later, outside the token's window.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -54,7 +55,7 @@ pub struct LineDecision {
     /// The line's decision after tokens: the most restrictive of its invocations'.
     pub decision: Effect,
     /// One human sentence saying why.
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// The parser needs more input (unclosed quote, brace, here-string, trailing pipe): a shell
     /// asks for a continuation line. The decision is still `deny` for the line as it stands.
     pub incomplete: bool,
@@ -80,7 +81,7 @@ pub struct InvocationDecision {
     /// Decision after tokens.
     pub decision: Effect,
     /// The rule that decided, if any (none for `defaults`).
-    pub rule: Option<String>,
+    pub rule: Option<SmolStr>,
     /// The id (`jti`) of the token that covered it, if one did.
     pub token: Option<String>,
     /// The invocation could not be analysed statically.
@@ -306,7 +307,7 @@ fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {
     LineDecision {
         text: text.to_string(),
         decision: Effect::Deny,
-        reason: if incomplete {
+        reason: Cow::Owned(if incomplete {
             format!(
                 "the line is incomplete ({}): nothing runs until it is finished",
                 err.message
@@ -316,7 +317,7 @@ fn refuse_unparsed(text: &str, err: &ParseError) -> LineDecision {
                 "the line does not parse at offset {}: {}",
                 err.offset, err.message
             )
-        },
+        }),
         incomplete,
         error: Some(LineError {
             message: err.message.clone(),
@@ -339,7 +340,7 @@ fn decide_invocation(
         as_written: SmolStr::default(),
         depth: inv.depth,
         decision: rd.effect,
-        rule: rd.rule.take(),
+        rule: rd.rule.map(SmolStr::new),
         token: None,
         dynamic: rd.dynamic,
         reason: std::mem::take(&mut rd.reason),
@@ -562,9 +563,9 @@ fn shown_name(inv: &Invocation) -> String {
     }
 }
 
-fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {
+fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> Cow<'static, str> {
     if decisions.is_empty() {
-        return "the line runs no command".into();
+        return Cow::Borrowed("the line runs no command");
     }
     match decision {
         Effect::Allow => {
@@ -573,18 +574,18 @@ fn line_reason(decision: Effect, decisions: &[InvocationDecision]) -> String {
                 .filter_map(|d| d.token.as_deref())
                 .collect();
             if covered.is_empty() {
-                "every command in the line is allowed".into()
+                Cow::Borrowed("every command in the line is allowed")
             } else {
-                format!(
+                Cow::Owned(format!(
                     "every command in the line is allowed (approval tokens: {})",
                     covered.join(", ")
-                )
+                ))
             }
         }
         Effect::Approval | Effect::Deny => decisions
             .iter()
             .find(|d| d.decision == decision)
-            .map(|d| d.reason.clone())
+            .map(|d| Cow::Owned(d.reason.clone()))
             .unwrap_or_default(),
     }
 }

@@ -593,10 +593,20 @@ impl CommandMeta {
     /// argument's kind (a script block literal goes to `Where-Object -FilterScript`, not
     /// `-Property`) when the sets disagree.
     pub fn positional_candidates(&self, index: usize, named: &[&str]) -> Vec<&ParamMeta> {
+        self.positional_candidates_of(index, named.iter().copied())
+    }
+
+    /// [`CommandMeta::positional_candidates`] with the names bound so far as an iterator, so a
+    /// binder reads them from its own list instead of keeping a second one.
+    pub fn positional_candidates_of<'n>(
+        &self,
+        index: usize,
+        named: impl Iterator<Item = &'n str> + Clone,
+    ) -> Vec<&ParamMeta> {
         let mut out: Vec<&ParamMeta> = Vec::new();
         for set in &self.parameter_sets {
             let holds_all = named
-                .iter()
+                .clone()
                 .all(|n| is_common_name(n) || set.parameters.iter().any(|p| eq_ci(p, n)));
             if !holds_all {
                 continue;
@@ -609,7 +619,7 @@ impl CommandMeta {
             let unbound = set
                 .positions
                 .iter()
-                .filter(|(_, p)| !named.iter().any(|n| eq_ci(p, n)));
+                .filter(|(_, p)| !named.clone().any(|n| eq_ci(p, n)));
             for (position, name) in unbound {
                 match at {
                     Some(a) if a == *position => {}

@@ -124,7 +124,7 @@ fn decide_lower<'s>(
         if let Some(first) = denies.iter().min_by(|a, b| a.id.cmp(&b.id)) {
             return RuleDecision {
                 effect: Effect::Deny,
-                rule: Some(first.id.clone()),
+                rule: Some(first.id.as_str()),
                 dynamic: true,
                 reason: msg! {
                     "`", sh, "` cannot be analysed statically (", why,
@@ -203,7 +203,7 @@ fn decide_lower<'s>(
             };
             RuleDecision {
                 effect: Effect::Deny,
-                rule: Some(rule.id.clone()),
+                rule: Some(rule.id.as_str()),
                 dynamic: certain.is_none(),
                 reason,
                 rules: ids(hits.deny.iter().map(|(r, _)| *r)),
@@ -212,7 +212,7 @@ fn decide_lower<'s>(
         // No deny: a certain allow allows.
         ([], [first, ..], _, _) => RuleDecision {
             effect: Effect::Allow,
-            rule: Some(first.id.clone()),
+            rule: Some(first.id.as_str()),
             dynamic: false,
             reason: msg! {"`", sh, "` is allowed by rule `", first.id, "`"},
             rules: ids(hits.allow.iter().copied()),
@@ -230,7 +230,7 @@ fn decide_lower<'s>(
             RuleDecision {
                 effect,
                 rule: if by_approval {
-                    approvals.first().map(|(r, _)| r.id.clone())
+                    approvals.first().map(|(r, _)| r.id.as_str())
                 } else {
                     None
                 },
@@ -260,7 +260,7 @@ fn decide_lower<'s>(
             };
             RuleDecision {
                 effect: Effect::Approval,
-                rule: Some(rule.id.clone()),
+                rule: Some(rule.id.as_str()),
                 dynamic: certain.is_none(),
                 reason,
                 rules: ids(hits.approval.iter().map(|(r, _)| *r)),

@@ -398,7 +398,7 @@ pub struct RuleDecision<'a> {
     /// matching approval rule (parameter conditions, then an exact task name, then the
     /// smallest id): a token must be issued under this rule to cover the invocation. For a
     /// deny or allow, the smallest id among `rules` (a deny with a certain condition first).
-    pub rule: Option<String>,
+    pub rule: Option<&'a str>,
     /// True when the decision was reached under uncertainty (dynamic name or parameters that
     /// a rule needed but could not be resolved).
     pub dynamic: bool,

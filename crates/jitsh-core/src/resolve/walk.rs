@@ -1220,8 +1220,6 @@ impl<'a> Walker<'a> {
         // The values by name and the positional arguments are read only for `ForEach-Object`
         // (its member names): kept for it alone, so no other command pays for them.
         let members = name == FOREACH;
-        // Canonical names bound so far, as the catalog spells them.
-        let mut named: Vec<&'a str> = Vec::with_capacity(n);
         let listed = Listed::new(name);
         let mut positional = 0usize;
         let mut positional_bound = 0usize;
@@ -1303,10 +1301,7 @@ impl<'a> Walker<'a> {
                         }
                     };
                     let value = match pmeta.filter(|_| resolved) {
-                        Some(pm) => {
-                            named.push(pm.name.as_str());
-                            typed(pm.class.value_kind(), value)
-                        }
+                        Some(pm) => typed(pm.class.value_kind(), value),
                         None => value,
                     };
                     b.params.push(Param {
@@ -1334,10 +1329,15 @@ impl<'a> Walker<'a> {
                     // otherwise cost a scan of every set per argument.
                     let candidates = match meta {
                         Some(m) if !slots_exhausted => {
-                            // A parameter bound by position is in `named`, which takes its
-                            // slot out of the list: count only the arguments before this one
-                            // whose slot is still in it.
-                            m.positional_candidates(positional - positional_bound, &named)
+                            // A parameter bound by name or by position (a resolved one in
+                            // `params`, as the catalog spells it) takes its slot out of the
+                            // list: count only the arguments before this one whose slot is
+                            // still in it.
+                            let named = b.params.iter().filter(|p| p.resolved);
+                            m.positional_candidates_of(
+                                positional - positional_bound,
+                                named.map(|p| p.name.as_str()),
+                            )
                         }
                         _ => Vec::new(),
                     };
@@ -1398,7 +1398,6 @@ impl<'a> Walker<'a> {
                                 b.code_from_value.get_or_insert(why);
                             }
                             positional_bound += 1;
-                            named.push(pm.name.as_str());
                             b.params.push(Param {
                                 name: pm.name.clone(),
                                 as_written: SmolStr::default(),
