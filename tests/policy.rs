@@ -299,10 +299,7 @@ tasks = ["Set-User"]
     assert_eq!(effect(&s, &inv("Set-User")), Effect::Deny);
     assert_eq!(effect(&s, &inv("Set-Mailbox")), Effect::Allow);
     let d = s.decide(&inv("New-Mailbox").0);
-    assert_eq!(
-        (d.effect, d.rule),
-        (Effect::Approval, Some("b-approval"))
-    );
+    assert_eq!((d.effect, d.rule), (Effect::Approval, Some("b-approval")));
     let d = s.decide(&inv("Remove-Mailbox").0);
     assert_eq!((d.effect, d.rule), (Effect::Approval, None));
 }
@@ -454,10 +451,7 @@ tasks = ["Microsoft.PowerShell.Utility\\Invoke-Expression"]
     );
     // A deny is never escaped by writing another module's name.
     let d = s.decide(&inv("Invoke-Expression").module("Other").0);
-    assert_eq!(
-        (d.effect, d.rule),
-        (Effect::Deny, Some("no-iex"))
-    );
+    assert_eq!((d.effect, d.rule), (Effect::Deny, Some("no-iex")));
     // A qualifier left in the name is split off.
     assert_eq!(effect(&s, &inv("Evil\\Get-EXOMailbox")), Effect::Deny);
 }
@@ -603,10 +597,7 @@ fn allow_with_constraint_and_dynamic_value_does_not_allow() {
             .p("DisplayName", "Bob")
             .0,
     );
-    assert_eq!(
-        (d.effect, d.rule, d.dynamic),
-        (Effect::Deny, None, true)
-    );
+    assert_eq!((d.effect, d.rule, d.dynamic), (Effect::Deny, None, true));
     assert!(d.reason.contains("display-name-edits"), "{}", d.reason);
     assert!(
         d.reason.contains("`Identity`"),
@@ -1055,10 +1046,7 @@ fn shipped_policies_need_approval_for_privileged_tasks() {
             .switch("NoTypeInformation")
             .0,
     );
-    assert_eq!(
-        (d.effect, d.rule),
-        (Effect::Allow, Some("report-export"))
-    );
+    assert_eq!((d.effect, d.rule), (Effect::Allow, Some("report-export")));
 }
 
 #[test]
@@ -1337,18 +1325,12 @@ fn task_kinds_never_cross() {
         d("Get-Mailbox", TaskKind::Command).rule,
         Some("all-commands")
     );
-    assert_eq!(
-        d(r"C:\Scripts\a.ps1", TaskKind::Path).rule,
-        Some("scripts")
-    );
+    assert_eq!(d(r"C:\Scripts\a.ps1", TaskKind::Path).rule, Some("scripts"));
     assert_eq!(
         d(r"c:\scripts\sub\A.PS1", TaskKind::Path).rule,
         Some("scripts")
     );
-    assert_eq!(
-        d("Get-Report.ps1", TaskKind::Program).rule,
-        Some("scripts")
-    );
+    assert_eq!(d("Get-Report.ps1", TaskKind::Program).rule, Some("scripts"));
     // A command named like the path or the program is not covered by the path rules.
     assert_eq!(
         d("Get-Report.ps1", TaskKind::Command).rule,
@@ -1361,10 +1343,7 @@ fn task_kinds_never_cross() {
     assert_eq!((prog.effect, prog.dynamic), (Effect::Deny, true));
     // Methods: accelerators in patterns resolve; `except` applies per kind.
     let m = d("[System.IO.File]::ReadAllBytes", TaskKind::Method);
-    assert_eq!(
-        (m.effect, m.rule),
-        (Effect::Approval, Some("reads"))
-    );
+    assert_eq!((m.effect, m.rule), (Effect::Approval, Some("reads")));
     let lines = d("[System.IO.File]::ReadAllLines", TaskKind::Method);
     assert_eq!((lines.effect, lines.rule), (Effect::Deny, None));
     assert_eq!(d("[System.IO.File]::Delete", TaskKind::Method).rule, None);

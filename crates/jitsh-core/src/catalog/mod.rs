@@ -598,7 +598,7 @@ impl CommandMeta {
 
     /// [`CommandMeta::positional_candidates`] with the names bound so far as an iterator, so a
     /// binder reads them from its own list instead of keeping a second one.
-    pub fn positional_candidates_of<'n>(
+    pub(crate) fn positional_candidates_of<'n>(
         &self,
         index: usize,
         named: impl Iterator<Item = &'n str> + Clone,
