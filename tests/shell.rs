@@ -707,6 +707,104 @@ fn runspace_exit_status_ends_the_session() {
     assert_eq!(s.wait_exit(10), 7);
 }
 
+/// The recording's events so far, read while the session runs (the last line may be torn).
+fn cast_events_now(fx: &Fixture) -> Vec<(f64, String, String)> {
+    let casts = fx.casts();
+    assert_eq!(casts.len(), 1, "one recording: {casts:?}");
+    parse_cast(&casts[0], true).1
+}
+
+/// While a command runs, keys and output pass through a loop that waits outside the runtime.
+/// What the runtime delivers must still reach the session there: a window resize (recorded,
+/// and passed to the runspace), and SIGTERM, which ends the session at once, not at the next
+/// key or output.
+#[test]
+fn keys_resizes_and_signals_reach_a_session_while_a_command_runs() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    // Keys typed into a running command reach it, and its answer comes back.
+    let m = s.line("Read-Host 'value'");
+    s.wait_after(m, "value:", 10);
+    let m = s.mark();
+    s.send("passed-through");
+    s.wait_after(m, "passed-through", 10);
+    s.send("\r");
+    let out = s.prompt_after(m, 10);
+    assert_eq!(
+        out.matches("passed-through").count(),
+        2,
+        "echo and answer:\n{out}"
+    );
+
+    let m = s.line("Start-Sleep -Seconds 60");
+    s.wait_after(m, "Start-Sleep -Seconds 60", 10);
+    std::thread::sleep(Duration::from_millis(300));
+    for (cols, rows) in [(100u16, 30u16), (90, 25)] {
+        s.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let want = format!("{cols}x{rows}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cast_events_now(&fx)
+            .iter()
+            .any(|e| e.1 == "r" && e.2 == want)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the resize to {want} during Start-Sleep was not recorded"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let pid = s.child.process_id().unwrap();
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(s.wait_exit(5), 128 + 15);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // It ended the ordinary way: the audit log has the session's end.
+    assert!(
+        audit_records(&fx)
+            .iter()
+            .any(|r| r["action"] == "session.end" && r["details"]["status"] == 143),
+        "no session.end with status 143"
+    );
+}
+
+/// The runspace exits while a command it started still holds the terminal open (a background
+/// job), so its output does not end: the session still ends with the runspace's status at
+/// once, not when that job lets go of the terminal.
+#[test]
+fn a_runspace_that_exits_while_a_background_job_holds_the_terminal_ends_the_session() {
+    let fx = Fixture::new();
+    let policy = POLICY.replace(r#""Format-Table"]"#, r#""Format-Table", "Exit-Now"]"#);
+    std::fs::write(fx.path("policies/test.toml"), policy).unwrap();
+    // A runspace with OSC 133 markers: one prompt, one line, then it runs it (`C`), leaves a
+    // job holding the terminal for a minute (in a session of its own, so the runspace's
+    // hang-up does not end it), and exits with status 5.
+    let script = r#"printf '\033]133;A\007PS C:\\> \033]133;B\007'; read line; printf '\033]133;C\007running\n'; setsid sleep 61 & sleep 1; exit 5"#;
+    let mut s = Screen::start(&fx, &["--", "sh", "-c", script]);
+    let m = s.line("Exit-Now");
+    s.wait_after(m, "running", 10);
+    let started = Instant::now();
+    assert_eq!(s.wait_exit(10), 5);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the session waited for the background job"
+    );
+    let _ = Command::new("pkill")
+        .args(["-x", "-f", "sleep 61"])
+        .status();
+}
+
 fn exec(fx: &Fixture, line: &str) -> std::process::Output {
     Command::new(JITSH)
         .arg("exec")

@@ -210,7 +210,9 @@ pub fn run(args: Args) -> ExitCode {
             listener,
             |addr| {
                 announce_keys(&config.state);
-                eprintln!("listening on {scheme}://{addr}");
+                // One write: a reader of the log never sees the line without its address.
+                let line = format!("listening on {scheme}://{addr}\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             },
             async move {
                 if exit_with_stdin {

@@ -186,10 +186,14 @@ impl LocalService {
         let started = Instant::now();
         loop {
             let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            // Whole lines only: the service's unbuffered standard error writes the line in
+            // pieces, and a read between them saw `listening on ` with no address yet.
             if let Some(url) = log
-                .lines()
+                .split_inclusive('\n')
+                .filter_map(|l| l.strip_suffix('\n'))
                 .find_map(|l| l.strip_prefix("listening on "))
                 .map(str::trim)
+                .filter(|url| !url.is_empty())
             {
                 return Ok(url.to_string());
             }

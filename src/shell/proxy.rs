@@ -30,7 +30,7 @@ use super::access::Access;
 use super::line::{decode_key, Action, Decoded, Editor, Key};
 use super::meta::{self, Meta};
 use super::osc::{Marker, Piece, Scanner};
-use super::pty::Runspace;
+use super::pty::{ReadNow, Runspace};
 use super::record::{Recorder, SessionInfo};
 use super::term::{window_size, RawMode};
 use super::{event, marker_label, refusal_message, SessionAudit, ShellConfig, ShellError};
@@ -228,9 +228,28 @@ impl Session {
         tokio::pin!(no_prompt_hint);
         let mut hinted = false;
 
+        // A signal also wakes the pass-through's poll(2), which waits outside the runtime.
+        let _signal_wake = SignalWake::register(&self.runspace.wake);
+
         // The sleep's branch is off without a deadline; any instant will do for it then.
         let idle = tokio::time::Instant::now();
         let status = loop {
+            if stdin_open && self.relay_ready(&keys) {
+                match self.relay(&mut keys)? {
+                    Relayed::Handover => {
+                        self.replay_held().await?;
+                        continue;
+                    }
+                    // The runtime has something to deliver: one turn of the loop below.
+                    Relayed::Runtime => {}
+                    Relayed::KeysEnded => {
+                        stdin_open = false;
+                        self.quit = true;
+                        self.runspace.hang_up();
+                        continue;
+                    }
+                }
+            }
             let deadline = self.deadline.unwrap_or(idle);
             tokio::select! {
                 chunk = self.runspace.output.recv(BATCH_MAX) => match chunk {
@@ -291,6 +310,89 @@ impl Session {
             status
         };
         self.end(status)
+    }
+
+    /// Whether keys and output can go through [`Session::relay`]: a command runs, and nothing
+    /// waits on the runtime (no deadline, no input the PTY has not taken, no bulk output).
+    fn relay_ready(&self, keys: &Keys) -> bool {
+        self.mode == Mode::Running
+            && self.deadline.is_none()
+            && keys.fd().is_some()
+            && !self.runspace.io.has_pending()
+            && self.runspace.output.direct_fd().is_some()
+    }
+
+    /// While a command runs: keys and output pass through a loop that waits in `poll(2)`
+    /// itself, as `script(1)` does. Waking the runtime for each key and its echo cost about
+    /// 15 µs a key. Returns once the session needs the runtime again: the mode changed, input
+    /// or output needs it, a signal or the runspace's exit came, or the request poll is due.
+    fn relay(&mut self, keys: &mut Keys) -> Result<Relayed, ShellError> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        // Woken for something the runtime has not delivered yet: let it deliver first.
+        if self.runspace.wake.drain() {
+            return Ok(Relayed::Runtime);
+        }
+        // With requests pending, the runtime polls them every POLL_EVERY, keys or not.
+        let until =
+            (!self.access.pending().is_empty()).then(|| std::time::Instant::now() + POLL_EVERY);
+        loop {
+            let timeout = match until {
+                None => PollTimeout::NONE,
+                Some(t) => match t.checked_duration_since(std::time::Instant::now()) {
+                    Some(left) => PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+                    None => return Ok(Relayed::Runtime),
+                },
+            };
+            let (Some(tty), Some(master)) = (keys.fd(), self.runspace.output.direct_fd()) else {
+                return Ok(Relayed::Handover);
+            };
+            let mut fds = [
+                PollFd::new(master, PollFlags::POLLIN),
+                PollFd::new(tty, PollFlags::POLLIN),
+                PollFd::new(self.runspace.wake.as_fd(), PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(0) => return Ok(Relayed::Runtime),
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return Ok(Relayed::Runtime),
+            }
+            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+            let (output, input, woken) = (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]));
+            // Output first: a prompt marker in it ends pass-through before any key is passed.
+            if output {
+                match self.runspace.output.read_now(BATCH_MAX) {
+                    ReadNow::Data(bytes) => {
+                        self.on_output(&bytes)?;
+                        if self.mode == Mode::Running
+                            && !self.line_in_flight
+                            && !self.held.is_empty()
+                        {
+                            self.pass_through(Vec::new())?;
+                        }
+                    }
+                    ReadNow::Nothing => {}
+                    // The runtime's loop reads the end of output and waits for the status.
+                    ReadNow::Ended => return Ok(Relayed::Handover),
+                }
+            }
+            if woken {
+                return Ok(Relayed::Runtime);
+            }
+            if !self.relay_ready(keys) {
+                return Ok(Relayed::Handover);
+            }
+            if input {
+                match keys.read_now() {
+                    KeysNow::Data(bytes) => self.pass_through(bytes)?,
+                    KeysNow::Nothing => {}
+                    KeysNow::Ended => return Ok(Relayed::KeysEnded),
+                }
+                if !self.relay_ready(keys) {
+                    return Ok(Relayed::Handover);
+                }
+            }
+        }
     }
 
     fn end(self, status: i32) -> Result<i32, ShellError> {
@@ -647,6 +749,8 @@ impl Session {
         };
         self.held = later;
         if !now.is_empty() {
+            // Recorded before it is sent: a key that reached the runspace is in the recording
+            // even if jitsh is killed the moment after (see `kill_9_...` in tests/shell.rs).
             self.record_input(&now);
             self.runspace.send(&now)?;
         }
@@ -1022,6 +1126,50 @@ so no privileged line runs; free disk space and run it again (the session resume
     }
 }
 
+/// Why [`Session::relay`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relayed {
+    /// Pass-through is over for now (the mode changed, or input or output needs the runtime).
+    Handover,
+    /// A signal, the runspace's exit or the request poll: the runtime delivers it.
+    Runtime,
+    /// The admin's terminal is gone.
+    KeysEnded,
+}
+
+/// The session's signals, written to the runspace's wake socket as well (one byte each), so
+/// the pass-through's `poll(2)` wakes for them; the runtime's own handlers still run and
+/// deliver them. Unregistered when dropped.
+struct SignalWake(Vec<signal_hook::SigId>);
+
+impl SignalWake {
+    fn register(wake: &super::pty::Wake) -> SignalWake {
+        let mut ids = Vec::new();
+        for sig in [
+            signal_hook::consts::SIGWINCH,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            match wake
+                .writer()
+                .and_then(|w| signal_hook::low_level::pipe::register(sig, w))
+            {
+                Ok(id) => ids.push(id),
+                Err(e) => tracing::warn!("signal {sig} will not wake the pass-through: {e}"),
+            }
+        }
+        SignalWake(ids)
+    }
+}
+
+impl Drop for SignalWake {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
 /// The signals a session acts on.
 #[derive(Debug, Clone, Copy)]
 enum Sig {
@@ -1096,6 +1244,32 @@ impl Keys {
         }
     }
 
+    /// The terminal's descriptor, when keys are read from it on the session's own thread.
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self {
+            Keys::Tty(rx, _) => Some(std::os::fd::AsFd::as_fd(rx)),
+            Keys::Thread(_) => None,
+        }
+    }
+
+    /// The keys waiting now, read without the runtime (see [`super::pty::Output::read_now`]
+    /// on the runtime's readiness afterwards).
+    fn read_now(&mut self) -> KeysNow {
+        let Keys::Tty(rx, buf) = self else {
+            return KeysNow::Nothing;
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(rx);
+        loop {
+            match nix::unistd::read(fd, buf) {
+                Ok(0) => return KeysNow::Ended,
+                Ok(n) => return KeysNow::Data(buf.get(..n).unwrap_or_default().to_vec()),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return KeysNow::Nothing,
+                Err(_) => return KeysNow::Ended,
+            }
+        }
+    }
+
     /// The next keystrokes; `None` once the terminal is gone.
     async fn recv(&mut self) -> Option<Vec<u8>> {
         match self {
@@ -1112,6 +1286,13 @@ impl Keys {
             },
         }
     }
+}
+
+/// What [`Keys::read_now`] found.
+enum KeysNow {
+    Data(Vec<u8>),
+    Nothing,
+    Ended,
 }
 
 /// Standard input's terminal, opened again for non-blocking reads.

@@ -40,6 +40,9 @@ pub struct Runspace {
     pub io: PtyIo,
     /// The exit status, once: `128 + signal` when a signal killed it.
     pub exited: oneshot::Receiver<i32>,
+    /// Readable once the runspace has exited (the waiter writes a byte after the status), so
+    /// a loop waiting in `poll(2)` outside the runtime wakes for it too.
+    pub wake: Wake,
     pid: Option<u32>,
     slave_path: Option<PathBuf>,
     // Dropped last: closing the master hangs up the runspace.
@@ -87,6 +90,57 @@ pub struct Output {
     /// Bursts handed to the bulk reader so far.
     bursts: usize,
     last: std::time::Instant,
+}
+
+/// The read end of a socket pair that other parts of the process write a byte to when the
+/// session's loop must look at something the runtime delivers (the runspace's exit, a signal).
+#[derive(Debug)]
+pub struct Wake {
+    rx: std::os::unix::net::UnixStream,
+    tx: std::os::unix::net::UnixStream,
+}
+
+impl Wake {
+    fn new() -> std::io::Result<Wake> {
+        let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(Wake { rx, tx })
+    }
+
+    /// Another write end (a signal handler owns one per signal).
+    pub fn writer(&self) -> std::io::Result<std::os::unix::net::UnixStream> {
+        self.tx.try_clone()
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.rx.as_fd()
+    }
+
+    /// Reads every byte waiting; whether there was any.
+    pub fn drain(&self) -> bool {
+        use std::io::Read as _;
+        let mut buf = [0u8; 64];
+        let mut any = false;
+        loop {
+            match (&self.rx).read(&mut buf) {
+                Ok(n) if n > 0 => any = true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => return any,
+            }
+        }
+    }
+}
+
+/// What [`Output::read_now`] found.
+#[derive(Debug)]
+pub enum ReadNow {
+    /// Output, maybe with the end of output right after it.
+    Data(Vec<u8>),
+    /// Nothing is waiting.
+    Nothing,
+    /// The end of output (the runspace hung up).
+    Ended,
 }
 
 /// What the bulk reader hands over.
@@ -182,17 +236,75 @@ impl Output {
             if bytes.is_empty() {
                 return None;
             }
-            let now = std::time::Instant::now();
-            if now.duration_since(self.last) > BURST_GAP {
-                self.burst = 0;
-            }
-            self.last = now;
-            self.burst += bytes.len();
-            if !ended && self.burst >= BULK_AT {
-                self.start_bulk();
-            }
+            self.count_burst(bytes.len());
             return Some(bytes);
         }
+    }
+
+    /// Bytes read directly: a burst large enough goes to the bulk reader from here on.
+    fn count_burst(&mut self, len: usize) {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.last) > BURST_GAP {
+            self.burst = 0;
+        }
+        self.last = now;
+        self.burst += len;
+        if !self.ended && self.burst >= BULK_AT {
+            self.start_bulk();
+        }
+    }
+
+    /// The master's descriptor while output is read directly (not by the bulk reader, and
+    /// not ended): for a loop that waits in `poll(2)` and then calls [`Output::read_now`].
+    pub fn direct_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        if self.bulk || self.ended || self.held.is_some() {
+            return None;
+        }
+        self.rx.as_ref().map(AsFd::as_fd)
+    }
+
+    /// What is waiting now, up to about `max` bytes, read without the runtime (a plain
+    /// non-blocking read). The runtime's own readiness for the master may then be stale; it
+    /// only ever errs towards one read that finds nothing, since the kernel reports every new
+    /// arrival to its edge-triggered wait.
+    pub fn read_now(&mut self, max: usize) -> ReadNow {
+        let Some(fd) = self.rx.as_ref().map(AsRawFd::as_raw_fd) else {
+            return ReadNow::Ended;
+        };
+        if self.ended || self.bulk {
+            return ReadNow::Nothing;
+        }
+        let mut out = Vec::new();
+        loop {
+            match nix::unistd::read(fd, &mut self.buf) {
+                Ok(0) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(n) => {
+                    out.extend_from_slice(self.buf.get(..n).unwrap_or_default());
+                    if out.len() >= max || n < self.buf.len() {
+                        break;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
+                // EIO is how Linux reports a hung-up PTY: end of output.
+                Err(_) => {
+                    self.ended = true;
+                    break;
+                }
+            }
+        }
+        if out.is_empty() {
+            return if self.ended {
+                ReadNow::Ended
+            } else {
+                ReadNow::Nothing
+            };
+        }
+        self.count_burst(out.len());
+        ReadNow::Data(out)
     }
 
     /// Takes back the last batch [`Output::recv`] returned, once it has been used: a batch the
@@ -528,6 +640,8 @@ impl Runspace {
         };
 
         let (exit_tx, exited) = oneshot::channel();
+        let wake = Wake::new().map_err(|e| spawn_err(&e))?;
+        let exit_wake = wake.writer().map_err(|e| spawn_err(&e))?;
         std::thread::Builder::new()
             .name("jitsh-pty-wait".into())
             .spawn(move || {
@@ -540,6 +654,7 @@ impl Runspace {
                     },
                 };
                 let _ = exit_tx.send(code);
+                let _ = std::io::Write::write(&mut (&exit_wake), &[1]);
             })
             .map_err(|e| spawn_err(&e))?;
 
@@ -547,6 +662,7 @@ impl Runspace {
             output,
             io,
             exited,
+            wake,
             pid,
             slave_path,
             master,
