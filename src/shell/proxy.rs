@@ -1,5 +1,9 @@
 //! The session's event loop: one `tokio::select!` over the admin's keystrokes, the runspace's
 //! output, window-size changes, termination signals, the runspace's exit and the request poll.
+//! While a command runs and nothing waits on the runtime, keys and output go through
+//! `Session::relay` instead, which waits in `poll(2)` itself as `script(1)` does (the runtime's
+//! wake-ups cost a key about 15 µs); a signal or the runspace's exit wakes it through the
+//! runspace's wake socket, and it hands back to the `select!` for anything else.
 //!
 //! Modes, driven by the runspace's OSC 133 markers:
 //! - `Starting` / `Prompt` (before the first prompt, and between `A` and `B`): keystrokes are

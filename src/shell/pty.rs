@@ -6,7 +6,8 @@
 //! read can never block the session, which must go on reading its output).
 //!
 //! Output is read on the session's loop too, so a keystroke's echo reaches the terminal
-//! without waking another thread. A burst of output (64 KiB within a few milliseconds) is
+//! without waking another thread ([`Output::read_now`] when the loop waits in `poll(2)` itself
+//! while a command runs; the runspace's [`Wake`] socket is readable once it has exited). A burst of output (64 KiB within a few milliseconds) is
 //! handed to a reader thread instead, so reading the next chunk overlaps with recording and
 //! showing the last (on two cores a single loop was measured at about 0.66x `script`'s
 //! throughput under heavy output); once output pauses, the thread hands reading back. Exactly
