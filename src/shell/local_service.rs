@@ -186,15 +186,7 @@ impl LocalService {
         let started = Instant::now();
         loop {
             let log = std::fs::read_to_string(log_path).unwrap_or_default();
-            // Whole lines only: the service's unbuffered standard error writes the line in
-            // pieces, and a read between them saw `listening on ` with no address yet.
-            if let Some(url) = log
-                .split_inclusive('\n')
-                .filter_map(|l| l.strip_suffix('\n'))
-                .find_map(|l| l.strip_prefix("listening on "))
-                .map(str::trim)
-                .filter(|url| !url.is_empty())
-            {
+            if let Some(url) = listening_url(&log) {
                 return Ok(url.to_string());
             }
             let exited = match self.child.as_mut().map(Child::try_wait) {
@@ -337,10 +329,38 @@ fn seed_directory(
     Ok((mine.expose().to_owned(), theirs.expose().to_owned()))
 }
 
+/// The address in the service log's `listening on URL` line, once that line is whole: a log
+/// read while the line was being written (by an older service, in pieces) ends before it does.
+fn listening_url(log: &str) -> Option<&str> {
+    log.split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+        .find_map(|l| l.strip_prefix("listening on "))
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
+
+    /// The service's log read at any moment of writing its line: the address is taken only
+    /// from the whole line (a read between its pieces once gave the session an empty address).
+    #[test]
+    fn the_address_is_read_from_the_whole_line_only() {
+        let line = "listening on http://127.0.0.1:40123\n";
+        for cut in 0..line.len() {
+            let log = format!("keys: ...\n{}", &line[..cut]);
+            assert_eq!(listening_url(&log), None, "read after {cut} bytes: {log:?}");
+        }
+        let whole = format!("keys: ...\n{line}later\n");
+        assert_eq!(listening_url(&whole), Some("http://127.0.0.1:40123"));
+        assert_eq!(listening_url("listening on \n"), None);
+        assert_eq!(
+            listening_url("listening on https://[::1]:8443\r\n"),
+            Some("https://[::1]:8443")
+        );
+    }
     use crate::policy::PolicySource;
 
     const POLICY: &str = "[[rule]]\nid = \"moves\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"mbmanagers\"]\nrequesters = [\"exchange-admins\"]\n";

@@ -7,14 +7,14 @@
 //!
 //! Output is read on the session's loop too, so a keystroke's echo reaches the terminal
 //! without waking another thread ([`Output::read_now`] when the loop waits in `poll(2)` itself
-//! while a command runs; the runspace's [`Wake`] socket is readable once it has exited). A burst of output (64 KiB within a few milliseconds) is
-//! handed to a reader thread instead, so reading the next chunk overlaps with recording and
-//! showing the last (on two cores a single loop was measured at about 0.66x `script`'s
-//! throughput under heavy output); once output pauses, the thread hands reading back. Exactly
-//! one of the two reads at any time, so output stays in order. The waiter, which blocks in
-//! `waitpid`, has a thread too. The slave end is dropped right after the spawn (otherwise
-//! reads never see the hang-up), and the master is dropped last, after the child has been
-//! reaped.
+//! while a command runs; the runspace's [`Wake`] socket is readable once it has exited). A
+//! burst of output (64 KiB within a few milliseconds) is handed to a reader thread instead, so
+//! reading the next chunk overlaps with recording and showing the last (on two cores a single
+//! loop was measured at about 0.66x `script`'s throughput under heavy output); once output
+//! pauses, the thread hands reading back. Exactly one of the two reads at any time, so output
+//! stays in order. The waiter, which blocks in `waitpid`, has a thread too. The slave end is
+//! dropped right after the spawn (otherwise reads never see the hang-up), and the master is
+//! dropped last, after the child has been reaped.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -114,6 +114,7 @@ impl Wake {
         self.tx.try_clone()
     }
 
+    /// The read end, to wait on.
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.rx.as_fd()
     }
@@ -269,12 +270,14 @@ impl Output {
     /// only ever errs towards one read that finds nothing, since the kernel reports every new
     /// arrival to its edge-triggered wait.
     pub fn read_now(&mut self, max: usize) -> ReadNow {
-        let Some(fd) = self.rx.as_ref().map(AsRawFd::as_raw_fd) else {
-            return ReadNow::Ended;
-        };
-        if self.ended || self.bulk {
+        // While the bulk reader reads, the master is parked off the loop: nothing to read here.
+        if self.bulk {
             return ReadNow::Nothing;
         }
+        let fd = match &self.rx {
+            Some(rx) if !self.ended => rx.as_raw_fd(),
+            _ => return ReadNow::Ended,
+        };
         let mut out = Vec::new();
         loop {
             match nix::unistd::read(fd, &mut self.buf) {
