@@ -180,6 +180,18 @@ impl Screen {
         }
     }
 
+    /// Resize the terminal jitsh runs in (its window changed: SIGWINCH).
+    fn resize(&self, cols: u16, rows: u16) {
+        self.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+    }
+
     fn send(&mut self, text: &str) {
         self.writer.write_all(text.as_bytes()).unwrap();
         self.writer.flush().unwrap();
@@ -478,14 +490,7 @@ fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
     let m = s.line("Get-Mailbox -Identity alice");
     s.prompt_after(m, 10);
     // A window resize reaches the recording as an "r" event.
-    s.master
-        .resize(PtySize {
-            rows: 30,
-            cols: 100,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
+    s.resize(100, 30);
     std::thread::sleep(Duration::from_millis(300));
     let m = s.line("Remove-Everything");
     s.wait_after(m, "denied", 10);
@@ -740,14 +745,7 @@ fn keys_resizes_and_signals_reach_a_session_while_a_command_runs() {
     s.wait_after(m, "Start-Sleep -Seconds 60", 10);
     std::thread::sleep(Duration::from_millis(300));
     for (cols, rows) in [(100u16, 30u16), (90, 25)] {
-        s.master
-            .resize(PtySize {
-                rows,
-                cols,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
+        s.resize(cols, rows);
         let want = format!("{cols}x{rows}");
         let deadline = Instant::now() + Duration::from_secs(5);
         while !cast_events_now(&fx)
