@@ -343,6 +343,9 @@ fn listening_url(log: &str) -> Option<&str> {
 #[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
+    use crate::policy::PolicySource;
+
+    const POLICY: &str = "[[rule]]\nid = \"moves\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"mbmanagers\"]\nrequesters = [\"exchange-admins\"]\n";
 
     /// The service's log read at any moment of writing its line: the address is taken only
     /// from the whole line (a read between its pieces once gave the session an empty address).
@@ -361,9 +364,6 @@ mod tests {
             Some("https://[::1]:8443")
         );
     }
-    use crate::policy::PolicySource;
-
-    const POLICY: &str = "[[rule]]\nid = \"moves\"\neffect = \"approval\"\ntasks = [\"New-MoveRequest\"]\napprovers = [\"mbmanagers\"]\nrequesters = [\"exchange-admins\"]\n";
 
     fn policies() -> PolicySet {
         PolicySet::from_sources(&[PolicySource {
