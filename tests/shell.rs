@@ -483,6 +483,33 @@ fn typed_ahead_lines_are_gated_not_passed_through() {
     s.quit();
 }
 
+/// Lines pasted at the prompt in one write: the editor takes keys without waiting on the
+/// runtime and hands each line it submits back to be gated, so the keys after a submitted line
+/// are never passed on with it: each later line is gated at its own prompt (a privileged one
+/// after an allowed one, a denied one, a line after Ctrl-C dropped what was typed before it).
+#[test]
+fn lines_pasted_at_the_prompt_are_each_gated() {
+    let fx = Fixture::new();
+    let mut s = Screen::start(&fx, &[]);
+    let m = s.mark();
+    s.send(
+        "Get-Mailbox -Identity alice\rNew-MoveRequest -Identity bob -TargetDatabase DB02\r\
+         Remove-Everything\rRemove-Mailbox -Identity carol\x03Get-Mailbox -Identity bob\r",
+    );
+    let out = s.wait_after(m, "Bob Smith", 20);
+    assert!(out.contains("Alice Johnson"), "{out}");
+    assert!(out.contains(":request New-MoveRequest"), "{out}");
+    assert!(out.contains("denied"), "{out}");
+    s.prompt_after(m, 10);
+    let state = fx.state();
+    assert_eq!(state["move_requests"], serde_json::json!([]), "{state}");
+    assert!(
+        mailbox_names(&state).contains(&"Carol Diaz".to_string()),
+        "{state}"
+    );
+    s.quit();
+}
+
 #[test]
 fn recording_is_valid_asciicast_with_markers_and_no_secret_input() {
     let fx = Fixture::new();

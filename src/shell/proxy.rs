@@ -1,9 +1,10 @@
 //! The session's event loop: one `tokio::select!` over the admin's keystrokes, the runspace's
 //! output, window-size changes, termination signals, the runspace's exit and the request poll.
-//! While a command runs and nothing waits on the runtime, keys and output go through
-//! `Session::relay` instead, which waits in `poll(2)` itself as `script(1)` does (the runtime's
-//! wake-ups cost a key about 15 µs); a signal or the runspace's exit wakes it through the
-//! runspace's wake socket, and it hands back to the `select!` for anything else.
+//! While a command runs or the admin edits a line, and nothing waits on the runtime, keys and
+//! output go through `Session::relay` instead, which waits in `poll(2)` itself as `script(1)`
+//! does (the runtime's wake-ups cost a key about 15 µs); a signal or the runspace's exit wakes
+//! it through the runspace's wake socket, and it hands back to the `select!` for anything else,
+//! a submitted line included (gating it may ask the service).
 //!
 //! Modes, driven by the runspace's OSC 133 markers:
 //! - `Starting` / `Prompt` (before the first prompt, and between `A` and `B`): keystrokes are
@@ -246,6 +247,12 @@ impl Session {
                     }
                     // The runtime has something to deliver: one turn of the loop below.
                     Relayed::Runtime => {}
+                    Relayed::Submitted(text, rest) => {
+                        self.submit(text).await?;
+                        self.edit(rest).await?;
+                        self.replay_held().await?;
+                        continue;
+                    }
                     Relayed::KeysEnded => {
                         stdin_open = false;
                         self.quit = true;
@@ -316,20 +323,28 @@ impl Session {
         self.end(status)
     }
 
-    /// Whether keys and output can go through [`Session::relay`]: a command runs, and nothing
-    /// waits on the runtime (no deadline, no input the PTY has not taken, no bulk output).
+    /// Whether keys and output can go through [`Session::relay`]: a command runs, or the
+    /// editor has the prompt and no held keys wait for it, and nothing waits on the runtime
+    /// (no deadline, no input the PTY has not taken, no bulk output).
     fn relay_ready(&self, keys: &Keys) -> bool {
-        self.mode == Mode::Running
-            && self.deadline.is_none()
+        let mode = match self.mode {
+            Mode::Running => true,
+            // Held keys go to the editor first, on the runtime (`replay_held`).
+            Mode::Editing => self.held.is_empty(),
+            _ => false,
+        };
+        mode && self.deadline.is_none()
             && keys.fd().is_some()
             && !self.runspace.io.has_pending()
             && self.runspace.output.direct_fd().is_some()
     }
 
-    /// While a command runs: keys and output pass through a loop that waits in `poll(2)`
-    /// itself, as `script(1)` does. Waking the runtime for each key and its echo cost about
-    /// 15 µs a key. Returns once the session needs the runtime again: the mode changed, input
-    /// or output needs it, a signal or the runspace's exit came, or the request poll is due.
+    /// While a command runs or the line is edited: keys and output pass through a loop that
+    /// waits in `poll(2)` itself, as `script(1)` does. Waking the runtime for each key and its
+    /// echo cost about 15 µs a key. Keys at the prompt go to the editor here; a line it submits
+    /// is handed back to be gated on the runtime. Returns once the session needs the runtime
+    /// again: the mode changed, input or output needs it, a line was submitted, a signal or
+    /// the runspace's exit came, or the request poll is due.
     fn relay(&mut self, keys: &mut Keys) -> Result<Relayed, ShellError> {
         use nix::poll::{PollFd, PollFlags, PollTimeout};
         // Woken for something the runtime has not delivered yet: let it deliver first.
@@ -388,6 +403,11 @@ impl Session {
             }
             if input {
                 match keys.read_now() {
+                    KeysNow::Data(bytes) if self.mode == Mode::Editing => {
+                        if let Some((text, rest)) = self.edit_keys(bytes)? {
+                            return Ok(Relayed::Submitted(text, rest));
+                        }
+                    }
                     KeysNow::Data(bytes) => self.pass_through(bytes)?,
                     KeysNow::Nothing => {}
                     KeysNow::Ended => return Ok(Relayed::KeysEnded),
@@ -779,27 +799,39 @@ impl Session {
     /// Editing: decode keys and act on them; bytes after a submitted line are handled in
     /// whatever mode the line left us in.
     async fn edit(&mut self, bytes: Vec<u8>) -> Result<(), ShellError> {
+        let mut bytes = bytes;
+        while let Some((text, rest)) = self.edit_keys(bytes)? {
+            self.submit(text).await?;
+            bytes = rest;
+        }
+        Ok(())
+    }
+
+    /// The editor's part of [`Session::edit`], which waits on nothing: keys are recorded, edit
+    /// the line and are echoed until one submits it. Returns the submitted line with the bytes
+    /// after it (given to [`Session::edit`] again once the line is dealt with), or `None` when
+    /// every byte was taken. The pass-through calls it too, so keys at the prompt need not
+    /// wake the runtime.
+    fn edit_keys(&mut self, bytes: Vec<u8>) -> Result<Option<(String, Vec<u8>)>, ShellError> {
         let mut buf = std::mem::take(&mut self.partial_key);
         buf.extend_from_slice(&bytes);
         let mut pos = 0;
         while pos < buf.len() {
             if self.mode != Mode::Editing {
                 let rest = buf.get(pos..).unwrap_or_default().to_vec();
-                return match self.mode {
+                match self.mode {
                     // Only after `C`; `submit` leaves the mode at `Sent`.
-                    Mode::Running => self.pass_through(rest),
-                    _ => {
-                        self.held.extend_from_slice(&rest);
-                        Ok(())
-                    }
-                };
+                    Mode::Running => self.pass_through(rest)?,
+                    _ => self.held.extend_from_slice(&rest),
+                }
+                return Ok(None);
             }
             let rest = buf.get(pos..).unwrap_or_default();
             let (key, len) = match decode_key(rest) {
                 Decoded::Key(key, len) => (key, len),
                 Decoded::Incomplete => {
                     self.partial_key = rest.to_vec();
-                    return Ok(());
+                    return Ok(None);
                 }
             };
             let raw = rest.get(..len).unwrap_or_default().to_vec();
@@ -808,12 +840,16 @@ impl Session {
                 self.words_loaded = true;
                 self.editor.set_words(self.access.command_names());
             }
+            // Recorded before it shows: a key on the screen is in the recording even if jitsh
+            // is killed the moment after.
             self.recorder.input(&raw);
             let mut out = Vec::new();
             let action = self.editor.key(key, &mut out);
             self.write_out(&out)?;
             match action {
-                Some(Action::Submit(text)) => self.submit(text).await?,
+                Some(Action::Submit(text)) => {
+                    return Ok(Some((text, buf.get(pos..).unwrap_or_default().to_vec())))
+                }
                 Some(Action::Cancel) => {
                     let mut out = Vec::new();
                     self.editor.begin(&self.prompt);
@@ -830,7 +866,7 @@ impl Session {
                 None => {}
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn submit(&mut self, text: String) -> Result<(), ShellError> {
@@ -1131,12 +1167,14 @@ so no privileged line runs; free disk space and run it again (the session resume
 }
 
 /// Why [`Session::relay`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Relayed {
     /// Pass-through is over for now (the mode changed, or input or output needs the runtime).
     Handover,
     /// A signal, the runspace's exit or the request poll: the runtime delivers it.
     Runtime,
+    /// The editor submitted a line (to be gated), with the keys typed after it.
+    Submitted(String, Vec<u8>),
     /// The admin's terminal is gone.
     KeysEnded,
 }
