@@ -247,10 +247,11 @@ impl Session {
                     }
                     // The runtime has something to deliver: one turn of the loop below.
                     Relayed::Runtime => {}
+                    // Gated as `edit` gates a line; `edit` then takes the keys after it in
+                    // whatever mode the line leaves (held unless the editor has the prompt).
                     Relayed::Submitted(text, rest) => {
                         self.submit(text).await?;
                         self.edit(rest).await?;
-                        self.replay_held().await?;
                         continue;
                     }
                     Relayed::KeysEnded => {
