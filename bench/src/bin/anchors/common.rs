@@ -77,10 +77,14 @@ pub fn main() {
             return;
         }
     }
-    // `anchors --profile-check SECONDS`: only jitsh's per-line path, in a loop, for a profiler.
-    if let [mode, secs] = args.as_slice() {
-        if mode == "--profile-check" {
-            profile_check(secs.parse().expect("seconds"));
+    // `anchors --profile-check SECONDS [RULES]`: only jitsh's per-line path, in a loop, for a
+    // profiler, against RULES synthetic rules (1,000 unless given).
+    if let [mode, secs, rest @ ..] = args.as_slice() {
+        if mode == "--profile-check" && rest.len() <= 1 {
+            let rules = rest
+                .first()
+                .map_or(1000, |n| n.parse().expect("rule count"));
+            profile_check(secs.parse().expect("seconds"), rules);
             return;
         }
     }
@@ -304,11 +308,11 @@ fn gate_context<'a>(set: &'a PolicySet, revoked: &'a HashSet<String>) -> GateCon
     }
 }
 
-fn profile_check(secs: u64) {
+fn profile_check(secs: u64, rules: usize) {
     let lines = corpus_lines();
     let set = PolicySet::from_sources(&[PolicySource::new(
-        "synthetic-1000.toml",
-        synthetic_policy_set(1000),
+        format!("synthetic-{rules}.toml"),
+        synthetic_policy_set(rules),
     )])
     .expect("synthetic set loads");
     let revoked = HashSet::new();

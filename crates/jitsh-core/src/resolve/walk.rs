@@ -2641,8 +2641,11 @@ fn is_block_literal(e: &Expr) -> bool {
 /// Whether `text` has a character that [`Walker::command_kind`] or [`split_module`] reads
 /// (`.`, `~`, `/`, `:`, `\`); without one it is a plain command name with no module.
 fn has_path_char(text: &str) -> bool {
-    text.bytes()
-        .any(|b| matches!(b, b'.' | b'~' | b'/' | b':' | b'\\'))
+    // Folded without an early exit, so the compiler checks many bytes at a time: a command
+    // name has none of them, and the whole name is read either way.
+    text.bytes().fold(false, |found, b| {
+        found | matches!(b, b'.' | b'~' | b'/' | b':' | b'\\')
+    })
 }
 
 /// `Exchange\New-MoveRequest` → (`Exchange`, `New-MoveRequest`); paths such as `.\x.ps1` or

@@ -199,9 +199,20 @@ impl<'a> Parser<'a> {
     /// (`ends_token`), so `Get-Mailbox#x` is one name, as in PowerShell.
     fn command_name(&mut self) -> PResult<Word> {
         let start = self.pos;
+        let run = self.ascii_run(is_word_byte);
+        // A name written as it stands, nearly every one, is that text: taken without a copy
+        // through the builder. The loop below would end at the same place with the same text.
+        if !run.is_empty() && self.peek().is_none_or(ends_token) {
+            self.check_name(run, "command name")?;
+            return Ok(Word {
+                text: SmolStr::new(run),
+                span: self.span_from(start),
+            });
+        }
         let mut text = SmolStrBuilder::new();
+        text.push_str(run);
         loop {
-            text.push_str(self.plain_run());
+            text.push_str(self.ascii_run(is_word_byte));
             let Some(c) = self.peek() else { break };
             if ends_token(c) {
                 break;
@@ -308,6 +319,8 @@ impl<'a> Parser<'a> {
         }
         // The name is the source text as it stands: taken in one piece once its end is known.
         let name_start = self.pos;
+        // ASCII name characters first, a byte at a time; the loop below takes the rest.
+        self.ascii_run(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'?'));
         while let Some(c) = self.peek() {
             if is_name_char(c) || is_dash(c) || c == '?' {
                 self.bump();
@@ -568,7 +581,7 @@ impl<'a> Parser<'a> {
             }
         }
         loop {
-            text.push_str(self.plain_run());
+            text.push_str(self.ascii_run(is_word_byte));
             let Some(c) = self.peek() else { break };
             if ends_token(c) {
                 break;
@@ -701,6 +714,47 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The ASCII characters a command name or bare word takes as plain text, one at a time in
+/// `command_name` and `bare_word_continue`: all but token breaks, backticks, quotes and `$`.
+/// Read from [`WORD_BYTES`], one load a byte; `word_bytes_table_is_the_rule` checks the table
+/// against [`ends_token`] for every byte.
+fn is_word_byte(b: u8) -> bool {
+    WORD_BYTES[usize::from(b)]
+}
+
+/// [`is_word_byte`] for every byte (false for all above ASCII, which `ascii_run` stops at).
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = !matches!(
+            b as u8,
+            // `ends_token` for ASCII: white space (tab, LF, VT, FF, CR, space), NUL, `&(),;{|}`.
+            b'\t'
+                | b'\n'
+                | 0x0b
+                | 0x0c
+                | b'\r'
+                | b' '
+                | 0
+                | b'&'
+                | b'('
+                | b')'
+                | b','
+                | b';'
+                | b'{'
+                | b'|'
+                | b'}'
+                | b'`'
+                | b'\''
+                | b'"'
+                | b'$'
+        );
+        b += 1;
+    }
+    table
+};
+
 /// Whether an argument's first token has the value `--%` (any dash, any quoting).
 fn is_stop_parsing(e: &Expr) -> bool {
     match &e.kind {
@@ -734,4 +788,19 @@ fn push_element(elements: &mut Vec<CommandElement>, el: CommandElement) {
         elements.reserve_exact(8);
     }
     elements.push(el);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_bytes_table_is_the_rule() {
+        for b in 0..=u8::MAX {
+            let rule = b.is_ascii()
+                && !ends_token(char::from(b))
+                && !matches!(b, b'`' | b'\'' | b'"' | b'$');
+            assert_eq!(is_word_byte(b), rule, "byte {b:#04x}");
+        }
+    }
 }

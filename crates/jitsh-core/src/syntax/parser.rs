@@ -102,13 +102,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Takes the run of ASCII letters, digits and `-_.` at the cursor: characters that no word
-    /// production treats specially, copied in one piece rather than one at a time.
-    pub(crate) fn plain_run(&mut self) -> &'a str {
+    /// Takes the run of ASCII bytes at the cursor that `keep` accepts. Callers pass the ASCII
+    /// characters their own loop would take one at a time as plain text, so the run is exactly
+    /// what that loop would have copied, in one piece. Stops at any non-ASCII byte, which is
+    /// always on a char boundary; the caller's loop decides what such a character is (a
+    /// typographic quote or dash, a Unicode space).
+    pub(crate) fn ascii_run(&mut self, keep: impl Fn(u8) -> bool) -> &'a str {
         let rest = self.rest();
         let n = rest
             .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .take_while(|&b| b.is_ascii() && keep(b))
             .count();
         self.pos += n;
         rest.get(..n).unwrap_or("")
@@ -175,10 +178,15 @@ impl<'a> Parser<'a> {
     ///
     /// Skips horizontal white space, line continuations and comments; a line comment stops
     /// before its newline.
+    ///
+    /// Inlined at its callers (a line makes about ten calls): most find a space or two before
+    /// a plain ASCII character, settled here; [`Parser::skip_ws_rest`] takes everything else.
+    #[inline]
     pub(crate) fn skip_ws(&mut self) -> PResult<()> {
         // Between the tokens of most lines stand plain spaces before an ASCII character that
-        // starts no comment or escape: settled byte by byte here, the same way the loop below
-        // would settle it (ASCII white space is tab, VT, FF and space; `\n` and `\r` end it).
+        // starts no comment or escape: settled byte by byte here, the same way the loop of
+        // `skip_ws_rest` would settle it (ASCII white space is tab, VT, FF and space; `\n` and
+        // `\r` end it).
         let bytes = self.src.as_bytes();
         loop {
             match bytes.get(self.pos) {
@@ -187,9 +195,15 @@ impl<'a> Parser<'a> {
                 Some(&b) if b.is_ascii() && !matches!(b, b'`' | b'#' | b'<' | 0x0b | 0x0c) => {
                     return Ok(())
                 }
-                Some(_) => break,
+                Some(_) => return self.skip_ws_rest(),
             }
         }
+    }
+
+    /// The rest of [`Parser::skip_ws`]: white space other than ASCII space and tab, line
+    /// continuations and comments.
+    #[inline(never)]
+    fn skip_ws_rest(&mut self) -> PResult<()> {
         loop {
             let Some(c) = self.peek() else { return Ok(()) };
             if is_space(c) {

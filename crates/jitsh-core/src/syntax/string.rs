@@ -29,7 +29,8 @@ impl<'a> Parser<'a> {
         self.bump();
         let mut text = SmolStrBuilder::new();
         loop {
-            text.push_str(self.plain_run());
+            // Every ASCII character but the quote is text here.
+            text.push_str(self.ascii_run(|b| b != b'\''));
             match self.bump() {
                 None => {
                     return Err(super::error::ParseError::new(
@@ -65,7 +66,11 @@ impl<'a> Parser<'a> {
         let mut parts = Vec::with_capacity(2);
         let mut text = SmolStrBuilder::new();
         loop {
-            text.push_str(self.plain_run());
+            // The ASCII characters the loop below pushes as they are: all but the closing quote,
+            // a backtick, `$` and (in a here-string) a newline.
+            text.push_str(self.ascii_run(|b| {
+                !(matches!(b, b'"' | b'`' | b'$') || (here && matches!(b, b'\n' | b'\r')))
+            }));
             let Some(c) = self.peek() else {
                 return Err(super::error::ParseError::new(
                     super::error::ParseErrorKind::Incomplete,

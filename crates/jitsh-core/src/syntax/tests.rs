@@ -899,3 +899,81 @@ fn text_across_the_in_place_limit_reads_whole() {
         }
     }
 }
+
+/// Names, bare words, strings and parameter names are read a run of plain ASCII at a time. Each
+/// run must end exactly where reading one character at a time decides something: a quote
+/// (typographic ones too), a backtick, `$`, a token break, a here-string's newline, or any
+/// character outside ASCII, which may be a refused or look-alike one.
+#[test]
+fn plain_runs_stop_where_a_character_decides() {
+    // Command names: an escape and a `$` that starts no variable are read on; the rest refused.
+    assert_eq!(word_name(&command("Get-Mai`lbox")), "Get-Mailbox");
+    assert_eq!(word_name(&command("Get-X$ a")), "Get-X$");
+    assert_eq!(word_name(&command("Get-X|Y")), "Get-X");
+    assert_eq!(word_name(&command("Get\u{2013}X")), "Get\u{2013}X");
+    for src in [
+        "Get-Mail\u{2018}box\u{2019}",
+        "Get-Mail'box'",
+        "Get-Mail\"box\"",
+        "Get-Mail$box",
+        "Get-Ma\u{131}lbox",
+        "Get-Mail\u{200b}box",
+        "Get-Mail`u{200B}box",
+    ] {
+        assert_eq!(err(src).kind, ParseErrorKind::Invalid, "{src}");
+    }
+    // Bare words: quotes join the word, `$name` and `$( )` expand, a token break ends it.
+    let c =
+        command("X a\u{2018}b c\u{2019}d e\"f g\"h i$j k$(1)l m$ n,o p`$q r\u{201C}s t\u{201D}");
+    let texts: Vec<Option<String>> = (0..9).map(|i| arg_text(&c, i)).collect();
+    assert_eq!(
+        texts,
+        [
+            Some("ab cd".into()),
+            Some("ef gh".into()),
+            None,
+            None,
+            Some("m$".into()),
+            None,
+            Some("p$q".into()),
+            Some("rs t".into()),
+            None,
+        ]
+    );
+    // Double-quoted: `$`, backticks and every closing quote end the run; `'` and `’` are text.
+    let c = command("X \"a 'b' \u{2019}c\u{2019} `$d $e\" \"f\u{201D} \u{201C}g h\u{201E}");
+    assert_eq!(arg_text(&c, 0), None);
+    assert_eq!(arg_text(&c, 1).as_deref(), Some("f"));
+    assert_eq!(arg_text(&c, 2).as_deref(), Some("g h"));
+    let c = command("X \"a 'b' \u{2019}c\u{2019} `$d\"");
+    assert_eq!(
+        arg_text(&c, 0).as_deref(),
+        Some("a 'b' \u{2019}c\u{2019} $d")
+    );
+    // Single-quoted: every single quote closes, `''` is one, `"`, `$` and backticks are text.
+    let c = command("X 'a \"b\" $c `d''e\u{2019} 'g\u{201B}");
+    assert_eq!(arg_text(&c, 0).as_deref(), Some("a \"b\" $c `d'e"));
+    assert_eq!(arg_text(&c, 1).as_deref(), Some("g"));
+    // Here-strings: a quote inside a line is text; the closing `"@` ends only a line.
+    let c = command("X @\"\na \"b\"@ $c\n\"@ -Y");
+    let Some(CommandElement::Argument(Expr {
+        kind: ExprKind::String(s),
+        ..
+    })) = c.elements.first()
+    else {
+        panic!("not a here-string: {:?}", c.elements);
+    };
+    assert!(matches!(
+        s.parts.as_slice(),
+        [StringPart::Text(t), StringPart::Variable(v, _)] if t == "a \"b\"@ " && v.name == "c"
+    ));
+    let c = command("X @'\na 'b'@ $c\n'@");
+    assert_eq!(arg_text(&c, 0).as_deref(), Some("a 'b'@ $c"));
+    // Parameter names: ASCII then any name characters, typographic dashes and `?`.
+    assert_eq!(
+        param_names("X -Na?me\u{2013}x\u{e9}_1 v -Y:z"),
+        ["Na?me\u{2013}x\u{e9}_1", "Y"]
+    );
+    assert_eq!(err("X -Ma\u{131}l v").kind, ParseErrorKind::Invalid);
+    assert_eq!(err("X -Name\"v\"").kind, ParseErrorKind::Invalid);
+}
