@@ -485,8 +485,10 @@ fn typed_ahead_lines_are_gated_not_passed_through() {
 
 /// Lines pasted at the prompt in one write: the editor takes keys without waiting on the
 /// runtime and hands each line it submits back to be gated, so the keys after a submitted line
-/// are never passed on with it: each later line is gated at its own prompt (a privileged one
-/// after an allowed one, a denied one, a line after Ctrl-C dropped what was typed before it).
+/// are never passed on with it: each later line is gated at its own prompt (a denied one, a
+/// line after Ctrl-C dropped what was typed before it) or, typed ahead of a command the
+/// runspace already runs, is that command's input and never runs (a privileged one after an
+/// allowed one).
 #[test]
 fn lines_pasted_at_the_prompt_are_each_gated() {
     let fx = Fixture::new();
@@ -498,7 +500,11 @@ fn lines_pasted_at_the_prompt_are_each_gated() {
     );
     let out = s.wait_after(m, "Bob Smith", 20);
     assert!(out.contains("Alice Johnson"), "{out}");
-    assert!(out.contains(":request New-MoveRequest"), "{out}");
+    // The privileged line is typed ahead of a running command. It waits for the prompt and is
+    // gated there (`:request`), unless the runspace reports `Get-Mailbox` running before it is
+    // done: then it is that command's input, one line as any typed while a command runs, which
+    // `Get-Mailbox` never reads and jitsh discards at the prompt. Which one happens is the
+    // runspace's timing; in neither does the line run (no move request, below).
     assert!(out.contains("denied"), "{out}");
     s.prompt_after(m, 10);
     let state = fx.state();
