@@ -55,6 +55,17 @@ fn arg_text(c: &Command, i: usize) -> Option<String> {
     }
 }
 
+/// The parts of a command's first element, which must be a string argument.
+fn first_string_parts(c: &Command) -> &[StringPart] {
+    match c.elements.first() {
+        Some(CommandElement::Argument(Expr {
+            kind: ExprKind::String(s),
+            ..
+        })) => &s.parts,
+        other => panic!("not a string argument: {other:?}"),
+    }
+}
+
 #[test]
 fn lexical_comments_continuations_and_unicode_dashes() {
     let c = command("Get-Mailbox <# c #> -Identity `\n bob # tail");
@@ -73,15 +84,7 @@ fn strings_quotes_escapes_and_expansions() {
     assert_eq!(arg_text(&c, 2).as_deref(), Some("q"));
     assert_eq!(arg_text(&c, 3).as_deref(), Some("d"));
     let c = command("X \"user $name: $($x.Count) ${a b}\"");
-    let Some(CommandElement::Argument(Expr {
-        kind: ExprKind::String(s),
-        ..
-    })) = c.elements.first()
-    else {
-        panic!("not a string");
-    };
-    let kinds: Vec<&str> = s
-        .parts
+    let kinds: Vec<&str> = first_string_parts(&c)
         .iter()
         .map(|p| match p {
             StringPart::Text(_) => "text",
@@ -956,15 +959,8 @@ fn plain_runs_stop_where_a_character_decides() {
     assert_eq!(arg_text(&c, 1).as_deref(), Some("g"));
     // Here-strings: a quote inside a line is text; the closing `"@` ends only a line.
     let c = command("X @\"\na \"b\"@ $c\n\"@ -Y");
-    let Some(CommandElement::Argument(Expr {
-        kind: ExprKind::String(s),
-        ..
-    })) = c.elements.first()
-    else {
-        panic!("not a here-string: {:?}", c.elements);
-    };
     assert!(matches!(
-        s.parts.as_slice(),
+        first_string_parts(&c),
         [StringPart::Text(t), StringPart::Variable(v, _)] if t == "a \"b\"@ " && v.name == "c"
     ));
     let c = command("X @'\na 'b'@ $c\n'@");
