@@ -677,27 +677,51 @@ impl ParamMeta {
 /// `name` lowercased into `buf`, when it is ASCII and fits (which `str::to_lowercase` would
 /// lowercase the same way); `None` otherwise, for the caller's own fallback.
 pub(crate) fn ascii_lower<'b>(name: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let len = name.len();
-    buf.get_mut(..len)?.copy_from_slice(name.as_bytes());
-    // Eight bytes at a time (every command and parameter name is looked up through here), in
-    // place: a word is ASCII when no byte has its high bit; then adding 0x80 - b'A' sets the
-    // high bit of the bytes from `A` up and adding 0x80 - b'[' that of the bytes past `Z`,
-    // with no carry from one byte into the next, and an upper-case letter gets its 0x20 bit.
-    // The bytes after the name in its last word are masked off, whatever `buf` held there.
-    for (i, chunk) in buf.chunks_exact_mut(8).take(len.div_ceil(8)).enumerate() {
-        let word: &mut [u8; 8] = chunk.try_into().ok()?;
-        let kept = len.saturating_sub(i * 8).min(8);
-        let mask = u64::MAX >> (64 - 8 * kept);
-        let x = u64::from_le_bytes(*word) & mask;
-        if x & HIGH != 0 {
-            return None;
+    // Every command and parameter name is looked up through here, several times a line.
+    let src = name.as_bytes();
+    let len = src.len();
+    if len < 8 {
+        // A short name (most parameters') a byte at a time.
+        let out = buf.get_mut(..len)?;
+        for (d, &b) in out.iter_mut().zip(src) {
+            if !b.is_ascii() {
+                return None;
+            }
+            *d = b.to_ascii_lowercase();
         }
-        let from_a = x.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
-        let past_z = x.wrapping_add(0x2525_2525_2525_2525);
-        *word = (x | ((from_a & !past_z & HIGH) >> 2)).to_le_bytes();
+        return buf.get(..len);
     }
+    // Eight bytes at a time, read from the name and written to `buf` as whole words (no copy
+    // of the name first); the last word is the name's last eight bytes, which may overlap the
+    // word before it: lowering a byte twice gives the same byte.
+    let mut at = 0;
+    while at + 8 < len {
+        lower_word(src, buf, at)?;
+        at += 8;
+    }
+    lower_word(src, buf, len - 8)?;
     buf.get(..len)
+}
+
+/// Lowercases `src[at..at + 8]` into `buf[at..at + 8]`; `None` when a byte is not ASCII (or the
+/// range is outside either). A word is ASCII when no byte has its high bit; then adding
+/// 0x80 - b'A' sets the high bit of the bytes from `A` up and adding 0x80 - b'[' that of the
+/// bytes past `Z`, with no carry from one byte into the next, and an upper-case letter gets its
+/// 0x20 bit.
+#[inline(always)]
+fn lower_word(src: &[u8], buf: &mut [u8; 64], at: usize) -> Option<()> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word: [u8; 8] = src.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    let x = u64::from_le_bytes(word);
+    if x & HIGH != 0 {
+        return None;
+    }
+    let from_a = x.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+    let past_z = x.wrapping_add(0x2525_2525_2525_2525);
+    let lowered = x | ((from_a & !past_z & HIGH) >> 2);
+    buf.get_mut(at..at + 8)?
+        .copy_from_slice(&lowered.to_le_bytes());
+    Some(())
 }
 
 fn eq_ci(a: &str, b: &str) -> bool {

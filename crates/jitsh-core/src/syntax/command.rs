@@ -320,7 +320,7 @@ impl<'a> Parser<'a> {
         // The name is the source text as it stands: taken in one piece once its end is known.
         let name_start = self.pos;
         // ASCII name characters first, a byte at a time; the loop below takes the rest.
-        self.ascii_run(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'?'));
+        self.ascii_run(is_parameter_name_byte);
         while let Some(c) = self.peek() {
             if is_name_char(c) || is_dash(c) || c == '?' {
                 self.bump();
@@ -716,7 +716,7 @@ impl<'a> Parser<'a> {
 
 /// The ASCII characters a command name or bare word takes as plain text, one at a time in
 /// `command_name` and `bare_word_continue`: all but token breaks, backticks, quotes and `$`.
-/// Read from [`WORD_BYTES`], one load a byte; `word_bytes_table_is_the_rule` checks the table
+/// Read from [`WORD_BYTES`], one load a byte; `byte_tables_are_the_rules` checks the table
 /// against [`ends_token`] for every byte.
 fn is_word_byte(b: u8) -> bool {
     WORD_BYTES[usize::from(b)]
@@ -750,6 +750,22 @@ const WORD_BYTES: [bool; 256] = {
                 | b'"'
                 | b'$'
         );
+        b += 1;
+    }
+    table
+};
+
+/// An ASCII character of a parameter's name (letters, digits, `_`, `-`, `?`), read from
+/// [`PARAMETER_NAME_BYTES`]; `byte_tables_are_the_rules` checks the table for every byte.
+fn is_parameter_name_byte(b: u8) -> bool {
+    PARAMETER_NAME_BYTES[usize::from(b)]
+}
+
+const PARAMETER_NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = (b as u8).is_ascii_alphanumeric() || matches!(b as u8, b'_' | b'-' | b'?');
         b += 1;
     }
     table
@@ -795,12 +811,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn word_bytes_table_is_the_rule() {
+    fn byte_tables_are_the_rules() {
         for b in 0..=u8::MAX {
             let rule = b.is_ascii()
                 && !ends_token(char::from(b))
                 && !matches!(b, b'`' | b'\'' | b'"' | b'$');
             assert_eq!(is_word_byte(b), rule, "byte {b:#04x}");
+            let name = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'?');
+            assert_eq!(
+                is_parameter_name_byte(b),
+                name,
+                "parameter name byte {b:#04x}"
+            );
         }
     }
 }
